@@ -1,0 +1,235 @@
+//! Envoy-compatible command line → `Options`. Envoy's flag names where Envoy has them, so the
+//! seed's `envoy -c ... --service-cluster ...` line runs with only the binary name changed.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Serve,
+    Validate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub config_path: Option<PathBuf>,
+    pub config_yaml: Option<String>,
+    pub mode: Mode,
+    pub service_cluster: String,
+    pub service_node: String,
+    pub hot_restart_file: Option<PathBuf>,
+    /// How long a draining process keeps serving before it closes what is left (default 600 s).
+    pub drain_time: Duration,
+    /// When set, the new process tells its parent to drain after this long (no SIGTERM needed).
+    pub parent_shutdown_time: Option<Duration>,
+    /// `-l`: None means "RUST_LOG or info".
+    pub log_level: Option<String>,
+    /// The full command line, shown by /server_info.
+    pub argv: Vec<String>,
+}
+
+/// What the command line asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Run(Box<Options>),
+    Help,
+    Version,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError(pub String);
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub const USAGE: &str = "\
+USAGE: baton -c FILE [options]
+
+  -c, --config-path FILE        Envoy v3 bootstrap (YAML or JSON)
+      --config-yaml STRING      inline bootstrap YAML (merged over -c when both are given)
+      --mode serve|validate     validate: check the config, print the result, exit
+      --service-cluster NAME    shown in logs and /server_info
+      --service-node NAME       shown in logs and /server_info
+      --hot-restart-file PATH   Unix socket for hot restart handover (see docs/hot-restart.md)
+      --drain-time-s N          seconds a draining process keeps serving (default 600)
+      --parent-shutdown-time-s N  seconds after takeover before the parent is told to drain
+  -l, --log-level LEVEL         trace|debug|info|warn|error|critical|off (RUST_LOG also honoured)
+      --version                 print the version and exit
+  -h, --help                    print this help and exit
+";
+
+const LOG_LEVELS: &[&str] = &[
+    "trace", "debug", "info", "warn", "warning", "error", "critical", "off",
+];
+
+fn parse_secs(flag: &str, v: &str) -> Result<Duration, CliError> {
+    v.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| CliError(format!("{flag}: expected whole seconds, got {v:?}")))
+}
+
+/// Parses `argv` (including the program name at index 0).
+pub fn parse(argv: &[String]) -> Result<Command, CliError> {
+    let mut o = Options {
+        config_path: None,
+        config_yaml: None,
+        mode: Mode::Serve,
+        service_cluster: String::new(),
+        service_node: String::new(),
+        hot_restart_file: None,
+        drain_time: Duration::from_secs(600),
+        parent_shutdown_time: None,
+        log_level: None,
+        argv: argv.to_vec(),
+    };
+    let mut i = 1;
+    while i < argv.len() {
+        let arg = argv[i].as_str();
+        i += 1;
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg, None),
+        };
+        match flag {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--version" => return Ok(Command::Version),
+            _ => {}
+        }
+        let takes_value = matches!(
+            flag,
+            "-c" | "--config-path"
+                | "--config-yaml"
+                | "--mode"
+                | "--service-cluster"
+                | "--service-node"
+                | "--hot-restart-file"
+                | "--drain-time-s"
+                | "--parent-shutdown-time-s"
+                | "-l"
+                | "--log-level"
+        );
+        if !takes_value {
+            return Err(CliError(format!("unknown flag {arg:?}")));
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => {
+                let v = argv
+                    .get(i)
+                    .ok_or_else(|| CliError(format!("{flag} needs a value")))?;
+                i += 1;
+                v.clone()
+            }
+        };
+        match flag {
+            "-c" | "--config-path" => o.config_path = Some(PathBuf::from(value)),
+            "--config-yaml" => o.config_yaml = Some(value),
+            "--mode" => {
+                o.mode = match value.as_str() {
+                    "serve" => Mode::Serve,
+                    "validate" => Mode::Validate,
+                    other => {
+                        return Err(CliError(format!(
+                            "--mode: expected serve or validate, got {other:?}"
+                        )))
+                    }
+                }
+            }
+            "--service-cluster" => o.service_cluster = value,
+            "--service-node" => o.service_node = value,
+            "--hot-restart-file" => {
+                if value.is_empty() {
+                    return Err(CliError("--hot-restart-file: empty path".into()));
+                }
+                o.hot_restart_file = Some(PathBuf::from(value))
+            }
+            "--drain-time-s" => o.drain_time = parse_secs(flag, &value)?,
+            "--parent-shutdown-time-s" => {
+                o.parent_shutdown_time = Some(parse_secs(flag, &value)?)
+            }
+            "-l" | "--log-level" => {
+                if !LOG_LEVELS.contains(&value.as_str()) {
+                    return Err(CliError(format!(
+                        "--log-level: expected one of {}, got {value:?}",
+                        LOG_LEVELS.join("|")
+                    )));
+                }
+                o.log_level = Some(value)
+            }
+            _ => return Err(CliError(format!("unknown flag {arg:?}"))),
+        }
+    }
+    if o.config_path.is_none() && o.config_yaml.is_none() {
+        return Err(CliError(
+            "no configuration: give -c FILE or --config-yaml STRING".into(),
+        ));
+    }
+    Ok(Command::Run(Box::new(o)))
+}
+
+/// Maps Envoy's level names to `log` filter names.
+pub fn log_filter(level: &str) -> &'static str {
+    match level {
+        "trace" => "trace",
+        "debug" => "debug",
+        "info" => "info",
+        "warn" | "warning" => "warn",
+        "error" | "critical" => "error",
+        _ => "off",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn seed_command_line_parses() {
+        let cmd = parse(&args("baton -c configs/envoy.yaml --service-cluster initial-envoy --service-node initial-node --hot-restart-file=/tmp/envoy_restart.sock")).unwrap();
+        let Command::Run(o) = cmd else {
+            panic!("expected Run")
+        };
+        assert_eq!(o.config_path, Some(PathBuf::from("configs/envoy.yaml")));
+        assert_eq!(o.service_cluster, "initial-envoy");
+        assert_eq!(o.service_node, "initial-node");
+        assert_eq!(
+            o.hot_restart_file,
+            Some(PathBuf::from("/tmp/envoy_restart.sock"))
+        );
+        assert_eq!(o.drain_time, Duration::from_secs(600));
+        assert_eq!(o.mode, Mode::Serve);
+    }
+
+    #[test]
+    fn unknown_flag_and_missing_value_are_errors() {
+        assert!(parse(&args("baton -c x --bogus")).is_err());
+        assert!(parse(&args("baton -c")).is_err());
+        assert!(parse(&args("baton --mode fly -c x")).is_err());
+        assert!(parse(&args("baton")).is_err());
+        assert!(parse(&args("baton -c x -l loud")).is_err());
+    }
+
+    #[test]
+    fn help_version_and_numbers() {
+        assert_eq!(parse(&args("baton --help")).unwrap(), Command::Help);
+        assert_eq!(parse(&args("baton --version")).unwrap(), Command::Version);
+        let Command::Run(o) = parse(&args(
+            "baton --config-yaml x --drain-time-s 3 --parent-shutdown-time-s=7 --mode validate",
+        ))
+        .unwrap() else {
+            panic!("expected Run")
+        };
+        assert_eq!(o.drain_time, Duration::from_secs(3));
+        assert_eq!(o.parent_shutdown_time, Some(Duration::from_secs(7)));
+        assert_eq!(o.mode, Mode::Validate);
+        assert!(parse(&args("baton -c x --drain-time-s soon")).is_err());
+    }
+}

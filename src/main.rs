@@ -1,0 +1,46 @@
+//! baton: parse the command line, load the config, run. Nothing else lives here.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let opts = match baton::cli::parse(&argv) {
+        Ok(baton::cli::Command::Help) => {
+            print!("{}", baton::cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Ok(baton::cli::Command::Version) => {
+            println!("baton {}", baton::VERSION);
+            return ExitCode::SUCCESS;
+        }
+        Ok(baton::cli::Command::Run(o)) => o,
+        Err(e) => {
+            eprintln!("baton: {e}\n\n{}", baton::cli::USAGE);
+            return ExitCode::from(1);
+        }
+    };
+    baton::init_logging(opts.log_level.as_deref());
+    let name = opts
+        .config_path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "--config-yaml".to_string());
+    let bootstrap = match baton::load_config(&opts) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("baton: configuration '{name}': {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if opts.mode == baton::cli::Mode::Validate {
+        println!("configuration '{name}' OK");
+        return ExitCode::SUCCESS;
+    }
+    match baton::server::run(*opts, bootstrap) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("baton: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
