@@ -301,6 +301,8 @@ impl Machine {
             return Err(Illegal);
         }
         match msg {
+            // The driver must route fd-carrying frames through `Event::FdsReceived`.
+            Message::ListenerFds(_) => return Err(Illegal),
             Message::Stats(stats) => out.push(Action::MergeStats(stats.clone())),
             other => {
                 out.push(Action::Log(format!(
