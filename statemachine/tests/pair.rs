@@ -33,7 +33,11 @@ fn seed_walkthrough_parent_exits_0_child_serves() {
     s.event(Who::P, Event::SigTerm).unwrap();
     assert_eq!(s.p.m.state(), State::Draining);
     assert!(s.p.holding.is_empty());
-    assert_eq!(s.c.accepting.len(), 3, "dropping copies never touches the child");
+    assert_eq!(
+        s.c.accepting.len(),
+        3,
+        "dropping copies never touches the child"
+    );
     s.event(Who::P, Event::ConnectionsDone).unwrap();
     s.run_until_quiet();
     s.check_quiescent();

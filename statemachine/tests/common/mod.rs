@@ -102,7 +102,10 @@ pub fn build(state: State) -> Machine {
         Init => Machine::new(child_cfg()),
         Connecting => step(Init, Event::PeerConnected(Peer::Parent)),
         Connected => step(Connecting, from_parent(hello_ack(0))),
-        FdsReceived => step(Connected, batch(0, true, &["0.0.0.0:10000", "unix:/tmp/x.sock"])),
+        FdsReceived => step(
+            Connected,
+            batch(0, true, &["0.0.0.0:10000", "unix:/tmp/x.sock"]),
+        ),
         Listening => step(FdsReceived, Event::ListenersReady),
         Serving => {
             let mut m = Machine::new(parent_cfg());

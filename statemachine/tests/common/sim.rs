@@ -99,7 +99,11 @@ impl Sim {
         let was_exited = pr.m.state() == State::Exited;
         match pr.m.handle(now, ev) {
             Err(e) => {
-                assert_eq!(before, format!("{:?}", self.proc(who).m), "illegal event changed state");
+                assert_eq!(
+                    before,
+                    format!("{:?}", self.proc(who).m),
+                    "illegal event changed state"
+                );
                 Err(e)
             }
             Ok(actions) => {
@@ -121,7 +125,9 @@ impl Sim {
         let other = who.other();
         match a {
             Action::Send(peer, msg) => self.send(who, peer, msg),
-            Action::SendStats(peer) => self.send(who, peer, Message::Stats(StatsSnapshot::default())),
+            Action::SendStats(peer) => {
+                self.send(who, peer, Message::Stats(StatsSnapshot::default()))
+            }
             Action::PassFds { peer, batch, ids } => {
                 let pr = self.proc(who);
                 let addrs: Vec<String> = ids.iter().map(|id| pr.addr(*id)).collect();
@@ -132,7 +138,9 @@ impl Sim {
                 assert!(batch.addresses.len() <= MAX_FDS_PER_BATCH);
                 if peer == Peer::Child(1) && who == Who::P && self.link_up {
                     let fd_count = ids.len();
-                    self.c.inbox.push_back(Event::FdsReceived { batch, fd_count });
+                    self.c
+                        .inbox
+                        .push_back(Event::FdsReceived { batch, fd_count });
                 }
             }
             Action::AdoptFds { ids, .. } => {
@@ -146,7 +154,10 @@ impl Sim {
                 for id in ids {
                     let a = self.proc(who).addr(id);
                     let o = self.proc(other);
-                    assert!(!(o.alive && o.holding.contains(&a)), "EADDRINUSE binding {a}");
+                    assert!(
+                        !(o.alive && o.holding.contains(&a)),
+                        "EADDRINUSE binding {a}"
+                    );
                     self.proc(who).holding.insert(a);
                 }
             }
@@ -169,7 +180,10 @@ impl Sim {
                 let pr = self.proc(who);
                 for id in ids {
                     let a = pr.addr(id);
-                    assert!(!pr.accepting.contains(&a), "closing {a} while accepting on it");
+                    assert!(
+                        !pr.accepting.contains(&a),
+                        "closing {a} while accepting on it"
+                    );
                     pr.holding.remove(&a);
                 }
             }
@@ -192,12 +206,14 @@ impl Sim {
 
     fn send(&mut self, who: Who, peer: Peer, msg: Message) {
         match (who, peer) {
-            (Who::P, Peer::Child(1)) if self.link_up => {
-                self.c.inbox.push_back(Event::MessageReceived(Peer::Parent, msg))
-            }
-            (Who::C, Peer::Parent) if self.link_up => {
-                self.p.inbox.push_back(Event::MessageReceived(Peer::Child(1), msg))
-            }
+            (Who::P, Peer::Child(1)) if self.link_up => self
+                .c
+                .inbox
+                .push_back(Event::MessageReceived(Peer::Parent, msg)),
+            (Who::C, Peer::Parent) if self.link_up => self
+                .p
+                .inbox
+                .push_back(Event::MessageReceived(Peer::Child(1), msg)),
             _ => {} // the intruder reads nothing; a closed link drops it
         }
     }
@@ -212,11 +228,12 @@ impl Sim {
     }
 
     fn close_link(&mut self, who: Who) {
+        // Whoever closes its end never reads from it again, even if the peer closed first.
+        self.proc(who).inbox.clear();
         if !self.link_up {
             return;
         }
         self.link_up = false;
-        self.proc(who).inbox.clear();
         let (o, ev) = match who {
             Who::P => (&mut self.c, Event::PeerClosed(Peer::Parent)),
             Who::C => (&mut self.p, Event::PeerClosed(Peer::Child(1))),
@@ -250,7 +267,8 @@ impl Sim {
         if self.p.alive && self.p.accepting.contains(RESTART) {
             self.link_up = true;
             self.p.inbox.push_back(Event::PeerConnected(Peer::Child(1)));
-            self.event(Who::C, Event::PeerConnected(Peer::Parent)).expect("connect");
+            self.event(Who::C, Event::PeerConnected(Peer::Parent))
+                .expect("connect");
         } else if !(self.p.alive && self.p.holding.contains(RESTART)) {
             self.event(Who::C, Event::NoParent).expect("no parent");
         } // else: it would wait in the backlog; try later
