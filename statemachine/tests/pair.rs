@@ -51,17 +51,10 @@ fn seed_walkthrough_parent_exits_0_child_serves() {
 #[test]
 fn parent_shutdown_time_drains_parent_without_a_signal() {
     let mut s = Sim::new();
-    s.start_child();
-    s.run_until_quiet();
-    s.event(Who::C, Event::ListenersReady).unwrap();
-    s.run_until_quiet();
-    s.now = 3_000; // child_cfg: parent_shutdown_ms = 3000
-    s.tick();
-    s.run_until_quiet();
+    s.hand_over();
+    s.advance_to(3_000); // child_cfg: parent_shutdown_ms = 3000
     assert_eq!(s.p.m.state(), State::Draining);
-    s.now = 3_000 + common::DRAIN;
-    s.tick();
-    s.run_until_quiet();
+    s.advance_to(3_000 + common::DRAIN);
     assert_eq!(s.p.exit_code, Some(0));
     assert_eq!(s.c.m.state(), State::Serving);
 }
@@ -69,10 +62,7 @@ fn parent_shutdown_time_drains_parent_without_a_signal() {
 #[test]
 fn sigkill_child_after_takeover_rolls_back_and_restarts_again() {
     let mut s = Sim::new();
-    s.start_child();
-    s.run_until_quiet();
-    s.event(Who::C, Event::ListenersReady).unwrap();
-    s.run_until_quiet();
+    s.hand_over();
     s.kill(Who::C);
     s.run_until_quiet();
     s.check_quiescent();
@@ -81,10 +71,7 @@ fn sigkill_child_after_takeover_rolls_back_and_restarts_again() {
     assert_eq!(s.p.accepting.len(), 2);
     // A later child can hot-restart again.
     s.c = common::sim::Sim::new().c;
-    s.start_child();
-    s.run_until_quiet();
-    s.event(Who::C, Event::ListenersReady).unwrap();
-    s.run_until_quiet();
+    s.hand_over();
     assert_eq!(s.p.m.state(), State::HandedOver);
     assert_eq!(s.c.m.state(), State::Serving);
     // The two shared listeners came over again; 10001 was bound fresh.

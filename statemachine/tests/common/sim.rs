@@ -302,6 +302,21 @@ impl Sim {
         panic!("no quiescence");
     }
 
+    /// Start C and run the whole handover to the end: P `HandedOver`, C `Serving`.
+    pub fn hand_over(&mut self) {
+        self.start_child();
+        self.run_until_quiet();
+        self.event(Who::C, Event::ListenersReady).expect("ready");
+        self.run_until_quiet();
+    }
+
+    /// Move the clock, tick both machines, deliver what that sent.
+    pub fn advance_to(&mut self, now: u64) {
+        self.now = now;
+        self.tick();
+        self.run_until_quiet();
+    }
+
     /// Tick both live machines at the current time.
     pub fn tick(&mut self) {
         for who in [Who::P, Who::C] {
