@@ -66,7 +66,9 @@ fn route_to_unknown_cluster() {
             &vh("routes[0].route"),
             "{weighted_clusters: {clusters: [{name: a, weight: 1}, {name: nope, weight: 1}]}}"
         )]),
-        format!("{VH}.routes[0].route.weighted_clusters.clusters[1].name: unknown cluster \"nope\"")
+        format!(
+            "{VH}.routes[0].route.weighted_clusters.clusters[1].name: unknown cluster \"nope\""
+        )
     );
 }
 
@@ -96,7 +98,10 @@ fn duplicate_names_and_addresses() {
         "static_resources.clusters[1].name: duplicate cluster name \"a\""
     );
     assert_eq!(
-        err_with(&[("admin.address.socket_address", "{address: 0.0.0.0, port_value: 10000}")]),
+        err_with(&[(
+            "admin.address.socket_address",
+            "{address: 0.0.0.0, port_value: 10000}"
+        )]),
         "admin.address: duplicate address 0.0.0.0:10000 (also used by listener \"listener_0\")"
     );
 }
@@ -167,11 +172,31 @@ fn unsupported_envoy_features_say_so() {
         ("layered_runtime", "{layers: []}", "runtime layers"),
         ("overload_manager", "{}", "the overload manager"),
         ("stats_sinks", "[]", "stats sinks; scrape /stats instead"),
-        ("static_resources.clusters[0].health_checks", "[]", "active health checking"),
-        ("static_resources.clusters[0].circuit_breakers", "{}", "circuit breakers"),
-        ("static_resources.clusters[0].transport_socket", "{}", "TLS (transport sockets)"),
-        ("static_resources.clusters[0].respect_dns_ttl", "true", "respect_dns_ttl; dns_refresh_rate is used"),
-        ("static_resources.listeners[0].filter_chains[0].transport_socket", "{}", "TLS (transport sockets)"),
+        (
+            "static_resources.clusters[0].health_checks",
+            "[]",
+            "active health checking",
+        ),
+        (
+            "static_resources.clusters[0].circuit_breakers",
+            "{}",
+            "circuit breakers",
+        ),
+        (
+            "static_resources.clusters[0].transport_socket",
+            "{}",
+            "TLS (transport sockets)",
+        ),
+        (
+            "static_resources.clusters[0].respect_dns_ttl",
+            "true",
+            "respect_dns_ttl; dns_refresh_rate is used",
+        ),
+        (
+            "static_resources.listeners[0].filter_chains[0].transport_socket",
+            "{}",
+            "TLS (transport sockets)",
+        ),
         (&hcm("tracing"), "{}", "tracing"),
         (&vh("require_tls"), "ALL", "require_tls (baton has no TLS)"),
     ];
@@ -187,7 +212,9 @@ fn unsupported_envoy_features_say_so() {
 fn codec_protocol_and_limits() {
     assert_eq!(
         err_with(&[(&hcm("codec_type"), "HTTP2")]),
-        format!("{HCM}.codec_type: value \"HTTP2\" is not supported by baton (supported: AUTO, HTTP1)")
+        format!(
+            "{HCM}.codec_type: value \"HTTP2\" is not supported by baton (supported: AUTO, HTTP1)"
+        )
     );
     let proto = "static_resources.listeners[0].address.socket_address.protocol";
     assert_eq!(
@@ -228,9 +255,14 @@ fn bad_durations() {
     );
     assert_eq!(
         err_with(&[(p, "{seconds: 1, millis: 5}")]),
-        format!("{p}.millis: unknown or unsupported field \"millis\" (accepted here: seconds, nanos)")
+        format!(
+            "{p}.millis: unknown or unsupported field \"millis\" (accepted here: seconds, nanos)"
+        )
     );
-    assert_eq!(err_with(&[(p, "0s")]), format!("{p}: must be greater than 0s"));
+    assert_eq!(
+        err_with(&[(p, "0s")]),
+        format!("{p}: must be greater than 0s")
+    );
 }
 
 #[test]
@@ -271,7 +303,10 @@ fn cluster_endpoint_rules() {
         "static_resources.clusters[1].load_assignment: a LOGICAL_DNS cluster needs exactly one endpoint"
     );
     assert_eq!(
-        err_with(&[("static_resources.clusters[0].load_assignment.cluster_name", "\"\"")]),
+        err_with(&[(
+            "static_resources.clusters[0].load_assignment.cluster_name",
+            "\"\""
+        )]),
         "static_resources.clusters[0].load_assignment.cluster_name: must not be empty"
     );
 }
@@ -292,7 +327,9 @@ fn route_structure_errors() {
     );
     assert_eq!(
         err_with(&[(&vh("routes[0].match"), "{safe_regex: {regex: \"/(a\"}}")]),
-        format!("{VH}.routes[0].match.safe_regex.regex: invalid regex \"/(a\": error: unclosed group")
+        format!(
+            "{VH}.routes[0].match.safe_regex.regex: invalid regex \"/(a\": error: unclosed group"
+        )
     );
     assert_eq!(
         err_with(&[(&vh("domains"), "[\"*.a.com\", \"a.*.com\"]")]),
@@ -307,7 +344,9 @@ fn route_structure_errors() {
     let vh1 = VH.replace("virtual_hosts[0]", "virtual_hosts[1]");
     assert_eq!(
         err_with(&[(&vh1, "{name: other, domains: [A.com, \"*\"], routes: []}")]),
-        format!("{vh1}.domains[1]: duplicate domain \"*\" (also in virtual host \"local_service\")")
+        format!(
+            "{vh1}.domains[1]: duplicate domain \"*\" (also in virtual host \"local_service\")"
+        )
     );
 }
 
@@ -319,7 +358,10 @@ fn route_action_errors() {
         format!("{r}.weighted_clusters.total_weight: 100 does not equal the sum of the weights (90)")
     );
     assert_eq!(
-        err_with(&[(&r, "{weighted_clusters: {clusters: [{name: a, weight: 0}]}}")]),
+        err_with(&[(
+            &r,
+            "{weighted_clusters: {clusters: [{name: a, weight: 0}]}}"
+        )]),
         format!("{r}.weighted_clusters: the weights must add up to more than 0")
     );
     assert_eq!(
@@ -327,19 +369,34 @@ fn route_action_errors() {
         format!("{r}.retry_policy.retry_on: unknown retry condition \"bogus\"")
     );
     assert_eq!(
-        err_with(&[(&format!("{r}.prefix_rewrite"), "/x"), (&format!("{r}.regex_rewrite"), "{pattern: {regex: a}, substitution: b}")]),
+        err_with(&[
+            (&format!("{r}.prefix_rewrite"), "/x"),
+            (
+                &format!("{r}.regex_rewrite"),
+                "{pattern: {regex: a}, substitution: b}"
+            )
+        ]),
         format!("{r}: only one of prefix_rewrite, regex_rewrite may be set")
     );
     assert_eq!(
-        err_with(&[(&vh("routes[0]"), "{match: {prefix: /}, direct_response: {status: 700}}")]),
+        err_with(&[(
+            &vh("routes[0]"),
+            "{match: {prefix: /}, direct_response: {status: 700}}"
+        )]),
         format!("{VH}.routes[0].direct_response.status: 700 out of range (200..=599)")
     );
     assert_eq!(
-        err_with(&[(&vh("routes[0]"), "{match: {prefix: /}, redirect: {https_redirect: true, scheme_redirect: ftp}}")]),
+        err_with(&[(
+            &vh("routes[0]"),
+            "{match: {prefix: /}, redirect: {https_redirect: true, scheme_redirect: ftp}}"
+        )]),
         format!("{VH}.routes[0].redirect: only one of https_redirect, scheme_redirect may be set")
     );
     assert_eq!(
-        err_with(&[(&vh("routes[0]"), "{match: {prefix: /}, redirect: {response_code: GONE}}")]),
+        err_with(&[(
+            &vh("routes[0]"),
+            "{match: {prefix: /}, redirect: {response_code: GONE}}"
+        )]),
         format!("{VH}.routes[0].redirect.response_code: unknown value \"GONE\"")
     );
 }
@@ -348,7 +405,10 @@ fn route_action_errors() {
 fn header_mutation_errors() {
     let add = vh("request_headers_to_add");
     assert_eq!(
-        err_with(&[(&add, "[{header: {key: x-a, value: b}, append: true, append_action: ADD_IF_ABSENT}]")]),
+        err_with(&[(
+            &add,
+            "[{header: {key: x-a, value: b}, append: true, append_action: ADD_IF_ABSENT}]"
+        )]),
         format!("{add}[0]: only one of append, append_action may be set (append is deprecated)")
     );
     assert_eq!(
@@ -364,7 +424,10 @@ fn header_mutation_errors() {
         format!("{add}[0].header.value: unknown command operator \"%HOSTNAM%\"")
     );
     assert_eq!(
-        err_with(&[(&add, "[{header: {key: x-a, value: b}, append_action: REPLACE}]")]),
+        err_with(&[(
+            &add,
+            "[{header: {key: x-a, value: b}, append_action: REPLACE}]"
+        )]),
         format!("{add}[0].append_action: unknown value \"REPLACE\"")
     );
     let rm = vh("routes[0].response_headers_to_remove");
@@ -386,13 +449,19 @@ fn access_log_errors() {
         err_with(&[(&al, &format!("[{file}]"))]),
         format!("{al}[0].typed_config.log_format.json_format: not supported by baton (JSON access-log formats)")
     );
-    let bad = file.replace("json_format: {a: b}", "text_format_source: {inline_string: \"%DURATION\"}");
+    let bad = file.replace(
+        "json_format: {a: b}",
+        "text_format_source: {inline_string: \"%DURATION\"}",
+    );
     assert_eq!(
         err_with(&[(&al, &format!("[{bad}]"))]),
         format!("{al}[0].typed_config.log_format.text_format_source: unterminated command operator \"%DURATION\" at offset 0")
     );
     assert_eq!(
-        err_with(&[(&al, "[{name: envoy.access_loggers.file, filter: {}, typed_config: {}}]")]),
+        err_with(&[(
+            &al,
+            "[{name: envoy.access_loggers.file, filter: {}, typed_config: {}}]"
+        )]),
         format!("{al}[0].filter: not supported by baton (access-log filters)")
     );
 }
@@ -407,11 +476,18 @@ fn document_level_errors() {
         "the bootstrap must be a YAML map (is the file empty?)"
     );
     let e = load_file(Path::new("/nonexistent/envoy.yaml")).unwrap_err();
-    assert!(e.message.starts_with("cannot read /nonexistent/envoy.yaml: "), "{e}");
+    assert!(
+        e.message
+            .starts_with("cannot read /nonexistent/envoy.yaml: "),
+        "{e}"
+    );
     assert_eq!(
-        load(None, Some("admin: {address: {socket_address: {address: 127.0.0.1, port_value: 99999}}}"))
-            .unwrap_err()
-            .to_string(),
+        load(
+            None,
+            Some("admin: {address: {socket_address: {address: 127.0.0.1, port_value: 99999}}}")
+        )
+        .unwrap_err()
+        .to_string(),
         "admin.address.socket_address.port_value: 99999 out of range"
     );
 }

@@ -100,8 +100,13 @@ fn durations_in_both_forms() {
     assert!(parse_duration("1m").is_err());
     assert!(parse_duration("s").is_err());
     assert!(parse_duration("1.s").is_ok());
-    let c = |v: &str| ok_with(&[("static_resources.clusters[0].connect_timeout", v)]).clusters[0].connect_timeout;
-    assert_eq!(c("{seconds: 2, nanos: 500000000}"), Duration::from_millis(2500));
+    let c = |v: &str| {
+        ok_with(&[("static_resources.clusters[0].connect_timeout", v)]).clusters[0].connect_timeout
+    };
+    assert_eq!(
+        c("{seconds: 2, nanos: 500000000}"),
+        Duration::from_millis(2500)
+    );
     assert_eq!(c("{seconds: \"3\"}"), Duration::from_secs(3));
     assert_eq!(c("\"1.5s\""), Duration::from_millis(1500));
 }
@@ -109,7 +114,10 @@ fn durations_in_both_forms() {
 #[test]
 fn timeouts_zero_means_disabled() {
     let b = ok_with(&[
-        (&format!("{HCM}.common_http_protocol_options"), "{idle_timeout: 0s}"),
+        (
+            &format!("{HCM}.common_http_protocol_options"),
+            "{idle_timeout: 0s}",
+        ),
         (&format!("{HCM}.stream_idle_timeout"), "0s"),
         (&format!("{HCM}.request_headers_timeout"), "10s"),
         (&format!("{VH}.routes[0].route.timeout"), "0s"),
@@ -128,7 +136,13 @@ fn timeouts_zero_means_disabled() {
 
 #[test]
 fn cluster_defaults_and_enum_numbers() {
-    let b = ok_with(&[("static_resources.clusters[1].lb_policy", "3"), ("static_resources.clusters[1].dns_lookup_family", "V4_PREFERRED")]);
+    let b = ok_with(&[
+        ("static_resources.clusters[1].lb_policy", "3"),
+        (
+            "static_resources.clusters[1].dns_lookup_family",
+            "V4_PREFERRED",
+        ),
+    ]);
     let a = &b.clusters[0];
     assert_eq!(a.discovery, DiscoveryType::Static);
     assert_eq!(a.lb_policy, LbPolicy::RoundRobin);
@@ -138,7 +152,13 @@ fn cluster_defaults_and_enum_numbers() {
     assert_eq!(c.discovery, DiscoveryType::StrictDns);
     assert_eq!(c.lb_policy, LbPolicy::Random);
     assert_eq!(c.dns_lookup_family, DnsLookupFamily::V4Preferred);
-    assert_eq!(c.endpoints, vec![EndpointAddr { host: "localhost".into(), port: 8081 }]);
+    assert_eq!(
+        c.endpoints,
+        vec![EndpointAddr {
+            host: "localhost".into(),
+            port: 8081
+        }]
+    );
 }
 
 #[test]
@@ -158,7 +178,13 @@ fn hcm_node_and_admin_fields() {
         ("static_resources.listeners[0].per_connection_buffer_limit_bytes", "32768"),
         ("static_resources.listeners[0].address.socket_address.port_value", "\"0\""),
     ]);
-    assert_eq!(b.node, Some(Node { id: "n1".into(), cluster: "c1".into() }));
+    assert_eq!(
+        b.node,
+        Some(Node {
+            id: "n1".into(),
+            cluster: "c1".into()
+        })
+    );
     let admin = b.admin.unwrap();
     assert_eq!(admin.address, "[::1]:9901".parse::<SocketAddr>().unwrap());
     assert_eq!(admin.access_log_path.as_deref(), Some("/dev/null"));
@@ -183,13 +209,23 @@ fn access_log_formats_kept_raw() {
              path: /tmp/access.log{extra}}}}}]"
         )
     };
-    let logs = |extra: &str| ok_with(&[(&format!("{HCM}.access_log"), &file(extra))]).listeners[0].hcm.access_log.clone();
+    let logs = |extra: &str| {
+        ok_with(&[(&format!("{HCM}.access_log"), &file(extra))]).listeners[0]
+            .hcm
+            .access_log
+            .clone()
+    };
     assert_eq!(
         logs(""),
-        vec![AccessLog { path: "/tmp/access.log".into(), format: DEFAULT_ACCESS_LOG_FORMAT.into() }]
+        vec![AccessLog {
+            path: "/tmp/access.log".into(),
+            format: DEFAULT_ACCESS_LOG_FORMAT.into()
+        }]
     );
     let custom = "%START_TIME% %REQ(:METHOD)% %RESPONSE_CODE% %RESPONSE_FLAGS%\n";
-    let got = logs(&format!(", log_format: {{text_format_source: {{inline_string: {custom:?}}}}}"));
+    let got = logs(&format!(
+        ", log_format: {{text_format_source: {{inline_string: {custom:?}}}}}"
+    ));
     assert_eq!(got[0].format, custom);
     let got = logs(", log_format: {text_format: \"%PROTOCOL%\"}");
     assert_eq!(got[0].format, "%PROTOCOL%");
@@ -202,7 +238,10 @@ fn json_input_works() {
     let json = serde_json_like();
     let b = load_str(&json).unwrap();
     assert_eq!(b.clusters[0].name, "j");
-    assert_eq!(b.listeners[0].address, "127.0.0.1:1".parse::<SocketAddr>().unwrap());
+    assert_eq!(
+        b.listeners[0].address,
+        "127.0.0.1:1".parse::<SocketAddr>().unwrap()
+    );
 }
 
 /// A bootstrap written as JSON (what `--config-yaml '{...}'` users pass).
@@ -238,8 +277,15 @@ fn config_yaml_merges_over_file() {
     assert_eq!(b.clusters[0].connect_timeout, Duration::from_secs(5));
     assert_eq!(b.clusters[0].endpoints[0].host, "127.0.0.2");
     // Errors in the merged document still name the path.
-    let e = load(Some(&file), Some("static_resources: {clusters: [{name: some_service, lb_policy: X}]}")).unwrap_err();
-    assert_eq!(e.to_string(), "static_resources.clusters[0].lb_policy: unknown value \"X\"");
+    let e = load(
+        Some(&file),
+        Some("static_resources: {clusters: [{name: some_service, lb_policy: X}]}"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "static_resources.clusters[0].lb_policy: unknown value \"X\""
+    );
     let e = load(Some(&file), Some("[")).unwrap_err();
     assert!(e.message.starts_with("--config-yaml: invalid YAML"), "{e}");
 }
@@ -247,8 +293,16 @@ fn config_yaml_merges_over_file() {
 #[test]
 fn yaml_merge_keys_and_null_lists() {
     let y = std::fs::read_to_string(repo("configs/envoy.yaml")).unwrap();
-    let y = y.replace("    connect_timeout: 0.25s\n", "    <<: {connect_timeout: 2s}\n");
-    assert_eq!(load_str(&y).unwrap().clusters[0].connect_timeout, Duration::from_secs(2));
+    let y = y.replace(
+        "    connect_timeout: 0.25s\n",
+        "    <<: {connect_timeout: 2s}\n",
+    );
+    assert_eq!(
+        load_str(&y).unwrap().clusters[0].connect_timeout,
+        Duration::from_secs(2)
+    );
     let b = ok_with(&[(&format!("{VH}.routes"), "~")]);
-    assert!(b.listeners[0].hcm.route_config.virtual_hosts[0].routes.is_empty());
+    assert!(b.listeners[0].hcm.route_config.virtual_hosts[0]
+        .routes
+        .is_empty());
 }
