@@ -105,16 +105,23 @@ fn config_errors_exit_1_naming_the_field() {
     }
 }
 
-#[test]
-fn inline_yaml_merges_over_file() {
-    let out = baton(&[
+/// `--mode validate -c configs/envoy.yaml --config-yaml INLINE`.
+fn validate_merged(inline: &str) -> Output {
+    baton(&[
         "--mode",
         "validate",
         "-c",
         "configs/envoy.yaml",
         "--config-yaml",
+        inline,
+    ])
+}
+
+#[test]
+fn inline_yaml_merges_over_file() {
+    let out = validate_merged(
         "static_resources: {clusters: [{name: some_service, type: STRICT_DNS, dns_lookup_family: V5}]}",
-    ]);
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr)
@@ -122,13 +129,8 @@ fn inline_yaml_merges_over_file() {
         "{}",
         text(&out.stderr)
     );
-    let out = baton(&[
-        "--mode",
-        "validate",
-        "-c",
-        "configs/envoy.yaml",
-        "--config-yaml",
+    let out = validate_merged(
         "admin: {address: {socket_address: {address: 127.0.0.1, port_value: 9901}}}",
-    ]);
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
