@@ -5,14 +5,16 @@ mod de;
 mod format;
 pub mod model;
 mod raw;
+#[cfg(test)]
+mod tests;
 mod validate;
 mod validate_action;
 mod validate_route;
 
 pub use model::*;
 
-use std::fmt;
 use serde_yaml::Value;
+use std::fmt;
 use std::path::Path;
 
 /// A configuration error: where (`static_resources.clusters[0].lb_policy`) and what.

@@ -126,7 +126,8 @@ const HCM_NAMES: &[&str] = &[
     "envoy.filters.network.http_connection_manager",
     "envoy.http_connection_manager",
 ];
-const HCM_TYPE: &str = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const HCM_TYPE: &str =
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const ROUTER_NAMES: &[&str] = &["envoy.filters.http.router", "envoy.router"];
 const ROUTER_TYPE: &str = "envoy.extensions.filters.http.router.v3.Router";
 const FILE_LOG_NAMES: &[&str] = &["envoy.access_loggers.file", "envoy.file_access_log"];
@@ -260,37 +261,19 @@ fn listener(
         _ => address.to_string(),
     };
     let chains_path = format!("{path}.filter_chains");
-    let chain = match l.filter_chains.as_slice() {
-        [] => {
-            return Err(err(
-                chains_path,
-                "one filter chain with envoy.filters.network.http_connection_manager is required",
-            ))
-        }
-        [c] => c,
-        [_, ..] => {
-            return Err(err(
-                format!("{chains_path}[1]"),
-                "only one filter chain per listener is supported",
-            ))
-        }
-    };
+    let chain = exactly_one(
+        &l.filter_chains,
+        &chains_path,
+        "one filter chain with envoy.filters.network.http_connection_manager is required",
+        "only one filter chain per listener is supported",
+    )?;
     let filters_path = format!("{chains_path}[0].filters");
-    let filter = match chain.filters.as_slice() {
-        [] => {
-            return Err(err(
-                filters_path,
-                "the envoy.filters.network.http_connection_manager filter is required",
-            ))
-        }
-        [f] => f,
-        [_, ..] => {
-            return Err(err(
-                format!("{filters_path}[1]"),
-                "only one network filter (the HTTP connection manager) is supported",
-            ))
-        }
-    };
+    let filter = exactly_one(
+        &chain.filters,
+        &filters_path,
+        "the envoy.filters.network.http_connection_manager filter is required",
+        "only one network filter (the HTTP connection manager) is supported",
+    )?;
     let fpath = format!("{filters_path}[0]");
     if !HCM_NAMES.contains(&filter.name.as_str()) {
         return Err(err(
@@ -315,6 +298,21 @@ fn listener(
             &format!("{path}.per_connection_buffer_limit_bytes"),
         )?,
     })
+}
+
+/// The single element of a list that baton allows only one of; errors name the list (when
+/// empty) or its second element.
+fn exactly_one<'a, T>(
+    items: &'a [T],
+    path: &str,
+    missing: &str,
+    extra: &str,
+) -> Result<&'a T, ConfigError> {
+    match items {
+        [] => Err(err(path, missing)),
+        [one] => Ok(one),
+        [_, ..] => Err(err(format!("{path}[1]"), extra)),
+    }
 }
 
 /// `filter` is only meaningful on access loggers, and there it is unsupported.
@@ -530,7 +528,8 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
             let mut eps = Vec::new();
             for (i, loc) in la.endpoints.iter().enumerate() {
                 for (j, lb) in loc.lb_endpoints.iter().enumerate() {
-                    let epath = format!("{lpath}.endpoints[{i}].lb_endpoints[{j}].endpoint.address");
+                    let epath =
+                        format!("{lpath}.endpoints[{i}].lb_endpoints[{j}].endpoint.address");
                     let (host, port) = socket_address(Some(&lb.endpoint.address), &epath, false)?;
                     if discovery == DiscoveryType::Static && host.parse::<IpAddr>().is_err() {
                         return Err(err(
@@ -553,7 +552,12 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
     Ok(Cluster {
         connect_timeout,
         discovery,
-        lb_policy: enum_or(&c.lb_policy, &p("lb_policy"), LB_POLICIES, LbPolicy::RoundRobin)?,
+        lb_policy: enum_or(
+            &c.lb_policy,
+            &p("lb_policy"),
+            LB_POLICIES,
+            LbPolicy::RoundRobin,
+        )?,
         dns_lookup_family: enum_or(
             &c.dns_lookup_family,
             &p("dns_lookup_family"),
