@@ -2,13 +2,14 @@
 //! request upstream (our own framing, origin-form target), and stream both bodies with bounded
 //! buffers. Locally generated responses (404, 503, 504, 400) take the same path minus upstream.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::buf::{Buf, BufPool, CHUNK};
 use super::codec::{
-    is_hop_by_hop, named_in_connection, parse_request, put_header,
-    ChunkedDecoder, Framing, HeadError, RequestHead, MAX_HEADERS,
+    is_hop_by_hop, named_in_connection, parse_request, put_header, ChunkedDecoder, Framing,
+    HeadError, RequestHead, MAX_HEADERS,
 };
 use super::downstream::{Phase, Session};
 use super::local::{self, write_local_reply};
@@ -95,8 +96,17 @@ impl Exchange {
 
 /// What to do with a parsed request head, decided while the head is still borrowed.
 enum Decision {
-    Local { status: u16, body: &'static str },
-    Forward { cluster: usize, addr: SocketAddr, head: Vec<u8>, timeout: Option<Duration> },
+    Local {
+        status: u16,
+        body: Cow<'static, str>,
+        location: Option<String>,
+    },
+    Forward {
+        cluster: usize,
+        addr: SocketAddr,
+        head: Vec<u8>,
+        timeout: Option<Duration>,
+    },
 }
 
 struct Meta {
@@ -119,9 +129,22 @@ pub(super) fn put_chunk(buf: &mut Buf, pool: &mut BufPool, data: &[u8]) {
 }
 
 pub(super) fn local_reply(s: &mut Session, ctx: &mut Ctx, status: u16, body: &str, close: bool) {
+    local_reply_with(s, ctx, status, body, close, &[]);
+}
+
+/// A local reply with extra headers (e.g. `location` for redirects).
+pub(super) fn local_reply_with(
+    s: &mut Session,
+    ctx: &mut Ctx,
+    status: u16,
+    body: &str,
+    close: bool,
+    extra: &[(&str, &str)],
+) {
     let mut out = Vec::with_capacity(256 + body.len());
-    let server = ctx.listeners[s.listener].hcm.server_name.clone();
-    write_local_reply(&mut out, status, body, close, &server, ctx.date());
+    let date = ctx.date().to_string();
+    let server = &ctx.listeners[s.listener].hcm.server_name;
+    write_local_reply(&mut out, status, body, close, server, &date, extra);
     s.wbuf.extend(&mut ctx.pool, &out);
 }
 
@@ -136,7 +159,11 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
                 return true;
             }
             if s.eof {
-                s.phase = if s.wbuf.is_empty() { Phase::Closed } else { Phase::Closing };
+                s.phase = if s.wbuf.is_empty() {
+                    Phase::Closed
+                } else {
+                    Phase::Closing
+                };
                 return true;
             }
             return false;
@@ -166,22 +193,40 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
     s.head_started = None;
     let has_body = meta.framing != Framing::None;
     match decision {
-        Decision::Local { status, body } => {
+        Decision::Local {
+            status,
+            body,
+            location,
+        } => {
             // Expect: 100-continue with a body we will not read: the client may never send it,
             // so the connection cannot be reused.
             let keep = meta.keep_alive && !ctx.draining && !(has_body && meta.expect_continue);
-            local_reply(s, ctx, status, body, !keep);
+            let extra: Vec<(&str, &str)> =
+                location.iter().map(|l| ("location", l.as_str())).collect();
+            local_reply_with(s, ctx, status, &body, !keep, &extra);
             s.requests += 1;
             if !keep {
                 s.close_after();
             } else if has_body {
-                s.ex = Some(Box::new(new_exchange(&meta, None, Vec::new(), None, ctx, s.listener)));
+                s.ex = Some(Box::new(new_exchange(
+                    &meta,
+                    None,
+                    Vec::new(),
+                    None,
+                    ctx,
+                    s.listener,
+                )));
                 s.phase = Phase::Exchange;
             } else {
                 s.idle_since = ctx.now;
             }
         }
-        Decision::Forward { cluster, addr, head, timeout } => {
+        Decision::Forward {
+            cluster,
+            addr,
+            head,
+            timeout,
+        } => {
             let tok = s.token_up();
             let conn = match take_idle(ctx, addr, tok) {
                 Some(c) => Ok(c),
@@ -193,12 +238,14 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
                     let fresh = !up.reused;
                     s.up = Some(up);
                     ctx.clusters[cluster].track(addr, 1);
-                    let mut ex = new_exchange(&meta, Some((cluster, addr)), head, timeout, ctx, s.listener);
+                    let mut ex =
+                        new_exchange(&meta, Some((cluster, addr)), head, timeout, ctx, s.listener);
                     if fresh {
                         ex.connect_at = Some(ctx.now + ex.connect_timeout);
                     }
                     if meta.expect_continue && has_body {
-                        s.wbuf.extend(&mut ctx.pool, b"HTTP/1.1 100 Continue\r\n\r\n");
+                        s.wbuf
+                            .extend(&mut ctx.pool, b"HTTP/1.1 100 Continue\r\n\r\n");
                     }
                     if matches!(ex.req, BodyIn::Done) {
                         ex.timeout_at = ex.timeout.map(|t| ctx.now + t);
@@ -231,7 +278,10 @@ fn new_exchange(
     let (connect_timeout, limit) = match target {
         Some((c, _)) => {
             let cfg = &ctx.clusters[c].cfg;
-            (cfg.connect_timeout, cfg.per_connection_buffer_limit_bytes as usize)
+            (
+                cfg.connect_timeout,
+                cfg.per_connection_buffer_limit_bytes as usize,
+            )
         }
         None => (Duration::from_secs(5), 1 << 20),
     };
@@ -271,9 +321,34 @@ fn reject(s: &mut Session, ctx: &mut Ctx, e: &HeadError) {
 fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx) -> Decision {
     let l = &ctx.listeners[listener];
     let Some((_vh, route)) = l.router.route(req.host, req.path) else {
-        return Decision::Local { status: 404, body: "" };
+        return Decision::Local {
+            status: 404,
+            body: Cow::Borrowed(""),
+            location: None,
+        };
     };
-    let RouteAction::Forward(fwd) = &route.action;
+    let fwd = match &route.action {
+        RouteAction::Forward(f) => f,
+        RouteAction::DirectResponse { status, body } => {
+            return Decision::Local {
+                status: *status,
+                body: Cow::Owned(body.clone().unwrap_or_default()),
+                location: None,
+            };
+        }
+        RouteAction::Redirect(r) => {
+            return Decision::Local {
+                status: r.response_code,
+                body: Cow::Borrowed(""),
+                location: Some(crate::route::redirect_location(
+                    r,
+                    &route.matcher.path,
+                    req.host,
+                    req.path,
+                )),
+            };
+        }
+    };
     let cluster = match &fwd.cluster {
         ClusterSpec::Single(c) => *c,
         ClusterSpec::Weighted(list) => {
@@ -300,10 +375,18 @@ fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ct
     };
     let timeout = fwd.timeout;
     let Some(cl) = ctx.clusters.get_mut(cluster) else {
-        return Decision::Local { status: 503, body: local::NO_HEALTHY_UPSTREAM };
+        return Decision::Local {
+            status: 503,
+            body: Cow::Borrowed(local::NO_HEALTHY_UPSTREAM),
+            location: None,
+        };
     };
     let Some(hi) = cl.pick(&mut ctx.rng) else {
-        return Decision::Local { status: 503, body: local::NO_HEALTHY_UPSTREAM };
+        return Decision::Local {
+            status: 503,
+            body: Cow::Borrowed(local::NO_HEALTHY_UPSTREAM),
+            location: None,
+        };
     };
     let addr = cl.hosts[hi].addr;
     let _l = &ctx.listeners[listener];
@@ -341,6 +424,10 @@ fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ct
             have_request_id = true;
         }
         if n.eq_ignore_ascii_case("x-forwarded-proto") {
+            // At the edge (use_remote_address) the client's claim is replaced, as Envoy does.
+            if l.hcm.use_remote_address {
+                continue;
+            }
             have_proto = true;
         }
         put_header(&mut h, n, hd.value);
@@ -354,7 +441,7 @@ fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ct
     if !have_proto {
         put_header(&mut h, "x-forwarded-proto", b"http");
     }
-    if !have_request_id {
+    if !have_request_id && l.hcm.generate_request_id {
         let id = ctx.rng.uuid4();
         put_header(&mut h, "x-request-id", id.as_bytes());
     }
@@ -369,5 +456,10 @@ fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ct
         }
     }
     h.extend_from_slice(b"\r\n");
-    Decision::Forward { cluster, addr, head: h, timeout }
+    Decision::Forward {
+        cluster,
+        addr,
+        head: h,
+        timeout,
+    }
 }
