@@ -36,6 +36,8 @@ pub struct Ctx {
     /// Set once SIGTERM (or a handover) starts the drain: responses carry Connection: close.
     pub draining: bool,
     pub now: Instant,
+    /// Hot-restart epoch of this process (0 for a fresh start).
+    pub epoch: u32,
     date: String,
     date_secs: u64,
 }
@@ -57,10 +59,19 @@ impl Ctx {
             rng: Rng::from_entropy(),
             draining: false,
             now: Instant::now(),
+            epoch: 0,
             date: String::new(),
             date_secs: u64::MAX,
         }
     }
+
+    /// All stats as (name, value) lists, for a child process to continue from.
+    pub fn stats_snapshot(&self) -> baton_statemachine::StatsSnapshot {
+        baton_statemachine::StatsSnapshot::default()
+    }
+
+    /// Adds a parent's stats to ours (counters continue; gauges are the parent's live values).
+    pub fn stats_merge(&mut self, _s: baton_statemachine::StatsSnapshot) {}
 
     /// The Date header value, formatted at most once a second.
     pub fn date(&mut self) -> &str {
