@@ -148,9 +148,7 @@ pub fn parse(argv: &[String]) -> Result<Command, CliError> {
                 o.hot_restart_file = Some(PathBuf::from(value))
             }
             "--drain-time-s" => o.drain_time = parse_secs(flag, &value)?,
-            "--parent-shutdown-time-s" => {
-                o.parent_shutdown_time = Some(parse_secs(flag, &value)?)
-            }
+            "--parent-shutdown-time-s" => o.parent_shutdown_time = Some(parse_secs(flag, &value)?),
             "-l" | "--log-level" => {
                 if !LOG_LEVELS.contains(&value.as_str()) {
                     return Err(CliError(format!(
