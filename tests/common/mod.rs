@@ -182,3 +182,32 @@ pub fn get(path: &str) -> Vec<u8> {
 pub fn has_header(r: &SeenRequest, name: &str) -> bool {
     r.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
 }
+
+/// A listener whose accept queue is full and never drained: a connect to it neither succeeds
+/// nor is refused (Linux drops the SYN), the loopback stand-in for an unreachable host. Keep
+/// the returned value alive for as long as the port must stay that way.
+pub fn full_backlog_listener() -> (u16, TcpListener, Vec<TcpStream>) {
+    use nix::sys::socket::{
+        bind, getsockname, listen, socket, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn,
+    };
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+    listen(&fd, Backlog::new(0).unwrap()).unwrap();
+    let port = getsockname::<SockaddrIn>(fd.as_raw_fd()).unwrap().port();
+    let listener = TcpListener::from(fd);
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match TcpStream::connect_timeout(&local(port), Duration::from_millis(300)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => return (port, listener, fillers),
+        }
+    }
+    panic!("could not fill the accept queue of 127.0.0.1:{port}");
+}

@@ -109,9 +109,10 @@ pub fn proxy_yaml(listen_port: u16, clusters: &[(&str, &[u16], &str)], extra: &E
     load_assignment:
       cluster_name: {name}
       endpoints:
-      - lb_endpoints:
+      - lb_endpoints:{empty}
 "#,
             ct = extra.connect_timeout,
+            empty = if ports.is_empty() { " []" } else { "" },
         );
         for p in *ports {
             let _ = write!(
