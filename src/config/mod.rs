@@ -1,11 +1,18 @@
 //! Envoy v3 bootstrap subset: a serde mirror of the YAML (`raw`), checked into `model`.
 //! Every error carries the field path so an operator can find the line to fix.
 
+mod de;
+mod format;
 pub mod model;
+mod raw;
+mod validate;
+mod validate_action;
+mod validate_route;
 
 pub use model::*;
 
 use std::fmt;
+use serde_yaml::Value;
 use std::path::Path;
 
 /// A configuration error: where (`static_resources.clusters[0].lb_policy`) and what.
@@ -29,30 +36,80 @@ impl std::error::Error for ConfigError {}
 
 /// Reads and validates a bootstrap file.
 pub fn load_file(path: &Path) -> Result<Bootstrap, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        path: String::new(),
-        message: format!("cannot read {}: {e}", path.display()),
-    })?;
-    load_str(&text)
+    load(Some(path), None)
 }
 
 /// Loads from a file, inline YAML, or both (inline YAML deep-merged over the file, as Envoy's
-/// `--config-yaml` does).
+/// `--config-yaml` does: maps merge key by key, lists and scalars are replaced).
 pub fn load(path: Option<&Path>, yaml: Option<&str>) -> Result<Bootstrap, ConfigError> {
-    match (path, yaml) {
-        (Some(p), None) => load_file(p),
-        (None, Some(y)) => load_str(y),
-        _ => Err(ConfigError {
-            path: String::new(),
-            message: "merging --config-yaml over -c is not implemented yet".into(),
-        }),
+    let mut doc = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
+                path: String::new(),
+                message: format!("cannot read {}: {e}", p.display()),
+            })?;
+            parse(&text)?
+        }
+        None => Value::Null,
+    };
+    if let Some(y) = yaml {
+        let over = parse(y).map_err(|e| ConfigError {
+            path: e.path,
+            message: format!("--config-yaml: {}", e.message),
+        })?;
+        merge(&mut doc, over);
     }
+    if path.is_none() && yaml.is_none() {
+        return Err(ConfigError {
+            path: String::new(),
+            message: "no configuration given".into(),
+        });
+    }
+    from_document(&doc)
 }
 
 /// Parses and validates a bootstrap given as YAML (or JSON, which is YAML) text.
-pub fn load_str(_yaml: &str) -> Result<Bootstrap, ConfigError> {
-    Err(ConfigError {
+pub fn load_str(yaml: &str) -> Result<Bootstrap, ConfigError> {
+    from_document(&parse(yaml)?)
+}
+
+/// YAML text → document, with `<<` merge keys applied (Envoy's YAML loader supports them).
+fn parse(text: &str) -> Result<Value, ConfigError> {
+    let mut v: Value = serde_yaml::from_str(text).map_err(|e| ConfigError {
         path: String::new(),
-        message: "config parsing not implemented yet".into(),
-    })
+        message: format!("invalid YAML: {e}"),
+    })?;
+    v.apply_merge().map_err(|e| ConfigError {
+        path: String::new(),
+        message: format!("invalid YAML merge key: {e}"),
+    })?;
+    Ok(v)
+}
+
+/// Deep merge: maps merge recursively; anything else in `over` replaces what is in `base`.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+fn from_document(doc: &Value) -> Result<Bootstrap, ConfigError> {
+    if !doc.is_mapping() {
+        return Err(ConfigError {
+            path: String::new(),
+            message: "the bootstrap must be a YAML map (is the file empty?)".into(),
+        });
+    }
+    let raw: raw::Bootstrap = de::from_value(doc, "")?;
+    validate::bootstrap(raw)
 }

@@ -11,11 +11,22 @@ pub struct Bootstrap {
     pub listeners: Vec<Listener>,
     pub clusters: Vec<Cluster>,
     pub admin: Option<Admin>,
+    /// `node {id, cluster}`; the CLI's `--service-node`/`--service-cluster` override it.
+    pub node: Option<Node>,
+}
+
+/// Who this proxy is (Envoy's `node`), shown in logs and /server_info.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Node {
+    pub id: String,
+    pub cluster: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Admin {
     pub address: SocketAddr,
+    /// Deprecated-but-common `admin.access_log_path`; `None` when absent.
+    pub access_log_path: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +34,16 @@ pub struct Listener {
     pub name: String,
     pub address: SocketAddr,
     pub hcm: HttpConnectionManager,
+    /// Listener-level read/write buffer bound per connection; default 1 MiB.
+    pub per_connection_buffer_limit_bytes: u32,
+}
+
+/// HCM `codec_type`; HTTP2/HTTP3 are rejected at load, so only these reach the data path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecType {
+    /// Default. With no TLS/ALPN and no h2c support this means HTTP/1.x.
+    Auto,
+    Http1,
 }
 
 /// What to do with the `server` response header (Envoy's `server_header_transformation`).
@@ -49,12 +70,84 @@ pub struct HttpConnectionManager {
     /// Default "envoy" in Envoy; ours is "baton".
     pub server_name: String,
     pub server_header_transformation: ServerHeader,
+    pub codec_type: CodecType,
+    /// Trust the peer address (not XFF) as the client address; default false.
+    pub use_remote_address: bool,
+    /// Default 0.
+    pub xff_num_trusted_hops: u32,
+    /// Add `x-request-id` when absent; default true.
+    pub generate_request_id: bool,
+    /// RFC 3986 path normalisation before routing; default false.
+    pub normalize_path: bool,
+    /// Collapse `//` in the path before routing; default false.
+    pub merge_slashes: bool,
+    /// HCM `access_log[]` (file loggers only), in configured order.
+    pub access_log: Vec<AccessLog>,
+}
+
+/// One `envoy.access_loggers.file` logger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLog {
+    pub path: String,
+    /// The format string exactly as configured (command operators unexpanded); Envoy's default
+    /// format (ending in a newline) when none is given. Custom formats get no implicit newline.
+    pub format: String,
+}
+
+/// Envoy's default access-log format, used when a file logger names none.
+pub const DEFAULT_ACCESS_LOG_FORMAT: &str = "[%START_TIME%] \"%REQ(:METHOD)% \
+%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% \
+%BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \
+\"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" \
+\"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\"\n";
+
+/// How a configured header is combined with one already present (Envoy's `append_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendAction {
+    /// Default (and legacy `append: true`): add another value.
+    AppendIfExistsOrAdd,
+    AddIfAbsent,
+    /// Legacy `append: false`.
+    OverwriteIfExistsOrAdd,
+    OverwriteIfExists,
+}
+
+/// One `*_headers_to_add` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderValueOption {
+    /// Lower-cased.
+    pub name: String,
+    /// Raw, with `%VAR%` substitutions unexpanded (checked for syntax at load).
+    pub value: String,
+    pub append_action: AppendAction,
+    /// Add the header even when the value expands to ""; default false.
+    pub keep_empty_value: bool,
+}
+
+/// Header edits at one level (route_config, virtual host, route). The data path applies the
+/// levels in Envoy's order; see `RouteConfig::most_specific_header_mutations_wins`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeaderMutations {
+    pub request_headers_to_add: Vec<HeaderValueOption>,
+    /// Lower-cased names.
+    pub request_headers_to_remove: Vec<String>,
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+    pub response_headers_to_remove: Vec<String>,
+}
+
+impl HeaderMutations {
+    pub fn is_empty(&self) -> bool {
+        self == &HeaderMutations::default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteConfig {
     pub name: String,
     pub virtual_hosts: Vec<VirtualHost>,
+    pub headers: HeaderMutations,
+    /// Default false: route_config edits are applied last (win); true: route-level edits win.
+    pub most_specific_header_mutations_wins: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +156,7 @@ pub struct VirtualHost {
     /// Lower-cased as given: exact names, `*`, `*.suffix`/`*suffix`, `prefix*`.
     pub domains: Vec<String>,
     pub routes: Vec<Route>,
+    pub headers: HeaderMutations,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,12 +164,59 @@ pub struct Route {
     pub name: String,
     pub matcher: RouteMatch,
     pub action: RouteAction,
+    pub headers: HeaderMutations,
+}
+
+/// A compiled regular expression that compares by its source pattern (so the model can keep
+/// deriving `PartialEq`).
+#[derive(Debug, Clone)]
+pub struct Regex {
+    pattern: String,
+    /// The same pattern anchored at both ends: Envoy's `safe_regex` matches whole strings.
+    full: regex::Regex,
+    /// Unanchored, for `regex_rewrite` (replace every match).
+    partial: regex::Regex,
+}
+
+impl Regex {
+    /// Compiles `pattern` (RE2-compatible syntax); the error text is the regex crate's.
+    pub fn new(pattern: &str) -> Result<Regex, String> {
+        let partial = regex::Regex::new(pattern).map_err(|e| e.to_string())?;
+        let full = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| e.to_string())?;
+        Ok(Regex {
+            pattern: pattern.to_string(),
+            full,
+            partial,
+        })
+    }
+
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// True when the whole of `s` matches (Envoy's semantics for every `safe_regex` matcher).
+    pub fn is_full_match(&self, s: &str) -> bool {
+        self.full.is_match(s)
+    }
+
+    /// The unanchored regex, for search-and-replace.
+    pub fn unanchored(&self) -> &regex::Regex {
+        &self.partial
+    }
+}
+
+impl PartialEq for Regex {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern == other.pattern
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PathMatch {
     Prefix(String),
     Path(String),
+    /// Matched against the whole path without the query string; `case_sensitive` does not apply.
+    SafeRegex(Regex),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -83,11 +224,69 @@ pub struct RouteMatch {
     pub path: PathMatch,
     /// Default true.
     pub case_sensitive: bool,
+    /// All must match (AND).
+    pub headers: Vec<HeaderMatcher>,
+    /// All must match (AND).
+    pub query_parameters: Vec<QueryParameterMatcher>,
+}
+
+/// Envoy's `StringMatcher`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StringMatchKind {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Contains(String),
+    /// Whole-string match; `ignore_case` does not apply.
+    SafeRegex(Regex),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StringMatch {
+    pub kind: StringMatchKind,
+    /// Default false.
+    pub ignore_case: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeaderMatchRule {
+    /// The header's value (several values joined with ",") matches.
+    Value(StringMatch),
+    /// `present_match: true` → header present; `false` → header absent.
+    Present(bool),
+    /// Legacy `range_match`: the value parses as an integer in `start..end`.
+    Range { start: i64, end: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderMatcher {
+    /// Lower-cased; may be a pseudo-header such as `:method` or `:authority`.
+    pub name: String,
+    pub rule: HeaderMatchRule,
+    /// `invert_match`: default false.
+    pub invert: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryParameterRule {
+    Value(StringMatch),
+    /// `present_match: true`.
+    Present,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryParameterMatcher {
+    /// Exact, case-sensitive parameter name.
+    pub name: String,
+    pub rule: QueryParameterRule,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RouteAction {
     Forward(ForwardAction),
+    /// `direct_response`: answered locally.
+    DirectResponse { status: u16, body: Option<String> },
+    Redirect(RedirectAction),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +295,83 @@ pub struct ForwardAction {
     pub prefix_rewrite: Option<String>,
     /// Default 15 s; `None` when configured 0s (disabled).
     pub timeout: Option<Duration>,
+    /// Exclusive with `prefix_rewrite`.
+    pub regex_rewrite: Option<RegexRewrite>,
+    pub host_rewrite: Option<HostRewrite>,
+    /// Per-route stream idle timeout; `None` when absent (HCM's applies) or 0s (disabled).
+    pub idle_timeout: Option<Duration>,
+    pub retry_policy: Option<RetryPolicy>,
+}
+
+/// `regex_rewrite`: every non-overlapping match in the path (query excluded) is replaced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegexRewrite {
+    pub pattern: Regex,
+    /// In the `regex` crate's replacement syntax: Envoy's `\1` is converted to `${1}` and a
+    /// literal `$` to `$$`, so it can be passed to `Regex::replace_all` as is.
+    pub substitution: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostRewrite {
+    /// `host_rewrite_literal`.
+    Literal(String),
+    /// `auto_host_rewrite: true`: the chosen upstream's host name (DNS clusters).
+    Auto,
+}
+
+/// Which failures a retry policy retries (Envoy's comma-separated `retry_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetryOn {
+    /// `5xx`: any 5xx, connect failure or reset.
+    pub five_xx: bool,
+    /// `gateway-error`: 502, 503, 504.
+    pub gateway_error: bool,
+    pub reset: bool,
+    pub connect_failure: bool,
+    /// `retriable-4xx`: 409.
+    pub retriable_4xx: bool,
+    /// `retriable-status-codes`: the codes in `RetryPolicy::retriable_status_codes`.
+    pub retriable_status_codes: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub retry_on: RetryOn,
+    /// Default 1.
+    pub num_retries: u32,
+    /// `None`: each try may use the rest of the route timeout.
+    pub per_try_timeout: Option<Duration>,
+    pub retriable_status_codes: Vec<u16>,
+    /// Jittered exponential back-off base; default 25 ms.
+    pub back_off_base: Duration,
+    /// Default 10 × base.
+    pub back_off_max: Duration,
+}
+
+/// `redirect`: answered locally with a Location built from the request and these overrides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedirectAction {
+    /// `https_redirect: true` gives "https"; `scheme_redirect` as given (lower-cased).
+    pub scheme: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub path: PathRedirect,
+    /// 301 (MOVED_PERMANENTLY, the default), 302, 303, 307 or 308.
+    pub response_code: u16,
+    /// Default false.
+    pub strip_query: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PathRedirect {
+    /// Keep the request's path.
+    Keep,
+    /// `path_redirect`: replace the whole path (it may carry its own query).
+    Path(String),
+    /// `prefix_rewrite`: replace the matched route prefix.
+    Prefix(String),
+    Regex(RegexRewrite),
 }
 
 /// Which cluster a forwarded request goes to. Indices point into `Bootstrap::clusters` and are
@@ -151,4 +427,6 @@ pub struct Cluster {
     pub endpoints: Vec<EndpointAddr>,
     /// Default 1 MiB.
     pub per_connection_buffer_limit_bytes: u32,
+    /// `load_assignment.cluster_name` (required by Envoy; usually equals `name`).
+    pub load_assignment_cluster_name: String,
 }

@@ -1,0 +1,144 @@
+//! Syntax check for Envoy substitution strings (`%REQ(x-foo)%`, `%START_TIME(%s)%`, `%%`), used
+//! by header values and access-log formats. The model keeps the strings raw; checking them here
+//! means a typo such as `%HOSTNAM%` fails at load instead of being written out literally.
+
+/// Command operators the data path is expected to understand.
+const OPERATORS: &[&str] = &[
+    "START_TIME",
+    "REQ",
+    "RESP",
+    "TRAILER",
+    "REQ_WITHOUT_QUERY",
+    "PROTOCOL",
+    "RESPONSE_CODE",
+    "RESPONSE_CODE_DETAILS",
+    "RESPONSE_FLAGS",
+    "BYTES_RECEIVED",
+    "BYTES_SENT",
+    "DURATION",
+    "REQUEST_DURATION",
+    "RESPONSE_DURATION",
+    "RESPONSE_TX_DURATION",
+    "UPSTREAM_HOST",
+    "UPSTREAM_CLUSTER",
+    "UPSTREAM_LOCAL_ADDRESS",
+    "UPSTREAM_REMOTE_ADDRESS",
+    "UPSTREAM_REQUEST_ATTEMPT_COUNT",
+    "UPSTREAM_TRANSPORT_FAILURE_REASON",
+    "DOWNSTREAM_REMOTE_ADDRESS",
+    "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT",
+    "DOWNSTREAM_DIRECT_REMOTE_ADDRESS",
+    "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT",
+    "DOWNSTREAM_LOCAL_ADDRESS",
+    "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
+    "DOWNSTREAM_LOCAL_PORT",
+    "HOSTNAME",
+    "ROUTE_NAME",
+    "CONNECTION_ID",
+    "REQUEST_HEADERS_BYTES",
+    "RESPONSE_HEADERS_BYTES",
+    "LOCAL_REPLY_BODY",
+    "ENVIRONMENT",
+];
+
+/// Operators that must carry an argument in parentheses.
+const NEEDS_ARG: &[&str] = &["REQ", "RESP", "TRAILER", "REQ_WITHOUT_QUERY", "ENVIRONMENT"];
+
+/// Checks `s`; the error says what is wrong and where (byte offset) in the string.
+pub fn check(s: &str) -> Result<(), String> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'%' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        i += 1;
+        if b.get(i) == Some(&b'%') {
+            i += 1;
+            continue;
+        }
+        let name_start = i;
+        while i < b.len() && (b[i].is_ascii_uppercase() || b[i].is_ascii_digit() || b[i] == b'_') {
+            i += 1;
+        }
+        let name = &s[name_start..i];
+        if name.is_empty() {
+            return Err(format!(
+                "stray '%' at offset {start} (write %% for a literal percent sign)"
+            ));
+        }
+        let mut has_arg = false;
+        if b.get(i) == Some(&b'(') {
+            // Arguments may contain '%' (START_TIME formats) but not ')'.
+            let close = s[i..]
+                .find(')')
+                .ok_or_else(|| format!("unterminated \"%{name}(\" at offset {start}"))?;
+            has_arg = close > 1;
+            i += close + 1;
+            if b.get(i) == Some(&b':') {
+                i += 1;
+                let digits = i;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                if i == digits {
+                    return Err(format!("bad length after \"%{name}(...):\" at offset {start}"));
+                }
+            }
+        }
+        if b.get(i) != Some(&b'%') {
+            return Err(format!(
+                "unterminated command operator \"%{name}\" at offset {start}"
+            ));
+        }
+        i += 1;
+        if !OPERATORS.contains(&name) {
+            return Err(format!("unknown command operator \"%{name}%\""));
+        }
+        if NEEDS_ARG.contains(&name) && !has_arg {
+            return Err(format!("\"%{name}%\" needs an argument, e.g. %{name}(x-foo)%"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+
+    #[test]
+    fn accepts_envoy_forms() {
+        assert_eq!(check("plain"), Ok(()));
+        assert_eq!(check("100%% sure"), Ok(()));
+        assert_eq!(check("%DOWNSTREAM_REMOTE_ADDRESS% via %HOSTNAME%"), Ok(()));
+        assert_eq!(check("%REQ(x-foo)% %REQ(USER-AGENT):10%"), Ok(()));
+        assert_eq!(check("%START_TIME(%Y-%m-%dT%H:%M:%S%z)%"), Ok(()));
+        assert_eq!(check(super::super::model::DEFAULT_ACCESS_LOG_FORMAT), Ok(()));
+    }
+
+    #[test]
+    fn rejects_typos() {
+        assert_eq!(
+            check("%HOSTNAM%"),
+            Err("unknown command operator \"%HOSTNAM%\"".into())
+        );
+        assert_eq!(
+            check("a %PROTOCOL"),
+            Err("unterminated command operator \"%PROTOCOL\" at offset 2".into())
+        );
+        assert_eq!(
+            check("%REQ(x"),
+            Err("unterminated \"%REQ(\" at offset 0".into())
+        );
+        assert_eq!(
+            check("50% off"),
+            Err("stray '%' at offset 2 (write %% for a literal percent sign)".into())
+        );
+        assert_eq!(
+            check("%REQ%"),
+            Err("\"%REQ%\" needs an argument, e.g. %REQ(x-foo)%".into())
+        );
+    }
+}

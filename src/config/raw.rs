@@ -1,0 +1,518 @@
+//! Serde mirror of the Envoy v3 bootstrap subset baton understands. Field names are Envoy's;
+//! every struct denies unknown fields so a typo or an unsupported feature is an error with its
+//! path (see `de.rs`), never a silent no-op. Defaults and cross-field rules live in `validate`.
+//! `typed_config` payloads stay `Value`s here: which struct they become depends on `@type`.
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_yaml::Value;
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bootstrap {
+    pub node: Option<Node>,
+    pub static_resources: Option<StaticResources>,
+    pub admin: Option<Admin>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub cluster: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    pub address: Option<Address>,
+    pub access_log_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticResources {
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+    #[serde(default)]
+    pub clusters: Vec<Cluster>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    pub socket_address: Option<SocketAddress>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketAddress {
+    pub protocol: Option<EnumValue>,
+    pub address: String,
+    /// Wider than u16 so an out-of-range port gets our message, not a type error.
+    pub port_value: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    pub name: Option<String>,
+    pub address: Option<Address>,
+    #[serde(default)]
+    pub filter_chains: Vec<FilterChain>,
+    pub per_connection_buffer_limit_bytes: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterChain {
+    /// A label only; nothing depends on it.
+    #[serde(rename = "name")]
+    pub _name: Option<String>,
+    #[serde(default)]
+    pub filters: Vec<TypedExtension>,
+}
+
+/// Any `{name, typed_config}` pair: network filters, HTTP filters, access loggers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypedExtension {
+    pub name: String,
+    pub typed_config: Option<Value>,
+    /// Access-log filters (`access_log[].filter`) are refused by `validate`.
+    pub filter: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConnectionManager {
+    pub stat_prefix: String,
+    pub codec_type: Option<EnumValue>,
+    pub route_config: Option<RouteConfiguration>,
+    #[serde(default)]
+    pub http_filters: Vec<TypedExtension>,
+    pub common_http_protocol_options: Option<HttpProtocolOptions>,
+    pub request_headers_timeout: Option<Dur>,
+    pub stream_idle_timeout: Option<Dur>,
+    pub max_request_headers_kb: Option<u32>,
+    #[serde(default)]
+    pub access_log: Vec<TypedExtension>,
+    pub use_remote_address: Option<bool>,
+    pub xff_num_trusted_hops: Option<u32>,
+    pub generate_request_id: Option<bool>,
+    pub server_name: Option<String>,
+    pub server_header_transformation: Option<EnumValue>,
+    pub normalize_path: Option<bool>,
+    pub merge_slashes: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProtocolOptions {
+    pub idle_timeout: Option<Dur>,
+}
+
+/// The router's `typed_config`: no options are supported, but the message must be well-formed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Router {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAccessLog {
+    pub path: String,
+    /// Deprecated v3 spelling of a text format.
+    pub format: Option<String>,
+    pub log_format: Option<SubstitutionFormatString>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubstitutionFormatString {
+    pub text_format: Option<String>,
+    pub text_format_source: Option<DataSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSource {
+    pub inline_string: Option<String>,
+    pub filename: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfiguration {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub virtual_hosts: Vec<VirtualHost>,
+    #[serde(default)]
+    pub request_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(default)]
+    pub request_headers_to_remove: Vec<String>,
+    #[serde(default)]
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(default)]
+    pub response_headers_to_remove: Vec<String>,
+    pub most_specific_header_mutations_wins: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualHost {
+    pub name: String,
+    /// `None` when absent (defaulted to `*`, see `validate_route`), unlike an explicit `[]`.
+    pub domains: Option<Vec<String>>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    #[serde(default)]
+    pub request_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(default)]
+    pub request_headers_to_remove: Vec<String>,
+    #[serde(default)]
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(default)]
+    pub response_headers_to_remove: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: Option<RouteMatch>,
+    pub route: Option<RouteAction>,
+    pub redirect: Option<RedirectAction>,
+    pub direct_response: Option<DirectResponse>,
+    #[serde(default)]
+    pub request_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(default)]
+    pub request_headers_to_remove: Vec<String>,
+    #[serde(default)]
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(default)]
+    pub response_headers_to_remove: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderValueOption {
+    pub header: HeaderValue,
+    pub append: Option<bool>,
+    pub append_action: Option<EnumValue>,
+    pub keep_empty_value: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderValue {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatch {
+    pub prefix: Option<String>,
+    pub path: Option<String>,
+    pub safe_regex: Option<RegexMatcher>,
+    pub case_sensitive: Option<bool>,
+    #[serde(default)]
+    pub headers: Vec<HeaderMatcher>,
+    #[serde(default)]
+    pub query_parameters: Vec<QueryParameterMatcher>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegexMatcher {
+    /// Deprecated engine selector; our engine is the `regex` crate whatever it says.
+    #[serde(rename = "google_re2")]
+    pub _google_re2: Option<de::IgnoredAny>,
+    pub regex: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StringMatcher {
+    pub exact: Option<String>,
+    pub prefix: Option<String>,
+    pub suffix: Option<String>,
+    pub contains: Option<String>,
+    pub safe_regex: Option<RegexMatcher>,
+    pub ignore_case: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatcher {
+    pub name: String,
+    pub string_match: Option<StringMatcher>,
+    pub present_match: Option<bool>,
+    pub invert_match: Option<bool>,
+    pub exact_match: Option<String>,
+    pub prefix_match: Option<String>,
+    pub suffix_match: Option<String>,
+    pub contains_match: Option<String>,
+    pub safe_regex_match: Option<RegexMatcher>,
+    pub range_match: Option<Int64Range>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Int64Range {
+    #[serde(default)]
+    pub start: i64,
+    #[serde(default)]
+    pub end: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryParameterMatcher {
+    pub name: String,
+    pub string_match: Option<StringMatcher>,
+    pub present_match: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteAction {
+    pub cluster: Option<String>,
+    pub weighted_clusters: Option<WeightedClusters>,
+    pub prefix_rewrite: Option<String>,
+    pub regex_rewrite: Option<RegexRewrite>,
+    pub host_rewrite_literal: Option<String>,
+    pub auto_host_rewrite: Option<bool>,
+    pub timeout: Option<Dur>,
+    pub idle_timeout: Option<Dur>,
+    pub retry_policy: Option<RetryPolicy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedClusters {
+    #[serde(default)]
+    pub clusters: Vec<ClusterWeight>,
+    pub total_weight: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterWeight {
+    pub name: String,
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegexRewrite {
+    pub pattern: RegexMatcher,
+    #[serde(default)]
+    pub substitution: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    pub retry_on: Option<String>,
+    pub num_retries: Option<u32>,
+    pub per_try_timeout: Option<Dur>,
+    #[serde(default)]
+    pub retriable_status_codes: Vec<u32>,
+    pub retry_back_off: Option<BackOff>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackOff {
+    pub base_interval: Dur,
+    pub max_interval: Option<Dur>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectResponse {
+    pub status: u32,
+    pub body: Option<DataSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectAction {
+    pub https_redirect: Option<bool>,
+    pub scheme_redirect: Option<String>,
+    pub host_redirect: Option<String>,
+    pub port_redirect: Option<i64>,
+    pub path_redirect: Option<String>,
+    pub prefix_rewrite: Option<String>,
+    pub regex_rewrite: Option<RegexRewrite>,
+    pub response_code: Option<EnumValue>,
+    pub strip_query: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub name: String,
+    pub connect_timeout: Option<Dur>,
+    #[serde(rename = "type")]
+    pub discovery: Option<EnumValue>,
+    pub lb_policy: Option<EnumValue>,
+    pub dns_lookup_family: Option<EnumValue>,
+    pub dns_refresh_rate: Option<Dur>,
+    pub load_assignment: Option<ClusterLoadAssignment>,
+    pub per_connection_buffer_limit_bytes: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterLoadAssignment {
+    pub cluster_name: String,
+    #[serde(default)]
+    pub endpoints: Vec<LocalityLbEndpoints>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalityLbEndpoints {
+    #[serde(default)]
+    pub lb_endpoints: Vec<LbEndpoint>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LbEndpoint {
+    pub endpoint: Endpoint,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    pub address: Address,
+}
+
+/// A protobuf enum as YAML gives it: its name (usual) or its number (allowed by proto JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnumValue {
+    Name(String),
+    Number(i64),
+}
+
+impl<'de> Deserialize<'de> for EnumValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = EnumValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an enum name or number")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<EnumValue, E> {
+                Ok(EnumValue::Name(s.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<EnumValue, E> {
+                i64::try_from(n)
+                    .map(EnumValue::Number)
+                    .map_err(|_| E::custom(format!("unknown value {n}")))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<EnumValue, E> {
+                Ok(EnumValue::Number(n))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A protobuf `Duration`: `"0.25s"` as Envoy writes it, or `{seconds: N, nanos: M}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+/// Protobuf's upper bound for `Duration.seconds` (10,000 years).
+const MAX_SECONDS: u64 = 315_576_000_000;
+
+/// Parses Envoy's JSON form: decimal seconds with at most 9 fraction digits, then `s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {s:?}: expected seconds ending in 's', e.g. \"0.25s\"");
+    let body = s.strip_suffix('s').ok_or_else(bad)?;
+    if body.starts_with('-') {
+        return Err(format!("invalid duration {s:?}: must not be negative"));
+    }
+    let (whole, frac) = body.split_once('.').unwrap_or((body, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) || frac.len() > 9
+    {
+        return Err(bad());
+    }
+    let secs: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    if secs > MAX_SECONDS {
+        return Err(format!("invalid duration {s:?}: too large"));
+    }
+    let nanos: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().map_err(|_| bad())?
+    };
+    Ok(Duration::new(secs, nanos))
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as \"0.25s\" or {seconds, nanos}")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Dur, E> {
+                parse_duration(s).map(Dur).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Dur, E> {
+                Err(E::custom(format!(
+                    "invalid duration {n}: expected seconds ending in 's', e.g. \"{n}s\""
+                )))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Dur, E> {
+                self.visit_u64(n.unsigned_abs())
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Dur, E> {
+                Err(E::custom(format!(
+                    "invalid duration {n}: expected seconds ending in 's', e.g. \"{n}s\""
+                )))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Dur, A::Error> {
+                let p = SecondsNanos::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                if p.seconds < 0 || p.nanos < 0 || p.nanos > 999_999_999 {
+                    return Err(de::Error::custom(format!(
+                        "invalid duration {{seconds: {}, nanos: {}}}: must be non-negative with nanos < 1e9",
+                        p.seconds, p.nanos
+                    )));
+                }
+                if p.seconds as u64 > MAX_SECONDS {
+                    return Err(de::Error::custom("invalid duration: too large"));
+                }
+                Ok(Dur(Duration::new(p.seconds as u64, p.nanos as u32)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecondsNanos {
+    #[serde(default)]
+    seconds: i64,
+    #[serde(default)]
+    nanos: i64,
+}

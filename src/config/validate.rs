@@ -1,0 +1,572 @@
+//! Raw (serde mirror) → checked model: Envoy's defaults applied, cross-references resolved,
+//! every rule Envoy enforces at load enforced here, each error naming its field path.
+//! Routes live in `validate_route.rs`.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde_yaml::Value;
+
+use super::de::{from_value, join_key};
+use super::model::*;
+use super::raw::{self, EnumValue};
+use super::{format, validate_route, ConfigError};
+
+pub fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// One protobuf enum value: its name, its number, and what it maps to (`None`: a real Envoy
+/// value that baton does not implement).
+pub type EnumEntry<T> = (&'static str, i64, Option<T>);
+
+/// Resolves a proto enum given by name or number against `table`.
+pub fn proto_enum<T: Copy>(
+    v: &EnumValue,
+    path: &str,
+    table: &[EnumEntry<T>],
+) -> Result<T, ConfigError> {
+    let found = match v {
+        EnumValue::Name(n) => table.iter().find(|e| e.0 == n),
+        EnumValue::Number(n) => table.iter().find(|e| e.1 == *n),
+    };
+    match found {
+        Some((_, _, Some(t))) => Ok(*t),
+        Some((name, _, None)) => {
+            let supported: Vec<&str> = table
+                .iter()
+                .filter(|e| e.2.is_some())
+                .map(|e| e.0)
+                .collect();
+            Err(err(
+                path,
+                format!(
+                    "value \"{name}\" is not supported by baton (supported: {})",
+                    supported.join(", ")
+                ),
+            ))
+        }
+        None => Err(err(
+            path,
+            match v {
+                EnumValue::Name(n) => format!("unknown value \"{n}\""),
+                EnumValue::Number(n) => format!("unknown value {n}"),
+            },
+        )),
+    }
+}
+
+/// `proto_enum` for an optional field with a default.
+pub fn enum_or<T: Copy>(
+    v: &Option<EnumValue>,
+    path: &str,
+    table: &[EnumEntry<T>],
+    default: T,
+) -> Result<T, ConfigError> {
+    v.as_ref()
+        .map_or(Ok(default), |v| proto_enum(v, path, table))
+}
+
+/// Envoy's convention for optional timeouts: absent → `default`, `0s` → disabled.
+pub fn timeout(d: Option<raw::Dur>, default: Option<Duration>) -> Option<Duration> {
+    match d {
+        None => default,
+        Some(raw::Dur(d)) if d.is_zero() => None,
+        Some(raw::Dur(d)) => Some(d),
+    }
+}
+
+/// Checks `@type` on a `typed_config` and returns the payload without it (`None` when there is
+/// no `typed_config`). Only the part after the last `/` of the type URL counts, as in Envoy.
+pub fn typed_payload(
+    typed_config: &Option<Value>,
+    path: &str,
+    type_name: &str,
+) -> Result<Option<Value>, ConfigError> {
+    let Some(v) = typed_config else {
+        return Ok(None);
+    };
+    let mut map = match v {
+        Value::Mapping(m) => m.clone(),
+        Value::Null => return Ok(None),
+        _ => return Err(err(path, "expected a map with an \"@type\"")),
+    };
+    let type_path = join_key(path, "@type");
+    let url = match map.remove("@type") {
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(err(type_path, "expected a type URL string")),
+        None => return Err(err(type_path, "required field is missing")),
+    };
+    let name = url.rsplit('/').next().unwrap_or_default();
+    if name != type_name {
+        return Err(err(
+            type_path,
+            format!("unknown type \"{url}\" (expected type.googleapis.com/{type_name})"),
+        ));
+    }
+    Ok(Some(Value::Mapping(map)))
+}
+
+/// Reads a `DataSource` (inline_string or filename) as text.
+pub fn data_source(ds: &raw::DataSource, path: &str) -> Result<String, ConfigError> {
+    match (&ds.inline_string, &ds.filename) {
+        (Some(s), None) => Ok(s.clone()),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(|e| err(join_key(path, "filename"), format!("cannot read {f}: {e}"))),
+        (Some(_), Some(_)) => Err(err(path, "only one of inline_string, filename may be set")),
+        (None, None) => Err(err(path, "one of inline_string, filename is required")),
+    }
+}
+
+const HCM_NAMES: &[&str] = &[
+    "envoy.filters.network.http_connection_manager",
+    "envoy.http_connection_manager",
+];
+const HCM_TYPE: &str = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const ROUTER_NAMES: &[&str] = &["envoy.filters.http.router", "envoy.router"];
+const ROUTER_TYPE: &str = "envoy.extensions.filters.http.router.v3.Router";
+const FILE_LOG_NAMES: &[&str] = &["envoy.access_loggers.file", "envoy.file_access_log"];
+const FILE_LOG_TYPE: &str = "envoy.extensions.access_loggers.file.v3.FileAccessLog";
+
+const PROTOCOLS: &[EnumEntry<()>] = &[("TCP", 0, Some(())), ("UDP", 1, None)];
+
+/// `socket_address` → (host, port). `listen` additionally requires an IP literal and allows
+/// port 0 (an ephemeral port, handy in tests).
+fn socket_address(
+    a: Option<&raw::Address>,
+    path: &str,
+    listen: bool,
+) -> Result<(String, u16), ConfigError> {
+    let Some(a) = a else {
+        return Err(err(path, "required field is missing"));
+    };
+    let path = join_key(path, "socket_address");
+    let Some(sa) = &a.socket_address else {
+        return Err(err(path, "required field is missing"));
+    };
+    enum_or(&sa.protocol, &join_key(&path, "protocol"), PROTOCOLS, ())?;
+    let host = sa.address.trim();
+    if host.is_empty() {
+        return Err(err(join_key(&path, "address"), "must not be empty"));
+    }
+    if listen && host.parse::<IpAddr>().is_err() {
+        return Err(err(
+            join_key(&path, "address"),
+            format!("not an IP address: \"{host}\""),
+        ));
+    }
+    let port_path = join_key(&path, "port_value");
+    let port = sa
+        .port_value
+        .ok_or_else(|| err(&port_path, "required field is missing"))?;
+    let low = if listen { 0 } else { 1 };
+    if port < low || port > 65535 {
+        return Err(err(port_path, format!("{port} out of range")));
+    }
+    Ok((host.to_string(), port as u16))
+}
+
+fn listen_address(a: Option<&raw::Address>, path: &str) -> Result<SocketAddr, ConfigError> {
+    let (host, port) = socket_address(a, path, true)?;
+    let ip: IpAddr = host
+        .parse()
+        .map_err(|_| err(path, format!("not an IP address: \"{host}\"")))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
+    let node = raw.node.map(|n| Node {
+        id: n.id,
+        cluster: n.cluster,
+    });
+    let sr = raw.static_resources.unwrap_or(raw::StaticResources {
+        listeners: Vec::new(),
+        clusters: Vec::new(),
+    });
+    let mut clusters = Vec::new();
+    let mut cluster_index: HashMap<String, usize> = HashMap::new();
+    for (i, c) in sr.clusters.into_iter().enumerate() {
+        let path = format!("static_resources.clusters[{i}]");
+        let c = cluster(c, &path)?;
+        if cluster_index.insert(c.name.clone(), i).is_some() {
+            return Err(err(
+                format!("{path}.name"),
+                format!("duplicate cluster name \"{}\"", c.name),
+            ));
+        }
+        clusters.push(c);
+    }
+    let mut listeners: Vec<Listener> = Vec::new();
+    for (i, l) in sr.listeners.into_iter().enumerate() {
+        let path = format!("static_resources.listeners[{i}]");
+        let l = listener(l, &path, &cluster_index)?;
+        if let Some(other) = listeners.iter().find(|o| o.name == l.name) {
+            return Err(err(
+                format!("{path}.name"),
+                format!("duplicate listener name \"{}\"", other.name),
+            ));
+        }
+        if let Some(other) = listeners.iter().find(|o| o.address == l.address) {
+            return Err(err(
+                format!("{path}.address"),
+                format!(
+                    "duplicate address {} (also used by listener \"{}\")",
+                    l.address, other.name
+                ),
+            ));
+        }
+        listeners.push(l);
+    }
+    let admin = match raw.admin {
+        Some(a) if a.address.is_some() => {
+            let address = listen_address(a.address.as_ref(), "admin.address")?;
+            if let Some(other) = listeners.iter().find(|o| o.address == address) {
+                return Err(err(
+                    "admin.address",
+                    format!(
+                        "duplicate address {address} (also used by listener \"{}\")",
+                        other.name
+                    ),
+                ));
+            }
+            Some(Admin {
+                address,
+                access_log_path: a.access_log_path,
+            })
+        }
+        _ => None,
+    };
+    Ok(Bootstrap {
+        listeners,
+        clusters,
+        admin,
+        node,
+    })
+}
+
+fn listener(
+    l: raw::Listener,
+    path: &str,
+    clusters: &HashMap<String, usize>,
+) -> Result<Listener, ConfigError> {
+    let address = listen_address(l.address.as_ref(), &format!("{path}.address"))?;
+    let name = match l.name {
+        Some(n) if !n.is_empty() => n,
+        // Envoy makes up a name; the address is unique and readable.
+        _ => address.to_string(),
+    };
+    let chains_path = format!("{path}.filter_chains");
+    let chain = match l.filter_chains.as_slice() {
+        [] => {
+            return Err(err(
+                chains_path,
+                "one filter chain with envoy.filters.network.http_connection_manager is required",
+            ))
+        }
+        [c] => c,
+        [_, ..] => {
+            return Err(err(
+                format!("{chains_path}[1]"),
+                "only one filter chain per listener is supported",
+            ))
+        }
+    };
+    let filters_path = format!("{chains_path}[0].filters");
+    let filter = match chain.filters.as_slice() {
+        [] => {
+            return Err(err(
+                filters_path,
+                "the envoy.filters.network.http_connection_manager filter is required",
+            ))
+        }
+        [f] => f,
+        [_, ..] => {
+            return Err(err(
+                format!("{filters_path}[1]"),
+                "only one network filter (the HTTP connection manager) is supported",
+            ))
+        }
+    };
+    let fpath = format!("{filters_path}[0]");
+    if !HCM_NAMES.contains(&filter.name.as_str()) {
+        return Err(err(
+            format!("{fpath}.name"),
+            format!(
+                "unknown filter name \"{}\" (supported: {})",
+                filter.name, HCM_NAMES[0]
+            ),
+        ));
+    }
+    no_filter(filter, &fpath)?;
+    let tpath = format!("{fpath}.typed_config");
+    let payload = typed_payload(&filter.typed_config, &tpath, HCM_TYPE)?
+        .ok_or_else(|| err(&tpath, "required field is missing"))?;
+    let raw_hcm: raw::HttpConnectionManager = from_value(&payload, &tpath)?;
+    Ok(Listener {
+        name,
+        address,
+        hcm: hcm(raw_hcm, &tpath, clusters)?,
+        per_connection_buffer_limit_bytes: buffer_limit(
+            l.per_connection_buffer_limit_bytes,
+            &format!("{path}.per_connection_buffer_limit_bytes"),
+        )?,
+    })
+}
+
+/// `filter` is only meaningful on access loggers, and there it is unsupported.
+fn no_filter(ext: &raw::TypedExtension, path: &str) -> Result<(), ConfigError> {
+    match ext.filter {
+        None => Ok(()),
+        Some(_) => Err(err(
+            format!("{path}.filter"),
+            "not supported by baton (access-log filters)",
+        )),
+    }
+}
+
+fn buffer_limit(v: Option<u32>, path: &str) -> Result<u32, ConfigError> {
+    match v {
+        None => Ok(1024 * 1024),
+        Some(0) => Err(err(path, "must be greater than 0")),
+        Some(n) => Ok(n),
+    }
+}
+
+const CODECS: &[EnumEntry<CodecType>] = &[
+    ("AUTO", 0, Some(CodecType::Auto)),
+    ("HTTP1", 1, Some(CodecType::Http1)),
+    ("HTTP2", 2, None),
+    ("HTTP3", 3, None),
+];
+
+const SERVER_HEADER: &[EnumEntry<ServerHeader>] = &[
+    ("OVERWRITE", 0, Some(ServerHeader::Overwrite)),
+    ("APPEND_IF_ABSENT", 1, Some(ServerHeader::AppendIfAbsent)),
+    ("PASS_THROUGH", 2, Some(ServerHeader::PassThrough)),
+];
+
+fn hcm(
+    h: raw::HttpConnectionManager,
+    path: &str,
+    clusters: &HashMap<String, usize>,
+) -> Result<HttpConnectionManager, ConfigError> {
+    let p = |f: &str| join_key(path, f);
+    if h.stat_prefix.is_empty() {
+        return Err(err(p("stat_prefix"), "must not be empty"));
+    }
+    let codec_type = enum_or(&h.codec_type, &p("codec_type"), CODECS, CodecType::Auto)?;
+    let rc = h
+        .route_config
+        .ok_or_else(|| err(p("route_config"), "required field is missing"))?;
+    let route_config = validate_route::route_config(rc, &p("route_config"), clusters)?;
+    http_filters(&h.http_filters, &p("http_filters"))?;
+    let max_kb = h.max_request_headers_kb.unwrap_or(60);
+    if !(1..=8192).contains(&max_kb) {
+        return Err(err(
+            p("max_request_headers_kb"),
+            format!("{max_kb} out of range (1..=8192)"),
+        ));
+    }
+    let mut access_log = Vec::new();
+    for (i, a) in h.access_log.iter().enumerate() {
+        access_log.push(file_access_log(a, &format!("{}[{i}]", p("access_log")))?);
+    }
+    let idle = h.common_http_protocol_options.and_then(|o| o.idle_timeout);
+    Ok(HttpConnectionManager {
+        stat_prefix: h.stat_prefix,
+        route_config,
+        idle_timeout: timeout(idle, Some(Duration::from_secs(3600))),
+        request_headers_timeout: timeout(h.request_headers_timeout, None),
+        stream_idle_timeout: timeout(h.stream_idle_timeout, Some(Duration::from_secs(300))),
+        max_request_headers_kb: max_kb,
+        server_name: h.server_name.unwrap_or_else(|| "baton".to_string()),
+        server_header_transformation: enum_or(
+            &h.server_header_transformation,
+            &p("server_header_transformation"),
+            SERVER_HEADER,
+            ServerHeader::Overwrite,
+        )?,
+        codec_type,
+        use_remote_address: h.use_remote_address.unwrap_or(false),
+        xff_num_trusted_hops: h.xff_num_trusted_hops.unwrap_or(0),
+        generate_request_id: h.generate_request_id.unwrap_or(true),
+        normalize_path: h.normalize_path.unwrap_or(false),
+        merge_slashes: h.merge_slashes.unwrap_or(false),
+        access_log,
+    })
+}
+
+/// Exactly one HTTP filter, the router, as the chain's terminal filter.
+fn http_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(), ConfigError> {
+    if filters.is_empty() {
+        return Err(err(
+            path,
+            "the router filter (envoy.filters.http.router) is required",
+        ));
+    }
+    for (i, f) in filters.iter().enumerate() {
+        let fpath = format!("{path}[{i}]");
+        if !ROUTER_NAMES.contains(&f.name.as_str()) {
+            return Err(err(
+                format!("{fpath}.name"),
+                format!(
+                    "unknown filter name \"{}\" (supported: {})",
+                    f.name, ROUTER_NAMES[0]
+                ),
+            ));
+        }
+        if i > 0 {
+            return Err(err(fpath, "the router filter may appear only once"));
+        }
+        if f.filter.is_some() {
+            return Err(err(format!("{fpath}.filter"), "unknown field"));
+        }
+        let tpath = format!("{fpath}.typed_config");
+        if let Some(v) = typed_payload(&f.typed_config, &tpath, ROUTER_TYPE)? {
+            let _: raw::Router = from_value(&v, &tpath)?;
+        }
+    }
+    Ok(())
+}
+
+fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, ConfigError> {
+    if !FILE_LOG_NAMES.contains(&a.name.as_str()) {
+        return Err(err(
+            format!("{path}.name"),
+            format!(
+                "unknown access logger \"{}\" (supported: {})",
+                a.name, FILE_LOG_NAMES[0]
+            ),
+        ));
+    }
+    no_filter(a, path)?;
+    let tpath = format!("{path}.typed_config");
+    let payload = typed_payload(&a.typed_config, &tpath, FILE_LOG_TYPE)?
+        .ok_or_else(|| err(&tpath, "required field is missing"))?;
+    let f: raw::FileAccessLog = from_value(&payload, &tpath)?;
+    if f.path.is_empty() {
+        return Err(err(format!("{tpath}.path"), "must not be empty"));
+    }
+    let (format, fpath) = match (f.format, f.log_format) {
+        (None, None) => (DEFAULT_ACCESS_LOG_FORMAT.to_string(), tpath.clone()),
+        (Some(s), None) => (s, format!("{tpath}.format")),
+        (None, Some(lf)) => {
+            let lpath = format!("{tpath}.log_format");
+            match (lf.text_format, lf.text_format_source) {
+                (Some(s), None) => (s, format!("{lpath}.text_format")),
+                (None, Some(ds)) => {
+                    let dpath = format!("{lpath}.text_format_source");
+                    (data_source(&ds, &dpath)?, dpath)
+                }
+                (None, None) => (DEFAULT_ACCESS_LOG_FORMAT.to_string(), lpath),
+                (Some(_), Some(_)) => {
+                    return Err(err(
+                        lpath,
+                        "only one of text_format, text_format_source may be set",
+                    ))
+                }
+            }
+        }
+        (Some(_), Some(_)) => return Err(err(tpath, "only one of format, log_format may be set")),
+    };
+    format::check(&format).map_err(|m| err(fpath, m))?;
+    Ok(AccessLog {
+        path: f.path,
+        format,
+    })
+}
+
+const DISCOVERY: &[EnumEntry<DiscoveryType>] = &[
+    ("STATIC", 0, Some(DiscoveryType::Static)),
+    ("STRICT_DNS", 1, Some(DiscoveryType::StrictDns)),
+    ("LOGICAL_DNS", 2, Some(DiscoveryType::LogicalDns)),
+    ("EDS", 3, None),
+    ("ORIGINAL_DST", 4, None),
+];
+
+const LB_POLICIES: &[EnumEntry<LbPolicy>] = &[
+    ("ROUND_ROBIN", 0, Some(LbPolicy::RoundRobin)),
+    ("LEAST_REQUEST", 1, Some(LbPolicy::LeastRequest)),
+    ("RING_HASH", 2, None),
+    ("RANDOM", 3, Some(LbPolicy::Random)),
+    ("MAGLEV", 5, None),
+    ("CLUSTER_PROVIDED", 6, None),
+    ("LOAD_BALANCING_POLICY_CONFIG", 7, None),
+];
+
+const DNS_FAMILIES: &[EnumEntry<DnsLookupFamily>] = &[
+    ("AUTO", 0, Some(DnsLookupFamily::Auto)),
+    ("V4_ONLY", 1, Some(DnsLookupFamily::V4Only)),
+    ("V6_ONLY", 2, Some(DnsLookupFamily::V6Only)),
+    ("V4_PREFERRED", 3, Some(DnsLookupFamily::V4Preferred)),
+    ("ALL", 4, Some(DnsLookupFamily::All)),
+];
+
+fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
+    let p = |f: &str| join_key(path, f);
+    if c.name.is_empty() {
+        return Err(err(p("name"), "must not be empty"));
+    }
+    let connect_timeout = c.connect_timeout.map_or(Duration::from_secs(5), |d| d.0);
+    if connect_timeout.is_zero() {
+        return Err(err(p("connect_timeout"), "must be greater than 0s"));
+    }
+    let discovery = enum_or(&c.discovery, &p("type"), DISCOVERY, DiscoveryType::Static)?;
+    let dns_refresh_rate = c.dns_refresh_rate.map_or(Duration::from_secs(5), |d| d.0);
+    if dns_refresh_rate <= Duration::from_millis(1) {
+        return Err(err(p("dns_refresh_rate"), "must be greater than 1ms"));
+    }
+    let (load_assignment_cluster_name, endpoints) = match c.load_assignment {
+        None => (String::new(), Vec::new()),
+        Some(la) => {
+            let lpath = p("load_assignment");
+            if la.cluster_name.is_empty() {
+                return Err(err(format!("{lpath}.cluster_name"), "must not be empty"));
+            }
+            let mut eps = Vec::new();
+            for (i, loc) in la.endpoints.iter().enumerate() {
+                for (j, lb) in loc.lb_endpoints.iter().enumerate() {
+                    let epath = format!("{lpath}.endpoints[{i}].lb_endpoints[{j}].endpoint.address");
+                    let (host, port) = socket_address(Some(&lb.endpoint.address), &epath, false)?;
+                    if discovery == DiscoveryType::Static && host.parse::<IpAddr>().is_err() {
+                        return Err(err(
+                            format!("{epath}.socket_address.address"),
+                            format!("a STATIC cluster needs IP addresses, got \"{host}\" (use STRICT_DNS or LOGICAL_DNS)"),
+                        ));
+                    }
+                    eps.push(EndpointAddr { host, port });
+                }
+            }
+            (la.cluster_name, eps)
+        }
+    };
+    if discovery == DiscoveryType::LogicalDns && endpoints.len() != 1 {
+        return Err(err(
+            p("load_assignment"),
+            "a LOGICAL_DNS cluster needs exactly one endpoint",
+        ));
+    }
+    Ok(Cluster {
+        connect_timeout,
+        discovery,
+        lb_policy: enum_or(&c.lb_policy, &p("lb_policy"), LB_POLICIES, LbPolicy::RoundRobin)?,
+        dns_lookup_family: enum_or(
+            &c.dns_lookup_family,
+            &p("dns_lookup_family"),
+            DNS_FAMILIES,
+            DnsLookupFamily::Auto,
+        )?,
+        dns_refresh_rate,
+        endpoints,
+        per_connection_buffer_limit_bytes: buffer_limit(
+            c.per_connection_buffer_limit_bytes,
+            &p("per_connection_buffer_limit_bytes"),
+        )?,
+        load_assignment_cluster_name,
+        name: c.name,
+    })
+}
