@@ -126,3 +126,39 @@ fn yaml_builder_produces_the_seed_shape() {
     );
     assert_eq!(yaml::listener_port(&y), Some(10000));
 }
+
+#[test]
+fn every_config_shape_the_tests_use_validates() {
+    let dns = Extra {
+        endpoint_host: "localhost".into(),
+        ..Extra::default()
+    };
+    let domains = Extra {
+        domains: vec!["only.example.com".into()],
+        ..Extra::default()
+    };
+    let shapes = [
+        simple_yaml(10000, 8080),
+        proxy_yaml(10000, &[("empty", &[], "STATIC")], &Extra::default()),
+        proxy_yaml(
+            10000,
+            &[("svc", &[8080, 8081], "STATIC")],
+            &Extra::default(),
+        ),
+        proxy_yaml(10000, &[("svc", &[8080], "LOGICAL_DNS")], &dns),
+        proxy_yaml(10000, &[("svc", &[8080], "STRICT_DNS")], &dns),
+        proxy_yaml(
+            10000,
+            &[("svc", &[8080], "STATIC")],
+            &Extra::route(&["timeout: 1s"]),
+        ),
+        proxy_yaml(10000, &[("svc", &[8080], "STATIC")], &domains),
+    ];
+    for y in &shapes {
+        let (status, out, err) = run_baton(
+            &["--mode", "validate", "--config-yaml", y],
+            Duration::from_secs(20),
+        );
+        assert!(status.success(), "{y}\nstdout: {out}\nstderr: {err}");
+    }
+}

@@ -26,7 +26,10 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("circuit_breakers", "circuit breakers"),
     ("outlier_detection", "outlier detection"),
     ("transport_socket", "TLS (transport sockets)"),
-    ("typed_extension_protocol_options", "upstream protocol options"),
+    (
+        "typed_extension_protocol_options",
+        "upstream protocol options",
+    ),
     ("http2_protocol_options", "HTTP/2"),
     ("http_protocol_options", "HTTP/1 protocol options"),
     ("upgrade_configs", "upgrades (WebSocket, CONNECT)"),
@@ -35,7 +38,10 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("rds", "RDS; use route_config"),
     ("require_tls", "require_tls (baton has no TLS)"),
     ("typed_per_filter_config", "per-route filter config"),
-    ("respect_dns_ttl", "respect_dns_ttl; dns_refresh_rate is used"),
+    (
+        "respect_dns_ttl",
+        "respect_dns_ttl; dns_refresh_rate is used",
+    ),
     ("dns_resolvers", "custom DNS resolvers"),
     ("typed_dns_resolver_config", "custom DNS resolvers"),
     ("common_lb_config", "common_lb_config"),
@@ -280,14 +286,18 @@ impl<'de> de::Deserializer<'de> for Node<'de> {
             Value::String(s) => visitor.visit_borrowed_str(s),
             Value::Sequence(_) => return self.deserialize_seq(visitor),
             Value::Mapping(m) => return self.visit_map(m, visitor),
-            Value::Tagged(_) => return Err(self.fail("a plain YAML value (tags are not supported)")),
+            Value::Tagged(_) => {
+                return Err(self.fail("a plain YAML value (tags are not supported)"))
+            }
         };
         r.map_err(|e: DeError| e.at(&self.path))
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match self.value {
-            Value::Bool(b) => visitor.visit_bool(*b).map_err(|e: DeError| e.at(&self.path)),
+            Value::Bool(b) => visitor
+                .visit_bool(*b)
+                .map_err(|e: DeError| e.at(&self.path)),
             _ => Err(self.fail("true or false")),
         }
     }

@@ -84,7 +84,9 @@ pub fn check(s: &str) -> Result<(), String> {
                     i += 1;
                 }
                 if i == digits {
-                    return Err(format!("bad length after \"%{name}(...):\" at offset {start}"));
+                    return Err(format!(
+                        "bad length after \"%{name}(...):\" at offset {start}"
+                    ));
                 }
             }
         }
@@ -98,7 +100,9 @@ pub fn check(s: &str) -> Result<(), String> {
             return Err(format!("unknown command operator \"%{name}%\""));
         }
         if NEEDS_ARG.contains(&name) && !has_arg {
-            return Err(format!("\"%{name}%\" needs an argument, e.g. %{name}(x-foo)%"));
+            return Err(format!(
+                "\"%{name}%\" needs an argument, e.g. %{name}(x-foo)%"
+            ));
         }
     }
     Ok(())
@@ -115,7 +119,10 @@ mod tests {
         assert_eq!(check("%DOWNSTREAM_REMOTE_ADDRESS% via %HOSTNAME%"), Ok(()));
         assert_eq!(check("%REQ(x-foo)% %REQ(USER-AGENT):10%"), Ok(()));
         assert_eq!(check("%START_TIME(%Y-%m-%dT%H:%M:%S%z)%"), Ok(()));
-        assert_eq!(check(super::super::model::DEFAULT_ACCESS_LOG_FORMAT), Ok(()));
+        assert_eq!(
+            check(super::super::model::DEFAULT_ACCESS_LOG_FORMAT),
+            Ok(())
+        );
     }
 
     #[test]

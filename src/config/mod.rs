@@ -11,8 +11,8 @@ mod validate_route;
 
 pub use model::*;
 
-use std::fmt;
 use serde_yaml::Value;
+use std::fmt;
 use std::path::Path;
 
 /// A configuration error: where (`static_resources.clusters[0].lb_policy`) and what.

@@ -285,7 +285,10 @@ pub struct QueryParameterMatcher {
 pub enum RouteAction {
     Forward(ForwardAction),
     /// `direct_response`: answered locally.
-    DirectResponse { status: u16, body: Option<String> },
+    DirectResponse {
+        status: u16,
+        body: Option<String>,
+    },
     Redirect(RedirectAction),
 }
 

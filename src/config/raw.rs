@@ -446,8 +446,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     let (whole, frac) = body.split_once('.').unwrap_or((body, ""));
     let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
-    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) || frac.len() > 9
-    {
+    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) || frac.len() > 9 {
         return Err(bad());
     }
     let secs: u64 = if whole.is_empty() {

@@ -126,7 +126,8 @@ const HCM_NAMES: &[&str] = &[
     "envoy.filters.network.http_connection_manager",
     "envoy.http_connection_manager",
 ];
-const HCM_TYPE: &str = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const HCM_TYPE: &str =
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const ROUTER_NAMES: &[&str] = &["envoy.filters.http.router", "envoy.router"];
 const ROUTER_TYPE: &str = "envoy.extensions.filters.http.router.v3.Router";
 const FILE_LOG_NAMES: &[&str] = &["envoy.access_loggers.file", "envoy.file_access_log"];
@@ -260,21 +261,20 @@ fn listener(
         _ => address.to_string(),
     };
     let chains_path = format!("{path}.filter_chains");
-    let chain = match l.filter_chains.as_slice() {
-        [] => {
-            return Err(err(
+    let chain =
+        match l.filter_chains.as_slice() {
+            [] => return Err(err(
                 chains_path,
                 "one filter chain with envoy.filters.network.http_connection_manager is required",
-            ))
-        }
-        [c] => c,
-        [_, ..] => {
-            return Err(err(
-                format!("{chains_path}[1]"),
-                "only one filter chain per listener is supported",
-            ))
-        }
-    };
+            )),
+            [c] => c,
+            [_, ..] => {
+                return Err(err(
+                    format!("{chains_path}[1]"),
+                    "only one filter chain per listener is supported",
+                ))
+            }
+        };
     let filters_path = format!("{chains_path}[0].filters");
     let filter = match chain.filters.as_slice() {
         [] => {
@@ -530,7 +530,8 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
             let mut eps = Vec::new();
             for (i, loc) in la.endpoints.iter().enumerate() {
                 for (j, lb) in loc.lb_endpoints.iter().enumerate() {
-                    let epath = format!("{lpath}.endpoints[{i}].lb_endpoints[{j}].endpoint.address");
+                    let epath =
+                        format!("{lpath}.endpoints[{i}].lb_endpoints[{j}].endpoint.address");
                     let (host, port) = socket_address(Some(&lb.endpoint.address), &epath, false)?;
                     if discovery == DiscoveryType::Static && host.parse::<IpAddr>().is_err() {
                         return Err(err(
@@ -553,7 +554,12 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
     Ok(Cluster {
         connect_timeout,
         discovery,
-        lb_policy: enum_or(&c.lb_policy, &p("lb_policy"), LB_POLICIES, LbPolicy::RoundRobin)?,
+        lb_policy: enum_or(
+            &c.lb_policy,
+            &p("lb_policy"),
+            LB_POLICIES,
+            LbPolicy::RoundRobin,
+        )?,
         dns_lookup_family: enum_or(
             &c.dns_lookup_family,
             &p("dns_lookup_family"),

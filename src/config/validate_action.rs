@@ -25,15 +25,19 @@ pub fn forward(
     let cluster = match (a.cluster, a.weighted_clusters) {
         (Some(c), None) => ClusterSpec::Single(lookup(&c, p("cluster"))?),
         (None, Some(w)) => weighted(w, &p("weighted_clusters"), &lookup)?,
-        (None, None) => {
-            return Err(err(path, "one of cluster, weighted_clusters is required"))
-        }
+        (None, None) => return Err(err(path, "one of cluster, weighted_clusters is required")),
         (Some(_), Some(_)) => {
-            return Err(err(path, "only one of cluster, weighted_clusters may be set"))
+            return Err(err(
+                path,
+                "only one of cluster, weighted_clusters may be set",
+            ))
         }
     };
     if a.prefix_rewrite.is_some() && a.regex_rewrite.is_some() {
-        return Err(err(path, "only one of prefix_rewrite, regex_rewrite may be set"));
+        return Err(err(
+            path,
+            "only one of prefix_rewrite, regex_rewrite may be set",
+        ));
     }
     let prefix_rewrite = match a.prefix_rewrite {
         Some(s) => Some(path_text(s, &p("prefix_rewrite"))?),
@@ -51,7 +55,10 @@ pub fn forward(
             ))
         }
         (Some(h), _) if h.is_empty() || h.bytes().any(|b| b.is_ascii_control() || b == b' ') => {
-            return Err(err(p("host_rewrite_literal"), format!("invalid host {h:?}")))
+            return Err(err(
+                p("host_rewrite_literal"),
+                format!("invalid host {h:?}"),
+            ))
         }
         (Some(h), _) => Some(HostRewrite::Literal(h)),
         (None, Some(true)) => Some(HostRewrite::Auto),
@@ -78,7 +85,10 @@ fn weighted(
     lookup: &dyn Fn(&str, String) -> Result<usize, ConfigError>,
 ) -> Result<ClusterSpec, ConfigError> {
     if w.clusters.is_empty() {
-        return Err(err(join_key(path, "clusters"), "at least one cluster is required"));
+        return Err(err(
+            join_key(path, "clusters"),
+            "at least one cluster is required",
+        ));
     }
     let mut out = Vec::new();
     let mut sum: u64 = 0;
@@ -92,7 +102,10 @@ fn weighted(
         return Err(err(path, "the weights must add up to more than 0"));
     }
     if sum > u64::from(u32::MAX) {
-        return Err(err(path, format!("the weights add up to {sum}, more than 2^32-1")));
+        return Err(err(
+            path,
+            format!("the weights add up to {sum}, more than 2^32-1"),
+        ));
     }
     // Deprecated in Envoy but still honoured: when given, it must equal the sum.
     if let Some(total) = w.total_weight {
@@ -151,7 +164,10 @@ const RETRY_ON: &[(&str, RetrySetter)] = &[
     ("reset", Some(|r| r.reset = true)),
     ("connect-failure", Some(|r| r.connect_failure = true)),
     ("retriable-4xx", Some(|r| r.retriable_4xx = true)),
-    ("retriable-status-codes", Some(|r| r.retriable_status_codes = true)),
+    (
+        "retriable-status-codes",
+        Some(|r| r.retriable_status_codes = true),
+    ),
     ("refused-stream", None),
     ("envoy-ratelimited", None),
     ("retriable-headers", None),
@@ -236,13 +252,17 @@ pub fn redirect(r: raw::RedirectAction, path: &str) -> Result<RedirectAction, Co
     let p = |f: &str| join_key(path, f);
     let scheme = match (r.https_redirect, r.scheme_redirect) {
         (Some(true), Some(_)) => {
-            return Err(err(path, "only one of https_redirect, scheme_redirect may be set"))
+            return Err(err(
+                path,
+                "only one of https_redirect, scheme_redirect may be set",
+            ))
         }
         (Some(true), None) => Some("https".to_string()),
         (_, Some(s)) => {
             let s = s.to_ascii_lowercase();
             let valid = s.starts_with(|c: char| c.is_ascii_alphabetic())
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
             if !valid {
                 return Err(err(p("scheme_redirect"), format!("invalid scheme {s:?}")));
             }
@@ -251,7 +271,11 @@ pub fn redirect(r: raw::RedirectAction, path: &str) -> Result<RedirectAction, Co
         (_, None) => None,
     };
     let host = match r.host_redirect {
-        Some(h) if h.is_empty() || h.bytes().any(|b| b.is_ascii_control() || b"/ ?#".contains(&b)) => {
+        Some(h)
+            if h.is_empty()
+                || h.bytes()
+                    .any(|b| b.is_ascii_control() || b"/ ?#".contains(&b)) =>
+        {
             return Err(err(p("host_redirect"), format!("invalid host {h:?}")))
         }
         h => h,
@@ -292,7 +316,10 @@ mod tests {
         assert_eq!(substitution(r"/v2/\1/x", 2, "p").unwrap(), "/v2/${1}/x");
         assert_eq!(substitution(r"a$b\\c", 1, "p").unwrap(), r"a$$b\c");
         let e = substitution(r"\3", 2, "p.substitution").unwrap_err();
-        assert_eq!(e.to_string(), "p.substitution: \\3 refers to a capture group the pattern does not have");
+        assert_eq!(
+            e.to_string(),
+            "p.substitution: \\3 refers to a capture group the pattern does not have"
+        );
         assert!(substitution(r"\x", 1, "p").is_err());
     }
 }

@@ -19,10 +19,7 @@ pub fn route_config(
     clusters: &Clusters,
 ) -> Result<RouteConfig, ConfigError> {
     let headers = mutations(
-        [
-            &rc.request_headers_to_add,
-            &rc.response_headers_to_add,
-        ],
+        [&rc.request_headers_to_add, &rc.response_headers_to_add],
         [
             &rc.request_headers_to_remove,
             &rc.response_headers_to_remove,
@@ -55,7 +52,9 @@ pub fn route_config(
         name: rc.name,
         virtual_hosts,
         headers,
-        most_specific_header_mutations_wins: rc.most_specific_header_mutations_wins.unwrap_or(false),
+        most_specific_header_mutations_wins: rc
+            .most_specific_header_mutations_wins
+            .unwrap_or(false),
     })
 }
 
@@ -82,7 +81,10 @@ fn virtual_host(
     }
     let headers = mutations(
         [&vh.request_headers_to_add, &vh.response_headers_to_add],
-        [&vh.request_headers_to_remove, &vh.response_headers_to_remove],
+        [
+            &vh.request_headers_to_remove,
+            &vh.response_headers_to_remove,
+        ],
         path,
     )?;
     let mut routes = Vec::new();
@@ -103,7 +105,9 @@ fn domain(d: &str) -> Result<String, String> {
     if d.is_empty() {
         return Err("must not be empty".into());
     }
-    if d.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'/') {
+    if d.bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'/')
+    {
         return Err(format!("invalid domain \"{d}\""));
     }
     let stars = d.matches('*').count();
@@ -176,7 +180,10 @@ fn direct_response(d: raw::DirectResponse, path: &str) -> Result<RouteAction, Co
             if b.len() > MAX_DIRECT_BODY {
                 return Err(err(
                     bpath,
-                    format!("{} bytes is larger than the {MAX_DIRECT_BODY}-byte limit", b.len()),
+                    format!(
+                        "{} bytes is larger than the {MAX_DIRECT_BODY}-byte limit",
+                        b.len()
+                    ),
                 ));
             }
             Some(b)
@@ -194,15 +201,8 @@ fn route_match(m: raw::RouteMatch, path: &str) -> Result<RouteMatch, ConfigError
         (Some(s), None, None) => PathMatch::Prefix(path_text(s, &p("prefix"))?),
         (None, Some(s), None) => PathMatch::Path(path_text(s, &p("path"))?),
         (None, None, Some(r)) => PathMatch::SafeRegex(regex(&r, &p("safe_regex"))?),
-        (None, None, None) => {
-            return Err(err(path, "one of prefix, path, safe_regex is required"))
-        }
-        _ => {
-            return Err(err(
-                path,
-                "only one of prefix, path, safe_regex may be set",
-            ))
-        }
+        (None, None, None) => return Err(err(path, "one of prefix, path, safe_regex is required")),
+        _ => return Err(err(path, "only one of prefix, path, safe_regex may be set")),
     };
     let mut headers = Vec::new();
     for (i, h) in m.headers.into_iter().enumerate() {
@@ -215,7 +215,9 @@ fn route_match(m: raw::RouteMatch, path: &str) -> Result<RouteMatch, ConfigError
             return Err(err(join_key(&qpath, "name"), "must not be empty"));
         }
         let rule = match (q.string_match, q.present_match) {
-            (Some(s), None) => QueryParameterRule::Value(string_match(s, &join_key(&qpath, "string_match"))?),
+            (Some(s), None) => {
+                QueryParameterRule::Value(string_match(s, &join_key(&qpath, "string_match"))?)
+            }
             (None, Some(true)) | (None, None) => QueryParameterRule::Present,
             (None, Some(false)) => {
                 return Err(err(
@@ -224,7 +226,10 @@ fn route_match(m: raw::RouteMatch, path: &str) -> Result<RouteMatch, ConfigError
                 ))
             }
             (Some(_), Some(_)) => {
-                return Err(err(qpath, "only one of string_match, present_match may be set"))
+                return Err(err(
+                    qpath,
+                    "only one of string_match, present_match may be set",
+                ))
             }
         };
         query_parameters.push(QueryParameterMatcher { name: q.name, rule });
@@ -249,7 +254,11 @@ pub fn regex(r: &raw::RegexMatcher, path: &str) -> Result<Regex, ConfigError> {
     Regex::new(&r.regex).map_err(|e| {
         err(
             join_key(path, "regex"),
-            format!("invalid regex {:?}: {}", r.regex, e.lines().last().unwrap_or_default().trim()),
+            format!(
+                "invalid regex {:?}: {}",
+                r.regex,
+                e.lines().last().unwrap_or_default().trim()
+            ),
         )
     })
 }
@@ -292,12 +301,23 @@ fn string_match(s: raw::StringMatcher, path: &str) -> Result<StringMatch, Config
 fn header_matcher(h: raw::HeaderMatcher, path: &str) -> Result<HeaderMatcher, ConfigError> {
     let p = |f: &str| join_key(path, f);
     let name = header_name(&h.name, &p("name"), true)?;
-    let exact = |v: Option<String>| v.map(|v| StringMatch { kind: StringMatchKind::Exact(v), ignore_case: false });
-    let legacy = |v: Option<String>, f: &str, k: fn(String) -> StringMatchKind| -> Result<Option<StringMatch>, ConfigError> {
+    let exact = |v: Option<String>| {
+        v.map(|v| StringMatch {
+            kind: StringMatchKind::Exact(v),
+            ignore_case: false,
+        })
+    };
+    let legacy = |v: Option<String>,
+                  f: &str,
+                  k: fn(String) -> StringMatchKind|
+     -> Result<Option<StringMatch>, ConfigError> {
         match v {
             None => Ok(None),
             Some(v) if v.is_empty() => Err(err(p(f), "must not be empty")),
-            Some(v) => Ok(Some(StringMatch { kind: k(v), ignore_case: false })),
+            Some(v) => Ok(Some(StringMatch {
+                kind: k(v),
+                ignore_case: false,
+            })),
         }
     };
     let mut rules: Vec<HeaderMatchRule> = Vec::new();
@@ -311,7 +331,11 @@ fn header_matcher(h: raw::HeaderMatcher, path: &str) -> Result<HeaderMatcher, Co
         exact(h.exact_match),
         legacy(h.prefix_match, "prefix_match", StringMatchKind::Prefix)?,
         legacy(h.suffix_match, "suffix_match", StringMatchKind::Suffix)?,
-        legacy(h.contains_match, "contains_match", StringMatchKind::Contains)?,
+        legacy(
+            h.contains_match,
+            "contains_match",
+            StringMatchKind::Contains,
+        )?,
     ];
     rules.extend(legacies.into_iter().flatten().map(HeaderMatchRule::Value));
     if let Some(r) = h.safe_regex_match {
@@ -324,13 +348,21 @@ fn header_matcher(h: raw::HeaderMatcher, path: &str) -> Result<HeaderMatcher, Co
         if r.start >= r.end {
             return Err(err(p("range_match"), "start must be less than end"));
         }
-        rules.push(HeaderMatchRule::Range { start: r.start, end: r.end });
+        rules.push(HeaderMatchRule::Range {
+            start: r.start,
+            end: r.end,
+        });
     }
     let rule = match rules.len() {
         // Envoy: a matcher with only a name checks that the header is present.
         0 => HeaderMatchRule::Present(true),
         1 => rules.remove(0),
-        _ => return Err(err(path, "only one match rule may be set per header matcher")),
+        _ => {
+            return Err(err(
+                path,
+                "only one match rule may be set per header matcher",
+            ))
+        }
     };
     Ok(HeaderMatcher {
         name,
@@ -343,9 +375,16 @@ fn header_matcher(h: raw::HeaderMatcher, path: &str) -> Result<HeaderMatcher, Co
 /// but, like `host`, may not be added or removed (Envoy's rule).
 fn header_name(n: &str, path: &str, matching: bool) -> Result<String, ConfigError> {
     if !matching && n.starts_with(':') {
-        return Err(err(path, format!("pseudo-header \"{n}\" may not be modified")));
+        return Err(err(
+            path,
+            format!("pseudo-header \"{n}\" may not be modified"),
+        ));
     }
-    let body = if matching { n.strip_prefix(':').unwrap_or(n) } else { n };
+    let body = if matching {
+        n.strip_prefix(':').unwrap_or(n)
+    } else {
+        n
+    };
     let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     if body.is_empty() || !body.bytes().all(token) {
         return Err(err(path, format!("invalid header name \"{n}\"")));
@@ -361,10 +400,22 @@ fn header_name(n: &str, path: &str, matching: bool) -> Result<String, ConfigErro
 }
 
 const APPEND_ACTIONS: &[EnumEntry<AppendAction>] = &[
-    ("APPEND_IF_EXISTS_OR_ADD", 0, Some(AppendAction::AppendIfExistsOrAdd)),
+    (
+        "APPEND_IF_EXISTS_OR_ADD",
+        0,
+        Some(AppendAction::AppendIfExistsOrAdd),
+    ),
     ("ADD_IF_ABSENT", 1, Some(AppendAction::AddIfAbsent)),
-    ("OVERWRITE_IF_EXISTS_OR_ADD", 2, Some(AppendAction::OverwriteIfExistsOrAdd)),
-    ("OVERWRITE_IF_EXISTS", 3, Some(AppendAction::OverwriteIfExists)),
+    (
+        "OVERWRITE_IF_EXISTS_OR_ADD",
+        2,
+        Some(AppendAction::OverwriteIfExistsOrAdd),
+    ),
+    (
+        "OVERWRITE_IF_EXISTS",
+        3,
+        Some(AppendAction::OverwriteIfExists),
+    ),
 ];
 
 fn header_value_option(
