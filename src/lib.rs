@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod context;
 pub mod http;
 pub mod reactor;
 pub mod route;

@@ -1,1 +1,146 @@
-//! (in progress)
+//! Reactor primitives shared by everything on the one mio thread: how a `Token` names its
+//! owner, and the deadline heap that replaces any scan over connections.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+use mio::Token;
+
+const KIND_SHIFT: u32 = 48;
+const INDEX_MASK: usize = (1 << KIND_SHIFT) - 1;
+
+/// What a token belongs to. The kind lives in the high bits, the slab index in the low ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tok {
+    Listener(usize),
+    Waker,
+    Signals,
+    /// A client connection (session index).
+    Down(usize),
+    /// The upstream connection a session is using (session index).
+    Up(usize),
+    /// A pooled idle upstream connection (idle-slab index).
+    Idle(usize),
+    /// An admin-interface connection or listener (admin-slab index; usize::MAX = listener).
+    Admin(usize),
+    /// The hot-restart channel (listener or peer).
+    Restart(usize),
+}
+
+impl Tok {
+    pub fn token(self) -> Token {
+        let (kind, idx) = match self {
+            Tok::Listener(i) => (1, i),
+            Tok::Waker => (2, 0),
+            Tok::Signals => (3, 0),
+            Tok::Down(i) => (4, i),
+            Tok::Up(i) => (5, i),
+            Tok::Idle(i) => (6, i),
+            Tok::Admin(i) => (7, i & INDEX_MASK),
+            Tok::Restart(i) => (8, i & INDEX_MASK),
+        };
+        Token((kind << KIND_SHIFT) | (idx & INDEX_MASK))
+    }
+
+    pub fn from_token(t: Token) -> Option<Tok> {
+        let idx = t.0 & INDEX_MASK;
+        Some(match t.0 >> KIND_SHIFT {
+            1 => Tok::Listener(idx),
+            2 => Tok::Waker,
+            3 => Tok::Signals,
+            4 => Tok::Down(idx),
+            5 => Tok::Up(idx),
+            6 => Tok::Idle(idx),
+            7 => Tok::Admin(if idx == INDEX_MASK { usize::MAX } else { idx }),
+            8 => Tok::Restart(if idx == INDEX_MASK { usize::MAX } else { idx }),
+            _ => return None,
+        })
+    }
+}
+
+/// What a deadline is for. Stale entries are filtered by their owner (generation checks), so
+/// re-arming never needs to find and delete an old entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TimerKey {
+    /// (session index, session generation)
+    Session(usize, u64),
+    /// DNS refresh of one cluster.
+    Dns(usize),
+    /// End of the drain period.
+    Drain,
+    /// Periodic housekeeping (date header cache, access-log flush).
+    Tick,
+    /// Hot-restart protocol deadlines.
+    Restart,
+}
+
+#[derive(Debug, Default)]
+pub struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+}
+
+impl Timers {
+    pub fn arm(&mut self, at: Instant, key: TimerKey) {
+        self.heap.push(Reverse((at, key)));
+    }
+
+    /// The earliest deadline, for the poll timeout.
+    pub fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Pops one entry that is due at `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, TimerKey)> {
+        match self.heap.peek() {
+            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn tokens_round_trip() {
+        for t in [
+            Tok::Listener(3),
+            Tok::Waker,
+            Tok::Signals,
+            Tok::Down(7),
+            Tok::Up(7),
+            Tok::Idle(0),
+            Tok::Admin(usize::MAX),
+            Tok::Admin(2),
+            Tok::Restart(usize::MAX),
+        ] {
+            assert_eq!(Tok::from_token(t.token()), Some(t));
+        }
+        assert_eq!(Tok::from_token(Token(0)), None);
+    }
+
+    #[test]
+    fn timers_pop_in_deadline_order() {
+        let now = Instant::now();
+        let mut t = Timers::default();
+        t.arm(now + Duration::from_secs(2), TimerKey::Drain);
+        t.arm(now + Duration::from_secs(1), TimerKey::Dns(0));
+        assert_eq!(t.next(), Some(now + Duration::from_secs(1)));
+        assert!(t.pop_due(now).is_none());
+        let later = now + Duration::from_secs(3);
+        assert_eq!(t.pop_due(later).map(|e| e.1), Some(TimerKey::Dns(0)));
+        assert_eq!(t.pop_due(later).map(|e| e.1), Some(TimerKey::Drain));
+        assert!(t.is_empty());
+    }
+}

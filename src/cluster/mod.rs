@@ -1,0 +1,249 @@
+//! Clusters at run time: the resolved hosts of each configured cluster and load balancing over
+//! them. Resolution itself happens off the reactor (`dns`); this module only applies answers.
+
+pub mod dns;
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::config::{Cluster, DiscoveryType, DnsLookupFamily, LbPolicy};
+use crate::util::Rng;
+
+/// One upstream host with its live load (for LEAST_REQUEST).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRt {
+    pub addr: SocketAddr,
+    pub active_rq: u32,
+}
+
+#[derive(Debug)]
+pub struct ClusterRt {
+    pub cfg: Cluster,
+    pub hosts: Vec<HostRt>,
+    /// Latest good answer per configured endpoint (kept when a refresh fails).
+    resolved: Vec<Vec<SocketAddr>>,
+    /// Endpoints with a query in flight, so refreshes never pile up behind a slow resolver.
+    pub pending: Vec<bool>,
+    rr: usize,
+}
+
+/// Keeps the addresses `family` allows, in the order it prefers.
+pub fn filter_family(addrs: &[SocketAddr], family: DnsLookupFamily) -> Vec<SocketAddr> {
+    let v4: Vec<SocketAddr> = addrs.iter().copied().filter(SocketAddr::is_ipv4).collect();
+    let v6: Vec<SocketAddr> = addrs.iter().copied().filter(SocketAddr::is_ipv6).collect();
+    match family {
+        DnsLookupFamily::V4Only => v4,
+        DnsLookupFamily::V6Only => v6,
+        DnsLookupFamily::Auto => {
+            if v6.is_empty() {
+                v4
+            } else {
+                v6
+            }
+        }
+        DnsLookupFamily::V4Preferred => {
+            if v4.is_empty() {
+                v6
+            } else {
+                v4
+            }
+        }
+        DnsLookupFamily::All => addrs.to_vec(),
+    }
+}
+
+impl ClusterRt {
+    /// Builds the cluster; IP-literal endpoints are resolved at once, names wait for `dns`.
+    pub fn new(cfg: Cluster) -> ClusterRt {
+        let n = cfg.endpoints.len();
+        let mut c = ClusterRt {
+            resolved: vec![Vec::new(); n],
+            pending: vec![false; n],
+            hosts: Vec::new(),
+            rr: 0,
+            cfg,
+        };
+        for (i, ep) in c.cfg.endpoints.iter().enumerate() {
+            if let Ok(ip) = ep.host.trim_matches(['[', ']']).parse::<IpAddr>() {
+                c.resolved[i] = vec![SocketAddr::new(ip, ep.port)];
+            }
+        }
+        c.rebuild();
+        c
+    }
+
+    /// Endpoints that need a DNS query (names, not IP literals).
+    pub fn dns_endpoints(&self) -> Vec<usize> {
+        if self.cfg.discovery == DiscoveryType::Static {
+            return Vec::new();
+        }
+        self.cfg
+            .endpoints
+            .iter()
+            .enumerate()
+            .filter(|(_, ep)| ep.host.trim_matches(['[', ']']).parse::<IpAddr>().is_err())
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Applies a DNS answer for endpoint `ep`. An error or an empty answer keeps the last good
+    /// addresses (Envoy's behaviour), so a flaky resolver never empties a cluster.
+    pub fn apply_dns(&mut self, ep: usize, answer: &Result<Vec<SocketAddr>, String>) -> bool {
+        if let Some(p) = self.pending.get_mut(ep) {
+            *p = false;
+        }
+        let Ok(addrs) = answer else { return false };
+        let addrs = filter_family(addrs, self.cfg.dns_lookup_family);
+        if addrs.is_empty() {
+            return false;
+        }
+        match self.resolved.get_mut(ep) {
+            Some(slot) if *slot != addrs => {
+                *slot = addrs;
+                self.rebuild();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn rebuild(&mut self) {
+        let mut addrs: Vec<SocketAddr> = match self.cfg.discovery {
+            // One logical host: the first address of the (single) endpoint's answer.
+            DiscoveryType::LogicalDns => self
+                .resolved
+                .first()
+                .and_then(|a| a.first())
+                .copied()
+                .into_iter()
+                .collect(),
+            DiscoveryType::StrictDns | DiscoveryType::Static => {
+                self.resolved.iter().flatten().copied().collect()
+            }
+        };
+        let mut seen = std::collections::HashSet::new();
+        addrs.retain(|a| seen.insert(*a));
+        let old = std::mem::take(&mut self.hosts);
+        self.hosts = addrs
+            .into_iter()
+            .map(|addr| HostRt {
+                addr,
+                active_rq: old
+                    .iter()
+                    .find(|h| h.addr == addr)
+                    .map_or(0, |h| h.active_rq),
+            })
+            .collect();
+    }
+
+    /// Picks a host by the cluster's policy; `None` when the cluster has no host.
+    pub fn pick(&mut self, rng: &mut Rng) -> Option<usize> {
+        let n = self.hosts.len();
+        if n == 0 {
+            return None;
+        }
+        Some(match self.cfg.lb_policy {
+            LbPolicy::RoundRobin => {
+                self.rr = self.rr.wrapping_add(1);
+                self.rr % n
+            }
+            LbPolicy::Random => rng.below(n as u64) as usize,
+            // Power of two choices, Envoy's default for LEAST_REQUEST.
+            LbPolicy::LeastRequest => {
+                let a = rng.below(n as u64) as usize;
+                let b = rng.below(n as u64) as usize;
+                if self.hosts[b].active_rq < self.hosts[a].active_rq {
+                    b
+                } else {
+                    a
+                }
+            }
+        })
+    }
+
+    /// Adjusts the active-request count of the host at `addr` (it may have gone away).
+    pub fn track(&mut self, addr: SocketAddr, delta: i32) {
+        if let Some(h) = self.hosts.iter_mut().find(|h| h.addr == addr) {
+            h.active_rq = h.active_rq.saturating_add_signed(delta);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EndpointAddr;
+    use std::time::Duration;
+
+    fn cluster(d: DiscoveryType, lb: LbPolicy, eps: &[(&str, u16)]) -> ClusterRt {
+        ClusterRt::new(Cluster {
+            name: "c".into(),
+            connect_timeout: Duration::from_secs(1),
+            discovery: d,
+            lb_policy: lb,
+            dns_lookup_family: DnsLookupFamily::V4Only,
+            dns_refresh_rate: Duration::from_secs(5),
+            endpoints: eps
+                .iter()
+                .map(|(h, p)| EndpointAddr {
+                    host: h.to_string(),
+                    port: *p,
+                })
+                .collect(),
+            per_connection_buffer_limit_bytes: 1 << 20,
+        })
+    }
+
+    #[test]
+    fn static_round_robin_visits_every_host() {
+        let mut c = cluster(
+            DiscoveryType::Static,
+            LbPolicy::RoundRobin,
+            &[("127.0.0.1", 1), ("127.0.0.1", 2), ("127.0.0.1", 3)],
+        );
+        let mut rng = Rng::from_entropy();
+        let mut seen: Vec<usize> = (0..6).filter_map(|_| c.pick(&mut rng)).collect();
+        seen.sort();
+        assert_eq!(seen, vec![0, 0, 1, 1, 2, 2]);
+    }
+
+    #[test]
+    fn logical_dns_uses_first_address_and_keeps_last_good() {
+        let mut c = cluster(DiscoveryType::LogicalDns, LbPolicy::RoundRobin, &[("svc", 80)]);
+        assert!(c.hosts.is_empty());
+        assert_eq!(c.dns_endpoints(), vec![0]);
+        let a: SocketAddr = "127.0.0.2:80".parse().unwrap();
+        let b: SocketAddr = "127.0.0.3:80".parse().unwrap();
+        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        assert!(c.apply_dns(0, &Ok(vec![v6, a, b])));
+        assert_eq!(c.hosts.len(), 1);
+        assert_eq!(c.hosts[0].addr, a);
+        assert!(!c.apply_dns(0, &Err("timeout".into())));
+        assert_eq!(c.hosts[0].addr, a);
+        assert!(!c.apply_dns(0, &Ok(vec![])));
+        assert_eq!(c.hosts[0].addr, a);
+    }
+
+    #[test]
+    fn strict_dns_makes_every_address_a_host() {
+        let mut c = cluster(DiscoveryType::StrictDns, LbPolicy::LeastRequest, &[("svc", 80)]);
+        let a: SocketAddr = "127.0.0.2:80".parse().unwrap();
+        let b: SocketAddr = "127.0.0.3:80".parse().unwrap();
+        c.apply_dns(0, &Ok(vec![a, b, a]));
+        assert_eq!(c.hosts.len(), 2);
+        c.track(a, 5);
+        let mut rng = Rng::from_entropy();
+        // b is never worse than a under power-of-two choices once a is loaded.
+        let picks: Vec<usize> = (0..50).filter_map(|_| c.pick(&mut rng)).collect();
+        assert!(picks.iter().filter(|&&i| c.hosts[i].addr == b).count() > 25);
+    }
+
+    #[test]
+    fn family_filters() {
+        let a: SocketAddr = "127.0.0.2:80".parse().unwrap();
+        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        assert_eq!(filter_family(&[a, v6], DnsLookupFamily::Auto), vec![v6]);
+        assert_eq!(filter_family(&[a, v6], DnsLookupFamily::V4Preferred), vec![a]);
+        assert_eq!(filter_family(&[v6], DnsLookupFamily::V4Only), Vec::<SocketAddr>::new());
+        assert_eq!(filter_family(&[a, v6], DnsLookupFamily::All), vec![a, v6]);
+    }
+}

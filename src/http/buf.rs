@@ -1,0 +1,180 @@
+//! Byte buffers for connections: a window over a pooled allocation. A connection borrows a
+//! buffer only while it has bytes in flight and gives it back when empty, so idle keep-alive
+//! connections cost no buffer memory and a busy proxy does not re-zero memory per request.
+
+use std::io::{self, Read, Write};
+
+/// Size of one pooled buffer and of one read.
+pub const CHUNK: usize = 16 * 1024;
+
+/// Free list of `CHUNK`-sized allocations, bounded so a burst does not pin memory forever.
+#[derive(Debug, Default)]
+pub struct BufPool {
+    free: Vec<Vec<u8>>,
+}
+
+const POOL_MAX: usize = 1024;
+
+impl BufPool {
+    fn get(&mut self) -> Vec<u8> {
+        self.free.pop().unwrap_or_else(|| vec![0; CHUNK])
+    }
+
+    fn put(&mut self, v: Vec<u8>) {
+        if v.len() == CHUNK && self.free.len() < POOL_MAX {
+            self.free.push(v);
+        }
+    }
+}
+
+/// Bytes `v[start..end]` are live; `v.len()` is the allocation (always initialised).
+#[derive(Debug, Default)]
+pub struct Buf {
+    v: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+/// Outcome of a read into a buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    Data(usize),
+    Eof,
+    WouldBlock,
+}
+
+impl Buf {
+    pub fn data(&self) -> &[u8] {
+        &self.v[self.start..self.end]
+    }
+
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Drops `n` bytes from the front.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Room for at least `min` more bytes at the end; returns the writable tail.
+    fn spare(&mut self, pool: &mut BufPool, min: usize) -> &mut [u8] {
+        if self.v.is_empty() {
+            self.v = pool.get();
+        }
+        if self.v.len() - self.end < min {
+            if self.start > 0 {
+                self.v.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.v.len() - self.end < min {
+                let want = (self.end + min).max(self.v.len() * 2);
+                self.v.resize(want, 0);
+            }
+        }
+        &mut self.v[self.end..]
+    }
+
+    pub fn extend(&mut self, pool: &mut BufPool, bytes: &[u8]) {
+        let tail = self.spare(pool, bytes.len());
+        tail[..bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
+    }
+
+    /// One read of up to `max` bytes (at least 1).
+    pub fn read_from<R: Read>(
+        &mut self,
+        pool: &mut BufPool,
+        r: &mut R,
+        max: usize,
+    ) -> io::Result<ReadOutcome> {
+        let max = max.clamp(1, CHUNK);
+        let tail = self.spare(pool, max);
+        let len = tail.len().min(max);
+        loop {
+            match r.read(&mut tail[..len]) {
+                Ok(0) => return Ok(ReadOutcome::Eof),
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(ReadOutcome::Data(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadOutcome::WouldBlock),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes as much as the socket takes. Returns false when it would block with bytes left.
+    pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<bool> {
+        while !self.is_empty() {
+            match w.write(self.data()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Returns the allocation to the pool when nothing is buffered.
+    pub fn release(&mut self, pool: &mut BufPool) {
+        if self.is_empty() && !self.v.is_empty() {
+            pool.put(std::mem::take(&mut self.v));
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Takes the buffered bytes out (used when a connection is handed to another owner).
+    pub fn take_bytes(&mut self) -> Vec<u8> {
+        let out = self.data().to_vec();
+        self.consume(out.len());
+        out
+    }
+
+    pub fn has_allocation(&self) -> bool {
+        !self.v.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extend_consume_compact_and_release() {
+        let mut pool = BufPool::default();
+        let mut b = Buf::default();
+        assert!(!b.has_allocation());
+        b.extend(&mut pool, b"hello");
+        b.consume(2);
+        assert_eq!(b.data(), b"llo");
+        let big = vec![7u8; CHUNK * 3];
+        b.extend(&mut pool, &big);
+        assert_eq!(b.len(), 3 + CHUNK * 3);
+        b.consume(b.len());
+        assert!(b.is_empty());
+        b.release(&mut pool);
+        assert!(!b.has_allocation());
+        let mut r: &[u8] = b"abc";
+        assert_eq!(b.read_from(&mut pool, &mut r, 2).unwrap(), ReadOutcome::Data(2));
+        assert_eq!(b.data(), b"ab");
+        let mut out = Vec::new();
+        assert!(b.write_to(&mut out).unwrap());
+        assert_eq!(out, b"ab");
+        let mut empty: &[u8] = b"";
+        assert_eq!(b.read_from(&mut pool, &mut empty, 10).unwrap(), ReadOutcome::Eof);
+    }
+}

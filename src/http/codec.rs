@@ -1,0 +1,705 @@
+//! Pure HTTP/1.1 framing: request/response heads (httparse, in place) and body decoders/encoders.
+//! No sockets here. The rules are RFC 9112's strict reading: anything ambiguous about where a
+//! message ends is an error, because a proxy that guesses differently from its upstream is how
+//! request smuggling happens.
+
+use std::fmt::Write as _;
+
+/// Most headers a request or response may carry; more is 431 (request) or 502-class (response).
+pub const MAX_HEADERS: usize = 100;
+
+/// How a message body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body at all.
+    None,
+    Length(u64),
+    Chunked,
+    /// Response only: the body runs until the upstream closes.
+    UntilClose,
+}
+
+/// Why a request head was refused; maps to the status we answer with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadError {
+    /// 400: malformed or ambiguous.
+    Bad(&'static str),
+    /// 431: too many or too large headers.
+    TooLarge,
+    /// 501: a transfer coding we do not implement.
+    NotImplemented(&'static str),
+}
+
+impl HeadError {
+    pub fn status(&self) -> u16 {
+        match self {
+            HeadError::Bad(_) => 400,
+            HeadError::TooLarge => 431,
+            HeadError::NotImplemented(_) => 501,
+        }
+    }
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HeadError::Bad(r) | HeadError::NotImplemented(r) => r,
+            HeadError::TooLarge => "headers too large",
+        }
+    }
+}
+
+/// A parsed request head, borrowing the read buffer.
+#[derive(Debug)]
+pub struct RequestHead<'b> {
+    pub method: &'b str,
+    /// Origin-form path and query (absolute-form targets are reduced to this).
+    pub path: &'b str,
+    /// 0 or 1 (HTTP/1.0 or HTTP/1.1).
+    pub minor: u8,
+    /// Authority: from an absolute-form target, else the Host header.
+    pub host: Option<&'b str>,
+    pub headers: &'b [httparse::Header<'b>],
+    pub framing: Framing,
+    /// Whether the client wants the connection kept after this exchange.
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+    /// Bytes of the head, including the blank line.
+    pub head_len: usize,
+}
+
+/// Comma-separated tokens of a header value, trimmed and non-empty.
+pub fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|&c| c == b',').map(trim).filter(|t| !t.is_empty())
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Headers a proxy must not forward (RFC 9110 §7.6.1) or that we regenerate ourselves.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    const HOP: &[&str] = &[
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "trailer",
+    ];
+    HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// True when `name` is listed in any Connection header (those are hop-by-hop too).
+pub fn named_in_connection(headers: &[httparse::Header<'_>], name: &str) -> bool {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| tokens(h.value))
+        .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
+}
+
+fn connection_has(headers: &[httparse::Header<'_>], token: &str) -> bool {
+    named_in_connection(headers, token)
+}
+
+/// Parses a Content-Length value strictly: digits only, no sign, no overflow.
+fn parse_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// Body framing from Content-Length / Transfer-Encoding headers, shared by both directions.
+/// `Ok(None)` means neither header was present.
+fn body_framing(headers: &[httparse::Header<'_>]) -> Result<Option<Framing>, HeadError> {
+    let mut length: Option<u64> = None;
+    let mut te_seen = false;
+    let mut last_coding: Option<&[u8]> = None;
+    let mut codings = 0usize;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            // A list of identical values is allowed (RFC 9110 §8.6); anything else is not.
+            for t in h.value.split(|&c| c == b',') {
+                let n = parse_length(trim(t)).ok_or(HeadError::Bad("invalid content-length"))?;
+                match length {
+                    Some(prev) if prev != n => return Err(HeadError::Bad("conflicting content-length")),
+                    _ => length = Some(n),
+                }
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            te_seen = true;
+            for t in tokens(h.value) {
+                codings += 1;
+                last_coding = Some(t);
+            }
+        }
+    }
+    if te_seen {
+        if length.is_some() {
+            return Err(HeadError::Bad("content-length with transfer-encoding"));
+        }
+        match last_coding {
+            Some(c) if c.eq_ignore_ascii_case(b"chunked") => {
+                if codings > 1 {
+                    return Err(HeadError::NotImplemented("unsupported transfer-encoding"));
+                }
+                Ok(Some(Framing::Chunked))
+            }
+            _ => Err(HeadError::Bad("transfer-encoding does not end in chunked")),
+        }
+    } else {
+        Ok(length.map(|n| if n == 0 { Framing::None } else { Framing::Length(n) }))
+    }
+}
+
+fn map_httparse(e: httparse::Error) -> HeadError {
+    match e {
+        httparse::Error::TooManyHeaders => HeadError::TooLarge,
+        httparse::Error::Version => HeadError::Bad("unsupported HTTP version"),
+        httparse::Error::HeaderName => HeadError::Bad("invalid header name"),
+        httparse::Error::HeaderValue => HeadError::Bad("invalid header value"),
+        httparse::Error::NewLine => HeadError::Bad("invalid line ending"),
+        httparse::Error::Token => HeadError::Bad("invalid method"),
+        httparse::Error::Status => HeadError::Bad("invalid status"),
+    }
+}
+
+/// Parses a request head from `buf`. `Ok(None)`: incomplete (read more, unless `buf` is
+/// already at the size limit — the caller checks that).
+pub fn parse_request<'b>(
+    buf: &'b [u8],
+    hdrs: &'b mut [httparse::Header<'b>],
+) -> Result<Option<RequestHead<'b>>, HeadError> {
+    let mut req = httparse::Request::new(hdrs);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(map_httparse(e)),
+    };
+    let method = req.method.ok_or(HeadError::Bad("missing method"))?;
+    let target = req.path.ok_or(HeadError::Bad("missing target"))?;
+    let minor = req.version.ok_or(HeadError::Bad("missing version"))?;
+    let headers: &'b [httparse::Header<'b>] = req.headers;
+
+    let mut host_hdr: Option<&'b str> = None;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("host") {
+            if host_hdr.is_some() {
+                return Err(HeadError::Bad("multiple host headers"));
+            }
+            let v = std::str::from_utf8(trim(h.value)).map_err(|_| HeadError::Bad("invalid host"))?;
+            if !valid_authority(v) {
+                return Err(HeadError::Bad("invalid host"));
+            }
+            host_hdr = Some(v);
+        }
+    }
+    let (path, host) = if target.starts_with('/') {
+        (target, host_hdr)
+    } else if let Some(rest) = strip_scheme(target) {
+        // absolute-form: the authority in the target wins over Host (RFC 9112 §3.2.2).
+        let (auth, path) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if auth.is_empty() || !valid_authority(auth) {
+            return Err(HeadError::Bad("invalid absolute-form target"));
+        }
+        if path.starts_with('?') {
+            return Err(HeadError::Bad("invalid absolute-form target"));
+        }
+        (path, Some(auth))
+    } else if target == "*" && method == "OPTIONS" {
+        (target, host_hdr)
+    } else {
+        return Err(HeadError::Bad("invalid request target"));
+    };
+    if minor == 1 && host_hdr.is_none() {
+        return Err(HeadError::Bad("missing host header"));
+    }
+    if target.contains('#') {
+        return Err(HeadError::Bad("fragment in request target"));
+    }
+    let framing = match body_framing(headers)? {
+        Some(f) => {
+            if minor == 0 && f == Framing::Chunked {
+                return Err(HeadError::Bad("transfer-encoding in HTTP/1.0"));
+            }
+            f
+        }
+        None => Framing::None,
+    };
+    let keep_alive = if minor == 1 {
+        !connection_has(headers, "close")
+    } else {
+        connection_has(headers, "keep-alive") && !connection_has(headers, "close")
+    };
+    let expect_continue = minor == 1
+        && headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("expect") && trim(h.value).eq_ignore_ascii_case(b"100-continue")
+        });
+    Ok(Some(RequestHead {
+        method,
+        path,
+        minor,
+        host,
+        headers,
+        framing,
+        keep_alive,
+        expect_continue,
+        head_len,
+    }))
+}
+
+fn strip_scheme(t: &str) -> Option<&str> {
+    let lower_starts = |p: &str| t.len() >= p.len() && t[..p.len()].eq_ignore_ascii_case(p);
+    if lower_starts("http://") {
+        Some(&t[7..])
+    } else if lower_starts("https://") {
+        Some(&t[8..])
+    } else {
+        None
+    }
+}
+
+/// Host / authority: reg-name or IP-literal, optional port; no userinfo, no whitespace.
+fn valid_authority(a: &str) -> bool {
+    !a.is_empty()
+        && a.bytes().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, b'-' | b'.' | b'_' | b'~' | b':' | b'[' | b']' | b'%' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
+        })
+}
+
+/// A parsed response head, borrowing the upstream read buffer.
+#[derive(Debug)]
+pub struct ResponseHead<'b> {
+    pub status: u16,
+    pub reason: &'b str,
+    pub minor: u8,
+    pub headers: &'b [httparse::Header<'b>],
+    pub framing: Framing,
+    /// Whether the upstream lets us reuse the connection after this response.
+    pub keep_alive: bool,
+    pub head_len: usize,
+}
+
+/// Parses a response head. `request_was_head` decides framing as RFC 9112 §6.3 says.
+pub fn parse_response<'b>(
+    buf: &'b [u8],
+    hdrs: &'b mut [httparse::Header<'b>],
+    request_was_head: bool,
+) -> Result<Option<ResponseHead<'b>>, HeadError> {
+    let mut resp = httparse::Response::new(hdrs);
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(map_httparse(e)),
+    };
+    let status = resp.code.ok_or(HeadError::Bad("missing status"))?;
+    let minor = resp.version.ok_or(HeadError::Bad("missing version"))?;
+    let reason = resp.reason.unwrap_or("");
+    let headers: &'b [httparse::Header<'b>] = resp.headers;
+    let no_body = request_was_head || (100..200).contains(&status) || status == 204 || status == 304;
+    let framing = match body_framing(headers) {
+        _ if no_body => Framing::None,
+        Ok(Some(f)) => f,
+        Ok(None) => Framing::UntilClose,
+        // A non-chunked final coding on a response means "read until close" (RFC 9112 §6.3).
+        Err(HeadError::Bad("transfer-encoding does not end in chunked")) => Framing::UntilClose,
+        Err(e) => return Err(e),
+    };
+    let keep_alive = framing != Framing::UntilClose
+        && if minor == 1 {
+            !connection_has(headers, "close")
+        } else {
+            connection_has(headers, "keep-alive") && !connection_has(headers, "close")
+        };
+    Ok(Some(ResponseHead {
+        status,
+        reason,
+        minor,
+        headers,
+        framing,
+        keep_alive,
+        head_len,
+    }))
+}
+
+/// Error in a chunked body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkError(pub &'static str);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    Size { digits: u8 },
+    Ext,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    TrailerStart,
+    TrailerLine,
+    TrailerLf { end: bool },
+    Done,
+}
+
+/// Incremental decoder for a chunked body; yields data pieces, drops extensions and trailers.
+#[derive(Debug, Clone)]
+pub struct ChunkedDecoder {
+    state: ChunkState,
+    remaining: u64,
+}
+
+impl Default for ChunkedDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChunkedDecoder {
+    pub fn new() -> Self {
+        ChunkedDecoder {
+            state: ChunkState::Size { digits: 0 },
+            remaining: 0,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    /// Consumes from `input`, calling `data` with each piece of body. Returns bytes consumed;
+    /// stops at the end of the body (`is_done`) or when `max_data` bytes were produced.
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        max_data: usize,
+        mut data: impl FnMut(&[u8]),
+    ) -> Result<usize, ChunkError> {
+        let mut i = 0;
+        let mut produced = 0usize;
+        while i < input.len() {
+            let c = input[i];
+            match self.state {
+                ChunkState::Size { digits } => {
+                    if let Some(d) = (c as char).to_digit(16) {
+                        if digits >= 15 {
+                            return Err(ChunkError("chunk size too large"));
+                        }
+                        self.remaining = self.remaining * 16 + u64::from(d);
+                        self.state = ChunkState::Size { digits: digits + 1 };
+                    } else if digits == 0 {
+                        return Err(ChunkError("invalid chunk size"));
+                    } else if c == b';' || c == b' ' || c == b'\t' {
+                        self.state = ChunkState::Ext;
+                    } else if c == b'\r' {
+                        self.state = ChunkState::SizeLf;
+                    } else if c == b'\n' {
+                        self.after_size();
+                    } else {
+                        return Err(ChunkError("invalid chunk size"));
+                    }
+                    i += 1;
+                }
+                ChunkState::Ext => {
+                    if c == b'\r' {
+                        self.state = ChunkState::SizeLf;
+                    } else if c == b'\n' {
+                        self.after_size();
+                    } else if c != b'\t' && (c < 0x20 || c == 0x7f) {
+                        return Err(ChunkError("invalid chunk extension"));
+                    }
+                    i += 1;
+                }
+                ChunkState::SizeLf => {
+                    if c != b'\n' {
+                        return Err(ChunkError("bare CR in chunk size line"));
+                    }
+                    self.after_size();
+                    i += 1;
+                }
+                ChunkState::Data => {
+                    if produced >= max_data {
+                        return Ok(i);
+                    }
+                    let avail = (input.len() - i).min(max_data - produced);
+                    let n = (self.remaining.min(avail as u64)) as usize;
+                    data(&input[i..i + n]);
+                    produced += n;
+                    i += n;
+                    self.remaining -= n as u64;
+                    if self.remaining == 0 {
+                        self.state = ChunkState::DataCr;
+                    }
+                }
+                ChunkState::DataCr => {
+                    match c {
+                        b'\r' => self.state = ChunkState::DataLf,
+                        b'\n' => self.state = ChunkState::Size { digits: 0 },
+                        _ => return Err(ChunkError("missing CRLF after chunk data")),
+                    }
+                    i += 1;
+                }
+                ChunkState::DataLf => {
+                    if c != b'\n' {
+                        return Err(ChunkError("missing CRLF after chunk data"));
+                    }
+                    self.state = ChunkState::Size { digits: 0 };
+                    i += 1;
+                }
+                ChunkState::TrailerStart => {
+                    match c {
+                        b'\r' => self.state = ChunkState::TrailerLf { end: true },
+                        b'\n' => {
+                            self.state = ChunkState::Done;
+                            return Ok(i + 1);
+                        }
+                        _ => self.state = ChunkState::TrailerLine,
+                    }
+                    i += 1;
+                }
+                ChunkState::TrailerLine => {
+                    match c {
+                        b'\r' => self.state = ChunkState::TrailerLf { end: false },
+                        b'\n' => self.state = ChunkState::TrailerStart,
+                        0 => return Err(ChunkError("NUL in trailer")),
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                ChunkState::TrailerLf { end } => {
+                    if c != b'\n' {
+                        return Err(ChunkError("bare CR in trailer"));
+                    }
+                    i += 1;
+                    if end {
+                        self.state = ChunkState::Done;
+                        return Ok(i);
+                    }
+                    self.state = ChunkState::TrailerStart;
+                }
+                ChunkState::Done => return Ok(i),
+            }
+        }
+        Ok(i)
+    }
+
+    fn after_size(&mut self) {
+        self.state = if self.remaining == 0 {
+            ChunkState::TrailerStart
+        } else {
+            ChunkState::Data
+        };
+    }
+}
+
+/// Appends one chunk (size line, data, CRLF) to `out`.
+pub fn encode_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    let mut line = String::with_capacity(12);
+    let _ = write!(line, "{:x}\r\n", data.len());
+    out.extend_from_slice(line.as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The last chunk of a chunked body, without trailers.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// Appends `name: value\r\n`.
+pub fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Canonical reason phrase for locally generated responses.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(raw: &str) -> Result<Option<(Framing, bool, Option<String>, String)>, HeadError> {
+        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        parse_request(raw.as_bytes(), &mut h).map(|o| {
+            o.map(|r| (r.framing, r.keep_alive, r.host.map(String::from), r.path.to_string()))
+        })
+    }
+
+    #[test]
+    fn request_framing_and_keepalive() {
+        let r = req("GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().unwrap();
+        assert_eq!(r.0, Framing::None);
+        assert!(r.1);
+        let r = req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.0, Framing::Length(5));
+        assert!(!r.1);
+        let r = req("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert!(!r.1);
+        let r = req("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap().unwrap();
+        assert!(r.1);
+        let r = req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.0, Framing::Chunked);
+        assert!(req("GET / HTTP/1.1\r\nHost: a\r\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn absolute_form_uses_target_authority() {
+        let r = req("GET http://Example.com:8080/x?y HTTP/1.1\r\nHost: other\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.2.as_deref(), Some("Example.com:8080"));
+        assert_eq!(r.3, "/x?y");
+        let r = req("GET http://e.com HTTP/1.1\r\nHost: e.com\r\n\r\n").unwrap().unwrap();
+        assert_eq!(r.3, "/");
+    }
+
+    #[test]
+    fn ambiguous_requests_are_rejected() {
+        let bad = [
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "GET x HTTP/1.1\r\nHost: a\r\n\r\n",
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
+        ];
+        for b in bad {
+            assert!(req(b).is_err(), "accepted: {b:?}");
+        }
+        let e = req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap_err();
+        assert_eq!(e.status(), 501);
+        // identical repeated lengths are fine (RFC 9110 §8.6)
+        let r = req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n").unwrap().unwrap();
+        assert_eq!(r.0, Framing::Length(5));
+    }
+
+    #[test]
+    fn too_many_headers_is_431() {
+        let mut s = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+        for i in 0..MAX_HEADERS + 1 {
+            s.push_str(&format!("x-{i}: v\r\n"));
+        }
+        s.push_str("\r\n");
+        assert_eq!(req(&s).unwrap_err().status(), 431);
+    }
+
+    #[test]
+    fn response_framing() {
+        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", &mut h, false)
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.status, r.framing, r.keep_alive), (200, Framing::Length(3), true));
+        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let r = parse_response(b"HTTP/1.1 200 OK\r\n\r\n", &mut h, false).unwrap().unwrap();
+        assert_eq!((r.framing, r.keep_alive), (Framing::UntilClose, false));
+        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", &mut h, true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.framing, Framing::None);
+        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let r = parse_response(b"HTTP/1.0 204 No Content\r\n\r\n", &mut h, false).unwrap().unwrap();
+        assert_eq!((r.framing, r.keep_alive), (Framing::None, false));
+        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", &mut h, false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.framing, Framing::Chunked);
+    }
+
+    fn dechunk(input: &[u8]) -> Result<(Vec<u8>, usize, bool), ChunkError> {
+        let mut d = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        let n = d.decode(input, usize::MAX, |b| out.extend_from_slice(b))?;
+        Ok((out, n, d.is_done()))
+    }
+
+    #[test]
+    fn chunked_decoding() {
+        let (out, n, done) = dechunk(b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\nNEXT").unwrap();
+        assert_eq!(out, b"hello world");
+        assert!(done);
+        assert_eq!(n, 41);
+        // byte at a time gives the same
+        let input = b"a\r\n0123456789\r\n0\r\n\r\n";
+        let mut d = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        for b in input.iter() {
+            assert_eq!(d.decode(std::slice::from_ref(b), usize::MAX, |x| out.extend_from_slice(x)).unwrap(), 1);
+        }
+        assert!(d.is_done());
+        assert_eq!(out, b"0123456789");
+        for bad in [&b"x\r\n"[..], b"5\rhello", b"5\r\nhelloXX", b"ffffffffffffffffff\r\n", b"\r\n"] {
+            assert!(dechunk(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn chunked_decoding_respects_max_data() {
+        let mut d = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        let n = d.decode(b"a\r\n0123456789\r\n0\r\n\r\n", 4, |x| out.extend_from_slice(x)).unwrap();
+        assert_eq!(out, b"0123");
+        assert_eq!(n, 7);
+    }
+
+    #[test]
+    fn chunk_encoding() {
+        let mut v = Vec::new();
+        encode_chunk(&mut v, b"hello world, this is 26 by");
+        assert_eq!(v, b"1a\r\nhello world, this is 26 by\r\n");
+    }
+}

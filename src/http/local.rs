@@ -1,0 +1,64 @@
+//! Responses baton makes itself (no route, no upstream, timeouts, bad requests), shaped as
+//! Envoy's local replies so clients and dashboards see the same thing.
+
+use super::codec::{put_header, reason_phrase};
+
+/// Envoy's body for a cluster with no usable host.
+pub const NO_HEALTHY_UPSTREAM: &str = "no healthy upstream";
+/// Envoy's body when connecting to the upstream failed.
+pub const CONNECT_FAILURE: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+/// Envoy's body when the connect timeout fired.
+pub const CONNECT_TIMEOUT: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection timeout";
+/// Envoy's body when the upstream closed before sending a response head.
+pub const CONNECTION_TERMINATION: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+/// Envoy's body when the upstream sent something that is not HTTP/1.
+pub const PROTOCOL_ERROR: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: protocol error";
+/// Envoy's body for the route timeout.
+pub const UPSTREAM_TIMEOUT: &str = "upstream request timeout";
+
+/// Serialises a complete local reply (head and body) into `out`.
+pub fn write_local_reply(
+    out: &mut Vec<u8>,
+    status: u16,
+    body: &str,
+    close: bool,
+    server_name: &str,
+    date: &str,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    put_header(out, "content-length", body.len().to_string().as_bytes());
+    if !body.is_empty() {
+        put_header(out, "content-type", b"text/plain");
+    }
+    put_header(out, "date", date.as_bytes());
+    put_header(out, "server", server_name.as_bytes());
+    if close {
+        put_header(out, "connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_reply_is_complete_http() {
+        let mut v = Vec::new();
+        write_local_reply(&mut v, 503, NO_HEALTHY_UPSTREAM, true, "baton", "D");
+        let s = String::from_utf8(v).unwrap();
+        assert!(s.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+        assert!(s.contains("content-length: 19\r\n"));
+        assert!(s.contains("connection: close\r\n"));
+        assert!(s.ends_with("\r\n\r\nno healthy upstream"));
+    }
+}

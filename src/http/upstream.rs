@@ -1,0 +1,151 @@
+//! One upstream connection, and the per-address keep-alive pool it returns to between requests.
+
+use std::io;
+use std::net::SocketAddr;
+
+use mio::net::TcpStream;
+use mio::Interest;
+
+use super::buf::{Buf, BufPool};
+use crate::context::Ctx;
+use crate::reactor::Tok;
+
+/// Most idle connections kept per upstream address; more are closed when they come back.
+const MAX_IDLE_PER_ADDR: usize = 256;
+
+#[derive(Debug)]
+pub struct UpConn {
+    pub stream: TcpStream,
+    pub addr: SocketAddr,
+    pub rbuf: Buf,
+    pub wbuf: Buf,
+    pub readable: bool,
+    pub writable: bool,
+    /// The TCP handshake finished.
+    pub connected: bool,
+    /// Came from the pool: a failure before any response byte may be a stale keep-alive race.
+    pub reused: bool,
+    /// Response bytes received on this connection for the current request.
+    pub got_bytes: bool,
+    /// The upstream closed its side.
+    pub eof: bool,
+}
+
+impl UpConn {
+    /// Starts a non-blocking connect, registered under `tok`.
+    pub fn connect(ctx: &mut Ctx, addr: SocketAddr, tok: Tok) -> io::Result<UpConn> {
+        let mut stream = TcpStream::connect(addr)?;
+        let _ = stream.set_nodelay(true);
+        ctx.registry
+            .register(&mut stream, tok.token(), Interest::READABLE | Interest::WRITABLE)?;
+        Ok(UpConn {
+            stream,
+            addr,
+            rbuf: Buf::default(),
+            wbuf: Buf::default(),
+            readable: false,
+            writable: false,
+            connected: false,
+            reused: false,
+            got_bytes: false,
+            eof: false,
+        })
+    }
+
+    /// After a writable event on a connecting socket: Ok(true) once connected, Err on failure.
+    pub fn check_connected(&mut self) -> io::Result<bool> {
+        if self.connected {
+            return Ok(true);
+        }
+        if let Some(e) = self.stream.take_error()? {
+            return Err(e);
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => {
+                self.connected = true;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn release_buffers(&mut self, pool: &mut BufPool) {
+        self.rbuf.release(pool);
+        self.wbuf.release(pool);
+    }
+
+    /// Deregisters and drops the connection (close, never shutdown: see design.md).
+    pub fn close(mut self, ctx: &mut Ctx) {
+        let _ = ctx.registry.deregister(&mut self.stream);
+        self.release_buffers(&mut ctx.pool);
+    }
+}
+
+/// Takes an idle connection to `addr` from the pool, re-registered under `tok`.
+pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, tok: Tok) -> Option<UpConn> {
+    loop {
+        let idx = ctx.idle_by_addr.get_mut(&addr)?.pop()?;
+        let Some(mut c) = ctx.idle.remove(idx) else {
+            continue;
+        };
+        if ctx
+            .registry
+            .reregister(&mut c.stream, tok.token(), Interest::READABLE | Interest::WRITABLE)
+            .is_err()
+        {
+            c.close(ctx);
+            continue;
+        }
+        c.reused = true;
+        c.got_bytes = false;
+        c.readable = false;
+        c.writable = true;
+        return Some(c);
+    }
+}
+
+/// Returns a connection whose exchange completed cleanly to the pool.
+pub fn put_idle(ctx: &mut Ctx, mut c: UpConn) {
+    c.release_buffers(&mut ctx.pool);
+    let count = ctx.idle_by_addr.get(&c.addr).map_or(0, Vec::len);
+    if ctx.draining || count >= MAX_IDLE_PER_ADDR || !c.rbuf.is_empty() {
+        c.close(ctx);
+        return;
+    }
+    let addr = c.addr;
+    let idx = ctx.idle.insert(c);
+    let ok = match ctx.idle.get_mut(idx) {
+        Some(conn) => ctx
+            .registry
+            .reregister(&mut conn.stream, Tok::Idle(idx).token(), Interest::READABLE)
+            .is_ok(),
+        None => false,
+    };
+    if !ok {
+        if let Some(conn) = ctx.idle.remove(idx) {
+            conn.close(ctx);
+        }
+        return;
+    }
+    ctx.idle_by_addr.entry(addr).or_default().push(idx);
+}
+
+/// An idle connection became readable: the upstream closed it or sent junk. Either way it is
+/// no longer safe to reuse.
+pub fn idle_event(ctx: &mut Ctx, idx: usize) {
+    if let Some(c) = ctx.idle.remove(idx) {
+        if let Some(list) = ctx.idle_by_addr.get_mut(&c.addr) {
+            list.retain(|&i| i != idx);
+        }
+        c.close(ctx);
+    }
+}
+
+/// Closes every idle connection (drain, shutdown).
+pub fn close_all_idle(ctx: &mut Ctx) {
+    for idx in ctx.idle.keys() {
+        idle_event(ctx, idx);
+    }
+    ctx.idle_by_addr.clear();
+}

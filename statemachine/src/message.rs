@@ -1,0 +1,80 @@
+//! The logical messages of the hot-restart protocol (see docs/hot-restart.md).
+
+/// Version of the wire protocol; a peer speaking another version is refused.
+///
+/// Bump it on any change to a frame layout. The `Hello` layout itself is frozen so that any
+/// two versions can still tell each other they differ.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The most fds one `ListenerFds` frame carries (SCM_MAX_FD on Linux is 253).
+pub const MAX_FDS_PER_BATCH: usize = 253;
+
+/// One batch of listening sockets; the fds travel alongside with SCM_RIGHTS, in this order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdBatch {
+    /// 0-based; the child acknowledges each batch by index before the next is sent.
+    pub index: u32,
+    /// True on the final batch of this handover.
+    pub last: bool,
+    /// The address of each fd, in fd order.
+    pub addresses: Vec<String>,
+}
+
+/// Counters and gauges, by Envoy name; counters continue from the old totals in the child.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub counters: Vec<(String, u64)>,
+    pub gauges: Vec<(String, i64)>,
+}
+
+/// A message on the restart socket. Child → parent unless noted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// First frame from the child.
+    Hello {
+        protocol_version: u16,
+        binary_version: String,
+        pid: u32,
+    },
+    /// Parent → child: handshake accepted; the child's epoch is `epoch + 1`.
+    HelloAck {
+        protocol_version: u16,
+        binary_version: String,
+        pid: u32,
+        epoch: u32,
+    },
+    /// Parent → child: no handover (busy, draining, version mismatch); the link closes next.
+    Refuse { reason: String },
+    /// The listeners the child's config needs, by address (restart socket included).
+    RequestListeners { addresses: Vec<String> },
+    /// Parent → child: one batch of listening sockets (fds in SCM_RIGHTS).
+    ListenerFds(FdBatch),
+    /// The child holds batch `batch`; the parent may send the next one.
+    FdsAck { batch: u32 },
+    /// The child is fully ready (listeners registered); the parent must stop accepting.
+    Listening,
+    /// Parent → child: the parent stopped accepting; the child starts now.
+    AcceptingStopped,
+    /// The child asks the parent to drain (`--parent-shutdown-time-s`), like SIGTERM.
+    DrainParent,
+    /// Parent → child: the parent's stats, so counters continue across generations.
+    Stats(StatsSnapshot),
+}
+
+impl Message {
+    /// Short name for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Hello { .. } => "Hello",
+            Message::HelloAck { .. } => "HelloAck",
+            Message::Refuse { .. } => "Refuse",
+            Message::RequestListeners { .. } => "RequestListeners",
+            Message::ListenerFds(_) => "ListenerFds",
+            Message::FdsAck { .. } => "FdsAck",
+            Message::Listening => "Listening",
+            Message::AcceptingStopped => "AcceptingStopped",
+            Message::DrainParent => "DrainParent",
+            Message::Stats(_) => "Stats",
+        }
+    }
+}
