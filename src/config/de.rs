@@ -105,6 +105,9 @@ impl de::Error for DeError {
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
         let message = match UNSUPPORTED_FIELDS.iter().find(|(f, _)| *f == field) {
             Some((_, what)) => format!("not supported by baton ({what})"),
+            None if expected.is_empty() => {
+                format!("unknown or unsupported field \"{field}\" (no fields are accepted here)")
+            }
             None => format!(
                 "unknown or unsupported field \"{field}\" (accepted here: {})",
                 expected.join(", ")

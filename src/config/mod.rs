@@ -5,6 +5,8 @@ mod de;
 mod format;
 pub mod model;
 mod raw;
+#[cfg(test)]
+mod tests;
 mod validate;
 mod validate_action;
 mod validate_route;

@@ -144,60 +144,79 @@ pub struct DataSource {
     pub filename: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfiguration {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub virtual_hosts: Vec<VirtualHost>,
-    #[serde(default)]
-    pub request_headers_to_add: Vec<HeaderValueOption>,
-    #[serde(default)]
-    pub request_headers_to_remove: Vec<String>,
-    #[serde(default)]
-    pub response_headers_to_add: Vec<HeaderValueOption>,
-    #[serde(default)]
-    pub response_headers_to_remove: Vec<String>,
-    pub most_specific_header_mutations_wins: Option<bool>,
+/// Adds Envoy's four header-edit lists (identical on route_config, virtual host and route) to a
+/// struct, with `HeaderEdits` to read them generically.
+macro_rules! with_header_edits {
+    (pub struct $name:ident { $($body:tt)* }) => {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($body)*
+            #[serde(default)]
+            pub request_headers_to_add: Vec<HeaderValueOption>,
+            #[serde(default)]
+            pub request_headers_to_remove: Vec<String>,
+            #[serde(default)]
+            pub response_headers_to_add: Vec<HeaderValueOption>,
+            #[serde(default)]
+            pub response_headers_to_remove: Vec<String>,
+        }
+
+        impl HeaderEdits for $name {
+            fn edits(&self) -> HeaderEditLists<'_> {
+                HeaderEditLists {
+                    request_add: &self.request_headers_to_add,
+                    request_remove: &self.request_headers_to_remove,
+                    response_add: &self.response_headers_to_add,
+                    response_remove: &self.response_headers_to_remove,
+                }
+            }
+        }
+    };
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VirtualHost {
-    pub name: String,
-    /// `None` when absent (defaulted to `*`, see `validate_route`), unlike an explicit `[]`.
-    pub domains: Option<Vec<String>>,
-    #[serde(default)]
-    pub routes: Vec<Route>,
-    #[serde(default)]
-    pub request_headers_to_add: Vec<HeaderValueOption>,
-    #[serde(default)]
-    pub request_headers_to_remove: Vec<String>,
-    #[serde(default)]
-    pub response_headers_to_add: Vec<HeaderValueOption>,
-    #[serde(default)]
-    pub response_headers_to_remove: Vec<String>,
+/// The header-edit lists of one level, borrowed.
+pub struct HeaderEditLists<'a> {
+    pub request_add: &'a [HeaderValueOption],
+    pub request_remove: &'a [String],
+    pub response_add: &'a [HeaderValueOption],
+    pub response_remove: &'a [String],
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Route {
-    #[serde(default)]
-    pub name: String,
-    #[serde(rename = "match")]
-    pub matcher: Option<RouteMatch>,
-    pub route: Option<RouteAction>,
-    pub redirect: Option<RedirectAction>,
-    pub direct_response: Option<DirectResponse>,
-    #[serde(default)]
-    pub request_headers_to_add: Vec<HeaderValueOption>,
-    #[serde(default)]
-    pub request_headers_to_remove: Vec<String>,
-    #[serde(default)]
-    pub response_headers_to_add: Vec<HeaderValueOption>,
-    #[serde(default)]
-    pub response_headers_to_remove: Vec<String>,
+pub trait HeaderEdits {
+    fn edits(&self) -> HeaderEditLists<'_>;
+}
+
+with_header_edits! {
+    pub struct RouteConfiguration {
+        #[serde(default)]
+        pub name: String,
+        #[serde(default)]
+        pub virtual_hosts: Vec<VirtualHost>,
+        pub most_specific_header_mutations_wins: Option<bool>,
+    }
+}
+
+with_header_edits! {
+    pub struct VirtualHost {
+        pub name: String,
+        /// `None` when absent (defaulted to `*`, see `validate_route`), unlike an explicit `[]`.
+        pub domains: Option<Vec<String>>,
+        #[serde(default)]
+        pub routes: Vec<Route>,
+    }
+}
+
+with_header_edits! {
+    pub struct Route {
+        #[serde(default)]
+        pub name: String,
+        #[serde(rename = "match")]
+        pub matcher: Option<RouteMatch>,
+        pub route: Option<RouteAction>,
+        pub redirect: Option<RedirectAction>,
+        pub direct_response: Option<DirectResponse>,
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -261,36 +261,19 @@ fn listener(
         _ => address.to_string(),
     };
     let chains_path = format!("{path}.filter_chains");
-    let chain =
-        match l.filter_chains.as_slice() {
-            [] => return Err(err(
-                chains_path,
-                "one filter chain with envoy.filters.network.http_connection_manager is required",
-            )),
-            [c] => c,
-            [_, ..] => {
-                return Err(err(
-                    format!("{chains_path}[1]"),
-                    "only one filter chain per listener is supported",
-                ))
-            }
-        };
+    let chain = exactly_one(
+        &l.filter_chains,
+        &chains_path,
+        "one filter chain with envoy.filters.network.http_connection_manager is required",
+        "only one filter chain per listener is supported",
+    )?;
     let filters_path = format!("{chains_path}[0].filters");
-    let filter = match chain.filters.as_slice() {
-        [] => {
-            return Err(err(
-                filters_path,
-                "the envoy.filters.network.http_connection_manager filter is required",
-            ))
-        }
-        [f] => f,
-        [_, ..] => {
-            return Err(err(
-                format!("{filters_path}[1]"),
-                "only one network filter (the HTTP connection manager) is supported",
-            ))
-        }
-    };
+    let filter = exactly_one(
+        &chain.filters,
+        &filters_path,
+        "the envoy.filters.network.http_connection_manager filter is required",
+        "only one network filter (the HTTP connection manager) is supported",
+    )?;
     let fpath = format!("{filters_path}[0]");
     if !HCM_NAMES.contains(&filter.name.as_str()) {
         return Err(err(
@@ -315,6 +298,21 @@ fn listener(
             &format!("{path}.per_connection_buffer_limit_bytes"),
         )?,
     })
+}
+
+/// The single element of a list that baton allows only one of; errors name the list (when
+/// empty) or its second element.
+fn exactly_one<'a, T>(
+    items: &'a [T],
+    path: &str,
+    missing: &str,
+    extra: &str,
+) -> Result<&'a T, ConfigError> {
+    match items {
+        [] => Err(err(path, missing)),
+        [one] => Ok(one),
+        [_, ..] => Err(err(format!("{path}[1]"), extra)),
+    }
 }
 
 /// `filter` is only meaningful on access loggers, and there it is unsupported.

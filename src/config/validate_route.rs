@@ -18,14 +18,7 @@ pub fn route_config(
     path: &str,
     clusters: &Clusters,
 ) -> Result<RouteConfig, ConfigError> {
-    let headers = mutations(
-        [&rc.request_headers_to_add, &rc.response_headers_to_add],
-        [
-            &rc.request_headers_to_remove,
-            &rc.response_headers_to_remove,
-        ],
-        path,
-    )?;
+    let headers = mutations(&rc, path)?;
     let mut virtual_hosts: Vec<VirtualHost> = Vec::new();
     // domain → virtual host name, for Envoy's "domains are unique per route config" rule.
     let mut seen: HashMap<String, String> = HashMap::new();
@@ -66,6 +59,7 @@ fn virtual_host(
     if vh.name.is_empty() {
         return Err(err(join_key(path, "name"), "must not be empty"));
     }
+    let headers = mutations(&vh, path)?;
     // Envoy requires `domains`; the seed's configs (which operators copy) omit it, so absence
     // means "*" here. An explicit empty list is still an error.
     let given = vh.domains.unwrap_or_else(|| vec!["*".to_string()]);
@@ -79,14 +73,6 @@ fn virtual_host(
     for (i, d) in given.iter().enumerate() {
         domains.push(domain(d).map_err(|m| err(format!("{path}.domains[{i}]"), m))?);
     }
-    let headers = mutations(
-        [&vh.request_headers_to_add, &vh.response_headers_to_add],
-        [
-            &vh.request_headers_to_remove,
-            &vh.response_headers_to_remove,
-        ],
-        path,
-    )?;
     let mut routes = Vec::new();
     for (i, r) in vh.routes.into_iter().enumerate() {
         routes.push(route(r, &format!("{path}.routes[{i}]"), clusters)?);
@@ -121,16 +107,12 @@ fn domain(d: &str) -> Result<String, String> {
 }
 
 fn route(r: raw::Route, path: &str, clusters: &Clusters) -> Result<Route, ConfigError> {
+    let headers = mutations(&r, path)?;
     let mpath = join_key(path, "match");
     let matcher = r
         .matcher
         .ok_or_else(|| err(&mpath, "required field is missing"))?;
     let matcher = route_match(matcher, &mpath)?;
-    let headers = mutations(
-        [&r.request_headers_to_add, &r.response_headers_to_add],
-        [&r.request_headers_to_remove, &r.response_headers_to_remove],
-        path,
-    )?;
     let action = match (r.route, r.redirect, r.direct_response) {
         (Some(a), None, None) => RouteAction::Forward(validate_action::forward(
             a,
@@ -453,29 +435,26 @@ fn header_value_option(
     })
 }
 
-/// The four header-edit lists of one level: `adds` = [request, response], same for `removes`.
-fn mutations(
-    adds: [&Vec<raw::HeaderValueOption>; 2],
-    removes: [&Vec<String>; 2],
-    path: &str,
-) -> Result<HeaderMutations, ConfigError> {
-    let add = |list: &Vec<raw::HeaderValueOption>, field: &str| {
+/// The four header-edit lists of one level (route_config, virtual host or route).
+fn mutations(level: &impl raw::HeaderEdits, path: &str) -> Result<HeaderMutations, ConfigError> {
+    let e = level.edits();
+    let add = |list: &[raw::HeaderValueOption], field: &str| {
         list.iter()
             .enumerate()
             .map(|(i, h)| header_value_option(h, &format!("{}[{i}]", join_key(path, field))))
             .collect::<Result<Vec<_>, _>>()
     };
-    let remove = |list: &Vec<String>, field: &str| {
+    let remove = |list: &[String], field: &str| {
         list.iter()
             .enumerate()
             .map(|(i, n)| header_name(n, &format!("{}[{i}]", join_key(path, field)), false))
             .collect::<Result<Vec<_>, _>>()
     };
     Ok(HeaderMutations {
-        request_headers_to_add: add(adds[0], "request_headers_to_add")?,
-        request_headers_to_remove: remove(removes[0], "request_headers_to_remove")?,
-        response_headers_to_add: add(adds[1], "response_headers_to_add")?,
-        response_headers_to_remove: remove(removes[1], "response_headers_to_remove")?,
+        request_headers_to_add: add(e.request_add, "request_headers_to_add")?,
+        request_headers_to_remove: remove(e.request_remove, "request_headers_to_remove")?,
+        response_headers_to_add: add(e.response_add, "response_headers_to_add")?,
+        response_headers_to_remove: remove(e.response_remove, "response_headers_to_remove")?,
     })
 }
 

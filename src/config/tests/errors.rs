@@ -1,0 +1,493 @@
+//! One test per error class: each asserts the exact path and message an operator sees.
+
+use super::*;
+
+fn hcm(field: &str) -> String {
+    format!("{HCM}.{field}")
+}
+
+fn vh(field: &str) -> String {
+    format!("{VH}.{field}")
+}
+
+#[test]
+fn unknown_enum_value_names_the_field() {
+    assert_eq!(
+        err_with(&[("static_resources.clusters[0].lb_policy", "MAGLEV_X")]),
+        "static_resources.clusters[0].lb_policy: unknown value \"MAGLEV_X\""
+    );
+    assert_eq!(
+        err_with(&[("static_resources.clusters[0].lb_policy", "MAGLEV")]),
+        "static_resources.clusters[0].lb_policy: value \"MAGLEV\" is not supported by baton \
+         (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"
+    );
+    assert_eq!(
+        err_with(&[("static_resources.clusters[1].type", "EDS")]),
+        "static_resources.clusters[1].type: value \"EDS\" is not supported by baton \
+         (supported: STATIC, STRICT_DNS, LOGICAL_DNS)"
+    );
+    assert_eq!(
+        err_with(&[("static_resources.clusters[0].dns_lookup_family", "9")]),
+        "static_resources.clusters[0].dns_lookup_family: unknown value 9"
+    );
+}
+
+#[test]
+fn port_out_of_range() {
+    let mut d = doc();
+    let l0 = slot(&mut d, "static_resources.listeners[0]").clone();
+    *slot(&mut d, "static_resources.listeners[1]") = l0;
+    set(&mut d, "static_resources.listeners[1].name", "listener_1");
+    set(
+        &mut d,
+        "static_resources.listeners[1].address.socket_address.port_value",
+        "70000",
+    );
+    assert_eq!(
+        check(&d).unwrap_err().to_string(),
+        "static_resources.listeners[1].address.socket_address.port_value: 70000 out of range"
+    );
+    let ep = "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value";
+    assert_eq!(err_with(&[(ep, "0")]), format!("{ep}: 0 out of range"));
+    assert_eq!(
+        err_with(&[(ep, "abc")]),
+        format!("{ep}: expected an integer, got string \"abc\"")
+    );
+}
+
+#[test]
+fn route_to_unknown_cluster() {
+    assert_eq!(
+        err_with(&[(&vh("routes[0].route.cluster"), "nope")]),
+        format!("{VH}.routes[0].route.cluster: unknown cluster \"nope\"")
+    );
+    assert_eq!(
+        err_with(&[(
+            &vh("routes[0].route"),
+            "{weighted_clusters: {clusters: [{name: a, weight: 1}, {name: nope, weight: 1}]}}"
+        )]),
+        format!(
+            "{VH}.routes[0].route.weighted_clusters.clusters[1].name: unknown cluster \"nope\""
+        )
+    );
+}
+
+#[test]
+fn duplicate_names_and_addresses() {
+    let mut d = doc();
+    let l0 = slot(&mut d, "static_resources.listeners[0]").clone();
+    *slot(&mut d, "static_resources.listeners[1]") = l0;
+    let mut same_name = d.clone();
+    set(
+        &mut same_name,
+        "static_resources.listeners[1].address.socket_address.port_value",
+        "10001",
+    );
+    assert_eq!(
+        check(&same_name).unwrap_err().to_string(),
+        "static_resources.listeners[1].name: duplicate listener name \"listener_0\""
+    );
+    set(&mut d, "static_resources.listeners[1].name", "listener_1");
+    assert_eq!(
+        check(&d).unwrap_err().to_string(),
+        "static_resources.listeners[1].address: duplicate address 0.0.0.0:10000 \
+         (also used by listener \"listener_0\")"
+    );
+    assert_eq!(
+        err_with(&[("static_resources.clusters[1].name", "a")]),
+        "static_resources.clusters[1].name: duplicate cluster name \"a\""
+    );
+    assert_eq!(
+        err_with(&[(
+            "admin.address.socket_address",
+            "{address: 0.0.0.0, port_value: 10000}"
+        )]),
+        "admin.address: duplicate address 0.0.0.0:10000 (also used by listener \"listener_0\")"
+    );
+}
+
+#[test]
+fn type_urls_and_filter_names() {
+    assert_eq!(
+        err_with(&[(&hcm("@type"), "type.googleapis.com/envoy.Bogus")]),
+        format!(
+            "{HCM}.@type: unknown type \"type.googleapis.com/envoy.Bogus\" (expected \
+             type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager)"
+        )
+    );
+    let mut d = doc();
+    remove(&mut d, &hcm("@type"));
+    assert_eq!(
+        check(&d).unwrap_err().to_string(),
+        format!("{HCM}.@type: required field is missing")
+    );
+    assert_eq!(
+        err_with(&[(
+            "static_resources.listeners[0].filter_chains[0].filters[0].name",
+            "envoy.filters.network.tcp_proxy"
+        )]),
+        "static_resources.listeners[0].filter_chains[0].filters[0].name: unknown filter name \
+         \"envoy.filters.network.tcp_proxy\" (supported: envoy.filters.network.http_connection_manager)"
+    );
+    assert_eq!(
+        err_with(&[(&hcm("http_filters[0].name"), "envoy.filters.http.cors")]),
+        format!(
+            "{HCM}.http_filters[0].name: unknown filter name \"envoy.filters.http.cors\" \
+             (supported: envoy.filters.http.router)"
+        )
+    );
+    assert_eq!(
+        err_with(&[(&hcm("http_filters[0].typed_config.@type"), "type.googleapis.com/x.Router")]),
+        format!(
+            "{HCM}.http_filters[0].typed_config.@type: unknown type \"type.googleapis.com/x.Router\" \
+             (expected type.googleapis.com/envoy.extensions.filters.http.router.v3.Router)"
+        )
+    );
+    assert_eq!(
+        err_with(&[(&hcm("http_filters"), "[]")]),
+        format!("{HCM}.http_filters: the router filter (envoy.filters.http.router) is required")
+    );
+}
+
+#[test]
+fn unknown_fields_are_named() {
+    assert_eq!(
+        err_with(&[("static_resources.clusters[0].lb_polcy", "RANDOM")]),
+        "static_resources.clusters[0].lb_polcy: unknown or unsupported field \"lb_polcy\" \
+         (accepted here: name, connect_timeout, type, lb_policy, dns_lookup_family, \
+         dns_refresh_rate, load_assignment, per_connection_buffer_limit_bytes)"
+    );
+    assert_eq!(
+        err_with(&[(&hcm("http_filters[0].typed_config.dynamic_stats"), "false")]),
+        format!(
+            "{HCM}.http_filters[0].typed_config.dynamic_stats: unknown or unsupported field \
+             \"dynamic_stats\" (no fields are accepted here)"
+        )
+    );
+}
+
+#[test]
+fn unsupported_envoy_features_say_so() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("layered_runtime", "{layers: []}", "runtime layers"),
+        ("overload_manager", "{}", "the overload manager"),
+        ("stats_sinks", "[]", "stats sinks; scrape /stats instead"),
+        (
+            "static_resources.clusters[0].health_checks",
+            "[]",
+            "active health checking",
+        ),
+        (
+            "static_resources.clusters[0].circuit_breakers",
+            "{}",
+            "circuit breakers",
+        ),
+        (
+            "static_resources.clusters[0].transport_socket",
+            "{}",
+            "TLS (transport sockets)",
+        ),
+        (
+            "static_resources.clusters[0].respect_dns_ttl",
+            "true",
+            "respect_dns_ttl; dns_refresh_rate is used",
+        ),
+        (
+            "static_resources.listeners[0].filter_chains[0].transport_socket",
+            "{}",
+            "TLS (transport sockets)",
+        ),
+        (&hcm("tracing"), "{}", "tracing"),
+        (&vh("require_tls"), "ALL", "require_tls (baton has no TLS)"),
+    ];
+    for (path, value, what) in cases {
+        assert_eq!(
+            err_with(&[(path, value)]),
+            format!("{path}: not supported by baton ({what})")
+        );
+    }
+}
+
+#[test]
+fn codec_protocol_and_limits() {
+    assert_eq!(
+        err_with(&[(&hcm("codec_type"), "HTTP2")]),
+        format!(
+            "{HCM}.codec_type: value \"HTTP2\" is not supported by baton (supported: AUTO, HTTP1)"
+        )
+    );
+    let proto = "static_resources.listeners[0].address.socket_address.protocol";
+    assert_eq!(
+        err_with(&[(proto, "UDP")]),
+        format!("{proto}: value \"UDP\" is not supported by baton (supported: TCP)")
+    );
+    for kb in ["0", "8193"] {
+        assert_eq!(
+            err_with(&[(&hcm("max_request_headers_kb"), kb)]),
+            format!("{HCM}.max_request_headers_kb: {kb} out of range (1..=8192)")
+        );
+    }
+    let addr = "static_resources.listeners[0].address.socket_address.address";
+    assert_eq!(
+        err_with(&[(addr, "localhost")]),
+        format!("{addr}: not an IP address: \"localhost\"")
+    );
+}
+
+#[test]
+fn bad_durations() {
+    let p = "static_resources.clusters[0].connect_timeout";
+    assert_eq!(
+        err_with(&[(p, "abc")]),
+        format!("{p}: invalid duration \"abc\": expected seconds ending in 's', e.g. \"0.25s\"")
+    );
+    assert_eq!(
+        err_with(&[(p, "5")]),
+        format!("{p}: invalid duration 5: expected seconds ending in 's', e.g. \"5s\"")
+    );
+    assert_eq!(
+        err_with(&[(p, "-1s")]),
+        format!("{p}: invalid duration \"-1s\": must not be negative")
+    );
+    assert_eq!(
+        err_with(&[(p, "{seconds: 1, nanos: -5}")]),
+        format!("{p}: invalid duration {{seconds: 1, nanos: -5}}: must be non-negative with nanos < 1e9")
+    );
+    assert_eq!(
+        err_with(&[(p, "{seconds: 1, millis: 5}")]),
+        format!(
+            "{p}.millis: unknown or unsupported field \"millis\" (accepted here: seconds, nanos)"
+        )
+    );
+    assert_eq!(
+        err_with(&[(p, "0s")]),
+        format!("{p}: must be greater than 0s")
+    );
+}
+
+#[test]
+fn missing_and_mistyped_fields() {
+    let mut d = doc();
+    remove(&mut d, "static_resources.clusters[0].name");
+    assert_eq!(
+        check(&d).unwrap_err().to_string(),
+        "static_resources.clusters[0].name: required field is missing"
+    );
+    assert_eq!(
+        err_with(&[("static_resources.clusters", "{name: a}")]),
+        "static_resources.clusters: expected a list, got a map"
+    );
+    assert_eq!(
+        err_with(&[(&hcm("use_remote_address"), "\"yes\"")]),
+        format!("{HCM}.use_remote_address: expected true or false, got string \"yes\"")
+    );
+}
+
+#[test]
+fn cluster_endpoint_rules() {
+    let ep = "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address";
+    assert_eq!(
+        err_with(&[(&format!("{ep}.address"), "example.com")]),
+        format!(
+            "{ep}.address: a STATIC cluster needs IP addresses, got \"example.com\" (use STRICT_DNS or LOGICAL_DNS)"
+        )
+    );
+    assert_eq!(
+        err_with(&[
+            ("static_resources.clusters[1].type", "LOGICAL_DNS"),
+            (
+                "static_resources.clusters[1].load_assignment.endpoints[0].lb_endpoints[1]",
+                "{endpoint: {address: {socket_address: {address: b2, port_value: 1}}}}"
+            ),
+        ]),
+        "static_resources.clusters[1].load_assignment: a LOGICAL_DNS cluster needs exactly one endpoint"
+    );
+    assert_eq!(
+        err_with(&[(
+            "static_resources.clusters[0].load_assignment.cluster_name",
+            "\"\""
+        )]),
+        "static_resources.clusters[0].load_assignment.cluster_name: must not be empty"
+    );
+}
+
+#[test]
+fn route_structure_errors() {
+    assert_eq!(
+        err_with(&[(&vh("routes[0]"), "{match: {prefix: /}}")]),
+        format!("{VH}.routes[0]: one of route, redirect, direct_response is required")
+    );
+    assert_eq!(
+        err_with(&[(&vh("routes[0].direct_response"), "{status: 200}")]),
+        format!("{VH}.routes[0]: only one of route, redirect, direct_response may be set")
+    );
+    assert_eq!(
+        err_with(&[(&vh("routes[0].match"), "{case_sensitive: false}")]),
+        format!("{VH}.routes[0].match: one of prefix, path, safe_regex is required")
+    );
+    assert_eq!(
+        err_with(&[(&vh("routes[0].match"), "{safe_regex: {regex: \"/(a\"}}")]),
+        format!(
+            "{VH}.routes[0].match.safe_regex.regex: invalid regex \"/(a\": error: unclosed group"
+        )
+    );
+    assert_eq!(
+        err_with(&[(&vh("domains"), "[\"*.a.com\", \"a.*.com\"]")]),
+        format!(
+            "{VH}.domains[1]: invalid wildcard in \"a.*.com\": only \"*\", \"*suffix\" or \"prefix*\" are allowed"
+        )
+    );
+    assert_eq!(
+        err_with(&[(&vh("domains"), "[]")]),
+        format!("{VH}.domains: at least one domain is required (\"*\" matches any host)")
+    );
+    let vh1 = VH.replace("virtual_hosts[0]", "virtual_hosts[1]");
+    assert_eq!(
+        err_with(&[(&vh1, "{name: other, domains: [A.com, \"*\"], routes: []}")]),
+        format!(
+            "{vh1}.domains[1]: duplicate domain \"*\" (also in virtual host \"local_service\")"
+        )
+    );
+}
+
+#[test]
+fn route_action_errors() {
+    let r = vh("routes[0].route");
+    assert_eq!(
+        err_with(&[(&r, "{weighted_clusters: {clusters: [{name: a, weight: 30}, {name: b, weight: 60}], total_weight: 100}}")]),
+        format!("{r}.weighted_clusters.total_weight: 100 does not equal the sum of the weights (90)")
+    );
+    assert_eq!(
+        err_with(&[(
+            &r,
+            "{weighted_clusters: {clusters: [{name: a, weight: 0}]}}"
+        )]),
+        format!("{r}.weighted_clusters: the weights must add up to more than 0")
+    );
+    assert_eq!(
+        err_with(&[(&format!("{r}.retry_policy"), "{retry_on: \"5xx,bogus\"}")]),
+        format!("{r}.retry_policy.retry_on: unknown retry condition \"bogus\"")
+    );
+    assert_eq!(
+        err_with(&[
+            (&format!("{r}.prefix_rewrite"), "/x"),
+            (
+                &format!("{r}.regex_rewrite"),
+                "{pattern: {regex: a}, substitution: b}"
+            )
+        ]),
+        format!("{r}: only one of prefix_rewrite, regex_rewrite may be set")
+    );
+    assert_eq!(
+        err_with(&[(
+            &vh("routes[0]"),
+            "{match: {prefix: /}, direct_response: {status: 700}}"
+        )]),
+        format!("{VH}.routes[0].direct_response.status: 700 out of range (200..=599)")
+    );
+    assert_eq!(
+        err_with(&[(
+            &vh("routes[0]"),
+            "{match: {prefix: /}, redirect: {https_redirect: true, scheme_redirect: ftp}}"
+        )]),
+        format!("{VH}.routes[0].redirect: only one of https_redirect, scheme_redirect may be set")
+    );
+    assert_eq!(
+        err_with(&[(
+            &vh("routes[0]"),
+            "{match: {prefix: /}, redirect: {response_code: GONE}}"
+        )]),
+        format!("{VH}.routes[0].redirect.response_code: unknown value \"GONE\"")
+    );
+}
+
+#[test]
+fn header_mutation_errors() {
+    let add = vh("request_headers_to_add");
+    assert_eq!(
+        err_with(&[(
+            &add,
+            "[{header: {key: x-a, value: b}, append: true, append_action: ADD_IF_ABSENT}]"
+        )]),
+        format!("{add}[0]: only one of append, append_action may be set (append is deprecated)")
+    );
+    assert_eq!(
+        err_with(&[(&add, "[{header: {key: \":path\", value: /}}]")]),
+        format!("{add}[0].header.key: pseudo-header \":path\" may not be modified")
+    );
+    assert_eq!(
+        err_with(&[(&add, "[{header: {key: Host, value: x}}]")]),
+        format!("{add}[0].header.key: header \"host\" may not be modified here (use host_rewrite_literal)")
+    );
+    assert_eq!(
+        err_with(&[(&add, "[{header: {key: x-a, value: \"%HOSTNAM%\"}}]")]),
+        format!("{add}[0].header.value: unknown command operator \"%HOSTNAM%\"")
+    );
+    assert_eq!(
+        err_with(&[(
+            &add,
+            "[{header: {key: x-a, value: b}, append_action: REPLACE}]"
+        )]),
+        format!("{add}[0].append_action: unknown value \"REPLACE\"")
+    );
+    let rm = vh("routes[0].response_headers_to_remove");
+    assert_eq!(
+        err_with(&[(&rm, "[\"bad header\"]")]),
+        format!("{rm}[0]: invalid header name \"bad header\"")
+    );
+}
+
+#[test]
+fn access_log_errors() {
+    let al = hcm("access_log");
+    assert_eq!(
+        err_with(&[(&al, "[{name: envoy.access_loggers.stdout}]")]),
+        format!("{al}[0].name: unknown access logger \"envoy.access_loggers.stdout\" (supported: envoy.access_loggers.file)")
+    );
+    let file = "{name: envoy.access_loggers.file, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /tmp/a.log, log_format: {json_format: {a: b}}}}";
+    assert_eq!(
+        err_with(&[(&al, &format!("[{file}]"))]),
+        format!("{al}[0].typed_config.log_format.json_format: not supported by baton (JSON access-log formats)")
+    );
+    let bad = file.replace(
+        "json_format: {a: b}",
+        "text_format_source: {inline_string: \"%DURATION\"}",
+    );
+    assert_eq!(
+        err_with(&[(&al, &format!("[{bad}]"))]),
+        format!("{al}[0].typed_config.log_format.text_format_source: unterminated command operator \"%DURATION\" at offset 0")
+    );
+    assert_eq!(
+        err_with(&[(
+            &al,
+            "[{name: envoy.access_loggers.file, filter: {}, typed_config: {}}]"
+        )]),
+        format!("{al}[0].filter: not supported by baton (access-log filters)")
+    );
+}
+
+#[test]
+fn document_level_errors() {
+    let e = load_str("static_resources: [unclosed").unwrap_err();
+    assert_eq!(e.path, "");
+    assert!(e.message.starts_with("invalid YAML: "), "{e}");
+    assert_eq!(
+        load_str("").unwrap_err().to_string(),
+        "the bootstrap must be a YAML map (is the file empty?)"
+    );
+    let e = load_file(Path::new("/nonexistent/envoy.yaml")).unwrap_err();
+    assert!(
+        e.message
+            .starts_with("cannot read /nonexistent/envoy.yaml: "),
+        "{e}"
+    );
+    assert_eq!(
+        load(
+            None,
+            Some("admin: {address: {socket_address: {address: 127.0.0.1, port_value: 99999}}}")
+        )
+        .unwrap_err()
+        .to_string(),
+        "admin.address.socket_address.port_value: 99999 out of range"
+    );
+}

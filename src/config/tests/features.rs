@@ -1,0 +1,280 @@
+//! Issue 6's routing features as they land in the model.
+
+use super::*;
+use std::time::Duration;
+
+fn forward(r: &Route) -> &ForwardAction {
+    match &r.action {
+        RouteAction::Forward(f) => f,
+        other => panic!("expected forward, got {other:?}"),
+    }
+}
+
+#[test]
+fn header_mutations_at_three_levels() {
+    let b = ok_with(&[
+        (
+            &format!("{VH}.request_headers_to_add"),
+            "[{header: {key: X-Vh, value: \"%DOWNSTREAM_REMOTE_ADDRESS%\"}, append: false}]",
+        ),
+        (
+            &format!("{HCM}.route_config.response_headers_to_add"),
+            "[{header: {key: X-Proxy-Generation, value: \"2\"}, append_action: OVERWRITE_IF_EXISTS_OR_ADD}]",
+        ),
+        (&format!("{HCM}.route_config.response_headers_to_remove"), "[Server]"),
+        (&format!("{HCM}.route_config.most_specific_header_mutations_wins"), "true"),
+        (
+            &format!("{VH}.routes[0].response_headers_to_add"),
+            "[{header: {key: x-r, value: \"%REQ(x-id)% %START_TIME(%s)% %%\"}, keep_empty_value: true}, \
+             {header: {key: x-s}, append_action: 1}]",
+        ),
+        (&format!("{VH}.routes[0].request_headers_to_remove"), "[x-drop]"),
+    ]);
+    let rc = &b.listeners[0].hcm.route_config;
+    assert!(rc.most_specific_header_mutations_wins);
+    assert_eq!(
+        rc.headers.response_headers_to_add,
+        vec![HeaderValueOption {
+            name: "x-proxy-generation".into(),
+            value: "2".into(),
+            append_action: AppendAction::OverwriteIfExistsOrAdd,
+            keep_empty_value: false,
+        }]
+    );
+    assert_eq!(
+        rc.headers.response_headers_to_remove,
+        vec!["server".to_string()]
+    );
+    let vh = &rc.virtual_hosts[0];
+    assert_eq!(vh.headers.request_headers_to_add[0].name, "x-vh");
+    assert_eq!(
+        vh.headers.request_headers_to_add[0].value,
+        "%DOWNSTREAM_REMOTE_ADDRESS%"
+    );
+    assert_eq!(
+        vh.headers.request_headers_to_add[0].append_action,
+        AppendAction::OverwriteIfExistsOrAdd
+    );
+    let r = &vh.routes[0].headers;
+    assert_eq!(
+        r.response_headers_to_add[0].value,
+        "%REQ(x-id)% %START_TIME(%s)% %%"
+    );
+    assert_eq!(
+        r.response_headers_to_add[0].append_action,
+        AppendAction::AppendIfExistsOrAdd
+    );
+    assert!(r.response_headers_to_add[0].keep_empty_value);
+    assert_eq!(r.response_headers_to_add[1].value, "");
+    assert_eq!(
+        r.response_headers_to_add[1].append_action,
+        AppendAction::AddIfAbsent
+    );
+    assert_eq!(r.request_headers_to_remove, vec!["x-drop".to_string()]);
+    assert!(r.request_headers_to_add.is_empty() && !r.is_empty());
+}
+
+#[test]
+fn matchers() {
+    let r = route_with(&[(
+        &format!("{VH}.routes[0].match"),
+        r#"{safe_regex: {google_re2: {}, regex: "/api/v[0-9]+/.*"}, case_sensitive: false,
+            headers: [{name: X-Canary, string_match: {exact: "yes", ignore_case: true}},
+                      {name: ":method", exact_match: GET},
+                      {name: x-debug, present_match: true, invert_match: true},
+                      {name: x-n, range_match: {start: 1, end: 10}},
+                      {name: x-any}],
+            query_parameters: [{name: v, string_match: {prefix: "2"}}, {name: debug}]}"#,
+    )]);
+    let PathMatch::SafeRegex(re) = &r.matcher.path else {
+        panic!("regex expected")
+    };
+    assert_eq!(re.pattern(), "/api/v[0-9]+/.*");
+    assert!(re.is_full_match("/api/v2/users"));
+    assert!(
+        !re.is_full_match("/x/api/v2/users"),
+        "safe_regex matches the whole path"
+    );
+    assert!(!r.matcher.case_sensitive);
+    let h = &r.matcher.headers;
+    assert_eq!(
+        h[0],
+        HeaderMatcher {
+            name: "x-canary".into(),
+            rule: HeaderMatchRule::Value(StringMatch {
+                kind: StringMatchKind::Exact("yes".into()),
+                ignore_case: true
+            }),
+            invert: false,
+        }
+    );
+    assert_eq!(h[1].name, ":method");
+    assert_eq!(
+        h[1].rule,
+        HeaderMatchRule::Value(StringMatch {
+            kind: StringMatchKind::Exact("GET".into()),
+            ignore_case: false
+        })
+    );
+    assert_eq!(
+        (h[2].rule.clone(), h[2].invert),
+        (HeaderMatchRule::Present(true), true)
+    );
+    assert_eq!(h[3].rule, HeaderMatchRule::Range { start: 1, end: 10 });
+    assert_eq!(h[4].rule, HeaderMatchRule::Present(true));
+    let q = &r.matcher.query_parameters;
+    assert_eq!(q[0].name, "v");
+    assert_eq!(
+        q[0].rule,
+        QueryParameterRule::Value(StringMatch {
+            kind: StringMatchKind::Prefix("2".into()),
+            ignore_case: false
+        })
+    );
+    assert_eq!(q[1].rule, QueryParameterRule::Present);
+}
+
+#[test]
+fn domains_lower_cased_path_match() {
+    let b = ok_with(&[
+        (
+            &format!("{VH}.domains"),
+            "[Example.COM, \"*.Foo.org\", \"api.*\", \"*\"]",
+        ),
+        (&format!("{VH}.routes[0].match"), "{path: /Exact}"),
+    ]);
+    let vh = &b.listeners[0].hcm.route_config.virtual_hosts[0];
+    assert_eq!(vh.domains, vec!["example.com", "*.foo.org", "api.*", "*"]);
+    assert_eq!(vh.routes[0].matcher.path, PathMatch::Path("/Exact".into()));
+}
+
+#[test]
+fn forward_options() {
+    let r = route_with(&[(
+        &format!("{VH}.routes[0].route"),
+        r#"{weighted_clusters: {clusters: [{name: a, weight: 90}, {name: b, weight: 10}], total_weight: 100},
+            regex_rewrite: {pattern: {regex: "^/old/(.*)$"}, substitution: "/new/\\1"},
+            host_rewrite_literal: upstream.local, timeout: 2.5s,
+            retry_policy: {retry_on: "5xx, connect-failure,retriable-status-codes", num_retries: 3,
+                           per_try_timeout: 0.5s, retriable_status_codes: [503, 409],
+                           retry_back_off: {base_interval: 0.1s}}}"#,
+    )]);
+    let f = forward(&r);
+    assert_eq!(f.cluster, ClusterSpec::Weighted(vec![(0, 90), (1, 10)]));
+    let rr = f.regex_rewrite.as_ref().unwrap();
+    assert_eq!(rr.substitution, "/new/${1}");
+    assert_eq!(
+        rr.pattern
+            .unanchored()
+            .replace_all("/old/x/y", rr.substitution.as_str()),
+        "/new/x/y"
+    );
+    assert_eq!(
+        f.host_rewrite,
+        Some(HostRewrite::Literal("upstream.local".into()))
+    );
+    assert_eq!(f.timeout, Some(Duration::from_millis(2500)));
+    let p = f.retry_policy.as_ref().unwrap();
+    assert_eq!(
+        p.retry_on,
+        RetryOn {
+            five_xx: true,
+            connect_failure: true,
+            retriable_status_codes: true,
+            ..Default::default()
+        }
+    );
+    assert_eq!(p.num_retries, 3);
+    assert_eq!(p.per_try_timeout, Some(Duration::from_millis(500)));
+    assert_eq!(p.retriable_status_codes, vec![503, 409]);
+    assert_eq!(
+        (p.back_off_base, p.back_off_max),
+        (Duration::from_millis(100), Duration::from_secs(1))
+    );
+
+    let r = route_with(&[
+        (&format!("{VH}.routes[0].route.auto_host_rewrite"), "true"),
+        (&format!("{VH}.routes[0].route.prefix_rewrite"), "/v2/"),
+        (
+            &format!("{VH}.routes[0].route.retry_policy"),
+            "{retry_on: gateway-error}",
+        ),
+    ]);
+    let f = forward(&r);
+    assert_eq!(f.host_rewrite, Some(HostRewrite::Auto));
+    assert_eq!(f.prefix_rewrite.as_deref(), Some("/v2/"));
+    let p = f.retry_policy.as_ref().unwrap();
+    assert_eq!(p.num_retries, 1, "Envoy's default");
+    assert!(p.retry_on.gateway_error && !p.retry_on.five_xx);
+    assert_eq!(
+        (p.back_off_base, p.back_off_max),
+        (Duration::from_millis(25), Duration::from_millis(250))
+    );
+}
+
+#[test]
+fn direct_response_and_redirect() {
+    let r = route_with(&[(
+        &format!("{VH}.routes[0]"),
+        "{match: {prefix: /health}, direct_response: {status: 200, body: {inline_string: ok}}}",
+    )]);
+    assert_eq!(
+        r.action,
+        RouteAction::DirectResponse {
+            status: 200,
+            body: Some("ok".into())
+        }
+    );
+    let r = route_with(&[(
+        &format!("{VH}.routes[0]"),
+        "{match: {prefix: /}, direct_response: {status: 503}}",
+    )]);
+    assert_eq!(
+        r.action,
+        RouteAction::DirectResponse {
+            status: 503,
+            body: None
+        }
+    );
+
+    let r = route_with(&[(
+        &format!("{VH}.routes[0]"),
+        "{match: {prefix: /}, redirect: {https_redirect: true}}",
+    )]);
+    assert_eq!(
+        r.action,
+        RouteAction::Redirect(RedirectAction {
+            scheme: Some("https".into()),
+            host: None,
+            port: None,
+            path: PathRedirect::Keep,
+            response_code: 301,
+            strip_query: false,
+        })
+    );
+    let r = route_with(&[(
+        &format!("{VH}.routes[0]"),
+        "{match: {prefix: /old}, redirect: {scheme_redirect: HTTP, host_redirect: new.example, \
+          port_redirect: 8443, prefix_rewrite: /new, response_code: TEMPORARY_REDIRECT, strip_query: true}}",
+    )]);
+    let RouteAction::Redirect(rd) = r.action else {
+        panic!("redirect expected")
+    };
+    assert_eq!(rd.scheme.as_deref(), Some("http"));
+    assert_eq!(rd.host.as_deref(), Some("new.example"));
+    assert_eq!(rd.port, Some(8443));
+    assert_eq!(rd.path, PathRedirect::Prefix("/new".into()));
+    assert_eq!(rd.response_code, 307);
+    assert!(rd.strip_query);
+    let r = route_with(&[(
+        &format!("{VH}.routes[0]"),
+        "{match: {prefix: /}, redirect: {path_redirect: /moved, response_code: 4}}",
+    )]);
+    let RouteAction::Redirect(rd) = r.action else {
+        panic!("redirect expected")
+    };
+    assert_eq!(
+        (rd.path, rd.response_code),
+        (PathRedirect::Path("/moved".into()), 308)
+    );
+}
