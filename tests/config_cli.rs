@@ -1,0 +1,136 @@
+//! `baton --mode validate` against the real binary: the seed configs pass, and each class of
+//! config error exits 1 with the field path on stderr.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn baton(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run baton")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The seed config with one textual replacement, written to a temp file.
+fn variant(name: &str, from: &str, to: &str) -> PathBuf {
+    let seed = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/envoy.yaml"),
+    )
+    .expect("seed config");
+    assert!(seed.contains(from), "{from:?} not in the seed config");
+    let path = std::env::temp_dir().join(format!("baton-cli-{}-{name}.yaml", std::process::id()));
+    std::fs::write(&path, seed.replacen(from, to, 1)).expect("write temp config");
+    path
+}
+
+#[test]
+fn seed_configs_validate() {
+    for f in ["configs/envoy.yaml", "configs/envoy_v2.yaml"] {
+        let out = baton(&["--mode", "validate", "-c", f]);
+        assert_eq!(text(&out.stdout), format!("configuration '{f}' OK\n"));
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn seed_command_line_validates() {
+    let out = baton(&[
+        "-c",
+        "configs/envoy.yaml",
+        "--service-cluster",
+        "initial-envoy",
+        "--service-node",
+        "initial-node",
+        "--hot-restart-file=/tmp/envoy_restart.sock",
+        "--mode",
+        "validate",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn config_errors_exit_1_naming_the_field() {
+    let hcm = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
+    let cases: Vec<(&str, &str, &str, String)> = vec![
+        (
+            "lb",
+            "lb_policy: ROUND_ROBIN",
+            "lb_policy: MAGLEV_X",
+            "static_resources.clusters[0].lb_policy: unknown value \"MAGLEV_X\"".into(),
+        ),
+        (
+            "port",
+            "port_value: 10000",
+            "port_value: 70000",
+            "static_resources.listeners[0].address.socket_address.port_value: 70000 out of range".into(),
+        ),
+        (
+            "cluster",
+            "cluster: some_service\n",
+            "cluster: nope\n",
+            format!("{hcm}.route_config.virtual_hosts[0].routes[0].route.cluster: unknown cluster \"nope\""),
+        ),
+        (
+            "field",
+            "    connect_timeout: 0.25s\n",
+            "    connect_timeout: 0.25s\n    health_checks: []\n",
+            "static_resources.clusters[0].health_checks: not supported by baton (active health checking)".into(),
+        ),
+        (
+            "type",
+            "http_connection_manager.v3.HttpConnectionManager",
+            "http_connection_manager.v2.HttpConnectionManager",
+            format!("{hcm}.@type: unknown type"),
+        ),
+        (
+            "duration",
+            "connect_timeout: 0.25s",
+            "connect_timeout: 250ms",
+            "static_resources.clusters[0].connect_timeout: invalid duration \"250ms\"".into(),
+        ),
+    ];
+    for (name, from, to, want) in cases {
+        let path = variant(name, from, to);
+        let out = baton(&["--mode", "validate", "-c", path.to_str().unwrap()]);
+        let _ = std::fs::remove_file(&path);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(&want), "{name}: {stderr:?} lacks {want:?}");
+        assert!(out.stdout.is_empty(), "{name}: nothing on stdout");
+    }
+}
+
+/// `--mode validate -c configs/envoy.yaml --config-yaml INLINE`.
+fn validate_merged(inline: &str) -> Output {
+    baton(&[
+        "--mode",
+        "validate",
+        "-c",
+        "configs/envoy.yaml",
+        "--config-yaml",
+        inline,
+    ])
+}
+
+#[test]
+fn inline_yaml_merges_over_file() {
+    let out = validate_merged(
+        "static_resources: {clusters: [{name: some_service, type: STRICT_DNS, dns_lookup_family: V5}]}",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("static_resources.clusters[0].dns_lookup_family: unknown value \"V5\""),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = validate_merged(
+        "admin: {address: {socket_address: {address: 127.0.0.1, port_value: 9901}}}",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
