@@ -2,6 +2,7 @@
 //! request upstream (our own framing, origin-form target), and stream both bodies with bounded
 //! buffers. Locally generated responses (404, 503, 504, 400) take the same path minus upstream.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -97,7 +98,8 @@ impl Exchange {
 enum Decision {
     Local {
         status: u16,
-        body: &'static str,
+        body: Cow<'static, str>,
+        location: Option<String>,
     },
     Forward {
         cluster: usize,
@@ -127,9 +129,22 @@ pub(super) fn put_chunk(buf: &mut Buf, pool: &mut BufPool, data: &[u8]) {
 }
 
 pub(super) fn local_reply(s: &mut Session, ctx: &mut Ctx, status: u16, body: &str, close: bool) {
+    local_reply_with(s, ctx, status, body, close, &[]);
+}
+
+/// A local reply with extra headers (e.g. `location` for redirects).
+pub(super) fn local_reply_with(
+    s: &mut Session,
+    ctx: &mut Ctx,
+    status: u16,
+    body: &str,
+    close: bool,
+    extra: &[(&str, &str)],
+) {
     let mut out = Vec::with_capacity(256 + body.len());
-    let server = ctx.listeners[s.listener].hcm.server_name.clone();
-    write_local_reply(&mut out, status, body, close, &server, ctx.date());
+    let date = ctx.date().to_string();
+    let server = &ctx.listeners[s.listener].hcm.server_name;
+    write_local_reply(&mut out, status, body, close, server, &date, extra);
     s.wbuf.extend(&mut ctx.pool, &out);
 }
 
@@ -178,11 +193,17 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
     s.head_started = None;
     let has_body = meta.framing != Framing::None;
     match decision {
-        Decision::Local { status, body } => {
+        Decision::Local {
+            status,
+            body,
+            location,
+        } => {
             // Expect: 100-continue with a body we will not read: the client may never send it,
             // so the connection cannot be reused.
             let keep = meta.keep_alive && !ctx.draining && !(has_body && meta.expect_continue);
-            local_reply(s, ctx, status, body, !keep);
+            let extra: Vec<(&str, &str)> =
+                location.iter().map(|l| ("location", l.as_str())).collect();
+            local_reply_with(s, ctx, status, &body, !keep, &extra);
             s.requests += 1;
             if !keep {
                 s.close_after();
@@ -302,10 +323,32 @@ fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ct
     let Some((_vh, route)) = l.router.route(req.host, req.path) else {
         return Decision::Local {
             status: 404,
-            body: "",
+            body: Cow::Borrowed(""),
+            location: None,
         };
     };
-    let RouteAction::Forward(fwd) = &route.action;
+    let fwd = match &route.action {
+        RouteAction::Forward(f) => f,
+        RouteAction::DirectResponse { status, body } => {
+            return Decision::Local {
+                status: *status,
+                body: Cow::Owned(body.clone().unwrap_or_default()),
+                location: None,
+            };
+        }
+        RouteAction::Redirect(r) => {
+            return Decision::Local {
+                status: r.response_code,
+                body: Cow::Borrowed(""),
+                location: Some(crate::route::redirect_location(
+                    r,
+                    &route.matcher.path,
+                    req.host,
+                    req.path,
+                )),
+            };
+        }
+    };
     let cluster = match &fwd.cluster {
         ClusterSpec::Single(c) => *c,
         ClusterSpec::Weighted(list) => {
@@ -334,13 +377,15 @@ fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ct
     let Some(cl) = ctx.clusters.get_mut(cluster) else {
         return Decision::Local {
             status: 503,
-            body: local::NO_HEALTHY_UPSTREAM,
+            body: Cow::Borrowed(local::NO_HEALTHY_UPSTREAM),
+            location: None,
         };
     };
     let Some(hi) = cl.pick(&mut ctx.rng) else {
         return Decision::Local {
             status: 503,
-            body: local::NO_HEALTHY_UPSTREAM,
+            body: Cow::Borrowed(local::NO_HEALTHY_UPSTREAM),
+            location: None,
         };
     };
     let addr = cl.hosts[hi].addr;
@@ -379,6 +424,10 @@ fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ct
             have_request_id = true;
         }
         if n.eq_ignore_ascii_case("x-forwarded-proto") {
+            // At the edge (use_remote_address) the client's claim is replaced, as Envoy does.
+            if l.hcm.use_remote_address {
+                continue;
+            }
             have_proto = true;
         }
         put_header(&mut h, n, hd.value);
@@ -392,7 +441,7 @@ fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ct
     if !have_proto {
         put_header(&mut h, "x-forwarded-proto", b"http");
     }
-    if !have_request_id {
+    if !have_request_id && l.hcm.generate_request_id {
         let id = ctx.rng.uuid4();
         put_header(&mut h, "x-request-id", id.as_bytes());
     }

@@ -123,8 +123,7 @@ fn pump_inner(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<F
             }
         }
     }
-    loop {
-        let Some(up) = s.up.as_mut() else { break };
+    while let Some(up) = s.up.as_mut() {
         let mut moved = false;
         if up.readable && !up.eof && up.rbuf.len() < CHUNK && s.wbuf.len() < ex.limit {
             match up.rbuf.read_from(&mut ctx.pool, &mut up.stream, CHUNK) {
@@ -191,7 +190,7 @@ fn move_request_body(
         BodyIn::Done | BodyIn::UntilClose => return Ok(false),
         BodyIn::Length(rem) => {
             let n = (*rem).min(s.rbuf.len() as u64).min(room as u64) as usize;
-            if let Some(b) = sink.as_deref_mut() {
+            if let Some(b) = &mut sink {
                 b.extend(pool, &s.rbuf.data()[..n]);
             }
             s.rbuf.consume(n);
@@ -208,10 +207,8 @@ fn move_request_body(
                 .map_err(|e| e.0)?;
             s.rbuf.consume(used);
             let done = dec.is_done();
-            if done {
-                if let Some(b) = sink.as_deref_mut() {
-                    b.extend(pool, LAST_CHUNK);
-                }
+            if let (true, Some(b)) = (done, &mut sink) {
+                b.extend(pool, LAST_CHUNK);
             }
             done
         }
