@@ -35,6 +35,9 @@ pub struct Ctx {
     pub rng: Rng,
     /// Set once SIGTERM (or a handover) starts the drain: responses carry Connection: close.
     pub draining: bool,
+    /// Draining with a live successor: idle connections move to it instead of closing, so
+    /// responses keep their keep-alive.
+    pub handoff: bool,
     pub now: Instant,
     /// Hot-restart epoch of this process (0 for a fresh start).
     pub epoch: u32,
@@ -58,11 +61,18 @@ impl Ctx {
             timers: Timers::default(),
             rng: Rng::from_entropy(),
             draining: false,
+            handoff: false,
             now: Instant::now(),
             epoch: 0,
             date: String::new(),
             date_secs: u64::MAX,
         }
+    }
+
+    /// Whether client connections should end after their current exchange: draining with no
+    /// successor to hand them to.
+    pub fn closing(&self) -> bool {
+        self.draining && !self.handoff
     }
 
     /// All stats as (name, value) lists, for a child process to continue from.

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
@@ -19,7 +19,7 @@ use crate::config::Bootstrap;
 use crate::context::{Ctx, ListenerRt};
 use crate::hot_restart::driver::machine_listeners;
 use crate::hot_restart::HotRestart;
-use crate::http::downstream::Session;
+use crate::http::downstream::{Phase, Session};
 use crate::http::upstream::{close_all_idle, idle_event};
 use crate::reactor::{TimerKey, Tok};
 use crate::route::Router;
@@ -47,6 +47,8 @@ pub struct Proxy {
     pub(crate) restart: HotRestart,
     pub(crate) exit_code: Option<i32>,
     pub(crate) exit_reason: Option<String>,
+    /// Sessions detached for handover, sent to the successor after each event batch.
+    pub(crate) moving: Vec<Session>,
 }
 
 /// "Address already in use (os error 98)" → "Address already in use".
@@ -125,6 +127,7 @@ impl Proxy {
             restart: HotRestart::new(baton_statemachine::Machine::new(mcfg)),
             exit_code: None,
             exit_reason: None,
+            moving: Vec::new(),
         };
         let mut waiting = false;
         for c in 0..p.ctx.clusters.len() {
@@ -226,23 +229,7 @@ impl Proxy {
                 return;
             };
             match l.accept() {
-                Ok((mut stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let id = self.sessions.next_key();
-                    if let Err(e) = self.poll.registry().register(
-                        &mut stream,
-                        Tok::Down(id).token(),
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
-                        log::warn!("cannot register connection from {peer}: {e}");
-                        continue;
-                    }
-                    self.next_gen += 1;
-                    let s = Session::new(id, self.next_gen, stream, peer, i, self.ctx.now);
-                    let id2 = self.sessions.insert(s);
-                    debug_assert_eq!(id, id2);
-                    self.drive(id2);
-                }
+                Ok((stream, peer)) => self.adopt(stream, peer, i, &[]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -254,15 +241,52 @@ impl Proxy {
         }
     }
 
+    /// Starts serving a client connection: freshly accepted, or handed over by our parent with
+    /// the bytes it had already read.
+    pub(crate) fn adopt(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        listener: usize,
+        pending: &[u8],
+    ) {
+        let _ = stream.set_nodelay(true);
+        let id = self.sessions.next_key();
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Tok::Down(id).token(),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("cannot register connection from {peer}: {e}");
+            return;
+        }
+        self.next_gen += 1;
+        let mut s = Session::new(id, self.next_gen, stream, peer, listener, self.ctx.now);
+        if !pending.is_empty() {
+            s.rbuf.extend(&mut self.ctx.pool, pending);
+        }
+        self.sessions.insert(s);
+        self.drive(id);
+    }
+
+    /// Removes a finished session: closed, or queued for handover to the successor.
+    fn retire(&mut self, id: usize) {
+        if let Some(s) = self.sessions.remove(id) {
+            if s.phase == Phase::Handoff {
+                self.moving.push(s);
+            } else {
+                s.close(&mut self.ctx);
+            }
+        }
+    }
+
     pub(crate) fn drive(&mut self, id: usize) {
         let alive = match self.sessions.get_mut(id) {
             Some(s) => s.drive(&mut self.ctx),
             None => return,
         };
         if !alive {
-            if let Some(s) = self.sessions.remove(id) {
-                s.close(&mut self.ctx);
-            }
+            self.retire(id);
         }
     }
 
@@ -290,6 +314,11 @@ impl Proxy {
             return;
         }
         self.ctx.draining = true;
+        // With a successor alive, idle connections move to it instead of closing.
+        self.ctx.handoff = self.hr_child_key().is_some();
+        if self.ctx.handoff {
+            log::info!("draining: idle connections will be handed to the new process");
+        }
         close_all_idle(&mut self.ctx);
         for id in self.sessions.keys() {
             self.drive(id);
@@ -304,9 +333,7 @@ impl Proxy {
                     _ => return,
                 };
                 if !alive {
-                    if let Some(s) = self.sessions.remove(id) {
-                        s.close(&mut self.ctx);
-                    }
+                    self.retire(id);
                 }
             }
             TimerKey::Dns(c) => {
@@ -382,10 +409,14 @@ impl Proxy {
             while let Some((at, key)) = self.ctx.timers.pop_due(self.ctx.now) {
                 self.on_timer(at, key);
             }
+            if !self.moving.is_empty() {
+                self.hr_send_connections();
+            }
             if let Err(e) = self.hr_check_progress() {
                 self.fail(e);
             }
             if self.exit_code.is_some() {
+                self.hr_flush_before_exit();
                 return Ok(());
             }
         }

@@ -5,7 +5,9 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use baton_statemachine::{Action, Event, ListenerId, Message, Peer, State, StatsSnapshot};
+use baton_statemachine::{
+    Action, Event, ListenerId, Message, MovedConn, Peer, State, StatsSnapshot, MAX_FDS_PER_BATCH,
+};
 use mio::net::{TcpListener, UnixListener, UnixStream};
 use mio::Interest;
 
@@ -168,6 +170,131 @@ impl Proxy {
             let _ = c.flush();
             let _ = self.poll.registry().deregister(&mut c.stream);
         }
+        if self.ctx.handoff && self.hr_child_key().is_none() {
+            // The successor is gone: connections can only be closed at safe points now.
+            log::warn!(
+                "hot restart: successor gone; closing idle connections instead of moving them"
+            );
+            self.ctx.handoff = false;
+            for id in self.sessions.keys() {
+                self.drive(id);
+            }
+        }
+    }
+
+    /// The restart-socket key of the child that took over from us, while its link is up.
+    pub(crate) fn hr_child_key(&self) -> Option<u64> {
+        match self.restart.machine.child() {
+            Some(Peer::Child(k)) if self.restart.peers.contains_key(&k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// Sends the sessions detached for handover to the successor, in frames of at most 253
+    /// fds and ~512 KiB of pending bytes; our copies close once queued (the fds are dup'ed
+    /// into the message, so the connections live on in the child).
+    pub(crate) fn hr_send_connections(&mut self) {
+        let moving = std::mem::take(&mut self.moving);
+        let Some(key) = self.hr_child_key() else {
+            for s in moving {
+                s.close(&mut self.ctx);
+            }
+            return;
+        };
+        let mut batch: Vec<MovedConn> = Vec::new();
+        let mut streams: Vec<mio::net::TcpStream> = Vec::new();
+        let mut bytes = 0usize;
+        let total = moving.len();
+        for s in moving {
+            let listener = tcp_address(self.ctx.listeners[s.listener].address);
+            let peer = s.peer.to_string();
+            let (stream, pending) = s.into_moved(&mut self.ctx);
+            bytes += pending.len();
+            batch.push(MovedConn {
+                listener,
+                peer,
+                pending,
+            });
+            streams.push(stream);
+            if batch.len() == MAX_FDS_PER_BATCH || bytes > 512 * 1024 {
+                self.hr_send_batch(key, &mut batch, &mut streams);
+                bytes = 0;
+            }
+        }
+        if !batch.is_empty() {
+            self.hr_send_batch(key, &mut batch, &mut streams);
+        }
+        log::debug!("hot restart: handed {total} connection(s) to the new process");
+    }
+
+    fn hr_send_batch(
+        &mut self,
+        key: u64,
+        batch: &mut Vec<MovedConn>,
+        streams: &mut Vec<mio::net::TcpStream>,
+    ) {
+        let fds: Vec<RawFd> = streams.iter().map(|s| s.as_raw_fd()).collect();
+        let msg = Message::Connections(std::mem::take(batch));
+        self.hr_send(Peer::Child(key), &msg, &fds);
+        self.restart.moved += fds.len() as u64;
+        streams.clear();
+    }
+
+    /// Adopts connections our parent handed over: each fd becomes a session here.
+    fn hr_adopt_connections(&mut self, conns: Vec<MovedConn>) {
+        for c in conns {
+            let Some(fd) = self
+                .restart
+                .peers
+                .get_mut(&PARENT_KEY)
+                .and_then(|p| p.fds.pop_front())
+            else {
+                log::warn!("hot restart: parent moved a connection without its fd");
+                return;
+            };
+            let listener = self
+                .ctx
+                .listeners
+                .iter()
+                .position(|l| tcp_address(l.address) == c.listener);
+            let Some(i) = listener else {
+                log::info!("hot restart: moved connection from {} belongs to listener {} that this config lacks; closing it", c.peer, c.listener);
+                continue;
+            };
+            let std_s = std::net::TcpStream::from(fd);
+            if let Err(e) = std_s.set_nonblocking(true) {
+                log::warn!("hot restart: moved connection: {e}");
+                continue;
+            }
+            let peer = c
+                .peer
+                .parse()
+                .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+            self.restart.adopted += 1;
+            self.adopt(mio::net::TcpStream::from_std(std_s), peer, i, &c.pending);
+        }
+    }
+
+    /// Writes whatever is still queued for peers (moved connections, final stats) before the
+    /// process exits; bounded, so a stuck peer cannot keep us alive.
+    pub(crate) fn hr_flush_before_exit(&mut self) {
+        if !self.moving.is_empty() {
+            self.hr_send_connections();
+        }
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            let mut pending = false;
+            for c in self.restart.peers.values_mut() {
+                if c.flush().is_ok() && c.has_pending_output() {
+                    pending = true;
+                }
+            }
+            if !pending {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        log::warn!("hot restart: gave up flushing to a peer before exit");
     }
 
     fn hr_adopt(&mut self, ids: &[Option<ListenerId>]) -> Result<(), String> {
@@ -369,6 +496,9 @@ impl Proxy {
                 Ok(Read::Frame(Message::ListenerFds(batch))) if key == PARENT_KEY => {
                     let fd_count = conn.fds.len();
                     self.hr_event(Event::FdsReceived { batch, fd_count })?;
+                }
+                Ok(Read::Frame(Message::Connections(conns))) if key == PARENT_KEY => {
+                    self.hr_adopt_connections(conns);
                 }
                 Ok(Read::Frame(msg)) => self.hr_event(Event::MessageReceived(peer, msg))?,
                 Ok(Read::Nothing) => {

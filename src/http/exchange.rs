@@ -200,7 +200,7 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
         } => {
             // Expect: 100-continue with a body we will not read: the client may never send it,
             // so the connection cannot be reused.
-            let keep = meta.keep_alive && !ctx.draining && !(has_body && meta.expect_continue);
+            let keep = meta.keep_alive && !ctx.closing() && !(has_body && meta.expect_continue);
             let extra: Vec<(&str, &str)> =
                 location.iter().map(|l| ("location", l.as_str())).collect();
             local_reply_with(s, ctx, status, &body, !keep, &extra);
@@ -255,7 +255,7 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
                 }
                 Err(e) => {
                     log::debug!("connect to {addr} failed at once: {e}");
-                    let keep = meta.keep_alive && !has_body && !ctx.draining;
+                    let keep = meta.keep_alive && !has_body && !ctx.closing();
                     local_reply(s, ctx, 503, local::CONNECT_FAILURE, !keep);
                     if !keep {
                         s.close_after();

@@ -261,7 +261,7 @@ fn response_head(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Result<bo
             up.rbuf.consume(n);
             continue;
         }
-        let draining = ctx.draining;
+        let draining = ctx.closing();
         let l = &ctx.listeners[s.listener];
         let (head, resp) = client_head(
             &r,
@@ -492,7 +492,7 @@ fn upstream_failure(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange, f: Failur
 
 /// Queues a local reply that ends the exchange; keeps the connection when that is safe.
 fn local_failure(s: &mut Session, ctx: &mut Ctx, ex: &Exchange, status: u16, body: &str) {
-    let keep = ex.client_keep_alive && matches!(ex.req, BodyIn::Done) && !ctx.draining;
+    let keep = ex.client_keep_alive && matches!(ex.req, BodyIn::Done) && !ctx.closing();
     local_reply(s, ctx, status, body, !keep);
     s.requests += 1;
     if keep {
