@@ -1,205 +1,151 @@
 #!/usr/bin/env bash
-# Throughput: wrk with 64 keep-alive connections and a small response, through each target
-# (baton, and directly to the upstream as the limit), in interleaved rounds (A B A B ...), with
-# medians and the ratio to the direct rate. Prints a markdown section; with --write it also
-# replaces that section in docs/benchmarks.md.
+# Throughput and latency: wrk through baton, nginx and HAProxy and directly to the upstream
+# (nginx serving static bytes: the limit), for each response size, in interleaved rounds
+# (baton nginx haproxy direct baton nginx ...). Medians, ratios baton/nginx and baton/HAProxy
+# computed per round (then their median), the peak RSS of each proxy's serving process over
+# its runs, and a 1-connection latency run (p50, p99). Prints a markdown section; with --write
+# it replaces that section in docs/benchmarks.md.
 #
 #   bench/throughput.sh [--write]
 #   BENCH_SMOKE=1 bench/throughput.sh      # 1-second runs, for CI: proves the script works
 #
-# Knobs (environment): BENCH_DURATION_S (10), BENCH_ROUNDS (3), BENCH_PATH (/), BENCH_CONNS (64),
-# BENCH_WRK_THREADS (1), BENCH_TARGETS ("baton direct"), UPSTREAM_CPU (1), PROXY_CPU (0), LOAD_CPU (= PROXY_CPU; empty: not pinned).
-# On 2 cores wrk shares the proxy's core, so every proxy pays the same; the direct run gives wrk
-# that core alone, which makes the ratio to direct a pessimistic one.
+# Knobs (environment): BENCH_DURATION_S (8), BENCH_ROUNDS (5), BENCH_SIZES ("1k 64k"),
+# BENCH_CONNS (64), BENCH_LAT_DURATION_S (3), BENCH_LAT_ROUNDS (3),
+# BENCH_TARGETS ("baton nginx haproxy direct"), UPSTREAM_CPU / PROXY_CPU / LOAD_CPU (lib.sh).
 #
-# Adding a target (nginx, HAProxy): write start_<name> (starts it on PROXY_CPU, proxying to
-# 127.0.0.1:$UP_PORT, listening on its port, appending its PID to PIDS), give it a port in
-# PORT[<name>], and add <name> to TARGETS. Rounds, medians and the table follow.
+# Adding a target: write start_<name> in bench/lib.sh (starts it on PROXY_CPU, proxying to
+# 127.0.0.1:$UP_PORT, listening on PORT[<name>], appending its PID to PIDS, setting
+# MAINPID[<name>]) and add <name> to BENCH_TARGETS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 WRITE=0
 [[ ${1:-} == --write ]] && WRITE=1
-SMOKE=${BENCH_SMOKE:-0}
-DURATION=${BENCH_DURATION_S:-10}
-ROUNDS=${BENCH_ROUNDS:-3}
-[[ $SMOKE == 1 ]] && DURATION=1
+DURATION=${BENCH_DURATION_S:-8}
+ROUNDS=${BENCH_ROUNDS:-5}
+LAT_DURATION=${BENCH_LAT_DURATION_S:-3}
+LAT_ROUNDS=${BENCH_LAT_ROUNDS:-3}
+if [[ $SMOKE == 1 ]]; then DURATION=1 ROUNDS=1 LAT_DURATION=1 LAT_ROUNDS=1; fi
 CONNS=${BENCH_CONNS:-64}
-THREADS=${BENCH_WRK_THREADS:-1}
-REQ_PATH=${BENCH_PATH:-/}
-UPSTREAM_CPU=${UPSTREAM_CPU:-1}
-PROXY_CPU=${PROXY_CPU:-0}
-LOAD_CPU=${LOAD_CPU-$PROXY_CPU}
-UP_PORT=${BENCH_UPSTREAM_PORT:-18080}
-BIN=target/release
-WORK=$(mktemp -d /tmp/baton-bench.XXXXXX)
-PIDS=()
+read -r -a SIZES <<<"${BENCH_SIZES:-1k 64k}"
+read -r -a TARGETS <<<"${BENCH_TARGETS:-baton nginx haproxy direct}"
+PROXIES=()
+for t in "${TARGETS[@]}"; do [[ $t == direct ]] || PROXIES+=("$t"); done
 
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+need_tools wrk nginx haproxy
+build
+ports_free "$UP_PORT" "${PORT[baton]}" "${PORT[nginx]}" "${PORT[haproxy]}"
+start_static_upstream
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_port() {
-    local i
-    for i in $(seq 100); do
-        port_open "$1" && return 0
-        sleep 0.1
-    done
-    echo "nothing accepts on 127.0.0.1:$1; see $2" >&2
-    cat "$2" >&2
-    return 1
-}
-
-if ! command -v wrk >/dev/null; then
-    echo "installing wrk" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2 && apt-get install -y -qq wrk >&2
-fi
-cargo build --release -q -p baton -p baton-bench >&2
-
-# ---- targets ----------------------------------------------------------------------------------
-read -r -a TARGETS <<<"${BENCH_TARGETS:-baton direct}"
-declare -A PORT=([baton]=${BENCH_BATON_PORT:-18000} [direct]=$UP_PORT)
-declare -A CMDLINE=()
-
-start_direct() { CMDLINE[direct]="(the upstream itself)"; }
-
-start_baton() {
-    cat >"$WORK/baton.yaml" <<EOF
-static_resources:
-  listeners:
-  - name: listener_0
-    address:
-      socket_address: { address: 127.0.0.1, port_value: ${PORT[baton]} }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress_http
-          route_config:
-            name: local_route
-            virtual_hosts:
-            - name: local_service
-              domains: ["*"]
-              routes:
-              - match: { prefix: "/" }
-                route: { cluster: upstream }
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: upstream
-    connect_timeout: 0.25s
-    type: STATIC
-    lb_policy: ROUND_ROBIN
-    load_assignment:
-      cluster_name: upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address:
-              socket_address: { address: 127.0.0.1, port_value: $UP_PORT }
-EOF
-    CMDLINE[baton]="taskset -c $PROXY_CPU $BIN/baton -c baton.yaml -l warn"
-    taskset -c "$PROXY_CPU" "$BIN/baton" -c "$WORK/baton.yaml" -l warn >"$WORK/baton.log" 2>&1 &
-    PIDS+=($!)
-    wait_port "${PORT[baton]}" "$WORK/baton.log"
-}
-# -----------------------------------------------------------------------------------------------
-
-for t in "${TARGETS[@]}"; do
-    if port_open "${PORT[$t]}"; then
-        echo "port ${PORT[$t]} ($t) is already in use" >&2
-        exit 1
-    fi
-done
-taskset -c "$UPSTREAM_CPU" "$BIN/baton-upstream" --listen "127.0.0.1:$UP_PORT" --name bench \
-    >"$WORK/upstream.log" 2>&1 &
-PIDS+=($!)
-wait_port "$UP_PORT" "$WORK/upstream.log"
-for t in "${TARGETS[@]}"; do "start_$t"; done
-
-LOAD=()
-LOAD_WHERE="not pinned"
-if [[ -n $LOAD_CPU ]]; then
-    LOAD=(taskset -c "$LOAD_CPU")
-    LOAD_WHERE="on CPU $LOAD_CPU (2 cores: it shares the proxy's core)"
-fi
-WRK_CMD="wrk -t$THREADS -c$CONNS -d${DURATION}s --latency http://127.0.0.1:PORT$REQ_PATH"
-
-# One wrk run: prints "req_per_s p99_ms errors".
-run_wrk() {
-    local out rps p99 errs
-    out=$("${LOAD[@]}" wrk "-t$THREADS" "-c$CONNS" "-d${DURATION}s" --latency \
-        "http://127.0.0.1:$1$REQ_PATH")
+# One wrk run: prints "req_per_s p50_ms p99_ms errors".
+run_wrk() { # run_wrk PORT PATH CONNS SECONDS
+    local out rps p50 p99 errs
+    out=$(pinned "$LOAD_CPU" wrk -t1 "-c$3" "-d$4s" --latency "http://127.0.0.1:$1$2")
     echo "$out" >>"$WORK/wrk.log"
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-    p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
-    errs=$(awk '/Non-2xx|Socket errors/ {n += $NF} END {print n + 0}' <<<"$out")
-    echo "${rps:-0} ${p99:-0} $errs"
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    errs=$(awk '/Non-2xx|Socket errors/ {gsub(/,/, ""); for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/) n += $i} END {print n + 0}' <<<"$out")
+    echo "${rps:-0} $p50 $p99 $errs"
 }
 
-declare -A RPS=() P99=() ERRS=()
-for round in $(seq "$ROUNDS"); do
-    for t in "${TARGETS[@]}"; do
-        read -r rps p99 errs < <(run_wrk "${PORT[$t]}")
-        echo "round $round $t: $rps req/s, p99 ${p99} ms, errors $errs" >&2
-        RPS[$t]+="$rps "
-        P99[$t]+="$p99 "
-        ERRS[$t]=$((${ERRS[$t]:-0} + errs))
+declare -A RPS=() P99=() ERRS=() LP50=() LP99=() PEAK=() RATIO=()
+for size in "${SIZES[@]}"; do
+    for t in "${TARGETS[@]}"; do "start_$t"; done
+    for round in $(seq "$ROUNDS"); do
+        declare -A this=()
+        for t in "${TARGETS[@]}"; do
+            read -r rps _ p99 errs < <(run_wrk "${PORT[$t]}" "/$size" "$CONNS" "$DURATION")
+            echo "$size round $round $t: $rps req/s, p99 $p99 ms, errors $errs" >&2
+            RPS[$size,$t]+="$rps "
+            P99[$size,$t]+="$p99 "
+            ERRS[$size,$t]=$((${ERRS[$size,$t]:-0} + errs))
+            this[$t]=$rps
+        done
+        for t in "${TARGETS[@]}"; do
+            [[ $t == baton ]] && continue
+            RATIO[$size,$t]+="$(awk -v a="${this[baton]:-0}" -v b="${this[$t]}" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}') "
+        done
+        unset this
+    done
+    for round in $(seq "$LAT_ROUNDS"); do
+        for t in "${TARGETS[@]}"; do
+            read -r _ p50 p99 _ < <(run_wrk "${PORT[$t]}" "/$size" 1 "$LAT_DURATION")
+            echo "$size latency round $round $t: p50 $p50 ms, p99 $p99 ms" >&2
+            LP50[$size,$t]+="$p50 "
+            LP99[$size,$t]+="$p99 "
+        done
+    done
+    for t in "${PROXIES[@]}"; do
+        PEAK[$size,$t]=$(hwm_kb "$(worker_of "${MAINPID[$t]}")")
+        stop_pid "${MAINPID[$t]}"
     done
 done
 
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
-
-direct_median=$(median "${RPS[direct]}")
+r2() { awk -v v="$1" 'BEGIN {printf "%.2f", v}'; }
 {
     echo "<!-- throughput:begin (written by bench/throughput.sh --write) -->"
-    echo "## Throughput: wrk, $CONNS keep-alive connections, GET $REQ_PATH"
+    echo "## Throughput and latency"
     echo
-    echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')),"
-    echo "Linux $(uname -r); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); $(rustc --version); baton $($BIN/baton --version | awk '{print $2}')."
-    echo "Upstream: \`taskset -c $UPSTREAM_CPU baton-upstream\`; proxy on CPU $PROXY_CPU; wrk $LOAD_WHERE."
-    echo "$ROUNDS interleaved rounds of ${DURATION} s; \`$WRK_CMD\`."
+    echo "wrk, $CONNS keep-alive connections, \`GET /1k\` and \`GET /64k\` (static files of 1 KiB and 64 KiB"
+    echo "served by nginx on CPU $UPSTREAM_CPU, the same upstream for every target). Proxies on CPU $PROXY_CPU;"
+    echo "wrk \`taskset -c ${LOAD_CPU:-?}\` (it shares the proxy's core; \"direct\" gives wrk that core alone)."
+    echo "$ROUNDS interleaved rounds of ${DURATION} s per size (baton nginx haproxy direct, repeated);"
+    echo "\`wrk -t1 -c$CONNS -d${DURATION}s --latency http://127.0.0.1:PORT/SIZE\`. Ratios are computed per"
+    echo "round (the rates measured back to back), then their median is shown."
     [[ $SMOKE == 1 ]] && echo && echo "**Smoke run (1-second rounds): not a measurement.**"
     echo
     printf '| target | command |\n|---|---|\n'
     for t in "${TARGETS[@]}"; do printf '| %s | `%s` |\n' "$t" "${CMDLINE[$t]}"; done
+    for size in "${SIZES[@]}"; do
+        echo
+        echo "**$size responses, $CONNS connections** (req/s per round, then medians)"
+        echo
+        header="| target |"
+        sep="|---|"
+        for r in $(seq "$ROUNDS"); do header+=" r$r |"; sep+="---:|"; done
+        echo "$header median req/s | median p99 ms | wrk errors | baton / this (per-round median) | vs direct |"
+        echo "$sep---:|---:|---:|---:|---:|"
+        direct=$(median "${RPS[$size,direct]:-}")
+        for t in "${TARGETS[@]}"; do
+            m=$(median "${RPS[$size,$t]}")
+            row="| $t |"
+            for v in ${RPS[$size,$t]}; do row+=" $(printf '%.0f' "$v") |"; done
+            ratio="-"
+            [[ $t != baton ]] && ratio=$(r2 "$(median "${RATIO[$size,$t]}")")
+            vsd=$(awk -v a="$m" -v b="${direct:-0}" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}')
+            echo "$row $(printf '%.0f' "$m") | $(median "${P99[$size,$t]}") | ${ERRS[$size,$t]} | $ratio | $vsd |"
+        done
+    done
     echo
-    header="| target |"
+    echo "**1 connection** (\`wrk -t1 -c1 -d${LAT_DURATION}s --latency\`, $LAT_ROUNDS interleaved rounds, median of"
+    echo "the per-round percentiles, ms) and **peak RSS** of the serving process (VmHWM of baton, of"
+    echo "nginx's worker, of HAProxy's worker) over all its runs of that size:"
+    echo
+    head="| target |"
     sep="|---|"
-    for r in $(seq "$ROUNDS"); do header+=" round $r |"; sep+="---:|"; done
-    echo "$header median req/s | median p99 ms | errors | vs direct |"
-    echo "$sep---:|---:|---:|---:|"
+    for size in "${SIZES[@]}"; do head+=" $size p50 | $size p99 | $size peak RSS MiB |"; sep+="---:|---:|---:|"; done
+    echo "$head"
+    echo "$sep"
     for t in "${TARGETS[@]}"; do
-        m=$(median "${RPS[$t]}")
-        ratio=$(awk -v a="$m" -v b="$direct_median" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}')
         row="| $t |"
-        for v in ${RPS[$t]}; do row+=" $(printf '%.0f' "$v") |"; done
-        echo "$row $(printf '%.0f' "$m") | $(median "${P99[$t]}") | ${ERRS[$t]} | $ratio |"
+        for size in "${SIZES[@]}"; do
+            peak="-"
+            [[ $t != direct ]] && peak=$(awk -v k="${PEAK[$size,$t]}" 'BEGIN {printf "%.1f", k / 1024}')
+            row+=" $(median "${LP50[$size,$t]}") | $(median "${LP99[$size,$t]}") | $peak |"
+        done
+        echo "$row"
     done
     echo "<!-- throughput:end -->"
 } >"$WORK/section.md"
 cat "$WORK/section.md"
-
-if [[ $WRITE == 1 ]]; then
-    doc=docs/benchmarks.md
-    mkdir -p docs
-    [[ -f $doc ]] || printf '# baton benchmarks\n\nEvery table here is written by a script in bench/; rerun it to reproduce.\n\n' >"$doc"
-    if grep -q '<!-- throughput:begin' "$doc"; then
-        awk -v f="$WORK/section.md" '
-            /<!-- throughput:begin/ {while ((getline l < f) > 0) print l; skip=1; next}
-            /<!-- throughput:end -->/ {skip=0; next}
-            !skip' "$doc" >"$WORK/doc.md"
-        cp "$WORK/doc.md" "$doc"
-    else
-        cat "$WORK/section.md" >>"$doc"
-    fi
-    echo "wrote $doc" >&2
-fi
+# Machine-readable medians for bench/run-all's summary.
+for size in "${SIZES[@]}"; do
+    for t in "${TARGETS[@]}"; do
+        echo "$size $t $(median "${RPS[$size,$t]}") $(median "${P99[$size,$t]}") $(median "${LP50[$size,$t]}") $(median "${LP99[$size,$t]}") $(median "${RATIO[$size,$t]:-}")"
+    done
+done >"${BENCH_RESULTS:-$WORK}/throughput.tsv"
+[[ $WRITE == 1 ]] && doc_section throughput "$WORK/section.md"
+exit 0

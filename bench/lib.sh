@@ -1,0 +1,325 @@
+# Shared by the bench scripts (sourced, not run): process bookkeeping, ports, package checks,
+# and how each proxy is configured and started. Every start_* function appends the PIDs it
+# started to PIDS; the EXIT trap signals only those PIDs.
+#
+# CPU pinning on this 2-core machine (override with the variables):
+#   UPSTREAM_CPU=1  the origin (nginx serving static bytes, or baton-upstream)
+#   PROXY_CPU=0     the proxy under test (baton, nginx's worker, HAProxy's worker)
+#   LOAD_CPU=0      wrk / the load client: it shares the proxy's core, so every proxy pays the
+#                   same; "direct" gives wrk that core alone, so "vs direct" is pessimistic.
+# shellcheck shell=bash
+
+BIN=${BIN:-target/release}
+UPSTREAM_CPU=${UPSTREAM_CPU:-1}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU-$PROXY_CPU}
+SMOKE=${BENCH_SMOKE:-0}
+UP_PORT=${BENCH_UPSTREAM_PORT:-18080}
+declare -A PORT=([baton]=18000 [nginx]=18001 [haproxy]=18002 [direct]=$UP_PORT)
+PIDS=()
+WORK=$(mktemp -d /tmp/baton-bench.XXXXXX)
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    PIDS=()
+}
+trap cleanup EXIT
+
+# pinned CPU cmd... : execs cmd on CPU (empty: not pinned). It replaces the calling shell, so
+# call it only in the background (`pinned ... &`, then $! is the command's own PID) or inside
+# a command substitution.
+pinned() {
+    local cpu=$1
+    shift
+    if [[ -n $cpu ]]; then exec taskset -c "$cpu" "$@"; else exec "$@"; fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # wait_port PORT LOGFILE
+    local i
+    for i in $(seq 100); do
+        port_open "$1" && return 0
+        sleep 0.1
+    done
+    echo "nothing accepts on 127.0.0.1:$1; log $2:" >&2
+    cat "$2" >&2
+    return 1
+}
+
+ports_free() {
+    local p
+    for p in "$@"; do
+        if port_open "$p"; then
+            echo "port $p is already in use" >&2
+            exit 1
+        fi
+    done
+}
+
+need_tools() { # need_tools cmd... : apt-get installs the missing ones (command = package)
+    local missing=() c
+    for c in "$@"; do command -v "$c" >/dev/null || missing+=("$c"); done
+    if ((${#missing[@]})); then
+        echo "installing: ${missing[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >&2 && apt-get install -y -qq "${missing[@]}" >&2
+    fi
+    PATH=$PATH:/usr/sbin
+}
+
+build() { cargo build --release -q -p baton -p baton-bench >&2; }
+
+# Resident set of a process and of its children (nginx/HAProxy master + workers), in KiB.
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+children() { cat "/proc/$1/task/$1/children" 2>/dev/null || true; }
+tree_rss_kb() {
+    local total p
+    total=$(rss_kb "$1")
+    for p in $(children "$1"); do total=$((total + $(rss_kb "$p"))); done
+    echo "$total"
+}
+# The process that serves: baton itself; nginx's and HAProxy's (first) worker.
+worker_of() {
+    local c
+    c=$(children "$1" | awk '{print $1}')
+    echo "${c:-$1}"
+}
+
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {if (NR == 0) print 0; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+
+# ---- the origin -------------------------------------------------------------------------------
+
+# nginx serving static bytes (/1k, /64k, /) on UPSTREAM_CPU: one process, no master.
+start_static_upstream() {
+    mkdir -p "$WORK/up/html" "$WORK/up/logs"
+    head -c 1024 /dev/zero | tr '\0' 'a' >"$WORK/up/html/1k"
+    head -c 65536 /dev/zero | tr '\0' 'b' >"$WORK/up/html/64k"
+    printf 'hello from static\n' >"$WORK/up/html/index.html"
+    cat >"$WORK/up/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 30000;
+error_log $WORK/up/logs/error.log warn;
+pid $WORK/up/nginx.pid;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nodelay on;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    client_body_temp_path $WORK/up/tmp;
+    proxy_temp_path $WORK/up/tmp;
+    fastcgi_temp_path $WORK/up/tmp;
+    uwsgi_temp_path $WORK/up/tmp;
+    scgi_temp_path $WORK/up/tmp;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:$UP_PORT reuseport backlog=4096;
+        root $WORK/up/html;
+    }
+}
+EOF
+    pinned "$UPSTREAM_CPU" nginx -p "$WORK/up" -e "$WORK/up/logs/error.log" -c "$WORK/up/nginx.conf" \
+        >"$WORK/up/stdout.log" 2>&1 &
+    PIDS+=($!)
+    wait_port "$UP_PORT" "$WORK/up/logs/error.log"
+}
+
+# baton-upstream (paths /bytes/N, /delay/MS, /sink, ...) on UPSTREAM_CPU.
+start_origin() {
+    pinned "$UPSTREAM_CPU" "$BIN/baton-upstream" --listen "127.0.0.1:$UP_PORT" --name origin \
+        >"$WORK/origin.log" 2>&1 &
+    PIDS+=($!)
+    wait_port "$UP_PORT" "$WORK/origin.log"
+}
+
+# ---- proxies ----------------------------------------------------------------------------------
+
+# baton_config FILE FIRST_PORT [LISTENERS]: LISTENERS listeners on consecutive ports, one route
+# to the upstream cluster.
+baton_config() {
+    local file=$1 first=$2 n=${3:-1} i
+    {
+        echo "static_resources:"
+        echo "  listeners:"
+        for ((i = 0; i < n; i++)); do
+            cat <<EOF
+  - name: listener_$i
+    address:
+      socket_address: { address: 127.0.0.1, port_value: $((first + i)) }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          route_config:
+            name: local_route
+            virtual_hosts:
+            - name: local_service
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                route: { cluster: upstream, timeout: 60s }
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+EOF
+        done
+        cat <<EOF
+  clusters:
+  - name: upstream
+    connect_timeout: 0.25s
+    type: STATIC
+    lb_policy: ROUND_ROBIN
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: { address: 127.0.0.1, port_value: $UP_PORT }
+EOF
+    } >"$file"
+}
+
+declare -A CMDLINE=([direct]="(the upstream itself)")
+declare -A MAINPID=()
+
+# start_baton [extra baton flags...]
+start_baton() {
+    baton_config "$WORK/baton.yaml" "${PORT[baton]}"
+    CMDLINE[baton]="taskset -c $PROXY_CPU baton -c baton.yaml -l warn $*"
+    pinned "$PROXY_CPU" "$BIN/baton" -c "$WORK/baton.yaml" -l warn "$@" >"$WORK/baton.log" 2>&1 &
+    MAINPID[baton]=$!
+    PIDS+=($!)
+    wait_port "${PORT[baton]}" "$WORK/baton.log"
+}
+
+nginx_proxy_config() {
+    mkdir -p "$WORK/nginx/logs" "$WORK/nginx/tmp"
+    cat >"$WORK/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+worker_rlimit_nofile 30000;
+error_log $WORK/nginx/logs/error.log warn;
+pid $WORK/nginx/nginx.pid;
+events { worker_connections 25000; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $WORK/nginx/tmp;
+    proxy_temp_path $WORK/nginx/tmp;
+    fastcgi_temp_path $WORK/nginx/tmp;
+    uwsgi_temp_path $WORK/nginx/tmp;
+    scgi_temp_path $WORK/nginx/tmp;
+    upstream origin {
+        server 127.0.0.1:$UP_PORT;
+        keepalive 128;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:${PORT[nginx]} backlog=4096;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_read_timeout 60s;
+            client_max_body_size 0;
+        }
+    }
+}
+EOF
+}
+
+start_nginx() {
+    nginx_proxy_config
+    CMDLINE[nginx]="taskset -c $PROXY_CPU nginx -c nginx.conf (worker_processes 1, upstream keepalive 128)"
+    pinned "$PROXY_CPU" nginx -p "$WORK/nginx" -e "$WORK/nginx/logs/error.log" \
+        -c "$WORK/nginx/nginx.conf" >"$WORK/nginx/stdout.log" 2>&1 &
+    MAINPID[nginx]=$!
+    PIDS+=($!)
+    wait_port "${PORT[nginx]}" "$WORK/nginx/logs/error.log"
+}
+
+haproxy_config() {
+    mkdir -p "$WORK/haproxy"
+    cat >"$WORK/haproxy/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 10200
+    no strict-limits
+    stats socket $WORK/haproxy/admin.sock mode 600 level admin expose-fd listeners
+    pidfile $WORK/haproxy/haproxy.pid
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 300s
+    timeout server 60s
+    timeout http-keep-alive 300s
+    option http-keep-alive
+    http-reuse always
+    maxconn 10200
+frontend fe
+    bind 127.0.0.1:${PORT[haproxy]}
+    default_backend be
+backend be
+    server origin 127.0.0.1:$UP_PORT
+EOF
+}
+
+# HAProxy in master-worker mode (-W), as it runs for seamless reloads.
+start_haproxy() {
+    haproxy_config
+    CMDLINE[haproxy]="taskset -c $PROXY_CPU haproxy -W -db -f haproxy.cfg (nbthread 1, http-reuse always)"
+    pinned "$PROXY_CPU" haproxy -W -db -f "$WORK/haproxy/haproxy.cfg" >"$WORK/haproxy/stdout.log" 2>&1 &
+    MAINPID[haproxy]=$!
+    PIDS+=($!)
+    wait_port "${PORT[haproxy]}" "$WORK/haproxy/stdout.log"
+}
+
+start_direct() { MAINPID[direct]=""; }
+
+# doc_section NAME FILE: replaces <!-- NAME:begin --> ... <!-- NAME:end --> in
+# docs/benchmarks.md with FILE (which carries the markers), or appends it.
+doc_section() {
+    local name=$1 file=$2 doc=docs/benchmarks.md
+    mkdir -p docs
+    [[ -f $doc ]] || printf '# baton benchmarks\n\nEvery table here is written by a script in bench/; `bench/run-all` reruns them all.\n\n' >"$doc"
+    if grep -q "<!-- $name:begin" "$doc"; then
+        awk -v f="$file" -v b="<!-- $name:begin" -v e="<!-- $name:end -->" '
+            index($0, b) == 1 {while ((getline l < f) > 0) print l; skip=1; next}
+            index($0, e) == 1 {skip=0; next}
+            !skip' "$doc" >"$WORK/doc.md"
+        cp "$WORK/doc.md" "$doc"
+    else
+        { echo; cat "$file"; } >>"$doc"
+    fi
+    echo "wrote $doc ($name)" >&2
+}
+
+# stop_pid PID: TERM, wait (bounded), KILL; forgets it from PIDS.
+stop_pid() {
+    local pid=$1 keep=() p
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+# wrk latency field ("52.00us", "1.20ms", "1.01s") in milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN {if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.3f", v}'; }
