@@ -18,6 +18,7 @@ UP_PORT=${BENCH_UPSTREAM_PORT:-18080}
 declare -A PORT=([baton]=18000 [nginx]=18001 [haproxy]=18002 [direct]=$UP_PORT)
 PIDS=()
 WORK=$(mktemp -d /tmp/baton-bench.XXXXXX)
+chmod 755 "$WORK" # nginx workers run as nobody
 
 cleanup() {
     local pid
@@ -107,7 +108,7 @@ start_static_upstream() {
 daemon off;
 master_process off;
 worker_processes 1;
-worker_rlimit_nofile 30000;
+worker_rlimit_nofile 20000;
 error_log $WORK/up/logs/error.log warn;
 pid $WORK/up/nginx.pid;
 events { worker_connections 20000; }
@@ -207,12 +208,12 @@ start_baton() {
     wait_port "${PORT[baton]}" "$WORK/baton.log"
 }
 
-nginx_proxy_config() {
+nginx_proxy_config() { # nginx_proxy_config [on|off]: daemon mode
     mkdir -p "$WORK/nginx/logs" "$WORK/nginx/tmp"
     cat >"$WORK/nginx/nginx.conf" <<EOF
-daemon off;
+daemon ${1:-off};
 worker_processes 1;
-worker_rlimit_nofile 30000;
+worker_rlimit_nofile 20000;
 error_log $WORK/nginx/logs/error.log warn;
 pid $WORK/nginx/nginx.pid;
 events { worker_connections 25000; }
@@ -238,6 +239,9 @@ http {
             proxy_set_header Connection "";
             proxy_read_timeout 60s;
             client_max_body_size 0;
+            # Stream bodies both ways as baton and HAProxy do (no temp files on disk).
+            proxy_request_buffering off;
+            proxy_max_temp_file_size 0;
         }
     }
 }
@@ -247,11 +251,23 @@ EOF
 start_nginx() {
     nginx_proxy_config
     CMDLINE[nginx]="taskset -c $PROXY_CPU nginx -c nginx.conf (worker_processes 1, upstream keepalive 128)"
-    pinned "$PROXY_CPU" nginx -p "$WORK/nginx" -e "$WORK/nginx/logs/error.log" \
+    pinned "$PROXY_CPU" "$(command -v nginx)" -p "$WORK/nginx" -e "$WORK/nginx/logs/error.log" \
         -c "$WORK/nginx/nginx.conf" >"$WORK/nginx/stdout.log" 2>&1 &
     MAINPID[nginx]=$!
     PIDS+=($!)
     wait_port "${PORT[nginx]}" "$WORK/nginx/logs/error.log"
+}
+
+# nginx as a daemon (its binary upgrade needs that: a master whose parent is still the process
+# that started it ignores USR2). The master's PID comes from the pid file.
+start_nginx_daemon() {
+    nginx_proxy_config on
+    CMDLINE[nginx]="taskset -c $PROXY_CPU nginx -c nginx.conf (daemon on, worker_processes 1, upstream keepalive 128)"
+    taskset -c "$PROXY_CPU" "$(command -v nginx)" -p "$WORK/nginx" -e "$WORK/nginx/logs/error.log" \
+        -c "$WORK/nginx/nginx.conf" >"$WORK/nginx/stdout.log" 2>&1
+    wait_port "${PORT[nginx]}" "$WORK/nginx/logs/error.log"
+    MAINPID[nginx]=$(cat "$WORK/nginx/nginx.pid")
+    PIDS+=("${MAINPID[nginx]}")
 }
 
 haproxy_config() {
@@ -284,7 +300,7 @@ EOF
 start_haproxy() {
     haproxy_config
     CMDLINE[haproxy]="taskset -c $PROXY_CPU haproxy -W -db -f haproxy.cfg (nbthread 1, http-reuse always)"
-    pinned "$PROXY_CPU" haproxy -W -db -f "$WORK/haproxy/haproxy.cfg" >"$WORK/haproxy/stdout.log" 2>&1 &
+    pinned "$PROXY_CPU" "$(command -v haproxy)" -W -db -f "$WORK/haproxy/haproxy.cfg" >"$WORK/haproxy/stdout.log" 2>&1 &
     MAINPID[haproxy]=$!
     PIDS+=($!)
     wait_port "${PORT[haproxy]}" "$WORK/haproxy/stdout.log"

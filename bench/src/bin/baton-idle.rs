@@ -60,7 +60,8 @@ fn round(conns: &mut Vec<Conn>, path: &str) -> (usize, usize) {
         }
         for (c, a) in cs.iter_mut().zip(al.iter_mut()) {
             if *a {
-                *a = matches!(read_response(&mut c.reader, false), Ok(Some(r)) if r.status() == 200);
+                *a =
+                    matches!(read_response(&mut c.reader, false), Ok(Some(r)) if r.status() == 200);
             }
         }
     }

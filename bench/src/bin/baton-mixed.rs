@@ -266,7 +266,11 @@ fn run_job(conn: &mut Conn, job: &Job, close: bool, st: &Stats) -> Outcome {
             ..
         } => body == *want,
         Job::Upload { bytes } => {
-            body == format!("len={bytes} fnv={:016x}\n", pattern::pattern_checksum(*bytes)).as_bytes()
+            body == format!(
+                "len={bytes} fnv={:016x}\n",
+                pattern::pattern_checksum(*bytes)
+            )
+            .as_bytes()
         }
         Job::Download { bytes, .. } => {
             got == *bytes && fnv.finish() == pattern::pattern_checksum(*bytes)
@@ -283,9 +287,8 @@ fn run_job(conn: &mut Conn, job: &Job, close: bool, st: &Stats) -> Outcome {
 /// Writes a `POST /sink` with `bytes` of pattern body in 16 KiB pieces, 2 ms apart, so an
 /// upload is in flight for a while.
 fn write_upload(s: &mut TcpStream, bytes: u64, conn_hdr: &str) -> io::Result<()> {
-    let head = format!(
-        "POST /sink HTTP/1.1\r\nHost: bench\r\nContent-Length: {bytes}\r\n{conn_hdr}\r\n"
-    );
+    let head =
+        format!("POST /sink HTTP/1.1\r\nHost: bench\r\nContent-Length: {bytes}\r\n{conn_hdr}\r\n");
     s.write_all(head.as_bytes())?;
     let block = pattern::block(26 * 630);
     let mut left = bytes;
@@ -492,7 +495,12 @@ fn main() -> ExitCode {
         if start.elapsed().as_secs() > second {
             let s = st.snapshot();
             let d: Vec<u64> = (0..N).map(|i| s[i] - prev[i]).collect();
-            csv.push_str(&format!("{},{},{}", second, d[OK], failed(&s) - failed(&prev)));
+            csv.push_str(&format!(
+                "{},{},{}",
+                second,
+                d[OK],
+                failed(&s) - failed(&prev)
+            ));
             for v in &d[..OK] {
                 csv.push_str(&format!(",{v}"));
             }

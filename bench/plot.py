@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Restart-under-load plot: one panel per scenario, successful requests per second (line),
+failed requests per second (red bars, own scale on the right) and the restart moments (dashed
+lines). Standard library only: writes SVG directly, so CI needs no pip.
+
+    bench/plot.py RESULTS_DIR OUT.svg SCENARIO...
+
+reads RESULTS_DIR/restart-SCENARIO.csv (baton-mixed --series) and .events (unix ms per restart).
+"""
+import sys
+from xml.sax.saxutils import escape
+
+W, PANEL_H, TOP, LEFT, RIGHT, GAP = 860, 170, 30, 70, 60, 40
+
+
+def load(results, sc):
+    t0, rows = 0, []
+    with open(f"{results}/restart-{sc}.csv") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("# t0_unix_ms="):
+                t0 = int(line.split("=", 1)[1])
+            elif line and line[0].isdigit():
+                v = line.split(",")
+                rows.append((int(v[0]), int(v[1]), int(v[2])))
+    events = []
+    try:
+        with open(f"{results}/restart-{sc}.events") as f:
+            events = [(int(x) - t0) / 1000 for x in f.read().split()]
+    except FileNotFoundError:
+        pass
+    return rows, events
+
+
+def nice(v):
+    """A round axis maximum at or above v."""
+    if v <= 0:
+        return 1
+    p = 10 ** (len(str(int(v))) - 1)
+    for m in (1, 2, 2.5, 5, 10):
+        if v <= m * p:
+            return int(m * p) if m * p >= 1 else 1
+    return int(10 * p)
+
+
+def panel(out, y0, sc, rows, events, xmax):
+    pw = W - LEFT - RIGHT
+    ok_max = nice(max([r[1] for r in rows] + [1]) * 1.1)
+    fail_max = nice(max([r[2] for r in rows] + [1]))
+    total_fail = sum(r[2] for r in rows)
+
+    def x(t):
+        return LEFT + pw * t / xmax
+
+    def y_ok(v):
+        return y0 + PANEL_H - PANEL_H * v / ok_max
+
+    def y_fail(v):
+        return y0 + PANEL_H - PANEL_H * v / fail_max
+
+    out.append(f'<rect x="{LEFT}" y="{y0}" width="{pw}" height="{PANEL_H}" fill="#fafafa" stroke="#999"/>')
+    title = f"{sc}: {len(events)} restarts, {total_fail} failed requests"
+    out.append(f'<text x="{LEFT}" y="{y0 - 8}" font-size="13" font-weight="bold">{escape(title)}</text>')
+    for i in range(5):
+        v = ok_max * i / 4
+        yy = y_ok(v)
+        out.append(f'<line x1="{LEFT}" x2="{LEFT + pw}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#e4e4e4"/>')
+        out.append(f'<text x="{LEFT - 6}" y="{yy + 4:.1f}" font-size="10" text-anchor="end">{int(v)}</text>')
+        fv = fail_max * i / 4
+        out.append(f'<text x="{LEFT + pw + 6}" y="{y_fail(fv) + 4:.1f}" font-size="10" fill="#c00">{fv:g}</text>')
+    bw = max(pw / xmax * 0.8, 1)
+    for s, _, failed in rows:
+        if failed:
+            out.append(f'<rect x="{x(s) + 0.1 * pw / xmax:.1f}" y="{y_fail(failed):.1f}" width="{bw:.1f}" '
+                       f'height="{y0 + PANEL_H - y_fail(failed):.1f}" fill="#d62728" opacity="0.8"/>')
+    pts = " ".join(f"{x(s + 0.5):.1f},{y_ok(ok):.1f}" for s, ok, _ in rows)
+    out.append(f'<polyline points="{pts}" fill="none" stroke="#1f77b4" stroke-width="1.8"/>')
+    for e in events:
+        out.append(f'<line x1="{x(e):.1f}" x2="{x(e):.1f}" y1="{y0}" y2="{y0 + PANEL_H}" '
+                   f'stroke="#444" stroke-dasharray="4,3"/>')
+    out.append(f'<text transform="translate({LEFT - 48},{y0 + PANEL_H / 2}) rotate(-90)" font-size="10" '
+               f'text-anchor="middle">ok req/s</text>')
+    out.append(f'<text transform="translate({LEFT + pw + 44},{y0 + PANEL_H / 2}) rotate(90)" font-size="10" '
+               f'text-anchor="middle" fill="#c00">failed /s</text>')
+
+
+def main():
+    if len(sys.argv) < 4:
+        sys.exit(__doc__)
+    results, out_path, scenarios = sys.argv[1], sys.argv[2], sys.argv[3:]
+    data = {sc: load(results, sc) for sc in scenarios}
+    xmax = max([r[0] + 1 for rows, _ in data.values() for r in rows] + [1])
+    h = TOP + len(scenarios) * (PANEL_H + GAP) + 30
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" font-family="sans-serif">',
+           f'<rect width="{W}" height="{h}" fill="white"/>']
+    for i, sc in enumerate(scenarios):
+        rows, events = data[sc]
+        panel(out, TOP + i * (PANEL_H + GAP), sc, rows, events, xmax)
+    pw = W - LEFT - RIGHT
+    yb = TOP + len(scenarios) * (PANEL_H + GAP) - GAP + 16
+    for i in range(0, xmax + 1, max(1, xmax // 10)):
+        out.append(f'<text x="{LEFT + pw * i / xmax:.1f}" y="{yb}" font-size="10" text-anchor="middle">{i}</text>')
+    out.append(f'<text x="{LEFT + pw / 2}" y="{yb + 16}" font-size="11" text-anchor="middle">seconds '
+               f'(blue: successful requests per second; red bars: failed; dashed: restart)</text>')
+    out.append("</svg>")
+    with open(out_path, "w") as f:
+        f.write("\n".join(out) + "\n")
+    print(f"wrote {out_path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
