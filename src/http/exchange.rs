@@ -74,14 +74,18 @@ pub struct Exchange {
     pub(super) retried: bool,
     /// Whether the client connection stays open after this exchange (decided at response head).
     pub(super) keep: bool,
+    /// Stream idle timeout (HCM `stream_idle_timeout`, or the route's `idle_timeout`).
+    pub(super) idle: Option<Duration>,
+    pub(super) last_activity: Instant,
 }
 
 impl Exchange {
     pub fn deadline(&self) -> Option<Instant> {
-        match (self.connect_at, self.timeout_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let idle_at = self.idle.map(|t| self.last_activity + t);
+        [self.connect_at, self.timeout_at, idle_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Releases what the exchange holds on the cluster (active request count).
@@ -285,8 +289,9 @@ fn new_exchange(
         }
         None => (Duration::from_secs(5), 1 << 20),
     };
-    let _ = listener;
     Exchange {
+        idle: ctx.listeners[listener].hcm.stream_idle_timeout,
+        last_activity: ctx.now,
         target,
         head,
         req: BodyIn::from_framing(meta.framing),

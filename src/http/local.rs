@@ -17,6 +17,8 @@ pub const CONNECTION_TERMINATION: &str =
 /// Envoy's body when the upstream sent something that is not HTTP/1.
 pub const PROTOCOL_ERROR: &str =
     "upstream connect error or disconnect/reset before headers. reset reason: protocol error";
+/// Envoy's body for the stream idle timeout.
+pub const STREAM_TIMEOUT: &str = "stream timeout";
 /// Envoy's body for the route timeout.
 pub const UPSTREAM_TIMEOUT: &str = "upstream request timeout";
 

@@ -45,6 +45,9 @@ pub fn pump(s: &mut Session, ctx: &mut Ctx) -> io::Result<bool> {
     };
     match pump_inner(s, ctx, &mut ex) {
         Ok(Flow::Running(p)) => {
+            if p {
+                ex.last_activity = ctx.now;
+            }
             s.ex = Some(ex);
             Ok(p)
         }
@@ -532,6 +535,20 @@ pub fn on_timeout(s: &mut Session, ctx: &mut Ctx) {
             local_failure(s, ctx, &ex, 504, local::UPSTREAM_TIMEOUT);
         } else {
             abort_client(s);
+        }
+        Flow::Ended
+    } else if ex.idle.is_some_and(|t| ex.last_activity + t <= now) {
+        log::debug!("session {}: stream idle timeout", s.id);
+        if let Some(up) = s.up.take() {
+            up.close(ctx);
+        }
+        if ex.resp.is_some() {
+            abort_client(s);
+        } else if matches!(ex.req, BodyIn::Done) {
+            local_failure(s, ctx, &ex, 504, local::STREAM_TIMEOUT);
+        } else {
+            local_reply(s, ctx, 408, local::STREAM_TIMEOUT, true);
+            s.close_after();
         }
         Flow::Ended
     } else {
