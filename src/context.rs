@@ -41,7 +41,11 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(registry: mio::Registry, clusters: Vec<ClusterRt>, listeners: Vec<ListenerRt>) -> Ctx {
+    pub fn new(
+        registry: mio::Registry,
+        clusters: Vec<ClusterRt>,
+        listeners: Vec<ListenerRt>,
+    ) -> Ctx {
         Ctx {
             registry,
             pool: BufPool::default(),

@@ -123,7 +123,9 @@ impl Proxy {
     /// Queues DNS queries for a cluster's named endpoints; true if any was sent.
     fn refresh_dns(&mut self, c: usize) -> bool {
         let mut sent = false;
-        let Some(cl) = self.ctx.clusters.get_mut(c) else { return false };
+        let Some(cl) = self.ctx.clusters.get_mut(c) else {
+            return false;
+        };
         for ep in cl.dns_endpoints() {
             if cl.pending[ep] {
                 continue;
@@ -145,10 +147,20 @@ impl Proxy {
 
     fn on_dns_answers(&mut self) {
         for a in self.resolver.drain() {
-            let Some(cl) = self.ctx.clusters.get_mut(a.cluster) else { continue };
+            let Some(cl) = self.ctx.clusters.get_mut(a.cluster) else {
+                continue;
+            };
             match &a.result {
-                Ok(addrs) => log::debug!("dns: cluster {} endpoint {}: {addrs:?}", cl.cfg.name, a.endpoint),
-                Err(e) => log::warn!("dns: cluster {}: {}: {e}", cl.cfg.name, cl.cfg.endpoints[a.endpoint].host),
+                Ok(addrs) => log::debug!(
+                    "dns: cluster {} endpoint {}: {addrs:?}",
+                    cl.cfg.name,
+                    a.endpoint
+                ),
+                Err(e) => log::warn!(
+                    "dns: cluster {}: {}: {e}",
+                    cl.cfg.name,
+                    cl.cfg.endpoints[a.endpoint].host
+                ),
             }
             if cl.apply_dns(a.endpoint, &a.result) {
                 let hosts: Vec<SocketAddr> = cl.hosts.iter().map(|h| h.addr).collect();
@@ -159,7 +171,13 @@ impl Proxy {
                 self.ctx.timers.arm(at, TimerKey::Dns(a.cluster));
             }
         }
-        if self.init_until.is_some() && self.ctx.clusters.iter().all(|c| !c.pending.iter().any(|&p| p)) {
+        if self.init_until.is_some()
+            && self
+                .ctx
+                .clusters
+                .iter()
+                .all(|c| !c.pending.iter().any(|&p| p))
+        {
             self.init_until = None;
             self.start_accepting();
         }
@@ -171,8 +189,15 @@ impl Proxy {
         }
         for (i, l) in self.listeners.iter_mut().enumerate() {
             if let Some(l) = l {
-                if let Err(e) = self.poll.registry().register(l, Tok::Listener(i).token(), Interest::READABLE) {
-                    log::error!("listener {}: cannot register: {e}", self.ctx.listeners[i].name);
+                if let Err(e) =
+                    self.poll
+                        .registry()
+                        .register(l, Tok::Listener(i).token(), Interest::READABLE)
+                {
+                    log::error!(
+                        "listener {}: cannot register: {e}",
+                        self.ctx.listeners[i].name
+                    );
                 }
             }
         }
@@ -195,7 +220,9 @@ impl Proxy {
 
     fn accept(&mut self, i: usize) {
         loop {
-            let Some(Some(l)) = self.listeners.get(i) else { return };
+            let Some(Some(l)) = self.listeners.get(i) else {
+                return;
+            };
             match l.accept() {
                 Ok((mut stream, peer)) => {
                     let _ = stream.set_nodelay(true);
@@ -292,7 +319,10 @@ impl Proxy {
                 self.refresh_dns(c);
             }
             TimerKey::Drain => {
-                log::info!("drain time over: closing {} connections", self.sessions.len());
+                log::info!(
+                    "drain time over: closing {} connections",
+                    self.sessions.len()
+                );
                 for id in self.sessions.keys() {
                     if let Some(s) = self.sessions.remove(id) {
                         s.close(&mut self.ctx);
@@ -301,7 +331,9 @@ impl Proxy {
             }
             TimerKey::Tick => {
                 if self.init_until.is_some_and(|t| t <= at) {
-                    log::warn!("first DNS answers not all in after {INIT_DNS_WAIT:?}; accepting anyway");
+                    log::warn!(
+                        "first DNS answers not all in after {INIT_DNS_WAIT:?}; accepting anyway"
+                    );
                     self.init_until = None;
                     self.start_accepting();
                 }
@@ -326,7 +358,9 @@ impl Proxy {
             }
             self.ctx.now = Instant::now();
             for ev in events.iter() {
-                let Some(tok) = Tok::from_token(ev.token()) else { continue };
+                let Some(tok) = Tok::from_token(ev.token()) else {
+                    continue;
+                };
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                 let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
                 match tok {

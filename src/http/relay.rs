@@ -153,7 +153,10 @@ fn pump_inner(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<F
             moved |= move_response_body(s, ctx, ex);
         }
         let Some(up) = s.up.as_ref() else { break };
-        let done = ex.resp.as_ref().is_some_and(|r| matches!(r.body, BodyIn::Done));
+        let done = ex
+            .resp
+            .as_ref()
+            .is_some_and(|r| matches!(r.body, BodyIn::Done));
         if done {
             return Ok(finish(s, ctx, ex));
         }
@@ -170,7 +173,11 @@ fn pump_inner(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<F
 }
 
 /// Moves request body bytes from the client buffer to the upstream (or discards them).
-fn move_request_body(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Result<bool, &'static str> {
+fn move_request_body(
+    s: &mut Session,
+    ctx: &mut Ctx,
+    ex: &mut Exchange,
+) -> Result<bool, &'static str> {
     let mut sink: Option<&mut Buf> = s.up.as_mut().map(|u| &mut u.wbuf);
     let room = match &sink {
         Some(b) => ex.limit.saturating_sub(b.len()),
@@ -232,7 +239,9 @@ fn request_body_error(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Flow
 
 /// Parses the response head (skipping 1xx) and queues ours for the client.
 fn response_head(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Result<bool, Failure> {
-    let Some(up) = s.up.as_mut() else { return Ok(false) };
+    let Some(up) = s.up.as_mut() else {
+        return Ok(false);
+    };
     loop {
         let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let parsed = parse_response(up.rbuf.data(), &mut hdrs, ex.is_head);
@@ -257,7 +266,13 @@ fn response_head(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Result<bo
         }
         let draining = ctx.draining;
         let l = &ctx.listeners[s.listener];
-        let (head, resp) = client_head(&r, ex, draining, &l.hcm.server_name, l.hcm.server_header_transformation);
+        let (head, resp) = client_head(
+            &r,
+            ex,
+            draining,
+            &l.hcm.server_name,
+            l.hcm.server_header_transformation,
+        );
         let n = r.head_len;
         up.rbuf.consume(n);
         s.wbuf.extend(&mut ctx.pool, &head);

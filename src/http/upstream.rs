@@ -36,8 +36,11 @@ impl UpConn {
     pub fn connect(ctx: &mut Ctx, addr: SocketAddr, tok: Tok) -> io::Result<UpConn> {
         let mut stream = TcpStream::connect(addr)?;
         let _ = stream.set_nodelay(true);
-        ctx.registry
-            .register(&mut stream, tok.token(), Interest::READABLE | Interest::WRITABLE)?;
+        ctx.registry.register(
+            &mut stream,
+            tok.token(),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         Ok(UpConn {
             stream,
             addr,
@@ -91,7 +94,11 @@ pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, tok: Tok) -> Option<UpConn> {
         };
         if ctx
             .registry
-            .reregister(&mut c.stream, tok.token(), Interest::READABLE | Interest::WRITABLE)
+            .reregister(
+                &mut c.stream,
+                tok.token(),
+                Interest::READABLE | Interest::WRITABLE,
+            )
             .is_err()
         {
             c.close(ctx);
