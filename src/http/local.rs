@@ -1,6 +1,8 @@
 //! Responses baton makes itself (no route, no upstream, timeouts, bad requests), shaped as
 //! Envoy's local replies so clients and dashboards see the same thing.
 
+use std::borrow::Cow;
+
 use super::codec::{put_header, reason_phrase};
 
 /// Envoy's body for a cluster with no usable host.
@@ -17,6 +19,8 @@ pub const CONNECTION_TERMINATION: &str =
 /// Envoy's body when the upstream sent something that is not HTTP/1.
 pub const PROTOCOL_ERROR: &str =
     "upstream connect error or disconnect/reset before headers. reset reason: protocol error";
+/// Envoy's body for the stream idle timeout.
+pub const STREAM_TIMEOUT: &str = "stream timeout";
 /// Envoy's body for the route timeout.
 pub const UPSTREAM_TIMEOUT: &str = "upstream request timeout";
 
@@ -29,6 +33,20 @@ pub fn write_local_reply(
     server_name: &str,
     date: &str,
 ) {
+    write_local_reply_with(out, status, body, close, server_name, date, &[]);
+}
+
+/// As `write_local_reply`, with extra headers (a redirect's Location, a route's response
+/// edits) after the content headers and before date/server, which baton always sets itself.
+pub fn write_local_reply_with(
+    out: &mut Vec<u8>,
+    status: u16,
+    body: &str,
+    close: bool,
+    server_name: &str,
+    date: &str,
+    extra: &[(Cow<'_, str>, Cow<'_, [u8]>)],
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.to_string().as_bytes());
     out.push(b' ');
@@ -37,6 +55,9 @@ pub fn write_local_reply(
     put_header(out, "content-length", body.len().to_string().as_bytes());
     if !body.is_empty() {
         put_header(out, "content-type", b"text/plain");
+    }
+    for (n, v) in extra {
+        put_header(out, n, v);
     }
     put_header(out, "date", date.as_bytes());
     put_header(out, "server", server_name.as_bytes());

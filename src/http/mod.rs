@@ -7,4 +7,6 @@ pub mod downstream;
 pub mod exchange;
 pub mod local;
 pub mod relay;
+pub mod request;
+pub mod retry;
 pub mod upstream;

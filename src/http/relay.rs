@@ -11,11 +11,13 @@ use super::codec::{
     LAST_CHUNK, MAX_HEADERS,
 };
 use super::downstream::{Phase, Session};
-use super::exchange::{local_reply, put_chunk, BodyIn, Exchange, OutMode, Response};
+use super::exchange::{local_reply, put_chunk, routed_reply, BodyIn, Exchange, OutMode, Response};
 use super::local;
-use super::upstream::{put_idle, UpConn};
+use super::retry::{self, Outcome};
+use super::upstream::{put_idle, take_idle, UpConn};
 use crate::config::ServerHeader;
 use crate::context::Ctx;
+use crate::route::edits::{apply, HeaderList};
 
 /// Largest upstream response head we accept.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -28,6 +30,65 @@ enum Failure {
     /// Reset or closed while we were sending or waiting.
     Reset,
     Protocol,
+    /// A response whose status the retry policy retries (and a retry is allowed).
+    RetriableStatus,
+}
+
+impl Failure {
+    fn outcome(self) -> Outcome {
+        match self {
+            Failure::ConnectFailed | Failure::ConnectTimeout => Outcome::ConnectFailure,
+            Failure::Reset | Failure::Protocol | Failure::RetriableStatus => Outcome::Reset,
+        }
+    }
+}
+
+/// Starts the first attempt of a forwarded exchange. Returns whether it is still running (a
+/// connect that fails at once may already have been answered, or be waiting to retry).
+pub(super) fn begin(s: &mut Session, ctx: &mut Ctx, mut ex: Box<Exchange>) -> bool {
+    s.phase = Phase::Exchange;
+    let flow = match launch(s, ctx, &mut ex) {
+        Ok(()) => Flow::Running(true),
+        Err(e) => {
+            log::debug!("session {}: connect failed at once: {e}", s.id);
+            upstream_failure(s, ctx, &mut ex, Failure::ConnectFailed)
+        }
+    };
+    match flow {
+        Flow::Running(_) => {
+            s.ex = Some(ex);
+            true
+        }
+        Flow::Ended => {
+            ex.finish_abort(ctx);
+            false
+        }
+    }
+}
+
+/// Opens (or reuses) a connection to the exchange's target and queues the head and whatever
+/// request body was already sent on an earlier attempt.
+fn launch(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<()> {
+    let Some((_, addr)) = ex.target else {
+        return Err(io::ErrorKind::NotConnected.into());
+    };
+    let tok = s.token_up();
+    let mut up = match take_idle(ctx, addr, tok) {
+        Some(c) => c,
+        None => UpConn::connect(ctx, addr, tok)?,
+    };
+    up.wbuf.extend(&mut ctx.pool, &ex.head);
+    if let Some(body) = ex.replay.as_deref() {
+        up.wbuf.extend(&mut ctx.pool, body);
+    }
+    if !up.reused {
+        ex.connect_at = Some(ctx.now + ex.connect_timeout);
+    }
+    if matches!(ex.req, BodyIn::Done) {
+        ex.per_try_at = ex.per_try.map(|t| ctx.now + t);
+    }
+    s.up = Some(up);
+    Ok(())
 }
 
 enum Flow {
@@ -60,6 +121,18 @@ pub fn pump(s: &mut Session, ctx: &mut Ctx) -> io::Result<bool> {
 }
 
 fn pump_inner(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<Flow> {
+    if ex.backoff_at.is_some() {
+        // Between attempts: no upstream to feed, so leave the client's bytes where they are.
+        return Ok(Flow::Running(false));
+    }
+    let flow = pump_attempt(s, ctx, ex)?;
+    if let Flow::Running(true) = flow {
+        ex.last_activity = ctx.now;
+    }
+    Ok(flow)
+}
+
+fn pump_attempt(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<Flow> {
     let mut progress = false;
     if !matches!(ex.req, BodyIn::Done) {
         let room = s.up.as_ref().is_none_or(|up| up.wbuf.len() < ex.limit);
@@ -183,6 +256,7 @@ fn move_request_body(
         Some(b) => ex.limit.saturating_sub(b.len()),
         None => usize::MAX,
     };
+    let sink_before = sink.as_ref().map_or(0, |b| b.len());
     if s.rbuf.is_empty() || room == 0 {
         return Ok(false);
     }
@@ -217,9 +291,11 @@ fn move_request_body(
         }
     };
     ex.req_body_started = true;
+    if let Some(b) = sink.as_deref() {
+        retry::record_body(ex, b, sink_before);
+    }
     if finished {
-        ex.req = BodyIn::Done;
-        ex.timeout_at = ex.timeout.map(|t| ctx.now + t);
+        ex.request_done(ctx.now);
     }
     Ok(true)
 }
@@ -263,6 +339,10 @@ fn response_head(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Result<bo
             let n = r.head_len;
             up.rbuf.consume(n);
             continue;
+        }
+        if retry::allowed(ctx, s.listener, ex, Outcome::Status(r.status)) {
+            log::debug!("session {}: retrying after status {}", s.id, r.status);
+            return Err(Failure::RetriableStatus);
         }
         let draining = ctx.draining;
         let l = &ctx.listeners[s.listener];
@@ -316,6 +396,8 @@ fn client_head(
     h.extend_from_slice(r.reason.as_bytes());
     h.extend_from_slice(b"\r\n");
     let mut has_server = false;
+    // Only a route with response edits pays for an intermediate header list.
+    let mut list: Option<HeaderList<'_>> = (!ex.resp_edits.is_empty()).then(Vec::new);
     for hd in r.headers {
         let n = hd.name;
         if n.eq_ignore_ascii_case("content-length") && out == OutMode::NoBody && r.status != 204 {
@@ -332,7 +414,21 @@ fn client_head(
             }
             has_server = true;
         }
-        put_header(&mut h, n, hd.value);
+        match &mut list {
+            Some(l) => l.push((n.into(), hd.value.into())),
+            None => put_header(&mut h, n, hd.value),
+        }
+    }
+    if let Some(mut l) = list {
+        let upstream = ex.target.map(|t| t.1);
+        apply(&mut l, &ex.resp_edits, &|t| t.render_upstream(upstream));
+        if server_mode == ServerHeader::Overwrite {
+            l.retain(|(n, _)| !n.eq_ignore_ascii_case("server"));
+        }
+        has_server = l.iter().any(|(n, _)| n.eq_ignore_ascii_case("server"));
+        for (n, v) in &l {
+            put_header(&mut h, n, v);
+        }
     }
     if server_mode == ServerHeader::Overwrite
         || (server_mode == ServerHeader::AppendIfAbsent && !has_server)
@@ -458,34 +554,41 @@ fn finish(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Flow {
     Flow::Ended
 }
 
-/// Turns an upstream failure into Envoy's answer, or retries once when a pooled connection
-/// turned out to be stale (closed by the upstream as we reused it) and nothing was consumed.
+/// Turns an upstream failure into Envoy's answer: a retry when the route's policy allows one,
+/// a transparent second try when a pooled connection turned out stale (closed by the upstream
+/// as we reused it) before anything came back, or the local reply Envoy would give.
 fn upstream_failure(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange, f: Failure) -> Flow {
-    let Some(up) = s.up.take() else {
-        s.phase = Phase::Closed;
-        return Flow::Ended;
-    };
-    let stale = f == Failure::Reset && up.reused && !up.got_bytes;
-    let addr = up.addr;
-    up.close(ctx);
+    let up = s.up.take();
+    let stale = up
+        .as_ref()
+        .is_some_and(|u| f == Failure::Reset && u.reused && !u.got_bytes);
+    if let Some(up) = up {
+        up.close(ctx);
+    }
     if ex.resp.is_some() {
-        log::debug!("session {}: upstream {addr} failed mid-response", s.id);
+        log::debug!("session {}: upstream failed mid-response", s.id);
         abort_client(s);
         return Flow::Ended;
     }
-    if stale && !ex.req_body_started && !ex.retried {
+    let replayable = !ex.req_body_started || ex.replay.is_some();
+    if stale && replayable && !ex.retried {
         ex.retried = true;
-        if let Ok(mut fresh) = UpConn::connect(ctx, addr, s.token_up()) {
-            fresh.wbuf.extend(&mut ctx.pool, &ex.head);
-            ex.connect_at = Some(ctx.now + ex.connect_timeout);
-            s.up = Some(fresh);
+        if launch(s, ctx, ex).is_ok() {
             return Flow::Running(true);
         }
+    }
+    if f == Failure::RetriableStatus || retry::allowed(ctx, s.listener, ex, f.outcome()) {
+        if retry::prepare(ctx, s.listener, ex) {
+            log::debug!("session {}: retry {} after {f:?}", s.id, ex.attempts);
+            return Flow::Running(true);
+        }
+        local_failure(s, ctx, ex, 503, local::NO_HEALTHY_UPSTREAM);
+        return Flow::Ended;
     }
     let body = match f {
         Failure::ConnectFailed => local::CONNECT_FAILURE,
         Failure::ConnectTimeout => local::CONNECT_TIMEOUT,
-        Failure::Reset => local::CONNECTION_TERMINATION,
+        Failure::Reset | Failure::RetriableStatus => local::CONNECTION_TERMINATION,
         Failure::Protocol => local::PROTOCOL_ERROR,
     };
     let status = if f == Failure::Protocol { 502 } else { 503 };
@@ -493,10 +596,16 @@ fn upstream_failure(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange, f: Failur
     Flow::Ended
 }
 
-/// Queues a local reply that ends the exchange; keeps the connection when that is safe.
+/// Queues a local reply that ends the exchange (with the route's response edits, as Envoy's
+/// router does for its own replies); keeps the connection when that is safe.
 fn local_failure(s: &mut Session, ctx: &mut Ctx, ex: &Exchange, status: u16, body: &str) {
     let keep = ex.client_keep_alive && matches!(ex.req, BodyIn::Done) && !ctx.draining;
-    local_reply(s, ctx, status, body, !keep);
+    let upstream = ex.target.map(|t| t.1);
+    routed_reply(s, ctx, status, body, None, &ex.resp_edits, upstream, !keep);
+    end_local(s, ctx, keep);
+}
+
+fn end_local(s: &mut Session, ctx: &mut Ctx, keep: bool) {
     s.requests += 1;
     if keep {
         s.phase = Phase::Head;
@@ -523,20 +632,32 @@ fn abort_client(s: &mut Session) {
 pub fn on_timeout(s: &mut Session, ctx: &mut Ctx) {
     let Some(mut ex) = s.ex.take() else { return };
     let now = ctx.now;
-    let ended = if ex.connect_at.is_some_and(|t| t <= now) {
+    let due = |t: Option<std::time::Instant>| t.is_some_and(|t| t <= now);
+    let ended = if due(ex.backoff_at) {
+        ex.backoff_at = None;
+        match launch(s, ctx, &mut ex) {
+            Ok(()) => Flow::Running(true),
+            Err(e) => {
+                log::debug!("session {}: retry connect failed at once: {e}", s.id);
+                upstream_failure(s, ctx, &mut ex, Failure::ConnectFailed)
+            }
+        }
+    } else if due(ex.connect_at) {
         log::debug!("session {}: connect timeout", s.id);
         upstream_failure(s, ctx, &mut ex, Failure::ConnectTimeout)
-    } else if ex.timeout_at.is_some_and(|t| t <= now) {
+    } else if due(ex.timeout_at) {
         log::debug!("session {}: route timeout", s.id);
-        if let Some(up) = s.up.take() {
-            up.close(ctx);
-        }
-        if ex.resp.is_none() {
-            local_failure(s, ctx, &ex, 504, local::UPSTREAM_TIMEOUT);
+        timed_out(s, ctx, &ex)
+    } else if due(ex.per_try_at) {
+        log::debug!("session {}: per-try timeout", s.id);
+        ex.per_try_at = None;
+        if retry::allowed(ctx, s.listener, &ex, Outcome::Reset) {
+            upstream_failure(s, ctx, &mut ex, Failure::Reset)
         } else {
-            abort_client(s);
+            timed_out(s, ctx, &ex)
         }
-        Flow::Ended
+    } else if due(ex.idle_check_at) {
+        idle_check(s, ctx, &mut ex)
     } else {
         Flow::Running(false)
     };
@@ -544,4 +665,43 @@ pub fn on_timeout(s: &mut Session, ctx: &mut Ctx) {
         Flow::Running(_) => s.ex = Some(ex),
         Flow::Ended => ex.finish_abort(ctx),
     }
+}
+
+/// The route (or per-try) timeout: 504 before a response head, a reset after.
+fn timed_out(s: &mut Session, ctx: &mut Ctx, ex: &Exchange) -> Flow {
+    if let Some(up) = s.up.take() {
+        up.close(ctx);
+    }
+    if ex.resp.is_none() {
+        local_failure(s, ctx, ex, 504, local::UPSTREAM_TIMEOUT);
+    } else {
+        abort_client(s);
+    }
+    Flow::Ended
+}
+
+/// The stream idle timer: re-armed from the last activity, or fired. Envoy answers 408
+/// `stream timeout` before a response head (an HCM reply, so no route edits) and resets after.
+fn idle_check(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Flow {
+    let Some(idle) = ex.idle else {
+        ex.idle_check_at = None;
+        return Flow::Running(false);
+    };
+    let at = ex.last_activity + idle;
+    if at > ctx.now {
+        ex.idle_check_at = Some(at);
+        return Flow::Running(false);
+    }
+    log::debug!("session {}: stream idle timeout", s.id);
+    if let Some(up) = s.up.take() {
+        up.close(ctx);
+    }
+    if ex.resp.is_some() {
+        abort_client(s);
+    } else {
+        let keep = ex.client_keep_alive && matches!(ex.req, BodyIn::Done) && !ctx.draining;
+        local_reply(s, ctx, 408, local::STREAM_TIMEOUT, !keep);
+        end_local(s, ctx, keep);
+    }
+    Flow::Ended
 }
