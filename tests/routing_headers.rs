@@ -55,7 +55,11 @@ fn all<'a>(r: &'a SeenRequest, name: &str) -> Vec<&'a str> {
 #[test]
 fn route_config_wins_over_virtual_host_over_route_by_default() {
     let up = Upstream::start("up");
-    let b = Baton::start(&config(free_port(), &levels(false), &[cluster("svc", &[up.port()])]));
+    let b = Baton::start(&config(
+        free_port(),
+        &levels(false),
+        &[cluster("svc", &[up.port()])],
+    ));
     let r = fetch(b.port, "x", "/", "X-Drop: 1\r\nX-Level: client\r\n");
     assert_eq!(r.status(), 200);
     assert_eq!(r.head.header_all("x-level"), ["rc"]);
@@ -66,13 +70,20 @@ fn route_config_wins_over_virtual_host_over_route_by_default() {
     assert_eq!(all(s, "x-all"), ["route", "vh", "rc"]);
     assert_eq!(all(s, "x-first"), ["route"]);
     assert!(all(s, "x-drop").is_empty());
-    assert!(all(s, "x-only-if").is_empty(), "OVERWRITE_IF_EXISTS never adds");
+    assert!(
+        all(s, "x-only-if").is_empty(),
+        "OVERWRITE_IF_EXISTS never adds"
+    );
 }
 
 #[test]
 fn most_specific_header_mutations_wins_reverses_the_order() {
     let up = Upstream::start("up");
-    let b = Baton::start(&config(free_port(), &levels(true), &[cluster("svc", &[up.port()])]));
+    let b = Baton::start(&config(
+        free_port(),
+        &levels(true),
+        &[cluster("svc", &[up.port()])],
+    ));
     let r = fetch(b.port, "x", "/", "X-Only-If: client\r\n");
     assert_eq!(r.head.header_all("x-level"), ["route"]);
     let seen = up.seen();
@@ -113,15 +124,22 @@ virtual_hosts:
     assert_eq!(r.header("x-served-by"), Some(upstream.as_str()));
     assert_eq!(r.header("x-req-ua"), Some("probe/1"));
     let start = r.header("x-start").expect("x-start");
-    assert!(start.len() == 24 && start.ends_with('Z') && start.as_bytes()[10] == b'T', "{start}");
+    assert!(
+        start.len() == 24 && start.ends_with('Z') && start.as_bytes()[10] == b'T',
+        "{start}"
+    );
     let seen = up.seen();
     let s = &seen[0];
     assert_eq!(s.header("x-client"), Some("127.0.0.1"));
-    assert!(s.header("x-client-full").is_some_and(|v| v.starts_with("127.0.0.1:")));
+    assert!(s
+        .header("x-client-full")
+        .is_some_and(|v| v.starts_with("127.0.0.1:")));
     assert_eq!(s.header("x-proto"), Some("HTTP/1.1"));
     assert_eq!(s.header("x-ua"), Some("ua=probe/1 100%"));
     assert_eq!(s.header("x-up"), Some(upstream.as_str()));
-    assert!(s.header("x-epoch").is_some_and(|v| v.parse::<u64>().is_ok_and(|n| n > 1_600_000_000)));
+    assert!(s
+        .header("x-epoch")
+        .is_some_and(|v| v.parse::<u64>().is_ok_and(|n| n > 1_600_000_000)));
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     assert_eq!(s.header("x-host").unwrap_or(""), host.trim());
     assert_eq!(s.header("x-missing"), None, "empty values are not added");
@@ -142,7 +160,10 @@ virtual_hosts:
     let y = config(free_port(), rc, &[cluster("svc", &[free_port()])]);
     let (st, out, err) = run_baton(&["--mode", "validate", "--config-yaml", &y], IO_TIMEOUT);
     assert!(!st.success(), "{out}{err}");
-    assert!(err.contains("response_headers_to_add[0].header.value"), "{err}");
+    assert!(
+        err.contains("response_headers_to_add[0].header.value"),
+        "{err}"
+    );
     assert!(err.contains("RESPONSE_CODE"), "{err}");
 }
 

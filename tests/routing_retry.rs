@@ -52,7 +52,9 @@ fn without_a_retry_policy_the_dead_endpoint_shows() {
         &route(""),
         &[cluster("svc", &[dead, up.port()])],
     ));
-    let statuses: Vec<u16> = (0..4).map(|_| fetch(b.port, "x", "/", "").status()).collect();
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| fetch(b.port, "x", "/", "").status())
+        .collect();
     assert!(statuses.contains(&503), "{statuses:?}");
     assert!(statuses.contains(&200), "{statuses:?}");
 }
@@ -70,7 +72,11 @@ fn retriable_status_moves_to_the_next_endpoint() {
         let r = fetch(b.port, "x", "/", "");
         assert_eq!(r.status(), 200, "{}", r.body_str());
     }
-    assert!(bad.hits() >= 2, "the bad endpoint was tried: {}", bad.hits());
+    assert!(
+        bad.hits() >= 2,
+        "the bad endpoint was tried: {}",
+        bad.hits()
+    );
 }
 
 #[test]
@@ -171,7 +177,13 @@ fn a_body_beyond_the_buffer_limit_is_never_retried() {
     let b = Baton::start(&config(
         free_port(),
         &route("      retry_policy: {retry_on: 5xx, num_retries: 3}\n"),
-        &[cluster_at("svc", "127.0.0.1", "STATIC", &[bad.port, up.port()], extra)],
+        &[cluster_at(
+            "svc",
+            "127.0.0.1",
+            "STATIC",
+            &[bad.port, up.port()],
+            extra,
+        )],
     ));
     let body = vec![b'q'; 100 * 1024];
     let statuses: Vec<u16> = (0..2).map(|_| post(b.port, &body).status()).collect();
