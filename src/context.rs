@@ -35,7 +35,12 @@ pub struct Ctx {
     pub rng: Rng,
     /// Set once SIGTERM (or a handover) starts the drain: responses carry Connection: close.
     pub draining: bool,
+    /// Draining with a live successor: idle connections move to it instead of closing, so
+    /// responses keep their keep-alive.
+    pub handoff: bool,
     pub now: Instant,
+    /// Hot-restart epoch of this process (0 for a fresh start).
+    pub epoch: u32,
     date: String,
     date_secs: u64,
 }
@@ -56,11 +61,27 @@ impl Ctx {
             timers: Timers::default(),
             rng: Rng::from_entropy(),
             draining: false,
+            handoff: false,
             now: Instant::now(),
+            epoch: 0,
             date: String::new(),
             date_secs: u64::MAX,
         }
     }
+
+    /// Whether client connections should end after their current exchange: draining with no
+    /// successor to hand them to.
+    pub fn closing(&self) -> bool {
+        self.draining && !self.handoff
+    }
+
+    /// All stats as (name, value) lists, for a child process to continue from.
+    pub fn stats_snapshot(&self) -> baton_statemachine::StatsSnapshot {
+        baton_statemachine::StatsSnapshot::default()
+    }
+
+    /// Adds a parent's stats to ours (counters continue; gauges are the parent's live values).
+    pub fn stats_merge(&mut self, _s: baton_statemachine::StatsSnapshot) {}
 
     /// The Date header value, formatted at most once a second.
     pub fn date(&mut self) -> &str {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
@@ -17,7 +17,9 @@ use crate::cluster::dns::{Query, Resolver};
 use crate::cluster::ClusterRt;
 use crate::config::Bootstrap;
 use crate::context::{Ctx, ListenerRt};
-use crate::http::downstream::Session;
+use crate::hot_restart::driver::machine_listeners;
+use crate::hot_restart::HotRestart;
+use crate::http::downstream::{Phase, Session};
 use crate::http::upstream::{close_all_idle, idle_event};
 use crate::reactor::{TimerKey, Tok};
 use crate::route::Router;
@@ -27,18 +29,26 @@ use crate::util::Slab;
 const INIT_DNS_WAIT: Duration = Duration::from_secs(5);
 
 pub struct Proxy {
-    poll: Poll,
-    ctx: Ctx,
-    sessions: Slab<Session>,
-    listeners: Vec<Option<TcpListener>>,
-    accepting: bool,
+    pub(crate) poll: Poll,
+    pub(crate) ctx: Ctx,
+    pub(crate) sessions: Slab<Session>,
+    /// Listening sockets by listener index; `None` until bound or received, and after close.
+    pub(crate) listeners: Vec<Option<TcpListener>>,
+    /// Whether each listener is registered for accept.
+    pub(crate) accepting: Vec<bool>,
     signals: Signals,
     resolver: Resolver,
-    opts: Options,
+    pub(crate) opts: Options,
     next_gen: u64,
     /// Set while start-up waits for first DNS answers.
     init_until: Option<Instant>,
-    exit_code: Option<i32>,
+    /// Every cluster has had its first DNS answer (or the wait gave up).
+    pub(crate) dns_ready: bool,
+    pub(crate) restart: HotRestart,
+    pub(crate) exit_code: Option<i32>,
+    pub(crate) exit_reason: Option<String>,
+    /// Sessions detached for handover, sent to the successor after each event batch.
+    pub(crate) moving: Vec<Session>,
 }
 
 /// "Address already in use (os error 98)" → "Address already in use".
@@ -61,7 +71,10 @@ pub fn run(opts: Options, b: Bootstrap) -> Result<(), String> {
     p.run_loop().map_err(|e| format!("reactor: {e}"))?;
     match p.exit_code {
         Some(0) | None => Ok(()),
-        Some(c) => Err(format!("exiting with code {c}")),
+        Some(c) => Err(p
+            .exit_reason
+            .take()
+            .unwrap_or_else(|| format!("exiting with code {c}"))),
     }
 }
 
@@ -72,10 +85,8 @@ impl Proxy {
             .registry()
             .try_clone()
             .map_err(|e| format!("epoll: {e}"))?;
-        let mut listeners = Vec::new();
         let mut rts = Vec::new();
         for l in b.listeners {
-            listeners.push(Some(bind_listener(&l.name, l.address)?));
             rts.push(ListenerRt {
                 name: l.name,
                 address: l.address,
@@ -93,18 +104,30 @@ impl Proxy {
         poll.registry()
             .register(&mut signals, Tok::Signals.token(), Interest::READABLE)
             .map_err(|e| format!("signals: {e}"))?;
+        let mut mcfg = baton_statemachine::Config::new(
+            std::process::id(),
+            crate::VERSION,
+            machine_listeners(&rts, opts.hot_restart_file.as_deref()),
+        );
+        mcfg.drain_time_ms = opts.drain_time.as_millis() as u64;
+        mcfg.parent_shutdown_ms = opts.parent_shutdown_time.map(|d| d.as_millis() as u64);
+        let n = rts.len();
         let mut p = Proxy {
             poll,
             ctx: Ctx::new(registry, clusters, rts),
             sessions: Slab::default(),
-            listeners,
-            accepting: false,
+            listeners: (0..n).map(|_| None).collect(),
+            accepting: vec![false; n],
             signals,
             resolver,
             opts,
             next_gen: 0,
             init_until: None,
+            dns_ready: false,
+            restart: HotRestart::new(baton_statemachine::Machine::new(mcfg)),
             exit_code: None,
+            exit_reason: None,
+            moving: Vec::new(),
         };
         let mut waiting = false;
         for c in 0..p.ctx.clusters.len() {
@@ -115,8 +138,11 @@ impl Proxy {
             p.init_until = Some(at);
             p.ctx.timers.arm(at, TimerKey::Tick);
         } else {
-            p.start_accepting();
+            p.dns_ready = true;
         }
+        // Binds (fresh start) or connects to the parent; listeners are registered only when
+        // the machine says StartAccepting, i.e. once DNS is ready and the parent stopped.
+        p.hr_start()?;
         Ok(p)
     }
 
@@ -179,68 +205,31 @@ impl Proxy {
                 .all(|c| !c.pending.iter().any(|&p| p))
         {
             self.init_until = None;
-            self.start_accepting();
+            self.set_dns_ready();
         }
     }
 
-    fn start_accepting(&mut self) {
-        if self.accepting || self.ctx.draining {
-            return;
-        }
-        for (i, l) in self.listeners.iter_mut().enumerate() {
-            if let Some(l) = l {
-                if let Err(e) =
-                    self.poll
-                        .registry()
-                        .register(l, Tok::Listener(i).token(), Interest::READABLE)
-                {
-                    log::error!(
-                        "listener {}: cannot register: {e}",
-                        self.ctx.listeners[i].name
-                    );
-                }
-            }
-        }
-        self.accepting = true;
-        for (i, l) in self.ctx.listeners.iter().enumerate() {
-            let bound = self.listeners[i].as_ref().and_then(|l| l.local_addr().ok());
-            log::info!(
-                "listener {} accepting on {} (pid {}, cluster '{}', node '{}')",
-                l.name,
-                bound.unwrap_or(l.address),
-                std::process::id(),
-                self.opts.service_cluster,
-                self.opts.service_node
-            );
-        }
-        for i in 0..self.listeners.len() {
-            self.accept(i);
+    fn set_dns_ready(&mut self) {
+        self.dns_ready = true;
+        if let Err(e) = self.hr_check_progress() {
+            self.fail(e);
         }
     }
 
-    fn accept(&mut self, i: usize) {
+    /// A fatal problem found inside the loop (e.g. a listener could not be bound).
+    fn fail(&mut self, e: String) {
+        log::error!("{e}");
+        self.exit_reason = Some(e);
+        self.exit_code = Some(1);
+    }
+
+    pub(crate) fn accept(&mut self, i: usize) {
         loop {
             let Some(Some(l)) = self.listeners.get(i) else {
                 return;
             };
             match l.accept() {
-                Ok((mut stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let id = self.sessions.next_key();
-                    if let Err(e) = self.poll.registry().register(
-                        &mut stream,
-                        Tok::Down(id).token(),
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
-                        log::warn!("cannot register connection from {peer}: {e}");
-                        continue;
-                    }
-                    self.next_gen += 1;
-                    let s = Session::new(id, self.next_gen, stream, peer, i, self.ctx.now);
-                    let id2 = self.sessions.insert(s);
-                    debug_assert_eq!(id, id2);
-                    self.drive(id2);
-                }
+                Ok((stream, peer)) => self.adopt(stream, peer, i, &[]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -252,15 +241,52 @@ impl Proxy {
         }
     }
 
-    fn drive(&mut self, id: usize) {
+    /// Starts serving a client connection: freshly accepted, or handed over by our parent with
+    /// the bytes it had already read.
+    pub(crate) fn adopt(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        listener: usize,
+        pending: &[u8],
+    ) {
+        let _ = stream.set_nodelay(true);
+        let id = self.sessions.next_key();
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Tok::Down(id).token(),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("cannot register connection from {peer}: {e}");
+            return;
+        }
+        self.next_gen += 1;
+        let mut s = Session::new(id, self.next_gen, stream, peer, listener, self.ctx.now);
+        if !pending.is_empty() {
+            s.rbuf.extend(&mut self.ctx.pool, pending);
+        }
+        self.sessions.insert(s);
+        self.drive(id);
+    }
+
+    /// Removes a finished session: closed, or queued for handover to the successor.
+    fn retire(&mut self, id: usize) {
+        if let Some(s) = self.sessions.remove(id) {
+            if s.phase == Phase::Handoff {
+                self.moving.push(s);
+            } else {
+                s.close(&mut self.ctx);
+            }
+        }
+    }
+
+    pub(crate) fn drive(&mut self, id: usize) {
         let alive = match self.sessions.get_mut(id) {
             Some(s) => s.drive(&mut self.ctx),
             None => return,
         };
         if !alive {
-            if let Some(s) = self.sessions.remove(id) {
-                s.close(&mut self.ctx);
-            }
+            self.retire(id);
         }
     }
 
@@ -269,8 +295,10 @@ impl Proxy {
         for sig in sigs {
             match sig {
                 SIGTERM | SIGINT => {
-                    log::info!("signal {sig}: draining (pid {})", std::process::id());
-                    self.start_drain();
+                    log::info!("signal {sig} (pid {})", std::process::id());
+                    if let Err(e) = self.hr_event(baton_statemachine::Event::SigTerm) {
+                        self.fail(e);
+                    }
                 }
                 SIGUSR1 => log::info!("SIGUSR1: reopening logs"),
                 _ => log::info!("signal {sig} ignored"),
@@ -278,25 +306,20 @@ impl Proxy {
         }
     }
 
-    /// Stops accepting, closes idle connections at a safe point, lets in-flight exchanges
-    /// finish with `Connection: close`, and exits when nothing is left or the drain time ends.
-    pub fn start_drain(&mut self) {
+    /// Responses now carry `Connection: close`, idle connections close at a safe point, and
+    /// the pool empties. Listeners are the state machine's business (closed, or left to the
+    /// new process).
+    pub(crate) fn begin_drain(&mut self) {
         if self.ctx.draining {
             return;
         }
         self.ctx.draining = true;
-        for (i, l) in self.listeners.iter_mut().enumerate() {
-            if let Some(mut l) = l.take() {
-                if self.accepting {
-                    let _ = self.poll.registry().deregister(&mut l);
-                }
-                log::info!("listener {} closed", self.ctx.listeners[i].name);
-            }
+        // With a successor alive, idle connections move to it instead of closing.
+        self.ctx.handoff = self.hr_child_key().is_some();
+        if self.ctx.handoff {
+            log::info!("draining: idle connections will be handed to the new process");
         }
-        self.accepting = false;
         close_all_idle(&mut self.ctx);
-        let at = self.ctx.now + self.opts.drain_time;
-        self.ctx.timers.arm(at, TimerKey::Drain);
         for id in self.sessions.keys() {
             self.drive(id);
         }
@@ -310,35 +333,27 @@ impl Proxy {
                     _ => return,
                 };
                 if !alive {
-                    if let Some(s) = self.sessions.remove(id) {
-                        s.close(&mut self.ctx);
-                    }
+                    self.retire(id);
                 }
             }
             TimerKey::Dns(c) => {
                 self.refresh_dns(c);
             }
-            TimerKey::Drain => {
-                log::info!(
-                    "drain time over: closing {} connections",
-                    self.sessions.len()
-                );
-                for id in self.sessions.keys() {
-                    if let Some(s) = self.sessions.remove(id) {
-                        s.close(&mut self.ctx);
-                    }
-                }
-            }
+            TimerKey::Drain => {}
             TimerKey::Tick => {
                 if self.init_until.is_some_and(|t| t <= at) {
                     log::warn!(
                         "first DNS answers not all in after {INIT_DNS_WAIT:?}; accepting anyway"
                     );
                     self.init_until = None;
-                    self.start_accepting();
+                    self.set_dns_ready();
                 }
             }
-            TimerKey::Restart => {}
+            TimerKey::Restart => {
+                if let Err(e) = self.hr_tick(at) {
+                    self.fail(e);
+                }
+            }
         }
     }
 
@@ -382,17 +397,26 @@ impl Proxy {
                         self.drive(id);
                     }
                     Tok::Idle(i) => idle_event(&mut self.ctx, i),
-                    Tok::Admin(_) | Tok::Restart(_) => {}
+                    Tok::Restart(usize::MAX) => self.hr_accept(),
+                    Tok::Restart(k) => {
+                        if let Err(e) = self.hr_ready(k as u64) {
+                            self.fail(e);
+                        }
+                    }
+                    Tok::Admin(_) => {}
                 }
             }
             while let Some((at, key)) = self.ctx.timers.pop_due(self.ctx.now) {
                 self.on_timer(at, key);
             }
-            if self.ctx.draining && self.sessions.is_empty() {
-                log::info!("drained: exiting (pid {})", std::process::id());
-                self.exit_code = Some(0);
+            if !self.moving.is_empty() {
+                self.hr_send_connections();
+            }
+            if let Err(e) = self.hr_check_progress() {
+                self.fail(e);
             }
             if self.exit_code.is_some() {
+                self.hr_flush_before_exit();
                 return Ok(());
             }
         }

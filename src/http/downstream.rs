@@ -31,6 +31,8 @@ pub enum Phase {
     Closing,
     Lingering,
     Closed,
+    /// Idle, and a successor process exists: move the connection there (fd + unread bytes).
+    Handoff,
 }
 
 pub struct Session {
@@ -127,7 +129,7 @@ impl Session {
                 self.phase = Phase::Closed;
             }
         }
-        if self.phase == Phase::Closed {
+        if matches!(self.phase, Phase::Closed | Phase::Handoff) {
             return false;
         }
         self.arm_deadline(ctx);
@@ -141,6 +143,10 @@ impl Session {
                 Phase::Head => {
                     let max =
                         ctx.listeners[self.listener].hcm.max_request_headers_kb as usize * 1024;
+                    if ctx.handoff && self.wbuf.is_empty() && !self.eof {
+                        self.phase = Phase::Handoff;
+                        return Ok(());
+                    }
                     if self.rbuf.is_empty() && ctx.draining && self.wbuf.is_empty() {
                         // Safe point: read what may already be there before closing.
                         self.read_client(ctx, max + 1)?;
@@ -199,7 +205,7 @@ impl Session {
                     }
                     return Ok(());
                 }
-                Phase::Closed => return Ok(()),
+                Phase::Closed | Phase::Handoff => return Ok(()),
             }
             progress |= self.flush_client()?;
             if !progress {
@@ -232,7 +238,7 @@ impl Session {
             Phase::Exchange => self.ex.as_ref().and_then(|e| e.deadline()),
             Phase::Closing => Some(self.linger_until.unwrap_or(ctx.now + LINGER)),
             Phase::Lingering => self.linger_until,
-            Phase::Closed => None,
+            Phase::Closed | Phase::Handoff => None,
         };
         if d != self.deadline {
             self.deadline = d;
@@ -255,7 +261,7 @@ impl Session {
             }
             Phase::Exchange => super::relay::on_timeout(self, ctx),
             Phase::Closing | Phase::Lingering => self.phase = Phase::Closed,
-            Phase::Closed => {}
+            Phase::Closed | Phase::Handoff => {}
         }
         self.drive(ctx)
     }
@@ -272,6 +278,16 @@ impl Session {
         self.rbuf.release(&mut ctx.pool);
         self.wbuf.consume(self.wbuf.len());
         self.wbuf.release(&mut ctx.pool);
+    }
+
+    /// Detaches the client socket for a handover: deregistered, with the bytes read from it
+    /// and not yet answered. Only called in `Phase::Handoff` (no exchange, nothing to write).
+    pub fn into_moved(mut self, ctx: &mut Ctx) -> (TcpStream, Vec<u8>) {
+        let _ = ctx.registry.deregister(&mut self.client);
+        let pending = self.rbuf.take_bytes();
+        self.rbuf.release(&mut ctx.pool);
+        self.wbuf.release(&mut ctx.pool);
+        (self.client, pending)
     }
 
     pub fn token(&self) -> Tok {

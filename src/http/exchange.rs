@@ -223,7 +223,7 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
         Decision::Local(d) => {
             // Expect: 100-continue with a body we will not read: the client may never send it,
             // so the connection cannot be reused.
-            let keep = meta.keep_alive && !ctx.draining && !(has_body && meta.expect_continue);
+            let keep = meta.keep_alive && !ctx.closing() && !(has_body && meta.expect_continue);
             reply_local(s, ctx, &d, !keep);
             s.requests += 1;
             if !keep {

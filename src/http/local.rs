@@ -24,7 +24,7 @@ pub const STREAM_TIMEOUT: &str = "stream timeout";
 /// Envoy's body for the route timeout.
 pub const UPSTREAM_TIMEOUT: &str = "upstream request timeout";
 
-/// Serialises a complete local reply (head and body) into `out`.
+/// Serialises a complete local reply (head and body) into `out`, with `extra` headers.
 pub fn write_local_reply(
     out: &mut Vec<u8>,
     status: u16,
@@ -32,12 +32,16 @@ pub fn write_local_reply(
     close: bool,
     server_name: &str,
     date: &str,
+    extra: &[(&str, &str)],
 ) {
-    write_local_reply_with(out, status, body, close, server_name, date, &[]);
+    write_reply(out, status, body, close, server_name, date, &mut |o| {
+        for (n, v) in extra {
+            put_header(o, n, v.as_bytes());
+        }
+    });
 }
 
-/// As `write_local_reply`, with extra headers (a redirect's Location, a route's response
-/// edits) after the content headers and before date/server, which baton always sets itself.
+/// As `write_local_reply`, with headers that may be owned (a route's rendered response edits).
 pub fn write_local_reply_with(
     out: &mut Vec<u8>,
     status: u16,
@@ -46,6 +50,24 @@ pub fn write_local_reply_with(
     server_name: &str,
     date: &str,
     extra: &[(Cow<'_, str>, Cow<'_, [u8]>)],
+) {
+    write_reply(out, status, body, close, server_name, date, &mut |o| {
+        for (n, v) in extra {
+            put_header(o, n, v);
+        }
+    });
+}
+
+/// The extra headers go after the content headers and before date/server, which baton
+/// always sets itself.
+fn write_reply(
+    out: &mut Vec<u8>,
+    status: u16,
+    body: &str,
+    close: bool,
+    server_name: &str,
+    date: &str,
+    extra: &mut dyn FnMut(&mut Vec<u8>),
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.to_string().as_bytes());
@@ -56,9 +78,7 @@ pub fn write_local_reply_with(
     if !body.is_empty() {
         put_header(out, "content-type", b"text/plain");
     }
-    for (n, v) in extra {
-        put_header(out, n, v);
-    }
+    extra(out);
     put_header(out, "date", date.as_bytes());
     put_header(out, "server", server_name.as_bytes());
     if close {
@@ -75,7 +95,7 @@ mod tests {
     #[test]
     fn local_reply_is_complete_http() {
         let mut v = Vec::new();
-        write_local_reply(&mut v, 503, NO_HEALTHY_UPSTREAM, true, "baton", "D");
+        write_local_reply(&mut v, 503, NO_HEALTHY_UPSTREAM, true, "baton", "D", &[]);
         let s = String::from_utf8(v).unwrap();
         assert!(s.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
         assert!(s.contains("content-length: 19\r\n"));

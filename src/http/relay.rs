@@ -196,8 +196,7 @@ fn pump_attempt(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result
             }
         }
     }
-    loop {
-        let Some(up) = s.up.as_mut() else { break };
+    while let Some(up) = s.up.as_mut() {
         let mut moved = false;
         if up.readable && !up.eof && up.rbuf.len() < CHUNK && s.wbuf.len() < ex.limit {
             match up.rbuf.read_from(&mut ctx.pool, &mut up.stream, CHUNK) {
@@ -344,7 +343,7 @@ fn response_head(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Result<bo
             log::debug!("session {}: retrying after status {}", s.id, r.status);
             return Err(Failure::RetriableStatus);
         }
-        let draining = ctx.draining;
+        let draining = ctx.closing();
         let l = &ctx.listeners[s.listener];
         let (head, resp) = client_head(
             &r,
@@ -599,7 +598,7 @@ fn upstream_failure(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange, f: Failur
 /// Queues a local reply that ends the exchange (with the route's response edits, as Envoy's
 /// router does for its own replies); keeps the connection when that is safe.
 fn local_failure(s: &mut Session, ctx: &mut Ctx, ex: &Exchange, status: u16, body: &str) {
-    let keep = ex.client_keep_alive && matches!(ex.req, BodyIn::Done) && !ctx.draining;
+    let keep = ex.client_keep_alive && matches!(ex.req, BodyIn::Done) && !ctx.closing();
     let upstream = ex.target.map(|t| t.1);
     routed_reply(s, ctx, status, body, None, &ex.resp_edits, upstream, !keep);
     end_local(s, ctx, keep);
@@ -699,7 +698,7 @@ fn idle_check(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Flow {
     if ex.resp.is_some() {
         abort_client(s);
     } else {
-        let keep = ex.client_keep_alive && matches!(ex.req, BodyIn::Done) && !ctx.draining;
+        let keep = ex.client_keep_alive && matches!(ex.req, BodyIn::Done) && !ctx.closing();
         local_reply(s, ctx, 408, local::STREAM_TIMEOUT, !keep);
         end_local(s, ctx, keep);
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use super::codec::{is_hop_by_hop, named_in_connection, put_header, Framing, RequestHead};
 use super::local;
 use crate::config::template::{Template, Vars};
-use crate::config::{ClusterSpec, HostRewrite, RouteAction};
+use crate::config::{ClusterSpec, HostRewrite, HttpConnectionManager, RouteAction};
 use crate::context::Ctx;
 use crate::route::edits::{apply, bind, HeaderList, Op};
 use crate::route::matcher::header_value;
@@ -155,7 +155,7 @@ pub(super) fn decide(
         None => host_or_addr(req.host, addr),
     };
     let v = vars(Some(addr));
-    let (head, host_at) = serialise(req, &path, &host, peer, &m, &mut ctx.rng, &v);
+    let (head, host_at) = serialise(req, &path, &host, peer, &m, &l.hcm, &mut ctx.rng, &v);
     let idle = match fwd.idle_timeout {
         Some(route_idle) => route_idle,
         None => stream_idle,
@@ -184,15 +184,19 @@ fn host_or_addr<'a>(host: Option<&'a str>, addr: SocketAddr) -> Cow<'a, str> {
 }
 
 /// Writes the upstream request head; returns it with the byte range of the Host value.
+#[allow(clippy::too_many_arguments)]
 fn serialise(
     req: &RequestHead<'_>,
     path: &str,
     host: &str,
     peer: SocketAddr,
     m: &Matched<'_>,
+    hcm: &HttpConnectionManager,
     rng: &mut Rng,
     vars: &Vars<'_>,
 ) -> (Vec<u8>, (usize, usize)) {
+    let edge = hcm.use_remote_address;
+    let generate_request_id = hcm.generate_request_id;
     let mut h = Vec::with_capacity(512);
     h.extend_from_slice(req.method.as_bytes());
     h.push(b' ');
@@ -228,7 +232,13 @@ fn serialise(
             continue;
         }
         have_request_id |= n.eq_ignore_ascii_case("x-request-id");
-        have_proto |= n.eq_ignore_ascii_case("x-forwarded-proto");
+        if n.eq_ignore_ascii_case("x-forwarded-proto") {
+            // At the edge (use_remote_address) the client's claim is replaced, as Envoy does.
+            if edge {
+                continue;
+            }
+            have_proto = true;
+        }
         out(&mut h, n.into(), hd.value.into());
     }
     let mut xff = xff.unwrap_or_default();
@@ -240,7 +250,7 @@ fn serialise(
     if !have_proto {
         out(&mut h, "x-forwarded-proto".into(), b"http"[..].into());
     }
-    if !have_request_id {
+    if !have_request_id && generate_request_id {
         let id = rng.uuid4();
         out(&mut h, "x-request-id".into(), id.into_bytes().into());
     }

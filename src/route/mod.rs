@@ -109,8 +109,13 @@ impl Router {
     fn vhost_index(&self, host: Option<&str>) -> Option<usize> {
         let i = host.and_then(|h| {
             let h = h.to_ascii_lowercase();
-            self.match_host(&h)
-                .or_else(|| strip_port(&h).and_then(|bare| self.match_host(bare)))
+            if let Some(&i) = self.exact.get(&h) {
+                return Some(i);
+            }
+            match strip_port(&h) {
+                Some(bare) => self.match_host(bare).or_else(|| self.match_host(&h)),
+                None => self.match_host(&h),
+            }
         });
         i.or(self.wildcard)
     }
