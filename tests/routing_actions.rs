@@ -8,10 +8,6 @@ mod routing_support;
 use common::*;
 use routing_support::*;
 
-fn rc(routes: &str) -> String {
-    format!("name: rc\nvirtual_hosts:\n- name: vh\n  domains: ['*']\n  routes:\n{routes}")
-}
-
 #[test]
 fn path_and_host_rewrites() {
     let up = Upstream::start("up");
@@ -25,7 +21,7 @@ fn path_and_host_rewrites() {
 ";
     let b = Baton::start(&config(
         free_port(),
-        &rc(routes),
+        &single_vhost(routes),
         &[cluster("svc", &[up.port()])],
     ));
     assert_eq!(fetch(b.port, "front", "/old/a?q=1", "").status(), 200);
@@ -47,7 +43,7 @@ fn auto_host_rewrite_uses_the_dns_name() {
     route: {cluster: svc, auto_host_rewrite: true}
 ";
     let svc = cluster_at("svc", "localhost", "STRICT_DNS", &[up.port()], "");
-    let b = Baton::start(&config(free_port(), &rc(routes), &[svc]));
+    let b = Baton::start(&config(free_port(), &single_vhost(routes), &[svc]));
     // The first resolution happens off the reactor; wait (bounded) until it has landed.
     let mut ok = false;
     for _ in 0..100 {
@@ -80,7 +76,7 @@ fn direct_response_and_redirects() {
 ";
     let b = Baton::start(&config(
         free_port(),
-        &rc(routes),
+        &single_vhost(routes),
         &[cluster("svc", &[free_port()])],
     ));
     let r = fetch(b.port, "a.example", "/health", "");
@@ -111,7 +107,7 @@ fn route_idle_timeout_is_408_before_the_response() {
 ";
     let b = Baton::start(&config(
         free_port(),
-        &rc(routes),
+        &single_vhost(routes),
         &[cluster("hole", &[hole.port])],
     ));
     let r = fetch(b.port, "x", "/", "");
@@ -133,7 +129,7 @@ fn weighted_clusters_split_80_20() {
 ";
     let b = Baton::start(&config(
         free_port(),
-        &rc(routes),
+        &single_vhost(routes),
         &[
             cluster("stable", &[a.port()]),
             cluster("canary", &[c.port()]),

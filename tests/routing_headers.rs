@@ -52,56 +52,51 @@ fn all<'a>(r: &'a SeenRequest, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// One request through the three-level config: the client's response and what the upstream saw.
+fn through_levels(msmw: bool, headers: &str) -> (Response, SeenRequest) {
+    let up = Upstream::start("up");
+    let y = config(free_port(), &levels(msmw), &[cluster("svc", &[up.port()])]);
+    let b = Baton::start(&y);
+    let r = fetch(b.port, "x", "/", headers);
+    assert_eq!(r.status(), 200);
+    let seen = up
+        .seen()
+        .into_iter()
+        .next()
+        .expect("the upstream saw the request");
+    (r, seen)
+}
+
 #[test]
 fn route_config_wins_over_virtual_host_over_route_by_default() {
-    let up = Upstream::start("up");
-    let b = Baton::start(&config(
-        free_port(),
-        &levels(false),
-        &[cluster("svc", &[up.port()])],
-    ));
-    let r = fetch(b.port, "x", "/", "X-Drop: 1\r\nX-Level: client\r\n");
-    assert_eq!(r.status(), 200);
+    let (r, s) = through_levels(false, "X-Drop: 1\r\nX-Level: client\r\n");
     assert_eq!(r.head.header_all("x-level"), ["rc"]);
-    let seen = up.seen();
-    let s = &seen[0];
     // Applied route → vhost → route_config: the most general overwrite lands last.
-    assert_eq!(all(s, "x-level"), ["rc"]);
-    assert_eq!(all(s, "x-all"), ["route", "vh", "rc"]);
-    assert_eq!(all(s, "x-first"), ["route"]);
-    assert!(all(s, "x-drop").is_empty());
+    assert_eq!(all(&s, "x-level"), ["rc"]);
+    assert_eq!(all(&s, "x-all"), ["route", "vh", "rc"]);
+    assert_eq!(all(&s, "x-first"), ["route"]);
+    assert!(all(&s, "x-drop").is_empty());
     assert!(
-        all(s, "x-only-if").is_empty(),
+        all(&s, "x-only-if").is_empty(),
         "OVERWRITE_IF_EXISTS never adds"
     );
 }
 
 #[test]
 fn most_specific_header_mutations_wins_reverses_the_order() {
-    let up = Upstream::start("up");
-    let b = Baton::start(&config(
-        free_port(),
-        &levels(true),
-        &[cluster("svc", &[up.port()])],
-    ));
-    let r = fetch(b.port, "x", "/", "X-Only-If: client\r\n");
+    let (r, s) = through_levels(true, "X-Only-If: client\r\n");
     assert_eq!(r.head.header_all("x-level"), ["route"]);
-    let seen = up.seen();
-    assert_eq!(all(&seen[0], "x-level"), ["route"]);
-    assert_eq!(all(&seen[0], "x-all"), ["rc", "vh", "route"]);
-    assert_eq!(all(&seen[0], "x-first"), ["rc"]);
-    assert_eq!(all(&seen[0], "x-only-if"), ["set"]);
+    assert_eq!(all(&s, "x-level"), ["route"]);
+    assert_eq!(all(&s, "x-all"), ["rc", "vh", "route"]);
+    assert_eq!(all(&s, "x-first"), ["rc"]);
+    assert_eq!(all(&s, "x-only-if"), ["set"]);
 }
 
 #[test]
 fn substitution_variables_are_expanded() {
     let up = Upstream::start("up");
-    let rc = "name: rc
-virtual_hosts:
-- name: vh
-  domains: ['*']
-  routes:
-  - match: {prefix: /}
+    let rc = &single_vhost(
+        "  - match: {prefix: /}
     route: {cluster: svc}
     request_headers_to_add:
     - header: {key: x-client, value: '%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%'}
@@ -116,7 +111,8 @@ virtual_hosts:
     - header: {key: x-served-by, value: '%UPSTREAM_HOST%'}
     - header: {key: x-start, value: '%START_TIME%'}
     - header: {key: x-req-ua, value: '%REQ(user-agent)%'}
-";
+",
+    );
     let b = Baton::start(&config(free_port(), rc, &[cluster("svc", &[up.port()])]));
     let r = fetch(b.port, "x", "/", "User-Agent: probe/1\r\n");
     assert_eq!(r.status(), 200);
@@ -147,16 +143,13 @@ virtual_hosts:
 
 #[test]
 fn unknown_variables_are_rejected_at_load() {
-    let rc = "name: rc
-virtual_hosts:
-- name: vh
-  domains: ['*']
-  routes:
-  - match: {prefix: /}
+    let rc = &single_vhost(
+        "  - match: {prefix: /}
     route: {cluster: svc}
     response_headers_to_add:
     - header: {key: x-code, value: '%RESPONSE_CODE%'}
-";
+",
+    );
     let y = config(free_port(), rc, &[cluster("svc", &[free_port()])]);
     let (st, out, err) = run_baton(&["--mode", "validate", "--config-yaml", &y], IO_TIMEOUT);
     assert!(!st.success(), "{out}{err}");

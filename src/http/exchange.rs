@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::buf::{Buf, BufPool, CHUNK};
 use super::codec::{parse_request, ChunkedDecoder, Framing, HeadError, MAX_HEADERS};
 use super::downstream::{Phase, Session};
-use super::local::write_local_reply_with;
+use super::local::write_local_reply;
 use super::request::{decide, Decision, Forward, LocalDecision};
 use crate::context::Ctx;
 use crate::route::edits::{apply, HeaderList, Op};
@@ -169,9 +169,15 @@ pub(super) fn routed_reply(
     if !edits.is_empty() {
         apply(&mut extra, edits, &|t| t.render_upstream(upstream));
     }
+    // Everything in `extra` was rendered from UTF-8 text (config values, our Location).
+    let extra: Vec<(&str, &str)> = extra
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_ref(), std::str::from_utf8(v).ok()?)))
+        .collect();
     let mut out = Vec::with_capacity(256 + body.len());
-    let server = ctx.listeners[s.listener].hcm.server_name.clone();
-    write_local_reply_with(&mut out, status, body, close, &server, ctx.date(), &extra);
+    let date = ctx.date().to_string();
+    let server = &ctx.listeners[s.listener].hcm.server_name;
+    write_local_reply(&mut out, status, body, close, server, &date, &extra);
     s.wbuf.extend(&mut ctx.pool, &out);
 }
 

@@ -1,8 +1,6 @@
 //! Responses baton makes itself (no route, no upstream, timeouts, bad requests), shaped as
 //! Envoy's local replies so clients and dashboards see the same thing.
 
-use std::borrow::Cow;
-
 use super::codec::{put_header, reason_phrase};
 
 /// Envoy's body for a cluster with no usable host.
@@ -24,7 +22,9 @@ pub const STREAM_TIMEOUT: &str = "stream timeout";
 /// Envoy's body for the route timeout.
 pub const UPSTREAM_TIMEOUT: &str = "upstream request timeout";
 
-/// Serialises a complete local reply (head and body) into `out`, with `extra` headers.
+/// Serialises a complete local reply (head and body) into `out`. `extra` headers (a
+/// redirect's Location, a route's response edits) go after the content headers and before
+/// date/server, which baton always sets itself.
 pub fn write_local_reply(
     out: &mut Vec<u8>,
     status: u16,
@@ -33,41 +33,6 @@ pub fn write_local_reply(
     server_name: &str,
     date: &str,
     extra: &[(&str, &str)],
-) {
-    write_reply(out, status, body, close, server_name, date, &mut |o| {
-        for (n, v) in extra {
-            put_header(o, n, v.as_bytes());
-        }
-    });
-}
-
-/// As `write_local_reply`, with headers that may be owned (a route's rendered response edits).
-pub fn write_local_reply_with(
-    out: &mut Vec<u8>,
-    status: u16,
-    body: &str,
-    close: bool,
-    server_name: &str,
-    date: &str,
-    extra: &[(Cow<'_, str>, Cow<'_, [u8]>)],
-) {
-    write_reply(out, status, body, close, server_name, date, &mut |o| {
-        for (n, v) in extra {
-            put_header(o, n, v);
-        }
-    });
-}
-
-/// The extra headers go after the content headers and before date/server, which baton
-/// always sets itself.
-fn write_reply(
-    out: &mut Vec<u8>,
-    status: u16,
-    body: &str,
-    close: bool,
-    server_name: &str,
-    date: &str,
-    extra: &mut dyn FnMut(&mut Vec<u8>),
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.to_string().as_bytes());
@@ -78,7 +43,9 @@ fn write_reply(
     if !body.is_empty() {
         put_header(out, "content-type", b"text/plain");
     }
-    extra(out);
+    for (n, v) in extra {
+        put_header(out, n, v.as_bytes());
+    }
     put_header(out, "date", date.as_bytes());
     put_header(out, "server", server_name.as_bytes());
     if close {

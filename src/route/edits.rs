@@ -161,34 +161,16 @@ mod tests {
     }
 
     fn run(rc_wins_flag: bool) -> Vec<(String, String)> {
-        use crate::config::{ClusterSpec, ForwardAction, PathMatch, RouteAction, RouteMatch};
         use AppendAction::*;
-        let route = Route {
-            name: String::new(),
-            matcher: RouteMatch {
-                path: PathMatch::Prefix("/".into()),
-                case_sensitive: true,
-                headers: vec![],
-                query_parameters: vec![],
-            },
-            action: RouteAction::Forward(ForwardAction {
-                cluster: ClusterSpec::Single(0),
-                prefix_rewrite: None,
-                timeout: None,
-                regex_rewrite: None,
-                host_rewrite: None,
-                idle_timeout: None,
-                retry_policy: None,
-            }),
-            headers: level(
-                vec![
-                    add("x-o", "route", OverwriteIfExistsOrAdd),
-                    add("x-a", "route", AppendIfExistsOrAdd),
-                    add("x-i", "route", AddIfAbsent),
-                ],
-                &[],
-            ),
-        };
+        let mut route = crate::route::tests::route("/", 0);
+        route.headers = level(
+            vec![
+                add("x-o", "route", OverwriteIfExistsOrAdd),
+                add("x-a", "route", AppendIfExistsOrAdd),
+                add("x-i", "route", AddIfAbsent),
+            ],
+            &[],
+        );
         let vh = VirtualHost {
             name: "v".into(),
             domains: vec!["*".into()],

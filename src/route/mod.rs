@@ -124,18 +124,11 @@ impl Router {
     pub fn route(&self, req: &RequestHead<'_>) -> Option<Matched<'_>> {
         let vh = self.vhost_index(req.host)?;
         let v = self.config.virtual_hosts.get(vh)?;
-        let (index, route) = v
+        let index = v
             .routes
             .iter()
-            .enumerate()
-            .find(|(_, r)| matcher::matches(&r.matcher, req))?;
-        let edits = self.edits.get(vh)?.get(index)?;
-        Some(Matched {
-            vh,
-            index,
-            route,
-            edits,
-        })
+            .position(|r| matcher::matches(&r.matcher, req))?;
+        self.get(vh, index)
     }
 
     /// A route by the indices of an earlier match.
@@ -172,7 +165,8 @@ mod tests {
     };
     use crate::http::codec::{parse_request, MAX_HEADERS};
 
-    fn route(prefix: &str, cluster: usize) -> Route {
+    /// A prefix route to `cluster` with nothing else set (shared with `edits` tests).
+    pub(crate) fn route(prefix: &str, cluster: usize) -> Route {
         Route {
             name: String::new(),
             matcher: RouteMatch {

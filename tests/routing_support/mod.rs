@@ -66,6 +66,12 @@ pub fn config(listen: u16, route_config: &str, clusters: &[String]) -> String {
     )
 }
 
+/// A route_config with one virtual host for every domain and the given `routes` (YAML list
+/// items indented by two spaces: `  - match: ...`).
+pub fn single_vhost(routes: &str) -> String {
+    format!("name: rc\nvirtual_hosts:\n- name: vh\n  domains: ['*']\n  routes:\n{routes}")
+}
+
 /// Sends one request (raw bytes) on a new connection and reads the response.
 pub fn send(port: u16, raw: &str) -> Response {
     let mut c = RawConn::connect(port);
