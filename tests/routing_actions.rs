@@ -100,7 +100,7 @@ fn direct_response_and_redirects() {
 }
 
 #[test]
-fn route_idle_timeout_is_408_before_the_response() {
+fn route_idle_timeout_is_504_stream_timeout_before_the_response() {
     let hole = BlackHole::start();
     let routes = "  - match: {prefix: /}
     route: {cluster: hole, idle_timeout: 0.3s}
@@ -110,8 +110,9 @@ fn route_idle_timeout_is_408_before_the_response() {
         &single_vhost(routes),
         &[cluster("hole", &[hole.port])],
     ));
+    // The request was complete, so Envoy's HCM answers 504 (408 while a body is arriving).
     let r = fetch(b.port, "x", "/", "");
-    assert_eq!(r.status(), 408);
+    assert_eq!(r.status(), 504);
     assert_eq!(r.body_str(), "stream timeout");
 }
 

@@ -89,18 +89,18 @@ pub struct Exchange {
     /// Stream idle timeout (route's `idle_timeout`, else the HCM's `stream_idle_timeout`).
     pub(super) idle: Option<Duration>,
     pub(super) last_activity: Instant,
-    /// When the idle timer is next checked; moved forward lazily, not on every byte.
-    pub(super) idle_check_at: Option<Instant>,
 }
 
 impl Exchange {
     pub fn deadline(&self) -> Option<Instant> {
+        // The session arms timers lazily, so an idle deadline moving with activity is cheap.
+        let idle_at = self.idle.map(|t| self.last_activity + t);
         [
             self.connect_at,
             self.timeout_at,
             self.per_try_at,
             self.backoff_at,
-            self.idle_check_at,
+            idle_at,
         ]
         .into_iter()
         .flatten()
@@ -235,7 +235,7 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
             if !keep {
                 s.close_after();
             } else if has_body {
-                s.ex = Some(Box::new(new_exchange(&meta, None, ctx)));
+                s.ex = Some(Box::new(new_exchange(&meta, None, ctx, s.listener)));
                 s.phase = Phase::Exchange;
             } else {
                 s.idle_since = ctx.now;
@@ -243,7 +243,7 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
         }
         Decision::Forward(f) => {
             let mut f = f;
-            let mut ex = Box::new(new_exchange(&meta, Some(&f), ctx));
+            let mut ex = Box::new(new_exchange(&meta, Some(&f), ctx, s.listener));
             ex.head = std::mem::take(&mut f.head);
             ex.resp_edits = std::mem::take(&mut f.resp_edits);
             ctx.clusters[f.cluster].track(f.addr, 1);
@@ -273,7 +273,7 @@ fn reply_local(s: &mut Session, ctx: &mut Ctx, d: &LocalDecision, close: bool) {
     );
 }
 
-fn new_exchange(meta: &Meta, f: Option<&Forward>, ctx: &Ctx) -> Exchange {
+fn new_exchange(meta: &Meta, f: Option<&Forward>, ctx: &Ctx, listener: usize) -> Exchange {
     let (connect_timeout, limit) = match f.and_then(|f| ctx.clusters.get(f.cluster)) {
         Some(c) => (
             c.cfg.connect_timeout,
@@ -282,7 +282,10 @@ fn new_exchange(meta: &Meta, f: Option<&Forward>, ctx: &Ctx) -> Exchange {
         None => (Duration::from_secs(5), 1 << 20),
     };
     let retry = f.and_then(|f| f.retry);
-    let idle = f.and_then(|f| f.idle);
+    let idle = match f {
+        Some(f) => f.idle,
+        None => ctx.listeners[listener].hcm.stream_idle_timeout,
+    };
     Exchange {
         target: f.map(|f| (f.cluster, f.addr)),
         head: Vec::new(),
@@ -310,7 +313,6 @@ fn new_exchange(meta: &Meta, f: Option<&Forward>, ctx: &Ctx) -> Exchange {
         attempts: 1,
         idle,
         last_activity: ctx.now,
-        idle_check_at: idle.map(|d| ctx.now + d),
     }
 }
 

@@ -655,8 +655,8 @@ pub fn on_timeout(s: &mut Session, ctx: &mut Ctx) {
         } else {
             timed_out(s, ctx, &ex)
         }
-    } else if due(ex.idle_check_at) {
-        idle_check(s, ctx, &mut ex)
+    } else if due(ex.idle.map(|t| ex.last_activity + t)) {
+        stream_idle(s, ctx, &ex)
     } else {
         Flow::Running(false)
     };
@@ -679,28 +679,23 @@ fn timed_out(s: &mut Session, ctx: &mut Ctx, ex: &Exchange) -> Flow {
     Flow::Ended
 }
 
-/// The stream idle timer: re-armed from the last activity, or fired. Envoy answers 408
-/// `stream timeout` before a response head (an HCM reply, so no route edits) and resets after.
-fn idle_check(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Flow {
-    let Some(idle) = ex.idle else {
-        ex.idle_check_at = None;
-        return Flow::Running(false);
-    };
-    let at = ex.last_activity + idle;
-    if at > ctx.now {
-        ex.idle_check_at = Some(at);
-        return Flow::Running(false);
-    }
+/// The stream idle timeout, as Envoy's HCM answers it: a reset once the response has started,
+/// else `504 stream timeout` when the whole request was received, `408` while it was still
+/// arriving. An HCM reply, so the route's response edits do not apply.
+fn stream_idle(s: &mut Session, ctx: &mut Ctx, ex: &Exchange) -> Flow {
     log::debug!("session {}: stream idle timeout", s.id);
     if let Some(up) = s.up.take() {
         up.close(ctx);
     }
     if ex.resp.is_some() {
         abort_client(s);
-    } else {
-        let keep = ex.client_keep_alive && matches!(ex.req, BodyIn::Done) && !ctx.closing();
-        local_reply(s, ctx, 408, local::STREAM_TIMEOUT, !keep);
+    } else if matches!(ex.req, BodyIn::Done) {
+        let keep = ex.client_keep_alive && !ctx.closing();
+        local_reply(s, ctx, 504, local::STREAM_TIMEOUT, !keep);
         end_local(s, ctx, keep);
+    } else {
+        local_reply(s, ctx, 408, local::STREAM_TIMEOUT, true);
+        s.close_after();
     }
     Flow::Ended
 }
