@@ -250,7 +250,7 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
             if matches!(ex.req, BodyIn::Done) {
                 ex.request_done(ctx.now);
             }
-            let running = super::relay::begin(s, ctx, ex);
+            let running = super::attempt::begin(s, ctx, ex);
             if running && meta.expect_continue && has_body {
                 s.wbuf
                     .extend(&mut ctx.pool, b"HTTP/1.1 100 Continue\r\n\r\n");

@@ -1,6 +1,7 @@
 //! HTTP/1.1 on both sides of the proxy: pure framing (`codec`), buffers, local replies, and
 //! the two connection kinds.
 
+pub mod attempt;
 pub mod buf;
 pub mod codec;
 pub mod downstream;
