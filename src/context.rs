@@ -1,7 +1,6 @@
 //! What every connection handler may touch besides its own connection: the registry, buffer
 //! pool, clusters, idle upstream pool, timers, and the process-wide state (draining, date).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -11,7 +10,7 @@ use crate::http::buf::BufPool;
 use crate::http::upstream::UpConn;
 use crate::reactor::Timers;
 use crate::route::Router;
-use crate::util::{http_date, Rng, Slab};
+use crate::util::{http_date, FastMap, Rng, Slab};
 
 /// A listener's configuration as the data path needs it.
 #[derive(Debug)]
@@ -30,7 +29,7 @@ pub struct Ctx {
     /// Idle keep-alive upstream connections, each registered as `Tok::Idle(index)`.
     pub idle: Slab<UpConn>,
     /// Idle connections per upstream address, most recently used last.
-    pub idle_by_addr: HashMap<SocketAddr, Vec<usize>>,
+    pub idle_by_addr: FastMap<SocketAddr, Vec<usize>>,
     pub timers: Timers,
     pub rng: Rng,
     /// Set once SIGTERM (or a handover) starts the drain: responses carry Connection: close.
@@ -57,7 +56,7 @@ impl Ctx {
             clusters,
             listeners,
             idle: Slab::default(),
-            idle_by_addr: HashMap::new(),
+            idle_by_addr: FastMap::default(),
             timers: Timers::default(),
             rng: Rng::from_entropy(),
             draining: false,
