@@ -20,7 +20,7 @@ use crate::context::{Ctx, ListenerRt};
 use crate::hot_restart::driver::machine_listeners;
 use crate::hot_restart::HotRestart;
 use crate::http::downstream::{Phase, Session};
-use crate::http::upstream::{close_all_idle, idle_event};
+use crate::http::upstream::{close_all_idle, idle_event, UpRoute};
 use crate::reactor::{TimerKey, Tok};
 use crate::route::Router;
 use crate::util::Slab;
@@ -398,14 +398,18 @@ impl Proxy {
                         }
                         self.drive(id);
                     }
-                    Tok::Up(id) => {
-                        if let Some(up) = self.sessions.get_mut(id).and_then(|s| s.up.as_mut()) {
-                            up.readable |= readable;
-                            up.writable |= writable;
+                    Tok::Up(key) => match self.ctx.up_routes.get(key).copied() {
+                        Some(UpRoute::Session(id)) => {
+                            if let Some(up) = self.sessions.get_mut(id).and_then(|s| s.up.as_mut())
+                            {
+                                up.readable |= readable;
+                                up.writable |= writable;
+                            }
+                            self.drive(id);
                         }
-                        self.drive(id);
-                    }
-                    Tok::Idle(i) => idle_event(&mut self.ctx, i),
+                        Some(UpRoute::Idle(i)) if readable => idle_event(&mut self.ctx, i),
+                        _ => {}
+                    },
                     Tok::Restart(usize::MAX) => self.hr_accept(),
                     Tok::Restart(k) => {
                         if let Err(e) = self.hr_ready(k as u64) {

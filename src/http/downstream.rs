@@ -305,10 +305,6 @@ impl Session {
         Tok::Down(self.id)
     }
 
-    pub fn token_up(&self) -> Tok {
-        Tok::Up(self.id)
-    }
-
     /// True when the connection holds no request: safe to close during a drain.
     pub fn is_idle(&self) -> bool {
         self.phase == Phase::Head && self.rbuf.is_empty() && self.wbuf.is_empty()

@@ -1,4 +1,9 @@
 //! One upstream connection, and the per-address keep-alive pool it returns to between requests.
+//!
+//! A connection is registered with epoll once, under `Tok::Up(key)` for a key of
+//! `ctx.up_routes` that it keeps for life; moving it between a session and the pool only rewrites
+//! that route, never the registration (an `epoll_ctl` per take and per return was 2 of the ~7
+//! system calls of a proxied request).
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,9 +18,20 @@ use crate::reactor::Tok;
 /// Most idle connections kept per upstream address; more are closed when they come back.
 const MAX_IDLE_PER_ADDR: usize = 256;
 
+/// Who gets the events of an upstream connection's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpRoute {
+    /// In use by this session.
+    Session(usize),
+    /// In the idle pool at this index.
+    Idle(usize),
+}
+
 #[derive(Debug)]
 pub struct UpConn {
     pub stream: TcpStream,
+    /// Its key in `ctx.up_routes` (its token is `Tok::Up(key)`).
+    pub key: usize,
     pub addr: SocketAddr,
     pub rbuf: Buf,
     pub wbuf: Buf,
@@ -32,17 +48,22 @@ pub struct UpConn {
 }
 
 impl UpConn {
-    /// Starts a non-blocking connect, registered under `tok`.
-    pub fn connect(ctx: &mut Ctx, addr: SocketAddr, tok: Tok) -> io::Result<UpConn> {
+    /// Starts a non-blocking connect for `session`, registered under a new route key.
+    pub fn connect(ctx: &mut Ctx, addr: SocketAddr, session: usize) -> io::Result<UpConn> {
         let mut stream = TcpStream::connect(addr)?;
         let _ = stream.set_nodelay(true);
-        ctx.registry.register(
+        let key = ctx.up_routes.insert(UpRoute::Session(session));
+        if let Err(e) = ctx.registry.register(
             &mut stream,
-            tok.token(),
+            Tok::Up(key).token(),
             Interest::READABLE | Interest::WRITABLE,
-        )?;
+        ) {
+            ctx.up_routes.remove(key);
+            return Err(e);
+        }
         Ok(UpConn {
             stream,
+            key,
             addr,
             rbuf: Buf::default(),
             wbuf: Buf::default(),
@@ -81,28 +102,20 @@ impl UpConn {
     /// Deregisters and drops the connection (close, never shutdown: see design.md).
     pub fn close(mut self, ctx: &mut Ctx) {
         let _ = ctx.registry.deregister(&mut self.stream);
+        ctx.up_routes.remove(self.key);
         self.release_buffers(&mut ctx.pool);
     }
 }
 
-/// Takes an idle connection to `addr` from the pool, re-registered under `tok`.
-pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, tok: Tok) -> Option<UpConn> {
+/// Takes an idle connection to `addr` from the pool for `session`.
+pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, session: usize) -> Option<UpConn> {
     loop {
         let idx = ctx.idle_by_addr.get_mut(&addr)?.pop()?;
         let Some(mut c) = ctx.idle.remove(idx) else {
             continue;
         };
-        if ctx
-            .registry
-            .reregister(
-                &mut c.stream,
-                tok.token(),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .is_err()
-        {
-            c.close(ctx);
-            continue;
+        if let Some(r) = ctx.up_routes.get_mut(c.key) {
+            *r = UpRoute::Session(session);
         }
         c.reused = true;
         c.got_bytes = false;
@@ -120,26 +133,16 @@ pub fn put_idle(ctx: &mut Ctx, mut c: UpConn) {
         c.close(ctx);
         return;
     }
-    let addr = c.addr;
+    let (addr, key) = (c.addr, c.key);
     let idx = ctx.idle.insert(c);
-    let ok = match ctx.idle.get_mut(idx) {
-        Some(conn) => ctx
-            .registry
-            .reregister(&mut conn.stream, Tok::Idle(idx).token(), Interest::READABLE)
-            .is_ok(),
-        None => false,
-    };
-    if !ok {
-        if let Some(conn) = ctx.idle.remove(idx) {
-            conn.close(ctx);
-        }
-        return;
+    if let Some(r) = ctx.up_routes.get_mut(key) {
+        *r = UpRoute::Idle(idx);
     }
     ctx.idle_by_addr.entry(addr).or_default().push(idx);
 }
 
 /// An idle connection became readable: the upstream closed it or sent junk. Either way it is
-/// no longer safe to reuse.
+/// no longer safe to reuse. (Writable edges of idle connections are ignored by the caller.)
 pub fn idle_event(ctx: &mut Ctx, idx: usize) {
     if let Some(c) = ctx.idle.remove(idx) {
         if let Some(list) = ctx.idle_by_addr.get_mut(&c.addr) {
