@@ -266,6 +266,11 @@ start_nginx_daemon() {
     taskset -c "$PROXY_CPU" "$(command -v nginx)" -p "$WORK/nginx" -e "$WORK/nginx/logs/error.log" \
         -c "$WORK/nginx/nginx.conf" >"$WORK/nginx/stdout.log" 2>&1
     wait_port "${PORT[nginx]}" "$WORK/nginx/logs/error.log"
+    # The daemon binds before it forks and writes its pid file after.
+    for _ in $(seq 100); do
+        [[ -s $WORK/nginx/nginx.pid ]] && break
+        sleep 0.05
+    done
     MAINPID[nginx]=$(cat "$WORK/nginx/nginx.pid")
     PIDS+=("${MAINPID[nginx]}")
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use baton_bench::failure::{self, kind_of as failure_kind, KINDS};
 use baton_bench::wire::{read_response, Reader};
 
 const USAGE: &str = "\
@@ -28,16 +29,6 @@ USAGE: baton-load [options]
   --timeout-ms N                per-read/write timeout (default 5000)
   --quiet                       no per-second lines
 ";
-
-const KINDS: [&str; 7] = [
-    "reset",
-    "closed",
-    "timeout",
-    "non2xx",
-    "wrong_body",
-    "bad_response",
-    "connect",
-];
 
 #[derive(Clone)]
 struct Opts {
@@ -81,7 +72,7 @@ impl Counts {
     }
 
     fn fail(&mut self, kind: &str) {
-        let i = KINDS.iter().position(|k| *k == kind).expect("known kind");
+        let i = failure::index(kind);
         self.failed[i] += 1;
     }
 }
@@ -144,17 +135,6 @@ fn upstream_name(body: &[u8]) -> String {
         .and_then(|r| r.split_whitespace().next())
         .unwrap_or("-")
         .to_string()
-}
-
-fn failure_kind(e: &io::Error) -> &'static str {
-    match e.kind() {
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::ConnectionAborted => "reset",
-        io::ErrorKind::UnexpectedEof => "closed",
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timeout",
-        _ => "bad_response",
-    }
 }
 
 struct Conn {

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use baton_bench::failure::{self, KINDS};
 use baton_bench::pattern::{self, Fnv};
 use baton_bench::wire::{response_framing, Reader};
 
@@ -43,16 +44,7 @@ USAGE: baton-mixed [options]
   --series FILE              per-second CSV: second,ok,failed,<kinds>,reconnects
 ";
 
-/// Failure kinds, in the order of the counters and CSV columns.
-const KINDS: [&str; 7] = [
-    "reset",
-    "closed",
-    "timeout",
-    "non2xx",
-    "wrong_body",
-    "bad_response",
-    "connect",
-];
+/// Failure counters come first, in `KINDS` order (also the CSV columns).
 const CLOSED: usize = 1;
 const NON2XX: usize = 3;
 const WRONG_BODY: usize = 4;
@@ -145,15 +137,7 @@ fn parse_args() -> Result<Opts, String> {
 }
 
 fn kind_of(e: &io::Error) -> usize {
-    let k = match e.kind() {
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::ConnectionAborted => "reset",
-        io::ErrorKind::UnexpectedEof => "closed",
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timeout",
-        _ => "bad_response",
-    };
-    KINDS.iter().position(|x| *x == k).unwrap()
+    failure::index(failure::kind_of(e))
 }
 
 struct Conn {
