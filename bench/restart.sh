@@ -79,7 +79,7 @@ start_scenario_baton() {
     wait_port "${PORT[baton]}" "$WORK/baton-0.log"
 }
 
-nginx_pid_is_new() { [[ -s $WORK/nginx/nginx.pid && $(cat "$WORK/nginx/nginx.pid") != "$1" ]]; }
+nginx_pid_is_new() { [[ $(cat "$WORK/nginx/nginx.pid" 2>/dev/null) =~ ^[0-9]+$ && $(cat "$WORK/nginx/nginx.pid") != "$1" ]]; }
 restart_nginx-upgrade() {
     local old=$CURRENT
     kill -USR2 "$old"
