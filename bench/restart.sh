@@ -79,7 +79,11 @@ start_scenario_baton() {
     wait_port "${PORT[baton]}" "$WORK/baton-0.log"
 }
 
-nginx_pid_is_new() { [[ $(cat "$WORK/nginx/nginx.pid" 2>/dev/null) =~ ^[0-9]+$ && $(cat "$WORK/nginx/nginx.pid") != "$1" ]]; }
+nginx_pid_is_new() {
+    local p
+    p=$(cat "$WORK/nginx/nginx.pid" 2>/dev/null) || return 1
+    [[ $p =~ ^[0-9]+$ && $p != "$1" ]]
+}
 restart_nginx-upgrade() {
     local old=$CURRENT
     kill -USR2 "$old"
@@ -88,7 +92,7 @@ restart_nginx-upgrade() {
         cat "$WORK/nginx/logs/error.log" >&2
         return 1
     fi
-    CURRENT=$(cat "$WORK/nginx/nginx.pid")
+    CURRENT=$(cat "$WORK/nginx/nginx.pid" 2>/dev/null || cat "$WORK/nginx/nginx.pid")
     PIDS+=("$CURRENT")
     sleep 0.2 # the new master's worker starts accepting
     kill -WINCH "$old"
