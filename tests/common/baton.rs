@@ -1,0 +1,203 @@
+//! The baton binary under test as a child process: started with an inline config and debug
+//! logs captured to a file (shown when something goes wrong), signalled and killed by its own
+//! PID only.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::yaml::listener_port;
+
+/// How long a starting baton may take to accept on its listener (a debug build on 2 shared cores).
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+static NEXT_LOG: AtomicU64 = AtomicU64::new(0);
+
+/// A unique log path under the system temp dir for this test process.
+pub fn log_path(tag: &str) -> PathBuf {
+    let n = NEXT_LOG.fetch_add(1, Ordering::SeqCst);
+    std::env::temp_dir().join(format!("baton-test-{}-{tag}-{n}.log", std::process::id()))
+}
+
+/// Runs the baton binary with `args` to completion (e.g. `--mode validate`), bounded by
+/// `timeout`; returns (status, stdout, stderr). Panics if it does not exit in time.
+pub fn run_baton(args: &[&str], timeout: Duration) -> (ExitStatus, String, String) {
+    let out_path = log_path("run-out");
+    let err_path = log_path("run-err");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("stdout file"))
+        .stderr(File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("spawn baton");
+    let status = wait_child(&mut child, timeout);
+    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    let _ = std::fs::remove_file(&err_path);
+    match status {
+        Some(s) => (s, out, err),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "baton {args:?} did not exit within {timeout:?}\nstdout:\n{out}\nstderr:\n{err}"
+            );
+        }
+    }
+}
+
+fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running baton serving one config.
+pub struct Baton {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+    exited: Option<ExitStatus>,
+}
+
+impl Baton {
+    /// Starts baton with `--config-yaml YAML -l debug` and waits (bounded) until its listener
+    /// accepts. Panics with the captured log if it exits or never listens.
+    pub fn start(yaml: &str) -> Baton {
+        Baton::start_args(yaml, &[])
+    }
+
+    /// As `start`, with extra command-line arguments.
+    pub fn start_args(yaml: &str, extra: &[&str]) -> Baton {
+        let port = listener_port(yaml).expect("config has a listener port_value");
+        let log = log_path("baton");
+        let f = File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_baton"))
+            .arg("--config-yaml")
+            .arg(yaml)
+            .args(["-l", "debug"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().expect("dup log"))
+            .stderr(f)
+            .spawn()
+            .expect("spawn baton");
+        let mut b = Baton {
+            child,
+            port,
+            log,
+            exited: None,
+        };
+        b.wait_listening();
+        b
+    }
+
+    fn wait_listening(&mut self) {
+        let addr = self.addr();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                self.exited = Some(s);
+                panic!(
+                    "baton exited during start-up with {s}\n--- log ---\n{}",
+                    self.log()
+                );
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "baton did not accept on {addr} within {START_TIMEOUT:?}\n--- log ---\n{}",
+                    self.log()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything baton wrote to stdout/stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM to this child (by PID).
+    pub fn sigterm(&self) {
+        if self.exited.is_none() {
+            let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill -TERM");
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if self.exited.is_none() {
+            self.exited = wait_child(&mut self.child, timeout);
+        }
+        self.exited
+    }
+
+    fn proc_status_kib(&self, field: &str) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        s.lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{field} missing in /proc/PID/status"))
+    }
+
+    /// Current resident set size in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmRSS:")
+    }
+
+    /// Peak resident set size (high-water mark) in KiB.
+    pub fn hwm_kib(&self) -> u64 {
+        self.proc_status_kib("VmHWM:")
+    }
+
+    /// utime + stime in clock ticks, from /proc/PID/stat.
+    pub fn cpu_ticks(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .expect("read /proc/PID/stat");
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = &s[s.rfind(')').expect("stat format") + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    }
+}
+
+impl Drop for Baton {
+    fn drop(&mut self) {
+        if self.exited.is_none() && matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        if !thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        } else {
+            eprintln!("--- baton log ({}) ---\n{}", self.log.display(), self.log());
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Shared helpers for the end-to-end tests: the baton binary as a child process, in-process
+//! origin servers on real loopback sockets, raw-socket and curl clients, and a YAML builder.
+//! Each test file uses a subset, hence the dead-code allowance.
+#![allow(dead_code, unused_imports)]
+
+pub mod baton;
+pub mod yaml;
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub use baton::{run_baton, Baton};
+pub use baton_bench::origin::SeenRequest;
+pub use baton_bench::pattern;
+pub use baton_bench::wire::{parse_responses, read_response, Reader, Response};
+pub use yaml::{proxy_yaml, simple_yaml, Extra};
+
+/// Bound for any single read in a test: generous for a debug build on 2 shared cores, and
+/// only ever a cap on waiting, never asserted as a duration.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A port that was free a moment ago (bound to 127.0.0.1:0, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+pub fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// An in-process origin server on 127.0.0.1:0 that records every request; see
+/// `baton_bench::origin` for the behaviour behind each path (`/bytes/N`, `/hang`, ...).
+pub struct Upstream(baton_bench::origin::Origin);
+
+impl Upstream {
+    pub fn start(name: &str) -> Upstream {
+        let o = baton_bench::origin::Origin::start(local(0), name, true).expect("start upstream");
+        Upstream(o)
+    }
+
+    /// The body `/` answers with.
+    pub fn greeting(&self) -> String {
+        format!("hello from {} ({})\n", self.0.name(), self.0.addr())
+    }
+}
+
+impl std::ops::Deref for Upstream {
+    type Target = baton_bench::origin::Origin;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+/// A proxy and one upstream `up1` behind it, the usual test set-up.
+pub fn proxy_with_upstream() -> (Baton, Upstream) {
+    let up = Upstream::start("up1");
+    let b = Baton::start(&simple_yaml(free_port(), up.port()));
+    (b, up)
+}
+
+/// A raw client connection for byte-exact requests.
+pub struct RawConn {
+    pub stream: TcpStream,
+    pub reader: Reader<TcpStream>,
+}
+
+impl RawConn {
+    pub fn connect(port: u16) -> RawConn {
+        let stream = TcpStream::connect_timeout(&local(port), IO_TIMEOUT).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        RawConn {
+            reader: Reader::new(stream.try_clone().unwrap()),
+            stream,
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write request");
+    }
+
+    /// Reads one final response (interim 1xx recorded in `interim`).
+    pub fn response(&mut self, head_request: bool) -> io::Result<Option<Response>> {
+        read_response(&mut self.reader, head_request)
+    }
+
+    /// Reads one response and insists that it is there and complete.
+    pub fn expect_response(&mut self, head_request: bool) -> Response {
+        match self.response(head_request) {
+            Ok(Some(r)) => r,
+            Ok(None) => panic!("connection closed before a response"),
+            Err(e) => panic!("no complete response: {e}"),
+        }
+    }
+
+    /// True when the peer closes the connection (EOF or reset) within `timeout` without
+    /// sending anything more.
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        if !self.reader.buffered().is_empty() {
+            return false;
+        }
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        let mut b = [0u8; 1];
+        let r = self.reader.get_mut().read(&mut b);
+        self.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        match r {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() == io::ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+/// Writes `bytes` to 127.0.0.1:`port` and reads until the peer closes or `timeout` passes.
+pub fn raw_exchange(port: u16, bytes: &[u8], timeout: Duration) -> Vec<u8> {
+    raw_exchange_ex(port, bytes, timeout).0
+}
+
+/// As `raw_exchange`, also telling whether the peer closed (true) or the time ran out (false).
+pub fn raw_exchange_ex(port: u16, bytes: &[u8], timeout: Duration) -> (Vec<u8>, bool) {
+    let mut s = TcpStream::connect_timeout(&local(port), IO_TIMEOUT).expect("connect");
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    // The peer may answer and close before it has read everything (e.g. a 400): not an error.
+    let _ = s.write_all(bytes);
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (out, false);
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return (out, true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (out, false)
+            }
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// Runs curl with `-sS --max-time 60` and `args`.
+pub fn curl(args: &[&str]) -> Output {
+    Command::new("curl")
+        .args(["-sS", "--max-time", "60"])
+        .args(args)
+        .output()
+        .expect("run curl (is it installed?)")
+}
+
+/// curl's stdout as text, asserting that curl itself succeeded.
+pub fn curl_ok(args: &[&str]) -> String {
+    let o = curl(args);
+    assert!(
+        o.status.success(),
+        "curl {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A simple GET request with Host, as raw bytes.
+pub fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").into_bytes()
+}
+
+/// Case-insensitive: does the recorded request carry header `name`?
+pub fn has_header(r: &SeenRequest, name: &str) -> bool {
+    r.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+}
+
+/// A listener whose accept queue is full and never drained: a connect to it neither succeeds
+/// nor is refused (Linux drops the SYN), the loopback stand-in for an unreachable host. Keep
+/// the returned value alive for as long as the port must stay that way.
+pub fn full_backlog_listener() -> (u16, TcpListener, Vec<TcpStream>) {
+    use nix::sys::socket::{
+        bind, getsockname, listen, socket, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn,
+    };
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+    listen(&fd, Backlog::new(0).unwrap()).unwrap();
+    let port = getsockname::<SockaddrIn>(fd.as_raw_fd()).unwrap().port();
+    let listener = TcpListener::from(fd);
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match TcpStream::connect_timeout(&local(port), Duration::from_millis(300)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => return (port, listener, fillers),
+        }
+    }
+    panic!("could not fill the accept queue of 127.0.0.1:{port}");
+}

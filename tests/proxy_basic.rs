@@ -1,0 +1,275 @@
+//! Requests through the proxy: methods, keep-alive, pipelining, HTTP/1.0, Connection: close,
+//! bodiless responses, Expect: 100-continue, and the headers a proxy must rewrite.
+
+mod common;
+
+use common::*;
+
+fn fnv(data: &[u8]) -> u64 {
+    let mut h = pattern::Fnv::default();
+    h.update(data);
+    h.finish()
+}
+
+#[test]
+fn get_and_post_with_curl() {
+    let (b, up) = proxy_with_upstream();
+    let url = format!("http://127.0.0.1:{}/", b.port);
+    let out = curl_ok(&["-i", &url]);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.ends_with(&up.greeting()), "{out}");
+
+    let body = "the quick brown fox jumps over the lazy dog";
+    let sink = format!("http://127.0.0.1:{}/sink", b.port);
+    let out = curl_ok(&["--data-binary", body, &sink]);
+    assert_eq!(
+        out,
+        format!("len={} fnv={:016x}\n", body.len(), fnv(body.as_bytes()))
+    );
+    let echo = format!("http://127.0.0.1:{}/echo", b.port);
+    assert_eq!(curl_ok(&["--data-binary", body, &echo]), body);
+    let seen = up.seen();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[1].method, "POST");
+    assert_eq!(seen[1].body_len, body.len() as u64);
+}
+
+#[test]
+fn get_and_post_on_one_raw_connection() {
+    let (b, up) = proxy_with_upstream();
+    let mut c = RawConn::connect(b.port);
+    c.send(&get("/"));
+    let r = c.expect_response(false);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.body_str(), up.greeting());
+    c.send(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n\r\nhello");
+    let r = c.expect_response(false);
+    assert_eq!((r.status(), r.body_str().as_str()), (200, "hello"));
+    c.send(&get("/status/503"));
+    let r = c.expect_response(false);
+    assert_eq!(r.status(), 503, "an upstream 503 passes through");
+    assert_eq!(r.body_str(), "status 503\n");
+}
+
+#[test]
+fn upstream_connections_are_reused() {
+    let (b, up) = proxy_with_upstream();
+    // Ten client connections one after another, then ten requests on one connection.
+    for _ in 0..10 {
+        let mut c = RawConn::connect(b.port);
+        c.send(&get("/"));
+        assert_eq!(c.expect_response(false).status(), 200);
+    }
+    let mut c = RawConn::connect(b.port);
+    for _ in 0..10 {
+        c.send(&get("/"));
+        assert_eq!(c.expect_response(false).status(), 200);
+    }
+    assert_eq!(up.requests(), 20);
+    assert!(
+        up.connections() < 10,
+        "upstream saw {} connections for 20 sequential requests: no pooling",
+        up.connections()
+    );
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let (b, up) = proxy_with_upstream();
+    let mut c = RawConn::connect(b.port);
+    // The slow one first: answering out of order would put it last.
+    let mut reqs = get("/delay/300");
+    reqs.extend(get("/"));
+    reqs.extend(get("/bytes/10"));
+    reqs.extend(b"HEAD /head-ok HTTP/1.1\r\nHost: test\r\n\r\n");
+    reqs.extend(get("/status/201"));
+    c.send(&reqs);
+    assert_eq!(c.expect_response(false).body_str(), "delay 300\n");
+    assert_eq!(c.expect_response(false).body_str(), up.greeting());
+    assert_eq!(c.expect_response(false).body, pattern::block(10));
+    let h = c.expect_response(true);
+    assert_eq!(
+        (h.status(), h.header("content-length")),
+        (200, Some("1234"))
+    );
+    assert_eq!(c.expect_response(false).status(), 201);
+}
+
+#[test]
+fn http10_closes_unless_keep_alive_is_asked() {
+    let (b, up) = proxy_with_upstream();
+    let (bytes, closed) =
+        raw_exchange_ex(b.port, b"GET / HTTP/1.0\r\nHost: test\r\n\r\n", IO_TIMEOUT);
+    assert!(
+        closed,
+        "HTTP/1.0 without keep-alive must be closed after the response"
+    );
+    let rs = parse_responses(&bytes, &[]);
+    assert_eq!(rs.len(), 1, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!(rs[0].body_str(), up.greeting());
+
+    let mut c = RawConn::connect(b.port);
+    for _ in 0..2 {
+        c.send(b"GET / HTTP/1.0\r\nHost: test\r\nConnection: keep-alive\r\n\r\n");
+        let r = c.expect_response(false);
+        assert_eq!(r.body_str(), up.greeting());
+        assert!(r.head.has_token("connection", "keep-alive"), "{:?}", r.head);
+    }
+}
+
+#[test]
+fn connection_close_is_honoured() {
+    let (b, _up) = proxy_with_upstream();
+    let mut c = RawConn::connect(b.port);
+    c.send(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    let r = c.expect_response(false);
+    assert_eq!(r.status(), 200);
+    assert!(r.head.has_token("connection", "close"), "{:?}", r.head);
+    assert!(
+        c.closed_within(IO_TIMEOUT),
+        "connection left open after Connection: close"
+    );
+}
+
+#[test]
+fn upstream_connection_close_does_not_break_the_client() {
+    let (b, up) = proxy_with_upstream();
+    let mut c = RawConn::connect(b.port);
+    c.send(&get("/close"));
+    assert_eq!(c.expect_response(false).body_str(), "closing\n");
+    // The client connection may stay open or be closed; if open, it must still work.
+    let mut c = RawConn::connect(b.port);
+    c.send(&get("/"));
+    assert_eq!(c.expect_response(false).body_str(), up.greeting());
+}
+
+#[test]
+fn head_204_304_carry_no_body() {
+    let (b, up) = proxy_with_upstream();
+    let mut c = RawConn::connect(b.port);
+    c.send(b"HEAD /head-ok HTTP/1.1\r\nHost: test\r\n\r\n");
+    let r = c.expect_response(true);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.header("content-length"), Some("1234"));
+    c.send(&get("/204"));
+    assert_eq!(c.expect_response(false).status(), 204);
+    c.send(&get("/304"));
+    assert_eq!(c.expect_response(false).status(), 304);
+    // Any stray body byte above would corrupt this response.
+    c.send(&get("/"));
+    let r = c.expect_response(false);
+    assert_eq!((r.status(), r.body_str()), (200, up.greeting()));
+}
+
+#[test]
+fn expect_100_continue_is_answered_by_the_proxy() {
+    let (b, up) = proxy_with_upstream();
+    let mut c = RawConn::connect(b.port);
+    c.send(
+        b"POST /sink HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    );
+    let interim = c
+        .reader
+        .read_response_head()
+        .expect("read")
+        .expect("a response head");
+    assert_eq!(
+        interim.status, 100,
+        "expected 100 Continue before sending the body"
+    );
+    c.send(b"hello");
+    let r = c.expect_response(false);
+    assert_eq!(r.body_str(), format!("len=5 fnv={:016x}\n", fnv(b"hello")));
+    let seen = up.seen();
+    assert!(
+        !has_header(&seen[0], "expect"),
+        "Expect forwarded upstream: {seen:?}"
+    );
+}
+
+#[test]
+fn hop_by_hop_headers_are_removed() {
+    let (b, up) = proxy_with_upstream();
+    let mut c = RawConn::connect(b.port);
+    c.send(
+        b"GET /headers HTTP/1.1\r\nHost: test\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\n\
+          Keep-Alive: timeout=5\r\nTE: deflate\r\nUpgrade: foo/1\r\nProxy-Connection: keep-alive\r\n\
+          X-End-To-End: kept\r\n\r\n",
+    );
+    assert_eq!(c.expect_response(false).status(), 200);
+    let seen = &up.seen()[0];
+    for h in ["x-hop", "keep-alive", "te", "upgrade", "proxy-connection"] {
+        assert!(
+            !has_header(seen, h),
+            "{h} forwarded upstream: {:?}",
+            seen.headers
+        );
+    }
+    if let Some(v) = seen.header("connection") {
+        assert!(
+            !v.to_ascii_lowercase().contains("x-hop"),
+            "client Connection forwarded: {v}"
+        );
+    }
+    assert_eq!(seen.header("x-end-to-end"), Some("kept"));
+}
+
+#[test]
+fn forwarding_headers_are_set() {
+    let (b, up) = proxy_with_upstream();
+    let mut c = RawConn::connect(b.port);
+    c.send(&get("/headers"));
+    assert_eq!(c.expect_response(false).status(), 200);
+    c.send(b"GET /headers HTTP/1.1\r\nHost: test\r\nX-Forwarded-For: 10.1.2.3\r\nX-Request-Id: my-id-42\r\n\r\n");
+    assert_eq!(c.expect_response(false).status(), 200);
+    let seen = up.seen();
+    assert_eq!(
+        seen[0].header("x-forwarded-for"),
+        Some("127.0.0.1"),
+        "{:?}",
+        seen[0].headers
+    );
+    assert_eq!(seen[0].header("x-forwarded-proto"), Some("http"));
+    let id = seen[0].header("x-request-id").unwrap_or("");
+    assert!(
+        id.len() >= 16,
+        "x-request-id not added: {:?}",
+        seen[0].headers
+    );
+    assert_eq!(
+        seen[1].header("x-forwarded-for"),
+        Some("10.1.2.3, 127.0.0.1")
+    );
+    assert_eq!(seen[1].header("x-request-id"), Some("my-id-42"));
+    assert_eq!(
+        seen[1].header("host"),
+        Some("test"),
+        "Host must pass through"
+    );
+}
+
+#[test]
+fn chunked_bodies_both_ways() {
+    let (b, _up) = proxy_with_upstream();
+    let mut c = RawConn::connect(b.port);
+    c.send(b"POST /sink HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\n\r\n");
+    let r = c.expect_response(false);
+    assert_eq!(
+        r.body_str(),
+        format!("len=11 fnv={:016x}\n", fnv(b"hello world"))
+    );
+    c.send(&get("/chunked/100000"));
+    let r = c.expect_response(false);
+    assert_eq!(r.body.len(), 100_000);
+    assert!(
+        r.body == {
+            let mut v = vec![0; 100_000];
+            pattern::fill(0, &mut v);
+            v
+        }
+    );
+    // A close-delimited upstream body must reach the client intact and well framed.
+    c.send(&get("/eof/50000"));
+    let r = c.expect_response(false);
+    assert_eq!(r.body.len(), 50_000);
+}
