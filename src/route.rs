@@ -121,6 +121,7 @@ pub fn path_matches(m: &PathMatch, case_sensitive: bool, path: &str) -> bool {
             let bare = path.split_once('?').map_or(path, |(b, _)| b);
             bare.len() == p.len() && starts_with_case(bare, p, case_sensitive)
         }
+        PathMatch::SafeRegex(r) => r.is_full_match(path.split_once('?').map_or(path, |(b, _)| b)),
     }
 }
 
@@ -129,6 +130,7 @@ pub fn rewrite_prefix(m: &PathMatch, rewrite: &str, path: &str) -> String {
     let matched_len = match m {
         PathMatch::Prefix(p) => p.len(),
         PathMatch::Path(p) => p.len(),
+        PathMatch::SafeRegex(_) => 0,
     };
     let rest = path.get(matched_len..).unwrap_or("");
     let mut out = String::with_capacity(rewrite.len() + rest.len());

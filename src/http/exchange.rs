@@ -273,7 +273,10 @@ fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ct
     let Some((_vh, route)) = l.router.route(req.host, req.path) else {
         return Decision::Local { status: 404, body: "" };
     };
-    let RouteAction::Forward(fwd) = &route.action;
+    let RouteAction::Forward(fwd) = &route.action else {
+        // Placeholder until the routing branch lands direct responses and redirects.
+        return Decision::Local { status: 501, body: "Not Implemented" };
+    };
     let cluster = match &fwd.cluster {
         ClusterSpec::Single(c) => *c,
         ClusterSpec::Weighted(list) => {
