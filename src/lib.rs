@@ -9,6 +9,7 @@ pub mod http;
 pub mod reactor;
 pub mod route;
 pub mod server;
+pub mod stats;
 pub mod util;
 
 /// The binary's version, exchanged in the hot-restart handshake.

@@ -150,12 +150,19 @@ mod tests {
             matcher: RouteMatch {
                 path: PathMatch::Prefix(prefix.into()),
                 case_sensitive: true,
+                headers: Vec::new(),
+                query_parameters: Vec::new(),
             },
             action: RouteAction::Forward(ForwardAction {
                 cluster: ClusterSpec::Single(cluster),
                 prefix_rewrite: None,
                 timeout: None,
+                regex_rewrite: None,
+                host_rewrite: None,
+                idle_timeout: None,
+                retry_policy: None,
             }),
+            headers: Default::default(),
         }
     }
 
@@ -164,6 +171,7 @@ mod tests {
             name: name.into(),
             domains: domains.iter().map(|d| d.to_string()).collect(),
             routes: vec![route("/", cluster)],
+            headers: Default::default(),
         }
     }
 
@@ -177,6 +185,8 @@ mod tests {
                 vh("longer", &["*.b.example.com"], 3),
                 vh("prefix", &["api.*"], 4),
             ],
+            headers: Default::default(),
+            most_specific_header_mutations_wins: false,
         })
     }
 
@@ -202,6 +212,8 @@ mod tests {
         let r = Router::new(RouteConfig {
             name: "r".into(),
             virtual_hosts: vec![vh("only", &["a.com"], 0)],
+            headers: Default::default(),
+            most_specific_header_mutations_wins: false,
         });
         assert!(r.route(Some("b.com"), "/").is_none());
         assert!(r.route(None, "/").is_none());

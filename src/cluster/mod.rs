@@ -190,6 +190,7 @@ mod tests {
                 })
                 .collect(),
             per_connection_buffer_limit_bytes: 1 << 20,
+            load_assignment_cluster_name: "c".into(),
         })
     }
 
