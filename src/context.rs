@@ -5,12 +5,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::access_log::AccessLogs;
 use crate::cluster::ClusterRt;
 use crate::config::HttpConnectionManager;
 use crate::http::buf::BufPool;
 use crate::http::upstream::UpConn;
 use crate::reactor::Timers;
 use crate::route::Router;
+use crate::stats::Stats;
 use crate::util::{http_date, Rng, Slab};
 
 /// A listener's configuration as the data path needs it.
@@ -36,13 +38,22 @@ pub struct Ctx {
     /// Set once SIGTERM (or a handover) starts the drain: responses carry Connection: close.
     pub draining: bool,
     pub now: Instant,
+    /// Envoy-named counters and gauges, indexed per listener and cluster (see `observe`).
+    pub stats: Stats,
+    /// HCM file access logs; empty when none is configured.
+    pub access_logs: AccessLogs,
     date: String,
     date_secs: u64,
 }
 
 impl Ctx {
     pub fn new(registry: mio::Registry, clusters: Vec<ClusterRt>, listeners: Vec<ListenerRt>) -> Ctx {
+        let ls: Vec<_> = listeners.iter().map(|l| (l.address, l.hcm.stat_prefix.as_str())).collect();
+        let cs: Vec<&str> = clusters.iter().map(|c| c.cfg.name.as_str()).collect();
+        let stats = Stats::new(&ls, &cs);
         Ctx {
+            stats,
+            access_logs: AccessLogs::default(),
             registry,
             pool: BufPool::default(),
             clusters,

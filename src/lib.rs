@@ -1,11 +1,13 @@
 //! baton: an HTTP/1.1 reverse proxy that reads Envoy v3 bootstrap YAML and hands its listeners
 //! (and, later, its live connections) to a new process without dropping any.
 
+pub mod access_log;
 pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod http;
+pub mod observe;
 pub mod reactor;
 pub mod route;
 pub mod server;

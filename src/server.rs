@@ -19,6 +19,8 @@ use crate::config::Bootstrap;
 use crate::context::{Ctx, ListenerRt};
 use crate::http::downstream::Session;
 use crate::http::upstream::{close_all_idle, idle_event};
+use crate::observe;
+use crate::stats::ServerState;
 use crate::reactor::{TimerKey, Tok};
 use crate::route::Router;
 use crate::util::Slab;
@@ -106,8 +108,11 @@ impl Proxy {
             init_until: None,
             exit_code: None,
         };
+        let logs: Vec<_> = p.ctx.listeners.iter().map(|l| l.hcm.access_log.as_slice()).collect();
+        p.ctx.access_logs = crate::access_log::AccessLogs::open(&logs)?;
         let mut waiting = false;
         for c in 0..p.ctx.clusters.len() {
+            observe::membership(&mut p.ctx, c);
             waiting |= p.refresh_dns(c);
         }
         if waiting {
@@ -140,6 +145,9 @@ impl Proxy {
                 sent = true;
             }
         }
+        if sent {
+            observe::dns_attempt(&mut self.ctx, c);
+        }
         sent
     }
 
@@ -154,8 +162,11 @@ impl Proxy {
                 let hosts: Vec<SocketAddr> = cl.hosts.iter().map(|h| h.addr).collect();
                 log::info!("cluster {}: hosts now {hosts:?}", cl.cfg.name);
             }
-            if !cl.pending.iter().any(|&p| p) {
-                let at = self.ctx.now + cl.cfg.dns_refresh_rate;
+            let settled = !cl.pending.iter().any(|&p| p);
+            let refresh = cl.cfg.dns_refresh_rate;
+            observe::dns_result(&mut self.ctx, a.cluster, a.result.is_ok());
+            if settled {
+                let at = self.ctx.now + refresh;
                 self.ctx.timers.arm(at, TimerKey::Dns(a.cluster));
             }
         }
@@ -177,6 +188,7 @@ impl Proxy {
             }
         }
         self.accepting = true;
+        self.ctx.stats.set_state(ServerState::Live);
         for (i, l) in self.ctx.listeners.iter().enumerate() {
             let bound = self.listeners[i].as_ref().and_then(|l| l.local_addr().ok());
             log::info!(
@@ -212,6 +224,7 @@ impl Proxy {
                     let s = Session::new(id, self.next_gen, stream, peer, i, self.ctx.now);
                     let id2 = self.sessions.insert(s);
                     debug_assert_eq!(id, id2);
+                    observe::cx_open(&mut self.ctx, i);
                     self.drive(id2);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -245,7 +258,10 @@ impl Proxy {
                     log::info!("signal {sig}: draining (pid {})", std::process::id());
                     self.start_drain();
                 }
-                SIGUSR1 => log::info!("SIGUSR1: reopening logs"),
+                SIGUSR1 => {
+                    log::info!("SIGUSR1: reopening access logs");
+                    self.ctx.access_logs.reopen();
+                }
                 _ => log::info!("signal {sig} ignored"),
             }
         }
@@ -258,6 +274,7 @@ impl Proxy {
             return;
         }
         self.ctx.draining = true;
+        self.ctx.stats.set_state(ServerState::Draining);
         for (i, l) in self.listeners.iter_mut().enumerate() {
             if let Some(mut l) = l.take() {
                 if self.accepting {
@@ -300,6 +317,7 @@ impl Proxy {
                 }
             }
             TimerKey::Tick => {
+                observe::on_tick(&mut self.ctx);
                 if self.init_until.is_some_and(|t| t <= at) {
                     log::warn!("first DNS answers not all in after {INIT_DNS_WAIT:?}; accepting anyway");
                     self.init_until = None;

@@ -247,9 +247,12 @@ impl Session {
 
     /// Tears the session down: upstream closed (never reused mid-exchange), buffers returned.
     pub fn close(mut self, ctx: &mut Ctx) {
-        if let Some(ex) = self.ex.take() {
+        if let Some(mut ex) = self.ex.take() {
+            // Still running when the connection goes: the client left (or its timer fired).
+            ex.flag(crate::access_log::Flags::DC);
             ex.finish_abort(ctx);
         }
+        crate::observe::cx_close(ctx, self.listener);
         if let Some(up) = self.up.take() {
             up.close(ctx);
         }

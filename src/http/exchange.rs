@@ -13,8 +13,10 @@ use super::codec::{
 use super::downstream::{Phase, Session};
 use super::local::{self, write_local_reply};
 use super::upstream::{take_idle, UpConn};
+use crate::access_log::{Flags, Rq};
 use crate::config::{ClusterSpec, RouteAction};
 use crate::context::Ctx;
+use crate::observe;
 use crate::route::rewrite_prefix;
 
 /// How much of a body is still expected.
@@ -73,6 +75,8 @@ pub struct Exchange {
     pub(super) retried: bool,
     /// Whether the client connection stays open after this exchange (decided at response head).
     pub(super) keep: bool,
+    /// Stats and access-log record of this request.
+    pub(super) rq: Rq,
 }
 
 impl Exchange {
@@ -83,19 +87,27 @@ impl Exchange {
         }
     }
 
-    /// Releases what the exchange holds on the cluster (active request count).
+    /// Releases what the exchange holds on the cluster (active request count) and records
+    /// the request's end.
     pub fn finish_abort(self, ctx: &mut Ctx) {
         if let Some((c, addr)) = self.target {
             if let Some(cl) = ctx.clusters.get_mut(c) {
                 cl.track(addr, -1);
             }
         }
+        observe::end(ctx, self.rq);
+    }
+
+    /// Marks how the exchange ended, for %RESPONSE_FLAGS%.
+    pub fn flag(&mut self, f: u16) {
+        self.rq.flags.set(f);
     }
 }
 
 /// What to do with a parsed request head, decided while the head is still borrowed.
 enum Decision {
-    Local { status: u16, body: &'static str },
+    /// `flag`: the %RESPONSE_FLAGS% bit explaining the reply (NR, UH), or 0.
+    Local { status: u16, body: &'static str, flag: u16 },
     Forward { cluster: usize, addr: SocketAddr, head: Vec<u8>, timeout: Option<Duration> },
 }
 
@@ -129,7 +141,7 @@ pub(super) fn local_reply(s: &mut Session, ctx: &mut Ctx, status: u16, body: &st
 pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
     let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let parsed = parse_request(s.rbuf.data(), &mut hdrs);
-    let (meta, decision) = match parsed {
+    let (meta, decision, mut rq) = match parsed {
         Ok(None) => {
             if s.rbuf.len() > max_head {
                 reject(s, ctx, &HeadError::TooLarge);
@@ -158,15 +170,19 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
                 is_head: req.method == "HEAD",
                 expect_continue: req.expect_continue,
             };
+            let rq = observe::begin(ctx, s.listener, s.peer, req.minor, Some(&req));
             let d = decide(&req, s.peer, s.listener, ctx);
-            (meta, d)
+            (meta, d, rq)
         }
     };
     s.rbuf.consume(meta.head_len);
     s.head_started = None;
     let has_body = meta.framing != Framing::None;
     match decision {
-        Decision::Local { status, body } => {
+        Decision::Local { status, body, flag } => {
+            rq.status = status;
+            rq.flags.set(flag);
+            rq.bytes_tx = body.len() as u64;
             // Expect: 100-continue with a body we will not read: the client may never send it,
             // so the connection cannot be reused.
             let keep = meta.keep_alive && !ctx.draining && !(has_body && meta.expect_continue);
@@ -175,17 +191,19 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
             if !keep {
                 s.close_after();
             } else if has_body {
-                s.ex = Some(Box::new(new_exchange(&meta, None, Vec::new(), None, ctx, s.listener)));
+                s.ex = Some(Box::new(new_exchange(&meta, None, Vec::new(), None, ctx, rq)));
                 s.phase = Phase::Exchange;
+                return true;
             } else {
                 s.idle_since = ctx.now;
             }
+            observe::end(ctx, rq);
         }
         Decision::Forward { cluster, addr, head, timeout } => {
             let tok = s.token_up();
             let conn = match take_idle(ctx, addr, tok) {
                 Some(c) => Ok(c),
-                None => UpConn::connect(ctx, addr, tok),
+                None => UpConn::connect(ctx, cluster, addr, tok),
             };
             match conn {
                 Ok(mut up) => {
@@ -193,7 +211,10 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
                     let fresh = !up.reused;
                     s.up = Some(up);
                     ctx.clusters[cluster].track(addr, 1);
-                    let mut ex = new_exchange(&meta, Some((cluster, addr)), head, timeout, ctx, s.listener);
+                    observe::upstream_rq(ctx, cluster, addr, fresh);
+                    rq.cluster = Some(cluster);
+                    rq.upstream = Some(addr);
+                    let mut ex = new_exchange(&meta, Some((cluster, addr)), head, timeout, ctx, rq);
                     if fresh {
                         ex.connect_at = Some(ctx.now + ex.connect_timeout);
                     }
@@ -213,6 +234,12 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
                     if !keep {
                         s.close_after();
                     }
+                    rq.cluster = Some(cluster);
+                    rq.upstream = Some(addr);
+                    rq.status = 503;
+                    rq.flags.set(Flags::UF);
+                    rq.bytes_tx = local::CONNECT_FAILURE.len() as u64;
+                    observe::end(ctx, rq);
                 }
             }
         }
@@ -226,7 +253,7 @@ fn new_exchange(
     head: Vec<u8>,
     timeout: Option<Duration>,
     ctx: &Ctx,
-    listener: usize,
+    rq: Rq,
 ) -> Exchange {
     let (connect_timeout, limit) = match target {
         Some((c, _)) => {
@@ -235,7 +262,6 @@ fn new_exchange(
         }
         None => (Duration::from_secs(5), 1 << 20),
     };
-    let _ = listener;
     Exchange {
         target,
         head,
@@ -252,6 +278,7 @@ fn new_exchange(
         limit: limit.max(CHUNK),
         retried: false,
         keep: meta.keep_alive,
+        rq,
     }
 }
 
@@ -265,17 +292,25 @@ fn reject(s: &mut Session, ctx: &mut Ctx, e: &HeadError) {
     };
     local_reply(s, ctx, e.status(), body, true);
     s.close_after();
+    let mut rq = observe::begin(ctx, s.listener, s.peer, 1, None);
+    rq.status = e.status();
+    rq.flags.set(Flags::DPE);
+    rq.bytes_tx = body.len() as u64;
+    observe::end(ctx, rq);
 }
 
 /// Routes the request and serialises the upstream head.
 fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx) -> Decision {
     let l = &ctx.listeners[listener];
     let Some((_vh, route)) = l.router.route(req.host, req.path) else {
-        return Decision::Local { status: 404, body: "" };
+        return Decision::Local { status: 404, body: "", flag: Flags::NR };
     };
     let RouteAction::Forward(fwd) = &route.action else {
         // Placeholder until the routing branch lands direct responses and redirects.
-        return Decision::Local { status: 501, body: "Not Implemented" };
+        if matches!(route.action, RouteAction::DirectResponse { .. }) {
+            observe::direct_response(ctx, listener);
+        }
+        return Decision::Local { status: 501, body: "Not Implemented", flag: 0 };
     };
     let cluster = match &fwd.cluster {
         ClusterSpec::Single(c) => *c,
@@ -303,10 +338,10 @@ fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ct
     };
     let timeout = fwd.timeout;
     let Some(cl) = ctx.clusters.get_mut(cluster) else {
-        return Decision::Local { status: 503, body: local::NO_HEALTHY_UPSTREAM };
+        return Decision::Local { status: 503, body: local::NO_HEALTHY_UPSTREAM, flag: Flags::UH };
     };
     let Some(hi) = cl.pick(&mut ctx.rng) else {
-        return Decision::Local { status: 503, body: local::NO_HEALTHY_UPSTREAM };
+        return Decision::Local { status: 503, body: local::NO_HEALTHY_UPSTREAM, flag: Flags::UH };
     };
     let addr = cl.hosts[hi].addr;
     let _l = &ctx.listeners[listener];

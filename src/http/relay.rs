@@ -14,8 +14,10 @@ use super::downstream::{Phase, Session};
 use super::exchange::{local_reply, put_chunk, BodyIn, Exchange, OutMode, Response};
 use super::local;
 use super::upstream::{put_idle, UpConn};
+use crate::access_log::Flags;
 use crate::config::ServerHeader;
 use crate::context::Ctx;
+use crate::observe;
 
 /// Largest upstream response head we accept.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -53,6 +55,7 @@ pub fn pump(s: &mut Session, ctx: &mut Ctx) -> io::Result<bool> {
             Ok(true)
         }
         Err(e) => {
+            ex.flag(Flags::DC);
             ex.finish_abort(ctx);
             Err(e)
         }
@@ -75,6 +78,7 @@ fn pump_inner(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<F
         }
         if s.eof && !matches!(ex.req, BodyIn::Done) {
             log::debug!("session {}: client closed mid-request", s.id);
+            ex.flag(Flags::DC);
             if let Some(up) = s.up.take() {
                 up.close(ctx);
             }
@@ -187,13 +191,16 @@ fn move_request_body(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Resul
             if let Some(b) = sink.as_deref_mut() {
                 b.extend(pool, &s.rbuf.data()[..n]);
             }
+            ex.rq.bytes_rx += n as u64;
             s.rbuf.consume(n);
             *rem -= n as u64;
             *rem == 0
         }
         BodyIn::Chunked(dec) => {
+            let rx = &mut ex.rq.bytes_rx;
             let used = dec
                 .decode(s.rbuf.data(), room, |d| {
+                    *rx += d.len() as u64;
                     if let Some(b) = sink.as_deref_mut() {
                         put_chunk(b, pool, d);
                     }
@@ -246,6 +253,7 @@ fn response_head(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Result<bo
             Err(_) => return Err(Failure::Protocol),
             Ok(Some(r)) => r,
         };
+        observe::response_head(ctx, &mut ex.rq, r.status, r.headers);
         if (100..200).contains(&r.status) {
             // We answered Expect ourselves and forward no Upgrade, so interim responses stop here.
             if r.status == 101 {
@@ -362,6 +370,7 @@ fn move_response_body(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> bool
                 s.wbuf.extend(pool, &up.rbuf.data()[..n]);
                 up.rbuf.consume(n);
                 *rem -= n as u64;
+                ex.rq.bytes_tx += n as u64;
                 moved = true;
             }
             if *rem == 0 {
@@ -371,7 +380,9 @@ fn move_response_body(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> bool
         BodyIn::Chunked(dec) => {
             if room > 0 && !up.rbuf.is_empty() {
                 let wbuf = &mut s.wbuf;
+                let tx = &mut ex.rq.bytes_tx;
                 match dec.decode(up.rbuf.data(), room, |d| {
+                    *tx += d.len() as u64;
                     if out == OutMode::Chunked {
                         put_chunk(wbuf, pool, d);
                     } else {
@@ -400,6 +411,7 @@ fn move_response_body(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> bool
         BodyIn::UntilClose => {
             let n = up.rbuf.len().min(room);
             if n > 0 {
+                ex.rq.bytes_tx += n as u64;
                 if out == OutMode::Chunked {
                     put_chunk(&mut s.wbuf, pool, &up.rbuf.data()[..n]);
                 } else {
@@ -452,15 +464,20 @@ fn upstream_failure(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange, f: Failur
     };
     let stale = f == Failure::Reset && up.reused && !up.got_bytes;
     let addr = up.addr;
+    if matches!(f, Failure::ConnectFailed | Failure::ConnectTimeout) {
+        observe::upstream_connect_fail(ctx, up.cluster, addr, f == Failure::ConnectTimeout);
+    }
+    let cluster = up.cluster;
     up.close(ctx);
     if ex.resp.is_some() {
         log::debug!("session {}: upstream {addr} failed mid-response", s.id);
+        ex.flag(Flags::UC);
         abort_client(s);
         return Flow::Ended;
     }
     if stale && !ex.req_body_started && !ex.retried {
         ex.retried = true;
-        if let Ok(mut fresh) = UpConn::connect(ctx, addr, s.token_up()) {
+        if let Ok(mut fresh) = UpConn::connect(ctx, cluster, addr, s.token_up()) {
             fresh.wbuf.extend(&mut ctx.pool, &ex.head);
             ex.connect_at = Some(ctx.now + ex.connect_timeout);
             s.up = Some(fresh);
@@ -474,14 +491,21 @@ fn upstream_failure(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange, f: Failur
         Failure::Protocol => local::PROTOCOL_ERROR,
     };
     let status = if f == Failure::Protocol { 502 } else { 503 };
+    ex.flag(match f {
+        Failure::ConnectFailed | Failure::ConnectTimeout => Flags::UF,
+        Failure::Reset => Flags::UC,
+        Failure::Protocol => Flags::UPE,
+    });
     local_failure(s, ctx, ex, status, body);
     Flow::Ended
 }
 
 /// Queues a local reply that ends the exchange; keeps the connection when that is safe.
-fn local_failure(s: &mut Session, ctx: &mut Ctx, ex: &Exchange, status: u16, body: &str) {
+fn local_failure(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange, status: u16, body: &str) {
     let keep = ex.client_keep_alive && matches!(ex.req, BodyIn::Done) && !ctx.draining;
     local_reply(s, ctx, status, body, !keep);
+    ex.rq.status = status;
+    ex.rq.bytes_tx = body.len() as u64;
     s.requests += 1;
     if keep {
         s.phase = Phase::Head;
@@ -516,8 +540,12 @@ pub fn on_timeout(s: &mut Session, ctx: &mut Ctx) {
         if let Some(up) = s.up.take() {
             up.close(ctx);
         }
+        ex.flag(Flags::UT);
+        if let Some((c, addr)) = ex.target {
+            observe::upstream_rq_timeout(ctx, c, addr);
+        }
         if ex.resp.is_none() {
-            local_failure(s, ctx, &ex, 504, local::UPSTREAM_TIMEOUT);
+            local_failure(s, ctx, &mut ex, 504, local::UPSTREAM_TIMEOUT);
         } else {
             abort_client(s);
         }

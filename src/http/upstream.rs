@@ -8,6 +8,7 @@ use mio::Interest;
 
 use super::buf::{Buf, BufPool};
 use crate::context::Ctx;
+use crate::observe;
 use crate::reactor::Tok;
 
 /// Most idle connections kept per upstream address; more are closed when they come back.
@@ -17,6 +18,8 @@ const MAX_IDLE_PER_ADDR: usize = 256;
 pub struct UpConn {
     pub stream: TcpStream,
     pub addr: SocketAddr,
+    /// The cluster the connection was opened for (its stats are charged there).
+    pub cluster: usize,
     pub rbuf: Buf,
     pub wbuf: Buf,
     pub readable: bool,
@@ -32,15 +35,26 @@ pub struct UpConn {
 }
 
 impl UpConn {
-    /// Starts a non-blocking connect, registered under `tok`.
-    pub fn connect(ctx: &mut Ctx, addr: SocketAddr, tok: Tok) -> io::Result<UpConn> {
-        let mut stream = TcpStream::connect(addr)?;
+    /// Starts a non-blocking connect for cluster `cluster`, registered under `tok`.
+    pub fn connect(ctx: &mut Ctx, cluster: usize, addr: SocketAddr, tok: Tok) -> io::Result<UpConn> {
+        let started = TcpStream::connect(addr).and_then(|mut stream| {
+            ctx.registry
+                .register(&mut stream, tok.token(), Interest::READABLE | Interest::WRITABLE)
+                .map(|()| stream)
+        });
+        let stream = match started {
+            Ok(s) => s,
+            Err(e) => {
+                observe::upstream_connect_fail(ctx, cluster, addr, false);
+                return Err(e);
+            }
+        };
         let _ = stream.set_nodelay(true);
-        ctx.registry
-            .register(&mut stream, tok.token(), Interest::READABLE | Interest::WRITABLE)?;
+        observe::upstream_cx_open(ctx, cluster, addr);
         Ok(UpConn {
             stream,
             addr,
+            cluster,
             rbuf: Buf::default(),
             wbuf: Buf::default(),
             readable: false,
@@ -77,6 +91,7 @@ impl UpConn {
 
     /// Deregisters and drops the connection (close, never shutdown: see design.md).
     pub fn close(mut self, ctx: &mut Ctx) {
+        observe::upstream_cx_close(ctx, self.cluster, self.addr);
         let _ = ctx.registry.deregister(&mut self.stream);
         self.release_buffers(&mut ctx.pool);
     }

@@ -12,7 +12,7 @@ mod scopes;
 mod snapshot;
 
 pub use render::{json_str, render_json, render_prometheus, render_text};
-pub use scopes::{ClusterStats, HttpStats, ListenerStats, ServerState, ServerStats, Stats};
+pub use scopes::{listener_scope, ClusterStats, HostStats, HttpStats, ListenerStats, ServerState, ServerStats, Stats};
 pub use snapshot::Snapshot;
 
 use std::collections::HashMap;

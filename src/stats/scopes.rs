@@ -78,6 +78,19 @@ pub struct ClusterStats {
     pub lb_healthy_panic: Counter,
 }
 
+/// Per-host counters shown by /clusters (Envoy keeps these outside /stats too). Kept on the
+/// host, so they follow it through DNS rebuilds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostStats {
+    pub cx_total: u64,
+    pub cx_active: i64,
+    pub cx_connect_fail: u64,
+    pub rq_total: u64,
+    pub rq_success: u64,
+    pub rq_error: u64,
+    pub rq_timeout: u64,
+}
+
 /// The registry plus the typed scopes and the process facts behind the `server.*` gauges.
 #[derive(Debug)]
 pub struct Stats {
