@@ -2,6 +2,7 @@
 //! (and, later, its live connections) to a new process without dropping any.
 
 pub mod access_log;
+pub mod admin;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -12,6 +12,7 @@ use mio::{Events, Interest, Poll, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
+use crate::admin::{self, Admin};
 use crate::cli::Options;
 use crate::cluster::dns::{Query, Resolver};
 use crate::cluster::ClusterRt;
@@ -41,6 +42,8 @@ pub struct Proxy {
     /// Set while start-up waits for first DNS answers.
     init_until: Option<Instant>,
     exit_code: Option<i32>,
+    /// The admin interface, when the bootstrap has `admin.address`.
+    admin: Option<Admin>,
 }
 
 /// "Address already in use (os error 98)" → "Address already in use".
@@ -74,6 +77,7 @@ impl Proxy {
             .registry()
             .try_clone()
             .map_err(|e| format!("epoll: {e}"))?;
+        let admin = Admin::start(poll.registry(), &b, &opts)?;
         let mut listeners = Vec::new();
         let mut rts = Vec::new();
         for l in b.listeners {
@@ -107,6 +111,7 @@ impl Proxy {
             next_gen: 0,
             init_until: None,
             exit_code: None,
+            admin,
         };
         let logs: Vec<_> = p.ctx.listeners.iter().map(|l| l.hcm.access_log.as_slice()).collect();
         p.ctx.access_logs = crate::access_log::AccessLogs::open(&logs)?;
@@ -274,6 +279,18 @@ impl Proxy {
             return;
         }
         self.ctx.draining = true;
+        self.close_listeners();
+        close_all_idle(&mut self.ctx);
+        let at = self.ctx.now + self.opts.drain_time;
+        self.ctx.timers.arm(at, TimerKey::Drain);
+        for id in self.sessions.keys() {
+            self.drive(id);
+        }
+    }
+
+    /// Stops accepting for good: listeners deregistered and closed (`/drain_listeners` stops
+    /// here; a drain goes on to finish connections and exit).
+    fn close_listeners(&mut self) {
         self.ctx.stats.set_state(ServerState::Draining);
         for (i, l) in self.listeners.iter_mut().enumerate() {
             if let Some(mut l) = l.take() {
@@ -284,11 +301,31 @@ impl Proxy {
             }
         }
         self.accepting = false;
-        close_all_idle(&mut self.ctx);
-        let at = self.ctx.now + self.opts.drain_time;
-        self.ctx.timers.arm(at, TimerKey::Drain);
-        for id in self.sessions.keys() {
-            self.drive(id);
+    }
+
+    /// An admin-interface event; runs what the request asked the proxy to do.
+    fn on_admin(&mut self, i: usize) {
+        let Some(mut a) = self.admin.take() else { return };
+        let bound = self
+            .ctx
+            .listeners
+            .iter()
+            .zip(&self.listeners)
+            .map(|(rt, l)| (rt.name.clone(), l.as_ref().and_then(|l| l.local_addr().ok())))
+            .collect();
+        let view = admin::View { opts: &self.opts, bound };
+        let action = a.on_event(i, &mut self.ctx, &view);
+        self.admin = Some(a);
+        match action {
+            Some(admin::Action::DrainListeners) => {
+                log::info!("admin: draining listeners");
+                self.close_listeners();
+            }
+            Some(admin::Action::Quit) => {
+                log::info!("admin: quitquitquit: exiting (pid {})", std::process::id());
+                self.exit_code = Some(0);
+            }
+            None => {}
         }
     }
 
@@ -366,7 +403,8 @@ impl Proxy {
                         self.drive(id);
                     }
                     Tok::Idle(i) => idle_event(&mut self.ctx, i),
-                    Tok::Admin(_) | Tok::Restart(_) => {}
+                    Tok::Admin(i) => self.on_admin(i),
+                    Tok::Restart(_) => {}
                 }
             }
             while let Some((at, key)) = self.ctx.timers.pop_due(self.ctx.now) {

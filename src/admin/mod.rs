@@ -1,0 +1,189 @@
+//! The admin interface (Envoy's `admin.address`), served on the proxy's own reactor. Requests
+//! are tiny and rare, so each connection reads one request, gets one response with
+//! `Connection: close`, and is closed: no keep-alive, no pipelining, no streaming.
+
+mod dump;
+mod handlers;
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry};
+
+use crate::cli::Options;
+use crate::config::Bootstrap;
+use crate::context::Ctx;
+use crate::reactor::Tok;
+use crate::util::Slab;
+
+pub use dump::config_dump;
+
+/// Envoy's `/hot_restart_version` answer: changes whenever two baton builds could not hand
+/// over to each other (the restart protocol's version).
+pub const HOT_RESTART_VERSION: &str = "baton.1";
+
+/// Largest admin request (head and body) we read.
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// What the proxy must do after an admin request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `POST /drain_listeners`: stop accepting; in-flight and idle connections carry on.
+    DrainListeners,
+    /// `POST /quitquitquit`: exit cleanly.
+    Quit,
+}
+
+/// What the admin shows that only the proxy knows.
+pub struct View<'a> {
+    pub opts: &'a Options,
+    /// Listener name and the address it is bound to (None once closed).
+    pub bound: Vec<(String, Option<SocketAddr>)>,
+}
+
+struct Conn {
+    stream: TcpStream,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    written: usize,
+    /// Action to report once the response is out.
+    then: Option<Action>,
+}
+
+/// The admin listener, its connections, and what it serves that never changes.
+pub struct Admin {
+    listener: TcpListener,
+    conns: Slab<Conn>,
+    /// Envoy's `node` as shown by /server_info: CLI flags over the bootstrap's `node`.
+    node: (String, String),
+    config_dump: String,
+}
+
+impl Admin {
+    /// Binds and registers the admin listener; a busy port is a start-up error naming it.
+    pub fn start(registry: &Registry, b: &Bootstrap, opts: &Options) -> Result<Option<Admin>, String> {
+        let Some(cfg) = &b.admin else { return Ok(None) };
+        let mut listener = TcpListener::bind(cfg.address)
+            .map_err(|e| format!("admin: {}: {}", cfg.address, crate::server::io_cause(&e)))?;
+        registry
+            .register(&mut listener, Tok::Admin(usize::MAX).token(), Interest::READABLE)
+            .map_err(|e| format!("admin: {e}"))?;
+        let bn = b.node.clone().unwrap_or_default();
+        let pick = |cli: &str, cfg: String| if cli.is_empty() { cfg } else { cli.to_string() };
+        let node = (pick(&opts.service_node, bn.id), pick(&opts.service_cluster, bn.cluster));
+        log::info!("admin interface on {}", listener.local_addr().unwrap_or(cfg.address));
+        Ok(Some(Admin {
+            listener,
+            conns: Slab::default(),
+            node,
+            config_dump: config_dump(b, opts),
+        }))
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// An event for `Tok::Admin(i)`. Returns what the proxy must do, if anything.
+    pub fn on_event(&mut self, i: usize, ctx: &mut Ctx, view: &View<'_>) -> Option<Action> {
+        if i == usize::MAX {
+            self.accept(ctx);
+            return None;
+        }
+        let done = match self.conns.get_mut(i) {
+            Some(c) => drive(c, ctx, self.node.clone(), &self.config_dump, view),
+            None => return None,
+        };
+        match done {
+            Ok(Some(action)) => {
+                self.close(i, ctx);
+                action
+            }
+            Ok(None) => None,
+            Err(e) => {
+                log::debug!("admin connection: {e}");
+                // The client left; what it asked for (quit, drain) still happens.
+                let then = self.conns.get(i).and_then(|c| c.then);
+                self.close(i, ctx);
+                then
+            }
+        }
+    }
+
+    fn accept(&mut self, ctx: &mut Ctx) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, _)) => {
+                    let id = self.conns.next_key();
+                    if let Err(e) = ctx.registry.register(&mut stream, Tok::Admin(id).token(), Interest::READABLE | Interest::WRITABLE) {
+                        log::warn!("admin: cannot register a connection: {e}");
+                        continue;
+                    }
+                    self.conns.insert(Conn {
+                        stream,
+                        rbuf: Vec::new(),
+                        wbuf: Vec::new(),
+                        written: 0,
+                        then: None,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::warn!("admin: accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, i: usize, ctx: &mut Ctx) {
+        if let Some(mut c) = self.conns.remove(i) {
+            let _ = ctx.registry.deregister(&mut c.stream);
+        }
+    }
+}
+
+/// Reads the request, answers it, writes the answer. Ok(Some(action)) when the connection is
+/// finished (the inner action, if any, for the proxy).
+fn drive(
+    c: &mut Conn,
+    ctx: &mut Ctx,
+    node: (String, String),
+    dump: &str,
+    view: &View<'_>,
+) -> io::Result<Option<Option<Action>>> {
+    if c.wbuf.is_empty() {
+        let mut buf = [0u8; 4096];
+        loop {
+            match c.stream.read(&mut buf) {
+                Ok(0) => return Ok(Some(None)),
+                Ok(n) => {
+                    c.rbuf.extend_from_slice(&buf[..n]);
+                    if c.rbuf.len() > MAX_REQUEST {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let Some(resp) = handlers::request(&c.rbuf, ctx, &node, dump, view) else {
+            return Ok(None);
+        };
+        c.then = resp.action;
+        c.wbuf = resp.bytes;
+    }
+    while c.written < c.wbuf.len() {
+        match c.stream.write(&c.wbuf[c.written..]) {
+            Ok(0) => return Ok(Some(c.then)),
+            Ok(n) => c.written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(c.then))
+}
