@@ -129,7 +129,7 @@ fn route(method: &str, path: &str, query: &str, ctx: &mut Ctx, node: &(String, S
         "/stats/prometheus" => reply(200, PROM, &render_prometheus(&ctx.stats.store), ""),
         "/server_info" => reply(200, JSON, &server_info(ctx, node, view), ""),
         "/ready" => {
-            let st = effective_state(ctx);
+            let st = ctx.stats.state();
             let code = if st == ServerState::Live { 200 } else { 503 };
             reply(code, TEXT, &format!("{}\n", st.as_str()), "")
         }
@@ -154,14 +154,6 @@ fn route(method: &str, path: &str, query: &str, ctx: &mut Ctx, node: &(String, S
             ..reply(200, TEXT, "OK\n", "")
         },
         _ => not_found(),
-    }
-}
-
-/// Envoy reports DRAINING while health checks are failed (`/healthcheck/fail`).
-pub fn effective_state(ctx: &Ctx) -> ServerState {
-    match ctx.stats.state() {
-        ServerState::Live if ctx.stats.healthcheck_failed => ServerState::Draining,
-        s => s,
     }
 }
 
@@ -190,7 +182,7 @@ fn server_info(ctx: &Ctx, node: &(String, String), view: &View<'_>) -> String {
     let mut b = String::from("{\"version\":");
     json_str(&mut b, &format!("baton/{}/RELEASE", crate::VERSION));
     b.push_str(",\"state\":");
-    json_str(&mut b, effective_state(ctx).as_str());
+    json_str(&mut b, ctx.stats.state().as_str());
     b.push_str(",\"hot_restart_version\":");
     json_str(&mut b, HOT_RESTART_VERSION);
     b.push_str(",\"node\":{\"id\":");

@@ -203,8 +203,13 @@ impl Stats {
         }
     }
 
+    /// The state as reported (/ready, /server_info, server.live): Envoy reports DRAINING
+    /// while health checks are failed by `/healthcheck/fail`.
     pub fn state(&self) -> ServerState {
-        self.state
+        match self.state {
+            ServerState::Live if self.healthcheck_failed => ServerState::Draining,
+            s => s,
+        }
     }
 
     /// The hot-restart driver and the drain call this; `server.live` follows.
@@ -253,7 +258,7 @@ impl Stats {
             .sum();
         let sv = self.server;
         let parent = self.store.gauge_value(sv.parent_connections);
-        let live = i64::from(self.state == ServerState::Live);
+        let live = i64::from(self.state() == ServerState::Live);
         let up = self.uptime(now).as_secs() as i64;
         self.store.set(sv.total_connections, own + parent);
         self.store.set(sv.live, live);
