@@ -47,8 +47,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(registry: mio::Registry, clusters: Vec<ClusterRt>, listeners: Vec<ListenerRt>) -> Ctx {
-        let ls: Vec<_> = listeners.iter().map(|l| (l.address, l.hcm.stat_prefix.as_str())).collect();
+    pub fn new(
+        registry: mio::Registry,
+        clusters: Vec<ClusterRt>,
+        listeners: Vec<ListenerRt>,
+    ) -> Ctx {
+        let ls: Vec<_> = listeners
+            .iter()
+            .map(|l| (l.address, l.hcm.stat_prefix.as_str()))
+            .collect();
         let cs: Vec<&str> = clusters.iter().map(|c| c.cfg.name.as_str()).collect();
         let stats = Stats::new(&ls, &cs);
         Ctx {

@@ -24,7 +24,13 @@ pub fn cx_close(ctx: &mut Ctx, l: usize) {
 }
 
 /// A request head was parsed (or rejected: `req` None): counts it and starts its record.
-pub fn begin(ctx: &mut Ctx, l: usize, peer: SocketAddr, minor: u8, req: Option<&RequestHead<'_>>) -> Rq {
+pub fn begin(
+    ctx: &mut Ctx,
+    l: usize,
+    peer: SocketAddr,
+    minor: u8,
+    req: Option<&RequestHead<'_>>,
+) -> Rq {
     if let Some(h) = ctx.stats.http.get(l).copied() {
         ctx.stats.store.inc(h.downstream_rq_total);
         ctx.stats.store.gauge_add(h.downstream_rq_active, 1);
@@ -104,7 +110,10 @@ pub fn end(ctx: &mut Ctx, mut rq: Rq) {
         }
     }
     if ctx.access_logs.slots(rq.listener).is_some() {
-        let name = rq.cluster.and_then(|c| ctx.clusters.get(c)).map(|c| c.cfg.name.as_str());
+        let name = rq
+            .cluster
+            .and_then(|c| ctx.clusters.get(c))
+            .map(|c| c.cfg.name.as_str());
         if ctx.access_logs.log(&rq, name) && !ctx.access_logs.tick_armed {
             ctx.access_logs.tick_armed = true;
             ctx.timers.arm(ctx.now + FLUSH_EVERY, TimerKey::Tick);
@@ -195,7 +204,11 @@ pub fn dns_attempt(ctx: &mut Ctx, c: usize) {
 /// A DNS answer for cluster `c` arrived (ok: it resolved); membership follows its hosts.
 pub fn dns_result(ctx: &mut Ctx, c: usize, ok: bool) {
     if let Some(cs) = ctx.stats.clusters.get(c).copied() {
-        ctx.stats.store.inc(if ok { cs.update_success } else { cs.update_failure });
+        ctx.stats.store.inc(if ok {
+            cs.update_success
+        } else {
+            cs.update_failure
+        });
     }
     membership(ctx, c);
 }

@@ -73,11 +73,11 @@ impl Router {
     pub fn virtual_host(&self, host: Option<&str>) -> Option<&VirtualHost> {
         let i = host.and_then(|h| {
             let h = h.to_ascii_lowercase();
-            self.match_host(&h).or_else(|| {
-                strip_port(&h).and_then(|bare| self.match_host(bare))
-            })
+            self.match_host(&h)
+                .or_else(|| strip_port(&h).and_then(|bare| self.match_host(bare)))
         });
-        i.or(self.wildcard).and_then(|i| self.config.virtual_hosts.get(i))
+        i.or(self.wildcard)
+            .and_then(|i| self.config.virtual_hosts.get(i))
     }
 
     /// The first route of the matching virtual host that matches `path` (with query).
@@ -191,7 +191,9 @@ mod tests {
     }
 
     fn pick(r: &Router, host: &str) -> String {
-        r.virtual_host(Some(host)).map(|v| v.name.clone()).unwrap_or_default()
+        r.virtual_host(Some(host))
+            .map(|v| v.name.clone())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -222,11 +224,26 @@ mod tests {
 
     #[test]
     fn path_matching() {
-        assert!(path_matches(&PathMatch::Prefix("/api".into()), true, "/api/x"));
-        assert!(!path_matches(&PathMatch::Prefix("/api".into()), true, "/API/x"));
-        assert!(path_matches(&PathMatch::Prefix("/api".into()), false, "/API/x"));
+        assert!(path_matches(
+            &PathMatch::Prefix("/api".into()),
+            true,
+            "/api/x"
+        ));
+        assert!(!path_matches(
+            &PathMatch::Prefix("/api".into()),
+            true,
+            "/API/x"
+        ));
+        assert!(path_matches(
+            &PathMatch::Prefix("/api".into()),
+            false,
+            "/API/x"
+        ));
         assert!(path_matches(&PathMatch::Path("/a".into()), true, "/a?q=1"));
         assert!(!path_matches(&PathMatch::Path("/a".into()), true, "/ab"));
-        assert_eq!(rewrite_prefix(&PathMatch::Prefix("/api/".into()), "/", "/api/x?y"), "/x?y");
+        assert_eq!(
+            rewrite_prefix(&PathMatch::Prefix("/api/".into()), "/", "/api/x?y"),
+            "/x?y"
+        );
     }
 }

@@ -21,9 +21,9 @@ use crate::context::{Ctx, ListenerRt};
 use crate::http::downstream::Session;
 use crate::http::upstream::{close_all_idle, idle_event};
 use crate::observe;
-use crate::stats::ServerState;
 use crate::reactor::{TimerKey, Tok};
 use crate::route::Router;
+use crate::stats::ServerState;
 use crate::util::Slab;
 
 /// Longest we hold listeners back waiting for the first DNS answers.
@@ -113,7 +113,12 @@ impl Proxy {
             exit_code: None,
             admin,
         };
-        let logs: Vec<_> = p.ctx.listeners.iter().map(|l| l.hcm.access_log.as_slice()).collect();
+        let logs: Vec<_> = p
+            .ctx
+            .listeners
+            .iter()
+            .map(|l| l.hcm.access_log.as_slice())
+            .collect();
         p.ctx.access_logs = crate::access_log::AccessLogs::open(&logs)?;
         let mut waiting = false;
         for c in 0..p.ctx.clusters.len() {
@@ -133,7 +138,9 @@ impl Proxy {
     /// Queues DNS queries for a cluster's named endpoints; true if any was sent.
     fn refresh_dns(&mut self, c: usize) -> bool {
         let mut sent = false;
-        let Some(cl) = self.ctx.clusters.get_mut(c) else { return false };
+        let Some(cl) = self.ctx.clusters.get_mut(c) else {
+            return false;
+        };
         for ep in cl.dns_endpoints() {
             if cl.pending[ep] {
                 continue;
@@ -158,10 +165,20 @@ impl Proxy {
 
     fn on_dns_answers(&mut self) {
         for a in self.resolver.drain() {
-            let Some(cl) = self.ctx.clusters.get_mut(a.cluster) else { continue };
+            let Some(cl) = self.ctx.clusters.get_mut(a.cluster) else {
+                continue;
+            };
             match &a.result {
-                Ok(addrs) => log::debug!("dns: cluster {} endpoint {}: {addrs:?}", cl.cfg.name, a.endpoint),
-                Err(e) => log::warn!("dns: cluster {}: {}: {e}", cl.cfg.name, cl.cfg.endpoints[a.endpoint].host),
+                Ok(addrs) => log::debug!(
+                    "dns: cluster {} endpoint {}: {addrs:?}",
+                    cl.cfg.name,
+                    a.endpoint
+                ),
+                Err(e) => log::warn!(
+                    "dns: cluster {}: {}: {e}",
+                    cl.cfg.name,
+                    cl.cfg.endpoints[a.endpoint].host
+                ),
             }
             if cl.apply_dns(a.endpoint, &a.result) {
                 let hosts: Vec<SocketAddr> = cl.hosts.iter().map(|h| h.addr).collect();
@@ -175,7 +192,13 @@ impl Proxy {
                 self.ctx.timers.arm(at, TimerKey::Dns(a.cluster));
             }
         }
-        if self.init_until.is_some() && self.ctx.clusters.iter().all(|c| !c.pending.iter().any(|&p| p)) {
+        if self.init_until.is_some()
+            && self
+                .ctx
+                .clusters
+                .iter()
+                .all(|c| !c.pending.iter().any(|&p| p))
+        {
             self.init_until = None;
             self.start_accepting();
         }
@@ -187,8 +210,15 @@ impl Proxy {
         }
         for (i, l) in self.listeners.iter_mut().enumerate() {
             if let Some(l) = l {
-                if let Err(e) = self.poll.registry().register(l, Tok::Listener(i).token(), Interest::READABLE) {
-                    log::error!("listener {}: cannot register: {e}", self.ctx.listeners[i].name);
+                if let Err(e) =
+                    self.poll
+                        .registry()
+                        .register(l, Tok::Listener(i).token(), Interest::READABLE)
+                {
+                    log::error!(
+                        "listener {}: cannot register: {e}",
+                        self.ctx.listeners[i].name
+                    );
                 }
             }
         }
@@ -212,7 +242,9 @@ impl Proxy {
 
     fn accept(&mut self, i: usize) {
         loop {
-            let Some(Some(l)) = self.listeners.get(i) else { return };
+            let Some(Some(l)) = self.listeners.get(i) else {
+                return;
+            };
             match l.accept() {
                 Ok((mut stream, peer)) => {
                     let _ = stream.set_nodelay(true);
@@ -305,15 +337,25 @@ impl Proxy {
 
     /// An admin-interface event; runs what the request asked the proxy to do.
     fn on_admin(&mut self, i: usize) {
-        let Some(mut a) = self.admin.take() else { return };
+        let Some(mut a) = self.admin.take() else {
+            return;
+        };
         let bound = self
             .ctx
             .listeners
             .iter()
             .zip(&self.listeners)
-            .map(|(rt, l)| (rt.name.clone(), l.as_ref().and_then(|l| l.local_addr().ok())))
+            .map(|(rt, l)| {
+                (
+                    rt.name.clone(),
+                    l.as_ref().and_then(|l| l.local_addr().ok()),
+                )
+            })
             .collect();
-        let view = admin::View { opts: &self.opts, bound };
+        let view = admin::View {
+            opts: &self.opts,
+            bound,
+        };
         let action = a.on_event(i, &mut self.ctx, &view);
         self.admin = Some(a);
         match action {
@@ -346,7 +388,10 @@ impl Proxy {
                 self.refresh_dns(c);
             }
             TimerKey::Drain => {
-                log::info!("drain time over: closing {} connections", self.sessions.len());
+                log::info!(
+                    "drain time over: closing {} connections",
+                    self.sessions.len()
+                );
                 for id in self.sessions.keys() {
                     if let Some(s) = self.sessions.remove(id) {
                         s.close(&mut self.ctx);
@@ -356,7 +401,9 @@ impl Proxy {
             TimerKey::Tick => {
                 observe::on_tick(&mut self.ctx);
                 if self.init_until.is_some_and(|t| t <= at) {
-                    log::warn!("first DNS answers not all in after {INIT_DNS_WAIT:?}; accepting anyway");
+                    log::warn!(
+                        "first DNS answers not all in after {INIT_DNS_WAIT:?}; accepting anyway"
+                    );
                     self.init_until = None;
                     self.start_accepting();
                 }
@@ -381,7 +428,9 @@ impl Proxy {
             }
             self.ctx.now = Instant::now();
             for ev in events.iter() {
-                let Some(tok) = Tok::from_token(ev.token()) else { continue };
+                let Some(tok) = Tok::from_token(ev.token()) else {
+                    continue;
+                };
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                 let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
                 match tok {

@@ -48,7 +48,10 @@ fn stats_count_every_request_by_class_and_failure() {
     send("/dns/200", 200, 3); // LOGICAL_DNS localhost
     let a = s.admin;
     // Connections close asynchronously after the responses: wait until none is active.
-    assert!(eventually(WAIT, || stat(a, "http.ingress_http.downstream_cx_active") == 0));
+    assert!(eventually(WAIT, || stat(
+        a,
+        "http.ingress_http.downstream_cx_active"
+    ) == 0));
     let st = stats(a);
     let v = |n: &str| {
         st.iter()
@@ -79,7 +82,11 @@ fn stats_count_every_request_by_class_and_failure() {
     assert_eq!(c("svc", "upstream_rq_2xx"), 7);
     assert_eq!(c("svc", "upstream_rq_3xx"), 1);
     assert_eq!(c("svc", "upstream_rq_4xx"), 3);
-    assert_eq!(c("svc", "upstream_rq_5xx"), 2 + 1, "503s plus the timed-out 504");
+    assert_eq!(
+        c("svc", "upstream_rq_5xx"),
+        2 + 1,
+        "503s plus the timed-out 504"
+    );
     assert_eq!(c("svc", "upstream_rq_timeout"), 1);
     assert_eq!(c("svc", "upstream_cx_connect_fail"), 0);
     assert_eq!(c("svc", "membership_total"), 1);
@@ -113,9 +120,15 @@ fn stats_count_every_request_by_class_and_failure() {
 
     // /stats?filter and ?format=json agree with the text.
     let f = admin_get(a, "/stats?filter=%5Ecluster%5C.dead%5C.");
-    assert!(f.lines().count() >= 10 && f.lines().all(|l| l.starts_with("cluster.dead.")), "{f}");
+    assert!(
+        f.lines().count() >= 10 && f.lines().all(|l| l.starts_with("cluster.dead.")),
+        "{f}"
+    );
     let j = admin_get(a, "/stats?format=json&filter=no_route");
-    assert_eq!(j, "{\"stats\":[{\"name\":\"http.ingress_http.no_route\",\"value\":2}]}\n");
+    assert_eq!(
+        j,
+        "{\"stats\":[{\"name\":\"http.ingress_http.no_route\",\"value\":2}]}\n"
+    );
     assert_eq!(admin(a, "GET", "/stats?filter=(").0, 400);
 
     // /clusters: per-host counters.
@@ -127,7 +140,13 @@ fn stats_count_every_request_by_class_and_failure() {
     assert!(cl.contains(&format!("{svc}rq_total::14\n")), "{cl}");
     assert!(cl.contains(&format!("{svc}rq_timeout::1\n")), "{cl}");
     assert!(cl.contains(&format!("{svc}rq_success::11\n")), "{cl}");
-    assert!(cl.contains(&format!("dnsc::127.0.0.1:{}::hostname::localhost\n", s.upstream)), "{cl}");
+    assert!(
+        cl.contains(&format!(
+            "dnsc::127.0.0.1:{}::hostname::localhost\n",
+            s.upstream
+        )),
+        "{cl}"
+    );
     assert!(!cl.contains("empty::127"), "{cl}");
 }
 
@@ -149,7 +168,10 @@ fn info_endpoints_and_errors() {
         assert!(info.contains(want), "{want} not in {info}");
     }
     assert_eq!(admin_get(a, "/hot_restart_version"), "baton.1\n");
-    assert_eq!(admin_get(a, "/listeners"), format!("listener_0::127.0.0.1:{}\n", b.port));
+    assert_eq!(
+        admin_get(a, "/listeners"),
+        format!("listener_0::127.0.0.1:{}\n", b.port)
+    );
     let lj = admin_get(a, "/listeners?format=json");
     assert!(lj.contains(&format!("\"port_value\":{}", b.port)), "{lj}");
     let dump = admin_get(a, "/config_dump");
@@ -164,12 +186,20 @@ fn info_endpoints_and_errors() {
         assert!(dump.contains(want), "{want} not in {dump}");
     }
     // A GET on a POST-only endpoint: 405, nothing happens.
-    for p in ["/healthcheck/fail", "/healthcheck/ok", "/drain_listeners", "/quitquitquit"] {
+    for p in [
+        "/healthcheck/fail",
+        "/healthcheck/ok",
+        "/drain_listeners",
+        "/quitquitquit",
+    ] {
         assert_eq!(admin(a, "GET", p).0, 405, "{p}");
     }
     let (st, body) = admin(a, "GET", "/nope");
     assert_eq!(st, 404);
-    assert!(body.contains("admin commands are") && body.contains("/stats/prometheus"), "{body}");
+    assert!(
+        body.contains("admin commands are") && body.contains("/stats/prometheus"),
+        "{body}"
+    );
 
     // /ready follows the health-check override.
     assert_eq!(admin(a, "GET", "/ready"), (200, "LIVE\n".to_string()));
@@ -187,9 +217,15 @@ fn drain_listeners_then_quitquitquit() {
     let (mut b, _up, s) = start();
     let a = s.admin;
     assert_eq!(request(b.port, "GET", "/status/200", "", ""), 200);
-    assert_eq!(admin(a, "POST", "/drain_listeners"), (200, "OK\n".to_string()));
+    assert_eq!(
+        admin(a, "POST", "/drain_listeners"),
+        (200, "OK\n".to_string())
+    );
     // The listener is closed: connects are refused; the admin still answers.
-    assert!(eventually(WAIT, || std::net::TcpStream::connect(local(b.port)).is_err()));
+    assert!(eventually(WAIT, || std::net::TcpStream::connect(local(
+        b.port
+    ))
+    .is_err()));
     assert_eq!(admin(a, "GET", "/ready"), (503, "DRAINING\n".to_string()));
     assert_eq!(admin_get(a, "/listeners"), "listener_0::closed\n");
     assert_eq!(admin(a, "POST", "/quitquitquit"), (200, "OK\n".to_string()));

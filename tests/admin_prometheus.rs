@@ -49,24 +49,45 @@ fn prometheus_output_parses_with_the_reference_parser() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run python3");
-    py.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("feed parser");
+    py.stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed parser");
     let out = py.wait_with_output().expect("parser output");
     assert!(
         out.status.success(),
         "prometheus_client could not parse the output (is it installed? `python3 -m pip install prometheus_client`; .ci/run installs it):\n{}\n--- exposition ---\n{text}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let samples: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+    let samples: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
     let has = |line: &str| samples.iter().any(|l| l == line);
-    assert!(has("counter|envoy_cluster_upstream_rq_total|envoy_cluster_name=svc|3"), "{samples:#?}");
+    assert!(
+        has("counter|envoy_cluster_upstream_rq_total|envoy_cluster_name=svc|3"),
+        "{samples:#?}"
+    );
     // The parser names counter samples with `_total` (OpenMetrics style) whether or not the
     // family name has it; baton writes Envoy's names (`envoy_cluster_upstream_cx_connect_fail`).
-    assert!(has("counter|envoy_cluster_upstream_cx_connect_fail_total|envoy_cluster_name=dead|1"), "{samples:#?}");
+    assert!(
+        has("counter|envoy_cluster_upstream_cx_connect_fail_total|envoy_cluster_name=dead|1"),
+        "{samples:#?}"
+    );
     assert!(has("counter|envoy_http_downstream_rq_2xx_total|envoy_http_conn_manager_prefix=ingress_http|3"), "{samples:#?}");
-    assert!(text.contains("# TYPE envoy_cluster_upstream_cx_connect_fail counter\n"), "{text}");
+    assert!(
+        text.contains("# TYPE envoy_cluster_upstream_cx_connect_fail counter\n"),
+        "{text}"
+    );
     assert!(has("gauge|envoy_server_live||1"), "{samples:#?}");
     let lname = format!("envoy_listener_address=127.0.0.1_{}", b.port);
-    assert!(samples.iter().any(|l| l.contains("envoy_listener_downstream_cx_total") && l.contains(&lname)), "{samples:#?}");
+    assert!(
+        samples
+            .iter()
+            .any(|l| l.contains("envoy_listener_downstream_cx_total") && l.contains(&lname)),
+        "{samples:#?}"
+    );
     // Every stat of /stats is one sample.
     let n = stats(s.admin).len();
     assert_eq!(samples.len(), n, "one sample per stat");

@@ -94,8 +94,12 @@ impl Format {
             rest = rest.strip_prefix('%').unwrap_or(rest);
             let op = match (name, arg) {
                 ("START_TIME", a) => Op::StartTime(a.filter(|a| !a.is_empty()).map(String::from)),
-                ("REQ", Some(a)) => Op::Req(a.split('?').map(|n| slot(&mut slots.req, n)).collect()),
-                ("RESP", Some(a)) => Op::Resp(a.split('?').map(|n| slot(&mut slots.resp, n)).collect()),
+                ("REQ", Some(a)) => {
+                    Op::Req(a.split('?').map(|n| slot(&mut slots.req, n)).collect())
+                }
+                ("RESP", Some(a)) => {
+                    Op::Resp(a.split('?').map(|n| slot(&mut slots.resp, n)).collect())
+                }
                 ("PROTOCOL", _) => Op::Protocol,
                 ("RESPONSE_CODE", _) => Op::ResponseCode,
                 ("RESPONSE_FLAGS", _) => Op::ResponseFlags,
@@ -104,10 +108,14 @@ impl Format {
                 ("DURATION", _) => Op::Duration,
                 ("UPSTREAM_HOST" | "UPSTREAM_REMOTE_ADDRESS", _) => Op::UpstreamHost,
                 ("UPSTREAM_CLUSTER", _) => Op::UpstreamCluster,
-                ("DOWNSTREAM_REMOTE_ADDRESS" | "DOWNSTREAM_DIRECT_REMOTE_ADDRESS", _) => Op::DownstreamRemote,
-                ("DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" | "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT", _) => {
-                    Op::DownstreamRemoteNoPort
+                ("DOWNSTREAM_REMOTE_ADDRESS" | "DOWNSTREAM_DIRECT_REMOTE_ADDRESS", _) => {
+                    Op::DownstreamRemote
                 }
+                (
+                    "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT"
+                    | "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT",
+                    _,
+                ) => Op::DownstreamRemoteNoPort,
                 _ => Op::Unknown,
             };
             if !lit.is_empty() {
@@ -153,7 +161,9 @@ fn floor_char(s: &str, i: usize) -> usize {
 
 fn header<'a>(vals: Option<&'a [Option<String>]>, slots: &[usize]) -> Option<&'a str> {
     let vals = vals?;
-    slots.iter().find_map(|&i| vals.get(i).and_then(|v| v.as_deref()))
+    slots
+        .iter()
+        .find_map(|&i| vals.get(i).and_then(|v| v.as_deref()))
 }
 
 fn value(v: &mut String, op: &Op, rq: &Rq, cluster_name: Option<&str>) {
@@ -165,7 +175,11 @@ fn value(v: &mut String, op: &Op, rq: &Rq, cluster_name: Option<&str>) {
         }
         Op::Req(s) => v.push_str(header(cap.map(|c| c.req.as_slice()), s).unwrap_or("")),
         Op::Resp(s) => v.push_str(header(cap.map(|c| c.resp.as_slice()), s).unwrap_or("")),
-        Op::Protocol => v.push_str(if rq.minor == 0 { "HTTP/1.0" } else { "HTTP/1.1" }),
+        Op::Protocol => v.push_str(if rq.minor == 0 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        }),
         Op::ResponseCode => {
             let _ = write!(v, "{}", rq.status);
         }
@@ -205,7 +219,11 @@ fn start_time(v: &mut String, t: SystemTime, fmt: Option<&str>) {
     let rem = secs % 86_400;
     let (h, mi, s) = (rem / 3600, (rem / 60) % 60, rem % 60);
     let Some(f) = fmt else {
-        let _ = write!(v, "{y:04}-{mo:02}-{da:02}T{h:02}:{mi:02}:{s:02}.{:03}Z", nanos / 1_000_000);
+        let _ = write!(
+            v,
+            "{y:04}-{mo:02}-{da:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
+            nanos / 1_000_000
+        );
         return;
     };
     let mut it = f.char_indices().peekable();
@@ -222,7 +240,10 @@ fn start_time(v: &mut String, t: SystemTime, fmt: Option<&str>) {
         } else if spec.starts_with("6f") {
             (format!("{:06}", nanos / 1_000), 2)
         } else if spec.starts_with("9f") || spec.starts_with('f') {
-            (format!("{nanos:09}"), if spec.starts_with('f') { 1 } else { 2 })
+            (
+                format!("{nanos:09}"),
+                if spec.starts_with('f') { 1 } else { 2 },
+            )
         } else {
             let t = match spec.chars().next() {
                 Some('Y') => format!("{y:04}"),
@@ -296,6 +317,9 @@ mod tests {
         let r = rq(&slots);
         let mut out = Vec::new();
         f.render(&mut out, &r, None);
-        assert_eq!(String::from_utf8(out).unwrap(), "951782400.123 GET curl 10.0.0.1 %- 0");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "951782400.123 GET curl 10.0.0.1 %- 0"
+        );
     }
 }

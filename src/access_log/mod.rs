@@ -51,7 +51,11 @@ impl LogFile {
                     self.failing = true;
                 }
                 if self.buf.len() > MAX_BUFFER {
-                    log::warn!("access log {}: dropping {} buffered bytes", self.path, self.buf.len());
+                    log::warn!(
+                        "access log {}: dropping {} buffered bytes",
+                        self.path,
+                        self.buf.len()
+                    );
                     self.buf.clear();
                 }
             }
@@ -91,7 +95,8 @@ impl AccessLogs {
                 let fi = match a.files.iter().position(|f| f.path == cfg.path) {
                     Some(i) => i,
                     None => {
-                        let f = open(&cfg.path).map_err(|e| format!("access log {}: {e}", cfg.path))?;
+                        let f =
+                            open(&cfg.path).map_err(|e| format!("access log {}: {e}", cfg.path))?;
                         a.files.push(LogFile {
                             path: cfg.path.clone(),
                             file: Some(f),
@@ -112,16 +117,23 @@ impl AccessLogs {
     /// The capture slots of listener `l` when it logs; None means "capture nothing".
     #[inline]
     pub fn slots(&self, l: usize) -> Option<&Slots> {
-        self.listeners.get(l).filter(|x| !x.loggers.is_empty()).map(|x| &x.slots)
+        self.listeners
+            .get(l)
+            .filter(|x| !x.loggers.is_empty())
+            .map(|x| &x.slots)
     }
 
     /// Renders `rq` into every logger of its listener. Returns true when lines are waiting
     /// for the next flush tick.
     pub fn log(&mut self, rq: &Rq, cluster_name: Option<&str>) -> bool {
-        let Some(l) = self.listeners.get(rq.listener) else { return false };
+        let Some(l) = self.listeners.get(rq.listener) else {
+            return false;
+        };
         let mut waiting = false;
         for (fi, f) in &l.loggers {
-            let Some(file) = self.files.get_mut(*fi) else { continue };
+            let Some(file) = self.files.get_mut(*fi) else {
+                continue;
+            };
             f.render(&mut file.buf, rq, cluster_name);
             if file.buf.len() >= FLUSH_AT {
                 file.flush();

@@ -62,12 +62,29 @@ pub fn config_dump(b: &Bootstrap, opts: &Options) -> String {
     w.open(None, '{');
     w.open(Some("configs"), '[');
     w.open(None, '{');
-    w.s(Some("@type"), "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump");
+    w.s(
+        Some("@type"),
+        "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
+    );
     w.open(Some("bootstrap"), '{');
     let node = b.node.clone().unwrap_or_default();
     w.open(Some("node"), '{');
-    w.s(Some("id"), if opts.service_node.is_empty() { &node.id } else { &opts.service_node });
-    w.s(Some("cluster"), if opts.service_cluster.is_empty() { &node.cluster } else { &opts.service_cluster });
+    w.s(
+        Some("id"),
+        if opts.service_node.is_empty() {
+            &node.id
+        } else {
+            &opts.service_node
+        },
+    );
+    w.s(
+        Some("cluster"),
+        if opts.service_cluster.is_empty() {
+            &node.cluster
+        } else {
+            &opts.service_cluster
+        },
+    );
     w.close('}');
     if let Some(a) = &b.admin {
         w.open(Some("admin"), '{');
@@ -110,7 +127,10 @@ fn listener(w: &mut W, l: &Listener, clusters: &[Cluster]) {
     w.open(None, '{');
     w.s(Some("name"), &l.name);
     socket_address(w, &l.address.ip().to_string(), l.address.port());
-    w.n("per_connection_buffer_limit_bytes", l.per_connection_buffer_limit_bytes);
+    w.n(
+        "per_connection_buffer_limit_bytes",
+        l.per_connection_buffer_limit_bytes,
+    );
     w.open(Some("http_connection_manager"), '{');
     hcm(w, &l.hcm, clusters);
     w.close('}');
@@ -120,7 +140,10 @@ fn listener(w: &mut W, l: &Listener, clusters: &[Cluster]) {
 fn hcm(w: &mut W, h: &HttpConnectionManager, clusters: &[Cluster]) {
     let name = |i: usize| clusters.get(i).map_or("?", |c| c.name.as_str());
     w.s(Some("stat_prefix"), &h.stat_prefix);
-    w.s(Some("codec_type"), &format!("{:?}", h.codec_type).to_uppercase());
+    w.s(
+        Some("codec_type"),
+        &format!("{:?}", h.codec_type).to_uppercase(),
+    );
     w.dur("idle_timeout", h.idle_timeout);
     w.dur("request_headers_timeout", h.request_headers_timeout);
     w.dur("stream_idle_timeout", h.stream_idle_timeout);
@@ -223,10 +246,16 @@ fn cluster(w: &mut W, c: &Cluster) {
     w.s(Some("name"), &c.name);
     w.s(Some("type"), &shout(&format!("{:?}", c.discovery)));
     w.s(Some("lb_policy"), &shout(&format!("{:?}", c.lb_policy)));
-    w.s(Some("dns_lookup_family"), &shout(&format!("{:?}", c.dns_lookup_family)));
+    w.s(
+        Some("dns_lookup_family"),
+        &shout(&format!("{:?}", c.dns_lookup_family)),
+    );
     w.dur("connect_timeout", Some(c.connect_timeout));
     w.dur("dns_refresh_rate", Some(c.dns_refresh_rate));
-    w.n("per_connection_buffer_limit_bytes", c.per_connection_buffer_limit_bytes);
+    w.n(
+        "per_connection_buffer_limit_bytes",
+        c.per_connection_buffer_limit_bytes,
+    );
     w.open(Some("load_assignment"), '{');
     w.s(Some("cluster_name"), &c.load_assignment_cluster_name);
     w.open(Some("endpoints"), '[');

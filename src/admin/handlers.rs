@@ -18,15 +18,43 @@ const ENDPOINTS: &[(&str, bool, &str)] = &[
     ("/clusters", false, "upstream cluster status"),
     ("/config_dump", false, "dump current Envoy configs"),
     ("/drain_listeners", true, "drain listeners"),
-    ("/healthcheck/fail", true, "cause the server to fail health checks"),
-    ("/healthcheck/ok", true, "cause the server to pass health checks"),
-    ("/hot_restart_version", false, "print the hot restart compatibility version"),
+    (
+        "/healthcheck/fail",
+        true,
+        "cause the server to fail health checks",
+    ),
+    (
+        "/healthcheck/ok",
+        true,
+        "cause the server to pass health checks",
+    ),
+    (
+        "/hot_restart_version",
+        false,
+        "print the hot restart compatibility version",
+    ),
     ("/listeners", false, "print listener info"),
     ("/quitquitquit", true, "exit the server"),
-    ("/ready", false, "print server state, return 200 if LIVE, otherwise return 503"),
-    ("/server_info", false, "print server version/status information"),
-    ("/stats", false, "print server stats (?format=json|prometheus, ?filter=REGEX)"),
-    ("/stats/prometheus", false, "print server stats in prometheus format"),
+    (
+        "/ready",
+        false,
+        "print server state, return 200 if LIVE, otherwise return 503",
+    ),
+    (
+        "/server_info",
+        false,
+        "print server version/status information",
+    ),
+    (
+        "/stats",
+        false,
+        "print server stats (?format=json|prometheus, ?filter=REGEX)",
+    ),
+    (
+        "/stats/prometheus",
+        false,
+        "print server stats in prometheus format",
+    ),
 ];
 
 const TEXT: &str = "text/plain; charset=UTF-8";
@@ -48,7 +76,13 @@ fn reply(status: u16, ctype: &str, body: &str, extra: &str) -> Reply {
 }
 
 /// Parses a complete request in `buf` and answers it; None while more bytes are needed.
-pub fn request(buf: &[u8], ctx: &mut Ctx, node: &(String, String), dump: &str, view: &View<'_>) -> Option<Reply> {
+pub fn request(
+    buf: &[u8],
+    ctx: &mut Ctx,
+    node: &(String, String),
+    dump: &str,
+    view: &View<'_>,
+) -> Option<Reply> {
     let mut hdrs = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut hdrs);
     let head_len = match req.parse(buf) {
@@ -61,7 +95,13 @@ pub fn request(buf: &[u8], ctx: &mut Ctx, node: &(String, String), dump: &str, v
         .headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok())
+        .and_then(|h| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        })
         .unwrap_or(0);
     if body_len > MAX_REQUEST {
         return Some(reply(413, TEXT, "request too large\n", ""));
@@ -91,7 +131,8 @@ fn percent_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
                     Ok(v) => {
                         out.push(v);
                         i += 3;
@@ -116,12 +157,25 @@ fn not_found() -> Reply {
     reply(404, TEXT, &b, "")
 }
 
-fn route(method: &str, path: &str, query: &str, ctx: &mut Ctx, node: &(String, String), dump: &str, view: &View<'_>) -> Reply {
+fn route(
+    method: &str,
+    path: &str,
+    query: &str,
+    ctx: &mut Ctx,
+    node: &(String, String),
+    dump: &str,
+    view: &View<'_>,
+) -> Reply {
     let Some(&(_, post_only, _)) = ENDPOINTS.iter().find(|(p, _, _)| *p == path) else {
         return not_found();
     };
     if post_only && method != "POST" {
-        return reply(405, TEXT, "This endpoint requires POST\n", "allow: POST\r\n");
+        return reply(
+            405,
+            TEXT,
+            "This endpoint requires POST\n",
+            "allow: POST\r\n",
+        );
     }
     ctx.stats.refresh(ctx.now);
     match path {
@@ -166,9 +220,19 @@ fn stats(query: &str, ctx: &Ctx) -> Reply {
         None => None,
     };
     match param(query, "format").as_deref() {
-        Some("json") => reply(200, JSON, &render_json(&ctx.stats.store, filter.as_ref()), ""),
+        Some("json") => reply(
+            200,
+            JSON,
+            &render_json(&ctx.stats.store, filter.as_ref()),
+            "",
+        ),
         Some("prometheus") => reply(200, PROM, &render_prometheus(&ctx.stats.store), ""),
-        None | Some("text") => reply(200, TEXT, &render_text(&ctx.stats.store, filter.as_ref()), ""),
+        None | Some("text") => reply(
+            200,
+            TEXT,
+            &render_text(&ctx.stats.store, filter.as_ref()),
+            "",
+        ),
         Some(other) => reply(400, TEXT, &format!("unsupported format {other:?}\n"), ""),
     }
 }
@@ -190,23 +254,49 @@ fn server_info(ctx: &Ctx, node: &(String, String), view: &View<'_>) -> String {
     b.push_str(",\"cluster\":");
     json_str(&mut b, &node.1);
     b.push_str("},\"command_line_options\":{\"config_path\":");
-    json_str(&mut b, &o.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+    json_str(
+        &mut b,
+        &o.config_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    );
     b.push_str(",\"config_yaml\":");
     json_str(&mut b, o.config_yaml.as_deref().unwrap_or(""));
     b.push_str(",\"service_cluster\":");
     json_str(&mut b, &o.service_cluster);
     b.push_str(",\"service_node\":");
     json_str(&mut b, &o.service_node);
-    let _ = write!(b, ",\"restart_epoch\":{},\"hot_restart_file\":", ctx.stats.epoch());
-    json_str(&mut b, &o.hot_restart_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+    let _ = write!(
+        b,
+        ",\"restart_epoch\":{},\"hot_restart_file\":",
+        ctx.stats.epoch()
+    );
+    json_str(
+        &mut b,
+        &o.hot_restart_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    );
     b.push_str(",\"drain_time\":");
     json_str(&mut b, &duration_s(o.drain_time));
     b.push_str(",\"parent_shutdown_time\":");
-    json_str(&mut b, &o.parent_shutdown_time.map(duration_s).unwrap_or_default());
+    json_str(
+        &mut b,
+        &o.parent_shutdown_time.map(duration_s).unwrap_or_default(),
+    );
     b.push_str(",\"log_level\":");
     json_str(&mut b, o.log_level.as_deref().unwrap_or("info"));
     b.push_str(",\"mode\":");
-    json_str(&mut b, if o.mode == crate::cli::Mode::Validate { "Validate" } else { "Serve" });
+    json_str(
+        &mut b,
+        if o.mode == crate::cli::Mode::Validate {
+            "Validate"
+        } else {
+            "Serve"
+        },
+    );
     b.push_str(",\"concurrency\":1,\"argv\":[");
     for (i, a) in o.argv.iter().enumerate() {
         if i > 0 {
@@ -297,7 +387,10 @@ mod tests {
 
     #[test]
     fn query_params_decode() {
-        assert_eq!(param("format=json&filter=a%2Eb+c", "filter").as_deref(), Some("a.b c"));
+        assert_eq!(
+            param("format=json&filter=a%2Eb+c", "filter").as_deref(),
+            Some("a.b c")
+        );
         assert_eq!(param("format=json", "format").as_deref(), Some("json"));
         assert_eq!(param("usedonly", "usedonly").as_deref(), Some(""));
         assert_eq!(param("", "filter"), None);

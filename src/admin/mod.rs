@@ -62,17 +62,31 @@ pub struct Admin {
 
 impl Admin {
     /// Binds and registers the admin listener; a busy port is a start-up error naming it.
-    pub fn start(registry: &Registry, b: &Bootstrap, opts: &Options) -> Result<Option<Admin>, String> {
+    pub fn start(
+        registry: &Registry,
+        b: &Bootstrap,
+        opts: &Options,
+    ) -> Result<Option<Admin>, String> {
         let Some(cfg) = &b.admin else { return Ok(None) };
         let mut listener = TcpListener::bind(cfg.address)
             .map_err(|e| format!("admin: {}: {}", cfg.address, crate::server::io_cause(&e)))?;
         registry
-            .register(&mut listener, Tok::Admin(usize::MAX).token(), Interest::READABLE)
+            .register(
+                &mut listener,
+                Tok::Admin(usize::MAX).token(),
+                Interest::READABLE,
+            )
             .map_err(|e| format!("admin: {e}"))?;
         let bn = b.node.clone().unwrap_or_default();
         let pick = |cli: &str, cfg: String| if cli.is_empty() { cfg } else { cli.to_string() };
-        let node = (pick(&opts.service_node, bn.id), pick(&opts.service_cluster, bn.cluster));
-        log::info!("admin interface on {}", listener.local_addr().unwrap_or(cfg.address));
+        let node = (
+            pick(&opts.service_node, bn.id),
+            pick(&opts.service_cluster, bn.cluster),
+        );
+        log::info!(
+            "admin interface on {}",
+            listener.local_addr().unwrap_or(cfg.address)
+        );
         Ok(Some(Admin {
             listener,
             conns: Slab::default(),
@@ -116,7 +130,11 @@ impl Admin {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
                     let id = self.conns.next_key();
-                    if let Err(e) = ctx.registry.register(&mut stream, Tok::Admin(id).token(), Interest::READABLE | Interest::WRITABLE) {
+                    if let Err(e) = ctx.registry.register(
+                        &mut stream,
+                        Tok::Admin(id).token(),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
                         log::warn!("admin: cannot register a connection: {e}");
                         continue;
                     }

@@ -218,7 +218,11 @@ mod tests {
 
     #[test]
     fn logical_dns_uses_first_address_and_keeps_last_good() {
-        let mut c = cluster(DiscoveryType::LogicalDns, LbPolicy::RoundRobin, &[("svc", 80)]);
+        let mut c = cluster(
+            DiscoveryType::LogicalDns,
+            LbPolicy::RoundRobin,
+            &[("svc", 80)],
+        );
         assert!(c.hosts.is_empty());
         assert_eq!(c.dns_endpoints(), vec![0]);
         let a: SocketAddr = "127.0.0.2:80".parse().unwrap();
@@ -235,7 +239,11 @@ mod tests {
 
     #[test]
     fn strict_dns_makes_every_address_a_host() {
-        let mut c = cluster(DiscoveryType::StrictDns, LbPolicy::LeastRequest, &[("svc", 80)]);
+        let mut c = cluster(
+            DiscoveryType::StrictDns,
+            LbPolicy::LeastRequest,
+            &[("svc", 80)],
+        );
         let a: SocketAddr = "127.0.0.2:80".parse().unwrap();
         let b: SocketAddr = "127.0.0.3:80".parse().unwrap();
         c.apply_dns(0, &Ok(vec![a, b, a]));
@@ -252,8 +260,14 @@ mod tests {
         let a: SocketAddr = "127.0.0.2:80".parse().unwrap();
         let v6: SocketAddr = "[::1]:80".parse().unwrap();
         assert_eq!(filter_family(&[a, v6], DnsLookupFamily::Auto), vec![v6]);
-        assert_eq!(filter_family(&[a, v6], DnsLookupFamily::V4Preferred), vec![a]);
-        assert_eq!(filter_family(&[v6], DnsLookupFamily::V4Only), Vec::<SocketAddr>::new());
+        assert_eq!(
+            filter_family(&[a, v6], DnsLookupFamily::V4Preferred),
+            vec![a]
+        );
+        assert_eq!(
+            filter_family(&[v6], DnsLookupFamily::V4Only),
+            Vec::<SocketAddr>::new()
+        );
         assert_eq!(filter_family(&[a, v6], DnsLookupFamily::All), vec![a, v6]);
     }
 }

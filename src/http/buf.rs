@@ -108,7 +108,9 @@ impl Buf {
                     return Ok(ReadOutcome::Data(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadOutcome::WouldBlock),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(ReadOutcome::WouldBlock)
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -169,12 +171,18 @@ mod tests {
         b.release(&mut pool);
         assert!(!b.has_allocation());
         let mut r: &[u8] = b"abc";
-        assert_eq!(b.read_from(&mut pool, &mut r, 2).unwrap(), ReadOutcome::Data(2));
+        assert_eq!(
+            b.read_from(&mut pool, &mut r, 2).unwrap(),
+            ReadOutcome::Data(2)
+        );
         assert_eq!(b.data(), b"ab");
         let mut out = Vec::new();
         assert!(b.write_to(&mut out).unwrap());
         assert_eq!(out, b"ab");
         let mut empty: &[u8] = b"";
-        assert_eq!(b.read_from(&mut pool, &mut empty, 10).unwrap(), ReadOutcome::Eof);
+        assert_eq!(
+            b.read_from(&mut pool, &mut empty, 10).unwrap(),
+            ReadOutcome::Eof
+        );
     }
 }

@@ -129,7 +129,9 @@ fn body_framing(headers: &[httparse::Header<'_>]) -> Result<Option<Framing>, Hea
             for t in h.value.split(|&c| c == b',') {
                 let n = parse_length(trim(t)).ok_or(HeadError::Bad("invalid content-length"))?;
                 match length {
-                    Some(prev) if prev != n => return Err(HeadError::Bad("conflicting content-length")),
+                    Some(prev) if prev != n => {
+                        return Err(HeadError::Bad("conflicting content-length"))
+                    }
                     _ => length = Some(n),
                 }
             }
@@ -155,7 +157,13 @@ fn body_framing(headers: &[httparse::Header<'_>]) -> Result<Option<Framing>, Hea
             _ => Err(HeadError::Bad("transfer-encoding does not end in chunked")),
         }
     } else {
-        Ok(length.map(|n| if n == 0 { Framing::None } else { Framing::Length(n) }))
+        Ok(length.map(|n| {
+            if n == 0 {
+                Framing::None
+            } else {
+                Framing::Length(n)
+            }
+        }))
     }
 }
 
@@ -194,7 +202,8 @@ pub fn parse_request<'b>(
             if host_hdr.is_some() {
                 return Err(HeadError::Bad("multiple host headers"));
             }
-            let v = std::str::from_utf8(trim(h.value)).map_err(|_| HeadError::Bad("invalid host"))?;
+            let v =
+                std::str::from_utf8(trim(h.value)).map_err(|_| HeadError::Bad("invalid host"))?;
             if !valid_authority(v) {
                 return Err(HeadError::Bad("invalid host"));
             }
@@ -243,7 +252,8 @@ pub fn parse_request<'b>(
     };
     let expect_continue = minor == 1
         && headers.iter().any(|h| {
-            h.name.eq_ignore_ascii_case("expect") && trim(h.value).eq_ignore_ascii_case(b"100-continue")
+            h.name.eq_ignore_ascii_case("expect")
+                && trim(h.value).eq_ignore_ascii_case(b"100-continue")
         });
     Ok(Some(RequestHead {
         method,
@@ -274,7 +284,27 @@ fn valid_authority(a: &str) -> bool {
     !a.is_empty()
         && a.bytes().all(|c| {
             c.is_ascii_alphanumeric()
-                || matches!(c, b'-' | b'.' | b'_' | b'~' | b':' | b'[' | b']' | b'%' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
+                || matches!(
+                    c,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b':'
+                        | b'['
+                        | b']'
+                        | b'%'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                )
         })
 }
 
@@ -307,7 +337,8 @@ pub fn parse_response<'b>(
     let minor = resp.version.ok_or(HeadError::Bad("missing version"))?;
     let reason = resp.reason.unwrap_or("");
     let headers: &'b [httparse::Header<'b>] = resp.headers;
-    let no_body = request_was_head || (100..200).contains(&status) || status == 204 || status == 304;
+    let no_body =
+        request_was_head || (100..200).contains(&status) || status == 204 || status == 304;
     let framing = match body_framing(headers) {
         _ if no_body => Framing::None,
         Ok(Some(f)) => f,
@@ -557,10 +588,18 @@ pub fn reason_phrase(status: u16) -> &'static str {
 mod tests {
     use super::*;
 
+    #[allow(clippy::type_complexity)]
     fn req(raw: &str) -> Result<Option<(Framing, bool, Option<String>, String)>, HeadError> {
         let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
         parse_request(raw.as_bytes(), &mut h).map(|o| {
-            o.map(|r| (r.framing, r.keep_alive, r.host.map(String::from), r.path.to_string()))
+            o.map(|r| {
+                (
+                    r.framing,
+                    r.keep_alive,
+                    r.host.map(String::from),
+                    r.path.to_string(),
+                )
+            })
         })
     }
 
@@ -576,7 +615,9 @@ mod tests {
         assert!(!r.1);
         let r = req("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
         assert!(!r.1);
-        let r = req("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap().unwrap();
+        let r = req("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert!(r.1);
         let r = req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
             .unwrap()
@@ -592,7 +633,9 @@ mod tests {
             .unwrap();
         assert_eq!(r.2.as_deref(), Some("Example.com:8080"));
         assert_eq!(r.3, "/x?y");
-        let r = req("GET http://e.com HTTP/1.1\r\nHost: e.com\r\n\r\n").unwrap().unwrap();
+        let r = req("GET http://e.com HTTP/1.1\r\nHost: e.com\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(r.3, "/");
     }
 
@@ -618,10 +661,13 @@ mod tests {
         for b in bad {
             assert!(req(b).is_err(), "accepted: {b:?}");
         }
-        let e = req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap_err();
+        let e = req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+            .unwrap_err();
         assert_eq!(e.status(), 501);
         // identical repeated lengths are fine (RFC 9110 §8.6)
-        let r = req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n").unwrap().unwrap();
+        let r = req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(r.0, Framing::Length(5));
     }
 
@@ -638,25 +684,44 @@ mod tests {
     #[test]
     fn response_framing() {
         let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", &mut h, false)
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+            &mut h,
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (r.status, r.framing, r.keep_alive),
+            (200, Framing::Length(3), true)
+        );
+        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let r = parse_response(b"HTTP/1.1 200 OK\r\n\r\n", &mut h, false)
             .unwrap()
             .unwrap();
-        assert_eq!((r.status, r.framing, r.keep_alive), (200, Framing::Length(3), true));
-        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let r = parse_response(b"HTTP/1.1 200 OK\r\n\r\n", &mut h, false).unwrap().unwrap();
         assert_eq!((r.framing, r.keep_alive), (Framing::UntilClose, false));
         let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", &mut h, true)
-            .unwrap()
-            .unwrap();
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+            &mut h,
+            true,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(r.framing, Framing::None);
         let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let r = parse_response(b"HTTP/1.0 204 No Content\r\n\r\n", &mut h, false).unwrap().unwrap();
-        assert_eq!((r.framing, r.keep_alive), (Framing::None, false));
-        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", &mut h, false)
+        let r = parse_response(b"HTTP/1.0 204 No Content\r\n\r\n", &mut h, false)
             .unwrap()
             .unwrap();
+        assert_eq!((r.framing, r.keep_alive), (Framing::None, false));
+        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &mut h,
+            false,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(r.framing, Framing::Chunked);
     }
 
@@ -669,7 +734,8 @@ mod tests {
 
     #[test]
     fn chunked_decoding() {
-        let (out, n, done) = dechunk(b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\nNEXT").unwrap();
+        let (out, n, done) =
+            dechunk(b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\nNEXT").unwrap();
         assert_eq!(out, b"hello world");
         assert!(done);
         assert_eq!(n, 41);
@@ -678,11 +744,22 @@ mod tests {
         let mut d = ChunkedDecoder::new();
         let mut out = Vec::new();
         for b in input.iter() {
-            assert_eq!(d.decode(std::slice::from_ref(b), usize::MAX, |x| out.extend_from_slice(x)).unwrap(), 1);
+            assert_eq!(
+                d.decode(std::slice::from_ref(b), usize::MAX, |x| out
+                    .extend_from_slice(x))
+                    .unwrap(),
+                1
+            );
         }
         assert!(d.is_done());
         assert_eq!(out, b"0123456789");
-        for bad in [&b"x\r\n"[..], b"5\rhello", b"5\r\nhelloXX", b"ffffffffffffffffff\r\n", b"\r\n"] {
+        for bad in [
+            &b"x\r\n"[..],
+            b"5\rhello",
+            b"5\r\nhelloXX",
+            b"ffffffffffffffffff\r\n",
+            b"\r\n",
+        ] {
             assert!(dechunk(bad).is_err(), "{bad:?}");
         }
     }
@@ -691,7 +768,11 @@ mod tests {
     fn chunked_decoding_respects_max_data() {
         let mut d = ChunkedDecoder::new();
         let mut out = Vec::new();
-        let n = d.decode(b"a\r\n0123456789\r\n0\r\n\r\n", 4, |x| out.extend_from_slice(x)).unwrap();
+        let n = d
+            .decode(b"a\r\n0123456789\r\n0\r\n\r\n", 4, |x| {
+                out.extend_from_slice(x)
+            })
+            .unwrap();
         assert_eq!(out, b"0123");
         assert_eq!(n, 7);
     }

@@ -58,7 +58,14 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(id: usize, gen: u64, client: TcpStream, peer: SocketAddr, listener: usize, now: Instant) -> Session {
+    pub fn new(
+        id: usize,
+        gen: u64,
+        client: TcpStream,
+        peer: SocketAddr,
+        listener: usize,
+        now: Instant,
+    ) -> Session {
         Session {
             id,
             gen,
@@ -132,7 +139,8 @@ impl Session {
             let mut progress = false;
             match self.phase {
                 Phase::Head => {
-                    let max = ctx.listeners[self.listener].hcm.max_request_headers_kb as usize * 1024;
+                    let max =
+                        ctx.listeners[self.listener].hcm.max_request_headers_kb as usize * 1024;
                     if self.rbuf.is_empty() && ctx.draining && self.wbuf.is_empty() {
                         // Safe point: read what may already be there before closing.
                         self.read_client(ctx, max + 1)?;
@@ -148,7 +156,11 @@ impl Session {
                     if !self.rbuf.is_empty() {
                         progress |= super::exchange::start(self, ctx, max);
                     } else if self.eof {
-                        self.phase = if self.wbuf.is_empty() { Phase::Closed } else { Phase::Closing };
+                        self.phase = if self.wbuf.is_empty() {
+                            Phase::Closed
+                        } else {
+                            Phase::Closing
+                        };
                         progress = true;
                     } else {
                         self.rbuf.release(&mut ctx.pool);
@@ -170,7 +182,10 @@ impl Session {
                     // Discard whatever the client still sends, so our last response is not
                     // destroyed by an RST from closing with unread data.
                     while self.readable && !self.eof {
-                        match self.rbuf.read_from(&mut ctx.pool, &mut self.client, CHUNK)? {
+                        match self
+                            .rbuf
+                            .read_from(&mut ctx.pool, &mut self.client, CHUNK)?
+                        {
                             ReadOutcome::Data(n) => {
                                 self.lingered += n;
                                 self.rbuf.consume(n);

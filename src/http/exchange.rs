@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::buf::{Buf, BufPool, CHUNK};
 use super::codec::{
-    is_hop_by_hop, named_in_connection, parse_request, put_header,
-    ChunkedDecoder, Framing, HeadError, RequestHead, MAX_HEADERS,
+    is_hop_by_hop, named_in_connection, parse_request, put_header, ChunkedDecoder, Framing,
+    HeadError, RequestHead, MAX_HEADERS,
 };
 use super::downstream::{Phase, Session};
 use super::local::{self, write_local_reply};
@@ -107,8 +107,17 @@ impl Exchange {
 /// What to do with a parsed request head, decided while the head is still borrowed.
 enum Decision {
     /// `flag`: the %RESPONSE_FLAGS% bit explaining the reply (NR, UH), or 0.
-    Local { status: u16, body: &'static str, flag: u16 },
-    Forward { cluster: usize, addr: SocketAddr, head: Vec<u8>, timeout: Option<Duration> },
+    Local {
+        status: u16,
+        body: &'static str,
+        flag: u16,
+    },
+    Forward {
+        cluster: usize,
+        addr: SocketAddr,
+        head: Vec<u8>,
+        timeout: Option<Duration>,
+    },
 }
 
 struct Meta {
@@ -148,7 +157,11 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
                 return true;
             }
             if s.eof {
-                s.phase = if s.wbuf.is_empty() { Phase::Closed } else { Phase::Closing };
+                s.phase = if s.wbuf.is_empty() {
+                    Phase::Closed
+                } else {
+                    Phase::Closing
+                };
                 return true;
             }
             return false;
@@ -191,7 +204,14 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
             if !keep {
                 s.close_after();
             } else if has_body {
-                s.ex = Some(Box::new(new_exchange(&meta, None, Vec::new(), None, ctx, rq)));
+                s.ex = Some(Box::new(new_exchange(
+                    &meta,
+                    None,
+                    Vec::new(),
+                    None,
+                    ctx,
+                    rq,
+                )));
                 s.phase = Phase::Exchange;
                 return true;
             } else {
@@ -199,7 +219,12 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
             }
             observe::end(ctx, rq);
         }
-        Decision::Forward { cluster, addr, head, timeout } => {
+        Decision::Forward {
+            cluster,
+            addr,
+            head,
+            timeout,
+        } => {
             let tok = s.token_up();
             let conn = match take_idle(ctx, addr, tok) {
                 Some(c) => Ok(c),
@@ -219,7 +244,8 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
                         ex.connect_at = Some(ctx.now + ex.connect_timeout);
                     }
                     if meta.expect_continue && has_body {
-                        s.wbuf.extend(&mut ctx.pool, b"HTTP/1.1 100 Continue\r\n\r\n");
+                        s.wbuf
+                            .extend(&mut ctx.pool, b"HTTP/1.1 100 Continue\r\n\r\n");
                     }
                     if matches!(ex.req, BodyIn::Done) {
                         ex.timeout_at = ex.timeout.map(|t| ctx.now + t);
@@ -258,7 +284,10 @@ fn new_exchange(
     let (connect_timeout, limit) = match target {
         Some((c, _)) => {
             let cfg = &ctx.clusters[c].cfg;
-            (cfg.connect_timeout, cfg.per_connection_buffer_limit_bytes as usize)
+            (
+                cfg.connect_timeout,
+                cfg.per_connection_buffer_limit_bytes as usize,
+            )
         }
         None => (Duration::from_secs(5), 1 << 20),
     };
@@ -303,14 +332,22 @@ fn reject(s: &mut Session, ctx: &mut Ctx, e: &HeadError) {
 fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx) -> Decision {
     let l = &ctx.listeners[listener];
     let Some((_vh, route)) = l.router.route(req.host, req.path) else {
-        return Decision::Local { status: 404, body: "", flag: Flags::NR };
+        return Decision::Local {
+            status: 404,
+            body: "",
+            flag: Flags::NR,
+        };
     };
     let RouteAction::Forward(fwd) = &route.action else {
         // Placeholder until the routing branch lands direct responses and redirects.
         if matches!(route.action, RouteAction::DirectResponse { .. }) {
             observe::direct_response(ctx, listener);
         }
-        return Decision::Local { status: 501, body: "Not Implemented", flag: 0 };
+        return Decision::Local {
+            status: 501,
+            body: "Not Implemented",
+            flag: 0,
+        };
     };
     let cluster = match &fwd.cluster {
         ClusterSpec::Single(c) => *c,
@@ -338,10 +375,18 @@ fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ct
     };
     let timeout = fwd.timeout;
     let Some(cl) = ctx.clusters.get_mut(cluster) else {
-        return Decision::Local { status: 503, body: local::NO_HEALTHY_UPSTREAM, flag: Flags::UH };
+        return Decision::Local {
+            status: 503,
+            body: local::NO_HEALTHY_UPSTREAM,
+            flag: Flags::UH,
+        };
     };
     let Some(hi) = cl.pick(&mut ctx.rng) else {
-        return Decision::Local { status: 503, body: local::NO_HEALTHY_UPSTREAM, flag: Flags::UH };
+        return Decision::Local {
+            status: 503,
+            body: local::NO_HEALTHY_UPSTREAM,
+            flag: Flags::UH,
+        };
     };
     let addr = cl.hosts[hi].addr;
     let _l = &ctx.listeners[listener];
@@ -407,5 +452,10 @@ fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ct
         }
     }
     h.extend_from_slice(b"\r\n");
-    Decision::Forward { cluster, addr, head: h, timeout }
+    Decision::Forward {
+        cluster,
+        addr,
+        head: h,
+        timeout,
+    }
 }

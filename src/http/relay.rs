@@ -127,8 +127,7 @@ fn pump_inner(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<F
             }
         }
     }
-    loop {
-        let Some(up) = s.up.as_mut() else { break };
+    while let Some(up) = s.up.as_mut() {
         let mut moved = false;
         if up.readable && !up.eof && up.rbuf.len() < CHUNK && s.wbuf.len() < ex.limit {
             match up.rbuf.read_from(&mut ctx.pool, &mut up.stream, CHUNK) {
@@ -157,7 +156,10 @@ fn pump_inner(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<F
             moved |= move_response_body(s, ctx, ex);
         }
         let Some(up) = s.up.as_ref() else { break };
-        let done = ex.resp.as_ref().is_some_and(|r| matches!(r.body, BodyIn::Done));
+        let done = ex
+            .resp
+            .as_ref()
+            .is_some_and(|r| matches!(r.body, BodyIn::Done));
         if done {
             return Ok(finish(s, ctx, ex));
         }
@@ -174,7 +176,11 @@ fn pump_inner(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<F
 }
 
 /// Moves request body bytes from the client buffer to the upstream (or discards them).
-fn move_request_body(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Result<bool, &'static str> {
+fn move_request_body(
+    s: &mut Session,
+    ctx: &mut Ctx,
+    ex: &mut Exchange,
+) -> Result<bool, &'static str> {
     let mut sink: Option<&mut Buf> = s.up.as_mut().map(|u| &mut u.wbuf);
     let room = match &sink {
         Some(b) => ex.limit.saturating_sub(b.len()),
@@ -188,7 +194,7 @@ fn move_request_body(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Resul
         BodyIn::Done | BodyIn::UntilClose => return Ok(false),
         BodyIn::Length(rem) => {
             let n = (*rem).min(s.rbuf.len() as u64).min(room as u64) as usize;
-            if let Some(b) = sink.as_deref_mut() {
+            if let Some(b) = sink.as_mut() {
                 b.extend(pool, &s.rbuf.data()[..n]);
             }
             ex.rq.bytes_rx += n as u64;
@@ -201,7 +207,7 @@ fn move_request_body(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Resul
             let used = dec
                 .decode(s.rbuf.data(), room, |d| {
                     *rx += d.len() as u64;
-                    if let Some(b) = sink.as_deref_mut() {
+                    if let Some(b) = sink.as_mut() {
                         put_chunk(b, pool, d);
                     }
                 })
@@ -209,7 +215,7 @@ fn move_request_body(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Resul
             s.rbuf.consume(used);
             let done = dec.is_done();
             if done {
-                if let Some(b) = sink.as_deref_mut() {
+                if let Some(b) = sink.as_mut() {
                     b.extend(pool, LAST_CHUNK);
                 }
             }
@@ -239,7 +245,9 @@ fn request_body_error(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Flow
 
 /// Parses the response head (skipping 1xx) and queues ours for the client.
 fn response_head(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Result<bool, Failure> {
-    let Some(up) = s.up.as_mut() else { return Ok(false) };
+    let Some(up) = s.up.as_mut() else {
+        return Ok(false);
+    };
     loop {
         let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let parsed = parse_response(up.rbuf.data(), &mut hdrs, ex.is_head);
@@ -265,7 +273,13 @@ fn response_head(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Result<bo
         }
         let draining = ctx.draining;
         let l = &ctx.listeners[s.listener];
-        let (head, resp) = client_head(&r, ex, draining, &l.hcm.server_name, l.hcm.server_header_transformation);
+        let (head, resp) = client_head(
+            &r,
+            ex,
+            draining,
+            &l.hcm.server_name,
+            l.hcm.server_header_transformation,
+        );
         let n = r.head_len;
         up.rbuf.consume(n);
         s.wbuf.extend(&mut ctx.pool, &head);

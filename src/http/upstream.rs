@@ -36,10 +36,19 @@ pub struct UpConn {
 
 impl UpConn {
     /// Starts a non-blocking connect for cluster `cluster`, registered under `tok`.
-    pub fn connect(ctx: &mut Ctx, cluster: usize, addr: SocketAddr, tok: Tok) -> io::Result<UpConn> {
+    pub fn connect(
+        ctx: &mut Ctx,
+        cluster: usize,
+        addr: SocketAddr,
+        tok: Tok,
+    ) -> io::Result<UpConn> {
         let started = TcpStream::connect(addr).and_then(|mut stream| {
             ctx.registry
-                .register(&mut stream, tok.token(), Interest::READABLE | Interest::WRITABLE)
+                .register(
+                    &mut stream,
+                    tok.token(),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
                 .map(|()| stream)
         });
         let stream = match started {
@@ -106,7 +115,11 @@ pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, tok: Tok) -> Option<UpConn> {
         };
         if ctx
             .registry
-            .reregister(&mut c.stream, tok.token(), Interest::READABLE | Interest::WRITABLE)
+            .reregister(
+                &mut c.stream,
+                tok.token(),
+                Interest::READABLE | Interest::WRITABLE,
+            )
             .is_err()
         {
             c.close(ctx);

@@ -12,7 +12,10 @@ mod scopes;
 mod snapshot;
 
 pub use render::{json_str, render_json, render_prometheus, render_text};
-pub use scopes::{listener_scope, ClusterStats, HostStats, HttpStats, ListenerStats, ServerState, ServerStats, Stats};
+pub use scopes::{
+    listener_scope, ClusterStats, HostStats, HttpStats, ListenerStats, ServerState, ServerStats,
+    Stats,
+};
 pub use snapshot::Snapshot;
 
 use std::collections::HashMap;
@@ -146,12 +149,21 @@ impl Store {
 
     /// Every stat as (name, kind, value), sorted by name.
     pub fn entries(&self) -> Vec<(&str, Kind, i128)> {
-        let mut v: Vec<(&str, Kind, i128)> = Vec::with_capacity(self.counters.len() + self.gauges.len());
+        let mut v: Vec<(&str, Kind, i128)> =
+            Vec::with_capacity(self.counters.len() + self.gauges.len());
         for (i, c) in self.counters.iter().enumerate() {
-            v.push((&c.name, Kind::Counter, i128::from(self.counter_value(Counter(i as u32)))));
+            v.push((
+                &c.name,
+                Kind::Counter,
+                i128::from(self.counter_value(Counter(i as u32))),
+            ));
         }
         for (i, g) in self.gauges.iter().enumerate() {
-            v.push((&g.name, Kind::Gauge, i128::from(self.gauge_value(Gauge(i as u32)))));
+            v.push((
+                &g.name,
+                Kind::Gauge,
+                i128::from(self.gauge_value(Gauge(i as u32))),
+            ));
         }
         v.sort_by(|a, b| a.0.cmp(b.0));
         v
@@ -161,7 +173,12 @@ impl Store {
     /// parent) and the importable gauges as shown.
     pub fn snapshot(&self) -> Snapshot {
         let counters = (0..self.counters.len())
-            .map(|i| (self.counters[i].name.clone(), self.counter_value(Counter(i as u32))))
+            .map(|i| {
+                (
+                    self.counters[i].name.clone(),
+                    self.counter_value(Counter(i as u32)),
+                )
+            })
             .collect();
         let gauges = self
             .gauges

@@ -73,7 +73,10 @@ pub fn prometheus_name(name: &str) -> (String, Option<(&'static str, &str)>) {
     };
     if let Some((label, scope, rest)) = tag {
         if let Some((value, stat)) = rest.rsplit_once('.') {
-            return (sanitize(&format!("envoy_{scope}_{stat}")), Some((label, value)));
+            return (
+                sanitize(&format!("envoy_{scope}_{stat}")),
+                Some((label, value)),
+            );
         }
     }
     (sanitize(&format!("envoy_{name}")), None)
@@ -81,7 +84,13 @@ pub fn prometheus_name(name: &str) -> (String, Option<(&'static str, &str)>) {
 
 fn sanitize(n: &str) -> String {
     n.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -96,10 +105,13 @@ fn label_value(out: &mut String, v: &str) {
     }
 }
 
+/// One Prometheus sample: metric name, kind, label, value.
+type Row<'a> = (String, Kind, Option<(&'static str, &'a str)>, i128);
+
 /// Prometheus text exposition (version 0.0.4): one `# TYPE` line per metric family, then its
 /// samples, families sorted by name.
 pub fn render_prometheus(s: &Store) -> String {
-    let mut rows: Vec<(String, Kind, Option<(&'static str, &str)>, i128)> = s
+    let mut rows: Vec<Row<'_>> = s
         .entries()
         .into_iter()
         .map(|(name, kind, v)| {
@@ -161,7 +173,9 @@ mod tests {
              envoy_cluster_upstream_rq_total{envoy_cluster_name=\"a.b\"} 3\n\
              envoy_cluster_upstream_rq_total{envoy_cluster_name=\"z\"} 0\n"
         ));
-        assert!(p.contains("envoy_listener_downstream_cx_total{envoy_listener_address=\"0.0.0.0_10000\"} 0\n"));
+        assert!(p.contains(
+            "envoy_listener_downstream_cx_total{envoy_listener_address=\"0.0.0.0_10000\"} 0\n"
+        ));
         assert!(p.contains("# TYPE envoy_server_live gauge\nenvoy_server_live 0\n"));
         let mut j = String::new();
         json_str(&mut j, "a\"b\\\n\u{1}");

@@ -138,16 +138,19 @@ impl Stats {
             let l = listener_scope(*addr);
             ls.push(ListenerStats {
                 downstream_cx_total: s.counter(&format!("{l}.downstream_cx_total")),
-                downstream_cx_active: s.gauge(&format!("{l}.downstream_cx_active"), Import::Accumulate),
+                downstream_cx_active: s
+                    .gauge(&format!("{l}.downstream_cx_active"), Import::Accumulate),
                 downstream_cx_destroy: s.counter(&format!("{l}.downstream_cx_destroy")),
             });
             let h = format!("http.{prefix}");
             hs.push(HttpStats {
                 downstream_rq_total: s.counter(&format!("{h}.downstream_rq_total")),
                 downstream_rq_class: classes(&mut s, &h, "downstream_rq", 1),
-                downstream_rq_active: s.gauge(&format!("{h}.downstream_rq_active"), Import::Accumulate),
+                downstream_rq_active: s
+                    .gauge(&format!("{h}.downstream_rq_active"), Import::Accumulate),
                 downstream_cx_total: s.counter(&format!("{h}.downstream_cx_total")),
-                downstream_cx_active: s.gauge(&format!("{h}.downstream_cx_active"), Import::Accumulate),
+                downstream_cx_active: s
+                    .gauge(&format!("{h}.downstream_cx_active"), Import::Accumulate),
                 downstream_cx_http1_total: s.counter(&format!("{h}.downstream_cx_http1_total")),
                 rq_direct_response: s.counter(&format!("{h}.rq_direct_response")),
                 no_route: s.counter(&format!("{h}.no_route")),
@@ -171,7 +174,8 @@ impl Stats {
                 let lb_healthy_panic = ctr("lb_healthy_panic");
                 ClusterStats {
                     upstream_cx_total,
-                    upstream_cx_active: s.gauge(&format!("{c}.upstream_cx_active"), Import::Accumulate),
+                    upstream_cx_active: s
+                        .gauge(&format!("{c}.upstream_cx_active"), Import::Accumulate),
                     upstream_cx_connect_fail,
                     upstream_cx_connect_timeout,
                     upstream_cx_destroy,
@@ -307,7 +311,10 @@ mod tests {
     fn envoy_names_are_registered() {
         let a: SocketAddr = "0.0.0.0:10000".parse().unwrap();
         let b: SocketAddr = "[::1]:80".parse().unwrap();
-        let mut s = Stats::new(&[(a, "ingress_http"), (b, "ingress_http")], &["some_service"]);
+        let mut s = Stats::new(
+            &[(a, "ingress_http"), (b, "ingress_http")],
+            &["some_service"],
+        );
         s.cx_open(0);
         s.cx_open(1);
         s.cx_close(1);
@@ -320,10 +327,21 @@ mod tests {
         assert_eq!(g("http.ingress_http.downstream_cx_active"), 1);
         assert_eq!(g("server.total_connections"), 1);
         assert_eq!(g("server.live"), 1);
-        for n in ["downstream_rq_1xx", "downstream_rq_5xx", "no_route", "rq_direct_response"] {
+        for n in [
+            "downstream_rq_1xx",
+            "downstream_rq_5xx",
+            "no_route",
+            "rq_direct_response",
+        ] {
             g(&format!("http.ingress_http.{n}"));
         }
-        for n in ["upstream_rq_2xx", "upstream_rq_5xx", "membership_total", "update_failure", "lb_healthy_panic"] {
+        for n in [
+            "upstream_rq_2xx",
+            "upstream_rq_5xx",
+            "membership_total",
+            "update_failure",
+            "lb_healthy_panic",
+        ] {
             g(&format!("cluster.some_service.{n}"));
         }
         assert_eq!(Stats::class(204), Some(1));

@@ -102,7 +102,10 @@ mod tests {
     #[test]
     fn round_trip_and_rejects_damage() {
         let s = Snapshot {
-            counters: vec![("a.b".into(), 7), ("cluster.x.upstream_rq_total".into(), u64::MAX)],
+            counters: vec![
+                ("a.b".into(), 7),
+                ("cluster.x.upstream_rq_total".into(), u64::MAX),
+            ],
             gauges: vec![("g".into(), -3)],
         };
         let b = s.encode();

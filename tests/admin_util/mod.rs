@@ -89,7 +89,13 @@ impl Setup {
         cluster(&mut y, "svc", "STATIC", &[("127.0.0.1", self.upstream)], "");
         cluster(&mut y, "dead", "STATIC", &[("127.0.0.1", self.dead)], "");
         cluster(&mut y, "empty", "STATIC", &[], "");
-        cluster(&mut y, "dnsc", "LOGICAL_DNS", &[("localhost", self.upstream)], "    dns_refresh_rate: 0.3s\n");
+        cluster(
+            &mut y,
+            "dnsc",
+            "LOGICAL_DNS",
+            &[("localhost", self.upstream)],
+            "    dns_refresh_rate: 0.3s\n",
+        );
         let _ = write!(
             y,
             "admin:\n  address:\n    socket_address: {{address: 127.0.0.1, port_value: {}}}\n",
@@ -102,7 +108,9 @@ impl Setup {
 /// Waits (bounded) until the proxy reports LIVE: the listener socket accepts at TCP level as
 /// soon as it is bound, but baton is PRE_INITIALIZING until its first DNS answers.
 pub fn wait_live(admin_port: u16) {
-    let live = eventually(Duration::from_secs(20), || admin(admin_port, "GET", "/ready").0 == 200);
+    let live = eventually(Duration::from_secs(20), || {
+        admin(admin_port, "GET", "/ready").0 == 200
+    });
     assert!(live, "baton never became LIVE");
 }
 
@@ -119,7 +127,10 @@ pub fn admin(port: u16, method: &str, path: &str) -> (u16, String) {
         .get(9..12)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     (status, body)
 }
 
