@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The seed's walkthrough on this machine: two upstreams (v1 on :8080, v2 on :8081), baton with
 # configs/envoy.yaml on :10000, steady load through it, and a summary of what was sent, what
-# failed (must be 0) and which upstream served. The hot-restart step (v1 -> v2 config, SIGTERM
-# the old process) slots in at the marked place.
+# failed (must be 0) and which upstream served before and after the hot restart (v1 -> v2
+# config, then SIGTERM to the old process), and how long the handover took.
 #
 #   scripts/demo.sh                  # 10 s of load
 #   DEMO_DURATION_S=3 scripts/demo.sh
@@ -83,20 +83,35 @@ PIDS+=("$LOAD")
 tail -n +1 -f --pid="$LOAD" "$LOGDIR/load.log" &
 PIDS+=($!)
 
-HANDOVER_MS="n/a (hot restart not implemented yet)"
-# ---------------------------------------------------------------------------------------------
-# HOT-RESTART STEP (issue 4 fills this in). Under load, about a third of the way in:
-#   sleep $((DURATION / 3))
-#   T0=$(date +%s%N)
-#   "$BIN/baton" -c configs/envoy_v2.yaml --service-cluster initial-envoy \
-#       --service-node initial-node --hot-restart-file="$RESTART_SOCK" \
-#       >"$LOGDIR/baton-v2.log" 2>&1 &
-#   BATON_V2=$!; PIDS+=("$BATON_V2")
-#   ...wait until v2 has taken over the listener (its log line), then:
-#   HANDOVER_MS=$(( ($(date +%s%N) - T0) / 1000000 ))
-#   kill -TERM "$BATON_V1"; wait "$BATON_V1"   # must exit 0
-#   SERVING=$BATON_V2
-# ---------------------------------------------------------------------------------------------
+# The seed's upgrade, under load, a third of the way in: start the new binary with the v2
+# config on the same restart socket, wait until it has taken over the listener, then SIGTERM
+# the old process, which drains and must exit 0.
+sleep "$((DURATION / 3))"
+say "hot restart: starting baton with configs/envoy_v2.yaml on the same --hot-restart-file"
+T0=$(date +%s%N)
+"$BIN/baton" -c configs/envoy_v2.yaml --service-cluster initial-envoy --service-node initial-node \
+    --hot-restart-file="$RESTART_SOCK" >"$LOGDIR/baton-v2.log" 2>&1 &
+BATON_V2=$!
+PIDS+=("$BATON_V2")
+for _ in $(seq 200); do
+    grep -q 'took over from epoch' "$LOGDIR/baton-v2.log" && break
+    if ! kill -0 "$BATON_V2" 2>/dev/null; then
+        echo "the new baton exited before taking over; log:" >&2
+        cat "$LOGDIR/baton-v2.log" >&2
+        exit 1
+    fi
+    sleep 0.01
+done
+HANDOVER_MS=$((($(date +%s%N) - T0) / 1000000))
+echo "baton v2 pid $BATON_V2 accepts on :10000 after ${HANDOVER_MS} ms"
+sleep 1
+say "kill -SIGTERM $BATON_V1 (the old process drains and exits)"
+kill -TERM "$BATON_V1"
+V1_STATUS=0
+wait "$BATON_V1" || V1_STATUS=$?
+echo "old baton (pid $BATON_V1) exited with status $V1_STATUS"
+SERVING=$BATON_V2
+HANDOVER_MS="$HANDOVER_MS ms"
 
 LOAD_STATUS=0
 wait "$LOAD" || LOAD_STATUS=$?
@@ -122,6 +137,10 @@ if ! kill -0 "$SERVING" 2>/dev/null; then
 fi
 if [[ $LOAD_STATUS -ne 0 || $FAILED -ne 0 ]]; then
     echo "FAILED: $FAILED request(s) failed (see $LOGDIR)" >&2
+    exit 1
+fi
+if [[ ${V1_STATUS:-0} -ne 0 ]]; then
+    echo "FAILED: the old baton exited with status $V1_STATUS" >&2
     exit 1
 fi
 echo "OK: no request failed"

@@ -37,7 +37,12 @@ pub struct Ctx {
     pub rng: Rng,
     /// Set once SIGTERM (or a handover) starts the drain: responses carry Connection: close.
     pub draining: bool,
+    /// Draining with a live successor: idle connections move to it instead of closing, so
+    /// responses keep their keep-alive.
+    pub handoff: bool,
     pub now: Instant,
+    /// Hot-restart epoch of this process (0 for a fresh start).
+    pub epoch: u32,
     /// Envoy-named counters and gauges, indexed per listener and cluster (see `observe`).
     pub stats: Stats,
     /// HCM file access logs; empty when none is configured.
@@ -70,10 +75,28 @@ impl Ctx {
             timers: Timers::default(),
             rng: Rng::from_entropy(),
             draining: false,
+            handoff: false,
             now: Instant::now(),
+            epoch: 0,
             date: String::new(),
             date_secs: u64::MAX,
         }
+    }
+
+    /// Whether client connections should end after their current exchange: draining with no
+    /// successor to hand them to.
+    pub fn closing(&self) -> bool {
+        self.draining && !self.handoff
+    }
+
+    /// All stats as (name, value) lists, for a child process to continue from.
+    pub fn stats_snapshot(&self) -> baton_statemachine::StatsSnapshot {
+        self.stats.store.snapshot()
+    }
+
+    /// Adds a parent's stats to ours (counters continue; gauges are the parent's live values).
+    pub fn stats_merge(&mut self, s: baton_statemachine::StatsSnapshot) {
+        self.stats.store.merge_parent(&s);
     }
 
     /// The Date header value, formatted at most once a second.

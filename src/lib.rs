@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod context;
+pub mod hot_restart;
 pub mod http;
 pub mod observe;
 pub mod reactor;

@@ -23,6 +23,13 @@ pub fn cx_close(ctx: &mut Ctx, l: usize) {
     ctx.stats.cx_close(l);
 }
 
+/// A client connection on listener `l` was handed to the new process: no longer active
+/// here, and not destroyed either.
+#[inline]
+pub fn cx_moved(ctx: &mut Ctx, l: usize) {
+    ctx.stats.cx_moved(l);
+}
+
 /// A request head was parsed (or rejected: `req` None): counts it and starts its record.
 pub fn begin(
     ctx: &mut Ctx,
@@ -125,13 +132,6 @@ pub fn end(ctx: &mut Ctx, mut rq: Rq) {
 pub fn on_tick(ctx: &mut Ctx) {
     ctx.access_logs.tick_armed = false;
     ctx.access_logs.flush();
-}
-
-/// A direct_response route answered on listener `l`.
-pub fn direct_response(ctx: &mut Ctx, l: usize) {
-    if let Some(h) = ctx.stats.http.get(l).copied() {
-        ctx.stats.store.inc(h.rq_direct_response);
-    }
 }
 
 /// A request is sent to host `addr` of cluster `c`; `fresh` when it waits for a new

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::config::{PathMatch, Route, RouteConfig, VirtualHost};
+use crate::config::{PathMatch, PathRedirect, RedirectAction, Route, RouteConfig, VirtualHost};
 
 /// Lookup tables built once per listener from its route_config.
 #[derive(Debug)]
@@ -73,8 +73,13 @@ impl Router {
     pub fn virtual_host(&self, host: Option<&str>) -> Option<&VirtualHost> {
         let i = host.and_then(|h| {
             let h = h.to_ascii_lowercase();
-            self.match_host(&h)
-                .or_else(|| strip_port(&h).and_then(|bare| self.match_host(bare)))
+            if let Some(&i) = self.exact.get(&h) {
+                return Some(i);
+            }
+            match strip_port(&h) {
+                Some(bare) => self.match_host(bare).or_else(|| self.match_host(&h)),
+                None => self.match_host(&h),
+            }
         });
         i.or(self.wildcard)
             .and_then(|i| self.config.virtual_hosts.get(i))
@@ -121,7 +126,10 @@ pub fn path_matches(m: &PathMatch, case_sensitive: bool, path: &str) -> bool {
             let bare = path.split_once('?').map_or(path, |(b, _)| b);
             bare.len() == p.len() && starts_with_case(bare, p, case_sensitive)
         }
-        PathMatch::SafeRegex(r) => r.is_full_match(path.split_once('?').map_or(path, |(b, _)| b)),
+        PathMatch::SafeRegex(re) => {
+            let bare = path.split_once('?').map_or(path, |(b, _)| b);
+            re.is_full_match(bare)
+        }
     }
 }
 
@@ -130,6 +138,7 @@ pub fn rewrite_prefix(m: &PathMatch, rewrite: &str, path: &str) -> String {
     let matched_len = match m {
         PathMatch::Prefix(p) => p.len(),
         PathMatch::Path(p) => p.len(),
+        // Config validation allows prefix_rewrite only with prefix and path matches.
         PathMatch::SafeRegex(_) => 0,
     };
     let rest = path.get(matched_len..).unwrap_or("");
@@ -139,10 +148,57 @@ pub fn rewrite_prefix(m: &PathMatch, rewrite: &str, path: &str) -> String {
     out
 }
 
+/// The `location` of a redirect route, built as Envoy does: each part of the request URL is
+/// replaced only where the action says so.
+pub fn redirect_location(
+    r: &RedirectAction,
+    m: &PathMatch,
+    host: Option<&str>,
+    path: &str,
+) -> String {
+    let scheme = r.scheme.as_deref().unwrap_or("http");
+    let req_host = host.unwrap_or("");
+    let (bare_host, req_port) = match strip_port(req_host) {
+        Some(b) => (b, Some(&req_host[b.len() + 1..])),
+        None => (req_host, None),
+    };
+    let host = r.host.as_deref().unwrap_or(bare_host);
+    let port = match (r.port, r.scheme.is_some()) {
+        (Some(p), _) => Some(p.to_string()),
+        // A scheme change drops the old port, as it belonged to the old scheme.
+        (None, true) => None,
+        (None, false) if r.host.is_none() => req_port.map(str::to_string),
+        (None, false) => None,
+    };
+    let (bare_path, query) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path, None),
+    };
+    let mut new_path = match &r.path {
+        PathRedirect::Keep => bare_path.to_string(),
+        PathRedirect::Path(p) => p.clone(),
+        PathRedirect::Prefix(p) => rewrite_prefix(m, p, bare_path),
+        PathRedirect::Regex(rw) => rw
+            .pattern
+            .unanchored()
+            .replace_all(bare_path, rw.substitution.as_str())
+            .into_owned(),
+    };
+    let path_has_query = new_path.contains('?');
+    if let (Some(q), false, false) = (query, r.strip_query, path_has_query) {
+        new_path.push('?');
+        new_path.push_str(q);
+    }
+    match port {
+        Some(p) => format!("{scheme}://{host}:{p}{new_path}"),
+        None => format!("{scheme}://{host}{new_path}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ClusterSpec, ForwardAction, RouteAction, RouteMatch};
+    use crate::config::{ClusterSpec, ForwardAction, HeaderMutations, RouteAction, RouteMatch};
 
     fn route(prefix: &str, cluster: usize) -> Route {
         Route {
@@ -162,7 +218,7 @@ mod tests {
                 idle_timeout: None,
                 retry_policy: None,
             }),
-            headers: Default::default(),
+            headers: HeaderMutations::default(),
         }
     }
 
@@ -171,12 +227,14 @@ mod tests {
             name: name.into(),
             domains: domains.iter().map(|d| d.to_string()).collect(),
             routes: vec![route("/", cluster)],
-            headers: Default::default(),
+            headers: HeaderMutations::default(),
         }
     }
 
     fn router() -> Router {
         Router::new(RouteConfig {
+            headers: HeaderMutations::default(),
+            most_specific_header_mutations_wins: false,
             name: "r".into(),
             virtual_hosts: vec![
                 vh("any", &["*"], 0),
@@ -185,8 +243,6 @@ mod tests {
                 vh("longer", &["*.b.example.com"], 3),
                 vh("prefix", &["api.*"], 4),
             ],
-            headers: Default::default(),
-            most_specific_header_mutations_wins: false,
         })
     }
 
@@ -212,10 +268,10 @@ mod tests {
     #[test]
     fn no_wildcard_means_no_vhost() {
         let r = Router::new(RouteConfig {
+            headers: HeaderMutations::default(),
+            most_specific_header_mutations_wins: false,
             name: "r".into(),
             virtual_hosts: vec![vh("only", &["a.com"], 0)],
-            headers: Default::default(),
-            most_specific_header_mutations_wins: false,
         });
         assert!(r.route(Some("b.com"), "/").is_none());
         assert!(r.route(None, "/").is_none());

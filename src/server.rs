@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
@@ -18,7 +18,9 @@ use crate::cluster::dns::{Query, Resolver};
 use crate::cluster::ClusterRt;
 use crate::config::Bootstrap;
 use crate::context::{Ctx, ListenerRt};
-use crate::http::downstream::Session;
+use crate::hot_restart::driver::machine_listeners;
+use crate::hot_restart::HotRestart;
+use crate::http::downstream::{Phase, Session};
 use crate::http::upstream::{close_all_idle, idle_event};
 use crate::observe;
 use crate::reactor::{TimerKey, Tok};
@@ -30,18 +32,26 @@ use crate::util::Slab;
 const INIT_DNS_WAIT: Duration = Duration::from_secs(5);
 
 pub struct Proxy {
-    poll: Poll,
-    ctx: Ctx,
-    sessions: Slab<Session>,
-    listeners: Vec<Option<TcpListener>>,
-    accepting: bool,
+    pub(crate) poll: Poll,
+    pub(crate) ctx: Ctx,
+    pub(crate) sessions: Slab<Session>,
+    /// Listening sockets by listener index; `None` until bound or received, and after close.
+    pub(crate) listeners: Vec<Option<TcpListener>>,
+    /// Whether each listener is registered for accept.
+    pub(crate) accepting: Vec<bool>,
     signals: Signals,
     resolver: Resolver,
-    opts: Options,
+    pub(crate) opts: Options,
     next_gen: u64,
     /// Set while start-up waits for first DNS answers.
     init_until: Option<Instant>,
-    exit_code: Option<i32>,
+    /// Every cluster has had its first DNS answer (or the wait gave up).
+    pub(crate) dns_ready: bool,
+    pub(crate) restart: HotRestart,
+    pub(crate) exit_code: Option<i32>,
+    pub(crate) exit_reason: Option<String>,
+    /// Sessions detached for handover, sent to the successor after each event batch.
+    pub(crate) moving: Vec<Session>,
     /// The admin interface, when the bootstrap has `admin.address`.
     admin: Option<Admin>,
 }
@@ -66,22 +76,32 @@ pub fn run(opts: Options, b: Bootstrap) -> Result<(), String> {
     p.run_loop().map_err(|e| format!("reactor: {e}"))?;
     match p.exit_code {
         Some(0) | None => Ok(()),
-        Some(c) => Err(format!("exiting with code {c}")),
+        Some(c) => Err(p
+            .exit_reason
+            .take()
+            .unwrap_or_else(|| format!("exiting with code {c}"))),
     }
 }
 
 impl Proxy {
-    pub fn new(opts: Options, b: Bootstrap) -> Result<Proxy, String> {
+    pub fn new(mut opts: Options, b: Bootstrap) -> Result<Proxy, String> {
+        // Envoy: --service-cluster/--service-node override the bootstrap's node.
+        if let Some(node) = &b.node {
+            if opts.service_cluster.is_empty() {
+                opts.service_cluster = node.cluster.clone();
+            }
+            if opts.service_node.is_empty() {
+                opts.service_node = node.id.clone();
+            }
+        }
         let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
         let registry = poll
             .registry()
             .try_clone()
             .map_err(|e| format!("epoll: {e}"))?;
         let admin = Admin::start(poll.registry(), &b, &opts)?;
-        let mut listeners = Vec::new();
         let mut rts = Vec::new();
         for l in b.listeners {
-            listeners.push(Some(bind_listener(&l.name, l.address)?));
             rts.push(ListenerRt {
                 name: l.name,
                 address: l.address,
@@ -99,18 +119,30 @@ impl Proxy {
         poll.registry()
             .register(&mut signals, Tok::Signals.token(), Interest::READABLE)
             .map_err(|e| format!("signals: {e}"))?;
+        let mut mcfg = baton_statemachine::Config::new(
+            std::process::id(),
+            crate::VERSION,
+            machine_listeners(&rts, opts.hot_restart_file.as_deref()),
+        );
+        mcfg.drain_time_ms = opts.drain_time.as_millis() as u64;
+        mcfg.parent_shutdown_ms = opts.parent_shutdown_time.map(|d| d.as_millis() as u64);
+        let n = rts.len();
         let mut p = Proxy {
             poll,
             ctx: Ctx::new(registry, clusters, rts),
             sessions: Slab::default(),
-            listeners,
-            accepting: false,
+            listeners: (0..n).map(|_| None).collect(),
+            accepting: vec![false; n],
             signals,
             resolver,
             opts,
             next_gen: 0,
             init_until: None,
+            dns_ready: false,
+            restart: HotRestart::new(baton_statemachine::Machine::new(mcfg)),
             exit_code: None,
+            exit_reason: None,
+            moving: Vec::new(),
             admin,
         };
         let logs: Vec<_> = p
@@ -130,8 +162,11 @@ impl Proxy {
             p.init_until = Some(at);
             p.ctx.timers.arm(at, TimerKey::Tick);
         } else {
-            p.start_accepting();
+            p.dns_ready = true;
         }
+        // Binds (fresh start) or connects to the parent; listeners are registered only when
+        // the machine says StartAccepting, i.e. once DNS is ready and the parent stopped.
+        p.hr_start()?;
         Ok(p)
     }
 
@@ -185,10 +220,9 @@ impl Proxy {
                 log::info!("cluster {}: hosts now {hosts:?}", cl.cfg.name);
             }
             let settled = !cl.pending.iter().any(|&p| p);
-            let refresh = cl.cfg.dns_refresh_rate;
+            let at = self.ctx.now + cl.cfg.dns_refresh_rate;
             observe::dns_result(&mut self.ctx, a.cluster, a.result.is_ok());
             if settled {
-                let at = self.ctx.now + refresh;
                 self.ctx.timers.arm(at, TimerKey::Dns(a.cluster));
             }
         }
@@ -200,70 +234,31 @@ impl Proxy {
                 .all(|c| !c.pending.iter().any(|&p| p))
         {
             self.init_until = None;
-            self.start_accepting();
+            self.set_dns_ready();
         }
     }
 
-    fn start_accepting(&mut self) {
-        if self.accepting || self.ctx.draining {
-            return;
-        }
-        for (i, l) in self.listeners.iter_mut().enumerate() {
-            if let Some(l) = l {
-                if let Err(e) =
-                    self.poll
-                        .registry()
-                        .register(l, Tok::Listener(i).token(), Interest::READABLE)
-                {
-                    log::error!(
-                        "listener {}: cannot register: {e}",
-                        self.ctx.listeners[i].name
-                    );
-                }
-            }
-        }
-        self.accepting = true;
-        self.ctx.stats.set_state(ServerState::Live);
-        for (i, l) in self.ctx.listeners.iter().enumerate() {
-            let bound = self.listeners[i].as_ref().and_then(|l| l.local_addr().ok());
-            log::info!(
-                "listener {} accepting on {} (pid {}, cluster '{}', node '{}')",
-                l.name,
-                bound.unwrap_or(l.address),
-                std::process::id(),
-                self.opts.service_cluster,
-                self.opts.service_node
-            );
-        }
-        for i in 0..self.listeners.len() {
-            self.accept(i);
+    fn set_dns_ready(&mut self) {
+        self.dns_ready = true;
+        if let Err(e) = self.hr_check_progress() {
+            self.fail(e);
         }
     }
 
-    fn accept(&mut self, i: usize) {
+    /// A fatal problem found inside the loop (e.g. a listener could not be bound).
+    fn fail(&mut self, e: String) {
+        log::error!("{e}");
+        self.exit_reason = Some(e);
+        self.exit_code = Some(1);
+    }
+
+    pub(crate) fn accept(&mut self, i: usize) {
         loop {
             let Some(Some(l)) = self.listeners.get(i) else {
                 return;
             };
             match l.accept() {
-                Ok((mut stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let id = self.sessions.next_key();
-                    if let Err(e) = self.poll.registry().register(
-                        &mut stream,
-                        Tok::Down(id).token(),
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
-                        log::warn!("cannot register connection from {peer}: {e}");
-                        continue;
-                    }
-                    self.next_gen += 1;
-                    let s = Session::new(id, self.next_gen, stream, peer, i, self.ctx.now);
-                    let id2 = self.sessions.insert(s);
-                    debug_assert_eq!(id, id2);
-                    observe::cx_open(&mut self.ctx, i);
-                    self.drive(id2);
-                }
+                Ok((stream, peer)) => self.adopt(stream, peer, i, &[]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -275,15 +270,53 @@ impl Proxy {
         }
     }
 
-    fn drive(&mut self, id: usize) {
+    /// Starts serving a client connection: freshly accepted, or handed over by our parent with
+    /// the bytes it had already read.
+    pub(crate) fn adopt(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        listener: usize,
+        pending: &[u8],
+    ) {
+        let _ = stream.set_nodelay(true);
+        let id = self.sessions.next_key();
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Tok::Down(id).token(),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("cannot register connection from {peer}: {e}");
+            return;
+        }
+        self.next_gen += 1;
+        let mut s = Session::new(id, self.next_gen, stream, peer, listener, self.ctx.now);
+        if !pending.is_empty() {
+            s.rbuf.extend(&mut self.ctx.pool, pending);
+        }
+        self.sessions.insert(s);
+        observe::cx_open(&mut self.ctx, listener);
+        self.drive(id);
+    }
+
+    /// Removes a finished session: closed, or queued for handover to the successor.
+    fn retire(&mut self, id: usize) {
+        if let Some(s) = self.sessions.remove(id) {
+            if s.phase == Phase::Handoff {
+                self.moving.push(s);
+            } else {
+                s.close(&mut self.ctx);
+            }
+        }
+    }
+
+    pub(crate) fn drive(&mut self, id: usize) {
         let alive = match self.sessions.get_mut(id) {
             Some(s) => s.drive(&mut self.ctx),
             None => return,
         };
         if !alive {
-            if let Some(s) = self.sessions.remove(id) {
-                s.close(&mut self.ctx);
-            }
+            self.retire(id);
         }
     }
 
@@ -292,8 +325,10 @@ impl Proxy {
         for sig in sigs {
             match sig {
                 SIGTERM | SIGINT => {
-                    log::info!("signal {sig}: draining (pid {})", std::process::id());
-                    self.start_drain();
+                    log::info!("signal {sig} (pid {})", std::process::id());
+                    if let Err(e) = self.hr_event(baton_statemachine::Event::SigTerm) {
+                        self.fail(e);
+                    }
                 }
                 SIGUSR1 => {
                     log::info!("SIGUSR1: reopening access logs");
@@ -304,35 +339,24 @@ impl Proxy {
         }
     }
 
-    /// Stops accepting, closes idle connections at a safe point, lets in-flight exchanges
-    /// finish with `Connection: close`, and exits when nothing is left or the drain time ends.
-    pub fn start_drain(&mut self) {
+    /// Responses now carry `Connection: close`, idle connections close at a safe point, and
+    /// the pool empties. Listeners are the state machine's business (closed, or left to the
+    /// new process).
+    pub(crate) fn begin_drain(&mut self) {
         if self.ctx.draining {
             return;
         }
         self.ctx.draining = true;
-        self.close_listeners();
+        self.ctx.stats.set_state(ServerState::Draining);
+        // With a successor alive, idle connections move to it instead of closing.
+        self.ctx.handoff = self.hr_child_key().is_some();
+        if self.ctx.handoff {
+            log::info!("draining: idle connections will be handed to the new process");
+        }
         close_all_idle(&mut self.ctx);
-        let at = self.ctx.now + self.opts.drain_time;
-        self.ctx.timers.arm(at, TimerKey::Drain);
         for id in self.sessions.keys() {
             self.drive(id);
         }
-    }
-
-    /// Stops accepting for good: listeners deregistered and closed (`/drain_listeners` stops
-    /// here; a drain goes on to finish connections and exit).
-    fn close_listeners(&mut self) {
-        self.ctx.stats.set_state(ServerState::Draining);
-        for (i, l) in self.listeners.iter_mut().enumerate() {
-            if let Some(mut l) = l.take() {
-                if self.accepting {
-                    let _ = self.poll.registry().deregister(&mut l);
-                }
-                log::info!("listener {} closed", self.ctx.listeners[i].name);
-            }
-        }
-        self.accepting = false;
     }
 
     /// An admin-interface event; runs what the request asked the proxy to do.
@@ -340,6 +364,10 @@ impl Proxy {
         let Some(mut a) = self.admin.take() else {
             return;
         };
+        if self.ctx.stats.state() == ServerState::PreInitializing && self.accepting.contains(&true)
+        {
+            self.ctx.stats.set_state(ServerState::Live);
+        }
         let bound = self
             .ctx
             .listeners
@@ -360,14 +388,29 @@ impl Proxy {
         self.admin = Some(a);
         match action {
             Some(admin::Action::DrainListeners) => {
-                log::info!("admin: draining listeners");
-                self.close_listeners();
+                log::info!("admin: /drain_listeners: listeners closed");
+                self.ctx.stats.set_state(ServerState::Draining);
+                for l in 0..self.listeners.len() {
+                    self.close_listener(l);
+                }
             }
             Some(admin::Action::Quit) => {
-                log::info!("admin: quitquitquit: exiting (pid {})", std::process::id());
+                log::info!("admin: /quitquitquit: exiting (pid {})", std::process::id());
                 self.exit_code = Some(0);
             }
             None => {}
+        }
+    }
+
+    /// Stops accepting on listener `i` and closes our copy of its socket.
+    fn close_listener(&mut self, i: usize) {
+        if let Some(Some(mut l)) = self.listeners.get_mut(i).map(Option::take) {
+            if self.accepting.get(i) == Some(&true) {
+                let _ = self.poll.registry().deregister(&mut l);
+            }
+            if let Some(a) = self.accepting.get_mut(i) {
+                *a = false;
+            }
         }
     }
 
@@ -379,25 +422,13 @@ impl Proxy {
                     _ => return,
                 };
                 if !alive {
-                    if let Some(s) = self.sessions.remove(id) {
-                        s.close(&mut self.ctx);
-                    }
+                    self.retire(id);
                 }
             }
             TimerKey::Dns(c) => {
                 self.refresh_dns(c);
             }
-            TimerKey::Drain => {
-                log::info!(
-                    "drain time over: closing {} connections",
-                    self.sessions.len()
-                );
-                for id in self.sessions.keys() {
-                    if let Some(s) = self.sessions.remove(id) {
-                        s.close(&mut self.ctx);
-                    }
-                }
-            }
+            TimerKey::Drain => {}
             TimerKey::Tick => {
                 observe::on_tick(&mut self.ctx);
                 if self.init_until.is_some_and(|t| t <= at) {
@@ -405,10 +436,14 @@ impl Proxy {
                         "first DNS answers not all in after {INIT_DNS_WAIT:?}; accepting anyway"
                     );
                     self.init_until = None;
-                    self.start_accepting();
+                    self.set_dns_ready();
                 }
             }
-            TimerKey::Restart => {}
+            TimerKey::Restart => {
+                if let Err(e) = self.hr_tick(at) {
+                    self.fail(e);
+                }
+            }
         }
     }
 
@@ -452,18 +487,26 @@ impl Proxy {
                         self.drive(id);
                     }
                     Tok::Idle(i) => idle_event(&mut self.ctx, i),
+                    Tok::Restart(usize::MAX) => self.hr_accept(),
+                    Tok::Restart(k) => {
+                        if let Err(e) = self.hr_ready(k as u64) {
+                            self.fail(e);
+                        }
+                    }
                     Tok::Admin(i) => self.on_admin(i),
-                    Tok::Restart(_) => {}
                 }
             }
             while let Some((at, key)) = self.ctx.timers.pop_due(self.ctx.now) {
                 self.on_timer(at, key);
             }
-            if self.ctx.draining && self.sessions.is_empty() {
-                log::info!("drained: exiting (pid {})", std::process::id());
-                self.exit_code = Some(0);
+            if !self.moving.is_empty() {
+                self.hr_send_connections();
+            }
+            if let Err(e) = self.hr_check_progress() {
+                self.fail(e);
             }
             if self.exit_code.is_some() {
+                self.hr_flush_before_exit();
                 return Ok(());
             }
         }

@@ -87,42 +87,33 @@ fn idle_proxy_uses_no_cpu() {
     assert!(used <= 2, "idle baton used {used} CPU ticks in 2 s");
 }
 
-#[test]
-fn logical_dns_resolves_localhost() {
-    let up = Upstream::start("up1");
+/// A DNS-discovered cluster whose endpoint is `localhost` reaches the upstream on 127.0.0.1.
+fn dns_cluster_on_localhost_serves(discovery: &str) {
     let extra = Extra {
         endpoint_host: "localhost".into(),
         ..Extra::default()
     };
-    let b = Baton::start(&proxy_yaml(
-        free_port(),
-        &[("svc", &[up.port()], "LOGICAL_DNS")],
-        &extra,
-    ));
+    let (b, up) = proxy_with_upstream_and(&extra, discovery);
     let mut c = RawConn::connect(b.port);
     for _ in 0..3 {
         c.send(&get("/"));
         let r = c.expect_response(false);
-        assert_eq!((r.status(), r.body_str()), (200, up.greeting()));
+        assert_eq!(
+            (r.status(), r.body_str()),
+            (200, up.greeting()),
+            "{discovery}"
+        );
     }
 }
 
 #[test]
+fn logical_dns_resolves_localhost() {
+    dns_cluster_on_localhost_serves("LOGICAL_DNS");
+}
+
+#[test]
 fn strict_dns_resolves_localhost() {
-    let up = Upstream::start("up1");
-    let extra = Extra {
-        endpoint_host: "localhost".into(),
-        ..Extra::default()
-    };
-    let b = Baton::start(&proxy_yaml(
-        free_port(),
-        &[("svc", &[up.port()], "STRICT_DNS")],
-        &extra,
-    ));
-    let mut c = RawConn::connect(b.port);
-    c.send(&get("/"));
-    let r = c.expect_response(false);
-    assert_eq!((r.status(), r.body_str()), (200, up.greeting()));
+    dns_cluster_on_localhost_serves("STRICT_DNS");
 }
 
 #[test]

@@ -12,16 +12,11 @@ const CONNECT_FAILURE: &str =
 
 #[test]
 fn no_route_is_404() {
-    let up = Upstream::start("up1");
     let extra = Extra {
         domains: vec!["only.example.com".into()],
         ..Extra::default()
     };
-    let b = Baton::start(&proxy_yaml(
-        free_port(),
-        &[("backend", &[up.port()], "STATIC")],
-        &extra,
-    ));
+    let (b, up) = proxy_with_upstream_and(&extra, "STATIC");
     let mut c = RawConn::connect(b.port);
     c.send(b"GET / HTTP/1.1\r\nHost: other.example.com\r\n\r\n");
     assert_eq!(c.expect_response(false).status(), 404);
@@ -90,13 +85,7 @@ fn connect_timeout_is_honoured() {
 
 #[test]
 fn route_timeout_is_504() {
-    let up = Upstream::start("up1");
-    let extra = Extra::route(&["timeout: 1s"]);
-    let b = Baton::start(&proxy_yaml(
-        free_port(),
-        &[("backend", &[up.port()], "STATIC")],
-        &extra,
-    ));
+    let (b, _up) = proxy_with_upstream_and(&Extra::route(&["timeout: 1s"]), "STATIC");
     let mut c = RawConn::connect(b.port);
     c.send(&get("/hang"));
     let r = c.expect_response(false);

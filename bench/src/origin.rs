@@ -47,10 +47,7 @@ pub struct SeenRequest {
 impl SeenRequest {
     /// First value of `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::wire::find_header(&self.headers, name)
     }
 }
 

@@ -29,10 +29,7 @@ pub struct Head {
 impl Head {
     /// First value of `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
 
     /// Every value of `name` (case-insensitive), in order.
@@ -65,6 +62,14 @@ impl Head {
             !self.has_token("connection", "close")
         }
     }
+}
+
+/// First value of header `name` (case-insensitive) in a recorded header list.
+pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// How a message body is delimited.
@@ -118,13 +123,16 @@ fn is_chunked(h: &Head) -> io::Result<bool> {
 
 /// Body framing of a request (RFC 9112 §6.3): CL with TE is refused, no length means none.
 pub fn request_framing(h: &Head) -> io::Result<Framing> {
-    let chunked = is_chunked(h)?;
-    let cl = content_length(h)?;
-    match (chunked, cl) {
+    declared_framing(h, Framing::Length(0))
+}
+
+/// Framing from Transfer-Encoding / Content-Length; `absent` when neither is present.
+fn declared_framing(h: &Head, absent: Framing) -> io::Result<Framing> {
+    match (is_chunked(h)?, content_length(h)?) {
         (true, Some(_)) => Err(invalid("both Content-Length and Transfer-Encoding")),
         (true, None) => Ok(Framing::Chunked),
         (false, Some(n)) => Ok(Framing::Length(n)),
-        (false, None) => Ok(Framing::Length(0)),
+        (false, None) => Ok(absent),
     }
 }
 
@@ -133,14 +141,7 @@ pub fn response_framing(h: &Head, head_request: bool) -> io::Result<Framing> {
     if head_request || (100..200).contains(&h.status) || h.status == 204 || h.status == 304 {
         return Ok(Framing::Length(0));
     }
-    let chunked = is_chunked(h)?;
-    let cl = content_length(h)?;
-    match (chunked, cl) {
-        (true, Some(_)) => Err(invalid("response has both Content-Length and chunked")),
-        (true, None) => Ok(Framing::Chunked),
-        (false, Some(n)) => Ok(Framing::Length(n)),
-        (false, None) => Ok(Framing::UntilClose),
-    }
+    declared_framing(h, Framing::UntilClose)
 }
 
 /// A buffered reader that parses heads in place and streams bodies to a callback.

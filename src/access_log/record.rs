@@ -31,9 +31,11 @@ impl Flags {
     pub const DPE: u16 = 1 << 8;
     /// Upstream protocol error (the response was not HTTP/1).
     pub const UPE: u16 = 1 << 9;
+    /// Stream idle timeout.
+    pub const SI: u16 = 1 << 10;
 
     /// Envoy's order of the short codes in %RESPONSE_FLAGS%.
-    const NAMES: [(u16, &'static str); 10] = [
+    const NAMES: [(u16, &'static str); 11] = [
         (Self::LR, "LR"),
         (Self::UH, "UH"),
         (Self::UF, "UF"),
@@ -44,6 +46,7 @@ impl Flags {
         (Self::DC, "DC"),
         (Self::DPE, "DPE"),
         (Self::UPE, "UPE"),
+        (Self::SI, "SI"),
     ];
 
     pub fn set(&mut self, f: u16) {

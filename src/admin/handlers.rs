@@ -177,7 +177,7 @@ fn route(
             "allow: POST\r\n",
         );
     }
-    ctx.stats.refresh(ctx.now);
+    ctx.stats.refresh(ctx.now, ctx.epoch);
     match path {
         "/stats" => stats(query, ctx),
         "/stats/prometheus" => reply(200, PROM, &render_prometheus(&ctx.stats.store), ""),
@@ -267,11 +267,7 @@ fn server_info(ctx: &Ctx, node: &(String, String), view: &View<'_>) -> String {
     json_str(&mut b, &o.service_cluster);
     b.push_str(",\"service_node\":");
     json_str(&mut b, &o.service_node);
-    let _ = write!(
-        b,
-        ",\"restart_epoch\":{},\"hot_restart_file\":",
-        ctx.stats.epoch()
-    );
+    let _ = write!(b, ",\"restart_epoch\":{},\"hot_restart_file\":", ctx.epoch);
     json_str(
         &mut b,
         &o.hot_restart_file

@@ -31,6 +31,8 @@ pub enum Phase {
     Closing,
     Lingering,
     Closed,
+    /// Idle, and a successor process exists: move the connection there (fd + unread bytes).
+    Handoff,
 }
 
 pub struct Session {
@@ -47,7 +49,11 @@ pub struct Session {
     pub phase: Phase,
     pub up: Option<UpConn>,
     pub ex: Option<Box<Exchange>>,
+    /// When the session's next timeout is due (idle, header, connect, route, linger).
     pub deadline: Option<Instant>,
+    /// The earliest timer entry we have in the heap. Deadlines that move later (activity) do
+    /// not push new entries; the armed one fires, sees the later deadline and re-arms once.
+    armed: Option<Instant>,
     /// When the connection last became idle (for idle_timeout).
     pub idle_since: Instant,
     /// When the first byte of the current head arrived (for request_headers_timeout).
@@ -81,6 +87,7 @@ impl Session {
             up: None,
             ex: None,
             deadline: None,
+            armed: None,
             idle_since: now,
             head_started: None,
             linger_until: None,
@@ -127,7 +134,7 @@ impl Session {
                 self.phase = Phase::Closed;
             }
         }
-        if self.phase == Phase::Closed {
+        if matches!(self.phase, Phase::Closed | Phase::Handoff) {
             return false;
         }
         self.arm_deadline(ctx);
@@ -141,6 +148,10 @@ impl Session {
                 Phase::Head => {
                     let max =
                         ctx.listeners[self.listener].hcm.max_request_headers_kb as usize * 1024;
+                    if ctx.handoff && self.wbuf.is_empty() && !self.eof {
+                        self.phase = Phase::Handoff;
+                        return Ok(());
+                    }
                     if self.rbuf.is_empty() && ctx.draining && self.wbuf.is_empty() {
                         // Safe point: read what may already be there before closing.
                         self.read_client(ctx, max + 1)?;
@@ -199,7 +210,7 @@ impl Session {
                     }
                     return Ok(());
                 }
-                Phase::Closed => return Ok(()),
+                Phase::Closed | Phase::Handoff => return Ok(()),
             }
             progress |= self.flush_client()?;
             if !progress {
@@ -230,21 +241,27 @@ impl Session {
                 }
             }
             Phase::Exchange => self.ex.as_ref().and_then(|e| e.deadline()),
-            Phase::Closing => Some(self.linger_until.unwrap_or(ctx.now + LINGER)),
+            Phase::Closing => Some(*self.linger_until.get_or_insert(ctx.now + LINGER + LINGER)),
             Phase::Lingering => self.linger_until,
-            Phase::Closed => None,
+            Phase::Closed | Phase::Handoff => None,
         };
-        if d != self.deadline {
-            self.deadline = d;
-            if let Some(at) = d {
+        self.deadline = d;
+        if let Some(at) = d {
+            if self.armed.is_none_or(|a| a > at) {
                 ctx.timers.arm(at, TimerKey::Session(self.id, self.gen));
+                self.armed = Some(at);
             }
         }
     }
 
     /// A deadline fired. Returns false when the session must be removed.
     pub fn on_timer(&mut self, ctx: &mut Ctx, at: Instant) -> bool {
-        if self.deadline != Some(at) {
+        if self.armed != Some(at) {
+            return true; // superseded by an earlier entry that already fired
+        }
+        self.armed = None;
+        if self.deadline.is_none_or(|d| d > ctx.now) {
+            self.arm_deadline(ctx);
             return true;
         }
         self.deadline = None;
@@ -255,7 +272,7 @@ impl Session {
             }
             Phase::Exchange => super::relay::on_timeout(self, ctx),
             Phase::Closing | Phase::Lingering => self.phase = Phase::Closed,
-            Phase::Closed => {}
+            Phase::Closed | Phase::Handoff => {}
         }
         self.drive(ctx)
     }
@@ -275,6 +292,17 @@ impl Session {
         self.rbuf.release(&mut ctx.pool);
         self.wbuf.consume(self.wbuf.len());
         self.wbuf.release(&mut ctx.pool);
+    }
+
+    /// Detaches the client socket for a handover: deregistered, with the bytes read from it
+    /// and not yet answered. Only called in `Phase::Handoff` (no exchange, nothing to write).
+    pub fn into_moved(mut self, ctx: &mut Ctx) -> (TcpStream, Vec<u8>) {
+        crate::observe::cx_moved(ctx, self.listener);
+        let _ = ctx.registry.deregister(&mut self.client);
+        let pending = self.rbuf.take_bytes();
+        self.rbuf.release(&mut ctx.pool);
+        self.wbuf.release(&mut ctx.pool);
+        (self.client, pending)
     }
 
     pub fn token(&self) -> Tok {

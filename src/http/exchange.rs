@@ -2,6 +2,7 @@
 //! request upstream (our own framing, origin-form target), and stream both bodies with bounded
 //! buffers. Locally generated responses (404, 503, 504, 400) take the same path minus upstream.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -75,16 +76,20 @@ pub struct Exchange {
     pub(super) retried: bool,
     /// Whether the client connection stays open after this exchange (decided at response head).
     pub(super) keep: bool,
+    /// Stream idle timeout (HCM `stream_idle_timeout`, or the route's `idle_timeout`).
+    pub(super) idle: Option<Duration>,
+    pub(super) last_activity: Instant,
     /// Stats and access-log record of this request.
     pub(super) rq: Rq,
 }
 
 impl Exchange {
     pub fn deadline(&self) -> Option<Instant> {
-        match (self.connect_at, self.timeout_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let idle_at = self.idle.map(|t| self.last_activity + t);
+        [self.connect_at, self.timeout_at, idle_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Releases what the exchange holds on the cluster (active request count) and records
@@ -106,10 +111,11 @@ impl Exchange {
 
 /// What to do with a parsed request head, decided while the head is still borrowed.
 enum Decision {
-    /// `flag`: the %RESPONSE_FLAGS% bit explaining the reply (NR, UH), or 0.
     Local {
         status: u16,
-        body: &'static str,
+        body: Cow<'static, str>,
+        location: Option<String>,
+        /// The %RESPONSE_FLAGS% bit explaining the reply (NR, UH), or 0.
         flag: u16,
     },
     Forward {
@@ -140,9 +146,22 @@ pub(super) fn put_chunk(buf: &mut Buf, pool: &mut BufPool, data: &[u8]) {
 }
 
 pub(super) fn local_reply(s: &mut Session, ctx: &mut Ctx, status: u16, body: &str, close: bool) {
+    local_reply_with(s, ctx, status, body, close, &[]);
+}
+
+/// A local reply with extra headers (e.g. `location` for redirects).
+pub(super) fn local_reply_with(
+    s: &mut Session,
+    ctx: &mut Ctx,
+    status: u16,
+    body: &str,
+    close: bool,
+    extra: &[(&str, &str)],
+) {
     let mut out = Vec::with_capacity(256 + body.len());
-    let server = ctx.listeners[s.listener].hcm.server_name.clone();
-    write_local_reply(&mut out, status, body, close, &server, ctx.date());
+    let date = ctx.date().to_string();
+    let server = &ctx.listeners[s.listener].hcm.server_name;
+    write_local_reply(&mut out, status, body, close, server, &date, extra);
     s.wbuf.extend(&mut ctx.pool, &out);
 }
 
@@ -192,14 +211,21 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
     s.head_started = None;
     let has_body = meta.framing != Framing::None;
     match decision {
-        Decision::Local { status, body, flag } => {
+        Decision::Local {
+            status,
+            body,
+            location,
+            flag,
+        } => {
             rq.status = status;
             rq.flags.set(flag);
             rq.bytes_tx = body.len() as u64;
             // Expect: 100-continue with a body we will not read: the client may never send it,
             // so the connection cannot be reused.
-            let keep = meta.keep_alive && !ctx.draining && !(has_body && meta.expect_continue);
-            local_reply(s, ctx, status, body, !keep);
+            let keep = meta.keep_alive && !ctx.closing() && !(has_body && meta.expect_continue);
+            let extra: Vec<(&str, &str)> =
+                location.iter().map(|l| ("location", l.as_str())).collect();
+            local_reply_with(s, ctx, status, &body, !keep, &extra);
             s.requests += 1;
             if !keep {
                 s.close_after();
@@ -210,7 +236,7 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
                     Vec::new(),
                     None,
                     ctx,
-                    rq,
+                    (s.listener, rq),
                 )));
                 s.phase = Phase::Exchange;
                 return true;
@@ -239,7 +265,8 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
                     observe::upstream_rq(ctx, cluster, addr, fresh);
                     rq.cluster = Some(cluster);
                     rq.upstream = Some(addr);
-                    let mut ex = new_exchange(&meta, Some((cluster, addr)), head, timeout, ctx, rq);
+                    let target = Some((cluster, addr));
+                    let mut ex = new_exchange(&meta, target, head, timeout, ctx, (s.listener, rq));
                     if fresh {
                         ex.connect_at = Some(ctx.now + ex.connect_timeout);
                     }
@@ -255,7 +282,7 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
                 }
                 Err(e) => {
                     log::debug!("connect to {addr} failed at once: {e}");
-                    let keep = meta.keep_alive && !has_body && !ctx.draining;
+                    let keep = meta.keep_alive && !has_body && !ctx.closing();
                     local_reply(s, ctx, 503, local::CONNECT_FAILURE, !keep);
                     if !keep {
                         s.close_after();
@@ -279,7 +306,7 @@ fn new_exchange(
     head: Vec<u8>,
     timeout: Option<Duration>,
     ctx: &Ctx,
-    rq: Rq,
+    (listener, rq): (usize, Rq),
 ) -> Exchange {
     let (connect_timeout, limit) = match target {
         Some((c, _)) => {
@@ -292,6 +319,8 @@ fn new_exchange(
         None => (Duration::from_secs(5), 1 << 20),
     };
     Exchange {
+        idle: ctx.listeners[listener].hcm.stream_idle_timeout,
+        last_activity: ctx.now,
         target,
         head,
         req: BodyIn::from_framing(meta.framing),
@@ -334,20 +363,35 @@ fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ct
     let Some((_vh, route)) = l.router.route(req.host, req.path) else {
         return Decision::Local {
             status: 404,
-            body: "",
+            body: Cow::Borrowed(""),
+            location: None,
             flag: Flags::NR,
         };
     };
-    let RouteAction::Forward(fwd) = &route.action else {
-        // Placeholder until the routing branch lands direct responses and redirects.
-        if matches!(route.action, RouteAction::DirectResponse { .. }) {
-            observe::direct_response(ctx, listener);
+    let fwd = match &route.action {
+        RouteAction::Forward(f) => f,
+        RouteAction::DirectResponse { status, body } => {
+            ctx.stats.direct_response(listener);
+            return Decision::Local {
+                status: *status,
+                body: Cow::Owned(body.clone().unwrap_or_default()),
+                location: None,
+                flag: 0,
+            };
         }
-        return Decision::Local {
-            status: 501,
-            body: "Not Implemented",
-            flag: 0,
-        };
+        RouteAction::Redirect(r) => {
+            return Decision::Local {
+                status: r.response_code,
+                body: Cow::Borrowed(""),
+                location: Some(crate::route::redirect_location(
+                    r,
+                    &route.matcher.path,
+                    req.host,
+                    req.path,
+                )),
+                flag: 0,
+            };
+        }
     };
     let cluster = match &fwd.cluster {
         ClusterSpec::Single(c) => *c,
@@ -377,14 +421,16 @@ fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ct
     let Some(cl) = ctx.clusters.get_mut(cluster) else {
         return Decision::Local {
             status: 503,
-            body: local::NO_HEALTHY_UPSTREAM,
+            body: Cow::Borrowed(local::NO_HEALTHY_UPSTREAM),
+            location: None,
             flag: Flags::UH,
         };
     };
     let Some(hi) = cl.pick(&mut ctx.rng) else {
         return Decision::Local {
             status: 503,
-            body: local::NO_HEALTHY_UPSTREAM,
+            body: Cow::Borrowed(local::NO_HEALTHY_UPSTREAM),
+            location: None,
             flag: Flags::UH,
         };
     };
@@ -424,6 +470,10 @@ fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ct
             have_request_id = true;
         }
         if n.eq_ignore_ascii_case("x-forwarded-proto") {
+            // At the edge (use_remote_address) the client's claim is replaced, as Envoy does.
+            if l.hcm.use_remote_address {
+                continue;
+            }
             have_proto = true;
         }
         put_header(&mut h, n, hd.value);
@@ -437,7 +487,7 @@ fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ct
     if !have_proto {
         put_header(&mut h, "x-forwarded-proto", b"http");
     }
-    if !have_request_id {
+    if !have_request_id && l.hcm.generate_request_id {
         let id = ctx.rng.uuid4();
         put_header(&mut h, "x-request-id", id.as_bytes());
     }

@@ -17,6 +17,8 @@ pub const CONNECTION_TERMINATION: &str =
 /// Envoy's body when the upstream sent something that is not HTTP/1.
 pub const PROTOCOL_ERROR: &str =
     "upstream connect error or disconnect/reset before headers. reset reason: protocol error";
+/// Envoy's body for the stream idle timeout.
+pub const STREAM_TIMEOUT: &str = "stream timeout";
 /// Envoy's body for the route timeout.
 pub const UPSTREAM_TIMEOUT: &str = "upstream request timeout";
 
@@ -28,6 +30,7 @@ pub fn write_local_reply(
     close: bool,
     server_name: &str,
     date: &str,
+    extra: &[(&str, &str)],
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.to_string().as_bytes());
@@ -40,6 +43,9 @@ pub fn write_local_reply(
     }
     put_header(out, "date", date.as_bytes());
     put_header(out, "server", server_name.as_bytes());
+    for (n, v) in extra {
+        put_header(out, n, v.as_bytes());
+    }
     if close {
         put_header(out, "connection", b"close");
     }
@@ -54,7 +60,7 @@ mod tests {
     #[test]
     fn local_reply_is_complete_http() {
         let mut v = Vec::new();
-        write_local_reply(&mut v, 503, NO_HEALTHY_UPSTREAM, true, "baton", "D");
+        write_local_reply(&mut v, 503, NO_HEALTHY_UPSTREAM, true, "baton", "D", &[]);
         let s = String::from_utf8(v).unwrap();
         assert!(s.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
         assert!(s.contains("content-length: 19\r\n"));

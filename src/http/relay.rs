@@ -47,6 +47,9 @@ pub fn pump(s: &mut Session, ctx: &mut Ctx) -> io::Result<bool> {
     };
     match pump_inner(s, ctx, &mut ex) {
         Ok(Flow::Running(p)) => {
+            if p {
+                ex.last_activity = ctx.now;
+            }
             s.ex = Some(ex);
             Ok(p)
         }
@@ -194,7 +197,7 @@ fn move_request_body(
         BodyIn::Done | BodyIn::UntilClose => return Ok(false),
         BodyIn::Length(rem) => {
             let n = (*rem).min(s.rbuf.len() as u64).min(room as u64) as usize;
-            if let Some(b) = sink.as_mut() {
+            if let Some(b) = &mut sink {
                 b.extend(pool, &s.rbuf.data()[..n]);
             }
             ex.rq.bytes_rx += n as u64;
@@ -207,17 +210,15 @@ fn move_request_body(
             let used = dec
                 .decode(s.rbuf.data(), room, |d| {
                     *rx += d.len() as u64;
-                    if let Some(b) = sink.as_mut() {
+                    if let Some(b) = sink.as_deref_mut() {
                         put_chunk(b, pool, d);
                     }
                 })
                 .map_err(|e| e.0)?;
             s.rbuf.consume(used);
             let done = dec.is_done();
-            if done {
-                if let Some(b) = sink.as_mut() {
-                    b.extend(pool, LAST_CHUNK);
-                }
+            if let (true, Some(b)) = (done, &mut sink) {
+                b.extend(pool, LAST_CHUNK);
             }
             done
         }
@@ -271,7 +272,7 @@ fn response_head(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Result<bo
             up.rbuf.consume(n);
             continue;
         }
-        let draining = ctx.draining;
+        let draining = ctx.closing();
         let l = &ctx.listeners[s.listener];
         let (head, resp) = client_head(
             &r,
@@ -477,11 +478,11 @@ fn upstream_failure(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange, f: Failur
         return Flow::Ended;
     };
     let stale = f == Failure::Reset && up.reused && !up.got_bytes;
-    let addr = up.addr;
+    let (addr, cluster) = (up.addr, up.cluster);
     if matches!(f, Failure::ConnectFailed | Failure::ConnectTimeout) {
-        observe::upstream_connect_fail(ctx, up.cluster, addr, f == Failure::ConnectTimeout);
+        let timeout = f == Failure::ConnectTimeout;
+        observe::upstream_connect_fail(ctx, cluster, addr, timeout);
     }
-    let cluster = up.cluster;
     up.close(ctx);
     if ex.resp.is_some() {
         log::debug!("session {}: upstream {addr} failed mid-response", s.id);
@@ -516,7 +517,7 @@ fn upstream_failure(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange, f: Failur
 
 /// Queues a local reply that ends the exchange; keeps the connection when that is safe.
 fn local_failure(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange, status: u16, body: &str) {
-    let keep = ex.client_keep_alive && matches!(ex.req, BodyIn::Done) && !ctx.draining;
+    let keep = ex.client_keep_alive && matches!(ex.req, BodyIn::Done) && !ctx.closing();
     local_reply(s, ctx, status, body, !keep);
     ex.rq.status = status;
     ex.rq.bytes_tx = body.len() as u64;
@@ -562,6 +563,23 @@ pub fn on_timeout(s: &mut Session, ctx: &mut Ctx) {
             local_failure(s, ctx, &mut ex, 504, local::UPSTREAM_TIMEOUT);
         } else {
             abort_client(s);
+        }
+        Flow::Ended
+    } else if ex.idle.is_some_and(|t| ex.last_activity + t <= now) {
+        log::debug!("session {}: stream idle timeout", s.id);
+        ex.flag(Flags::SI);
+        if let Some(up) = s.up.take() {
+            up.close(ctx);
+        }
+        if ex.resp.is_some() {
+            abort_client(s);
+        } else if matches!(ex.req, BodyIn::Done) {
+            local_failure(s, ctx, &mut ex, 504, local::STREAM_TIMEOUT);
+        } else {
+            local_reply(s, ctx, 408, local::STREAM_TIMEOUT, true);
+            ex.rq.status = 408;
+            ex.rq.bytes_tx = local::STREAM_TIMEOUT.len() as u64;
+            s.close_after();
         }
         Flow::Ended
     } else {

@@ -43,13 +43,9 @@ impl UpConn {
         tok: Tok,
     ) -> io::Result<UpConn> {
         let started = TcpStream::connect(addr).and_then(|mut stream| {
-            ctx.registry
-                .register(
-                    &mut stream,
-                    tok.token(),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .map(|()| stream)
+            let rw = Interest::READABLE | Interest::WRITABLE;
+            ctx.registry.register(&mut stream, tok.token(), rw)?;
+            Ok(stream)
         });
         let stream = match started {
             Ok(s) => s,

@@ -9,14 +9,14 @@
 
 mod render;
 mod scopes;
-mod snapshot;
 
+/// What travels on the restart channel (the state machine's wire type).
+pub use baton_statemachine::StatsSnapshot as Snapshot;
 pub use render::{json_str, render_json, render_prometheus, render_text};
 pub use scopes::{
     listener_scope, ClusterStats, HostStats, HttpStats, ListenerStats, ServerState, ServerStats,
     Stats,
 };
-pub use snapshot::Snapshot;
 
 use std::collections::HashMap;
 

@@ -103,7 +103,6 @@ pub struct Stats {
     /// Indexed like `Ctx::clusters`.
     pub clusters: Vec<ClusterStats>,
     state: ServerState,
-    epoch: u32,
     started: Instant,
     /// When epoch 0 started, for uptime_all_epochs.
     first_started: SystemTime,
@@ -200,7 +199,6 @@ impl Stats {
             http: hs,
             clusters: cs,
             state: ServerState::PreInitializing,
-            epoch: 0,
             started: Instant::now(),
             first_started: SystemTime::now(),
             healthcheck_failed: false,
@@ -221,14 +219,9 @@ impl Stats {
         self.state = st;
     }
 
-    pub fn epoch(&self) -> u32 {
-        self.epoch
-    }
-
-    /// A hot-restarted process: its epoch, and when epoch 0 started (the parent's value), so
+    /// A hot-restarted process: when epoch 0 started (the parent's value), so
     /// `uptime_all_epochs` spans every generation.
-    pub fn set_hot_restart(&mut self, epoch: u32, first_started: SystemTime) {
-        self.epoch = epoch;
+    pub fn set_first_started(&mut self, first_started: SystemTime) {
         self.first_started = first_started;
     }
 
@@ -254,7 +247,7 @@ impl Stats {
     }
 
     /// Brings the derived `server.*` gauges up to date; called before any read-out.
-    pub fn refresh(&mut self, now: Instant) {
+    pub fn refresh(&mut self, now: Instant, epoch: u32) {
         let own: i64 = self
             .listeners
             .iter()
@@ -267,7 +260,7 @@ impl Stats {
         self.store.set(sv.total_connections, own + parent);
         self.store.set(sv.live, live);
         self.store.set(sv.uptime, up);
-        self.store.set(sv.hot_restart_epoch, i64::from(self.epoch));
+        self.store.set(sv.hot_restart_epoch, i64::from(epoch));
     }
 
     /// A client connection was accepted on listener `l`.
@@ -291,6 +284,21 @@ impl Stats {
             st.inc(ls.downstream_cx_destroy);
             st.gauge_add(ls.downstream_cx_active, -1);
             st.gauge_add(hs.downstream_cx_active, -1);
+        }
+    }
+
+    /// A direct_response route answered on listener `l`.
+    pub fn direct_response(&mut self, l: usize) {
+        if let Some(h) = self.http.get(l).copied() {
+            self.store.inc(h.rq_direct_response);
+        }
+    }
+
+    /// A client connection on listener `l` moved to the new process.
+    pub fn cx_moved(&mut self, l: usize) {
+        if let (Some(ls), Some(hs)) = (self.listeners.get(l).copied(), self.http.get(l).copied()) {
+            self.store.gauge_add(ls.downstream_cx_active, -1);
+            self.store.gauge_add(hs.downstream_cx_active, -1);
         }
     }
 
@@ -319,7 +327,7 @@ mod tests {
         s.cx_open(1);
         s.cx_close(1);
         s.set_state(ServerState::Live);
-        s.refresh(Instant::now());
+        s.refresh(Instant::now(), 0);
         let g = |n: &str| s.store.get(n).unwrap_or_else(|| panic!("{n} missing"));
         assert_eq!(g("listener.0.0.0.0_10000.downstream_cx_total"), 1);
         assert_eq!(g("listener.[__1]_80.downstream_cx_destroy"), 1);

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::{FdBatch, Message, StatsSnapshot, MAX_FDS_PER_BATCH};
+use crate::{FdBatch, Message, MovedConn, StatsSnapshot, MAX_FDS_PER_BATCH};
 
 /// Bytes before the payload: length (4) and type (1).
 pub const HEADER_LEN: usize = 5;
@@ -25,6 +25,7 @@ const T_LISTENING: u8 = 7;
 const T_ACCEPTING_STOPPED: u8 = 8;
 const T_DRAIN_PARENT: u8 = 9;
 const T_STATS: u8 = 10;
+const T_CONNECTIONS: u8 = 11;
 
 /// Why a frame could not be encoded or decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +146,19 @@ fn encode_into(msg: &Message, out: &mut Vec<u8>, start: usize) -> Result<(), Cod
                 out.extend_from_slice(&value.to_be_bytes());
             }
         }
+        Message::Connections(conns) => {
+            if conns.len() > MAX_FDS_PER_BATCH {
+                return Err(CodecError::TooManyFds { count: conns.len() });
+            }
+            out.push(T_CONNECTIONS);
+            put_count(out, conns.len())?;
+            for c in conns {
+                put_str(out, &c.listener)?;
+                put_str(out, &c.peer)?;
+                put_count(out, c.pending.len())?;
+                out.extend_from_slice(&c.pending);
+            }
+        }
     }
     let len = out.len() - start - 4;
     if len > MAX_FRAME_LEN {
@@ -247,6 +261,25 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, CodecError> {
                     .push((r.string()?, i64::from_be_bytes(r.array()?)));
             }
             Message::Stats(stats)
+        }
+        T_CONNECTIONS => {
+            let n = r.count(8)?;
+            if n > MAX_FDS_PER_BATCH {
+                return Err(CodecError::TooManyFds { count: n });
+            }
+            let mut conns = Vec::with_capacity(n);
+            for _ in 0..n {
+                let listener = r.string()?;
+                let peer = r.string()?;
+                let len = r.count(1)?;
+                let pending = r.take(len)?.to_vec();
+                conns.push(MovedConn {
+                    listener,
+                    peer,
+                    pending,
+                });
+            }
+            Message::Connections(conns)
         }
         t => return Err(CodecError::UnknownType(t)),
     };

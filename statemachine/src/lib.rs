@@ -32,7 +32,9 @@ mod parent;
 pub use codec::{decode, encode, CodecError, HEADER_LEN, MAX_FRAME_LEN};
 pub use event::{Action, Error, Event, State};
 pub use machine::Machine;
-pub use message::{FdBatch, Message, StatsSnapshot, MAX_FDS_PER_BATCH, PROTOCOL_VERSION};
+pub use message::{
+    FdBatch, Message, MovedConn, StatsSnapshot, MAX_FDS_PER_BATCH, PROTOCOL_VERSION,
+};
 
 /// Milliseconds since an arbitrary monotonic origin chosen by the driver.
 pub type Millis = u64;

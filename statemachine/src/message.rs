@@ -27,6 +27,18 @@ pub struct StatsSnapshot {
     pub gauges: Vec<(String, i64)>,
 }
 
+/// One live client connection moved from a draining parent to its child; its fd travels in
+/// SCM_RIGHTS with the `Connections` frame, in list order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedConn {
+    /// Wire address of the listener that accepted it (`tcp:IP:PORT`).
+    pub listener: String,
+    /// The client's address, for logs and X-Forwarded-For.
+    pub peer: String,
+    /// Bytes already read from the client and not yet answered (a partial request head).
+    pub pending: Vec<u8>,
+}
+
 /// A message on the restart socket. Child → parent unless noted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -59,6 +71,10 @@ pub enum Message {
     DrainParent,
     /// Parent → child: the parent's stats, so counters continue across generations.
     Stats(StatsSnapshot),
+    /// Parent → child, while draining: idle keep-alive connections (fds in SCM_RIGHTS, at most
+    /// `MAX_FDS_PER_BATCH`), so an upgrade closes none of them. Handled by the drivers alone:
+    /// it moves data-plane state and changes no hot-restart state.
+    Connections(Vec<MovedConn>),
 }
 
 impl Message {
@@ -75,6 +91,7 @@ impl Message {
             Message::AcceptingStopped => "AcceptingStopped",
             Message::DrainParent => "DrainParent",
             Message::Stats(_) => "Stats",
+            Message::Connections(_) => "Connections",
         }
     }
 }

@@ -67,7 +67,16 @@ fn decode_errors() {
             },
         ),
         (frame(0, &[]), UnknownType(0)),
-        (frame(11, &[]), UnknownType(11)),
+        (frame(12, &[]), UnknownType(12)),
+        (frame(11, &[0, 0, 0, 1]), Truncated), // one moved connection, no fields
+        (
+            {
+                let mut p = vec![0, 0, 0, 1, 0, 0, 0, 0];
+                p.extend_from_slice(&[0, 0, 0, 9, 1]); // 9 pending bytes announced, 1 there
+                frame(11, &p)
+            },
+            Truncated,
+        ),
         (frame(1, &[0, 1]), Truncated),       // Hello without pid
         (frame(3, &[0, 5, b'a']), Truncated), // string longer than frame
         (frame(4, &[0xff, 0xff, 0xff, 0xff]), Truncated), // lying list count
@@ -150,6 +159,19 @@ fn message() -> impl Strategy<Value = Message> {
             proptest::collection::vec((s(), any::<i64>()), 0..4)
         )
             .prop_map(|(counters, gauges)| Message::Stats(StatsSnapshot { counters, gauges })),
+        proptest::collection::vec(
+            (s(), s(), proptest::collection::vec(any::<u8>(), 0..40)),
+            0..4
+        )
+        .prop_map(|v| Message::Connections(
+            v.into_iter()
+                .map(|(listener, peer, pending)| MovedConn {
+                    listener,
+                    peer,
+                    pending
+                })
+                .collect()
+        )),
     ]
 }
 

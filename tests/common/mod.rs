@@ -56,11 +56,16 @@ impl std::ops::Deref for Upstream {
     }
 }
 
-/// A proxy and one upstream `up1` behind it, the usual test set-up.
+/// A proxy and one upstream `up1` behind it (STATIC cluster, seed-shaped config).
 pub fn proxy_with_upstream() -> (Baton, Upstream) {
+    proxy_with_upstream_and(&Extra::default(), "STATIC")
+}
+
+/// As `proxy_with_upstream`, with a discovery type and the test's config variations.
+pub fn proxy_with_upstream_and(extra: &Extra, discovery: &str) -> (Baton, Upstream) {
     let up = Upstream::start("up1");
-    let b = Baton::start(&simple_yaml(free_port(), up.port()));
-    (b, up)
+    let yaml = proxy_yaml(free_port(), &[("backend", &[up.port()], discovery)], extra);
+    (Baton::start(&yaml), up)
 }
 
 /// A raw client connection for byte-exact requests.

@@ -185,5 +185,17 @@ pub fn all_messages() -> Vec<Message> {
             counters: vec![("downstream_rq_total".into(), 7)],
             gauges: vec![("server.parent_connections".into(), -1)],
         }),
+        Message::Connections(vec![
+            MovedConn {
+                listener: "tcp:127.0.0.1:10000".into(),
+                peer: "127.0.0.1:5555".into(),
+                pending: b"GET / HT".to_vec(),
+            },
+            MovedConn {
+                listener: "tcp:[::1]:10000".into(),
+                peer: "[::1]:6".into(),
+                pending: Vec::new(),
+            },
+        ]),
     ]
 }

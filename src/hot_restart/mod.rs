@@ -1,0 +1,61 @@
+//! Hot restart: the restart socket (`channel`), and the driver that runs the pure state
+//! machine of `baton-statemachine` against real sockets (`driver`). The wire protocol and the
+//! state diagram are in docs/hot-restart.md.
+
+pub mod channel;
+pub mod driver;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Instant;
+
+use baton_statemachine::Machine;
+use mio::net::UnixListener;
+
+/// Key of the link to our parent in `HotRestart::peers`; children get 1, 2, ...
+pub const PARENT_KEY: u64 = 0;
+
+/// The hot-restart side of a process.
+pub struct HotRestart {
+    pub machine: Machine,
+    /// Time origin of the machine's millisecond clock.
+    pub origin: Instant,
+    /// The restart socket's listening fd (ours, handed over, or received).
+    pub listener: Option<UnixListener>,
+    pub accepting: bool,
+    pub peers: HashMap<u64, channel::Conn>,
+    pub next_id: u64,
+    pub ready_sent: bool,
+    pub done_sent: bool,
+    /// Client connections handed to our successor / adopted from our parent.
+    pub moved: u64,
+    pub adopted: u64,
+}
+
+impl HotRestart {
+    pub fn new(machine: Machine) -> HotRestart {
+        HotRestart {
+            machine,
+            origin: Instant::now(),
+            listener: None,
+            accepting: false,
+            peers: HashMap::new(),
+            next_id: PARENT_KEY,
+            ready_sent: false,
+            done_sent: false,
+            moved: 0,
+            adopted: 0,
+        }
+    }
+}
+
+/// How a TCP listener is named on the wire (matched by address between generations).
+pub fn tcp_address(a: SocketAddr) -> String {
+    format!("tcp:{a}")
+}
+
+/// How the restart socket itself is named on the wire.
+pub fn restart_address(p: &Path) -> String {
+    format!("unix:{}", p.display())
+}
