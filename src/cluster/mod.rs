@@ -163,6 +163,16 @@ impl ClusterRt {
         })
     }
 
+    /// The configured name behind a DNS-discovered host (for `auto_host_rewrite`); `None` for
+    /// STATIC clusters, whose hosts have no name (Envoy then leaves Host alone).
+    pub fn hostname_of(&self, addr: SocketAddr) -> Option<&str> {
+        if self.cfg.discovery == DiscoveryType::Static {
+            return None;
+        }
+        let i = self.resolved.iter().position(|a| a.contains(&addr))?;
+        self.cfg.endpoints.get(i).map(|e| e.host.as_str())
+    }
+
     /// The host at `addr`, if it is still in the cluster (linear: clusters are small, and this
     /// runs once per connection or request, never per byte).
     pub fn host_mut(&mut self, addr: SocketAddr) -> Option<&mut HostRt> {
