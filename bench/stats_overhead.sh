@@ -173,6 +173,7 @@ done
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 off=$(median "${RPS[off]}")
 on=$(median "${RPS[on]}")
+sleep 0.5 # the last buffered lines are written by the next 100 ms flush tick
 lines=$(wc -l <"$WORK/access.log")
 total=$(curl -s "http://127.0.0.1:$ADMIN_PORT/stats?filter=http.ingress_http.downstream_rq_total" | awk '{print $2}')
 {

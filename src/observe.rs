@@ -47,13 +47,13 @@ pub fn begin(
         let mut c = Captured::new(slots);
         if let Some(req) = req {
             for (i, name) in slots.req.iter().enumerate() {
-                c.req[i] = match name.as_str() {
-                    ":method" => Some(req.method.to_string()),
-                    ":path" => Some(req.path.to_string()),
-                    ":authority" | "host" => req.host.map(String::from),
-                    ":scheme" => Some("http".into()),
-                    n => join_values(req.headers, n),
-                };
+                match name.as_str() {
+                    ":method" => c.put(false, i, one(req.method)),
+                    ":path" => c.put(false, i, one(req.path)),
+                    ":authority" | "host" => c.put(false, i, req.host.into_iter().flat_map(one)),
+                    ":scheme" => c.put(false, i, one("http")),
+                    n => c.put(false, i, values(req.headers, n)),
+                }
             }
         }
         rq.cap = Some(Box::new(c));
@@ -61,20 +61,15 @@ pub fn begin(
     rq
 }
 
-/// Several values of one header joined with "," (how Envoy presents them).
-fn join_values(hdrs: &[httparse::Header<'_>], name: &str) -> Option<String> {
-    let mut out: Option<String> = None;
-    for h in hdrs.iter().filter(|h| h.name.eq_ignore_ascii_case(name)) {
-        let v = String::from_utf8_lossy(h.value);
-        match out.as_mut() {
-            Some(o) => {
-                o.push(',');
-                o.push_str(&v);
-            }
-            None => out = Some(v.into_owned()),
-        }
-    }
-    out
+fn one(v: &str) -> std::iter::Once<&[u8]> {
+    std::iter::once(v.as_bytes())
+}
+
+/// Every value of header `name`, in order.
+fn values<'a>(hdrs: &'a [httparse::Header<'a>], name: &'a str) -> impl Iterator<Item = &'a [u8]> {
+    hdrs.iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
 }
 
 /// The upstream response head arrived: its status, and the headers a format prints.
@@ -82,7 +77,7 @@ pub fn response_head(ctx: &Ctx, rq: &mut Rq, status: u16, hdrs: &[httparse::Head
     rq.status = status;
     if let (Some(slots), Some(c)) = (ctx.access_logs.slots(rq.listener), rq.cap.as_mut()) {
         for (i, name) in slots.resp.iter().enumerate() {
-            c.resp[i] = join_values(hdrs, name);
+            c.put(true, i, values(hdrs, name));
         }
     }
 }

@@ -159,11 +159,11 @@ fn floor_char(s: &str, i: usize) -> usize {
     i
 }
 
-fn header<'a>(vals: Option<&'a [Option<String>]>, slots: &[usize]) -> Option<&'a str> {
-    let vals = vals?;
+fn header<'a>(cap: Option<&'a Captured>, resp: bool, slots: &[usize]) -> Option<&'a str> {
+    let c = cap?;
     slots
         .iter()
-        .find_map(|&i| vals.get(i).and_then(|v| v.as_deref()))
+        .find_map(|&i| if resp { c.resp(i) } else { c.req(i) })
 }
 
 fn value(v: &mut String, op: &Op, rq: &Rq, cluster_name: Option<&str>) {
@@ -173,8 +173,8 @@ fn value(v: &mut String, op: &Op, rq: &Rq, cluster_name: Option<&str>) {
             let t = cap.map_or(SystemTime::now(), |c| c.start_wall);
             start_time(v, t, f.as_deref());
         }
-        Op::Req(s) => v.push_str(header(cap.map(|c| c.req.as_slice()), s).unwrap_or("")),
-        Op::Resp(s) => v.push_str(header(cap.map(|c| c.resp.as_slice()), s).unwrap_or("")),
+        Op::Req(s) => v.push_str(header(cap, false, s).unwrap_or("")),
+        Op::Resp(s) => v.push_str(header(cap, true, s).unwrap_or("")),
         Op::Protocol => v.push_str(if rq.minor == 0 {
             "HTTP/1.0"
         } else {
@@ -279,12 +279,13 @@ mod tests {
         let mut c = Captured::new(slots);
         c.start_wall = UNIX_EPOCH + Duration::from_millis(951_782_400_123);
         for (i, n) in slots.req.iter().enumerate() {
-            c.req[i] = match n.as_str() {
-                ":method" => Some("GET".into()),
-                ":path" => Some("/a?b".into()),
-                "user-agent" => Some("curl/8".into()),
-                _ => None,
+            let v: &[u8] = match n.as_str() {
+                ":method" => b"GET",
+                ":path" => b"/a?b",
+                "user-agent" => b"curl/8",
+                _ => continue,
             };
+            c.put(false, i, std::iter::once(v));
         }
         r.cap = Some(Box::new(c));
         r.status = 404;

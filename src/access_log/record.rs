@@ -74,21 +74,58 @@ impl Flags {
     }
 }
 
-/// Header values some format prints, by the listener's capture slots.
+/// Header values some format prints, by the listener's capture slots. All values share one
+/// text buffer (three allocations per request, however many headers are captured).
 #[derive(Debug, Clone)]
 pub struct Captured {
     pub start_wall: SystemTime,
-    pub req: Vec<Option<String>>,
-    pub resp: Vec<Option<String>>,
+    text: String,
+    req: Vec<Option<(u32, u32)>>,
+    resp: Vec<Option<(u32, u32)>>,
 }
 
 impl Captured {
     pub fn new(slots: &Slots) -> Captured {
         Captured {
             start_wall: SystemTime::now(),
+            text: String::with_capacity(128),
             req: vec![None; slots.req.len()],
             resp: vec![None; slots.resp.len()],
         }
+    }
+
+    /// Stores request (`resp` false) or response slot `i`: the values joined with ","
+    /// (how Envoy presents a repeated header); nothing when there is none.
+    pub fn put<'a>(&mut self, resp: bool, i: usize, values: impl Iterator<Item = &'a [u8]>) {
+        let start = self.text.len();
+        let mut any = false;
+        for v in values {
+            if any {
+                self.text.push(',');
+            }
+            any = true;
+            match std::str::from_utf8(v) {
+                Ok(s) => self.text.push_str(s),
+                Err(_) => self.text.push_str(&String::from_utf8_lossy(v)),
+            }
+        }
+        let list = if resp { &mut self.resp } else { &mut self.req };
+        if let (true, Some(slot)) = (any, list.get_mut(i)) {
+            *slot = Some((start as u32, self.text.len() as u32));
+        }
+    }
+
+    fn get(&self, list: &[Option<(u32, u32)>], i: usize) -> Option<&str> {
+        let (a, b) = (*list.get(i)?)?;
+        self.text.get(a as usize..b as usize)
+    }
+
+    pub fn req(&self, i: usize) -> Option<&str> {
+        self.get(&self.req, i)
+    }
+
+    pub fn resp(&self, i: usize) -> Option<&str> {
+        self.get(&self.resp, i)
     }
 }
 
