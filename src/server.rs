@@ -152,6 +152,7 @@ impl Proxy {
             .map(|l| l.hcm.access_log.as_slice())
             .collect();
         p.ctx.access_logs = crate::access_log::AccessLogs::open(&logs)?;
+        p.admin_retry();
         let mut waiting = false;
         for c in 0..p.ctx.clusters.len() {
             observe::membership(&mut p.ctx, c);
@@ -402,6 +403,18 @@ impl Proxy {
         }
     }
 
+    /// Binds the admin address once a hot-restart parent released it, checking every second.
+    fn admin_retry(&mut self) {
+        let now = self.ctx.now;
+        if let Some(a) = self.admin.as_mut() {
+            if a.retry_due(now) && !a.retry_bind(self.poll.registry()) {
+                let at = now + Duration::from_secs(1);
+                a.next_retry = Some(at);
+                self.ctx.timers.arm(at, TimerKey::Tick);
+            }
+        }
+    }
+
     /// Stops accepting on listener `i` and closes our copy of its socket.
     fn close_listener(&mut self, i: usize) {
         if let Some(Some(mut l)) = self.listeners.get_mut(i).map(Option::take) {
@@ -431,6 +444,7 @@ impl Proxy {
             TimerKey::Drain => {}
             TimerKey::Tick => {
                 observe::on_tick(&mut self.ctx);
+                self.admin_retry();
                 if self.init_until.is_some_and(|t| t <= at) {
                     log::warn!(
                         "first DNS answers not all in after {INIT_DNS_WAIT:?}; accepting anyway"

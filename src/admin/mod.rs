@@ -53,7 +53,11 @@ struct Conn {
 
 /// The admin listener, its connections, and what it serves that never changes.
 pub struct Admin {
-    listener: TcpListener,
+    /// None while a hot-restart parent still holds the address (see `retry_bind`).
+    listener: Option<TcpListener>,
+    address: SocketAddr,
+    /// When the next bind attempt is due (one retry timer at a time).
+    pub next_retry: Option<std::time::Instant>,
     conns: Slab<Conn>,
     /// Envoy's `node` as shown by /server_info: CLI flags over the bootstrap's `node`.
     node: (String, String),
@@ -68,35 +72,60 @@ impl Admin {
         opts: &Options,
     ) -> Result<Option<Admin>, String> {
         let Some(cfg) = &b.admin else { return Ok(None) };
-        let mut listener = TcpListener::bind(cfg.address)
-            .map_err(|e| format!("admin: {}: {}", cfg.address, crate::server::io_cause(&e)))?;
-        registry
-            .register(
-                &mut listener,
-                Tok::Admin(usize::MAX).token(),
-                Interest::READABLE,
-            )
-            .map_err(|e| format!("admin: {e}"))?;
+        let listener = match bind(registry, cfg.address) {
+            Ok(l) => Some(l),
+            // A hot-restart parent still serves the admin address: take it once it lets go.
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && opts.hot_restart_file.is_some() => {
+                log::warn!(
+                    "admin: {} is in use (by the parent?); retrying every second",
+                    cfg.address
+                );
+                None
+            }
+            Err(e) => {
+                return Err(format!(
+                    "admin: {}: {}",
+                    cfg.address,
+                    crate::server::io_cause(&e)
+                ))
+            }
+        };
         let bn = b.node.clone().unwrap_or_default();
         let pick = |cli: &str, cfg: String| if cli.is_empty() { cfg } else { cli.to_string() };
         let node = (
             pick(&opts.service_node, bn.id),
             pick(&opts.service_cluster, bn.cluster),
         );
-        log::info!(
-            "admin interface on {}",
-            listener.local_addr().unwrap_or(cfg.address)
-        );
+        if listener.is_some() {
+            log::info!("admin interface on {}", cfg.address);
+        }
         Ok(Some(Admin {
             listener,
+            address: cfg.address,
+            next_retry: None,
             conns: Slab::default(),
             node,
             config_dump: config_dump(b, opts),
         }))
     }
 
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+    /// Whether a bind retry should run at `now` (still unbound, and no retry pending).
+    pub fn retry_due(&self, now: std::time::Instant) -> bool {
+        self.listener.is_none() && self.next_retry.is_none_or(|t| t <= now)
+    }
+
+    /// Binds the admin address if start-up could not; true once it is served.
+    pub fn retry_bind(&mut self, registry: &Registry) -> bool {
+        if self.listener.is_none() {
+            match bind(registry, self.address) {
+                Ok(l) => {
+                    log::info!("admin interface on {}", self.address);
+                    self.listener = Some(l);
+                }
+                Err(e) => log::debug!("admin: {}: {e}", self.address),
+            }
+        }
+        self.listener.is_some()
     }
 
     /// An event for `Tok::Admin(i)`. Returns what the proxy must do, if anything.
@@ -126,8 +155,11 @@ impl Admin {
     }
 
     fn accept(&mut self, ctx: &mut Ctx) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
         loop {
-            match self.listener.accept() {
+            match listener.accept() {
                 Ok((mut stream, _)) => {
                     let id = self.conns.next_key();
                     if let Err(e) = ctx.registry.register(
@@ -161,6 +193,12 @@ impl Admin {
             let _ = ctx.registry.deregister(&mut c.stream);
         }
     }
+}
+
+fn bind(registry: &Registry, addr: SocketAddr) -> io::Result<TcpListener> {
+    let mut l = TcpListener::bind(addr)?;
+    registry.register(&mut l, Tok::Admin(usize::MAX).token(), Interest::READABLE)?;
+    Ok(l)
 }
 
 /// Reads the request, answers it, writes the answer. Ok(Some(action)) when the connection is
