@@ -143,11 +143,12 @@ run_wrk() {
     echo "$(awk '/^Requests\/sec:/ {print $2}' <<<"$out") $(awk '/Non-2xx|Socket errors/ {n += $NF} END {print n + 0}' <<<"$out")"
 }
 
-# Scrapes the admin interface once a second while the "on" side runs.
+# Scrapes the admin interface once a second while the "on" side runs; pinned to the
+# upstream's CPU so the scraper's own process start-ups do not compete with the proxy.
 scrape() {
     while :; do
-        curl -s "http://127.0.0.1:$ADMIN_PORT/stats" >/dev/null || true
-        curl -s "http://127.0.0.1:$ADMIN_PORT/stats/prometheus" >/dev/null || true
+        taskset -c "$UPSTREAM_CPU" curl -s "http://127.0.0.1:$ADMIN_PORT/stats" >/dev/null || true
+        taskset -c "$UPSTREAM_CPU" curl -s "http://127.0.0.1:$ADMIN_PORT/stats/prometheus" >/dev/null || true
         sleep 1
     done
 }
@@ -183,7 +184,7 @@ total=$(curl -s "http://127.0.0.1:$ADMIN_PORT/stats?filter=http.ingress_http.dow
     echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores; baton $($BIN/baton --version | awk '{print $2}'); wrk -t1 -c$CONNS, GET /,"
     echo "$ROUNDS interleaved rounds of ${DURATION} s; proxy on CPU $PROXY_CPU, upstream on CPU $UPSTREAM_CPU, wrk on ${LOAD_CPU:-any CPU}."
     echo "*off*: no access log, no admin listener. *on*: HCM file access log in Envoy's default format"
-    echo "and the admin interface, \`/stats\` and \`/stats/prometheus\` scraped every second. Stats are"
+    echo "and the admin interface, \`/stats\` and \`/stats/prometheus\` scraped every second (curl pinned to the upstream's CPU). Stats are"
     echo "recorded in both (they cannot be turned off, as in Envoy: a few array increments per request)."
     [[ $SMOKE == 1 ]] && echo && echo "**Smoke run (1-second rounds): not a measurement.**"
     echo
