@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::cluster::ClusterRt;
 use crate::config::HttpConnectionManager;
 use crate::http::buf::BufPool;
-use crate::http::upstream::UpConn;
+use crate::http::upstream::{UpConn, UpOwner};
 use crate::reactor::Timers;
 use crate::route::Router;
 use crate::util::{http_date, FastMap, Rng, Slab};
@@ -26,8 +26,10 @@ pub struct Ctx {
     pub pool: BufPool,
     pub clusters: Vec<ClusterRt>,
     pub listeners: Vec<ListenerRt>,
-    /// Idle keep-alive upstream connections, each registered as `Tok::Idle(index)`.
+    /// Idle keep-alive upstream connections.
     pub idle: Slab<UpConn>,
+    /// Owner of each upstream connection's token (`Tok::Up(slot)`).
+    pub up_owner: Slab<UpOwner>,
     /// Idle connections per upstream address, most recently used last.
     pub idle_by_addr: FastMap<SocketAddr, Vec<usize>>,
     pub timers: Timers,
@@ -56,6 +58,7 @@ impl Ctx {
             clusters,
             listeners,
             idle: Slab::default(),
+            up_owner: Slab::default(),
             idle_by_addr: FastMap::default(),
             timers: Timers::default(),
             rng: Rng::from_entropy(),

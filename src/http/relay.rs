@@ -130,6 +130,11 @@ fn pump_attempt(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result
         let mut moved = false;
         if up.readable && !up.eof && up.rbuf.len() < CHUNK && s.wbuf.len() < ex.limit {
             match up.rbuf.read_from(&mut ctx.pool, &mut up.stream, CHUNK) {
+                Ok(ReadOutcome::Drained(_)) => {
+                    up.got_bytes = true;
+                    up.readable = up.hup;
+                    moved = true;
+                }
                 Ok(ReadOutcome::Data(_)) => {
                     up.got_bytes = true;
                     moved = true;
