@@ -66,10 +66,9 @@ fn launch(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<()> {
         return Err(io::ErrorKind::NotConnected.into());
     };
     ex.rq.upstream = Some(addr);
-    let tok = s.token_up();
-    let mut up = match take_idle(ctx, addr, tok) {
+    let mut up = match take_idle(ctx, addr, s.id) {
         Some(c) => c,
-        None => UpConn::connect(ctx, cluster, addr, tok)?,
+        None => UpConn::connect(ctx, cluster, addr, s.id)?,
     };
     observe::upstream_rq(ctx, cluster, addr, !up.reused);
     up.wbuf.extend(&mut ctx.pool, &ex.head);

@@ -1,4 +1,8 @@
 //! One upstream connection, and the per-address keep-alive pool it returns to between requests.
+//!
+//! A connection is registered with the reactor once, under a stable slot token; moving it
+//! between a session and the pool only rewrites who owns the slot. Re-registering on every
+//! hand-off cost two epoll_ctl calls per proxied request.
 
 use std::io;
 use std::net::SocketAddr;
@@ -24,6 +28,8 @@ pub struct UpConn {
     pub wbuf: Buf,
     pub readable: bool,
     pub writable: bool,
+    /// The last readiness event said the peer closed (or errored): read to EOF.
+    pub hup: bool,
     /// The TCP handshake finished.
     pub connected: bool,
     /// Came from the pool: a failure before any response byte may be a stale keep-alive race.
@@ -32,22 +38,29 @@ pub struct UpConn {
     pub got_bytes: bool,
     /// The upstream closed its side.
     pub eof: bool,
+    /// Index in `Ctx::up_owner`; the connection's token is `Tok::Up(slot)` for its lifetime.
+    pub slot: usize,
+}
+
+/// Who an upstream connection's readiness events are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpOwner {
+    /// The session (index) running an exchange on it.
+    Session(usize),
+    /// Idle in the pool (index into `Ctx::idle`).
+    Idle(usize),
 }
 
 impl UpConn {
-    /// Starts a non-blocking connect for cluster `cluster`, registered under `tok`.
+    /// Starts a non-blocking connect to `addr` (a host of `cluster`) for session `owner`.
     pub fn connect(
         ctx: &mut Ctx,
         cluster: usize,
         addr: SocketAddr,
-        tok: Tok,
+        owner: usize,
     ) -> io::Result<UpConn> {
-        let started = TcpStream::connect(addr).and_then(|mut stream| {
-            let rw = Interest::READABLE | Interest::WRITABLE;
-            ctx.registry.register(&mut stream, tok.token(), rw)?;
-            Ok(stream)
-        });
-        let stream = match started {
+        let started = TcpStream::connect(addr);
+        let mut stream = match started {
             Ok(s) => s,
             Err(e) => {
                 observe::upstream_connect_fail(ctx, cluster, addr, false);
@@ -55,6 +68,16 @@ impl UpConn {
             }
         };
         let _ = stream.set_nodelay(true);
+        let slot = ctx.up_owner.insert(UpOwner::Session(owner));
+        if let Err(e) = ctx.registry.register(
+            &mut stream,
+            Tok::Up(slot).token(),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            ctx.up_owner.remove(slot);
+            observe::upstream_connect_fail(ctx, cluster, addr, false);
+            return Err(e);
+        }
         observe::upstream_cx_open(ctx, cluster, addr);
         Ok(UpConn {
             stream,
@@ -64,10 +87,12 @@ impl UpConn {
             wbuf: Buf::default(),
             readable: false,
             writable: false,
+            hup: false,
             connected: false,
             reused: false,
             got_bytes: false,
             eof: false,
+            slot,
         })
     }
 
@@ -97,29 +122,21 @@ impl UpConn {
     /// Deregisters and drops the connection (close, never shutdown: see design.md).
     pub fn close(mut self, ctx: &mut Ctx) {
         observe::upstream_cx_close(ctx, self.cluster, self.addr);
+        ctx.up_owner.remove(self.slot);
         let _ = ctx.registry.deregister(&mut self.stream);
         self.release_buffers(&mut ctx.pool);
     }
 }
 
-/// Takes an idle connection to `addr` from the pool, re-registered under `tok`.
-pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, tok: Tok) -> Option<UpConn> {
+/// Takes an idle connection to `addr` from the pool for session `owner`.
+pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, owner: usize) -> Option<UpConn> {
     loop {
         let idx = ctx.idle_by_addr.get_mut(&addr)?.pop()?;
         let Some(mut c) = ctx.idle.remove(idx) else {
             continue;
         };
-        if ctx
-            .registry
-            .reregister(
-                &mut c.stream,
-                tok.token(),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .is_err()
-        {
-            c.close(ctx);
-            continue;
+        if let Some(o) = ctx.up_owner.get_mut(c.slot) {
+            *o = UpOwner::Session(owner);
         }
         c.reused = true;
         c.got_bytes = false;
@@ -137,20 +154,10 @@ pub fn put_idle(ctx: &mut Ctx, mut c: UpConn) {
         c.close(ctx);
         return;
     }
-    let addr = c.addr;
+    let (addr, slot) = (c.addr, c.slot);
     let idx = ctx.idle.insert(c);
-    let ok = match ctx.idle.get_mut(idx) {
-        Some(conn) => ctx
-            .registry
-            .reregister(&mut conn.stream, Tok::Idle(idx).token(), Interest::READABLE)
-            .is_ok(),
-        None => false,
-    };
-    if !ok {
-        if let Some(conn) = ctx.idle.remove(idx) {
-            conn.close(ctx);
-        }
-        return;
+    if let Some(o) = ctx.up_owner.get_mut(slot) {
+        *o = UpOwner::Idle(idx);
     }
     ctx.idle_by_addr.entry(addr).or_default().push(idx);
 }
