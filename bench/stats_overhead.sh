@@ -67,47 +67,14 @@ for p in $UP_PORT $OFF_PORT $ON_PORT $ADMIN_PORT; do
     fi
 done
 
-# config PORT EXTRA_HCM EXTRA_TOP: the throughput bench's shape, plus what this run varies.
+# config PORT EXTRA_HCM EXTRA_TOP: the seed's configs/envoy.yaml on our ports (a STATIC
+# cluster, so no DNS), plus what this run varies (lines after `stat_prefix:`, top-level blocks).
 config() {
-    cat <<YAML
-static_resources:
-  listeners:
-  - name: listener_0
-    address:
-      socket_address: { address: 127.0.0.1, port_value: $1 }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress_http
-$2
-          route_config:
-            name: local_route
-            virtual_hosts:
-            - name: local_service
-              domains: ["*"]
-              routes:
-              - match: { prefix: "/" }
-                route: { cluster: upstream }
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: upstream
-    connect_timeout: 0.25s
-    type: STATIC
-    lb_policy: ROUND_ROBIN
-    load_assignment:
-      cluster_name: upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address:
-              socket_address: { address: 127.0.0.1, port_value: $UP_PORT }
-$3
-YAML
+    sed -e "s/port_value: 10000/port_value: $1/" -e "s/port_value: 8080/port_value: $UP_PORT/" \
+        -e 's/address: 0.0.0.0/address: 127.0.0.1/' -e 's/type: LOGICAL_DNS/type: STATIC/' \
+        configs/envoy.yaml |
+        HCM="$2" awk '{print} /stat_prefix:/ && ENVIRON["HCM"] != "" {print ENVIRON["HCM"]}'
+    echo "$3"
 }
 
 ACCESS_LOG="          access_log:
@@ -152,6 +119,11 @@ scrape() {
         sleep 1
     done
 }
+
+# Warm-up (not counted): the first seconds after start-up are slower for either side.
+for port in $OFF_PORT $ON_PORT; do
+    "${LOAD[@]}" wrk -t1 "-c$CONNS" -d1s "http://127.0.0.1:$port/" >/dev/null
+done
 
 declare -A RPS=() ERRS=()
 for round in $(seq "$ROUNDS"); do

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use admin_util::*;
-use common::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 const FORMAT: &str = "%START_TIME%|%REQ(:METHOD)%|%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%|%PROTOCOL%|%RESPONSE_CODE%|%RESPONSE_FLAGS%|%BYTES_RECEIVED%|%BYTES_SENT%|%DURATION%|%UPSTREAM_HOST%|%DOWNSTREAM_REMOTE_ADDRESS%|%REQ(:AUTHORITY)%|%REQ(X-MISSING?USER-AGENT)%|%RESP(CONTENT-LENGTH)%|%UPSTREAM_CLUSTER%\n";
@@ -34,20 +33,6 @@ fn wait_lines(p: &PathBuf, n: usize) -> Vec<String> {
         lines(p).len()
     );
     lines(p)
-}
-
-fn start(logs: Vec<(String, Option<String>)>) -> (Baton, Upstream, Setup) {
-    let up = Upstream::start("up1");
-    let s = Setup {
-        listen: free_port(),
-        admin: free_port(),
-        upstream: up.port(),
-        dead: free_port(),
-        logs,
-    };
-    let b = Baton::start(&s.yaml());
-    wait_live(s.admin);
-    (b, up, s)
 }
 
 fn is_start_time(t: &str) -> bool {

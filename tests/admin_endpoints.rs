@@ -11,23 +11,9 @@ use common::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn start() -> (Baton, Upstream, Setup) {
-    let up = Upstream::start("up1");
-    let s = Setup {
-        listen: free_port(),
-        admin: free_port(),
-        upstream: up.port(),
-        dead: free_port(),
-        logs: Vec::new(),
-    };
-    let b = Baton::start(&s.yaml());
-    wait_live(s.admin);
-    (b, up, s)
-}
-
 #[test]
 fn stats_count_every_request_by_class_and_failure() {
-    let (b, _up, s) = start();
+    let (b, _up, s) = start(Vec::new());
     let p = b.port;
     let mut sent = 0;
     let mut send = |path: &str, want: u16, n: usize| {
@@ -152,7 +138,7 @@ fn stats_count_every_request_by_class_and_failure() {
 
 #[test]
 fn info_endpoints_and_errors() {
-    let (b, _up, s) = start();
+    let (b, _up, s) = start(Vec::new());
     let a = s.admin;
     let info = admin_get(a, "/server_info");
     for want in [
@@ -214,7 +200,7 @@ fn info_endpoints_and_errors() {
 
 #[test]
 fn drain_listeners_then_quitquitquit() {
-    let (mut b, _up, s) = start();
+    let (mut b, _up, s) = start(Vec::new());
     let a = s.admin;
     assert_eq!(request(b.port, "GET", "/status/200", "", ""), 200);
     assert_eq!(

@@ -9,7 +9,6 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use admin_util::*;
-use common::*;
 
 /// Parses stdin and prints one `name|labels|value` line per sample (labels sorted k=v,k=v).
 const PARSE: &str = r#"
@@ -27,16 +26,7 @@ fn prometheus_output_parses_with_the_reference_parser() {
         eprintln!("SKIPPED: python3 is not installed; the Prometheus parser test needs it");
         return;
     }
-    let up = Upstream::start("up1");
-    let s = Setup {
-        listen: free_port(),
-        admin: free_port(),
-        upstream: up.port(),
-        dead: free_port(),
-        logs: Vec::new(),
-    };
-    let b = Baton::start(&s.yaml());
-    wait_live(s.admin);
+    let (b, _up, s) = start(Vec::new());
     for _ in 0..3 {
         assert_eq!(request(b.port, "GET", "/status/200", "", ""), 200);
     }

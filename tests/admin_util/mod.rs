@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::common::{local, IO_TIMEOUT};
+use crate::common::{free_port, local, Baton, Upstream, IO_TIMEOUT};
 
 /// Ports and paths of one test set-up.
 pub struct Setup {
@@ -103,6 +103,21 @@ impl Setup {
         );
         y
     }
+}
+
+/// An upstream, baton with `Setup::yaml` (these access logs) on fresh ports, LIVE.
+pub fn start(logs: Vec<(String, Option<String>)>) -> (Baton, Upstream, Setup) {
+    let up = Upstream::start("up1");
+    let s = Setup {
+        listen: free_port(),
+        admin: free_port(),
+        upstream: up.port(),
+        dead: free_port(),
+        logs,
+    };
+    let b = Baton::start(&s.yaml());
+    wait_live(s.admin);
+    (b, up, s)
 }
 
 /// Waits (bounded) until the proxy reports LIVE: the listener socket accepts at TCP level as
