@@ -318,3 +318,104 @@ impl FakePeer {
         }
     }
 }
+
+/// Environment of a fake child process (see `fake_child_main`).
+const FAKE_SOCK: &str = "BATON_TEST_FAKE_CHILD_SOCK";
+const FAKE_ADDRS: &str = "BATON_TEST_FAKE_CHILD_ADDRS";
+/// What a fake child prints once it holds the parent's listener fds.
+const HOLDING: &str = "FAKE CHILD HOLDING";
+
+/// The body of a fake child process: the test binary re-run with `FAKE_SOCK` set. It does the
+/// child's half of a handover up to `FdsTransferred` (Hello, RequestListeners, every batch
+/// acknowledged), prints `HOLDING`, then holds the fds until it is killed. Without the
+/// environment variable (a normal test run) it returns at once.
+pub fn fake_child_main() {
+    let Ok(sock) = std::env::var(FAKE_SOCK) else {
+        return;
+    };
+    let addrs: Vec<String> = std::env::var(FAKE_ADDRS)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    let mut p = FakePeer::connect(Path::new(&sock));
+    p.hello();
+    p.expect("HelloAck", |m| matches!(m, Message::HelloAck { .. }));
+    p.send(&Message::RequestListeners { addresses: addrs });
+    loop {
+        let m = p.expect("ListenerFds", |m| matches!(m, Message::ListenerFds(_)));
+        let Message::ListenerFds(b) = m else {
+            unreachable!("matched above")
+        };
+        p.send(&Message::FdsAck { batch: b.index });
+        if b.last {
+            break;
+        }
+    }
+    println!("{HOLDING} {} fds", p.fds.len());
+    let _ = io::stdout().flush();
+    thread::sleep(Duration::from_secs(120));
+}
+
+/// A fake child process (this test binary running `entry_test`, which calls
+/// `fake_child_main`), started and waited for until it holds the listener fds of `addrs`.
+pub struct FakeChild {
+    pub child: std::process::Child,
+    out: PathBuf,
+}
+
+impl FakeChild {
+    pub fn start(entry_test: &str, sock: &Path, addrs: &[String]) -> FakeChild {
+        let out = super::baton::log_path("fake-child");
+        let f = std::fs::File::create(&out).expect("fake child output file");
+        let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([entry_test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(FAKE_SOCK, sock)
+            .env(FAKE_ADDRS, addrs.join(","))
+            .stdin(std::process::Stdio::null())
+            .stdout(f.try_clone().expect("dup"))
+            .stderr(f)
+            .spawn()
+            .expect("spawn fake child");
+        let mut c = FakeChild { child, out };
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !c.output().contains(HOLDING) {
+            if let Ok(Some(s)) = c.child.try_wait() {
+                panic!("fake child exited with {s}:\n{}", c.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fake child stuck:\n{}",
+                c.output()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        c
+    }
+
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// SIGKILL (by PID) and reap.
+    pub fn sigkill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for FakeChild {
+    fn drop(&mut self) {
+        self.sigkill();
+        let _ = std::fs::remove_file(&self.out);
+    }
+}
+
+/// The addresses a child of a `proxy_yaml` config on `port` asks for.
+pub fn child_addresses(port: u16, dir: &HotDir) -> Vec<String> {
+    vec![
+        format!("tcp:127.0.0.1:{port}"),
+        format!("unix:{}", dir.sock().display()),
+    ]
+}

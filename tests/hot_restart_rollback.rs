@@ -1,0 +1,295 @@
+//! Hot restart when the new process fails (issue 4, Must show 2): a bad config, a child killed
+//! before and after its takeover, concurrent children, stalled peers, and the parent told to
+//! drain by its child (`--parent-shutdown-time-s`). The running process must stay untouched,
+//! keep serving and stay hot-restartable.
+
+mod common;
+
+use baton_statemachine::Message;
+use common::hot::*;
+use common::*;
+use std::time::{Duration, Instant};
+
+const EXIT_WAIT: Duration = Duration::from_secs(30);
+/// The handshake timeout is 10 s (statemachine default); waits for it are bounded above it.
+const STALL_WAIT: Duration = Duration::from_secs(25);
+
+/// Not a test of its own: the body of the fake child process that
+/// `child_killed_before_takeover_leaves_the_parent_serving` starts (returns at once otherwise).
+#[test]
+fn fake_child_process_entry() {
+    fake_child_main();
+}
+
+/// Two upstreams and a first generation on v1 with a restart socket.
+struct Setup {
+    /// Kept alive for v1's config.
+    _up1: Upstream,
+    up2: Upstream,
+    port: u16,
+    dir: HotDir,
+    v1: Baton,
+}
+
+impl Setup {
+    fn new(tag: &str) -> Setup {
+        let up1 = Upstream::start("v1");
+        let up2 = Upstream::start("v2");
+        let port = free_port();
+        let dir = HotDir::new(tag);
+        let v1 = hot_start(&simple_yaml(port, up1.port()), &dir, &[]);
+        Setup {
+            _up1: up1,
+            up2,
+            port,
+            dir,
+            v1,
+        }
+    }
+
+    fn yaml2(&self) -> String {
+        simple_yaml(self.port, self.up2.port())
+    }
+
+    /// The running generation answers new connections from `name`.
+    fn serves(&self, name: &str) {
+        let body = get_body(self.port);
+        assert!(
+            body.contains(&format!("hello from {name} ")),
+            "expected {name}, got {body:?}\n--- v1 log ---\n{}",
+            self.v1.log()
+        );
+    }
+
+    /// A full restart to v2 works, and v1 then drains and exits 0.
+    fn restart_to_v2_and_retire_v1(&mut self) -> Baton {
+        let (v2, ms) = hot_takeover(&self.yaml2(), &self.dir, &[], &self.v1);
+        println!("takeover after the failure: {ms} ms");
+        self.serves("v2");
+        self.v1.sigterm();
+        expect_exit_code(&mut self.v1, 0, EXIT_WAIT);
+        self.serves("v2");
+        v2
+    }
+}
+
+/// Runs a child to completion (it must fail); returns its stderr.
+fn failing_child(yaml: &str, dir: &HotDir) -> String {
+    let sock = dir.sock_arg();
+    let (status, out, err) = run_baton(
+        &["--config-yaml", yaml, "--hot-restart-file", &sock],
+        EXIT_WAIT,
+    );
+    assert_eq!(status.code(), Some(1), "stdout:\n{out}\nstderr:\n{err}");
+    err
+}
+
+fn hot_restart_lines(b: &Baton) -> Vec<String> {
+    b.log()
+        .lines()
+        .filter(|l| l.contains("hot restart"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn bad_config_child_exits_1_with_the_error_and_the_parent_is_untouched() {
+    let mut s = Setup::new("badcfg");
+    let before = hot_restart_lines(&s.v1);
+    let bad = s
+        .yaml2()
+        .replace("lb_policy: ROUND_ROBIN", "lb_policy: NO_SUCH_POLICY");
+    assert_ne!(bad, s.yaml2(), "the config edit did not apply");
+    let err = failing_child(&bad, &s.dir);
+    assert!(
+        err.contains("NO_SUCH_POLICY") && err.contains("lb_policy"),
+        "the child's error does not name the bad field and value:\n{err}"
+    );
+    // The child validated its config before touching the restart socket: the parent saw
+    // nothing at all.
+    assert_eq!(
+        hot_restart_lines(&s.v1),
+        before,
+        "the parent noticed the bad child\n{}",
+        s.v1.log()
+    );
+    s.serves("v1");
+    assert!(s.v1.try_exit().is_none());
+    let _v2 = s.restart_to_v2_and_retire_v1();
+}
+
+#[test]
+fn child_killed_before_takeover_leaves_the_parent_serving() {
+    let mut s = Setup::new("killbefore");
+    // A real process that took the listener fds and acknowledged them (parent in
+    // FdsTransferred), then dies by SIGKILL before it says Listening.
+    let mut fake = FakeChild::start(
+        "fake_child_process_entry",
+        &s.dir.sock(),
+        &child_addresses(s.port, &s.dir),
+    );
+    assert!(
+        fake.output().contains("HOLDING 2 fds"),
+        "fake child: {}",
+        fake.output()
+    );
+    assert!(
+        s.v1.wait_log("state PassingFds -> FdsTransferred", IO_TIMEOUT),
+        "{}",
+        s.v1.log()
+    );
+    s.serves("v1");
+    fake.sigkill();
+    assert!(
+        s.v1.wait_log("state FdsTransferred -> Serving", IO_TIMEOUT),
+        "the parent did not roll back\n{}",
+        s.v1.log()
+    );
+    assert!(
+        !s.v1.log().contains("HandedOver"),
+        "the parent stopped accepting for a child that never took over\n{}",
+        s.v1.log()
+    );
+    s.serves("v1");
+    s.serves("v1");
+    let _v2 = s.restart_to_v2_and_retire_v1();
+}
+
+#[test]
+fn child_killed_after_takeover_parent_resumes_accepting_and_restarts_again() {
+    let mut s = Setup::new("killafter");
+    // An idle keep-alive connection on v1 from before the restart.
+    let mut kept = RawConn::connect(s.port);
+    kept.send(&get("/"));
+    assert!(kept
+        .expect_response(false)
+        .body_str()
+        .contains("hello from v1 "));
+
+    let (mut v2, _) = hot_takeover(&s.yaml2(), &s.dir, &[], &s.v1);
+    s.serves("v2");
+    let status = v2.sigkill();
+    println!("killed the child: {status}");
+    assert!(
+        s.v1.wait_log(RESUMED, IO_TIMEOUT),
+        "the parent did not resume after its child died\n{}",
+        s.v1.log()
+    );
+    assert!(
+        s.v1.log().contains("listener listener_0 accepting on"),
+        "{}",
+        s.v1.log()
+    );
+    // New connections are accepted by v1 again, and the old connection still works.
+    s.serves("v1");
+    kept.send(&get("/"));
+    assert!(kept
+        .expect_response(false)
+        .body_str()
+        .contains("hello from v1 "));
+    assert!(s.v1.try_exit().is_none());
+    // ...and v1 can hand over again.
+    let _v2b = s.restart_to_v2_and_retire_v1();
+}
+
+#[test]
+fn second_child_during_a_handover_is_refused_and_a_stalled_child_is_timed_out() {
+    let mut s = Setup::new("concurrent");
+    // A child that says Hello and then stalls holds the one handover slot...
+    let mut staller = FakePeer::connect(&s.dir.sock());
+    staller.hello();
+    staller.expect("HelloAck", |m| matches!(m, Message::HelloAck { .. }));
+    let stalled_at = Instant::now();
+    // ...so a real second child is refused with a clear reason and exits 1.
+    let err = failing_child(&s.yaml2(), &s.dir);
+    assert!(
+        err.contains("another hot restart is in progress"),
+        "unclear refusal:\n{err}"
+    );
+    s.serves("v1");
+    // The staller is dropped after the handshake timeout and the parent rolls back.
+    let (closed, got) = staller.closed_within(STALL_WAIT);
+    let stall_ms = stalled_at.elapsed().as_millis();
+    let names: Vec<&str> = got.iter().map(|m| m.name()).collect();
+    assert!(
+        closed,
+        "stalled child still connected; got {names:?}\n{}",
+        s.v1.log()
+    );
+    println!("stalled child dropped after {stall_ms} ms; frames before EOF: {names:?}");
+    assert!(
+        s.v1.wait_log("state ChildConnected -> Serving", IO_TIMEOUT),
+        "{}",
+        s.v1.log()
+    );
+    s.serves("v1");
+    let _v2 = s.restart_to_v2_and_retire_v1();
+}
+
+#[test]
+fn a_silent_peer_never_blocks_a_real_restart_and_is_timed_out() {
+    let mut s = Setup::new("silent");
+    // Connects and says nothing.
+    let mut silent = FakePeer::connect(&s.dir.sock());
+    let (v2, _) = hot_takeover(&s.yaml2(), &s.dir, &[], &s.v1);
+    // The real child's Hello claimed the handover; the silent peer was refused.
+    let (closed, got) = silent.closed_within(IO_TIMEOUT);
+    assert!(closed, "silent peer still connected\n{}", s.v1.log());
+    assert!(
+        got.iter().any(
+            |m| matches!(m, Message::Refuse { reason } if reason.contains("another hot restart"))
+        ),
+        "silent peer got {got:?}"
+    );
+    s.v1.sigterm();
+    expect_exit_code(&mut s.v1, 0, EXIT_WAIT);
+    // A silent peer alone (now on the new generation's restart socket) is timed out.
+    let t = Instant::now();
+    let mut silent2 = FakePeer::connect(&s.dir.sock());
+    let (closed, got) = silent2.closed_within(STALL_WAIT);
+    assert!(closed, "silent peer never timed out\n{}", v2.log());
+    assert!(got.is_empty(), "silent peer got {got:?}");
+    println!("silent peer dropped after {} ms", t.elapsed().as_millis());
+    s.serves("v2");
+}
+
+#[test]
+fn parent_shutdown_time_drains_the_parent_without_a_signal() {
+    let mut s = Setup::new("pshutdown");
+    let mut kept = RawConn::connect(s.port);
+    kept.send(&get("/"));
+    assert!(kept
+        .expect_response(false)
+        .body_str()
+        .contains("hello from v1 "));
+
+    let (v2, _) = hot_takeover(
+        &s.yaml2(),
+        &s.dir,
+        &["--parent-shutdown-time-s", "1"],
+        &s.v1,
+    );
+    let t = Instant::now();
+    expect_exit_code(&mut s.v1, 0, EXIT_WAIT);
+    println!(
+        "parent exited {} ms after the takeover, without a signal",
+        t.elapsed().as_millis()
+    );
+    let log = s.v1.log();
+    assert!(
+        log.contains("child asked us to drain") && log.contains("state HandedOver -> Draining"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("signal 15"),
+        "the parent got a SIGTERM?\n{log}"
+    );
+    // The idle keep-alive connection moved to v2 and carries on there.
+    kept.send(&get("/"));
+    let r = kept.expect_response(false);
+    assert!(
+        r.body_str().contains("hello from v2 "),
+        "{r:?}\n--- v2 ---\n{}",
+        v2.log()
+    );
+}
