@@ -26,9 +26,18 @@ pub fn log_path(tag: &str) -> PathBuf {
 /// Runs the baton binary with `args` to completion (e.g. `--mode validate`), bounded by
 /// `timeout`; returns (status, stdout, stderr). Panics if it does not exit in time.
 pub fn run_baton(args: &[&str], timeout: Duration) -> (ExitStatus, String, String) {
+    run_baton_cmd(&[], args, timeout)
+}
+
+/// As `run_baton`, run through `wrapper` (e.g. `setpriv --reuid=65534 ...`).
+pub fn run_baton_cmd(
+    wrapper: &[&str],
+    args: &[&str],
+    timeout: Duration,
+) -> (ExitStatus, String, String) {
     let out_path = log_path("run-out");
     let err_path = log_path("run-err");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
+    let mut child = baton_command(wrapper)
         .args(args)
         .stdin(Stdio::null())
         .stdout(File::create(&out_path).expect("stdout file"))
@@ -49,6 +58,19 @@ pub fn run_baton(args: &[&str], timeout: Duration) -> (ExitStatus, String, Strin
                 "baton {args:?} did not exit within {timeout:?}\nstdout:\n{out}\nstderr:\n{err}"
             );
         }
+    }
+}
+
+/// The baton binary as a command, or `wrapper... baton` when a wrapper is given.
+fn baton_command(wrapper: &[&str]) -> Command {
+    let bin = env!("CARGO_BIN_EXE_baton");
+    match wrapper.split_first() {
+        Some((prog, args)) => {
+            let mut c = Command::new(prog);
+            c.args(args).arg(bin);
+            c
+        }
+        None => Command::new(bin),
     }
 }
 
@@ -90,25 +112,10 @@ impl Baton {
     /// Spawns baton with `--config-yaml YAML -l debug` and `extra`, without waiting for
     /// anything (e.g. a hot-restart child, whose port already accepts through its parent).
     pub fn spawn_args(yaml: &str, extra: &[&str]) -> Baton {
-        Baton::spawn_cmd(&[], yaml, extra)
-    }
-
-    /// As `spawn_args`, run through `wrapper` (e.g. `setpriv --reuid=65534 ...`): the
-    /// command is `wrapper... baton --config-yaml YAML -l debug extra...`.
-    pub fn spawn_cmd(wrapper: &[&str], yaml: &str, extra: &[&str]) -> Baton {
         let port = listener_port(yaml).expect("config has a listener port_value");
         let log = log_path("baton");
         let f = File::create(&log).expect("log file");
-        let bin = env!("CARGO_BIN_EXE_baton");
-        let mut cmd = match wrapper.split_first() {
-            Some((prog, args)) => {
-                let mut c = Command::new(prog);
-                c.args(args).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
-        let child = cmd
+        let child = baton_command(&[])
             .arg("--config-yaml")
             .arg(yaml)
             .args(["-l", "debug"])
