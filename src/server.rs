@@ -79,7 +79,16 @@ pub fn run(opts: Options, b: Bootstrap) -> Result<(), String> {
 }
 
 impl Proxy {
-    pub fn new(opts: Options, b: Bootstrap) -> Result<Proxy, String> {
+    pub fn new(mut opts: Options, b: Bootstrap) -> Result<Proxy, String> {
+        // Envoy: --service-cluster/--service-node override the bootstrap's node.
+        if let Some(node) = &b.node {
+            if opts.service_cluster.is_empty() {
+                opts.service_cluster = node.cluster.clone();
+            }
+            if opts.service_node.is_empty() {
+                opts.service_node = node.id.clone();
+            }
+        }
         let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
         let registry = poll
             .registry()

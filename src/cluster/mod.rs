@@ -160,6 +160,16 @@ impl ClusterRt {
         })
     }
 
+    /// The configured name behind a DNS-discovered host (for `auto_host_rewrite`); `None` for
+    /// STATIC clusters, whose hosts have no name (Envoy then leaves Host alone).
+    pub fn hostname_of(&self, addr: SocketAddr) -> Option<&str> {
+        if self.cfg.discovery == DiscoveryType::Static {
+            return None;
+        }
+        let i = self.resolved.iter().position(|a| a.contains(&addr))?;
+        self.cfg.endpoints.get(i).map(|e| e.host.as_str())
+    }
+
     /// Adjusts the active-request count of the host at `addr` (it may have gone away).
     pub fn track(&mut self, addr: SocketAddr, delta: i32) {
         if let Some(h) = self.hosts.iter_mut().find(|h| h.addr == addr) {

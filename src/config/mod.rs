@@ -5,6 +5,7 @@ mod de;
 mod format;
 pub mod model;
 mod raw;
+pub mod template;
 #[cfg(test)]
 mod tests;
 mod validate;

@@ -301,8 +301,9 @@ pub struct ForwardAction {
     /// Exclusive with `prefix_rewrite`.
     pub regex_rewrite: Option<RegexRewrite>,
     pub host_rewrite: Option<HostRewrite>,
-    /// Per-route stream idle timeout; `None` when absent (HCM's applies) or 0s (disabled).
-    pub idle_timeout: Option<Duration>,
+    /// Per-route stream idle timeout: `None` when absent (the HCM's `stream_idle_timeout`
+    /// applies), `Some(None)` when configured 0s (disabled for this route).
+    pub idle_timeout: Option<Option<Duration>>,
     pub retry_policy: Option<RetryPolicy>,
 }
 

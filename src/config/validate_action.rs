@@ -74,7 +74,7 @@ pub fn forward(
         timeout: route_timeout(a.timeout),
         regex_rewrite,
         host_rewrite,
-        idle_timeout: timeout(a.idle_timeout, None),
+        idle_timeout: a.idle_timeout.map(|d| timeout(Some(d), None)),
         retry_policy,
     })
 }

@@ -378,8 +378,26 @@ fn header_name(n: &str, path: &str, matching: bool) -> Result<String, ConfigErro
             "header \"host\" may not be modified here (use host_rewrite_literal)",
         ));
     }
+    if !matching && FRAMING.contains(&lower.as_str()) {
+        return Err(err(
+            path,
+            format!("header \"{lower}\" frames the message and may not be modified"),
+        ));
+    }
     Ok(lower)
 }
+
+/// Hop-by-hop and framing headers: baton writes these itself, so an edit would corrupt framing.
+const FRAMING: &[&str] = &[
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
 
 const APPEND_ACTIONS: &[EnumEntry<AppendAction>] = &[
     (
@@ -411,6 +429,7 @@ fn header_value_option(
         return Err(err(vpath, "must not contain CR, LF or NUL"));
     }
     format::check(&value).map_err(|m| err(&vpath, m))?;
+    super::template::Template::parse(&value).map_err(|m| err(&vpath, m))?;
     let append_action = match (h.append, &h.append_action) {
         (Some(_), Some(_)) => {
             return Err(err(

@@ -7,6 +7,9 @@ use std::io::{self, Read, Write};
 /// Size of one pooled buffer and of one read.
 pub const CHUNK: usize = 16 * 1024;
 
+/// Smallest free tail worth a read syscall.
+const MIN_READ: usize = 2 * 1024;
+
 /// Free list of `CHUNK`-sized allocations, bounded so a burst does not pin memory forever.
 #[derive(Debug, Default)]
 pub struct BufPool {
@@ -90,7 +93,9 @@ impl Buf {
         self.end += bytes.len();
     }
 
-    /// One read of up to `max` bytes (at least 1).
+    /// One read of up to `max` bytes (at least 1) into the free tail. The tail only has to
+    /// hold `MIN_READ` bytes: growing the allocation to fit a whole `CHUNK` behind a few
+    /// buffered bytes would zero fresh memory on every read.
     pub fn read_from<R: Read>(
         &mut self,
         pool: &mut BufPool,
@@ -98,7 +103,7 @@ impl Buf {
         max: usize,
     ) -> io::Result<ReadOutcome> {
         let max = max.clamp(1, CHUNK);
-        let tail = self.spare(pool, max);
+        let tail = self.spare(pool, max.min(MIN_READ));
         let len = tail.len().min(max);
         loop {
             match r.read(&mut tail[..len]) {

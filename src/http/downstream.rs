@@ -49,7 +49,11 @@ pub struct Session {
     pub phase: Phase,
     pub up: Option<UpConn>,
     pub ex: Option<Box<Exchange>>,
+    /// When the session's next timeout is due (idle, header, connect, route, linger).
     pub deadline: Option<Instant>,
+    /// The earliest timer entry we have in the heap. Deadlines that move later (activity) do
+    /// not push new entries; the armed one fires, sees the later deadline and re-arms once.
+    armed: Option<Instant>,
     /// When the connection last became idle (for idle_timeout).
     pub idle_since: Instant,
     /// When the first byte of the current head arrived (for request_headers_timeout).
@@ -83,6 +87,7 @@ impl Session {
             up: None,
             ex: None,
             deadline: None,
+            armed: None,
             idle_since: now,
             head_started: None,
             linger_until: None,
@@ -236,21 +241,27 @@ impl Session {
                 }
             }
             Phase::Exchange => self.ex.as_ref().and_then(|e| e.deadline()),
-            Phase::Closing => Some(self.linger_until.unwrap_or(ctx.now + LINGER)),
+            Phase::Closing => Some(*self.linger_until.get_or_insert(ctx.now + LINGER + LINGER)),
             Phase::Lingering => self.linger_until,
             Phase::Closed | Phase::Handoff => None,
         };
-        if d != self.deadline {
-            self.deadline = d;
-            if let Some(at) = d {
+        self.deadline = d;
+        if let Some(at) = d {
+            if self.armed.is_none_or(|a| a > at) {
                 ctx.timers.arm(at, TimerKey::Session(self.id, self.gen));
+                self.armed = Some(at);
             }
         }
     }
 
     /// A deadline fired. Returns false when the session must be removed.
     pub fn on_timer(&mut self, ctx: &mut Ctx, at: Instant) -> bool {
-        if self.deadline != Some(at) {
+        if self.armed != Some(at) {
+            return true; // superseded by an earlier entry that already fired
+        }
+        self.armed = None;
+        if self.deadline.is_none_or(|d| d > ctx.now) {
+            self.arm_deadline(ctx);
             return true;
         }
         self.deadline = None;

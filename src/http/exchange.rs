@@ -7,16 +7,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::buf::{Buf, BufPool, CHUNK};
-use super::codec::{
-    is_hop_by_hop, named_in_connection, parse_request, put_header, ChunkedDecoder, Framing,
-    HeadError, RequestHead, MAX_HEADERS,
-};
+use super::codec::{parse_request, ChunkedDecoder, Framing, HeadError, MAX_HEADERS};
 use super::downstream::{Phase, Session};
-use super::local::{self, write_local_reply};
-use super::upstream::{take_idle, UpConn};
-use crate::config::{ClusterSpec, RouteAction};
+use super::local::write_local_reply;
+use super::request::{decide, Decision, Forward, LocalDecision};
 use crate::context::Ctx;
-use crate::route::rewrite_prefix;
+use crate::route::edits::{apply, HeaderList, Op};
 
 /// How much of a body is still expected.
 #[derive(Debug, Clone)]
@@ -74,14 +70,41 @@ pub struct Exchange {
     pub(super) retried: bool,
     /// Whether the client connection stays open after this exchange (decided at response head).
     pub(super) keep: bool,
+    /// The matched route's (virtual host, route) indices.
+    pub(super) route: Option<(usize, usize)>,
+    /// The route's response edits, request-time variables already bound; empty when none.
+    pub(super) resp_edits: Vec<Op>,
+    /// Host value range in `head` when `auto_host_rewrite` may change it on a retry.
+    pub(super) auto_host: Option<(usize, usize)>,
+    /// Retries still allowed by the route's retry policy (0 without one).
+    pub(super) retries_left: u32,
+    /// Request body bytes sent so far, as sent, kept while a retry may need to replay them;
+    /// `None` once the body outgrew the buffer limit (retries are then off).
+    pub(super) replay: Option<Vec<u8>>,
+    pub(super) per_try: Option<Duration>,
+    pub(super) per_try_at: Option<Instant>,
+    /// A retry waiting out its back-off; no upstream connection meanwhile.
+    pub(super) backoff_at: Option<Instant>,
+    pub(super) attempts: u32,
+    /// Stream idle timeout (route's `idle_timeout`, else the HCM's `stream_idle_timeout`).
+    pub(super) idle: Option<Duration>,
+    pub(super) last_activity: Instant,
 }
 
 impl Exchange {
     pub fn deadline(&self) -> Option<Instant> {
-        match (self.connect_at, self.timeout_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // The session arms timers lazily, so an idle deadline moving with activity is cheap.
+        let idle_at = self.idle.map(|t| self.last_activity + t);
+        [
+            self.connect_at,
+            self.timeout_at,
+            self.per_try_at,
+            self.backoff_at,
+            idle_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Releases what the exchange holds on the cluster (active request count).
@@ -92,21 +115,15 @@ impl Exchange {
             }
         }
     }
-}
 
-/// What to do with a parsed request head, decided while the head is still borrowed.
-enum Decision {
-    Local {
-        status: u16,
-        body: Cow<'static, str>,
-        location: Option<String>,
-    },
-    Forward {
-        cluster: usize,
-        addr: SocketAddr,
-        head: Vec<u8>,
-        timeout: Option<Duration>,
-    },
+    /// The request body has been sent in full: the route and per-try timers start.
+    pub(super) fn request_done(&mut self, now: Instant) {
+        self.req = BodyIn::Done;
+        self.timeout_at = self.timeout.map(|t| now + t);
+        if self.target.is_some() && self.backoff_at.is_none() {
+            self.per_try_at = self.per_try.map(|t| now + t);
+        }
+    }
 }
 
 struct Meta {
@@ -129,22 +146,38 @@ pub(super) fn put_chunk(buf: &mut Buf, pool: &mut BufPool, data: &[u8]) {
 }
 
 pub(super) fn local_reply(s: &mut Session, ctx: &mut Ctx, status: u16, body: &str, close: bool) {
-    local_reply_with(s, ctx, status, body, close, &[]);
+    routed_reply(s, ctx, status, body, None, &[], None, close);
 }
 
-/// A local reply with extra headers (e.g. `location` for redirects).
-pub(super) fn local_reply_with(
+/// A local reply for a routed request: a redirect's Location, then the route's response edits
+/// (Envoy applies them to every reply of a matched route, local ones included).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn routed_reply(
     s: &mut Session,
     ctx: &mut Ctx,
     status: u16,
     body: &str,
+    location: Option<&str>,
+    edits: &[Op],
+    upstream: Option<SocketAddr>,
     close: bool,
-    extra: &[(&str, &str)],
 ) {
+    let mut extra: HeaderList<'_> = Vec::new();
+    if let Some(l) = location {
+        extra.push((Cow::Borrowed("location"), Cow::Borrowed(l.as_bytes())));
+    }
+    if !edits.is_empty() {
+        apply(&mut extra, edits, &|t| t.render_upstream(upstream));
+    }
+    // Everything in `extra` was rendered from UTF-8 text (config values, our Location).
+    let extra: Vec<(&str, &str)> = extra
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_ref(), std::str::from_utf8(v).ok()?)))
+        .collect();
     let mut out = Vec::with_capacity(256 + body.len());
     let date = ctx.date().to_string();
     let server = &ctx.listeners[s.listener].hcm.server_name;
-    write_local_reply(&mut out, status, body, close, server, &date, extra);
+    write_local_reply(&mut out, status, body, close, server, &date, &extra);
     s.wbuf.extend(&mut ctx.pool, &out);
 }
 
@@ -193,115 +226,93 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
     s.head_started = None;
     let has_body = meta.framing != Framing::None;
     match decision {
-        Decision::Local {
-            status,
-            body,
-            location,
-        } => {
+        Decision::Local(d) => {
             // Expect: 100-continue with a body we will not read: the client may never send it,
             // so the connection cannot be reused.
             let keep = meta.keep_alive && !ctx.closing() && !(has_body && meta.expect_continue);
-            let extra: Vec<(&str, &str)> =
-                location.iter().map(|l| ("location", l.as_str())).collect();
-            local_reply_with(s, ctx, status, &body, !keep, &extra);
+            reply_local(s, ctx, &d, !keep);
             s.requests += 1;
             if !keep {
                 s.close_after();
             } else if has_body {
-                s.ex = Some(Box::new(new_exchange(
-                    &meta,
-                    None,
-                    Vec::new(),
-                    None,
-                    ctx,
-                    s.listener,
-                )));
+                s.ex = Some(Box::new(new_exchange(&meta, None, ctx, s.listener)));
                 s.phase = Phase::Exchange;
             } else {
                 s.idle_since = ctx.now;
             }
         }
-        Decision::Forward {
-            cluster,
-            addr,
-            head,
-            timeout,
-        } => {
-            let tok = s.token_up();
-            let conn = match take_idle(ctx, addr, tok) {
-                Some(c) => Ok(c),
-                None => UpConn::connect(ctx, addr, tok),
-            };
-            match conn {
-                Ok(mut up) => {
-                    up.wbuf.extend(&mut ctx.pool, &head);
-                    let fresh = !up.reused;
-                    s.up = Some(up);
-                    ctx.clusters[cluster].track(addr, 1);
-                    let mut ex =
-                        new_exchange(&meta, Some((cluster, addr)), head, timeout, ctx, s.listener);
-                    if fresh {
-                        ex.connect_at = Some(ctx.now + ex.connect_timeout);
-                    }
-                    if meta.expect_continue && has_body {
-                        s.wbuf
-                            .extend(&mut ctx.pool, b"HTTP/1.1 100 Continue\r\n\r\n");
-                    }
-                    if matches!(ex.req, BodyIn::Done) {
-                        ex.timeout_at = ex.timeout.map(|t| ctx.now + t);
-                    }
-                    s.ex = Some(Box::new(ex));
-                    s.phase = Phase::Exchange;
-                }
-                Err(e) => {
-                    log::debug!("connect to {addr} failed at once: {e}");
-                    let keep = meta.keep_alive && !has_body && !ctx.closing();
-                    local_reply(s, ctx, 503, local::CONNECT_FAILURE, !keep);
-                    if !keep {
-                        s.close_after();
-                    }
-                }
+        Decision::Forward(f) => {
+            let mut f = f;
+            let mut ex = Box::new(new_exchange(&meta, Some(&f), ctx, s.listener));
+            ex.head = std::mem::take(&mut f.head);
+            ex.resp_edits = std::mem::take(&mut f.resp_edits);
+            ctx.clusters[f.cluster].track(f.addr, 1);
+            if matches!(ex.req, BodyIn::Done) {
+                ex.request_done(ctx.now);
+            }
+            let running = super::attempt::begin(s, ctx, ex);
+            if running && meta.expect_continue && has_body {
+                s.wbuf
+                    .extend(&mut ctx.pool, b"HTTP/1.1 100 Continue\r\n\r\n");
             }
         }
     }
     true
 }
 
-fn new_exchange(
-    meta: &Meta,
-    target: Option<(usize, SocketAddr)>,
-    head: Vec<u8>,
-    timeout: Option<Duration>,
-    ctx: &Ctx,
-    listener: usize,
-) -> Exchange {
-    let (connect_timeout, limit) = match target {
-        Some((c, _)) => {
-            let cfg = &ctx.clusters[c].cfg;
-            (
-                cfg.connect_timeout,
-                cfg.per_connection_buffer_limit_bytes as usize,
-            )
-        }
+fn reply_local(s: &mut Session, ctx: &mut Ctx, d: &LocalDecision, close: bool) {
+    routed_reply(
+        s,
+        ctx,
+        d.status,
+        &d.body,
+        d.location.as_deref(),
+        &d.edits,
+        d.upstream,
+        close,
+    );
+}
+
+fn new_exchange(meta: &Meta, f: Option<&Forward>, ctx: &Ctx, listener: usize) -> Exchange {
+    let (connect_timeout, limit) = match f.and_then(|f| ctx.clusters.get(f.cluster)) {
+        Some(c) => (
+            c.cfg.connect_timeout,
+            c.cfg.per_connection_buffer_limit_bytes as usize,
+        ),
         None => (Duration::from_secs(5), 1 << 20),
     };
-    let _ = listener;
+    let retry = f.and_then(|f| f.retry);
+    let idle = match f {
+        Some(f) => f.idle,
+        None => ctx.listeners[listener].hcm.stream_idle_timeout,
+    };
     Exchange {
-        target,
-        head,
+        target: f.map(|f| (f.cluster, f.addr)),
+        head: Vec::new(),
         req: BodyIn::from_framing(meta.framing),
         req_body_started: false,
         client_minor: meta.minor,
         client_keep_alive: meta.keep_alive,
         is_head: meta.is_head,
         resp: None,
-        timeout,
+        timeout: f.and_then(|f| f.timeout),
         timeout_at: None,
         connect_at: None,
         connect_timeout,
         limit: limit.max(CHUNK),
         retried: false,
         keep: meta.keep_alive,
+        route: f.map(|f| f.route),
+        resp_edits: Vec::new(),
+        auto_host: f.and_then(|f| f.auto_host),
+        retries_left: retry.map_or(0, |r| r.0),
+        replay: retry.map(|_| Vec::new()),
+        per_try: retry.and_then(|r| r.1),
+        per_try_at: None,
+        backoff_at: None,
+        attempts: 1,
+        idle,
+        last_activity: ctx.now,
     }
 }
 
@@ -315,151 +326,4 @@ fn reject(s: &mut Session, ctx: &mut Ctx, e: &HeadError) {
     };
     local_reply(s, ctx, e.status(), body, true);
     s.close_after();
-}
-
-/// Routes the request and serialises the upstream head.
-fn decide(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx) -> Decision {
-    let l = &ctx.listeners[listener];
-    let Some((_vh, route)) = l.router.route(req.host, req.path) else {
-        return Decision::Local {
-            status: 404,
-            body: Cow::Borrowed(""),
-            location: None,
-        };
-    };
-    let fwd = match &route.action {
-        RouteAction::Forward(f) => f,
-        RouteAction::DirectResponse { status, body } => {
-            return Decision::Local {
-                status: *status,
-                body: Cow::Owned(body.clone().unwrap_or_default()),
-                location: None,
-            };
-        }
-        RouteAction::Redirect(r) => {
-            return Decision::Local {
-                status: r.response_code,
-                body: Cow::Borrowed(""),
-                location: Some(crate::route::redirect_location(
-                    r,
-                    &route.matcher.path,
-                    req.host,
-                    req.path,
-                )),
-            };
-        }
-    };
-    let cluster = match &fwd.cluster {
-        ClusterSpec::Single(c) => *c,
-        ClusterSpec::Weighted(list) => {
-            let total: u64 = list.iter().map(|&(_, w)| u64::from(w)).sum();
-            let mut r = ctx.rng.below(total.max(1));
-            let mut pick = list.first().map_or(0, |&(c, _)| c);
-            for &(c, w) in list {
-                if r < u64::from(w) {
-                    pick = c;
-                    break;
-                }
-                r -= u64::from(w);
-            }
-            pick
-        }
-    };
-    let path_rewritten;
-    let path = match &fwd.prefix_rewrite {
-        Some(rw) => {
-            path_rewritten = rewrite_prefix(&route.matcher.path, rw, req.path);
-            path_rewritten.as_str()
-        }
-        None => req.path,
-    };
-    let timeout = fwd.timeout;
-    let Some(cl) = ctx.clusters.get_mut(cluster) else {
-        return Decision::Local {
-            status: 503,
-            body: Cow::Borrowed(local::NO_HEALTHY_UPSTREAM),
-            location: None,
-        };
-    };
-    let Some(hi) = cl.pick(&mut ctx.rng) else {
-        return Decision::Local {
-            status: 503,
-            body: Cow::Borrowed(local::NO_HEALTHY_UPSTREAM),
-            location: None,
-        };
-    };
-    let addr = cl.hosts[hi].addr;
-    let _l = &ctx.listeners[listener];
-
-    let mut h = Vec::with_capacity(512);
-    h.extend_from_slice(req.method.as_bytes());
-    h.push(b' ');
-    h.extend_from_slice(path.as_bytes());
-    h.extend_from_slice(b" HTTP/1.1\r\n");
-    match req.host {
-        Some(host) => put_header(&mut h, "host", host.as_bytes()),
-        None => put_header(&mut h, "host", addr.to_string().as_bytes()),
-    }
-    let mut xff: Option<Vec<u8>> = None;
-    let mut have_request_id = false;
-    let mut have_proto = false;
-    for hd in req.headers {
-        let n = hd.name;
-        if is_hop_by_hop(n)
-            || n.eq_ignore_ascii_case("host")
-            || n.eq_ignore_ascii_case("expect")
-            || named_in_connection(req.headers, n)
-        {
-            continue;
-        }
-        if n.eq_ignore_ascii_case("x-forwarded-for") {
-            let v = xff.get_or_insert_with(Vec::new);
-            if !v.is_empty() {
-                v.extend_from_slice(b", ");
-            }
-            v.extend_from_slice(hd.value);
-            continue;
-        }
-        if n.eq_ignore_ascii_case("x-request-id") {
-            have_request_id = true;
-        }
-        if n.eq_ignore_ascii_case("x-forwarded-proto") {
-            // At the edge (use_remote_address) the client's claim is replaced, as Envoy does.
-            if l.hcm.use_remote_address {
-                continue;
-            }
-            have_proto = true;
-        }
-        put_header(&mut h, n, hd.value);
-    }
-    let mut xff = xff.unwrap_or_default();
-    if !xff.is_empty() {
-        xff.extend_from_slice(b", ");
-    }
-    xff.extend_from_slice(peer.ip().to_string().as_bytes());
-    put_header(&mut h, "x-forwarded-for", &xff);
-    if !have_proto {
-        put_header(&mut h, "x-forwarded-proto", b"http");
-    }
-    if !have_request_id && l.hcm.generate_request_id {
-        let id = ctx.rng.uuid4();
-        put_header(&mut h, "x-request-id", id.as_bytes());
-    }
-    match req.framing {
-        Framing::Length(n) => put_header(&mut h, "content-length", n.to_string().as_bytes()),
-        Framing::Chunked => put_header(&mut h, "transfer-encoding", b"chunked"),
-        Framing::None | Framing::UntilClose => {
-            // A bodyless POST/PUT still says so, or some origins wait for a body.
-            if matches!(req.method, "POST" | "PUT" | "PATCH") {
-                put_header(&mut h, "content-length", b"0");
-            }
-        }
-    }
-    h.extend_from_slice(b"\r\n");
-    Decision::Forward {
-        cluster,
-        addr,
-        head: h,
-        timeout,
-    }
 }

@@ -17,10 +17,14 @@ pub const CONNECTION_TERMINATION: &str =
 /// Envoy's body when the upstream sent something that is not HTTP/1.
 pub const PROTOCOL_ERROR: &str =
     "upstream connect error or disconnect/reset before headers. reset reason: protocol error";
+/// Envoy's body for the stream idle timeout.
+pub const STREAM_TIMEOUT: &str = "stream timeout";
 /// Envoy's body for the route timeout.
 pub const UPSTREAM_TIMEOUT: &str = "upstream request timeout";
 
-/// Serialises a complete local reply (head and body) into `out`.
+/// Serialises a complete local reply (head and body) into `out`. `extra` headers (a
+/// redirect's Location, a route's response edits) go after the content headers and before
+/// date/server, which baton always sets itself.
 pub fn write_local_reply(
     out: &mut Vec<u8>,
     status: u16,
@@ -39,11 +43,11 @@ pub fn write_local_reply(
     if !body.is_empty() {
         put_header(out, "content-type", b"text/plain");
     }
-    put_header(out, "date", date.as_bytes());
-    put_header(out, "server", server_name.as_bytes());
     for (n, v) in extra {
         put_header(out, n, v.as_bytes());
     }
+    put_header(out, "date", date.as_bytes());
+    put_header(out, "server", server_name.as_bytes());
     if close {
         put_header(out, "connection", b"close");
     }

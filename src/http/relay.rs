@@ -1,10 +1,10 @@
 //! Moving an exchange forward: request body up, response head and body down, with the buffer
-//! limit as backpressure in both directions, and every upstream failure turned into the
-//! response Envoy would give (or, once a response has started, into a visibly broken one).
+//! limit as backpressure in both directions. Failures and timeouts are `attempt`'s.
 
 use std::io;
-use std::os::fd::AsFd;
 
+pub use super::attempt::on_timeout;
+use super::attempt::{abort_client, upstream_failure, Failure};
 use super::buf::{Buf, ReadOutcome, CHUNK};
 use super::codec::{
     is_hop_by_hop, named_in_connection, parse_response, put_header, Framing, ResponseHead,
@@ -12,25 +12,16 @@ use super::codec::{
 };
 use super::downstream::{Phase, Session};
 use super::exchange::{local_reply, put_chunk, BodyIn, Exchange, OutMode, Response};
-use super::local;
-use super::upstream::{put_idle, UpConn};
+use super::retry::{self, Outcome};
+use super::upstream::put_idle;
 use crate::config::ServerHeader;
 use crate::context::Ctx;
+use crate::route::edits::{apply, HeaderList};
 
 /// Largest upstream response head we accept.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
-/// Why an upstream exchange failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
-    ConnectFailed,
-    ConnectTimeout,
-    /// Reset or closed while we were sending or waiting.
-    Reset,
-    Protocol,
-}
-
-enum Flow {
+pub(super) enum Flow {
     /// Still running; whether anything moved.
     Running(bool),
     /// The exchange ended; the session's phase says what comes next.
@@ -60,6 +51,18 @@ pub fn pump(s: &mut Session, ctx: &mut Ctx) -> io::Result<bool> {
 }
 
 fn pump_inner(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<Flow> {
+    if ex.backoff_at.is_some() {
+        // Between attempts: no upstream to feed, so leave the client's bytes where they are.
+        return Ok(Flow::Running(false));
+    }
+    let flow = pump_attempt(s, ctx, ex)?;
+    if let Flow::Running(true) = flow {
+        ex.last_activity = ctx.now;
+    }
+    Ok(flow)
+}
+
+fn pump_attempt(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<Flow> {
     let mut progress = false;
     if !matches!(ex.req, BodyIn::Done) {
         let room = s.up.as_ref().is_none_or(|up| up.wbuf.len() < ex.limit);
@@ -182,6 +185,7 @@ fn move_request_body(
         Some(b) => ex.limit.saturating_sub(b.len()),
         None => usize::MAX,
     };
+    let sink_before = sink.as_ref().map_or(0, |b| b.len());
     if s.rbuf.is_empty() || room == 0 {
         return Ok(false);
     }
@@ -190,7 +194,7 @@ fn move_request_body(
         BodyIn::Done | BodyIn::UntilClose => return Ok(false),
         BodyIn::Length(rem) => {
             let n = (*rem).min(s.rbuf.len() as u64).min(room as u64) as usize;
-            if let Some(b) = &mut sink {
+            if let Some(b) = sink.as_deref_mut() {
                 b.extend(pool, &s.rbuf.data()[..n]);
             }
             s.rbuf.consume(n);
@@ -207,16 +211,20 @@ fn move_request_body(
                 .map_err(|e| e.0)?;
             s.rbuf.consume(used);
             let done = dec.is_done();
-            if let (true, Some(b)) = (done, &mut sink) {
-                b.extend(pool, LAST_CHUNK);
+            if done {
+                if let Some(b) = sink.as_deref_mut() {
+                    b.extend(pool, LAST_CHUNK);
+                }
             }
             done
         }
     };
     ex.req_body_started = true;
+    if let Some(b) = sink.as_deref() {
+        retry::record_body(ex, b, sink_before);
+    }
     if finished {
-        ex.req = BodyIn::Done;
-        ex.timeout_at = ex.timeout.map(|t| ctx.now + t);
+        ex.request_done(ctx.now);
     }
     Ok(true)
 }
@@ -260,6 +268,10 @@ fn response_head(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Result<bo
             let n = r.head_len;
             up.rbuf.consume(n);
             continue;
+        }
+        if retry::allowed(ctx, s.listener, ex, Outcome::Status(r.status)) {
+            log::debug!("session {}: retrying after status {}", s.id, r.status);
+            return Err(Failure::RetriableStatus);
         }
         let draining = ctx.closing();
         let l = &ctx.listeners[s.listener];
@@ -313,6 +325,8 @@ fn client_head(
     h.extend_from_slice(r.reason.as_bytes());
     h.extend_from_slice(b"\r\n");
     let mut has_server = false;
+    // Only a route with response edits pays for an intermediate header list.
+    let mut list: Option<HeaderList<'_>> = (!ex.resp_edits.is_empty()).then(Vec::new);
     for hd in r.headers {
         let n = hd.name;
         if n.eq_ignore_ascii_case("content-length") && out == OutMode::NoBody && r.status != 204 {
@@ -329,7 +343,21 @@ fn client_head(
             }
             has_server = true;
         }
-        put_header(&mut h, n, hd.value);
+        match &mut list {
+            Some(l) => l.push((n.into(), hd.value.into())),
+            None => put_header(&mut h, n, hd.value),
+        }
+    }
+    if let Some(mut l) = list {
+        let upstream = ex.target.map(|t| t.1);
+        apply(&mut l, &ex.resp_edits, &|t| t.render_upstream(upstream));
+        if server_mode == ServerHeader::Overwrite {
+            l.retain(|(n, _)| !n.eq_ignore_ascii_case("server"));
+        }
+        has_server = l.iter().any(|(n, _)| n.eq_ignore_ascii_case("server"));
+        for (n, v) in &l {
+            put_header(&mut h, n, v);
+        }
     }
     if server_mode == ServerHeader::Overwrite
         || (server_mode == ServerHeader::AppendIfAbsent && !has_server)
@@ -453,92 +481,4 @@ fn finish(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Flow {
         s.idle_since = ctx.now;
     }
     Flow::Ended
-}
-
-/// Turns an upstream failure into Envoy's answer, or retries once when a pooled connection
-/// turned out to be stale (closed by the upstream as we reused it) and nothing was consumed.
-fn upstream_failure(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange, f: Failure) -> Flow {
-    let Some(up) = s.up.take() else {
-        s.phase = Phase::Closed;
-        return Flow::Ended;
-    };
-    let stale = f == Failure::Reset && up.reused && !up.got_bytes;
-    let addr = up.addr;
-    up.close(ctx);
-    if ex.resp.is_some() {
-        log::debug!("session {}: upstream {addr} failed mid-response", s.id);
-        abort_client(s);
-        return Flow::Ended;
-    }
-    if stale && !ex.req_body_started && !ex.retried {
-        ex.retried = true;
-        if let Ok(mut fresh) = UpConn::connect(ctx, addr, s.token_up()) {
-            fresh.wbuf.extend(&mut ctx.pool, &ex.head);
-            ex.connect_at = Some(ctx.now + ex.connect_timeout);
-            s.up = Some(fresh);
-            return Flow::Running(true);
-        }
-    }
-    let body = match f {
-        Failure::ConnectFailed => local::CONNECT_FAILURE,
-        Failure::ConnectTimeout => local::CONNECT_TIMEOUT,
-        Failure::Reset => local::CONNECTION_TERMINATION,
-        Failure::Protocol => local::PROTOCOL_ERROR,
-    };
-    let status = if f == Failure::Protocol { 502 } else { 503 };
-    local_failure(s, ctx, ex, status, body);
-    Flow::Ended
-}
-
-/// Queues a local reply that ends the exchange; keeps the connection when that is safe.
-fn local_failure(s: &mut Session, ctx: &mut Ctx, ex: &Exchange, status: u16, body: &str) {
-    let keep = ex.client_keep_alive && matches!(ex.req, BodyIn::Done) && !ctx.closing();
-    local_reply(s, ctx, status, body, !keep);
-    s.requests += 1;
-    if keep {
-        s.phase = Phase::Head;
-        s.idle_since = ctx.now;
-    } else {
-        s.close_after();
-    }
-}
-
-/// Closes the client with a reset, so a partial response can never look complete.
-fn abort_client(s: &mut Session) {
-    let _ = nix::sys::socket::setsockopt(
-        &s.client.as_fd(),
-        nix::sys::socket::sockopt::Linger,
-        &nix::libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        },
-    );
-    s.phase = Phase::Closed;
-}
-
-/// A session deadline fired during an exchange.
-pub fn on_timeout(s: &mut Session, ctx: &mut Ctx) {
-    let Some(mut ex) = s.ex.take() else { return };
-    let now = ctx.now;
-    let ended = if ex.connect_at.is_some_and(|t| t <= now) {
-        log::debug!("session {}: connect timeout", s.id);
-        upstream_failure(s, ctx, &mut ex, Failure::ConnectTimeout)
-    } else if ex.timeout_at.is_some_and(|t| t <= now) {
-        log::debug!("session {}: route timeout", s.id);
-        if let Some(up) = s.up.take() {
-            up.close(ctx);
-        }
-        if ex.resp.is_none() {
-            local_failure(s, ctx, &ex, 504, local::UPSTREAM_TIMEOUT);
-        } else {
-            abort_client(s);
-        }
-        Flow::Ended
-    } else {
-        Flow::Running(false)
-    };
-    match ended {
-        Flow::Running(_) => s.ex = Some(ex),
-        Flow::Ended => ex.finish_abort(ctx),
-    }
 }

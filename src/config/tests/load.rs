@@ -131,7 +131,7 @@ fn timeouts_zero_means_disabled() {
         panic!("forward expected")
     };
     assert_eq!(f.timeout, None);
-    assert_eq!(f.idle_timeout, Some(Duration::from_secs(7)));
+    assert_eq!(f.idle_timeout, Some(Some(Duration::from_secs(7))));
 }
 
 #[test]

@@ -1,10 +1,20 @@
 //! Virtual-host and route selection, as Envoy does it: the Host header picks a virtual host
 //! (exact name, then the longest `*.suffix`, then the longest `prefix*`, then `*`), and the
-//! first route whose match fits the request wins.
+//! first route whose match fits the request wins. `matcher` holds the per-route match rules,
+//! `rewrite` the path rewrites and redirect Locations, `edits` the header mutations.
+
+pub mod edits;
+pub mod matcher;
+pub mod rewrite;
 
 use std::collections::HashMap;
 
-use crate::config::{PathMatch, PathRedirect, RedirectAction, Route, RouteConfig, VirtualHost};
+pub use edits::{AddOp, Op, RouteEdits};
+pub use matcher::path_matches;
+pub use rewrite::{redirect_location, rewrite_prefix, rewrite_regex};
+
+use crate::config::{Route, RouteConfig, VirtualHost};
+use crate::http::codec::RequestHead;
 
 /// Lookup tables built once per listener from its route_config.
 #[derive(Debug)]
@@ -16,6 +26,16 @@ pub struct Router {
     /// (prefix without the `*`, vhost), longest prefix first.
     prefixes: Vec<(String, usize)>,
     wildcard: Option<usize>,
+    /// Header edits per (virtual host, route), all levels merged in Envoy's order.
+    edits: Vec<Vec<RouteEdits>>,
+}
+
+/// A matched route: indices into the route config, the route, and its merged header edits.
+pub struct Matched<'a> {
+    pub vh: usize,
+    pub index: usize,
+    pub route: &'a Route,
+    pub edits: &'a RouteEdits,
 }
 
 impl Router {
@@ -41,7 +61,18 @@ impl Router {
         // Stable sorts keep config order among equal lengths, as Envoy's first-wins does.
         suffixes.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
         prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        let edits = config
+            .virtual_hosts
+            .iter()
+            .map(|vh| {
+                vh.routes
+                    .iter()
+                    .map(|r| RouteEdits::merge(&config, vh, r))
+                    .collect()
+            })
+            .collect();
         Router {
+            edits,
             config,
             exact,
             suffixes,
@@ -71,6 +102,11 @@ impl Router {
     /// The virtual host for a Host value. A `host:port` that matches no domain is tried again
     /// without its port, so `domains: ["example.com"]` serves `Host: example.com:10000`.
     pub fn virtual_host(&self, host: Option<&str>) -> Option<&VirtualHost> {
+        self.vhost_index(host)
+            .and_then(|i| self.config.virtual_hosts.get(i))
+    }
+
+    fn vhost_index(&self, host: Option<&str>) -> Option<usize> {
         let i = host.and_then(|h| {
             let h = h.to_ascii_lowercase();
             if let Some(&i) = self.exact.get(&h) {
@@ -82,16 +118,29 @@ impl Router {
             }
         });
         i.or(self.wildcard)
-            .and_then(|i| self.config.virtual_hosts.get(i))
     }
 
-    /// The first route of the matching virtual host that matches `path` (with query).
-    pub fn route(&self, host: Option<&str>, path: &str) -> Option<(&VirtualHost, &Route)> {
-        let vh = self.virtual_host(host)?;
-        vh.routes
+    /// The first route of the matching virtual host whose match fits the request.
+    pub fn route(&self, req: &RequestHead<'_>) -> Option<Matched<'_>> {
+        let vh = self.vhost_index(req.host)?;
+        let v = self.config.virtual_hosts.get(vh)?;
+        let index = v
+            .routes
             .iter()
-            .find(|r| path_matches(&r.matcher.path, r.matcher.case_sensitive, path))
-            .map(|r| (vh, r))
+            .position(|r| matcher::matches(&r.matcher, req))?;
+        self.get(vh, index)
+    }
+
+    /// A route by the indices of an earlier match.
+    pub fn get(&self, vh: usize, index: usize) -> Option<Matched<'_>> {
+        let route = self.config.virtual_hosts.get(vh)?.routes.get(index)?;
+        let edits = self.edits.get(vh)?.get(index)?;
+        Some(Matched {
+            vh,
+            index,
+            route,
+            edits,
+        })
     }
 }
 
@@ -108,99 +157,16 @@ fn strip_port(h: &str) -> Option<&str> {
     }
 }
 
-fn starts_with_case(s: &str, p: &str, case_sensitive: bool) -> bool {
-    s.len() >= p.len()
-        && if case_sensitive {
-            s.as_bytes().starts_with(p.as_bytes())
-        } else {
-            s.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
-        }
-}
-
-/// Envoy's semantics: `prefix` matches the start of the full :path (query included); `path`
-/// must equal the path with the query string removed.
-pub fn path_matches(m: &PathMatch, case_sensitive: bool, path: &str) -> bool {
-    match m {
-        PathMatch::Prefix(p) => starts_with_case(path, p, case_sensitive),
-        PathMatch::Path(p) => {
-            let bare = path.split_once('?').map_or(path, |(b, _)| b);
-            bare.len() == p.len() && starts_with_case(bare, p, case_sensitive)
-        }
-        PathMatch::SafeRegex(re) => {
-            let bare = path.split_once('?').map_or(path, |(b, _)| b);
-            re.is_full_match(bare)
-        }
-    }
-}
-
-/// Applies `prefix_rewrite`: the matched prefix (or exact path) is replaced, the rest kept.
-pub fn rewrite_prefix(m: &PathMatch, rewrite: &str, path: &str) -> String {
-    let matched_len = match m {
-        PathMatch::Prefix(p) => p.len(),
-        PathMatch::Path(p) => p.len(),
-        // Config validation allows prefix_rewrite only with prefix and path matches.
-        PathMatch::SafeRegex(_) => 0,
-    };
-    let rest = path.get(matched_len..).unwrap_or("");
-    let mut out = String::with_capacity(rewrite.len() + rest.len());
-    out.push_str(rewrite);
-    out.push_str(rest);
-    out
-}
-
-/// The `location` of a redirect route, built as Envoy does: each part of the request URL is
-/// replaced only where the action says so.
-pub fn redirect_location(
-    r: &RedirectAction,
-    m: &PathMatch,
-    host: Option<&str>,
-    path: &str,
-) -> String {
-    let scheme = r.scheme.as_deref().unwrap_or("http");
-    let req_host = host.unwrap_or("");
-    let (bare_host, req_port) = match strip_port(req_host) {
-        Some(b) => (b, Some(&req_host[b.len() + 1..])),
-        None => (req_host, None),
-    };
-    let host = r.host.as_deref().unwrap_or(bare_host);
-    let port = match (r.port, r.scheme.is_some()) {
-        (Some(p), _) => Some(p.to_string()),
-        // A scheme change drops the old port, as it belonged to the old scheme.
-        (None, true) => None,
-        (None, false) if r.host.is_none() => req_port.map(str::to_string),
-        (None, false) => None,
-    };
-    let (bare_path, query) = match path.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (path, None),
-    };
-    let mut new_path = match &r.path {
-        PathRedirect::Keep => bare_path.to_string(),
-        PathRedirect::Path(p) => p.clone(),
-        PathRedirect::Prefix(p) => rewrite_prefix(m, p, bare_path),
-        PathRedirect::Regex(rw) => rw
-            .pattern
-            .unanchored()
-            .replace_all(bare_path, rw.substitution.as_str())
-            .into_owned(),
-    };
-    let path_has_query = new_path.contains('?');
-    if let (Some(q), false, false) = (query, r.strip_query, path_has_query) {
-        new_path.push('?');
-        new_path.push_str(q);
-    }
-    match port {
-        Some(p) => format!("{scheme}://{host}:{p}{new_path}"),
-        None => format!("{scheme}://{host}{new_path}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ClusterSpec, ForwardAction, HeaderMutations, RouteAction, RouteMatch};
+    use crate::config::{
+        ClusterSpec, ForwardAction, HeaderMutations, PathMatch, RouteAction, RouteMatch,
+    };
+    use crate::http::codec::{parse_request, MAX_HEADERS};
 
-    fn route(prefix: &str, cluster: usize) -> Route {
+    /// A prefix route to `cluster` with nothing else set (shared with `edits` tests).
+    pub(crate) fn route(prefix: &str, cluster: usize) -> Route {
         Route {
             name: String::new(),
             matcher: RouteMatch {
@@ -233,8 +199,6 @@ mod tests {
 
     fn router() -> Router {
         Router::new(RouteConfig {
-            headers: HeaderMutations::default(),
-            most_specific_header_mutations_wins: false,
             name: "r".into(),
             virtual_hosts: vec![
                 vh("any", &["*"], 0),
@@ -243,6 +207,8 @@ mod tests {
                 vh("longer", &["*.b.example.com"], 3),
                 vh("prefix", &["api.*"], 4),
             ],
+            headers: HeaderMutations::default(),
+            most_specific_header_mutations_wins: false,
         })
     }
 
@@ -268,38 +234,18 @@ mod tests {
     #[test]
     fn no_wildcard_means_no_vhost() {
         let r = Router::new(RouteConfig {
-            headers: HeaderMutations::default(),
-            most_specific_header_mutations_wins: false,
             name: "r".into(),
             virtual_hosts: vec![vh("only", &["a.com"], 0)],
+            headers: HeaderMutations::default(),
+            most_specific_header_mutations_wins: false,
         });
-        assert!(r.route(Some("b.com"), "/").is_none());
-        assert!(r.route(None, "/").is_none());
-        assert!(r.route(Some("a.com"), "/x").is_some());
-    }
-
-    #[test]
-    fn path_matching() {
-        assert!(path_matches(
-            &PathMatch::Prefix("/api".into()),
-            true,
-            "/api/x"
-        ));
-        assert!(!path_matches(
-            &PathMatch::Prefix("/api".into()),
-            true,
-            "/API/x"
-        ));
-        assert!(path_matches(
-            &PathMatch::Prefix("/api".into()),
-            false,
-            "/API/x"
-        ));
-        assert!(path_matches(&PathMatch::Path("/a".into()), true, "/a?q=1"));
-        assert!(!path_matches(&PathMatch::Path("/a".into()), true, "/ab"));
-        assert_eq!(
-            rewrite_prefix(&PathMatch::Prefix("/api/".into()), "/", "/api/x?y"),
-            "/x?y"
-        );
+        let found = |raw: &str| {
+            let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let req = parse_request(raw.as_bytes(), &mut h).unwrap().unwrap();
+            r.route(&req).is_some()
+        };
+        assert!(!found("GET / HTTP/1.1\r\nHost: b.com\r\n\r\n"));
+        assert!(!found("GET / HTTP/1.0\r\n\r\n"));
+        assert!(found("GET /x HTTP/1.1\r\nHost: a.com\r\n\r\n"));
     }
 }

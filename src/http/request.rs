@@ -1,0 +1,302 @@
+//! Routing a parsed request head: which route, which local reply or which upstream, and the
+//! request head we send there (our own serialisation: origin-form target, path rewrites, Host,
+//! forwarding headers and the route's header edits).
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use super::codec::{is_hop_by_hop, named_in_connection, put_header, Framing, RequestHead};
+use super::local;
+use crate::config::template::{Template, Vars};
+use crate::config::{ClusterSpec, HostRewrite, HttpConnectionManager, RouteAction};
+use crate::context::Ctx;
+use crate::route::edits::{apply, bind, HeaderList, Op};
+use crate::route::matcher::header_value;
+use crate::route::{redirect_location, rewrite_prefix, rewrite_regex, Matched};
+use crate::util::Rng;
+
+/// A reply made here, with the matched route's response edits when there was a route.
+pub(super) struct LocalDecision {
+    pub status: u16,
+    pub body: Cow<'static, str>,
+    pub location: Option<String>,
+    pub edits: Vec<Op>,
+    pub upstream: Option<SocketAddr>,
+}
+
+/// Everything an exchange needs to forward a request.
+pub(super) struct Forward {
+    pub cluster: usize,
+    pub addr: SocketAddr,
+    pub head: Vec<u8>,
+    /// Byte range of the Host value in `head`, when `auto_host_rewrite` may change it per try.
+    pub auto_host: Option<(usize, usize)>,
+    pub timeout: Option<Duration>,
+    pub idle: Option<Duration>,
+    /// (virtual host, route) indices, to find the retry policy again.
+    pub route: (usize, usize),
+    pub resp_edits: Vec<Op>,
+    /// `(num_retries, per_try_timeout)` when the route has a retry policy.
+    pub retry: Option<(u32, Option<Duration>)>,
+}
+
+pub(super) enum Decision {
+    Local(LocalDecision),
+    Forward(Box<Forward>),
+}
+
+fn local(status: u16, body: &'static str) -> Decision {
+    Decision::Local(LocalDecision {
+        status,
+        body: Cow::Borrowed(body),
+        location: None,
+        edits: Vec::new(),
+        upstream: None,
+    })
+}
+
+/// Picks a cluster of a weighted split: uniform in 0..total, walking the cumulative weights.
+pub fn pick_weighted(list: &[(usize, u32)], r: u64) -> usize {
+    let mut r = r;
+    for &(c, w) in list {
+        if r < u64::from(w) {
+            return c;
+        }
+        r -= u64::from(w);
+    }
+    list.last().map_or(0, |&(c, _)| c)
+}
+
+/// Routes the request and serialises the upstream head.
+pub(super) fn decide(
+    req: &RequestHead<'_>,
+    peer: SocketAddr,
+    listener: usize,
+    ctx: &mut Ctx,
+) -> Decision {
+    let l = &ctx.listeners[listener];
+    let Some(m) = l.router.route(req) else {
+        return local(404, "");
+    };
+    let stream_idle = l.hcm.stream_idle_timeout;
+    let getter = |n: &str| header_value(req, n);
+    let vars = |upstream| Vars {
+        peer,
+        start: SystemTime::now(),
+        minor: req.minor,
+        upstream,
+        req: &getter,
+    };
+    let bound = |upstream| {
+        if m.edits.response.is_empty() {
+            Vec::new()
+        } else {
+            bind(&m.edits.response, &vars(upstream))
+        }
+    };
+    let fwd = match &m.route.action {
+        RouteAction::DirectResponse { status, body } => {
+            return Decision::Local(LocalDecision {
+                status: *status,
+                body: Cow::Owned(body.clone().unwrap_or_default()),
+                location: None,
+                edits: bound(None),
+                upstream: None,
+            })
+        }
+        RouteAction::Redirect(r) => {
+            return Decision::Local(LocalDecision {
+                status: r.response_code,
+                body: Cow::Borrowed(""),
+                location: Some(redirect_location(
+                    r,
+                    &m.route.matcher.path,
+                    req.host,
+                    req.path,
+                )),
+                edits: bound(None),
+                upstream: None,
+            })
+        }
+        RouteAction::Forward(f) => f,
+    };
+    let cluster = match &fwd.cluster {
+        ClusterSpec::Single(c) => *c,
+        ClusterSpec::Weighted(list) => {
+            let total: u64 = list.iter().map(|&(_, w)| u64::from(w)).sum();
+            pick_weighted(list, ctx.rng.below(total.max(1)))
+        }
+    };
+    let picked = ctx
+        .clusters
+        .get_mut(cluster)
+        .and_then(|cl| cl.pick(&mut ctx.rng).map(|hi| cl.hosts[hi].addr));
+    let Some(addr) = picked else {
+        return Decision::Local(LocalDecision {
+            status: 503,
+            body: Cow::Borrowed(local::NO_HEALTHY_UPSTREAM),
+            location: None,
+            edits: bound(None),
+            upstream: None,
+        });
+    };
+    let path: Cow<'_, str> = match (&fwd.prefix_rewrite, &fwd.regex_rewrite) {
+        (Some(rw), _) => rewrite_prefix(&m.route.matcher.path, rw, req.path).into(),
+        (None, Some(rr)) => rewrite_regex(rr, req.path).into(),
+        (None, None) => req.path.into(),
+    };
+    let host: Cow<'_, str> = match &fwd.host_rewrite {
+        Some(HostRewrite::Literal(h)) => h.as_str().into(),
+        Some(HostRewrite::Auto) => match ctx.clusters[cluster].hostname_of(addr) {
+            Some(h) => h.to_string().into(),
+            None => host_or_addr(req.host, addr),
+        },
+        None => host_or_addr(req.host, addr),
+    };
+    let v = vars(Some(addr));
+    let (head, host_at) = serialise(req, &path, &host, peer, &m, &l.hcm, &mut ctx.rng, &v);
+    let idle = match fwd.idle_timeout {
+        Some(route_idle) => route_idle,
+        None => stream_idle,
+    };
+    Decision::Forward(Box::new(Forward {
+        cluster,
+        addr,
+        auto_host: matches!(fwd.host_rewrite, Some(HostRewrite::Auto)).then_some(host_at),
+        head,
+        timeout: fwd.timeout,
+        idle,
+        route: (m.vh, m.index),
+        resp_edits: bound(None),
+        retry: fwd
+            .retry_policy
+            .as_ref()
+            .map(|p| (p.num_retries, p.per_try_timeout)),
+    }))
+}
+
+fn host_or_addr<'a>(host: Option<&'a str>, addr: SocketAddr) -> Cow<'a, str> {
+    match host {
+        Some(h) => h.into(),
+        None => addr.to_string().into(),
+    }
+}
+
+/// Writes the upstream request head; returns it with the byte range of the Host value.
+#[allow(clippy::too_many_arguments)]
+fn serialise(
+    req: &RequestHead<'_>,
+    path: &str,
+    host: &str,
+    peer: SocketAddr,
+    m: &Matched<'_>,
+    hcm: &HttpConnectionManager,
+    rng: &mut Rng,
+    vars: &Vars<'_>,
+) -> (Vec<u8>, (usize, usize)) {
+    let edge = hcm.use_remote_address;
+    let generate_request_id = hcm.generate_request_id;
+    let mut h = Vec::with_capacity(512);
+    h.extend_from_slice(req.method.as_bytes());
+    h.push(b' ');
+    h.extend_from_slice(path.as_bytes());
+    h.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    let host_at = (h.len(), h.len() + host.len());
+    h.extend_from_slice(host.as_bytes());
+    h.extend_from_slice(b"\r\n");
+    // Only a route with request edits pays for an intermediate header list.
+    let mut list: Option<HeaderList<'_>> = (!m.edits.request.is_empty()).then(Vec::new);
+    let mut out = |h: &mut Vec<u8>, n: Cow<'_, str>, v: Cow<'_, [u8]>| match &mut list {
+        Some(l) => l.push((Cow::Owned(n.into_owned()), Cow::Owned(v.into_owned()))),
+        None => put_header(h, &n, &v),
+    };
+    let mut xff: Option<Vec<u8>> = None;
+    let mut have_request_id = false;
+    let mut have_proto = false;
+    for hd in req.headers {
+        let n = hd.name;
+        if is_hop_by_hop(n)
+            || n.eq_ignore_ascii_case("host")
+            || n.eq_ignore_ascii_case("expect")
+            || named_in_connection(req.headers, n)
+        {
+            continue;
+        }
+        if n.eq_ignore_ascii_case("x-forwarded-for") {
+            let v = xff.get_or_insert_with(Vec::new);
+            if !v.is_empty() {
+                v.extend_from_slice(b", ");
+            }
+            v.extend_from_slice(hd.value);
+            continue;
+        }
+        have_request_id |= n.eq_ignore_ascii_case("x-request-id");
+        if n.eq_ignore_ascii_case("x-forwarded-proto") {
+            // At the edge (use_remote_address) the client's claim is replaced, as Envoy does.
+            if edge {
+                continue;
+            }
+            have_proto = true;
+        }
+        out(&mut h, n.into(), hd.value.into());
+    }
+    let mut xff = xff.unwrap_or_default();
+    if !xff.is_empty() {
+        xff.extend_from_slice(b", ");
+    }
+    xff.extend_from_slice(peer.ip().to_string().as_bytes());
+    out(&mut h, "x-forwarded-for".into(), xff.into());
+    if !have_proto {
+        out(&mut h, "x-forwarded-proto".into(), b"http"[..].into());
+    }
+    if !have_request_id && generate_request_id {
+        let id = rng.uuid4();
+        out(&mut h, "x-request-id".into(), id.into_bytes().into());
+    }
+    if let Some(mut l) = list {
+        apply(&mut l, &m.edits.request, &|t: &Template| t.render(vars));
+        for (n, v) in &l {
+            put_header(&mut h, n, v);
+        }
+    }
+    match req.framing {
+        Framing::Length(n) => put_header(&mut h, "content-length", n.to_string().as_bytes()),
+        Framing::Chunked => put_header(&mut h, "transfer-encoding", b"chunked"),
+        Framing::None | Framing::UntilClose => {
+            // A bodyless POST/PUT still says so, or some origins wait for a body.
+            if matches!(req.method, "POST" | "PUT" | "PATCH") {
+                put_header(&mut h, "content-length", b"0");
+            }
+        }
+    }
+    h.extend_from_slice(b"\r\n");
+    (h, host_at)
+}
+
+/// Replaces the Host value of a serialised head (a retry under `auto_host_rewrite` that moved
+/// to a host with another name); returns the new range.
+pub(super) fn replace_host(head: &mut Vec<u8>, at: (usize, usize), host: &str) -> (usize, usize) {
+    if head.get(at.0..at.1).is_some() {
+        head.splice(at.0..at.1, host.bytes());
+    }
+    (at.0, at.0 + host.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weighted_pick_walks_cumulative_weights() {
+        let l = [(7, 80), (9, 20)];
+        assert_eq!(pick_weighted(&l, 0), 7);
+        assert_eq!(pick_weighted(&l, 79), 7);
+        assert_eq!(pick_weighted(&l, 80), 9);
+        assert_eq!(pick_weighted(&l, 99), 9);
+        let mut h = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n".to_vec();
+        let at = replace_host(&mut h, (22, 23), "bbb");
+        assert_eq!(at, (22, 25));
+        assert_eq!(h, b"GET / HTTP/1.1\r\nhost: bbb\r\n\r\n");
+    }
+}

@@ -1,0 +1,245 @@
+//! Does a route's `match` fit a request? Path (prefix, exact path, whole-path regex), then
+//! header matchers and query-parameter matchers, all of which must hold (Envoy's AND).
+
+use crate::config::{
+    HeaderMatchRule, HeaderMatcher, PathMatch, QueryParameterMatcher, QueryParameterRule,
+    RouteMatch, StringMatch, StringMatchKind,
+};
+use crate::http::codec::RequestHead;
+
+/// The whole route match; cheap checks (path) first.
+pub fn matches(m: &RouteMatch, req: &RequestHead<'_>) -> bool {
+    path_matches(&m.path, m.case_sensitive, req.path)
+        && m.headers.iter().all(|h| header_matches(h, req))
+        && (m.query_parameters.is_empty() || query_matches(&m.query_parameters, req.path))
+}
+
+fn starts_with_case(s: &str, p: &str, case_sensitive: bool) -> bool {
+    s.len() >= p.len()
+        && if case_sensitive {
+            s.as_bytes().starts_with(p.as_bytes())
+        } else {
+            s.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+        }
+}
+
+/// The path without its query string.
+pub fn bare_path(path: &str) -> &str {
+    path.split_once('?').map_or(path, |(b, _)| b)
+}
+
+/// Envoy's semantics: `prefix` matches the start of the full :path (query included); `path`
+/// must equal the path with the query string removed; `safe_regex` must match all of it.
+pub fn path_matches(m: &PathMatch, case_sensitive: bool, path: &str) -> bool {
+    match m {
+        PathMatch::Prefix(p) => starts_with_case(path, p, case_sensitive),
+        PathMatch::Path(p) => {
+            let bare = bare_path(path);
+            bare.len() == p.len() && starts_with_case(bare, p, case_sensitive)
+        }
+        PathMatch::SafeRegex(r) => r.is_full_match(bare_path(path)),
+    }
+}
+
+/// Envoy's StringMatcher; `ignore_case` does not apply to regexes.
+pub fn string_matches(m: &StringMatch, v: &str) -> bool {
+    let ic = m.ignore_case;
+    match &m.kind {
+        StringMatchKind::Exact(s) => {
+            if ic {
+                v.eq_ignore_ascii_case(s)
+            } else {
+                v == s
+            }
+        }
+        StringMatchKind::Prefix(s) => starts_with_case(v, s, !ic),
+        StringMatchKind::Suffix(s) => {
+            v.len() >= s.len() && {
+                let tail = &v.as_bytes()[v.len() - s.len()..];
+                if ic {
+                    tail.eq_ignore_ascii_case(s.as_bytes())
+                } else {
+                    tail == s.as_bytes()
+                }
+            }
+        }
+        StringMatchKind::Contains(s) => {
+            if ic {
+                v.to_ascii_lowercase().contains(&s.to_ascii_lowercase())
+            } else {
+                v.contains(s.as_str())
+            }
+        }
+        StringMatchKind::SafeRegex(r) => r.is_full_match(v),
+    }
+}
+
+/// A request header by lower-cased name, pseudo-headers included; several values are joined
+/// with "," as Envoy does for matching.
+pub fn header_value(req: &RequestHead<'_>, name: &str) -> Option<String> {
+    let pseudo = match name {
+        ":path" => Some(req.path),
+        ":method" => Some(req.method),
+        ":authority" | "host" => req.host,
+        ":scheme" => Some("http"),
+        _ => None,
+    };
+    if name.starts_with(':') || name == "host" {
+        return pseudo.map(str::to_string);
+    }
+    let mut out: Option<String> = None;
+    for h in req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+    {
+        let v = String::from_utf8_lossy(h.value);
+        match &mut out {
+            None => out = Some(v.into_owned()),
+            Some(o) => {
+                o.push(',');
+                o.push_str(&v);
+            }
+        }
+    }
+    out
+}
+
+/// Envoy's header matching: an absent header matches only `present_match: false` (or an
+/// inverted `present_match: true`); value rules never match an absent header, inverted or not.
+fn header_matches(m: &HeaderMatcher, req: &RequestHead<'_>) -> bool {
+    let Some(v) = header_value(req, &m.name) else {
+        return matches!(m.rule, HeaderMatchRule::Present(p) if p == m.invert);
+    };
+    let hit = match &m.rule {
+        HeaderMatchRule::Present(p) => *p,
+        HeaderMatchRule::Value(s) => string_matches(s, &v),
+        HeaderMatchRule::Range { start, end } => v
+            .trim()
+            .parse::<i64>()
+            .is_ok_and(|n| *start <= n && n < *end),
+    };
+    hit != m.invert
+}
+
+/// Query parameters as sent (not percent-decoded, as Envoy's route matcher sees them); for a
+/// repeated name the first value counts.
+fn query_matches(ms: &[QueryParameterMatcher], path: &str) -> bool {
+    let query = path.split_once('?').map_or("", |(_, q)| q);
+    let first = |name: &str| {
+        query
+            .split('&')
+            .filter(|kv| !kv.is_empty())
+            .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    };
+    ms.iter().all(|m| match (first(&m.name), &m.rule) {
+        (None, _) => false,
+        (Some(_), QueryParameterRule::Present) => true,
+        (Some(v), QueryParameterRule::Value(s)) => string_matches(s, v),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Regex;
+    use crate::http::codec::{parse_request, MAX_HEADERS};
+
+    fn with_req(raw: &str, f: impl FnOnce(&RequestHead<'_>)) {
+        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let r = parse_request(raw.as_bytes(), &mut h).unwrap().unwrap();
+        f(&r)
+    }
+
+    fn hm(name: &str, rule: HeaderMatchRule, invert: bool) -> HeaderMatcher {
+        HeaderMatcher {
+            name: name.into(),
+            rule,
+            invert,
+        }
+    }
+
+    fn sm(kind: StringMatchKind, ignore_case: bool) -> HeaderMatchRule {
+        HeaderMatchRule::Value(StringMatch { kind, ignore_case })
+    }
+
+    #[test]
+    fn paths() {
+        assert!(path_matches(
+            &PathMatch::Prefix("/api".into()),
+            true,
+            "/api/x"
+        ));
+        assert!(!path_matches(
+            &PathMatch::Prefix("/api".into()),
+            true,
+            "/API/x"
+        ));
+        assert!(path_matches(
+            &PathMatch::Prefix("/api".into()),
+            false,
+            "/API/x"
+        ));
+        assert!(path_matches(&PathMatch::Path("/a".into()), true, "/a?q=1"));
+        assert!(!path_matches(&PathMatch::Path("/a".into()), true, "/ab"));
+        let re = PathMatch::SafeRegex(Regex::new("/v[0-9]+/.*").unwrap());
+        assert!(path_matches(&re, true, "/v12/x?y=1"));
+        assert!(!path_matches(&re, true, "/x/v1/"));
+    }
+
+    #[test]
+    fn headers_and_absence() {
+        let raw = "GET /p?a=1&b=two&a=3 HTTP/1.1\r\nHost: h\r\nX-V: 5\r\nX-L: a\r\nX-L: B\r\n\r\n";
+        with_req(raw, |r| {
+            let exact = |v: &str| sm(StringMatchKind::Exact(v.into()), false);
+            assert!(header_matches(&hm("x-l", exact("a,B"), false), r));
+            assert!(header_matches(
+                &hm("x-l", sm(StringMatchKind::Suffix("b".into()), true), false),
+                r
+            ));
+            assert!(header_matches(
+                &hm("x-v", HeaderMatchRule::Range { start: 1, end: 6 }, false),
+                r
+            ));
+            assert!(!header_matches(
+                &hm("x-v", HeaderMatchRule::Range { start: 1, end: 5 }, false),
+                r
+            ));
+            assert!(header_matches(&hm(":method", exact("GET"), false), r));
+            assert!(header_matches(
+                &hm("x-none", HeaderMatchRule::Present(false), false),
+                r
+            ));
+            assert!(header_matches(
+                &hm("x-none", HeaderMatchRule::Present(true), true),
+                r
+            ));
+            assert!(!header_matches(&hm("x-none", exact("q"), true), r));
+            assert!(header_matches(&hm("x-v", exact("6"), true), r));
+            let q = |name: &str, rule| QueryParameterMatcher {
+                name: name.into(),
+                rule,
+            };
+            assert!(query_matches(
+                &[q("a", QueryParameterRule::Present)],
+                r.path
+            ));
+            assert!(query_matches(
+                &[q(
+                    "a",
+                    QueryParameterRule::Value(StringMatch {
+                        kind: StringMatchKind::Exact("1".into()),
+                        ignore_case: false
+                    })
+                )],
+                r.path
+            ));
+            assert!(!query_matches(
+                &[q("c", QueryParameterRule::Present)],
+                r.path
+            ));
+        });
+    }
+}

@@ -1,0 +1,194 @@
+//! Route retry policies against the real binary: connect failures, retriable statuses and
+//! per-try timeouts moved to a healthy endpoint; 5xx passed through once out of retries;
+//! request bodies replayed while buffered and never retried once they outgrew the buffer.
+
+mod common;
+mod routing_support;
+
+use common::*;
+use routing_support::*;
+
+fn route(retry: &str) -> String {
+    format!(
+        "name: rc
+virtual_hosts:
+- name: vh
+  domains: ['*']
+  routes:
+  - match: {{prefix: /}}
+    route:
+      cluster: svc
+{retry}"
+    )
+}
+
+const RETRY_CONNECT: &str = "      retry_policy: {retry_on: connect-failure, num_retries: 1}\n";
+
+#[test]
+fn connect_failure_on_one_endpoint_becomes_a_200_from_the_other() {
+    let up = Upstream::start("live");
+    let dead = free_port();
+    let b = Baton::start(&config(
+        free_port(),
+        &route(RETRY_CONNECT),
+        &[cluster("svc", &[dead, up.port()])],
+    ));
+    // Round robin alternates, so half of these first go to the dead endpoint.
+    for i in 0..10 {
+        let r = fetch(b.port, "x", "/", "");
+        assert_eq!(r.status(), 200, "request {i}: {}", r.body_str());
+        assert_eq!(r.body_str(), up.greeting());
+        assert_eq!(r.header("x-envoy-attempt-count"), None);
+    }
+    assert_eq!(up.requests(), 10);
+}
+
+#[test]
+fn without_a_retry_policy_the_dead_endpoint_shows() {
+    let up = Upstream::start("live");
+    let dead = free_port();
+    let b = Baton::start(&config(
+        free_port(),
+        &route(""),
+        &[cluster("svc", &[dead, up.port()])],
+    ));
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| fetch(b.port, "x", "/", "").status())
+        .collect();
+    assert!(statuses.contains(&503), "{statuses:?}");
+    assert!(statuses.contains(&200), "{statuses:?}");
+}
+
+#[test]
+fn retriable_status_moves_to_the_next_endpoint() {
+    let up = Upstream::start("live");
+    let bad = Fixed::start(503);
+    let b = Baton::start(&config(
+        free_port(),
+        &route("      retry_policy: {retry_on: gateway-error, num_retries: 1}\n"),
+        &[cluster("svc", &[bad.port, up.port()])],
+    ));
+    for _ in 0..6 {
+        let r = fetch(b.port, "x", "/", "");
+        assert_eq!(r.status(), 200, "{}", r.body_str());
+    }
+    assert!(
+        bad.hits() >= 2,
+        "the bad endpoint was tried: {}",
+        bad.hits()
+    );
+}
+
+#[test]
+fn retriable_status_codes_and_exhausted_retries_pass_the_response_through() {
+    let bad = Fixed::start(418);
+    let b = Baton::start(&config(
+        free_port(),
+        &route(
+            "      retry_policy:\n        retry_on: retriable-status-codes\n        num_retries: 2\n        retriable_status_codes: [418]\n",
+        ),
+        &[cluster("svc", &[bad.port])],
+    ));
+    let r = fetch(b.port, "x", "/", "");
+    assert_eq!(r.status(), 418);
+    assert_eq!(r.body_str(), "bad 418");
+    assert_eq!(bad.hits(), 3, "one try and two retries");
+}
+
+#[test]
+fn five_xx_is_not_retried_for_codes_outside_the_policy() {
+    let bad = Fixed::start(500);
+    let b = Baton::start(&config(
+        free_port(),
+        &route("      retry_policy: {retry_on: gateway-error, num_retries: 3}\n"),
+        &[cluster("svc", &[bad.port])],
+    ));
+    let r = fetch(b.port, "x", "/", "");
+    assert_eq!(r.status(), 500);
+    assert_eq!(bad.hits(), 1);
+}
+
+#[test]
+fn per_try_timeout_retries_on_another_endpoint() {
+    let up = Upstream::start("live");
+    let hole = BlackHole::start();
+    let b = Baton::start(&config(
+        free_port(),
+        &route("      retry_policy: {retry_on: 5xx, num_retries: 1, per_try_timeout: 0.3s}\n"),
+        &[cluster("svc", &[hole.port, up.port()])],
+    ));
+    for _ in 0..4 {
+        let r = fetch(b.port, "x", "/", "");
+        assert_eq!(r.status(), 200, "{}", r.body_str());
+    }
+}
+
+#[test]
+fn per_try_timeout_out_of_retries_is_504() {
+    let hole = BlackHole::start();
+    let b = Baton::start(&config(
+        free_port(),
+        &route("      retry_policy: {retry_on: reset, num_retries: 1, per_try_timeout: 0.2s}\n"),
+        &[cluster("svc", &[hole.port])],
+    ));
+    let r = fetch(b.port, "x", "/", "");
+    assert_eq!(r.status(), 504);
+    assert_eq!(r.body_str(), "upstream request timeout");
+}
+
+fn post(port: u16, body: &[u8]) -> Response {
+    let mut c = RawConn::connect(port);
+    c.send(
+        format!(
+            "POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    c.send(body);
+    c.expect_response(false)
+}
+
+#[test]
+fn a_buffered_body_is_replayed_on_retry() {
+    let up = Upstream::start("live");
+    let bad = Fixed::start(503);
+    let b = Baton::start(&config(
+        free_port(),
+        &route("      retry_policy: {retry_on: 5xx, num_retries: 1}\n"),
+        &[cluster("svc", &[bad.port, up.port()])],
+    ));
+    let body = vec![b'z'; 10_000];
+    let mut h = pattern::Fnv::default();
+    h.update(&body);
+    let want = format!("len=10000 fnv={:016x}\n", h.finish());
+    for _ in 0..4 {
+        let r = post(b.port, &body);
+        assert_eq!(r.status(), 200, "{}", r.body_str());
+        assert_eq!(r.body_str(), want);
+    }
+}
+
+#[test]
+fn a_body_beyond_the_buffer_limit_is_never_retried() {
+    let up = Upstream::start("live");
+    let bad = Fixed::start(503);
+    let extra = "  per_connection_buffer_limit_bytes: 16384\n";
+    let b = Baton::start(&config(
+        free_port(),
+        &route("      retry_policy: {retry_on: 5xx, num_retries: 3}\n"),
+        &[cluster_at(
+            "svc",
+            "127.0.0.1",
+            "STATIC",
+            &[bad.port, up.port()],
+            extra,
+        )],
+    ));
+    let body = vec![b'q'; 100 * 1024];
+    let statuses: Vec<u16> = (0..2).map(|_| post(b.port, &body).status()).collect();
+    let mut sorted = statuses.clone();
+    sorted.sort();
+    assert_eq!(sorted, [200, 503], "{statuses:?}");
+    assert_eq!(up.requests(), 1);
+}
