@@ -23,7 +23,7 @@ fn restart_v1_to_v2_under_load_fails_no_request_and_moves_keepalive_connections(
     let mut v1 = hot_start(&simple_yaml(port, up1.port()), &dir, &[]);
     assert_eq!(serving_epoch(&v1), Some(0), "{}", v1.log());
 
-    let load = start_load(port, 32, 20.0);
+    let load = start_load(port, 32, 50.0);
     thread::sleep(Duration::from_secs(1));
     let before = load.snapshot();
     assert!(
@@ -60,12 +60,10 @@ fn restart_v1_to_v2_under_load_fails_no_request_and_moves_keepalive_connections(
          v2 served {v2_while_both} while v1 kept the keep-alive connections; total: {}",
         describe(&total)
     );
+    let handed = handed_connections(&v1);
     println!(
-        "v1 handed over: {:?}",
-        v1.log()
-            .lines()
-            .filter(|l| l.contains("handed") && l.contains("connection"))
-            .collect::<Vec<_>>()
+        "handover (v2 connected to v1 -> v2 accepting, from v2's log): {:?} ms; v1 handed {handed} connection(s) to v2",
+        handover_ms(&v2)
     );
     assert_eq!(
         total.failed_total(),
@@ -94,6 +92,12 @@ fn restart_v1_to_v2_under_load_fails_no_request_and_moves_keepalive_connections(
         describe(&total),
         v1.log()
     );
+    assert_eq!(
+        handed,
+        32,
+        "v1 did not hand over every keep-alive connection\n{}",
+        v1.log()
+    );
     assert!(v2.try_exit().is_none(), "v2 exited\n{}", v2.log());
     assert!(get_body(port).contains("hello from v2"));
 }
@@ -110,10 +114,12 @@ fn twenty_restarts_in_a_row_under_load_every_old_one_exits_0() {
     let load = start_load(port, KEEPALIVE, 10.0);
     thread::sleep(Duration::from_millis(300));
     let mut takeovers = Vec::new();
+    let mut handovers = Vec::new();
     let mut drains = Vec::new();
     for i in 1..=RESTARTS {
         let (new, ms) = hot_takeover(&yaml(i), &dir, &[], &old);
         takeovers.push(ms);
+        handovers.push(handover_ms(&new).unwrap_or(u64::MAX));
         assert_eq!(
             serving_epoch(&new),
             Some(i),
@@ -139,7 +145,7 @@ fn twenty_restarts_in_a_row_under_load_every_old_one_exits_0() {
     thread::sleep(Duration::from_millis(300));
     let total = load.stop();
     println!(
-        "{RESTARTS} restarts: takeover ms {takeovers:?}, SIGTERM-to-exit ms {drains:?}; {}",
+        "{RESTARTS} restarts: spawn-to-takeover ms {takeovers:?}, handover ms (from logs) {handovers:?}, SIGTERM-to-exit ms {drains:?}; {}",
         describe(&total)
     );
     assert_eq!(total.failed_total(), 0, "{}", describe(&total));

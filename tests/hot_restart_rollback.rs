@@ -170,6 +170,9 @@ fn child_killed_after_takeover_parent_resumes_accepting_and_restarts_again() {
     s.serves("v2");
     let status = v2.sigkill();
     println!("killed the child: {status}");
+    // A connection made at once waits in the shared backlog until v1 resumes; never lost.
+    let mut early = RawConn::connect(s.port);
+    early.send(&get("/"));
     assert!(
         s.v1.wait_log(RESUMED, IO_TIMEOUT),
         "the parent did not resume after its child died\n{}",
@@ -181,6 +184,8 @@ fn child_killed_after_takeover_parent_resumes_accepting_and_restarts_again() {
         s.v1.log()
     );
     // New connections are accepted by v1 again, and the old connection still works.
+    let r = early.expect_response(false);
+    assert!(r.body_str().contains("hello from v1 "), "{r:?}");
     s.serves("v1");
     kept.send(&get("/"));
     assert!(kept

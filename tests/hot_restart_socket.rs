@@ -83,6 +83,38 @@ fn stale_socket_file_is_removed_and_the_process_starts_fresh_as_epoch_0() {
     drop(peer);
     b.sigterm();
     expect_exit_code(&mut b, 0, EXIT_WAIT);
+    // The only owner of the restart socket removes it when it exits.
+    assert!(!dir.sock().exists(), "restart socket left behind");
+}
+
+#[test]
+fn hello_of_another_protocol_version_is_refused_and_the_process_keeps_serving() {
+    let up = Upstream::start("v1");
+    let dir = HotDir::new("version");
+    let mut b = hot_start(&simple_yaml(free_port(), up.port()), &dir, &[]);
+    let mut peer = FakePeer::connect(&dir.sock());
+    peer.send(&Message::Hello {
+        protocol_version: 999,
+        binary_version: "from-the-future".into(),
+        pid: std::process::id(),
+    });
+    let (closed, got) = peer.closed_within(IO_TIMEOUT);
+    assert!(closed, "peer not closed\n{}", b.log());
+    let reason = got
+        .iter()
+        .find_map(|m| match m {
+            Message::Refuse { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no Refuse, got {got:?}"));
+    assert!(
+        reason.contains("protocol version mismatch") && reason.contains("999"),
+        "{reason:?}"
+    );
+    assert!(!b.log().contains("ChildConnected"), "{}", b.log());
+    assert!(get_body(b.port).contains("hello from v1 "));
+    b.sigterm();
+    expect_exit_code(&mut b, 0, EXIT_WAIT);
 }
 
 #[test]

@@ -419,3 +419,33 @@ pub fn child_addresses(port: u16, dir: &HotDir) -> Vec<String> {
         format!("unix:{}", dir.sock().display()),
     ]
 }
+
+/// Milliseconds since midnight (UTC) of the first log line containing `needle`, from the
+/// logger's `[YYYY-MM-DDTHH:MM:SS.mmmZ ...` prefix; for measuring, never for asserting.
+pub fn log_ms(b: &Baton, needle: &str) -> Option<u64> {
+    let log = b.log();
+    let line = log.lines().find(|l| l.contains(needle))?;
+    let t = line.get(12..24)?; // HH:MM:SS.mmm
+    let (hms, ms) = t.split_once('.')?;
+    let mut parts = hms.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+    Some(((h * 60 + m) * 60 + s) * 1000 + ms.parse::<u64>().ok()?)
+}
+
+/// A child's handover time from its logs: connected to the parent → accepting (ms).
+pub fn handover_ms(child: &Baton) -> Option<u64> {
+    let a = log_ms(child, "state Init -> Connecting")?;
+    let b = log_ms(child, TOOK_OVER)?;
+    b.checked_sub(a)
+}
+
+/// Connections a draining parent logged as handed to its successor.
+pub fn handed_connections(parent: &Baton) -> u64 {
+    parent
+        .log()
+        .lines()
+        .filter_map(|l| l.split("hot restart: handed ").nth(1))
+        .filter_map(|r| r.split_whitespace().next())
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum()
+}
