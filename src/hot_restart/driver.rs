@@ -113,8 +113,12 @@ impl Proxy {
                 }
             }
             Action::CloseListeners(ids) => {
+                // While our parent's link is up it may still hold the restart socket (it is
+                // HandedOver and resumes if we go): the path is then not ours to remove. At
+                // worst a stale socket file stays, which the next start clears.
+                let only_owner = !self.restart.peers.contains_key(&PARENT_KEY);
                 for id in ids {
-                    self.drop_listener(id, true);
+                    self.drop_listener(id, only_owner);
                 }
             }
             Action::DropListenerCopies(ids) => {
