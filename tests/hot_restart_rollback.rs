@@ -298,3 +298,42 @@ fn parent_shutdown_time_drains_the_parent_without_a_signal() {
         v2.log()
     );
 }
+
+#[test]
+fn sigterm_during_a_handover_is_kept_and_the_parent_drains_when_the_child_fails() {
+    let mut s = Setup::new("termmid");
+    let mut child = FakePeer::connect(&s.dir.sock());
+    child.hello();
+    child.expect("HelloAck", |m| matches!(m, Message::HelloAck { .. }));
+    s.v1.sigterm();
+    // Remembered, not acted on: the handover may still complete.
+    assert!(s.v1.wait_log("signal 15", IO_TIMEOUT), "{}", s.v1.log());
+    s.serves("v1");
+    assert!(s.v1.try_exit().is_none(), "{}", s.v1.log());
+    // The child fails before takeover: the parent drains as if SIGTERMed while serving.
+    drop(child);
+    expect_exit_code(&mut s.v1, 0, EXIT_WAIT);
+    assert!(
+        s.v1.log().contains("state ChildConnected -> Draining")
+            || s.v1.log().contains("state Serving -> Draining"),
+        "{}",
+        s.v1.log()
+    );
+}
+
+#[test]
+fn child_sigtermed_after_takeover_drains_and_the_parent_resumes() {
+    let mut s = Setup::new("childterm");
+    let (mut v2, _) = hot_takeover(&s.yaml2(), &s.dir, &[], &s.v1);
+    s.serves("v2");
+    v2.sigterm();
+    expect_exit_code(&mut v2, 0, EXIT_WAIT);
+    // v1 still holds the restart socket: its path must survive v2's exit.
+    assert!(
+        s.dir.sock().exists(),
+        "v2 removed the restart socket v1 serves"
+    );
+    assert!(s.v1.wait_log(RESUMED, IO_TIMEOUT), "{}", s.v1.log());
+    s.serves("v1");
+    let _v2b = s.restart_to_v2_and_retire_v1();
+}
