@@ -116,3 +116,27 @@ fn three_hundred_idle_connections_move_in_several_batches() {
         }
     }
 }
+
+#[test]
+fn a_listener_the_new_config_drops_is_closed_and_a_new_one_is_bound_fresh() {
+    let up1 = Upstream::start("v1");
+    let up2 = Upstream::start("v2");
+    let (port_a, port_b) = (free_port(), free_port());
+    let dir = HotDir::new("listeners");
+    let mut v1 = hot_start(&simple_yaml(port_a, up1.port()), &dir, &[]);
+    let (v2, _) = hot_takeover(&simple_yaml(port_b, up2.port()), &dir, &[], &v1);
+    assert!(
+        v1.wait_log("listener listener_0 closed", IO_TIMEOUT),
+        "{}",
+        v1.log()
+    );
+    assert!(
+        std::net::TcpStream::connect_timeout(&local(port_a), Duration::from_millis(500)).is_err(),
+        "the dropped listener :{port_a} still accepts\n{}",
+        v1.log()
+    );
+    assert!(get_body(port_b).contains("hello from v2 "), "{}", v2.log());
+    v1.sigterm();
+    expect_exit_code(&mut v1, 0, EXIT_WAIT);
+    assert!(get_body(port_b).contains("hello from v2 "));
+}
