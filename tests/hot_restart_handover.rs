@@ -140,3 +140,41 @@ fn a_listener_the_new_config_drops_is_closed_and_a_new_one_is_bound_fresh() {
     expect_exit_code(&mut v1, 0, EXIT_WAIT);
     assert!(get_body(port_b).contains("hello from v2 "));
 }
+
+#[test]
+fn three_generations_alive_at_once_pass_a_connection_down_the_chain() {
+    let ups = [
+        Upstream::start("v1"),
+        Upstream::start("v2"),
+        Upstream::start("v3"),
+    ];
+    let port = free_port();
+    let dir = HotDir::new("chain");
+    let yaml = |i: usize| simple_yaml(port, ups[i].port());
+    let mut v1 = hot_start(&yaml(0), &dir, &[]);
+    let mut c = warmed(port, "v1");
+    let (mut v2, _) = hot_takeover(&yaml(1), &dir, &[], &v1);
+    // v2 hands over too while v1 is still alive (HandedOver): three generations at once.
+    let (v3, _) = hot_takeover(&yaml(2), &dir, &[], &v2);
+    assert_eq!(serving_epoch(&v3), Some(2), "{}", v3.log());
+    assert!(get_body(port).contains("hello from v3 "));
+    v1.sigterm();
+    expect_exit_code(&mut v1, 0, EXIT_WAIT);
+    // The connection moved to v2, which serves it with its config while handed over.
+    c.send(&get("/"));
+    let r = c.expect_response(false);
+    assert!(
+        r.body_str().contains("hello from v2 "),
+        "{r:?}\n{}",
+        v2.log()
+    );
+    v2.sigterm();
+    expect_exit_code(&mut v2, 0, EXIT_WAIT);
+    c.send(&get("/"));
+    let r = c.expect_response(false);
+    assert!(
+        r.body_str().contains("hello from v3 "),
+        "{r:?}\n{}",
+        v3.log()
+    );
+}

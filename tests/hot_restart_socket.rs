@@ -307,3 +307,43 @@ fn malformed_frames_drop_the_peer_and_the_process_keeps_serving() {
     expect_exit_code(&mut v1, 0, EXIT_WAIT);
     assert!(get_body(port).contains("hello from v2 "));
 }
+
+#[test]
+fn a_parent_of_another_protocol_version_is_a_clear_error_for_the_child() {
+    let up = Upstream::start("v1");
+    let dir = HotDir::new("fakeparent");
+    // A fake parent on the path: answers the Hello with a HelloAck of version 999.
+    let listener = std::os::unix::net::UnixListener::bind(dir.sock()).expect("bind");
+    let fake = std::thread::spawn(move || {
+        let (s, _) = listener.accept().expect("accept the child");
+        let mut p = FakePeer::from_stream(s);
+        p.expect("Hello", |m| matches!(m, Message::Hello { .. }));
+        p.send(&Message::HelloAck {
+            protocol_version: 999,
+            binary_version: "from-the-future".into(),
+            pid: std::process::id(),
+            epoch: 7,
+        });
+        // Hold the link until the child leaves.
+        p.closed_within(EXIT_WAIT).0
+    });
+    let yaml = simple_yaml(free_port(), up.port());
+    let sock = dir.sock_arg();
+    let (status, out, err) = run_baton(
+        &["--config-yaml", &yaml, "--hot-restart-file", &sock],
+        EXIT_WAIT,
+    );
+    println!(
+        "child against a version-999 parent: {}",
+        err.lines().last().unwrap_or_default()
+    );
+    assert_eq!(status.code(), Some(1), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains("999"),
+        "the error does not name the versions:\n{err}"
+    );
+    assert!(
+        fake.join().expect("fake parent"),
+        "the child never closed the link"
+    );
+}

@@ -190,7 +190,8 @@ pub fn describe(c: &Counts) -> String {
     )
 }
 
-/// A hand-driven peer on the restart socket, speaking the frames of docs/hot-restart.md.
+/// A hand-driven peer on the restart socket (a fake child, or a fake parent), speaking the
+/// frames of docs/hot-restart.md.
 pub struct FakePeer {
     pub stream: UnixStream,
     buf: Vec<u8>,
@@ -202,6 +203,11 @@ impl FakePeer {
     pub fn connect(path: &Path) -> FakePeer {
         let stream =
             UnixStream::connect(path).unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
+        FakePeer::from_stream(stream)
+    }
+
+    /// Either end of a restart connection (e.g. a fake parent's accepted child).
+    pub fn from_stream(stream: UnixStream) -> FakePeer {
         stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
         FakePeer {
             stream,
@@ -242,7 +248,7 @@ impl FakePeer {
                     return Ok(m);
                 }
                 Ok(None) => {}
-                Err(e) => panic!("the parent sent a malformed frame: {e:?}"),
+                Err(e) => panic!("malformed frame from baton: {e:?}"),
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -276,7 +282,7 @@ impl FakePeer {
             }
             seen.push(m.name());
         }
-        panic!("no {what} from the parent; got {seen:?} then EOF/timeout");
+        panic!("no {what} from baton; got {seen:?} then EOF/timeout");
     }
 
     fn read_some(&mut self) -> io::Result<usize> {
