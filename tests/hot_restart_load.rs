@@ -10,18 +10,11 @@ use common::*;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long a draining process may take to exit after SIGTERM (bounded wait, not asserted as
-/// a duration: idle connections move at once, so it normally exits in milliseconds).
-const DRAIN_WAIT: Duration = Duration::from_secs(30);
-
 #[test]
 fn restart_v1_to_v2_under_load_fails_no_request_and_moves_keepalive_connections() {
-    let up1 = Upstream::start("v1");
-    let up2 = Upstream::start("v2");
-    let port = free_port();
-    let dir = HotDir::new("load");
-    let mut v1 = hot_start(&simple_yaml(port, up1.port()), &dir, &[]);
-    assert_eq!(serving_epoch(&v1), Some(0), "{}", v1.log());
+    let mut s = Upgrade::start("load");
+    let port = s.port;
+    assert_eq!(serving_epoch(&s.v1), Some(0), "{}", s.v1.log());
 
     let load = start_load(port, 32, 50.0);
     thread::sleep(Duration::from_secs(1));
@@ -32,7 +25,7 @@ fn restart_v1_to_v2_under_load_fails_no_request_and_moves_keepalive_connections(
         describe(&before)
     );
 
-    let (mut v2, takeover_ms) = hot_takeover(&simple_yaml(port, up2.port()), &dir, &[], &v1);
+    let (mut v2, takeover_ms) = s.takeover(&[]);
     assert_eq!(serving_epoch(&v2), Some(1), "{}", v2.log());
     let at_takeover = load.snapshot();
     thread::sleep(Duration::from_millis(1500));
@@ -46,8 +39,7 @@ fn restart_v1_to_v2_under_load_fails_no_request_and_moves_keepalive_connections(
     );
 
     let t_term = Instant::now();
-    v1.sigterm();
-    expect_exit_code(&mut v1, 0, DRAIN_WAIT);
+    s.retire_v1();
     let drain_ms = t_term.elapsed().as_millis();
     // A response v1 wrote before exiting may still be read a moment later.
     thread::sleep(Duration::from_millis(300));
@@ -60,7 +52,7 @@ fn restart_v1_to_v2_under_load_fails_no_request_and_moves_keepalive_connections(
          v2 served {v2_while_both} while v1 kept the keep-alive connections; total: {}",
         describe(&total)
     );
-    let handed = handed_connections(&v1);
+    let handed = handed_connections(&s.v1);
     println!(
         "handover (v2 connected to v1 -> v2 accepting, from v2's log): {:?} ms; v1 handed {handed} connection(s) to v2",
         handover_ms(&v2)
@@ -70,7 +62,7 @@ fn restart_v1_to_v2_under_load_fails_no_request_and_moves_keepalive_connections(
         0,
         "requests failed across the restart: {}\n--- v1 ---\n{}\n--- v2 ---\n{}",
         describe(&total),
-        v1.log(),
+        s.v1.log(),
         v2.log()
     );
     assert_eq!(
@@ -90,13 +82,13 @@ fn restart_v1_to_v2_under_load_fails_no_request_and_moves_keepalive_connections(
         32,
         "keep-alive clients had to reconnect: {}\n--- v1 ---\n{}",
         describe(&total),
-        v1.log()
+        s.v1.log()
     );
     assert_eq!(
         handed,
         32,
         "v1 did not hand over every keep-alive connection\n{}",
-        v1.log()
+        s.v1.log()
     );
     assert!(v2.try_exit().is_none(), "v2 exited\n{}", v2.log());
     assert!(get_body(port).contains("hello from v2"));
@@ -129,7 +121,7 @@ fn twenty_restarts_in_a_row_under_load_every_old_one_exits_0() {
         thread::sleep(Duration::from_millis(500));
         let t = Instant::now();
         old.sigterm();
-        expect_exit_code(&mut old, 0, DRAIN_WAIT);
+        expect_exit_code(&mut old, 0, EXIT_WAIT);
         drains.push(t.elapsed().as_millis());
         let c = load.snapshot();
         assert_eq!(

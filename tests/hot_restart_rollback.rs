@@ -10,7 +10,6 @@ use common::hot::*;
 use common::*;
 use std::time::{Duration, Instant};
 
-const EXIT_WAIT: Duration = Duration::from_secs(30);
 /// The handshake timeout is 10 s (statemachine default); waits for it are bounded above it.
 const STALL_WAIT: Duration = Duration::from_secs(25);
 
@@ -19,58 +18,6 @@ const STALL_WAIT: Duration = Duration::from_secs(25);
 #[test]
 fn fake_child_process_entry() {
     fake_child_main();
-}
-
-/// Two upstreams and a first generation on v1 with a restart socket.
-struct Setup {
-    /// Kept alive for v1's config.
-    _up1: Upstream,
-    up2: Upstream,
-    port: u16,
-    dir: HotDir,
-    v1: Baton,
-}
-
-impl Setup {
-    fn new(tag: &str) -> Setup {
-        let up1 = Upstream::start("v1");
-        let up2 = Upstream::start("v2");
-        let port = free_port();
-        let dir = HotDir::new(tag);
-        let v1 = hot_start(&simple_yaml(port, up1.port()), &dir, &[]);
-        Setup {
-            _up1: up1,
-            up2,
-            port,
-            dir,
-            v1,
-        }
-    }
-
-    fn yaml2(&self) -> String {
-        simple_yaml(self.port, self.up2.port())
-    }
-
-    /// The running generation answers new connections from `name`.
-    fn serves(&self, name: &str) {
-        let body = get_body(self.port);
-        assert!(
-            body.contains(&format!("hello from {name} ")),
-            "expected {name}, got {body:?}\n--- v1 log ---\n{}",
-            self.v1.log()
-        );
-    }
-
-    /// A full restart to v2 works, and v1 then drains and exits 0.
-    fn restart_to_v2_and_retire_v1(&mut self) -> Baton {
-        let (v2, ms) = hot_takeover(&self.yaml2(), &self.dir, &[], &self.v1);
-        println!("takeover after the failure: {ms} ms");
-        self.serves("v2");
-        self.v1.sigterm();
-        expect_exit_code(&mut self.v1, 0, EXIT_WAIT);
-        self.serves("v2");
-        v2
-    }
 }
 
 /// Runs a child to completion (it must fail); returns its stderr.
@@ -94,7 +41,7 @@ fn hot_restart_lines(b: &Baton) -> Vec<String> {
 
 #[test]
 fn bad_config_child_exits_1_with_the_error_and_the_parent_is_untouched() {
-    let mut s = Setup::new("badcfg");
+    let mut s = Upgrade::start("badcfg");
     let before = hot_restart_lines(&s.v1);
     let bad = s
         .yaml2()
@@ -120,7 +67,7 @@ fn bad_config_child_exits_1_with_the_error_and_the_parent_is_untouched() {
 
 #[test]
 fn child_killed_before_takeover_leaves_the_parent_serving() {
-    let mut s = Setup::new("killbefore");
+    let mut s = Upgrade::start("killbefore");
     // A real process that took the listener fds and acknowledged them (parent in
     // FdsTransferred), then dies by SIGKILL before it says Listening.
     let mut fake = FakeChild::start(
@@ -157,16 +104,11 @@ fn child_killed_before_takeover_leaves_the_parent_serving() {
 
 #[test]
 fn child_killed_after_takeover_parent_resumes_accepting_and_restarts_again() {
-    let mut s = Setup::new("killafter");
+    let mut s = Upgrade::start("killafter");
     // An idle keep-alive connection on v1 from before the restart.
-    let mut kept = RawConn::connect(s.port);
-    kept.send(&get("/"));
-    assert!(kept
-        .expect_response(false)
-        .body_str()
-        .contains("hello from v1 "));
+    let mut kept = warmed_conn(s.port, "v1");
 
-    let (mut v2, _) = hot_takeover(&s.yaml2(), &s.dir, &[], &s.v1);
+    let (mut v2, _) = s.takeover(&[]);
     s.serves("v2");
     let status = v2.sigkill();
     println!("killed the child: {status}");
@@ -199,7 +141,7 @@ fn child_killed_after_takeover_parent_resumes_accepting_and_restarts_again() {
 
 #[test]
 fn second_child_during_a_handover_is_refused_and_a_stalled_child_is_timed_out() {
-    let mut s = Setup::new("concurrent");
+    let mut s = Upgrade::start("concurrent");
     // A child that says Hello and then stalls holds the one handover slot...
     let mut staller = FakePeer::connect(&s.dir.sock());
     staller.hello();
@@ -233,10 +175,10 @@ fn second_child_during_a_handover_is_refused_and_a_stalled_child_is_timed_out() 
 
 #[test]
 fn a_silent_peer_never_blocks_a_real_restart_and_is_timed_out() {
-    let mut s = Setup::new("silent");
+    let mut s = Upgrade::start("silent");
     // Connects and says nothing.
     let mut silent = FakePeer::connect(&s.dir.sock());
-    let (v2, _) = hot_takeover(&s.yaml2(), &s.dir, &[], &s.v1);
+    let (v2, _) = s.takeover(&[]);
     // The real child's Hello claimed the handover; the silent peer was refused.
     let (closed, got) = silent.closed_within(IO_TIMEOUT);
     assert!(closed, "silent peer still connected\n{}", s.v1.log());
@@ -260,20 +202,9 @@ fn a_silent_peer_never_blocks_a_real_restart_and_is_timed_out() {
 
 #[test]
 fn parent_shutdown_time_drains_the_parent_without_a_signal() {
-    let mut s = Setup::new("pshutdown");
-    let mut kept = RawConn::connect(s.port);
-    kept.send(&get("/"));
-    assert!(kept
-        .expect_response(false)
-        .body_str()
-        .contains("hello from v1 "));
-
-    let (v2, _) = hot_takeover(
-        &s.yaml2(),
-        &s.dir,
-        &["--parent-shutdown-time-s", "1"],
-        &s.v1,
-    );
+    let mut s = Upgrade::start("pshutdown");
+    let mut kept = warmed_conn(s.port, "v1");
+    let (v2, _) = s.takeover(&["--parent-shutdown-time-s", "1"]);
     let t = Instant::now();
     expect_exit_code(&mut s.v1, 0, EXIT_WAIT);
     println!(
@@ -301,7 +232,7 @@ fn parent_shutdown_time_drains_the_parent_without_a_signal() {
 
 #[test]
 fn sigterm_during_a_handover_is_kept_and_the_parent_drains_when_the_child_fails() {
-    let mut s = Setup::new("termmid");
+    let mut s = Upgrade::start("termmid");
     let mut child = FakePeer::connect(&s.dir.sock());
     child.hello();
     child.expect("HelloAck", |m| matches!(m, Message::HelloAck { .. }));
@@ -323,8 +254,8 @@ fn sigterm_during_a_handover_is_kept_and_the_parent_drains_when_the_child_fails(
 
 #[test]
 fn child_sigtermed_after_takeover_drains_and_the_parent_resumes() {
-    let mut s = Setup::new("childterm");
-    let (mut v2, _) = hot_takeover(&s.yaml2(), &s.dir, &[], &s.v1);
+    let mut s = Upgrade::start("childterm");
+    let (mut v2, _) = s.takeover(&[]);
     s.serves("v2");
     v2.sigterm();
     expect_exit_code(&mut v2, 0, EXIT_WAIT);

@@ -13,7 +13,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-const EXIT_WAIT: Duration = Duration::from_secs(30);
 /// The unprivileged user the CI's root drops to.
 const NOBODY: &str = "65534";
 
@@ -189,14 +188,10 @@ fn peer_of_another_uid_is_rejected_and_the_process_keeps_serving() {
         println!("SKIPPED: setpriv (util-linux) is missing; cannot run a peer as another uid");
         return;
     };
-    let up1 = Upstream::start("v1");
-    let up2 = Upstream::start("v2");
-    let dir = HotDir::new("foreign");
-    let port = free_port();
-    let mut v1 = hot_start(&simple_yaml(port, up1.port()), &dir, &[]);
+    let mut s = Upgrade::start("foreign");
     // Let the other user reach the socket at all, so only SO_PEERCRED stands in the way.
-    std::fs::set_permissions(dir.sock(), std::fs::Permissions::from_mode(0o666)).expect("chmod");
-    let sock = dir.sock_arg();
+    std::fs::set_permissions(s.dir.sock(), std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let sock = s.dir.sock_arg();
     // curl as uid 65534 connects to the restart socket (and talks HTTP, which does not matter).
     let out = Command::new(&wrapper[0])
         .args(&wrapper[1..])
@@ -215,29 +210,22 @@ fn peer_of_another_uid_is_rejected_and_the_process_keeps_serving() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(
-        v1.wait_log("runs as uid 65534", IO_TIMEOUT),
+        s.v1.wait_log("runs as uid 65534", IO_TIMEOUT),
         "no rejection logged\n{}",
-        v1.log()
+        s.v1.log()
     );
-    let log = v1.log();
+    let log = s.v1.log();
     assert!(
         !log.contains("malformed frame") && !log.contains("ChildConnected"),
         "the foreign peer got past SO_PEERCRED\n{log}"
     );
-    assert!(get_body(port).contains("hello from v1 "));
-    let (_v2, _) = hot_takeover(&simple_yaml(port, up2.port()), &dir, &[], &v1);
-    v1.sigterm();
-    expect_exit_code(&mut v1, 0, EXIT_WAIT);
-    assert!(get_body(port).contains("hello from v2 "));
+    s.serves("v1");
+    let _v2 = s.restart_to_v2_and_retire_v1();
 }
 
 #[test]
 fn malformed_frames_drop_the_peer_and_the_process_keeps_serving() {
-    let up1 = Upstream::start("v1");
-    let up2 = Upstream::start("v2");
-    let dir = HotDir::new("malformed");
-    let port = free_port();
-    let mut v1 = hot_start(&simple_yaml(port, up1.port()), &dir, &[]);
+    let mut s = Upgrade::start("malformed");
     // (what, bytes, say Hello first, what the log names)
     let cases: [(&str, Vec<u8>, bool, &str); 6] = [
         (
@@ -268,44 +256,42 @@ fn malformed_frames_drop_the_peer_and_the_process_keeps_serving() {
         ),
     ];
     for (i, (what, bytes, hello, logged)) in cases.iter().enumerate() {
-        let mut peer = FakePeer::connect(&dir.sock());
+        let mut peer = FakePeer::connect(&s.dir.sock());
         if *hello {
             peer.hello();
             peer.expect("HelloAck", |m| matches!(m, Message::HelloAck { .. }));
         }
         peer.send_raw(bytes);
         let (closed, _) = peer.closed_within(IO_TIMEOUT);
-        assert!(closed, "{what}: peer not dropped\n{}", v1.log());
+        assert!(closed, "{what}: peer not dropped\n{}", s.v1.log());
         assert!(
-            v1.wait_log_n("malformed frame", i + 1, IO_TIMEOUT),
+            s.v1.wait_log_n("malformed frame", i + 1, IO_TIMEOUT),
             "{what}: no log line\n{}",
-            v1.log()
+            s.v1.log()
         );
-        let line = v1
-            .log()
-            .lines()
-            .filter(|l| l.contains("malformed frame"))
-            .nth(i)
-            .map(String::from)
-            .unwrap_or_default();
+        let line =
+            s.v1.log()
+                .lines()
+                .filter(|l| l.contains("malformed frame"))
+                .nth(i)
+                .map(String::from)
+                .unwrap_or_default();
         assert!(line.contains(logged), "{what}: {line:?} lacks {logged:?}");
         println!("{what}: {line}");
+        s.serves("v1");
         assert!(
-            get_body(port).contains("hello from v1 "),
-            "{what}: not serving"
+            s.v1.try_exit().is_none(),
+            "{what}: v1 exited\n{}",
+            s.v1.log()
         );
-        assert!(v1.try_exit().is_none(), "{what}: v1 exited\n{}", v1.log());
     }
     assert!(
-        v1.log().contains("state ChildConnected -> Serving"),
+        s.v1.log().contains("state ChildConnected -> Serving"),
         "no rollback after the mid-handover frame\n{}",
-        v1.log()
+        s.v1.log()
     );
     // Still hot-restartable.
-    let (_v2, _) = hot_takeover(&simple_yaml(port, up2.port()), &dir, &[], &v1);
-    v1.sigterm();
-    expect_exit_code(&mut v1, 0, EXIT_WAIT);
-    assert!(get_body(port).contains("hello from v2 "));
+    let _v2 = s.restart_to_v2_and_retire_v1();
 }
 
 #[test]

@@ -16,7 +16,7 @@ use baton_statemachine::{decode, encode, Message, PROTOCOL_VERSION};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
 use super::baton::{Baton, START_TIMEOUT};
-use super::{local, IO_TIMEOUT};
+use super::{free_port, get, local, simple_yaml, RawConn, Upstream, IO_TIMEOUT};
 
 /// The log line of a state change into serving: a fresh start, a takeover, or a rollback.
 pub const SERVING: &str = "-> Serving";
@@ -454,4 +454,81 @@ pub fn handed_connections(parent: &Baton) -> u64 {
         .filter_map(|r| r.split_whitespace().next())
         .filter_map(|n| n.parse::<u64>().ok())
         .sum()
+}
+
+/// How long a process may take to exit (bounded wait, never asserted as a duration).
+pub const EXIT_WAIT: Duration = Duration::from_secs(30);
+
+/// The seed's upgrade scenario: upstreams `v1` and `v2` (their bodies name them), and the first
+/// generation (epoch 0) on v1's config with a restart socket in a private directory.
+pub struct Upgrade {
+    pub up1: Upstream,
+    pub up2: Upstream,
+    pub port: u16,
+    pub dir: HotDir,
+    pub v1: Baton,
+}
+
+impl Upgrade {
+    pub fn start(tag: &str) -> Upgrade {
+        let up1 = Upstream::start("v1");
+        let up2 = Upstream::start("v2");
+        let port = free_port();
+        let dir = HotDir::new(tag);
+        let v1 = hot_start(&simple_yaml(port, up1.port()), &dir, &[]);
+        Upgrade {
+            up1,
+            up2,
+            port,
+            dir,
+            v1,
+        }
+    }
+
+    /// The v2 config: same listener, v2's upstream.
+    pub fn yaml2(&self) -> String {
+        simple_yaml(self.port, self.up2.port())
+    }
+
+    /// Starts v2 with `extra` flags and waits for its takeover; also the ms it took.
+    pub fn takeover(&self, extra: &[&str]) -> (Baton, u128) {
+        hot_takeover(&self.yaml2(), &self.dir, extra, &self.v1)
+    }
+
+    /// A new connection's `GET /` is answered by upstream `name`.
+    pub fn serves(&self, name: &str) {
+        let body = get_body(self.port);
+        assert!(
+            body.contains(&format!("hello from {name} ")),
+            "expected {name}, got {body:?}\n--- v1 log ---\n{}",
+            self.v1.log()
+        );
+    }
+
+    /// SIGTERM to v1, which must exit 0.
+    pub fn retire_v1(&mut self) {
+        self.v1.sigterm();
+        expect_exit_code(&mut self.v1, 0, EXIT_WAIT);
+    }
+
+    /// A full restart to v2, then v1 drains and exits 0; v2 serves throughout.
+    pub fn restart_to_v2_and_retire_v1(&mut self) -> Baton {
+        let (v2, _) = self.takeover(&[]);
+        self.serves("v2");
+        self.retire_v1();
+        self.serves("v2");
+        v2
+    }
+}
+
+/// A keep-alive connection that has had one response from upstream `name`.
+pub fn warmed_conn(port: u16, name: &str) -> RawConn {
+    let mut c = RawConn::connect(port);
+    c.send(&get("/"));
+    let r = c.expect_response(false);
+    assert!(
+        r.body_str().contains(&format!("hello from {name} ")),
+        "{r:?}"
+    );
+    c
 }
