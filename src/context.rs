@@ -1,17 +1,16 @@
 //! What every connection handler may touch besides its own connection: the registry, buffer
 //! pool, clusters, idle upstream pool, timers, and the process-wide state (draining, date).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cluster::ClusterRt;
 use crate::config::HttpConnectionManager;
 use crate::http::buf::BufPool;
-use crate::http::upstream::UpConn;
+use crate::http::upstream::{UpConn, UpOwner};
 use crate::reactor::Timers;
 use crate::route::Router;
-use crate::util::{http_date, Rng, Slab};
+use crate::util::{http_date, FastMap, Rng, Slab};
 
 /// A listener's configuration as the data path needs it.
 #[derive(Debug)]
@@ -27,10 +26,12 @@ pub struct Ctx {
     pub pool: BufPool,
     pub clusters: Vec<ClusterRt>,
     pub listeners: Vec<ListenerRt>,
-    /// Idle keep-alive upstream connections, each registered as `Tok::Idle(index)`.
+    /// Idle keep-alive upstream connections.
     pub idle: Slab<UpConn>,
+    /// Owner of each upstream connection's token (`Tok::Up(slot)`).
+    pub up_owner: Slab<UpOwner>,
     /// Idle connections per upstream address, most recently used last.
-    pub idle_by_addr: HashMap<SocketAddr, Vec<usize>>,
+    pub idle_by_addr: FastMap<SocketAddr, Vec<usize>>,
     pub timers: Timers,
     pub rng: Rng,
     /// Set once SIGTERM (or a handover) starts the drain: responses carry Connection: close.
@@ -57,7 +58,8 @@ impl Ctx {
             clusters,
             listeners,
             idle: Slab::default(),
-            idle_by_addr: HashMap::new(),
+            up_owner: Slab::default(),
+            idle_by_addr: FastMap::default(),
             timers: Timers::default(),
             rng: Rng::from_entropy(),
             draining: false,

@@ -18,10 +18,8 @@ pub enum Tok {
     Signals,
     /// A client connection (session index).
     Down(usize),
-    /// The upstream connection a session is using (session index).
+    /// An upstream connection (its slot in `Ctx::up_owner`, stable while pooled and reused).
     Up(usize),
-    /// A pooled idle upstream connection (idle-slab index).
-    Idle(usize),
     /// An admin-interface connection or listener (admin-slab index; usize::MAX = listener).
     Admin(usize),
     /// The hot-restart channel (listener or peer).
@@ -36,7 +34,6 @@ impl Tok {
             Tok::Signals => (3, 0),
             Tok::Down(i) => (4, i),
             Tok::Up(i) => (5, i),
-            Tok::Idle(i) => (6, i),
             Tok::Admin(i) => (7, i & INDEX_MASK),
             Tok::Restart(i) => (8, i & INDEX_MASK),
         };
@@ -51,7 +48,6 @@ impl Tok {
             3 => Tok::Signals,
             4 => Tok::Down(idx),
             5 => Tok::Up(idx),
-            6 => Tok::Idle(idx),
             7 => Tok::Admin(if idx == INDEX_MASK { usize::MAX } else { idx }),
             8 => Tok::Restart(if idx == INDEX_MASK { usize::MAX } else { idx }),
             _ => return None,
@@ -120,7 +116,6 @@ mod tests {
             Tok::Signals,
             Tok::Down(7),
             Tok::Up(7),
-            Tok::Idle(0),
             Tok::Admin(usize::MAX),
             Tok::Admin(2),
             Tok::Restart(usize::MAX),

@@ -20,7 +20,7 @@ use crate::context::{Ctx, ListenerRt};
 use crate::hot_restart::driver::machine_listeners;
 use crate::hot_restart::HotRestart;
 use crate::http::downstream::{Phase, Session};
-use crate::http::upstream::{close_all_idle, idle_event};
+use crate::http::upstream::{close_all_idle, idle_event, UpOwner};
 use crate::reactor::{TimerKey, Tok};
 use crate::route::Router;
 use crate::util::Slab;
@@ -385,7 +385,8 @@ impl Proxy {
                 let Some(tok) = Tok::from_token(ev.token()) else {
                     continue;
                 };
-                let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                let hup = ev.is_read_closed() || ev.is_error();
+                let readable = ev.is_readable() || hup;
                 let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
                 match tok {
                     Tok::Listener(i) => self.accept(i),
@@ -395,17 +396,23 @@ impl Proxy {
                         if let Some(s) = self.sessions.get_mut(id) {
                             s.readable |= readable;
                             s.writable |= writable;
+                            s.hup |= hup;
                         }
                         self.drive(id);
                     }
-                    Tok::Up(id) => {
-                        if let Some(up) = self.sessions.get_mut(id).and_then(|s| s.up.as_mut()) {
-                            up.readable |= readable;
-                            up.writable |= writable;
+                    Tok::Up(slot) => match self.ctx.up_owner.get(slot).copied() {
+                        Some(UpOwner::Session(id)) => {
+                            let up = self.sessions.get_mut(id).and_then(|s| s.up.as_mut());
+                            if let Some(up) = up.filter(|u| u.slot == slot) {
+                                up.readable |= readable;
+                                up.writable |= writable;
+                                up.hup |= hup;
+                            }
+                            self.drive(id);
                         }
-                        self.drive(id);
-                    }
-                    Tok::Idle(i) => idle_event(&mut self.ctx, i),
+                        Some(UpOwner::Idle(i)) => idle_event(&mut self.ctx, i),
+                        None => {}
+                    },
                     Tok::Restart(usize::MAX) => self.hr_accept(),
                     Tok::Restart(k) => {
                         if let Err(e) = self.hr_ready(k as u64) {

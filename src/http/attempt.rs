@@ -63,10 +63,9 @@ fn launch(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<()> {
     let Some((_, addr)) = ex.target else {
         return Err(io::ErrorKind::NotConnected.into());
     };
-    let tok = s.token_up();
-    let mut up = match take_idle(ctx, addr, tok) {
+    let mut up = match take_idle(ctx, addr, s.id) {
         Some(c) => c,
-        None => UpConn::connect(ctx, addr, tok)?,
+        None => UpConn::connect(ctx, addr, s.id)?,
     };
     up.wbuf.extend(&mut ctx.pool, &ex.head);
     if let Some(body) = ex.replay.as_deref() {

@@ -45,6 +45,8 @@ pub struct Session {
     pub wbuf: Buf,
     pub readable: bool,
     pub writable: bool,
+    /// The last readiness event said the peer closed (or errored): read to EOF.
+    pub hup: bool,
     pub eof: bool,
     pub phase: Phase,
     pub up: Option<UpConn>,
@@ -82,6 +84,7 @@ impl Session {
             wbuf: Buf::default(),
             readable: true,
             writable: true,
+            hup: false,
             eof: false,
             phase: Phase::Head,
             up: None,
@@ -103,6 +106,11 @@ impl Session {
             let want = (max - self.rbuf.len()).min(CHUNK);
             match self.rbuf.read_from(&mut ctx.pool, &mut self.client, want)? {
                 ReadOutcome::Data(_) => progress = true,
+                ReadOutcome::Drained(_) => {
+                    progress = true;
+                    // A pending FIN raises no new edge: keep reading to see it.
+                    self.readable = self.hup;
+                }
                 ReadOutcome::Eof => {
                     self.eof = true;
                     progress = true;
@@ -197,7 +205,7 @@ impl Session {
                             .rbuf
                             .read_from(&mut ctx.pool, &mut self.client, CHUNK)?
                         {
-                            ReadOutcome::Data(n) => {
+                            ReadOutcome::Data(n) | ReadOutcome::Drained(n) => {
                                 self.lingered += n;
                                 self.rbuf.consume(n);
                             }
@@ -303,10 +311,6 @@ impl Session {
 
     pub fn token(&self) -> Tok {
         Tok::Down(self.id)
-    }
-
-    pub fn token_up(&self) -> Tok {
-        Tok::Up(self.id)
     }
 
     /// True when the connection holds no request: safe to close during a drain.

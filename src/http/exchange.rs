@@ -140,7 +140,10 @@ pub(super) fn put_chunk(buf: &mut Buf, pool: &mut BufPool, data: &[u8]) {
     if data.is_empty() {
         return;
     }
-    buf.extend(pool, format!("{:x}\r\n", data.len()).as_bytes());
+    let mut line = Vec::with_capacity(18);
+    crate::util::push_hex(&mut line, data.len() as u64);
+    line.extend_from_slice(b"\r\n");
+    buf.extend(pool, &line);
     buf.extend(pool, data);
     buf.extend(pool, b"\r\n");
 }

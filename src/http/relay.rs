@@ -130,6 +130,11 @@ fn pump_attempt(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result
         let mut moved = false;
         if up.readable && !up.eof && up.rbuf.len() < CHUNK && s.wbuf.len() < ex.limit {
             match up.rbuf.read_from(&mut ctx.pool, &mut up.stream, CHUNK) {
+                Ok(ReadOutcome::Drained(_)) => {
+                    up.got_bytes = true;
+                    up.readable = up.hup;
+                    moved = true;
+                }
                 Ok(ReadOutcome::Data(_)) => {
                     up.got_bytes = true;
                     moved = true;
@@ -320,7 +325,7 @@ fn client_head(
     ex.keep = keep;
     let mut h = Vec::with_capacity(256 + r.headers.len() * 32);
     h.extend_from_slice(b"HTTP/1.1 ");
-    h.extend_from_slice(r.status.to_string().as_bytes());
+    crate::util::push_dec(&mut h, u64::from(r.status));
     h.push(b' ');
     h.extend_from_slice(r.reason.as_bytes());
     h.extend_from_slice(b"\r\n");
@@ -366,7 +371,9 @@ fn client_head(
     }
     match (out, r.framing) {
         (OutMode::Length, Framing::Length(n)) => {
-            put_header(&mut h, "content-length", n.to_string().as_bytes())
+            h.extend_from_slice(b"content-length: ");
+            crate::util::push_dec(&mut h, n);
+            h.extend_from_slice(b"\r\n");
         }
         (OutMode::Chunked, _) => put_header(&mut h, "transfer-encoding", b"chunked"),
         _ => {}

@@ -245,7 +245,7 @@ fn serialise(
     if !xff.is_empty() {
         xff.extend_from_slice(b", ");
     }
-    xff.extend_from_slice(peer.ip().to_string().as_bytes());
+    crate::util::push_ip(&mut xff, peer.ip());
     out(&mut h, "x-forwarded-for".into(), xff.into());
     if !have_proto {
         out(&mut h, "x-forwarded-proto".into(), b"http"[..].into());
@@ -261,7 +261,11 @@ fn serialise(
         }
     }
     match req.framing {
-        Framing::Length(n) => put_header(&mut h, "content-length", n.to_string().as_bytes()),
+        Framing::Length(n) => {
+            h.extend_from_slice(b"content-length: ");
+            crate::util::push_dec(&mut h, n);
+            h.extend_from_slice(b"\r\n");
+        }
         Framing::Chunked => put_header(&mut h, "transfer-encoding", b"chunked"),
         Framing::None | Framing::UntilClose => {
             // A bodyless POST/PUT still says so, or some origins wait for a body.

@@ -1,4 +1,8 @@
 //! One upstream connection, and the per-address keep-alive pool it returns to between requests.
+//!
+//! A connection is registered with the reactor once, under a stable slot token; moving it
+//! between a session and the pool only rewrites who owns the slot. Re-registering on every
+//! hand-off cost two epoll_ctl calls per proxied request.
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,6 +25,8 @@ pub struct UpConn {
     pub wbuf: Buf,
     pub readable: bool,
     pub writable: bool,
+    /// The last readiness event said the peer closed (or errored): read to EOF.
+    pub hup: bool,
     /// The TCP handshake finished.
     pub connected: bool,
     /// Came from the pool: a failure before any response byte may be a stale keep-alive race.
@@ -29,18 +35,33 @@ pub struct UpConn {
     pub got_bytes: bool,
     /// The upstream closed its side.
     pub eof: bool,
+    /// Index in `Ctx::up_owner`; the connection's token is `Tok::Up(slot)` for its lifetime.
+    pub slot: usize,
+}
+
+/// Who an upstream connection's readiness events are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpOwner {
+    /// The session (index) running an exchange on it.
+    Session(usize),
+    /// Idle in the pool (index into `Ctx::idle`).
+    Idle(usize),
 }
 
 impl UpConn {
-    /// Starts a non-blocking connect, registered under `tok`.
-    pub fn connect(ctx: &mut Ctx, addr: SocketAddr, tok: Tok) -> io::Result<UpConn> {
+    /// Starts a non-blocking connect for session `owner`.
+    pub fn connect(ctx: &mut Ctx, addr: SocketAddr, owner: usize) -> io::Result<UpConn> {
         let mut stream = TcpStream::connect(addr)?;
         let _ = stream.set_nodelay(true);
-        ctx.registry.register(
+        let slot = ctx.up_owner.insert(UpOwner::Session(owner));
+        if let Err(e) = ctx.registry.register(
             &mut stream,
-            tok.token(),
+            Tok::Up(slot).token(),
             Interest::READABLE | Interest::WRITABLE,
-        )?;
+        ) {
+            ctx.up_owner.remove(slot);
+            return Err(e);
+        }
         Ok(UpConn {
             stream,
             addr,
@@ -48,10 +69,12 @@ impl UpConn {
             wbuf: Buf::default(),
             readable: false,
             writable: false,
+            hup: false,
             connected: false,
             reused: false,
             got_bytes: false,
             eof: false,
+            slot,
         })
     }
 
@@ -80,29 +103,21 @@ impl UpConn {
 
     /// Deregisters and drops the connection (close, never shutdown: see design.md).
     pub fn close(mut self, ctx: &mut Ctx) {
+        ctx.up_owner.remove(self.slot);
         let _ = ctx.registry.deregister(&mut self.stream);
         self.release_buffers(&mut ctx.pool);
     }
 }
 
-/// Takes an idle connection to `addr` from the pool, re-registered under `tok`.
-pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, tok: Tok) -> Option<UpConn> {
+/// Takes an idle connection to `addr` from the pool for session `owner`.
+pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, owner: usize) -> Option<UpConn> {
     loop {
         let idx = ctx.idle_by_addr.get_mut(&addr)?.pop()?;
         let Some(mut c) = ctx.idle.remove(idx) else {
             continue;
         };
-        if ctx
-            .registry
-            .reregister(
-                &mut c.stream,
-                tok.token(),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .is_err()
-        {
-            c.close(ctx);
-            continue;
+        if let Some(o) = ctx.up_owner.get_mut(c.slot) {
+            *o = UpOwner::Session(owner);
         }
         c.reused = true;
         c.got_bytes = false;
@@ -120,20 +135,10 @@ pub fn put_idle(ctx: &mut Ctx, mut c: UpConn) {
         c.close(ctx);
         return;
     }
-    let addr = c.addr;
+    let (addr, slot) = (c.addr, c.slot);
     let idx = ctx.idle.insert(c);
-    let ok = match ctx.idle.get_mut(idx) {
-        Some(conn) => ctx
-            .registry
-            .reregister(&mut conn.stream, Tok::Idle(idx).token(), Interest::READABLE)
-            .is_ok(),
-        None => false,
-    };
-    if !ok {
-        if let Some(conn) = ctx.idle.remove(idx) {
-            conn.close(ctx);
-        }
-        return;
+    if let Some(o) = ctx.up_owner.get_mut(slot) {
+        *o = UpOwner::Idle(idx);
     }
     ctx.idle_by_addr.entry(addr).or_default().push(idx);
 }
