@@ -143,3 +143,70 @@ fn three_generations_alive_at_once_pass_a_connection_down_the_chain() {
         v3.log()
     );
 }
+
+#[test]
+fn a_pipelined_request_read_by_the_old_process_is_answered_by_the_new_one() {
+    let mut s = Upgrade::start("pipelined");
+    let mut c = warmed_conn(s.port, "v1");
+    let (v2, _) = s.takeover(&[]);
+    // Two requests in one write: v1 answers the first (slow) one while the second waits in
+    // its buffer, unread by anyone but v1.
+    let mut both = get("/delay/600");
+    both.extend_from_slice(&get("/headers"));
+    c.send(&both);
+    assert!(
+        s.up1.wait_seen(2, IO_TIMEOUT),
+        "the first request never reached v1's upstream"
+    );
+    s.v1.sigterm();
+    let r1 = c.expect_response(false);
+    assert_eq!((r1.status(), r1.body_str().as_str()), (200, "delay 600\n"));
+    let r2 = c.expect_response(false);
+    assert_eq!(r2.status(), 200, "{r2:?}\n--- v2 ---\n{}", v2.log());
+    expect_exit_code(&mut s.v1, 0, EXIT_WAIT);
+    assert_eq!(handed_connections(&s.v1), 1, "{}", s.v1.log());
+    assert!(
+        s.up2.seen().iter().any(|r| r.target == "/headers"),
+        "the pipelined request did not reach v2's upstream (v1's saw {:?})",
+        s.up1.seen().iter().map(|r| &r.target).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn drain_time_bounds_a_hung_request_and_the_old_process_still_exits_0() {
+    let up1 = Upstream::start("v1");
+    let up2 = Upstream::start("v2");
+    let port = free_port();
+    let dir = HotDir::new("draintime");
+    let mut v1 = hot_start(
+        &simple_yaml(port, up1.port()),
+        &dir,
+        &["--drain-time-s", "1"],
+    );
+    let mut idle = warmed_conn(port, "v1");
+    let mut hung = RawConn::connect(port);
+    hung.send(&get("/hang"));
+    assert!(
+        up1.wait_seen(2, IO_TIMEOUT),
+        "/hang never reached v1's upstream"
+    );
+    let (_v2, _) = hot_takeover(&simple_yaml(port, up2.port()), &dir, &[], &v1);
+    v1.sigterm();
+    v1.sigterm(); // a second SIGTERM while draining changes nothing
+    let t = std::time::Instant::now();
+    expect_exit_code(&mut v1, 0, EXIT_WAIT);
+    println!(
+        "v1 exited {} ms after SIGTERM with a hung request (--drain-time-s 1)",
+        t.elapsed().as_millis()
+    );
+    assert!(
+        hung.closed_within(IO_TIMEOUT),
+        "the hung request's connection outlived its process"
+    );
+    // The idle connection moved at once and lives on in v2.
+    idle.send(&get("/"));
+    assert!(idle
+        .expect_response(false)
+        .body_str()
+        .contains("hello from v2 "));
+}
