@@ -16,19 +16,27 @@ use std::time::Duration;
 /// The unprivileged user the CI's root drops to.
 const NOBODY: &str = "65534";
 
-fn setpriv_nobody() -> Option<Vec<String>> {
+/// `setpriv` arguments that run a command as uid/gid 65534, or None (with the reason printed)
+/// when this test cannot switch users: not root, or util-linux's setpriv missing.
+fn as_nobody(test: &str) -> Option<Vec<String>> {
+    if !nix::unistd::geteuid().is_root() {
+        println!("SKIPPED {test}: not running as root, cannot act as another user");
+        return None;
+    }
     let ok = Command::new("setpriv")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    ok.then(|| {
-        vec![
-            "setpriv".into(),
-            format!("--reuid={NOBODY}"),
-            format!("--regid={NOBODY}"),
-            "--clear-groups".into(),
-        ]
-    })
+    if !ok {
+        println!("SKIPPED {test}: setpriv (util-linux) is missing; cannot drop privileges");
+        return None;
+    }
+    Some(vec![
+        "setpriv".into(),
+        format!("--reuid={NOBODY}"),
+        format!("--regid={NOBODY}"),
+        "--clear-groups".into(),
+    ])
 }
 
 /// A socket file at `path` that nobody listens on (its listener is closed at once).
@@ -125,8 +133,7 @@ fn missing_directory_is_a_clear_error() {
 
 #[test]
 fn directory_without_write_permission_is_a_clear_error() {
-    let Some(wrapper) = setpriv_nobody() else {
-        println!("SKIPPED: setpriv (util-linux) is missing; cannot drop privileges");
+    let Some(wrapper) = as_nobody("directory_without_write_permission") else {
         return;
     };
     let w: Vec<&str> = wrapper.iter().map(String::as_str).collect();
@@ -138,6 +145,10 @@ fn directory_without_write_permission_is_a_clear_error() {
 
 #[test]
 fn socket_file_of_another_user_is_a_clear_error() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("SKIPPED socket_file_of_another_user: not running as root, cannot chown");
+        return;
+    }
     let dir = HotDir::new("otheruid");
     stale_socket(&dir.sock());
     let uid = nix::unistd::Uid::from_raw(65534);
@@ -184,8 +195,7 @@ fn without_a_restart_file_a_second_process_gets_address_in_use() {
 
 #[test]
 fn peer_of_another_uid_is_rejected_and_the_process_keeps_serving() {
-    let Some(wrapper) = setpriv_nobody() else {
-        println!("SKIPPED: setpriv (util-linux) is missing; cannot run a peer as another uid");
+    let Some(wrapper) = as_nobody("peer_of_another_uid") else {
         return;
     };
     let mut s = Upgrade::start("foreign");
