@@ -268,3 +268,24 @@ fn child_sigtermed_after_takeover_drains_and_the_parent_resumes() {
     s.serves("v1");
     let _v2b = s.restart_to_v2_and_retire_v1();
 }
+
+#[test]
+fn parent_killed_after_takeover_leaves_the_child_serving_and_restartable() {
+    let mut s = Upgrade::start("parentkill");
+    let (mut v2, _) = s.takeover(&[]);
+    let status = s.v1.sigkill();
+    println!("killed the parent: {status}");
+    assert!(
+        v2.wait_log("the previous generation has exited", IO_TIMEOUT),
+        "the child did not notice its parent's death\n{}",
+        v2.log()
+    );
+    s.serves("v2");
+    assert!(v2.try_exit().is_none(), "{}", v2.log());
+    // v2 holds the restart socket now: a third generation takes over from it.
+    let (v3, _) = hot_takeover(&simple_yaml(s.port, s.up1.port()), &s.dir, &[], &v2);
+    assert_eq!(serving_epoch(&v3), Some(2), "{}", v3.log());
+    v2.sigterm();
+    expect_exit_code(&mut v2, 0, EXIT_WAIT);
+    s.serves("v1");
+}
