@@ -55,13 +55,7 @@ fn request_in_flight_at_sigterm_finishes_then_its_connection_moves() {
         r.head
     );
     expect_exit_code(&mut s.v1, 0, EXIT_WAIT);
-    c.send(&get("/"));
-    let r = c.expect_response(false);
-    assert!(
-        r.body_str().contains("hello from v2 "),
-        "{r:?}\n--- v2 ---\n{}",
-        v2.log()
-    );
+    next_served_by(&mut c, "v2", Some(&v2));
 }
 
 #[test]
@@ -126,22 +120,10 @@ fn three_generations_alive_at_once_pass_a_connection_down_the_chain() {
     v1.sigterm();
     expect_exit_code(&mut v1, 0, EXIT_WAIT);
     // The connection moved to v2, which serves it with its config while handed over.
-    c.send(&get("/"));
-    let r = c.expect_response(false);
-    assert!(
-        r.body_str().contains("hello from v2 "),
-        "{r:?}\n{}",
-        v2.log()
-    );
+    next_served_by(&mut c, "v2", Some(&v2));
     v2.sigterm();
     expect_exit_code(&mut v2, 0, EXIT_WAIT);
-    c.send(&get("/"));
-    let r = c.expect_response(false);
-    assert!(
-        r.body_str().contains("hello from v3 "),
-        "{r:?}\n{}",
-        v3.log()
-    );
+    next_served_by(&mut c, "v3", Some(&v3));
 }
 
 #[test]
@@ -204,9 +186,5 @@ fn drain_time_bounds_a_hung_request_and_the_old_process_still_exits_0() {
         "the hung request's connection outlived its process"
     );
     // The idle connection moved at once and lives on in v2.
-    idle.send(&get("/"));
-    assert!(idle
-        .expect_response(false)
-        .body_str()
-        .contains("hello from v2 "));
+    next_served_by(&mut idle, "v2", None);
 }

@@ -129,11 +129,7 @@ fn child_killed_after_takeover_parent_resumes_accepting_and_restarts_again() {
     let r = early.expect_response(false);
     assert!(r.body_str().contains("hello from v1 "), "{r:?}");
     s.serves("v1");
-    kept.send(&get("/"));
-    assert!(kept
-        .expect_response(false)
-        .body_str()
-        .contains("hello from v1 "));
+    next_served_by(&mut kept, "v1", Some(&s.v1));
     assert!(s.v1.try_exit().is_none());
     // ...and v1 can hand over again.
     let _v2b = s.restart_to_v2_and_retire_v1();
@@ -221,13 +217,7 @@ fn parent_shutdown_time_drains_the_parent_without_a_signal() {
         "the parent got a SIGTERM?\n{log}"
     );
     // The idle keep-alive connection moved to v2 and carries on there.
-    kept.send(&get("/"));
-    let r = kept.expect_response(false);
-    assert!(
-        r.body_str().contains("hello from v2 "),
-        "{r:?}\n--- v2 ---\n{}",
-        v2.log()
-    );
+    next_served_by(&mut kept, "v2", Some(&v2));
 }
 
 #[test]

@@ -524,11 +524,18 @@ impl Upgrade {
 /// A keep-alive connection that has had one response from upstream `name`.
 pub fn warmed_conn(port: u16, name: &str) -> RawConn {
     let mut c = RawConn::connect(port);
+    next_served_by(&mut c, name, None);
+    c
+}
+
+/// One more `GET /` on `c` must be answered by upstream `name`; on failure the log of `by`
+/// (the process expected to answer) is shown.
+pub fn next_served_by(c: &mut RawConn, name: &str, by: Option<&Baton>) {
     c.send(&get("/"));
     let r = c.expect_response(false);
     assert!(
         r.body_str().contains(&format!("hello from {name} ")),
-        "{r:?}"
+        "expected {name}: {r:?}\n--- log ---\n{}",
+        by.map(Baton::log).unwrap_or_default()
     );
-    c
 }
