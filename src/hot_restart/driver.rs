@@ -113,8 +113,12 @@ impl Proxy {
                 }
             }
             Action::CloseListeners(ids) => {
+                // While our parent's link is up it may still hold the restart socket (it is
+                // HandedOver and resumes if we go): the path is then not ours to remove. At
+                // worst a stale socket file stays, which the next start clears.
+                let only_owner = !self.restart.peers.contains_key(&PARENT_KEY);
                 for id in ids {
-                    self.drop_listener(id, true);
+                    self.drop_listener(id, only_owner);
                 }
             }
             Action::DropListenerCopies(ids) => {
@@ -134,6 +138,7 @@ impl Proxy {
             }
             Action::DropPeer(p) => self.hr_close_peer(peer_key(p)),
             Action::Refuse { peer, reason } => {
+                self.hr_log(&format!("refusing restart peer {peer:?}: {reason}"));
                 self.hr_send(peer, &Message::Refuse { reason }, &[]);
                 self.hr_close_peer(peer_key(peer));
             }
@@ -482,11 +487,14 @@ impl Proxy {
         let Some(conn) = self.restart.peers.get_mut(&key) else {
             return Ok(());
         };
-        let io = conn.flush().and_then(|()| conn.fill());
-        if let Err(e) = io {
+        // Read even when writing failed: a peer that answered and closed at once (a parent's
+        // Refuse, racing our Hello into EPIPE) left its frames in our buffer. Deliver them,
+        // then treat the error as the end of the connection.
+        let flushed = conn.flush();
+        let filled = conn.fill();
+        if let Err(e) = flushed.and(filled) {
             log::warn!("hot restart: {peer:?}: {e}");
-            self.hr_close_peer(key);
-            return self.hr_event(Event::PeerClosed(peer));
+            conn.eof = true;
         }
         loop {
             let Some(conn) = self.restart.peers.get_mut(&key) else {
@@ -504,6 +512,10 @@ impl Proxy {
                 Ok(Read::Nothing) => {
                     if conn.eof {
                         self.hr_close_peer(key);
+                        if self.restart.machine.state() == State::Exited {
+                            // Its last frame (e.g. Refuse) already ended this process.
+                            return Ok(());
+                        }
                         return self.hr_event(Event::PeerClosed(peer));
                     }
                     return Ok(());
