@@ -56,6 +56,8 @@ pub struct Admin {
     /// None while a hot-restart parent still holds the address (see `retry_bind`).
     listener: Option<TcpListener>,
     address: SocketAddr,
+    /// Bind with SO_REUSEPORT (hot restart: parent and child share the address for a while).
+    reuse_port: bool,
     /// When the next bind attempt is due (one retry timer at a time).
     pub next_retry: Option<std::time::Instant>,
     conns: Slab<Conn>,
@@ -72,7 +74,8 @@ impl Admin {
         opts: &Options,
     ) -> Result<Option<Admin>, String> {
         let Some(cfg) = &b.admin else { return Ok(None) };
-        let listener = match bind(registry, cfg.address) {
+        let reuse_port = opts.hot_restart_file.is_some();
+        let listener = match bind(registry, cfg.address, reuse_port) {
             Ok(l) => Some(l),
             // A hot-restart parent still serves the admin address: take it once it lets go.
             Err(e) if e.kind() == io::ErrorKind::AddrInUse && opts.hot_restart_file.is_some() => {
@@ -102,6 +105,7 @@ impl Admin {
         Ok(Some(Admin {
             listener,
             address: cfg.address,
+            reuse_port,
             next_retry: None,
             conns: Slab::default(),
             node,
@@ -117,7 +121,7 @@ impl Admin {
     /// Binds the admin address if start-up could not; true once it is served.
     pub fn retry_bind(&mut self, registry: &Registry) -> bool {
         if self.listener.is_none() {
-            match bind(registry, self.address) {
+            match bind(registry, self.address, self.reuse_port) {
                 Ok(l) => {
                     log::info!("admin interface on {}", self.address);
                     self.listener = Some(l);
@@ -195,10 +199,37 @@ impl Admin {
     }
 }
 
-fn bind(registry: &Registry, addr: SocketAddr) -> io::Result<TcpListener> {
-    let mut l = TcpListener::bind(addr)?;
+/// Binds the admin address. With hot restart, SO_REUSEPORT lets the new process listen on it
+/// while its parent still does (the kernel spreads admin connections over both until the
+/// parent exits), so the address is never unserved; the kernel allows that only between
+/// sockets of the same user.
+fn bind(registry: &Registry, addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let mut l = if reuse_port {
+        reuse_port_listener(addr)?
+    } else {
+        TcpListener::bind(addr)?
+    };
     registry.register(&mut l, Tok::Admin(usize::MAX).token(), Interest::READABLE)?;
     Ok(l)
+}
+
+fn reuse_port_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    use nix::sys::socket::{self, sockopt, AddressFamily, Backlog, SockFlag, SockType};
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket::socket(family, SockType::Stream, flags, None)?;
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    socket::setsockopt(&fd, sockopt::ReusePort, &true)?;
+    socket::bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &socket::SockaddrStorage::from(addr),
+    )?;
+    socket::listen(&fd, Backlog::new(128).unwrap_or(Backlog::MAXCONN))?;
+    Ok(TcpListener::from_std(std::net::TcpListener::from(fd)))
 }
 
 /// Reads the request, answers it, writes the answer. Ok(Some(action)) when the connection is
