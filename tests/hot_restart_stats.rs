@@ -59,7 +59,6 @@ fn each_generation_logs_epoch_parent_plus_one() {
 }
 
 #[test]
-#[ignore = "needs admin /stats (issue 3): admin.address is not on main yet"]
 fn counters_never_go_down_across_restarts() {
     let up1 = Upstream::start("v1");
     let up2 = Upstream::start("v2");
@@ -104,9 +103,6 @@ fn counters_never_go_down_across_restarts() {
 
 /// The seed's configs keep one admin address across versions; the new process must get it.
 #[test]
-#[ignore = "needs admin /stats (issue 3); on branch admin (986d14f) the child exits 1 with \
-            'admin: ADDR: Address already in use' - the admin listener is neither handed over \
-            nor shut down in the parent first (Envoy: ShutdownAdmin)"]
 fn the_admin_address_stays_served_across_a_restart() {
     let up1 = Upstream::start("v1");
     let up2 = Upstream::start("v2");

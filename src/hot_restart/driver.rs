@@ -105,6 +105,9 @@ impl Proxy {
                 for id in ids {
                     self.set_accepting(id, true);
                 }
+                if !self.ctx.draining {
+                    self.ctx.stats.set_state(crate::stats::ServerState::Live);
+                }
                 self.log_listening();
             }
             Action::StopAccepting(ids) => {
@@ -174,6 +177,11 @@ impl Proxy {
         if let Some(mut c) = self.restart.peers.remove(&key) {
             let _ = c.flush();
             let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+        if key == PARENT_KEY {
+            // The parent is gone: its live gauges leave ours; its counters stay summed in.
+            self.ctx.stats.store.clear_parent();
+            self.ctx.stats.set_parent_connections(0);
         }
         if self.ctx.handoff && self.hr_child_key().is_none() {
             // The successor is gone: connections can only be closed at safe points now.
@@ -534,8 +542,17 @@ impl Proxy {
         self.ctx.stats_snapshot()
     }
 
+    /// Continues the parent's counters; `server.parent_connections` is what its listeners
+    /// still hold (theirs and any older generation's).
     fn stats_merge(&mut self, s: StatsSnapshot) {
+        let parent_conns: i64 = s
+            .gauges
+            .iter()
+            .filter(|(k, _)| k.starts_with("listener.") && k.ends_with(".downstream_cx_active"))
+            .map(|(_, v)| *v)
+            .sum();
         self.ctx.stats_merge(s);
+        self.ctx.stats.set_parent_connections(parent_conns);
     }
 
     /// The `--hot-restart-file` start-up: probe, then tell the machine what we found.
