@@ -2,6 +2,8 @@
 //! pieces over a finished request's record. Header operators refer to per-listener capture
 //! slots, so a request captures exactly the headers some configured format prints.
 
+use crate::config::format::Token;
+
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -64,34 +66,17 @@ impl Format {
     /// Compiles `s` (already syntax-checked at config load), registering its header names.
     pub fn compile(s: &str, slots: &mut Slots) -> Format {
         let mut pieces = Vec::new();
-        let mut lit = String::new();
-        let mut rest = s;
-        while let Some(i) = rest.find('%') {
-            lit.push_str(&rest[..i]);
-            rest = &rest[i + 1..];
-            if let Some(r) = rest.strip_prefix('%') {
-                lit.push('%');
-                rest = r;
-                continue;
-            }
-            let name_len = rest
-                .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
-                .unwrap_or(rest.len());
-            let name = &rest[..name_len];
-            rest = &rest[name_len..];
-            let mut arg = None;
-            if let Some(r) = rest.strip_prefix('(') {
-                let close = r.find(')').unwrap_or(r.len());
-                arg = Some(&r[..close]);
-                rest = r.get(close + 1..).unwrap_or("");
-            }
-            let mut max = None;
-            if let Some(r) = rest.strip_prefix(':') {
-                let digits = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
-                max = r[..digits].parse().ok();
-                rest = &r[digits..];
-            }
-            rest = rest.strip_prefix('%').unwrap_or(rest);
+        // Checked at config load; a string that no longer parses logs as itself.
+        let tokens =
+            crate::config::format::tokenize(s).unwrap_or_else(|_| vec![Token::Lit(s.to_string())]);
+        for t in tokens {
+            let (name, arg, max) = match t {
+                Token::Lit(l) => {
+                    pieces.push(Piece::Lit(l));
+                    continue;
+                }
+                Token::Op { name, arg, max } => (name, arg, max),
+            };
             let op = match (name, arg) {
                 ("START_TIME", a) => Op::StartTime(a.filter(|a| !a.is_empty()).map(String::from)),
                 ("REQ", Some(a)) => {
@@ -118,14 +103,7 @@ impl Format {
                 ) => Op::DownstreamRemoteNoPort,
                 _ => Op::Unknown,
             };
-            if !lit.is_empty() {
-                pieces.push(Piece::Lit(std::mem::take(&mut lit)));
-            }
             pieces.push(Piece::Op(op, max));
-        }
-        lit.push_str(rest);
-        if !lit.is_empty() {
-            pieces.push(Piece::Lit(lit));
         }
         Format { pieces }
     }
