@@ -37,23 +37,7 @@ fn cluster(y: &mut String, name: &str, kind: &str, hosts: &[(&str, u16)], extra:
 
 impl Setup {
     pub fn yaml(&self) -> String {
-        let mut y = format!(
-            r#"static_resources:
-  listeners:
-  - name: listener_0
-    address:
-      socket_address:
-        address: 127.0.0.1
-        port_value: {listen}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress_http
-"#,
-            listen = self.listen
-        );
+        let mut y = crate::common::yaml::listener_head("127.0.0.1", self.listen);
         if !self.logs.is_empty() {
             y.push_str("          access_log:\n");
         }
