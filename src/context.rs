@@ -4,12 +4,14 @@
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::access_log::AccessLogs;
 use crate::cluster::ClusterRt;
 use crate::config::HttpConnectionManager;
 use crate::http::buf::BufPool;
-use crate::http::upstream::{UpConn, UpRoute};
+use crate::http::upstream::{UpConn, UpOwner};
 use crate::reactor::Timers;
 use crate::route::Router;
+use crate::stats::Stats;
 use crate::util::{http_date, FastMap, Rng, Slab};
 
 /// A listener's configuration as the data path needs it.
@@ -28,8 +30,8 @@ pub struct Ctx {
     pub listeners: Vec<ListenerRt>,
     /// Idle keep-alive upstream connections.
     pub idle: Slab<UpConn>,
-    /// Every upstream connection's route (`Tok::Up(key)`): its session or its idle index.
-    pub up_routes: Slab<UpRoute>,
+    /// Owner of each upstream connection's token (`Tok::Up(slot)`).
+    pub up_owner: Slab<UpOwner>,
     /// Idle connections per upstream address, most recently used last.
     pub idle_by_addr: FastMap<SocketAddr, Vec<usize>>,
     pub timers: Timers,
@@ -42,6 +44,10 @@ pub struct Ctx {
     pub now: Instant,
     /// Hot-restart epoch of this process (0 for a fresh start).
     pub epoch: u32,
+    /// Envoy-named counters and gauges, indexed per listener and cluster (see `observe`).
+    pub stats: Stats,
+    /// HCM file access logs; empty when none is configured.
+    pub access_logs: AccessLogs,
     date: String,
     date_secs: u64,
 }
@@ -52,13 +58,21 @@ impl Ctx {
         clusters: Vec<ClusterRt>,
         listeners: Vec<ListenerRt>,
     ) -> Ctx {
+        let ls: Vec<_> = listeners
+            .iter()
+            .map(|l| (l.address, l.hcm.stat_prefix.as_str()))
+            .collect();
+        let cs: Vec<&str> = clusters.iter().map(|c| c.cfg.name.as_str()).collect();
+        let stats = Stats::new(&ls, &cs);
         Ctx {
+            stats,
+            access_logs: AccessLogs::default(),
             registry,
             pool: BufPool::default(),
             clusters,
             listeners,
             idle: Slab::default(),
-            up_routes: Slab::default(),
+            up_owner: Slab::default(),
             idle_by_addr: FastMap::default(),
             timers: Timers::default(),
             rng: Rng::from_entropy(),
@@ -79,11 +93,13 @@ impl Ctx {
 
     /// All stats as (name, value) lists, for a child process to continue from.
     pub fn stats_snapshot(&self) -> baton_statemachine::StatsSnapshot {
-        baton_statemachine::StatsSnapshot::default()
+        self.stats.store.snapshot()
     }
 
     /// Adds a parent's stats to ours (counters continue; gauges are the parent's live values).
-    pub fn stats_merge(&mut self, _s: baton_statemachine::StatsSnapshot) {}
+    pub fn stats_merge(&mut self, s: baton_statemachine::StatsSnapshot) {
+        self.stats.store.merge_parent(&s);
+    }
 
     /// The Date header value, formatted at most once a second.
     pub fn date(&mut self) -> &str {

@@ -1,15 +1,19 @@
 //! baton: an HTTP/1.1 reverse proxy that reads Envoy v3 bootstrap YAML and hands its listeners
 //! (and, later, its live connections) to a new process without dropping any.
 
+pub mod access_log;
+pub mod admin;
 pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod hot_restart;
 pub mod http;
+pub mod observe;
 pub mod reactor;
 pub mod route;
 pub mod server;
+pub mod stats;
 pub mod util;
 
 /// The binary's version, exchanged in the hot-restart handshake.

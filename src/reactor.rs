@@ -18,7 +18,7 @@ pub enum Tok {
     Signals,
     /// A client connection (session index).
     Down(usize),
-    /// An upstream connection, in use or idle (its key in `Ctx::up_routes`).
+    /// An upstream connection (its slot in `Ctx::up_owner`, stable while pooled and reused).
     Up(usize),
     /// An admin-interface connection or listener (admin-slab index; usize::MAX = listener).
     Admin(usize),

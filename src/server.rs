@@ -12,6 +12,7 @@ use mio::{Events, Interest, Poll, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
+use crate::admin::{self, Admin};
 use crate::cli::Options;
 use crate::cluster::dns::{Query, Resolver};
 use crate::cluster::ClusterRt;
@@ -20,9 +21,11 @@ use crate::context::{Ctx, ListenerRt};
 use crate::hot_restart::driver::machine_listeners;
 use crate::hot_restart::HotRestart;
 use crate::http::downstream::{Phase, Session};
-use crate::http::upstream::{close_all_idle, idle_event, UpRoute};
+use crate::http::upstream::{close_all_idle, idle_event, UpOwner};
+use crate::observe;
 use crate::reactor::{TimerKey, Tok};
 use crate::route::Router;
+use crate::stats::ServerState;
 use crate::util::Slab;
 
 /// Longest we hold listeners back waiting for the first DNS answers.
@@ -49,6 +52,8 @@ pub struct Proxy {
     pub(crate) exit_reason: Option<String>,
     /// Sessions detached for handover, sent to the successor after each event batch.
     pub(crate) moving: Vec<Session>,
+    /// The admin interface, when the bootstrap has `admin.address`.
+    admin: Option<Admin>,
 }
 
 /// "Address already in use (os error 98)" → "Address already in use".
@@ -94,6 +99,7 @@ impl Proxy {
             .registry()
             .try_clone()
             .map_err(|e| format!("epoll: {e}"))?;
+        let admin = Admin::start(poll.registry(), &b, &opts)?;
         let mut rts = Vec::new();
         for l in b.listeners {
             rts.push(ListenerRt {
@@ -137,9 +143,19 @@ impl Proxy {
             exit_code: None,
             exit_reason: None,
             moving: Vec::new(),
+            admin,
         };
+        let logs: Vec<_> = p
+            .ctx
+            .listeners
+            .iter()
+            .map(|l| l.hcm.access_log.as_slice())
+            .collect();
+        p.ctx.access_logs = crate::access_log::AccessLogs::open(&logs)?;
+        p.admin_retry();
         let mut waiting = false;
         for c in 0..p.ctx.clusters.len() {
+            observe::membership(&mut p.ctx, c);
             waiting |= p.refresh_dns(c);
         }
         if waiting {
@@ -177,6 +193,9 @@ impl Proxy {
                 sent = true;
             }
         }
+        if sent {
+            observe::dns_attempt(&mut self.ctx, c);
+        }
         sent
     }
 
@@ -201,8 +220,10 @@ impl Proxy {
                 let hosts: Vec<SocketAddr> = cl.hosts.iter().map(|h| h.addr).collect();
                 log::info!("cluster {}: hosts now {hosts:?}", cl.cfg.name);
             }
-            if !cl.pending.iter().any(|&p| p) {
-                let at = self.ctx.now + cl.cfg.dns_refresh_rate;
+            let settled = !cl.pending.iter().any(|&p| p);
+            let at = self.ctx.now + cl.cfg.dns_refresh_rate;
+            observe::dns_result(&mut self.ctx, a.cluster, a.result.is_ok());
+            if settled {
                 self.ctx.timers.arm(at, TimerKey::Dns(a.cluster));
             }
         }
@@ -275,6 +296,7 @@ impl Proxy {
             s.rbuf.extend(&mut self.ctx.pool, pending);
         }
         self.sessions.insert(s);
+        observe::cx_open(&mut self.ctx, listener);
         self.drive(id);
     }
 
@@ -309,7 +331,10 @@ impl Proxy {
                         self.fail(e);
                     }
                 }
-                SIGUSR1 => log::info!("SIGUSR1: reopening logs"),
+                SIGUSR1 => {
+                    log::info!("SIGUSR1: reopening access logs");
+                    self.ctx.access_logs.reopen();
+                }
                 _ => log::info!("signal {sig} ignored"),
             }
         }
@@ -323,6 +348,7 @@ impl Proxy {
             return;
         }
         self.ctx.draining = true;
+        self.ctx.stats.set_state(ServerState::Draining);
         // With a successor alive, idle connections move to it instead of closing.
         self.ctx.handoff = self.hr_child_key().is_some();
         if self.ctx.handoff {
@@ -331,6 +357,73 @@ impl Proxy {
         close_all_idle(&mut self.ctx);
         for id in self.sessions.keys() {
             self.drive(id);
+        }
+    }
+
+    /// An admin-interface event; runs what the request asked the proxy to do.
+    fn on_admin(&mut self, i: usize) {
+        let Some(mut a) = self.admin.take() else {
+            return;
+        };
+        if self.ctx.stats.state() == ServerState::PreInitializing && self.accepting.contains(&true)
+        {
+            self.ctx.stats.set_state(ServerState::Live);
+        }
+        let bound = self
+            .ctx
+            .listeners
+            .iter()
+            .zip(&self.listeners)
+            .map(|(rt, l)| {
+                (
+                    rt.name.clone(),
+                    l.as_ref().and_then(|l| l.local_addr().ok()),
+                )
+            })
+            .collect();
+        let view = admin::View {
+            opts: &self.opts,
+            bound,
+        };
+        let action = a.on_event(i, &mut self.ctx, &view);
+        self.admin = Some(a);
+        match action {
+            Some(admin::Action::DrainListeners) => {
+                log::info!("admin: /drain_listeners: listeners closed");
+                self.ctx.stats.set_state(ServerState::Draining);
+                for l in 0..self.listeners.len() {
+                    self.close_listener(l);
+                }
+            }
+            Some(admin::Action::Quit) => {
+                log::info!("admin: /quitquitquit: exiting (pid {})", std::process::id());
+                self.exit_code = Some(0);
+            }
+            None => {}
+        }
+    }
+
+    /// Binds the admin address once a hot-restart parent released it, checking every second.
+    fn admin_retry(&mut self) {
+        let now = self.ctx.now;
+        if let Some(a) = self.admin.as_mut() {
+            if a.retry_due(now) && !a.retry_bind(self.poll.registry()) {
+                let at = now + Duration::from_secs(1);
+                a.next_retry = Some(at);
+                self.ctx.timers.arm(at, TimerKey::Tick);
+            }
+        }
+    }
+
+    /// Stops accepting on listener `i` and closes our copy of its socket.
+    fn close_listener(&mut self, i: usize) {
+        if let Some(Some(mut l)) = self.listeners.get_mut(i).map(Option::take) {
+            if self.accepting.get(i) == Some(&true) {
+                let _ = self.poll.registry().deregister(&mut l);
+            }
+            if let Some(a) = self.accepting.get_mut(i) {
+                *a = false;
+            }
         }
     }
 
@@ -350,6 +443,8 @@ impl Proxy {
             }
             TimerKey::Drain => {}
             TimerKey::Tick => {
+                observe::on_tick(&mut self.ctx);
+                self.admin_retry();
                 if self.init_until.is_some_and(|t| t <= at) {
                     log::warn!(
                         "first DNS answers not all in after {INIT_DNS_WAIT:?}; accepting anyway"
@@ -385,7 +480,8 @@ impl Proxy {
                 let Some(tok) = Tok::from_token(ev.token()) else {
                     continue;
                 };
-                let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                let hup = ev.is_read_closed() || ev.is_error();
+                let readable = ev.is_readable() || hup;
                 let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
                 match tok {
                     Tok::Listener(i) => self.accept(i),
@@ -395,20 +491,22 @@ impl Proxy {
                         if let Some(s) = self.sessions.get_mut(id) {
                             s.readable |= readable;
                             s.writable |= writable;
+                            s.hup |= hup;
                         }
                         self.drive(id);
                     }
-                    Tok::Up(key) => match self.ctx.up_routes.get(key).copied() {
-                        Some(UpRoute::Session(id)) => {
-                            if let Some(up) = self.sessions.get_mut(id).and_then(|s| s.up.as_mut())
-                            {
+                    Tok::Up(slot) => match self.ctx.up_owner.get(slot).copied() {
+                        Some(UpOwner::Session(id)) => {
+                            let up = self.sessions.get_mut(id).and_then(|s| s.up.as_mut());
+                            if let Some(up) = up.filter(|u| u.slot == slot) {
                                 up.readable |= readable;
                                 up.writable |= writable;
+                                up.hup |= hup;
                             }
                             self.drive(id);
                         }
-                        Some(UpRoute::Idle(i)) if readable => idle_event(&mut self.ctx, i),
-                        _ => {}
+                        Some(UpOwner::Idle(i)) => idle_event(&mut self.ctx, i),
+                        None => {}
                     },
                     Tok::Restart(usize::MAX) => self.hr_accept(),
                     Tok::Restart(k) => {
@@ -416,7 +514,7 @@ impl Proxy {
                             self.fail(e);
                         }
                     }
-                    Tok::Admin(_) => {}
+                    Tok::Admin(i) => self.on_admin(i),
                 }
             }
             while let Some((at, key)) = self.ctx.timers.pop_due(self.ctx.now) {

@@ -6,6 +6,7 @@ pub mod dns;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::config::{Cluster, DiscoveryType, DnsLookupFamily, LbPolicy};
+use crate::stats::HostStats;
 use crate::util::Rng;
 
 /// One upstream host with its live load (for LEAST_REQUEST).
@@ -13,6 +14,7 @@ use crate::util::Rng;
 pub struct HostRt {
     pub addr: SocketAddr,
     pub active_rq: u32,
+    pub stats: HostStats,
 }
 
 #[derive(Debug)]
@@ -125,12 +127,13 @@ impl ClusterRt {
         let old = std::mem::take(&mut self.hosts);
         self.hosts = addrs
             .into_iter()
-            .map(|addr| HostRt {
-                addr,
-                active_rq: old
-                    .iter()
-                    .find(|h| h.addr == addr)
-                    .map_or(0, |h| h.active_rq),
+            .map(|addr| {
+                let prev = old.iter().find(|h| h.addr == addr);
+                HostRt {
+                    addr,
+                    active_rq: prev.map_or(0, |h| h.active_rq),
+                    stats: prev.map(|h| h.stats).unwrap_or_default(),
+                }
             })
             .collect();
     }
@@ -168,6 +171,12 @@ impl ClusterRt {
         }
         let i = self.resolved.iter().position(|a| a.contains(&addr))?;
         self.cfg.endpoints.get(i).map(|e| e.host.as_str())
+    }
+
+    /// The host at `addr`, if it is still in the cluster (linear: clusters are small, and this
+    /// runs once per connection or request, never per byte).
+    pub fn host_mut(&mut self, addr: SocketAddr) -> Option<&mut HostRt> {
+        self.hosts.iter_mut().find(|h| h.addr == addr)
     }
 
     /// Adjusts the active-request count of the host at `addr` (it may have gone away).

@@ -44,18 +44,37 @@ const OPERATORS: &[&str] = &[
 /// Operators that must carry an argument in parentheses.
 const NEEDS_ARG: &[&str] = &["REQ", "RESP", "TRAILER", "REQ_WITHOUT_QUERY", "ENVIRONMENT"];
 
-/// Checks `s`; the error says what is wrong and where (byte offset) in the string.
-pub fn check(s: &str) -> Result<(), String> {
+/// One piece of a substitution string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Token<'a> {
+    /// Literal text (`%%` already turned into `%`).
+    Lit(String),
+    /// `%NAME%`, `%NAME(arg)%` or `%NAME(arg):max%`.
+    Op {
+        name: &'a str,
+        arg: Option<&'a str>,
+        max: Option<usize>,
+    },
+}
+
+/// Splits `s` into literals and command operators. This is the one parser of the syntax:
+/// config checks, header-value templates and access-log formats all build on it, so they
+/// cannot disagree about what a string means. Errors name the byte offset.
+pub fn tokenize(s: &str) -> Result<Vec<Token<'_>>, String> {
     let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut lit = String::new();
     let mut i = 0;
     while i < b.len() {
-        if b[i] != b'%' {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        i += 1;
+        let Some(off) = s[i..].find('%') else {
+            lit.push_str(&s[i..]);
+            break;
+        };
+        lit.push_str(&s[i..i + off]);
+        let start = i + off;
+        i = start + 1;
         if b.get(i) == Some(&b'%') {
+            lit.push('%');
             i += 1;
             continue;
         }
@@ -69,13 +88,14 @@ pub fn check(s: &str) -> Result<(), String> {
                 "stray '%' at offset {start} (write %% for a literal percent sign)"
             ));
         }
-        let mut has_arg = false;
+        let mut arg = None;
+        let mut max = None;
         if b.get(i) == Some(&b'(') {
             // Arguments may contain '%' (START_TIME formats) but not ')'.
             let close = s[i..]
                 .find(')')
                 .ok_or_else(|| format!("unterminated \"%{name}(\" at offset {start}"))?;
-            has_arg = close > 1;
+            arg = Some(&s[i + 1..i + close]);
             i += close + 1;
             if b.get(i) == Some(&b':') {
                 i += 1;
@@ -83,7 +103,8 @@ pub fn check(s: &str) -> Result<(), String> {
                 while i < b.len() && b[i].is_ascii_digit() {
                     i += 1;
                 }
-                if i == digits {
+                max = s[digits..i].parse().ok();
+                if max.is_none() {
                     return Err(format!(
                         "bad length after \"%{name}(...):\" at offset {start}"
                     ));
@@ -96,10 +117,27 @@ pub fn check(s: &str) -> Result<(), String> {
             ));
         }
         i += 1;
+        if !lit.is_empty() {
+            out.push(Token::Lit(std::mem::take(&mut lit)));
+        }
+        out.push(Token::Op { name, arg, max });
+    }
+    if !lit.is_empty() {
+        out.push(Token::Lit(lit));
+    }
+    Ok(out)
+}
+
+/// Checks `s`; the error says what is wrong and where (byte offset) in the string.
+pub fn check(s: &str) -> Result<(), String> {
+    for t in tokenize(s)? {
+        let Token::Op { name, arg, .. } = t else {
+            continue;
+        };
         if !OPERATORS.contains(&name) {
             return Err(format!("unknown command operator \"%{name}%\""));
         }
-        if NEEDS_ARG.contains(&name) && !has_arg {
+        if NEEDS_ARG.contains(&name) && arg.is_none_or(str::is_empty) {
             return Err(format!(
                 "\"%{name}%\" needs an argument, e.g. %{name}(x-foo)%"
             ));
@@ -122,6 +160,29 @@ mod tests {
         assert_eq!(
             check(super::super::model::DEFAULT_ACCESS_LOG_FORMAT),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn tokenizes_literals_and_operators() {
+        use super::{tokenize, Token};
+        assert_eq!(
+            tokenize("a%%b %REQ(x-y?z):5% %HOSTNAME%!").unwrap(),
+            vec![
+                Token::Lit("a%b ".into()),
+                Token::Op {
+                    name: "REQ",
+                    arg: Some("x-y?z"),
+                    max: Some(5)
+                },
+                Token::Lit(" ".into()),
+                Token::Op {
+                    name: "HOSTNAME",
+                    arg: None,
+                    max: None
+                },
+                Token::Lit("!".into()),
+            ]
         );
     }
 

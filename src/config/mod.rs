@@ -2,7 +2,7 @@
 //! Every error carries the field path so an operator can find the line to fix.
 
 mod de;
-mod format;
+pub mod format;
 pub mod model;
 mod raw;
 pub mod template;

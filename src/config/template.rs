@@ -3,6 +3,7 @@
 //! so the data path only concatenates. Only the variables baton can evaluate for headers are
 //! accepted; anything else is a load error, never a literal `%FOO%` on the wire.
 
+use super::format::Token;
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -53,42 +54,14 @@ impl Template {
     /// Parses an Envoy header value; the error names the offending operator.
     pub fn parse(s: &str) -> Result<Template, String> {
         let mut parts = Vec::new();
-        let mut lit = String::new();
-        let mut rest = s;
-        while let Some(i) = rest.find('%') {
-            lit.push_str(&rest[..i]);
-            rest = &rest[i + 1..];
-            if let Some(r) = rest.strip_prefix('%') {
-                lit.push('%');
-                rest = r;
-                continue;
-            }
-            let name_len = rest
-                .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
-                .unwrap_or(rest.len());
-            let name = &rest[..name_len];
-            rest = &rest[name_len..];
-            let mut arg = None;
-            if let Some(r) = rest.strip_prefix('(') {
-                let close = r
-                    .find(')')
-                    .ok_or_else(|| format!("unterminated \"%{name}(\""))?;
-                arg = Some(&r[..close]);
-                rest = &r[close + 1..];
-            }
-            let mut max = None;
-            if let Some(r) = rest.strip_prefix(':') {
-                let n = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
-                max = Some(
-                    r[..n]
-                        .parse::<usize>()
-                        .map_err(|_| format!("bad length after \"%{name}(...):\""))?,
-                );
-                rest = &r[n..];
-            }
-            rest = rest
-                .strip_prefix('%')
-                .ok_or_else(|| format!("unterminated command operator \"%{name}\""))?;
+        for t in super::format::tokenize(s)? {
+            let (name, arg, max) = match t {
+                Token::Lit(l) => {
+                    parts.push(Part::Lit(l));
+                    continue;
+                }
+                Token::Op { name, arg, max } => (name, arg, max),
+            };
             let var = match (name, arg) {
                 ("DOWNSTREAM_REMOTE_ADDRESS", None) => Var::DownstreamRemote,
                 ("DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", None) => Var::DownstreamRemoteNoPort,
@@ -104,9 +77,6 @@ impl Template {
                     max,
                 },
                 ("REQ", _) => return Err("\"%REQ%\" needs a header name, e.g. %REQ(x-foo)%".into()),
-                ("", _) => {
-                    return Err("stray '%' (write %% for a literal percent sign)".to_string())
-                }
                 (n, _) => {
                     return Err(format!(
                         "\"%{n}%\" is not supported in header values by baton \
@@ -114,14 +84,7 @@ impl Template {
                     ))
                 }
             };
-            if !lit.is_empty() {
-                parts.push(Part::Lit(std::mem::take(&mut lit)));
-            }
             parts.push(Part::Var(var));
-        }
-        lit.push_str(rest);
-        if !lit.is_empty() {
-            parts.push(Part::Lit(lit));
         }
         Ok(Template { parts })
     }

@@ -105,6 +105,9 @@ impl Proxy {
                 for id in ids {
                     self.set_accepting(id, true);
                 }
+                if !self.ctx.draining {
+                    self.ctx.stats.set_state(crate::stats::ServerState::Live);
+                }
                 self.log_listening();
             }
             Action::StopAccepting(ids) => {
@@ -113,8 +116,12 @@ impl Proxy {
                 }
             }
             Action::CloseListeners(ids) => {
+                // While our parent's link is up it may still hold the restart socket (it is
+                // HandedOver and resumes if we go): the path is then not ours to remove. At
+                // worst a stale socket file stays, which the next start clears.
+                let only_owner = !self.restart.peers.contains_key(&PARENT_KEY);
                 for id in ids {
-                    self.drop_listener(id, true);
+                    self.drop_listener(id, only_owner);
                 }
             }
             Action::DropListenerCopies(ids) => {
@@ -134,6 +141,7 @@ impl Proxy {
             }
             Action::DropPeer(p) => self.hr_close_peer(peer_key(p)),
             Action::Refuse { peer, reason } => {
+                self.hr_log(&format!("refusing restart peer {peer:?}: {reason}"));
                 self.hr_send(peer, &Message::Refuse { reason }, &[]);
                 self.hr_close_peer(peer_key(peer));
             }
@@ -169,6 +177,11 @@ impl Proxy {
         if let Some(mut c) = self.restart.peers.remove(&key) {
             let _ = c.flush();
             let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+        if key == PARENT_KEY {
+            // The parent is gone: its live gauges leave ours; its counters stay summed in.
+            self.ctx.stats.store.clear_parent();
+            self.ctx.stats.set_parent_connections(0);
         }
         if self.ctx.handoff && self.hr_child_key().is_none() {
             // The successor is gone: connections can only be closed at safe points now.
@@ -482,11 +495,14 @@ impl Proxy {
         let Some(conn) = self.restart.peers.get_mut(&key) else {
             return Ok(());
         };
-        let io = conn.flush().and_then(|()| conn.fill());
-        if let Err(e) = io {
+        // Read even when writing failed: a peer that answered and closed at once (a parent's
+        // Refuse, racing our Hello into EPIPE) left its frames in our buffer. Deliver them,
+        // then treat the error as the end of the connection.
+        let flushed = conn.flush();
+        let filled = conn.fill();
+        if let Err(e) = flushed.and(filled) {
             log::warn!("hot restart: {peer:?}: {e}");
-            self.hr_close_peer(key);
-            return self.hr_event(Event::PeerClosed(peer));
+            conn.eof = true;
         }
         loop {
             let Some(conn) = self.restart.peers.get_mut(&key) else {
@@ -504,6 +520,10 @@ impl Proxy {
                 Ok(Read::Nothing) => {
                     if conn.eof {
                         self.hr_close_peer(key);
+                        if self.restart.machine.state() == State::Exited {
+                            // Its last frame (e.g. Refuse) already ended this process.
+                            return Ok(());
+                        }
                         return self.hr_event(Event::PeerClosed(peer));
                     }
                     return Ok(());
@@ -522,8 +542,17 @@ impl Proxy {
         self.ctx.stats_snapshot()
     }
 
+    /// Continues the parent's counters; `server.parent_connections` is what its listeners
+    /// still hold (theirs and any older generation's).
     fn stats_merge(&mut self, s: StatsSnapshot) {
+        let parent_conns: i64 = s
+            .gauges
+            .iter()
+            .filter(|(k, _)| k.starts_with("listener.") && k.ends_with(".downstream_cx_active"))
+            .map(|(_, v)| *v)
+            .sum();
         self.ctx.stats_merge(s);
+        self.ctx.stats.set_parent_connections(parent_conns);
     }
 
     /// The `--hot-restart-file` start-up: probe, then tell the machine what we found.

@@ -11,7 +11,9 @@ use super::local;
 use super::relay::Flow;
 use super::retry::{self, Outcome};
 use super::upstream::{take_idle, UpConn};
+use crate::access_log::Flags;
 use crate::context::Ctx;
+use crate::observe;
 
 /// Why an upstream exchange failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,13 +62,15 @@ pub(super) fn begin(s: &mut Session, ctx: &mut Ctx, mut ex: Box<Exchange>) -> bo
 /// Opens (or reuses) a connection to the exchange's target and queues the head and whatever
 /// request body was already sent on an earlier attempt.
 fn launch(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<()> {
-    let Some((_, addr)) = ex.target else {
+    let Some((cluster, addr)) = ex.target else {
         return Err(io::ErrorKind::NotConnected.into());
     };
+    ex.rq.upstream = Some(addr);
     let mut up = match take_idle(ctx, addr, s.id) {
         Some(c) => c,
-        None => UpConn::connect(ctx, addr, s.id)?,
+        None => UpConn::connect(ctx, cluster, addr, s.id)?,
     };
+    observe::upstream_rq(ctx, cluster, addr, !up.reused);
     up.wbuf.extend(&mut ctx.pool, &ex.head);
     if let Some(body) = ex.replay.as_deref() {
         up.wbuf.extend(&mut ctx.pool, body);
@@ -95,10 +99,15 @@ pub(super) fn upstream_failure(
         .as_ref()
         .is_some_and(|u| f == Failure::Reset && u.reused && !u.got_bytes);
     if let Some(up) = up {
+        if matches!(f, Failure::ConnectFailed | Failure::ConnectTimeout) {
+            let timeout = f == Failure::ConnectTimeout;
+            observe::upstream_connect_fail(ctx, up.cluster, up.addr, timeout);
+        }
         up.close(ctx);
     }
     if ex.resp.is_some() {
         log::debug!("session {}: upstream failed mid-response", s.id);
+        ex.flag(Flags::UC);
         abort_client(s);
         return Flow::Ended;
     }
@@ -114,9 +123,18 @@ pub(super) fn upstream_failure(
             log::debug!("session {}: retry {} after {f:?}", s.id, ex.attempts);
             return Flow::Running(true);
         }
+        ex.flag(Flags::UH);
         local_failure(s, ctx, ex, 503, local::NO_HEALTHY_UPSTREAM);
         return Flow::Ended;
     }
+    if ex.attempts > 1 {
+        ex.flag(Flags::URX);
+    }
+    ex.flag(match f {
+        Failure::ConnectFailed | Failure::ConnectTimeout => Flags::UF,
+        Failure::Reset | Failure::RetriableStatus => Flags::UC,
+        Failure::Protocol => Flags::UPE,
+    });
     let body = match f {
         Failure::ConnectFailed => local::CONNECT_FAILURE,
         Failure::ConnectTimeout => local::CONNECT_TIMEOUT,
@@ -130,7 +148,8 @@ pub(super) fn upstream_failure(
 
 /// Queues a local reply that ends the exchange (with the route's response edits, as Envoy's
 /// router does for its own replies); keeps the connection when that is safe.
-fn local_failure(s: &mut Session, ctx: &mut Ctx, ex: &Exchange, status: u16, body: &str) {
+fn local_failure(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange, status: u16, body: &str) {
+    ex.replied(status, body);
     let keep = ex.client_keep_alive && matches!(ex.req, BodyIn::Done) && !ctx.closing();
     let upstream = ex.target.map(|t| t.1);
     routed_reply(s, ctx, status, body, None, &ex.resp_edits, upstream, !keep);
@@ -179,17 +198,17 @@ pub fn on_timeout(s: &mut Session, ctx: &mut Ctx) {
         upstream_failure(s, ctx, &mut ex, Failure::ConnectTimeout)
     } else if due(ex.timeout_at) {
         log::debug!("session {}: route timeout", s.id);
-        timed_out(s, ctx, &ex)
+        timed_out(s, ctx, &mut ex)
     } else if due(ex.per_try_at) {
         log::debug!("session {}: per-try timeout", s.id);
         ex.per_try_at = None;
         if retry::allowed(ctx, s.listener, &ex, Outcome::Reset) {
             upstream_failure(s, ctx, &mut ex, Failure::Reset)
         } else {
-            timed_out(s, ctx, &ex)
+            timed_out(s, ctx, &mut ex)
         }
     } else if due(ex.idle.map(|t| ex.last_activity + t)) {
-        stream_idle(s, ctx, &ex)
+        stream_idle(s, ctx, &mut ex)
     } else {
         Flow::Running(false)
     };
@@ -200,9 +219,13 @@ pub fn on_timeout(s: &mut Session, ctx: &mut Ctx) {
 }
 
 /// The route (or per-try) timeout: 504 before a response head, a reset after.
-fn timed_out(s: &mut Session, ctx: &mut Ctx, ex: &Exchange) -> Flow {
+fn timed_out(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Flow {
     if let Some(up) = s.up.take() {
         up.close(ctx);
+    }
+    ex.flag(Flags::UT);
+    if let Some((c, addr)) = ex.target {
+        observe::upstream_rq_timeout(ctx, c, addr);
     }
     if ex.resp.is_none() {
         local_failure(s, ctx, ex, 504, local::UPSTREAM_TIMEOUT);
@@ -215,8 +238,9 @@ fn timed_out(s: &mut Session, ctx: &mut Ctx, ex: &Exchange) -> Flow {
 /// The stream idle timeout, as Envoy's HCM answers it: a reset once the response has started,
 /// else `504 stream timeout` when the whole request was received, `408` while it was still
 /// arriving. An HCM reply, so the route's response edits do not apply.
-fn stream_idle(s: &mut Session, ctx: &mut Ctx, ex: &Exchange) -> Flow {
+fn stream_idle(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Flow {
     log::debug!("session {}: stream idle timeout", s.id);
+    ex.flag(Flags::SI);
     if let Some(up) = s.up.take() {
         up.close(ctx);
     }
@@ -225,9 +249,11 @@ fn stream_idle(s: &mut Session, ctx: &mut Ctx, ex: &Exchange) -> Flow {
     } else if matches!(ex.req, BodyIn::Done) {
         let keep = ex.client_keep_alive && !ctx.closing();
         local_reply(s, ctx, 504, local::STREAM_TIMEOUT, !keep);
+        ex.replied(504, local::STREAM_TIMEOUT);
         end_local(s, ctx, keep);
     } else {
         local_reply(s, ctx, 408, local::STREAM_TIMEOUT, true);
+        ex.replied(408, local::STREAM_TIMEOUT);
         s.close_after();
     }
     Flow::Ended

@@ -42,6 +42,10 @@ pub struct Buf {
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadOutcome {
     Data(usize),
+    /// Data, and fewer bytes than there was room for: the socket's queue was empty when read.
+    /// With edge-triggered readiness, more data will raise a new event, so the caller can skip
+    /// the read that would only return EAGAIN (a syscall per request saved).
+    Drained(usize),
     Eof,
     WouldBlock,
 }
@@ -110,7 +114,11 @@ impl Buf {
                 Ok(0) => return Ok(ReadOutcome::Eof),
                 Ok(n) => {
                     self.end += n;
-                    return Ok(ReadOutcome::Data(n));
+                    return Ok(if n < len {
+                        ReadOutcome::Drained(n)
+                    } else {
+                        ReadOutcome::Data(n)
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

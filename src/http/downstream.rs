@@ -45,6 +45,8 @@ pub struct Session {
     pub wbuf: Buf,
     pub readable: bool,
     pub writable: bool,
+    /// The last readiness event said the peer closed (or errored): read to EOF.
+    pub hup: bool,
     pub eof: bool,
     pub phase: Phase,
     pub up: Option<UpConn>,
@@ -82,6 +84,7 @@ impl Session {
             wbuf: Buf::default(),
             readable: true,
             writable: true,
+            hup: false,
             eof: false,
             phase: Phase::Head,
             up: None,
@@ -103,6 +106,11 @@ impl Session {
             let want = (max - self.rbuf.len()).min(CHUNK);
             match self.rbuf.read_from(&mut ctx.pool, &mut self.client, want)? {
                 ReadOutcome::Data(_) => progress = true,
+                ReadOutcome::Drained(_) => {
+                    progress = true;
+                    // A pending FIN raises no new edge: keep reading to see it.
+                    self.readable = self.hup;
+                }
                 ReadOutcome::Eof => {
                     self.eof = true;
                     progress = true;
@@ -197,7 +205,7 @@ impl Session {
                             .rbuf
                             .read_from(&mut ctx.pool, &mut self.client, CHUNK)?
                         {
-                            ReadOutcome::Data(n) => {
+                            ReadOutcome::Data(n) | ReadOutcome::Drained(n) => {
                                 self.lingered += n;
                                 self.rbuf.consume(n);
                             }
@@ -279,9 +287,12 @@ impl Session {
 
     /// Tears the session down: upstream closed (never reused mid-exchange), buffers returned.
     pub fn close(mut self, ctx: &mut Ctx) {
-        if let Some(ex) = self.ex.take() {
+        if let Some(mut ex) = self.ex.take() {
+            // Still running when the connection goes: the client left (or its timer fired).
+            ex.flag(crate::access_log::Flags::DC);
             ex.finish_abort(ctx);
         }
+        crate::observe::cx_close(ctx, self.listener);
         if let Some(up) = self.up.take() {
             up.close(ctx);
         }
@@ -294,6 +305,7 @@ impl Session {
     /// Detaches the client socket for a handover: deregistered, with the bytes read from it
     /// and not yet answered. Only called in `Phase::Handoff` (no exchange, nothing to write).
     pub fn into_moved(mut self, ctx: &mut Ctx) -> (TcpStream, Vec<u8>) {
+        crate::observe::cx_moved(ctx, self.listener);
         let _ = ctx.registry.deregister(&mut self.client);
         let pending = self.rbuf.take_bytes();
         self.rbuf.release(&mut ctx.pool);

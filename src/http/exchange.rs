@@ -11,7 +11,9 @@ use super::codec::{parse_request, ChunkedDecoder, Framing, HeadError, MAX_HEADER
 use super::downstream::{Phase, Session};
 use super::local::write_local_reply;
 use super::request::{decide, Decision, Forward, LocalDecision};
+use crate::access_log::{Flags, Rq};
 use crate::context::Ctx;
+use crate::observe;
 use crate::route::edits::{apply, HeaderList, Op};
 
 /// How much of a body is still expected.
@@ -89,6 +91,8 @@ pub struct Exchange {
     /// Stream idle timeout (route's `idle_timeout`, else the HCM's `stream_idle_timeout`).
     pub(super) idle: Option<Duration>,
     pub(super) last_activity: Instant,
+    /// Stats and access-log record of this request.
+    pub(super) rq: Rq,
 }
 
 impl Exchange {
@@ -107,13 +111,26 @@ impl Exchange {
         .min()
     }
 
-    /// Releases what the exchange holds on the cluster (active request count).
+    /// Releases what the exchange holds on the cluster (active request count) and records
+    /// the request's end.
     pub fn finish_abort(self, ctx: &mut Ctx) {
         if let Some((c, addr)) = self.target {
             if let Some(cl) = ctx.clusters.get_mut(c) {
                 cl.track(addr, -1);
             }
         }
+        observe::end(ctx, self.rq);
+    }
+
+    /// Marks how the exchange ended, for %RESPONSE_FLAGS%.
+    pub fn flag(&mut self, f: u16) {
+        self.rq.flags.set(f);
+    }
+
+    /// A local reply ends the exchange: its status and body size, for stats and the log.
+    pub(super) fn replied(&mut self, status: u16, body: &str) {
+        self.rq.status = status;
+        self.rq.bytes_tx = body.len() as u64;
     }
 
     /// The request body has been sent in full: the route and per-try timers start.
@@ -188,7 +205,7 @@ pub(super) fn routed_reply(
 pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
     let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let parsed = parse_request(s.rbuf.data(), &mut hdrs);
-    let (meta, decision) = match parsed {
+    let (meta, decision, mut rq) = match parsed {
         Ok(None) => {
             if s.rbuf.len() > max_head {
                 reject(s, ctx, &HeadError::TooLarge);
@@ -221,8 +238,9 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
                 is_head: req.method == "HEAD",
                 expect_continue: req.expect_continue,
             };
+            let rq = observe::begin(ctx, s.listener, s.peer, req.minor, Some(&req));
             let d = decide(&req, s.peer, s.listener, ctx);
-            (meta, d)
+            (meta, d, rq)
         }
     };
     s.rbuf.consume(meta.head_len);
@@ -230,6 +248,12 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
     let has_body = meta.framing != Framing::None;
     match decision {
         Decision::Local(d) => {
+            if d.flag == 0 && d.location.is_none() && d.upstream.is_none() {
+                ctx.stats.direct_response(s.listener);
+            }
+            rq.status = d.status;
+            rq.flags.set(d.flag);
+            rq.bytes_tx = d.body.len() as u64;
             // Expect: 100-continue with a body we will not read: the client may never send it,
             // so the connection cannot be reused.
             let keep = meta.keep_alive && !ctx.closing() && !(has_body && meta.expect_continue);
@@ -238,15 +262,18 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
             if !keep {
                 s.close_after();
             } else if has_body {
-                s.ex = Some(Box::new(new_exchange(&meta, None, ctx, s.listener)));
+                s.ex = Some(Box::new(new_exchange(&meta, None, ctx, (s.listener, rq))));
                 s.phase = Phase::Exchange;
+                return true;
             } else {
                 s.idle_since = ctx.now;
             }
+            observe::end(ctx, rq);
         }
         Decision::Forward(f) => {
             let mut f = f;
-            let mut ex = Box::new(new_exchange(&meta, Some(&f), ctx, s.listener));
+            rq.cluster = Some(f.cluster);
+            let mut ex = Box::new(new_exchange(&meta, Some(&f), ctx, (s.listener, rq)));
             ex.head = std::mem::take(&mut f.head);
             ex.resp_edits = std::mem::take(&mut f.resp_edits);
             ctx.clusters[f.cluster].track(f.addr, 1);
@@ -276,7 +303,12 @@ fn reply_local(s: &mut Session, ctx: &mut Ctx, d: &LocalDecision, close: bool) {
     );
 }
 
-fn new_exchange(meta: &Meta, f: Option<&Forward>, ctx: &Ctx, listener: usize) -> Exchange {
+fn new_exchange(
+    meta: &Meta,
+    f: Option<&Forward>,
+    ctx: &Ctx,
+    (listener, rq): (usize, Rq),
+) -> Exchange {
     let (connect_timeout, limit) = match f.and_then(|f| ctx.clusters.get(f.cluster)) {
         Some(c) => (
             c.cfg.connect_timeout,
@@ -316,6 +348,7 @@ fn new_exchange(meta: &Meta, f: Option<&Forward>, ctx: &Ctx, listener: usize) ->
         attempts: 1,
         idle,
         last_activity: ctx.now,
+        rq,
     }
 }
 
@@ -329,4 +362,9 @@ fn reject(s: &mut Session, ctx: &mut Ctx, e: &HeadError) {
     };
     local_reply(s, ctx, e.status(), body, true);
     s.close_after();
+    let mut rq = observe::begin(ctx, s.listener, s.peer, 1, None);
+    rq.status = e.status();
+    rq.flags.set(Flags::DPE);
+    rq.bytes_tx = body.len() as u64;
+    observe::end(ctx, rq);
 }

@@ -14,8 +14,10 @@ use super::downstream::{Phase, Session};
 use super::exchange::{local_reply, put_chunk, BodyIn, Exchange, OutMode, Response};
 use super::retry::{self, Outcome};
 use super::upstream::put_idle;
+use crate::access_log::Flags;
 use crate::config::ServerHeader;
 use crate::context::Ctx;
+use crate::observe;
 use crate::route::edits::{apply, HeaderList};
 
 /// Largest upstream response head we accept.
@@ -44,6 +46,7 @@ pub fn pump(s: &mut Session, ctx: &mut Ctx) -> io::Result<bool> {
             Ok(true)
         }
         Err(e) => {
+            ex.flag(Flags::DC);
             ex.finish_abort(ctx);
             Err(e)
         }
@@ -78,6 +81,7 @@ fn pump_attempt(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result
         }
         if s.eof && !matches!(ex.req, BodyIn::Done) {
             log::debug!("session {}: client closed mid-request", s.id);
+            ex.flag(Flags::DC);
             if let Some(up) = s.up.take() {
                 up.close(ctx);
             }
@@ -130,6 +134,11 @@ fn pump_attempt(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result
         let mut moved = false;
         if up.readable && !up.eof && up.rbuf.len() < CHUNK && s.wbuf.len() < ex.limit {
             match up.rbuf.read_from(&mut ctx.pool, &mut up.stream, CHUNK) {
+                Ok(ReadOutcome::Drained(_)) => {
+                    up.got_bytes = true;
+                    up.readable = up.hup;
+                    moved = true;
+                }
                 Ok(ReadOutcome::Data(_)) => {
                     up.got_bytes = true;
                     moved = true;
@@ -197,13 +206,16 @@ fn move_request_body(
             if let Some(b) = sink.as_deref_mut() {
                 b.extend(pool, &s.rbuf.data()[..n]);
             }
+            ex.rq.bytes_rx += n as u64;
             s.rbuf.consume(n);
             *rem -= n as u64;
             *rem == 0
         }
         BodyIn::Chunked(dec) => {
+            let rx = &mut ex.rq.bytes_rx;
             let used = dec
                 .decode(s.rbuf.data(), room, |d| {
+                    *rx += d.len() as u64;
                     if let Some(b) = sink.as_deref_mut() {
                         put_chunk(b, pool, d);
                     }
@@ -260,6 +272,7 @@ fn response_head(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Result<bo
             Err(_) => return Err(Failure::Protocol),
             Ok(Some(r)) => r,
         };
+        observe::response_head(ctx, &mut ex.rq, r.status, r.headers);
         if (100..200).contains(&r.status) {
             // We answered Expect ourselves and forward no Upgrade, so interim responses stop here.
             if r.status == 101 {
@@ -404,6 +417,7 @@ fn move_response_body(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> bool
                 s.wbuf.extend(pool, &up.rbuf.data()[..n]);
                 up.rbuf.consume(n);
                 *rem -= n as u64;
+                ex.rq.bytes_tx += n as u64;
                 moved = true;
             }
             if *rem == 0 {
@@ -413,7 +427,9 @@ fn move_response_body(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> bool
         BodyIn::Chunked(dec) => {
             if room > 0 && !up.rbuf.is_empty() {
                 let wbuf = &mut s.wbuf;
+                let tx = &mut ex.rq.bytes_tx;
                 match dec.decode(up.rbuf.data(), room, |d| {
+                    *tx += d.len() as u64;
                     if out == OutMode::Chunked {
                         put_chunk(wbuf, pool, d);
                     } else {
@@ -442,6 +458,7 @@ fn move_response_body(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> bool
         BodyIn::UntilClose => {
             let n = up.rbuf.len().min(room);
             if n > 0 {
+                ex.rq.bytes_tx += n as u64;
                 if out == OutMode::Chunked {
                     put_chunk(&mut s.wbuf, pool, &up.rbuf.data()[..n]);
                 } else {

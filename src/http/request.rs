@@ -23,6 +23,8 @@ pub(super) struct LocalDecision {
     pub location: Option<String>,
     pub edits: Vec<Op>,
     pub upstream: Option<SocketAddr>,
+    /// The %RESPONSE_FLAGS% bit explaining the reply (NR, UH), or 0.
+    pub flag: u16,
 }
 
 /// Everything an exchange needs to forward a request.
@@ -46,13 +48,14 @@ pub(super) enum Decision {
     Forward(Box<Forward>),
 }
 
-fn local(status: u16, body: &'static str) -> Decision {
+fn local(status: u16, body: &'static str, flag: u16) -> Decision {
     Decision::Local(LocalDecision {
         status,
         body: Cow::Borrowed(body),
         location: None,
         edits: Vec::new(),
         upstream: None,
+        flag,
     })
 }
 
@@ -77,7 +80,7 @@ pub(super) fn decide(
 ) -> Decision {
     let l = &ctx.listeners[listener];
     let Some(m) = l.router.route(req) else {
-        return local(404, "");
+        return local(404, "", crate::access_log::Flags::NR);
     };
     let stream_idle = l.hcm.stream_idle_timeout;
     let getter = |n: &str| header_value(req, n);
@@ -103,6 +106,7 @@ pub(super) fn decide(
                 location: None,
                 edits: bound(None),
                 upstream: None,
+                flag: 0,
             })
         }
         RouteAction::Redirect(r) => {
@@ -117,6 +121,7 @@ pub(super) fn decide(
                 )),
                 edits: bound(None),
                 upstream: None,
+                flag: 0,
             })
         }
         RouteAction::Forward(f) => f,
@@ -139,6 +144,7 @@ pub(super) fn decide(
             location: None,
             edits: bound(None),
             upstream: None,
+            flag: crate::access_log::Flags::UH,
         });
     };
     let path: Cow<'_, str> = match (&fwd.prefix_rewrite, &fwd.regex_rewrite) {

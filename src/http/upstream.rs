@@ -1,9 +1,8 @@
 //! One upstream connection, and the per-address keep-alive pool it returns to between requests.
 //!
-//! A connection is registered with epoll once, under `Tok::Up(key)` for a key of
-//! `ctx.up_routes` that it keeps for life; moving it between a session and the pool only rewrites
-//! that route, never the registration (an `epoll_ctl` per take and per return was 2 of the ~7
-//! system calls of a proxied request).
+//! A connection is registered with the reactor once, under a stable slot token; moving it
+//! between a session and the pool only rewrites who owns the slot. Re-registering on every
+//! hand-off cost two epoll_ctl calls per proxied request.
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,30 +12,24 @@ use mio::Interest;
 
 use super::buf::{Buf, BufPool};
 use crate::context::Ctx;
+use crate::observe;
 use crate::reactor::Tok;
 
 /// Most idle connections kept per upstream address; more are closed when they come back.
 const MAX_IDLE_PER_ADDR: usize = 256;
 
-/// Who gets the events of an upstream connection's key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpRoute {
-    /// In use by this session.
-    Session(usize),
-    /// In the idle pool at this index.
-    Idle(usize),
-}
-
 #[derive(Debug)]
 pub struct UpConn {
     pub stream: TcpStream,
-    /// Its key in `ctx.up_routes` (its token is `Tok::Up(key)`).
-    pub key: usize,
     pub addr: SocketAddr,
+    /// The cluster the connection was opened for (its stats are charged there).
+    pub cluster: usize,
     pub rbuf: Buf,
     pub wbuf: Buf,
     pub readable: bool,
     pub writable: bool,
+    /// The last readiness event said the peer closed (or errored): read to EOF.
+    pub hup: bool,
     /// The TCP handshake finished.
     pub connected: bool,
     /// Came from the pool: a failure before any response byte may be a stale keep-alive race.
@@ -45,34 +38,61 @@ pub struct UpConn {
     pub got_bytes: bool,
     /// The upstream closed its side.
     pub eof: bool,
+    /// Index in `Ctx::up_owner`; the connection's token is `Tok::Up(slot)` for its lifetime.
+    pub slot: usize,
+}
+
+/// Who an upstream connection's readiness events are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpOwner {
+    /// The session (index) running an exchange on it.
+    Session(usize),
+    /// Idle in the pool (index into `Ctx::idle`).
+    Idle(usize),
 }
 
 impl UpConn {
-    /// Starts a non-blocking connect for `session`, registered under a new route key.
-    pub fn connect(ctx: &mut Ctx, addr: SocketAddr, session: usize) -> io::Result<UpConn> {
-        let mut stream = TcpStream::connect(addr)?;
+    /// Starts a non-blocking connect to `addr` (a host of `cluster`) for session `owner`.
+    pub fn connect(
+        ctx: &mut Ctx,
+        cluster: usize,
+        addr: SocketAddr,
+        owner: usize,
+    ) -> io::Result<UpConn> {
+        let started = TcpStream::connect(addr);
+        let mut stream = match started {
+            Ok(s) => s,
+            Err(e) => {
+                observe::upstream_connect_fail(ctx, cluster, addr, false);
+                return Err(e);
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let key = ctx.up_routes.insert(UpRoute::Session(session));
+        let slot = ctx.up_owner.insert(UpOwner::Session(owner));
         if let Err(e) = ctx.registry.register(
             &mut stream,
-            Tok::Up(key).token(),
+            Tok::Up(slot).token(),
             Interest::READABLE | Interest::WRITABLE,
         ) {
-            ctx.up_routes.remove(key);
+            ctx.up_owner.remove(slot);
+            observe::upstream_connect_fail(ctx, cluster, addr, false);
             return Err(e);
         }
+        observe::upstream_cx_open(ctx, cluster, addr);
         Ok(UpConn {
             stream,
-            key,
             addr,
+            cluster,
             rbuf: Buf::default(),
             wbuf: Buf::default(),
             readable: false,
             writable: false,
+            hup: false,
             connected: false,
             reused: false,
             got_bytes: false,
             eof: false,
+            slot,
         })
     }
 
@@ -101,21 +121,22 @@ impl UpConn {
 
     /// Deregisters and drops the connection (close, never shutdown: see design.md).
     pub fn close(mut self, ctx: &mut Ctx) {
+        observe::upstream_cx_close(ctx, self.cluster, self.addr);
+        ctx.up_owner.remove(self.slot);
         let _ = ctx.registry.deregister(&mut self.stream);
-        ctx.up_routes.remove(self.key);
         self.release_buffers(&mut ctx.pool);
     }
 }
 
-/// Takes an idle connection to `addr` from the pool for `session`.
-pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, session: usize) -> Option<UpConn> {
+/// Takes an idle connection to `addr` from the pool for session `owner`.
+pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, owner: usize) -> Option<UpConn> {
     loop {
         let idx = ctx.idle_by_addr.get_mut(&addr)?.pop()?;
         let Some(mut c) = ctx.idle.remove(idx) else {
             continue;
         };
-        if let Some(r) = ctx.up_routes.get_mut(c.key) {
-            *r = UpRoute::Session(session);
+        if let Some(o) = ctx.up_owner.get_mut(c.slot) {
+            *o = UpOwner::Session(owner);
         }
         c.reused = true;
         c.got_bytes = false;
@@ -133,16 +154,16 @@ pub fn put_idle(ctx: &mut Ctx, mut c: UpConn) {
         c.close(ctx);
         return;
     }
-    let (addr, key) = (c.addr, c.key);
+    let (addr, slot) = (c.addr, c.slot);
     let idx = ctx.idle.insert(c);
-    if let Some(r) = ctx.up_routes.get_mut(key) {
-        *r = UpRoute::Idle(idx);
+    if let Some(o) = ctx.up_owner.get_mut(slot) {
+        *o = UpOwner::Idle(idx);
     }
     ctx.idle_by_addr.entry(addr).or_default().push(idx);
 }
 
 /// An idle connection became readable: the upstream closed it or sent junk. Either way it is
-/// no longer safe to reuse. (Writable edges of idle connections are ignored by the caller.)
+/// no longer safe to reuse.
 pub fn idle_event(ctx: &mut Ctx, idx: usize) {
     if let Some(c) = ctx.idle.remove(idx) {
         if let Some(list) = ctx.idle_by_addr.get_mut(&c.addr) {

@@ -26,9 +26,18 @@ pub fn log_path(tag: &str) -> PathBuf {
 /// Runs the baton binary with `args` to completion (e.g. `--mode validate`), bounded by
 /// `timeout`; returns (status, stdout, stderr). Panics if it does not exit in time.
 pub fn run_baton(args: &[&str], timeout: Duration) -> (ExitStatus, String, String) {
+    run_baton_cmd(&[], args, timeout)
+}
+
+/// As `run_baton`, run through `wrapper` (e.g. `setpriv --reuid=65534 ...`).
+pub fn run_baton_cmd(
+    wrapper: &[&str],
+    args: &[&str],
+    timeout: Duration,
+) -> (ExitStatus, String, String) {
     let out_path = log_path("run-out");
     let err_path = log_path("run-err");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
+    let mut child = baton_command(wrapper)
         .args(args)
         .stdin(Stdio::null())
         .stdout(File::create(&out_path).expect("stdout file"))
@@ -49,6 +58,19 @@ pub fn run_baton(args: &[&str], timeout: Duration) -> (ExitStatus, String, Strin
                 "baton {args:?} did not exit within {timeout:?}\nstdout:\n{out}\nstderr:\n{err}"
             );
         }
+    }
+}
+
+/// The baton binary as a command, or `wrapper... baton` when a wrapper is given.
+fn baton_command(wrapper: &[&str]) -> Command {
+    let bin = env!("CARGO_BIN_EXE_baton");
+    match wrapper.split_first() {
+        Some((prog, args)) => {
+            let mut c = Command::new(prog);
+            c.args(args).arg(bin);
+            c
+        }
+        None => Command::new(bin),
     }
 }
 
@@ -82,10 +104,18 @@ impl Baton {
 
     /// As `start`, with extra command-line arguments.
     pub fn start_args(yaml: &str, extra: &[&str]) -> Baton {
+        let mut b = Baton::spawn_args(yaml, extra);
+        b.wait_listening();
+        b
+    }
+
+    /// Spawns baton with `--config-yaml YAML -l debug` and `extra`, without waiting for
+    /// anything (e.g. a hot-restart child, whose port already accepts through its parent).
+    pub fn spawn_args(yaml: &str, extra: &[&str]) -> Baton {
         let port = listener_port(yaml).expect("config has a listener port_value");
         let log = log_path("baton");
         let f = File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_baton"))
+        let child = baton_command(&[])
             .arg("--config-yaml")
             .arg(yaml)
             .args(["-l", "debug"])
@@ -95,14 +125,52 @@ impl Baton {
             .stderr(f)
             .spawn()
             .expect("spawn baton");
-        let mut b = Baton {
+        Baton {
             child,
             port,
             log,
             exited: None,
-        };
-        b.wait_listening();
-        b
+        }
+    }
+
+    /// Waits (bounded) until the log holds `needle` at least `n` times; false on timeout.
+    /// Returns early (false) if the process exits without having logged it.
+    pub fn wait_log_n(&mut self, needle: &str, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let exited = self.try_exit().is_some();
+            if self.log().matches(needle).count() >= n {
+                return true;
+            }
+            if exited || Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `wait_log_n` for one occurrence.
+    pub fn wait_log(&mut self, needle: &str, timeout: Duration) -> bool {
+        self.wait_log_n(needle, 1, timeout)
+    }
+
+    /// The exit status if the process has exited, without waiting.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        if self.exited.is_none() {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                self.exited = Some(s);
+            }
+        }
+        self.exited
+    }
+
+    /// Sends SIGKILL to this child (by PID) and reaps it.
+    pub fn sigkill(&mut self) -> ExitStatus {
+        if self.exited.is_none() {
+            let _ = self.child.kill();
+            self.exited = self.child.wait().ok();
+        }
+        self.exited.expect("exit status after SIGKILL")
     }
 
     fn wait_listening(&mut self) {

@@ -4,6 +4,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod baton;
+pub mod hot;
 pub mod yaml;
 
 use std::io::{self, Read, Write};
@@ -11,7 +12,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-pub use baton::{run_baton, Baton};
+pub use baton::{run_baton, run_baton_cmd, Baton};
 pub use baton_bench::origin::SeenRequest;
 pub use baton_bench::pattern;
 pub use baton_bench::wire::{parse_responses, read_response, Reader, Response};

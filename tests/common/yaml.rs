@@ -43,32 +43,36 @@ impl Extra {
     }
 }
 
-/// One listener `listener_0` on `listen_port` with an HTTP connection manager whose single
-/// virtual host routes prefix `/` to the first cluster; `clusters` are
-/// `(name, upstream ports, discovery type)` such as `("svc", &[port], "STATIC")`.
-pub fn proxy_yaml(listen_port: u16, clusters: &[(&str, &[u16], &str)], extra: &Extra) -> String {
-    let first = clusters.first().map(|c| c.0).unwrap_or("none");
-    let domains: Vec<String> = extra.domains.iter().map(|d| format!("{d:?}")).collect();
-    let mut y = String::new();
-    let _ = write!(
-        y,
+/// The start of every test bootstrap: `listener_0` on `host:port` with an HTTP connection
+/// manager (stat prefix `ingress_http`), ending where its own fields (route_config, access
+/// logs, ...) follow at ten spaces of indentation.
+pub fn listener_head(host: &str, port: u16) -> String {
+    format!(
         r#"static_resources:
   listeners:
   - name: listener_0
     address:
       socket_address:
         protocol: TCP
-        address: {listen}
-        port_value: {listen_port}
+        address: {host}
+        port_value: {port}
     filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: ingress_http
-"#,
-        listen = extra.listen_host,
-    );
+"#
+    )
+}
+
+/// One listener `listener_0` on `listen_port` with an HTTP connection manager whose single
+/// virtual host routes prefix `/` to the first cluster; `clusters` are
+/// `(name, upstream ports, discovery type)` such as `("svc", &[port], "STATIC")`.
+pub fn proxy_yaml(listen_port: u16, clusters: &[(&str, &[u16], &str)], extra: &Extra) -> String {
+    let first = clusters.first().map(|c| c.0).unwrap_or("none");
+    let domains: Vec<String> = extra.domains.iter().map(|d| format!("{d:?}")).collect();
+    let mut y = listener_head(&extra.listen_host, listen_port);
     for l in &extra.hcm {
         let _ = writeln!(y, "          {l}");
     }

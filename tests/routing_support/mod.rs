@@ -43,24 +43,12 @@ fn indent(text: &str, n: usize) -> String {
 /// `route_config:`, starting at column 0) and `clusters` (from `cluster`/`cluster_at`).
 pub fn config(listen: u16, route_config: &str, clusters: &[String]) -> String {
     format!(
-        r#"static_resources:
-  listeners:
-  - name: listener_0
-    address:
-      socket_address:
-        address: 127.0.0.1
-        port_value: {listen}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress_http
-          route_config:
+        r#"{head}          route_config:
 {rc}          http_filters:
           - name: envoy.filters.http.router
   clusters:
 {cl}"#,
+        head = crate::common::yaml::listener_head("127.0.0.1", listen),
         rc = indent(route_config, 12),
         cl = indent(&clusters.concat(), 2),
     )

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use baton_bench::failure::{self, KINDS};
+use baton_bench::load::{failure_kind, KINDS};
 use baton_bench::pattern::{self, Fnv};
 use baton_bench::wire::{response_framing, Reader};
 
@@ -137,7 +137,8 @@ fn parse_args() -> Result<Opts, String> {
 }
 
 fn kind_of(e: &io::Error) -> usize {
-    failure::index(failure::kind_of(e))
+    let k = failure_kind(e);
+    KINDS.iter().position(|x| *x == k).expect("known kind")
 }
 
 struct Conn {

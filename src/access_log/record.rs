@@ -1,0 +1,178 @@
+//! What baton remembers about one request for its stats and access log. Kept small and
+//! allocation-free; the captured header values exist only when a format prints them.
+
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+use super::format::Slots;
+
+/// Envoy's %RESPONSE_FLAGS%: why a request ended the way it did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags(u16);
+
+impl Flags {
+    /// No route configured for the request (404).
+    pub const NR: u16 = 1;
+    /// Upstream connection failure (connect refused, connect timeout).
+    pub const UF: u16 = 1 << 1;
+    /// No healthy upstream host in the cluster.
+    pub const UH: u16 = 1 << 2;
+    /// Upstream request timeout (route timeout, 504).
+    pub const UT: u16 = 1 << 3;
+    /// The retry limit was exceeded.
+    pub const URX: u16 = 1 << 4;
+    /// Upstream connection termination (closed or reset before the response was complete).
+    pub const UC: u16 = 1 << 5;
+    /// Downstream connection termination (the client went away first).
+    pub const DC: u16 = 1 << 6;
+    /// Connection local reset.
+    pub const LR: u16 = 1 << 7;
+    /// Downstream protocol error (bad request head or body).
+    pub const DPE: u16 = 1 << 8;
+    /// Upstream protocol error (the response was not HTTP/1).
+    pub const UPE: u16 = 1 << 9;
+    /// Stream idle timeout.
+    pub const SI: u16 = 1 << 10;
+
+    /// Envoy's order of the short codes in %RESPONSE_FLAGS%.
+    const NAMES: [(u16, &'static str); 11] = [
+        (Self::LR, "LR"),
+        (Self::UH, "UH"),
+        (Self::UF, "UF"),
+        (Self::UC, "UC"),
+        (Self::UT, "UT"),
+        (Self::NR, "NR"),
+        (Self::URX, "URX"),
+        (Self::DC, "DC"),
+        (Self::DPE, "DPE"),
+        (Self::UPE, "UPE"),
+        (Self::SI, "SI"),
+    ];
+
+    pub fn set(&mut self, f: u16) {
+        self.0 |= f;
+    }
+
+    pub fn has(self, f: u16) -> bool {
+        self.0 & f != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Comma-separated codes, nothing when empty (the renderer prints `-`).
+    pub fn write(self, out: &mut String) {
+        for (bit, name) in Self::NAMES {
+            if self.has(bit) {
+                if !out.is_empty() {
+                    out.push(',');
+                }
+                out.push_str(name);
+            }
+        }
+    }
+}
+
+/// Header values some format prints, by the listener's capture slots. All values share one
+/// text buffer (three allocations per request, however many headers are captured).
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub start_wall: SystemTime,
+    text: String,
+    req: Vec<Option<(u32, u32)>>,
+    resp: Vec<Option<(u32, u32)>>,
+}
+
+impl Captured {
+    pub fn new(slots: &Slots) -> Captured {
+        Captured {
+            start_wall: SystemTime::now(),
+            text: String::with_capacity(128),
+            req: vec![None; slots.req.len()],
+            resp: vec![None; slots.resp.len()],
+        }
+    }
+
+    /// Stores request (`resp` false) or response slot `i`: the values joined with ","
+    /// (how Envoy presents a repeated header); nothing when there is none.
+    pub fn put<'a>(&mut self, resp: bool, i: usize, values: impl Iterator<Item = &'a [u8]>) {
+        let start = self.text.len();
+        let mut any = false;
+        for v in values {
+            if any {
+                self.text.push(',');
+            }
+            any = true;
+            match std::str::from_utf8(v) {
+                Ok(s) => self.text.push_str(s),
+                Err(_) => self.text.push_str(&String::from_utf8_lossy(v)),
+            }
+        }
+        let list = if resp { &mut self.resp } else { &mut self.req };
+        if let (true, Some(slot)) = (any, list.get_mut(i)) {
+            *slot = Some((start as u32, self.text.len() as u32));
+        }
+    }
+
+    fn get(&self, list: &[Option<(u32, u32)>], i: usize) -> Option<&str> {
+        let (a, b) = (*list.get(i)?)?;
+        self.text.get(a as usize..b as usize)
+    }
+
+    pub fn req(&self, i: usize) -> Option<&str> {
+        self.get(&self.req, i)
+    }
+
+    pub fn resp(&self, i: usize) -> Option<&str> {
+        self.get(&self.resp, i)
+    }
+}
+
+/// One request, from its head to its end.
+#[derive(Debug, Clone)]
+pub struct Rq {
+    pub start: Instant,
+    pub end: Option<Instant>,
+    pub listener: usize,
+    pub peer: SocketAddr,
+    /// HTTP/1.x minor version of the request.
+    pub minor: u8,
+    /// Status sent to the client; 0 when none was.
+    pub status: u16,
+    pub flags: Flags,
+    /// Request body bytes received.
+    pub bytes_rx: u64,
+    /// Response body bytes sent.
+    pub bytes_tx: u64,
+    pub cluster: Option<usize>,
+    pub upstream: Option<SocketAddr>,
+    /// Present only when the listener has an access log.
+    pub cap: Option<Box<Captured>>,
+}
+
+impl Rq {
+    pub fn new(start: Instant, listener: usize, peer: SocketAddr, minor: u8) -> Rq {
+        Rq {
+            start,
+            end: None,
+            listener,
+            peer,
+            minor,
+            status: 0,
+            flags: Flags::default(),
+            bytes_rx: 0,
+            bytes_tx: 0,
+            cluster: None,
+            upstream: None,
+            cap: None,
+        }
+    }
+
+    pub fn duration_ms(&self) -> u128 {
+        self.end
+            .unwrap_or(self.start)
+            .saturating_duration_since(self.start)
+            .as_millis()
+    }
+}

@@ -1,0 +1,396 @@
+//! The admin endpoints, as Envoy names and shapes them.
+
+use std::fmt::Write;
+
+use super::{Action, View, HOT_RESTART_VERSION, MAX_REQUEST};
+use crate::context::Ctx;
+use crate::http::codec::reason_phrase;
+use crate::stats::{json_str, render_json, render_prometheus, render_text, ServerState};
+
+/// A serialised response and what the proxy must do after sending it.
+pub struct Reply {
+    pub bytes: Vec<u8>,
+    pub action: Option<Action>,
+}
+
+/// Every endpoint: path, POST-only, help text (the 404 page lists them, as Envoy's does).
+const ENDPOINTS: &[(&str, bool, &str)] = &[
+    ("/clusters", false, "upstream cluster status"),
+    ("/config_dump", false, "dump current Envoy configs"),
+    ("/drain_listeners", true, "drain listeners"),
+    (
+        "/healthcheck/fail",
+        true,
+        "cause the server to fail health checks",
+    ),
+    (
+        "/healthcheck/ok",
+        true,
+        "cause the server to pass health checks",
+    ),
+    (
+        "/hot_restart_version",
+        false,
+        "print the hot restart compatibility version",
+    ),
+    ("/listeners", false, "print listener info"),
+    ("/quitquitquit", true, "exit the server"),
+    (
+        "/ready",
+        false,
+        "print server state, return 200 if LIVE, otherwise return 503",
+    ),
+    (
+        "/server_info",
+        false,
+        "print server version/status information",
+    ),
+    (
+        "/stats",
+        false,
+        "print server stats (?format=json|prometheus, ?filter=REGEX)",
+    ),
+    (
+        "/stats/prometheus",
+        false,
+        "print server stats in prometheus format",
+    ),
+];
+
+const TEXT: &str = "text/plain; charset=UTF-8";
+const JSON: &str = "application/json";
+const PROM: &str = "text/plain; version=0.0.4; charset=UTF-8";
+
+fn reply(status: u16, ctype: &str, body: &str, extra: &str) -> Reply {
+    let mut b = String::with_capacity(body.len() + 160);
+    let _ = write!(
+        b,
+        "HTTP/1.1 {status} {}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\n{extra}cache-control: no-cache, max-age=0\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n{body}",
+        reason_phrase(status),
+        body.len()
+    );
+    Reply {
+        bytes: b.into_bytes(),
+        action: None,
+    }
+}
+
+/// Parses a complete request in `buf` and answers it; None while more bytes are needed.
+pub fn request(
+    buf: &[u8],
+    ctx: &mut Ctx,
+    node: &(String, String),
+    dump: &str,
+    view: &View<'_>,
+) -> Option<Reply> {
+    let mut hdrs = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut hdrs);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() <= MAX_REQUEST => return None,
+        Ok(httparse::Status::Partial) => return Some(reply(413, TEXT, "request too large\n", "")),
+        Err(_) => return Some(reply(400, TEXT, "bad request\n", "")),
+    };
+    let body_len = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        })
+        .unwrap_or(0);
+    if body_len > MAX_REQUEST {
+        return Some(reply(413, TEXT, "request too large\n", ""));
+    }
+    if buf.len() < head_len + body_len {
+        return None;
+    }
+    let method = req.method.unwrap_or("GET");
+    let target = req.path.unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    Some(route(method, path, query, ctx, node, dump, view))
+}
+
+/// The value of query parameter `k` (percent-decoded), if present.
+fn param(query: &str, k: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(n, _)| *n == k)
+        .map(|(_, v)| percent_decode(v))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn not_found() -> Reply {
+    let mut b = String::from("invalid path. admin commands are:\n");
+    for (p, post, help) in ENDPOINTS {
+        let _ = writeln!(b, "  {p}{}: {help}", if *post { " (POST)" } else { "" });
+    }
+    reply(404, TEXT, &b, "")
+}
+
+fn route(
+    method: &str,
+    path: &str,
+    query: &str,
+    ctx: &mut Ctx,
+    node: &(String, String),
+    dump: &str,
+    view: &View<'_>,
+) -> Reply {
+    let Some(&(_, post_only, _)) = ENDPOINTS.iter().find(|(p, _, _)| *p == path) else {
+        return not_found();
+    };
+    if post_only && method != "POST" {
+        return reply(
+            405,
+            TEXT,
+            "This endpoint requires POST\n",
+            "allow: POST\r\n",
+        );
+    }
+    ctx.stats.refresh(ctx.now, ctx.epoch);
+    match path {
+        "/stats" => stats(query, ctx),
+        "/stats/prometheus" => reply(200, PROM, &render_prometheus(&ctx.stats.store), ""),
+        "/server_info" => reply(200, JSON, &server_info(ctx, node, view), ""),
+        "/ready" => {
+            let st = ctx.stats.state();
+            let code = if st == ServerState::Live { 200 } else { 503 };
+            reply(code, TEXT, &format!("{}\n", st.as_str()), "")
+        }
+        "/healthcheck/fail" => {
+            ctx.stats.healthcheck_failed = true;
+            reply(200, TEXT, "OK\n", "")
+        }
+        "/healthcheck/ok" => {
+            ctx.stats.healthcheck_failed = false;
+            reply(200, TEXT, "OK\n", "")
+        }
+        "/listeners" => listeners(query, view),
+        "/clusters" => reply(200, TEXT, &clusters(ctx), ""),
+        "/config_dump" => reply(200, JSON, dump, ""),
+        "/hot_restart_version" => reply(200, TEXT, &format!("{HOT_RESTART_VERSION}\n"), ""),
+        "/drain_listeners" => Reply {
+            action: Some(Action::DrainListeners),
+            ..reply(200, TEXT, "OK\n", "")
+        },
+        "/quitquitquit" => Reply {
+            action: Some(Action::Quit),
+            ..reply(200, TEXT, "OK\n", "")
+        },
+        _ => not_found(),
+    }
+}
+
+fn stats(query: &str, ctx: &Ctx) -> Reply {
+    let filter = match param(query, "filter").filter(|f| !f.is_empty()) {
+        Some(f) => match regex::Regex::new(&f) {
+            Ok(r) => Some(r),
+            Err(e) => return reply(400, TEXT, &format!("invalid regex: {e}\n"), ""),
+        },
+        None => None,
+    };
+    match param(query, "format").as_deref() {
+        Some("json") => reply(
+            200,
+            JSON,
+            &render_json(&ctx.stats.store, filter.as_ref()),
+            "",
+        ),
+        Some("prometheus") => reply(200, PROM, &render_prometheus(&ctx.stats.store), ""),
+        None | Some("text") => reply(
+            200,
+            TEXT,
+            &render_text(&ctx.stats.store, filter.as_ref()),
+            "",
+        ),
+        Some(other) => reply(400, TEXT, &format!("unsupported format {other:?}\n"), ""),
+    }
+}
+
+fn duration_s(d: std::time::Duration) -> String {
+    format!("{}s", d.as_secs())
+}
+
+fn server_info(ctx: &Ctx, node: &(String, String), view: &View<'_>) -> String {
+    let o = view.opts;
+    let mut b = String::from("{\"version\":");
+    json_str(&mut b, &format!("baton/{}/RELEASE", crate::VERSION));
+    b.push_str(",\"state\":");
+    json_str(&mut b, ctx.stats.state().as_str());
+    b.push_str(",\"hot_restart_version\":");
+    json_str(&mut b, HOT_RESTART_VERSION);
+    b.push_str(",\"node\":{\"id\":");
+    json_str(&mut b, &node.0);
+    b.push_str(",\"cluster\":");
+    json_str(&mut b, &node.1);
+    b.push_str("},\"command_line_options\":{\"config_path\":");
+    json_str(
+        &mut b,
+        &o.config_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    );
+    b.push_str(",\"config_yaml\":");
+    json_str(&mut b, o.config_yaml.as_deref().unwrap_or(""));
+    b.push_str(",\"service_cluster\":");
+    json_str(&mut b, &o.service_cluster);
+    b.push_str(",\"service_node\":");
+    json_str(&mut b, &o.service_node);
+    let _ = write!(b, ",\"restart_epoch\":{},\"hot_restart_file\":", ctx.epoch);
+    json_str(
+        &mut b,
+        &o.hot_restart_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    );
+    b.push_str(",\"drain_time\":");
+    json_str(&mut b, &duration_s(o.drain_time));
+    b.push_str(",\"parent_shutdown_time\":");
+    json_str(
+        &mut b,
+        &o.parent_shutdown_time.map(duration_s).unwrap_or_default(),
+    );
+    b.push_str(",\"log_level\":");
+    json_str(&mut b, o.log_level.as_deref().unwrap_or("info"));
+    b.push_str(",\"mode\":");
+    json_str(
+        &mut b,
+        if o.mode == crate::cli::Mode::Validate {
+            "Validate"
+        } else {
+            "Serve"
+        },
+    );
+    b.push_str(",\"concurrency\":1,\"argv\":[");
+    for (i, a) in o.argv.iter().enumerate() {
+        if i > 0 {
+            b.push(',');
+        }
+        json_str(&mut b, a);
+    }
+    b.push_str("]},\"uptime_current_epoch\":");
+    json_str(&mut b, &duration_s(ctx.stats.uptime(ctx.now)));
+    b.push_str(",\"uptime_all_epochs\":");
+    json_str(&mut b, &duration_s(ctx.stats.uptime_all_epochs()));
+    b.push_str("}\n");
+    b
+}
+
+/// Envoy's text form `name::address`, or `?format=json` with `listener_statuses`.
+fn listeners(query: &str, view: &View<'_>) -> Reply {
+    if param(query, "format").as_deref() == Some("json") {
+        let mut b = String::from("{\"listener_statuses\":[");
+        for (i, (name, addr)) in view.bound.iter().enumerate() {
+            if i > 0 {
+                b.push(',');
+            }
+            b.push_str("{\"name\":");
+            json_str(&mut b, name);
+            if let Some(a) = addr {
+                b.push_str(",\"local_address\":{\"socket_address\":{\"address\":");
+                json_str(&mut b, &a.ip().to_string());
+                let _ = write!(b, ",\"port_value\":{}}}}}", a.port());
+            }
+            b.push('}');
+        }
+        b.push_str("]}\n");
+        return reply(200, JSON, &b, "");
+    }
+    let mut b = String::new();
+    for (name, addr) in &view.bound {
+        match addr {
+            Some(a) => {
+                let _ = writeln!(b, "{name}::{a}");
+            }
+            None => {
+                let _ = writeln!(b, "{name}::closed");
+            }
+        }
+    }
+    reply(200, TEXT, &b, "")
+}
+
+/// Envoy's `/clusters` text: cluster-level lines, then one line per host and counter.
+fn clusters(ctx: &Ctx) -> String {
+    let mut b = String::new();
+    for cl in &ctx.clusters {
+        let n = &cl.cfg.name;
+        let _ = writeln!(b, "{n}::observability_name::{n}");
+        let _ = writeln!(b, "{n}::added_via_api::false");
+        for h in &cl.hosts {
+            let a = h.addr;
+            let s = &h.stats;
+            // The configured name is only unambiguous for a single-endpoint cluster.
+            let host = match cl.cfg.endpoints.as_slice() {
+                [e] => e.host.as_str(),
+                _ => "",
+            };
+            for (k, v) in [
+                ("cx_active", s.cx_active.to_string()),
+                ("cx_connect_fail", s.cx_connect_fail.to_string()),
+                ("cx_total", s.cx_total.to_string()),
+                ("rq_active", h.active_rq.to_string()),
+                ("rq_error", s.rq_error.to_string()),
+                ("rq_success", s.rq_success.to_string()),
+                ("rq_timeout", s.rq_timeout.to_string()),
+                ("rq_total", s.rq_total.to_string()),
+                ("hostname", host.to_string()),
+                ("health_flags", "healthy".to_string()),
+                ("weight", "1".to_string()),
+            ] {
+                let _ = writeln!(b, "{n}::{a}::{k}::{v}");
+            }
+        }
+    }
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params_decode() {
+        assert_eq!(
+            param("format=json&filter=a%2Eb+c", "filter").as_deref(),
+            Some("a.b c")
+        );
+        assert_eq!(param("format=json", "format").as_deref(), Some("json"));
+        assert_eq!(param("usedonly", "usedonly").as_deref(), Some(""));
+        assert_eq!(param("", "filter"), None);
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%41"), "%zzA");
+    }
+}

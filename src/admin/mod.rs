@@ -1,0 +1,276 @@
+//! The admin interface (Envoy's `admin.address`), served on the proxy's own reactor. Requests
+//! are tiny and rare, so each connection reads one request, gets one response with
+//! `Connection: close`, and is closed: no keep-alive, no pipelining, no streaming.
+
+mod dump;
+mod handlers;
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry};
+
+use crate::cli::Options;
+use crate::config::Bootstrap;
+use crate::context::Ctx;
+use crate::reactor::Tok;
+use crate::util::Slab;
+
+pub use dump::config_dump;
+
+/// Envoy's `/hot_restart_version` answer: changes whenever two baton builds could not hand
+/// over to each other (the restart protocol's version).
+pub const HOT_RESTART_VERSION: &str = "baton.1";
+
+/// Largest admin request (head and body) we read.
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// What the proxy must do after an admin request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `POST /drain_listeners`: stop accepting; in-flight and idle connections carry on.
+    DrainListeners,
+    /// `POST /quitquitquit`: exit cleanly.
+    Quit,
+}
+
+/// What the admin shows that only the proxy knows.
+pub struct View<'a> {
+    pub opts: &'a Options,
+    /// Listener name and the address it is bound to (None once closed).
+    pub bound: Vec<(String, Option<SocketAddr>)>,
+}
+
+struct Conn {
+    stream: TcpStream,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    written: usize,
+    /// Action to report once the response is out.
+    then: Option<Action>,
+}
+
+/// The admin listener, its connections, and what it serves that never changes.
+pub struct Admin {
+    /// None while a hot-restart parent still holds the address (see `retry_bind`).
+    listener: Option<TcpListener>,
+    address: SocketAddr,
+    /// Bind with SO_REUSEPORT (hot restart: parent and child share the address for a while).
+    reuse_port: bool,
+    /// When the next bind attempt is due (one retry timer at a time).
+    pub next_retry: Option<std::time::Instant>,
+    conns: Slab<Conn>,
+    /// Envoy's `node` as shown by /server_info: CLI flags over the bootstrap's `node`.
+    node: (String, String),
+    config_dump: String,
+}
+
+impl Admin {
+    /// Binds and registers the admin listener; a busy port is a start-up error naming it.
+    pub fn start(
+        registry: &Registry,
+        b: &Bootstrap,
+        opts: &Options,
+    ) -> Result<Option<Admin>, String> {
+        let Some(cfg) = &b.admin else { return Ok(None) };
+        let reuse_port = opts.hot_restart_file.is_some();
+        let listener = match bind(registry, cfg.address, reuse_port) {
+            Ok(l) => Some(l),
+            // A hot-restart parent still serves the admin address: take it once it lets go.
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && opts.hot_restart_file.is_some() => {
+                log::warn!(
+                    "admin: {} is in use (by the parent?); retrying every second",
+                    cfg.address
+                );
+                None
+            }
+            Err(e) => {
+                return Err(format!(
+                    "admin: {}: {}",
+                    cfg.address,
+                    crate::server::io_cause(&e)
+                ))
+            }
+        };
+        let bn = b.node.clone().unwrap_or_default();
+        let pick = |cli: &str, cfg: String| if cli.is_empty() { cfg } else { cli.to_string() };
+        let node = (
+            pick(&opts.service_node, bn.id),
+            pick(&opts.service_cluster, bn.cluster),
+        );
+        if listener.is_some() {
+            log::info!("admin interface on {}", cfg.address);
+        }
+        Ok(Some(Admin {
+            listener,
+            address: cfg.address,
+            reuse_port,
+            next_retry: None,
+            conns: Slab::default(),
+            node,
+            config_dump: config_dump(b, opts),
+        }))
+    }
+
+    /// Whether a bind retry should run at `now` (still unbound, and no retry pending).
+    pub fn retry_due(&self, now: std::time::Instant) -> bool {
+        self.listener.is_none() && self.next_retry.is_none_or(|t| t <= now)
+    }
+
+    /// Binds the admin address if start-up could not; true once it is served.
+    pub fn retry_bind(&mut self, registry: &Registry) -> bool {
+        if self.listener.is_none() {
+            match bind(registry, self.address, self.reuse_port) {
+                Ok(l) => {
+                    log::info!("admin interface on {}", self.address);
+                    self.listener = Some(l);
+                }
+                Err(e) => log::debug!("admin: {}: {e}", self.address),
+            }
+        }
+        self.listener.is_some()
+    }
+
+    /// An event for `Tok::Admin(i)`. Returns what the proxy must do, if anything.
+    pub fn on_event(&mut self, i: usize, ctx: &mut Ctx, view: &View<'_>) -> Option<Action> {
+        if i == usize::MAX {
+            self.accept(ctx);
+            return None;
+        }
+        let done = match self.conns.get_mut(i) {
+            Some(c) => drive(c, ctx, self.node.clone(), &self.config_dump, view),
+            None => return None,
+        };
+        match done {
+            Ok(Some(action)) => {
+                self.close(i, ctx);
+                action
+            }
+            Ok(None) => None,
+            Err(e) => {
+                log::debug!("admin connection: {e}");
+                // The client left; what it asked for (quit, drain) still happens.
+                let then = self.conns.get(i).and_then(|c| c.then);
+                self.close(i, ctx);
+                then
+            }
+        }
+    }
+
+    fn accept(&mut self, ctx: &mut Ctx) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        loop {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    let id = self.conns.next_key();
+                    if let Err(e) = ctx.registry.register(
+                        &mut stream,
+                        Tok::Admin(id).token(),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        log::warn!("admin: cannot register a connection: {e}");
+                        continue;
+                    }
+                    self.conns.insert(Conn {
+                        stream,
+                        rbuf: Vec::new(),
+                        wbuf: Vec::new(),
+                        written: 0,
+                        then: None,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::warn!("admin: accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, i: usize, ctx: &mut Ctx) {
+        if let Some(mut c) = self.conns.remove(i) {
+            let _ = ctx.registry.deregister(&mut c.stream);
+        }
+    }
+}
+
+/// Binds the admin address. With hot restart, SO_REUSEPORT lets the new process listen on it
+/// while its parent still does (the kernel spreads admin connections over both until the
+/// parent exits), so the address is never unserved; the kernel allows that only between
+/// sockets of the same user.
+fn bind(registry: &Registry, addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let mut l = if reuse_port {
+        reuse_port_listener(addr)?
+    } else {
+        TcpListener::bind(addr)?
+    };
+    registry.register(&mut l, Tok::Admin(usize::MAX).token(), Interest::READABLE)?;
+    Ok(l)
+}
+
+fn reuse_port_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    use nix::sys::socket::{self, sockopt, AddressFamily, Backlog, SockFlag, SockType};
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket::socket(family, SockType::Stream, flags, None)?;
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    socket::setsockopt(&fd, sockopt::ReusePort, &true)?;
+    socket::bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &socket::SockaddrStorage::from(addr),
+    )?;
+    socket::listen(&fd, Backlog::new(128).unwrap_or(Backlog::MAXCONN))?;
+    Ok(TcpListener::from_std(std::net::TcpListener::from(fd)))
+}
+
+/// Reads the request, answers it, writes the answer. Ok(Some(action)) when the connection is
+/// finished (the inner action, if any, for the proxy).
+fn drive(
+    c: &mut Conn,
+    ctx: &mut Ctx,
+    node: (String, String),
+    dump: &str,
+    view: &View<'_>,
+) -> io::Result<Option<Option<Action>>> {
+    if c.wbuf.is_empty() {
+        let mut buf = [0u8; 4096];
+        loop {
+            match c.stream.read(&mut buf) {
+                Ok(0) => return Ok(Some(None)),
+                Ok(n) => {
+                    c.rbuf.extend_from_slice(&buf[..n]);
+                    if c.rbuf.len() > MAX_REQUEST {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let Some(resp) = handlers::request(&c.rbuf, ctx, &node, dump, view) else {
+            return Ok(None);
+        };
+        c.then = resp.action;
+        c.wbuf = resp.bytes;
+    }
+    while c.written < c.wbuf.len() {
+        match c.stream.write(&c.wbuf[c.written..]) {
+            Ok(0) => return Ok(Some(c.then)),
+            Ok(n) => c.written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(c.then))
+}

@@ -1,0 +1,199 @@
+//! Unit tests of the pure HTTP/1 codec (kept apart so codec.rs stays readable).
+use super::*;
+
+type Summary = (Framing, bool, Option<String>, String);
+
+fn req(raw: &str) -> Result<Option<Summary>, HeadError> {
+    let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    parse_request(raw.as_bytes(), &mut h).map(|o| {
+        o.map(|r| {
+            (
+                r.framing,
+                r.keep_alive,
+                r.host.map(String::from),
+                r.path.to_string(),
+            )
+        })
+    })
+}
+
+#[test]
+fn request_framing_and_keepalive() {
+    let r = req("GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().unwrap();
+    assert_eq!(r.0, Framing::None);
+    assert!(r.1);
+    let r = req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.0, Framing::Length(5));
+    assert!(!r.1);
+    let r = req("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+    assert!(!r.1);
+    let r = req("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert!(r.1);
+    let r = req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.0, Framing::Chunked);
+    assert!(req("GET / HTTP/1.1\r\nHost: a\r\n").unwrap().is_none());
+}
+
+#[test]
+fn absolute_form_uses_target_authority() {
+    let r = req("GET http://Example.com:8080/x?y HTTP/1.1\r\nHost: other\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.2.as_deref(), Some("Example.com:8080"));
+    assert_eq!(r.3, "/x?y");
+    let r = req("GET http://e.com HTTP/1.1\r\nHost: e.com\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.3, "/");
+}
+
+#[test]
+fn ambiguous_requests_are_rejected() {
+    let bad = [
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET x HTTP/1.1\r\nHost: a\r\n\r\n",
+        "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
+    ];
+    for b in bad {
+        assert!(req(b).is_err(), "accepted: {b:?}");
+    }
+    let e =
+        req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap_err();
+    assert_eq!(e.status(), 501);
+    // identical repeated lengths are fine (RFC 9110 §8.6)
+    let r = req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.0, Framing::Length(5));
+}
+
+#[test]
+fn too_many_headers_is_431() {
+    let mut s = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+    for i in 0..MAX_HEADERS + 1 {
+        s.push_str(&format!("x-{i}: v\r\n"));
+    }
+    s.push_str("\r\n");
+    assert_eq!(req(&s).unwrap_err().status(), 431);
+}
+
+#[test]
+fn response_framing() {
+    let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let r = parse_response(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+        &mut h,
+        false,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        (r.status, r.framing, r.keep_alive),
+        (200, Framing::Length(3), true)
+    );
+    let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let r = parse_response(b"HTTP/1.1 200 OK\r\n\r\n", &mut h, false)
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.framing, r.keep_alive), (Framing::UntilClose, false));
+    let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let r = parse_response(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+        &mut h,
+        true,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(r.framing, Framing::None);
+    let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let r = parse_response(b"HTTP/1.0 204 No Content\r\n\r\n", &mut h, false)
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.framing, r.keep_alive), (Framing::None, false));
+    let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let r = parse_response(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        &mut h,
+        false,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(r.framing, Framing::Chunked);
+}
+
+fn dechunk(input: &[u8]) -> Result<(Vec<u8>, usize, bool), ChunkError> {
+    let mut d = ChunkedDecoder::new();
+    let mut out = Vec::new();
+    let n = d.decode(input, usize::MAX, |b| out.extend_from_slice(b))?;
+    Ok((out, n, d.is_done()))
+}
+
+#[test]
+fn chunked_decoding() {
+    let (out, n, done) =
+        dechunk(b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\nNEXT").unwrap();
+    assert_eq!(out, b"hello world");
+    assert!(done);
+    assert_eq!(n, 40);
+    // byte at a time gives the same
+    let input = b"a\r\n0123456789\r\n0\r\n\r\n";
+    let mut d = ChunkedDecoder::new();
+    let mut out = Vec::new();
+    for b in input.iter() {
+        assert_eq!(
+            d.decode(std::slice::from_ref(b), usize::MAX, |x| out
+                .extend_from_slice(x))
+                .unwrap(),
+            1
+        );
+    }
+    assert!(d.is_done());
+    assert_eq!(out, b"0123456789");
+    for bad in [
+        &b"x\r\n"[..],
+        b"5\rhello",
+        b"5\r\nhelloXX",
+        b"ffffffffffffffffff\r\n",
+        b"\r\n",
+    ] {
+        assert!(dechunk(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn chunked_decoding_respects_max_data() {
+    let mut d = ChunkedDecoder::new();
+    let mut out = Vec::new();
+    let n = d
+        .decode(b"a\r\n0123456789\r\n0\r\n\r\n", 4, |x| {
+            out.extend_from_slice(x)
+        })
+        .unwrap();
+    assert_eq!(out, b"0123");
+    assert_eq!(n, 7);
+}
+
+#[test]
+fn chunk_encoding() {
+    let mut v = Vec::new();
+    encode_chunk(&mut v, b"hello world, this is 26 by");
+    assert_eq!(v, b"1a\r\nhello world, this is 26 by\r\n");
+}

@@ -1,0 +1,218 @@
+//! The data path's one door to stats and access logs: small hook calls at accept/close,
+//! request start/end, upstream connect/fail/close and DNS updates. Each hook is a few array
+//! writes through indices resolved at start-up; only a listener with an access log captures
+//! header values.
+
+use std::net::SocketAddr;
+
+use crate::access_log::{Captured, Flags, Rq, FLUSH_EVERY};
+use crate::context::Ctx;
+use crate::http::codec::RequestHead;
+use crate::reactor::TimerKey;
+use crate::stats::Stats;
+
+/// A client connection was accepted on listener `l`.
+#[inline]
+pub fn cx_open(ctx: &mut Ctx, l: usize) {
+    ctx.stats.cx_open(l);
+}
+
+/// A client connection on listener `l` closed.
+#[inline]
+pub fn cx_close(ctx: &mut Ctx, l: usize) {
+    ctx.stats.cx_close(l);
+}
+
+/// A client connection on listener `l` was handed to the new process: no longer active
+/// here, and not destroyed either.
+#[inline]
+pub fn cx_moved(ctx: &mut Ctx, l: usize) {
+    ctx.stats.cx_moved(l);
+}
+
+/// A request head was parsed (or rejected: `req` None): counts it and starts its record.
+pub fn begin(
+    ctx: &mut Ctx,
+    l: usize,
+    peer: SocketAddr,
+    minor: u8,
+    req: Option<&RequestHead<'_>>,
+) -> Rq {
+    if let Some(h) = ctx.stats.http.get(l).copied() {
+        ctx.stats.store.inc(h.downstream_rq_total);
+        ctx.stats.store.gauge_add(h.downstream_rq_active, 1);
+    }
+    let mut rq = Rq::new(ctx.now, l, peer, minor);
+    if let Some(slots) = ctx.access_logs.slots(l) {
+        let mut c = Captured::new(slots);
+        if let Some(req) = req {
+            for (i, name) in slots.req.iter().enumerate() {
+                match name.as_str() {
+                    ":method" => c.put(false, i, one(req.method)),
+                    ":path" => c.put(false, i, one(req.path)),
+                    ":authority" | "host" => c.put(false, i, req.host.into_iter().flat_map(one)),
+                    ":scheme" => c.put(false, i, one("http")),
+                    n => c.put(false, i, values(req.headers, n)),
+                }
+            }
+        }
+        rq.cap = Some(Box::new(c));
+    }
+    rq
+}
+
+fn one(v: &str) -> std::iter::Once<&[u8]> {
+    std::iter::once(v.as_bytes())
+}
+
+/// Every value of header `name`, in order.
+fn values<'a>(hdrs: &'a [httparse::Header<'a>], name: &'a str) -> impl Iterator<Item = &'a [u8]> {
+    hdrs.iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
+/// The upstream response head arrived: its status, and the headers a format prints.
+pub fn response_head(ctx: &Ctx, rq: &mut Rq, status: u16, hdrs: &[httparse::Header<'_>]) {
+    rq.status = status;
+    if let (Some(slots), Some(c)) = (ctx.access_logs.slots(rq.listener), rq.cap.as_mut()) {
+        for (i, name) in slots.resp.iter().enumerate() {
+            c.put(true, i, values(hdrs, name));
+        }
+    }
+}
+
+/// A request ends (response complete, failed, or the client left): stats by status class,
+/// per-host outcome, and the access-log line.
+pub fn end(ctx: &mut Ctx, mut rq: Rq) {
+    rq.end = Some(ctx.now);
+    let class = Stats::class(rq.status);
+    if let Some(h) = ctx.stats.http.get(rq.listener).copied() {
+        let st = &mut ctx.stats.store;
+        st.gauge_add(h.downstream_rq_active, -1);
+        if let Some(k) = class {
+            st.inc(h.downstream_rq_class[k]);
+        }
+        if rq.flags.has(Flags::NR) {
+            st.inc(h.no_route);
+        }
+    }
+    if let (Some(c), Some(addr)) = (rq.cluster, rq.upstream) {
+        if let (Some(cs), Some(k)) = (ctx.stats.clusters.get(c).copied(), class) {
+            if let Some(ctr) = k.checked_sub(1).and_then(|i| cs.upstream_rq_class.get(i)) {
+                ctx.stats.store.inc(*ctr);
+            }
+        }
+        if let Some(h) = ctx.clusters.get_mut(c).and_then(|cl| cl.host_mut(addr)) {
+            if rq.status >= 500 || rq.status == 0 {
+                h.stats.rq_error += 1;
+            } else {
+                h.stats.rq_success += 1;
+            }
+        }
+    }
+    if ctx.access_logs.slots(rq.listener).is_some() {
+        let name = rq
+            .cluster
+            .and_then(|c| ctx.clusters.get(c))
+            .map(|c| c.cfg.name.as_str());
+        if ctx.access_logs.log(&rq, name) && !ctx.access_logs.tick_armed {
+            ctx.access_logs.tick_armed = true;
+            ctx.timers.arm(ctx.now + FLUSH_EVERY, TimerKey::Tick);
+        }
+    }
+}
+
+/// The periodic tick: write buffered access-log lines.
+pub fn on_tick(ctx: &mut Ctx) {
+    ctx.access_logs.tick_armed = false;
+    ctx.access_logs.flush();
+}
+
+/// A request is sent to host `addr` of cluster `c`; `fresh` when it waits for a new
+/// connection (Envoy's pending request).
+pub fn upstream_rq(ctx: &mut Ctx, c: usize, addr: SocketAddr, fresh: bool) {
+    if let Some(cs) = ctx.stats.clusters.get(c).copied() {
+        ctx.stats.store.inc(cs.upstream_rq_total);
+        if fresh {
+            ctx.stats.store.inc(cs.upstream_rq_pending_total);
+        }
+    }
+    if let Some(h) = ctx.clusters.get_mut(c).and_then(|cl| cl.host_mut(addr)) {
+        h.stats.rq_total += 1;
+    }
+}
+
+/// The route timeout fired for a request to cluster `c`.
+pub fn upstream_rq_timeout(ctx: &mut Ctx, c: usize, addr: SocketAddr) {
+    if let Some(cs) = ctx.stats.clusters.get(c).copied() {
+        ctx.stats.store.inc(cs.upstream_rq_timeout);
+    }
+    if let Some(h) = ctx.clusters.get_mut(c).and_then(|cl| cl.host_mut(addr)) {
+        h.stats.rq_timeout += 1;
+    }
+}
+
+/// A new upstream connection to `addr` for cluster `c` was started.
+pub fn upstream_cx_open(ctx: &mut Ctx, c: usize, addr: SocketAddr) {
+    if let Some(cs) = ctx.stats.clusters.get(c).copied() {
+        ctx.stats.store.inc(cs.upstream_cx_total);
+        ctx.stats.store.gauge_add(cs.upstream_cx_active, 1);
+    }
+    if let Some(h) = ctx.clusters.get_mut(c).and_then(|cl| cl.host_mut(addr)) {
+        h.stats.cx_total += 1;
+        h.stats.cx_active += 1;
+    }
+}
+
+/// An upstream connection of cluster `c` closed.
+pub fn upstream_cx_close(ctx: &mut Ctx, c: usize, addr: SocketAddr) {
+    if let Some(cs) = ctx.stats.clusters.get(c).copied() {
+        ctx.stats.store.inc(cs.upstream_cx_destroy);
+        ctx.stats.store.gauge_add(cs.upstream_cx_active, -1);
+    }
+    if let Some(h) = ctx.clusters.get_mut(c).and_then(|cl| cl.host_mut(addr)) {
+        h.stats.cx_active -= 1;
+    }
+}
+
+/// Connecting to `addr` failed (refused, unreachable) or timed out.
+pub fn upstream_connect_fail(ctx: &mut Ctx, c: usize, addr: SocketAddr, timeout: bool) {
+    if let Some(cs) = ctx.stats.clusters.get(c).copied() {
+        ctx.stats.store.inc(cs.upstream_cx_connect_fail);
+        if timeout {
+            ctx.stats.store.inc(cs.upstream_cx_connect_timeout);
+        }
+    }
+    if let Some(h) = ctx.clusters.get_mut(c).and_then(|cl| cl.host_mut(addr)) {
+        h.stats.cx_connect_fail += 1;
+    }
+}
+
+/// A DNS query for cluster `c` was sent.
+pub fn dns_attempt(ctx: &mut Ctx, c: usize) {
+    if let Some(cs) = ctx.stats.clusters.get(c).copied() {
+        ctx.stats.store.inc(cs.update_attempt);
+    }
+}
+
+/// A DNS answer for cluster `c` arrived (ok: it resolved); membership follows its hosts.
+pub fn dns_result(ctx: &mut Ctx, c: usize, ok: bool) {
+    if let Some(cs) = ctx.stats.clusters.get(c).copied() {
+        ctx.stats.store.inc(if ok {
+            cs.update_success
+        } else {
+            cs.update_failure
+        });
+    }
+    membership(ctx, c);
+}
+
+/// Sets cluster `c`'s membership gauges from its hosts (all healthy: no health checking).
+pub fn membership(ctx: &mut Ctx, c: usize) {
+    let n = ctx.clusters.get(c).map_or(0, |cl| cl.hosts.len() as i64);
+    if let Some(cs) = ctx.stats.clusters.get(c).copied() {
+        ctx.stats.store.set(cs.membership_total, n);
+        ctx.stats.store.set(cs.membership_healthy, n);
+    }
+}

@@ -1,0 +1,184 @@
+//! Read-outs of a `Store` in the formats Envoy's admin serves: `name: value` text, JSON, and
+//! Prometheus text exposition.
+
+use std::fmt::Write;
+
+use super::{Kind, Store};
+
+/// Appends `s` as a JSON string literal.
+pub fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn keep(filter: Option<&regex::Regex>, name: &str) -> bool {
+    filter.is_none_or(|r| r.is_match(name))
+}
+
+/// Envoy's `/stats`: one `name: value` line per stat, sorted by name.
+pub fn render_text(s: &Store, filter: Option<&regex::Regex>) -> String {
+    let mut out = String::new();
+    for (name, _, v) in s.entries() {
+        if keep(filter, name) {
+            let _ = writeln!(out, "{name}: {v}");
+        }
+    }
+    out
+}
+
+/// Envoy's `/stats?format=json`: `{"stats":[{"name":..,"value":..},...]}`.
+pub fn render_json(s: &Store, filter: Option<&regex::Regex>) -> String {
+    let mut out = String::from("{\"stats\":[");
+    let mut first = true;
+    for (name, _, v) in s.entries() {
+        if !keep(filter, name) {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str("{\"name\":");
+        json_str(&mut out, name);
+        let _ = write!(out, ",\"value\":{v}}}");
+    }
+    out.push_str("]}\n");
+    out
+}
+
+/// Splits a stat name as Envoy's default tag extraction does for the scopes baton has:
+/// `cluster.<name>.x` → (`envoy_cluster_x`, `envoy_cluster_name`, name),
+/// `http.<prefix>.x` → (`envoy_http_x`, `envoy_http_conn_manager_prefix`, prefix),
+/// `listener.<address>.x` → (`envoy_listener_x`, `envoy_listener_address`, address),
+/// anything else → (`envoy_` + the name with every non-alphanumeric as `_`, no label).
+pub fn prometheus_name(name: &str) -> (String, Option<(&'static str, &str)>) {
+    let tag = match name.split_once('.') {
+        Some(("cluster", rest)) => Some(("envoy_cluster_name", "cluster", rest)),
+        Some(("http", rest)) => Some(("envoy_http_conn_manager_prefix", "http", rest)),
+        Some(("listener", rest)) => Some(("envoy_listener_address", "listener", rest)),
+        _ => None,
+    };
+    if let Some((label, scope, rest)) = tag {
+        if let Some((value, stat)) = rest.rsplit_once('.') {
+            return (
+                sanitize(&format!("envoy_{scope}_{stat}")),
+                Some((label, value)),
+            );
+        }
+    }
+    (sanitize(&format!("envoy_{name}")), None)
+}
+
+fn sanitize(n: &str) -> String {
+    n.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn label_value(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// One Prometheus sample: metric name, kind, label, value.
+type Row<'a> = (String, Kind, Option<(&'static str, &'a str)>, i128);
+
+/// Prometheus text exposition (version 0.0.4): one `# TYPE` line per metric family, then its
+/// samples, families sorted by name.
+pub fn render_prometheus(s: &Store) -> String {
+    let mut rows: Vec<Row<'_>> = s
+        .entries()
+        .into_iter()
+        .map(|(name, kind, v)| {
+            let (m, tag) = prometheus_name(name);
+            (m, kind, tag, v)
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
+    let mut out = String::new();
+    let mut last: Option<&str> = None;
+    for (m, kind, tag, v) in &rows {
+        if last != Some(m.as_str()) {
+            let t = match kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+            };
+            let _ = writeln!(out, "# TYPE {m} {t}");
+            last = Some(m.as_str());
+        }
+        out.push_str(m);
+        if let Some((label, value)) = tag {
+            let _ = write!(out, "{{{label}=\"");
+            label_value(&mut out, value);
+            out.push_str("\"}");
+        }
+        let _ = writeln!(out, " {v}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Import;
+
+    #[test]
+    fn formats() {
+        let mut s = Store::default();
+        let c = s.counter("cluster.a.b.upstream_rq_total");
+        s.add(c, 3);
+        s.counter("cluster.z.upstream_rq_total");
+        s.gauge("server.live", Import::Never);
+        s.counter("listener.0.0.0.0_10000.downstream_cx_total");
+        let t = render_text(&s, None);
+        assert_eq!(
+            t,
+            "cluster.a.b.upstream_rq_total: 3\ncluster.z.upstream_rq_total: 0\n\
+             listener.0.0.0.0_10000.downstream_cx_total: 0\nserver.live: 0\n"
+        );
+        let r = regex::Regex::new("live").unwrap();
+        assert_eq!(render_text(&s, Some(&r)), "server.live: 0\n");
+        assert_eq!(
+            render_json(&s, Some(&r)),
+            "{\"stats\":[{\"name\":\"server.live\",\"value\":0}]}\n"
+        );
+        let p = render_prometheus(&s);
+        assert!(p.contains(
+            "# TYPE envoy_cluster_upstream_rq_total counter\n\
+             envoy_cluster_upstream_rq_total{envoy_cluster_name=\"a.b\"} 3\n\
+             envoy_cluster_upstream_rq_total{envoy_cluster_name=\"z\"} 0\n"
+        ));
+        assert!(p.contains(
+            "envoy_listener_downstream_cx_total{envoy_listener_address=\"0.0.0.0_10000\"} 0\n"
+        ));
+        assert!(p.contains("# TYPE envoy_server_live gauge\nenvoy_server_live 0\n"));
+        let mut j = String::new();
+        json_str(&mut j, "a\"b\\\n\u{1}");
+        assert_eq!(j, "\"a\\\"b\\\\\\n\\u0001\"");
+    }
+}

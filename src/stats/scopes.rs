@@ -1,0 +1,358 @@
+//! The stats baton records, named as Envoy names them, resolved once to indices per listener,
+//! HTTP connection manager and cluster. The data path reaches them through `Ctx::stats` and
+//! records with one array write.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::{Counter, Gauge, Import, Store};
+
+/// Envoy's server state, as /server_info and /ready report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerState {
+    /// Started, waiting for the first DNS answers (or, in a hot restart, for the handover).
+    PreInitializing,
+    Live,
+    Draining,
+}
+
+impl ServerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerState::PreInitializing => "PRE_INITIALIZING",
+            ServerState::Live => "LIVE",
+            ServerState::Draining => "DRAINING",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ServerStats {
+    pub live: Gauge,
+    pub uptime: Gauge,
+    pub hot_restart_epoch: Gauge,
+    pub total_connections: Gauge,
+    pub parent_connections: Gauge,
+}
+
+/// `listener.<address>.*`
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerStats {
+    pub downstream_cx_total: Counter,
+    pub downstream_cx_active: Gauge,
+    pub downstream_cx_destroy: Counter,
+}
+
+/// `http.<stat_prefix>.*`
+#[derive(Debug, Clone, Copy)]
+pub struct HttpStats {
+    pub downstream_rq_total: Counter,
+    /// 1xx..5xx.
+    pub downstream_rq_class: [Counter; 5],
+    pub downstream_rq_active: Gauge,
+    pub downstream_cx_total: Counter,
+    pub downstream_cx_active: Gauge,
+    pub downstream_cx_http1_total: Counter,
+    pub rq_direct_response: Counter,
+    pub no_route: Counter,
+}
+
+/// `cluster.<name>.*`
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterStats {
+    pub upstream_cx_total: Counter,
+    pub upstream_cx_active: Gauge,
+    pub upstream_cx_connect_fail: Counter,
+    pub upstream_cx_connect_timeout: Counter,
+    pub upstream_cx_destroy: Counter,
+    pub upstream_rq_total: Counter,
+    /// 2xx..5xx (index 0 = 2xx).
+    pub upstream_rq_class: [Counter; 4],
+    pub upstream_rq_timeout: Counter,
+    pub upstream_rq_pending_total: Counter,
+    pub membership_healthy: Gauge,
+    pub membership_total: Gauge,
+    pub update_attempt: Counter,
+    pub update_success: Counter,
+    pub update_failure: Counter,
+    pub lb_healthy_panic: Counter,
+}
+
+/// Per-host counters shown by /clusters (Envoy keeps these outside /stats too). Kept on the
+/// host, so they follow it through DNS rebuilds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostStats {
+    pub cx_total: u64,
+    pub cx_active: i64,
+    pub cx_connect_fail: u64,
+    pub rq_total: u64,
+    pub rq_success: u64,
+    pub rq_error: u64,
+    pub rq_timeout: u64,
+}
+
+/// The registry plus the typed scopes and the process facts behind the `server.*` gauges.
+#[derive(Debug)]
+pub struct Stats {
+    pub store: Store,
+    pub server: ServerStats,
+    /// Indexed like `Ctx::listeners`.
+    pub listeners: Vec<ListenerStats>,
+    /// Indexed like `Ctx::listeners` (one HCM per listener).
+    pub http: Vec<HttpStats>,
+    /// Indexed like `Ctx::clusters`.
+    pub clusters: Vec<ClusterStats>,
+    state: ServerState,
+    started: Instant,
+    /// When epoch 0 started, for uptime_all_epochs.
+    first_started: SystemTime,
+    /// Set by `POST /healthcheck/fail`: /ready answers 503 until `/healthcheck/ok`.
+    pub healthcheck_failed: bool,
+}
+
+/// Envoy writes a listener's address into its stat names with `:` as `_`:
+/// `listener.0.0.0.0_10000.`, `listener.[__1]_10000.`.
+pub fn listener_scope(addr: SocketAddr) -> String {
+    format!("listener.{}", addr.to_string().replace(':', "_"))
+}
+
+fn classes<const N: usize>(s: &mut Store, scope: &str, stem: &str, first: usize) -> [Counter; N] {
+    std::array::from_fn(|i| s.counter(&format!("{scope}.{stem}_{}xx", i + first)))
+}
+
+impl Stats {
+    /// Registers every stat for these listeners (address, HCM stat_prefix) and clusters.
+    pub fn new(listeners: &[(SocketAddr, &str)], clusters: &[&str]) -> Stats {
+        let mut s = Store::default();
+        let server = ServerStats {
+            live: s.gauge("server.live", Import::Never),
+            uptime: s.gauge("server.uptime", Import::Never),
+            hot_restart_epoch: s.gauge("server.hot_restart_epoch", Import::Never),
+            total_connections: s.gauge("server.total_connections", Import::Never),
+            parent_connections: s.gauge("server.parent_connections", Import::Never),
+        };
+        let mut ls = Vec::new();
+        let mut hs = Vec::new();
+        for (addr, prefix) in listeners {
+            let l = listener_scope(*addr);
+            ls.push(ListenerStats {
+                downstream_cx_total: s.counter(&format!("{l}.downstream_cx_total")),
+                downstream_cx_active: s
+                    .gauge(&format!("{l}.downstream_cx_active"), Import::Accumulate),
+                downstream_cx_destroy: s.counter(&format!("{l}.downstream_cx_destroy")),
+            });
+            let h = format!("http.{prefix}");
+            hs.push(HttpStats {
+                downstream_rq_total: s.counter(&format!("{h}.downstream_rq_total")),
+                downstream_rq_class: classes(&mut s, &h, "downstream_rq", 1),
+                downstream_rq_active: s
+                    .gauge(&format!("{h}.downstream_rq_active"), Import::Accumulate),
+                downstream_cx_total: s.counter(&format!("{h}.downstream_cx_total")),
+                downstream_cx_active: s
+                    .gauge(&format!("{h}.downstream_cx_active"), Import::Accumulate),
+                downstream_cx_http1_total: s.counter(&format!("{h}.downstream_cx_http1_total")),
+                rq_direct_response: s.counter(&format!("{h}.rq_direct_response")),
+                no_route: s.counter(&format!("{h}.no_route")),
+            });
+        }
+        let cs = clusters
+            .iter()
+            .map(|name| {
+                let c = format!("cluster.{name}");
+                let mut ctr = |n: &str| s.counter(&format!("{c}.{n}"));
+                let upstream_cx_total = ctr("upstream_cx_total");
+                let upstream_cx_connect_fail = ctr("upstream_cx_connect_fail");
+                let upstream_cx_connect_timeout = ctr("upstream_cx_connect_timeout");
+                let upstream_cx_destroy = ctr("upstream_cx_destroy");
+                let upstream_rq_total = ctr("upstream_rq_total");
+                let upstream_rq_timeout = ctr("upstream_rq_timeout");
+                let upstream_rq_pending_total = ctr("upstream_rq_pending_total");
+                let update_attempt = ctr("update_attempt");
+                let update_success = ctr("update_success");
+                let update_failure = ctr("update_failure");
+                let lb_healthy_panic = ctr("lb_healthy_panic");
+                ClusterStats {
+                    upstream_cx_total,
+                    upstream_cx_active: s
+                        .gauge(&format!("{c}.upstream_cx_active"), Import::Accumulate),
+                    upstream_cx_connect_fail,
+                    upstream_cx_connect_timeout,
+                    upstream_cx_destroy,
+                    upstream_rq_total,
+                    upstream_rq_class: classes(&mut s, &c, "upstream_rq", 2),
+                    upstream_rq_timeout,
+                    upstream_rq_pending_total,
+                    // Membership is this process's view of DNS: never imported.
+                    membership_healthy: s.gauge(&format!("{c}.membership_healthy"), Import::Never),
+                    membership_total: s.gauge(&format!("{c}.membership_total"), Import::Never),
+                    update_attempt,
+                    update_success,
+                    update_failure,
+                    lb_healthy_panic,
+                }
+            })
+            .collect();
+        Stats {
+            store: s,
+            server,
+            listeners: ls,
+            http: hs,
+            clusters: cs,
+            state: ServerState::PreInitializing,
+            started: Instant::now(),
+            first_started: SystemTime::now(),
+            healthcheck_failed: false,
+        }
+    }
+
+    /// The state as reported (/ready, /server_info, server.live): Envoy reports DRAINING
+    /// while health checks are failed by `/healthcheck/fail`.
+    pub fn state(&self) -> ServerState {
+        match self.state {
+            ServerState::Live if self.healthcheck_failed => ServerState::Draining,
+            s => s,
+        }
+    }
+
+    /// The hot-restart driver and the drain call this; `server.live` follows.
+    pub fn set_state(&mut self, st: ServerState) {
+        self.state = st;
+    }
+
+    /// A hot-restarted process: when epoch 0 started (the parent's value), so
+    /// `uptime_all_epochs` spans every generation.
+    pub fn set_first_started(&mut self, first_started: SystemTime) {
+        self.first_started = first_started;
+    }
+
+    /// When epoch 0 started (to hand to the next generation).
+    pub fn first_started(&self) -> SystemTime {
+        self.first_started
+    }
+
+    /// The parent's live connection count (`server.parent_connections`); 0 once it is gone.
+    pub fn set_parent_connections(&mut self, n: i64) {
+        let g = self.server.parent_connections;
+        self.store.set(g, n);
+    }
+
+    pub fn uptime(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started)
+    }
+
+    pub fn uptime_all_epochs(&self) -> Duration {
+        SystemTime::now()
+            .duration_since(self.first_started)
+            .unwrap_or_default()
+    }
+
+    /// Brings the derived `server.*` gauges up to date; called before any read-out.
+    pub fn refresh(&mut self, now: Instant, epoch: u32) {
+        let own: i64 = self
+            .listeners
+            .iter()
+            .map(|l| self.store.gauge_value(l.downstream_cx_active))
+            .sum();
+        let sv = self.server;
+        let parent = self.store.gauge_value(sv.parent_connections);
+        let live = i64::from(self.state() == ServerState::Live);
+        let up = self.uptime(now).as_secs() as i64;
+        self.store.set(sv.total_connections, own + parent);
+        self.store.set(sv.live, live);
+        self.store.set(sv.uptime, up);
+        self.store.set(sv.hot_restart_epoch, i64::from(epoch));
+    }
+
+    /// A client connection was accepted on listener `l`.
+    #[inline]
+    pub fn cx_open(&mut self, l: usize) {
+        if let (Some(ls), Some(hs)) = (self.listeners.get(l).copied(), self.http.get(l).copied()) {
+            let st = &mut self.store;
+            st.inc(ls.downstream_cx_total);
+            st.gauge_add(ls.downstream_cx_active, 1);
+            st.inc(hs.downstream_cx_total);
+            st.inc(hs.downstream_cx_http1_total);
+            st.gauge_add(hs.downstream_cx_active, 1);
+        }
+    }
+
+    /// A client connection on listener `l` closed.
+    #[inline]
+    pub fn cx_close(&mut self, l: usize) {
+        if let (Some(ls), Some(hs)) = (self.listeners.get(l).copied(), self.http.get(l).copied()) {
+            let st = &mut self.store;
+            st.inc(ls.downstream_cx_destroy);
+            st.gauge_add(ls.downstream_cx_active, -1);
+            st.gauge_add(hs.downstream_cx_active, -1);
+        }
+    }
+
+    /// A direct_response route answered on listener `l`.
+    pub fn direct_response(&mut self, l: usize) {
+        if let Some(h) = self.http.get(l).copied() {
+            self.store.inc(h.rq_direct_response);
+        }
+    }
+
+    /// A client connection on listener `l` moved to the new process.
+    pub fn cx_moved(&mut self, l: usize) {
+        if let (Some(ls), Some(hs)) = (self.listeners.get(l).copied(), self.http.get(l).copied()) {
+            self.store.gauge_add(ls.downstream_cx_active, -1);
+            self.store.gauge_add(hs.downstream_cx_active, -1);
+        }
+    }
+
+    /// Status class index 0..=4 for 1xx..5xx; None for anything else (0 = no response).
+    pub fn class(status: u16) -> Option<usize> {
+        match status {
+            100..=599 => Some(status as usize / 100 - 1),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envoy_names_are_registered() {
+        let a: SocketAddr = "0.0.0.0:10000".parse().unwrap();
+        let b: SocketAddr = "[::1]:80".parse().unwrap();
+        let mut s = Stats::new(
+            &[(a, "ingress_http"), (b, "ingress_http")],
+            &["some_service"],
+        );
+        s.cx_open(0);
+        s.cx_open(1);
+        s.cx_close(1);
+        s.set_state(ServerState::Live);
+        s.refresh(Instant::now(), 0);
+        let g = |n: &str| s.store.get(n).unwrap_or_else(|| panic!("{n} missing"));
+        assert_eq!(g("listener.0.0.0.0_10000.downstream_cx_total"), 1);
+        assert_eq!(g("listener.[__1]_80.downstream_cx_destroy"), 1);
+        assert_eq!(g("http.ingress_http.downstream_cx_total"), 2);
+        assert_eq!(g("http.ingress_http.downstream_cx_active"), 1);
+        assert_eq!(g("server.total_connections"), 1);
+        assert_eq!(g("server.live"), 1);
+        for n in [
+            "downstream_rq_1xx",
+            "downstream_rq_5xx",
+            "no_route",
+            "rq_direct_response",
+        ] {
+            g(&format!("http.ingress_http.{n}"));
+        }
+        for n in [
+            "upstream_rq_2xx",
+            "upstream_rq_5xx",
+            "membership_total",
+            "update_failure",
+            "lb_healthy_panic",
+        ] {
+            g(&format!("cluster.some_service.{n}"));
+        }
+        assert_eq!(Stats::class(204), Some(1));
+        assert_eq!(Stats::class(0), None);
+    }
+}
