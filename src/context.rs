@@ -23,6 +23,9 @@ pub struct ListenerRt {
     pub router: Router,
 }
 
+/// Most connects in flight to one upstream address (see `Ctx::connecting`).
+pub const MAX_CONNECTING: usize = 64;
+
 pub struct Ctx {
     pub registry: mio::Registry,
     pub pool: BufPool,
@@ -32,6 +35,15 @@ pub struct Ctx {
     pub idle: Slab<UpConn>,
     /// Owner of each upstream connection's token (`Tok::Up(slot)`).
     pub up_owner: Slab<UpOwner>,
+    /// Connects in flight per upstream address, bounded by `MAX_CONNECTING`: a burst of new
+    /// clients must not turn into a SYN flood that overflows the upstream's accept backlog
+    /// (each overflowed SYN costs a 1 s retransmit, longer than typical connect timeouts).
+    pub connecting: FastMap<SocketAddr, usize>,
+    /// Sessions (index, generation) waiting for a connection to an address, oldest first.
+    pub waiters: FastMap<SocketAddr, std::collections::VecDeque<(usize, u64)>>,
+    /// Addresses where a connect slot or a pooled connection just became free; the reactor
+    /// wakes one waiter per entry.
+    pub freed: Vec<SocketAddr>,
     /// Idle connections per upstream address, most recently used last.
     pub idle_by_addr: FastMap<SocketAddr, Vec<usize>>,
     pub timers: Timers,
@@ -73,6 +85,9 @@ impl Ctx {
             listeners,
             idle: Slab::default(),
             up_owner: Slab::default(),
+            connecting: FastMap::default(),
+            waiters: FastMap::default(),
+            freed: Vec::new(),
             idle_by_addr: FastMap::default(),
             timers: Timers::default(),
             rng: Rng::from_entropy(),
@@ -82,6 +97,29 @@ impl Ctx {
             epoch: 0,
             date: String::new(),
             date_secs: u64::MAX,
+        }
+    }
+
+    /// Whether another connect to `addr` may start now.
+    pub fn may_connect(&self, addr: SocketAddr) -> bool {
+        self.connecting.get(&addr).copied().unwrap_or(0) < MAX_CONNECTING
+    }
+
+    /// A connect to `addr` finished (either way): free its slot for a waiter.
+    pub fn connect_done(&mut self, addr: SocketAddr) {
+        if let Some(n) = self.connecting.get_mut(&addr) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.connecting.remove(&addr);
+            }
+        }
+        self.note_freed(addr);
+    }
+
+    /// Something a waiter for `addr` can use became free.
+    pub fn note_freed(&mut self, addr: SocketAddr) {
+        if self.waiters.get(&addr).is_some_and(|w| !w.is_empty()) {
+            self.freed.push(addr);
         }
     }
 

@@ -300,6 +300,37 @@ impl Proxy {
         self.drive(id);
     }
 
+    /// One waiting exchange per freed connect slot or pooled connection gets to go (oldest
+    /// first); one that still finds nothing goes back to the head of the line.
+    fn wake_waiters(&mut self) {
+        while let Some(addr) = self.ctx.freed.pop() {
+            loop {
+                let next = self.ctx.waiters.get_mut(&addr).and_then(|q| q.pop_front());
+                if self.ctx.waiters.get(&addr).is_some_and(|q| q.is_empty()) {
+                    self.ctx.waiters.remove(&addr);
+                }
+                let Some((id, gen)) = next else { break };
+                let queued = |p: &Proxy| {
+                    p.sessions.get(id).is_some_and(|s| {
+                        s.gen == gen && s.ex.as_ref().is_some_and(|e| e.is_queued())
+                    })
+                };
+                if !queued(self) {
+                    continue; // gone or timed out meanwhile
+                }
+                self.drive(id);
+                if queued(self) {
+                    self.ctx
+                        .waiters
+                        .entry(addr)
+                        .or_default()
+                        .push_front((id, gen));
+                }
+                break;
+            }
+        }
+    }
+
     /// Removes a finished session: closed, or queued for handover to the successor.
     fn retire(&mut self, id: usize) {
         if let Some(s) = self.sessions.remove(id) {
@@ -520,6 +551,7 @@ impl Proxy {
             while let Some((at, key)) = self.ctx.timers.pop_due(self.ctx.now) {
                 self.on_timer(at, key);
             }
+            self.wake_waiters();
             if !self.moving.is_empty() {
                 self.hr_send_connections();
             }

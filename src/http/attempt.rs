@@ -68,8 +68,17 @@ fn launch(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<()> {
     ex.rq.upstream = Some(addr);
     let mut up = match take_idle(ctx, addr, s.id) {
         Some(c) => c,
+        None if !ctx.may_connect(addr) => {
+            ex.queued = true;
+            ctx.waiters
+                .entry(addr)
+                .or_default()
+                .push_back((s.id, s.gen));
+            return Ok(());
+        }
         None => UpConn::connect(ctx, cluster, addr, s.id)?,
     };
+    ex.queued = false;
     observe::upstream_rq(ctx, cluster, addr, !up.reused);
     up.wbuf.extend(&mut ctx.pool, &ex.head);
     if let Some(body) = ex.replay.as_deref() {
@@ -83,6 +92,25 @@ fn launch(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<()> {
     }
     s.up = Some(up);
     Ok(())
+}
+
+/// A queued exchange was woken (or driven): launch it if a pooled connection or a connect slot
+/// is free now. `None`: still waiting (it stays queued).
+pub(super) fn relaunch_queued(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Option<Flow> {
+    let addr = ex.target.map(|(_, a)| a)?;
+    let free = ctx.idle_by_addr.get(&addr).is_some_and(|v| !v.is_empty()) || ctx.may_connect(addr);
+    if !free {
+        return None;
+    }
+    ex.queued = false;
+    Some(match launch(s, ctx, ex) {
+        Ok(()) if ex.queued => Flow::Running(false),
+        Ok(()) => Flow::Running(true),
+        Err(e) => {
+            log::debug!("session {}: connect failed at once: {e}", s.id);
+            upstream_failure(s, ctx, ex, Failure::ConnectFailed)
+        }
+    })
 }
 
 /// Turns an upstream failure into Envoy's answer: a retry when the route's policy allows one,

@@ -70,6 +70,9 @@ pub struct Exchange {
     pub(super) connect_timeout: Duration,
     pub(super) limit: usize,
     pub(super) retried: bool,
+    /// Waiting for a connection to its host: every connect slot was busy (see
+    /// `Ctx::connecting`); woken when a connect finishes or a connection returns to the pool.
+    pub(super) queued: bool,
     /// Whether the client connection stays open after this exchange (decided at response head).
     pub(super) keep: bool,
     /// The matched route's (virtual host, route) indices.
@@ -96,6 +99,11 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// Waiting for a connect slot or a pooled connection to its host.
+    pub fn is_queued(&self) -> bool {
+        self.queued
+    }
+
     pub fn deadline(&self) -> Option<Instant> {
         // The session arms timers lazily, so an idle deadline moving with activity is cheap.
         let idle_at = self.idle.map(|t| self.last_activity + t);
@@ -336,6 +344,7 @@ fn new_exchange(
         connect_timeout,
         limit: limit.max(CHUNK),
         retried: false,
+        queued: false,
         keep: meta.keep_alive,
         route: f.map(|f| f.route),
         resp_edits: Vec::new(),

@@ -54,6 +54,13 @@ pub fn pump(s: &mut Session, ctx: &mut Ctx) -> io::Result<bool> {
 }
 
 fn pump_inner(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<Flow> {
+    if ex.queued {
+        // Waiting for a connection: leave the client's bytes (body included) where they are.
+        if let Some(flow) = super::attempt::relaunch_queued(s, ctx, ex) {
+            return Ok(flow);
+        }
+        return Ok(Flow::Running(false));
+    }
     if ex.backoff_at.is_some() {
         // Between attempts: no upstream to feed, so leave the client's bytes where they are.
         return Ok(Flow::Running(false));
@@ -105,6 +112,8 @@ fn pump_attempt(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result
     if !up.connected && (up.writable || up.readable) {
         match up.check_connected() {
             Ok(true) => {
+                let addr = up.addr;
+                ctx.connect_done(addr);
                 ex.connect_at = None;
                 progress = true;
             }

@@ -79,6 +79,7 @@ impl UpConn {
             return Err(e);
         }
         observe::upstream_cx_open(ctx, cluster, addr);
+        *ctx.connecting.entry(addr).or_insert(0) += 1;
         Ok(UpConn {
             stream,
             addr,
@@ -121,6 +122,9 @@ impl UpConn {
 
     /// Deregisters and drops the connection (close, never shutdown: see design.md).
     pub fn close(mut self, ctx: &mut Ctx) {
+        if !self.connected {
+            ctx.connect_done(self.addr);
+        }
         observe::upstream_cx_close(ctx, self.cluster, self.addr);
         ctx.up_owner.remove(self.slot);
         let _ = ctx.registry.deregister(&mut self.stream);
@@ -160,6 +164,7 @@ pub fn put_idle(ctx: &mut Ctx, mut c: UpConn) {
         *o = UpOwner::Idle(idx);
     }
     ctx.idle_by_addr.entry(addr).or_default().push(idx);
+    ctx.note_freed(addr);
 }
 
 /// An idle connection became readable: the upstream closed it or sent junk. Either way it is
