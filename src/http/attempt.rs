@@ -69,6 +69,7 @@ fn launch(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> io::Result<()> {
     let mut up = match take_idle(ctx, addr, s.id) {
         Some(c) => c,
         None if !ctx.may_connect(addr) => {
+            log::debug!("session {}: waiting for a connection to {addr}", s.id);
             ex.queued = true;
             ctx.waiters
                 .entry(addr)
