@@ -121,7 +121,8 @@ impl Rng {
                 j += 1;
             }
         }
-        out.iter().map(|&c| c as char).collect()
+        // Hex digits and dashes only, so this never fails.
+        String::from_utf8(out.to_vec()).unwrap_or_default()
     }
 }
 
@@ -167,6 +168,43 @@ pub fn push_dec(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&tmp[i..]);
+}
+
+/// Appends `n` in decimal, zero-padded to `width` digits, to a `String` (access-log lines).
+pub fn push_num(out: &mut String, n: u64, width: usize) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    const ZEROS: &str = "00000000000000000000";
+    let pad = width.saturating_sub(tmp.len() - i).min(ZEROS.len());
+    out.push_str(&ZEROS[..pad]);
+    // ASCII digits only, so this never fails.
+    out.push_str(std::str::from_utf8(&tmp[i..]).unwrap_or("0"));
+}
+
+/// Appends `ip:port` (`[v6]:port`) to a `String` without the formatter for IPv4.
+pub fn push_socket_addr(out: &mut String, a: std::net::SocketAddr) {
+    match a {
+        std::net::SocketAddr::V4(v4) => {
+            for (i, o) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_num(out, u64::from(o), 0);
+            }
+            out.push(':');
+            push_num(out, u64::from(v4.port()), 0);
+        }
+        std::net::SocketAddr::V6(_) => out.push_str(&a.to_string()),
+    }
 }
 
 /// Appends `n` in lower-case hex (chunk sizes).
@@ -270,6 +308,21 @@ mod tests {
             let mut v = Vec::new();
             push_ip(&mut v, ip);
             assert_eq!(v, ip.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn string_writers_match_std() {
+        for (n, w) in [(0u64, 0usize), (7, 3), (1234, 2), (5, 9)] {
+            let mut s = String::new();
+            push_num(&mut s, n, w);
+            assert_eq!(s, format!("{n:0w$}"));
+        }
+        for a in ["127.0.0.1:80", "10.1.2.3:65535", "[::1]:8080"] {
+            let a: std::net::SocketAddr = a.parse().unwrap();
+            let mut s = String::new();
+            push_socket_addr(&mut s, a);
+            assert_eq!(s, a.to_string());
         }
     }
 

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::record::{Captured, Rq};
-use crate::util::civil_from_days;
+use crate::util::{civil_from_days, push_num, push_socket_addr};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Op {
@@ -110,17 +110,28 @@ impl Format {
 
     /// Appends one rendered line (the format supplies its own newline, as Envoy's does).
     pub fn render(&self, out: &mut Vec<u8>, rq: &Rq, cluster_name: Option<&str>) {
-        let mut v = String::new();
+        // One scratch string per thread: no allocation per logged line.
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut v) => self.render_with(out, rq, cluster_name, &mut v),
+            Err(_) => self.render_with(out, rq, cluster_name, &mut String::new()),
+        });
+    }
+
+    fn render_with(&self, out: &mut Vec<u8>, rq: &Rq, cluster_name: Option<&str>, v: &mut String) {
+        let v: &mut String = v;
         for p in &self.pieces {
             match p {
                 Piece::Lit(s) => out.extend_from_slice(s.as_bytes()),
                 Piece::Op(op, max) => {
                     v.clear();
-                    value(&mut v, op, rq, cluster_name);
+                    value(v, op, rq, cluster_name);
                     if v.is_empty() {
                         v.push('-');
                     }
-                    let end = max.map_or(v.len(), |m| floor_char(&v, m));
+                    let end = max.map_or(v.len(), |m| floor_char(v, m));
                     out.extend_from_slice(&v.as_bytes()[..end]);
                 }
             }
@@ -158,28 +169,18 @@ fn value(v: &mut String, op: &Op, rq: &Rq, cluster_name: Option<&str>) {
         } else {
             "HTTP/1.1"
         }),
-        Op::ResponseCode => {
-            let _ = write!(v, "{}", rq.status);
-        }
+        Op::ResponseCode => push_num(v, u64::from(rq.status), 0),
         Op::ResponseFlags => rq.flags.write(v),
-        Op::BytesReceived => {
-            let _ = write!(v, "{}", rq.bytes_rx);
-        }
-        Op::BytesSent => {
-            let _ = write!(v, "{}", rq.bytes_tx);
-        }
-        Op::Duration => {
-            let _ = write!(v, "{}", rq.duration_ms());
-        }
+        Op::BytesReceived => push_num(v, rq.bytes_rx, 0),
+        Op::BytesSent => push_num(v, rq.bytes_tx, 0),
+        Op::Duration => push_num(v, u64::try_from(rq.duration_ms()).unwrap_or(u64::MAX), 0),
         Op::UpstreamHost => {
             if let Some(a) = rq.upstream {
-                let _ = write!(v, "{a}");
+                push_socket_addr(v, a);
             }
         }
         Op::UpstreamCluster => v.push_str(cluster_name.unwrap_or("")),
-        Op::DownstreamRemote => {
-            let _ = write!(v, "{}", rq.peer);
-        }
+        Op::DownstreamRemote => push_socket_addr(v, rq.peer),
         Op::DownstreamRemoteNoPort => {
             let _ = write!(v, "{}", rq.peer.ip());
         }
@@ -197,11 +198,21 @@ fn start_time(v: &mut String, t: SystemTime, fmt: Option<&str>) {
     let rem = secs % 86_400;
     let (h, mi, s) = (rem / 3600, (rem / 60) % 60, rem % 60);
     let Some(f) = fmt else {
-        let _ = write!(
-            v,
-            "{y:04}-{mo:02}-{da:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
-            nanos / 1_000_000
-        );
+        // Envoy's default, written digit by digit: this runs for every logged request.
+        push_num(v, y.max(0) as u64, 4);
+        for (sep, n) in [
+            ('-', u64::from(mo)),
+            ('-', u64::from(da)),
+            ('T', h),
+            (':', mi),
+            (':', s),
+        ] {
+            v.push(sep);
+            push_num(v, n, 2);
+        }
+        v.push('.');
+        push_num(v, u64::from(nanos / 1_000_000), 3);
+        v.push('Z');
         return;
     };
     let mut it = f.char_indices().peekable();
