@@ -130,6 +130,13 @@ pub struct FileAccessLog {
     pub log_format: Option<SubstitutionFormatString>,
 }
 
+/// `StdoutAccessLog` / `StderrAccessLog`: a format, no path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamAccessLog {
+    pub log_format: Option<SubstitutionFormatString>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubstitutionFormatString {

@@ -132,6 +132,19 @@ const ROUTER_NAMES: &[&str] = &["envoy.filters.http.router", "envoy.router"];
 const ROUTER_TYPE: &str = "envoy.extensions.filters.http.router.v3.Router";
 const FILE_LOG_NAMES: &[&str] = &["envoy.access_loggers.file", "envoy.file_access_log"];
 const FILE_LOG_TYPE: &str = "envoy.extensions.access_loggers.file.v3.FileAccessLog";
+/// Envoy's stream loggers, written as files at /dev/stdout and /dev/stderr.
+const STREAM_LOGS: &[(&str, &str, &str)] = &[
+    (
+        "envoy.access_loggers.stdout",
+        "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+        "/dev/stdout",
+    ),
+    (
+        "envoy.access_loggers.stderr",
+        "envoy.extensions.access_loggers.stream.v3.StderrAccessLog",
+        "/dev/stderr",
+    ),
+];
 
 const PROTOCOLS: &[EnumEntry<()>] = &[("TCP", 0, Some(())), ("UDP", 1, None)];
 
@@ -432,20 +445,35 @@ fn http_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(), Confi
 }
 
 fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, ConfigError> {
-    if !FILE_LOG_NAMES.contains(&a.name.as_str()) {
+    let stream = STREAM_LOGS.iter().find(|(n, _, _)| *n == a.name);
+    if !FILE_LOG_NAMES.contains(&a.name.as_str()) && stream.is_none() {
         return Err(err(
             format!("{path}.name"),
             format!(
-                "unknown access logger \"{}\" (supported: {})",
-                a.name, FILE_LOG_NAMES[0]
+                "unknown access logger \"{}\" (supported: {}, {}, {})",
+                a.name, FILE_LOG_NAMES[0], STREAM_LOGS[0].0, STREAM_LOGS[1].0
             ),
         ));
     }
     no_filter(a, path)?;
     let tpath = format!("{path}.typed_config");
-    let payload = typed_payload(&a.typed_config, &tpath, FILE_LOG_TYPE)?
-        .ok_or_else(|| err(&tpath, "required field is missing"))?;
-    let f: raw::FileAccessLog = from_value(&payload, &tpath)?;
+    let type_name = stream.map_or(FILE_LOG_TYPE, |(_, t, _)| *t);
+    let payload = typed_payload(&a.typed_config, &tpath, type_name)?;
+    let f: raw::FileAccessLog = match (stream, payload) {
+        (Some((_, _, dev)), payload) => {
+            let s: raw::StreamAccessLog = match payload {
+                Some(p) => from_value(&p, &tpath)?,
+                None => raw::StreamAccessLog { log_format: None },
+            };
+            raw::FileAccessLog {
+                path: dev.to_string(),
+                format: None,
+                log_format: s.log_format,
+            }
+        }
+        (None, Some(p)) => from_value(&p, &tpath)?,
+        (None, None) => return Err(err(&tpath, "required field is missing")),
+    };
     if f.path.is_empty() {
         return Err(err(format!("{tpath}.path"), "must not be empty"));
     }
