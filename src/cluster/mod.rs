@@ -15,6 +15,10 @@ pub struct HostRt {
     pub addr: SocketAddr,
     pub active_rq: u32,
     pub stats: HostStats,
+    /// `load_balancing_weight` of the endpoint this address came from.
+    pub weight: u32,
+    /// Smooth weighted round robin state (only used when weights differ).
+    current: i64,
 }
 
 #[derive(Debug)]
@@ -26,6 +30,8 @@ pub struct ClusterRt {
     /// Endpoints with a query in flight, so refreshes never pile up behind a slow resolver.
     pub pending: Vec<bool>,
     rr: usize,
+    /// Hosts have different weights: use the weighted variants of the policies.
+    weighted: bool,
 }
 
 /// Keeps the addresses `family` allows, in the order it prefers.
@@ -62,6 +68,7 @@ impl ClusterRt {
             pending: vec![false; n],
             hosts: Vec::new(),
             rr: 0,
+            weighted: false,
             cfg,
         };
         for (i, ep) in c.cfg.endpoints.iter().enumerate() {
@@ -109,33 +116,41 @@ impl ClusterRt {
     }
 
     fn rebuild(&mut self) {
-        let mut addrs: Vec<SocketAddr> = match self.cfg.discovery {
+        let weight_of = |ep: usize| self.cfg.endpoints.get(ep).map_or(1, |e| e.weight);
+        let mut addrs: Vec<(SocketAddr, u32)> = match self.cfg.discovery {
             // One logical host: the first address of the (single) endpoint's answer.
             DiscoveryType::LogicalDns => self
                 .resolved
                 .first()
                 .and_then(|a| a.first())
-                .copied()
+                .map(|&a| (a, weight_of(0)))
                 .into_iter()
                 .collect(),
-            DiscoveryType::StrictDns | DiscoveryType::Static => {
-                self.resolved.iter().flatten().copied().collect()
-            }
+            DiscoveryType::StrictDns | DiscoveryType::Static => self
+                .resolved
+                .iter()
+                .enumerate()
+                .flat_map(|(ep, list)| list.iter().map(move |&a| (a, ep)))
+                .map(|(a, ep)| (a, weight_of(ep)))
+                .collect(),
         };
         let mut seen = std::collections::HashSet::new();
-        addrs.retain(|a| seen.insert(*a));
+        addrs.retain(|(a, _)| seen.insert(*a));
         let old = std::mem::take(&mut self.hosts);
         self.hosts = addrs
             .into_iter()
-            .map(|addr| {
+            .map(|(addr, weight)| {
                 let prev = old.iter().find(|h| h.addr == addr);
                 HostRt {
                     addr,
                     active_rq: prev.map_or(0, |h| h.active_rq),
                     stats: prev.map(|h| h.stats).unwrap_or_default(),
+                    weight: weight.max(1),
+                    current: 0,
                 }
             })
             .collect();
+        self.weighted = self.hosts.windows(2).any(|w| w[0].weight != w[1].weight);
     }
 
     /// Picks a host by the cluster's policy; `None` when the cluster has no host.
@@ -144,17 +159,47 @@ impl ClusterRt {
         if n == 0 {
             return None;
         }
-        Some(match self.cfg.lb_policy {
-            LbPolicy::RoundRobin => {
+        Some(match (self.cfg.lb_policy, self.weighted) {
+            (LbPolicy::RoundRobin, false) => {
                 self.rr = self.rr.wrapping_add(1);
                 self.rr % n
             }
-            LbPolicy::Random => rng.below(n as u64) as usize,
-            // Power of two choices, Envoy's default for LEAST_REQUEST.
-            LbPolicy::LeastRequest => {
+            // Smooth weighted round robin: spreads each host's share evenly over the cycle.
+            (LbPolicy::RoundRobin, true) => {
+                let total: i64 = self.hosts.iter().map(|h| i64::from(h.weight)).sum();
+                for h in self.hosts.iter_mut() {
+                    h.current += i64::from(h.weight);
+                }
+                let best = (0..n)
+                    .max_by_key(|&i| (self.hosts[i].current, std::cmp::Reverse(i)))
+                    .unwrap_or(0);
+                self.hosts[best].current -= total;
+                best
+            }
+            (LbPolicy::Random, false) => rng.below(n as u64) as usize,
+            (LbPolicy::Random, true) => {
+                let total: u64 = self.hosts.iter().map(|h| u64::from(h.weight)).sum();
+                let mut r = rng.below(total);
+                let mut pick = n - 1;
+                for (i, h) in self.hosts.iter().enumerate() {
+                    if r < u64::from(h.weight) {
+                        pick = i;
+                        break;
+                    }
+                    r -= u64::from(h.weight);
+                }
+                pick
+            }
+            // Power of two choices, Envoy's default for LEAST_REQUEST; with weights the host
+            // with the larger weight / (active + 1) wins, as Envoy's weighted variant does.
+            (LbPolicy::LeastRequest, _) => {
                 let a = rng.below(n as u64) as usize;
                 let b = rng.below(n as u64) as usize;
-                if self.hosts[b].active_rq < self.hosts[a].active_rq {
+                let (ha, hb) = (&self.hosts[a], &self.hosts[b]);
+                let score = |h: &HostRt, other: &HostRt| {
+                    u64::from(h.weight) * (u64::from(other.active_rq) + 1)
+                };
+                if score(hb, ha) > score(ha, hb) {
                     b
                 } else {
                     a
@@ -206,6 +251,7 @@ mod tests {
                 .map(|(h, p)| EndpointAddr {
                     host: h.to_string(),
                     port: *p,
+                    weight: 1,
                 })
                 .collect(),
             per_connection_buffer_limit_bytes: 1 << 20,
@@ -263,6 +309,27 @@ mod tests {
         // b is never worse than a under power-of-two choices once a is loaded.
         let picks: Vec<usize> = (0..50).filter_map(|_| c.pick(&mut rng)).collect();
         assert!(picks.iter().filter(|&&i| c.hosts[i].addr == b).count() > 25);
+    }
+
+    #[test]
+    fn weights_share_traffic_in_proportion() {
+        let mut c = cluster(
+            DiscoveryType::Static,
+            LbPolicy::RoundRobin,
+            &[("127.0.0.1", 1), ("127.0.0.1", 2)],
+        );
+        c.cfg.endpoints[0].weight = 3;
+        c.rebuild();
+        let mut rng = Rng::from_entropy();
+        let picks: Vec<usize> = (0..8).filter_map(|_| c.pick(&mut rng)).collect();
+        // Smooth WRR over weights 3:1 gives 6 and 2 of every 8, never 3 of host 2 in a row.
+        assert_eq!(picks.iter().filter(|&&i| i == 0).count(), 6);
+        c.cfg.lb_policy = LbPolicy::Random;
+        let n0 = (0..4000).filter(|_| c.pick(&mut rng) == Some(0)).count();
+        assert!(
+            (2700..3300).contains(&n0),
+            "random 3:1 gave {n0} of 4000 to host 1"
+        );
     }
 
     #[test]

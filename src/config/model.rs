@@ -416,6 +416,8 @@ pub enum DnsLookupFamily {
 pub struct EndpointAddr {
     pub host: String,
     pub port: u16,
+    /// `load_balancing_weight`, default 1; every address the endpoint resolves to gets it.
+    pub weight: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

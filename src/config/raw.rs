@@ -417,6 +417,8 @@ pub struct LocalityLbEndpoints {
 #[serde(deny_unknown_fields)]
 pub struct LbEndpoint {
     pub endpoint: Endpoint,
+    /// Relative share of the cluster's traffic (Envoy: 1..=2^32-1, default 1).
+    pub load_balancing_weight: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

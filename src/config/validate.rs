@@ -565,7 +565,16 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
                             format!("a STATIC cluster needs IP addresses, got \"{host}\" (use STRICT_DNS or LOGICAL_DNS)"),
                         ));
                     }
-                    eps.push(EndpointAddr { host, port });
+                    let weight = lb.load_balancing_weight.unwrap_or(1);
+                    if weight == 0 {
+                        return Err(err(
+                            format!(
+                                "{lpath}.endpoints[{i}].lb_endpoints[{j}].load_balancing_weight"
+                            ),
+                            "must be at least 1",
+                        ));
+                    }
+                    eps.push(EndpointAddr { host, port, weight });
                 }
             }
             (la.cluster_name, eps)

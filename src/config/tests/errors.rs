@@ -441,8 +441,13 @@ fn header_mutation_errors() {
 fn access_log_errors() {
     let al = hcm("access_log");
     assert_eq!(
-        err_with(&[(&al, "[{name: envoy.access_loggers.stdout}]")]),
-        format!("{al}[0].name: unknown access logger \"envoy.access_loggers.stdout\" (supported: envoy.access_loggers.file)")
+        err_with(&[(&al, "[{name: envoy.access_loggers.open_telemetry}]")]),
+        format!("{al}[0].name: unknown access logger \"envoy.access_loggers.open_telemetry\" (supported: envoy.access_loggers.file, envoy.access_loggers.stdout, envoy.access_loggers.stderr)")
+    );
+    let stdout = "{name: envoy.access_loggers.stdout, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog}}";
+    assert_eq!(
+        err_with(&[(&al, &format!("[{stdout}]"))]),
+        format!("{al}[0].typed_config.@type: unknown type \"type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\" (expected type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog)")
     );
     let file = "{name: envoy.access_loggers.file, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /tmp/a.log, log_format: {json_format: {a: b}}}}";
     assert_eq!(
@@ -490,4 +495,15 @@ fn document_level_errors() {
         .to_string(),
         "admin.address.socket_address.port_value: 99999 out of range"
     );
+}
+
+#[test]
+fn stream_loggers_and_endpoint_weights_load() {
+    let al = hcm("access_log");
+    let b = ok_with(&[(&al, "[{name: envoy.access_loggers.stderr}]")]);
+    assert_eq!(b.listeners[0].hcm.access_log[0].path, "/dev/stderr");
+    let lb = "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].load_balancing_weight";
+    let b = ok_with(&[(lb, "7")]);
+    assert_eq!(b.clusters[0].endpoints[0].weight, 7);
+    assert_eq!(err_with(&[(lb, "0")]), format!("{lb}: must be at least 1"));
 }

@@ -71,6 +71,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             endpoints: vec![EndpointAddr {
                 host: "127.0.0.1".into(),
                 port,
+                weight: 1,
             }],
             per_connection_buffer_limit_bytes: 1 << 20,
             load_assignment_cluster_name: cluster.into(),
@@ -156,7 +157,8 @@ fn cluster_defaults_and_enum_numbers() {
         c.endpoints,
         vec![EndpointAddr {
             host: "localhost".into(),
-            port: 8081
+            port: 8081,
+            weight: 1,
         }]
     );
 }
