@@ -4,7 +4,7 @@ use super::*;
 type Summary = (Framing, bool, Option<String>, String);
 
 fn req(raw: &str) -> Result<Option<Summary>, HeadError> {
-    let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut h = crate::http::codec::header_slots();
     parse_request(raw.as_bytes(), &mut h).map(|o| {
         o.map(|r| {
             (
@@ -97,7 +97,7 @@ fn too_many_headers_is_431() {
 
 #[test]
 fn response_framing() {
-    let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut h = crate::http::codec::header_slots();
     let r = parse_response(
         b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
         &mut h,
@@ -109,12 +109,12 @@ fn response_framing() {
         (r.status, r.framing, r.keep_alive),
         (200, Framing::Length(3), true)
     );
-    let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut h = crate::http::codec::header_slots();
     let r = parse_response(b"HTTP/1.1 200 OK\r\n\r\n", &mut h, false)
         .unwrap()
         .unwrap();
     assert_eq!((r.framing, r.keep_alive), (Framing::UntilClose, false));
-    let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut h = crate::http::codec::header_slots();
     let r = parse_response(
         b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
         &mut h,
@@ -123,12 +123,12 @@ fn response_framing() {
     .unwrap()
     .unwrap();
     assert_eq!(r.framing, Framing::None);
-    let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut h = crate::http::codec::header_slots();
     let r = parse_response(b"HTTP/1.0 204 No Content\r\n\r\n", &mut h, false)
         .unwrap()
         .unwrap();
     assert_eq!((r.framing, r.keep_alive), (Framing::None, false));
-    let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut h = crate::http::codec::header_slots();
     let r = parse_response(
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
         &mut h,

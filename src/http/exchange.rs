@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::buf::{Buf, BufPool, CHUNK};
-use super::codec::{parse_request, ChunkedDecoder, Framing, HeadError, MAX_HEADERS};
+use super::codec::{parse_request, ChunkedDecoder, Framing, HeadError};
 use super::downstream::{Phase, Session};
 use super::local::write_local_reply;
 use super::request::{decide, Decision, Forward, LocalDecision};
@@ -211,7 +211,7 @@ pub(super) fn routed_reply(
 
 /// Tries to parse and start the next request from `s.rbuf`. Returns whether anything happened.
 pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
-    let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut hdrs = crate::http::codec::header_slots();
     let parsed = parse_request(s.rbuf.data(), &mut hdrs);
     let (meta, decision, mut rq) = match parsed {
         Ok(None) => {

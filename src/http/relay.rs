@@ -8,7 +8,7 @@ use super::attempt::{abort_client, upstream_failure, Failure};
 use super::buf::{Buf, ReadOutcome, CHUNK};
 use super::codec::{
     is_hop_by_hop, named_in_connection, parse_response, put_header, Framing, ResponseHead,
-    LAST_CHUNK, MAX_HEADERS,
+    LAST_CHUNK,
 };
 use super::downstream::{Phase, Session};
 use super::exchange::{local_reply, put_chunk, BodyIn, Exchange, OutMode, Response};
@@ -269,7 +269,7 @@ fn response_head(s: &mut Session, ctx: &mut Ctx, ex: &mut Exchange) -> Result<bo
         return Ok(false);
     };
     loop {
-        let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut hdrs = crate::http::codec::header_slots();
         let parsed = parse_response(up.rbuf.data(), &mut hdrs, ex.is_head);
         let r = match parsed {
             Ok(None) => {

@@ -145,10 +145,10 @@ fn query_matches(ms: &[QueryParameterMatcher], path: &str) -> bool {
 mod tests {
     use super::*;
     use crate::config::Regex;
-    use crate::http::codec::{parse_request, MAX_HEADERS};
+    use crate::http::codec::parse_request;
 
     fn with_req(raw: &str, f: impl FnOnce(&RequestHead<'_>)) {
-        let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut h = crate::http::codec::header_slots();
         let r = parse_request(raw.as_bytes(), &mut h).unwrap().unwrap();
         f(&r)
     }

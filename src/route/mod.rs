@@ -163,7 +163,7 @@ mod tests {
     use crate::config::{
         ClusterSpec, ForwardAction, HeaderMutations, PathMatch, RouteAction, RouteMatch,
     };
-    use crate::http::codec::{parse_request, MAX_HEADERS};
+    use crate::http::codec::parse_request;
 
     /// A prefix route to `cluster` with nothing else set (shared with `edits` tests).
     pub(crate) fn route(prefix: &str, cluster: usize) -> Route {
@@ -240,7 +240,7 @@ mod tests {
             most_specific_header_mutations_wins: false,
         });
         let found = |raw: &str| {
-            let mut h = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut h = crate::http::codec::header_slots();
             let req = parse_request(raw.as_bytes(), &mut h).unwrap().unwrap();
             r.route(&req).is_some()
         };
