@@ -190,21 +190,18 @@ pub fn push_num(out: &mut String, n: u64, width: usize) {
     out.push_str(std::str::from_utf8(&tmp[i..]).unwrap_or("0"));
 }
 
-/// Appends `ip:port` (`[v6]:port`) to a `String` without the formatter for IPv4.
-pub fn push_socket_addr(out: &mut String, a: std::net::SocketAddr) {
-    match a {
-        std::net::SocketAddr::V4(v4) => {
-            for (i, o) in v4.ip().octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                push_num(out, u64::from(o), 0);
-            }
-            out.push(':');
-            push_num(out, u64::from(v4.port()), 0);
-        }
-        std::net::SocketAddr::V6(_) => out.push_str(&a.to_string()),
+/// Appends `n` in decimal, zero-padded to `width` digits (timestamps).
+pub fn push_dec_padded(out: &mut Vec<u8>, n: u64, width: usize) {
+    let mut digits = 1;
+    let mut m = n;
+    while m >= 10 {
+        m /= 10;
+        digits += 1;
     }
+    for _ in digits..width {
+        out.push(b'0');
+    }
+    push_dec(out, n);
 }
 
 /// Appends `n` in lower-case hex (chunk sizes).
@@ -318,11 +315,10 @@ mod tests {
             push_num(&mut s, n, w);
             assert_eq!(s, format!("{n:0w$}"));
         }
-        for a in ["127.0.0.1:80", "10.1.2.3:65535", "[::1]:8080"] {
-            let a: std::net::SocketAddr = a.parse().unwrap();
-            let mut s = String::new();
-            push_socket_addr(&mut s, a);
-            assert_eq!(s, a.to_string());
+        for (n, w) in [(0u64, 4usize), (7, 2), (2026, 4), (123, 2)] {
+            let mut v = Vec::new();
+            push_dec_padded(&mut v, n, w);
+            assert_eq!(v, format!("{n:0w$}").as_bytes());
         }
     }
 

@@ -4,11 +4,10 @@
 
 use crate::config::format::Token;
 
-use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::record::{Captured, Rq};
-use crate::util::{civil_from_days, push_num, push_socket_addr};
+use crate::util::{civil_from_days, push_dec, push_dec_padded, push_ip, push_num};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Op {
@@ -121,31 +120,29 @@ impl Format {
     }
 
     fn render_with(&self, out: &mut Vec<u8>, rq: &Rq, cluster_name: Option<&str>, v: &mut String) {
-        let v: &mut String = v;
         for p in &self.pieces {
             match p {
                 Piece::Lit(s) => out.extend_from_slice(s.as_bytes()),
                 Piece::Op(op, max) => {
-                    v.clear();
-                    value(v, op, rq, cluster_name);
-                    if v.is_empty() {
-                        v.push('-');
+                    // Values go straight into the line; the scratch string serves only the
+                    // rare operators that are built as text first.
+                    let start = out.len();
+                    value(out, v, op, rq, cluster_name);
+                    if out.len() == start {
+                        out.push(b'-');
                     }
-                    let end = max.map_or(v.len(), |m| floor_char(v, m));
-                    out.extend_from_slice(&v.as_bytes()[..end]);
+                    if let Some(m) = *max {
+                        let mut end = (start + m).min(out.len());
+                        // Back off to a UTF-8 character boundary.
+                        while end > start && end < out.len() && out[end] & 0xC0 == 0x80 {
+                            end -= 1;
+                        }
+                        out.truncate(end);
+                    }
                 }
             }
         }
     }
-}
-
-/// The largest char boundary at or below `i`.
-fn floor_char(s: &str, i: usize) -> usize {
-    let mut i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 fn header<'a>(cap: Option<&'a Captured>, resp: bool, slots: &[usize]) -> Option<&'a str> {
@@ -155,40 +152,82 @@ fn header<'a>(cap: Option<&'a Captured>, resp: bool, slots: &[usize]) -> Option<
         .find_map(|&i| if resp { c.resp(i) } else { c.req(i) })
 }
 
-fn value(v: &mut String, op: &Op, rq: &Rq, cluster_name: Option<&str>) {
+fn push_addr(out: &mut Vec<u8>, a: std::net::SocketAddr) {
+    match a {
+        std::net::SocketAddr::V4(v4) => {
+            push_ip(out, std::net::IpAddr::V4(*v4.ip()));
+            out.push(b':');
+            push_dec(out, u64::from(v4.port()));
+        }
+        std::net::SocketAddr::V6(_) => out.extend_from_slice(a.to_string().as_bytes()),
+    }
+}
+
+fn value(out: &mut Vec<u8>, v: &mut String, op: &Op, rq: &Rq, cluster_name: Option<&str>) {
     let cap: Option<&Captured> = rq.cap.as_deref();
     match op {
         Op::StartTime(f) => {
             let t = cap.map_or(SystemTime::now(), |c| c.start_wall);
-            start_time(v, t, f.as_deref());
-        }
-        Op::Req(s) => v.push_str(header(cap, false, s).unwrap_or("")),
-        Op::Resp(s) => v.push_str(header(cap, true, s).unwrap_or("")),
-        Op::Protocol => v.push_str(if rq.minor == 0 {
-            "HTTP/1.0"
-        } else {
-            "HTTP/1.1"
-        }),
-        Op::ResponseCode => push_num(v, u64::from(rq.status), 0),
-        Op::ResponseFlags => rq.flags.write(v),
-        Op::BytesReceived => push_num(v, rq.bytes_rx, 0),
-        Op::BytesSent => push_num(v, rq.bytes_tx, 0),
-        Op::Duration => push_num(v, u64::try_from(rq.duration_ms()).unwrap_or(u64::MAX), 0),
-        Op::UpstreamHost => {
-            if let Some(a) = rq.upstream {
-                push_socket_addr(v, a);
+            match f {
+                None => default_start_time(out, t),
+                Some(f) => {
+                    v.clear();
+                    start_time(v, t, Some(f));
+                    out.extend_from_slice(v.as_bytes());
+                }
             }
         }
-        Op::UpstreamCluster => v.push_str(cluster_name.unwrap_or("")),
-        Op::DownstreamRemote => push_socket_addr(v, rq.peer),
-        Op::DownstreamRemoteNoPort => {
-            let _ = write!(v, "{}", rq.peer.ip());
+        Op::Req(s) => out.extend_from_slice(header(cap, false, s).unwrap_or("").as_bytes()),
+        Op::Resp(s) => out.extend_from_slice(header(cap, true, s).unwrap_or("").as_bytes()),
+        Op::Protocol => out.extend_from_slice(if rq.minor == 0 {
+            b"HTTP/1.0"
+        } else {
+            b"HTTP/1.1"
+        }),
+        Op::ResponseCode => push_dec(out, u64::from(rq.status)),
+        Op::ResponseFlags => {
+            v.clear();
+            rq.flags.write(v);
+            out.extend_from_slice(v.as_bytes());
         }
+        Op::BytesReceived => push_dec(out, rq.bytes_rx),
+        Op::BytesSent => push_dec(out, rq.bytes_tx),
+        Op::Duration => push_dec(out, u64::try_from(rq.duration_ms()).unwrap_or(u64::MAX)),
+        Op::UpstreamHost => {
+            if let Some(a) = rq.upstream {
+                push_addr(out, a);
+            }
+        }
+        Op::UpstreamCluster => out.extend_from_slice(cluster_name.unwrap_or("").as_bytes()),
+        Op::DownstreamRemote => push_addr(out, rq.peer),
+        Op::DownstreamRemoteNoPort => push_ip(out, rq.peer.ip()),
         Op::Unknown => {}
     }
 }
 
-/// Envoy's default `2024-05-01T12:00:00.123Z`, or a strftime subset: %Y %m %d %H %M %S %s
+/// Envoy's default `2024-05-01T12:00:00.123Z`, digit by digit: it is on every logged line.
+fn default_start_time(out: &mut Vec<u8>, t: SystemTime) {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (y, mo, da) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    push_dec_padded(out, y.max(0) as u64, 4);
+    for (sep, n) in [
+        (b'-', u64::from(mo)),
+        (b'-', u64::from(da)),
+        (b'T', rem / 3600),
+        (b':', (rem / 60) % 60),
+        (b':', rem % 60),
+    ] {
+        out.push(sep);
+        push_dec_padded(out, n, 2);
+    }
+    out.push(b'.');
+    push_dec_padded(out, u64::from(d.subsec_millis()), 3);
+    out.push(b'Z');
+}
+
+/// A strftime subset for `%START_TIME(...)%` (None falls back to Envoy's default): %Y %m %d %H %M %S %s
 /// %f/%3f/%6f/%9f (fraction), %E3S (seconds.millis), %z (+0000), %Z (UTC), %%.
 fn start_time(v: &mut String, t: SystemTime, fmt: Option<&str>) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
