@@ -84,8 +84,14 @@ nginx_pid_is_new() {
     p=$(cat "$WORK/nginx/nginx.pid" 2>/dev/null) || return 1
     [[ $p =~ ^[0-9]+$ && $p != "$1" ]]
 }
+nginx_oldbin_gone() { [[ ! -e "$WORK/nginx/nginx.pid.oldbin" ]]; }
 restart_nginx-upgrade() {
     local old=$CURRENT
+    # nginx ignores USR2 while the previous old master still drains (long downloads keep it):
+    # wait for it, as an operator must, so every upgrade really happens.
+    if ! wait_for 30 nginx_oldbin_gone; then
+        echo "nginx binary upgrade: the previous master is still draining after 30 s" >&2
+    fi
     kill -USR2 "$old"
     if ! wait_for 10 nginx_pid_is_new "$old"; then
         echo "nginx binary upgrade: no new master; log:" >&2
