@@ -155,67 +155,48 @@ impl std::hash::Hasher for FastHasher {
 /// `HashMap` with [`FastHasher`].
 pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
 
-/// Appends `n` in decimal (no allocation, no formatter).
-pub fn push_dec(out: &mut Vec<u8>, mut n: u64) {
+/// `n`'s digits in `radix` (10 or 16), right-aligned in a stack buffer: (buffer, first index).
+fn digits(mut n: u64, radix: u64) -> ([u8; 20], usize) {
     let mut tmp = [0u8; 20];
     let mut i = tmp.len();
     loop {
         i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
+        tmp[i] = HEX[(n % radix) as usize];
+        n /= radix;
         if n == 0 {
-            break;
+            return (tmp, i);
         }
+    }
+}
+
+/// Appends `n` in decimal (no allocation, no formatter).
+pub fn push_dec(out: &mut Vec<u8>, n: u64) {
+    let (tmp, i) = digits(n, 10);
+    out.extend_from_slice(&tmp[i..]);
+}
+
+/// Appends `n` in decimal, zero-padded to `width` digits (timestamps).
+pub fn push_dec_padded(out: &mut Vec<u8>, n: u64, width: usize) {
+    let (tmp, i) = digits(n, 10);
+    for _ in (tmp.len() - i)..width {
+        out.push(b'0');
     }
     out.extend_from_slice(&tmp[i..]);
 }
 
 /// Appends `n` in decimal, zero-padded to `width` digits, to a `String` (access-log lines).
 pub fn push_num(out: &mut String, n: u64, width: usize) {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+    let (tmp, i) = digits(n, 10);
+    for _ in (tmp.len() - i)..width {
+        out.push('0');
     }
-    const ZEROS: &str = "00000000000000000000";
-    let pad = width.saturating_sub(tmp.len() - i).min(ZEROS.len());
-    out.push_str(&ZEROS[..pad]);
     // ASCII digits only, so this never fails.
     out.push_str(std::str::from_utf8(&tmp[i..]).unwrap_or("0"));
 }
 
-/// Appends `n` in decimal, zero-padded to `width` digits (timestamps).
-pub fn push_dec_padded(out: &mut Vec<u8>, n: u64, width: usize) {
-    let mut digits = 1;
-    let mut m = n;
-    while m >= 10 {
-        m /= 10;
-        digits += 1;
-    }
-    for _ in digits..width {
-        out.push(b'0');
-    }
-    push_dec(out, n);
-}
-
 /// Appends `n` in lower-case hex (chunk sizes).
-pub fn push_hex(out: &mut Vec<u8>, mut n: u64) {
-    let mut tmp = [0u8; 16];
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = HEX[(n & 0xf) as usize];
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
-    }
+pub fn push_hex(out: &mut Vec<u8>, n: u64) {
+    let (tmp, i) = digits(n, 16);
     out.extend_from_slice(&tmp[i..]);
 }
 
