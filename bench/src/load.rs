@@ -157,15 +157,23 @@ struct Conn {
     reader: Reader<TcpStream>,
 }
 
-fn connect(o: &LoadOpts) -> io::Result<Conn> {
-    let stream = TcpStream::connect_timeout(&o.target, o.timeout)?;
+/// A client connection as every load tool opens it: no Nagle, bounded reads and writes, and a
+/// strict response reader on a clone of the socket.
+pub fn open_conn(
+    target: &SocketAddr,
+    timeout: Duration,
+) -> io::Result<(TcpStream, Reader<TcpStream>)> {
+    let stream = TcpStream::connect_timeout(target, timeout)?;
     stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(o.timeout))?;
-    stream.set_write_timeout(Some(o.timeout))?;
-    Ok(Conn {
-        reader: Reader::new(stream.try_clone()?),
-        stream,
-    })
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let reader = Reader::new(stream.try_clone()?);
+    Ok((stream, reader))
+}
+
+fn connect(o: &LoadOpts) -> io::Result<Conn> {
+    let (stream, reader) = open_conn(&o.target, o.timeout)?;
+    Ok(Conn { reader, stream })
 }
 
 /// Sends one request on `conn` and classifies the outcome. Returns whether the connection can

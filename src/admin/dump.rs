@@ -266,6 +266,7 @@ fn cluster(w: &mut W, c: &Cluster) {
         w.open(Some("endpoint"), '{');
         socket_address(w, &e.host, e.port);
         w.close('}');
+        w.n("load_balancing_weight", e.weight);
         w.close('}');
     }
     w.close(']');

@@ -149,12 +149,9 @@ struct Conn {
 }
 
 fn connect(o: &Opts) -> io::Result<Conn> {
-    let stream = TcpStream::connect_timeout(&o.target, o.timeout)?;
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(o.timeout))?;
-    stream.set_write_timeout(Some(o.timeout))?;
+    let (stream, reader) = baton_bench::load::open_conn(&o.target, o.timeout)?;
     Ok(Conn {
-        reader: Reader::new(stream.try_clone()?),
+        reader,
         stream,
         used: 0,
     })
