@@ -63,8 +63,6 @@ pub enum TimerKey {
     Session(usize, u64),
     /// DNS refresh of one cluster.
     Dns(usize),
-    /// End of the drain period.
-    Drain,
     /// Periodic housekeeping (date header cache, access-log flush).
     Tick,
     /// Hot-restart protocol deadlines.
@@ -129,13 +127,13 @@ mod tests {
     fn timers_pop_in_deadline_order() {
         let now = Instant::now();
         let mut t = Timers::default();
-        t.arm(now + Duration::from_secs(2), TimerKey::Drain);
+        t.arm(now + Duration::from_secs(2), TimerKey::Tick);
         t.arm(now + Duration::from_secs(1), TimerKey::Dns(0));
         assert_eq!(t.next(), Some(now + Duration::from_secs(1)));
         assert!(t.pop_due(now).is_none());
         let later = now + Duration::from_secs(3);
         assert_eq!(t.pop_due(later).map(|e| e.1), Some(TimerKey::Dns(0)));
-        assert_eq!(t.pop_due(later).map(|e| e.1), Some(TimerKey::Drain));
+        assert_eq!(t.pop_due(later).map(|e| e.1), Some(TimerKey::Tick));
         assert!(t.is_empty());
     }
 }

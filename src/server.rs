@@ -472,7 +472,6 @@ impl Proxy {
             TimerKey::Dns(c) => {
                 self.refresh_dns(c);
             }
-            TimerKey::Drain => {}
             TimerKey::Tick => {
                 observe::on_tick(&mut self.ctx);
                 self.admin_retry();

@@ -249,7 +249,6 @@ impl Proxy {
         let fds: Vec<RawFd> = streams.iter().map(|s| s.as_raw_fd()).collect();
         let msg = Message::Connections(std::mem::take(batch));
         self.hr_send(Peer::Child(key), &msg, &fds);
-        self.restart.moved += fds.len() as u64;
         streams.clear();
     }
 
@@ -283,7 +282,6 @@ impl Proxy {
                 .peer
                 .parse()
                 .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-            self.restart.adopted += 1;
             self.adopt(mio::net::TcpStream::from_std(std_s), peer, i, &c.pending);
         }
     }

@@ -28,9 +28,6 @@ pub struct HotRestart {
     pub next_id: u64,
     pub ready_sent: bool,
     pub done_sent: bool,
-    /// Client connections handed to our successor / adopted from our parent.
-    pub moved: u64,
-    pub adopted: u64,
 }
 
 impl HotRestart {
@@ -44,8 +41,6 @@ impl HotRestart {
             next_id: PARENT_KEY,
             ready_sent: false,
             done_sent: false,
-            moved: 0,
-            adopted: 0,
         }
     }
 }
