@@ -61,6 +61,18 @@ pub fn begin(
     rq
 }
 
+/// Records an x-request-id baton generated where the access log captures that header.
+pub fn generated_request_id(ctx: &Ctx, l: usize, rq: &mut Rq, id: &str) {
+    let (Some(slots), Some(cap)) = (ctx.access_logs.slots(l), rq.cap.as_mut()) else {
+        return;
+    };
+    if let Some(i) = slots.req.iter().position(|n| n == "x-request-id") {
+        if cap.req(i).is_none() {
+            cap.put(false, i, one(id));
+        }
+    }
+}
+
 fn one(v: &str) -> std::iter::Once<&[u8]> {
     std::iter::once(v.as_bytes())
 }

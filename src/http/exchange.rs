@@ -281,6 +281,9 @@ pub fn start(s: &mut Session, ctx: &mut Ctx, max_head: usize) -> bool {
         Decision::Forward(f) => {
             let mut f = f;
             rq.cluster = Some(f.cluster);
+            if let Some(id) = f.request_id.take() {
+                observe::generated_request_id(ctx, s.listener, &mut rq, &id);
+            }
             let mut ex = Box::new(new_exchange(&meta, Some(&f), ctx, (s.listener, rq)));
             ex.head = std::mem::take(&mut f.head);
             ex.resp_edits = std::mem::take(&mut f.resp_edits);

@@ -41,6 +41,9 @@ pub(super) struct Forward {
     pub resp_edits: Vec<Op>,
     /// `(num_retries, per_try_timeout)` when the route has a retry policy.
     pub retry: Option<(u32, Option<Duration>)>,
+    /// The x-request-id baton generated (none when the client sent one), so the access log's
+    /// `%REQ(X-REQUEST-ID)%` shows what the upstream saw, as in Envoy.
+    pub request_id: Option<String>,
 }
 
 pub(super) enum Decision {
@@ -161,7 +164,8 @@ pub(super) fn decide(
         None => host_or_addr(req.host, addr),
     };
     let v = vars(Some(addr));
-    let (head, host_at) = serialise(req, &path, &host, peer, &m, &l.hcm, &mut ctx.rng, &v);
+    let (head, host_at, request_id) =
+        serialise(req, &path, &host, peer, &m, &l.hcm, &mut ctx.rng, &v);
     let idle = match fwd.idle_timeout {
         Some(route_idle) => route_idle,
         None => stream_idle,
@@ -179,6 +183,7 @@ pub(super) fn decide(
             .retry_policy
             .as_ref()
             .map(|p| (p.num_retries, p.per_try_timeout)),
+        request_id,
     }))
 }
 
@@ -200,7 +205,7 @@ fn serialise(
     hcm: &HttpConnectionManager,
     rng: &mut Rng,
     vars: &Vars<'_>,
-) -> (Vec<u8>, (usize, usize)) {
+) -> (Vec<u8>, (usize, usize), Option<String>) {
     let edge = hcm.use_remote_address;
     let generate_request_id = hcm.generate_request_id;
     let mut h = Vec::with_capacity(512);
@@ -256,9 +261,11 @@ fn serialise(
     if !have_proto {
         out(&mut h, "x-forwarded-proto".into(), b"http"[..].into());
     }
+    let mut request_id = None;
     if !have_request_id && generate_request_id {
         let id = rng.uuid4();
-        out(&mut h, "x-request-id".into(), id.into_bytes().into());
+        out(&mut h, "x-request-id".into(), id.as_bytes().into());
+        request_id = Some(id);
     }
     if let Some(mut l) = list {
         apply(&mut l, &m.edits.request, &|t: &Template| t.render(vars));
@@ -281,7 +288,7 @@ fn serialise(
         }
     }
     h.extend_from_slice(b"\r\n");
-    (h, host_at)
+    (h, host_at, request_id)
 }
 
 /// Replaces the Host value of a serialised head (a retry under `auto_host_rewrite` that moved
