@@ -99,6 +99,14 @@ median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {if (NR 
 # ---- the origin -------------------------------------------------------------------------------
 
 # nginx serving static bytes (/1k, /64k, /) on UPSTREAM_CPU: one process, no master.
+# nginx's temp directories, all in DIR (nginx would otherwise want its system paths).
+nginx_temp_paths() {
+    local kind
+    for kind in client_body proxy fastcgi uwsgi scgi; do
+        printf '    %s_temp_path %s;\n' "$kind" "$1"
+    done
+}
+
 start_static_upstream() {
     mkdir -p "$WORK/up/html" "$WORK/up/logs"
     head -c 1024 /dev/zero | tr '\0' 'a' >"$WORK/up/html/1k"
@@ -118,11 +126,7 @@ http {
     tcp_nodelay on;
     keepalive_requests 1000000;
     keepalive_timeout 120s;
-    client_body_temp_path $WORK/up/tmp;
-    proxy_temp_path $WORK/up/tmp;
-    fastcgi_temp_path $WORK/up/tmp;
-    uwsgi_temp_path $WORK/up/tmp;
-    scgi_temp_path $WORK/up/tmp;
+$(nginx_temp_paths "$WORK/up/tmp")
     default_type application/octet-stream;
     server {
         listen 127.0.0.1:$UP_PORT reuseport backlog=4096;
@@ -221,11 +225,7 @@ http {
     access_log off;
     keepalive_requests 1000000;
     keepalive_timeout 300s;
-    client_body_temp_path $WORK/nginx/tmp;
-    proxy_temp_path $WORK/nginx/tmp;
-    fastcgi_temp_path $WORK/nginx/tmp;
-    uwsgi_temp_path $WORK/nginx/tmp;
-    scgi_temp_path $WORK/nginx/tmp;
+$(nginx_temp_paths "$WORK/nginx/tmp")
     upstream origin {
         server 127.0.0.1:$UP_PORT;
         keepalive 128;
