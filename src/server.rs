@@ -20,7 +20,7 @@ use crate::config::Bootstrap;
 use crate::context::{Ctx, ListenerRt};
 use crate::hot_restart::driver::machine_listeners;
 use crate::hot_restart::HotRestart;
-use crate::http::downstream::{Phase, Session};
+use crate::http::session::{Fate, Ready, Session};
 use crate::http::upstream::{close_all_idle, idle_event, UpOwner};
 use crate::observe;
 use crate::reactor::{TimerKey, Tok};
@@ -291,10 +291,8 @@ impl Proxy {
             return;
         }
         self.next_gen += 1;
-        let mut s = Session::new(id, self.next_gen, stream, peer, listener, self.ctx.now);
-        if !pending.is_empty() {
-            s.rbuf.extend(&mut self.ctx.pool, pending);
-        }
+        let mut s = Session::new(id, self.next_gen, stream, peer, listener, &self.ctx);
+        s.preload(&mut self.ctx.pool, pending);
         self.sessions.insert(s);
         observe::cx_open(&mut self.ctx, listener);
         self.drive(id);
@@ -311,14 +309,17 @@ impl Proxy {
                 }
                 let Some((id, gen)) = next else { break };
                 let queued = |p: &Proxy| {
-                    p.sessions.get(id).is_some_and(|s| {
-                        s.gen == gen && s.ex.as_ref().is_some_and(|e| e.is_queued())
-                    })
+                    p.sessions
+                        .get(id)
+                        .is_some_and(|s| s.gen() == gen && s.is_queued())
                 };
                 if !queued(self) {
                     continue; // gone or timed out meanwhile
                 }
-                self.drive(id);
+                self.with_session(id, |s, ctx| {
+                    s.retry_connect(ctx);
+                    s.drive(ctx)
+                });
                 if queued(self) {
                     self.ctx
                         .waiters
@@ -331,25 +332,60 @@ impl Proxy {
         }
     }
 
-    /// Removes a finished session: closed, or queued for handover to the successor.
-    fn retire(&mut self, id: usize) {
-        if let Some(s) = self.sessions.remove(id) {
-            if s.phase == Phase::Handoff {
-                self.moving.push(s);
-            } else {
-                s.close(&mut self.ctx);
+    /// Runs `f` on session `id` and retires it when it is finished. The last line of
+    /// defence: a panic while handling one connection closes that connection (and its
+    /// upstream), is logged and counted, and every other connection goes on being served.
+    /// Why shared state stays consistent is written in docs/architecture.md.
+    pub(crate) fn with_session(
+        &mut self,
+        id: usize,
+        f: impl FnOnce(&mut Session, &mut Ctx) -> Fate,
+    ) {
+        let Some(s) = self.sessions.get_mut(id) else {
+            return;
+        };
+        let ctx = &mut self.ctx;
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(s, ctx)));
+        match run {
+            Ok(Fate::Alive) => {}
+            Ok(Fate::Move) => {
+                if let Some(s) = self.sessions.remove(id) {
+                    self.moving.push(s);
+                }
+            }
+            Ok(Fate::Closed) => {
+                if let Some(s) = self.sessions.remove(id) {
+                    let ctx = &mut self.ctx;
+                    let closed =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.close(ctx)));
+                    if closed.is_err() {
+                        self.panicked(id, None);
+                    }
+                }
+            }
+            Err(_) => {
+                let s = self.sessions.remove(id);
+                self.panicked(id, s);
+            }
+        }
+    }
+
+    fn panicked(&mut self, id: usize, s: Option<Session>) {
+        let peer = s.as_ref().map(|s| s.peer().to_string()).unwrap_or_default();
+        log::error!("connection {id} ({peer}): panic while handling it; connection closed");
+        self.ctx.stats.panic();
+        if let Some(s) = s {
+            let ctx = &mut self.ctx;
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.close_after_panic(ctx)))
+                .is_err()
+            {
+                log::error!("connection {id}: panic again while closing it");
             }
         }
     }
 
     pub(crate) fn drive(&mut self, id: usize) {
-        let alive = match self.sessions.get_mut(id) {
-            Some(s) => s.drive(&mut self.ctx),
-            None => return,
-        };
-        if !alive {
-            self.retire(id);
-        }
+        self.with_session(id, |s, ctx| s.drive(ctx));
     }
 
     fn on_signal(&mut self) {
@@ -461,12 +497,8 @@ impl Proxy {
     fn on_timer(&mut self, at: Instant, key: TimerKey) {
         match key {
             TimerKey::Session(id, gen) => {
-                let alive = match self.sessions.get_mut(id) {
-                    Some(s) if s.gen == gen => s.on_timer(&mut self.ctx, at),
-                    _ => return,
-                };
-                if !alive {
-                    self.retire(id);
+                if self.sessions.get(id).is_some_and(|s| s.gen() == gen) {
+                    self.with_session(id, |s, ctx| s.on_timer(ctx, at));
                 }
             }
             TimerKey::Dns(c) => {
@@ -511,30 +543,24 @@ impl Proxy {
                     continue;
                 };
                 let hup = ev.is_read_closed() || ev.is_error();
-                let readable = ev.is_readable() || hup;
-                let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
+                let ready = Ready {
+                    readable: ev.is_readable() || hup,
+                    writable: ev.is_writable() || ev.is_write_closed() || ev.is_error(),
+                    hup,
+                };
                 match tok {
                     Tok::Listener(i) => self.accept(i),
                     Tok::Waker => self.on_dns_answers(),
                     Tok::Signals => self.on_signal(),
-                    Tok::Down(id) => {
-                        if let Some(s) = self.sessions.get_mut(id) {
-                            s.readable |= readable;
-                            s.writable |= writable;
-                            s.hup |= hup;
-                        }
-                        self.drive(id);
-                    }
+                    Tok::Down(id) => self.with_session(id, |s, ctx| {
+                        s.client_event(ready);
+                        s.drive(ctx)
+                    }),
                     Tok::Up(slot) => match self.ctx.up_owner.get(slot).copied() {
-                        Some(UpOwner::Session(id)) => {
-                            let up = self.sessions.get_mut(id).and_then(|s| s.up.as_mut());
-                            if let Some(up) = up.filter(|u| u.slot == slot) {
-                                up.readable |= readable;
-                                up.writable |= writable;
-                                up.hup |= hup;
-                            }
-                            self.drive(id);
-                        }
+                        Some(UpOwner::Session(id)) => self.with_session(id, |s, ctx| {
+                            s.up_event(slot, ready);
+                            s.drive(ctx)
+                        }),
                         Some(UpOwner::Idle(i)) => idle_event(&mut self.ctx, i),
                         None => {}
                     },

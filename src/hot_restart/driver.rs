@@ -219,9 +219,15 @@ impl Proxy {
         let mut bytes = 0usize;
         let total = moving.len();
         for s in moving {
-            let listener = tcp_address(self.ctx.listeners[s.listener].address);
-            let peer = s.peer.to_string();
+            let listener = tcp_address(self.ctx.listeners[s.listener()].address);
+            let peer = s.peer().to_string();
             let (stream, pending) = s.into_moved(&mut self.ctx);
+            // A frame holds at most MAX_FRAME_LEN: send what is batched before this
+            // connection's bytes would overflow it (each is at most core::HANDOFF_MAX).
+            if !batch.is_empty() && bytes + pending.len() > 512 * 1024 {
+                self.hr_send_batch(key, &mut batch, &mut streams);
+                bytes = 0;
+            }
             bytes += pending.len();
             batch.push(MovedConn {
                 listener,

@@ -1,13 +1,12 @@
-//! HTTP/1.1 on both sides of the proxy: pure framing (`codec`), buffers, local replies, and
-//! the two connection kinds.
+//! HTTP/1.1 on both sides of the proxy: pure framing (`codec`), the pure exchange core
+//! (`core`), its environment in the proxy (`env`), the mio driver of a client connection
+//! (`session`), and the upstream connection pool.
 
-pub mod attempt;
 pub mod buf;
 pub mod codec;
-pub mod downstream;
-pub mod exchange;
+pub mod core;
+pub mod env;
 pub mod local;
-pub mod relay;
 pub mod request;
-pub mod retry;
+pub mod session;
 pub mod upstream;

@@ -17,7 +17,7 @@ use crate::route::{redirect_location, rewrite_prefix, rewrite_regex, Matched};
 use crate::util::Rng;
 
 /// A reply made here, with the matched route's response edits when there was a route.
-pub(super) struct LocalDecision {
+pub struct LocalDecision {
     pub status: u16,
     pub body: Cow<'static, str>,
     pub location: Option<String>,
@@ -28,7 +28,7 @@ pub(super) struct LocalDecision {
 }
 
 /// Everything an exchange needs to forward a request.
-pub(super) struct Forward {
+pub struct Forward {
     pub cluster: usize,
     pub addr: SocketAddr,
     pub head: Vec<u8>,
@@ -39,6 +39,9 @@ pub(super) struct Forward {
     /// (virtual host, route) indices, to find the retry policy again.
     pub route: (usize, usize),
     pub resp_edits: Vec<Op>,
+    /// The cluster's `connect_timeout` and `per_connection_buffer_limit_bytes`.
+    pub connect_timeout: Duration,
+    pub buffer_limit: usize,
     /// `(num_retries, per_try_timeout)` when the route has a retry policy.
     pub retry: Option<(u32, Option<Duration>)>,
     /// The x-request-id baton generated (none when the client sent one), so the access log's
@@ -46,7 +49,7 @@ pub(super) struct Forward {
     pub request_id: Option<String>,
 }
 
-pub(super) enum Decision {
+pub enum Decision {
     Local(LocalDecision),
     Forward(Box<Forward>),
 }
@@ -170,9 +173,20 @@ pub(super) fn decide(
         Some(route_idle) => route_idle,
         None => stream_idle,
     };
+    let (connect_timeout, buffer_limit) =
+        ctx.clusters
+            .get(cluster)
+            .map_or((Duration::from_secs(5), 1 << 20), |c| {
+                (
+                    c.cfg.connect_timeout,
+                    c.cfg.per_connection_buffer_limit_bytes as usize,
+                )
+            });
     Decision::Forward(Box::new(Forward {
         cluster,
         addr,
+        connect_timeout,
+        buffer_limit,
         auto_host: matches!(fwd.host_rewrite, Some(HostRewrite::Auto)).then_some(host_at),
         head,
         timeout: fwd.timeout,
@@ -293,7 +307,7 @@ fn serialise(
 
 /// Replaces the Host value of a serialised head (a retry under `auto_host_rewrite` that moved
 /// to a host with another name); returns the new range.
-pub(super) fn replace_host(head: &mut Vec<u8>, at: (usize, usize), host: &str) -> (usize, usize) {
+pub fn replace_host(head: &mut Vec<u8>, at: (usize, usize), host: &str) -> (usize, usize) {
     if head.get(at.0..at.1).is_some() {
         head.splice(at.0..at.1, host.bytes());
     }

@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use mio::net::TcpStream;
 use mio::Interest;
 
-use super::buf::{Buf, BufPool};
 use crate::context::Ctx;
 use crate::observe;
 use crate::reactor::Tok;
@@ -24,20 +23,12 @@ pub struct UpConn {
     pub addr: SocketAddr,
     /// The cluster the connection was opened for (its stats are charged there).
     pub cluster: usize,
-    pub rbuf: Buf,
-    pub wbuf: Buf,
     pub readable: bool,
     pub writable: bool,
     /// The last readiness event said the peer closed (or errored): read to EOF.
     pub hup: bool,
     /// The TCP handshake finished.
     pub connected: bool,
-    /// Came from the pool: a failure before any response byte may be a stale keep-alive race.
-    pub reused: bool,
-    /// Response bytes received on this connection for the current request.
-    pub got_bytes: bool,
-    /// The upstream closed its side.
-    pub eof: bool,
     /// Index in `Ctx::up_owner`; the connection's token is `Tok::Up(slot)` for its lifetime.
     pub slot: usize,
 }
@@ -84,15 +75,10 @@ impl UpConn {
             stream,
             addr,
             cluster,
-            rbuf: Buf::default(),
-            wbuf: Buf::default(),
             readable: false,
             writable: false,
             hup: false,
             connected: false,
-            reused: false,
-            got_bytes: false,
-            eof: false,
             slot,
         })
     }
@@ -115,11 +101,6 @@ impl UpConn {
         }
     }
 
-    pub fn release_buffers(&mut self, pool: &mut BufPool) {
-        self.rbuf.release(pool);
-        self.wbuf.release(pool);
-    }
-
     /// Deregisters and drops the connection (close, never shutdown: see design.md).
     pub fn close(mut self, ctx: &mut Ctx) {
         if !self.connected {
@@ -128,7 +109,6 @@ impl UpConn {
         observe::upstream_cx_close(ctx, self.cluster, self.addr);
         ctx.up_owner.remove(self.slot);
         let _ = ctx.registry.deregister(&mut self.stream);
-        self.release_buffers(&mut ctx.pool);
     }
 }
 
@@ -142,8 +122,6 @@ pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, owner: usize) -> Option<UpConn
         if let Some(o) = ctx.up_owner.get_mut(c.slot) {
             *o = UpOwner::Session(owner);
         }
-        c.reused = true;
-        c.got_bytes = false;
         c.readable = false;
         c.writable = true;
         return Some(c);
@@ -151,10 +129,9 @@ pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, owner: usize) -> Option<UpConn
 }
 
 /// Returns a connection whose exchange completed cleanly to the pool.
-pub fn put_idle(ctx: &mut Ctx, mut c: UpConn) {
-    c.release_buffers(&mut ctx.pool);
+pub fn put_idle(ctx: &mut Ctx, c: UpConn) {
     let count = ctx.idle_by_addr.get(&c.addr).map_or(0, Vec::len);
-    if ctx.draining || count >= MAX_IDLE_PER_ADDR || !c.rbuf.is_empty() {
+    if ctx.draining || count >= MAX_IDLE_PER_ADDR {
         c.close(ctx);
         return;
     }

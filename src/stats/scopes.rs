@@ -33,6 +33,8 @@ pub struct ServerStats {
     pub hot_restart_epoch: Gauge,
     pub total_connections: Gauge,
     pub parent_connections: Gauge,
+    /// Connections closed because handling them panicked (each costs only that connection).
+    pub panics: Counter,
 }
 
 /// `listener.<address>.*`
@@ -130,6 +132,7 @@ impl Stats {
             hot_restart_epoch: s.gauge("server.hot_restart_epoch", Import::Never),
             total_connections: s.gauge("server.total_connections", Import::Never),
             parent_connections: s.gauge("server.parent_connections", Import::Never),
+            panics: s.counter("server.panics"),
         };
         let mut ls = Vec::new();
         let mut hs = Vec::new();
@@ -228,6 +231,12 @@ impl Stats {
     /// When epoch 0 started (to hand to the next generation).
     pub fn first_started(&self) -> SystemTime {
         self.first_started
+    }
+
+    /// Handling one connection panicked; it was closed and the process goes on.
+    pub fn panic(&mut self) {
+        let c = self.server.panics;
+        self.store.inc(c);
     }
 
     /// The parent's live connection count (`server.parent_connections`); 0 once it is gone.

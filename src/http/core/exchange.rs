@@ -1,0 +1,785 @@
+//! One request/response exchange: the state of the request body going up, the upstream
+//! attempt, and the response coming down. Pure: buffers in, buffers and steps out.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::{Action, Env, Reply, UpSide, MAX_RESPONSE_HEAD};
+use crate::access_log::{Flags, Rq};
+use crate::http::buf::{Buf, BufPool, CHUNK};
+use crate::http::codec::{ChunkedDecoder, Framing, RequestHead, LAST_CHUNK};
+use crate::http::request::{Decision, Forward, LocalDecision};
+use crate::route::edits::Op;
+
+/// The connection's buffers, lent to the exchange for one step.
+pub(super) struct Cx<'a> {
+    pub cin: &'a mut Buf,
+    pub cout: &'a mut Buf,
+    pub up: &'a mut Option<UpSide>,
+    pub client_eof: bool,
+    /// Set when the exchange gives its upstream connection back (`Some(reuse)`).
+    pub release: &'a mut Option<bool>,
+}
+
+impl Cx<'_> {
+    /// Closes the upstream connection (never reused mid-exchange).
+    pub fn drop_up(&mut self) {
+        if self.up.take().is_some() {
+            *self.release = Some(false);
+        }
+    }
+}
+
+/// How much of a body is still expected.
+#[derive(Debug, Clone)]
+pub(super) enum BodyIn {
+    Done,
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+}
+
+impl BodyIn {
+    pub fn from_framing(f: Framing) -> BodyIn {
+        match f {
+            Framing::None | Framing::Length(0) => BodyIn::Done,
+            Framing::Length(n) => BodyIn::Length(n),
+            Framing::Chunked => BodyIn::Chunked(ChunkedDecoder::new()),
+            Framing::UntilClose => BodyIn::UntilClose,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self, BodyIn::Done)
+    }
+}
+
+/// How the response body is framed towards the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OutMode {
+    NoBody,
+    Length,
+    Chunked,
+    /// HTTP/1.0 client and no length: the end of the body is our close.
+    Close,
+}
+
+#[derive(Debug)]
+pub(super) struct Response {
+    pub body: BodyIn,
+    pub out: OutMode,
+    pub upstream_keep_alive: bool,
+}
+
+/// Where the exchange's upstream side stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Upstream {
+    /// Answered locally; the request body is read and discarded.
+    Local,
+    /// `Connect` was asked for; the driver has not attached a connection yet.
+    Waiting,
+    /// A connection is attached (connecting or connected).
+    Attached,
+    /// Between two attempts.
+    Backoff { until: Instant },
+}
+
+/// What the connection does after an exchange.
+#[derive(Debug)]
+pub(super) enum Then {
+    /// Read the next request.
+    Next,
+    /// Flush, shut down, linger, close.
+    Close,
+    /// Close at once with a reset.
+    Reset,
+    /// Close at once (the client is gone).
+    Drop,
+}
+
+/// The result of driving an exchange.
+#[derive(Debug)]
+pub(super) enum Step {
+    /// Still running; whether anything moved.
+    Running(bool),
+    /// Still running, and needs a connection.
+    Connect(Action),
+    /// A new exchange begins (and may need a connection).
+    Started(Box<Exchange>, Option<Action>),
+    /// The exchange is over.
+    End(Then),
+}
+
+/// A parsed request head, reduced to what the exchange keeps, with the routing decision.
+pub(super) struct Start {
+    framing: Framing,
+    keep_alive: bool,
+    minor: u8,
+    is_head: bool,
+    idempotent: bool,
+    expect_continue: bool,
+    decision: Decision,
+    rq: Rq,
+    stream_idle: Option<Duration>,
+}
+
+/// What an exchange keeps of its request head.
+struct Meta {
+    framing: Framing,
+    keep_alive: bool,
+    minor: u8,
+    is_head: bool,
+    idempotent: bool,
+    expect_continue: bool,
+    stream_idle: Option<Duration>,
+}
+
+impl Start {
+    pub fn new(
+        req: &RequestHead<'_>,
+        decision: Decision,
+        rq: Rq,
+        stream_idle: Option<Duration>,
+    ) -> Start {
+        Start {
+            framing: req.framing,
+            keep_alive: req.keep_alive,
+            minor: req.minor,
+            is_head: req.method == "HEAD",
+            // RFC 9110 §9.2.2: only these may be repeated without the client asking.
+            idempotent: matches!(
+                req.method,
+                "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+            ),
+            expect_continue: req.expect_continue,
+            decision,
+            rq,
+            stream_idle,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Exchange {
+    /// Upstream target; `None` for a local reply whose request body we discard.
+    pub(super) target: Option<(usize, SocketAddr)>,
+    pub(super) upstream: Upstream,
+    /// Serialised upstream request head, kept until a response head arrives (retry).
+    pub(super) head: Vec<u8>,
+    pub(super) req: BodyIn,
+    pub(super) req_body_started: bool,
+    pub(super) client_minor: u8,
+    pub(super) client_keep_alive: bool,
+    pub(super) is_head: bool,
+    pub(super) idempotent: bool,
+    pub(super) resp: Option<Response>,
+    pub(super) timeout: Option<Duration>,
+    pub(super) timeout_at: Option<Instant>,
+    pub(super) connect_at: Option<Instant>,
+    pub(super) connect_timeout: Duration,
+    pub(super) limit: usize,
+    /// The one transparent retry after a stale pooled connection was used.
+    pub(super) retried: bool,
+    /// Whether the client connection stays open after this exchange (decided at response head).
+    pub(super) keep: bool,
+    pub(super) route: Option<(usize, usize)>,
+    pub(super) resp_edits: Vec<Op>,
+    pub(super) auto_host: Option<(usize, usize)>,
+    pub(super) retries_left: u32,
+    /// Request body bytes sent so far, kept while a retry may replay them; `None` once the
+    /// body outgrew the buffer limit (retries are then off).
+    pub(super) replay: Option<Vec<u8>>,
+    pub(super) per_try: Option<Duration>,
+    pub(super) per_try_at: Option<Instant>,
+    pub(super) attempts: u32,
+    /// Stream idle timeout (route's `idle_timeout`, else the HCM's `stream_idle_timeout`).
+    pub(super) idle: Option<Duration>,
+    pub(super) last_activity: Instant,
+    pub(super) rq: Rq,
+}
+
+impl Exchange {
+    /// Begins the exchange for a routed request head.
+    pub(super) fn start(
+        env: &mut dyn Env,
+        s: Start,
+        cx: Cx<'_>,
+        closing: bool,
+        now: Instant,
+    ) -> Step {
+        let has_body = s.framing != Framing::None;
+        let (decision, mut rq) = (s.decision, s.rq);
+        let s = Meta {
+            framing: s.framing,
+            keep_alive: s.keep_alive,
+            minor: s.minor,
+            is_head: s.is_head,
+            idempotent: s.idempotent,
+            expect_continue: s.expect_continue,
+            stream_idle: s.stream_idle,
+        };
+        match decision {
+            Decision::Local(d) => {
+                if d.flag == 0 && d.location.is_none() && d.upstream.is_none() {
+                    env.direct_response();
+                }
+                rq.status = d.status;
+                rq.flags.set(d.flag);
+                rq.bytes_tx = d.body.len() as u64;
+                // Expect: 100-continue with a body we will not read: the client may never
+                // send it, so the connection cannot be reused.
+                let keep = s.keep_alive && !closing && !(has_body && s.expect_continue);
+                reply_local(env, cx.cout, &d, !keep);
+                if keep && has_body {
+                    let ex = Exchange::new(&s, None, None, rq, now);
+                    return Step::Started(Box::new(ex), None);
+                }
+                env.end(rq, now);
+                Step::End(if keep { Then::Next } else { Then::Close })
+            }
+            Decision::Forward(mut f) => {
+                rq.cluster = Some(f.cluster);
+                let limits = Some((f.connect_timeout, f.buffer_limit));
+                let mut ex = Exchange::new(&s, Some(&f), limits, rq, now);
+                ex.head = std::mem::take(&mut f.head);
+                ex.resp_edits = std::mem::take(&mut f.resp_edits);
+                env.track(f.cluster, f.addr, 1);
+                if ex.req.is_done() {
+                    ex.request_done(now);
+                }
+                if s.expect_continue && has_body {
+                    cx.cout.extend(env.pool(), b"HTTP/1.1 100 Continue\r\n\r\n");
+                }
+                let a = ex.launch();
+                Step::Started(Box::new(ex), Some(a))
+            }
+        }
+    }
+
+    fn new(
+        s: &Meta,
+        f: Option<&Forward>,
+        limits: Option<(Duration, usize)>,
+        rq: Rq,
+        now: Instant,
+    ) -> Exchange {
+        let (connect_timeout, limit) = limits.unwrap_or((Duration::from_secs(5), 1 << 20));
+        let retry = f.and_then(|f| f.retry);
+        Exchange {
+            target: f.map(|f| (f.cluster, f.addr)),
+            upstream: if f.is_some() {
+                Upstream::Waiting
+            } else {
+                Upstream::Local
+            },
+            head: Vec::new(),
+            req: BodyIn::from_framing(s.framing),
+            req_body_started: false,
+            client_minor: s.minor,
+            client_keep_alive: s.keep_alive,
+            is_head: s.is_head,
+            idempotent: s.idempotent,
+            resp: None,
+            timeout: f.and_then(|f| f.timeout),
+            timeout_at: None,
+            connect_at: None,
+            connect_timeout,
+            limit: limit.max(CHUNK),
+            retried: false,
+            keep: s.keep_alive,
+            route: f.map(|f| f.route),
+            resp_edits: Vec::new(),
+            auto_host: f.and_then(|f| f.auto_host),
+            retries_left: retry.map_or(0, |r| r.0),
+            replay: retry.map(|_| Vec::new()),
+            per_try: retry.and_then(|r| r.1),
+            per_try_at: None,
+            attempts: 1,
+            idle: f.map_or(s.stream_idle, |f| f.idle),
+            last_activity: now,
+            rq,
+        }
+    }
+
+    /// Asks the driver for a connection to the current target.
+    pub(super) fn launch(&mut self) -> Action {
+        self.upstream = Upstream::Waiting;
+        let (cluster, addr) = self
+            .target
+            .unwrap_or((0, SocketAddr::from(([0, 0, 0, 0], 0))));
+        self.rq.upstream = Some(addr);
+        Action::Connect { cluster, addr }
+    }
+
+    /// The driver attached a connection: queue the head and whatever body a retry replays.
+    pub(super) fn attached(
+        &mut self,
+        env: &mut dyn Env,
+        up: &mut UpSide,
+        reused: bool,
+        now: Instant,
+    ) {
+        let Some((cluster, addr)) = self.target else {
+            return;
+        };
+        self.upstream = Upstream::Attached;
+        env.upstream_rq(cluster, addr, !reused);
+        up.tx.extend(env.pool(), &self.head);
+        if let Some(body) = self.replay.as_deref() {
+            up.tx.extend(env.pool(), body);
+        }
+        if !reused {
+            self.connect_at = Some(now + self.connect_timeout);
+        }
+        if self.req.is_done() {
+            self.per_try_at = self.per_try.map(|t| now + t);
+        }
+    }
+
+    pub(super) fn connected(&mut self, _now: Instant) {
+        self.connect_at = None;
+    }
+
+    pub(super) fn waiting_for_upstream(&self) -> bool {
+        self.upstream == Upstream::Waiting
+    }
+
+    pub(super) fn client_read_room(&self, cin: usize, up: Option<&UpSide>) -> usize {
+        if self.req.is_done() {
+            return 0;
+        }
+        let open = match self.upstream {
+            Upstream::Local => true,
+            Upstream::Attached => up.is_none_or(|u| u.tx.len() < self.limit),
+            Upstream::Waiting | Upstream::Backoff { .. } => false,
+        };
+        if open {
+            self.limit.saturating_sub(cin)
+        } else {
+            0
+        }
+    }
+
+    pub(super) fn up_read_room(&self, rx: usize, cout: usize) -> usize {
+        if self.resp.is_none() {
+            // A head is read whole (up to the limit) before anything is sent on.
+            return (MAX_RESPONSE_HEAD + 1).saturating_sub(rx);
+        }
+        if cout >= self.limit {
+            return 0;
+        }
+        CHUNK.saturating_sub(rx)
+    }
+
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        let idle_at = self.idle.map(|t| self.last_activity + t);
+        let backoff = match self.upstream {
+            Upstream::Backoff { until } => Some(until),
+            _ => None,
+        };
+        [
+            self.connect_at,
+            self.timeout_at,
+            self.per_try_at,
+            backoff,
+            idle_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Ends the exchange's record and what it holds on the cluster.
+    pub(super) fn finish(self, env: &mut dyn Env, now: Instant) {
+        if let Some((c, addr)) = self.target {
+            env.track(c, addr, -1);
+        }
+        env.end(self.rq, now);
+    }
+
+    pub(super) fn flag(&mut self, f: u16) {
+        self.rq.flags.set(f);
+    }
+
+    /// A local reply ends the exchange: its status and body size, for stats and the log.
+    pub(super) fn replied(&mut self, status: u16, body: &str) {
+        self.rq.status = status;
+        self.rq.bytes_tx = body.len() as u64;
+    }
+
+    /// The request body has been sent in full: the route and per-try timers start.
+    pub(super) fn request_done(&mut self, now: Instant) {
+        self.req = BodyIn::Done;
+        self.timeout_at = self.timeout.map(|t| now + t);
+        if self.upstream == Upstream::Attached {
+            self.per_try_at = self.per_try.map(|t| now + t);
+        }
+    }
+
+    /// Moves the exchange forward on what is buffered.
+    pub(super) fn pump(
+        &mut self,
+        env: &mut dyn Env,
+        cx: &mut Cx<'_>,
+        closing: bool,
+        now: Instant,
+    ) -> Step {
+        let step = self.pump_inner(env, cx, closing, now);
+        if let Step::Running(true) = step {
+            self.last_activity = now;
+        }
+        step
+    }
+
+    fn pump_inner(
+        &mut self,
+        env: &mut dyn Env,
+        cx: &mut Cx<'_>,
+        closing: bool,
+        now: Instant,
+    ) -> Step {
+        let mut progress = false;
+        if !self.req.is_done() && matches!(self.upstream, Upstream::Local | Upstream::Attached) {
+            match self.move_request_body(env, cx, now) {
+                Ok(p) => progress |= p,
+                Err(reason) => {
+                    log::debug!("bad request body: {reason}");
+                    return self.request_body_error(env, cx);
+                }
+            }
+            if cx.client_eof && !self.req.is_done() && cx.cin.is_empty() {
+                log::debug!("client closed mid-request");
+                self.flag(Flags::DC);
+                cx.drop_up();
+                return Step::End(Then::Drop);
+            }
+        }
+        match self.upstream {
+            Upstream::Local => {
+                if self.req.is_done() {
+                    return Step::End(if self.keep && !closing {
+                        Then::Next
+                    } else {
+                        Then::Close
+                    });
+                }
+                return Step::Running(progress);
+            }
+            Upstream::Waiting | Upstream::Backoff { .. } => return Step::Running(progress),
+            Upstream::Attached => {}
+        }
+        let Some(up) = cx.up.as_mut() else {
+            return Step::Running(progress);
+        };
+        if !up.connected {
+            return Step::Running(progress);
+        }
+        if self.resp.is_none() {
+            match self.response_head(env, up, cx.cout, closing) {
+                Ok(p) => progress |= p,
+                Err(f) => {
+                    let stale = false;
+                    cx.drop_up();
+                    return self.failed(env, cx, f, stale, true, now);
+                }
+            }
+        }
+        if self.resp.is_some() {
+            progress |= self.move_response_body(env.pool(), up, cx.cout);
+        }
+        if self.resp.as_ref().is_some_and(|r| r.body.is_done()) {
+            return self.complete(cx);
+        }
+        if up.eof && up.rx.is_empty() {
+            // Closed before the response was complete.
+            let stale = up.reused && !up.got_bytes;
+            cx.drop_up();
+            return self.failed(env, cx, super::Failure::Reset, stale, true, now);
+        }
+        Step::Running(progress)
+    }
+
+    /// Moves request body bytes from the client buffer to the upstream (or discards them).
+    fn move_request_body(
+        &mut self,
+        env: &mut dyn Env,
+        cx: &mut Cx<'_>,
+        now: Instant,
+    ) -> Result<bool, &'static str> {
+        let mut sink: Option<&mut Buf> = cx.up.as_mut().map(|u| &mut u.tx);
+        let room = match &sink {
+            Some(b) => self.limit.saturating_sub(b.len()),
+            None => usize::MAX,
+        };
+        let sink_before = sink.as_ref().map_or(0, |b| b.len());
+        if cx.cin.is_empty() || room == 0 {
+            return Ok(false);
+        }
+        let pool = env.pool();
+        let finished = match &mut self.req {
+            BodyIn::Done | BodyIn::UntilClose => return Ok(false),
+            BodyIn::Length(rem) => {
+                let n = (*rem).min(cx.cin.len() as u64).min(room as u64) as usize;
+                if let (Some(b), Some(data)) = (sink.as_deref_mut(), cx.cin.data().get(..n)) {
+                    b.extend(pool, data);
+                }
+                self.rq.bytes_rx += n as u64;
+                cx.cin.consume(n);
+                *rem -= n as u64;
+                *rem == 0
+            }
+            BodyIn::Chunked(dec) => {
+                let rx = &mut self.rq.bytes_rx;
+                let used = dec
+                    .decode(cx.cin.data(), room, |d| {
+                        *rx += d.len() as u64;
+                        if let Some(b) = sink.as_deref_mut() {
+                            put_chunk(b, pool, d);
+                        }
+                    })
+                    .map_err(|e| e.0)?;
+                cx.cin.consume(used);
+                let done = dec.is_done();
+                if done {
+                    if let Some(b) = sink.as_deref_mut() {
+                        b.extend(pool, LAST_CHUNK);
+                    }
+                }
+                done
+            }
+        };
+        self.req_body_started = true;
+        if let Some(b) = sink.as_deref() {
+            self.record_body(b, sink_before);
+        }
+        if finished {
+            self.request_done(now);
+        }
+        Ok(true)
+    }
+
+    /// Keeps a copy of request-body bytes just queued upstream (`sink[from..]`) while a
+    /// retry may need them; past the buffer limit the copy is dropped and retries are off.
+    fn record_body(&mut self, sink: &Buf, from: usize) {
+        let Some(r) = self.replay.as_mut() else {
+            return;
+        };
+        let new = sink.data().get(from..).unwrap_or_default();
+        if r.len() + new.len() > self.limit {
+            self.replay = None;
+            self.retries_left = 0;
+            return;
+        }
+        r.extend_from_slice(new);
+    }
+
+    fn request_body_error(&mut self, env: &mut dyn Env, cx: &mut Cx<'_>) -> Step {
+        cx.drop_up();
+        self.flag(Flags::DPE);
+        if self.resp.is_some() {
+            return Step::End(Then::Reset);
+        }
+        if self.upstream == Upstream::Local {
+            // A reply already went out: one final response per request, so just close.
+            return Step::End(Then::Close);
+        }
+        let mut out = Vec::with_capacity(256);
+        env.local_reply(
+            &mut out,
+            &Reply {
+                status: 400,
+                body: "Bad Request",
+                location: None,
+                edits: &[],
+                upstream: None,
+                close: true,
+            },
+        );
+        cx.cout.extend(env.pool(), &out);
+        self.replied(400, "Bad Request");
+        Step::End(Then::Close)
+    }
+
+    /// Parses the response head (skipping 1xx) and queues ours for the client.
+    fn response_head(
+        &mut self,
+        env: &mut dyn Env,
+        up: &mut UpSide,
+        cout: &mut Buf,
+        closing: bool,
+    ) -> Result<bool, super::Failure> {
+        use super::Failure;
+        loop {
+            let mut hdrs = crate::http::codec::header_slots();
+            let r = match crate::http::codec::parse_response(up.rx.data(), &mut hdrs, self.is_head)
+            {
+                Ok(None) => {
+                    if up.rx.len() > MAX_RESPONSE_HEAD {
+                        return Err(Failure::Protocol);
+                    }
+                    return Ok(false);
+                }
+                Err(_) => return Err(Failure::Protocol),
+                Ok(Some(r)) => r,
+            };
+            if r.head_len > MAX_RESPONSE_HEAD {
+                return Err(Failure::Protocol);
+            }
+            env.response_head(&mut self.rq, r.status, r.headers);
+            if (100..200).contains(&r.status) {
+                // We answered Expect ourselves and forward no Upgrade: interim responses stop.
+                if r.status == 101 {
+                    return Err(Failure::Protocol);
+                }
+                let n = r.head_len;
+                up.rx.consume(n);
+                continue;
+            }
+            if self.retry_allowed(env, super::failure::Outcome::Status(r.status)) {
+                log::debug!("retrying after status {}", r.status);
+                return Err(Failure::RetriableStatus);
+            }
+            let (head, resp) = super::respond::client_head(&r, self, closing, env);
+            let n = r.head_len;
+            up.rx.consume(n);
+            cout.extend(env.pool(), &head);
+            self.resp = Some(resp);
+            self.head = Vec::new();
+            return Ok(true);
+        }
+    }
+
+    /// Moves response body bytes to the client buffer, up to the buffer limit.
+    fn move_response_body(&mut self, pool: &mut BufPool, up: &mut UpSide, cout: &mut Buf) -> bool {
+        let Some(resp) = self.resp.as_mut() else {
+            return false;
+        };
+        let room = self.limit.saturating_sub(cout.len());
+        let out = resp.out;
+        let mut moved = false;
+        match &mut resp.body {
+            BodyIn::Done => {}
+            BodyIn::Length(rem) => {
+                let n = (*rem).min(up.rx.len() as u64).min(room as u64) as usize;
+                if let Some(data) = up.rx.data().get(..n).filter(|d| !d.is_empty()) {
+                    cout.extend(pool, data);
+                    up.rx.consume(n);
+                    *rem -= n as u64;
+                    self.rq.bytes_tx += n as u64;
+                    moved = true;
+                }
+                if *rem == 0 {
+                    resp.body = BodyIn::Done;
+                }
+            }
+            BodyIn::Chunked(dec) => {
+                if room > 0 && !up.rx.is_empty() {
+                    let tx = &mut self.rq.bytes_tx;
+                    match dec.decode(up.rx.data(), room, |d| {
+                        *tx += d.len() as u64;
+                        if out == OutMode::Chunked {
+                            put_chunk(cout, pool, d);
+                        } else {
+                            cout.extend(pool, d);
+                        }
+                    }) {
+                        Ok(used) => {
+                            up.rx.consume(used);
+                            moved = used > 0;
+                            if dec.is_done() {
+                                resp.body = BodyIn::Done;
+                                if out == OutMode::Chunked {
+                                    cout.extend(pool, LAST_CHUNK);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            log::debug!("upstream: bad chunked body: {}", e.0);
+                            // Truncate visibly: never finish a body we could not read.
+                            up.eof = true;
+                            up.rx.consume(up.rx.len());
+                        }
+                    }
+                }
+            }
+            BodyIn::UntilClose => {
+                let n = up.rx.len().min(room);
+                if let Some(data) = up.rx.data().get(..n).filter(|d| !d.is_empty()) {
+                    self.rq.bytes_tx += n as u64;
+                    if out == OutMode::Chunked {
+                        put_chunk(cout, pool, data);
+                    } else {
+                        cout.extend(pool, data);
+                    }
+                    up.rx.consume(n);
+                    moved = true;
+                }
+                if up.eof && up.rx.is_empty() {
+                    resp.body = BodyIn::Done;
+                    if out == OutMode::Chunked {
+                        cout.extend(pool, LAST_CHUNK);
+                    }
+                }
+            }
+        }
+        moved
+    }
+
+    /// The response is complete: pool or close the upstream, and pick what comes next.
+    fn complete(&mut self, cx: &mut Cx<'_>) -> Step {
+        let req_done = self.req.is_done();
+        let (upstream_ok, out) = self
+            .resp
+            .as_ref()
+            .map_or((false, OutMode::Close), |r| (r.upstream_keep_alive, r.out));
+        if let Some(up) = cx.up.take() {
+            let reuse = req_done && upstream_ok && up.rx.is_empty() && up.tx.is_empty() && !up.eof;
+            *cx.release = Some(reuse);
+        }
+        if out == OutMode::Close || !self.keep || !req_done {
+            Step::End(Then::Close)
+        } else {
+            Step::End(Then::Next)
+        }
+    }
+}
+
+/// Appends one chunk to a buffer.
+pub(super) fn put_chunk(buf: &mut Buf, pool: &mut BufPool, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    // The size line: hex digits and CRLF, written on the stack.
+    let mut line = [0u8; 18];
+    let mut n = line.len() - 2;
+    let mut v = data.len();
+    loop {
+        n -= 1;
+        line[n] = b"0123456789abcdef"[v & 15];
+        v >>= 4;
+        if v == 0 || n == 0 {
+            break;
+        }
+    }
+    line[16] = b'\r';
+    line[17] = b'\n';
+    buf.extend(pool, line.get(n..).unwrap_or_default());
+    buf.extend(pool, data);
+    buf.extend(pool, b"\r\n");
+}
+
+fn reply_local(env: &mut dyn Env, cout: &mut Buf, d: &LocalDecision, close: bool) {
+    let mut out = Vec::with_capacity(256 + d.body.len());
+    env.local_reply(
+        &mut out,
+        &Reply {
+            status: d.status,
+            body: &d.body,
+            location: d.location.as_deref(),
+            edits: &d.edits,
+            upstream: d.upstream,
+            close,
+        },
+    );
+    cout.extend(env.pool(), &out);
+}

@@ -1,0 +1,274 @@
+//! How an exchange ends when it does not end well: upstream failures and timeouts become a
+//! retry (the route's policy, or one transparent retry after a stale pooled connection) or the
+//! reply Envoy would give; once a response has started, the client is reset instead.
+
+use std::time::{Duration, Instant};
+
+use super::exchange::{Cx, Exchange, Step, Then, Upstream};
+use super::{Env, Reply};
+use crate::access_log::Flags;
+use crate::http::local;
+
+/// Why an upstream attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    ConnectFailed,
+    ConnectTimeout,
+    /// Reset or closed while we were sending or waiting.
+    Reset,
+    Protocol,
+    /// A response whose status the retry policy retries (and a retry is allowed).
+    RetriableStatus,
+}
+
+/// What went wrong with an attempt, as retry policies see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Connect refused, failed or timed out.
+    ConnectFailure,
+    /// Reset, closed or unparseable before a response head, or the per-try timeout.
+    Reset,
+    /// A complete response head with this status.
+    Status(u16),
+}
+
+impl Failure {
+    fn outcome(self) -> Outcome {
+        match self {
+            Failure::ConnectFailed | Failure::ConnectTimeout => Outcome::ConnectFailure,
+            Failure::Reset | Failure::Protocol | Failure::RetriableStatus => Outcome::Reset,
+        }
+    }
+}
+
+impl Exchange {
+    /// Turns an upstream failure into Envoy's answer. The connection is already gone
+    /// (`had_up`: there was one, as opposed to a connect that failed at once).
+    pub(super) fn failed(
+        &mut self,
+        env: &mut dyn Env,
+        cx: &mut Cx<'_>,
+        f: Failure,
+        stale: bool,
+        had_up: bool,
+        now: Instant,
+    ) -> Step {
+        if let (true, Some((c, addr))) = (had_up, self.target) {
+            if matches!(f, Failure::ConnectFailed | Failure::ConnectTimeout) {
+                env.upstream_connect_fail(c, addr, f == Failure::ConnectTimeout);
+            }
+        }
+        self.connect_at = None;
+        self.per_try_at = None;
+        if self.resp.is_some() {
+            log::debug!("upstream failed mid-response");
+            self.flag(Flags::UC);
+            return Step::End(Then::Reset);
+        }
+        let replayable = !self.req_body_started || self.replay.is_some();
+        // A pooled connection the upstream closed just as we reused it: try once more on a
+        // fresh one, as nginx and HAProxy do, but only for methods that may be repeated
+        // (RFC 9110 §9.2.2); anything else is up to the route's retry policy.
+        if stale && replayable && !self.retried && self.idempotent {
+            self.retried = true;
+            return Step::Connect(self.launch());
+        }
+        if f == Failure::RetriableStatus || self.retry_allowed(env, f.outcome()) {
+            if self.prepare_retry(env, now) {
+                log::debug!("retry {} after {f:?}", self.attempts);
+                return Step::Running(true);
+            }
+            self.flag(Flags::UH);
+            return self.local_failure(env, cx, 503, local::NO_HEALTHY_UPSTREAM);
+        }
+        if self.attempts > 1 {
+            self.flag(Flags::URX);
+        }
+        self.flag(match f {
+            Failure::ConnectFailed | Failure::ConnectTimeout => Flags::UF,
+            Failure::Reset | Failure::RetriableStatus => Flags::UC,
+            Failure::Protocol => Flags::UPE,
+        });
+        let body = match f {
+            Failure::ConnectFailed => local::CONNECT_FAILURE,
+            Failure::ConnectTimeout => local::CONNECT_TIMEOUT,
+            Failure::Reset | Failure::RetriableStatus => local::CONNECTION_TERMINATION,
+            Failure::Protocol => local::PROTOCOL_ERROR,
+        };
+        let status = if f == Failure::Protocol { 502 } else { 503 };
+        self.local_failure(env, cx, status, body)
+    }
+
+    /// Queues a local reply that ends the exchange (with the route's response edits, as
+    /// Envoy's router does for its own replies); keeps the connection when that is safe.
+    fn local_failure(
+        &mut self,
+        env: &mut dyn Env,
+        cx: &mut Cx<'_>,
+        status: u16,
+        body: &str,
+    ) -> Step {
+        self.replied(status, body);
+        let keep = self.client_keep_alive && self.req.is_done() && !env.closing();
+        let mut out = Vec::with_capacity(256 + body.len());
+        env.local_reply(
+            &mut out,
+            &Reply {
+                status,
+                body,
+                location: None,
+                edits: &self.resp_edits,
+                upstream: self.target.map(|t| t.1),
+                close: !keep,
+            },
+        );
+        cx.cout.extend(env.pool(), &out);
+        Step::End(if keep { Then::Next } else { Then::Close })
+    }
+
+    /// A deadline is due at `now`.
+    pub(super) fn on_timeout(&mut self, env: &mut dyn Env, cx: &mut Cx<'_>, now: Instant) -> Step {
+        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        if let Upstream::Backoff { until } = self.upstream {
+            if until <= now {
+                return Step::Connect(self.launch());
+            }
+        }
+        if due(self.connect_at) {
+            log::debug!("connect timeout");
+            let had_up = cx.up.is_some();
+            cx.drop_up();
+            return self.failed(env, cx, Failure::ConnectTimeout, false, had_up, now);
+        }
+        if due(self.timeout_at) {
+            log::debug!("route timeout");
+            return self.timed_out(env, cx);
+        }
+        if due(self.per_try_at) {
+            log::debug!("per-try timeout");
+            self.per_try_at = None;
+            if self.retry_allowed(env, Outcome::Reset) {
+                cx.drop_up();
+                return self.failed(env, cx, Failure::Reset, false, true, now);
+            }
+            return self.timed_out(env, cx);
+        }
+        if due(self.idle.map(|t| self.last_activity + t)) {
+            return self.stream_idle(env, cx);
+        }
+        Step::Running(false)
+    }
+
+    /// The route (or per-try) timeout: 504 before a response head, a reset after.
+    fn timed_out(&mut self, env: &mut dyn Env, cx: &mut Cx<'_>) -> Step {
+        cx.drop_up();
+        self.flag(Flags::UT);
+        if let Some((c, addr)) = self.target {
+            env.upstream_rq_timeout(c, addr);
+        }
+        if self.resp.is_some() {
+            return Step::End(Then::Reset);
+        }
+        self.local_failure(env, cx, 504, local::UPSTREAM_TIMEOUT)
+    }
+
+    /// The stream idle timeout, as Envoy's HCM answers it: a reset once the response has
+    /// started, else `504 stream timeout` when the whole request was received, `408` while it
+    /// was still arriving. An HCM reply, so the route's response edits do not apply. A request
+    /// already answered locally gets no second answer: the connection just closes.
+    fn stream_idle(&mut self, env: &mut dyn Env, cx: &mut Cx<'_>) -> Step {
+        log::debug!("stream idle timeout");
+        self.flag(Flags::SI);
+        cx.drop_up();
+        if self.resp.is_some() {
+            return Step::End(Then::Reset);
+        }
+        if self.upstream == Upstream::Local {
+            return Step::End(Then::Close);
+        }
+        let (status, keep) = if self.req.is_done() {
+            (504, self.client_keep_alive && !env.closing())
+        } else {
+            (408, false)
+        };
+        let mut out = Vec::with_capacity(256);
+        env.local_reply(
+            &mut out,
+            &Reply {
+                status,
+                body: local::STREAM_TIMEOUT,
+                location: None,
+                edits: &[],
+                upstream: None,
+                close: !keep,
+            },
+        );
+        cx.cout.extend(env.pool(), &out);
+        self.replied(status, local::STREAM_TIMEOUT);
+        Step::End(if keep { Then::Next } else { Then::Close })
+    }
+
+    /// True when the route's policy retries `o` and this exchange may still retry: retries
+    /// left, the body still replayable, and nothing sent to the client yet.
+    pub(super) fn retry_allowed(&self, env: &dyn Env, o: Outcome) -> bool {
+        if self.retries_left == 0 || self.replay.is_none() || self.resp.is_some() {
+            return false;
+        }
+        let Some(p) = self.route.and_then(|r| env.retry_policy(r)) else {
+            return false;
+        };
+        let on = p.retry_on;
+        match o {
+            // Envoy: 5xx and gateway-error cover "no response at all", reset covers connect
+            // failure.
+            Outcome::ConnectFailure => {
+                on.five_xx || on.gateway_error || on.reset || on.connect_failure
+            }
+            Outcome::Reset => on.five_xx || on.gateway_error || on.reset,
+            Outcome::Status(c) => {
+                (on.five_xx && c >= 500)
+                    || (on.gateway_error && matches!(c, 502..=504))
+                    || (on.retriable_4xx && c == 409)
+                    || (on.retriable_status_codes && p.retriable_status_codes.contains(&c))
+            }
+        }
+    }
+
+    /// Prepares the next attempt: another host of the same cluster when there is one, the
+    /// Host header redone under `auto_host_rewrite`, and a jittered exponential back-off
+    /// (Envoy's default 25 ms base). Returns false when the cluster has no host left.
+    fn prepare_retry(&mut self, env: &mut dyn Env, now: Instant) -> bool {
+        let Some((cluster, old)) = self.target else {
+            return false;
+        };
+        let (base, max) = self.route.and_then(|r| env.retry_policy(r)).map_or(
+            (Duration::from_millis(25), Duration::from_millis(250)),
+            |p| (p.back_off_base, p.back_off_max),
+        );
+        let Some(addr) = env.next_host(cluster, old) else {
+            return false;
+        };
+        env.track(cluster, old, -1);
+        env.track(cluster, addr, 1);
+        if let Some(at) = self.auto_host {
+            if let Some(name) = env.hostname_of(cluster, addr) {
+                self.auto_host = Some(crate::http::request::replace_host(
+                    &mut self.head,
+                    at,
+                    &name,
+                ));
+            }
+        }
+        self.target = Some((cluster, addr));
+        self.retries_left = self.retries_left.saturating_sub(1);
+        self.attempts += 1;
+        let ceiling = base
+            .saturating_mul(1u32 << self.attempts.saturating_sub(2).min(16))
+            .min(max);
+        let jitter = env.random_below(ceiling.as_micros().max(1) as u64);
+        self.upstream = Upstream::Backoff {
+            until: now + Duration::from_micros(jitter),
+        };
+        true
+    }
+}

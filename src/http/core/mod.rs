@@ -1,0 +1,719 @@
+//! The HTTP/1 exchange core: one client connection's protocol logic as a value that does no I/O
+//! and reads no clock. The driver (`http::session`) moves bytes between sockets and the
+//! core's buffers, passes `now` in, and carries out the [`Action`]s the core asks for
+//! (connect, release or drop the upstream connection). Everything that needs configuration
+//! or process state (routing, load balancing, stats, rendering a local reply) goes through the
+//! [`Env`] trait, which the driver implements over the proxy's context and tests implement
+//! in memory. So every split of a message, a model of client + core + upstream, and the
+//! fuzzer drive the same code the proxy runs, without a socket.
+//!
+//! Connection states (`State`): `Head` (reading a request head) → `Exchange` (request body up,
+//! response down) → `Head` on keep-alive, or `Closing` (flush, then shut down writes) →
+//! `Lingering` (discard what the client still sends) → `Closed`. `Handoff`: idle while a
+//! successor process exists; the driver moves the socket and the unread bytes there.
+
+mod exchange;
+mod failure;
+mod respond;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::buf::{Buf, BufPool, CHUNK};
+use super::codec::{HeadError, RequestHead};
+use super::request::Decision;
+use crate::access_log::Rq;
+use crate::config::RetryPolicy;
+use crate::route::edits::Op;
+pub use exchange::Exchange;
+pub use failure::Failure;
+
+/// How long a closing connection keeps reading (and discarding) before the final close.
+pub const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes discarded while lingering.
+const LINGER_MAX: usize = 256 * 1024;
+/// Responses queued for a client that does not read: past this, no further pipelined request
+/// is parsed (and none read), so a client that never reads cannot grow our memory.
+pub const OUT_HIGH: usize = 64 * 1024;
+/// Most unread bytes a connection may hold and still be handed to a successor process (one
+/// handover frame carries several connections; the frame limit is 1 MiB).
+pub const HANDOFF_MAX: usize = 256 * 1024;
+/// Largest upstream response head we accept.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// The listener's settings a connection needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `max_request_headers_kb` in bytes.
+    pub max_head: usize,
+    pub idle_timeout: Option<Duration>,
+    pub request_headers_timeout: Option<Duration>,
+    /// The connection manager's `stream_idle_timeout` (a route's `idle_timeout` overrides it).
+    pub stream_idle_timeout: Option<Duration>,
+}
+
+/// What the core needs from the proxy around it. Every method is synchronous and does no I/O;
+/// the proxy's implementation reads its configuration and updates its stats.
+pub trait Env {
+    /// The shared buffer pool.
+    fn pool(&mut self) -> &mut BufPool;
+    /// The Server header value and what to do with an upstream's own.
+    fn server(&self) -> (&str, crate::config::ServerHeader);
+    /// Draining with no successor: responses say `Connection: close`, idle connections close.
+    fn closing(&self) -> bool;
+    /// Draining with a successor: idle connections move to it.
+    fn handoff(&self) -> bool;
+    /// A request head was parsed (`None`: rejected) — counts it and starts its record.
+    fn begin(&mut self, req: Option<&RequestHead<'_>>, minor: u8, now: Instant) -> Rq;
+    /// Routes a request: a local reply, or an upstream with the serialised head.
+    fn route(&mut self, req: &RequestHead<'_>, rq: &mut Rq) -> Decision;
+    /// Appends a complete local reply (head and body) to `out`.
+    fn local_reply(&mut self, out: &mut Vec<u8>, reply: &Reply<'_>);
+    /// The upstream's response head arrived.
+    fn response_head(&mut self, rq: &mut Rq, status: u16, headers: &[httparse::Header<'_>]);
+    /// The request ended; its record is final.
+    fn end(&mut self, rq: Rq, now: Instant);
+    /// The retry policy of a route, by (virtual host, route) index.
+    fn retry_policy(&self, route: (usize, usize)) -> Option<&RetryPolicy>;
+    /// Another host of `cluster` for a retry (not `old` when there is a choice).
+    fn next_host(&mut self, cluster: usize, old: SocketAddr) -> Option<SocketAddr>;
+    /// The DNS name a host of `cluster` was resolved from (`auto_host_rewrite`).
+    fn hostname_of(&self, cluster: usize, addr: SocketAddr) -> Option<String>;
+    /// Active-request accounting of a host (least-request load balancing).
+    fn track(&mut self, cluster: usize, addr: SocketAddr, delta: i32);
+    /// A uniformly random number below `n` (retry back-off jitter).
+    fn random_below(&mut self, n: u64) -> u64;
+    /// A request was sent to host `addr` (`fresh`: on a new connection).
+    fn upstream_rq(&mut self, cluster: usize, addr: SocketAddr, fresh: bool);
+    /// The route timeout fired for a request to `addr`.
+    fn upstream_rq_timeout(&mut self, cluster: usize, addr: SocketAddr);
+    /// Connecting to `addr` failed or timed out.
+    fn upstream_connect_fail(&mut self, cluster: usize, addr: SocketAddr, timeout: bool);
+    /// A route answered with `direct_response`.
+    fn direct_response(&mut self);
+}
+
+/// A reply made here.
+#[derive(Debug)]
+pub struct Reply<'a> {
+    pub status: u16,
+    pub body: &'a str,
+    pub location: Option<&'a str>,
+    /// The route's response edits (empty for connection-manager replies).
+    pub edits: &'a [Op],
+    pub upstream: Option<SocketAddr>,
+    pub close: bool,
+}
+
+/// What the driver must do for the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Get a connection to `addr` (a host of `cluster`): from the pool, a new connect, or wait
+    /// for a connect slot. Then call `up_attached`, or `up_failed`.
+    Connect { cluster: usize, addr: SocketAddr },
+    /// The upstream connection is finished with: back to the pool when `reuse`, else closed.
+    ReleaseUp { reuse: bool },
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// After the last response: the driver has already flushed and lingered.
+    Graceful,
+    /// Reset (SO_LINGER 0), so a partial response can never look complete.
+    Reset,
+}
+
+#[derive(Debug)]
+enum State {
+    Head,
+    Exchange(Box<Exchange>),
+    /// Flushing the last response; then shut down writes and linger.
+    Closing {
+        until: Instant,
+    },
+    Lingering {
+        until: Instant,
+        discarded: usize,
+    },
+    Closed(Close),
+    /// Idle, with a successor process: move the connection there (fd + unread bytes).
+    Handoff,
+}
+
+/// The upstream side of the running attempt: its buffers and what the driver reported.
+#[derive(Debug, Default)]
+pub struct UpSide {
+    pub rx: Buf,
+    pub tx: Buf,
+    connected: bool,
+    /// Came from the pool: a failure before any response byte may be a stale keep-alive race.
+    reused: bool,
+    got_bytes: bool,
+    eof: bool,
+}
+
+/// One client connection's protocol state.
+#[derive(Debug)]
+pub struct Conn {
+    lim: Limits,
+    state: State,
+    /// Bytes from the client not yet consumed.
+    cin: Buf,
+    /// Bytes for the client not yet written.
+    cout: Buf,
+    up: Option<UpSide>,
+    /// The client closed its side (or the driver saw an error).
+    client_eof: bool,
+    idle_since: Instant,
+    head_started: Option<Instant>,
+    /// Bytes of `cin` already searched for the end of a head: a head arriving in pieces is
+    /// parsed once, when its end is there, not once per read.
+    scanned: usize,
+    requests: u64,
+    /// Actions for the driver: an upstream connection to give back (`Some(reuse)`), then a
+    /// connection to get.
+    release: Option<bool>,
+    connect: Option<Action>,
+}
+
+impl Conn {
+    pub fn new(lim: Limits, now: Instant) -> Conn {
+        Conn {
+            lim,
+            state: State::Head,
+            cin: Buf::default(),
+            cout: Buf::default(),
+            up: None,
+            client_eof: false,
+            idle_since: now,
+            head_started: None,
+            scanned: 0,
+            requests: 0,
+            release: None,
+            connect: None,
+        }
+    }
+
+    // ---- bytes in and out ----
+
+    /// How many more client bytes the core will take now (0: stop reading: backpressure).
+    pub fn client_read_room(&self) -> usize {
+        if self.client_eof {
+            return 0;
+        }
+        match &self.state {
+            State::Head => {
+                if self.cout.len() >= OUT_HIGH {
+                    0
+                } else {
+                    (self.lim.max_head + 1).saturating_sub(self.cin.len())
+                }
+            }
+            State::Exchange(ex) => ex.client_read_room(self.cin.len(), self.up.as_ref()),
+            State::Lingering { .. } => CHUNK,
+            State::Closing { .. } | State::Closed(_) | State::Handoff => 0,
+        }
+    }
+
+    /// The client input buffer, for the driver to read into (then call `process`).
+    pub fn client_in(&mut self) -> &mut Buf {
+        &mut self.cin
+    }
+
+    /// The client sent FIN (or its socket failed): no more bytes will come.
+    pub fn client_eof(&mut self) {
+        self.client_eof = true;
+    }
+
+    /// Bytes to write to the client.
+    pub fn client_out(&mut self) -> &mut Buf {
+        &mut self.cout
+    }
+
+    /// The upstream side, when an attempt has one: the driver reads into `rx`, writes `tx`.
+    pub fn up(&mut self) -> Option<&mut UpSide> {
+        self.up.as_mut()
+    }
+
+    /// How many upstream bytes the core will take now.
+    pub fn up_read_room(&self) -> usize {
+        let (State::Exchange(ex), Some(up)) = (&self.state, &self.up) else {
+            return 0;
+        };
+        if up.eof || !up.connected {
+            return 0;
+        }
+        ex.up_read_room(up.rx.len(), self.cout.len())
+    }
+
+    /// The next action for the driver.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        if let Some(reuse) = self.release.take() {
+            return Some(Action::ReleaseUp { reuse });
+        }
+        self.connect.take()
+    }
+
+    // ---- upstream events ----
+
+    /// The driver has a connection for the `Connect` action: `reused` from the pool (already
+    /// connected), else a connect in progress.
+    pub fn up_attached(&mut self, env: &mut dyn Env, reused: bool, now: Instant) {
+        if let State::Exchange(ex) = &mut self.state {
+            let up = UpSide {
+                connected: reused,
+                reused,
+                ..UpSide::default()
+            };
+            let up = self.up.insert(up);
+            ex.attached(env, up, reused, now);
+        } else {
+            // Nothing wants it any more: give it straight back.
+            self.release = Some(reused);
+        }
+    }
+
+    /// The TCP handshake with the upstream finished.
+    pub fn up_connected(&mut self, now: Instant) {
+        if let (State::Exchange(ex), Some(up)) = (&mut self.state, &mut self.up) {
+            up.connected = true;
+            ex.connected(now);
+        }
+    }
+
+    /// Bytes arrived from the upstream (into `up().rx`).
+    pub fn up_data(&mut self) {
+        if let Some(up) = &mut self.up {
+            up.got_bytes = true;
+        }
+    }
+
+    /// The upstream closed its side.
+    pub fn up_eof(&mut self) {
+        if let Some(up) = &mut self.up {
+            up.eof = true;
+        }
+    }
+
+    /// Connecting, writing or reading failed on the upstream connection (the driver has
+    /// closed it).
+    pub fn up_failed(&mut self, env: &mut dyn Env, f: Failure, now: Instant) {
+        let up = self.up.take();
+        let stale = up
+            .as_ref()
+            .is_some_and(|u| f == Failure::Reset && u.reused && !u.got_bytes);
+        let State::Exchange(ex) = &mut self.state else {
+            return;
+        };
+        let mut cx = exchange::Cx {
+            cin: &mut self.cin,
+            cout: &mut self.cout,
+            up: &mut self.up,
+            client_eof: self.client_eof,
+            release: &mut self.release,
+        };
+        let next = ex.failed(env, &mut cx, f, stale, up.is_some(), now);
+        self.apply_step(env, next, now);
+        self.process(env, now);
+    }
+
+    // ---- time ----
+
+    /// When `on_timeout` must next be called.
+    pub fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Head => {
+                let idle = self.lim.idle_timeout.map(|t| self.idle_since + t);
+                if self.cin.is_empty() {
+                    idle
+                } else {
+                    match (self.lim.request_headers_timeout, self.head_started) {
+                        (Some(t), Some(s)) => Some(s + t),
+                        _ => idle,
+                    }
+                }
+            }
+            State::Exchange(ex) => ex.deadline(),
+            State::Closing { until } | State::Lingering { until, .. } => Some(*until),
+            State::Closed(_) | State::Handoff => None,
+        }
+    }
+
+    /// Time passed: fires whatever deadline is due at `now`.
+    pub fn on_timeout(&mut self, env: &mut dyn Env, now: Instant) {
+        if self.deadline().is_none_or(|d| d > now) {
+            return;
+        }
+        match &mut self.state {
+            State::Head => {
+                log::debug!("idle or header timeout");
+                self.state = State::Closed(Close::Graceful);
+            }
+            State::Exchange(ex) => {
+                let mut cx = exchange::Cx {
+                    cin: &mut self.cin,
+                    cout: &mut self.cout,
+                    up: &mut self.up,
+                    client_eof: self.client_eof,
+                    release: &mut self.release,
+                };
+                let next = ex.on_timeout(env, &mut cx, now);
+                self.apply_step(env, next, now);
+            }
+            State::Closing { .. } | State::Lingering { .. } => {
+                self.state = State::Closed(Close::Graceful);
+            }
+            State::Closed(_) | State::Handoff => {}
+        }
+        self.process(env, now);
+    }
+
+    // ---- the connection's lifecycle, as the driver sees it ----
+
+    /// Set once the connection is finished; the driver then closes (or resets) the socket.
+    pub fn closed(&self) -> Option<Close> {
+        match self.state {
+            State::Closed(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// All output is flushed and the driver should shut down its write side now, then call
+    /// `shut_down`.
+    pub fn wants_shutdown(&self) -> bool {
+        matches!(self.state, State::Closing { .. }) && self.cout.is_empty()
+    }
+
+    /// The driver shut down the write side: from now on read and discard.
+    pub fn shut_down(&mut self, now: Instant) {
+        if matches!(self.state, State::Closing { .. }) {
+            self.state = State::Lingering {
+                until: now + LINGER,
+                discarded: 0,
+            };
+            self.discard();
+        }
+    }
+
+    /// Idle with a successor: the driver moves the socket with `take_pending()`.
+    pub fn ready_to_move(&self) -> bool {
+        matches!(self.state, State::Handoff)
+    }
+
+    /// The unread client bytes, for a handover.
+    pub fn take_pending(&mut self) -> Vec<u8> {
+        self.cin.take_bytes()
+    }
+
+    /// No request in progress and nothing buffered.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Head) && self.cin.is_empty() && self.cout.is_empty()
+    }
+
+    /// Waiting for the driver to attach an upstream connection.
+    pub fn is_waiting_for_upstream(&self) -> bool {
+        match &self.state {
+            State::Exchange(ex) => ex.waiting_for_upstream(),
+            _ => false,
+        }
+    }
+
+    /// The connection the core waits for, to ask again once a connect slot frees up.
+    pub fn pending_connect(&self) -> Option<Action> {
+        match &self.state {
+            State::Exchange(ex) if ex.waiting_for_upstream() => ex
+                .target
+                .map(|(cluster, addr)| Action::Connect { cluster, addr }),
+            _ => None,
+        }
+    }
+
+    /// Requests answered on this connection.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// Returns buffer allocations that hold nothing to the pool (idle connections hold none).
+    pub fn release_buffers(&mut self, pool: &mut BufPool) {
+        self.cin.release(pool);
+        self.cout.release(pool);
+        if let Some(up) = &mut self.up {
+            up.rx.release(pool);
+            up.tx.release(pool);
+        }
+    }
+
+    /// The connection is going away (closed by the driver, or failed): ends a request still
+    /// running, as a downstream disconnect, and hands back what it holds. Returns whether an
+    /// upstream connection must be closed.
+    pub fn abort(&mut self, env: &mut dyn Env, now: Instant) -> bool {
+        let state = std::mem::replace(&mut self.state, State::Closed(Close::Graceful));
+        if let State::Exchange(mut ex) = state {
+            ex.flag(crate::access_log::Flags::DC);
+            ex.finish(env, now);
+        }
+        self.up.take().is_some()
+    }
+
+    /// Empties all buffers back to the pool.
+    pub fn free(&mut self, pool: &mut BufPool) {
+        self.cin.consume(self.cin.len());
+        self.cout.consume(self.cout.len());
+        self.release_buffers(pool);
+        if let Some(mut up) = self.up.take() {
+            up.rx.consume(up.rx.len());
+            up.tx.consume(up.tx.len());
+            up.rx.release(pool);
+            up.tx.release(pool);
+        }
+    }
+
+    // ---- the state machine ----
+
+    /// Runs the protocol on what is buffered until nothing more can happen without new bytes,
+    /// an upstream event or time. Returns whether anything changed.
+    pub fn process(&mut self, env: &mut dyn Env, now: Instant) -> bool {
+        let mut any = false;
+        // Bounded: each round either changes state or consumes input.
+        for _ in 0..10_000 {
+            if self.connect.is_some() || self.release.is_some() || !self.step(env, now) {
+                break;
+            }
+            any = true;
+        }
+        any || self.connect.is_some() || self.release.is_some()
+    }
+
+    /// One round; returns whether anything changed.
+    fn step(&mut self, env: &mut dyn Env, now: Instant) -> bool {
+        match &mut self.state {
+            State::Head => self.head(env, now),
+            State::Exchange(_) => self.exchange(env, now),
+            State::Closing { .. } => false,
+            State::Lingering { .. } => {
+                self.discard();
+                false
+            }
+            State::Closed(_) | State::Handoff => false,
+        }
+    }
+
+    fn discard(&mut self) {
+        if let State::Lingering { discarded, .. } = &mut self.state {
+            *discarded += self.cin.len();
+            self.cin.consume(self.cin.len());
+            if self.client_eof || *discarded > LINGER_MAX {
+                self.state = State::Closed(Close::Graceful);
+            }
+        }
+    }
+
+    fn close_after(&mut self, now: Instant) {
+        self.state = State::Closing {
+            until: now + LINGER + LINGER,
+        };
+    }
+
+    fn head(&mut self, env: &mut dyn Env, now: Instant) -> bool {
+        if env.handoff()
+            && self.cout.is_empty()
+            && !self.client_eof
+            && self.cin.len() <= HANDOFF_MAX
+        {
+            self.state = State::Handoff;
+            return true;
+        }
+        if self.cin.is_empty() {
+            if self.client_eof || (env.closing() && self.cout.is_empty()) {
+                self.finish_connection(now);
+                return true;
+            }
+            return false;
+        }
+        if self.cout.len() >= OUT_HIGH {
+            return false; // the client is not reading our answers: stop parsing more requests
+        }
+        if self.head_started.is_none() {
+            self.head_started = Some(now);
+        }
+        let first = self.scanned == 0;
+        if !head_complete(self.cin.data(), &mut self.scanned) && !first {
+            return self.partial_head(env, now);
+        }
+        let mut slots = super::codec::header_slots();
+        let (head_len, start) = match super::codec::parse_request(self.cin.data(), &mut slots) {
+            Ok(None) => return self.partial_head(env, now),
+            Err(e) => {
+                self.reject(env, &e, now);
+                return true;
+            }
+            Ok(Some(req)) if req.head_len > self.lim.max_head => {
+                self.reject(env, &HeadError::TooLarge, now);
+                return true;
+            }
+            Ok(Some(req)) => {
+                #[cfg(debug_assertions)]
+                test_hooks::maybe_panic(req.path);
+                let mut rq = env.begin(Some(&req), req.minor, now);
+                let decision = env.route(&req, &mut rq);
+                let idle = self.lim.stream_idle_timeout;
+                (req.head_len, exchange::Start::new(&req, decision, rq, idle))
+            }
+        };
+        self.cin.consume(head_len);
+        self.scanned = 0;
+        self.head_started = None;
+        let closing = env.closing();
+        let cx = exchange::Cx {
+            cin: &mut self.cin,
+            cout: &mut self.cout,
+            up: &mut self.up,
+            client_eof: self.client_eof,
+            release: &mut self.release,
+        };
+        let next = Exchange::start(env, start, cx, closing, now);
+        self.apply_step(env, next, now);
+        true
+    }
+
+    fn exchange(&mut self, env: &mut dyn Env, now: Instant) -> bool {
+        let State::Exchange(ex) = &mut self.state else {
+            return false;
+        };
+        let closing = env.closing();
+        let mut cx = exchange::Cx {
+            cin: &mut self.cin,
+            cout: &mut self.cout,
+            up: &mut self.up,
+            client_eof: self.client_eof,
+            release: &mut self.release,
+        };
+        let next = ex.pump(env, &mut cx, closing, now);
+        let progress = !matches!(next, exchange::Step::Running(false));
+        self.apply_step(env, next, now);
+        progress
+    }
+
+    /// Carries out what an exchange step decided for the connection.
+    fn apply_step(&mut self, env: &mut dyn Env, next: exchange::Step, now: Instant) {
+        use exchange::Step;
+        match next {
+            Step::Running(_) => {}
+            Step::Connect(a) => self.connect = Some(a),
+            Step::Started(ex, a) => {
+                self.state = State::Exchange(ex);
+                self.connect = a;
+            }
+            Step::End(then) => {
+                if self.up.take().is_some() {
+                    self.release = Some(false);
+                }
+                self.end_exchange(env, then, now);
+            }
+        }
+    }
+
+    fn end_exchange(&mut self, env: &mut dyn Env, then: exchange::Then, now: Instant) {
+        use exchange::Then;
+        let state = std::mem::replace(&mut self.state, State::Head);
+        if let State::Exchange(ex) = state {
+            ex.finish(env, now);
+        }
+        match then {
+            Then::Next => {
+                self.requests += 1;
+                self.idle_since = now;
+                self.state = State::Head;
+            }
+            Then::Close => {
+                self.requests += 1;
+                self.close_after(now);
+            }
+            Then::Reset => self.state = State::Closed(Close::Reset),
+            Then::Drop => self.state = State::Closed(Close::Graceful),
+        }
+    }
+
+    /// Not a whole head yet: too large already, or the client closed mid-head.
+    fn partial_head(&mut self, env: &mut dyn Env, now: Instant) -> bool {
+        if self.cin.len() > self.lim.max_head {
+            self.reject(env, &HeadError::TooLarge, now);
+            return true;
+        }
+        if self.client_eof {
+            self.finish_connection(now);
+            return true;
+        }
+        false
+    }
+
+    /// No more requests on this connection: flush what is queued first.
+    fn finish_connection(&mut self, now: Instant) {
+        if self.cout.is_empty() {
+            self.state = State::Closed(Close::Graceful);
+        } else {
+            self.close_after(now);
+        }
+    }
+
+    fn reject(&mut self, env: &mut dyn Env, e: &HeadError, now: Instant) {
+        log::debug!("bad request: {}", e.reason());
+        self.cin.consume(self.cin.len());
+        let body = match e.status() {
+            431 => "Request Header Fields Too Large",
+            501 => "Not Implemented",
+            _ => "Bad Request",
+        };
+        let mut out = Vec::with_capacity(256);
+        env.local_reply(
+            &mut out,
+            &Reply {
+                status: e.status(),
+                body,
+                location: None,
+                edits: &[],
+                upstream: None,
+                close: true,
+            },
+        );
+        self.cout.extend(env.pool(), &out);
+        let mut rq = env.begin(None, 1, now);
+        rq.status = e.status();
+        rq.flags.set(crate::access_log::Flags::DPE);
+        rq.bytes_tx = body.len() as u64;
+        env.end(rq, now);
+        self.close_after(now);
+    }
+}
+
+/// Whether `buf` holds the end of a head (an empty line). `scanned` remembers how far an
+/// earlier call searched, so bytes arriving one at a time cost O(n) in total, not O(n²).
+fn head_complete(buf: &[u8], scanned: &mut usize) -> bool {
+    // A head ends at "\n\r\n" or "\n\n" (httparse accepts bare LF line ends); restart the
+    // search 2 bytes back so a terminator split across reads is still found.
+    let from = scanned.saturating_sub(2).min(buf.len());
+    let tail = buf.get(from..).unwrap_or_default();
+    let found = tail
+        .windows(2)
+        .enumerate()
+        .any(|(i, w)| w == b"\n\n" || (w == b"\n\r" && tail.get(i + 2) == Some(&b'\n')));
+    *scanned = buf.len();
+    found
+}
+
+/// Test-build-only fault injection: a request for the path named by `BATON_TEST_PANIC_PATH`
+/// panics inside the core, so tests can check that one connection's panic costs only that
+/// connection. Compiled out of release builds.
+#[cfg(debug_assertions)]
+mod test_hooks {
+    use std::sync::OnceLock;
+
+    pub fn maybe_panic(path: &str) {
+        static PATH: OnceLock<Option<String>> = OnceLock::new();
+        let p = PATH.get_or_init(|| std::env::var("BATON_TEST_PANIC_PATH").ok());
+        if p.as_deref() == Some(path) {
+            panic!("test panic hook: request for {path}");
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The response head we send the client: the upstream's head re-serialised with hop-by-hop
+//! headers removed, the route's response edits, our Server header and our own framing.
+
+use super::exchange::{BodyIn, Exchange, OutMode, Response};
+use super::Env;
+use crate::config::ServerHeader;
+use crate::http::codec::{is_hop_by_hop, named_in_connection, put_header, Framing, ResponseHead};
+use crate::route::edits::{apply, HeaderList};
+
+/// Serialises the head we send the client, and decides the framing towards it.
+pub(super) fn client_head(
+    r: &ResponseHead<'_>,
+    ex: &mut Exchange,
+    draining: bool,
+    env: &dyn Env,
+) -> (Vec<u8>, Response) {
+    let (server_name, server_mode) = env.server();
+    let out = match r.framing {
+        Framing::None => OutMode::NoBody,
+        Framing::Length(_) => OutMode::Length,
+        Framing::Chunked | Framing::UntilClose => {
+            if ex.client_minor == 1 {
+                OutMode::Chunked
+            } else {
+                OutMode::Close
+            }
+        }
+    };
+    let body = match r.framing {
+        Framing::None | Framing::Length(0) => BodyIn::Done,
+        Framing::Length(n) => BodyIn::Length(n),
+        Framing::Chunked => BodyIn::Chunked(crate::http::codec::ChunkedDecoder::new()),
+        Framing::UntilClose => BodyIn::UntilClose,
+    };
+    let keep = ex.client_keep_alive && !draining && out != OutMode::Close;
+    ex.keep = keep;
+    let mut h = Vec::with_capacity(256 + r.headers.len() * 32);
+    h.extend_from_slice(b"HTTP/1.1 ");
+    crate::util::push_dec(&mut h, u64::from(r.status));
+    h.push(b' ');
+    h.extend_from_slice(r.reason.as_bytes());
+    h.extend_from_slice(b"\r\n");
+    let mut has_server = false;
+    // Only a route with response edits pays for an intermediate header list.
+    let mut list: Option<HeaderList<'_>> = (!ex.resp_edits.is_empty()).then(Vec::new);
+    for hd in r.headers {
+        let n = hd.name;
+        if n.eq_ignore_ascii_case("content-length") && out == OutMode::NoBody && r.status != 204 {
+            // HEAD and 304 keep the length the full response would have had.
+            put_header(&mut h, n, hd.value);
+            continue;
+        }
+        if is_hop_by_hop(n) || named_in_connection(r.headers, n) {
+            continue;
+        }
+        if n.eq_ignore_ascii_case("server") {
+            if server_mode == ServerHeader::Overwrite {
+                continue;
+            }
+            has_server = true;
+        }
+        match &mut list {
+            Some(l) => l.push((n.into(), hd.value.into())),
+            None => put_header(&mut h, n, hd.value),
+        }
+    }
+    if let Some(mut l) = list {
+        let upstream = ex.target.map(|t| t.1);
+        apply(&mut l, &ex.resp_edits, &|t| t.render_upstream(upstream));
+        if server_mode == ServerHeader::Overwrite {
+            l.retain(|(n, _)| !n.eq_ignore_ascii_case("server"));
+        }
+        has_server = l.iter().any(|(n, _)| n.eq_ignore_ascii_case("server"));
+        for (n, v) in &l {
+            put_header(&mut h, n, v);
+        }
+    }
+    if server_mode == ServerHeader::Overwrite
+        || (server_mode == ServerHeader::AppendIfAbsent && !has_server)
+    {
+        put_header(&mut h, "server", server_name.as_bytes());
+    }
+    match (out, r.framing) {
+        (OutMode::Length, Framing::Length(n)) => {
+            h.extend_from_slice(b"content-length: ");
+            crate::util::push_dec(&mut h, n);
+            h.extend_from_slice(b"\r\n");
+        }
+        (OutMode::Chunked, _) => put_header(&mut h, "transfer-encoding", b"chunked"),
+        _ => {}
+    }
+    if !keep && ex.client_minor == 1 {
+        put_header(&mut h, "connection", b"close");
+    } else if keep && ex.client_minor == 0 {
+        put_header(&mut h, "connection", b"keep-alive");
+    }
+    h.extend_from_slice(b"\r\n");
+    let resp = Response {
+        body,
+        out,
+        upstream_keep_alive: r.keep_alive,
+    };
+    (h, resp)
+}

@@ -1,0 +1,153 @@
+//! The exchange core's environment in the running proxy: routing and load balancing over the
+//! listener's router and the clusters, local replies with the Date and Server headers, and
+//! the stats and access-log hooks.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::buf::BufPool;
+use super::codec::RequestHead;
+use super::core::{Env, Reply};
+use super::local::write_local_reply;
+use super::request::{decide, Decision};
+use crate::access_log::Rq;
+use crate::config::{RetryPolicy, RouteAction, ServerHeader};
+use crate::context::Ctx;
+use crate::observe;
+use crate::route::edits::{apply, HeaderList};
+
+/// One connection's view of the proxy: its listener and client address.
+pub struct CtxEnv<'a> {
+    ctx: &'a mut Ctx,
+    listener: usize,
+    peer: SocketAddr,
+}
+
+impl<'a> CtxEnv<'a> {
+    pub fn new(ctx: &'a mut Ctx, listener: usize, peer: SocketAddr) -> CtxEnv<'a> {
+        CtxEnv {
+            ctx,
+            listener,
+            peer,
+        }
+    }
+}
+
+impl Env for CtxEnv<'_> {
+    fn pool(&mut self) -> &mut BufPool {
+        &mut self.ctx.pool
+    }
+
+    fn server(&self) -> (&str, ServerHeader) {
+        let hcm = &self.ctx.listeners[self.listener].hcm;
+        (&hcm.server_name, hcm.server_header_transformation)
+    }
+
+    fn closing(&self) -> bool {
+        self.ctx.closing()
+    }
+
+    fn handoff(&self) -> bool {
+        self.ctx.handoff
+    }
+
+    fn begin(&mut self, req: Option<&RequestHead<'_>>, minor: u8, _now: Instant) -> Rq {
+        observe::begin(self.ctx, self.listener, self.peer, minor, req)
+    }
+
+    fn route(&mut self, req: &RequestHead<'_>, rq: &mut Rq) -> Decision {
+        let mut d = decide(req, self.peer, self.listener, self.ctx);
+        if let Decision::Forward(f) = &mut d {
+            if let Some(id) = f.request_id.take() {
+                observe::generated_request_id(self.ctx, self.listener, rq, &id);
+            }
+        }
+        d
+    }
+
+    fn local_reply(&mut self, out: &mut Vec<u8>, r: &Reply<'_>) {
+        let mut extra: HeaderList<'_> = Vec::new();
+        if let Some(l) = r.location {
+            extra.push((Cow::Borrowed("location"), Cow::Borrowed(l.as_bytes())));
+        }
+        if !r.edits.is_empty() {
+            apply(&mut extra, r.edits, &|t| t.render_upstream(r.upstream));
+        }
+        // Everything in `extra` was rendered from UTF-8 text (config values, our Location).
+        let extra: Vec<(&str, &str)> = extra
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_ref(), std::str::from_utf8(v).ok()?)))
+            .collect();
+        let date = self.ctx.date().to_string();
+        let server = &self.ctx.listeners[self.listener].hcm.server_name;
+        write_local_reply(out, r.status, r.body, r.close, server, &date, &extra);
+    }
+
+    fn response_head(&mut self, rq: &mut Rq, status: u16, headers: &[httparse::Header<'_>]) {
+        observe::response_head(self.ctx, rq, status, headers);
+    }
+
+    fn end(&mut self, rq: Rq, _now: Instant) {
+        observe::end(self.ctx, rq);
+    }
+
+    fn retry_policy(&self, (vh, r): (usize, usize)) -> Option<&RetryPolicy> {
+        let m = self.ctx.listeners.get(self.listener)?.router.get(vh, r)?;
+        match &m.route.action {
+            RouteAction::Forward(f) => f.retry_policy.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn next_host(&mut self, cluster: usize, old: SocketAddr) -> Option<SocketAddr> {
+        let cl = self.ctx.clusters.get_mut(cluster)?;
+        // Round robin moves on by itself; a few picks steer RANDOM/LEAST_REQUEST off the
+        // host that just failed too.
+        let mut next = None;
+        for _ in 0..3 {
+            let Some(i) = cl.pick(&mut self.ctx.rng) else {
+                break;
+            };
+            next = cl.hosts.get(i).map(|h| h.addr);
+            if next != Some(old) {
+                break;
+            }
+        }
+        next
+    }
+
+    fn hostname_of(&self, cluster: usize, addr: SocketAddr) -> Option<String> {
+        self.ctx
+            .clusters
+            .get(cluster)?
+            .hostname_of(addr)
+            .map(str::to_string)
+    }
+
+    fn track(&mut self, cluster: usize, addr: SocketAddr, delta: i32) {
+        if let Some(cl) = self.ctx.clusters.get_mut(cluster) {
+            cl.track(addr, delta);
+        }
+    }
+
+    fn random_below(&mut self, n: u64) -> u64 {
+        self.ctx.rng.below(n)
+    }
+
+    fn upstream_rq(&mut self, cluster: usize, addr: SocketAddr, fresh: bool) {
+        observe::upstream_rq(self.ctx, cluster, addr, fresh);
+    }
+
+    fn upstream_rq_timeout(&mut self, cluster: usize, addr: SocketAddr) {
+        observe::upstream_rq_timeout(self.ctx, cluster, addr);
+    }
+
+    fn upstream_connect_fail(&mut self, cluster: usize, addr: SocketAddr, timeout: bool) {
+        observe::upstream_connect_fail(self.ctx, cluster, addr, timeout);
+    }
+
+    fn direct_response(&mut self) {
+        self.ctx.stats.direct_response(self.listener);
+    }
+}

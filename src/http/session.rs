@@ -1,0 +1,459 @@
+//! The mio driver of one client connection: moves bytes between the sockets and the exchange
+//! core's buffers, passes the time in, and carries out the core's actions (get, pool or close
+//! an upstream connection). It decides no protocol question; `core` does.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+
+use super::buf::{BufPool, ReadOutcome, CHUNK};
+use super::core::{Action, Close, Conn, Failure, Limits};
+use super::env::CtxEnv;
+use super::upstream::{put_idle, take_idle, UpConn};
+use crate::context::Ctx;
+use crate::reactor::{TimerKey, Tok};
+
+/// Readiness the reactor reported for a socket, kept until it is used up (edge-triggered).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ready {
+    pub readable: bool,
+    pub writable: bool,
+    /// The peer closed (or errored): read to EOF even without a new edge.
+    pub hup: bool,
+}
+
+pub struct Session {
+    id: usize,
+    gen: u64,
+    client: TcpStream,
+    peer: SocketAddr,
+    listener: usize,
+    ready: Ready,
+    core: Conn,
+    up: Option<UpConn>,
+    /// The earliest timer entry we have in the heap. Deadlines that move later (activity) do
+    /// not push new entries; the armed one fires, sees the later deadline and re-arms once.
+    armed: Option<Instant>,
+}
+
+/// How a session ended, for the reactor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Alive,
+    Closed,
+    /// Idle with a successor process: move it (`into_moved`).
+    Move,
+}
+
+impl Session {
+    pub fn new(
+        id: usize,
+        gen: u64,
+        client: TcpStream,
+        peer: SocketAddr,
+        listener: usize,
+        ctx: &Ctx,
+    ) -> Session {
+        let hcm = &ctx.listeners[listener].hcm;
+        let lim = Limits {
+            max_head: hcm.max_request_headers_kb as usize * 1024,
+            idle_timeout: hcm.idle_timeout,
+            request_headers_timeout: hcm.request_headers_timeout,
+            stream_idle_timeout: hcm.stream_idle_timeout,
+        };
+        Session {
+            id,
+            gen,
+            client,
+            peer,
+            listener,
+            ready: Ready {
+                readable: true,
+                writable: true,
+                hup: false,
+            },
+            core: Conn::new(lim, ctx.now),
+            up: None,
+            armed: None,
+        }
+    }
+
+    pub fn gen(&self) -> u64 {
+        self.gen
+    }
+
+    pub fn listener(&self) -> usize {
+        self.listener
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The timer entry this session has in the heap.
+    pub fn armed(&self) -> Option<Instant> {
+        self.armed
+    }
+
+    /// Bytes read before the connection was handed to us (hot-restart handover).
+    pub fn preload(&mut self, pool: &mut BufPool, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.core.client_in().extend(pool, bytes);
+        }
+    }
+
+    /// A readiness event for the client socket.
+    pub fn client_event(&mut self, r: Ready) {
+        self.ready.readable |= r.readable;
+        self.ready.writable |= r.writable;
+        self.ready.hup |= r.hup;
+    }
+
+    /// A readiness event for the upstream socket in slot `slot`.
+    pub fn up_event(&mut self, slot: usize, r: Ready) {
+        if let Some(up) = self.up.as_mut().filter(|u| u.slot == slot) {
+            up.readable |= r.readable;
+            up.writable |= r.writable;
+            up.hup |= r.hup;
+        }
+    }
+
+    /// Waiting for a connect slot or a pooled connection.
+    pub fn is_queued(&self) -> bool {
+        self.core.is_waiting_for_upstream() && self.up.is_none()
+    }
+
+    /// No request in progress: safe to close during a drain.
+    pub fn is_idle(&self) -> bool {
+        self.core.is_idle()
+    }
+
+    /// Runs the connection until nothing more can happen without a new event.
+    pub fn drive(&mut self, ctx: &mut Ctx) -> Fate {
+        let now = ctx.now;
+        let fate = match self.run(ctx, now) {
+            Ok(f) => f,
+            Err(e) => {
+                log::debug!("session {} ({}): {e}", self.id, self.peer);
+                Fate::Closed
+            }
+        };
+        if fate == Fate::Alive {
+            self.arm_deadline(ctx);
+        }
+        fate
+    }
+
+    fn run(&mut self, ctx: &mut Ctx, now: Instant) -> io::Result<Fate> {
+        // Bounded: every round moves bytes or changes state; a connection that could go on
+        // for ever yields to the others and is picked up on its next event.
+        for _ in 0..64 {
+            let mut progress = self.read_client(ctx)?;
+            progress |= self.upstream_io(ctx, now);
+            let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+            progress |= self.core.process(&mut env, now);
+            progress |= self.actions(ctx, now);
+            progress |= self.flush_client()?;
+            if let Some(c) = self.core.closed() {
+                if c == Close::Reset {
+                    self.reset_client();
+                }
+                return Ok(Fate::Closed);
+            }
+            if self.core.ready_to_move() {
+                return Ok(Fate::Move);
+            }
+            if self.core.wants_shutdown() {
+                let _ = self.client.shutdown(std::net::Shutdown::Write);
+                self.core.shut_down(now);
+                progress = true;
+            }
+            if !progress {
+                self.core.release_buffers(&mut ctx.pool);
+                return Ok(Fate::Alive);
+            }
+        }
+        Ok(Fate::Alive)
+    }
+
+    /// Reads what the core has room for. A client that resets while its request waits for
+    /// the upstream (nothing to read) is noticed through the socket error.
+    fn read_client(&mut self, ctx: &mut Ctx) -> io::Result<bool> {
+        let mut progress = false;
+        loop {
+            let room = self.core.client_read_room();
+            if room == 0 || !self.ready.readable {
+                break;
+            }
+            let want = room.min(CHUNK);
+            match self
+                .core
+                .client_in()
+                .read_from(&mut ctx.pool, &mut self.client, want)?
+            {
+                ReadOutcome::Data(_) => progress = true,
+                ReadOutcome::Drained(_) => {
+                    progress = true;
+                    // A pending FIN raises no new edge: keep reading to see it.
+                    self.ready.readable = self.ready.hup;
+                }
+                ReadOutcome::Eof => {
+                    self.core.client_eof();
+                    self.ready.readable = false;
+                    progress = true;
+                }
+                ReadOutcome::WouldBlock => self.ready.readable = false,
+            }
+        }
+        if self.ready.hup && self.ready.readable && self.core.client_read_room() == 0 {
+            // Not reading now (backpressure, or waiting for the upstream): an error (RST) on
+            // the socket still ends the connection; a plain FIN (half-close) does not.
+            if let Some(e) = self.client.take_error()? {
+                return Err(e);
+            }
+        }
+        Ok(progress)
+    }
+
+    fn flush_client(&mut self) -> io::Result<bool> {
+        let out = self.core.client_out();
+        if out.is_empty() || !self.ready.writable {
+            return Ok(false);
+        }
+        let before = out.len();
+        if !out.write_to(&mut self.client)? {
+            self.ready.writable = false;
+        }
+        Ok(self.core.client_out().len() != before)
+    }
+
+    /// Connect completion, writes and reads on the upstream connection.
+    fn upstream_io(&mut self, ctx: &mut Ctx, now: Instant) -> bool {
+        let Some(up) = self.up.as_mut() else {
+            return false;
+        };
+        let mut progress = false;
+        if !up.connected && (up.writable || up.readable) {
+            match up.check_connected() {
+                Ok(true) => {
+                    ctx.connect_done(up.addr);
+                    self.core.up_connected(now);
+                    progress = true;
+                }
+                Ok(false) => return false,
+                Err(e) => {
+                    log::debug!("connect to {} failed: {e}", up.addr);
+                    self.fail_up(ctx, Failure::ConnectFailed, now);
+                    return true;
+                }
+            }
+        }
+        if !up.connected {
+            return progress;
+        }
+        let written = match self.core.up() {
+            Some(side) if up.writable && !side.tx.is_empty() => {
+                Some(side.tx.write_to(&mut up.stream))
+            }
+            _ => None,
+        };
+        match written {
+            Some(Ok(all)) => {
+                up.writable = all;
+                progress = true;
+            }
+            Some(Err(e)) => {
+                log::debug!("write to {} failed: {e}", up.addr);
+                self.fail_up(ctx, Failure::Reset, now);
+                return true;
+            }
+            None => {}
+        }
+        loop {
+            let room = self.core.up_read_room();
+            let (Some(up), true) = (self.up.as_mut(), room > 0) else {
+                break;
+            };
+            if !up.readable {
+                break;
+            }
+            let Some(side) = self.core.up() else { break };
+            let r = side
+                .rx
+                .read_from(&mut ctx.pool, &mut up.stream, room.min(CHUNK));
+            match r {
+                Ok(ReadOutcome::Data(_)) => self.core.up_data(),
+                Ok(ReadOutcome::Drained(_)) => {
+                    up.readable = up.hup;
+                    self.core.up_data();
+                }
+                Ok(ReadOutcome::Eof) => {
+                    up.readable = false;
+                    self.core.up_eof();
+                }
+                Ok(ReadOutcome::WouldBlock) => {
+                    up.readable = false;
+                    break;
+                }
+                Err(e) => {
+                    log::debug!("read from upstream failed: {e}");
+                    self.fail_up(ctx, Failure::Reset, now);
+                    return true;
+                }
+            }
+            progress = true;
+        }
+        progress
+    }
+
+    /// The upstream connection failed: close it and let the core decide what follows.
+    fn fail_up(&mut self, ctx: &mut Ctx, f: Failure, now: Instant) {
+        if let Some(up) = self.up.take() {
+            up.close(ctx);
+        }
+        let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+        self.core.up_failed(&mut env, f, now);
+    }
+
+    /// Carries out what the core asked for.
+    fn actions(&mut self, ctx: &mut Ctx, now: Instant) -> bool {
+        let mut any = false;
+        while let Some(a) = self.core.poll_action() {
+            any = true;
+            match a {
+                Action::ReleaseUp { reuse } => {
+                    if let Some(up) = self.up.take() {
+                        if reuse {
+                            put_idle(ctx, up);
+                        } else {
+                            up.close(ctx);
+                        }
+                    }
+                }
+                Action::Connect { cluster, addr } => self.connect(ctx, cluster, addr, now),
+            }
+        }
+        any
+    }
+
+    /// Gets a connection to `addr`: pooled, new, or (every connect slot busy) queued until
+    /// one frees up (`Ctx::connecting`).
+    fn connect(&mut self, ctx: &mut Ctx, cluster: usize, addr: SocketAddr, now: Instant) {
+        if let Some(old) = self.up.take() {
+            old.close(ctx);
+        }
+        let got = match take_idle(ctx, addr, self.id) {
+            Some(c) => Ok((c, true)),
+            None if !ctx.may_connect(addr) => {
+                log::debug!("session {}: waiting for a connection to {addr}", self.id);
+                ctx.waiters
+                    .entry(addr)
+                    .or_default()
+                    .push_back((self.id, self.gen));
+                return;
+            }
+            None => UpConn::connect(ctx, cluster, addr, self.id).map(|c| (c, false)),
+        };
+        match got {
+            Ok((c, reused)) => {
+                self.up = Some(c);
+                let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+                self.core.up_attached(&mut env, reused, now);
+            }
+            Err(e) => {
+                log::debug!("session {}: connect to {addr} failed at once: {e}", self.id);
+                let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+                self.core.up_failed(&mut env, Failure::ConnectFailed, now);
+            }
+        }
+    }
+
+    /// A queued exchange was woken: retry getting its connection.
+    pub fn retry_connect(&mut self, ctx: &mut Ctx) {
+        if let Some(Action::Connect { cluster, addr }) = self.core.pending_connect() {
+            let free =
+                ctx.idle_by_addr.get(&addr).is_some_and(|v| !v.is_empty()) || ctx.may_connect(addr);
+            if free {
+                self.connect(ctx, cluster, addr, ctx.now);
+            }
+        }
+    }
+
+    /// Closes the client with a reset, so a partial response can never look complete.
+    fn reset_client(&mut self) {
+        let _ = nix::sys::socket::setsockopt(
+            &self.client.as_fd(),
+            nix::sys::socket::sockopt::Linger,
+            &nix::libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            },
+        );
+    }
+
+    fn arm_deadline(&mut self, ctx: &mut Ctx) {
+        if let Some(at) = self.core.deadline() {
+            if self.armed.is_none_or(|a| a > at) {
+                ctx.timers.arm(at, TimerKey::Session(self.id, self.gen));
+                self.armed = Some(at);
+            }
+        }
+    }
+
+    /// A deadline fired.
+    pub fn on_timer(&mut self, ctx: &mut Ctx, at: Instant) -> Fate {
+        if self.armed != Some(at) {
+            return Fate::Alive; // superseded by an earlier entry that already fired
+        }
+        self.armed = None;
+        let now = ctx.now;
+        if self.core.deadline().is_some_and(|d| d <= now) {
+            let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+            self.core.on_timeout(&mut env, now);
+        }
+        self.drive(ctx)
+    }
+
+    /// Tears the session down: a request still running ends as a downstream disconnect, the
+    /// upstream is closed (never reused mid-exchange), buffers go back to the pool.
+    pub fn close(mut self, ctx: &mut Ctx) {
+        let now = ctx.now;
+        let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+        self.core.abort(&mut env, now);
+        crate::observe::cx_close(ctx, self.listener);
+        if let Some(up) = self.up.take() {
+            up.close(ctx);
+        }
+        let _ = ctx.registry.deregister(&mut self.client);
+        self.core.free(&mut ctx.pool);
+    }
+
+    /// Tears down a session whose handling panicked. Its protocol state may be half-updated,
+    /// so only what cannot be inconsistent is touched: the sockets are deregistered and
+    /// closed (the client with a reset), the upstream is not pooled.
+    pub fn close_after_panic(mut self, ctx: &mut Ctx) {
+        self.reset_client();
+        crate::observe::cx_close(ctx, self.listener);
+        if let Some(up) = self.up.take() {
+            up.close(ctx);
+        }
+        let _ = ctx.registry.deregister(&mut self.client);
+    }
+
+    /// Detaches the client socket for a handover: deregistered, with the bytes read from it
+    /// and not yet answered. Only for a session whose `drive` said `Fate::Move`.
+    pub fn into_moved(mut self, ctx: &mut Ctx) -> (TcpStream, Vec<u8>) {
+        crate::observe::cx_moved(ctx, self.listener);
+        let _ = ctx.registry.deregister(&mut self.client);
+        let pending = self.core.take_pending();
+        self.core.free(&mut ctx.pool);
+        (self.client, pending)
+    }
+
+    pub fn token(&self) -> Tok {
+        Tok::Down(self.id)
+    }
+}
