@@ -92,6 +92,12 @@ impl Timers {
         }
     }
 
+    /// Keeps only the entries `live` accepts. Entries of closed sessions would otherwise
+    /// stay until their (possibly hour-long) idle deadline.
+    pub fn retain(&mut self, mut live: impl FnMut(Instant, TimerKey) -> bool) {
+        self.heap.retain(|Reverse((at, key))| live(*at, *key));
+    }
+
     pub fn len(&self) -> usize {
         self.heap.len()
     }

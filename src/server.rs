@@ -523,6 +523,21 @@ impl Proxy {
         }
     }
 
+    /// Drops timer entries nobody will act on (closed sessions, superseded deadlines) once
+    /// they outnumber the live ones; amortised O(1) per entry.
+    fn compact_timers(&mut self) {
+        if self.ctx.timers.len() <= 2 * self.sessions.len() + 1024 {
+            return;
+        }
+        let sessions = &self.sessions;
+        self.ctx.timers.retain(|at, key| match key {
+            TimerKey::Session(id, gen) => sessions
+                .get(id)
+                .is_some_and(|s| s.gen() == gen && s.armed() == Some(at)),
+            _ => true,
+        });
+    }
+
     pub fn run_loop(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
@@ -577,6 +592,7 @@ impl Proxy {
                 self.on_timer(at, key);
             }
             self.wake_waiters();
+            self.compact_timers();
             if !self.moving.is_empty() {
                 self.hr_send_connections();
             }

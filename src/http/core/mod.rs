@@ -15,6 +15,10 @@
 mod exchange;
 mod failure;
 mod respond;
+#[doc(hidden)]
+pub mod sim;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

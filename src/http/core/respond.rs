@@ -32,7 +32,8 @@ pub(super) fn client_head(
         Framing::Chunked => BodyIn::Chunked(crate::http::codec::ChunkedDecoder::new()),
         Framing::UntilClose => BodyIn::UntilClose,
     };
-    let keep = ex.client_keep_alive && !draining && out != OutMode::Close;
+    // A response that starts before the request was read in full ends the connection.
+    let keep = ex.client_keep_alive && !draining && out != OutMode::Close && ex.req.is_done();
     ex.keep = keep;
     let mut h = Vec::with_capacity(256 + r.headers.len() * 32);
     h.extend_from_slice(b"HTTP/1.1 ");

@@ -1,0 +1,517 @@
+//! The exchange core without sockets: an in-memory environment and a driver that moves bytes
+//! between a simulated client, the core and a simulated upstream. The split tests, the model
+//! test and the fuzzer all run the core through this.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::{Action, Close, Conn, Env, Failure, Limits, Reply};
+use crate::access_log::Rq;
+use crate::config::{RetryOn, RetryPolicy, ServerHeader};
+use crate::http::buf::BufPool;
+use crate::http::codec::RequestHead;
+use crate::http::local::write_local_reply;
+use crate::http::request::{Decision, Forward, LocalDecision};
+
+/// The upstream address the simulated cluster resolves to.
+pub const UPSTREAM: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);
+
+/// Routing for the simulation: `/local…` → a direct response, `/missing…` → 404, `/retry…`
+/// → upstream with a retry policy, anything else → upstream. A fixed Date keeps output
+/// byte-for-byte comparable.
+#[derive(Debug, Default)]
+pub struct TestEnv {
+    pub pool: BufPool,
+    pub closing: bool,
+    pub handoff: bool,
+    /// Requests begun and ended (every begun request must end exactly once).
+    pub begun: u64,
+    pub ended: u64,
+    pub statuses: Vec<u16>,
+    /// Net active-request count per host (must return to 0).
+    pub active: i64,
+    retry: Option<RetryPolicy>,
+    rng: u64,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        TestEnv {
+            retry: Some(RetryPolicy {
+                retry_on: RetryOn {
+                    five_xx: true,
+                    ..RetryOn::default()
+                },
+                num_retries: 2,
+                per_try_timeout: Some(Duration::from_secs(1)),
+                retriable_status_codes: Vec::new(),
+                back_off_base: Duration::from_millis(25),
+                back_off_max: Duration::from_millis(250),
+            }),
+            ..TestEnv::default()
+        }
+    }
+}
+
+/// Serialises the upstream head the way the proxy does in spirit: method, path, Host, the
+/// client's headers minus framing, and our own framing.
+fn upstream_head(req: &RequestHead<'_>) -> Vec<u8> {
+    use crate::http::codec::{is_hop_by_hop, put_header, Framing};
+    let mut h = Vec::with_capacity(128);
+    h.extend_from_slice(req.method.as_bytes());
+    h.push(b' ');
+    h.extend_from_slice(req.path.as_bytes());
+    h.extend_from_slice(b" HTTP/1.1\r\n");
+    put_header(&mut h, "host", req.host.unwrap_or("-").as_bytes());
+    for hd in req.headers {
+        if is_hop_by_hop(hd.name)
+            || hd.name.eq_ignore_ascii_case("host")
+            || hd.name.eq_ignore_ascii_case("expect")
+            || hd.name.eq_ignore_ascii_case("content-length")
+        {
+            continue;
+        }
+        put_header(&mut h, hd.name, hd.value);
+    }
+    match req.framing {
+        Framing::Length(n) => put_header(&mut h, "content-length", n.to_string().as_bytes()),
+        Framing::Chunked => put_header(&mut h, "transfer-encoding", b"chunked"),
+        Framing::None | Framing::UntilClose => {}
+    }
+    h.extend_from_slice(b"\r\n");
+    h
+}
+
+impl Env for TestEnv {
+    fn pool(&mut self) -> &mut BufPool {
+        &mut self.pool
+    }
+
+    fn server(&self) -> (&str, ServerHeader) {
+        ("baton", ServerHeader::Overwrite)
+    }
+
+    fn closing(&self) -> bool {
+        self.closing
+    }
+
+    fn handoff(&self) -> bool {
+        self.handoff
+    }
+
+    fn begin(&mut self, _req: Option<&RequestHead<'_>>, minor: u8, now: Instant) -> Rq {
+        self.begun += 1;
+        Rq::new(now, 0, UPSTREAM, minor)
+    }
+
+    fn route(&mut self, req: &RequestHead<'_>, _rq: &mut Rq) -> Decision {
+        let local = |status: u16, body: &str| {
+            Decision::Local(LocalDecision {
+                status,
+                body: body.to_string().into(),
+                location: None,
+                edits: Vec::new(),
+                upstream: None,
+                flag: 0,
+            })
+        };
+        if req.path.starts_with("/local") {
+            return local(200, "local");
+        }
+        if req.path.starts_with("/missing") {
+            return local(404, "");
+        }
+        let retry = req.path.starts_with("/retry");
+        Decision::Forward(Box::new(Forward {
+            cluster: 0,
+            addr: UPSTREAM,
+            connect_timeout: Duration::from_millis(250),
+            buffer_limit: 64 * 1024,
+            head: upstream_head(req),
+            auto_host: None,
+            timeout: Some(Duration::from_secs(15)),
+            idle: None,
+            route: (0, usize::from(retry)),
+            resp_edits: Vec::new(),
+            retry: retry.then_some((2, Some(Duration::from_secs(1)))),
+            request_id: None,
+        }))
+    }
+
+    fn local_reply(&mut self, out: &mut Vec<u8>, r: &Reply<'_>) {
+        let date = "Mon, 30 Nov 2026 00:00:00 GMT";
+        write_local_reply(out, r.status, r.body, r.close, "baton", date, &[]);
+    }
+
+    fn response_head(&mut self, rq: &mut Rq, status: u16, _headers: &[httparse::Header<'_>]) {
+        rq.status = status;
+    }
+
+    fn end(&mut self, rq: Rq, _now: Instant) {
+        self.ended += 1;
+        self.statuses.push(rq.status);
+    }
+
+    fn retry_policy(&self, route: (usize, usize)) -> Option<&RetryPolicy> {
+        (route.1 == 1).then_some(self.retry.as_ref()).flatten()
+    }
+
+    fn next_host(&mut self, _cluster: usize, _old: SocketAddr) -> Option<SocketAddr> {
+        Some(UPSTREAM)
+    }
+
+    fn hostname_of(&self, _cluster: usize, _addr: SocketAddr) -> Option<String> {
+        None
+    }
+
+    fn track(&mut self, _cluster: usize, _addr: SocketAddr, delta: i32) {
+        self.active += i64::from(delta);
+    }
+
+    fn random_below(&mut self, n: u64) -> u64 {
+        // xorshift: deterministic, so a run can be replayed exactly.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng.wrapping_add(1) % n.max(1)
+    }
+
+    fn upstream_rq(&mut self, _cluster: usize, _addr: SocketAddr, _fresh: bool) {}
+
+    fn upstream_rq_timeout(&mut self, _cluster: usize, _addr: SocketAddr) {}
+
+    fn upstream_connect_fail(&mut self, _cluster: usize, _addr: SocketAddr, _timeout: bool) {}
+
+    fn direct_response(&mut self) {}
+}
+
+/// The upstream connection as the simulation sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpConn {
+    None,
+    /// Asked for and not attached yet (the test decides when).
+    Wanted,
+    Open,
+}
+
+/// A client, the core and an upstream wired together in memory.
+#[derive(Debug)]
+pub struct Sim {
+    pub env: TestEnv,
+    pub conn: Conn,
+    pub now: Instant,
+    /// Client bytes not yet taken by the core (backpressure keeps them here).
+    pub client_pending: Vec<u8>,
+    /// Everything the client received.
+    pub client_got: Vec<u8>,
+    /// Upstream bytes not yet taken by the core.
+    pub up_pending: Vec<u8>,
+    /// Everything sent on the current upstream connection.
+    pub up_got: Vec<u8>,
+    /// Everything sent upstream, all connections.
+    pub up_all: Vec<u8>,
+    pub up: UpConn,
+    /// Attach connections as soon as they are asked for (else the test calls `attach`).
+    pub auto_attach: bool,
+    pub connects: u32,
+    pub pooled: u32,
+    pub client_fin: bool,
+    /// The upstream closed; delivered to the core once its pending bytes are taken.
+    pub up_fin: bool,
+    pub shut_down: bool,
+    pub closed: Option<Close>,
+    /// Stop taking client output (a client that does not read).
+    pub client_reads: bool,
+}
+
+impl Sim {
+    pub fn new(max_head: usize) -> Sim {
+        let now = Instant::now();
+        let lim = Limits {
+            max_head,
+            idle_timeout: Some(Duration::from_secs(60)),
+            request_headers_timeout: None,
+            stream_idle_timeout: Some(Duration::from_secs(30)),
+        };
+        Sim {
+            env: TestEnv::new(),
+            conn: Conn::new(lim, now),
+            now,
+            client_pending: Vec::new(),
+            client_got: Vec::new(),
+            up_pending: Vec::new(),
+            up_got: Vec::new(),
+            up_all: Vec::new(),
+            up: UpConn::None,
+            auto_attach: true,
+            connects: 0,
+            pooled: 0,
+            client_fin: false,
+            up_fin: false,
+            shut_down: false,
+            closed: None,
+            client_reads: true,
+        }
+    }
+
+    /// The client sends bytes.
+    pub fn client(&mut self, bytes: &[u8]) {
+        self.client_pending.extend_from_slice(bytes);
+        self.run();
+    }
+
+    /// The upstream sends bytes.
+    pub fn upstream(&mut self, bytes: &[u8]) {
+        if self.up == UpConn::Open {
+            self.up_pending.extend_from_slice(bytes);
+        }
+        self.run();
+    }
+
+    /// The upstream closes its side.
+    pub fn upstream_fin(&mut self) {
+        if self.up == UpConn::Open {
+            self.up_fin = true;
+        }
+        self.run();
+    }
+
+    /// The upstream connection fails (reset).
+    pub fn upstream_reset(&mut self) {
+        if self.up == UpConn::Open {
+            self.up = UpConn::None;
+            self.up_pending.clear();
+            self.up_fin = false;
+            self.conn.up_failed(&mut self.env, Failure::Reset, self.now);
+        }
+        self.run();
+    }
+
+    /// Connecting fails.
+    pub fn connect_refused(&mut self) {
+        if self.up == UpConn::Wanted {
+            self.up = UpConn::None;
+            self.conn
+                .up_failed(&mut self.env, Failure::ConnectFailed, self.now);
+        }
+        self.run();
+    }
+
+    /// Gives the core the connection it asked for.
+    pub fn attach(&mut self) {
+        if self.up == UpConn::Wanted {
+            self.up = UpConn::Open;
+            self.up_got.clear();
+            self.up_pending.clear();
+            self.up_fin = false;
+            self.conn.up_attached(&mut self.env, false, self.now);
+            self.conn.up_connected(self.now);
+        }
+        self.run();
+    }
+
+    pub fn client_close(&mut self) {
+        self.client_fin = true;
+        self.run();
+    }
+
+    /// Time passes.
+    pub fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.conn.on_timeout(&mut self.env, self.now);
+        self.run();
+    }
+
+    /// Moves bytes until nothing changes (bounded).
+    pub fn run(&mut self) {
+        for _ in 0..100_000 {
+            if self.closed.is_some() {
+                return;
+            }
+            let mut moved = false;
+            let room = self.conn.client_read_room();
+            if room > 0 && !self.client_pending.is_empty() {
+                let n = room.min(self.client_pending.len());
+                let chunk: Vec<u8> = self.client_pending.drain(..n).collect();
+                self.conn.client_in().extend(&mut self.env.pool, &chunk);
+                moved = true;
+            } else if room > 0 && self.client_fin && self.client_pending.is_empty() {
+                self.conn.client_eof();
+            }
+            if self.up == UpConn::Open {
+                if let Some(side) = self.conn.up() {
+                    if !side.tx.is_empty() {
+                        self.up_got.extend_from_slice(side.tx.data());
+                        self.up_all.extend_from_slice(side.tx.data());
+                        side.tx.consume(side.tx.len());
+                        moved = true;
+                    }
+                }
+                let room = self.conn.up_read_room();
+                if room > 0 && !self.up_pending.is_empty() {
+                    let n = room.min(self.up_pending.len());
+                    let chunk: Vec<u8> = self.up_pending.drain(..n).collect();
+                    if let Some(side) = self.conn.up() {
+                        side.rx.extend(&mut self.env.pool, &chunk);
+                    }
+                    self.conn.up_data();
+                    moved = true;
+                }
+                if self.up_fin && self.up_pending.is_empty() {
+                    self.up_fin = false;
+                    self.conn.up_eof();
+                    moved = true;
+                }
+            }
+            moved |= self.conn.process(&mut self.env, self.now);
+            while let Some(a) = self.conn.poll_action() {
+                moved = true;
+                match a {
+                    Action::ReleaseUp { reuse } => {
+                        if reuse {
+                            self.pooled += 1;
+                        }
+                        self.up = UpConn::None;
+                        self.up_pending.clear();
+                        self.up_fin = false;
+                    }
+                    Action::Connect { .. } => {
+                        self.connects += 1;
+                        self.up = UpConn::Wanted;
+                        if self.auto_attach {
+                            self.up = UpConn::Open;
+                            self.up_got.clear();
+                            self.up_pending.clear();
+                            self.up_fin = false;
+                            self.conn.up_attached(&mut self.env, false, self.now);
+                            self.conn.up_connected(self.now);
+                        }
+                    }
+                }
+            }
+            if self.client_reads {
+                let out = self.conn.client_out();
+                if !out.is_empty() {
+                    self.client_got.extend_from_slice(out.data());
+                    out.consume(out.len());
+                    moved = true;
+                }
+            }
+            if let Some(c) = self.conn.closed() {
+                self.closed = Some(c);
+                return;
+            }
+            if self.conn.wants_shutdown() {
+                self.shut_down = true;
+                self.conn.shut_down(self.now);
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+}
+
+/// Status codes of the final (non-1xx) responses in what a client received, in order. Stops
+/// at the first thing that is not a response.
+pub fn responses(mut b: &[u8]) -> Vec<(u16, Vec<u8>)> {
+    let mut out = Vec::new();
+    loop {
+        let mut hdrs = [httparse::EMPTY_HEADER; 64];
+        let mut r = httparse::Response::new(&mut hdrs);
+        let Ok(httparse::Status::Complete(n)) = r.parse(b) else {
+            return out;
+        };
+        let code = r.code.unwrap_or(0);
+        let mut len = None;
+        let mut chunked = false;
+        for h in r.headers.iter() {
+            if h.name.eq_ignore_ascii_case("content-length") {
+                len = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.parse::<usize>().ok());
+            }
+            if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = true;
+            }
+        }
+        b = b.get(n..).unwrap_or_default();
+        if (100..200).contains(&code) {
+            continue;
+        }
+        let body = if chunked {
+            let mut dec = crate::http::codec::ChunkedDecoder::new();
+            let mut body = Vec::new();
+            let Ok(used) = dec.decode(b, usize::MAX, |d| body.extend_from_slice(d)) else {
+                return out;
+            };
+            if !dec.is_done() {
+                return out;
+            }
+            b = b.get(used..).unwrap_or_default();
+            body
+        } else {
+            let l = len.unwrap_or(0);
+            let Some(body) = b.get(..l) else { return out };
+            b = b.get(l..).unwrap_or_default();
+            body.to_vec()
+        };
+        out.push((code, body));
+    }
+}
+
+/// The fuzz target for the whole core: the input is a script of client bytes, upstream bytes,
+/// closes, resets and time steps, interleaved as the fuzzer chooses. Checks the invariants
+/// that hold whatever the peers send.
+pub fn fuzz_exchange(data: &[u8]) {
+    let mut sim = Sim::new(4096);
+    sim.auto_attach = false;
+    let mut i = 0;
+    while let Some(&op) = data.get(i) {
+        let len = usize::from(data.get(i + 1).copied().unwrap_or(0));
+        let payload = data
+            .get(i + 2..(i + 2 + len).min(data.len()))
+            .unwrap_or_default();
+        i += 2 + len;
+        match op % 10 {
+            0 | 1 => sim.client(payload),
+            2 | 3 => sim.upstream(payload),
+            4 => sim.attach(),
+            5 => sim.upstream_fin(),
+            6 => sim.upstream_reset(),
+            7 => sim.advance(Duration::from_millis(len as u64 * 20)),
+            8 => sim.connect_refused(),
+            _ => {
+                sim.client_reads = !sim.client_reads;
+                sim.run();
+            }
+        }
+        check_invariants(&sim);
+    }
+    sim.client_close();
+    sim.advance(Duration::from_secs(120));
+    check_invariants(&sim);
+}
+
+fn check_invariants(sim: &Sim) {
+    // Memory stays bounded whatever the peers do.
+    let bound = 4096 + 64 * 1024 + 16 * 1024;
+    assert!(
+        sim.conn.cin.len() <= bound,
+        "client input {}",
+        sim.conn.cin.len()
+    );
+    assert!(
+        sim.conn.cout.len() <= 4 * 64 * 1024 + 16 * 1024,
+        "client output {}",
+        sim.conn.cout.len()
+    );
+    // Every request that ended was begun; none ends twice.
+    assert!(sim.env.ended <= sim.env.begun);
+    if sim.closed.is_some() {
+        assert_eq!(sim.env.ended, sim.env.begun, "a request never ended");
+        assert_eq!(sim.env.active, 0, "active-request count leaked");
+    }
+}

@@ -1,0 +1,493 @@
+//! The exchange core without sockets: every split of a request and of a response gives the
+//! same bytes as the whole, and a model of client + core + upstream runs thousands of random
+//! exchanges and checks each request is answered exactly once, in order, bytes intact.
+
+use std::time::Duration;
+
+use super::sim::{responses, Sim, UpConn};
+use crate::http::codec::{header_slots, parse_request, ChunkedDecoder, Framing};
+
+/// Complete requests in what the upstream received: (method, path, body).
+fn upstream_requests(mut b: &[u8]) -> Vec<(String, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    loop {
+        let mut slots = header_slots();
+        let Ok(Some(req)) = parse_request(b, &mut slots) else {
+            return out;
+        };
+        let (method, path, framing, n) = (
+            req.method.to_string(),
+            req.path.to_string(),
+            req.framing,
+            req.head_len,
+        );
+        let rest = b.get(n..).unwrap_or_default();
+        let (body, used) = match framing {
+            Framing::Length(l) => match rest.get(..l as usize) {
+                Some(body) => (body.to_vec(), l as usize),
+                None => return out,
+            },
+            Framing::Chunked => {
+                let mut dec = ChunkedDecoder::new();
+                let mut body = Vec::new();
+                let Ok(used) = dec.decode(rest, usize::MAX, |d| body.extend_from_slice(d)) else {
+                    return out;
+                };
+                if !dec.is_done() {
+                    return out;
+                }
+                (body, used)
+            }
+            Framing::None | Framing::UntilClose => (Vec::new(), 0),
+        };
+        out.push((method, path, body));
+        b = rest.get(used..).unwrap_or_default();
+    }
+}
+
+/// An upstream that answers each complete request on its connection with `reply(path, body)`.
+/// `answered` counts per connection: (connections seen, requests answered on the last).
+fn serve(sim: &mut Sim, reply: &dyn Fn(&str, &[u8]) -> Vec<u8>, answered: &mut (u32, usize)) {
+    for _ in 0..1000 {
+        if sim.up != UpConn::Open {
+            return;
+        }
+        if answered.0 != sim.connects {
+            *answered = (sim.connects, 0);
+        }
+        let answered = &mut answered.1;
+        let reqs = upstream_requests(&sim.up_got);
+        let Some((_, path, body)) = reqs.get(*answered) else {
+            return;
+        };
+        let r = reply(path, body);
+        *answered += 1;
+        sim.upstream(&r);
+    }
+}
+
+fn echo(path: &str, body: &[u8]) -> Vec<u8> {
+    let mut b = path.as_bytes().to_vec();
+    b.push(b':');
+    b.extend_from_slice(body);
+    let mut r = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", b.len()).into_bytes();
+    r.extend_from_slice(&b);
+    r
+}
+
+/// What a run produced, decoded: chunk boundaries are the proxy's to choose (it re-frames
+/// as bytes arrive), everything else must be identical.
+type Outcome = (Vec<(u16, Vec<u8>)>, Vec<(String, String, Vec<u8>)>, u64);
+
+/// Runs a client byte stream through the core in the given pieces, with the echo upstream.
+fn run_client(pieces: &[&[u8]]) -> Outcome {
+    let mut sim = Sim::new(8192);
+    let mut answered = (0, 0);
+    for p in pieces {
+        sim.client(p);
+        serve(&mut sim, &echo, &mut answered);
+    }
+    serve(&mut sim, &echo, &mut answered);
+    (
+        responses(&sim.client_got),
+        upstream_requests(&sim.up_all),
+        sim.env.ended,
+    )
+}
+
+const REQUESTS: &[&[u8]] = &[
+    b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+    b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nT: v\r\n\r\n",
+    b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /local HTTP/1.1\r\nHost: x\r\n\r\nPOST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyzGET /missing HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"PUT /d HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nbody",
+    b"POST /local HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbodyGET /e HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /f HTTP/1.0\r\n\r\n",
+    b"GET /bad HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+];
+
+#[test]
+fn every_split_of_a_request_gives_the_same_bytes() {
+    for req in REQUESTS {
+        let whole = run_client(&[req]);
+        assert!(
+            !whole.0.is_empty(),
+            "no answer to {:?}",
+            String::from_utf8_lossy(req)
+        );
+        if whole.0.len() > 1 || req.starts_with(b"POST /local") {
+            assert!(whole.2 >= 2, "pipelined requests all ended");
+        }
+        for cut in 0..=req.len() {
+            let (a, b) = req.split_at(cut);
+            assert_eq!(
+                run_client(&[a, b]),
+                whole,
+                "split at {cut} of {:?}",
+                String::from_utf8_lossy(req)
+            );
+        }
+        let bytes: Vec<&[u8]> = req.chunks(1).collect();
+        assert_eq!(run_client(&bytes), whole, "byte by byte");
+    }
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let (rs, up, ended) = run_client(&[REQUESTS[3]]);
+    let codes: Vec<u16> = rs.iter().map(|r| r.0).collect();
+    assert_eq!(codes, [200, 200, 200, 404]);
+    assert_eq!(rs[0].1, b"/1:");
+    assert_eq!(rs[1].1, b"local");
+    assert_eq!(rs[2].1, b"/2:xyz");
+    assert_eq!(up.len(), 2);
+    assert_eq!(ended, 4);
+}
+
+const RESPONSES: &[&[u8]] = &[
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nwxyz\r\n1\r\n!\r\n0\r\nTrailer: t\r\n\r\n",
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\nX-A: b\r\n\r\nok",
+    b"HTTP/1.1 204 No Content\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
+];
+
+/// Runs one GET against an upstream that sends `pieces`, then closes.
+fn run_upstream(pieces: &[&[u8]]) -> Vec<(u16, Vec<u8>)> {
+    let mut sim = Sim::new(8192);
+    sim.client(b"GET /r HTTP/1.1\r\nHost: x\r\n\r\n");
+    for p in pieces {
+        sim.upstream(p);
+    }
+    sim.upstream_fin();
+    responses(&sim.client_got)
+}
+
+#[test]
+fn every_split_of_a_response_gives_the_same_bytes() {
+    for resp in RESPONSES {
+        let whole = run_upstream(&[resp]);
+        assert_eq!(whole.len(), 1, "{:?}", String::from_utf8_lossy(resp));
+        for cut in 0..=resp.len() {
+            let (a, b) = resp.split_at(cut);
+            assert_eq!(run_upstream(&[a, b]), whole, "split at {cut}");
+        }
+        let bytes: Vec<&[u8]> = resp.chunks(1).collect();
+        assert_eq!(run_upstream(&bytes), whole, "byte by byte");
+    }
+}
+
+#[test]
+fn a_head_arriving_byte_by_byte_is_parsed_once() {
+    let mut head = b"GET /slow HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..60 {
+        head.extend_from_slice(format!("X-H{i}: {}\r\n", "v".repeat(200)).as_bytes());
+    }
+    head.extend_from_slice(b"\r\n");
+    let mut sim = Sim::new(64 * 1024);
+    for b in head.chunks(1) {
+        sim.client(b);
+    }
+    assert_eq!(upstream_requests(&sim.up_all).len(), 1);
+    assert_eq!(sim.env.begun, 1);
+}
+
+#[test]
+fn local_replies_to_a_client_that_never_reads_stop_at_the_high_mark() {
+    let mut sim = Sim::new(8192);
+    sim.client_reads = false;
+    let req = b"GET /local HTTP/1.1\r\nHost: x\r\n\r\n";
+    for _ in 0..20_000 {
+        sim.client(req);
+    }
+    assert!(sim.conn.cout.len() <= super::OUT_HIGH + 1024);
+    assert!(sim.conn.cin.len() <= 8193);
+    // Reading resumes it: everything is answered in the end.
+    sim.client_reads = true;
+    sim.run();
+    assert_eq!(responses(&sim.client_got).len(), 20_000);
+}
+
+#[test]
+fn a_non_idempotent_request_is_not_replayed_after_a_stale_pooled_connection() {
+    for (method, replays) in [("POST", 0), ("PATCH", 0), ("GET", 1), ("DELETE", 1)] {
+        let mut sim = Sim::new(8192);
+        sim.auto_attach = false;
+        sim.client(
+            format!("{method} /s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+        );
+        // A pooled connection that the upstream closed as we reused it.
+        sim.up = UpConn::Open;
+        sim.conn.up_attached(&mut sim.env, true, sim.now);
+        sim.run();
+        sim.upstream_reset();
+        let asked_again = u32::from(sim.up == UpConn::Wanted);
+        assert_eq!(asked_again, replays, "{method}");
+        if replays == 0 {
+            let rs = responses(&sim.client_got);
+            assert_eq!(rs.first().map(|r| r.0), Some(503), "{method}");
+        }
+    }
+}
+
+#[test]
+fn a_local_reply_then_a_bad_body_gets_no_second_response() {
+    let mut sim = Sim::new(8192);
+    sim.client(b"POST /missing HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+    let codes: Vec<u16> = responses(&sim.client_got).iter().map(|r| r.0).collect();
+    assert_eq!(codes, [404]);
+    let mut sim = Sim::new(8192);
+    sim.client(b"POST /missing HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab");
+    sim.advance(Duration::from_secs(31));
+    let codes: Vec<u16> = responses(&sim.client_got).iter().map(|r| r.0).collect();
+    assert_eq!(codes, [404]);
+}
+
+#[test]
+fn retries_follow_the_policy_and_the_budget() {
+    let mut sim = Sim::new(8192);
+    sim.client(b"GET /retry HTTP/1.1\r\nHost: x\r\n\r\n");
+    sim.upstream(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        sim.up,
+        UpConn::None,
+        "the failed attempt's connection is closed"
+    );
+    sim.advance(Duration::from_millis(300)); // back-off
+    sim.upstream(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n");
+    sim.advance(Duration::from_millis(300));
+    // Third attempt: retries exhausted, so its 503 goes to the client.
+    sim.upstream(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(sim.connects, 3);
+    let codes: Vec<u16> = responses(&sim.client_got).iter().map(|r| r.0).collect();
+    assert_eq!(codes, [503]);
+}
+
+#[test]
+fn an_early_response_ends_the_connection_after_it() {
+    let mut sim = Sim::new(8192);
+    sim.client(b"POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc");
+    sim.upstream(b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n");
+    let rs = responses(&sim.client_got);
+    assert_eq!(rs.iter().map(|r| r.0).collect::<Vec<_>>(), [413]);
+    assert!(String::from_utf8_lossy(&sim.client_got).contains("connection: close"));
+    assert!(
+        sim.shut_down,
+        "the connection closes after the early response"
+    );
+    assert_eq!(sim.env.begun, sim.env.ended);
+}
+
+#[test]
+fn fuzz_corpus_shapes_do_not_panic() {
+    super::sim::fuzz_exchange(
+        b"\x00\x20GET / HTTP/1.1\r\nHost: a\r\n\r\n\x04\x00\x02\x10HTTP/1.1 200 OK\r",
+    );
+    super::sim::fuzz_exchange(&[0, 3, b'G', 0xc3, 0xa9, 7, 255, 6, 0, 9, 0]);
+}
+
+/// A deterministic generator for the model test.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| b'a' + (self.below(26) as u8)).collect()
+    }
+}
+
+/// What the model expects for one request: status and body.
+#[derive(Debug, Clone)]
+enum Expect {
+    Answer(u16, Vec<u8>),
+}
+
+#[test]
+fn model_thousands_of_random_exchanges() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut total = 0;
+    for round in 0..2000 {
+        let mut client = Vec::new();
+        let mut expect = Vec::new();
+        let mut plans = Vec::new();
+        let n = 1 + rng.below(8) as usize;
+        for i in 0..n {
+            let kind = rng.below(10);
+            let path = match kind {
+                0 => format!("/local/{i}"),
+                1 => format!("/missing/{i}"),
+                _ => format!("/up/{round}/{i}"),
+            };
+            let len = rng.below(3000) as usize;
+            let body = rng.bytes(len);
+            let method = if body.is_empty() && rng.below(2) == 0 {
+                "GET"
+            } else {
+                "POST"
+            };
+            let chunked = method == "POST" && rng.below(2) == 0;
+            let expect_100 = method == "POST" && rng.below(4) == 0;
+            let mut h = format!("{method} {path} HTTP/1.1\r\nHost: m\r\n");
+            if expect_100 {
+                h.push_str("Expect: 100-continue\r\n");
+            }
+            if chunked {
+                h.push_str("Transfer-Encoding: chunked\r\n\r\n");
+                let mut b = h.into_bytes();
+                for c in body.chunks(1 + rng.below(700) as usize) {
+                    b.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                    b.extend_from_slice(c);
+                    b.extend_from_slice(b"\r\n");
+                }
+                b.extend_from_slice(b"0\r\n\r\n");
+                client.extend_from_slice(&b);
+            } else {
+                if method == "POST" {
+                    h.push_str(&format!("Content-Length: {}\r\n", body.len()));
+                }
+                h.push_str("\r\n");
+                client.extend_from_slice(h.as_bytes());
+                client.extend_from_slice(&body);
+            }
+            // The upstream's behaviour for this request, in upstream order.
+            let plan = rng.below(10);
+            if kind > 1 {
+                plans.push(plan);
+            }
+            let exp = match (kind, plan) {
+                (0, _) => Expect::Answer(200, b"local".to_vec()),
+                (1, _) => Expect::Answer(404, Vec::new()),
+                (_, 0) => Expect::Answer(
+                    503,
+                    super::super::local::CONNECTION_TERMINATION
+                        .as_bytes()
+                        .to_vec(),
+                ),
+                _ => {
+                    let mut e = path.as_bytes().to_vec();
+                    e.push(b':');
+                    e.extend_from_slice(&body);
+                    Expect::Answer(200, e)
+                }
+            };
+            expect.push(exp);
+            // A local reply to `Expect: 100-continue` with a body we will not read closes the
+            // connection (the client may never send that body).
+            if kind <= 1 && expect_100 {
+                break;
+            }
+        }
+        let mut sim = Sim::new(8192);
+        // The client writes in random pieces; the upstream answers each whole request in
+        // random pieces with a random framing, or resets before answering.
+        let mut sent = 0;
+        let mut answered_total = 0usize;
+        let mut answered = 0usize;
+        let mut seen = 0;
+        for _ in 0..10_000 {
+            let mut moved = false;
+            if sent < client.len() {
+                moved = true;
+                let k = (1 + rng.below(1500) as usize).min(client.len() - sent);
+                sim.client(&client[sent..sent + k]);
+                sent += k;
+            }
+            if sim.up == UpConn::Open {
+                if seen != sim.connects {
+                    (seen, answered) = (sim.connects, 0);
+                }
+                let reqs = upstream_requests(&sim.up_got);
+                if let Some((_, path, body)) = reqs.get(answered) {
+                    // Which request of the stream this is: count forwarded ones so far.
+                    let plan = plans.get(answered_total).copied().unwrap_or(1);
+                    moved = true;
+                    answered += 1;
+                    answered_total += 1;
+                    if plan == 0 {
+                        sim.upstream_reset();
+                    } else {
+                        let mut b = path.as_bytes().to_vec();
+                        b.push(b':');
+                        b.extend_from_slice(body);
+                        let resp = frame_response(&mut rng, plan, &b);
+                        let mut at = 0;
+                        while at < resp.len() {
+                            let k = (1 + rng.below(900) as usize).min(resp.len() - at);
+                            sim.upstream(&resp[at..at + k]);
+                            at += k;
+                        }
+                        if plan == 9 {
+                            sim.upstream_fin();
+                        }
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        let got = responses(&sim.client_got);
+        let want: Vec<(u16, Vec<u8>)> = expect
+            .iter()
+            .map(|Expect::Answer(c, b)| (*c, b.clone()))
+            .collect();
+        let brief = |v: &[(u16, Vec<u8>)]| -> Vec<(u16, usize)> {
+            v.iter().map(|r| (r.0, r.1.len())).collect()
+        };
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "round {round}: got {:?} want {:?} plans {plans:?} closed {:?} up {:?}",
+            brief(&got),
+            brief(&want),
+            sim.closed,
+            sim.up
+        );
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.0, w.0, "round {round} request {i} status");
+            assert_eq!(g.1, w.1, "round {round} request {i} body");
+        }
+        assert_eq!(sim.env.begun, sim.env.ended, "round {round}");
+        assert_eq!(sim.env.active, 0, "round {round}");
+        total += want.len();
+    }
+    assert!(total > 5000, "ran {total} exchanges");
+}
+
+/// The upstream's response with a framing chosen by `plan`: length, chunked, or (plan 9)
+/// delimited by its close.
+fn frame_response(rng: &mut Rng, plan: u64, body: &[u8]) -> Vec<u8> {
+    match plan {
+        1..=4 => {
+            let mut r =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+            r.extend_from_slice(body);
+            r
+        }
+        9 => {
+            let mut r = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec();
+            r.extend_from_slice(body);
+            r
+        }
+        _ => {
+            let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            for c in body.chunks(1 + rng.below(500) as usize) {
+                r.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                r.extend_from_slice(c);
+                r.extend_from_slice(b"\r\n");
+            }
+            r.extend_from_slice(b"0\r\n\r\n");
+            r
+        }
+    }
+}
