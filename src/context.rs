@@ -1,5 +1,5 @@
 //! What every connection handler may touch besides its own connection: the registry, buffer
-//! pool, clusters, idle upstream pool, timers, and the process-wide state (draining, date).
+//! pool, clusters, the upstream pool, timers, and the process-wide state (draining, date).
 
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -8,11 +8,11 @@ use crate::access_log::AccessLogs;
 use crate::cluster::ClusterRt;
 use crate::config::HttpConnectionManager;
 use crate::http::buf::BufPool;
-use crate::http::upstream::{UpConn, UpOwner};
+use crate::http::upstream::UpPool;
 use crate::reactor::Timers;
 use crate::route::Router;
 use crate::stats::Stats;
-use crate::util::{http_date, FastMap, Rng, Slab};
+use crate::util::{http_date, Rng};
 
 /// A listener's configuration as the data path needs it.
 #[derive(Debug)]
@@ -23,43 +23,31 @@ pub struct ListenerRt {
     pub router: Router,
 }
 
-/// Most connects in flight to one upstream address (see `Ctx::connecting`).
-pub const MAX_CONNECTING: usize = 64;
-
+/// What every connection handler may touch besides its own connection. The process-wide
+/// lifecycle (`now`, draining, handoff, epoch) is private here and changed only through the
+/// methods below; the upstream pool is `UpPool`'s (http::upstream), written only there.
 pub struct Ctx {
     pub registry: mio::Registry,
     pub pool: BufPool,
     pub clusters: Vec<ClusterRt>,
+    /// Read-only after start-up.
     pub listeners: Vec<ListenerRt>,
-    /// Idle keep-alive upstream connections.
-    pub idle: Slab<UpConn>,
-    /// Owner of each upstream connection's token (`Tok::Up(slot)`).
-    pub up_owner: Slab<UpOwner>,
-    /// Connects in flight per upstream address, bounded by `MAX_CONNECTING`: a burst of new
-    /// clients must not turn into a SYN flood that overflows the upstream's accept backlog
-    /// (each overflowed SYN costs a 1 s retransmit, longer than typical connect timeouts).
-    pub connecting: FastMap<SocketAddr, usize>,
-    /// Sessions (index, generation) waiting for a connection to an address, oldest first.
-    pub waiters: FastMap<SocketAddr, std::collections::VecDeque<(usize, u64)>>,
-    /// Addresses where a connect slot or a pooled connection just became free; the reactor
-    /// wakes one waiter per entry.
-    pub freed: Vec<SocketAddr>,
-    /// Idle connections per upstream address, most recently used last.
-    pub idle_by_addr: FastMap<SocketAddr, Vec<usize>>,
+    /// Upstream connections: idle pool, slot owners, connect throttling and waiters.
+    pub upstreams: UpPool,
     pub timers: Timers,
     pub rng: Rng,
-    /// Set once SIGTERM (or a handover) starts the drain: responses carry Connection: close.
-    pub draining: bool,
-    /// Draining with a live successor: idle connections move to it instead of closing, so
-    /// responses keep their keep-alive.
-    pub handoff: bool,
-    pub now: Instant,
-    /// Hot-restart epoch of this process (0 for a fresh start).
-    pub epoch: u32,
     /// Envoy-named counters and gauges, indexed per listener and cluster (see `observe`).
     pub stats: Stats,
     /// HCM file access logs; empty when none is configured.
     pub access_logs: AccessLogs,
+    now: Instant,
+    /// Set once SIGTERM (or a handover) starts the drain: responses carry Connection: close.
+    draining: bool,
+    /// Draining with a live successor: idle connections move to it instead of closing, so
+    /// responses keep their keep-alive.
+    handoff: bool,
+    /// Hot-restart epoch of this process (0 for a fresh start).
+    epoch: u32,
     date: String,
     date_secs: u64,
 }
@@ -69,6 +57,7 @@ impl Ctx {
         registry: mio::Registry,
         clusters: Vec<ClusterRt>,
         listeners: Vec<ListenerRt>,
+        access_logs: AccessLogs,
     ) -> Ctx {
         let ls: Vec<_> = listeners
             .iter()
@@ -78,17 +67,12 @@ impl Ctx {
         let stats = Stats::new(&ls, &cs);
         Ctx {
             stats,
-            access_logs: AccessLogs::default(),
+            access_logs,
             registry,
             pool: BufPool::default(),
             clusters,
             listeners,
-            idle: Slab::default(),
-            up_owner: Slab::default(),
-            connecting: FastMap::default(),
-            waiters: FastMap::default(),
-            freed: Vec::new(),
-            idle_by_addr: FastMap::default(),
+            upstreams: UpPool::default(),
             timers: Timers::default(),
             rng: Rng::from_entropy(),
             draining: false,
@@ -100,27 +84,42 @@ impl Ctx {
         }
     }
 
-    /// Whether another connect to `addr` may start now.
-    pub fn may_connect(&self, addr: SocketAddr) -> bool {
-        self.connecting.get(&addr).copied().unwrap_or(0) < MAX_CONNECTING
+    /// The time of the current event batch (read once per poll).
+    pub fn now(&self) -> Instant {
+        self.now
     }
 
-    /// A connect to `addr` finished (either way): free its slot for a waiter.
-    pub fn connect_done(&mut self, addr: SocketAddr) {
-        if let Some(n) = self.connecting.get_mut(&addr) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.connecting.remove(&addr);
-            }
-        }
-        self.note_freed(addr);
+    /// A new event batch starts.
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
     }
 
-    /// Something a waiter for `addr` can use became free.
-    pub fn note_freed(&mut self, addr: SocketAddr) {
-        if self.waiters.get(&addr).is_some_and(|w| !w.is_empty()) {
-            self.freed.push(addr);
-        }
+    pub fn draining(&self) -> bool {
+        self.draining
+    }
+
+    /// Draining with a successor to hand idle connections to.
+    pub fn handoff(&self) -> bool {
+        self.handoff
+    }
+
+    /// Starts the drain; `handoff` when a successor takes idle connections.
+    pub fn start_drain(&mut self, handoff: bool) {
+        self.draining = true;
+        self.handoff = handoff;
+    }
+
+    /// The successor went away: connections can only be closed at safe points now.
+    pub fn end_handoff(&mut self) {
+        self.handoff = false;
+    }
+
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    pub fn set_epoch(&mut self, epoch: u32) {
+        self.epoch = epoch;
     }
 
     /// Whether client connections should end after their current exchange: draining with no

@@ -42,7 +42,7 @@ pub fn begin(
         ctx.stats.store.inc(h.downstream_rq_total);
         ctx.stats.store.gauge_add(h.downstream_rq_active, 1);
     }
-    let mut rq = Rq::new(ctx.now, l, peer, minor);
+    let mut rq = Rq::new(ctx.now(), l, peer, minor);
     if let Some(slots) = ctx.access_logs.slots(l) {
         let mut c = Captured::new(slots);
         if let Some(req) = req {
@@ -97,7 +97,7 @@ pub fn response_head(ctx: &Ctx, rq: &mut Rq, status: u16, hdrs: &[httparse::Head
 /// A request ends (response complete, failed, or the client left): stats by status class,
 /// per-host outcome, and the access-log line.
 pub fn end(ctx: &mut Ctx, mut rq: Rq) {
-    rq.end = Some(ctx.now);
+    rq.end = Some(ctx.now());
     let class = Stats::class(rq.status);
     if let Some(h) = ctx.stats.http.get(rq.listener).copied() {
         let st = &mut ctx.stats.store;
@@ -128,17 +128,15 @@ pub fn end(ctx: &mut Ctx, mut rq: Rq) {
             .cluster
             .and_then(|c| ctx.clusters.get(c))
             .map(|c| c.cfg.name.as_str());
-        if ctx.access_logs.log(&rq, name) && !ctx.access_logs.tick_armed {
-            ctx.access_logs.tick_armed = true;
-            ctx.timers.arm(ctx.now + FLUSH_EVERY, TimerKey::Tick);
+        if ctx.access_logs.log(&rq, name) && ctx.access_logs.want_flush_tick() {
+            ctx.timers.arm(ctx.now() + FLUSH_EVERY, TimerKey::Tick);
         }
     }
 }
 
 /// The periodic tick: write buffered access-log lines.
 pub fn on_tick(ctx: &mut Ctx) {
-    ctx.access_logs.tick_armed = false;
-    ctx.access_logs.flush();
+    ctx.access_logs.on_tick();
 }
 
 /// A request is sent to host `addr` of cluster `c`; `fresh` when it waits for a new

@@ -81,7 +81,7 @@ pub struct AccessLogs {
     /// Indexed like `Ctx::listeners`.
     listeners: Vec<ListenerLogs>,
     /// A flush tick is armed.
-    pub tick_armed: bool,
+    tick_armed: bool,
 }
 
 impl AccessLogs {
@@ -141,6 +141,17 @@ impl AccessLogs {
             waiting |= !file.buf.is_empty();
         }
         waiting
+    }
+
+    /// After a line was logged: true when a flush tick must be armed (none is yet).
+    pub fn want_flush_tick(&mut self) -> bool {
+        !std::mem::replace(&mut self.tick_armed, true)
+    }
+
+    /// The flush tick fired: write what is buffered.
+    pub fn on_tick(&mut self) {
+        self.tick_armed = false;
+        self.flush();
     }
 
     /// Writes every buffered line.

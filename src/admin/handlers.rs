@@ -177,7 +177,7 @@ fn route(
             "allow: POST\r\n",
         );
     }
-    ctx.stats.refresh(ctx.now, ctx.epoch);
+    ctx.stats.refresh(ctx.now(), ctx.epoch());
     match path {
         "/stats" => stats(query, ctx),
         "/stats/prometheus" => reply(200, PROM, &render_prometheus(&ctx.stats.store), ""),
@@ -267,7 +267,11 @@ fn server_info(ctx: &Ctx, node: &(String, String), view: &View<'_>) -> String {
     json_str(&mut b, &o.service_cluster);
     b.push_str(",\"service_node\":");
     json_str(&mut b, &o.service_node);
-    let _ = write!(b, ",\"restart_epoch\":{},\"hot_restart_file\":", ctx.epoch);
+    let _ = write!(
+        b,
+        ",\"restart_epoch\":{},\"hot_restart_file\":",
+        ctx.epoch()
+    );
     json_str(
         &mut b,
         &o.hot_restart_file
@@ -301,7 +305,7 @@ fn server_info(ctx: &Ctx, node: &(String, String), view: &View<'_>) -> String {
         json_str(&mut b, a);
     }
     b.push_str("]},\"uptime_current_epoch\":");
-    json_str(&mut b, &duration_s(ctx.stats.uptime(ctx.now)));
+    json_str(&mut b, &duration_s(ctx.stats.uptime(ctx.now())));
     b.push_str(",\"uptime_all_epochs\":");
     json_str(&mut b, &duration_s(ctx.stats.uptime_all_epochs()));
     b.push_str("}\n");

@@ -1,8 +1,11 @@
 //! Feeds restart-socket, signal and timer events to the pure state machine and carries out the
-//! actions it returns against the real listeners, sessions and peers. Every decision lives in
-//! `baton-statemachine`; this file only does I/O.
+//! actions it returns against the restart socket, its peers and — through the narrow [`Host`]
+//! interface — the proxy's listeners, connections, stats and lifecycle. Every decision lives
+//! in `baton-statemachine`; this file only does I/O.
 
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use baton_statemachine::{
@@ -13,8 +16,64 @@ use mio::Interest;
 
 use super::channel::{check_peer_uid, Conn, Read};
 use super::{restart_address, tcp_address, HotRestart, PARENT_KEY};
-use crate::reactor::{TimerKey, Tok};
-use crate::server::{bind_listener, Proxy};
+use crate::reactor::Tok;
+
+/// What the restart driver needs from the proxy. Listeners are named by their index in the
+/// configuration; the restart socket's own listener is the driver's.
+pub trait Host {
+    /// The time of the current event batch.
+    fn now(&self) -> Instant;
+    fn registry(&self) -> &mio::Registry;
+    /// Calls `HotRestart::tick` at `at`.
+    fn arm_timer(&mut self, at: Instant);
+    /// Every cluster has its first DNS answer (or the wait gave up).
+    fn dns_ready(&self) -> bool;
+    /// Client connections still open here.
+    fn connections(&self) -> usize;
+    fn restart_file(&self) -> Option<&Path>;
+    fn set_epoch(&mut self, epoch: u32);
+    fn listener_count(&self) -> usize;
+    fn listener_fd(&self, i: usize) -> Option<RawFd>;
+    /// A listening socket received from the parent.
+    fn install_listener(&mut self, i: usize, l: TcpListener);
+    /// Binds listener `i` afresh.
+    fn bind_listener(&mut self, i: usize) -> Result<(), String>;
+    /// Registers listener `i` for accept (and accepts what is queued) or deregisters it.
+    fn set_accepting(&mut self, i: usize, on: bool);
+    /// Closes our copy of listener `i`.
+    fn close_listener(&mut self, i: usize);
+    /// Listeners are accepting: report LIVE (unless draining) and log them.
+    fn listening(&mut self, epoch: u32);
+    /// Starts the drain; `handoff`: a successor takes idle connections.
+    fn begin_drain(&mut self, handoff: bool);
+    /// The successor went away during a handoff drain.
+    fn successor_gone(&mut self);
+    fn exit(&mut self, code: i32, reason: String);
+    fn stats_snapshot(&self) -> StatsSnapshot;
+    /// Continues the parent's counters; `parent_connections` is what its listeners hold.
+    fn stats_merge(&mut self, s: StatsSnapshot, parent_connections: i64);
+    /// The parent is gone: its live gauges leave ours.
+    fn parent_gone(&mut self);
+    /// A client connection the parent handed over, on listener `listener`.
+    fn adopt_connection(
+        &mut self,
+        listener: usize,
+        stream: std::net::TcpStream,
+        peer: SocketAddr,
+        pending: &[u8],
+    );
+    /// The index of the listener with this wire address.
+    fn listener_by_address(&self, address: &str) -> Option<usize>;
+}
+
+/// A client connection leaving for the successor: its listener's wire address, the client's
+/// address, the socket and the bytes read but not answered.
+pub struct Leaving {
+    pub listener: String,
+    pub peer: SocketAddr,
+    pub stream: mio::net::TcpStream,
+    pub pending: Vec<u8>,
+}
 
 fn peer_key(p: Peer) -> u64 {
     match p {
@@ -31,24 +90,19 @@ fn key_peer(k: u64) -> Peer {
     }
 }
 
-impl Proxy {
-    fn hr(&mut self) -> &mut HotRestart {
-        &mut self.restart
-    }
-
+impl HotRestart {
     /// Milliseconds since the machine's time origin.
-    fn hr_now(&self) -> u64 {
-        self.ctx
-            .now
-            .saturating_duration_since(self.restart.origin)
+    fn ms(&self, host: &dyn Host) -> u64 {
+        host.now()
+            .saturating_duration_since(self.origin)
             .as_millis() as u64
     }
 
     /// Delivers one event and executes the resulting actions. Errors mean a driver bug and
     /// change nothing (the machine guarantees it); they are logged, never fatal.
-    pub(crate) fn hr_event(&mut self, ev: Event) -> Result<(), String> {
-        let now = self.hr_now();
-        let actions = match self.restart.machine.handle(now, ev) {
+    pub fn event(&mut self, host: &mut dyn Host, ev: Event) -> Result<(), String> {
+        let now = self.ms(host);
+        let actions = match self.machine.handle(now, ev) {
             Ok(a) => a,
             Err(e) => {
                 log::error!("hot restart: {e}");
@@ -56,109 +110,132 @@ impl Proxy {
             }
         };
         for a in actions {
-            self.hr_exec(a)?;
+            self.exec(host, a)?;
         }
-        self.hr_check_progress()
+        self.check_progress(host)
     }
 
     /// Events the driver derives from the process's own state: readiness and drain end.
-    pub(crate) fn hr_check_progress(&mut self) -> Result<(), String> {
-        let st = self.restart.machine.state();
-        if st == State::FdsReceived && self.dns_ready && !self.restart.ready_sent {
-            self.restart.ready_sent = true;
-            return self.hr_event(Event::ListenersReady);
+    pub fn check_progress(&mut self, host: &mut dyn Host) -> Result<(), String> {
+        let st = self.machine.state();
+        if st == State::FdsReceived && host.dns_ready() && !self.ready_sent {
+            self.ready_sent = true;
+            return self.event(host, Event::ListenersReady);
         }
-        if st == State::Draining && self.sessions.is_empty() && !self.restart.done_sent {
-            self.restart.done_sent = true;
-            return self.hr_event(Event::ConnectionsDone);
+        if st == State::Draining && host.connections() == 0 && !self.done_sent {
+            self.done_sent = true;
+            return self.event(host, Event::ConnectionsDone);
         }
         Ok(())
     }
 
-    fn hr_log(&self, msg: &str) {
+    fn log(&self, msg: &str) {
         log::info!(
             "hot restart: pid={} epoch={} {msg}",
             std::process::id(),
-            self.restart.machine.epoch()
+            self.machine.epoch()
         );
     }
 
-    fn hr_exec(&mut self, a: Action) -> Result<(), String> {
+    /// The listener index of a machine listener id; `None` for the restart socket.
+    fn tcp_index(host: &dyn Host, id: ListenerId) -> Option<usize> {
+        let i = id.0 as usize;
+        (i < host.listener_count()).then_some(i)
+    }
+
+    fn exec(&mut self, host: &mut dyn Host, a: Action) -> Result<(), String> {
         match a {
             Action::Transition { from, to } => {
-                self.hr_log(&format!("state {from} -> {to}"));
-                self.ctx.epoch = self.restart.machine.epoch();
+                self.log(&format!("state {from} -> {to}"));
+                host.set_epoch(self.machine.epoch());
             }
-            Action::Log(m) => self.hr_log(&m),
-            Action::Send(peer, msg) => self.hr_send(peer, &msg, &[]),
+            Action::Log(m) => self.log(&m),
+            Action::Send(peer, msg) => self.send(peer, &msg, &[]),
             Action::PassFds { peer, batch, ids } => {
-                let fds: Vec<RawFd> = ids.iter().filter_map(|&id| self.listener_fd(id)).collect();
-                self.hr_send(peer, &Message::ListenerFds(batch), &fds);
+                let fds: Vec<RawFd> = ids
+                    .iter()
+                    .filter_map(|&id| match Self::tcp_index(host, id) {
+                        Some(i) => host.listener_fd(i),
+                        None => self.listener.as_ref().map(|l| l.as_raw_fd()),
+                    })
+                    .collect();
+                self.send(peer, &Message::ListenerFds(batch), &fds);
             }
-            Action::AdoptFds { ids, .. } => self.hr_adopt(&ids)?,
+            Action::AdoptFds { ids, .. } => self.adopt_fds(host, &ids)?,
             Action::BindFresh(ids) => {
                 for id in ids {
-                    self.bind_fresh(id)?;
+                    match Self::tcp_index(host, id) {
+                        Some(i) => host.bind_listener(i)?,
+                        None => {
+                            if let Some(path) = host.restart_file() {
+                                self.listener = Some(super::channel::bind_restart_listener(path)?);
+                            }
+                        }
+                    }
                 }
             }
             Action::StartAccepting(ids) | Action::ResumeAccepting(ids) => {
                 for id in ids {
-                    self.set_accepting(id, true);
+                    self.set_accepting(host, id, true);
                 }
-                if !self.ctx.draining {
-                    self.ctx.stats.set_state(crate::stats::ServerState::Live);
-                }
-                self.log_listening();
+                host.listening(self.machine.epoch());
             }
             Action::StopAccepting(ids) => {
                 for id in ids {
-                    self.set_accepting(id, false);
+                    self.set_accepting(host, id, false);
                 }
             }
             Action::CloseListeners(ids) => {
                 // While our parent's link is up it may still hold the restart socket (it is
                 // HandedOver and resumes if we go): the path is then not ours to remove. At
                 // worst a stale socket file stays, which the next start clears.
-                let only_owner = !self.restart.peers.contains_key(&PARENT_KEY);
+                let only_owner = !self.peers.contains_key(&PARENT_KEY);
                 for id in ids {
-                    self.drop_listener(id, only_owner);
+                    self.drop_listener(host, id, only_owner);
                 }
             }
             Action::DropListenerCopies(ids) => {
                 for id in ids {
-                    self.drop_listener(id, false);
+                    self.drop_listener(host, id, false);
                 }
             }
             Action::SendStats(peer) => {
-                let snap = self.stats_snapshot();
-                self.hr_send(peer, &Message::Stats(snap), &[]);
+                let snap = host.stats_snapshot();
+                self.send(peer, &Message::Stats(snap), &[]);
             }
-            Action::MergeStats(s) => self.stats_merge(s),
-            Action::StartDrain { .. } => self.begin_drain(),
-            Action::ArmTimer(at) => {
-                let when = self.restart.origin + Duration::from_millis(at);
-                self.ctx.timers.arm(when, TimerKey::Restart);
+            Action::MergeStats(s) => {
+                let parent_conns: i64 = s
+                    .gauges
+                    .iter()
+                    .filter(|(k, _)| {
+                        k.starts_with("listener.") && k.ends_with(".downstream_cx_active")
+                    })
+                    .map(|(_, v)| *v)
+                    .sum();
+                host.stats_merge(s, parent_conns);
             }
-            Action::DropPeer(p) => self.hr_close_peer(peer_key(p)),
+            Action::StartDrain { .. } => {
+                self.handing_off = self.child_key().is_some();
+                host.begin_drain(self.handing_off);
+            }
+            Action::ArmTimer(at) => host.arm_timer(self.origin + Duration::from_millis(at)),
+            Action::DropPeer(p) => self.close_peer(host, peer_key(p)),
             Action::Refuse { peer, reason } => {
-                self.hr_log(&format!("refusing restart peer {peer:?}: {reason}"));
-                self.hr_send(peer, &Message::Refuse { reason }, &[]);
-                self.hr_close_peer(peer_key(peer));
+                self.log(&format!("refusing restart peer {peer:?}: {reason}"));
+                self.send(peer, &Message::Refuse { reason }, &[]);
+                self.close_peer(host, peer_key(peer));
             }
             Action::Exit { code, reason } => {
-                self.hr_log(&format!("exit {code}: {reason}"));
-                if code != 0 {
-                    self.exit_reason = Some(reason);
-                }
-                self.exit_code = Some(code);
+                self.log(&format!("exit {code}: {reason}"));
+                host.exit(code, reason);
             }
         }
         Ok(())
     }
 
-    fn hr_send(&mut self, peer: Peer, msg: &Message, fds: &[RawFd]) {
+    fn send(&mut self, peer: Peer, msg: &Message, fds: &[RawFd]) {
         let key = peer_key(peer);
-        let Some(conn) = self.hr().peers.get_mut(&key) else {
+        let Some(conn) = self.peers.get_mut(&key) else {
             log::debug!(
                 "hot restart: no connection for {peer:?}; {} dropped",
                 msg.name()
@@ -173,80 +250,66 @@ impl Proxy {
         }
     }
 
-    fn hr_close_peer(&mut self, key: u64) {
-        if let Some(mut c) = self.restart.peers.remove(&key) {
+    fn close_peer(&mut self, host: &mut dyn Host, key: u64) {
+        if let Some(mut c) = self.peers.remove(&key) {
             let _ = c.flush();
-            let _ = self.poll.registry().deregister(&mut c.stream);
+            let _ = host.registry().deregister(&mut c.stream);
         }
         if key == PARENT_KEY {
-            // The parent is gone: its live gauges leave ours; its counters stay summed in.
-            self.ctx.stats.store.clear_parent();
-            self.ctx.stats.set_parent_connections(0);
+            host.parent_gone();
         }
-        if self.ctx.handoff && self.hr_child_key().is_none() {
+        if self.handing_off && self.child_key().is_none() {
             // The successor is gone: connections can only be closed at safe points now.
             log::warn!(
                 "hot restart: successor gone; closing idle connections instead of moving them"
             );
-            self.ctx.handoff = false;
-            for id in self.sessions.keys() {
-                self.drive(id);
-            }
+            self.handing_off = false;
+            host.successor_gone();
         }
     }
 
     /// The restart-socket key of the child that took over from us, while its link is up.
-    pub(crate) fn hr_child_key(&self) -> Option<u64> {
-        match self.restart.machine.child() {
-            Some(Peer::Child(k)) if self.restart.peers.contains_key(&k) => Some(k),
+    pub fn child_key(&self) -> Option<u64> {
+        match self.machine.child() {
+            Some(Peer::Child(k)) if self.peers.contains_key(&k) => Some(k),
             _ => None,
         }
     }
 
-    /// Sends the sessions detached for handover to the successor, in frames of at most 253
-    /// fds and ~512 KiB of pending bytes; our copies close once queued (the fds are dup'ed
-    /// into the message, so the connections live on in the child).
-    pub(crate) fn hr_send_connections(&mut self) {
-        let moving = std::mem::take(&mut self.moving);
-        let Some(key) = self.hr_child_key() else {
-            for s in moving {
-                s.close(&mut self.ctx);
-            }
+    /// Sends connections leaving for the successor, in frames of at most 253 fds and
+    /// ~512 KiB of pending bytes (each connection holds at most `core::HANDOFF_MAX`, so no
+    /// frame overflows); our copies close once queued (the fds are dup'ed into the message,
+    /// so the connections live on in the child). Without a successor they are just closed.
+    pub fn send_connections(&mut self, leaving: Vec<Leaving>) {
+        let Some(key) = self.child_key() else {
             return;
         };
         let mut batch: Vec<MovedConn> = Vec::new();
         let mut streams: Vec<mio::net::TcpStream> = Vec::new();
         let mut bytes = 0usize;
-        let total = moving.len();
-        for s in moving {
-            let listener = tcp_address(self.ctx.listeners[s.listener()].address);
-            let peer = s.peer().to_string();
-            let (stream, pending) = s.into_moved(&mut self.ctx);
-            // A frame holds at most MAX_FRAME_LEN: send what is batched before this
-            // connection's bytes would overflow it (each is at most core::HANDOFF_MAX).
-            if !batch.is_empty() && bytes + pending.len() > 512 * 1024 {
-                self.hr_send_batch(key, &mut batch, &mut streams);
+        let total = leaving.len();
+        for l in leaving {
+            if !batch.is_empty()
+                && (batch.len() == MAX_FDS_PER_BATCH || bytes + l.pending.len() > 512 * 1024)
+            {
+                self.send_batch(key, &mut batch, &mut streams);
                 bytes = 0;
             }
-            bytes += pending.len();
+            bytes += l.pending.len();
             batch.push(MovedConn {
-                listener,
-                peer,
-                pending,
+                listener: l.listener,
+                peer: l.peer.to_string(),
+                pending: l.pending,
             });
-            streams.push(stream);
-            if batch.len() == MAX_FDS_PER_BATCH || bytes > 512 * 1024 {
-                self.hr_send_batch(key, &mut batch, &mut streams);
-                bytes = 0;
-            }
+            streams.push(l.stream);
         }
         if !batch.is_empty() {
-            self.hr_send_batch(key, &mut batch, &mut streams);
+            self.send_batch(key, &mut batch, &mut streams);
         }
         log::debug!("hot restart: handed {total} connection(s) to the new process");
     }
 
-    fn hr_send_batch(
+    fn send_batch(
         &mut self,
         key: u64,
         batch: &mut Vec<MovedConn>,
@@ -254,15 +317,14 @@ impl Proxy {
     ) {
         let fds: Vec<RawFd> = streams.iter().map(|s| s.as_raw_fd()).collect();
         let msg = Message::Connections(std::mem::take(batch));
-        self.hr_send(Peer::Child(key), &msg, &fds);
+        self.send(Peer::Child(key), &msg, &fds);
         streams.clear();
     }
 
     /// Adopts connections our parent handed over: each fd becomes a session here.
-    fn hr_adopt_connections(&mut self, conns: Vec<MovedConn>) {
+    fn adopt_connections(&mut self, host: &mut dyn Host, conns: Vec<MovedConn>) {
         for c in conns {
             let Some(fd) = self
-                .restart
                 .peers
                 .get_mut(&PARENT_KEY)
                 .and_then(|p| p.fds.pop_front())
@@ -270,12 +332,7 @@ impl Proxy {
                 log::warn!("hot restart: parent moved a connection without its fd");
                 return;
             };
-            let listener = self
-                .ctx
-                .listeners
-                .iter()
-                .position(|l| tcp_address(l.address) == c.listener);
-            let Some(i) = listener else {
+            let Some(i) = host.listener_by_address(&c.listener) else {
                 log::info!("hot restart: moved connection from {} belongs to listener {} that this config lacks; closing it", c.peer, c.listener);
                 continue;
             };
@@ -287,21 +344,18 @@ impl Proxy {
             let peer = c
                 .peer
                 .parse()
-                .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-            self.adopt(mio::net::TcpStream::from_std(std_s), peer, i, &c.pending);
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+            host.adopt_connection(i, std_s, peer, &c.pending);
         }
     }
 
     /// Writes whatever is still queued for peers (moved connections, final stats) before the
     /// process exits; bounded, so a stuck peer cannot keep us alive.
-    pub(crate) fn hr_flush_before_exit(&mut self) {
-        if !self.moving.is_empty() {
-            self.hr_send_connections();
-        }
+    pub fn flush_before_exit(&mut self) {
         let until = Instant::now() + Duration::from_secs(2);
         while Instant::now() < until {
             let mut pending = false;
-            for c in self.restart.peers.values_mut() {
+            for c in self.peers.values_mut() {
                 if c.flush().is_ok() && c.has_pending_output() {
                     pending = true;
                 }
@@ -314,146 +368,89 @@ impl Proxy {
         log::warn!("hot restart: gave up flushing to a peer before exit");
     }
 
-    fn hr_adopt(&mut self, ids: &[Option<ListenerId>]) -> Result<(), String> {
+    fn adopt_fds(&mut self, host: &mut dyn Host, ids: &[Option<ListenerId>]) -> Result<(), String> {
         for id in ids {
             let fd = self
-                .hr()
                 .peers
                 .get_mut(&PARENT_KEY)
                 .and_then(|c| c.fds.pop_front())
                 .ok_or("parent sent fewer fds than it announced")?;
             if let Some(id) = id {
-                self.install_fd(*id, fd)?;
+                self.install_fd(host, *id, fd)?;
             }
         }
         Ok(())
     }
 
-    fn install_fd(&mut self, id: ListenerId, fd: OwnedFd) -> Result<(), String> {
-        let i = id.0 as usize;
-        if i < self.listeners.len() {
-            let std_l = std::net::TcpListener::from(fd);
-            std_l
-                .set_nonblocking(true)
-                .map_err(|e| format!("listener fd: {e}"))?;
-            self.listeners[i] = Some(TcpListener::from_std(std_l));
-            log::info!(
-                "listener {}: took over {} from the parent",
-                self.ctx.listeners[i].name,
-                self.ctx.listeners[i].address
-            );
-        } else {
-            let std_l = std::os::unix::net::UnixListener::from(fd);
-            std_l
-                .set_nonblocking(true)
-                .map_err(|e| format!("restart socket fd: {e}"))?;
-            self.restart.listener = Some(UnixListener::from_std(std_l));
+    fn install_fd(
+        &mut self,
+        host: &mut dyn Host,
+        id: ListenerId,
+        fd: OwnedFd,
+    ) -> Result<(), String> {
+        match Self::tcp_index(host, id) {
+            Some(i) => {
+                let std_l = std::net::TcpListener::from(fd);
+                std_l
+                    .set_nonblocking(true)
+                    .map_err(|e| format!("listener fd: {e}"))?;
+                host.install_listener(i, TcpListener::from_std(std_l));
+            }
+            None => {
+                let std_l = std::os::unix::net::UnixListener::from(fd);
+                std_l
+                    .set_nonblocking(true)
+                    .map_err(|e| format!("restart socket fd: {e}"))?;
+                self.listener = Some(UnixListener::from_std(std_l));
+            }
         }
         Ok(())
-    }
-
-    fn bind_fresh(&mut self, id: ListenerId) -> Result<(), String> {
-        let i = id.0 as usize;
-        if i < self.listeners.len() {
-            let l = &self.ctx.listeners[i];
-            self.listeners[i] = Some(bind_listener(&l.name, l.address)?);
-        } else if let Some(path) = self.opts.hot_restart_file.clone() {
-            self.restart.listener = Some(super::channel::bind_restart_listener(&path)?);
-        }
-        Ok(())
-    }
-
-    fn listener_fd(&self, id: ListenerId) -> Option<RawFd> {
-        let i = id.0 as usize;
-        if i < self.listeners.len() {
-            self.listeners[i].as_ref().map(|l| l.as_raw_fd())
-        } else {
-            self.restart.listener.as_ref().map(|l| l.as_raw_fd())
-        }
     }
 
     /// Registers (and accepts at once: queued connections make no new edge) or deregisters.
-    fn set_accepting(&mut self, id: ListenerId, on: bool) {
-        let i = id.0 as usize;
-        let registry = self.poll.registry();
-        if i < self.listeners.len() {
-            let Some(l) = self.listeners[i].as_mut() else {
-                return;
-            };
-            if self.accepting[i] == on {
-                return;
-            }
-            let r = if on {
-                registry.register(l, Tok::Listener(i).token(), Interest::READABLE)
-            } else {
-                registry.deregister(l)
-            };
-            match r {
-                Ok(()) => self.accepting[i] = on,
-                Err(e) => log::error!("listener {}: {e}", self.ctx.listeners[i].name),
-            }
-            if on {
-                self.accept(i);
-            }
+    fn set_accepting(&mut self, host: &mut dyn Host, id: ListenerId, on: bool) {
+        if let Some(i) = Self::tcp_index(host, id) {
+            host.set_accepting(i, on);
+            return;
+        }
+        let Some(l) = self.listener.as_mut() else {
+            return;
+        };
+        if self.accepting == on {
+            return;
+        }
+        let registry = host.registry();
+        let r = if on {
+            registry.register(l, Tok::Restart(usize::MAX).token(), Interest::READABLE)
         } else {
-            let Some(l) = self.restart.listener.as_mut() else {
-                return;
-            };
-            if self.restart.accepting == on {
-                return;
-            }
-            let r = if on {
-                registry.register(l, Tok::Restart(usize::MAX).token(), Interest::READABLE)
-            } else {
-                registry.deregister(l)
-            };
-            match r {
-                Ok(()) => self.restart.accepting = on,
-                Err(e) => log::error!("restart socket: {e}"),
-            }
-            if on {
-                self.hr_accept();
-            }
+            registry.deregister(l)
+        };
+        match r {
+            Ok(()) => self.accepting = on,
+            Err(e) => log::error!("restart socket: {e}"),
+        }
+        if on {
+            self.accept(host);
         }
     }
 
     /// Closes our fd of a listener. `only_owner`: nobody else holds it, so the restart
     /// socket's path goes too.
-    fn drop_listener(&mut self, id: ListenerId, only_owner: bool) {
-        self.set_accepting(id, false);
-        let i = id.0 as usize;
-        if i < self.listeners.len() {
-            if self.listeners[i].take().is_some() {
-                log::info!("listener {} closed", self.ctx.listeners[i].name);
-            }
-        } else if self.restart.listener.take().is_some() && only_owner {
-            if let Some(p) = &self.opts.hot_restart_file {
+    fn drop_listener(&mut self, host: &mut dyn Host, id: ListenerId, only_owner: bool) {
+        self.set_accepting(host, id, false);
+        if let Some(i) = Self::tcp_index(host, id) {
+            host.close_listener(i);
+        } else if self.listener.take().is_some() && only_owner {
+            if let Some(p) = host.restart_file() {
                 let _ = std::fs::remove_file(p);
             }
         }
     }
 
-    fn log_listening(&self) {
-        for (i, l) in self.ctx.listeners.iter().enumerate() {
-            if self.accepting[i] {
-                let bound = self.listeners[i].as_ref().and_then(|x| x.local_addr().ok());
-                log::info!(
-                    "listener {} accepting on {} (pid {}, epoch {}, cluster '{}', node '{}')",
-                    l.name,
-                    bound.unwrap_or(l.address),
-                    std::process::id(),
-                    self.restart.machine.epoch(),
-                    self.opts.service_cluster,
-                    self.opts.service_node
-                );
-            }
-        }
-    }
-
     /// Accepts new restart-socket connections (future children).
-    pub(crate) fn hr_accept(&mut self) {
+    pub fn accept(&mut self, host: &mut dyn Host) {
         loop {
-            let Some(l) = self.restart.listener.as_ref() else {
+            let Some(l) = self.listener.as_ref() else {
                 return;
             };
             match l.accept() {
@@ -462,10 +459,10 @@ impl Proxy {
                         log::warn!("hot restart: refusing a connection: {e}");
                         continue;
                     }
-                    self.restart.next_id += 1;
-                    let key = self.restart.next_id;
-                    if self.hr_register(key, stream).is_ok() {
-                        if let Err(e) = self.hr_event(Event::PeerConnected(Peer::Child(key))) {
+                    self.next_id += 1;
+                    let key = self.next_id;
+                    if self.register(host, key, stream).is_ok() {
+                        if let Err(e) = self.event(host, Event::PeerConnected(Peer::Child(key))) {
                             log::error!("hot restart: {e}");
                         }
                     }
@@ -480,23 +477,27 @@ impl Proxy {
         }
     }
 
-    pub(crate) fn hr_register(&mut self, key: u64, mut stream: UnixStream) -> Result<(), String> {
-        self.poll
-            .registry()
+    fn register(
+        &mut self,
+        host: &dyn Host,
+        key: u64,
+        mut stream: UnixStream,
+    ) -> Result<(), String> {
+        host.registry()
             .register(
                 &mut stream,
                 Tok::Restart(key as usize).token(),
                 Interest::READABLE | Interest::WRITABLE,
             )
             .map_err(|e| format!("hot restart: register: {e}"))?;
-        self.restart.peers.insert(key, Conn::new(stream));
+        self.peers.insert(key, Conn::new(stream));
         Ok(())
     }
 
     /// Readiness on a restart connection: flush, read, decode, deliver.
-    pub(crate) fn hr_ready(&mut self, key: u64) -> Result<(), String> {
+    pub fn ready(&mut self, host: &mut dyn Host, key: u64) -> Result<(), String> {
         let peer = key_peer(key);
-        let Some(conn) = self.restart.peers.get_mut(&key) else {
+        let Some(conn) = self.peers.get_mut(&key) else {
             return Ok(());
         };
         // Read even when writing failed: a peer that answered and closed at once (a parent's
@@ -509,83 +510,64 @@ impl Proxy {
             conn.eof = true;
         }
         loop {
-            let Some(conn) = self.restart.peers.get_mut(&key) else {
+            let Some(conn) = self.peers.get_mut(&key) else {
                 return Ok(());
             };
             match conn.next_frame() {
                 Ok(Read::Frame(Message::ListenerFds(batch))) if key == PARENT_KEY => {
                     let fd_count = conn.fds.len();
-                    self.hr_event(Event::FdsReceived { batch, fd_count })?;
+                    self.event(host, Event::FdsReceived { batch, fd_count })?;
                 }
                 Ok(Read::Frame(Message::Connections(conns))) if key == PARENT_KEY => {
-                    self.hr_adopt_connections(conns);
+                    self.adopt_connections(host, conns);
                 }
-                Ok(Read::Frame(msg)) => self.hr_event(Event::MessageReceived(peer, msg))?,
+                Ok(Read::Frame(msg)) => self.event(host, Event::MessageReceived(peer, msg))?,
                 Ok(Read::Nothing) => {
                     if conn.eof {
-                        self.hr_close_peer(key);
-                        if self.restart.machine.state() == State::Exited {
+                        self.close_peer(host, key);
+                        if self.machine.state() == State::Exited {
                             // Its last frame (e.g. Refuse) already ended this process.
                             return Ok(());
                         }
-                        return self.hr_event(Event::PeerClosed(peer));
+                        return self.event(host, Event::PeerClosed(peer));
                     }
                     return Ok(());
                 }
                 Err(e) => {
                     log::warn!("hot restart: malformed frame from {peer:?}: {e:?}; dropping it");
-                    self.hr_close_peer(key);
-                    return self.hr_event(Event::PeerClosed(peer));
+                    self.close_peer(host, key);
+                    return self.event(host, Event::PeerClosed(peer));
                 }
             }
         }
     }
 
-    /// Stats travel as (name, value) lists; the stats registry fills them in.
-    fn stats_snapshot(&self) -> StatsSnapshot {
-        self.ctx.stats_snapshot()
-    }
-
-    /// Continues the parent's counters; `server.parent_connections` is what its listeners
-    /// still hold (theirs and any older generation's).
-    fn stats_merge(&mut self, s: StatsSnapshot) {
-        let parent_conns: i64 = s
-            .gauges
-            .iter()
-            .filter(|(k, _)| k.starts_with("listener.") && k.ends_with(".downstream_cx_active"))
-            .map(|(_, v)| *v)
-            .sum();
-        self.ctx.stats_merge(s);
-        self.ctx.stats.set_parent_connections(parent_conns);
-    }
-
     /// The `--hot-restart-file` start-up: probe, then tell the machine what we found.
-    pub(crate) fn hr_start(&mut self) -> Result<(), String> {
-        let ev = match self.opts.hot_restart_file.clone() {
+    pub fn start(&mut self, host: &mut dyn Host) -> Result<(), String> {
+        let ev = match host.restart_file().map(Path::to_path_buf) {
             None => Event::NoParent,
             Some(path) => match super::channel::probe(&path)? {
                 super::channel::Probe::Fresh => Event::NoParent,
                 super::channel::Probe::Parent(s) => {
                     s.set_nonblocking(true)
                         .map_err(|e| format!("hot restart: {e}"))?;
-                    self.hr_register(PARENT_KEY, UnixStream::from_std(s))?;
+                    self.register(host, PARENT_KEY, UnixStream::from_std(s))?;
                     log::info!("hot restart: found a running parent at {}", path.display());
                     Event::PeerConnected(Peer::Parent)
                 }
             },
         };
-        self.hr_event(ev)?;
-        if let Some(code) = self.exit_code.filter(|&c| c != 0) {
-            return Err(self
-                .exit_reason
-                .clone()
-                .unwrap_or_else(|| format!("hot restart failed (exit {code})")));
-        }
-        Ok(())
+        self.event(host, ev)
     }
 
-    pub(crate) fn hr_tick(&mut self, _at: Instant) -> Result<(), String> {
-        self.hr_event(Event::Tick)
+    /// A restart timer fired.
+    pub fn tick(&mut self, host: &mut dyn Host) -> Result<(), String> {
+        self.event(host, Event::Tick)
+    }
+
+    /// This process's epoch.
+    pub fn epoch(&self) -> u32 {
+        self.machine.epoch()
     }
 }
 

@@ -16,18 +16,22 @@ use mio::net::UnixListener;
 /// Key of the link to our parent in `HotRestart::peers`; children get 1, 2, ...
 pub const PARENT_KEY: u64 = 0;
 
-/// The hot-restart side of a process.
+/// The hot-restart side of a process: the pure machine, the restart socket and its peers.
+/// Its fields are written only by `driver`; the proxy talks to it through its methods and
+/// answers through `driver::Host`.
 pub struct HotRestart {
-    pub machine: Machine,
+    machine: Machine,
     /// Time origin of the machine's millisecond clock.
-    pub origin: Instant,
+    origin: Instant,
     /// The restart socket's listening fd (ours, handed over, or received).
-    pub listener: Option<UnixListener>,
-    pub accepting: bool,
-    pub peers: HashMap<u64, channel::Conn>,
-    pub next_id: u64,
-    pub ready_sent: bool,
-    pub done_sent: bool,
+    listener: Option<UnixListener>,
+    accepting: bool,
+    peers: HashMap<u64, channel::Conn>,
+    next_id: u64,
+    ready_sent: bool,
+    done_sent: bool,
+    /// Draining with a live successor that takes our idle connections.
+    handing_off: bool,
 }
 
 impl HotRestart {
@@ -41,6 +45,7 @@ impl HotRestart {
             next_id: PARENT_KEY,
             ready_sent: false,
             done_sent: false,
+            handing_off: false,
         }
     }
 }

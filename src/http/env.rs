@@ -49,7 +49,7 @@ impl Env for CtxEnv<'_> {
     }
 
     fn handoff(&self) -> bool {
-        self.ctx.handoff
+        self.ctx.handoff()
     }
 
     fn begin(&mut self, req: Option<&RequestHead<'_>>, minor: u8, _now: Instant) -> Rq {

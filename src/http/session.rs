@@ -75,7 +75,7 @@ impl Session {
                 writable: true,
                 hup: false,
             },
-            core: Conn::new(lim, ctx.now),
+            core: Conn::new(lim, ctx.now()),
             up: None,
             armed: None,
         }
@@ -133,7 +133,7 @@ impl Session {
 
     /// Runs the connection until nothing more can happen without a new event.
     pub fn drive(&mut self, ctx: &mut Ctx) -> Fate {
-        let now = ctx.now;
+        let now = ctx.now();
         let fate = match self.run(ctx, now) {
             Ok(f) => f,
             Err(e) => {
@@ -239,7 +239,7 @@ impl Session {
         if !up.connected && (up.writable || up.readable) {
             match up.check_connected() {
                 Ok(true) => {
-                    ctx.connect_done(up.addr);
+                    ctx.upstreams.connect_done(up.addr);
                     self.core.up_connected(now);
                     progress = true;
                 }
@@ -347,12 +347,9 @@ impl Session {
         }
         let got = match take_idle(ctx, addr, self.id) {
             Some(c) => Ok((c, true)),
-            None if !ctx.may_connect(addr) => {
+            None if !ctx.upstreams.may_connect(addr) => {
                 log::debug!("session {}: waiting for a connection to {addr}", self.id);
-                ctx.waiters
-                    .entry(addr)
-                    .or_default()
-                    .push_back((self.id, self.gen));
+                ctx.upstreams.wait(addr, self.id, self.gen);
                 return;
             }
             None => UpConn::connect(ctx, cluster, addr, self.id).map(|c| (c, false)),
@@ -374,10 +371,9 @@ impl Session {
     /// A queued exchange was woken: retry getting its connection.
     pub fn retry_connect(&mut self, ctx: &mut Ctx) {
         if let Some(Action::Connect { cluster, addr }) = self.core.pending_connect() {
-            let free =
-                ctx.idle_by_addr.get(&addr).is_some_and(|v| !v.is_empty()) || ctx.may_connect(addr);
-            if free {
-                self.connect(ctx, cluster, addr, ctx.now);
+            if ctx.upstreams.available(addr) {
+                let now = ctx.now();
+                self.connect(ctx, cluster, addr, now);
             }
         }
     }
@@ -409,7 +405,7 @@ impl Session {
             return Fate::Alive; // superseded by an earlier entry that already fired
         }
         self.armed = None;
-        let now = ctx.now;
+        let now = ctx.now();
         if self.core.deadline().is_some_and(|d| d <= now) {
             let mut env = CtxEnv::new(ctx, self.listener, self.peer);
             self.core.on_timeout(&mut env, now);
@@ -420,7 +416,7 @@ impl Session {
     /// Tears the session down: a request still running ends as a downstream disconnect, the
     /// upstream is closed (never reused mid-exchange), buffers go back to the pool.
     pub fn close(mut self, ctx: &mut Ctx) {
-        let now = ctx.now;
+        let now = ctx.now();
         let mut env = CtxEnv::new(ctx, self.listener, self.peer);
         self.core.abort(&mut env, now);
         crate::observe::cx_close(ctx, self.listener);

@@ -7,15 +7,101 @@
 use std::io;
 use std::net::SocketAddr;
 
+use std::collections::VecDeque;
+
 use mio::net::TcpStream;
 use mio::Interest;
 
 use crate::context::Ctx;
 use crate::observe;
 use crate::reactor::Tok;
+use crate::util::{FastMap, Slab};
 
 /// Most idle connections kept per upstream address; more are closed when they come back.
 const MAX_IDLE_PER_ADDR: usize = 256;
+/// Most connects in flight to one upstream address (see `UpPool::connecting`).
+pub const MAX_CONNECTING: usize = 64;
+
+/// Every upstream connection not owned by an exchange, and who owns each token. Its fields
+/// are written only here.
+#[derive(Debug, Default)]
+pub struct UpPool {
+    /// Idle keep-alive upstream connections.
+    idle: Slab<UpConn>,
+    /// Owner of each upstream connection's token (`Tok::Up(slot)`).
+    owner: Slab<UpOwner>,
+    /// Connects in flight per upstream address, bounded by `MAX_CONNECTING`: a burst of new
+    /// clients must not turn into a SYN flood that overflows the upstream's accept backlog
+    /// (each overflowed SYN costs a 1 s retransmit, longer than typical connect timeouts).
+    connecting: FastMap<SocketAddr, usize>,
+    /// Sessions (index, generation) waiting for a connection to an address, oldest first.
+    waiters: FastMap<SocketAddr, VecDeque<(usize, u64)>>,
+    /// Addresses where a connect slot or a pooled connection just became free; the reactor
+    /// wakes one waiter per entry.
+    freed: Vec<SocketAddr>,
+    /// Idle connections per upstream address, most recently used last.
+    idle_by_addr: FastMap<SocketAddr, Vec<usize>>,
+}
+
+impl UpPool {
+    /// Whether another connect to `addr` may start now.
+    pub fn may_connect(&self, addr: SocketAddr) -> bool {
+        self.connecting.get(&addr).copied().unwrap_or(0) < MAX_CONNECTING
+    }
+
+    /// Whether a pooled connection or a connect slot for `addr` is free.
+    pub fn available(&self, addr: SocketAddr) -> bool {
+        self.idle_by_addr.get(&addr).is_some_and(|v| !v.is_empty()) || self.may_connect(addr)
+    }
+
+    /// A connect to `addr` finished (either way): free its slot for a waiter.
+    pub fn connect_done(&mut self, addr: SocketAddr) {
+        if let Some(n) = self.connecting.get_mut(&addr) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.connecting.remove(&addr);
+            }
+        }
+        self.note_freed(addr);
+    }
+
+    /// Something a waiter for `addr` can use became free.
+    fn note_freed(&mut self, addr: SocketAddr) {
+        if self.waiters.get(&addr).is_some_and(|w| !w.is_empty()) {
+            self.freed.push(addr);
+        }
+    }
+
+    /// Session (`id`, `gen`) waits for a connection to `addr`.
+    pub fn wait(&mut self, addr: SocketAddr, id: usize, gen: u64) {
+        self.waiters.entry(addr).or_default().push_back((id, gen));
+    }
+
+    /// An address where something was freed, with the oldest session waiting for it.
+    pub fn next_freed(&mut self) -> Option<(SocketAddr, Option<(usize, u64)>)> {
+        let addr = self.freed.pop()?;
+        Some((addr, self.next_waiter(addr)))
+    }
+
+    /// The oldest session still waiting for `addr`.
+    pub fn next_waiter(&mut self, addr: SocketAddr) -> Option<(usize, u64)> {
+        let next = self.waiters.get_mut(&addr).and_then(|q| q.pop_front());
+        if self.waiters.get(&addr).is_some_and(|q| q.is_empty()) {
+            self.waiters.remove(&addr);
+        }
+        next
+    }
+
+    /// A woken waiter found nothing after all: back to the head of the line.
+    pub fn requeue(&mut self, addr: SocketAddr, w: (usize, u64)) {
+        self.waiters.entry(addr).or_default().push_front(w);
+    }
+
+    /// Who the token of upstream slot `slot` belongs to.
+    pub fn owner(&self, slot: usize) -> Option<UpOwner> {
+        self.owner.get(slot).copied()
+    }
+}
 
 #[derive(Debug)]
 pub struct UpConn {
@@ -29,7 +115,7 @@ pub struct UpConn {
     pub hup: bool,
     /// The TCP handshake finished.
     pub connected: bool,
-    /// Index in `Ctx::up_owner`; the connection's token is `Tok::Up(slot)` for its lifetime.
+    /// Index in `UpPool::owner`; the connection's token is `Tok::Up(slot)` for its lifetime.
     pub slot: usize,
 }
 
@@ -59,18 +145,18 @@ impl UpConn {
             }
         };
         let _ = stream.set_nodelay(true);
-        let slot = ctx.up_owner.insert(UpOwner::Session(owner));
+        let slot = ctx.upstreams.owner.insert(UpOwner::Session(owner));
         if let Err(e) = ctx.registry.register(
             &mut stream,
             Tok::Up(slot).token(),
             Interest::READABLE | Interest::WRITABLE,
         ) {
-            ctx.up_owner.remove(slot);
+            ctx.upstreams.owner.remove(slot);
             observe::upstream_connect_fail(ctx, cluster, addr, false);
             return Err(e);
         }
         observe::upstream_cx_open(ctx, cluster, addr);
-        *ctx.connecting.entry(addr).or_insert(0) += 1;
+        *ctx.upstreams.connecting.entry(addr).or_insert(0) += 1;
         Ok(UpConn {
             stream,
             addr,
@@ -104,10 +190,10 @@ impl UpConn {
     /// Deregisters and drops the connection (close, never shutdown: see design.md).
     pub fn close(mut self, ctx: &mut Ctx) {
         if !self.connected {
-            ctx.connect_done(self.addr);
+            ctx.upstreams.connect_done(self.addr);
         }
         observe::upstream_cx_close(ctx, self.cluster, self.addr);
-        ctx.up_owner.remove(self.slot);
+        ctx.upstreams.owner.remove(self.slot);
         let _ = ctx.registry.deregister(&mut self.stream);
     }
 }
@@ -115,11 +201,11 @@ impl UpConn {
 /// Takes an idle connection to `addr` from the pool for session `owner`.
 pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, owner: usize) -> Option<UpConn> {
     loop {
-        let idx = ctx.idle_by_addr.get_mut(&addr)?.pop()?;
-        let Some(mut c) = ctx.idle.remove(idx) else {
+        let idx = ctx.upstreams.idle_by_addr.get_mut(&addr)?.pop()?;
+        let Some(mut c) = ctx.upstreams.idle.remove(idx) else {
             continue;
         };
-        if let Some(o) = ctx.up_owner.get_mut(c.slot) {
+        if let Some(o) = ctx.upstreams.owner.get_mut(c.slot) {
             *o = UpOwner::Session(owner);
         }
         c.readable = false;
@@ -130,25 +216,29 @@ pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, owner: usize) -> Option<UpConn
 
 /// Returns a connection whose exchange completed cleanly to the pool.
 pub fn put_idle(ctx: &mut Ctx, c: UpConn) {
-    let count = ctx.idle_by_addr.get(&c.addr).map_or(0, Vec::len);
-    if ctx.draining || count >= MAX_IDLE_PER_ADDR {
+    let count = ctx.upstreams.idle_by_addr.get(&c.addr).map_or(0, Vec::len);
+    if ctx.draining() || count >= MAX_IDLE_PER_ADDR {
         c.close(ctx);
         return;
     }
     let (addr, slot) = (c.addr, c.slot);
-    let idx = ctx.idle.insert(c);
-    if let Some(o) = ctx.up_owner.get_mut(slot) {
+    let idx = ctx.upstreams.idle.insert(c);
+    if let Some(o) = ctx.upstreams.owner.get_mut(slot) {
         *o = UpOwner::Idle(idx);
     }
-    ctx.idle_by_addr.entry(addr).or_default().push(idx);
-    ctx.note_freed(addr);
+    ctx.upstreams
+        .idle_by_addr
+        .entry(addr)
+        .or_default()
+        .push(idx);
+    ctx.upstreams.note_freed(addr);
 }
 
 /// An idle connection became readable: the upstream closed it or sent junk. Either way it is
 /// no longer safe to reuse.
 pub fn idle_event(ctx: &mut Ctx, idx: usize) {
-    if let Some(c) = ctx.idle.remove(idx) {
-        if let Some(list) = ctx.idle_by_addr.get_mut(&c.addr) {
+    if let Some(c) = ctx.upstreams.idle.remove(idx) {
+        if let Some(list) = ctx.upstreams.idle_by_addr.get_mut(&c.addr) {
             list.retain(|&i| i != idx);
         }
         c.close(ctx);
@@ -157,8 +247,8 @@ pub fn idle_event(ctx: &mut Ctx, idx: usize) {
 
 /// Closes every idle connection (drain, shutdown).
 pub fn close_all_idle(ctx: &mut Ctx) {
-    for idx in ctx.idle.keys() {
+    for idx in ctx.upstreams.idle.keys() {
         idle_event(ctx, idx);
     }
-    ctx.idle_by_addr.clear();
+    ctx.upstreams.idle_by_addr.clear();
 }

@@ -18,8 +18,8 @@ use crate::cluster::dns::{Query, Resolver};
 use crate::cluster::ClusterRt;
 use crate::config::Bootstrap;
 use crate::context::{Ctx, ListenerRt};
-use crate::hot_restart::driver::machine_listeners;
-use crate::hot_restart::HotRestart;
+use crate::hot_restart::driver::{machine_listeners, Leaving};
+use crate::hot_restart::{tcp_address, HotRestart};
 use crate::http::session::{Fate, Ready, Session};
 use crate::http::upstream::{close_all_idle, idle_event, UpOwner};
 use crate::observe;
@@ -31,27 +31,33 @@ use crate::util::Slab;
 /// Longest we hold listeners back waiting for the first DNS answers.
 const INIT_DNS_WAIT: Duration = Duration::from_secs(5);
 
+mod host;
+
+/// The running proxy. Its fields are private to this module; the hot-restart driver reaches
+/// it only through `hot_restart::driver::Host` (implemented in `host`).
 pub struct Proxy {
-    pub(crate) poll: Poll,
-    pub(crate) ctx: Ctx,
-    pub(crate) sessions: Slab<Session>,
+    poll: Poll,
+    ctx: Ctx,
+    sessions: Slab<Session>,
     /// Listening sockets by listener index; `None` until bound or received, and after close.
-    pub(crate) listeners: Vec<Option<TcpListener>>,
+    listeners: Vec<Option<TcpListener>>,
     /// Whether each listener is registered for accept.
-    pub(crate) accepting: Vec<bool>,
+    accepting: Vec<bool>,
     signals: Signals,
     resolver: Resolver,
-    pub(crate) opts: Options,
+    opts: Options,
     next_gen: u64,
     /// Set while start-up waits for first DNS answers.
     init_until: Option<Instant>,
     /// Every cluster has had its first DNS answer (or the wait gave up).
-    pub(crate) dns_ready: bool,
-    pub(crate) restart: HotRestart,
-    pub(crate) exit_code: Option<i32>,
-    pub(crate) exit_reason: Option<String>,
+    dns_ready: bool,
+    /// The hot-restart component; `None` only while one of its calls runs (it gets the
+    /// proxy as its `Host` meanwhile).
+    restart: Option<HotRestart>,
+    exit_code: Option<i32>,
+    exit_reason: Option<String>,
     /// Sessions detached for handover, sent to the successor after each event batch.
-    pub(crate) moving: Vec<Session>,
+    moving: Vec<Session>,
     /// The admin interface, when the bootstrap has `admin.address`.
     admin: Option<Admin>,
 }
@@ -127,9 +133,11 @@ impl Proxy {
         mcfg.drain_time_ms = opts.drain_time.as_millis() as u64;
         mcfg.parent_shutdown_ms = opts.parent_shutdown_time.map(|d| d.as_millis() as u64);
         let n = rts.len();
+        let logs: Vec<_> = rts.iter().map(|l| l.hcm.access_log.as_slice()).collect();
+        let access_logs = crate::access_log::AccessLogs::open(&logs)?;
         let mut p = Proxy {
             poll,
-            ctx: Ctx::new(registry, clusters, rts),
+            ctx: Ctx::new(registry, clusters, rts, access_logs),
             sessions: Slab::default(),
             listeners: (0..n).map(|_| None).collect(),
             accepting: vec![false; n],
@@ -139,19 +147,12 @@ impl Proxy {
             next_gen: 0,
             init_until: None,
             dns_ready: false,
-            restart: HotRestart::new(baton_statemachine::Machine::new(mcfg)),
+            restart: Some(HotRestart::new(baton_statemachine::Machine::new(mcfg))),
             exit_code: None,
             exit_reason: None,
             moving: Vec::new(),
             admin,
         };
-        let logs: Vec<_> = p
-            .ctx
-            .listeners
-            .iter()
-            .map(|l| l.hcm.access_log.as_slice())
-            .collect();
-        p.ctx.access_logs = crate::access_log::AccessLogs::open(&logs)?;
         p.admin_retry();
         let mut waiting = false;
         for c in 0..p.ctx.clusters.len() {
@@ -167,7 +168,18 @@ impl Proxy {
         }
         // Binds (fresh start) or connects to the parent; listeners are registered only when
         // the machine says StartAccepting, i.e. once DNS is ready and the parent stopped.
-        p.hr_start()?;
+        // A start-up failure (a busy port) is the process's one error line, from main.
+        if let Some(mut hr) = p.restart.take() {
+            let r = hr.start(&mut p);
+            p.restart = Some(hr);
+            r?;
+        }
+        if let Some(code) = p.exit_code.filter(|&c| c != 0) {
+            return Err(p
+                .exit_reason
+                .clone()
+                .unwrap_or_else(|| format!("hot restart failed (exit {code})")));
+        }
         Ok(p)
     }
 
@@ -221,7 +233,8 @@ impl Proxy {
                 log::info!("cluster {}: hosts now {hosts:?}", cl.cfg.name);
             }
             let settled = !cl.pending.iter().any(|&p| p);
-            let at = self.ctx.now + cl.cfg.dns_refresh_rate;
+            let refresh = cl.cfg.dns_refresh_rate;
+            let at = self.ctx.now() + refresh;
             observe::dns_result(&mut self.ctx, a.cluster, a.result.is_ok());
             if settled {
                 self.ctx.timers.arm(at, TimerKey::Dns(a.cluster));
@@ -241,7 +254,18 @@ impl Proxy {
 
     fn set_dns_ready(&mut self) {
         self.dns_ready = true;
-        if let Err(e) = self.hr_check_progress() {
+        self.restart(|hr, host| hr.check_progress(host));
+    }
+
+    /// Runs one call of the hot-restart component with this proxy as its host. A failure
+    /// there (e.g. a listener that cannot be bound) is fatal for the process.
+    fn restart(&mut self, f: impl FnOnce(&mut HotRestart, &mut Proxy) -> Result<(), String>) {
+        let Some(mut hr) = self.restart.take() else {
+            return;
+        };
+        let r = f(&mut hr, self);
+        self.restart = Some(hr);
+        if let Err(e) = r {
             self.fail(e);
         }
     }
@@ -253,7 +277,7 @@ impl Proxy {
         self.exit_code = Some(1);
     }
 
-    pub(crate) fn accept(&mut self, i: usize) {
+    fn accept(&mut self, i: usize) {
         loop {
             let Some(Some(l)) = self.listeners.get(i) else {
                 return;
@@ -273,13 +297,7 @@ impl Proxy {
 
     /// Starts serving a client connection: freshly accepted, or handed over by our parent with
     /// the bytes it had already read.
-    pub(crate) fn adopt(
-        &mut self,
-        mut stream: TcpStream,
-        peer: SocketAddr,
-        listener: usize,
-        pending: &[u8],
-    ) {
+    fn adopt(&mut self, mut stream: TcpStream, peer: SocketAddr, listener: usize, pending: &[u8]) {
         let _ = stream.set_nodelay(true);
         let id = self.sessions.next_key();
         if let Err(e) = self.poll.registry().register(
@@ -301,19 +319,16 @@ impl Proxy {
     /// One waiting exchange per freed connect slot or pooled connection gets to go (oldest
     /// first); one that still finds nothing goes back to the head of the line.
     fn wake_waiters(&mut self) {
-        while let Some(addr) = self.ctx.freed.pop() {
-            loop {
-                let next = self.ctx.waiters.get_mut(&addr).and_then(|q| q.pop_front());
-                if self.ctx.waiters.get(&addr).is_some_and(|q| q.is_empty()) {
-                    self.ctx.waiters.remove(&addr);
-                }
-                let Some((id, gen)) = next else { break };
+        while let Some((addr, first)) = self.ctx.upstreams.next_freed() {
+            let mut next = first;
+            while let Some((id, gen)) = next.take() {
                 let queued = |p: &Proxy| {
                     p.sessions
                         .get(id)
                         .is_some_and(|s| s.gen() == gen && s.is_queued())
                 };
                 if !queued(self) {
+                    next = self.ctx.upstreams.next_waiter(addr);
                     continue; // gone or timed out meanwhile
                 }
                 self.with_session(id, |s, ctx| {
@@ -321,11 +336,7 @@ impl Proxy {
                     s.drive(ctx)
                 });
                 if queued(self) {
-                    self.ctx
-                        .waiters
-                        .entry(addr)
-                        .or_default()
-                        .push_front((id, gen));
+                    self.ctx.upstreams.requeue(addr, (id, gen));
                 }
                 break;
             }
@@ -336,11 +347,7 @@ impl Proxy {
     /// defence: a panic while handling one connection closes that connection (and its
     /// upstream), is logged and counted, and every other connection goes on being served.
     /// Why shared state stays consistent is written in docs/architecture.md.
-    pub(crate) fn with_session(
-        &mut self,
-        id: usize,
-        f: impl FnOnce(&mut Session, &mut Ctx) -> Fate,
-    ) {
+    fn with_session(&mut self, id: usize, f: impl FnOnce(&mut Session, &mut Ctx) -> Fate) {
         let Some(s) = self.sessions.get_mut(id) else {
             return;
         };
@@ -384,7 +391,7 @@ impl Proxy {
         }
     }
 
-    pub(crate) fn drive(&mut self, id: usize) {
+    fn drive(&mut self, id: usize) {
         self.with_session(id, |s, ctx| s.drive(ctx));
     }
 
@@ -394,9 +401,7 @@ impl Proxy {
             match sig {
                 SIGTERM | SIGINT => {
                     log::info!("signal {sig} (pid {})", std::process::id());
-                    if let Err(e) = self.hr_event(baton_statemachine::Event::SigTerm) {
-                        self.fail(e);
-                    }
+                    self.restart(|hr, host| hr.event(host, baton_statemachine::Event::SigTerm));
                 }
                 SIGUSR1 => {
                     log::info!("SIGUSR1: reopening access logs");
@@ -410,15 +415,14 @@ impl Proxy {
     /// Responses now carry `Connection: close`, idle connections close at a safe point, and
     /// the pool empties. Listeners are the state machine's business (closed, or left to the
     /// new process).
-    pub(crate) fn begin_drain(&mut self) {
-        if self.ctx.draining {
+    fn begin_drain(&mut self, handoff: bool) {
+        if self.ctx.draining() {
             return;
         }
-        self.ctx.draining = true;
-        self.ctx.stats.set_state(ServerState::Draining);
         // With a successor alive, idle connections move to it instead of closing.
-        self.ctx.handoff = self.hr_child_key().is_some();
-        if self.ctx.handoff {
+        self.ctx.start_drain(handoff);
+        self.ctx.stats.set_state(ServerState::Draining);
+        if handoff {
             log::info!("draining: idle connections will be handed to the new process");
         }
         close_all_idle(&mut self.ctx);
@@ -472,7 +476,7 @@ impl Proxy {
 
     /// Binds the admin address once a hot-restart parent released it, checking every second.
     fn admin_retry(&mut self) {
-        let now = self.ctx.now;
+        let now = self.ctx.now();
         if let Some(a) = self.admin.as_mut() {
             if a.retry_due(now) && !a.retry_bind(self.poll.registry()) {
                 let at = now + Duration::from_secs(1);
@@ -516,10 +520,45 @@ impl Proxy {
                 }
             }
             TimerKey::Restart => {
-                if let Err(e) = self.hr_tick(at) {
-                    self.fail(e);
-                }
+                self.restart(|hr, host| hr.tick(host));
             }
+        }
+    }
+
+    /// Hands the sessions detached for handover to the successor (or closes them when it is
+    /// gone).
+    fn send_moving(&mut self) {
+        let moving = std::mem::take(&mut self.moving);
+        if moving.is_empty() {
+            return;
+        }
+        if self
+            .restart
+            .as_ref()
+            .and_then(HotRestart::child_key)
+            .is_none()
+        {
+            for s in moving {
+                s.close(&mut self.ctx);
+            }
+            return;
+        }
+        let leaving: Vec<Leaving> = moving
+            .into_iter()
+            .map(|s| {
+                let listener = tcp_address(self.ctx.listeners[s.listener()].address);
+                let peer = s.peer();
+                let (stream, pending) = s.into_moved(&mut self.ctx);
+                Leaving {
+                    listener,
+                    peer,
+                    stream,
+                    pending,
+                }
+            })
+            .collect();
+        if let Some(hr) = self.restart.as_mut() {
+            hr.send_connections(leaving);
         }
     }
 
@@ -552,7 +591,7 @@ impl Proxy {
                 }
                 return Err(e);
             }
-            self.ctx.now = Instant::now();
+            self.ctx.set_now(Instant::now());
             for ev in events.iter() {
                 let Some(tok) = Tok::from_token(ev.token()) else {
                     continue;
@@ -571,7 +610,7 @@ impl Proxy {
                         s.client_event(ready);
                         s.drive(ctx)
                     }),
-                    Tok::Up(slot) => match self.ctx.up_owner.get(slot).copied() {
+                    Tok::Up(slot) => match self.ctx.upstreams.owner(slot) {
                         Some(UpOwner::Session(id)) => self.with_session(id, |s, ctx| {
                             s.up_event(slot, ready);
                             s.drive(ctx)
@@ -579,28 +618,28 @@ impl Proxy {
                         Some(UpOwner::Idle(i)) => idle_event(&mut self.ctx, i),
                         None => {}
                     },
-                    Tok::Restart(usize::MAX) => self.hr_accept(),
-                    Tok::Restart(k) => {
-                        if let Err(e) = self.hr_ready(k as u64) {
-                            self.fail(e);
-                        }
-                    }
+                    Tok::Restart(usize::MAX) => self.restart(|hr, host| {
+                        hr.accept(host);
+                        Ok(())
+                    }),
+                    Tok::Restart(k) => self.restart(|hr, host| hr.ready(host, k as u64)),
                     Tok::Admin(i) => self.on_admin(i),
                 }
             }
-            while let Some((at, key)) = self.ctx.timers.pop_due(self.ctx.now) {
+            while let Some((at, key)) = self.ctx.timers.pop_due(self.ctx.now()) {
                 self.on_timer(at, key);
             }
             self.wake_waiters();
             self.compact_timers();
             if !self.moving.is_empty() {
-                self.hr_send_connections();
+                self.send_moving();
             }
-            if let Err(e) = self.hr_check_progress() {
-                self.fail(e);
-            }
+            self.restart(|hr, host| hr.check_progress(host));
             if self.exit_code.is_some() {
-                self.hr_flush_before_exit();
+                self.send_moving();
+                if let Some(hr) = self.restart.as_mut() {
+                    hr.flush_before_exit();
+                }
                 return Ok(());
             }
         }

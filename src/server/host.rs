@@ -1,0 +1,182 @@
+//! The proxy as the hot-restart driver sees it: the narrow `Host` interface over listeners,
+//! connections, stats and the process lifecycle.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
+use std::time::Instant;
+
+use baton_statemachine::StatsSnapshot;
+use mio::net::TcpListener;
+use mio::Interest;
+
+use super::{bind_listener, Proxy};
+use crate::hot_restart::driver::Host;
+use crate::hot_restart::tcp_address;
+use crate::reactor::{TimerKey, Tok};
+use crate::stats::ServerState;
+
+impl Host for Proxy {
+    fn now(&self) -> Instant {
+        self.ctx.now()
+    }
+
+    fn registry(&self) -> &mio::Registry {
+        self.poll.registry()
+    }
+
+    fn arm_timer(&mut self, at: Instant) {
+        self.ctx.timers.arm(at, TimerKey::Restart);
+    }
+
+    fn dns_ready(&self) -> bool {
+        self.dns_ready
+    }
+
+    fn connections(&self) -> usize {
+        self.sessions.len()
+    }
+
+    fn restart_file(&self) -> Option<&Path> {
+        self.opts.hot_restart_file.as_deref()
+    }
+
+    fn set_epoch(&mut self, epoch: u32) {
+        self.ctx.set_epoch(epoch);
+    }
+
+    fn listener_count(&self) -> usize {
+        self.listeners.len()
+    }
+
+    fn listener_fd(&self, i: usize) -> Option<RawFd> {
+        self.listeners.get(i)?.as_ref().map(|l| l.as_raw_fd())
+    }
+
+    fn install_listener(&mut self, i: usize, l: TcpListener) {
+        if let (Some(slot), Some(rt)) = (self.listeners.get_mut(i), self.ctx.listeners.get(i)) {
+            *slot = Some(l);
+            log::info!(
+                "listener {}: took over {} from the parent",
+                rt.name,
+                rt.address
+            );
+        }
+    }
+
+    fn bind_listener(&mut self, i: usize) -> Result<(), String> {
+        let (Some(slot), Some(rt)) = (self.listeners.get_mut(i), self.ctx.listeners.get(i)) else {
+            return Ok(());
+        };
+        *slot = Some(bind_listener(&rt.name, rt.address)?);
+        Ok(())
+    }
+
+    fn set_accepting(&mut self, i: usize, on: bool) {
+        let registry = self.poll.registry();
+        let Some(Some(l)) = self.listeners.get_mut(i) else {
+            return;
+        };
+        if self.accepting.get(i) == Some(&on) {
+            return;
+        }
+        let r = if on {
+            registry.register(l, Tok::Listener(i).token(), Interest::READABLE)
+        } else {
+            registry.deregister(l)
+        };
+        match r {
+            Ok(()) => {
+                if let Some(a) = self.accepting.get_mut(i) {
+                    *a = on;
+                }
+            }
+            Err(e) => log::error!("listener {}: {e}", self.ctx.listeners[i].name),
+        }
+        if on {
+            self.accept(i);
+        }
+    }
+
+    fn close_listener(&mut self, i: usize) {
+        let had = self.listeners.get(i).is_some_and(Option::is_some);
+        Proxy::close_listener(self, i);
+        if had {
+            log::info!("listener {} closed", self.ctx.listeners[i].name);
+        }
+    }
+
+    fn listening(&mut self, epoch: u32) {
+        if !self.ctx.draining() {
+            self.ctx.stats.set_state(ServerState::Live);
+        }
+        for (i, l) in self.ctx.listeners.iter().enumerate() {
+            if self.accepting.get(i) == Some(&true) {
+                let bound = self.listeners[i].as_ref().and_then(|x| x.local_addr().ok());
+                log::info!(
+                    "listener {} accepting on {} (pid {}, epoch {epoch}, cluster '{}', node '{}')",
+                    l.name,
+                    bound.unwrap_or(l.address),
+                    std::process::id(),
+                    self.opts.service_cluster,
+                    self.opts.service_node
+                );
+            }
+        }
+    }
+
+    fn begin_drain(&mut self, handoff: bool) {
+        Proxy::begin_drain(self, handoff);
+    }
+
+    fn successor_gone(&mut self) {
+        self.ctx.end_handoff();
+        for id in self.sessions.keys() {
+            self.drive(id);
+        }
+    }
+
+    fn exit(&mut self, code: i32, reason: String) {
+        if code != 0 {
+            self.exit_reason = Some(reason);
+        }
+        self.exit_code = Some(code);
+    }
+
+    fn stats_snapshot(&self) -> StatsSnapshot {
+        self.ctx.stats_snapshot()
+    }
+
+    fn stats_merge(&mut self, s: StatsSnapshot, parent_connections: i64) {
+        self.ctx.stats_merge(s);
+        self.ctx.stats.set_parent_connections(parent_connections);
+    }
+
+    fn parent_gone(&mut self) {
+        // Its live gauges leave ours; its counters stay summed in.
+        self.ctx.stats.store.clear_parent();
+        self.ctx.stats.set_parent_connections(0);
+    }
+
+    fn adopt_connection(
+        &mut self,
+        listener: usize,
+        stream: std::net::TcpStream,
+        peer: SocketAddr,
+        pending: &[u8],
+    ) {
+        self.adopt(
+            mio::net::TcpStream::from_std(stream),
+            peer,
+            listener,
+            pending,
+        );
+    }
+
+    fn listener_by_address(&self, address: &str) -> Option<usize> {
+        self.ctx
+            .listeners
+            .iter()
+            .position(|l| tcp_address(l.address) == address)
+    }
+}
