@@ -88,6 +88,11 @@ impl Rng {
         Rng(if seed == 0 { 1 } else { seed })
     }
 
+    /// A fixed sequence, for deterministic simulations and tests.
+    pub fn with_seed(seed: u64) -> Rng {
+        Rng(if seed == 0 { 1 } else { seed })
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;

@@ -7,23 +7,14 @@
 mod admin_util;
 mod common;
 
-use admin_util::{stat, Setup};
+use admin_util::stat;
 use common::*;
 
 #[test]
 fn a_panic_costs_one_connection_and_the_process_keeps_serving() {
     // This test binary runs this one test: setting the variable cannot race another test.
     std::env::set_var("BATON_TEST_PANIC_PATH", "/status/599");
-    let up = Upstream::start("up1");
-    let s = Setup {
-        listen: free_port(),
-        admin: free_port(),
-        upstream: up.port(),
-        dead: free_port(),
-        logs: Vec::new(),
-    };
-    let mut b = Baton::start(&s.yaml());
-    admin_util::wait_live(s.admin);
+    let (mut b, _up, s) = admin_util::start(Vec::new());
 
     // A keep-alive connection in the middle of its life, before and after the panic.
     let mut bystander = RawConn::connect(s.listen);

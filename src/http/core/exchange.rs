@@ -112,15 +112,9 @@ pub(super) enum Step {
 
 /// A parsed request head, reduced to what the exchange keeps, with the routing decision.
 pub(super) struct Start {
-    framing: Framing,
-    keep_alive: bool,
-    minor: u8,
-    is_head: bool,
-    idempotent: bool,
-    expect_continue: bool,
+    meta: Meta,
     decision: Decision,
     rq: Rq,
-    stream_idle: Option<Duration>,
 }
 
 /// What an exchange keeps of its request head.
@@ -141,7 +135,7 @@ impl Start {
         rq: Rq,
         stream_idle: Option<Duration>,
     ) -> Start {
-        Start {
+        let meta = Meta {
             framing: req.framing,
             keep_alive: req.keep_alive,
             minor: req.minor,
@@ -152,10 +146,9 @@ impl Start {
                 "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
             ),
             expect_continue: req.expect_continue,
-            decision,
-            rq,
             stream_idle,
-        }
+        };
+        Start { meta, decision, rq }
     }
 }
 
@@ -207,17 +200,12 @@ impl Exchange {
         closing: bool,
         now: Instant,
     ) -> Step {
+        let Start {
+            meta: s,
+            decision,
+            mut rq,
+        } = s;
         let has_body = s.framing != Framing::None;
-        let (decision, mut rq) = (s.decision, s.rq);
-        let s = Meta {
-            framing: s.framing,
-            keep_alive: s.keep_alive,
-            minor: s.minor,
-            is_head: s.is_head,
-            idempotent: s.idempotent,
-            expect_continue: s.expect_continue,
-            stream_idle: s.stream_idle,
-        };
         match decision {
             Decision::Local(d) => {
                 if d.flag == 0 && d.location.is_none() && d.upstream.is_none() {

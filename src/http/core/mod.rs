@@ -307,15 +307,8 @@ impl Conn {
         let stale = up
             .as_ref()
             .is_some_and(|u| f == Failure::Reset && u.reused && !u.got_bytes);
-        let State::Exchange(ex) = &mut self.state else {
+        let (State::Exchange(ex), mut cx) = self.parts() else {
             return;
-        };
-        let mut cx = exchange::Cx {
-            cin: &mut self.cin,
-            cout: &mut self.cout,
-            up: &mut self.up,
-            client_eof: self.client_eof,
-            release: &mut self.release,
         };
         let next = ex.failed(env, &mut cx, f, stale, up.is_some(), now);
         self.apply_step(env, next, now);
@@ -349,26 +342,19 @@ impl Conn {
         if self.deadline().is_none_or(|d| d > now) {
             return;
         }
-        match &mut self.state {
-            State::Head => {
+        match self.parts() {
+            (State::Head, _) => {
                 log::debug!("idle or header timeout");
                 self.state = State::Closed(Close::Graceful);
             }
-            State::Exchange(ex) => {
-                let mut cx = exchange::Cx {
-                    cin: &mut self.cin,
-                    cout: &mut self.cout,
-                    up: &mut self.up,
-                    client_eof: self.client_eof,
-                    release: &mut self.release,
-                };
+            (State::Exchange(ex), mut cx) => {
                 let next = ex.on_timeout(env, &mut cx, now);
                 self.apply_step(env, next, now);
             }
-            State::Closing { .. } | State::Lingering { .. } => {
+            (State::Closing { .. } | State::Lingering { .. }, _) => {
                 self.state = State::Closed(Close::Graceful);
             }
-            State::Closed(_) | State::Handoff => {}
+            (State::Closed(_) | State::Handoff, _) => {}
         }
         self.process(env, now);
     }
@@ -503,6 +489,18 @@ impl Conn {
         }
     }
 
+    /// The state and the buffers an exchange works on, borrowed apart.
+    fn parts(&mut self) -> (&mut State, exchange::Cx<'_>) {
+        let cx = exchange::Cx {
+            cin: &mut self.cin,
+            cout: &mut self.cout,
+            up: &mut self.up,
+            client_eof: self.client_eof,
+            release: &mut self.release,
+        };
+        (&mut self.state, cx)
+    }
+
     fn discard(&mut self) {
         if let State::Lingering { discarded, .. } = &mut self.state {
             *discarded += self.cin.len();
@@ -569,29 +567,16 @@ impl Conn {
         self.scanned = 0;
         self.head_started = None;
         let closing = env.closing();
-        let cx = exchange::Cx {
-            cin: &mut self.cin,
-            cout: &mut self.cout,
-            up: &mut self.up,
-            client_eof: self.client_eof,
-            release: &mut self.release,
-        };
+        let (_, cx) = self.parts();
         let next = Exchange::start(env, start, cx, closing, now);
         self.apply_step(env, next, now);
         true
     }
 
     fn exchange(&mut self, env: &mut dyn Env, now: Instant) -> bool {
-        let State::Exchange(ex) = &mut self.state else {
-            return false;
-        };
         let closing = env.closing();
-        let mut cx = exchange::Cx {
-            cin: &mut self.cin,
-            cout: &mut self.cout,
-            up: &mut self.up,
-            client_eof: self.client_eof,
-            release: &mut self.release,
+        let (State::Exchange(ex), mut cx) = self.parts() else {
+            return false;
         };
         let next = ex.pump(env, &mut cx, closing, now);
         let progress = !matches!(next, exchange::Step::Running(false));

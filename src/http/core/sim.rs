@@ -32,7 +32,7 @@ pub struct TestEnv {
     /// Net active-request count per host (must return to 0).
     pub active: i64,
     retry: Option<RetryPolicy>,
-    rng: u64,
+    rng: Option<crate::util::Rng>,
 }
 
 impl TestEnv {
@@ -170,11 +170,10 @@ impl Env for TestEnv {
     }
 
     fn random_below(&mut self, n: u64) -> u64 {
-        // xorshift: deterministic, so a run can be replayed exactly.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng.wrapping_add(1) % n.max(1)
+        // Seeded: a run can be replayed exactly.
+        self.rng
+            .get_or_insert_with(|| crate::util::Rng::with_seed(7))
+            .below(n.max(1))
     }
 
     fn upstream_rq(&mut self, _cluster: usize, _addr: SocketAddr, _fresh: bool) {}
@@ -301,14 +300,19 @@ impl Sim {
     /// Gives the core the connection it asked for.
     pub fn attach(&mut self) {
         if self.up == UpConn::Wanted {
-            self.up = UpConn::Open;
-            self.up_got.clear();
-            self.up_pending.clear();
-            self.up_fin = false;
-            self.conn.up_attached(&mut self.env, false, self.now);
-            self.conn.up_connected(self.now);
+            self.open_upstream();
         }
         self.run();
+    }
+
+    /// A fresh upstream connection, attached and connected.
+    fn open_upstream(&mut self) {
+        self.up = UpConn::Open;
+        self.up_got.clear();
+        self.up_pending.clear();
+        self.up_fin = false;
+        self.conn.up_attached(&mut self.env, false, self.now);
+        self.conn.up_connected(self.now);
     }
 
     pub fn client_close(&mut self) {
@@ -380,12 +384,7 @@ impl Sim {
                         self.connects += 1;
                         self.up = UpConn::Wanted;
                         if self.auto_attach {
-                            self.up = UpConn::Open;
-                            self.up_got.clear();
-                            self.up_pending.clear();
-                            self.up_fin = false;
-                            self.conn.up_attached(&mut self.env, false, self.now);
-                            self.conn.up_connected(self.now);
+                            self.open_upstream();
                         }
                     }
                 }

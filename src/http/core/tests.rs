@@ -287,18 +287,11 @@ fn fuzz_corpus_shapes_do_not_panic() {
 }
 
 /// A deterministic generator for the model test.
-struct Rng(u64);
+struct Rng(crate::util::Rng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.below(n)
     }
 
     fn bytes(&mut self, n: usize) -> Vec<u8> {
@@ -314,7 +307,7 @@ enum Expect {
 
 #[test]
 fn model_thousands_of_random_exchanges() {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng(crate::util::Rng::with_seed(0x9e37_79b9_7f4a_7c15));
     let mut total = 0;
     for round in 0..2000 {
         let mut client = Vec::new();
