@@ -352,6 +352,11 @@ pub fn parse_response<'b>(
         Err(e) => return Err(map_httparse(e)),
     };
     let status = resp.code.ok_or(HeadError::Bad("missing status"))?;
+    // httparse takes any three digits; RFC 9110 §15 makes only 100..=599 valid, and relaying
+    // "HTTP/1.1 002" would hand the client a response it cannot classify.
+    if !(100..=599).contains(&status) {
+        return Err(HeadError::Bad("invalid status"));
+    }
     let minor = resp.version.ok_or(HeadError::Bad("missing version"))?;
     let reason = resp.reason.unwrap_or("");
     let headers: &'b [httparse::Header<'b>] = resp.headers;

@@ -226,3 +226,27 @@ fn non_ascii_target_is_400_not_a_panic() {
     assert_eq!(strip_scheme("https://a/b"), Some("a/b"));
     assert_eq!(strip_scheme("http"), None);
 }
+
+/// Found by fuzzing: httparse accepts any three digits as a status; only 100..=599 are valid
+/// (RFC 9110 §15), so anything else is a bad upstream response, not one to relay.
+#[test]
+fn status_outside_100_to_599_is_refused() {
+    for (raw, ok) in [
+        (&b"HTTP/1.1 002 Bad\r\nContent-Length: 0\r\n\r\n"[..], false),
+        (b"HTTP/1.1 099 x\r\n\r\n", false),
+        (b"HTTP/1.1 600 x\r\n\r\n", false),
+        (b"HTTP/1.1 999 x\r\n\r\n", false),
+        (b"HTTP/1.1 100 Continue\r\n\r\n", true),
+        (b"HTTP/1.1 599 x\r\nContent-Length: 0\r\n\r\n", true),
+    ] {
+        for is_head in [false, true] {
+            let mut h = header_slots();
+            let got = parse_response(raw, &mut h, is_head).map(|r| r.map(|r| r.status));
+            if ok {
+                assert!(matches!(got, Ok(Some(_))), "{got:?}");
+            } else {
+                assert_eq!(got.unwrap_err(), HeadError::Bad("invalid status"));
+            }
+        }
+    }
+}
