@@ -7,6 +7,8 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod context;
+#[doc(hidden)]
+pub mod fuzz_harness;
 pub mod hot_restart;
 pub mod http;
 pub mod observe;

@@ -37,6 +37,15 @@ const HEAD_ERRORS: &[(&str, &[u8])] = &[
         b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\0b\r\n\r\n",
     ),
     ("garbage request line", b"HELLO\r\n\r\n"),
+    // The request-target is ASCII (RFC 9112); this one used to panic the parser.
+    (
+        "UTF-8 in the request target",
+        b"GET aaaaaa\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n",
+    ),
+    (
+        "obs-text in an origin-form target",
+        b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n",
+    ),
 ];
 
 /// Checks one case: a 400 response, then the connection closed. Returns a failure message.

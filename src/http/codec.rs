@@ -204,6 +204,11 @@ pub fn parse_request<'b>(
     let target = req.path.ok_or(HeadError::Bad("missing target"))?;
     let minor = req.version.ok_or(HeadError::Bad("missing version"))?;
     let headers: &'b [httparse::Header<'b>] = req.headers;
+    // httparse lets bytes >= 0x80 through in the target; RFC 9112's request-target is ASCII,
+    // and only ASCII may reach routing, rewrites and the upstream request line.
+    if !target.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(HeadError::Bad("invalid request target"));
+    }
 
     let mut host_hdr: Option<&'b str> = None;
     for h in headers {
@@ -277,15 +282,17 @@ pub fn parse_request<'b>(
     }))
 }
 
+/// The rest of an absolute-form target after `http://` or `https://` (any case). Compares
+/// bytes and cuts with `get`, so a multi-byte character near the start cannot make it panic.
 fn strip_scheme(t: &str) -> Option<&str> {
-    let lower_starts = |p: &str| t.len() >= p.len() && t[..p.len()].eq_ignore_ascii_case(p);
-    if lower_starts("http://") {
-        Some(&t[7..])
-    } else if lower_starts("https://") {
-        Some(&t[8..])
-    } else {
-        None
-    }
+    ["http://", "https://"].iter().find_map(|p| {
+        let head = t.as_bytes().get(..p.len())?;
+        if head.eq_ignore_ascii_case(p.as_bytes()) {
+            t.get(p.len()..)
+        } else {
+            None
+        }
+    })
 }
 
 /// Host / authority: reg-name or IP-literal, optional port; no userinfo, no whitespace.
@@ -345,6 +352,11 @@ pub fn parse_response<'b>(
         Err(e) => return Err(map_httparse(e)),
     };
     let status = resp.code.ok_or(HeadError::Bad("missing status"))?;
+    // httparse takes any three digits; RFC 9110 §15 makes only 100..=599 valid, and relaying
+    // "HTTP/1.1 002" would hand the client a response it cannot classify.
+    if !(100..=599).contains(&status) {
+        return Err(HeadError::Bad("invalid status"));
+    }
     let minor = resp.version.ok_or(HeadError::Bad("missing version"))?;
     let reason = resp.reason.unwrap_or("");
     let headers: &'b [httparse::Header<'b>] = resp.headers;

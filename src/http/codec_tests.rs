@@ -197,3 +197,56 @@ fn chunk_encoding() {
     encode_chunk(&mut v, b"hello world, this is 26 by");
     assert_eq!(v, b"1a\r\nhello world, this is 26 by\r\n");
 }
+
+/// A target that is not ASCII used to panic in `strip_scheme` (a `str` cut inside a UTF-8
+/// character); RFC 9112's request-target is ASCII, so such a request is a plain 400.
+#[test]
+fn non_ascii_target_is_400_not_a_panic() {
+    let raw: &[&[u8]] = &[
+        b"GET aaaaaa\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET \xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET http:/\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET https://\xc3\xa9/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n",
+    ];
+    for r in raw {
+        let mut h = header_slots();
+        let got = parse_request(r, &mut h).map(|o| o.map(|h| h.path));
+        match got {
+            Err(e) => assert_eq!(e.status(), 400, "{:?}", String::from_utf8_lossy(r)),
+            Ok(x) => panic!("{:?} accepted: {x:?}", String::from_utf8_lossy(r)),
+        }
+    }
+    // The scheme check itself compares bytes and never cuts a character.
+    assert_eq!(strip_scheme("aaaaaa\u{e9}"), None);
+    assert_eq!(strip_scheme("http:/\u{e9}"), None);
+    assert_eq!(strip_scheme("HTTP://\u{e9}x"), Some("\u{e9}x"));
+    assert_eq!(strip_scheme("https://a/b"), Some("a/b"));
+    assert_eq!(strip_scheme("http"), None);
+}
+
+/// Found by fuzzing: httparse accepts any three digits as a status; only 100..=599 are valid
+/// (RFC 9110 §15), so anything else is a bad upstream response, not one to relay.
+#[test]
+fn status_outside_100_to_599_is_refused() {
+    for (raw, ok) in [
+        (&b"HTTP/1.1 002 Bad\r\nContent-Length: 0\r\n\r\n"[..], false),
+        (b"HTTP/1.1 099 x\r\n\r\n", false),
+        (b"HTTP/1.1 600 x\r\n\r\n", false),
+        (b"HTTP/1.1 999 x\r\n\r\n", false),
+        (b"HTTP/1.1 100 Continue\r\n\r\n", true),
+        (b"HTTP/1.1 599 x\r\nContent-Length: 0\r\n\r\n", true),
+    ] {
+        for is_head in [false, true] {
+            let mut h = header_slots();
+            let got = parse_response(raw, &mut h, is_head).map(|r| r.map(|r| r.status));
+            if ok {
+                assert!(matches!(got, Ok(Some(_))), "{got:?}");
+            } else {
+                assert_eq!(got.unwrap_err(), HeadError::Bad("invalid status"));
+            }
+        }
+    }
+}

@@ -14,13 +14,13 @@ pub fn matches(m: &RouteMatch, req: &RequestHead<'_>) -> bool {
         && (m.query_parameters.is_empty() || query_matches(&m.query_parameters, req.path))
 }
 
+/// Compares bytes, so a multi-byte character in a peer's string cannot cause a bad cut.
 fn starts_with_case(s: &str, p: &str, case_sensitive: bool) -> bool {
-    s.len() >= p.len()
-        && if case_sensitive {
-            s.as_bytes().starts_with(p.as_bytes())
-        } else {
-            s.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
-        }
+    match s.as_bytes().get(..p.len()) {
+        Some(head) if case_sensitive => head == p.as_bytes(),
+        Some(head) => head.eq_ignore_ascii_case(p.as_bytes()),
+        None => false,
+    }
 }
 
 /// The path without its query string.
@@ -54,13 +54,14 @@ pub fn string_matches(m: &StringMatch, v: &str) -> bool {
         }
         StringMatchKind::Prefix(s) => starts_with_case(v, s, !ic),
         StringMatchKind::Suffix(s) => {
-            v.len() >= s.len() && {
-                let tail = &v.as_bytes()[v.len() - s.len()..];
-                if ic {
-                    tail.eq_ignore_ascii_case(s.as_bytes())
-                } else {
-                    tail == s.as_bytes()
-                }
+            let tail = v
+                .len()
+                .checked_sub(s.len())
+                .and_then(|at| v.as_bytes().get(at..));
+            match tail {
+                Some(t) if ic => t.eq_ignore_ascii_case(s.as_bytes()),
+                Some(t) => t == s.as_bytes(),
+                None => false,
             }
         }
         StringMatchKind::Contains(s) => {
@@ -187,6 +188,33 @@ mod tests {
         let re = PathMatch::SafeRegex(Regex::new("/v[0-9]+/.*").unwrap());
         assert!(path_matches(&re, true, "/v12/x?y=1"));
         assert!(!path_matches(&re, true, "/x/v1/"));
+    }
+
+    /// Header values can carry non-ASCII (obs-text, decoded lossily); comparisons are on
+    /// bytes, so a pattern length that lands inside a character is just a mismatch.
+    #[test]
+    fn non_ascii_values_compare_without_cutting_characters() {
+        let m = |kind, ic, v: &str| {
+            string_matches(
+                &StringMatch {
+                    kind,
+                    ignore_case: ic,
+                },
+                v,
+            )
+        };
+        assert!(!m(StringMatchKind::Prefix("ab".into()), true, "\u{e9}"));
+        assert!(!m(StringMatchKind::Prefix("a".into()), false, "\u{e9}x"));
+        assert!(m(StringMatchKind::Prefix("\u{e9}".into()), true, "\u{e9}x"));
+        assert!(!m(StringMatchKind::Suffix("b".into()), true, "\u{e9}"));
+        assert!(!m(StringMatchKind::Suffix("xx".into()), false, "a\u{e9}"));
+        assert!(m(
+            StringMatchKind::Suffix("\u{e9}".into()),
+            true,
+            "caf\u{e9}"
+        ));
+        assert!(!m(StringMatchKind::Suffix("long".into()), true, "a"));
+        assert!(!path_matches(&PathMatch::Prefix("/a".into()), false, "/"));
     }
 
     #[test]

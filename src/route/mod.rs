@@ -146,12 +146,13 @@ impl Router {
 
 /// `host:port` → `host`; IPv6 literals keep their brackets.
 fn strip_port(h: &str) -> Option<&str> {
-    let i = h.rfind(':')?;
-    if h[i + 1..].bytes().all(|c| c.is_ascii_digit()) && !h[..i].ends_with(':') {
-        if h.starts_with('[') && !h[..i].ends_with(']') {
+    // Split on the separator itself rather than index arithmetic on a peer's string.
+    let (host, port) = h.rsplit_once(':')?;
+    if port.bytes().all(|c| c.is_ascii_digit()) && !host.ends_with(':') {
+        if h.starts_with('[') && !host.ends_with(']') {
             return None;
         }
-        Some(&h[..i])
+        Some(host)
     } else {
         None
     }
@@ -229,6 +230,18 @@ mod tests {
         assert_eq!(pick(&r, "nothing"), "any");
         assert_eq!(pick(&r, "api.example.com:10000"), "exact");
         assert_eq!(pick(&r, ".example.com"), "any");
+    }
+
+    #[test]
+    fn strip_port_splits_on_the_last_colon_only() {
+        assert_eq!(strip_port("a.com:80"), Some("a.com"));
+        assert_eq!(strip_port("a.com:"), Some("a.com"));
+        assert_eq!(strip_port("[::1]:80"), Some("[::1]"));
+        assert_eq!(strip_port("[::1]"), None);
+        assert_eq!(strip_port("::1"), None);
+        assert_eq!(strip_port("\u{e9}:8\u{e9}"), None);
+        assert_eq!(strip_port("\u{e9}\u{e9}:1"), Some("\u{e9}\u{e9}"));
+        assert_eq!(strip_port("a.com"), None);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub fn rewrite_prefix(m: &PathMatch, rewrite: &str, path: &str) -> String {
 /// Applies `regex_rewrite` to the path (every match replaced); the query string is kept.
 pub fn rewrite_regex(r: &RegexRewrite, path: &str) -> String {
     let bare = bare_path(path);
-    let query = &path[bare.len()..];
+    let query = path.get(bare.len()..).unwrap_or("");
     let mut out = r
         .pattern
         .unanchored()
@@ -44,11 +44,10 @@ fn default_port(scheme: &str) -> Option<&'static str> {
 
 /// `host:port` → (host, Some(port)); IPv6 literals keep their brackets.
 fn split_port(h: &str) -> (&str, Option<&str>) {
-    match h.rfind(':') {
-        Some(i) if !h[..i].contains(':') || h[..i].ends_with(']') => {
-            let port = &h[i + 1..];
+    match h.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
             if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
-                return (&h[..i], Some(port));
+                return (host, Some(port));
             }
             (h, None)
         }

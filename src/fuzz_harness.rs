@@ -1,0 +1,308 @@
+//! Harness bodies shared by the cargo-fuzz targets (`fuzz/`) and the stable corpus replay test
+//! (`tests/fuzz_replay.rs`). Keeping them here means the replay on every `cargo test` runs
+//! exactly what the fuzzer ran, so a fixed crash cannot come back unnoticed.
+//!
+//! Each function takes arbitrary bytes and panics only when an invariant is broken; an input
+//! the parser rejects is a normal outcome.
+
+use std::sync::OnceLock;
+
+use crate::config::{PathRedirect, RouteAction};
+use crate::http::codec::{self, ChunkedDecoder, Framing};
+use crate::route::{self, matcher, Router};
+use baton_statemachine::codec as frame;
+
+/// A route table touching every request-derived string path of routing: exact, suffix and
+/// prefix domains, case-insensitive prefixes, regex paths, header and query matchers, prefix
+/// and regex rewrites, and redirects.
+const ROUTES_YAML: &str = r#"
+static_resources:
+  listeners:
+  - name: l
+    address: { socket_address: { address: 127.0.0.1, port_value: 10000 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: fuzz
+          route_config:
+            name: r
+            virtual_hosts:
+            - name: exact
+              domains: ["example.com", "example.com:8080", "[::1]:80"]
+              routes:
+              - match: { prefix: "/API", case_sensitive: false }
+                route: { cluster: a, prefix_rewrite: "/v2" }
+              - match: { path: "/exact" }
+                redirect: { https_redirect: true, prefix_rewrite: "/other" }
+              - match: { safe_regex: { regex: "/re/[a-z]+/.*" } }
+                route: { cluster: a, regex_rewrite: { pattern: { regex: "^/re/(.*)$" }, substitution: "/x/\\1" } }
+              - match:
+                  prefix: "/h"
+                  headers: [{ name: x-a, string_match: { suffix: "é", ignore_case: true } },
+                            { name: ":method", string_match: { prefix: "G" } }]
+                redirect: { host_redirect: "new.example", port_redirect: 81, strip_query: true }
+              - match:
+                  prefix: "/q"
+                  query_parameters: [{ name: v, string_match: { contains: "ab", ignore_case: true } }]
+                redirect: { scheme_redirect: https, regex_rewrite: { pattern: { regex: "q" }, substitution: "Q" } }
+            - name: suffix
+              domains: ["*.example.org", "pre.*"]
+              routes:
+              - match: { prefix: "/" }
+                redirect: { path_redirect: "/moved?x=1" }
+            - name: any
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                route: { cluster: a }
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: a
+    type: STATIC
+    load_assignment:
+      cluster_name: a
+      endpoints:
+      - lb_endpoints:
+        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } } }
+"#;
+
+/// Built once: the config is fixed, only the request varies.
+fn router() -> &'static Router {
+    static ROUTER: OnceLock<Router> = OnceLock::new();
+    ROUTER.get_or_init(|| {
+        let boot = crate::config::load_str(ROUTES_YAML)
+            .unwrap_or_else(|e| panic!("fuzz route config must load: {e}"));
+        let l = boot
+            .listeners
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("fuzz route config has a listener"));
+        Router::new(l.hcm.route_config)
+    })
+}
+
+/// Request head parsing, then everything routing reads from the parsed head.
+pub fn request_head(data: &[u8]) {
+    let mut slots = codec::header_slots();
+    let head = match codec::parse_request(data, &mut slots) {
+        Ok(Some(h)) => h,
+        Ok(None) => return,
+        Err(e) => {
+            // Every refusal maps to a status we can answer with.
+            assert!(matches!(e.status(), 400 | 431 | 501), "status {e:?}");
+            let _ = e.reason();
+            return;
+        }
+    };
+    assert!(head.head_len <= data.len(), "head_len past input");
+    assert!(head.minor <= 1, "minor {}", head.minor);
+    // The target reaches routing and the upstream request line; it must be plain ASCII.
+    assert!(
+        head.path.bytes().all(|b| b.is_ascii_graphic()),
+        "non-ASCII path {:?}",
+        head.path
+    );
+    assert!(
+        head.path.starts_with('/') || head.path == "*",
+        "path {:?}",
+        head.path
+    );
+    if let Some(h) = head.host {
+        assert!(h.bytes().all(|b| b.is_ascii_graphic()), "host {h:?}");
+    }
+    if head.framing == Framing::Chunked {
+        assert_eq!(head.minor, 1, "chunked on HTTP/1.0");
+    }
+    for h in head.headers {
+        let _ = codec::is_hop_by_hop(h.name);
+        let _ = codec::named_in_connection(head.headers, h.name);
+        let _ = codec::tokens(h.value).count();
+    }
+
+    let r = router();
+    let _ = r.virtual_host(head.host);
+    for name in [
+        ":path",
+        ":method",
+        ":authority",
+        "host",
+        "x-a",
+        "content-length",
+    ] {
+        let _ = matcher::header_value(&head, name);
+    }
+    let bare = matcher::bare_path(head.path);
+    assert!(head.path.starts_with(bare));
+    let Some(m) = r.route(&head) else {
+        return;
+    };
+    let pm = &m.route.matcher.path;
+    match &m.route.action {
+        RouteAction::Forward(f) => {
+            if let Some(p) = &f.prefix_rewrite {
+                let _ = route::rewrite_prefix(pm, p, head.path);
+            }
+            if let Some(rr) = &f.regex_rewrite {
+                let _ = route::rewrite_regex(rr, head.path);
+            }
+        }
+        RouteAction::Redirect(rd) => {
+            let loc = route::redirect_location(rd, pm, head.host, head.path);
+            if let PathRedirect::Keep = rd.path {
+                assert!(!loc.is_empty());
+            }
+        }
+        RouteAction::DirectResponse { .. } => {}
+    }
+}
+
+/// Response head parsing, as for a GET and as for a HEAD request.
+pub fn response_head(data: &[u8]) {
+    for is_head in [false, true] {
+        let mut slots = codec::header_slots();
+        match codec::parse_response(data, &mut slots, is_head) {
+            Ok(Some(h)) => {
+                assert!(h.head_len <= data.len(), "head_len past input");
+                assert!((100..=599).contains(&h.status), "status {}", h.status);
+                if is_head {
+                    assert_eq!(h.framing, Framing::None, "HEAD response with a body");
+                }
+                if h.framing == Framing::UntilClose {
+                    assert!(!h.keep_alive, "keep-alive on a close-delimited body");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = (e.status(), e.reason());
+            }
+        }
+    }
+}
+
+/// What one decoding run ended with.
+#[derive(Debug, PartialEq, Eq)]
+enum ChunkOutcome {
+    Done { consumed: usize },
+    Incomplete,
+    Failed(&'static str),
+}
+
+/// Feeds `pieces` of a chunked body the way a connection does: unconsumed bytes stay buffered
+/// and the next read is appended. Returns the body bytes and how the run ended.
+fn run_chunked(pieces: &[&[u8]], room: usize) -> (Vec<u8>, ChunkOutcome) {
+    let mut dec = ChunkedDecoder::new();
+    let mut out = Vec::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut consumed = 0usize;
+    for piece in pieces {
+        pending.extend_from_slice(piece);
+        while !pending.is_empty() {
+            let mut produced = 0usize;
+            let used = match dec.decode(&pending, room, |d| {
+                produced += d.len();
+                out.extend_from_slice(d);
+            }) {
+                Ok(n) => n,
+                Err(e) => return (out, ChunkOutcome::Failed(e.0)),
+            };
+            assert!(used <= pending.len(), "used {used} > {}", pending.len());
+            assert!(produced <= room, "produced {produced} > room {room}");
+            assert!(produced <= used, "more data than bytes consumed");
+            pending.drain(..used);
+            consumed += used;
+            if dec.is_done() {
+                return (out, ChunkOutcome::Done { consumed });
+            }
+            // A decoder that is not done must make progress on non-empty input.
+            assert!(used > 0, "no progress on {} bytes", pending.len());
+        }
+    }
+    (out, ChunkOutcome::Incomplete)
+}
+
+/// Chunked body decoding. Layout: 2 bytes of `room` (per-call output limit, at least 1), one
+/// byte `n`, `n` piece lengths, then the body. Whatever the split and room, the decoded bytes
+/// and the outcome must equal a one-shot decode.
+pub fn chunked(data: &[u8]) {
+    let [r0, r1, n, rest @ ..] = data else {
+        return;
+    };
+    let room = usize::from(u16::from_le_bytes([*r0, *r1])).max(1);
+    let n = usize::from(*n).min(rest.len());
+    let (lens, body) = rest.split_at(n);
+
+    let (want, want_end) = run_chunked(&[body], usize::MAX);
+
+    let mut pieces = Vec::new();
+    let mut left = body;
+    let mut k = 0;
+    while !left.is_empty() {
+        let len = lens
+            .get(k % lens.len().max(1))
+            .map_or(left.len(), |&l| usize::from(l));
+        let (p, tail) = left.split_at(len.min(left.len()));
+        pieces.push(p);
+        left = tail;
+        k += 1;
+        if lens.iter().all(|&l| l == 0) {
+            pieces.push(left);
+            break;
+        }
+    }
+    let (got, got_end) = run_chunked(&pieces, room);
+    assert_eq!(got_end, want_end, "outcome depends on split/room");
+    assert_eq!(got, want, "decoded bytes depend on split/room");
+    if let ChunkOutcome::Done { consumed } = want_end {
+        assert!(consumed <= body.len());
+    }
+}
+
+/// Hot-restart frame decoding over a stream of frames; whatever decodes must re-encode to the
+/// same bytes and decode back to the same message.
+pub fn restart_frame(data: &[u8]) {
+    let mut buf = data;
+    loop {
+        match frame::decode(buf) {
+            Ok(Some((msg, used))) => {
+                assert!(
+                    used > 0 && used <= buf.len(),
+                    "used {used} of {}",
+                    buf.len()
+                );
+                let mut enc = Vec::new();
+                if let Err(e) = frame::encode(&msg, &mut enc) {
+                    panic!("decoded message does not encode: {e}");
+                }
+                assert_eq!(enc.as_slice(), &buf[..used], "encoding is not canonical");
+                match frame::decode(&enc) {
+                    Ok(Some((again, n))) => {
+                        assert_eq!(again, msg, "round trip changed the message");
+                        assert_eq!(n, enc.len());
+                    }
+                    other => panic!("re-encoded frame does not decode: {other:?}"),
+                }
+                buf = &buf[used..];
+            }
+            Ok(None) => return,
+            Err(e) => {
+                let _ = e.to_string();
+                return;
+            }
+        }
+    }
+}
+
+/// Config loading on arbitrary text: an error is fine, a panic is not.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Err(e) = crate::config::load_str(text) {
+        let _ = e.to_string();
+    }
+}
