@@ -306,3 +306,9 @@ pub fn config(data: &[u8]) {
         let _ = e.to_string();
     }
 }
+
+/// The whole exchange core, driven by an interleaved script of client bytes, upstream bytes,
+/// closes, resets, connect failures and time steps (see `http::core::sim::fuzz_exchange`).
+pub fn exchange(data: &[u8]) {
+    crate::http::core::sim::fuzz_exchange(data);
+}

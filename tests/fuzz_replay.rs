@@ -14,6 +14,7 @@ const TARGETS: &[(&str, Harness)] = &[
     ("chunked", baton::fuzz_harness::chunked),
     ("restart_frame", baton::fuzz_harness::restart_frame),
     ("config", baton::fuzz_harness::config),
+    ("exchange", baton::fuzz_harness::exchange),
 ];
 
 /// Runs `harness` on every file of `fuzz/<kind>/<target>/`; returns how many ran and which

@@ -148,9 +148,10 @@ impl Session {
     }
 
     fn run(&mut self, ctx: &mut Ctx, now: Instant) -> io::Result<Fate> {
-        // Bounded: every round moves bytes or changes state; a connection that could go on
-        // for ever yields to the others and is picked up on its next event.
-        for _ in 0..64 {
+        // Every round moves bytes or changes state; with edge-triggered readiness the
+        // connection must run until nothing moves, or bytes already queued would wait for an
+        // edge that never comes.
+        loop {
             let mut progress = self.read_client(ctx)?;
             progress |= self.upstream_io(ctx, now);
             let mut env = CtxEnv::new(ctx, self.listener, self.peer);
@@ -176,7 +177,6 @@ impl Session {
                 return Ok(Fate::Alive);
             }
         }
-        Ok(Fate::Alive)
     }
 
     /// Reads what the core has room for. A client that resets while its request waits for
