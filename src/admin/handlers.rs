@@ -196,11 +196,11 @@ fn route(
             reply(code, TEXT, &format!("{}\n", st.as_str()), "")
         }
         "/healthcheck/fail" => {
-            ctx.stats.healthcheck_failed = true;
+            ctx.stats.set_healthcheck_failed(true);
             reply(200, TEXT, "OK\n", "")
         }
         "/healthcheck/ok" => {
-            ctx.stats.healthcheck_failed = false;
+            ctx.stats.set_healthcheck_failed(false);
             reply(200, TEXT, "OK\n", "")
         }
         "/listeners" => listeners(query, view),

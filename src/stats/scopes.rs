@@ -109,7 +109,7 @@ pub struct Stats {
     /// When epoch 0 started, for uptime_all_epochs.
     first_started: SystemTime,
     /// Set by `POST /healthcheck/fail`: /ready answers 503 until `/healthcheck/ok`.
-    pub healthcheck_failed: bool,
+    healthcheck_failed: bool,
 }
 
 /// Envoy writes a listener's address into its stat names with `:` as `_`:
@@ -215,6 +215,11 @@ impl Stats {
             ServerState::Live if self.healthcheck_failed => ServerState::Draining,
             s => s,
         }
+    }
+
+    /// `POST /healthcheck/fail` (true) and `/healthcheck/ok` (false).
+    pub fn set_healthcheck_failed(&mut self, failed: bool) {
+        self.healthcheck_failed = failed;
     }
 
     /// The hot-restart driver and the drain call this; `server.live` follows.

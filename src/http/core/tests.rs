@@ -308,11 +308,13 @@ enum Expect {
 #[test]
 fn model_thousands_of_random_exchanges() {
     let mut rng = Rng(crate::util::Rng::with_seed(0x9e37_79b9_7f4a_7c15));
-    let mut total = 0;
+    let (mut total, mut earlies, mut resets) = (0, 0, 0);
     for round in 0..2000 {
         let mut client = Vec::new();
         let mut expect = Vec::new();
         let mut plans = Vec::new();
+        // For each upstream-bound request: its index in `expect` and where it ends in `client`.
+        let mut up_reqs: Vec<(usize, usize)> = Vec::new();
         let n = 1 + rng.below(8) as usize;
         for i in 0..n {
             let kind = rng.below(10);
@@ -352,10 +354,12 @@ fn model_thousands_of_random_exchanges() {
                 client.extend_from_slice(h.as_bytes());
                 client.extend_from_slice(&body);
             }
-            // The upstream's behaviour for this request, in upstream order.
-            let plan = rng.below(10);
+            // The upstream's behaviour for this request, in upstream order; 10 is an early
+            // response (sent as soon as the head arrives, before the body is all there).
+            let plan = rng.below(11);
             if kind > 1 {
                 plans.push(plan);
+                up_reqs.push((expect.len(), client.len()));
             }
             let exp = match (kind, plan) {
                 (0, _) => Expect::Answer(200, b"local".to_vec()),
@@ -387,6 +391,7 @@ fn model_thousands_of_random_exchanges() {
         let mut answered_total = 0usize;
         let mut answered = 0usize;
         let mut seen = 0;
+        let mut early_end = None;
         for _ in 0..10_000 {
             let mut moved = false;
             if sent < client.len() {
@@ -399,10 +404,19 @@ fn model_thousands_of_random_exchanges() {
                 if seen != sim.connects {
                     (seen, answered) = (sim.connects, 0);
                 }
+                let plan = plans.get(answered_total).copied().unwrap_or(1);
+                let (idx, end) = up_reqs.get(answered_total).copied().unwrap_or((0, 0));
+                let mut slots = header_slots();
+                let head_in = matches!(parse_request(&sim.up_got, &mut slots), Ok(Some(_)));
+                if plan == 10 && answered == 0 && head_in && sent < end {
+                    // Truly early: the client has not even sent the whole body yet. The
+                    // connection ends after this response; later requests get no answer.
+                    sim.upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nearly");
+                    early_end = Some(idx);
+                    break;
+                }
                 let reqs = upstream_requests(&sim.up_got);
                 if let Some((_, path, body)) = reqs.get(answered) {
-                    // Which request of the stream this is: count forwarded ones so far.
-                    let plan = plans.get(answered_total).copied().unwrap_or(1);
                     moved = true;
                     answered += 1;
                     answered_total += 1;
@@ -430,10 +444,24 @@ fn model_thousands_of_random_exchanges() {
             }
         }
         let got = responses(&sim.client_got);
-        let want: Vec<(u16, Vec<u8>)> = expect
+        let mut want: Vec<(u16, Vec<u8>)> = expect
             .iter()
             .map(|Expect::Answer(c, b)| (*c, b.clone()))
             .collect();
+        resets += plans
+            .iter()
+            .take(answered_total)
+            .filter(|&&p| p == 0)
+            .count();
+        if let Some(i) = early_end {
+            earlies += 1;
+            want.truncate(i);
+            want.push((200, b"early".to_vec()));
+            assert!(
+                sim.shut_down || sim.closed.is_some(),
+                "round {round}: closes after early"
+            );
+        }
         let brief = |v: &[(u16, Vec<u8>)]| -> Vec<(u16, usize)> {
             v.iter().map(|r| (r.0, r.1.len())).collect()
         };
@@ -455,6 +483,10 @@ fn model_thousands_of_random_exchanges() {
         total += want.len();
     }
     assert!(total > 5000, "ran {total} exchanges");
+    assert!(
+        earlies > 50 && resets > 200,
+        "{earlies} early responses, {resets} resets"
+    );
 }
 
 /// The upstream's response with a framing chosen by `plan`: length, chunked, or (plan 9)
