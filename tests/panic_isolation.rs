@@ -36,6 +36,16 @@ fn a_panic_costs_one_connection_and_the_process_keeps_serving() {
         assert_eq!(fresh.expect_response(false).status(), 202);
     }
     assert_eq!(stat(s.admin, "server.panics"), 3);
+    // The panicked requests' records were ended: nothing is left counted as active.
+    let active: Vec<(String, i64)> = admin_util::stats(s.admin)
+        .into_iter()
+        .filter(|(k, _)| k.ends_with("downstream_rq_active"))
+        .collect();
+    assert!(!active.is_empty(), "no downstream_rq_active gauge");
+    assert!(
+        active.iter().all(|(_, v)| *v == 0),
+        "requests still active: {active:?}"
+    );
     assert!(
         b.wait_log("panic while handling it; connection closed", IO_TIMEOUT),
         "the panic is logged with the connection: {}",

@@ -427,9 +427,10 @@ impl Session {
         self.core.free(&mut ctx.pool);
     }
 
-    /// Tears down a session whose handling panicked. Its protocol state may be half-updated,
-    /// so only what cannot be inconsistent is touched: the sockets are deregistered and
-    /// closed (the client with a reset), the upstream is not pooled.
+    /// Tears down a session whose handling panicked. The sockets are deregistered and closed
+    /// (the client with a reset; the upstream is never pooled). Its request record is ended
+    /// under a second guard, so its host's active-request count and `downstream_rq_active`
+    /// come back down; if that panics too, they stay one too high and nothing else is lost.
     pub fn close_after_panic(mut self, ctx: &mut Ctx) {
         self.reset_client();
         crate::observe::cx_close(ctx, self.listener);
@@ -437,6 +438,18 @@ impl Session {
             up.close(ctx);
         }
         let _ = ctx.registry.deregister(&mut self.client);
+        let (listener, peer, now) = (self.listener, self.peer, ctx.now());
+        let core = &mut self.core;
+        let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut env = CtxEnv::new(ctx, listener, peer);
+            core.abort(&mut env, now);
+        }));
+        if ended.is_err() {
+            log::error!(
+                "connection {} ({peer}): its request record could not be ended",
+                self.id
+            );
+        }
     }
 
     /// Detaches the client socket for a handover: deregistered, with the bytes read from it
