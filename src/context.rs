@@ -12,7 +12,7 @@ use crate::http::upstream::UpPool;
 use crate::reactor::Timers;
 use crate::route::Router;
 use crate::stats::Stats;
-use crate::util::{http_date, Rng};
+use crate::util::{http_date, RequestIds, Rng};
 
 /// A listener's configuration as the data path needs it.
 #[derive(Debug)]
@@ -36,6 +36,8 @@ pub struct Ctx {
     pub upstreams: UpPool,
     pub timers: Timers,
     pub rng: Rng,
+    /// x-request-id values, from the kernel's CSPRNG.
+    pub request_ids: RequestIds,
     /// Envoy-named counters and gauges, indexed per listener and cluster (see `observe`).
     pub stats: Stats,
     /// HCM file access logs; empty when none is configured.
@@ -75,6 +77,7 @@ impl Ctx {
             upstreams: UpPool::default(),
             timers: Timers::default(),
             rng: Rng::from_entropy(),
+            request_ids: RequestIds::default(),
             draining: false,
             handoff: false,
             now: Instant::now(),

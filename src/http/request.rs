@@ -14,7 +14,7 @@ use crate::context::Ctx;
 use crate::route::edits::{apply, bind, HeaderList, Op};
 use crate::route::matcher::header_value;
 use crate::route::{redirect_location, rewrite_prefix, rewrite_regex, Matched};
-use crate::util::Rng;
+use crate::util::RequestIds;
 
 /// A reply made here, with the matched route's response edits when there was a route.
 pub struct LocalDecision {
@@ -167,8 +167,16 @@ pub(super) fn decide(
         None => host_or_addr(req.host, addr),
     };
     let v = vars(Some(addr));
-    let (head, host_at, request_id) =
-        serialise(req, &path, &host, peer, &m, &l.hcm, &mut ctx.rng, &v);
+    let (head, host_at, request_id) = serialise(
+        req,
+        &path,
+        &host,
+        peer,
+        &m,
+        &l.hcm,
+        &mut ctx.request_ids,
+        &v,
+    );
     let idle = match fwd.idle_timeout {
         Some(route_idle) => route_idle,
         None => stream_idle,
@@ -217,7 +225,7 @@ fn serialise(
     peer: SocketAddr,
     m: &Matched<'_>,
     hcm: &HttpConnectionManager,
-    rng: &mut Rng,
+    ids: &mut RequestIds,
     vars: &Vars<'_>,
 ) -> (Vec<u8>, (usize, usize), Option<String>) {
     let edge = hcm.use_remote_address;
@@ -277,7 +285,7 @@ fn serialise(
     }
     let mut request_id = None;
     if !have_request_id && generate_request_id {
-        let id = rng.uuid4();
+        let id = ids.uuid4();
         out(&mut h, "x-request-id".into(), id.as_bytes().into());
         request_id = Some(id);
     }
