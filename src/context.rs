@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::access_log::AccessLogs;
 use crate::cluster::ClusterRt;
 use crate::config::HttpConnectionManager;
+use crate::fds::Reserve;
 use crate::http::buf::BufPool;
 use crate::http::upstream::UpPool;
 use crate::reactor::Timers;
@@ -38,6 +39,8 @@ pub struct Ctx {
     pub rng: Rng,
     /// x-request-id values, from the kernel's CSPRNG.
     pub request_ids: RequestIds,
+    /// Descriptors held back for the admin interface and the restart socket.
+    pub fd_reserve: Reserve,
     /// Envoy-named counters and gauges, indexed per listener and cluster (see `observe`).
     pub stats: Stats,
     /// HCM file access logs; empty when none is configured.
@@ -78,6 +81,7 @@ impl Ctx {
             timers: Timers::default(),
             rng: Rng::from_entropy(),
             request_ids: RequestIds::default(),
+            fd_reserve: Reserve::new(),
             draining: false,
             handoff: false,
             now: Instant::now(),

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod config;
 pub mod context;
 #[doc(hidden)]
+pub mod fds;
 pub mod fuzz_harness;
 pub mod hot_restart;
 pub mod http;

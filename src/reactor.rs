@@ -67,6 +67,8 @@ pub enum TimerKey {
     Tick,
     /// Hot-restart protocol deadlines.
     Restart,
+    /// Listeners paused for lack of file descriptors try again.
+    AcceptRetry,
 }
 
 #[derive(Debug, Default)]

@@ -163,8 +163,16 @@ impl Admin {
             return;
         };
         loop {
-            match listener.accept() {
-                Ok((mut stream, _)) => {
+            // Out of descriptors: the reserve is given back for this accept.
+            let got =
+                crate::fds::accept_with_reserve(&mut ctx.fd_reserve, || match listener.accept() {
+                    Ok(c) => Ok(Some(c)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                    Err(e) => Err(e),
+                });
+            match got {
+                Ok(None) => return,
+                Ok(Some((mut stream, _))) => {
                     let id = self.conns.next_key();
                     if let Err(e) = ctx.registry.register(
                         &mut stream,
@@ -182,7 +190,6 @@ impl Admin {
                         then: None,
                     });
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     log::warn!("admin: accept: {e}");

@@ -64,6 +64,8 @@ pub trait Host {
     );
     /// The index of the listener with this wire address.
     fn listener_by_address(&self, address: &str) -> Option<usize>;
+    /// Descriptors held back so the restart socket can accept when the process ran out.
+    fn fd_reserve(&mut self) -> &mut crate::fds::Reserve;
 }
 
 /// A client connection leaving for the successor: its listener's wire address, the client's
@@ -453,8 +455,14 @@ impl HotRestart {
             let Some(l) = self.listener.as_ref() else {
                 return;
             };
-            match l.accept() {
-                Ok((stream, _)) => {
+            let got = crate::fds::accept_with_reserve(host.fd_reserve(), || match l.accept() {
+                Ok(c) => Ok(Some(c)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+                Err(e) => Err(e),
+            });
+            match got {
+                Ok(None) => return,
+                Ok(Some((stream, _))) => {
                     if let Err(e) = check_peer_uid(&stream) {
                         log::warn!("hot restart: refusing a connection: {e}");
                         continue;
@@ -467,7 +475,6 @@ impl HotRestart {
                         }
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     log::warn!("hot restart: accept: {e}");

@@ -173,6 +173,10 @@ impl Host for Proxy {
         );
     }
 
+    fn fd_reserve(&mut self) -> &mut crate::fds::Reserve {
+        &mut self.ctx.fd_reserve
+    }
+
     fn listener_by_address(&self, address: &str) -> Option<usize> {
         self.ctx
             .listeners

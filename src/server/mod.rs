@@ -43,6 +43,10 @@ pub struct Proxy {
     listeners: Vec<Option<TcpListener>>,
     /// Whether each listener is registered for accept.
     accepting: Vec<bool>,
+    /// Listeners whose accept failed for lack of descriptors, waiting for `AcceptRetry`.
+    accept_paused: Vec<bool>,
+    /// An out-of-descriptors episode is under way (logged and counted once).
+    fd_episode: bool,
     signals: Signals,
     resolver: Resolver,
     opts: Options,
@@ -141,6 +145,8 @@ impl Proxy {
             sessions: Slab::default(),
             listeners: (0..n).map(|_| None).collect(),
             accepting: vec![false; n],
+            accept_paused: vec![false; n],
+            fd_episode: false,
             signals,
             resolver,
             opts,
@@ -283,14 +289,60 @@ impl Proxy {
                 return;
             };
             match l.accept() {
-                Ok((stream, peer)) => self.adopt(stream, peer, i, &[]),
+                Ok((stream, peer)) => {
+                    if self.fd_episode {
+                        self.fd_episode = false;
+                        log::info!("file descriptors available again: accepting");
+                    }
+                    self.adopt(stream, peer, i, &[]);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if crate::fds::exhausted(&e) => {
+                    // The backlog fills and raises no new edge: try again on a timer, as nginx
+                    // does, instead of waiting for one that never comes.
+                    self.pause_accept(i, &e);
+                    return;
+                }
                 Err(e) => {
-                    // EMFILE and friends: log and wait for the next readiness edge.
                     log::warn!("accept on {}: {e}", self.ctx.listeners[i].name);
                     return;
                 }
+            }
+        }
+    }
+
+    /// Accepting on listener `i` ran out of descriptors: retry in `ACCEPT_RETRY`, log and count
+    /// once per episode.
+    fn pause_accept(&mut self, i: usize, e: &io::Error) {
+        if !self.fd_episode {
+            self.fd_episode = true;
+            self.ctx.stats.fd_exhausted();
+            log::warn!(
+                "accept on {}: {e}; retrying every {:?} until descriptors free up",
+                self.ctx.listeners[i].name,
+                crate::fds::ACCEPT_RETRY
+            );
+        }
+        if !self.accept_paused.iter().any(|&p| p) {
+            let at = self.ctx.now() + crate::fds::ACCEPT_RETRY;
+            self.ctx.timers.arm(at, TimerKey::AcceptRetry);
+        }
+        if let Some(p) = self.accept_paused.get_mut(i) {
+            *p = true;
+        }
+    }
+
+    /// The retry timer: paused listeners accept again (and pause again if still short).
+    fn retry_accept(&mut self) {
+        self.ctx.fd_reserve.refill();
+        let paused: Vec<usize> = (0..self.accept_paused.len())
+            .filter(|&i| self.accept_paused[i])
+            .collect();
+        for i in paused {
+            self.accept_paused[i] = false;
+            if self.accepting.get(i) == Some(&true) {
+                self.accept(i);
             }
         }
     }
@@ -519,6 +571,7 @@ impl Proxy {
                     self.set_dns_ready();
                 }
             }
+            TimerKey::AcceptRetry => self.retry_accept(),
             TimerKey::Restart => {
                 self.restart(|hr, host| hr.tick(host));
             }

@@ -35,6 +35,8 @@ pub struct ServerStats {
     pub parent_connections: Gauge,
     /// Connections closed because handling them panicked (each costs only that connection).
     pub panics: Counter,
+    /// Times accepting stopped because file descriptors ran out (once per episode).
+    pub fd_exhausted: Counter,
 }
 
 /// `listener.<address>.*`
@@ -133,6 +135,7 @@ impl Stats {
             total_connections: s.gauge("server.total_connections", Import::Never),
             parent_connections: s.gauge("server.parent_connections", Import::Never),
             panics: s.counter("server.panics"),
+            fd_exhausted: s.counter("server.fd_exhausted"),
         };
         let mut ls = Vec::new();
         let mut hs = Vec::new();
@@ -236,6 +239,12 @@ impl Stats {
     /// When epoch 0 started (to hand to the next generation).
     pub fn first_started(&self) -> SystemTime {
         self.first_started
+    }
+
+    /// Accepting stopped for lack of file descriptors (a new episode).
+    pub fn fd_exhausted(&mut self) {
+        let c = self.server.fd_exhausted;
+        self.store.inc(c);
     }
 
     /// Handling one connection panicked; it was closed and the process goes on.
