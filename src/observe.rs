@@ -136,7 +136,13 @@ pub fn end(ctx: &mut Ctx, mut rq: Rq) {
 
 /// The periodic tick: write buffered access-log lines.
 pub fn on_tick(ctx: &mut Ctx) {
-    ctx.access_logs.on_tick();
+    if ctx.access_logs.on_tick() {
+        ctx.timers.arm(ctx.now() + FLUSH_EVERY, TimerKey::Tick);
+    }
+    let dropped = ctx.access_logs.take_dropped();
+    if dropped > 0 {
+        ctx.stats.access_log_dropped(dropped);
+    }
 }
 
 /// A request is sent to host `addr` of cluster `c`; `fresh` when it waits for a new

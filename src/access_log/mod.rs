@@ -1,14 +1,18 @@
 //! HCM file access logs (`envoy.access_loggers.file`). Lines are rendered into a per-file
 //! memory buffer when a request ends and written by the reactor's periodic tick (or at once
 //! when a buffer grows large), so a slow disk costs one write per tick, not one per request.
-//! Files are opened with O_APPEND; SIGUSR1 reopens them for logrotate; buffers are flushed
-//! on exit (drop).
+//! Files are opened with O_APPEND and O_NONBLOCK: a pipe or terminal whose reader stalls
+//! (`/dev/stdout` into a stuck consumer) makes writes return "would block" instead of
+//! freezing the reactor; what cannot be written waits in the buffer, and past `MAX_BUFFER` the
+//! oldest lines are dropped and counted (`access_logs.dropped_lines`). SIGUSR1 reopens the
+//! files for logrotate; buffers are flushed on exit (drop).
 
 pub mod format;
 pub mod record;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 use crate::config::AccessLog;
@@ -32,39 +36,59 @@ struct LogFile {
 }
 
 impl LogFile {
-    fn flush(&mut self) {
-        if self.buf.is_empty() {
-            return;
-        }
-        let res = match self.file.as_mut() {
-            Some(f) => f.write_all(&self.buf),
-            None => Err(std::io::Error::other("not open")),
-        };
-        match res {
-            Ok(()) => {
-                self.buf.clear();
-                self.failing = false;
+    /// Writes what the file takes without blocking. Returns the number of lines dropped
+    /// because the buffer outgrew `MAX_BUFFER` while the file would not take them.
+    fn flush(&mut self) -> u64 {
+        let mut written = 0;
+        let mut err = None;
+        while written < self.buf.len() {
+            let Some(f) = self.file.as_mut() else {
+                err = Some(std::io::Error::other("not open"));
+                break;
+            };
+            match f.write(self.buf.get(written..).unwrap_or_default()) {
+                Ok(0) => {
+                    err = Some(std::io::ErrorKind::WriteZero.into());
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
             }
-            Err(e) => {
+        }
+        self.buf.drain(..written);
+        match err {
+            None => self.failing = false,
+            Some(e) => {
                 if !self.failing {
                     log::warn!("access log {}: {e}", self.path);
                     self.failing = true;
                 }
-                if self.buf.len() > MAX_BUFFER {
-                    log::warn!(
-                        "access log {}: dropping {} buffered bytes",
-                        self.path,
-                        self.buf.len()
-                    );
-                    self.buf.clear();
-                }
             }
         }
+        if self.buf.len() <= MAX_BUFFER {
+            return 0;
+        }
+        let lines = self.buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        log::warn!(
+            "access log {}: not writable; dropping {lines} buffered lines",
+            self.path
+        );
+        self.buf.clear();
+        lines
     }
 }
 
 fn open(path: &str) -> std::io::Result<File> {
-    OpenOptions::new().append(true).create(true).open(path)
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
 }
 
 /// One listener's loggers and the headers their formats need.
@@ -82,6 +106,8 @@ pub struct AccessLogs {
     listeners: Vec<ListenerLogs>,
     /// A flush tick is armed.
     tick_armed: bool,
+    /// Lines dropped because a file would not take them, not yet counted in the stats.
+    dropped: u64,
 }
 
 impl AccessLogs {
@@ -136,7 +162,7 @@ impl AccessLogs {
             };
             f.render(&mut file.buf, rq, cluster_name);
             if file.buf.len() >= FLUSH_AT {
-                file.flush();
+                self.dropped += file.flush();
             }
             waiting |= !file.buf.is_empty();
         }
@@ -148,16 +174,27 @@ impl AccessLogs {
         !std::mem::replace(&mut self.tick_armed, true)
     }
 
-    /// The flush tick fired: write what is buffered.
-    pub fn on_tick(&mut self) {
+    /// The flush tick fired: write what is buffered. Returns true when lines still wait
+    /// (a file that would block), so the caller arms another tick.
+    pub fn on_tick(&mut self) -> bool {
         self.tick_armed = false;
         self.flush();
+        let waiting = self.files.iter().any(|f| !f.buf.is_empty());
+        if waiting {
+            self.tick_armed = true;
+        }
+        waiting
     }
 
-    /// Writes every buffered line.
+    /// Lines dropped since the last call (for the `access_logs.dropped_lines` counter).
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+
+    /// Writes every buffered line the files take without blocking.
     pub fn flush(&mut self) {
         for f in &mut self.files {
-            f.flush();
+            self.dropped += f.flush();
         }
     }
 
@@ -179,5 +216,41 @@ impl AccessLogs {
 impl Drop for AccessLogs {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stalled_pipe_never_blocks_and_drops_counted_lines() {
+        let (rd, wr) = nix::unistd::pipe().expect("pipe");
+        let flags = nix::fcntl::fcntl(&wr, nix::fcntl::F_GETFL).expect("getfl");
+        let nb = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(&wr, nix::fcntl::F_SETFL(nb)).expect("setfl");
+        let mut f = LogFile {
+            path: "pipe".into(),
+            file: Some(File::from(wr)),
+            buf: Vec::new(),
+            failing: false,
+        };
+        let line = [b'x'; 99];
+        let mut dropped = 0;
+        let mut lines = 0u64;
+        // Nobody reads `rd`: the pipe fills, then everything waits in the buffer, then lines
+        // are dropped — and no call blocks.
+        while lines < 120_000 {
+            f.buf.extend_from_slice(&line);
+            f.buf.push(b'\n');
+            lines += 1;
+            if f.buf.len() >= FLUSH_AT {
+                dropped += f.flush();
+            }
+            assert!(f.buf.len() <= MAX_BUFFER + FLUSH_AT);
+        }
+        assert!(dropped > 0, "nothing dropped");
+        assert!(dropped < lines, "everything dropped");
+        drop(rd);
     }
 }

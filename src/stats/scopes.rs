@@ -37,6 +37,9 @@ pub struct ServerStats {
     pub panics: Counter,
     /// Times accepting stopped because file descriptors ran out (once per episode).
     pub fd_exhausted: Counter,
+    /// Access-log lines dropped because their file would not take them (stalled pipe, full
+    /// disk).
+    pub access_log_dropped: Counter,
 }
 
 /// `listener.<address>.*`
@@ -136,6 +139,7 @@ impl Stats {
             parent_connections: s.gauge("server.parent_connections", Import::Never),
             panics: s.counter("server.panics"),
             fd_exhausted: s.counter("server.fd_exhausted"),
+            access_log_dropped: s.counter("access_logs.dropped_lines"),
         };
         let mut ls = Vec::new();
         let mut hs = Vec::new();
@@ -245,6 +249,12 @@ impl Stats {
     pub fn fd_exhausted(&mut self) {
         let c = self.server.fd_exhausted;
         self.store.inc(c);
+    }
+
+    /// `n` access-log lines were dropped.
+    pub fn access_log_dropped(&mut self, n: u64) {
+        let c = self.server.access_log_dropped;
+        self.store.add(c, n);
     }
 
     /// Handling one connection panicked; it was closed and the process goes on.
