@@ -69,6 +69,8 @@ pub enum TimerKey {
     Restart,
     /// Listeners paused for lack of file descriptors try again.
     AcceptRetry,
+    /// Admin connections past their time are closed.
+    AdminSweep,
 }
 
 #[derive(Debug, Default)]

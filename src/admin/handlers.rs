@@ -110,9 +110,79 @@ pub fn request(
         return None;
     }
     let method = req.method.unwrap_or("GET");
+    if let Some(why) = foreign(method, req.headers) {
+        log::warn!("admin: refused a request: {why}");
+        return Some(reply(403, TEXT, &format!("{why}\n"), ""));
+    }
     let target = req.path.unwrap_or("/");
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     Some(route(method, path, query, ctx, node, dump, view))
+}
+
+/// Why a request must be refused as a web page's rather than an operator's. Only requests
+/// a browser made are judged (it sends `Sec-Fetch-*` metadata, an `Origin`, or a `Mozilla/`
+/// user agent; curl, Prometheus, probes and scripts send none of these), so tools reach the
+/// admin by any name. From a browser: a `Host` that is a DNS name other than `localhost` is
+/// refused (DNS rebinding: a page on the attacker's name that resolves to us), and a
+/// state-changing request must be same-origin (`Origin` equal to `Host`, or `Sec-Fetch-Site`
+/// same-origin/none), so a cross-site form cannot POST `/quitquitquit`.
+fn foreign(method: &str, headers: &[httparse::Header<'_>]) -> Option<&'static str> {
+    let value = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map(str::trim)
+    };
+    let browser = headers.iter().any(|h| {
+        h.name
+            .get(..10)
+            .is_some_and(|p| p.eq_ignore_ascii_case("sec-fetch-"))
+    }) || value("origin").is_some()
+        || value("user-agent").is_some_and(|u| u.starts_with("Mozilla/"));
+    if !browser {
+        return None;
+    }
+    let host = value("host");
+    if !host.is_some_and(local_authority) {
+        return Some("admin: a browser may reach the admin only as an IP address or localhost");
+    }
+    if method != "GET" && method != "HEAD" {
+        if let Some(o) = value("origin") {
+            let same = o
+                .split_once("://")
+                .is_some_and(|(_, rest)| Some(rest.trim_end_matches('/')) == host);
+            if !same {
+                return Some("admin: cross-origin request refused");
+            }
+        }
+        if value("sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none") {
+            return Some("admin: cross-site request refused");
+        }
+    }
+    None
+}
+
+/// `localhost`, an IPv4 address or a bracketed IPv6 address, with an optional port.
+fn local_authority(a: &str) -> bool {
+    let host = match a.strip_prefix('[') {
+        Some(rest) => {
+            return rest.split_once(']').is_some_and(|(ip, port)| {
+                ip.parse::<std::net::Ipv6Addr>().is_ok()
+                    && (port.is_empty() || port.strip_prefix(':').is_some_and(is_port))
+            })
+        }
+        None => match a.rsplit_once(':') {
+            Some((h, port)) if is_port(port) => h,
+            Some(_) => return false,
+            None => a,
+        },
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+fn is_port(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The value of query parameter `k` (percent-decoded), if present.
@@ -406,5 +476,55 @@ mod tests {
         assert_eq!(percent_decode("%zz%41"), "%zzA");
         assert_eq!(percent_decode("%+1%4"), "% 1%4");
         assert_eq!(percent_decode("%e9%C3%A9"), "\u{fffd}\u{e9}");
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+
+    fn h<'a>(n: &'a str, v: &'a str) -> httparse::Header<'a> {
+        httparse::Header {
+            name: n,
+            value: v.as_bytes(),
+        }
+    }
+
+    #[test]
+    fn browsers_are_refused_operators_are_not() {
+        const UA: &str = "Mozilla/5.0 (X11; Linux x86_64)";
+        // Tools: any name, any method.
+        assert_eq!(foreign("GET", &[]), None);
+        assert_eq!(
+            foreign("GET", &[h("Host", "envoy-admin.internal:9901")]),
+            None
+        );
+        assert_eq!(
+            foreign("POST", &[h("Host", "admin"), h("User-Agent", "curl/8.5")]),
+            None
+        );
+        // Browsers: IP literals and localhost only.
+        let get = |host: &str| foreign("GET", &[h("Host", host), h("User-Agent", UA)]);
+        assert_eq!(get("127.0.0.1:9901"), None);
+        assert_eq!(get("localhost:9901"), None);
+        assert_eq!(get("[::1]:9901"), None);
+        assert!(get("evil.example:9901").is_some());
+        assert!(get("127.0.0.1.evil.example").is_some());
+        assert!(
+            foreign("GET", &[h("Sec-Fetch-Mode", "cors")]).is_some(),
+            "no Host"
+        );
+        // Browsers: state changes only same-origin.
+        let post = |extra: &[httparse::Header<'_>]| {
+            let mut v = vec![h("Host", "127.0.0.1:9901"), h("User-Agent", UA)];
+            v.extend_from_slice(extra);
+            foreign("POST", &v)
+        };
+        assert_eq!(post(&[]), None);
+        assert_eq!(post(&[h("Origin", "http://127.0.0.1:9901")]), None);
+        assert!(post(&[h("Origin", "http://evil.example")]).is_some());
+        assert!(post(&[h("Origin", "null")]).is_some());
+        assert!(post(&[h("Sec-Fetch-Site", "cross-site")]).is_some());
+        assert_eq!(post(&[h("Sec-Fetch-Site", "same-origin")]), None);
     }
 }

@@ -25,6 +25,10 @@ pub const HOT_RESTART_VERSION: &str = "baton.1";
 
 /// Largest admin request (head and body) we read.
 const MAX_REQUEST: usize = 64 * 1024;
+/// Most admin connections at once; a new one past this closes the oldest.
+const MAX_CONNS: usize = 64;
+/// How long an admin connection may take to send its request and read the answer.
+pub const CONN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the proxy must do after an admin request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +53,10 @@ struct Conn {
     written: usize,
     /// Action to report once the response is out.
     then: Option<Action>,
+    /// When it was accepted (for `CONN_TIMEOUT` and for evicting the oldest).
+    since: std::time::Instant,
+    /// The client half-closed: answer what it sent, then close.
+    eof: bool,
 }
 
 /// The admin listener, its connections, and what it serves that never changes.
@@ -61,6 +69,8 @@ pub struct Admin {
     /// When the next bind attempt is due (one retry timer at a time).
     pub next_retry: Option<std::time::Instant>,
     conns: Slab<Conn>,
+    /// A sweep for timed-out connections is armed.
+    sweep_armed: bool,
     /// Envoy's `node` as shown by /server_info: CLI flags over the bootstrap's `node`.
     node: (String, String),
     config_dump: String,
@@ -108,6 +118,7 @@ impl Admin {
             reuse_port,
             next_retry: None,
             conns: Slab::default(),
+            sweep_armed: false,
             node,
             config_dump: config_dump(b, opts),
         }))
@@ -159,10 +170,10 @@ impl Admin {
     }
 
     fn accept(&mut self, ctx: &mut Ctx) {
-        let Some(listener) = &self.listener else {
-            return;
-        };
         loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
             // Out of descriptors: the reserve is given back for this accept.
             let got =
                 crate::fds::accept_with_reserve(&mut ctx.fd_reserve, || match listener.accept() {
@@ -173,6 +184,9 @@ impl Admin {
             match got {
                 Ok(None) => return,
                 Ok(Some((mut stream, _))) => {
+                    if self.conns.len() >= MAX_CONNS {
+                        self.evict_oldest(ctx);
+                    }
                     let id = self.conns.next_key();
                     if let Err(e) = ctx.registry.register(
                         &mut stream,
@@ -188,6 +202,8 @@ impl Admin {
                         wbuf: Vec::new(),
                         written: 0,
                         then: None,
+                        since: ctx.now(),
+                        eof: false,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -197,6 +213,47 @@ impl Admin {
                 }
             }
         }
+    }
+
+    /// The connection cap is reached: the oldest connection makes room (a client holding
+    /// connections open cannot lock operators out).
+    fn evict_oldest(&mut self, ctx: &mut Ctx) {
+        let oldest = self
+            .conns
+            .keys()
+            .into_iter()
+            .filter_map(|k| self.conns.get(k).map(|c| (c.since, k)))
+            .min();
+        if let Some((_, k)) = oldest {
+            log::debug!("admin: {MAX_CONNS} connections open; closing the oldest");
+            self.close(k, ctx);
+        }
+    }
+
+    /// When a sweep for timed-out connections must run (arming it once), if any is needed.
+    pub fn want_sweep(&mut self, now: std::time::Instant) -> Option<std::time::Instant> {
+        if self.sweep_armed || self.conns.is_empty() {
+            return None;
+        }
+        self.sweep_armed = true;
+        Some(now + std::time::Duration::from_secs(1))
+    }
+
+    /// Closes connections older than `CONN_TIMEOUT`; returns when to sweep again.
+    pub fn sweep(&mut self, ctx: &mut Ctx) -> Option<std::time::Instant> {
+        self.sweep_armed = false;
+        let now = ctx.now();
+        for k in self.conns.keys() {
+            if self
+                .conns
+                .get(k)
+                .is_some_and(|c| now.saturating_duration_since(c.since) >= CONN_TIMEOUT)
+            {
+                log::debug!("admin: connection timed out");
+                self.close(k, ctx);
+            }
+        }
+        self.want_sweep(now)
     }
 
     fn close(&mut self, i: usize, ctx: &mut Ctx) {
@@ -252,7 +309,10 @@ fn drive(
         let mut buf = [0u8; 4096];
         loop {
             match c.stream.read(&mut buf) {
-                Ok(0) => return Ok(Some(None)),
+                Ok(0) => {
+                    c.eof = true;
+                    break;
+                }
                 Ok(n) => {
                     c.rbuf.extend_from_slice(&buf[..n]);
                     if c.rbuf.len() > MAX_REQUEST {
@@ -265,7 +325,8 @@ fn drive(
             }
         }
         let Some(resp) = handlers::request(&c.rbuf, ctx, &node, dump, view) else {
-            return Ok(None);
+            // Incomplete: wait for more, unless the client already closed its side.
+            return Ok(c.eof.then_some(None));
         };
         c.then = resp.action;
         c.wbuf = resp.bytes;

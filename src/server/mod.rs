@@ -509,6 +509,9 @@ impl Proxy {
             bound,
         };
         let action = a.on_event(i, &mut self.ctx, &view);
+        if let Some(at) = a.want_sweep(self.ctx.now()) {
+            self.ctx.timers.arm(at, TimerKey::AdminSweep);
+        }
         self.admin = Some(a);
         match action {
             Some(admin::Action::DrainListeners) => {
@@ -572,6 +575,13 @@ impl Proxy {
                 }
             }
             TimerKey::AcceptRetry => self.retry_accept(),
+            TimerKey::AdminSweep => {
+                if let Some(a) = self.admin.as_mut() {
+                    if let Some(at) = a.sweep(&mut self.ctx) {
+                        self.ctx.timers.arm(at, TimerKey::AdminSweep);
+                    }
+                }
+            }
             TimerKey::Restart => {
                 self.restart(|hr, host| hr.tick(host));
             }

@@ -1,0 +1,122 @@
+//! The admin interface cannot be abused from a browser or held hostage by idle clients:
+//! DNS-rebinding and cross-site requests from browsers are refused (tools are not affected),
+//! a request followed by a half-close is answered, idle connections time out, and past the
+//! connection cap the oldest connection makes room.
+
+mod admin_util;
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use admin_util::{admin_get, stat};
+use common::*;
+
+const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+/// Sends raw bytes to the admin port; returns the whole answer (the admin closes after one).
+fn raw(port: u16, req: &str, half_close: bool) -> String {
+    let mut s = TcpStream::connect_timeout(&local(port), IO_TIMEOUT).expect("connect admin");
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.write_all(req.as_bytes()).expect("write");
+    if half_close {
+        s.shutdown(Shutdown::Write).expect("shutdown");
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn browsers_cannot_rebind_or_post_cross_site() {
+    let (mut b, _up, s) = admin_util::start(Vec::new());
+    // DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1.
+    let r = raw(
+        s.admin,
+        &format!("GET /server_info HTTP/1.1\r\nHost: evil.example:{}\r\nUser-Agent: {UA}\r\nSec-Fetch-Site: same-origin\r\n\r\n", s.admin),
+        false,
+    );
+    assert!(r.starts_with("HTTP/1.1 403"), "{r}");
+    assert!(!r.contains("command_line"), "server_info leaked: {r}");
+    // A cross-site form POST to /quitquitquit.
+    let r = raw(
+        s.admin,
+        &format!("POST /quitquitquit HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: {UA}\r\nOrigin: http://evil.example\r\nSec-Fetch-Site: cross-site\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\n\r\n", s.admin),
+        false,
+    );
+    assert!(r.starts_with("HTTP/1.1 403"), "{r}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(b.try_exit().is_none(), "a cross-site POST stopped baton");
+    // A GET through the state-changing endpoint is still refused (POST only).
+    let r = raw(
+        s.admin,
+        "GET /quitquitquit HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        false,
+    );
+    assert!(r.starts_with("HTTP/1.1 405"), "{r}");
+    // Tools and same-origin browser pages work: curl-style by name, a browser by IP.
+    assert!(admin_get(s.admin, "/ready").contains("LIVE"));
+    let r = raw(
+        s.admin,
+        &format!(
+            "GET /ready HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: {UA}\r\n\r\n",
+            s.admin
+        ),
+        false,
+    );
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+}
+
+#[test]
+fn half_closed_requests_are_answered_and_idle_connections_end() {
+    let (_b, _up, s) = admin_util::start(Vec::new());
+    // `nc -N` style: the request, then FIN.
+    let r = raw(
+        s.admin,
+        "GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        true,
+    );
+    assert!(
+        r.starts_with("HTTP/1.1 200"),
+        "half-closed request not answered: {r:?}"
+    );
+
+    // An idle connection is closed after the admin's connection timeout.
+    let mut idle = TcpStream::connect_timeout(&local(s.admin), IO_TIMEOUT).expect("connect");
+    idle.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = Instant::now();
+    let mut b = [0u8; 1];
+    let n = idle.read(&mut b).unwrap_or(0);
+    assert_eq!(n, 0, "the idle connection got data");
+    let took = started.elapsed();
+    eprintln!("idle admin connection closed after {took:?}");
+    assert!(
+        took < Duration::from_secs(19),
+        "idle admin connection never closed"
+    );
+}
+
+#[test]
+fn past_the_connection_cap_the_oldest_makes_room() {
+    let (_b, _up, s) = admin_util::start(Vec::new());
+    let mut held: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect_timeout(&local(s.admin), IO_TIMEOUT).expect("connect"))
+        .collect();
+    // An operator still gets an answer while 100 idle connections were opened.
+    assert!(admin_get(s.admin, "/ready").contains("LIVE"));
+    // The oldest ones were closed to make room.
+    let first = &mut held[0];
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!(
+        first.read(&mut b).unwrap_or(0),
+        0,
+        "oldest connection still open"
+    );
+    assert!(stat(s.admin, "server.panics") == 0);
+    held.clear();
+}
