@@ -343,3 +343,50 @@ fn a_parent_of_another_protocol_version_is_a_clear_error_for_the_child() {
         "the child never closed the link"
     );
 }
+
+/// Open descriptors of a process.
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn a_peer_sending_descriptors_before_hello_costs_nothing_and_is_dropped() {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+
+    let s = Upgrade::start("fdflood");
+    let before = fd_count(s.v1.pid());
+    let devnull = std::fs::File::open("/dev/null").expect("/dev/null");
+    let fds: Vec<i32> = vec![devnull.as_raw_fd(); 200];
+    let peer = FakePeer::connect(&s.dir.sock());
+    // Messages of 200 descriptors each, without a Hello (a frame byte each, never complete).
+    let mut sent = 0;
+    for _ in 0..2 {
+        let iov = [IoSlice::new(&[0u8])];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        match sendmsg::<()>(
+            peer.stream.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::empty(),
+            None,
+        ) {
+            Ok(_) => sent += fds.len(),
+            Err(_) => break, // dropped by baton already
+        }
+    }
+    // While the peer could still be connected, baton holds none of them.
+    std::thread::sleep(Duration::from_millis(300));
+    let during = fd_count(s.v1.pid());
+    let mut peer = peer;
+    let (closed, _) = peer.closed_within(IO_TIMEOUT);
+    assert!(closed, "the peer was not dropped\n{}", s.v1.log());
+    eprintln!("sent {sent} descriptors; baton held {before} fds before, {during} meanwhile");
+    assert!(sent >= 200);
+    assert!(
+        during <= before + 2,
+        "baton held descriptors: {before} -> {during}"
+    );
+    assert!(get_body(s.port).contains("v1"), "v1 stopped serving");
+}

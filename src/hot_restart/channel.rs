@@ -154,8 +154,15 @@ pub struct Conn {
     out: VecDeque<Out>,
     /// Fds received and not yet claimed by a `ListenerFds` frame.
     pub fds: VecDeque<OwnedFd>,
+    /// Only the link to our parent carries fds; on any other link (a child that may not even
+    /// have said Hello) received fds are closed at once, so an unauthenticated peer cannot make
+    /// us hold descriptors.
+    accepts_fds: bool,
     pub eof: bool,
 }
+
+/// Most fds a parent link may have waiting for their frames (four full batches).
+const MAX_HELD_FDS: usize = 4 * MAX_FDS_PER_BATCH;
 
 /// What reading a connection produced.
 pub enum Read {
@@ -164,12 +171,14 @@ pub enum Read {
 }
 
 impl Conn {
-    pub fn new(stream: UnixStream) -> Conn {
+    /// `accepts_fds`: this is the link to our parent (the only peer that sends fds).
+    pub fn new(stream: UnixStream, accepts_fds: bool) -> Conn {
         Conn {
             stream,
             rbuf: Vec::new(),
             out: VecDeque::new(),
             fds: VecDeque::new(),
+            accepts_fds,
             eof: false,
         }
     }
@@ -249,6 +258,7 @@ impl Conn {
                 Some(&mut cmsg),
                 MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
             );
+            let mut unwanted = false;
             let (n, truncated) = match r {
                 Ok(msg) => {
                     if let Ok(cmsgs) = msg.cmsgs() {
@@ -256,7 +266,12 @@ impl Conn {
                             if let ControlMessageOwned::ScmRights(fds) = c {
                                 for fd in fds {
                                     // SAFETY: the kernel just installed this fd for us.
-                                    self.fds.push_back(unsafe { OwnedFd::from_raw_fd(fd) });
+                                    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                                    if self.accepts_fds && self.fds.len() < MAX_HELD_FDS {
+                                        self.fds.push_back(owned);
+                                    } else {
+                                        unwanted = true; // dropped: closed at once
+                                    }
                                 }
                             }
                         }
@@ -269,6 +284,9 @@ impl Conn {
             };
             if truncated {
                 return Err(io::Error::other("control message truncated (too many fds)"));
+            }
+            if unwanted && !self.accepts_fds {
+                return Err(io::Error::other("a child peer sent file descriptors"));
             }
             if n == 0 {
                 self.eof = true;

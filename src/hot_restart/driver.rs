@@ -497,7 +497,7 @@ impl HotRestart {
                 Interest::READABLE | Interest::WRITABLE,
             )
             .map_err(|e| format!("hot restart: register: {e}"))?;
-        self.peers.insert(key, Conn::new(stream));
+        self.peers.insert(key, Conn::new(stream, key == PARENT_KEY));
         Ok(())
     }
 
