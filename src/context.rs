@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::access_log::AccessLogs;
 use crate::cluster::ClusterRt;
-use crate::config::HttpConnectionManager;
+use crate::config::{ConnectionLimit, HttpConnectionManager};
 use crate::fds::Reserve;
 use crate::http::buf::BufPool;
 use crate::http::upstream::UpPool;
@@ -22,6 +22,8 @@ pub struct ListenerRt {
     pub address: SocketAddr,
     pub hcm: HttpConnectionManager,
     pub router: Router,
+    /// Most connections open at once (the connection limit network filter).
+    pub connection_limit: Option<ConnectionLimit>,
 }
 
 /// What every connection handler may touch besides its own connection. The process-wide
@@ -69,7 +71,12 @@ impl Ctx {
             .map(|l| (l.address, l.hcm.stat_prefix.as_str()))
             .collect();
         let cs: Vec<&str> = clusters.iter().map(|c| c.cfg.name.as_str()).collect();
-        let stats = Stats::new(&ls, &cs);
+        let mut stats = Stats::new(&ls, &cs);
+        for (i, l) in listeners.iter().enumerate() {
+            if let Some(cl) = &l.connection_limit {
+                stats.add_connection_limit(i, &cl.stat_prefix);
+            }
+        }
         Ctx {
             stats,
             access_logs,

@@ -11,6 +11,9 @@ pub struct Bootstrap {
     pub listeners: Vec<Listener>,
     pub clusters: Vec<Cluster>,
     pub admin: Option<Admin>,
+    /// The overload manager's `global_downstream_max_connections`: client connections on all
+    /// listeners together (the admin's not counted).
+    pub max_downstream_connections: Option<u64>,
     /// `node {id, cluster}`; the CLI's `--service-node`/`--service-cluster` override it.
     pub node: Option<Node>,
 }
@@ -36,6 +39,16 @@ pub struct Listener {
     pub hcm: HttpConnectionManager,
     /// Listener-level read/write buffer bound per connection; default 1 MiB.
     pub per_connection_buffer_limit_bytes: u32,
+    /// The `envoy.filters.network.connection_limit` filter in front of the HCM, if any.
+    pub connection_limit: Option<ConnectionLimit>,
+}
+
+/// Envoy's connection limit network filter: past `max_connections` open connections on the
+/// listener, new ones are closed at once (`connection_limit.<stat_prefix>.limited_connections`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimit {
+    pub stat_prefix: String,
+    pub max_connections: u64,
 }
 
 /// HCM `codec_type`; HTTP2/HTTP3 are rejected at load, so only these reach the data path.

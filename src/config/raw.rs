@@ -15,6 +15,37 @@ pub struct Bootstrap {
     pub node: Option<Node>,
     pub static_resources: Option<StaticResources>,
     pub admin: Option<Admin>,
+    pub overload_manager: Option<OverloadManager>,
+}
+
+/// Only the global downstream connection limit is supported (`validate` says which).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverloadManager {
+    /// For polled monitors; the connection monitor is checked at every accept.
+    #[serde(rename = "refresh_interval")]
+    pub _refresh_interval: Option<Dur>,
+    #[serde(default)]
+    pub resource_monitors: Vec<TypedExtension>,
+    #[serde(default)]
+    pub actions: Vec<Value>,
+}
+
+/// `envoy.resource_monitors.global_downstream_max_connections`'s `typed_config`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownstreamConnectionsConfig {
+    pub max_active_downstream_connections: Option<i64>,
+}
+
+/// `envoy.filters.network.connection_limit`'s `typed_config`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionLimit {
+    pub stat_prefix: Option<String>,
+    pub max_connections: Option<i64>,
+    pub delay: Option<Dur>,
+    pub runtime_enabled: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -254,11 +254,16 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         }
         _ => None,
     };
+    let max_downstream_connections = match raw.overload_manager {
+        Some(om) => overload_manager(om)?,
+        None => None,
+    };
     Ok(Bootstrap {
         listeners,
         clusters,
         admin,
         node,
+        max_downstream_connections,
     })
 }
 
@@ -281,13 +286,32 @@ fn listener(
         "only one filter chain per listener is supported",
     )?;
     let filters_path = format!("{chains_path}[0].filters");
-    let filter = exactly_one(
-        &chain.filters,
-        &filters_path,
-        "the envoy.filters.network.http_connection_manager filter is required",
-        "only one network filter (the HTTP connection manager) is supported",
-    )?;
-    let fpath = format!("{filters_path}[0]");
+    // Network filters: an optional connection limit, then the HTTP connection manager last.
+    let Some((filter, before)) = chain.filters.split_last() else {
+        return Err(err(
+            &filters_path,
+            "the envoy.filters.network.http_connection_manager filter is required",
+        ));
+    };
+    let mut connection_limit = None;
+    for (i, f) in before.iter().enumerate() {
+        let fp = format!("{filters_path}[{i}]");
+        if !CONNECTION_LIMIT_NAMES.contains(&f.name.as_str()) {
+            return Err(err(
+                format!("{fp}.name"),
+                format!(
+                    "unsupported network filter \"{}\" (supported before the HTTP connection \
+                     manager: {})",
+                    f.name, CONNECTION_LIMIT_NAMES[0]
+                ),
+            ));
+        }
+        if connection_limit.is_some() {
+            return Err(err(fp, "only one connection_limit filter per listener"));
+        }
+        connection_limit = Some(connection_limit_filter(f, &fp)?);
+    }
+    let fpath = format!("{filters_path}[{}]", before.len());
     if !HCM_NAMES.contains(&filter.name.as_str()) {
         return Err(err(
             format!("{fpath}.name"),
@@ -310,7 +334,100 @@ fn listener(
             l.per_connection_buffer_limit_bytes,
             &format!("{path}.per_connection_buffer_limit_bytes"),
         )?,
+        connection_limit,
     })
+}
+
+const CONNECTION_LIMIT_NAMES: &[&str] = &["envoy.filters.network.connection_limit"];
+const CONNECTION_LIMIT_TYPE: &str =
+    "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit";
+const GLOBAL_CX_MONITOR: &str = "envoy.resource_monitors.global_downstream_max_connections";
+const GLOBAL_CX_TYPE: &str =
+    "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig";
+
+/// A whole number ≥ 1 for a connection count.
+fn positive(v: Option<i64>, path: &str) -> Result<u64, ConfigError> {
+    match v {
+        None => Err(err(path, "required field is missing")),
+        Some(n) if n >= 1 => Ok(n as u64),
+        Some(n) => Err(err(path, format!("must be at least 1 (got {n})"))),
+    }
+}
+
+/// `envoy.filters.network.connection_limit`: `stat_prefix` and `max_connections`; a `delay`
+/// before closing and `runtime_enabled` are refused.
+fn connection_limit_filter(
+    f: &raw::TypedExtension,
+    path: &str,
+) -> Result<ConnectionLimit, ConfigError> {
+    no_filter(f, path)?;
+    let tpath = format!("{path}.typed_config");
+    let payload = typed_payload(&f.typed_config, &tpath, CONNECTION_LIMIT_TYPE)?
+        .ok_or_else(|| err(&tpath, "required field is missing"))?;
+    let c: raw::ConnectionLimit = from_value(&payload, &tpath)?;
+    if c.delay.as_ref().is_some_and(|d| !d.0.is_zero()) {
+        return Err(err(
+            format!("{tpath}.delay"),
+            "not supported by baton (connections past the limit are closed at once)",
+        ));
+    }
+    if c.runtime_enabled.is_some() {
+        return Err(err(
+            format!("{tpath}.runtime_enabled"),
+            "not supported by baton (runtime layers)",
+        ));
+    }
+    let stat_prefix = match c.stat_prefix {
+        Some(p) if !p.is_empty() => p,
+        _ => {
+            return Err(err(
+                format!("{tpath}.stat_prefix"),
+                "required field is missing",
+            ))
+        }
+    };
+    Ok(ConnectionLimit {
+        stat_prefix,
+        max_connections: positive(c.max_connections, &format!("{tpath}.max_connections"))?,
+    })
+}
+
+/// The overload manager: only the global downstream connection monitor is supported; it is
+/// checked at every accept, so `refresh_interval` (for polled monitors) changes nothing.
+fn overload_manager(om: raw::OverloadManager) -> Result<Option<u64>, ConfigError> {
+    if !om.actions.is_empty() {
+        return Err(err(
+            "overload_manager.actions[0]",
+            "not supported by baton (overload actions; only the \
+             global_downstream_max_connections monitor is)",
+        ));
+    }
+    let mut max = None;
+    for (i, m) in om.resource_monitors.iter().enumerate() {
+        let path = format!("overload_manager.resource_monitors[{i}]");
+        if m.name != GLOBAL_CX_MONITOR {
+            return Err(err(
+                format!("{path}.name"),
+                format!(
+                    "unsupported resource monitor \"{}\" (supported: {GLOBAL_CX_MONITOR})",
+                    m.name
+                ),
+            ));
+        }
+        if max.is_some() {
+            return Err(err(path, "the monitor is configured twice"));
+        }
+        no_filter(m, &path)?;
+        let tpath = format!("{path}.typed_config");
+        let payload = typed_payload(&m.typed_config, &tpath, GLOBAL_CX_TYPE)?
+            .ok_or_else(|| err(&tpath, "required field is missing"))?;
+        let c: raw::DownstreamConnectionsConfig = from_value(&payload, &tpath)?;
+        max = Some(positive(
+            c.max_active_downstream_connections,
+            &format!("{tpath}.max_active_downstream_connections"),
+        )?);
+    }
+    Ok(max)
 }
 
 /// The single element of a list that baton allows only one of; errors name the list (when

@@ -47,6 +47,10 @@ pub struct Proxy {
     accept_paused: Vec<bool>,
     /// An out-of-descriptors episode is under way (logged and counted once).
     fd_episode: bool,
+    /// Client connections open per listener (for the connection limits).
+    open: Vec<usize>,
+    /// The overload manager's global connection limit.
+    max_connections: Option<u64>,
     signals: Signals,
     resolver: Resolver,
     opts: Options,
@@ -117,6 +121,7 @@ impl Proxy {
                 address: l.address,
                 router: Router::new(l.hcm.route_config.clone()),
                 hcm: l.hcm,
+                connection_limit: l.connection_limit,
             });
         }
         let clusters: Vec<ClusterRt> = b.clusters.into_iter().map(ClusterRt::new).collect();
@@ -147,6 +152,8 @@ impl Proxy {
             accepting: vec![false; n],
             accept_paused: vec![false; n],
             fd_episode: false,
+            open: vec![0; n],
+            max_connections: b.max_downstream_connections,
             signals,
             resolver,
             opts,
@@ -294,7 +301,11 @@ impl Proxy {
                         self.fd_episode = false;
                         log::info!("file descriptors available again: accepting");
                     }
-                    self.adopt(stream, peer, i, &[]);
+                    if self.admit(i) {
+                        self.adopt(stream, peer, i, &[]);
+                    } else {
+                        drop(stream); // over a connection limit: closed at once
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -309,6 +320,39 @@ impl Proxy {
                     return;
                 }
             }
+        }
+    }
+
+    /// Whether a newly accepted connection on listener `i` is within the connection limits
+    /// (the overload manager's global one, then the listener's filter); counted when not.
+    /// Connections handed over by a parent are always adopted.
+    fn admit(&mut self, i: usize) -> bool {
+        if self
+            .max_connections
+            .is_some_and(|max| self.sessions.len() as u64 >= max)
+        {
+            self.ctx.stats.cx_refused(i, true);
+            return false;
+        }
+        let open = self.open.get(i).copied().unwrap_or(0) as u64;
+        let limit = self
+            .ctx
+            .listeners
+            .get(i)
+            .and_then(|l| l.connection_limit.as_ref());
+        if limit.is_some_and(|l| open >= l.max_connections) {
+            self.ctx.stats.cx_refused(i, false);
+            return false;
+        }
+        true
+    }
+
+    /// A session of listener `l` opened (`+1`) or left (`-1`).
+    fn count_open(&mut self, l: usize, delta: isize) {
+        if let Some(n) = self.open.get_mut(l) {
+            *n = n.saturating_add_signed(delta);
+            let n = *n;
+            self.ctx.stats.limit_active(l, n);
         }
     }
 
@@ -364,6 +408,7 @@ impl Proxy {
         let mut s = Session::new(id, self.next_gen, stream, peer, listener, &self.ctx);
         s.preload(&mut self.ctx.pool, pending);
         self.sessions.insert(s);
+        self.count_open(listener, 1);
         observe::cx_open(&mut self.ctx, listener);
         self.drive(id);
     }
@@ -409,11 +454,13 @@ impl Proxy {
             Ok(Fate::Alive) => {}
             Ok(Fate::Move) => {
                 if let Some(s) = self.sessions.remove(id) {
+                    self.count_open(s.listener(), -1);
                     self.moving.push(s);
                 }
             }
             Ok(Fate::Closed) => {
                 if let Some(s) = self.sessions.remove(id) {
+                    self.count_open(s.listener(), -1);
                     let ctx = &mut self.ctx;
                     let closed =
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.close(ctx)));
@@ -424,6 +471,9 @@ impl Proxy {
             }
             Err(_) => {
                 let s = self.sessions.remove(id);
+                if let Some(s) = &s {
+                    self.count_open(s.listener(), -1);
+                }
                 self.panicked(id, s);
             }
         }

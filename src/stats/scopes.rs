@@ -48,6 +48,15 @@ pub struct ListenerStats {
     pub downstream_cx_total: Counter,
     pub downstream_cx_active: Gauge,
     pub downstream_cx_destroy: Counter,
+    /// Connections closed at accept because the global connection limit was reached.
+    pub downstream_global_cx_overflow: Counter,
+}
+
+/// `connection_limit.<stat_prefix>.*` of a listener's connection limit filter.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitStats {
+    pub limited_connections: Counter,
+    pub active_connections: Gauge,
 }
 
 /// `http.<stat_prefix>.*`
@@ -109,6 +118,8 @@ pub struct Stats {
     pub http: Vec<HttpStats>,
     /// Indexed like `Ctx::clusters`.
     pub clusters: Vec<ClusterStats>,
+    /// Indexed like `Ctx::listeners`: the connection limit filter's stats, when it has one.
+    pub limits: Vec<Option<LimitStats>>,
     state: ServerState,
     started: Instant,
     /// When epoch 0 started, for uptime_all_epochs.
@@ -150,6 +161,8 @@ impl Stats {
                 downstream_cx_active: s
                     .gauge(&format!("{l}.downstream_cx_active"), Import::Accumulate),
                 downstream_cx_destroy: s.counter(&format!("{l}.downstream_cx_destroy")),
+                downstream_global_cx_overflow: s
+                    .counter(&format!("{l}.downstream_global_cx_overflow")),
             });
             let h = format!("http.{prefix}");
             hs.push(HttpStats {
@@ -208,6 +221,7 @@ impl Stats {
             listeners: ls,
             http: hs,
             clusters: cs,
+            limits: listeners.iter().map(|_| None).collect(),
             state: ServerState::PreInitializing,
             started: Instant::now(),
             first_started: SystemTime::now(),
@@ -243,6 +257,39 @@ impl Stats {
     /// When epoch 0 started (to hand to the next generation).
     pub fn first_started(&self) -> SystemTime {
         self.first_started
+    }
+
+    /// Registers `connection_limit.<prefix>.*` for listener `l`.
+    pub fn add_connection_limit(&mut self, l: usize, prefix: &str) {
+        let c = format!("connection_limit.{prefix}");
+        let st = LimitStats {
+            limited_connections: self.store.counter(&format!("{c}.limited_connections")),
+            active_connections: self
+                .store
+                .gauge(&format!("{c}.active_connections"), Import::Never),
+        };
+        if let Some(slot) = self.limits.get_mut(l) {
+            *slot = Some(st);
+        }
+    }
+
+    /// A connection to listener `l` was closed at accept: over the global limit
+    /// (`global`), else over the listener's connection limit filter.
+    pub fn cx_refused(&mut self, l: usize, global: bool) {
+        if global {
+            if let Some(ls) = self.listeners.get(l).copied() {
+                self.store.inc(ls.downstream_global_cx_overflow);
+            }
+        } else if let Some(Some(ls)) = self.limits.get(l).copied() {
+            self.store.inc(ls.limited_connections);
+        }
+    }
+
+    /// The connections open on listener `l` now (its connection limit filter's gauge).
+    pub fn limit_active(&mut self, l: usize, n: usize) {
+        if let Some(Some(ls)) = self.limits.get(l).copied() {
+            self.store.set(ls.active_connections, n as i64);
+        }
     }
 
     /// Accepting stopped for lack of file descriptors (a new episode).

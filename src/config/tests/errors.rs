@@ -170,7 +170,6 @@ fn unknown_fields_are_named() {
 fn unsupported_envoy_features_say_so() {
     let cases: &[(&str, &str, &str)] = &[
         ("layered_runtime", "{layers: []}", "runtime layers"),
-        ("overload_manager", "{}", "the overload manager"),
         ("stats_sinks", "[]", "stats sinks; scrape /stats instead"),
         (
             "static_resources.clusters[0].health_checks",

@@ -278,3 +278,67 @@ fn direct_response_and_redirect() {
         (PathRedirect::Path("/moved".into()), 308)
     );
 }
+
+/// The base document with `filter` (YAML) inserted before the HTTP connection manager.
+fn with_network_filter(filter: &str) -> Result<Bootstrap, crate::config::ConfigError> {
+    let mut d = doc();
+    let filters = slot(
+        &mut d,
+        "static_resources.listeners[0].filter_chains[0].filters",
+    );
+    let seq = filters.as_sequence_mut().unwrap();
+    seq.insert(0, serde_yaml::from_str(filter).unwrap());
+    check(&d)
+}
+
+const CL: &str = r#"{name: envoy.filters.network.connection_limit, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit, stat_prefix: cl, max_connections: 100}}"#;
+
+#[test]
+fn connection_limits_global_and_per_listener() {
+    let b = ok_with(&[(
+        "overload_manager",
+        r#"{refresh_interval: 0.25s, resource_monitors: [{name: envoy.resource_monitors.global_downstream_max_connections, typed_config: {"@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig, max_active_downstream_connections: 5000}}]}"#,
+    )]);
+    assert_eq!(b.max_downstream_connections, Some(5000));
+    assert_eq!(ok_with(&[]).max_downstream_connections, None);
+    let b = with_network_filter(CL).unwrap();
+    assert_eq!(
+        b.listeners[0].connection_limit,
+        Some(ConnectionLimit {
+            stat_prefix: "cl".into(),
+            max_connections: 100
+        })
+    );
+    assert_eq!(ok_with(&[]).listeners[0].connection_limit, None);
+}
+
+#[test]
+fn connection_limit_errors_name_the_field() {
+    let f = "static_resources.listeners[0].filter_chains[0].filters[0]";
+    let e = |x: &str| with_network_filter(x).unwrap_err().to_string();
+    assert_eq!(
+        e(&CL.replace("max_connections: 100", "max_connections: 0")),
+        format!("{f}.typed_config.max_connections: must be at least 1 (got 0)")
+    );
+    assert_eq!(
+        e(&CL.replace("max_connections: 100", "max_connections: 1, delay: 1s")),
+        format!("{f}.typed_config.delay: not supported by baton (connections past the limit are closed at once)")
+    );
+    assert_eq!(
+        e(r#"{name: envoy.filters.network.tcp_proxy}"#),
+        format!("{f}.name: unsupported network filter \"envoy.filters.network.tcp_proxy\" (supported before the HTTP connection manager: envoy.filters.network.connection_limit)")
+    );
+    let om = |x: &str| err_with(&[("overload_manager", x)]);
+    assert_eq!(
+        om(r#"{resource_monitors: [{name: envoy.resource_monitors.fixed_heap}]}"#),
+        "overload_manager.resource_monitors[0].name: unsupported resource monitor \"envoy.resource_monitors.fixed_heap\" (supported: envoy.resource_monitors.global_downstream_max_connections)"
+    );
+    assert_eq!(
+        om(r#"{actions: [{name: envoy.overload_actions.stop_accepting_requests}]}"#),
+        "overload_manager.actions[0]: not supported by baton (overload actions; only the global_downstream_max_connections monitor is)"
+    );
+    assert_eq!(
+        om(r#"{resource_monitors: [{name: envoy.resource_monitors.global_downstream_max_connections, typed_config: {"@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig}}]}"#),
+        "overload_manager.resource_monitors[0].typed_config.max_active_downstream_connections: required field is missing"
+    );
+}

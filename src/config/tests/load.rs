@@ -60,6 +60,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 access_log: vec![],
             },
             per_connection_buffer_limit_bytes: 1 << 20,
+            connection_limit: None,
         }],
         clusters: vec![Cluster {
             name: cluster.into(),
@@ -78,6 +79,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
         }],
         admin: None,
         node: None,
+        max_downstream_connections: None,
     }
 }
 

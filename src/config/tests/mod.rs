@@ -75,7 +75,7 @@ fn steps(path: &str) -> Vec<Result<String, usize>> {
     out
 }
 
-fn slot<'a>(mut v: &'a mut Value, path: &str) -> &'a mut Value {
+pub fn slot<'a>(mut v: &'a mut Value, path: &str) -> &'a mut Value {
     for s in steps(path) {
         v = match s {
             Ok(k) => {
