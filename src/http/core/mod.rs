@@ -344,8 +344,14 @@ impl Conn {
         }
         match self.parts() {
             (State::Head, _) => {
-                log::debug!("idle or header timeout");
-                self.state = State::Closed(Close::Graceful);
+                if self.cin.is_empty() {
+                    log::debug!("idle timeout");
+                    self.state = State::Closed(Close::Graceful);
+                } else {
+                    // Part of a head, too slowly: Envoy's request_headers_timeout answer.
+                    log::debug!("request header timeout");
+                    self.refuse(env, 408, "request header timeout", 0, now);
+                }
             }
             (State::Exchange(ex), mut cx) => {
                 let next = ex.on_timeout(env, &mut cx, now);
@@ -648,17 +654,23 @@ impl Conn {
 
     fn reject(&mut self, env: &mut dyn Env, e: &HeadError, now: Instant) {
         log::debug!("bad request: {}", e.reason());
-        self.cin.consume(self.cin.len());
         let body = match e.status() {
             431 => "Request Header Fields Too Large",
             501 => "Not Implemented",
             _ => "Bad Request",
         };
+        self.refuse(env, e.status(), body, crate::access_log::Flags::DPE, now);
+    }
+
+    /// Answers a request head that will not be served (malformed, too large, too slow) and
+    /// closes the connection after the answer.
+    fn refuse(&mut self, env: &mut dyn Env, status: u16, body: &str, flag: u16, now: Instant) {
+        self.cin.consume(self.cin.len());
         let mut out = Vec::with_capacity(256);
         env.local_reply(
             &mut out,
             &Reply {
-                status: e.status(),
+                status,
                 body,
                 location: None,
                 edits: &[],
@@ -668,8 +680,8 @@ impl Conn {
         );
         self.cout.extend(env.pool(), &out);
         let mut rq = env.begin(None, 1, now);
-        rq.status = e.status();
-        rq.flags.set(crate::access_log::Flags::DPE);
+        rq.status = status;
+        rq.flags.set(flag);
         rq.bytes_tx = body.len() as u64;
         env.end(rq, now);
         self.close_after(now);

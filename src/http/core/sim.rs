@@ -230,7 +230,7 @@ impl Sim {
         let lim = Limits {
             max_head,
             idle_timeout: Some(Duration::from_secs(60)),
-            request_headers_timeout: None,
+            request_headers_timeout: Some(Duration::from_secs(10)),
             stream_idle_timeout: Some(Duration::from_secs(30)),
         };
         Sim {

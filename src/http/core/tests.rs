@@ -264,6 +264,20 @@ fn retries_follow_the_policy_and_the_budget() {
 }
 
 #[test]
+fn a_head_too_slow_gets_408_and_an_idle_connection_just_closes() {
+    let mut sim = Sim::new(8192);
+    sim.client(b"GET /slow HTTP/1.1\r\nHost: x\r\nX-A: ");
+    sim.advance(Duration::from_secs(11));
+    let rs = responses(&sim.client_got);
+    assert_eq!(rs.iter().map(|r| r.0).collect::<Vec<_>>(), [408]);
+    assert!(sim.shut_down);
+    let mut sim = Sim::new(8192);
+    sim.advance(Duration::from_secs(61));
+    assert!(sim.client_got.is_empty());
+    assert_eq!(sim.closed, Some(super::Close::Graceful));
+}
+
+#[test]
 fn an_early_response_ends_the_connection_after_it() {
     let mut sim = Sim::new(8192);
     sim.client(b"POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc");
