@@ -20,7 +20,7 @@ const SLOW: usize = 5000;
 fn slowloris_does_not_starve_normal_clients_and_header_timeouts_end_it() {
     // Room for the slow clients in this process and in baton.
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
-    let want = 16_384.max(hard.min(16_384));
+    let want: u64 = 16_384;
     let _ = setrlimit(Resource::RLIMIT_NOFILE, want, want.max(hard));
     let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
     let n = SLOW.min((soft as usize).saturating_sub(512));
