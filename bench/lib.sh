@@ -151,7 +151,8 @@ start_origin() {
 # ---- proxies ----------------------------------------------------------------------------------
 
 # baton_config FILE FIRST_PORT [LISTENERS]: LISTENERS listeners on consecutive ports, one route
-# to the upstream cluster.
+# to the upstream cluster. BATON_HCM_EXTRA: more HttpConnectionManager fields, one per line
+# (e.g. "request_headers_timeout: 10s").
 baton_config() {
     local file=$1 first=$2 n=${3:-1} i
     {
@@ -168,6 +169,7 @@ baton_config() {
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: ingress_http
+$(sed '/^$/d; s/^/          /' <<<"${BATON_HCM_EXTRA:-}")
           route_config:
             name: local_route
             virtual_hosts:
@@ -210,6 +212,51 @@ start_baton() {
     MAINPID[baton]=$!
     PIDS+=($!)
     wait_port "${PORT[baton]}" "$WORK/baton.log"
+}
+
+# ---- baton hot restart (bench/restart.sh, bench/soak.sh) ---------------------------------------
+# start_baton_hot CONFIG: generation 0 with --hot-restart-file $WORK/baton-restart.sock, logs
+# at info to $WORK/baton-0.log; sets CURRENT (the serving PID), appends it to PIDS and
+# BATON_PIDS. hot_restart_baton CONFIG: the next generation on the same socket; once it logs
+# that it took over, SIGTERM to the old one (which hands its idle keep-alive connections to
+# the new one and drains the rest); CURRENT is the new PID. BATON_FLAGS (array): more baton flags.
+BATON_GEN=0
+BATON_PIDS=()
+BATON_FLAGS=()
+start_baton_hot() {
+    BATON_GEN=0
+    pinned "$PROXY_CPU" "$BIN/baton" -c "$1" -l info "${BATON_FLAGS[@]}" \
+        --hot-restart-file "$WORK/baton-restart.sock" >"$WORK/baton-0.log" 2>&1 &
+    CURRENT=$!
+    PIDS+=("$CURRENT")
+    BATON_PIDS+=("$CURRENT")
+    wait_port "${PORT[baton]}" "$WORK/baton-0.log"
+}
+hot_restart_baton() {
+    local old=$CURRENT log
+    BATON_GEN=$((BATON_GEN + 1))
+    log="$WORK/baton-$BATON_GEN.log"
+    pinned "$PROXY_CPU" "$BIN/baton" -c "$1" -l info "${BATON_FLAGS[@]}" \
+        --hot-restart-file "$WORK/baton-restart.sock" >"$log" 2>&1 &
+    CURRENT=$!
+    PIDS+=("$CURRENT")
+    BATON_PIDS+=("$CURRENT")
+    if ! wait_for 10 grep -q 'took over from epoch' "$log"; then
+        echo "baton generation $BATON_GEN did not take over; log:" >&2
+        cat "$log" >&2
+        return 1
+    fi
+    kill -TERM "$old"
+}
+
+now_ms() { date +%s%3N; }
+wait_for() { # wait_for SECONDS COMMAND...: polls every 10 ms
+    local i
+    for ((i = 0; i < $1 * 100; i++)); do
+        "${@:2}" && return 0
+        sleep 0.01
+    done
+    return 1
 }
 
 nginx_proxy_config() { # nginx_proxy_config [on|off]: daemon mode

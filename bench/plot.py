@@ -6,6 +6,13 @@ lines). Standard library only: writes SVG directly, so CI needs no pip.
     bench/plot.py RESULTS_DIR OUT.svg SCENARIO...
 
 reads RESULTS_DIR/restart-SCENARIO.csv (baton-mixed --series) and .events (unix ms per restart).
+
+    bench/plot.py --soak RESULTS_DIR OUT.svg
+
+the soak plot (bench/soak.sh): the serving baton's RSS and that of all live baton processes,
+the serving process's open descriptors and the number of live processes, and the well-formed
+requests per second with failures, restarts marked; reads soak.csv, soak.events and
+soak-mixed.csv.
 """
 import sys
 from xml.sax.saxutils import escape
@@ -84,7 +91,100 @@ def panel(out, y0, sc, rows, events, xmax):
                f'text-anchor="middle" fill="#c00">failed /s</text>')
 
 
+def series_panel(out, y0, title, xmax, events, left, right=None):
+    """A panel with one or two lines on the left axis (left = (label, [(color, [(t, v)])]))
+    and optionally lines on their own right axis."""
+    pw = W - LEFT - RIGHT
+
+    def x(t):
+        return LEFT + pw * t / xmax
+
+    def axis_max(lines):
+        return nice(max([v for _, pts in lines for _, v in pts] + [1]) * 1.1)
+
+    lmax = axis_max(left[1])
+    out.append(f'<rect x="{LEFT}" y="{y0}" width="{pw}" height="{PANEL_H}" fill="#fafafa" stroke="#999"/>')
+    out.append(f'<text x="{LEFT}" y="{y0 - 8}" font-size="13" font-weight="bold">{escape(title)}</text>')
+    for i in range(5):
+        v = lmax * i / 4
+        yy = y0 + PANEL_H - PANEL_H * v / lmax
+        out.append(f'<line x1="{LEFT}" x2="{LEFT + pw}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#e4e4e4"/>')
+        out.append(f'<text x="{LEFT - 6}" y="{yy + 4:.1f}" font-size="10" text-anchor="end">{v:g}</text>')
+    for e in events:
+        out.append(f'<line x1="{x(e):.1f}" x2="{x(e):.1f}" y1="{y0}" y2="{y0 + PANEL_H}" '
+                   f'stroke="#bbb" stroke-dasharray="2,3"/>')
+
+    def lines(spec, vmax):
+        for color, pts in spec:
+            if pts:
+                p = " ".join(f"{x(t):.1f},{y0 + PANEL_H - PANEL_H * v / vmax:.1f}" for t, v in pts)
+                out.append(f'<polyline points="{p}" fill="none" stroke="{color}" stroke-width="1.4"/>')
+
+    lines(left[1], lmax)
+    out.append(f'<text transform="translate({LEFT - 48},{y0 + PANEL_H / 2}) rotate(-90)" font-size="10" '
+               f'text-anchor="middle">{escape(left[0])}</text>')
+    if right:
+        rmax = axis_max(right[1])
+        color = right[1][0][0]
+        for i in range(5):
+            v = rmax * i / 4
+            yy = y0 + PANEL_H - PANEL_H * v / rmax
+            out.append(f'<text x="{LEFT + pw + 6}" y="{yy + 4:.1f}" font-size="10" fill="{color}">{v:g}</text>')
+        lines(right[1], rmax)
+        out.append(f'<text transform="translate({LEFT + pw + 44},{y0 + PANEL_H / 2}) rotate(90)" font-size="10" '
+                   f'text-anchor="middle" fill="{color}">{escape(right[0])}</text>')
+
+
+def soak(results, out_path):
+    t0, rows = 0, []
+    with open(f"{results}/soak.csv") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("# t0_unix_ms="):
+                t0 = int(line.split("=", 1)[1])
+            elif line and line[0].isdigit():
+                rows.append([int(v) for v in line.split(",")])
+    with open(f"{results}/soak.events") as f:
+        events = [(int(v) - t0) / 1000 for v in f.read().split()]
+    mixed = []
+    try:
+        mixed, _ = load(results, "soak-mixed")
+    except FileNotFoundError:
+        pass
+    xmax = max([r[0] + 1 for r in rows] + [1])
+    mib = 1024.0
+    panels = 3 if mixed else 2
+    h = TOP + panels * (PANEL_H + GAP) + 30
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" font-family="sans-serif">',
+           f'<rect width="{W}" height="{h}" fill="white"/>']
+    serving = [(r[0], r[2] / mib) for r in rows]
+    every = [(r[0], r[5] / mib) for r in rows]
+    series_panel(out, TOP, f"RSS (MiB): serving process (blue), all live baton processes (orange); "
+                 f"{len(events)} restarts (dotted)", xmax, events,
+                 ("MiB", [("#ff7f0e", every), ("#1f77b4", serving)]))
+    series_panel(out, TOP + PANEL_H + GAP, "open descriptors of the serving process (blue); live baton "
+                 "processes (green, right)", xmax, events,
+                 ("descriptors", [("#1f77b4", [(r[0], r[3]) for r in rows])]),
+                 ("processes", [("#2ca02c", [(r[0], r[4]) for r in rows])]))
+    if mixed:
+        # baton-mixed's own clock starts a moment after soak.csv's: its seconds are close enough.
+        panel(out, TOP + 2 * (PANEL_H + GAP), "well-formed requests (baton-mixed)", mixed, events, xmax)
+    pw = W - LEFT - RIGHT
+    yb = TOP + panels * (PANEL_H + GAP) - GAP + 16
+    for i in range(0, xmax + 1, max(1, xmax // 10)):
+        out.append(f'<text x="{LEFT + pw * i / xmax:.1f}" y="{yb}" font-size="10" text-anchor="middle">{i}</text>')
+    out.append(f'<text x="{LEFT + pw / 2}" y="{yb + 16}" font-size="11" text-anchor="middle">seconds '
+               f'(dotted: hot restart)</text>')
+    out.append("</svg>")
+    with open(out_path, "w") as f:
+        f.write("\n".join(out) + "\n")
+    print(f"wrote {out_path}", file=sys.stderr)
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--soak":
+        soak(sys.argv[2], sys.argv[3])
+        return
     if len(sys.argv) < 4:
         sys.exit(__doc__)
     results, out_path, scenarios = sys.argv[1], sys.argv[2], sys.argv[3:]

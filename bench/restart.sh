@@ -43,40 +43,11 @@ build
 ports_free "$UP_PORT" "${PORT[baton]}" "${PORT[nginx]}" "${PORT[haproxy]}"
 start_origin
 
-now_ms() { date +%s%3N; }
-wait_for() { # wait_for SECONDS COMMAND...: polls every 10 ms
-    local i
-    for ((i = 0; i < $1 * 100; i++)); do
-        "${@:2}" && return 0
-        sleep 0.01
-    done
-    return 1
-}
-
 # ---- restart procedures: each leaves the serving main PID in CURRENT -------------------------
-BATON_GEN=0
-restart_baton() {
-    local old=$CURRENT log
-    BATON_GEN=$((BATON_GEN + 1))
-    log="$WORK/baton-$BATON_GEN.log"
-    pinned "$PROXY_CPU" "$BIN/baton" -c "$WORK/baton.yaml" -l info \
-        --hot-restart-file "$WORK/baton-restart.sock" >"$log" 2>&1 &
-    CURRENT=$!
-    PIDS+=("$CURRENT")
-    if ! wait_for 10 grep -q 'took over from epoch' "$log"; then
-        echo "baton generation $BATON_GEN did not take over; log:" >&2
-        cat "$log" >&2
-        return 1
-    fi
-    kill -TERM "$old"
-}
+restart_baton() { hot_restart_baton "$WORK/baton.yaml"; }
 start_scenario_baton() {
     baton_config "$WORK/baton.yaml" "${PORT[baton]}"
-    pinned "$PROXY_CPU" "$BIN/baton" -c "$WORK/baton.yaml" -l info \
-        --hot-restart-file "$WORK/baton-restart.sock" >"$WORK/baton-0.log" 2>&1 &
-    CURRENT=$!
-    PIDS+=("$CURRENT")
-    wait_port "${PORT[baton]}" "$WORK/baton-0.log"
+    start_baton_hot "$WORK/baton.yaml"
 }
 
 nginx_pid_is_new() {

@@ -41,7 +41,9 @@ fn slowloris_does_not_starve_normal_clients_and_header_timeouts_end_it() {
     wait_live(s.admin);
     let limit = format!("--nofile={want}:{want}");
     let pid = b.pid().to_string();
-    let ok = Command::new("prlimit").args(["--pid", &pid, &limit]).status();
+    let ok = Command::new("prlimit")
+        .args(["--pid", &pid, &limit])
+        .status();
     assert!(ok.is_ok_and(|s| s.success()), "prlimit failed");
 
     let mut slow: Vec<TcpStream> = Vec::with_capacity(n);
@@ -75,7 +77,8 @@ fn slowloris_does_not_starve_normal_clients_and_header_timeouts_end_it() {
     let mut answered = 0;
     for c in slow.iter_mut().step_by(50) {
         c.set_nonblocking(false).expect("blocking");
-        c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         let mut out = Vec::new();
         let _ = c.read_to_end(&mut out);
         let text = String::from_utf8_lossy(&out);

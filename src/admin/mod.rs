@@ -60,14 +60,19 @@ struct Conn {
 }
 
 /// The admin listener, its connections, and what it serves that never changes.
+///
+/// The listening socket is one of the listeners the hot-restart machine hands over (named
+/// `admin:tcp:ADDR` on the wire): a child receives its parent's socket, the parent stops
+/// accepting on it at takeover and closes its copy, so exactly one process answers admin
+/// requests at a time and none queued in the socket is lost in the switch (Envoy's parent
+/// shuts its admin down at that point too). A fresh start binds it.
 pub struct Admin {
-    /// None while a hot-restart parent still holds the address (see `retry_bind`).
     listener: Option<TcpListener>,
+    accepting: bool,
     address: SocketAddr,
-    /// Bind with SO_REUSEPORT (hot restart: parent and child share the address for a while).
+    /// Bind with SO_REUSEPORT (hot restart: a parent of an older baton that does not hand the
+    /// admin socket over still holds the address until it exits).
     reuse_port: bool,
-    /// When the next bind attempt is due (one retry timer at a time).
-    pub next_retry: Option<std::time::Instant>,
     conns: Slab<Conn>,
     /// A sweep for timed-out connections is armed.
     sweep_armed: bool,
@@ -77,70 +82,91 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Binds and registers the admin listener; a busy port is a start-up error naming it.
-    pub fn start(
-        registry: &Registry,
-        b: &Bootstrap,
-        opts: &Options,
-    ) -> Result<Option<Admin>, String> {
-        let Some(cfg) = &b.admin else { return Ok(None) };
-        let reuse_port = opts.hot_restart_file.is_some();
-        let listener = match bind(registry, cfg.address, reuse_port) {
-            Ok(l) => Some(l),
-            // A hot-restart parent still serves the admin address: take it once it lets go.
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse && opts.hot_restart_file.is_some() => {
-                log::warn!(
-                    "admin: {} is in use (by the parent?); retrying every second",
-                    cfg.address
-                );
-                None
-            }
-            Err(e) => {
-                return Err(format!(
-                    "admin: {}: {}",
-                    cfg.address,
-                    crate::server::io_cause(&e)
-                ))
-            }
-        };
+    /// The admin interface of this config, not yet listening (see `bind_fresh`, `install`).
+    pub fn new(b: &Bootstrap, opts: &Options) -> Option<Admin> {
+        let cfg = b.admin.as_ref()?;
         let bn = b.node.clone().unwrap_or_default();
         let pick = |cli: &str, cfg: String| if cli.is_empty() { cfg } else { cli.to_string() };
         let node = (
             pick(&opts.service_node, bn.id),
             pick(&opts.service_cluster, bn.cluster),
         );
-        if listener.is_some() {
-            log::info!("admin interface on {}", cfg.address);
-        }
-        Ok(Some(Admin {
-            listener,
+        Some(Admin {
+            listener: None,
+            accepting: false,
             address: cfg.address,
-            reuse_port,
-            next_retry: None,
+            reuse_port: opts.hot_restart_file.is_some(),
             conns: Slab::default(),
             sweep_armed: false,
             node,
             config_dump: config_dump(b, opts),
-        }))
+        })
     }
 
-    /// Whether a bind retry should run at `now` (still unbound, and no retry pending).
-    pub fn retry_due(&self, now: std::time::Instant) -> bool {
-        self.listener.is_none() && self.next_retry.is_none_or(|t| t <= now)
+    /// How the admin listener is named between hot-restart generations.
+    pub fn wire_address(addr: SocketAddr) -> String {
+        format!("admin:{}", crate::hot_restart::tcp_address(addr))
     }
 
-    /// Binds the admin address if start-up could not; true once it is served.
-    pub fn retry_bind(&mut self, registry: &Registry) -> bool {
-        if self.listener.is_none() {
-            match bind(registry, self.address, self.reuse_port) {
-                Ok(l) => {
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Binds the admin address (a fresh start, or a parent that did not hand it over); a busy
+    /// port is an error naming it.
+    pub fn bind_fresh(&mut self) -> Result<(), String> {
+        let l = bind(self.address, self.reuse_port)
+            .map_err(|e| format!("admin: {}: {}", self.address, crate::server::io_cause(&e)))?;
+        self.listener = Some(l);
+        Ok(())
+    }
+
+    /// The admin socket received from the parent.
+    pub fn install(&mut self, l: TcpListener) {
+        log::info!(
+            "admin interface {}: took over from the parent",
+            self.address
+        );
+        self.listener = Some(l);
+    }
+
+    pub fn fd(&self) -> Option<std::os::fd::RawFd> {
+        self.listener.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
+    }
+
+    /// Starts or stops accepting. Connections already accepted are answered either way.
+    /// Returns true when it just started (the caller accepts what is queued: no new edge).
+    pub fn set_accepting(&mut self, registry: &Registry, on: bool) -> bool {
+        let Some(l) = self.listener.as_mut() else {
+            return false;
+        };
+        if self.accepting == on {
+            return false;
+        }
+        let r = if on {
+            registry.register(l, Tok::Admin(usize::MAX).token(), Interest::READABLE)
+        } else {
+            registry.deregister(l)
+        };
+        match r {
+            Ok(()) => {
+                self.accepting = on;
+                if on {
                     log::info!("admin interface on {}", self.address);
-                    self.listener = Some(l);
                 }
-                Err(e) => log::debug!("admin: {}: {e}", self.address),
+                on
+            }
+            Err(e) => {
+                log::error!("admin: {e}");
+                false
             }
         }
-        self.listener.is_some()
+    }
+
+    /// Closes our copy of the admin socket.
+    pub fn close_listener(&mut self, registry: &Registry) {
+        self.set_accepting(registry, false);
+        self.listener = None;
     }
 
     /// An event for `Tok::Admin(i)`. Returns what the proxy must do, if anything.
@@ -263,18 +289,15 @@ impl Admin {
     }
 }
 
-/// Binds the admin address. With hot restart, SO_REUSEPORT lets the new process listen on it
-/// while its parent still does (the kernel spreads admin connections over both until the
-/// parent exits), so the address is never unserved; the kernel allows that only between
-/// sockets of the same user.
-fn bind(registry: &Registry, addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
-    let mut l = if reuse_port {
-        reuse_port_listener(addr)?
+/// Binds the admin address. With hot restart it is bound with SO_REUSEPORT, so that a child
+/// can still bind when its parent (an older baton that does not hand the admin socket over)
+/// holds the address; the kernel allows that only between sockets of the same user.
+fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    if reuse_port {
+        reuse_port_listener(addr)
     } else {
-        TcpListener::bind(addr)?
-    };
-    registry.register(&mut l, Tok::Admin(usize::MAX).token(), Interest::READABLE)?;
-    Ok(l)
+        TcpListener::bind(addr)
+    }
 }
 
 fn reuse_port_listener(addr: SocketAddr) -> io::Result<TcpListener> {

@@ -579,8 +579,11 @@ impl HotRestart {
 }
 
 /// The machine's listener table for this process's config.
+/// Ids: the data listeners in config order, then the admin listener (if any), then the
+/// restart socket (if any); `Host::listener_count` covers the first two.
 pub fn machine_listeners(
     listeners: &[crate::context::ListenerRt],
+    admin: Option<SocketAddr>,
     restart_file: Option<&std::path::Path>,
 ) -> Vec<baton_statemachine::Listener> {
     let mut v: Vec<baton_statemachine::Listener> = listeners
@@ -591,9 +594,15 @@ pub fn machine_listeners(
             address: tcp_address(l.address),
         })
         .collect();
+    if let Some(a) = admin {
+        v.push(baton_statemachine::Listener {
+            id: ListenerId(v.len() as u32),
+            address: crate::admin::Admin::wire_address(a),
+        });
+    }
     if let Some(p) = restart_file {
         v.push(baton_statemachine::Listener {
-            id: ListenerId(listeners.len() as u32),
+            id: ListenerId(v.len() as u32),
             address: restart_address(p),
         });
     }

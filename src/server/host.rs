@@ -45,15 +45,25 @@ impl Host for Proxy {
         self.ctx.set_epoch(epoch);
     }
 
+    /// The data listeners, then the admin listener (index `listeners.len()`).
     fn listener_count(&self) -> usize {
-        self.listeners.len()
+        self.listeners.len() + usize::from(self.admin.is_some())
     }
 
     fn listener_fd(&self, i: usize) -> Option<RawFd> {
+        if i == self.listeners.len() {
+            return self.admin.as_ref()?.fd();
+        }
         self.listeners.get(i)?.as_ref().map(|l| l.as_raw_fd())
     }
 
     fn install_listener(&mut self, i: usize, l: TcpListener) {
+        if i == self.listeners.len() {
+            if let Some(a) = self.admin.as_mut() {
+                a.install(l);
+            }
+            return;
+        }
         if let (Some(slot), Some(rt)) = (self.listeners.get_mut(i), self.ctx.listeners.get(i)) {
             *slot = Some(l);
             log::info!(
@@ -65,6 +75,9 @@ impl Host for Proxy {
     }
 
     fn bind_listener(&mut self, i: usize) -> Result<(), String> {
+        if i == self.listeners.len() {
+            return self.admin.as_mut().map_or(Ok(()), |a| a.bind_fresh());
+        }
         let (Some(slot), Some(rt)) = (self.listeners.get_mut(i), self.ctx.listeners.get(i)) else {
             return Ok(());
         };
@@ -73,6 +86,17 @@ impl Host for Proxy {
     }
 
     fn set_accepting(&mut self, i: usize, on: bool) {
+        if i == self.listeners.len() {
+            let started = self
+                .admin
+                .as_mut()
+                .is_some_and(|a| a.set_accepting(self.poll.registry(), on));
+            if started {
+                // Queued connections raise no new edge: accept them now.
+                self.on_admin(usize::MAX);
+            }
+            return;
+        }
         let registry = self.poll.registry();
         let Some(Some(l)) = self.listeners.get_mut(i) else {
             return;
@@ -99,6 +123,12 @@ impl Host for Proxy {
     }
 
     fn close_listener(&mut self, i: usize) {
+        if i == self.listeners.len() {
+            if let Some(a) = self.admin.as_mut() {
+                a.close_listener(self.poll.registry());
+            }
+            return;
+        }
         let had = self.listeners.get(i).is_some_and(Option::is_some);
         Proxy::close_listener(self, i);
         if had {

@@ -113,7 +113,7 @@ impl Proxy {
             .registry()
             .try_clone()
             .map_err(|e| format!("epoll: {e}"))?;
-        let admin = Admin::start(poll.registry(), &b, &opts)?;
+        let admin = Admin::new(&b, &opts);
         let mut rts = Vec::new();
         for l in b.listeners {
             rts.push(ListenerRt {
@@ -137,7 +137,11 @@ impl Proxy {
         let mut mcfg = baton_statemachine::Config::new(
             std::process::id(),
             crate::VERSION,
-            machine_listeners(&rts, opts.hot_restart_file.as_deref()),
+            machine_listeners(
+                &rts,
+                admin.as_ref().map(Admin::address),
+                opts.hot_restart_file.as_deref(),
+            ),
         );
         mcfg.drain_time_ms = opts.drain_time.as_millis() as u64;
         mcfg.parent_shutdown_ms = opts.parent_shutdown_time.map(|d| d.as_millis() as u64);
@@ -166,7 +170,6 @@ impl Proxy {
             moving: Vec::new(),
             admin,
         };
-        p.admin_retry();
         let mut waiting = false;
         for c in 0..p.ctx.clusters.len() {
             observe::membership(&mut p.ctx, c);
@@ -534,7 +537,7 @@ impl Proxy {
     }
 
     /// An admin-interface event; runs what the request asked the proxy to do.
-    fn on_admin(&mut self, i: usize) {
+    pub(super) fn on_admin(&mut self, i: usize) {
         let Some(mut a) = self.admin.take() else {
             return;
         };
@@ -579,18 +582,6 @@ impl Proxy {
         }
     }
 
-    /// Binds the admin address once a hot-restart parent released it, checking every second.
-    fn admin_retry(&mut self) {
-        let now = self.ctx.now();
-        if let Some(a) = self.admin.as_mut() {
-            if a.retry_due(now) && !a.retry_bind(self.poll.registry()) {
-                let at = now + Duration::from_secs(1);
-                a.next_retry = Some(at);
-                self.ctx.timers.arm(at, TimerKey::Tick);
-            }
-        }
-    }
-
     /// Stops accepting on listener `i` and closes our copy of its socket.
     fn close_listener(&mut self, i: usize) {
         if let Some(Some(mut l)) = self.listeners.get_mut(i).map(Option::take) {
@@ -615,7 +606,6 @@ impl Proxy {
             }
             TimerKey::Tick => {
                 observe::on_tick(&mut self.ctx);
-                self.admin_retry();
                 if self.init_until.is_some_and(|t| t <= at) {
                     log::warn!(
                         "first DNS answers not all in after {INIT_DNS_WAIT:?}; accepting anyway"
