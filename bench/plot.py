@@ -21,8 +21,12 @@ W, PANEL_H, TOP, LEFT, RIGHT, GAP = 860, 170, 30, 70, 60, 40
 
 
 def load(results, sc):
+    return load_csv(f"{results}/restart-{sc}.csv", f"{results}/restart-{sc}.events")
+
+
+def load_csv(csv, events_path):
     t0, rows = 0, []
-    with open(f"{results}/restart-{sc}.csv") as f:
+    with open(csv) as f:
         for line in f:
             line = line.strip()
             if line.startswith("# t0_unix_ms="):
@@ -32,7 +36,7 @@ def load(results, sc):
                 rows.append((int(v[0]), int(v[1]), int(v[2])))
     events = []
     try:
-        with open(f"{results}/restart-{sc}.events") as f:
+        with open(events_path) as f:
             events = [(int(x) - t0) / 1000 for x in f.read().split()]
     except FileNotFoundError:
         pass
@@ -148,7 +152,7 @@ def soak(results, out_path):
         events = [(int(v) - t0) / 1000 for v in f.read().split()]
     mixed = []
     try:
-        mixed, _ = load(results, "soak-mixed")
+        mixed, _ = load_csv(f"{results}/soak-mixed.csv", f"{results}/soak.events")
     except FileNotFoundError:
         pass
     xmax = max([r[0] + 1 for r in rows] + [1])

@@ -34,6 +34,7 @@ FLOOD_RATE=${SOAK_FLOOD_RATE:-300}
 NOREAD=${SOAK_NOREAD:-16}
 RESET_RATE=${SOAK_RESET_RATE:-50}
 if [[ $SMOKE == 1 ]]; then DURATION=20 EVERY=7 SLOWLORIS=100; fi
+SMOKE_DL_S=3
 HOSTILE_CPU=${HOSTILE_CPU-$UPSTREAM_CPU}
 RESULTS=${BENCH_RESULTS:-bench/results}
 mkdir -p "$RESULTS"
@@ -44,6 +45,7 @@ DL_RATE=$((4 << 20))
 DL_S=$((EVERY * 5 / 2))
 ((DL_S > DURATION / 3)) && DL_S=$((DURATION / 3))
 ((DL_S < 1)) && DL_S=1
+[[ $SMOKE == 1 ]] && DL_S=$SMOKE_DL_S
 DL_BYTES=$((DL_RATE * DL_S))
 LOAD_ARGS=(--duration-s "$DURATION" --fast 32 --fast-interval-ms 5 --slow 8 --upload 4
     --upload-bytes 262144 --download 2 --download-bytes "$DL_BYTES" --download-rate "$DL_RATE"
@@ -57,7 +59,7 @@ declare -A HOSTILE_ARGS=(
 HOSTILE_KINDS=(slowloris flood noread reset)
 # Two configs, alternated at every restart: what an operator's config push looks like. Both
 # bound how long a head may take and how long a stalled exchange may sit.
-HCM_A=$'request_headers_timeout: 10s\nstream_idle_timeout: 30s'
+HCM_A=$'request_headers_timeout: 5s\nstream_idle_timeout: 30s'
 HCM_B=$'request_headers_timeout: 15s\nstream_idle_timeout: 45s'
 BATON_FLAGS=(--drain-time-s 120)
 
@@ -140,6 +142,9 @@ elapsed=$((($(now_ms) - t0) / 1000))
 sleep 2
 settled_fds=$(fd_count "$CURRENT")
 settled_rss=$(rss_kb "$CURRENT")
+# What those descriptors are: connections to the upstream (baton's pool) and from clients.
+settled_up=$(ss -Htnp "( dport = :$UP_PORT )" 2>/dev/null | grep -c "pid=$CURRENT," || true)
+settled_down=$(ss -Htnp "( sport = :${PORT[baton]} )" 2>/dev/null | grep -c "pid=$CURRENT," || true)
 
 RESULT=$(grep '^RESULT ' "$WORK/mixed.log" || echo "RESULT none")
 field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$RESULT"; }
@@ -172,7 +177,7 @@ dirty=$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (with uncommitted cha
     echo "at the end $(cut -d' ' -f1-3 /proc/loadavg). baton (CPU $PROXY_CPU) in front of \`baton-upstream\` (CPU $UPSTREAM_CPU)"
     echo "for ${elapsed} s, hot-restarted every ${EVERY} s: a new \`baton --hot-restart-file S --drain-time-s 120\`,"
     echo "SIGTERM to the old one once the new one took over, the two configs alternating"
-    echo "(\`request_headers_timeout\` 10 s / 15 s, \`stream_idle_timeout\` 30 s / 45 s). At the same time:"
+    echo "(\`request_headers_timeout\` 5 s / 15 s, \`stream_idle_timeout\` 30 s / 45 s). At the same time:"
     echo
     echo "- **well-formed** (CPU ${LOAD_CPU:-any}): \`baton-mixed ${LOAD_ARGS[*]}\`, the restart-under-load"
     echo "  mix: 32 keep-alive clients \`GET /bytes/1024\` every 5 ms, 8 \`GET /delay/200..800\`, 4 uploading"
@@ -194,7 +199,7 @@ dirty=$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (with uncommitted cha
     echo "|---|---:|---|"
     for k in "${HOSTILE_KINDS[@]}"; do
         rest=$(sed -n 's/^RESULT mode=[a-z]* seconds=[0-9.]* connections=[0-9]* *//p' "$WORK/hostile-$k.log" | head -1)
-        echo "| $k | $(hfield "$k" connections) | ${rest:-(no result)} |"
+        echo "| $k | $(hfield "$k" connections) | ${rest:-closed at once} |"
     done
     echo
     echo "| serving process | start / median / max / end of the run | first minute → last minute (medians) | idle before → after the run |"
@@ -203,6 +208,10 @@ dirty=$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (with uncommitted cha
     echo "| open descriptors | $(stats 4 1 %d) | $(growth 4 1 %d) | $idle_fds → $settled_fds |"
     echo "| all live baton processes: RSS (MiB) | $(stats 6 1024 %.1f) | $(growth 6 1024 %.1f) | |"
     echo "| all live baton processes: descriptors | $(stats 7 1 %d) | $(growth 7 1 %d) | |"
+    echo
+    echo "Once every client has gone (2 s after the run), the serving process holds $settled_fds descriptors:"
+    echo "$settled_up connections to the upstream (its keep-alive pool), $settled_down client connections, and its"
+    echo "listeners, restart socket, epoll and log."
     echo
     echo "The serving process is a new one after every restart, so \"start\" and \"end\" are different"
     echo "processes; a leak would show as growth from one generation to the next (handed-over"

@@ -126,11 +126,6 @@ impl Session {
         self.core.is_waiting_for_upstream() && self.up.is_none()
     }
 
-    /// No request in progress: safe to close during a drain.
-    pub fn is_idle(&self) -> bool {
-        self.core.is_idle()
-    }
-
     /// Runs the connection until nothing more can happen without a new event.
     pub fn drive(&mut self, ctx: &mut Ctx) -> Fate {
         let now = ctx.now();

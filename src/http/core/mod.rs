@@ -174,7 +174,6 @@ pub struct Conn {
     /// Bytes of `cin` already searched for the end of a head: a head arriving in pieces is
     /// parsed once, when its end is there, not once per read.
     scanned: usize,
-    requests: u64,
     /// Actions for the driver: an upstream connection to give back (`Some(reuse)`), then a
     /// connection to get.
     release: Option<bool>,
@@ -193,7 +192,6 @@ impl Conn {
             idle_since: now,
             head_started: None,
             scanned: 0,
-            requests: 0,
             release: None,
             connect: None,
         }
@@ -402,11 +400,6 @@ impl Conn {
         self.cin.take_bytes()
     }
 
-    /// No request in progress and nothing buffered.
-    pub fn is_idle(&self) -> bool {
-        matches!(self.state, State::Head) && self.cin.is_empty() && self.cout.is_empty()
-    }
-
     /// Waiting for the driver to attach an upstream connection.
     pub fn is_waiting_for_upstream(&self) -> bool {
         match &self.state {
@@ -425,11 +418,6 @@ impl Conn {
         }
     }
 
-    /// Requests answered on this connection.
-    pub fn requests(&self) -> u64 {
-        self.requests
-    }
-
     /// Returns buffer allocations that hold nothing to the pool (idle connections hold none).
     pub fn release_buffers(&mut self, pool: &mut BufPool) {
         self.cin.release(pool);
@@ -441,15 +429,14 @@ impl Conn {
     }
 
     /// The connection is going away (closed by the driver, or failed): ends a request still
-    /// running, as a downstream disconnect, and hands back what it holds. Returns whether an
-    /// upstream connection must be closed.
-    pub fn abort(&mut self, env: &mut dyn Env, now: Instant) -> bool {
+    /// running, as a downstream disconnect, and hands back what it holds.
+    pub fn abort(&mut self, env: &mut dyn Env, now: Instant) {
         let state = std::mem::replace(&mut self.state, State::Closed(Close::Graceful));
         if let State::Exchange(mut ex) = state {
             ex.flag(crate::access_log::Flags::DC);
             ex.finish(env, now);
         }
-        self.up.take().is_some()
+        self.up = None;
     }
 
     /// Empties all buffers back to the pool.
@@ -617,12 +604,10 @@ impl Conn {
         }
         match then {
             Then::Next => {
-                self.requests += 1;
                 self.idle_since = now;
                 self.state = State::Head;
             }
             Then::Close => {
-                self.requests += 1;
                 self.close_after(now);
             }
             Then::Reset => self.state = State::Closed(Close::Reset),
