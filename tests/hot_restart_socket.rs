@@ -390,3 +390,25 @@ fn a_peer_sending_descriptors_before_hello_costs_nothing_and_is_dropped() {
     );
     assert!(get_body(s.port).contains("v1"), "v1 stopped serving");
 }
+
+#[test]
+fn many_peers_without_hello_cost_no_descriptors() {
+    let s = Upgrade::start("peerflood");
+    let before = fd_count(s.v1.pid());
+    let peers: Vec<std::os::unix::net::UnixStream> = (0..500)
+        .filter_map(|_| std::os::unix::net::UnixStream::connect(s.dir.sock()).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let during = fd_count(s.v1.pid());
+    eprintln!(
+        "{} silent peers connected; baton held {before} fds before, {during} meanwhile",
+        peers.len()
+    );
+    assert!(peers.len() >= 100);
+    // A handful may wait for their Hello (bounded); the rest are refused and closed at once.
+    assert!(
+        during <= before + 16,
+        "baton held descriptors: {before} -> {during}"
+    );
+    assert!(get_body(s.port).contains("v1"), "v1 stopped serving");
+}
