@@ -84,6 +84,28 @@ pub(super) fn decide(
     listener: usize,
     ctx: &mut Ctx,
 ) -> Decision {
+    // normalize_path / merge_slashes apply before routing, and to the path sent upstream.
+    let hcm = &ctx.listeners[listener].hcm;
+    let normalized =
+        crate::route::normalize::normalize(req.path, hcm.normalize_path, hcm.merge_slashes);
+    let with_path;
+    let req = match &normalized {
+        Some(path) => {
+            with_path = RequestHead {
+                method: req.method,
+                path,
+                minor: req.minor,
+                host: req.host,
+                headers: req.headers,
+                framing: req.framing,
+                keep_alive: req.keep_alive,
+                expect_continue: req.expect_continue,
+                head_len: req.head_len,
+            };
+            &with_path
+        }
+        None => req,
+    };
     let l = &ctx.listeners[listener];
     let Some(m) = l.router.route(req) else {
         return local(404, "", crate::access_log::Flags::NR);

@@ -5,6 +5,7 @@
 
 pub mod edits;
 pub mod matcher;
+pub mod normalize;
 pub mod rewrite;
 
 use std::collections::HashMap;
