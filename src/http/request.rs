@@ -189,6 +189,11 @@ pub(super) fn decide(
         None => host_or_addr(req.host, addr),
     };
     let v = vars(Some(addr));
+    let expected = fwd
+        .retry_policy
+        .as_ref()
+        .and_then(|p| p.per_try_timeout)
+        .or(fwd.timeout);
     let (head, host_at, request_id) = serialise(
         req,
         &path,
@@ -198,6 +203,7 @@ pub(super) fn decide(
         &l.hcm,
         &mut ctx.request_ids,
         &v,
+        expected,
     );
     let idle = match fwd.idle_timeout {
         Some(route_idle) => route_idle,
@@ -249,6 +255,7 @@ fn serialise(
     hcm: &HttpConnectionManager,
     ids: &mut RequestIds,
     vars: &Vars<'_>,
+    expected_timeout: Option<Duration>,
 ) -> (Vec<u8>, (usize, usize), Option<String>) {
     let edge = hcm.use_remote_address;
     let generate_request_id = hcm.generate_request_id;
@@ -274,6 +281,7 @@ fn serialise(
         if is_hop_by_hop(n)
             || n.eq_ignore_ascii_case("host")
             || n.eq_ignore_ascii_case("expect")
+            || n.eq_ignore_ascii_case("x-envoy-expected-rq-timeout-ms")
             || named_in_connection(req.headers, n)
         {
             continue;
@@ -304,6 +312,13 @@ fn serialise(
     out(&mut h, "x-forwarded-for".into(), xff.into());
     if !have_proto {
         out(&mut h, "x-forwarded-proto".into(), b"http"[..].into());
+    }
+    // Envoy's router tells the upstream how long it will wait: the per-try timeout if the
+    // route has one, else the route timeout.
+    if let Some(t) = expected_timeout {
+        let mut v = Vec::with_capacity(12);
+        crate::util::push_dec(&mut v, t.as_millis() as u64);
+        out(&mut h, "x-envoy-expected-rq-timeout-ms".into(), v.into());
     }
     let mut request_id = None;
     if !have_request_id && generate_request_id {

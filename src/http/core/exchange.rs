@@ -188,6 +188,8 @@ pub struct Exchange {
     /// Stream idle timeout (route's `idle_timeout`, else the HCM's `stream_idle_timeout`).
     pub(super) idle: Option<Duration>,
     pub(super) last_activity: Instant,
+    /// When the current attempt's connection was attached (for x-envoy-upstream-service-time).
+    pub(super) attached_at: Instant,
     pub(super) rq: Rq,
 }
 
@@ -285,6 +287,7 @@ impl Exchange {
             attempts: 1,
             idle: f.map_or(s.stream_idle, |f| f.idle),
             last_activity: now,
+            attached_at: now,
             rq,
         }
     }
@@ -311,6 +314,7 @@ impl Exchange {
             return;
         };
         self.upstream = Upstream::Attached;
+        self.attached_at = now;
         env.upstream_rq(cluster, addr, !reused);
         up.tx.extend(env.pool(), &self.head);
         if let Some(body) = self.replay.as_deref() {
@@ -463,7 +467,7 @@ impl Exchange {
             return Step::Running(progress);
         }
         if self.resp.is_none() {
-            match self.response_head(env, up, cx.cout, closing) {
+            match self.response_head(env, up, cx.cout, closing, now) {
                 Ok(p) => progress |= p,
                 Err(f) => {
                     let stale = false;
@@ -595,6 +599,7 @@ impl Exchange {
         up: &mut UpSide,
         cout: &mut Buf,
         closing: bool,
+        now: Instant,
     ) -> Result<bool, super::Failure> {
         use super::Failure;
         loop {
@@ -627,7 +632,8 @@ impl Exchange {
                 log::debug!("retrying after status {}", r.status);
                 return Err(Failure::RetriableStatus);
             }
-            let (head, resp) = super::respond::client_head(&r, self, closing, env);
+            let service = now.saturating_duration_since(self.attached_at);
+            let (head, resp) = super::respond::client_head(&r, self, closing, env, service);
             let n = r.head_len;
             up.rx.consume(n);
             cout.extend(env.pool(), &head);

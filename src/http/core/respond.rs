@@ -13,6 +13,7 @@ pub(super) fn client_head(
     ex: &mut Exchange,
     draining: bool,
     env: &dyn Env,
+    service_time: std::time::Duration,
 ) -> (Vec<u8>, Response) {
     let (server_name, server_mode) = env.server();
     let out = match r.framing {
@@ -51,7 +52,10 @@ pub(super) fn client_head(
             put_header(&mut h, n, hd.value);
             continue;
         }
-        if is_hop_by_hop(n) || named_in_connection(r.headers, n) {
+        if is_hop_by_hop(n)
+            || named_in_connection(r.headers, n)
+            || n.eq_ignore_ascii_case("x-envoy-upstream-service-time")
+        {
             continue;
         }
         if n.eq_ignore_ascii_case("server") {
@@ -81,6 +85,10 @@ pub(super) fn client_head(
     {
         put_header(&mut h, "server", server_name.as_bytes());
     }
+    // Envoy's router: how long the upstream took, from sending the request to its head.
+    h.extend_from_slice(b"x-envoy-upstream-service-time: ");
+    crate::util::push_dec(&mut h, service_time.as_millis() as u64);
+    h.extend_from_slice(b"\r\n");
     match (out, r.framing) {
         (OutMode::Length, Framing::Length(n)) => {
             h.extend_from_slice(b"content-length: ");
