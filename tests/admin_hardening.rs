@@ -120,3 +120,46 @@ fn past_the_connection_cap_the_oldest_makes_room() {
     assert!(stat(s.admin, "server.panics") == 0);
     held.clear();
 }
+
+#[test]
+fn admin_access_log_path_gets_a_line_per_request() {
+    let path = std::env::temp_dir().join(format!("baton-admin-log-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let up = Upstream::start("up1");
+    let s = admin_util::Setup {
+        listen: free_port(),
+        admin: free_port(),
+        upstream: up.port(),
+        dead: free_port(),
+        logs: Vec::new(),
+    };
+    let yaml = s.yaml().replacen(
+        "admin:\n",
+        &format!("admin:\n  access_log_path: {}\n", path.display()),
+        1,
+    );
+    let _b = Baton::start(&yaml);
+    admin_util::wait_live(s.admin);
+    assert!(admin_get(s.admin, "/ready").contains("LIVE"));
+    let (st, _) = admin_util::admin(s.admin, "POST", "/healthcheck/fail");
+    assert_eq!(st, 200);
+    let lines = || -> Vec<String> {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    assert!(admin_util::eventually(Duration::from_secs(5), || lines()
+        .iter()
+        .any(|l| l.contains("\"POST /healthcheck/fail HTTP/1.1\" 200"))));
+    let all = lines();
+    assert!(
+        all.iter()
+            .any(|l| l.contains("\"GET /ready HTTP/1.1\" 200")),
+        "{all:?}"
+    );
+    // Envoy's default format: [START_TIME] "METHOD PATH PROTOCOL" CODE FLAGS RX TX DURATION ...
+    assert!(all.iter().all(|l| l.starts_with('[')), "{all:?}");
+    let _ = std::fs::remove_file(&path);
+}

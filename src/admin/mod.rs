@@ -2,6 +2,7 @@
 //! are tiny and rare, so each connection reads one request, gets one response with
 //! `Connection: close`, and is closed: no keep-alive, no pipelining, no streaming.
 
+mod access;
 mod dump;
 mod handlers;
 
@@ -57,6 +58,7 @@ struct Conn {
     since: std::time::Instant,
     /// The client half-closed: answer what it sent, then close.
     eof: bool,
+    peer: SocketAddr,
 }
 
 /// The admin listener, its connections, and what it serves that never changes.
@@ -79,19 +81,27 @@ pub struct Admin {
     /// Envoy's `node` as shown by /server_info: CLI flags over the bootstrap's `node`.
     node: (String, String),
     config_dump: String,
+    /// `admin.access_log_path`.
+    log: Option<access::AdminLog>,
 }
 
 impl Admin {
     /// The admin interface of this config, not yet listening (see `bind_fresh`, `install`).
-    pub fn new(b: &Bootstrap, opts: &Options) -> Option<Admin> {
-        let cfg = b.admin.as_ref()?;
+    pub fn new(b: &Bootstrap, opts: &Options) -> Result<Option<Admin>, String> {
+        let Some(cfg) = b.admin.as_ref() else {
+            return Ok(None);
+        };
+        let log = match &cfg.access_log_path {
+            Some(p) => Some(access::AdminLog::open(p)?),
+            None => None,
+        };
         let bn = b.node.clone().unwrap_or_default();
         let pick = |cli: &str, cfg: String| if cli.is_empty() { cfg } else { cli.to_string() };
         let node = (
             pick(&opts.service_node, bn.id),
             pick(&opts.service_cluster, bn.cluster),
         );
-        Some(Admin {
+        Ok(Some(Admin {
             listener: None,
             accepting: false,
             address: cfg.address,
@@ -100,7 +110,8 @@ impl Admin {
             sweep_armed: false,
             node,
             config_dump: config_dump(b, opts),
-        })
+            log,
+        }))
     }
 
     /// How the admin listener is named between hot-restart generations.
@@ -181,6 +192,7 @@ impl Admin {
         };
         match done {
             Ok(Some(action)) => {
+                self.log_request(i);
                 self.close(i, ctx);
                 action
             }
@@ -193,6 +205,26 @@ impl Admin {
                 then
             }
         }
+    }
+
+    /// Writes the access-log line of connection `i`'s answered request, if it had one.
+    fn log_request(&mut self, i: usize) {
+        let (Some(log), Some(c)) = (self.log.as_mut(), self.conns.get(i)) else {
+            return;
+        };
+        if c.wbuf.is_empty() {
+            return; // closed without a request
+        }
+        let status = std::str::from_utf8(c.wbuf.get(9..12).unwrap_or_default())
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let body = c
+            .wbuf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(0, |h| c.written.saturating_sub(h + 4));
+        log.log(&c.rbuf, c.peer, c.since, status, body as u64);
     }
 
     fn accept(&mut self, ctx: &mut Ctx) {
@@ -209,7 +241,7 @@ impl Admin {
                 });
             match got {
                 Ok(None) => return,
-                Ok(Some((mut stream, _))) => {
+                Ok(Some((mut stream, peer))) => {
                     if self.conns.len() >= MAX_CONNS {
                         self.evict_oldest(ctx);
                     }
@@ -230,6 +262,7 @@ impl Admin {
                         then: None,
                         since: ctx.now(),
                         eof: false,
+                        peer,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -113,7 +113,7 @@ impl Proxy {
             .registry()
             .try_clone()
             .map_err(|e| format!("epoll: {e}"))?;
-        let admin = Admin::new(&b, &opts);
+        let admin = Admin::new(&b, &opts)?;
         let mut rts = Vec::new();
         for l in b.listeners {
             rts.push(ListenerRt {
