@@ -42,6 +42,16 @@ pub fn begin(
         ctx.stats.store.inc(h.downstream_rq_total);
         ctx.stats.store.gauge_add(h.downstream_rq_active, 1);
     }
+    // The access log's downstream address is the trusted client address (Envoy's rules).
+    let peer = match (req, ctx.listeners.get(l)) {
+        (Some(req), Some(lr)) => crate::http::request::trusted_client(
+            req.headers,
+            peer,
+            lr.hcm.use_remote_address,
+            lr.hcm.xff_num_trusted_hops,
+        ),
+        _ => peer,
+    };
     let mut rq = Rq::new(ctx.now(), l, peer, minor);
     if let Some(slots) = ctx.access_logs.slots(l) {
         let mut c = Captured::new(slots);

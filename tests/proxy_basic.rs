@@ -214,20 +214,48 @@ fn hop_by_hop_headers_are_removed() {
     assert_eq!(seen.header("x-end-to-end"), Some("kept"));
 }
 
+/// As Envoy: without `use_remote_address` x-forwarded-for passes through untouched; at the
+/// edge (`use_remote_address: true`) the client's address is appended.
 #[test]
 fn forwarding_headers_are_set() {
-    let (b, up) = proxy_with_upstream();
+    let up = Upstream::start("up1");
+    let yaml = proxy_yaml(
+        free_port(),
+        &[("backend", &[up.port()], "STATIC")],
+        &Extra::default(),
+    );
+    let edge = yaml.replacen(
+        "          stat_prefix: ingress_http\n",
+        "          stat_prefix: ingress_http\n          use_remote_address: true\n",
+        1,
+    );
+    assert_ne!(edge, yaml, "use_remote_address not inserted");
+    let b = Baton::start(&yaml);
     let mut c = RawConn::connect(b.port);
     c.send(&get("/headers"));
     assert_eq!(c.expect_response(false).status(), 200);
     c.send(b"GET /headers HTTP/1.1\r\nHost: test\r\nX-Forwarded-For: 10.1.2.3\r\nX-Request-Id: my-id-42\r\n\r\n");
     assert_eq!(c.expect_response(false).status(), 200);
+    drop(c);
+    drop(b);
+    let b = Baton::start(&edge);
+    let mut c = RawConn::connect(b.port);
+    c.send(&get("/headers"));
+    assert_eq!(c.expect_response(false).status(), 200);
+    c.send(b"GET /headers HTTP/1.1\r\nHost: test\r\nX-Forwarded-For: 10.1.2.3\r\n\r\n");
+    assert_eq!(c.expect_response(false).status(), 200);
     let seen = up.seen();
     assert_eq!(
         seen[0].header("x-forwarded-for"),
-        Some("127.0.0.1"),
+        None,
         "{:?}",
         seen[0].headers
+    );
+    assert_eq!(seen[1].header("x-forwarded-for"), Some("10.1.2.3"));
+    assert_eq!(seen[2].header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(
+        seen[3].header("x-forwarded-for"),
+        Some("10.1.2.3, 127.0.0.1")
     );
     assert_eq!(seen[0].header("x-forwarded-proto"), Some("http"));
     let id = seen[0].header("x-request-id").unwrap_or("");
@@ -235,10 +263,6 @@ fn forwarding_headers_are_set() {
         id.len() >= 16,
         "x-request-id not added: {:?}",
         seen[0].headers
-    );
-    assert_eq!(
-        seen[1].header("x-forwarded-for"),
-        Some("10.1.2.3, 127.0.0.1")
     );
     assert_eq!(seen[1].header("x-request-id"), Some("my-id-42"));
     assert_eq!(

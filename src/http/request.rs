@@ -65,6 +65,41 @@ fn local(status: u16, body: &'static str, flag: u16) -> Decision {
     })
 }
 
+/// The client address as Envoy's connection manager determines it: with `use_remote_address`
+/// the connection's peer, or — with `xff_num_trusted_hops` N > 0 — the address N from the right
+/// of `x-forwarded-for`; without it, the address `xff_num_trusted_hops` positions from the right
+/// of `x-forwarded-for` (the last one by default). The peer when the header has no usable
+/// address there. An address from the header has port 0, as in Envoy.
+pub fn trusted_client(
+    headers: &[httparse::Header<'_>],
+    peer: SocketAddr,
+    use_remote_address: bool,
+    trusted_hops: u32,
+) -> SocketAddr {
+    let skip = match (use_remote_address, trusted_hops) {
+        (true, 0) => return peer,
+        (true, n) => n - 1,
+        (false, n) => n,
+    };
+    let mut addrs: Vec<&str> = Vec::new();
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
+    {
+        let Ok(v) = std::str::from_utf8(h.value) else {
+            return peer;
+        };
+        addrs.extend(v.split(',').map(str::trim));
+    }
+    let Some(i) = addrs.len().checked_sub(1 + skip as usize) else {
+        return peer;
+    };
+    addrs
+        .get(i)
+        .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+        .map_or(peer, |ip| SocketAddr::new(ip, 0))
+}
+
 /// Picks a cluster of a weighted split: uniform in 0..total, walking the cumulative weights.
 pub fn pick_weighted(list: &[(usize, u32)], r: u64) -> usize {
     let mut r = r;
@@ -304,12 +339,18 @@ fn serialise(
         }
         out(&mut h, n.into(), hd.value.into());
     }
-    let mut xff = xff.unwrap_or_default();
-    if !xff.is_empty() {
-        xff.extend_from_slice(b", ");
+    // Envoy appends the client's address only at the edge (use_remote_address); otherwise
+    // x-forwarded-for passes through as the client sent it.
+    if edge {
+        let mut v = xff.unwrap_or_default();
+        if !v.is_empty() {
+            v.extend_from_slice(b", ");
+        }
+        crate::util::push_ip(&mut v, peer.ip());
+        out(&mut h, "x-forwarded-for".into(), v.into());
+    } else if let Some(v) = xff {
+        out(&mut h, "x-forwarded-for".into(), v.into());
     }
-    crate::util::push_ip(&mut xff, peer.ip());
-    out(&mut h, "x-forwarded-for".into(), xff.into());
     if !have_proto {
         out(&mut h, "x-forwarded-proto".into(), b"http"[..].into());
     }
@@ -362,6 +403,28 @@ pub fn replace_host(head: &mut Vec<u8>, at: (usize, usize), host: &str) -> (usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_client_follows_envoys_rules() {
+        let peer: SocketAddr = "10.0.0.9:5555".parse().unwrap();
+        let h = [httparse::Header {
+            name: "X-Forwarded-For",
+            value: b"1.1.1.1, 2.2.2.2,3.3.3.3",
+        }];
+        let ip = |a: &str| SocketAddr::new(a.parse().unwrap(), 0);
+        assert_eq!(trusted_client(&h, peer, true, 0), peer);
+        assert_eq!(trusted_client(&h, peer, true, 1), ip("3.3.3.3"));
+        assert_eq!(trusted_client(&h, peer, true, 2), ip("2.2.2.2"));
+        assert_eq!(trusted_client(&h, peer, false, 0), ip("3.3.3.3"));
+        assert_eq!(trusted_client(&h, peer, false, 2), ip("1.1.1.1"));
+        assert_eq!(trusted_client(&h, peer, false, 3), peer);
+        assert_eq!(trusted_client(&[], peer, false, 0), peer);
+        let bad = [httparse::Header {
+            name: "x-forwarded-for",
+            value: b"not-an-ip",
+        }];
+        assert_eq!(trusted_client(&bad, peer, false, 0), peer);
+    }
 
     #[test]
     fn weighted_pick_walks_cumulative_weights() {
