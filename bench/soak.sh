@@ -64,6 +64,8 @@ HCM_B=$'request_headers_timeout: 15s\nstream_idle_timeout: 45s'
 BATON_FLAGS=(--drain-time-s 120)
 
 build
+# What was built (the working tree: other changes in src/ are in the binary too).
+REV="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (with uncommitted changes in src/)')"
 ports_free "$UP_PORT" "${PORT[baton]}"
 BATON_HCM_EXTRA=$HCM_A baton_config "$WORK/baton-a.yaml" "${PORT[baton]}"
 BATON_HCM_EXTRA=$HCM_B baton_config "$WORK/baton-b.yaml" "${PORT[baton]}"
@@ -167,13 +169,31 @@ growth() {
     last=$(median "$(awk -F, -v c="$1" -v d="$DURATION" '$1 ~ /^[0-9]+$/ && $1 >= d - 60 && $1 < d {print $c}' "$series" | tr '\n' ' ')")
     awk -v a="$first" -v b="$last" -v div="$2" -v fmt="$3" 'BEGIN {printf fmt " → " fmt, a / div, b / div}'
 }
-dirty=$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (with uncommitted changes in src/)')
+# Every second with failed well-formed requests: how many of which kind, and how long after the
+# restart before it (restart moments relative to baton-mixed's clock).
+m0=$(sed -n 's/^# t0_unix_ms=//p' "$RESULTS/soak-mixed.csv" 2>/dev/null || echo 0)
+failures_by_second() {
+    [[ -f $RESULTS/soak-mixed.csv ]] || return 0
+    awk -F, -v m0="${m0:-0}" -v evf="$events" '
+        BEGIN { n = 0; while ((getline l < evf) > 0) if (l ~ /^[0-9]+$/) ev[++n] = (l - m0) / 1000 }
+        $1 == "second" { for (i = 4; i < NF; i++) kind[i] = $i; next }
+        $1 ~ /^[0-9]+$/ && $3 > 0 {
+            what = ""
+            for (i = 4; i < NF; i++) if ($i > 0) what = what (what == "" ? "" : ", ") $i " " kind[i]
+            last = -1; k = 0
+            for (j = 1; j <= n; j++) if (ev[j] <= $1 + 1) { last = ev[j]; k = j }
+            rel = (k ? sprintf("%.1f-%.1f s after restart %d", $1 - last < 0 ? 0 : $1 - last, $1 + 1 - last, k) : "before the first restart")
+            printf "%s%d s: %s (%s)", (out++ ? "; " : ""), $1, what, rel
+            if (out >= 40) { printf "; ..."; exit }
+        }' "$RESULTS/soak-mixed.csv"
+}
+orphaned=$(cat "$WORK"/baton-*.log 2>/dev/null | grep -c 'successor gone' || true)
 
 {
     echo "<!-- soak:begin (written by bench/soak.sh --write) -->"
     echo "## Soak: hot restarts every ${EVERY} s under load and hostile clients"
     echo
-    echo "\`bench/soak.sh\`, $(date -u '+%Y-%m-%d %H:%M UTC'), baton $(git rev-parse --short HEAD)$dirty; load average"
+    echo "\`bench/soak.sh\`, $(date -u '+%Y-%m-%d %H:%M UTC'), baton $REV; load average"
     echo "at the end $(cut -d' ' -f1-3 /proc/loadavg). baton (CPU $PROXY_CPU) in front of \`baton-upstream\` (CPU $UPSTREAM_CPU)"
     echo "for ${elapsed} s, hot-restarted every ${EVERY} s: a new \`baton --hot-restart-file S --drain-time-s 120\`,"
     echo "SIGTERM to the old one once the new one took over, the two configs alternating"
@@ -192,8 +212,14 @@ dirty=$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (with uncommitted cha
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     echo "| baton-mixed | $(field sent) | $(field ok) | **${failed:-?}** | $(field reset) | $(field closed) ($(field closed_idle)) | $(field timeout) | $(field non2xx) | $(field wrong_body) | $(field bad_response) | $(field connect) | $(field reconnects) | $(field downloads_ok) / $(field downloads_broken) |"
     echo
+    if [[ ${failed:-x} != 0 ]]; then
+        echo "Failed well-formed requests by second of the run (kind; when, counted from the restart before):"
+        echo "$(failures_by_second)."
+        echo
+    fi
     echo "Restarts: **$restarts** done$( ((restart_failed)) && echo ", **$restart_failed failed**"); at most $max_live baton processes alive at once"
-    echo "(the serving one and draining ones)."
+    echo "(the serving one and draining ones). Draining processes that outlived their successor (logged"
+    echo "\"successor gone; closing idle connections instead of moving them\"): $orphaned."
     echo
     echo "| hostile | connections | how they ended |"
     echo "|---|---:|---|"
