@@ -81,16 +81,21 @@ fd_count() {
 alive() { [[ -r /proc/$1/status ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 # sample T: one CSV row in ROW; also forgets exited generations.
 sample() {
-    local p live=() all_rss=0 all_fds=0
+    local p live=() all_rss=0 all_fds=0 r f
     for p in "${BATON_PIDS[@]}"; do
         if alive "$p"; then
             live+=("$p")
-            all_rss=$((all_rss + $(rss_kb "$p")))
-            all_fds=$((all_fds + $(fd_count "$p")))
+            # A process may exit between two reads (a zombie has no VmRSS): count it as 0.
+            r=$(rss_kb "$p")
+            f=$(fd_count "$p")
+            all_rss=$((all_rss + ${r:-0}))
+            all_fds=$((all_fds + ${f:-0}))
         fi
     done
     BATON_PIDS=("${live[@]}")
-    ROW="$1,$CURRENT,$(rss_kb "$CURRENT"),$(fd_count "$CURRENT"),${#live[@]},$all_rss,$all_fds"
+    r=$(rss_kb "$CURRENT")
+    f=$(fd_count "$CURRENT")
+    ROW="$1,$CURRENT,${r:-0},${f:-0},${#live[@]},$all_rss,$all_fds"
     LIVE=${#live[@]}
 }
 

@@ -152,12 +152,18 @@ impl Session {
             let mut env = CtxEnv::new(ctx, self.listener, self.peer);
             progress |= self.core.process(&mut env, now);
             progress |= self.actions(ctx, now);
-            progress |= self.flush_client()?;
             if let Some(c) = self.core.closed() {
                 if c == Close::Reset {
                     self.reset_client();
+                } else {
+                    self.flush_client()?;
                 }
                 return Ok(Fate::Closed);
+            }
+            // Client writes wait until nothing else moves, so a response read in several
+            // pieces goes out in one write (the buffer limit stops reading before then).
+            if !progress {
+                progress |= self.flush_client()?;
             }
             if self.core.ready_to_move() {
                 return Ok(Fate::Move);

@@ -16,6 +16,8 @@ pub(super) struct Cx<'a> {
     pub cin: &'a mut Buf,
     pub cout: &'a mut Buf,
     pub up: &'a mut Option<UpSide>,
+    /// Where a finished upstream side leaves its (emptied) buffers for the next attempt.
+    pub spare: &'a mut UpSide,
     pub client_eof: bool,
     /// Set when the exchange gives its upstream connection back (`Some(reuse)`).
     pub release: &'a mut Option<bool>,
@@ -24,7 +26,8 @@ pub(super) struct Cx<'a> {
 impl Cx<'_> {
     /// Closes the upstream connection (never reused mid-exchange).
     pub fn drop_up(&mut self) {
-        if self.up.take().is_some() {
+        if let Some(up) = self.up.take() {
+            up.recycle(self.spare);
             *self.release = Some(false);
         }
     }
@@ -190,6 +193,8 @@ pub struct Exchange {
     pub(super) last_activity: Instant,
     /// When the current attempt's connection was attached (for x-envoy-upstream-service-time).
     pub(super) attached_at: Instant,
+    /// A full read buffer held no complete response head: read on, up to the head limit.
+    pub(super) head_partial: bool,
     pub(super) rq: Rq,
 }
 
@@ -288,6 +293,7 @@ impl Exchange {
             idle: f.map_or(s.stream_idle, |f| f.idle),
             last_activity: now,
             attached_at: now,
+            head_partial: false,
             rq,
         }
     }
@@ -354,8 +360,16 @@ impl Exchange {
 
     pub(super) fn up_read_room(&self, rx: usize, cout: usize) -> usize {
         if self.resp.is_none() {
-            // A head is read whole (up to the limit) before anything is sent on.
-            return (MAX_RESPONSE_HEAD + 1).saturating_sub(rx);
+            // One buffer's worth is read and parsed first; only a head that is still
+            // incomplete then is read on, up to the limit (so a 64 KiB response does not
+            // grow the read buffer past its pooled size on the way).
+            if rx < CHUNK {
+                return CHUNK - rx;
+            }
+            if self.head_partial {
+                return (MAX_RESPONSE_HEAD + 1).saturating_sub(rx);
+            }
+            return 0;
         }
         if cout >= self.limit {
             return 0;
@@ -610,6 +624,7 @@ impl Exchange {
                     if up.rx.len() > MAX_RESPONSE_HEAD {
                         return Err(Failure::Protocol);
                     }
+                    self.head_partial = up.rx.len() >= CHUNK;
                     return Ok(false);
                 }
                 Err(_) => return Err(Failure::Protocol),
@@ -729,6 +744,7 @@ impl Exchange {
         if let Some(up) = cx.up.take() {
             let reuse = req_done && upstream_ok && up.rx.is_empty() && up.tx.is_empty() && !up.eof;
             *cx.release = Some(reuse);
+            up.recycle(cx.spare);
         }
         if out == OutMode::Close || !self.keep || !req_done {
             Step::End(Then::Close)

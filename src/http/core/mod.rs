@@ -157,6 +157,22 @@ pub struct UpSide {
     eof: bool,
 }
 
+impl UpSide {
+    /// Empties the buffers and leaves them in `spare`, so their allocations go back to the
+    /// pool (or serve the next attempt) instead of being freed: a fresh buffer would be
+    /// zeroed again on every request.
+    fn recycle(mut self, spare: &mut UpSide) {
+        self.rx.consume(self.rx.len());
+        self.tx.consume(self.tx.len());
+        if !spare.rx.has_allocation() {
+            spare.rx = self.rx;
+        }
+        if !spare.tx.has_allocation() {
+            spare.tx = self.tx;
+        }
+    }
+}
+
 /// One client connection's protocol state.
 #[derive(Debug)]
 pub struct Conn {
@@ -167,6 +183,8 @@ pub struct Conn {
     /// Bytes for the client not yet written.
     cout: Buf,
     up: Option<UpSide>,
+    /// Buffers of the last upstream side, empty, kept for the next (or for the pool).
+    spare: UpSide,
     /// The client closed its side (or the driver saw an error).
     client_eof: bool,
     idle_since: Instant,
@@ -188,6 +206,7 @@ impl Conn {
             cin: Buf::default(),
             cout: Buf::default(),
             up: None,
+            spare: UpSide::default(),
             client_eof: false,
             idle_since: now,
             head_started: None,
@@ -264,6 +283,8 @@ impl Conn {
     pub fn up_attached(&mut self, env: &mut dyn Env, reused: bool, now: Instant) {
         if let State::Exchange(ex) = &mut self.state {
             let up = UpSide {
+                rx: std::mem::take(&mut self.spare.rx),
+                tx: std::mem::take(&mut self.spare.tx),
                 connected: reused,
                 reused,
                 ..UpSide::default()
@@ -305,10 +326,14 @@ impl Conn {
         let stale = up
             .as_ref()
             .is_some_and(|u| f == Failure::Reset && u.reused && !u.got_bytes);
+        let had_up = up.is_some();
+        if let Some(u) = up {
+            u.recycle(&mut self.spare);
+        }
         let (State::Exchange(ex), mut cx) = self.parts() else {
             return;
         };
-        let next = ex.failed(env, &mut cx, f, stale, up.is_some(), now);
+        let next = ex.failed(env, &mut cx, f, stale, had_up, now);
         self.apply_step(env, next, now);
         self.process(env, now);
     }
@@ -422,6 +447,8 @@ impl Conn {
     pub fn release_buffers(&mut self, pool: &mut BufPool) {
         self.cin.release(pool);
         self.cout.release(pool);
+        self.spare.rx.release(pool);
+        self.spare.tx.release(pool);
         if let Some(up) = &mut self.up {
             up.rx.release(pool);
             up.tx.release(pool);
@@ -436,20 +463,19 @@ impl Conn {
             ex.flag(crate::access_log::Flags::DC);
             ex.finish(env, now);
         }
-        self.up = None;
+        if let Some(u) = self.up.take() {
+            u.recycle(&mut self.spare);
+        }
     }
 
     /// Empties all buffers back to the pool.
     pub fn free(&mut self, pool: &mut BufPool) {
         self.cin.consume(self.cin.len());
         self.cout.consume(self.cout.len());
-        self.release_buffers(pool);
-        if let Some(mut up) = self.up.take() {
-            up.rx.consume(up.rx.len());
-            up.tx.consume(up.tx.len());
-            up.rx.release(pool);
-            up.tx.release(pool);
+        if let Some(u) = self.up.take() {
+            u.recycle(&mut self.spare);
         }
+        self.release_buffers(pool);
     }
 
     // ---- the state machine ----
@@ -488,6 +514,7 @@ impl Conn {
             cin: &mut self.cin,
             cout: &mut self.cout,
             up: &mut self.up,
+            spare: &mut self.spare,
             client_eof: self.client_eof,
             release: &mut self.release,
         };
@@ -588,7 +615,8 @@ impl Conn {
                 self.connect = a;
             }
             Step::End(then) => {
-                if self.up.take().is_some() {
+                if let Some(u) = self.up.take() {
+                    u.recycle(&mut self.spare);
                     self.release = Some(false);
                 }
                 self.end_exchange(env, then, now);
