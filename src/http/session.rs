@@ -153,10 +153,11 @@ impl Session {
             progress |= self.core.process(&mut env, now);
             progress |= self.actions(ctx, now);
             if let Some(c) = self.core.closed() {
+                // What was answered goes out first (a response head the upstream then broke
+                // still reaches the client before the reset, as Envoy streams it).
+                self.flush_client()?;
                 if c == Close::Reset {
                     self.reset_client();
-                } else {
-                    self.flush_client()?;
                 }
                 return Ok(Fate::Closed);
             }

@@ -538,11 +538,11 @@ impl Conn {
     }
 
     fn head(&mut self, env: &mut dyn Env, now: Instant) -> bool {
-        if env.handoff()
-            && self.cout.is_empty()
-            && !self.client_eof
-            && self.cin.len() <= HANDOFF_MAX
-        {
+        if env.handoff() && !self.client_eof && self.cin.len() <= HANDOFF_MAX {
+            if !self.cout.is_empty() {
+                // Let the last answer go out first; the next request is the successor's.
+                return false;
+            }
             self.state = State::Handoff;
             return true;
         }
