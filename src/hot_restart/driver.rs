@@ -124,7 +124,11 @@ impl HotRestart {
             self.ready_sent = true;
             return self.event(host, Event::ListenersReady);
         }
-        if st == State::Draining && host.connections() == 0 && !self.done_sent {
+        // A process that relays its draining parent's connections to its own successor stays
+        // until that parent is gone: exiting first would leave the parent no one to hand its
+        // remaining keep-alive connections to (it would have to close them).
+        let relaying = self.parent_hands_over && self.peers.contains_key(&PARENT_KEY);
+        if st == State::Draining && host.connections() == 0 && !self.done_sent && !relaying {
             self.done_sent = true;
             return self.event(host, Event::ConnectionsDone);
         }
@@ -325,6 +329,7 @@ impl HotRestart {
 
     /// Adopts connections our parent handed over: each fd becomes a session here.
     fn adopt_connections(&mut self, host: &mut dyn Host, conns: Vec<MovedConn>) {
+        self.parent_hands_over = true;
         for c in conns {
             let Some(fd) = self
                 .peers

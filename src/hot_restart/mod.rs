@@ -32,6 +32,8 @@ pub struct HotRestart {
     done_sent: bool,
     /// Draining with a live successor that takes our idle connections.
     handing_off: bool,
+    /// Our parent has handed us connections while draining: it may hand more until it exits.
+    parent_hands_over: bool,
 }
 
 impl HotRestart {
@@ -46,6 +48,7 @@ impl HotRestart {
             ready_sent: false,
             done_sent: false,
             handing_off: false,
+            parent_hands_over: false,
         }
     }
 }
