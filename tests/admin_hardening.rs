@@ -125,21 +125,13 @@ fn past_the_connection_cap_the_oldest_makes_room() {
 fn admin_access_log_path_gets_a_line_per_request() {
     let path = std::env::temp_dir().join(format!("baton-admin-log-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    let up = Upstream::start("up1");
-    let s = admin_util::Setup {
-        listen: free_port(),
-        admin: free_port(),
-        upstream: up.port(),
-        dead: free_port(),
-        logs: Vec::new(),
-    };
-    let yaml = s.yaml().replacen(
-        "admin:\n",
-        &format!("admin:\n  access_log_path: {}\n", path.display()),
-        1,
-    );
-    let _b = Baton::start(&yaml);
-    admin_util::wait_live(s.admin);
+    let (_b, _up, s) = admin_util::start_edited(Vec::new(), |y| {
+        y.replacen(
+            "admin:\n",
+            &format!("admin:\n  access_log_path: {}\n", path.display()),
+            1,
+        )
+    });
     assert!(admin_get(s.admin, "/ready").contains("LIVE"));
     let (st, _) = admin_util::admin(s.admin, "POST", "/healthcheck/fail");
     assert_eq!(st, 200);

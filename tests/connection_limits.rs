@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use admin_util::{stat, wait_live, Setup};
+use admin_util::{stat, Setup};
 use common::*;
 
 const CONNECTION_LIMIT: &str = r#"      - name: envoy.filters.network.connection_limit
@@ -29,17 +29,7 @@ const OVERLOAD: &str = r#"overload_manager:
 
 /// Baton with the admin set-up's config, edited by `edit`.
 fn start(edit: impl Fn(String) -> String) -> (Baton, Upstream, Setup) {
-    let up = Upstream::start("up1");
-    let s = Setup {
-        listen: free_port(),
-        admin: free_port(),
-        upstream: up.port(),
-        dead: free_port(),
-        logs: Vec::new(),
-    };
-    let b = Baton::start(&edit(s.yaml()));
-    wait_live(s.admin);
-    (b, up, s)
+    admin_util::start_edited(Vec::new(), edit)
 }
 
 /// A connection that completed one request (so it is surely accepted and counted).

@@ -10,7 +10,6 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use admin_util::{wait_live, Setup};
 use common::*;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
@@ -24,21 +23,13 @@ fn slowloris_does_not_starve_normal_clients_and_header_timeouts_end_it() {
     let _ = setrlimit(Resource::RLIMIT_NOFILE, want, want.max(hard));
     let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
     let n = SLOW.min((soft as usize).saturating_sub(512));
-    let up = Upstream::start("up1");
-    let s = Setup {
-        listen: free_port(),
-        admin: free_port(),
-        upstream: up.port(),
-        dead: free_port(),
-        logs: Vec::new(),
-    };
-    let yaml = s.yaml().replacen(
-        "          stat_prefix: ingress_http\n",
-        "          stat_prefix: ingress_http\n          request_headers_timeout: 6s\n",
-        1,
-    );
-    let mut b = Baton::start(&yaml);
-    wait_live(s.admin);
+    let (mut b, _up, s) = admin_util::start_edited(Vec::new(), |y| {
+        y.replacen(
+            "          stat_prefix: ingress_http\n",
+            "          stat_prefix: ingress_http\n          request_headers_timeout: 6s\n",
+            1,
+        )
+    });
     let limit = format!("--nofile={want}:{want}");
     let pid = b.pid().to_string();
     let ok = Command::new("prlimit")

@@ -91,6 +91,14 @@ impl Setup {
 
 /// An upstream, baton with `Setup::yaml` (these access logs) on fresh ports, LIVE.
 pub fn start(logs: Vec<(String, Option<String>)>) -> (Baton, Upstream, Setup) {
+    start_edited(logs, |y| y)
+}
+
+/// As `start`, with the config text passed through `edit` first.
+pub fn start_edited(
+    logs: Vec<(String, Option<String>)>,
+    edit: impl Fn(String) -> String,
+) -> (Baton, Upstream, Setup) {
     let up = Upstream::start("up1");
     let s = Setup {
         listen: free_port(),
@@ -99,7 +107,7 @@ pub fn start(logs: Vec<(String, Option<String>)>) -> (Baton, Upstream, Setup) {
         dead: free_port(),
         logs,
     };
-    let b = Baton::start(&s.yaml());
+    let b = Baton::start(&edit(s.yaml()));
     wait_live(s.admin);
     (b, up, s)
 }

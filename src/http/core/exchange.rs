@@ -589,19 +589,7 @@ impl Exchange {
             // A reply already went out: one final response per request, so just close.
             return Step::End(Then::Close);
         }
-        let mut out = Vec::with_capacity(256);
-        env.local_reply(
-            &mut out,
-            &Reply {
-                status: 400,
-                body: "Bad Request",
-                location: None,
-                edits: &[],
-                upstream: None,
-                close: true,
-            },
-        );
-        cx.cout.extend(env.pool(), &out);
+        queue_reply(env, cx.cout, &plain_reply(400, "Bad Request", true));
         self.replied(400, "Bad Request");
         Step::End(Then::Close)
     }
@@ -779,17 +767,32 @@ pub(super) fn put_chunk(buf: &mut Buf, pool: &mut BufPool, data: &[u8]) {
 }
 
 fn reply_local(env: &mut dyn Env, cout: &mut Buf, d: &LocalDecision, close: bool) {
-    let mut out = Vec::with_capacity(256 + d.body.len());
-    env.local_reply(
-        &mut out,
-        &Reply {
-            status: d.status,
-            body: &d.body,
-            location: d.location.as_deref(),
-            edits: &d.edits,
-            upstream: d.upstream,
-            close,
-        },
-    );
+    let r = Reply {
+        status: d.status,
+        body: &d.body,
+        location: d.location.as_deref(),
+        edits: &d.edits,
+        upstream: d.upstream,
+        close,
+    };
+    queue_reply(env, cout, &r);
+}
+
+/// Renders a local reply into the client's output.
+pub(super) fn queue_reply(env: &mut dyn Env, cout: &mut Buf, r: &Reply<'_>) {
+    let mut out = Vec::with_capacity(256 + r.body.len());
+    env.local_reply(&mut out, r);
     cout.extend(env.pool(), &out);
+}
+
+/// A reply of the connection manager itself: no location, no route edits.
+pub(super) fn plain_reply(status: u16, body: &str, close: bool) -> Reply<'_> {
+    Reply {
+        status,
+        body,
+        location: None,
+        edits: &[],
+        upstream: None,
+        close,
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::exchange::{Cx, Exchange, Step, Then, Upstream};
+use super::exchange::{plain_reply, queue_reply, Cx, Exchange, Step, Then, Upstream};
 use super::{Env, Reply};
 use crate::access_log::Flags;
 use crate::http::local;
@@ -110,19 +110,12 @@ impl Exchange {
     ) -> Step {
         self.replied(status, body);
         let keep = self.client_keep_alive && self.req.is_done() && !env.closing();
-        let mut out = Vec::with_capacity(256 + body.len());
-        env.local_reply(
-            &mut out,
-            &Reply {
-                status,
-                body,
-                location: None,
-                edits: &self.resp_edits,
-                upstream: self.target.map(|t| t.1),
-                close: !keep,
-            },
-        );
-        cx.cout.extend(env.pool(), &out);
+        let r = Reply {
+            edits: &self.resp_edits,
+            upstream: self.target.map(|t| t.1),
+            ..plain_reply(status, body, !keep)
+        };
+        queue_reply(env, cx.cout, &r);
         Step::End(if keep { Then::Next } else { Then::Close })
     }
 
@@ -191,19 +184,11 @@ impl Exchange {
         } else {
             (408, false)
         };
-        let mut out = Vec::with_capacity(256);
-        env.local_reply(
-            &mut out,
-            &Reply {
-                status,
-                body: local::STREAM_TIMEOUT,
-                location: None,
-                edits: &[],
-                upstream: None,
-                close: !keep,
-            },
+        queue_reply(
+            env,
+            cx.cout,
+            &plain_reply(status, local::STREAM_TIMEOUT, !keep),
         );
-        cx.cout.extend(env.pool(), &out);
         self.replied(status, local::STREAM_TIMEOUT);
         Step::End(if keep { Then::Next } else { Then::Close })
     }

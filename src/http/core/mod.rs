@@ -679,19 +679,11 @@ impl Conn {
     /// closes the connection after the answer.
     fn refuse(&mut self, env: &mut dyn Env, status: u16, body: &str, flag: u16, now: Instant) {
         self.cin.consume(self.cin.len());
-        let mut out = Vec::with_capacity(256);
-        env.local_reply(
-            &mut out,
-            &Reply {
-                status,
-                body,
-                location: None,
-                edits: &[],
-                upstream: None,
-                close: true,
-            },
+        exchange::queue_reply(
+            env,
+            &mut self.cout,
+            &exchange::plain_reply(status, body, true),
         );
-        self.cout.extend(env.pool(), &out);
         let mut rq = env.begin(None, 1, now);
         rq.status = status;
         rq.flags.set(flag);
