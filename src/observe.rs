@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use crate::access_log::{Captured, Flags, Rq, FLUSH_EVERY};
+use crate::access_log::{Captured, Flags, Rq, Slots, FLUSH_EVERY};
 use crate::context::Ctx;
 use crate::http::codec::RequestHead;
 use crate::reactor::TimerKey;
@@ -54,21 +54,34 @@ pub fn begin(
     };
     let mut rq = Rq::new(ctx.now(), l, peer, minor);
     if let Some(slots) = ctx.access_logs.slots(l) {
-        let mut c = Captured::new(slots);
-        if let Some(req) = req {
-            for (i, name) in slots.req.iter().enumerate() {
-                match name.as_str() {
-                    ":method" => c.put(false, i, one(req.method)),
-                    ":path" => c.put(false, i, one(req.path)),
-                    ":authority" | "host" => c.put(false, i, req.host.into_iter().flat_map(one)),
-                    ":scheme" => c.put(false, i, one("http")),
-                    n => c.put(false, i, values(req.headers, n)),
-                }
-            }
-        }
+        let c = match req {
+            Some(req) => capture_request(slots, req.method, req.path, req.host, req.headers),
+            None => Captured::new(slots),
+        };
         rq.cap = Some(Box::new(c));
     }
     rq
+}
+
+/// The request values a log format prints (its capture slots), from a request's parts.
+pub fn capture_request(
+    slots: &Slots,
+    method: &str,
+    path: &str,
+    host: Option<&str>,
+    headers: &[httparse::Header<'_>],
+) -> Captured {
+    let mut c = Captured::new(slots);
+    for (i, name) in slots.req.iter().enumerate() {
+        match name.as_str() {
+            ":method" => c.put(false, i, one(method)),
+            ":path" => c.put(false, i, one(path)),
+            ":authority" | "host" => c.put(false, i, host.into_iter().flat_map(one)),
+            ":scheme" => c.put(false, i, one("http")),
+            n => c.put(false, i, values(headers, n)),
+        }
+    }
+    c
 }
 
 /// Records an x-request-id baton generated where the access log captures that header.

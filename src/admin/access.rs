@@ -53,31 +53,22 @@ impl AdminLog {
         rq.end = Some(Instant::now());
         rq.status = status;
         rq.bytes_tx = sent;
-        let mut c = Captured::new(&self.slots);
-        if parsed {
-            for (i, name) in self.slots.req.iter().enumerate() {
-                match name.as_str() {
-                    ":method" => c.put(false, i, req.method.map(str::as_bytes).into_iter()),
-                    ":path" => c.put(false, i, req.path.map(str::as_bytes).into_iter()),
-                    ":authority" | "host" => c.put(
-                        false,
-                        i,
-                        req.headers
-                            .iter()
-                            .filter(|h| h.name.eq_ignore_ascii_case("host"))
-                            .map(|h| h.value),
-                    ),
-                    n => c.put(
-                        false,
-                        i,
-                        req.headers
-                            .iter()
-                            .filter(|h| h.name.eq_ignore_ascii_case(n))
-                            .map(|h| h.value),
-                    ),
-                }
-            }
-        }
+        let c = if parsed {
+            let host = req
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("host"))
+                .and_then(|h| std::str::from_utf8(h.value).ok());
+            crate::observe::capture_request(
+                &self.slots,
+                req.method.unwrap_or("-"),
+                req.path.unwrap_or("-"),
+                host,
+                req.headers,
+            )
+        } else {
+            Captured::new(&self.slots)
+        };
         rq.cap = Some(Box::new(c));
         let mut line = Vec::with_capacity(160);
         self.format.render(&mut line, &rq, None);

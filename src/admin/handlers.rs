@@ -11,6 +11,9 @@ use crate::stats::{json_str, render_json, render_prometheus, render_text, Server
 pub struct Reply {
     pub bytes: Vec<u8>,
     pub action: Option<Action>,
+    /// The status and body size, for the admin access log.
+    pub status: u16,
+    pub body_len: usize,
 }
 
 /// Every endpoint: path, POST-only, help text (the 404 page lists them, as Envoy's does).
@@ -72,6 +75,8 @@ fn reply(status: u16, ctype: &str, body: &str, extra: &str) -> Reply {
     Reply {
         bytes: b.into_bytes(),
         action: None,
+        status,
+        body_len: body.len(),
     }
 }
 

@@ -59,6 +59,8 @@ struct Conn {
     /// The client half-closed: answer what it sent, then close.
     eof: bool,
     peer: SocketAddr,
+    /// The answer's status and body size once there is one (for the access log).
+    answered: Option<(u16, usize)>,
 }
 
 /// The admin listener, its connections, and what it serves that never changes.
@@ -212,18 +214,9 @@ impl Admin {
         let (Some(log), Some(c)) = (self.log.as_mut(), self.conns.get(i)) else {
             return;
         };
-        if c.wbuf.is_empty() {
+        let Some((status, body)) = c.answered else {
             return; // closed without a request
-        }
-        let status = std::str::from_utf8(c.wbuf.get(9..12).unwrap_or_default())
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let body = c
-            .wbuf
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(0, |h| c.written.saturating_sub(h + 4));
+        };
         log.log(&c.rbuf, c.peer, c.since, status, body as u64);
     }
 
@@ -263,6 +256,7 @@ impl Admin {
                         since: ctx.now(),
                         eof: false,
                         peer,
+                        answered: None,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -385,6 +379,7 @@ fn drive(
             return Ok(c.eof.then_some(None));
         };
         c.then = resp.action;
+        c.answered = Some((resp.status, resp.body_len));
         c.wbuf = resp.bytes;
     }
     while c.written < c.wbuf.len() {

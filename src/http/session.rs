@@ -123,7 +123,7 @@ impl Session {
 
     /// Waiting for a connect slot or a pooled connection.
     pub fn is_queued(&self) -> bool {
-        self.core.is_waiting_for_upstream() && self.up.is_none()
+        self.core.pending_connect().is_some() && self.up.is_none()
     }
 
     /// Runs the connection until nothing more can happen without a new event.

@@ -425,14 +425,6 @@ impl Conn {
         self.cin.take_bytes()
     }
 
-    /// Waiting for the driver to attach an upstream connection.
-    pub fn is_waiting_for_upstream(&self) -> bool {
-        match &self.state {
-            State::Exchange(ex) => ex.waiting_for_upstream(),
-            _ => false,
-        }
-    }
-
     /// The connection the core waits for, to ask again once a connect slot frees up.
     pub fn pending_connect(&self) -> Option<Action> {
         match &self.state {

@@ -27,12 +27,7 @@ pub(super) fn client_head(
             }
         }
     };
-    let body = match r.framing {
-        Framing::None | Framing::Length(0) => BodyIn::Done,
-        Framing::Length(n) => BodyIn::Length(n),
-        Framing::Chunked => BodyIn::Chunked(crate::http::codec::ChunkedDecoder::new()),
-        Framing::UntilClose => BodyIn::UntilClose,
-    };
+    let body = BodyIn::from_framing(r.framing);
     // A response that starts before the request was read in full ends the connection.
     let keep = ex.client_keep_alive && !draining && out != OutMode::Close && ex.req.is_done();
     ex.keep = keep;
