@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::time::Instant;
 
-use baton_statemachine::StatsSnapshot;
+use baton_statemachine::{State, StatsSnapshot};
 use mio::net::TcpListener;
 use mio::Interest;
 
@@ -159,6 +159,10 @@ impl Host for Proxy {
         Proxy::begin_drain(self, handoff);
     }
 
+    fn state_changed(&mut self, from: State, to: State) {
+        Proxy::state_changed(self, from, to);
+    }
+
     fn successor_gone(&mut self) {
         self.ctx.end_handoff();
         for id in self.sessions.keys() {
@@ -167,6 +171,10 @@ impl Host for Proxy {
     }
 
     fn exit(&mut self, code: i32, reason: String) {
+        let cut = self.sessions.len();
+        if cut > 0 {
+            log::warn!("exiting ({reason}): {cut} connection(s) still open are cut");
+        }
         if code != 0 {
             self.exit_reason = Some(reason);
         }
