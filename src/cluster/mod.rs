@@ -297,6 +297,31 @@ mod tests {
     }
 
     #[test]
+    fn dns_and_connect_failures_are_news_only_when_they_change() {
+        let mut c = cluster(
+            DiscoveryType::StrictDns,
+            LbPolicy::RoundRobin,
+            &[("svc", 80)],
+        );
+        let err: Result<Vec<SocketAddr>, String> = Err("no such host".into());
+        let ok: Result<Vec<SocketAddr>, String> = Ok(vec!["127.0.0.1:80".parse().unwrap()]);
+        assert_eq!(c.dns_outcome(0, &ok), None);
+        assert_eq!(c.dns_outcome(0, &err), Some(Err("no such host".into())));
+        assert_eq!(c.dns_outcome(0, &err), None);
+        let other: Result<Vec<SocketAddr>, String> = Err("timed out".into());
+        assert_eq!(c.dns_outcome(0, &other), Some(Err("timed out".into())));
+        assert_eq!(c.dns_outcome(0, &ok), Some(Ok(())));
+        assert_eq!(c.dns_outcome(0, &ok), None);
+        assert_eq!(c.dns_outcome(7, &err), None);
+        c.apply_dns(0, &ok);
+        let h = &mut c.hosts[0];
+        assert!(!h.connect_outcome(true));
+        assert!(h.connect_outcome(false));
+        assert!(!h.connect_outcome(false));
+        assert!(h.connect_outcome(true));
+    }
+
+    #[test]
     fn static_round_robin_visits_every_host() {
         let mut c = cluster(
             DiscoveryType::Static,

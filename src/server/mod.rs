@@ -542,9 +542,9 @@ impl Proxy {
                 SIGHUP | SIGUSR2 => self.reload(&name),
                 SIGCHLD => self.reap_successor(),
                 SIGUSR1 => {
-                    log::info!("{name}: reopening the logs");
                     self.ctx.access_logs.reopen();
                     crate::logging::reopen();
+                    log::info!("{name}: reopened the logs");
                 }
                 _ => log::info!("{name} ignored"),
             }
