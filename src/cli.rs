@@ -69,11 +69,11 @@ USAGE: baton -c FILE [options]
   -l, --log-level LEVEL         trace|debug|info|warn|error|critical|off (RUST_LOG also honoured)
       --log-path PATH           write the log to PATH instead of stderr (reopened on SIGUSR1)
       --log-format PATTERN      Envoy's log pattern flags, e.g. \"[%Y-%m-%d %T.%e][%l][%n] %v\"
+      --version                 print the version and exit
+  -h, --help                    print this help and exit
 
 Signals: SIGTERM, SIGINT, SIGQUIT drain (a second SIGTERM or SIGINT stops now); SIGHUP and
 SIGUSR2 reload (start a successor; needs --hot-restart-file); SIGUSR1 reopens the logs.
-      --version                 print the version and exit
-  -h, --help                    print this help and exit
 ";
 
 const LOG_LEVELS: &[&str] = &[

@@ -179,6 +179,17 @@ fn reload_under_load_hands_the_service_to_the_successor_and_a_broken_one_changes
         log.contains("reload failed: successor pid") && log.contains("before taking over"),
         "{log}"
     );
+    // The failed successor was reaped by the process that started it: no zombie left.
+    let failed: u32 = log
+        .split("reload failed: successor pid ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .expect("failed successor's pid in the log");
+    assert!(
+        !Path::new(&format!("/proc/{failed}")).exists(),
+        "successor {failed} not reaped\n{log}"
+    );
     assert!(
         !mgr.seen
             .iter()
