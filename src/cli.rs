@@ -25,7 +25,13 @@ pub struct Options {
     pub parent_shutdown_time: Option<Duration>,
     /// `-l`: None means "RUST_LOG or info".
     pub log_level: Option<String>,
-    /// The full command line, shown by /server_info.
+    /// `--log-path`: the process log goes to this file (reopened on SIGUSR1) instead of stderr.
+    pub log_path: Option<PathBuf>,
+    /// `--log-format`: Envoy's pattern flags; None keeps the default line format.
+    pub log_format: Option<crate::logging::Pattern>,
+    /// `--pid-file`: written once this process serves, removed at exit if still ours.
+    pub pid_file: Option<PathBuf>,
+    /// The full command line, shown by /server_info and reused by a reload's successor.
     pub argv: Vec<String>,
 }
 
@@ -57,9 +63,17 @@ USAGE: baton -c FILE [options]
       --hot-restart-file PATH   Unix socket for hot restart handover (see docs/hot-restart.md)
       --drain-time-s N          seconds a draining process keeps serving (default 600)
       --parent-shutdown-time-s N  seconds after takeover before the parent is told to drain
+      --drain-strategy immediate  how a drain closes connections (gradual is not supported)
+      --concurrency 1           worker threads (baton runs one)
+      --pid-file PATH           write the pid here once serving (removed at exit)
   -l, --log-level LEVEL         trace|debug|info|warn|error|critical|off (RUST_LOG also honoured)
+      --log-path PATH           write the log to PATH instead of stderr (reopened on SIGUSR1)
+      --log-format PATTERN      Envoy's log pattern flags, e.g. \"[%Y-%m-%d %T.%e][%l][%n] %v\"
       --version                 print the version and exit
   -h, --help                    print this help and exit
+
+Signals: SIGTERM, SIGINT, SIGQUIT drain (a second SIGTERM or SIGINT stops now); SIGHUP and
+SIGUSR2 reload (start a successor; needs --hot-restart-file); SIGUSR1 reopens the logs.
 ";
 
 const LOG_LEVELS: &[&str] = &[
@@ -84,6 +98,9 @@ pub fn parse(argv: &[String]) -> Result<Command, CliError> {
         drain_time: Duration::from_secs(600),
         parent_shutdown_time: None,
         log_level: None,
+        log_path: None,
+        log_format: None,
+        pid_file: None,
         argv: argv.to_vec(),
     };
     let mut i = 1;
@@ -111,6 +128,13 @@ pub fn parse(argv: &[String]) -> Result<Command, CliError> {
                 | "--parent-shutdown-time-s"
                 | "-l"
                 | "--log-level"
+                | "--log-path"
+                | "--log-format"
+                | "--pid-file"
+                | "--concurrency"
+                | "--drain-strategy"
+                | "--restart-epoch"
+                | "--base-id"
         );
         if !takes_value {
             return Err(CliError(format!("unknown flag {arg:?}")));
@@ -141,12 +165,7 @@ pub fn parse(argv: &[String]) -> Result<Command, CliError> {
             }
             "--service-cluster" => o.service_cluster = value,
             "--service-node" => o.service_node = value,
-            "--hot-restart-file" => {
-                if value.is_empty() {
-                    return Err(CliError("--hot-restart-file: empty path".into()));
-                }
-                o.hot_restart_file = Some(PathBuf::from(value))
-            }
+            "--hot-restart-file" => o.hot_restart_file = Some(non_empty_path(flag, value)?),
             "--drain-time-s" => o.drain_time = parse_secs(flag, &value)?,
             "--parent-shutdown-time-s" => o.parent_shutdown_time = Some(parse_secs(flag, &value)?),
             "-l" | "--log-level" => {
@@ -158,6 +177,43 @@ pub fn parse(argv: &[String]) -> Result<Command, CliError> {
                 }
                 o.log_level = Some(value)
             }
+            "--log-path" => o.log_path = Some(non_empty_path(flag, value)?),
+            "--pid-file" => o.pid_file = Some(non_empty_path(flag, value)?),
+            "--log-format" => {
+                o.log_format = Some(crate::logging::Pattern::parse(&value).map_err(CliError)?)
+            }
+            "--concurrency" => {
+                if value != "1" {
+                    return Err(CliError(format!(
+                        "--concurrency {value}: baton runs one event loop on one thread; \
+                         only --concurrency 1 is supported (run several processes on \
+                         different ports to use more cores)"
+                    )));
+                }
+            }
+            "--drain-strategy" => match value.as_str() {
+                "immediate" => {}
+                "gradual" => {
+                    return Err(CliError(
+                        "--drain-strategy gradual is not supported: baton drains immediately \
+                         (every response after the drain starts carries Connection: close and \
+                         idle connections close); give --drain-strategy immediate"
+                            .into(),
+                    ))
+                }
+                other => {
+                    return Err(CliError(format!(
+                        "--drain-strategy: expected immediate or gradual, got {other:?}"
+                    )))
+                }
+            },
+            "--restart-epoch" | "--base-id" => {
+                return Err(CliError(format!(
+                    "{flag}: baton has no shared-memory epochs; start every generation with \
+                     the same --hot-restart-file PATH and the new process finds the running \
+                     one there (or send SIGHUP to reload); see docs/hot-restart.md"
+                )))
+            }
             _ => return Err(CliError(format!("unknown flag {arg:?}"))),
         }
     }
@@ -167,6 +223,14 @@ pub fn parse(argv: &[String]) -> Result<Command, CliError> {
         ));
     }
     Ok(Command::Run(Box::new(o)))
+}
+
+/// A path flag's value; empty is an error naming the flag.
+fn non_empty_path(flag: &str, value: String) -> Result<PathBuf, CliError> {
+    if value.is_empty() {
+        return Err(CliError(format!("{flag}: empty path")));
+    }
+    Ok(PathBuf::from(value))
 }
 
 /// Maps Envoy's level names to `log` filter names.
@@ -229,5 +293,26 @@ mod tests {
         assert_eq!(o.parent_shutdown_time, Some(Duration::from_secs(7)));
         assert_eq!(o.mode, Mode::Validate);
         assert!(parse(&args("baton -c x --drain-time-s soon")).is_err());
+    }
+
+    #[test]
+    fn envoy_flags_are_accepted_or_explained() {
+        let Command::Run(o) = parse(&args(
+            "baton -c x --concurrency 1 --drain-strategy immediate --log-path /tmp/l --pid-file /tmp/p --log-format [%l]%v",
+        ))
+        .unwrap() else {
+            panic!("expected Run")
+        };
+        assert_eq!(o.log_path, Some(PathBuf::from("/tmp/l")));
+        assert_eq!(o.pid_file, Some(PathBuf::from("/tmp/p")));
+        assert!(o.log_format.is_some());
+        let err = |s: &str| parse(&args(s)).unwrap_err().0;
+        assert!(err("baton -c x --concurrency 4").contains("only --concurrency 1"));
+        assert!(err("baton -c x --drain-strategy gradual").contains("immediate"));
+        assert!(err("baton -c x --drain-strategy soon").contains("expected"));
+        assert!(err("baton -c x --restart-epoch 1").contains("--hot-restart-file"));
+        assert!(err("baton -c x --base-id 0").contains("--hot-restart-file"));
+        assert!(err("baton -c x --log-format %Q").contains("%Q"));
+        assert!(err("baton -c x --pid-file=").contains("empty"));
     }
 }

@@ -12,24 +12,28 @@ pub mod fds;
 pub mod fuzz_harness;
 pub mod hot_restart;
 pub mod http;
+pub mod logging;
 pub mod observe;
 pub mod reactor;
 pub mod route;
 pub mod server;
+pub mod service;
 pub mod stats;
 pub mod util;
 
 /// The binary's version, exchanged in the hot-restart handshake.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Sets up env_logger: `-l LEVEL` wins over RUST_LOG; neither means info.
-pub fn init_logging(level: Option<&str>) {
-    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    if let Some(l) = level {
-        b.parse_filters(cli::log_filter(l));
-    }
-    b.format_timestamp_millis();
-    let _ = b.try_init();
+/// The git commit the binary was built from (build.rs), or "unknown" outside a git checkout.
+pub const GIT_COMMIT: &str = env!("BATON_GIT_COMMIT");
+
+/// Sets up the process log from the options (level, `--log-path`, `--log-format`).
+pub fn init_logging(opts: &cli::Options) -> Result<(), String> {
+    logging::init(
+        opts.log_level.as_deref(),
+        opts.log_path.as_deref(),
+        opts.log_format.as_ref(),
+    )
 }
 
 /// Loads the bootstrap the options name: `-c FILE`, `--config-yaml`, or both (YAML merged over

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(baton::cli::Command::Version) => {
-            println!("baton {}", baton::VERSION);
+            println!("baton {} (commit {})", baton::VERSION, baton::GIT_COMMIT);
             return ExitCode::SUCCESS;
         }
         Ok(baton::cli::Command::Run(o)) => o,
@@ -19,7 +19,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    baton::init_logging(opts.log_level.as_deref());
+    if let Err(e) = baton::init_logging(&opts) {
+        eprintln!("baton: {e}");
+        return ExitCode::from(1);
+    }
     let name = opts
         .config_path
         .as_ref()

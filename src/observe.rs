@@ -223,9 +223,64 @@ pub fn upstream_connect_fail(ctx: &mut Ctx, c: usize, addr: SocketAddr, timeout:
             ctx.stats.store.inc(cs.upstream_cx_connect_timeout);
         }
     }
-    if let Some(h) = ctx.clusters.get_mut(c).and_then(|cl| cl.host_mut(addr)) {
+    let Some(cl) = ctx.clusters.get_mut(c) else {
+        return;
+    };
+    let name = cl.cfg.name.clone();
+    if let Some(h) = cl.host_mut(addr) {
         h.stats.cx_connect_fail += 1;
+        if h.connect_outcome(false) {
+            let how = if timeout { "timed out" } else { "failed" };
+            log::warn!(
+                "cluster {name}: connecting to {addr} {how} (logged again when it recovers)"
+            );
+        }
     }
+}
+
+/// A connect to `addr` of cluster `c` completed: a host that was failing is back.
+pub fn upstream_connected(ctx: &mut Ctx, c: usize, addr: SocketAddr) {
+    let Some(cl) = ctx.clusters.get_mut(c) else {
+        return;
+    };
+    let name = cl.cfg.name.clone();
+    if cl.host_mut(addr).is_some_and(|h| h.connect_outcome(true)) {
+        log::info!("cluster {name}: connecting to {addr} works again");
+    }
+}
+
+/// `-l debug`: each request's routing decision.
+pub fn routed(
+    ctx: &Ctx,
+    l: usize,
+    peer: SocketAddr,
+    req: &crate::http::codec::RequestHead<'_>,
+    d: &crate::http::request::Decision,
+) {
+    if !log::log_enabled!(log::Level::Debug) {
+        return;
+    }
+    use crate::http::request::Decision;
+    let listener = ctx.listeners.get(l).map_or("?", |x| x.name.as_str());
+    let what = match d {
+        Decision::Forward(f) => {
+            let cluster = ctx
+                .clusters
+                .get(f.cluster)
+                .map_or("?", |c| c.cfg.name.as_str());
+            format!(
+                "cluster {cluster} host {} (virtual host {}, route {})",
+                f.addr, f.route.0, f.route.1
+            )
+        }
+        Decision::Local(r) => format!("local reply {}", r.status),
+    };
+    log::debug!(
+        "{listener} {peer}: {} {} host {:?} -> {what}",
+        req.method,
+        req.path,
+        req.host.unwrap_or("")
+    );
 }
 
 /// A DNS query for cluster `c` was sent.

@@ -19,6 +19,17 @@ pub struct HostRt {
     pub weight: u32,
     /// Smooth weighted round robin state (only used when weights differ).
     current: i64,
+    /// The last connect to this host failed (logged once until one succeeds).
+    connect_failing: bool,
+}
+
+impl HostRt {
+    /// Records a connect outcome; true when it differs from the last one (worth a log line).
+    pub fn connect_outcome(&mut self, ok: bool) -> bool {
+        let changed = self.connect_failing == ok;
+        self.connect_failing = !ok;
+        changed
+    }
 }
 
 #[derive(Debug)]
@@ -29,6 +40,9 @@ pub struct ClusterRt {
     resolved: Vec<Vec<SocketAddr>>,
     /// Endpoints with a query in flight, so refreshes never pile up behind a slow resolver.
     pub pending: Vec<bool>,
+    /// The last DNS error per endpoint (None: its last query resolved), so a name that stays
+    /// unresolvable is logged once, not on every refresh.
+    dns_error: Vec<Option<String>>,
     rr: usize,
     /// Hosts have different weights: use the weighted variants of the policies.
     weighted: bool,
@@ -66,6 +80,7 @@ impl ClusterRt {
         let mut c = ClusterRt {
             resolved: vec![Vec::new(); n],
             pending: vec![false; n],
+            dns_error: vec![None; n],
             hosts: Vec::new(),
             rr: 0,
             weighted: false,
@@ -96,6 +111,27 @@ impl ClusterRt {
 
     /// Applies a DNS answer for endpoint `ep`. An error or an empty answer keeps the last good
     /// addresses (Envoy's behaviour), so a flaky resolver never empties a cluster.
+    /// Records a DNS answer's outcome for endpoint `ep`: `Some(Err(e))` when it starts failing
+    /// (or fails differently), `Some(Ok(()))` when it resolves again, None when nothing changed.
+    pub fn dns_outcome(
+        &mut self,
+        ep: usize,
+        answer: &Result<Vec<SocketAddr>, String>,
+    ) -> Option<Result<(), String>> {
+        let slot = self.dns_error.get_mut(ep)?;
+        match answer {
+            Err(e) if slot.as_deref() != Some(e.as_str()) => {
+                *slot = Some(e.clone());
+                Some(Err(e.clone()))
+            }
+            Ok(_) if slot.is_some() => {
+                *slot = None;
+                Some(Ok(()))
+            }
+            _ => None,
+        }
+    }
+
     pub fn apply_dns(&mut self, ep: usize, answer: &Result<Vec<SocketAddr>, String>) -> bool {
         if let Some(p) = self.pending.get_mut(ep) {
             *p = false;
@@ -147,6 +183,7 @@ impl ClusterRt {
                     stats: prev.map(|h| h.stats).unwrap_or_default(),
                     weight: weight.max(1),
                     current: 0,
+                    connect_failing: prev.is_some_and(|h| h.connect_failing),
                 }
             })
             .collect();
@@ -257,6 +294,31 @@ mod tests {
             per_connection_buffer_limit_bytes: 1 << 20,
             load_assignment_cluster_name: "c".into(),
         })
+    }
+
+    #[test]
+    fn dns_and_connect_failures_are_news_only_when_they_change() {
+        let mut c = cluster(
+            DiscoveryType::StrictDns,
+            LbPolicy::RoundRobin,
+            &[("svc", 80)],
+        );
+        let err: Result<Vec<SocketAddr>, String> = Err("no such host".into());
+        let ok: Result<Vec<SocketAddr>, String> = Ok(vec!["127.0.0.1:80".parse().unwrap()]);
+        assert_eq!(c.dns_outcome(0, &ok), None);
+        assert_eq!(c.dns_outcome(0, &err), Some(Err("no such host".into())));
+        assert_eq!(c.dns_outcome(0, &err), None);
+        let other: Result<Vec<SocketAddr>, String> = Err("timed out".into());
+        assert_eq!(c.dns_outcome(0, &other), Some(Err("timed out".into())));
+        assert_eq!(c.dns_outcome(0, &ok), Some(Ok(())));
+        assert_eq!(c.dns_outcome(0, &ok), None);
+        assert_eq!(c.dns_outcome(7, &err), None);
+        c.apply_dns(0, &ok);
+        let h = &mut c.hosts[0];
+        assert!(!h.connect_outcome(true));
+        assert!(h.connect_outcome(false));
+        assert!(!h.connect_outcome(false));
+        assert!(h.connect_outcome(true));
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub trait Host {
     fn listening(&mut self, epoch: u32);
     /// Starts the drain; `handoff`: a successor takes idle connections.
     fn begin_drain(&mut self, handoff: bool);
+    /// The machine moved from one state to another (after the move is logged).
+    fn state_changed(&mut self, from: State, to: State);
     /// The successor went away during a handoff drain.
     fn successor_gone(&mut self);
     fn exit(&mut self, code: i32, reason: String);
@@ -112,7 +114,11 @@ impl HotRestart {
             }
         };
         for a in actions {
-            self.exec(host, a)?;
+            if let Err(e) = self.exec(host, a) {
+                // e.g. a listener the child cannot bind: never tell the parent `Listening`.
+                self.failed = true;
+                return Err(e);
+            }
         }
         self.check_progress(host)
     }
@@ -120,7 +126,7 @@ impl HotRestart {
     /// Events the driver derives from the process's own state: readiness and drain end.
     pub fn check_progress(&mut self, host: &mut dyn Host) -> Result<(), String> {
         let st = self.machine.state();
-        if st == State::FdsReceived && host.dns_ready() && !self.ready_sent {
+        if st == State::FdsReceived && host.dns_ready() && !self.ready_sent && !self.failed {
             self.ready_sent = true;
             return self.event(host, Event::ListenersReady);
         }
@@ -135,8 +141,16 @@ impl HotRestart {
         Ok(())
     }
 
+    /// Hot-restart lines are info with `--hot-restart-file`; without it the machine's moves
+    /// (start, drain, exit) are no news to the operator and go to debug.
     fn log(&self, msg: &str) {
-        log::info!(
+        let level = if self.quiet {
+            log::Level::Debug
+        } else {
+            log::Level::Info
+        };
+        log::log!(
+            level,
             "hot restart: pid={} epoch={} {msg}",
             std::process::id(),
             self.machine.epoch()
@@ -154,6 +168,7 @@ impl HotRestart {
             Action::Transition { from, to } => {
                 self.log(&format!("state {from} -> {to}"));
                 host.set_epoch(self.machine.epoch());
+                host.state_changed(from, to);
             }
             Action::Log(m) => self.log(&m),
             Action::Send(peer, msg) => self.send(peer, &msg, &[]),
@@ -169,9 +184,16 @@ impl HotRestart {
             }
             Action::AdoptFds { ids, .. } => self.adopt_fds(host, &ids)?,
             Action::BindFresh(ids) => {
+                let taking_over = self.machine.has_parent();
                 for id in ids {
                     match Self::tcp_index(host, id) {
-                        Some(i) => host.bind_listener(i)?,
+                        Some(i) => host.bind_listener(i).map_err(|e| {
+                            if taking_over {
+                                format!("cannot take over: {e}; the running process keeps serving")
+                            } else {
+                                e
+                            }
+                        })?,
                         None => {
                             if let Some(path) = host.restart_file() {
                                 self.listener = Some(super::channel::bind_restart_listener(path)?);
@@ -556,6 +578,7 @@ impl HotRestart {
 
     /// The `--hot-restart-file` start-up: probe, then tell the machine what we found.
     pub fn start(&mut self, host: &mut dyn Host) -> Result<(), String> {
+        self.quiet = host.restart_file().is_none();
         let ev = match host.restart_file().map(Path::to_path_buf) {
             None => Event::NoParent,
             Some(path) => match super::channel::probe(&path)? {
@@ -580,6 +603,11 @@ impl HotRestart {
     /// This process's epoch.
     pub fn epoch(&self) -> u32 {
         self.machine.epoch()
+    }
+
+    /// The restart machine's state.
+    pub fn state(&self) -> State {
+        self.machine.state()
     }
 }
 

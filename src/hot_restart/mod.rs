@@ -34,6 +34,11 @@ pub struct HotRestart {
     handing_off: bool,
     /// Our parent has handed us connections while draining: it may hand more until it exits.
     parent_hands_over: bool,
+    /// Started without `--hot-restart-file`: the machine's lines are debug, not info.
+    quiet: bool,
+    /// Carrying out an action failed (a listener we cannot bind): this process is exiting and
+    /// must not tell a parent it is ready.
+    failed: bool,
 }
 
 impl HotRestart {
@@ -49,6 +54,8 @@ impl HotRestart {
             done_sent: false,
             handing_off: false,
             parent_hands_over: false,
+            quiet: false,
+            failed: false,
         }
     }
 }

@@ -58,6 +58,7 @@ impl Env for CtxEnv<'_> {
 
     fn route(&mut self, req: &RequestHead<'_>, rq: &mut Rq) -> Decision {
         let mut d = decide(req, self.peer, self.listener, self.ctx);
+        observe::routed(self.ctx, self.listener, self.peer, req, &d);
         if let Decision::Forward(f) = &mut d {
             if let Some(id) = f.request_id.take() {
                 observe::generated_request_id(self.ctx, self.listener, rq, &id);

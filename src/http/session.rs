@@ -242,6 +242,7 @@ impl Session {
             match up.check_connected() {
                 Ok(true) => {
                     ctx.upstreams.connect_done(up.addr);
+                    crate::observe::upstream_connected(ctx, up.cluster, up.addr);
                     self.core.up_connected(now);
                     progress = true;
                 }

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::time::Instant;
 
-use baton_statemachine::StatsSnapshot;
+use baton_statemachine::{State, StatsSnapshot};
 use mio::net::TcpListener;
 use mio::Interest;
 
@@ -143,7 +143,8 @@ impl Host for Proxy {
         for (i, l) in self.ctx.listeners.iter().enumerate() {
             if self.accepting.get(i) == Some(&true) {
                 let bound = self.listeners[i].as_ref().and_then(|x| x.local_addr().ok());
-                log::info!(
+                // The start-up line (or the machine's "resuming accepting") says this at info.
+                log::debug!(
                     "listener {} accepting on {} (pid {}, epoch {epoch}, cluster '{}', node '{}')",
                     l.name,
                     bound.unwrap_or(l.address),
@@ -159,6 +160,10 @@ impl Host for Proxy {
         Proxy::begin_drain(self, handoff);
     }
 
+    fn state_changed(&mut self, from: State, to: State) {
+        Proxy::state_changed(self, from, to);
+    }
+
     fn successor_gone(&mut self) {
         self.ctx.end_handoff();
         for id in self.sessions.keys() {
@@ -167,6 +172,13 @@ impl Host for Proxy {
     }
 
     fn exit(&mut self, code: i32, reason: String) {
+        let cut = self.sessions.len();
+        if cut > 0 {
+            log::warn!("exiting ({reason}): {cut} connection(s) still open are cut");
+        } else if self.opts.hot_restart_file.is_none() {
+            // With a restart file the machine's own exit line says this at info.
+            log::info!("exiting: {reason} (pid {})", std::process::id());
+        }
         if code != 0 {
             self.exit_reason = Some(reason);
         }

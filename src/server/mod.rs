@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Waker};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::admin::{self, Admin};
@@ -25,6 +25,7 @@ use crate::http::upstream::{close_all_idle, idle_event, UpOwner};
 use crate::observe;
 use crate::reactor::{TimerKey, Tok};
 use crate::route::Router;
+use crate::service::{self, Notifier, PidFile, Successors};
 use crate::stats::ServerState;
 use crate::util::Slab;
 
@@ -68,6 +69,18 @@ pub struct Proxy {
     moving: Vec<Session>,
     /// The admin interface, when the bootstrap has `admin.address`.
     admin: Option<Admin>,
+    /// The systemd notify socket (a no-op without `$NOTIFY_SOCKET`).
+    notifier: Notifier,
+    /// `--pid-file`, written once we serve.
+    pid_file: Option<PidFile>,
+    /// The successor a reload (SIGHUP, SIGUSR2) started.
+    successors: Successors,
+    /// A SIGTERM, SIGINT or SIGQUIT came: the next SIGTERM or SIGINT stops at once.
+    stop_requested: bool,
+    /// We are the service's main process: no successor has taken over from us.
+    main: bool,
+    /// The start-up line was logged (once per process).
+    announced: bool,
 }
 
 /// "Address already in use (os error 98)" → "Address already in use".
@@ -129,8 +142,9 @@ impl Proxy {
             Waker::new(poll.registry(), Tok::Waker.token()).map_err(|e| format!("waker: {e}"))?,
         );
         let resolver = Resolver::start(waker).map_err(|e| format!("dns thread: {e}"))?;
-        let mut signals = Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGHUP])
-            .map_err(|e| format!("signals: {e}"))?;
+        let mut signals =
+            Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGHUP, SIGCHLD])
+                .map_err(|e| format!("signals: {e}"))?;
         poll.registry()
             .register(&mut signals, Tok::Signals.token(), Interest::READABLE)
             .map_err(|e| format!("signals: {e}"))?;
@@ -146,6 +160,8 @@ impl Proxy {
         mcfg.drain_time_ms = opts.drain_time.as_millis() as u64;
         mcfg.parent_shutdown_ms = opts.parent_shutdown_time.map(|d| d.as_millis() as u64);
         let n = rts.len();
+        let opts_argv = opts.argv.clone();
+        let pid_file = opts.pid_file.as_deref().map(PidFile::new);
         let logs: Vec<_> = rts.iter().map(|l| l.hcm.access_log.as_slice()).collect();
         let access_logs = crate::access_log::AccessLogs::open(&logs)?;
         let mut p = Proxy {
@@ -169,6 +185,12 @@ impl Proxy {
             exit_reason: None,
             moving: Vec::new(),
             admin,
+            notifier: Notifier::from_env(),
+            pid_file,
+            successors: Successors::new(&opts_argv),
+            stop_requested: false,
+            main: false,
+            announced: false,
         };
         let mut waiting = false;
         for c in 0..p.ctx.clusters.len() {
@@ -232,17 +254,28 @@ impl Proxy {
             let Some(cl) = self.ctx.clusters.get_mut(a.cluster) else {
                 continue;
             };
-            match &a.result {
-                Ok(addrs) => log::debug!(
+            if let Ok(addrs) = &a.result {
+                log::debug!(
                     "dns: cluster {} endpoint {}: {addrs:?}",
                     cl.cfg.name,
                     a.endpoint
+                );
+            }
+            // A name that stays unresolvable is logged when it starts failing and when it
+            // resolves again, not on every refresh.
+            let news = cl.dns_outcome(a.endpoint, &a.result);
+            let host = cl
+                .cfg
+                .endpoints
+                .get(a.endpoint)
+                .map_or("?", |e| e.host.as_str());
+            match news {
+                Some(Err(e)) => log::warn!(
+                    "dns: cluster {}: {host}: {e} (keeping the last good answer; logged again when it changes)",
+                    cl.cfg.name
                 ),
-                Err(e) => log::warn!(
-                    "dns: cluster {}: {}: {e}",
-                    cl.cfg.name,
-                    cl.cfg.endpoints[a.endpoint].host
-                ),
+                Some(Ok(())) => log::info!("dns: cluster {}: {host} resolves again", cl.cfg.name),
+                None => {}
             }
             if cl.apply_dns(a.endpoint, &a.result) {
                 let hosts: Vec<SocketAddr> = cl.hosts.iter().map(|h| h.addr).collect();
@@ -503,18 +536,176 @@ impl Proxy {
     fn on_signal(&mut self) {
         let sigs: Vec<i32> = self.signals.pending().collect();
         for sig in sigs {
+            let name = service::signal_name(sig);
             match sig {
-                SIGTERM | SIGINT => {
-                    log::info!("signal {sig} (pid {})", std::process::id());
-                    self.restart(|hr, host| hr.event(host, baton_statemachine::Event::SigTerm));
-                }
+                SIGTERM | SIGINT | SIGQUIT => self.on_stop_signal(sig, &name),
+                SIGHUP | SIGUSR2 => self.reload(&name),
+                SIGCHLD => self.reap_successor(),
                 SIGUSR1 => {
-                    log::info!("SIGUSR1: reopening access logs");
                     self.ctx.access_logs.reopen();
+                    crate::logging::reopen();
+                    log::info!("{name}: reopened the logs");
                 }
-                _ => log::info!("signal {sig} ignored"),
+                _ => log::info!("{name} ignored"),
             }
         }
+    }
+
+    /// SIGTERM, SIGINT (Envoy) and SIGQUIT (nginx's graceful stop) drain; a second SIGTERM or
+    /// SIGINT stops at once, cutting what is still open. A second SIGQUIT changes nothing.
+    fn on_stop_signal(&mut self, sig: i32, name: &str) {
+        let pid = std::process::id();
+        if self.stop_requested {
+            if sig == SIGQUIT {
+                log::info!("{name}: already draining (pid {pid}); SIGTERM or SIGINT stops now");
+                return;
+            }
+            let n = self.sessions.len();
+            log::warn!("{name} while draining: stopping now (pid {pid}); {n} connection(s) cut");
+            if self.main {
+                self.notifier.send("STOPPING=1");
+            }
+            self.exit_code = Some(0);
+            return;
+        }
+        self.stop_requested = true;
+        log::info!(
+            "{name}: draining (pid {pid}, up to {} s); SIGTERM or SIGINT again stops now",
+            self.opts.drain_time.as_secs()
+        );
+        // A process a successor took over from is no longer the service: its drain is part
+        // of the reload, not a stop.
+        if self.main {
+            self.notifier.send("STOPPING=1");
+        }
+        self.restart(|hr, host| hr.event(host, baton_statemachine::Event::SigTerm));
+    }
+
+    /// SIGHUP (and HAProxy's SIGUSR2): start a successor with our command line — the binary
+    /// and config as they are on disk now — that takes over through the restart socket and
+    /// then tells us to drain. A failed successor leaves us serving as before.
+    fn reload(&mut self, name: &str) {
+        if self.opts.hot_restart_file.is_none() {
+            log::warn!("{name}: reloading needs --hot-restart-file; nothing done");
+            return;
+        }
+        if let Some(pid) = self.successors.pending() {
+            log::warn!("{name}: a reload is already in progress (successor pid {pid}); refused");
+            return;
+        }
+        if self.stop_requested || self.ctx.draining() {
+            log::warn!("{name}: draining; reload refused");
+            return;
+        }
+        let state = self.restart.as_ref().map(HotRestart::state);
+        if state != Some(baton_statemachine::State::Serving) {
+            log::warn!(
+                "{name}: a hot restart is already under way ({}); reload refused",
+                state.map(|s| s.to_string()).unwrap_or_default()
+            );
+            return;
+        }
+        self.notifier.send(&service::reloading_message());
+        match self.successors.spawn() {
+            Ok((pid, cmd)) => log::info!("{name}: reloading: started successor pid {pid}: {cmd}"),
+            Err(e) => {
+                log::error!(
+                    "{name}: reload failed: cannot start the successor: {e}; still serving"
+                );
+                self.notifier.send(&service::ready_message());
+            }
+        }
+    }
+
+    /// SIGCHLD: reaps a successor that exited (no zombie) and logs how it ended; one that
+    /// never took over leaves us serving, and the service manager is told so.
+    fn reap_successor(&mut self) {
+        let Some(end) = self.successors.reap() else {
+            return;
+        };
+        if end.took_over {
+            log::info!("successor pid {} exited ({})", end.pid, end.status);
+            return;
+        }
+        log::error!(
+            "reload failed: successor pid {} exited ({}) before taking over; still serving (pid {})",
+            end.pid,
+            end.status,
+            std::process::id()
+        );
+        if self.main && !self.stop_requested {
+            self.notifier.send(&service::ready_message());
+        }
+    }
+
+    /// The restart machine changed state: tells the service manager who serves, writes the
+    /// pid file and logs the start-up line.
+    fn state_changed(&mut self, from: baton_statemachine::State, to: baton_statemachine::State) {
+        use baton_statemachine::State as S;
+        match (from, to) {
+            // A fresh start, or a takeover (we are the service's main process from now on),
+            // or a rollback after our successor died.
+            (_, S::Serving) => {
+                self.main = true;
+                self.announce();
+                if let Some(p) = self.pid_file.as_mut() {
+                    if let Err(e) = p.write() {
+                        log::error!("{e}");
+                    }
+                }
+                self.notifier.send(&service::ready_message());
+                if from != S::FdsReceived {
+                    // systemd versions that ignore MAINPID= during a reload take this one,
+                    // sent after the READY=1 that ended the reload (docs/operations.md).
+                    self.notifier
+                        .send(&format!("MAINPID={}", std::process::id()));
+                }
+            }
+            (_, S::HandedOver) => {
+                self.main = false;
+                self.successors.took_over();
+            }
+            _ => {}
+        }
+    }
+
+    /// The start-up line: what runs, from which config, where, as which process.
+    fn announce(&mut self) {
+        if self.announced {
+            return;
+        }
+        self.announced = true;
+        let config = match (&self.opts.config_path, &self.opts.config_yaml) {
+            (Some(p), Some(_)) => format!("{} + --config-yaml", p.display()),
+            (Some(p), None) => p.display().to_string(),
+            _ => "--config-yaml".to_string(),
+        };
+        let listeners: Vec<String> = self
+            .ctx
+            .listeners
+            .iter()
+            .zip(&self.listeners)
+            .map(|(rt, l)| {
+                let a = l
+                    .as_ref()
+                    .and_then(|l| l.local_addr().ok())
+                    .unwrap_or(rt.address);
+                format!("{} {a}", rt.name)
+            })
+            .collect();
+        let admin = self
+            .admin
+            .as_ref()
+            .map(|a| a.address().to_string())
+            .unwrap_or_else(|| "none".into());
+        log::info!(
+            "baton {} (commit {}) serving: config {config}; listeners [{}]; admin {admin}; pid {}; epoch {}",
+            crate::VERSION,
+            crate::GIT_COMMIT,
+            listeners.join(", "),
+            std::process::id(),
+            self.ctx.epoch()
+        );
     }
 
     /// Responses now carry `Connection: close`, idle connections close at a safe point, and

@@ -113,13 +113,21 @@ impl Baton {
     /// anything (e.g. a hot-restart child, whose port already accepts through its parent).
     pub fn spawn_args(yaml: &str, extra: &[&str]) -> Baton {
         let port = listener_port(yaml).expect("config has a listener port_value");
+        let mut args = vec!["--config-yaml", yaml];
+        args.extend_from_slice(extra);
+        Baton::spawn_with(port, &args, &[])
+    }
+
+    /// Spawns baton with `args`, then `-l debug`, and the extra environment
+    /// `env`, serving on `port`; nothing is waited for. For tests that need a config file or
+    /// a service manager's variables (`NOTIFY_SOCKET`).
+    pub fn spawn_with(port: u16, args: &[&str], env: &[(&str, &str)]) -> Baton {
         let log = log_path("baton");
         let f = File::create(&log).expect("log file");
         let child = baton_command(&[])
-            .arg("--config-yaml")
-            .arg(yaml)
+            .args(args)
             .args(["-l", "debug"])
-            .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(f.try_clone().expect("dup log"))
             .stderr(f)
@@ -130,6 +138,14 @@ impl Baton {
             port,
             log,
             exited: None,
+        }
+    }
+
+    /// Sends `sig` to this child (by PID).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        if self.exited.is_none() {
+            let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
+            nix::sys::signal::kill(pid, sig).expect("kill");
         }
     }
 
@@ -173,7 +189,8 @@ impl Baton {
         self.exited.expect("exit status after SIGKILL")
     }
 
-    fn wait_listening(&mut self) {
+    /// Waits (bounded) until the listener accepts; panics with the log if it exits first.
+    pub fn wait_listening(&mut self) {
         let addr = self.addr();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
