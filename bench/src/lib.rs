@@ -6,3 +6,4 @@ pub mod load;
 pub mod origin;
 pub mod pattern;
 pub mod wire;
+pub mod ws;

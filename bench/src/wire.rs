@@ -231,7 +231,7 @@ impl<S: Read> Reader<S> {
     }
 
     /// Streams exactly `n` bytes to `sink`; EOF first is `UnexpectedEof`.
-    fn read_exact_to(&mut self, mut n: u64, sink: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+    pub fn read_exact_to(&mut self, mut n: u64, sink: &mut dyn FnMut(&[u8])) -> io::Result<()> {
         while n > 0 {
             if self.pos == self.end && self.fill()? == 0 {
                 return Err(io::Error::new(
