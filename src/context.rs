@@ -24,6 +24,8 @@ pub struct ListenerRt {
     pub router: Router,
     /// Most connections open at once (the connection limit network filter).
     pub connection_limit: Option<ConnectionLimit>,
+    /// Filter chains with TLS; `None` for a plain listener.
+    pub tls: Option<std::rc::Rc<crate::tls::ListenerTls>>,
 }
 
 /// What every connection handler may touch besides its own connection. The process-wide
@@ -75,6 +77,9 @@ impl Ctx {
         for (i, l) in listeners.iter().enumerate() {
             if let Some(cl) = &l.connection_limit {
                 stats.add_connection_limit(i, &cl.stat_prefix);
+            }
+            if l.tls.is_some() {
+                stats.add_tls(i, l.address);
             }
         }
         Ctx {

@@ -19,6 +19,7 @@ pub mod route;
 pub mod server;
 pub mod service;
 pub mod stats;
+pub mod tls;
 pub mod util;
 
 /// The binary's version, exchanged in the hot-restart handshake.

@@ -30,6 +30,18 @@ pub fn cx_moved(ctx: &mut Ctx, l: usize) {
     ctx.stats.cx_moved(l);
 }
 
+/// A TLS event on a client connection of listener `l` (handshake done or failed).
+#[inline]
+pub fn tls_news(ctx: &mut Ctx, l: usize, news: crate::tls::News) {
+    ctx.stats.tls_news(l, news);
+}
+
+/// A client's TLS handshake on listener `l` did not finish in time.
+#[inline]
+pub fn tls_timeout(ctx: &mut Ctx, l: usize) {
+    ctx.stats.tls_timeout(l);
+}
+
 /// A request head was parsed (or rejected: `req` None): counts it and starts its record.
 pub fn begin(
     ctx: &mut Ctx,

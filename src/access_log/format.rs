@@ -26,6 +26,9 @@ enum Op {
     UpstreamCluster,
     DownstreamRemote,
     DownstreamRemoteNoPort,
+    DownstreamTlsVersion,
+    RequestedServerName,
+    DownstreamPeerSubject,
     /// An operator the format checker accepts but baton has no value for: `-`.
     Unknown,
 }
@@ -100,6 +103,9 @@ impl Format {
                     | "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT",
                     _,
                 ) => Op::DownstreamRemoteNoPort,
+                ("DOWNSTREAM_TLS_VERSION", _) => Op::DownstreamTlsVersion,
+                ("REQUESTED_SERVER_NAME", _) => Op::RequestedServerName,
+                ("DOWNSTREAM_PEER_SUBJECT", _) => Op::DownstreamPeerSubject,
                 _ => Op::Unknown,
             };
             pieces.push(Piece::Op(op, max));
@@ -201,6 +207,21 @@ fn value(out: &mut Vec<u8>, v: &mut String, op: &Op, rq: &Rq, cluster_name: Opti
         Op::UpstreamCluster => out.extend_from_slice(cluster_name.unwrap_or("").as_bytes()),
         Op::DownstreamRemote => push_addr(out, rq.peer),
         Op::DownstreamRemoteNoPort => push_ip(out, rq.peer.ip()),
+        Op::DownstreamTlsVersion => {
+            if let Some(t) = &rq.tls {
+                out.extend_from_slice(t.version.as_bytes());
+            }
+        }
+        Op::RequestedServerName => {
+            if let Some(n) = rq.tls.as_ref().and_then(|t| t.sni.as_deref()) {
+                out.extend_from_slice(n.as_bytes());
+            }
+        }
+        Op::DownstreamPeerSubject => {
+            if let Some(n) = rq.tls.as_ref().and_then(|t| t.peer_subject.as_deref()) {
+                out.extend_from_slice(n.as_bytes());
+            }
+        }
         Op::Unknown => {}
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::config::AccessLog;
 pub use format::{Format, Slots};
-pub use record::{Captured, Flags, Rq};
+pub use record::{Captured, Flags, Rq, TlsInfo};
 
 /// How often buffered lines are written while there are any.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);

@@ -149,6 +149,19 @@ pub struct Rq {
     pub upstream: Option<SocketAddr>,
     /// Present only when the listener has an access log.
     pub cap: Option<Box<Captured>>,
+    /// The client connection's TLS session; `None` for plain connections.
+    pub tls: Option<std::rc::Rc<TlsInfo>>,
+}
+
+/// A downstream TLS session as the access log prints it; shared by its connection's requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub version: &'static str,
+    /// The SNI the client sent.
+    pub sni: Option<String>,
+    /// The client certificate's subject (RFC 2253), when it sent one.
+    pub peer_subject: Option<String>,
 }
 
 impl Rq {
@@ -166,6 +179,7 @@ impl Rq {
             cluster: None,
             upstream: None,
             cap: None,
+            tls: None,
         }
     }
 

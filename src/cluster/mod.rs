@@ -46,6 +46,8 @@ pub struct ClusterRt {
     rr: usize,
     /// Hosts have different weights: use the weighted variants of the policies.
     weighted: bool,
+    /// The client TLS configuration of `cfg.tls` (`set_up_tls`).
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 /// Keeps the addresses `family` allows, in the order it prefers.
@@ -84,6 +86,7 @@ impl ClusterRt {
             hosts: Vec::new(),
             rr: 0,
             weighted: false,
+            tls: None,
             cfg,
         };
         for (i, ep) in c.cfg.endpoints.iter().enumerate() {
@@ -93,6 +96,17 @@ impl ClusterRt {
         }
         c.rebuild();
         c
+    }
+
+    /// Builds the client TLS configuration `cfg.tls` asks for.
+    pub fn set_up_tls(&mut self) -> Result<(), String> {
+        if let Some(u) = &self.cfg.tls {
+            self.tls =
+                Some(crate::tls::client_tls(u).map_err(|e| {
+                    format!("cluster \"{}\": transport_socket: {e}", self.cfg.name)
+                })?);
+        }
+        Ok(())
     }
 
     /// Endpoints that need a DNS query (names, not IP literals).
@@ -293,6 +307,7 @@ mod tests {
                 .collect(),
             per_connection_buffer_limit_bytes: 1 << 20,
             load_assignment_cluster_name: "c".into(),
+            tls: None,
         })
     }
 

@@ -25,7 +25,6 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("health_checks", "active health checking"),
     ("circuit_breakers", "circuit breakers"),
     ("outlier_detection", "outlier detection"),
-    ("transport_socket", "TLS (transport sockets)"),
     (
         "typed_extension_protocol_options",
         "upstream protocol options",
@@ -33,10 +32,8 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("http2_protocol_options", "HTTP/2"),
     ("http_protocol_options", "HTTP/1 protocol options"),
     ("upgrade_configs", "upgrades (WebSocket, CONNECT)"),
-    ("listener_filters", "listener filters"),
-    ("filter_chain_match", "filter chain matching"),
     ("rds", "RDS; use route_config"),
-    ("require_tls", "require_tls (baton has no TLS)"),
+    ("require_tls", "require_tls (HTTPS redirects)"),
     ("typed_per_filter_config", "per-route filter config"),
     (
         "respect_dns_ttl",

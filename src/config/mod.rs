@@ -8,6 +8,7 @@ mod raw;
 pub mod template;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 mod validate;
 mod validate_action;
 mod validate_route;

@@ -41,6 +41,11 @@ pub struct Listener {
     pub per_connection_buffer_limit_bytes: u32,
     /// The `envoy.filters.network.connection_limit` filter in front of the HCM, if any.
     pub connection_limit: Option<ConnectionLimit>,
+    /// Every filter chain's match and transport (plain or TLS), in config order. They share
+    /// the network filters above: baton serves one HTTP connection manager per listener.
+    pub filter_chains: Vec<super::tls::FilterChainTls>,
+    /// How long a connection may take to send its ClientHello (`listener_filters_timeout`).
+    pub inspect_timeout: Duration,
 }
 
 /// Envoy's connection limit network filter: past `max_connections` open connections on the
@@ -448,4 +453,6 @@ pub struct Cluster {
     pub per_connection_buffer_limit_bytes: u32,
     /// `load_assignment.cluster_name` (required by Envoy; usually equals `name`).
     pub load_assignment_cluster_name: String,
+    /// `transport_socket`: TLS to the upstream hosts.
+    pub tls: Option<super::tls::UpstreamTls>,
 }

@@ -96,6 +96,10 @@ pub struct Listener {
     #[serde(default)]
     pub filter_chains: Vec<FilterChain>,
     pub per_connection_buffer_limit_bytes: Option<u32>,
+    #[serde(default)]
+    pub listener_filters: Vec<TypedExtension>,
+    /// How long listener filters (the TLS inspector) may wait for the ClientHello.
+    pub listener_filters_timeout: Option<Dur>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,10 +110,13 @@ pub struct FilterChain {
     pub _name: Option<String>,
     #[serde(default)]
     pub filters: Vec<TypedExtension>,
+    pub filter_chain_match: Option<super::tls::RawFilterChainMatch>,
+    pub transport_socket: Option<TypedExtension>,
+    pub transport_socket_connect_timeout: Option<Dur>,
 }
 
 /// Any `{name, typed_config}` pair: network filters, HTTP filters, access loggers.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TypedExtension {
     pub name: String,
@@ -427,6 +434,7 @@ pub struct Cluster {
     pub dns_refresh_rate: Option<Dur>,
     pub load_assignment: Option<ClusterLoadAssignment>,
     pub per_connection_buffer_limit_bytes: Option<u32>,
+    pub transport_socket: Option<TypedExtension>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -279,12 +279,14 @@ fn listener(
         _ => address.to_string(),
     };
     let chains_path = format!("{path}.filter_chains");
-    let chain = exactly_one(
-        &l.filter_chains,
-        &chains_path,
-        "one filter chain with envoy.filters.network.http_connection_manager is required",
-        "only one filter chain per listener is supported",
-    )?;
+    let Some(chain) = l.filter_chains.first() else {
+        return Err(err(
+            &chains_path,
+            "one filter chain with envoy.filters.network.http_connection_manager is required",
+        ));
+    };
+    let filter_chains = super::tls::filter_chains(&l.filter_chains, &chains_path)?;
+    super::tls::listener_filters(&l.listener_filters, &format!("{path}.listener_filters"))?;
     let filters_path = format!("{chains_path}[0].filters");
     // Network filters: an optional connection limit, then the HTTP connection manager last.
     let Some((filter, before)) = chain.filters.split_last() else {
@@ -335,6 +337,12 @@ fn listener(
             &format!("{path}.per_connection_buffer_limit_bytes"),
         )?,
         connection_limit,
+        filter_chains,
+        inspect_timeout: match l.listener_filters_timeout {
+            Some(raw::Dur(d)) if !d.is_zero() => d,
+            // Envoy's 0 means no limit; a stalled client must still not hold a connection.
+            _ => super::tls::DEFAULT_INSPECT_TIMEOUT,
+        },
     })
 }
 
@@ -428,21 +436,6 @@ fn overload_manager(om: raw::OverloadManager) -> Result<Option<u64>, ConfigError
         )?);
     }
     Ok(max)
-}
-
-/// The single element of a list that baton allows only one of; errors name the list (when
-/// empty) or its second element.
-fn exactly_one<'a, T>(
-    items: &'a [T],
-    path: &str,
-    missing: &str,
-    extra: &str,
-) -> Result<&'a T, ConfigError> {
-    match items {
-        [] => Err(err(path, missing)),
-        [one] => Ok(one),
-        [_, ..] => Err(err(format!("{path}[1]"), extra)),
-    }
 }
 
 /// `filter` is only meaningful on access loggers, and there it is unsupported.
@@ -725,6 +718,10 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
             &p("per_connection_buffer_limit_bytes"),
         )?,
         load_assignment_cluster_name,
+        tls: match &c.transport_socket {
+            Some(ts) => super::tls::upstream_socket(ts, &p("transport_socket"))?,
+            None => None,
+        },
         name: c.name,
     })
 }

@@ -245,7 +245,7 @@ pub fn regex(r: &raw::RegexMatcher, path: &str) -> Result<Regex, ConfigError> {
     })
 }
 
-fn string_match(s: raw::StringMatcher, path: &str) -> Result<StringMatch, ConfigError> {
+pub(super) fn string_match(s: raw::StringMatcher, path: &str) -> Result<StringMatch, ConfigError> {
     let nonempty = |v: String, f: &str| {
         if v.is_empty() {
             Err(err(join_key(path, f), "must not be empty"))

@@ -11,17 +11,22 @@ use super::codec::RequestHead;
 use super::core::{Env, Reply};
 use super::local::write_local_reply;
 use super::request::{decide, Decision};
-use crate::access_log::Rq;
+use crate::access_log::{Rq, TlsInfo};
 use crate::config::{RetryPolicy, RouteAction, ServerHeader};
 use crate::context::Ctx;
 use crate::observe;
 use crate::route::edits::{apply, HeaderList};
+use crate::tls::Stream;
+use std::rc::Rc;
 
 /// One connection's view of the proxy: its listener and client address.
 pub struct CtxEnv<'a> {
     ctx: &'a mut Ctx,
     listener: usize,
     peer: SocketAddr,
+    /// The connection is TLS: its session cannot move to a new process.
+    secure: bool,
+    tls: Option<&'a Rc<TlsInfo>>,
 }
 
 impl<'a> CtxEnv<'a> {
@@ -30,7 +35,16 @@ impl<'a> CtxEnv<'a> {
             ctx,
             listener,
             peer,
+            secure: false,
+            tls: None,
         }
+    }
+
+    /// The client connection's transport (plain or TLS, and the TLS session's facts).
+    pub fn tls(mut self, s: &'a Stream) -> CtxEnv<'a> {
+        self.secure = s.is_tls();
+        self.tls = s.info();
+        self
     }
 }
 
@@ -44,16 +58,26 @@ impl Env for CtxEnv<'_> {
         (&hcm.server_name, hcm.server_header_transformation)
     }
 
+    /// A TLS connection is never handed over (its session keys live here): while draining,
+    /// its responses say `Connection: close`, whether or not a successor exists.
     fn closing(&self) -> bool {
-        self.ctx.closing()
+        self.ctx.closing() || (self.secure && self.ctx.draining())
+    }
+
+    fn close_idle(&self) -> bool {
+        // An idle TLS connection is left to send its next request (answered with `Connection:
+        // close`) rather than closed under it; the drain's end closes what is left.
+        !self.secure && self.ctx.closing()
     }
 
     fn handoff(&self) -> bool {
-        self.ctx.handoff()
+        self.ctx.handoff() && !self.secure
     }
 
     fn begin(&mut self, req: Option<&RequestHead<'_>>, minor: u8, _now: Instant) -> Rq {
-        observe::begin(self.ctx, self.listener, self.peer, minor, req)
+        let mut rq = observe::begin(self.ctx, self.listener, self.peer, minor, req);
+        rq.tls = self.tls.cloned();
+        rq
     }
 
     fn route(&mut self, req: &RequestHead<'_>, rq: &mut Rq) -> Decision {

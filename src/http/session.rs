@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
+use crate::tls::Stream;
+
 use super::buf::{BufPool, ReadOutcome, CHUNK};
 use super::core::{Action, Close, Conn, Failure, Limits};
 use super::env::CtxEnv;
@@ -28,7 +30,8 @@ pub struct Ready {
 pub struct Session {
     id: usize,
     gen: u64,
-    client: TcpStream,
+    /// Plain TCP, or TLS over it: the core reads and writes plaintext either way.
+    client: Stream,
     peer: SocketAddr,
     listener: usize,
     ready: Ready,
@@ -67,7 +70,7 @@ impl Session {
         Session {
             id,
             gen,
-            client,
+            client: Stream::accepted(client, ctx.listeners[listener].tls.clone(), ctx.now()),
             peer,
             listener,
             ready: Ready {
@@ -136,6 +139,9 @@ impl Session {
                 Fate::Closed
             }
         };
+        while let Some(news) = self.client.take_news() {
+            crate::observe::tls_news(ctx, self.listener, news);
+        }
         if fate == Fate::Alive {
             self.arm_deadline(ctx);
         }
@@ -149,7 +155,7 @@ impl Session {
         loop {
             let mut progress = self.read_client(ctx)?;
             progress |= self.upstream_io(ctx, now);
-            let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+            let mut env = CtxEnv::new(ctx, self.listener, self.peer).tls(&self.client);
             progress |= self.core.process(&mut env, now);
             progress |= self.actions(ctx, now);
             if let Some(c) = self.core.closed() {
@@ -169,8 +175,9 @@ impl Session {
             if self.core.ready_to_move() {
                 return Ok(Fate::Move);
             }
-            if self.core.wants_shutdown() {
-                let _ = self.client.shutdown(std::net::Shutdown::Write);
+            // TLS records still queued go out before the close_notify and the shutdown.
+            if self.core.wants_shutdown() && !self.client.pending_out() {
+                self.client.shutdown_write();
                 self.core.shut_down(now);
                 progress = true;
             }
@@ -199,8 +206,9 @@ impl Session {
                 ReadOutcome::Data(_) => progress = true,
                 ReadOutcome::Drained(_) => {
                     progress = true;
-                    // A pending FIN raises no new edge: keep reading to see it.
-                    self.ready.readable = self.ready.hup;
+                    // A pending FIN raises no new edge: keep reading to see it. Over TLS a
+                    // short read says nothing about the socket: read on until it blocks.
+                    self.ready.readable = self.ready.hup || !self.client.short_read_drains();
                 }
                 ReadOutcome::Eof => {
                     self.core.client_eof();
@@ -221,15 +229,24 @@ impl Session {
     }
 
     fn flush_client(&mut self) -> io::Result<bool> {
-        let out = self.core.client_out();
-        if out.is_empty() || !self.ready.writable {
+        if !self.ready.writable {
             return Ok(false);
         }
-        let before = out.len();
-        if !out.write_to(&mut self.client)? {
-            self.ready.writable = false;
+        let out = self.core.client_out();
+        let mut progress = false;
+        if !out.is_empty() {
+            let before = out.len();
+            if !out.write_to(&mut self.client)? {
+                self.ready.writable = false;
+            }
+            progress = self.core.client_out().len() != before;
         }
-        Ok(self.core.client_out().len() != before)
+        if self.ready.writable && self.client.pending_out() {
+            // TLS records rustls kept when the socket was full.
+            self.ready.writable = self.client.flush_pending()?;
+            progress |= self.ready.writable;
+        }
+        Ok(progress)
     }
 
     /// Connect completion, writes and reads on the upstream connection.
@@ -243,7 +260,9 @@ impl Session {
                 Ok(true) => {
                     ctx.upstreams.connect_done(up.addr);
                     crate::observe::upstream_connected(ctx, up.cluster, up.addr);
-                    self.core.up_connected(now);
+                    if !up.stream.is_tls() {
+                        self.core.up_connected(now);
+                    }
                     progress = true;
                 }
                 Ok(false) => return false,
@@ -256,6 +275,31 @@ impl Session {
         }
         if !up.connected {
             return progress;
+        }
+        if up.stream.handshaking() {
+            // The TLS handshake is part of connecting (the connect timeout covers it).
+            match up.stream.handshake() {
+                Ok(true) => {
+                    self.core.up_connected(now);
+                    progress = true;
+                }
+                Ok(false) => return progress,
+                Err(e) => {
+                    log::debug!("TLS handshake with {} failed: {e}", up.addr);
+                    self.fail_up(ctx, Failure::ConnectFailed, now);
+                    return true;
+                }
+            }
+        }
+        if up.writable && up.stream.pending_out() {
+            match up.stream.flush_pending() {
+                Ok(all) => up.writable = all,
+                Err(e) => {
+                    log::debug!("write to {} failed: {e}", up.addr);
+                    self.fail_up(ctx, Failure::Reset, now);
+                    return true;
+                }
+            }
         }
         let written = match self.core.up() {
             Some(side) if up.writable && !side.tx.is_empty() => {
@@ -290,7 +334,7 @@ impl Session {
             match r {
                 Ok(ReadOutcome::Data(_)) => self.core.up_data(),
                 Ok(ReadOutcome::Drained(_)) => {
-                    up.readable = up.hup;
+                    up.readable = up.hup || !up.stream.short_read_drains();
                     self.core.up_data();
                 }
                 Ok(ReadOutcome::Eof) => {
@@ -317,7 +361,7 @@ impl Session {
         if let Some(up) = self.up.take() {
             up.close(ctx);
         }
-        let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+        let mut env = CtxEnv::new(ctx, self.listener, self.peer).tls(&self.client);
         self.core.up_failed(&mut env, f, now);
     }
 
@@ -348,7 +392,7 @@ impl Session {
         if let Some(old) = self.up.take() {
             old.close(ctx);
         }
-        let got = match take_idle(ctx, addr, self.id) {
+        let got = match take_idle(ctx, cluster, addr, self.id) {
             Some(c) => Ok((c, true)),
             None if !ctx.upstreams.may_connect(addr) => {
                 log::debug!("session {}: waiting for a connection to {addr}", self.id);
@@ -360,12 +404,12 @@ impl Session {
         match got {
             Ok((c, reused)) => {
                 self.up = Some(c);
-                let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+                let mut env = CtxEnv::new(ctx, self.listener, self.peer).tls(&self.client);
                 self.core.up_attached(&mut env, reused, now);
             }
             Err(e) => {
                 log::debug!("session {}: connect to {addr} failed at once: {e}", self.id);
-                let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+                let mut env = CtxEnv::new(ctx, self.listener, self.peer).tls(&self.client);
                 self.core.up_failed(&mut env, Failure::ConnectFailed, now);
             }
         }
@@ -393,8 +437,16 @@ impl Session {
         );
     }
 
+    /// The core's next deadline, or the TLS handshake's if that is earlier.
+    fn next_deadline(&self) -> Option<Instant> {
+        match (self.core.deadline(), self.client.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     fn arm_deadline(&mut self, ctx: &mut Ctx) {
-        if let Some(at) = self.core.deadline() {
+        if let Some(at) = self.next_deadline() {
             if self.armed.is_none_or(|a| a > at) {
                 ctx.timers.arm(at, TimerKey::Session(self.id, self.gen));
                 self.armed = Some(at);
@@ -409,8 +461,17 @@ impl Session {
         }
         self.armed = None;
         let now = ctx.now();
+        if self.client.deadline().is_some_and(|d| d <= now) {
+            log::debug!(
+                "session {} ({}): TLS handshake timed out",
+                self.id,
+                self.peer
+            );
+            crate::observe::tls_timeout(ctx, self.listener);
+            return Fate::Closed;
+        }
         if self.core.deadline().is_some_and(|d| d <= now) {
-            let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+            let mut env = CtxEnv::new(ctx, self.listener, self.peer).tls(&self.client);
             self.core.on_timeout(&mut env, now);
         }
         self.drive(ctx)
@@ -420,7 +481,7 @@ impl Session {
     /// upstream is closed (never reused mid-exchange), buffers go back to the pool.
     pub fn close(mut self, ctx: &mut Ctx) {
         let now = ctx.now();
-        let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+        let mut env = CtxEnv::new(ctx, self.listener, self.peer).tls(&self.client);
         self.core.abort(&mut env, now);
         crate::observe::cx_close(ctx, self.listener);
         if let Some(up) = self.up.take() {
@@ -462,7 +523,7 @@ impl Session {
         let _ = ctx.registry.deregister(&mut self.client);
         let pending = self.core.take_pending();
         self.core.free(&mut ctx.pool);
-        (self.client, pending)
+        (self.client.into_tcp(), pending)
     }
 
     pub fn token(&self) -> Tok {

@@ -15,6 +15,7 @@ use mio::Interest;
 use crate::context::Ctx;
 use crate::observe;
 use crate::reactor::Tok;
+use crate::tls::Stream;
 use crate::util::{FastMap, Slab};
 
 /// Most idle connections kept per upstream address; more are closed when they come back.
@@ -105,7 +106,8 @@ impl UpPool {
 
 #[derive(Debug)]
 pub struct UpConn {
-    pub stream: TcpStream,
+    /// Plain TCP, or TLS when the cluster has a `transport_socket`.
+    pub stream: Stream,
     pub addr: SocketAddr,
     /// The cluster the connection was opened for (its stats are charged there).
     pub cluster: usize,
@@ -136,7 +138,7 @@ impl UpConn {
         addr: SocketAddr,
         owner: usize,
     ) -> io::Result<UpConn> {
-        let started = TcpStream::connect(addr);
+        let started = TcpStream::connect(addr).and_then(|s| wrap(ctx, cluster, addr, s));
         let mut stream = match started {
             Ok(s) => s,
             Err(e) => {
@@ -198,10 +200,38 @@ impl UpConn {
     }
 }
 
-/// Takes an idle connection to `addr` from the pool for session `owner`.
-pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, owner: usize) -> Option<UpConn> {
+/// The stream for a new connection to `addr`: TLS when `cluster` has a TLS context.
+fn wrap(ctx: &Ctx, cluster: usize, addr: SocketAddr, s: TcpStream) -> io::Result<Stream> {
+    let c = ctx.clusters.get(cluster);
+    #[cfg(feature = "tls")]
+    if let (Some(cfg), Some(u)) = (
+        c.and_then(|c| c.tls.clone()),
+        c.and_then(|c| c.cfg.tls.as_ref()),
+    ) {
+        return Stream::client(s, cfg, crate::tls::server_name(u, addr));
+    }
+    let _ = (c, addr);
+    Ok(Stream::plain(s))
+}
+
+/// Takes an idle connection to `addr` from the pool for session `owner`, forwarding for
+/// `cluster`. A TLS connection (or a plain one, for a TLS cluster) is only reused for the
+/// cluster that opened it: two clusters may reach one address with different TLS settings.
+pub fn take_idle(ctx: &mut Ctx, cluster: usize, addr: SocketAddr, owner: usize) -> Option<UpConn> {
+    let wants_tls = ctx
+        .clusters
+        .get(cluster)
+        .is_some_and(|c| c.cfg.tls.is_some());
     loop {
-        let idx = ctx.upstreams.idle_by_addr.get_mut(&addr)?.pop()?;
+        let (idle, list) = (
+            &ctx.upstreams.idle,
+            ctx.upstreams.idle_by_addr.get_mut(&addr)?,
+        );
+        let pos = list.iter().rposition(|&i| {
+            idle.get(i)
+                .is_none_or(|c| (!wants_tls && !c.stream.is_tls()) || c.cluster == cluster)
+        })?;
+        let idx = list.remove(pos);
         let Some(mut c) = ctx.upstreams.idle.remove(idx) else {
             continue;
         };
@@ -235,8 +265,19 @@ pub fn put_idle(ctx: &mut Ctx, c: UpConn) {
 }
 
 /// An idle connection became readable: the upstream closed it or sent junk. Either way it is
-/// no longer safe to reuse.
+/// no longer safe to reuse — unless it was a TLS message with no data (a session ticket).
 pub fn idle_event(ctx: &mut Ctx, idx: usize) {
+    let usable = ctx
+        .upstreams
+        .idle
+        .get_mut(idx)
+        .is_some_and(|c| c.stream.usable_after_idle_event());
+    if !usable {
+        close_idle(ctx, idx);
+    }
+}
+
+fn close_idle(ctx: &mut Ctx, idx: usize) {
     if let Some(c) = ctx.upstreams.idle.remove(idx) {
         if let Some(list) = ctx.upstreams.idle_by_addr.get_mut(&c.addr) {
             list.retain(|&i| i != idx);
@@ -248,7 +289,7 @@ pub fn idle_event(ctx: &mut Ctx, idx: usize) {
 /// Closes every idle connection (drain, shutdown).
 pub fn close_all_idle(ctx: &mut Ctx) {
     for idx in ctx.upstreams.idle.keys() {
-        idle_event(ctx, idx);
+        close_idle(ctx, idx);
     }
     ctx.upstreams.idle_by_addr.clear();
 }

@@ -129,15 +129,23 @@ impl Proxy {
         let admin = Admin::new(&b, &opts)?;
         let mut rts = Vec::new();
         for l in b.listeners {
+            let tls = crate::tls::ListenerTls::new(&l.filter_chains, l.inspect_timeout)
+                .map_err(|e| format!("listener \"{}\": transport_socket: {e}", l.name))?;
             rts.push(ListenerRt {
                 name: l.name,
                 address: l.address,
                 router: Router::new(l.hcm.route_config.clone()),
                 hcm: l.hcm,
                 connection_limit: l.connection_limit,
+                tls,
             });
         }
-        let clusters: Vec<ClusterRt> = b.clusters.into_iter().map(ClusterRt::new).collect();
+        let mut clusters = Vec::new();
+        for c in b.clusters {
+            let mut rt = ClusterRt::new(c);
+            rt.set_up_tls()?;
+            clusters.push(rt);
+        }
         let waker = Arc::new(
             Waker::new(poll.registry(), Tok::Waker.token()).map_err(|e| format!("waker: {e}"))?,
         );

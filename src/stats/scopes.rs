@@ -52,6 +52,24 @@ pub struct ListenerStats {
     pub downstream_global_cx_overflow: Counter,
 }
 
+/// `listener.<address>.ssl.*` and the TLS-related listener counters, for a listener with TLS
+/// filter chains.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsStats {
+    pub handshake: Counter,
+    pub connection_error: Counter,
+    pub no_certificate: Counter,
+    pub fail_verify_no_cert: Counter,
+    /// By `tls::names::VERSION_NAMES`.
+    pub versions: [Counter; 2],
+    /// By `tls::names::CIPHER_NAMES`.
+    pub ciphers: [Counter; 9],
+    /// `listener.<address>.no_filter_chain_match`.
+    pub no_filter_chain_match: Counter,
+    /// `listener.<address>.downstream_cx_transport_socket_connect_timeout`.
+    pub connect_timeout: Counter,
+}
+
 /// `connection_limit.<stat_prefix>.*` of a listener's connection limit filter.
 #[derive(Debug, Clone, Copy)]
 pub struct LimitStats {
@@ -120,6 +138,8 @@ pub struct Stats {
     pub clusters: Vec<ClusterStats>,
     /// Indexed like `Ctx::listeners`: the connection limit filter's stats, when it has one.
     pub limits: Vec<Option<LimitStats>>,
+    /// Indexed like `Ctx::listeners`: TLS stats of listeners with TLS filter chains.
+    pub tls: Vec<Option<TlsStats>>,
     state: ServerState,
     started: Instant,
     /// When epoch 0 started, for uptime_all_epochs.
@@ -222,6 +242,7 @@ impl Stats {
             http: hs,
             clusters: cs,
             limits: listeners.iter().map(|_| None).collect(),
+            tls: listeners.iter().map(|_| None).collect(),
             state: ServerState::PreInitializing,
             started: Instant::now(),
             first_started: SystemTime::now(),
@@ -270,6 +291,72 @@ impl Stats {
         };
         if let Some(slot) = self.limits.get_mut(l) {
             *slot = Some(st);
+        }
+    }
+
+    /// Registers `listener.<address>.ssl.*` for listener `l`.
+    pub fn add_tls(&mut self, l: usize, addr: SocketAddr) {
+        use crate::tls::names::{CIPHER_NAMES, VERSION_NAMES};
+        let p = listener_scope(addr);
+        let st = &mut self.store;
+        let c = |st: &mut Store, n: &str| st.counter(&format!("{p}.{n}"));
+        let t = TlsStats {
+            handshake: c(st, "ssl.handshake"),
+            connection_error: c(st, "ssl.connection_error"),
+            no_certificate: c(st, "ssl.no_certificate"),
+            fail_verify_no_cert: c(st, "ssl.fail_verify_no_cert"),
+            versions: VERSION_NAMES.map(|v| c(st, &format!("ssl.versions.{v}"))),
+            ciphers: CIPHER_NAMES.map(|v| c(st, &format!("ssl.ciphers.{v}"))),
+            no_filter_chain_match: c(st, "no_filter_chain_match"),
+            connect_timeout: c(st, "downstream_cx_transport_socket_connect_timeout"),
+        };
+        if let Some(slot) = self.tls.get_mut(l) {
+            *slot = Some(t);
+        }
+    }
+
+    /// A TLS event on listener `l`.
+    pub fn tls_news(&mut self, l: usize, news: crate::tls::News) {
+        let Some(Some(t)) = self.tls.get(l).copied() else {
+            return;
+        };
+        #[cfg(feature = "tls")]
+        match news {
+            crate::tls::News::Handshake {
+                version,
+                cipher,
+                peer_cert,
+            } => {
+                self.store.inc(t.handshake);
+                if let Some(v) = t.versions.get(version) {
+                    self.store.inc(*v);
+                }
+                if let Some(c) = cipher.and_then(|i| t.ciphers.get(i)) {
+                    self.store.inc(*c);
+                }
+                if !peer_cert {
+                    self.store.inc(t.no_certificate);
+                }
+            }
+            crate::tls::News::Failed { no_cert } => {
+                self.store.inc(t.connection_error);
+                if no_cert {
+                    self.store.inc(t.fail_verify_no_cert);
+                }
+            }
+            crate::tls::News::NoChain => self.store.inc(t.no_filter_chain_match),
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = t;
+            match news {}
+        }
+    }
+
+    /// A TLS handshake on listener `l` did not finish in time.
+    pub fn tls_timeout(&mut self, l: usize) {
+        if let Some(Some(t)) = self.tls.get(l).copied() {
+            self.store.inc(t.connect_timeout);
         }
     }
 

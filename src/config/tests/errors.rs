@@ -155,7 +155,8 @@ fn unknown_fields_are_named() {
         err_with(&[("static_resources.clusters[0].lb_polcy", "RANDOM")]),
         "static_resources.clusters[0].lb_polcy: unknown or unsupported field \"lb_polcy\" \
          (accepted here: name, connect_timeout, type, lb_policy, dns_lookup_family, \
-         dns_refresh_rate, load_assignment, per_connection_buffer_limit_bytes)"
+         dns_refresh_rate, load_assignment, per_connection_buffer_limit_bytes, \
+         transport_socket)"
     );
     assert_eq!(
         err_with(&[(&hcm("http_filters[0].typed_config.dynamic_stats"), "false")]),
@@ -182,22 +183,12 @@ fn unsupported_envoy_features_say_so() {
             "circuit breakers",
         ),
         (
-            "static_resources.clusters[0].transport_socket",
-            "{}",
-            "TLS (transport sockets)",
-        ),
-        (
             "static_resources.clusters[0].respect_dns_ttl",
             "true",
             "respect_dns_ttl; dns_refresh_rate is used",
         ),
-        (
-            "static_resources.listeners[0].filter_chains[0].transport_socket",
-            "{}",
-            "TLS (transport sockets)",
-        ),
         (&hcm("tracing"), "{}", "tracing"),
-        (&vh("require_tls"), "ALL", "require_tls (baton has no TLS)"),
+        (&vh("require_tls"), "ALL", "require_tls (HTTPS redirects)"),
     ];
     for (path, value, what) in cases {
         assert_eq!(

@@ -61,6 +61,13 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             },
             per_connection_buffer_limit_bytes: 1 << 20,
             connection_limit: None,
+            filter_chains: vec![crate::config::tls::FilterChainTls {
+                server_names: vec![],
+                transport_protocol: None,
+                tls: None,
+                handshake_timeout: crate::config::tls::DEFAULT_HANDSHAKE_TIMEOUT,
+            }],
+            inspect_timeout: crate::config::tls::DEFAULT_INSPECT_TIMEOUT,
         }],
         clusters: vec![Cluster {
             name: cluster.into(),
@@ -76,6 +83,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             }],
             per_connection_buffer_limit_bytes: 1 << 20,
             load_assignment_cluster_name: cluster.into(),
+            tls: None,
         }],
         admin: None,
         node: None,

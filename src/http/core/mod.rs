@@ -67,6 +67,11 @@ pub trait Env {
     fn closing(&self) -> bool;
     /// Draining with a successor: idle connections move to it.
     fn handoff(&self) -> bool;
+    /// Idle connections close now (draining). A connection that cannot move (TLS) stays
+    /// open for its next request, which `closing` answers with `Connection: close`.
+    fn close_idle(&self) -> bool {
+        self.closing()
+    }
     /// A request head was parsed (`None`: rejected) — counts it and starts its record.
     fn begin(&mut self, req: Option<&RequestHead<'_>>, minor: u8, now: Instant) -> Rq;
     /// Routes a request: a local reply, or an upstream with the serialised head.
@@ -539,7 +544,7 @@ impl Conn {
             return true;
         }
         if self.cin.is_empty() {
-            if self.client_eof || (env.closing() && self.cout.is_empty()) {
+            if self.client_eof || (env.close_idle() && self.cout.is_empty()) {
                 self.finish_connection(now);
                 return true;
             }

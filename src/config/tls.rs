@@ -1,0 +1,727 @@
+//! TLS configuration: Envoy's `DownstreamTlsContext` / `UpstreamTlsContext` (transport socket
+//! `envoy.transport_sockets.tls`), a listener's `filter_chain_match` and `listener_filters`.
+//! The serde mirror and its validation live together here; the checked model holds PEM text,
+//! and the certificates are parsed (and the rustls configuration built) once at load, so a
+//! bad key or certificate is an error naming its field.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+use super::de::{from_value, join_key};
+use super::model::StringMatch;
+use super::raw::{self, Dur, EnumValue};
+use super::validate::{err, proto_enum, typed_payload, EnumEntry};
+use super::ConfigError;
+
+pub const TLS_SOCKET_NAMES: &[&str] = &["envoy.transport_sockets.tls", "tls"];
+const DOWNSTREAM_TYPE: &str = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+const UPSTREAM_TYPE: &str = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+const RAW_BUFFER_NAMES: &[&str] = &["envoy.transport_sockets.raw_buffer", "raw_buffer"];
+const TLS_INSPECTOR_NAMES: &[&str] = &["envoy.filters.listener.tls_inspector", "tls_inspector"];
+const TLS_INSPECTOR_TYPE: &str = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
+
+/// Until the ClientHello has been read (Envoy's `listener_filters_timeout` default).
+pub const DEFAULT_INSPECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The rest of a handshake when the chain sets no `transport_socket_connect_timeout` (Envoy
+/// has none by default; a handshake that never finishes must not hold a connection forever).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------- serde mirror
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFilterChainMatch {
+    #[serde(default)]
+    pub server_names: Vec<String>,
+    pub transport_protocol: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDownstream {
+    common_tls_context: Option<RawCommon>,
+    require_client_certificate: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    common_tls_context: Option<RawCommon>,
+    sni: Option<String>,
+    allow_renegotiation: Option<bool>,
+    max_session_keys: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommon {
+    tls_params: Option<RawParams>,
+    #[serde(default)]
+    tls_certificates: Vec<RawCertificate>,
+    validation_context: Option<RawValidation>,
+    #[serde(default)]
+    alpn_protocols: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParams {
+    tls_minimum_protocol_version: Option<EnumValue>,
+    tls_maximum_protocol_version: Option<EnumValue>,
+    #[serde(default)]
+    cipher_suites: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCertificate {
+    certificate_chain: Option<RawDataSource>,
+    private_key: Option<RawDataSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawValidation {
+    trusted_ca: Option<RawDataSource>,
+    #[serde(default)]
+    match_typed_subject_alt_names: Vec<RawSanMatcher>,
+    trust_chain_verification: Option<EnumValue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSanMatcher {
+    san_type: EnumValue,
+    /// A `StringMatcher`, read once the path is known.
+    matcher: Value,
+}
+
+/// Envoy's `DataSource` with the binary variant TLS material may use.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataSource {
+    filename: Option<String>,
+    inline_string: Option<String>,
+    /// Base64, as protobuf's JSON mapping writes bytes.
+    inline_bytes: Option<String>,
+}
+
+// ---------------------------------------------------------------- checked model
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+/// `tls_params`: versions and the TLS 1.2 cipher suites (OpenSSL names, as Envoy takes them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsParams {
+    pub min: TlsVersion,
+    pub max: TlsVersion,
+    /// Empty: every suite rustls offers.
+    pub cipher_suites: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SanType {
+    Dns,
+    Email,
+    Uri,
+    IpAddress,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SanMatcher {
+    pub san_type: SanType,
+    pub matcher: StringMatch,
+}
+
+/// A peer's certificate must chain to `trusted_ca` and (when any are given) carry a SAN
+/// that one of `san_matchers` accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validation {
+    pub trusted_ca_pem: Vec<u8>,
+    pub san_matchers: Vec<SanMatcher>,
+}
+
+/// A certificate chain and its private key, as PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertKey {
+    pub chain_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DownstreamTls {
+    pub cert: CertKey,
+    pub params: TlsParams,
+    /// `http/1.1` or nothing (no ALPN).
+    pub alpn_http11: bool,
+    pub require_client_certificate: bool,
+    pub validation: Option<Validation>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamTls {
+    /// The server name sent; `None` sends none.
+    pub sni: Option<String>,
+    pub cert: Option<CertKey>,
+    pub params: TlsParams,
+    pub alpn_http11: bool,
+    /// `None`: the server's certificate is not verified (Envoy's behaviour without a CA).
+    pub validation: Option<Validation>,
+    /// TLS session tickets/ids remembered (Envoy's `max_session_keys`, default 1).
+    pub max_session_keys: usize,
+}
+
+/// One of a listener's filter chains as far as choosing it and its transport go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterChainTls {
+    /// Exact names and `*.suffix` wildcards; empty matches any name.
+    pub server_names: Vec<String>,
+    /// `tls`, `raw_buffer`, or `None` (any).
+    pub transport_protocol: Option<String>,
+    /// `None`: plain TCP.
+    pub tls: Option<DownstreamTls>,
+    pub handshake_timeout: Duration,
+}
+
+// ---------------------------------------------------------------- validation
+
+const VERSIONS: &[EnumEntry<Option<TlsVersion>>] = &[
+    ("TLS_AUTO", 0, Some(None)),
+    ("TLSv1_0", 1, None),
+    ("TLSv1_1", 2, None),
+    ("TLSv1_2", 3, Some(Some(TlsVersion::V1_2))),
+    ("TLSv1_3", 4, Some(Some(TlsVersion::V1_3))),
+];
+
+const SAN_TYPES: &[EnumEntry<SanType>] = &[
+    ("SAN_TYPE_UNSPECIFIED", 0, None),
+    ("EMAIL", 1, Some(SanType::Email)),
+    ("DNS", 2, Some(SanType::Dns)),
+    ("URI", 3, Some(SanType::Uri)),
+    ("IP_ADDRESS", 4, Some(SanType::IpAddress)),
+    ("OTHER_NAME", 5, None),
+];
+
+const TRUST_CHAIN: &[EnumEntry<()>] = &[
+    ("VERIFY_TRUST_CHAIN", 0, Some(())),
+    ("ACCEPT_UNTRUSTED", 1, None),
+];
+
+/// The TLS 1.2 suites rustls (ring provider) offers, by the OpenSSL names Envoy uses (the
+/// TLS 1.3 ones come first in `CIPHER_NAMES` and are not configurable, as in Envoy).
+const TLS12_SUITES: &[&str] = crate::tls::names::TLS12_NAMES;
+
+/// A listener's filter chains: each one's match and transport. Their network filters must be
+/// the same (one HTTP connection manager per listener), and no two may match alike.
+pub fn filter_chains(
+    chains: &[raw::FilterChain],
+    path: &str,
+) -> Result<Vec<FilterChainTls>, ConfigError> {
+    let mut out: Vec<FilterChainTls> = Vec::with_capacity(chains.len());
+    for (i, c) in chains.iter().enumerate() {
+        let cp = format!("{path}[{i}]");
+        if i > 0
+            && chains
+                .first()
+                .is_some_and(|first| first.filters != c.filters)
+        {
+            return Err(err(
+                format!("{cp}.filters"),
+                "must equal filter_chains[0].filters: baton serves one HTTP connection manager \
+                 per listener (chains may differ in filter_chain_match and transport_socket)",
+            ));
+        }
+        let f = filter_chain(
+            c.filter_chain_match.as_ref(),
+            c.transport_socket.as_ref(),
+            c.transport_socket_connect_timeout,
+            &cp,
+        )?;
+        let same = |o: &FilterChainTls| {
+            o.transport_protocol == f.transport_protocol
+                && (o.server_names.iter().any(|n| f.server_names.contains(n))
+                    || (o.server_names.is_empty() && f.server_names.is_empty()))
+        };
+        if let Some(j) = out.iter().position(same) {
+            return Err(err(
+                format!("{cp}.filter_chain_match"),
+                format!("matches the same connections as filter_chains[{j}]"),
+            ));
+        }
+        out.push(f);
+    }
+    Ok(out)
+}
+
+/// `transport_socket` of a filter chain (`None`: plain) plus its match and timeout.
+fn filter_chain(
+    chain_match: Option<&RawFilterChainMatch>,
+    transport_socket: Option<&raw::TypedExtension>,
+    connect_timeout: Option<Dur>,
+    path: &str,
+) -> Result<FilterChainTls, ConfigError> {
+    let mpath = format!("{path}.filter_chain_match");
+    let (server_names, transport_protocol) = match chain_match {
+        None => (Vec::new(), None),
+        Some(m) => {
+            for (i, n) in m.server_names.iter().enumerate() {
+                server_name(n, &format!("{mpath}.server_names[{i}]"))?;
+            }
+            let tp = match m.transport_protocol.as_deref() {
+                None | Some("") => None,
+                Some(p @ ("tls" | "raw_buffer")) => Some(p.to_string()),
+                Some(other) => {
+                    return Err(err(
+                        format!("{mpath}.transport_protocol"),
+                        format!(
+                            "unknown transport protocol \"{other}\" (supported: tls, raw_buffer)"
+                        ),
+                    ))
+                }
+            };
+            let names = m.server_names.iter().map(|n| n.to_ascii_lowercase());
+            (names.collect(), tp)
+        }
+    };
+    let tls = match transport_socket {
+        None => None,
+        Some(ts) => downstream_socket(ts, &format!("{path}.transport_socket"))?,
+    };
+    let handshake_timeout = match connect_timeout {
+        Some(Dur(d)) if !d.is_zero() => d,
+        Some(_) => {
+            return Err(err(
+                format!("{path}.transport_socket_connect_timeout"),
+                "must be greater than 0",
+            ))
+        }
+        None => DEFAULT_HANDSHAKE_TIMEOUT,
+    };
+    Ok(FilterChainTls {
+        server_names,
+        transport_protocol,
+        tls,
+        handshake_timeout,
+    })
+}
+
+/// An SNI name of `server_names`: a host name, or `*.` and one.
+fn server_name(n: &str, path: &str) -> Result<(), ConfigError> {
+    let host = n.strip_prefix("*.").unwrap_or(n);
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            path,
+            format!("\"{n}\" is not a host name or a \"*.\" wildcard"),
+        ))
+    }
+}
+
+/// `listener_filters`: the TLS inspector is accepted (baton always inspects the first bytes
+/// of a connection on a listener that has a TLS filter chain); others are refused.
+pub fn listener_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(), ConfigError> {
+    for (i, f) in filters.iter().enumerate() {
+        let fp = format!("{path}[{i}]");
+        if !TLS_INSPECTOR_NAMES.contains(&f.name.as_str()) {
+            return Err(err(
+                format!("{fp}.name"),
+                format!(
+                    "unsupported listener filter \"{}\" (supported: {})",
+                    f.name, TLS_INSPECTOR_NAMES[0]
+                ),
+            ));
+        }
+        if f.filter.is_some() {
+            return Err(err(format!("{fp}.filter"), "not supported by baton"));
+        }
+        let tpath = format!("{fp}.typed_config");
+        if let Some(v) = typed_payload(&f.typed_config, &tpath, TLS_INSPECTOR_TYPE)? {
+            // Only the JA3/JA4 fingerprint switches exist; baton computes no fingerprints.
+            if v.as_mapping().is_some_and(|m| !m.is_empty()) {
+                return Err(err(tpath, "no fields are supported (JA3/JA4 fingerprints)"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the transport socket's name and `@type`; `None` for the explicit raw buffer.
+fn socket_payload(
+    ts: &raw::TypedExtension,
+    path: &str,
+    type_name: &str,
+) -> Result<Option<Value>, ConfigError> {
+    if RAW_BUFFER_NAMES.contains(&ts.name.as_str()) {
+        return Ok(None);
+    }
+    if !TLS_SOCKET_NAMES.contains(&ts.name.as_str()) {
+        return Err(err(
+            join_key(path, "name"),
+            format!(
+                "unsupported transport socket \"{}\" (supported: {}, {})",
+                ts.name, TLS_SOCKET_NAMES[0], RAW_BUFFER_NAMES[0]
+            ),
+        ));
+    }
+    if ts.filter.is_some() {
+        return Err(err(join_key(path, "filter"), "not supported by baton"));
+    }
+    if !cfg!(feature = "tls") {
+        return Err(err(
+            path,
+            "TLS is not compiled into this build of baton (cargo feature \"tls\")",
+        ));
+    }
+    let tpath = join_key(path, "typed_config");
+    typed_payload(&ts.typed_config, &tpath, type_name)?
+        .map(Some)
+        .ok_or_else(|| err(tpath, "required field is missing"))
+}
+
+fn downstream_socket(
+    ts: &raw::TypedExtension,
+    path: &str,
+) -> Result<Option<DownstreamTls>, ConfigError> {
+    let Some(v) = socket_payload(ts, path, DOWNSTREAM_TYPE)? else {
+        return Ok(None);
+    };
+    let tpath = join_key(path, "typed_config");
+    let r: RawDownstream = from_value(&v, &tpath)?;
+    let cpath = join_key(&tpath, "common_tls_context");
+    let c = r.common_tls_context.ok_or_else(|| {
+        err(
+            &cpath,
+            "required field is missing (a server needs a certificate)",
+        )
+    })?;
+    let params = params(c.tls_params.as_ref(), &join_key(&cpath, "tls_params"))?;
+    let alpn_http11 = alpn(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"))?;
+    let cert = certificates(&c.tls_certificates, &join_key(&cpath, "tls_certificates"))?
+        .ok_or_else(|| {
+            err(
+                join_key(&cpath, "tls_certificates"),
+                "one certificate is required",
+            )
+        })?;
+    let validation = match &c.validation_context {
+        Some(vc) => validation(vc, &join_key(&cpath, "validation_context"))?,
+        None => None,
+    };
+    let require_client_certificate = r.require_client_certificate.unwrap_or(false);
+    if require_client_certificate && validation.is_none() {
+        return Err(err(
+            join_key(&tpath, "require_client_certificate"),
+            "needs common_tls_context.validation_context.trusted_ca to verify client certificates",
+        ));
+    }
+    let d = DownstreamTls {
+        cert,
+        params,
+        alpn_http11,
+        require_client_certificate,
+        validation,
+    };
+    #[cfg(feature = "tls")]
+    crate::tls::server_config(&d).map_err(|e| err(&tpath, e))?;
+    Ok(Some(d))
+}
+
+/// A cluster's `transport_socket`.
+pub fn upstream_socket(
+    ts: &raw::TypedExtension,
+    path: &str,
+) -> Result<Option<UpstreamTls>, ConfigError> {
+    let Some(v) = socket_payload(ts, path, UPSTREAM_TYPE)? else {
+        return Ok(None);
+    };
+    let tpath = join_key(path, "typed_config");
+    let r: RawUpstream = from_value(&v, &tpath)?;
+    if r.allow_renegotiation == Some(true) {
+        return Err(err(
+            join_key(&tpath, "allow_renegotiation"),
+            "not supported by baton (rustls never renegotiates)",
+        ));
+    }
+    let sni = match r.sni {
+        Some(s) if !s.is_empty() => {
+            if rustls_name_ok(&s) {
+                Some(s)
+            } else {
+                return Err(err(
+                    join_key(&tpath, "sni"),
+                    format!("\"{s}\" is not a valid server name"),
+                ));
+            }
+        }
+        _ => None,
+    };
+    let cpath = join_key(&tpath, "common_tls_context");
+    let (params, alpn_http11, cert, validation) = match &r.common_tls_context {
+        None => (params(None, "")?, false, None, None),
+        Some(c) => (
+            params(c.tls_params.as_ref(), &join_key(&cpath, "tls_params"))?,
+            alpn(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"))?,
+            certificates(&c.tls_certificates, &join_key(&cpath, "tls_certificates"))?,
+            match &c.validation_context {
+                Some(vc) => validation(vc, &join_key(&cpath, "validation_context"))?,
+                None => None,
+            },
+        ),
+    };
+    let u = UpstreamTls {
+        sni,
+        cert,
+        params,
+        alpn_http11,
+        validation,
+        max_session_keys: r.max_session_keys.unwrap_or(1) as usize,
+    };
+    #[cfg(feature = "tls")]
+    crate::tls::client_config(&u).map_err(|e| err(&tpath, e))?;
+    Ok(Some(u))
+}
+
+/// A DNS name or IP literal that TLS can carry as SNI (checked again by rustls).
+fn rustls_name_ok(s: &str) -> bool {
+    s.parse::<std::net::IpAddr>().is_ok()
+        || (s.len() <= 253
+            && s.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            }))
+}
+
+fn params(p: Option<&RawParams>, path: &str) -> Result<TlsParams, ConfigError> {
+    let mut out = TlsParams {
+        min: TlsVersion::V1_2,
+        max: TlsVersion::V1_3,
+        cipher_suites: Vec::new(),
+    };
+    let Some(p) = p else {
+        return Ok(out);
+    };
+    let version = |v: &Option<EnumValue>, f: &str| -> Result<Option<TlsVersion>, ConfigError> {
+        match v {
+            None => Ok(None),
+            Some(v) => proto_enum(v, &join_key(path, f), VERSIONS),
+        }
+    };
+    if let Some(v) = version(
+        &p.tls_minimum_protocol_version,
+        "tls_minimum_protocol_version",
+    )? {
+        out.min = v;
+    }
+    if let Some(v) = version(
+        &p.tls_maximum_protocol_version,
+        "tls_maximum_protocol_version",
+    )? {
+        out.max = v;
+    }
+    if out.min > out.max {
+        return Err(err(
+            join_key(path, "tls_maximum_protocol_version"),
+            "is lower than tls_minimum_protocol_version",
+        ));
+    }
+    for (i, entry) in p.cipher_suites.iter().enumerate() {
+        // OpenSSL's equal-preference groups "[A|B]" are accepted; their order is kept.
+        let inner = entry.trim_start_matches('[').trim_end_matches(']');
+        for name in inner.split('|').map(str::trim) {
+            if !TLS12_SUITES.contains(&name) {
+                return Err(err(
+                    format!("{path}.cipher_suites[{i}]"),
+                    format!(
+                        "cipher suite \"{name}\" is not offered by baton (rustls; supported: {})",
+                        TLS12_SUITES.join(", ")
+                    ),
+                ));
+            }
+            out.cipher_suites.push(name.to_string());
+        }
+    }
+    if !out.cipher_suites.is_empty() && out.min == TlsVersion::V1_3 {
+        return Err(err(
+            join_key(path, "cipher_suites"),
+            "applies to TLS 1.2 only, but tls_minimum_protocol_version is TLSv1_3",
+        ));
+    }
+    Ok(out)
+}
+
+/// `alpn_protocols`: only `http/1.1` (baton speaks HTTP/1 only).
+fn alpn(list: &[String], path: &str) -> Result<bool, ConfigError> {
+    for (i, p) in list.iter().enumerate() {
+        if p != "http/1.1" {
+            return Err(err(
+                format!("{path}[{i}]"),
+                format!("protocol \"{p}\" is not supported by baton (supported: http/1.1)"),
+            ));
+        }
+    }
+    Ok(!list.is_empty())
+}
+
+fn certificates(list: &[RawCertificate], path: &str) -> Result<Option<CertKey>, ConfigError> {
+    let c = match list {
+        [] => return Ok(None),
+        [one] => one,
+        [_, ..] => {
+            return Err(err(
+                format!("{path}[1]"),
+                "only one certificate per TLS context is supported",
+            ))
+        }
+    };
+    let p = format!("{path}[0]");
+    let need = |d: &Option<RawDataSource>, f: &str| {
+        let fp = join_key(&p, f);
+        d.as_ref()
+            .ok_or_else(|| err(&fp, "required field is missing"))
+            .and_then(|d| data_source(d, &fp))
+    };
+    Ok(Some(CertKey {
+        chain_pem: need(&c.certificate_chain, "certificate_chain")?,
+        key_pem: need(&c.private_key, "private_key")?,
+    }))
+}
+
+fn validation(v: &RawValidation, path: &str) -> Result<Option<Validation>, ConfigError> {
+    if let Some(t) = &v.trust_chain_verification {
+        proto_enum(t, &join_key(path, "trust_chain_verification"), TRUST_CHAIN)?;
+    }
+    let mut san_matchers = Vec::new();
+    for (i, m) in v.match_typed_subject_alt_names.iter().enumerate() {
+        let mp = format!("{path}.match_typed_subject_alt_names[{i}]");
+        san_matchers.push(SanMatcher {
+            san_type: proto_enum(&m.san_type, &join_key(&mp, "san_type"), SAN_TYPES)?,
+            matcher: {
+                let p = join_key(&mp, "matcher");
+                super::validate_route::string_match(from_value(&m.matcher, &p)?, &p)?
+            },
+        });
+    }
+    let Some(ca) = &v.trusted_ca else {
+        if !san_matchers.is_empty() {
+            return Err(err(
+                join_key(path, "trusted_ca"),
+                "required with match_typed_subject_alt_names",
+            ));
+        }
+        return Ok(None);
+    };
+    Ok(Some(Validation {
+        trusted_ca_pem: data_source(ca, &join_key(path, "trusted_ca"))?,
+        san_matchers,
+    }))
+}
+
+/// TLS material: a file (read now: renewing a certificate is a hot restart), inline text or
+/// base64 bytes.
+fn data_source(d: &RawDataSource, path: &str) -> Result<Vec<u8>, ConfigError> {
+    match (&d.filename, &d.inline_string, &d.inline_bytes) {
+        (Some(f), None, None) => std::fs::read(f)
+            .map_err(|e| err(join_key(path, "filename"), format!("cannot read {f}: {e}"))),
+        (None, Some(s), None) => Ok(s.as_bytes().to_vec()),
+        (None, None, Some(b)) => {
+            base64(b).ok_or_else(|| err(join_key(path, "inline_bytes"), "invalid base64"))
+        }
+        (None, None, None) => Err(err(
+            path,
+            "one of filename, inline_string, inline_bytes is required",
+        )),
+        _ => Err(err(
+            path,
+            "only one of filename, inline_string, inline_bytes may be set",
+        )),
+    }
+}
+
+/// Standard base64 (padding optional, whitespace ignored), as protobuf JSON writes bytes.
+fn base64(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().filter(|c| !c.is_ascii_whitespace()) {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_decodes() {
+        assert_eq!(base64("aGVsbG8=").as_deref(), Some(&b"hello"[..]));
+        assert_eq!(base64("aGVsbG8").as_deref(), Some(&b"hello"[..]));
+        assert_eq!(base64("aGVs\nbG8h").as_deref(), Some(&b"hello!"[..]));
+        assert!(base64("a*b").is_none());
+    }
+
+    #[test]
+    fn server_names_checked() {
+        assert!(server_name("example.com", "p").is_ok());
+        assert!(server_name("*.example.com", "p").is_ok());
+        assert!(server_name("*", "p").is_err());
+        assert!(server_name("a..b", "p").is_err());
+        assert!(server_name("foo.*.com", "p").is_err());
+    }
+
+    #[test]
+    fn cipher_suites_refused_by_name() {
+        let p = RawParams {
+            tls_minimum_protocol_version: None,
+            tls_maximum_protocol_version: None,
+            cipher_suites: vec!["[ECDHE-RSA-AES128-GCM-SHA256|ECDHE-RSA-CHACHA20-POLY1305]".into()],
+        };
+        assert_eq!(params(Some(&p), "x").map(|p| p.cipher_suites.len()), Ok(2));
+        let p = RawParams {
+            cipher_suites: vec!["AES128-SHA".into()],
+            ..p
+        };
+        let e = params(Some(&p), "x").unwrap_err();
+        assert_eq!(e.path, "x.cipher_suites[0]");
+        assert!(e.message.contains("AES128-SHA"), "{e}");
+    }
+
+    #[test]
+    fn old_versions_refused() {
+        let p = RawParams {
+            tls_minimum_protocol_version: Some(EnumValue::Name("TLSv1_0".into())),
+            tls_maximum_protocol_version: None,
+            cipher_suites: vec![],
+        };
+        let e = params(Some(&p), "x").unwrap_err();
+        assert_eq!(e.path, "x.tls_minimum_protocol_version");
+    }
+}

@@ -1,0 +1,346 @@
+//! Builds rustls configurations from the checked model, once at load (to report errors with
+//! the field path) and once at start-up. The crypto provider is `ring` (docs/dependencies.md).
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
+use rustls::crypto::{ring, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, Error, RootCertStore,
+    ServerConfig, SignatureScheme, SupportedProtocolVersion,
+};
+
+use super::names::openssl_cipher_name;
+use super::x509;
+use crate::config::tls::{
+    CertKey, DownstreamTls, SanMatcher, TlsParams, TlsVersion, UpstreamTls, Validation,
+};
+use crate::route::matcher::string_matches;
+
+/// The ring provider with the suites `p` allows.
+fn provider(p: &TlsParams) -> Arc<CryptoProvider> {
+    let mut prov = ring::default_provider();
+    if !p.cipher_suites.is_empty() {
+        let mut suites = Vec::new();
+        // TLS 1.3 suites are not configurable (as in Envoy); 1.2 ones in the configured order.
+        suites.extend(
+            prov.cipher_suites
+                .iter()
+                .filter(|s| s.tls13().is_some())
+                .copied(),
+        );
+        for name in &p.cipher_suites {
+            let found = prov
+                .cipher_suites
+                .iter()
+                .find(|s| openssl_cipher_name(s.suite()) == Some(name.as_str()));
+            if let Some(s) = found {
+                suites.push(*s);
+            }
+        }
+        prov.cipher_suites = suites;
+    }
+    Arc::new(prov)
+}
+
+fn versions(p: &TlsParams) -> Vec<&'static SupportedProtocolVersion> {
+    let mut v = Vec::new();
+    if p.max >= TlsVersion::V1_3 {
+        v.push(&rustls::version::TLS13);
+    }
+    if p.min <= TlsVersion::V1_2 {
+        v.push(&rustls::version::TLS12);
+    }
+    v
+}
+
+fn certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let list: Vec<_> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{what}: invalid PEM: {e}"))?;
+    if list.is_empty() {
+        return Err(format!("{what}: no CERTIFICATE in PEM"));
+    }
+    Ok(list)
+}
+
+fn cert_key(c: &CertKey) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let chain = certs(&c.chain_pem, "certificate_chain")?;
+    let key = PrivateKeyDer::from_pem_slice(&c.key_pem)
+        .map_err(|e| format!("private_key: no usable private key in PEM: {e}"))?;
+    Ok((chain, key))
+}
+
+fn roots(v: &Validation) -> Result<Arc<RootCertStore>, String> {
+    let mut store = RootCertStore::empty();
+    for c in certs(&v.trusted_ca_pem, "validation_context.trusted_ca")? {
+        store
+            .add(c)
+            .map_err(|e| format!("validation_context.trusted_ca: {e}"))?;
+    }
+    Ok(Arc::new(store))
+}
+
+/// Whether a certificate carries a SAN one of `m` accepts (no matchers: any certificate).
+fn san_ok(m: &[SanMatcher], cert: &CertificateDer<'_>) -> bool {
+    if m.is_empty() {
+        return true;
+    }
+    let sans = x509::sans(cert.as_ref());
+    m.iter().any(|m| {
+        sans.iter()
+            .any(|(t, v)| *t == m.san_type && string_matches(&m.matcher, v))
+    })
+}
+
+fn san_error() -> Error {
+    Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+        SanMismatch,
+    ))))
+}
+
+#[derive(Debug)]
+struct SanMismatch;
+
+impl std::fmt::Display for SanMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no subject alternative name matches match_typed_subject_alt_names")
+    }
+}
+
+impl std::error::Error for SanMismatch {}
+
+/// A listener's TLS context.
+pub fn server_config(d: &DownstreamTls) -> Result<Arc<ServerConfig>, String> {
+    let prov = provider(&d.params);
+    let b = ServerConfig::builder_with_provider(prov.clone())
+        .with_protocol_versions(&versions(&d.params))
+        .map_err(|e| format!("tls_params: {e}"))?;
+    let b = match &d.validation {
+        None => b.with_no_client_auth(),
+        Some(v) => {
+            let mut vb = WebPkiClientVerifier::builder_with_provider(roots(v)?, prov);
+            if !d.require_client_certificate {
+                vb = vb.allow_unauthenticated();
+            }
+            let inner = vb.build().map_err(|e| format!("validation_context: {e}"))?;
+            b.with_client_cert_verifier(Arc::new(ClientSan {
+                inner,
+                matchers: v.san_matchers.clone(),
+            }))
+        }
+    };
+    let (chain, key) = cert_key(&d.cert)?;
+    let mut cfg = b
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("tls_certificates[0]: {e}"))?;
+    if d.alpn_http11 {
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    }
+    Ok(Arc::new(cfg))
+}
+
+/// A cluster's TLS context.
+pub fn client_config(u: &UpstreamTls) -> Result<Arc<ClientConfig>, String> {
+    let prov = provider(&u.params);
+    let verifier: Arc<dyn ServerCertVerifier> = match &u.validation {
+        Some(v) => Arc::new(ServerSan {
+            inner: WebPkiServerVerifier::builder_with_provider(roots(v)?, prov.clone())
+                .build()
+                .map_err(|e| format!("validation_context: {e}"))?,
+            matchers: v.san_matchers.clone(),
+        }),
+        None => Arc::new(Unverified(prov.clone())),
+    };
+    let b = ClientConfig::builder_with_provider(prov)
+        .with_protocol_versions(&versions(&u.params))
+        .map_err(|e| format!("tls_params: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut cfg = match &u.cert {
+        None => b.with_no_client_auth(),
+        Some(c) => {
+            let (chain, key) = cert_key(c)?;
+            b.with_client_auth_cert(chain, key)
+                .map_err(|e| format!("tls_certificates[0]: {e}"))?
+        }
+    };
+    if u.alpn_http11 {
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    }
+    cfg.resumption = match u.max_session_keys {
+        0 => Resumption::disabled(),
+        n => Resumption::in_memory_sessions(n),
+    };
+    Ok(Arc::new(cfg))
+}
+
+/// The name a client connection verifies and sends: the configured SNI, else the address
+/// (rustls sends no SNI for an address, as Envoy sends none without `sni`).
+pub fn server_name(u: &UpstreamTls, addr: std::net::SocketAddr) -> ServerName<'static> {
+    u.sni
+        .as_ref()
+        .and_then(|s| ServerName::try_from(s.clone()).ok())
+        .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()))
+}
+
+/// The handshake-signature checks of a verifier that wraps another (`self.inner`): only the
+/// certificate checks differ.
+macro_rules! delegate_signatures {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            self.inner.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            self.inner.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.inner.supported_verify_schemes()
+        }
+    };
+}
+
+/// Client-certificate verification (chain to the trusted CA) plus the SAN match.
+#[derive(Debug)]
+struct ClientSan {
+    inner: Arc<dyn ClientCertVerifier>,
+    matchers: Vec<SanMatcher>,
+}
+
+impl ClientCertVerifier for ClientSan {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        let ok = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if san_ok(&self.matchers, end_entity) {
+            Ok(ok)
+        } else {
+            Err(san_error())
+        }
+    }
+
+    delegate_signatures!();
+}
+
+/// Server-certificate verification as Envoy does it: the chain must reach the trusted CA;
+/// the host name is not compared with `sni` — `match_typed_subject_alt_names` says which
+/// names are acceptable.
+#[derive(Debug)]
+struct ServerSan {
+    inner: Arc<WebPkiServerVerifier>,
+    matchers: Vec<SanMatcher>,
+}
+
+impl ServerCertVerifier for ServerSan {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        // webpki checks the chain before the name, so a name error means the chain is good.
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Ok(_)
+            | Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => {}
+            Err(e) => return Err(e),
+        }
+        if san_ok(&self.matchers, end_entity) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(san_error())
+        }
+    }
+
+    delegate_signatures!();
+}
+
+/// No `validation_context`: Envoy then accepts any server certificate. The handshake's
+/// signatures are still checked, so the peer holds the key of the certificate it sent.
+#[derive(Debug)]
+struct Unverified(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

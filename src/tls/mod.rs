@@ -1,0 +1,41 @@
+//! TLS with rustls: the byte stream the connection drivers read and write through (plain TCP
+//! or rustls over TCP), the filter chain choice by SNI, and the rustls configurations built
+//! from Envoy's TLS contexts. Without the `tls` cargo feature only plain streams exist (and
+//! the config loader refuses `transport_socket`).
+
+pub mod names;
+
+#[cfg(feature = "tls")]
+mod config;
+#[cfg(feature = "tls")]
+mod stream;
+#[cfg(feature = "tls")]
+mod x509;
+
+#[cfg(feature = "tls")]
+pub use config::{client_config, server_config, server_name};
+#[cfg(feature = "tls")]
+pub use stream::{ListenerTls, News, Stream};
+
+#[cfg(not(feature = "tls"))]
+mod plain;
+#[cfg(not(feature = "tls"))]
+pub use plain::{ListenerTls, News, Stream};
+
+/// A cluster's client TLS configuration (uninhabited in a build without TLS).
+#[cfg(feature = "tls")]
+pub type ClientTls = std::sync::Arc<rustls::ClientConfig>;
+#[cfg(not(feature = "tls"))]
+#[derive(Debug)]
+pub enum ClientTls {}
+
+/// Builds a cluster's client TLS configuration.
+pub fn client_tls(u: &crate::config::tls::UpstreamTls) -> Result<ClientTls, String> {
+    #[cfg(feature = "tls")]
+    return client_config(u);
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = u;
+        Err("TLS is not compiled into this build".into())
+    }
+}

@@ -1,0 +1,142 @@
+//! The byte stream of a build without TLS: plain TCP only, with the TLS stream's interface so
+//! the drivers are the same in both builds.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{event::Source, Interest, Registry, Token};
+
+use crate::access_log::TlsInfo;
+use crate::config::tls::FilterChainTls;
+
+/// Never built: the config loader refuses TLS in this build.
+#[derive(Debug)]
+pub enum ListenerTls {}
+
+impl ListenerTls {
+    pub fn new(
+        _chains: &[FilterChainTls],
+        _inspect_timeout: Duration,
+    ) -> Result<Option<Rc<ListenerTls>>, String> {
+        Ok(None)
+    }
+}
+
+/// Never produced in this build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum News {}
+
+#[derive(Debug)]
+pub struct Stream {
+    sock: TcpStream,
+}
+
+impl Stream {
+    pub fn plain(sock: TcpStream) -> Stream {
+        Stream { sock }
+    }
+
+    pub fn accepted(sock: TcpStream, _tls: Option<Rc<ListenerTls>>, _now: Instant) -> Stream {
+        Stream { sock }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        false
+    }
+
+    pub fn short_read_drains(&self) -> bool {
+        true
+    }
+
+    pub fn handshaking(&self) -> bool {
+        false
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    pub fn info(&self) -> Option<&Rc<TlsInfo>> {
+        None
+    }
+
+    pub fn take_news(&mut self) -> Option<News> {
+        None
+    }
+
+    pub fn pending_out(&self) -> bool {
+        false
+    }
+
+    pub fn flush_pending(&mut self) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    pub fn handshake(&mut self) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    pub fn shutdown_write(&mut self) {
+        let _ = self.sock.shutdown(Shutdown::Write);
+    }
+
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock.take_error()
+    }
+
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.peer_addr()
+    }
+
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.sock.set_nodelay(on)
+    }
+
+    pub fn into_tcp(self) -> TcpStream {
+        self.sock
+    }
+
+    pub fn usable_after_idle_event(&mut self) -> bool {
+        false
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.sock.read(buf)
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sock.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+impl Source for Stream {
+    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        self.sock.register(r, t, i)
+    }
+
+    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        self.sock.reregister(r, t, i)
+    }
+
+    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+        self.sock.deregister(r)
+    }
+}
