@@ -111,7 +111,7 @@ pub fn remove(doc: &mut Value, path: &str) {
     slot(doc, parent).as_mapping_mut().unwrap().remove(key);
 }
 
-pub fn check(doc: &Value) -> Result<Bootstrap, ConfigError> {
+pub fn check(doc: &Value) -> Result<Bootstrap, ConfigErrors> {
     from_document(doc)
 }
 

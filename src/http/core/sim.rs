@@ -232,6 +232,7 @@ impl Sim {
             idle_timeout: Some(Duration::from_secs(60)),
             request_headers_timeout: Some(Duration::from_secs(10)),
             stream_idle_timeout: Some(Duration::from_secs(30)),
+            buffer_limit: 1 << 20,
         };
         Sim {
             env: TestEnv::new(),
