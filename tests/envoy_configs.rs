@@ -1,9 +1,8 @@
 //! Real Envoy v3 configs from public sources, kept unchanged in `tests/envoy-configs/` (each
 //! file's first line is a comment giving its source URL). Every one is run through
 //! `baton --mode validate`: it either loads, or is refused with every error naming a field path
-//! and a reason. The expected outcome of each file is recorded below (the error paths, in the
-//! order baton reports them; none for a file that loads), so any change in what baton accepts is
-//! noticed. The configs that load are then served: the only rewrite is of socket addresses
+//! and a reason. The expected outcome of each file is recorded below (the paths of its errors;
+//! none for a file that loads), so any change in what baton accepts is noticed. The configs that load are then served: the only rewrite is of socket addresses
 //! (listeners and admin to 127.0.0.1 on free ports, cluster endpoints to a test upstream on
 //! 127.0.0.1), because the originals name docker hosts and fixed ports; everything else is
 //! served as written.
@@ -16,7 +15,8 @@ use std::time::Duration;
 use common::{free_port, run_baton, Baton, RawConn, Upstream};
 use serde_yaml::Value;
 
-/// Each corpus file and the paths of the errors baton reports for it (empty: it loads).
+/// Each corpus file and the paths of the errors baton reports for it, sorted (empty: it
+/// loads).
 const CORPUS: &[(&str, &[&str])] = &[
     (
         "envoy--configs-envoy-demo.yaml",
@@ -34,20 +34,20 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "envoy--configs-using_deprecated_config.v2.yaml",
         &[
-            "static_resources.clusters[0].transport_socket",
-            "tracing",
             "layered_runtime.layers[0].static_layer.envoy.deprecated_features:envoy.api.v2.route.CorsPolicy.allow_origin",
             "layered_runtime.layers[0].static_layer.envoy.deprecated_features:envoy.config.trace.v2.ZipkinConfig.HTTP_JSON_V1",
+            "static_resources.clusters[0].transport_socket",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type",
+            "tracing",
         ],
     ),
     (
         "examples--brotli-envoy.yaml",
         &[
-            "static_resources.listeners[0].filter_chains[0].transport_socket",
-            "static_resources.listeners[1].filter_chains[0].transport_socket",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
+            "static_resources.listeners[0].filter_chains[0].transport_socket",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
+            "static_resources.listeners[1].filter_chains[0].transport_socket",
         ],
     ),
     (
@@ -59,10 +59,10 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--cors-backend-envoy.yaml",
         &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].typed_per_filter_config",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[1].typed_per_filter_config",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[2].typed_per_filter_config",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].typed_per_filter_config",
         ],
     ),
     (
@@ -75,27 +75,27 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--csrf-samesite-envoy.yaml",
         &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].typed_per_filter_config",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].typed_per_filter_config",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[1].typed_per_filter_config",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[2].typed_per_filter_config",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].typed_per_filter_config",
         ],
     ),
     (
         "examples--datadog-tracing-envoy.yaml",
         &[
-            "static_resources.listeners[0].traffic_direction",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
+            "static_resources.listeners[0].traffic_direction",
         ],
     ),
     (
         "examples--double-proxy-envoy-backend.yaml",
         &[
-            "static_resources.listeners[0].listener_filters",
-            "static_resources.listeners[0].filter_chains[0].transport_socket",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type",
+            "static_resources.listeners[0].filter_chains[0].transport_socket",
+            "static_resources.listeners[0].listener_filters",
         ],
     ),
     (
@@ -149,8 +149,8 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--front-proxy-envoy.yaml",
         &[
-            "static_resources.listeners[1].filter_chains[0].transport_socket",
             "layered_runtime.layers[0].static_layer.envoy.resource_limits.listener.example_listener_name.connection_limit",
+            "static_resources.listeners[1].filter_chains[0].transport_socket",
         ],
     ),
     ("examples--front-proxy-service-envoy-2.yaml", &[]),
@@ -193,28 +193,28 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--jaeger-tracing-envoy.yaml",
         &[
-            "static_resources.listeners[0].traffic_direction",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
+            "static_resources.listeners[0].traffic_direction",
         ],
     ),
     (
         "examples--jaeger-tracing-service1-envoy-jaeger.yaml",
         &[
-            "static_resources.listeners[0].traffic_direction",
-            "static_resources.listeners[1].traffic_direction",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.tracing",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
+            "static_resources.listeners[0].traffic_direction",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
+            "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.tracing",
+            "static_resources.listeners[1].traffic_direction",
         ],
     ),
     (
         "examples--jaeger-tracing-service2-envoy-jaeger.yaml",
         &[
-            "static_resources.listeners[0].traffic_direction",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
+            "static_resources.listeners[0].traffic_direction",
         ],
     ),
     (
@@ -232,8 +232,8 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--load-reporting-service-envoy.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options",
             "cluster_manager",
+            "static_resources.clusters[1].typed_extension_protocol_options",
         ],
     ),
     (
@@ -248,40 +248,40 @@ const CORPUS: &[(&str, &[&str])] = &[
         &[
             "static_resources.clusters[0].common_lb_config",
             "static_resources.clusters[0].health_checks",
-            "static_resources.clusters[0].load_assignment.endpoints[0].locality",
-            "static_resources.clusters[0].load_assignment.endpoints[0].load_balancing_weight",
-            "static_resources.clusters[0].load_assignment.endpoints[0].priority",
             "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.health_check_config",
             "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.hostname",
-            "static_resources.clusters[0].load_assignment.endpoints[1].locality",
-            "static_resources.clusters[0].load_assignment.endpoints[1].load_balancing_weight",
-            "static_resources.clusters[0].load_assignment.endpoints[1].priority",
+            "static_resources.clusters[0].load_assignment.endpoints[0].load_balancing_weight",
+            "static_resources.clusters[0].load_assignment.endpoints[0].locality",
+            "static_resources.clusters[0].load_assignment.endpoints[0].priority",
             "static_resources.clusters[0].load_assignment.endpoints[1].lb_endpoints[0].endpoint.health_check_config",
             "static_resources.clusters[0].load_assignment.endpoints[1].lb_endpoints[0].endpoint.hostname",
-            "static_resources.clusters[0].load_assignment.endpoints[2].locality",
-            "static_resources.clusters[0].load_assignment.endpoints[2].load_balancing_weight",
-            "static_resources.clusters[0].load_assignment.endpoints[2].priority",
+            "static_resources.clusters[0].load_assignment.endpoints[1].load_balancing_weight",
+            "static_resources.clusters[0].load_assignment.endpoints[1].locality",
+            "static_resources.clusters[0].load_assignment.endpoints[1].priority",
             "static_resources.clusters[0].load_assignment.endpoints[2].lb_endpoints[0].endpoint.health_check_config",
             "static_resources.clusters[0].load_assignment.endpoints[2].lb_endpoints[0].endpoint.hostname",
-            "static_resources.clusters[0].load_assignment.endpoints[3].locality",
-            "static_resources.clusters[0].load_assignment.endpoints[3].load_balancing_weight",
-            "static_resources.clusters[0].load_assignment.endpoints[3].priority",
+            "static_resources.clusters[0].load_assignment.endpoints[2].load_balancing_weight",
+            "static_resources.clusters[0].load_assignment.endpoints[2].locality",
+            "static_resources.clusters[0].load_assignment.endpoints[2].priority",
             "static_resources.clusters[0].load_assignment.endpoints[3].lb_endpoints[0].endpoint.health_check_config",
             "static_resources.clusters[0].load_assignment.endpoints[3].lb_endpoints[0].endpoint.hostname",
+            "static_resources.clusters[0].load_assignment.endpoints[3].load_balancing_weight",
+            "static_resources.clusters[0].load_assignment.endpoints[3].locality",
+            "static_resources.clusters[0].load_assignment.endpoints[3].priority",
         ],
     ),
     (
         "examples--lua-cluster-specifier-envoy.yaml",
         &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.inline_cluster_specifier_plugin",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.inline_cluster_specifier_plugin",
         ],
     ),
     (
         "examples--lua-envoy.yaml",
         &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].typed_per_filter_config",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].typed_per_filter_config",
         ],
     ),
     (
@@ -293,32 +293,32 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--opentelemetry-envoy-1.yaml",
         &[
-            "static_resources.listeners[0].traffic_direction",
-            "static_resources.listeners[1].traffic_direction",
             "static_resources.clusters[2].typed_extension_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
+            "static_resources.listeners[0].traffic_direction",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.tracing",
+            "static_resources.listeners[1].traffic_direction",
         ],
     ),
     (
         "examples--opentelemetry-envoy-2.yaml",
         &[
-            "static_resources.listeners[0].traffic_direction",
             "static_resources.clusters[1].typed_extension_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
+            "static_resources.listeners[0].traffic_direction",
         ],
     ),
     (
         "examples--opentelemetry-envoy-front-proxy.yaml",
         &[
-            "static_resources.listeners[0].traffic_direction",
             "static_resources.clusters[2].typed_extension_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[1].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
+            "static_resources.listeners[0].traffic_direction",
         ],
     ),
     (
@@ -351,46 +351,46 @@ const CORPUS: &[(&str, &[&str])] = &[
         "examples--single-page-app-envoy.yaml",
         &[
             "dynamic_resources",
-            "static_resources.listeners[1].access_log",
-            "static_resources.listeners[1].filter_chains[0].transport_socket",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.upgrade_configs",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.upgrade_configs",
+            "static_resources.listeners[1].access_log",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
+            "static_resources.listeners[1].filter_chains[0].transport_socket",
         ],
     ),
     (
         "examples--skywalking-envoy-1.yaml",
         &[
-            "static_resources.listeners[0].traffic_direction",
-            "static_resources.listeners[1].traffic_direction",
             "static_resources.clusters[2].typed_extension_protocol_options",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
+            "static_resources.listeners[0].traffic_direction",
+            "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
+            "static_resources.listeners[1].traffic_direction",
         ],
     ),
     (
         "examples--skywalking-envoy-2.yaml",
         &[
-            "static_resources.listeners[0].traffic_direction",
             "static_resources.clusters[1].typed_extension_protocol_options",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
+            "static_resources.listeners[0].traffic_direction",
         ],
     ),
     (
         "examples--skywalking-envoy-front-proxy.yaml",
         &[
-            "static_resources.listeners[0].traffic_direction",
             "static_resources.clusters[2].typed_extension_protocol_options",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[1].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
+            "static_resources.listeners[0].traffic_direction",
         ],
     ),
     (
@@ -408,8 +408,8 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--tls-envoy-https-https.yaml",
         &[
-            "static_resources.listeners[0].filter_chains[0].transport_socket",
             "static_resources.clusters[0].transport_socket",
+            "static_resources.listeners[0].filter_chains[0].transport_socket",
         ],
     ),
     (
@@ -421,11 +421,11 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--tls-inspector-envoy.yaml",
         &[
-            "static_resources.listeners[0].listener_filters",
             "static_resources.listeners[0].filter_chains[0].filter_chain_match",
+            "static_resources.listeners[0].filter_chains[1]",
             "static_resources.listeners[0].filter_chains[1].filter_chain_match",
             "static_resources.listeners[0].filter_chains[2].filter_chain_match",
-            "static_resources.listeners[0].filter_chains[1]",
+            "static_resources.listeners[0].listener_filters",
         ],
     ),
     (
@@ -439,20 +439,20 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--tls-sni-envoy.yaml",
         &[
-            "static_resources.listeners[0].listener_filters",
             "static_resources.listeners[0].filter_chains[0].filter_chain_match",
             "static_resources.listeners[0].filter_chains[0].transport_socket",
+            "static_resources.listeners[0].filter_chains[1]",
             "static_resources.listeners[0].filter_chains[1].filter_chain_match",
             "static_resources.listeners[0].filter_chains[1].transport_socket",
             "static_resources.listeners[0].filter_chains[2].filter_chain_match",
-            "static_resources.listeners[0].filter_chains[1]",
+            "static_resources.listeners[0].listener_filters",
         ],
     ),
     (
         "examples--udp-envoy.yaml",
         &[
-            "static_resources.listeners[0].listener_filters",
             "static_resources.listeners[0].address.socket_address.protocol",
+            "static_resources.listeners[0].listener_filters",
         ],
     ),
     (
@@ -483,49 +483,48 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--websocket-envoy-wss.yaml",
         &[
-            "static_resources.listeners[0].filter_chains[0].transport_socket",
             "static_resources.clusters[0].transport_socket",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.upgrade_configs",
+            "static_resources.listeners[0].filter_chains[0].transport_socket",
         ],
     ),
     (
         "examples--zipkin-envoy-1.yaml",
         &[
-            "static_resources.listeners[0].traffic_direction",
-            "static_resources.listeners[1].traffic_direction",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
+            "static_resources.listeners[0].traffic_direction",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.tracing",
+            "static_resources.listeners[1].traffic_direction",
         ],
     ),
     (
         "examples--zipkin-envoy-2.yaml",
         &[
-            "static_resources.listeners[0].traffic_direction",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
+            "static_resources.listeners[0].traffic_direction",
         ],
     ),
     (
         "examples--zipkin-envoy-front-proxy.yaml",
         &[
-            "static_resources.listeners[0].traffic_direction",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[1].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
+            "static_resources.listeners[0].traffic_direction",
         ],
     ),
     (
         "examples--zstd-envoy.yaml",
         &[
-            "static_resources.listeners[0].filter_chains[0].transport_socket",
-            "static_resources.listeners[1].filter_chains[0].transport_socket",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
+            "static_resources.listeners[0].filter_chains[0].transport_socket",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
+            "static_resources.listeners[1].filter_chains[0].transport_socket",
         ],
     ),
-
 ];
 
 fn dir() -> PathBuf {
@@ -609,7 +608,8 @@ fn every_corpus_config_loads_or_is_refused_naming_the_field() {
         for (p, m) in &got {
             assert!(!p.is_empty() && !m.is_empty(), "{rel}: {p:?}: {m:?}");
         }
-        let paths: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
+        let mut paths: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
+        paths.sort();
         if paths != *expected {
             changed.push(format!(
                 "{rel}:\n  expected {expected:?}\n  got      {got:?}"

@@ -358,15 +358,26 @@ impl<'de> MapAccess<'de> for Entries<'_, 'de> {
             .pending
             .take()
             .ok_or_else(|| DeError::custom("internal: map value without key"))?;
-        seed.deserialize(Node { value, path })
+        seed.deserialize(Node { value, path }).inspect_err(|_| {
+            // The struct ends here; its remaining unknown fields are still worth reporting.
+            if let Some((strukt, fields)) = self.known {
+                for (k, _) in self.iter.by_ref() {
+                    let name = key_text(k);
+                    if !fields.contains(&name.as_str()) {
+                        report(ConfigError {
+                            path: join_key(self.parent, &name),
+                            message: unknown_field_message(strukt, &name, fields),
+                        });
+                    }
+                }
+            }
+        })
     }
 }
 
 struct Items<'a, 'de> {
     iter: std::iter::Enumerate<std::slice::Iter<'de, Value>>,
     parent: &'a str,
-    /// A lone value standing for a one-element list: its path has no index.
-    single: bool,
     /// The first element that failed; the others are still read (for their errors) and the
     /// list fails at its end.
     failed: Option<DeError>,
@@ -374,11 +385,7 @@ struct Items<'a, 'de> {
 
 impl Items<'_, '_> {
     fn item_path(&self, i: usize) -> String {
-        if self.single {
-            self.parent.to_string()
-        } else {
-            format!("{}[{i}]", self.parent)
-        }
+        format!("{}[{i}]", self.parent)
     }
 }
 
@@ -592,18 +599,17 @@ impl<'de> de::Deserializer<'de> for Node<'de> {
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         // Protobuf JSON reads null as "not set", i.e. an empty list; Envoy's loader also takes
         // a lone value where a list is expected, as a list of one.
-        let (items, single) = match self.value {
-            Value::Sequence(s) => (s.as_slice(), false),
-            Value::Null => (EMPTY_SEQ, false),
+        let items = match self.value {
+            Value::Sequence(s) => s.as_slice(),
+            Value::Null => EMPTY_SEQ,
             Value::Tagged(_) => return Err(self.fail("a list")),
-            one => (std::slice::from_ref(one), true),
+            one => std::slice::from_ref(one),
         };
         let path = self.path;
         visitor
             .visit_seq(Items {
                 iter: items.iter().enumerate(),
                 parent: &path,
-                single,
                 failed: None,
             })
             .map_err(|e| e.at(&path))

@@ -88,10 +88,12 @@ pub struct Admin {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticResources {
+    /// Read one by one in `validate` (as `Listener`s and `Cluster`s), so that a broken element
+    /// stops only itself and the others are still checked.
     #[serde(default)]
-    pub listeners: Vec<Listener>,
+    pub listeners: Vec<Value>,
     #[serde(default)]
-    pub clusters: Vec<Cluster>,
+    pub clusters: Vec<Value>,
 }
 
 #[derive(Debug, Deserialize)]

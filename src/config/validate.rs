@@ -357,10 +357,14 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
     });
     let mut clusters = Each::new();
     let mut cluster_index: HashMap<String, usize> = HashMap::new();
-    for (i, c) in sr.clusters.into_iter().enumerate() {
+    for (i, c) in sr.clusters.iter().enumerate() {
         let path = format!("static_resources.clusters[{i}]");
-        let name = c.name.clone();
-        let c = cluster(c, &path);
+        let name = c
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let c = from_value::<raw::Cluster>(c, &path).and_then(|c| cluster(c, &path));
         // A cluster with errors still has its name, so routes naming it report nothing more.
         if cluster_index.insert(name.clone(), i).is_some() {
             clusters.add(Err(err(
@@ -372,26 +376,28 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         }
     }
     let mut listeners: Each<Listener> = Each::new();
-    for (i, l) in sr.listeners.into_iter().enumerate() {
+    for (i, l) in sr.listeners.iter().enumerate() {
         let path = format!("static_resources.listeners[{i}]");
-        let l = listener(l, &path, &cluster_index).and_then(|l| {
-            if let Some(other) = listeners.items().iter().find(|o| o.name == l.name) {
-                return Err(err(
-                    format!("{path}.name"),
-                    format!("duplicate listener name \"{}\"", other.name),
-                ));
-            }
-            if let Some(other) = listeners.items().iter().find(|o| o.address == l.address) {
-                return Err(err(
-                    format!("{path}.address"),
-                    format!(
-                        "duplicate address {} (also used by listener \"{}\")",
-                        l.address, other.name
-                    ),
-                ));
-            }
-            Ok(l)
-        });
+        let l = from_value::<raw::Listener>(l, &path)
+            .and_then(|l| listener(l, &path, &cluster_index))
+            .and_then(|l| {
+                if let Some(other) = listeners.items().iter().find(|o| o.name == l.name) {
+                    return Err(err(
+                        format!("{path}.name"),
+                        format!("duplicate listener name \"{}\"", other.name),
+                    ));
+                }
+                if let Some(other) = listeners.items().iter().find(|o| o.address == l.address) {
+                    return Err(err(
+                        format!("{path}.address"),
+                        format!(
+                            "duplicate address {} (also used by listener \"{}\")",
+                            l.address, other.name
+                        ),
+                    ));
+                }
+                Ok(l)
+            });
         listeners.add(l);
     }
     let admin = match raw.admin {

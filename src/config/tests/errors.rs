@@ -283,16 +283,21 @@ fn bad_durations() {
 fn missing_and_mistyped_fields() {
     let mut d = doc();
     remove(&mut d, "static_resources.clusters[0].name");
+    // The route naming that cluster is checked too, and it names a cluster that is not there.
     assert_eq!(
         check(&d).unwrap_err().to_string(),
-        "static_resources.clusters[0].name: required field is missing"
+        format!(
+            "2 errors:\n  static_resources.clusters[0].name: required field is missing\n  \
+             {VH}.routes[0].route.cluster: unknown cluster \"a\""
+        )
     );
     // A lone map where a list is expected is a list of one (Envoy's loader allows it).
     let b = ok_with(&[("static_resources.clusters", "{name: a}")]);
     assert_eq!(b.clusters.len(), 1);
-    assert_eq!(
-        err_with(&[("static_resources.clusters", "\"a\"")]),
-        "static_resources.clusters: expected a map, got string \"a\""
+    assert!(
+        err_with(&[("static_resources.clusters", "\"a\"")]).starts_with(
+            "2 errors:\n  static_resources.clusters[0]: expected a map, got string \"a\""
+        )
     );
     assert_eq!(
         err_with(&[(&hcm("use_remote_address"), "\"yes\"")]),

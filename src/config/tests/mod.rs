@@ -3,6 +3,7 @@
 
 mod errors;
 mod features;
+mod lenient;
 mod load;
 
 use super::*;
