@@ -3,6 +3,7 @@
 
 mod errors;
 mod features;
+mod fields;
 mod lenient;
 mod load;
 
