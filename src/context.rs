@@ -24,6 +24,8 @@ pub struct ListenerRt {
     pub router: Router,
     /// Most connections open at once (the connection limit network filter).
     pub connection_limit: Option<ConnectionLimit>,
+    /// `per_connection_buffer_limit_bytes`: the bound of a connection's client-side buffers.
+    pub per_connection_buffer_limit_bytes: u32,
 }
 
 /// What every connection handler may touch besides its own connection. The process-wide

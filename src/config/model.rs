@@ -191,11 +191,59 @@ pub struct Regex {
     partial: regex::Regex,
 }
 
+/// Why a regex was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegexError {
+    /// Not valid syntax: the regex crate's message.
+    Syntax(String),
+    /// Its program is larger than the configured limit.
+    TooBig { size: usize, limit: u32 },
+}
+
+impl RegexError {
+    /// The message an operator sees for `pattern`.
+    pub fn describe(&self, pattern: &str) -> String {
+        match self {
+            RegexError::Syntax(e) => format!(
+                "invalid regex {pattern:?}: {}",
+                e.lines().last().unwrap_or_default().trim()
+            ),
+            RegexError::TooBig { size, limit } => {
+                format!("regex {pattern:?}: program size {size} is larger than the maximum {limit}")
+            }
+        }
+    }
+}
+
+/// The size of a regex's program, the measure RE2's `max_program_size` bounds: the number of
+/// states of its compiled Thompson NFA (RE2 counts the instructions of its compiled program,
+/// which are the same kind of thing: one per byte range, split, match or capture-free step).
+pub fn program_size(pattern: &str) -> Result<usize, RegexError> {
+    use regex_automata::nfa::thompson::{Compiler, Config, WhichCaptures};
+    let nfa = Compiler::new()
+        .configure(
+            Config::new()
+                .which_captures(WhichCaptures::None)
+                .shrink(true),
+        )
+        .build(pattern)
+        .map_err(|e| RegexError::Syntax(e.to_string()))?;
+    Ok(nfa.states().len())
+}
+
 impl Regex {
-    /// Compiles `pattern` (RE2-compatible syntax); the error text is the regex crate's.
-    pub fn new(pattern: &str) -> Result<Regex, String> {
-        let partial = regex::Regex::new(pattern).map_err(|e| e.to_string())?;
-        let full = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| e.to_string())?;
+    /// Compiles `pattern` (RE2-compatible syntax), refusing it when its program size (see
+    /// `program_size`) is over `max_program_size`.
+    pub fn new(pattern: &str, max_program_size: Option<u32>) -> Result<Regex, RegexError> {
+        let syntax = |e: regex::Error| RegexError::Syntax(e.to_string());
+        let partial = regex::Regex::new(pattern).map_err(syntax)?;
+        let full = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(syntax)?;
+        if let Some(limit) = max_program_size {
+            let size = program_size(pattern)?;
+            if size > limit as usize {
+                return Err(RegexError::TooBig { size, limit });
+            }
+        }
         Ok(Regex {
             pattern: pattern.to_string(),
             full,

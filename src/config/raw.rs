@@ -16,6 +16,27 @@ pub struct Bootstrap {
     pub static_resources: Option<StaticResources>,
     pub admin: Option<Admin>,
     pub overload_manager: Option<OverloadManager>,
+    pub layered_runtime: Option<LayeredRuntime>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayeredRuntime {
+    #[serde(default)]
+    pub layers: Vec<RuntimeLayer>,
+}
+
+/// One runtime layer; exactly one of the layer kinds is set (checked in `runtime`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeLayer {
+    /// A label only.
+    #[serde(rename = "name")]
+    pub _name: Option<String>,
+    pub static_layer: Option<Value>,
+    pub admin_layer: Option<Value>,
+    pub disk_layer: Option<Value>,
+    pub rtds_layer: Option<Value>,
 }
 
 /// Only the global downstream connection limit is supported (`validate` says which).
@@ -67,10 +88,12 @@ pub struct Admin {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticResources {
+    /// Read one by one in `validate` (as `Listener`s and `Cluster`s), so that a broken element
+    /// stops only itself and the others are still checked.
     #[serde(default)]
-    pub listeners: Vec<Listener>,
+    pub listeners: Vec<Value>,
     #[serde(default)]
-    pub clusters: Vec<Cluster>,
+    pub clusters: Vec<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -290,10 +313,15 @@ pub struct RouteMatch {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegexMatcher {
-    /// Deprecated engine selector; our engine is the `regex` crate whatever it says.
-    #[serde(rename = "google_re2")]
-    pub _google_re2: Option<de::IgnoredAny>,
+    /// Deprecated engine selector; only its program-size limit has an effect.
+    pub google_re2: Option<GoogleRe2>,
     pub regex: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleRe2 {
+    pub max_program_size: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -57,12 +57,14 @@ impl Session {
         listener: usize,
         ctx: &Ctx,
     ) -> Session {
-        let hcm = &ctx.listeners[listener].hcm;
+        let l = &ctx.listeners[listener];
+        let hcm = &l.hcm;
         let lim = Limits {
             max_head: hcm.max_request_headers_kb as usize * 1024,
             idle_timeout: hcm.idle_timeout,
             request_headers_timeout: hcm.request_headers_timeout,
             stream_idle_timeout: hcm.stream_idle_timeout,
+            buffer_limit: l.per_connection_buffer_limit_bytes as usize,
         };
         Session {
             id,

@@ -185,7 +185,7 @@ mod tests {
         ));
         assert!(path_matches(&PathMatch::Path("/a".into()), true, "/a?q=1"));
         assert!(!path_matches(&PathMatch::Path("/a".into()), true, "/ab"));
-        let re = PathMatch::SafeRegex(Regex::new("/v[0-9]+/.*").unwrap());
+        let re = PathMatch::SafeRegex(Regex::new("/v[0-9]+/.*", None).unwrap());
         assert!(path_matches(&re, true, "/v12/x?y=1"));
         assert!(!path_matches(&re, true, "/x/v1/"));
     }

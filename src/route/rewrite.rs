@@ -152,7 +152,7 @@ mod tests {
             "/x?y"
         );
         let rr = RegexRewrite {
-            pattern: Regex::new("/v([0-9]+)/").unwrap(),
+            pattern: Regex::new("/v([0-9]+)/", None).unwrap(),
             substitution: "/version-${1}/".into(),
         };
         assert_eq!(

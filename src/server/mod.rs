@@ -135,6 +135,7 @@ impl Proxy {
                 router: Router::new(l.hcm.route_config.clone()),
                 hcm: l.hcm,
                 connection_limit: l.connection_limit,
+                per_connection_buffer_limit_bytes: l.per_connection_buffer_limit_bytes,
             });
         }
         let clusters: Vec<ClusterRt> = b.clusters.into_iter().map(ClusterRt::new).collect();

@@ -111,8 +111,7 @@ fn type_urls_and_filter_names() {
     assert_eq!(
         err_with(&[(&hcm("@type"), "type.googleapis.com/envoy.Bogus")]),
         format!(
-            "{HCM}.@type: unknown type \"type.googleapis.com/envoy.Bogus\" (expected \
-             type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager)"
+            "{HCM}.@type: extension type \"type.googleapis.com/envoy.Bogus\" is not supported by baton"
         )
     );
     let mut d = doc();
@@ -121,28 +120,45 @@ fn type_urls_and_filter_names() {
         check(&d).unwrap_err().to_string(),
         format!("{HCM}.@type: required field is missing")
     );
+    // The name is a label: the @type says which filter it is.
+    let b = ok_with(&[
+        (
+            "static_resources.listeners[0].filter_chains[0].filters[0].name",
+            "my-own-label",
+        ),
+        (&hcm("http_filters[0].name"), "router"),
+    ]);
+    assert_eq!(b.listeners[0].hcm.stat_prefix, "ingress_http");
     assert_eq!(
         err_with(&[(
-            "static_resources.listeners[0].filter_chains[0].filters[0].name",
-            "envoy.filters.network.tcp_proxy"
+            &hcm("http_filters[0]"),
+            "{name: envoy.filters.http.router, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager}}"
         )]),
-        "static_resources.listeners[0].filter_chains[0].filters[0].name: unknown filter name \
-         \"envoy.filters.network.tcp_proxy\" (supported: envoy.filters.network.http_connection_manager)"
-    );
-    assert_eq!(
-        err_with(&[(&hcm("http_filters[0].name"), "envoy.filters.http.cors")]),
         format!(
-            "{HCM}.http_filters[0].name: unknown filter name \"envoy.filters.http.cors\" \
-             (supported: envoy.filters.http.router)"
+            "{HCM}.http_filters[0].typed_config.@type: \"envoy.filters.http.router\" \
+             (envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager) \
+             is not a supported HTTP filter (supported: envoy.extensions.filters.http.router.v3.Router)"
         )
     );
     assert_eq!(
-        err_with(&[(&hcm("http_filters[0].typed_config.@type"), "type.googleapis.com/x.Router")]),
+        err_with(&[(&hcm("http_filters[0]"), "{name: envoy.filters.http.cors}")]),
         format!(
-            "{HCM}.http_filters[0].typed_config.@type: unknown type \"type.googleapis.com/x.Router\" \
-             (expected type.googleapis.com/envoy.extensions.filters.http.router.v3.Router)"
+            "{HCM}.http_filters[0].name: unknown or unsupported extension \
+             \"envoy.filters.http.cors\" (no typed_config \"@type\" says what it is)"
         )
     );
+    assert_eq!(
+        err_with(&[(
+            &hcm("http_filters[0].typed_config.@type"),
+            "type.googleapis.com/x.Router"
+        )]),
+        format!(
+            "{HCM}.http_filters[0].typed_config.@type: extension type \
+             \"type.googleapis.com/x.Router\" is not supported by baton"
+        )
+    );
+    // `typed_config: {}` is the router with no settings.
+    ok_with(&[(&hcm("http_filters[0].typed_config"), "{}")]);
     assert_eq!(
         err_with(&[(&hcm("http_filters"), "[]")]),
         format!("{HCM}.http_filters: the router filter (envoy.filters.http.router) is required")
@@ -169,7 +185,6 @@ fn unknown_fields_are_named() {
 #[test]
 fn unsupported_envoy_features_say_so() {
     let cases: &[(&str, &str, &str)] = &[
-        ("layered_runtime", "{layers: []}", "runtime layers"),
         ("stats_sinks", "[]", "stats sinks; scrape /stats instead"),
         (
             "static_resources.clusters[0].health_checks",
@@ -268,13 +283,21 @@ fn bad_durations() {
 fn missing_and_mistyped_fields() {
     let mut d = doc();
     remove(&mut d, "static_resources.clusters[0].name");
+    // The route naming that cluster is checked too, and it names a cluster that is not there.
     assert_eq!(
         check(&d).unwrap_err().to_string(),
-        "static_resources.clusters[0].name: required field is missing"
+        format!(
+            "2 errors:\n  static_resources.clusters[0].name: required field is missing\n  \
+             {VH}.routes[0].route.cluster: unknown cluster \"a\""
+        )
     );
-    assert_eq!(
-        err_with(&[("static_resources.clusters", "{name: a}")]),
-        "static_resources.clusters: expected a list, got a map"
+    // A lone map where a list is expected is a list of one (Envoy's loader allows it).
+    let b = ok_with(&[("static_resources.clusters", "{name: a}")]);
+    assert_eq!(b.clusters.len(), 1);
+    assert!(
+        err_with(&[("static_resources.clusters", "\"a\"")]).starts_with(
+            "2 errors:\n  static_resources.clusters[0]: expected a map, got string \"a\""
+        )
     );
     assert_eq!(
         err_with(&[(&hcm("use_remote_address"), "\"yes\"")]),
@@ -441,12 +464,13 @@ fn access_log_errors() {
     let al = hcm("access_log");
     assert_eq!(
         err_with(&[(&al, "[{name: envoy.access_loggers.open_telemetry}]")]),
-        format!("{al}[0].name: unknown access logger \"envoy.access_loggers.open_telemetry\" (supported: envoy.access_loggers.file, envoy.access_loggers.stdout, envoy.access_loggers.stderr)")
+        format!("{al}[0].name: unknown or unsupported extension \"envoy.access_loggers.open_telemetry\" (no typed_config \"@type\" says what it is)")
     );
+    // The @type decides: a logger named "stdout" with a file logger's type is a file logger.
     let stdout = "{name: envoy.access_loggers.stdout, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog}}";
     assert_eq!(
         err_with(&[(&al, &format!("[{stdout}]"))]),
-        format!("{al}[0].typed_config.@type: unknown type \"type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\" (expected type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog)")
+        format!("{al}[0].typed_config.path: required field is missing")
     );
     let file = "{name: envoy.access_loggers.file, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /tmp/a.log, log_format: {json_format: {a: b}}}}";
     assert_eq!(
@@ -473,6 +497,7 @@ fn access_log_errors() {
 #[test]
 fn document_level_errors() {
     let e = load_str("static_resources: [unclosed").unwrap_err();
+    let e = e.first().unwrap();
     assert_eq!(e.path, "");
     assert!(e.message.starts_with("invalid YAML: "), "{e}");
     assert_eq!(
@@ -481,7 +506,9 @@ fn document_level_errors() {
     );
     let e = load_file(Path::new("/nonexistent/envoy.yaml")).unwrap_err();
     assert!(
-        e.message
+        e.first()
+            .unwrap()
+            .message
             .starts_with("cannot read /nonexistent/envoy.yaml: "),
         "{e}"
     );

@@ -280,7 +280,7 @@ fn direct_response_and_redirect() {
 }
 
 /// The base document with `filter` (YAML) inserted before the HTTP connection manager.
-fn with_network_filter(filter: &str) -> Result<Bootstrap, crate::config::ConfigError> {
+fn with_network_filter(filter: &str) -> Result<Bootstrap, crate::config::ConfigErrors> {
     let mut d = doc();
     let filters = slot(
         &mut d,
@@ -325,13 +325,17 @@ fn connection_limit_errors_name_the_field() {
         format!("{f}.typed_config.delay: not supported by baton (connections past the limit are closed at once)")
     );
     assert_eq!(
+        e(r#"{name: envoy.filters.network.tcp_proxy, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy}}"#),
+        format!("{f}.typed_config.@type: extension type \"type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\" is not supported by baton")
+    );
+    assert_eq!(
         e(r#"{name: envoy.filters.network.tcp_proxy}"#),
-        format!("{f}.name: unsupported network filter \"envoy.filters.network.tcp_proxy\" (supported before the HTTP connection manager: envoy.filters.network.connection_limit)")
+        format!("{f}.name: unknown or unsupported extension \"envoy.filters.network.tcp_proxy\" (no typed_config \"@type\" says what it is)")
     );
     let om = |x: &str| err_with(&[("overload_manager", x)]);
     assert_eq!(
         om(r#"{resource_monitors: [{name: envoy.resource_monitors.fixed_heap}]}"#),
-        "overload_manager.resource_monitors[0].name: unsupported resource monitor \"envoy.resource_monitors.fixed_heap\" (supported: envoy.resource_monitors.global_downstream_max_connections)"
+        "overload_manager.resource_monitors[0].name: unknown or unsupported extension \"envoy.resource_monitors.fixed_heap\" (no typed_config \"@type\" says what it is)"
     );
     assert_eq!(
         om(r#"{actions: [{name: envoy.overload_actions.stop_accepting_requests}]}"#),

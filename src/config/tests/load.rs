@@ -291,7 +291,13 @@ fn config_yaml_merges_over_file() {
         "static_resources.clusters[0].lb_policy: unknown value \"X\""
     );
     let e = load(Some(&file), Some("[")).unwrap_err();
-    assert!(e.message.starts_with("--config-yaml: invalid YAML"), "{e}");
+    assert!(
+        e.first()
+            .unwrap()
+            .message
+            .starts_with("--config-yaml: invalid YAML"),
+        "{e}"
+    );
 }
 
 #[test]

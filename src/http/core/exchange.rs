@@ -129,15 +129,12 @@ struct Meta {
     idempotent: bool,
     expect_continue: bool,
     stream_idle: Option<Duration>,
+    /// The listener's `per_connection_buffer_limit_bytes`.
+    client_limit: usize,
 }
 
 impl Start {
-    pub fn new(
-        req: &RequestHead<'_>,
-        decision: Decision,
-        rq: Rq,
-        stream_idle: Option<Duration>,
-    ) -> Start {
+    pub fn new(req: &RequestHead<'_>, decision: Decision, rq: Rq, lim: &super::Limits) -> Start {
         let meta = Meta {
             framing: req.framing,
             keep_alive: req.keep_alive,
@@ -149,7 +146,8 @@ impl Start {
                 "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
             ),
             expect_continue: req.expect_continue,
-            stream_idle,
+            stream_idle: lim.stream_idle_timeout,
+            client_limit: lim.buffer_limit,
         };
         Start { meta, decision, rq }
     }
@@ -173,7 +171,13 @@ pub struct Exchange {
     pub(super) timeout_at: Option<Instant>,
     pub(super) connect_at: Option<Instant>,
     pub(super) connect_timeout: Duration,
-    pub(super) limit: usize,
+    /// Bound of the client-side buffers (unread request bytes, response bytes not yet written)
+    /// and of the request body kept for a retry: the listener's
+    /// `per_connection_buffer_limit_bytes`, as Envoy bounds a downstream connection's buffers.
+    pub(super) client_limit: usize,
+    /// Bound of the request bytes queued to the upstream: the cluster's
+    /// `per_connection_buffer_limit_bytes`.
+    pub(super) up_limit: usize,
     /// The one transparent retry after a stale pooled connection was used.
     pub(super) retried: bool,
     /// Whether the client connection stays open after this exchange (decided at response head).
@@ -258,7 +262,7 @@ impl Exchange {
         rq: Rq,
         now: Instant,
     ) -> Exchange {
-        let (connect_timeout, limit) = limits.unwrap_or((Duration::from_secs(5), 1 << 20));
+        let (connect_timeout, up_limit) = limits.unwrap_or((Duration::from_secs(5), 1 << 20));
         let retry = f.and_then(|f| f.retry);
         Exchange {
             target: f.map(|f| (f.cluster, f.addr)),
@@ -279,7 +283,8 @@ impl Exchange {
             timeout_at: None,
             connect_at: None,
             connect_timeout,
-            limit: limit.max(CHUNK),
+            client_limit: s.client_limit.max(CHUNK),
+            up_limit: up_limit.max(CHUNK),
             retried: false,
             keep: s.keep_alive,
             route: f.map(|f| f.route),
@@ -348,11 +353,11 @@ impl Exchange {
         }
         let open = match self.upstream {
             Upstream::Local => true,
-            Upstream::Attached => up.is_none_or(|u| u.tx.len() < self.limit),
+            Upstream::Attached => up.is_none_or(|u| u.tx.len() < self.up_limit),
             Upstream::Waiting | Upstream::Backoff { .. } => false,
         };
         if open {
-            self.limit.saturating_sub(cin)
+            self.client_limit.saturating_sub(cin)
         } else {
             0
         }
@@ -371,7 +376,7 @@ impl Exchange {
             }
             return 0;
         }
-        if cout >= self.limit {
+        if cout >= self.client_limit {
             return 0;
         }
         CHUNK.saturating_sub(rx)
@@ -514,7 +519,7 @@ impl Exchange {
     ) -> Result<bool, &'static str> {
         let mut sink: Option<&mut Buf> = cx.up.as_mut().map(|u| &mut u.tx);
         let room = match &sink {
-            Some(b) => self.limit.saturating_sub(b.len()),
+            Some(b) => self.up_limit.saturating_sub(b.len()),
             None => usize::MAX,
         };
         let sink_before = sink.as_ref().map_or(0, |b| b.len());
@@ -571,7 +576,7 @@ impl Exchange {
             return;
         };
         let new = sink.data().get(from..).unwrap_or_default();
-        if r.len() + new.len() > self.limit {
+        if r.len() + new.len() > self.client_limit {
             self.replay = None;
             self.retries_left = 0;
             return;
@@ -651,7 +656,7 @@ impl Exchange {
         let Some(resp) = self.resp.as_mut() else {
             return false;
         };
-        let room = self.limit.saturating_sub(cout.len());
+        let room = self.client_limit.saturating_sub(cout.len());
         let out = resp.out;
         let mut moved = false;
         match &mut resp.body {

@@ -54,6 +54,9 @@ pub struct Limits {
     pub request_headers_timeout: Option<Duration>,
     /// The connection manager's `stream_idle_timeout` (a route's `idle_timeout` overrides it).
     pub stream_idle_timeout: Option<Duration>,
+    /// The listener's `per_connection_buffer_limit_bytes`: bounds the client-side buffers of an
+    /// exchange and the request body kept for a retry.
+    pub buffer_limit: usize,
 }
 
 /// What the core needs from the proxy around it. Every method is synchronous and does no I/O;
@@ -571,8 +574,10 @@ impl Conn {
                 test_hooks::maybe_panic(req.path);
                 let mut rq = env.begin(Some(&req), req.minor, now);
                 let decision = env.route(&req, &mut rq);
-                let idle = self.lim.stream_idle_timeout;
-                (req.head_len, exchange::Start::new(&req, decision, rq, idle))
+                (
+                    req.head_len,
+                    exchange::Start::new(&req, decision, rq, &self.lim),
+                )
             }
         };
         self.cin.consume(head_len);

@@ -222,16 +222,25 @@ pub struct Sim {
     pub closed: Option<Close>,
     /// Stop taking client output (a client that does not read).
     pub client_reads: bool,
+    /// Stop taking what the core sends upstream (an upstream that does not read).
+    pub up_reads: bool,
 }
 
 impl Sim {
     pub fn new(max_head: usize) -> Sim {
+        Sim::with_buffer_limit(max_head, 1 << 20)
+    }
+
+    /// As `new`, with the listener's `per_connection_buffer_limit_bytes` (`TestEnv`'s cluster
+    /// limit is 64 KiB).
+    pub fn with_buffer_limit(max_head: usize, buffer_limit: usize) -> Sim {
         let now = Instant::now();
         let lim = Limits {
             max_head,
             idle_timeout: Some(Duration::from_secs(60)),
             request_headers_timeout: Some(Duration::from_secs(10)),
             stream_idle_timeout: Some(Duration::from_secs(30)),
+            buffer_limit,
         };
         Sim {
             env: TestEnv::new(),
@@ -251,6 +260,7 @@ impl Sim {
             shut_down: false,
             closed: None,
             client_reads: true,
+            up_reads: true,
         }
     }
 
@@ -343,7 +353,7 @@ impl Sim {
             } else if room > 0 && self.client_fin && self.client_pending.is_empty() {
                 self.conn.client_eof();
             }
-            if self.up == UpConn::Open {
+            if self.up == UpConn::Open && self.up_reads {
                 if let Some(side) = self.conn.up() {
                     if !side.tx.is_empty() {
                         self.up_got.extend_from_slice(side.tx.data());

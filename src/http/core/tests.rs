@@ -530,3 +530,46 @@ fn frame_response(rng: &mut Rng, plan: u64, body: &[u8]) -> Vec<u8> {
         }
     }
 }
+
+/// The listener's buffer limit bounds the unread request bytes and the response bytes waiting
+/// for the client; the cluster's bounds the request bytes waiting for the upstream. Past them
+/// the core stops reading, so the peers' bytes stay with the peers.
+#[test]
+fn buffers_are_bounded_by_the_listener_and_cluster_limits() {
+    const LISTENER: usize = 32 * 1024;
+    const CLUSTER: usize = 64 * 1024; // TestEnv's Forward::buffer_limit
+    const BIG: usize = 1 << 20;
+    let mut sim = Sim::with_buffer_limit(8192, LISTENER);
+    sim.up_reads = false;
+    sim.client(format!("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: {BIG}\r\n\r\n").as_bytes());
+    sim.client(&vec![b'q'; BIG]);
+    let queued = sim.conn.up().map_or(0, |u| u.tx.len());
+    assert!(
+        queued > 0 && queued <= CLUSTER + 8192,
+        "{queued} queued upstream"
+    );
+    assert!(
+        sim.conn.client_in().len() <= LISTENER,
+        "{} unread",
+        sim.conn.client_in().len()
+    );
+    assert!(sim.client_pending.len() >= BIG - CLUSTER - LISTENER - 8192);
+    // Now the upstream reads: the body goes through, then a large response meets a client
+    // that does not read.
+    sim.up_reads = true;
+    sim.client_reads = false;
+    sim.run();
+    assert!(sim.client_pending.is_empty());
+    sim.upstream(format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n").as_bytes());
+    sim.upstream(&vec![b'r'; BIG]);
+    let waiting = sim.conn.client_out().len();
+    assert!(
+        waiting > 0 && waiting <= LISTENER + 1024,
+        "{waiting} waiting for the client"
+    );
+    assert!(sim.up_pending.len() >= BIG - LISTENER - 2 * crate::http::buf::CHUNK);
+    // A client that reads again gets every byte.
+    sim.client_reads = true;
+    sim.run();
+    assert_eq!(responses(&sim.client_got), vec![(200, vec![b'r'; BIG])]);
+}
