@@ -185,6 +185,10 @@ fn hcm(w: &mut W, h: &HttpConnectionManager, clusters: &[Cluster]) {
                 PathMatch::Prefix(p) => w.s(Some("prefix"), p),
                 PathMatch::Path(p) => w.s(Some("path"), p),
                 PathMatch::SafeRegex(re) => w.s(Some("safe_regex"), re.pattern()),
+                PathMatch::Connect => {
+                    w.open(Some("connect_matcher"), '{');
+                    w.close('}');
+                }
             }
             w.n("case_sensitive", r.matcher.case_sensitive);
             w.n("header_matchers", r.matcher.headers.len());

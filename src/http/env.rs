@@ -150,4 +150,8 @@ impl Env for CtxEnv<'_> {
     fn direct_response(&mut self) {
         self.ctx.stats.direct_response(self.listener);
     }
+
+    fn tunnel(&mut self, open: bool) {
+        self.ctx.stats.tunnel(self.listener, open);
+    }
 }

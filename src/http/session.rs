@@ -4,7 +4,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::time::Instant;
 
 use mio::net::TcpStream;
@@ -12,7 +11,7 @@ use mio::net::TcpStream;
 use super::buf::{BufPool, ReadOutcome, CHUNK};
 use super::core::{Action, Close, Conn, Failure, Limits};
 use super::env::CtxEnv;
-use super::upstream::{put_idle, take_idle, UpConn};
+use super::upstream::{put_idle, reset_on_close, take_idle, UpConn};
 use crate::context::Ctx;
 use crate::reactor::{TimerKey, Tok};
 
@@ -174,6 +173,14 @@ impl Session {
                 self.core.shut_down(now);
                 progress = true;
             }
+            if self.core.up_wants_shutdown() {
+                // A tunnel passes the client's FIN on to the upstream.
+                if let Some(up) = &self.up {
+                    let _ = up.stream.shutdown(std::net::Shutdown::Write);
+                }
+                self.core.up_shut_down();
+                progress = true;
+            }
             if !progress {
                 self.core.release_buffers(&mut ctx.pool);
                 return Ok(Fate::Alive);
@@ -330,12 +337,20 @@ impl Session {
                     if let Some(up) = self.up.take() {
                         if reuse {
                             put_idle(ctx, up);
+                        } else if self.core.closed() == Some(Close::Reset) {
+                            // The client is reset (a tunnel's reset, a broken response): so
+                            // is the upstream.
+                            up.reset(ctx);
                         } else {
                             up.close(ctx);
                         }
                     }
                 }
-                Action::Connect { cluster, addr } => self.connect(ctx, cluster, addr, now),
+                Action::Connect {
+                    cluster,
+                    addr,
+                    fresh,
+                } => self.connect(ctx, cluster, addr, fresh, now),
             }
         }
         any
@@ -343,11 +358,23 @@ impl Session {
 
     /// Gets a connection to `addr`: pooled, new, or (every connect slot busy) queued until
     /// one frees up (`Ctx::connecting`).
-    fn connect(&mut self, ctx: &mut Ctx, cluster: usize, addr: SocketAddr, now: Instant) {
+    fn connect(
+        &mut self,
+        ctx: &mut Ctx,
+        cluster: usize,
+        addr: SocketAddr,
+        fresh: bool,
+        now: Instant,
+    ) {
         if let Some(old) = self.up.take() {
             old.close(ctx);
         }
-        let got = match take_idle(ctx, addr, self.id) {
+        let pooled = if fresh {
+            None
+        } else {
+            take_idle(ctx, addr, self.id)
+        };
+        let got = match pooled {
             Some(c) => Ok((c, true)),
             None if !ctx.upstreams.may_connect(addr) => {
                 log::debug!("session {}: waiting for a connection to {addr}", self.id);
@@ -372,24 +399,22 @@ impl Session {
 
     /// A queued exchange was woken: retry getting its connection.
     pub fn retry_connect(&mut self, ctx: &mut Ctx) {
-        if let Some(Action::Connect { cluster, addr }) = self.core.pending_connect() {
+        if let Some(Action::Connect {
+            cluster,
+            addr,
+            fresh,
+        }) = self.core.pending_connect()
+        {
             if ctx.upstreams.available(addr) {
                 let now = ctx.now();
-                self.connect(ctx, cluster, addr, now);
+                self.connect(ctx, cluster, addr, fresh, now);
             }
         }
     }
 
     /// Closes the client with a reset, so a partial response can never look complete.
     fn reset_client(&mut self) {
-        let _ = nix::sys::socket::setsockopt(
-            &self.client.as_fd(),
-            nix::sys::socket::sockopt::Linger,
-            &nix::libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            },
-        );
+        reset_on_close(&self.client);
     }
 
     fn arm_deadline(&mut self, ctx: &mut Ctx) {
@@ -419,11 +444,17 @@ impl Session {
     /// upstream is closed (never reused mid-exchange), buffers go back to the pool.
     pub fn close(mut self, ctx: &mut Ctx) {
         let now = ctx.now();
+        // A tunnel torn down from here (the client reset or failed) resets its upstream too.
+        let tunnel = self.core.in_tunnel();
         let mut env = CtxEnv::new(ctx, self.listener, self.peer);
         self.core.abort(&mut env, now);
         crate::observe::cx_close(ctx, self.listener);
         if let Some(up) = self.up.take() {
-            up.close(ctx);
+            if tunnel {
+                up.reset(ctx);
+            } else {
+                up.close(ctx);
+            }
         }
         let _ = ctx.registry.deregister(&mut self.client);
         self.core.free(&mut ctx.pool);

@@ -198,6 +198,27 @@ impl UpConn {
     }
 }
 
+impl UpConn {
+    /// Closes the connection with a reset (SO_LINGER 0): the peer sees the failure it
+    /// stands for, not a clean end.
+    pub fn reset(self, ctx: &mut Ctx) {
+        reset_on_close(&self.stream);
+        self.close(ctx);
+    }
+}
+
+/// Makes the socket's close send a reset (SO_LINGER 0) instead of a FIN.
+pub fn reset_on_close(s: &impl std::os::fd::AsFd) {
+    let _ = nix::sys::socket::setsockopt(
+        &s.as_fd(),
+        nix::sys::socket::sockopt::Linger,
+        &nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        },
+    );
+}
+
 /// Takes an idle connection to `addr` from the pool for session `owner`.
 pub fn take_idle(ctx: &mut Ctx, addr: SocketAddr, owner: usize) -> Option<UpConn> {
     loop {
