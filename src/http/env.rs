@@ -154,4 +154,8 @@ impl Env for CtxEnv<'_> {
     fn tunnel(&mut self, open: bool) {
         self.ctx.stats.tunnel(self.listener, open);
     }
+
+    fn tunnel_moved(&mut self, rq: &Rq, out: bool) {
+        self.ctx.stats.tunnel_moved(rq.listener, out);
+    }
 }

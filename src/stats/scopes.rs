@@ -396,6 +396,16 @@ impl Stats {
         }
     }
 
+    /// A tunnel (and its request) on listener `l` left for another process (`out`) or arrived
+    /// from one: only the active gauges move.
+    pub fn tunnel_moved(&mut self, l: usize, out: bool) {
+        if let Some(h) = self.http.get(l).copied() {
+            let d = if out { -1 } else { 1 };
+            self.store.gauge_add(h.downstream_cx_upgrades_active, d);
+            self.store.gauge_add(h.downstream_rq_active, d);
+        }
+    }
+
     /// An upgrade request on listener `l` was refused (403).
     pub fn upgrade_refused(&mut self, l: usize) {
         if let Some(h) = self.http.get(l).copied() {

@@ -310,6 +310,36 @@ impl Exchange {
         }
     }
 
+    /// The exchange behind a tunnel that continues here (a handover, or its rollback): its
+    /// response is sent and its upstream connection attached.
+    pub(super) fn resumed(
+        target: (usize, SocketAddr),
+        rq: Rq,
+        idle: Option<Duration>,
+        buffer_limit: usize,
+        now: Instant,
+    ) -> Exchange {
+        let meta = Meta {
+            framing: Framing::None,
+            keep_alive: false,
+            minor: rq.minor,
+            is_head: false,
+            idempotent: false,
+            expect_continue: false,
+            stream_idle: idle,
+        };
+        let mut ex = Exchange::new(&meta, None, Some((Duration::ZERO, buffer_limit)), rq, now);
+        ex.target = Some(target);
+        ex.upstream = Upstream::Attached;
+        ex.resp = Some(Response {
+            body: BodyIn::Done,
+            out: OutMode::NoBody,
+            upstream_keep_alive: false,
+        });
+        ex.tunnel_ready = true;
+        ex
+    }
+
     /// Asks the driver for a connection to the current target.
     pub(super) fn launch(&mut self) -> Action {
         self.upstream = Upstream::Waiting;

@@ -33,6 +33,7 @@ use crate::config::RetryPolicy;
 use crate::route::edits::Op;
 pub use exchange::Exchange;
 pub use failure::Failure;
+pub use tunnel::TunnelState;
 
 /// How long a closing connection keeps reading (and discarding) before the final close.
 pub const LINGER: Duration = Duration::from_secs(2);
@@ -99,6 +100,9 @@ pub trait Env {
     fn direct_response(&mut self);
     /// A tunnel opened (`true`) or ended.
     fn tunnel(&mut self, open: bool);
+    /// A tunnel and its record left for another process (`out`) or arrived from one: the
+    /// active gauges move; nothing is counted or logged.
+    fn tunnel_moved(&mut self, rq: &Rq, out: bool);
 }
 
 /// A reply made here.

@@ -211,6 +211,17 @@ impl Env for TestEnv {
         }
         self.tunnels_open += if open { 1 } else { -1 };
     }
+
+    fn tunnel_moved(&mut self, _rq: &Rq, out: bool) {
+        // The record leaves (as if ended here) or arrives (as if begun here).
+        if out {
+            self.ended += 1;
+            self.tunnels_open -= 1;
+        } else {
+            self.begun += 1;
+            self.tunnels_open += 1;
+        }
+    }
 }
 
 /// The upstream connection as the simulation sees it.
@@ -261,12 +272,7 @@ pub struct Sim {
 impl Sim {
     pub fn new(max_head: usize) -> Sim {
         let now = Instant::now();
-        let lim = Limits {
-            max_head,
-            idle_timeout: Some(Duration::from_secs(60)),
-            request_headers_timeout: Some(Duration::from_secs(10)),
-            stream_idle_timeout: Some(Duration::from_secs(30)),
-        };
+        let lim = Sim::limits(max_head);
         Sim {
             env: TestEnv::new(),
             conn: Conn::new(lim, now),
@@ -289,6 +295,39 @@ impl Sim {
             closed: None,
             client_reads: true,
         }
+    }
+
+    fn limits(max_head: usize) -> Limits {
+        Limits {
+            max_head,
+            idle_timeout: Some(Duration::from_secs(60)),
+            request_headers_timeout: Some(Duration::from_secs(10)),
+            stream_idle_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+
+    /// A handover of this simulation's open tunnel: the core's part is taken out and resumed
+    /// in a new connection with `env` (another process's, or ours for a rollback); the peers'
+    /// unread bytes (the sockets' kernel buffers, which travel with the fds) and what they
+    /// received so far stay as they are. Returns false when there was no tunnel to take.
+    pub fn hand_over(&mut self, env: Option<TestEnv>) -> bool {
+        let Some((state, rq)) = self.conn.take_tunnel(&mut self.env) else {
+            return false;
+        };
+        if let Some(e) = env {
+            self.env = e;
+        }
+        self.conn = Conn::resume_tunnel(
+            Sim::limits(8192),
+            state,
+            rq,
+            (0, UPSTREAM),
+            64 * 1024,
+            &mut self.env,
+            self.now,
+        );
+        self.run();
+        true
     }
 
     /// The client sends bytes.
@@ -520,7 +559,7 @@ pub fn fuzz_exchange(data: &[u8]) {
             .get(i + 2..(i + 2 + len).min(data.len()))
             .unwrap_or_default();
         i += 2 + len;
-        match op % 11 {
+        match op % 12 {
             0 | 1 => sim.client(payload),
             2 | 3 => sim.upstream(payload),
             4 => sim.attach(),
@@ -532,7 +571,11 @@ pub fn fuzz_exchange(data: &[u8]) {
                 sim.client_reads = !sim.client_reads;
                 sim.run();
             }
-            _ => sim.client_close(),
+            10 => sim.client_close(),
+            _ => {
+                // A tunnel taken out and resumed (a handover's rollback) changes nothing.
+                sim.hand_over(None);
+            }
         }
         check_invariants(&sim);
     }

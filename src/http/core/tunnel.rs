@@ -4,11 +4,13 @@
 //! passed on once everything before it was written, and the tunnel ends when both directions
 //! are shut, or with a reset when either side resets or the stream idle timeout fires.
 
-use std::time::Instant;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use super::exchange::{Cx, Exchange, Response, Step, Then};
-use super::{Env, UpSide, OUT_HIGH};
+use super::{Conn, Env, Limits, State, UpSide, OUT_HIGH};
 use crate::access_log::Flags;
+use crate::access_log::Rq;
 use crate::http::buf::{Buf, CHUNK};
 
 #[derive(Debug)]
@@ -130,5 +132,97 @@ impl Exchange {
         });
         self.tunnel_ready = true;
         Step::Tunnel
+    }
+}
+
+/// Everything of a tunnel that is not in its two sockets' kernel buffers: what a handover to
+/// another process (or a rollback of one) carries besides the two fds and the record. Bytes
+/// never sit half-processed in a tunnel (each step moves whole buffers), so any moment
+/// between two steps is a safe point.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TunnelState {
+    /// Read from the upstream, not yet written to the client, oldest first.
+    pub to_client: Vec<u8>,
+    /// Read from the client, not yet written to the upstream, oldest first.
+    pub to_upstream: Vec<u8>,
+    /// The client sent FIN (read already: it is not in the socket any more).
+    pub client_eof: bool,
+    /// The upstream sent FIN.
+    pub up_eof: bool,
+    /// Our write side towards the upstream is shut.
+    pub up_shut: bool,
+    /// Our write side towards the client is shut.
+    pub down_shut: bool,
+    /// The stream idle timeout in force.
+    pub idle: Option<Duration>,
+}
+
+impl Conn {
+    /// Takes an open tunnel out of the connection for a handover: its buffered bytes, FIN
+    /// states and record. The host's active-request count and the tunnel gauges move out with
+    /// it (`Env::tunnel_moved`); nothing is logged. The connection is left with nothing to do:
+    /// the driver takes its sockets.
+    pub fn take_tunnel(&mut self, env: &mut dyn Env) -> Option<(TunnelState, Rq)> {
+        if !matches!(self.state, State::Tunnel(_)) {
+            return None;
+        }
+        let State::Tunnel(t) = std::mem::replace(&mut self.state, State::Handoff) else {
+            return None;
+        };
+        let up = self.up.take().unwrap_or_default();
+        let mut to_client = self.cout.take_bytes();
+        to_client.extend_from_slice(up.rx.data());
+        let mut to_upstream = up.tx.data().to_vec();
+        to_upstream.extend_from_slice(&self.cin.take_bytes());
+        let state = TunnelState {
+            to_client,
+            to_upstream,
+            client_eof: self.client_eof,
+            up_eof: up.eof,
+            up_shut: t.up_shut,
+            down_shut: t.down_shut,
+            idle: t.ex.idle,
+        };
+        up.recycle(&mut self.spare);
+        let ex = *t.ex;
+        if let Some((c, addr)) = ex.target {
+            env.track(c, addr, -1);
+        }
+        env.tunnel_moved(&ex.rq, true);
+        Some((state, ex.rq))
+    }
+
+    /// A connection that continues a tunnel taken by `take_tunnel` (in another process, or
+    /// here after a handover was rolled back), towards host `addr` of `cluster`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn resume_tunnel(
+        lim: Limits,
+        s: TunnelState,
+        rq: Rq,
+        (cluster, addr): (usize, SocketAddr),
+        buffer_limit: usize,
+        env: &mut dyn Env,
+        now: Instant,
+    ) -> Conn {
+        let mut c = Conn::new(lim, now);
+        let pool = env.pool();
+        c.cout.extend(pool, &s.to_client);
+        let mut up = UpSide {
+            connected: true,
+            eof: s.up_eof,
+            ..UpSide::default()
+        };
+        up.tx.extend(pool, &s.to_upstream);
+        c.up = Some(up);
+        c.client_eof = s.client_eof;
+        env.track(cluster, addr, 1);
+        env.tunnel_moved(&rq, false);
+        let ex = Exchange::resumed((cluster, addr), rq, s.idle, buffer_limit, now);
+        c.state = State::Tunnel(Tunnel {
+            ex: Box::new(ex),
+            up_shut: s.up_shut,
+            down_shut: s.down_shut,
+        });
+        c
     }
 }
