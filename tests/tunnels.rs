@@ -1,7 +1,8 @@
 //! WebSocket upgrades and CONNECT tunnels through the real binary: a real WebSocket client and
 //! server (python `websockets`), Envoy's 403 for an upgrade nobody allowed, half-close and
-//! reset in each direction (raw TCP peers), the tunnel idle timeout, and a long download
-//! through a terminated CONNECT (raw TCP and curl's proxy tunnel).
+//! reset in each direction (raw TCP peers), the tunnel idle timeout, a long download through a
+//! terminated CONNECT (raw TCP and curl's proxy tunnel), and tunnels that move to the new
+//! process at each hot restart.
 
 mod admin_util;
 mod common;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use admin_util::{eventually, stat, wait_live};
 use common::baton::log_path;
+use common::hot::{expect_exit_code, hot_start, hot_takeover, HotDir, EXIT_WAIT};
 use common::*;
 
 /// Options of one test set-up.
@@ -456,23 +458,29 @@ fn an_idle_tunnel_is_reset_after_the_routes_idle_timeout() {
 
 const DOWNLOAD: u64 = 64 << 20;
 
-#[test]
-fn a_long_download_through_a_terminated_connect_is_byte_exact() {
+/// A raw upstream that sends `total` pattern bytes (pausing `pause` after each 128 KiB) to
+/// the one connection it accepts, then closes.
+fn download_upstream(total: u64, pause: Duration) -> (u16, thread::JoinHandle<()>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let raw = l.local_addr().unwrap().port();
+    let port = l.local_addr().expect("addr").port();
     let h = thread::spawn(move || {
         let (mut s, _) = l.accept().expect("accept");
         let mut off = 0u64;
-        let mut buf = vec![0u8; 256 * 1024];
-        while off < DOWNLOAD {
-            let n = buf.len().min((DOWNLOAD - off) as usize);
+        let mut buf = vec![0u8; 128 * 1024];
+        while off < total {
+            let n = buf.len().min((total - off) as usize);
             pattern::fill(off, &mut buf[..n]);
             s.write_all(&buf[..n]).expect("write download");
             off += n as u64;
+            thread::sleep(pause);
         }
     });
-    let p = start(free_port(), raw, &Opts::default());
-    let mut c = TcpStream::connect(local(p.port)).expect("connect");
+    (port, h)
+}
+
+/// Opens a CONNECT tunnel through baton on `port`: the 200 has no framing headers.
+fn connect_tunnel(port: u16) -> TcpStream {
+    let mut c = TcpStream::connect(local(port)).expect("connect");
     c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     c.write_all(b"CONNECT files.test:443 HTTP/1.1\r\nHost: files.test:443\r\n\r\n")
         .unwrap();
@@ -482,19 +490,33 @@ fn a_long_download_through_a_terminated_connect_is_byte_exact() {
         !head.to_ascii_lowercase().contains("content-length"),
         "{head}"
     );
+    c
+}
+
+/// Reads pattern bytes to EOF, checking each; `progress` follows the count. Returns it.
+fn read_pattern(mut c: TcpStream, progress: &std::sync::atomic::AtomicU64) -> u64 {
     let mut off = 0u64;
     let mut buf = vec![0u8; 256 * 1024];
     let mut want = vec![0u8; 256 * 1024];
     loop {
         let n = c.read(&mut buf).expect("read download");
         if n == 0 {
-            break;
+            return off;
         }
         pattern::fill(off, &mut want[..n]);
         assert!(buf[..n] == want[..n], "byte mismatch near offset {off}");
         off += n as u64;
+        progress.store(off, std::sync::atomic::Ordering::Relaxed);
     }
-    assert_eq!(off, DOWNLOAD);
+}
+
+#[test]
+fn a_long_download_through_a_terminated_connect_is_byte_exact() {
+    let (raw, h) = download_upstream(DOWNLOAD, Duration::ZERO);
+    let p = start(free_port(), raw, &Opts::default());
+    let c = connect_tunnel(p.port);
+    let progress = std::sync::atomic::AtomicU64::new(0);
+    assert_eq!(read_pattern(c, &progress), DOWNLOAD);
     h.join().expect("upstream");
     assert_eq!(
         stat(p.admin, "http.ingress_http.downstream_cx_upgrades_total"),
@@ -548,4 +570,182 @@ fn curl_through_a_connect_tunnel_and_connects_that_fail() {
         "{}",
         String::from_utf8_lossy(&r)
     );
+}
+
+// ---- tunnels across hot restarts ----
+
+/// One WebSocket session: says "open", then sends numbered messages (every 10 ms) and checks
+/// each echo until the file argv[2] exists; any close, reconnect, loss, duplicate or reorder
+/// fails it. Prints "OK <messages>".
+const WS_SESSION: &str = r#"
+import asyncio, os, sys
+import websockets
+
+async def main():
+    async with websockets.connect(sys.argv[1], max_size=None) as ws:
+        print("open", flush=True)
+        i = 0
+        while not os.path.exists(sys.argv[2]):
+            msg = "message %d " % i + "x" * (i % 3000)
+            await ws.send(msg)
+            got = await ws.recv()
+            if got != msg:
+                print("MISMATCH at", i, flush=True)
+                sys.exit(1)
+            i += 1
+            await asyncio.sleep(0.01)
+    print("OK", i, flush=True)
+
+asyncio.run(main())
+"#;
+
+/// A WebSocket echo server, baton (first generation, restart socket) allowing websocket, and
+/// a `WS_SESSION` client whose session is open.
+struct HotSession {
+    _server: WsServer,
+    port: u16,
+    admin: u16,
+    cfg: String,
+    dir: HotDir,
+    client: Child,
+    stop: std::path::PathBuf,
+}
+
+impl HotSession {
+    fn start(tag: &str) -> (HotSession, Baton) {
+        let ws_port = free_port();
+        let server = WsServer::start(ws_port);
+        let (port, admin) = (free_port(), free_port());
+        let cfg = yaml(
+            port,
+            admin,
+            ws_port,
+            free_port(),
+            &Opts {
+                hcm_websocket: true,
+                ..Opts::default()
+            },
+        );
+        let dir = HotDir::new(tag);
+        let first = hot_start(&cfg, &dir, &[]);
+        let stop = log_path(&format!("{tag}_stop"));
+        let url = format!("ws://127.0.0.1:{port}/s");
+        let mut client = python(WS_SESSION, &[&url, &stop.display().to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the websocket client");
+        let mut open = [0u8; 4];
+        client
+            .stdout
+            .as_mut()
+            .expect("client stdout")
+            .read_exact(&mut open)
+            .expect("the session did not open");
+        assert_eq!(&open, b"open");
+        let s = HotSession {
+            _server: server,
+            port,
+            admin,
+            cfg,
+            dir,
+            client,
+            stop,
+        };
+        (s, first)
+    }
+
+    /// Ends the session; returns how many messages were echoed (every one checked).
+    fn finish(self, last: &Baton) -> u64 {
+        thread::sleep(Duration::from_millis(200));
+        std::fs::write(&self.stop, "stop").expect("stop file");
+        let out = self.client.wait_with_output().expect("client");
+        let _ = std::fs::remove_file(&self.stop);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("OK "),
+            "client: {stdout} {}\nbaton: {}",
+            String::from_utf8_lossy(&out.stderr),
+            last.log()
+        );
+        stdout
+            .split_whitespace()
+            .last()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+#[test]
+fn a_websocket_session_keeps_echoing_through_20_hot_restarts() {
+    let (s, mut gen) = HotSession::start("tunnel_ws");
+    for i in 0..20 {
+        thread::sleep(Duration::from_millis(100));
+        let (next, _) = hot_takeover(&s.cfg, &s.dir, &[], &gen);
+        gen.sigterm();
+        expect_exit_code(&mut gen, 0, EXIT_WAIT);
+        assert!(
+            gen.log().contains("tunnel(s) to the new process"),
+            "restart {i}: the tunnel did not move\n{}",
+            gen.log()
+        );
+        gen = next;
+    }
+    let admin = s.admin;
+    let n = s.finish(&gen);
+    assert!(n > 20, "only {n} messages echoed");
+    // The session was one tunnel the whole time: opened once, never reopened.
+    assert_eq!(
+        stat(admin, "http.ingress_http.downstream_cx_upgrades_total"),
+        1
+    );
+}
+
+#[test]
+fn tunnels_stay_with_the_old_process_when_the_new_one_dies_before_adopting_them() {
+    let (s, mut old) = HotSession::start("tunnel_rollback");
+    // The new process (and only it: the hook matches this test's port) dies when the tunnel
+    // arrives, before acknowledging it.
+    std::env::set_var("BATON_TEST_DIE_ON_TUNNELS", s.port.to_string());
+    let (mut new, _) = hot_takeover(&s.cfg, &s.dir, &[], &old);
+    old.sigterm();
+    expect_exit_code(&mut new, 3, EXIT_WAIT);
+    assert!(
+        old.wait_log("resuming them", IO_TIMEOUT),
+        "no rollback\n{}",
+        old.log()
+    );
+    // The session goes on through the old process, then ends normally; the old process,
+    // draining, exits 0 once it is over.
+    assert!(s.finish(&old) > 0);
+    expect_exit_code(&mut old, 0, EXIT_WAIT);
+}
+
+#[test]
+fn a_connect_download_runs_byte_exact_through_a_hot_restart() {
+    const TOTAL: u64 = 32 << 20;
+    // Paced, so the restart happens mid-download.
+    let (raw, up) = download_upstream(TOTAL, Duration::from_millis(5));
+    let (port, admin) = (free_port(), free_port());
+    let cfg = yaml(port, admin, free_port(), raw, &Opts::default());
+    let dir = HotDir::new("tunnel_connect");
+    let mut old = hot_start(&cfg, &dir, &[]);
+    let c = connect_tunnel(port);
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = got.clone();
+    let reader = thread::spawn(move || read_pattern(c, &seen));
+    let now = || got.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(eventually(IO_TIMEOUT, || now() > 2 << 20));
+    let (_new, _) = hot_takeover(&cfg, &dir, &[], &old);
+    old.sigterm();
+    expect_exit_code(&mut old, 0, EXIT_WAIT);
+    assert!(
+        old.log().contains("tunnel(s) to the new process"),
+        "{}",
+        old.log()
+    );
+    let before_end = now();
+    up.join().expect("upstream");
+    assert_eq!(reader.join().expect("reader"), TOTAL);
+    assert!(before_end < TOTAL, "the restart came after the download");
 }

@@ -4,6 +4,7 @@
 
 pub mod channel;
 pub mod driver;
+pub mod tunnels;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,6 +35,10 @@ pub struct HotRestart {
     handing_off: bool,
     /// Our parent has handed us connections while draining: it may hand more until it exits.
     parent_hands_over: bool,
+    /// The last tunnel batch id sent, and the batches the child has not acknowledged yet
+    /// (our copies of their sockets stay open until it does).
+    tunnel_batch: u32,
+    awaiting: HashMap<u32, Vec<tunnels::TunnelMove>>,
 }
 
 impl HotRestart {
@@ -49,6 +54,8 @@ impl HotRestart {
             done_sent: false,
             handing_off: false,
             parent_hands_over: false,
+            tunnel_batch: 0,
+            awaiting: HashMap::new(),
         }
     }
 }

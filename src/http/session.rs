@@ -9,11 +9,22 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use super::buf::{BufPool, ReadOutcome, CHUNK};
-use super::core::{Action, Close, Conn, Failure, Limits};
+use super::core::{Action, Close, Conn, Failure, Limits, TunnelState};
 use super::env::CtxEnv;
 use super::upstream::{put_idle, reset_on_close, take_idle, UpConn};
 use crate::context::Ctx;
 use crate::reactor::{TimerKey, Tok};
+
+/// The listener's settings a connection's core needs.
+fn limits(ctx: &Ctx, listener: usize) -> Limits {
+    let hcm = &ctx.listeners[listener].hcm;
+    Limits {
+        max_head: hcm.max_request_headers_kb as usize * 1024,
+        idle_timeout: hcm.idle_timeout,
+        request_headers_timeout: hcm.request_headers_timeout,
+        stream_idle_timeout: hcm.stream_idle_timeout,
+    }
+}
 
 /// Readiness the reactor reported for a socket, kept until it is used up (edge-triggered).
 #[derive(Debug, Clone, Copy, Default)]
@@ -56,13 +67,7 @@ impl Session {
         listener: usize,
         ctx: &Ctx,
     ) -> Session {
-        let hcm = &ctx.listeners[listener].hcm;
-        let lim = Limits {
-            max_head: hcm.max_request_headers_kb as usize * 1024,
-            idle_timeout: hcm.idle_timeout,
-            request_headers_timeout: hcm.request_headers_timeout,
-            stream_idle_timeout: hcm.stream_idle_timeout,
-        };
+        let lim = limits(ctx, listener);
         Session {
             id,
             gen,
@@ -78,6 +83,38 @@ impl Session {
             up: None,
             armed: None,
         }
+    }
+
+    /// Continues a tunnel (handed over by our parent, or a rolled-back handover of ours)
+    /// with its client socket (registered by the caller) and its upstream connection.
+    #[allow(clippy::too_many_arguments)]
+    pub fn resume_tunnel(
+        id: usize,
+        gen: u64,
+        client: TcpStream,
+        up: UpConn,
+        peer: SocketAddr,
+        listener: usize,
+        state: TunnelState,
+        rq: crate::access_log::Rq,
+        ctx: &mut Ctx,
+    ) -> Session {
+        let now = ctx.now();
+        let lim = limits(ctx, listener);
+        let buffer_limit = ctx.clusters.get(up.cluster).map_or(1 << 20, |c| {
+            c.cfg.per_connection_buffer_limit_bytes as usize
+        });
+        let target = (up.cluster, up.addr);
+        let mut s = Session::new(id, gen, client, peer, listener, ctx);
+        let mut env = CtxEnv::new(ctx, listener, peer);
+        s.core = Conn::resume_tunnel(lim, state, rq, target, buffer_limit, &mut env, now);
+        s.up = Some(up);
+        s
+    }
+
+    /// An open tunnel (it moves to a successor with `into_moved_tunnel`).
+    pub fn in_tunnel(&self) -> bool {
+        self.core.in_tunnel() && self.up.is_some()
     }
 
     pub fn gen(&self) -> u64 {
@@ -165,7 +202,7 @@ impl Session {
             if !progress {
                 progress |= self.flush_client()?;
             }
-            if self.core.ready_to_move() {
+            if self.core.ready_to_move() || (ctx.handoff() && self.in_tunnel()) {
                 return Ok(Fate::Move);
             }
             if self.core.wants_shutdown() {
@@ -493,6 +530,42 @@ impl Session {
         let pending = self.core.take_pending();
         self.core.free(&mut ctx.pool);
         (self.client, pending)
+    }
+
+    /// Detaches an open tunnel for a handover: both sockets deregistered (not closed), the
+    /// bytes buffered each way and the record taken out of the core. Only for a session that
+    /// is `in_tunnel`; any other is closed.
+    pub fn into_moved_tunnel(
+        mut self,
+        ctx: &mut Ctx,
+    ) -> Option<crate::hot_restart::tunnels::TunnelMove> {
+        if !self.in_tunnel() {
+            self.close(ctx);
+            return None;
+        }
+        let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+        let (state, rq) = self.core.take_tunnel(&mut env)?;
+        let up = self.up.take()?;
+        crate::observe::cx_moved(ctx, self.listener);
+        let _ = ctx.registry.deregister(&mut self.client);
+        self.core.free(&mut ctx.pool);
+        let cluster = ctx
+            .clusters
+            .get(up.cluster)
+            .map(|c| c.cfg.name.clone())
+            .unwrap_or_default();
+        let upstream_addr = up.addr;
+        let upstream = up.detach(ctx);
+        Some(crate::hot_restart::tunnels::TunnelMove {
+            listener: self.listener,
+            peer: self.peer,
+            client: self.client,
+            upstream,
+            cluster,
+            upstream_addr,
+            state,
+            rq,
+        })
     }
 
     pub fn token(&self) -> Tok {
