@@ -352,7 +352,6 @@ const CORPUS: &[(&str, &[&str])] = &[
         &[
             "dynamic_resources",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.upgrade_configs",
             "static_resources.listeners[1].access_log",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
             "static_resources.listeners[1].filter_chains[0].transport_socket",
@@ -464,15 +463,11 @@ const CORPUS: &[(&str, &[&str])] = &[
     ),
     (
         "examples--websocket-envoy-ws-route.yaml",
-        &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.upgrade_configs",
-        ],
+        &[],
     ),
     (
         "examples--websocket-envoy-ws.yaml",
-        &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.upgrade_configs",
-        ],
+        &[],
     ),
     (
         "examples--websocket-envoy-wss-passthrough.yaml",
@@ -484,7 +479,6 @@ const CORPUS: &[(&str, &[&str])] = &[
         "examples--websocket-envoy-wss.yaml",
         &[
             "static_resources.clusters[0].transport_socket",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.upgrade_configs",
             "static_resources.listeners[0].filter_chains[0].transport_socket",
         ],
     ),
@@ -766,4 +760,77 @@ fn csrf_crosssite_envoy_logs_each_request_to_stdout_in_envoys_default_format() {
         line.ends_with(&format!("\"127.0.0.1:{}\"", up.port())),
         "{line}"
     );
+}
+
+/// A WebSocket echo server on loopback for the websocket examples: each connection is
+/// handshaken and its text/binary messages echoed until the client closes.
+fn ws_echo_server() -> (u16, std::thread::JoinHandle<()>) {
+    use baton_bench::wire::Reader;
+    use baton_bench::ws;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let h = std::thread::spawn(move || {
+        // One session per test is all the examples' tests open.
+        let Ok((s, _)) = l.accept() else { return };
+        let mut r = Reader::new(s);
+        let Ok(Some(head)) = r.read_request_head() else {
+            return;
+        };
+        if ws::server_handshake(r.get_mut(), &head).is_err() {
+            return;
+        }
+        while let Ok(Some(f)) = ws::read_frame(&mut r, true) {
+            let reply = match f.opcode {
+                ws::OP_CLOSE => ws::encode(ws::OP_CLOSE, &f.payload, None),
+                op => ws::encode(op, &f.payload, None),
+            };
+            if std::io::Write::write_all(r.get_mut(), &reply).is_err() || f.opcode == ws::OP_CLOSE {
+                return;
+            }
+        }
+    });
+    (port, h)
+}
+
+/// The websocket examples (`upgrade_configs` on the connection manager, and per route): a
+/// real WebSocket handshake through baton gets the upstream's 101 and the session echoes.
+#[test]
+fn websocket_examples_carry_a_websocket_session() {
+    use baton_bench::wire::Reader;
+    use baton_bench::ws;
+    for file in [
+        "examples--websocket-envoy-ws.yaml",
+        "examples--websocket-envoy-ws-route.yaml",
+    ] {
+        assert!(loads(file), "{file}");
+        let (up, server) = ws_echo_server();
+        let (yaml, _) = on_loopback(file, up);
+        let b = Baton::start(&yaml);
+        let s = std::net::TcpStream::connect(("127.0.0.1", b.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut r = Reader::new(s);
+        let mut rng = ws::Rng::new(7);
+        ws::client_handshake(&mut r, "app", "/ws", &mut rng).expect("handshake through baton");
+        for i in 0..20u32 {
+            let msg = format!("message {i} through {file}");
+            let frame = ws::encode(
+                ws::OP_TEXT,
+                msg.as_bytes(),
+                Some(rng.next_u32().to_be_bytes()),
+            );
+            std::io::Write::write_all(r.get_mut(), &frame).expect("write");
+            let f = ws::read_frame(&mut r, false)
+                .expect("read echo")
+                .expect("an echo, not EOF");
+            assert_eq!((f.opcode, f.payload), (ws::OP_TEXT, msg.into_bytes()));
+        }
+        let close = ws::encode(ws::OP_CLOSE, &[3, 232], Some([1, 2, 3, 4]));
+        std::io::Write::write_all(r.get_mut(), &close).expect("write close");
+        let f = ws::read_frame(&mut r, false)
+            .expect("close echo")
+            .expect("close");
+        assert_eq!(f.opcode, ws::OP_CLOSE);
+        server.join().expect("echo server");
+    }
 }

@@ -267,6 +267,15 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
         ),
         ("stat_prefix", s(&h.stat_prefix)),
         ("codec_type", shout(h.codec_type)),
+        (
+            "upgrade_configs",
+            list(
+                h.upgrades
+                    .iter()
+                    .map(|(t, on)| map(vec![("upgrade_type", s(t)), ("enabled", n(*on))]))
+                    .collect(),
+            ),
+        ),
         ("route_config", Some(route_config(&h.route_config, b))),
         (
             "http_filters",
@@ -409,6 +418,7 @@ fn route_match(m: &RouteMatch) -> Value {
         PathMatch::Prefix(p) => ("prefix", s(p)),
         PathMatch::Path(p) => ("path", s(p)),
         PathMatch::SafeRegex(re) => ("safe_regex", regex(re.pattern())),
+        PathMatch::Connect => ("connect_matcher", Some(map(vec![]))),
     };
     let headers = m
         .headers
@@ -512,6 +522,20 @@ fn forward(f: &ForwardAction, b: &Bootstrap) -> Value {
     }
     pairs.push(("timeout", timeout(f.timeout)));
     pairs.push(("idle_timeout", f.idle_timeout.and_then(timeout)));
+    let upgrades: Vec<Value> = f
+        .upgrades
+        .iter()
+        .map(|u| {
+            map(vec![
+                ("upgrade_type", s(&u.upgrade_type)),
+                ("enabled", n(u.enabled)),
+                ("connect_config", u.terminate_connect.then(|| map(vec![]))),
+            ])
+        })
+        .collect();
+    if !upgrades.is_empty() {
+        pairs.push(("upgrade_configs", list(upgrades)));
+    }
     if let Some(rp) = &f.retry_policy {
         let on = &rp.retry_on;
         let conditions: Vec<&str> = [

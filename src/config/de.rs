@@ -32,7 +32,6 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ),
     ("http2_protocol_options", "HTTP/2"),
     ("http_protocol_options", "HTTP/1 protocol options"),
-    ("upgrade_configs", "upgrades (WebSocket, CONNECT)"),
     ("listener_filters", "listener filters"),
     ("filter_chain_match", "filter chain matching"),
     ("rds", "RDS; use route_config"),

@@ -96,6 +96,8 @@ pub struct HttpConnectionManager {
     pub merge_slashes: bool,
     /// HCM `access_log[]` (file loggers only), in configured order.
     pub access_log: Vec<AccessLog>,
+    /// `upgrade_configs[]`: upgrade type (lower case) and whether it is enabled.
+    pub upgrades: Vec<(String, bool)>,
 }
 
 /// One `envoy.access_loggers.file` logger.
@@ -274,6 +276,8 @@ impl PartialEq for Regex {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PathMatch {
+    /// `connect_matcher`: CONNECT requests only (no other path matcher matches them).
+    Connect,
     Prefix(String),
     Path(String),
     /// Matched against the whole path without the query string; `case_sensitive` does not apply.
@@ -366,6 +370,18 @@ pub struct ForwardAction {
     /// applies), `Some(None)` when configured 0s (disabled for this route).
     pub idle_timeout: Option<Option<Duration>>,
     pub retry_policy: Option<RetryPolicy>,
+    /// `upgrade_configs[]`: overrides the connection manager's per upgrade type.
+    pub upgrades: Vec<RouteUpgrade>,
+}
+
+/// A route's `upgrade_configs[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteUpgrade {
+    /// Lower case, compared case-insensitively with the request's.
+    pub upgrade_type: String,
+    pub enabled: bool,
+    /// `connect_config` given: CONNECT is terminated here and the payload sent raw.
+    pub terminate_connect: bool,
 }
 
 /// `regex_rewrite`: every non-overlapping match in the path (query excluded) is replaced.

@@ -162,7 +162,41 @@ pub struct HttpConnectionManager {
     pub server_header_transformation: Option<EnumValue>,
     pub normalize_path: Option<bool>,
     pub merge_slashes: Option<bool>,
+    #[serde(default)]
+    pub upgrade_configs: Vec<UpgradeConfig>,
 }
+
+/// The connection manager's `upgrade_configs[]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeConfig {
+    pub upgrade_type: String,
+    #[serde(default)]
+    pub filters: Vec<TypedExtension>,
+    pub enabled: Option<bool>,
+}
+
+/// A route's `upgrade_configs[]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteUpgradeConfig {
+    pub upgrade_type: String,
+    pub enabled: Option<bool>,
+    pub connect_config: Option<ConnectConfig>,
+}
+
+/// `connect_config`: present means "terminate CONNECT here".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectConfig {
+    pub proxy_protocol_config: Option<de::IgnoredAny>,
+    pub allow_post: Option<bool>,
+}
+
+/// `connect_matcher: {}` has no fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectMatcher {}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -303,6 +337,7 @@ pub struct RouteMatch {
     pub prefix: Option<String>,
     pub path: Option<String>,
     pub safe_regex: Option<RegexMatcher>,
+    pub connect_matcher: Option<ConnectMatcher>,
     pub case_sensitive: Option<bool>,
     #[serde(default)]
     pub headers: Vec<HeaderMatcher>,
@@ -379,6 +414,8 @@ pub struct RouteAction {
     pub timeout: Option<Dur>,
     pub idle_timeout: Option<Dur>,
     pub retry_policy: Option<RetryPolicy>,
+    #[serde(default)]
+    pub upgrade_configs: Vec<RouteUpgradeConfig>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,7 @@ use serde_yaml::Value;
 use super::de::{from_value, join_key, report};
 use super::model::*;
 use super::raw::{self, EnumValue};
-use super::{format, runtime, validate_route, ConfigError};
+use super::{format, runtime, validate_action, validate_route, ConfigError};
 
 pub fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError {
@@ -723,7 +723,20 @@ fn hcm(
         return Err(first.unwrap_or_else(|| err(path, "invalid")));
     };
     let idle = h.common_http_protocol_options.and_then(|o| o.idle_timeout);
+    let mut upgrades = Vec::new();
+    for (i, u) in h.upgrade_configs.iter().enumerate() {
+        let upath = format!("{}[{i}]", p("upgrade_configs"));
+        if !u.filters.is_empty() {
+            return Err(err(
+                join_key(&upath, "filters"),
+                "custom upgrade filter chains are not implemented",
+            ));
+        }
+        let t = validate_action::upgrade_type(&u.upgrade_type, &join_key(&upath, "upgrade_type"))?;
+        upgrades.push((t, u.enabled.unwrap_or(true)));
+    }
     Ok(HttpConnectionManager {
+        upgrades,
         stat_prefix: h.stat_prefix,
         route_config,
         idle_timeout: timeout(idle, Some(Duration::from_secs(3600))),

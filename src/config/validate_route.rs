@@ -187,12 +187,23 @@ fn direct_response(d: raw::DirectResponse, path: &str) -> Result<RouteAction, Co
 
 fn route_match(m: raw::RouteMatch, path: &str) -> Result<RouteMatch, ConfigError> {
     let p = |f: &str| join_key(path, f);
-    let pm = match (m.prefix, m.path, m.safe_regex) {
-        (Some(s), None, None) => PathMatch::Prefix(path_text(s, &p("prefix"))?),
-        (None, Some(s), None) => PathMatch::Path(path_text(s, &p("path"))?),
-        (None, None, Some(r)) => PathMatch::SafeRegex(regex(&r, &p("safe_regex"))?),
-        (None, None, None) => return Err(err(path, "one of prefix, path, safe_regex is required")),
-        _ => return Err(err(path, "only one of prefix, path, safe_regex may be set")),
+    let pm = match (m.prefix, m.path, m.safe_regex, m.connect_matcher) {
+        (Some(s), None, None, None) => PathMatch::Prefix(path_text(s, &p("prefix"))?),
+        (None, Some(s), None, None) => PathMatch::Path(path_text(s, &p("path"))?),
+        (None, None, Some(r), None) => PathMatch::SafeRegex(regex(&r, &p("safe_regex"))?),
+        (None, None, None, Some(_)) => PathMatch::Connect,
+        (None, None, None, None) => {
+            return Err(err(
+                path,
+                "one of prefix, path, safe_regex, connect_matcher is required",
+            ))
+        }
+        _ => {
+            return Err(err(
+                path,
+                "only one of prefix, path, safe_regex, connect_matcher may be set",
+            ))
+        }
     };
     let mut headers = Vec::new();
     for (i, h) in m.headers.into_iter().enumerate() {

@@ -21,7 +21,7 @@ use crate::context::{Ctx, ListenerRt};
 use crate::hot_restart::driver::{machine_listeners, Leaving};
 use crate::hot_restart::{tcp_address, HotRestart};
 use crate::http::session::{Fate, Ready, Session};
-use crate::http::upstream::{close_all_idle, idle_event, UpOwner};
+use crate::http::upstream::{close_all_idle, idle_event, UpConn, UpOwner};
 use crate::observe;
 use crate::reactor::{TimerKey, Tok};
 use crate::route::Router;
@@ -432,18 +432,77 @@ impl Proxy {
     /// the bytes it had already read.
     fn adopt(&mut self, mut stream: TcpStream, peer: SocketAddr, listener: usize, pending: &[u8]) {
         let _ = stream.set_nodelay(true);
-        let id = self.sessions.next_key();
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            Tok::Down(id).token(),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            log::warn!("cannot register connection from {peer}: {e}");
+        let Some(id) = self.register_client(&mut stream, peer) else {
             return;
-        }
+        };
         self.next_gen += 1;
         let mut s = Session::new(id, self.next_gen, stream, peer, listener, &self.ctx);
         s.preload(&mut self.ctx.pool, pending);
+        self.sessions.insert(s);
+        self.count_open(listener, 1);
+        observe::cx_open(&mut self.ctx, listener);
+        self.drive(id);
+    }
+
+    /// Registers a client socket under the id its session will have.
+    fn register_client(&mut self, stream: &mut TcpStream, peer: SocketAddr) -> Option<usize> {
+        let id = self.sessions.next_key();
+        match self.poll.registry().register(
+            stream,
+            Tok::Down(id).token(),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            Ok(()) => Some(id),
+            Err(e) => {
+                log::warn!("cannot register connection from {peer}: {e}");
+                None
+            }
+        }
+    }
+
+    /// Serves a tunnel that came from our parent, or one of ours whose handover did not
+    /// happen: its client socket as a session, its upstream socket attached.
+    fn resume_tunnel(&mut self, t: crate::hot_restart::tunnels::TunnelMove) {
+        let crate::hot_restart::tunnels::TunnelMove {
+            listener,
+            peer,
+            mut client,
+            upstream,
+            cluster,
+            upstream_addr,
+            state,
+            mut rq,
+        } = t;
+        let Some(ci) = self.ctx.clusters.iter().position(|c| c.cfg.name == cluster) else {
+            log::warn!(
+                "moved tunnel from {peer}: cluster {cluster:?} is not configured; closing it"
+            );
+            return;
+        };
+        let Some(id) = self.register_client(&mut client, peer) else {
+            return;
+        };
+        let up = match UpConn::adopt(&mut self.ctx, upstream, ci, upstream_addr, id) {
+            Ok(u) => u,
+            Err(e) => {
+                log::warn!("cannot register tunnel upstream {upstream_addr}: {e}");
+                let _ = self.poll.registry().deregister(&mut client);
+                return;
+            }
+        };
+        rq.cluster = Some(ci);
+        self.next_gen += 1;
+        let s = Session::resume_tunnel(
+            id,
+            self.next_gen,
+            client,
+            up,
+            peer,
+            listener,
+            state,
+            rq,
+            &mut self.ctx,
+        );
         self.sessions.insert(s);
         self.count_open(listener, 1);
         observe::cx_open(&mut self.ctx, listener);
@@ -824,6 +883,26 @@ impl Proxy {
     /// gone).
     fn send_moving(&mut self) {
         let moving = std::mem::take(&mut self.moving);
+        if moving.is_empty() {
+            return;
+        }
+        // Open tunnels go with their upstream sockets and buffers, acknowledged per batch.
+        let mut tunnels = Vec::new();
+        let mut moving_idle = Vec::with_capacity(moving.len());
+        for s in moving {
+            if s.in_tunnel() {
+                tunnels.extend(s.into_moved_tunnel(&mut self.ctx));
+            } else {
+                moving_idle.push(s);
+            }
+        }
+        if !tunnels.is_empty() {
+            self.restart(|hr, host| {
+                hr.send_tunnels(host, tunnels);
+                Ok(())
+            });
+        }
+        let moving = moving_idle;
         if moving.is_empty() {
             return;
         }

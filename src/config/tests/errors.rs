@@ -345,7 +345,9 @@ fn route_structure_errors() {
     );
     assert_eq!(
         err_with(&[(&vh("routes[0].match"), "{case_sensitive: false}")]),
-        format!("{VH}.routes[0].match: one of prefix, path, safe_regex is required")
+        format!(
+            "{VH}.routes[0].match: one of prefix, path, safe_regex, connect_matcher is required"
+        )
     );
     assert_eq!(
         err_with(&[(&vh("routes[0].match"), "{safe_regex: {regex: \"/(a\"}}")]),
@@ -532,4 +534,40 @@ fn stream_loggers_and_endpoint_weights_load() {
     let b = ok_with(&[(lb, "7")]);
     assert_eq!(b.clusters[0].endpoints[0].weight, 7);
     assert_eq!(err_with(&[(lb, "0")]), format!("{lb}: must be at least 1"));
+}
+
+#[test]
+fn upgrade_config_errors() {
+    assert_eq!(
+        err_with(&[(
+            &hcm("upgrade_configs"),
+            "[{upgrade_type: websocket, filters: [{name: x}]}]"
+        )]),
+        format!(
+            "{HCM}.upgrade_configs[0].filters: custom upgrade filter chains are not implemented"
+        )
+    );
+    assert_eq!(
+        err_with(&[(&hcm("upgrade_configs"), "[{upgrade_type: \"\"}]")]),
+        format!("{HCM}.upgrade_configs[0].upgrade_type: invalid upgrade type \"\"")
+    );
+    let r = vh("routes[0].route.upgrade_configs");
+    assert_eq!(
+        err_with(&[(&r, "[{upgrade_type: websocket, connect_config: {}}]")]),
+        format!("{r}[0].connect_config: only valid with upgrade_type CONNECT")
+    );
+    assert_eq!(
+        err_with(&[(
+            &r,
+            "[{upgrade_type: CONNECT, connect_config: {allow_post: true}}]"
+        )]),
+        format!("{r}[0].connect_config.allow_post: POST tunnels are not implemented")
+    );
+    assert_eq!(
+        err_with(&[(
+            &vh("routes[0].match"),
+            "{prefix: /, connect_matcher: {}}"
+        )]),
+        format!("{VH}.routes[0].match: only one of prefix, path, safe_regex, connect_matcher may be set")
+    );
 }

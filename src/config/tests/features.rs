@@ -346,3 +346,43 @@ fn connection_limit_errors_name_the_field() {
         "overload_manager.resource_monitors[0].typed_config.max_active_downstream_connections: required field is missing"
     );
 }
+
+#[test]
+fn upgrade_configs_and_connect_matcher_load() {
+    let b = ok_with(&[
+        (
+            &format!("{HCM}.upgrade_configs"),
+            "[{upgrade_type: WebSocket}, {upgrade_type: CONNECT, enabled: false}]",
+        ),
+        (&format!("{VH}.routes[0].match"), "{connect_matcher: {}}"),
+        (
+            &format!("{VH}.routes[0].route.upgrade_configs"),
+            "[{upgrade_type: CONNECT, connect_config: {}}, {upgrade_type: websocket, enabled: false}]",
+        ),
+    ]);
+    let hcm = &b.listeners[0].hcm;
+    assert_eq!(
+        hcm.upgrades,
+        vec![
+            ("websocket".to_string(), true),
+            ("connect".to_string(), false)
+        ]
+    );
+    let r = &hcm.route_config.virtual_hosts[0].routes[0];
+    assert_eq!(r.matcher.path, PathMatch::Connect);
+    assert_eq!(
+        forward(r).upgrades,
+        vec![
+            RouteUpgrade {
+                upgrade_type: "connect".into(),
+                enabled: true,
+                terminate_connect: true,
+            },
+            RouteUpgrade {
+                upgrade_type: "websocket".into(),
+                enabled: false,
+                terminate_connect: false,
+            },
+        ]
+    );
+}

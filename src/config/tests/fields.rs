@@ -57,6 +57,10 @@ const PROOFS: &[(&str, &str)] = &[
         "tests/slowloris.rs::slowloris_does_not_starve_normal_clients_and_header_timeouts_end_it",
     ),
     (
+        "HttpConnectionManager.upgrades",
+        "tests/tunnels.rs::a_websocket_echo_session_works_through_baton",
+    ),
+    (
         "HttpConnectionManager.stream_idle_timeout",
         "tests/routing_actions.rs::route_idle_timeout_is_504_stream_timeout_before_the_response",
     ),
@@ -181,6 +185,22 @@ const PROOFS: &[(&str, &str)] = &[
     ("ForwardAction.timeout", "tests/local_replies.rs::route_timeout_is_504"),
     ("ForwardAction.regex_rewrite", "tests/routing_actions.rs::path_and_host_rewrites"),
     ("ForwardAction.host_rewrite", "tests/routing_actions.rs::auto_host_rewrite_uses_the_dns_name"),
+    (
+        "ForwardAction.upgrades",
+        "tests/envoy_configs.rs::websocket_examples_carry_a_websocket_session",
+    ),
+    (
+        "RouteUpgrade.upgrade_type",
+        "tests/envoy_configs.rs::websocket_examples_carry_a_websocket_session",
+    ),
+    (
+        "RouteUpgrade.enabled",
+        "tests/tunnels.rs::an_upgrade_without_upgrade_configs_gets_envoys_403",
+    ),
+    (
+        "RouteUpgrade.terminate_connect",
+        "tests/tunnels.rs::a_long_download_through_a_terminated_connect_is_byte_exact",
+    ),
     (
         "ForwardAction.idle_timeout",
         "tests/routing_actions.rs::route_idle_timeout_is_504_stream_timeout_before_the_response",
