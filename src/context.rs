@@ -26,6 +26,8 @@ pub struct ListenerRt {
     pub connection_limit: Option<ConnectionLimit>,
     /// Filter chains with TLS; `None` for a plain listener.
     pub tls: Option<std::rc::Rc<crate::tls::ListenerTls>>,
+    /// `per_connection_buffer_limit_bytes`: the bound of a connection's client-side buffers.
+    pub per_connection_buffer_limit_bytes: u32,
 }
 
 /// What every connection handler may touch besides its own connection. The process-wide

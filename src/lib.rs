@@ -39,6 +39,6 @@ pub fn init_logging(opts: &cli::Options) -> Result<(), String> {
 
 /// Loads the bootstrap the options name: `-c FILE`, `--config-yaml`, or both (YAML merged over
 /// the file, as Envoy does).
-pub fn load_config(opts: &cli::Options) -> Result<config::Bootstrap, config::ConfigError> {
+pub fn load_config(opts: &cli::Options) -> Result<config::Bootstrap, config::ConfigErrors> {
     config::load(opts.config_path.as_deref(), opts.config_yaml.as_deref())
 }

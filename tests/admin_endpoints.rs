@@ -163,11 +163,11 @@ fn info_endpoints_and_errors() {
     let dump = admin_get(a, "/config_dump");
     for want in [
         "envoy.admin.v3.BootstrapConfigDump",
-        "\"stat_prefix\":\"ingress_http\"",
-        "\"type\":\"LOGICAL_DNS\"",
-        "\"timeout\":\"0.5s\"",
-        "\"prefix_rewrite\":\"/status/\"",
-        "\"name\":\"svc\"",
+        "\"stat_prefix\": \"ingress_http\"",
+        "\"type\": \"LOGICAL_DNS\"",
+        "\"timeout\": \"0.5s\"",
+        "\"prefix_rewrite\": \"/status/\"",
+        "\"name\": \"svc\"",
     ] {
         assert!(dump.contains(want), "{want} not in {dump}");
     }

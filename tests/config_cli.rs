@@ -85,7 +85,7 @@ fn config_errors_exit_1_naming_the_field() {
             "type",
             "http_connection_manager.v3.HttpConnectionManager",
             "http_connection_manager.v2.HttpConnectionManager",
-            format!("{hcm}.@type: unknown type"),
+            format!("{hcm}.@type: \"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v2.HttpConnectionManager\" is an Envoy v2 type (removed in v3)"),
         ),
         (
             "duration",
@@ -103,6 +103,28 @@ fn config_errors_exit_1_naming_the_field() {
         assert!(stderr.contains(&want), "{name}: {stderr:?} lacks {want:?}");
         assert!(out.stdout.is_empty(), "{name}: nothing on stdout");
     }
+}
+
+#[test]
+fn every_error_of_a_file_is_printed_one_per_line() {
+    let path = variant(
+        "several",
+        "lb_policy: ROUND_ROBIN",
+        "lb_policy: maglev\n    hosts: []",
+    );
+    let out = baton(&["--mode", "validate", "-c", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "baton: configuration '{}': 2 errors:\n  \
+             static_resources.clusters[0].hosts: \"hosts\" is Envoy v2 (removed in v3): use load_assignment\n  \
+             static_resources.clusters[0].lb_policy: value \"MAGLEV\" is not supported by baton \
+             (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)\n",
+            path.display()
+        )
+    );
 }
 
 /// `--mode validate -c configs/envoy.yaml --config-yaml INLINE`.

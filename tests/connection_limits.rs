@@ -1,5 +1,6 @@
 //! Connection limits as Envoy users write them: the overload manager's
-//! `envoy.resource_monitors.global_downstream_max_connections` and the listener's
+//! `envoy.resource_monitors.global_downstream_max_connections` (or the runtime's
+//! `overload.global_downstream_max_connections`) and the listener's
 //! `envoy.filters.network.connection_limit` filter. Past a limit a new connection is closed at
 //! once and counted; connections already accepted are served as before.
 
@@ -96,6 +97,33 @@ fn the_global_connection_limit_closes_new_connections_past_it() {
     );
     // The admin interface is not counted against the limit.
     assert!(admin_util::admin_get(s.admin, "/ready").contains("LIVE"));
+    for c in &mut held {
+        c.send(&get("/status/202"));
+        assert_eq!(c.expect_response(false).status(), 202);
+    }
+}
+
+/// The same limit set by the runtime key Envoy's examples use, in a static layer.
+const RUNTIME: &str = r#"layered_runtime:
+  layers:
+  - name: static_layer_0
+    static_layer:
+      overload:
+        global_downstream_max_connections: 2
+  - name: admin_layer_0
+    admin_layer: {}
+"#;
+
+#[test]
+fn the_runtime_global_connection_limit_closes_new_connections_past_it() {
+    let (_b, _up, s) = start(|y| format!("{y}{RUNTIME}"));
+    let mut held: Vec<RawConn> = (0..2).map(|_| served(s.listen)).collect();
+    refused(s.listen);
+    let scope = format!("listener.127.0.0.1_{}", s.listen);
+    assert_eq!(
+        stat(s.admin, &format!("{scope}.downstream_global_cx_overflow")),
+        1
+    );
     for c in &mut held {
         c.send(&get("/status/202"));
         assert_eq!(c.expect_response(false).status(), 202);

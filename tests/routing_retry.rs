@@ -171,10 +171,11 @@ fn a_buffered_body_is_replayed_on_retry() {
 
 #[test]
 fn a_body_beyond_the_buffer_limit_is_never_retried() {
+    // The body kept for a retry is bounded by the listener's per_connection_buffer_limit_bytes
+    // (Envoy's per-request buffer limit defaults to it); the cluster's is left at 1 MiB.
     let up = Upstream::start("live");
     let bad = Fixed::start(503);
-    let extra = "  per_connection_buffer_limit_bytes: 16384\n";
-    let b = Baton::start(&config(
+    let yaml = config(
         free_port(),
         &route("      retry_policy: {retry_on: 5xx, num_retries: 3}\n"),
         &[cluster_at(
@@ -182,13 +183,25 @@ fn a_body_beyond_the_buffer_limit_is_never_retried() {
             "127.0.0.1",
             "STATIC",
             &[bad.port, up.port()],
-            extra,
+            "",
         )],
-    ));
+    )
+    .replacen(
+        "  - name: listener_0\n",
+        "  - name: listener_0\n    per_connection_buffer_limit_bytes: 16384\n",
+        1,
+    );
+    let b = Baton::start(&yaml);
     let body = vec![b'q'; 100 * 1024];
     let statuses: Vec<u16> = (0..2).map(|_| post(b.port, &body).status()).collect();
     let mut sorted = statuses.clone();
     sorted.sort();
     assert_eq!(sorted, [200, 503], "{statuses:?}");
     assert_eq!(up.requests(), 1);
+    // A body within the limit is replayed: both requests end at the live endpoint.
+    let small = vec![b'q'; 8 * 1024];
+    for _ in 0..2 {
+        assert_eq!(post(b.port, &small).status(), 200);
+    }
+    assert_eq!(up.requests(), 3);
 }

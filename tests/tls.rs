@@ -331,6 +331,34 @@ fn tls_params_limit_versions_and_ciphers() {
 }
 
 #[test]
+fn tls_minimum_version_refuses_older_clients() {
+    let pki = Pki::new("min");
+    let up = Upstream::start("up1");
+    let cert = pki.leaf("s", "/CN=s.test", "DNS:s.test");
+    let ca = pki.ca();
+    let h = hcm(&log_file("tls-min"), "backend");
+    let ctx = ["  tls_params: {tls_minimum_protocol_version: TLSv1_3}"];
+    let chain = tls_chain(&h, &[], &cert, &ctx);
+    let b = Baton::start(&bootstrap(
+        free_port(),
+        free_port(),
+        "",
+        &chain,
+        up.port(),
+        "",
+    ));
+    let o = https(b.port, "s.test", &ca, &["--tlsv1.2", "--tls-max", "1.2"]);
+    assert!(
+        !o.status.success(),
+        "TLS 1.2 is below the configured minimum"
+    );
+    assert_eq!(
+        https_ok(b.port, "s.test", &ca, &["--tlsv1.3"]),
+        up.greeting()
+    );
+}
+
+#[test]
 fn plain_and_tls_chains_share_a_listener() {
     let pki = Pki::new("mixed");
     let up = Upstream::start("up1");
@@ -385,17 +413,26 @@ fn plain_proxy(up: u16, cluster_extra: &str) -> (Baton, u16) {
 }
 
 fn get_status(port: u16) -> (u16, String) {
+    get_path(port, "/")
+}
+
+fn get_path(port: u16, path: &str) -> (u16, String) {
     let o = curl(&[
         "-s",
         "-o",
         "-",
         "-w",
         "\n%{http_code}",
-        &format!("http://127.0.0.1:{port}/"),
+        &format!("http://127.0.0.1:{port}{path}"),
     ]);
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.parse().unwrap_or(0), body.to_string() + "\n")
+}
+
+/// The fields of the Python origin's answer: port, SNI, version, ALPN, session.
+fn fields(body: &str) -> Vec<String> {
+    body.split_whitespace().skip(1).map(String::from).collect()
 }
 
 #[test]
@@ -420,8 +457,29 @@ fn upstream_tls_verifies_and_reuses_connections() {
     let (s1, body1) = get_status(b.port);
     let (s2, body2) = get_status(b.port);
     assert_eq!((s1, s2), (200, 200), "{body1} {body2}");
-    assert!(body1.starts_with("secure "), "{body1}");
+    let f = fields(&body1);
+    assert_eq!(f[1..4], ["upstream.test", "TLSv1.3", "http/1.1"], "{body1}");
     assert_eq!(body1, body2, "the pooled TLS connection is reused");
+    // New connections (the origin closes after each answer) resume the TLS session.
+    let (_, first) = get_path(b.port, "/close");
+    let (_, second) = get_path(b.port, "/close");
+    assert_ne!(fields(&first)[0], fields(&second)[0], "{first} {second}");
+    assert_eq!(fields(&second)[4], "reused", "{second}");
+    drop(b);
+
+    // tls_params, no SNI, no ALPN, no session resumption.
+    let (b, _) = plain_proxy(
+        origin.port,
+        &upstream_tls(&[
+            "max_session_keys: 0",
+            "common_tls_context:",
+            "  tls_params: {tls_maximum_protocol_version: TLSv1_2}",
+        ]),
+    );
+    let (_, first) = get_path(b.port, "/close");
+    let (_, second) = get_path(b.port, "/close");
+    assert_eq!(fields(&first)[1..4], ["-", "TLSv1.2", "-"], "{first}");
+    assert_eq!(fields(&second)[4], "new", "{second}");
     drop(b);
 
     // A SAN matcher that does not fit: the connect fails (503).

@@ -53,6 +53,15 @@ impl Flags {
         self.0 |= f;
     }
 
+    /// All bits, for a record that moves to another process.
+    pub fn bits(self) -> u16 {
+        self.0
+    }
+
+    pub fn from_bits(b: u16) -> Flags {
+        Flags(b)
+    }
+
     pub fn has(self, f: u16) -> bool {
         self.0 & f != 0
     }

@@ -1,302 +1,645 @@
-//! `/config_dump`: the effective configuration (after validation, with every default
-//! applied) in the shape of Envoy's BootstrapConfigDump, written by hand so the config model
-//! needs no serialisation derives.
+//! `/config_dump`: the effective configuration (after validation, with every default applied)
+//! as Envoy's `BootstrapConfigDump`, whose `bootstrap` is a v3 bootstrap baton loads back into
+//! the same model (`tests` below prove the round trip). Written from the model by hand so the
+//! model needs no serialisation derives.
 
-use std::fmt::Display;
+use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::cli::Options;
+use serde_yaml::{Mapping, Value};
+
 use crate::config::{
-    Bootstrap, Cluster, ClusterSpec, HttpConnectionManager, Listener, PathMatch, RouteAction,
+    Bootstrap, Cluster, ClusterSpec, ForwardAction, HeaderMatchRule, HeaderMutations,
+    HeaderValueOption, HostRewrite, HttpConnectionManager, Listener, PathMatch, PathRedirect,
+    QueryParameterRule, RedirectAction, RegexRewrite, Route, RouteAction, RouteConfig, RouteMatch,
+    StringMatch, StringMatchKind,
 };
 use crate::stats::json_str;
 
-/// A JSON writer that tracks commas.
-struct W {
-    out: String,
-    first: Vec<bool>,
-}
+const T: &str = "type.googleapis.com/";
 
-impl W {
-    fn key(&mut self, k: Option<&str>) {
-        if let Some(f) = self.first.last_mut() {
-            if !*f {
-                self.out.push(',');
-            }
-            *f = false;
-        }
-        if let Some(k) = k {
-            json_str(&mut self.out, k);
-            self.out.push(':');
+/// A map from `(key, value)` pairs; `None` values are left out.
+fn map(pairs: Vec<(&str, Option<Value>)>) -> Value {
+    let mut m = Mapping::new();
+    for (k, v) in pairs {
+        if let Some(v) = v {
+            m.insert(Value::from(k), v);
         }
     }
-    fn open(&mut self, k: Option<&str>, c: char) {
-        self.key(k);
-        self.out.push(c);
-        self.first.push(true);
-    }
-    fn close(&mut self, c: char) {
-        self.first.pop();
-        self.out.push(c);
-    }
-    fn s(&mut self, k: Option<&str>, v: &str) {
-        self.key(k);
-        json_str(&mut self.out, v);
-    }
-    fn n(&mut self, k: &str, v: impl Display) {
-        self.key(Some(k));
-        self.out.push_str(&v.to_string());
-    }
-    fn dur(&mut self, k: &str, d: Option<Duration>) {
-        let v = d.map_or("0s".to_string(), |d| format!("{}s", d.as_secs_f64()));
-        self.s(Some(k), &v);
-    }
+    Value::Mapping(m)
 }
 
-/// The dump, computed once at start-up (the config never changes in a running process).
-pub fn config_dump(b: &Bootstrap, opts: &Options) -> String {
-    let mut w = W {
-        out: String::new(),
-        first: Vec::new(),
-    };
-    w.open(None, '{');
-    w.open(Some("configs"), '[');
-    w.open(None, '{');
-    w.s(
-        Some("@type"),
-        "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
-    );
-    w.open(Some("bootstrap"), '{');
-    let node = b.node.clone().unwrap_or_default();
-    w.open(Some("node"), '{');
-    w.s(
-        Some("id"),
-        if opts.service_node.is_empty() {
-            &node.id
-        } else {
-            &opts.service_node
-        },
-    );
-    w.s(
-        Some("cluster"),
-        if opts.service_cluster.is_empty() {
-            &node.cluster
-        } else {
-            &opts.service_cluster
-        },
-    );
-    w.close('}');
-    if let Some(a) = &b.admin {
-        w.open(Some("admin"), '{');
-        socket_address(&mut w, &a.address.ip().to_string(), a.address.port());
-        if let Some(p) = &a.access_log_path {
-            w.s(Some("access_log_path"), p);
-        }
-        w.close('}');
-    }
-    w.open(Some("static_resources"), '{');
-    w.open(Some("listeners"), '[');
-    for l in &b.listeners {
-        listener(&mut w, l, &b.clusters);
-    }
-    w.close(']');
-    w.open(Some("clusters"), '[');
-    for c in &b.clusters {
-        cluster(&mut w, c);
-    }
-    w.close(']');
-    w.close('}');
-    w.close('}');
-    w.close('}');
-    w.close(']');
-    w.close('}');
-    w.out.push('\n');
-    w.out
+fn s(v: &str) -> Option<Value> {
+    Some(Value::from(v))
 }
 
-fn socket_address(w: &mut W, host: &str, port: u16) {
-    w.open(Some("address"), '{');
-    w.open(Some("socket_address"), '{');
-    w.s(Some("address"), host);
-    w.n("port_value", port);
-    w.close('}');
-    w.close('}');
+fn n(v: impl Into<Value>) -> Option<Value> {
+    Some(v.into())
 }
 
-fn listener(w: &mut W, l: &Listener, clusters: &[Cluster]) {
-    w.open(None, '{');
-    w.s(Some("name"), &l.name);
-    socket_address(w, &l.address.ip().to_string(), l.address.port());
-    w.n(
-        "per_connection_buffer_limit_bytes",
-        l.per_connection_buffer_limit_bytes,
-    );
-    w.open(Some("http_connection_manager"), '{');
-    hcm(w, &l.hcm, clusters);
-    w.close('}');
-    w.close('}');
+fn list(items: Vec<Value>) -> Option<Value> {
+    Some(Value::Sequence(items))
 }
 
-fn hcm(w: &mut W, h: &HttpConnectionManager, clusters: &[Cluster]) {
-    let name = |i: usize| clusters.get(i).map_or("?", |c| c.name.as_str());
-    w.s(Some("stat_prefix"), &h.stat_prefix);
-    w.s(
-        Some("codec_type"),
-        &format!("{:?}", h.codec_type).to_uppercase(),
-    );
-    w.dur("idle_timeout", h.idle_timeout);
-    w.dur("request_headers_timeout", h.request_headers_timeout);
-    w.dur("stream_idle_timeout", h.stream_idle_timeout);
-    w.n("max_request_headers_kb", h.max_request_headers_kb);
-    w.s(Some("server_name"), &h.server_name);
-    w.n("use_remote_address", h.use_remote_address);
-    w.n("xff_num_trusted_hops", h.xff_num_trusted_hops);
-    w.n("generate_request_id", h.generate_request_id);
-    w.n("normalize_path", h.normalize_path);
-    w.n("merge_slashes", h.merge_slashes);
-    w.open(Some("access_log"), '[');
-    for a in &h.access_log {
-        w.open(None, '{');
-        w.s(Some("path"), &a.path);
-        w.s(Some("format"), &a.format);
-        w.close('}');
+/// Envoy's duration text: seconds with up to nine fraction digits.
+fn dur(d: Duration) -> Option<Value> {
+    let mut out = d.as_secs().to_string();
+    if d.subsec_nanos() != 0 {
+        let frac = format!("{:09}", d.subsec_nanos());
+        out.push('.');
+        out.push_str(frac.trim_end_matches('0'));
     }
-    w.close(']');
-    let rc = &h.route_config;
-    w.open(Some("route_config"), '{');
-    w.s(Some("name"), &rc.name);
-    w.open(Some("virtual_hosts"), '[');
-    for vh in &rc.virtual_hosts {
-        w.open(None, '{');
-        w.s(Some("name"), &vh.name);
-        w.open(Some("domains"), '[');
-        for d in &vh.domains {
-            w.s(None, d);
-        }
-        w.close(']');
-        w.open(Some("routes"), '[');
-        for r in &vh.routes {
-            w.open(None, '{');
-            if !r.name.is_empty() {
-                w.s(Some("name"), &r.name);
-            }
-            w.open(Some("match"), '{');
-            match &r.matcher.path {
-                PathMatch::Prefix(p) => w.s(Some("prefix"), p),
-                PathMatch::Path(p) => w.s(Some("path"), p),
-                PathMatch::SafeRegex(re) => w.s(Some("safe_regex"), re.pattern()),
-            }
-            w.n("case_sensitive", r.matcher.case_sensitive);
-            w.n("header_matchers", r.matcher.headers.len());
-            w.n("query_parameter_matchers", r.matcher.query_parameters.len());
-            w.close('}');
-            match &r.action {
-                RouteAction::Forward(f) => {
-                    w.open(Some("route"), '{');
-                    match &f.cluster {
-                        ClusterSpec::Single(c) => w.s(Some("cluster"), name(*c)),
-                        ClusterSpec::Weighted(list) => {
-                            w.open(Some("weighted_clusters"), '[');
-                            for (c, wt) in list {
-                                w.open(None, '{');
-                                w.s(Some("name"), name(*c));
-                                w.n("weight", wt);
-                                w.close('}');
-                            }
-                            w.close(']');
-                        }
-                    }
-                    if let Some(p) = &f.prefix_rewrite {
-                        w.s(Some("prefix_rewrite"), p);
-                    }
-                    w.dur("timeout", f.timeout);
-                    if let Some(rp) = &f.retry_policy {
-                        w.n("num_retries", rp.num_retries);
-                    }
-                    w.close('}');
-                }
-                RouteAction::DirectResponse { status, body } => {
-                    w.open(Some("direct_response"), '{');
-                    w.n("status", status);
-                    if let Some(b) = body {
-                        w.s(Some("body"), b);
-                    }
-                    w.close('}');
-                }
-                RouteAction::Redirect(rd) => {
-                    w.open(Some("redirect"), '{');
-                    w.n("response_code", rd.response_code);
-                    if let Some(h) = &rd.host {
-                        w.s(Some("host_redirect"), h);
-                    }
-                    w.close('}');
-                }
-            }
-            w.close('}');
-        }
-        w.close(']');
-        w.close('}');
-    }
-    w.close(']');
-    w.close('}');
+    out.push('s');
+    s(&out)
 }
 
-fn cluster(w: &mut W, c: &Cluster) {
-    w.open(None, '{');
-    w.s(Some("name"), &c.name);
-    w.s(Some("type"), &shout(&format!("{:?}", c.discovery)));
-    w.s(Some("lb_policy"), &shout(&format!("{:?}", c.lb_policy)));
-    w.s(
-        Some("dns_lookup_family"),
-        &shout(&format!("{:?}", c.dns_lookup_family)),
-    );
-    w.dur("connect_timeout", Some(c.connect_timeout));
-    w.dur("dns_refresh_rate", Some(c.dns_refresh_rate));
-    w.n(
-        "per_connection_buffer_limit_bytes",
-        c.per_connection_buffer_limit_bytes,
-    );
-    w.open(Some("load_assignment"), '{');
-    w.s(Some("cluster_name"), &c.load_assignment_cluster_name);
-    w.open(Some("endpoints"), '[');
-    w.open(None, '{');
-    w.open(Some("lb_endpoints"), '[');
-    for e in &c.endpoints {
-        w.open(None, '{');
-        w.open(Some("endpoint"), '{');
-        socket_address(w, &e.host, e.port);
-        w.close('}');
-        w.n("load_balancing_weight", e.weight);
-        w.close('}');
-    }
-    w.close(']');
-    w.close('}');
-    w.close(']');
-    w.close('}');
-    w.close('}');
+/// An optional timeout: `0s` is how Envoy says "disabled".
+fn timeout(d: Option<Duration>) -> Option<Value> {
+    dur(d.unwrap_or_default())
 }
 
-/// `LogicalDns` → `LOGICAL_DNS`, `V4Only` → `V4_ONLY`: Envoy's enum spelling.
-fn shout(s: &str) -> String {
+/// `LogicalDns` → `LOGICAL_DNS`, `V4Only` → `V4_ONLY`: Envoy's enum spelling of a variant.
+fn shout(variant: impl std::fmt::Debug) -> Option<Value> {
+    let name = format!("{variant:?}");
     let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
+    for (i, ch) in name.chars().enumerate() {
         if ch.is_ascii_uppercase() && i > 0 {
             out.push('_');
         }
         out.push(ch.to_ascii_uppercase());
     }
+    s(&out)
+}
+
+/// The dump, computed once at start-up (the config never changes in a running process).
+/// `node` is the node as running (the command line's `--service-node`/`--service-cluster`
+/// applied).
+pub fn config_dump(b: &Bootstrap, node: &(String, String)) -> String {
+    let has_node = b.node.is_some() || !node.0.is_empty() || !node.1.is_empty();
+    let bootstrap = map(vec![
+        (
+            "node",
+            has_node.then(|| map(vec![("id", s(&node.0)), ("cluster", s(&node.1))])),
+        ),
+        (
+            "admin",
+            b.admin.as_ref().map(|a| {
+                map(vec![
+                    ("address", Some(address(&a.address.ip().to_string(), a.address.port()))),
+                    ("access_log_path", a.access_log_path.as_deref().and_then(s)),
+                ])
+            }),
+        ),
+        (
+            "static_resources",
+            Some(map(vec![
+                (
+                    "listeners",
+                    list(b.listeners.iter().map(|l| listener(l, b)).collect()),
+                ),
+                ("clusters", list(b.clusters.iter().map(cluster).collect())),
+            ])),
+        ),
+        (
+            "overload_manager",
+            b.max_downstream_connections.map(|max| {
+                map(vec![(
+                    "resource_monitors",
+                    list(vec![map(vec![
+                        (
+                            "name",
+                            s("envoy.resource_monitors.global_downstream_max_connections"),
+                        ),
+                        (
+                            "typed_config",
+                            Some(map(vec![
+                                ("@type", s(&format!("{T}envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"))),
+                                ("max_active_downstream_connections", n(max)),
+                            ])),
+                        ),
+                    ])]),
+                )])
+            }),
+        ),
+    ]);
+    let dump = map(vec![(
+        "configs",
+        list(vec![map(vec![
+            (
+                "@type",
+                s(&format!("{T}envoy.admin.v3.BootstrapConfigDump")),
+            ),
+            ("bootstrap", Some(bootstrap)),
+        ])]),
+    )]);
+    let mut out = String::new();
+    json(&mut out, &dump, 0);
+    out.push('\n');
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::shout;
-
-    #[test]
-    fn enum_spelling() {
-        assert_eq!(shout("LogicalDns"), "LOGICAL_DNS");
-        assert_eq!(shout("RoundRobin"), "ROUND_ROBIN");
-        assert_eq!(shout("V4Only"), "V4_ONLY");
-        assert_eq!(shout("Static"), "STATIC");
+/// Writes `v` as indented JSON (Envoy's dump is indented too).
+fn json(out: &mut String, v: &Value, depth: usize) {
+    let indent = |out: &mut String, d: usize| {
+        out.push('\n');
+        out.push_str(&"  ".repeat(d));
+    };
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(num) => {
+            let _ = write!(out, "{num}");
+        }
+        Value::String(text) => json_str(out, text),
+        Value::Sequence(items) if items.is_empty() => out.push_str("[]"),
+        Value::Sequence(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                indent(out, depth + 1);
+                json(out, item, depth + 1);
+            }
+            indent(out, depth);
+            out.push(']');
+        }
+        Value::Mapping(m) if m.is_empty() => out.push_str("{}"),
+        Value::Mapping(m) => {
+            out.push('{');
+            for (i, (k, item)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                indent(out, depth + 1);
+                json_str(out, k.as_str().unwrap_or_default());
+                out.push_str(": ");
+                json(out, item, depth + 1);
+            }
+            indent(out, depth);
+            out.push('}');
+        }
+        Value::Tagged(t) => json(out, &t.value, depth),
     }
 }
+
+fn address(host: &str, port: u16) -> Value {
+    map(vec![(
+        "socket_address",
+        Some(map(vec![("address", s(host)), ("port_value", n(port))])),
+    )])
+}
+
+fn listener(l: &Listener, b: &Bootstrap) -> Value {
+    let mut filters = Vec::new();
+    if let Some(cl) = &l.connection_limit {
+        filters.push(map(vec![
+            ("name", s("envoy.filters.network.connection_limit")),
+            (
+                "typed_config",
+                Some(map(vec![
+                    (
+                        "@type",
+                        s(&format!(
+                            "{T}envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit"
+                        )),
+                    ),
+                    ("stat_prefix", s(&cl.stat_prefix)),
+                    ("max_connections", n(cl.max_connections)),
+                ])),
+            ),
+        ]));
+    }
+    filters.push(map(vec![
+        ("name", s("envoy.filters.network.http_connection_manager")),
+        ("typed_config", Some(hcm(&l.hcm, b))),
+    ]));
+    map(vec![
+        ("name", s(&l.name)),
+        (
+            "address",
+            Some(address(&l.address.ip().to_string(), l.address.port())),
+        ),
+        (
+            "per_connection_buffer_limit_bytes",
+            n(l.per_connection_buffer_limit_bytes),
+        ),
+        (
+            "filter_chains",
+            list(vec![map(vec![("filters", list(filters))])]),
+        ),
+    ])
+}
+
+fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
+    let logs = h
+        .access_log
+        .iter()
+        .map(|a| {
+            map(vec![
+                ("name", s("envoy.access_loggers.file")),
+                (
+                    "typed_config",
+                    Some(map(vec![
+                        (
+                            "@type",
+                            s(&format!(
+                                "{T}envoy.extensions.access_loggers.file.v3.FileAccessLog"
+                            )),
+                        ),
+                        ("path", s(&a.path)),
+                        (
+                            "log_format",
+                            Some(map(vec![(
+                                "text_format_source",
+                                Some(map(vec![("inline_string", s(&a.format))])),
+                            )])),
+                        ),
+                    ])),
+                ),
+            ])
+        })
+        .collect();
+    map(vec![
+        (
+            "@type",
+            s(&format!("{T}envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager")),
+        ),
+        ("stat_prefix", s(&h.stat_prefix)),
+        ("codec_type", shout(h.codec_type)),
+        (
+            "upgrade_configs",
+            list(
+                h.upgrades
+                    .iter()
+                    .map(|(t, on)| map(vec![("upgrade_type", s(t)), ("enabled", n(*on))]))
+                    .collect(),
+            ),
+        ),
+        ("route_config", Some(route_config(&h.route_config, b))),
+        (
+            "http_filters",
+            list(vec![map(vec![
+                ("name", s("envoy.filters.http.router")),
+                (
+                    "typed_config",
+                    Some(map(vec![(
+                        "@type",
+                        s(&format!("{T}envoy.extensions.filters.http.router.v3.Router")),
+                    )])),
+                ),
+            ])]),
+        ),
+        (
+            "common_http_protocol_options",
+            Some(map(vec![("idle_timeout", timeout(h.idle_timeout))])),
+        ),
+        ("request_headers_timeout", timeout(h.request_headers_timeout)),
+        ("stream_idle_timeout", timeout(h.stream_idle_timeout)),
+        ("max_request_headers_kb", n(h.max_request_headers_kb)),
+        ("server_name", s(&h.server_name)),
+        (
+            "server_header_transformation",
+            shout(h.server_header_transformation),
+        ),
+        ("use_remote_address", n(h.use_remote_address)),
+        ("xff_num_trusted_hops", n(h.xff_num_trusted_hops)),
+        ("generate_request_id", n(h.generate_request_id)),
+        ("normalize_path", n(h.normalize_path)),
+        ("merge_slashes", n(h.merge_slashes)),
+        ("access_log", list(logs)),
+    ])
+}
+
+/// The four header-edit lists of one level, appended to `pairs`.
+fn edits(pairs: &mut Vec<(&str, Option<Value>)>, h: &HeaderMutations) {
+    let add = |list: &[HeaderValueOption]| {
+        Some(Value::Sequence(
+            list.iter()
+                .map(|o| {
+                    map(vec![
+                        (
+                            "header",
+                            Some(map(vec![("key", s(&o.name)), ("value", s(&o.value))])),
+                        ),
+                        ("append_action", shout(o.append_action)),
+                        ("keep_empty_value", n(o.keep_empty_value)),
+                    ])
+                })
+                .collect(),
+        ))
+    };
+    let remove = |names: &[String]| list(names.iter().map(|x| Value::from(x.as_str())).collect());
+    pairs.push(("request_headers_to_add", add(&h.request_headers_to_add)));
+    pairs.push((
+        "request_headers_to_remove",
+        remove(&h.request_headers_to_remove),
+    ));
+    pairs.push(("response_headers_to_add", add(&h.response_headers_to_add)));
+    pairs.push((
+        "response_headers_to_remove",
+        remove(&h.response_headers_to_remove),
+    ));
+}
+
+fn route_config(rc: &RouteConfig, b: &Bootstrap) -> Value {
+    let vhosts = rc
+        .virtual_hosts
+        .iter()
+        .map(|vh| {
+            let mut pairs = vec![
+                ("name", s(&vh.name)),
+                (
+                    "domains",
+                    list(vh.domains.iter().map(|d| Value::from(d.as_str())).collect()),
+                ),
+                (
+                    "routes",
+                    list(vh.routes.iter().map(|r| route(r, b)).collect()),
+                ),
+            ];
+            edits(&mut pairs, &vh.headers);
+            map(pairs)
+        })
+        .collect();
+    let mut pairs = vec![
+        ("name", s(&rc.name)),
+        ("virtual_hosts", list(vhosts)),
+        (
+            "most_specific_header_mutations_wins",
+            n(rc.most_specific_header_mutations_wins),
+        ),
+    ];
+    edits(&mut pairs, &rc.headers);
+    map(pairs)
+}
+
+fn route(r: &Route, b: &Bootstrap) -> Value {
+    let mut pairs = vec![
+        ("name", s(&r.name)),
+        ("match", Some(route_match(&r.matcher))),
+    ];
+    match &r.action {
+        RouteAction::Forward(f) => pairs.push(("route", Some(forward(f, b)))),
+        RouteAction::DirectResponse { status, body } => pairs.push((
+            "direct_response",
+            Some(map(vec![
+                ("status", n(*status)),
+                (
+                    "body",
+                    body.as_deref()
+                        .map(|text| map(vec![("inline_string", s(text))])),
+                ),
+            ])),
+        )),
+        RouteAction::Redirect(rd) => pairs.push(("redirect", Some(redirect(rd)))),
+    }
+    edits(&mut pairs, &r.headers);
+    map(pairs)
+}
+
+fn regex(pattern: &str) -> Option<Value> {
+    Some(map(vec![("regex", s(pattern))]))
+}
+
+fn string_match(m: &StringMatch) -> Value {
+    let (key, value) = match &m.kind {
+        StringMatchKind::Exact(v) => ("exact", s(v)),
+        StringMatchKind::Prefix(v) => ("prefix", s(v)),
+        StringMatchKind::Suffix(v) => ("suffix", s(v)),
+        StringMatchKind::Contains(v) => ("contains", s(v)),
+        StringMatchKind::SafeRegex(re) => ("safe_regex", regex(re.pattern())),
+    };
+    map(vec![(key, value), ("ignore_case", n(m.ignore_case))])
+}
+
+fn route_match(m: &RouteMatch) -> Value {
+    let (key, value) = match &m.path {
+        PathMatch::Prefix(p) => ("prefix", s(p)),
+        PathMatch::Path(p) => ("path", s(p)),
+        PathMatch::SafeRegex(re) => ("safe_regex", regex(re.pattern())),
+        PathMatch::Connect => ("connect_matcher", Some(map(vec![]))),
+    };
+    let headers = m
+        .headers
+        .iter()
+        .map(|h| {
+            let rule = match &h.rule {
+                HeaderMatchRule::Value(sm) => ("string_match", Some(string_match(sm))),
+                HeaderMatchRule::Present(p) => ("present_match", n(*p)),
+                HeaderMatchRule::Range { start, end } => (
+                    "range_match",
+                    Some(map(vec![("start", n(*start)), ("end", n(*end))])),
+                ),
+            };
+            map(vec![
+                ("name", s(&h.name)),
+                rule,
+                ("invert_match", n(h.invert)),
+            ])
+        })
+        .collect();
+    let query = m
+        .query_parameters
+        .iter()
+        .map(|q| {
+            let rule = match &q.rule {
+                QueryParameterRule::Value(sm) => ("string_match", Some(string_match(sm))),
+                QueryParameterRule::Present => ("present_match", n(true)),
+            };
+            map(vec![("name", s(&q.name)), rule])
+        })
+        .collect();
+    map(vec![
+        (key, value),
+        ("case_sensitive", n(m.case_sensitive)),
+        ("headers", list(headers)),
+        ("query_parameters", list(query)),
+    ])
+}
+
+/// The model keeps a substitution in the regex crate's syntax (`${1}`, `$$`); Envoy writes
+/// RE2's (`\1`, `$`, `\\`).
+fn re2_substitution(sub: &str) -> String {
+    let mut out = String::new();
+    let mut rest = sub;
+    while let Some(c) = rest.chars().next() {
+        if let Some(after) = rest.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+        } else if let Some(group) = rest
+            .strip_prefix("${")
+            .and_then(|r| r.split_once('}'))
+            .filter(|(digits, _)| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        {
+            out.push('\\');
+            out.push_str(group.0);
+            rest = group.1;
+        } else {
+            if c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+fn regex_rewrite(r: &RegexRewrite) -> Option<Value> {
+    Some(map(vec![
+        ("pattern", regex(r.pattern.pattern())),
+        ("substitution", s(&re2_substitution(&r.substitution))),
+    ]))
+}
+
+fn forward(f: &ForwardAction, b: &Bootstrap) -> Value {
+    let name = |i: usize| b.clusters.get(i).map_or("", |c| c.name.as_str());
+    let mut pairs = match &f.cluster {
+        ClusterSpec::Single(c) => vec![("cluster", s(name(*c)))],
+        ClusterSpec::Weighted(list_) => vec![(
+            "weighted_clusters",
+            Some(map(vec![(
+                "clusters",
+                list(
+                    list_
+                        .iter()
+                        .map(|(c, w)| map(vec![("name", s(name(*c))), ("weight", n(*w))]))
+                        .collect(),
+                ),
+            )])),
+        )],
+    };
+    pairs.push(("prefix_rewrite", f.prefix_rewrite.as_deref().and_then(s)));
+    pairs.push((
+        "regex_rewrite",
+        f.regex_rewrite.as_ref().and_then(regex_rewrite),
+    ));
+    match &f.host_rewrite {
+        Some(HostRewrite::Literal(h)) => pairs.push(("host_rewrite_literal", s(h))),
+        Some(HostRewrite::Auto) => pairs.push(("auto_host_rewrite", n(true))),
+        None => {}
+    }
+    pairs.push(("timeout", timeout(f.timeout)));
+    pairs.push(("idle_timeout", f.idle_timeout.and_then(timeout)));
+    let upgrades: Vec<Value> = f
+        .upgrades
+        .iter()
+        .map(|u| {
+            map(vec![
+                ("upgrade_type", s(&u.upgrade_type)),
+                ("enabled", n(u.enabled)),
+                ("connect_config", u.terminate_connect.then(|| map(vec![]))),
+            ])
+        })
+        .collect();
+    if !upgrades.is_empty() {
+        pairs.push(("upgrade_configs", list(upgrades)));
+    }
+    if let Some(rp) = &f.retry_policy {
+        let on = &rp.retry_on;
+        let conditions: Vec<&str> = [
+            (on.five_xx, "5xx"),
+            (on.gateway_error, "gateway-error"),
+            (on.reset, "reset"),
+            (on.connect_failure, "connect-failure"),
+            (on.retriable_4xx, "retriable-4xx"),
+            (on.retriable_status_codes, "retriable-status-codes"),
+        ]
+        .iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, name)| *name)
+        .collect();
+        pairs.push((
+            "retry_policy",
+            Some(map(vec![
+                ("retry_on", s(&conditions.join(","))),
+                ("num_retries", n(rp.num_retries)),
+                ("per_try_timeout", rp.per_try_timeout.and_then(dur)),
+                (
+                    "retriable_status_codes",
+                    list(
+                        rp.retriable_status_codes
+                            .iter()
+                            .map(|c| Value::from(*c))
+                            .collect(),
+                    ),
+                ),
+                (
+                    "retry_back_off",
+                    Some(map(vec![
+                        ("base_interval", dur(rp.back_off_base)),
+                        ("max_interval", dur(rp.back_off_max)),
+                    ])),
+                ),
+            ])),
+        ));
+    }
+    map(pairs)
+}
+
+fn redirect(rd: &RedirectAction) -> Value {
+    let code = match rd.response_code {
+        302 => "FOUND",
+        303 => "SEE_OTHER",
+        307 => "TEMPORARY_REDIRECT",
+        308 => "PERMANENT_REDIRECT",
+        _ => "MOVED_PERMANENTLY",
+    };
+    let path = match &rd.path {
+        PathRedirect::Keep => None,
+        PathRedirect::Path(p) => Some(("path_redirect", s(p))),
+        PathRedirect::Prefix(p) => Some(("prefix_rewrite", s(p))),
+        PathRedirect::Regex(r) => Some(("regex_rewrite", regex_rewrite(r))),
+    };
+    let mut pairs = vec![
+        ("scheme_redirect", rd.scheme.as_deref().and_then(s)),
+        ("host_redirect", rd.host.as_deref().and_then(s)),
+        ("port_redirect", rd.port.and_then(n)),
+        ("response_code", s(code)),
+        ("strip_query", n(rd.strip_query)),
+    ];
+    pairs.extend(path);
+    map(pairs)
+}
+
+fn cluster(c: &Cluster) -> Value {
+    let endpoints = c
+        .endpoints
+        .iter()
+        .map(|e| {
+            map(vec![
+                (
+                    "endpoint",
+                    Some(map(vec![("address", Some(address(&e.host, e.port)))])),
+                ),
+                ("load_balancing_weight", n(e.weight)),
+            ])
+        })
+        .collect();
+    let load_assignment = (!c.load_assignment_cluster_name.is_empty()).then(|| {
+        map(vec![
+            ("cluster_name", s(&c.load_assignment_cluster_name)),
+            (
+                "endpoints",
+                list(vec![map(vec![("lb_endpoints", list(endpoints))])]),
+            ),
+        ])
+    });
+    map(vec![
+        ("name", s(&c.name)),
+        ("type", shout(c.discovery)),
+        ("lb_policy", shout(c.lb_policy)),
+        ("dns_lookup_family", shout(c.dns_lookup_family)),
+        ("connect_timeout", dur(c.connect_timeout)),
+        ("dns_refresh_rate", dur(c.dns_refresh_rate)),
+        (
+            "per_connection_buffer_limit_bytes",
+            n(c.per_connection_buffer_limit_bytes),
+        ),
+        ("load_assignment", load_assignment),
+    ])
+}
+
+#[cfg(test)]
+mod tests;

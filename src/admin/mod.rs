@@ -103,6 +103,7 @@ impl Admin {
             pick(&opts.service_node, bn.id),
             pick(&opts.service_cluster, bn.cluster),
         );
+        let config_dump = config_dump(b, &node);
         Ok(Some(Admin {
             listener: None,
             accepting: false,
@@ -111,7 +112,7 @@ impl Admin {
             conns: Slab::default(),
             sweep_armed: false,
             node,
-            config_dump: config_dump(b, opts),
+            config_dump,
             log,
         }))
     }

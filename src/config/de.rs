@@ -5,6 +5,7 @@
 
 use serde::de::{self, DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_yaml::{Mapping, Value};
+use std::cell::RefCell;
 use std::fmt;
 
 use super::ConfigError;
@@ -12,7 +13,6 @@ use super::ConfigError;
 /// Envoy fields that are real but that baton deliberately does not implement. Found anywhere,
 /// they are rejected with the reason instead of the generic "unknown field" message.
 pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
-    ("layered_runtime", "runtime layers"),
     ("overload_manager", "the overload manager"),
     ("stats_sinks", "stats sinks; scrape /stats instead"),
     ("stats_config", "stats tag configuration"),
@@ -31,7 +31,6 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ),
     ("http2_protocol_options", "HTTP/2"),
     ("http_protocol_options", "HTTP/1 protocol options"),
-    ("upgrade_configs", "upgrades (WebSocket, CONNECT)"),
     ("rds", "RDS; use route_config"),
     ("require_tls", "require_tls (HTTPS redirects)"),
     ("typed_per_filter_config", "per-route filter config"),
@@ -52,6 +51,113 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("metadata", "metadata"),
     ("pipe", "Unix socket addresses"),
 ];
+
+/// Envoy v2 fields that v3 removed: (the `raw` struct they appear in, or "" for any; the field;
+/// what v3 uses instead). A v2 config is refused with that hint rather than "unknown field".
+pub const V2_FIELDS: &[(&str, &str, &str)] = &[
+    ("", "config", "typed_config (with an \"@type\")"),
+    ("Cluster", "hosts", "load_assignment"),
+    (
+        "",
+        "tls_context",
+        "transport_socket (envoy.transport_sockets.tls)",
+    ),
+    (
+        "Listener",
+        "use_original_dst",
+        "listener_filters (envoy.filters.listener.original_dst)",
+    ),
+    ("", "per_filter_config", "typed_per_filter_config"),
+    ("RouteAction", "host_rewrite", "host_rewrite_literal"),
+    ("RouteAction", "use_websocket", "upgrade_configs"),
+    ("RouteMatch", "regex", "safe_regex"),
+    ("StringMatcher", "regex", "safe_regex"),
+    ("HeaderMatcher", "regex_match", "safe_regex_match"),
+    ("Bootstrap", "runtime", "layered_runtime"),
+    (
+        "HttpConnectionManager",
+        "idle_timeout",
+        "common_http_protocol_options.idle_timeout",
+    ),
+];
+
+/// The message for a field `strukt` (a `raw` struct name, if known) does not accept.
+fn unknown_field_message(strukt: &str, field: &str, expected: &[&str]) -> String {
+    let v2 = V2_FIELDS
+        .iter()
+        .find(|(s, f, _)| *f == field && (s.is_empty() || *s == strukt));
+    if let Some((_, _, v3)) = v2 {
+        return format!("\"{field}\" is Envoy v2 (removed in v3): use {v3}");
+    }
+    match UNSUPPORTED_FIELDS.iter().find(|(f, _)| *f == field) {
+        Some((_, what)) => format!("not supported by baton ({what})"),
+        None if expected.is_empty() => {
+            format!("unknown or unsupported field \"{field}\" (no fields are accepted here)")
+        }
+        None => format!(
+            "unknown or unsupported field \"{field}\" (accepted here: {})",
+            expected.join(", ")
+        ),
+    }
+}
+
+thread_local! {
+    /// Errors of the load in progress on this thread (`None`: no load is collecting). A load
+    /// goes on past an error so that one run reports every error in the file.
+    static REPORTED: RefCell<Option<Vec<ConfigError>>> = const { RefCell::new(None) };
+}
+
+/// Records an error of the load in progress (a no-op when none is collecting: the error then
+/// travels as a `Result` only).
+pub fn report(e: ConfigError) {
+    REPORTED.with(|r| {
+        if let Some(list) = r.borrow_mut().as_mut() {
+            list.push(e);
+        }
+    });
+}
+
+fn is_collecting() -> bool {
+    REPORTED.with(|r| r.borrow().is_some())
+}
+
+/// Clears the collector when the load ends, however it ends.
+struct Collecting;
+
+impl Drop for Collecting {
+    fn drop(&mut self) {
+        REPORTED.with(|r| *r.borrow_mut() = None);
+    }
+}
+
+/// Runs a load collecting every error it reports (`report`), plus the one it returns. Errors
+/// come out in the order found, each once.
+pub fn collect_errors<T>(
+    load: impl FnOnce() -> Result<T, ConfigError>,
+) -> Result<T, Vec<ConfigError>> {
+    REPORTED.with(|r| *r.borrow_mut() = Some(Vec::new()));
+    let guard = Collecting;
+    let result = load();
+    let mut found = REPORTED.with(|r| r.borrow_mut().take()).unwrap_or_default();
+    drop(guard);
+    let value = match result {
+        Ok(v) => Some(v),
+        Err(e) => {
+            found.push(e);
+            None
+        }
+    };
+    let mut unique: Vec<ConfigError> = Vec::new();
+    for e in found {
+        if !unique.contains(&e) {
+            unique.push(e);
+        }
+    }
+    match value {
+        Some(v) if unique.is_empty() => Ok(v),
+        _ => Err(unique),
+    }
+}
 
 /// A deserialization error that learns its path as it bubbles up: the innermost node that sees
 /// it without a path stamps its own.
@@ -100,17 +206,7 @@ impl de::Error for DeError {
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
-        let message = match UNSUPPORTED_FIELDS.iter().find(|(f, _)| *f == field) {
-            Some((_, what)) => format!("not supported by baton ({what})"),
-            None if expected.is_empty() => {
-                format!("unknown or unsupported field \"{field}\" (no fields are accepted here)")
-            }
-            None => format!(
-                "unknown or unsupported field \"{field}\" (accepted here: {})",
-                expected.join(", ")
-            ),
-        };
-        DeError::custom(message)
+        DeError::custom(unknown_field_message("", field, expected))
     }
 
     fn missing_field(field: &'static str) -> Self {
@@ -167,13 +263,21 @@ impl<'de> Node<'de> {
         DeError::custom(format!("expected {exp}, got {got}")).at(&self.path)
     }
 
-    fn visit_map<V: Visitor<'de>>(self, m: &'de Mapping, visitor: V) -> Result<V::Value, DeError> {
+    /// `known`: for a struct, its name and fields; keys it does not have are reported and
+    /// skipped while a load is collecting, so one run finds every unknown field.
+    fn visit_map<V: Visitor<'de>>(
+        self,
+        m: &'de Mapping,
+        known: Option<(&'static str, &'static [&'static str])>,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         let path = self.path;
         visitor
             .visit_map(Entries {
                 iter: m.iter(),
                 parent: &path,
                 pending: None,
+                known: known.filter(|_| is_collecting()),
             })
             .map_err(|e| e.at(&path))
     }
@@ -202,6 +306,7 @@ struct Entries<'a, 'de> {
     iter: serde_yaml::mapping::Iter<'de>,
     parent: &'a str,
     pending: Option<(&'de Value, String)>,
+    known: Option<(&'static str, &'static [&'static str])>,
 }
 
 fn key_text(k: &Value) -> String {
@@ -220,8 +325,20 @@ impl<'de> MapAccess<'de> for Entries<'_, 'de> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, DeError> {
-        let Some((k, v)) = self.iter.next() else {
-            return Ok(None);
+        let (k, v) = loop {
+            let Some((k, v)) = self.iter.next() else {
+                return Ok(None);
+            };
+            let name = key_text(k);
+            match self.known {
+                Some((strukt, fields)) if !fields.contains(&name.as_str()) => {
+                    report(ConfigError {
+                        path: join_key(self.parent, &name),
+                        message: unknown_field_message(strukt, &name, fields),
+                    });
+                }
+                _ => break (k, v),
+            }
         };
         let path = join_key(self.parent, &key_text(k));
         let key = seed.deserialize(Node {
@@ -237,13 +354,35 @@ impl<'de> MapAccess<'de> for Entries<'_, 'de> {
             .pending
             .take()
             .ok_or_else(|| DeError::custom("internal: map value without key"))?;
-        seed.deserialize(Node { value, path })
+        seed.deserialize(Node { value, path }).inspect_err(|_| {
+            // The struct ends here; its remaining unknown fields are still worth reporting.
+            if let Some((strukt, fields)) = self.known {
+                for (k, _) in self.iter.by_ref() {
+                    let name = key_text(k);
+                    if !fields.contains(&name.as_str()) {
+                        report(ConfigError {
+                            path: join_key(self.parent, &name),
+                            message: unknown_field_message(strukt, &name, fields),
+                        });
+                    }
+                }
+            }
+        })
     }
 }
 
 struct Items<'a, 'de> {
     iter: std::iter::Enumerate<std::slice::Iter<'de, Value>>,
     parent: &'a str,
+    /// The first element that failed; the others are still read (for their errors) and the
+    /// list fails at its end.
+    failed: Option<DeError>,
+}
+
+impl Items<'_, '_> {
+    fn item_path(&self, i: usize) -> String {
+        format!("{}[{i}]", self.parent)
+    }
 }
 
 impl<'de> SeqAccess<'de> for Items<'_, 'de> {
@@ -258,14 +397,66 @@ impl<'de> SeqAccess<'de> for Items<'_, 'de> {
             Some((i, value)) => seed
                 .deserialize(Node {
                     value,
-                    path: format!("{}[{i}]", self.parent),
+                    path: self.item_path(i),
                 })
                 .map(Some),
+        }
+    }
+
+    /// What `Vec<T>` calls: an element that fails is reported and the rest are still read, so
+    /// one load reports the errors of every element; the list then fails as a whole.
+    fn next_element<T: de::Deserialize<'de>>(&mut self) -> Result<Option<T>, DeError> {
+        loop {
+            let Some((i, value)) = self.iter.next() else {
+                return match self.failed.take() {
+                    Some(e) => Err(e),
+                    None => Ok(None),
+                };
+            };
+            let path = self.item_path(i);
+            match T::deserialize(Node {
+                value,
+                path: path.clone(),
+            }) {
+                Ok(v) if self.failed.is_none() => return Ok(Some(v)),
+                Ok(_) => {}
+                Err(e) => {
+                    let e = e.at(&path);
+                    if !is_collecting() {
+                        return Err(e);
+                    }
+                    let ce = ConfigError {
+                        path: e.path.clone().unwrap_or_default(),
+                        message: e.message.clone(),
+                    };
+                    report(ce);
+                    self.failed.get_or_insert(e);
+                }
+            }
         }
     }
 }
 
 const EMPTY_SEQ: &[Value] = &[];
+
+impl<'de> Node<'de> {
+    fn map_or_struct<V: Visitor<'de>>(
+        self,
+        known: Option<(&'static str, &'static [&'static str])>,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        static EMPTY: std::sync::OnceLock<Mapping> = std::sync::OnceLock::new();
+        match self.value {
+            Value::Mapping(m) => self.visit_map(m, known, visitor),
+            // `field:` with nothing after it: a message with every field unset.
+            Value::Null => {
+                let empty = EMPTY.get_or_init(Mapping::new);
+                self.visit_map(empty, known, visitor)
+            }
+            _ => Err(self.fail("a map")),
+        }
+    }
+}
 
 impl<'de> de::Deserializer<'de> for Node<'de> {
     type Error = DeError;
@@ -285,7 +476,7 @@ impl<'de> de::Deserializer<'de> for Node<'de> {
             }
             Value::String(s) => visitor.visit_borrowed_str(s),
             Value::Sequence(_) => return self.deserialize_seq(visitor),
-            Value::Mapping(m) => return self.visit_map(m, visitor),
+            Value::Mapping(m) => return self.visit_map(m, None, visitor),
             Value::Tagged(_) => {
                 return Err(self.fail("a plain YAML value (tags are not supported)"))
             }
@@ -402,17 +593,20 @@ impl<'de> de::Deserializer<'de> for Node<'de> {
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        // Protobuf JSON reads null as "not set", i.e. an empty list.
+        // Protobuf JSON reads null as "not set", i.e. an empty list; Envoy's loader also takes
+        // a lone value where a list is expected, as a list of one.
         let items = match self.value {
             Value::Sequence(s) => s.as_slice(),
             Value::Null => EMPTY_SEQ,
-            _ => return Err(self.fail("a list")),
+            Value::Tagged(_) => return Err(self.fail("a list")),
+            one => std::slice::from_ref(one),
         };
         let path = self.path;
         visitor
             .visit_seq(Items {
                 iter: items.iter().enumerate(),
                 parent: &path,
+                failed: None,
             })
             .map_err(|e| e.at(&path))
     }
@@ -431,25 +625,16 @@ impl<'de> de::Deserializer<'de> for Node<'de> {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        static EMPTY: std::sync::OnceLock<Mapping> = std::sync::OnceLock::new();
-        match self.value {
-            Value::Mapping(m) => self.visit_map(m, visitor),
-            // `field:` with nothing after it: a message with every field unset.
-            Value::Null => {
-                let empty = EMPTY.get_or_init(Mapping::new);
-                self.visit_map(empty, visitor)
-            }
-            _ => Err(self.fail("a map")),
-        }
+        self.map_or_struct(None, visitor)
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
+        name: &'static str,
+        fields: &'static [&'static str],
         v: V,
     ) -> Result<V::Value, DeError> {
-        self.deserialize_map(v)
+        self.map_or_struct(Some((name, fields)), v)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(

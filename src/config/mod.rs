@@ -5,6 +5,7 @@ mod de;
 pub mod format;
 pub mod model;
 mod raw;
+mod runtime;
 pub mod template;
 #[cfg(test)]
 mod tests;
@@ -38,14 +39,50 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Every error found in a configuration, in the order found (never empty). A load goes on past
+/// the first error so an operator fixes a file in one pass, not one error per run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// The first error (the only one, for most mistakes).
+    pub fn first(&self) -> Option<&ConfigError> {
+        self.0.first()
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> Self {
+        ConfigErrors(vec![e])
+    }
+}
+
+/// One error prints as itself; several as a count and one per line.
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "{one}"),
+            all => {
+                write!(f, "{} errors:", all.len())?;
+                for e in all {
+                    write!(f, "\n  {e}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
 /// Reads and validates a bootstrap file.
-pub fn load_file(path: &Path) -> Result<Bootstrap, ConfigError> {
+pub fn load_file(path: &Path) -> Result<Bootstrap, ConfigErrors> {
     load(Some(path), None)
 }
 
 /// Loads from a file, inline YAML, or both (inline YAML deep-merged over the file, as Envoy's
 /// `--config-yaml` does: maps merge key by key, lists and scalars are replaced).
-pub fn load(path: Option<&Path>, yaml: Option<&str>) -> Result<Bootstrap, ConfigError> {
+pub fn load(path: Option<&Path>, yaml: Option<&str>) -> Result<Bootstrap, ConfigErrors> {
     let mut doc = match path {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
@@ -67,13 +104,14 @@ pub fn load(path: Option<&Path>, yaml: Option<&str>) -> Result<Bootstrap, Config
         return Err(ConfigError {
             path: String::new(),
             message: "no configuration given".into(),
-        });
+        }
+        .into());
     }
     from_document(&doc)
 }
 
 /// Parses and validates a bootstrap given as YAML (or JSON, which is YAML) text.
-pub fn load_str(yaml: &str) -> Result<Bootstrap, ConfigError> {
+pub fn load_str(yaml: &str) -> Result<Bootstrap, ConfigErrors> {
     from_document(&parse(yaml)?)
 }
 
@@ -107,13 +145,17 @@ fn merge(base: &mut Value, over: Value) {
     }
 }
 
-fn from_document(doc: &Value) -> Result<Bootstrap, ConfigError> {
+fn from_document(doc: &Value) -> Result<Bootstrap, ConfigErrors> {
     if !doc.is_mapping() {
         return Err(ConfigError {
             path: String::new(),
             message: "the bootstrap must be a YAML map (is the file empty?)".into(),
-        });
+        }
+        .into());
     }
-    let raw: raw::Bootstrap = de::from_value(doc, "")?;
-    validate::bootstrap(raw)
+    de::collect_errors(|| {
+        let raw: raw::Bootstrap = de::from_value(doc, "")?;
+        validate::bootstrap(raw)
+    })
+    .map_err(ConfigErrors)
 }

@@ -43,7 +43,7 @@ pub struct Listener {
     pub connection_limit: Option<ConnectionLimit>,
     /// Every filter chain's match and transport (plain or TLS), in config order. They share
     /// the network filters above: baton serves one HTTP connection manager per listener.
-    pub filter_chains: Vec<super::tls::FilterChainTls>,
+    pub filter_chains: Vec<FilterChainTls>,
     /// How long a connection may take to send its ClientHello (`listener_filters_timeout`).
     pub inspect_timeout: Duration,
 }
@@ -101,6 +101,8 @@ pub struct HttpConnectionManager {
     pub merge_slashes: bool,
     /// HCM `access_log[]` (file loggers only), in configured order.
     pub access_log: Vec<AccessLog>,
+    /// `upgrade_configs[]`: upgrade type (lower case) and whether it is enabled.
+    pub upgrades: Vec<(String, bool)>,
 }
 
 /// One `envoy.access_loggers.file` logger.
@@ -196,11 +198,59 @@ pub struct Regex {
     partial: regex::Regex,
 }
 
+/// Why a regex was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegexError {
+    /// Not valid syntax: the regex crate's message.
+    Syntax(String),
+    /// Its program is larger than the configured limit.
+    TooBig { size: usize, limit: u32 },
+}
+
+impl RegexError {
+    /// The message an operator sees for `pattern`.
+    pub fn describe(&self, pattern: &str) -> String {
+        match self {
+            RegexError::Syntax(e) => format!(
+                "invalid regex {pattern:?}: {}",
+                e.lines().last().unwrap_or_default().trim()
+            ),
+            RegexError::TooBig { size, limit } => {
+                format!("regex {pattern:?}: program size {size} is larger than the maximum {limit}")
+            }
+        }
+    }
+}
+
+/// The size of a regex's program, the measure RE2's `max_program_size` bounds: the number of
+/// states of its compiled Thompson NFA (RE2 counts the instructions of its compiled program,
+/// which are the same kind of thing: one per byte range, split, match or capture-free step).
+pub fn program_size(pattern: &str) -> Result<usize, RegexError> {
+    use regex_automata::nfa::thompson::{Compiler, Config, WhichCaptures};
+    let nfa = Compiler::new()
+        .configure(
+            Config::new()
+                .which_captures(WhichCaptures::None)
+                .shrink(true),
+        )
+        .build(pattern)
+        .map_err(|e| RegexError::Syntax(e.to_string()))?;
+    Ok(nfa.states().len())
+}
+
 impl Regex {
-    /// Compiles `pattern` (RE2-compatible syntax); the error text is the regex crate's.
-    pub fn new(pattern: &str) -> Result<Regex, String> {
-        let partial = regex::Regex::new(pattern).map_err(|e| e.to_string())?;
-        let full = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| e.to_string())?;
+    /// Compiles `pattern` (RE2-compatible syntax), refusing it when its program size (see
+    /// `program_size`) is over `max_program_size`.
+    pub fn new(pattern: &str, max_program_size: Option<u32>) -> Result<Regex, RegexError> {
+        let syntax = |e: regex::Error| RegexError::Syntax(e.to_string());
+        let partial = regex::Regex::new(pattern).map_err(syntax)?;
+        let full = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(syntax)?;
+        if let Some(limit) = max_program_size {
+            let size = program_size(pattern)?;
+            if size > limit as usize {
+                return Err(RegexError::TooBig { size, limit });
+            }
+        }
         Ok(Regex {
             pattern: pattern.to_string(),
             full,
@@ -231,6 +281,8 @@ impl PartialEq for Regex {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PathMatch {
+    /// `connect_matcher`: CONNECT requests only (no other path matcher matches them).
+    Connect,
     Prefix(String),
     Path(String),
     /// Matched against the whole path without the query string; `case_sensitive` does not apply.
@@ -323,6 +375,18 @@ pub struct ForwardAction {
     /// applies), `Some(None)` when configured 0s (disabled for this route).
     pub idle_timeout: Option<Option<Duration>>,
     pub retry_policy: Option<RetryPolicy>,
+    /// `upgrade_configs[]`: overrides the connection manager's per upgrade type.
+    pub upgrades: Vec<RouteUpgrade>,
+}
+
+/// A route's `upgrade_configs[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteUpgrade {
+    /// Lower case, compared case-insensitively with the request's.
+    pub upgrade_type: String,
+    pub enabled: bool,
+    /// `connect_config` given: CONNECT is terminated here and the payload sent raw.
+    pub terminate_connect: bool,
 }
 
 /// `regex_rewrite`: every non-overlapping match in the path (query excluded) is replaced.
@@ -454,5 +518,86 @@ pub struct Cluster {
     /// `load_assignment.cluster_name` (required by Envoy; usually equals `name`).
     pub load_assignment_cluster_name: String,
     /// `transport_socket`: TLS to the upstream hosts.
-    pub tls: Option<super::tls::UpstreamTls>,
+    pub tls: Option<UpstreamTls>,
+}
+
+// TLS (`config/tls.rs` reads these from Envoy's TLS contexts).
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+/// `tls_params`: versions and the TLS 1.2 cipher suites (OpenSSL names, as Envoy takes them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsParams {
+    pub min: TlsVersion,
+    pub max: TlsVersion,
+    /// Empty: every suite rustls offers.
+    pub cipher_suites: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SanType {
+    Dns,
+    Email,
+    Uri,
+    IpAddress,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SanMatcher {
+    pub san_type: SanType,
+    pub matcher: StringMatch,
+}
+
+/// A peer's certificate must chain to `trusted_ca` and (when any are given) carry a SAN
+/// that one of `san_matchers` accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validation {
+    pub trusted_ca_pem: Vec<u8>,
+    pub san_matchers: Vec<SanMatcher>,
+}
+
+/// A certificate chain and its private key, as PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertKey {
+    pub chain_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DownstreamTls {
+    pub cert: CertKey,
+    pub params: TlsParams,
+    /// `http/1.1` or nothing (no ALPN).
+    pub alpn_http11: bool,
+    pub require_client_certificate: bool,
+    pub validation: Option<Validation>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamTls {
+    /// The server name sent; `None` sends none.
+    pub sni: Option<String>,
+    pub cert: Option<CertKey>,
+    pub params: TlsParams,
+    pub alpn_http11: bool,
+    /// `None`: the server's certificate is not verified (Envoy's behaviour without a CA).
+    pub validation: Option<Validation>,
+    /// TLS session tickets/ids remembered (Envoy's `max_session_keys`, default 1).
+    pub max_session_keys: usize,
+}
+
+/// One of a listener's filter chains as far as choosing it and its transport go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterChainTls {
+    /// Exact names and `*.suffix` wildcards; empty matches any name.
+    pub server_names: Vec<String>,
+    /// `tls`, `raw_buffer`, or `None` (any).
+    pub transport_protocol: Option<String>,
+    /// `None`: plain TCP.
+    pub tls: Option<DownstreamTls>,
+    pub handshake_timeout: Duration,
 }

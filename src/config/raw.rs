@@ -16,6 +16,27 @@ pub struct Bootstrap {
     pub static_resources: Option<StaticResources>,
     pub admin: Option<Admin>,
     pub overload_manager: Option<OverloadManager>,
+    pub layered_runtime: Option<LayeredRuntime>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayeredRuntime {
+    #[serde(default)]
+    pub layers: Vec<RuntimeLayer>,
+}
+
+/// One runtime layer; exactly one of the layer kinds is set (checked in `runtime`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeLayer {
+    /// A label only.
+    #[serde(rename = "name")]
+    pub _name: Option<String>,
+    pub static_layer: Option<Value>,
+    pub admin_layer: Option<Value>,
+    pub disk_layer: Option<Value>,
+    pub rtds_layer: Option<Value>,
 }
 
 /// Only the global downstream connection limit is supported (`validate` says which).
@@ -67,10 +88,12 @@ pub struct Admin {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticResources {
+    /// Read one by one in `validate` (as `Listener`s and `Cluster`s), so that a broken element
+    /// stops only itself and the others are still checked.
     #[serde(default)]
-    pub listeners: Vec<Listener>,
+    pub listeners: Vec<Value>,
     #[serde(default)]
-    pub clusters: Vec<Cluster>,
+    pub clusters: Vec<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,7 +169,41 @@ pub struct HttpConnectionManager {
     pub server_header_transformation: Option<EnumValue>,
     pub normalize_path: Option<bool>,
     pub merge_slashes: Option<bool>,
+    #[serde(default)]
+    pub upgrade_configs: Vec<UpgradeConfig>,
 }
+
+/// The connection manager's `upgrade_configs[]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeConfig {
+    pub upgrade_type: String,
+    #[serde(default)]
+    pub filters: Vec<TypedExtension>,
+    pub enabled: Option<bool>,
+}
+
+/// A route's `upgrade_configs[]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteUpgradeConfig {
+    pub upgrade_type: String,
+    pub enabled: Option<bool>,
+    pub connect_config: Option<ConnectConfig>,
+}
+
+/// `connect_config`: present means "terminate CONNECT here".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectConfig {
+    pub proxy_protocol_config: Option<de::IgnoredAny>,
+    pub allow_post: Option<bool>,
+}
+
+/// `connect_matcher: {}` has no fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectMatcher {}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -287,6 +344,7 @@ pub struct RouteMatch {
     pub prefix: Option<String>,
     pub path: Option<String>,
     pub safe_regex: Option<RegexMatcher>,
+    pub connect_matcher: Option<ConnectMatcher>,
     pub case_sensitive: Option<bool>,
     #[serde(default)]
     pub headers: Vec<HeaderMatcher>,
@@ -297,10 +355,15 @@ pub struct RouteMatch {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegexMatcher {
-    /// Deprecated engine selector; our engine is the `regex` crate whatever it says.
-    #[serde(rename = "google_re2")]
-    pub _google_re2: Option<de::IgnoredAny>,
+    /// Deprecated engine selector; only its program-size limit has an effect.
+    pub google_re2: Option<GoogleRe2>,
     pub regex: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleRe2 {
+    pub max_program_size: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -358,6 +421,8 @@ pub struct RouteAction {
     pub timeout: Option<Dur>,
     pub idle_timeout: Option<Dur>,
     pub retry_policy: Option<RetryPolicy>,
+    #[serde(default)]
+    pub upgrade_configs: Vec<RouteUpgradeConfig>,
 }
 
 #[derive(Debug, Deserialize)]

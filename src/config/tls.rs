@@ -10,17 +10,22 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use super::de::{from_value, join_key};
-use super::model::StringMatch;
+use super::model::{
+    CertKey, DownstreamTls, FilterChainTls, SanMatcher, SanType, TlsParams, TlsVersion,
+    UpstreamTls, Validation,
+};
 use super::raw::{self, Dur, EnumValue};
-use super::validate::{err, proto_enum, typed_payload, EnumEntry};
+use super::validate::{err, extension_type, proto_enum, typed_payload, wrong_kind, EnumEntry};
 use super::ConfigError;
 
-pub const TLS_SOCKET_NAMES: &[&str] = &["envoy.transport_sockets.tls", "tls"];
-const DOWNSTREAM_TYPE: &str = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
-const UPSTREAM_TYPE: &str = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
-const RAW_BUFFER_NAMES: &[&str] = &["envoy.transport_sockets.raw_buffer", "raw_buffer"];
-const TLS_INSPECTOR_NAMES: &[&str] = &["envoy.filters.listener.tls_inspector", "tls_inspector"];
-const TLS_INSPECTOR_TYPE: &str = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
+pub(super) const DOWNSTREAM_TYPE: &str =
+    "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+pub(super) const UPSTREAM_TYPE: &str =
+    "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+pub(super) const RAW_BUFFER_TYPE: &str =
+    "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+pub(super) const TLS_INSPECTOR_TYPE: &str =
+    "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
 
 /// Until the ClientHello has been read (Envoy's `listener_filters_timeout` default).
 pub const DEFAULT_INSPECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -106,87 +111,6 @@ struct RawDataSource {
     inline_string: Option<String>,
     /// Base64, as protobuf's JSON mapping writes bytes.
     inline_bytes: Option<String>,
-}
-
-// ---------------------------------------------------------------- checked model
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TlsVersion {
-    V1_2,
-    V1_3,
-}
-
-/// `tls_params`: versions and the TLS 1.2 cipher suites (OpenSSL names, as Envoy takes them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsParams {
-    pub min: TlsVersion,
-    pub max: TlsVersion,
-    /// Empty: every suite rustls offers.
-    pub cipher_suites: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SanType {
-    Dns,
-    Email,
-    Uri,
-    IpAddress,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SanMatcher {
-    pub san_type: SanType,
-    pub matcher: StringMatch,
-}
-
-/// A peer's certificate must chain to `trusted_ca` and (when any are given) carry a SAN
-/// that one of `san_matchers` accepts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Validation {
-    pub trusted_ca_pem: Vec<u8>,
-    pub san_matchers: Vec<SanMatcher>,
-}
-
-/// A certificate chain and its private key, as PEM.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertKey {
-    pub chain_pem: Vec<u8>,
-    pub key_pem: Vec<u8>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DownstreamTls {
-    pub cert: CertKey,
-    pub params: TlsParams,
-    /// `http/1.1` or nothing (no ALPN).
-    pub alpn_http11: bool,
-    pub require_client_certificate: bool,
-    pub validation: Option<Validation>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct UpstreamTls {
-    /// The server name sent; `None` sends none.
-    pub sni: Option<String>,
-    pub cert: Option<CertKey>,
-    pub params: TlsParams,
-    pub alpn_http11: bool,
-    /// `None`: the server's certificate is not verified (Envoy's behaviour without a CA).
-    pub validation: Option<Validation>,
-    /// TLS session tickets/ids remembered (Envoy's `max_session_keys`, default 1).
-    pub max_session_keys: usize,
-}
-
-/// One of a listener's filter chains as far as choosing it and its transport go.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FilterChainTls {
-    /// Exact names and `*.suffix` wildcards; empty matches any name.
-    pub server_names: Vec<String>,
-    /// `tls`, `raw_buffer`, or `None` (any).
-    pub transport_protocol: Option<String>,
-    /// `None`: plain TCP.
-    pub tls: Option<DownstreamTls>,
-    pub handshake_timeout: Duration,
 }
 
 // ---------------------------------------------------------------- validation
@@ -334,13 +258,14 @@ fn server_name(n: &str, path: &str) -> Result<(), ConfigError> {
 pub fn listener_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(), ConfigError> {
     for (i, f) in filters.iter().enumerate() {
         let fp = format!("{path}[{i}]");
-        if !TLS_INSPECTOR_NAMES.contains(&f.name.as_str()) {
-            return Err(err(
-                format!("{fp}.name"),
-                format!(
-                    "unsupported listener filter \"{}\" (supported: {})",
-                    f.name, TLS_INSPECTOR_NAMES[0]
-                ),
+        let ty = extension_type(f, &fp)?;
+        if ty != TLS_INSPECTOR_TYPE {
+            return Err(wrong_kind(
+                f,
+                &fp,
+                ty,
+                "listener filter",
+                &[TLS_INSPECTOR_TYPE],
             ));
         }
         if f.filter.is_some() {
@@ -357,22 +282,24 @@ pub fn listener_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(
     Ok(())
 }
 
-/// Checks the transport socket's name and `@type`; `None` for the explicit raw buffer.
+/// The transport socket's payload, chosen by `@type` as Envoy does; `None` for the explicit
+/// raw buffer.
 fn socket_payload(
     ts: &raw::TypedExtension,
     path: &str,
     type_name: &str,
 ) -> Result<Option<Value>, ConfigError> {
-    if RAW_BUFFER_NAMES.contains(&ts.name.as_str()) {
+    let ty = extension_type(ts, path)?;
+    if ty == RAW_BUFFER_TYPE {
         return Ok(None);
     }
-    if !TLS_SOCKET_NAMES.contains(&ts.name.as_str()) {
-        return Err(err(
-            join_key(path, "name"),
-            format!(
-                "unsupported transport socket \"{}\" (supported: {}, {})",
-                ts.name, TLS_SOCKET_NAMES[0], RAW_BUFFER_NAMES[0]
-            ),
+    if ty != type_name {
+        return Err(wrong_kind(
+            ts,
+            path,
+            ty,
+            "transport socket here",
+            &[type_name, RAW_BUFFER_TYPE],
         ));
     }
     if ts.filter.is_some() {

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
-use super::de::{from_value, join_key};
+use super::de::{from_value, join_key, report};
 use super::model::*;
 use super::raw::{self, EnumValue};
-use super::{format, validate_route, ConfigError};
+use super::{format, runtime, validate_action, validate_route, ConfigError};
 
 pub fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError {
@@ -30,8 +30,9 @@ pub fn proto_enum<T: Copy>(
     path: &str,
     table: &[EnumEntry<T>],
 ) -> Result<T, ConfigError> {
+    // Envoy parses enum names case-insensitively (`strict_dns`, `round_robin`).
     let found = match v {
-        EnumValue::Name(n) => table.iter().find(|e| e.0 == n),
+        EnumValue::Name(n) => table.iter().find(|e| e.0.eq_ignore_ascii_case(n)),
         EnumValue::Number(n) => table.iter().find(|e| e.1 == *n),
     };
     match found {
@@ -91,6 +92,8 @@ pub fn typed_payload(
         return Ok(None);
     };
     let mut map = match v {
+        // `typed_config: {}`: no settings (Envoy allows it for the router).
+        Value::Mapping(m) if m.is_empty() => return Ok(None),
         Value::Mapping(m) => m.clone(),
         Value::Null => return Ok(None),
         _ => return Err(err(path, "expected a map with an \"@type\"")),
@@ -111,6 +114,57 @@ pub fn typed_payload(
     Ok(Some(Value::Mapping(map)))
 }
 
+/// Collects the elements of a list: each error is reported (the load goes on to find the
+/// others) and the first is kept so the list still fails.
+pub struct Each<T> {
+    ok: Vec<T>,
+    failed: Option<ConfigError>,
+}
+
+impl<T> Each<T> {
+    pub fn new() -> Each<T> {
+        Each {
+            ok: Vec::new(),
+            failed: None,
+        }
+    }
+
+    pub fn add(&mut self, r: Result<T, ConfigError>) {
+        match r {
+            Ok(v) => self.ok.push(v),
+            Err(e) => {
+                report(e.clone());
+                self.failed.get_or_insert(e);
+            }
+        }
+    }
+
+    /// The elements so far (the ones that passed), for checks against later elements.
+    pub fn items(&self) -> &[T] {
+        &self.ok
+    }
+
+    pub fn finish(self) -> Result<Vec<T>, ConfigError> {
+        match self.failed {
+            Some(e) => Err(e),
+            None => Ok(self.ok),
+        }
+    }
+}
+
+/// `Ok` of a result whose error was reported (the load goes on); `None` on error, with the
+/// first such error kept in `first` to fail the whole.
+pub fn keep<T>(r: Result<T, ConfigError>, first: &mut Option<ConfigError>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            report(e.clone());
+            first.get_or_insert(e);
+            None
+        }
+    }
+}
+
 /// Reads a `DataSource` (inline_string or filename) as text.
 pub fn data_source(ds: &raw::DataSource, path: &str) -> Result<String, ConfigError> {
     match (&ds.inline_string, &ds.filename) {
@@ -122,29 +176,136 @@ pub fn data_source(ds: &raw::DataSource, path: &str) -> Result<String, ConfigErr
     }
 }
 
-const HCM_NAMES: &[&str] = &[
-    "envoy.filters.network.http_connection_manager",
-    "envoy.http_connection_manager",
-];
 const HCM_TYPE: &str =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
-const ROUTER_NAMES: &[&str] = &["envoy.filters.http.router", "envoy.router"];
 const ROUTER_TYPE: &str = "envoy.extensions.filters.http.router.v3.Router";
-const FILE_LOG_NAMES: &[&str] = &["envoy.access_loggers.file", "envoy.file_access_log"];
 const FILE_LOG_TYPE: &str = "envoy.extensions.access_loggers.file.v3.FileAccessLog";
-/// Envoy's stream loggers, written as files at /dev/stdout and /dev/stderr.
-const STREAM_LOGS: &[(&str, &str, &str)] = &[
+const STDOUT_LOG_TYPE: &str = "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog";
+const STDERR_LOG_TYPE: &str = "envoy.extensions.access_loggers.stream.v3.StderrAccessLog";
+const CONNECTION_LIMIT_TYPE: &str =
+    "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit";
+const GLOBAL_CX_TYPE: &str =
+    "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig";
+
+/// Envoy's names for the extensions baton has, and the type each stands for. Envoy picks an
+/// extension by its `typed_config`'s `@type` (the `name` is only a label); a well-known name
+/// says which extension is meant when there is no `typed_config` (the router, stream loggers).
+const KNOWN_NAMES: &[(&str, &str)] = &[
+    ("envoy.filters.network.http_connection_manager", HCM_TYPE),
+    ("envoy.http_connection_manager", HCM_TYPE),
+    ("envoy.filters.http.router", ROUTER_TYPE),
+    ("envoy.router", ROUTER_TYPE),
+    ("envoy.access_loggers.file", FILE_LOG_TYPE),
+    ("envoy.file_access_log", FILE_LOG_TYPE),
+    ("envoy.access_loggers.stdout", STDOUT_LOG_TYPE),
+    ("envoy.access_loggers.stderr", STDERR_LOG_TYPE),
     (
-        "envoy.access_loggers.stdout",
-        "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
-        "/dev/stdout",
+        "envoy.filters.network.connection_limit",
+        CONNECTION_LIMIT_TYPE,
     ),
     (
-        "envoy.access_loggers.stderr",
-        "envoy.extensions.access_loggers.stream.v3.StderrAccessLog",
-        "/dev/stderr",
+        "envoy.resource_monitors.global_downstream_max_connections",
+        GLOBAL_CX_TYPE,
     ),
+    (
+        "envoy.filters.listener.tls_inspector",
+        super::tls::TLS_INSPECTOR_TYPE,
+    ),
+    (
+        "envoy.transport_sockets.raw_buffer",
+        super::tls::RAW_BUFFER_TYPE,
+    ),
+    ("envoy.transport_sockets.tls", super::tls::DOWNSTREAM_TYPE),
+    ("envoy.transport_sockets.tls", super::tls::UPSTREAM_TYPE),
 ];
+
+/// Envoy v2 type names with their v3 successors, for the refusal message.
+const V2_TYPES: &[(&str, &str)] = &[
+    (
+        "envoy.config.filter.network.http_connection_manager.v2.HttpConnectionManager",
+        HCM_TYPE,
+    ),
+    ("envoy.config.filter.http.router.v2.Router", ROUTER_TYPE),
+    ("envoy.config.accesslog.v2.FileAccessLog", FILE_LOG_TYPE),
+];
+
+/// Which extension `ext` is, as a type name (`envoy.extensions....v3.X`): its `typed_config`'s
+/// `@type` (only the part after the last `/` counts), else the type its well-known `name`
+/// stands for. A v2 type is refused with its v3 name.
+pub(super) fn extension_type(
+    ext: &raw::TypedExtension,
+    path: &str,
+) -> Result<&'static str, ConfigError> {
+    let tpath = join_key(path, "typed_config");
+    let type_path = join_key(&tpath, "@type");
+    let url = match &ext.typed_config {
+        Some(Value::Mapping(m)) => match m.get("@type") {
+            Some(Value::String(url)) => Some(url.as_str()),
+            Some(_) => return Err(err(type_path, "expected a type URL string")),
+            None if m.is_empty() => None,
+            None => return Err(err(type_path, "required field is missing")),
+        },
+        Some(Value::Null) | None => None,
+        Some(_) => return Err(err(tpath, "expected a map with an \"@type\"")),
+    };
+    let Some(url) = url else {
+        return KNOWN_NAMES
+            .iter()
+            .find(|(n, _)| *n == ext.name)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| {
+                err(
+                    join_key(path, "name"),
+                    format!(
+                        "unknown or unsupported extension \"{}\" (no typed_config \"@type\" \
+                         says what it is)",
+                        ext.name
+                    ),
+                )
+            });
+    };
+    let name = url.rsplit('/').next().unwrap_or_default();
+    if name
+        .split('.')
+        .any(|part| part == "v2" || part == "v2alpha")
+    {
+        let v3 = V2_TYPES
+            .iter()
+            .find(|(v2, _)| *v2 == name)
+            .map_or("its v3 type".to_string(), |(_, v3)| {
+                format!("type.googleapis.com/{v3}")
+            });
+        return Err(err(
+            type_path,
+            format!("\"{url}\" is an Envoy v2 type (removed in v3): use {v3}"),
+        ));
+    }
+    match KNOWN_NAMES.iter().find(|(_, t)| *t == name) {
+        Some((_, t)) => Ok(t),
+        None => Err(err(
+            type_path,
+            format!("extension type \"{url}\" is not supported by baton"),
+        )),
+    }
+}
+
+/// Refuses an extension of the wrong kind for where it stands, naming what would be accepted.
+pub(super) fn wrong_kind(
+    ext: &raw::TypedExtension,
+    path: &str,
+    ty: &str,
+    what: &str,
+    ok: &[&str],
+) -> ConfigError {
+    err(
+        join_key(path, "typed_config.@type"),
+        format!(
+            "\"{}\" ({ty}) is not a supported {what} (supported: {})",
+            ext.name,
+            ok.join(", ")
+        ),
+    )
+}
 
 const PROTOCOLS: &[EnumEntry<()>] = &[("TCP", 0, Some(())), ("UDP", 1, None)];
 
@@ -197,73 +358,112 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         id: n.id,
         cluster: n.cluster,
     });
+    let mut first = None;
+    let rt = match raw.layered_runtime {
+        Some(lr) => keep(runtime::layered(lr, "layered_runtime"), &mut first).unwrap_or_default(),
+        None => runtime::Runtime::default(),
+    };
+    let _re2 = validate_route::Re2Limit::set(rt.re2_error_level);
     let sr = raw.static_resources.unwrap_or(raw::StaticResources {
         listeners: Vec::new(),
         clusters: Vec::new(),
     });
-    let mut clusters = Vec::new();
+    let mut clusters = Each::new();
     let mut cluster_index: HashMap<String, usize> = HashMap::new();
-    for (i, c) in sr.clusters.into_iter().enumerate() {
+    for (i, c) in sr.clusters.iter().enumerate() {
         let path = format!("static_resources.clusters[{i}]");
-        let c = cluster(c, &path)?;
-        if cluster_index.insert(c.name.clone(), i).is_some() {
-            return Err(err(
+        let name = c
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let c = from_value::<raw::Cluster>(c, &path).and_then(|c| cluster(c, &path));
+        // A cluster with errors still has its name, so routes naming it report nothing more.
+        if cluster_index.insert(name.clone(), i).is_some() {
+            clusters.add(Err(err(
                 format!("{path}.name"),
-                format!("duplicate cluster name \"{}\"", c.name),
-            ));
+                format!("duplicate cluster name \"{name}\""),
+            )));
+        } else {
+            clusters.add(c);
         }
-        clusters.push(c);
     }
-    let mut listeners: Vec<Listener> = Vec::new();
-    for (i, l) in sr.listeners.into_iter().enumerate() {
+    let mut listeners: Each<Listener> = Each::new();
+    for (i, l) in sr.listeners.iter().enumerate() {
         let path = format!("static_resources.listeners[{i}]");
-        let l = listener(l, &path, &cluster_index)?;
-        if let Some(other) = listeners.iter().find(|o| o.name == l.name) {
-            return Err(err(
-                format!("{path}.name"),
-                format!("duplicate listener name \"{}\"", other.name),
-            ));
-        }
-        if let Some(other) = listeners.iter().find(|o| o.address == l.address) {
-            return Err(err(
-                format!("{path}.address"),
-                format!(
-                    "duplicate address {} (also used by listener \"{}\")",
-                    l.address, other.name
-                ),
-            ));
-        }
-        listeners.push(l);
+        let l = from_value::<raw::Listener>(l, &path)
+            .and_then(|l| listener(l, &path, &cluster_index))
+            .and_then(|l| {
+                if let Some(other) = listeners.items().iter().find(|o| o.name == l.name) {
+                    return Err(err(
+                        format!("{path}.name"),
+                        format!("duplicate listener name \"{}\"", other.name),
+                    ));
+                }
+                if let Some(other) = listeners.items().iter().find(|o| o.address == l.address) {
+                    return Err(err(
+                        format!("{path}.address"),
+                        format!(
+                            "duplicate address {} (also used by listener \"{}\")",
+                            l.address, other.name
+                        ),
+                    ));
+                }
+                Ok(l)
+            });
+        listeners.add(l);
     }
     let admin = match raw.admin {
-        Some(a) if a.address.is_some() => {
-            let address = listen_address(a.address.as_ref(), "admin.address")?;
-            if let Some(other) = listeners.iter().find(|o| o.address == address) {
-                return Err(err(
-                    "admin.address",
-                    format!(
-                        "duplicate address {address} (also used by listener \"{}\")",
-                        other.name
-                    ),
-                ));
-            }
-            Some(Admin {
-                address,
-                access_log_path: a.access_log_path,
-            })
-        }
+        Some(a) if a.address.is_some() => keep(admin(a, listeners.items()), &mut first),
         _ => None,
     };
-    let max_downstream_connections = match raw.overload_manager {
-        Some(om) => overload_manager(om)?,
+    let monitor = match raw.overload_manager {
+        Some(om) => keep(overload_manager(om), &mut first).flatten(),
         None => None,
     };
+    let max_downstream_connections = match (monitor, rt.global_downstream_max_connections) {
+        (Some(_), Some((_, path))) => {
+            keep::<()>(
+                Err(err(
+                    path,
+                    "set both here and by the overload manager's \
+                     global_downstream_max_connections monitor: keep one",
+                )),
+                &mut first,
+            );
+            None
+        }
+        (Some(n), None) | (None, Some((n, _))) => Some(n),
+        (None, None) => None,
+    };
+    let clusters = clusters.finish();
+    let listeners = listeners.finish();
+    if let Some(e) = first {
+        return Err(e);
+    }
     Ok(Bootstrap {
-        listeners,
-        clusters,
+        listeners: listeners?,
+        clusters: clusters?,
         admin,
         node,
         max_downstream_connections,
+    })
+}
+
+fn admin(a: raw::Admin, listeners: &[Listener]) -> Result<Admin, ConfigError> {
+    let address = listen_address(a.address.as_ref(), "admin.address")?;
+    if let Some(other) = listeners.iter().find(|o| o.address == address) {
+        return Err(err(
+            "admin.address",
+            format!(
+                "duplicate address {address} (also used by listener \"{}\")",
+                other.name
+            ),
+        ));
+    }
+    Ok(Admin {
+        address,
+        access_log_path: a.access_log_path,
     })
 }
 
@@ -298,14 +498,14 @@ fn listener(
     let mut connection_limit = None;
     for (i, f) in before.iter().enumerate() {
         let fp = format!("{filters_path}[{i}]");
-        if !CONNECTION_LIMIT_NAMES.contains(&f.name.as_str()) {
-            return Err(err(
-                format!("{fp}.name"),
-                format!(
-                    "unsupported network filter \"{}\" (supported before the HTTP connection \
-                     manager: {})",
-                    f.name, CONNECTION_LIMIT_NAMES[0]
-                ),
+        let ty = extension_type(f, &fp)?;
+        if ty != CONNECTION_LIMIT_TYPE {
+            return Err(wrong_kind(
+                f,
+                &fp,
+                ty,
+                "network filter before the HTTP connection manager",
+                &[CONNECTION_LIMIT_TYPE],
             ));
         }
         if connection_limit.is_some() {
@@ -314,13 +514,14 @@ fn listener(
         connection_limit = Some(connection_limit_filter(f, &fp)?);
     }
     let fpath = format!("{filters_path}[{}]", before.len());
-    if !HCM_NAMES.contains(&filter.name.as_str()) {
-        return Err(err(
-            format!("{fpath}.name"),
-            format!(
-                "unknown filter name \"{}\" (supported: {})",
-                filter.name, HCM_NAMES[0]
-            ),
+    let ty = extension_type(filter, &fpath)?;
+    if ty != HCM_TYPE {
+        return Err(wrong_kind(
+            filter,
+            &fpath,
+            ty,
+            "last network filter",
+            &[HCM_TYPE],
         ));
     }
     no_filter(filter, &fpath)?;
@@ -346,15 +547,8 @@ fn listener(
     })
 }
 
-const CONNECTION_LIMIT_NAMES: &[&str] = &["envoy.filters.network.connection_limit"];
-const CONNECTION_LIMIT_TYPE: &str =
-    "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit";
-const GLOBAL_CX_MONITOR: &str = "envoy.resource_monitors.global_downstream_max_connections";
-const GLOBAL_CX_TYPE: &str =
-    "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig";
-
 /// A whole number ≥ 1 for a connection count.
-fn positive(v: Option<i64>, path: &str) -> Result<u64, ConfigError> {
+pub fn positive(v: Option<i64>, path: &str) -> Result<u64, ConfigError> {
     match v {
         None => Err(err(path, "required field is missing")),
         Some(n) if n >= 1 => Ok(n as u64),
@@ -413,13 +607,14 @@ fn overload_manager(om: raw::OverloadManager) -> Result<Option<u64>, ConfigError
     let mut max = None;
     for (i, m) in om.resource_monitors.iter().enumerate() {
         let path = format!("overload_manager.resource_monitors[{i}]");
-        if m.name != GLOBAL_CX_MONITOR {
-            return Err(err(
-                format!("{path}.name"),
-                format!(
-                    "unsupported resource monitor \"{}\" (supported: {GLOBAL_CX_MONITOR})",
-                    m.name
-                ),
+        let ty = extension_type(m, &path)?;
+        if ty != GLOBAL_CX_TYPE {
+            return Err(wrong_kind(
+                m,
+                &path,
+                ty,
+                "resource monitor",
+                &[GLOBAL_CX_TYPE],
             ));
         }
         if max.is_some() {
@@ -479,25 +674,75 @@ fn hcm(
     if h.stat_prefix.is_empty() {
         return Err(err(p("stat_prefix"), "must not be empty"));
     }
-    let codec_type = enum_or(&h.codec_type, &p("codec_type"), CODECS, CodecType::Auto)?;
-    let rc = h
+    let mut first = None;
+    let codec_type = keep(
+        enum_or(&h.codec_type, &p("codec_type"), CODECS, CodecType::Auto),
+        &mut first,
+    );
+    let route_config = h
         .route_config
-        .ok_or_else(|| err(p("route_config"), "required field is missing"))?;
-    let route_config = validate_route::route_config(rc, &p("route_config"), clusters)?;
-    http_filters(&h.http_filters, &p("http_filters"))?;
+        .ok_or_else(|| err(p("route_config"), "required field is missing"))
+        .and_then(|rc| validate_route::route_config(rc, &p("route_config"), clusters));
+    let route_config = keep(route_config, &mut first);
+    keep(
+        http_filters(&h.http_filters, &p("http_filters")),
+        &mut first,
+    );
     let max_kb = h.max_request_headers_kb.unwrap_or(60);
     if !(1..=8192).contains(&max_kb) {
-        return Err(err(
-            p("max_request_headers_kb"),
-            format!("{max_kb} out of range (1..=8192)"),
-        ));
+        keep::<()>(
+            Err(err(
+                p("max_request_headers_kb"),
+                format!("{max_kb} out of range (1..=8192)"),
+            )),
+            &mut first,
+        );
     }
-    let mut access_log = Vec::new();
+    let mut logs = Each::new();
     for (i, a) in h.access_log.iter().enumerate() {
-        access_log.push(file_access_log(a, &format!("{}[{i}]", p("access_log")))?);
+        logs.add(file_access_log(a, &format!("{}[{i}]", p("access_log"))));
     }
+    let access_log = keep(logs.finish(), &mut first);
+    let server_header_transformation = keep(
+        enum_or(
+            &h.server_header_transformation,
+            &p("server_header_transformation"),
+            SERVER_HEADER,
+            ServerHeader::Overwrite,
+        ),
+        &mut first,
+    );
+    let (
+        Some(codec_type),
+        Some(route_config),
+        Some(access_log),
+        Some(server_header_transformation),
+        None,
+    ) = (
+        codec_type,
+        route_config,
+        access_log,
+        server_header_transformation,
+        &first,
+    )
+    else {
+        return Err(first.unwrap_or_else(|| err(path, "invalid")));
+    };
     let idle = h.common_http_protocol_options.and_then(|o| o.idle_timeout);
+    let mut upgrades = Vec::new();
+    for (i, u) in h.upgrade_configs.iter().enumerate() {
+        let upath = format!("{}[{i}]", p("upgrade_configs"));
+        if !u.filters.is_empty() {
+            return Err(err(
+                join_key(&upath, "filters"),
+                "custom upgrade filter chains are not implemented",
+            ));
+        }
+        let t = validate_action::upgrade_type(&u.upgrade_type, &join_key(&upath, "upgrade_type"))?;
+        upgrades.push((t, u.enabled.unwrap_or(true)));
+    }
     Ok(HttpConnectionManager {
+        upgrades,
         stat_prefix: h.stat_prefix,
         route_config,
         idle_timeout: timeout(idle, Some(Duration::from_secs(3600))),
@@ -505,12 +750,7 @@ fn hcm(
         stream_idle_timeout: timeout(h.stream_idle_timeout, Some(Duration::from_secs(300))),
         max_request_headers_kb: max_kb,
         server_name: h.server_name.unwrap_or_else(|| "baton".to_string()),
-        server_header_transformation: enum_or(
-            &h.server_header_transformation,
-            &p("server_header_transformation"),
-            SERVER_HEADER,
-            ServerHeader::Overwrite,
-        )?,
+        server_header_transformation,
         codec_type,
         use_remote_address: h.use_remote_address.unwrap_or(false),
         xff_num_trusted_hops: h.xff_num_trusted_hops.unwrap_or(0),
@@ -531,14 +771,9 @@ fn http_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(), Confi
     }
     for (i, f) in filters.iter().enumerate() {
         let fpath = format!("{path}[{i}]");
-        if !ROUTER_NAMES.contains(&f.name.as_str()) {
-            return Err(err(
-                format!("{fpath}.name"),
-                format!(
-                    "unknown filter name \"{}\" (supported: {})",
-                    f.name, ROUTER_NAMES[0]
-                ),
-            ));
+        let ty = extension_type(f, &fpath)?;
+        if ty != ROUTER_TYPE {
+            return Err(wrong_kind(f, &fpath, ty, "HTTP filter", &[ROUTER_TYPE]));
         }
         if i > 0 {
             return Err(err(fpath, "the router filter may appear only once"));
@@ -555,22 +790,27 @@ fn http_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(), Confi
 }
 
 fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, ConfigError> {
-    let stream = STREAM_LOGS.iter().find(|(n, _, _)| *n == a.name);
-    if !FILE_LOG_NAMES.contains(&a.name.as_str()) && stream.is_none() {
-        return Err(err(
-            format!("{path}.name"),
-            format!(
-                "unknown access logger \"{}\" (supported: {}, {}, {})",
-                a.name, FILE_LOG_NAMES[0], STREAM_LOGS[0].0, STREAM_LOGS[1].0
-            ),
-        ));
-    }
+    let type_name = extension_type(a, path)?;
+    // Envoy's stream loggers are written as files at /dev/stdout and /dev/stderr.
+    let stream = match type_name {
+        FILE_LOG_TYPE => None,
+        STDOUT_LOG_TYPE => Some("/dev/stdout"),
+        STDERR_LOG_TYPE => Some("/dev/stderr"),
+        other => {
+            return Err(wrong_kind(
+                a,
+                path,
+                other,
+                "access logger",
+                &[FILE_LOG_TYPE, STDOUT_LOG_TYPE, STDERR_LOG_TYPE],
+            ))
+        }
+    };
     no_filter(a, path)?;
     let tpath = format!("{path}.typed_config");
-    let type_name = stream.map_or(FILE_LOG_TYPE, |(_, t, _)| *t);
     let payload = typed_payload(&a.typed_config, &tpath, type_name)?;
     let f: raw::FileAccessLog = match (stream, payload) {
-        (Some((_, _, dev)), payload) => {
+        (Some(dev), payload) => {
             let s: raw::StreamAccessLog = match payload {
                 Some(p) => from_value(&p, &tpath)?,
                 None => raw::StreamAccessLog { log_format: None },

@@ -68,7 +68,12 @@ pub fn forward(
         Some(r) => Some(retry_policy(r, &p("retry_policy"))?),
         None => None,
     };
+    let mut upgrades = Vec::new();
+    for (i, u) in a.upgrade_configs.into_iter().enumerate() {
+        upgrades.push(route_upgrade(u, &format!("{}[{i}]", p("upgrade_configs")))?);
+    }
     Ok(ForwardAction {
+        upgrades,
         cluster,
         prefix_rewrite,
         timeout: route_timeout(a.timeout),
@@ -77,6 +82,50 @@ pub fn forward(
         idle_timeout: a.idle_timeout.map(|d| timeout(Some(d), None)),
         retry_policy,
     })
+}
+
+/// One route `upgrade_configs[]` entry. `connect_config` (terminate CONNECT) is only meaningful
+/// for CONNECT; PROXY protocol and POST-as-CONNECT are not implemented.
+fn route_upgrade(u: raw::RouteUpgradeConfig, path: &str) -> Result<RouteUpgrade, ConfigError> {
+    let p = |f: &str| join_key(path, f);
+    let upgrade_type = upgrade_type(&u.upgrade_type, &p("upgrade_type"))?;
+    let terminate_connect = match u.connect_config {
+        None => false,
+        Some(_) if upgrade_type != "connect" => {
+            return Err(err(
+                p("connect_config"),
+                "only valid with upgrade_type CONNECT",
+            ))
+        }
+        Some(c) => {
+            if c.proxy_protocol_config.is_some() {
+                return Err(err(
+                    join_key(&p("connect_config"), "proxy_protocol_config"),
+                    "PROXY protocol is not implemented",
+                ));
+            }
+            if c.allow_post == Some(true) {
+                return Err(err(
+                    join_key(&p("connect_config"), "allow_post"),
+                    "POST tunnels are not implemented",
+                ));
+            }
+            true
+        }
+    };
+    Ok(RouteUpgrade {
+        upgrade_type,
+        enabled: u.enabled.unwrap_or(true),
+        terminate_connect,
+    })
+}
+
+/// An upgrade type, lower-cased (matched case-insensitively, as Envoy does).
+pub fn upgrade_type(t: &str, path: &str) -> Result<String, ConfigError> {
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(err(path, format!("invalid upgrade type {t:?}")));
+    }
+    Ok(t.to_ascii_lowercase())
 }
 
 fn weighted(

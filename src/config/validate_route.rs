@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::de::join_key;
 use super::model::*;
 use super::raw;
-use super::validate::{data_source, enum_or, err, timeout, EnumEntry};
+use super::validate::{data_source, enum_or, err, keep, timeout, Each, EnumEntry};
 use super::{format, validate_action, ConfigError};
 
 pub type Clusters = HashMap<String, usize>;
@@ -18,29 +18,36 @@ pub fn route_config(
     path: &str,
     clusters: &Clusters,
 ) -> Result<RouteConfig, ConfigError> {
-    let headers = mutations(&rc, path)?;
-    let mut virtual_hosts: Vec<VirtualHost> = Vec::new();
+    let mut first = None;
+    let headers = keep(mutations(&rc, path), &mut first);
+    let mut virtual_hosts: Each<VirtualHost> = Each::new();
     // domain → virtual host name, for Envoy's "domains are unique per route config" rule.
     let mut seen: HashMap<String, String> = HashMap::new();
     for (i, vh) in rc.virtual_hosts.into_iter().enumerate() {
         let vpath = format!("{path}.virtual_hosts[{i}]");
-        let vh = virtual_host(vh, &vpath, clusters)?;
-        if virtual_hosts.iter().any(|o| o.name == vh.name) {
-            return Err(err(
-                format!("{vpath}.name"),
-                format!("duplicate virtual host name \"{}\"", vh.name),
-            ));
-        }
-        for (j, d) in vh.domains.iter().enumerate() {
-            if let Some(other) = seen.insert(d.clone(), vh.name.clone()) {
+        let vh = virtual_host(vh, &vpath, clusters).and_then(|vh| {
+            if virtual_hosts.items().iter().any(|o| o.name == vh.name) {
                 return Err(err(
-                    format!("{vpath}.domains[{j}]"),
-                    format!("duplicate domain \"{d}\" (also in virtual host \"{other}\")"),
+                    format!("{vpath}.name"),
+                    format!("duplicate virtual host name \"{}\"", vh.name),
                 ));
             }
-        }
-        virtual_hosts.push(vh);
+            for (j, d) in vh.domains.iter().enumerate() {
+                if let Some(other) = seen.insert(d.clone(), vh.name.clone()) {
+                    return Err(err(
+                        format!("{vpath}.domains[{j}]"),
+                        format!("duplicate domain \"{d}\" (also in virtual host \"{other}\")"),
+                    ));
+                }
+            }
+            Ok(vh)
+        });
+        virtual_hosts.add(vh);
     }
+    let virtual_hosts = keep(virtual_hosts.finish(), &mut first);
+    let (Some(headers), Some(virtual_hosts), None) = (headers, virtual_hosts, &first) else {
+        return Err(first.unwrap_or_else(|| err(path, "invalid")));
+    };
     Ok(RouteConfig {
         name: rc.name,
         virtual_hosts,
@@ -73,10 +80,11 @@ fn virtual_host(
     for (i, d) in given.iter().enumerate() {
         domains.push(domain(d).map_err(|m| err(format!("{path}.domains[{i}]"), m))?);
     }
-    let mut routes = Vec::new();
+    let mut routes = Each::new();
     for (i, r) in vh.routes.into_iter().enumerate() {
-        routes.push(route(r, &format!("{path}.routes[{i}]"), clusters)?);
+        routes.add(route(r, &format!("{path}.routes[{i}]"), clusters));
     }
+    let routes = routes.finish()?;
     Ok(VirtualHost {
         name: vh.name,
         domains,
@@ -179,12 +187,23 @@ fn direct_response(d: raw::DirectResponse, path: &str) -> Result<RouteAction, Co
 
 fn route_match(m: raw::RouteMatch, path: &str) -> Result<RouteMatch, ConfigError> {
     let p = |f: &str| join_key(path, f);
-    let pm = match (m.prefix, m.path, m.safe_regex) {
-        (Some(s), None, None) => PathMatch::Prefix(path_text(s, &p("prefix"))?),
-        (None, Some(s), None) => PathMatch::Path(path_text(s, &p("path"))?),
-        (None, None, Some(r)) => PathMatch::SafeRegex(regex(&r, &p("safe_regex"))?),
-        (None, None, None) => return Err(err(path, "one of prefix, path, safe_regex is required")),
-        _ => return Err(err(path, "only one of prefix, path, safe_regex may be set")),
+    let pm = match (m.prefix, m.path, m.safe_regex, m.connect_matcher) {
+        (Some(s), None, None, None) => PathMatch::Prefix(path_text(s, &p("prefix"))?),
+        (None, Some(s), None, None) => PathMatch::Path(path_text(s, &p("path"))?),
+        (None, None, Some(r), None) => PathMatch::SafeRegex(regex(&r, &p("safe_regex"))?),
+        (None, None, None, Some(_)) => PathMatch::Connect,
+        (None, None, None, None) => {
+            return Err(err(
+                path,
+                "one of prefix, path, safe_regex, connect_matcher is required",
+            ))
+        }
+        _ => {
+            return Err(err(
+                path,
+                "only one of prefix, path, safe_regex, connect_matcher may be set",
+            ))
+        }
     };
     let mut headers = Vec::new();
     for (i, h) in m.headers.into_iter().enumerate() {
@@ -232,16 +251,38 @@ pub fn path_text(s: String, path: &str) -> Result<String, ConfigError> {
     Ok(s)
 }
 
+thread_local! {
+    /// The runtime's `re2.max_program_size.error_level` for the load in progress.
+    static RE2_LIMIT: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// Sets the runtime's regex program-size limit for the load in progress; dropping it clears it.
+pub struct Re2Limit;
+
+impl Re2Limit {
+    pub fn set(limit: Option<u32>) -> Re2Limit {
+        RE2_LIMIT.with(|l| l.set(limit));
+        Re2Limit
+    }
+}
+
+impl Drop for Re2Limit {
+    fn drop(&mut self) {
+        RE2_LIMIT.with(|l| l.set(None));
+    }
+}
+
+/// Compiles a `safe_regex`. Its program-size limit is `google_re2.max_program_size` when set,
+/// else the runtime's `re2.max_program_size.error_level`, else none.
 pub fn regex(r: &raw::RegexMatcher, path: &str) -> Result<Regex, ConfigError> {
-    Regex::new(&r.regex).map_err(|e| {
-        err(
-            join_key(path, "regex"),
-            format!(
-                "invalid regex {:?}: {}",
-                r.regex,
-                e.lines().last().unwrap_or_default().trim()
-            ),
-        )
+    let own = r.google_re2.as_ref().and_then(|g| g.max_program_size);
+    let limit = own.or_else(|| RE2_LIMIT.with(|l| l.get()));
+    Regex::new(&r.regex, limit).map_err(|e| {
+        let at = match (&e, own) {
+            (RegexError::TooBig { .. }, Some(_)) => join_key(path, "google_re2.max_program_size"),
+            _ => join_key(path, "regex"),
+        };
+        err(at, e.describe(&r.regex))
     })
 }
 

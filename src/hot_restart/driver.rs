@@ -66,6 +66,11 @@ pub trait Host {
     );
     /// The index of the listener with this wire address.
     fn listener_by_address(&self, address: &str) -> Option<usize>;
+    /// The wire address of listener `i`.
+    fn listener_address(&self, i: usize) -> String;
+    /// Serves a tunnel: one our parent handed over, or one of ours whose handover was rolled
+    /// back (or found no successor).
+    fn resume_tunnel(&mut self, t: super::tunnels::TunnelMove);
     /// Descriptors held back so the restart socket can accept when the process ran out.
     fn fd_reserve(&mut self) -> &mut crate::fds::Reserve;
 }
@@ -134,7 +139,12 @@ impl HotRestart {
         // until that parent is gone: exiting first would leave the parent no one to hand its
         // remaining keep-alive connections to (it would have to close them).
         let relaying = self.parent_hands_over && self.peers.contains_key(&PARENT_KEY);
-        if st == State::Draining && host.connections() == 0 && !self.done_sent && !relaying {
+        if st == State::Draining
+            && host.connections() == 0
+            && !self.tunnels_in_flight()
+            && !self.done_sent
+            && !relaying
+        {
             self.done_sent = true;
             return self.event(host, Event::ConnectionsDone);
         }
@@ -261,7 +271,7 @@ impl HotRestart {
         Ok(())
     }
 
-    fn send(&mut self, peer: Peer, msg: &Message, fds: &[RawFd]) {
+    pub(super) fn send(&mut self, peer: Peer, msg: &Message, fds: &[RawFd]) {
         let key = peer_key(peer);
         let Some(conn) = self.peers.get_mut(&key) else {
             log::debug!(
@@ -293,6 +303,9 @@ impl HotRestart {
             );
             self.handing_off = false;
             host.successor_gone();
+        }
+        if key != PARENT_KEY && self.child_key().is_none() {
+            self.roll_back_tunnels(host);
         }
     }
 
@@ -554,6 +567,14 @@ impl HotRestart {
                 }
                 Ok(Read::Frame(Message::Connections(conns))) if key == PARENT_KEY => {
                     self.adopt_connections(host, conns);
+                }
+                Ok(Read::Frame(Message::Tunnels { batch, tunnels })) if key == PARENT_KEY => {
+                    self.parent_hands_over = true;
+                    self.adopt_tunnels(host, batch, tunnels);
+                }
+                Ok(Read::Frame(Message::TunnelsAck { batch })) if key != PARENT_KEY => {
+                    self.tunnels_acked(batch);
+                    self.check_progress(host)?;
                 }
                 Ok(Read::Frame(msg)) => self.event(host, Event::MessageReceived(peer, msg))?,
                 Ok(Read::Nothing) => {

@@ -4,6 +4,7 @@
 
 pub mod channel;
 pub mod driver;
+pub mod tunnels;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,6 +40,10 @@ pub struct HotRestart {
     /// Carrying out an action failed (a listener we cannot bind): this process is exiting and
     /// must not tell a parent it is ready.
     failed: bool,
+    /// The last tunnel batch id sent, and the batches the child has not acknowledged yet
+    /// (our copies of their sockets stay open until it does).
+    tunnel_batch: u32,
+    awaiting: HashMap<u32, Vec<tunnels::TunnelMove>>,
 }
 
 impl HotRestart {
@@ -56,6 +61,8 @@ impl HotRestart {
             parent_hands_over: false,
             quiet: false,
             failed: false,
+            tunnel_batch: 0,
+            awaiting: HashMap::new(),
         }
     }
 }

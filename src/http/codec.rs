@@ -224,7 +224,16 @@ pub fn parse_request<'b>(
             host_hdr = Some(v);
         }
     }
-    let (path, host) = if target.starts_with('/') {
+    let (path, host) = if method == "CONNECT" {
+        // authority-form (RFC 9112 §3.2.3): host and port; it is also the request's authority.
+        let port_ok = target.rsplit_once(':').is_some_and(|(h, p)| {
+            !h.is_empty() && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
+        });
+        if !port_ok || !valid_authority(target) {
+            return Err(HeadError::Bad("invalid CONNECT target"));
+        }
+        (target, Some(target))
+    } else if target.starts_with('/') {
         (target, host_hdr)
     } else if let Some(rest) = strip_scheme(target) {
         // absolute-form: the authority in the target wins over Host (RFC 9112 §3.2.2).
@@ -251,6 +260,11 @@ pub fn parse_request<'b>(
         return Err(HeadError::Bad("fragment in request target"));
     }
     let framing = match body_framing(headers)? {
+        // A CONNECT request's content has no meaning (RFC 9110 §9.3.6): what follows the head
+        // is tunnel data, so a body length would only invite smuggling.
+        Some(Framing::Length(_) | Framing::Chunked) if method == "CONNECT" => {
+            return Err(HeadError::Bad("body framing on CONNECT"));
+        }
         Some(f) => {
             if minor == 0 && f == Framing::Chunked {
                 return Err(HeadError::Bad("transfer-encoding in HTTP/1.0"));

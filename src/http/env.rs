@@ -175,4 +175,12 @@ impl Env for CtxEnv<'_> {
     fn direct_response(&mut self) {
         self.ctx.stats.direct_response(self.listener);
     }
+
+    fn tunnel(&mut self, open: bool) {
+        self.ctx.stats.tunnel(self.listener, open);
+    }
+
+    fn tunnel_moved(&mut self, rq: &Rq, out: bool) {
+        self.ctx.stats.tunnel_moved(rq.listener, out);
+    }
 }

@@ -9,4 +9,5 @@ pub mod env;
 pub mod local;
 pub mod request;
 pub mod session;
+pub mod upgrade;
 pub mod upstream;

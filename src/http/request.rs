@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use super::codec::{is_hop_by_hop, named_in_connection, put_header, Framing, RequestHead};
 use super::local;
+use super::upgrade::Upgrade;
 use crate::config::template::{Template, Vars};
 use crate::config::{ClusterSpec, HostRewrite, HttpConnectionManager, RouteAction};
 use crate::context::Ctx;
@@ -25,6 +26,8 @@ pub struct LocalDecision {
     pub upstream: Option<SocketAddr>,
     /// The %RESPONSE_FLAGS% bit explaining the reply (NR, UH), or 0.
     pub flag: u16,
+    /// A route's `direct_response` (counted as `rq_direct_response`).
+    pub direct: bool,
 }
 
 /// Everything an exchange needs to forward a request.
@@ -47,6 +50,8 @@ pub struct Forward {
     /// The x-request-id baton generated (none when the client sent one), so the access log's
     /// `%REQ(X-REQUEST-ID)%` shows what the upstream saw, as in Envoy.
     pub request_id: Option<String>,
+    /// An allowed upgrade or CONNECT: how it is carried.
+    pub upgrade: Option<Upgrade>,
 }
 
 pub enum Decision {
@@ -62,6 +67,7 @@ fn local(status: u16, body: &'static str, flag: u16) -> Decision {
         edits: Vec::new(),
         upstream: None,
         flag,
+        direct: false,
     })
 }
 
@@ -145,6 +151,24 @@ pub(super) fn decide(
     let Some(m) = l.router.route(req) else {
         return local(404, "", crate::access_log::Flags::NR);
     };
+    let upgrade = match super::upgrade::requested(req) {
+        None => None,
+        Some(t) => {
+            let on_route = match &m.route.action {
+                RouteAction::Forward(f) => f.upgrades.as_slice(),
+                _ => &[],
+            };
+            let connect = req.method == "CONNECT";
+            match super::upgrade::allowed(&l.hcm.upgrades, on_route, t, connect) {
+                Some(u) => Some(u),
+                None => {
+                    // Envoy's answer to an upgrade the route does not allow: 403, no body.
+                    ctx.stats.upgrade_refused(listener);
+                    return local(403, "", 0);
+                }
+            }
+        }
+    };
     let stream_idle = l.hcm.stream_idle_timeout;
     let getter = |n: &str| header_value(req, n);
     let vars = |upstream| Vars {
@@ -170,6 +194,7 @@ pub(super) fn decide(
                 edits: bound(None),
                 upstream: None,
                 flag: 0,
+                direct: true,
             })
         }
         RouteAction::Redirect(r) => {
@@ -185,6 +210,7 @@ pub(super) fn decide(
                 edits: bound(None),
                 upstream: None,
                 flag: 0,
+                direct: false,
             })
         }
         RouteAction::Forward(f) => f,
@@ -208,6 +234,7 @@ pub(super) fn decide(
             edits: bound(None),
             upstream: None,
             flag: crate::access_log::Flags::UH,
+            direct: false,
         });
     };
     let path: Cow<'_, str> = match (&fwd.prefix_rewrite, &fwd.regex_rewrite) {
@@ -239,6 +266,7 @@ pub(super) fn decide(
         &mut ctx.request_ids,
         &v,
         expected,
+        upgrade == Some(Upgrade::Upgrade),
     );
     let idle = match fwd.idle_timeout {
         Some(route_idle) => route_idle,
@@ -269,6 +297,7 @@ pub(super) fn decide(
             .as_ref()
             .map(|p| (p.num_retries, p.per_try_timeout)),
         request_id,
+        upgrade,
     }))
 }
 
@@ -291,6 +320,7 @@ fn serialise(
     ids: &mut RequestIds,
     vars: &Vars<'_>,
     expected_timeout: Option<Duration>,
+    upgrade: bool,
 ) -> (Vec<u8>, (usize, usize), Option<String>) {
     let edge = hcm.use_remote_address;
     let generate_request_id = hcm.generate_request_id;
@@ -313,6 +343,10 @@ fn serialise(
     let mut have_proto = false;
     for hd in req.headers {
         let n = hd.name;
+        if upgrade && n.eq_ignore_ascii_case("upgrade") {
+            out(&mut h, n.into(), hd.value.into());
+            continue;
+        }
         if is_hop_by_hop(n)
             || n.eq_ignore_ascii_case("host")
             || n.eq_ignore_ascii_case("expect")
@@ -350,6 +384,9 @@ fn serialise(
         out(&mut h, "x-forwarded-for".into(), v.into());
     } else if let Some(v) = xff {
         out(&mut h, "x-forwarded-for".into(), v.into());
+    }
+    if upgrade {
+        out(&mut h, "connection".into(), b"upgrade"[..].into());
     }
     if !have_proto {
         out(&mut h, "x-forwarded-proto".into(), b"http"[..].into());

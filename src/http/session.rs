@@ -4,7 +4,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::time::Instant;
 
 use mio::net::TcpStream;
@@ -12,11 +11,24 @@ use mio::net::TcpStream;
 use crate::tls::Stream;
 
 use super::buf::{BufPool, ReadOutcome, CHUNK};
-use super::core::{Action, Close, Conn, Failure, Limits};
+use super::core::{Action, Close, Conn, Failure, Limits, TunnelState};
 use super::env::CtxEnv;
-use super::upstream::{put_idle, take_idle, UpConn};
+use super::upstream::{put_idle, reset_on_close, take_idle, UpConn};
 use crate::context::Ctx;
 use crate::reactor::{TimerKey, Tok};
+
+/// The listener's settings a connection's core needs.
+fn limits(ctx: &Ctx, listener: usize) -> Limits {
+    let l = &ctx.listeners[listener];
+    let hcm = &l.hcm;
+    Limits {
+        max_head: hcm.max_request_headers_kb as usize * 1024,
+        idle_timeout: hcm.idle_timeout,
+        request_headers_timeout: hcm.request_headers_timeout,
+        stream_idle_timeout: hcm.stream_idle_timeout,
+        buffer_limit: l.per_connection_buffer_limit_bytes as usize,
+    }
+}
 
 /// Readiness the reactor reported for a socket, kept until it is used up (edge-triggered).
 #[derive(Debug, Clone, Copy, Default)]
@@ -55,22 +67,16 @@ impl Session {
     pub fn new(
         id: usize,
         gen: u64,
-        client: TcpStream,
+        client: Stream,
         peer: SocketAddr,
         listener: usize,
         ctx: &Ctx,
     ) -> Session {
-        let hcm = &ctx.listeners[listener].hcm;
-        let lim = Limits {
-            max_head: hcm.max_request_headers_kb as usize * 1024,
-            idle_timeout: hcm.idle_timeout,
-            request_headers_timeout: hcm.request_headers_timeout,
-            stream_idle_timeout: hcm.stream_idle_timeout,
-        };
+        let lim = limits(ctx, listener);
         Session {
             id,
             gen,
-            client: Stream::accepted(client, ctx.listeners[listener].tls.clone(), ctx.now()),
+            client,
             peer,
             listener,
             ready: Ready {
@@ -82,6 +88,42 @@ impl Session {
             up: None,
             armed: None,
         }
+    }
+
+    /// Continues a tunnel (handed over by our parent, or a rolled-back handover of ours)
+    /// with its client socket (registered by the caller) and its upstream connection.
+    #[allow(clippy::too_many_arguments)]
+    pub fn resume_tunnel(
+        id: usize,
+        gen: u64,
+        client: TcpStream,
+        up: UpConn,
+        peer: SocketAddr,
+        listener: usize,
+        state: TunnelState,
+        rq: crate::access_log::Rq,
+        ctx: &mut Ctx,
+    ) -> Session {
+        let now = ctx.now();
+        let lim = limits(ctx, listener);
+        let buffer_limit = ctx.clusters.get(up.cluster).map_or(1 << 20, |c| {
+            c.cfg.per_connection_buffer_limit_bytes as usize
+        });
+        let target = (up.cluster, up.addr);
+        let mut s = Session::new(id, gen, Stream::plain(client), peer, listener, ctx);
+        let mut env = CtxEnv::new(ctx, listener, peer);
+        s.core = Conn::resume_tunnel(lim, state, rq, target, buffer_limit, &mut env, now);
+        s.up = Some(up);
+        s
+    }
+
+    /// An open tunnel that can move to a successor (`into_moved_tunnel`): plain TCP on both
+    /// sides. A TLS session's keys live in this process, so a tunnel over TLS stays here
+    /// until it ends or the drain does.
+    pub fn in_tunnel(&self) -> bool {
+        self.core.in_tunnel()
+            && !self.client.is_tls()
+            && self.up.as_ref().is_some_and(|u| !u.stream.is_tls())
     }
 
     pub fn gen(&self) -> u64 {
@@ -172,13 +214,22 @@ impl Session {
             if !progress {
                 progress |= self.flush_client()?;
             }
-            if self.core.ready_to_move() {
+            if self.core.ready_to_move() || (ctx.handoff() && self.in_tunnel()) {
                 return Ok(Fate::Move);
             }
             // TLS records still queued go out before the close_notify and the shutdown.
             if self.core.wants_shutdown() && !self.client.pending_out() {
                 self.client.shutdown_write();
                 self.core.shut_down(now);
+                progress = true;
+            }
+            let up_pending = self.up.as_ref().is_some_and(|u| u.stream.pending_out());
+            if self.core.up_wants_shutdown() && !up_pending {
+                // A tunnel passes the client's FIN on to the upstream.
+                if let Some(up) = &mut self.up {
+                    up.stream.shutdown_write();
+                }
+                self.core.up_shut_down();
                 progress = true;
             }
             if !progress {
@@ -375,12 +426,20 @@ impl Session {
                     if let Some(up) = self.up.take() {
                         if reuse {
                             put_idle(ctx, up);
+                        } else if self.core.closed() == Some(Close::Reset) {
+                            // The client is reset (a tunnel's reset, a broken response): so
+                            // is the upstream.
+                            up.reset(ctx);
                         } else {
                             up.close(ctx);
                         }
                     }
                 }
-                Action::Connect { cluster, addr } => self.connect(ctx, cluster, addr, now),
+                Action::Connect {
+                    cluster,
+                    addr,
+                    fresh,
+                } => self.connect(ctx, cluster, addr, fresh, now),
             }
         }
         any
@@ -388,11 +447,23 @@ impl Session {
 
     /// Gets a connection to `addr`: pooled, new, or (every connect slot busy) queued until
     /// one frees up (`Ctx::connecting`).
-    fn connect(&mut self, ctx: &mut Ctx, cluster: usize, addr: SocketAddr, now: Instant) {
+    fn connect(
+        &mut self,
+        ctx: &mut Ctx,
+        cluster: usize,
+        addr: SocketAddr,
+        fresh: bool,
+        now: Instant,
+    ) {
         if let Some(old) = self.up.take() {
             old.close(ctx);
         }
-        let got = match take_idle(ctx, cluster, addr, self.id) {
+        let pooled = if fresh {
+            None
+        } else {
+            take_idle(ctx, cluster, addr, self.id)
+        };
+        let got = match pooled {
             Some(c) => Ok((c, true)),
             None if !ctx.upstreams.may_connect(addr) => {
                 log::debug!("session {}: waiting for a connection to {addr}", self.id);
@@ -417,24 +488,22 @@ impl Session {
 
     /// A queued exchange was woken: retry getting its connection.
     pub fn retry_connect(&mut self, ctx: &mut Ctx) {
-        if let Some(Action::Connect { cluster, addr }) = self.core.pending_connect() {
+        if let Some(Action::Connect {
+            cluster,
+            addr,
+            fresh,
+        }) = self.core.pending_connect()
+        {
             if ctx.upstreams.available(addr) {
                 let now = ctx.now();
-                self.connect(ctx, cluster, addr, now);
+                self.connect(ctx, cluster, addr, fresh, now);
             }
         }
     }
 
     /// Closes the client with a reset, so a partial response can never look complete.
     fn reset_client(&mut self) {
-        let _ = nix::sys::socket::setsockopt(
-            &self.client.as_fd(),
-            nix::sys::socket::sockopt::Linger,
-            &nix::libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            },
-        );
+        reset_on_close(&self.client);
     }
 
     /// The core's next deadline, or the TLS handshake's if that is earlier.
@@ -481,11 +550,17 @@ impl Session {
     /// upstream is closed (never reused mid-exchange), buffers go back to the pool.
     pub fn close(mut self, ctx: &mut Ctx) {
         let now = ctx.now();
+        // A tunnel torn down from here (the client reset or failed) resets its upstream too.
+        let tunnel = self.core.in_tunnel();
         let mut env = CtxEnv::new(ctx, self.listener, self.peer).tls(&self.client);
         self.core.abort(&mut env, now);
         crate::observe::cx_close(ctx, self.listener);
         if let Some(up) = self.up.take() {
-            up.close(ctx);
+            if tunnel {
+                up.reset(ctx);
+            } else {
+                up.close(ctx);
+            }
         }
         let _ = ctx.registry.deregister(&mut self.client);
         self.core.free(&mut ctx.pool);
@@ -524,6 +599,42 @@ impl Session {
         let pending = self.core.take_pending();
         self.core.free(&mut ctx.pool);
         (self.client.into_tcp(), pending)
+    }
+
+    /// Detaches an open tunnel for a handover: both sockets deregistered (not closed), the
+    /// bytes buffered each way and the record taken out of the core. Only for a session that
+    /// is `in_tunnel`; any other is closed.
+    pub fn into_moved_tunnel(
+        mut self,
+        ctx: &mut Ctx,
+    ) -> Option<crate::hot_restart::tunnels::TunnelMove> {
+        if !self.in_tunnel() {
+            self.close(ctx);
+            return None;
+        }
+        let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+        let (state, rq) = self.core.take_tunnel(&mut env)?;
+        let up = self.up.take()?;
+        crate::observe::cx_moved(ctx, self.listener);
+        let _ = ctx.registry.deregister(&mut self.client);
+        self.core.free(&mut ctx.pool);
+        let cluster = ctx
+            .clusters
+            .get(up.cluster)
+            .map(|c| c.cfg.name.clone())
+            .unwrap_or_default();
+        let upstream_addr = up.addr;
+        let upstream = up.detach(ctx);
+        Some(crate::hot_restart::tunnels::TunnelMove {
+            listener: self.listener,
+            peer: self.peer,
+            client: self.client.into_tcp(),
+            upstream,
+            cluster,
+            upstream_addr,
+            state,
+            rq,
+        })
     }
 
     pub fn token(&self) -> Tok {

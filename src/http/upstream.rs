@@ -147,16 +147,13 @@ impl UpConn {
             }
         };
         let _ = stream.set_nodelay(true);
-        let slot = ctx.upstreams.owner.insert(UpOwner::Session(owner));
-        if let Err(e) = ctx.registry.register(
-            &mut stream,
-            Tok::Up(slot).token(),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            ctx.upstreams.owner.remove(slot);
-            observe::upstream_connect_fail(ctx, cluster, addr, false);
-            return Err(e);
-        }
+        let slot = match register(ctx, &mut stream, owner) {
+            Ok(slot) => slot,
+            Err(e) => {
+                observe::upstream_connect_fail(ctx, cluster, addr, false);
+                return Err(e);
+            }
+        };
         observe::upstream_cx_open(ctx, cluster, addr);
         *ctx.upstreams.connecting.entry(addr).or_insert(0) += 1;
         Ok(UpConn {
@@ -198,6 +195,74 @@ impl UpConn {
         ctx.upstreams.owner.remove(self.slot);
         let _ = ctx.registry.deregister(&mut self.stream);
     }
+}
+
+impl UpConn {
+    /// Takes a tunnel's connection out for a handover: deregistered and its slot freed, the
+    /// socket itself left open (the new process serves it).
+    pub fn detach(mut self, ctx: &mut Ctx) -> TcpStream {
+        observe::upstream_cx_close(ctx, self.cluster, self.addr);
+        ctx.upstreams.owner.remove(self.slot);
+        let _ = ctx.registry.deregister(&mut self.stream);
+        self.stream.into_tcp()
+    }
+
+    /// Serves a connected socket that came with a tunnel (a handover, or its rollback), for
+    /// session `owner`.
+    pub fn adopt(
+        ctx: &mut Ctx,
+        stream: TcpStream,
+        cluster: usize,
+        addr: SocketAddr,
+        owner: usize,
+    ) -> io::Result<UpConn> {
+        let mut stream = Stream::plain(stream);
+        let slot = register(ctx, &mut stream, owner)?;
+        observe::upstream_cx_open(ctx, cluster, addr);
+        Ok(UpConn {
+            stream,
+            addr,
+            cluster,
+            readable: true,
+            writable: true,
+            hup: false,
+            connected: true,
+            slot,
+        })
+    }
+
+    /// Closes the connection with a reset (SO_LINGER 0): the peer sees the failure it
+    /// stands for, not a clean end.
+    pub fn reset(self, ctx: &mut Ctx) {
+        reset_on_close(&self.stream);
+        self.close(ctx);
+    }
+}
+
+/// Gives an upstream socket its slot (owned by session `owner`) and its one registration.
+fn register(ctx: &mut Ctx, stream: &mut Stream, owner: usize) -> io::Result<usize> {
+    let slot = ctx.upstreams.owner.insert(UpOwner::Session(owner));
+    if let Err(e) = ctx.registry.register(
+        stream,
+        Tok::Up(slot).token(),
+        Interest::READABLE | Interest::WRITABLE,
+    ) {
+        ctx.upstreams.owner.remove(slot);
+        return Err(e);
+    }
+    Ok(slot)
+}
+
+/// Makes the socket's close send a reset (SO_LINGER 0) instead of a FIN.
+pub fn reset_on_close(s: &impl std::os::fd::AsFd) {
+    let _ = nix::sys::socket::setsockopt(
+        &s.as_fd(),
+        nix::sys::socket::sockopt::Linger,
+        &nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        },
+    );
 }
 
 /// The stream for a new connection to `addr`: TLS when `cluster` has a TLS context.

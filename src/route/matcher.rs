@@ -9,6 +9,10 @@ use crate::http::codec::RequestHead;
 
 /// The whole route match; cheap checks (path) first.
 pub fn matches(m: &RouteMatch, req: &RequestHead<'_>) -> bool {
+    // Envoy: `connect_matcher` takes CONNECT requests only, and only it takes them.
+    if (m.path == PathMatch::Connect) != (req.method == "CONNECT") {
+        return false;
+    }
     path_matches(&m.path, m.case_sensitive, req.path)
         && m.headers.iter().all(|h| header_matches(h, req))
         && (m.query_parameters.is_empty() || query_matches(&m.query_parameters, req.path))
@@ -38,6 +42,7 @@ pub fn path_matches(m: &PathMatch, case_sensitive: bool, path: &str) -> bool {
             bare.len() == p.len() && starts_with_case(bare, p, case_sensitive)
         }
         PathMatch::SafeRegex(r) => r.is_full_match(bare_path(path)),
+        PathMatch::Connect => true,
     }
 }
 
@@ -185,7 +190,7 @@ mod tests {
         ));
         assert!(path_matches(&PathMatch::Path("/a".into()), true, "/a?q=1"));
         assert!(!path_matches(&PathMatch::Path("/a".into()), true, "/ab"));
-        let re = PathMatch::SafeRegex(Regex::new("/v[0-9]+/.*").unwrap());
+        let re = PathMatch::SafeRegex(Regex::new("/v[0-9]+/.*", None).unwrap());
         assert!(path_matches(&re, true, "/v12/x?y=1"));
         assert!(!path_matches(&re, true, "/x/v1/"));
     }

@@ -185,6 +185,7 @@ mod tests {
                 host_rewrite: None,
                 idle_timeout: None,
                 retry_policy: None,
+                upgrades: Vec::new(),
             }),
             headers: HeaderMutations::default(),
         }

@@ -13,6 +13,7 @@ pub fn rewrite_prefix(m: &PathMatch, rewrite: &str, path: &str) -> String {
         PathMatch::Prefix(p) => p.len(),
         PathMatch::Path(p) => p.len(),
         PathMatch::SafeRegex(_) => bare_path(path).len(),
+        PathMatch::Connect => 0,
     };
     let rest = path.get(matched_len..).unwrap_or("");
     let mut out = String::with_capacity(rewrite.len() + rest.len());
@@ -152,7 +153,7 @@ mod tests {
             "/x?y"
         );
         let rr = RegexRewrite {
-            pattern: Regex::new("/v([0-9]+)/").unwrap(),
+            pattern: Regex::new("/v([0-9]+)/", None).unwrap(),
             substitution: "/version-${1}/".into(),
         };
         assert_eq!(

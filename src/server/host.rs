@@ -34,7 +34,8 @@ impl Host for Proxy {
     }
 
     fn connections(&self) -> usize {
-        self.sessions.len()
+        // A tunnel detached for the successor is ours until the successor acknowledges it.
+        self.sessions.len() + self.moving.iter().filter(|s| s.in_tunnel()).count()
     }
 
     fn restart_file(&self) -> Option<&Path> {
@@ -211,12 +212,24 @@ impl Host for Proxy {
             mio::net::TcpStream::from_std(stream),
             peer,
             listener,
-            pending,
+            Some(pending),
         );
     }
 
     fn fd_reserve(&mut self) -> &mut crate::fds::Reserve {
         &mut self.ctx.fd_reserve
+    }
+
+    fn listener_address(&self, i: usize) -> String {
+        self.ctx
+            .listeners
+            .get(i)
+            .map(|l| tcp_address(l.address))
+            .unwrap_or_default()
+    }
+
+    fn resume_tunnel(&mut self, t: crate::hot_restart::tunnels::TunnelMove) {
+        Proxy::resume_tunnel(self, t);
     }
 
     fn listener_by_address(&self, address: &str) -> Option<usize> {

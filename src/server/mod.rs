@@ -21,7 +21,7 @@ use crate::context::{Ctx, ListenerRt};
 use crate::hot_restart::driver::{machine_listeners, Leaving};
 use crate::hot_restart::{tcp_address, HotRestart};
 use crate::http::session::{Fate, Ready, Session};
-use crate::http::upstream::{close_all_idle, idle_event, UpOwner};
+use crate::http::upstream::{close_all_idle, idle_event, UpConn, UpOwner};
 use crate::observe;
 use crate::reactor::{TimerKey, Tok};
 use crate::route::Router;
@@ -138,6 +138,7 @@ impl Proxy {
                 hcm: l.hcm,
                 connection_limit: l.connection_limit,
                 tls,
+                per_connection_buffer_limit_bytes: l.per_connection_buffer_limit_bytes,
             });
         }
         let mut clusters = Vec::new();
@@ -346,7 +347,7 @@ impl Proxy {
                         log::info!("file descriptors available again: accepting");
                     }
                     if self.admit(i) {
-                        self.adopt(stream, peer, i, &[]);
+                        self.adopt(stream, peer, i, None);
                     } else {
                         drop(stream); // over a connection limit: closed at once
                     }
@@ -435,22 +436,95 @@ impl Proxy {
         }
     }
 
-    /// Starts serving a client connection: freshly accepted, or handed over by our parent with
-    /// the bytes it had already read.
-    fn adopt(&mut self, mut stream: TcpStream, peer: SocketAddr, listener: usize, pending: &[u8]) {
+    /// Starts serving a client connection: freshly accepted (`pending` None; a listener with
+    /// TLS filter chains inspects it), or handed over by our parent with the bytes it had
+    /// already read (always plain: TLS connections are never handed over).
+    fn adopt(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        listener: usize,
+        pending: Option<&[u8]>,
+    ) {
         let _ = stream.set_nodelay(true);
+        let Some(id) = self.register_client(&mut stream, peer) else {
+            return;
+        };
+        self.next_gen += 1;
+        let client = match pending {
+            None => {
+                let tls = self.ctx.listeners.get(listener).and_then(|l| l.tls.clone());
+                crate::tls::Stream::accepted(stream, tls, self.ctx.now())
+            }
+            Some(_) => crate::tls::Stream::plain(stream),
+        };
+        let mut s = Session::new(id, self.next_gen, client, peer, listener, &self.ctx);
+        s.preload(&mut self.ctx.pool, pending.unwrap_or_default());
+        self.sessions.insert(s);
+        self.count_open(listener, 1);
+        observe::cx_open(&mut self.ctx, listener);
+        self.drive(id);
+    }
+
+    /// Registers a client socket under the id its session will have.
+    fn register_client(&mut self, stream: &mut TcpStream, peer: SocketAddr) -> Option<usize> {
         let id = self.sessions.next_key();
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
+        match self.poll.registry().register(
+            stream,
             Tok::Down(id).token(),
             Interest::READABLE | Interest::WRITABLE,
         ) {
-            log::warn!("cannot register connection from {peer}: {e}");
-            return;
+            Ok(()) => Some(id),
+            Err(e) => {
+                log::warn!("cannot register connection from {peer}: {e}");
+                None
+            }
         }
+    }
+
+    /// Serves a tunnel that came from our parent, or one of ours whose handover did not
+    /// happen: its client socket as a session, its upstream socket attached.
+    fn resume_tunnel(&mut self, t: crate::hot_restart::tunnels::TunnelMove) {
+        let crate::hot_restart::tunnels::TunnelMove {
+            listener,
+            peer,
+            mut client,
+            upstream,
+            cluster,
+            upstream_addr,
+            state,
+            mut rq,
+        } = t;
+        let Some(ci) = self.ctx.clusters.iter().position(|c| c.cfg.name == cluster) else {
+            log::warn!(
+                "moved tunnel from {peer}: cluster {cluster:?} is not configured; closing it"
+            );
+            return;
+        };
+        let Some(id) = self.register_client(&mut client, peer) else {
+            return;
+        };
+        let up = match UpConn::adopt(&mut self.ctx, upstream, ci, upstream_addr, id) {
+            Ok(u) => u,
+            Err(e) => {
+                log::warn!("cannot register tunnel upstream {upstream_addr}: {e}");
+                let _ = self.poll.registry().deregister(&mut client);
+                return;
+            }
+        };
+        rq.cluster = Some(ci);
         self.next_gen += 1;
-        let mut s = Session::new(id, self.next_gen, stream, peer, listener, &self.ctx);
-        s.preload(&mut self.ctx.pool, pending);
+        let s = Session::resume_tunnel(
+            id,
+            self.next_gen,
+            client,
+            up,
+            peer,
+            listener,
+            state,
+            rq,
+            &mut self.ctx,
+        );
         self.sessions.insert(s);
         self.count_open(listener, 1);
         observe::cx_open(&mut self.ctx, listener);
@@ -831,6 +905,26 @@ impl Proxy {
     /// gone).
     fn send_moving(&mut self) {
         let moving = std::mem::take(&mut self.moving);
+        if moving.is_empty() {
+            return;
+        }
+        // Open tunnels go with their upstream sockets and buffers, acknowledged per batch.
+        let mut tunnels = Vec::new();
+        let mut moving_idle = Vec::with_capacity(moving.len());
+        for s in moving {
+            if s.in_tunnel() {
+                tunnels.extend(s.into_moved_tunnel(&mut self.ctx));
+            } else {
+                moving_idle.push(s);
+            }
+        }
+        if !tunnels.is_empty() {
+            self.restart(|hr, host| {
+                hr.send_tunnels(host, tunnels);
+                Ok(())
+            });
+        }
+        let moving = moving_idle;
         if moving.is_empty() {
             return;
         }

@@ -89,6 +89,9 @@ pub struct HttpStats {
     pub downstream_cx_http1_total: Counter,
     pub rq_direct_response: Counter,
     pub no_route: Counter,
+    pub downstream_cx_upgrades_total: Counter,
+    pub downstream_cx_upgrades_active: Gauge,
+    pub downstream_rq_ws_on_non_ws_route: Counter,
 }
 
 /// `cluster.<name>.*`
@@ -196,6 +199,14 @@ impl Stats {
                 downstream_cx_http1_total: s.counter(&format!("{h}.downstream_cx_http1_total")),
                 rq_direct_response: s.counter(&format!("{h}.rq_direct_response")),
                 no_route: s.counter(&format!("{h}.no_route")),
+                downstream_cx_upgrades_total: s
+                    .counter(&format!("{h}.downstream_cx_upgrades_total")),
+                downstream_cx_upgrades_active: s.gauge(
+                    &format!("{h}.downstream_cx_upgrades_active"),
+                    Import::Accumulate,
+                ),
+                downstream_rq_ws_on_non_ws_route: s
+                    .counter(&format!("{h}.downstream_rq_ws_on_non_ws_route")),
             });
         }
         let cs = clusters
@@ -461,6 +472,34 @@ impl Stats {
         }
     }
 
+    /// A tunnel (upgrade or CONNECT) on listener `l` opened (`true`) or ended.
+    pub fn tunnel(&mut self, l: usize, open: bool) {
+        if let Some(h) = self.http.get(l).copied() {
+            if open {
+                self.store.inc(h.downstream_cx_upgrades_total);
+            }
+            self.store
+                .gauge_add(h.downstream_cx_upgrades_active, if open { 1 } else { -1 });
+        }
+    }
+
+    /// A tunnel (and its request) on listener `l` left for another process (`out`) or arrived
+    /// from one: only the active gauges move.
+    pub fn tunnel_moved(&mut self, l: usize, out: bool) {
+        if let Some(h) = self.http.get(l).copied() {
+            let d = if out { -1 } else { 1 };
+            self.store.gauge_add(h.downstream_cx_upgrades_active, d);
+            self.store.gauge_add(h.downstream_rq_active, d);
+        }
+    }
+
+    /// An upgrade request on listener `l` was refused (403).
+    pub fn upgrade_refused(&mut self, l: usize) {
+        if let Some(h) = self.http.get(l).copied() {
+            self.store.inc(h.downstream_rq_ws_on_non_ws_route);
+        }
+    }
+
     /// A client connection on listener `l` moved to the new process.
     pub fn cx_moved(&mut self, l: usize) {
         if let (Some(ls), Some(hs)) = (self.listeners.get(l).copied(), self.http.get(l).copied()) {
@@ -507,6 +546,9 @@ mod tests {
             "downstream_rq_5xx",
             "no_route",
             "rq_direct_response",
+            "downstream_cx_upgrades_total",
+            "downstream_cx_upgrades_active",
+            "downstream_rq_ws_on_non_ws_route",
         ] {
             g(&format!("http.ingress_http.{n}"));
         }

@@ -17,7 +17,7 @@ use rustls::{
 
 use super::names::openssl_cipher_name;
 use super::x509;
-use crate::config::tls::{
+use crate::config::{
     CertKey, DownstreamTls, SanMatcher, TlsParams, TlsVersion, UpstreamTls, Validation,
 };
 use crate::route::matcher::string_matches;

@@ -30,7 +30,7 @@ pub type ClientTls = std::sync::Arc<rustls::ClientConfig>;
 pub enum ClientTls {}
 
 /// Builds a cluster's client TLS configuration.
-pub fn client_tls(u: &crate::config::tls::UpstreamTls) -> Result<ClientTls, String> {
+pub fn client_tls(u: &crate::config::UpstreamTls) -> Result<ClientTls, String> {
     #[cfg(feature = "tls")]
     return client_config(u);
     #[cfg(not(feature = "tls"))]

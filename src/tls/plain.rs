@@ -11,7 +11,7 @@ use mio::net::TcpStream;
 use mio::{event::Source, Interest, Registry, Token};
 
 use crate::access_log::TlsInfo;
-use crate::config::tls::FilterChainTls;
+use crate::config::FilterChainTls;
 
 /// Never built: the config loader refuses TLS in this build.
 #[derive(Debug)]

@@ -21,7 +21,7 @@ use rustls::Connection;
 use super::names::openssl_cipher_name;
 use super::x509;
 use crate::access_log::TlsInfo;
-use crate::config::tls::FilterChainTls;
+use crate::config::FilterChainTls;
 
 /// A listener's filter chains with their rustls configurations, built once at start-up.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 //! certificate; this only reads fields of one it already accepted. Every read is bounds
 //! checked: a malformed certificate yields `None`, never a panic.
 
-use crate::config::tls::SanType;
+use crate::config::SanType;
 
 /// One DER element: (tag, contents, what follows it).
 fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {

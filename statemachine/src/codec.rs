@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::{FdBatch, Message, MovedConn, StatsSnapshot, MAX_FDS_PER_BATCH};
+use crate::{FdBatch, Message, MovedConn, MovedTunnel, StatsSnapshot, MAX_FDS_PER_BATCH};
 
 /// Bytes before the payload: length (4) and type (1).
 pub const HEADER_LEN: usize = 5;
@@ -26,6 +26,8 @@ const T_ACCEPTING_STOPPED: u8 = 8;
 const T_DRAIN_PARENT: u8 = 9;
 const T_STATS: u8 = 10;
 const T_CONNECTIONS: u8 = 11;
+const T_TUNNELS: u8 = 12;
+const T_TUNNELS_ACK: u8 = 13;
 
 /// Why a frame could not be encoded or decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +161,42 @@ fn encode_into(msg: &Message, out: &mut Vec<u8>, start: usize) -> Result<(), Cod
                 out.extend_from_slice(&c.pending);
             }
         }
+        Message::Tunnels { batch, tunnels } => {
+            if tunnels.len() * 2 > MAX_FDS_PER_BATCH {
+                return Err(CodecError::TooManyFds {
+                    count: tunnels.len() * 2,
+                });
+            }
+            out.push(T_TUNNELS);
+            out.extend_from_slice(&batch.to_be_bytes());
+            put_count(out, tunnels.len())?;
+            for t in tunnels {
+                put_strs(
+                    out,
+                    &[
+                        t.listener.clone(),
+                        t.peer.clone(),
+                        t.cluster.clone(),
+                        t.upstream.clone(),
+                    ],
+                )?;
+                for bytes in [&t.to_client, &t.to_upstream] {
+                    put_count(out, bytes.len())?;
+                    out.extend_from_slice(bytes);
+                }
+                out.push(t.fins);
+                for v in [t.idle_ms, t.bytes_rx, t.bytes_tx, t.age_ms] {
+                    out.extend_from_slice(&v.to_be_bytes());
+                }
+                out.extend_from_slice(&t.status.to_be_bytes());
+                out.extend_from_slice(&t.flags.to_be_bytes());
+                out.push(t.minor);
+            }
+        }
+        Message::TunnelsAck { batch } => {
+            out.push(T_TUNNELS_ACK);
+            out.extend_from_slice(&batch.to_be_bytes());
+        }
     }
     let len = out.len() - start - 4;
     if len > MAX_FRAME_LEN {
@@ -281,6 +319,41 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, CodecError> {
             }
             Message::Connections(conns)
         }
+        T_TUNNELS => {
+            let batch = r.u32()?;
+            let n = r.count(8)?;
+            let mut tunnels = Vec::with_capacity(n);
+            for _ in 0..n {
+                let mut names = r.strings()?.into_iter();
+                let mut name = || names.next().ok_or(CodecError::Truncated);
+                let (listener, peer, cluster, upstream) = (name()?, name()?, name()?, name()?);
+                let len = r.count(1)?;
+                let to_client = r.take(len)?.to_vec();
+                let len = r.count(1)?;
+                let to_upstream = r.take(len)?.to_vec();
+                tunnels.push(MovedTunnel {
+                    listener,
+                    peer,
+                    cluster,
+                    upstream,
+                    to_client,
+                    to_upstream,
+                    fins: r.u8()?,
+                    idle_ms: r.u64()?,
+                    bytes_rx: r.u64()?,
+                    bytes_tx: r.u64()?,
+                    age_ms: r.u64()?,
+                    status: r.u16()?,
+                    flags: r.u16()?,
+                    minor: r.u8()?,
+                });
+            }
+            if n * 2 > MAX_FDS_PER_BATCH {
+                return Err(CodecError::TooManyFds { count: n * 2 });
+            }
+            Message::Tunnels { batch, tunnels }
+        }
+        T_TUNNELS_ACK => Message::TunnelsAck { batch: r.u32()? },
         t => return Err(CodecError::UnknownType(t)),
     };
     if !r.rest.is_empty() {

@@ -33,7 +33,7 @@ pub use codec::{decode, encode, CodecError, HEADER_LEN, MAX_FRAME_LEN};
 pub use event::{Action, Error, Event, State};
 pub use machine::Machine;
 pub use message::{
-    FdBatch, Message, MovedConn, StatsSnapshot, MAX_FDS_PER_BATCH, PROTOCOL_VERSION,
+    FdBatch, Message, MovedConn, MovedTunnel, StatsSnapshot, MAX_FDS_PER_BATCH, PROTOCOL_VERSION,
 };
 
 /// Milliseconds since an arbitrary monotonic origin chosen by the driver.

@@ -39,6 +39,35 @@ pub struct MovedConn {
     pub pending: Vec<u8>,
 }
 
+/// One open tunnel (upgrade or CONNECT) moved from a draining parent to its child: two fds
+/// (client, then upstream) travel in SCM_RIGHTS with the `Tunnels` frame, in list order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MovedTunnel {
+    /// Wire address of the listener that accepted the client (`tcp:IP:PORT`).
+    pub listener: String,
+    /// The client's address.
+    pub peer: String,
+    /// The cluster and the host address the upstream connection goes to.
+    pub cluster: String,
+    pub upstream: String,
+    /// Read from the upstream, not yet written to the client, oldest first.
+    pub to_client: Vec<u8>,
+    /// Read from the client, not yet written to the upstream, oldest first.
+    pub to_upstream: Vec<u8>,
+    /// FIN states: bit 0 client FIN read, 1 upstream FIN read, 2 FIN sent upstream, 3 FIN
+    /// sent to the client.
+    pub fins: u8,
+    /// The stream idle timeout in ms; 0: none.
+    pub idle_ms: u64,
+    /// The record: bytes each way, status, response flags, HTTP minor version, age in ms.
+    pub bytes_rx: u64,
+    pub bytes_tx: u64,
+    pub status: u16,
+    pub flags: u16,
+    pub minor: u8,
+    pub age_ms: u64,
+}
+
 /// A message on the restart socket. Child → parent unless noted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -75,6 +104,15 @@ pub enum Message {
     /// `MAX_FDS_PER_BATCH`), so an upgrade closes none of them. Handled by the drivers alone:
     /// it moves data-plane state and changes no hot-restart state.
     Connections(Vec<MovedConn>),
+    /// Parent → child, while draining: open tunnels (two fds each in SCM_RIGHTS). The parent
+    /// keeps its copies until the child acknowledges `batch`, and resumes the tunnels itself
+    /// if the child goes away first. Handled by the drivers alone.
+    Tunnels {
+        batch: u32,
+        tunnels: Vec<MovedTunnel>,
+    },
+    /// The child adopted tunnel batch `batch` (sent before it touches their sockets).
+    TunnelsAck { batch: u32 },
 }
 
 impl Message {
@@ -92,6 +130,8 @@ impl Message {
             Message::DrainParent => "DrainParent",
             Message::Stats(_) => "Stats",
             Message::Connections(_) => "Connections",
+            Message::Tunnels { .. } => "Tunnels",
+            Message::TunnelsAck { .. } => "TunnelsAck",
         }
     }
 }

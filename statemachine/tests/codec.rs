@@ -67,7 +67,8 @@ fn decode_errors() {
             },
         ),
         (frame(0, &[]), UnknownType(0)),
-        (frame(12, &[]), UnknownType(12)),
+        (frame(14, &[]), UnknownType(14)),
+        (frame(12, &[0, 0, 0, 1]), Truncated), // a tunnel batch without its count
         (frame(11, &[0, 0, 0, 1]), Truncated), // one moved connection, no fields
         (
             {
@@ -172,6 +173,43 @@ fn message() -> impl Strategy<Value = Message> {
                 })
                 .collect()
         )),
+        (
+            any::<u32>(),
+            (s(), s(), s(), s()),
+            proptest::collection::vec(any::<u8>(), 0..40),
+            proptest::collection::vec(any::<u8>(), 0..40),
+            (any::<u8>(), any::<u64>(), any::<u64>(), any::<u16>())
+        )
+            .prop_map(
+                |(
+                    batch,
+                    (listener, peer, cluster, upstream),
+                    to_client,
+                    to_upstream,
+                    (fins, bytes, age_ms, status),
+                )| {
+                    Message::Tunnels {
+                        batch,
+                        tunnels: vec![MovedTunnel {
+                            listener,
+                            peer,
+                            cluster,
+                            upstream,
+                            to_client,
+                            to_upstream,
+                            fins,
+                            idle_ms: bytes / 3,
+                            bytes_rx: bytes,
+                            bytes_tx: bytes / 2,
+                            status,
+                            flags: status.rotate_left(3),
+                            minor: fins & 1,
+                            age_ms,
+                        }],
+                    }
+                }
+            ),
+        any::<u32>().prop_map(|batch| Message::TunnelsAck { batch }),
     ]
 }
 

@@ -42,7 +42,7 @@ fn events() -> Vec<(String, Event)> {
     v
 }
 
-const PARENT_MSGS: [&str; 10] = [
+const PARENT_MSGS: [&str; 12] = [
     "Parent:Hello",
     "Parent:HelloAck",
     "Parent:Refuse",
@@ -53,6 +53,8 @@ const PARENT_MSGS: [&str; 10] = [
     "Parent:DrainParent",
     "Parent:Stats",
     "Parent:Connections",
+    "Parent:Tunnels",
+    "Parent:TunnelsAck",
 ];
 
 fn child1_msgs() -> Vec<String> {
@@ -111,7 +113,7 @@ fn every_event_in_every_state_is_legal_or_changes_nothing() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 12 * 45);
+    assert_eq!(checked, 12 * 51);
 }
 
 #[test]

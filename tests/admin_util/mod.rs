@@ -38,18 +38,7 @@ fn cluster(y: &mut String, name: &str, kind: &str, hosts: &[(&str, u16)], extra:
 impl Setup {
     pub fn yaml(&self) -> String {
         let mut y = crate::common::yaml::listener_head("127.0.0.1", self.listen);
-        if !self.logs.is_empty() {
-            y.push_str("          access_log:\n");
-        }
-        for (path, format) in &self.logs {
-            let _ = write!(
-                y,
-                "          - name: envoy.access_loggers.file\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: {path}\n"
-            );
-            if let Some(f) = format {
-                let _ = write!(y, "              log_format:\n                text_format_source:\n                  inline_string: {f:?}\n");
-            }
-        }
+        y.push_str(&access_logs(&self.logs));
         y.push_str(
             r#"          route_config:
             name: local_route
@@ -87,6 +76,24 @@ impl Setup {
         );
         y
     }
+}
+
+/// The connection manager's `access_log:` list: one file logger per (path, format).
+pub fn access_logs(logs: &[(String, Option<String>)]) -> String {
+    let mut y = String::new();
+    if !logs.is_empty() {
+        y.push_str("          access_log:\n");
+    }
+    for (path, format) in logs {
+        let _ = write!(
+            y,
+            "          - name: envoy.access_loggers.file\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: {path}\n"
+        );
+        if let Some(f) = format {
+            let _ = write!(y, "              log_format:\n                text_format_source:\n                  inline_string: {f:?}\n");
+        }
+    }
+    y
 }
 
 /// An upstream, baton with `Setup::yaml` (these access logs) on fresh ports, LIVE.

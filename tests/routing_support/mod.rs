@@ -116,16 +116,24 @@ impl Drop for Fixed {
     }
 }
 
-fn answer(mut s: TcpStream, status: u16, hits: &AtomicU64) {
+/// Reads a request head (bounded by a 5 s read timeout); `None` if the peer closes first.
+pub fn read_head(s: &mut TcpStream) -> Option<Vec<u8>> {
     let _ = s.set_nonblocking(false);
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let mut head = Vec::new();
     let mut b = [0u8; 4096];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         match s.read(&mut b) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => head.extend_from_slice(&b[..n]),
         }
+    }
+    Some(head)
+}
+
+fn answer(mut s: TcpStream, status: u16, hits: &AtomicU64) {
+    if read_head(&mut s).is_none() {
+        return;
     }
     hits.fetch_add(1, Ordering::SeqCst);
     let body = format!("bad {status}");

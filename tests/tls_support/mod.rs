@@ -274,8 +274,9 @@ pub fn log_lines(path: &str, n: usize) -> Vec<String> {
     }
 }
 
-/// A Python HTTPS origin on 127.0.0.1:`port`: HTTP/1.1 keep-alive, answering
-/// `secure <client port>` so a test can see connection reuse. With `client_ca`, it requires a
+/// A Python HTTPS origin on 127.0.0.1:`port`: HTTP/1.1 keep-alive (a path ending in `close`
+/// closes), answering `secure <client port> <SNI> <version> <ALPN> <new|reused session>` so a
+/// test sees what the proxy's TLS client did. With `client_ca`, it requires a
 /// client certificate signed by that CA.
 pub struct PyTls {
     child: Child,
@@ -288,15 +289,25 @@ port, cert, key, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
-        body = ("secure %d\n" % self.client_address[1]).encode()
+        s = self.request
+        body = ("secure %d %s %s %s %s\n" % (self.client_address[1],
+            getattr(s, "baton_sni", None) or "-", s.version(),
+            s.selected_alpn_protocol() or "-", "reused" if s.session_reused else "new")).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
+        if self.path.endswith("close"):
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
     def log_message(self, *a):
         pass
+def sni(sock, name, ctx):
+    sock.baton_sni = name
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(cert, key)
+ctx.set_alpn_protocols(["http/1.1"])
+ctx.sni_callback = sni
 if ca != "-":
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(ca)

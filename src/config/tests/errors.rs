@@ -111,8 +111,7 @@ fn type_urls_and_filter_names() {
     assert_eq!(
         err_with(&[(&hcm("@type"), "type.googleapis.com/envoy.Bogus")]),
         format!(
-            "{HCM}.@type: unknown type \"type.googleapis.com/envoy.Bogus\" (expected \
-             type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager)"
+            "{HCM}.@type: extension type \"type.googleapis.com/envoy.Bogus\" is not supported by baton"
         )
     );
     let mut d = doc();
@@ -121,28 +120,45 @@ fn type_urls_and_filter_names() {
         check(&d).unwrap_err().to_string(),
         format!("{HCM}.@type: required field is missing")
     );
+    // The name is a label: the @type says which filter it is.
+    let b = ok_with(&[
+        (
+            "static_resources.listeners[0].filter_chains[0].filters[0].name",
+            "my-own-label",
+        ),
+        (&hcm("http_filters[0].name"), "router"),
+    ]);
+    assert_eq!(b.listeners[0].hcm.stat_prefix, "ingress_http");
     assert_eq!(
         err_with(&[(
-            "static_resources.listeners[0].filter_chains[0].filters[0].name",
-            "envoy.filters.network.tcp_proxy"
+            &hcm("http_filters[0]"),
+            "{name: envoy.filters.http.router, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager}}"
         )]),
-        "static_resources.listeners[0].filter_chains[0].filters[0].name: unknown filter name \
-         \"envoy.filters.network.tcp_proxy\" (supported: envoy.filters.network.http_connection_manager)"
-    );
-    assert_eq!(
-        err_with(&[(&hcm("http_filters[0].name"), "envoy.filters.http.cors")]),
         format!(
-            "{HCM}.http_filters[0].name: unknown filter name \"envoy.filters.http.cors\" \
-             (supported: envoy.filters.http.router)"
+            "{HCM}.http_filters[0].typed_config.@type: \"envoy.filters.http.router\" \
+             (envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager) \
+             is not a supported HTTP filter (supported: envoy.extensions.filters.http.router.v3.Router)"
         )
     );
     assert_eq!(
-        err_with(&[(&hcm("http_filters[0].typed_config.@type"), "type.googleapis.com/x.Router")]),
+        err_with(&[(&hcm("http_filters[0]"), "{name: envoy.filters.http.cors}")]),
         format!(
-            "{HCM}.http_filters[0].typed_config.@type: unknown type \"type.googleapis.com/x.Router\" \
-             (expected type.googleapis.com/envoy.extensions.filters.http.router.v3.Router)"
+            "{HCM}.http_filters[0].name: unknown or unsupported extension \
+             \"envoy.filters.http.cors\" (no typed_config \"@type\" says what it is)"
         )
     );
+    assert_eq!(
+        err_with(&[(
+            &hcm("http_filters[0].typed_config.@type"),
+            "type.googleapis.com/x.Router"
+        )]),
+        format!(
+            "{HCM}.http_filters[0].typed_config.@type: extension type \
+             \"type.googleapis.com/x.Router\" is not supported by baton"
+        )
+    );
+    // `typed_config: {}` is the router with no settings.
+    ok_with(&[(&hcm("http_filters[0].typed_config"), "{}")]);
     assert_eq!(
         err_with(&[(&hcm("http_filters"), "[]")]),
         format!("{HCM}.http_filters: the router filter (envoy.filters.http.router) is required")
@@ -170,7 +186,6 @@ fn unknown_fields_are_named() {
 #[test]
 fn unsupported_envoy_features_say_so() {
     let cases: &[(&str, &str, &str)] = &[
-        ("layered_runtime", "{layers: []}", "runtime layers"),
         ("stats_sinks", "[]", "stats sinks; scrape /stats instead"),
         (
             "static_resources.clusters[0].health_checks",
@@ -259,13 +274,21 @@ fn bad_durations() {
 fn missing_and_mistyped_fields() {
     let mut d = doc();
     remove(&mut d, "static_resources.clusters[0].name");
+    // The route naming that cluster is checked too, and it names a cluster that is not there.
     assert_eq!(
         check(&d).unwrap_err().to_string(),
-        "static_resources.clusters[0].name: required field is missing"
+        format!(
+            "2 errors:\n  static_resources.clusters[0].name: required field is missing\n  \
+             {VH}.routes[0].route.cluster: unknown cluster \"a\""
+        )
     );
-    assert_eq!(
-        err_with(&[("static_resources.clusters", "{name: a}")]),
-        "static_resources.clusters: expected a list, got a map"
+    // A lone map where a list is expected is a list of one (Envoy's loader allows it).
+    let b = ok_with(&[("static_resources.clusters", "{name: a}")]);
+    assert_eq!(b.clusters.len(), 1);
+    assert!(
+        err_with(&[("static_resources.clusters", "\"a\"")]).starts_with(
+            "2 errors:\n  static_resources.clusters[0]: expected a map, got string \"a\""
+        )
     );
     assert_eq!(
         err_with(&[(&hcm("use_remote_address"), "\"yes\"")]),
@@ -313,7 +336,9 @@ fn route_structure_errors() {
     );
     assert_eq!(
         err_with(&[(&vh("routes[0].match"), "{case_sensitive: false}")]),
-        format!("{VH}.routes[0].match: one of prefix, path, safe_regex is required")
+        format!(
+            "{VH}.routes[0].match: one of prefix, path, safe_regex, connect_matcher is required"
+        )
     );
     assert_eq!(
         err_with(&[(&vh("routes[0].match"), "{safe_regex: {regex: \"/(a\"}}")]),
@@ -432,12 +457,13 @@ fn access_log_errors() {
     let al = hcm("access_log");
     assert_eq!(
         err_with(&[(&al, "[{name: envoy.access_loggers.open_telemetry}]")]),
-        format!("{al}[0].name: unknown access logger \"envoy.access_loggers.open_telemetry\" (supported: envoy.access_loggers.file, envoy.access_loggers.stdout, envoy.access_loggers.stderr)")
+        format!("{al}[0].name: unknown or unsupported extension \"envoy.access_loggers.open_telemetry\" (no typed_config \"@type\" says what it is)")
     );
+    // The @type decides: a logger named "stdout" with a file logger's type is a file logger.
     let stdout = "{name: envoy.access_loggers.stdout, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog}}";
     assert_eq!(
         err_with(&[(&al, &format!("[{stdout}]"))]),
-        format!("{al}[0].typed_config.@type: unknown type \"type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\" (expected type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog)")
+        format!("{al}[0].typed_config.path: required field is missing")
     );
     let file = "{name: envoy.access_loggers.file, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /tmp/a.log, log_format: {json_format: {a: b}}}}";
     assert_eq!(
@@ -464,6 +490,7 @@ fn access_log_errors() {
 #[test]
 fn document_level_errors() {
     let e = load_str("static_resources: [unclosed").unwrap_err();
+    let e = e.first().unwrap();
     assert_eq!(e.path, "");
     assert!(e.message.starts_with("invalid YAML: "), "{e}");
     assert_eq!(
@@ -472,7 +499,9 @@ fn document_level_errors() {
     );
     let e = load_file(Path::new("/nonexistent/envoy.yaml")).unwrap_err();
     assert!(
-        e.message
+        e.first()
+            .unwrap()
+            .message
             .starts_with("cannot read /nonexistent/envoy.yaml: "),
         "{e}"
     );
@@ -496,4 +525,40 @@ fn stream_loggers_and_endpoint_weights_load() {
     let b = ok_with(&[(lb, "7")]);
     assert_eq!(b.clusters[0].endpoints[0].weight, 7);
     assert_eq!(err_with(&[(lb, "0")]), format!("{lb}: must be at least 1"));
+}
+
+#[test]
+fn upgrade_config_errors() {
+    assert_eq!(
+        err_with(&[(
+            &hcm("upgrade_configs"),
+            "[{upgrade_type: websocket, filters: [{name: x}]}]"
+        )]),
+        format!(
+            "{HCM}.upgrade_configs[0].filters: custom upgrade filter chains are not implemented"
+        )
+    );
+    assert_eq!(
+        err_with(&[(&hcm("upgrade_configs"), "[{upgrade_type: \"\"}]")]),
+        format!("{HCM}.upgrade_configs[0].upgrade_type: invalid upgrade type \"\"")
+    );
+    let r = vh("routes[0].route.upgrade_configs");
+    assert_eq!(
+        err_with(&[(&r, "[{upgrade_type: websocket, connect_config: {}}]")]),
+        format!("{r}[0].connect_config: only valid with upgrade_type CONNECT")
+    );
+    assert_eq!(
+        err_with(&[(
+            &r,
+            "[{upgrade_type: CONNECT, connect_config: {allow_post: true}}]"
+        )]),
+        format!("{r}[0].connect_config.allow_post: POST tunnels are not implemented")
+    );
+    assert_eq!(
+        err_with(&[(
+            &vh("routes[0].match"),
+            "{prefix: /, connect_matcher: {}}"
+        )]),
+        format!("{VH}.routes[0].match: only one of prefix, path, safe_regex, connect_matcher may be set")
+    );
 }

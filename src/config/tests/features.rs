@@ -280,7 +280,7 @@ fn direct_response_and_redirect() {
 }
 
 /// The base document with `filter` (YAML) inserted before the HTTP connection manager.
-fn with_network_filter(filter: &str) -> Result<Bootstrap, crate::config::ConfigError> {
+fn with_network_filter(filter: &str) -> Result<Bootstrap, crate::config::ConfigErrors> {
     let mut d = doc();
     let filters = slot(
         &mut d,
@@ -325,13 +325,17 @@ fn connection_limit_errors_name_the_field() {
         format!("{f}.typed_config.delay: not supported by baton (connections past the limit are closed at once)")
     );
     assert_eq!(
+        e(r#"{name: envoy.filters.network.tcp_proxy, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy}}"#),
+        format!("{f}.typed_config.@type: extension type \"type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\" is not supported by baton")
+    );
+    assert_eq!(
         e(r#"{name: envoy.filters.network.tcp_proxy}"#),
-        format!("{f}.name: unsupported network filter \"envoy.filters.network.tcp_proxy\" (supported before the HTTP connection manager: envoy.filters.network.connection_limit)")
+        format!("{f}.name: unknown or unsupported extension \"envoy.filters.network.tcp_proxy\" (no typed_config \"@type\" says what it is)")
     );
     let om = |x: &str| err_with(&[("overload_manager", x)]);
     assert_eq!(
         om(r#"{resource_monitors: [{name: envoy.resource_monitors.fixed_heap}]}"#),
-        "overload_manager.resource_monitors[0].name: unsupported resource monitor \"envoy.resource_monitors.fixed_heap\" (supported: envoy.resource_monitors.global_downstream_max_connections)"
+        "overload_manager.resource_monitors[0].name: unknown or unsupported extension \"envoy.resource_monitors.fixed_heap\" (no typed_config \"@type\" says what it is)"
     );
     assert_eq!(
         om(r#"{actions: [{name: envoy.overload_actions.stop_accepting_requests}]}"#),
@@ -340,5 +344,45 @@ fn connection_limit_errors_name_the_field() {
     assert_eq!(
         om(r#"{resource_monitors: [{name: envoy.resource_monitors.global_downstream_max_connections, typed_config: {"@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig}}]}"#),
         "overload_manager.resource_monitors[0].typed_config.max_active_downstream_connections: required field is missing"
+    );
+}
+
+#[test]
+fn upgrade_configs_and_connect_matcher_load() {
+    let b = ok_with(&[
+        (
+            &format!("{HCM}.upgrade_configs"),
+            "[{upgrade_type: WebSocket}, {upgrade_type: CONNECT, enabled: false}]",
+        ),
+        (&format!("{VH}.routes[0].match"), "{connect_matcher: {}}"),
+        (
+            &format!("{VH}.routes[0].route.upgrade_configs"),
+            "[{upgrade_type: CONNECT, connect_config: {}}, {upgrade_type: websocket, enabled: false}]",
+        ),
+    ]);
+    let hcm = &b.listeners[0].hcm;
+    assert_eq!(
+        hcm.upgrades,
+        vec![
+            ("websocket".to_string(), true),
+            ("connect".to_string(), false)
+        ]
+    );
+    let r = &hcm.route_config.virtual_hosts[0].routes[0];
+    assert_eq!(r.matcher.path, PathMatch::Connect);
+    assert_eq!(
+        forward(r).upgrades,
+        vec![
+            RouteUpgrade {
+                upgrade_type: "connect".into(),
+                enabled: true,
+                terminate_connect: true,
+            },
+            RouteUpgrade {
+                upgrade_type: "websocket".into(),
+                enabled: false,
+                terminate_connect: false,
+            },
+        ]
     );
 }

@@ -37,6 +37,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                                 host_rewrite: None,
                                 idle_timeout: None,
                                 retry_policy: None,
+                                upgrades: vec![],
                             }),
                             headers: HeaderMutations::default(),
                         }],
@@ -58,10 +59,11 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 normalize_path: false,
                 merge_slashes: false,
                 access_log: vec![],
+                upgrades: vec![],
             },
             per_connection_buffer_limit_bytes: 1 << 20,
             connection_limit: None,
-            filter_chains: vec![crate::config::tls::FilterChainTls {
+            filter_chains: vec![crate::config::FilterChainTls {
                 server_names: vec![],
                 transport_protocol: None,
                 tls: None,
@@ -299,7 +301,13 @@ fn config_yaml_merges_over_file() {
         "static_resources.clusters[0].lb_policy: unknown value \"X\""
     );
     let e = load(Some(&file), Some("[")).unwrap_err();
-    assert!(e.message.starts_with("--config-yaml: invalid YAML"), "{e}");
+    assert!(
+        e.first()
+            .unwrap()
+            .message
+            .starts_with("--config-yaml: invalid YAML"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 mod errors;
 mod features;
+mod fields;
+mod lenient;
 mod load;
 
 use super::*;
@@ -111,7 +113,7 @@ pub fn remove(doc: &mut Value, path: &str) {
     slot(doc, parent).as_mapping_mut().unwrap().remove(key);
 }
 
-pub fn check(doc: &Value) -> Result<Bootstrap, ConfigError> {
+pub fn check(doc: &Value) -> Result<Bootstrap, ConfigErrors> {
     from_document(doc)
 }
 

@@ -9,6 +9,7 @@ use crate::access_log::{Flags, Rq};
 use crate::http::buf::{Buf, BufPool, CHUNK};
 use crate::http::codec::{ChunkedDecoder, Framing, RequestHead, LAST_CHUNK};
 use crate::http::request::{Decision, Forward, LocalDecision};
+use crate::http::upgrade::Upgrade;
 use crate::route::edits::Op;
 
 /// The connection's buffers, lent to the exchange for one step.
@@ -111,6 +112,8 @@ pub(super) enum Step {
     Started(Box<Exchange>, Option<Action>),
     /// The exchange is over.
     End(Then),
+    /// The response opened a tunnel: from now on bytes flow both ways untouched.
+    Tunnel,
 }
 
 /// A parsed request head, reduced to what the exchange keeps, with the routing decision.
@@ -129,15 +132,12 @@ struct Meta {
     idempotent: bool,
     expect_continue: bool,
     stream_idle: Option<Duration>,
+    /// The listener's `per_connection_buffer_limit_bytes`.
+    client_limit: usize,
 }
 
 impl Start {
-    pub fn new(
-        req: &RequestHead<'_>,
-        decision: Decision,
-        rq: Rq,
-        stream_idle: Option<Duration>,
-    ) -> Start {
+    pub fn new(req: &RequestHead<'_>, decision: Decision, rq: Rq, lim: &super::Limits) -> Start {
         let meta = Meta {
             framing: req.framing,
             keep_alive: req.keep_alive,
@@ -149,7 +149,8 @@ impl Start {
                 "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
             ),
             expect_continue: req.expect_continue,
-            stream_idle,
+            stream_idle: lim.stream_idle_timeout,
+            client_limit: lim.buffer_limit,
         };
         Start { meta, decision, rq }
     }
@@ -173,7 +174,13 @@ pub struct Exchange {
     pub(super) timeout_at: Option<Instant>,
     pub(super) connect_at: Option<Instant>,
     pub(super) connect_timeout: Duration,
-    pub(super) limit: usize,
+    /// Bound of the client-side buffers (unread request bytes, response bytes not yet written)
+    /// and of the request body kept for a retry: the listener's
+    /// `per_connection_buffer_limit_bytes`, as Envoy bounds a downstream connection's buffers.
+    pub(super) client_limit: usize,
+    /// Bound of the request bytes queued to the upstream: the cluster's
+    /// `per_connection_buffer_limit_bytes`.
+    pub(super) up_limit: usize,
     /// The one transparent retry after a stale pooled connection was used.
     pub(super) retried: bool,
     /// Whether the client connection stays open after this exchange (decided at response head).
@@ -196,6 +203,10 @@ pub struct Exchange {
     /// A full read buffer held no complete response head: read on, up to the head limit.
     pub(super) head_partial: bool,
     pub(super) rq: Rq,
+    /// An allowed upgrade or CONNECT request: how it is carried.
+    pub(super) upgrade: Option<Upgrade>,
+    /// The response head just queued opens the tunnel.
+    pub(super) tunnel_ready: bool,
 }
 
 impl Exchange {
@@ -215,7 +226,7 @@ impl Exchange {
         let has_body = s.framing != Framing::None;
         match decision {
             Decision::Local(d) => {
-                if d.flag == 0 && d.location.is_none() && d.upstream.is_none() {
+                if d.direct {
                     env.direct_response();
                 }
                 rq.status = d.status;
@@ -236,7 +247,10 @@ impl Exchange {
                 rq.cluster = Some(f.cluster);
                 let limits = Some((f.connect_timeout, f.buffer_limit));
                 let mut ex = Exchange::new(&s, Some(&f), limits, rq, now);
-                ex.head = std::mem::take(&mut f.head);
+                // A terminated CONNECT sends nothing of the request upstream.
+                if !ex.fresh_connection() {
+                    ex.head = std::mem::take(&mut f.head);
+                }
                 ex.resp_edits = std::mem::take(&mut f.resp_edits);
                 env.track(f.cluster, f.addr, 1);
                 if ex.req.is_done() {
@@ -258,7 +272,7 @@ impl Exchange {
         rq: Rq,
         now: Instant,
     ) -> Exchange {
-        let (connect_timeout, limit) = limits.unwrap_or((Duration::from_secs(5), 1 << 20));
+        let (connect_timeout, up_limit) = limits.unwrap_or((Duration::from_secs(5), 1 << 20));
         let retry = f.and_then(|f| f.retry);
         Exchange {
             target: f.map(|f| (f.cluster, f.addr)),
@@ -279,7 +293,8 @@ impl Exchange {
             timeout_at: None,
             connect_at: None,
             connect_timeout,
-            limit: limit.max(CHUNK),
+            client_limit: s.client_limit.max(CHUNK),
+            up_limit: up_limit.max(CHUNK),
             retried: false,
             keep: s.keep_alive,
             route: f.map(|f| f.route),
@@ -295,7 +310,40 @@ impl Exchange {
             attached_at: now,
             head_partial: false,
             rq,
+            upgrade: f.and_then(|f| f.upgrade),
+            tunnel_ready: false,
         }
+    }
+
+    /// The exchange behind a tunnel that continues here (a handover, or its rollback): its
+    /// response is sent and its upstream connection attached.
+    pub(super) fn resumed(
+        target: (usize, SocketAddr),
+        rq: Rq,
+        idle: Option<Duration>,
+        (client_limit, buffer_limit): (usize, usize),
+        now: Instant,
+    ) -> Exchange {
+        let meta = Meta {
+            framing: Framing::None,
+            keep_alive: false,
+            minor: rq.minor,
+            is_head: false,
+            idempotent: false,
+            expect_continue: false,
+            stream_idle: idle,
+            client_limit,
+        };
+        let mut ex = Exchange::new(&meta, None, Some((Duration::ZERO, buffer_limit)), rq, now);
+        ex.target = Some(target);
+        ex.upstream = Upstream::Attached;
+        ex.resp = Some(Response {
+            body: BodyIn::Done,
+            out: OutMode::NoBody,
+            upstream_keep_alive: false,
+        });
+        ex.tunnel_ready = true;
+        ex
     }
 
     /// Asks the driver for a connection to the current target.
@@ -305,7 +353,16 @@ impl Exchange {
             .target
             .unwrap_or((0, SocketAddr::from(([0, 0, 0, 0], 0))));
         self.rq.upstream = Some(addr);
-        Action::Connect { cluster, addr }
+        Action::Connect {
+            cluster,
+            addr,
+            fresh: self.fresh_connection(),
+        }
+    }
+
+    /// A terminated CONNECT carries raw bytes: never on a pooled HTTP connection.
+    pub(super) fn fresh_connection(&self) -> bool {
+        self.upgrade == Some(Upgrade::Terminate)
     }
 
     /// The driver attached a connection: queue the head and whatever body a retry replays.
@@ -348,11 +405,11 @@ impl Exchange {
         }
         let open = match self.upstream {
             Upstream::Local => true,
-            Upstream::Attached => up.is_none_or(|u| u.tx.len() < self.limit),
+            Upstream::Attached => up.is_none_or(|u| u.tx.len() < self.up_limit),
             Upstream::Waiting | Upstream::Backoff { .. } => false,
         };
         if open {
-            self.limit.saturating_sub(cin)
+            self.client_limit.saturating_sub(cin)
         } else {
             0
         }
@@ -371,7 +428,7 @@ impl Exchange {
             }
             return 0;
         }
-        if cout >= self.limit {
+        if cout >= self.client_limit {
             return 0;
         }
         CHUNK.saturating_sub(rx)
@@ -480,8 +537,12 @@ impl Exchange {
         if !up.connected {
             return Step::Running(progress);
         }
+        if self.upgrade == Some(Upgrade::Terminate) && self.resp.is_none() {
+            return self.connect_established(env, cx.cout);
+        }
         if self.resp.is_none() {
             match self.response_head(env, up, cx.cout, closing, now) {
+                Ok(_) if self.tunnel_ready => return Step::Tunnel,
                 Ok(p) => progress |= p,
                 Err(f) => {
                     let stale = false;
@@ -514,7 +575,7 @@ impl Exchange {
     ) -> Result<bool, &'static str> {
         let mut sink: Option<&mut Buf> = cx.up.as_mut().map(|u| &mut u.tx);
         let room = match &sink {
-            Some(b) => self.limit.saturating_sub(b.len()),
+            Some(b) => self.up_limit.saturating_sub(b.len()),
             None => usize::MAX,
         };
         let sink_before = sink.as_ref().map_or(0, |b| b.len());
@@ -571,7 +632,7 @@ impl Exchange {
             return;
         };
         let new = sink.data().get(from..).unwrap_or_default();
-        if r.len() + new.len() > self.limit {
+        if r.len() + new.len() > self.client_limit {
             self.replay = None;
             self.retries_left = 0;
             return;
@@ -622,8 +683,14 @@ impl Exchange {
                 return Err(Failure::Protocol);
             }
             env.response_head(&mut self.rq, r.status, r.headers);
-            if (100..200).contains(&r.status) {
-                // We answered Expect ourselves and forward no Upgrade: interim responses stop.
+            self.tunnel_ready = match self.upgrade {
+                Some(Upgrade::Upgrade) => r.status == 101,
+                Some(Upgrade::Connect) => (200..300).contains(&r.status),
+                Some(Upgrade::Terminate) | None => false,
+            };
+            if (100..200).contains(&r.status) && !self.tunnel_ready {
+                // We answered Expect ourselves and asked for no upgrade: interim responses
+                // stop; a 101 we did not ask for is a protocol error.
                 if r.status == 101 {
                     return Err(Failure::Protocol);
                 }
@@ -631,7 +698,9 @@ impl Exchange {
                 up.rx.consume(n);
                 continue;
             }
-            if self.retry_allowed(env, super::failure::Outcome::Status(r.status)) {
+            if !self.tunnel_ready
+                && self.retry_allowed(env, super::failure::Outcome::Status(r.status))
+            {
                 log::debug!("retrying after status {}", r.status);
                 return Err(Failure::RetriableStatus);
             }
@@ -651,7 +720,7 @@ impl Exchange {
         let Some(resp) = self.resp.as_mut() else {
             return false;
         };
-        let room = self.limit.saturating_sub(cout.len());
+        let room = self.client_limit.saturating_sub(cout.len());
         let out = resp.out;
         let mut moved = false;
         match &mut resp.body {

@@ -11,6 +11,7 @@
 //! response down) → `Head` on keep-alive, or `Closing` (flush, then shut down writes) →
 //! `Lingering` (discard what the client still sends) → `Closed`. `Handoff`: idle while a
 //! successor process exists; the driver moves the socket and the unread bytes there.
+//! `Tunnel`: an upgrade or CONNECT was answered; bytes flow both ways until both sides are shut.
 
 mod exchange;
 mod failure;
@@ -19,6 +20,7 @@ mod respond;
 pub mod sim;
 #[cfg(test)]
 mod tests;
+mod tunnel;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -31,6 +33,7 @@ use crate::config::RetryPolicy;
 use crate::route::edits::Op;
 pub use exchange::Exchange;
 pub use failure::Failure;
+pub use tunnel::TunnelState;
 
 /// How long a closing connection keeps reading (and discarding) before the final close.
 pub const LINGER: Duration = Duration::from_secs(2);
@@ -54,6 +57,9 @@ pub struct Limits {
     pub request_headers_timeout: Option<Duration>,
     /// The connection manager's `stream_idle_timeout` (a route's `idle_timeout` overrides it).
     pub stream_idle_timeout: Option<Duration>,
+    /// The listener's `per_connection_buffer_limit_bytes`: bounds the client-side buffers of an
+    /// exchange and the request body kept for a retry.
+    pub buffer_limit: usize,
 }
 
 /// What the core needs from the proxy around it. Every method is synchronous and does no I/O;
@@ -100,6 +106,11 @@ pub trait Env {
     fn upstream_connect_fail(&mut self, cluster: usize, addr: SocketAddr, timeout: bool);
     /// A route answered with `direct_response`.
     fn direct_response(&mut self);
+    /// A tunnel opened (`true`) or ended.
+    fn tunnel(&mut self, open: bool);
+    /// A tunnel and its record left for another process (`out`) or arrived from one: the
+    /// active gauges move; nothing is counted or logged.
+    fn tunnel_moved(&mut self, rq: &Rq, out: bool);
 }
 
 /// A reply made here.
@@ -118,8 +129,13 @@ pub struct Reply<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Get a connection to `addr` (a host of `cluster`): from the pool, a new connect, or wait
-    /// for a connect slot. Then call `up_attached`, or `up_failed`.
-    Connect { cluster: usize, addr: SocketAddr },
+    /// for a connect slot. Then call `up_attached`, or `up_failed`. `fresh`: never a pooled
+    /// connection (a terminated CONNECT carries raw bytes).
+    Connect {
+        cluster: usize,
+        addr: SocketAddr,
+        fresh: bool,
+    },
     /// The upstream connection is finished with: back to the pool when `reuse`, else closed.
     ReleaseUp { reuse: bool },
 }
@@ -148,6 +164,8 @@ enum State {
     Closed(Close),
     /// Idle, with a successor process: move the connection there (fd + unread bytes).
     Handoff,
+    /// A byte pipe between the client and the upstream connection.
+    Tunnel(tunnel::Tunnel),
 }
 
 /// The upstream side of the running attempt: its buffers and what the driver reported.
@@ -237,6 +255,7 @@ impl Conn {
                 }
             }
             State::Exchange(ex) => ex.client_read_room(self.cin.len(), self.up.as_ref()),
+            State::Tunnel(t) => t.client_read_room(self.cin.len(), self.up.as_ref()),
             State::Lingering { .. } => CHUNK,
             State::Closing { .. } | State::Closed(_) | State::Handoff => 0,
         }
@@ -264,13 +283,14 @@ impl Conn {
 
     /// How many upstream bytes the core will take now.
     pub fn up_read_room(&self) -> usize {
-        let (State::Exchange(ex), Some(up)) = (&self.state, &self.up) else {
+        let Some(up) = self.up.as_ref().filter(|u| !u.eof && u.connected) else {
             return 0;
         };
-        if up.eof || !up.connected {
-            return 0;
+        match &self.state {
+            State::Exchange(ex) => ex.up_read_room(up.rx.len(), self.cout.len()),
+            State::Tunnel(t) => t.up_read_room(up.rx.len(), self.cout.len()),
+            _ => 0,
         }
-        ex.up_read_room(up.rx.len(), self.cout.len())
     }
 
     /// The next action for the driver.
@@ -335,6 +355,12 @@ impl Conn {
         if let Some(u) = up {
             u.recycle(&mut self.spare);
         }
+        if let State::Tunnel(t) = &mut self.state {
+            // Either side's reset ends the tunnel with a reset of the other.
+            t.ex.flag(crate::access_log::Flags::UC);
+            self.apply_step(env, exchange::Step::End(exchange::Then::Reset), now);
+            return;
+        }
         let (State::Exchange(ex), mut cx) = self.parts() else {
             return;
         };
@@ -360,6 +386,7 @@ impl Conn {
                 }
             }
             State::Exchange(ex) => ex.deadline(),
+            State::Tunnel(t) => t.deadline(),
             State::Closing { until } | State::Lingering { until, .. } => Some(*until),
             State::Closed(_) | State::Handoff => None,
         }
@@ -385,6 +412,10 @@ impl Conn {
                 let next = ex.on_timeout(env, &mut cx, now);
                 self.apply_step(env, next, now);
             }
+            (State::Tunnel(t), mut cx) => {
+                let next = t.on_timeout(&mut cx, now);
+                self.apply_step(env, next, now);
+            }
             (State::Closing { .. } | State::Lingering { .. }, _) => {
                 self.state = State::Closed(Close::Graceful);
             }
@@ -406,11 +437,41 @@ impl Conn {
     /// All output is flushed and the driver should shut down its write side now, then call
     /// `shut_down`.
     pub fn wants_shutdown(&self) -> bool {
-        matches!(self.state, State::Closing { .. }) && self.cout.is_empty()
+        match &self.state {
+            State::Closing { .. } => self.cout.is_empty(),
+            State::Tunnel(t) => t.wants_down_shutdown(self.up.as_ref(), &self.cout),
+            _ => false,
+        }
     }
 
-    /// The driver shut down the write side: from now on read and discard.
+    /// In a tunnel, the client's FIN is to be passed on: the driver shuts down the write side
+    /// of the upstream connection, then calls `up_shut_down`.
+    pub fn up_wants_shutdown(&self) -> bool {
+        match &self.state {
+            State::Tunnel(t) => t.wants_up_shutdown(self.client_eof, &self.cin, self.up.as_ref()),
+            _ => false,
+        }
+    }
+
+    /// The driver shut down the write side towards the upstream.
+    pub fn up_shut_down(&mut self) {
+        if let State::Tunnel(t) = &mut self.state {
+            t.up_shut = true;
+        }
+    }
+
+    /// A tunnel is open (its sockets are reset, not closed, when the connection is torn down).
+    pub fn in_tunnel(&self) -> bool {
+        matches!(self.state, State::Tunnel(_))
+    }
+
+    /// The driver shut down the write side: from now on read and discard (in a tunnel: the
+    /// upstream's FIN was passed on).
     pub fn shut_down(&mut self, now: Instant) {
+        if let State::Tunnel(t) = &mut self.state {
+            t.down_shut = true;
+            return;
+        }
         if matches!(self.state, State::Closing { .. }) {
             self.state = State::Lingering {
                 until: now + LINGER,
@@ -433,9 +494,13 @@ impl Conn {
     /// The connection the core waits for, to ask again once a connect slot frees up.
     pub fn pending_connect(&self) -> Option<Action> {
         match &self.state {
-            State::Exchange(ex) if ex.waiting_for_upstream() => ex
-                .target
-                .map(|(cluster, addr)| Action::Connect { cluster, addr }),
+            State::Exchange(ex) if ex.waiting_for_upstream() => {
+                ex.target.map(|(cluster, addr)| Action::Connect {
+                    cluster,
+                    addr,
+                    fresh: ex.fresh_connection(),
+                })
+            }
             _ => None,
         }
     }
@@ -456,9 +521,16 @@ impl Conn {
     /// running, as a downstream disconnect, and hands back what it holds.
     pub fn abort(&mut self, env: &mut dyn Env, now: Instant) {
         let state = std::mem::replace(&mut self.state, State::Closed(Close::Graceful));
-        if let State::Exchange(mut ex) = state {
-            ex.flag(crate::access_log::Flags::DC);
-            ex.finish(env, now);
+        match state {
+            State::Exchange(mut ex) => {
+                ex.flag(crate::access_log::Flags::DC);
+                ex.finish(env, now);
+            }
+            State::Tunnel(mut t) => {
+                t.ex.flag(crate::access_log::Flags::DC);
+                t.finish(env, now);
+            }
+            _ => {}
         }
         if let Some(u) = self.up.take() {
             u.recycle(&mut self.spare);
@@ -495,7 +567,7 @@ impl Conn {
     fn step(&mut self, env: &mut dyn Env, now: Instant) -> bool {
         match &mut self.state {
             State::Head => self.head(env, now),
-            State::Exchange(_) => self.exchange(env, now),
+            State::Exchange(_) | State::Tunnel(_) => self.exchange(env, now),
             State::Closing { .. } => false,
             State::Lingering { .. } => {
                 self.discard();
@@ -576,8 +648,10 @@ impl Conn {
                 test_hooks::maybe_panic(req.path);
                 let mut rq = env.begin(Some(&req), req.minor, now);
                 let decision = env.route(&req, &mut rq);
-                let idle = self.lim.stream_idle_timeout;
-                (req.head_len, exchange::Start::new(&req, decision, rq, idle))
+                (
+                    req.head_len,
+                    exchange::Start::new(&req, decision, rq, &self.lim),
+                )
             }
         };
         self.cin.consume(head_len);
@@ -592,10 +666,11 @@ impl Conn {
 
     fn exchange(&mut self, env: &mut dyn Env, now: Instant) -> bool {
         let closing = env.closing();
-        let (State::Exchange(ex), mut cx) = self.parts() else {
-            return false;
+        let next = match self.parts() {
+            (State::Exchange(ex), mut cx) => ex.pump(env, &mut cx, closing, now),
+            (State::Tunnel(t), mut cx) => t.pump(env, &mut cx, now),
+            _ => return false,
         };
-        let next = ex.pump(env, &mut cx, closing, now);
         let progress = !matches!(next, exchange::Step::Running(false));
         self.apply_step(env, next, now);
         progress
@@ -618,14 +693,21 @@ impl Conn {
                 }
                 self.end_exchange(env, then, now);
             }
+            Step::Tunnel => {
+                if let State::Exchange(ex) = std::mem::replace(&mut self.state, State::Head) {
+                    env.tunnel(true);
+                    self.state = State::Tunnel(tunnel::Tunnel::new(ex, now));
+                }
+            }
         }
     }
 
     fn end_exchange(&mut self, env: &mut dyn Env, then: exchange::Then, now: Instant) {
         use exchange::Then;
-        let state = std::mem::replace(&mut self.state, State::Head);
-        if let State::Exchange(ex) = state {
-            ex.finish(env, now);
+        match std::mem::replace(&mut self.state, State::Head) {
+            State::Exchange(ex) => ex.finish(env, now),
+            State::Tunnel(t) => t.finish(env, now),
+            _ => {}
         }
         match then {
             Then::Next => {

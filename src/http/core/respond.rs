@@ -16,7 +16,11 @@ pub(super) fn client_head(
     service_time: std::time::Duration,
 ) -> (Vec<u8>, Response) {
     let (server_name, server_mode) = env.server();
+    // A 101 (or a 2xx to CONNECT) that opens a tunnel: no body and no framing follow, the
+    // bytes after the head belong to the tunnel.
+    let tunnel = ex.tunnel_ready;
     let out = match r.framing {
+        _ if tunnel => OutMode::NoBody,
         Framing::None => OutMode::NoBody,
         Framing::Length(_) => OutMode::Length,
         Framing::Chunked | Framing::UntilClose => {
@@ -27,7 +31,11 @@ pub(super) fn client_head(
             }
         }
     };
-    let body = BodyIn::from_framing(r.framing);
+    let body = if tunnel {
+        BodyIn::Done
+    } else {
+        BodyIn::from_framing(r.framing)
+    };
     // A response that starts before the request was read in full ends the connection.
     let keep = ex.client_keep_alive && !draining && out != OutMode::Close && ex.req.is_done();
     ex.keep = keep;
@@ -42,7 +50,15 @@ pub(super) fn client_head(
     let mut list: Option<HeaderList<'_>> = (!ex.resp_edits.is_empty()).then(Vec::new);
     for hd in r.headers {
         let n = hd.name;
-        if n.eq_ignore_ascii_case("content-length") && out == OutMode::NoBody && r.status != 204 {
+        if tunnel && r.status == 101 && n.eq_ignore_ascii_case("upgrade") {
+            put_header(&mut h, n, hd.value);
+            continue;
+        }
+        if n.eq_ignore_ascii_case("content-length")
+            && out == OutMode::NoBody
+            && r.status != 204
+            && !tunnel
+        {
             // HEAD and 304 keep the length the full response would have had.
             put_header(&mut h, n, hd.value);
             continue;
@@ -93,7 +109,11 @@ pub(super) fn client_head(
         (OutMode::Chunked, _) => put_header(&mut h, "transfer-encoding", b"chunked"),
         _ => {}
     }
-    if !keep && ex.client_minor == 1 {
+    if tunnel {
+        if r.status == 101 {
+            put_header(&mut h, "connection", b"upgrade");
+        }
+    } else if !keep && ex.client_minor == 1 {
         put_header(&mut h, "connection", b"close");
     } else if keep && ex.client_minor == 0 {
         put_header(&mut h, "connection", b"keep-alive");

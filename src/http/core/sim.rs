@@ -12,13 +12,15 @@ use crate::http::buf::BufPool;
 use crate::http::codec::RequestHead;
 use crate::http::local::write_local_reply;
 use crate::http::request::{Decision, Forward, LocalDecision};
+use crate::http::upgrade::Upgrade;
 
 /// The upstream address the simulated cluster resolves to.
 pub const UPSTREAM: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);
 
 /// Routing for the simulation: `/local…` → a direct response, `/missing…` → 404, `/retry…`
-/// → upstream with a retry policy, anything else → upstream. A fixed Date keeps output
+/// → upstream with a retry policy, anything else → upstream. Upgrade requests are allowed
+/// (forwarded), except to `/noupgrade…` (403); CONNECT is terminated. A fixed Date keeps output
 /// byte-for-byte comparable.
 #[derive(Debug, Default)]
 pub struct TestEnv {
@@ -31,6 +33,9 @@ pub struct TestEnv {
     pub statuses: Vec<u16>,
     /// Net active-request count per host (must return to 0).
     pub active: i64,
+    /// Tunnels opened, and open now (must return to 0).
+    pub tunnels: u64,
+    pub tunnels_open: i64,
     retry: Option<RetryPolicy>,
     rng: Option<crate::util::Rng>,
 }
@@ -56,7 +61,7 @@ impl TestEnv {
 
 /// Serialises the upstream head the way the proxy does in spirit: method, path, Host, the
 /// client's headers minus framing, and our own framing.
-fn upstream_head(req: &RequestHead<'_>) -> Vec<u8> {
+fn upstream_head(req: &RequestHead<'_>, upgrade: bool) -> Vec<u8> {
     use crate::http::codec::{is_hop_by_hop, put_header, Framing};
     let mut h = Vec::with_capacity(128);
     h.extend_from_slice(req.method.as_bytes());
@@ -65,6 +70,10 @@ fn upstream_head(req: &RequestHead<'_>) -> Vec<u8> {
     h.extend_from_slice(b" HTTP/1.1\r\n");
     put_header(&mut h, "host", req.host.unwrap_or("-").as_bytes());
     for hd in req.headers {
+        if upgrade && hd.name.eq_ignore_ascii_case("upgrade") {
+            put_header(&mut h, hd.name, hd.value);
+            continue;
+        }
         if is_hop_by_hop(hd.name)
             || hd.name.eq_ignore_ascii_case("host")
             || hd.name.eq_ignore_ascii_case("expect")
@@ -73,6 +82,9 @@ fn upstream_head(req: &RequestHead<'_>) -> Vec<u8> {
             continue;
         }
         put_header(&mut h, hd.name, hd.value);
+    }
+    if upgrade {
+        put_header(&mut h, "connection", b"upgrade");
     }
     match req.framing {
         Framing::Length(n) => put_header(&mut h, "content-length", n.to_string().as_bytes()),
@@ -114,6 +126,7 @@ impl Env for TestEnv {
                 edits: Vec::new(),
                 upstream: None,
                 flag: 0,
+                direct: status == 200,
             })
         };
         if req.path.starts_with("/local") {
@@ -122,20 +135,28 @@ impl Env for TestEnv {
         if req.path.starts_with("/missing") {
             return local(404, "");
         }
+        let upgrade = match crate::http::upgrade::requested(req) {
+            None => None,
+            Some(_) if req.path.starts_with("/noupgrade") => return local(403, ""),
+            Some(_) if req.method == "CONNECT" => Some(Upgrade::Terminate),
+            Some(_) => Some(Upgrade::Upgrade),
+        };
         let retry = req.path.starts_with("/retry");
         Decision::Forward(Box::new(Forward {
             cluster: 0,
             addr: UPSTREAM,
             connect_timeout: Duration::from_millis(250),
             buffer_limit: 64 * 1024,
-            head: upstream_head(req),
+            head: upstream_head(req, upgrade == Some(Upgrade::Upgrade)),
             auto_host: None,
             timeout: Some(Duration::from_secs(15)),
-            idle: None,
+            // Tunnels get the stream idle timeout (plain exchanges here run without one).
+            idle: upgrade.map(|_| Duration::from_secs(30)),
             route: (0, usize::from(retry)),
             resp_edits: Vec::new(),
             retry: retry.then_some((2, Some(Duration::from_secs(1)))),
             request_id: None,
+            upgrade,
         }))
     }
 
@@ -183,6 +204,24 @@ impl Env for TestEnv {
     fn upstream_connect_fail(&mut self, _cluster: usize, _addr: SocketAddr, _timeout: bool) {}
 
     fn direct_response(&mut self) {}
+
+    fn tunnel(&mut self, open: bool) {
+        if open {
+            self.tunnels += 1;
+        }
+        self.tunnels_open += if open { 1 } else { -1 };
+    }
+
+    fn tunnel_moved(&mut self, _rq: &Rq, out: bool) {
+        // The record leaves (as if ended here) or arrives (as if begun here).
+        if out {
+            self.ended += 1;
+            self.tunnels_open -= 1;
+        } else {
+            self.begun += 1;
+            self.tunnels_open += 1;
+        }
+    }
 }
 
 /// The upstream connection as the simulation sees it.
@@ -214,11 +253,17 @@ pub struct Sim {
     /// Attach connections as soon as they are asked for (else the test calls `attach`).
     pub auto_attach: bool,
     pub connects: u32,
+    /// Connects that asked for a fresh (never pooled) connection.
+    pub fresh_connects: u32,
     pub pooled: u32,
+    /// Stop taking upstream output (an upstream that does not read).
+    pub up_reads: bool,
     pub client_fin: bool,
     /// The upstream closed; delivered to the core once its pending bytes are taken.
     pub up_fin: bool,
     pub shut_down: bool,
+    /// The core passed the client's FIN on to the upstream (tunnel).
+    pub up_shut: bool,
     pub closed: Option<Close>,
     /// Stop taking client output (a client that does not read).
     pub client_reads: bool,
@@ -226,13 +271,14 @@ pub struct Sim {
 
 impl Sim {
     pub fn new(max_head: usize) -> Sim {
+        Sim::with_buffer_limit(max_head, 1 << 20)
+    }
+
+    /// As `new`, with the listener's `per_connection_buffer_limit_bytes` (`TestEnv`'s cluster
+    /// limit is 64 KiB).
+    pub fn with_buffer_limit(max_head: usize, buffer_limit: usize) -> Sim {
         let now = Instant::now();
-        let lim = Limits {
-            max_head,
-            idle_timeout: Some(Duration::from_secs(60)),
-            request_headers_timeout: Some(Duration::from_secs(10)),
-            stream_idle_timeout: Some(Duration::from_secs(30)),
-        };
+        let lim = Sim::limits(max_head, buffer_limit);
         Sim {
             env: TestEnv::new(),
             conn: Conn::new(lim, now),
@@ -245,18 +291,57 @@ impl Sim {
             up: UpConn::None,
             auto_attach: true,
             connects: 0,
+            fresh_connects: 0,
             pooled: 0,
+            up_reads: true,
             client_fin: false,
             up_fin: false,
             shut_down: false,
+            up_shut: false,
             closed: None,
             client_reads: true,
         }
     }
 
+    fn limits(max_head: usize, buffer_limit: usize) -> Limits {
+        Limits {
+            max_head,
+            idle_timeout: Some(Duration::from_secs(60)),
+            request_headers_timeout: Some(Duration::from_secs(10)),
+            stream_idle_timeout: Some(Duration::from_secs(30)),
+            buffer_limit,
+        }
+    }
+
+    /// A handover of this simulation's open tunnel: the core's part is taken out and resumed
+    /// in a new connection with `env` (another process's, or ours for a rollback); the peers'
+    /// unread bytes (the sockets' kernel buffers, which travel with the fds) and what they
+    /// received so far stay as they are. Returns false when there was no tunnel to take.
+    pub fn hand_over(&mut self, env: Option<TestEnv>) -> bool {
+        let Some((state, rq)) = self.conn.take_tunnel(&mut self.env) else {
+            return false;
+        };
+        if let Some(e) = env {
+            self.env = e;
+        }
+        self.conn = Conn::resume_tunnel(
+            Sim::limits(8192, 1 << 20),
+            state,
+            rq,
+            (0, UPSTREAM),
+            64 * 1024,
+            &mut self.env,
+            self.now,
+        );
+        self.run();
+        true
+    }
+
     /// The client sends bytes.
     pub fn client(&mut self, bytes: &[u8]) {
-        self.client_pending.extend_from_slice(bytes);
+        if !self.client_fin {
+            self.client_pending.extend_from_slice(bytes);
+        }
         self.run();
     }
 
@@ -311,6 +396,7 @@ impl Sim {
         self.up_got.clear();
         self.up_pending.clear();
         self.up_fin = false;
+        self.up_shut = false;
         self.conn.up_attached(&mut self.env, false, self.now);
         self.conn.up_connected(self.now);
     }
@@ -343,9 +429,9 @@ impl Sim {
             } else if room > 0 && self.client_fin && self.client_pending.is_empty() {
                 self.conn.client_eof();
             }
-            if self.up == UpConn::Open {
+            if self.up == UpConn::Open && self.up_reads {
                 if let Some(side) = self.conn.up() {
-                    if !side.tx.is_empty() {
+                    if !side.tx.is_empty() && self.up_reads {
                         self.up_got.extend_from_slice(side.tx.data());
                         self.up_all.extend_from_slice(side.tx.data());
                         side.tx.consume(side.tx.len());
@@ -380,8 +466,9 @@ impl Sim {
                         self.up_pending.clear();
                         self.up_fin = false;
                     }
-                    Action::Connect { .. } => {
+                    Action::Connect { fresh, .. } => {
                         self.connects += 1;
+                        self.fresh_connects += u32::from(fresh);
                         self.up = UpConn::Wanted;
                         if self.auto_attach {
                             self.open_upstream();
@@ -404,6 +491,11 @@ impl Sim {
             if self.conn.wants_shutdown() {
                 self.shut_down = true;
                 self.conn.shut_down(self.now);
+                moved = true;
+            }
+            if self.conn.up_wants_shutdown() {
+                self.up_shut = true;
+                self.conn.up_shut_down();
                 moved = true;
             }
             if !moved {
@@ -474,7 +566,7 @@ pub fn fuzz_exchange(data: &[u8]) {
             .get(i + 2..(i + 2 + len).min(data.len()))
             .unwrap_or_default();
         i += 2 + len;
-        match op % 10 {
+        match op % 12 {
             0 | 1 => sim.client(payload),
             2 | 3 => sim.upstream(payload),
             4 => sim.attach(),
@@ -482,9 +574,14 @@ pub fn fuzz_exchange(data: &[u8]) {
             6 => sim.upstream_reset(),
             7 => sim.advance(Duration::from_millis(len as u64 * 20)),
             8 => sim.connect_refused(),
-            _ => {
+            9 => {
                 sim.client_reads = !sim.client_reads;
                 sim.run();
+            }
+            10 => sim.client_close(),
+            _ => {
+                // A tunnel taken out and resumed (a handover's rollback) changes nothing.
+                sim.hand_over(None);
             }
         }
         check_invariants(&sim);
@@ -512,5 +609,10 @@ fn check_invariants(sim: &Sim) {
     if sim.closed.is_some() {
         assert_eq!(sim.env.ended, sim.env.begun, "a request never ended");
         assert_eq!(sim.env.active, 0, "active-request count leaked");
+        assert_eq!(sim.env.tunnels_open, 0, "a tunnel never ended");
+    }
+    // A tunnel passes the client's FIN upstream only after everything the client sent.
+    if sim.up_shut {
+        assert!(sim.client_fin && sim.client_pending.is_empty());
     }
 }

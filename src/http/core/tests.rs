@@ -530,3 +530,312 @@ fn frame_response(rng: &mut Rng, plan: u64, body: &[u8]) -> Vec<u8> {
         }
     }
 }
+
+/// The listener's buffer limit bounds the unread request bytes and the response bytes waiting
+/// for the client; the cluster's bounds the request bytes waiting for the upstream. Past them
+/// the core stops reading, so the peers' bytes stay with the peers.
+#[test]
+fn buffers_are_bounded_by_the_listener_and_cluster_limits() {
+    const LISTENER: usize = 32 * 1024;
+    const CLUSTER: usize = 64 * 1024; // TestEnv's Forward::buffer_limit
+    const BIG: usize = 1 << 20;
+    let mut sim = Sim::with_buffer_limit(8192, LISTENER);
+    sim.up_reads = false;
+    sim.client(format!("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: {BIG}\r\n\r\n").as_bytes());
+    sim.client(&vec![b'q'; BIG]);
+    let queued = sim.conn.up().map_or(0, |u| u.tx.len());
+    assert!(
+        queued > 0 && queued <= CLUSTER + 8192,
+        "{queued} queued upstream"
+    );
+    assert!(
+        sim.conn.client_in().len() <= LISTENER,
+        "{} unread",
+        sim.conn.client_in().len()
+    );
+    assert!(sim.client_pending.len() >= BIG - CLUSTER - LISTENER - 8192);
+    // Now the upstream reads: the body goes through, then a large response meets a client
+    // that does not read.
+    sim.up_reads = true;
+    sim.client_reads = false;
+    sim.run();
+    assert!(sim.client_pending.is_empty());
+    sim.upstream(format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n").as_bytes());
+    sim.upstream(&vec![b'r'; BIG]);
+    let waiting = sim.conn.client_out().len();
+    assert!(
+        waiting > 0 && waiting <= LISTENER + 1024,
+        "{waiting} waiting for the client"
+    );
+    assert!(sim.up_pending.len() >= BIG - LISTENER - 2 * crate::http::buf::CHUNK);
+    // A client that reads again gets every byte.
+    sim.client_reads = true;
+    sim.run();
+    assert_eq!(responses(&sim.client_got), vec![(200, vec![b'r'; BIG])]);
+}
+
+// ---- tunnels (upgrades and CONNECT) ----
+
+const WS_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n";
+const WS_101: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: a\r\n\r\n";
+
+/// The bytes after the first response head in `b`.
+fn after_head(b: &[u8]) -> &[u8] {
+    let at = b
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(b.len(), |i| i + 4);
+    b.get(at..).unwrap_or_default()
+}
+
+/// A WebSocket handshake answered with 101: the tunnel is open, both directions empty.
+fn open_ws() -> Sim {
+    let mut sim = Sim::new(8192);
+    sim.client(WS_REQUEST);
+    let up = String::from_utf8_lossy(&sim.up_got).to_ascii_lowercase();
+    assert!(up.contains("upgrade: websocket\r\n"), "{up}");
+    assert!(up.contains("connection: upgrade\r\n"), "{up}");
+    sim.upstream(WS_101);
+    let head = String::from_utf8_lossy(&sim.client_got).to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.1 101 switching protocols\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("upgrade: websocket\r\n"), "{head}");
+    assert!(head.contains("connection: upgrade\r\n"), "{head}");
+    assert!(head.contains("sec-websocket-accept: a\r\n"), "{head}");
+    assert!(!head.contains("content-length") && !head.contains("transfer-encoding"));
+    assert_eq!(sim.env.tunnels_open, 1);
+    sim
+}
+
+#[test]
+fn a_101_opens_a_pipe_and_half_closes_pass_through_in_order() {
+    let mut sim = open_ws();
+    let upstream_head_len = sim.up_got.len();
+    // Bytes of any shape, both ways, arriving in any split.
+    let frames: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    for piece in frames.chunks(777) {
+        sim.client(piece);
+    }
+    assert_eq!(sim.up_got.get(upstream_head_len..), Some(&frames[..]));
+    let before = sim.client_got.len();
+    for piece in frames.chunks(1001) {
+        sim.upstream(piece);
+    }
+    assert_eq!(sim.client_got.get(before..), Some(&frames[..]));
+    // The client's FIN goes upstream; the upstream still talks, then closes.
+    sim.client_close();
+    assert!(sim.up_shut, "client FIN not passed upstream");
+    assert!(sim.closed.is_none());
+    sim.upstream(b"late words");
+    assert!(sim.client_got.ends_with(b"late words"));
+    sim.upstream_fin();
+    assert!(sim.shut_down, "upstream FIN not passed to the client");
+    assert_eq!(sim.closed, Some(super::Close::Graceful));
+    assert_eq!(sim.env.ended, 1);
+    assert_eq!((sim.env.tunnels, sim.env.tunnels_open), (1, 0));
+    assert_eq!(sim.env.active, 0);
+}
+
+#[test]
+fn the_upstreams_fin_first_then_the_clients() {
+    let mut sim = open_ws();
+    sim.upstream(b"bye");
+    sim.upstream_fin();
+    assert!(sim.shut_down && !sim.up_shut);
+    assert!(sim.client_got.ends_with(b"bye"));
+    // The client may still send; it reaches the upstream.
+    sim.client(b"last");
+    assert!(sim.up_got.ends_with(b"last"));
+    sim.client_close();
+    assert!(sim.up_shut);
+    assert_eq!(sim.closed, Some(super::Close::Graceful));
+    assert_eq!(sim.env.tunnels_open, 0);
+}
+
+#[test]
+fn a_reset_on_either_side_resets_the_tunnel() {
+    let mut sim = open_ws();
+    sim.upstream_reset();
+    assert_eq!(sim.closed, Some(super::Close::Reset));
+    assert_eq!((sim.env.ended, sim.env.tunnels_open), (1, 0));
+    // The client side: the driver sees the error and aborts the connection.
+    let mut sim = open_ws();
+    sim.conn.abort(&mut sim.env, sim.now);
+    assert_eq!(
+        (sim.env.ended, sim.env.tunnels_open, sim.env.active),
+        (1, 0, 0)
+    );
+}
+
+#[test]
+fn tunnel_buffers_stay_bounded_both_ways() {
+    let mut sim = open_ws();
+    sim.client_reads = false;
+    sim.up_reads = false;
+    let block = vec![b'z'; 4096];
+    for _ in 0..200 {
+        sim.upstream(&block);
+        sim.client(&block);
+    }
+    // Each side's reader stopped: the rest waits with its sender.
+    assert!(sim.conn.cout.len() <= super::OUT_HIGH + crate::http::buf::CHUNK);
+    assert!(!sim.up_pending.is_empty() && !sim.client_pending.is_empty());
+    let up_tx = sim.conn.up().map_or(0, |u| u.tx.len());
+    assert!(up_tx + sim.conn.cin.len() <= super::OUT_HIGH + crate::http::buf::CHUNK);
+    // Reading again drains everything, in order.
+    sim.client_reads = true;
+    sim.up_reads = true;
+    sim.run();
+    assert!(sim.up_pending.is_empty() && sim.client_pending.is_empty());
+    assert_eq!(after_head(&sim.client_got).len(), 200 * 4096);
+}
+
+#[test]
+fn an_idle_tunnel_is_reset_after_the_stream_idle_timeout() {
+    let mut sim = open_ws();
+    sim.advance(Duration::from_secs(20));
+    sim.client(b"ping");
+    sim.advance(Duration::from_secs(20));
+    assert!(sim.closed.is_none(), "activity moves the idle deadline");
+    sim.advance(Duration::from_secs(11));
+    assert_eq!(sim.closed, Some(super::Close::Reset));
+    assert_eq!(sim.env.tunnels_open, 0);
+}
+
+#[test]
+fn a_refused_upgrade_is_a_normal_response_and_the_connection_goes_on() {
+    let mut sim = Sim::new(8192);
+    sim.client(WS_REQUEST);
+    sim.upstream(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 2\r\n\r\nno");
+    sim.client(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    sim.upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let codes: Vec<u16> = responses(&sim.client_got).iter().map(|r| r.0).collect();
+    assert_eq!(codes, [426, 200]);
+    assert_eq!(sim.env.tunnels, 0);
+    // An upgrade the route does not allow: 403, and no upstream request.
+    let mut sim = Sim::new(8192);
+    sim.client(
+        b"GET /noupgrade HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+    );
+    assert_eq!(responses(&sim.client_got)[0].0, 403);
+    assert_eq!(sim.connects, 0);
+    // A 101 nobody asked for is a protocol error (502), not a tunnel.
+    let mut sim = Sim::new(8192);
+    sim.client(b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n");
+    sim.upstream(WS_101);
+    assert_eq!(responses(&sim.client_got)[0].0, 502);
+    assert_eq!(sim.env.tunnels, 0);
+}
+
+#[test]
+fn a_terminated_connect_answers_200_on_connect_and_pipes_raw_bytes() {
+    let mut sim = Sim::new(8192);
+    sim.auto_attach = false;
+    sim.client(b"CONNECT db.test:5432 HTTP/1.1\r\nHost: db.test:5432\r\n\r\n");
+    assert_eq!((sim.connects, sim.fresh_connects), (1, 1));
+    assert!(
+        sim.client_got.is_empty(),
+        "no answer before the upstream is connected"
+    );
+    sim.attach();
+    assert_eq!(sim.client_got, b"HTTP/1.1 200 OK\r\nserver: baton\r\n\r\n");
+    assert!(
+        sim.up_got.is_empty(),
+        "nothing of the CONNECT goes upstream"
+    );
+    sim.client(b"\x00\x01raw");
+    sim.upstream(b"\xffreply");
+    assert_eq!(sim.up_got, b"\x00\x01raw");
+    assert!(sim.client_got.ends_with(b"\xffreply"));
+    sim.client_close();
+    sim.upstream_fin();
+    assert_eq!(sim.closed, Some(super::Close::Graceful));
+    // A refused connect is Envoy's 503.
+    let mut sim = Sim::new(8192);
+    sim.auto_attach = false;
+    sim.client(b"CONNECT db.test:5432 HTTP/1.1\r\nHost: db.test:5432\r\n\r\n");
+    sim.connect_refused();
+    assert_eq!(responses(&sim.client_got)[0].0, 503);
+    assert_eq!(sim.env.tunnels, 0);
+}
+
+#[test]
+fn every_split_of_a_handshake_and_its_data_gives_the_same_bytes() {
+    let mut client = WS_REQUEST.to_vec();
+    client.extend_from_slice(b"early client bytes");
+    let mut upstream = WS_101.to_vec();
+    upstream.extend_from_slice(b"early upstream bytes");
+    let run = |c: &[&[u8]], u: &[&[u8]]| {
+        let mut sim = Sim::new(8192);
+        for p in c {
+            sim.client(p);
+        }
+        for p in u {
+            sim.upstream(p);
+        }
+        (sim.client_got, sim.up_got)
+    };
+    let whole = run(&[&client], &[&upstream]);
+    assert!(whole.0.ends_with(b"early upstream bytes"));
+    assert!(whole.1.ends_with(b"early client bytes"));
+    for cut in 0..=client.len() {
+        let (a, b) = client.split_at(cut);
+        assert_eq!(run(&[a, b], &[&upstream]), whole, "client split at {cut}");
+    }
+    for cut in 0..=upstream.len() {
+        let (a, b) = upstream.split_at(cut);
+        assert_eq!(run(&[&client], &[a, b]), whole, "upstream split at {cut}");
+    }
+}
+
+#[test]
+fn a_tunnel_handed_over_mid_stream_delivers_every_byte_once_in_order() {
+    use super::sim::TestEnv;
+    let mut sim = open_ws();
+    let up_head = sim.up_got.len();
+    let down_head = sim.client_got.len();
+    let up_stream: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let down_stream: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    let (mut up_at, mut down_at) = (0, 0);
+    // Peers that stall now and then, so every buffer holds bytes when the tunnel moves.
+    for round in 0..40 {
+        sim.client_reads = round % 3 != 0;
+        sim.up_reads = round % 4 != 1;
+        let n = 7_500;
+        sim.client(&up_stream[up_at..up_at + n]);
+        sim.upstream(&down_stream[down_at..down_at + n]);
+        up_at += n;
+        down_at += n;
+        // Every fifth round: a handover to a new process; every seventh: one rolled back
+        // (resumed by this process itself).
+        if round % 5 == 4 {
+            assert!(sim.hand_over(Some(TestEnv::new())));
+        } else if round % 7 == 6 {
+            assert!(sim.hand_over(None));
+        }
+    }
+    // A FIN each way, with bytes still buffered, then one more handover.
+    sim.client_reads = false;
+    sim.up_reads = false;
+    sim.client_close();
+    sim.upstream_fin();
+    assert!(sim.hand_over(Some(TestEnv::new())));
+    sim.client_reads = true;
+    sim.up_reads = true;
+    sim.run();
+    assert_eq!(sim.up_got.get(up_head..), Some(&up_stream[..]));
+    assert_eq!(sim.client_got.get(down_head..), Some(&down_stream[..]));
+    assert!(sim.up_shut && sim.shut_down);
+    assert_eq!(sim.closed, Some(super::Close::Graceful));
+    // The record ended once, in the process that had the tunnel last.
+    assert_eq!(
+        (sim.env.begun, sim.env.ended, sim.env.tunnels_open),
+        (1, 1, 0)
+    );
+    assert_eq!(sim.env.active, 0);
+    // Nothing but an open tunnel can be taken.
+    let mut idle = Sim::new(8192);
+    assert!(!idle.hand_over(None));
+}

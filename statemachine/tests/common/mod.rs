@@ -197,5 +197,25 @@ pub fn all_messages() -> Vec<Message> {
                 pending: Vec::new(),
             },
         ]),
+        Message::Tunnels {
+            batch: 3,
+            tunnels: vec![MovedTunnel {
+                listener: "tcp:127.0.0.1:10000".into(),
+                peer: "127.0.0.1:5555".into(),
+                cluster: "ws".into(),
+                upstream: "127.0.0.1:8080".into(),
+                to_client: b"\x81\x05hello".to_vec(),
+                to_upstream: Vec::new(),
+                fins: 0b0101,
+                idle_ms: 300_000,
+                bytes_rx: 12,
+                bytes_tx: u64::MAX,
+                status: 101,
+                flags: 0,
+                minor: 1,
+                age_ms: 7,
+            }],
+        },
+        Message::TunnelsAck { batch: 3 },
     ]
 }

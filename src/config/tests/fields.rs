@@ -1,0 +1,382 @@
+//! Every field of the checked model (`model.rs`) is either consumed by the data path or a
+//! label that the process shows (stats, logs, admin): this table names, for each, the test that
+//! proves it. Fields of the Envoy YAML that are not in the model are refused at load (see
+//! `docs/config.md`). A field added to the model without an entry here fails
+//! `every_model_field_has_a_proof`; an entry whose test was renamed or removed fails too.
+
+/// `Struct.field` → `file::test` (a test function in that file, under the repository root).
+const PROOFS: &[(&str, &str)] = &[
+    ("Bootstrap.listeners", "tests/proxy_basic.rs::get_and_post_with_curl"),
+    ("Bootstrap.clusters", "tests/lifecycle.rs::round_robin_spreads_over_static_endpoints"),
+    ("Bootstrap.admin", "tests/admin_endpoints.rs::info_endpoints_and_errors"),
+    (
+        "Bootstrap.max_downstream_connections",
+        "tests/connection_limits.rs::the_global_connection_limit_closes_new_connections_past_it",
+    ),
+    (
+        "Bootstrap.node",
+        "tests/config_fields.rs::node_is_shown_in_server_info_and_the_command_line_overrides_it",
+    ),
+    ("Node.id", "tests/config_fields.rs::node_is_shown_in_server_info_and_the_command_line_overrides_it"),
+    ("Node.cluster", "tests/config_fields.rs::node_is_shown_in_server_info_and_the_command_line_overrides_it"),
+    ("Admin.address", "tests/admin_endpoints.rs::info_endpoints_and_errors"),
+    (
+        "Admin.access_log_path",
+        "tests/admin_hardening.rs::admin_access_log_path_gets_a_line_per_request",
+    ),
+    ("Listener.name", "tests/hot_restart_handover.rs::a_listener_the_new_config_drops_is_closed_and_a_new_one_is_bound_fresh"),
+    ("Listener.address", "tests/proxy_basic.rs::get_and_post_with_curl"),
+    ("Listener.hcm", "tests/proxy_basic.rs::get_and_post_with_curl"),
+    (
+        "Listener.per_connection_buffer_limit_bytes",
+        "src/http/core/tests.rs::buffers_are_bounded_by_the_listener_and_cluster_limits",
+    ),
+    (
+        "Listener.connection_limit",
+        "tests/connection_limits.rs::the_listener_connection_limit_filter_closes_new_connections_past_it",
+    ),
+    (
+        "ConnectionLimit.stat_prefix",
+        "tests/connection_limits.rs::the_listener_connection_limit_filter_closes_new_connections_past_it",
+    ),
+    (
+        "ConnectionLimit.max_connections",
+        "tests/connection_limits.rs::the_listener_connection_limit_filter_closes_new_connections_past_it",
+    ),
+    (
+        "HttpConnectionManager.stat_prefix",
+        "tests/admin_endpoints.rs::stats_count_every_request_by_class_and_failure",
+    ),
+    ("HttpConnectionManager.route_config", "tests/routing_match.rs::path_prefix_regex_and_case"),
+    (
+        "HttpConnectionManager.idle_timeout",
+        "src/http/core/tests.rs::a_head_too_slow_gets_408_and_an_idle_connection_just_closes",
+    ),
+    (
+        "HttpConnectionManager.request_headers_timeout",
+        "tests/slowloris.rs::slowloris_does_not_starve_normal_clients_and_header_timeouts_end_it",
+    ),
+    (
+        "HttpConnectionManager.upgrades",
+        "tests/tunnels.rs::a_websocket_echo_session_works_through_baton",
+    ),
+    (
+        "HttpConnectionManager.stream_idle_timeout",
+        "tests/routing_actions.rs::route_idle_timeout_is_504_stream_timeout_before_the_response",
+    ),
+    (
+        "HttpConnectionManager.max_request_headers_kb",
+        "tests/data_path_defects.rs::a_large_head_dribbled_in_small_pieces_is_answered",
+    ),
+    (
+        "HttpConnectionManager.server_name",
+        "tests/config_fields.rs::server_name_and_server_header_transformation",
+    ),
+    (
+        "HttpConnectionManager.server_header_transformation",
+        "tests/config_fields.rs::server_name_and_server_header_transformation",
+    ),
+    // AUTO and HTTP1 are both HTTP/1.x (HTTP2/HTTP3 are refused at load); the front-proxy
+    // corpus config serves with AUTO.
+    (
+        "HttpConnectionManager.codec_type",
+        "tests/envoy_configs.rs::front_proxy_service_envoy_routes_its_prefix_and_404s_the_rest",
+    ),
+    ("HttpConnectionManager.use_remote_address", "tests/proxy_basic.rs::forwarding_headers_are_set"),
+    (
+        "HttpConnectionManager.xff_num_trusted_hops",
+        "src/http/request.rs::trusted_client_follows_envoys_rules",
+    ),
+    (
+        "HttpConnectionManager.generate_request_id",
+        "tests/config_fields.rs::generate_request_id_false_adds_none_and_keeps_the_clients",
+    ),
+    (
+        "HttpConnectionManager.normalize_path",
+        "tests/routing_normalize.rs::normalized_paths_cannot_walk_around_a_route",
+    ),
+    (
+        "HttpConnectionManager.merge_slashes",
+        "tests/routing_normalize.rs::normalized_paths_cannot_walk_around_a_route",
+    ),
+    (
+        "HttpConnectionManager.access_log",
+        "tests/envoy_configs.rs::csrf_crosssite_envoy_logs_each_request_to_stdout_in_envoys_default_format",
+    ),
+    (
+        "AccessLog.path",
+        "tests/access_log_stall.rs::a_stalled_access_log_pipe_costs_lines_not_requests",
+    ),
+    ("AccessLog.format", "src/access_log/format.rs::custom_operators_fallback_and_truncation"),
+    (
+        "HeaderValueOption.name",
+        "tests/routing_headers.rs::route_config_wins_over_virtual_host_over_route_by_default",
+    ),
+    (
+        "HeaderValueOption.value",
+        "tests/routing_headers.rs::substitution_variables_are_expanded",
+    ),
+    (
+        "HeaderValueOption.append_action",
+        "tests/routing_headers.rs::route_config_wins_over_virtual_host_over_route_by_default",
+    ),
+    (
+        "HeaderValueOption.keep_empty_value",
+        "tests/config_fields.rs::keep_empty_value_adds_a_header_whose_value_renders_empty",
+    ),
+    (
+        "HeaderMutations.request_headers_to_add",
+        "tests/routing_headers.rs::route_config_wins_over_virtual_host_over_route_by_default",
+    ),
+    (
+        "HeaderMutations.request_headers_to_remove",
+        "tests/routing_headers.rs::route_config_wins_over_virtual_host_over_route_by_default",
+    ),
+    (
+        "HeaderMutations.response_headers_to_add",
+        "tests/routing_headers.rs::generation_header_is_on_every_response_of_a_matched_route",
+    ),
+    (
+        "HeaderMutations.response_headers_to_remove",
+        "tests/routing_headers.rs::response_headers_to_remove_drops_upstream_headers",
+    ),
+    // Labels: shown in /config_dump.
+    ("RouteConfig.name", "src/admin/dump/tests.rs::dump_loads_back_into_the_same_model"),
+    ("RouteConfig.virtual_hosts", "tests/routing_match.rs::path_prefix_regex_and_case"),
+    (
+        "RouteConfig.headers",
+        "tests/routing_headers.rs::route_config_wins_over_virtual_host_over_route_by_default",
+    ),
+    (
+        "RouteConfig.most_specific_header_mutations_wins",
+        "tests/routing_headers.rs::most_specific_header_mutations_wins_reverses_the_order",
+    ),
+    ("VirtualHost.name", "src/admin/dump/tests.rs::dump_loads_back_into_the_same_model"),
+    ("VirtualHost.domains", "src/route/mod.rs::domain_precedence_is_envoys"),
+    ("VirtualHost.routes", "tests/routing_match.rs::path_prefix_regex_and_case"),
+    (
+        "VirtualHost.headers",
+        "tests/routing_headers.rs::route_config_wins_over_virtual_host_over_route_by_default",
+    ),
+    // A label: shown in /config_dump.
+    ("Route.name", "src/admin/dump/tests.rs::dump_loads_back_into_the_same_model"),
+    ("Route.matcher", "tests/routing_match.rs::path_prefix_regex_and_case"),
+    ("Route.action", "tests/routing_actions.rs::direct_response_and_redirects"),
+    (
+        "Route.headers",
+        "tests/routing_headers.rs::route_config_wins_over_virtual_host_over_route_by_default",
+    ),
+    ("Regex.pattern", "src/admin/dump/tests.rs::dump_loads_back_into_the_same_model"),
+    ("Regex.full", "tests/routing_match.rs::path_prefix_regex_and_case"),
+    ("Regex.partial", "tests/routing_actions.rs::path_and_host_rewrites"),
+    ("RouteMatch.path", "tests/routing_match.rs::path_prefix_regex_and_case"),
+    ("RouteMatch.case_sensitive", "tests/routing_match.rs::path_prefix_regex_and_case"),
+    ("RouteMatch.headers", "tests/routing_match.rs::header_matchers"),
+    ("RouteMatch.query_parameters", "tests/routing_match.rs::query_parameters"),
+    ("StringMatch.kind", "tests/routing_match.rs::header_matchers"),
+    ("StringMatch.ignore_case", "tests/routing_match.rs::header_matchers"),
+    ("HeaderMatcher.name", "tests/routing_match.rs::header_matchers"),
+    ("HeaderMatcher.rule", "tests/routing_match.rs::header_matchers"),
+    ("HeaderMatcher.invert", "tests/routing_match.rs::header_matchers"),
+    ("QueryParameterMatcher.name", "tests/routing_match.rs::query_parameters"),
+    ("QueryParameterMatcher.rule", "tests/routing_match.rs::query_parameters"),
+    ("ForwardAction.cluster", "tests/routing_actions.rs::weighted_clusters_split_80_20"),
+    ("ForwardAction.prefix_rewrite", "tests/routing_actions.rs::path_and_host_rewrites"),
+    ("ForwardAction.timeout", "tests/local_replies.rs::route_timeout_is_504"),
+    ("ForwardAction.regex_rewrite", "tests/routing_actions.rs::path_and_host_rewrites"),
+    ("ForwardAction.host_rewrite", "tests/routing_actions.rs::auto_host_rewrite_uses_the_dns_name"),
+    (
+        "ForwardAction.upgrades",
+        "tests/envoy_configs.rs::websocket_examples_carry_a_websocket_session",
+    ),
+    (
+        "RouteUpgrade.upgrade_type",
+        "tests/envoy_configs.rs::websocket_examples_carry_a_websocket_session",
+    ),
+    (
+        "RouteUpgrade.enabled",
+        "tests/tunnels.rs::an_upgrade_without_upgrade_configs_gets_envoys_403",
+    ),
+    (
+        "RouteUpgrade.terminate_connect",
+        "tests/tunnels.rs::a_long_download_through_a_terminated_connect_is_byte_exact",
+    ),
+    (
+        "ForwardAction.idle_timeout",
+        "tests/routing_actions.rs::route_idle_timeout_is_504_stream_timeout_before_the_response",
+    ),
+    (
+        "ForwardAction.retry_policy",
+        "tests/routing_retry.rs::connect_failure_on_one_endpoint_becomes_a_200_from_the_other",
+    ),
+    ("RegexRewrite.pattern", "tests/routing_actions.rs::path_and_host_rewrites"),
+    ("RegexRewrite.substitution", "tests/routing_actions.rs::path_and_host_rewrites"),
+    ("RetryOn.five_xx", "tests/routing_retry.rs::retriable_status_moves_to_the_next_endpoint"),
+    (
+        "RetryOn.gateway_error",
+        "src/http/core/tests.rs::retries_follow_the_policy_and_the_budget",
+    ),
+    ("RetryOn.reset", "src/http/core/tests.rs::retries_follow_the_policy_and_the_budget"),
+    (
+        "RetryOn.connect_failure",
+        "tests/routing_retry.rs::connect_failure_on_one_endpoint_becomes_a_200_from_the_other",
+    ),
+    (
+        "RetryOn.retriable_4xx",
+        "src/http/core/tests.rs::retries_follow_the_policy_and_the_budget",
+    ),
+    (
+        "RetryOn.retriable_status_codes",
+        "tests/routing_retry.rs::retriable_status_codes_and_exhausted_retries_pass_the_response_through",
+    ),
+    ("RetryPolicy.retry_on", "tests/routing_retry.rs::five_xx_is_not_retried_for_codes_outside_the_policy"),
+    (
+        "RetryPolicy.num_retries",
+        "tests/routing_retry.rs::retriable_status_codes_and_exhausted_retries_pass_the_response_through",
+    ),
+    (
+        "RetryPolicy.per_try_timeout",
+        "tests/routing_retry.rs::per_try_timeout_retries_on_another_endpoint",
+    ),
+    (
+        "RetryPolicy.retriable_status_codes",
+        "tests/routing_retry.rs::retriable_status_codes_and_exhausted_retries_pass_the_response_through",
+    ),
+    (
+        "RetryPolicy.back_off_base",
+        "src/http/core/tests.rs::retries_follow_the_policy_and_the_budget",
+    ),
+    (
+        "RetryPolicy.back_off_max",
+        "src/http/core/tests.rs::retries_follow_the_policy_and_the_budget",
+    ),
+    ("RedirectAction.scheme", "src/route/rewrite.rs::redirect_locations"),
+    ("RedirectAction.host", "tests/routing_actions.rs::direct_response_and_redirects"),
+    ("RedirectAction.port", "tests/routing_actions.rs::direct_response_and_redirects"),
+    ("RedirectAction.path", "tests/routing_actions.rs::direct_response_and_redirects"),
+    ("RedirectAction.response_code", "tests/routing_actions.rs::direct_response_and_redirects"),
+    ("RedirectAction.strip_query", "tests/routing_actions.rs::direct_response_and_redirects"),
+    ("EndpointAddr.host", "tests/lifecycle.rs::strict_dns_resolves_localhost"),
+    ("EndpointAddr.port", "tests/lifecycle.rs::round_robin_spreads_over_static_endpoints"),
+    ("EndpointAddr.weight", "src/cluster/mod.rs::weights_share_traffic_in_proportion"),
+    ("Cluster.name", "tests/admin_endpoints.rs::stats_count_every_request_by_class_and_failure"),
+    ("Cluster.connect_timeout", "tests/local_replies.rs::connect_timeout_is_honoured"),
+    ("Cluster.discovery", "tests/lifecycle.rs::logical_dns_resolves_localhost"),
+    ("Cluster.lb_policy", "src/cluster/mod.rs::weights_share_traffic_in_proportion"),
+    ("Cluster.dns_lookup_family", "src/cluster/mod.rs::family_filters"),
+    (
+        "Cluster.dns_refresh_rate",
+        "tests/config_fields.rs::dns_refresh_rate_sets_how_often_a_dns_cluster_resolves",
+    ),
+    ("Cluster.endpoints", "tests/lifecycle.rs::round_robin_spreads_over_static_endpoints"),
+    (
+        "Cluster.per_connection_buffer_limit_bytes",
+        "src/http/core/tests.rs::buffers_are_bounded_by_the_listener_and_cluster_limits",
+    ),
+    // Envoy requires it and uses it only for EDS; for static clusters it is a label, shown in
+    // /config_dump.
+    (
+        "Cluster.load_assignment_cluster_name",
+        "src/admin/dump/tests.rs::dump_loads_back_into_the_same_model",
+    ),
+    ("Listener.filter_chains", "tests/tls.rs::https_tls12_tls13_and_sni_choose_the_certificate"),
+    ("Listener.inspect_timeout", "tests/tls.rs::bad_handshakes_cost_only_their_connection"),
+    ("Cluster.tls", "tests/tls.rs::upstream_tls_verifies_and_reuses_connections"),
+    ("TlsParams.min", "tests/tls.rs::tls_minimum_version_refuses_older_clients"),
+    ("TlsParams.max", "tests/tls.rs::tls_params_limit_versions_and_ciphers"),
+    ("TlsParams.cipher_suites", "tests/tls.rs::tls_params_limit_versions_and_ciphers"),
+    ("SanMatcher.san_type", "tests/tls.rs::mtls_refuses_clients_without_an_accepted_certificate"),
+    ("SanMatcher.matcher", "tests/tls.rs::mtls_refuses_clients_without_an_accepted_certificate"),
+    ("Validation.trusted_ca_pem", "tests/tls.rs::mtls_refuses_clients_without_an_accepted_certificate"),
+    ("Validation.san_matchers", "tests/tls.rs::mtls_refuses_clients_without_an_accepted_certificate"),
+    ("CertKey.chain_pem", "tests/tls.rs::https_tls12_tls13_and_sni_choose_the_certificate"),
+    ("CertKey.key_pem", "tests/tls.rs::https_tls12_tls13_and_sni_choose_the_certificate"),
+    ("DownstreamTls.cert", "tests/tls.rs::https_tls12_tls13_and_sni_choose_the_certificate"),
+    ("DownstreamTls.params", "tests/tls.rs::tls_params_limit_versions_and_ciphers"),
+    ("DownstreamTls.alpn_http11", "tests/tls.rs::tls_params_limit_versions_and_ciphers"),
+    ("DownstreamTls.require_client_certificate", "tests/tls.rs::mtls_refuses_clients_without_an_accepted_certificate"),
+    ("DownstreamTls.validation", "tests/tls.rs::mtls_refuses_clients_without_an_accepted_certificate"),
+    ("UpstreamTls.sni", "tests/tls.rs::upstream_tls_verifies_and_reuses_connections"),
+    ("UpstreamTls.cert", "tests/tls.rs::upstream_client_certificates"),
+    ("UpstreamTls.params", "tests/tls.rs::upstream_tls_verifies_and_reuses_connections"),
+    ("UpstreamTls.alpn_http11", "tests/tls.rs::upstream_tls_verifies_and_reuses_connections"),
+    ("UpstreamTls.validation", "tests/tls.rs::upstream_tls_verifies_and_reuses_connections"),
+    ("UpstreamTls.max_session_keys", "tests/tls.rs::upstream_tls_verifies_and_reuses_connections"),
+    ("FilterChainTls.server_names", "tests/tls.rs::https_tls12_tls13_and_sni_choose_the_certificate"),
+    ("FilterChainTls.transport_protocol", "tests/tls.rs::plain_and_tls_chains_share_a_listener"),
+    ("FilterChainTls.tls", "tests/tls.rs::https_tls12_tls13_and_sni_choose_the_certificate"),
+    ("FilterChainTls.handshake_timeout", "tests/tls.rs::bad_handshakes_cost_only_their_connection"),
+];
+
+/// `Struct.field` for every field of every struct in `model.rs`.
+fn model_fields() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<&str> = None;
+    for line in include_str!("../model.rs").lines() {
+        if let Some(rest) = line.strip_prefix("pub struct ") {
+            if line.trim_end().ends_with('{') {
+                current = rest.split([' ', '{', '<']).next();
+            }
+            continue;
+        }
+        if line.starts_with('}') {
+            current = None;
+            continue;
+        }
+        let Some(s) = current else { continue };
+        let field = line
+            .strip_prefix("    pub ")
+            .or_else(|| line.strip_prefix("    "));
+        if let Some((name, _)) = field.and_then(|f| f.split_once(':')) {
+            if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                out.push(format!("{s}.{name}"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_model_field_has_a_proof() {
+    let fields = model_fields();
+    assert!(fields.len() > 90, "parsed only {} fields", fields.len());
+    let missing: Vec<&String> = fields
+        .iter()
+        .filter(|f| !PROOFS.iter().any(|(p, _)| p == f))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "model fields with no test proving the data path uses them: {missing:?}"
+    );
+    let stale: Vec<&str> = PROOFS
+        .iter()
+        .map(|(f, _)| *f)
+        .filter(|f| !fields.iter().any(|m| m == f))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "entries for fields the model no longer has: {stale:?}"
+    );
+}
+
+#[test]
+fn every_proof_names_an_existing_test() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (field, proof) in PROOFS {
+        let (file, test) = proof.split_once("::").expect("file::test");
+        let text = std::fs::read_to_string(root.join(file))
+            .unwrap_or_else(|e| panic!("{field}: {file}: {e}"));
+        let decl = format!("fn {test}()");
+        let at = text
+            .find(&decl)
+            .unwrap_or_else(|| panic!("{field}: no test {test} in {file}"));
+        let before = &text[..at];
+        let attr = before
+            .rfind("#[test]")
+            .unwrap_or_else(|| panic!("{field}: {test} is not a test"));
+        assert!(
+            before[attr..].lines().count() <= 2,
+            "{field}: {test} in {file} is not a #[test]"
+        );
+    }
+}

@@ -1,0 +1,309 @@
+//! Connection-manager and cluster fields against the real binary, each as Envoy defines it:
+//! `server_name` with each `server_header_transformation`, `generate_request_id`,
+//! `keep_empty_value`, `dns_refresh_rate`, and `/config_dump` giving a bootstrap that loads
+//! back and serves the same.
+
+mod admin_util;
+mod common;
+mod routing_support;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use admin_util::{admin_get, eventually, stat, wait_live};
+use common::*;
+use routing_support::*;
+
+/// An upstream answering every request with 200; `/with-server` also sends `server: origin`.
+fn server_header_upstream() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let Some(head) = read_head(&mut s) else {
+                continue;
+            };
+            let server = if head.starts_with(b"GET /with-server ") {
+                "server: origin\r\n"
+            } else {
+                ""
+            };
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\n{server}content-length: 2\r\nconnection: close\r\n\r\nok"
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    port
+}
+
+fn with_hcm(lines: &str, route_config: &str, clusters: &[String]) -> String {
+    config(free_port(), route_config, clusters).replacen(
+        "          route_config:\n",
+        &format!("{lines}          route_config:\n"),
+        1,
+    )
+}
+
+#[test]
+fn server_name_and_server_header_transformation() {
+    let up = server_header_upstream();
+    let rc = single_vhost(
+        "  - match: {prefix: /local}\n    direct_response: {status: 200}\n  - match: {prefix: /}\n    route: {cluster: svc}\n",
+    );
+    // (transformation, upstream sends one, upstream sends none, local reply)
+    let cases = [
+        ("OVERWRITE", Some("edge"), Some("edge"), Some("edge")),
+        (
+            "APPEND_IF_ABSENT",
+            Some("origin"),
+            Some("edge"),
+            Some("edge"),
+        ),
+        ("PASS_THROUGH", Some("origin"), None, Some("edge")),
+    ];
+    for (mode, with, without, local) in cases {
+        let b = Baton::start(&with_hcm(
+            &format!(
+                "          server_name: edge\n          server_header_transformation: {mode}\n"
+            ),
+            &rc,
+            &[cluster("svc", &[up])],
+        ));
+        let r = fetch(b.port, "x", "/with-server", "");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.header("server"), with, "{mode}, upstream sends one");
+        let r = fetch(b.port, "x", "/plain", "");
+        assert_eq!(r.header("server"), without, "{mode}, upstream sends none");
+        let r = fetch(b.port, "x", "/local", "");
+        assert_eq!(r.header("server"), local, "{mode}, local reply");
+    }
+}
+
+#[test]
+fn generate_request_id_false_adds_none_and_keeps_the_clients() {
+    let up = Upstream::start("up");
+    let rc = single_vhost("  - match: {prefix: /}\n    route: {cluster: svc}\n");
+    let b = Baton::start(&with_hcm(
+        "          generate_request_id: false\n",
+        &rc,
+        &[cluster("svc", &[up.port()])],
+    ));
+    assert_eq!(fetch(b.port, "x", "/a", "").status(), 200);
+    assert_eq!(
+        fetch(b.port, "x", "/b", "x-request-id: mine\r\n").status(),
+        200
+    );
+    let seen = up.seen();
+    assert_eq!(seen[0].header("x-request-id"), None);
+    assert_eq!(seen[1].header("x-request-id"), Some("mine"));
+}
+
+#[test]
+fn keep_empty_value_adds_a_header_whose_value_renders_empty() {
+    let up = Upstream::start("up");
+    let rc = single_vhost(
+        "  - match: {prefix: /}\n    route: {cluster: svc}\n    request_headers_to_add:\n    - {header: {key: x-dropped, value: '%REQ(x-absent)%'}}\n    - {header: {key: x-kept, value: '%REQ(x-absent)%'}, keep_empty_value: true}\n",
+    );
+    let b = Baton::start(&config(free_port(), &rc, &[cluster("svc", &[up.port()])]));
+    assert_eq!(fetch(b.port, "x", "/", "").status(), 200);
+    let seen = up.seen();
+    assert_eq!(seen[0].header("x-dropped"), None);
+    assert_eq!(seen[0].header("x-kept"), Some(""));
+}
+
+#[test]
+fn dns_refresh_rate_sets_how_often_a_dns_cluster_resolves() {
+    let up = Upstream::start("up");
+    let admin = free_port();
+    let rc = single_vhost("  - match: {prefix: /}\n    route: {cluster: svc}\n");
+    let fast = cluster_at(
+        "svc",
+        "localhost",
+        "STRICT_DNS",
+        &[up.port()],
+        "  dns_refresh_rate: 0.05s\n",
+    );
+    let slow = cluster_at(
+        "slow",
+        "localhost",
+        "STRICT_DNS",
+        &[up.port()],
+        "  dns_refresh_rate: 3600s\n",
+    );
+    let yaml = format!(
+        "{}admin:\n  address:\n    socket_address: {{address: 127.0.0.1, port_value: {admin}}}\n",
+        config(free_port(), &rc, &[fast, slow])
+    );
+    let _b = Baton::start(&yaml);
+    wait_live(admin);
+    let resolved = |c: &str| {
+        stat(admin, &format!("cluster.{c}.update_success"))
+            + stat(admin, &format!("cluster.{c}.update_failure"))
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || resolved("svc") >= 5),
+        "svc resolved {} times",
+        resolved("svc")
+    );
+    // The hourly cluster has resolved only at start-up meanwhile.
+    assert_eq!(resolved("slow"), 1);
+}
+
+/// The `bootstrap` of a `/config_dump`, with its listener and admin ports moved to free ones
+/// so a second process can serve it next to the first.
+fn dumped_bootstrap(admin: u16) -> (String, u16, u16) {
+    let dump: serde_yaml::Value =
+        serde_yaml::from_str(&admin_get(admin, "/config_dump")).expect("JSON");
+    let configs = dump["configs"].as_sequence().expect("configs");
+    assert_eq!(configs.len(), 1);
+    assert_eq!(
+        configs[0]["@type"].as_str(),
+        Some("type.googleapis.com/envoy.admin.v3.BootstrapConfigDump")
+    );
+    let mut b = configs[0]["bootstrap"].clone();
+    let (listen, admin2) = (free_port(), free_port());
+    b["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] =
+        listen.into();
+    b["admin"]["address"]["socket_address"]["port_value"] = admin2.into();
+    // Listeners first: the test harness takes the first port_value as the listener's.
+    let mut ordered = serde_yaml::Mapping::new();
+    let m = b.as_mapping().expect("bootstrap map");
+    for (k, v) in m
+        .iter()
+        .filter(|(k, _)| k.as_str() == Some("static_resources"))
+    {
+        ordered.insert(k.clone(), v.clone());
+    }
+    for (k, v) in m
+        .iter()
+        .filter(|(k, _)| k.as_str() != Some("static_resources"))
+    {
+        ordered.insert(k.clone(), v.clone());
+    }
+    (
+        serde_yaml::to_string(&ordered).expect("YAML"),
+        listen,
+        admin2,
+    )
+}
+
+#[test]
+fn config_dump_is_a_bootstrap_that_validates_and_serves_the_same() {
+    let up = Upstream::start("up");
+    let admin = free_port();
+    let rc = "name: rc
+response_headers_to_add:
+- {header: {key: x-gen, value: one}, append_action: OVERWRITE_IF_EXISTS_OR_ADD}
+virtual_hosts:
+- name: vh
+  domains: ['*']
+  routes:
+  - match: {path: /teapot}
+    direct_response: {status: 418, body: {inline_string: short and stout}}
+  - match: {prefix: /old/}
+    redirect: {prefix_rewrite: /new/, response_code: FOUND}
+  - match: {safe_regex: {regex: '/v[0-9]+/.*'}, headers: [{name: x-api, present_match: true}]}
+    route: {cluster: svc, regex_rewrite: {pattern: {regex: '^/v([0-9]+)/'}, substitution: '/api/\\1/'}}
+  - match: {prefix: /}
+    route: {cluster: svc, prefix_rewrite: /root/, timeout: 3s}
+";
+    let yaml = format!(
+        "{}admin:\n  address:\n    socket_address: {{address: 127.0.0.1, port_value: {admin}}}\n",
+        config(free_port(), rc, &[cluster("svc", &[up.port()])])
+    );
+    let first = Baton::start(&yaml);
+    wait_live(admin);
+    let (dumped, listen2, admin2) = dumped_bootstrap(admin);
+    let file = std::env::temp_dir().join(format!("baton-dump-{}.yaml", std::process::id()));
+    std::fs::write(&file, &dumped).expect("write dump");
+    let path = file.to_str().expect("utf-8").to_string();
+    let (st, out, err) = run_baton(&["--mode", "validate", "-c", &path], IO_TIMEOUT);
+    assert!(st.success(), "{err}\n{dumped}");
+    assert_eq!(out, format!("configuration '{path}' OK\n"));
+    let second = Baton::start(&dumped);
+    assert_eq!(second.port, listen2);
+    wait_live(admin2);
+    let _ = std::fs::remove_file(&file);
+    for (path, extra) in [
+        ("/teapot", ""),
+        ("/old/x?q=1", ""),
+        ("/v2/users", "x-api: 1\r\n"),
+        ("/v2/users", ""),
+        ("/else", ""),
+    ] {
+        let a = fetch(first.port, "h", path, extra);
+        let b = fetch(second.port, "h", path, extra);
+        assert_eq!(a.status(), b.status(), "{path}");
+        assert_eq!(a.body_str(), b.body_str(), "{path}");
+        assert_eq!(a.header("location"), b.header("location"), "{path}");
+        assert_eq!(a.header("x-gen"), Some("one"), "{path}");
+        assert_eq!(b.header("x-gen"), Some("one"), "{path}");
+    }
+    let targets: Vec<String> = up.seen().into_iter().map(|s| s.target).collect();
+    assert_eq!(
+        targets,
+        [
+            "/api/2/users",
+            "/api/2/users",
+            "/root/v2/users",
+            "/root/v2/users",
+            "/root/else",
+            "/root/else"
+        ]
+    );
+    // The dump of the second process is the first's, but for the ports that were moved.
+    let again = admin_get(admin2, "/config_dump");
+    let original = admin_get(admin, "/config_dump");
+    assert_eq!(
+        again
+            .replace(&listen2.to_string(), "L")
+            .replace(&admin2.to_string(), "A"),
+        original
+            .replace(&first.port.to_string(), "L")
+            .replace(&admin.to_string(), "A")
+    );
+}
+
+#[test]
+fn node_is_shown_in_server_info_and_the_command_line_overrides_it() {
+    let up = Upstream::start("up");
+    let rc = single_vhost("  - match: {prefix: /}\n    route: {cluster: svc}\n");
+    let admin = free_port();
+    let yaml = format!(
+        "{}admin:\n  address:\n    socket_address: {{address: 127.0.0.1, port_value: {admin}}}\nnode: {{id: n-7, cluster: c-7}}\n",
+        config(free_port(), &rc, &[cluster("svc", &[up.port()])])
+    );
+    let _b = Baton::start(&yaml);
+    wait_live(admin);
+    let info = admin_get(admin, "/server_info");
+    assert!(
+        info.contains("\"node\":{\"id\":\"n-7\",\"cluster\":\"c-7\""),
+        "{info}"
+    );
+    let admin2 = free_port();
+    let yaml2 = yaml.replace(
+        &format!("port_value: {admin}"),
+        &format!("port_value: {admin2}"),
+    );
+    let listen2 = free_port();
+    let yaml2 = yaml2.replacen(
+        &format!(
+            "port_value: {}",
+            common::yaml::listener_port(&yaml).expect("port")
+        ),
+        &format!("port_value: {listen2}"),
+        1,
+    );
+    let _b2 = Baton::start_args(&yaml2, &["--service-node", "cli-node"]);
+    wait_live(admin2);
+    let info = admin_get(admin2, "/server_info");
+    assert!(
+        info.contains("\"node\":{\"id\":\"cli-node\",\"cluster\":\"c-7\""),
+        "{info}"
+    );
+}
