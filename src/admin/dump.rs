@@ -16,10 +16,10 @@ use crate::config::{
 };
 use crate::stats::json_str;
 
-const T: &str = "type.googleapis.com/";
+pub(super) const T: &str = "type.googleapis.com/";
 
 /// A map from `(key, value)` pairs; `None` values are left out.
-fn map(pairs: Vec<(&str, Option<Value>)>) -> Value {
+pub(super) fn map(pairs: Vec<(&str, Option<Value>)>) -> Value {
     let mut m = Mapping::new();
     for (k, v) in pairs {
         if let Some(v) = v {
@@ -29,15 +29,15 @@ fn map(pairs: Vec<(&str, Option<Value>)>) -> Value {
     Value::Mapping(m)
 }
 
-fn s(v: &str) -> Option<Value> {
+pub(super) fn s(v: &str) -> Option<Value> {
     Some(Value::from(v))
 }
 
-fn n(v: impl Into<Value>) -> Option<Value> {
+pub(super) fn n(v: impl Into<Value>) -> Option<Value> {
     Some(v.into())
 }
 
-fn list(items: Vec<Value>) -> Option<Value> {
+pub(super) fn list(items: Vec<Value>) -> Option<Value> {
     Some(Value::Sequence(items))
 }
 
@@ -59,7 +59,7 @@ fn timeout(d: Option<Duration>) -> Option<Value> {
 }
 
 /// `LogicalDns` → `LOGICAL_DNS`, `V4Only` → `V4_ONLY`: Envoy's enum spelling of a variant.
-fn shout(variant: impl std::fmt::Debug) -> Option<Value> {
+pub(super) fn shout(variant: impl std::fmt::Debug) -> Option<Value> {
     let name = format!("{variant:?}");
     let mut out = String::new();
     for (i, ch) in name.chars().enumerate() {
@@ -214,6 +214,39 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
         ("name", s("envoy.filters.network.http_connection_manager")),
         ("typed_config", Some(hcm(&l.hcm, b))),
     ]));
+    let chains = l
+        .filter_chains
+        .iter()
+        .map(|c| {
+            let names = c.server_names.iter().map(|n| Value::from(n.as_str()));
+            let m = map(vec![
+                ("server_names", list(names.collect())),
+                (
+                    "transport_protocol",
+                    c.transport_protocol.as_deref().and_then(s),
+                ),
+            ]);
+            map(vec![
+                ("filters", list(filters.clone())),
+                ("filter_chain_match", Some(m)),
+                ("transport_socket", c.tls.as_ref().map(tls::downstream)),
+                ("transport_socket_connect_timeout", dur(c.handshake_timeout)),
+            ])
+        })
+        .collect();
+    let inspector = map(vec![
+        ("name", s("envoy.filters.listener.tls_inspector")),
+        (
+            "typed_config",
+            Some(map(vec![(
+                "@type",
+                s(&format!(
+                    "{T}envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
+                )),
+            )])),
+        ),
+    ]);
+    let any_tls = l.filter_chains.iter().any(|c| c.tls.is_some());
     map(vec![
         ("name", s(&l.name)),
         (
@@ -225,9 +258,11 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
             n(l.per_connection_buffer_limit_bytes),
         ),
         (
-            "filter_chains",
-            list(vec![map(vec![("filters", list(filters))])]),
+            "listener_filters",
+            any_tls.then(|| Value::Sequence(vec![inspector])),
         ),
+        ("listener_filters_timeout", dur(l.inspect_timeout)),
+        ("filter_chains", list(chains)),
     ])
 }
 
@@ -402,7 +437,7 @@ fn regex(pattern: &str) -> Option<Value> {
     Some(map(vec![("regex", s(pattern))]))
 }
 
-fn string_match(m: &StringMatch) -> Value {
+pub(super) fn string_match(m: &StringMatch) -> Value {
     let (key, value) = match &m.kind {
         StringMatchKind::Exact(v) => ("exact", s(v)),
         StringMatchKind::Prefix(v) => ("prefix", s(v)),
@@ -638,8 +673,11 @@ fn cluster(c: &Cluster) -> Value {
             n(c.per_connection_buffer_limit_bytes),
         ),
         ("load_assignment", load_assignment),
+        ("transport_socket", c.tls.as_ref().map(tls::upstream)),
     ])
 }
+
+mod tls;
 
 #[cfg(test)]
 mod tests;

@@ -565,6 +565,8 @@ pub struct Validation {
 pub struct CertKey {
     pub chain_pem: Vec<u8>,
     pub key_pem: Vec<u8>,
+    /// Where the key was read from, if a file: /config_dump shows this, never the key.
+    pub key_file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -524,6 +524,7 @@ fn certificates(list: &[RawCertificate], path: &str) -> Result<Option<CertKey>, 
     Ok(Some(CertKey {
         chain_pem: need(&c.certificate_chain, "certificate_chain")?,
         key_pem: need(&c.private_key, "private_key")?,
+        key_file: c.private_key.as_ref().and_then(|k| k.filename.clone()),
     }))
 }
 
@@ -650,5 +651,17 @@ mod tests {
         };
         let e = params(Some(&p), "x").unwrap_err();
         assert_eq!(e.path, "x.tls_minimum_protocol_version");
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn a_build_without_tls_refuses_transport_sockets() {
+        let ts: raw::TypedExtension = serde_yaml::from_str(
+            "{name: envoy.transport_sockets.tls, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext}}",
+        )
+        .expect("yaml");
+        let e = upstream_socket(&ts, "c.transport_socket").expect_err("refused");
+        assert_eq!(e.path, "c.transport_socket");
+        assert!(e.message.contains("cargo feature \"tls\""), "{e}");
     }
 }

@@ -238,3 +238,88 @@ fn substitutions_go_back_to_re2_syntax() {
     assert_eq!(re2_substitution("${x}"), "${x}");
     assert_eq!(re2_substitution("é$$"), "é$");
 }
+
+/// A self-signed certificate (valid for a century) and its key, for TLS contexts.
+#[cfg(feature = "tls")]
+const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBlDCCATugAwIBAgIUWSqIdgFspg86L91Hzfm8EyVbJWMwCgYIKoZIzj0EAwIw\nFDESMBAGA1UEAwwJZHVtcC50ZXN0MCAXDTI2MTEzMDE2MDcwM1oYDzIxMjYxMTA2\nMTYwNzAzWjAUMRIwEAYDVQQDDAlkdW1wLnRlc3QwWTATBgcqhkjOPQIBBggqhkjO\nPQMBBwNCAAQgc8ytUfHfLpo4EMcHHht89gdkGxmGelp0iK0PVXRUMpegeA9Nle1I\nyB0bYmbsTC0QrVtrse7u1e+zamOtD4NFo2kwZzAdBgNVHQ4EFgQUl/OK/FNXC/mH\nk7iW5XSp+wsW3K4wHwYDVR0jBBgwFoAUl/OK/FNXC/mHk7iW5XSp+wsW3K4wDwYD\nVR0TAQH/BAUwAwEB/zAUBgNVHREEDTALgglkdW1wLnRlc3QwCgYIKoZIzj0EAwID\nRwAwRAIgXv0W/88sPI8ha1Ef+UdnULwccdvJx++eVZIa0MXTQyACIHrWDFK2xy4a\n0b5egMF5muB5xg1JvV+/JYtejIRLMbsY\n-----END CERTIFICATE-----\n";
+#[cfg(feature = "tls")]
+const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgiNXkKJmHz/bYS156\nbTcvANXHkbvY1Lew6SGNVkBnqCihRANCAAQgc8ytUfHfLpo4EMcHHht89gdkGxmG\nelp0iK0PVXRUMpegeA9Nle1IyB0bYmbsTC0QrVtrse7u1e+zamOtD4NF\n-----END PRIVATE KEY-----\n";
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_contexts_round_trip_and_keys_are_never_shown() {
+    let dir = std::env::temp_dir().join(format!("baton-dump-tls-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let key = dir.join("k.pem");
+    std::fs::write(&key, TEST_KEY).expect("key file");
+    let cert = TEST_CERT.replace('\n', "\\n");
+    let key = key.display();
+    let yaml = format!(
+        r#"static_resources:
+  listeners:
+  - address: {{ socket_address: {{ address: 127.0.0.1, port_value: 8443 }} }}
+    listener_filters_timeout: 3s
+    filter_chains:
+    - filter_chain_match: {{ server_names: [a.test, "*.b.test"] }}
+      transport_socket_connect_timeout: 2s
+      filters: &f
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: s
+          route_config:
+            virtual_hosts: [{{ name: all, domains: ["*"], routes: [{{ match: {{ prefix: / }}, route: {{ cluster: up }} }}] }}]
+          http_filters: [{{ name: envoy.filters.http.router }}]
+      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: true
+          common_tls_context:
+            alpn_protocols: [http/1.1]
+            tls_params: {{ tls_maximum_protocol_version: TLSv1_2, cipher_suites: [ECDHE-ECDSA-AES128-GCM-SHA256] }}
+            tls_certificates: [{{ certificate_chain: {{ inline_string: "{cert}" }}, private_key: {{ filename: "{key}" }} }}]
+            validation_context:
+              trusted_ca: {{ inline_string: "{cert}" }}
+              match_typed_subject_alt_names: [{{ san_type: URI, matcher: {{ prefix: "spiffe://x/" }} }}]
+    - filter_chain_match: {{ transport_protocol: raw_buffer }}
+      filters: *f
+  clusters:
+  - name: up
+    load_assignment:
+      cluster_name: up
+      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: 443 }} }} }} }}] }}]
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: up.test
+        max_session_keys: 4
+        common_tls_context:
+          tls_certificates: [{{ certificate_chain: {{ inline_string: "{cert}" }}, private_key: {{ filename: "{key}" }} }}]
+          validation_context:
+            trusted_ca: {{ inline_string: "{cert}" }}
+"#
+    );
+    let b = load_str(&yaml).unwrap_or_else(|e| panic!("{e}"));
+    let dump = config_dump(&b, &node(&b));
+    assert!(!dump.contains("PRIVATE KEY"), "{dump}");
+    let again = load_str(&bootstrap_of(&dump)).unwrap_or_else(|e| panic!("{e}\n{dump}"));
+    assert_eq!(again, b);
+    // An inline key is redacted.
+    let inline = yaml.replacen(
+        &format!("private_key: {{ filename: \"{key}\" }}"),
+        &format!(
+            "private_key: {{ inline_string: \"{}\" }}",
+            TEST_KEY.replace('\n', "\\n")
+        ),
+        1,
+    );
+    let b = load_str(&inline).unwrap_or_else(|e| panic!("{e}"));
+    let dump = config_dump(&b, &node(&b));
+    assert!(
+        !dump.contains("PRIVATE KEY") && dump.contains("[redacted]"),
+        "{dump}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -306,6 +306,7 @@ const PROOFS: &[(&str, &str)] = &[
     ("FilterChainTls.transport_protocol", "tests/tls.rs::plain_and_tls_chains_share_a_listener"),
     ("FilterChainTls.tls", "tests/tls.rs::https_tls12_tls13_and_sni_choose_the_certificate"),
     ("FilterChainTls.handshake_timeout", "tests/tls.rs::bad_handshakes_cost_only_their_connection"),
+    ("CertKey.key_file", "src/admin/dump/tests.rs::tls_contexts_round_trip_and_keys_are_never_shown"),
 ];
 
 /// `Struct.field` for every field of every struct in `model.rs`.
