@@ -152,7 +152,7 @@ pub fn request_head(data: &[u8]) {
             }
         }
         RouteAction::Redirect(rd) => {
-            let loc = route::redirect_location(rd, pm, head.host, head.path);
+            let loc = route::redirect_location(rd, pm, head.host, head.path, head.secure);
             if let PathRedirect::Keep = rd.path {
                 assert!(!loc.is_empty());
             }

@@ -67,6 +67,7 @@ fn https_tls12_tls13_and_sni_choose_the_certificate() {
 
     let out = https_ok(b.port, "a.test", &ca, &["--tlsv1.2", "--tls-max", "1.2"]);
     assert_eq!(out, up.greeting());
+    assert_eq!(up.seen()[0].header("x-forwarded-proto"), Some("https"));
     let out = https_ok(b.port, "a.test", &ca, &["--tlsv1.3"]);
     assert_eq!(out, up.greeting());
     // Keep-alive over TLS: two requests on one connection.

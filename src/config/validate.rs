@@ -227,6 +227,14 @@ const V2_TYPES: &[(&str, &str)] = &[
     ),
     ("envoy.config.filter.http.router.v2.Router", ROUTER_TYPE),
     ("envoy.config.accesslog.v2.FileAccessLog", FILE_LOG_TYPE),
+    (
+        "envoy.api.v2.auth.UpstreamTlsContext",
+        super::tls::UPSTREAM_TYPE,
+    ),
+    (
+        "envoy.api.v2.auth.DownstreamTlsContext",
+        super::tls::DOWNSTREAM_TYPE,
+    ),
 ];
 
 /// Which extension `ext` is, as a type name (`envoy.extensions....v3.X`): its `typed_config`'s

@@ -56,7 +56,7 @@ impl HeadError {
 }
 
 /// A parsed request head, borrowing the read buffer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RequestHead<'b> {
     pub method: &'b str,
     /// Origin-form path and query (absolute-form targets are reduced to this).
@@ -72,6 +72,9 @@ pub struct RequestHead<'b> {
     pub expect_continue: bool,
     /// Bytes of the head, including the blank line.
     pub head_len: usize,
+    /// It came over TLS (scheme `https`). The parser cannot know: false until the proxy's
+    /// environment, which knows the connection, says otherwise.
+    pub secure: bool,
 }
 
 /// Comma-separated tokens of a header value, trimmed and non-empty.
@@ -293,6 +296,7 @@ pub fn parse_request<'b>(
         keep_alive,
         expect_continue,
         head_len,
+        secure: false,
     }))
 }
 

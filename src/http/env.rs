@@ -81,6 +81,18 @@ impl Env for CtxEnv<'_> {
     }
 
     fn route(&mut self, req: &RequestHead<'_>, rq: &mut Rq) -> Decision {
+        // The request's scheme is the connection's: `https` over TLS (x-forwarded-proto,
+        // `:scheme` matching, the scheme a redirect keeps).
+        let tls_req;
+        let req = if self.secure {
+            tls_req = RequestHead {
+                secure: true,
+                ..req.clone()
+            };
+            &tls_req
+        } else {
+            req
+        };
         let mut d = decide(req, self.peer, self.listener, self.ctx);
         observe::routed(self.ctx, self.listener, self.peer, req, &d);
         if let Decision::Forward(f) = &mut d {

@@ -142,6 +142,7 @@ pub(super) fn decide(
                 keep_alive: req.keep_alive,
                 expect_continue: req.expect_continue,
                 head_len: req.head_len,
+                secure: req.secure,
             };
             &with_path
         }
@@ -206,6 +207,7 @@ pub(super) fn decide(
                     &m.route.matcher.path,
                     req.host,
                     req.path,
+                    req.secure,
                 )),
                 edits: bound(None),
                 upstream: None,
@@ -389,7 +391,8 @@ fn serialise(
         out(&mut h, "connection".into(), b"upgrade"[..].into());
     }
     if !have_proto {
-        out(&mut h, "x-forwarded-proto".into(), b"http"[..].into());
+        let proto: &[u8] = if req.secure { b"https" } else { b"http" };
+        out(&mut h, "x-forwarded-proto".into(), proto.into());
     }
     // Envoy's router tells the upstream how long it will wait: the per-try timeout if the
     // route has one, else the route timeout.

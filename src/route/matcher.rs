@@ -87,7 +87,7 @@ pub fn header_value(req: &RequestHead<'_>, name: &str) -> Option<String> {
         ":path" => Some(req.path),
         ":method" => Some(req.method),
         ":authority" | "host" => req.host,
-        ":scheme" => Some("http"),
+        ":scheme" => Some(if req.secure { "https" } else { "http" }),
         _ => None,
     };
     if name.starts_with(':') || name == "host" {

@@ -58,14 +58,16 @@ fn split_port(h: &str) -> (&str, Option<&str>) {
 
 /// The Location of a redirect: scheme, host, port and path from the request unless the route
 /// overrides them. A port that is the default of the old or new scheme is dropped when the
-/// scheme changes, so `http://a:80` → `https://a`.
+/// scheme changes, so `http://a:80` → `https://a`. `secure`: the request came over TLS.
 pub fn redirect_location(
     r: &RedirectAction,
     matched: &PathMatch,
     host: Option<&str>,
     path: &str,
+    secure: bool,
 ) -> String {
-    let scheme = r.scheme.as_deref().unwrap_or("http");
+    let old = if secure { "https" } else { "http" };
+    let scheme = r.scheme.as_deref().unwrap_or(old);
     let orig = r.host.as_deref().or(host).unwrap_or("");
     let (name, mut port) = split_port(orig);
     // A host_redirect carrying its own port wins over the request's.
@@ -77,7 +79,7 @@ pub fn redirect_location(
         return finish(scheme, &s, r, matched, path);
     }
     if r.scheme.is_some()
-        && port.is_some_and(|p| Some(p) == default_port("http") || Some(p) == default_port(scheme))
+        && port.is_some_and(|p| Some(p) == default_port(old) || Some(p) == default_port(scheme))
     {
         port = None;
     }
@@ -167,11 +169,11 @@ mod tests {
         let pm = PathMatch::Prefix("/old".into());
         let r = redirect(Some("https"), None, None, PathRedirect::Keep);
         assert_eq!(
-            redirect_location(&r, &pm, Some("a.com:80"), "/old/x?q"),
+            redirect_location(&r, &pm, Some("a.com:80"), "/old/x?q", false),
             "https://a.com/old/x?q"
         );
         assert_eq!(
-            redirect_location(&r, &pm, Some("a.com:8080"), "/x"),
+            redirect_location(&r, &pm, Some("a.com:8080"), "/x", false),
             "https://a.com:8080/x"
         );
         let r = redirect(
@@ -181,18 +183,28 @@ mod tests {
             PathRedirect::Prefix("/new".into()),
         );
         assert_eq!(
-            redirect_location(&r, &pm, Some("a.com"), "/old/x?q"),
+            redirect_location(&r, &pm, Some("a.com"), "/old/x?q", false),
             "http://b.org:9000/new/x?q"
         );
         let mut r = redirect(None, None, None, PathRedirect::Path("/p".into()));
         assert_eq!(
-            redirect_location(&r, &pm, Some("h"), "/old?q=1"),
+            redirect_location(&r, &pm, Some("h"), "/old?q=1", false),
             "http://h/p?q=1"
         );
         r.strip_query = true;
         assert_eq!(
-            redirect_location(&r, &pm, Some("h"), "/old?q=1"),
+            redirect_location(&r, &pm, Some("h"), "/old?q=1", false),
             "http://h/p"
+        );
+        // Over TLS the scheme kept is https; to http the default port 443 goes.
+        assert_eq!(
+            redirect_location(&r, &pm, Some("h"), "/old?q=1", true),
+            "https://h/p"
+        );
+        let r = redirect(Some("http"), None, None, PathRedirect::Keep);
+        assert_eq!(
+            redirect_location(&r, &pm, Some("a.com:443"), "/x", true),
+            "http://a.com/x"
         );
     }
 }

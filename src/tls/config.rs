@@ -10,9 +10,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, Error, RootCertStore,
-    ServerConfig, SignatureScheme, SupportedProtocolVersion,
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, Error,
+    InconsistentKeys, RootCertStore, ServerConfig, SignatureScheme, SupportedProtocolVersion,
 };
 
 use super::names::openssl_cipher_name;
@@ -69,11 +70,25 @@ fn certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String>
     Ok(list)
 }
 
-fn cert_key(c: &CertKey) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+/// The certificate chain with its signing key. The key must belong to the certificate; a
+/// certificate webpki cannot parse for that check (an X.509 v1 certificate, as in Envoy's
+/// examples) is still served: the peer judges it, rustls only sends it.
+fn cert_key(c: &CertKey, prov: &CryptoProvider) -> Result<Arc<SingleCertAndKey>, String> {
     let chain = certs(&c.chain_pem, "certificate_chain")?;
-    let key = PrivateKeyDer::from_pem_slice(&c.key_pem)
+    let der = PrivateKeyDer::from_pem_slice(&c.key_pem)
         .map_err(|e| format!("private_key: no usable private key in PEM: {e}"))?;
-    Ok((chain, key))
+    let key = prov
+        .key_provider
+        .load_private_key(der)
+        .map_err(|e| format!("private_key: {e}"))?;
+    let ck = CertifiedKey::new(chain, key);
+    match ck.keys_match() {
+        Err(Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => Err(
+            "private_key: the key does not belong to the certificate_chain's first certificate"
+                .into(),
+        ),
+        _ => Ok(Arc::new(SingleCertAndKey::from(ck))),
+    }
 }
 
 fn roots(v: &Validation) -> Result<Arc<RootCertStore>, String> {
@@ -124,7 +139,7 @@ pub fn server_config(d: &DownstreamTls) -> Result<Arc<ServerConfig>, String> {
     let b = match &d.validation {
         None => b.with_no_client_auth(),
         Some(v) => {
-            let mut vb = WebPkiClientVerifier::builder_with_provider(roots(v)?, prov);
+            let mut vb = WebPkiClientVerifier::builder_with_provider(roots(v)?, prov.clone());
             if !d.require_client_certificate {
                 vb = vb.allow_unauthenticated();
             }
@@ -135,10 +150,7 @@ pub fn server_config(d: &DownstreamTls) -> Result<Arc<ServerConfig>, String> {
             }))
         }
     };
-    let (chain, key) = cert_key(&d.cert)?;
-    let mut cfg = b
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("tls_certificates[0]: {e}"))?;
+    let mut cfg = b.with_cert_resolver(cert_key(&d.cert, &prov)?);
     if d.alpn_http11 {
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     }
@@ -148,6 +160,7 @@ pub fn server_config(d: &DownstreamTls) -> Result<Arc<ServerConfig>, String> {
 /// A cluster's TLS context.
 pub fn client_config(u: &UpstreamTls) -> Result<Arc<ClientConfig>, String> {
     let prov = provider(&u.params);
+    let key_prov = prov.clone();
     let verifier: Arc<dyn ServerCertVerifier> = match &u.validation {
         Some(v) => Arc::new(ServerSan {
             inner: WebPkiServerVerifier::builder_with_provider(roots(v)?, prov.clone())
@@ -164,11 +177,7 @@ pub fn client_config(u: &UpstreamTls) -> Result<Arc<ClientConfig>, String> {
         .with_custom_certificate_verifier(verifier);
     let mut cfg = match &u.cert {
         None => b.with_no_client_auth(),
-        Some(c) => {
-            let (chain, key) = cert_key(c)?;
-            b.with_client_auth_cert(chain, key)
-                .map_err(|e| format!("tls_certificates[0]: {e}"))?
-        }
+        Some(c) => b.with_client_cert_resolver(cert_key(c, &key_prov)?),
     };
     if u.alpn_http11 {
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
