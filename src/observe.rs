@@ -42,6 +42,7 @@ pub fn begin(
         ctx.stats.store.inc(h.downstream_rq_total);
         ctx.stats.store.gauge_add(h.downstream_rq_active, 1);
     }
+    let direct = peer;
     // The access log's downstream address is the trusted client address (Envoy's rules).
     let peer = match (req, ctx.listeners.get(l)) {
         (Some(req), Some(lr)) => crate::http::request::trusted_client(
@@ -53,6 +54,7 @@ pub fn begin(
         _ => peer,
     };
     let mut rq = Rq::new(ctx.now(), l, peer, minor);
+    rq.direct_peer = direct;
     if let Some(slots) = ctx.access_logs.slots(l) {
         let c = match req {
             Some(req) => capture_request(slots, req.method, req.path, req.host, req.headers),
@@ -89,9 +91,27 @@ pub fn generated_request_id(ctx: &Ctx, l: usize, rq: &mut Rq, id: &str) {
     let (Some(slots), Some(cap)) = (ctx.access_logs.slots(l), rq.cap.as_mut()) else {
         return;
     };
+    // The generated id is what the upstream saw (at the edge it replaced the client's).
     if let Some(i) = slots.req.iter().position(|n| n == "x-request-id") {
-        if cap.req(i).is_none() {
-            cap.put(false, i, one(id));
+        cap.put(false, i, one(id));
+    }
+}
+
+/// A route rewrote the path or host: the log sees the rewritten `:path` and `:authority`
+/// and the new `x-envoy-original-path`, as Envoy's access log sees the router's changes.
+pub fn rewritten(ctx: &Ctx, l: usize, rq: &mut Rq, r: &crate::http::request::Rewritten) {
+    let (Some(slots), Some(cap)) = (ctx.access_logs.slots(l), rq.cap.as_mut()) else {
+        return;
+    };
+    for (i, name) in slots.req.iter().enumerate() {
+        let v = match name.as_str() {
+            ":path" => r.path.as_deref(),
+            ":authority" | "host" => r.host.as_deref(),
+            "x-envoy-original-path" => r.original_path.as_deref(),
+            _ => None,
+        };
+        if let Some(v) = v {
+            cap.put(false, i, one(v));
         }
     }
 }
@@ -147,11 +167,16 @@ pub fn end(ctx: &mut Ctx, mut rq: Rq) {
         }
     }
     if ctx.access_logs.slots(rq.listener).is_some() {
-        let name = rq
+        let cluster = rq
             .cluster
             .and_then(|c| ctx.clusters.get(c))
             .map(|c| c.cfg.name.as_str());
-        if ctx.access_logs.log(&rq, name) && ctx.access_logs.want_flush_tick() {
+        let route = rq
+            .route
+            .and_then(|(vh, r)| ctx.listeners.get(rq.listener)?.router.get(vh, r))
+            .map(|m| m.route.name.as_str());
+        let names = crate::access_log::Names { cluster, route };
+        if ctx.access_logs.log(&rq, &names) && ctx.access_logs.want_flush_tick() {
             ctx.timers.arm(ctx.now() + FLUSH_EVERY, TimerKey::Tick);
         }
     }

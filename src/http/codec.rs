@@ -296,7 +296,7 @@ fn strip_scheme(t: &str) -> Option<&str> {
 }
 
 /// Host / authority: reg-name or IP-literal, optional port; no userinfo, no whitespace.
-fn valid_authority(a: &str) -> bool {
+pub fn valid_authority(a: &str) -> bool {
     !a.is_empty()
         && a.bytes().all(|c| {
             c.is_ascii_alphanumeric()

@@ -31,6 +31,8 @@ pub struct Session {
     client: TcpStream,
     peer: SocketAddr,
     listener: usize,
+    /// The socket's local address, looked up only when an access log prints it.
+    local: Option<SocketAddr>,
     ready: Ready,
     core: Conn,
     up: Option<UpConn>,
@@ -63,13 +65,20 @@ impl Session {
             idle_timeout: hcm.idle_timeout,
             request_headers_timeout: hcm.request_headers_timeout,
             stream_idle_timeout: hcm.stream_idle_timeout,
+            accept_http_10: hcm.accept_http_10,
         };
+        let local = ctx
+            .access_logs
+            .slots(listener)
+            .filter(|s| s.local)
+            .and_then(|_| client.local_addr().ok());
         Session {
             id,
             gen,
             client,
             peer,
             listener,
+            local,
             ready: Ready {
                 readable: true,
                 writable: true,
@@ -149,7 +158,7 @@ impl Session {
         loop {
             let mut progress = self.read_client(ctx)?;
             progress |= self.upstream_io(ctx, now);
-            let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+            let mut env = CtxEnv::new(ctx, self.listener, self.peer).conn(self.gen, self.local);
             progress |= self.core.process(&mut env, now);
             progress |= self.actions(ctx, now);
             if let Some(c) = self.core.closed() {
@@ -248,6 +257,9 @@ impl Session {
                 Ok(false) => return false,
                 Err(e) => {
                     log::debug!("connect to {} failed: {e}", up.addr);
+                    if let Some(errno) = e.raw_os_error() {
+                        self.core.connect_error(false, errno);
+                    }
                     self.fail_up(ctx, Failure::ConnectFailed, now);
                     return true;
                 }
@@ -316,7 +328,7 @@ impl Session {
         if let Some(up) = self.up.take() {
             up.close(ctx);
         }
-        let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+        let mut env = CtxEnv::new(ctx, self.listener, self.peer).conn(self.gen, self.local);
         self.core.up_failed(&mut env, f, now);
     }
 
@@ -358,13 +370,17 @@ impl Session {
         };
         match got {
             Ok((c, reused)) => {
+                let local = c.local;
                 self.up = Some(c);
-                let mut env = CtxEnv::new(ctx, self.listener, self.peer);
-                self.core.up_attached(&mut env, reused, now);
+                let mut env = CtxEnv::new(ctx, self.listener, self.peer).conn(self.gen, self.local);
+                self.core.up_attached(&mut env, reused, local, now);
             }
             Err(e) => {
                 log::debug!("session {}: connect to {addr} failed at once: {e}", self.id);
-                let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+                if let Some(errno) = e.raw_os_error() {
+                    self.core.connect_error(true, errno);
+                }
+                let mut env = CtxEnv::new(ctx, self.listener, self.peer).conn(self.gen, self.local);
                 self.core.up_failed(&mut env, Failure::ConnectFailed, now);
             }
         }
@@ -409,7 +425,7 @@ impl Session {
         self.armed = None;
         let now = ctx.now();
         if self.core.deadline().is_some_and(|d| d <= now) {
-            let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+            let mut env = CtxEnv::new(ctx, self.listener, self.peer).conn(self.gen, self.local);
             self.core.on_timeout(&mut env, now);
         }
         self.drive(ctx)
@@ -419,7 +435,7 @@ impl Session {
     /// upstream is closed (never reused mid-exchange), buffers go back to the pool.
     pub fn close(mut self, ctx: &mut Ctx) {
         let now = ctx.now();
-        let mut env = CtxEnv::new(ctx, self.listener, self.peer);
+        let mut env = CtxEnv::new(ctx, self.listener, self.peer).conn(self.gen, self.local);
         self.core.abort(&mut env, now);
         crate::observe::cx_close(ctx, self.listener);
         if let Some(up) = self.up.take() {
@@ -441,9 +457,10 @@ impl Session {
         }
         let _ = ctx.registry.deregister(&mut self.client);
         let (listener, peer, now) = (self.listener, self.peer, ctx.now());
+        let (gen, local) = (self.gen, self.local);
         let core = &mut self.core;
         let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut env = CtxEnv::new(ctx, listener, peer);
+            let mut env = CtxEnv::new(ctx, listener, peer).conn(gen, local);
             core.abort(&mut env, now);
         }));
         if ended.is_err() {

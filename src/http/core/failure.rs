@@ -21,6 +21,15 @@ pub enum Failure {
     RetriableStatus,
 }
 
+/// The cluster's retry counters (Envoy's names: `upstream_rq_retry`,
+/// `upstream_rq_retry_success`, `upstream_rq_retry_limit_exceeded`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryStat {
+    Retry,
+    Success,
+    LimitExceeded,
+}
+
 /// What went wrong with an attempt, as retry policies see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Outcome {
@@ -63,6 +72,11 @@ impl Exchange {
         if self.resp.is_some() {
             log::debug!("upstream failed mid-response");
             self.flag(Flags::UC);
+            self.rq.details = std::borrow::Cow::Borrowed(if f == Failure::Protocol {
+                "upstream_reset_after_response_started{protocol_error}"
+            } else {
+                "upstream_reset_after_response_started{connection_termination}"
+            });
             return Step::End(Then::Reset);
         }
         let replayable = !self.req_body_started || self.replay.is_some();
@@ -73,12 +87,13 @@ impl Exchange {
             self.retried = true;
             return Step::Connect(self.launch());
         }
-        if f == Failure::RetriableStatus || self.retry_allowed(env, f.outcome()) {
+        if f == Failure::RetriableStatus || self.should_retry(env, f.outcome()) {
             if self.prepare_retry(env, now) {
                 log::debug!("retry {} after {f:?}", self.attempts);
                 return Step::Running(true);
             }
             self.flag(Flags::UH);
+            self.rq.detail("no_healthy_upstream");
             return self.local_failure(env, cx, 503, local::NO_HEALTHY_UPSTREAM);
         }
         if self.attempts > 1 {
@@ -94,6 +109,24 @@ impl Exchange {
             Failure::ConnectTimeout => local::CONNECT_TIMEOUT,
             Failure::Reset | Failure::RetriableStatus => local::CONNECTION_TERMINATION,
             Failure::Protocol => local::PROTOCOL_ERROR,
+        };
+        self.rq.details = match (f, self.rq.transport_failure()) {
+            (Failure::ConnectFailed, Some(why)) => {
+                format!("upstream_reset_before_response_started{{remote_connection_failure,{why}}}")
+                    .into()
+            }
+            (Failure::ConnectFailed, None) => {
+                "upstream_reset_before_response_started{remote_connection_failure}".into()
+            }
+            (Failure::ConnectTimeout, _) => {
+                "upstream_reset_before_response_started{connection_timeout}".into()
+            }
+            (Failure::Reset | Failure::RetriableStatus, _) => {
+                "upstream_reset_before_response_started{connection_termination}".into()
+            }
+            (Failure::Protocol, _) => {
+                "upstream_reset_before_response_started{protocol_error}".into()
+            }
         };
         let status = if f == Failure::Protocol { 502 } else { 503 };
         self.local_failure(env, cx, status, body)
@@ -135,16 +168,16 @@ impl Exchange {
         }
         if due(self.timeout_at) {
             log::debug!("route timeout");
-            return self.timed_out(env, cx);
+            return self.timed_out(env, cx, "upstream_response_timeout");
         }
         if due(self.per_try_at) {
             log::debug!("per-try timeout");
             self.per_try_at = None;
-            if self.retry_allowed(env, Outcome::Reset) {
+            if self.should_retry(env, Outcome::Reset) {
                 cx.drop_up();
                 return self.failed(env, cx, Failure::Reset, false, true, now);
             }
-            return self.timed_out(env, cx);
+            return self.timed_out(env, cx, "upstream_per_try_timeout");
         }
         if due(self.idle.map(|t| self.last_activity + t)) {
             return self.stream_idle(env, cx);
@@ -153,9 +186,10 @@ impl Exchange {
     }
 
     /// The route (or per-try) timeout: 504 before a response head, a reset after.
-    fn timed_out(&mut self, env: &mut dyn Env, cx: &mut Cx<'_>) -> Step {
+    fn timed_out(&mut self, env: &mut dyn Env, cx: &mut Cx<'_>, detail: &'static str) -> Step {
         cx.drop_up();
         self.flag(Flags::UT);
+        self.rq.details = detail.into();
         if let Some((c, addr)) = self.target {
             env.upstream_rq_timeout(c, addr);
         }
@@ -172,6 +206,7 @@ impl Exchange {
     fn stream_idle(&mut self, env: &mut dyn Env, cx: &mut Cx<'_>) -> Step {
         log::debug!("stream idle timeout");
         self.flag(Flags::SI);
+        self.rq.details = "stream_idle_timeout".into();
         cx.drop_up();
         if self.resp.is_some() {
             return Step::End(Then::Reset);
@@ -193,13 +228,42 @@ impl Exchange {
         Step::End(if keep { Then::Next } else { Then::Close })
     }
 
-    /// True when the route's policy retries `o` and this exchange may still retry: retries
-    /// left, the body still replayable, and nothing sent to the client yet.
-    pub(super) fn retry_allowed(&self, env: &dyn Env, o: Outcome) -> bool {
-        if self.retries_left == 0 || self.replay.is_none() || self.resp.is_some() {
+    /// The retry policy in force: the request's merged one, else the route's.
+    fn policy<'a>(&'a self, env: &'a dyn Env) -> Option<&'a crate::config::RetryPolicy> {
+        match &self.policy {
+            Some(p) => Some(p),
+            None => self.route.and_then(|r| env.retry_policy(r)),
+        }
+    }
+
+    /// The retry decision at the end of an attempt, counted as Envoy counts it:
+    /// `upstream_rq_retry_limit_exceeded` when the policy would retry but no retry is left,
+    /// `upstream_rq_retry_success` when an earlier retry happened and this outcome is not
+    /// retried. (`upstream_rq_retry` is counted when a retry is scheduled.)
+    pub(super) fn should_retry(&mut self, env: &mut dyn Env, o: Outcome) -> bool {
+        let retriable = self.retriable(env, o);
+        let cluster = self.target.map(|t| t.0);
+        if retriable && self.retries_left > 0 {
+            return true;
+        }
+        if let Some(c) = cluster {
+            if retriable {
+                env.retry_stat(c, RetryStat::LimitExceeded);
+            } else if self.attempts > 1 && !self.retry_counted {
+                self.retry_counted = true;
+                env.retry_stat(c, RetryStat::Success);
+            }
+        }
+        false
+    }
+
+    /// Whether the policy in force retries `o` (retries left or not): the body is still
+    /// replayable and nothing was sent to the client yet.
+    fn retriable(&self, env: &dyn Env, o: Outcome) -> bool {
+        if self.replay.is_none() || self.resp.is_some() {
             return false;
         }
-        let Some(p) = self.route.and_then(|r| env.retry_policy(r)) else {
+        let Some(p) = self.policy(env) else {
             return false;
         };
         let on = p.retry_on;
@@ -226,7 +290,7 @@ impl Exchange {
         let Some((cluster, old)) = self.target else {
             return false;
         };
-        let (base, max) = self.route.and_then(|r| env.retry_policy(r)).map_or(
+        let (base, max) = self.policy(env).map_or(
             (Duration::from_millis(25), Duration::from_millis(250)),
             |p| (p.back_off_base, p.back_off_max),
         );
@@ -245,6 +309,7 @@ impl Exchange {
             }
         }
         self.target = Some((cluster, addr));
+        env.retry_stat(cluster, RetryStat::Retry);
         self.retries_left = self.retries_left.saturating_sub(1);
         self.attempts += 1;
         let ceiling = base

@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 use super::buf::{Buf, BufPool, CHUNK};
 use super::codec::{HeadError, RequestHead};
 use super::request::Decision;
-use crate::access_log::Rq;
+use crate::access_log::{Flags, Rq};
 use crate::config::RetryPolicy;
 use crate::route::edits::Op;
 pub use exchange::Exchange;
-pub use failure::Failure;
+pub use failure::{Failure, RetryStat};
 
 /// How long a closing connection keeps reading (and discarding) before the final close.
 pub const LINGER: Duration = Duration::from_secs(2);
@@ -54,6 +54,8 @@ pub struct Limits {
     pub request_headers_timeout: Option<Duration>,
     /// The connection manager's `stream_idle_timeout` (a route's `idle_timeout` overrides it).
     pub stream_idle_timeout: Option<Duration>,
+    /// `http_protocol_options.accept_http_10`: serve HTTP/1.0 (else 426).
+    pub accept_http_10: bool,
 }
 
 /// What the core needs from the proxy around it. Every method is synchronous and does no I/O;
@@ -95,6 +97,12 @@ pub trait Env {
     fn upstream_connect_fail(&mut self, cluster: usize, addr: SocketAddr, timeout: bool);
     /// A route answered with `direct_response`.
     fn direct_response(&mut self);
+    /// A retry counter of `cluster`.
+    fn retry_stat(&mut self, cluster: usize, s: RetryStat);
+    /// A client sent the HTTP/2 connection preface (baton speaks HTTP/1 only).
+    fn http2_preface(&mut self);
+    /// `http_protocol_options.default_host_for_http_10`, when configured.
+    fn default_host_for_http_10(&self) -> Option<String>;
 }
 
 /// A reply made here.
@@ -280,7 +288,14 @@ impl Conn {
 
     /// The driver has a connection for the `Connect` action: `reused` from the pool (already
     /// connected), else a connect in progress.
-    pub fn up_attached(&mut self, env: &mut dyn Env, reused: bool, now: Instant) {
+    /// `local`: the connection's local address (for the access log).
+    pub fn up_attached(
+        &mut self,
+        env: &mut dyn Env,
+        reused: bool,
+        local: Option<SocketAddr>,
+        now: Instant,
+    ) {
         if let State::Exchange(ex) = &mut self.state {
             let up = UpSide {
                 rx: std::mem::take(&mut self.spare.rx),
@@ -290,7 +305,7 @@ impl Conn {
                 ..UpSide::default()
             };
             let up = self.up.insert(up);
-            ex.attached(env, up, reused, now);
+            ex.attached(env, up, reused, local, now);
         } else {
             // Nothing wants it any more: give it straight back.
             self.release = Some(reused);
@@ -316,6 +331,14 @@ impl Conn {
     pub fn up_eof(&mut self) {
         if let Some(up) = &mut self.up {
             up.eof = true;
+        }
+    }
+
+    /// A connect to the upstream failed with `errno` (`at_once`: `connect()` itself failed);
+    /// call before `up_failed`. Only recorded for the access log.
+    pub fn connect_error(&mut self, at_once: bool, errno: i32) {
+        if let State::Exchange(ex) = &mut self.state {
+            ex.rq.connect_error = Some((at_once, errno));
         }
     }
 
@@ -452,7 +475,8 @@ impl Conn {
     pub fn abort(&mut self, env: &mut dyn Env, now: Instant) {
         let state = std::mem::replace(&mut self.state, State::Closed(Close::Graceful));
         if let State::Exchange(mut ex) = state {
-            ex.flag(crate::access_log::Flags::DC);
+            ex.flag(Flags::DC);
+            ex.rq.detail("downstream_remote_disconnect");
             ex.finish(env, now);
         }
         if let Some(u) = self.up.take() {
@@ -555,6 +579,10 @@ impl Conn {
         if !head_complete(self.cin.data(), &mut self.scanned) && !first {
             return self.partial_head(env, now);
         }
+        if self.cin.data().starts_with(H2_PREFACE_LINE) {
+            self.refuse_http2(env, now);
+            return true;
+        }
         let mut slots = super::codec::header_slots();
         let (head_len, start) = match super::codec::parse_request(self.cin.data(), &mut slots) {
             Ok(None) => return self.partial_head(env, now),
@@ -566,9 +594,24 @@ impl Conn {
                 self.reject(env, &HeadError::TooLarge, now);
                 return true;
             }
+            Ok(Some(req)) if req.minor == 0 && !self.lim.accept_http_10 => {
+                // Envoy: HTTP/1.0 only when `accept_http_10` is on; else 426 and close.
+                let rq = env.begin(Some(&req), 0, now);
+                log::debug!("HTTP/1.0 request refused (accept_http_10 is off)");
+                self.refuse_rq(env, rq, 426, "Upgrade Required", Flags::DPE, now);
+                return true;
+            }
             Ok(Some(req)) => {
                 #[cfg(debug_assertions)]
                 test_hooks::maybe_panic(req.path);
+                let default_host = match (req.minor, req.host) {
+                    (0, None) => env.default_host_for_http_10(),
+                    _ => None,
+                };
+                let req = RequestHead {
+                    host: default_host.as_deref().or(req.host),
+                    ..req
+                };
                 let mut rq = env.begin(Some(&req), req.minor, now);
                 let decision = env.route(&req, &mut rq);
                 let idle = self.lim.stream_idle_timeout;
@@ -664,23 +707,64 @@ impl Conn {
             501 => "Not Implemented",
             _ => "Bad Request",
         };
-        self.refuse(env, e.status(), body, crate::access_log::Flags::DPE, now);
+        self.refuse(env, e.status(), body, Flags::DPE, now);
     }
 
     /// Answers a request head that will not be served (malformed, too large, too slow) and
     /// closes the connection after the answer.
     fn refuse(&mut self, env: &mut dyn Env, status: u16, body: &str, flag: u16, now: Instant) {
+        let rq = env.begin(None, 1, now);
+        self.refuse_rq(env, rq, status, body, flag, now);
+    }
+
+    /// `refuse` with the request's record already begun.
+    fn refuse_rq(
+        &mut self,
+        env: &mut dyn Env,
+        mut rq: Rq,
+        status: u16,
+        body: &str,
+        flag: u16,
+        now: Instant,
+    ) {
         self.cin.consume(self.cin.len());
         exchange::queue_reply(
             env,
             &mut self.cout,
             &exchange::plain_reply(status, body, true),
         );
-        let mut rq = env.begin(None, 1, now);
         rq.status = status;
         rq.flags.set(flag);
+        rq.detail(match status {
+            431 => "http1.headers_too_large",
+            408 => "request_header_timeout",
+            426 => "low_version",
+            _ => "http1.codec_error",
+        });
+        if rq.cap.is_some() {
+            rq.local_body = Some(body.into());
+        }
         rq.bytes_tx = body.len() as u64;
         env.end(rq, now);
+        self.close_after(now);
+    }
+}
+
+/// The first line of the HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
+
+/// What an HTTP/2 client gets: the server preface (an empty SETTINGS frame), then GOAWAY
+/// with HTTP_1_1_REQUIRED (0xd) and a short reason, so it fails clearly (curl retries over
+/// HTTP/1.1 on that code) instead of reading an HTTP/1 400 as a broken frame.
+const H2_GOAWAY: &[u8] = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00\
+\x00\x00\x2d\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x0dHTTP/2 is not supported; use HTTP/1.1";
+
+impl Conn {
+    /// An HTTP/2 client on this HTTP/1 listener: counted, answered with GOAWAY, closed.
+    fn refuse_http2(&mut self, env: &mut dyn Env, now: Instant) {
+        env.http2_preface();
+        self.cin.consume(self.cin.len());
+        self.cout.extend(env.pool(), H2_GOAWAY);
         self.close_after(now);
     }
 }

@@ -114,6 +114,7 @@ impl Env for TestEnv {
                 edits: Vec::new(),
                 upstream: None,
                 flag: 0,
+                route: None,
             })
         };
         if req.path.starts_with("/local") {
@@ -134,8 +135,11 @@ impl Env for TestEnv {
             idle: None,
             route: (0, usize::from(retry)),
             resp_edits: Vec::new(),
-            retry: retry.then_some((2, Some(Duration::from_secs(1)))),
+            retries: retry.then_some(2),
+            per_try: retry.then_some(Duration::from_secs(1)),
+            retry_policy: None,
             request_id: None,
+            rewritten: None,
         }))
     }
 
@@ -183,6 +187,14 @@ impl Env for TestEnv {
     fn upstream_connect_fail(&mut self, _cluster: usize, _addr: SocketAddr, _timeout: bool) {}
 
     fn direct_response(&mut self) {}
+
+    fn retry_stat(&mut self, _cluster: usize, _s: super::RetryStat) {}
+
+    fn http2_preface(&mut self) {}
+
+    fn default_host_for_http_10(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The upstream connection as the simulation sees it.
@@ -232,6 +244,7 @@ impl Sim {
             idle_timeout: Some(Duration::from_secs(60)),
             request_headers_timeout: Some(Duration::from_secs(10)),
             stream_idle_timeout: Some(Duration::from_secs(30)),
+            accept_http_10: true,
         };
         Sim {
             env: TestEnv::new(),
@@ -311,7 +324,7 @@ impl Sim {
         self.up_got.clear();
         self.up_pending.clear();
         self.up_fin = false;
-        self.conn.up_attached(&mut self.env, false, self.now);
+        self.conn.up_attached(&mut self.env, false, None, self.now);
         self.conn.up_connected(self.now);
     }
 

@@ -218,7 +218,7 @@ fn a_non_idempotent_request_is_not_replayed_after_a_stale_pooled_connection() {
         );
         // A pooled connection that the upstream closed as we reused it.
         sim.up = UpConn::Open;
-        sim.conn.up_attached(&mut sim.env, true, sim.now);
+        sim.conn.up_attached(&mut sim.env, true, None, sim.now);
         sim.run();
         sim.upstream_reset();
         let asked_again = u32::from(sim.up == UpConn::Wanted);
