@@ -185,7 +185,7 @@ impl Env for CtxEnv<'_> {
                 self.ctx.listeners[self.listener].hcm.stat_prefix
             );
         } else {
-            log::debug!("{}: HTTP/2 connection preface refused", self.peer);
+            log::debug!("{}: HTTP/2 client refused (counted)", self.peer);
         }
     }
 

@@ -754,8 +754,8 @@ impl Conn {
 const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 /// What an HTTP/2 client gets: the server preface (an empty SETTINGS frame), then GOAWAY
-/// with HTTP_1_1_REQUIRED (0xd) and a short reason, so it fails clearly (curl retries over
-/// HTTP/1.1 on that code) instead of reading an HTTP/1 400 as a broken frame.
+/// with HTTP_1_1_REQUIRED (0xd) and a short reason, so the client reports a clear HTTP/2
+/// error instead of reading an HTTP/1 400 as a broken frame.
 const H2_GOAWAY: &[u8] = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00\
 \x00\x00\x2d\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x0dHTTP/2 is not supported; use HTTP/1.1";
 
