@@ -287,7 +287,7 @@ fn value(out: &mut Vec<u8>, v: &mut String, op: &Op, rq: &Rq, names: &Names<'_>)
         Op::AttemptCount => push_dec(out, u64::from(rq.attempts)),
         Op::TransportFailure => {
             if let Some(t) = rq.transport_failure() {
-                out.extend_from_slice(t.as_bytes());
+                out.extend_from_slice(t.replace(' ', "_").as_bytes());
             }
         }
         Op::RouteName => out.extend_from_slice(names.route.unwrap_or("").as_bytes()),

@@ -212,11 +212,12 @@ impl Rq {
         }
     }
 
-    /// Envoy's transport failure reason of a failed connect, e.g. `delayed_connect_error:_111`.
+    /// Envoy's transport failure reason of a failed connect, e.g. `delayed connect error: 111`
+    /// (the access log writes it with `_` for spaces).
     pub fn transport_failure(&self) -> Option<String> {
         self.connect_error.map(|(at_once, errno)| {
             let when = if at_once { "immediate" } else { "delayed" };
-            format!("{when}_connect_error:_{errno}")
+            format!("{when} connect error: {errno}")
         })
     }
 

@@ -104,32 +104,28 @@ impl Exchange {
             Failure::Reset | Failure::RetriableStatus => Flags::UC,
             Failure::Protocol => Flags::UPE,
         });
-        let body = match f {
-            Failure::ConnectFailed => local::CONNECT_FAILURE,
-            Failure::ConnectTimeout => local::CONNECT_TIMEOUT,
-            Failure::Reset | Failure::RetriableStatus => local::CONNECTION_TERMINATION,
-            Failure::Protocol => local::PROTOCOL_ERROR,
+        let reason = match f {
+            Failure::ConnectFailed => "remote connection failure",
+            Failure::ConnectTimeout => "connection timeout",
+            Failure::Reset | Failure::RetriableStatus => "connection termination",
+            Failure::Protocol => "protocol error",
         };
-        self.rq.details = match (f, self.rq.transport_failure()) {
-            (Failure::ConnectFailed, Some(why)) => {
-                format!("upstream_reset_before_response_started{{remote_connection_failure,{why}}}")
-                    .into()
-            }
-            (Failure::ConnectFailed, None) => {
-                "upstream_reset_before_response_started{remote_connection_failure}".into()
-            }
-            (Failure::ConnectTimeout, _) => {
-                "upstream_reset_before_response_started{connection_timeout}".into()
-            }
-            (Failure::Reset | Failure::RetriableStatus, _) => {
-                "upstream_reset_before_response_started{connection_termination}".into()
-            }
-            (Failure::Protocol, _) => {
-                "upstream_reset_before_response_started{protocol_error}".into()
-            }
+        let why = match f {
+            Failure::ConnectFailed => self.rq.transport_failure(),
+            _ => None,
         };
+        let body = local::upstream_failure(self.attempts > 1, reason, why.as_deref());
+        // Envoy's details: the reason and transport failure, spaces as `_`.
+        let mut d = String::from("upstream_reset_before_response_started{");
+        d.push_str(reason);
+        if let Some(w) = &why {
+            d.push(',');
+            d.push_str(w);
+        }
+        d.push('}');
+        self.rq.details = d.replace(' ', "_").into();
         let status = if f == Failure::Protocol { 502 } else { 503 };
-        self.local_failure(env, cx, status, body)
+        self.local_failure(env, cx, status, &body)
     }
 
     /// Queues a local reply that ends the exchange (with the route's response edits, as

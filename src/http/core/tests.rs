@@ -380,9 +380,8 @@ fn model_thousands_of_random_exchanges() {
                 (1, _) => Expect::Answer(404, Vec::new()),
                 (_, 0) => Expect::Answer(
                     503,
-                    super::super::local::CONNECTION_TERMINATION
-                        .as_bytes()
-                        .to_vec(),
+                    super::super::local::upstream_failure(false, "connection termination", None)
+                        .into_bytes(),
                 ),
                 _ => {
                     let mut e = path.as_bytes().to_vec();
