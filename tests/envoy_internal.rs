@@ -254,3 +254,16 @@ fn a_bad_cidr_range_is_refused_with_its_path() {
         "{err}"
     );
 }
+
+#[test]
+fn an_internal_request_may_ask_for_204_on_timeout() {
+    let hole = BlackHole::start();
+    let routes = "  - match: {prefix: /}\n    route: {cluster: svc, timeout: 1s}\n";
+    let (b, _) = start(&[hole.port], routes, &["use_remote_address: true"]);
+    let alt = [
+        "x-envoy-upstream-rq-timeout-ms: 100",
+        "x-envoy-upstream-rq-timeout-alt-response: 1",
+    ];
+    assert_eq!(get_from("127.0.0.1", b.port, "/", &alt), 204);
+    assert_eq!(get_from("127.0.0.2", b.port, "/", &alt), 504);
+}

@@ -44,7 +44,11 @@ pub fn write_local_reply(
     out.push(b' ');
     out.extend_from_slice(reason_phrase(status).as_bytes());
     out.extend_from_slice(b"\r\n");
-    put_header(out, "content-length", body.len().to_string().as_bytes());
+    // RFC 9110 §8.6, §15.3.5: a 204 carries no body and no Content-Length.
+    let body = if status == 204 { "" } else { body };
+    if status != 204 {
+        put_header(out, "content-length", body.len().to_string().as_bytes());
+    }
     if !body.is_empty() {
         put_header(out, "content-type", b"text/plain");
     }

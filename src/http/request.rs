@@ -57,6 +57,9 @@ pub struct Forward {
     /// What the route rewrote, when the listener logs: Envoy's access log sees the request
     /// headers as the router changed them.
     pub rewritten: Option<Box<Rewritten>>,
+    /// The status of a route timeout: 504, or 204 for an internal request that asked with
+    /// `x-envoy-upstream-rq-timeout-alt-response`.
+    pub timeout_status: u16,
 }
 
 /// Request values a route rewrote (`None`: unchanged).
@@ -239,6 +242,8 @@ const CONSUMED: &[&str] = &[
     "x-envoy-expected-rq-timeout-ms",
     "x-envoy-upstream-rq-timeout-ms",
     "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-upstream-alt-stat-name",
     "x-envoy-retry-on",
     "x-envoy-retry-grpc-on",
     "x-envoy-max-retries",
@@ -265,6 +270,8 @@ pub struct Overrides {
     pub max_retries: Option<u32>,
     /// `x-envoy-retriable-status-codes`.
     pub codes: Vec<u16>,
+    /// `x-envoy-upstream-rq-timeout-alt-response`: a route timeout answers 204, not 504.
+    pub alt_response: bool,
 }
 
 impl Overrides {
@@ -291,6 +298,8 @@ impl Overrides {
                 }
             } else if n.eq_ignore_ascii_case("x-envoy-max-retries") {
                 o.max_retries = v.parse().ok().or(o.max_retries);
+            } else if n.eq_ignore_ascii_case("x-envoy-upstream-rq-timeout-alt-response") {
+                o.alt_response = true;
             } else if n.eq_ignore_ascii_case("x-envoy-retriable-status-codes") {
                 o.codes
                     .extend(v.split(',').filter_map(|c| c.trim().parse::<u16>().ok()));
@@ -543,6 +552,7 @@ pub(super) fn decide(
         retry_policy: merged,
         request_id,
         rewritten,
+        timeout_status: if over.alt_response { 204 } else { 504 },
     }))
 }
 
@@ -728,6 +738,114 @@ mod tests {
             value: b"not-an-ip",
         }];
         assert_eq!(trusted_client(&bad, peer, false, 0), peer);
+    }
+
+    fn hcm(use_remote_address: bool, hops: u32) -> HttpConnectionManager {
+        let mut b = crate::config::load_str(
+            "static_resources:
+  listeners:
+  - address: {socket_address: {address: 127.0.0.1, port_value: 1}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          '@type': type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: x
+          route_config: {virtual_hosts: []}
+          http_filters: [{name: envoy.filters.http.router}]
+",
+        )
+        .expect("config");
+        let mut h = b.listeners.remove(0).hcm;
+        h.use_remote_address = use_remote_address;
+        h.xff_num_trusted_hops = hops;
+        h
+    }
+
+    #[test]
+    fn internal_requests_follow_envoys_rules() {
+        let lo: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let other: SocketAddr = "127.0.0.2:4000".parse().unwrap();
+        let xff = |v: &'static [u8]| {
+            [httparse::Header {
+                name: "X-Forwarded-For",
+                value: v,
+            }]
+        };
+        let edge = hcm(true, 0);
+        assert!(origin(&[], lo, &edge).internal);
+        let o = origin(&[], other, &edge);
+        assert!(!o.internal && o.edge);
+        // With use_remote_address, any x-forwarded-for makes it external.
+        assert!(!origin(&xff(b"10.0.0.1"), lo, &edge).internal);
+        let inner = hcm(false, 0);
+        assert!(origin(&xff(b"10.0.0.1"), other, &inner).internal);
+        assert!(origin(&xff(b" fd00::1 "), other, &inner).internal);
+        assert!(!origin(&xff(b"10.0.0.1,10.0.0.2"), lo, &inner).internal);
+        assert!(!origin(&xff(b"8.8.8.8"), lo, &inner).internal);
+        assert!(!origin(&xff(b"junk"), lo, &inner).internal);
+        assert!(!origin(&[], lo, &inner).internal, "no XFF: external");
+        assert!(!origin(&xff(b"10.0.0.1"), lo, &hcm(false, 1)).internal);
+        assert!(!origin(&[], lo, &inner).edge);
+
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for yes in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "127.0.0.1",
+        ] {
+            assert!(is_internal(ip(yes), None), "{yes}");
+        }
+        for no in [
+            "172.32.0.1",
+            "127.0.0.2",
+            "8.8.8.8",
+            "fe80::1",
+            "2001:db8::1",
+        ] {
+            assert!(!is_internal(ip(no), None), "{no}");
+        }
+        assert!(is_internal(ip("::ffff:10.0.0.1"), None));
+        assert!(is_internal(ip("::1"), None));
+        let ranges = [(ip("203.0.113.0"), 24), (ip("2001:db8::"), 32)];
+        assert!(is_internal(ip("203.0.113.77"), Some(&ranges)));
+        assert!(is_internal(ip("2001:db8:1::5"), Some(&ranges)));
+        assert!(!is_internal(ip("10.0.0.1"), Some(&ranges)));
+        assert!(is_internal(ip("1.2.3.4"), Some(&[(ip("0.0.0.0"), 0)])));
+    }
+
+    #[test]
+    fn control_headers_override_timeouts_and_retries() {
+        let h = |n: &'static str, v: &'static [u8]| httparse::Header { name: n, value: v };
+        let o = Overrides::read(&[
+            h("x-envoy-upstream-rq-timeout-ms", b"0"),
+            h("X-Envoy-Upstream-Rq-Per-Try-Timeout-Ms", b" 250 "),
+            h("x-envoy-retry-on", b"connect-failure, refused-stream,bogus"),
+            h("x-envoy-max-retries", b"4"),
+            h("x-envoy-retriable-status-codes", b"418, x,503"),
+            h("x-envoy-upstream-rq-timeout-alt-response", b""),
+        ]);
+        assert!(o.alt_response);
+        assert_eq!(o.timeout, Some(None));
+        assert_eq!(o.per_try, Some(Duration::from_millis(250)));
+        let p = o
+            .retry_policy(None)
+            .expect("a policy from the headers alone");
+        assert!(p.retry_on.connect_failure && !p.retry_on.five_xx);
+        assert_eq!(p.num_retries, 4);
+        assert_eq!(p.retriable_status_codes, [418, 503]);
+        assert!(Overrides::read(&[h("x-envoy-max-retries", b"3")])
+            .retry_policy(None)
+            .is_none());
+        assert!(Overrides::read(&[h("x-envoy-upstream-rq-timeout-ms", b"abc")]).is_empty());
+
+        let s = |ms| Some(Duration::from_millis(ms));
+        assert_eq!(final_timeouts(s(1000), s(300)), (s(1000), s(300), s(300)));
+        assert_eq!(final_timeouts(s(1000), s(1000)), (s(1000), None, s(1000)));
+        assert_eq!(final_timeouts(None, s(300)), (None, s(300), s(300)));
+        assert_eq!(final_timeouts(None, None), (None, None, None));
     }
 
     #[test]

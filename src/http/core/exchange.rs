@@ -171,6 +171,8 @@ pub struct Exchange {
     pub(super) resp: Option<Response>,
     pub(super) timeout: Option<Duration>,
     pub(super) timeout_at: Option<Instant>,
+    /// What a route timeout answers before a response head: 504 (or 204, see `Forward`).
+    pub(super) timeout_status: u16,
     pub(super) connect_at: Option<Instant>,
     pub(super) connect_timeout: Duration,
     pub(super) limit: usize,
@@ -295,6 +297,7 @@ impl Exchange {
             resp: None,
             timeout: f.and_then(|f| f.timeout),
             timeout_at: None,
+            timeout_status: f.map_or(504, |f| f.timeout_status),
             connect_at: None,
             connect_timeout,
             limit: limit.max(CHUNK),

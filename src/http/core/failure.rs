@@ -192,7 +192,10 @@ impl Exchange {
         if self.resp.is_some() {
             return Step::End(Then::Reset);
         }
-        self.local_failure(env, cx, 504, local::UPSTREAM_TIMEOUT)
+        match self.timeout_status {
+            204 => self.local_failure(env, cx, 204, ""),
+            _ => self.local_failure(env, cx, 504, local::UPSTREAM_TIMEOUT),
+        }
     }
 
     /// The stream idle timeout, as Envoy's HCM answers it: a reset once the response has

@@ -140,6 +140,7 @@ impl Env for TestEnv {
             retry_policy: None,
             request_id: None,
             rewritten: None,
+            timeout_status: 504,
         }))
     }
 
