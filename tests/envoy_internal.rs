@@ -267,3 +267,26 @@ fn an_internal_request_may_ask_for_204_on_timeout() {
     assert_eq!(get_from("127.0.0.1", b.port, "/", &alt), 204);
     assert_eq!(get_from("127.0.0.2", b.port, "/", &alt), 504);
 }
+
+#[test]
+fn more_than_three_concurrent_retries_overflow() {
+    let hole = BlackHole::start();
+    let routes = "  - match: {prefix: /}\n    route:\n      cluster: svc\n      timeout: 20s\n      retry_policy: {retry_on: reset, num_retries: 1, per_try_timeout: 2s}\n";
+    let (b, admin) = start(&[hole.port], routes, &[]);
+    let port = b.port;
+    // Six requests at once: each first try times out together; Envoy's default retry circuit
+    // breaker lets three of them retry and refuses the others.
+    let clients: Vec<_> = (0..6)
+        .map(|_| std::thread::spawn(move || fetch(port, "h", "/", "").status()))
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().expect("client"), 504);
+    }
+    let c = |n: &str| stat(admin, &format!("cluster.svc.{n}"));
+    let (retried, overflow) = (c("upstream_rq_retry"), c("upstream_rq_retry_overflow"));
+    assert!(
+        retried <= 3 && overflow >= 1 && retried + overflow == 6,
+        "retries {retried}, overflow {overflow}"
+    );
+    assert_eq!(c("upstream_rq_retry_limit_exceeded"), retried);
+}

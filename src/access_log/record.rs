@@ -34,13 +34,16 @@ impl Flags {
     pub const UPE: u16 = 1 << 9;
     /// Stream idle timeout.
     pub const SI: u16 = 1 << 10;
+    /// Upstream overflow: a retry refused by the cluster's retry limit.
+    pub const UO: u16 = 1 << 11;
 
     /// Envoy's order of the short codes in %RESPONSE_FLAGS%.
-    const NAMES: [(u16, &'static str); 11] = [
+    const NAMES: [(u16, &'static str); 12] = [
         (Self::LR, "LR"),
         (Self::UH, "UH"),
         (Self::UF, "UF"),
         (Self::UC, "UC"),
+        (Self::UO, "UO"),
         (Self::UT, "UT"),
         (Self::NR, "NR"),
         (Self::URX, "URX"),

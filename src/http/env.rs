@@ -173,6 +173,19 @@ impl Env for CtxEnv<'_> {
         self.ctx.stats.retry(cluster, s);
     }
 
+    fn retry_acquire(&mut self, cluster: usize) -> bool {
+        self.ctx
+            .clusters
+            .get_mut(cluster)
+            .is_some_and(|c| c.retry_acquire())
+    }
+
+    fn retry_release(&mut self, cluster: usize) {
+        if let Some(c) = self.ctx.clusters.get_mut(cluster) {
+            c.retry_release();
+        }
+    }
+
     fn http2_preface(&mut self) {
         let now = self.ctx.now();
         if self.ctx.stats.http2_refused(self.listener, now) {

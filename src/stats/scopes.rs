@@ -91,6 +91,7 @@ pub struct ClusterStats {
     pub upstream_rq_retry: Counter,
     pub upstream_rq_retry_success: Counter,
     pub upstream_rq_retry_limit_exceeded: Counter,
+    pub upstream_rq_retry_overflow: Counter,
     pub membership_healthy: Gauge,
     pub membership_total: Gauge,
     pub update_attempt: Counter,
@@ -201,6 +202,7 @@ impl Stats {
                 let upstream_rq_retry = ctr("upstream_rq_retry");
                 let upstream_rq_retry_success = ctr("upstream_rq_retry_success");
                 let upstream_rq_retry_limit_exceeded = ctr("upstream_rq_retry_limit_exceeded");
+                let upstream_rq_retry_overflow = ctr("upstream_rq_retry_overflow");
                 let update_attempt = ctr("update_attempt");
                 let update_success = ctr("update_success");
                 let update_failure = ctr("update_failure");
@@ -219,6 +221,7 @@ impl Stats {
                     upstream_rq_retry,
                     upstream_rq_retry_success,
                     upstream_rq_retry_limit_exceeded,
+                    upstream_rq_retry_overflow,
                     // Membership is this process's view of DNS: never imported.
                     membership_healthy: s.gauge(&format!("{c}.membership_healthy"), Import::Never),
                     membership_total: s.gauge(&format!("{c}.membership_total"), Import::Never),
@@ -406,6 +409,7 @@ impl Stats {
                 RetryStat::Retry => cs.upstream_rq_retry,
                 RetryStat::Success => cs.upstream_rq_retry_success,
                 RetryStat::LimitExceeded => cs.upstream_rq_retry_limit_exceeded,
+                RetryStat::Overflow => cs.upstream_rq_retry_overflow,
             });
         }
     }

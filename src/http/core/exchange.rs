@@ -194,6 +194,8 @@ pub struct Exchange {
     pub(super) attempts: u32,
     /// `upstream_rq_retry_success` was counted for this exchange.
     pub(super) retry_counted: bool,
+    /// Holds one of the cluster's concurrent-retry slots (from a retry decision to the next).
+    pub(super) retry_held: bool,
     /// Stream idle timeout (route's `idle_timeout`, else the HCM's `stream_idle_timeout`).
     pub(super) idle: Option<Duration>,
     pub(super) last_activity: Instant,
@@ -313,6 +315,7 @@ impl Exchange {
             per_try_at: None,
             attempts: 1,
             retry_counted: false,
+            retry_held: false,
             idle: f.map_or(s.stream_idle, |f| f.idle),
             last_activity: now,
             attached_at: now,
@@ -422,7 +425,8 @@ impl Exchange {
     }
 
     /// Ends the exchange's record and what it holds on the cluster.
-    pub(super) fn finish(self, env: &mut dyn Env, now: Instant) {
+    pub(super) fn finish(mut self, env: &mut dyn Env, now: Instant) {
+        self.release_retry(env);
         if let Some((c, addr)) = self.target {
             env.track(c, addr, -1);
         }

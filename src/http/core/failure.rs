@@ -22,12 +22,14 @@ pub enum Failure {
 }
 
 /// The cluster's retry counters (Envoy's names: `upstream_rq_retry`,
-/// `upstream_rq_retry_success`, `upstream_rq_retry_limit_exceeded`).
+/// `upstream_rq_retry_success`, `upstream_rq_retry_limit_exceeded`,
+/// `upstream_rq_retry_overflow`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryStat {
     Retry,
     Success,
     LimitExceeded,
+    Overflow,
 }
 
 /// What went wrong with an attempt, as retry policies see it.
@@ -240,10 +242,19 @@ impl Exchange {
     /// `upstream_rq_retry_success` when an earlier retry happened and this outcome is not
     /// retried. (`upstream_rq_retry` is counted when a retry is scheduled.)
     pub(super) fn should_retry(&mut self, env: &mut dyn Env, o: Outcome) -> bool {
+        // Envoy gives the previous retry's circuit-breaker slot back at every decision.
+        self.release_retry(env);
         let retriable = self.retriable(env, o);
         let cluster = self.target.map(|t| t.0);
-        if retriable && self.retries_left > 0 {
-            return true;
+        if let (true, true, Some(c)) = (retriable, self.retries_left > 0, cluster) {
+            if env.retry_acquire(c) {
+                self.retry_held = true;
+                return true;
+            }
+            // Envoy's default `max_retries` circuit breaker: 3 retries at once per cluster.
+            env.retry_stat(c, RetryStat::Overflow);
+            self.flag(Flags::UO);
+            return false;
         }
         if let Some(c) = cluster {
             if retriable {
@@ -254,6 +265,15 @@ impl Exchange {
             }
         }
         false
+    }
+
+    /// Gives back the cluster's retry slot this exchange holds, if any.
+    pub(super) fn release_retry(&mut self, env: &mut dyn Env) {
+        if std::mem::take(&mut self.retry_held) {
+            if let Some((c, _)) = self.target {
+                env.retry_release(c);
+            }
+        }
     }
 
     /// Whether the policy in force retries `o` (retries left or not): the body is still

@@ -99,6 +99,11 @@ pub trait Env {
     fn direct_response(&mut self);
     /// A retry counter of `cluster`.
     fn retry_stat(&mut self, cluster: usize, s: RetryStat);
+    /// Takes one of `cluster`'s concurrent-retry slots (Envoy's default retry circuit
+    /// breaker); false when none is free.
+    fn retry_acquire(&mut self, cluster: usize) -> bool;
+    /// Gives a slot taken by `retry_acquire` back.
+    fn retry_release(&mut self, cluster: usize);
     /// A client sent the HTTP/2 connection preface (baton speaks HTTP/1 only).
     fn http2_preface(&mut self);
     /// `http_protocol_options.default_host_for_http_10`, when configured.

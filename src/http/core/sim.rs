@@ -191,6 +191,12 @@ impl Env for TestEnv {
 
     fn retry_stat(&mut self, _cluster: usize, _s: super::RetryStat) {}
 
+    fn retry_acquire(&mut self, _cluster: usize) -> bool {
+        true
+    }
+
+    fn retry_release(&mut self, _cluster: usize) {}
+
     fn http2_preface(&mut self) {}
 
     fn default_host_for_http_10(&self) -> Option<String> {
