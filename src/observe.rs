@@ -44,25 +44,73 @@ pub fn begin(
     }
     let direct = peer;
     // The access log's downstream address is the trusted client address (Envoy's rules).
-    let peer = match (req, ctx.listeners.get(l)) {
-        (Some(req), Some(lr)) => crate::http::request::trusted_client(
-            req.headers,
-            peer,
-            lr.hcm.use_remote_address,
-            lr.hcm.xff_num_trusted_hops,
-        ),
-        _ => peer,
+    let from = match (req, ctx.listeners.get(l)) {
+        (Some(req), Some(lr)) => Some(crate::http::request::origin(req.headers, peer, &lr.hcm)),
+        _ => None,
     };
-    let mut rq = Rq::new(ctx.now(), l, peer, minor);
+    let mut rq = Rq::new(ctx.now(), l, from.map_or(peer, |o| o.client), minor);
     rq.direct_peer = direct;
     if let Some(slots) = ctx.access_logs.slots(l) {
-        let c = match req {
-            Some(req) => capture_request(slots, req.method, req.path, req.host, req.headers),
-            None => Captured::new(slots),
+        let c = match (req, from, ctx.listeners.get(l)) {
+            (Some(req), Some(from), Some(lr)) => {
+                let mut c = capture_request(slots, req.method, req.path, req.host, req.headers);
+                as_mutated(slots, &mut c, req.headers, direct, from, &lr.hcm);
+                c
+            }
+            _ => Captured::new(slots),
         };
         rq.cap = Some(Box::new(c));
     }
     rq
+}
+
+/// Envoy's access log sees the request headers after its connection manager changed them:
+/// `x-forwarded-for` with the peer appended (`use_remote_address`), `x-forwarded-proto`,
+/// `x-envoy-internal`, `x-envoy-external-address`, and an external request's control headers
+/// gone. The captured values are made to match.
+fn as_mutated(
+    slots: &Slots,
+    c: &mut Captured,
+    headers: &[httparse::Header<'_>],
+    peer: SocketAddr,
+    from: crate::http::request::Origin,
+    hcm: &crate::config::HttpConnectionManager,
+) {
+    for (i, name) in slots.req.iter().enumerate() {
+        let ip = |a: SocketAddr| {
+            let mut v = Vec::with_capacity(40);
+            crate::util::push_ip(&mut v, a.ip());
+            v
+        };
+        match name.as_str() {
+            "x-forwarded-for" if hcm.use_remote_address => {
+                let mut v: Vec<u8> = Vec::new();
+                for x in values(headers, name) {
+                    if !v.is_empty() {
+                        v.extend_from_slice(b", ");
+                    }
+                    v.extend_from_slice(x);
+                }
+                if !v.is_empty() {
+                    v.extend_from_slice(b", ");
+                }
+                v.extend_from_slice(&ip(peer));
+                c.put(false, i, std::iter::once(v.as_slice()));
+            }
+            "x-forwarded-proto"
+                if crate::http::request::replace_proto(hcm) || c.req(i).is_none() =>
+            {
+                c.put(false, i, one("http"))
+            }
+            "x-envoy-internal" if from.internal => c.put(false, i, one("true")),
+            "x-envoy-internal" => c.clear_req(i),
+            "x-envoy-external-address" if from.edge => {
+                c.put(false, i, std::iter::once(ip(from.client).as_slice()))
+            }
+            n if !from.internal && crate::http::request::stripped(n, from.edge) => c.clear_req(i),
+            _ => {}
+        }
+    }
 }
 
 /// The request values a log format prints (its capture slots), from a request's parts.
@@ -112,6 +160,19 @@ pub fn rewritten(ctx: &Ctx, l: usize, rq: &mut Rq, r: &crate::http::request::Rew
         };
         if let Some(v) = v {
             cap.put(false, i, one(v));
+        }
+    }
+}
+
+/// The router forwarded the request: the control headers it consumes are gone from what the
+/// access log sees, as in Envoy.
+pub fn routed(ctx: &Ctx, l: usize, rq: &mut Rq) {
+    let (Some(slots), Some(cap)) = (ctx.access_logs.slots(l), rq.cap.as_mut()) else {
+        return;
+    };
+    for (i, name) in slots.req.iter().enumerate() {
+        if crate::http::request::router_consumed(name) {
+            cap.clear_req(i);
         }
     }
 }

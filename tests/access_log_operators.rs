@@ -146,3 +146,49 @@ fn header_size_operators_are_refused_at_load() {
         );
     }
 }
+
+#[test]
+fn the_log_sees_the_headers_as_the_connection_manager_changed_them() {
+    let log = tmp_file("mutated");
+    let format = "%REQ(X-FORWARDED-FOR)%|%REQ(X-ENVOY-INTERNAL)%|%REQ(X-ENVOY-EXTERNAL-ADDRESS)%|\
+%REQ(X-ENVOY-FORCE-TRACE)%|%REQ(X-ENVOY-RETRY-ON)%|%REQ(X-FORWARDED-PROTO)%|%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%\n";
+    let (b, _up, _s) = start_edited(
+        vec![(log.display().to_string(), Some(format.to_string()))],
+        |y| {
+            y.replacen(
+                "stat_prefix: ingress_http\n",
+                "stat_prefix: ingress_http\n          use_remote_address: true\n",
+                1,
+            )
+        },
+    );
+    let url = format!("http://127.0.0.1:{}/status/200", b.port);
+    let (xff, trace, retry, proto) = (
+        "x-forwarded-for: 203.0.113.7",
+        "x-envoy-force-trace: 1",
+        "x-envoy-retry-on: 5xx",
+        "x-forwarded-proto: https",
+    );
+    // Internal (loopback 127.0.0.1, no x-forwarded-for), then external (127.0.0.2, and a
+    // client that sends its own x-forwarded-for).
+    for (src, extra) in [("127.0.0.1", None), ("127.0.0.2", Some(xff))] {
+        let mut args = vec!["--interface", src, "-o", "/dev/null"];
+        for h in [Some(trace), Some(retry), Some(proto), extra]
+            .into_iter()
+            .flatten()
+        {
+            args.extend(["-H", h]);
+        }
+        args.push(&url);
+        common::curl_ok(&args);
+    }
+    let got = wait_file_lines(&log, 2);
+    // Internal: the peer appended, marked internal, the router's retry header consumed.
+    assert_eq!(got[0], "127.0.0.1|true|-|1|-|http|127.0.0.1");
+    // External at the edge: the peer appended to the client's list, control headers gone,
+    // the external address named, the scheme replaced.
+    assert_eq!(
+        got[1],
+        "203.0.113.7, 127.0.0.2|-|127.0.0.2|-|-|http|127.0.0.2"
+    );
+}

@@ -119,6 +119,13 @@ impl Captured {
         }
     }
 
+    /// Forgets request slot `i` (a header the connection manager removed).
+    pub fn clear_req(&mut self, i: usize) {
+        if let Some(s) = self.req.get_mut(i) {
+            *s = None;
+        }
+    }
+
     fn get(&self, list: &[Option<(u32, u32)>], i: usize) -> Option<&str> {
         let (a, b) = (*list.get(i)?)?;
         self.text.get(a as usize..b as usize)

@@ -80,6 +80,7 @@ impl Env for CtxEnv<'_> {
             if let Some(r) = f.rewritten.take() {
                 observe::rewritten(self.ctx, self.listener, rq, &r);
             }
+            observe::routed(self.ctx, self.listener, rq);
         }
         d
     }

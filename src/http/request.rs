@@ -256,6 +256,24 @@ fn named(list: &[&str], n: &str) -> bool {
     list.iter().any(|x| x.eq_ignore_ascii_case(n))
 }
 
+/// Whether Envoy's router consumes request header `n` (its own timeout and retry controls).
+pub fn router_consumed(n: &str) -> bool {
+    named(CONSUMED, n)
+        && !n.eq_ignore_ascii_case("x-envoy-internal")
+        && !n.eq_ignore_ascii_case("x-envoy-expected-rq-timeout-ms")
+}
+
+/// Envoy replaces a client's `x-forwarded-proto` when it uses the remote address and trusts
+/// no hop before it.
+pub fn replace_proto(hcm: &HttpConnectionManager) -> bool {
+    hcm.use_remote_address && hcm.xff_num_trusted_hops == 0
+}
+
+/// Whether an external request (an edge one when `edge`) loses header `n`.
+pub fn stripped(n: &str, edge: bool) -> bool {
+    named(EXTERNAL_STRIPPED, n) || (edge && named(EDGE_STRIPPED, n))
+}
+
 /// What the request's own control headers change in the route's timeouts and retries.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overrides {
@@ -608,9 +626,7 @@ fn serialise(
         }
         if n.len() > 8
             && n.as_bytes()[..8].eq_ignore_ascii_case(b"x-envoy-")
-            && (named(CONSUMED, n)
-                || (!from.internal && named(EXTERNAL_STRIPPED, n))
-                || (from.edge && named(EDGE_STRIPPED, n)))
+            && (named(CONSUMED, n) || (!from.internal && stripped(n, from.edge)))
         {
             continue;
         }
@@ -633,8 +649,9 @@ fn serialise(
             have_request_id = true;
         }
         if n.eq_ignore_ascii_case("x-forwarded-proto") {
-            // At the edge (use_remote_address) the client's claim is replaced, as Envoy does.
-            if edge {
+            // With use_remote_address and no trusted hop before us, the client's claim is
+            // replaced, as Envoy does.
+            if replace_proto(hcm) {
                 continue;
             }
             have_proto = true;
