@@ -46,7 +46,12 @@ pub struct ClusterRt {
     rr: usize,
     /// Hosts have different weights: use the weighted variants of the policies.
     weighted: bool,
+    /// Retries scheduled and not yet decided (Envoy's retry circuit breaker resource).
+    retries_active: u32,
 }
+
+/// Envoy's default circuit-breaker `max_retries`: concurrent retries per cluster.
+pub const MAX_RETRIES: u32 = 3;
 
 /// Keeps the addresses `family` allows, in the order it prefers.
 pub fn filter_family(addrs: &[SocketAddr], family: DnsLookupFamily) -> Vec<SocketAddr> {
@@ -84,6 +89,7 @@ impl ClusterRt {
             hosts: Vec::new(),
             rr: 0,
             weighted: false,
+            retries_active: 0,
             cfg,
         };
         for (i, ep) in c.cfg.endpoints.iter().enumerate() {
@@ -262,6 +268,20 @@ impl ClusterRt {
     }
 
     /// Adjusts the active-request count of the host at `addr` (it may have gone away).
+    /// Takes a retry slot; false when `MAX_RETRIES` are already out (overflow).
+    pub fn retry_acquire(&mut self) -> bool {
+        if self.retries_active >= MAX_RETRIES {
+            return false;
+        }
+        self.retries_active += 1;
+        true
+    }
+
+    /// Gives a retry slot back.
+    pub fn retry_release(&mut self) {
+        self.retries_active = self.retries_active.saturating_sub(1);
+    }
+
     pub fn track(&mut self, addr: SocketAddr, delta: i32) {
         if let Some(h) = self.hosts.iter_mut().find(|h| h.addr == addr) {
             h.active_rq = h.active_rq.saturating_add_signed(delta);
