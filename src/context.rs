@@ -30,6 +30,11 @@ pub struct ListenerRt {
     pub per_connection_buffer_limit_bytes: u32,
 }
 
+/// The restart protocol's stats message carries the first epoch's start (Unix ms) as this
+/// gauge. An older child without this rule just shows it as a gauge while its parent lives;
+/// an older parent does not send it, and the child then counts from its own start.
+pub const FIRST_START_GAUGE: &str = "server.hot_restart.first_start_unix_ms";
+
 /// What every connection handler may touch besides its own connection. The process-wide
 /// lifecycle (`now`, draining, handoff, epoch) is private here and changed only through the
 /// methods below; the upstream pool is `UpPool`'s (http::upstream), written only there.
@@ -149,13 +154,32 @@ impl Ctx {
         self.draining && !self.handoff
     }
 
-    /// All stats as (name, value) lists, for a child process to continue from.
+    /// All stats as (name, value) lists, for a child process to continue from, plus the
+    /// first epoch's start as the gauge `FIRST_START_GAUGE` (see docs/hot-restart.md).
     pub fn stats_snapshot(&self) -> baton_statemachine::StatsSnapshot {
-        self.stats.store.snapshot()
+        let mut s = self.stats.store.snapshot();
+        let ms = self
+            .stats
+            .first_started()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        s.gauges.push((FIRST_START_GAUGE.to_string(), ms));
+        s
     }
 
     /// Adds a parent's stats to ours (counters continue; gauges are the parent's live values).
-    pub fn stats_merge(&mut self, s: baton_statemachine::StatsSnapshot) {
+    /// The parent's first-epoch start, when it sent one, becomes ours (it is not a stat).
+    pub fn stats_merge(&mut self, mut s: baton_statemachine::StatsSnapshot) {
+        if let Some(i) = s.gauges.iter().position(|(n, _)| n == FIRST_START_GAUGE) {
+            let (_, ms) = s.gauges.swap_remove(i);
+            if let Ok(ms) = u64::try_from(ms) {
+                let t = UNIX_EPOCH + std::time::Duration::from_millis(ms);
+                // Only ever earlier: a generation never started before its ancestors.
+                if t < self.stats.first_started() {
+                    self.stats.set_first_started(t);
+                }
+            }
+        }
         self.stats.store.merge_parent(&s);
     }
 

@@ -54,25 +54,75 @@ pub fn begin(
         ctx.stats.store.inc(h.downstream_rq_total);
         ctx.stats.store.gauge_add(h.downstream_rq_active, 1);
     }
+    let direct = peer;
     // The access log's downstream address is the trusted client address (Envoy's rules).
-    let peer = match (req, ctx.listeners.get(l)) {
-        (Some(req), Some(lr)) => crate::http::request::trusted_client(
-            req.headers,
-            peer,
-            lr.hcm.use_remote_address,
-            lr.hcm.xff_num_trusted_hops,
-        ),
-        _ => peer,
+    let from = match (req, ctx.listeners.get(l)) {
+        (Some(req), Some(lr)) => Some(crate::http::request::origin(req.headers, peer, &lr.hcm)),
+        _ => None,
     };
-    let mut rq = Rq::new(ctx.now(), l, peer, minor);
+    let mut rq = Rq::new(ctx.now(), l, from.map_or(peer, |o| o.client), minor);
+    rq.direct_peer = direct;
     if let Some(slots) = ctx.access_logs.slots(l) {
-        let c = match req {
-            Some(req) => capture_request(slots, req.method, req.path, req.host, req.headers),
-            None => Captured::new(slots),
+        let c = match (req, from, ctx.listeners.get(l)) {
+            (Some(req), Some(from), Some(lr)) => {
+                let mut c = capture_request(slots, req.method, req.path, req.host, req.headers);
+                as_mutated(slots, &mut c, req.headers, direct, from, &lr.hcm);
+                c
+            }
+            _ => Captured::new(slots),
         };
         rq.cap = Some(Box::new(c));
     }
     rq
+}
+
+/// Envoy's access log sees the request headers after its connection manager changed them:
+/// `x-forwarded-for` with the peer appended (`use_remote_address`), `x-forwarded-proto`,
+/// `x-envoy-internal`, `x-envoy-external-address`, and an external request's control headers
+/// gone. The captured values are made to match.
+fn as_mutated(
+    slots: &Slots,
+    c: &mut Captured,
+    headers: &[httparse::Header<'_>],
+    peer: SocketAddr,
+    from: crate::http::request::Origin,
+    hcm: &crate::config::HttpConnectionManager,
+) {
+    for (i, name) in slots.req.iter().enumerate() {
+        let ip = |a: SocketAddr| {
+            let mut v = Vec::with_capacity(40);
+            crate::util::push_ip(&mut v, a.ip());
+            v
+        };
+        match name.as_str() {
+            "x-forwarded-for" if hcm.use_remote_address => {
+                let mut v: Vec<u8> = Vec::new();
+                for x in values(headers, name) {
+                    if !v.is_empty() {
+                        v.extend_from_slice(b", ");
+                    }
+                    v.extend_from_slice(x);
+                }
+                if !v.is_empty() {
+                    v.extend_from_slice(b", ");
+                }
+                v.extend_from_slice(&ip(peer));
+                c.put(false, i, std::iter::once(v.as_slice()));
+            }
+            "x-forwarded-proto"
+                if crate::http::request::replace_proto(hcm) || c.req(i).is_none() =>
+            {
+                c.put(false, i, one("http"))
+            }
+            "x-envoy-internal" if from.internal => c.put(false, i, one("true")),
+            "x-envoy-internal" => c.clear_req(i),
+            "x-envoy-external-address" if from.edge => {
+                c.put(false, i, std::iter::once(ip(from.client).as_slice()))
+            }
+            n if !from.internal && crate::http::request::stripped(n, from.edge) => c.clear_req(i),
+            _ => {}
+        }
+    }
 }
 
 /// The request values a log format prints (its capture slots), from a request's parts.
@@ -101,9 +151,40 @@ pub fn generated_request_id(ctx: &Ctx, l: usize, rq: &mut Rq, id: &str) {
     let (Some(slots), Some(cap)) = (ctx.access_logs.slots(l), rq.cap.as_mut()) else {
         return;
     };
+    // The generated id is what the upstream saw (at the edge it replaced the client's).
     if let Some(i) = slots.req.iter().position(|n| n == "x-request-id") {
-        if cap.req(i).is_none() {
-            cap.put(false, i, one(id));
+        cap.put(false, i, one(id));
+    }
+}
+
+/// A route rewrote the path or host: the log sees the rewritten `:path` and `:authority`
+/// and the new `x-envoy-original-path`, as Envoy's access log sees the router's changes.
+pub fn rewritten(ctx: &Ctx, l: usize, rq: &mut Rq, r: &crate::http::request::Rewritten) {
+    let (Some(slots), Some(cap)) = (ctx.access_logs.slots(l), rq.cap.as_mut()) else {
+        return;
+    };
+    for (i, name) in slots.req.iter().enumerate() {
+        let v = match name.as_str() {
+            ":path" => r.path.as_deref(),
+            ":authority" | "host" => r.host.as_deref(),
+            "x-envoy-original-path" => r.original_path.as_deref(),
+            _ => None,
+        };
+        if let Some(v) = v {
+            cap.put(false, i, one(v));
+        }
+    }
+}
+
+/// The router forwarded the request: the control headers it consumes are gone from what the
+/// access log sees, as in Envoy.
+pub fn routed(ctx: &Ctx, l: usize, rq: &mut Rq) {
+    let (Some(slots), Some(cap)) = (ctx.access_logs.slots(l), rq.cap.as_mut()) else {
+        return;
+    };
+    for (i, name) in slots.req.iter().enumerate() {
+        if crate::http::request::router_consumed(name) {
+            cap.clear_req(i);
         }
     }
 }
@@ -159,11 +240,16 @@ pub fn end(ctx: &mut Ctx, mut rq: Rq) {
         }
     }
     if ctx.access_logs.slots(rq.listener).is_some() {
-        let name = rq
+        let cluster = rq
             .cluster
             .and_then(|c| ctx.clusters.get(c))
             .map(|c| c.cfg.name.as_str());
-        if ctx.access_logs.log(&rq, name) && ctx.access_logs.want_flush_tick() {
+        let route = rq
+            .route
+            .and_then(|(vh, r)| ctx.listeners.get(rq.listener)?.router.get(vh, r))
+            .map(|m| m.route.name.as_str());
+        let names = crate::access_log::Names { cluster, route };
+        if ctx.access_logs.log(&rq, &names) && ctx.access_logs.want_flush_tick() {
             ctx.timers.arm(ctx.now() + FLUSH_EVERY, TimerKey::Tick);
         }
     }
@@ -262,7 +348,7 @@ pub fn upstream_connected(ctx: &mut Ctx, c: usize, addr: SocketAddr) {
 }
 
 /// `-l debug`: each request's routing decision.
-pub fn routed(
+pub fn routing_decision(
     ctx: &Ctx,
     l: usize,
     peer: SocketAddr,

@@ -44,3 +44,38 @@ fn expected_timeout_and_service_time() {
         .count();
     assert_eq!(copies, 1, "the client's own value was forwarded too");
 }
+
+#[test]
+fn a_rewritten_path_keeps_the_original_in_x_envoy_original_path() {
+    let up = Upstream::start("up");
+    let routes = "  - match: {prefix: /old/}
+    route: {cluster: svc, prefix_rewrite: /new/}
+  - match: {safe_regex: {regex: '/re/.*'}}
+    route:
+      cluster: svc
+      regex_rewrite: {pattern: {regex: '^/re/'}, substitution: '/x/'}
+  - match: {prefix: /}
+    route: {cluster: svc}
+";
+    let b = Baton::start(&config(
+        free_port(),
+        &single_vhost(routes),
+        &[cluster("svc", &[up.port()])],
+    ));
+    let spoof = "x-envoy-original-path: /spoofed\r\n";
+    assert_eq!(fetch(b.port, "h", "/old/a?q=1", spoof).status(), 200);
+    assert_eq!(fetch(b.port, "h", "/re/b", "").status(), 200);
+    assert_eq!(fetch(b.port, "h", "/plain", "").status(), 200);
+    let seen = up.seen();
+    assert_eq!(seen[0].target, "/new/a?q=1");
+    let originals: Vec<&str> = seen[0]
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("x-envoy-original-path"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(originals, ["/old/a?q=1"], "the client's value replaced");
+    assert_eq!(seen[1].target, "/x/b");
+    assert_eq!(seen[1].header("x-envoy-original-path"), Some("/re/b"));
+    assert_eq!(seen[2].header("x-envoy-original-path"), None);
+}

@@ -112,3 +112,53 @@ fn only_the_live_process_answers_admin_and_no_request_is_lost() {
     );
     assert!(by_child > 0);
 }
+
+/// `/server_info`'s (uptime_current_epoch, uptime_all_epochs) in whole seconds.
+fn uptimes(port: u16) -> (u64, u64) {
+    let mut s = TcpStream::connect_timeout(&local(port), IO_TIMEOUT).expect("connect admin");
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    s.write_all(b"GET /server_info HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let field = |name: &str| -> u64 {
+        out.split(&format!("\"{name}\":\""))
+            .nth(1)
+            .and_then(|r| r.split('s').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+    };
+    (field("uptime_current_epoch"), field("uptime_all_epochs"))
+}
+
+#[test]
+fn uptime_all_epochs_counts_from_the_first_epoch() {
+    let up = Upstream::start("v");
+    let port = free_port();
+    let admin = free_port();
+    let dir = HotDir::new("uptime");
+    let yaml = with_admin(&simple_yaml(port, up.port()), admin);
+    let mut v1 = hot_start(&yaml, &dir, &[]);
+    // Let the first epoch live a little over two whole seconds.
+    thread::sleep(Duration::from_millis(2200));
+    let (_, first) = uptimes(admin);
+    assert!(first >= 2, "epoch 0 all-epochs uptime {first}");
+    let (mut v2, _) = hot_takeover(&yaml, &dir, &[], &v1);
+    v1.sigterm();
+    expect_exit_code(&mut v1, 0, Duration::from_secs(30));
+    let (current, all) = uptimes(admin);
+    assert!(
+        all >= first && all > current,
+        "epoch 1: current {current}s, all epochs {all}s (epoch 0 had {first}s)"
+    );
+    // And on through a second restart, with the first generation long gone.
+    let (v3, _) = hot_takeover(&yaml, &dir, &[], &v2);
+    v2.sigterm();
+    expect_exit_code(&mut v2, 0, Duration::from_secs(30));
+    let (current, all) = uptimes(admin);
+    assert!(
+        all >= first && all > current,
+        "epoch 2: current {current}s, all epochs {all}s (epoch 0 had {first}s)\n{}",
+        v3.log()
+    );
+}

@@ -8,7 +8,7 @@ use common::*;
 use std::io;
 
 const CONNECT_FAILURE: &str =
-    "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+    "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure";
 
 #[test]
 fn no_route_is_404() {
@@ -53,6 +53,15 @@ fn refused_connect_is_503_connection_failure() {
         assert_eq!(r.status(), 503);
         assert!(
             r.body_str().starts_with(CONNECT_FAILURE),
+            "body: {:?}",
+            r.body_str()
+        );
+        // Envoy adds the transport failure reason: the connect's errno (ECONNREFUSED).
+        assert!(
+            r.body_str()
+                .ends_with(", transport failure reason: delayed connect error: 111")
+                || r.body_str()
+                    .ends_with(", transport failure reason: immediate connect error: 111"),
             "body: {:?}",
             r.body_str()
         );

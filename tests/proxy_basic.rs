@@ -97,7 +97,11 @@ fn pipelined_requests_are_answered_in_order() {
 
 #[test]
 fn http10_closes_unless_keep_alive_is_asked() {
-    let (b, up) = proxy_with_upstream();
+    let extra = Extra {
+        hcm: vec!["http_protocol_options: {accept_http_10: true}".into()],
+        ..Extra::default()
+    };
+    let (b, up) = proxy_with_upstream_and(&extra, "STATIC");
     let (bytes, closed) =
         raw_exchange_ex(b.port, b"GET / HTTP/1.0\r\nHost: test\r\n\r\n", IO_TIMEOUT);
     assert!(

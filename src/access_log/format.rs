@@ -29,8 +29,35 @@ enum Op {
     DownstreamTlsVersion,
     RequestedServerName,
     DownstreamPeerSubject,
-    /// An operator the format checker accepts but baton has no value for: `-`.
-    Unknown,
+    DownstreamDirect,
+    DownstreamDirectNoPort,
+    DownstreamLocal,
+    DownstreamLocalNoPort,
+    DownstreamLocalPort,
+    /// `%REQ_WITHOUT_QUERY(x)%`: the header value up to its `?`.
+    ReqWithoutQuery(Vec<usize>),
+    ResponseCodeDetails,
+    RequestDuration,
+    ResponseDuration,
+    ResponseTxDuration,
+    UpstreamLocal,
+    AttemptCount,
+    TransportFailure,
+    RouteName,
+    ConnectionId,
+    LocalReplyBody,
+    /// A value fixed when the format is compiled (`%HOSTNAME%`, `%ENVIRONMENT(X)%`).
+    Text(String),
+    /// `%TRAILER(x)%`: Envoy's HTTP/1 codec keeps no trailers unless `enable_trailers` is set
+    /// (which baton does not accept), so Envoy's value is always `-`.
+    Dash,
+}
+
+/// Names an access-log line refers to by index, looked up when the line is written.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Names<'a> {
+    pub cluster: Option<&'a str>,
+    pub route: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +78,8 @@ pub struct Format {
 pub struct Slots {
     pub req: Vec<String>,
     pub resp: Vec<String>,
+    /// Some format prints the connection's local address.
+    pub local: bool,
 }
 
 fn slot(list: &mut Vec<String>, name: &str) -> usize {
@@ -90,23 +119,47 @@ impl Format {
                 ("PROTOCOL", _) => Op::Protocol,
                 ("RESPONSE_CODE", _) => Op::ResponseCode,
                 ("RESPONSE_FLAGS", _) => Op::ResponseFlags,
+                ("REQ_WITHOUT_QUERY", Some(a)) => {
+                    Op::ReqWithoutQuery(a.split('?').map(|n| slot(&mut slots.req, n)).collect())
+                }
+                ("RESPONSE_CODE_DETAILS", _) => Op::ResponseCodeDetails,
+                ("REQUEST_DURATION", _) => Op::RequestDuration,
+                ("RESPONSE_DURATION", _) => Op::ResponseDuration,
+                ("RESPONSE_TX_DURATION", _) => Op::ResponseTxDuration,
+                ("UPSTREAM_LOCAL_ADDRESS", _) => Op::UpstreamLocal,
+                ("UPSTREAM_REQUEST_ATTEMPT_COUNT", _) => Op::AttemptCount,
+                ("UPSTREAM_TRANSPORT_FAILURE_REASON", _) => Op::TransportFailure,
+                ("ROUTE_NAME", _) => Op::RouteName,
+                ("CONNECTION_ID", _) => Op::ConnectionId,
+                ("LOCAL_REPLY_BODY", _) => Op::LocalReplyBody,
+                ("HOSTNAME", _) => Op::Text(crate::config::template::hostname().to_string()),
+                ("ENVIRONMENT", Some(a)) => Op::Text(std::env::var(a).unwrap_or_default()),
+                ("DOWNSTREAM_LOCAL_ADDRESS", _) => {
+                    slots.local = true;
+                    Op::DownstreamLocal
+                }
+                ("DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT", _) => {
+                    slots.local = true;
+                    Op::DownstreamLocalNoPort
+                }
+                ("DOWNSTREAM_LOCAL_PORT", _) => {
+                    slots.local = true;
+                    Op::DownstreamLocalPort
+                }
                 ("BYTES_RECEIVED", _) => Op::BytesReceived,
                 ("BYTES_SENT", _) => Op::BytesSent,
                 ("DURATION", _) => Op::Duration,
                 ("UPSTREAM_HOST" | "UPSTREAM_REMOTE_ADDRESS", _) => Op::UpstreamHost,
                 ("UPSTREAM_CLUSTER", _) => Op::UpstreamCluster,
-                ("DOWNSTREAM_REMOTE_ADDRESS" | "DOWNSTREAM_DIRECT_REMOTE_ADDRESS", _) => {
-                    Op::DownstreamRemote
-                }
-                (
-                    "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT"
-                    | "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT",
-                    _,
-                ) => Op::DownstreamRemoteNoPort,
                 ("DOWNSTREAM_TLS_VERSION", _) => Op::DownstreamTlsVersion,
                 ("REQUESTED_SERVER_NAME", _) => Op::RequestedServerName,
                 ("DOWNSTREAM_PEER_SUBJECT", _) => Op::DownstreamPeerSubject,
-                _ => Op::Unknown,
+                ("DOWNSTREAM_REMOTE_ADDRESS", _) => Op::DownstreamRemote,
+                ("DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", _) => Op::DownstreamRemoteNoPort,
+                ("DOWNSTREAM_DIRECT_REMOTE_ADDRESS", _) => Op::DownstreamDirect,
+                ("DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT", _) => Op::DownstreamDirectNoPort,
+                // TRAILER; anything else was refused at config load (config::format).
+                _ => Op::Dash,
             };
             pieces.push(Piece::Op(op, max));
         }
@@ -114,18 +167,18 @@ impl Format {
     }
 
     /// Appends one rendered line (the format supplies its own newline, as Envoy's does).
-    pub fn render(&self, out: &mut Vec<u8>, rq: &Rq, cluster_name: Option<&str>) {
+    pub fn render(&self, out: &mut Vec<u8>, rq: &Rq, names: &Names<'_>) {
         // One scratch string per thread: no allocation per logged line.
         thread_local! {
             static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut v) => self.render_with(out, rq, cluster_name, &mut v),
-            Err(_) => self.render_with(out, rq, cluster_name, &mut String::new()),
+            Ok(mut v) => self.render_with(out, rq, names, &mut v),
+            Err(_) => self.render_with(out, rq, names, &mut String::new()),
         });
     }
 
-    fn render_with(&self, out: &mut Vec<u8>, rq: &Rq, cluster_name: Option<&str>, v: &mut String) {
+    fn render_with(&self, out: &mut Vec<u8>, rq: &Rq, names: &Names<'_>, v: &mut String) {
         for p in &self.pieces {
             match p {
                 Piece::Lit(s) => out.extend_from_slice(s.as_bytes()),
@@ -133,7 +186,7 @@ impl Format {
                     // Values go straight into the line; the scratch string serves only the
                     // rare operators that are built as text first.
                     let start = out.len();
-                    value(out, v, op, rq, cluster_name);
+                    value(out, v, op, rq, names);
                     if out.len() == start {
                         out.push(b'-');
                     }
@@ -169,7 +222,7 @@ fn push_addr(out: &mut Vec<u8>, a: std::net::SocketAddr) {
     }
 }
 
-fn value(out: &mut Vec<u8>, v: &mut String, op: &Op, rq: &Rq, cluster_name: Option<&str>) {
+fn value(out: &mut Vec<u8>, v: &mut String, op: &Op, rq: &Rq, names: &Names<'_>) {
     let cap: Option<&Captured> = rq.cap.as_deref();
     match op {
         Op::StartTime(f) => {
@@ -204,7 +257,7 @@ fn value(out: &mut Vec<u8>, v: &mut String, op: &Op, rq: &Rq, cluster_name: Opti
                 push_addr(out, a);
             }
         }
-        Op::UpstreamCluster => out.extend_from_slice(cluster_name.unwrap_or("").as_bytes()),
+        Op::UpstreamCluster => out.extend_from_slice(names.cluster.unwrap_or("").as_bytes()),
         Op::DownstreamRemote => push_addr(out, rq.peer),
         Op::DownstreamRemoteNoPort => push_ip(out, rq.peer.ip()),
         Op::DownstreamTlsVersion => {
@@ -222,7 +275,59 @@ fn value(out: &mut Vec<u8>, v: &mut String, op: &Op, rq: &Rq, cluster_name: Opti
                 out.extend_from_slice(n.as_bytes());
             }
         }
-        Op::Unknown => {}
+        Op::DownstreamDirect => push_addr(out, rq.direct_peer),
+        Op::DownstreamDirectNoPort => push_ip(out, rq.direct_peer.ip()),
+        Op::DownstreamLocal => {
+            if let Some(a) = rq.local {
+                push_addr(out, a);
+            }
+        }
+        Op::DownstreamLocalNoPort => {
+            if let Some(a) = rq.local {
+                push_ip(out, a.ip());
+            }
+        }
+        Op::DownstreamLocalPort => {
+            if let Some(a) = rq.local {
+                push_dec(out, u64::from(a.port()));
+            }
+        }
+        Op::ReqWithoutQuery(s) => {
+            let h = header(cap, false, s).unwrap_or("");
+            out.extend_from_slice(h.split('?').next().unwrap_or("").as_bytes());
+        }
+        Op::ResponseCodeDetails => out.extend_from_slice(rq.details.as_bytes()),
+        Op::RequestDuration => push_ms(out, Some(rq.start), rq.req_done),
+        Op::ResponseDuration => push_ms(out, Some(rq.start), rq.resp_first),
+        Op::ResponseTxDuration => push_ms(out, rq.resp_first, rq.end),
+        Op::UpstreamLocal => {
+            if let Some(a) = rq.upstream_local {
+                push_addr(out, a);
+            }
+        }
+        Op::AttemptCount => push_dec(out, u64::from(rq.attempts)),
+        Op::TransportFailure => {
+            if let Some(t) = rq.transport_failure() {
+                out.extend_from_slice(t.replace(' ', "_").as_bytes());
+            }
+        }
+        Op::RouteName => out.extend_from_slice(names.route.unwrap_or("").as_bytes()),
+        Op::ConnectionId => push_dec(out, rq.conn_id),
+        Op::LocalReplyBody => {
+            if let Some(b) = &rq.local_body {
+                out.extend_from_slice(b.as_bytes());
+            }
+        }
+        Op::Text(t) => out.extend_from_slice(t.as_bytes()),
+        Op::Dash => {}
+    }
+}
+
+/// Milliseconds from `a` to `b`; nothing (so `-`) when either is unknown.
+fn push_ms(out: &mut Vec<u8>, a: Option<std::time::Instant>, b: Option<std::time::Instant>) {
+    if let (Some(a), Some(b)) = (a, b) {
+        let ms = b.saturating_duration_since(a).as_millis();
+        push_dec(out, u64::try_from(ms).unwrap_or(u64::MAX));
     }
 }
 
@@ -349,7 +454,7 @@ mod tests {
         let f = Format::compile(crate::config::DEFAULT_ACCESS_LOG_FORMAT, &mut slots);
         let r = rq(&slots);
         let mut out = Vec::new();
-        f.render(&mut out, &r, None);
+        f.render(&mut out, &r, &Names::default());
         let line = String::from_utf8(out).unwrap();
         assert_eq!(
             line,
@@ -366,7 +471,7 @@ mod tests {
         );
         let r = rq(&slots);
         let mut out = Vec::new();
-        f.render(&mut out, &r, None);
+        f.render(&mut out, &r, &Names::default());
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "951782400.123 GET curl 10.0.0.1 %- 0"

@@ -16,7 +16,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 use crate::config::AccessLog;
-pub use format::{Format, Slots};
+pub use format::{Format, Names, Slots};
 pub use record::{Captured, Flags, Rq, TlsInfo};
 
 /// How often buffered lines are written while there are any.
@@ -151,7 +151,7 @@ impl AccessLogs {
 
     /// Renders `rq` into every logger of its listener. Returns true when lines are waiting
     /// for the next flush tick.
-    pub fn log(&mut self, rq: &Rq, cluster_name: Option<&str>) -> bool {
+    pub fn log(&mut self, rq: &Rq, names: &Names<'_>) -> bool {
         let Some(l) = self.listeners.get(rq.listener) else {
             return false;
         };
@@ -160,7 +160,7 @@ impl AccessLogs {
             let Some(file) = self.files.get_mut(*fi) else {
                 continue;
             };
-            f.render(&mut file.buf, rq, cluster_name);
+            f.render(&mut file.buf, rq, names);
             if file.buf.len() >= FLUSH_AT {
                 self.dropped += file.flush();
             }

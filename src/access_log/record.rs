@@ -1,6 +1,7 @@
 //! What baton remembers about one request for its stats and access log. Kept small and
 //! allocation-free; the captured header values exist only when a format prints them.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
@@ -33,13 +34,16 @@ impl Flags {
     pub const UPE: u16 = 1 << 9;
     /// Stream idle timeout.
     pub const SI: u16 = 1 << 10;
+    /// Upstream overflow: a retry refused by the cluster's retry limit.
+    pub const UO: u16 = 1 << 11;
 
     /// Envoy's order of the short codes in %RESPONSE_FLAGS%.
-    const NAMES: [(u16, &'static str); 11] = [
+    const NAMES: [(u16, &'static str); 12] = [
         (Self::LR, "LR"),
         (Self::UH, "UH"),
         (Self::UF, "UF"),
         (Self::UC, "UC"),
+        (Self::UO, "UO"),
         (Self::UT, "UT"),
         (Self::NR, "NR"),
         (Self::URX, "URX"),
@@ -124,6 +128,13 @@ impl Captured {
         }
     }
 
+    /// Forgets request slot `i` (a header the connection manager removed).
+    pub fn clear_req(&mut self, i: usize) {
+        if let Some(s) = self.req.get_mut(i) {
+            *s = None;
+        }
+    }
+
     fn get(&self, list: &[Option<(u32, u32)>], i: usize) -> Option<&str> {
         let (a, b) = (*list.get(i)?)?;
         self.text.get(a as usize..b as usize)
@@ -144,7 +155,31 @@ pub struct Rq {
     pub start: Instant,
     pub end: Option<Instant>,
     pub listener: usize,
+    /// The trusted client address (Envoy's downstream remote address).
     pub peer: SocketAddr,
+    /// The connection's peer (Envoy's downstream direct remote address).
+    pub direct_peer: SocketAddr,
+    /// The connection's local address, when a format prints it.
+    pub local: Option<SocketAddr>,
+    /// The process-wide number of the client connection (%CONNECTION_ID%).
+    pub conn_id: u64,
+    /// (virtual host, route) indices of the matched route.
+    pub route: Option<(usize, usize)>,
+    /// Upstream attempts made (0: never sent upstream).
+    pub attempts: u32,
+    /// Envoy's %RESPONSE_CODE_DETAILS%; empty until something decided the response.
+    pub details: Cow<'static, str>,
+    /// A failed upstream connect: (failed at once, errno), for
+    /// %UPSTREAM_TRANSPORT_FAILURE_REASON% and the details.
+    pub connect_error: Option<(bool, i32)>,
+    /// Local address of the upstream connection of the last attempt.
+    pub upstream_local: Option<SocketAddr>,
+    /// When the request was received in full, and when the first upstream response byte
+    /// was read (the %REQUEST_DURATION% and %RESPONSE_DURATION% instants).
+    pub req_done: Option<Instant>,
+    pub resp_first: Option<Instant>,
+    /// The body of a local reply, kept only when the listener logs.
+    pub local_body: Option<Box<str>>,
     /// HTTP/1.x minor version of the request.
     pub minor: u8,
     /// Status sent to the client; 0 when none was.
@@ -180,6 +215,17 @@ impl Rq {
             end: None,
             listener,
             peer,
+            direct_peer: peer,
+            local: None,
+            conn_id: 0,
+            route: None,
+            attempts: 0,
+            details: Cow::Borrowed(""),
+            connect_error: None,
+            upstream_local: None,
+            req_done: None,
+            resp_first: None,
+            local_body: None,
             minor,
             status: 0,
             flags: Flags::default(),
@@ -190,6 +236,22 @@ impl Rq {
             cap: None,
             tls: None,
         }
+    }
+
+    /// Sets %RESPONSE_CODE_DETAILS% unless something already explained the response.
+    pub fn detail(&mut self, d: &'static str) {
+        if self.details.is_empty() {
+            self.details = Cow::Borrowed(d);
+        }
+    }
+
+    /// Envoy's transport failure reason of a failed connect, e.g. `delayed connect error: 111`
+    /// (the access log writes it with `_` for spaces).
+    pub fn transport_failure(&self) -> Option<String> {
+        self.connect_error.map(|(at_once, errno)| {
+            let when = if at_once { "immediate" } else { "delayed" };
+            format!("{when} connect error: {errno}")
+        })
     }
 
     pub fn duration_ms(&self) -> u128 {

@@ -71,7 +71,8 @@ impl AdminLog {
         };
         rq.cap = Some(Box::new(c));
         let mut line = Vec::with_capacity(160);
-        self.format.render(&mut line, &rq, None);
+        self.format
+            .render(&mut line, &rq, &crate::access_log::Names::default());
         if let Err(e) = self.file.write_all(&line) {
             log::debug!("admin access log {}: {e}; line dropped", self.path);
         }

@@ -48,7 +48,12 @@ pub struct ClusterRt {
     weighted: bool,
     /// The client TLS configuration of `cfg.tls` (`set_up_tls`).
     pub tls: Option<crate::tls::ClientTls>,
+    /// Retries scheduled and not yet decided (Envoy's retry circuit breaker resource).
+    retries_active: u32,
 }
+
+/// Envoy's default circuit-breaker `max_retries`: concurrent retries per cluster.
+pub const MAX_RETRIES: u32 = 3;
 
 /// Keeps the addresses `family` allows, in the order it prefers.
 pub fn filter_family(addrs: &[SocketAddr], family: DnsLookupFamily) -> Vec<SocketAddr> {
@@ -87,6 +92,7 @@ impl ClusterRt {
             rr: 0,
             weighted: false,
             tls: None,
+            retries_active: 0,
             cfg,
         };
         for (i, ep) in c.cfg.endpoints.iter().enumerate() {
@@ -276,6 +282,20 @@ impl ClusterRt {
     }
 
     /// Adjusts the active-request count of the host at `addr` (it may have gone away).
+    /// Takes a retry slot; false when `MAX_RETRIES` are already out (overflow).
+    pub fn retry_acquire(&mut self) -> bool {
+        if self.retries_active >= MAX_RETRIES {
+            return false;
+        }
+        self.retries_active += 1;
+        true
+    }
+
+    /// Gives a retry slot back.
+    pub fn retry_release(&mut self) {
+        self.retries_active = self.retries_active.saturating_sub(1);
+    }
+
     pub fn track(&mut self, addr: SocketAddr, delta: i32) {
         if let Some(h) = self.hosts.iter_mut().find(|h| h.addr == addr) {
             h.active_rq = h.active_rq.saturating_add_signed(delta);

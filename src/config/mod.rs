@@ -15,6 +15,7 @@ mod validate_action;
 mod validate_route;
 
 pub use model::*;
+pub use validate_action::add_retry_on;
 
 use serde_yaml::Value;
 use std::fmt;

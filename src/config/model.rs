@@ -103,6 +103,14 @@ pub struct HttpConnectionManager {
     pub access_log: Vec<AccessLog>,
     /// `upgrade_configs[]`: upgrade type (lower case) and whether it is enabled.
     pub upgrades: Vec<(String, bool)>,
+    /// `internal_address_config.cidr_ranges`; `None` (unset or empty) is Envoy's default:
+    /// RFC 1918 addresses, 127.0.0.1, fd00::/8 and ::1.
+    pub internal_addresses: Option<Vec<(std::net::IpAddr, u8)>>,
+    /// `http_protocol_options.accept_http_10`; default false (HTTP/1.0 gets 426).
+    pub accept_http_10: bool,
+    /// `http_protocol_options.default_host_for_http_10`: the Host of an HTTP/1.0 request
+    /// that has none.
+    pub default_host_for_http_10: Option<String>,
 }
 
 /// One `envoy.access_loggers.file` logger.

@@ -171,6 +171,34 @@ pub struct HttpConnectionManager {
     pub merge_slashes: Option<bool>,
     #[serde(default)]
     pub upgrade_configs: Vec<UpgradeConfig>,
+    pub internal_address_config: Option<InternalAddressConfig>,
+    pub http_protocol_options: Option<Http1ProtocolOptions>,
+}
+
+/// Which client addresses make a request internal (Envoy's `internal_address_config`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternalAddressConfig {
+    /// Listeners are TCP only, so a Unix-socket peer never occurs; accepted either way.
+    #[serde(rename = "unix_sockets")]
+    pub _unix_sockets: Option<bool>,
+    #[serde(default)]
+    pub cidr_ranges: Vec<CidrRange>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CidrRange {
+    pub address_prefix: String,
+    pub prefix_len: Option<u32>,
+}
+
+/// The HCM's HTTP/1 options baton implements.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http1ProtocolOptions {
+    pub accept_http_10: Option<bool>,
+    pub default_host_for_http_10: Option<String>,
 }
 
 /// The connection manager's `upgrade_configs[]` entry.

@@ -175,7 +175,7 @@ fn eval(var: &Var, v: &Vars<'_>) -> String {
 }
 
 /// The machine's host name, looked up once.
-fn hostname() -> &'static str {
+pub fn hostname() -> &'static str {
     static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     NAME.get_or_init(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -749,6 +749,26 @@ fn hcm(
         let t = validate_action::upgrade_type(&u.upgrade_type, &join_key(&upath, "upgrade_type"))?;
         upgrades.push((t, u.enabled.unwrap_or(true)));
     }
+    let internal_addresses = match h.internal_address_config {
+        None => None,
+        Some(c) => cidr_ranges(&c.cidr_ranges, &p("internal_address_config.cidr_ranges"))?,
+    };
+    let (accept_http_10, default_host_for_http_10) = match h.http_protocol_options {
+        None => (false, None),
+        Some(o) => {
+            let accept = o.accept_http_10.unwrap_or(false);
+            let host = o.default_host_for_http_10.filter(|h| !h.is_empty());
+            if let Some(host) = &host {
+                if !crate::http::codec::valid_authority(host) {
+                    return Err(err(
+                        p("http_protocol_options.default_host_for_http_10"),
+                        format!("\"{host}\" is not a valid host"),
+                    ));
+                }
+            }
+            (accept, host)
+        }
+    };
     Ok(HttpConnectionManager {
         upgrades,
         stat_prefix: h.stat_prefix,
@@ -766,7 +786,42 @@ fn hcm(
         normalize_path: h.normalize_path.unwrap_or(false),
         merge_slashes: h.merge_slashes.unwrap_or(false),
         access_log,
+        internal_addresses,
+        accept_http_10,
+        default_host_for_http_10,
     })
+}
+
+/// `cidr_ranges`: an address and a prefix length that fits it. An empty list is `None`
+/// (Envoy then uses its default internal ranges).
+#[allow(clippy::type_complexity)]
+fn cidr_ranges(
+    ranges: &[raw::CidrRange],
+    path: &str,
+) -> Result<Option<Vec<(std::net::IpAddr, u8)>>, ConfigError> {
+    if ranges.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for (i, r) in ranges.iter().enumerate() {
+        let rp = format!("{path}[{i}]");
+        let ip: std::net::IpAddr = r.address_prefix.parse().map_err(|_| {
+            err(
+                format!("{rp}.address_prefix"),
+                format!("\"{}\" is not an IP address", r.address_prefix),
+            )
+        })?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let len = r.prefix_len.unwrap_or(0);
+        if len > max {
+            return Err(err(
+                format!("{rp}.prefix_len"),
+                format!("{len} out of range (0..={max})"),
+            ));
+        }
+        out.push((ip, len as u8));
+    }
+    Ok(Some(out))
 }
 
 /// Exactly one HTTP filter, the router, as the chain's terminal filter.
@@ -857,7 +912,7 @@ fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, Con
         }
         (Some(_), Some(_)) => return Err(err(tpath, "only one of format, log_format may be set")),
     };
-    format::check(&format).map_err(|m| err(fpath, m))?;
+    format::check_access_log(&format).map_err(|m| err(fpath, m))?;
     Ok(AccessLog {
         path: f.path,
         format,

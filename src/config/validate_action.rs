@@ -224,6 +224,19 @@ const RETRY_ON: &[(&str, RetrySetter)] = &[
     ("http3-post-connect-failure", None),
 ];
 
+/// Adds Envoy's `retry_on` condition `cond` to `on`. `None`: no such condition; `Some(false)`:
+/// a real Envoy condition baton does not retry on. Shared by the route config and the
+/// `x-envoy-retry-on` request header.
+pub fn add_retry_on(on: &mut RetryOn, cond: &str) -> Option<bool> {
+    match RETRY_ON.iter().find(|(n, _)| *n == cond)? {
+        (_, Some(set)) => {
+            set(on);
+            Some(true)
+        }
+        (_, None) => Some(false),
+    }
+}
+
 fn retry_policy(r: raw::RetryPolicy, path: &str) -> Result<RetryPolicy, ConfigError> {
     let p = |f: &str| join_key(path, f);
     let mut retry_on = RetryOn::default();
@@ -232,9 +245,9 @@ fn retry_policy(r: raw::RetryPolicy, path: &str) -> Result<RetryPolicy, ConfigEr
         if cond.is_empty() {
             continue;
         }
-        match RETRY_ON.iter().find(|(n, _)| *n == cond) {
-            Some((_, Some(set))) => set(&mut retry_on),
-            Some((_, None)) => {
+        match add_retry_on(&mut retry_on, cond) {
+            Some(true) => {}
+            Some(false) => {
                 return Err(err(
                     p("retry_on"),
                     format!("retry condition \"{cond}\" is not supported by baton"),

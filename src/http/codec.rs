@@ -314,7 +314,7 @@ fn strip_scheme(t: &str) -> Option<&str> {
 }
 
 /// Host / authority: reg-name or IP-literal, optional port; no userinfo, no whitespace.
-fn valid_authority(a: &str) -> bool {
+pub fn valid_authority(a: &str) -> bool {
     !a.is_empty()
         && a.bytes().all(|c| {
             c.is_ascii_alphanumeric()
@@ -602,7 +602,9 @@ pub fn reason_phrase(status: u16) -> &'static str {
         100 => "Continue",
         200 => "OK",
         201 => "Created",
+        202 => "Accepted",
         204 => "No Content",
+        206 => "Partial Content",
         301 => "Moved Permanently",
         302 => "Found",
         303 => "See Other",
@@ -610,11 +612,19 @@ pub fn reason_phrase(status: u16) -> &'static str {
         307 => "Temporary Redirect",
         308 => "Permanent Redirect",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
         413 => "Payload Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",

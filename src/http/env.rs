@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::buf::BufPool;
 use super::codec::RequestHead;
-use super::core::{Env, Reply};
+use super::core::{Env, Reply, RetryStat};
 use super::local::write_local_reply;
 use super::request::{decide, Decision};
 use crate::access_log::{Rq, TlsInfo};
@@ -27,6 +27,9 @@ pub struct CtxEnv<'a> {
     /// The connection is TLS: its session cannot move to a new process.
     secure: bool,
     tls: Option<&'a Rc<TlsInfo>>,
+    /// The connection's number and local address, for the access log.
+    conn_id: u64,
+    local: Option<SocketAddr>,
 }
 
 impl<'a> CtxEnv<'a> {
@@ -37,6 +40,8 @@ impl<'a> CtxEnv<'a> {
             peer,
             secure: false,
             tls: None,
+            conn_id: 0,
+            local: None,
         }
     }
 
@@ -44,6 +49,13 @@ impl<'a> CtxEnv<'a> {
     pub fn tls(mut self, s: &'a Stream) -> CtxEnv<'a> {
         self.secure = s.is_tls();
         self.tls = s.info();
+        self
+    }
+
+    /// The connection's number and local address (when known).
+    pub fn conn(mut self, id: u64, local: Option<SocketAddr>) -> CtxEnv<'a> {
+        self.conn_id = id;
+        self.local = local;
         self
     }
 }
@@ -77,6 +89,8 @@ impl Env for CtxEnv<'_> {
     fn begin(&mut self, req: Option<&RequestHead<'_>>, minor: u8, _now: Instant) -> Rq {
         let mut rq = observe::begin(self.ctx, self.listener, self.peer, minor, req);
         rq.tls = self.tls.cloned();
+        rq.conn_id = self.conn_id;
+        rq.local = self.local;
         rq
     }
 
@@ -94,11 +108,15 @@ impl Env for CtxEnv<'_> {
             req
         };
         let mut d = decide(req, self.peer, self.listener, self.ctx);
-        observe::routed(self.ctx, self.listener, self.peer, req, &d);
+        observe::routing_decision(self.ctx, self.listener, self.peer, req, &d);
         if let Decision::Forward(f) = &mut d {
             if let Some(id) = f.request_id.take() {
                 observe::generated_request_id(self.ctx, self.listener, rq, &id);
             }
+            if let Some(r) = f.rewritten.take() {
+                observe::rewritten(self.ctx, self.listener, rq, &r);
+            }
+            observe::routed(self.ctx, self.listener, rq);
         }
         d
     }
@@ -194,5 +212,45 @@ impl Env for CtxEnv<'_> {
 
     fn tunnel_moved(&mut self, rq: &Rq, out: bool) {
         self.ctx.stats.tunnel_moved(rq.listener, out);
+    }
+
+    fn retry_stat(&mut self, cluster: usize, s: RetryStat) {
+        self.ctx.stats.retry(cluster, s);
+    }
+
+    fn retry_acquire(&mut self, cluster: usize) -> bool {
+        self.ctx
+            .clusters
+            .get_mut(cluster)
+            .is_some_and(|c| c.retry_acquire())
+    }
+
+    fn retry_release(&mut self, cluster: usize) {
+        if let Some(c) = self.ctx.clusters.get_mut(cluster) {
+            c.retry_release();
+        }
+    }
+
+    fn http2_preface(&mut self) {
+        let now = self.ctx.now();
+        if self.ctx.stats.http2_refused(self.listener, now) {
+            log::info!(
+                "{}: HTTP/2 connection preface on an HTTP/1 listener: answered GOAWAY \
+                 (HTTP_1_1_REQUIRED) and closed; baton speaks HTTP/1.1 only \
+                 (further ones this minute are only counted in \
+                 http.{}.downstream_cx_http2_refused)",
+                self.peer,
+                self.ctx.listeners[self.listener].hcm.stat_prefix
+            );
+        } else {
+            log::debug!("{}: HTTP/2 client refused (counted)", self.peer);
+        }
+    }
+
+    fn default_host_for_http_10(&self) -> Option<String> {
+        self.ctx.listeners[self.listener]
+            .hcm
+            .default_host_for_http_10
+            .clone()
     }
 }

@@ -5,18 +5,23 @@ use super::codec::{put_header, reason_phrase};
 
 /// Envoy's body for a cluster with no usable host.
 pub const NO_HEALTHY_UPSTREAM: &str = "no healthy upstream";
-/// Envoy's body when connecting to the upstream failed.
-pub const CONNECT_FAILURE: &str =
-    "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
-/// Envoy's body when the connect timeout fired.
-pub const CONNECT_TIMEOUT: &str =
-    "upstream connect error or disconnect/reset before headers. reset reason: connection timeout";
-/// Envoy's body when the upstream closed before sending a response head.
-pub const CONNECTION_TERMINATION: &str =
-    "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
-/// Envoy's body when the upstream sent something that is not HTTP/1.
-pub const PROTOCOL_ERROR: &str =
-    "upstream connect error or disconnect/reset before headers. reset reason: protocol error";
+/// Envoy's body when the upstream failed before a response head: the reset reason
+/// (`remote connection failure`, `connection timeout`, `connection termination`,
+/// `protocol error`), "retried and the latest" when retries were made, and the transport
+/// failure reason of a failed connect (`delayed connect error: 111`).
+pub fn upstream_failure(retried: bool, reason: &str, transport: Option<&str>) -> String {
+    let mut b = String::from("upstream connect error or disconnect/reset before headers. ");
+    if retried {
+        b.push_str("retried and the latest ");
+    }
+    b.push_str("reset reason: ");
+    b.push_str(reason);
+    if let Some(t) = transport {
+        b.push_str(", transport failure reason: ");
+        b.push_str(t);
+    }
+    b
+}
 /// Envoy's body for the stream idle timeout.
 pub const STREAM_TIMEOUT: &str = "stream timeout";
 /// Envoy's body for the route timeout.
@@ -39,7 +44,11 @@ pub fn write_local_reply(
     out.push(b' ');
     out.extend_from_slice(reason_phrase(status).as_bytes());
     out.extend_from_slice(b"\r\n");
-    put_header(out, "content-length", body.len().to_string().as_bytes());
+    // RFC 9110 §8.6, §15.3.5: a 204 carries no body and no Content-Length.
+    let body = if status == 204 { "" } else { body };
+    if status != 204 {
+        put_header(out, "content-length", body.len().to_string().as_bytes());
+    }
     if !body.is_empty() {
         put_header(out, "content-type", b"text/plain");
     }

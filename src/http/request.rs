@@ -3,14 +3,14 @@
 //! forwarding headers and the route's header edits).
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use super::codec::{is_hop_by_hop, named_in_connection, put_header, Framing, RequestHead};
 use super::local;
 use super::upgrade::Upgrade;
 use crate::config::template::{Template, Vars};
-use crate::config::{ClusterSpec, HostRewrite, HttpConnectionManager, RouteAction};
+use crate::config::{ClusterSpec, HostRewrite, HttpConnectionManager, RetryPolicy, RouteAction};
 use crate::context::Ctx;
 use crate::route::edits::{apply, bind, HeaderList, Op};
 use crate::route::matcher::header_value;
@@ -28,6 +28,8 @@ pub struct LocalDecision {
     pub flag: u16,
     /// A route's `direct_response` (counted as `rq_direct_response`).
     pub direct: bool,
+    /// (virtual host, route) indices when a route matched.
+    pub route: Option<(usize, usize)>,
 }
 
 /// Everything an exchange needs to forward a request.
@@ -45,13 +47,33 @@ pub struct Forward {
     /// The cluster's `connect_timeout` and `per_connection_buffer_limit_bytes`.
     pub connect_timeout: Duration,
     pub buffer_limit: usize,
-    /// `(num_retries, per_try_timeout)` when the route has a retry policy.
-    pub retry: Option<(u32, Option<Duration>)>,
+    /// How many retries the exchange may make, when a retry policy applies.
+    pub retries: Option<u32>,
+    /// The per-try timeout (route policy or `x-envoy-upstream-rq-per-try-timeout-ms`).
+    pub per_try: Option<Duration>,
+    /// The route's policy with an internal request's `x-envoy-retry-*` headers merged in;
+    /// `None` when the headers changed nothing (the route's own policy applies).
+    pub retry_policy: Option<Box<RetryPolicy>>,
     /// The x-request-id baton generated (none when the client sent one), so the access log's
     /// `%REQ(X-REQUEST-ID)%` shows what the upstream saw, as in Envoy.
     pub request_id: Option<String>,
     /// An allowed upgrade or CONNECT: how it is carried.
     pub upgrade: Option<Upgrade>,
+    /// What the route rewrote, when the listener logs: Envoy's access log sees the request
+    /// headers as the router changed them.
+    pub rewritten: Option<Box<Rewritten>>,
+    /// The status of a route timeout: 504, or 204 for an internal request that asked with
+    /// `x-envoy-upstream-rq-timeout-alt-response`.
+    pub timeout_status: u16,
+}
+
+/// Request values a route rewrote (`None`: unchanged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewritten {
+    pub path: Option<String>,
+    pub host: Option<String>,
+    /// `x-envoy-original-path`, set when the path was rewritten.
+    pub original_path: Option<String>,
 }
 
 pub enum Decision {
@@ -68,6 +90,7 @@ fn local(status: u16, body: &'static str, flag: u16) -> Decision {
         upstream: None,
         flag,
         direct: false,
+        route: None,
     })
 }
 
@@ -104,6 +127,258 @@ pub fn trusted_client(
         .get(i)
         .and_then(|a| a.parse::<std::net::IpAddr>().ok())
         .map_or(peer, |ip| SocketAddr::new(ip, 0))
+}
+
+/// Where a request comes from, as Envoy's connection manager decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// The trusted client address (see `trusted_client`).
+    pub client: SocketAddr,
+    /// An internal request: its `x-envoy-*` control headers are honoured and it is marked
+    /// `x-envoy-internal: true`. Otherwise those headers are stripped.
+    pub internal: bool,
+    /// External and `use_remote_address`: the first hop into the trusted network.
+    pub edge: bool,
+}
+
+/// Envoy's rule: with `use_remote_address`, internal when the request has no
+/// `x-forwarded-for` and the trusted client address is internal; without it, internal when
+/// `x-forwarded-for` holds exactly one address, that address is internal, and
+/// `xff_num_trusted_hops` is 0.
+pub fn origin(
+    headers: &[httparse::Header<'_>],
+    peer: SocketAddr,
+    hcm: &HttpConnectionManager,
+) -> Origin {
+    let client = trusted_client(
+        headers,
+        peer,
+        hcm.use_remote_address,
+        hcm.xff_num_trusted_hops,
+    );
+    let mut xff_entries = 0usize;
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
+    {
+        xff_entries += 1 + h.value.iter().filter(|&&b| b == b',').count();
+    }
+    let trusted = if hcm.use_remote_address {
+        xff_entries == 0
+    } else {
+        // The address must come from the header itself (port 0), not the peer fallback.
+        xff_entries == 1 && hcm.xff_num_trusted_hops == 0 && client.port() == 0
+    };
+    let internal = trusted && is_internal(client.ip(), hcm.internal_addresses.as_deref());
+    Origin {
+        client,
+        internal,
+        edge: !internal && hcm.use_remote_address,
+    }
+}
+
+/// `internal_address_config`: the configured CIDR ranges, or Envoy's default (RFC 1918,
+/// 127.0.0.1, fd00::/8, ::1). An IPv4-mapped IPv6 peer counts as its IPv4 address.
+pub fn is_internal(ip: IpAddr, ranges: Option<&[(IpAddr, u8)]>) -> bool {
+    let ip = ip.to_canonical();
+    match ranges {
+        Some(list) => list.iter().any(|&(net, len)| in_range(ip, net, len)),
+        None => match ip {
+            IpAddr::V4(v4) => {
+                let [a, b, ..] = v4.octets();
+                a == 10
+                    || (a == 172 && (16..=31).contains(&b))
+                    || (a == 192 && b == 168)
+                    || v4 == std::net::Ipv4Addr::LOCALHOST
+            }
+            IpAddr::V6(v6) => v6.octets()[0] == 0xfd || v6.is_loopback(),
+        },
+    }
+}
+
+fn in_range(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (ip, net.to_canonical()) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Control headers Envoy strips from an external request (`x-envoy-internal` is always
+/// replaced by our own verdict).
+const EXTERNAL_STRIPPED: &[&str] = &[
+    "x-envoy-retriable-status-codes",
+    "x-envoy-retriable-header-names",
+    "x-envoy-retry-on",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-max-retries",
+    "x-envoy-upstream-alt-stat-name",
+    "x-envoy-upstream-rq-timeout-ms",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-expected-rq-timeout-ms",
+    "x-envoy-force-trace",
+    "x-envoy-ip-tags",
+    "x-envoy-original-url",
+    "x-envoy-hedge-on-per-try-timeout",
+];
+
+/// Stripped too when the request is an edge request.
+const EDGE_STRIPPED: &[&str] = &[
+    "x-envoy-decorator-operation",
+    "x-envoy-downstream-service-cluster",
+    "x-envoy-downstream-service-node",
+    "x-envoy-external-address",
+];
+
+/// Headers Envoy's router reads and consumes (never forwarded), plus the ones baton
+/// rewrites itself.
+const CONSUMED: &[&str] = &[
+    "x-envoy-internal",
+    "x-envoy-expected-rq-timeout-ms",
+    "x-envoy-upstream-rq-timeout-ms",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-upstream-alt-stat-name",
+    "x-envoy-retry-on",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-max-retries",
+    "x-envoy-hedge-on-per-try-timeout",
+    "x-envoy-retriable-header-names",
+    "x-envoy-retriable-status-codes",
+];
+
+fn named(list: &[&str], n: &str) -> bool {
+    list.iter().any(|x| x.eq_ignore_ascii_case(n))
+}
+
+/// Whether Envoy's router consumes request header `n` (its own timeout and retry controls).
+pub fn router_consumed(n: &str) -> bool {
+    named(CONSUMED, n)
+        && !n.eq_ignore_ascii_case("x-envoy-internal")
+        && !n.eq_ignore_ascii_case("x-envoy-expected-rq-timeout-ms")
+}
+
+/// Envoy replaces a client's `x-forwarded-proto` when it uses the remote address and trusts
+/// no hop before it.
+pub fn replace_proto(hcm: &HttpConnectionManager) -> bool {
+    hcm.use_remote_address && hcm.xff_num_trusted_hops == 0
+}
+
+/// Whether an external request (an edge one when `edge`) loses header `n`.
+pub fn stripped(n: &str, edge: bool) -> bool {
+    named(EXTERNAL_STRIPPED, n) || (edge && named(EDGE_STRIPPED, n))
+}
+
+/// What the request's own control headers change in the route's timeouts and retries.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// `x-envoy-upstream-rq-timeout-ms` (0: no timeout).
+    pub timeout: Option<Option<Duration>>,
+    /// `x-envoy-upstream-rq-per-try-timeout-ms`.
+    pub per_try: Option<Duration>,
+    /// `x-envoy-retry-on` conditions baton implements.
+    pub retry_on: crate::config::RetryOn,
+    pub any_retry_on: bool,
+    /// `x-envoy-max-retries`.
+    pub max_retries: Option<u32>,
+    /// `x-envoy-retriable-status-codes`.
+    pub codes: Vec<u16>,
+    /// `x-envoy-upstream-rq-timeout-alt-response`: a route timeout answers 204, not 504.
+    pub alt_response: bool,
+}
+
+impl Overrides {
+    /// Reads the headers Envoy's router honours (only called for internal requests: an
+    /// external request's copies are stripped). Unparseable values are ignored, as in Envoy.
+    pub fn read(headers: &[httparse::Header<'_>]) -> Overrides {
+        let mut o = Overrides::default();
+        for h in headers {
+            let Ok(v) = std::str::from_utf8(h.value) else {
+                continue;
+            };
+            let v = v.trim();
+            let n = h.name;
+            let ms = || v.parse::<u64>().ok().map(Duration::from_millis);
+            if n.eq_ignore_ascii_case("x-envoy-upstream-rq-timeout-ms") {
+                if let Some(d) = ms() {
+                    o.timeout = Some((!d.is_zero()).then_some(d));
+                }
+            } else if n.eq_ignore_ascii_case("x-envoy-upstream-rq-per-try-timeout-ms") {
+                o.per_try = ms().or(o.per_try);
+            } else if n.eq_ignore_ascii_case("x-envoy-retry-on") {
+                for c in v.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                    o.any_retry_on |= crate::config::add_retry_on(&mut o.retry_on, c) == Some(true);
+                }
+            } else if n.eq_ignore_ascii_case("x-envoy-max-retries") {
+                o.max_retries = v.parse().ok().or(o.max_retries);
+            } else if n.eq_ignore_ascii_case("x-envoy-upstream-rq-timeout-alt-response") {
+                o.alt_response = true;
+            } else if n.eq_ignore_ascii_case("x-envoy-retriable-status-codes") {
+                o.codes
+                    .extend(v.split(',').filter_map(|c| c.trim().parse::<u16>().ok()));
+            }
+        }
+        o
+    }
+
+    /// The route's retry policy with the headers merged in (Envoy: conditions are added,
+    /// `x-envoy-max-retries` replaces the count, codes are added); `None` when neither the
+    /// route nor the headers ask for retries.
+    pub fn retry_policy(&self, route: Option<&RetryPolicy>) -> Option<RetryPolicy> {
+        let mut p = match route {
+            Some(p) => p.clone(),
+            None if self.any_retry_on => RetryPolicy {
+                retry_on: crate::config::RetryOn::default(),
+                num_retries: 1,
+                per_try_timeout: None,
+                retriable_status_codes: Vec::new(),
+                back_off_base: Duration::from_millis(25),
+                back_off_max: Duration::from_millis(250),
+            },
+            None => return None,
+        };
+        let on = &mut p.retry_on;
+        let h = self.retry_on;
+        on.five_xx |= h.five_xx;
+        on.gateway_error |= h.gateway_error;
+        on.reset |= h.reset;
+        on.connect_failure |= h.connect_failure;
+        on.retriable_4xx |= h.retriable_4xx;
+        on.retriable_status_codes |= h.retriable_status_codes;
+        if let Some(n) = self.max_retries {
+            p.num_retries = n;
+        }
+        p.retriable_status_codes.extend(&self.codes);
+        Some(p)
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == Overrides::default()
+    }
+}
+
+/// Envoy's router timeouts: the route timeout and the per-try timeout (a per-try timeout
+/// not below the route timeout is dropped), and the value of x-envoy-expected-rq-timeout-ms.
+fn final_timeouts(
+    timeout: Option<Duration>,
+    per_try: Option<Duration>,
+) -> (Option<Duration>, Option<Duration>, Option<Duration>) {
+    let per_try = match (per_try, timeout) {
+        (Some(p), Some(t)) if p >= t => None,
+        (p, _) => p,
+    };
+    (timeout, per_try, per_try.or(timeout))
 }
 
 /// Picks a cluster of a weighted split: uniform in 0..total, walking the cumulative weights.
@@ -196,6 +471,7 @@ pub(super) fn decide(
                 upstream: None,
                 flag: 0,
                 direct: true,
+                route: Some((m.vh, m.index)),
             })
         }
         RouteAction::Redirect(r) => {
@@ -213,6 +489,7 @@ pub(super) fn decide(
                 upstream: None,
                 flag: 0,
                 direct: false,
+                route: Some((m.vh, m.index)),
             })
         }
         RouteAction::Forward(f) => f,
@@ -237,8 +514,10 @@ pub(super) fn decide(
             upstream: None,
             flag: crate::access_log::Flags::UH,
             direct: false,
+            route: Some((m.vh, m.index)),
         });
     };
+    let path_rewrite = fwd.prefix_rewrite.is_some() || fwd.regex_rewrite.is_some();
     let path: Cow<'_, str> = match (&fwd.prefix_rewrite, &fwd.regex_rewrite) {
         (Some(rw), _) => rewrite_prefix(&m.route.matcher.path, rw, req.path).into(),
         (None, Some(rr)) => rewrite_regex(rr, req.path).into(),
@@ -253,23 +532,45 @@ pub(super) fn decide(
         None => host_or_addr(req.host, addr),
     };
     let v = vars(Some(addr));
-    let expected = fwd
-        .retry_policy
-        .as_ref()
-        .and_then(|p| p.per_try_timeout)
-        .or(fwd.timeout);
+    let from = origin(req.headers, peer, &l.hcm);
+    let over = if from.internal {
+        Overrides::read(req.headers)
+    } else {
+        Overrides::default()
+    };
+    let merged = if over.is_empty() {
+        None
+    } else {
+        over.retry_policy(fwd.retry_policy.as_ref()).map(Box::new)
+    };
+    let policy = merged.as_deref().or(fwd.retry_policy.as_ref());
+    let (timeout, per_try, expected) = final_timeouts(
+        over.timeout.unwrap_or(fwd.timeout),
+        over.per_try.or(policy.and_then(|p| p.per_try_timeout)),
+    );
     let (head, host_at, request_id) = serialise(
         req,
         &path,
         &host,
         peer,
+        from,
         &m,
         &l.hcm,
         &mut ctx.request_ids,
         &v,
         expected,
         upgrade == Some(Upgrade::Upgrade),
+        path_rewrite.then_some(req.path),
     );
+    let rewritten = (ctx.access_logs.slots(listener).is_some()
+        && (path_rewrite || fwd.host_rewrite.is_some()))
+    .then(|| {
+        Box::new(Rewritten {
+            path: path_rewrite.then(|| path.to_string()),
+            host: fwd.host_rewrite.is_some().then(|| host.to_string()),
+            original_path: path_rewrite.then(|| req.path.to_string()),
+        })
+    });
     let idle = match fwd.idle_timeout {
         Some(route_idle) => route_idle,
         None => stream_idle,
@@ -290,16 +591,17 @@ pub(super) fn decide(
         buffer_limit,
         auto_host: matches!(fwd.host_rewrite, Some(HostRewrite::Auto)).then_some(host_at),
         head,
-        timeout: fwd.timeout,
+        timeout,
         idle,
         route: (m.vh, m.index),
         resp_edits: bound(None),
-        retry: fwd
-            .retry_policy
-            .as_ref()
-            .map(|p| (p.num_retries, p.per_try_timeout)),
+        retries: policy.map(|p| p.num_retries),
+        per_try,
+        retry_policy: merged,
         request_id,
         upgrade,
+        rewritten,
+        timeout_status: if over.alt_response { 204 } else { 504 },
     }))
 }
 
@@ -317,12 +619,14 @@ fn serialise(
     path: &str,
     host: &str,
     peer: SocketAddr,
+    from: Origin,
     m: &Matched<'_>,
     hcm: &HttpConnectionManager,
     ids: &mut RequestIds,
     vars: &Vars<'_>,
     expected_timeout: Option<Duration>,
     upgrade: bool,
+    original_path: Option<&str>,
 ) -> (Vec<u8>, (usize, usize), Option<String>) {
     let edge = hcm.use_remote_address;
     let generate_request_id = hcm.generate_request_id;
@@ -352,9 +656,17 @@ fn serialise(
         if is_hop_by_hop(n)
             || n.eq_ignore_ascii_case("host")
             || n.eq_ignore_ascii_case("expect")
-            || n.eq_ignore_ascii_case("x-envoy-expected-rq-timeout-ms")
             || named_in_connection(req.headers, n)
         {
+            continue;
+        }
+        if n.len() > 8
+            && n.as_bytes()[..8].eq_ignore_ascii_case(b"x-envoy-")
+            && (named(CONSUMED, n) || (!from.internal && stripped(n, from.edge)))
+        {
+            continue;
+        }
+        if original_path.is_some() && n.eq_ignore_ascii_case("x-envoy-original-path") {
             continue;
         }
         if n.eq_ignore_ascii_case("x-forwarded-for") {
@@ -365,10 +677,17 @@ fn serialise(
             v.extend_from_slice(hd.value);
             continue;
         }
-        have_request_id |= n.eq_ignore_ascii_case("x-request-id");
+        if n.eq_ignore_ascii_case("x-request-id") {
+            // At the edge Envoy replaces the client's id with its own.
+            if from.edge && generate_request_id {
+                continue;
+            }
+            have_request_id = true;
+        }
         if n.eq_ignore_ascii_case("x-forwarded-proto") {
-            // At the edge (use_remote_address) the client's claim is replaced, as Envoy does.
-            if edge {
+            // With use_remote_address and no trusted hop before us, the client's claim is
+            // replaced, as Envoy does.
+            if replace_proto(hcm) {
                 continue;
             }
             have_proto = true;
@@ -384,11 +703,23 @@ fn serialise(
         }
         crate::util::push_ip(&mut v, peer.ip());
         out(&mut h, "x-forwarded-for".into(), v.into());
+        if from.edge {
+            let mut a = Vec::with_capacity(40);
+            crate::util::push_ip(&mut a, from.client.ip());
+            out(&mut h, "x-envoy-external-address".into(), a.into());
+        }
     } else if let Some(v) = xff {
         out(&mut h, "x-forwarded-for".into(), v.into());
     }
     if upgrade {
         out(&mut h, "connection".into(), b"upgrade"[..].into());
+    }
+    if from.internal {
+        out(&mut h, "x-envoy-internal".into(), b"true"[..].into());
+    }
+    // Envoy's router keeps the path from before a prefix or regex rewrite.
+    if let Some(p) = original_path {
+        out(&mut h, "x-envoy-original-path".into(), p.as_bytes().into());
     }
     if !have_proto {
         let proto: &[u8] = if req.secure { b"https" } else { b"http" };
@@ -464,6 +795,114 @@ mod tests {
             value: b"not-an-ip",
         }];
         assert_eq!(trusted_client(&bad, peer, false, 0), peer);
+    }
+
+    fn hcm(use_remote_address: bool, hops: u32) -> HttpConnectionManager {
+        let mut b = crate::config::load_str(
+            "static_resources:
+  listeners:
+  - address: {socket_address: {address: 127.0.0.1, port_value: 1}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          '@type': type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: x
+          route_config: {virtual_hosts: []}
+          http_filters: [{name: envoy.filters.http.router}]
+",
+        )
+        .expect("config");
+        let mut h = b.listeners.remove(0).hcm;
+        h.use_remote_address = use_remote_address;
+        h.xff_num_trusted_hops = hops;
+        h
+    }
+
+    #[test]
+    fn internal_requests_follow_envoys_rules() {
+        let lo: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let other: SocketAddr = "127.0.0.2:4000".parse().unwrap();
+        let xff = |v: &'static [u8]| {
+            [httparse::Header {
+                name: "X-Forwarded-For",
+                value: v,
+            }]
+        };
+        let edge = hcm(true, 0);
+        assert!(origin(&[], lo, &edge).internal);
+        let o = origin(&[], other, &edge);
+        assert!(!o.internal && o.edge);
+        // With use_remote_address, any x-forwarded-for makes it external.
+        assert!(!origin(&xff(b"10.0.0.1"), lo, &edge).internal);
+        let inner = hcm(false, 0);
+        assert!(origin(&xff(b"10.0.0.1"), other, &inner).internal);
+        assert!(origin(&xff(b" fd00::1 "), other, &inner).internal);
+        assert!(!origin(&xff(b"10.0.0.1,10.0.0.2"), lo, &inner).internal);
+        assert!(!origin(&xff(b"8.8.8.8"), lo, &inner).internal);
+        assert!(!origin(&xff(b"junk"), lo, &inner).internal);
+        assert!(!origin(&[], lo, &inner).internal, "no XFF: external");
+        assert!(!origin(&xff(b"10.0.0.1"), lo, &hcm(false, 1)).internal);
+        assert!(!origin(&[], lo, &inner).edge);
+
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for yes in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "127.0.0.1",
+        ] {
+            assert!(is_internal(ip(yes), None), "{yes}");
+        }
+        for no in [
+            "172.32.0.1",
+            "127.0.0.2",
+            "8.8.8.8",
+            "fe80::1",
+            "2001:db8::1",
+        ] {
+            assert!(!is_internal(ip(no), None), "{no}");
+        }
+        assert!(is_internal(ip("::ffff:10.0.0.1"), None));
+        assert!(is_internal(ip("::1"), None));
+        let ranges = [(ip("203.0.113.0"), 24), (ip("2001:db8::"), 32)];
+        assert!(is_internal(ip("203.0.113.77"), Some(&ranges)));
+        assert!(is_internal(ip("2001:db8:1::5"), Some(&ranges)));
+        assert!(!is_internal(ip("10.0.0.1"), Some(&ranges)));
+        assert!(is_internal(ip("1.2.3.4"), Some(&[(ip("0.0.0.0"), 0)])));
+    }
+
+    #[test]
+    fn control_headers_override_timeouts_and_retries() {
+        let h = |n: &'static str, v: &'static [u8]| httparse::Header { name: n, value: v };
+        let o = Overrides::read(&[
+            h("x-envoy-upstream-rq-timeout-ms", b"0"),
+            h("X-Envoy-Upstream-Rq-Per-Try-Timeout-Ms", b" 250 "),
+            h("x-envoy-retry-on", b"connect-failure, refused-stream,bogus"),
+            h("x-envoy-max-retries", b"4"),
+            h("x-envoy-retriable-status-codes", b"418, x,503"),
+            h("x-envoy-upstream-rq-timeout-alt-response", b""),
+        ]);
+        assert!(o.alt_response);
+        assert_eq!(o.timeout, Some(None));
+        assert_eq!(o.per_try, Some(Duration::from_millis(250)));
+        let p = o
+            .retry_policy(None)
+            .expect("a policy from the headers alone");
+        assert!(p.retry_on.connect_failure && !p.retry_on.five_xx);
+        assert_eq!(p.num_retries, 4);
+        assert_eq!(p.retriable_status_codes, [418, 503]);
+        assert!(Overrides::read(&[h("x-envoy-max-retries", b"3")])
+            .retry_policy(None)
+            .is_none());
+        assert!(Overrides::read(&[h("x-envoy-upstream-rq-timeout-ms", b"abc")]).is_empty());
+
+        let s = |ms| Some(Duration::from_millis(ms));
+        assert_eq!(final_timeouts(s(1000), s(300)), (s(1000), s(300), s(300)));
+        assert_eq!(final_timeouts(s(1000), s(1000)), (s(1000), None, s(1000)));
+        assert_eq!(final_timeouts(None, s(300)), (None, s(300), s(300)));
+        assert_eq!(final_timeouts(None, None), (None, None, None));
     }
 
     #[test]

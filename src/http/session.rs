@@ -27,6 +27,7 @@ fn limits(ctx: &Ctx, listener: usize) -> Limits {
         request_headers_timeout: hcm.request_headers_timeout,
         stream_idle_timeout: hcm.stream_idle_timeout,
         buffer_limit: l.per_connection_buffer_limit_bytes as usize,
+        accept_http_10: hcm.accept_http_10,
     }
 }
 
@@ -46,6 +47,8 @@ pub struct Session {
     client: Stream,
     peer: SocketAddr,
     listener: usize,
+    /// The socket's local address, looked up only when an access log prints it.
+    local: Option<SocketAddr>,
     ready: Ready,
     core: Conn,
     up: Option<UpConn>,
@@ -73,12 +76,18 @@ impl Session {
         ctx: &Ctx,
     ) -> Session {
         let lim = limits(ctx, listener);
+        let local = ctx
+            .access_logs
+            .slots(listener)
+            .filter(|s| s.local)
+            .and_then(|_| client.local_addr().ok());
         Session {
             id,
             gen,
             client,
             peer,
             listener,
+            local,
             ready: Ready {
                 readable: true,
                 writable: true,
@@ -197,7 +206,9 @@ impl Session {
         loop {
             let mut progress = self.read_client(ctx)?;
             progress |= self.upstream_io(ctx, now);
-            let mut env = CtxEnv::new(ctx, self.listener, self.peer).tls(&self.client);
+            let mut env = CtxEnv::new(ctx, self.listener, self.peer)
+                .conn(self.gen, self.local)
+                .tls(&self.client);
             progress |= self.core.process(&mut env, now);
             progress |= self.actions(ctx, now);
             if let Some(c) = self.core.closed() {
@@ -319,6 +330,9 @@ impl Session {
                 Ok(false) => return false,
                 Err(e) => {
                     log::debug!("connect to {} failed: {e}", up.addr);
+                    if let Some(errno) = e.raw_os_error() {
+                        self.core.connect_error(false, errno);
+                    }
                     self.fail_up(ctx, Failure::ConnectFailed, now);
                     return true;
                 }
@@ -412,7 +426,9 @@ impl Session {
         if let Some(up) = self.up.take() {
             up.close(ctx);
         }
-        let mut env = CtxEnv::new(ctx, self.listener, self.peer).tls(&self.client);
+        let mut env = CtxEnv::new(ctx, self.listener, self.peer)
+            .conn(self.gen, self.local)
+            .tls(&self.client);
         self.core.up_failed(&mut env, f, now);
     }
 
@@ -474,13 +490,21 @@ impl Session {
         };
         match got {
             Ok((c, reused)) => {
+                let local = c.local;
                 self.up = Some(c);
-                let mut env = CtxEnv::new(ctx, self.listener, self.peer).tls(&self.client);
-                self.core.up_attached(&mut env, reused, now);
+                let mut env = CtxEnv::new(ctx, self.listener, self.peer)
+                    .conn(self.gen, self.local)
+                    .tls(&self.client);
+                self.core.up_attached(&mut env, reused, local, now);
             }
             Err(e) => {
                 log::debug!("session {}: connect to {addr} failed at once: {e}", self.id);
-                let mut env = CtxEnv::new(ctx, self.listener, self.peer).tls(&self.client);
+                if let Some(errno) = e.raw_os_error() {
+                    self.core.connect_error(true, errno);
+                }
+                let mut env = CtxEnv::new(ctx, self.listener, self.peer)
+                    .conn(self.gen, self.local)
+                    .tls(&self.client);
                 self.core.up_failed(&mut env, Failure::ConnectFailed, now);
             }
         }
@@ -540,7 +564,9 @@ impl Session {
             return Fate::Closed;
         }
         if self.core.deadline().is_some_and(|d| d <= now) {
-            let mut env = CtxEnv::new(ctx, self.listener, self.peer).tls(&self.client);
+            let mut env = CtxEnv::new(ctx, self.listener, self.peer)
+                .conn(self.gen, self.local)
+                .tls(&self.client);
             self.core.on_timeout(&mut env, now);
         }
         self.drive(ctx)
@@ -552,7 +578,9 @@ impl Session {
         let now = ctx.now();
         // A tunnel torn down from here (the client reset or failed) resets its upstream too.
         let tunnel = self.core.in_tunnel();
-        let mut env = CtxEnv::new(ctx, self.listener, self.peer).tls(&self.client);
+        let mut env = CtxEnv::new(ctx, self.listener, self.peer)
+            .conn(self.gen, self.local)
+            .tls(&self.client);
         self.core.abort(&mut env, now);
         crate::observe::cx_close(ctx, self.listener);
         if let Some(up) = self.up.take() {
@@ -578,9 +606,10 @@ impl Session {
         }
         let _ = ctx.registry.deregister(&mut self.client);
         let (listener, peer, now) = (self.listener, self.peer, ctx.now());
+        let (gen, local) = (self.gen, self.local);
         let core = &mut self.core;
         let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut env = CtxEnv::new(ctx, listener, peer);
+            let mut env = CtxEnv::new(ctx, listener, peer).conn(gen, local);
             core.abort(&mut env, now);
         }));
         if ended.is_err() {

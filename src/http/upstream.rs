@@ -119,6 +119,8 @@ pub struct UpConn {
     pub connected: bool,
     /// Index in `UpPool::owner`; the connection's token is `Tok::Up(slot)` for its lifetime.
     pub slot: usize,
+    /// Our end of the connection (%UPSTREAM_LOCAL_ADDRESS%), bound by `connect()`.
+    pub local: Option<SocketAddr>,
 }
 
 /// Who an upstream connection's readiness events are for.
@@ -156,7 +158,9 @@ impl UpConn {
         };
         observe::upstream_cx_open(ctx, cluster, addr);
         *ctx.upstreams.connecting.entry(addr).or_insert(0) += 1;
+        let local = stream.local_addr().ok();
         Ok(UpConn {
+            local,
             stream,
             addr,
             cluster,
@@ -220,6 +224,7 @@ impl UpConn {
         let slot = register(ctx, &mut stream, owner)?;
         observe::upstream_cx_open(ctx, cluster, addr);
         Ok(UpConn {
+            local: stream.local_addr().ok(),
             stream,
             addr,
             cluster,

@@ -92,6 +92,8 @@ pub struct HttpStats {
     pub downstream_cx_upgrades_total: Counter,
     pub downstream_cx_upgrades_active: Gauge,
     pub downstream_rq_ws_on_non_ws_route: Counter,
+    /// Connections that opened with the HTTP/2 preface (answered with GOAWAY, closed).
+    pub downstream_cx_http2_refused: Counter,
 }
 
 /// `cluster.<name>.*`
@@ -107,6 +109,10 @@ pub struct ClusterStats {
     pub upstream_rq_class: [Counter; 4],
     pub upstream_rq_timeout: Counter,
     pub upstream_rq_pending_total: Counter,
+    pub upstream_rq_retry: Counter,
+    pub upstream_rq_retry_success: Counter,
+    pub upstream_rq_retry_limit_exceeded: Counter,
+    pub upstream_rq_retry_overflow: Counter,
     pub membership_healthy: Gauge,
     pub membership_total: Gauge,
     pub update_attempt: Counter,
@@ -149,6 +155,8 @@ pub struct Stats {
     first_started: SystemTime,
     /// Set by `POST /healthcheck/fail`: /ready answers 503 until `/healthcheck/ok`.
     healthcheck_failed: bool,
+    /// When an HTTP/2 preface was last logged at info (one line a minute at most).
+    http2_logged_at: Option<Instant>,
 }
 
 /// Envoy writes a listener's address into its stat names with `:` as `_`:
@@ -207,6 +215,7 @@ impl Stats {
                 ),
                 downstream_rq_ws_on_non_ws_route: s
                     .counter(&format!("{h}.downstream_rq_ws_on_non_ws_route")),
+                downstream_cx_http2_refused: s.counter(&format!("{h}.downstream_cx_http2_refused")),
             });
         }
         let cs = clusters
@@ -221,6 +230,10 @@ impl Stats {
                 let upstream_rq_total = ctr("upstream_rq_total");
                 let upstream_rq_timeout = ctr("upstream_rq_timeout");
                 let upstream_rq_pending_total = ctr("upstream_rq_pending_total");
+                let upstream_rq_retry = ctr("upstream_rq_retry");
+                let upstream_rq_retry_success = ctr("upstream_rq_retry_success");
+                let upstream_rq_retry_limit_exceeded = ctr("upstream_rq_retry_limit_exceeded");
+                let upstream_rq_retry_overflow = ctr("upstream_rq_retry_overflow");
                 let update_attempt = ctr("update_attempt");
                 let update_success = ctr("update_success");
                 let update_failure = ctr("update_failure");
@@ -236,6 +249,10 @@ impl Stats {
                     upstream_rq_class: classes(&mut s, &c, "upstream_rq", 2),
                     upstream_rq_timeout,
                     upstream_rq_pending_total,
+                    upstream_rq_retry,
+                    upstream_rq_retry_success,
+                    upstream_rq_retry_limit_exceeded,
+                    upstream_rq_retry_overflow,
                     // Membership is this process's view of DNS: never imported.
                     membership_healthy: s.gauge(&format!("{c}.membership_healthy"), Import::Never),
                     membership_total: s.gauge(&format!("{c}.membership_total"), Import::Never),
@@ -258,6 +275,7 @@ impl Stats {
             started: Instant::now(),
             first_started: SystemTime::now(),
             healthcheck_failed: false,
+            http2_logged_at: None,
         }
     }
 
@@ -466,6 +484,34 @@ impl Stats {
     }
 
     /// A direct_response route answered on listener `l`.
+    /// A client on listener `l` sent the HTTP/2 preface. Returns true when this one should be
+    /// logged at info: the first, then at most one a minute (the counter has the rest).
+    pub fn http2_refused(&mut self, l: usize, now: Instant) -> bool {
+        if let Some(h) = self.http.get(l).copied() {
+            self.store.inc(h.downstream_cx_http2_refused);
+        }
+        let due = self
+            .http2_logged_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(60));
+        if due {
+            self.http2_logged_at = Some(now);
+        }
+        due
+    }
+
+    /// A retry counter of cluster `c`.
+    pub fn retry(&mut self, c: usize, s: crate::http::core::RetryStat) {
+        use crate::http::core::RetryStat;
+        if let Some(cs) = self.clusters.get(c).copied() {
+            self.store.inc(match s {
+                RetryStat::Retry => cs.upstream_rq_retry,
+                RetryStat::Success => cs.upstream_rq_retry_success,
+                RetryStat::LimitExceeded => cs.upstream_rq_retry_limit_exceeded,
+                RetryStat::Overflow => cs.upstream_rq_retry_overflow,
+            });
+        }
+    }
+
     pub fn direct_response(&mut self, l: usize) {
         if let Some(h) = self.http.get(l).copied() {
             self.store.inc(h.rq_direct_response);

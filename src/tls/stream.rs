@@ -393,6 +393,10 @@ impl Stream {
         self.sock.peer_addr()
     }
 
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.sock.set_nodelay(on)
     }

@@ -200,3 +200,29 @@ pub fn request(port: u16, method: &str, path: &str, body: &str, extra: &str) -> 
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no response to {method} {path}: {text:?}"))
 }
+
+/// A fresh temporary file path for test `tag` (removed if it exists).
+pub fn tmp_file(tag: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("baton-test-{}-{tag}.log", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// The lines of a file (none if it does not exist yet).
+pub fn file_lines(p: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// The lines of a file once it has at least `n` (bounded wait; fails the test otherwise).
+pub fn wait_file_lines(p: &std::path::Path, n: usize) -> Vec<String> {
+    assert!(
+        eventually(Duration::from_secs(20), || file_lines(p).len() >= n),
+        "{} lines in {p:?}, want {n}",
+        file_lines(p).len()
+    );
+    file_lines(p)
+}

@@ -57,6 +57,18 @@ const PROOFS: &[(&str, &str)] = &[
         "tests/slowloris.rs::slowloris_does_not_starve_normal_clients_and_header_timeouts_end_it",
     ),
     (
+        "HttpConnectionManager.internal_addresses",
+        "tests/envoy_internal.rs::internal_address_config_replaces_the_default_ranges",
+    ),
+    (
+        "HttpConnectionManager.accept_http_10",
+        "tests/protocol_versions.rs::http10_gets_426_unless_accepted",
+    ),
+    (
+        "HttpConnectionManager.default_host_for_http_10",
+        "tests/protocol_versions.rs::accepted_http10_without_host_uses_the_default_host",
+    ),
+    (
         "HttpConnectionManager.upgrades",
         "tests/tunnels.rs::a_websocket_echo_session_works_through_baton",
     ),

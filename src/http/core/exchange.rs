@@ -172,6 +172,8 @@ pub struct Exchange {
     pub(super) resp: Option<Response>,
     pub(super) timeout: Option<Duration>,
     pub(super) timeout_at: Option<Instant>,
+    /// What a route timeout answers before a response head: 504 (or 204, see `Forward`).
+    pub(super) timeout_status: u16,
     pub(super) connect_at: Option<Instant>,
     pub(super) connect_timeout: Duration,
     /// Bound of the client-side buffers (unread request bytes, response bytes not yet written)
@@ -186,6 +188,8 @@ pub struct Exchange {
     /// Whether the client connection stays open after this exchange (decided at response head).
     pub(super) keep: bool,
     pub(super) route: Option<(usize, usize)>,
+    /// The retry policy merged with an internal request's headers; `None`: the route's.
+    pub(super) policy: Option<Box<crate::config::RetryPolicy>>,
     pub(super) resp_edits: Vec<Op>,
     pub(super) auto_host: Option<(usize, usize)>,
     pub(super) retries_left: u32,
@@ -195,6 +199,10 @@ pub struct Exchange {
     pub(super) per_try: Option<Duration>,
     pub(super) per_try_at: Option<Instant>,
     pub(super) attempts: u32,
+    /// `upstream_rq_retry_success` was counted for this exchange.
+    pub(super) retry_counted: bool,
+    /// Holds one of the cluster's concurrent-retry slots (from a retry decision to the next).
+    pub(super) retry_held: bool,
     /// Stream idle timeout (route's `idle_timeout`, else the HCM's `stream_idle_timeout`).
     pub(super) idle: Option<Duration>,
     pub(super) last_activity: Instant,
@@ -229,6 +237,18 @@ impl Exchange {
                 if d.direct {
                     env.direct_response();
                 }
+                rq.detail(match d.flag {
+                    Flags::NR => "route_not_found",
+                    Flags::UH => "no_healthy_upstream",
+                    _ => "direct_response",
+                });
+                rq.route = d.route;
+                if rq.cap.is_some() {
+                    rq.local_body = Some(d.body.as_ref().into());
+                }
+                if !has_body {
+                    rq.req_done = Some(now);
+                }
                 rq.status = d.status;
                 rq.flags.set(d.flag);
                 rq.bytes_tx = d.body.len() as u64;
@@ -245,6 +265,7 @@ impl Exchange {
             }
             Decision::Forward(mut f) => {
                 rq.cluster = Some(f.cluster);
+                rq.route = Some(f.route);
                 let limits = Some((f.connect_timeout, f.buffer_limit));
                 let mut ex = Exchange::new(&s, Some(&f), limits, rq, now);
                 // A terminated CONNECT sends nothing of the request upstream.
@@ -252,6 +273,7 @@ impl Exchange {
                     ex.head = std::mem::take(&mut f.head);
                 }
                 ex.resp_edits = std::mem::take(&mut f.resp_edits);
+                ex.policy = f.retry_policy.take();
                 env.track(f.cluster, f.addr, 1);
                 if ex.req.is_done() {
                     ex.request_done(now);
@@ -273,7 +295,7 @@ impl Exchange {
         now: Instant,
     ) -> Exchange {
         let (connect_timeout, up_limit) = limits.unwrap_or((Duration::from_secs(5), 1 << 20));
-        let retry = f.and_then(|f| f.retry);
+        let retries = f.and_then(|f| f.retries);
         Exchange {
             target: f.map(|f| (f.cluster, f.addr)),
             upstream: if f.is_some() {
@@ -291,6 +313,7 @@ impl Exchange {
             resp: None,
             timeout: f.and_then(|f| f.timeout),
             timeout_at: None,
+            timeout_status: f.map_or(504, |f| f.timeout_status),
             connect_at: None,
             connect_timeout,
             client_limit: s.client_limit.max(CHUNK),
@@ -298,13 +321,16 @@ impl Exchange {
             retried: false,
             keep: s.keep_alive,
             route: f.map(|f| f.route),
+            policy: None,
             resp_edits: Vec::new(),
             auto_host: f.and_then(|f| f.auto_host),
-            retries_left: retry.map_or(0, |r| r.0),
-            replay: retry.map(|_| Vec::new()),
-            per_try: retry.and_then(|r| r.1),
+            retries_left: retries.unwrap_or(0),
+            replay: retries.map(|_| Vec::new()),
+            per_try: f.and_then(|f| f.per_try),
             per_try_at: None,
             attempts: 1,
+            retry_counted: false,
+            retry_held: false,
             idle: f.map_or(s.stream_idle, |f| f.idle),
             last_activity: now,
             attached_at: now,
@@ -353,6 +379,7 @@ impl Exchange {
             .target
             .unwrap_or((0, SocketAddr::from(([0, 0, 0, 0], 0))));
         self.rq.upstream = Some(addr);
+        self.rq.attempts = self.attempts;
         Action::Connect {
             cluster,
             addr,
@@ -371,11 +398,13 @@ impl Exchange {
         env: &mut dyn Env,
         up: &mut UpSide,
         reused: bool,
+        local: Option<SocketAddr>,
         now: Instant,
     ) {
         let Some((cluster, addr)) = self.target else {
             return;
         };
+        self.rq.upstream_local = local;
         self.upstream = Upstream::Attached;
         self.attached_at = now;
         env.upstream_rq(cluster, addr, !reused);
@@ -453,7 +482,8 @@ impl Exchange {
     }
 
     /// Ends the exchange's record and what it holds on the cluster.
-    pub(super) fn finish(self, env: &mut dyn Env, now: Instant) {
+    pub(super) fn finish(mut self, env: &mut dyn Env, now: Instant) {
+        self.release_retry(env);
         if let Some((c, addr)) = self.target {
             env.track(c, addr, -1);
         }
@@ -468,11 +498,15 @@ impl Exchange {
     pub(super) fn replied(&mut self, status: u16, body: &str) {
         self.rq.status = status;
         self.rq.bytes_tx = body.len() as u64;
+        if self.rq.cap.is_some() {
+            self.rq.local_body = Some(body.into());
+        }
     }
 
     /// The request body has been sent in full: the route and per-try timers start.
     pub(super) fn request_done(&mut self, now: Instant) {
         self.req = BodyIn::Done;
+        self.rq.req_done = Some(now);
         self.timeout_at = self.timeout.map(|t| now + t);
         if self.upstream == Upstream::Attached {
             self.per_try_at = self.per_try.map(|t| now + t);
@@ -513,6 +547,7 @@ impl Exchange {
             if cx.client_eof && !self.req.is_done() && cx.cin.is_empty() {
                 log::debug!("client closed mid-request");
                 self.flag(Flags::DC);
+                self.rq.detail("downstream_remote_disconnect");
                 cx.drop_up();
                 return Step::End(Then::Drop);
             }
@@ -643,6 +678,7 @@ impl Exchange {
     fn request_body_error(&mut self, env: &mut dyn Env, cx: &mut Cx<'_>) -> Step {
         cx.drop_up();
         self.flag(Flags::DPE);
+        self.rq.detail("http1.codec_error");
         if self.resp.is_some() {
             return Step::End(Then::Reset);
         }
@@ -699,11 +735,13 @@ impl Exchange {
                 continue;
             }
             if !self.tunnel_ready
-                && self.retry_allowed(env, super::failure::Outcome::Status(r.status))
+                && self.should_retry(env, super::failure::Outcome::Status(r.status))
             {
                 log::debug!("retrying after status {}", r.status);
                 return Err(Failure::RetriableStatus);
             }
+            self.rq.detail("via_upstream");
+            self.rq.resp_first = Some(now);
             let service = now.saturating_duration_since(self.attached_at);
             let (head, resp) = super::respond::client_head(&r, self, closing, env, service);
             let n = r.head_len;

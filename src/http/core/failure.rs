@@ -21,6 +21,17 @@ pub enum Failure {
     RetriableStatus,
 }
 
+/// The cluster's retry counters (Envoy's names: `upstream_rq_retry`,
+/// `upstream_rq_retry_success`, `upstream_rq_retry_limit_exceeded`,
+/// `upstream_rq_retry_overflow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryStat {
+    Retry,
+    Success,
+    LimitExceeded,
+    Overflow,
+}
+
 /// What went wrong with an attempt, as retry policies see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Outcome {
@@ -63,6 +74,11 @@ impl Exchange {
         if self.resp.is_some() {
             log::debug!("upstream failed mid-response");
             self.flag(Flags::UC);
+            self.rq.details = std::borrow::Cow::Borrowed(if f == Failure::Protocol {
+                "upstream_reset_after_response_started{protocol_error}"
+            } else {
+                "upstream_reset_after_response_started{connection_termination}"
+            });
             return Step::End(Then::Reset);
         }
         let replayable = !self.req_body_started || self.replay.is_some();
@@ -73,12 +89,13 @@ impl Exchange {
             self.retried = true;
             return Step::Connect(self.launch());
         }
-        if f == Failure::RetriableStatus || self.retry_allowed(env, f.outcome()) {
+        if f == Failure::RetriableStatus || self.should_retry(env, f.outcome()) {
             if self.prepare_retry(env, now) {
                 log::debug!("retry {} after {f:?}", self.attempts);
                 return Step::Running(true);
             }
             self.flag(Flags::UH);
+            self.rq.detail("no_healthy_upstream");
             return self.local_failure(env, cx, 503, local::NO_HEALTHY_UPSTREAM);
         }
         if self.attempts > 1 {
@@ -89,14 +106,28 @@ impl Exchange {
             Failure::Reset | Failure::RetriableStatus => Flags::UC,
             Failure::Protocol => Flags::UPE,
         });
-        let body = match f {
-            Failure::ConnectFailed => local::CONNECT_FAILURE,
-            Failure::ConnectTimeout => local::CONNECT_TIMEOUT,
-            Failure::Reset | Failure::RetriableStatus => local::CONNECTION_TERMINATION,
-            Failure::Protocol => local::PROTOCOL_ERROR,
+        let reason = match f {
+            Failure::ConnectFailed => "remote connection failure",
+            Failure::ConnectTimeout => "connection timeout",
+            Failure::Reset | Failure::RetriableStatus => "connection termination",
+            Failure::Protocol => "protocol error",
         };
+        let why = match f {
+            Failure::ConnectFailed => self.rq.transport_failure(),
+            _ => None,
+        };
+        let body = local::upstream_failure(self.attempts > 1, reason, why.as_deref());
+        // Envoy's details: the reason and transport failure, spaces as `_`.
+        let mut d = String::from("upstream_reset_before_response_started{");
+        d.push_str(reason);
+        if let Some(w) = &why {
+            d.push(',');
+            d.push_str(w);
+        }
+        d.push('}');
+        self.rq.details = d.replace(' ', "_").into();
         let status = if f == Failure::Protocol { 502 } else { 503 };
-        self.local_failure(env, cx, status, body)
+        self.local_failure(env, cx, status, &body)
     }
 
     /// Queues a local reply that ends the exchange (with the route's response edits, as
@@ -135,16 +166,16 @@ impl Exchange {
         }
         if due(self.timeout_at) {
             log::debug!("route timeout");
-            return self.timed_out(env, cx);
+            return self.timed_out(env, cx, "upstream_response_timeout");
         }
         if due(self.per_try_at) {
             log::debug!("per-try timeout");
             self.per_try_at = None;
-            if self.retry_allowed(env, Outcome::Reset) {
+            if self.should_retry(env, Outcome::Reset) {
                 cx.drop_up();
                 return self.failed(env, cx, Failure::Reset, false, true, now);
             }
-            return self.timed_out(env, cx);
+            return self.timed_out(env, cx, "upstream_per_try_timeout");
         }
         if due(self.idle.map(|t| self.last_activity + t)) {
             return self.stream_idle(env, cx);
@@ -153,16 +184,20 @@ impl Exchange {
     }
 
     /// The route (or per-try) timeout: 504 before a response head, a reset after.
-    fn timed_out(&mut self, env: &mut dyn Env, cx: &mut Cx<'_>) -> Step {
+    fn timed_out(&mut self, env: &mut dyn Env, cx: &mut Cx<'_>, detail: &'static str) -> Step {
         cx.drop_up();
         self.flag(Flags::UT);
+        self.rq.details = detail.into();
         if let Some((c, addr)) = self.target {
             env.upstream_rq_timeout(c, addr);
         }
         if self.resp.is_some() {
             return Step::End(Then::Reset);
         }
-        self.local_failure(env, cx, 504, local::UPSTREAM_TIMEOUT)
+        match self.timeout_status {
+            204 => self.local_failure(env, cx, 204, ""),
+            _ => self.local_failure(env, cx, 504, local::UPSTREAM_TIMEOUT),
+        }
     }
 
     /// The stream idle timeout, as Envoy's HCM answers it: a reset once the response has
@@ -172,6 +207,7 @@ impl Exchange {
     fn stream_idle(&mut self, env: &mut dyn Env, cx: &mut Cx<'_>) -> Step {
         log::debug!("stream idle timeout");
         self.flag(Flags::SI);
+        self.rq.details = "stream_idle_timeout".into();
         cx.drop_up();
         if self.resp.is_some() {
             return Step::End(Then::Reset);
@@ -193,13 +229,60 @@ impl Exchange {
         Step::End(if keep { Then::Next } else { Then::Close })
     }
 
-    /// True when the route's policy retries `o` and this exchange may still retry: retries
-    /// left, the body still replayable, and nothing sent to the client yet.
-    pub(super) fn retry_allowed(&self, env: &dyn Env, o: Outcome) -> bool {
-        if self.retries_left == 0 || self.replay.is_none() || self.resp.is_some() {
+    /// The retry policy in force: the request's merged one, else the route's.
+    fn policy<'a>(&'a self, env: &'a dyn Env) -> Option<&'a crate::config::RetryPolicy> {
+        match &self.policy {
+            Some(p) => Some(p),
+            None => self.route.and_then(|r| env.retry_policy(r)),
+        }
+    }
+
+    /// The retry decision at the end of an attempt, counted as Envoy counts it:
+    /// `upstream_rq_retry_limit_exceeded` when the policy would retry but no retry is left,
+    /// `upstream_rq_retry_success` when an earlier retry happened and this outcome is not
+    /// retried. (`upstream_rq_retry` is counted when a retry is scheduled.)
+    pub(super) fn should_retry(&mut self, env: &mut dyn Env, o: Outcome) -> bool {
+        // Envoy gives the previous retry's circuit-breaker slot back at every decision.
+        self.release_retry(env);
+        let retriable = self.retriable(env, o);
+        let cluster = self.target.map(|t| t.0);
+        if let (true, true, Some(c)) = (retriable, self.retries_left > 0, cluster) {
+            if env.retry_acquire(c) {
+                self.retry_held = true;
+                return true;
+            }
+            // Envoy's default `max_retries` circuit breaker: 3 retries at once per cluster.
+            env.retry_stat(c, RetryStat::Overflow);
+            self.flag(Flags::UO);
             return false;
         }
-        let Some(p) = self.route.and_then(|r| env.retry_policy(r)) else {
+        if let Some(c) = cluster {
+            if retriable {
+                env.retry_stat(c, RetryStat::LimitExceeded);
+            } else if self.attempts > 1 && !self.retry_counted {
+                self.retry_counted = true;
+                env.retry_stat(c, RetryStat::Success);
+            }
+        }
+        false
+    }
+
+    /// Gives back the cluster's retry slot this exchange holds, if any.
+    pub(super) fn release_retry(&mut self, env: &mut dyn Env) {
+        if std::mem::take(&mut self.retry_held) {
+            if let Some((c, _)) = self.target {
+                env.retry_release(c);
+            }
+        }
+    }
+
+    /// Whether the policy in force retries `o` (retries left or not): the body is still
+    /// replayable and nothing was sent to the client yet.
+    fn retriable(&self, env: &dyn Env, o: Outcome) -> bool {
+        if self.replay.is_none() || self.resp.is_some() {
+            return false;
+        }
+        let Some(p) = self.policy(env) else {
             return false;
         };
         let on = p.retry_on;
@@ -226,7 +309,7 @@ impl Exchange {
         let Some((cluster, old)) = self.target else {
             return false;
         };
-        let (base, max) = self.route.and_then(|r| env.retry_policy(r)).map_or(
+        let (base, max) = self.policy(env).map_or(
             (Duration::from_millis(25), Duration::from_millis(250)),
             |p| (p.back_off_base, p.back_off_max),
         );
@@ -245,6 +328,7 @@ impl Exchange {
             }
         }
         self.target = Some((cluster, addr));
+        env.retry_stat(cluster, RetryStat::Retry);
         self.retries_left = self.retries_left.saturating_sub(1);
         self.attempts += 1;
         let ceiling = base

@@ -28,11 +28,11 @@ use std::time::{Duration, Instant};
 use super::buf::{Buf, BufPool, CHUNK};
 use super::codec::{HeadError, RequestHead};
 use super::request::Decision;
-use crate::access_log::Rq;
+use crate::access_log::{Flags, Rq};
 use crate::config::RetryPolicy;
 use crate::route::edits::Op;
 pub use exchange::Exchange;
-pub use failure::Failure;
+pub use failure::{Failure, RetryStat};
 pub use tunnel::TunnelState;
 
 /// How long a closing connection keeps reading (and discarding) before the final close.
@@ -60,6 +60,8 @@ pub struct Limits {
     /// The listener's `per_connection_buffer_limit_bytes`: bounds the client-side buffers of an
     /// exchange and the request body kept for a retry.
     pub buffer_limit: usize,
+    /// `http_protocol_options.accept_http_10`: serve HTTP/1.0 (else 426).
+    pub accept_http_10: bool,
 }
 
 /// What the core needs from the proxy around it. Every method is synchronous and does no I/O;
@@ -111,6 +113,17 @@ pub trait Env {
     /// A tunnel and its record left for another process (`out`) or arrived from one: the
     /// active gauges move; nothing is counted or logged.
     fn tunnel_moved(&mut self, rq: &Rq, out: bool);
+    /// A retry counter of `cluster`.
+    fn retry_stat(&mut self, cluster: usize, s: RetryStat);
+    /// Takes one of `cluster`'s concurrent-retry slots (Envoy's default retry circuit
+    /// breaker); false when none is free.
+    fn retry_acquire(&mut self, cluster: usize) -> bool;
+    /// Gives a slot taken by `retry_acquire` back.
+    fn retry_release(&mut self, cluster: usize);
+    /// A client sent the HTTP/2 connection preface (baton speaks HTTP/1 only).
+    fn http2_preface(&mut self);
+    /// `http_protocol_options.default_host_for_http_10`, when configured.
+    fn default_host_for_http_10(&self) -> Option<String>;
 }
 
 /// A reply made here.
@@ -305,7 +318,14 @@ impl Conn {
 
     /// The driver has a connection for the `Connect` action: `reused` from the pool (already
     /// connected), else a connect in progress.
-    pub fn up_attached(&mut self, env: &mut dyn Env, reused: bool, now: Instant) {
+    /// `local`: the connection's local address (for the access log).
+    pub fn up_attached(
+        &mut self,
+        env: &mut dyn Env,
+        reused: bool,
+        local: Option<SocketAddr>,
+        now: Instant,
+    ) {
         if let State::Exchange(ex) = &mut self.state {
             let up = UpSide {
                 rx: std::mem::take(&mut self.spare.rx),
@@ -315,7 +335,7 @@ impl Conn {
                 ..UpSide::default()
             };
             let up = self.up.insert(up);
-            ex.attached(env, up, reused, now);
+            ex.attached(env, up, reused, local, now);
         } else {
             // Nothing wants it any more: give it straight back.
             self.release = Some(reused);
@@ -341,6 +361,14 @@ impl Conn {
     pub fn up_eof(&mut self) {
         if let Some(up) = &mut self.up {
             up.eof = true;
+        }
+    }
+
+    /// A connect to the upstream failed with `errno` (`at_once`: `connect()` itself failed);
+    /// call before `up_failed`. Only recorded for the access log.
+    pub fn connect_error(&mut self, at_once: bool, errno: i32) {
+        if let State::Exchange(ex) = &mut self.state {
+            ex.rq.connect_error = Some((at_once, errno));
         }
     }
 
@@ -523,11 +551,13 @@ impl Conn {
         let state = std::mem::replace(&mut self.state, State::Closed(Close::Graceful));
         match state {
             State::Exchange(mut ex) => {
-                ex.flag(crate::access_log::Flags::DC);
+                ex.flag(Flags::DC);
+                ex.rq.detail("downstream_remote_disconnect");
                 ex.finish(env, now);
             }
             State::Tunnel(mut t) => {
-                t.ex.flag(crate::access_log::Flags::DC);
+                t.ex.flag(Flags::DC);
+                t.ex.rq.detail("downstream_remote_disconnect");
                 t.finish(env, now);
             }
             _ => {}
@@ -632,6 +662,10 @@ impl Conn {
         if !head_complete(self.cin.data(), &mut self.scanned) && !first {
             return self.partial_head(env, now);
         }
+        if self.cin.data().starts_with(H2_PREFACE_LINE) {
+            self.refuse_http2(env, now);
+            return true;
+        }
         let mut slots = super::codec::header_slots();
         let (head_len, start) = match super::codec::parse_request(self.cin.data(), &mut slots) {
             Ok(None) => return self.partial_head(env, now),
@@ -643,9 +677,24 @@ impl Conn {
                 self.reject(env, &HeadError::TooLarge, now);
                 return true;
             }
+            Ok(Some(req)) if req.minor == 0 && !self.lim.accept_http_10 => {
+                // Envoy: HTTP/1.0 only when `accept_http_10` is on; else 426 and close.
+                let rq = env.begin(Some(&req), 0, now);
+                log::debug!("HTTP/1.0 request refused (accept_http_10 is off)");
+                self.refuse_rq(env, rq, 426, "Upgrade Required", Flags::DPE, now);
+                return true;
+            }
             Ok(Some(req)) => {
                 #[cfg(debug_assertions)]
                 test_hooks::maybe_panic(req.path);
+                let default_host = match (req.minor, req.host) {
+                    (0, None) => env.default_host_for_http_10(),
+                    _ => None,
+                };
+                let req = RequestHead {
+                    host: default_host.as_deref().or(req.host),
+                    ..req
+                };
                 let mut rq = env.begin(Some(&req), req.minor, now);
                 let decision = env.route(&req, &mut rq);
                 (
@@ -751,23 +800,64 @@ impl Conn {
             501 => "Not Implemented",
             _ => "Bad Request",
         };
-        self.refuse(env, e.status(), body, crate::access_log::Flags::DPE, now);
+        self.refuse(env, e.status(), body, Flags::DPE, now);
     }
 
     /// Answers a request head that will not be served (malformed, too large, too slow) and
     /// closes the connection after the answer.
     fn refuse(&mut self, env: &mut dyn Env, status: u16, body: &str, flag: u16, now: Instant) {
+        let rq = env.begin(None, 1, now);
+        self.refuse_rq(env, rq, status, body, flag, now);
+    }
+
+    /// `refuse` with the request's record already begun.
+    fn refuse_rq(
+        &mut self,
+        env: &mut dyn Env,
+        mut rq: Rq,
+        status: u16,
+        body: &str,
+        flag: u16,
+        now: Instant,
+    ) {
         self.cin.consume(self.cin.len());
         exchange::queue_reply(
             env,
             &mut self.cout,
             &exchange::plain_reply(status, body, true),
         );
-        let mut rq = env.begin(None, 1, now);
         rq.status = status;
         rq.flags.set(flag);
+        rq.detail(match status {
+            431 => "http1.headers_too_large",
+            408 => "request_header_timeout",
+            426 => "low_version",
+            _ => "http1.codec_error",
+        });
+        if rq.cap.is_some() {
+            rq.local_body = Some(body.into());
+        }
         rq.bytes_tx = body.len() as u64;
         env.end(rq, now);
+        self.close_after(now);
+    }
+}
+
+/// The first line of the HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
+
+/// What an HTTP/2 client gets: the server preface (an empty SETTINGS frame), then GOAWAY
+/// with HTTP_1_1_REQUIRED (0xd) and a short reason, so the client reports a clear HTTP/2
+/// error instead of reading an HTTP/1 400 as a broken frame.
+const H2_GOAWAY: &[u8] = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00\
+\x00\x00\x2d\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x0dHTTP/2 is not supported; use HTTP/1.1";
+
+impl Conn {
+    /// An HTTP/2 client on this HTTP/1 listener: counted, answered with GOAWAY, closed.
+    fn refuse_http2(&mut self, env: &mut dyn Env, now: Instant) {
+        env.http2_preface();
+        self.cin.consume(self.cin.len());
+        self.cout.extend(env.pool(), H2_GOAWAY);
         self.close_after(now);
     }
 }

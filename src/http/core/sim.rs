@@ -127,6 +127,7 @@ impl Env for TestEnv {
                 upstream: None,
                 flag: 0,
                 direct: status == 200,
+                route: None,
             })
         };
         if req.path.starts_with("/local") {
@@ -154,9 +155,13 @@ impl Env for TestEnv {
             idle: upgrade.map(|_| Duration::from_secs(30)),
             route: (0, usize::from(retry)),
             resp_edits: Vec::new(),
-            retry: retry.then_some((2, Some(Duration::from_secs(1)))),
+            retries: retry.then_some(2),
+            per_try: retry.then_some(Duration::from_secs(1)),
+            retry_policy: None,
             request_id: None,
             upgrade,
+            rewritten: None,
+            timeout_status: 504,
         }))
     }
 
@@ -221,6 +226,20 @@ impl Env for TestEnv {
             self.begun += 1;
             self.tunnels_open += 1;
         }
+    }
+
+    fn retry_stat(&mut self, _cluster: usize, _s: super::RetryStat) {}
+
+    fn retry_acquire(&mut self, _cluster: usize) -> bool {
+        true
+    }
+
+    fn retry_release(&mut self, _cluster: usize) {}
+
+    fn http2_preface(&mut self) {}
+
+    fn default_host_for_http_10(&self) -> Option<String> {
+        None
     }
 }
 
@@ -310,6 +329,7 @@ impl Sim {
             request_headers_timeout: Some(Duration::from_secs(10)),
             stream_idle_timeout: Some(Duration::from_secs(30)),
             buffer_limit,
+            accept_http_10: true,
         }
     }
 
@@ -397,7 +417,7 @@ impl Sim {
         self.up_pending.clear();
         self.up_fin = false;
         self.up_shut = false;
-        self.conn.up_attached(&mut self.env, false, self.now);
+        self.conn.up_attached(&mut self.env, false, None, self.now);
         self.conn.up_connected(self.now);
     }
 

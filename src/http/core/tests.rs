@@ -218,7 +218,7 @@ fn a_non_idempotent_request_is_not_replayed_after_a_stale_pooled_connection() {
         );
         // A pooled connection that the upstream closed as we reused it.
         sim.up = UpConn::Open;
-        sim.conn.up_attached(&mut sim.env, true, sim.now);
+        sim.conn.up_attached(&mut sim.env, true, None, sim.now);
         sim.run();
         sim.upstream_reset();
         let asked_again = u32::from(sim.up == UpConn::Wanted);
@@ -380,9 +380,8 @@ fn model_thousands_of_random_exchanges() {
                 (1, _) => Expect::Answer(404, Vec::new()),
                 (_, 0) => Expect::Answer(
                     503,
-                    super::super::local::CONNECTION_TERMINATION
-                        .as_bytes()
-                        .to_vec(),
+                    super::super::local::upstream_failure(false, "connection termination", None)
+                        .into_bytes(),
                 ),
                 _ => {
                     let mut e = path.as_bytes().to_vec();

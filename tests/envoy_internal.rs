@@ -1,0 +1,292 @@
+//! Envoy's internal/external request rules against the real binary: which `x-envoy-*` request
+//! headers an external client loses, which ones an internal client's request honours
+//! (timeouts, retries), `x-envoy-internal`, `x-envoy-external-address`, the edge's own
+//! `x-request-id`, `internal_address_config`, and the `upstream_rq_retry*` counters. The
+//! loopback addresses make both kinds of client: 127.0.0.1 is internal by Envoy's default
+//! rule, 127.0.0.2 is not.
+
+mod admin_util;
+mod common;
+mod routing_support;
+
+use admin_util::stat;
+use common::*;
+use routing_support::*;
+
+/// Control headers every test request carries.
+const CONTROL: &[&str] = &[
+    "x-envoy-upstream-rq-timeout-ms: 1234",
+    "x-envoy-retry-on: 5xx",
+    "x-envoy-max-retries: 2",
+    "x-envoy-force-trace: 1",
+    "x-envoy-original-url: http://x/y",
+    "x-envoy-decorator-operation: op",
+    "x-envoy-internal: false",
+    "x-request-id: client-chosen",
+];
+
+/// GET `path` from source address `src` with `headers`; the status code.
+fn get_from(src: &str, port: u16, path: &str, headers: &[&str]) -> u16 {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let mut args = vec!["--interface", src, "-o", "/dev/null", "-w", "%{http_code}"];
+    for h in headers {
+        args.push("-H");
+        args.push(h);
+    }
+    args.push(&url);
+    curl_ok(&args).trim().parse().expect("status code")
+}
+
+/// `config` with extra HCM lines and an admin listener on `admin`.
+fn with_hcm(yaml: String, hcm: &[&str], admin: u16) -> String {
+    let mut lines = String::from("stat_prefix: ingress_http\n");
+    for l in hcm {
+        lines.push_str(&format!("          {l}\n"));
+    }
+    format!(
+        "{}admin:\n  address:\n    socket_address: {{address: 127.0.0.1, port_value: {admin}}}\n",
+        yaml.replacen("stat_prefix: ingress_http\n", &lines, 1)
+    )
+}
+
+/// Baton with one route `/` to cluster `svc` of `ports`, extra HCM lines and an admin
+/// listener, LIVE; returns it with the admin port.
+fn start(ports: &[u16], routes: &str, hcm: &[&str]) -> (Baton, u16) {
+    let admin = free_port();
+    let yaml = with_hcm(
+        config(free_port(), &single_vhost(routes), &[cluster("svc", ports)]),
+        hcm,
+        admin,
+    );
+    let b = Baton::start(&yaml);
+    admin_util::wait_live(admin);
+    (b, admin)
+}
+
+const ROUTE: &str = "  - match: {prefix: /}\n    route: {cluster: svc}\n";
+
+#[test]
+fn external_requests_lose_control_headers_internal_ones_keep_their_effect() {
+    let up = Upstream::start("up");
+    let (b, _) = start(&[up.port()], ROUTE, &["use_remote_address: true"]);
+
+    assert_eq!(get_from("127.0.0.1", b.port, "/in", CONTROL), 200);
+    assert_eq!(get_from("127.0.0.2", b.port, "/out", CONTROL), 200);
+    let mut per_try = CONTROL.to_vec();
+    per_try.push("x-envoy-upstream-rq-per-try-timeout-ms: 700");
+    assert_eq!(get_from("127.0.0.1", b.port, "/per-try", &per_try), 200);
+
+    let seen = up.seen();
+    assert_eq!(seen.len(), 3);
+    let (inside, outside, per_try) = (&seen[0], &seen[1], &seen[2]);
+    // Internal: marked, its timeout honoured (the upstream is told 1234 ms), the router's
+    // control headers consumed, the others passed on, the client's request id kept.
+    assert_eq!(inside.header("x-envoy-internal"), Some("true"));
+    assert_eq!(
+        inside.header("x-envoy-expected-rq-timeout-ms"),
+        Some("1234")
+    );
+    for gone in [
+        "x-envoy-upstream-rq-timeout-ms",
+        "x-envoy-retry-on",
+        "x-envoy-max-retries",
+        "x-envoy-external-address",
+    ] {
+        assert_eq!(inside.header(gone), None, "{gone} reached the upstream");
+    }
+    assert_eq!(inside.header("x-envoy-force-trace"), Some("1"));
+    assert_eq!(inside.header("x-envoy-decorator-operation"), Some("op"));
+    assert_eq!(inside.header("x-request-id"), Some("client-chosen"));
+    // External at the edge: every control header stripped, the route's own timeout, the
+    // client address named, a request id of our own.
+    assert_eq!(outside.header("x-envoy-internal"), None);
+    assert_eq!(
+        outside.header("x-envoy-expected-rq-timeout-ms"),
+        Some("15000")
+    );
+    for gone in [
+        "x-envoy-upstream-rq-timeout-ms",
+        "x-envoy-retry-on",
+        "x-envoy-max-retries",
+        "x-envoy-force-trace",
+        "x-envoy-original-url",
+        "x-envoy-decorator-operation",
+    ] {
+        assert_eq!(outside.header(gone), None, "{gone} reached the upstream");
+    }
+    assert_eq!(
+        outside.header("x-envoy-external-address"),
+        Some("127.0.0.2")
+    );
+    let id = outside.header("x-request-id").unwrap_or("");
+    assert!(
+        id.len() == 36 && id != "client-chosen",
+        "x-request-id {id:?}"
+    );
+    // A per-try timeout below the route timeout is what the upstream is told.
+    assert_eq!(
+        per_try.header("x-envoy-expected-rq-timeout-ms"),
+        Some("700")
+    );
+    assert_eq!(
+        per_try.header("x-envoy-upstream-rq-per-try-timeout-ms"),
+        None
+    );
+}
+
+#[test]
+fn retry_headers_work_only_for_internal_requests_and_are_counted() {
+    let bad = Fixed::start(503);
+    let (b, admin) = start(&[bad.port], ROUTE, &["use_remote_address: true"]);
+    let retry = ["x-envoy-retry-on: 5xx", "x-envoy-max-retries: 2"];
+    assert_eq!(get_from("127.0.0.1", b.port, "/", &retry), 503);
+    assert_eq!(bad.hits(), 3, "internal: one try and two retries");
+    assert_eq!(get_from("127.0.0.2", b.port, "/", &retry), 503);
+    assert_eq!(bad.hits(), 4, "external: the retry headers were stripped");
+    // Retriable status codes from the header.
+    let codes = [
+        "x-envoy-retry-on: retriable-status-codes",
+        "x-envoy-retriable-status-codes: 418,503",
+    ];
+    assert_eq!(get_from("127.0.0.1", b.port, "/", &codes), 503);
+    assert_eq!(
+        bad.hits(),
+        6,
+        "retriable-status-codes: one retry (default count 1)"
+    );
+    let c = |n: &str| stat(admin, &format!("cluster.svc.{n}"));
+    assert_eq!(c("upstream_rq_retry"), 3);
+    assert_eq!(c("upstream_rq_retry_limit_exceeded"), 2);
+    assert_eq!(c("upstream_rq_retry_success"), 0);
+}
+
+#[test]
+fn a_retry_that_succeeds_is_counted_as_such() {
+    let bad = Fixed::start(503);
+    let good = Upstream::start("good");
+    let (b, admin) = start(&[bad.port, good.port()], "  - match: {prefix: /}\n    route:\n      cluster: svc\n      retry_policy: {retry_on: 5xx, num_retries: 1}\n", &[]);
+    for _ in 0..4 {
+        assert_eq!(fetch(b.port, "h", "/", "").status(), 200);
+    }
+    let c = |n: &str| stat(admin, &format!("cluster.svc.{n}"));
+    let retries = c("upstream_rq_retry");
+    assert!(retries >= 1, "no request met the failing host first");
+    assert_eq!(retries as u64, bad.hits());
+    assert_eq!(c("upstream_rq_retry_success"), retries);
+    assert_eq!(c("upstream_rq_retry_limit_exceeded"), 0);
+}
+
+#[test]
+fn without_use_remote_address_a_single_internal_xff_address_is_internal() {
+    let up = Upstream::start("up");
+    let (b, _) = start(&[up.port()], ROUTE, &[]);
+    let t = "x-envoy-upstream-rq-timeout-ms: 2500";
+    let cases: [(&str, Option<&str>, &str); 4] = [
+        ("x-forwarded-for: 10.1.2.3", Some("true"), "2500"),
+        ("x-forwarded-for: 203.0.113.9", None, "15000"),
+        ("x-forwarded-for: 10.1.2.3, 10.0.0.1", None, "15000"),
+        // No x-forwarded-for: external even from a loopback peer.
+        ("x-nothing: 1", None, "15000"),
+    ];
+    for (xff, _, _) in &cases {
+        assert_eq!(get_from("127.0.0.1", b.port, "/", &[xff, t]), 200);
+    }
+    let seen = up.seen();
+    for (i, (xff, internal, expected)) in cases.iter().enumerate() {
+        assert_eq!(seen[i].header("x-envoy-internal"), *internal, "{xff}");
+        assert_eq!(
+            seen[i].header("x-envoy-expected-rq-timeout-ms"),
+            Some(*expected),
+            "{xff}"
+        );
+        // Not an edge request: no external address, the client's XFF passed on unchanged.
+        assert_eq!(seen[i].header("x-envoy-external-address"), None);
+    }
+}
+
+#[test]
+fn internal_address_config_replaces_the_default_ranges() {
+    let up = Upstream::start("up");
+    let (b, _) = start(
+        &[up.port()],
+        ROUTE,
+        &[
+            "use_remote_address: true",
+            "internal_address_config:",
+            "  cidr_ranges: [{address_prefix: 127.0.0.2, prefix_len: 32}]",
+        ],
+    );
+    assert_eq!(get_from("127.0.0.1", b.port, "/", &[]), 200);
+    assert_eq!(get_from("127.0.0.2", b.port, "/", &[]), 200);
+    let seen = up.seen();
+    assert_eq!(seen[0].header("x-envoy-internal"), None);
+    assert_eq!(
+        seen[0].header("x-envoy-external-address"),
+        Some("127.0.0.1")
+    );
+    assert_eq!(seen[1].header("x-envoy-internal"), Some("true"));
+}
+
+#[test]
+fn a_bad_cidr_range_is_refused_with_its_path() {
+    let yaml = with_hcm(
+        config(
+            free_port(),
+            &single_vhost("  - match: {prefix: /}\n    route: {cluster: svc}\n"),
+            &[cluster("svc", &[1])],
+        ),
+        &[
+            "internal_address_config:",
+            "  cidr_ranges: [{address_prefix: 10.0.0.0, prefix_len: 33}]",
+        ],
+        free_port(),
+    );
+    let dir = std::env::temp_dir().join(format!("baton-cidr-{}.yaml", std::process::id()));
+    std::fs::write(&dir, yaml).expect("write config");
+    let (st, _, err) = run_baton(
+        &["--mode", "validate", "-c", &dir.display().to_string()],
+        std::time::Duration::from_secs(20),
+    );
+    let _ = std::fs::remove_file(&dir);
+    assert!(!st.success());
+    assert!(
+        err.contains("internal_address_config.cidr_ranges[0].prefix_len: 33 out of range"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_internal_request_may_ask_for_204_on_timeout() {
+    let hole = BlackHole::start();
+    let routes = "  - match: {prefix: /}\n    route: {cluster: svc, timeout: 1s}\n";
+    let (b, _) = start(&[hole.port], routes, &["use_remote_address: true"]);
+    let alt = [
+        "x-envoy-upstream-rq-timeout-ms: 100",
+        "x-envoy-upstream-rq-timeout-alt-response: 1",
+    ];
+    assert_eq!(get_from("127.0.0.1", b.port, "/", &alt), 204);
+    assert_eq!(get_from("127.0.0.2", b.port, "/", &alt), 504);
+}
+
+#[test]
+fn more_than_three_concurrent_retries_overflow() {
+    let hole = BlackHole::start();
+    let routes = "  - match: {prefix: /}\n    route:\n      cluster: svc\n      timeout: 20s\n      retry_policy: {retry_on: reset, num_retries: 1, per_try_timeout: 2s}\n";
+    let (b, admin) = start(&[hole.port], routes, &[]);
+    let port = b.port;
+    // Six requests at once: each first try times out together; Envoy's default retry circuit
+    // breaker lets three of them retry and refuses the others.
+    let clients: Vec<_> = (0..6)
+        .map(|_| std::thread::spawn(move || fetch(port, "h", "/", "").status()))
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().expect("client"), 504);
+    }
+    let c = |n: &str| stat(admin, &format!("cluster.svc.{n}"));
+    let (retried, overflow) = (c("upstream_rq_retry"), c("upstream_rq_retry_overflow"));
+    assert!(
+        retried <= 3 && overflow >= 1 && retried + overflow == 6,
+        "retries {retried}, overflow {overflow}"
+    );
+    assert_eq!(c("upstream_rq_retry_limit_exceeded"), retried);
+}
