@@ -77,9 +77,10 @@ impl Env for CtxEnv<'_> {
     }
 
     fn close_idle(&self) -> bool {
-        // An idle TLS connection is left to send its next request (answered with `Connection:
-        // close`) rather than closed under it; the drain's end closes what is left.
-        !self.secure && self.ctx.closing()
+        // With a successor, an idle TLS connection (which cannot move) is left to send its
+        // next request, answered with `Connection: close`, rather than closed under it; the
+        // drain's end closes what is left. Without one, idle connections close as plain ones.
+        self.ctx.closing()
     }
 
     fn handoff(&self) -> bool {
