@@ -89,6 +89,11 @@ impl Ctx {
                 stats.add_tls(i, l.address);
             }
         }
+        for (i, c) in clusters.iter().enumerate() {
+            if c.cfg.tls.is_some() {
+                stats.add_cluster_ssl(i, &c.cfg.name);
+            }
+        }
         Ctx {
             stats,
             access_logs,

@@ -36,6 +36,12 @@ pub fn tls_news(ctx: &mut Ctx, l: usize, news: crate::tls::News) {
     ctx.stats.tls_news(l, news);
 }
 
+/// A TLS event on an upstream connection of cluster `c` (handshake done or failed).
+#[inline]
+pub fn upstream_tls_news(ctx: &mut Ctx, c: usize, news: crate::tls::News) {
+    ctx.stats.cluster_tls_news(c, news);
+}
+
 /// A client's TLS handshake on listener `l` did not finish in time.
 #[inline]
 pub fn tls_timeout(ctx: &mut Ctx, l: usize) {

@@ -454,7 +454,7 @@ fn upstream_tls_verifies_and_reuses_connections() {
         "    match_typed_subject_alt_names:",
         "    - {san_type: DNS, matcher: {exact: upstream.test}}",
     ]);
-    let (b, _admin) = plain_proxy(origin.port, &ok);
+    let (b, admin) = plain_proxy(origin.port, &ok);
     let (s1, body1) = get_status(b.port);
     let (s2, body2) = get_status(b.port);
     assert_eq!((s1, s2), (200, 200), "{body1} {body2}");
@@ -466,6 +466,9 @@ fn upstream_tls_verifies_and_reuses_connections() {
     let (_, second) = get_path(b.port, "/close");
     assert_ne!(fields(&first)[0], fields(&second)[0], "{first} {second}");
     assert_eq!(fields(&second)[4], "reused", "{second}");
+    assert!(stat(admin, "cluster.backend.ssl.handshake") >= 2);
+    assert!(stat(admin, "cluster.backend.ssl.versions.TLSv1.3") >= 2);
+    assert_eq!(stat(admin, "cluster.backend.ssl.connection_error"), 0);
     drop(b);
 
     // tls_params, no SNI, no ALPN, no session resumption.
@@ -491,8 +494,10 @@ fn upstream_tls_verifies_and_reuses_connections() {
         "    match_typed_subject_alt_names:",
         "    - {san_type: DNS, matcher: {exact: other.test}}",
     ]);
-    let (b, _) = plain_proxy(origin.port, &wrong);
+    let (b, admin) = plain_proxy(origin.port, &wrong);
     assert_eq!(get_status(b.port).0, 503);
+    assert!(stat(admin, "cluster.backend.ssl.connection_error") >= 1);
+    assert_eq!(stat(admin, "cluster.backend.ssl.handshake"), 0);
     drop(b);
 
     // Another CA: not trusted (503).

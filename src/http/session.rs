@@ -343,7 +343,11 @@ impl Session {
         }
         if up.stream.handshaking() {
             // The TLS handshake is part of connecting (the connect timeout covers it).
-            match up.stream.handshake() {
+            let done = up.stream.handshake();
+            while let Some(news) = up.stream.take_news() {
+                crate::observe::upstream_tls_news(ctx, up.cluster, news);
+            }
+            match done {
                 Ok(true) => {
                     self.core.up_connected(now);
                     progress = true;

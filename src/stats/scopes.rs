@@ -52,10 +52,9 @@ pub struct ListenerStats {
     pub downstream_global_cx_overflow: Counter,
 }
 
-/// `listener.<address>.ssl.*` and the TLS-related listener counters, for a listener with TLS
-/// filter chains.
+/// `<scope>.ssl.*`: a listener's TLS filter chains, or a cluster's TLS connections.
 #[derive(Debug, Clone, Copy)]
-pub struct TlsStats {
+pub struct SslStats {
     pub handshake: Counter,
     pub connection_error: Counter,
     pub no_certificate: Counter,
@@ -64,6 +63,63 @@ pub struct TlsStats {
     pub versions: [Counter; 2],
     /// By `tls::names::CIPHER_NAMES`.
     pub ciphers: [Counter; 9],
+}
+
+impl SslStats {
+    fn new(store: &mut Store, scope: &str) -> SslStats {
+        use crate::tls::names::{CIPHER_NAMES, VERSION_NAMES};
+        let mut c = |n: &str| store.counter(&format!("{scope}.ssl.{n}"));
+        SslStats {
+            handshake: c("handshake"),
+            connection_error: c("connection_error"),
+            no_certificate: c("no_certificate"),
+            fail_verify_no_cert: c("fail_verify_no_cert"),
+            versions: VERSION_NAMES.map(|v| c(&format!("versions.{v}"))),
+            ciphers: CIPHER_NAMES.map(|v| c(&format!("ciphers.{v}"))),
+        }
+    }
+
+    /// Counts a handshake's outcome; `NoChain` is the listener's (`TlsStats`).
+    fn record(&self, store: &mut Store, news: crate::tls::News) {
+        #[cfg(feature = "tls")]
+        match news {
+            crate::tls::News::Handshake {
+                version,
+                cipher,
+                peer_cert,
+            } => {
+                store.inc(self.handshake);
+                if let Some(v) = self.versions.get(version) {
+                    store.inc(*v);
+                }
+                if let Some(c) = cipher.and_then(|i| self.ciphers.get(i)) {
+                    store.inc(*c);
+                }
+                if !peer_cert {
+                    store.inc(self.no_certificate);
+                }
+            }
+            crate::tls::News::Failed { no_cert } => {
+                store.inc(self.connection_error);
+                if no_cert {
+                    store.inc(self.fail_verify_no_cert);
+                }
+            }
+            crate::tls::News::NoChain => {}
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = store;
+            match news {}
+        }
+    }
+}
+
+/// A listener with TLS filter chains: `listener.<address>.ssl.*` and its TLS-related
+/// listener counters.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsStats {
+    pub ssl: SslStats,
     /// `listener.<address>.no_filter_chain_match`.
     pub no_filter_chain_match: Counter,
     /// `listener.<address>.downstream_cx_transport_socket_connect_timeout`.
@@ -149,6 +205,8 @@ pub struct Stats {
     pub limits: Vec<Option<LimitStats>>,
     /// Indexed like `Ctx::listeners`: TLS stats of listeners with TLS filter chains.
     pub tls: Vec<Option<TlsStats>>,
+    /// Indexed like `Ctx::clusters`: `cluster.<name>.ssl.*` of clusters with TLS.
+    pub cluster_ssl: Vec<Option<SslStats>>,
     state: ServerState,
     started: Instant,
     /// When epoch 0 started, for uptime_all_epochs.
@@ -271,6 +329,7 @@ impl Stats {
             clusters: cs,
             limits: listeners.iter().map(|_| None).collect(),
             tls: listeners.iter().map(|_| None).collect(),
+            cluster_ssl: clusters.iter().map(|_| None).collect(),
             state: ServerState::PreInitializing,
             started: Instant::now(),
             first_started: SystemTime::now(),
@@ -325,60 +384,43 @@ impl Stats {
 
     /// Registers `listener.<address>.ssl.*` for listener `l`.
     pub fn add_tls(&mut self, l: usize, addr: SocketAddr) {
-        use crate::tls::names::{CIPHER_NAMES, VERSION_NAMES};
         let p = listener_scope(addr);
-        let st = &mut self.store;
-        let c = |st: &mut Store, n: &str| st.counter(&format!("{p}.{n}"));
         let t = TlsStats {
-            handshake: c(st, "ssl.handshake"),
-            connection_error: c(st, "ssl.connection_error"),
-            no_certificate: c(st, "ssl.no_certificate"),
-            fail_verify_no_cert: c(st, "ssl.fail_verify_no_cert"),
-            versions: VERSION_NAMES.map(|v| c(st, &format!("ssl.versions.{v}"))),
-            ciphers: CIPHER_NAMES.map(|v| c(st, &format!("ssl.ciphers.{v}"))),
-            no_filter_chain_match: c(st, "no_filter_chain_match"),
-            connect_timeout: c(st, "downstream_cx_transport_socket_connect_timeout"),
+            ssl: SslStats::new(&mut self.store, &p),
+            no_filter_chain_match: self.store.counter(&format!("{p}.no_filter_chain_match")),
+            connect_timeout: self.store.counter(&format!(
+                "{p}.downstream_cx_transport_socket_connect_timeout"
+            )),
         };
         if let Some(slot) = self.tls.get_mut(l) {
             *slot = Some(t);
         }
     }
 
-    /// A TLS event on listener `l`.
+    /// Registers `cluster.<name>.ssl.*` for cluster `c`.
+    pub fn add_cluster_ssl(&mut self, c: usize, name: &str) {
+        let st = SslStats::new(&mut self.store, &format!("cluster.{name}"));
+        if let Some(slot) = self.cluster_ssl.get_mut(c) {
+            *slot = Some(st);
+        }
+    }
+
+    /// A TLS event on a client connection of listener `l`.
     pub fn tls_news(&mut self, l: usize, news: crate::tls::News) {
         let Some(Some(t)) = self.tls.get(l).copied() else {
             return;
         };
         #[cfg(feature = "tls")]
-        match news {
-            crate::tls::News::Handshake {
-                version,
-                cipher,
-                peer_cert,
-            } => {
-                self.store.inc(t.handshake);
-                if let Some(v) = t.versions.get(version) {
-                    self.store.inc(*v);
-                }
-                if let Some(c) = cipher.and_then(|i| t.ciphers.get(i)) {
-                    self.store.inc(*c);
-                }
-                if !peer_cert {
-                    self.store.inc(t.no_certificate);
-                }
-            }
-            crate::tls::News::Failed { no_cert } => {
-                self.store.inc(t.connection_error);
-                if no_cert {
-                    self.store.inc(t.fail_verify_no_cert);
-                }
-            }
-            crate::tls::News::NoChain => self.store.inc(t.no_filter_chain_match),
+        if news == crate::tls::News::NoChain {
+            self.store.inc(t.no_filter_chain_match);
         }
-        #[cfg(not(feature = "tls"))]
-        {
-            let _ = t;
-            match news {}
+        t.ssl.record(&mut self.store, news);
+    }
+
+    /// A TLS event on an upstream connection of cluster `c`.
+    pub fn cluster_tls_news(&mut self, c: usize, news: crate::tls::News) {
+        if let Some(Some(st)) = self.cluster_ssl.get(c).copied() {
+            st.record(&mut self.store, news);
         }
     }
 
