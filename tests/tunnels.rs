@@ -749,3 +749,101 @@ fn a_connect_download_runs_byte_exact_through_a_hot_restart() {
     assert_eq!(reader.join().expect("reader"), TOTAL);
     assert!(before_end < TOTAL, "the restart came after the download");
 }
+
+/// More tunnels than the child holds descriptors for at once (four batches of 253): the
+/// parent sends its batches faster than the child adopts them, and the child must leave the
+/// rest in the restart socket until it has room, never drop them. Each tunnel echoes one
+/// line before the restart and one after, on the same connection.
+#[test]
+fn six_hundred_tunnels_move_in_one_restart_and_all_keep_echoing() {
+    const N: usize = 600;
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let up = l.local_addr().expect("addr").port();
+    // An upstream answering each upgrade with 101, then echoing bytes (a thread each).
+    let acceptor = thread::spawn(move || {
+        let mut echoers = Vec::new();
+        for _ in 0..N {
+            let Ok((mut s, _)) = l.accept() else { break };
+            echoers.push(thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(EXIT_WAIT));
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if s.read(&mut b).unwrap_or(0) != 1 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                if s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").is_err() {
+                    return;
+                }
+                let mut buf = [0u8; 256];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+        for e in echoers {
+            let _ = e.join();
+        }
+    });
+    let (port, admin) = (free_port(), free_port());
+    let cfg = yaml(
+        port,
+        admin,
+        up,
+        free_port(),
+        &Opts {
+            hcm_websocket: true,
+            ..Opts::default()
+        },
+    );
+    let dir = HotDir::new("tunnels_600");
+    let mut old = hot_start(&cfg, &dir, &[]);
+    let echo = |c: &mut TcpStream, line: &str| {
+        c.write_all(line.as_bytes()).expect("write");
+        let mut got = vec![0u8; line.len()];
+        c.read_exact(&mut got).expect("echo");
+        assert_eq!(String::from_utf8_lossy(&got), line);
+    };
+    let mut clients: Vec<TcpStream> = (0..N).map(|_| open_tunnel(port)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        echo(c, &format!("before {i}\n"));
+    }
+    let (new, _) = hot_takeover(&cfg, &dir, &[], &old);
+    // The new process is stopped while the old one hands over: every batch is then in the
+    // restart socket when it reads the first (as when the two share a busy CPU).
+    let signal = |pid: u32, sig| {
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        nix::sys::signal::kill(pid, sig).expect("signal the new process");
+    };
+    signal(new.pid(), nix::sys::signal::Signal::SIGSTOP);
+    old.sigterm();
+    let batches = N.div_ceil(126);
+    assert!(
+        old.wait_log_n("tunnel(s) to the new process", batches, EXIT_WAIT),
+        "{}",
+        old.log()
+    );
+    signal(new.pid(), nix::sys::signal::Signal::SIGCONT);
+    expect_exit_code(&mut old, 0, EXIT_WAIT);
+    assert!(
+        !old.log().contains("without their fds"),
+        "{}\n{}",
+        old.log(),
+        new.log()
+    );
+    assert!(!new.log().contains("without their fds"), "{}", new.log());
+    for (i, c) in clients.iter_mut().enumerate() {
+        echo(c, &format!("after {i}\n"));
+    }
+    assert_eq!(
+        stat(admin, "http.ingress_http.downstream_cx_upgrades_active"),
+        N as i64
+    );
+    drop(clients);
+    drop(new);
+    let _ = acceptor.join();
+}

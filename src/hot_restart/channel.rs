@@ -159,6 +159,9 @@ pub struct Conn {
     /// us hold descriptors.
     accepts_fds: bool,
     pub eof: bool,
+    /// `fill` stopped with the socket possibly holding more: the frames it has must be decoded
+    /// (releasing buffer and fds) and `fill` called again, as no new readiness edge will come.
+    pub paused: bool,
 }
 
 /// Most fds a parent link may have waiting for their frames (four full batches).
@@ -180,6 +183,7 @@ impl Conn {
             fds: VecDeque::new(),
             accepts_fds,
             eof: false,
+            paused: false,
         }
     }
 
@@ -242,13 +246,20 @@ impl Conn {
         !self.out.is_empty()
     }
 
-    /// Reads what the socket has (bytes and fds) into the connection's buffers.
-    pub fn fill(&mut self) -> io::Result<()> {
+    /// Reads what the socket has (bytes and fds) into the connection's buffers, returning how
+    /// many bytes it read. It stops early (`paused`) when a whole frame is buffered or another
+    /// batch of fds would not fit: a parent handing over thousands of tunnels sends batches
+    /// faster than they are adopted, and its fds must wait in the socket, not be dropped.
+    pub fn fill(&mut self) -> io::Result<usize> {
         let mut buf = [0u8; 16 * 1024];
+        let mut total = 0;
+        self.paused = false;
         loop {
-            if self.rbuf.len() > MAX_FRAME_LEN + 4 {
+            let fds_full = self.accepts_fds && self.fds.len() + MAX_FDS_PER_BATCH > MAX_HELD_FDS;
+            if self.rbuf.len() > MAX_FRAME_LEN + 4 || fds_full {
                 // A whole frame never needs more; decode will report the problem.
-                return Ok(());
+                self.paused = true;
+                return Ok(total);
             }
             let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS_PER_BATCH]);
             let mut iov = [IoSliceMut::new(&mut buf)];
@@ -278,7 +289,7 @@ impl Conn {
                     }
                     (msg.bytes, msg.flags.contains(MsgFlags::MSG_CTRUNC))
                 }
-                Err(nix::errno::Errno::EAGAIN) => return Ok(()),
+                Err(nix::errno::Errno::EAGAIN) => return Ok(total),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(io::Error::from_raw_os_error(e as i32)),
             };
@@ -290,8 +301,9 @@ impl Conn {
             }
             if n == 0 {
                 self.eof = true;
-                return Ok(());
+                return Ok(total);
             }
+            total += n;
             self.rbuf.extend_from_slice(&buf[..n]);
         }
     }

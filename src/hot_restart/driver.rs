@@ -551,7 +551,7 @@ impl HotRestart {
         // Refuse, racing our Hello into EPIPE) left its frames in our buffer. Deliver them,
         // then treat the error as the end of the connection.
         let flushed = conn.flush();
-        let filled = conn.fill();
+        let filled = conn.fill().map(drop);
         if let Err(e) = flushed.and(filled) {
             log::warn!("hot restart: {peer:?}: {e}");
             conn.eof = true;
@@ -578,6 +578,25 @@ impl HotRestart {
                 }
                 Ok(Read::Frame(msg)) => self.event(host, Event::MessageReceived(peer, msg))?,
                 Ok(Read::Nothing) => {
+                    if conn.paused && !conn.eof {
+                        // The frames decoded so far released room: read on.
+                        match conn.fill() {
+                            Ok(n) if n > 0 => continue,
+                            Ok(_) if conn.paused => {
+                                log::warn!(
+                                    "hot restart: {peer:?} sent more descriptors than its \
+                                     frames claim; dropping it"
+                                );
+                                self.close_peer(host, key);
+                                return self.event(host, Event::PeerClosed(peer));
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                log::warn!("hot restart: {peer:?}: {e}");
+                                conn.eof = true;
+                            }
+                        }
+                    }
                     if conn.eof {
                         self.close_peer(host, key);
                         if self.machine.state() == State::Exited {
