@@ -525,3 +525,67 @@ impl std::fmt::Debug for Stream {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(names: &[&str], proto: Option<&str>) -> Chain {
+        Chain {
+            m: FilterChainTls {
+                server_names: names.iter().map(|n| n.to_string()).collect(),
+                transport_protocol: proto.map(String::from),
+                tls: None,
+                handshake_timeout: Duration::from_secs(1),
+            },
+            config: None,
+        }
+    }
+
+    /// Which chain (by index) `select` picks.
+    fn pick(l: &ListenerTls, sni: Option<&str>, proto: &str) -> Option<usize> {
+        let c = l.select(sni, proto)?;
+        l.chains.iter().position(|x| std::ptr::eq(x, c))
+    }
+
+    #[test]
+    fn chains_are_chosen_as_envoy_does() {
+        let l = ListenerTls {
+            chains: vec![
+                chain(&["a.test"], None),
+                chain(&["*.b.test"], None),
+                chain(&["*.x.b.test"], Some("tls")),
+                chain(&[], Some("raw_buffer")),
+                chain(&[], Some("tls")),
+            ],
+            inspect_timeout: Duration::from_secs(1),
+        };
+        assert_eq!(pick(&l, Some("a.test"), "tls"), Some(0));
+        assert_eq!(
+            pick(&l, Some("A.Test"), "tls"),
+            Some(0),
+            "names are case-insensitive"
+        );
+        assert_eq!(pick(&l, Some("y.b.test"), "tls"), Some(1));
+        assert_eq!(
+            pick(&l, Some("z.y.b.test"), "tls"),
+            Some(1),
+            "a wildcard spans labels"
+        );
+        assert_eq!(
+            pick(&l, Some("y.x.b.test"), "tls"),
+            Some(2),
+            "the longest wildcard wins"
+        );
+        // The longest wildcard's group has no chain for raw_buffer: no fallback to a shorter one.
+        assert_eq!(pick(&l, Some("y.x.b.test"), "raw_buffer"), None);
+        assert_eq!(
+            pick(&l, Some("b.test"), "tls"),
+            Some(4),
+            "a wildcard never matches its apex"
+        );
+        assert_eq!(pick(&l, None, "tls"), Some(4));
+        assert_eq!(pick(&l, None, "raw_buffer"), Some(3));
+        assert_eq!(pick(&l, Some("other.test"), "raw_buffer"), Some(3));
+    }
+}
