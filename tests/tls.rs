@@ -125,6 +125,62 @@ fn https_tls12_tls13_and_sni_choose_the_certificate() {
 }
 
 #[test]
+fn large_bodies_stream_both_ways_over_tls() {
+    let pki = Pki::new("big");
+    let up = Upstream::start("up1");
+    let cert = pki.leaf("s", "/CN=s.test", "DNS:s.test");
+    let h = hcm(&log_file("tls-big"), "backend");
+    let b = Baton::start(&bootstrap(
+        free_port(),
+        free_port(),
+        "",
+        &tls_chain(&h, &[], &cert, &[]),
+        up.port(),
+        "",
+    ));
+    let ca = pki.ca();
+    // 32 MiB down, through a client that reads slowly (limited rate), so baton's writes and
+    // rustls's records wait for a full socket many times.
+    let n: u64 = 32 << 20;
+    let url = format!("https://s.test:{}/bytes/{n}", b.port);
+    let resolve = format!("s.test:{}:127.0.0.1", b.port);
+    let file = pki.path("down.bin");
+    let o = curl(&[
+        "--cacert",
+        &ca,
+        "--resolve",
+        &resolve,
+        "--limit-rate",
+        "64M",
+        "-o",
+        &file,
+        &url,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = std::fs::read(&file).expect("download");
+    assert_eq!(got.len() as u64, n);
+    let mut h = pattern::Fnv::default();
+    h.update(&got);
+    assert_eq!(h.finish(), pattern::pattern_checksum(n));
+    // 8 MiB up.
+    let body = pki.path("up.bin");
+    std::fs::write(&body, pattern::block(8 << 20)).expect("body");
+    let url = format!("https://s.test:{}/sink", b.port);
+    let out = https_ok(
+        b.port,
+        "s.test",
+        &ca,
+        &["--data-binary", &format!("@{body}"), &url],
+    );
+    let mut h = pattern::Fnv::default();
+    h.update(&pattern::block(8 << 20));
+    assert!(
+        out.contains(&format!("len={} fnv={:016x}", 8 << 20, h.finish())),
+        "{out}"
+    );
+}
+
+#[test]
 fn bad_handshakes_cost_only_their_connection() {
     let pki = Pki::new("bad");
     let up = Upstream::start("up1");
