@@ -98,7 +98,7 @@ median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {if (NR 
 
 # ---- the origin -------------------------------------------------------------------------------
 
-# nginx serving static bytes (/1k, /64k, /) on UPSTREAM_CPU: one process, no master.
+# nginx serving static bytes (/1k, /4k, /16k, /64k, /256k, /1m, /) on UPSTREAM_CPU: one process, no master.
 # nginx's temp directories, all in DIR (nginx would otherwise want its system paths).
 nginx_temp_paths() {
     local kind
@@ -107,10 +107,20 @@ nginx_temp_paths() {
     done
 }
 
+# size_name BYTES: the path name of a static file of that size (1024 -> 1k, 1048576 -> 1m).
+size_name() {
+    if (($1 >= 1048576)); then echo "$(($1 / 1048576))m"; else echo "$(($1 / 1024))k"; fi
+}
+
 start_static_upstream() {
     mkdir -p "$WORK/up/html" "$WORK/up/logs"
     head -c 1024 /dev/zero | tr '\0' 'a' >"$WORK/up/html/1k"
     head -c 65536 /dev/zero | tr '\0' 'b' >"$WORK/up/html/64k"
+    # The response-size sweep (bench/size_sweep.sh): /4k ... /1m.
+    local kib
+    for kib in 4 16 256 1024; do
+        head -c $((kib * 1024)) /dev/zero | tr '\0' 'c' >"$WORK/up/html/$(size_name $((kib * 1024)))"
+    done
     printf 'hello from static\n' >"$WORK/up/html/index.html"
     cat >"$WORK/up/nginx.conf" <<EOF
 daemon off;
@@ -391,3 +401,20 @@ stop_pid() {
 
 # wrk latency field ("52.00us", "1.20ms", "1.01s") in milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN {if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.3f", v}'; }
+
+# run_wrk PORT PATH CONNS SECONDS [wrk flags...]: one wrk run on LOAD_CPU; prints
+# "req_per_s p50_ms p99_ms errors" (errors: non-2xx responses plus socket errors) and appends
+# wrk's output to $WORK/wrk.log.
+run_wrk() {
+    local out rps p50 p99 errs
+    out=$(pinned "$LOAD_CPU" wrk -t1 "-c$3" "-d$4s" --latency "${@:5}" "http://127.0.0.1:$1$2")
+    echo "$out" >>"$WORK/wrk.log"
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    errs=$(awk '/Non-2xx|Socket errors/ {gsub(/,/, ""); for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/) n += $i} END {print n + 0}' <<<"$out")
+    echo "${rps:-0} $p50 $p99 $errs"
+}
+
+# ratio A B: A / B with 3 decimals (0 when B is 0), for per-round ratios.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}'; }

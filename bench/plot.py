@@ -13,7 +13,13 @@ the soak plot (bench/soak.sh): the serving baton's RSS and that of all live bato
 the serving process's open descriptors and the number of live processes, and the well-formed
 requests per second with failures, restarts marked; reads soak.csv, soak.events and
 soak-mixed.csv.
+
+    bench/plot.py --sweep SIZE_SWEEP.csv OUT.svg
+
+throughput against response size (bench/size_sweep.sh): median requests/s and MiB/s per
+target, one line each, response size on a log-scale x axis.
 """
+import math
 import sys
 from xml.sax.saxutils import escape
 
@@ -185,9 +191,72 @@ def soak(results, out_path):
     print(f"wrote {out_path}", file=sys.stderr)
 
 
+SWEEP_COLORS = {"baton": "#1f77b4", "nginx": "#2ca02c", "haproxy": "#ff7f0e", "direct": "#7f7f7f"}
+
+
+def size_label(b):
+    return f"{b // 1048576} MiB" if b >= 1048576 else f"{b // 1024} KiB"
+
+
+def sweep(csv, out_path):
+    """Two panels (req/s, MiB/s) against log2(size); reads size_bytes,target,req/s,MiB/s,..."""
+    data = {}
+    with open(csv) as f:
+        for line in f:
+            v = line.strip().split(",")
+            if len(v) >= 4 and v[0].isdigit():
+                data.setdefault(v[1], []).append((int(v[0]), float(v[2]), float(v[3])))
+    sizes = sorted({s for pts in data.values() for s, _, _ in pts})
+    lo, hi = math.log2(sizes[0]), math.log2(sizes[-1])
+    span = max(hi - lo, 1)
+    pw = W - LEFT - RIGHT
+
+    def x(size):
+        return LEFT + pw * (math.log2(size) - lo) / span
+
+    h = TOP + 2 * (PANEL_H + GAP) + 40
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" font-family="sans-serif">',
+           f'<rect width="{W}" height="{h}" fill="white"/>']
+    for i, (title, col) in enumerate((("requests per second", 1), ("MiB per second (response bodies)", 2))):
+        y0 = TOP + i * (PANEL_H + GAP)
+        vmax = nice(max([p[col] for pts in data.values() for p in pts] + [1]) * 1.05)
+        out.append(f'<rect x="{LEFT}" y="{y0}" width="{pw}" height="{PANEL_H}" fill="#fafafa" stroke="#999"/>')
+        out.append(f'<text x="{LEFT}" y="{y0 - 8}" font-size="13" font-weight="bold">{escape(title)}</text>')
+        for k in range(5):
+            v = vmax * k / 4
+            yy = y0 + PANEL_H - PANEL_H * v / vmax
+            out.append(f'<line x1="{LEFT}" x2="{LEFT + pw}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#e4e4e4"/>')
+            out.append(f'<text x="{LEFT - 6}" y="{yy + 4:.1f}" font-size="10" text-anchor="end">{v:g}</text>')
+        for size in sizes:
+            out.append(f'<line x1="{x(size):.1f}" x2="{x(size):.1f}" y1="{y0}" y2="{y0 + PANEL_H}" stroke="#e4e4e4"/>')
+        for j, (target, pts) in enumerate(data.items()):
+            color = SWEEP_COLORS.get(target, "#9467bd")
+            pts = sorted(pts)
+            line = " ".join(f"{x(s):.1f},{y0 + PANEL_H - PANEL_H * p[col - 1] / vmax:.1f}" for s, *p in pts)
+            out.append(f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="1.8"/>')
+            for s, *p in pts:
+                out.append(f'<circle cx="{x(s):.1f}" cy="{y0 + PANEL_H - PANEL_H * p[col - 1] / vmax:.1f}" '
+                           f'r="2.5" fill="{color}"/>')
+            if i == 0:
+                out.append(f'<text x="{LEFT + pw - 8}" y="{y0 + 16 + 14 * j}" font-size="11" text-anchor="end" '
+                           f'fill="{color}">{escape(target)}</text>')
+    yb = TOP + 2 * (PANEL_H + GAP) - GAP + 16
+    for size in sizes:
+        out.append(f'<text x="{x(size):.1f}" y="{yb}" font-size="10" text-anchor="middle">{size_label(size)}</text>')
+    out.append(f'<text x="{LEFT + pw / 2}" y="{yb + 16}" font-size="11" text-anchor="middle">response size '
+               f'(log scale); wrk, 64 keep-alive connections, median of the rounds</text>')
+    out.append("</svg>")
+    with open(out_path, "w") as f:
+        f.write("\n".join(out) + "\n")
+    print(f"wrote {out_path}", file=sys.stderr)
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--soak":
         soak(sys.argv[2], sys.argv[3])
+        return
+    if len(sys.argv) == 4 and sys.argv[1] == "--sweep":
+        sweep(sys.argv[2], sys.argv[3])
         return
     if len(sys.argv) < 4:
         sys.exit(__doc__)

@@ -39,18 +39,6 @@ build
 ports_free "$UP_PORT" "${PORT[baton]}" "${PORT[nginx]}" "${PORT[haproxy]}"
 start_static_upstream
 
-# One wrk run: prints "req_per_s p50_ms p99_ms errors".
-run_wrk() { # run_wrk PORT PATH CONNS SECONDS
-    local out rps p50 p99 errs
-    out=$(pinned "$LOAD_CPU" wrk -t1 "-c$3" "-d$4s" --latency "http://127.0.0.1:$1$2")
-    echo "$out" >>"$WORK/wrk.log"
-    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
-    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-    errs=$(awk '/Non-2xx|Socket errors/ {gsub(/,/, ""); for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/) n += $i} END {print n + 0}' <<<"$out")
-    echo "${rps:-0} $p50 $p99 $errs"
-}
-
 declare -A RPS=() P99=() ERRS=() LP50=() LP99=() PEAK=() RATIO=()
 for size in "${SIZES[@]}"; do
     for t in "${TARGETS[@]}"; do "start_$t"; done
@@ -66,7 +54,7 @@ for size in "${SIZES[@]}"; do
         done
         for t in "${TARGETS[@]}"; do
             [[ $t == baton ]] && continue
-            RATIO[$size,$t]+="$(awk -v a="${this[baton]:-0}" -v b="${this[$t]}" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}') "
+            RATIO[$size,$t]+="$(ratio "${this[baton]:-0}" "${this[$t]}") "
         done
         unset this
     done
