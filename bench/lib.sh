@@ -404,10 +404,10 @@ to_ms() { awk -v v="$1" 'BEGIN {if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if
 
 # run_wrk PORT PATH CONNS SECONDS [wrk flags...]: one wrk run on LOAD_CPU; prints
 # "req_per_s p50_ms p99_ms errors" (errors: non-2xx responses plus socket errors) and appends
-# wrk's output to $WORK/wrk.log.
+# wrk's output to $WORK/wrk.log. WRK_SCHEME (default http) is the URL scheme.
 run_wrk() {
     local out rps p50 p99 errs
-    out=$(pinned "$LOAD_CPU" wrk -t1 "-c$3" "-d$4s" --latency "${@:5}" "http://127.0.0.1:$1$2")
+    out=$(pinned "$LOAD_CPU" wrk -t1 "-c$3" "-d$4s" --latency "${@:5}" "${WRK_SCHEME:-http}://127.0.0.1:$1$2")
     echo "$out" >>"$WORK/wrk.log"
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")

@@ -89,16 +89,8 @@ start_tls_haproxy() {
     wait_port "${PORT[haproxy]}" "$WORK/haproxy/stdout.log"
 }
 
-# run_wrk PORT CONNS SECONDS [wrk args...]: prints "req_per_s errors".
-run_wrk() {
-    local port=$1 conns=$2 secs=$3 out rps errs
-    shift 3
-    out=$(pinned "$LOAD_CPU" wrk -t1 "-c$conns" "-d${secs}s" "$@" "https://127.0.0.1:$port/1k")
-    echo "$out" >>"$WORK/wrk.log"
-    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-    errs=$(awk '/Non-2xx|Socket errors/ {gsub(/,/, ""); for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/) n += $i} END {print n + 0}' <<<"$out")
-    echo "${rps:-0} $errs"
-}
+# lib.sh's run_wrk, over https.
+export WRK_SCHEME=https
 
 for t in "${TARGETS[@]}"; do "start_tls_$t"; done
 # Each serves HTTPS before any measurement (a refused handshake would read as 0 req/s).
@@ -111,9 +103,9 @@ for mode in handshakes keep-alive; do
         declare -A this=()
         for t in "${TARGETS[@]}"; do
             if [[ $mode == handshakes ]]; then
-                read -r rps errs < <(run_wrk "${PORT[$t]}" "$HS_CONNS" "$DURATION" -H "Connection: close")
+                read -r rps _ _ errs < <(run_wrk "${PORT[$t]}" /1k "$HS_CONNS" "$DURATION" -H "Connection: close")
             else
-                read -r rps errs < <(run_wrk "${PORT[$t]}" "$CONNS" "$DURATION")
+                read -r rps _ _ errs < <(run_wrk "${PORT[$t]}" /1k "$CONNS" "$DURATION")
             fi
             echo "$mode round $round $t: $rps req/s, errors $errs" >&2
             RPS[$mode,$t]+="$rps "
@@ -121,7 +113,7 @@ for mode in handshakes keep-alive; do
             this[$t]=$rps
         done
         for t in nginx haproxy; do
-            RATIO[$mode,$t]+="$(awk -v a="${this[baton]:-0}" -v b="${this[$t]}" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}') "
+            RATIO[$mode,$t]+="$(ratio "${this[baton]:-0}" "${this[$t]}") "
         done
         unset this
     done
