@@ -45,6 +45,8 @@ for round in $(seq "$ROUNDS"); do
         [[ $t == baton ]] && continue
         RATIO[$t]+="$(ratio "${this[baton]:-0}" "${this[$t]}") "
     done
+    p=$(peer_ratio "${this[baton]:-0}" "${this[nginx]:-}" "${this[haproxy]:-}")
+    [[ -n $p ]] && RATIO[peer]+="$p "
     unset this
 done
 
@@ -73,6 +75,7 @@ done
         [[ $t != baton ]] && r=$(printf '%.2f' "$(median "${RATIO[$t]}")")
         echo "$row $(printf '%.0f' "$(median "${RPS[$t]}")") | $(median "${P99[$t]}") | ${ERRS[$t]} | $r |"
     done
+    [[ -n ${RATIO[peer]:-} ]] && echo && echo "baton / the faster peer (nginx or HAProxy, per round), median: **$(printf '%.2f' "$(median "${RATIO[peer]}")")**."
     echo "<!-- conn-rate:end -->"
 } >"$WORK/section.md"
 cat "$WORK/section.md"

@@ -418,3 +418,10 @@ run_wrk() {
 
 # ratio A B: A / B with 3 decimals (0 when B is 0), for per-round ratios.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}'; }
+
+# peer_ratio BATON NGINX HAPROXY: baton over the faster of the two peers (one round's figures;
+# prints nothing when either peer was not run).
+peer_ratio() {
+    [[ -n ${2:-} && -n ${3:-} ]] || return 0
+    ratio "$1" "$(awk -v a="$2" -v b="$3" 'BEGIN {print (a > b) ? a : b}')"
+}

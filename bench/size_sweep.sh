@@ -11,7 +11,9 @@
 #   BENCH_SMOKE=1 bench/size_sweep.sh     # 1-second runs: proves the script works
 #
 # Knobs (environment): BENCH_DURATION_S (5), BENCH_ROUNDS (3), BENCH_CONNS (64),
-# BENCH_TARGETS ("baton nginx haproxy direct"), UPSTREAM_CPU / PROXY_CPU / LOAD_CPU (lib.sh).
+# BENCH_TARGETS ("baton nginx haproxy direct"), BENCH_SIZES (bytes, "1024 ... 1048576"),
+# UPSTREAM_CPU / PROXY_CPU / LOAD_CPU (lib.sh; LOAD_CPU= leaves wrk unpinned).
+# With LOAD_CPU empty, --write writes its own section (size-sweep-unpinned) and no plot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -23,7 +25,9 @@ DURATION=${BENCH_DURATION_S:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 if [[ $SMOKE == 1 ]]; then DURATION=1 ROUNDS=1; fi
 CONNS=${BENCH_CONNS:-64}
-SIZES=(1024 4096 16384 65536 262144 1048576)
+read -r -a SIZES <<<"${BENCH_SIZES:-1024 4096 16384 65536 262144 1048576}"
+SECTION="size-sweep"
+[[ -z $LOAD_CPU ]] && SECTION="size-sweep-unpinned"
 read -r -a TARGETS <<<"${BENCH_TARGETS:-baton nginx haproxy direct}"
 
 need_tools wrk nginx haproxy python3
@@ -47,6 +51,9 @@ for round in $(seq "$ROUNDS"); do
             [[ $t == baton ]] && continue
             RATIO[$size,$t]+="$(ratio "${this[baton]:-0}" "${this[$t]}") "
         done
+        # The faster of the two peer proxies in this round.
+        p=$(peer_ratio "${this[baton]:-0}" "${this[nginx]:-}" "${this[haproxy]:-}")
+        [[ -n $p ]] && RATIO[$size,peer]+="$p "
         unset this
     done
 done
@@ -64,31 +71,45 @@ CSV=${BENCH_RESULTS:-$WORK}/size-sweep.csv
     done
 } >"$CSV"
 SVG=$WORK/size-sweep.svg
-if [[ $WRITE == 1 ]]; then
+if [[ $WRITE == 1 && $SECTION == size-sweep ]]; then
     SVG=docs/size-sweep.svg
     cp "$CSV" docs/size-sweep.csv
 fi
 python3 bench/plot.py --sweep "$CSV" "$SVG"
 
 {
-    echo "<!-- size-sweep:begin (written by bench/size_sweep.sh --write) -->"
-    echo "## Throughput against response size"
+    echo "<!-- $SECTION:begin (written by bench/size_sweep.sh --write) -->"
+    if [[ $SECTION == size-sweep ]]; then
+        echo "## Throughput against response size"
+    else
+        echo "## Throughput against response size, wrk not pinned"
+    fi
     echo
-    echo "wrk, $CONNS keep-alive connections, \`GET\` of static files of 1 KiB to 1 MiB (served by nginx on"
+    echo "wrk, $CONNS keep-alive connections, \`GET\` of static files of $(size_name "${SIZES[0]}") to $(size_name "${SIZES[-1]}") (served by nginx on"
     echo "CPU $UPSTREAM_CPU, the same upstream for every target). Proxies on CPU $PROXY_CPU (configured as in the"
-    echo "throughput section); wrk \`taskset -c ${LOAD_CPU:-?}\` (sharing the proxy's core; \"direct\" gives wrk that core"
-    echo "alone). $ROUNDS interleaved rounds of ${DURATION} s (each round: every size, and for each size baton nginx"
+    if [[ -n $LOAD_CPU ]]; then
+        echo "throughput section); wrk \`taskset -c $LOAD_CPU\` (sharing the proxy's core; \"direct\" gives wrk that core"
+        echo "alone). $ROUNDS"
+    else
+        echo "throughput section); wrk not pinned (the scheduler places it on either core). $ROUNDS"
+    fi
+    echo " interleaved rounds of ${DURATION} s (each round: every size, and for each size baton nginx"
     echo "haproxy direct back to back) — fewer and shorter rounds than the throughput section, to keep the"
     echo "sweep within a few minutes; \`wrk -t1 -c$CONNS -d${DURATION}s http://127.0.0.1:PORT/SIZE\`. Ratios are"
-    echo "computed per round, then their median is shown. Data: \`docs/size-sweep.csv\`."
+    echo "computed per round, then their median is shown; \"faster peer\" is, per round, the faster of nginx"
+    echo "and HAProxy."
+    [[ $SECTION == size-sweep ]] && echo "Data: \`docs/size-sweep.csv\`."
     [[ $SMOKE == 1 ]] && echo && echo "**Smoke run (1-second rounds): not a measurement.**"
     echo
-    echo "![requests/s and MiB/s against response size](size-sweep.svg)"
-    echo
+    if [[ $SECTION == size-sweep ]]; then
+        echo "![requests/s and MiB/s against response size](size-sweep.svg)"
+        echo
+    fi
     head="| size |"
     sep="|---|"
     for t in "${TARGETS[@]}"; do head+=" $t req/s | $t MiB/s |"; sep+="---:|---:|"; done
     for t in "${TARGETS[@]}"; do [[ $t == baton ]] || { head+=" baton / $t |"; sep+="---:|"; }; done
+    [[ -n ${RATIO[${SIZES[0]},peer]:-} ]] && { head+=" baton / faster peer |"; sep+="---:|"; }
     echo "$head wrk errors |"
     echo "$sep---:|"
     for size in "${SIZES[@]}"; do
@@ -102,10 +123,11 @@ python3 bench/plot.py --sweep "$CSV" "$SVG"
         for t in "${TARGETS[@]}"; do
             [[ $t == baton ]] || row+=" $(printf '%.2f' "$(median "${RATIO[$size,$t]}")") |"
         done
+        [[ -n ${RATIO[$size,peer]:-} ]] && row+=" $(printf '%.2f' "$(median "${RATIO[$size,peer]}")") |"
         echo "$row $errs |"
     done
-    echo "<!-- size-sweep:end -->"
+    echo "<!-- $SECTION:end -->"
 } >"$WORK/section.md"
 cat "$WORK/section.md"
-[[ $WRITE == 1 ]] && doc_section size-sweep "$WORK/section.md"
+[[ $WRITE == 1 ]] && doc_section "$SECTION" "$WORK/section.md"
 exit 0
