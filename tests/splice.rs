@@ -315,3 +315,36 @@ fn a_hot_restart_mid_download_completes_it() {
     assert_eq!(r.body_str(), up.greeting());
     drop(new);
 }
+
+/// A client that stops reading mid-body: the pipe and the socket buffers fill, and baton
+/// waits for the client without spinning (edge-triggered readiness, nothing moves); when the
+/// client reads again, the rest arrives intact.
+#[test]
+fn a_stalled_reader_costs_no_cpu_and_then_gets_the_rest() {
+    let s = start();
+    let mut c = RawConn::connect(s.b.port);
+    let size = 50 * MIB;
+    c.send(&get(&format!("/bytes/{size}")));
+    let head = c.reader.read_response_head().expect("head").expect("head");
+    assert_eq!(head.status, 200);
+    let mut h = pattern::Fnv::default();
+    c.reader
+        .read_exact_to(MIB, &mut |b| h.update(b))
+        .expect("first MiB");
+    // Let every buffer on the way fill up, then watch the idle proxy.
+    thread::sleep(Duration::from_millis(500));
+    let spliced = admin_util::stat(s.admin, SPLICED);
+    assert!(spliced > 0, "nothing was spliced");
+    let before = s.b.cpu_ticks();
+    thread::sleep(Duration::from_secs(2));
+    let used = s.b.cpu_ticks() - before;
+    // A tick is 10 ms; a busy loop would burn ~200 in 2 s.
+    assert!(
+        used <= 5,
+        "baton used {used} CPU ticks waiting for a stalled reader"
+    );
+    c.reader
+        .read_exact_to(size - MIB, &mut |b| h.update(b))
+        .expect("the rest");
+    assert_eq!(h.finish(), pattern::pattern_checksum(size));
+}
