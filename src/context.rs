@@ -56,6 +56,8 @@ pub struct Ctx {
     pub stats: Stats,
     /// HCM file access logs; empty when none is configured.
     pub access_logs: AccessLogs,
+    /// Idle pipes for splicing response bodies.
+    pub pipes: crate::http::splice::PipePool,
     now: Instant,
     /// Set once SIGTERM (or a handover) starts the drain: responses carry Connection: close.
     draining: bool,
@@ -106,6 +108,7 @@ impl Ctx {
             rng: Rng::from_entropy(),
             request_ids: RequestIds::default(),
             fd_reserve: Reserve::new(),
+            pipes: Default::default(),
             draining: false,
             handoff: false,
             now: Instant::now(),

@@ -30,6 +30,12 @@ pub fn cx_moved(ctx: &mut Ctx, l: usize) {
     ctx.stats.cx_moved(l);
 }
 
+/// `n` response-body bytes were spliced to a client of listener `l`.
+#[inline]
+pub fn spliced(ctx: &mut Ctx, l: usize, n: usize) {
+    ctx.stats.spliced(l, n as u64);
+}
+
 /// A TLS event on a client connection of listener `l` (handshake done or failed).
 #[inline]
 pub fn tls_news(ctx: &mut Ctx, l: usize, news: crate::tls::News) {

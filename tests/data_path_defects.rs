@@ -616,16 +616,7 @@ fn a_client_reset_cancels_the_upstream_request() {
         thread::sleep(Duration::from_millis(10));
     }
     thread::sleep(Duration::from_millis(200));
-    nix::sys::socket::setsockopt(
-        &c,
-        nix::sys::socket::sockopt::Linger,
-        &nix::libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        },
-    )
-    .expect("SO_LINGER 0");
-    drop(c); // RST
+    reset_close(c);
     let reset_at = Instant::now();
     let deadline = reset_at + Duration::from_secs(12);
     let closed_at = loop {

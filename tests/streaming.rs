@@ -41,24 +41,7 @@ fn download_100_mib_streams_with_flat_memory() {
     let (b, _up) = proxy_with_upstream();
     let mut c = RawConn::connect(b.port);
     c.send(&get(&format!("/bytes/{SIZE}")));
-    let head = c
-        .reader
-        .read_response_head()
-        .expect("head")
-        .expect("a response");
-    assert_eq!(head.status, 200);
-    let framing = baton_bench::wire::response_framing(&head, false).unwrap();
-    let mut h = pattern::Fnv::default();
-    let n = c
-        .reader
-        .read_body(framing, &mut |b| h.update(b))
-        .expect("complete body");
-    assert_eq!(n, SIZE);
-    assert_eq!(
-        h.finish(),
-        pattern::pattern_checksum(SIZE),
-        "body corrupted"
-    );
+    c.expect_pattern(SIZE);
     let hwm = b.hwm_kib();
     assert!(
         hwm < RSS_LIMIT_KIB,

@@ -130,8 +130,9 @@ fn large_bodies_stream_both_ways_over_tls() {
     let up = Upstream::start("up1");
     let cert = pki.leaf("s", "/CN=s.test", "DNS:s.test");
     let h = hcm(&log_file("tls-big"), "backend");
+    let admin = free_port();
     let b = Baton::start(&bootstrap(
-        free_port(),
+        admin,
         free_port(),
         "",
         &tls_chain(&h, &[], &cert, &[]),
@@ -162,6 +163,14 @@ fn large_bodies_stream_both_ways_over_tls() {
     let mut h = pattern::Fnv::default();
     h.update(&got);
     assert_eq!(h.finish(), pattern::pattern_checksum(n));
+    // Over TLS the body passes through rustls: it is copied, never spliced.
+    let stats = curl_ok(&[&format!("http://127.0.0.1:{admin}/stats")]);
+    assert!(
+        stats
+            .lines()
+            .any(|l| l == "http.ingress_https.downstream_cx_splice_bytes: 0"),
+        "{stats}"
+    );
     // 8 MiB up.
     let body = pki.path("up.bin");
     std::fs::write(&body, pattern::block(8 << 20)).expect("body");

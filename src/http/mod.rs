@@ -1,6 +1,6 @@
 //! HTTP/1.1 on both sides of the proxy: pure framing (`codec`), the pure exchange core
 //! (`core`), its environment in the proxy (`env`), the mio driver of a client connection
-//! (`session`), and the upstream connection pool.
+//! (`session`), zero-copy response bodies (`splice`), and the upstream connection pool.
 
 pub mod buf;
 pub mod codec;
@@ -9,5 +9,6 @@ pub mod env;
 pub mod local;
 pub mod request;
 pub mod session;
+pub mod splice;
 pub mod upgrade;
 pub mod upstream;

@@ -13,6 +13,7 @@ use crate::tls::Stream;
 use super::buf::{BufPool, ReadOutcome, CHUNK};
 use super::core::{Action, Close, Conn, Failure, Limits, TunnelState};
 use super::env::CtxEnv;
+use super::splice::{In, Pipe};
 use super::upstream::{put_idle, reset_on_close, take_idle, UpConn};
 use crate::context::Ctx;
 use crate::reactor::{TimerKey, Tok};
@@ -55,6 +56,11 @@ pub struct Session {
     /// The earliest timer entry we have in the heap. Deadlines that move later (activity) do
     /// not push new entries; the armed one fires, sees the later deadline and re-arms once.
     armed: Option<Instant>,
+    /// Response-body bytes on their way from the upstream to the client past our buffers;
+    /// held only while splicing, and given back empty.
+    pipe: Option<Pipe>,
+    /// Splicing is possible: plain TCP to the client, and the kernel has not refused it.
+    can_splice: bool,
 }
 
 /// How a session ended, for the reactor.
@@ -81,6 +87,7 @@ impl Session {
             .slots(listener)
             .filter(|s| s.local)
             .and_then(|_| client.local_addr().ok());
+        let can_splice = !client.is_tls();
         Session {
             id,
             gen,
@@ -96,6 +103,8 @@ impl Session {
             core: Conn::new(lim, ctx.now()),
             up: None,
             armed: None,
+            pipe: None,
+            can_splice,
         }
     }
 
@@ -131,6 +140,7 @@ impl Session {
     /// until it ends or the drain does.
     pub fn in_tunnel(&self) -> bool {
         self.core.in_tunnel()
+            && self.pipe_empty()
             && !self.client.is_tls()
             && self.up.as_ref().is_some_and(|u| !u.stream.is_tls())
     }
@@ -206,6 +216,7 @@ impl Session {
         loop {
             let mut progress = self.read_client(ctx)?;
             progress |= self.upstream_io(ctx, now);
+            progress |= self.splice_body(ctx, now)?;
             let mut env = CtxEnv::new(ctx, self.listener, self.peer)
                 .conn(self.gen, self.local)
                 .tls(&self.client);
@@ -225,11 +236,14 @@ impl Session {
             if !progress {
                 progress |= self.flush_client()?;
             }
-            if self.core.ready_to_move() || (ctx.handoff() && self.in_tunnel()) {
+            // Spliced bytes still in the pipe stay with this process until they are out.
+            let moveable = self.pipe_empty();
+            if moveable && (self.core.ready_to_move() || (ctx.handoff() && self.in_tunnel())) {
                 return Ok(Fate::Move);
             }
-            // TLS records still queued go out before the close_notify and the shutdown.
-            if self.core.wants_shutdown() && !self.client.pending_out() {
+            // TLS records (or spliced bytes) still queued go out before the close_notify and
+            // the shutdown.
+            if self.core.wants_shutdown() && !self.client.pending_out() && moveable {
                 self.client.shutdown_write();
                 self.core.shut_down(now);
                 progress = true;
@@ -245,6 +259,11 @@ impl Session {
             }
             if !progress {
                 self.core.release_buffers(&mut ctx.pool);
+                if self.pipe_empty() {
+                    if let Some(p) = self.pipe.take() {
+                        ctx.pipes.put(p);
+                    }
+                }
                 return Ok(Fate::Alive);
             }
         }
@@ -294,14 +313,18 @@ impl Session {
         if !self.ready.writable {
             return Ok(false);
         }
+        // Spliced bytes were granted before anything now in the out buffer: they go first.
+        let mut progress = self.drain_pipe()?;
+        if !self.pipe_empty() {
+            return Ok(progress);
+        }
         let out = self.core.client_out();
-        let mut progress = false;
         if !out.is_empty() {
             let before = out.len();
             if !out.write_to(&mut self.client)? {
                 self.ready.writable = false;
             }
-            progress = self.core.client_out().len() != before;
+            progress |= self.core.client_out().len() != before;
         }
         if self.ready.writable && self.client.pending_out() {
             // TLS records rustls kept when the socket was full.
@@ -389,6 +412,10 @@ impl Session {
             None => {}
         }
         loop {
+            if self.splice_next() {
+                // The rest of the body moves past our buffers once the out buffer is written.
+                break;
+            }
             let room = self.core.up_read_room();
             let (Some(up), true) = (self.up.as_mut(), room > 0) else {
                 break;
@@ -423,6 +450,98 @@ impl Session {
             progress = true;
         }
         progress
+    }
+
+    /// Whether the response body is to be spliced (now, or once the out buffer is written):
+    /// plain TCP on both sides and the core allows it.
+    fn splice_next(&self) -> bool {
+        self.can_splice
+            && self.up.as_ref().is_some_and(|u| !u.stream.is_tls())
+            && self.core.splice_after_flush() > 0
+    }
+
+    fn pipe_empty(&self) -> bool {
+        self.pipe.as_ref().is_none_or(|p| p.fill() == 0)
+    }
+
+    /// Moves what the pipe holds to the client, while the client takes it.
+    fn drain_pipe(&mut self) -> io::Result<bool> {
+        let Some(pipe) = self.pipe.as_mut().filter(|p| p.fill() > 0) else {
+            return Ok(false);
+        };
+        if !self.ready.writable {
+            return Ok(false);
+        }
+        let before = pipe.fill();
+        if !pipe.drain_to(&self.client)? {
+            self.ready.writable = false;
+        }
+        Ok(pipe.fill() != before)
+    }
+
+    /// Splices the response body the core grants: upstream socket → pipe → client socket,
+    /// until the upstream has nothing, the pipe is full and the client takes no more, or the
+    /// grant is used up. Upstream EOF and errors reach the core as they do from reads; a
+    /// refusal (or no pipe to be had) turns splicing off for this connection.
+    fn splice_body(&mut self, ctx: &mut Ctx, now: Instant) -> io::Result<bool> {
+        let mut progress = false;
+        loop {
+            let budget = self.core.splice_budget();
+            if budget == 0 || !self.splice_next() {
+                break;
+            }
+            let Some(up) = self.up.as_mut().filter(|u| u.readable) else {
+                break;
+            };
+            let pipe = match self.pipe.as_mut() {
+                Some(p) => p,
+                None => match ctx.pipes.take() {
+                    Some(p) => self.pipe.insert(p),
+                    None => {
+                        self.can_splice = false;
+                        break;
+                    }
+                },
+            };
+            match pipe.fill_from(&up.stream, budget) {
+                In::Moved(n) => {
+                    self.core.spliced(n, now);
+                    crate::observe::spliced(ctx, self.listener, n);
+                    progress = true;
+                }
+                In::WouldBlock => {
+                    // An empty pipe had room: the socket is drained until its next edge.
+                    // Else the pipe may be full: drain it and try again.
+                    if pipe.fill() == 0 {
+                        up.readable = false;
+                    }
+                    let drained = self.drain_pipe()?;
+                    progress |= drained;
+                    if !drained {
+                        break;
+                    }
+                    continue;
+                }
+                In::Eof => {
+                    up.readable = false;
+                    self.core.up_eof();
+                    progress = true;
+                    break;
+                }
+                In::Refused => {
+                    log::debug!("session {}: splice refused, copying", self.id);
+                    self.can_splice = false;
+                    break;
+                }
+                In::Failed(e) => {
+                    log::debug!("splice from upstream failed: {e}");
+                    self.fail_up(ctx, Failure::Reset, now);
+                    return Ok(true);
+                }
+            }
+            progress |= self.drain_pipe()?;
+        }
+        Ok(progress)
     }
 
     /// The upstream connection failed: close it and let the core decide what follows.
@@ -596,6 +715,9 @@ impl Session {
         }
         let _ = ctx.registry.deregister(&mut self.client);
         self.core.free(&mut ctx.pool);
+        if let Some(p) = self.pipe.take() {
+            ctx.pipes.put(p);
+        }
     }
 
     /// Tears down a session whose handling panicked. The sockets are deregistered and closed
@@ -631,6 +753,9 @@ impl Session {
         let _ = ctx.registry.deregister(&mut self.client);
         let pending = self.core.take_pending();
         self.core.free(&mut ctx.pool);
+        if let Some(p) = self.pipe.take() {
+            ctx.pipes.put(p);
+        }
         (self.client.into_tcp(), pending)
     }
 
@@ -651,6 +776,9 @@ impl Session {
         crate::observe::cx_moved(ctx, self.listener);
         let _ = ctx.registry.deregister(&mut self.client);
         self.core.free(&mut ctx.pool);
+        if let Some(p) = self.pipe.take() {
+            ctx.pipes.put(p);
+        }
         let cluster = ctx
             .clusters
             .get(up.cluster)

@@ -150,6 +150,8 @@ pub struct HttpStats {
     pub downstream_rq_ws_on_non_ws_route: Counter,
     /// Connections that opened with the HTTP/2 preface (answered with GOAWAY, closed).
     pub downstream_cx_http2_refused: Counter,
+    /// Response-body bytes moved to clients with `splice(2)`, past our buffers (baton's own).
+    pub downstream_cx_splice_bytes: Counter,
 }
 
 /// `cluster.<name>.*`
@@ -274,6 +276,7 @@ impl Stats {
                 downstream_rq_ws_on_non_ws_route: s
                     .counter(&format!("{h}.downstream_rq_ws_on_non_ws_route")),
                 downstream_cx_http2_refused: s.counter(&format!("{h}.downstream_cx_http2_refused")),
+                downstream_cx_splice_bytes: s.counter(&format!("{h}.downstream_cx_splice_bytes")),
             });
         }
         let cs = clusters
@@ -585,6 +588,13 @@ impl Stats {
     pub fn upgrade_refused(&mut self, l: usize) {
         if let Some(h) = self.http.get(l).copied() {
             self.store.inc(h.downstream_rq_ws_on_non_ws_route);
+        }
+    }
+
+    /// `n` response-body bytes went to a client of listener `l` by splicing.
+    pub fn spliced(&mut self, l: usize, n: u64) {
+        if let Some(h) = self.http.get(l).copied() {
+            self.store.add(h.downstream_cx_splice_bytes, n);
         }
     }
 

@@ -75,7 +75,44 @@ pub struct RawConn {
     pub reader: Reader<TcpStream>,
 }
 
+/// Closes `s` with a reset (SO_LINGER 0), not a FIN.
+pub fn reset_close(s: TcpStream) {
+    nix::sys::socket::setsockopt(
+        &s,
+        nix::sys::socket::sockopt::Linger,
+        &nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        },
+    )
+    .expect("SO_LINGER 0");
+    drop(s);
+}
+
 impl RawConn {
+    /// Reads one 200 response whose body must be the `/bytes/N` pattern of `want` bytes,
+    /// checked by its checksum as it streams (never collected).
+    pub fn expect_pattern(&mut self, want: u64) {
+        let head = self
+            .reader
+            .read_response_head()
+            .expect("head")
+            .expect("a response");
+        assert_eq!(head.status, 200);
+        let framing = baton_bench::wire::response_framing(&head, false).expect("framing");
+        let mut h = pattern::Fnv::default();
+        let n = self
+            .reader
+            .read_body(framing, &mut |b| h.update(b))
+            .expect("complete body");
+        assert_eq!(n, want);
+        assert_eq!(
+            h.finish(),
+            pattern::pattern_checksum(want),
+            "body corrupted"
+        );
+    }
+
     pub fn connect(port: u16) -> RawConn {
         let stream = TcpStream::connect_timeout(&local(port), IO_TIMEOUT).expect("connect");
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();

@@ -829,6 +829,39 @@ impl Exchange {
         moved
     }
 
+    /// How many response-body bytes may go from the upstream socket to the client socket
+    /// without passing through our buffers: the rest of a Content-Length body relayed with
+    /// its length, once it is long enough (`SPLICE_MIN`) to be worth a pipe. The caller
+    /// checks the buffers are empty (bytes already read go out first, in order).
+    pub(super) fn splice_budget(&self) -> u64 {
+        match self.resp.as_ref() {
+            Some(Response {
+                body: BodyIn::Length(rem),
+                out: OutMode::Length,
+                ..
+            }) if *rem >= super::SPLICE_MIN => *rem,
+            _ => 0,
+        }
+    }
+
+    /// `n` body bytes went to the client past our buffers (at most `splice_budget`).
+    pub(super) fn spliced(&mut self, n: u64, now: Instant) {
+        let Some(resp) = self.resp.as_mut() else {
+            return;
+        };
+        if let BodyIn::Length(rem) = &mut resp.body {
+            let n = n.min(*rem);
+            *rem -= n;
+            self.rq.bytes_tx += n;
+            if n > 0 {
+                self.last_activity = now;
+            }
+            if *rem == 0 {
+                resp.body = BodyIn::Done;
+            }
+        }
+    }
+
     /// The response is complete: pool or close the upstream, and pick what comes next.
     fn complete(&mut self, cx: &mut Cx<'_>) -> Step {
         let req_done = self.req.is_done();

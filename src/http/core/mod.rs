@@ -45,6 +45,10 @@ pub const OUT_HIGH: usize = 64 * 1024;
 /// Most unread bytes a connection may hold and still be handed to a successor process (one
 /// handover frame carries several connections; the frame limit is 1 MiB).
 pub const HANDOFF_MAX: usize = 256 * 1024;
+/// Shortest rest of a response body the driver may move kernel-to-kernel (`splice_budget`).
+/// Below it, two splice calls through a pipe cost more than one read and one write of bytes
+/// already in cache, and most small bodies arrive with their head in one read anyway.
+pub const SPLICE_MIN: u64 = 16 * 1024;
 /// Largest upstream response head we accept.
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
@@ -303,6 +307,45 @@ impl Conn {
             State::Exchange(ex) => ex.up_read_room(up.rx.len(), self.cout.len()),
             State::Tunnel(t) => t.up_read_room(up.rx.len(), self.cout.len()),
             _ => 0,
+        }
+    }
+
+    /// How many response-body bytes the driver may move from the upstream socket straight to
+    /// the client socket now (a pipe and `splice(2)`), then report with `spliced`. Nonzero
+    /// only for a Content-Length body relayed with its length, with at least `SPLICE_MIN`
+    /// bytes to go, nothing of it left in our read buffer and nothing queued for the client
+    /// (so the spliced bytes follow what was written before them).
+    pub fn splice_budget(&self) -> usize {
+        if !self.cout.is_empty() {
+            return 0;
+        }
+        self.splice_after_flush()
+    }
+
+    /// What `splice_budget` would be once the client output is written: a driver that can
+    /// splice writes it out before reading more of the body into our buffers.
+    pub fn splice_after_flush(&self) -> usize {
+        let State::Exchange(ex) = &self.state else {
+            return 0;
+        };
+        match &self.up {
+            Some(up) if up.connected && !up.eof && up.rx.is_empty() => {
+                usize::try_from(ex.splice_budget()).unwrap_or(usize::MAX)
+            }
+            _ => 0,
+        }
+    }
+
+    /// The driver moved `n` body bytes from the upstream to the client past our buffers
+    /// (after `splice_budget` allowed them): they count as sent and as stream activity, and
+    /// the exchange completes on `process` when the body is done.
+    pub fn spliced(&mut self, n: usize, now: Instant) {
+        if n == 0 {
+            return;
+        }
+        if let (State::Exchange(ex), Some(up)) = (&mut self.state, &mut self.up) {
+            up.got_bytes = true;
+            ex.spliced(n as u64, now);
         }
     }
 

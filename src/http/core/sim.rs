@@ -31,6 +31,8 @@ pub struct TestEnv {
     pub begun: u64,
     pub ended: u64,
     pub statuses: Vec<u16>,
+    /// Response body bytes the ended requests' records say were sent.
+    pub bytes_tx: u64,
     /// Net active-request count per host (must return to 0).
     pub active: i64,
     /// Tunnels opened, and open now (must return to 0).
@@ -177,6 +179,7 @@ impl Env for TestEnv {
     fn end(&mut self, rq: Rq, _now: Instant) {
         self.ended += 1;
         self.statuses.push(rq.status);
+        self.bytes_tx += rq.bytes_tx;
     }
 
     fn retry_policy(&self, route: (usize, usize)) -> Option<&RetryPolicy> {
@@ -286,6 +289,12 @@ pub struct Sim {
     pub closed: Option<Close>,
     /// Stop taking client output (a client that does not read).
     pub client_reads: bool,
+    /// Move response bodies the way a splicing driver does: what `splice_budget` grants goes
+    /// from the upstream straight to the client, and nothing is read into the core while a
+    /// flush would open a splice.
+    pub splice: bool,
+    /// Bytes moved that way.
+    pub spliced: usize,
 }
 
 impl Sim {
@@ -319,6 +328,8 @@ impl Sim {
             up_shut: false,
             closed: None,
             client_reads: true,
+            splice: false,
+            spliced: 0,
         }
     }
 
@@ -458,7 +469,21 @@ impl Sim {
                         moved = true;
                     }
                 }
-                let room = self.conn.up_read_room();
+                let budget = if self.splice && self.client_reads {
+                    self.conn.splice_budget()
+                } else {
+                    0
+                };
+                if budget > 0 && !self.up_pending.is_empty() {
+                    // At most a pipe's worth at a time, as the driver moves it.
+                    let n = budget.min(self.up_pending.len()).min(64 * 1024);
+                    self.client_got.extend(self.up_pending.drain(..n));
+                    self.conn.spliced(n, self.now);
+                    self.spliced += n;
+                    moved = true;
+                }
+                let hold = self.splice && self.conn.splice_after_flush() > 0;
+                let room = if hold { 0 } else { self.conn.up_read_room() };
                 if room > 0 && !self.up_pending.is_empty() {
                     let n = room.min(self.up_pending.len());
                     let chunk: Vec<u8> = self.up_pending.drain(..n).collect();
@@ -579,6 +604,8 @@ pub fn responses(mut b: &[u8]) -> Vec<(u16, Vec<u8>)> {
 pub fn fuzz_exchange(data: &[u8]) {
     let mut sim = Sim::new(4096);
     sim.auto_attach = false;
+    // The top bit of the first byte picks the splicing driver's way of moving bodies.
+    sim.splice = data.first().is_some_and(|b| b & 0x80 != 0);
     let mut i = 0;
     while let Some(&op) = data.get(i) {
         let len = usize::from(data.get(i + 1).copied().unwrap_or(0));

@@ -838,3 +838,231 @@ fn a_tunnel_handed_over_mid_stream_delivers_every_byte_once_in_order() {
     let mut idle = Sim::new(8192);
     assert!(!idle.hand_over(None));
 }
+
+/// A response for the splice tests: `/len/N` gets an N-byte Content-Length body, `/chunked/N`
+/// a chunked one, `/close/N` one delimited by the upstream's close; the bytes follow a pattern
+/// that depends on the offset, so a byte out of place shows.
+fn patterned_response(path: &str) -> (Vec<u8>, bool) {
+    let mut parts = path.trim_start_matches('/').split('/');
+    let kind = parts.next().unwrap_or_default();
+    let n: usize = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let body: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+    let mut r = match kind {
+        "chunked" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+        "close" => b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec(),
+        _ => format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n").into_bytes(),
+    };
+    if kind == "chunked" {
+        for c in body.chunks(7000) {
+            r.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            r.extend_from_slice(c);
+            r.extend_from_slice(b"\r\n");
+        }
+        r.extend_from_slice(b"0\r\n\r\n");
+    } else {
+        r.extend_from_slice(&body);
+    }
+    (r, kind == "close")
+}
+
+/// Runs pipelined requests for `paths` through the core, the upstream answering each in
+/// pieces of random size (seeded); `cut` truncates the upstream's answer to the last request
+/// to that many bytes and closes. Returns the simulation when done.
+fn run_bodies(paths: &[&str], splice: bool, seed: u64, cut: Option<usize>) -> Sim {
+    let mut rng = Rng(crate::util::Rng::with_seed(seed));
+    let mut sim = Sim::new(8192);
+    sim.splice = splice;
+    let mut client = Vec::new();
+    for p in paths {
+        let method = if p.starts_with("/head") {
+            "HEAD"
+        } else {
+            "GET"
+        };
+        client.extend_from_slice(format!("{method} {p} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    }
+    sim.client(&client);
+    let (mut answered, mut total) = ((0, 0usize), 0);
+    for _ in 0..100 {
+        if sim.up != UpConn::Open {
+            break;
+        }
+        if answered.0 != sim.connects {
+            answered = (sim.connects, 0);
+        }
+        let reqs = upstream_requests(&sim.up_got);
+        let Some((method, path, _)) = reqs.get(answered.1) else {
+            break;
+        };
+        answered.1 += 1;
+        total += 1;
+        let (mut r, close) = patterned_response(path.trim_start_matches("/head"));
+        if method == "HEAD" {
+            let end = r.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+            r.truncate(end);
+        }
+        let last = total == paths.len();
+        if let (true, Some(c)) = (last, cut) {
+            r.truncate(c);
+        }
+        let mut at = 0;
+        while at < r.len() {
+            let k = (1 + rng.below(40_000) as usize).min(r.len() - at);
+            sim.upstream(&r[at..at + k]);
+            at += k;
+        }
+        if close || (last && cut.is_some()) {
+            sim.upstream_fin();
+        }
+    }
+    sim
+}
+
+/// A driver that splices body bytes past the core's buffers gives the client exactly the
+/// bytes a copying driver gives, for every framing, body size and split, and the records
+/// count the same bytes sent.
+#[test]
+fn splicing_gives_the_same_client_bytes_as_copying() {
+    let sets: &[&[&str]] = &[
+        &["/len/1000000"],
+        &[
+            "/len/20000",
+            "/len/16384",
+            "/len/16385",
+            "/len/5",
+            "/len/300000",
+        ],
+        &[
+            "/len/100000",
+            "/chunked/100000",
+            "/len/70000",
+            "/head/len/90000",
+            "/len/0",
+        ],
+        &[
+            "/len/65536",
+            "/local",
+            "/len/200000",
+            "/missing",
+            "/close/50000",
+        ],
+        &["/head/len/1000000", "/len/40000"],
+    ];
+    let mut spliced = 0;
+    for (i, paths) in sets.iter().enumerate() {
+        for seed in 0..8u64 {
+            let copy = run_bodies(paths, false, seed, None);
+            let splice = run_bodies(paths, true, seed, None);
+            assert_eq!(copy.spliced, 0);
+            assert!(
+                copy.client_got == splice.client_got,
+                "set {i} seed {seed}: client bytes differ ({} vs {} bytes)",
+                copy.client_got.len(),
+                splice.client_got.len()
+            );
+            if !paths.iter().any(|p| p.starts_with("/head")) {
+                let got = responses(&splice.client_got);
+                assert_eq!(got.len(), paths.len(), "set {i} seed {seed}");
+            }
+            assert_eq!(
+                splice.env.bytes_tx, copy.env.bytes_tx,
+                "set {i} seed {seed}"
+            );
+            assert_eq!(splice.env.ended, paths.len() as u64, "set {i} seed {seed}");
+            assert_eq!(splice.pooled, copy.pooled, "set {i} seed {seed}");
+            spliced += splice.spliced;
+        }
+    }
+    // Most of the large bodies went past the buffers.
+    assert!(spliced > 8 * 1_500_000, "spliced {spliced}");
+}
+
+/// An upstream that closes mid-body: the spliced run truncates and resets like the copying
+/// one, and counts only the bytes that went out.
+#[test]
+fn a_body_cut_short_while_splicing_resets_the_client() {
+    for cut in [30_000, 100_000, 500_000] {
+        let copy = run_bodies(&["/len/20000", "/len/1000000"], false, 3, Some(cut));
+        let splice = run_bodies(&["/len/20000", "/len/1000000"], true, 3, Some(cut));
+        assert!(copy.client_got == splice.client_got, "cut {cut}");
+        assert_eq!(splice.closed, Some(super::Close::Reset), "cut {cut}");
+        assert_eq!(splice.env.bytes_tx, copy.env.bytes_tx, "cut {cut}");
+        assert!(splice.spliced > 0, "cut {cut}");
+        // The whole first response and the truncated second: never a complete-looking one.
+        assert_eq!(responses(&splice.client_got).len(), 1, "cut {cut}");
+    }
+}
+
+/// What `splice_budget` grants: only a Content-Length body relayed with its length, with
+/// `SPLICE_MIN` or more to go, nothing buffered for it on either side.
+#[test]
+fn the_splice_budget_is_the_rest_of_a_long_length_body_with_empty_buffers() {
+    let mut sim = Sim::new(8192);
+    sim.client_reads = false;
+    sim.client(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(sim.conn.splice_budget(), 0, "no response yet");
+    sim.upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n0123456789");
+    // The head and 10 body bytes wait for the client: nothing may overtake them.
+    assert_eq!(sim.conn.splice_budget(), 0);
+    assert_eq!(sim.conn.splice_after_flush(), 99_990);
+    sim.client_reads = true;
+    sim.run();
+    assert_eq!(sim.conn.splice_budget(), 99_990);
+    sim.conn.spliced(90_000, sim.now);
+    // 9,990 left: below the threshold, the rest is copied.
+    assert_eq!(sim.conn.splice_budget(), 0);
+    assert_eq!(sim.conn.splice_after_flush(), 0);
+    sim.upstream(&[b'x'; 9_990]);
+    assert_eq!(sim.env.ended, 1);
+    assert_eq!(sim.env.bytes_tx, 100_000);
+
+    // Chunked bodies, short bodies and HEAD responses are copied.
+    for (req, resp) in [
+        (
+            "GET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ),
+        (
+            "GET /c HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 16383\r\n\r\n",
+        ),
+        (
+            "HEAD /d HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n",
+        ),
+    ] {
+        let mut sim = Sim::new(8192);
+        sim.client(req.as_bytes());
+        sim.upstream(resp.as_bytes());
+        assert_eq!(sim.conn.splice_budget(), 0, "{req}");
+    }
+}
+
+/// Spliced bytes are stream activity (the stream idle timeout counts from them) and count
+/// towards the bytes sent as they move.
+#[test]
+fn spliced_bytes_are_activity_and_bytes_sent() {
+    let mut sim = Sim::new(8192);
+    sim.client(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    sim.upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n");
+    let mut sent = 0u64;
+    for _ in 0..5 {
+        sim.now += Duration::from_secs(1);
+        let n = sim.conn.splice_budget().min(65_536);
+        assert!(n > 0, "still splicing");
+        sim.conn.spliced(n, sim.now);
+        sent += n as u64;
+        let super::State::Exchange(ex) = &sim.conn.state else {
+            panic!("the exchange ended early");
+        };
+        assert_eq!(ex.last_activity, sim.now);
+        assert_eq!(ex.rq.bytes_tx, sent);
+    }
+    // More than the budget is never counted.
+    let rest = sim.conn.splice_budget();
+    sim.conn.spliced(rest + 1000, sim.now);
+    sim.run();
+    assert_eq!(sim.env.ended, 1);
+    assert_eq!(sim.env.bytes_tx, 1_000_000);
+    assert_eq!(sim.pooled, 1);
+}

@@ -1,0 +1,207 @@
+//! Zero-copy response bodies: body bytes the exchange core grants (`Conn::splice_budget`) go
+//! from the upstream socket into a pipe and from the pipe to the client socket with
+//! `splice(2)`, so they never enter our buffers. The core decides how many bytes flow; this
+//! module only moves them. Pipes come from a bounded free list (`PipePool`, in `Ctx`): a
+//! session holds one only while it splices, and only an empty pipe goes back, so bytes of one
+//! connection can never reach another.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
+
+/// Most idle pipes kept (two descriptors each); more are closed when given back.
+const POOL_MAX: usize = 64;
+
+/// The capacity assumed when the kernel does not say (Linux's default pipe size).
+const DEFAULT_PIPE: usize = 64 * 1024;
+
+/// A pipe and the bytes it holds (spliced in from an upstream, not yet out to the client).
+#[derive(Debug)]
+pub struct Pipe {
+    rd: OwnedFd,
+    wr: OwnedFd,
+    cap: usize,
+    fill: usize,
+}
+
+/// What a splice from a socket into the pipe did.
+#[derive(Debug)]
+pub enum In {
+    Moved(usize),
+    /// The socket's peer closed its side.
+    Eof,
+    /// Nothing moved: the socket had no bytes, or the pipe no room for them.
+    WouldBlock,
+    /// The kernel will not splice these descriptors (or not now): copy instead.
+    Refused,
+    /// The socket failed (a reset).
+    Failed(io::Error),
+}
+
+impl Pipe {
+    fn new() -> io::Result<Pipe> {
+        let (rd, wr) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+        // The kernel may hand out smaller pipes when a user holds many (pipe-user-pages-soft):
+        // ask it, so a splice never asks for more than the pipe holds.
+        let cap = fcntl(&wr, FcntlArg::F_GETPIPE_SZ)
+            .ok()
+            .and_then(|c| usize::try_from(c).ok())
+            .filter(|&c| c > 0)
+            .unwrap_or(DEFAULT_PIPE);
+        Ok(Pipe {
+            rd,
+            wr,
+            cap,
+            fill: 0,
+        })
+    }
+
+    /// Bytes in the pipe, not yet at the client.
+    pub fn fill(&self) -> usize {
+        self.fill
+    }
+
+    /// Splices at most `max` bytes from `src` into the pipe.
+    pub fn fill_from(&mut self, src: impl AsFd, max: usize) -> In {
+        let want = max.min(self.cap.saturating_sub(self.fill));
+        if want == 0 {
+            return In::WouldBlock;
+        }
+        let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+        loop {
+            return match splice(src.as_fd(), None, &self.wr, None, want, flags) {
+                Ok(0) => In::Eof,
+                Ok(n) => {
+                    self.fill += n;
+                    In::Moved(n)
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => In::WouldBlock,
+                Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP | Errno::ENOMEM) => {
+                    In::Refused
+                }
+                Err(e) => In::Failed(e.into()),
+            };
+        }
+    }
+
+    /// Splices what the pipe holds to `dst`. `Ok(false)`: `dst` is full (wait for writable).
+    pub fn drain_to(&mut self, dst: impl AsFd) -> io::Result<bool> {
+        let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+        while self.fill > 0 {
+            match splice(&self.rd, None, dst.as_fd(), None, self.fill, flags) {
+                Ok(0) => {
+                    // The pipe is empty after all: our count was wrong. Never reuse it.
+                    return Err(io::Error::other("spliced pipe ran dry"));
+                }
+                Ok(n) => self.fill = self.fill.saturating_sub(n),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Idle pipes, ready for the next session that splices.
+#[derive(Debug, Default)]
+pub struct PipePool {
+    free: Vec<Pipe>,
+}
+
+impl PipePool {
+    /// An empty pipe: from the free list, else a new one. `None` when none can be made
+    /// (out of descriptors): the caller copies instead.
+    pub fn take(&mut self) -> Option<Pipe> {
+        if let Some(p) = self.free.pop() {
+            return Some(p);
+        }
+        match Pipe::new() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                log::debug!("no pipe for splicing ({e}): copying");
+                None
+            }
+        }
+    }
+
+    /// Gives a pipe back. One that still holds bytes (or that the list has no room for) is
+    /// closed, never reused.
+    pub fn put(&mut self, p: Pipe) {
+        if p.fill == 0 && self.free.len() < POOL_MAX {
+            self.free.push(p);
+        }
+    }
+
+    /// Idle pipes held (for tests and the descriptor budget).
+    pub fn idle(&self) -> usize {
+        self.free.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let a = TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+        let (b, _) = l.accept().expect("accept");
+        (a, b)
+    }
+
+    /// Bytes go socket → pipe → socket intact; EOF and an empty socket are told apart; a
+    /// pipe holding bytes is not taken back.
+    #[test]
+    fn bytes_pass_through_a_pipe_in_order() {
+        let (mut up_peer, up) = pair();
+        let (down, mut client) = pair();
+        up.set_nonblocking(true).expect("nonblocking");
+        down.set_nonblocking(true).expect("nonblocking");
+        let mut pool = PipePool::default();
+        let mut p = pool.take().expect("pipe");
+        assert!(matches!(p.fill_from(&up, 1000), In::WouldBlock));
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+        up_peer.write_all(&data).expect("write");
+        let mut got = Vec::new();
+        while got.len() < data.len() {
+            match p.fill_from(&up, 1 << 20) {
+                In::Moved(n) => assert!(n <= p.cap),
+                In::WouldBlock => {}
+                other => panic!("unexpected {other:?}"),
+            }
+            assert!(p.drain_to(&down).expect("drain"));
+            let mut buf = [0u8; 65536];
+            client.set_nonblocking(true).expect("nonblocking");
+            if let Ok(n) = client.read(&mut buf) {
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        assert!(got == data);
+        drop(up_peer);
+        let mut eof = false;
+        for _ in 0..1000 {
+            match p.fill_from(&up, 10) {
+                In::Eof => {
+                    eof = true;
+                    break;
+                }
+                In::WouldBlock => std::thread::sleep(std::time::Duration::from_millis(1)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(eof);
+        pool.put(p);
+        assert_eq!(pool.idle(), 1);
+        let mut full = pool.take().expect("pipe");
+        assert_eq!(pool.idle(), 0);
+        full.fill = 1;
+        pool.put(full);
+        assert_eq!(pool.idle(), 0, "a pipe holding bytes is closed");
+    }
+}
