@@ -23,6 +23,7 @@ mod tests;
 mod tunnel;
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::buf::{Buf, BufPool, CHUNK};
@@ -212,7 +213,8 @@ impl UpSide {
 /// One client connection's protocol state.
 #[derive(Debug)]
 pub struct Conn {
-    lim: Limits,
+    /// Shared by the listener's connections (one pointer in each connection's record).
+    lim: Rc<Limits>,
     state: State,
     /// Bytes from the client not yet consumed.
     cin: Buf,
@@ -235,7 +237,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(lim: Limits, now: Instant) -> Conn {
+    pub fn new(lim: Rc<Limits>, now: Instant) -> Conn {
         Conn {
             lim,
             state: State::Head,
@@ -543,6 +545,16 @@ impl Conn {
             up.rx.release(pool);
             up.tx.release(pool);
         }
+    }
+
+    /// Whether any of the connection's buffers holds an allocation (an idle connection, after
+    /// `release_buffers`, holds none).
+    pub fn holds_buffers(&self) -> bool {
+        let side = |s: &UpSide| s.rx.has_allocation() || s.tx.has_allocation();
+        self.cin.has_allocation()
+            || self.cout.has_allocation()
+            || side(&self.spare)
+            || self.up.as_ref().is_some_and(side)
     }
 
     /// The connection is going away (closed by the driver, or failed): ends a request still
