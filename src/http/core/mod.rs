@@ -170,6 +170,9 @@ enum State {
     /// Flushing the last response; then shut down writes and linger.
     Closing {
         until: Instant,
+        /// The client asked to close and all it sent is read: nothing more will come, so
+        /// the driver may close at once instead of lingering (`closes_without_linger`).
+        quiet: bool,
     },
     Lingering {
         until: Instant,
@@ -417,7 +420,7 @@ impl Conn {
             }
             State::Exchange(ex) => ex.deadline(),
             State::Tunnel(t) => t.deadline(),
-            State::Closing { until } | State::Lingering { until, .. } => Some(*until),
+            State::Closing { until, .. } | State::Lingering { until, .. } => Some(*until),
             State::Closed(_) | State::Handoff => None,
         }
     }
@@ -509,6 +512,15 @@ impl Conn {
             };
             self.discard();
         }
+    }
+
+    /// The last response is out (`wants_shutdown`) and the client asked for the close with
+    /// its request fully read: a plain TCP driver may close the socket now, skipping the
+    /// shutdown and lingering (no client bytes are left to cause a reset).
+    pub fn closes_without_linger(&self) -> bool {
+        matches!(self.state, State::Closing { quiet: true, .. })
+            && self.cout.is_empty()
+            && self.cin.is_empty()
     }
 
     /// Idle with a successor: the driver moves the socket with `take_pending()`.
@@ -645,6 +657,7 @@ impl Conn {
     fn close_after(&mut self, now: Instant) {
         self.state = State::Closing {
             until: now + LINGER + LINGER,
+            quiet: false,
         };
     }
 
@@ -765,7 +778,12 @@ impl Conn {
 
     fn end_exchange(&mut self, env: &mut dyn Env, then: exchange::Then, now: Instant) {
         use exchange::Then;
-        match std::mem::replace(&mut self.state, State::Head) {
+        let prev = std::mem::replace(&mut self.state, State::Head);
+        let asked_close = match &prev {
+            State::Exchange(ex) => !ex.client_keep_alive && ex.req.is_done(),
+            _ => false,
+        };
+        match prev {
             State::Exchange(ex) => ex.finish(env, now),
             State::Tunnel(t) => t.finish(env, now),
             _ => {}
@@ -777,6 +795,9 @@ impl Conn {
             }
             Then::Close => {
                 self.close_after(now);
+                if let State::Closing { quiet, .. } = &mut self.state {
+                    *quiet = asked_close;
+                }
             }
             Then::Reset => self.state = State::Closed(Close::Reset),
             Then::Drop => self.state = State::Closed(Close::Graceful),
