@@ -110,17 +110,28 @@ pub fn io_cause(e: &io::Error) -> String {
     }
 }
 
-/// Binds one listener socket, naming the listener and address on failure. Its accept queue
-/// is Envoy's default, `net.core.somaxconn` (mio listens with 128, which a burst of new
-/// clients overflows: each dropped SYN costs the client a 1 s retransmit).
+/// Binds one listener socket, naming the listener and address on failure.
 pub fn bind_listener(name: &str, addr: SocketAddr) -> Result<TcpListener, String> {
     let l = TcpListener::bind(addr).map_err(|e| format!("{name}: {addr}: {}", io_cause(&e)))?;
+    tune_listener(name, &l);
+    Ok(l)
+}
+
+/// Socket options of a listener (bound here or taken over from a parent), set once instead
+/// of per connection. The accept queue is Envoy's default, `net.core.somaxconn` (mio listens
+/// with 128, which a burst of new clients overflows: each dropped SYN costs the client a 1 s
+/// retransmit). TCP_NODELAY is inherited by every accepted socket (Linux copies it from the
+/// listener), so accepting costs no setsockopt.
+pub fn tune_listener(name: &str, l: &TcpListener) {
+    use nix::sys::socket::{listen, setsockopt, sockopt, Backlog};
     // On a listening socket, listen() only changes the queue's length; the kernel caps the
     // largest value (-1) at net.core.somaxconn.
-    if let Err(e) = nix::sys::socket::listen(&l, nix::sys::socket::Backlog::MAXALLOWABLE) {
-        log::warn!("listener {name}: {addr}: cannot set the accept queue's length: {e}");
+    if let Err(e) = listen(l, Backlog::MAXALLOWABLE) {
+        log::warn!("listener {name}: cannot set the accept queue's length: {e}");
     }
-    Ok(l)
+    if let Err(e) = setsockopt(l, sockopt::TcpNoDelay, &true) {
+        log::warn!("listener {name}: cannot set TCP_NODELAY: {e}");
+    }
 }
 
 /// Runs the proxy until it exits.
@@ -492,7 +503,10 @@ impl Proxy {
         listener: usize,
         pending: Option<&[u8]>,
     ) {
-        let _ = stream.set_nodelay(true);
+        if pending.is_some() {
+            // Accepted by a parent (which may not have set it on its listener).
+            let _ = stream.set_nodelay(true);
+        }
         let Some(id) = self.register_client(&mut stream, peer) else {
             return;
         };
@@ -1104,5 +1118,35 @@ impl Proxy {
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accepting sets no socket option: the listener's TCP_NODELAY must reach every accepted
+    /// socket (a kernel that did not copy it would leave responses to Nagle's algorithm).
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let l = bind_listener("test", addr).expect("bind");
+        let to = l.local_addr().expect("local address");
+        let _client = std::net::TcpStream::connect(to).expect("connect");
+        let mut accepted = None;
+        for _ in 0..1000 {
+            match l.accept() {
+                Ok((s, _)) => {
+                    accepted = Some(s);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+        let s = accepted.expect("the connection was never accepted");
+        assert!(s.nodelay().expect("TCP_NODELAY"));
     }
 }
