@@ -42,7 +42,7 @@ pub const ACCEPT_BATCH: usize = 64;
 /// How often the buffer pool gives back what stayed unused (only while it holds more than
 /// it keeps; an idle proxy has no such timer). A burst's buffers are freed 2 periods after it.
 const POOL_TRIM_EVERY: Duration = Duration::from_millis(250);
-/// Buffers freed in one trim that make returning the heap's free pages worth a heap walk.
+/// Buffers freed (1 MiB) that make returning the heap's free pages worth a heap walk.
 const HEAP_TRIM_BUFFERS: usize = 64;
 
 mod host;
@@ -66,6 +66,8 @@ pub struct Proxy {
     accept_more: Vec<usize>,
     /// A `PoolTrim` timer is pending.
     trim_armed: bool,
+    /// Buffers the pool freed since the heap last gave memory back to the OS.
+    trimmed: usize,
     /// Client connections open per listener (for the connection limits).
     open: Vec<usize>,
     /// The overload manager's global connection limit.
@@ -222,6 +224,7 @@ impl Proxy {
             fd_episode: false,
             accept_more: Vec::new(),
             trim_armed: false,
+            trimmed: 0,
             open: vec![0; n],
             max_connections: b.max_downstream_connections,
             signals,
@@ -950,9 +953,9 @@ impl Proxy {
             TimerKey::AcceptRetry => self.retry_accept(),
             TimerKey::PoolTrim => {
                 self.trim_armed = false;
-                let freed = self.ctx.pool.trim();
-                let settled = !self.ctx.pool.wants_trim();
-                if freed >= HEAP_TRIM_BUFFERS || (freed > 0 && settled) {
+                self.trimmed += self.ctx.pool.trim();
+                if self.trimmed >= HEAP_TRIM_BUFFERS {
+                    self.trimmed = 0;
                     crate::util::release_heap();
                 }
             }
