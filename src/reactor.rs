@@ -71,6 +71,8 @@ pub enum TimerKey {
     AcceptRetry,
     /// Admin connections past their time are closed.
     AdminSweep,
+    /// Buffers the pool kept through a quiet period are freed.
+    PoolTrim,
 }
 
 #[derive(Debug, Default)]

@@ -10,20 +10,9 @@ use std::thread;
 
 const CLIENTS: usize = 1600;
 
-/// Lets this process (and the baton and upstream it starts) hold the burst's sockets.
-fn raise_fd_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        let want = hard.min(16_384);
-        if soft < want {
-            let _ = setrlimit(Resource::RLIMIT_NOFILE, want, hard);
-        }
-    }
-}
-
 #[test]
 fn a_burst_of_new_clients_is_served_without_503s() {
-    raise_fd_limit();
+    raise_fd_limit(16_384);
     let (b, up) = proxy_with_upstream();
     let port = b.port;
     let workers: Vec<_> = (0..8)

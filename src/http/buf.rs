@@ -10,23 +10,54 @@ pub const CHUNK: usize = 16 * 1024;
 /// Smallest free tail worth a read syscall.
 const MIN_READ: usize = 2 * 1024;
 
-/// Free list of `CHUNK`-sized allocations, bounded so a burst does not pin memory forever.
+/// Free list of `CHUNK`-sized allocations, bounded so a burst does not pin memory forever:
+/// at most `POOL_MAX`, and what stays unused between two `trim` calls beyond `POOL_KEEP` is
+/// freed (a burst of 10,000 connections leaves no 10,000 buffers behind).
 #[derive(Debug, Default)]
 pub struct BufPool {
     free: Vec<Vec<u8>>,
+    /// The fewest free buffers since the last `trim`: the bottom `low` of the stack went
+    /// unused all that time.
+    low: usize,
 }
 
 const POOL_MAX: usize = 1024;
+/// Free buffers kept however long they stay unused: enough for a few busy connections, so a
+/// quiet proxy does not allocate and zero fresh memory for its next requests.
+pub const POOL_KEEP: usize = 16;
 
 impl BufPool {
     fn get(&mut self) -> Vec<u8> {
-        self.free.pop().unwrap_or_else(|| vec![0; CHUNK])
+        let v = self.free.pop();
+        self.low = self.low.min(self.free.len());
+        v.unwrap_or_else(|| vec![0; CHUNK])
     }
 
     fn put(&mut self, v: Vec<u8>) {
         if v.len() == CHUNK && self.free.len() < POOL_MAX {
             self.free.push(v);
         }
+    }
+
+    /// Free buffers beyond `POOL_KEEP`: a `trim` is due some time later.
+    pub fn wants_trim(&self) -> bool {
+        self.free.len() > POOL_KEEP
+    }
+
+    /// Frees the buffers that nobody took since the last call (beyond `POOL_KEEP`), oldest
+    /// first; returns how many. Called periodically while `wants_trim`, it returns a burst's
+    /// buffers within two periods of the burst's end and leaves a steady load's alone.
+    pub fn trim(&mut self) -> usize {
+        let n = self.low.min(self.free.len()).saturating_sub(POOL_KEEP);
+        self.free.drain(..n);
+        self.free.shrink_to(POOL_KEEP.max(self.free.len()));
+        self.low = self.free.len();
+        n
+    }
+
+    /// Free buffers held.
+    pub fn free_count(&self) -> usize {
+        self.free.len()
     }
 }
 
@@ -167,6 +198,39 @@ impl Buf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trim_frees_what_stayed_unused_and_keeps_a_few() {
+        let mut pool = BufPool::default();
+        let mut bufs: Vec<Buf> = (0..100).map(|_| Buf::default()).collect();
+        for b in &mut bufs {
+            b.extend(&mut pool, b"x");
+        }
+        for b in &mut bufs {
+            b.consume(1);
+            b.release(&mut pool);
+        }
+        assert_eq!(pool.free_count(), 100);
+        assert!(pool.wants_trim());
+        // The burst just ended: its buffers were in use since the last trim.
+        assert_eq!(pool.trim(), 0);
+        // A steady load of 10 connections keeps its buffers.
+        for b in bufs.iter_mut().take(10) {
+            b.extend(&mut pool, b"y");
+        }
+        for b in bufs.iter_mut().take(10) {
+            b.consume(1);
+            b.release(&mut pool);
+        }
+        assert_eq!(pool.trim(), 90 - POOL_KEEP);
+        assert_eq!(pool.free_count(), 10 + POOL_KEEP);
+        // Then the load stops: its 10 go too.
+        assert!(pool.wants_trim());
+        assert_eq!(pool.trim(), 10);
+        assert_eq!(pool.free_count(), POOL_KEEP);
+        assert!(!pool.wants_trim());
+        assert_eq!(pool.trim(), 0);
+    }
 
     #[test]
     fn extend_consume_compact_and_release() {

@@ -27,8 +27,9 @@ pub const MAX_CONNECTING: usize = 64;
 /// are written only here.
 #[derive(Debug, Default)]
 pub struct UpPool {
-    /// Idle keep-alive upstream connections.
-    idle: Slab<UpConn>,
+    /// Idle keep-alive upstream connections (boxed: they move to and from sessions, whose
+    /// idle record should not carry an upstream connection's room).
+    idle: Slab<Box<UpConn>>,
     /// Owner of each upstream connection's token (`Tok::Up(slot)`).
     owner: Slab<UpOwner>,
     /// Connects in flight per upstream address, bounded by `MAX_CONNECTING`: a burst of new
@@ -139,7 +140,7 @@ impl UpConn {
         cluster: usize,
         addr: SocketAddr,
         owner: usize,
-    ) -> io::Result<UpConn> {
+    ) -> io::Result<Box<UpConn>> {
         let started = TcpStream::connect(addr).and_then(|s| wrap(ctx, cluster, addr, s));
         let mut stream = match started {
             Ok(s) => s,
@@ -159,7 +160,7 @@ impl UpConn {
         observe::upstream_cx_open(ctx, cluster, addr);
         *ctx.upstreams.connecting.entry(addr).or_insert(0) += 1;
         let local = stream.local_addr().ok();
-        Ok(UpConn {
+        Ok(Box::new(UpConn {
             local,
             stream,
             addr,
@@ -169,7 +170,7 @@ impl UpConn {
             hup: false,
             connected: false,
             slot,
-        })
+        }))
     }
 
     /// After a writable event on a connecting socket: Ok(true) once connected, Err on failure.
@@ -219,11 +220,11 @@ impl UpConn {
         cluster: usize,
         addr: SocketAddr,
         owner: usize,
-    ) -> io::Result<UpConn> {
+    ) -> io::Result<Box<UpConn>> {
         let mut stream = Stream::plain(stream);
         let slot = register(ctx, &mut stream, owner)?;
         observe::upstream_cx_open(ctx, cluster, addr);
-        Ok(UpConn {
+        Ok(Box::new(UpConn {
             local: stream.local_addr().ok(),
             stream,
             addr,
@@ -233,7 +234,7 @@ impl UpConn {
             hup: false,
             connected: true,
             slot,
-        })
+        }))
     }
 
     /// Closes the connection with a reset (SO_LINGER 0): the peer sees the failure it
@@ -287,7 +288,12 @@ fn wrap(ctx: &Ctx, cluster: usize, addr: SocketAddr, s: TcpStream) -> io::Result
 /// Takes an idle connection to `addr` from the pool for session `owner`, forwarding for
 /// `cluster`. A TLS connection (or a plain one, for a TLS cluster) is only reused for the
 /// cluster that opened it: two clusters may reach one address with different TLS settings.
-pub fn take_idle(ctx: &mut Ctx, cluster: usize, addr: SocketAddr, owner: usize) -> Option<UpConn> {
+pub fn take_idle(
+    ctx: &mut Ctx,
+    cluster: usize,
+    addr: SocketAddr,
+    owner: usize,
+) -> Option<Box<UpConn>> {
     let wants_tls = ctx
         .clusters
         .get(cluster)
@@ -315,7 +321,7 @@ pub fn take_idle(ctx: &mut Ctx, cluster: usize, addr: SocketAddr, owner: usize) 
 }
 
 /// Returns a connection whose exchange completed cleanly to the pool.
-pub fn put_idle(ctx: &mut Ctx, c: UpConn) {
+pub fn put_idle(ctx: &mut Ctx, c: Box<UpConn>) {
     let count = ctx.upstreams.idle_by_addr.get(&c.addr).map_or(0, Vec::len);
     if ctx.draining() || count >= MAX_IDLE_PER_ADDR {
         c.close(ctx);

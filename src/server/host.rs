@@ -66,6 +66,7 @@ impl Host for Proxy {
             return;
         }
         if let (Some(slot), Some(rt)) = (self.listeners.get_mut(i), self.ctx.listeners.get(i)) {
+            super::tune_listener(&rt.name, &l);
             *slot = Some(l);
             log::info!(
                 "listener {}: took over {} from the parent",

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,18 @@ use crate::util::Slab;
 /// Longest we hold listeners back waiting for the first DNS answers.
 const INIT_DNS_WAIT: Duration = Duration::from_secs(5);
 
+/// Most connections accepted from one listener before the reactor serves other events: a
+/// listener under a connection storm must not starve established connections. What is left
+/// in the accept queue is taken in the next round (the edge-triggered listener raises no new
+/// event for it), after the events that came meanwhile.
+pub const ACCEPT_BATCH: usize = 64;
+
+/// How often the buffer pool gives back what stayed unused (only while it holds more than
+/// it keeps; an idle proxy has no such timer). A burst's buffers are freed 2 periods after it.
+const POOL_TRIM_EVERY: Duration = Duration::from_millis(250);
+/// Buffers freed (1 MiB) that make returning the heap's free pages worth a heap walk.
+const HEAP_TRIM_BUFFERS: usize = 64;
+
 mod host;
 
 /// The running proxy. Its fields are private to this module; the hot-restart driver reaches
@@ -48,6 +61,13 @@ pub struct Proxy {
     accept_paused: Vec<bool>,
     /// An out-of-descriptors episode is under way (logged and counted once).
     fd_episode: bool,
+    /// Listeners that stopped at `ACCEPT_BATCH` with connections possibly still queued: the
+    /// loop polls without waiting and accepts again after the next batch of events.
+    accept_more: Vec<usize>,
+    /// A `PoolTrim` timer is pending.
+    trim_armed: bool,
+    /// Buffers the pool freed since the heap last gave memory back to the OS.
+    trimmed: usize,
     /// Client connections open per listener (for the connection limits).
     open: Vec<usize>,
     /// The overload manager's global connection limit.
@@ -94,7 +114,26 @@ pub fn io_cause(e: &io::Error) -> String {
 
 /// Binds one listener socket, naming the listener and address on failure.
 pub fn bind_listener(name: &str, addr: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).map_err(|e| format!("{name}: {addr}: {}", io_cause(&e)))
+    let l = TcpListener::bind(addr).map_err(|e| format!("{name}: {addr}: {}", io_cause(&e)))?;
+    tune_listener(name, &l);
+    Ok(l)
+}
+
+/// Socket options of a listener (bound here or taken over from a parent), set once instead
+/// of per connection. The accept queue is Envoy's default, `net.core.somaxconn` (mio listens
+/// with 128, which a burst of new clients overflows: each dropped SYN costs the client a 1 s
+/// retransmit). TCP_NODELAY is inherited by every accepted socket (Linux copies it from the
+/// listener), so accepting costs no setsockopt.
+pub fn tune_listener(name: &str, l: &TcpListener) {
+    use nix::sys::socket::{listen, setsockopt, sockopt, Backlog};
+    // On a listening socket, listen() only changes the queue's length; the kernel caps the
+    // largest value (-1) at net.core.somaxconn.
+    if let Err(e) = listen(l, Backlog::MAXALLOWABLE) {
+        log::warn!("listener {name}: cannot set the accept queue's length: {e}");
+    }
+    if let Err(e) = setsockopt(l, sockopt::TcpNoDelay, &true) {
+        log::warn!("listener {name}: cannot set TCP_NODELAY: {e}");
+    }
 }
 
 /// Runs the proxy until it exits.
@@ -131,7 +170,9 @@ impl Proxy {
         for l in b.listeners {
             let tls = crate::tls::ListenerTls::new(&l.filter_chains, l.inspect_timeout)
                 .map_err(|e| format!("listener \"{}\": transport_socket: {e}", l.name))?;
+            let limits = crate::http::session::limits(&l.hcm, l.per_connection_buffer_limit_bytes);
             rts.push(ListenerRt {
+                limits: Rc::new(limits),
                 name: l.name,
                 address: l.address,
                 router: Router::new(l.hcm.route_config.clone()),
@@ -181,6 +222,9 @@ impl Proxy {
             accepting: vec![false; n],
             accept_paused: vec![false; n],
             fd_episode: false,
+            accept_more: Vec::new(),
+            trim_armed: false,
+            trimmed: 0,
             open: vec![0; n],
             max_connections: b.max_downstream_connections,
             signals,
@@ -335,8 +379,10 @@ impl Proxy {
         self.exit_code = Some(1);
     }
 
+    /// Accepts up to `ACCEPT_BATCH` connections from listener `i`; if it stops there, the
+    /// listener is noted in `accept_more` for the next round.
     fn accept(&mut self, i: usize) {
-        loop {
+        for _ in 0..ACCEPT_BATCH {
             let Some(Some(l)) = self.listeners.get(i) else {
                 return;
             };
@@ -364,6 +410,20 @@ impl Proxy {
                     log::warn!("accept on {}: {e}", self.ctx.listeners[i].name);
                     return;
                 }
+            }
+        }
+        if !self.accept_more.contains(&i) {
+            self.accept_more.push(i);
+        }
+    }
+
+    /// The listeners that stopped at `ACCEPT_BATCH` accept their next batch (those still
+    /// accepting and not paused for lack of descriptors).
+    fn accept_queued(&mut self) {
+        for i in std::mem::take(&mut self.accept_more) {
+            let paused = self.accept_paused.get(i) == Some(&true);
+            if self.accepting.get(i) == Some(&true) && !paused {
+                self.accept(i);
             }
         }
     }
@@ -446,7 +506,10 @@ impl Proxy {
         listener: usize,
         pending: Option<&[u8]>,
     ) {
-        let _ = stream.set_nodelay(true);
+        if pending.is_some() {
+            // Accepted by a parent (which may not have set it on its listener).
+            let _ = stream.set_nodelay(true);
+        }
         let Some(id) = self.register_client(&mut stream, peer) else {
             return;
         };
@@ -459,7 +522,9 @@ impl Proxy {
             Some(_) => crate::tls::Stream::plain(stream),
         };
         let mut s = Session::new(id, self.next_gen, client, peer, listener, &self.ctx);
-        s.preload(&mut self.ctx.pool, pending.unwrap_or_default());
+        if let Some(bytes) = pending {
+            s.preload(&mut self.ctx.pool, bytes);
+        }
         self.sessions.insert(s);
         self.count_open(listener, 1);
         observe::cx_open(&mut self.ctx, listener);
@@ -888,6 +953,14 @@ impl Proxy {
                 }
             }
             TimerKey::AcceptRetry => self.retry_accept(),
+            TimerKey::PoolTrim => {
+                self.trim_armed = false;
+                self.trimmed += self.ctx.pool.trim();
+                if self.trimmed >= HEAP_TRIM_BUFFERS {
+                    self.trimmed = 0;
+                    crate::util::release_heap();
+                }
+            }
             TimerKey::AdminSweep => {
                 if let Some(a) = self.admin.as_mut() {
                     if let Some(at) = a.sweep(&mut self.ctx) {
@@ -976,11 +1049,14 @@ impl Proxy {
     pub fn run_loop(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = self
-                .ctx
-                .timers
-                .next()
-                .map(|t| t.saturating_duration_since(Instant::now()));
+            let timeout = if self.accept_more.is_empty() {
+                self.ctx
+                    .timers
+                    .next()
+                    .map(|t| t.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO)
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -1025,6 +1101,14 @@ impl Proxy {
             while let Some((at, key)) = self.ctx.timers.pop_due(self.ctx.now()) {
                 self.on_timer(at, key);
             }
+            if !self.accept_more.is_empty() {
+                self.accept_queued();
+            }
+            if !self.trim_armed && self.ctx.pool.wants_trim() {
+                self.trim_armed = true;
+                let at = self.ctx.now() + POOL_TRIM_EVERY;
+                self.ctx.timers.arm(at, TimerKey::PoolTrim);
+            }
             self.wake_waiters();
             self.compact_timers();
             if !self.moving.is_empty() {
@@ -1039,5 +1123,35 @@ impl Proxy {
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accepting sets no socket option: the listener's TCP_NODELAY must reach every accepted
+    /// socket (a kernel that did not copy it would leave responses to Nagle's algorithm).
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let l = bind_listener("test", addr).expect("bind");
+        let to = l.local_addr().expect("local address");
+        let _client = std::net::TcpStream::connect(to).expect("connect");
+        let mut accepted = None;
+        for _ in 0..1000 {
+            match l.accept() {
+                Ok((s, _)) => {
+                    accepted = Some(s);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+        let s = accepted.expect("the connection was never accepted");
+        assert!(s.nodelay().expect("TCP_NODELAY"));
     }
 }

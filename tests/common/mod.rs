@@ -22,6 +22,18 @@ pub use yaml::{proxy_yaml, simple_yaml, Extra};
 /// only ever a cap on waiting, never asserted as a duration.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Lets this process (and the baton and upstream it starts) hold up to `want` descriptors,
+/// within the hard limit.
+pub fn raise_fd_limit(want: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let want = hard.min(want);
+        if soft < want {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, want, hard);
+        }
+    }
+}
+
 /// A port that was free a moment ago (bound to 127.0.0.1:0, then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

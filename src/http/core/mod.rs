@@ -23,6 +23,7 @@ mod tests;
 mod tunnel;
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::buf::{Buf, BufPool, CHUNK};
@@ -173,6 +174,9 @@ enum State {
     /// Flushing the last response; then shut down writes and linger.
     Closing {
         until: Instant,
+        /// The client asked to close and all it sent is read: nothing more will come, so
+        /// the driver may close at once instead of lingering (`closes_without_linger`).
+        quiet: bool,
     },
     Lingering {
         until: Instant,
@@ -216,7 +220,8 @@ impl UpSide {
 /// One client connection's protocol state.
 #[derive(Debug)]
 pub struct Conn {
-    lim: Limits,
+    /// Shared by the listener's connections (one pointer in each connection's record).
+    lim: Rc<Limits>,
     state: State,
     /// Bytes from the client not yet consumed.
     cin: Buf,
@@ -239,7 +244,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(lim: Limits, now: Instant) -> Conn {
+    pub fn new(lim: Rc<Limits>, now: Instant) -> Conn {
         Conn {
             lim,
             state: State::Head,
@@ -458,7 +463,7 @@ impl Conn {
             }
             State::Exchange(ex) => ex.deadline(),
             State::Tunnel(t) => t.deadline(),
-            State::Closing { until } | State::Lingering { until, .. } => Some(*until),
+            State::Closing { until, .. } | State::Lingering { until, .. } => Some(*until),
             State::Closed(_) | State::Handoff => None,
         }
     }
@@ -552,6 +557,15 @@ impl Conn {
         }
     }
 
+    /// The last response is out (`wants_shutdown`) and the client asked for the close with
+    /// its request fully read: a plain TCP driver may close the socket now, skipping the
+    /// shutdown and lingering (no client bytes are left to cause a reset).
+    pub fn closes_without_linger(&self) -> bool {
+        matches!(self.state, State::Closing { quiet: true, .. })
+            && self.cout.is_empty()
+            && self.cin.is_empty()
+    }
+
     /// Idle with a successor: the driver moves the socket with `take_pending()`.
     pub fn ready_to_move(&self) -> bool {
         matches!(self.state, State::Handoff)
@@ -586,6 +600,16 @@ impl Conn {
             up.rx.release(pool);
             up.tx.release(pool);
         }
+    }
+
+    /// Whether any of the connection's buffers holds an allocation (an idle connection, after
+    /// `release_buffers`, holds none).
+    pub fn holds_buffers(&self) -> bool {
+        let side = |s: &UpSide| s.rx.has_allocation() || s.tx.has_allocation();
+        self.cin.has_allocation()
+            || self.cout.has_allocation()
+            || side(&self.spare)
+            || self.up.as_ref().is_some_and(side)
     }
 
     /// The connection is going away (closed by the driver, or failed): ends a request still
@@ -676,6 +700,7 @@ impl Conn {
     fn close_after(&mut self, now: Instant) {
         self.state = State::Closing {
             until: now + LINGER + LINGER,
+            quiet: false,
         };
     }
 
@@ -796,7 +821,12 @@ impl Conn {
 
     fn end_exchange(&mut self, env: &mut dyn Env, then: exchange::Then, now: Instant) {
         use exchange::Then;
-        match std::mem::replace(&mut self.state, State::Head) {
+        let prev = std::mem::replace(&mut self.state, State::Head);
+        let asked_close = match &prev {
+            State::Exchange(ex) => !ex.client_keep_alive && ex.req.is_done(),
+            _ => false,
+        };
+        match prev {
             State::Exchange(ex) => ex.finish(env, now),
             State::Tunnel(t) => t.finish(env, now),
             _ => {}
@@ -808,6 +838,9 @@ impl Conn {
             }
             Then::Close => {
                 self.close_after(now);
+                if let State::Closing { quiet, .. } = &mut self.state {
+                    *quiet = asked_close;
+                }
             }
             Then::Reset => self.state = State::Closed(Close::Reset),
             Then::Drop => self.state = State::Closed(Close::Graceful),

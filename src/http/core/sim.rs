@@ -306,7 +306,7 @@ impl Sim {
     /// limit is 64 KiB).
     pub fn with_buffer_limit(max_head: usize, buffer_limit: usize) -> Sim {
         let now = Instant::now();
-        let lim = Sim::limits(max_head, buffer_limit);
+        let lim = std::rc::Rc::new(Sim::limits(max_head, buffer_limit));
         Sim {
             env: TestEnv::new(),
             conn: Conn::new(lim, now),
@@ -356,7 +356,7 @@ impl Sim {
             self.env = e;
         }
         self.conn = Conn::resume_tunnel(
-            Sim::limits(8192, 1 << 20),
+            std::rc::Rc::new(Sim::limits(8192, 1 << 20)),
             state,
             rq,
             (0, UPSTREAM),

@@ -196,7 +196,7 @@ impl Conn {
     /// here after a handover was rolled back), towards host `addr` of `cluster`.
     #[allow(clippy::too_many_arguments)]
     pub fn resume_tunnel(
-        lim: Limits,
+        lim: std::rc::Rc<Limits>,
         s: TunnelState,
         rq: Rq,
         (cluster, addr): (usize, SocketAddr),
