@@ -18,7 +18,7 @@ use crate::context::Ctx;
 use crate::reactor::{TimerKey, Tok};
 
 /// The listener's settings a connection's core needs.
-fn limits(ctx: &Ctx, listener: usize) -> Limits {
+pub fn limits(ctx: &Ctx, listener: usize) -> Limits {
     let l = &ctx.listeners[listener];
     let hcm = &l.hcm;
     Limits {

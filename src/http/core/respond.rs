@@ -14,6 +14,7 @@ pub(super) fn client_head(
     draining: bool,
     env: &dyn Env,
     service_time: std::time::Duration,
+    mut h: Vec<u8>,
 ) -> (Vec<u8>, Response) {
     let (server_name, server_mode) = env.server();
     // A 101 (or a 2xx to CONNECT) that opens a tunnel: no body and no framing follow, the
@@ -39,7 +40,6 @@ pub(super) fn client_head(
     // A response that starts before the request was read in full ends the connection.
     let keep = ex.client_keep_alive && !draining && out != OutMode::Close && ex.req.is_done();
     ex.keep = keep;
-    let mut h = Vec::with_capacity(256 + r.headers.len() * 32);
     h.extend_from_slice(b"HTTP/1.1 ");
     crate::util::push_dec(&mut h, u64::from(r.status));
     h.push(b' ');
