@@ -616,8 +616,8 @@ fn host_or_addr<'a>(host: Option<&'a str>, addr: SocketAddr) -> Cow<'a, str> {
 
 /// Writes the upstream request head; returns it with the byte range of the Host value.
 #[allow(clippy::too_many_arguments)]
-fn serialise(
-    req: &RequestHead<'_>,
+fn serialise<'r>(
+    req: &RequestHead<'r>,
     path: &str,
     host: &str,
     peer: SocketAddr,
@@ -628,7 +628,7 @@ fn serialise(
     vars: &Vars<'_>,
     expected_timeout: Option<Duration>,
     upgrade: bool,
-    original_path: Option<&str>,
+    original_path: Option<&'r str>,
     mut h: Vec<u8>,
 ) -> (Vec<u8>, (usize, usize), Option<[u8; 36]>) {
     let edge = hcm.use_remote_address;
@@ -643,9 +643,11 @@ fn serialise(
     h.extend_from_slice(b"\r\n");
     // Only a route with request edits pays for an intermediate header list.
     let direct = m.edits.request.is_empty();
-    let mut list: Option<HeaderList<'_>> = (!direct).then(Vec::new);
-    let mut out = |h: &mut Vec<u8>, n: Cow<'_, str>, v: Cow<'_, [u8]>| match &mut list {
-        Some(l) => l.push((Cow::Owned(n.into_owned()), Cow::Owned(v.into_owned()))),
+    // The list borrows the request's names and values; only values made here are owned.
+    let mut list: Option<HeaderList<'r>> =
+        (!direct).then(|| Vec::with_capacity(req.headers.len() + 8));
+    let mut out = |h: &mut Vec<u8>, n: Cow<'r, str>, v: Cow<'r, [u8]>| match &mut list {
+        Some(l) => l.push((n, v)),
         None => put_header(h, &n, &v),
     };
     let mut xff = false;
@@ -699,7 +701,7 @@ fn serialise(
     // x-forwarded-for passes through as the client sent it.
     if edge || xff {
         // Written in place when no edit list is built (the common case): no temporary.
-        let mut tmp = Vec::new();
+        let mut tmp = Vec::with_capacity(if direct { 0 } else { 64 });
         let v = if direct {
             h.extend_from_slice(b"x-forwarded-for: ");
             &mut h
@@ -728,7 +730,11 @@ fn serialise(
         } else {
             out(&mut h, "x-forwarded-for".into(), tmp.into());
         }
-        if edge && from.edge {
+        if edge && from.edge && direct {
+            h.extend_from_slice(b"x-envoy-external-address: ");
+            crate::util::push_ip(&mut h, from.client.ip());
+            h.extend_from_slice(b"\r\n");
+        } else if edge && from.edge {
             let mut a = Vec::with_capacity(40);
             crate::util::push_ip(&mut a, from.client.ip());
             out(&mut h, "x-envoy-external-address".into(), a.into());
@@ -753,12 +759,24 @@ fn serialise(
     if let Some(t) = expected_timeout {
         let (digits, i) = crate::util::digits(t.as_millis() as u64, 10);
         let v = digits.get(i..).unwrap_or_default();
-        out(&mut h, "x-envoy-expected-rq-timeout-ms".into(), v.into());
+        if direct {
+            put_header(&mut h, "x-envoy-expected-rq-timeout-ms", v);
+        } else {
+            out(
+                &mut h,
+                "x-envoy-expected-rq-timeout-ms".into(),
+                v.to_vec().into(),
+            );
+        }
     }
     let mut request_id = None;
     if !have_request_id && generate_request_id {
         let id = ids.uuid4_bytes();
-        out(&mut h, "x-request-id".into(), id[..].into());
+        if direct {
+            put_header(&mut h, "x-request-id", &id);
+        } else {
+            out(&mut h, "x-request-id".into(), id.to_vec().into());
+        }
         request_id = Some(id);
     }
     if let Some(mut l) = list {

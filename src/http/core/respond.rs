@@ -47,7 +47,8 @@ pub(super) fn client_head(
     h.extend_from_slice(b"\r\n");
     let mut has_server = false;
     // Only a route with response edits pays for an intermediate header list.
-    let mut list: Option<HeaderList<'_>> = (!ex.resp_edits.is_empty()).then(Vec::new);
+    let mut list: Option<HeaderList<'_>> =
+        (!ex.resp_edits.is_empty()).then(|| Vec::with_capacity(r.headers.len() + 4));
     for hd in r.headers {
         let n = hd.name;
         if tunnel && r.status == 101 && n.eq_ignore_ascii_case("upgrade") {
