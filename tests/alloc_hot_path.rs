@@ -183,14 +183,24 @@ fn plain_route_allocates_nothing_per_request() {
     );
 }
 
+/// `count_allocations` over 1000 requests with an access log in a fresh directory.
+fn logged(edits: bool) -> u64 {
+    let dir = std::env::temp_dir().join(format!(
+        "baton-alloc-{}-{}",
+        std::process::id(),
+        if edits { "edits" } else { "log" }
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let n = count_allocations(&config(Some(&dir.join("access.log")), edits), 1000);
+    let _ = std::fs::remove_dir_all(&dir);
+    n
+}
+
 /// The access log (default format) and `use_remote_address`: x-forwarded-for appended,
 /// x-envoy-external-address, a generated x-request-id, the log record.
 #[test]
 fn logged_route_allocates_nothing_per_request() {
-    let dir = std::env::temp_dir().join(format!("baton-alloc-{}-log", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let n = count_allocations(&config(Some(&dir.join("access.log")), false), 1000);
-    let _ = std::fs::remove_dir_all(&dir);
+    let n = logged(false);
     assert_eq!(
         n, 0,
         "allocations in 1000 keep-alive requests after warm-up"
@@ -204,10 +214,7 @@ fn logged_route_allocates_nothing_per_request() {
 /// template rendered per request, plus the access log.
 #[test]
 fn edited_route_allocates_a_bounded_few_per_request() {
-    let dir = std::env::temp_dir().join(format!("baton-alloc-{}-edits", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let n = count_allocations(&config(Some(&dir.join("access.log")), true), 1000);
-    let _ = std::fs::remove_dir_all(&dir);
+    let n = logged(true);
     assert!(
         n <= 14 * 1000,
         "{n} allocations in 1000 requests (at most 14 each)"
