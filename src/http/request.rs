@@ -651,6 +651,8 @@ fn serialise<'r>(
         None => put_header(h, &n, &v),
     };
     let mut xff = false;
+    // Asked once, not per header: most requests have no Connection header.
+    let connection = super::codec::has_connection(req.headers);
     let mut have_request_id = false;
     let mut have_proto = false;
     for hd in req.headers {
@@ -662,7 +664,7 @@ fn serialise<'r>(
         if is_hop_by_hop(n)
             || n.eq_ignore_ascii_case("host")
             || n.eq_ignore_ascii_case("expect")
-            || named_in_connection(req.headers, n)
+            || (connection && named_in_connection(req.headers, n))
         {
             continue;
         }

@@ -49,6 +49,8 @@ pub(super) fn client_head(
     // Only a route with response edits pays for an intermediate header list.
     let mut list: Option<HeaderList<'_>> =
         (!ex.resp_edits.is_empty()).then(|| Vec::with_capacity(r.headers.len() + 4));
+    // Asked once, not per header.
+    let connection = crate::http::codec::has_connection(r.headers);
     for hd in r.headers {
         let n = hd.name;
         if tunnel && r.status == 101 && n.eq_ignore_ascii_case("upgrade") {
@@ -65,7 +67,7 @@ pub(super) fn client_head(
             continue;
         }
         if is_hop_by_hop(n)
-            || named_in_connection(r.headers, n)
+            || (connection && named_in_connection(r.headers, n))
             || n.eq_ignore_ascii_case("x-envoy-upstream-service-time")
         {
             continue;
