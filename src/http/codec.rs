@@ -107,11 +107,15 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     }
 }
 
-/// Whether any header is a Connection header (then `named_in_connection` is worth asking).
-pub fn has_connection(headers: &[httparse::Header<'_>]) -> bool {
+/// Whether a Connection header lists a token other than `keep-alive` (only then can
+/// `named_in_connection` add to `is_hop_by_hop`: keep-alive is hop-by-hop anyway, and most
+/// messages carry no other token).
+pub fn connection_names_others(headers: &[httparse::Header<'_>]) -> bool {
     headers
         .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("connection"))
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| tokens(h.value))
+        .any(|t| !t.eq_ignore_ascii_case(b"keep-alive"))
 }
 
 /// True when `name` is listed in any Connection header (those are hop-by-hop too).

@@ -279,9 +279,14 @@ fn hop_by_hop_names_in_any_case_and_connection_tokens() {
     }
     let h = |name, value| httparse::Header { name, value };
     let none = [h("Host", &b"a"[..]), h("X-Foo", &b"1"[..])];
-    assert!(!has_connection(&none));
-    let listed = [h("X-Foo", &b"1"[..]), h("Connection", &b"close, X-Foo"[..])];
-    assert!(has_connection(&listed));
+    assert!(!connection_names_others(&none));
+    let keep = [h("Connection", &b"Keep-Alive"[..]), h("X-Foo", &b"1"[..])];
+    assert!(!connection_names_others(&keep));
+    let listed = [
+        h("X-Foo", &b"1"[..]),
+        h("Connection", &b"keep-alive, X-Foo"[..]),
+    ];
+    assert!(connection_names_others(&listed));
     assert!(named_in_connection(&listed, "x-foo"));
     assert!(!named_in_connection(&listed, "x-bar"));
 }

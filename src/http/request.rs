@@ -651,8 +651,8 @@ fn serialise<'r>(
         None => put_header(h, &n, &v),
     };
     let mut xff = false;
-    // Asked once, not per header: most requests have no Connection header.
-    let connection = super::codec::has_connection(req.headers);
+    // Asked once, not per header: most requests name no header in Connection.
+    let connection = super::codec::connection_names_others(req.headers);
     let mut have_request_id = false;
     let mut have_proto = false;
     for hd in req.headers {

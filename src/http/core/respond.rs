@@ -50,7 +50,7 @@ pub(super) fn client_head(
     let mut list: Option<HeaderList<'_>> =
         (!ex.resp_edits.is_empty()).then(|| Vec::with_capacity(r.headers.len() + 4));
     // Asked once, not per header.
-    let connection = crate::http::codec::has_connection(r.headers);
+    let connection = crate::http::codec::connection_names_others(r.headers);
     for hd in r.headers {
         let n = hd.name;
         if tunnel && r.status == 101 && n.eq_ignore_ascii_case("upgrade") {
