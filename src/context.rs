@@ -43,6 +43,8 @@ pub const FIRST_START_GAUGE: &str = "server.hot_restart.first_start_unix_ms";
 pub struct Ctx {
     pub registry: mio::Registry,
     pub pool: BufPool,
+    /// Exchange records and head buffers kept for the next request.
+    pub spares: crate::http::core::Spares,
     pub clusters: Vec<ClusterRt>,
     /// Read-only after start-up.
     pub listeners: Vec<ListenerRt>,
@@ -103,6 +105,7 @@ impl Ctx {
             access_logs,
             registry,
             pool: BufPool::default(),
+            spares: Default::default(),
             clusters,
             listeners,
             upstreams: UpPool::default(),

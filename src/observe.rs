@@ -74,16 +74,14 @@ pub fn begin(
     };
     let mut rq = Rq::new(ctx.now(), l, from.map_or(peer, |o| o.client), minor);
     rq.direct_peer = direct;
-    if let Some(slots) = ctx.access_logs.slots(l) {
-        let c = match (req, from, ctx.listeners.get(l)) {
-            (Some(req), Some(from), Some(lr)) => {
-                let mut c = capture_request(slots, req.method, req.path, req.host, req.headers);
-                as_mutated(slots, &mut c, req.headers, direct, from, &lr.hcm);
-                c
-            }
-            _ => Captured::new(slots),
-        };
-        rq.cap = Some(Box::new(c));
+    if let Some(mut c) = ctx.access_logs.captured(l) {
+        if let (Some(req), Some(from), Some(lr), Some(slots)) =
+            (req, from, ctx.listeners.get(l), ctx.access_logs.slots(l))
+        {
+            fill_request(&mut c, slots, req.method, req.path, req.host, req.headers);
+            as_mutated(slots, &mut c, req.headers, direct, from, &lr.hcm);
+        }
+        rq.cap = Some(c);
     }
     rq
 }
@@ -101,25 +99,16 @@ fn as_mutated(
     hcm: &crate::config::HttpConnectionManager,
 ) {
     for (i, name) in slots.req.iter().enumerate() {
-        let ip = |a: SocketAddr| {
-            let mut v = Vec::with_capacity(40);
-            crate::util::push_ip(&mut v, a.ip());
-            v
-        };
+        let mut text = [0u8; 48];
         match name.as_str() {
             "x-forwarded-for" if hcm.use_remote_address => {
-                let mut v: Vec<u8> = Vec::new();
-                for x in values(headers, name) {
-                    if !v.is_empty() {
-                        v.extend_from_slice(b", ");
-                    }
-                    v.extend_from_slice(x);
-                }
-                if !v.is_empty() {
-                    v.extend_from_slice(b", ");
-                }
-                v.extend_from_slice(&ip(peer));
-                c.put(false, i, std::iter::once(v.as_slice()));
+                let addr = ip_text(peer, &mut text);
+                c.put_joined(
+                    false,
+                    i,
+                    ", ",
+                    values(headers, name).chain(std::iter::once(addr)),
+                );
             }
             "x-forwarded-proto"
                 if crate::http::request::replace_proto(hcm) || c.req(i).is_none() =>
@@ -129,12 +118,24 @@ fn as_mutated(
             "x-envoy-internal" if from.internal => c.put(false, i, one("true")),
             "x-envoy-internal" => c.clear_req(i),
             "x-envoy-external-address" if from.edge => {
-                c.put(false, i, std::iter::once(ip(from.client).as_slice()))
+                c.put(false, i, std::iter::once(ip_text(from.client, &mut text)))
             }
             n if !from.internal && crate::http::request::stripped(n, from.edge) => c.clear_req(i),
             _ => {}
         }
     }
+}
+
+/// `a`'s address as text in `buf` (no allocation: this runs for every logged request).
+fn ip_text(a: SocketAddr, buf: &mut [u8; 48]) -> &[u8] {
+    use std::io::Write;
+    let mut w = &mut buf[..];
+    let room = w.len();
+    let n = match write!(w, "{}", a.ip()) {
+        Ok(()) => room - w.len(),
+        Err(_) => 0,
+    };
+    buf.get(..n).unwrap_or_default()
 }
 
 /// The request values a log format prints (its capture slots), from a request's parts.
@@ -146,6 +147,19 @@ pub fn capture_request(
     headers: &[httparse::Header<'_>],
 ) -> Captured {
     let mut c = Captured::new(slots);
+    fill_request(&mut c, slots, method, path, host, headers);
+    c
+}
+
+/// `capture_request` into an empty record.
+fn fill_request(
+    c: &mut Captured,
+    slots: &Slots,
+    method: &str,
+    path: &str,
+    host: Option<&str>,
+    headers: &[httparse::Header<'_>],
+) {
     for (i, name) in slots.req.iter().enumerate() {
         match name.as_str() {
             ":method" => c.put(false, i, one(method)),
@@ -155,7 +169,6 @@ pub fn capture_request(
             n => c.put(false, i, values(headers, n)),
         }
     }
-    c
 }
 
 /// Records an x-request-id baton generated where the access log captures that header.
@@ -263,6 +276,9 @@ pub fn end(ctx: &mut Ctx, mut rq: Rq) {
         let names = crate::access_log::Names { cluster, route };
         if ctx.access_logs.log(&rq, &names) && ctx.access_logs.want_flush_tick() {
             ctx.timers.arm(ctx.now() + FLUSH_EVERY, TimerKey::Tick);
+        }
+        if let Some(c) = rq.cap.take() {
+            ctx.access_logs.put_captured(c);
         }
     }
 }

@@ -174,10 +174,22 @@ impl RequestIds {
         let bytes = self.next16();
         uuid4_text(bytes)
     }
+
+    /// `uuid4` as bytes on the stack (the request path writes it straight into a head).
+    pub fn uuid4_bytes(&mut self) -> [u8; 36] {
+        let bytes = self.next16();
+        uuid4_ascii(bytes)
+    }
 }
 
 /// The text form of 16 random bytes as a version 4, variant 1 UUID.
-pub fn uuid4_text(mut b: [u8; 16]) -> String {
+pub fn uuid4_text(b: [u8; 16]) -> String {
+    // Hex digits and dashes only, so this never fails.
+    String::from_utf8(uuid4_ascii(b).to_vec()).unwrap_or_default()
+}
+
+/// `uuid4_text` without the allocation.
+fn uuid4_ascii(mut b: [u8; 16]) -> [u8; 36] {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let mut out = [0u8; 36];
@@ -191,8 +203,7 @@ pub fn uuid4_text(mut b: [u8; 16]) -> String {
         out[j + 1] = HEX[usize::from(byte & 0xf)];
         j += 2;
     }
-    // Hex digits and dashes only, so this never fails.
-    String::from_utf8(out.to_vec()).unwrap_or_default()
+    out
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -225,7 +236,7 @@ impl std::hash::Hasher for FastHasher {
 pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
 
 /// `n`'s digits in `radix` (10 or 16), right-aligned in a stack buffer: (buffer, first index).
-fn digits(mut n: u64, radix: u64) -> ([u8; 20], usize) {
+pub fn digits(mut n: u64, radix: u64) -> ([u8; 20], usize) {
     let mut tmp = [0u8; 20];
     let mut i = tmp.len();
     loop {

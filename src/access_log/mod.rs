@@ -108,7 +108,13 @@ pub struct AccessLogs {
     tick_armed: bool,
     /// Lines dropped because a file would not take them, not yet counted in the stats.
     dropped: u64,
+    /// Records of ended requests, kept for the next ones (no allocation per request).
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<Captured>>,
 }
+
+/// Most spare records kept.
+const SPARE_MAX: usize = 256;
 
 impl AccessLogs {
     /// Opens every configured file (one handle per distinct path); a file that cannot be
@@ -147,6 +153,29 @@ impl AccessLogs {
             .get(l)
             .filter(|x| !x.loggers.is_empty())
             .map(|x| &x.slots)
+    }
+
+    /// An empty record for a request on listener `l` (None when it does not log).
+    pub fn captured(&mut self, l: usize) -> Option<Box<Captured>> {
+        let slots = &self
+            .listeners
+            .get(l)
+            .filter(|x| !x.loggers.is_empty())?
+            .slots;
+        Some(match self.spare.pop() {
+            Some(mut c) => {
+                c.reset(slots);
+                c
+            }
+            None => Box::new(Captured::new(slots)),
+        })
+    }
+
+    /// A logged request's record back for the next one.
+    pub fn put_captured(&mut self, c: Box<Captured>) {
+        if self.spare.len() < SPARE_MAX {
+            self.spare.push(c);
+        }
     }
 
     /// Renders `rq` into every logger of its listener. Returns true when lines are waiting

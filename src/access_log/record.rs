@@ -107,14 +107,35 @@ impl Captured {
         }
     }
 
+    /// Empties a used record for another request (its allocations are kept).
+    pub fn reset(&mut self, slots: &Slots) {
+        self.start_wall = SystemTime::now();
+        self.text.clear();
+        self.req.clear();
+        self.req.resize(slots.req.len(), None);
+        self.resp.clear();
+        self.resp.resize(slots.resp.len(), None);
+    }
+
     /// Stores request (`resp` false) or response slot `i`: the values joined with ","
     /// (how Envoy presents a repeated header); nothing when there is none.
     pub fn put<'a>(&mut self, resp: bool, i: usize, values: impl Iterator<Item = &'a [u8]>) {
+        self.put_joined(resp, i, ",", values);
+    }
+
+    /// `put` with the values joined by `sep`.
+    pub fn put_joined<'a>(
+        &mut self,
+        resp: bool,
+        i: usize,
+        sep: &str,
+        values: impl Iterator<Item = &'a [u8]>,
+    ) {
         let start = self.text.len();
         let mut any = false;
         for v in values {
             if any {
-                self.text.push(',');
+                self.text.push_str(sep);
             }
             any = true;
             match std::str::from_utf8(v) {

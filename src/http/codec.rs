@@ -94,17 +94,28 @@ fn trim(mut s: &[u8]) -> &[u8] {
 
 /// Headers a proxy must not forward (RFC 9110 §7.6.1) or that we regenerate ourselves.
 pub fn is_hop_by_hop(name: &str) -> bool {
-    const HOP: &[&str] = &[
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "trailer",
-    ];
-    HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+    // By length first: this runs for every header of every request and response.
+    let is = |h: &str| name.eq_ignore_ascii_case(h);
+    match name.len() {
+        2 => is("te"),
+        7 => is("upgrade") || is("trailer"),
+        10 => is("connection") || is("keep-alive"),
+        14 => is("content-length"),
+        16 => is("proxy-connection"),
+        17 => is("transfer-encoding"),
+        _ => false,
+    }
+}
+
+/// Whether a Connection header lists a token other than `keep-alive` (only then can
+/// `named_in_connection` add to `is_hop_by_hop`: keep-alive is hop-by-hop anyway, and most
+/// messages carry no other token).
+pub fn connection_names_others(headers: &[httparse::Header<'_>]) -> bool {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| tokens(h.value))
+        .any(|t| !t.eq_ignore_ascii_case(b"keep-alive"))
 }
 
 /// True when `name` is listed in any Connection header (those are hop-by-hop too).

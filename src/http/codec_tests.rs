@@ -250,3 +250,43 @@ fn status_outside_100_to_599_is_refused() {
         }
     }
 }
+
+#[test]
+fn hop_by_hop_names_in_any_case_and_connection_tokens() {
+    for n in [
+        "connection",
+        "Keep-Alive",
+        "PROXY-CONNECTION",
+        "te",
+        "Transfer-Encoding",
+        "upgrade",
+        "content-length",
+        "Trailer",
+    ] {
+        assert!(is_hop_by_hop(n), "{n}");
+    }
+    for n in [
+        "",
+        "t",
+        "tea",
+        "upgrades",
+        "trailers",
+        "content-type",
+        "x-connection",
+        "host",
+    ] {
+        assert!(!is_hop_by_hop(n), "{n}");
+    }
+    let h = |name, value| httparse::Header { name, value };
+    let none = [h("Host", &b"a"[..]), h("X-Foo", &b"1"[..])];
+    assert!(!connection_names_others(&none));
+    let keep = [h("Connection", &b"Keep-Alive"[..]), h("X-Foo", &b"1"[..])];
+    assert!(!connection_names_others(&keep));
+    let listed = [
+        h("X-Foo", &b"1"[..]),
+        h("Connection", &b"keep-alive, X-Foo"[..]),
+    ];
+    assert!(connection_names_others(&listed));
+    assert!(named_in_connection(&listed, "x-foo"));
+    assert!(!named_in_connection(&listed, "x-bar"));
+}

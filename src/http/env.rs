@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::buf::BufPool;
 use super::codec::RequestHead;
-use super::core::{Env, Reply, RetryStat};
+use super::core::{Env, Reply, RetryStat, Spares};
 use super::local::write_local_reply;
 use super::request::{decide, Decision};
 use crate::access_log::{Rq, TlsInfo};
@@ -65,6 +65,10 @@ impl Env for CtxEnv<'_> {
         &mut self.ctx.pool
     }
 
+    fn spares(&mut self) -> &mut Spares {
+        &mut self.ctx.spares
+    }
+
     fn server(&self) -> (&str, ServerHeader) {
         let hcm = &self.ctx.listeners[self.listener].hcm;
         (&hcm.server_name, hcm.server_header_transformation)
@@ -112,7 +116,9 @@ impl Env for CtxEnv<'_> {
         observe::routing_decision(self.ctx, self.listener, self.peer, req, &d);
         if let Decision::Forward(f) = &mut d {
             if let Some(id) = f.request_id.take() {
-                observe::generated_request_id(self.ctx, self.listener, rq, &id);
+                // Hex digits and dashes: always UTF-8.
+                let id = std::str::from_utf8(&id).unwrap_or_default();
+                observe::generated_request_id(self.ctx, self.listener, rq, id);
             }
             if let Some(r) = f.rewritten.take() {
                 observe::rewritten(self.ctx, self.listener, rq, &r);

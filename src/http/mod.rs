@@ -6,6 +6,8 @@ pub mod buf;
 pub mod codec;
 pub mod core;
 pub mod env;
+#[doc(hidden)]
+pub mod inmem;
 pub mod local;
 pub mod request;
 pub mod session;

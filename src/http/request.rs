@@ -56,7 +56,7 @@ pub struct Forward {
     pub retry_policy: Option<Box<RetryPolicy>>,
     /// The x-request-id baton generated (none when the client sent one), so the access log's
     /// `%REQ(X-REQUEST-ID)%` shows what the upstream saw, as in Envoy.
-    pub request_id: Option<String>,
+    pub request_id: Option<[u8; 36]>,
     /// An allowed upgrade or CONNECT: how it is carried.
     pub upgrade: Option<Upgrade>,
     /// What the route rewrote, when the listener logs: Envoy's access log sees the request
@@ -76,9 +76,11 @@ pub struct Rewritten {
     pub original_path: Option<String>,
 }
 
+/// Not boxed: a forward is the common case, and moving it costs less than allocating.
+#[allow(clippy::large_enum_variant)]
 pub enum Decision {
     Local(LocalDecision),
-    Forward(Box<Forward>),
+    Forward(Forward),
 }
 
 fn local(status: u16, body: &'static str, flag: u16) -> Decision {
@@ -110,22 +112,21 @@ pub fn trusted_client(
         (true, n) => n - 1,
         (false, n) => n,
     };
-    let mut addrs: Vec<&str> = Vec::new();
-    for h in headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
-    {
-        let Ok(v) = std::str::from_utf8(h.value) else {
-            return peer;
-        };
-        addrs.extend(v.split(',').map(str::trim));
-    }
-    let Some(i) = addrs.len().checked_sub(1 + skip as usize) else {
-        return peer;
+    let xff = || {
+        headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
     };
-    addrs
-        .get(i)
-        .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+    if xff().any(|h| std::str::from_utf8(h.value).is_err()) {
+        return peer;
+    }
+    // The entry `skip` places from the right of all values joined, found walking backwards
+    // (no list of entries is built: this runs for every request).
+    xff()
+        .rev()
+        .flat_map(|h| std::str::from_utf8(h.value).unwrap_or_default().rsplit(','))
+        .nth(skip as usize)
+        .and_then(|a| a.trim().parse::<std::net::IpAddr>().ok())
         .map_or(peer, |ip| SocketAddr::new(ip, 0))
 }
 
@@ -561,6 +562,7 @@ pub(super) fn decide(
         expected,
         upgrade == Some(Upgrade::Upgrade),
         path_rewrite.then_some(req.path),
+        ctx.spares.head(),
     );
     let rewritten = (ctx.access_logs.slots(listener).is_some()
         && (path_rewrite || fwd.host_rewrite.is_some()))
@@ -584,7 +586,7 @@ pub(super) fn decide(
                     c.cfg.per_connection_buffer_limit_bytes as usize,
                 )
             });
-    Decision::Forward(Box::new(Forward {
+    Decision::Forward(Forward {
         cluster,
         addr,
         connect_timeout,
@@ -602,7 +604,7 @@ pub(super) fn decide(
         upgrade,
         rewritten,
         timeout_status: if over.alt_response { 204 } else { 504 },
-    }))
+    })
 }
 
 fn host_or_addr<'a>(host: Option<&'a str>, addr: SocketAddr) -> Cow<'a, str> {
@@ -614,8 +616,8 @@ fn host_or_addr<'a>(host: Option<&'a str>, addr: SocketAddr) -> Cow<'a, str> {
 
 /// Writes the upstream request head; returns it with the byte range of the Host value.
 #[allow(clippy::too_many_arguments)]
-fn serialise(
-    req: &RequestHead<'_>,
+fn serialise<'r>(
+    req: &RequestHead<'r>,
     path: &str,
     host: &str,
     peer: SocketAddr,
@@ -626,11 +628,12 @@ fn serialise(
     vars: &Vars<'_>,
     expected_timeout: Option<Duration>,
     upgrade: bool,
-    original_path: Option<&str>,
-) -> (Vec<u8>, (usize, usize), Option<String>) {
+    original_path: Option<&'r str>,
+    mut h: Vec<u8>,
+) -> (Vec<u8>, (usize, usize), Option<[u8; 36]>) {
     let edge = hcm.use_remote_address;
     let generate_request_id = hcm.generate_request_id;
-    let mut h = Vec::with_capacity(512);
+    h.clear();
     h.extend_from_slice(req.method.as_bytes());
     h.push(b' ');
     h.extend_from_slice(path.as_bytes());
@@ -639,12 +642,17 @@ fn serialise(
     h.extend_from_slice(host.as_bytes());
     h.extend_from_slice(b"\r\n");
     // Only a route with request edits pays for an intermediate header list.
-    let mut list: Option<HeaderList<'_>> = (!m.edits.request.is_empty()).then(Vec::new);
-    let mut out = |h: &mut Vec<u8>, n: Cow<'_, str>, v: Cow<'_, [u8]>| match &mut list {
-        Some(l) => l.push((Cow::Owned(n.into_owned()), Cow::Owned(v.into_owned()))),
+    let direct = m.edits.request.is_empty();
+    // The list borrows the request's names and values; only values made here are owned.
+    let mut list: Option<HeaderList<'r>> =
+        (!direct).then(|| Vec::with_capacity(req.headers.len() + 8));
+    let mut out = |h: &mut Vec<u8>, n: Cow<'r, str>, v: Cow<'r, [u8]>| match &mut list {
+        Some(l) => l.push((n, v)),
         None => put_header(h, &n, &v),
     };
-    let mut xff: Option<Vec<u8>> = None;
+    let mut xff = false;
+    // Asked once, not per header: most requests name no header in Connection.
+    let connection = super::codec::connection_names_others(req.headers);
     let mut have_request_id = false;
     let mut have_proto = false;
     for hd in req.headers {
@@ -656,7 +664,7 @@ fn serialise(
         if is_hop_by_hop(n)
             || n.eq_ignore_ascii_case("host")
             || n.eq_ignore_ascii_case("expect")
-            || named_in_connection(req.headers, n)
+            || (connection && named_in_connection(req.headers, n))
         {
             continue;
         }
@@ -670,11 +678,8 @@ fn serialise(
             continue;
         }
         if n.eq_ignore_ascii_case("x-forwarded-for") {
-            let v = xff.get_or_insert_with(Vec::new);
-            if !v.is_empty() {
-                v.extend_from_slice(b", ");
-            }
-            v.extend_from_slice(hd.value);
+            // Joined into one header below.
+            xff = true;
             continue;
         }
         if n.eq_ignore_ascii_case("x-request-id") {
@@ -696,20 +701,46 @@ fn serialise(
     }
     // Envoy appends the client's address only at the edge (use_remote_address); otherwise
     // x-forwarded-for passes through as the client sent it.
-    if edge {
-        let mut v = xff.unwrap_or_default();
-        if !v.is_empty() {
-            v.extend_from_slice(b", ");
+    if edge || xff {
+        // Written in place when no edit list is built (the common case): no temporary.
+        let mut tmp = Vec::with_capacity(if direct { 0 } else { 64 });
+        let v = if direct {
+            h.extend_from_slice(b"x-forwarded-for: ");
+            &mut h
+        } else {
+            &mut tmp
+        };
+        let start = v.len();
+        for x in req
+            .headers
+            .iter()
+            .filter(|x| x.name.eq_ignore_ascii_case("x-forwarded-for"))
+        {
+            if v.len() > start {
+                v.extend_from_slice(b", ");
+            }
+            v.extend_from_slice(x.value);
         }
-        crate::util::push_ip(&mut v, peer.ip());
-        out(&mut h, "x-forwarded-for".into(), v.into());
-        if from.edge {
+        if edge {
+            if v.len() > start {
+                v.extend_from_slice(b", ");
+            }
+            crate::util::push_ip(v, peer.ip());
+        }
+        if direct {
+            h.extend_from_slice(b"\r\n");
+        } else {
+            out(&mut h, "x-forwarded-for".into(), tmp.into());
+        }
+        if edge && from.edge && direct {
+            h.extend_from_slice(b"x-envoy-external-address: ");
+            crate::util::push_ip(&mut h, from.client.ip());
+            h.extend_from_slice(b"\r\n");
+        } else if edge && from.edge {
             let mut a = Vec::with_capacity(40);
             crate::util::push_ip(&mut a, from.client.ip());
             out(&mut h, "x-envoy-external-address".into(), a.into());
         }
-    } else if let Some(v) = xff {
-        out(&mut h, "x-forwarded-for".into(), v.into());
     }
     if upgrade {
         out(&mut h, "connection".into(), b"upgrade"[..].into());
@@ -728,14 +759,26 @@ fn serialise(
     // Envoy's router tells the upstream how long it will wait: the per-try timeout if the
     // route has one, else the route timeout.
     if let Some(t) = expected_timeout {
-        let mut v = Vec::with_capacity(12);
-        crate::util::push_dec(&mut v, t.as_millis() as u64);
-        out(&mut h, "x-envoy-expected-rq-timeout-ms".into(), v.into());
+        let (digits, i) = crate::util::digits(t.as_millis() as u64, 10);
+        let v = digits.get(i..).unwrap_or_default();
+        if direct {
+            put_header(&mut h, "x-envoy-expected-rq-timeout-ms", v);
+        } else {
+            out(
+                &mut h,
+                "x-envoy-expected-rq-timeout-ms".into(),
+                v.to_vec().into(),
+            );
+        }
     }
     let mut request_id = None;
     if !have_request_id && generate_request_id {
-        let id = ids.uuid4();
-        out(&mut h, "x-request-id".into(), id.as_bytes().into());
+        let id = ids.uuid4_bytes();
+        if direct {
+            put_header(&mut h, "x-request-id", &id);
+        } else {
+            out(&mut h, "x-request-id".into(), id.to_vec().into());
+        }
         request_id = Some(id);
     }
     if let Some(mut l) = list {

@@ -95,20 +95,24 @@ pub fn bind(list: &[Op], v: &Vars<'_>) -> Vec<Op> {
 }
 
 /// Applies `list` to `headers`; `render` turns a value template into text.
-pub fn apply<'a>(headers: &mut HeaderList<'a>, list: &[Op], render: &dyn Fn(&Template) -> String) {
+pub fn apply<'a>(
+    headers: &mut HeaderList<'a>,
+    list: &'a [Op],
+    render: &dyn Fn(&Template) -> String,
+) {
     for op in list {
         match op {
             Op::Remove(n) => headers.retain(|(h, _)| !h.eq_ignore_ascii_case(n)),
             Op::Add(a) => {
-                let value = match a.value.literal() {
-                    Some(s) => s.to_string(),
-                    None => render(&a.value),
+                let value: Cow<'a, [u8]> = match a.value.literal() {
+                    Some(s) => s.as_bytes().into(),
+                    None => render(&a.value).into_bytes().into(),
                 };
                 if value.is_empty() && !a.keep_empty {
                     continue;
                 }
                 let exists = headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(&a.name));
-                let entry = (Cow::Owned(a.name.clone()), Cow::Owned(value.into_bytes()));
+                let entry = (Cow::Borrowed(a.name.as_str()), value);
                 match a.action {
                     AppendAction::AppendIfExistsOrAdd => headers.push(entry),
                     AppendAction::AddIfAbsent if !exists => headers.push(entry),

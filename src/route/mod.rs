@@ -109,13 +109,19 @@ impl Router {
 
     fn vhost_index(&self, host: Option<&str>) -> Option<usize> {
         let i = host.and_then(|h| {
-            let h = h.to_ascii_lowercase();
-            if let Some(&i) = self.exact.get(&h) {
+            // Clients send lower case; only a Host with capitals pays for a copy.
+            let h: std::borrow::Cow<'_, str> = if h.bytes().any(|b| b.is_ascii_uppercase()) {
+                h.to_ascii_lowercase().into()
+            } else {
+                h.into()
+            };
+            let h = h.as_ref();
+            if let Some(&i) = self.exact.get(h) {
                 return Some(i);
             }
-            match strip_port(&h) {
-                Some(bare) => self.match_host(bare).or_else(|| self.match_host(&h)),
-                None => self.match_host(&h),
+            match strip_port(h) {
+                Some(bare) => self.match_host(bare).or_else(|| self.match_host(h)),
+                None => self.match_host(h),
             }
         });
         i.or(self.wildcard)

@@ -149,6 +149,38 @@ pub fn run(opts: Options, b: Bootstrap) -> Result<(), String> {
     }
 }
 
+/// The listeners' data-path runtime (routers, TLS contexts) from their config.
+pub fn listener_rts(ls: Vec<crate::config::Listener>) -> Result<Vec<ListenerRt>, String> {
+    let mut rts = Vec::new();
+    for l in ls {
+        let tls = crate::tls::ListenerTls::new(&l.filter_chains, l.inspect_timeout)
+            .map_err(|e| format!("listener \"{}\": transport_socket: {e}", l.name))?;
+        let limits = crate::http::session::limits(&l.hcm, l.per_connection_buffer_limit_bytes);
+        rts.push(ListenerRt {
+            limits: Rc::new(limits),
+            name: l.name,
+            address: l.address,
+            router: Router::new(l.hcm.route_config.clone()),
+            hcm: l.hcm,
+            connection_limit: l.connection_limit,
+            tls,
+            per_connection_buffer_limit_bytes: l.per_connection_buffer_limit_bytes,
+        });
+    }
+    Ok(rts)
+}
+
+/// The clusters' runtime (hosts, load balancers, TLS contexts) from their config.
+pub fn cluster_rts(cs: Vec<crate::config::Cluster>) -> Result<Vec<ClusterRt>, String> {
+    let mut clusters = Vec::new();
+    for c in cs {
+        let mut rt = ClusterRt::new(c);
+        rt.set_up_tls()?;
+        clusters.push(rt);
+    }
+    Ok(clusters)
+}
+
 impl Proxy {
     pub fn new(mut opts: Options, b: Bootstrap) -> Result<Proxy, String> {
         // Envoy: --service-cluster/--service-node override the bootstrap's node.
@@ -166,28 +198,8 @@ impl Proxy {
             .try_clone()
             .map_err(|e| format!("epoll: {e}"))?;
         let admin = Admin::new(&b, &opts)?;
-        let mut rts = Vec::new();
-        for l in b.listeners {
-            let tls = crate::tls::ListenerTls::new(&l.filter_chains, l.inspect_timeout)
-                .map_err(|e| format!("listener \"{}\": transport_socket: {e}", l.name))?;
-            let limits = crate::http::session::limits(&l.hcm, l.per_connection_buffer_limit_bytes);
-            rts.push(ListenerRt {
-                limits: Rc::new(limits),
-                name: l.name,
-                address: l.address,
-                router: Router::new(l.hcm.route_config.clone()),
-                hcm: l.hcm,
-                connection_limit: l.connection_limit,
-                tls,
-                per_connection_buffer_limit_bytes: l.per_connection_buffer_limit_bytes,
-            });
-        }
-        let mut clusters = Vec::new();
-        for c in b.clusters {
-            let mut rt = ClusterRt::new(c);
-            rt.set_up_tls()?;
-            clusters.push(rt);
-        }
+        let rts = listener_rts(b.listeners)?;
+        let clusters = cluster_rts(b.clusters)?;
         let waker = Arc::new(
             Waker::new(poll.registry(), Tok::Waker.token()).map_err(|e| format!("waker: {e}"))?,
         );

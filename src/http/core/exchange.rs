@@ -258,7 +258,7 @@ impl Exchange {
                 reply_local(env, cx.cout, &d, !keep);
                 if keep && has_body {
                     let ex = Exchange::new(&s, None, None, rq, now);
-                    return Step::Started(Box::new(ex), None);
+                    return Step::Started(env.spares().boxed(ex), None);
                 }
                 env.end(rq, now);
                 Step::End(if keep { Then::Next } else { Then::Close })
@@ -282,7 +282,7 @@ impl Exchange {
                     cx.cout.extend(env.pool(), b"HTTP/1.1 100 Continue\r\n\r\n");
                 }
                 let a = ex.launch();
-                Step::Started(Box::new(ex), Some(a))
+                Step::Started(env.spares().boxed(ex), Some(a))
             }
         }
     }
@@ -481,13 +481,15 @@ impl Exchange {
         .min()
     }
 
-    /// Ends the exchange's record and what it holds on the cluster.
-    pub(super) fn finish(mut self, env: &mut dyn Env, now: Instant) {
+    /// Ends the exchange's record and what it holds on the cluster. The exchange is spent
+    /// afterwards (its box is kept for the next one; see `Spares`).
+    pub(super) fn finish(&mut self, env: &mut dyn Env, now: Instant) {
         self.release_retry(env);
-        if let Some((c, addr)) = self.target {
+        if let Some((c, addr)) = self.target.take() {
             env.track(c, addr, -1);
         }
-        env.end(self.rq, now);
+        let spent = Rq::new(self.rq.start, self.rq.listener, self.rq.peer, self.rq.minor);
+        env.end(std::mem::replace(&mut self.rq, spent), now);
     }
 
     pub(super) fn flag(&mut self, f: u16) {
@@ -743,12 +745,15 @@ impl Exchange {
             self.rq.detail("via_upstream");
             self.rq.resp_first = Some(now);
             let service = now.saturating_duration_since(self.attached_at);
-            let (head, resp) = super::respond::client_head(&r, self, closing, env, service);
+            let buf = env.spares().head();
+            let (head, resp) = super::respond::client_head(&r, self, closing, env, service, buf);
             let n = r.head_len;
             up.rx.consume(n);
             cout.extend(env.pool(), &head);
             self.resp = Some(resp);
-            self.head = Vec::new();
+            env.spares().put_head(head);
+            let sent = std::mem::take(&mut self.head);
+            env.spares().put_head(sent);
             return Ok(true);
         }
     }

@@ -69,11 +69,65 @@ pub struct Limits {
     pub accept_http_10: bool,
 }
 
+/// Allocations a request needs, kept for the next one so the keep-alive path allocates
+/// nothing per request: exchange records (boxed, they are large) and head buffers (the
+/// serialised upstream request head, the response head being written). Shared by all
+/// connections (one connection's spare would be dropped whenever it goes idle), bounded
+/// like `BufPool`.
+#[derive(Debug, Default)]
+pub struct Spares {
+    /// The boxes are what is kept: `State::Exchange` holds one.
+    #[allow(clippy::vec_box)]
+    exchanges: Vec<Box<Exchange>>,
+    heads: Vec<Vec<u8>>,
+}
+
+/// Most spare exchanges and head buffers kept.
+const SPARES_MAX: usize = 256;
+/// A head buffer grown past this goes back to the allocator, not to the spares.
+const SPARE_HEAD_MAX: usize = 16 * 1024;
+
+impl Spares {
+    /// An empty buffer for a head.
+    pub fn head(&mut self) -> Vec<u8> {
+        self.heads.pop().unwrap_or_else(|| Vec::with_capacity(512))
+    }
+
+    /// Gives a head buffer back.
+    pub fn put_head(&mut self, mut h: Vec<u8>) {
+        if h.capacity() > 0 && h.capacity() <= SPARE_HEAD_MAX && self.heads.len() < SPARES_MAX {
+            h.clear();
+            self.heads.push(h);
+        }
+    }
+
+    /// `ex` in a box, reusing a spare one.
+    fn boxed(&mut self, ex: Exchange) -> Box<Exchange> {
+        match self.exchanges.pop() {
+            Some(mut b) => {
+                *b = ex;
+                b
+            }
+            None => Box::new(ex),
+        }
+    }
+
+    /// A finished exchange's box (and its head buffer) back for the next one.
+    fn put_exchange(&mut self, mut ex: Box<Exchange>) {
+        self.put_head(std::mem::take(&mut ex.head));
+        if self.exchanges.len() < SPARES_MAX {
+            self.exchanges.push(ex);
+        }
+    }
+}
+
 /// What the core needs from the proxy around it. Every method is synchronous and does no I/O;
 /// the proxy's implementation reads its configuration and updates its stats.
 pub trait Env {
     /// The shared buffer pool.
     fn pool(&mut self) -> &mut BufPool;
+    /// The shared spare exchange records and head buffers.
+    fn spares(&mut self) -> &mut Spares;
     /// The Server header value and what to do with an upstream's own.
     fn server(&self) -> (&str, crate::config::ServerHeader);
     /// Draining with no successor: responses say `Connection: close`, idle connections close.
@@ -827,7 +881,10 @@ impl Conn {
             _ => false,
         };
         match prev {
-            State::Exchange(ex) => ex.finish(env, now),
+            State::Exchange(mut ex) => {
+                ex.finish(env, now);
+                env.spares().put_exchange(ex);
+            }
             State::Tunnel(t) => t.finish(env, now),
             _ => {}
         }

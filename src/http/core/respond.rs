@@ -14,6 +14,7 @@ pub(super) fn client_head(
     draining: bool,
     env: &dyn Env,
     service_time: std::time::Duration,
+    mut h: Vec<u8>,
 ) -> (Vec<u8>, Response) {
     let (server_name, server_mode) = env.server();
     // A 101 (or a 2xx to CONNECT) that opens a tunnel: no body and no framing follow, the
@@ -39,7 +40,6 @@ pub(super) fn client_head(
     // A response that starts before the request was read in full ends the connection.
     let keep = ex.client_keep_alive && !draining && out != OutMode::Close && ex.req.is_done();
     ex.keep = keep;
-    let mut h = Vec::with_capacity(256 + r.headers.len() * 32);
     h.extend_from_slice(b"HTTP/1.1 ");
     crate::util::push_dec(&mut h, u64::from(r.status));
     h.push(b' ');
@@ -47,7 +47,10 @@ pub(super) fn client_head(
     h.extend_from_slice(b"\r\n");
     let mut has_server = false;
     // Only a route with response edits pays for an intermediate header list.
-    let mut list: Option<HeaderList<'_>> = (!ex.resp_edits.is_empty()).then(Vec::new);
+    let mut list: Option<HeaderList<'_>> =
+        (!ex.resp_edits.is_empty()).then(|| Vec::with_capacity(r.headers.len() + 4));
+    // Asked once, not per header.
+    let connection = crate::http::codec::connection_names_others(r.headers);
     for hd in r.headers {
         let n = hd.name;
         if tunnel && r.status == 101 && n.eq_ignore_ascii_case("upgrade") {
@@ -64,7 +67,7 @@ pub(super) fn client_head(
             continue;
         }
         if is_hop_by_hop(n)
-            || named_in_connection(r.headers, n)
+            || (connection && named_in_connection(r.headers, n))
             || n.eq_ignore_ascii_case("x-envoy-upstream-service-time")
         {
             continue;

@@ -25,6 +25,7 @@ pub const UPSTREAM: SocketAddr =
 #[derive(Debug, Default)]
 pub struct TestEnv {
     pub pool: BufPool,
+    pub spares: super::Spares,
     pub closing: bool,
     pub handoff: bool,
     /// Requests begun and ended (every begun request must end exactly once).
@@ -102,6 +103,10 @@ impl Env for TestEnv {
         &mut self.pool
     }
 
+    fn spares(&mut self) -> &mut super::Spares {
+        &mut self.spares
+    }
+
     fn server(&self) -> (&str, ServerHeader) {
         ("baton", ServerHeader::Overwrite)
     }
@@ -145,7 +150,7 @@ impl Env for TestEnv {
             Some(_) => Some(Upgrade::Upgrade),
         };
         let retry = req.path.starts_with("/retry");
-        Decision::Forward(Box::new(Forward {
+        Decision::Forward(Forward {
             cluster: 0,
             addr: UPSTREAM,
             connect_timeout: Duration::from_millis(250),
@@ -164,7 +169,7 @@ impl Env for TestEnv {
             upgrade,
             rewritten: None,
             timeout_status: 504,
-        }))
+        })
     }
 
     fn local_reply(&mut self, out: &mut Vec<u8>, r: &Reply<'_>) {

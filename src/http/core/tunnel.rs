@@ -98,7 +98,7 @@ impl Tunnel {
     }
 
     /// Ends the record (one access-log line with the bytes of both directions).
-    pub fn finish(self, env: &mut dyn Env, now: Instant) {
+    pub fn finish(mut self, env: &mut dyn Env, now: Instant) {
         env.tunnel(false);
         self.ex.finish(env, now);
     }
