@@ -348,3 +348,98 @@ fn a_stalled_reader_costs_no_cpu_and_then_gets_the_rest() {
         .expect("the rest");
     assert_eq!(h.finish(), pattern::pattern_checksum(size));
 }
+
+/// A client that half-closes after its request (`nc -N`) and reads slowly through a small
+/// receive buffer: the body's last bytes sit in the pipe when the exchange completes and the
+/// client's FIN is seen; they reach the client before the close.
+#[test]
+fn a_half_closed_slow_client_gets_the_whole_spliced_body() {
+    let s = start();
+    for n in [512 * 1024, 64 * 1024 + 7] {
+        let c = TcpStream::connect(local(s.b.port)).expect("connect");
+        nix::sys::socket::setsockopt(&c, nix::sys::socket::sockopt::RcvBuf, &4096).expect("rcvbuf");
+        c.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        (&c).write_all(&get(&format!("/bytes/{n}"))).expect("send");
+        c.shutdown(std::net::Shutdown::Write).expect("half-close");
+        thread::sleep(Duration::from_millis(200));
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match (&c).read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => all.extend_from_slice(&buf[..k]),
+                Err(e) => panic!("read after {} bytes: {e}", all.len()),
+            }
+            thread::sleep(Duration::from_micros(300));
+        }
+        let head_end = all
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head")
+            + 4;
+        let body = &all[head_end..];
+        assert_eq!(body.len() as u64, n, "body truncated");
+        let mut h = pattern::Fnv::default();
+        h.update(body);
+        assert_eq!(h.finish(), pattern::pattern_checksum(n), "body corrupted");
+    }
+    assert!(
+        admin_util::stat(s.admin, SPLICED) > 0,
+        "nothing was spliced"
+    );
+}
+
+/// An upstream that writes more than its Content-Length (a wrong length, or bytes of some
+/// other response) in the same write as the body's tail, then keeps the connection open.
+fn overlong_upstream(len: usize) -> (u16, thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let h = thread::spawn(move || {
+        for conn in l.incoming().take(2) {
+            let Ok(mut conn) = conn else { return };
+            let mut req = [0u8; 4096];
+            let _ = conn.read(&mut req);
+            let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").into_bytes();
+            out.extend(std::iter::repeat_n(b'a', len));
+            out.extend_from_slice(b"HTTP/1.1 203 LEFTOVER\r\nContent-Length: 0\r\n\r\n");
+            if conn.write_all(&out).is_err() {
+                return;
+            }
+            // Keep it open until the proxy closes it (or the test ends).
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            while matches!(conn.read(&mut req), Ok(n) if n > 0) {}
+        }
+    });
+    (port, h)
+}
+
+/// Bytes past a spliced body's length must never be taken as the next request's response: the
+/// connection is not pooled.
+#[test]
+fn bytes_past_a_spliced_body_never_answer_the_next_request() {
+    let len = 4 * 1024 * 1024;
+    let (up, _h) = overlong_upstream(len);
+    let admin = free_port();
+    let b = Baton::start(&yaml(free_port(), up, admin, None));
+    let mut c = RawConn::connect(b.port);
+    c.send(&get("/first"));
+    // Not reading yet: the proxy stops reading the upstream once the pipe and our socket are
+    // full, so the bytes past the body are in its upstream socket before the body's end is.
+    thread::sleep(Duration::from_millis(300));
+    let head = c.reader.read_response_head().expect("head").expect("head");
+    assert_eq!(head.status, 200);
+    let framing = baton_bench::wire::response_framing(&head, false).expect("framing");
+    let mut got = 0u64;
+    c.reader
+        .read_body(framing, &mut |b| got += b.len() as u64)
+        .expect("body");
+    assert_eq!(got, len as u64);
+    assert!(admin_util::stat(admin, SPLICED) > 0, "nothing was spliced");
+    thread::sleep(Duration::from_millis(100));
+    c.send(&get("/second"));
+    let head = c.reader.read_response_head().expect("head").expect("head");
+    assert_eq!(
+        head.status, 200,
+        "the leftover bytes of the first upstream response answered the second request"
+    );
+}

@@ -488,7 +488,9 @@ impl Session {
             return Ok(false);
         }
         let before = pipe.fill();
-        if !pipe.drain_to(&self.client)? {
+        let drained = pipe.drain_to(&self.client);
+        self.core.set_unsent_spliced(pipe.fill());
+        if !drained? {
             self.ready.writable = false;
         }
         Ok(pipe.fill() != before)
@@ -513,7 +515,10 @@ impl Session {
                 None => match ctx.pipes.take() {
                     Some(p) => self.pipe.insert(p),
                     None => {
+                        // Copy instead: run the round again, as the body bytes waiting on
+                        // the upstream raise no new edge.
                         self.can_splice = false;
+                        progress = true;
                         break;
                     }
                 },
@@ -521,6 +526,7 @@ impl Session {
             match pipe.fill_from(&up.stream, budget) {
                 In::Moved(n) => {
                     self.core.spliced(n, now);
+                    self.core.set_unsent_spliced(pipe.fill());
                     crate::observe::spliced(ctx, self.listener, n);
                     progress = true;
                 }
@@ -546,6 +552,7 @@ impl Session {
                 In::Refused => {
                     log::debug!("session {}: splice refused, copying", self.id);
                     self.can_splice = false;
+                    progress = true;
                     break;
                 }
                 In::Failed(e) => {

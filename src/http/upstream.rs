@@ -323,7 +323,10 @@ pub fn take_idle(
 /// Returns a connection whose exchange completed cleanly to the pool.
 pub fn put_idle(ctx: &mut Ctx, c: Box<UpConn>) {
     let count = ctx.upstreams.idle_by_addr.get(&c.addr).map_or(0, Vec::len);
-    if ctx.draining() || count >= MAX_IDLE_PER_ADDR {
+    // Readiness not used up (a spliced body ends exactly at its length): bytes or a FIN may
+    // already be there, and an idle connection's next event would never come for them.
+    let stale = (c.readable || c.hup) && !c.stream.quiet();
+    if ctx.draining() || count >= MAX_IDLE_PER_ADDR || stale {
         c.close(ctx);
         return;
     }

@@ -412,6 +412,16 @@ impl Proxy {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // One connection failed (reset before we took it, refused by a firewall hook):
+                // the ones queued behind it are still there, and raise no new edge.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(nix::libc::ECONNABORTED | nix::libc::EPROTO | nix::libc::EPERM)
+                    ) =>
+                {
+                    log::debug!("accept on {}: {e}", self.ctx.listeners[i].name);
+                }
                 Err(e) if crate::fds::exhausted(&e) => {
                     // The backlog fills and raises no new edge: try again on a timer, as nginx
                     // does, instead of waiting for one that never comes.

@@ -39,3 +39,14 @@ pub fn client_tls(u: &crate::config::UpstreamTls) -> Result<ClientTls, String> {
         Err("TLS is not compiled into this build".into())
     }
 }
+
+/// Whether nothing waits on a socket: a one-byte `MSG_PEEK` finds neither bytes nor EOF.
+fn socket_quiet(sock: &mio::net::TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut b = [0u8; 1];
+    let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+    matches!(
+        nix::sys::socket::recv(sock.as_raw_fd(), &mut b, flags),
+        Err(nix::errno::Errno::EAGAIN)
+    )
+}

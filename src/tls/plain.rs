@@ -44,6 +44,11 @@ impl Stream {
         Stream { sock }
     }
 
+    /// See the TLS build's `Stream::quiet`: nothing waits on the socket (no bytes, no FIN).
+    pub fn quiet(&self) -> bool {
+        super::socket_quiet(&self.sock)
+    }
+
     pub fn is_tls(&self) -> bool {
         false
     }

@@ -406,6 +406,14 @@ impl Stream {
         self.sock
     }
 
+    /// A plain connection about to be pooled whose readiness was not used up (a body spliced
+    /// to its exact length leaves the edge unread): whether nothing waits on it. Bytes past
+    /// the response, or a FIN, mean it must not be reused; its edge is gone, so no idle event
+    /// would report them. TLS: bytes were read into the session already; nothing to peek.
+    pub fn quiet(&self) -> bool {
+        self.tls.is_some() || super::socket_quiet(&self.sock)
+    }
+
     /// An idle pooled connection saw an event: whether it is still usable. Plain: never (the
     /// upstream closed it or sent junk); TLS: when it was only a post-handshake message (a
     /// TLS 1.3 session ticket) and no plaintext or EOF.

@@ -295,6 +295,8 @@ pub struct Conn {
     /// connection to get.
     release: Option<bool>,
     connect: Option<Action>,
+    /// Spliced response bytes still in the driver's pipe (`set_unsent_spliced`).
+    unsent_spliced: usize,
 }
 
 impl Conn {
@@ -312,6 +314,7 @@ impl Conn {
             scanned: 0,
             release: None,
             connect: None,
+            unsent_spliced: 0,
         }
     }
 
@@ -324,7 +327,7 @@ impl Conn {
         }
         match &self.state {
             State::Head => {
-                if self.cout.len() >= OUT_HIGH {
+                if self.out_pending() >= OUT_HIGH {
                     0
                 } else {
                     (self.lim.max_head + 1).saturating_sub(self.cin.len())
@@ -398,6 +401,18 @@ impl Conn {
     /// The driver moved `n` body bytes from the upstream to the client past our buffers
     /// (after `splice_budget` allowed them): they count as sent and as stream activity, and
     /// the exchange completes on `process` when the body is done.
+    /// How many spliced bytes the driver's pipe still holds for the client: output not yet
+    /// written, like bytes in the out buffer, for deciding when the connection may close,
+    /// hand over or read the next request.
+    pub fn set_unsent_spliced(&mut self, n: usize) {
+        self.unsent_spliced = n;
+    }
+
+    /// Response bytes not yet written to the client: the out buffer and the driver's pipe.
+    fn out_pending(&self) -> usize {
+        self.cout.len() + self.unsent_spliced
+    }
+
     pub fn spliced(&mut self, n: usize, now: Instant) {
         if n == 0 {
             return;
@@ -568,7 +583,7 @@ impl Conn {
     /// `shut_down`.
     pub fn wants_shutdown(&self) -> bool {
         match &self.state {
-            State::Closing { .. } => self.cout.is_empty(),
+            State::Closing { .. } => self.out_pending() == 0,
             State::Tunnel(t) => t.wants_down_shutdown(self.up.as_ref(), &self.cout),
             _ => false,
         }
@@ -616,7 +631,7 @@ impl Conn {
     /// shutdown and lingering (no client bytes are left to cause a reset).
     pub fn closes_without_linger(&self) -> bool {
         matches!(self.state, State::Closing { quiet: true, .. })
-            && self.cout.is_empty()
+            && self.out_pending() == 0
             && self.cin.is_empty()
     }
 
@@ -760,7 +775,7 @@ impl Conn {
 
     fn head(&mut self, env: &mut dyn Env, now: Instant) -> bool {
         if env.handoff() && !self.client_eof && self.cin.len() <= HANDOFF_MAX {
-            if !self.cout.is_empty() {
+            if self.out_pending() > 0 {
                 // Let the last answer go out first; the next request is the successor's.
                 return false;
             }
@@ -768,13 +783,13 @@ impl Conn {
             return true;
         }
         if self.cin.is_empty() {
-            if self.client_eof || (env.close_idle() && self.cout.is_empty()) {
+            if self.client_eof || (env.close_idle() && self.out_pending() == 0) {
                 self.finish_connection(now);
                 return true;
             }
             return false;
         }
-        if self.cout.len() >= OUT_HIGH {
+        if self.out_pending() >= OUT_HIGH {
             return false; // the client is not reading our answers: stop parsing more requests
         }
         if self.head_started.is_none() {
@@ -919,7 +934,7 @@ impl Conn {
 
     /// No more requests on this connection: flush what is queued first.
     fn finish_connection(&mut self, now: Instant) {
-        if self.cout.is_empty() {
+        if self.out_pending() == 0 {
             self.state = State::Closed(Close::Graceful);
         } else {
             self.close_after(now);

@@ -1038,6 +1038,36 @@ fn the_splice_budget_is_the_rest_of_a_long_length_body_with_empty_buffers() {
     }
 }
 
+/// Spliced bytes still in the driver's pipe are output not yet written: a client that
+/// half-closed after its request is not closed (nor a draining connection handed over) until
+/// they are out; then the usual shutdown follows.
+#[test]
+fn bytes_left_in_the_pipe_hold_the_close_until_they_are_out() {
+    let mut sim = Sim::new(8192);
+    sim.client(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    sim.upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+    assert_eq!(sim.conn.splice_budget(), 100_000);
+    // The whole body went into the pipe; the client has not taken 60,000 of it yet.
+    sim.conn.spliced(100_000, sim.now);
+    sim.conn.set_unsent_spliced(60_000);
+    sim.client_close();
+    assert_eq!(sim.env.ended, 1);
+    assert_eq!(
+        sim.closed, None,
+        "closed with 60,000 bytes still in the pipe"
+    );
+    assert!(
+        !sim.conn.wants_shutdown(),
+        "shut down before the pipe was empty"
+    );
+    sim.conn.set_unsent_spliced(0);
+    sim.run();
+    assert!(
+        sim.shut_down || sim.closed.is_some(),
+        "no close once the pipe is empty"
+    );
+}
+
 /// Spliced bytes are stream activity (the stream idle timeout counts from them) and count
 /// towards the bytes sent as they move.
 #[test]
