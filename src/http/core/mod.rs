@@ -398,9 +398,6 @@ impl Conn {
         }
     }
 
-    /// The driver moved `n` body bytes from the upstream to the client past our buffers
-    /// (after `splice_budget` allowed them): they count as sent and as stream activity, and
-    /// the exchange completes on `process` when the body is done.
     /// How many spliced bytes the driver's pipe still holds for the client: output not yet
     /// written, like bytes in the out buffer, for deciding when the connection may close,
     /// hand over or read the next request.
@@ -413,6 +410,9 @@ impl Conn {
         self.cout.len() + self.unsent_spliced
     }
 
+    /// The driver moved `n` body bytes from the upstream to the client past our buffers
+    /// (after `splice_budget` allowed them): they count as sent and as stream activity, and
+    /// the exchange completes on `process` when the body is done.
     pub fn spliced(&mut self, n: usize, now: Instant) {
         if n == 0 {
             return;
