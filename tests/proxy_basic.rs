@@ -4,6 +4,8 @@
 mod common;
 
 use common::*;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
 
 fn fnv(data: &[u8]) -> u64 {
     let mut h = pattern::Fnv::default();
@@ -300,4 +302,87 @@ fn chunked_bodies_both_ways() {
     c.send(&get("/eof/50000"));
     let r = c.expect_response(false);
     assert_eq!(r.body.len(), 50_000);
+}
+
+/// An upstream that answers every request with its head and its body in two writes, counting
+/// the connections it accepts. The body's segment often lands after the proxy's poll already
+/// reported the head, so the proxy reads both at once and is then told of data it has consumed:
+/// a spurious edge on a connection that is back in the pool.
+fn two_write_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let _ = s.set_nodelay(true);
+                let body = vec![b'x'; 1000];
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let mut spin = 0u32;
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    buf.drain(..end + 4);
+                    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+                    if s.write_all(head).is_err() {
+                        return;
+                    }
+                    // A varying gap, so the body's arrival falls anywhere in the proxy's loop.
+                    spin = (spin + 7) % 64;
+                    let until = Instant::now() + Duration::from_micros(u64::from(spin));
+                    while Instant::now() < until {
+                        std::hint::spin_loop();
+                    }
+                    if s.write_all(&body).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+#[test]
+fn pooled_connections_survive_a_spurious_readiness_event() {
+    let (up_port, accepted) = two_write_upstream();
+    let port = free_port();
+    let b = Baton::start(&simple_yaml(port, up_port));
+    const CLIENTS: usize = 16;
+    const REQUESTS: usize = 300;
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let port = b.port;
+            std::thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                for _ in 0..REQUESTS {
+                    c.send(&get("/"));
+                    let r = c.expect_response(false);
+                    assert_eq!((r.status(), r.body.len()), (200, 1000));
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("client thread");
+    }
+    let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    // At most one upstream connection per client in flight; any more means the pool dropped a
+    // healthy connection (each costs a handshake and leaves a TIME_WAIT behind).
+    assert!(
+        n <= CLIENTS,
+        "{n} upstream connections for {CLIENTS} keep-alive clients ({} requests)",
+        CLIENTS * REQUESTS
+    );
 }

@@ -343,8 +343,9 @@ pub fn put_idle(ctx: &mut Ctx, c: Box<UpConn>) {
     ctx.upstreams.note_freed(addr);
 }
 
-/// An idle connection became readable: the upstream closed it or sent junk. Either way it is
-/// no longer safe to reuse — unless it was a TLS message with no data (a session ticket).
+/// An idle connection saw an event. If the upstream closed it or sent junk it is no longer safe
+/// to reuse; a spurious edge (readiness already consumed) or a TLS message with no data (a
+/// session ticket) leaves it pooled.
 pub fn idle_event(ctx: &mut Ctx, idx: usize) {
     let usable = ctx
         .upstreams

@@ -109,8 +109,9 @@ impl Stream {
         self.sock
     }
 
+    /// See the TLS build's `Stream::usable_after_idle_event`: usable while nothing waits.
     pub fn usable_after_idle_event(&mut self) -> bool {
-        false
+        super::socket_quiet(&self.sock)
     }
 }
 

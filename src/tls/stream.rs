@@ -414,12 +414,14 @@ impl Stream {
         self.tls.is_some() || super::socket_quiet(&self.sock)
     }
 
-    /// An idle pooled connection saw an event: whether it is still usable. Plain: never (the
-    /// upstream closed it or sent junk); TLS: when it was only a post-handshake message (a
-    /// TLS 1.3 session ticket) and no plaintext or EOF.
+    /// An idle pooled connection saw an event: whether it is still usable. Edge-triggered
+    /// events also come for readiness already consumed (a write-space wakeup after the response
+    /// was read), so an event alone proves nothing. Plain: usable while nothing waits (no
+    /// bytes, no FIN); TLS: when it was only a post-handshake message (a TLS 1.3 session
+    /// ticket) and no plaintext or EOF.
     pub fn usable_after_idle_event(&mut self) -> bool {
         if self.tls.is_none() {
-            return false;
+            return super::socket_quiet(&self.sock);
         }
         let mut b = [0u8; 1];
         matches!(self.read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
