@@ -24,6 +24,11 @@ if [[ $SMOKE == 1 ]]; then DURATION=1 ROUNDS=1; fi
 CONNS=${BENCH_CONNS:-64}
 URL_PATH=${BENCH_CPU_PATH:-/1k}
 read -r -a TARGETS <<<"${BENCH_TARGETS:-baton nginx haproxy}"
+# BENCH_CPU_CLOSE=1: every request on a new connection (`Connection: close`), its own section.
+CLOSE=${BENCH_CPU_CLOSE:-0}
+WRK_EXTRA=()
+SECTION=cpu
+if [[ $CLOSE == 1 ]]; then WRK_EXTRA=(-H "Connection: close") SECTION=cpu-close; fi
 HZ=$(getconf CLK_TCK)
 
 # cpu_ticks PID: "utime stime" in clock ticks, summed over PID and its children (nginx's and
@@ -46,7 +51,7 @@ declare -A RPS=() USR=() SYS=() ERRS=()
 for round in $(seq "$ROUNDS"); do
     for t in "${TARGETS[@]}"; do
         read -r u0 s0 < <(cpu_ticks "${MAINPID[$t]}")
-        read -r rps _ _ errs < <(run_wrk "${PORT[$t]}" "$URL_PATH" "$CONNS" "$DURATION")
+        read -r rps _ _ errs < <(run_wrk "${PORT[$t]}" "$URL_PATH" "$CONNS" "$DURATION" "${WRK_EXTRA[@]}")
         read -r u1 s1 < <(cpu_ticks "${MAINPID[$t]}")
         # Requests = rate × duration (wrk's rate is requests over its own elapsed time).
         read -r us_user us_sys < <(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$HZ" \

@@ -49,3 +49,47 @@ fn bytes_after_a_close_request_do_not_reset_the_answer() {
     assert_eq!((r.status(), r.body.len()), (200, 1 << 20));
     assert_clean_end(&mut c);
 }
+
+/// Segments a socket received, and those of them that carried data (Linux `tcp_info`:
+/// `tcpi_segs_in` at byte 140, `tcpi_data_segs_in` at 152, both since Linux 4.6).
+fn segments_in(s: &std::net::TcpStream) -> (u32, u32) {
+    use std::os::fd::AsRawFd;
+    let mut info = [0u8; 232];
+    let mut len = info.len() as nix::libc::socklen_t;
+    // SAFETY: the buffer is `len` bytes long and the kernel writes at most `len` bytes.
+    let rc = unsafe {
+        nix::libc::getsockopt(
+            s.as_raw_fd(),
+            nix::libc::IPPROTO_TCP,
+            nix::libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_INFO: {}", std::io::Error::last_os_error());
+    assert!(
+        len >= 156,
+        "tcp_info too short ({len} bytes): kernel before 4.6"
+    );
+    let at = |i: usize| u32::from_ne_bytes([info[i], info[i + 1], info[i + 2], info[i + 3]]);
+    (at(140), at(152))
+}
+
+#[test]
+fn the_fin_rides_on_the_last_bytes_of_the_answer() {
+    let (b, _up) = proxy_with_upstream();
+    for path in ["/delay/200", "/bytes/1024"] {
+        let mut c = RawConn::connect(b.port);
+        c.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+        let r = c.expect_response(false);
+        assert_eq!(r.status(), 200);
+        assert_clean_end(&mut c);
+        // Segments without data: the SYN-ACK and at most one ACK of the request. A FIN of its
+        // own would be one more (a packet each way per closed connection).
+        let (all, data) = segments_in(&c.stream);
+        assert!(
+            all - data <= 2,
+            "{path}: {all} segments in, {data} with data: the FIN came alone"
+        );
+    }
+}

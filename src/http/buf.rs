@@ -162,8 +162,16 @@ impl Buf {
 
     /// Writes as much as the socket takes. Returns false when it would block with bytes left.
     pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<bool> {
+        self.write_with(|b| w.write(b))
+    }
+
+    /// `write_to` through a write call of the caller's choosing.
+    pub fn write_with(
+        &mut self,
+        mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+    ) -> io::Result<bool> {
         while !self.is_empty() {
-            match w.write(self.data()) {
+            match write(self.data()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.consume(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

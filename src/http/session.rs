@@ -333,10 +333,17 @@ impl Session {
         if !self.pipe_empty() {
             return Ok(progress);
         }
+        let last = self.core.output_is_last();
         let out = self.core.client_out();
         if !out.is_empty() {
             let before = out.len();
-            if !out.write_to(&mut self.client)? {
+            let client = &mut self.client;
+            let all = if last {
+                out.write_with(|b| client.write_before_fin(b))?
+            } else {
+                out.write_to(client)?
+            };
+            if !all {
                 self.ready.writable = false;
             }
             progress |= self.core.client_out().len() != before;

@@ -53,6 +53,11 @@ impl Stream {
         false
     }
 
+    /// See the TLS build's `Stream::write_before_fin`.
+    pub fn write_before_fin(&mut self, buf: &[u8]) -> io::Result<usize> {
+        super::send_before_fin(&self.sock, buf)
+    }
+
     pub fn short_read_drains(&self) -> bool {
         true
     }

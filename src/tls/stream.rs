@@ -414,6 +414,16 @@ impl Stream {
         self.tls.is_some() || super::socket_quiet(&self.sock)
     }
 
+    /// Writes the connection's last bytes: a FIN follows as soon as they are out (the caller
+    /// shuts down or closes next). Plain TCP holds a short tail for the FIN to join it; TLS
+    /// writes as usual (its close_notify comes after).
+    pub fn write_before_fin(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.tls.is_some() {
+            return self.write(buf);
+        }
+        super::send_before_fin(&self.sock, buf)
+    }
+
     /// An idle pooled connection saw an event: whether it is still usable. Edge-triggered
     /// events also come for readiness already consumed (a write-space wakeup after the response
     /// was read), so an event alone proves nothing. Plain: usable while nothing waits (no

@@ -626,6 +626,12 @@ impl Conn {
         }
     }
 
+    /// What the output holds now is the last the connection sends: once it is out the driver
+    /// shuts down or closes (`wants_shutdown`, `closes_without_linger`), so a FIN follows it.
+    pub fn output_is_last(&self) -> bool {
+        matches!(self.state, State::Closing { .. })
+    }
+
     /// The last response is out (`wants_shutdown`) and the client asked for the close with
     /// its request fully read: a plain TCP driver may close the socket now, skipping the
     /// shutdown and lingering (no client bytes are left to cause a reset).
