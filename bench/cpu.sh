@@ -9,7 +9,7 @@
 #   BENCH_SMOKE=1 bench/cpu.sh      # 1-second runs: proves the script works
 #
 # Knobs (environment): BENCH_DURATION_S (8), BENCH_ROUNDS (5), BENCH_CONNS (64),
-# BENCH_CPU_PATH (/1k), BENCH_TARGETS ("baton nginx haproxy"), UPSTREAM_CPU / PROXY_CPU /
+# BENCH_CPU_PATH (/1k), BENCH_CPU_CLOSE (0; 1: a new connection per request, own section), BENCH_TARGETS ("baton nginx haproxy"), UPSTREAM_CPU / PROXY_CPU /
 # LOAD_CPU (lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,10 +67,20 @@ done
 
 f2() { awk -v v="$1" 'BEGIN {printf "%.2f", v}'; }
 {
-    echo "<!-- cpu:begin (written by bench/cpu.sh --write) -->"
-    echo "## CPU time per request"
-    echo
-    echo "wrk, $CONNS keep-alive connections, \`GET $URL_PATH\` (static file from nginx on CPU $UPSTREAM_CPU), each"
+    echo "<!-- $SECTION:begin (written by bench/cpu.sh --write) -->"
+    if [[ $CLOSE == 1 ]]; then
+        echo "## CPU time per new connection"
+        echo
+        echo "As below, but every request on a new connection (\`-H \"Connection: close\"\`): the cost of"
+        echo "accepting, answering and closing one connection, each proxy's own, whatever wrk's share."
+        echo
+        KIND="connections, each used for one request"
+    else
+        echo "## CPU time per request"
+        echo
+        KIND="keep-alive connections"
+    fi
+    echo "wrk, $CONNS $KIND, \`GET $URL_PATH\` (static file from nginx on CPU $UPSTREAM_CPU), each"
     echo "proxy on CPU $PROXY_CPU with wrk sharing its core. Before and after each ${DURATION}-second run the"
     echo "user and kernel time of the proxy's process tree are read from \`/proc/PID/stat\` (utime, stime;"
     echo "nginx and HAProxy: master and workers), divided by the requests of the run (rate × duration)."
@@ -85,11 +95,11 @@ f2() { awk -v v="$1" 'BEGIN {printf "%.2f", v}'; }
         s=$(median "${SYS[$t]}")
         echo "| $t | $(printf '%.0f' "$(median "${RPS[$t]}")") | $(f2 "$u") | $(f2 "$s") | $(f2 "$(awk -v a="$u" -v b="$s" 'BEGIN {print a + b}')") | ${ERRS[$t]} |"
     done
-    echo "<!-- cpu:end -->"
+    echo "<!-- $SECTION:end -->"
 } >"$WORK/section.md"
 cat "$WORK/section.md"
 for t in "${TARGETS[@]}"; do
     echo "$t $(median "${RPS[$t]}") $(median "${USR[$t]}") $(median "${SYS[$t]}")"
-done >"${BENCH_RESULTS:-$WORK}/cpu.tsv"
-[[ $WRITE == 1 ]] && doc_section cpu "$WORK/section.md"
+done >"${BENCH_RESULTS:-$WORK}/$SECTION.tsv"
+[[ $WRITE == 1 ]] && doc_section "$SECTION" "$WORK/section.md"
 exit 0
