@@ -73,12 +73,11 @@ fn large_bodies_arrive_byte_for_byte_in_a_row_and_are_spliced() {
     );
 }
 
-#[test]
-fn curl_downloads_a_spliced_body_intact() {
-    let s = start();
-    let dir = HotDir::new("splice-curl");
+/// curl downloads `/KIND/N` to a file: status 200, N bytes, the pattern intact.
+fn curl_pattern(port: u16, kind: &str, n: u64) {
+    let dir = HotDir::new(&format!("splice-curl-{kind}"));
     let file = dir.path.join("body");
-    let url = format!("http://127.0.0.1:{}/bytes/{}", s.b.port, 10 * MIB);
+    let url = format!("http://127.0.0.1:{port}/{kind}/{n}");
     let out = curl_ok(&[
         "-sS",
         "-o",
@@ -87,12 +86,80 @@ fn curl_downloads_a_spliced_body_intact() {
         "%{http_code} %{size_download}",
         &url,
     ]);
-    assert_eq!(out, format!("200 {}", 10 * MIB));
+    assert_eq!(out, format!("200 {n}"));
     let body = std::fs::read(&file).expect("read the download");
     let mut h = pattern::Fnv::default();
     h.update(&body);
-    assert_eq!(h.finish(), pattern::pattern_checksum(10 * MIB));
+    assert_eq!(h.finish(), pattern::pattern_checksum(n));
+}
+
+#[test]
+fn curl_downloads_a_spliced_body_intact() {
+    let s = start();
+    curl_pattern(s.b.port, "bytes", 10 * MIB);
     assert!(admin_util::stat(s.admin, SPLICED) as u64 > 9 * MIB);
+}
+
+/// Chunks of 1,040,000 bytes: each one's payload is announced whole and spliced; short chunks
+/// around them are copied. Raw TCP (checks the framing and the pattern across chunks), then
+/// curl (strict about chunked framing), on one keep-alive connection.
+#[test]
+fn long_chunks_are_spliced_and_framed_intact() {
+    let s = start();
+    let mut c = RawConn::connect(s.b.port);
+    let sizes = [5 * MIB + 26 * 7, 100_000, 3 * MIB];
+    for n in sizes {
+        c.send(&get(&format!("/bigchunked/{n}")));
+        c.expect_pattern(n);
+        c.send(&get("/chunked/50000"));
+        c.expect_pattern(50_000);
+    }
+    assert_eq!(
+        s.up.seen().len(),
+        2 * sizes.len(),
+        "one connection throughout"
+    );
+    let spliced = admin_util::stat(s.admin, SPLICED) as u64;
+    assert!(spliced > 7 * MIB, "spliced {spliced} of {}", 8 * MIB);
+    curl_pattern(s.b.port, "bigchunked", 4 * MIB);
+}
+
+/// An HTTP/1.0 client gets a chunked upstream body decoded and delimited by the close; long
+/// chunks' payloads are spliced raw.
+#[test]
+fn an_http10_client_gets_long_chunks_spliced_raw() {
+    let up = Upstream::start("up10");
+    let admin = free_port();
+    let mut y = yaml(free_port(), up.port(), admin, None);
+    y = y.replace(
+        "stat_prefix: ingress_http",
+        "stat_prefix: ingress_http\n          http_protocol_options: {accept_http_10: true}",
+    );
+    let b = Baton::start(&y);
+    let n = 3 * MIB;
+    let (bytes, closed) = raw_exchange_ex(
+        b.port,
+        format!("GET /bigchunked/{n} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes(),
+        IO_TIMEOUT,
+    );
+    assert!(closed, "the body of an HTTP/1.0 answer ends with the close");
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.1 200") || head.starts_with("http/1.0 200"),
+        "{head}"
+    );
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    let body = &bytes[end..];
+    assert_eq!(body.len() as u64, n);
+    let mut h = pattern::Fnv::default();
+    h.update(body);
+    assert_eq!(h.finish(), pattern::pattern_checksum(n));
+    assert!(admin_util::stat(admin, SPLICED) as u64 > 2 * MIB);
 }
 
 /// Pipelined requests behind a large spliced body: every answer in order, the HEAD answer

@@ -6,7 +6,8 @@
 //! |---|---|
 //! | `/` (and anything unknown) | 200 `hello from NAME (ADDR)\n` |
 //! | `/bytes/N` | N pattern bytes, Content-Length |
-//! | `/chunked/N` | N pattern bytes, chunked |
+//! | `/chunked/N` | N pattern bytes, chunked (16,380-byte chunks) |
+//! | `/bigchunked/N` | N pattern bytes in 1,040,000-byte chunks |
 //! | `/eof/N` | N pattern bytes, no length, then close |
 //! | `/status/N` | status N |
 //! | `/delay/MS` | 200 after MS milliseconds |
@@ -280,24 +281,29 @@ impl Out {
         }
     }
 
-    /// Streams `n` pattern bytes, chunked or not.
-    fn pattern(&mut self, n: u64, chunked: bool) -> io::Result<()> {
+    /// Streams `n` pattern bytes, raw or in chunks of at most `chunk` bytes (a multiple of 26,
+    /// so the pattern runs on across chunks).
+    fn pattern(&mut self, n: u64, chunk: Option<u64>) -> io::Result<()> {
         self.flush()?;
         let block = pattern::block(26 * 630); // 16,380 bytes, a multiple of 26
         let mut left = n;
         while left > 0 {
-            let take = left.min(block.len() as u64) as usize;
-            if chunked {
-                let mut chunk = format!("{take:x}\r\n").into_bytes();
-                chunk.extend_from_slice(&block[..take]);
-                chunk.extend_from_slice(b"\r\n");
-                self.stream.write_all(&chunk)?;
-            } else {
-                self.stream.write_all(&block[..take])?;
+            let take = left.min(chunk.unwrap_or(u64::MAX));
+            if chunk.is_some() {
+                self.stream.write_all(format!("{take:x}\r\n").as_bytes())?;
             }
-            left -= take as u64;
+            let mut sent = 0;
+            while sent < take {
+                let k = (take - sent).min(block.len() as u64) as usize;
+                self.stream.write_all(&block[..k])?;
+                sent += k as u64;
+            }
+            if chunk.is_some() {
+                self.stream.write_all(b"\r\n")?;
+            }
+            left -= take;
         }
-        if chunked {
+        if chunk.is_some() {
             self.stream.write_all(b"0\r\n\r\n")?;
         }
         Ok(())
@@ -378,17 +384,22 @@ fn handle(
     if let Some(n) = num(&path, "/bytes/") {
         w.head(200, ka, Some(n), close);
         if !is_head {
-            w.pattern(n, false)?;
+            w.pattern(n, None)?;
         }
     } else if let Some(n) = num(&path, "/chunked/") {
         w.head(200, &[("Transfer-Encoding", "chunked")], None, close);
         if !is_head {
-            w.pattern(n, true)?;
+            w.pattern(n, Some(16_380))?;
+        }
+    } else if let Some(n) = num(&path, "/bigchunked/") {
+        w.head(200, &[("Transfer-Encoding", "chunked")], None, close);
+        if !is_head {
+            w.pattern(n, Some(26 * 40_000))?;
         }
     } else if let Some(n) = num(&path, "/eof/") {
         w.head(200, &[], None, false);
         if !is_head {
-            w.pattern(n, false)?;
+            w.pattern(n, None)?;
         }
         return Ok(After::Close);
     } else if let Some(s) = num(&path, "/status/") {

@@ -459,6 +459,27 @@ impl ChunkedDecoder {
         self.state == ChunkState::Done
     }
 
+    /// Payload bytes of the current chunk still to come (0 outside a chunk's data).
+    pub fn data_remaining(&self) -> u64 {
+        if self.state == ChunkState::Data {
+            self.remaining
+        } else {
+            0
+        }
+    }
+
+    /// `n` payload bytes of the current chunk (at most `data_remaining`) were moved past the
+    /// decoder (spliced): the decoder goes on as if it had produced them.
+    pub fn skip_data(&mut self, n: u64) {
+        if self.state != ChunkState::Data {
+            return;
+        }
+        self.remaining -= n.min(self.remaining);
+        if self.remaining == 0 {
+            self.state = ChunkState::DataCr;
+        }
+    }
+
     /// Consumes from `input`, calling `data` with each piece of body. Returns bytes consumed;
     /// stops at the end of the body (`is_done`) or when `max_data` bytes were produced.
     pub fn decode(

@@ -73,6 +73,24 @@ pub(super) struct Response {
     pub body: BodyIn,
     pub out: OutMode,
     pub upstream_keep_alive: bool,
+    /// Chunked to chunked: payload bytes of a chunk whose size line is already out (one
+    /// announced for a whole upstream chunk, so its payload may be spliced). They go out raw;
+    /// its CRLF follows the last of them.
+    chunk_owed: u64,
+    /// The announced chunk's payload went out by splice: its CRLF is due before anything else.
+    crlf_due: bool,
+}
+
+impl Response {
+    pub fn new(body: BodyIn, out: OutMode, upstream_keep_alive: bool) -> Response {
+        Response {
+            body,
+            out,
+            upstream_keep_alive,
+            chunk_owed: 0,
+            crlf_due: false,
+        }
+    }
 }
 
 /// Where the exchange's upstream side stands.
@@ -363,11 +381,7 @@ impl Exchange {
         let mut ex = Exchange::new(&meta, None, Some((Duration::ZERO, buffer_limit)), rq, now);
         ex.target = Some(target);
         ex.upstream = Upstream::Attached;
-        ex.resp = Some(Response {
-            body: BodyIn::Done,
-            out: OutMode::NoBody,
-            upstream_keep_alive: false,
-        });
+        ex.resp = Some(Response::new(BodyIn::Done, OutMode::NoBody, false));
         ex.tunnel_ready = true;
         ex
     }
@@ -781,20 +795,44 @@ impl Exchange {
                     resp.body = BodyIn::Done;
                 }
             }
-            BodyIn::Chunked(dec) => {
+            BodyIn::Chunked(_) => {
+                if resp.crlf_due {
+                    cout.extend(pool, b"\r\n");
+                    resp.crlf_due = false;
+                    moved = true;
+                }
+                let Response {
+                    body: BodyIn::Chunked(dec),
+                    chunk_owed,
+                    ..
+                } = resp
+                else {
+                    return moved;
+                };
                 if room > 0 && !up.rx.is_empty() {
                     let tx = &mut self.rq.bytes_tx;
                     match dec.decode(up.rx.data(), room, |d| {
                         *tx += d.len() as u64;
                         if out == OutMode::Chunked {
-                            put_chunk(cout, pool, d);
+                            put_piece(chunk_owed, cout, pool, d);
                         } else {
                             cout.extend(pool, d);
                         }
                     }) {
                         Ok(used) => {
                             up.rx.consume(used);
-                            moved = used > 0;
+                            moved |= used > 0;
+                            let rest = dec.data_remaining();
+                            if out == OutMode::Chunked
+                                && *chunk_owed == 0
+                                && up.rx.is_empty()
+                                && rest >= super::SPLICE_MIN
+                            {
+                                // The buffered bytes are relayed and a long payload follows:
+                                // announce its whole rest, so it may go by splice.
+                                put_chunk_line(cout, pool, rest);
+                                *chunk_owed = rest;
+                            }
                             if dec.is_done() {
                                 resp.body = BodyIn::Done;
                                 if out == OutMode::Chunked {
@@ -839,13 +877,21 @@ impl Exchange {
     /// its length, once it is long enough (`SPLICE_MIN`) to be worth a pipe. The caller
     /// checks the buffers are empty (bytes already read go out first, in order).
     pub(super) fn splice_budget(&self) -> u64 {
-        match self.resp.as_ref() {
-            Some(Response {
-                body: BodyIn::Length(rem),
-                out: OutMode::Length,
-                ..
-            }) if *rem >= super::SPLICE_MIN => *rem,
+        let Some(resp) = self.resp.as_ref() else {
+            return 0;
+        };
+        let rest = match (&resp.body, resp.out) {
+            (BodyIn::Length(rem), OutMode::Length) => *rem,
+            // An announced chunk's payload (its size line is out, its CRLF follows).
+            (BodyIn::Chunked(_), OutMode::Chunked) if !resp.crlf_due => resp.chunk_owed,
+            // Decoded for an HTTP/1.0 client that reads to our close: payload goes out raw.
+            (BodyIn::Chunked(dec), OutMode::Close) => dec.data_remaining(),
             _ => 0,
+        };
+        if rest >= super::SPLICE_MIN {
+            rest
+        } else {
+            0
         }
     }
 
@@ -854,16 +900,30 @@ impl Exchange {
         let Some(resp) = self.resp.as_mut() else {
             return;
         };
-        if let BodyIn::Length(rem) = &mut resp.body {
-            let n = n.min(*rem);
-            *rem -= n;
-            self.rq.bytes_tx += n;
-            if n > 0 {
-                self.last_activity = now;
+        let n = match &mut resp.body {
+            BodyIn::Length(rem) => {
+                let n = n.min(*rem);
+                *rem -= n;
+                if *rem == 0 {
+                    resp.body = BodyIn::Done;
+                }
+                n
             }
-            if *rem == 0 {
-                resp.body = BodyIn::Done;
+            BodyIn::Chunked(dec) => {
+                let mut n = n.min(dec.data_remaining());
+                if resp.out == OutMode::Chunked {
+                    n = n.min(resp.chunk_owed);
+                    resp.chunk_owed -= n;
+                    resp.crlf_due = n > 0 && resp.chunk_owed == 0;
+                }
+                dec.skip_data(n);
+                n
             }
+            _ => 0,
+        };
+        self.rq.bytes_tx += n;
+        if n > 0 {
+            self.last_activity = now;
         }
     }
 
@@ -892,13 +952,35 @@ pub(super) fn put_chunk(buf: &mut Buf, pool: &mut BufPool, data: &[u8]) {
     if data.is_empty() {
         return;
     }
-    // The size line: hex digits and CRLF, written on the stack.
+    put_chunk_line(buf, pool, data.len() as u64);
+    buf.extend(pool, data);
+    buf.extend(pool, b"\r\n");
+}
+
+/// Relays one piece of chunk payload copied through our buffers (chunked to chunked): raw
+/// while an announced chunk is owed (its CRLF after the last of it), else as a chunk.
+fn put_piece(owed: &mut u64, cout: &mut Buf, pool: &mut BufPool, d: &[u8]) {
+    if *owed == 0 {
+        put_chunk(cout, pool, d);
+        return;
+    }
+    // Pieces come from one upstream chunk at a time and the announced size is that chunk's
+    // rest, so a piece never runs past what is owed.
+    cout.extend(pool, d);
+    *owed -= (d.len() as u64).min(*owed);
+    if *owed == 0 {
+        cout.extend(pool, b"\r\n");
+    }
+}
+
+/// Appends a chunk's size line (hex digits and CRLF, written on the stack).
+fn put_chunk_line(buf: &mut Buf, pool: &mut BufPool, len: u64) {
     let mut line = [0u8; 18];
     let mut n = line.len() - 2;
-    let mut v = data.len();
+    let mut v = len;
     loop {
         n -= 1;
-        line[n] = b"0123456789abcdef"[v & 15];
+        line[n] = b"0123456789abcdef"[(v & 15) as usize];
         v >>= 4;
         if v == 0 || n == 0 {
             break;
@@ -907,8 +989,6 @@ pub(super) fn put_chunk(buf: &mut Buf, pool: &mut BufPool, data: &[u8]) {
     line[16] = b'\r';
     line[17] = b'\n';
     buf.extend(pool, line.get(n..).unwrap_or_default());
-    buf.extend(pool, data);
-    buf.extend(pool, b"\r\n");
 }
 
 fn reply_local(env: &mut dyn Env, cout: &mut Buf, d: &LocalDecision, close: bool) {

@@ -374,9 +374,10 @@ impl Conn {
 
     /// How many response-body bytes the driver may move from the upstream socket straight to
     /// the client socket now (a pipe and `splice(2)`), then report with `spliced`. Nonzero
-    /// only for a Content-Length body relayed with its length, with at least `SPLICE_MIN`
-    /// bytes to go, nothing of it left in our read buffer and nothing queued for the client
-    /// (so the spliced bytes follow what was written before them).
+    /// only for a Content-Length body relayed with its length or a chunk payload whose size
+    /// is already out, with at least `SPLICE_MIN` bytes to go, nothing of it left in our read
+    /// buffer and nothing queued for the client (so the spliced bytes follow what was
+    /// written before them).
     pub fn splice_budget(&self) -> usize {
         if !self.cout.is_empty() {
             return 0;

@@ -122,10 +122,6 @@ pub(super) fn client_head(
         put_header(&mut h, "connection", b"keep-alive");
     }
     h.extend_from_slice(b"\r\n");
-    let resp = Response {
-        body,
-        out,
-        upstream_keep_alive: r.keep_alive,
-    };
+    let resp = Response::new(body, out, r.keep_alive);
     (h, resp)
 }

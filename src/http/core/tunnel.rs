@@ -125,11 +125,11 @@ impl Exchange {
         crate::http::codec::put_header(&mut h, "server", env.server().0.as_bytes());
         h.extend_from_slice(b"\r\n");
         cout.extend(env.pool(), &h);
-        self.resp = Some(Response {
-            body: super::exchange::BodyIn::Done,
-            out: super::exchange::OutMode::NoBody,
-            upstream_keep_alive: false,
-        });
+        self.resp = Some(Response::new(
+            super::exchange::BodyIn::Done,
+            super::exchange::OutMode::NoBody,
+            false,
+        ));
         self.tunnel_ready = true;
         Step::Tunnel
     }
