@@ -247,13 +247,17 @@ impl Session {
                 return Ok(Fate::Move);
             }
             // A plain client that asked for the close, with nothing more signalled since its
-            // request was read, gets its FIN from close() (nginx's rule): no shutdown, no
-            // lingering read of its FIN. Spliced bytes still in the pipe go out first.
+            // request was read, is closed at once (nginx's rule): no lingering read of its
+            // FIN. Spliced bytes still in the pipe go out first. The shutdown sends the FIN
+            // with the tail MSG_MORE held back, before close(): bytes the client sent since
+            // the last read would make close() reset, and a reset discards unsent bytes; and
+            // a socket whose descriptor a hot-restart parent still holds sends no FIN on close.
             if moveable
                 && self.core.closes_without_linger()
                 && !self.ready.readable
                 && !self.client.is_tls()
             {
+                self.client.shutdown_write();
                 return Ok(Fate::Closed);
             }
             // TLS records (or spliced bytes) still queued go out before the close_notify and

@@ -914,7 +914,7 @@ impl Exchange {
                 if resp.out == OutMode::Chunked {
                     n = n.min(resp.chunk_owed);
                     resp.chunk_owed -= n;
-                    resp.crlf_due = n > 0 && resp.chunk_owed == 0;
+                    resp.crlf_due |= n > 0 && resp.chunk_owed == 0;
                 }
                 dec.skip_data(n);
                 n
@@ -966,6 +966,7 @@ fn put_piece(owed: &mut u64, cout: &mut Buf, pool: &mut BufPool, d: &[u8]) {
     }
     // Pieces come from one upstream chunk at a time and the announced size is that chunk's
     // rest, so a piece never runs past what is owed.
+    debug_assert!(d.len() as u64 <= *owed, "a piece past the announced chunk");
     cout.extend(pool, d);
     *owed -= (d.len() as u64).min(*owed);
     if *owed == 0 {

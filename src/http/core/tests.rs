@@ -1013,6 +1013,23 @@ fn a_body_cut_short_while_splicing_resets_the_client() {
     }
 }
 
+/// The same with long chunks: an upstream cut inside an announced chunk resets the client
+/// (its size line promised bytes that never came), spliced or copied alike.
+#[test]
+fn a_chunked_body_cut_inside_an_announced_chunk_resets_the_client() {
+    for cut in [30_000, 120_000, 260_000] {
+        let paths = ["/len/20000", "/bigchunked/300000"];
+        let copy = run_bodies(&paths, false, 5, Some(cut));
+        let splice = run_bodies(&paths, true, 5, Some(cut));
+        assert_eq!(copy.closed, Some(super::Close::Reset), "cut {cut}");
+        assert_eq!(splice.closed, Some(super::Close::Reset), "cut {cut}");
+        assert_eq!(splice.env.bytes_tx, copy.env.bytes_tx, "cut {cut}");
+        assert!(splice.spliced > 0, "cut {cut}");
+        assert_eq!(responses(&splice.client_got).len(), 1, "cut {cut}");
+        assert_eq!(responses(&copy.client_got).len(), 1, "cut {cut}");
+    }
+}
+
 /// What `splice_budget` grants: only a Content-Length body relayed with its length, with
 /// `SPLICE_MIN` or more to go, nothing buffered for it on either side.
 #[test]
