@@ -71,7 +71,7 @@ f2() { awk -v v="$1" 'BEGIN {printf "%.2f", v}'; }
     if [[ $CLOSE == 1 ]]; then
         echo "## CPU time per new connection"
         echo
-        echo "As below, but every request on a new connection (\`-H \"Connection: close\"\`): the cost of"
+        echo "As in *CPU time per request*, but every request on a new connection (\`-H \"Connection: close\"\`): the cost of"
         echo "accepting, answering and closing one connection, each proxy's own, whatever wrk's share."
         echo
         KIND="connections, each used for one request"
