@@ -425,8 +425,9 @@ impl Stream {
     }
 
     /// An idle pooled connection saw an event: whether it is still usable. Edge-triggered
-    /// events also come for readiness already consumed (a write-space wakeup after the response
-    /// was read), so an event alone proves nothing. Plain: usable while nothing waits (no
+    /// events also come for readiness already consumed (a response's second segment landing
+    /// after the poll that reported its first, both read at once), so an event alone proves
+    /// nothing. Plain: usable while nothing waits (no
     /// bytes, no FIN); TLS: when it was only a post-handshake message (a TLS 1.3 session
     /// ticket) and no plaintext or EOF.
     pub fn usable_after_idle_event(&mut self) -> bool {
