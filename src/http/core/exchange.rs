@@ -874,8 +874,9 @@ impl Exchange {
 
     /// How many response-body bytes may go from the upstream socket to the client socket
     /// without passing through our buffers: the rest of a Content-Length body relayed with
-    /// its length, once it is long enough (`SPLICE_MIN`) to be worth a pipe. The caller
-    /// checks the buffers are empty (bytes already read go out first, in order).
+    /// its length, or of a chunk payload whose size is already said, once it is long enough
+    /// (`SPLICE_MIN`) to be worth a pipe. The caller checks the buffers are empty (bytes
+    /// already read go out first, in order).
     pub(super) fn splice_budget(&self) -> u64 {
         let Some(resp) = self.resp.as_ref() else {
             return 0;
