@@ -16,13 +16,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
-WRITE=0
-[[ ${1:-} == --write ]] && WRITE=1
-DURATION=${BENCH_DURATION_S:-5}
-ROUNDS=${BENCH_ROUNDS:-5}
-if [[ $SMOKE == 1 ]]; then DURATION=1 ROUNDS=1; fi
-CONNS=${BENCH_CONNS:-64}
-read -r -a TARGETS <<<"${BENCH_TARGETS:-baton nginx haproxy direct}"
+wrk_knobs 5 5 "baton nginx haproxy direct" "${1:-}"
 
 need_tools wrk nginx haproxy
 build

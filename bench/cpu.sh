@@ -16,14 +16,8 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
-WRITE=0
-[[ ${1:-} == --write ]] && WRITE=1
-DURATION=${BENCH_DURATION_S:-8}
-ROUNDS=${BENCH_ROUNDS:-5}
-if [[ $SMOKE == 1 ]]; then DURATION=1 ROUNDS=1; fi
-CONNS=${BENCH_CONNS:-64}
+wrk_knobs 8 5 "baton nginx haproxy" "${1:-}"
 URL_PATH=${BENCH_CPU_PATH:-/1k}
-read -r -a TARGETS <<<"${BENCH_TARGETS:-baton nginx haproxy}"
 # BENCH_CPU_CLOSE=1: every request on a new connection (`Connection: close`), its own section.
 CLOSE=${BENCH_CPU_CLOSE:-0}
 WRK_EXTRA=()

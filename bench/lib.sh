@@ -94,6 +94,21 @@ worker_of() {
     echo "${c:-$1}"
 }
 
+# wrk_knobs DURATION ROUNDS TARGETS [ARG]: the knobs the wrk benches share. WRITE is 1 when ARG
+# is --write; DURATION and ROUNDS come from BENCH_DURATION_S and BENCH_ROUNDS (1 each in a smoke
+# run), CONNS from BENCH_CONNS (64), TARGETS (an array) from BENCH_TARGETS; the arguments are
+# the defaults.
+# shellcheck disable=SC2034 # set for the script that sources this file
+wrk_knobs() {
+    WRITE=0
+    [[ ${4:-} == --write ]] && WRITE=1
+    DURATION=${BENCH_DURATION_S:-$1}
+    ROUNDS=${BENCH_ROUNDS:-$2}
+    if [[ $SMOKE == 1 ]]; then DURATION=1 ROUNDS=1; fi
+    CONNS=${BENCH_CONNS:-64}
+    read -r -a TARGETS <<<"${BENCH_TARGETS:-$3}"
+}
+
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {if (NR == 0) print 0; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
 # ---- the origin -------------------------------------------------------------------------------

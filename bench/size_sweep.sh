@@ -19,16 +19,10 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
-WRITE=0
-[[ ${1:-} == --write ]] && WRITE=1
-DURATION=${BENCH_DURATION_S:-5}
-ROUNDS=${BENCH_ROUNDS:-3}
-if [[ $SMOKE == 1 ]]; then DURATION=1 ROUNDS=1; fi
-CONNS=${BENCH_CONNS:-64}
+wrk_knobs 5 3 "baton nginx haproxy direct" "${1:-}"
 read -r -a SIZES <<<"${BENCH_SIZES:-1024 4096 16384 65536 262144 1048576}"
 SECTION="size-sweep"
 [[ -z $LOAD_CPU ]] && SECTION="size-sweep-unpinned"
-read -r -a TARGETS <<<"${BENCH_TARGETS:-baton nginx haproxy direct}"
 
 need_tools wrk nginx haproxy python3
 build

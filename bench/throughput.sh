@@ -21,16 +21,11 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
-WRITE=0
-[[ ${1:-} == --write ]] && WRITE=1
-DURATION=${BENCH_DURATION_S:-8}
-ROUNDS=${BENCH_ROUNDS:-5}
+wrk_knobs 8 5 "baton nginx haproxy direct" "${1:-}"
 LAT_DURATION=${BENCH_LAT_DURATION_S:-3}
 LAT_ROUNDS=${BENCH_LAT_ROUNDS:-3}
-if [[ $SMOKE == 1 ]]; then DURATION=1 ROUNDS=1 LAT_DURATION=1 LAT_ROUNDS=1; fi
-CONNS=${BENCH_CONNS:-64}
+if [[ $SMOKE == 1 ]]; then LAT_DURATION=1 LAT_ROUNDS=1; fi
 read -r -a SIZES <<<"${BENCH_SIZES:-1k 64k}"
-read -r -a TARGETS <<<"${BENCH_TARGETS:-baton nginx haproxy direct}"
 PROXIES=()
 for t in "${TARGETS[@]}"; do [[ $t == direct ]] || PROXIES+=("$t"); done
 
