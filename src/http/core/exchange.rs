@@ -883,8 +883,9 @@ impl Exchange {
         };
         let rest = match (&resp.body, resp.out) {
             (BodyIn::Length(rem), OutMode::Length) => *rem,
-            // An announced chunk's payload (its size line is out, its CRLF follows).
-            (BodyIn::Chunked(_), OutMode::Chunked) if !resp.crlf_due => resp.chunk_owed,
+            // An announced chunk's payload (its size line is out, its CRLF follows; nothing
+            // is owed while that CRLF is due).
+            (BodyIn::Chunked(_), OutMode::Chunked) => resp.chunk_owed,
             // Decoded for an HTTP/1.0 client that reads to our close: payload goes out raw.
             (BodyIn::Chunked(dec), OutMode::Close) => dec.data_remaining(),
             _ => 0,
