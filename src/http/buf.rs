@@ -4,13 +4,28 @@
 
 use std::io::{self, Read, Write};
 
-/// Size of one pooled buffer and of one read.
+/// Size of one read.
 pub const CHUNK: usize = 16 * 1024;
+
+/// Room beyond one read in every pooled allocation: the client's out buffer takes our response
+/// head and then a whole read of body bytes behind it. Without it that buffer outgrew its
+/// allocation on every response of 16 KiB or more, and the grown allocation (zeroed when grown,
+/// not the pool's size) went back to the allocator, so each such response paid a `calloc`, a
+/// 16 KiB `memset` and a `free`.
+const HEAD_ROOM: usize = 2 * 1024;
+
+/// Size of one pooled allocation.
+const ALLOC: usize = CHUNK + HEAD_ROOM;
+
+/// Where an empty buffer starts filling: the head room is in front, so a read still gets a
+/// whole `CHUNK` and a rewritten response head can be put before the body bytes read behind the
+/// upstream's head without moving them (`Buf::prepend`).
+const FRONT: usize = HEAD_ROOM;
 
 /// Smallest free tail worth a read syscall.
 const MIN_READ: usize = 2 * 1024;
 
-/// Free list of `CHUNK`-sized allocations, bounded so a burst does not pin memory forever:
+/// Free list of `ALLOC`-sized allocations, bounded so a burst does not pin memory forever:
 /// at most `POOL_MAX`, and what stays unused between two `trim` calls beyond `POOL_KEEP` is
 /// freed (a burst of 10,000 connections leaves no 10,000 buffers behind).
 #[derive(Debug, Default)]
@@ -30,11 +45,11 @@ impl BufPool {
     fn get(&mut self) -> Vec<u8> {
         let v = self.free.pop();
         self.low = self.low.min(self.free.len());
-        v.unwrap_or_else(|| vec![0; CHUNK])
+        v.unwrap_or_else(|| vec![0; ALLOC])
     }
 
     fn put(&mut self, v: Vec<u8>) {
-        if v.len() == CHUNK && self.free.len() < POOL_MAX {
+        if v.len() == ALLOC && self.free.len() < POOL_MAX {
             self.free.push(v);
         }
     }
@@ -108,6 +123,11 @@ impl Buf {
         if self.v.is_empty() {
             self.v = pool.get();
         }
+        if self.is_empty() && self.v.len() >= FRONT + min {
+            // Filling starts behind free room, so a head can go in front later (`prepend`).
+            self.start = FRONT;
+            self.end = FRONT;
+        }
         if self.v.len() - self.end < min {
             if self.start > 0 {
                 self.v.copy_within(self.start..self.end, 0);
@@ -120,6 +140,25 @@ impl Buf {
             }
         }
         &mut self.v[self.end..]
+    }
+
+    /// Puts `bytes` in front of the live ones when the room before them holds them, without
+    /// moving what is buffered; false (and nothing changed) when it does not.
+    pub fn prepend(&mut self, bytes: &[u8]) -> bool {
+        let Some(at) = self.start.checked_sub(bytes.len()) else {
+            return false;
+        };
+        if self.is_empty() {
+            return false;
+        }
+        match self.v.get_mut(at..self.start) {
+            Some(room) => {
+                room.copy_from_slice(bytes);
+                self.start = at;
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn extend(&mut self, pool: &mut BufPool, bytes: &[u8]) {
@@ -238,6 +277,40 @@ mod tests {
         assert_eq!(pool.free_count(), POOL_KEEP);
         assert!(!pool.wants_trim());
         assert_eq!(pool.trim(), 0);
+    }
+
+    #[test]
+    fn a_head_and_a_full_read_fit_one_pooled_allocation() {
+        // The client's out buffer of a large response: our head, then one read of body bytes.
+        let mut pool = BufPool::default();
+        let mut b = Buf::default();
+        b.extend(&mut pool, &[b'h'; 1500]);
+        b.extend(&mut pool, &[b'b'; CHUNK]);
+        b.consume(b.len());
+        b.release(&mut pool);
+        // Not grown, so it goes back to the pool instead of to the allocator.
+        assert_eq!(pool.free_count(), 1);
+    }
+
+    #[test]
+    fn a_head_goes_in_front_of_bytes_read_into_an_empty_buffer() {
+        let mut pool = BufPool::default();
+        let mut b = Buf::default();
+        // Nothing buffered: nothing to go in front of.
+        assert!(!b.prepend(b"x"));
+        let mut r: &[u8] = b"HTTP/1.1 200 OK\r\n\r\nbody";
+        assert!(matches!(
+            b.read_from(&mut pool, &mut r, CHUNK).unwrap(),
+            ReadOutcome::Drained(23)
+        ));
+        b.consume(19);
+        let ours = [b'H'; FRONT + 19];
+        assert!(b.prepend(&ours));
+        assert_eq!(b.len(), ours.len() + 4);
+        assert!(b.data().starts_with(&ours) && b.data().ends_with(b"body"));
+        // The room in front is used up.
+        assert!(!b.prepend(b"x"));
+        assert_eq!(b.data().len(), ours.len() + 4);
     }
 
     #[test]

@@ -763,13 +763,50 @@ impl Exchange {
             let (head, resp) = super::respond::client_head(&r, self, closing, env, service, buf);
             let n = r.head_len;
             up.rx.consume(n);
-            cout.extend(env.pool(), &head);
+            let mut resp = resp;
+            if !self.head_before_body(&mut resp, &mut up.rx, cout, &head) {
+                cout.extend(env.pool(), &head);
+            }
             self.resp = Some(resp);
             env.spares().put_head(head);
             let sent = std::mem::take(&mut self.head);
             env.spares().put_head(sent);
             return Ok(true);
         }
+    }
+
+    /// The common case of a response whose buffered rest is all body relayed as it is: our
+    /// head goes in front of those bytes in the upstream buffer and that buffer becomes the
+    /// client's out buffer, so the body bytes are not copied. False (nothing changed) when the
+    /// case does not hold; the caller then queues the head and the body moves by copy.
+    fn head_before_body(
+        &mut self,
+        resp: &mut Response,
+        rx: &mut Buf,
+        cout: &mut Buf,
+        head: &[u8],
+    ) -> bool {
+        let k = rx.len();
+        let raw = match (&resp.body, resp.out) {
+            (BodyIn::Length(rem), OutMode::Length) => k as u64 <= *rem,
+            (BodyIn::UntilClose, OutMode::Close) => true,
+            _ => false,
+        };
+        if !raw || k == 0 || k + head.len() > self.client_limit || !cout.is_empty() {
+            return false;
+        }
+        if !rx.prepend(head) {
+            return false;
+        }
+        std::mem::swap(rx, cout);
+        if let BodyIn::Length(rem) = &mut resp.body {
+            *rem -= k as u64;
+            if *rem == 0 {
+                resp.body = BodyIn::Done;
+            }
+        }
+        self.rq.bytes_tx += k as u64;
+        true
     }
 
     /// Moves response body bytes to the client buffer, up to the buffer limit.
