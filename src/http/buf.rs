@@ -161,6 +161,20 @@ impl Buf {
         }
     }
 
+    /// Moves the first `n` bytes to the end of `to`. When they are all there is and `to` is
+    /// empty, the two buffers trade allocations instead of copying (a relayed body's bytes
+    /// pass from the reading side's buffer to the writing side's without a copy).
+    pub fn move_front(&mut self, n: usize, to: &mut Buf, pool: &mut BufPool) {
+        if n == self.len() && to.is_empty() {
+            std::mem::swap(self, to);
+            return;
+        }
+        if let Some(data) = self.data().get(..n) {
+            to.extend(pool, data);
+        }
+        self.consume(n);
+    }
+
     pub fn extend(&mut self, pool: &mut BufPool, bytes: &[u8]) {
         let tail = self.spare(pool, bytes.len());
         tail[..bytes.len()].copy_from_slice(bytes);
@@ -311,6 +325,26 @@ mod tests {
         // The room in front is used up.
         assert!(!b.prepend(b"x"));
         assert_eq!(b.data().len(), ours.len() + 4);
+    }
+
+    #[test]
+    fn moving_everything_to_an_empty_buffer_trades_allocations() {
+        let mut pool = BufPool::default();
+        let (mut a, mut b) = (Buf::default(), Buf::default());
+        a.extend(&mut pool, b"abcdef");
+        let at = a.data().as_ptr();
+        a.move_front(6, &mut b, &mut pool);
+        assert_eq!(b.data(), b"abcdef");
+        // The same bytes, not a copy.
+        assert_eq!(b.data().as_ptr(), at);
+        assert!(a.is_empty());
+        // A part, or onto bytes already there: copied, in order.
+        a.extend(&mut pool, b"ghij");
+        a.move_front(2, &mut b, &mut pool);
+        assert_eq!((a.data(), b.data()), (&b"ij"[..], &b"abcdefgh"[..]));
+        a.move_front(2, &mut b, &mut pool);
+        assert_eq!(b.data(), b"abcdefghij");
+        assert!(a.is_empty());
     }
 
     #[test]

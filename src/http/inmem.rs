@@ -74,8 +74,8 @@ impl InMem {
         self.ctx.set_now(self.now);
         self.conn.client_in().extend(&mut self.ctx.pool, request);
         let (mut up_got, mut client_got) = (0, 0);
-        let mut response = Some(response);
-        for _ in 0..64 {
+        let mut response = response;
+        for _ in 0..256 {
             let mut env = CtxEnv::new(&mut self.ctx, 0, self.peer).conn(1, None);
             let mut moved = self.conn.process(&mut env, self.now);
             while let Some(a) = self.conn.poll_action() {
@@ -102,12 +102,15 @@ impl InMem {
                     moved = true;
                 }
             }
-            if self.up_open
-                && up_got > 0
-                && self.conn.up_read_room() >= response.map_or(0, <[u8]>::len)
-            {
-                if let (Some(r), Some(up)) = (response.take(), self.conn.up()) {
-                    up.rx.extend(&mut self.ctx.pool, r);
+            // The response arrives as reads would bring it: as much as the core has room for.
+            let room = self.conn.up_read_room();
+            if self.up_open && up_got > 0 && room > 0 && !response.is_empty() {
+                let n = room.min(response.len()).min(crate::http::buf::CHUNK);
+                if let (Some((piece, rest)), Some(up)) =
+                    (response.split_at_checked(n), self.conn.up())
+                {
+                    up.rx.extend(&mut self.ctx.pool, piece);
+                    response = rest;
                     self.conn.up_data();
                     moved = true;
                 }

@@ -638,11 +638,11 @@ impl Exchange {
             BodyIn::Done | BodyIn::UntilClose => return Ok(false),
             BodyIn::Length(rem) => {
                 let n = (*rem).min(cx.cin.len() as u64).min(room as u64) as usize;
-                if let (Some(b), Some(data)) = (sink.as_deref_mut(), cx.cin.data().get(..n)) {
-                    b.extend(pool, data);
+                match sink.as_deref_mut() {
+                    Some(b) => cx.cin.move_front(n, b, pool),
+                    None => cx.cin.consume(n),
                 }
                 self.rq.bytes_rx += n as u64;
-                cx.cin.consume(n);
                 *rem -= n as u64;
                 *rem == 0
             }
@@ -821,9 +821,8 @@ impl Exchange {
             BodyIn::Done => {}
             BodyIn::Length(rem) => {
                 let n = (*rem).min(up.rx.len() as u64).min(room as u64) as usize;
-                if let Some(data) = up.rx.data().get(..n).filter(|d| !d.is_empty()) {
-                    cout.extend(pool, data);
-                    up.rx.consume(n);
+                if n > 0 {
+                    up.rx.move_front(n, cout, pool);
                     *rem -= n as u64;
                     self.rq.bytes_tx += n as u64;
                     moved = true;
@@ -892,10 +891,10 @@ impl Exchange {
                     self.rq.bytes_tx += n as u64;
                     if out == OutMode::Chunked {
                         put_chunk(cout, pool, data);
+                        up.rx.consume(n);
                     } else {
-                        cout.extend(pool, data);
+                        up.rx.move_front(n, cout, pool);
                     }
-                    up.rx.consume(n);
                     moved = true;
                 }
                 if up.eof && up.rx.is_empty() {

@@ -109,8 +109,7 @@ impl Tunnel {
 fn pass(from: &mut Buf, to: &mut Buf, pool: &mut crate::http::buf::BufPool) -> usize {
     let n = from.len();
     if n > 0 {
-        to.extend(pool, from.data());
-        from.consume(n);
+        from.move_front(n, to, pool);
     }
     n
 }
