@@ -235,14 +235,16 @@ impl std::hash::Hasher for FastHasher {
 /// `HashMap` with [`FastHasher`].
 pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
 
-/// `n`'s digits in `radix` (10 or 16), right-aligned in a stack buffer: (buffer, first index).
-pub fn digits(mut n: u64, radix: u64) -> ([u8; 20], usize) {
+/// `n`'s digits in `RADIX` (10 or 16), right-aligned in a stack buffer: (buffer, first index).
+/// A constant radix lets the compiler divide by multiplying (it runs a few times per request).
+#[inline]
+pub fn digits<const RADIX: u64>(mut n: u64) -> ([u8; 20], usize) {
     let mut tmp = [0u8; 20];
     let mut i = tmp.len();
     loop {
         i -= 1;
-        tmp[i] = HEX[(n % radix) as usize];
-        n /= radix;
+        tmp[i] = HEX[(n % RADIX) as usize];
+        n /= RADIX;
         if n == 0 {
             return (tmp, i);
         }
@@ -251,13 +253,13 @@ pub fn digits(mut n: u64, radix: u64) -> ([u8; 20], usize) {
 
 /// Appends `n` in decimal (no allocation, no formatter).
 pub fn push_dec(out: &mut Vec<u8>, n: u64) {
-    let (tmp, i) = digits(n, 10);
+    let (tmp, i) = digits::<10>(n);
     out.extend_from_slice(&tmp[i..]);
 }
 
 /// Appends `n` in decimal, zero-padded to `width` digits (timestamps).
 pub fn push_dec_padded(out: &mut Vec<u8>, n: u64, width: usize) {
-    let (tmp, i) = digits(n, 10);
+    let (tmp, i) = digits::<10>(n);
     for _ in (tmp.len() - i)..width {
         out.push(b'0');
     }
@@ -266,7 +268,7 @@ pub fn push_dec_padded(out: &mut Vec<u8>, n: u64, width: usize) {
 
 /// Appends `n` in decimal, zero-padded to `width` digits, to a `String` (access-log lines).
 pub fn push_num(out: &mut String, n: u64, width: usize) {
-    let (tmp, i) = digits(n, 10);
+    let (tmp, i) = digits::<10>(n);
     for _ in (tmp.len() - i)..width {
         out.push('0');
     }
@@ -276,7 +278,7 @@ pub fn push_num(out: &mut String, n: u64, width: usize) {
 
 /// Appends `n` in lower-case hex (chunk sizes).
 pub fn push_hex(out: &mut Vec<u8>, n: u64) {
-    let (tmp, i) = digits(n, 16);
+    let (tmp, i) = digits::<16>(n);
     out.extend_from_slice(&tmp[i..]);
 }
 

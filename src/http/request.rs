@@ -759,7 +759,7 @@ fn serialise<'r>(
     // Envoy's router tells the upstream how long it will wait: the per-try timeout if the
     // route has one, else the route timeout.
     if let Some(t) = expected_timeout {
-        let (digits, i) = crate::util::digits(t.as_millis() as u64, 10);
+        let (digits, i) = crate::util::digits::<10>(t.as_millis() as u64);
         let v = digits.get(i..).unwrap_or_default();
         if direct {
             put_header(&mut h, "x-envoy-expected-rq-timeout-ms", v);
