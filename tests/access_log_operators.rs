@@ -126,6 +126,7 @@ fn header_size_operators_are_refused_at_load() {
             admin: common::free_port(),
             upstream: 1,
             dead: 2,
+            dead_hold: None,
             logs: vec![(
                 tmp_file("refused").display().to_string(),
                 Some(op.to_string()),

@@ -44,7 +44,7 @@ fn no_endpoint_is_503_no_healthy_upstream() {
 
 #[test]
 fn refused_connect_is_503_connection_failure() {
-    let dead = free_port();
+    let (dead, _hold) = refused_port();
     let b = Baton::start(&simple_yaml(free_port(), dead));
     let mut c = RawConn::connect(b.port);
     for _ in 0..2 {

@@ -165,7 +165,7 @@ fn unknown_variables_are_rejected_at_load() {
 fn generation_header_is_on_every_response_of_a_matched_route() {
     let up = Upstream::start("up");
     let hole = BlackHole::start();
-    let dead = free_port();
+    let (dead, _hold) = refused_port();
     let rc = "name: rc
 response_headers_to_add:
 - header: {key: x-proxy-generation, value: gen-7}

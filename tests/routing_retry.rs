@@ -27,7 +27,7 @@ const RETRY_CONNECT: &str = "      retry_policy: {retry_on: connect-failure, num
 #[test]
 fn connect_failure_on_one_endpoint_becomes_a_200_from_the_other() {
     let up = Upstream::start("live");
-    let dead = free_port();
+    let (dead, _hold) = refused_port();
     let b = Baton::start(&config(
         free_port(),
         &route(RETRY_CONNECT),
@@ -46,7 +46,7 @@ fn connect_failure_on_one_endpoint_becomes_a_200_from_the_other() {
 #[test]
 fn without_a_retry_policy_the_dead_endpoint_shows() {
     let up = Upstream::start("live");
-    let dead = free_port();
+    let (dead, _hold) = refused_port();
     let b = Baton::start(&config(
         free_port(),
         &route(""),

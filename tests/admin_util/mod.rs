@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::common::{free_port, local, Baton, Upstream, IO_TIMEOUT};
+use crate::common::{free_port, local, refused_port, Baton, Upstream, IO_TIMEOUT};
 
 /// Ports and paths of one test set-up.
 pub struct Setup {
@@ -17,6 +17,8 @@ pub struct Setup {
     pub upstream: u16,
     /// Nothing listens here: connects are refused.
     pub dead: u16,
+    /// Holds `dead` (bound, never listening); `None` for a set-up only validated, never run.
+    pub dead_hold: Option<std::os::fd::OwnedFd>,
     /// (path, format) of each access log.
     pub logs: Vec<(String, Option<String>)>,
 }
@@ -107,11 +109,13 @@ pub fn start_edited(
     edit: impl Fn(String) -> String,
 ) -> (Baton, Upstream, Setup) {
     let up = Upstream::start("up1");
+    let (dead, hold) = refused_port();
     let s = Setup {
         listen: free_port(),
         admin: free_port(),
         upstream: up.port(),
-        dead: free_port(),
+        dead,
+        dead_hold: Some(hold),
         logs,
     };
     let b = Baton::start(&edit(s.yaml()));

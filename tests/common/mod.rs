@@ -238,6 +238,28 @@ pub fn has_header(r: &SeenRequest, name: &str) -> bool {
     r.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
 }
 
+/// A loopback port where connects are refused, held for as long as the returned socket lives:
+/// it is bound but never listens, so no other test's `free_port` can hand it to a server (a
+/// port only picked by `free_port` and left unbound can be, and then answers).
+pub fn refused_port() -> (u16, std::os::fd::OwnedFd) {
+    use nix::sys::socket::{
+        bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind 127.0.0.1:0");
+    let port = getsockname::<SockaddrIn>(fd.as_raw_fd())
+        .expect("getsockname")
+        .port();
+    (port, fd)
+}
+
 /// A listener whose accept queue is full and never drained: a connect to it neither succeeds
 /// nor is refused (Linux drops the SYN), the loopback stand-in for an unreachable host. Keep
 /// the returned value alive for as long as the port must stay that way.
