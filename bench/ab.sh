@@ -11,6 +11,7 @@
 # Build the old binary from a worktree, e.g.
 #   git worktree add /tmp/old <commit> && cargo build --release --manifest-path /tmp/old/Cargo.toml
 # Knobs (environment): BENCH_DURATION_S (5), BENCH_ROUNDS (4), BENCH_CONNS (64),
+# AB_TLS (0; 1: both terminate TLS with one self-signed certificate and wrk speaks HTTPS),
 # UPSTREAM_CPU / PROXY_CPU / LOAD_CPU (lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,8 +35,35 @@ declare -A AB_PORT=([old]=18010 [new]=18011) AB_PID=()
 need_tools wrk nginx
 ports_free "$UP_PORT" "${AB_PORT[old]}" "${AB_PORT[new]}"
 start_static_upstream
+TLS=${AB_TLS:-0}
+if [[ $TLS == 1 ]]; then
+    need_tools openssl
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+    export WRK_SCHEME=https
+fi
 for v in old new; do
     baton_config "$WORK/$v.yaml" "${AB_PORT[$v]}"
+    # TLS: the listener's one filter chain gets a DownstreamTlsContext.
+    [[ $TLS == 1 ]] && python3 - "$WORK/$v.yaml" "$WORK" <<'PY'
+import sys
+p, w = sys.argv[1], sys.argv[2]
+s = open(p).read()
+tls = f"""    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            tls_certificates:
+            - certificate_chain: {{filename: {w}/cert.pem}}
+              private_key: {{filename: {w}/key.pem}}
+      filters:
+"""
+s = s.replace("    filter_chains:\n    - filters:\n", tls, 1)
+open(p, "w").write(s)
+PY
     pinned "$PROXY_CPU" "${BINARY[$v]}" -c "$WORK/$v.yaml" -l warn >"$WORK/$v.log" 2>&1 &
     AB_PID[$v]=$!
     PIDS+=($!)
@@ -67,7 +95,7 @@ for path in "${PATHS[@]}"; do
     done
 done
 
-echo "$ROUNDS interleaved rounds of ${DURATION} s per path, \`wrk -t1 -c$CONNS\`; old = \`${BINARY[old]}\`, new = \`${BINARY[new]}\`."
+echo "$ROUNDS interleaved rounds of ${DURATION} s per path, \`wrk -t1 -c$CONNS\`$([[ $TLS == 1 ]] && echo ' over TLS'); old = \`${BINARY[old]}\`, new = \`${BINARY[new]}\`."
 echo
 echo "| path | old req/s | new req/s | new / old req/s | old µs CPU / request | new µs CPU / request | new / old CPU |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
