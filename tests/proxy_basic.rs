@@ -386,3 +386,60 @@ fn pooled_connections_survive_a_spurious_readiness_event() {
         CLIENTS * REQUESTS
     );
 }
+
+/// An upstream that answers every request on a connection with a 5-byte body and, in the same
+/// write, bytes past it; counts the connections it accepts.
+fn overlong_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    buf.drain(..end + 4);
+                    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloJUNK\r\n\r\n";
+                    if s.write_all(answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+/// The head goes in front of the body bytes read with it only when all of them are body:
+/// bytes an upstream sends past its Content-Length never reach the client, and that upstream
+/// connection is not reused.
+#[test]
+fn bytes_past_a_short_body_never_reach_the_client() {
+    let (up_port, accepted) = overlong_upstream();
+    let port = free_port();
+    let b = Baton::start(&simple_yaml(port, up_port));
+    let mut c = RawConn::connect(b.port);
+    for _ in 0..3 {
+        c.send(&get("/"));
+        let r = c.expect_response(false);
+        assert_eq!((r.status(), r.body.as_slice()), (200, &b"hello"[..]));
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "a connection with bytes past its response was reused"
+    );
+}
