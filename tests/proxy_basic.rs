@@ -304,27 +304,29 @@ fn chunked_bodies_both_ways() {
     assert_eq!(r.body.len(), 50_000);
 }
 
-/// An upstream that answers every request with its head and its body in two writes, counting
-/// the connections it accepts. The body's segment often lands after the proxy's poll already
-/// reported the head, so the proxy reads both at once and is then told of data it has consumed:
-/// a spurious edge on a connection that is back in the pool.
-fn two_write_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+/// An upstream on 127.0.0.1 that reads each request head on a connection and calls
+/// `answer(stream, n)` for it (`n` counts the requests of all connections); counts the
+/// connections it accepts. `answer` returns false to drop the connection.
+fn scripted_upstream(
+    answer: impl Fn(&mut std::net::TcpStream, u32) -> bool + Send + Sync + 'static,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
     use std::sync::Arc;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
+    let answer = Arc::new(answer);
+    let requests = Arc::new(AtomicU32::new(0));
     std::thread::spawn(move || {
         for s in listener.incoming() {
             let Ok(mut s) = s else { return };
             count.fetch_add(1, Ordering::SeqCst);
+            let (answer, requests) = (answer.clone(), requests.clone());
             std::thread::spawn(move || {
                 let _ = s.set_nodelay(true);
-                let body = vec![b'x'; 1000];
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
-                let mut spin = 0u32;
                 loop {
                     let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
                         match s.read(&mut chunk) {
@@ -334,17 +336,7 @@ fn two_write_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>)
                         continue;
                     };
                     buf.drain(..end + 4);
-                    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
-                    if s.write_all(head).is_err() {
-                        return;
-                    }
-                    // A varying gap, so the body's arrival falls anywhere in the proxy's loop.
-                    spin = (spin + 7) % 64;
-                    let until = Instant::now() + Duration::from_micros(u64::from(spin));
-                    while Instant::now() < until {
-                        std::hint::spin_loop();
-                    }
-                    if s.write_all(&body).is_err() {
+                    if !answer(&mut s, requests.fetch_add(1, Ordering::SeqCst)) {
                         return;
                     }
                 }
@@ -352,6 +344,25 @@ fn two_write_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>)
         }
     });
     (port, accepted)
+}
+
+/// An upstream that answers every request with its head and its body in two writes, counting
+/// the connections it accepts. The body's segment often lands after the proxy's poll already
+/// reported the head, so the proxy reads both at once and is then told of data it has consumed:
+/// a spurious edge on a connection that is back in the pool.
+fn two_write_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    scripted_upstream(|s, n| {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+        if s.write_all(head).is_err() {
+            return false;
+        }
+        // A varying gap, so the body's arrival falls anywhere in the proxy's loop.
+        let until = Instant::now() + Duration::from_micros(u64::from(n.wrapping_mul(7) % 64));
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        s.write_all(&[b'x'; 1000]).is_ok()
+    })
 }
 
 #[test]
@@ -387,40 +398,13 @@ fn pooled_connections_survive_a_spurious_readiness_event() {
     );
 }
 
-/// An upstream that answers every request on a connection with a 5-byte body and, in the same
-/// write, bytes past it; counts the connections it accepts.
+/// An upstream that answers every request with a 5-byte body and, in the same write, bytes
+/// past it; counts the connections it accepts.
 fn overlong_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    std::thread::spawn(move || {
-        for s in listener.incoming() {
-            let Ok(mut s) = s else { return };
-            count.fetch_add(1, Ordering::SeqCst);
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        match s.read(&mut chunk) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        continue;
-                    };
-                    buf.drain(..end + 4);
-                    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloJUNK\r\n\r\n";
-                    if s.write_all(answer).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (port, accepted)
+    scripted_upstream(|s, _| {
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloJUNK\r\n\r\n")
+            .is_ok()
+    })
 }
 
 /// The head goes in front of the body bytes read with it only when all of them are body:
