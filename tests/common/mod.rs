@@ -34,12 +34,46 @@ pub fn raise_fd_limit(want: u64) {
     }
 }
 
-/// A port that was free a moment ago (bound to 127.0.0.1:0, then released).
+/// A port that was free a moment ago, never handed out before in this test process, and
+/// below the kernel's ephemeral range, so no `bind(0)` or outgoing connection can be given it
+/// while the test starts its server there. A port picked by `bind(0)` and released could be
+/// handed by the kernel to another parallel test's upstream or client; that test's baton then
+/// failed to bind, and its client talked to the other test's server instead.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // The ephemeral range's low end (32768 by default); we use the 12,000 ports below it.
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    if low > 22_000 {
+        let span = 12_000;
+        let base = low - span;
+        // Test processes that run at the same time start at different places.
+        let start = std::process::id().wrapping_mul(7919) % span;
+        for _ in 0..span {
+            let port = (base + (start + NEXT.fetch_add(1, Ordering::SeqCst)) % span) as u16;
+            let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+            if !given.contains(&port) && TcpListener::bind(local(port)).is_ok() {
+                given.push(port);
+                return port;
+            }
+        }
+    }
+    // No room below the ephemeral range: whatever bind(0) gives, never twice.
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub fn local(port: u16) -> SocketAddr {
