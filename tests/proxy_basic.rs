@@ -30,6 +30,9 @@ fn get_and_post_with_curl() {
     );
     let echo = format!("http://127.0.0.1:{}/echo", b.port);
     assert_eq!(curl_ok(&["--data-binary", body, &echo]), body);
+    // The origin records an echoed request once it has read it whole, which may be just after
+    // the echo reached curl.
+    assert!(up.wait_seen(3, IO_TIMEOUT), "{:?}", up.seen());
     let seen = up.seen();
     assert_eq!(seen.len(), 3, "{seen:?}");
     assert_eq!(seen[1].method, "POST");
