@@ -38,32 +38,12 @@ start_static_upstream
 TLS=${AB_TLS:-0}
 if [[ $TLS == 1 ]]; then
     need_tools openssl
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-        -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+    self_signed_cert "$WORK"
     export WRK_SCHEME=https
 fi
 for v in old new; do
     baton_config "$WORK/$v.yaml" "${AB_PORT[$v]}"
-    # TLS: the listener's one filter chain gets a DownstreamTlsContext.
-    [[ $TLS == 1 ]] && python3 - "$WORK/$v.yaml" "$WORK" <<'PY'
-import sys
-p, w = sys.argv[1], sys.argv[2]
-s = open(p).read()
-tls = f"""    filter_chains:
-    - transport_socket:
-        name: envoy.transport_sockets.tls
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
-          common_tls_context:
-            tls_certificates:
-            - certificate_chain: {{filename: {w}/cert.pem}}
-              private_key: {{filename: {w}/key.pem}}
-      filters:
-"""
-s = s.replace("    filter_chains:\n    - filters:\n", tls, 1)
-open(p, "w").write(s)
-PY
+    if [[ $TLS == 1 ]]; then baton_tls "$WORK/$v.yaml" "$WORK"; fi
     pinned "$PROXY_CPU" "${BINARY[$v]}" -c "$WORK/$v.yaml" -l warn >"$WORK/$v.log" 2>&1 &
     AB_PID[$v]=$!
     PIDS+=($!)

@@ -226,6 +226,37 @@ EOF
     } >"$file"
 }
 
+# self_signed_cert DIR: DIR/cert.pem and DIR/key.pem, a self-signed ECDSA P-256 certificate for
+# localhost and 127.0.0.1 (the TLS benches).
+self_signed_cert() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$1/key.pem" -out "$1/cert.pem" 2>/dev/null
+}
+
+# baton_tls FILE DIR: the first listener of the baton config FILE terminates TLS with
+# DIR/cert.pem and DIR/key.pem (its one filter chain gets a DownstreamTlsContext).
+baton_tls() {
+    python3 - "$1" "$2" <<'PY'
+import sys
+p, w = sys.argv[1], sys.argv[2]
+s = open(p).read()
+tls = f"""    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            tls_certificates:
+            - certificate_chain: {{filename: {w}/cert.pem}}
+              private_key: {{filename: {w}/key.pem}}
+      filters:
+"""
+s = s.replace("    filter_chains:\n    - filters:\n", tls, 1)
+open(p, "w").write(s)
+PY
+}
+
 declare -A CMDLINE=([direct]="(the upstream itself)")
 declare -A MAINPID=()
 

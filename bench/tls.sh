@@ -33,34 +33,13 @@ ports_free "$UP_PORT" "${PORT[baton]}" "${PORT[nginx]}" "${PORT[haproxy]}"
 start_static_upstream
 
 # One certificate for all three (self-signed ECDSA P-256, for 127.0.0.1).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+self_signed_cert "$WORK"
 cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/haproxy.pem"
 chmod 644 "$WORK"/*.pem # nginx's worker reads nothing, its master does; harmless either way
 
 start_tls_baton() {
     baton_config "$WORK/baton-tls.yaml" "${PORT[baton]}"
-    # The listener's one filter chain gets a DownstreamTlsContext.
-    python3 - "$WORK" <<'PY'
-import sys
-w = sys.argv[1]
-p = f"{w}/baton-tls.yaml"
-s = open(p).read()
-tls = f"""    filter_chains:
-    - transport_socket:
-        name: envoy.transport_sockets.tls
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
-          common_tls_context:
-            tls_certificates:
-            - certificate_chain: {{filename: {w}/cert.pem}}
-              private_key: {{filename: {w}/key.pem}}
-      filters:
-"""
-s = s.replace("    filter_chains:\n    - filters:\n", tls, 1)
-open(p, "w").write(s)
-PY
+    baton_tls "$WORK/baton-tls.yaml" "$WORK"
     CMDLINE[baton]="taskset -c $PROXY_CPU baton -c baton-tls.yaml -l warn (rustls, ring)"
     pinned "$PROXY_CPU" "$BIN/baton" -c "$WORK/baton-tls.yaml" -l warn >"$WORK/baton.log" 2>&1 &
     MAINPID[baton]=$!
