@@ -188,20 +188,17 @@ pub fn uuid4_text(b: [u8; 16]) -> String {
     String::from_utf8(uuid4_ascii(b).to_vec()).unwrap_or_default()
 }
 
-/// `uuid4_text` without the allocation.
+/// `uuid4_text` without the allocation. Each byte's two digits go to a fixed place in a
+/// template that already holds the dashes (it is on every request without an x-request-id).
 fn uuid4_ascii(mut b: [u8; 16]) -> [u8; 36] {
+    /// Where each byte's two hex digits start in `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let mut out = [0u8; 36];
-    let mut j = 0;
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out[j] = b'-';
-            j += 1;
-        }
-        out[j] = HEX[usize::from(byte >> 4)];
-        out[j + 1] = HEX[usize::from(byte & 0xf)];
-        j += 2;
+    let mut out = *b"00000000-0000-0000-0000-000000000000";
+    for (byte, at) in b.into_iter().zip(AT) {
+        out[at] = HEX[usize::from(byte >> 4)];
+        out[at + 1] = HEX[usize::from(byte & 0xf)];
     }
     out
 }
@@ -236,11 +233,30 @@ impl std::hash::Hasher for FastHasher {
 pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
 
 /// `n`'s digits in `RADIX` (10 or 16), right-aligned in a stack buffer: (buffer, first index).
-/// A constant radix lets the compiler divide by multiplying (it runs a few times per request).
+/// A constant radix lets the compiler divide by multiplying; decimal goes two digits a step
+/// (it runs a few times per request: status, content-length, timings).
 #[inline]
 pub fn digits<const RADIX: u64>(mut n: u64) -> ([u8; 20], usize) {
     let mut tmp = [0u8; 20];
     let mut i = tmp.len();
+    if RADIX == 10 {
+        // u64::MAX has 20 digits: at most 9 pairs here, then one or two digits below.
+        while n >= 100 {
+            let pair = (n % 100) as usize * 2;
+            n /= 100;
+            i -= 2;
+            tmp[i..i + 2].copy_from_slice(&DEC_PAIRS[pair..pair + 2]);
+        }
+        if n >= 10 {
+            let pair = n as usize * 2;
+            i -= 2;
+            tmp[i..i + 2].copy_from_slice(&DEC_PAIRS[pair..pair + 2]);
+        } else {
+            i -= 1;
+            tmp[i] = b'0' + n as u8;
+        }
+        return (tmp, i);
+    }
     loop {
         i -= 1;
         tmp[i] = HEX[(n % RADIX) as usize];
@@ -250,6 +266,14 @@ pub fn digits<const RADIX: u64>(mut n: u64) -> ([u8; 20], usize) {
         }
     }
 }
+
+/// "00" to "99", for writing decimal two digits at a time.
+const DEC_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
 
 /// Appends `n` in decimal (no allocation, no formatter).
 pub fn push_dec(out: &mut Vec<u8>, n: u64) {
@@ -366,7 +390,11 @@ mod tests {
 
     #[test]
     fn number_and_ip_writers_match_std() {
-        for n in [0u64, 7, 10, 255, 1 << 20, u64::MAX] {
+        let mut edges = vec![0u64, 7, 9, 10, 11, 99, 100, 101, 255, 999, 1000, 1 << 20];
+        edges.extend([u64::MAX, u64::MAX - 1, 10u64.pow(19), 10u64.pow(19) - 1]);
+        edges.extend((1..20).flat_map(|k| [10u64.pow(k) - 1, 10u64.pow(k), 10u64.pow(k) + 1]));
+        edges.extend((0..2000).chain((0..64).map(|k| 1u64 << k)));
+        for n in edges {
             let mut v = Vec::new();
             push_dec(&mut v, n);
             assert_eq!(v, n.to_string().as_bytes());
@@ -429,5 +457,8 @@ mod tests {
             uuid4_text([0xff; 16]),
             "ffffffff-ffff-4fff-bfff-ffffffffffff"
         );
+        let counting: [u8; 16] = std::array::from_fn(|i| (i as u8) * 17);
+        assert_eq!(uuid4_text(counting), "00112233-4455-4677-8899-aabbccddeeff");
+        assert_eq!(uuid4_text([0; 16]), "00000000-0000-4000-8000-000000000000");
     }
 }
