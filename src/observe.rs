@@ -172,13 +172,13 @@ fn fill_request(
 }
 
 /// Records an x-request-id baton generated where the access log captures that header.
-pub fn generated_request_id(ctx: &Ctx, l: usize, rq: &mut Rq, id: &str) {
+pub fn generated_request_id(ctx: &Ctx, l: usize, rq: &mut Rq, id: &[u8]) {
     let (Some(slots), Some(cap)) = (ctx.access_logs.slots(l), rq.cap.as_mut()) else {
         return;
     };
     // The generated id is what the upstream saw (at the edge it replaced the client's).
     if let Some(i) = slots.req.iter().position(|n| n == "x-request-id") {
-        cap.put(false, i, one(id));
+        cap.put(false, i, std::iter::once(id));
     }
 }
 

@@ -116,9 +116,7 @@ impl Env for CtxEnv<'_> {
         observe::routing_decision(self.ctx, self.listener, self.peer, req, &d);
         if let Decision::Forward(f) = &mut d {
             if let Some(id) = f.request_id.take() {
-                // Hex digits and dashes: always UTF-8.
-                let id = std::str::from_utf8(&id).unwrap_or_default();
-                observe::generated_request_id(self.ctx, self.listener, rq, id);
+                observe::generated_request_id(self.ctx, self.listener, rq, &id);
             }
             if let Some(r) = f.rewritten.take() {
                 observe::rewritten(self.ctx, self.listener, rq, &r);

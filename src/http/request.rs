@@ -151,12 +151,6 @@ pub fn origin(
     peer: SocketAddr,
     hcm: &HttpConnectionManager,
 ) -> Origin {
-    let client = trusted_client(
-        headers,
-        peer,
-        hcm.use_remote_address,
-        hcm.xff_num_trusted_hops,
-    );
     let mut xff_entries = 0usize;
     for h in headers
         .iter()
@@ -164,6 +158,18 @@ pub fn origin(
     {
         xff_entries += 1 + h.value.iter().filter(|&&b| b == b',').count();
     }
+    // Without x-forwarded-for the trusted client is the peer whatever the settings; most
+    // requests have none, and this runs twice per request (routing and the access log).
+    let client = if xff_entries == 0 {
+        peer
+    } else {
+        trusted_client(
+            headers,
+            peer,
+            hcm.use_remote_address,
+            hcm.xff_num_trusted_hops,
+        )
+    };
     let trusted = if hcm.use_remote_address {
         xff_entries == 0
     } else {

@@ -802,8 +802,12 @@ impl Conn {
         if self.head_started.is_none() {
             self.head_started = Some(now);
         }
-        let first = self.scanned == 0;
-        if !head_complete(self.cin.data(), &mut self.scanned) && !first {
+        // The first look parses whatever is there: a head usually arrives whole, and a scan
+        // for its end first would only read it twice. Later looks (a head arriving in pieces)
+        // parse again only once the new bytes hold an end of head.
+        if self.scanned == 0 {
+            self.scanned = self.cin.len();
+        } else if !head_complete(self.cin.data(), &mut self.scanned) {
             return self.partial_head(env, now);
         }
         if self.cin.data().starts_with(H2_PREFACE_LINE) {
