@@ -290,3 +290,89 @@ fn hop_by_hop_names_in_any_case_and_connection_tokens() {
     assert!(named_in_connection(&listed, "x-foo"));
     assert!(!named_in_connection(&listed, "x-bar"));
 }
+
+#[test]
+fn connection_tokens_across_several_headers() {
+    let h = |name, value| httparse::Header { name, value };
+    let two = [
+        h("connection", &b" , keep-alive ,"[..]),
+        h("Connection", &b"Upgrade"[..]),
+    ];
+    assert!(connection_names_others(&two));
+    assert!(named_in_connection(&two, "upgrade"));
+    assert!(named_in_connection(&two, "KEEP-ALIVE"));
+    assert!(!named_in_connection(&two, ""));
+    let empty = [h("Connection", &b" , "[..])];
+    assert!(!connection_names_others(&empty));
+    assert!(!named_in_connection(
+        &[h("X-Connection", &b"close"[..])],
+        "close"
+    ));
+}
+
+#[test]
+fn content_length_parses_like_std() {
+    for v in [
+        "0",
+        "9",
+        "10",
+        "007",
+        "1024",
+        "9999999999999999999",
+        "0000000000000000001",
+    ] {
+        assert_eq!(parse_length(v.as_bytes()), v.parse::<u64>().ok(), "{v}");
+    }
+    for v in [
+        "",
+        "-1",
+        "+1",
+        "1 ",
+        "1a",
+        "12345678901234567890",
+        "99999999999999999999",
+    ] {
+        assert_eq!(parse_length(v.as_bytes()), None, "{v}");
+    }
+}
+
+#[test]
+fn authority_bytes_are_the_listed_ones() {
+    let listed = b"-._~:[]%!$&'()*+,;=";
+    for c in 0..=255u8 {
+        let want = c.is_ascii_alphanumeric() || listed.contains(&c);
+        let one = [c];
+        let text = String::from_utf8_lossy(&one);
+        assert_eq!(valid_authority(&text), want && c < 0x80, "byte {c:#04x}");
+    }
+    assert!(!valid_authority(""));
+    assert!(valid_authority("[::1]:8080"));
+    assert!(!valid_authority("user@host"));
+    assert!(!valid_authority("héllo"));
+}
+
+#[test]
+fn connection_tokens_in_one_pass_match_the_questions() {
+    let h = |name, value| httparse::Header { name, value };
+    let cases: [&[u8]; 7] = [
+        b"keep-alive",
+        b"close",
+        b"Keep-Alive, Close",
+        b"x-foo",
+        b" , ",
+        b"keep-alive, x-foo",
+        b"closed",
+    ];
+    for v in cases {
+        let hs = [h("Host", &b"a"[..]), h("CONNECTION", v)];
+        let c = ConnectionTokens::of(&hs);
+        assert_eq!(c.close, named_in_connection(&hs, "close"), "{v:?}");
+        assert_eq!(
+            c.keep_alive,
+            named_in_connection(&hs, "keep-alive"),
+            "{v:?}"
+        );
+        assert_eq!(c.others, connection_names_others(&hs), "{v:?}");
+    }
+    assert!(!ConnectionTokens::of(&[h("Host", &b"a"[..])]).others);
+}

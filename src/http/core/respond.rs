@@ -49,8 +49,8 @@ pub(super) fn client_head(
     // Only a route with response edits pays for an intermediate header list.
     let mut list: Option<HeaderList<'_>> =
         (!ex.resp_edits.is_empty()).then(|| Vec::with_capacity(r.headers.len() + 4));
-    // Asked once, not per header.
-    let connection = crate::http::codec::connection_names_others(r.headers);
+    // Asked once (by the parser), not per header.
+    let connection = r.connection_names_others;
     for hd in r.headers {
         let n = hd.name;
         if tunnel && r.status == 101 && n.eq_ignore_ascii_case("upgrade") {
