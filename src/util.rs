@@ -227,6 +227,25 @@ impl std::hash::Hasher for FastHasher {
     fn write_u64(&mut self, n: u64) {
         self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
+
+    // Integers straight to the mix: the default methods go through `write`'s chunk loop
+    // (a `SocketAddr`'s port and discriminant are hashed on every pool look-up). These maps
+    // are only looked up, never iterated into output, so the changed hashes show nowhere.
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
 }
 
 /// `HashMap` with [`FastHasher`].

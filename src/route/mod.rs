@@ -153,8 +153,14 @@ impl Router {
 
 /// `host:port` → `host`; IPv6 literals keep their brackets.
 fn strip_port(h: &str) -> Option<&str> {
-    // Split on the separator itself rather than index arithmetic on a peer's string.
-    let (host, port) = h.rsplit_once(':')?;
+    // A byte search: `rsplit_once(':')`'s reverse char search cost ~160 instructions per
+    // request. `:` is ASCII, so its byte position is a char boundary and `get` cannot fail.
+    let i = h.bytes().rposition(|b| b == b':')?;
+    host_before_port(h, h.get(..i)?, h.get(i + 1..)?)
+}
+
+/// `host` when `h` split at its last `:` into `host` and `port` is a host and a port.
+fn host_before_port<'a>(h: &str, host: &'a str, port: &str) -> Option<&'a str> {
     if port.bytes().all(|c| c.is_ascii_digit()) && !host.ends_with(':') {
         if h.starts_with('[') && !host.ends_with(']') {
             return None;
@@ -250,6 +256,51 @@ mod tests {
         assert_eq!(strip_port("\u{e9}:8\u{e9}"), None);
         assert_eq!(strip_port("\u{e9}\u{e9}:1"), Some("\u{e9}\u{e9}"));
         assert_eq!(strip_port("a.com"), None);
+    }
+
+    /// The split as it was before the byte search; `strip_port`'s must agree with it.
+    fn strip_port_by_chars(h: &str) -> Option<&str> {
+        let (host, port) = h.rsplit_once(':')?;
+        host_before_port(h, host, port)
+    }
+
+    #[test]
+    fn strip_port_agrees_with_the_char_split() {
+        for h in [
+            "",
+            ":",
+            "::",
+            ":80",
+            "80:",
+            "a",
+            "a:",
+            "a:1",
+            "a:b",
+            "a:1:2",
+            "a::1",
+            "1.2.3.4:80",
+            "[::1]",
+            "[::1]:",
+            "[::1]:80",
+            "[::1]80",
+            "[::1]:8a",
+            "[a:80",
+            "[a]:80",
+            "::1",
+            "fe80::1:80",
+            "[fe80::1%eth0]:443",
+            "\u{e9}:80",
+            "\u{e9}:",
+            ":\u{e9}",
+            "\u{1f600}:1",
+            "a.com:0080",
+            "a.com: 80",
+            "a.com:80 ",
+            "[]:1",
+            "[:1",
+        ] {
+            assert_eq!(strip_port(h), strip_port_by_chars(h), "{h:?}");
+        }
     }
 
     #[test]
