@@ -81,8 +81,9 @@ pub struct Proxy {
     /// Every cluster has had its first DNS answer (or the wait gave up).
     dns_ready: bool,
     /// The hot-restart component; `None` only while one of its calls runs (it gets the
-    /// proxy as its `Host` meanwhile).
-    restart: Option<HotRestart>,
+    /// proxy as its `Host` meanwhile). Boxed: it is taken out and put back on every turn of
+    /// the loop, and moving the record itself cost two large copies each time.
+    restart: Option<Box<HotRestart>>,
     exit_code: Option<i32>,
     exit_reason: Option<String>,
     /// Sessions detached for handover, sent to the successor after each event batch.
@@ -245,7 +246,9 @@ impl Proxy {
             next_gen: 0,
             init_until: None,
             dns_ready: false,
-            restart: Some(HotRestart::new(baton_statemachine::Machine::new(mcfg))),
+            restart: Some(Box::new(HotRestart::new(baton_statemachine::Machine::new(
+                mcfg,
+            )))),
             exit_code: None,
             exit_reason: None,
             moving: Vec::new(),
@@ -766,7 +769,7 @@ impl Proxy {
             log::warn!("{name}: draining; reload refused");
             return;
         }
-        let state = self.restart.as_ref().map(HotRestart::state);
+        let state = self.restart.as_deref().map(HotRestart::state);
         if state != Some(baton_statemachine::State::Serving) {
             log::warn!(
                 "{name}: a hot restart is already under way ({}); reload refused",
@@ -1025,7 +1028,7 @@ impl Proxy {
         }
         if self
             .restart
-            .as_ref()
+            .as_deref()
             .and_then(HotRestart::child_key)
             .is_none()
         {
