@@ -376,3 +376,60 @@ fn connection_tokens_in_one_pass_match_the_questions() {
     }
     assert!(!ConnectionTokens::of(&[h("Host", &b"a"[..])]).others);
 }
+
+#[test]
+fn eq_ignore_case_agrees_with_the_byte_loop() {
+    // Bytes next to the letters and their case bit (`@`, `[`, `` ` ``, `{`, CR against `-`),
+    // digits, and non-ASCII; pairs mostly made from each other so that many are equal.
+    const ALPHABET: &[u8] = b"aAzZmM-\r@[`{_^09 \x80\xc1\xe1";
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for _ in 0..20_000 {
+        let len = next(25);
+        let a: Vec<u8> = (0..len).map(|_| ALPHABET[next(ALPHABET.len())]).collect();
+        let mut b = a.clone();
+        for c in b.iter_mut() {
+            match next(8) {
+                0 => *c ^= 0x20,
+                1 => *c = ALPHABET[next(ALPHABET.len())],
+                2 => c.make_ascii_uppercase(),
+                _ => {}
+            }
+        }
+        if next(10) == 0 {
+            b.push(b'a');
+        }
+        assert_eq!(
+            eq_ignore_case(&a, &b),
+            a.eq_ignore_ascii_case(&b),
+            "{a:?} {b:?}"
+        );
+        assert_eq!(
+            eq_ignore_case(&b, &a),
+            b.eq_ignore_ascii_case(&a),
+            "{b:?} {a:?}"
+        );
+    }
+    for (a, b) in [
+        ("Content-Length", "content-length"),
+        ("CONTENT-LENGTH", "content-length"),
+        ("content\rlength", "content-length"),
+        ("Transfer-Encoding", "transfer-encoding"),
+        ("Transfer-EncodinG", "transfer-encoding"),
+        ("transfer-encodinx", "transfer-encoding"),
+        ("transfer-xncoding", "transfer-encoding"),
+        ("Connection", "connection"),
+        ("Connectio", "connection"),
+    ] {
+        assert_eq!(
+            eq_ignore_case(a.as_bytes(), b.as_bytes()),
+            a.eq_ignore_ascii_case(b),
+            "{a} {b}"
+        );
+    }
+}
