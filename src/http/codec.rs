@@ -137,7 +137,7 @@ fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
 
 /// Whether header name `name` is `h` (any case).
 #[inline]
-fn name_is(name: &str, h: &str) -> bool {
+pub fn name_is(name: &str, h: &str) -> bool {
     eq_ignore_case(name.as_bytes(), h.as_bytes())
 }
 

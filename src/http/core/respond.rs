@@ -4,7 +4,9 @@
 use super::exchange::{BodyIn, Exchange, OutMode, Response};
 use super::Env;
 use crate::config::ServerHeader;
-use crate::http::codec::{is_hop_by_hop, named_in_connection, put_header, Framing, ResponseHead};
+use crate::http::codec::{
+    is_hop_by_hop, name_is, named_in_connection, put_header, Framing, ResponseHead,
+};
 use crate::route::edits::{apply, HeaderList};
 
 /// Serialises the head we send the client, and decides the framing towards it.
@@ -57,18 +59,14 @@ pub(super) fn client_head(
             put_header(&mut h, n, hd.value);
             continue;
         }
-        if n.eq_ignore_ascii_case("content-length")
-            && out == OutMode::NoBody
-            && r.status != 204
-            && !tunnel
-        {
+        if name_is(n, "content-length") && out == OutMode::NoBody && r.status != 204 && !tunnel {
             // HEAD and 304 keep the length the full response would have had.
             put_header(&mut h, n, hd.value);
             continue;
         }
         if is_hop_by_hop(n)
             || (connection && named_in_connection(r.headers, n))
-            || n.eq_ignore_ascii_case("x-envoy-upstream-service-time")
+            || name_is(n, "x-envoy-upstream-service-time")
         {
             continue;
         }
