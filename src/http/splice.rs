@@ -16,7 +16,8 @@ use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 /// Most idle pipes kept (two descriptors each); more are closed when given back.
 const POOL_MAX: usize = 64;
 
-/// The capacity assumed when the kernel does not say (Linux's default pipe size).
+/// The capacity assumed when the kernel does not say (Linux's default pipe size with 4 KiB
+/// pages).
 const DEFAULT_PIPE: usize = 64 * 1024;
 
 /// The capacity asked for each new pipe: a 1 MiB body then takes 5 splice pairs instead of
@@ -24,10 +25,11 @@ const DEFAULT_PIPE: usize = 64 * 1024;
 /// response in `bench/ab.sh`.
 const BIG_PIPE: usize = 256 * 1024;
 
-/// Most enlarged pipes alive at once (16 MiB of pipe capacity). The kernel charges pipe
-/// capacity to the user (`pipe-user-pages-soft`, 64 MiB by default); past it every new pipe
-/// of that user, in any process, gets two pages. Beyond this bound pipes keep the default
-/// size, so baton never takes more than a quarter of that budget for the larger size.
+/// Most enlarged pipes alive at once in a process (16 MiB of pipe capacity). The kernel
+/// charges pipe capacity to the user (`pipe-user-pages-soft`, 64 MiB by default); past it
+/// every new pipe of that user, in any process, gets two pages. Beyond this bound pipes keep
+/// the default size, so a baton takes at most a quarter of that budget for the larger size
+/// (half while a hot restart runs two).
 const BIG_PIPES_MAX: usize = 64;
 
 /// A pipe and the bytes it holds (spliced in from an upstream, not yet out to the client).
@@ -66,27 +68,31 @@ pub enum In {
 }
 
 impl Pipe {
-    /// A new pipe, enlarged to `BIG_PIPE` when `big` (the live count of enlarged pipes) is
-    /// under its bound and the kernel agrees; else of the kernel's size.
+    /// A new pipe, enlarged to `BIG_PIPE` when it is smaller (a default pipe is 16 pages:
+    /// 64 KiB with 4 KiB pages, 1 MiB with 64 KiB pages, which is left alone), `big` (the
+    /// live count of enlarged pipes) is under its bound and the kernel agrees.
     fn new(big: &Rc<Cell<usize>>) -> io::Result<Pipe> {
         let (rd, wr) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+        // The kernel may hand out smaller pipes when a user holds many (pipe-user-pages-soft):
+        // ask it, so a splice never asks for more than the pipe holds.
+        let size = |wr: &OwnedFd| {
+            fcntl(wr, FcntlArg::F_GETPIPE_SZ)
+                .ok()
+                .and_then(|c| usize::try_from(c).ok())
+                .filter(|&c| c > 0)
+        };
+        let mut cap = size(&wr).unwrap_or(DEFAULT_PIPE);
         let mut held = None;
-        if big.get() < BIG_PIPES_MAX {
+        if cap < BIG_PIPE && big.get() < BIG_PIPES_MAX {
             // Refused (EPERM past the user's pipe budget, or a smaller pipe-max-size): the
-            // pipe keeps its size, which the kernel reports below.
+            // pipe keeps its size.
             let asked = i32::try_from(BIG_PIPE).unwrap_or(i32::MAX);
             if fcntl(&wr, FcntlArg::F_SETPIPE_SZ(asked)).is_ok() {
                 big.set(big.get() + 1);
                 held = Some(BigPipe(Rc::clone(big)));
+                cap = size(&wr).unwrap_or(cap);
             }
         }
-        // The kernel may hand out smaller pipes when a user holds many (pipe-user-pages-soft):
-        // ask it, so a splice never asks for more than the pipe holds.
-        let cap = fcntl(&wr, FcntlArg::F_GETPIPE_SZ)
-            .ok()
-            .and_then(|c| usize::try_from(c).ok())
-            .filter(|&c| c > 0)
-            .unwrap_or(DEFAULT_PIPE);
         Ok(Pipe {
             rd,
             wr,
