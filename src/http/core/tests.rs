@@ -1171,6 +1171,35 @@ fn bytes_left_in_the_pipe_hold_the_close_until_they_are_out() {
     );
 }
 
+/// A full enlarged pipe (256 KiB the client has not taken) is backpressure like a full out
+/// buffer: a pipelined request waits, unparsed and unread, until the pipe has drained.
+#[test]
+fn a_full_pipe_holds_pipelined_requests_until_it_drains() {
+    let mut sim = Sim::new(8192);
+    sim.client(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+    sim.upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n");
+    assert_eq!(sim.conn.splice_budget(), 300_000);
+    sim.conn.spliced(300_000, sim.now);
+    sim.conn.set_unsent_spliced(256 * 1024);
+    sim.run();
+    assert_eq!(sim.env.ended, 1, "the first exchange is done");
+    assert!(
+        !String::from_utf8_lossy(&sim.up_all).contains("GET /b"),
+        "a pipelined request went upstream while 256 KiB waited in the pipe"
+    );
+    assert_eq!(
+        sim.conn.client_read_room(),
+        0,
+        "reading on behind a full pipe"
+    );
+    sim.conn.set_unsent_spliced(0);
+    sim.run();
+    assert!(
+        String::from_utf8_lossy(&sim.up_all).contains("GET /b"),
+        "the pipelined request never went upstream once the pipe drained"
+    );
+}
+
 /// Spliced bytes are stream activity (the stream idle timeout counts from them) and count
 /// towards the bytes sent as they move.
 #[test]
