@@ -1141,18 +1141,25 @@ fn a_long_chunk_is_announced_then_spliced_then_closed_by_its_crlf() {
     );
 }
 
+/// A connection whose client sent `requests` and whose first response, a Content-Length
+/// body of `len`, went whole into the driver's pipe, `unsent` of it not yet at the client.
+fn spliced_into_the_pipe(requests: &[u8], len: usize, unsent: usize) -> Sim {
+    let mut sim = Sim::new(8192);
+    sim.client(requests);
+    sim.upstream(format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").as_bytes());
+    assert_eq!(sim.conn.splice_budget(), len);
+    sim.conn.spliced(len, sim.now);
+    sim.conn.set_unsent_spliced(unsent);
+    sim
+}
+
 /// Spliced bytes still in the driver's pipe are output not yet written: a client that
 /// half-closed after its request is not closed (nor a draining connection handed over) until
 /// they are out; then the usual shutdown follows.
 #[test]
 fn bytes_left_in_the_pipe_hold_the_close_until_they_are_out() {
-    let mut sim = Sim::new(8192);
-    sim.client(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
-    sim.upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
-    assert_eq!(sim.conn.splice_budget(), 100_000);
     // The whole body went into the pipe; the client has not taken 60,000 of it yet.
-    sim.conn.spliced(100_000, sim.now);
-    sim.conn.set_unsent_spliced(60_000);
+    let mut sim = spliced_into_the_pipe(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 100_000, 60_000);
     sim.client_close();
     assert_eq!(sim.env.ended, 1);
     assert_eq!(
@@ -1175,12 +1182,8 @@ fn bytes_left_in_the_pipe_hold_the_close_until_they_are_out() {
 /// buffer: a pipelined request waits, unparsed and unread, until the pipe has drained.
 #[test]
 fn a_full_pipe_holds_pipelined_requests_until_it_drains() {
-    let mut sim = Sim::new(8192);
-    sim.client(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
-    sim.upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n");
-    assert_eq!(sim.conn.splice_budget(), 300_000);
-    sim.conn.spliced(300_000, sim.now);
-    sim.conn.set_unsent_spliced(256 * 1024);
+    let two = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut sim = spliced_into_the_pipe(two, 300_000, 256 * 1024);
     sim.run();
     assert_eq!(sim.env.ended, 1, "the first exchange is done");
     assert!(
