@@ -69,6 +69,9 @@ pub struct RequestHead<'b> {
     pub framing: Framing,
     /// Whether the client wants the connection kept after this exchange.
     pub keep_alive: bool,
+    /// A Connection header lists a token other than `keep-alive` (so some headers may be
+    /// named hop-by-hop there), found while parsing.
+    pub connection_names_others: bool,
     pub expect_continue: bool,
     /// Bytes of the head, including the blank line.
     pub head_len: usize,
@@ -159,6 +162,10 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 /// Whether a Connection header lists a token other than `keep-alive` (only then can
 /// `named_in_connection` add to `is_hop_by_hop`: keep-alive is hop-by-hop anyway, and most
 /// messages carry no other token).
+///
+/// The parsers answer this once per head (`ConnectionTokens`); this walk is the reference
+/// the tests check them against.
+#[cfg(test)]
 pub fn connection_names_others(headers: &[httparse::Header<'_>]) -> bool {
     connection_token_any(headers, |t| !eq_ignore_case(t, b"keep-alive"))
 }
@@ -378,7 +385,8 @@ pub fn parse_request<'b>(
         }
         None => Framing::None,
     };
-    let keep_alive = ConnectionTokens::of(headers).persistent(minor);
+    let connection = ConnectionTokens::of(headers);
+    let keep_alive = connection.persistent(minor);
     let expect_continue = minor == 1
         && headers.iter().any(|h| {
             h.name.eq_ignore_ascii_case("expect")
@@ -392,6 +400,7 @@ pub fn parse_request<'b>(
         headers,
         framing,
         keep_alive,
+        connection_names_others: connection.others,
         expect_continue,
         head_len,
         secure: false,

@@ -422,6 +422,7 @@ pub(super) fn decide(
                 headers: req.headers,
                 framing: req.framing,
                 keep_alive: req.keep_alive,
+                connection_names_others: req.connection_names_others,
                 expect_continue: req.expect_continue,
                 head_len: req.head_len,
                 secure: req.secure,
@@ -657,8 +658,8 @@ fn serialise<'r>(
         None => put_header(h, &n, &v),
     };
     let mut xff = false;
-    // Asked once, not per header: most requests name no header in Connection.
-    let connection = super::codec::connection_names_others(req.headers);
+    // Asked once (by the parser), not per header: most requests name no header in Connection.
+    let connection = req.connection_names_others;
     let mut have_request_id = false;
     let mut have_proto = false;
     for hd in req.headers {
