@@ -88,27 +88,48 @@ impl Pki {
             ],
             &self.dir,
         );
+        self.sign(&csr, &crt, &["-extfile", &ext]);
+        (self.path(&crt), self.path(&key))
+    }
+
+    /// A leaf `name.crt`/`name.key` signed by the CA without extensions, which makes it an
+    /// X.509 v1 certificate (as Envoy's quick-start certificate is); RSA, as that one is.
+    pub fn leaf_v1(&self, name: &str, subj: &str) -> (String, String) {
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
         openssl(
             &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &crt,
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
+                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
+                subj,
             ],
             &self.dir,
         );
+        self.sign(&csr, &crt, &[]);
         (self.path(&crt), self.path(&key))
+    }
+
+    /// Signs `csr` with the CA into `crt`; `extra` arguments for `openssl x509`.
+    fn sign(&self, csr: &str, crt: &str, extra: &[&str]) {
+        let mut args = vec![
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            crt,
+            "-days",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        openssl(&args, &self.dir);
     }
 
     pub fn path(&self, file: &str) -> String {
