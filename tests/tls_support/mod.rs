@@ -180,20 +180,16 @@ pub fn tls_chain(hcm: &str, match_lines: &[&str], cert: &(String, String), ctx: 
 /// The HTTP connection manager every chain of a test listener shares, with an access log to
 /// `log` printing the TLS operators.
 pub fn hcm(log: &str, cluster: &str) -> String {
+    let access_log = super::common::yaml::file_access_log(
+        log,
+        "%RESPONSE_CODE% %DOWNSTREAM_TLS_VERSION% %REQUESTED_SERVER_NAME% [%DOWNSTREAM_PEER_SUBJECT%]\\n",
+    );
     format!(
         r#"      - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: ingress_https
-          access_log:
-          - name: envoy.access_loggers.file
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-              path: "{log}"
-              log_format:
-                text_format_source:
-                  inline_string: "%RESPONSE_CODE% %DOWNSTREAM_TLS_VERSION% %REQUESTED_SERVER_NAME% [%DOWNSTREAM_PEER_SUBJECT%]\n"
-          route_config:
+{access_log}          route_config:
             virtual_hosts:
             - name: all
               domains: ["*"]
