@@ -182,6 +182,19 @@ pub fn generated_request_id(ctx: &Ctx, l: usize, rq: &mut Rq, id: &[u8]) {
     }
 }
 
+/// The connection manager normalised the path (`normalize_path`, `merge_slashes`): the log's
+/// `:path` is the new one, as Envoy's access log reads the header map the manager changed.
+pub fn path_normalized(ctx: &Ctx, l: usize, rq: &mut Rq, path: &str) {
+    let (Some(slots), Some(cap)) = (ctx.access_logs.slots(l), rq.cap.as_mut()) else {
+        return;
+    };
+    for (i, name) in slots.req.iter().enumerate() {
+        if name == ":path" {
+            cap.put(false, i, one(path));
+        }
+    }
+}
+
 /// A route rewrote the path or host: the log sees the rewritten `:path` and `:authority`
 /// and the new `x-envoy-original-path`, as Envoy's access log sees the router's changes.
 pub fn rewritten(ctx: &Ctx, l: usize, rq: &mut Rq, r: &crate::http::request::Rewritten) {

@@ -2,7 +2,8 @@
 //! HTTP/1.0 is answered 426 unless `http_protocol_options.accept_http_10` (then
 //! `default_host_for_http_10` fills a missing Host), and a client that opens with the HTTP/2
 //! connection preface gets an HTTP/2 GOAWAY (HTTP_1_1_REQUIRED), a close, one log line and a
-//! counter.
+//! counter — unless `codec_type: HTTP1`, whose HTTP/1 parser refuses it as any malformed
+//! request (400, close), as Envoy's does.
 
 mod admin_util;
 mod common;
@@ -120,6 +121,37 @@ fn an_http2_preface_gets_goaway_a_counter_and_one_log_line() {
     assert_eq!(n, 1, "a flood of prefaces logs one line a minute");
     // Nothing else was counted as a request.
     assert_eq!(stat(s.admin, "http.ingress_http.downstream_rq_total"), 0);
+    // HTTP/1.1 on the same listener still works.
+    assert_eq!(request(b.port, "GET", "/status/200", "", ""), 200);
+}
+
+#[test]
+fn with_codec_type_http1_the_preface_is_a_malformed_http1_request() {
+    // Envoy's HTTP1 codec has no HTTP/2 path: `PRI * HTTP/2.0` fails its HTTP/1 parser and is
+    // answered as any codec error (400, connection: close; DPE, http1.codec_error).
+    let log = tmp_file("codec-http1");
+    let (b, up, s) = start_edited(
+        vec![(
+            log.display().to_string(),
+            Some("%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\n".into()),
+        )],
+        with_hcm(&["codec_type: HTTP1"]),
+    );
+    let (bytes, closed) = raw_exchange_ex(b.port, PREFACE, IO_TIMEOUT);
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+    assert!(text.contains("connection: close\r\n"), "{text}");
+    assert!(closed, "the connection stays open after the 400");
+    assert_eq!(
+        wait_file_lines(&log, 1),
+        ["400 DPE http1.codec_error"],
+        "{text}"
+    );
+    assert_eq!(
+        stat(s.admin, "http.ingress_http.downstream_cx_http2_refused"),
+        0
+    );
+    assert!(up.seen().is_empty(), "the preface reached the upstream");
     // HTTP/1.1 on the same listener still works.
     assert_eq!(request(b.port, "GET", "/status/200", "", ""), 200);
 }

@@ -16,19 +16,23 @@ const ROUTES: &str = "  - match: {prefix: /admin}
 ";
 
 fn start(normalize: bool) -> (Baton, Upstream) {
+    start_with(normalize, "")
+}
+
+/// `start` with `hcm_extra` (connection-manager lines, 10 columns deep) added.
+fn start_with(normalize: bool, hcm_extra: &str) -> (Baton, Upstream) {
     let up = Upstream::start("up");
-    let mut yaml = config(
+    let mut hcm = String::from("          stat_prefix: ingress_http\n");
+    if normalize {
+        hcm.push_str("          normalize_path: true\n          merge_slashes: true\n");
+    }
+    hcm.push_str(hcm_extra);
+    let yaml = config(
         free_port(),
         &single_vhost(ROUTES),
         &[cluster("svc", &[up.port()])],
-    );
-    if normalize {
-        yaml = yaml.replacen(
-            "          stat_prefix: ingress_http\n",
-            "          stat_prefix: ingress_http\n          normalize_path: true\n          merge_slashes: true\n",
-            1,
-        );
-    }
+    )
+    .replacen("          stat_prefix: ingress_http\n", &hcm, 1);
     (Baton::start(&yaml), up)
 }
 
@@ -62,4 +66,34 @@ fn without_the_settings_paths_are_routed_as_written() {
     assert_eq!(fetch(b.port, "h", "/admin", "").status(), 403);
     assert_eq!(fetch(b.port, "h", "//admin", "").status(), 200);
     assert_eq!(up.seen()[0].target, "//admin");
+}
+
+#[test]
+fn the_access_log_shows_the_normalized_path() {
+    // Envoy's access log reads the header map the connection manager normalised: %REQ(:PATH)%
+    // is what was routed and sent upstream, for a forwarded request and a local reply alike.
+    let log = common::baton::log_path("normalize");
+    let (b, up) = start_with(
+        true,
+        &common::yaml::file_access_log(
+            &log.display().to_string(),
+            "%RESPONSE_CODE% %REQ(:PATH)% %REQ_WITHOUT_QUERY(:PATH)%\\n",
+        ),
+    );
+    assert_eq!(fetch(b.port, "h", "//a//./b?q=//x", "").status(), 200);
+    assert_eq!(fetch(b.port, "h", "/x/%2e%2e//admin", "").status(), 403);
+    assert_eq!(fetch(b.port, "h", "/plain?q=1", "").status(), 200);
+    assert_eq!(up.seen()[0].target, "/a/b?q=//x");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let lines = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().count() >= 3 || std::time::Instant::now() > end {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(
+        lines,
+        "200 /a/b?q=//x /a/b\n403 /admin /admin\n200 /plain?q=1 /plain\n"
+    );
 }

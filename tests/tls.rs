@@ -460,6 +460,15 @@ fn upstream_tls(ctx: &[&str]) -> String {
     y
 }
 
+/// An UpstreamTlsContext that verifies the server against the CA file `ca`.
+fn trusting(ca: &str) -> String {
+    upstream_tls(&[
+        "common_tls_context:",
+        "  validation_context:",
+        &format!("    trusted_ca: {{filename: \"{ca}\"}}"),
+    ])
+}
+
 fn plain_proxy(up: u16, cluster_extra: &str) -> (Baton, u16) {
     let log = log_file("tls-up");
     let mut chain = String::from("    - filters:\n");
@@ -567,18 +576,39 @@ fn upstream_tls_verifies_and_reuses_connections() {
 
     // Another CA: not trusted (503).
     let other = Pki::new("other");
-    let untrusted = upstream_tls(&[
-        "common_tls_context:",
-        "  validation_context:",
-        &format!("    trusted_ca: {{filename: \"{}\"}}", other.ca()),
-    ]);
-    let (b, _) = plain_proxy(origin.port, &untrusted);
+    let (b, _) = plain_proxy(origin.port, &trusting(&other.ca()));
     assert_eq!(get_status(b.port).0, 503);
     drop(b);
 
     // No validation context: as in Envoy, the certificate is not verified.
     let (b, _) = plain_proxy(origin.port, &upstream_tls(&["sni: upstream.test"]));
     assert_eq!(get_status(b.port).0, 200);
+}
+
+#[test]
+fn upstream_tls_without_validation_accepts_an_x509_v1_certificate() {
+    // Envoy (BoringSSL) does not look at the certificate without a validation_context;
+    // webpki cannot parse a v1 one, which used to fail the handshake (503 UF).
+    let pki = Pki::new("v1");
+    let origin = PyTls::start(&pki.leaf_v1("v1", "/CN=v1.test"), None);
+    for (max, version) in [("TLSv1_2", "TLSv1.2"), ("TLSv1_3", "TLSv1.3")] {
+        let ctx = upstream_tls(&[
+            "sni: v1.test",
+            "common_tls_context:",
+            &format!("  tls_params: {{tls_maximum_protocol_version: {max}}}"),
+        ]);
+        let (b, admin) = plain_proxy(origin.port, &ctx);
+        let (code, body) = get_status(b.port);
+        assert_eq!(code, 200, "{max}: {body}");
+        assert_eq!(fields(&body)[1..3], ["v1.test", version], "{body}");
+        assert_eq!(stat(admin, "cluster.backend.ssl.connection_error"), 0);
+    }
+    // With a validation_context the certificate is verified: another CA's is refused.
+    let other = Pki::new("v1-other");
+    let (b, admin) = plain_proxy(origin.port, &trusting(&other.ca()));
+    assert_eq!(get_status(b.port).0, 503);
+    assert!(stat(admin, "cluster.backend.ssl.connection_error") >= 1);
+    assert_eq!(stat(admin, "cluster.backend.ssl.handshake"), 0);
 }
 
 #[test]

@@ -59,8 +59,10 @@ pub struct ConnectionLimit {
 /// HCM `codec_type`; HTTP2/HTTP3 are rejected at load, so only these reach the data path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodecType {
-    /// Default. With no TLS/ALPN and no h2c support this means HTTP/1.x.
+    /// Default. With no TLS/ALPN and no h2c support this means HTTP/1.x; an HTTP/2 preface is
+    /// answered with an HTTP/2 GOAWAY.
     Auto,
+    /// HTTP/1.x only: an HTTP/2 preface is a malformed HTTP/1 request (400), as in Envoy.
     Http1,
 }
 

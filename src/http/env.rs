@@ -16,6 +16,7 @@ use crate::config::{RetryPolicy, RouteAction, ServerHeader};
 use crate::context::Ctx;
 use crate::observe;
 use crate::route::edits::{apply, HeaderList};
+use crate::route::normalize::normalize;
 use crate::tls::Stream;
 use std::rc::Rc;
 
@@ -100,15 +101,24 @@ impl Env for CtxEnv<'_> {
     }
 
     fn route(&mut self, req: &RequestHead<'_>, rq: &mut Rq) -> Decision {
+        // normalize_path / merge_slashes change the path before routing: the route, the
+        // upstream and the access log's `:path` all see the new one, as Envoy's connection
+        // manager rewrites the header itself. An unchanged path allocates nothing.
+        let hcm = &self.ctx.listeners[self.listener].hcm;
+        let normalized = normalize(req.path, hcm.normalize_path, hcm.merge_slashes);
+        if let Some(p) = &normalized {
+            observe::path_normalized(self.ctx, self.listener, rq, p);
+        }
         // The request's scheme is the connection's: `https` over TLS (x-forwarded-proto,
         // `:scheme` matching, the scheme a redirect keeps).
-        let tls_req;
-        let req = if self.secure {
-            tls_req = RequestHead {
-                secure: true,
+        let changed;
+        let req = if self.secure || normalized.is_some() {
+            changed = RequestHead {
+                path: normalized.as_deref().unwrap_or(req.path),
+                secure: req.secure || self.secure,
                 ..req.clone()
             };
-            &tls_req
+            &changed
         } else {
             req
         };

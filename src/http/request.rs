@@ -400,37 +400,14 @@ pub fn pick_weighted(list: &[(usize, u32)], r: u64) -> usize {
     list.last().map_or(0, |&(c, _)| c)
 }
 
-/// Routes the request and serialises the upstream head.
+/// Routes the request and serialises the upstream head. `req` is the request as the
+/// connection manager left it: its path already normalised (`CtxEnv::route`).
 pub(super) fn decide(
     req: &RequestHead<'_>,
     peer: SocketAddr,
     listener: usize,
     ctx: &mut Ctx,
 ) -> Decision {
-    // normalize_path / merge_slashes apply before routing, and to the path sent upstream.
-    let hcm = &ctx.listeners[listener].hcm;
-    let normalized =
-        crate::route::normalize::normalize(req.path, hcm.normalize_path, hcm.merge_slashes);
-    let with_path;
-    let req = match &normalized {
-        Some(path) => {
-            with_path = RequestHead {
-                method: req.method,
-                path,
-                minor: req.minor,
-                host: req.host,
-                headers: req.headers,
-                framing: req.framing,
-                keep_alive: req.keep_alive,
-                connection_names_others: req.connection_names_others,
-                expect_continue: req.expect_continue,
-                head_len: req.head_len,
-                secure: req.secure,
-            };
-            &with_path
-        }
-        None => req,
-    };
     let l = &ctx.listeners[listener];
     let Some(m) = l.router.route(req) else {
         return local(404, "", crate::access_log::Flags::NR);

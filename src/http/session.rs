@@ -28,6 +28,7 @@ pub fn limits(hcm: &HttpConnectionManager, per_connection_buffer_limit_bytes: u3
         stream_idle_timeout: hcm.stream_idle_timeout,
         buffer_limit: per_connection_buffer_limit_bytes as usize,
         accept_http_10: hcm.accept_http_10,
+        codec_type: hcm.codec_type,
     }
 }
 

@@ -9,6 +9,7 @@ use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::ParsedCertificate;
 use rustls::server::WebPkiClientVerifier;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{
@@ -305,9 +306,32 @@ impl ServerCertVerifier for ServerSan {
 }
 
 /// No `validation_context`: Envoy then accepts any server certificate. The handshake's
-/// signatures are still checked, so the peer holds the key of the certificate it sent.
+/// signatures are still checked, so the peer holds the key of the certificate it sent —
+/// except for a certificate webpki cannot parse (see `unparsable`).
 #[derive(Debug)]
 struct Unverified(Arc<CryptoProvider>);
+
+impl Unverified {
+    /// Whether webpki refuses the certificate itself: an X.509 v1 certificate (Envoy's own
+    /// quick-start certificate is one; `UnsupportedCertVersion`), or one it cannot decode. Its
+    /// signature checks need the parsed certificate, so they cannot run; BoringSSL, which
+    /// Envoy uses, reads such a certificate and, not validating, accepts it. Without a
+    /// trusted CA the certificate proves nothing anyway: anyone on the path can present one
+    /// of their own, so skipping the signature check here gives no attacker more than the
+    /// missing verification already does.
+    fn unparsable(cert: &CertificateDer<'_>) -> bool {
+        match ParsedCertificate::try_from(cert) {
+            Ok(_) => false,
+            Err(e) => {
+                log::debug!(
+                    "upstream certificate not parsed ({e}); accepted without a handshake \
+                     signature check (no validation_context)"
+                );
+                true
+            }
+        }
+    }
+}
 
 impl ServerCertVerifier for Unverified {
     fn verify_server_cert(
@@ -327,6 +351,9 @@ impl ServerCertVerifier for Unverified {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
+        if Self::unparsable(cert) {
+            return Ok(HandshakeSignatureValid::assertion());
+        }
         rustls::crypto::verify_tls12_signature(
             message,
             cert,
@@ -341,6 +368,9 @@ impl ServerCertVerifier for Unverified {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
+        if Self::unparsable(cert) {
+            return Ok(HandshakeSignatureValid::assertion());
+        }
         rustls::crypto::verify_tls13_signature(
             message,
             cert,
@@ -351,5 +381,119 @@ impl ServerCertVerifier for Unverified {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::{ClientConnection, ServerConnection};
+
+    // Test-only material made with the openssl CLI (P-256, valid for a century; these checks
+    // do not look at dates). `V3` is a self-signed X.509 v3 certificate with its key, `V1` an
+    // X.509 v1 one (`openssl x509 -req` without extensions), `OTHER_KEY` belongs to neither.
+    const V3_CERT: &str = "\
+-----BEGIN CERTIFICATE-----
+MIIBejCCASGgAwIBAgIUBPMkL+uQHtNN55UmPI2ZJKbPZp8wCgYIKoZIzj0EAwIw
+EjEQMA4GA1UEAwwHdjMudGVzdDAgFw0yNjEyMDEwNDUxMzhaGA8yMTI2MTEwNzA0
+NTEzOFowEjEQMA4GA1UEAwwHdjMudGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEH
+A0IABHRpjn0NknIhS4IsxSiQHjvd2i1Q/NvszUrCY62D5p1zWfO3PiZyJDnXRiDq
+7ehFvIi/yuw0r/YA+qm9PdP3YKmjUzBRMB0GA1UdDgQWBBQTq9u/TBe4F03UGJIk
+hi5lQD8/EDAfBgNVHSMEGDAWgBQTq9u/TBe4F03UGJIkhi5lQD8/EDAPBgNVHRMB
+Af8EBTADAQH/MAoGCCqGSM49BAMCA0cAMEQCIAoP94KsGgeWYemB6Y3zdCSvbyNG
+ATbsWf67/2ly5I3cAiAjmLSzVyNnQ3quFn3pai/gRFqRXOWTDWHZ0XwZYiOoTg==
+-----END CERTIFICATE-----
+";
+    const V3_KEY: &str = "\
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg8L7Z0smf4jP80UU1
+k8P3Cipai1xRsZ0tA2FAKJ1Ex1ChRANCAAR0aY59DZJyIUuCLMUokB473dotUPzb
+7M1KwmOtg+adc1nztz4mciQ510Yg6u3oRbyIv8rsNK/2APqpvT3T92Cp
+-----END PRIVATE KEY-----
+";
+    const V1_CERT: &str = "\
+-----BEGIN CERTIFICATE-----
+MIIBIDCBxwIUBjkUN+gjKKp8GZUFPN7gWUVxPj8wCgYIKoZIzj0EAwIwEjEQMA4G
+A1UEAwwHdjEudGVzdDAgFw0yNjEyMDEwNDUxMzlaGA8yMTI2MTEwNzA0NTEzOVow
+EjEQMA4GA1UEAwwHdjEudGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABERO
+K6Va+1+P4Gtv/+1BRIDeReMlhZZEVMeGn6a+tq+ElEEfbEunepSlL2Yl2MGhr2fU
+HD4JStAnIPJQqeGGoKkwCgYIKoZIzj0EAwIDSAAwRQIgOelVlFVcOyZSFfMxXLxp
+ByWjo0Ogw34vHd2HvBRcFS8CIQC9ZSZlZoGb8ra1MyxT0GHHE1ztfFBnIY9M6gye
+DmSqTQ==
+-----END CERTIFICATE-----
+";
+    const OTHER_KEY: &str = "\
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgCVcJ/55ojandaQlF
++p+fg2XLJHgjRFSlIOMaVHifjNihRANCAASO/qt3XZV8aEJ2BEs5N4a4IdPHZeQE
+ljCGF7Ea1LjlH05sK8RKRp8NXMec/EQExL6/gl4Hfaqxz/GFguKnBsc+
+-----END PRIVATE KEY-----
+";
+
+    fn params(max: TlsVersion) -> TlsParams {
+        TlsParams {
+            min: TlsVersion::V1_2,
+            max,
+            cipher_suites: Vec::new(),
+        }
+    }
+
+    /// An in-memory handshake between a cluster's client config without a validation_context
+    /// and a server that sends `cert` but signs with `key` (the certificate's own or not).
+    fn handshake(cert: &str, key: &str, max: TlsVersion) -> Result<(), Error> {
+        let prov = provider(&params(max));
+        let chain = certs(cert.as_bytes(), "cert").map_err(Error::General)?;
+        let der = PrivateKeyDer::from_pem_slice(key.as_bytes())
+            .map_err(|e| Error::General(e.to_string()))?;
+        let signer = prov.key_provider.load_private_key(der)?;
+        let server = ServerConfig::builder_with_provider(prov.clone())
+            .with_protocol_versions(&versions(&params(max)))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(SingleCertAndKey::from(CertifiedKey::new(
+                chain, signer,
+            ))));
+        let client = client_config(&UpstreamTls {
+            sni: Some("x.test".into()),
+            cert: None,
+            params: params(max),
+            alpn_http11: false,
+            validation: None,
+            max_session_keys: 0,
+        })
+        .map_err(Error::General)?;
+        let name = ServerName::try_from("x.test").map_err(|e| Error::General(e.to_string()))?;
+        let mut c = ClientConnection::new(client, name)?;
+        let mut s = ServerConnection::new(Arc::new(server))?;
+        let io = |e: std::io::Error| Error::General(e.to_string());
+        for _ in 0..8 {
+            let mut wire = Vec::new();
+            c.write_tls(&mut wire).map_err(io)?;
+            s.read_tls(&mut wire.as_slice()).map_err(io)?;
+            s.process_new_packets()?;
+            wire.clear();
+            s.write_tls(&mut wire).map_err(io)?;
+            c.read_tls(&mut wire.as_slice()).map_err(io)?;
+            c.process_new_packets()?;
+            if !c.is_handshaking() && !s.is_handshaking() {
+                return Ok(());
+            }
+        }
+        Err(Error::General("handshake did not finish".into()))
+    }
+
+    #[test]
+    fn unverified_checks_signatures_where_webpki_parses_the_certificate() {
+        for max in [TlsVersion::V1_2, TlsVersion::V1_3] {
+            assert_eq!(handshake(V3_CERT, V3_KEY, max), Ok(()), "{max:?}");
+            // A server without the certificate's key is refused, validation_context or not.
+            assert_eq!(
+                handshake(V3_CERT, OTHER_KEY, max),
+                Err(Error::InvalidCertificate(CertificateError::BadSignature)),
+                "{max:?}"
+            );
+            // webpki cannot parse a v1 certificate, so its signatures go unchecked: accepted,
+            // as Envoy (BoringSSL) accepts it when it does not validate.
+            assert_eq!(handshake(V1_CERT, OTHER_KEY, max), Ok(()), "{max:?}");
+        }
     }
 }

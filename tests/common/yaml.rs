@@ -66,6 +66,23 @@ pub fn listener_head(host: &str, port: u16) -> String {
     )
 }
 
+/// A connection manager's `access_log` (ten spaces deep, as `listener_head` leaves off): one
+/// file log to `path` with the text format `format` (the inside of a double-quoted YAML
+/// string, so `\n` ends a line).
+pub fn file_access_log(path: &str, format: &str) -> String {
+    format!(
+        r#"          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: "{path}"
+              log_format:
+                text_format_source:
+                  inline_string: "{format}"
+"#
+    )
+}
+
 /// One listener `listener_0` on `listen_port` with an HTTP connection manager whose single
 /// virtual host routes prefix `/` to the first cluster; `clusters` are
 /// `(name, upstream ports, discovery type)` such as `("svc", &[port], "STATIC")`.

@@ -88,27 +88,48 @@ impl Pki {
             ],
             &self.dir,
         );
+        self.sign(&csr, &crt, &["-extfile", &ext]);
+        (self.path(&crt), self.path(&key))
+    }
+
+    /// A leaf `name.crt`/`name.key` signed by the CA without extensions, which makes it an
+    /// X.509 v1 certificate (as Envoy's quick-start certificate is); RSA, as that one is.
+    pub fn leaf_v1(&self, name: &str, subj: &str) -> (String, String) {
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
         openssl(
             &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &crt,
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
+                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
+                subj,
             ],
             &self.dir,
         );
+        self.sign(&csr, &crt, &[]);
         (self.path(&crt), self.path(&key))
+    }
+
+    /// Signs `csr` with the CA into `crt`; `extra` arguments for `openssl x509`.
+    fn sign(&self, csr: &str, crt: &str, extra: &[&str]) {
+        let mut args = vec![
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            crt,
+            "-days",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        openssl(&args, &self.dir);
     }
 
     pub fn path(&self, file: &str) -> String {
@@ -159,20 +180,16 @@ pub fn tls_chain(hcm: &str, match_lines: &[&str], cert: &(String, String), ctx: 
 /// The HTTP connection manager every chain of a test listener shares, with an access log to
 /// `log` printing the TLS operators.
 pub fn hcm(log: &str, cluster: &str) -> String {
+    let access_log = super::common::yaml::file_access_log(
+        log,
+        "%RESPONSE_CODE% %DOWNSTREAM_TLS_VERSION% %REQUESTED_SERVER_NAME% [%DOWNSTREAM_PEER_SUBJECT%]\\n",
+    );
     format!(
         r#"      - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: ingress_https
-          access_log:
-          - name: envoy.access_loggers.file
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-              path: "{log}"
-              log_format:
-                text_format_source:
-                  inline_string: "%RESPONSE_CODE% %DOWNSTREAM_TLS_VERSION% %REQUESTED_SERVER_NAME% [%DOWNSTREAM_PEER_SUBJECT%]\n"
-          route_config:
+{access_log}          route_config:
             virtual_hosts:
             - name: all
               domains: ["*"]

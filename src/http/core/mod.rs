@@ -30,7 +30,7 @@ use super::buf::{Buf, BufPool, CHUNK};
 use super::codec::{HeadError, RequestHead};
 use super::request::Decision;
 use crate::access_log::{Flags, Rq};
-use crate::config::RetryPolicy;
+use crate::config::{CodecType, RetryPolicy};
 use crate::route::edits::Op;
 pub use exchange::Exchange;
 pub use failure::{Failure, RetryStat};
@@ -67,6 +67,10 @@ pub struct Limits {
     pub buffer_limit: usize,
     /// `http_protocol_options.accept_http_10`: serve HTTP/1.0 (else 426).
     pub accept_http_10: bool,
+    /// The connection manager's `codec_type`. `Auto` answers the HTTP/2 preface with GOAWAY
+    /// (Envoy's AUTO would speak HTTP/2); `Http1` has no HTTP/2 path, as Envoy's HTTP1 codec
+    /// has none: the preface is a malformed HTTP/1 request (400, close).
+    pub codec_type: CodecType,
 }
 
 /// Allocations a request needs, kept for the next one so the keep-alive path allocates
@@ -810,7 +814,7 @@ impl Conn {
         } else if !head_complete(self.cin.data(), &mut self.scanned) {
             return self.partial_head(env, now);
         }
-        if self.cin.data().starts_with(H2_PREFACE_LINE) {
+        if self.lim.codec_type == CodecType::Auto && self.cin.data().starts_with(H2_PREFACE_LINE) {
             self.refuse_http2(env, now);
             return true;
         }
@@ -1012,7 +1016,8 @@ const H2_GOAWAY: &[u8] = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00\
 \x00\x00\x2d\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x0dHTTP/2 is not supported; use HTTP/1.1";
 
 impl Conn {
-    /// An HTTP/2 client on this HTTP/1 listener: counted, answered with GOAWAY, closed.
+    /// An HTTP/2 client on this HTTP/1 listener (`codec_type: AUTO`): counted, answered with
+    /// GOAWAY, closed.
     fn refuse_http2(&mut self, env: &mut dyn Env, now: Instant) {
         env.http2_preface();
         self.cin.consume(self.cin.len());

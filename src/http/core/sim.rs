@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{Action, Close, Conn, Env, Failure, Limits, Reply};
 use crate::access_log::Rq;
-use crate::config::{RetryOn, RetryPolicy, ServerHeader};
+use crate::config::{CodecType, RetryOn, RetryPolicy, ServerHeader};
 use crate::http::buf::BufPool;
 use crate::http::codec::RequestHead;
 use crate::http::local::write_local_reply;
@@ -39,6 +39,8 @@ pub struct TestEnv {
     /// Tunnels opened, and open now (must return to 0).
     pub tunnels: u64,
     pub tunnels_open: i64,
+    /// Connections answered as HTTP/2 clients (GOAWAY).
+    pub http2_prefaces: u64,
     retry: Option<RetryPolicy>,
     rng: Option<crate::util::Rng>,
 }
@@ -244,7 +246,9 @@ impl Env for TestEnv {
 
     fn retry_release(&mut self, _cluster: usize) {}
 
-    fn http2_preface(&mut self) {}
+    fn http2_preface(&mut self) {
+        self.http2_prefaces += 1;
+    }
 
     fn default_host_for_http_10(&self) -> Option<String> {
         None
@@ -310,8 +314,20 @@ impl Sim {
     /// As `new`, with the listener's `per_connection_buffer_limit_bytes` (`TestEnv`'s cluster
     /// limit is 64 KiB).
     pub fn with_buffer_limit(max_head: usize, buffer_limit: usize) -> Sim {
+        Sim::with_limits(Sim::limits(max_head, buffer_limit))
+    }
+
+    /// As `new`, for a connection manager with `codec_type` (`new`'s is `AUTO`).
+    pub fn with_codec(max_head: usize, codec_type: CodecType) -> Sim {
+        Sim::with_limits(Limits {
+            codec_type,
+            ..Sim::limits(max_head, 1 << 20)
+        })
+    }
+
+    fn with_limits(lim: Limits) -> Sim {
         let now = Instant::now();
-        let lim = std::rc::Rc::new(Sim::limits(max_head, buffer_limit));
+        let lim = std::rc::Rc::new(lim);
         Sim {
             env: TestEnv::new(),
             conn: Conn::new(lim, now),
@@ -346,6 +362,7 @@ impl Sim {
             stream_idle_timeout: Some(Duration::from_secs(30)),
             buffer_limit,
             accept_http_10: true,
+            codec_type: CodecType::Auto,
         }
     }
 

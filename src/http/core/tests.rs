@@ -278,6 +278,40 @@ fn a_head_too_slow_gets_408_and_an_idle_connection_just_closes() {
 }
 
 #[test]
+fn the_http2_preface_is_answered_as_the_codec_type_says() {
+    use crate::config::CodecType;
+    // The client preface and an empty SETTINGS frame, as an h2c prior-knowledge client opens.
+    const H2: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    // AUTO: an HTTP/2 server preface (SETTINGS) and GOAWAY; not a request.
+    let mut sim = Sim::new(8192);
+    sim.client(H2);
+    assert!(
+        sim.client_got.starts_with(b"\x00\x00\x00\x04"),
+        "{:?}",
+        sim.client_got
+    );
+    assert_eq!(sim.env.http2_prefaces, 1);
+    assert_eq!((sim.env.begun, sim.env.ended), (0, 0));
+    assert!(sim.shut_down);
+    // HTTP1: no HTTP/2 path, as in Envoy's HTTP/1 codec: `PRI * HTTP/2.0` is a malformed
+    // request line, answered 400 and closed, whole or a byte at a time.
+    for split in [H2.len(), 1] {
+        let mut sim = Sim::with_codec(8192, CodecType::Http1);
+        for part in H2.chunks(split) {
+            sim.client(part);
+        }
+        let got = String::from_utf8_lossy(&sim.client_got).into_owned();
+        assert!(got.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{got}");
+        assert!(got.contains("connection: close"), "{got}");
+        assert_eq!(responses(&sim.client_got).len(), 1, "{got}");
+        assert_eq!(sim.env.statuses, [400]);
+        assert_eq!(sim.env.http2_prefaces, 0);
+        assert_eq!(sim.connects, 0);
+        assert!(sim.shut_down);
+    }
+}
+
+#[test]
 fn an_early_response_ends_the_connection_after_it() {
     let mut sim = Sim::new(8192);
     sim.client(b"POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc");
