@@ -307,30 +307,67 @@ impl ServerCertVerifier for ServerSan {
 
 /// No `validation_context`: Envoy then accepts any server certificate. The handshake's
 /// signatures are still checked, so the peer holds the key of the certificate it sent —
-/// except for a certificate webpki cannot parse (see `unparsable`).
+/// except for an X.509 v1 certificate (see `unchecked_v1`).
 #[derive(Debug)]
 struct Unverified(Arc<CryptoProvider>);
 
 impl Unverified {
-    /// Whether webpki refuses the certificate itself: an X.509 v1 certificate (Envoy's own
-    /// quick-start certificate is one; `UnsupportedCertVersion`), or one it cannot decode. Its
-    /// signature checks need the parsed certificate, so they cannot run; BoringSSL, which
-    /// Envoy uses, reads such a certificate and, not validating, accepts it. Without a
-    /// trusted CA the certificate proves nothing anyway: anyone on the path can present one
-    /// of their own, so skipping the signature check here gives no attacker more than the
-    /// missing verification already does.
-    fn unparsable(cert: &CertificateDer<'_>) -> bool {
+    /// Whether `cert` is an X.509 v1 certificate that webpki refuses (`UnsupportedCertVersion`;
+    /// Envoy's own quick-start certificate is one). Its signature checks need the parsed
+    /// certificate, so they cannot run; BoringSSL, which Envoy uses, reads such a certificate
+    /// and, not validating, accepts it. Without a trusted CA the certificate proves nothing
+    /// anyway: anyone on the path can present one of their own, so skipping the signature
+    /// check gives no attacker more than the missing verification already does. Anything else
+    /// webpki cannot parse (bytes that are no certificate) still fails the handshake.
+    fn unchecked_v1(cert: &CertificateDer<'_>) -> bool {
+        if !x509_v1(cert) {
+            return false;
+        }
         match ParsedCertificate::try_from(cert) {
             Ok(_) => false,
             Err(e) => {
                 log::debug!(
-                    "upstream certificate not parsed ({e}); accepted without a handshake \
-                     signature check (no validation_context)"
+                    "upstream X.509 v1 certificate not parsed ({e}); accepted without a \
+                     handshake signature check (no validation_context)"
                 );
                 true
             }
         }
     }
+}
+
+/// Whether DER `der` is shaped like an X.509 v1 certificate: a SEQUENCE whose first element,
+/// the TBSCertificate SEQUENCE, starts with the serial number (INTEGER) instead of the
+/// `[0]` version field that v2 and v3 certificates carry (RFC 5280 §4.1).
+fn x509_v1(der: &[u8]) -> bool {
+    /// The contents of the DER element at the start of `b` if its tag is `tag`.
+    fn inner(b: &[u8], tag: u8) -> Option<&[u8]> {
+        let (&t, rest) = b.split_first()?;
+        let (&l, rest) = rest.split_first()?;
+        if t != tag {
+            return None;
+        }
+        let (len, rest) = if l < 0x80 {
+            (usize::from(l), rest)
+        } else {
+            let n = usize::from(l & 0x7f);
+            if n == 0 || n > 4 {
+                return None;
+            }
+            let (bytes, rest) = (rest.get(..n)?, rest.get(n..)?);
+            (
+                bytes.iter().fold(0usize, |a, &b| a << 8 | usize::from(b)),
+                rest,
+            )
+        };
+        rest.get(..len)
+    }
+    const SEQUENCE: u8 = 0x30;
+    const INTEGER: u8 = 0x02;
+    inner(der, SEQUENCE)
+        .and_then(|c| inner(c, SEQUENCE))
+        .and_then(|tbs| tbs.first())
+        == Some(&INTEGER)
 }
 
 impl ServerCertVerifier for Unverified {
@@ -351,7 +388,7 @@ impl ServerCertVerifier for Unverified {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        if Self::unparsable(cert) {
+        if Self::unchecked_v1(cert) {
             return Ok(HandshakeSignatureValid::assertion());
         }
         rustls::crypto::verify_tls12_signature(
@@ -368,7 +405,7 @@ impl ServerCertVerifier for Unverified {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        if Self::unparsable(cert) {
+        if Self::unchecked_v1(cert) {
             return Ok(HandshakeSignatureValid::assertion());
         }
         rustls::crypto::verify_tls13_signature(
@@ -494,6 +531,39 @@ ljCGF7Ea1LjlH05sK8RKRp8NXMec/EQExL6/gl4Hfaqxz/GFguKnBsc+
             // webpki cannot parse a v1 certificate, so its signatures go unchecked: accepted,
             // as Envoy (BoringSSL) accepts it when it does not validate.
             assert_eq!(handshake(V1_CERT, OTHER_KEY, max), Ok(()), "{max:?}");
+        }
+    }
+
+    fn der(pem: &str) -> Vec<u8> {
+        certs(pem.as_bytes(), "cert").unwrap()[0].to_vec()
+    }
+
+    #[test]
+    fn only_x509_v1_certificates_skip_the_signature_check() {
+        let (v1, v3) = (der(V1_CERT), der(V3_CERT));
+        assert!(x509_v1(&v1));
+        assert!(!x509_v1(&v3));
+        assert!(Unverified::unchecked_v1(&CertificateDer::from(v1.clone())));
+        assert!(!Unverified::unchecked_v1(&CertificateDer::from(v3)));
+        // Bytes webpki cannot parse that are no v1 certificate are not let through, nor is any
+        // truncation of the v1 one (every prefix is cut inside an element).
+        for junk in [
+            &b""[..],
+            b"\x30",
+            b"\x30\x00",
+            b"\x30\x85\x01\x01\x01\x01\x01",
+            b"not a cert",
+        ] {
+            assert!(!Unverified::unchecked_v1(&CertificateDer::from(
+                junk.to_vec()
+            )));
+        }
+        for n in 0..v1.len() {
+            let cut = &v1[..n];
+            assert!(
+                !Unverified::unchecked_v1(&CertificateDer::from(cut.to_vec())),
+                "{n}"
+            );
         }
     }
 }
