@@ -75,9 +75,15 @@ fn external_requests_lose_control_headers_internal_ones_keep_their_effect() {
     let mut per_try = CONTROL.to_vec();
     per_try.push("x-envoy-upstream-rq-per-try-timeout-ms: 700");
     assert_eq!(get_from("127.0.0.1", b.port, "/per-try", &per_try), 200);
+    let mut no_per_try = CONTROL.to_vec();
+    no_per_try.push("x-envoy-upstream-rq-per-try-timeout-ms: 0");
+    assert_eq!(
+        get_from("127.0.0.1", b.port, "/no-per-try", &no_per_try),
+        200
+    );
 
     let seen = up.seen();
-    assert_eq!(seen.len(), 3);
+    assert_eq!(seen.len(), 4);
     let (inside, outside, per_try) = (&seen[0], &seen[1], &seen[2]);
     // Internal: marked, its timeout honoured (the upstream is told 1234 ms), the router's
     // control headers consumed, the others passed on, the client's request id kept.
@@ -131,6 +137,12 @@ fn external_requests_lose_control_headers_internal_ones_keep_their_effect() {
     assert_eq!(
         per_try.header("x-envoy-upstream-rq-per-try-timeout-ms"),
         None
+    );
+    // A per-try timeout of 0 is none (Envoy arms that timer only above 0): the route timeout
+    // is what the upstream is told, not 0.
+    assert_eq!(
+        seen[3].header("x-envoy-expected-rq-timeout-ms"),
+        Some("1234")
     );
 }
 

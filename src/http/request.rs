@@ -292,8 +292,9 @@ pub fn stripped(n: &str, edge: bool) -> bool {
 pub struct Overrides {
     /// `x-envoy-upstream-rq-timeout-ms` (0: no timeout).
     pub timeout: Option<Option<Duration>>,
-    /// `x-envoy-upstream-rq-per-try-timeout-ms`.
-    pub per_try: Option<Duration>,
+    /// `x-envoy-upstream-rq-per-try-timeout-ms` (0: no per-try timeout, as Envoy arms the
+    /// per-try timer only for a value above 0; it replaces the route's).
+    pub per_try: Option<Option<Duration>>,
     /// `x-envoy-retry-on` conditions baton implements.
     pub retry_on: crate::config::RetryOn,
     pub any_retry_on: bool,
@@ -316,11 +317,14 @@ impl Overrides {
             };
             let v = v.trim();
             let n = h.name;
-            let ms = || v.parse::<u64>().ok().map(Duration::from_millis);
+            // A duration in ms, 0 meaning none.
+            let ms = || {
+                v.parse::<u64>()
+                    .ok()
+                    .map(|m| (m > 0).then(|| Duration::from_millis(m)))
+            };
             if n.eq_ignore_ascii_case("x-envoy-upstream-rq-timeout-ms") {
-                if let Some(d) = ms() {
-                    o.timeout = Some((!d.is_zero()).then_some(d));
-                }
+                o.timeout = ms().or(o.timeout);
             } else if n.eq_ignore_ascii_case("x-envoy-upstream-rq-per-try-timeout-ms") {
                 o.per_try = ms().or(o.per_try);
             } else if n.eq_ignore_ascii_case("x-envoy-retry-on") {
@@ -531,7 +535,8 @@ pub(super) fn decide(
     let policy = merged.as_deref().or(fwd.retry_policy.as_ref());
     let (timeout, per_try, expected) = final_timeouts(
         over.timeout.unwrap_or(fwd.timeout),
-        over.per_try.or(policy.and_then(|p| p.per_try_timeout)),
+        over.per_try
+            .unwrap_or_else(|| policy.and_then(|p| p.per_try_timeout)),
     );
     let (head, host_at, request_id) = serialise(
         req,
@@ -913,7 +918,10 @@ mod tests {
         ]);
         assert!(o.alt_response);
         assert_eq!(o.timeout, Some(None));
-        assert_eq!(o.per_try, Some(Duration::from_millis(250)));
+        assert_eq!(o.per_try, Some(Some(Duration::from_millis(250))));
+        // 0 is no per-try timeout (Envoy arms that timer only above 0), not an instant one.
+        let zero = Overrides::read(&[h("x-envoy-upstream-rq-per-try-timeout-ms", b"0")]);
+        assert_eq!(zero.per_try, Some(None));
         let p = o
             .retry_policy(None)
             .expect("a policy from the headers alone");
