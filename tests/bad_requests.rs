@@ -37,6 +37,11 @@ const HEAD_ERRORS: &[(&str, &[u8])] = &[
         b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\0b\r\n\r\n",
     ),
     ("garbage request line", b"HELLO\r\n\r\n"),
+    // One more than MAX_CONNECTION_TOKENS: each forwarded header is looked up among them.
+    (
+        "33 Connection tokens",
+        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x\r\n\r\n",
+    ),
     // The request-target is ASCII (RFC 9112); this one used to panic the parser.
     (
         "UTF-8 in the request target",

@@ -170,6 +170,54 @@ pub fn connection_names_others(headers: &[httparse::Header<'_>]) -> bool {
     connection_token_any(headers, |t| !eq_ignore_case(t, b"keep-alive"))
 }
 
+/// Most tokens the Connection headers of one message may list (RFC 9110 §7.6.1 sets no
+/// bound; real messages list one to three). A message with more is refused (400 from a
+/// client, 502 from an upstream): every header forwarded is looked up among them, and a head
+/// of thousands of tokens made that lookup cost ~90 normal requests of CPU.
+pub const MAX_CONNECTION_TOKENS: usize = 32;
+
+/// The tokens other than `keep-alive` that a message's Connection headers list, gathered
+/// once so each forwarded header is looked up among at most `MAX_CONNECTION_TOKENS` of
+/// them rather than by a walk over every Connection header's bytes.
+pub struct Nominated<'a> {
+    names: [&'a [u8]; MAX_CONNECTION_TOKENS],
+    len: usize,
+}
+
+impl<'a> Nominated<'a> {
+    /// Past the parser's bound (which refuses more), further tokens are not kept.
+    pub fn of(headers: &[httparse::Header<'a>]) -> Nominated<'a> {
+        let mut n = Nominated {
+            names: [&[]; MAX_CONNECTION_TOKENS],
+            len: 0,
+        };
+        for h in headers {
+            if !name_is(h.name, "connection") {
+                continue;
+            }
+            for t in tokens(h.value) {
+                if eq_ignore_case(t, b"keep-alive") {
+                    continue;
+                }
+                let Some(slot) = n.names.get_mut(n.len) else {
+                    return n;
+                };
+                *slot = t;
+                n.len += 1;
+            }
+        }
+        n
+    }
+
+    /// Whether header `name` is listed (so it is hop-by-hop too).
+    pub fn names(&self, name: &str) -> bool {
+        self.names
+            .iter()
+            .take(self.len)
+            .any(|t| eq_ignore_case(t, name.as_bytes()))
+    }
+}
+
 /// True when `name` is listed in any Connection header (those are hop-by-hop too).
 pub fn named_in_connection(headers: &[httparse::Header<'_>], name: &str) -> bool {
     connection_token_any(headers, |t| eq_ignore_case(t, name.as_bytes()))
@@ -197,6 +245,8 @@ struct ConnectionTokens {
     keep_alive: bool,
     /// A token other than `keep-alive` (`close` included): `connection_names_others`.
     others: bool,
+    /// Tokens listed, repeats included (bounded by `MAX_CONNECTION_TOKENS`).
+    count: usize,
 }
 
 impl ConnectionTokens {
@@ -207,6 +257,7 @@ impl ConnectionTokens {
                 continue;
             }
             for t in tokens(h.value) {
+                c.count += 1;
                 if eq_ignore_case(t, b"keep-alive") {
                     c.keep_alive = true;
                 } else {
@@ -216,6 +267,15 @@ impl ConnectionTokens {
             }
         }
         c
+    }
+
+    /// The message's Connection headers, refused past `MAX_CONNECTION_TOKENS` tokens.
+    fn checked(headers: &[httparse::Header<'_>]) -> Result<ConnectionTokens, HeadError> {
+        let c = ConnectionTokens::of(headers);
+        if c.count > MAX_CONNECTION_TOKENS {
+            return Err(HeadError::Bad("too many connection tokens"));
+        }
+        Ok(c)
     }
 
     /// Whether the sender keeps the connection open after this message (RFC 9112 §9.3).
@@ -385,7 +445,7 @@ pub fn parse_request<'b>(
         }
         None => Framing::None,
     };
-    let connection = ConnectionTokens::of(headers);
+    let connection = ConnectionTokens::checked(headers)?;
     let keep_alive = connection.persistent(minor);
     let expect_continue = minor == 1
         && headers.iter().any(|h| {
@@ -507,7 +567,7 @@ pub fn parse_response<'b>(
         Err(HeadError::Bad("transfer-encoding does not end in chunked")) => Framing::UntilClose,
         Err(e) => return Err(e),
     };
-    let connection = ConnectionTokens::of(headers);
+    let connection = ConnectionTokens::checked(headers)?;
     let keep_alive = framing != Framing::UntilClose && connection.persistent(minor);
     Ok(Some(ResponseHead {
         status,

@@ -433,3 +433,57 @@ fn eq_ignore_case_agrees_with_the_byte_loop() {
         );
     }
 }
+
+#[test]
+fn connection_tokens_are_bounded_and_gathered_once() {
+    let list = |n: usize| {
+        (0..n)
+            .map(|i| format!("x-{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let at = list(MAX_CONNECTION_TOKENS);
+    let over = list(MAX_CONNECTION_TOKENS + 1);
+    assert!(req(&format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: {at}\r\n\r\n"
+    ))
+    .is_ok());
+    // Split over two headers, repeats and keep-alive counted too.
+    let split = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive,{}\r\nConnection: {at}\r\n\r\n",
+        "close,".repeat(3)
+    );
+    assert_eq!(
+        req(&split),
+        Err(HeadError::Bad("too many connection tokens"))
+    );
+    assert_eq!(
+        req(&format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: {over}\r\n\r\n"
+        )),
+        Err(HeadError::Bad("too many connection tokens"))
+    );
+    // Empty list elements are no tokens.
+    let commas = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: x,{}\r\n\r\n",
+        ",".repeat(5000)
+    );
+    assert!(req(&commas).is_ok());
+    let mut h = header_slots();
+    let resp = format!("HTTP/1.1 200 OK\r\nConnection: {over}\r\nContent-Length: 0\r\n\r\n");
+    assert!(parse_response(resp.as_bytes(), &mut h, false).is_err());
+
+    // The gathered list answers as the walk does, for every header name asked.
+    let h = |name, value| httparse::Header { name, value };
+    let hs = [
+        h("Connection", &b" Keep-Alive , X-Foo,,"[..]),
+        h("X-Foo", &b"1"[..]),
+        h("connection", &b"close, x-BAR"[..]),
+        h("X-Baz", &b"1"[..]),
+    ];
+    let n = Nominated::of(&hs);
+    for name in ["x-foo", "X-BAR", "close", "x-baz", "", "connection", "x-fo"] {
+        assert_eq!(n.names(name), named_in_connection(&hs, name), "{name}");
+    }
+    assert!(!n.names("keep-alive"), "keep-alive is hop-by-hop anyway");
+}

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
-use super::codec::{is_hop_by_hop, named_in_connection, put_header, Framing, RequestHead};
+use super::codec::{is_hop_by_hop, put_header, Framing, RequestHead};
 use super::local;
 use super::upgrade::Upgrade;
 use crate::config::template::{Template, Vars};
@@ -641,7 +641,9 @@ fn serialise<'r>(
     };
     let mut xff = false;
     // Asked once (by the parser), not per header: most requests name no header in Connection.
-    let connection = req.connection_names_others;
+    let nominated = req
+        .connection_names_others
+        .then(|| super::codec::Nominated::of(req.headers));
     let mut have_request_id = false;
     let mut have_proto = false;
     for hd in req.headers {
@@ -653,7 +655,7 @@ fn serialise<'r>(
         if is_hop_by_hop(n)
             || n.eq_ignore_ascii_case("host")
             || n.eq_ignore_ascii_case("expect")
-            || (connection && named_in_connection(req.headers, n))
+            || nominated.as_ref().is_some_and(|c| c.names(n))
         {
             continue;
         }

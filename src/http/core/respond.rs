@@ -4,9 +4,7 @@
 use super::exchange::{BodyIn, Exchange, OutMode, Response};
 use super::Env;
 use crate::config::ServerHeader;
-use crate::http::codec::{
-    is_hop_by_hop, name_is, named_in_connection, put_header, Framing, ResponseHead,
-};
+use crate::http::codec::{is_hop_by_hop, name_is, put_header, Framing, ResponseHead};
 use crate::route::edits::{apply, HeaderList};
 
 /// Serialises the head we send the client, and decides the framing towards it.
@@ -52,7 +50,9 @@ pub(super) fn client_head(
     let mut list: Option<HeaderList<'_>> =
         (!ex.resp_edits.is_empty()).then(|| Vec::with_capacity(r.headers.len() + 4));
     // Asked once (by the parser), not per header.
-    let connection = r.connection_names_others;
+    let nominated = r
+        .connection_names_others
+        .then(|| crate::http::codec::Nominated::of(r.headers));
     for hd in r.headers {
         let n = hd.name;
         if tunnel && r.status == 101 && n.eq_ignore_ascii_case("upgrade") {
@@ -65,7 +65,7 @@ pub(super) fn client_head(
             continue;
         }
         if is_hop_by_hop(n)
-            || (connection && named_in_connection(r.headers, n))
+            || nominated.as_ref().is_some_and(|c| c.names(n))
             || name_is(n, "x-envoy-upstream-service-time")
         {
             continue;
