@@ -15,7 +15,9 @@ use super::model::{
     UpstreamTls, Validation,
 };
 use super::raw::{self, Dur, EnumValue};
-use super::validate::{err, extension_type, proto_enum, typed_payload, wrong_kind, EnumEntry};
+use super::validate::{
+    err, extension_type, no_filter, proto_enum, typed_payload, wrong_kind, EnumEntry,
+};
 use super::ConfigError;
 
 pub(super) const DOWNSTREAM_TYPE: &str =
@@ -268,9 +270,7 @@ pub fn listener_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(
                 &[TLS_INSPECTOR_TYPE],
             ));
         }
-        if f.filter.is_some() {
-            return Err(err(format!("{fp}.filter"), "not supported by baton"));
-        }
+        no_filter(f, &fp)?;
         let tpath = format!("{fp}.typed_config");
         if let Some(v) = typed_payload(&f.typed_config, &tpath, TLS_INSPECTOR_TYPE)? {
             // Only the JA3/JA4 fingerprint switches exist; baton computes no fingerprints.
@@ -290,10 +290,7 @@ fn socket_payload(
     type_name: &str,
 ) -> Result<Option<Value>, ConfigError> {
     let ty = extension_type(ts, path)?;
-    if ty == RAW_BUFFER_TYPE {
-        return Ok(None);
-    }
-    if ty != type_name {
+    if ty != type_name && ty != RAW_BUFFER_TYPE {
         return Err(wrong_kind(
             ts,
             path,
@@ -302,16 +299,23 @@ fn socket_payload(
             &[type_name, RAW_BUFFER_TYPE],
         ));
     }
-    if ts.filter.is_some() {
-        return Err(err(join_key(path, "filter"), "not supported by baton"));
+    let tpath = join_key(path, "typed_config");
+    if ty == RAW_BUFFER_TYPE {
+        // `RawBuffer` has no fields, but one given must be refused, not skipped (read before
+        // `filter` is refused, so that one run lists both).
+        if let Some(v) = typed_payload(&ts.typed_config, &tpath, RAW_BUFFER_TYPE)? {
+            let _: raw::RawBuffer = from_value(&v, &tpath)?;
+        }
+        no_filter(ts, path)?;
+        return Ok(None);
     }
+    no_filter(ts, path)?;
     if !cfg!(feature = "tls") {
         return Err(err(
             path,
             "TLS is not compiled into this build of baton (cargo feature \"tls\")",
         ));
     }
-    let tpath = join_key(path, "typed_config");
     typed_payload(&ts.typed_config, &tpath, type_name)?
         .map(Some)
         .ok_or_else(|| err(tpath, "required field is missing"))

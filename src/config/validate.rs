@@ -641,8 +641,9 @@ fn overload_manager(om: raw::OverloadManager) -> Result<Option<u64>, ConfigError
     Ok(max)
 }
 
-/// `filter` is only meaningful on access loggers, and there it is unsupported.
-fn no_filter(ext: &raw::TypedExtension, path: &str) -> Result<(), ConfigError> {
+/// `filter` is only meaningful on access loggers, and there it is unsupported; beside any other
+/// extension's `name` and `typed_config` it is refused the same way.
+pub(super) fn no_filter(ext: &raw::TypedExtension, path: &str) -> Result<(), ConfigError> {
     match ext.filter {
         None => Ok(()),
         Some(_) => Err(err(
@@ -841,9 +842,7 @@ fn http_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(), Confi
         if i > 0 {
             return Err(err(fpath, "the router filter may appear only once"));
         }
-        if f.filter.is_some() {
-            return Err(err(format!("{fpath}.filter"), "unknown field"));
-        }
+        no_filter(f, &fpath)?;
         let tpath = format!("{fpath}.typed_config");
         if let Some(v) = typed_payload(&f.typed_config, &tpath, ROUTER_TYPE)? {
             let _: raw::Router = from_value(&v, &tpath)?;

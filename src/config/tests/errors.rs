@@ -184,6 +184,49 @@ fn unknown_fields_are_named() {
 }
 
 #[test]
+fn raw_buffer_transport_sockets_refuse_unknown_fields() {
+    const RAW: &str =
+        "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+    let chain = "static_resources.listeners[0].filter_chains[0].transport_socket";
+    let cluster = "static_resources.clusters[0].transport_socket";
+    let e = err_with(&[
+        (
+            chain,
+            &format!(
+                "{{name: envoy.transport_sockets.raw_buffer, typed_config: {{\"@type\": {RAW}, also_bogus: {{x: 1}}}}}}"
+            ),
+        ),
+        (
+            cluster,
+            &format!(
+                "{{name: envoy.transport_sockets.raw_buffer, filter: {{anything: 1}}, typed_config: {{\"@type\": {RAW}, bogus_field: 1}}}}"
+            ),
+        ),
+    ]);
+    assert_eq!(
+        e,
+        format!(
+            "3 errors:\n  \
+             {cluster}.typed_config.bogus_field: unknown or unsupported field \"bogus_field\" \
+             (no fields are accepted here)\n  \
+             {cluster}.filter: not supported by baton (access-log filters)\n  \
+             {chain}.typed_config.also_bogus: unknown or unsupported field \"also_bogus\" \
+             (no fields are accepted here)"
+        )
+    );
+    // Without stray fields the raw buffer is plain TCP, by name or by type.
+    let b = ok_with(&[
+        (chain, "{name: envoy.transport_sockets.raw_buffer}"),
+        (
+            cluster,
+            &format!("{{name: plain, typed_config: {{\"@type\": {RAW}}}}}"),
+        ),
+    ]);
+    assert_eq!(b.listeners[0].filter_chains[0].tls, None);
+    assert_eq!(b.clusters[0].tls, None);
+}
+
+#[test]
 fn unsupported_envoy_features_say_so() {
     let cases: &[(&str, &str, &str)] = &[
         ("stats_sinks", "[]", "stats sinks; scrape /stats instead"),
