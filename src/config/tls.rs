@@ -15,9 +15,7 @@ use super::model::{
     UpstreamTls, Validation,
 };
 use super::raw::{self, Dur, EnumValue};
-use super::validate::{
-    err, extension_type, no_filter, proto_enum, typed_payload, wrong_kind, EnumEntry,
-};
+use super::validate::{err, extension_kind, no_filter, proto_enum, typed_payload, EnumEntry};
 use super::ConfigError;
 
 pub(super) const DOWNSTREAM_TYPE: &str =
@@ -260,16 +258,7 @@ fn server_name(n: &str, path: &str) -> Result<(), ConfigError> {
 pub fn listener_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(), ConfigError> {
     for (i, f) in filters.iter().enumerate() {
         let fp = format!("{path}[{i}]");
-        let ty = extension_type(f, &fp)?;
-        if ty != TLS_INSPECTOR_TYPE {
-            return Err(wrong_kind(
-                f,
-                &fp,
-                ty,
-                "listener filter",
-                &[TLS_INSPECTOR_TYPE],
-            ));
-        }
+        extension_kind(f, &fp, "listener filter", &[TLS_INSPECTOR_TYPE])?;
         no_filter(f, &fp)?;
         let tpath = format!("{fp}.typed_config");
         if let Some(v) = typed_payload(&f.typed_config, &tpath, TLS_INSPECTOR_TYPE)? {
@@ -282,23 +271,20 @@ pub fn listener_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(
     Ok(())
 }
 
-/// The transport socket's payload, chosen by `@type` as Envoy does; `None` for the explicit
-/// raw buffer.
+/// The transport socket's payload, chosen by `@type` as Envoy does (or by name: the TLS socket's
+/// is `type_name` here); `None` for the explicit raw buffer. The TLS socket without a
+/// `typed_config` is a context with every field unset, as Envoy reads it.
 fn socket_payload(
     ts: &raw::TypedExtension,
     path: &str,
-    type_name: &str,
+    type_name: &'static str,
 ) -> Result<Option<Value>, ConfigError> {
-    let ty = extension_type(ts, path)?;
-    if ty != type_name && ty != RAW_BUFFER_TYPE {
-        return Err(wrong_kind(
-            ts,
-            path,
-            ty,
-            "transport socket here",
-            &[type_name, RAW_BUFFER_TYPE],
-        ));
-    }
+    let ty = extension_kind(
+        ts,
+        path,
+        "transport socket here",
+        &[type_name, RAW_BUFFER_TYPE],
+    )?;
     let tpath = join_key(path, "typed_config");
     if ty == RAW_BUFFER_TYPE {
         // `RawBuffer` has no fields, but one given must be refused, not skipped (read before
@@ -316,9 +302,10 @@ fn socket_payload(
             "TLS is not compiled into this build of baton (cargo feature \"tls\")",
         ));
     }
-    typed_payload(&ts.typed_config, &tpath, type_name)?
-        .map(Some)
-        .ok_or_else(|| err(tpath, "required field is missing"))
+    Ok(Some(
+        typed_payload(&ts.typed_config, &tpath, type_name)?
+            .unwrap_or_else(|| Value::Mapping(Default::default())),
+    ))
 }
 
 fn downstream_socket(
@@ -331,19 +318,18 @@ fn downstream_socket(
     let tpath = join_key(path, "typed_config");
     let r: RawDownstream = from_value(&v, &tpath)?;
     let cpath = join_key(&tpath, "common_tls_context");
-    let c = r.common_tls_context.ok_or_else(|| {
-        err(
-            &cpath,
-            "required field is missing (a server needs a certificate)",
-        )
-    })?;
+    // A server context without a certificate cannot serve TLS (Envoy refuses it too).
+    let no_cert = "a DownstreamTlsContext without a certificate cannot serve TLS";
+    let c = r
+        .common_tls_context
+        .ok_or_else(|| err(&cpath, format!("required field is missing: {no_cert}")))?;
     let params = params(c.tls_params.as_ref(), &join_key(&cpath, "tls_params"))?;
     let alpn_http11 = alpn(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"))?;
     let cert = certificates(&c.tls_certificates, &join_key(&cpath, "tls_certificates"))?
         .ok_or_else(|| {
             err(
                 join_key(&cpath, "tls_certificates"),
-                "one certificate is required",
+                format!("one certificate is required: {no_cert}"),
             )
         })?;
     let validation = match &c.validation_context {

@@ -190,6 +190,8 @@ const GLOBAL_CX_TYPE: &str =
 /// Envoy's names for the extensions baton has, and the type each stands for. Envoy picks an
 /// extension by its `typed_config`'s `@type` (the `name` is only a label); a well-known name
 /// says which extension is meant when there is no `typed_config` (the router, stream loggers).
+/// A name listed twice stands for the type accepted where it appears (the TLS socket: a
+/// downstream context on a filter chain, an upstream one on a cluster).
 const KNOWN_NAMES: &[(&str, &str)] = &[
     ("envoy.filters.network.http_connection_manager", HCM_TYPE),
     ("envoy.http_connection_manager", HCM_TYPE),
@@ -237,12 +239,37 @@ const V2_TYPES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Which extension `ext` is, as a type name (`envoy.extensions....v3.X`): its `typed_config`'s
-/// `@type` (only the part after the last `/` counts), else the type its well-known `name`
-/// stands for. A v2 type is refused with its v3 name.
-pub(super) fn extension_type(
+/// Which of the types accepted `here` the extension `ext` is, as a type name
+/// (`envoy.extensions....v3.X`); any other is refused as not a supported `what`, naming those
+/// types. See `extension_type`.
+pub(super) fn extension_kind(
     ext: &raw::TypedExtension,
     path: &str,
+    what: &str,
+    here: &[&'static str],
+) -> Result<&'static str, ConfigError> {
+    let ty = extension_type(ext, path, here)?;
+    if here.contains(&ty) {
+        Ok(ty)
+    } else {
+        Err(err(
+            join_key(path, "typed_config.@type"),
+            format!(
+                "\"{}\" ({ty}) is not a supported {what} (supported: {})",
+                ext.name,
+                here.join(", ")
+            ),
+        ))
+    }
+}
+
+/// Which extension `ext` is: its `typed_config`'s `@type` (only the part after the last `/`
+/// counts), else the type its well-known `name` stands for (of a name's types, the one
+/// accepted `here`). A v2 type is refused with its v3 name.
+fn extension_type(
+    ext: &raw::TypedExtension,
+    path: &str,
+    here: &[&str],
 ) -> Result<&'static str, ConfigError> {
     let tpath = join_key(path, "typed_config");
     let type_path = join_key(&tpath, "@type");
@@ -257,9 +284,10 @@ pub(super) fn extension_type(
         Some(_) => return Err(err(tpath, "expected a map with an \"@type\"")),
     };
     let Some(url) = url else {
-        return KNOWN_NAMES
-            .iter()
-            .find(|(n, _)| *n == ext.name)
+        let named = || KNOWN_NAMES.iter().filter(|(n, _)| *n == ext.name);
+        return named()
+            .find(|(_, t)| here.contains(t))
+            .or_else(|| named().next())
             .map(|(_, t)| *t)
             .ok_or_else(|| {
                 err(
@@ -295,24 +323,6 @@ pub(super) fn extension_type(
             format!("extension type \"{url}\" is not supported by baton"),
         )),
     }
-}
-
-/// Refuses an extension of the wrong kind for where it stands, naming what would be accepted.
-pub(super) fn wrong_kind(
-    ext: &raw::TypedExtension,
-    path: &str,
-    ty: &str,
-    what: &str,
-    ok: &[&str],
-) -> ConfigError {
-    err(
-        join_key(path, "typed_config.@type"),
-        format!(
-            "\"{}\" ({ty}) is not a supported {what} (supported: {})",
-            ext.name,
-            ok.join(", ")
-        ),
-    )
 }
 
 const PROTOCOLS: &[EnumEntry<()>] = &[("TCP", 0, Some(())), ("UDP", 1, None)];
@@ -506,32 +516,19 @@ fn listener(
     let mut connection_limit = None;
     for (i, f) in before.iter().enumerate() {
         let fp = format!("{filters_path}[{i}]");
-        let ty = extension_type(f, &fp)?;
-        if ty != CONNECTION_LIMIT_TYPE {
-            return Err(wrong_kind(
-                f,
-                &fp,
-                ty,
-                "network filter before the HTTP connection manager",
-                &[CONNECTION_LIMIT_TYPE],
-            ));
-        }
+        extension_kind(
+            f,
+            &fp,
+            "network filter before the HTTP connection manager",
+            &[CONNECTION_LIMIT_TYPE],
+        )?;
         if connection_limit.is_some() {
             return Err(err(fp, "only one connection_limit filter per listener"));
         }
         connection_limit = Some(connection_limit_filter(f, &fp)?);
     }
     let fpath = format!("{filters_path}[{}]", before.len());
-    let ty = extension_type(filter, &fpath)?;
-    if ty != HCM_TYPE {
-        return Err(wrong_kind(
-            filter,
-            &fpath,
-            ty,
-            "last network filter",
-            &[HCM_TYPE],
-        ));
-    }
+    extension_kind(filter, &fpath, "last network filter", &[HCM_TYPE])?;
     no_filter(filter, &fpath)?;
     let tpath = format!("{fpath}.typed_config");
     let payload = typed_payload(&filter.typed_config, &tpath, HCM_TYPE)?
@@ -615,16 +612,7 @@ fn overload_manager(om: raw::OverloadManager) -> Result<Option<u64>, ConfigError
     let mut max = None;
     for (i, m) in om.resource_monitors.iter().enumerate() {
         let path = format!("overload_manager.resource_monitors[{i}]");
-        let ty = extension_type(m, &path)?;
-        if ty != GLOBAL_CX_TYPE {
-            return Err(wrong_kind(
-                m,
-                &path,
-                ty,
-                "resource monitor",
-                &[GLOBAL_CX_TYPE],
-            ));
-        }
+        extension_kind(m, &path, "resource monitor", &[GLOBAL_CX_TYPE])?;
         if max.is_some() {
             return Err(err(path, "the monitor is configured twice"));
         }
@@ -835,10 +823,7 @@ fn http_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(), Confi
     }
     for (i, f) in filters.iter().enumerate() {
         let fpath = format!("{path}[{i}]");
-        let ty = extension_type(f, &fpath)?;
-        if ty != ROUTER_TYPE {
-            return Err(wrong_kind(f, &fpath, ty, "HTTP filter", &[ROUTER_TYPE]));
-        }
+        extension_kind(f, &fpath, "HTTP filter", &[ROUTER_TYPE])?;
         if i > 0 {
             return Err(err(fpath, "the router filter may appear only once"));
         }
@@ -852,21 +837,17 @@ fn http_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(), Confi
 }
 
 fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, ConfigError> {
-    let type_name = extension_type(a, path)?;
+    let type_name = extension_kind(
+        a,
+        path,
+        "access logger",
+        &[FILE_LOG_TYPE, STDOUT_LOG_TYPE, STDERR_LOG_TYPE],
+    )?;
     // Envoy's stream loggers are written as files at /dev/stdout and /dev/stderr.
     let stream = match type_name {
-        FILE_LOG_TYPE => None,
         STDOUT_LOG_TYPE => Some("/dev/stdout"),
         STDERR_LOG_TYPE => Some("/dev/stderr"),
-        other => {
-            return Err(wrong_kind(
-                a,
-                path,
-                other,
-                "access logger",
-                &[FILE_LOG_TYPE, STDOUT_LOG_TYPE, STDERR_LOG_TYPE],
-            ))
-        }
+        _ => None,
     };
     no_filter(a, path)?;
     let tpath = format!("{path}.typed_config");

@@ -226,6 +226,33 @@ fn raw_buffer_transport_sockets_refuse_unknown_fields() {
     assert_eq!(b.clusters[0].tls, None);
 }
 
+/// The TLS socket's name alone stands for the context accepted where it appears.
+#[test]
+fn tls_socket_by_name_alone_is_the_context_of_its_place() {
+    let chain = "static_resources.listeners[0].filter_chains[0].transport_socket";
+    let cluster = "static_resources.clusters[0].transport_socket";
+    for ts in [
+        "{name: envoy.transport_sockets.tls}",
+        "{name: envoy.transport_sockets.tls, typed_config: {}}",
+    ] {
+        let e = err_with(&[(chain, ts)]);
+        if cfg!(feature = "tls") {
+            assert_eq!(
+                e,
+                format!(
+                    "{chain}.typed_config.common_tls_context: required field is missing: \
+                     a DownstreamTlsContext without a certificate cannot serve TLS"
+                )
+            );
+            let up = ok_with(&[(cluster, ts)]).clusters[0].tls.clone();
+            let up = up.unwrap_or_else(|| panic!("{ts}: no upstream TLS"));
+            assert_eq!((up.sni, up.cert, up.validation), (None, None, None), "{ts}");
+        } else {
+            assert!(e.contains("cargo feature \"tls\""), "{e}");
+        }
+    }
+}
+
 #[test]
 fn unsupported_envoy_features_say_so() {
     let cases: &[(&str, &str, &str)] = &[
