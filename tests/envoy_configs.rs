@@ -408,8 +408,8 @@ const CORPUS: &[(&str, &[&str])] = &[
         "examples--tls-inspector-envoy.yaml",
         &[
             "static_resources.listeners[0].filter_chains[0].filter_chain_match.application_protocols",
+            "static_resources.listeners[0].filter_chains[1].filter_chain_match",
             "static_resources.listeners[0].filter_chains[1].filter_chain_match.application_protocols",
-            "static_resources.listeners[0].filter_chains[1].filters",
         ],
     ),
     (

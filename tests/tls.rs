@@ -673,10 +673,10 @@ fn unsupported_tls_settings_are_refused_by_name() {
             "{out}"
         );
     }
-    // Two chains with different HTTP connection managers.
+    // Two chains with different HTTP connection managers (their access logs differ).
     let chains = [
         tls_chain(&h, &["server_names: [a.test]"], &cert, &[]),
-        tls_chain(&hcm("/dev/null", "other"), &[], &cert, &[]),
+        tls_chain(&hcm("/dev/stderr", "backend"), &[], &cert, &[]),
     ]
     .concat();
     let (ok, out) = validate(&bootstrap(free_port(), free_port(), "", &chains, 1, ""));

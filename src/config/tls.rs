@@ -141,8 +141,8 @@ const TRUST_CHAIN: &[EnumEntry<()>] = &[
 /// TLS 1.3 ones come first in `CIPHER_NAMES` and are not configurable, as in Envoy).
 const TLS12_SUITES: &[&str] = crate::tls::names::TLS12_NAMES;
 
-/// A listener's filter chains: each one's match and transport. Their network filters must be
-/// the same (one HTTP connection manager per listener), and no two may match alike.
+/// A listener's filter chains: each one's match and transport (their network filters are
+/// `validate`'s). No two may match alike.
 pub fn filter_chains(
     chains: &[raw::FilterChain],
     path: &str,
@@ -150,17 +150,6 @@ pub fn filter_chains(
     let mut out: Vec<FilterChainTls> = Vec::with_capacity(chains.len());
     for (i, c) in chains.iter().enumerate() {
         let cp = format!("{path}[{i}]");
-        if i > 0
-            && chains
-                .first()
-                .is_some_and(|first| first.filters != c.filters)
-        {
-            return Err(err(
-                format!("{cp}.filters"),
-                "must equal filter_chains[0].filters: baton serves one HTTP connection manager \
-                 per listener (chains may differ in filter_chain_match and transport_socket)",
-            ));
-        }
         let f = filter_chain(
             c.filter_chain_match.as_ref(),
             c.transport_socket.as_ref(),

@@ -505,39 +505,29 @@ fn listener(
     };
     let filter_chains = super::tls::filter_chains(&l.filter_chains, &chains_path)?;
     super::tls::listener_filters(&l.listener_filters, &format!("{path}.listener_filters"))?;
-    let filters_path = format!("{chains_path}[0].filters");
-    // Network filters: an optional connection limit, then the HTTP connection manager last.
-    let Some((filter, before)) = chain.filters.split_last() else {
-        return Err(err(
-            &filters_path,
-            "the envoy.filters.network.http_connection_manager filter is required",
-        ));
-    };
-    let mut connection_limit = None;
-    for (i, f) in before.iter().enumerate() {
-        let fp = format!("{filters_path}[{i}]");
-        extension_kind(
-            f,
-            &fp,
-            "network filter before the HTTP connection manager",
-            &[CONNECTION_LIMIT_TYPE],
-        )?;
-        if connection_limit.is_some() {
-            return Err(err(fp, "only one connection_limit filter per listener"));
+    let filters = network_filters(
+        &chain.filters,
+        &format!("{chains_path}[0].filters"),
+        clusters,
+    )?;
+    // Every chain serves the one connection manager, so what each chain's filters configure
+    // must be the same; their text may differ (a filter's name is a label, a lone value is a
+    // list of one, a type URL's prefix does not count). The same text is not read again.
+    for (i, c) in l.filter_chains.iter().enumerate().skip(1) {
+        let fp = format!("{chains_path}[{i}].filters");
+        if c.filters != chain.filters && network_filters(&c.filters, &fp, clusters)? != filters {
+            return Err(err(
+                fp,
+                "must equal filter_chains[0].filters: baton serves one HTTP connection manager \
+                 per listener (chains may differ in filter_chain_match and transport_socket)",
+            ));
         }
-        connection_limit = Some(connection_limit_filter(f, &fp)?);
     }
-    let fpath = format!("{filters_path}[{}]", before.len());
-    extension_kind(filter, &fpath, "last network filter", &[HCM_TYPE])?;
-    no_filter(filter, &fpath)?;
-    let tpath = format!("{fpath}.typed_config");
-    let payload = typed_payload(&filter.typed_config, &tpath, HCM_TYPE)?
-        .ok_or_else(|| err(&tpath, "required field is missing"))?;
-    let raw_hcm: raw::HttpConnectionManager = from_value(&payload, &tpath)?;
+    let (connection_limit, hcm) = filters;
     Ok(Listener {
         name,
         address,
-        hcm: hcm(raw_hcm, &tpath, clusters)?,
+        hcm,
         per_connection_buffer_limit_bytes: buffer_limit(
             l.per_connection_buffer_limit_bytes,
             &format!("{path}.per_connection_buffer_limit_bytes"),
@@ -550,6 +540,43 @@ fn listener(
             _ => super::tls::DEFAULT_INSPECT_TIMEOUT,
         },
     })
+}
+
+/// A filter chain's network filters: an optional connection limit, then the HTTP connection
+/// manager last.
+fn network_filters(
+    filters: &[raw::TypedExtension],
+    path: &str,
+    clusters: &HashMap<String, usize>,
+) -> Result<(Option<ConnectionLimit>, HttpConnectionManager), ConfigError> {
+    let Some((filter, before)) = filters.split_last() else {
+        return Err(err(
+            path,
+            "the envoy.filters.network.http_connection_manager filter is required",
+        ));
+    };
+    let mut connection_limit = None;
+    for (i, f) in before.iter().enumerate() {
+        let fp = format!("{path}[{i}]");
+        extension_kind(
+            f,
+            &fp,
+            "network filter before the HTTP connection manager",
+            &[CONNECTION_LIMIT_TYPE],
+        )?;
+        if connection_limit.is_some() {
+            return Err(err(fp, "only one connection_limit filter per listener"));
+        }
+        connection_limit = Some(connection_limit_filter(f, &fp)?);
+    }
+    let fpath = format!("{path}[{}]", before.len());
+    extension_kind(filter, &fpath, "last network filter", &[HCM_TYPE])?;
+    no_filter(filter, &fpath)?;
+    let tpath = format!("{fpath}.typed_config");
+    let payload = typed_payload(&filter.typed_config, &tpath, HCM_TYPE)?
+        .ok_or_else(|| err(&tpath, "required field is missing"))?;
+    let raw_hcm: raw::HttpConnectionManager = from_value(&payload, &tpath)?;
+    Ok((connection_limit, hcm(raw_hcm, &tpath, clusters)?))
 }
 
 /// A whole number ≥ 1 for a connection count.
