@@ -503,35 +503,66 @@ fn listener(
             "one filter chain with envoy.filters.network.http_connection_manager is required",
         ));
     };
-    let filter_chains = super::tls::filter_chains(&l.filter_chains, &chains_path)?;
-    super::tls::listener_filters(&l.listener_filters, &format!("{path}.listener_filters"))?;
-    let filters = network_filters(
-        &chain.filters,
-        &format!("{chains_path}[0].filters"),
-        clusters,
-    )?;
+    // The chains' matches and transports, the listener filters and the network filters are
+    // read apart, so that an error in one (a certificate file that cannot be read) does not
+    // hide the others'.
+    let mut first = None;
+    let filter_chains = keep(
+        super::tls::filter_chains(&l.filter_chains, &chains_path),
+        &mut first,
+    );
+    keep(
+        super::tls::listener_filters(&l.listener_filters, &format!("{path}.listener_filters")),
+        &mut first,
+    );
+    let filters = keep(
+        network_filters(
+            &chain.filters,
+            &format!("{chains_path}[0].filters"),
+            clusters,
+        ),
+        &mut first,
+    );
     // Every chain serves the one connection manager, so what each chain's filters configure
     // must be the same; their text may differ (a filter's name is a label, a lone value is a
     // list of one, a type URL's prefix does not count). The same text is not read again.
     for (i, c) in l.filter_chains.iter().enumerate().skip(1) {
-        let fp = format!("{chains_path}[{i}].filters");
-        if c.filters != chain.filters && network_filters(&c.filters, &fp, clusters)? != filters {
-            return Err(err(
-                fp,
-                "must equal filter_chains[0].filters: baton serves one HTTP connection manager \
-                 per listener (chains may differ in filter_chain_match and transport_socket)",
-            ));
+        let Some(filters) = &filters else { break };
+        if c.filters == chain.filters {
+            continue;
         }
+        let fp = format!("{chains_path}[{i}].filters");
+        let same = network_filters(&c.filters, &fp, clusters).and_then(|other| {
+            if other == *filters {
+                Ok(())
+            } else {
+                Err(err(
+                    &fp,
+                    "must equal filter_chains[0].filters: baton serves one HTTP connection \
+                     manager per listener (chains may differ in filter_chain_match and \
+                     transport_socket)",
+                ))
+            }
+        });
+        keep(same, &mut first);
     }
-    let (connection_limit, hcm) = filters;
+    let buffer = keep(
+        buffer_limit(
+            l.per_connection_buffer_limit_bytes,
+            &format!("{path}.per_connection_buffer_limit_bytes"),
+        ),
+        &mut first,
+    );
+    let (Some(filter_chains), Some((connection_limit, hcm)), Some(buffer), None) =
+        (filter_chains, filters, buffer, &first)
+    else {
+        return Err(first.unwrap_or_else(|| err(path, "invalid")));
+    };
     Ok(Listener {
         name,
         address,
         hcm,
-        per_connection_buffer_limit_bytes: buffer_limit(
-            l.per_connection_buffer_limit_bytes,
-            &format!("{path}.per_connection_buffer_limit_bytes"),
-        )?,
+        per_connection_buffer_limit_bytes: buffer,
         connection_limit,
         filter_chains,
         inspect_timeout: match l.listener_filters_timeout {
@@ -629,15 +660,29 @@ fn connection_limit_filter(
 /// The overload manager: only the global downstream connection monitor is supported; it is
 /// checked at every accept, so `refresh_interval` (for polled monitors) changes nothing.
 fn overload_manager(om: raw::OverloadManager) -> Result<Option<u64>, ConfigError> {
+    // The actions' error must not hide the monitors'.
+    let mut first = None;
     if !om.actions.is_empty() {
-        return Err(err(
-            "overload_manager.actions[0]",
-            "not supported by baton (overload actions; only the \
-             global_downstream_max_connections monitor is)",
-        ));
+        keep::<()>(
+            Err(err(
+                "overload_manager.actions[0]",
+                "not supported by baton (overload actions; only the \
+                 global_downstream_max_connections monitor is)",
+            )),
+            &mut first,
+        );
     }
+    let max = keep(resource_monitors(&om.resource_monitors), &mut first);
+    match first {
+        Some(e) => Err(e),
+        None => Ok(max.flatten()),
+    }
+}
+
+/// `overload_manager.resource_monitors`: the global downstream connection limit, if set.
+fn resource_monitors(monitors: &[raw::TypedExtension]) -> Result<Option<u64>, ConfigError> {
     let mut max = None;
-    for (i, m) in om.resource_monitors.iter().enumerate() {
+    for (i, m) in monitors.iter().enumerate() {
         let path = format!("overload_manager.resource_monitors[{i}]");
         extension_kind(m, &path, "resource monitor", &[GLOBAL_CX_TYPE])?;
         if max.is_some() {

@@ -178,6 +178,43 @@ fn every_error_of_a_file_is_reported_at_once() {
     assert!(e.to_string().starts_with("7 errors:\n  "), "{e}");
 }
 
+/// An error in a listener's TLS does not hide its connection manager's, nor the overload
+/// manager's actions its monitors'.
+#[test]
+fn tls_and_overload_action_errors_hide_no_others() {
+    let chain = "static_resources.listeners[0].filter_chains[0]";
+    let mut d = doc();
+    set(
+        &mut d,
+        &format!("{chain}.transport_socket"),
+        "{name: envoy.transport_sockets.tls, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, common_tls_context: {tls_certificates: [{certificate_chain: {filename: /nonexistent/cert.pem}, private_key: {filename: /nonexistent/key.pem}}]}}}",
+    );
+    set(&mut d, &format!("{HCM}.request_timeout"), "300s");
+    set(
+        &mut d,
+        "overload_manager",
+        "{resource_monitors: [{name: envoy.resource_monitors.fixed_heap, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig}}], actions: [{name: envoy.overload_actions.shrink_heap}]}",
+    );
+    let e = check(&d).unwrap_err();
+    let paths: Vec<&str> = e.0.iter().map(|e| e.path.as_str()).collect();
+    let tls = if cfg!(feature = "tls") {
+        "static_resources.listeners[0].filter_chains[0].transport_socket.typed_config.\
+         common_tls_context.tls_certificates[0].certificate_chain.filename"
+    } else {
+        "static_resources.listeners[0].filter_chains[0].transport_socket"
+    };
+    assert_eq!(
+        paths,
+        [
+            tls,
+            &format!("{HCM}.request_timeout"),
+            "overload_manager.actions[0]",
+            "overload_manager.resource_monitors[0].typed_config.@type",
+        ],
+        "{e}"
+    );
+}
+
 #[test]
 fn a_cluster_with_errors_causes_no_errors_in_routes_naming_it() {
     let e = err_with(&[(&cl("type"), "EDS")]);
