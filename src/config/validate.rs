@@ -35,27 +35,30 @@ pub fn proto_enum<T: Copy>(
         EnumValue::Name(n) => table.iter().find(|e| e.0.eq_ignore_ascii_case(n)),
         EnumValue::Number(n) => table.iter().find(|e| e.1 == *n),
     };
+    let supported = || {
+        let names: Vec<&str> = table
+            .iter()
+            .filter(|e| e.2.is_some())
+            .map(|e| e.0)
+            .collect();
+        names.join(", ")
+    };
     match found {
         Some((_, _, Some(t))) => Ok(*t),
-        Some((name, _, None)) => {
-            let supported: Vec<&str> = table
-                .iter()
-                .filter(|e| e.2.is_some())
-                .map(|e| e.0)
-                .collect();
-            Err(err(
-                path,
-                format!(
-                    "value \"{name}\" is not supported by baton (supported: {})",
-                    supported.join(", ")
-                ),
-            ))
-        }
+        Some((name, _, None)) => Err(err(
+            path,
+            format!(
+                "value \"{name}\" is not supported by baton (supported: {})",
+                supported()
+            ),
+        )),
+        // A value Envoy does not have either (a typo, or one v3 removed such as
+        // `ORIGINAL_DST_LB`): the operator needs the list to pick from.
         None => Err(err(
             path,
             match v {
-                EnumValue::Name(n) => format!("unknown value \"{n}\""),
-                EnumValue::Number(n) => format!("unknown value {n}"),
+                EnumValue::Name(n) => format!("unknown value \"{n}\" (supported: {})", supported()),
+                EnumValue::Number(n) => format!("unknown value {n} (supported: {})", supported()),
             },
         )),
     }

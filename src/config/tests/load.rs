@@ -301,7 +301,8 @@ fn config_yaml_merges_over_file() {
     .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "static_resources.clusters[0].lb_policy: unknown value \"X\""
+        "static_resources.clusters[0].lb_policy: unknown value \"X\" \
+         (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"
     );
     let e = load(Some(&file), Some("[")).unwrap_err();
     assert!(
