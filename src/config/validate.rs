@@ -435,8 +435,8 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         listeners.add(l);
     }
     let admin = match raw.admin {
-        Some(a) if a.address.is_some() => keep(admin(a, listeners.items()), &mut first),
-        _ => None,
+        Some(a) => keep(admin(a, listeners.items()), &mut first).flatten(),
+        None => None,
     };
     let monitor = match raw.overload_manager {
         Some(om) => keep(overload_manager(om), &mut first).flatten(),
@@ -471,21 +471,31 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
     })
 }
 
-fn admin(a: raw::Admin, listeners: &[Listener]) -> Result<Admin, ConfigError> {
-    let address = listen_address(a.address.as_ref(), "admin.address")?;
-    if let Some(other) = listeners.iter().find(|o| o.address == address) {
-        return Err(err(
-            "admin.address",
-            format!(
-                "duplicate address {address} (also used by listener \"{}\")",
-                other.name
-            ),
-        ));
-    }
-    Ok(Admin {
-        address,
-        access_log_path: a.access_log_path,
-    })
+/// `admin`; `None` when it has neither an address nor an access log path.
+fn admin(a: raw::Admin, listeners: &[Listener]) -> Result<Option<Admin>, ConfigError> {
+    let access_log_path = a.access_log_path.filter(|p| !p.is_empty());
+    let address = match a.address {
+        None => None,
+        Some(addr) => {
+            let address = listen_address(Some(&addr), "admin.address")?;
+            if let Some(other) = listeners.iter().find(|o| o.address == address) {
+                return Err(err(
+                    "admin.address",
+                    format!(
+                        "duplicate address {address} (also used by listener \"{}\")",
+                        other.name
+                    ),
+                ));
+            }
+            Some(address)
+        }
+    };
+    Ok(
+        (address.is_some() || access_log_path.is_some()).then_some(Admin {
+            address,
+            access_log_path,
+        }),
+    )
 }
 
 fn listener(
