@@ -121,6 +121,37 @@ fn past_the_connection_cap_the_oldest_makes_room() {
     held.clear();
 }
 
+/// As Envoy does, the admin access log is opened at start even when the admin has no address:
+/// a path that cannot be opened fails the start naming the field; one that can is created.
+#[test]
+fn admin_access_log_path_is_opened_without_an_admin_address() {
+    let dir = std::env::temp_dir().join(format!("baton-admin-noaddr-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("admin.log");
+    let yaml = || {
+        format!(
+            "{}admin:\n  access_log_path: {}\n",
+            simple_yaml(free_port(), 1),
+            path.display()
+        )
+    };
+    let (status, out, err) = run_baton(&["--config-yaml", &yaml()], Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{out}{err}");
+    assert!(
+        err.contains(&format!("admin.access_log_path {}: ", path.display())),
+        "{err}"
+    );
+    std::fs::create_dir(&dir).expect("create the log's directory");
+    let mut b = Baton::start(&yaml());
+    assert!(path.is_file(), "{} not created", path.display());
+    b.sigterm();
+    assert!(
+        b.wait_exit(Duration::from_secs(30)).is_some(),
+        "baton did not exit"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn admin_access_log_path_gets_a_line_per_request() {
     let path = std::env::temp_dir().join(format!("baton-admin-log-{}.log", std::process::id()));

@@ -61,13 +61,19 @@ fn config_errors_exit_1_naming_the_field() {
             "lb",
             "lb_policy: ROUND_ROBIN",
             "lb_policy: MAGLEV_X",
-            "static_resources.clusters[0].lb_policy: unknown value \"MAGLEV_X\"".into(),
+            "static_resources.clusters[0].lb_policy: unknown value \"MAGLEV_X\" (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)".into(),
         ),
         (
             "port",
             "port_value: 10000",
             "port_value: 70000",
             "static_resources.listeners[0].address.socket_address.port_value: 70000 out of range".into(),
+        ),
+        (
+            "bigport",
+            "port_value: 10000",
+            "port_value: 99999999999999999999",
+            "static_resources.listeners[0].address.socket_address.port_value: 99999999999999999999 out of range".into(),
         ),
         (
             "cluster",

@@ -91,6 +91,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--double-proxy-envoy-backend.yaml",
         &[
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type",
             "static_resources.listeners[0].filter_chains[0].transport_socket.typed_config.common_tls_context.tls_certificates[0].certificate_chain.filename",
         ],
     ),
@@ -408,8 +409,9 @@ const CORPUS: &[(&str, &[&str])] = &[
         "examples--tls-inspector-envoy.yaml",
         &[
             "static_resources.listeners[0].filter_chains[0].filter_chain_match.application_protocols",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type",
+            "static_resources.listeners[0].filter_chains[1].filter_chain_match",
             "static_resources.listeners[0].filter_chains[1].filter_chain_match.application_protocols",
-            "static_resources.listeners[0].filter_chains[1].filters",
         ],
     ),
     (
@@ -420,6 +422,8 @@ const CORPUS: &[(&str, &[&str])] = &[
         "examples--tls-sni-envoy.yaml",
         &[
             "static_resources.listeners[0].filter_chains[0].transport_socket.typed_config.common_tls_context.tls_certificates[0].certificate_chain.filename",
+            "static_resources.listeners[0].filter_chains[1].filters",
+            "static_resources.listeners[0].filter_chains[2].filters[0].typed_config.@type",
         ],
     ),
     (

@@ -640,6 +640,25 @@ fn upstream_client_certificates() {
     );
 }
 
+#[test]
+fn upstream_tls_by_name_alone_is_a_default_context() {
+    let pki = Pki::new("upn");
+    let server = pki.leaf("up", "/CN=upstream.test", "DNS:upstream.test");
+    let origin = PyTls::start(&server, None);
+    // As in Envoy, the TLS socket's name without a `typed_config` (or with `{}`) is an
+    // UpstreamTlsContext with every field unset: TLS, the certificate not verified, no SNI.
+    for ts in [
+        "{name: envoy.transport_sockets.tls}",
+        "{name: envoy.transport_sockets.tls, typed_config: {}}",
+    ] {
+        let (b, admin) = plain_proxy(origin.port, &format!("    transport_socket: {ts}\n"));
+        let (code, body) = get_status(b.port);
+        assert_eq!(code, 200, "{ts}: {body}");
+        assert_eq!(fields(&body)[1], "-", "{ts}: no SNI: {body}");
+        assert_eq!(stat(admin, "cluster.backend.ssl.handshake"), 1, "{ts}");
+    }
+}
+
 fn validate(yaml: &str) -> (bool, String) {
     let (st, out, err) = run_baton(
         &["--mode", "validate", "--config-yaml", yaml],
@@ -684,10 +703,10 @@ fn unsupported_tls_settings_are_refused_by_name() {
             "{out}"
         );
     }
-    // Two chains with different HTTP connection managers.
+    // Two chains with different HTTP connection managers (their access logs differ).
     let chains = [
         tls_chain(&h, &["server_names: [a.test]"], &cert, &[]),
-        tls_chain(&hcm("/dev/null", "other"), &[], &cert, &[]),
+        tls_chain(&hcm("/dev/stderr", "backend"), &[], &cert, &[]),
     ]
     .concat();
     let (ok, out) = validate(&bootstrap(free_port(), free_port(), "", &chains, 1, ""));

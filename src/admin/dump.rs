@@ -85,7 +85,10 @@ pub fn config_dump(b: &Bootstrap, node: &(String, String)) -> String {
             "admin",
             b.admin.as_ref().map(|a| {
                 map(vec![
-                    ("address", Some(address(&a.address.ip().to_string(), a.address.port()))),
+                    (
+                        "address",
+                        a.address.map(|ad| address(&ad.ip().to_string(), ad.port())),
+                    ),
                     ("access_log_path", a.access_log_path.as_deref().and_then(s)),
                 ])
             }),

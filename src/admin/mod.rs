@@ -93,9 +93,14 @@ impl Admin {
         let Some(cfg) = b.admin.as_ref() else {
             return Ok(None);
         };
+        // Envoy opens the admin access log at start whether or not the admin listens, so a
+        // path that cannot be opened fails the start either way.
         let log = match &cfg.access_log_path {
             Some(p) => Some(access::AdminLog::open(p)?),
             None => None,
+        };
+        let Some(address) = cfg.address else {
+            return Ok(None);
         };
         let bn = b.node.clone().unwrap_or_default();
         let pick = |cli: &str, cfg: String| if cli.is_empty() { cfg } else { cli.to_string() };
@@ -107,7 +112,7 @@ impl Admin {
         Ok(Some(Admin {
             listener: None,
             accepting: false,
-            address: cfg.address,
+            address,
             reuse_port: opts.hot_restart_file.is_some(),
             conns: Slab::default(),
             sweep_armed: false,

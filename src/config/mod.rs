@@ -118,15 +118,36 @@ pub fn load_str(yaml: &str) -> Result<Bootstrap, ConfigErrors> {
 
 /// YAML text → document, with `<<` merge keys applied (Envoy's YAML loader supports them).
 fn parse(text: &str) -> Result<Value, ConfigError> {
-    let mut v: Value = serde_yaml::from_str(text).map_err(|e| ConfigError {
-        path: String::new(),
-        message: format!("invalid YAML: {e}"),
+    let mut v: Value = serde_yaml::from_str(text).map_err(|e| {
+        too_wide(&e).unwrap_or_else(|| ConfigError {
+            path: String::new(),
+            message: format!("invalid YAML: {e}"),
+        })
     })?;
     v.apply_merge().map_err(|e| ConfigError {
         path: String::new(),
         message: format!("invalid YAML merge key: {e}"),
     })?;
     Ok(v)
+}
+
+/// An integer wider than 64 bits: no config field takes one, but serde_yaml's `Value` cannot
+/// hold it and reports a type error (`path: invalid type: integer `N` as u128, ...`); this is
+/// that error as the out-of-range value it is, at its path. `None` for any other error.
+fn too_wide(e: &serde_yaml::Error) -> Option<ConfigError> {
+    let text = e.to_string();
+    let (path, rest) = match text.split_once(": invalid type: integer `") {
+        Some(found) => found,
+        None => ("", text.strip_prefix("invalid type: integer `")?),
+    };
+    let (n, rest) = rest.split_once("` as ")?;
+    if !(rest.starts_with("u128,") || rest.starts_with("i128,")) {
+        return None;
+    }
+    Some(ConfigError {
+        path: path.trim_start_matches('.').to_string(),
+        message: format!("{n} out of range"),
+    })
 }
 
 /// Deep merge: maps merge recursively; anything else in `over` replaces what is in `base`.

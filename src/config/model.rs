@@ -25,10 +25,14 @@ pub struct Node {
     pub cluster: String,
 }
 
+/// `admin`: present when it has an address or an access log path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Admin {
-    pub address: SocketAddr,
-    /// Deprecated-but-common `admin.access_log_path`; `None` when absent.
+    /// The admin listener; `None`: no admin interface (the access log is still opened at
+    /// start, as Envoy does).
+    pub address: Option<SocketAddr>,
+    /// Deprecated-but-common `admin.access_log_path`; `None` when absent or empty (Envoy's
+    /// "no log").
     pub access_log_path: Option<String>,
 }
 

@@ -244,6 +244,11 @@ pub struct HttpProtocolOptions {
 #[serde(deny_unknown_fields)]
 pub struct Router {}
 
+/// The plain transport socket's `typed_config`: it has no fields, and one given is an error.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBuffer {}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileAccessLog {

@@ -15,7 +15,7 @@ use super::model::{
     UpstreamTls, Validation,
 };
 use super::raw::{self, Dur, EnumValue};
-use super::validate::{err, extension_type, proto_enum, typed_payload, wrong_kind, EnumEntry};
+use super::validate::{err, extension_kind, no_filter, proto_enum, typed_payload, EnumEntry};
 use super::ConfigError;
 
 pub(super) const DOWNSTREAM_TYPE: &str =
@@ -141,8 +141,8 @@ const TRUST_CHAIN: &[EnumEntry<()>] = &[
 /// TLS 1.3 ones come first in `CIPHER_NAMES` and are not configurable, as in Envoy).
 const TLS12_SUITES: &[&str] = crate::tls::names::TLS12_NAMES;
 
-/// A listener's filter chains: each one's match and transport. Their network filters must be
-/// the same (one HTTP connection manager per listener), and no two may match alike.
+/// A listener's filter chains: each one's match and transport (their network filters are
+/// `validate`'s). No two may match alike.
 pub fn filter_chains(
     chains: &[raw::FilterChain],
     path: &str,
@@ -150,17 +150,6 @@ pub fn filter_chains(
     let mut out: Vec<FilterChainTls> = Vec::with_capacity(chains.len());
     for (i, c) in chains.iter().enumerate() {
         let cp = format!("{path}[{i}]");
-        if i > 0
-            && chains
-                .first()
-                .is_some_and(|first| first.filters != c.filters)
-        {
-            return Err(err(
-                format!("{cp}.filters"),
-                "must equal filter_chains[0].filters: baton serves one HTTP connection manager \
-                 per listener (chains may differ in filter_chain_match and transport_socket)",
-            ));
-        }
         let f = filter_chain(
             c.filter_chain_match.as_ref(),
             c.transport_socket.as_ref(),
@@ -258,19 +247,8 @@ fn server_name(n: &str, path: &str) -> Result<(), ConfigError> {
 pub fn listener_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(), ConfigError> {
     for (i, f) in filters.iter().enumerate() {
         let fp = format!("{path}[{i}]");
-        let ty = extension_type(f, &fp)?;
-        if ty != TLS_INSPECTOR_TYPE {
-            return Err(wrong_kind(
-                f,
-                &fp,
-                ty,
-                "listener filter",
-                &[TLS_INSPECTOR_TYPE],
-            ));
-        }
-        if f.filter.is_some() {
-            return Err(err(format!("{fp}.filter"), "not supported by baton"));
-        }
+        extension_kind(f, &fp, "listener filter", &[TLS_INSPECTOR_TYPE])?;
+        no_filter(f, &fp)?;
         let tpath = format!("{fp}.typed_config");
         if let Some(v) = typed_payload(&f.typed_config, &tpath, TLS_INSPECTOR_TYPE)? {
             // Only the JA3/JA4 fingerprint switches exist; baton computes no fingerprints.
@@ -282,39 +260,41 @@ pub fn listener_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(
     Ok(())
 }
 
-/// The transport socket's payload, chosen by `@type` as Envoy does; `None` for the explicit
-/// raw buffer.
+/// The transport socket's payload, chosen by `@type` as Envoy does (or by name: the TLS socket's
+/// is `type_name` here); `None` for the explicit raw buffer. The TLS socket without a
+/// `typed_config` is a context with every field unset, as Envoy reads it.
 fn socket_payload(
     ts: &raw::TypedExtension,
     path: &str,
-    type_name: &str,
+    type_name: &'static str,
 ) -> Result<Option<Value>, ConfigError> {
-    let ty = extension_type(ts, path)?;
+    let ty = extension_kind(
+        ts,
+        path,
+        "transport socket here",
+        &[type_name, RAW_BUFFER_TYPE],
+    )?;
+    let tpath = join_key(path, "typed_config");
     if ty == RAW_BUFFER_TYPE {
+        // `RawBuffer` has no fields, but one given must be refused, not skipped (read before
+        // `filter` is refused, so that one run lists both).
+        if let Some(v) = typed_payload(&ts.typed_config, &tpath, RAW_BUFFER_TYPE)? {
+            let _: raw::RawBuffer = from_value(&v, &tpath)?;
+        }
+        no_filter(ts, path)?;
         return Ok(None);
     }
-    if ty != type_name {
-        return Err(wrong_kind(
-            ts,
-            path,
-            ty,
-            "transport socket here",
-            &[type_name, RAW_BUFFER_TYPE],
-        ));
-    }
-    if ts.filter.is_some() {
-        return Err(err(join_key(path, "filter"), "not supported by baton"));
-    }
+    no_filter(ts, path)?;
     if !cfg!(feature = "tls") {
         return Err(err(
             path,
             "TLS is not compiled into this build of baton (cargo feature \"tls\")",
         ));
     }
-    let tpath = join_key(path, "typed_config");
-    typed_payload(&ts.typed_config, &tpath, type_name)?
-        .map(Some)
-        .ok_or_else(|| err(tpath, "required field is missing"))
+    Ok(Some(
+        typed_payload(&ts.typed_config, &tpath, type_name)?
+            .unwrap_or_else(|| Value::Mapping(Default::default())),
+    ))
 }
 
 fn downstream_socket(
@@ -327,19 +307,18 @@ fn downstream_socket(
     let tpath = join_key(path, "typed_config");
     let r: RawDownstream = from_value(&v, &tpath)?;
     let cpath = join_key(&tpath, "common_tls_context");
-    let c = r.common_tls_context.ok_or_else(|| {
-        err(
-            &cpath,
-            "required field is missing (a server needs a certificate)",
-        )
-    })?;
+    // A server context without a certificate cannot serve TLS (Envoy refuses it too).
+    let no_cert = "a DownstreamTlsContext without a certificate cannot serve TLS";
+    let c = r
+        .common_tls_context
+        .ok_or_else(|| err(&cpath, format!("required field is missing: {no_cert}")))?;
     let params = params(c.tls_params.as_ref(), &join_key(&cpath, "tls_params"))?;
     let alpn_http11 = alpn(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"))?;
     let cert = certificates(&c.tls_certificates, &join_key(&cpath, "tls_certificates"))?
         .ok_or_else(|| {
             err(
                 join_key(&cpath, "tls_certificates"),
-                "one certificate is required",
+                format!("one certificate is required: {no_cert}"),
             )
         })?;
     let validation = match &c.validation_context {

@@ -35,27 +35,30 @@ pub fn proto_enum<T: Copy>(
         EnumValue::Name(n) => table.iter().find(|e| e.0.eq_ignore_ascii_case(n)),
         EnumValue::Number(n) => table.iter().find(|e| e.1 == *n),
     };
+    let supported = || {
+        let names: Vec<&str> = table
+            .iter()
+            .filter(|e| e.2.is_some())
+            .map(|e| e.0)
+            .collect();
+        names.join(", ")
+    };
     match found {
         Some((_, _, Some(t))) => Ok(*t),
-        Some((name, _, None)) => {
-            let supported: Vec<&str> = table
-                .iter()
-                .filter(|e| e.2.is_some())
-                .map(|e| e.0)
-                .collect();
-            Err(err(
-                path,
-                format!(
-                    "value \"{name}\" is not supported by baton (supported: {})",
-                    supported.join(", ")
-                ),
-            ))
-        }
+        Some((name, _, None)) => Err(err(
+            path,
+            format!(
+                "value \"{name}\" is not supported by baton (supported: {})",
+                supported()
+            ),
+        )),
+        // A value Envoy does not have either (a typo, or one v3 removed such as
+        // `ORIGINAL_DST_LB`): the operator needs the list to pick from.
         None => Err(err(
             path,
             match v {
-                EnumValue::Name(n) => format!("unknown value \"{n}\""),
-                EnumValue::Number(n) => format!("unknown value {n}"),
+                EnumValue::Name(n) => format!("unknown value \"{n}\" (supported: {})", supported()),
+                EnumValue::Number(n) => format!("unknown value {n} (supported: {})", supported()),
             },
         )),
     }
@@ -190,6 +193,8 @@ const GLOBAL_CX_TYPE: &str =
 /// Envoy's names for the extensions baton has, and the type each stands for. Envoy picks an
 /// extension by its `typed_config`'s `@type` (the `name` is only a label); a well-known name
 /// says which extension is meant when there is no `typed_config` (the router, stream loggers).
+/// A name listed twice stands for the type accepted where it appears (the TLS socket: a
+/// downstream context on a filter chain, an upstream one on a cluster).
 const KNOWN_NAMES: &[(&str, &str)] = &[
     ("envoy.filters.network.http_connection_manager", HCM_TYPE),
     ("envoy.http_connection_manager", HCM_TYPE),
@@ -237,12 +242,37 @@ const V2_TYPES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Which extension `ext` is, as a type name (`envoy.extensions....v3.X`): its `typed_config`'s
-/// `@type` (only the part after the last `/` counts), else the type its well-known `name`
-/// stands for. A v2 type is refused with its v3 name.
-pub(super) fn extension_type(
+/// Which of the types accepted `here` the extension `ext` is, as a type name
+/// (`envoy.extensions....v3.X`); any other is refused as not a supported `what`, naming those
+/// types. See `extension_type`.
+pub(super) fn extension_kind(
     ext: &raw::TypedExtension,
     path: &str,
+    what: &str,
+    here: &[&'static str],
+) -> Result<&'static str, ConfigError> {
+    let ty = extension_type(ext, path, here)?;
+    if here.contains(&ty) {
+        Ok(ty)
+    } else {
+        Err(err(
+            join_key(path, "typed_config.@type"),
+            format!(
+                "\"{}\" ({ty}) is not a supported {what} (supported: {})",
+                ext.name,
+                here.join(", ")
+            ),
+        ))
+    }
+}
+
+/// Which extension `ext` is: its `typed_config`'s `@type` (only the part after the last `/`
+/// counts), else the type its well-known `name` stands for (of a name's types, the one
+/// accepted `here`). A v2 type is refused with its v3 name.
+fn extension_type(
+    ext: &raw::TypedExtension,
+    path: &str,
+    here: &[&str],
 ) -> Result<&'static str, ConfigError> {
     let tpath = join_key(path, "typed_config");
     let type_path = join_key(&tpath, "@type");
@@ -257,9 +287,10 @@ pub(super) fn extension_type(
         Some(_) => return Err(err(tpath, "expected a map with an \"@type\"")),
     };
     let Some(url) = url else {
-        return KNOWN_NAMES
-            .iter()
-            .find(|(n, _)| *n == ext.name)
+        let named = || KNOWN_NAMES.iter().filter(|(n, _)| *n == ext.name);
+        return named()
+            .find(|(_, t)| here.contains(t))
+            .or_else(|| named().next())
             .map(|(_, t)| *t)
             .ok_or_else(|| {
                 err(
@@ -295,24 +326,6 @@ pub(super) fn extension_type(
             format!("extension type \"{url}\" is not supported by baton"),
         )),
     }
-}
-
-/// Refuses an extension of the wrong kind for where it stands, naming what would be accepted.
-pub(super) fn wrong_kind(
-    ext: &raw::TypedExtension,
-    path: &str,
-    ty: &str,
-    what: &str,
-    ok: &[&str],
-) -> ConfigError {
-    err(
-        join_key(path, "typed_config.@type"),
-        format!(
-            "\"{}\" ({ty}) is not a supported {what} (supported: {})",
-            ext.name,
-            ok.join(", ")
-        ),
-    )
 }
 
 const PROTOCOLS: &[EnumEntry<()>] = &[("TCP", 0, Some(())), ("UDP", 1, None)];
@@ -422,8 +435,8 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         listeners.add(l);
     }
     let admin = match raw.admin {
-        Some(a) if a.address.is_some() => keep(admin(a, listeners.items()), &mut first),
-        _ => None,
+        Some(a) => keep(admin(a, listeners.items()), &mut first).flatten(),
+        None => None,
     };
     let monitor = match raw.overload_manager {
         Some(om) => keep(overload_manager(om), &mut first).flatten(),
@@ -458,21 +471,31 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
     })
 }
 
-fn admin(a: raw::Admin, listeners: &[Listener]) -> Result<Admin, ConfigError> {
-    let address = listen_address(a.address.as_ref(), "admin.address")?;
-    if let Some(other) = listeners.iter().find(|o| o.address == address) {
-        return Err(err(
-            "admin.address",
-            format!(
-                "duplicate address {address} (also used by listener \"{}\")",
-                other.name
-            ),
-        ));
-    }
-    Ok(Admin {
-        address,
-        access_log_path: a.access_log_path,
-    })
+/// `admin`; `None` when it has neither an address nor an access log path.
+fn admin(a: raw::Admin, listeners: &[Listener]) -> Result<Option<Admin>, ConfigError> {
+    let access_log_path = a.access_log_path.filter(|p| !p.is_empty());
+    let address = match a.address {
+        None => None,
+        Some(addr) => {
+            let address = listen_address(Some(&addr), "admin.address")?;
+            if let Some(other) = listeners.iter().find(|o| o.address == address) {
+                return Err(err(
+                    "admin.address",
+                    format!(
+                        "duplicate address {address} (also used by listener \"{}\")",
+                        other.name
+                    ),
+                ));
+            }
+            Some(address)
+        }
+    };
+    Ok(
+        (address.is_some() || access_log_path.is_some()).then_some(Admin {
+            address,
+            access_log_path,
+        }),
+    )
 }
 
 fn listener(
@@ -493,58 +516,66 @@ fn listener(
             "one filter chain with envoy.filters.network.http_connection_manager is required",
         ));
     };
-    let filter_chains = super::tls::filter_chains(&l.filter_chains, &chains_path)?;
-    super::tls::listener_filters(&l.listener_filters, &format!("{path}.listener_filters"))?;
-    let filters_path = format!("{chains_path}[0].filters");
-    // Network filters: an optional connection limit, then the HTTP connection manager last.
-    let Some((filter, before)) = chain.filters.split_last() else {
-        return Err(err(
-            &filters_path,
-            "the envoy.filters.network.http_connection_manager filter is required",
-        ));
+    // The chains' matches and transports, the listener filters and the network filters are
+    // read apart, so that an error in one (a certificate file that cannot be read) does not
+    // hide the others'.
+    let mut first = None;
+    let filter_chains = keep(
+        super::tls::filter_chains(&l.filter_chains, &chains_path),
+        &mut first,
+    );
+    keep(
+        super::tls::listener_filters(&l.listener_filters, &format!("{path}.listener_filters")),
+        &mut first,
+    );
+    let filters = keep(
+        network_filters(
+            &chain.filters,
+            &format!("{chains_path}[0].filters"),
+            clusters,
+        ),
+        &mut first,
+    );
+    // Every chain serves the one connection manager, so what each chain's filters configure
+    // must be the same; their text may differ (a filter's name is a label, a lone value is a
+    // list of one, a type URL's prefix does not count). The same text is not read again.
+    for (i, c) in l.filter_chains.iter().enumerate().skip(1) {
+        let Some(filters) = &filters else { break };
+        if c.filters == chain.filters {
+            continue;
+        }
+        let fp = format!("{chains_path}[{i}].filters");
+        let same = network_filters(&c.filters, &fp, clusters).and_then(|other| {
+            if other == *filters {
+                Ok(())
+            } else {
+                Err(err(
+                    &fp,
+                    "must equal filter_chains[0].filters: baton serves one HTTP connection \
+                     manager per listener (chains may differ in filter_chain_match and \
+                     transport_socket)",
+                ))
+            }
+        });
+        keep(same, &mut first);
+    }
+    let buffer = keep(
+        buffer_limit(
+            l.per_connection_buffer_limit_bytes,
+            &format!("{path}.per_connection_buffer_limit_bytes"),
+        ),
+        &mut first,
+    );
+    let (Some(filter_chains), Some((connection_limit, hcm)), Some(buffer), None) =
+        (filter_chains, filters, buffer, &first)
+    else {
+        return Err(first.unwrap_or_else(|| err(path, "invalid")));
     };
-    let mut connection_limit = None;
-    for (i, f) in before.iter().enumerate() {
-        let fp = format!("{filters_path}[{i}]");
-        let ty = extension_type(f, &fp)?;
-        if ty != CONNECTION_LIMIT_TYPE {
-            return Err(wrong_kind(
-                f,
-                &fp,
-                ty,
-                "network filter before the HTTP connection manager",
-                &[CONNECTION_LIMIT_TYPE],
-            ));
-        }
-        if connection_limit.is_some() {
-            return Err(err(fp, "only one connection_limit filter per listener"));
-        }
-        connection_limit = Some(connection_limit_filter(f, &fp)?);
-    }
-    let fpath = format!("{filters_path}[{}]", before.len());
-    let ty = extension_type(filter, &fpath)?;
-    if ty != HCM_TYPE {
-        return Err(wrong_kind(
-            filter,
-            &fpath,
-            ty,
-            "last network filter",
-            &[HCM_TYPE],
-        ));
-    }
-    no_filter(filter, &fpath)?;
-    let tpath = format!("{fpath}.typed_config");
-    let payload = typed_payload(&filter.typed_config, &tpath, HCM_TYPE)?
-        .ok_or_else(|| err(&tpath, "required field is missing"))?;
-    let raw_hcm: raw::HttpConnectionManager = from_value(&payload, &tpath)?;
     Ok(Listener {
         name,
         address,
-        hcm: hcm(raw_hcm, &tpath, clusters)?,
-        per_connection_buffer_limit_bytes: buffer_limit(
-            l.per_connection_buffer_limit_bytes,
-            &format!("{path}.per_connection_buffer_limit_bytes"),
-        )?,
+        hcm,
+        per_connection_buffer_limit_bytes: buffer,
         connection_limit,
         filter_chains,
         inspect_timeout: match l.listener_filters_timeout {
@@ -553,6 +584,43 @@ fn listener(
             _ => super::tls::DEFAULT_INSPECT_TIMEOUT,
         },
     })
+}
+
+/// A filter chain's network filters: an optional connection limit, then the HTTP connection
+/// manager last.
+fn network_filters(
+    filters: &[raw::TypedExtension],
+    path: &str,
+    clusters: &HashMap<String, usize>,
+) -> Result<(Option<ConnectionLimit>, HttpConnectionManager), ConfigError> {
+    let Some((filter, before)) = filters.split_last() else {
+        return Err(err(
+            path,
+            "the envoy.filters.network.http_connection_manager filter is required",
+        ));
+    };
+    let mut connection_limit = None;
+    for (i, f) in before.iter().enumerate() {
+        let fp = format!("{path}[{i}]");
+        extension_kind(
+            f,
+            &fp,
+            "network filter before the HTTP connection manager",
+            &[CONNECTION_LIMIT_TYPE],
+        )?;
+        if connection_limit.is_some() {
+            return Err(err(fp, "only one connection_limit filter per listener"));
+        }
+        connection_limit = Some(connection_limit_filter(f, &fp)?);
+    }
+    let fpath = format!("{path}[{}]", before.len());
+    extension_kind(filter, &fpath, "last network filter", &[HCM_TYPE])?;
+    no_filter(filter, &fpath)?;
+    let tpath = format!("{fpath}.typed_config");
+    let payload = typed_payload(&filter.typed_config, &tpath, HCM_TYPE)?
+        .ok_or_else(|| err(&tpath, "required field is missing"))?;
+    let raw_hcm: raw::HttpConnectionManager = from_value(&payload, &tpath)?;
+    Ok((connection_limit, hcm(raw_hcm, &tpath, clusters)?))
 }
 
 /// A whole number ≥ 1 for a connection count.
@@ -605,26 +673,31 @@ fn connection_limit_filter(
 /// The overload manager: only the global downstream connection monitor is supported; it is
 /// checked at every accept, so `refresh_interval` (for polled monitors) changes nothing.
 fn overload_manager(om: raw::OverloadManager) -> Result<Option<u64>, ConfigError> {
+    // The actions' error must not hide the monitors'.
+    let mut first = None;
     if !om.actions.is_empty() {
-        return Err(err(
-            "overload_manager.actions[0]",
-            "not supported by baton (overload actions; only the \
-             global_downstream_max_connections monitor is)",
-        ));
+        keep::<()>(
+            Err(err(
+                "overload_manager.actions[0]",
+                "not supported by baton (overload actions; only the \
+                 global_downstream_max_connections monitor is)",
+            )),
+            &mut first,
+        );
     }
+    let max = keep(resource_monitors(&om.resource_monitors), &mut first);
+    match first {
+        Some(e) => Err(e),
+        None => Ok(max.flatten()),
+    }
+}
+
+/// `overload_manager.resource_monitors`: the global downstream connection limit, if set.
+fn resource_monitors(monitors: &[raw::TypedExtension]) -> Result<Option<u64>, ConfigError> {
     let mut max = None;
-    for (i, m) in om.resource_monitors.iter().enumerate() {
+    for (i, m) in monitors.iter().enumerate() {
         let path = format!("overload_manager.resource_monitors[{i}]");
-        let ty = extension_type(m, &path)?;
-        if ty != GLOBAL_CX_TYPE {
-            return Err(wrong_kind(
-                m,
-                &path,
-                ty,
-                "resource monitor",
-                &[GLOBAL_CX_TYPE],
-            ));
-        }
+        extension_kind(m, &path, "resource monitor", &[GLOBAL_CX_TYPE])?;
         if max.is_some() {
             return Err(err(path, "the monitor is configured twice"));
         }
@@ -641,8 +714,9 @@ fn overload_manager(om: raw::OverloadManager) -> Result<Option<u64>, ConfigError
     Ok(max)
 }
 
-/// `filter` is only meaningful on access loggers, and there it is unsupported.
-fn no_filter(ext: &raw::TypedExtension, path: &str) -> Result<(), ConfigError> {
+/// `filter` is only meaningful on access loggers, and there it is unsupported; beside any other
+/// extension's `name` and `typed_config` it is refused the same way.
+pub(super) fn no_filter(ext: &raw::TypedExtension, path: &str) -> Result<(), ConfigError> {
     match ext.filter {
         None => Ok(()),
         Some(_) => Err(err(
@@ -834,16 +908,11 @@ fn http_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(), Confi
     }
     for (i, f) in filters.iter().enumerate() {
         let fpath = format!("{path}[{i}]");
-        let ty = extension_type(f, &fpath)?;
-        if ty != ROUTER_TYPE {
-            return Err(wrong_kind(f, &fpath, ty, "HTTP filter", &[ROUTER_TYPE]));
-        }
+        extension_kind(f, &fpath, "HTTP filter", &[ROUTER_TYPE])?;
         if i > 0 {
             return Err(err(fpath, "the router filter may appear only once"));
         }
-        if f.filter.is_some() {
-            return Err(err(format!("{fpath}.filter"), "unknown field"));
-        }
+        no_filter(f, &fpath)?;
         let tpath = format!("{fpath}.typed_config");
         if let Some(v) = typed_payload(&f.typed_config, &tpath, ROUTER_TYPE)? {
             let _: raw::Router = from_value(&v, &tpath)?;
@@ -853,21 +922,17 @@ fn http_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(), Confi
 }
 
 fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, ConfigError> {
-    let type_name = extension_type(a, path)?;
+    let type_name = extension_kind(
+        a,
+        path,
+        "access logger",
+        &[FILE_LOG_TYPE, STDOUT_LOG_TYPE, STDERR_LOG_TYPE],
+    )?;
     // Envoy's stream loggers are written as files at /dev/stdout and /dev/stderr.
     let stream = match type_name {
-        FILE_LOG_TYPE => None,
         STDOUT_LOG_TYPE => Some("/dev/stdout"),
         STDERR_LOG_TYPE => Some("/dev/stderr"),
-        other => {
-            return Err(wrong_kind(
-                a,
-                path,
-                other,
-                "access logger",
-                &[FILE_LOG_TYPE, STDOUT_LOG_TYPE, STDERR_LOG_TYPE],
-            ))
-        }
+        _ => None,
     };
     no_filter(a, path)?;
     let tpath = format!("{path}.typed_config");

@@ -208,6 +208,21 @@ fn dump_loads_back_into_the_same_model() {
     assert_eq!(config_dump(&again, &node(&again)), dump);
 }
 
+/// An admin with an access log and no address dumps as such and loads back the same.
+#[test]
+fn an_admin_without_an_address_round_trips() {
+    let text = RICH.replacen(
+        "  address: { socket_address: { address: 127.0.0.1, port_value: 9901 } }\n",
+        "",
+        1,
+    );
+    let b = load_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(b.admin.as_ref().is_some_and(|a| a.address.is_none()));
+    let dump = config_dump(&b, &node(&b));
+    let again = load_str(&bootstrap_of(&dump)).unwrap_or_else(|e| panic!("{e}\n{dump}"));
+    assert_eq!(again, b);
+}
+
 #[test]
 fn the_seed_configs_round_trip() {
     for f in ["configs/envoy.yaml", "configs/envoy_v2.yaml"] {

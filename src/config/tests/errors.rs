@@ -14,7 +14,14 @@ fn vh(field: &str) -> String {
 fn unknown_enum_value_names_the_field() {
     assert_eq!(
         err_with(&[("static_resources.clusters[0].lb_policy", "MAGLEV_X")]),
-        "static_resources.clusters[0].lb_policy: unknown value \"MAGLEV_X\""
+        "static_resources.clusters[0].lb_policy: unknown value \"MAGLEV_X\" \
+         (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"
+    );
+    // Envoy v3 removed ORIGINAL_DST_LB (4 is reserved): unknown, with the values to pick from.
+    assert_eq!(
+        err_with(&[("static_resources.clusters[0].lb_policy", "ORIGINAL_DST_LB")]),
+        "static_resources.clusters[0].lb_policy: unknown value \"ORIGINAL_DST_LB\" \
+         (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"
     );
     assert_eq!(
         err_with(&[("static_resources.clusters[0].lb_policy", "MAGLEV")]),
@@ -28,7 +35,8 @@ fn unknown_enum_value_names_the_field() {
     );
     assert_eq!(
         err_with(&[("static_resources.clusters[0].dns_lookup_family", "9")]),
-        "static_resources.clusters[0].dns_lookup_family: unknown value 9"
+        "static_resources.clusters[0].dns_lookup_family: unknown value 9 \
+         (supported: AUTO, V4_ONLY, V6_ONLY, V4_PREFERRED, ALL)"
     );
 }
 
@@ -53,6 +61,15 @@ fn port_out_of_range() {
         err_with(&[(ep, "abc")]),
         format!("{ep}: expected an integer, got string \"abc\"")
     );
+    // Wider than 64 bits: no YAML value holds it, still an out-of-range port at its path.
+    let lp = "static_resources.listeners[0].address.socket_address.port_value";
+    for n in ["99999999999999999999", "-99999999999999999999"] {
+        let text = BASE.replacen("port_value: 10000", &format!("port_value: {n}"), 1);
+        assert_eq!(
+            load_str(&text).unwrap_err().to_string(),
+            format!("{lp}: {n} out of range")
+        );
+    }
 }
 
 #[test]
@@ -181,6 +198,76 @@ fn unknown_fields_are_named() {
              \"dynamic_stats\" (no fields are accepted here)"
         )
     );
+}
+
+#[test]
+fn raw_buffer_transport_sockets_refuse_unknown_fields() {
+    const RAW: &str =
+        "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+    let chain = "static_resources.listeners[0].filter_chains[0].transport_socket";
+    let cluster = "static_resources.clusters[0].transport_socket";
+    let e = err_with(&[
+        (
+            chain,
+            &format!(
+                "{{name: envoy.transport_sockets.raw_buffer, typed_config: {{\"@type\": {RAW}, also_bogus: {{x: 1}}}}}}"
+            ),
+        ),
+        (
+            cluster,
+            &format!(
+                "{{name: envoy.transport_sockets.raw_buffer, filter: {{anything: 1}}, typed_config: {{\"@type\": {RAW}, bogus_field: 1}}}}"
+            ),
+        ),
+    ]);
+    assert_eq!(
+        e,
+        format!(
+            "3 errors:\n  \
+             {cluster}.typed_config.bogus_field: unknown or unsupported field \"bogus_field\" \
+             (no fields are accepted here)\n  \
+             {cluster}.filter: not supported by baton (access-log filters)\n  \
+             {chain}.typed_config.also_bogus: unknown or unsupported field \"also_bogus\" \
+             (no fields are accepted here)"
+        )
+    );
+    // Without stray fields the raw buffer is plain TCP, by name or by type.
+    let b = ok_with(&[
+        (chain, "{name: envoy.transport_sockets.raw_buffer}"),
+        (
+            cluster,
+            &format!("{{name: plain, typed_config: {{\"@type\": {RAW}}}}}"),
+        ),
+    ]);
+    assert_eq!(b.listeners[0].filter_chains[0].tls, None);
+    assert_eq!(b.clusters[0].tls, None);
+}
+
+/// The TLS socket's name alone stands for the context accepted where it appears.
+#[test]
+fn tls_socket_by_name_alone_is_the_context_of_its_place() {
+    let chain = "static_resources.listeners[0].filter_chains[0].transport_socket";
+    let cluster = "static_resources.clusters[0].transport_socket";
+    for ts in [
+        "{name: envoy.transport_sockets.tls}",
+        "{name: envoy.transport_sockets.tls, typed_config: {}}",
+    ] {
+        let e = err_with(&[(chain, ts)]);
+        if cfg!(feature = "tls") {
+            assert_eq!(
+                e,
+                format!(
+                    "{chain}.typed_config.common_tls_context: required field is missing: \
+                     a DownstreamTlsContext without a certificate cannot serve TLS"
+                )
+            );
+            let up = ok_with(&[(cluster, ts)]).clusters[0].tls.clone();
+            let up = up.unwrap_or_else(|| panic!("{ts}: no upstream TLS"));
+            assert_eq!((up.sni, up.cert, up.validation), (None, None, None), "{ts}");
+        } else {
+            assert!(e.contains("cargo feature \"tls\""), "{e}");
+        }
+    }
 }
 
 #[test]
@@ -412,7 +499,10 @@ fn route_action_errors() {
             &vh("routes[0]"),
             "{match: {prefix: /}, redirect: {response_code: GONE}}"
         )]),
-        format!("{VH}.routes[0].redirect.response_code: unknown value \"GONE\"")
+        format!(
+            "{VH}.routes[0].redirect.response_code: unknown value \"GONE\" (supported: \
+             MOVED_PERMANENTLY, FOUND, SEE_OTHER, TEMPORARY_REDIRECT, PERMANENT_REDIRECT)"
+        )
     );
 }
 
@@ -443,7 +533,11 @@ fn header_mutation_errors() {
             &add,
             "[{header: {key: x-a, value: b}, append_action: REPLACE}]"
         )]),
-        format!("{add}[0].append_action: unknown value \"REPLACE\"")
+        format!(
+            "{add}[0].append_action: unknown value \"REPLACE\" (supported: \
+             APPEND_IF_EXISTS_OR_ADD, ADD_IF_ABSENT, OVERWRITE_IF_EXISTS_OR_ADD, \
+             OVERWRITE_IF_EXISTS)"
+        )
     );
     let rm = vh("routes[0].response_headers_to_remove");
     assert_eq!(

@@ -45,6 +45,61 @@ fn a_single_value_stands_for_a_list_of_one() {
     );
 }
 
+/// Chains must configure the same connection manager; how their YAML spells it does not count.
+#[test]
+fn filter_chains_compare_what_their_filters_configure() {
+    let chains = "static_resources.listeners[0].filter_chains";
+    let two = |edits: &[(&str, &str)]| {
+        let mut d = doc();
+        let c0 = slot(&mut d, &format!("{chains}[0]")).clone();
+        *slot(&mut d, &format!("{chains}[1]")) = c0;
+        set(
+            &mut d,
+            &format!("{chains}[0].filter_chain_match"),
+            "{server_names: [a.example]}",
+        );
+        set(
+            &mut d,
+            &format!("{chains}[1].filter_chain_match"),
+            "{server_names: [b.example]}",
+        );
+        for (p, y) in edits {
+            set(&mut d, &format!("{chains}[1].filters[0].{p}"), y);
+        }
+        check(&d)
+    };
+    let hcm1 = "typed_config.route_config.virtual_hosts[0]";
+    // The filter's name is a label, a lone domain is a list of one, only the type URL's last
+    // part counts, and an absent field is its default.
+    let b = two(&[
+        ("name", "envoy.http_connection_manager"),
+        (&format!("{hcm1}.domains"), "\"*\""),
+        (
+            "typed_config.@type",
+            "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        ),
+        ("typed_config.codec_type", "AUTO"),
+        ("typed_config.http_filters[0].typed_config", "{}"),
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(b.listeners[0].filter_chains.len(), 2);
+    // What the connection manager does differs: refused.
+    let refused = format!(
+        "{chains}[1].filters: must equal filter_chains[0].filters: baton serves one HTTP \
+         connection manager per listener (chains may differ in filter_chain_match and \
+         transport_socket)"
+    );
+    for (p, y) in [
+        ("typed_config.stat_prefix", "other"),
+        (&*format!("{hcm1}.domains"), "[a.example]"),
+        (&*format!("{hcm1}.routes[0].route.cluster"), "b"),
+        ("typed_config.codec_type", "HTTP1"),
+    ] {
+        let e = two(&[(p, y)]).map(|_| ()).unwrap_err().to_string();
+        assert_eq!(e, refused, "{p}: {y}");
+    }
+}
+
 #[test]
 fn v2_fields_are_refused_with_their_v3_names() {
     assert_eq!(
@@ -121,6 +176,43 @@ fn every_error_of_a_file_is_reported_at_once() {
     }
     assert_eq!(found.len(), want.len(), "{found:#?}");
     assert!(e.to_string().starts_with("7 errors:\n  "), "{e}");
+}
+
+/// An error in a listener's TLS does not hide its connection manager's, nor the overload
+/// manager's actions its monitors'.
+#[test]
+fn tls_and_overload_action_errors_hide_no_others() {
+    let chain = "static_resources.listeners[0].filter_chains[0]";
+    let mut d = doc();
+    set(
+        &mut d,
+        &format!("{chain}.transport_socket"),
+        "{name: envoy.transport_sockets.tls, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, common_tls_context: {tls_certificates: [{certificate_chain: {filename: /nonexistent/cert.pem}, private_key: {filename: /nonexistent/key.pem}}]}}}",
+    );
+    set(&mut d, &format!("{HCM}.request_timeout"), "300s");
+    set(
+        &mut d,
+        "overload_manager",
+        "{resource_monitors: [{name: envoy.resource_monitors.fixed_heap, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig}}], actions: [{name: envoy.overload_actions.shrink_heap}]}",
+    );
+    let e = check(&d).unwrap_err();
+    let paths: Vec<&str> = e.0.iter().map(|e| e.path.as_str()).collect();
+    let tls = if cfg!(feature = "tls") {
+        "static_resources.listeners[0].filter_chains[0].transport_socket.typed_config.\
+         common_tls_context.tls_certificates[0].certificate_chain.filename"
+    } else {
+        "static_resources.listeners[0].filter_chains[0].transport_socket"
+    };
+    assert_eq!(
+        paths,
+        [
+            tls,
+            &format!("{HCM}.request_timeout"),
+            "overload_manager.actions[0]",
+            "overload_manager.resource_monitors[0].typed_config.@type",
+        ],
+        "{e}"
+    );
 }
 
 #[test]

@@ -203,8 +203,23 @@ fn hcm_node_and_admin_fields() {
         })
     );
     let admin = b.admin.unwrap();
-    assert_eq!(admin.address, "[::1]:9901".parse::<SocketAddr>().unwrap());
+    assert_eq!(
+        admin.address,
+        Some("[::1]:9901".parse::<SocketAddr>().unwrap())
+    );
     assert_eq!(admin.access_log_path.as_deref(), Some("/dev/null"));
+    // Without an address the access log path is still kept (it is opened at start, as in
+    // Envoy); an empty path is Envoy's "no log", and an admin with neither is no admin.
+    let admin = ok_with(&[("admin", "{access_log_path: /tmp/a.log}")]).admin;
+    assert_eq!(
+        admin,
+        Some(Admin {
+            address: None,
+            access_log_path: Some("/tmp/a.log".into())
+        })
+    );
+    assert_eq!(ok_with(&[("admin", "{access_log_path: \"\"}")]).admin, None);
+    assert_eq!(ok_with(&[("admin", "{}")]).admin, None);
     let l = &b.listeners[0];
     assert_eq!(l.address.port(), 0);
     assert_eq!(l.per_connection_buffer_limit_bytes, 32768);
@@ -287,7 +302,10 @@ fn config_yaml_merges_over_file() {
     let b = load(Some(&file), Some(over)).unwrap();
     // Maps merged: the listener from the file survives; admin added.
     assert_eq!(b.listeners[0].name, "listener_0");
-    assert_eq!(b.admin.unwrap().address.port(), 9901);
+    assert_eq!(
+        b.admin.and_then(|a| a.address).map(|a| a.port()),
+        Some(9901)
+    );
     // Lists replaced: the inline cluster list wins whole (its defaults, not the file's fields).
     assert_eq!(b.clusters.len(), 1);
     assert_eq!(b.clusters[0].discovery, DiscoveryType::Static);
@@ -301,7 +319,8 @@ fn config_yaml_merges_over_file() {
     .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "static_resources.clusters[0].lb_policy: unknown value \"X\""
+        "static_resources.clusters[0].lb_policy: unknown value \"X\" \
+         (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"
     );
     let e = load(Some(&file), Some("[")).unwrap_err();
     assert!(
