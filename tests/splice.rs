@@ -2,8 +2,8 @@
 //! upstream socket to the client socket with splice(2). Checked byte for byte (raw TCP and
 //! curl), in keep-alive and pipelined sequences with HEAD and small responses in between, with
 //! a slow reader (memory stays flat), an upstream that closes mid-body (the client never sees
-//! a complete-looking body), a client that resets mid-body, a hot restart mid-download, and
-//! the access log's byte count.
+//! a complete-looking body), a client that resets mid-body, a hot restart mid-download, the
+//! access log's byte count, and the closing of the idle pipes a burst leaves behind.
 
 mod admin_util;
 mod common;
@@ -509,4 +509,30 @@ fn bytes_past_a_spliced_body_never_answer_the_next_request() {
         head.status, 200,
         "the leftover bytes of the first upstream response answered the second request"
     );
+}
+
+/// A burst of concurrent spliced downloads leaves its pipes idle in the pool; once nobody
+/// takes them, all but a few are closed (by the trim that frees idle buffers, with no new
+/// request to prompt it), so a burst does not hold descriptors for good.
+#[test]
+fn idle_pipes_left_by_a_burst_are_closed() {
+    let s = start();
+    let pid = s.b.pid();
+    let base = fd_counts(pid).1;
+    let conns = spliced_burst(s.b.port, pid, 12, 16 * MIB);
+    let kept = ::baton::http::splice::POOL_KEEP;
+    let closed = admin_util::eventually(Duration::from_secs(5), || {
+        fd_counts(pid).1 <= base + 2 * kept
+    });
+    assert!(
+        closed,
+        "baton still holds {} pipe ends after the burst ({base} before it)",
+        fd_counts(pid).1
+    );
+    // The kept few serve the next download, still spliced.
+    let before = admin_util::stat(s.admin, SPLICED);
+    let mut c = conns.into_iter().next().expect("a connection");
+    c.send(&get(&format!("/bytes/{}", 4 * MIB)));
+    c.expect_pattern(4 * MIB);
+    assert!(admin_util::stat(s.admin, SPLICED) > before);
 }

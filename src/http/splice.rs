@@ -3,7 +3,9 @@
 //! `splice(2)`, so they never enter our buffers. The core decides how many bytes flow; this
 //! module only moves them. Pipes come from a bounded free list (`PipePool`, in `Ctx`): a
 //! session holds one only while it splices, and only an empty pipe goes back, so bytes of one
-//! connection can never reach another.
+//! connection can never reach another. Idle pipes hold descriptors, so the list gives back
+//! what a burst left behind (`PipePool::trim`) and everything when descriptors run out
+//! (`PipePool::release`).
 
 use std::cell::Cell;
 use std::io;
@@ -15,6 +17,11 @@ use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 
 /// Most idle pipes kept (two descriptors each); more are closed when given back.
 const POOL_MAX: usize = 64;
+
+/// Idle pipes kept however long they stay unused (8 descriptors): a few concurrent spliced
+/// responses' worth, so a quiet proxy's next large response does not pay for a new pipe
+/// (`pipe2` and three `fcntl`s) while a burst's pipes do not hold descriptors for good.
+pub const POOL_KEEP: usize = 4;
 
 /// The capacity assumed when the kernel does not say (Linux's default pipe size with 4 KiB
 /// pages).
@@ -150,10 +157,16 @@ impl Pipe {
     }
 }
 
-/// Idle pipes, ready for the next session that splices.
+/// Idle pipes, ready for the next session that splices. Bounded like `BufPool`: at most
+/// `POOL_MAX`, and what stays unused between two `trim` calls beyond `POOL_KEEP` is closed,
+/// so a burst of spliced downloads does not keep its descriptors (and pipe pages charged to
+/// the user) after it.
 #[derive(Debug, Default)]
 pub struct PipePool {
     free: Vec<Pipe>,
+    /// The fewest idle pipes since the last `trim`: the bottom `low` of the stack went unused
+    /// all that time.
+    low: usize,
     /// Enlarged pipes alive (idle here or held by sessions).
     big: Rc<Cell<usize>>,
 }
@@ -162,8 +175,10 @@ impl PipePool {
     /// An empty pipe: from the free list, else a new one. `None` when none can be made
     /// (out of descriptors): the caller copies instead.
     pub fn take(&mut self) -> Option<Pipe> {
-        if let Some(p) = self.free.pop() {
-            return Some(p);
+        let reused = self.free.pop();
+        self.low = self.low.min(self.free.len());
+        if reused.is_some() {
+            return reused;
         }
         match Pipe::new(&self.big) {
             Ok(p) => Some(p),
@@ -185,6 +200,30 @@ impl PipePool {
     /// Idle pipes held (for tests and the descriptor budget).
     pub fn idle(&self) -> usize {
         self.free.len()
+    }
+
+    /// Idle pipes beyond `POOL_KEEP`: a `trim` is due some time later.
+    pub fn wants_trim(&self) -> bool {
+        self.free.len() > POOL_KEEP
+    }
+
+    /// Closes the idle pipes that nobody took since the last call (beyond `POOL_KEEP`), oldest
+    /// first; returns how many. Called with `BufPool::trim`, it closes a burst's pipes within
+    /// two periods of the burst's end and leaves those a steady load takes in turn alone.
+    pub fn trim(&mut self) -> usize {
+        let n = self.low.min(self.free.len()).saturating_sub(POOL_KEEP);
+        self.free.drain(..n);
+        self.low = self.free.len();
+        n
+    }
+
+    /// Closes every idle pipe; returns how many. For a process out of descriptors: those
+    /// pipes are better spent on connections, and a new one is made when splicing needs it.
+    pub fn release(&mut self) -> usize {
+        let n = self.free.len();
+        self.free.clear();
+        self.low = 0;
+        n
     }
 
     /// Enlarged pipes alive, idle or held by sessions.
@@ -288,5 +327,48 @@ mod tests {
         }
         assert_eq!(pool.idle(), 1);
         assert_eq!(pool.enlarged(), first_big, "an idle pipe still counts");
+    }
+
+    /// After a burst, what nobody took for a whole period is closed down to `POOL_KEEP`
+    /// (oldest first), what a steady load takes in turn stays, the enlarged count follows
+    /// the closed pipes, and `release` closes every idle pipe.
+    #[test]
+    fn trim_closes_what_stayed_unused_and_release_closes_all() {
+        let mut pool = PipePool::default();
+        let burst: Vec<Pipe> = (0..20).map(|_| pool.take().expect("pipe")).collect();
+        for p in burst {
+            pool.put(p);
+        }
+        assert_eq!(pool.idle(), 20);
+        assert!(pool.wants_trim());
+        // The burst just ended: its pipes were in use since the last trim.
+        assert_eq!(pool.trim(), 0);
+        assert_eq!(pool.idle(), 20);
+        // A steady load of 6 concurrent splices takes and gives back the top of the stack.
+        for _ in 0..3 {
+            let held: Vec<Pipe> = (0..6).map(|_| pool.take().expect("pipe")).collect();
+            for p in held {
+                pool.put(p);
+            }
+        }
+        // Of the 14 pipes nobody took, all but `POOL_KEEP` are closed; the 6 in use stay.
+        assert_eq!(pool.trim(), 14 - POOL_KEEP);
+        assert_eq!(pool.idle(), 6 + POOL_KEEP);
+        // The load stops: one more period closes all but `POOL_KEEP`.
+        assert_eq!(pool.trim(), 6);
+        assert_eq!(pool.idle(), POOL_KEEP);
+        assert!(!pool.wants_trim(), "an idle proxy arms no trim timer");
+        assert_eq!(pool.trim(), 0);
+        assert!(
+            pool.enlarged() <= POOL_KEEP,
+            "closed pipes left the enlarged count"
+        );
+        // Descriptors run out: the kept pipes go too, and splicing still gets a new one.
+        assert_eq!(pool.release(), POOL_KEEP);
+        assert_eq!(pool.idle(), 0);
+        assert_eq!(pool.enlarged(), 0);
+        let p = pool.take().expect("a new pipe after a release");
+        pool.put(p);
+        assert_eq!(pool.idle(), 1);
     }
 }

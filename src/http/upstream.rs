@@ -141,7 +141,15 @@ impl UpConn {
         addr: SocketAddr,
         owner: usize,
     ) -> io::Result<Box<UpConn>> {
-        let started = TcpStream::connect(addr).and_then(|s| wrap(ctx, cluster, addr, s));
+        let mut socket = TcpStream::connect(addr);
+        if let Err(e) = &socket {
+            // Out of descriptors: idle pipes are the ones we can give up; close them and try
+            // once more.
+            if crate::fds::exhausted(e) && ctx.pipes.release() > 0 {
+                socket = TcpStream::connect(addr);
+            }
+        }
+        let started = socket.and_then(|s| wrap(ctx, cluster, addr, s));
         let mut stream = match started {
             Ok(s) => s,
             Err(e) => {

@@ -39,8 +39,9 @@ const INIT_DNS_WAIT: Duration = Duration::from_secs(5);
 /// event for it), after the events that came meanwhile.
 pub const ACCEPT_BATCH: usize = 64;
 
-/// How often the buffer pool gives back what stayed unused (only while it holds more than
-/// it keeps; an idle proxy has no such timer). A burst's buffers are freed 2 periods after it.
+/// How often the buffer pool and the pipe pool give back what stayed unused (only while one
+/// holds more than it keeps; an idle proxy has no such timer). A burst's buffers and pipes
+/// are freed 2 periods after it.
 const POOL_TRIM_EVERY: Duration = Duration::from_millis(250);
 /// Buffers freed (1 MiB) that make returning the heap's free pages worth a heap walk.
 const HEAP_TRIM_BUFFERS: usize = 64;
@@ -426,6 +427,13 @@ impl Proxy {
                     log::debug!("accept on {}: {e}", self.ctx.listeners[i].name);
                 }
                 Err(e) if crate::fds::exhausted(&e) => {
+                    // Idle pipes are descriptors a connection can use: close them and try
+                    // again (splicing makes a new pipe when it needs one).
+                    let closed = self.ctx.pipes.release();
+                    if closed > 0 {
+                        log::debug!("accept: {e}: closed {closed} idle pipes");
+                        continue;
+                    }
                     // The backlog fills and raises no new edge: try again on a timer, as nginx
                     // does, instead of waiting for one that never comes.
                     self.pause_accept(i, &e);
@@ -981,6 +989,7 @@ impl Proxy {
             TimerKey::PoolTrim => {
                 self.trim_armed = false;
                 self.trimmed += self.ctx.pool.trim();
+                self.ctx.pipes.trim();
                 if self.trimmed >= HEAP_TRIM_BUFFERS {
                     self.trimmed = 0;
                     crate::util::release_heap();
@@ -1129,7 +1138,7 @@ impl Proxy {
             if !self.accept_more.is_empty() {
                 self.accept_queued();
             }
-            if !self.trim_armed && self.ctx.pool.wants_trim() {
+            if !self.trim_armed && (self.ctx.pool.wants_trim() || self.ctx.pipes.wants_trim()) {
                 self.trim_armed = true;
                 let at = self.ctx.now() + POOL_TRIM_EVERY;
                 self.ctx.timers.arm(at, TimerKey::PoolTrim);

@@ -322,3 +322,47 @@ pub fn full_backlog_listener() -> (u16, TcpListener, Vec<TcpStream>) {
     }
     panic!("could not fill the accept queue of 127.0.0.1:{port}");
 }
+
+/// Descriptors open in process `pid`: (all of them, the pipe ends among them).
+pub fn fd_counts(pid: u32) -> (usize, usize) {
+    let mut all = 0;
+    let mut pipes = 0;
+    if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        for e in dir.flatten() {
+            all += 1;
+            if std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("pipe:"))
+            {
+                pipes += 1;
+            }
+        }
+    }
+    (all, pipes)
+}
+
+/// `n` clients download a `/bytes/` body of `len` bytes at once through baton (`pid`, on
+/// `port`): each asks and none reads until baton holds `n` more pipes (2 descriptors each)
+/// than `/proc` showed before, one per splicing session; then each reads its body to the end.
+/// The connections stay open (keep-alive), their pipes back in baton's idle pool. `len` must
+/// be larger than the socket buffers hold, so each pipe still has bytes when it is counted.
+pub fn spliced_burst(port: u16, pid: u32, n: usize, len: u64) -> Vec<RawConn> {
+    let base = fd_counts(pid).1;
+    let mut conns: Vec<RawConn> = (0..n).map(|_| RawConn::connect(port)).collect();
+    for c in &mut conns {
+        c.send(&get(&format!("/bytes/{len}")));
+    }
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while fd_counts(pid).1 < base + 2 * n {
+        assert!(
+            Instant::now() < deadline,
+            "baton never held {n} pipes at once ({:?} descriptors, {base} pipe ends before)",
+            fd_counts(pid)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for c in &mut conns {
+        let head = c.reader.read_response_head().expect("head").expect("head");
+        assert_eq!(head.status, 200);
+        c.reader.read_exact_to(len, &mut |_| {}).expect("the body");
+    }
+    conns
+}

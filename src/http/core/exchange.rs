@@ -12,6 +12,13 @@ use crate::http::request::{Decision, Forward, LocalDecision};
 use crate::http::upgrade::Upgrade;
 use crate::route::edits::Op;
 
+#[cfg(test)]
+thread_local! {
+    /// Response heads parsed on this thread (tests count them: a trickled head must not be
+    /// parsed once per read).
+    pub(super) static HEAD_PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// The connection's buffers, lent to the exchange for one step.
 pub(super) struct Cx<'a> {
     pub cin: &'a mut Buf,
@@ -718,16 +725,24 @@ impl Exchange {
     ) -> Result<bool, super::Failure> {
         use super::Failure;
         loop {
+            // Nothing read yet, or nothing after an interim response.
+            if up.rx.is_empty() {
+                return self.partial_response_head(up);
+            }
+            // As for request heads: the first look parses whatever is there (a head usually
+            // arrives whole, and a scan for its end first would only read it twice); later
+            // looks parse again only once the new bytes hold an end of head.
+            if up.head_scanned == 0 {
+                up.head_scanned = up.rx.len();
+            } else if !super::head_complete(up.rx.data(), &mut up.head_scanned) {
+                return self.partial_response_head(up);
+            }
+            #[cfg(test)]
+            HEAD_PARSES.with(|n| n.set(n.get() + 1));
             let mut hdrs = crate::http::codec::header_slots();
             let r = match crate::http::codec::parse_response(up.rx.data(), &mut hdrs, self.is_head)
             {
-                Ok(None) => {
-                    if up.rx.len() > MAX_RESPONSE_HEAD {
-                        return Err(Failure::Protocol);
-                    }
-                    self.head_partial = up.rx.len() >= CHUNK;
-                    return Ok(false);
-                }
+                Ok(None) => return self.partial_response_head(up),
                 Err(_) => return Err(Failure::Protocol),
                 Ok(Some(r)) => r,
             };
@@ -748,6 +763,7 @@ impl Exchange {
                 }
                 let n = r.head_len;
                 up.rx.consume(n);
+                up.head_scanned = 0;
                 continue;
             }
             if !self.tunnel_ready
@@ -763,6 +779,7 @@ impl Exchange {
             let (head, resp) = super::respond::client_head(&r, self, closing, env, service, buf);
             let n = r.head_len;
             up.rx.consume(n);
+            up.head_scanned = 0;
             let mut resp = resp;
             if !self.head_before_body(&mut resp, &mut up.rx, cout, &head) {
                 cout.extend(env.pool(), &head);
@@ -773,6 +790,16 @@ impl Exchange {
             env.spares().put_head(sent);
             return Ok(true);
         }
+    }
+
+    /// No complete response head yet: read on (past one buffer's worth once a full buffer
+    /// held none), up to the head limit.
+    fn partial_response_head(&mut self, up: &UpSide) -> Result<bool, super::Failure> {
+        if up.rx.len() > MAX_RESPONSE_HEAD {
+            return Err(super::Failure::Protocol);
+        }
+        self.head_partial = up.rx.len() >= CHUNK;
+        Ok(false)
     }
 
     /// The common case of a response whose buffered rest is all body relayed as it is: our

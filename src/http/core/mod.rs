@@ -257,6 +257,10 @@ pub struct UpSide {
     reused: bool,
     got_bytes: bool,
     eof: bool,
+    /// Bytes of `rx` already searched for the end of a response head (0: not looked at yet),
+    /// as `Conn::scanned` on the request side: a head arriving in pieces is parsed once its
+    /// end is there, not once per read.
+    head_scanned: usize,
 }
 
 impl UpSide {

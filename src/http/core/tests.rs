@@ -192,6 +192,65 @@ fn a_head_arriving_byte_by_byte_is_parsed_once() {
     assert_eq!(sim.env.begun, 1);
 }
 
+/// A response head of `n` headers with values of `len` bytes, after an interim 100 when
+/// `interim`, then a 2-byte body.
+fn long_response_head(interim: bool, n: usize, len: usize) -> Vec<u8> {
+    let mut r = Vec::new();
+    if interim {
+        r.extend_from_slice(b"HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n");
+    }
+    r.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
+    for i in 0..n {
+        r.extend_from_slice(format!("X-H{i}: {}\r\n", "v".repeat(len)).as_bytes());
+    }
+    r.extend_from_slice(b"\r\nok");
+    r
+}
+
+/// Response heads parsed on this thread while `f` runs.
+fn head_parses(f: impl FnOnce()) -> usize {
+    let parses = || super::exchange::HEAD_PARSES.with(std::cell::Cell::get);
+    let before = parses();
+    f();
+    parses() - before
+}
+
+/// A response head trickled a byte at a time (a 54 KiB one, past one read buffer) is
+/// searched for its end in the new bytes only and parsed again only once that end is there,
+/// as request heads are: the same response as the head in one piece, for an interim 100 and
+/// its final head alike, with a few parse attempts per head instead of one per byte.
+#[test]
+fn a_response_head_arriving_byte_by_byte_is_parsed_once_its_end_is_there() {
+    for (interim, heads) in [(false, 1), (true, 2)] {
+        let resp = long_response_head(interim, 60, 900);
+        // Sent whole, the head still takes two reads (one buffer's worth, then the rest).
+        let mut whole = Vec::new();
+        let parses = head_parses(|| whole = run_upstream(&[&resp]));
+        assert!(
+            parses <= 2 * heads,
+            "{parses} parse attempts for {heads} heads"
+        );
+        assert_eq!(whole, vec![(200, b"ok".to_vec())]);
+        // Trickled, a head is parsed at its first byte (the first look) and at its last.
+        let bytes: Vec<&[u8]> = resp.chunks(1).collect();
+        let mut trickled = Vec::new();
+        let parses = head_parses(|| trickled = run_upstream(&bytes));
+        assert!(
+            parses <= 2 * heads,
+            "{parses} parse attempts for {heads} heads"
+        );
+        assert_eq!(trickled, whole, "interim: {interim}");
+    }
+    // Split anywhere in either head, or in the terminator itself: the same response.
+    let resp = long_response_head(true, 3, 10);
+    let whole = run_upstream(&[&resp]);
+    for cut in 1..resp.len() {
+        let (a, b) = resp.split_at(cut);
+        let pieces: Vec<&[u8]> = [a.chunks(7).collect::<Vec<_>>(), vec![b]].concat();
+        assert_eq!(run_upstream(&pieces), whole, "split at {cut}");
+    }
+}
+
 #[test]
 fn local_replies_to_a_client_that_never_reads_stop_at_the_high_mark() {
     let mut sim = Sim::new(8192);
