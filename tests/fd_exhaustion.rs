@@ -67,7 +67,7 @@ fn accept_recovers_after_descriptors_run_out() {
 /// Running out of descriptors closes the idle pipes kept for splicing before accepting
 /// pauses: their descriptors go to client connections, and splicing makes a new pipe later.
 #[test]
-fn idle_pipes_are_closed_for_connections_when_descriptors_run_out() {
+fn idle_pipes_and_upstream_connections_are_closed_for_clients_when_descriptors_run_out() {
     let (mut b, _up, s) = admin_util::start(Vec::new());
     let pid = b.pid();
     let base = fd_counts(pid).1;
@@ -82,6 +82,13 @@ fn idle_pipes_are_closed_for_connections_when_descriptors_run_out() {
     assert!(
         pipes > base,
         "no idle pipes kept ({pipes} pipe ends, {base} before)"
+    );
+    // The downloads' upstream connections wait in the keep-alive pool.
+    let upstream_open = || stat(s.admin, "cluster.svc.upstream_cx_active");
+    assert!(
+        upstream_open() >= 1,
+        "no idle upstream connection kept ({})",
+        upstream_open()
     );
 
     let limit = open + 16;
@@ -100,6 +107,11 @@ fn idle_pipes_are_closed_for_connections_when_descriptors_run_out() {
     );
     let (at_limit, pipes) = fd_counts(pid);
     assert_eq!(pipes, base, "idle pipes still open at the descriptor limit");
+    assert_eq!(
+        upstream_open(),
+        0,
+        "idle upstream connections still open at the descriptor limit"
+    );
     assert!(
         at_limit + 2 >= limit,
         "{at_limit} descriptors open, limit {limit}"

@@ -143,9 +143,9 @@ impl UpConn {
     ) -> io::Result<Box<UpConn>> {
         let mut socket = TcpStream::connect(addr);
         if let Err(e) = &socket {
-            // Out of descriptors: idle pipes are the ones we can give up; close them and try
-            // once more.
-            if crate::fds::exhausted(e) && ctx.pipes.release() > 0 {
+            // Out of descriptors: idle pipes and idle upstream connections are the ones we can
+            // give up; close them and try once more.
+            if crate::fds::exhausted(e) && shed_idle(ctx) > 0 {
                 socket = TcpStream::connect(addr);
             }
         }
@@ -374,10 +374,23 @@ fn close_idle(ctx: &mut Ctx, idx: usize) {
     }
 }
 
-/// Closes every idle connection (drain, shutdown).
-pub fn close_all_idle(ctx: &mut Ctx) {
+/// Closes every idle connection (drain, shutdown, a shortage of descriptors); returns how
+/// many.
+pub fn close_all_idle(ctx: &mut Ctx) -> usize {
+    let mut n = 0;
     for idx in ctx.upstreams.idle.keys() {
         close_idle(ctx, idx);
+        n += 1;
     }
     ctx.upstreams.idle_by_addr.clear();
+    n
+}
+
+/// Out of descriptors: closes what holds descriptors without serving anyone (idle pipes and
+/// idle upstream keep-alive connections), so a client or a needed upstream connection can
+/// have them; returns how many were closed. A pipe is made again when splicing needs one, an
+/// upstream connection when a request does. nginx likewise closes idle keep-alive
+/// connections when it runs short of connections.
+pub fn shed_idle(ctx: &mut Ctx) -> usize {
+    ctx.pipes.release() + close_all_idle(ctx)
 }

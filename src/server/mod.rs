@@ -427,11 +427,13 @@ impl Proxy {
                     log::debug!("accept on {}: {e}", self.ctx.listeners[i].name);
                 }
                 Err(e) if crate::fds::exhausted(&e) => {
-                    // Idle pipes are descriptors a connection can use: close them and try
-                    // again (splicing makes a new pipe when it needs one).
-                    let closed = self.ctx.pipes.release();
+                    // Idle pipes and idle upstream connections are descriptors a client can
+                    // use: close them and try again.
+                    let closed = crate::http::upstream::shed_idle(&mut self.ctx);
                     if closed > 0 {
-                        log::debug!("accept: {e}: closed {closed} idle pipes");
+                        log::debug!(
+                            "accept: {e}: closed {closed} idle pipes and upstream connections"
+                        );
                         continue;
                     }
                     // The backlog fills and raises no new edge: try again on a timer, as nginx
