@@ -731,10 +731,11 @@ impl Exchange {
             }
             // As for request heads: the first look parses whatever is there (a head usually
             // arrives whole, and a scan for its end first would only read it twice); later
-            // looks parse again only once the new bytes hold an end of head.
+            // looks parse again only once the new bytes hold an end of head, or once the
+            // upstream closed (no end will come: what is there is judged now).
             if up.head_scanned == 0 {
                 up.head_scanned = up.rx.len();
-            } else if !super::head_complete(up.rx.data(), &mut up.head_scanned) {
+            } else if !up.eof && !super::head_complete(up.rx.data(), &mut up.head_scanned) {
                 return self.partial_response_head(up);
             }
             #[cfg(test)]
@@ -742,6 +743,9 @@ impl Exchange {
             let mut hdrs = crate::http::codec::header_slots();
             let r = match crate::http::codec::parse_response(up.rx.data(), &mut hdrs, self.is_head)
             {
+                // Closed inside a head: Envoy's `upstream_reset_before_response_started`
+                // (503 UC), not a wait for a timer while both sockets stay open.
+                Ok(None) if up.eof => return Err(Failure::Reset),
                 Ok(None) => return self.partial_response_head(up),
                 Err(_) => return Err(Failure::Protocol),
                 Ok(Some(r)) => r,

@@ -251,6 +251,28 @@ fn a_response_head_arriving_byte_by_byte_is_parsed_once_its_end_is_there() {
     }
 }
 
+/// An upstream that closes inside a response head ends the exchange at once, with no timer
+/// set: 502 when the bytes it sent after the first read are malformed, 503 when they are only
+/// incomplete (both: before the head, no byte of a response reached the client).
+#[test]
+fn an_upstream_closing_inside_a_response_head_is_answered_at_once() {
+    for (later, status) in [(&b"X\0: y\r\n"[..], 502), (&b"X-A: y\r\n"[..], 503)] {
+        let mut sim = Sim::new(8192);
+        sim.client(b"GET /r HTTP/1.1\r\nHost: x\r\n\r\n");
+        sim.upstream(b"HTTP/1.1 200 OK\r\n");
+        sim.upstream(later);
+        assert!(responses(&sim.client_got).is_empty(), "answered early");
+        sim.upstream_fin();
+        let got = responses(&sim.client_got);
+        assert_eq!(
+            got.iter().map(|r| r.0).collect::<Vec<_>>(),
+            [status],
+            "after {:?}",
+            String::from_utf8_lossy(later)
+        );
+    }
+}
+
 #[test]
 fn local_replies_to_a_client_that_never_reads_stop_at_the_high_mark() {
     let mut sim = Sim::new(8192);
