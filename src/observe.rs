@@ -185,30 +185,28 @@ pub fn generated_request_id(ctx: &Ctx, l: usize, rq: &mut Rq, id: &[u8]) {
 /// The connection manager normalised the path (`normalize_path`, `merge_slashes`): the log's
 /// `:path` is the new one, as Envoy's access log reads the header map the manager changed.
 pub fn path_normalized(ctx: &Ctx, l: usize, rq: &mut Rq, path: &str) {
-    let (Some(slots), Some(cap)) = (ctx.access_logs.slots(l), rq.cap.as_mut()) else {
-        return;
-    };
-    for (i, name) in slots.req.iter().enumerate() {
-        if name == ":path" {
-            cap.put(false, i, one(path));
-        }
-    }
+    replace_req(ctx, l, rq, |name| (name == ":path").then_some(path));
 }
 
 /// A route rewrote the path or host: the log sees the rewritten `:path` and `:authority`
 /// and the new `x-envoy-original-path`, as Envoy's access log sees the router's changes.
 pub fn rewritten(ctx: &Ctx, l: usize, rq: &mut Rq, r: &crate::http::request::Rewritten) {
+    replace_req(ctx, l, rq, |name| match name {
+        ":path" => r.path.as_deref(),
+        ":authority" | "host" => r.host.as_deref(),
+        "x-envoy-original-path" => r.original_path.as_deref(),
+        _ => None,
+    });
+}
+
+/// Replaces the captured request values the access log shows where `value` names a new one
+/// for a captured name (the connection manager or the router changed that header).
+fn replace_req<'v>(ctx: &Ctx, l: usize, rq: &mut Rq, value: impl Fn(&str) -> Option<&'v str>) {
     let (Some(slots), Some(cap)) = (ctx.access_logs.slots(l), rq.cap.as_mut()) else {
         return;
     };
     for (i, name) in slots.req.iter().enumerate() {
-        let v = match name.as_str() {
-            ":path" => r.path.as_deref(),
-            ":authority" | "host" => r.host.as_deref(),
-            "x-envoy-original-path" => r.original_path.as_deref(),
-            _ => None,
-        };
-        if let Some(v) = v {
+        if let Some(v) = value(name) {
             cap.put(false, i, one(v));
         }
     }
