@@ -24,6 +24,8 @@ pub struct ListenerRt {
     pub router: Router,
     /// Most connections open at once (the connection limit network filter).
     pub connection_limit: Option<ConnectionLimit>,
+    /// Most connections open at once (the runtime's per-listener connection limit).
+    pub runtime_connection_limit: Option<u64>,
     /// Filter chains with TLS; `None` for a plain listener.
     pub tls: Option<std::rc::Rc<crate::tls::ListenerTls>>,
     /// `per_connection_buffer_limit_bytes`: the bound of a connection's client-side buffers.

@@ -129,3 +129,42 @@ fn the_runtime_global_connection_limit_closes_new_connections_past_it() {
         assert_eq!(c.expect_response(false).status(), 202);
     }
 }
+
+/// Envoy's per-listener limit, `envoy.resource_limits.listener.<name>.connection_limit`, as
+/// its front-proxy example writes it (nested keys); the listener here is `listener_0`.
+const LISTENER_RUNTIME: &str = r#"layered_runtime:
+  layers:
+  - name: static_layer_0
+    static_layer:
+      envoy:
+        resource_limits:
+          listener:
+            listener_0:
+              connection_limit: 2
+            not_a_listener:
+              connection_limit: 0
+"#;
+
+#[test]
+fn the_runtime_listener_connection_limit_closes_new_connections_past_it() {
+    let (_b, _up, s) = start(|y| format!("{y}{LISTENER_RUNTIME}"));
+    let mut held: Vec<RawConn> = (0..2).map(|_| served(s.listen)).collect();
+    refused(s.listen);
+    refused(s.listen);
+    let scope = format!("listener.127.0.0.1_{}", s.listen);
+    assert_eq!(stat(s.admin, &format!("{scope}.downstream_cx_overflow")), 2);
+    assert_eq!(
+        stat(s.admin, &format!("{scope}.downstream_global_cx_overflow")),
+        0
+    );
+    for c in &mut held {
+        c.send(&get("/status/202"));
+        assert_eq!(c.expect_response(false).status(), 202);
+    }
+    // One leaves: room for one more.
+    held.pop();
+    assert!(admin_util::eventually(Duration::from_secs(5), || {
+        stat(s.admin, &format!("{scope}.downstream_cx_active")) == 1
+    }));
+    held.push(served(s.listen));
+}

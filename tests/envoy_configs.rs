@@ -143,12 +143,7 @@ const CORPUS: &[(&str, &[&str])] = &[
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
         ],
     ),
-    (
-        "examples--front-proxy-envoy.yaml",
-        &[
-            "layered_runtime.layers[0].static_layer.envoy.resource_limits.listener.example_listener_name.connection_limit",
-        ],
-    ),
+    ("examples--front-proxy-envoy.yaml", &[]),
     ("examples--front-proxy-service-envoy-2.yaml", &[]),
     ("examples--front-proxy-service-envoy.yaml", &[]),
     (
@@ -681,6 +676,35 @@ fn front_proxy_service_envoy_routes_its_prefix_and_404s_the_rest() {
     assert_eq!(r.status(), 404);
     assert_eq!(r.body_str(), "");
     assert_eq!(up.requests(), 1);
+}
+
+#[test]
+fn front_proxy_envoy_serves_http_and_https_by_prefix() {
+    // envoyproxy/examples front-proxy/envoy.yaml: the same routes on a plain listener and on
+    // a TLS one (the example's inline certificate), two STRICT_DNS clusters, and a runtime
+    // connection limit for a listener name no listener has (it limits nothing, as in Envoy).
+    let file = "examples--front-proxy-envoy.yaml";
+    assert!(loads(file));
+    let up = Upstream::start("service");
+    let (yaml, ports) = on_loopback(file, up.port());
+    let b = Baton::start(&yaml);
+    assert_eq!(b.port, ports[0]);
+    let r = request(
+        ports[0],
+        "GET /service/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status(), 200);
+    let out = common::curl_ok(&["-k", &format!("https://127.0.0.1:{}/service/2", ports[1])]);
+    assert_eq!(out, up.greeting());
+    let r = request(
+        ports[0],
+        "GET /elsewhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status(), 404);
+    let seen = up.seen();
+    let targets: Vec<&str> = seen.iter().map(|s| s.target.as_str()).collect();
+    assert_eq!(targets, ["/service/1", "/service/2"]);
+    assert_eq!(seen[1].header("x-forwarded-proto"), Some("https"));
 }
 
 #[test]

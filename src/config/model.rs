@@ -45,6 +45,9 @@ pub struct Listener {
     pub per_connection_buffer_limit_bytes: u32,
     /// The `envoy.filters.network.connection_limit` filter in front of the HCM, if any.
     pub connection_limit: Option<ConnectionLimit>,
+    /// The runtime's `envoy.resource_limits.listener.<name>.connection_limit`: past that many
+    /// open connections a new one is closed at once (`listener.<address>.downstream_cx_overflow`).
+    pub runtime_connection_limit: Option<u64>,
     /// Every filter chain's match and transport (plain or TLS), in config order. They share
     /// the network filters above: baton serves one HTTP connection manager per listener.
     pub filter_chains: Vec<FilterChainTls>,

@@ -20,13 +20,20 @@ pub struct Runtime {
     /// `re2.max_program_size.error_level`: the program-size limit of every regex that does not
     /// set its own `google_re2.max_program_size`.
     pub re2_error_level: Option<u32>,
+    /// `envoy.resource_limits.listener.<name>.connection_limit`: listener name, limit, path.
+    pub listener_connection_limits: Vec<(String, u64, String)>,
 }
 
 /// The keys baton implements, for the refusal message.
 pub const KEYS: &[&str] = &[
+    "envoy.resource_limits.listener.<name>.connection_limit",
     "overload.global_downstream_max_connections",
     "re2.max_program_size.error_level",
 ];
+
+/// The per-listener connection limit key is this prefix, a listener's name (which may hold
+/// dots), then this suffix.
+const LISTENER_LIMIT: (&str, &str) = ("envoy.resource_limits.listener.", ".connection_limit");
 
 /// Reads the layers. An admin layer is accepted: it holds what the admin interface's
 /// `/runtime_modify` sets, and baton has no such endpoint, so it stays empty.
@@ -85,6 +92,15 @@ pub fn layered(lr: raw::LayeredRuntime, path: &str) -> Result<Runtime, ConfigErr
     }
     let mut rt = Runtime::default();
     for (key, (value, vpath)) in keys {
+        if let Some(name) = listener_limit_name(&key) {
+            match integer(&value).and_then(|n| u64::try_from(n).ok()) {
+                Some(n) => rt
+                    .listener_connection_limits
+                    .push((name.to_string(), n, vpath)),
+                None => fail(err(vpath, "expected a whole number of at least 0")),
+            }
+            continue;
+        }
         match key.as_str() {
             "overload.global_downstream_max_connections" => {
                 match integer(&value).and_then(|n| positive(Some(n), &vpath).ok()) {
@@ -149,6 +165,14 @@ fn flatten(
             out.insert(prefix.to_string(), (scalar.clone(), path.to_string()));
         }
     }
+}
+
+/// The listener named by an `envoy.resource_limits.listener.<name>.connection_limit` key.
+fn listener_limit_name(key: &str) -> Option<&str> {
+    let name = key
+        .strip_prefix(LISTENER_LIMIT.0)?
+        .strip_suffix(LISTENER_LIMIT.1)?;
+    (!name.is_empty()).then_some(name)
 }
 
 /// A runtime number, written as a number or as a string of digits.

@@ -413,7 +413,7 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
     for (i, l) in sr.listeners.iter().enumerate() {
         let path = format!("static_resources.listeners[{i}]");
         let l = from_value::<raw::Listener>(l, &path)
-            .and_then(|l| listener(l, &path, &cluster_index))
+            .and_then(|l| listener(l, &path, &cluster_index, &rt.listener_connection_limits))
             .and_then(|l| {
                 if let Some(other) = listeners.items().iter().find(|o| o.name == l.name) {
                     return Err(err(
@@ -433,6 +433,17 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
                 Ok(l)
             });
         listeners.add(l);
+    }
+    // A limit for a listener that does not exist limits nothing, as in Envoy; it is allowed
+    // (Envoy's front-proxy example sets one) but said, since it is most likely a typo.
+    for (name, _, path) in &rt.listener_connection_limits {
+        if !sr
+            .listeners
+            .iter()
+            .any(|l| l.get("name").and_then(Value::as_str) == Some(name))
+        {
+            log::warn!("{path}: no listener is named \"{name}\": this limit applies to none");
+        }
     }
     let admin = match raw.admin {
         Some(a) => keep(admin(a, listeners.items()), &mut first).flatten(),
@@ -502,8 +513,16 @@ fn listener(
     l: raw::Listener,
     path: &str,
     clusters: &HashMap<String, usize>,
+    runtime_limits: &[(String, u64, String)],
 ) -> Result<Listener, ConfigError> {
     let address = listen_address(l.address.as_ref(), &format!("{path}.address"))?;
+    // Only a configured name is named by a runtime key (Envoy's made-up name is a UUID).
+    let runtime_connection_limit = l.name.as_deref().and_then(|n| {
+        runtime_limits
+            .iter()
+            .find(|(name, _, _)| name == n)
+            .map(|(_, max, _)| *max)
+    });
     let name = match l.name {
         Some(n) if !n.is_empty() => n,
         // Envoy makes up a name; the address is unique and readable.
@@ -577,6 +596,7 @@ fn listener(
         hcm,
         per_connection_buffer_limit_bytes: buffer,
         connection_limit,
+        runtime_connection_limit,
         filter_chains,
         inspect_timeout: match l.listener_filters_timeout {
             Some(raw::Dur(d)) if !d.is_zero() => d,

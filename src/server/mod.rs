@@ -27,7 +27,7 @@ use crate::observe;
 use crate::reactor::{TimerKey, Tok};
 use crate::route::Router;
 use crate::service::{self, Notifier, PidFile, Successors};
-use crate::stats::ServerState;
+use crate::stats::{Refused, ServerState};
 use crate::util::Slab;
 
 /// Longest we hold listeners back waiting for the first DNS answers.
@@ -165,6 +165,7 @@ pub fn listener_rts(ls: Vec<crate::config::Listener>) -> Result<Vec<ListenerRt>,
             router: Router::new(l.hcm.route_config.clone()),
             hcm: l.hcm,
             connection_limit: l.connection_limit,
+            runtime_connection_limit: l.runtime_connection_limit,
             tls,
             per_connection_buffer_limit_bytes: l.per_connection_buffer_limit_bytes,
         });
@@ -471,20 +472,27 @@ impl Proxy {
             .max_connections
             .is_some_and(|max| self.sessions.len() as u64 >= max)
         {
-            self.ctx.stats.cx_refused(i, true);
+            self.ctx.stats.cx_refused(i, Refused::Global);
             return false;
         }
         let open = self.open.get(i).copied().unwrap_or(0) as u64;
-        let limit = self
-            .ctx
-            .listeners
-            .get(i)
-            .and_then(|l| l.connection_limit.as_ref());
-        if limit.is_some_and(|l| open >= l.max_connections) {
-            self.ctx.stats.cx_refused(i, false);
-            return false;
-        }
-        true
+        let Some(l) = self.ctx.listeners.get(i) else {
+            return true;
+        };
+        // Envoy's order: the global limit, the listener's runtime limit, then the filter.
+        let refused = if l.runtime_connection_limit.is_some_and(|max| open >= max) {
+            Refused::Listener
+        } else if l
+            .connection_limit
+            .as_ref()
+            .is_some_and(|c| open >= c.max_connections)
+        {
+            Refused::Filter
+        } else {
+            return true;
+        };
+        self.ctx.stats.cx_refused(i, refused);
+        false
     }
 
     /// A session of listener `l` opened (`+1`) or left (`-1`).

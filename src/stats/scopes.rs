@@ -50,6 +50,19 @@ pub struct ListenerStats {
     pub downstream_cx_destroy: Counter,
     /// Connections closed at accept because the global connection limit was reached.
     pub downstream_global_cx_overflow: Counter,
+    /// Connections closed at accept because the listener's runtime limit was reached.
+    pub downstream_cx_overflow: Counter,
+}
+
+/// Which connection limit closed a connection at accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The overload manager's (or runtime's) global downstream connection limit.
+    Global,
+    /// The runtime's `envoy.resource_limits.listener.<name>.connection_limit`.
+    Listener,
+    /// The listener's connection limit network filter.
+    Filter,
 }
 
 /// `<scope>.ssl.*`: a listener's TLS filter chains, or a cluster's TLS connections.
@@ -254,6 +267,7 @@ impl Stats {
                 downstream_cx_destroy: s.counter(&format!("{l}.downstream_cx_destroy")),
                 downstream_global_cx_overflow: s
                     .counter(&format!("{l}.downstream_global_cx_overflow")),
+                downstream_cx_overflow: s.counter(&format!("{l}.downstream_cx_overflow")),
             });
             let h = format!("http.{prefix}");
             hs.push(HttpStats {
@@ -434,15 +448,23 @@ impl Stats {
         }
     }
 
-    /// A connection to listener `l` was closed at accept: over the global limit
-    /// (`global`), else over the listener's connection limit filter.
-    pub fn cx_refused(&mut self, l: usize, global: bool) {
-        if global {
-            if let Some(ls) = self.listeners.get(l).copied() {
-                self.store.inc(ls.downstream_global_cx_overflow);
-            }
-        } else if let Some(Some(ls)) = self.limits.get(l).copied() {
-            self.store.inc(ls.limited_connections);
+    /// A connection to listener `l` was closed at accept, over the limit `why`.
+    pub fn cx_refused(&mut self, l: usize, why: Refused) {
+        let counter = match why {
+            Refused::Global => self
+                .listeners
+                .get(l)
+                .map(|ls| ls.downstream_global_cx_overflow),
+            Refused::Listener => self.listeners.get(l).map(|ls| ls.downstream_cx_overflow),
+            Refused::Filter => self
+                .limits
+                .get(l)
+                .copied()
+                .flatten()
+                .map(|ls| ls.limited_connections),
+        };
+        if let Some(c) = counter {
+            self.store.inc(c);
         }
     }
 

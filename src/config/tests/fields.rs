@@ -36,6 +36,10 @@ const PROOFS: &[(&str, &str)] = &[
         "tests/connection_limits.rs::the_listener_connection_limit_filter_closes_new_connections_past_it",
     ),
     (
+        "Listener.runtime_connection_limit",
+        "tests/connection_limits.rs::the_runtime_listener_connection_limit_closes_new_connections_past_it",
+    ),
+    (
         "ConnectionLimit.stat_prefix",
         "tests/connection_limits.rs::the_listener_connection_limit_filter_closes_new_connections_past_it",
     ),

@@ -240,6 +240,35 @@ fn runtime_keys_baton_implements_are_honoured() {
 }
 
 #[test]
+fn the_runtime_listener_connection_limit_applies_to_the_named_listener_only() {
+    // A listener name may hold dots; the key is the name between the prefix and the suffix.
+    let rt = |v: &str| {
+        format!(
+            "{{layers: [{{name: a, static_layer: \
+             {{envoy.resource_limits.listener.listener_0.connection_limit: {v}, \
+             envoy.resource_limits.listener.edge.v2.connection_limit: 9}}}}]}}"
+        )
+    };
+    let b = ok_with(&[("layered_runtime", &rt("3"))]);
+    assert_eq!(b.listeners[0].runtime_connection_limit, Some(3));
+    let b = ok_with(&[("layered_runtime", &rt("\"0\""))]);
+    assert_eq!(b.listeners[0].runtime_connection_limit, Some(0));
+    let b = ok_with(&[("layered_runtime", "{layers: []}")]);
+    assert_eq!(b.listeners[0].runtime_connection_limit, None);
+    assert_eq!(
+        err_with(&[("layered_runtime", &rt("-1"))]),
+        "layered_runtime.layers[0].static_layer.envoy.resource_limits.listener.listener_0.\
+         connection_limit: expected a whole number of at least 0"
+    );
+    // No listener name between the prefix and the suffix: not this key.
+    let e = err_with(&[(
+        "layered_runtime",
+        "{layers: [{name: a, static_layer: {envoy.resource_limits.listener.connection_limit: 1}}]}",
+    )]);
+    assert!(e.contains("is not implemented by baton"), "{e}");
+}
+
+#[test]
 fn runtime_keys_baton_does_not_implement_are_refused_by_path() {
     let e = err_with(&[(
         "layered_runtime",
@@ -252,9 +281,11 @@ fn runtime_keys_baton_does_not_implement_are_refused_by_path() {
          layered_runtime.layers[1].disk_layer: not supported by baton (disk runtime layers; use a static_layer)\n  \
          layered_runtime.layers[0].static_layer.envoy.reloadable_features.x: runtime key \
          \"envoy.reloadable_features.x\" is not implemented by baton (implemented: \
+         envoy.resource_limits.listener.<name>.connection_limit, \
          overload.global_downstream_max_connections, re2.max_program_size.error_level)\n  \
          layered_runtime.layers[0].static_layer.re2.max_program_size.warn_level: runtime key \
          \"re2.max_program_size.warn_level\" is not implemented by baton (implemented: \
+         envoy.resource_limits.listener.<name>.connection_limit, \
          overload.global_downstream_max_connections, re2.max_program_size.error_level)"
     );
     let both = err_with(&[

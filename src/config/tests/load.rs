@@ -66,6 +66,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             },
             per_connection_buffer_limit_bytes: 1 << 20,
             connection_limit: None,
+            runtime_connection_limit: None,
             filter_chains: vec![crate::config::FilterChainTls {
                 server_names: vec![],
                 transport_protocol: None,
