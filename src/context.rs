@@ -24,6 +24,9 @@ pub struct ListenerRt {
     pub router: Router,
     /// Most connections open at once (the connection limit network filter).
     pub connection_limit: Option<ConnectionLimit>,
+    /// `--service-cluster` (or the bootstrap's `node.cluster`): the health check filter's
+    /// `x-envoy-upstream-healthchecked-cluster`.
+    pub service_cluster: String,
     /// Most connections open at once (the runtime's per-listener connection limit).
     pub runtime_connection_limit: Option<u64>,
     /// Filter chains with TLS; `None` for a plain listener.

@@ -83,7 +83,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--datadog-tracing-envoy.yaml",
         &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
             "static_resources.listeners[0].traffic_direction",
         ],

@@ -36,9 +36,12 @@ impl Flags {
     pub const SI: u16 = 1 << 10;
     /// Upstream overflow: a retry refused by the cluster's retry limit.
     pub const UO: u16 = 1 << 11;
+    /// Failed local health check: the health check filter answered 503.
+    pub const LH: u16 = 1 << 12;
 
     /// Envoy's order of the short codes in %RESPONSE_FLAGS%.
-    const NAMES: [(u16, &'static str); 12] = [
+    const NAMES: [(u16, &'static str); 13] = [
+        (Self::LH, "LH"),
         (Self::LR, "LR"),
         (Self::UH, "UH"),
         (Self::UF, "UF"),

@@ -120,6 +120,22 @@ pub struct HttpConnectionManager {
     /// `http_protocol_options.default_host_for_http_10`: the Host of an HTTP/1.0 request
     /// that has none.
     pub default_host_for_http_10: Option<String>,
+    /// The `envoy.filters.http.health_check` filter before the router, if any.
+    pub health_check: Option<HealthCheckFilter>,
+}
+
+/// Envoy's health check HTTP filter: requests whose headers all match are health checks,
+/// answered here (or, in pass-through mode, forwarded) and marked with the service cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheckFilter {
+    /// Forward health checks to the route's upstream instead of answering them here (they are
+    /// still answered 503 here while `/healthcheck/fail` is in force).
+    pub pass_through_mode: bool,
+    /// What makes a request a health check: every matcher must hold.
+    pub headers: Vec<HeaderMatcher>,
+    /// Not in pass-through mode: answer 503 unless each cluster has at least this percentage
+    /// of its hosts healthy. `None`: no cluster has that name (Envoy: 503).
+    pub cluster_min_healthy_percentages: Vec<(Option<usize>, f64)>,
 }
 
 /// One `envoy.access_loggers.file` logger.

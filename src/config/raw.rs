@@ -244,6 +244,26 @@ pub struct HttpProtocolOptions {
 #[serde(deny_unknown_fields)]
 pub struct Router {}
 
+/// `envoy.filters.http.health_check`'s `typed_config`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    pub pass_through_mode: Option<bool>,
+    #[serde(default)]
+    pub headers: Vec<HeaderMatcher>,
+    pub cache_time: Option<Value>,
+    #[serde(default)]
+    pub cluster_min_healthy_percentages: std::collections::BTreeMap<String, Percent>,
+}
+
+/// `envoy.type.v3.Percent`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Percent {
+    #[serde(default)]
+    pub value: f64,
+}
+
 /// The plain transport socket's `typed_config`: it has no fields, and one given is an error.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -89,6 +89,13 @@ impl Template {
         Ok(Template { parts })
     }
 
+    /// A value with no variables: `s` as written, `%` included.
+    pub fn text(s: &str) -> Template {
+        Template {
+            parts: vec![Part::Lit(s.to_string())],
+        }
+    }
+
     /// The value as-is when it has no variables (the common case: no work per request).
     pub fn literal(&self) -> Option<&str> {
         match self.parts.as_slice() {

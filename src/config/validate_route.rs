@@ -321,7 +321,10 @@ pub(super) fn string_match(s: raw::StringMatcher, path: &str) -> Result<StringMa
     })
 }
 
-fn header_matcher(h: raw::HeaderMatcher, path: &str) -> Result<HeaderMatcher, ConfigError> {
+pub(super) fn header_matcher(
+    h: raw::HeaderMatcher,
+    path: &str,
+) -> Result<HeaderMatcher, ConfigError> {
     let p = |f: &str| join_key(path, f);
     let name = header_name(&h.name, &p("name"), true)?;
     let exact = |v: Option<String>| {

@@ -13,7 +13,7 @@ use crate::config::template::{Template, Vars};
 use crate::config::{ClusterSpec, HostRewrite, HttpConnectionManager, RetryPolicy, RouteAction};
 use crate::context::Ctx;
 use crate::route::edits::{apply, bind, HeaderList, Op};
-use crate::route::matcher::header_value;
+use crate::route::matcher::{header_matches, header_value};
 use crate::route::{redirect_location, rewrite_prefix, rewrite_regex, Matched};
 use crate::util::RequestIds;
 
@@ -85,15 +85,24 @@ pub enum Decision {
 
 fn local(status: u16, body: &'static str, flag: u16) -> Decision {
     Decision::Local(LocalDecision {
-        status,
         body: Cow::Borrowed(body),
+        flag,
+        ..local_reply(status)
+    })
+}
+
+/// A reply with no body, flag or route.
+fn local_reply(status: u16) -> LocalDecision {
+    LocalDecision {
+        status,
+        body: Cow::Borrowed(""),
         location: None,
         edits: Vec::new(),
         upstream: None,
-        flag,
+        flag: 0,
         direct: false,
         route: None,
-    })
+    }
 }
 
 /// The client address as Envoy's connection manager determines it: with `use_remote_address`
@@ -404,14 +413,85 @@ pub fn pick_weighted(list: &[(usize, u32)], r: u64) -> usize {
     list.last().map_or(0, |&(c, _)| c)
 }
 
-/// Routes the request and serialises the upstream head. `req` is the request as the
-/// connection manager left it: its path already normalised (`CtxEnv::route`).
+/// The HTTP filters, then the router: `req` is the request as the connection manager left
+/// it, its path already normalised (`CtxEnv::route`). Only the health check filter may come
+/// before the router.
 pub(super) fn decide(
     req: &RequestHead<'_>,
     peer: SocketAddr,
     listener: usize,
     ctx: &mut Ctx,
 ) -> Decision {
+    let l = &ctx.listeners[listener];
+    let Some(hc) = &l.hcm.health_check else {
+        return route(req, peer, listener, ctx);
+    };
+    // Envoy's health check filter: a request whose headers all match is a health check. It
+    // is answered here (200, or 503 with LH while `/healthcheck/fail` is in force or a
+    // cluster is short of healthy hosts) unless in pass-through mode, and its answer names
+    // the service cluster. While failed, every other answer carries
+    // `x-envoy-immediate-health-check-fail` so that a downstream Envoy drops this host at once.
+    let failed = ctx.stats.healthcheck_failed();
+    if !hc.headers.iter().all(|m| header_matches(m, req)) {
+        let mut d = route(req, peer, listener, ctx);
+        if failed {
+            push_edit(
+                &mut d,
+                header_op("x-envoy-immediate-health-check-fail", "true"),
+            );
+        }
+        return d;
+    }
+    let checked = header_op("x-envoy-upstream-healthchecked-cluster", &l.service_cluster);
+    let status = if failed {
+        Some(503)
+    } else if hc.pass_through_mode {
+        None
+    } else if hc.cluster_min_healthy_percentages.iter().all(|&(c, min)| {
+        // Without active health checking every host of a cluster is healthy: a cluster is
+        // short only when it does not exist, or has no hosts and a minimum above 0.
+        c.and_then(|c| ctx.clusters.get(c))
+            .is_some_and(|c| !c.hosts.is_empty() || min == 0.0)
+    }) {
+        Some(200)
+    } else {
+        Some(503)
+    };
+    let mut d = match status {
+        Some(status) => Decision::Local(LocalDecision {
+            flag: if status == 200 {
+                0
+            } else {
+                crate::access_log::Flags::LH
+            },
+            ..local_reply(status)
+        }),
+        None => route(req, peer, listener, ctx),
+    };
+    push_edit(&mut d, checked);
+    d
+}
+
+/// A header set on the response, whatever the upstream sent.
+fn header_op(name: &str, value: &str) -> Op {
+    Op::Add(crate::route::edits::AddOp {
+        name: name.to_string(),
+        value: Template::text(value),
+        action: crate::config::AppendAction::OverwriteIfExistsOrAdd,
+        keep_empty: true,
+    })
+}
+
+/// Adds a response edit to a local reply or to the forwarded request's response.
+fn push_edit(d: &mut Decision, op: Op) {
+    match d {
+        Decision::Local(l) => l.edits.push(op),
+        Decision::Forward(f) => f.resp_edits.push(op),
+    }
+}
+
+/// The route's decision for the request.
+fn route(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx) -> Decision {
     let l = &ctx.listeners[listener];
     let Some(m) = l.router.route(req) else {
         return local(404, "", crate::access_log::Flags::NR);

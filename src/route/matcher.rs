@@ -113,7 +113,7 @@ pub fn header_value(req: &RequestHead<'_>, name: &str) -> Option<String> {
 
 /// Envoy's header matching: an absent header matches only `present_match: false` (or an
 /// inverted `present_match: true`); value rules never match an absent header, inverted or not.
-fn header_matches(m: &HeaderMatcher, req: &RequestHead<'_>) -> bool {
+pub fn header_matches(m: &HeaderMatcher, req: &RequestHead<'_>) -> bool {
     let Some(v) = header_value(req, &m.name) else {
         return matches!(m.rule, HeaderMatchRule::Present(p) if p == m.invert);
     };

@@ -152,7 +152,10 @@ pub fn run(opts: Options, b: Bootstrap) -> Result<(), String> {
 }
 
 /// The listeners' data-path runtime (routers, TLS contexts) from their config.
-pub fn listener_rts(ls: Vec<crate::config::Listener>) -> Result<Vec<ListenerRt>, String> {
+pub fn listener_rts(
+    ls: Vec<crate::config::Listener>,
+    service_cluster: &str,
+) -> Result<Vec<ListenerRt>, String> {
     let mut rts = Vec::new();
     for l in ls {
         let tls = crate::tls::ListenerTls::new(&l.filter_chains, l.inspect_timeout)
@@ -166,6 +169,7 @@ pub fn listener_rts(ls: Vec<crate::config::Listener>) -> Result<Vec<ListenerRt>,
             hcm: l.hcm,
             connection_limit: l.connection_limit,
             runtime_connection_limit: l.runtime_connection_limit,
+            service_cluster: service_cluster.to_string(),
             tls,
             per_connection_buffer_limit_bytes: l.per_connection_buffer_limit_bytes,
         });
@@ -201,7 +205,7 @@ impl Proxy {
             .try_clone()
             .map_err(|e| format!("epoll: {e}"))?;
         let admin = Admin::new(&b, &opts)?;
-        let rts = listener_rts(b.listeners)?;
+        let rts = listener_rts(b.listeners, &opts.service_cluster)?;
         let clusters = cluster_rts(b.clusters)?;
         let waker = Arc::new(
             Waker::new(poll.registry(), Tok::Waker.token()).map_err(|e| format!("waker: {e}"))?,

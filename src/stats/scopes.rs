@@ -364,6 +364,11 @@ impl Stats {
         }
     }
 
+    /// Whether `/healthcheck/fail` is in force (the health check filter answers 503).
+    pub fn healthcheck_failed(&self) -> bool {
+        self.healthcheck_failed
+    }
+
     /// `POST /healthcheck/fail` (true) and `/healthcheck/ok` (false).
     pub fn set_healthcheck_failed(&mut self, failed: bool) {
         self.healthcheck_failed = failed;

@@ -108,6 +108,15 @@ pub fn start_edited(
     logs: Vec<(String, Option<String>)>,
     edit: impl Fn(String) -> String,
 ) -> (Baton, Upstream, Setup) {
+    start_edited_args(logs, edit, &[])
+}
+
+/// As `start_edited`, with extra command-line arguments.
+pub fn start_edited_args(
+    logs: Vec<(String, Option<String>)>,
+    edit: impl Fn(String) -> String,
+    args: &[&str],
+) -> (Baton, Upstream, Setup) {
     let up = Upstream::start("up1");
     let (dead, hold) = refused_port();
     let s = Setup {
@@ -118,7 +127,7 @@ pub fn start_edited(
         dead_hold: Some(hold),
         logs,
     };
-    let b = Baton::start(&edit(s.yaml()));
+    let b = Baton::start_args(&edit(s.yaml()), args);
     wait_live(s.admin);
     (b, up, s)
 }

@@ -154,7 +154,8 @@ fn type_urls_and_filter_names() {
         format!(
             "{HCM}.http_filters[0].typed_config.@type: \"envoy.filters.http.router\" \
              (envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager) \
-             is not a supported HTTP filter (supported: envoy.extensions.filters.http.router.v3.Router)"
+             is not a supported HTTP filter (supported: envoy.extensions.filters.http.health_check.v3.HealthCheck, \
+             envoy.extensions.filters.http.router.v3.Router)"
         )
     );
     assert_eq!(
@@ -179,6 +180,37 @@ fn type_urls_and_filter_names() {
     assert_eq!(
         err_with(&[(&hcm("http_filters"), "[]")]),
         format!("{HCM}.http_filters: the router filter (envoy.filters.http.router) is required")
+    );
+}
+
+#[test]
+fn a_health_check_filter_may_come_before_the_router_only() {
+    const HC: &str = "{name: envoy.filters.http.health_check, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck, pass_through_mode: false, headers: [{name: \":path\", exact_match: /hc}]}}";
+    const ROUTER: &str = "{name: envoy.filters.http.router}";
+    let b = ok_with(&[(&hcm("http_filters"), &format!("[{HC}, {ROUTER}]"))]);
+    let h = b.listeners[0]
+        .hcm
+        .health_check
+        .clone()
+        .expect("health check filter");
+    assert!(!h.pass_through_mode);
+    assert_eq!(h.headers.len(), 1);
+    assert_eq!(
+        err_with(&[(&hcm("http_filters"), &format!("[{ROUTER}, {HC}]"))]),
+        format!(
+            "{HCM}.http_filters[0]: the router filter must be the last HTTP filter, and only once"
+        )
+    );
+    assert_eq!(
+        err_with(&[(&hcm("http_filters"), &format!("[{HC}]"))]),
+        format!(
+            "{HCM}.http_filters[0]: the last HTTP filter must be the router \
+             (envoy.filters.http.router)"
+        )
+    );
+    assert_eq!(
+        err_with(&[(&hcm("http_filters"), &format!("[{HC}, {HC}, {ROUTER}]"))]),
+        format!("{HCM}.http_filters[1]: only one health check filter per connection manager")
     );
 }
 

@@ -36,6 +36,22 @@ const PROOFS: &[(&str, &str)] = &[
         "tests/connection_limits.rs::the_listener_connection_limit_filter_closes_new_connections_past_it",
     ),
     (
+        "HttpConnectionManager.health_check",
+        "tests/health_check_filter.rs::health_checks_are_answered_here_and_fail_with_healthcheck_fail",
+    ),
+    (
+        "HealthCheckFilter.pass_through_mode",
+        "tests/health_check_filter.rs::pass_through_health_checks_reach_the_upstream_unless_failed",
+    ),
+    (
+        "HealthCheckFilter.headers",
+        "tests/health_check_filter.rs::health_checks_are_answered_here_and_fail_with_healthcheck_fail",
+    ),
+    (
+        "HealthCheckFilter.cluster_min_healthy_percentages",
+        "tests/health_check_filter.rs::cluster_min_healthy_percentages_answer_503_for_a_cluster_without_hosts",
+    ),
+    (
         "Listener.runtime_connection_limit",
         "tests/connection_limits.rs::the_runtime_listener_connection_limit_closes_new_connections_past_it",
     ),

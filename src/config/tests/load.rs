@@ -63,6 +63,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 internal_addresses: None,
                 accept_http_10: false,
                 default_host_for_http_10: None,
+                health_check: None,
             },
             per_connection_buffer_limit_bytes: 1 << 20,
             connection_limit: None,
