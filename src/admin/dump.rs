@@ -9,10 +9,10 @@ use std::time::Duration;
 use serde_yaml::{Mapping, Value};
 
 use crate::config::{
-    Bootstrap, Cluster, ClusterSpec, ForwardAction, HeaderMatchRule, HeaderMutations,
-    HeaderValueOption, HostRewrite, HttpConnectionManager, Listener, PathMatch, PathRedirect,
-    QueryParameterRule, RedirectAction, RegexRewrite, Route, RouteAction, RouteConfig, RouteMatch,
-    StringMatch, StringMatchKind,
+    Bootstrap, Cluster, ClusterSpec, ForwardAction, HeaderMatchRule, HeaderMatcher,
+    HeaderMutations, HeaderValueOption, HostRewrite, HttpConnectionManager, Listener, PathMatch,
+    PathRedirect, QueryParameterRule, RedirectAction, RegexRewrite, Route, RouteAction,
+    RouteConfig, RouteMatch, StringMatch, StringMatchKind,
 };
 use crate::stats::json_str;
 
@@ -269,6 +269,48 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
     ])
 }
 
+/// The health check filter, if any, then the router.
+fn http_filters(h: &HttpConnectionManager) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let Some(hc) = &h.health_check {
+        let mins = hc
+            .cluster_min_healthy_percentages
+            .iter()
+            .map(|(c, pct)| (c.as_str(), Some(map(vec![("value", n(*pct))]))))
+            .collect();
+        out.push(map(vec![
+            ("name", s("envoy.filters.http.health_check")),
+            (
+                "typed_config",
+                Some(map(vec![
+                    (
+                        "@type",
+                        s(&format!(
+                            "{T}envoy.extensions.filters.http.health_check.v3.HealthCheck"
+                        )),
+                    ),
+                    ("pass_through_mode", n(hc.pass_through_mode)),
+                    ("headers", list(header_matchers(&hc.headers))),
+                    ("cluster_min_healthy_percentages", Some(map(mins))),
+                ])),
+            ),
+        ]));
+    }
+    out.push(map(vec![
+        ("name", s("envoy.filters.http.router")),
+        (
+            "typed_config",
+            Some(map(vec![(
+                "@type",
+                s(&format!(
+                    "{T}envoy.extensions.filters.http.router.v3.Router"
+                )),
+            )])),
+        ),
+    ]));
+    out
+}
+
 fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
     let logs = h
         .access_log
@@ -315,19 +357,7 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
             ),
         ),
         ("route_config", Some(route_config(&h.route_config, b))),
-        (
-            "http_filters",
-            list(vec![map(vec![
-                ("name", s("envoy.filters.http.router")),
-                (
-                    "typed_config",
-                    Some(map(vec![(
-                        "@type",
-                        s(&format!("{T}envoy.extensions.filters.http.router.v3.Router")),
-                    )])),
-                ),
-            ])]),
-        ),
+        ("http_filters", list(http_filters(h))),
         (
             "common_http_protocol_options",
             Some(map(vec![("idle_timeout", timeout(h.idle_timeout))])),
@@ -440,6 +470,27 @@ fn regex(pattern: &str) -> Option<Value> {
     Some(map(vec![("regex", s(pattern))]))
 }
 
+/// Header matchers as a route's `match.headers` (and the health check filter's `headers`).
+fn header_matchers(hs: &[HeaderMatcher]) -> Vec<Value> {
+    hs.iter()
+        .map(|h| {
+            let rule = match &h.rule {
+                HeaderMatchRule::Value(sm) => ("string_match", Some(string_match(sm))),
+                HeaderMatchRule::Present(p) => ("present_match", n(*p)),
+                HeaderMatchRule::Range { start, end } => (
+                    "range_match",
+                    Some(map(vec![("start", n(*start)), ("end", n(*end))])),
+                ),
+            };
+            map(vec![
+                ("name", s(&h.name)),
+                rule,
+                ("invert_match", n(h.invert)),
+            ])
+        })
+        .collect()
+}
+
 pub(super) fn string_match(m: &StringMatch) -> Value {
     let (key, value) = match &m.kind {
         StringMatchKind::Exact(v) => ("exact", s(v)),
@@ -458,25 +509,7 @@ fn route_match(m: &RouteMatch) -> Value {
         PathMatch::SafeRegex(re) => ("safe_regex", regex(re.pattern())),
         PathMatch::Connect => ("connect_matcher", Some(map(vec![]))),
     };
-    let headers = m
-        .headers
-        .iter()
-        .map(|h| {
-            let rule = match &h.rule {
-                HeaderMatchRule::Value(sm) => ("string_match", Some(string_match(sm))),
-                HeaderMatchRule::Present(p) => ("present_match", n(*p)),
-                HeaderMatchRule::Range { start, end } => (
-                    "range_match",
-                    Some(map(vec![("start", n(*start)), ("end", n(*end))])),
-                ),
-            };
-            map(vec![
-                ("name", s(&h.name)),
-                rule,
-                ("invert_match", n(h.invert)),
-            ])
-        })
-        .collect();
+    let headers = header_matchers(&m.headers);
     let query = m
         .query_parameters
         .iter()

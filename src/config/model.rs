@@ -133,9 +133,10 @@ pub struct HealthCheckFilter {
     pub pass_through_mode: bool,
     /// What makes a request a health check: every matcher must hold.
     pub headers: Vec<HeaderMatcher>,
-    /// Not in pass-through mode: answer 503 unless each cluster has at least this percentage
-    /// of its hosts healthy. `None`: no cluster has that name (Envoy: 503).
-    pub cluster_min_healthy_percentages: Vec<(Option<usize>, f64)>,
+    /// Not in pass-through mode: answer 503 unless each cluster (by name; one that does not
+    /// exist counts as unhealthy, as in Envoy) has at least this percentage of its hosts
+    /// healthy.
+    pub cluster_min_healthy_percentages: Vec<(String, f64)>,
 }
 
 /// One `envoy.access_loggers.file` logger.

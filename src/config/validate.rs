@@ -792,7 +792,7 @@ fn hcm(
         .and_then(|rc| validate_route::route_config(rc, &p("route_config"), clusters));
     let route_config = keep(route_config, &mut first);
     let health_check = keep(
-        http_filters(&h.http_filters, &p("http_filters"), clusters),
+        http_filters(&h.http_filters, &p("http_filters")),
         &mut first,
     )
     .flatten();
@@ -929,7 +929,6 @@ fn cidr_ranges(
 fn http_filters(
     filters: &[raw::TypedExtension],
     path: &str,
-    clusters: &HashMap<String, usize>,
 ) -> Result<Option<HealthCheckFilter>, ConfigError> {
     let Some((router, before)) = filters.split_last() else {
         return Err(err(
@@ -954,7 +953,7 @@ fn http_filters(
             ));
         }
         no_filter(f, &fpath)?;
-        health_check = Some(health_check_filter(f, &fpath, clusters)?);
+        health_check = Some(health_check_filter(f, &fpath)?);
     }
     let fpath = format!("{path}[{}]", before.len());
     if extension_kind(router, &fpath, "HTTP filter", HTTP_FILTERS)? != ROUTER_TYPE {
@@ -976,7 +975,6 @@ fn http_filters(
 fn health_check_filter(
     f: &raw::TypedExtension,
     path: &str,
-    clusters: &HashMap<String, usize>,
 ) -> Result<HealthCheckFilter, ConfigError> {
     let tpath = format!("{path}.typed_config");
     let Some(v) = typed_payload(&f.typed_config, &tpath, HEALTH_CHECK_TYPE)? else {
@@ -1021,7 +1019,7 @@ fn health_check_filter(
                 format!("{} out of range (0..=100)", pct.value),
             ));
         }
-        mins.push((clusters.get(&name).copied(), pct.value));
+        mins.push((name, pct.value));
     }
     Ok(HealthCheckFilter {
         pass_through_mode,

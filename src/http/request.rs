@@ -447,12 +447,18 @@ pub(super) fn decide(
         Some(503)
     } else if hc.pass_through_mode {
         None
-    } else if hc.cluster_min_healthy_percentages.iter().all(|&(c, min)| {
-        // Without active health checking every host of a cluster is healthy: a cluster is
-        // short only when it does not exist, or has no hosts and a minimum above 0.
-        c.and_then(|c| ctx.clusters.get(c))
-            .is_some_and(|c| !c.hosts.is_empty() || min == 0.0)
-    }) {
+    } else if hc
+        .cluster_min_healthy_percentages
+        .iter()
+        .all(|(name, min)| {
+            // Without active health checking every host of a cluster is healthy: a cluster is
+            // short only when it does not exist, or has no hosts and a minimum above 0.
+            ctx.clusters
+                .iter()
+                .find(|c| c.cfg.name == *name)
+                .is_some_and(|c| !c.hosts.is_empty() || *min == 0.0)
+        })
+    {
         Some(200)
     } else {
         Some(503)

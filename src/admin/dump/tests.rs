@@ -57,6 +57,14 @@ static_resources:
               "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
               path: /dev/null
           http_filters:
+          - name: envoy.filters.http.health_check
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck
+              pass_through_mode: false
+              headers:
+              - { name: ":path", string_match: { exact: /healthz } }
+              - { name: user-agent, present_match: true }
+              cluster_min_healthy_percentages: { gone: { value: 12.5 } }
           - name: envoy.filters.http.router
           route_config:
             name: rc
