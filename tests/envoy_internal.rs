@@ -302,3 +302,66 @@ fn more_than_three_concurrent_retries_overflow() {
     );
     assert_eq!(c("upstream_rq_retry_limit_exceeded"), retried);
 }
+
+#[test]
+fn skip_xff_append_preserve_external_request_id_and_via() {
+    let up = Upstream::start("up");
+    let (b, _) = start(
+        &[up.port()],
+        ROUTE,
+        &[
+            "use_remote_address: true",
+            "skip_xff_append: true",
+            "preserve_external_request_id: true",
+            "via: edge-proxy",
+        ],
+    );
+    let client = [
+        "x-request-id: client-chosen",
+        "x-forwarded-for: 203.0.113.9",
+        "via: 1.1 first",
+    ];
+    assert_eq!(get_from("127.0.0.2", b.port, "/ext", &client), 200);
+    let seen = up.seen();
+    let r = &seen[0];
+    // At the edge, but the client's id is kept and its address is not appended; it is
+    // still named in x-envoy-external-address.
+    assert_eq!(r.header("x-request-id"), Some("client-chosen"));
+    assert_eq!(r.header("x-forwarded-for"), Some("203.0.113.9"));
+    assert_eq!(r.header("x-envoy-external-address"), Some("127.0.0.2"));
+    let via: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("via"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(via, ["1.1 first", "edge-proxy"]);
+    // The answer carries it too, proxied or local.
+    let url = format!("http://127.0.0.1:{}/ext", b.port);
+    let head = curl_ok(&["-s", "-D", "-", "-o", "/dev/null", &url]);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("\r\nvia: edge-proxy\r\n"),
+        "{head}"
+    );
+}
+
+#[test]
+fn a_via_value_that_would_break_the_header_is_refused() {
+    let yaml = with_hcm(
+        config(free_port(), &single_vhost(ROUTE), &[cluster("svc", &[1])]),
+        &["via: \"a\\r\\nx-injected: 1\""],
+        free_port(),
+    );
+    let file = common::baton::log_path("via.yaml");
+    std::fs::write(&file, yaml).expect("write config");
+    let (st, _, err) = run_baton(
+        &["--mode", "validate", "-c", &file.display().to_string()],
+        std::time::Duration::from_secs(10),
+    );
+    assert!(!st.success());
+    assert!(
+        err.contains("typed_config.via: must not contain CR, LF or NUL"),
+        "{err}"
+    );
+}

@@ -375,6 +375,12 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
         ("generate_request_id", n(h.generate_request_id)),
         ("normalize_path", n(h.normalize_path)),
         ("merge_slashes", n(h.merge_slashes)),
+        ("skip_xff_append", n(h.skip_xff_append)),
+        (
+            "preserve_external_request_id",
+            n(h.preserve_external_request_id),
+        ),
+        ("via", h.via.as_deref().and_then(s)),
         ("access_log", list(logs)),
     ])
 }

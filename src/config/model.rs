@@ -120,6 +120,12 @@ pub struct HttpConnectionManager {
     /// `http_protocol_options.default_host_for_http_10`: the Host of an HTTP/1.0 request
     /// that has none.
     pub default_host_for_http_10: Option<String>,
+    /// Do not append the peer to `x-forwarded-for` at the edge; default false.
+    pub skip_xff_append: bool,
+    /// Keep an external client's `x-request-id` at the edge; default false (replaced).
+    pub preserve_external_request_id: bool,
+    /// Appended to the `via` header of requests and responses; `None` (or empty): no `via`.
+    pub via: Option<String>,
     /// The `envoy.filters.http.health_check` filter before the router, if any.
     pub health_check: Option<HealthCheckFilter>,
 }

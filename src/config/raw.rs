@@ -173,6 +173,9 @@ pub struct HttpConnectionManager {
     pub upgrade_configs: Vec<UpgradeConfig>,
     pub internal_address_config: Option<InternalAddressConfig>,
     pub http_protocol_options: Option<Http1ProtocolOptions>,
+    pub skip_xff_append: Option<bool>,
+    pub preserve_external_request_id: Option<bool>,
+    pub via: Option<String>,
 }
 
 /// Which client addresses make a request internal (Envoy's `internal_address_config`).

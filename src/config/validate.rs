@@ -869,6 +869,10 @@ fn hcm(
             (accept, host)
         }
     };
+    let via = h.via.filter(|v| !v.is_empty());
+    if let Some(v) = &via {
+        validate_route::plain_header_value(v, &p("via"))?;
+    }
     Ok(HttpConnectionManager {
         upgrades,
         stat_prefix: h.stat_prefix,
@@ -890,6 +894,9 @@ fn hcm(
         accept_http_10,
         default_host_for_http_10,
         health_check,
+        skip_xff_append: h.skip_xff_append.unwrap_or(false),
+        preserve_external_request_id: h.preserve_external_request_id.unwrap_or(false),
+        via,
     })
 }
 

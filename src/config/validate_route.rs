@@ -462,6 +462,14 @@ const APPEND_ACTIONS: &[EnumEntry<AppendAction>] = &[
     ),
 ];
 
+/// A header value from the config: no byte that would end or break the header line.
+pub(super) fn plain_header_value(value: &str, path: &str) -> Result<(), ConfigError> {
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(err(path, "must not contain CR, LF or NUL"));
+    }
+    Ok(())
+}
+
 fn header_value_option(
     h: &raw::HeaderValueOption,
     path: &str,
@@ -469,9 +477,7 @@ fn header_value_option(
     let name = header_name(&h.header.key, &format!("{path}.header.key"), false)?;
     let vpath = format!("{path}.header.value");
     let value = h.header.value.clone();
-    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-        return Err(err(vpath, "must not contain CR, LF or NUL"));
-    }
+    plain_header_value(&value, &vpath)?;
     format::check(&value).map_err(|m| err(&vpath, m))?;
     super::template::Template::parse(&value).map_err(|m| err(&vpath, m))?;
     let append_action = match (h.append, &h.append_action) {

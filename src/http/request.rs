@@ -9,8 +9,12 @@ use std::time::{Duration, SystemTime};
 use super::codec::{is_hop_by_hop, put_header, Framing, RequestHead};
 use super::local;
 use super::upgrade::Upgrade;
+use crate::access_log::Flags;
 use crate::config::template::{Template, Vars};
-use crate::config::{ClusterSpec, HostRewrite, HttpConnectionManager, RetryPolicy, RouteAction};
+use crate::config::{
+    AppendAction, ClusterSpec, HealthCheckFilter, HostRewrite, HttpConnectionManager, RetryPolicy,
+    RouteAction,
+};
 use crate::context::Ctx;
 use crate::route::edits::{apply, bind, HeaderList, Op};
 use crate::route::matcher::{header_matches, header_value};
@@ -415,85 +419,97 @@ pub fn pick_weighted(list: &[(usize, u32)], r: u64) -> usize {
 
 /// The HTTP filters, then the router: `req` is the request as the connection manager left
 /// it, its path already normalised (`CtxEnv::route`). Only the health check filter may come
-/// before the router.
+/// before the router; the connection manager's `via` is added to every answer.
 pub(super) fn decide(
     req: &RequestHead<'_>,
     peer: SocketAddr,
     listener: usize,
     ctx: &mut Ctx,
 ) -> Decision {
-    let l = &ctx.listeners[listener];
-    let Some(hc) = &l.hcm.health_check else {
+    let hcm = &ctx.listeners[listener].hcm;
+    if hcm.health_check.is_none() && hcm.via.is_none() {
         return route(req, peer, listener, ctx);
-    };
-    // Envoy's health check filter: a request whose headers all match is a health check. It
-    // is answered here (200, or 503 with LH while `/healthcheck/fail` is in force or a
-    // cluster is short of healthy hosts) unless in pass-through mode, and its answer names
-    // the service cluster. While failed, every other answer carries
-    // `x-envoy-immediate-health-check-fail` so that a downstream Envoy drops this host at once.
-    let failed = ctx.stats.healthcheck_failed();
-    if !hc.headers.iter().all(|m| header_matches(m, req)) {
-        let mut d = route(req, peer, listener, ctx);
-        if failed {
-            push_edit(
-                &mut d,
-                header_op("x-envoy-immediate-health-check-fail", "true"),
-            );
-        }
-        return d;
     }
-    let checked = header_op("x-envoy-upstream-healthchecked-cluster", &l.service_cluster);
-    let status = if failed {
-        Some(503)
-    } else if hc.pass_through_mode {
-        None
-    } else if hc
-        .cluster_min_healthy_percentages
-        .iter()
-        .all(|(name, min)| {
-            // Without active health checking every host of a cluster is healthy: a cluster is
-            // short only when it does not exist, or has no hosts and a minimum above 0.
-            ctx.clusters
-                .iter()
-                .find(|c| c.cfg.name == *name)
-                .is_some_and(|c| !c.hosts.is_empty() || *min == 0.0)
-        })
-    {
-        Some(200)
-    } else {
-        Some(503)
-    };
-    let mut d = match status {
+    let mut edits = Vec::new();
+    if let Some(v) = &hcm.via {
+        edits.push(header_op("via", v, AppendAction::AppendIfExistsOrAdd));
+    }
+    let answer = hcm.health_check.as_ref().and_then(|hc| {
+        let l = &ctx.listeners[listener];
+        health_check(hc, req, &l.service_cluster, ctx, &mut edits)
+    });
+    let mut d = match answer {
         Some(status) => Decision::Local(LocalDecision {
-            flag: if status == 200 {
-                0
-            } else {
-                crate::access_log::Flags::LH
-            },
+            flag: if status == 200 { 0 } else { Flags::LH },
             ..local_reply(status)
         }),
         None => route(req, peer, listener, ctx),
     };
-    push_edit(&mut d, checked);
+    let list = match &mut d {
+        Decision::Local(l) => &mut l.edits,
+        Decision::Forward(f) => &mut f.resp_edits,
+    };
+    list.extend(edits);
     d
 }
 
-/// A header set on the response, whatever the upstream sent.
-fn header_op(name: &str, value: &str) -> Op {
+/// Envoy's health check filter: a request whose headers all match is a health check. It is
+/// answered here (200, or 503 with LH while `/healthcheck/fail` is in force or a cluster is
+/// short of healthy hosts) unless in pass-through mode — the status is returned — and its
+/// answer names the service cluster. While failed, every other answer carries
+/// `x-envoy-immediate-health-check-fail` so that a downstream Envoy drops this host at once.
+fn health_check(
+    hc: &HealthCheckFilter,
+    req: &RequestHead<'_>,
+    service_cluster: &str,
+    ctx: &Ctx,
+    edits: &mut Vec<Op>,
+) -> Option<u16> {
+    let failed = ctx.stats.healthcheck_failed();
+    let set = AppendAction::OverwriteIfExistsOrAdd;
+    if !hc.headers.iter().all(|m| header_matches(m, req)) {
+        if failed {
+            edits.push(header_op(
+                "x-envoy-immediate-health-check-fail",
+                "true",
+                set,
+            ));
+        }
+        return None;
+    }
+    edits.push(header_op(
+        "x-envoy-upstream-healthchecked-cluster",
+        service_cluster,
+        set,
+    ));
+    if failed {
+        return Some(503);
+    }
+    if hc.pass_through_mode {
+        return None;
+    }
+    // Without active health checking every host of a cluster is healthy: a cluster is short
+    // only when it does not exist, or has no hosts and a minimum above 0.
+    let healthy = hc
+        .cluster_min_healthy_percentages
+        .iter()
+        .all(|(name, min)| {
+            ctx.clusters
+                .iter()
+                .find(|c| c.cfg.name == *name)
+                .is_some_and(|c| !c.hosts.is_empty() || *min == 0.0)
+        });
+    Some(if healthy { 200 } else { 503 })
+}
+
+/// A response header edit with a fixed value.
+fn header_op(name: &str, value: &str, action: AppendAction) -> Op {
     Op::Add(crate::route::edits::AddOp {
         name: name.to_string(),
         value: Template::text(value),
-        action: crate::config::AppendAction::OverwriteIfExistsOrAdd,
+        action,
         keep_empty: true,
     })
-}
-
-/// Adds a response edit to a local reply or to the forwarded request's response.
-fn push_edit(d: &mut Decision, op: Op) {
-    match d {
-        Decision::Local(l) => l.edits.push(op),
-        Decision::Forward(f) => f.resp_edits.push(op),
-    }
 }
 
 /// The route's decision for the request.
@@ -760,8 +776,8 @@ fn serialise<'r>(
             continue;
         }
         if n.eq_ignore_ascii_case("x-request-id") {
-            // At the edge Envoy replaces the client's id with its own.
-            if from.edge && generate_request_id {
+            // At the edge Envoy replaces the client's id with its own, unless told to keep it.
+            if from.edge && generate_request_id && !hcm.preserve_external_request_id {
                 continue;
             }
             have_request_id = true;
@@ -776,9 +792,10 @@ fn serialise<'r>(
         }
         out(&mut h, n.into(), hd.value.into());
     }
-    // Envoy appends the client's address only at the edge (use_remote_address); otherwise
-    // x-forwarded-for passes through as the client sent it.
-    if edge || xff {
+    // Envoy appends the client's address only at the edge (use_remote_address, unless
+    // skip_xff_append); otherwise x-forwarded-for passes through as the client sent it.
+    let append = edge && !hcm.skip_xff_append;
+    if append || xff {
         // Written in place when no edit list is built (the common case): no temporary.
         let mut tmp = Vec::with_capacity(if direct { 0 } else { 64 });
         let v = if direct {
@@ -798,7 +815,7 @@ fn serialise<'r>(
             }
             v.extend_from_slice(x.value);
         }
-        if edge {
+        if append {
             if v.len() > start {
                 v.extend_from_slice(b", ");
             }
@@ -809,14 +826,22 @@ fn serialise<'r>(
         } else {
             out(&mut h, "x-forwarded-for".into(), tmp.into());
         }
-        if edge && from.edge && direct {
-            h.extend_from_slice(b"x-envoy-external-address: ");
-            crate::util::push_ip(&mut h, from.client.ip());
-            h.extend_from_slice(b"\r\n");
-        } else if edge && from.edge {
-            let mut a = Vec::with_capacity(40);
-            crate::util::push_ip(&mut a, from.client.ip());
-            out(&mut h, "x-envoy-external-address".into(), a.into());
+    }
+    if edge && from.edge && direct {
+        h.extend_from_slice(b"x-envoy-external-address: ");
+        crate::util::push_ip(&mut h, from.client.ip());
+        h.extend_from_slice(b"\r\n");
+    } else if edge && from.edge {
+        let mut a = Vec::with_capacity(40);
+        crate::util::push_ip(&mut a, from.client.ip());
+        out(&mut h, "x-envoy-external-address".into(), a.into());
+    }
+    // After the client's own `via` lines: the list keeps its order.
+    if let Some(via) = &hcm.via {
+        if direct {
+            put_header(&mut h, "via", via.as_bytes());
+        } else {
+            out(&mut h, "via".into(), via.as_bytes().to_vec().into());
         }
     }
     if upgrade {

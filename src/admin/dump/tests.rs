@@ -47,6 +47,9 @@ static_resources:
           generate_request_id: false
           normalize_path: true
           merge_slashes: true
+          skip_xff_append: true
+          preserve_external_request_id: true
+          via: 1.1 edge
           access_log:
           - name: envoy.access_loggers.stdout
             typed_config:

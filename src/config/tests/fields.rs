@@ -35,6 +35,9 @@ const PROOFS: &[(&str, &str)] = &[
         "Listener.connection_limit",
         "tests/connection_limits.rs::the_listener_connection_limit_filter_closes_new_connections_past_it",
     ),
+    ("HttpConnectionManager.skip_xff_append", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
+    ("HttpConnectionManager.preserve_external_request_id", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
+    ("HttpConnectionManager.via", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
     (
         "HttpConnectionManager.health_check",
         "tests/health_check_filter.rs::health_checks_are_answered_here_and_fail_with_healthcheck_fail",
