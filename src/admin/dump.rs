@@ -360,7 +360,22 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
         ("http_filters", list(http_filters(h))),
         (
             "common_http_protocol_options",
-            Some(map(vec![("idle_timeout", timeout(h.idle_timeout))])),
+            Some(map(vec![
+                ("idle_timeout", timeout(h.idle_timeout)),
+                (
+                    "max_connection_duration",
+                    h.max_connection_duration.and_then(dur),
+                ),
+                ("max_headers_count", n(h.max_headers_count)),
+                (
+                    "max_requests_per_connection",
+                    h.max_requests_per_connection.and_then(n),
+                ),
+                (
+                    "headers_with_underscores_action",
+                    shout(h.headers_with_underscores),
+                ),
+            ])),
         ),
         ("request_headers_timeout", timeout(h.request_headers_timeout)),
         ("stream_idle_timeout", timeout(h.stream_idle_timeout)),

@@ -73,6 +73,18 @@ pub enum CodecType {
     Http1,
 }
 
+/// What to do with a request header whose name has an underscore (Envoy's
+/// `headers_with_underscores_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Underscores {
+    /// Default: forward it.
+    Allow,
+    /// 400 and close.
+    RejectRequest,
+    /// Remove it before routing.
+    DropHeader,
+}
+
 /// What to do with the `server` response header (Envoy's `server_header_transformation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerHeader {
@@ -120,6 +132,17 @@ pub struct HttpConnectionManager {
     /// `http_protocol_options.default_host_for_http_10`: the Host of an HTTP/1.0 request
     /// that has none.
     pub default_host_for_http_10: Option<String>,
+    /// `common_http_protocol_options.max_connection_duration`: a connection this old closes
+    /// once idle, and its next response says `Connection: close`; default none.
+    pub max_connection_duration: Option<Duration>,
+    /// `common_http_protocol_options.max_headers_count`: more request headers is 431;
+    /// default 100 (also baton's most).
+    pub max_headers_count: u32,
+    /// `common_http_protocol_options.max_requests_per_connection`: the last request's response
+    /// says `Connection: close`; default none.
+    pub max_requests_per_connection: Option<u32>,
+    /// `common_http_protocol_options.headers_with_underscores_action`.
+    pub headers_with_underscores: Underscores,
     /// Do not append the peer to `x-forwarded-for` at the edge; default false.
     pub skip_xff_append: bool,
     /// Keep an external client's `x-request-id` at the edge; default false (replaced).

@@ -240,6 +240,10 @@ pub struct ConnectMatcher {}
 #[serde(deny_unknown_fields)]
 pub struct HttpProtocolOptions {
     pub idle_timeout: Option<Dur>,
+    pub max_connection_duration: Option<Dur>,
+    pub max_headers_count: Option<u32>,
+    pub max_requests_per_connection: Option<u32>,
+    pub headers_with_underscores_action: Option<EnumValue>,
 }
 
 /// The router's `typed_config`: no options are supported, but the message must be well-formed.

@@ -766,6 +766,12 @@ const CODECS: &[EnumEntry<CodecType>] = &[
     ("HTTP3", 3, None),
 ];
 
+const UNDERSCORES: &[EnumEntry<Underscores>] = &[
+    ("ALLOW", 0, Some(Underscores::Allow)),
+    ("REJECT_REQUEST", 1, Some(Underscores::RejectRequest)),
+    ("DROP_HEADER", 2, Some(Underscores::DropHeader)),
+];
+
 const SERVER_HEADER: &[EnumEntry<ServerHeader>] = &[
     ("OVERWRITE", 0, Some(ServerHeader::Overwrite)),
     ("APPEND_IF_ABSENT", 1, Some(ServerHeader::AppendIfAbsent)),
@@ -836,7 +842,39 @@ fn hcm(
     else {
         return Err(first.unwrap_or_else(|| err(path, "invalid")));
     };
-    let idle = h.common_http_protocol_options.and_then(|o| o.idle_timeout);
+    let cp = h
+        .common_http_protocol_options
+        .unwrap_or(raw::HttpProtocolOptions {
+            idle_timeout: None,
+            max_connection_duration: None,
+            max_headers_count: None,
+            max_requests_per_connection: None,
+            headers_with_underscores_action: None,
+        });
+    let cpath = |f: &str| join_key(&p("common_http_protocol_options"), f);
+    let idle = cp.idle_timeout;
+    let max_headers_count = cp.max_headers_count.unwrap_or(100);
+    if !(1..=crate::http::codec::MAX_HEADERS as u32).contains(&max_headers_count) {
+        return Err(err(
+            cpath("max_headers_count"),
+            format!(
+                "{max_headers_count} out of range (1..={}: baton parses at most {} headers)",
+                crate::http::codec::MAX_HEADERS,
+                crate::http::codec::MAX_HEADERS
+            ),
+        ));
+    }
+    let max_requests_per_connection = match cp.max_requests_per_connection {
+        // Envoy: 0 means no limit.
+        Some(0) | None => None,
+        Some(n) => Some(n),
+    };
+    let headers_with_underscores = enum_or(
+        &cp.headers_with_underscores_action,
+        &cpath("headers_with_underscores_action"),
+        UNDERSCORES,
+        Underscores::Allow,
+    )?;
     let mut upgrades = Vec::new();
     for (i, u) in h.upgrade_configs.iter().enumerate() {
         let upath = format!("{}[{i}]", p("upgrade_configs"));
@@ -894,6 +932,10 @@ fn hcm(
         accept_http_10,
         default_host_for_http_10,
         health_check,
+        max_connection_duration: timeout(cp.max_connection_duration, None),
+        max_headers_count,
+        max_requests_per_connection,
+        headers_with_underscores,
         skip_xff_append: h.skip_xff_append.unwrap_or(false),
         preserve_external_request_id: h.preserve_external_request_id.unwrap_or(false),
         via,

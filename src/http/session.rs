@@ -29,6 +29,10 @@ pub fn limits(hcm: &HttpConnectionManager, per_connection_buffer_limit_bytes: u3
         buffer_limit: per_connection_buffer_limit_bytes as usize,
         accept_http_10: hcm.accept_http_10,
         codec_type: hcm.codec_type,
+        max_headers: hcm.max_headers_count as usize,
+        max_connection_duration: hcm.max_connection_duration,
+        max_requests: hcm.max_requests_per_connection,
+        underscores: hcm.headers_with_underscores,
     }
 }
 

@@ -36,7 +36,7 @@ static_resources:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: ingress
           codec_type: HTTP1
-          common_http_protocol_options: { idle_timeout: 0s }
+          common_http_protocol_options: { idle_timeout: 0s, max_connection_duration: 90s, max_headers_count: 50, max_requests_per_connection: 1000, headers_with_underscores_action: DROP_HEADER }
           request_headers_timeout: 2.5s
           stream_idle_timeout: 0s
           max_request_headers_kb: 32

@@ -35,6 +35,22 @@ const PROOFS: &[(&str, &str)] = &[
         "Listener.connection_limit",
         "tests/connection_limits.rs::the_listener_connection_limit_filter_closes_new_connections_past_it",
     ),
+    (
+        "HttpConnectionManager.max_connection_duration",
+        "tests/hcm_protocol_options.rs::max_connection_duration_closes_an_idle_connection_and_marks_a_busy_one",
+    ),
+    (
+        "HttpConnectionManager.max_headers_count",
+        "tests/hcm_protocol_options.rs::max_headers_count_answers_431_past_it",
+    ),
+    (
+        "HttpConnectionManager.max_requests_per_connection",
+        "tests/hcm_protocol_options.rs::max_requests_per_connection_closes_after_the_last",
+    ),
+    (
+        "HttpConnectionManager.headers_with_underscores",
+        "tests/hcm_protocol_options.rs::headers_with_underscores_are_rejected_or_dropped",
+    ),
     ("HttpConnectionManager.skip_xff_append", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
     ("HttpConnectionManager.preserve_external_request_id", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
     ("HttpConnectionManager.via", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),

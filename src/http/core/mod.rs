@@ -30,7 +30,7 @@ use super::buf::{Buf, BufPool, CHUNK};
 use super::codec::{HeadError, RequestHead};
 use super::request::Decision;
 use crate::access_log::{Flags, Rq};
-use crate::config::{CodecType, RetryPolicy};
+use crate::config::{CodecType, RetryPolicy, Underscores};
 use crate::route::edits::Op;
 pub use exchange::Exchange;
 pub use failure::{Failure, RetryStat};
@@ -53,6 +53,11 @@ pub const SPLICE_MIN: u64 = 16 * 1024;
 /// Largest upstream response head we accept.
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
+/// Whether a request header name has an underscore (`headers_with_underscores_action`).
+fn underscored(headers: &[httparse::Header<'_>]) -> bool {
+    headers.iter().any(|h| h.name.contains('_'))
+}
+
 /// The listener's settings a connection needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -71,6 +76,15 @@ pub struct Limits {
     /// (Envoy's AUTO would speak HTTP/2); `Http1` has no HTTP/2 path, as Envoy's HTTP1 codec
     /// has none: the preface is a malformed HTTP/1 request (400, close).
     pub codec_type: CodecType,
+    /// `max_headers_count`: more request headers is 431.
+    pub max_headers: usize,
+    /// `max_connection_duration`: past it the connection closes once idle, and the response
+    /// in progress says `Connection: close`.
+    pub max_connection_duration: Option<Duration>,
+    /// `max_requests_per_connection`: the last request's response says `Connection: close`.
+    pub max_requests: Option<u32>,
+    /// `headers_with_underscores_action`.
+    pub underscores: Underscores,
 }
 
 /// Allocations a request needs, kept for the next one so the keep-alive path allocates
@@ -305,6 +319,10 @@ pub struct Conn {
     connect: Option<Action>,
     /// Spliced response bytes still in the driver's pipe (`set_unsent_spliced`).
     unsent_spliced: usize,
+    /// When the connection was accepted (`max_connection_duration`).
+    born: Instant,
+    /// Request heads served on it (`max_requests_per_connection`).
+    requests: u32,
 }
 
 impl Conn {
@@ -323,6 +341,8 @@ impl Conn {
             release: None,
             connect: None,
             unsent_spliced: 0,
+            born: now,
+            requests: 0,
         }
     }
 
@@ -525,13 +545,31 @@ impl Conn {
 
     // ---- time ----
 
+    /// The connection has served its `max_requests_per_connection` or outlived its
+    /// `max_connection_duration`: the response in progress is its last.
+    fn spent(&self, now: Instant) -> bool {
+        self.lim.max_requests.is_some_and(|m| self.requests >= m)
+            || self.expires().is_some_and(|at| now >= at)
+    }
+
+    /// When `max_connection_duration` ends the connection.
+    fn expires(&self) -> Option<Instant> {
+        self.lim.max_connection_duration.map(|d| self.born + d)
+    }
+
     /// When `on_timeout` must next be called.
     pub fn deadline(&self) -> Option<Instant> {
         match &self.state {
             State::Head => {
                 let idle = self.lim.idle_timeout.map(|t| self.idle_since + t);
                 if self.cin.is_empty() {
-                    idle
+                    // Idle: the idle timeout or the connection's end of life, the sooner; the
+                    // end waits for the last answer to be written.
+                    let expires = self.expires().filter(|_| self.out_pending() == 0);
+                    match (idle, expires) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    }
                 } else {
                     match (self.lim.request_headers_timeout, self.head_started) {
                         (Some(t), Some(s)) => Some(s + t),
@@ -554,7 +592,7 @@ impl Conn {
         match self.parts() {
             (State::Head, _) => {
                 if self.cin.is_empty() {
-                    log::debug!("idle timeout");
+                    log::debug!("idle timeout or max connection duration");
                     self.state = State::Closed(Close::Graceful);
                 } else {
                     // Part of a head, too slowly: Envoy's request_headers_timeout answer.
@@ -829,8 +867,20 @@ impl Conn {
                 self.reject(env, &e, now);
                 return true;
             }
-            Ok(Some(req)) if req.head_len > self.lim.max_head => {
+            Ok(Some(req))
+                if req.head_len > self.lim.max_head || req.headers.len() > self.lim.max_headers =>
+            {
                 self.reject(env, &HeadError::TooLarge, now);
+                return true;
+            }
+            Ok(Some(req))
+                if self.lim.underscores == Underscores::RejectRequest
+                    && underscored(req.headers) =>
+            {
+                // Envoy's HTTP/1 codec: 400 and close.
+                let mut rq = env.begin(Some(&req), req.minor, now);
+                rq.detail("http1.unexpected_underscore");
+                self.refuse_rq(env, rq, 400, "Bad Request", Flags::DPE, now);
                 return true;
             }
             Ok(Some(req)) if req.minor == 0 && !self.lim.accept_http_10 => {
@@ -847,8 +897,26 @@ impl Conn {
                     (0, None) => env.default_host_for_http_10(),
                     _ => None,
                 };
+                // DROP_HEADER: the request as if those headers had not been sent (routing,
+                // the access log and the upstream do not see them). Only such a request pays
+                // for the copy.
+                let kept: Vec<httparse::Header<'_>>;
+                let headers = if self.lim.underscores == Underscores::DropHeader
+                    && underscored(req.headers)
+                {
+                    kept = req
+                        .headers
+                        .iter()
+                        .filter(|h| !h.name.contains('_'))
+                        .copied()
+                        .collect();
+                    &kept[..]
+                } else {
+                    req.headers
+                };
                 let req = RequestHead {
                     host: default_host.as_deref().or(req.host),
+                    headers,
                     ..req
                 };
                 let mut rq = env.begin(Some(&req), req.minor, now);
@@ -862,7 +930,8 @@ impl Conn {
         self.cin.consume(head_len);
         self.scanned = 0;
         self.head_started = None;
-        let closing = env.closing();
+        self.requests = self.requests.saturating_add(1);
+        let closing = env.closing() || self.spent(now);
         let (_, cx) = self.parts();
         let next = Exchange::start(env, start, cx, closing, now);
         self.apply_step(env, next, now);
@@ -870,7 +939,7 @@ impl Conn {
     }
 
     fn exchange(&mut self, env: &mut dyn Env, now: Instant) -> bool {
-        let closing = env.closing();
+        let closing = env.closing() || self.spent(now);
         let next = match self.parts() {
             (State::Exchange(ex), mut cx) => ex.pump(env, &mut cx, closing, now),
             (State::Tunnel(t), mut cx) => t.pump(env, &mut cx, now),

@@ -325,7 +325,7 @@ impl Sim {
         })
     }
 
-    fn with_limits(lim: Limits) -> Sim {
+    pub fn with_limits(lim: Limits) -> Sim {
         let now = Instant::now();
         let lim = std::rc::Rc::new(lim);
         Sim {
@@ -354,7 +354,7 @@ impl Sim {
         }
     }
 
-    fn limits(max_head: usize, buffer_limit: usize) -> Limits {
+    pub fn limits(max_head: usize, buffer_limit: usize) -> Limits {
         Limits {
             max_head,
             idle_timeout: Some(Duration::from_secs(60)),
@@ -363,6 +363,10 @@ impl Sim {
             buffer_limit,
             accept_http_10: true,
             codec_type: CodecType::Auto,
+            max_headers: crate::http::codec::MAX_HEADERS,
+            max_connection_duration: None,
+            max_requests: None,
+            underscores: crate::config::Underscores::Allow,
         }
     }
 
@@ -624,10 +628,23 @@ pub fn responses(mut b: &[u8]) -> Vec<(u16, Vec<u8>)> {
 /// closes, resets and time steps, interleaved as the fuzzer chooses. Checks the invariants
 /// that hold whatever the peers send.
 pub fn fuzz_exchange(data: &[u8]) {
-    let mut sim = Sim::new(4096);
+    // The first byte picks the set-up: its top bit the splicing driver's way of moving
+    // bodies, the next a connection that ends after 2 requests or 3 s, the two after it
+    // what happens to header names with underscores.
+    let first = data.first().copied().unwrap_or(0);
+    let mut lim = Sim::limits(4096, 1 << 20);
+    if first & 0x40 != 0 {
+        lim.max_requests = Some(2);
+        lim.max_connection_duration = Some(Duration::from_secs(3));
+    }
+    lim.underscores = match (first >> 4) & 3 {
+        1 => crate::config::Underscores::RejectRequest,
+        2 => crate::config::Underscores::DropHeader,
+        _ => crate::config::Underscores::Allow,
+    };
+    let mut sim = Sim::with_limits(lim);
     sim.auto_attach = false;
-    // The top bit of the first byte picks the splicing driver's way of moving bodies.
-    sim.splice = data.first().is_some_and(|b| b & 0x80 != 0);
+    sim.splice = first & 0x80 != 0;
     let mut i = 0;
     while let Some(&op) = data.get(i) {
         let len = usize::from(data.get(i + 1).copied().unwrap_or(0));

@@ -1346,3 +1346,86 @@ fn spliced_bytes_are_activity_and_bytes_sent() {
     assert_eq!(sim.env.bytes_tx, 1_000_000);
     assert_eq!(sim.pooled, 1);
 }
+
+fn sim_with(f: impl FnOnce(&mut super::Limits)) -> Sim {
+    let mut lim = Sim::limits(8192, 1 << 20);
+    f(&mut lim);
+    Sim::with_limits(lim)
+}
+
+const GET_A: &[u8] = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+const OK_1: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na";
+
+fn closes(sim: &Sim) -> usize {
+    String::from_utf8_lossy(&sim.client_got)
+        .matches("connection: close")
+        .count()
+}
+
+#[test]
+fn the_last_request_a_connection_may_serve_is_answered_with_connection_close() {
+    let mut sim = sim_with(|l| l.max_requests = Some(2));
+    sim.client(GET_A);
+    sim.upstream(OK_1);
+    assert_eq!(closes(&sim), 0);
+    assert_eq!(sim.closed, None);
+    sim.client(GET_A);
+    sim.upstream(OK_1);
+    assert_eq!(responses(&sim.client_got).len(), 2);
+    assert_eq!(closes(&sim), 1, "the second response is the last");
+    assert!(sim.shut_down, "and the connection ends after it");
+}
+
+#[test]
+fn a_connection_past_its_max_duration_closes_once_idle_or_after_its_response() {
+    // Idle when the duration ends: closed then, not at the idle timeout.
+    let mut sim = sim_with(|l| l.max_connection_duration = Some(Duration::from_secs(5)));
+    sim.client(GET_A);
+    sim.upstream(OK_1);
+    sim.advance(Duration::from_secs(4));
+    assert_eq!(sim.closed, None);
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(sim.closed, Some(super::Close::Graceful));
+    assert_eq!(closes(&sim), 0);
+    // Busy when it ends: the response in progress says Connection: close.
+    let mut sim = sim_with(|l| l.max_connection_duration = Some(Duration::from_secs(5)));
+    sim.client(GET_A);
+    sim.advance(Duration::from_secs(6));
+    assert_eq!(sim.closed, None, "the request in progress is answered");
+    sim.upstream(OK_1);
+    assert_eq!(responses(&sim.client_got).len(), 1);
+    assert_eq!(closes(&sim), 1);
+    assert!(sim.shut_down);
+}
+
+#[test]
+fn header_names_with_underscores_are_refused_or_dropped_when_configured() {
+    let req = b"GET /a HTTP/1.1\r\nHost: x\r\nx_user: evil\r\nx-user: good\r\n\r\n";
+    let mut sim = sim_with(|l| l.underscores = crate::config::Underscores::RejectRequest);
+    sim.client(req);
+    let codes: Vec<u16> = responses(&sim.client_got).iter().map(|r| r.0).collect();
+    assert_eq!(codes, [400]);
+    assert_eq!(sim.connects, 0);
+    assert!(sim.shut_down);
+    let mut sim = sim_with(|l| l.underscores = crate::config::Underscores::DropHeader);
+    sim.client(req);
+    sim.upstream(OK_1);
+    let up = String::from_utf8_lossy(&sim.up_got).to_ascii_lowercase();
+    assert!(!up.contains("x_user"), "{up}");
+    assert!(up.contains("x-user: good"), "{up}");
+    assert_eq!(responses(&sim.client_got).len(), 1);
+    let mut sim = sim_with(|_| {});
+    sim.client(req);
+    assert!(String::from_utf8_lossy(&sim.up_got).contains("x_user: evil"));
+}
+
+#[test]
+fn more_headers_than_max_headers_count_is_431() {
+    let mut sim = sim_with(|l| l.max_headers = 3);
+    sim.client(b"GET /a HTTP/1.1\r\nHost: x\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n");
+    let codes: Vec<u16> = responses(&sim.client_got).iter().map(|r| r.0).collect();
+    assert_eq!(codes, [431]);
+    let mut sim = sim_with(|l| l.max_headers = 3);
+    sim.client(b"GET /a HTTP/1.1\r\nHost: x\r\na: 1\r\nb: 2\r\n\r\n");
+    assert_eq!(sim.connects, 1);
+}

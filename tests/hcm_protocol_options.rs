@@ -1,0 +1,92 @@
+//! The connection manager's `common_http_protocol_options` against the real binary:
+//! `max_requests_per_connection`, `max_connection_duration`, `max_headers_count` and
+//! `headers_with_underscores_action`, as Envoy applies them to HTTP/1 clients.
+
+mod admin_util;
+mod common;
+
+use std::time::Duration;
+
+use admin_util::Setup;
+use common::*;
+
+/// Baton with the admin set-up and these `common_http_protocol_options` (flow YAML).
+fn start(options: &str) -> (Baton, Upstream, Setup) {
+    admin_util::start_edited(Vec::new(), |y| {
+        y.replacen(
+            "stat_prefix: ingress_http\n",
+            &format!("stat_prefix: ingress_http\n          common_http_protocol_options: {options}\n"),
+            1,
+        )
+        .replacen(
+            "              - {match: {prefix: \"/status/\"}, route: {cluster: svc}}\n",
+            "              - {match: {prefix: \"/status/\"}, route: {cluster: svc}}\n              - {match: {prefix: \"/delay/\"}, route: {cluster: svc}}\n",
+            1,
+        )
+    })
+}
+
+fn send(c: &mut RawConn, extra: &str) -> common::Response {
+    c.send(format!("GET /status/200 HTTP/1.1\r\nHost: x\r\n{extra}\r\n").as_bytes());
+    c.expect_response(false)
+}
+
+#[test]
+fn max_requests_per_connection_closes_after_the_last() {
+    let (_b, _up, s) = start("{max_requests_per_connection: 3}");
+    let mut c = RawConn::connect(s.listen);
+    for _ in 0..2 {
+        let r = send(&mut c, "");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.header("connection"), None);
+    }
+    let r = send(&mut c, "");
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.closed_within(Duration::from_secs(5)));
+}
+
+#[test]
+fn max_connection_duration_closes_an_idle_connection_and_marks_a_busy_one() {
+    let (_b, _up, s) = start("{max_connection_duration: 1s}");
+    // Idle past the duration: closed by baton (well before the 1 h idle timeout).
+    let mut idle = RawConn::connect(s.listen);
+    assert_eq!(send(&mut idle, "").status(), 200);
+    assert!(idle.closed_within(Duration::from_secs(10)));
+    // Busy when the duration ends: the response in progress is the last.
+    let mut busy = RawConn::connect(s.listen);
+    busy.send(b"GET /delay/1500 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = busy.expect_response(false);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(busy.closed_within(Duration::from_secs(5)));
+}
+
+#[test]
+fn max_headers_count_answers_431_past_it() {
+    let (_b, up, s) = start("{max_headers_count: 4}");
+    let mut c = RawConn::connect(s.listen);
+    assert_eq!(send(&mut c, "a: 1\r\nb: 2\r\n").status(), 200);
+    let mut c = RawConn::connect(s.listen);
+    let r = send(&mut c, "a: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\n");
+    assert_eq!(r.status(), 431);
+    assert!(c.closed_within(Duration::from_secs(5)));
+    assert_eq!(up.requests(), 1);
+}
+
+#[test]
+fn headers_with_underscores_are_rejected_or_dropped() {
+    let (_b, up, s) = start("{headers_with_underscores_action: REJECT_REQUEST}");
+    let mut c = RawConn::connect(s.listen);
+    let r = send(&mut c, "x_user: evil\r\n");
+    assert_eq!(r.status(), 400);
+    assert!(c.closed_within(Duration::from_secs(5)));
+    assert_eq!(up.requests(), 0);
+    drop(_b);
+    let (_b, up, s) = start("{headers_with_underscores_action: DROP_HEADER}");
+    let mut c = RawConn::connect(s.listen);
+    let r = send(&mut c, "x_user: evil\r\nx-user: good\r\n");
+    assert_eq!(r.status(), 200);
+    let seen = up.seen();
+    assert_eq!(seen[0].header("x_user"), None);
+    assert_eq!(seen[0].header("x-user"), Some("good"));
+}
