@@ -1,6 +1,7 @@
 //! The connection manager's `common_http_protocol_options` against the real binary:
 //! `max_requests_per_connection`, `max_connection_duration`, `max_headers_count` and
-//! `headers_with_underscores_action`, as Envoy applies them to HTTP/1 clients.
+//! `headers_with_underscores_action`, as Envoy applies them to HTTP/1 clients; and
+//! `request_timeout`.
 
 mod admin_util;
 mod common;
@@ -89,4 +90,29 @@ fn headers_with_underscores_are_rejected_or_dropped() {
     let seen = up.seen();
     assert_eq!(seen[0].header("x_user"), None);
     assert_eq!(seen[0].header("x-user"), Some("good"));
+}
+
+#[test]
+fn a_request_not_received_within_request_timeout_gets_408() {
+    let (_b, up, s) = admin_util::start_edited(Vec::new(), |y| {
+        y.replacen(
+            "stat_prefix: ingress_http\n",
+            "stat_prefix: ingress_http\n          request_timeout: 1s\n",
+            1,
+        )
+    });
+    let mut c = RawConn::connect(s.listen);
+    c.send(b"POST /status/200 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab");
+    let r = c.expect_response(false);
+    assert_eq!(r.status(), 408);
+    assert_eq!(r.body_str(), "request timeout");
+    assert!(c.closed_within(Duration::from_secs(5)));
+    assert_eq!(
+        admin_util::stat(s.admin, "http.ingress_http.downstream_rq_timeout"),
+        1
+    );
+    // A request that arrives whole is served.
+    let mut c = RawConn::connect(s.listen);
+    assert_eq!(send(&mut c, "").status(), 200);
+    assert_eq!(up.seen().last().map(|r| r.method.as_str()), Some("GET"));
 }

@@ -378,6 +378,7 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
             ])),
         ),
         ("request_headers_timeout", timeout(h.request_headers_timeout)),
+        ("request_timeout", timeout(h.request_timeout)),
         ("stream_idle_timeout", timeout(h.stream_idle_timeout)),
         ("max_request_headers_kb", n(h.max_request_headers_kb)),
         ("server_name", s(&h.server_name)),

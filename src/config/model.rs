@@ -102,6 +102,8 @@ pub struct HttpConnectionManager {
     pub idle_timeout: Option<Duration>,
     /// Default disabled (`None`).
     pub request_headers_timeout: Option<Duration>,
+    /// Time to receive the whole request, head and body; default disabled (`None`).
+    pub request_timeout: Option<Duration>,
     /// Default 5 min; `None` when configured 0s.
     pub stream_idle_timeout: Option<Duration>,
     /// Default 60 KiB (Envoy's default), max 8192.

@@ -158,6 +158,7 @@ pub struct HttpConnectionManager {
     pub http_filters: Vec<TypedExtension>,
     pub common_http_protocol_options: Option<HttpProtocolOptions>,
     pub request_headers_timeout: Option<Dur>,
+    pub request_timeout: Option<Dur>,
     pub stream_idle_timeout: Option<Dur>,
     pub max_request_headers_kb: Option<u32>,
     #[serde(default)]

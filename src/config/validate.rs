@@ -917,6 +917,7 @@ fn hcm(
         route_config,
         idle_timeout: timeout(idle, Some(Duration::from_secs(3600))),
         request_headers_timeout: timeout(h.request_headers_timeout, None),
+        request_timeout: timeout(h.request_timeout, None),
         stream_idle_timeout: timeout(h.stream_idle_timeout, Some(Duration::from_secs(300))),
         max_request_headers_kb: max_kb,
         server_name: h.server_name.unwrap_or_else(|| "baton".to_string()),

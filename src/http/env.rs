@@ -221,6 +221,10 @@ impl Env for CtxEnv<'_> {
         self.ctx.stats.direct_response(self.listener);
     }
 
+    fn request_timeout(&mut self) {
+        self.ctx.stats.request_timeout(self.listener);
+    }
+
     fn tunnel(&mut self, open: bool) {
         self.ctx.stats.tunnel(self.listener, open);
     }

@@ -24,6 +24,8 @@ pub fn upstream_failure(retried: bool, reason: &str, transport: Option<&str>) ->
 }
 /// Envoy's body for the stream idle timeout.
 pub const STREAM_TIMEOUT: &str = "stream timeout";
+/// Envoy's body for `request_timeout` (408).
+pub const REQUEST_TIMEOUT: &str = "request timeout";
 /// Envoy's body for the route timeout.
 pub const UPSTREAM_TIMEOUT: &str = "upstream request timeout";
 

@@ -25,6 +25,7 @@ pub fn limits(hcm: &HttpConnectionManager, per_connection_buffer_limit_bytes: u3
         max_head: hcm.max_request_headers_kb as usize * 1024,
         idle_timeout: hcm.idle_timeout,
         request_headers_timeout: hcm.request_headers_timeout,
+        request_timeout: hcm.request_timeout,
         stream_idle_timeout: hcm.stream_idle_timeout,
         buffer_limit: per_connection_buffer_limit_bytes as usize,
         accept_http_10: hcm.accept_http_10,

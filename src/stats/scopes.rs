@@ -157,6 +157,8 @@ pub struct HttpStats {
     pub downstream_cx_active: Gauge,
     pub downstream_cx_http1_total: Counter,
     pub rq_direct_response: Counter,
+    /// Requests not received in full within `request_timeout` (408).
+    pub downstream_rq_timeout: Counter,
     pub no_route: Counter,
     pub downstream_cx_upgrades_total: Counter,
     pub downstream_cx_upgrades_active: Gauge,
@@ -280,6 +282,7 @@ impl Stats {
                     .gauge(&format!("{h}.downstream_cx_active"), Import::Accumulate),
                 downstream_cx_http1_total: s.counter(&format!("{h}.downstream_cx_http1_total")),
                 rq_direct_response: s.counter(&format!("{h}.rq_direct_response")),
+                downstream_rq_timeout: s.counter(&format!("{h}.downstream_rq_timeout")),
                 no_route: s.counter(&format!("{h}.no_route")),
                 downstream_cx_upgrades_total: s
                     .counter(&format!("{h}.downstream_cx_upgrades_total")),
@@ -581,6 +584,13 @@ impl Stats {
                 RetryStat::LimitExceeded => cs.upstream_rq_retry_limit_exceeded,
                 RetryStat::Overflow => cs.upstream_rq_retry_overflow,
             });
+        }
+    }
+
+    /// A request on listener `l` was not received in full within `request_timeout`.
+    pub fn request_timeout(&mut self, l: usize) {
+        if let Some(h) = self.http.get(l).copied() {
+            self.store.inc(h.downstream_rq_timeout);
         }
     }
 

@@ -38,6 +38,7 @@ static_resources:
           codec_type: HTTP1
           common_http_protocol_options: { idle_timeout: 0s, max_connection_duration: 90s, max_headers_count: 50, max_requests_per_connection: 1000, headers_with_underscores_action: DROP_HEADER }
           request_headers_timeout: 2.5s
+          request_timeout: 20s
           stream_idle_timeout: 0s
           max_request_headers_kb: 32
           server_name: edge

@@ -36,6 +36,10 @@ const PROOFS: &[(&str, &str)] = &[
         "tests/connection_limits.rs::the_listener_connection_limit_filter_closes_new_connections_past_it",
     ),
     (
+        "HttpConnectionManager.request_timeout",
+        "tests/hcm_protocol_options.rs::a_request_not_received_within_request_timeout_gets_408",
+    ),
+    (
         "HttpConnectionManager.max_connection_duration",
         "tests/hcm_protocol_options.rs::max_connection_duration_closes_an_idle_connection_and_marks_a_busy_one",
     ),

@@ -189,7 +189,7 @@ fn tls_and_overload_action_errors_hide_no_others() {
         &format!("{chain}.transport_socket"),
         "{name: envoy.transport_sockets.tls, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, common_tls_context: {tls_certificates: [{certificate_chain: {filename: /nonexistent/cert.pem}, private_key: {filename: /nonexistent/key.pem}}]}}}",
     );
-    set(&mut d, &format!("{HCM}.request_timeout"), "300s");
+    set(&mut d, &format!("{HCM}.drain_timeout"), "300s");
     set(
         &mut d,
         "overload_manager",
@@ -207,7 +207,7 @@ fn tls_and_overload_action_errors_hide_no_others() {
         paths,
         [
             tls,
-            &format!("{HCM}.request_timeout"),
+            &format!("{HCM}.drain_timeout"),
             "overload_manager.actions[0]",
             "overload_manager.resource_monitors[0].typed_config.@type",
         ],

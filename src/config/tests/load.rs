@@ -65,6 +65,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 default_host_for_http_10: None,
                 health_check: None,
                 max_connection_duration: None,
+                request_timeout: None,
                 max_headers_count: 100,
                 max_requests_per_connection: None,
                 headers_with_underscores: Underscores::Allow,

@@ -157,12 +157,20 @@ struct Meta {
     idempotent: bool,
     expect_continue: bool,
     stream_idle: Option<Duration>,
+    /// `request_timeout`'s end for this request.
+    request_until: Option<Instant>,
     /// The listener's `per_connection_buffer_limit_bytes`.
     client_limit: usize,
 }
 
 impl Start {
-    pub fn new(req: &RequestHead<'_>, decision: Decision, rq: Rq, lim: &super::Limits) -> Start {
+    pub fn new(
+        req: &RequestHead<'_>,
+        decision: Decision,
+        rq: Rq,
+        lim: &super::Limits,
+        began: Instant,
+    ) -> Start {
         let meta = Meta {
             framing: req.framing,
             keep_alive: req.keep_alive,
@@ -175,6 +183,7 @@ impl Start {
             ),
             expect_continue: req.expect_continue,
             stream_idle: lim.stream_idle_timeout,
+            request_until: lim.request_timeout.map(|t| began + t),
             client_limit: lim.buffer_limit,
         };
         Start { meta, decision, rq }
@@ -240,6 +249,8 @@ pub struct Exchange {
     pub(super) upgrade: Option<Upgrade>,
     /// The response head just queued opens the tunnel.
     pub(super) tunnel_ready: bool,
+    /// `request_timeout`'s end: armed until the request is in or an answer has started.
+    pub(super) request_until: Option<Instant>,
 }
 
 impl Exchange {
@@ -363,6 +374,7 @@ impl Exchange {
             rq,
             upgrade: f.and_then(|f| f.upgrade),
             tunnel_ready: false,
+            request_until: s.request_until,
         }
     }
 
@@ -383,6 +395,7 @@ impl Exchange {
             idempotent: false,
             expect_continue: false,
             stream_idle: idle,
+            request_until: None,
             client_limit,
         };
         let mut ex = Exchange::new(&meta, None, Some((Duration::ZERO, buffer_limit)), rq, now);
@@ -484,6 +497,14 @@ impl Exchange {
         CHUNK.saturating_sub(rx)
     }
 
+    /// `request_timeout`, while it applies: the request is still arriving and nothing has
+    /// been answered (Envoy disarms it when the response starts).
+    pub(super) fn request_deadline(&self) -> Option<Instant> {
+        self.request_until.filter(|_| {
+            !self.req.is_done() && self.resp.is_none() && self.upstream != Upstream::Local
+        })
+    }
+
     pub(super) fn deadline(&self) -> Option<Instant> {
         let idle_at = self.idle.map(|t| self.last_activity + t);
         let backoff = match self.upstream {
@@ -491,6 +512,7 @@ impl Exchange {
             _ => None,
         };
         [
+            self.request_deadline(),
             self.connect_at,
             self.timeout_at,
             self.per_try_at,

@@ -158,6 +158,9 @@ impl Exchange {
                 return Step::Connect(self.launch());
             }
         }
+        if due(self.request_deadline()) {
+            return self.request_timed_out(env, cx);
+        }
         if due(self.connect_at) {
             log::debug!("connect timeout");
             let had_up = cx.up.is_some();
@@ -198,6 +201,23 @@ impl Exchange {
             204 => self.local_failure(env, cx, 204, ""),
             _ => self.local_failure(env, cx, 504, local::UPSTREAM_TIMEOUT),
         }
+    }
+
+    /// `request_timeout`: the request did not arrive in full in time. Envoy's HCM answers
+    /// `408 request timeout` (nothing was answered yet) and the connection, its request
+    /// unfinished, closes.
+    fn request_timed_out(&mut self, env: &mut dyn Env, cx: &mut Cx<'_>) -> Step {
+        log::debug!("request timeout");
+        self.rq.details = "request_overall_timeout".into();
+        env.request_timeout();
+        cx.drop_up();
+        queue_reply(
+            env,
+            cx.cout,
+            &plain_reply(408, local::REQUEST_TIMEOUT, true),
+        );
+        self.replied(408, local::REQUEST_TIMEOUT);
+        Step::End(Then::Close)
     }
 
     /// The stream idle timeout, as Envoy's HCM answers it: a reset once the response has

@@ -65,6 +65,9 @@ pub struct Limits {
     pub max_head: usize,
     pub idle_timeout: Option<Duration>,
     pub request_headers_timeout: Option<Duration>,
+    /// The connection manager's `request_timeout`: from the first byte of a request to its
+    /// last, before any response.
+    pub request_timeout: Option<Duration>,
     /// The connection manager's `stream_idle_timeout` (a route's `idle_timeout` overrides it).
     pub stream_idle_timeout: Option<Duration>,
     /// The listener's `per_connection_buffer_limit_bytes`: bounds the client-side buffers of an
@@ -185,6 +188,8 @@ pub trait Env {
     fn upstream_connect_fail(&mut self, cluster: usize, addr: SocketAddr, timeout: bool);
     /// A route answered with `direct_response`.
     fn direct_response(&mut self);
+    /// A request was not received in full within `request_timeout`.
+    fn request_timeout(&mut self);
     /// A tunnel opened (`true`) or ended.
     fn tunnel(&mut self, open: bool);
     /// A tunnel and its record left for another process (`out`) or arrived from one: the
@@ -860,6 +865,8 @@ impl Conn {
             self.refuse_http2(env, now);
             return true;
         }
+        // `request_timeout` runs from the head's first byte.
+        let began = self.head_started.unwrap_or(now);
         let mut slots = super::codec::header_slots();
         let (head_len, start) = match super::codec::parse_request(self.cin.data(), &mut slots) {
             Ok(None) => return self.partial_head(env, now),
@@ -923,7 +930,7 @@ impl Conn {
                 let decision = env.route(&req, &mut rq);
                 (
                     req.head_len,
-                    exchange::Start::new(&req, decision, rq, &self.lim),
+                    exchange::Start::new(&req, decision, rq, &self.lim, began),
                 )
             }
         };

@@ -220,6 +220,8 @@ impl Env for TestEnv {
 
     fn direct_response(&mut self) {}
 
+    fn request_timeout(&mut self) {}
+
     fn tunnel(&mut self, open: bool) {
         if open {
             self.tunnels += 1;
@@ -359,6 +361,7 @@ impl Sim {
             max_head,
             idle_timeout: Some(Duration::from_secs(60)),
             request_headers_timeout: Some(Duration::from_secs(10)),
+            request_timeout: None,
             stream_idle_timeout: Some(Duration::from_secs(30)),
             buffer_limit,
             accept_http_10: true,
@@ -636,6 +639,7 @@ pub fn fuzz_exchange(data: &[u8]) {
     if first & 0x40 != 0 {
         lim.max_requests = Some(2);
         lim.max_connection_duration = Some(Duration::from_secs(3));
+        lim.request_timeout = Some(Duration::from_secs(2));
     }
     lim.underscores = match (first >> 4) & 3 {
         1 => crate::config::Underscores::RejectRequest,

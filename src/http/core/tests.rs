@@ -1429,3 +1429,32 @@ fn more_headers_than_max_headers_count_is_431() {
     sim.client(b"GET /a HTTP/1.1\r\nHost: x\r\na: 1\r\nb: 2\r\n\r\n");
     assert_eq!(sim.connects, 1);
 }
+
+#[test]
+fn a_request_not_in_by_request_timeout_gets_408_and_the_connection_closes() {
+    let slow = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab";
+    let mut sim = sim_with(|l| l.request_timeout = Some(Duration::from_secs(5)));
+    sim.client(slow);
+    sim.advance(Duration::from_secs(3));
+    sim.client(b"cd");
+    assert!(sim.client_got.is_empty());
+    sim.advance(Duration::from_secs(3));
+    let rs = responses(&sim.client_got);
+    assert_eq!(rs.iter().map(|r| r.0).collect::<Vec<_>>(), [408]);
+    assert_eq!(rs[0].1, b"request timeout");
+    assert!(sim.shut_down);
+    // In time: no timeout, however long the upstream then takes (the route's business).
+    let mut sim = sim_with(|l| l.request_timeout = Some(Duration::from_secs(5)));
+    sim.client(slow);
+    sim.client(b"cdefghij");
+    sim.advance(Duration::from_secs(8));
+    sim.upstream(OK_1);
+    let codes: Vec<u16> = responses(&sim.client_got).iter().map(|r| r.0).collect();
+    assert_eq!(codes, [200]);
+    // An answer that started before the request was in disarms it.
+    let mut sim = sim_with(|l| l.request_timeout = Some(Duration::from_secs(5)));
+    sim.client(slow);
+    sim.upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\na");
+    sim.advance(Duration::from_secs(6));
+    assert!(!String::from_utf8_lossy(&sim.client_got).contains("408"));
+}
