@@ -184,8 +184,12 @@ pub fn generated_request_id(ctx: &Ctx, l: usize, rq: &mut Rq, id: &[u8]) {
 
 /// The connection manager normalised the path (`normalize_path`, `merge_slashes`): the log's
 /// `:path` is the new one, as Envoy's access log reads the header map the manager changed.
-pub fn path_normalized(ctx: &Ctx, l: usize, rq: &mut Rq, path: &str) {
-    replace_req(ctx, l, rq, |name| (name == ":path").then_some(path));
+pub fn request_changed(ctx: &Ctx, l: usize, rq: &mut Rq, path: Option<&str>, host: Option<&str>) {
+    replace_req(ctx, l, rq, |name| match name {
+        ":path" => path,
+        ":authority" | "host" => host,
+        _ => None,
+    });
 }
 
 /// A route rewrote the path or host: the log sees the rewritten `:path` and `:authority`

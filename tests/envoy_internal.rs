@@ -365,3 +365,32 @@ fn a_via_value_that_would_break_the_header_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn strip_matching_host_port_and_strip_any_host_port() {
+    let up = Upstream::start("up");
+    let (b, _) = start(&[up.port()], ROUTE, &["strip_matching_host_port: true"]);
+    let port = b.port;
+    for host in [
+        format!("example.com:{port}"),
+        "example.com:9999".to_string(),
+        format!("[::1]:{port}"),
+    ] {
+        let h = format!("Host: {host}");
+        assert_eq!(get_from("127.0.0.1", port, "/", &[h.as_str()]), 200);
+    }
+    let hosts: Vec<String> = up
+        .seen()
+        .iter()
+        .map(|r| r.header("host").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(hosts, ["example.com", "example.com:9999", "[::1]"]);
+    drop(b);
+    let up = Upstream::start("up");
+    let (b, _) = start(&[up.port()], ROUTE, &["strip_any_host_port: true"]);
+    assert_eq!(
+        get_from("127.0.0.1", b.port, "/", &["Host: example.com:9999"]),
+        200
+    );
+    assert_eq!(up.seen()[0].header("host"), Some("example.com"));
+}

@@ -12,7 +12,7 @@ use crate::config::{
     Bootstrap, Cluster, ClusterSpec, ForwardAction, HeaderMatchRule, HeaderMatcher,
     HeaderMutations, HeaderValueOption, HostRewrite, HttpConnectionManager, Listener, PathMatch,
     PathRedirect, QueryParameterRule, RedirectAction, RegexRewrite, Route, RouteAction,
-    RouteConfig, RouteMatch, StringMatch, StringMatchKind,
+    RouteConfig, RouteMatch, StringMatch, StringMatchKind, StripPort,
 };
 use crate::stats::json_str;
 
@@ -391,6 +391,14 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
         ("generate_request_id", n(h.generate_request_id)),
         ("normalize_path", n(h.normalize_path)),
         ("merge_slashes", n(h.merge_slashes)),
+        (
+            "strip_matching_host_port",
+            n(h.strip_host_port == StripPort::Matching),
+        ),
+        (
+            "strip_any_host_port",
+            n(h.strip_host_port == StripPort::Any),
+        ),
         ("skip_xff_append", n(h.skip_xff_append)),
         (
             "preserve_external_request_id",

@@ -73,6 +73,17 @@ pub enum CodecType {
     Http1,
 }
 
+/// Which port the connection manager removes from a request's Host before routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StripPort {
+    /// Default: none.
+    Keep,
+    /// The port the connection arrived on (`strip_matching_host_port`).
+    Matching,
+    /// Any port (`strip_any_host_port`).
+    Any,
+}
+
 /// What to do with a request header whose name has an underscore (Envoy's
 /// `headers_with_underscores_action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +156,9 @@ pub struct HttpConnectionManager {
     pub max_requests_per_connection: Option<u32>,
     /// `common_http_protocol_options.headers_with_underscores_action`.
     pub headers_with_underscores: Underscores,
+    /// `strip_matching_host_port` / `strip_any_host_port`: the port removed from the Host
+    /// before routing.
+    pub strip_host_port: StripPort,
     /// Do not append the peer to `x-forwarded-for` at the edge; default false.
     pub skip_xff_append: bool,
     /// Keep an external client's `x-request-id` at the edge; default false (replaced).

@@ -175,6 +175,8 @@ pub struct HttpConnectionManager {
     pub internal_address_config: Option<InternalAddressConfig>,
     pub http_protocol_options: Option<Http1ProtocolOptions>,
     pub skip_xff_append: Option<bool>,
+    pub strip_matching_host_port: Option<bool>,
+    pub strip_any_host_port: Option<bool>,
     pub preserve_external_request_id: Option<bool>,
     pub via: Option<String>,
 }

@@ -908,6 +908,20 @@ fn hcm(
         }
     };
     let via = h.via.filter(|v| !v.is_empty());
+    let strip_host_port = match (
+        h.strip_matching_host_port.unwrap_or(false),
+        h.strip_any_host_port.unwrap_or(false),
+    ) {
+        (true, true) => {
+            return Err(err(
+                p("strip_matching_host_port"),
+                "must not be set with strip_any_host_port",
+            ))
+        }
+        (true, false) => StripPort::Matching,
+        (false, true) => StripPort::Any,
+        (false, false) => StripPort::Keep,
+    };
     if let Some(v) = &via {
         validate_route::plain_header_value(v, &p("via"))?;
     }
@@ -937,6 +951,7 @@ fn hcm(
         max_headers_count,
         max_requests_per_connection,
         headers_with_underscores,
+        strip_host_port,
         skip_xff_append: h.skip_xff_append.unwrap_or(false),
         preserve_external_request_id: h.preserve_external_request_id.unwrap_or(false),
         via,

@@ -12,7 +12,7 @@ use super::core::{Env, Reply, RetryStat, Spares};
 use super::local::write_local_reply;
 use super::request::{decide, Decision};
 use crate::access_log::{Rq, TlsInfo};
-use crate::config::{RetryPolicy, RouteAction, ServerHeader};
+use crate::config::{RetryPolicy, RouteAction, ServerHeader, StripPort};
 use crate::context::Ctx;
 use crate::observe;
 use crate::route::edits::{apply, HeaderList};
@@ -104,17 +104,24 @@ impl Env for CtxEnv<'_> {
         // normalize_path / merge_slashes change the path before routing: the route, the
         // upstream and the access log's `:path` all see the new one, as Envoy's connection
         // manager rewrites the header itself. An unchanged path allocates nothing.
-        let hcm = &self.ctx.listeners[self.listener].hcm;
+        // strip_*_host_port likewise change the Host.
+        let l = &self.ctx.listeners[self.listener];
+        let hcm = &l.hcm;
         let normalized = normalize(req.path, hcm.normalize_path, hcm.merge_slashes);
-        if let Some(p) = &normalized {
-            observe::path_normalized(self.ctx, self.listener, rq, p);
+        let port = self.local.map_or(l.address.port(), |a| a.port());
+        let host = req
+            .host
+            .and_then(|h| strip_port(h, hcm.strip_host_port, port));
+        if normalized.is_some() || host.is_some() {
+            observe::request_changed(self.ctx, self.listener, rq, normalized.as_deref(), host);
         }
         // The request's scheme is the connection's: `https` over TLS (x-forwarded-proto,
         // `:scheme` matching, the scheme a redirect keeps).
         let changed;
-        let req = if self.secure || normalized.is_some() {
+        let req = if self.secure || normalized.is_some() || host.is_some() {
             changed = RequestHead {
                 path: normalized.as_deref().unwrap_or(req.path),
+                host: host.or(req.host),
                 secure: req.secure || self.secure,
                 ..req.clone()
             };
@@ -271,5 +278,46 @@ impl Env for CtxEnv<'_> {
             .hcm
             .default_host_for_http_10
             .clone()
+    }
+}
+
+/// The Host without its port, when the connection manager strips it (`mode`); `port` is the
+/// one the connection arrived on. `None`: unchanged. An IPv6 literal keeps its brackets.
+fn strip_port(host: &str, mode: StripPort, port: u16) -> Option<&str> {
+    if mode == StripPort::Keep {
+        return None;
+    }
+    let (name, p) = host.rsplit_once(':')?;
+    if name.is_empty() || p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // `[::1]` has colons but no port; `[::1]:80` has one after the bracket.
+    if name.contains(':') && !name.ends_with(']') {
+        return None;
+    }
+    match mode {
+        StripPort::Any => Some(name),
+        _ => (p.parse::<u16>().ok() == Some(port)).then_some(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_stripped_as_the_mode_says() {
+        let m = StripPort::Matching;
+        assert_eq!(strip_port("a.b:8080", m, 8080), Some("a.b"));
+        assert_eq!(strip_port("a.b:8081", m, 8080), None);
+        assert_eq!(strip_port("a.b:8081", StripPort::Any, 8080), Some("a.b"));
+        assert_eq!(strip_port("a.b:8080", StripPort::Keep, 8080), None);
+        assert_eq!(strip_port("a.b", StripPort::Any, 80), None);
+        assert_eq!(strip_port("[::1]:80", m, 80), Some("[::1]"));
+        assert_eq!(strip_port("[::1]", StripPort::Any, 80), None);
+        assert_eq!(strip_port("::1", StripPort::Any, 80), None);
+        assert_eq!(strip_port("a.b:", StripPort::Any, 80), None);
+        assert_eq!(strip_port("a.b:x1", StripPort::Any, 80), None);
+        assert_eq!(strip_port("a.b:99999", m, 80), None);
     }
 }

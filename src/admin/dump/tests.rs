@@ -49,6 +49,7 @@ static_resources:
           normalize_path: true
           merge_slashes: true
           skip_xff_append: true
+          strip_any_host_port: true
           preserve_external_request_id: true
           via: 1.1 edge
           access_log:

@@ -55,6 +55,10 @@ const PROOFS: &[(&str, &str)] = &[
         "HttpConnectionManager.headers_with_underscores",
         "tests/hcm_protocol_options.rs::headers_with_underscores_are_rejected_or_dropped",
     ),
+    (
+        "HttpConnectionManager.strip_host_port",
+        "tests/envoy_internal.rs::strip_matching_host_port_and_strip_any_host_port",
+    ),
     ("HttpConnectionManager.skip_xff_append", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
     ("HttpConnectionManager.preserve_external_request_id", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
     ("HttpConnectionManager.via", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),

@@ -69,6 +69,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 max_headers_count: 100,
                 max_requests_per_connection: None,
                 headers_with_underscores: Underscores::Allow,
+                strip_host_port: StripPort::Keep,
                 skip_xff_append: false,
                 preserve_external_request_id: false,
                 via: None,
