@@ -97,3 +97,52 @@ fn the_access_log_shows_the_normalized_path() {
         "200 /a/b?q=//x /a/b\n403 /admin /admin\n200 /plain?q=1 /plain\n"
     );
 }
+
+#[test]
+fn escaped_slashes_are_kept_refused_redirected_or_unescaped_as_configured() {
+    // Default: forwarded as written.
+    let (b, up) = start(false);
+    assert_eq!(fetch(b.port, "h", "/a%2fb", "").status(), 200);
+    assert_eq!(up.seen()[0].target, "/a%2fb");
+    drop(b);
+    let action = |a: &str| format!("          path_with_escaped_slashes_action: {a}\n");
+    let (b, up) = start_with(true, &action("REJECT_REQUEST"));
+    assert_eq!(fetch(b.port, "h", "/a%2fb", "").status(), 400);
+    assert_eq!(
+        fetch(b.port, "h", "/a/b?q=%2f", "").status(),
+        200,
+        "the query is not the path"
+    );
+    assert_eq!(up.requests(), 1);
+    drop(b);
+    let (b, up) = start_with(true, &action("UNESCAPE_AND_REDIRECT"));
+    let r = fetch(b.port, "h", "/x%2F..%2Fadmin%5Cz?q=1", "");
+    assert_eq!(r.status(), 307);
+    let loc = r.header("location").unwrap_or_default().to_string();
+    assert_eq!(loc, "/admin\\z?q=1", "unescaped, then normalised");
+    assert_eq!(up.requests(), 0);
+    drop(b);
+    let (b, up) = start_with(true, &action("UNESCAPE_AND_FORWARD"));
+    // Unescaped before routing: the admin route's 403 cannot be walked around with %2F.
+    assert_eq!(fetch(b.port, "h", "/x%2F..%2Fadmin", "").status(), 403);
+    assert_eq!(fetch(b.port, "h", "/y%2f..%2fadmin", "").status(), 403);
+    // A backslash is no separator (Envoy's default): `\\..` is no dot segment.
+    assert_eq!(fetch(b.port, "h", "/y%5c..%2fadmin", "").status(), 200);
+    assert_eq!(fetch(b.port, "h", "/a%2Fb", "").status(), 200);
+    let targets: Vec<String> = up.seen().into_iter().map(|r| r.target).collect();
+    assert_eq!(targets, ["/y\\../admin", "/a/b"]);
+}
+
+#[test]
+fn a_fragment_in_the_path_is_refused_and_a_trailing_host_dot_stripped() {
+    let (b, up) = start_with(false, "          strip_trailing_host_dot: true\n");
+    assert_eq!(fetch(b.port, "h", "/a#frag", "").status(), 400);
+    assert_eq!(fetch(b.port, "example.com.", "/a", "").status(), 200);
+    assert_eq!(fetch(b.port, "example.com.:81", "/a", "").status(), 200);
+    let hosts: Vec<String> = up
+        .seen()
+        .iter()
+        .map(|r| r.header("host").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(hosts, ["example.com", "example.com:81"]);
+}

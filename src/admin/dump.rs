@@ -399,6 +399,11 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
             "strip_any_host_port",
             n(h.strip_host_port == StripPort::Any),
         ),
+        ("strip_trailing_host_dot", n(h.strip_trailing_host_dot)),
+        (
+            "path_with_escaped_slashes_action",
+            shout(h.escaped_slashes),
+        ),
         ("skip_xff_append", n(h.skip_xff_append)),
         (
             "preserve_external_request_id",

@@ -73,6 +73,20 @@ pub enum CodecType {
     Http1,
 }
 
+/// What the connection manager does with `%2F` / `%5C` in a path (Envoy's
+/// `path_with_escaped_slashes_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EscapedSlashes {
+    /// Default (also `IMPLEMENTATION_SPECIFIC_DEFAULT`): forwarded as sent.
+    KeepUnchanged,
+    /// 400.
+    RejectRequest,
+    /// 307 to the unescaped (and normalised) path.
+    UnescapeAndRedirect,
+    /// Unescaped, then routed and forwarded.
+    UnescapeAndForward,
+}
+
 /// Which port the connection manager removes from a request's Host before routing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StripPort {
@@ -159,6 +173,10 @@ pub struct HttpConnectionManager {
     /// `strip_matching_host_port` / `strip_any_host_port`: the port removed from the Host
     /// before routing.
     pub strip_host_port: StripPort,
+    /// `strip_trailing_host_dot`: `example.com.` is routed (and sent) as `example.com`.
+    pub strip_trailing_host_dot: bool,
+    /// `path_with_escaped_slashes_action`.
+    pub escaped_slashes: EscapedSlashes,
     /// Do not append the peer to `x-forwarded-for` at the edge; default false.
     pub skip_xff_append: bool,
     /// Keep an external client's `x-request-id` at the edge; default false (replaced).

@@ -177,6 +177,8 @@ pub struct HttpConnectionManager {
     pub skip_xff_append: Option<bool>,
     pub strip_matching_host_port: Option<bool>,
     pub strip_any_host_port: Option<bool>,
+    pub strip_trailing_host_dot: Option<bool>,
+    pub path_with_escaped_slashes_action: Option<EnumValue>,
     pub preserve_external_request_id: Option<bool>,
     pub via: Option<String>,
 }

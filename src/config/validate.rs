@@ -766,6 +766,26 @@ const CODECS: &[EnumEntry<CodecType>] = &[
     ("HTTP3", 3, None),
 ];
 
+const ESCAPED_SLASHES: &[EnumEntry<EscapedSlashes>] = &[
+    (
+        "IMPLEMENTATION_SPECIFIC_DEFAULT",
+        0,
+        Some(EscapedSlashes::KeepUnchanged),
+    ),
+    ("KEEP_UNCHANGED", 1, Some(EscapedSlashes::KeepUnchanged)),
+    ("REJECT_REQUEST", 2, Some(EscapedSlashes::RejectRequest)),
+    (
+        "UNESCAPE_AND_REDIRECT",
+        3,
+        Some(EscapedSlashes::UnescapeAndRedirect),
+    ),
+    (
+        "UNESCAPE_AND_FORWARD",
+        4,
+        Some(EscapedSlashes::UnescapeAndForward),
+    ),
+];
+
 const UNDERSCORES: &[EnumEntry<Underscores>] = &[
     ("ALLOW", 0, Some(Underscores::Allow)),
     ("REJECT_REQUEST", 1, Some(Underscores::RejectRequest)),
@@ -952,6 +972,13 @@ fn hcm(
         max_requests_per_connection,
         headers_with_underscores,
         strip_host_port,
+        strip_trailing_host_dot: h.strip_trailing_host_dot.unwrap_or(false),
+        escaped_slashes: enum_or(
+            &h.path_with_escaped_slashes_action,
+            &p("path_with_escaped_slashes_action"),
+            ESCAPED_SLASHES,
+            EscapedSlashes::KeepUnchanged,
+        )?,
         skip_xff_append: h.skip_xff_append.unwrap_or(false),
         preserve_external_request_id: h.preserve_external_request_id.unwrap_or(false),
         via,

@@ -10,13 +10,12 @@ use super::buf::BufPool;
 use super::codec::RequestHead;
 use super::core::{Env, Reply, RetryStat, Spares};
 use super::local::write_local_reply;
-use super::request::{decide, Decision};
+use super::request::{decide, hcm_path, Decision};
 use crate::access_log::{Rq, TlsInfo};
-use crate::config::{RetryPolicy, RouteAction, ServerHeader, StripPort};
+use crate::config::{HttpConnectionManager, RetryPolicy, RouteAction, ServerHeader, StripPort};
 use crate::context::Ctx;
 use crate::observe;
 use crate::route::edits::{apply, HeaderList};
-use crate::route::normalize::normalize;
 use crate::tls::Stream;
 use std::rc::Rc;
 
@@ -105,13 +104,19 @@ impl Env for CtxEnv<'_> {
         // upstream and the access log's `:path` all see the new one, as Envoy's connection
         // manager rewrites the header itself. An unchanged path allocates nothing.
         // strip_*_host_port likewise change the Host.
+        // A path it refuses or redirects is the connection manager's own answer.
         let l = &self.ctx.listeners[self.listener];
         let hcm = &l.hcm;
-        let normalized = normalize(req.path, hcm.normalize_path, hcm.merge_slashes);
+        let (normalized, early) = match hcm_path(req.path, hcm) {
+            Ok(n) => (n, None),
+            Err(answer) => (None, Some(*answer)),
+        };
         let port = self.local.map_or(l.address.port(), |a| a.port());
-        let host = req
-            .host
-            .and_then(|h| strip_port(h, hcm.strip_host_port, port));
+        let host = req.host.and_then(|h| hcm_host(h, hcm, port));
+        let host = host.as_deref();
+        if let Some(a) = &early {
+            self.ctx.stats.path_answered(self.listener, a.status);
+        }
         if normalized.is_some() || host.is_some() {
             observe::request_changed(self.ctx, self.listener, rq, normalized.as_deref(), host);
         }
@@ -129,7 +134,7 @@ impl Env for CtxEnv<'_> {
         } else {
             req
         };
-        let mut d = decide(req, self.peer, self.listener, self.ctx);
+        let mut d = decide(req, self.peer, self.listener, self.ctx, early);
         observe::routing_decision(self.ctx, self.listener, self.peer, req, &d);
         if let Decision::Forward(f) = &mut d {
             if let Some(id) = f.request_id.take() {
@@ -281,6 +286,35 @@ impl Env for CtxEnv<'_> {
     }
 }
 
+/// The Host as the connection manager leaves it (`strip_trailing_host_dot`, then the port);
+/// `None`: unchanged. Only a dot before a port costs a copy.
+fn hcm_host<'h>(host: &'h str, hcm: &HttpConnectionManager, port: u16) -> Option<Cow<'h, str>> {
+    let undotted = if hcm.strip_trailing_host_dot {
+        strip_trailing_dot(host)
+    } else {
+        None
+    };
+    let h = undotted.as_deref().unwrap_or(host);
+    match strip_port(h, hcm.strip_host_port, port) {
+        Some(name) => Some(Cow::Owned(name.to_string())),
+        None => undotted,
+    }
+}
+
+/// `example.com.` → `example.com`, `example.com.:80` → `example.com:80`; `None`: no dot
+/// there.
+fn strip_trailing_dot(host: &str) -> Option<Cow<'_, str>> {
+    if let Some(name) = host.strip_suffix('.') {
+        return (!name.is_empty()).then_some(Cow::Borrowed(name));
+    }
+    let (name, port) = host.rsplit_once(':')?;
+    if name.contains(':') || port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let name = name.strip_suffix('.').filter(|n| !n.is_empty())?;
+    Some(Cow::Owned(format!("{name}:{port}")))
+}
+
 /// The Host without its port, when the connection manager strips it (`mode`); `port` is the
 /// one the connection arrived on. `None`: unchanged. An IPv6 literal keeps its brackets.
 fn strip_port(host: &str, mode: StripPort, port: u16) -> Option<&str> {
@@ -319,5 +353,15 @@ mod tests {
         assert_eq!(strip_port("a.b:", StripPort::Any, 80), None);
         assert_eq!(strip_port("a.b:x1", StripPort::Any, 80), None);
         assert_eq!(strip_port("a.b:99999", m, 80), None);
+    }
+
+    #[test]
+    fn a_trailing_host_dot_is_stripped_before_the_port() {
+        assert_eq!(strip_trailing_dot("a.b."), Some(Cow::Borrowed("a.b")));
+        assert_eq!(strip_trailing_dot("a.b.:80").as_deref(), Some("a.b:80"));
+        assert_eq!(strip_trailing_dot("a.b"), None);
+        assert_eq!(strip_trailing_dot("a.b:80"), None);
+        assert_eq!(strip_trailing_dot("."), None);
+        assert_eq!(strip_trailing_dot("[::1]:80"), None);
     }
 }

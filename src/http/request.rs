@@ -12,12 +12,13 @@ use super::upgrade::Upgrade;
 use crate::access_log::Flags;
 use crate::config::template::{Template, Vars};
 use crate::config::{
-    AppendAction, ClusterSpec, HealthCheckFilter, HostRewrite, HttpConnectionManager, RetryPolicy,
-    RouteAction,
+    AppendAction, ClusterSpec, EscapedSlashes, HealthCheckFilter, HostRewrite,
+    HttpConnectionManager, RetryPolicy, RouteAction,
 };
 use crate::context::Ctx;
 use crate::route::edits::{apply, bind, HeaderList, Op};
 use crate::route::matcher::{header_matches, header_value};
+use crate::route::normalize::normalize;
 use crate::route::{redirect_location, rewrite_prefix, rewrite_regex, Matched};
 use crate::util::RequestIds;
 
@@ -34,6 +35,8 @@ pub struct LocalDecision {
     pub direct: bool,
     /// (virtual host, route) indices when a route matched.
     pub route: Option<(usize, usize)>,
+    /// `%RESPONSE_CODE_DETAILS%` when not implied by `flag` or `direct` ("" then).
+    pub details: &'static str,
 }
 
 /// Everything an exchange needs to forward a request.
@@ -106,6 +109,7 @@ fn local_reply(status: u16) -> LocalDecision {
         flag: 0,
         direct: false,
         route: None,
+        details: "",
     }
 }
 
@@ -425,8 +429,18 @@ pub(super) fn decide(
     peer: SocketAddr,
     listener: usize,
     ctx: &mut Ctx,
+    early: Option<LocalDecision>,
 ) -> Decision {
     let hcm = &ctx.listeners[listener].hcm;
+    // The connection manager's own answer (a path it refuses or redirects) comes before the
+    // filters.
+    if let Some(mut l) = early {
+        if let Some(v) = &hcm.via {
+            l.edits
+                .push(header_op("via", v, AppendAction::AppendIfExistsOrAdd));
+        }
+        return Decision::Local(l);
+    }
     if hcm.health_check.is_none() && hcm.via.is_none() {
         return route(req, peer, listener, ctx);
     }
@@ -502,6 +516,47 @@ fn health_check(
     Some(if healthy { 200 } else { 503 })
 }
 
+/// What the connection manager makes of a request's path before routing (Envoy's order:
+/// escaped slashes, then `normalize_path`, then `merge_slashes`): the new path (`None`:
+/// unchanged), or its own answer — 400 for a fragment or an escaped slash it must refuse,
+/// 307 to the unescaped path for `UNESCAPE_AND_REDIRECT`.
+pub fn hcm_path(
+    path: &str,
+    hcm: &HttpConnectionManager,
+) -> Result<Option<String>, Box<LocalDecision>> {
+    let refused = || {
+        Box::new(LocalDecision {
+            details: "path_normalization_failed",
+            ..local_reply(400)
+        })
+    };
+    // RFC 3986 §3.5: a fragment is not part of a request target; Envoy refuses one.
+    if path.contains('#') {
+        return Err(refused());
+    }
+    let unescaped = match hcm.escaped_slashes {
+        EscapedSlashes::KeepUnchanged => None,
+        _ => crate::route::normalize::unescape_slashes(path),
+    };
+    if unescaped.is_some() && hcm.escaped_slashes == EscapedSlashes::RejectRequest {
+        return Err(refused());
+    }
+    let base = unescaped.as_deref().unwrap_or(path);
+    let normalized = normalize(base, hcm.normalize_path, hcm.merge_slashes).or(unescaped.clone());
+    match normalized {
+        Some(p)
+            if unescaped.is_some()
+                && hcm.escaped_slashes == EscapedSlashes::UnescapeAndRedirect =>
+        {
+            Err(Box::new(LocalDecision {
+                location: Some(p),
+                ..local_reply(307)
+            }))
+        }
+        n => Ok(n),
+    }
+}
+
 /// A response header edit with a fixed value.
 fn header_op(name: &str, value: &str, action: AppendAction) -> Op {
     Op::Add(crate::route::edits::AddOp {
@@ -563,6 +618,7 @@ fn route(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx
                 flag: 0,
                 direct: true,
                 route: Some((m.vh, m.index)),
+                details: "",
             })
         }
         RouteAction::Redirect(r) => {
@@ -581,6 +637,7 @@ fn route(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx
                 flag: 0,
                 direct: false,
                 route: Some((m.vh, m.index)),
+                details: "",
             })
         }
         RouteAction::Forward(f) => f,
@@ -606,6 +663,7 @@ fn route(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx
             flag: crate::access_log::Flags::UH,
             direct: false,
             route: Some((m.vh, m.index)),
+            details: "",
         });
     };
     let path_rewrite = fwd.prefix_rewrite.is_some() || fwd.regex_rewrite.is_some();

@@ -7,6 +7,41 @@
 //! and dot segments are removed (§5.2.4); a backslash is not a separator (Envoy's default).
 //! `merge_slashes` collapses runs of `/`. The query is never touched.
 
+/// The path with `%2F` and `%5C` (any case) decoded to `/` and `\`, as Envoy's
+/// `path_with_escaped_slashes_action` unescapes them; `None` when there are none. The query
+/// is untouched.
+pub fn unescape_slashes(target: &str) -> Option<String> {
+    let (path, query) = match target.find('?') {
+        Some(i) => (target.get(..i)?, target.get(i..)?),
+        None => (target, ""),
+    };
+    let b = path.as_bytes();
+    let escaped = |i: usize| -> Option<char> {
+        match (b.get(i)?, b.get(i + 1)?, b.get(i + 2)?) {
+            (b'%', b'2', b'f' | b'F') => Some('/'),
+            (b'%', b'5', b'c' | b'C') => Some('\\'),
+            _ => None,
+        }
+    };
+    if !(0..b.len()).any(|i| escaped(i).is_some()) {
+        return None;
+    }
+    let mut out = String::with_capacity(target.len());
+    let mut i = 0;
+    while i < b.len() {
+        if let Some(c) = escaped(i) {
+            out.push(c);
+            i += 3;
+        } else {
+            let ch = path.get(i..)?.chars().next()?;
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out.push_str(query);
+    Some(out)
+}
+
 /// The path after the HCM's normalisations, or `None` when nothing changes.
 pub fn normalize(target: &str, normalize_path: bool, merge_slashes: bool) -> Option<String> {
     if !normalize_path && !merge_slashes {
@@ -112,7 +147,7 @@ fn remove_dot_segments(p: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::{normalize, unescape_slashes};
 
     fn n(p: &str) -> String {
         normalize(p, true, false).unwrap_or_else(|| p.to_string())
@@ -133,6 +168,18 @@ mod tests {
         assert_eq!(normalize("/a/b", true, true), None);
         assert_eq!(normalize("*", true, true), None);
         assert_eq!(normalize("/x", false, false), None);
+    }
+
+    #[test]
+    fn escaped_slashes_are_unescaped_in_the_path_only() {
+        assert_eq!(unescape_slashes("/a/b"), None);
+        assert_eq!(unescape_slashes("/a?x=%2F"), None);
+        assert_eq!(
+            unescape_slashes("/a%2fb%2Fc%5cd%5C?x=%2F").as_deref(),
+            Some("/a/b/c\\d\\?x=%2F")
+        );
+        assert_eq!(unescape_slashes("/%2").as_deref(), None);
+        assert_eq!(unescape_slashes("/é%2f").as_deref(), Some("/é/"));
     }
 
     #[test]

@@ -159,6 +159,10 @@ pub struct HttpStats {
     pub rq_direct_response: Counter,
     /// Requests not received in full within `request_timeout` (408).
     pub downstream_rq_timeout: Counter,
+    /// Paths refused (400) by the connection manager (fragment, escaped slash).
+    pub downstream_rq_failed_path_normalization: Counter,
+    /// Requests redirected (307) to their unescaped path.
+    pub downstream_rq_redirected_with_normalized_path: Counter,
     pub no_route: Counter,
     pub downstream_cx_upgrades_total: Counter,
     pub downstream_cx_upgrades_active: Gauge,
@@ -283,6 +287,11 @@ impl Stats {
                 downstream_cx_http1_total: s.counter(&format!("{h}.downstream_cx_http1_total")),
                 rq_direct_response: s.counter(&format!("{h}.rq_direct_response")),
                 downstream_rq_timeout: s.counter(&format!("{h}.downstream_rq_timeout")),
+                downstream_rq_failed_path_normalization: s
+                    .counter(&format!("{h}.downstream_rq_failed_path_normalization")),
+                downstream_rq_redirected_with_normalized_path: s.counter(&format!(
+                    "{h}.downstream_rq_redirected_with_normalized_path"
+                )),
                 no_route: s.counter(&format!("{h}.no_route")),
                 downstream_cx_upgrades_total: s
                     .counter(&format!("{h}.downstream_cx_upgrades_total")),
@@ -583,6 +592,17 @@ impl Stats {
                 RetryStat::Success => cs.upstream_rq_retry_success,
                 RetryStat::LimitExceeded => cs.upstream_rq_retry_limit_exceeded,
                 RetryStat::Overflow => cs.upstream_rq_retry_overflow,
+            });
+        }
+    }
+
+    /// The connection manager refused (400) or redirected (307) a request for its path.
+    pub fn path_answered(&mut self, l: usize, status: u16) {
+        if let Some(h) = self.http.get(l).copied() {
+            self.store.inc(if status == 307 {
+                h.downstream_rq_redirected_with_normalized_path
+            } else {
+                h.downstream_rq_failed_path_normalization
             });
         }
     }

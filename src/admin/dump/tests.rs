@@ -50,6 +50,8 @@ static_resources:
           merge_slashes: true
           skip_xff_append: true
           strip_any_host_port: true
+          strip_trailing_host_dot: true
+          path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT
           preserve_external_request_id: true
           via: 1.1 edge
           access_log:

@@ -56,6 +56,14 @@ const PROOFS: &[(&str, &str)] = &[
         "tests/hcm_protocol_options.rs::headers_with_underscores_are_rejected_or_dropped",
     ),
     (
+        "HttpConnectionManager.strip_trailing_host_dot",
+        "tests/routing_normalize.rs::a_fragment_in_the_path_is_refused_and_a_trailing_host_dot_stripped",
+    ),
+    (
+        "HttpConnectionManager.escaped_slashes",
+        "tests/routing_normalize.rs::escaped_slashes_are_kept_refused_redirected_or_unescaped_as_configured",
+    ),
+    (
         "HttpConnectionManager.strip_host_port",
         "tests/envoy_internal.rs::strip_matching_host_port_and_strip_any_host_port",
     ),

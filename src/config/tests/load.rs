@@ -70,6 +70,8 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 max_requests_per_connection: None,
                 headers_with_underscores: Underscores::Allow,
                 strip_host_port: StripPort::Keep,
+                strip_trailing_host_dot: false,
+                escaped_slashes: EscapedSlashes::KeepUnchanged,
                 skip_xff_append: false,
                 preserve_external_request_id: false,
                 via: None,

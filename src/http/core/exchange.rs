@@ -274,6 +274,7 @@ impl Exchange {
                     env.direct_response();
                 }
                 rq.detail(match d.flag {
+                    _ if !d.details.is_empty() => d.details,
                     Flags::NR => "route_not_found",
                     Flags::UH => "no_healthy_upstream",
                     _ => "direct_response",

@@ -137,6 +137,7 @@ impl Env for TestEnv {
                 flag: 0,
                 direct: status == 200,
                 route: None,
+                details: "",
             })
         };
         if req.path.starts_with("/local") {
