@@ -281,6 +281,33 @@ fn max_requests_answers_503_overflow_once_reached() {
     );
 }
 
+#[test]
+fn a_request_that_times_out_while_pending_gives_its_slot_back() {
+    let gate = Gate::start();
+    let routes = "  - match: {prefix: /slow}\n    route: {cluster: svc, timeout: 60s}\n  \
+                  - match: {prefix: /}\n    route: {cluster: svc, timeout: 1s}\n";
+    let (b, admin) = start(
+        &[gate.port],
+        "  circuit_breakers: {thresholds: {max_connections: 1, max_pending_requests: 1}}\n",
+        routes,
+        &tmp_file("cb-timeout"),
+    );
+    let port = b.port;
+    let first = thread::spawn(move || fetch(port, "h", "/slow", "").status());
+    wait_for("one request upstream", || gate.seen() == 1);
+    // Pending behind the first until its route timeout: 504, and the pending slot is free
+    // again for the next one (which also waits, then times out).
+    for _ in 0..2 {
+        assert_eq!(fetch(b.port, "h", "/", "").status(), 504);
+        assert_eq!(c(admin, "upstream_rq_pending_active"), 0);
+        assert_eq!(cb(admin, "rq_pending_open"), 0);
+    }
+    assert_eq!(c(admin, "upstream_rq_pending_overflow"), 0);
+    gate.open();
+    assert_eq!(first.join().expect("client"), 200);
+    assert_eq!(gate.seen(), 1);
+}
+
 /// A retry policy that retries connect failures, to a port that refuses connections.
 fn retrying_to_refused(cluster_lines: &str, tag: &str) -> (Baton, u16, std::os::fd::OwnedFd) {
     let (port, fd) = refused_port();
