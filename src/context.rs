@@ -104,6 +104,12 @@ impl Ctx {
             if c.cfg.tls.is_some() {
                 stats.add_cluster_ssl(i, &c.cfg.name);
             }
+            for (p, b) in c.breakers.iter().enumerate() {
+                if b.limits.track_remaining {
+                    stats.track_remaining(i, &c.cfg.name, p);
+                }
+                stats.breakers(i, p, b);
+            }
         }
         Ctx {
             stats,

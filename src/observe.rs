@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use crate::access_log::{Captured, Flags, Rq, Slots, FLUSH_EVERY};
+use crate::cluster::breakers::Resource;
 use crate::context::Ctx;
 use crate::http::codec::RequestHead;
 use crate::reactor::TimerKey;
@@ -449,5 +450,33 @@ pub fn membership(ctx: &mut Ctx, c: usize) {
     if let Some(cs) = ctx.stats.clusters.get(c).copied() {
         ctx.stats.store.set(cs.membership_total, n);
         ctx.stats.store.set(cs.membership_healthy, n);
+    }
+}
+
+/// Takes one `r` of cluster `c`'s DEFAULT-priority circuit breakers (whatever the limit
+/// when `over`); false when the breaker refuses. Its gauges follow.
+pub fn breaker_acquire(ctx: &mut Ctx, c: usize, r: Resource, over: bool) -> bool {
+    let Some(cl) = ctx.clusters.get_mut(c) else {
+        return false;
+    };
+    let b = &mut cl.breakers[0];
+    let ok = if over {
+        b.take(r);
+        true
+    } else {
+        b.acquire(r)
+    };
+    if ok {
+        ctx.stats.breakers(c, 0, b);
+    }
+    ok
+}
+
+/// Gives back one `r` of cluster `c`'s breakers.
+pub fn breaker_release(ctx: &mut Ctx, c: usize, r: Resource) {
+    if let Some(cl) = ctx.clusters.get_mut(c) {
+        let b = &mut cl.breakers[0];
+        b.release(r);
+        ctx.stats.breakers(c, 0, b);
     }
 }

@@ -435,6 +435,21 @@ fn clusters(ctx: &Ctx) -> String {
     for cl in &ctx.clusters {
         let n = &cl.cfg.name;
         let _ = writeln!(b, "{n}::observability_name::{n}");
+        // The circuit-breaker limits of each priority, as Envoy lists them.
+        for (p, br) in ["default_priority", "high_priority"]
+            .iter()
+            .zip(&cl.breakers)
+        {
+            let t = &br.limits;
+            for (k, v) in [
+                ("max_connections", t.max_connections),
+                ("max_pending_requests", t.max_pending_requests),
+                ("max_requests", t.max_requests),
+                ("max_retries", t.max_retries),
+            ] {
+                let _ = writeln!(b, "{n}::{p}::{k}::{v}");
+            }
+        }
         let _ = writeln!(b, "{n}::added_via_api::false");
         for h in &cl.hosts {
             let a = h.addr;

@@ -1,6 +1,7 @@
 //! Clusters at run time: the resolved hosts of each configured cluster and load balancing over
 //! them. Resolution itself happens off the reactor (`dns`); this module only applies answers.
 
+pub mod breakers;
 pub mod dns;
 
 use std::net::{IpAddr, SocketAddr};
@@ -48,12 +49,10 @@ pub struct ClusterRt {
     weighted: bool,
     /// The client TLS configuration of `cfg.tls` (`set_up_tls`).
     pub tls: Option<crate::tls::ClientTls>,
-    /// Retries scheduled and not yet decided (Envoy's retry circuit breaker resource).
-    retries_active: u32,
+    /// The circuit breakers of priority DEFAULT (every request's) and HIGH (configured,
+    /// shown in the stats, never used: routes have no `priority`).
+    pub breakers: [breakers::Breakers; 2],
 }
-
-/// Envoy's default circuit-breaker `max_retries`: concurrent retries per cluster.
-pub const MAX_RETRIES: u32 = 3;
 
 /// Keeps the addresses `family` allows, in the order it prefers.
 pub fn filter_family(addrs: &[SocketAddr], family: DnsLookupFamily) -> Vec<SocketAddr> {
@@ -92,7 +91,10 @@ impl ClusterRt {
             rr: 0,
             weighted: false,
             tls: None,
-            retries_active: 0,
+            breakers: [
+                breakers::Breakers::new(cfg.circuit_breakers.default.clone()),
+                breakers::Breakers::new(cfg.circuit_breakers.high.clone()),
+            ],
             cfg,
         };
         for (i, ep) in c.cfg.endpoints.iter().enumerate() {
@@ -282,20 +284,6 @@ impl ClusterRt {
     }
 
     /// Adjusts the active-request count of the host at `addr` (it may have gone away).
-    /// Takes a retry slot; false when `MAX_RETRIES` are already out (overflow).
-    pub fn retry_acquire(&mut self) -> bool {
-        if self.retries_active >= MAX_RETRIES {
-            return false;
-        }
-        self.retries_active += 1;
-        true
-    }
-
-    /// Gives a retry slot back.
-    pub fn retry_release(&mut self) {
-        self.retries_active = self.retries_active.saturating_sub(1);
-    }
-
     pub fn track(&mut self, addr: SocketAddr, delta: i32) {
         if let Some(h) = self.hosts.iter_mut().find(|h| h.addr == addr) {
             h.active_rq = h.active_rq.saturating_add_signed(delta);
@@ -328,6 +316,7 @@ mod tests {
             per_connection_buffer_limit_bytes: 1 << 20,
             load_assignment_cluster_name: "c".into(),
             tls: None,
+            circuit_breakers: Default::default(),
         })
     }
 

@@ -23,7 +23,11 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("watchdogs", "the watchdog"),
     ("secrets", "TLS secrets"),
     ("health_checks", "active health checking"),
-    ("circuit_breakers", "circuit breakers"),
+    ("per_host_thresholds", "per-host circuit breakers"),
+    (
+        "max_connection_pools",
+        "a limit on connection pools; baton keeps one pool per upstream address",
+    ),
     ("outlier_detection", "outlier detection"),
     (
         "typed_extension_protocol_options",

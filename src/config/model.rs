@@ -616,6 +616,56 @@ pub struct Cluster {
     pub load_assignment_cluster_name: String,
     /// `transport_socket`: TLS to the upstream hosts.
     pub tls: Option<UpstreamTls>,
+    /// `circuit_breakers` (Envoy's defaults when absent).
+    pub circuit_breakers: CircuitBreakers,
+}
+
+/// A cluster's `circuit_breakers.thresholds`, one set per routing priority. Every request
+/// baton forwards is of priority DEFAULT (a route's `priority` is refused), so `high` only
+/// shows in the `circuit_breakers.high.*` gauges, as Envoy shows an unused class.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CircuitBreakers {
+    pub default: Thresholds,
+    pub high: Thresholds,
+}
+
+/// One priority's limits (`envoy.config.cluster.v3.CircuitBreakers.Thresholds`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    /// Upstream connections of the cluster, open or opening (idle pooled ones included).
+    pub max_connections: u32,
+    /// Requests waiting for a connection.
+    pub max_pending_requests: u32,
+    /// Requests on a connection (HTTP/1.1: exchanges in flight).
+    pub max_requests: u32,
+    /// Retries in flight (replaced by `retry_budget` when that is set).
+    pub max_retries: u32,
+    pub retry_budget: Option<RetryBudget>,
+    /// Publish the `remaining_*` gauges.
+    pub track_remaining: bool,
+}
+
+/// Envoy's defaults: 1024 connections, pending and active requests, 3 retries.
+impl Default for Thresholds {
+    fn default() -> Thresholds {
+        Thresholds {
+            max_connections: 1024,
+            max_pending_requests: 1024,
+            max_requests: 1024,
+            max_retries: 3,
+            retry_budget: None,
+            track_remaining: false,
+        }
+    }
+}
+
+/// `retry_budget`: concurrent retries limited to a share of the active and pending requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryBudget {
+    /// Percent (0..=100) of active + pending requests; default 20.
+    pub budget_percent: f64,
+    /// The floor of the limit; default 3.
+    pub min_retry_concurrency: u32,
 }
 
 // TLS (`config/tls.rs` reads these from Envoy's TLS contexts).

@@ -268,14 +268,6 @@ pub struct HealthCheck {
     pub cluster_min_healthy_percentages: std::collections::BTreeMap<String, Percent>,
 }
 
-/// `envoy.type.v3.Percent`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Percent {
-    #[serde(default)]
-    pub value: f64,
-}
-
 /// The plain transport socket's `typed_config`: it has no fields, and one given is an error.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -565,6 +557,44 @@ pub struct Cluster {
     pub load_assignment: Option<ClusterLoadAssignment>,
     pub per_connection_buffer_limit_bytes: Option<u32>,
     pub transport_socket: Option<TypedExtension>,
+    pub circuit_breakers: Option<CircuitBreakers>,
+}
+
+/// `circuit_breakers` (`per_host_thresholds` is refused: see `UNSUPPORTED_FIELDS`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreakers {
+    #[serde(default)]
+    pub thresholds: Vec<Thresholds>,
+}
+
+/// One `thresholds` entry (`max_connection_pools` is refused).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    pub priority: Option<EnumValue>,
+    pub max_connections: Option<u32>,
+    pub max_pending_requests: Option<u32>,
+    pub max_requests: Option<u32>,
+    pub max_retries: Option<u32>,
+    pub retry_budget: Option<RetryBudget>,
+    #[serde(default)]
+    pub track_remaining: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBudget {
+    pub budget_percent: Option<Percent>,
+    pub min_retry_concurrency: Option<u32>,
+}
+
+/// `envoy.type.v3.Percent`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Percent {
+    #[serde(default)]
+    pub value: f64,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1289,6 +1289,76 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
             Some(ts) => super::tls::upstream_socket(ts, &p("transport_socket"))?,
             None => None,
         },
+        circuit_breakers: match &c.circuit_breakers {
+            Some(cb) => circuit_breakers(cb, &p("circuit_breakers"))?,
+            None => CircuitBreakers::default(),
+        },
         name: c.name,
+    })
+}
+
+/// Envoy's `RoutingPriority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Priority {
+    Default,
+    High,
+}
+
+const PRIORITIES: &[EnumEntry<Priority>] = &[
+    ("DEFAULT", 0, Some(Priority::Default)),
+    ("HIGH", 1, Some(Priority::High)),
+];
+
+/// `circuit_breakers.thresholds`: as in Envoy, the first entry of a priority counts, and a
+/// priority without one keeps the defaults.
+fn circuit_breakers(cb: &raw::CircuitBreakers, path: &str) -> Result<CircuitBreakers, ConfigError> {
+    let mut out = CircuitBreakers::default();
+    let mut seen = [false; 2];
+    for (i, t) in cb.thresholds.iter().enumerate() {
+        let tp = format!("{path}.thresholds[{i}]");
+        let prio = enum_or(
+            &t.priority,
+            &join_key(&tp, "priority"),
+            PRIORITIES,
+            Priority::Default,
+        )?;
+        let th = thresholds(t, &tp)?;
+        let (slot, done) = match prio {
+            Priority::Default => (&mut out.default, &mut seen[0]),
+            Priority::High => (&mut out.high, &mut seen[1]),
+        };
+        if !*done {
+            *slot = th;
+            *done = true;
+        }
+    }
+    Ok(out)
+}
+
+fn thresholds(t: &raw::Thresholds, path: &str) -> Result<Thresholds, ConfigError> {
+    let d = Thresholds::default();
+    let retry_budget = match &t.retry_budget {
+        None => None,
+        Some(b) => {
+            let budget_percent = b.budget_percent.as_ref().map_or(20.0, |p| p.value);
+            if !(0.0..=100.0).contains(&budget_percent) {
+                return Err(err(
+                    format!("{path}.retry_budget.budget_percent.value"),
+                    format!("{budget_percent} is not a percentage (0 to 100)"),
+                ));
+            }
+            Some(RetryBudget {
+                budget_percent,
+                min_retry_concurrency: b.min_retry_concurrency.unwrap_or(3),
+            })
+        }
+    };
+    Ok(Thresholds {
+        max_connections: t.max_connections.unwrap_or(d.max_connections),
+        max_pending_requests: t.max_pending_requests.unwrap_or(d.max_pending_requests),
+        max_requests: t.max_requests.unwrap_or(d.max_requests),
+        max_retries: t.max_retries.unwrap_or(d.max_retries),
+        retry_budget,
+        track_remaining: t.track_remaining,
     })
 }

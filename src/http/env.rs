@@ -12,6 +12,7 @@ use super::core::{Env, Reply, RetryStat, Spares};
 use super::local::write_local_reply;
 use super::request::{decide, hcm_path, Decision};
 use crate::access_log::{Rq, TlsInfo};
+use crate::cluster::breakers::Resource;
 use crate::config::{HttpConnectionManager, RetryPolicy, RouteAction, ServerHeader, StripPort};
 use crate::context::Ctx;
 use crate::observe;
@@ -156,6 +157,9 @@ impl Env for CtxEnv<'_> {
         if !r.edits.is_empty() {
             apply(&mut extra, r.edits, &|t| t.render_upstream(r.upstream));
         }
+        if r.overloaded {
+            extra.push((Cow::Borrowed("x-envoy-overloaded"), Cow::Borrowed(b"true")));
+        }
         // Everything in `extra` was rendered from UTF-8 text (config values, our Location).
         let extra: Vec<(&str, &str)> = extra
             .iter()
@@ -249,17 +253,16 @@ impl Env for CtxEnv<'_> {
         self.ctx.stats.retry(cluster, s);
     }
 
-    fn retry_acquire(&mut self, cluster: usize) -> bool {
-        self.ctx
-            .clusters
-            .get_mut(cluster)
-            .is_some_and(|c| c.retry_acquire())
+    fn acquire(&mut self, cluster: usize, r: Resource, over: bool) -> bool {
+        observe::breaker_acquire(self.ctx, cluster, r, over)
     }
 
-    fn retry_release(&mut self, cluster: usize) {
-        if let Some(c) = self.ctx.clusters.get_mut(cluster) {
-            c.retry_release();
-        }
+    fn release(&mut self, cluster: usize, r: Resource) {
+        observe::breaker_release(self.ctx, cluster, r);
+    }
+
+    fn pending_overflow(&mut self, cluster: usize) {
+        self.ctx.stats.overflow(cluster, false);
     }
 
     fn http2_preface(&mut self) {

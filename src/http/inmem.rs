@@ -83,9 +83,12 @@ impl InMem {
                 match a {
                     Action::Connect { .. } => {
                         let mut env = CtxEnv::new(&mut self.ctx, 0, self.peer).conn(1, None);
+                        if !self.pooled {
+                            self.conn.up_pending(&mut env, self.now);
+                        }
                         self.conn.up_attached(&mut env, self.pooled, None, self.now);
                         if !self.pooled {
-                            self.conn.up_connected(self.now);
+                            self.conn.up_connected(&mut env, self.now);
                         }
                         self.up_open = true;
                     }

@@ -14,7 +14,7 @@ use super::buf::{BufPool, ReadOutcome, CHUNK};
 use super::core::{Action, Close, Conn, Failure, Limits, TunnelState};
 use super::env::CtxEnv;
 use super::splice::{In, Pipe};
-use super::upstream::{put_idle, reset_on_close, take_idle, UpConn};
+use super::upstream::{may_open, put_idle, reset_on_close, take_idle, UpConn};
 use crate::config::HttpConnectionManager;
 use crate::context::Ctx;
 use crate::reactor::{TimerKey, Tok};
@@ -378,7 +378,10 @@ impl Session {
                     ctx.upstreams.connect_done(up.addr);
                     crate::observe::upstream_connected(ctx, up.cluster, up.addr);
                     if !up.stream.is_tls() {
-                        self.core.up_connected(now);
+                        let mut env = CtxEnv::new(ctx, self.listener, self.peer)
+                            .conn(self.gen, self.local)
+                            .tls(&self.client);
+                        self.core.up_connected(&mut env, now);
                     }
                     progress = true;
                 }
@@ -404,7 +407,10 @@ impl Session {
             }
             match done {
                 Ok(true) => {
-                    self.core.up_connected(now);
+                    let mut env = CtxEnv::new(ctx, self.listener, self.peer)
+                        .conn(self.gen, self.local)
+                        .tls(&self.client);
+                    self.core.up_connected(&mut env, now);
                     progress = true;
                 }
                 Ok(false) => return progress,
@@ -617,20 +623,23 @@ impl Session {
                     cluster,
                     addr,
                     fresh,
-                } => self.connect(ctx, cluster, addr, fresh, now),
+                } => self.connect(ctx, cluster, addr, fresh, false, now),
             }
         }
         any
     }
 
-    /// Gets a connection to `addr`: pooled, new, or (every connect slot busy) queued until
-    /// one frees up (`Ctx::connecting`).
+    /// Gets a connection to `addr`: pooled, new, or (no connect slot, or the cluster at its
+    /// `max_connections`) queued until one frees up (`UpPool::wait`). Without a pooled
+    /// connection the request is pending (`max_pending_requests`). `queued`: a woken waiter,
+    /// whose place in the queue the reactor keeps.
     fn connect(
         &mut self,
         ctx: &mut Ctx,
         cluster: usize,
         addr: SocketAddr,
         fresh: bool,
+        queued: bool,
         now: Instant,
     ) {
         if let Some(old) = self.up.take() {
@@ -643,12 +652,22 @@ impl Session {
         };
         let got = match pooled {
             Some(c) => Ok((c, true)),
-            None if !ctx.upstreams.may_connect(addr) => {
-                log::debug!("session {}: waiting for a connection to {addr}", self.id);
-                ctx.upstreams.wait(addr, self.id, self.gen);
-                return;
+            None => {
+                let mut env = CtxEnv::new(ctx, self.listener, self.peer)
+                    .conn(self.gen, self.local)
+                    .tls(&self.client);
+                if !self.core.up_pending(&mut env, now) {
+                    return; // refused at once by max_pending_requests
+                }
+                if !may_open(ctx, cluster, addr, !queued) {
+                    if !queued {
+                        log::debug!("session {}: waiting for a connection to {addr}", self.id);
+                        ctx.upstreams.wait(addr, self.id, self.gen);
+                    }
+                    return;
+                }
+                UpConn::connect(ctx, cluster, addr, self.id).map(|c| (c, false))
             }
-            None => UpConn::connect(ctx, cluster, addr, self.id).map(|c| (c, false)),
         };
         match got {
             Ok((c, reused)) => {
@@ -672,7 +691,8 @@ impl Session {
         }
     }
 
-    /// A queued exchange was woken: retry getting its connection.
+    /// A queued exchange was woken: retry getting its connection (it stays queued when
+    /// nothing is free for it after all).
     pub fn retry_connect(&mut self, ctx: &mut Ctx) {
         if let Some(Action::Connect {
             cluster,
@@ -680,10 +700,8 @@ impl Session {
             fresh,
         }) = self.core.pending_connect()
         {
-            if ctx.upstreams.available(addr) {
-                let now = ctx.now();
-                self.connect(ctx, cluster, addr, fresh, now);
-            }
+            let now = ctx.now();
+            self.connect(ctx, cluster, addr, fresh, true, now);
         }
     }
 

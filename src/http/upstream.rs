@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use mio::net::TcpStream;
 use mio::Interest;
 
+use crate::cluster::breakers::Resource;
 use crate::context::Ctx;
 use crate::observe;
 use crate::reactor::Tok;
@@ -43,6 +44,9 @@ pub struct UpPool {
     freed: Vec<SocketAddr>,
     /// Idle connections per upstream address, most recently used last.
     idle_by_addr: FastMap<SocketAddr, Vec<usize>>,
+    /// Connections open per (cluster that opened them, address): a host's first connection
+    /// is opened even past the cluster's `max_connections`.
+    open: FastMap<(usize, SocketAddr), usize>,
 }
 
 impl UpPool {
@@ -51,9 +55,26 @@ impl UpPool {
         self.connecting.get(&addr).copied().unwrap_or(0) < MAX_CONNECTING
     }
 
-    /// Whether a pooled connection or a connect slot for `addr` is free.
-    pub fn available(&self, addr: SocketAddr) -> bool {
-        self.idle_by_addr.get(&addr).is_some_and(|v| !v.is_empty()) || self.may_connect(addr)
+    /// Whether the pool holds an idle connection to `addr`.
+    pub fn has_idle(&self, addr: SocketAddr) -> bool {
+        self.idle_by_addr.get(&addr).is_some_and(|v| !v.is_empty())
+    }
+
+    /// Connections `cluster` has open to `addr`.
+    pub fn open_to(&self, cluster: usize, addr: SocketAddr) -> usize {
+        self.open.get(&(cluster, addr)).copied().unwrap_or(0)
+    }
+
+    fn count_open(&mut self, cluster: usize, addr: SocketAddr, up: bool) {
+        let n = self.open.entry((cluster, addr)).or_insert(0);
+        if up {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.open.remove(&(cluster, addr));
+            }
+        }
     }
 
     /// A connect to `addr` finished (either way): free its slot for a waiter.
@@ -165,7 +186,7 @@ impl UpConn {
                 return Err(e);
             }
         };
-        observe::upstream_cx_open(ctx, cluster, addr);
+        opened(ctx, cluster, addr);
         *ctx.upstreams.connecting.entry(addr).or_insert(0) += 1;
         let local = stream.local_addr().ok();
         Ok(Box::new(UpConn {
@@ -204,7 +225,7 @@ impl UpConn {
         if !self.connected {
             ctx.upstreams.connect_done(self.addr);
         }
-        observe::upstream_cx_close(ctx, self.cluster, self.addr);
+        closed(ctx, self.cluster, self.addr);
         ctx.upstreams.owner.remove(self.slot);
         let _ = ctx.registry.deregister(&mut self.stream);
     }
@@ -214,7 +235,7 @@ impl UpConn {
     /// Takes a tunnel's connection out for a handover: deregistered and its slot freed, the
     /// socket itself left open (the new process serves it).
     pub fn detach(mut self, ctx: &mut Ctx) -> TcpStream {
-        observe::upstream_cx_close(ctx, self.cluster, self.addr);
+        closed(ctx, self.cluster, self.addr);
         ctx.upstreams.owner.remove(self.slot);
         let _ = ctx.registry.deregister(&mut self.stream);
         self.stream.into_tcp()
@@ -231,7 +252,7 @@ impl UpConn {
     ) -> io::Result<Box<UpConn>> {
         let mut stream = Stream::plain(stream);
         let slot = register(ctx, &mut stream, owner)?;
-        observe::upstream_cx_open(ctx, cluster, addr);
+        opened(ctx, cluster, addr);
         Ok(Box::new(UpConn {
             local: stream.local_addr().ok(),
             stream,
@@ -251,6 +272,53 @@ impl UpConn {
         reset_on_close(&self.stream);
         self.close(ctx);
     }
+}
+
+/// A connection of `cluster` to `addr` opened (or arrived with a tunnel): counted in the
+/// stats and against `max_connections`, whose check the caller made (`may_open`).
+fn opened(ctx: &mut Ctx, cluster: usize, addr: SocketAddr) {
+    observe::upstream_cx_open(ctx, cluster, addr);
+    observe::breaker_acquire(ctx, cluster, Resource::Connection, true);
+    ctx.upstreams.count_open(cluster, addr, true);
+}
+
+/// A connection of `cluster` to `addr` closed (or left with a tunnel). A request waiting
+/// for room under the cluster's `max_connections` may now connect: every waiting address
+/// of the cluster is woken (one waiter each, which requeues if another took the room).
+fn closed(ctx: &mut Ctx, cluster: usize, addr: SocketAddr) {
+    observe::upstream_cx_close(ctx, cluster, addr);
+    observe::breaker_release(ctx, cluster, Resource::Connection);
+    ctx.upstreams.count_open(cluster, addr, false);
+    if ctx.upstreams.waiters.is_empty() {
+        return;
+    }
+    if let Some(c) = ctx.clusters.get(cluster) {
+        for h in &c.hosts {
+            ctx.upstreams.note_freed(h.addr);
+        }
+    }
+}
+
+/// Whether a new connection of `cluster` to `addr` may start now: a connect slot for the
+/// address (`MAX_CONNECTING`), and room under the cluster's `max_connections`. Past that
+/// limit `upstream_cx_overflow` counts (when `count`), and only a host without any
+/// connection of the cluster gets one anyway, as in Envoy, so that its requests never wait
+/// on connections to other hosts.
+pub fn may_open(ctx: &mut Ctx, cluster: usize, addr: SocketAddr, count: bool) -> bool {
+    if !ctx.upstreams.may_connect(addr) {
+        return false;
+    }
+    let room = ctx
+        .clusters
+        .get(cluster)
+        .is_some_and(|c| c.breakers[0].can_take(Resource::Connection));
+    if room {
+        return true;
+    }
+    if count {
+        ctx.stats.overflow(cluster, true);
+    }
+    ctx.upstreams.open_to(cluster, addr) == 0
 }
 
 /// Gives an upstream socket its slot (owned by session `owner`) and its one registration.

@@ -72,7 +72,15 @@ pub fn prometheus_name(name: &str) -> (String, Option<(&'static str, &str)>) {
         _ => None,
     };
     if let Some((label, scope, rest)) = tag {
-        if let Some((value, stat)) = rest.rsplit_once('.') {
+        // A stat of a scope inside the tagged one (`cluster.<name>.circuit_breakers.default.
+        // cx_open`, `….ssl.handshake`) keeps that scope in its metric name, as Envoy's does;
+        // the tag value is what comes before it (names may have dots: `cluster.a.b.x`).
+        let inner = INNER_SCOPES
+            .iter()
+            .filter_map(|s| rest.find(s))
+            .min()
+            .map(|at| (&rest[..at], &rest[at + 1..]));
+        if let Some((value, stat)) = inner.or_else(|| rest.rsplit_once('.')) {
             return (
                 sanitize(&format!("envoy_{scope}_{stat}")),
                 Some((label, value)),
@@ -81,6 +89,9 @@ pub fn prometheus_name(name: &str) -> (String, Option<(&'static str, &str)>) {
     }
     (sanitize(&format!("envoy_{name}")), None)
 }
+
+/// Scopes that stats of a tagged scope may sit in, with their dots.
+const INNER_SCOPES: [&str; 2] = [".circuit_breakers.", ".ssl."];
 
 fn sanitize(n: &str) -> String {
     n.chars()
@@ -153,12 +164,19 @@ mod tests {
         let c = s.counter("cluster.a.b.upstream_rq_total");
         s.add(c, 3);
         s.counter("cluster.z.upstream_rq_total");
+        s.gauge(
+            "cluster.a.b.circuit_breakers.default.cx_open",
+            Import::Never,
+        );
+        s.counter("cluster.z.ssl.versions.TLSv1.3");
         s.gauge("server.live", Import::Never);
         s.counter("listener.0.0.0.0_10000.downstream_cx_total");
         let t = render_text(&s, None);
         assert_eq!(
             t,
-            "cluster.a.b.upstream_rq_total: 3\ncluster.z.upstream_rq_total: 0\n\
+            "cluster.a.b.circuit_breakers.default.cx_open: 0\n\
+             cluster.a.b.upstream_rq_total: 3\ncluster.z.ssl.versions.TLSv1.3: 0\n\
+             cluster.z.upstream_rq_total: 0\n\
              listener.0.0.0.0_10000.downstream_cx_total: 0\nserver.live: 0\n"
         );
         let r = regex::Regex::new("live").unwrap();
@@ -176,6 +194,11 @@ mod tests {
         assert!(p.contains(
             "envoy_listener_downstream_cx_total{envoy_listener_address=\"0.0.0.0_10000\"} 0\n"
         ));
+        assert!(p.contains(
+            "# TYPE envoy_cluster_circuit_breakers_default_cx_open gauge\n\
+             envoy_cluster_circuit_breakers_default_cx_open{envoy_cluster_name=\"a.b\"} 0\n"
+        ));
+        assert!(p.contains("envoy_cluster_ssl_versions_TLSv1_3{envoy_cluster_name=\"z\"} 0\n"));
         assert!(p.contains("# TYPE envoy_server_live gauge\nenvoy_server_live 0\n"));
         let mut j = String::new();
         json_str(&mut j, "a\"b\\\n\u{1}");

@@ -190,12 +190,57 @@ pub struct ClusterStats {
     pub upstream_rq_retry_success: Counter,
     pub upstream_rq_retry_limit_exceeded: Counter,
     pub upstream_rq_retry_overflow: Counter,
+    /// A connection the cluster needed was not opened: `max_connections` reached.
+    pub upstream_cx_overflow: Counter,
+    /// Requests answered 503 `UO` by `max_pending_requests` or `max_requests`.
+    pub upstream_rq_pending_overflow: Counter,
+    pub upstream_rq_active: Gauge,
+    pub upstream_rq_pending_active: Gauge,
+    /// `circuit_breakers.default.*` and `circuit_breakers.high.*`.
+    pub breakers: [BreakerGauges; 2],
     pub membership_healthy: Gauge,
     pub membership_total: Gauge,
     pub update_attempt: Counter,
     pub update_success: Counter,
     pub update_failure: Counter,
     pub lb_healthy_panic: Counter,
+}
+
+/// `cluster.<name>.circuit_breakers.<priority>.*`: the breakers' state in this process
+/// (limits are per process, so these are never added to a hot-restart parent's).
+#[derive(Debug, Clone, Copy)]
+pub struct BreakerGauges {
+    /// `cx_open`, `rq_pending_open`, `rq_open`, `rq_retry_open`, by `Resource`.
+    pub open: [Gauge; 4],
+    /// Always 0: baton has no connection-pool limit (`max_connection_pools` is refused).
+    pub cx_pool_open: Gauge,
+    /// `remaining_cx`, `remaining_pending`, `remaining_rq`, `remaining_retries`, with
+    /// `track_remaining`.
+    pub remaining: Option<[Gauge; 4]>,
+}
+
+/// Priority names in stat names, by index of `ClusterRt::breakers`.
+const PRIORITIES: [&str; 2] = ["default", "high"];
+
+impl BreakerGauges {
+    fn new(s: &mut Store, cluster: &str, prio: &str) -> BreakerGauges {
+        let mut g = |n: &str| {
+            s.gauge(
+                &format!("{cluster}.circuit_breakers.{prio}.{n}"),
+                Import::Never,
+            )
+        };
+        BreakerGauges {
+            open: [
+                g("cx_open"),
+                g("rq_pending_open"),
+                g("rq_open"),
+                g("rq_retry_open"),
+            ],
+            cx_pool_open: g("cx_pool_open"),
+            remaining: None,
+        }
+    }
 }
 
 /// Per-host counters shown by /clusters (Envoy keeps these outside /stats too). Kept on the
@@ -321,6 +366,8 @@ impl Stats {
                 let upstream_rq_retry_success = ctr("upstream_rq_retry_success");
                 let upstream_rq_retry_limit_exceeded = ctr("upstream_rq_retry_limit_exceeded");
                 let upstream_rq_retry_overflow = ctr("upstream_rq_retry_overflow");
+                let upstream_cx_overflow = ctr("upstream_cx_overflow");
+                let upstream_rq_pending_overflow = ctr("upstream_rq_pending_overflow");
                 let update_attempt = ctr("update_attempt");
                 let update_success = ctr("update_success");
                 let update_failure = ctr("update_failure");
@@ -340,6 +387,15 @@ impl Stats {
                     upstream_rq_retry_success,
                     upstream_rq_retry_limit_exceeded,
                     upstream_rq_retry_overflow,
+                    upstream_cx_overflow,
+                    upstream_rq_pending_overflow,
+                    upstream_rq_active: s
+                        .gauge(&format!("{c}.upstream_rq_active"), Import::Accumulate),
+                    upstream_rq_pending_active: s.gauge(
+                        &format!("{c}.upstream_rq_pending_active"),
+                        Import::Accumulate,
+                    ),
+                    breakers: PRIORITIES.map(|p| BreakerGauges::new(&mut s, &c, p)),
                     // Membership is this process's view of DNS: never imported.
                     membership_healthy: s.gauge(&format!("{c}.membership_healthy"), Import::Never),
                     membership_total: s.gauge(&format!("{c}.membership_total"), Import::Never),
@@ -436,6 +492,68 @@ impl Stats {
         let st = SslStats::new(&mut self.store, &format!("cluster.{name}"));
         if let Some(slot) = self.cluster_ssl.get_mut(c) {
             *slot = Some(st);
+        }
+    }
+
+    /// Registers the `remaining_*` gauges of cluster `c`'s breakers of priority `prio`
+    /// (`track_remaining`).
+    pub fn track_remaining(&mut self, c: usize, name: &str, prio: usize) {
+        let (Some(cs), Some(p)) = (self.clusters.get_mut(c), PRIORITIES.get(prio)) else {
+            return;
+        };
+        let st = &mut self.store;
+        let mut g = |n: &str| {
+            st.gauge(
+                &format!("cluster.{name}.circuit_breakers.{p}.{n}"),
+                Import::Never,
+            )
+        };
+        if let Some(b) = cs.breakers.get_mut(prio) {
+            b.remaining = Some([
+                g("remaining_cx"),
+                g("remaining_pending"),
+                g("remaining_rq"),
+                g("remaining_retries"),
+            ]);
+        }
+    }
+
+    /// Shows the state of cluster `c`'s breakers of priority `prio` (0: DEFAULT, whose
+    /// counts also give `upstream_rq_active` and `upstream_rq_pending_active`).
+    pub fn breakers(&mut self, c: usize, prio: usize, b: &crate::cluster::breakers::Breakers) {
+        use crate::cluster::breakers::Resource;
+        let Some(cs) = self.clusters.get(c).copied() else {
+            return;
+        };
+        let Some(g) = cs.breakers.get(prio).copied() else {
+            return;
+        };
+        let st = &mut self.store;
+        for r in Resource::ALL {
+            st.set(g.open[r as usize], i64::from(b.open(r)));
+            if let Some(rem) = g.remaining {
+                let n = i64::try_from(b.remaining(r)).unwrap_or(i64::MAX);
+                st.set(rem[r as usize], n);
+            }
+        }
+        if prio == 0 {
+            st.set(cs.upstream_rq_active, i64::from(b.count(Resource::Request)));
+            st.set(
+                cs.upstream_rq_pending_active,
+                i64::from(b.count(Resource::Pending)),
+            );
+        }
+    }
+
+    /// Cluster `c` counted an overflow: `upstream_cx_overflow` (`connection`) or
+    /// `upstream_rq_pending_overflow`.
+    pub fn overflow(&mut self, c: usize, connection: bool) {
+        if let Some(cs) = self.clusters.get(c).copied() {
+            self.store.inc(if connection {
+                cs.upstream_cx_overflow
+            } else {
+                cs.upstream_rq_pending_overflow
+            });
         }
     }
 

@@ -221,7 +221,7 @@ fn unknown_fields_are_named() {
         "static_resources.clusters[0].lb_polcy: unknown or unsupported field \"lb_polcy\" \
          (accepted here: name, connect_timeout, type, lb_policy, dns_lookup_family, \
          dns_refresh_rate, load_assignment, per_connection_buffer_limit_bytes, \
-         transport_socket)"
+         transport_socket, circuit_breakers)"
     );
     assert_eq!(
         err_with(&[(&hcm("http_filters[0].typed_config.dynamic_stats"), "false")]),
@@ -312,9 +312,9 @@ fn unsupported_envoy_features_say_so() {
             "active health checking",
         ),
         (
-            "static_resources.clusters[0].circuit_breakers",
-            "{}",
-            "circuit breakers",
+            "static_resources.clusters[0].circuit_breakers.per_host_thresholds",
+            "[]",
+            "per-host circuit breakers",
         ),
         (
             "static_resources.clusters[0].respect_dns_ttl",

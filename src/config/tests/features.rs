@@ -386,3 +386,84 @@ fn upgrade_configs_and_connect_matcher_load() {
         ]
     );
 }
+
+#[test]
+fn circuit_breakers_take_envoys_defaults_and_the_first_thresholds_of_each_priority() {
+    use crate::config::{RetryBudget, Thresholds};
+    let cb = |b: &Bootstrap| b.clusters[0].circuit_breakers.clone();
+    let none = cb(&ok_with(&[]));
+    assert_eq!(none.default, Thresholds::default());
+    assert_eq!(none.default.max_connections, 1024);
+    assert_eq!(none.default.max_retries, 3);
+    assert_eq!(none.high, Thresholds::default());
+    let set = cb(&ok_with(&[(
+        "static_resources.clusters[0].circuit_breakers",
+        "{thresholds: [\
+          {max_connections: 2, max_pending_requests: 1, max_requests: \"7\", max_retries: 0, \
+           track_remaining: true},\
+          {priority: HIGH, max_connections: 9, retry_budget: {}},\
+          {priority: DEFAULT, max_connections: 99}]}",
+    )]));
+    assert_eq!(
+        set.default,
+        Thresholds {
+            max_connections: 2,
+            max_pending_requests: 1,
+            max_requests: 7,
+            max_retries: 0,
+            retry_budget: None,
+            track_remaining: true,
+        }
+    );
+    // An empty retry_budget takes Envoy's defaults (20 %, at least 3).
+    assert_eq!(
+        set.high.retry_budget,
+        Some(RetryBudget {
+            budget_percent: 20.0,
+            min_retry_concurrency: 3
+        })
+    );
+    assert_eq!(set.high.max_connections, 9);
+    assert_eq!(set.high.max_pending_requests, 1024);
+    let budget = cb(&ok_with(&[(
+        "static_resources.clusters[0].circuit_breakers.thresholds",
+        "{retry_budget: {budget_percent: {value: 12.5}, min_retry_concurrency: 1}}",
+    )]));
+    assert_eq!(
+        budget.default.retry_budget,
+        Some(RetryBudget {
+            budget_percent: 12.5,
+            min_retry_concurrency: 1
+        })
+    );
+}
+
+#[test]
+fn circuit_breaker_errors_name_the_field() {
+    let cb = "static_resources.clusters[0].circuit_breakers";
+    let one = |field: &str, v: &str| {
+        err_with(&[(&format!("{cb}.thresholds"), &format!("[{{{field}: {v}}}]"))])
+    };
+    assert_eq!(
+        one("max_connection_pools", "10"),
+        format!(
+            "{cb}.thresholds[0].max_connection_pools: not supported by baton (a limit on \
+             connection pools; baton keeps one pool per upstream address)"
+        )
+    );
+    assert_eq!(
+        one("priority", "URGENT"),
+        format!("{cb}.thresholds[0].priority: unknown value \"URGENT\" (supported: DEFAULT, HIGH)")
+    );
+    assert_eq!(
+        one("retry_budget", "{budget_percent: {value: 120}}"),
+        format!(
+            "{cb}.thresholds[0].retry_budget.budget_percent.value: 120 is not a percentage \
+             (0 to 100)"
+        )
+    );
+    assert_eq!(
+        one("max_requests", "-1"),
+        format!("{cb}.thresholds[0].max_requests: invalid value: integer `-1`, expected u32")
+    );
+}

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{Action, Env, Reply, UpSide, MAX_RESPONSE_HEAD};
+use super::{Action, Env, Reply, Resource, UpSide, MAX_RESPONSE_HEAD};
 use crate::access_log::{Flags, Rq};
 use crate::http::buf::{Buf, BufPool, CHUNK};
 use crate::http::codec::{ChunkedDecoder, Framing, RequestHead, LAST_CHUNK};
@@ -235,8 +235,10 @@ pub struct Exchange {
     pub(super) attempts: u32,
     /// `upstream_rq_retry_success` was counted for this exchange.
     pub(super) retry_counted: bool,
-    /// Holds one of the cluster's concurrent-retry slots (from a retry decision to the next).
-    pub(super) retry_held: bool,
+    /// The cluster's circuit-breaker resources this exchange holds, one bit per `Resource`:
+    /// a retry (from a retry decision to the next), a pending request (no ready connection
+    /// yet), an active request (on a connection).
+    pub(super) held: u8,
     /// Stream idle timeout (route's `idle_timeout`, else the HCM's `stream_idle_timeout`).
     pub(super) idle: Option<Duration>,
     pub(super) last_activity: Instant,
@@ -367,7 +369,7 @@ impl Exchange {
             per_try_at: None,
             attempts: 1,
             retry_counted: false,
-            retry_held: false,
+            held: 0,
             idle: f.map_or(s.stream_idle, |f| f.idle),
             last_activity: now,
             attached_at: now,
@@ -528,12 +530,55 @@ impl Exchange {
     /// Ends the exchange's record and what it holds on the cluster. The exchange is spent
     /// afterwards (its box is kept for the next one; see `Spares`).
     pub(super) fn finish(&mut self, env: &mut dyn Env, now: Instant) {
-        self.release_retry(env);
+        self.release_all(env);
         if let Some((c, addr)) = self.target.take() {
             env.track(c, addr, -1);
         }
         let spent = Rq::new(self.rq.start, self.rq.listener, self.rq.peer, self.rq.minor);
         env.end(std::mem::replace(&mut self.rq, spent), now);
+    }
+
+    /// Takes one `r` of the target cluster's circuit breakers for this exchange (nothing
+    /// when it already holds one); false when the breaker refuses. `over`: whatever the limit.
+    pub(super) fn hold(&mut self, env: &mut dyn Env, r: Resource, over: bool) -> bool {
+        let bit = 1u8 << r as u8;
+        if self.held & bit != 0 {
+            return true;
+        }
+        let Some((c, _)) = self.target else {
+            return false;
+        };
+        if !env.acquire(c, r, over) {
+            return false;
+        }
+        self.held |= bit;
+        true
+    }
+
+    /// Gives back the `r` this exchange holds, if any.
+    pub(super) fn unhold(&mut self, env: &mut dyn Env, r: Resource) {
+        let bit = 1u8 << r as u8;
+        if self.held & bit == 0 {
+            return;
+        }
+        self.held &= !bit;
+        if let Some((c, _)) = self.target {
+            env.release(c, r);
+        }
+    }
+
+    /// Gives back everything held on the cluster (the exchange ends, or leaves the process).
+    pub(super) fn release_all(&mut self, env: &mut dyn Env) {
+        for r in Resource::ALL {
+            self.unhold(env, r);
+        }
+    }
+
+    /// The exchange has a ready connection: no longer pending, it becomes an active request
+    /// (`max_requests`). False when that breaker refuses.
+    pub(super) fn take_request(&mut self, env: &mut dyn Env) -> bool {
+        self.unhold(env, Resource::Pending);
+        self.hold(env, Resource::Request, false)
     }
 
     pub(super) fn flag(&mut self, f: u16) {
@@ -1092,6 +1137,7 @@ fn reply_local(env: &mut dyn Env, cout: &mut Buf, d: &LocalDecision, close: bool
         edits: &d.edits,
         upstream: d.upstream,
         close,
+        overloaded: false,
     };
     queue_reply(env, cout, &r);
 }
@@ -1112,5 +1158,6 @@ pub(super) fn plain_reply(status: u16, body: &str, close: bool) -> Reply<'_> {
         edits: &[],
         upstream: None,
         close,
+        overloaded: false,
     }
 }

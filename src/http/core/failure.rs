@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::exchange::{plain_reply, queue_reply, Cx, Exchange, Step, Then, Upstream};
-use super::{Env, Reply};
+use super::{Env, Reply, Resource};
 use crate::access_log::Flags;
 use crate::http::local;
 
@@ -69,6 +69,9 @@ impl Exchange {
                 env.upstream_connect_fail(c, addr, f == Failure::ConnectTimeout);
             }
         }
+        // The attempt is over: it neither waits for a connection nor runs on one.
+        self.unhold(env, Resource::Pending);
+        self.unhold(env, Resource::Request);
         self.connect_at = None;
         self.per_try_at = None;
         if self.resp.is_some() {
@@ -130,6 +133,24 @@ impl Exchange {
         self.local_failure(env, cx, status, &body)
     }
 
+    /// A circuit breaker (`max_pending_requests`, `max_requests`) refused the request a
+    /// connection: Envoy's overflow reset, answered at once with 503 `UO` and
+    /// `x-envoy-overloaded: true`, never retried.
+    pub(super) fn overflow(&mut self, env: &mut dyn Env, cx: &mut Cx<'_>) -> Step {
+        log::debug!("circuit breaker overflow");
+        if let Some((c, _)) = self.target {
+            env.pending_overflow(c);
+        }
+        self.release_all(env);
+        self.connect_at = None;
+        self.per_try_at = None;
+        self.flag(Flags::UO);
+        self.rq.details =
+            std::borrow::Cow::Borrowed("upstream_reset_before_response_started{overflow}");
+        let body = local::upstream_failure(self.attempts > 1, "overflow", None);
+        self.reply_and_end(env, cx, 503, &body, true)
+    }
+
     /// Queues a local reply that ends the exchange (with the route's response edits, as
     /// Envoy's router does for its own replies); keeps the connection when that is safe.
     fn local_failure(
@@ -139,11 +160,24 @@ impl Exchange {
         status: u16,
         body: &str,
     ) -> Step {
+        self.reply_and_end(env, cx, status, body, false)
+    }
+
+    /// `local_failure`, saying `x-envoy-overloaded: true` when `overloaded`.
+    fn reply_and_end(
+        &mut self,
+        env: &mut dyn Env,
+        cx: &mut Cx<'_>,
+        status: u16,
+        body: &str,
+        overloaded: bool,
+    ) -> Step {
         self.replied(status, body);
         let keep = self.client_keep_alive && self.req.is_done() && !env.closing();
         let r = Reply {
             edits: &self.resp_edits,
             upstream: self.target.map(|t| t.1),
+            overloaded,
             ..plain_reply(status, body, !keep)
         };
         queue_reply(env, cx.cout, &r);
@@ -174,6 +208,9 @@ impl Exchange {
         if due(self.per_try_at) {
             log::debug!("per-try timeout");
             self.per_try_at = None;
+            // The try is over before the retry decision, as in Envoy (where the reset ends
+            // the upstream stream first): a retry budget counts the requests still active.
+            self.unhold(env, Resource::Request);
             if self.should_retry(env, Outcome::Reset) {
                 cx.drop_up();
                 return self.failed(env, cx, Failure::Reset, false, true, now);
@@ -263,15 +300,14 @@ impl Exchange {
     /// retried. (`upstream_rq_retry` is counted when a retry is scheduled.)
     pub(super) fn should_retry(&mut self, env: &mut dyn Env, o: Outcome) -> bool {
         // Envoy gives the previous retry's circuit-breaker slot back at every decision.
-        self.release_retry(env);
+        self.unhold(env, Resource::Retry);
         let retriable = self.retriable(env, o);
         let cluster = self.target.map(|t| t.0);
         if let (true, true, Some(c)) = (retriable, self.retries_left > 0, cluster) {
-            if env.retry_acquire(c) {
-                self.retry_held = true;
+            if self.hold(env, Resource::Retry, false) {
                 return true;
             }
-            // Envoy's default `max_retries` circuit breaker: 3 retries at once per cluster.
+            // The cluster's `max_retries` (default 3) or `retry_budget` circuit breaker.
             env.retry_stat(c, RetryStat::Overflow);
             self.flag(Flags::UO);
             return false;
@@ -285,15 +321,6 @@ impl Exchange {
             }
         }
         false
-    }
-
-    /// Gives back the cluster's retry slot this exchange holds, if any.
-    pub(super) fn release_retry(&mut self, env: &mut dyn Env) {
-        if std::mem::take(&mut self.retry_held) {
-            if let Some((c, _)) = self.target {
-                env.retry_release(c);
-            }
-        }
     }
 
     /// Whether the policy in force retries `o` (retries left or not): the body is still

@@ -30,6 +30,7 @@ use super::buf::{Buf, BufPool, CHUNK};
 use super::codec::{HeadError, RequestHead};
 use super::request::Decision;
 use crate::access_log::{Flags, Rq};
+pub use crate::cluster::breakers::Resource;
 use crate::config::{CodecType, RetryPolicy, Underscores};
 use crate::route::edits::Op;
 pub use exchange::Exchange;
@@ -197,11 +198,14 @@ pub trait Env {
     fn tunnel_moved(&mut self, rq: &Rq, out: bool);
     /// A retry counter of `cluster`.
     fn retry_stat(&mut self, cluster: usize, s: RetryStat);
-    /// Takes one of `cluster`'s concurrent-retry slots (Envoy's default retry circuit
-    /// breaker); false when none is free.
-    fn retry_acquire(&mut self, cluster: usize) -> bool;
-    /// Gives a slot taken by `retry_acquire` back.
-    fn retry_release(&mut self, cluster: usize);
+    /// Takes one `r` of `cluster`'s circuit breakers (past the limit when `over`: a tunnel
+    /// that arrived from another process); false when the breaker refuses.
+    fn acquire(&mut self, cluster: usize, r: Resource, over: bool) -> bool;
+    /// Gives back one `r` taken by `acquire`.
+    fn release(&mut self, cluster: usize, r: Resource);
+    /// A request of `cluster` was refused by `max_pending_requests` or `max_requests`
+    /// (`upstream_rq_pending_overflow`).
+    fn pending_overflow(&mut self, cluster: usize);
     /// A client sent the HTTP/2 connection preface (baton speaks HTTP/1 only).
     fn http2_preface(&mut self);
     /// `http_protocol_options.default_host_for_http_10`, when configured.
@@ -218,6 +222,8 @@ pub struct Reply<'a> {
     pub edits: &'a [Op],
     pub upstream: Option<SocketAddr>,
     pub close: bool,
+    /// A circuit breaker refused the request: `x-envoy-overloaded: true`.
+    pub overloaded: bool,
 }
 
 /// What the driver must do for the core.
@@ -478,6 +484,13 @@ impl Conn {
         now: Instant,
     ) {
         if let State::Exchange(ex) = &mut self.state {
+            // A pooled connection is ready at once: the request is active from now on
+            // (`max_requests`). Refused, the connection goes back to the pool unused.
+            if reused && !ex.take_request(env) {
+                self.release = Some(true);
+                self.overflow(env, now);
+                return;
+            }
             let up = UpSide {
                 rx: std::mem::take(&mut self.spare.rx),
                 tx: std::mem::take(&mut self.spare.tx),
@@ -493,12 +506,51 @@ impl Conn {
         }
     }
 
-    /// The TCP handshake with the upstream finished.
-    pub fn up_connected(&mut self, now: Instant) {
-        if let (State::Exchange(ex), Some(up)) = (&mut self.state, &mut self.up) {
-            up.connected = true;
-            ex.connected(now);
+    /// The connection is ready (TCP handshake, and TLS's when there is one): the request
+    /// stops pending and becomes active. When `max_requests` refuses it, the connection goes
+    /// back to the pool unused (nothing was sent on it) and the request is answered 503 `UO`.
+    pub fn up_connected(&mut self, env: &mut dyn Env, now: Instant) {
+        let State::Exchange(ex) = &mut self.state else {
+            return;
+        };
+        let Some(up) = &mut self.up else {
+            return;
+        };
+        up.connected = true;
+        ex.connected(now);
+        if ex.take_request(env) {
+            return;
         }
+        // A terminated CONNECT's connection is never pooled.
+        let reuse = !ex.fresh_connection();
+        if let Some(u) = self.up.take() {
+            u.recycle(&mut self.spare);
+        }
+        self.release = Some(reuse);
+        self.overflow(env, now);
+    }
+
+    /// No pooled connection is ready for the `Connect` just asked for: the request waits for
+    /// one (Envoy's pending request). False when `max_pending_requests` refuses it: the
+    /// request is answered 503 `UO` at once, and the driver must not connect.
+    pub fn up_pending(&mut self, env: &mut dyn Env, now: Instant) -> bool {
+        let State::Exchange(ex) = &mut self.state else {
+            return false;
+        };
+        if ex.hold(env, Resource::Pending, false) {
+            return true;
+        }
+        self.overflow(env, now);
+        false
+    }
+
+    /// A circuit breaker refused the exchange's request: Envoy's overflow answer.
+    fn overflow(&mut self, env: &mut dyn Env, now: Instant) {
+        let (State::Exchange(ex), mut cx) = self.parts() else {
+            return;
+        };
+        let next = ex.overflow(env, &mut cx);
+        self.apply_step(env, next, now);
     }
 
     /// Bytes arrived from the upstream (into `up().rx`).

@@ -41,6 +41,12 @@ pub struct TestEnv {
     pub tunnels_open: i64,
     /// Connections answered as HTTP/2 clients (GOAWAY).
     pub http2_prefaces: u64,
+    /// Circuit-breaker resources held now, by `Resource` (must return to 0).
+    pub held: [i64; 4],
+    /// Limits by `Resource` (`None`: unlimited), as one cluster's breakers.
+    pub max: [Option<i64>; 4],
+    /// Requests refused by `max_pending_requests` / `max_requests`.
+    pub overflows: u64,
     retry: Option<RetryPolicy>,
     rng: Option<crate::util::Rng>,
 }
@@ -177,7 +183,12 @@ impl Env for TestEnv {
 
     fn local_reply(&mut self, out: &mut Vec<u8>, r: &Reply<'_>) {
         let date = "Mon, 30 Nov 2026 00:00:00 GMT";
-        write_local_reply(out, r.status, r.body, r.close, "baton", date, &[]);
+        let extra: &[(&str, &str)] = if r.overloaded {
+            &[("x-envoy-overloaded", "true")]
+        } else {
+            &[]
+        };
+        write_local_reply(out, r.status, r.body, r.close, "baton", date, extra);
     }
 
     fn response_head(&mut self, rq: &mut Rq, status: u16, _headers: &[httparse::Header<'_>]) {
@@ -243,11 +254,22 @@ impl Env for TestEnv {
 
     fn retry_stat(&mut self, _cluster: usize, _s: super::RetryStat) {}
 
-    fn retry_acquire(&mut self, _cluster: usize) -> bool {
+    fn acquire(&mut self, _cluster: usize, r: super::Resource, over: bool) -> bool {
+        let i = r as usize;
+        if !over && self.max[i].is_some_and(|m| self.held[i] >= m) {
+            return false;
+        }
+        self.held[i] += 1;
         true
     }
 
-    fn retry_release(&mut self, _cluster: usize) {}
+    fn release(&mut self, _cluster: usize, r: super::Resource) {
+        self.held[r as usize] -= 1;
+    }
+
+    fn pending_overflow(&mut self, _cluster: usize) {
+        self.overflows += 1;
+    }
 
     fn http2_preface(&mut self) {
         self.http2_prefaces += 1;
@@ -459,7 +481,7 @@ impl Sim {
         self.up_fin = false;
         self.up_shut = false;
         self.conn.up_attached(&mut self.env, false, None, self.now);
-        self.conn.up_connected(self.now);
+        self.conn.up_connected(&mut self.env, self.now);
     }
 
     pub fn client_close(&mut self) {
@@ -544,6 +566,10 @@ impl Sim {
                     Action::Connect { fresh, .. } => {
                         self.connects += 1;
                         self.fresh_connects += u32::from(fresh);
+                        // Never a pooled connection here: the request waits for one.
+                        if !self.conn.up_pending(&mut self.env, self.now) {
+                            continue;
+                        }
                         self.up = UpConn::Wanted;
                         if self.auto_attach {
                             self.open_upstream();
@@ -633,16 +659,17 @@ pub fn responses(mut b: &[u8]) -> Vec<(u16, Vec<u8>)> {
 /// that hold whatever the peers send.
 pub fn fuzz_exchange(data: &[u8]) {
     // The first byte picks the set-up: its top bit the splicing driver's way of moving
-    // bodies, the next a connection that ends after 2 requests or 3 s, the two after it
-    // what happens to header names with underscores.
+    // bodies; the next three close circuit breakers (a limit of 0): active requests, pending
+    // requests, retries; then a connection that ends after 2 requests or 3 s (with a 2 s
+    // request timeout); the two after it what happens to header names with underscores.
     let first = data.first().copied().unwrap_or(0);
     let mut lim = Sim::limits(4096, 1 << 20);
-    if first & 0x40 != 0 {
+    if first & 0x08 != 0 {
         lim.max_requests = Some(2);
         lim.max_connection_duration = Some(Duration::from_secs(3));
         lim.request_timeout = Some(Duration::from_secs(2));
     }
-    lim.underscores = match (first >> 4) & 3 {
+    lim.underscores = match (first >> 1) & 3 {
         1 => crate::config::Underscores::RejectRequest,
         2 => crate::config::Underscores::DropHeader,
         _ => crate::config::Underscores::Allow,
@@ -650,6 +677,15 @@ pub fn fuzz_exchange(data: &[u8]) {
     let mut sim = Sim::with_limits(lim);
     sim.auto_attach = false;
     sim.splice = first & 0x80 != 0;
+    for (bit, r) in [
+        (0x40, super::Resource::Request),
+        (0x20, super::Resource::Pending),
+        (0x10, super::Resource::Retry),
+    ] {
+        if first & bit != 0 {
+            sim.env.max[r as usize] = Some(0);
+        }
+    }
     let mut i = 0;
     while let Some(&op) = data.get(i) {
         let len = usize::from(data.get(i + 1).copied().unwrap_or(0));
@@ -701,7 +737,14 @@ fn check_invariants(sim: &Sim) {
         assert_eq!(sim.env.ended, sim.env.begun, "a request never ended");
         assert_eq!(sim.env.active, 0, "active-request count leaked");
         assert_eq!(sim.env.tunnels_open, 0, "a tunnel never ended");
+        assert_eq!(sim.env.held, [0; 4], "a circuit-breaker resource leaked");
     }
+    // One exchange at a time holds at most one of each.
+    assert!(
+        sim.env.held.iter().all(|h| (0..=1).contains(h)),
+        "circuit-breaker resources held: {:?}",
+        sim.env.held
+    );
     // A tunnel passes the client's FIN upstream only after everything the client sent.
     if sim.up_shut {
         assert!(sim.client_fin && sim.client_pending.is_empty());

@@ -344,6 +344,75 @@ fn retries_follow_the_policy_and_the_budget() {
     assert_eq!(codes, [503]);
 }
 
+/// Envoy's circuit-breaker overflow: 503 `UO`, its body and `x-envoy-overloaded`, at once,
+/// never retried; the keep-alive connection goes on.
+fn expect_overflow(sim: &Sim) {
+    let text = String::from_utf8_lossy(&sim.client_got).into_owned();
+    let codes: Vec<u16> = responses(&sim.client_got).iter().map(|r| r.0).collect();
+    assert_eq!(codes, [503], "{text}");
+    assert!(text.contains("\r\nx-envoy-overloaded: true\r\n"), "{text}");
+    assert!(
+        text.ends_with(
+            "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+        ),
+        "{text}"
+    );
+    assert_eq!(sim.env.overflows, 1);
+    assert_eq!(sim.env.statuses, [503]);
+    assert!(sim.closed.is_none());
+}
+
+#[test]
+fn a_full_pending_breaker_answers_503_overflow_without_connecting() {
+    let mut sim = Sim::new(8192);
+    sim.env.max[super::Resource::Pending as usize] = Some(0);
+    // A retry policy does not retry an overflow.
+    sim.client(b"GET /retry HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_overflow(&sim);
+    assert_eq!(sim.up, UpConn::None, "no connection was asked for");
+    assert_eq!(sim.env.held, [0; 4]);
+}
+
+#[test]
+fn a_full_request_breaker_answers_503_overflow_and_pools_the_connection() {
+    let mut sim = Sim::new(8192);
+    sim.env.max[super::Resource::Request as usize] = Some(0);
+    sim.client(b"GET /r HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_overflow(&sim);
+    assert_eq!(sim.connects, 1);
+    assert_eq!(sim.pooled, 1, "the unused connection goes back to the pool");
+    assert!(sim.up_all.is_empty(), "nothing was sent upstream");
+    assert_eq!(sim.env.held, [0; 4]);
+    // With room again, the next request on the connection is served.
+    sim.env.max = [None; 4];
+    sim.client(b"GET /r HTTP/1.1\r\nHost: x\r\n\r\n");
+    sim.upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    assert_eq!(sim.env.statuses, [503, 200]);
+    assert_eq!(sim.env.held, [0; 4]);
+}
+
+#[test]
+fn a_request_holds_pending_until_connected_then_an_active_slot() {
+    let mut sim = Sim::new(8192);
+    sim.auto_attach = false;
+    sim.client(b"GET /r HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (pending, active) = (
+        super::Resource::Pending as usize,
+        super::Resource::Request as usize,
+    );
+    assert_eq!((sim.env.held[pending], sim.env.held[active]), (1, 0));
+    sim.attach();
+    assert_eq!((sim.env.held[pending], sim.env.held[active]), (0, 1));
+    sim.upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    assert_eq!(sim.env.held, [0; 4]);
+    // A failed connect gives the pending slot back too.
+    sim.client(b"GET /r HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(sim.env.held[pending], 1);
+    sim.connect_refused();
+    assert_eq!(sim.env.held, [0; 4]);
+    assert_eq!(sim.env.statuses, [200, 503]);
+}
+
 #[test]
 fn a_head_too_slow_gets_408_and_an_idle_connection_just_closes() {
     let mut sim = Sim::new(8192);
@@ -608,6 +677,10 @@ fn model_thousands_of_random_exchanges() {
         }
         assert_eq!(sim.env.begun, sim.env.ended, "round {round}");
         assert_eq!(sim.env.active, 0, "round {round}");
+        assert_eq!(
+            sim.env.held, [0; 4],
+            "round {round}: breaker resources held"
+        );
         total += want.len();
     }
     assert!(total > 5000, "ran {total} exchanges");

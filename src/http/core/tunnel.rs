@@ -183,7 +183,9 @@ impl Conn {
             idle: t.ex.idle,
         };
         up.recycle(&mut self.spare);
-        let ex = *t.ex;
+        let mut ex = *t.ex;
+        // Its request slot moves too: the new process counts it.
+        ex.release_all(env);
         if let Some((c, addr)) = ex.target {
             env.track(c, addr, -1);
         }
@@ -217,13 +219,16 @@ impl Conn {
         env.track(cluster, addr, 1);
         env.tunnel_moved(&rq, false);
         let client_limit = c.lim.buffer_limit;
-        let ex = Exchange::resumed(
+        let mut ex = Exchange::resumed(
             (cluster, addr),
             rq,
             s.idle,
             (client_limit, buffer_limit),
             now,
         );
+        // An open tunnel is an active request here now, whatever `max_requests` says: it
+        // already runs.
+        ex.hold(env, super::Resource::Request, true);
         c.state = State::Tunnel(Tunnel {
             ex: Box::new(ex),
             up_shut: s.up_shut,
