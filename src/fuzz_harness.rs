@@ -82,7 +82,10 @@ fn router() -> &'static Router {
             .into_iter()
             .next()
             .unwrap_or_else(|| panic!("fuzz route config has a listener"));
-        Router::new(l.hcm.route_config)
+        let hcm = l
+            .hcm()
+            .unwrap_or_else(|| panic!("fuzz route config has an HTTP listener"));
+        Router::new(hcm.route_config.clone())
     })
 }
 

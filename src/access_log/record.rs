@@ -36,9 +36,11 @@ impl Flags {
     pub const SI: u16 = 1 << 10;
     /// Upstream overflow: a retry refused by the cluster's retry limit.
     pub const UO: u16 = 1 << 11;
+    /// Duration timeout: a TCP proxy connection reached `max_downstream_connection_duration`.
+    pub const DT: u16 = 1 << 12;
 
     /// Envoy's order of the short codes in %RESPONSE_FLAGS%.
-    const NAMES: [(u16, &'static str); 12] = [
+    const NAMES: [(u16, &'static str); 13] = [
         (Self::LR, "LR"),
         (Self::UH, "UH"),
         (Self::UF, "UF"),
@@ -49,6 +51,7 @@ impl Flags {
         (Self::URX, "URX"),
         (Self::DC, "DC"),
         (Self::DPE, "DPE"),
+        (Self::DT, "DT"),
         (Self::UPE, "UPE"),
         (Self::SI, "SI"),
     ];

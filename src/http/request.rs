@@ -412,7 +412,9 @@ pub(super) fn decide(
     listener: usize,
     ctx: &mut Ctx,
 ) -> Decision {
-    let l = &ctx.listeners[listener];
+    let Some(l) = ctx.listeners[listener].http() else {
+        return local(404, "", crate::access_log::Flags::NR);
+    };
     let Some(m) = l.router.route(req) else {
         return local(404, "", crate::access_log::Flags::NR);
     };
@@ -847,7 +849,10 @@ mod tests {
 ",
         )
         .expect("config");
-        let mut h = b.listeners.remove(0).hcm;
+        let crate::config::Terminal::Http(h) = b.listeners.remove(0).terminal else {
+            panic!("an HTTP listener");
+        };
+        let mut h = *h;
         h.use_remote_address = use_remote_address;
         h.xff_num_trusted_hops = hops;
         h

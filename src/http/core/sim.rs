@@ -41,6 +41,12 @@ pub struct TestEnv {
     pub tunnels_open: i64,
     /// Connections answered as HTTP/2 clients (GOAWAY).
     pub http2_prefaces: u64,
+    /// A TCP proxy finds no host to connect to.
+    pub tcp_no_host: bool,
+    /// TCP proxy events counted, in order.
+    pub tcp_stats: Vec<super::TcpStat>,
+    /// The flags of the ended records, in order.
+    pub flags: Vec<crate::access_log::Flags>,
     retry: Option<RetryPolicy>,
     rng: Option<crate::util::Rng>,
 }
@@ -187,6 +193,7 @@ impl Env for TestEnv {
         self.ended += 1;
         self.statuses.push(rq.status);
         self.bytes_tx += rq.bytes_tx;
+        self.flags.push(rq.flags);
     }
 
     fn retry_policy(&self, route: (usize, usize)) -> Option<&RetryPolicy> {
@@ -252,6 +259,26 @@ impl Env for TestEnv {
 
     fn default_host_for_http_10(&self) -> Option<String> {
         None
+    }
+
+    fn tcp_begin(&mut self, now: Instant) -> (Rq, Option<super::TcpTarget>) {
+        self.begun += 1;
+        let mut rq = Rq::new(now, 0, UPSTREAM, 1);
+        if self.tcp_no_host {
+            rq.flags.set(crate::access_log::Flags::UH);
+            return (rq, None);
+        }
+        let t = super::TcpTarget {
+            cluster: 0,
+            addr: UPSTREAM,
+            connect_timeout: Duration::from_millis(250),
+            buffer_limit: 64 * 1024,
+        };
+        (rq, Some(t))
+    }
+
+    fn tcp_stat(&mut self, s: super::TcpStat) {
+        self.tcp_stats.push(s);
     }
 }
 
@@ -325,6 +352,15 @@ impl Sim {
         })
     }
 
+    /// A TCP proxy listener's connection (`tcp` its settings), buffers bounded by
+    /// `buffer_limit`.
+    pub fn tcp(tcp: super::TcpLimits, buffer_limit: usize) -> Sim {
+        Sim::with_limits(Limits {
+            tcp: Some(tcp),
+            ..Sim::limits(8192, buffer_limit)
+        })
+    }
+
     fn with_limits(lim: Limits) -> Sim {
         let now = Instant::now();
         let lim = std::rc::Rc::new(lim);
@@ -363,6 +399,7 @@ impl Sim {
             buffer_limit,
             accept_http_10: true,
             codec_type: CodecType::Auto,
+            tcp: None,
         }
     }
 
@@ -371,6 +408,7 @@ impl Sim {
     /// unread bytes (the sockets' kernel buffers, which travel with the fds) and what they
     /// received so far stay as they are. Returns false when there was no tunnel to take.
     pub fn hand_over(&mut self, env: Option<TestEnv>) -> bool {
+        let lim = self.conn.lim.clone();
         let Some((state, rq)) = self.conn.take_tunnel(&mut self.env) else {
             return false;
         };
@@ -378,7 +416,7 @@ impl Sim {
             self.env = e;
         }
         self.conn = Conn::resume_tunnel(
-            std::rc::Rc::new(Sim::limits(8192, 1 << 20)),
+            lim,
             state,
             rq,
             (0, UPSTREAM),
