@@ -323,3 +323,8 @@ pub fn config(data: &[u8]) {
 pub fn exchange(data: &[u8]) {
     crate::http::core::sim::fuzz_exchange(data);
 }
+
+/// The same scripts on a TCP proxy connection (see `http::core::sim::fuzz_tcp`).
+pub fn tcp(data: &[u8]) {
+    crate::http::core::sim::fuzz_tcp(data);
+}

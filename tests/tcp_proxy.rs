@@ -589,3 +589,31 @@ fn the_access_log_writes_one_line_per_connection_when_it_ends() {
         "{line}"
     );
 }
+
+#[test]
+fn a_tls_cluster_gets_the_bytes_over_tls() {
+    // TLS origination: the client speaks plain bytes (here an HTTP request), the cluster's
+    // UpstreamTlsContext carries them over TLS, verified against the CA.
+    let pki = tls_support::Pki::new("tcp_originate");
+    let cert = pki.leaf("a", "/CN=a.test", "DNS:a.test");
+    let origin = tls_support::PyTls::start(&cert, None);
+    let (port, admin) = (free_port(), free_port());
+    let y = yaml(port, admin, &fields(&["cluster: up"]), "", &[("up", &[origin.port])]).replace(
+        "    lb_policy: ROUND_ROBIN\n",
+        &format!(
+            "    lb_policy: ROUND_ROBIN\n    transport_socket:\n      name: envoy.transport_sockets.tls\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n        sni: a.test\n        common_tls_context:\n          validation_context:\n            trusted_ca: {{filename: \"{}\"}}\n",
+            pki.ca()
+        ),
+    );
+    let _b = quiet_start(&y, admin);
+    let mut c = connect(port);
+    c.write_all(b"GET /close HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .unwrap();
+    let got = String::from_utf8(read_to_eof(&mut c).expect("the response")).expect("text");
+    assert!(got.starts_with("HTTP/1.1 200 "), "{got}");
+    assert!(
+        got.contains("secure ") && got.contains(" a.test TLSv1."),
+        "{got}"
+    );
+    assert_eq!(stat(admin, "cluster.up.ssl.handshake"), 1);
+}

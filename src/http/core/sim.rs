@@ -666,6 +666,28 @@ pub fn fuzz_exchange(data: &[u8]) {
     sim.auto_attach = false;
     // The top bit of the first byte picks the splicing driver's way of moving bodies.
     sim.splice = data.first().is_some_and(|b| b & 0x80 != 0);
+    run_script(sim, data);
+}
+
+/// The same script run on a TCP proxy connection, whose settings the first byte picks
+/// (connect attempts, idle timeout, maximum duration). Any script of the exchange corpus is
+/// one for it too.
+pub fn fuzz_tcp(data: &[u8]) {
+    let b = data.first().copied().unwrap_or(0);
+    let mut sim = Sim::tcp(
+        super::TcpLimits {
+            max_connect_attempts: 1 + u32::from(b & 3),
+            idle_timeout: (b & 4 != 0).then(|| Duration::from_secs(2)),
+            max_duration: (b & 8 != 0).then(|| Duration::from_secs(30)),
+        },
+        if b & 16 != 0 { 4096 } else { 1 << 20 },
+    );
+    sim.auto_attach = false;
+    sim.env.tcp_no_host = b & 0xe0 == 0xe0;
+    run_script(sim, data);
+}
+
+fn run_script(mut sim: Sim, data: &[u8]) {
     let mut i = 0;
     while let Some(&op) = data.get(i) {
         let len = usize::from(data.get(i + 1).copied().unwrap_or(0));
