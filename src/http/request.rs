@@ -497,6 +497,7 @@ pub(super) fn decide(
         .get_mut(cluster)
         .and_then(|cl| cl.pick(&mut ctx.rng).map(|hi| cl.hosts[hi].addr));
     let Some(addr) = picked else {
+        ctx.stats.none_healthy(cluster);
         return Decision::Local(LocalDecision {
             status: 503,
             body: Cow::Borrowed(local::NO_HEALTHY_UPSTREAM),

@@ -175,7 +175,7 @@ pub struct ClusterStats {
     pub upstream_cx_connect_fail: Counter,
     pub upstream_cx_connect_timeout: Counter,
     pub upstream_cx_destroy: Counter,
-    /// A TCP proxy found no host to connect to.
+    /// No host to connect to (an HTTP request's 503 UH, a TCP proxy connection closed).
     pub upstream_cx_none_healthy: Counter,
     /// A TCP proxy gave up after `max_connect_attempts` failed connects.
     pub upstream_cx_connect_attempts_exceeded: Counter,
@@ -442,6 +442,14 @@ impl Stats {
         }
     }
 
+    /// A connection to cluster `c` was not made: it has no host (an HTTP request answered
+    /// `503 UH`, a TCP proxy connection closed).
+    pub fn none_healthy(&mut self, c: usize) {
+        if let Some(cs) = self.clusters.get(c).copied() {
+            self.store.inc(cs.upstream_cx_none_healthy);
+        }
+    }
+
     /// A TCP proxy event on listener `l`.
     pub fn tcp_stat(&mut self, l: usize, s: crate::http::core::TcpStat) {
         use crate::http::core::TcpStat;
@@ -450,7 +458,10 @@ impl Stats {
             TcpStat::AttemptsExceeded(c) => {
                 cluster(c).map(|c| c.upstream_cx_connect_attempts_exceeded)
             }
-            TcpStat::NoneHealthy(c) => cluster(c).map(|c| c.upstream_cx_none_healthy),
+            TcpStat::NoneHealthy(c) => {
+                self.none_healthy(c);
+                return;
+            }
             _ => {
                 let Some(Some(t)) = self.tcp.get(l).copied() else {
                     return;
