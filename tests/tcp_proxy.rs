@@ -617,3 +617,77 @@ fn a_tls_cluster_gets_the_bytes_over_tls() {
     );
     assert_eq!(stat(admin, "cluster.up.ssl.handshake"), 1);
 }
+
+#[test]
+fn an_upstream_that_does_not_read_pauses_reading_the_client_until_it_does() {
+    const LEN: u64 = 4 << 20;
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let up = l.local_addr().expect("addr").port();
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let upstream = thread::spawn(move || {
+        let (mut s, _) = l.accept().expect("accept");
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        // Reads nothing until told: the kernel buffers and baton's fill up.
+        wait.recv().expect("go");
+        recv_pattern(&mut s)
+    });
+    let p = start(&[], &[up]);
+    let c = connect(p.port);
+    let writer = send_pattern(c.try_clone().expect("clone"), LEN);
+    assert!(
+        eventually(IO_TIMEOUT, || stat(
+            p.admin,
+            "tcp.tp.downstream_flow_control_paused_reading_total"
+        ) >= 1),
+        "reading the client never paused"
+    );
+    go.send(()).expect("go");
+    writer.join().expect("client writer");
+    assert_eq!(
+        upstream.join().expect("upstream"),
+        LEN,
+        "every byte, in order"
+    );
+    let (paused, resumed) = (
+        stat(
+            p.admin,
+            "tcp.tp.downstream_flow_control_paused_reading_total",
+        ),
+        stat(
+            p.admin,
+            "tcp.tp.downstream_flow_control_resumed_reading_total",
+        ),
+    );
+    assert!(resumed >= 1 && resumed <= paused, "{paused} {resumed}");
+    drop(c);
+}
+
+#[test]
+fn unsupported_tcp_proxy_fields_are_refused_naming_their_path() {
+    let (port, admin) = (free_port(), free_port());
+    let y = yaml(
+        port,
+        admin,
+        &fields(&[
+            "cluster: up",
+            "tunneling_config: {hostname: example.com:443}",
+            "hash_policy: [{source_ip: {}}]",
+        ]),
+        "",
+        &[("up", &[1])],
+    );
+    let (status, _, err) = run_baton(&["--mode", "validate", "--config-yaml", &y], IO_TIMEOUT);
+    assert_eq!(status.code(), Some(1), "{err}");
+    let t = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
+    assert!(err.contains("2 errors:"), "{err}");
+    assert!(
+        err.contains(&format!("{t}.tunneling_config: not supported by baton (tunneling TCP over HTTP CONNECT or POST)")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{t}.hash_policy: not supported by baton (hash policies)"
+        )),
+        "{err}"
+    );
+}
