@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 SECONDS_PER=${FUZZ_SECONDS:-600}
 JOBS=${FUZZ_JOBS:-1}
 LOG_DIR=${FUZZ_LOG_DIR:-/tmp}
-TARGETS=${FUZZ_TARGETS:-"request_head response_head chunked restart_frame config exchange"}
+TARGETS=${FUZZ_TARGETS:-"request_head response_head chunked restart_frame config exchange tcp"}
 
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     echo "installing cargo-fuzz" >&2
@@ -37,7 +37,10 @@ for t in $TARGETS; do
     if [ "$JOBS" -gt 1 ]; then fork=(-fork="$JOBS"); fi
     echo "== $t: ${SECONDS_PER}s, log $log" >&2
     rc=0
-    cargo +nightly fuzz run --debug-assertions "$t" "corpus-raw/$t" "corpus/$t" "regressions/$t" \
+    # tcp runs the exchange target's scripts: its seeds are those.
+    seeds=()
+    if [ "$t" = tcp ]; then seeds=(corpus/exchange regressions/exchange); fi
+    cargo +nightly fuzz run --debug-assertions "$t" "corpus-raw/$t" "corpus/$t" "regressions/$t" "${seeds[@]}" \
         -- -max_total_time="$SECONDS_PER" -print_final_stats=1 "${fork[@]}" >"$log" 2>&1 || rc=$?
     wall=$(($(date +%s) - start))
     after=$(find "artifacts/$t" -type f | wc -l)

@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::access_log::AccessLogs;
 use crate::cluster::ClusterRt;
-use crate::config::{ConnectionLimit, HttpConnectionManager};
+use crate::config::{AccessLog, ConnectionLimit, HttpConnectionManager, TcpProxy};
 use crate::fds::Reserve;
 use crate::http::buf::BufPool;
 use crate::http::upstream::UpPool;
@@ -20,8 +20,8 @@ use crate::util::{http_date, RequestIds, Rng};
 pub struct ListenerRt {
     pub name: String,
     pub address: SocketAddr,
-    pub hcm: HttpConnectionManager,
-    pub router: Router,
+    /// What the listener serves: HTTP (connection manager and router) or a TCP proxy.
+    pub serve: Serve,
     /// Most connections open at once (the connection limit network filter).
     pub connection_limit: Option<ConnectionLimit>,
     /// `--service-cluster` (or the bootstrap's `node.cluster`): the health check filter's
@@ -35,6 +35,46 @@ pub struct ListenerRt {
     pub per_connection_buffer_limit_bytes: u32,
     /// What each connection's core needs of the above, built once and shared.
     pub limits: std::rc::Rc<crate::http::core::Limits>,
+}
+
+/// A listener's terminal filter at run time.
+#[derive(Debug)]
+pub enum Serve {
+    Http(Box<HttpRt>),
+    Tcp(TcpProxy),
+}
+
+/// An HTTP listener's connection manager and its compiled routes.
+#[derive(Debug)]
+pub struct HttpRt {
+    pub hcm: HttpConnectionManager,
+    pub router: Router,
+}
+
+impl ListenerRt {
+    /// The connection manager and router of an HTTP listener.
+    pub fn http(&self) -> Option<&HttpRt> {
+        match &self.serve {
+            Serve::Http(h) => Some(h),
+            Serve::Tcp(_) => None,
+        }
+    }
+
+    /// The TCP proxy of a tcp_proxy listener.
+    pub fn tcp(&self) -> Option<&TcpProxy> {
+        match &self.serve {
+            Serve::Tcp(t) => Some(t),
+            Serve::Http(_) => None,
+        }
+    }
+
+    /// The terminal filter's access loggers.
+    pub fn access_log(&self) -> &[AccessLog] {
+        match &self.serve {
+            Serve::Http(h) => &h.hcm.access_log,
+            Serve::Tcp(t) => &t.access_log,
+        }
+    }
 }
 
 /// The restart protocol's stats message carries the first epoch's start (Unix ms) as this
@@ -88,11 +128,14 @@ impl Ctx {
     ) -> Ctx {
         let ls: Vec<_> = listeners
             .iter()
-            .map(|l| (l.address, l.hcm.stat_prefix.as_str()))
+            .map(|l| (l.address, l.http().map(|h| h.hcm.stat_prefix.as_str())))
             .collect();
         let cs: Vec<&str> = clusters.iter().map(|c| c.cfg.name.as_str()).collect();
         let mut stats = Stats::new(&ls, &cs);
         for (i, l) in listeners.iter().enumerate() {
+            if let Some(t) = l.tcp() {
+                stats.add_tcp(i, &t.stat_prefix);
+            }
             if let Some(cl) = &l.connection_limit {
                 stats.add_connection_limit(i, &cl.stat_prefix);
             }

@@ -82,7 +82,10 @@ fn router() -> &'static Router {
             .into_iter()
             .next()
             .unwrap_or_else(|| panic!("fuzz route config has a listener"));
-        Router::new(l.hcm.route_config)
+        let hcm = l
+            .hcm()
+            .unwrap_or_else(|| panic!("fuzz route config has an HTTP listener"));
+        Router::new(hcm.route_config.clone())
     })
 }
 
@@ -319,4 +322,9 @@ pub fn config(data: &[u8]) {
 /// closes, resets, connect failures and time steps (see `http::core::sim::fuzz_exchange`).
 pub fn exchange(data: &[u8]) {
     crate::http::core::sim::fuzz_exchange(data);
+}
+
+/// The same scripts on a TCP proxy connection (see `http::core::sim::fuzz_tcp`).
+pub fn tcp(data: &[u8]) {
+    crate::http::core::sim::fuzz_tcp(data);
 }

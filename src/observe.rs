@@ -63,27 +63,41 @@ pub fn begin(
     minor: u8,
     req: Option<&RequestHead<'_>>,
 ) -> Rq {
-    if let Some(h) = ctx.stats.http.get(l).copied() {
+    if let Some(Some(h)) = ctx.stats.http.get(l).copied() {
         ctx.stats.store.inc(h.downstream_rq_total);
         ctx.stats.store.gauge_add(h.downstream_rq_active, 1);
     }
     let direct = peer;
     // The access log's downstream address is the trusted client address (Envoy's rules).
-    let from = match (req, ctx.listeners.get(l)) {
-        (Some(req), Some(lr)) => Some(crate::http::request::origin(req.headers, peer, &lr.hcm)),
+    let http = ctx.listeners.get(l).and_then(|lr| lr.http());
+    let from = match (req, http) {
+        (Some(req), Some(h)) => Some(crate::http::request::origin(req.headers, peer, &h.hcm)),
         _ => None,
     };
     let mut rq = Rq::new(ctx.now(), l, from.map_or(peer, |o| o.client), minor);
     rq.direct_peer = direct;
     if let Some(mut c) = ctx.access_logs.captured(l) {
-        if let (Some(req), Some(from), Some(lr), Some(slots)) =
-            (req, from, ctx.listeners.get(l), ctx.access_logs.slots(l))
-        {
+        if let (Some(req), Some(from), Some(h), Some(slots)) = (
+            req,
+            from,
+            ctx.listeners.get(l).and_then(|lr| lr.http()),
+            ctx.access_logs.slots(l),
+        ) {
             fill_request(&mut c, slots, req.method, req.path, req.host, req.headers);
-            as_mutated(slots, &mut c, req.headers, direct, from, &lr.hcm);
+            as_mutated(slots, &mut c, req.headers, direct, from, &h.hcm);
         }
         rq.cap = Some(c);
     }
+    rq
+}
+
+/// A TCP proxy connection on listener `l` begins: counted (`tcp.<stat_prefix>.
+/// downstream_cx_total`), and its record started (with the access log's start time when the
+/// listener logs).
+pub fn tcp_begin(ctx: &mut Ctx, l: usize, peer: SocketAddr) -> Rq {
+    ctx.stats.tcp_begin(l);
+    let mut rq = Rq::new(ctx.now(), l, peer, 1);
+    rq.cap = ctx.access_logs.captured(l);
     rq
 }
 
@@ -256,7 +270,13 @@ pub fn response_head(ctx: &Ctx, rq: &mut Rq, status: u16, hdrs: &[httparse::Head
 pub fn end(ctx: &mut Ctx, mut rq: Rq) {
     rq.end = Some(ctx.now());
     let class = Stats::class(rq.status);
-    if let Some(h) = ctx.stats.http.get(rq.listener).copied() {
+    // A TCP proxy connection is no request: it counts in neither the request classes nor a
+    // host's request outcomes.
+    let tcp = ctx
+        .listeners
+        .get(rq.listener)
+        .is_some_and(|l| l.tcp().is_some());
+    if let Some(Some(h)) = ctx.stats.http.get(rq.listener).copied() {
         let st = &mut ctx.stats.store;
         st.gauge_add(h.downstream_rq_active, -1);
         if let Some(k) = class {
@@ -266,7 +286,7 @@ pub fn end(ctx: &mut Ctx, mut rq: Rq) {
             st.inc(h.no_route);
         }
     }
-    if let (Some(c), Some(addr)) = (rq.cluster, rq.upstream) {
+    if let (Some(c), Some(addr), false) = (rq.cluster, rq.upstream, tcp) {
         if let (Some(cs), Some(k)) = (ctx.stats.clusters.get(c).copied(), class) {
             if let Some(ctr) = k.checked_sub(1).and_then(|i| cs.upstream_rq_class.get(i)) {
                 ctx.stats.store.inc(*ctr);
@@ -287,9 +307,13 @@ pub fn end(ctx: &mut Ctx, mut rq: Rq) {
             .map(|c| c.cfg.name.as_str());
         let route = rq
             .route
-            .and_then(|(vh, r)| ctx.listeners.get(rq.listener)?.router.get(vh, r))
+            .and_then(|(vh, r)| ctx.listeners.get(rq.listener)?.http()?.router.get(vh, r))
             .map(|m| m.route.name.as_str());
-        let names = crate::access_log::Names { cluster, route };
+        let names = crate::access_log::Names {
+            cluster,
+            route,
+            tcp,
+        };
         if ctx.access_logs.log(&rq, &names) && ctx.access_logs.want_flush_tick() {
             ctx.timers.arm(ctx.now() + FLUSH_EVERY, TimerKey::Tick);
         }

@@ -83,6 +83,8 @@ fn stats_count_every_request_by_class_and_failure() {
     assert_eq!(c("dead", "upstream_cx_active"), 0);
     assert_eq!(c("empty", "membership_total"), 0);
     assert_eq!(c("empty", "upstream_rq_total"), 0);
+    assert_eq!(c("empty", "upstream_cx_none_healthy"), 1);
+    assert_eq!(c("svc", "upstream_cx_none_healthy"), 0);
     assert_eq!(c("dnsc", "upstream_rq_2xx"), 3);
     assert_eq!(c("dnsc", "membership_total"), 1);
     assert_eq!(c("svc", "lb_healthy_panic"), 0);

@@ -8,6 +8,7 @@
 //! served as written.
 
 mod common;
+mod tls_support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -90,7 +91,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--double-proxy-envoy-backend.yaml",
         &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type",
             "static_resources.listeners[0].filter_chains[0].transport_socket.typed_config.common_tls_context.tls_certificates[0].certificate_chain.filename",
         ],
     ),
@@ -98,7 +98,6 @@ const CORPUS: &[(&str, &[&str])] = &[
         "examples--double-proxy-envoy-frontend.yaml",
         &[
             "static_resources.clusters[0].transport_socket.typed_config.common_tls_context.tls_certificates[0].certificate_chain.filename",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type",
         ],
     ),
     ("examples--double-proxy-envoy.yaml", &[]),
@@ -395,17 +394,16 @@ const CORPUS: &[(&str, &[&str])] = &[
     ),
     (
         "examples--tls-envoy-https-passthrough.yaml",
-        &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type",
-        ],
+        &[],
     ),
     (
         "examples--tls-inspector-envoy.yaml",
         &[
             "static_resources.listeners[0].filter_chains[0].filter_chain_match.application_protocols",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type",
             "static_resources.listeners[0].filter_chains[1].filter_chain_match",
             "static_resources.listeners[0].filter_chains[1].filter_chain_match.application_protocols",
+            "static_resources.listeners[0].filter_chains[1].filters",
+            "static_resources.listeners[0].filter_chains[2].filters",
         ],
     ),
     (
@@ -417,7 +415,7 @@ const CORPUS: &[(&str, &[&str])] = &[
         &[
             "static_resources.listeners[0].filter_chains[0].transport_socket.typed_config.common_tls_context.tls_certificates[0].certificate_chain.filename",
             "static_resources.listeners[0].filter_chains[1].filters",
-            "static_resources.listeners[0].filter_chains[2].filters[0].typed_config.@type",
+            "static_resources.listeners[0].filter_chains[2].filters",
         ],
     ),
     (
@@ -443,9 +441,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     ),
     (
         "examples--websocket-envoy-wss-passthrough.yaml",
-        &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type",
-        ],
+        &[],
     ),
     (
         "examples--websocket-envoy-wss.yaml",
@@ -847,4 +843,131 @@ fn tls_https_http_example_terminates_tls_with_envoys_own_certificate() {
     let seen = up.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].header("x-forwarded-proto"), Some("https"));
+}
+
+#[test]
+fn tls_https_passthrough_example_passes_tls_through_to_the_service() {
+    // envoyproxy/examples tls/envoy-https-passthrough.yaml: a tcp_proxy to the HTTPS
+    // service; the client's TLS session is the service's own (its certificate, its SNI).
+    let file = "examples--tls-envoy-https-passthrough.yaml";
+    assert!(loads(file));
+    let pki = tls_support::Pki::new("https_passthrough_example");
+    let cert = pki.leaf("svc", "/CN=service-https", "DNS:service-https");
+    let origin = tls_support::PyTls::start(&cert, None);
+    let (yaml, ports) = on_loopback(file, origin.port);
+    let b = Baton::start(&yaml);
+    assert_eq!(b.port, ports[0]);
+    let out = common::curl_ok(&[
+        "--cacert",
+        &pki.ca(),
+        "--resolve",
+        &format!("service-https:{}:127.0.0.1", b.port),
+        &format!("https://service-https:{}/", b.port),
+    ]);
+    assert!(out.starts_with("secure "), "{out}");
+    assert!(
+        out.contains(" service-https "),
+        "the SNI reached the service: {out}"
+    );
+}
+
+/// A WebSocket echo server over TLS (python `websockets`): port, certificate, key.
+const WSS_SERVER: &str = r#"
+import asyncio, ssl, sys
+import websockets
+
+async def echo(ws, *_):
+    async for m in ws:
+        await ws.send(m)
+
+async def main():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+    async with websockets.serve(echo, "127.0.0.1", int(sys.argv[1]), ssl=ctx, max_size=None):
+        print("listening", flush=True)
+        await asyncio.Future()
+
+asyncio.run(main())
+"#;
+
+/// A wss client verifying the server against a CA: url, CA file, host name, messages.
+const WSS_CLIENT: &str = r#"
+import asyncio, os, ssl, sys
+import websockets
+
+async def main():
+    ctx = ssl.create_default_context(cafile=sys.argv[2])
+    n = int(sys.argv[4])
+    async with websockets.connect(sys.argv[1], ssl=ctx, server_hostname=sys.argv[3], max_size=None) as ws:
+        for i in range(n):
+            msg = os.urandom(i * 997 % 70000) if i % 2 else "text message %d" % i
+            await ws.send(msg)
+            if await ws.recv() != msg:
+                print("MISMATCH", i, flush=True)
+                sys.exit(1)
+    print("OK", n, flush=True)
+
+asyncio.run(main())
+"#;
+
+fn python_cmd(script: &str, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new("python3");
+    c.arg("-c").arg(script).args(args);
+    for v in [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+#[test]
+fn websocket_wss_passthrough_example_carries_a_wss_session() {
+    // envoyproxy/examples websocket/envoy-wss-passthrough.yaml: TLS WebSocket traffic passed
+    // through by a tcp_proxy; the client's wss session ends at the service.
+    use std::io::Read;
+    let file = "examples--websocket-envoy-wss-passthrough.yaml";
+    assert!(loads(file));
+    let pki = tls_support::Pki::new("wss_passthrough_example");
+    let cert = pki.leaf("wss", "/CN=service-wss", "DNS:service-wss");
+    let up = free_port();
+    let mut server = python_cmd(WSS_SERVER, &[&up.to_string(), &cert.0, &cert.1])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 (with the websockets package) is needed");
+    let mut line = [0u8; 9];
+    server
+        .stdout
+        .as_mut()
+        .expect("server stdout")
+        .read_exact(&mut line)
+        .expect("the wss server did not start");
+    let (yaml, _) = on_loopback(file, up);
+    let b = Baton::start(&yaml);
+    let out = python_cmd(
+        WSS_CLIENT,
+        &[
+            &format!("wss://127.0.0.1:{}/", b.port),
+            &pki.ca(),
+            "service-wss",
+            "40",
+        ],
+    )
+    .output()
+    .expect("run the wss client");
+    let _ = server.kill();
+    let _ = server.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("OK 40"),
+        "client: {stdout} {}\nbaton: {}",
+        String::from_utf8_lossy(&out.stderr),
+        b.log()
+    );
 }

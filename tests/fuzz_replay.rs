@@ -15,7 +15,11 @@ const TARGETS: &[(&str, Harness)] = &[
     ("restart_frame", baton::fuzz_harness::restart_frame),
     ("config", baton::fuzz_harness::config),
     ("exchange", baton::fuzz_harness::exchange),
+    ("tcp", baton::fuzz_harness::tcp),
 ];
+
+/// Targets that also replay another target's inputs (the same script format).
+const SHARED: &[(&str, &str)] = &[("tcp", "exchange")];
 
 /// Runs `harness` on every file of `fuzz/<kind>/<target>/`; returns how many ran and which
 /// files panicked (all of them are run so one failure shows every broken input).
@@ -46,8 +50,12 @@ fn replay(kind: &str, target: &str, harness: Harness, failures: &mut Vec<String>
 fn fuzz_corpora_and_regressions_replay_cleanly() {
     let mut failures = Vec::new();
     for (target, harness) in TARGETS {
-        let corpus = replay("corpus", target, *harness, &mut failures);
-        let regressions = replay("regressions", target, *harness, &mut failures);
+        let mut corpus = replay("corpus", target, *harness, &mut failures);
+        let mut regressions = replay("regressions", target, *harness, &mut failures);
+        for (_, other) in SHARED.iter().filter(|(t, _)| t == target) {
+            corpus += replay("corpus", other, *harness, &mut failures);
+            regressions += replay("regressions", other, *harness, &mut failures);
+        }
         eprintln!("{target}: {corpus} corpus + {regressions} regression inputs");
         assert!(corpus + regressions > 0, "{target}: nothing to replay");
     }

@@ -58,6 +58,8 @@ enum Op {
 pub struct Names<'a> {
     pub cluster: Option<&'a str>,
     pub route: Option<&'a str>,
+    /// The line is a TCP proxy connection's: no HTTP protocol.
+    pub tcp: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,6 +240,7 @@ fn value(out: &mut Vec<u8>, v: &mut String, op: &Op, rq: &Rq, names: &Names<'_>)
         }
         Op::Req(s) => out.extend_from_slice(header(cap, false, s).unwrap_or("").as_bytes()),
         Op::Resp(s) => out.extend_from_slice(header(cap, true, s).unwrap_or("").as_bytes()),
+        Op::Protocol if names.tcp => {}
         Op::Protocol => out.extend_from_slice(if rq.minor == 0 {
             b"HTTP/1.0"
         } else {

@@ -38,9 +38,11 @@ impl Flags {
     pub const UO: u16 = 1 << 11;
     /// Failed local health check: the health check filter answered 503.
     pub const LH: u16 = 1 << 12;
+    /// Duration timeout: a TCP proxy connection reached `max_downstream_connection_duration`.
+    pub const DT: u16 = 1 << 13;
 
     /// Envoy's order of the short codes in %RESPONSE_FLAGS%.
-    const NAMES: [(u16, &'static str); 13] = [
+    const NAMES: [(u16, &'static str); 14] = [
         (Self::LH, "LH"),
         (Self::LR, "LR"),
         (Self::UH, "UH"),
@@ -52,6 +54,7 @@ impl Flags {
         (Self::URX, "URX"),
         (Self::DC, "DC"),
         (Self::DPE, "DPE"),
+        (Self::DT, "DT"),
         (Self::UPE, "UPE"),
         (Self::SI, "SI"),
     ];

@@ -9,10 +9,10 @@ use std::time::Duration;
 use serde_yaml::{Mapping, Value};
 
 use crate::config::{
-    Bootstrap, Cluster, ClusterSpec, ForwardAction, HeaderMatchRule, HeaderMatcher,
+    AccessLog, Bootstrap, Cluster, ClusterSpec, ForwardAction, HeaderMatchRule, HeaderMatcher,
     HeaderMutations, HeaderValueOption, HostRewrite, HttpConnectionManager, Listener, PathMatch,
     PathRedirect, QueryParameterRule, RedirectAction, RegexRewrite, Route, RouteAction,
-    RouteConfig, RouteMatch, StringMatch, StringMatchKind, StripPort,
+    RouteConfig, RouteMatch, StringMatch, StringMatchKind, StripPort, TcpProxy, Terminal,
 };
 use crate::stats::json_str;
 
@@ -213,10 +213,16 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
             ),
         ]));
     }
-    filters.push(map(vec![
-        ("name", s("envoy.filters.network.http_connection_manager")),
-        ("typed_config", Some(hcm(&l.hcm, b))),
-    ]));
+    filters.push(match &l.terminal {
+        Terminal::Http(h) => map(vec![
+            ("name", s("envoy.filters.network.http_connection_manager")),
+            ("typed_config", Some(hcm(h, b))),
+        ]),
+        Terminal::Tcp(t) => map(vec![
+            ("name", s("envoy.filters.network.tcp_proxy")),
+            ("typed_config", Some(tcp_proxy(t, b))),
+        ]),
+    });
     let chains = l
         .filter_chains
         .iter()
@@ -311,10 +317,50 @@ fn http_filters(h: &HttpConnectionManager) -> Vec<Value> {
     out
 }
 
-fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
-    let logs = h
-        .access_log
-        .iter()
+fn tcp_proxy(t: &TcpProxy, b: &Bootstrap) -> Value {
+    let mut pairs = vec![
+        (
+            "@type",
+            s(&format!(
+                "{T}envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+            )),
+        ),
+        ("stat_prefix", s(&t.stat_prefix)),
+    ];
+    pairs.extend(cluster_spec(&t.cluster, b));
+    pairs.push(("idle_timeout", timeout(t.idle_timeout)));
+    pairs.push(("max_connect_attempts", n(t.max_connect_attempts)));
+    pairs.push((
+        "max_downstream_connection_duration",
+        t.max_downstream_connection_duration.and_then(dur),
+    ));
+    pairs.push(("access_log", list(access_logs(&t.access_log))));
+    map(pairs)
+}
+
+/// `cluster` or `weighted_clusters`, by name.
+fn cluster_spec(spec: &ClusterSpec, b: &Bootstrap) -> Vec<(&'static str, Option<Value>)> {
+    let name = |i: usize| b.clusters.get(i).map_or("", |c| c.name.as_str());
+    match spec {
+        ClusterSpec::Single(c) => vec![("cluster", s(name(*c)))],
+        ClusterSpec::Weighted(list_) => vec![(
+            "weighted_clusters",
+            Some(map(vec![(
+                "clusters",
+                list(
+                    list_
+                        .iter()
+                        .map(|(c, w)| map(vec![("name", s(name(*c))), ("weight", n(*w))]))
+                        .collect(),
+                ),
+            )])),
+        )],
+    }
+}
+
+/// File access loggers (stdout and stderr ones are files at `/dev/stdout`, `/dev/stderr`).
+fn access_logs(logs: &[AccessLog]) -> Vec<Value> {
+    logs.iter()
         .map(|a| {
             map(vec![
                 ("name", s("envoy.access_loggers.file")),
@@ -339,7 +385,11 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
                 ),
             ])
         })
-        .collect();
+        .collect()
+}
+
+fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
+    let logs = access_logs(&h.access_log);
     map(vec![
         (
             "@type",
@@ -600,22 +650,7 @@ fn regex_rewrite(r: &RegexRewrite) -> Option<Value> {
 }
 
 fn forward(f: &ForwardAction, b: &Bootstrap) -> Value {
-    let name = |i: usize| b.clusters.get(i).map_or("", |c| c.name.as_str());
-    let mut pairs = match &f.cluster {
-        ClusterSpec::Single(c) => vec![("cluster", s(name(*c)))],
-        ClusterSpec::Weighted(list_) => vec![(
-            "weighted_clusters",
-            Some(map(vec![(
-                "clusters",
-                list(
-                    list_
-                        .iter()
-                        .map(|(c, w)| map(vec![("name", s(name(*c))), ("weight", n(*w))]))
-                        .collect(),
-                ),
-            )])),
-        )],
-    };
+    let mut pairs = cluster_spec(&f.cluster, b);
     pairs.push(("prefix_rewrite", f.prefix_rewrite.as_deref().and_then(s)));
     pairs.push((
         "regex_rewrite",

@@ -40,19 +40,73 @@ pub struct Admin {
 pub struct Listener {
     pub name: String,
     pub address: SocketAddr,
-    pub hcm: HttpConnectionManager,
+    /// The chains' last network filter: the HTTP connection manager or the TCP proxy.
+    pub terminal: Terminal,
     /// Listener-level read/write buffer bound per connection; default 1 MiB.
     pub per_connection_buffer_limit_bytes: u32,
-    /// The `envoy.filters.network.connection_limit` filter in front of the HCM, if any.
+    /// The `envoy.filters.network.connection_limit` filter in front of the terminal filter.
     pub connection_limit: Option<ConnectionLimit>,
     /// The runtime's `envoy.resource_limits.listener.<name>.connection_limit`: past that many
     /// open connections a new one is closed at once (`listener.<address>.downstream_cx_overflow`).
     pub runtime_connection_limit: Option<u64>,
     /// Every filter chain's match and transport (plain or TLS), in config order. They share
-    /// the network filters above: baton serves one HTTP connection manager per listener.
+    /// the network filters above: baton serves one terminal filter per listener.
     pub filter_chains: Vec<FilterChainTls>,
     /// How long a connection may take to send its ClientHello (`listener_filters_timeout`).
     pub inspect_timeout: Duration,
+}
+
+/// What a listener does with its connections: HTTP requests routed by a connection manager,
+/// or a byte stream forwarded to a cluster (`envoy.filters.network.tcp_proxy`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Terminal {
+    Http(Box<HttpConnectionManager>),
+    Tcp(TcpProxy),
+}
+
+impl Listener {
+    /// The HTTP connection manager, for an HTTP listener.
+    pub fn hcm(&self) -> Option<&HttpConnectionManager> {
+        match &self.terminal {
+            Terminal::Http(h) => Some(h),
+            Terminal::Tcp(_) => None,
+        }
+    }
+
+    /// The TCP proxy, for a tcp_proxy listener.
+    pub fn tcp(&self) -> Option<&TcpProxy> {
+        match &self.terminal {
+            Terminal::Tcp(t) => Some(t),
+            Terminal::Http(_) => None,
+        }
+    }
+
+    /// The terminal filter's access loggers.
+    pub fn access_log(&self) -> &[AccessLog] {
+        match &self.terminal {
+            Terminal::Http(h) => &h.access_log,
+            Terminal::Tcp(t) => &t.access_log,
+        }
+    }
+}
+
+/// Envoy's TCP proxy network filter (`envoy.filters.network.tcp_proxy`): each connection is
+/// forwarded, bytes as they are, to a host of the cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpProxy {
+    /// Prefix of `tcp.<stat_prefix>.*` stats.
+    pub stat_prefix: String,
+    /// `cluster`, or `weighted_clusters` (every weight ≥ 1).
+    pub cluster: ClusterSpec,
+    /// No bytes either way for this long closes both connections; default 1 h, `None`
+    /// when configured 0s.
+    pub idle_timeout: Option<Duration>,
+    /// Connects tried (each to the host the load balancer gives) before giving up; ≥ 1.
+    pub max_connect_attempts: u32,
+    /// A connection open this long is closed; `None`: no limit.
+    pub max_downstream_connection_duration: Option<Duration>,
+    /// One line per connection, when it ends.
+    pub access_log: Vec<AccessLog>,
 }
 
 /// Envoy's connection limit network filter: past `max_connections` open connections on the

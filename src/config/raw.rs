@@ -69,6 +69,51 @@ pub struct ConnectionLimit {
     pub runtime_enabled: Option<Value>,
 }
 
+/// `envoy.filters.network.tcp_proxy`'s `typed_config`. The fields baton does not implement
+/// are read (as `Value`s) so that `validate` can refuse each by path with its reason.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpProxy {
+    pub stat_prefix: Option<String>,
+    pub cluster: Option<String>,
+    pub weighted_clusters: Option<TcpWeightedClusters>,
+    pub idle_timeout: Option<Dur>,
+    /// Wider than u32 so an out-of-range value gets our message, not a type error.
+    pub max_connect_attempts: Option<i64>,
+    pub max_downstream_connection_duration: Option<Dur>,
+    #[serde(default)]
+    pub access_log: Vec<TypedExtension>,
+    /// Deprecated; `false` (its default) changes nothing and is accepted.
+    pub flush_access_log_on_connected: Option<bool>,
+    pub on_demand: Option<Value>,
+    pub metadata_match: Option<Value>,
+    pub downstream_idle_timeout: Option<Value>,
+    pub upstream_idle_timeout: Option<Value>,
+    pub backoff_options: Option<Value>,
+    pub hash_policy: Option<Value>,
+    pub tunneling_config: Option<Value>,
+    pub max_downstream_connection_duration_jitter_percentage: Option<Value>,
+    pub access_log_flush_interval: Option<Value>,
+    pub access_log_options: Option<Value>,
+    pub proxy_protocol_tlvs: Option<Value>,
+}
+
+/// The TCP proxy's `weighted_clusters` (unlike a route's, it has no `total_weight`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpWeightedClusters {
+    #[serde(default)]
+    pub clusters: Vec<TcpClusterWeight>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpClusterWeight {
+    pub name: String,
+    pub weight: Option<i64>,
+    pub metadata_match: Option<Value>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Node {

@@ -190,6 +190,7 @@ const STDOUT_LOG_TYPE: &str = "envoy.extensions.access_loggers.stream.v3.StdoutA
 const STDERR_LOG_TYPE: &str = "envoy.extensions.access_loggers.stream.v3.StderrAccessLog";
 const CONNECTION_LIMIT_TYPE: &str =
     "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit";
+const TCP_PROXY_TYPE: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 const GLOBAL_CX_TYPE: &str =
     "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig";
 
@@ -201,6 +202,8 @@ const GLOBAL_CX_TYPE: &str =
 const KNOWN_NAMES: &[(&str, &str)] = &[
     ("envoy.filters.network.http_connection_manager", HCM_TYPE),
     ("envoy.http_connection_manager", HCM_TYPE),
+    ("envoy.filters.network.tcp_proxy", TCP_PROXY_TYPE),
+    ("envoy.tcp_proxy", TCP_PROXY_TYPE),
     ("envoy.filters.http.router", ROUTER_TYPE),
     ("envoy.router", ROUTER_TYPE),
     ("envoy.filters.http.health_check", HEALTH_CHECK_TYPE),
@@ -234,6 +237,10 @@ const V2_TYPES: &[(&str, &str)] = &[
     (
         "envoy.config.filter.network.http_connection_manager.v2.HttpConnectionManager",
         HCM_TYPE,
+    ),
+    (
+        "envoy.config.filter.network.tcp_proxy.v2.TcpProxy",
+        TCP_PROXY_TYPE,
     ),
     ("envoy.config.filter.http.router.v2.Router", ROUTER_TYPE),
     ("envoy.config.accesslog.v2.FileAccessLog", FILE_LOG_TYPE),
@@ -537,7 +544,8 @@ fn listener(
     let Some(chain) = l.filter_chains.first() else {
         return Err(err(
             &chains_path,
-            "one filter chain with envoy.filters.network.http_connection_manager is required",
+            "one filter chain with envoy.filters.network.http_connection_manager or \
+             envoy.filters.network.tcp_proxy is required",
         ));
     };
     // The chains' matches and transports, the listener filters and the network filters are
@@ -576,8 +584,8 @@ fn listener(
                 Err(err(
                     &fp,
                     "must equal filter_chains[0].filters: baton serves one HTTP connection \
-                     manager per listener (chains may differ in filter_chain_match and \
-                     transport_socket)",
+                     manager or TCP proxy per listener (chains may differ in \
+                     filter_chain_match and transport_socket)",
                 ))
             }
         });
@@ -590,7 +598,10 @@ fn listener(
         ),
         &mut first,
     );
-    let (Some(filter_chains), Some((connection_limit, hcm)), Some(buffer), None) =
+    if let (Some(chains), Some((_, Terminal::Tcp(_)))) = (&filter_chains, &filters) {
+        keep(passthrough_matches(chains, &chains_path), &mut first);
+    }
+    let (Some(filter_chains), Some((connection_limit, terminal)), Some(buffer), None) =
         (filter_chains, filters, buffer, &first)
     else {
         return Err(first.unwrap_or_else(|| err(path, "invalid")));
@@ -598,7 +609,7 @@ fn listener(
     Ok(Listener {
         name,
         address,
-        hcm,
+        terminal,
         per_connection_buffer_limit_bytes: buffer,
         connection_limit,
         runtime_connection_limit,
@@ -611,17 +622,44 @@ fn listener(
     })
 }
 
-/// A filter chain's network filters: an optional connection limit, then the HTTP connection
-/// manager last.
+/// On a TCP proxy listener, a chain without a TLS context passes its bytes through
+/// unread: baton cannot hand a ClientHello it has read to the upstream, so a chain that only
+/// TLS clients can select (by SNI, or `transport_protocol: tls`) would close every connection
+/// it gets. Such a match is refused rather than served that way. (`raw_buffer` works: plain
+/// clients are recognised by their first byte.)
+fn passthrough_matches(chains: &[FilterChainTls], path: &str) -> Result<(), ConfigError> {
+    for (i, c) in chains.iter().enumerate() {
+        let tls_only = c.transport_protocol.as_deref() == Some("tls");
+        if c.tls.is_some() || (c.server_names.is_empty() && !tls_only) {
+            continue;
+        }
+        let field = if c.server_names.is_empty() {
+            "transport_protocol"
+        } else {
+            "server_names"
+        };
+        return Err(err(
+            format!("{path}[{i}].filter_chain_match.{field}"),
+            "not supported by baton on a tcp_proxy chain without a DownstreamTlsContext \
+             (passed-through bytes are not inspected, so SNI and protocol matching of \
+             passthrough is not implemented)",
+        ));
+    }
+    Ok(())
+}
+
+/// A filter chain's network filters: an optional connection limit, then the terminal filter
+/// (the HTTP connection manager or the TCP proxy) last.
 fn network_filters(
     filters: &[raw::TypedExtension],
     path: &str,
     clusters: &HashMap<String, usize>,
-) -> Result<(Option<ConnectionLimit>, HttpConnectionManager), ConfigError> {
+) -> Result<(Option<ConnectionLimit>, Terminal), ConfigError> {
     let Some((filter, before)) = filters.split_last() else {
         return Err(err(
             path,
-            "the envoy.filters.network.http_connection_manager filter is required",
+            "a terminal network filter is required (envoy.filters.network.http_connection_manager \
+             or envoy.filters.network.tcp_proxy)",
         ));
     };
     let mut connection_limit = None;
@@ -630,7 +668,7 @@ fn network_filters(
         extension_kind(
             f,
             &fp,
-            "network filter before the HTTP connection manager",
+            "network filter before the terminal filter",
             &[CONNECTION_LIMIT_TYPE],
         )?;
         if connection_limit.is_some() {
@@ -639,13 +677,224 @@ fn network_filters(
         connection_limit = Some(connection_limit_filter(f, &fp)?);
     }
     let fpath = format!("{path}[{}]", before.len());
-    extension_kind(filter, &fpath, "last network filter", &[HCM_TYPE])?;
+    let ty = extension_kind(
+        filter,
+        &fpath,
+        "last network filter",
+        &[HCM_TYPE, TCP_PROXY_TYPE],
+    )?;
     no_filter(filter, &fpath)?;
     let tpath = format!("{fpath}.typed_config");
-    let payload = typed_payload(&filter.typed_config, &tpath, HCM_TYPE)?
+    let payload = typed_payload(&filter.typed_config, &tpath, ty)?
         .ok_or_else(|| err(&tpath, "required field is missing"))?;
-    let raw_hcm: raw::HttpConnectionManager = from_value(&payload, &tpath)?;
-    Ok((connection_limit, hcm(raw_hcm, &tpath, clusters)?))
+    let terminal = if ty == TCP_PROXY_TYPE {
+        let raw_tcp: raw::TcpProxy = from_value(&payload, &tpath)?;
+        Terminal::Tcp(tcp_proxy(raw_tcp, &tpath, clusters)?)
+    } else {
+        let raw_hcm: raw::HttpConnectionManager = from_value(&payload, &tpath)?;
+        Terminal::Http(Box::new(hcm(raw_hcm, &tpath, clusters)?))
+    };
+    Ok((connection_limit, terminal))
+}
+
+/// `envoy.filters.network.tcp_proxy`. Every error is reported (the load goes on to find the
+/// others); the first fails the filter.
+fn tcp_proxy(
+    t: raw::TcpProxy,
+    path: &str,
+    clusters: &HashMap<String, usize>,
+) -> Result<TcpProxy, ConfigError> {
+    let p = |f: &str| join_key(path, f);
+    let mut first = None;
+    let refused: [(&str, bool, &str); 12] = [
+        (
+            "on_demand",
+            t.on_demand.is_some(),
+            "on-demand cluster discovery (xDS)",
+        ),
+        (
+            "metadata_match",
+            t.metadata_match.is_some(),
+            "subset load balancing",
+        ),
+        (
+            "downstream_idle_timeout",
+            t.downstream_idle_timeout.is_some(),
+            "not implemented in Envoy either; use idle_timeout",
+        ),
+        (
+            "upstream_idle_timeout",
+            t.upstream_idle_timeout.is_some(),
+            "not implemented in Envoy either; use idle_timeout",
+        ),
+        (
+            "backoff_options",
+            t.backoff_options.is_some(),
+            "connect retries are made at once, as Envoy does without backoff_options",
+        ),
+        ("hash_policy", t.hash_policy.is_some(), "hash policies"),
+        (
+            "tunneling_config",
+            t.tunneling_config.is_some(),
+            "tunneling TCP over HTTP CONNECT or POST",
+        ),
+        (
+            "max_downstream_connection_duration_jitter_percentage",
+            t.max_downstream_connection_duration_jitter_percentage
+                .is_some(),
+            "jitter on max_downstream_connection_duration",
+        ),
+        (
+            "access_log_flush_interval",
+            t.access_log_flush_interval.is_some(),
+            "periodic access-log lines; one line is written when the connection ends",
+        ),
+        (
+            "flush_access_log_on_connected",
+            t.flush_access_log_on_connected == Some(true),
+            "an access-log line on connect; one line is written when the connection ends",
+        ),
+        (
+            "access_log_options",
+            t.access_log_options.is_some(),
+            "access-log flush options; one line is written when the connection ends",
+        ),
+        (
+            "proxy_protocol_tlvs",
+            t.proxy_protocol_tlvs.is_some(),
+            "the PROXY protocol",
+        ),
+    ];
+    for (field, set, why) in refused {
+        if set {
+            keep::<()>(
+                Err(err(p(field), format!("not supported by baton ({why})"))),
+                &mut first,
+            );
+        }
+    }
+    let stat_prefix = match t.stat_prefix {
+        Some(s) if !s.is_empty() => Some(s),
+        Some(_) => keep(Err(err(p("stat_prefix"), "must not be empty")), &mut first),
+        None => keep(
+            Err(err(p("stat_prefix"), "required field is missing")),
+            &mut first,
+        ),
+    };
+    let lookup = |name: &str, at: String| {
+        clusters
+            .get(name)
+            .copied()
+            .ok_or_else(|| err(at, format!("unknown cluster \"{name}\"")))
+    };
+    let cluster = match (t.cluster, t.weighted_clusters) {
+        (Some(c), None) => lookup(&c, p("cluster")).map(ClusterSpec::Single),
+        (None, Some(w)) => tcp_weighted(w, &p("weighted_clusters"), &lookup),
+        (None, None) => Err(err(path, "one of cluster, weighted_clusters is required")),
+        (Some(_), Some(_)) => Err(err(
+            path,
+            "only one of cluster, weighted_clusters may be set",
+        )),
+    };
+    let cluster = keep(cluster, &mut first);
+    let max_connect_attempts = match t.max_connect_attempts {
+        None => Some(1),
+        Some(n) if (1..=i64::from(u32::MAX)).contains(&n) => Some(n as u32),
+        Some(n) => keep(
+            Err(err(
+                p("max_connect_attempts"),
+                format!("must be at least 1 (got {n})"),
+            )),
+            &mut first,
+        ),
+    };
+    let max_duration = match t.max_downstream_connection_duration {
+        None => Some(None),
+        Some(raw::Dur(d)) if d >= Duration::from_millis(1) => Some(Some(d)),
+        Some(_) => keep(
+            Err(err(
+                p("max_downstream_connection_duration"),
+                "must be at least 1ms",
+            )),
+            &mut first,
+        ),
+    };
+    let mut logs = Each::new();
+    for (i, a) in t.access_log.iter().enumerate() {
+        logs.add(file_access_log(a, &format!("{}[{i}]", p("access_log"))));
+    }
+    let access_log = keep(logs.finish(), &mut first);
+    let (
+        Some(stat_prefix),
+        Some(cluster),
+        Some(max_connect_attempts),
+        Some(max_downstream_connection_duration),
+        Some(access_log),
+        None,
+    ) = (
+        stat_prefix,
+        cluster,
+        max_connect_attempts,
+        max_duration,
+        access_log,
+        &first,
+    )
+    else {
+        return Err(first.unwrap_or_else(|| err(path, "invalid")));
+    };
+    Ok(TcpProxy {
+        stat_prefix,
+        cluster,
+        idle_timeout: timeout(t.idle_timeout, Some(Duration::from_secs(3600))),
+        max_connect_attempts,
+        max_downstream_connection_duration,
+        access_log,
+    })
+}
+
+/// The TCP proxy's `weighted_clusters`: at least one cluster, each with a weight ≥ 1.
+fn tcp_weighted(
+    w: raw::TcpWeightedClusters,
+    path: &str,
+    lookup: &dyn Fn(&str, String) -> Result<usize, ConfigError>,
+) -> Result<ClusterSpec, ConfigError> {
+    if w.clusters.is_empty() {
+        return Err(err(
+            join_key(path, "clusters"),
+            "at least one cluster is required",
+        ));
+    }
+    let mut out = Vec::new();
+    let mut sum: u64 = 0;
+    for (i, c) in w.clusters.iter().enumerate() {
+        let cp = format!("{path}.clusters[{i}]");
+        if c.metadata_match.is_some() {
+            return Err(err(
+                format!("{cp}.metadata_match"),
+                "not supported by baton (subset load balancing)",
+            ));
+        }
+        let idx = lookup(&c.name, format!("{cp}.name"))?;
+        let weight = match c.weight {
+            Some(n) if (1..=i64::from(u32::MAX)).contains(&n) => n as u32,
+            Some(n) => {
+                return Err(err(
+                    format!("{cp}.weight"),
+                    format!("must be at least 1 (got {n})"),
+                ))
+            }
+            None => return Err(err(format!("{cp}.weight"), "must be at least 1 (got 0)")),
+        };
+        sum += u64::from(weight);
+        out.push((idx, weight));
+    }
+    if sum > u64::from(u32::MAX) {
+        return Err(err(
+            path,
+            format!("the weights add up to {sum}, more than 2^32-1"),
+        ));
+    }
+    Ok(ClusterSpec::Weighted(out))
 }
 
 /// A whole number ≥ 1 for a connection count.

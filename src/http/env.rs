@@ -8,13 +8,15 @@ use std::time::Instant;
 
 use super::buf::BufPool;
 use super::codec::RequestHead;
-use super::core::{Env, Reply, RetryStat, Spares};
+use super::core::{Env, Reply, RetryStat, Spares, TcpStat, TcpTarget};
 use super::local::write_local_reply;
 use super::request::{decide, hcm_path, Decision};
 use crate::access_log::{Rq, TlsInfo};
 use crate::cluster::breakers::Resource;
-use crate::config::{HttpConnectionManager, RetryPolicy, RouteAction, ServerHeader, StripPort};
-use crate::context::Ctx;
+use crate::config::{
+    ClusterSpec, HttpConnectionManager, RetryPolicy, RouteAction, ServerHeader, StripPort,
+};
+use crate::context::{Ctx, HttpRt};
 use crate::observe;
 use crate::route::edits::{apply, HeaderList};
 use crate::tls::Stream;
@@ -61,6 +63,13 @@ impl<'a> CtxEnv<'a> {
     }
 }
 
+impl CtxEnv<'_> {
+    /// The connection manager and router of the connection's listener (an HTTP one).
+    fn http(&self) -> Option<&HttpRt> {
+        self.ctx.listeners.get(self.listener)?.http()
+    }
+}
+
 impl Env for CtxEnv<'_> {
     fn pool(&mut self) -> &mut BufPool {
         &mut self.ctx.pool
@@ -71,8 +80,10 @@ impl Env for CtxEnv<'_> {
     }
 
     fn server(&self) -> (&str, ServerHeader) {
-        let hcm = &self.ctx.listeners[self.listener].hcm;
-        (&hcm.server_name, hcm.server_header_transformation)
+        match self.http() {
+            Some(h) => (&h.hcm.server_name, h.hcm.server_header_transformation),
+            None => ("baton", ServerHeader::Overwrite),
+        }
     }
 
     /// A TLS connection is never handed over (its session keys live here): while draining,
@@ -104,16 +115,21 @@ impl Env for CtxEnv<'_> {
         // normalize_path / merge_slashes change the path before routing: the route, the
         // upstream and the access log's `:path` all see the new one, as Envoy's connection
         // manager rewrites the header itself. An unchanged path allocates nothing.
-        // strip_*_host_port likewise change the Host.
-        // A path it refuses or redirects is the connection manager's own answer.
+        // strip_*_host_port likewise change the Host. A path it refuses or redirects is the
+        // connection manager's own answer.
         let l = &self.ctx.listeners[self.listener];
-        let hcm = &l.hcm;
-        let (normalized, early) = match hcm_path(req.path, hcm) {
-            Ok(n) => (n, None),
-            Err(answer) => (None, Some(*answer)),
-        };
         let port = self.local.map_or(l.address.port(), |a| a.port());
-        let host = req.host.and_then(|h| hcm_host(h, hcm, port));
+        let (normalized, early, host) = match l.http() {
+            Some(h) => {
+                let (normalized, early) = match hcm_path(req.path, &h.hcm) {
+                    Ok(n) => (n, None),
+                    Err(answer) => (None, Some(*answer)),
+                };
+                let host = req.host.and_then(|host| hcm_host(host, &h.hcm, port));
+                (normalized, early, host)
+            }
+            None => (None, None, None),
+        };
         let host = host.as_deref();
         if let Some(a) = &early {
             self.ctx.stats.path_answered(self.listener, a.status);
@@ -166,7 +182,7 @@ impl Env for CtxEnv<'_> {
             .filter_map(|(n, v)| Some((n.as_ref(), std::str::from_utf8(v).ok()?)))
             .collect();
         let date = self.ctx.date().to_string();
-        let server = &self.ctx.listeners[self.listener].hcm.server_name;
+        let server = self.http().map_or("baton", |h| h.hcm.server_name.as_str());
         write_local_reply(out, r.status, r.body, r.close, server, &date, &extra);
     }
 
@@ -174,12 +190,17 @@ impl Env for CtxEnv<'_> {
         observe::response_head(self.ctx, rq, status, headers);
     }
 
-    fn end(&mut self, rq: Rq, _now: Instant) {
+    fn end(&mut self, mut rq: Rq, _now: Instant) {
+        // A TCP proxy's record began before its TLS handshake (if any): the session's facts
+        // are known by its end.
+        if rq.tls.is_none() {
+            rq.tls = self.tls.cloned();
+        }
         observe::end(self.ctx, rq);
     }
 
     fn retry_policy(&self, (vh, r): (usize, usize)) -> Option<&RetryPolicy> {
-        let m = self.ctx.listeners.get(self.listener)?.router.get(vh, r)?;
+        let m = self.http()?.router.get(vh, r)?;
         match &m.route.action {
             RouteAction::Forward(f) => f.retry_policy.as_ref(),
             _ => None,
@@ -274,7 +295,7 @@ impl Env for CtxEnv<'_> {
                  (further ones this minute are only counted in \
                  http.{}.downstream_cx_http2_refused)",
                 self.peer,
-                self.ctx.listeners[self.listener].hcm.stat_prefix
+                self.http().map_or("", |h| h.hcm.stat_prefix.as_str())
             );
         } else {
             log::debug!("{}: HTTP/2 client refused (counted)", self.peer);
@@ -282,11 +303,52 @@ impl Env for CtxEnv<'_> {
     }
 
     fn default_host_for_http_10(&self) -> Option<String> {
-        self.ctx.listeners[self.listener]
-            .hcm
-            .default_host_for_http_10
-            .clone()
+        self.http()?.hcm.default_host_for_http_10.clone()
     }
+
+    fn tcp_begin(&mut self, _now: Instant) -> (Rq, Option<TcpTarget>) {
+        let mut rq = observe::tcp_begin(self.ctx, self.listener, self.peer);
+        rq.tls = self.tls.cloned();
+        rq.conn_id = self.conn_id;
+        rq.local = self.local;
+        let target = tcp_target(self.ctx, self.listener, &mut rq);
+        (rq, target)
+    }
+
+    fn tcp_stat(&mut self, s: TcpStat) {
+        self.ctx.stats.tcp_stat(self.listener, s);
+    }
+}
+
+/// A TCP proxy connection's upstream: a cluster (by weight, for `weighted_clusters`), then a
+/// host from its load balancer. No host: the record says `UH` and the cluster counts
+/// `upstream_cx_none_healthy`.
+fn tcp_target(ctx: &mut Ctx, listener: usize, rq: &mut Rq) -> Option<TcpTarget> {
+    let spec = &ctx.listeners.get(listener)?.tcp()?.cluster;
+    let cluster = match spec {
+        ClusterSpec::Single(c) => *c,
+        ClusterSpec::Weighted(list) => {
+            let total: u64 = list.iter().map(|&(_, w)| u64::from(w)).sum();
+            crate::http::request::pick_weighted(list, ctx.rng.below(total.max(1)))
+        }
+    };
+    rq.cluster = Some(cluster);
+    let cl = ctx.clusters.get_mut(cluster)?;
+    let picked = cl.pick(&mut ctx.rng).and_then(|i| cl.hosts.get(i));
+    let Some(host) = picked else {
+        log::debug!("tcp proxy: cluster {} has no host", cl.cfg.name);
+        rq.flags.set(crate::access_log::Flags::UH);
+        ctx.stats.tcp_stat(listener, TcpStat::NoneHealthy(cluster));
+        return None;
+    };
+    let addr = host.addr;
+    rq.upstream = Some(addr);
+    Some(TcpTarget {
+        cluster,
+        addr,
+        connect_timeout: cl.cfg.connect_timeout,
+        buffer_limit: cl.cfg.per_connection_buffer_limit_bytes as usize,
+    })
 }
 
 /// The Host as the connection manager leaves it (`strip_trailing_host_dot`, then the port);

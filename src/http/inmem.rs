@@ -43,7 +43,7 @@ impl InMem {
         }
         let logs: Vec<_> = listeners
             .iter()
-            .map(|l| l.hcm.access_log.as_slice())
+            .map(crate::context::ListenerRt::access_log)
             .collect();
         let access_logs = crate::access_log::AccessLogs::open(&logs)?;
         let now = Instant::now();

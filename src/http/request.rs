@@ -431,7 +431,10 @@ pub(super) fn decide(
     ctx: &mut Ctx,
     early: Option<LocalDecision>,
 ) -> Decision {
-    let hcm = &ctx.listeners[listener].hcm;
+    let Some(http) = ctx.listeners[listener].http() else {
+        return route(req, peer, listener, ctx);
+    };
+    let hcm = &http.hcm;
     // The connection manager's own answer (a path it refuses or redirects) comes before the
     // filters.
     if let Some(mut l) = early {
@@ -569,7 +572,9 @@ fn header_op(name: &str, value: &str, action: AppendAction) -> Op {
 
 /// The route's decision for the request.
 fn route(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx) -> Decision {
-    let l = &ctx.listeners[listener];
+    let Some(l) = ctx.listeners[listener].http() else {
+        return local(404, "", crate::access_log::Flags::NR);
+    };
     let Some(m) = l.router.route(req) else {
         return local(404, "", crate::access_log::Flags::NR);
     };
@@ -654,6 +659,7 @@ fn route(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx
         .get_mut(cluster)
         .and_then(|cl| cl.pick(&mut ctx.rng).map(|hi| cl.hosts[hi].addr));
     let Some(addr) = picked else {
+        ctx.stats.none_healthy(cluster);
         return Decision::Local(LocalDecision {
             status: 503,
             body: Cow::Borrowed(local::NO_HEALTHY_UPSTREAM),
@@ -1016,7 +1022,10 @@ mod tests {
 ",
         )
         .expect("config");
-        let mut h = b.listeners.remove(0).hcm;
+        let crate::config::Terminal::Http(h) = b.listeners.remove(0).terminal else {
+            panic!("an HTTP listener");
+        };
+        let mut h = *h;
         h.use_remote_address = use_remote_address;
         h.xff_num_trusted_hops = hops;
         h

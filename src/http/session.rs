@@ -11,11 +11,11 @@ use mio::net::TcpStream;
 use crate::tls::Stream;
 
 use super::buf::{BufPool, ReadOutcome, CHUNK};
-use super::core::{Action, Close, Conn, Failure, Limits, TunnelState};
+use super::core::{Action, Close, Conn, Failure, Limits, TcpLimits, TunnelState};
 use super::env::CtxEnv;
 use super::splice::{In, Pipe};
 use super::upstream::{may_open, put_idle, reset_on_close, take_idle, UpConn};
-use crate::config::HttpConnectionManager;
+use crate::config::{HttpConnectionManager, TcpProxy};
 use crate::context::Ctx;
 use crate::reactor::{TimerKey, Tok};
 
@@ -34,6 +34,31 @@ pub fn limits(hcm: &HttpConnectionManager, per_connection_buffer_limit_bytes: u3
         max_connection_duration: hcm.max_connection_duration,
         max_requests: hcm.max_requests_per_connection,
         underscores: hcm.headers_with_underscores,
+        tcp: None,
+    }
+}
+
+/// The same for a TCP proxy listener: only the buffer limit and the proxy's own settings
+/// count (no HTTP is read).
+pub fn tcp_limits(t: &TcpProxy, per_connection_buffer_limit_bytes: u32) -> Limits {
+    Limits {
+        max_head: 0,
+        idle_timeout: None,
+        request_headers_timeout: None,
+        stream_idle_timeout: None,
+        buffer_limit: per_connection_buffer_limit_bytes as usize,
+        accept_http_10: false,
+        codec_type: crate::config::CodecType::Auto,
+        max_headers: 0,
+        max_connection_duration: None,
+        max_requests: None,
+        underscores: crate::config::Underscores::Allow,
+        request_timeout: None,
+        tcp: Some(TcpLimits {
+            max_connect_attempts: t.max_connect_attempts,
+            idle_timeout: t.idle_timeout,
+            max_duration: t.max_downstream_connection_duration,
+        }),
     }
 }
 

@@ -18,7 +18,8 @@ use crate::cli::Options;
 use crate::cluster::dns::{Query, Resolver};
 use crate::cluster::ClusterRt;
 use crate::config::Bootstrap;
-use crate::context::{Ctx, ListenerRt};
+use crate::config::Terminal;
+use crate::context::{Ctx, HttpRt, ListenerRt, Serve};
 use crate::hot_restart::driver::{machine_listeners, Leaving};
 use crate::hot_restart::{tcp_address, HotRestart};
 use crate::http::session::{Fate, Ready, Session};
@@ -160,13 +161,22 @@ pub fn listener_rts(
     for l in ls {
         let tls = crate::tls::ListenerTls::new(&l.filter_chains, l.inspect_timeout)
             .map_err(|e| format!("listener \"{}\": transport_socket: {e}", l.name))?;
-        let limits = crate::http::session::limits(&l.hcm, l.per_connection_buffer_limit_bytes);
+        let buffer = l.per_connection_buffer_limit_bytes;
+        let (limits, serve) = match l.terminal {
+            Terminal::Http(hcm) => (
+                crate::http::session::limits(&hcm, buffer),
+                Serve::Http(Box::new(HttpRt {
+                    router: Router::new(hcm.route_config.clone()),
+                    hcm: *hcm,
+                })),
+            ),
+            Terminal::Tcp(t) => (crate::http::session::tcp_limits(&t, buffer), Serve::Tcp(t)),
+        };
         rts.push(ListenerRt {
             limits: Rc::new(limits),
             name: l.name,
             address: l.address,
-            router: Router::new(l.hcm.route_config.clone()),
-            hcm: l.hcm,
+            serve,
             connection_limit: l.connection_limit,
             runtime_connection_limit: l.runtime_connection_limit,
             service_cluster: service_cluster.to_string(),
@@ -231,7 +241,7 @@ impl Proxy {
         let n = rts.len();
         let opts_argv = opts.argv.clone();
         let pid_file = opts.pid_file.as_deref().map(PidFile::new);
-        let logs: Vec<_> = rts.iter().map(|l| l.hcm.access_log.as_slice()).collect();
+        let logs: Vec<_> = rts.iter().map(ListenerRt::access_log).collect();
         let access_logs = crate::access_log::AccessLogs::open(&logs)?;
         let mut p = Proxy {
             poll,
@@ -554,6 +564,19 @@ impl Proxy {
         pending: Option<&[u8]>,
     ) {
         if pending.is_some() {
+            if self
+                .ctx
+                .listeners
+                .get(listener)
+                .is_some_and(|l| l.tcp().is_some())
+            {
+                // An idle HTTP keep-alive connection whose listener is a TCP proxy in this
+                // config: its client speaks HTTP, so it is closed rather than forwarded.
+                log::info!(
+                    "moved connection from {peer}: its listener is a tcp_proxy in this config; closing it"
+                );
+                return;
+            }
             // Accepted by a parent (which may not have set it on its listener).
             let _ = stream.set_nodelay(true);
         }

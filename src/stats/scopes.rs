@@ -173,6 +173,19 @@ pub struct HttpStats {
     pub downstream_cx_splice_bytes: Counter,
 }
 
+/// `tcp.<stat_prefix>.*` of a TCP proxy listener.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpStats {
+    pub downstream_cx_total: Counter,
+    /// Envoy's count of connections whose cluster was not found; baton refuses an unknown
+    /// cluster at load, so it stays 0.
+    pub downstream_cx_no_route: Counter,
+    pub downstream_flow_control_paused_reading_total: Counter,
+    pub downstream_flow_control_resumed_reading_total: Counter,
+    pub idle_timeout: Counter,
+    pub max_downstream_connection_duration: Counter,
+}
+
 /// `cluster.<name>.*`
 #[derive(Debug, Clone, Copy)]
 pub struct ClusterStats {
@@ -181,6 +194,10 @@ pub struct ClusterStats {
     pub upstream_cx_connect_fail: Counter,
     pub upstream_cx_connect_timeout: Counter,
     pub upstream_cx_destroy: Counter,
+    /// No host to connect to (an HTTP request's 503 UH, a TCP proxy connection closed).
+    pub upstream_cx_none_healthy: Counter,
+    /// A TCP proxy gave up after `max_connect_attempts` failed connects.
+    pub upstream_cx_connect_attempts_exceeded: Counter,
     pub upstream_rq_total: Counter,
     /// 2xx..5xx (index 0 = 2xx).
     pub upstream_rq_class: [Counter; 4],
@@ -263,8 +280,10 @@ pub struct Stats {
     pub server: ServerStats,
     /// Indexed like `Ctx::listeners`.
     pub listeners: Vec<ListenerStats>,
-    /// Indexed like `Ctx::listeners` (one HCM per listener).
-    pub http: Vec<HttpStats>,
+    /// Indexed like `Ctx::listeners`: an HTTP listener's connection manager's stats.
+    pub http: Vec<Option<HttpStats>>,
+    /// Indexed like `Ctx::listeners`: a TCP proxy listener's stats.
+    pub tcp: Vec<Option<TcpStats>>,
     /// Indexed like `Ctx::clusters`.
     pub clusters: Vec<ClusterStats>,
     /// Indexed like `Ctx::listeners`: the connection limit filter's stats, when it has one.
@@ -294,8 +313,9 @@ fn classes<const N: usize>(s: &mut Store, scope: &str, stem: &str, first: usize)
 }
 
 impl Stats {
-    /// Registers every stat for these listeners (address, HCM stat_prefix) and clusters.
-    pub fn new(listeners: &[(SocketAddr, &str)], clusters: &[&str]) -> Stats {
+    /// Registers every stat for these listeners (address, and the HCM's stat_prefix for an
+    /// HTTP listener; a TCP proxy's are `add_tcp`'s) and clusters.
+    pub fn new(listeners: &[(SocketAddr, Option<&str>)], clusters: &[&str]) -> Stats {
         let mut s = Store::default();
         let server = ServerStats {
             live: s.gauge("server.live", Import::Never),
@@ -320,8 +340,12 @@ impl Stats {
                     .counter(&format!("{l}.downstream_global_cx_overflow")),
                 downstream_cx_overflow: s.counter(&format!("{l}.downstream_cx_overflow")),
             });
+            let Some(prefix) = prefix else {
+                hs.push(None);
+                continue;
+            };
             let h = format!("http.{prefix}");
-            hs.push(HttpStats {
+            hs.push(Some(HttpStats {
                 downstream_rq_total: s.counter(&format!("{h}.downstream_rq_total")),
                 downstream_rq_class: classes(&mut s, &h, "downstream_rq", 1),
                 downstream_rq_active: s
@@ -348,7 +372,7 @@ impl Stats {
                     .counter(&format!("{h}.downstream_rq_ws_on_non_ws_route")),
                 downstream_cx_http2_refused: s.counter(&format!("{h}.downstream_cx_http2_refused")),
                 downstream_cx_splice_bytes: s.counter(&format!("{h}.downstream_cx_splice_bytes")),
-            });
+            }));
         }
         let cs = clusters
             .iter()
@@ -359,6 +383,9 @@ impl Stats {
                 let upstream_cx_connect_fail = ctr("upstream_cx_connect_fail");
                 let upstream_cx_connect_timeout = ctr("upstream_cx_connect_timeout");
                 let upstream_cx_destroy = ctr("upstream_cx_destroy");
+                let upstream_cx_none_healthy = ctr("upstream_cx_none_healthy");
+                let upstream_cx_connect_attempts_exceeded =
+                    ctr("upstream_cx_connect_attempts_exceeded");
                 let upstream_rq_total = ctr("upstream_rq_total");
                 let upstream_rq_timeout = ctr("upstream_rq_timeout");
                 let upstream_rq_pending_total = ctr("upstream_rq_pending_total");
@@ -379,6 +406,8 @@ impl Stats {
                     upstream_cx_connect_fail,
                     upstream_cx_connect_timeout,
                     upstream_cx_destroy,
+                    upstream_cx_none_healthy,
+                    upstream_cx_connect_attempts_exceeded,
                     upstream_rq_total,
                     upstream_rq_class: classes(&mut s, &c, "upstream_rq", 2),
                     upstream_rq_timeout,
@@ -410,6 +439,7 @@ impl Stats {
             store: s,
             server,
             listeners: ls,
+            tcp: listeners.iter().map(|_| None).collect(),
             http: hs,
             clusters: cs,
             limits: listeners.iter().map(|_| None).collect(),
@@ -469,6 +499,70 @@ impl Stats {
         };
         if let Some(slot) = self.limits.get_mut(l) {
             *slot = Some(st);
+        }
+    }
+
+    /// Registers `tcp.<prefix>.*` for listener `l`, a TCP proxy.
+    pub fn add_tcp(&mut self, l: usize, prefix: &str) {
+        let mut c = |n: &str| self.store.counter(&format!("tcp.{prefix}.{n}"));
+        let st = TcpStats {
+            downstream_cx_total: c("downstream_cx_total"),
+            downstream_cx_no_route: c("downstream_cx_no_route"),
+            downstream_flow_control_paused_reading_total: c(
+                "downstream_flow_control_paused_reading_total",
+            ),
+            downstream_flow_control_resumed_reading_total: c(
+                "downstream_flow_control_resumed_reading_total",
+            ),
+            idle_timeout: c("idle_timeout"),
+            max_downstream_connection_duration: c("max_downstream_connection_duration"),
+        };
+        if let Some(slot) = self.tcp.get_mut(l) {
+            *slot = Some(st);
+        }
+    }
+
+    /// A TCP proxy connection on listener `l` began.
+    pub fn tcp_begin(&mut self, l: usize) {
+        if let Some(Some(t)) = self.tcp.get(l).copied() {
+            self.store.inc(t.downstream_cx_total);
+        }
+    }
+
+    /// A connection to cluster `c` was not made: it has no host (an HTTP request answered
+    /// `503 UH`, a TCP proxy connection closed).
+    pub fn none_healthy(&mut self, c: usize) {
+        if let Some(cs) = self.clusters.get(c).copied() {
+            self.store.inc(cs.upstream_cx_none_healthy);
+        }
+    }
+
+    /// A TCP proxy event on listener `l`.
+    pub fn tcp_stat(&mut self, l: usize, s: crate::http::core::TcpStat) {
+        use crate::http::core::TcpStat;
+        let cluster = |c: usize| self.clusters.get(c).copied();
+        let ctr = match s {
+            TcpStat::AttemptsExceeded(c) => {
+                cluster(c).map(|c| c.upstream_cx_connect_attempts_exceeded)
+            }
+            TcpStat::NoneHealthy(c) => {
+                self.none_healthy(c);
+                return;
+            }
+            _ => {
+                let Some(Some(t)) = self.tcp.get(l).copied() else {
+                    return;
+                };
+                Some(match s {
+                    TcpStat::IdleTimeout => t.idle_timeout,
+                    TcpStat::MaxDuration => t.max_downstream_connection_duration,
+                    TcpStat::FlowPaused => t.downstream_flow_control_paused_reading_total,
+                    _ => t.downstream_flow_control_resumed_reading_total,
+                })
+            }
+        };
+        if let Some(c) = ctr {
+            self.store.inc(c);
         }
     }
 
@@ -664,10 +758,12 @@ impl Stats {
     /// A client connection was accepted on listener `l`.
     #[inline]
     pub fn cx_open(&mut self, l: usize) {
-        if let (Some(ls), Some(hs)) = (self.listeners.get(l).copied(), self.http.get(l).copied()) {
-            let st = &mut self.store;
+        let st = &mut self.store;
+        if let Some(ls) = self.listeners.get(l).copied() {
             st.inc(ls.downstream_cx_total);
             st.gauge_add(ls.downstream_cx_active, 1);
+        }
+        if let Some(Some(hs)) = self.http.get(l).copied() {
             st.inc(hs.downstream_cx_total);
             st.inc(hs.downstream_cx_http1_total);
             st.gauge_add(hs.downstream_cx_active, 1);
@@ -677,10 +773,12 @@ impl Stats {
     /// A client connection on listener `l` closed.
     #[inline]
     pub fn cx_close(&mut self, l: usize) {
-        if let (Some(ls), Some(hs)) = (self.listeners.get(l).copied(), self.http.get(l).copied()) {
-            let st = &mut self.store;
+        let st = &mut self.store;
+        if let Some(ls) = self.listeners.get(l).copied() {
             st.inc(ls.downstream_cx_destroy);
             st.gauge_add(ls.downstream_cx_active, -1);
+        }
+        if let Some(Some(hs)) = self.http.get(l).copied() {
             st.gauge_add(hs.downstream_cx_active, -1);
         }
     }
@@ -689,7 +787,7 @@ impl Stats {
     /// A client on listener `l` sent the HTTP/2 preface. Returns true when this one should be
     /// logged at info: the first, then at most one a minute (the counter has the rest).
     pub fn http2_refused(&mut self, l: usize, now: Instant) -> bool {
-        if let Some(h) = self.http.get(l).copied() {
+        if let Some(Some(h)) = self.http.get(l).copied() {
             self.store.inc(h.downstream_cx_http2_refused);
         }
         let due = self
@@ -716,7 +814,7 @@ impl Stats {
 
     /// The connection manager refused (400) or redirected (307) a request for its path.
     pub fn path_answered(&mut self, l: usize, status: u16) {
-        if let Some(h) = self.http.get(l).copied() {
+        if let Some(Some(h)) = self.http.get(l).copied() {
             self.store.inc(if status == 307 {
                 h.downstream_rq_redirected_with_normalized_path
             } else {
@@ -727,20 +825,20 @@ impl Stats {
 
     /// A request on listener `l` was not received in full within `request_timeout`.
     pub fn request_timeout(&mut self, l: usize) {
-        if let Some(h) = self.http.get(l).copied() {
+        if let Some(Some(h)) = self.http.get(l).copied() {
             self.store.inc(h.downstream_rq_timeout);
         }
     }
 
     pub fn direct_response(&mut self, l: usize) {
-        if let Some(h) = self.http.get(l).copied() {
+        if let Some(Some(h)) = self.http.get(l).copied() {
             self.store.inc(h.rq_direct_response);
         }
     }
 
     /// A tunnel (upgrade or CONNECT) on listener `l` opened (`true`) or ended.
     pub fn tunnel(&mut self, l: usize, open: bool) {
-        if let Some(h) = self.http.get(l).copied() {
+        if let Some(Some(h)) = self.http.get(l).copied() {
             if open {
                 self.store.inc(h.downstream_cx_upgrades_total);
             }
@@ -752,7 +850,7 @@ impl Stats {
     /// A tunnel (and its request) on listener `l` left for another process (`out`) or arrived
     /// from one: only the active gauges move.
     pub fn tunnel_moved(&mut self, l: usize, out: bool) {
-        if let Some(h) = self.http.get(l).copied() {
+        if let Some(Some(h)) = self.http.get(l).copied() {
             let d = if out { -1 } else { 1 };
             self.store.gauge_add(h.downstream_cx_upgrades_active, d);
             self.store.gauge_add(h.downstream_rq_active, d);
@@ -761,22 +859,24 @@ impl Stats {
 
     /// An upgrade request on listener `l` was refused (403).
     pub fn upgrade_refused(&mut self, l: usize) {
-        if let Some(h) = self.http.get(l).copied() {
+        if let Some(Some(h)) = self.http.get(l).copied() {
             self.store.inc(h.downstream_rq_ws_on_non_ws_route);
         }
     }
 
     /// `n` response-body bytes went to a client of listener `l` by splicing.
     pub fn spliced(&mut self, l: usize, n: u64) {
-        if let Some(h) = self.http.get(l).copied() {
+        if let Some(Some(h)) = self.http.get(l).copied() {
             self.store.add(h.downstream_cx_splice_bytes, n);
         }
     }
 
     /// A client connection on listener `l` moved to the new process.
     pub fn cx_moved(&mut self, l: usize) {
-        if let (Some(ls), Some(hs)) = (self.listeners.get(l).copied(), self.http.get(l).copied()) {
+        if let Some(ls) = self.listeners.get(l).copied() {
             self.store.gauge_add(ls.downstream_cx_active, -1);
+        }
+        if let Some(Some(hs)) = self.http.get(l).copied() {
             self.store.gauge_add(hs.downstream_cx_active, -1);
         }
     }
@@ -799,7 +899,7 @@ mod tests {
         let a: SocketAddr = "0.0.0.0:10000".parse().unwrap();
         let b: SocketAddr = "[::1]:80".parse().unwrap();
         let mut s = Stats::new(
-            &[(a, "ingress_http"), (b, "ingress_http")],
+            &[(a, Some("ingress_http")), (b, Some("ingress_http"))],
             &["some_service"],
         );
         s.cx_open(0);

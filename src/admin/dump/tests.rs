@@ -5,7 +5,7 @@ use super::{config_dump, re2_substitution};
 use crate::config::{load_str, Bootstrap};
 use serde_yaml::Value;
 
-/// Uses every variant the model has: both filters, every route action and match kind, header
+/// Uses every variant the model has: every network filter (TCP proxies too), every route action and match kind, header
 /// edits at each level, retries, rewrites, weights, every cluster type, access logs, admin,
 /// the overload manager.
 pub const RICH: &str = r#"
@@ -160,6 +160,29 @@ static_resources:
               domains: ["*"]
               routes: [{ match: { prefix: / }, route: { cluster: c } }]
           http_filters: [{ name: envoy.filters.http.router }]
+  - name: tcp
+    address: { socket_address: { address: 127.0.0.1, port_value: 10001 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: tcp_weighted
+          weighted_clusters: { clusters: [{ name: a, weight: 2 }, { name: b, weight: 1 }] }
+          idle_timeout: 0s
+          max_connect_attempts: 3
+          max_downstream_connection_duration: 90.5s
+          access_log:
+          - name: envoy.access_loggers.stderr
+  - name: tcp_defaults
+    address: { socket_address: { address: 127.0.0.1, port_value: 10002 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: tcp_plain
+          cluster: c
   clusters:
   - name: a
     connect_timeout: 0.25s

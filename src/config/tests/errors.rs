@@ -145,7 +145,7 @@ fn type_urls_and_filter_names() {
         ),
         (&hcm("http_filters[0].name"), "router"),
     ]);
-    assert_eq!(b.listeners[0].hcm.stat_prefix, "ingress_http");
+    assert_eq!(b.listeners[0].hcm().unwrap().stat_prefix, "ingress_http");
     assert_eq!(
         err_with(&[(
             &hcm("http_filters[0]"),
@@ -189,9 +189,8 @@ fn a_health_check_filter_may_come_before_the_router_only() {
     const ROUTER: &str = "{name: envoy.filters.http.router}";
     let b = ok_with(&[(&hcm("http_filters"), &format!("[{HC}, {ROUTER}]"))]);
     let h = b.listeners[0]
-        .hcm
-        .health_check
-        .clone()
+        .hcm()
+        .and_then(|h| h.health_check.clone())
         .expect("health check filter");
     assert!(!h.pass_through_mode);
     assert_eq!(h.headers.len(), 1);
@@ -646,7 +645,10 @@ fn document_level_errors() {
 fn stream_loggers_and_endpoint_weights_load() {
     let al = hcm("access_log");
     let b = ok_with(&[(&al, "[{name: envoy.access_loggers.stderr}]")]);
-    assert_eq!(b.listeners[0].hcm.access_log[0].path, "/dev/stderr");
+    assert_eq!(
+        b.listeners[0].hcm().unwrap().access_log[0].path,
+        "/dev/stderr"
+    );
     let lb = "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].load_balancing_weight";
     let b = ok_with(&[(lb, "7")]);
     assert_eq!(b.clusters[0].endpoints[0].weight, 7);

@@ -30,7 +30,7 @@ fn header_mutations_at_three_levels() {
         ),
         (&format!("{VH}.routes[0].request_headers_to_remove"), "[x-drop]"),
     ]);
-    let rc = &b.listeners[0].hcm.route_config;
+    let rc = &b.listeners[0].hcm().unwrap().route_config;
     assert!(rc.most_specific_header_mutations_wins);
     assert_eq!(
         rc.headers.response_headers_to_add,
@@ -143,7 +143,7 @@ fn domains_lower_cased_path_match() {
         ),
         (&format!("{VH}.routes[0].match"), "{path: /Exact}"),
     ]);
-    let vh = &b.listeners[0].hcm.route_config.virtual_hosts[0];
+    let vh = &b.listeners[0].hcm().unwrap().route_config.virtual_hosts[0];
     assert_eq!(vh.domains, vec!["example.com", "*.foo.org", "api.*", "*"]);
     assert_eq!(vh.routes[0].matcher.path, PathMatch::Path("/Exact".into()));
 }
@@ -325,12 +325,17 @@ fn connection_limit_errors_name_the_field() {
         format!("{f}.typed_config.delay: not supported by baton (connections past the limit are closed at once)")
     );
     assert_eq!(
-        e(r#"{name: envoy.filters.network.tcp_proxy, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy}}"#),
-        format!("{f}.typed_config.@type: extension type \"type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\" is not supported by baton")
+        e(r#"{name: envoy.filters.network.mysql_proxy, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.mysql_proxy.v3.MySQLProxy}}"#),
+        format!("{f}.typed_config.@type: extension type \"type.googleapis.com/envoy.extensions.filters.network.mysql_proxy.v3.MySQLProxy\" is not supported by baton")
     );
     assert_eq!(
-        e(r#"{name: envoy.filters.network.tcp_proxy}"#),
-        format!("{f}.name: unknown or unsupported extension \"envoy.filters.network.tcp_proxy\" (no typed_config \"@type\" says what it is)")
+        e(r#"{name: envoy.filters.network.mysql_proxy}"#),
+        format!("{f}.name: unknown or unsupported extension \"envoy.filters.network.mysql_proxy\" (no typed_config \"@type\" says what it is)")
+    );
+    // The TCP proxy is a terminal filter: only last.
+    assert_eq!(
+        e(r#"{name: envoy.filters.network.tcp_proxy, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: a}}"#),
+        format!("{f}.typed_config.@type: \"envoy.filters.network.tcp_proxy\" (envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy) is not a supported network filter before the terminal filter (supported: envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit)")
     );
     let om = |x: &str| err_with(&[("overload_manager", x)]);
     assert_eq!(
@@ -360,7 +365,7 @@ fn upgrade_configs_and_connect_matcher_load() {
             "[{upgrade_type: CONNECT, connect_config: {}}, {upgrade_type: websocket, enabled: false}]",
         ),
     ]);
-    let hcm = &b.listeners[0].hcm;
+    let hcm = b.listeners[0].hcm().unwrap();
     assert_eq!(
         hcm.upgrades,
         vec![

@@ -26,7 +26,31 @@ const PROOFS: &[(&str, &str)] = &[
     ),
     ("Listener.name", "tests/hot_restart_handover.rs::a_listener_the_new_config_drops_is_closed_and_a_new_one_is_bound_fresh"),
     ("Listener.address", "tests/proxy_basic.rs::get_and_post_with_curl"),
-    ("Listener.hcm", "tests/proxy_basic.rs::get_and_post_with_curl"),
+    ("Listener.terminal", "tests/proxy_basic.rs::get_and_post_with_curl"),
+    (
+        "TcpProxy.stat_prefix",
+        "tests/tcp_proxy.rs::mebibytes_cross_both_ways_at_once_byte_exact",
+    ),
+    (
+        "TcpProxy.cluster",
+        "tests/tcp_proxy.rs::weighted_clusters_spread_connections_by_weight",
+    ),
+    (
+        "TcpProxy.idle_timeout",
+        "tests/tcp_proxy.rs::an_idle_connection_is_closed_after_the_idle_timeout",
+    ),
+    (
+        "TcpProxy.max_connect_attempts",
+        "tests/tcp_proxy.rs::max_connect_attempts_moves_a_failed_connect_to_the_next_endpoint",
+    ),
+    (
+        "TcpProxy.max_downstream_connection_duration",
+        "tests/tcp_proxy.rs::a_busy_connection_ends_at_its_maximum_duration",
+    ),
+    (
+        "TcpProxy.access_log",
+        "tests/tcp_proxy.rs::the_access_log_writes_one_line_per_connection_when_it_ends",
+    ),
     (
         "Listener.per_connection_buffer_limit_bytes",
         "src/http/core/tests.rs::buffers_are_bounded_by_the_listener_and_cluster_limits",

@@ -17,7 +17,7 @@ fn enum_names_are_case_insensitive() {
     ]);
     assert_eq!(b.clusters[0].lb_policy, LbPolicy::LeastRequest);
     assert_eq!(b.clusters[0].dns_lookup_family, DnsLookupFamily::V4Only);
-    assert_eq!(b.listeners[0].hcm.codec_type, CodecType::Auto);
+    assert_eq!(b.listeners[0].hcm().unwrap().codec_type, CodecType::Auto);
     assert_eq!(
         err_with(&[(&cl("lb_policy"), "maglev")]),
         "static_resources.clusters[0].lb_policy: value \"MAGLEV\" is not supported by baton \
@@ -35,7 +35,7 @@ fn a_single_value_stands_for_a_list_of_one() {
         ),
     ]);
     assert_eq!(
-        b.listeners[0].hcm.route_config.virtual_hosts[0].domains,
+        b.listeners[0].hcm().unwrap().route_config.virtual_hosts[0].domains,
         ["example.com"]
     );
     // Errors inside the lone value name it as the list's element 0.
@@ -86,8 +86,8 @@ fn filter_chains_compare_what_their_filters_configure() {
     // What the connection manager does differs: refused.
     let refused = format!(
         "{chains}[1].filters: must equal filter_chains[0].filters: baton serves one HTTP \
-         connection manager per listener (chains may differ in filter_chain_match and \
-         transport_socket)"
+         connection manager or TCP proxy per listener (chains may differ in \
+         filter_chain_match and transport_socket)"
     );
     for (p, y) in [
         ("typed_config.stat_prefix", "other"),

@@ -14,7 +14,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
         listeners: vec![Listener {
             name: "listener_0".into(),
             address: "0.0.0.0:10000".parse().unwrap(),
-            hcm: HttpConnectionManager {
+            terminal: Terminal::Http(Box::new(HttpConnectionManager {
                 stat_prefix: "ingress_http".into(),
                 route_config: RouteConfig {
                     name: "local_route".into(),
@@ -75,7 +75,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 skip_xff_append: false,
                 preserve_external_request_id: false,
                 via: None,
-            },
+            })),
             per_connection_buffer_limit_bytes: 1 << 20,
             connection_limit: None,
             runtime_connection_limit: None,
@@ -153,7 +153,7 @@ fn timeouts_zero_means_disabled() {
         (&format!("{VH}.routes[0].route.timeout"), "0s"),
         (&format!("{VH}.routes[0].route.idle_timeout"), "7s"),
     ]);
-    let hcm = &b.listeners[0].hcm;
+    let hcm = b.listeners[0].hcm().unwrap();
     assert_eq!(hcm.idle_timeout, None);
     assert_eq!(hcm.stream_idle_timeout, None);
     assert_eq!(hcm.request_headers_timeout, Some(Duration::from_secs(10)));
@@ -237,7 +237,7 @@ fn hcm_node_and_admin_fields() {
     let l = &b.listeners[0];
     assert_eq!(l.address.port(), 0);
     assert_eq!(l.per_connection_buffer_limit_bytes, 32768);
-    let h = &l.hcm;
+    let h = l.hcm().unwrap();
     assert_eq!(h.codec_type, CodecType::Http1);
     assert!(h.use_remote_address && !h.generate_request_id && h.normalize_path && h.merge_slashes);
     assert_eq!(h.xff_num_trusted_hops, 2);
@@ -257,9 +257,8 @@ fn access_log_formats_kept_raw() {
     };
     let logs = |extra: &str| {
         ok_with(&[(&format!("{HCM}.access_log"), &file(extra))]).listeners[0]
-            .hcm
-            .access_log
-            .clone()
+            .access_log()
+            .to_vec()
     };
     assert_eq!(
         logs(""),
@@ -358,7 +357,7 @@ fn yaml_merge_keys_and_null_lists() {
         Duration::from_secs(2)
     );
     let b = ok_with(&[(&format!("{VH}.routes"), "~")]);
-    assert!(b.listeners[0].hcm.route_config.virtual_hosts[0]
+    assert!(b.listeners[0].hcm().unwrap().route_config.virtual_hosts[0]
         .routes
         .is_empty());
 }

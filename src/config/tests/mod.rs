@@ -6,6 +6,7 @@ mod features;
 mod fields;
 mod lenient;
 mod load;
+mod tcp;
 
 use super::*;
 use serde_yaml::Value;
@@ -140,5 +141,11 @@ pub fn ok_with(edits: &[(&str, &str)]) -> Bootstrap {
 
 /// The first route of the base document after `edits`.
 pub fn route_with(edits: &[(&str, &str)]) -> Route {
-    ok_with(edits).listeners[0].hcm.route_config.virtual_hosts[0].routes[0].clone()
+    ok_with(edits).listeners[0]
+        .hcm()
+        .unwrap()
+        .route_config
+        .virtual_hosts[0]
+        .routes[0]
+        .clone()
 }

@@ -253,6 +253,9 @@ pub struct Exchange {
     pub(super) tunnel_ready: bool,
     /// `request_timeout`'s end: armed until the request is in or an answer has started.
     pub(super) request_until: Option<Instant>,
+    /// A TCP proxy connection's exchange (`tcp.rs`): no request, no response, a tunnel once
+    /// connected.
+    pub(super) tcp: Option<super::tcp::TcpMode>,
 }
 
 impl Exchange {
@@ -378,7 +381,37 @@ impl Exchange {
             upgrade: f.and_then(|f| f.upgrade),
             tunnel_ready: false,
             request_until: s.request_until,
+            tcp: None,
         }
+    }
+
+    /// The exchange behind a TCP proxy connection: nothing to send first, a fresh connection
+    /// to `t`, and no timer but the connect timeout until the tunnel opens.
+    pub(super) fn tcp(
+        t: super::TcpTarget,
+        mode: super::tcp::TcpMode,
+        mut rq: Rq,
+        client_limit: usize,
+        now: Instant,
+    ) -> Exchange {
+        let meta = Meta {
+            framing: Framing::None,
+            keep_alive: false,
+            minor: rq.minor,
+            is_head: false,
+            idempotent: false,
+            expect_continue: false,
+            stream_idle: None,
+            request_until: None,
+            client_limit,
+        };
+        rq.cluster = Some(t.cluster);
+        let limits = Some((t.connect_timeout, t.buffer_limit));
+        let mut ex = Exchange::new(&meta, None, limits, rq, now);
+        ex.target = Some((t.cluster, t.addr));
+        ex.upstream = Upstream::Waiting;
+        ex.tcp = Some(mode);
+        ex
     }
 
     /// The exchange behind a tunnel that continues here (a handover, or its rollback): its
@@ -424,9 +457,10 @@ impl Exchange {
         }
     }
 
-    /// A terminated CONNECT carries raw bytes: never on a pooled HTTP connection.
+    /// A terminated CONNECT and a TCP proxy carry raw bytes: never on a pooled HTTP
+    /// connection (and their connection never goes back to the pool).
     pub(super) fn fresh_connection(&self) -> bool {
-        self.upgrade == Some(Upgrade::Terminate)
+        self.upgrade == Some(Upgrade::Terminate) || self.tcp.is_some()
     }
 
     /// The driver attached a connection: queue the head and whatever body a retry replays.
@@ -444,6 +478,10 @@ impl Exchange {
         self.rq.upstream_local = local;
         self.upstream = Upstream::Attached;
         self.attached_at = now;
+        if self.tcp.is_some() {
+            // No request: the connect timer started when the connection was asked for.
+            return;
+        }
         env.upstream_rq(cluster, addr, !reused);
         up.tx.extend(env.pool(), &self.head);
         if let Some(body) = self.replay.as_deref() {
@@ -482,6 +520,10 @@ impl Exchange {
     }
 
     pub(super) fn up_read_room(&self, rx: usize, cout: usize) -> usize {
+        if self.tcp.is_some() {
+            // The tunnel reads, once it is open.
+            return 0;
+        }
         if self.resp.is_none() {
             // One buffer's worth is read and parsed first; only a head that is still
             // incomplete then is read on, up to the limit (so a 64 KiB response does not
@@ -521,6 +563,7 @@ impl Exchange {
             self.per_try_at,
             backoff,
             idle_at,
+            self.tcp.and_then(|m| m.until),
         ]
         .into_iter()
         .flatten()
@@ -662,6 +705,9 @@ impl Exchange {
         };
         if !up.connected {
             return Step::Running(progress);
+        }
+        if self.tcp.is_some() {
+            return self.tcp_connected();
         }
         if self.upgrade == Some(Upgrade::Terminate) && self.resp.is_none() {
             return self.connect_established(env, cx.cout);

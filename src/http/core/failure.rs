@@ -74,6 +74,9 @@ impl Exchange {
         self.unhold(env, Resource::Request);
         self.connect_at = None;
         self.per_try_at = None;
+        if self.tcp.is_some() {
+            return self.tcp_failed(env, f, now);
+        }
         if self.resp.is_some() {
             log::debug!("upstream failed mid-response");
             self.flag(Flags::UC);
@@ -187,6 +190,10 @@ impl Exchange {
     /// A deadline is due at `now`.
     pub(super) fn on_timeout(&mut self, env: &mut dyn Env, cx: &mut Cx<'_>, now: Instant) -> Step {
         let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        if self.tcp_duration_due(now) {
+            cx.drop_up();
+            return super::tcp::duration_reached(self, env);
+        }
         if let Upstream::Backoff { until } = self.upstream {
             if until <= now {
                 return Step::Connect(self.launch());

@@ -18,6 +18,7 @@ mod failure;
 mod respond;
 #[doc(hidden)]
 pub mod sim;
+mod tcp;
 #[cfg(test)]
 mod tests;
 mod tunnel;
@@ -35,6 +36,7 @@ use crate::config::{CodecType, RetryPolicy, Underscores};
 use crate::route::edits::Op;
 pub use exchange::Exchange;
 pub use failure::{Failure, RetryStat};
+pub use tcp::{TcpStat, TcpTarget};
 pub use tunnel::TunnelState;
 
 /// How long a closing connection keeps reading (and discarding) before the final close.
@@ -89,6 +91,20 @@ pub struct Limits {
     pub max_requests: Option<u32>,
     /// `headers_with_underscores_action`.
     pub underscores: Underscores,
+    /// A TCP proxy listener: no HTTP at all; the connection connects to the cluster at once
+    /// and becomes a tunnel (`tcp.rs`). The HTTP settings above are then unused.
+    pub tcp: Option<TcpLimits>,
+}
+
+/// A TCP proxy listener's settings a connection needs (`envoy.filters.network.tcp_proxy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// Connects tried before the client is closed (≥ 1).
+    pub max_connect_attempts: u32,
+    /// No bytes either way for this long closes both sides.
+    pub idle_timeout: Option<Duration>,
+    /// A connection open this long is closed (`max_downstream_connection_duration`).
+    pub max_duration: Option<Duration>,
 }
 
 /// Allocations a request needs, kept for the next one so the keep-alive path allocates
@@ -210,6 +226,12 @@ pub trait Env {
     fn http2_preface(&mut self);
     /// `http_protocol_options.default_host_for_http_10`, when configured.
     fn default_host_for_http_10(&self) -> Option<String>;
+    /// A TCP proxy connection begins: counts it, starts its record and picks the upstream
+    /// host. `None`: there is none to connect to (the record's flags say why; the caller
+    /// ends it).
+    fn tcp_begin(&mut self, now: Instant) -> (Rq, Option<TcpTarget>);
+    /// A TCP proxy event for the stats.
+    fn tcp_stat(&mut self, s: TcpStat);
 }
 
 /// A reply made here.
@@ -334,6 +356,11 @@ pub struct Conn {
     born: Instant,
     /// Request heads served on it (`max_requests_per_connection`).
     requests: u32,
+    /// A TCP proxy connection has asked for its upstream (it does so once, at its start).
+    tcp_started: bool,
+    /// A TCP proxy tunnel has stopped reading the client because the upstream is not taking
+    /// its bytes (for the flow-control counters).
+    tcp_paused: bool,
 }
 
 impl Conn {
@@ -354,6 +381,8 @@ impl Conn {
             unsent_spliced: 0,
             born: now,
             requests: 0,
+            tcp_started: false,
+            tcp_paused: false,
         }
     }
 
@@ -365,6 +394,9 @@ impl Conn {
             return 0;
         }
         match &self.state {
+            // A TCP proxy connection reads nothing before its upstream is connected (Envoy
+            // disables reading until then): what the client sends first waits in the socket.
+            State::Head if self.lim.tcp.is_some() => 0,
             State::Head => {
                 if self.out_pending() >= OUT_HIGH {
                     0
@@ -662,7 +694,7 @@ impl Conn {
                 self.apply_step(env, next, now);
             }
             (State::Tunnel(t), mut cx) => {
-                let next = t.on_timeout(&mut cx, now);
+                let next = t.on_timeout(env, &mut cx, now);
                 self.apply_step(env, next, now);
             }
             (State::Closing { .. } | State::Lingering { .. }, _) => {
@@ -842,6 +874,7 @@ impl Conn {
     /// One round; returns whether anything changed.
     fn step(&mut self, env: &mut dyn Env, now: Instant) -> bool {
         match &mut self.state {
+            State::Head if self.lim.tcp.is_some() => self.tcp_start(env, now),
             State::Head => self.head(env, now),
             State::Exchange(_) | State::Tunnel(_) => self.exchange(env, now),
             State::Closing { .. } => false,
@@ -1006,6 +1039,9 @@ impl Conn {
         };
         let progress = !matches!(next, exchange::Step::Running(false));
         self.apply_step(env, next, now);
+        if self.lim.tcp.is_some() {
+            self.tcp_flow(env);
+        }
         progress
     }
 

@@ -47,6 +47,12 @@ pub struct TestEnv {
     pub max: [Option<i64>; 4],
     /// Requests refused by `max_pending_requests` / `max_requests`.
     pub overflows: u64,
+    /// A TCP proxy finds no host to connect to.
+    pub tcp_no_host: bool,
+    /// TCP proxy events counted, in order.
+    pub tcp_stats: Vec<super::TcpStat>,
+    /// The flags of the ended records, in order.
+    pub flags: Vec<crate::access_log::Flags>,
     retry: Option<RetryPolicy>,
     rng: Option<crate::util::Rng>,
 }
@@ -199,6 +205,7 @@ impl Env for TestEnv {
         self.ended += 1;
         self.statuses.push(rq.status);
         self.bytes_tx += rq.bytes_tx;
+        self.flags.push(rq.flags);
     }
 
     fn retry_policy(&self, route: (usize, usize)) -> Option<&RetryPolicy> {
@@ -278,6 +285,26 @@ impl Env for TestEnv {
     fn default_host_for_http_10(&self) -> Option<String> {
         None
     }
+
+    fn tcp_begin(&mut self, now: Instant) -> (Rq, Option<super::TcpTarget>) {
+        self.begun += 1;
+        let mut rq = Rq::new(now, 0, UPSTREAM, 1);
+        if self.tcp_no_host {
+            rq.flags.set(crate::access_log::Flags::UH);
+            return (rq, None);
+        }
+        let t = super::TcpTarget {
+            cluster: 0,
+            addr: UPSTREAM,
+            connect_timeout: Duration::from_millis(250),
+            buffer_limit: 64 * 1024,
+        };
+        (rq, Some(t))
+    }
+
+    fn tcp_stat(&mut self, s: super::TcpStat) {
+        self.tcp_stats.push(s);
+    }
 }
 
 /// The upstream connection as the simulation sees it.
@@ -350,6 +377,15 @@ impl Sim {
         })
     }
 
+    /// A TCP proxy listener's connection (`tcp` its settings), buffers bounded by
+    /// `buffer_limit`.
+    pub fn tcp(tcp: super::TcpLimits, buffer_limit: usize) -> Sim {
+        Sim::with_limits(Limits {
+            tcp: Some(tcp),
+            ..Sim::limits(8192, buffer_limit)
+        })
+    }
+
     pub fn with_limits(lim: Limits) -> Sim {
         let now = Instant::now();
         let lim = std::rc::Rc::new(lim);
@@ -393,6 +429,7 @@ impl Sim {
             max_connection_duration: None,
             max_requests: None,
             underscores: crate::config::Underscores::Allow,
+            tcp: None,
         }
     }
 
@@ -401,6 +438,7 @@ impl Sim {
     /// unread bytes (the sockets' kernel buffers, which travel with the fds) and what they
     /// received so far stay as they are. Returns false when there was no tunnel to take.
     pub fn hand_over(&mut self, env: Option<TestEnv>) -> bool {
+        let lim = self.conn.lim.clone();
         let Some((state, rq)) = self.conn.take_tunnel(&mut self.env) else {
             return false;
         };
@@ -408,7 +446,7 @@ impl Sim {
             self.env = e;
         }
         self.conn = Conn::resume_tunnel(
-            std::rc::Rc::new(Sim::limits(8192, 1 << 20)),
+            lim,
             state,
             rq,
             (0, UPSTREAM),
@@ -686,6 +724,28 @@ pub fn fuzz_exchange(data: &[u8]) {
             sim.env.max[r as usize] = Some(0);
         }
     }
+    run_script(sim, data);
+}
+
+/// The same script run on a TCP proxy connection, whose settings the first byte picks
+/// (connect attempts, idle timeout, maximum duration). Any script of the exchange corpus is
+/// one for it too.
+pub fn fuzz_tcp(data: &[u8]) {
+    let b = data.first().copied().unwrap_or(0);
+    let mut sim = Sim::tcp(
+        super::TcpLimits {
+            max_connect_attempts: 1 + u32::from(b & 3),
+            idle_timeout: (b & 4 != 0).then(|| Duration::from_secs(2)),
+            max_duration: (b & 8 != 0).then(|| Duration::from_secs(30)),
+        },
+        if b & 16 != 0 { 4096 } else { 1 << 20 },
+    );
+    sim.auto_attach = false;
+    sim.env.tcp_no_host = b & 0xe0 == 0xe0;
+    run_script(sim, data);
+}
+
+fn run_script(mut sim: Sim, data: &[u8]) {
     let mut i = 0;
     while let Some(&op) = data.get(i) {
         let len = usize::from(data.get(i + 1).copied().unwrap_or(0));

@@ -1531,3 +1531,191 @@ fn a_request_not_in_by_request_timeout_gets_408_and_the_connection_closes() {
     sim.advance(Duration::from_secs(6));
     assert!(!String::from_utf8_lossy(&sim.client_got).contains("408"));
 }
+
+// ---- TCP proxy connections ----
+
+fn tcp_sim(max_connect_attempts: u32, idle: Option<u64>, max_duration: Option<u64>) -> Sim {
+    Sim::tcp(
+        super::TcpLimits {
+            max_connect_attempts,
+            idle_timeout: idle.map(Duration::from_secs),
+            max_duration: max_duration.map(Duration::from_secs),
+        },
+        1 << 20,
+    )
+}
+
+#[test]
+fn a_tcp_proxy_connects_at_once_and_reads_the_client_only_once_connected() {
+    let mut sim = tcp_sim(1, Some(3600), None);
+    sim.auto_attach = false;
+    // The client speaks first; nothing is read before the upstream is there.
+    sim.client(b"client first");
+    assert_eq!((sim.connects, sim.fresh_connects), (1, 1));
+    assert_eq!(sim.up, UpConn::Wanted);
+    assert_eq!(sim.client_pending, b"client first");
+    assert!(sim.client_got.is_empty());
+    sim.attach();
+    assert_eq!(sim.up_got, b"client first");
+    assert_eq!(sim.env.tunnels_open, 1);
+    // Server speaks (a banner), bytes both ways in any split; nothing is added or answered.
+    sim.upstream(b"220 banner\r\n");
+    assert_eq!(sim.client_got, b"220 banner\r\n");
+    let data: Vec<u8> = (0..50_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    for piece in data.chunks(999) {
+        sim.client(piece);
+        sim.upstream(piece);
+    }
+    assert_eq!(sim.up_got.get(12..), Some(&data[..]));
+    assert_eq!(sim.client_got.get(12..), Some(&data[..]));
+    // Half-close each way, then the end: one record, nothing leaked, never pooled.
+    sim.client_close();
+    assert!(sim.up_shut && sim.closed.is_none());
+    sim.upstream(b"after your FIN");
+    sim.upstream_fin();
+    assert!(sim.client_got.ends_with(b"after your FIN") && sim.shut_down);
+    assert_eq!(sim.closed, Some(super::Close::Graceful));
+    assert_eq!((sim.env.begun, sim.env.ended, sim.env.active), (1, 1, 0));
+    assert_eq!((sim.env.tunnels_open, sim.pooled), (0, 0));
+    assert_eq!(sim.env.statuses, [0]);
+    assert!(sim.env.flags[0].is_empty());
+}
+
+#[test]
+fn tcp_connect_failures_are_retried_then_the_client_is_closed_unanswered() {
+    use crate::access_log::Flags;
+    for attempts in [1u32, 3] {
+        let mut sim = tcp_sim(attempts, Some(3600), None);
+        sim.auto_attach = false;
+        sim.client(b"hello");
+        for i in 1..=attempts {
+            assert_eq!(sim.connects, i);
+            assert!(sim.closed.is_none());
+            sim.connect_refused();
+        }
+        assert_eq!(sim.connects, attempts, "no attempt past the maximum");
+        assert_eq!(sim.closed, Some(super::Close::Graceful));
+        assert!(
+            sim.client_got.is_empty(),
+            "nothing is written to the client"
+        );
+        let f = sim.env.flags[0];
+        assert!(f.has(Flags::UF) && f.has(Flags::URX), "{f:?}");
+        assert_eq!(sim.env.tcp_stats, [super::TcpStat::AttemptsExceeded(0)]);
+        assert_eq!((sim.env.ended, sim.env.active), (1, 0));
+    }
+    // A second attempt that connects carries the connection on.
+    let mut sim = tcp_sim(2, Some(3600), None);
+    sim.auto_attach = false;
+    sim.client(b"hello");
+    sim.connect_refused();
+    sim.attach();
+    assert_eq!(sim.up_got, b"hello");
+    assert!(sim.env.tcp_stats.is_empty());
+}
+
+#[test]
+fn the_connect_timeout_covers_a_tcp_connect_and_counts_as_a_failed_attempt() {
+    let mut sim = tcp_sim(2, Some(3600), None);
+    sim.auto_attach = false;
+    sim.run();
+    assert_eq!(sim.connects, 1);
+    // TestEnv's connect timeout is 250 ms.
+    sim.advance(Duration::from_millis(260));
+    assert_eq!(sim.connects, 2);
+    sim.advance(Duration::from_millis(260));
+    assert_eq!(sim.closed, Some(super::Close::Graceful));
+    assert_eq!(sim.env.tcp_stats, [super::TcpStat::AttemptsExceeded(0)]);
+}
+
+#[test]
+fn a_tcp_proxy_without_a_host_closes_the_client_at_once() {
+    let mut sim = tcp_sim(3, Some(3600), None);
+    sim.env.tcp_no_host = true;
+    sim.client(b"hello");
+    assert_eq!(sim.connects, 0);
+    assert_eq!(sim.closed, Some(super::Close::Graceful));
+    assert!(sim.env.flags[0].has(crate::access_log::Flags::UH));
+    assert_eq!((sim.env.begun, sim.env.ended), (1, 1));
+}
+
+#[test]
+fn a_tcp_proxy_closes_both_sides_after_its_idle_timeout() {
+    let mut sim = tcp_sim(1, Some(10), None);
+    sim.run();
+    sim.advance(Duration::from_secs(6));
+    sim.client(b"ping");
+    sim.advance(Duration::from_secs(6));
+    sim.upstream(b"pong");
+    sim.advance(Duration::from_secs(6));
+    assert!(
+        sim.closed.is_none(),
+        "activity either way moves the idle deadline"
+    );
+    sim.advance(Duration::from_secs(5));
+    // Closed, not reset (Envoy's TCP proxy closes both connections), and counted.
+    assert_eq!(sim.closed, Some(super::Close::Graceful));
+    assert_eq!(sim.up, UpConn::None);
+    assert_eq!(sim.env.tcp_stats, [super::TcpStat::IdleTimeout]);
+    assert!(sim.env.flags[0].is_empty());
+    // Disabled (0s): an hour of silence changes nothing.
+    let mut sim = tcp_sim(1, None, None);
+    sim.run();
+    sim.advance(Duration::from_secs(3600));
+    assert!(sim.closed.is_none());
+}
+
+#[test]
+fn a_tcp_proxy_connection_ends_at_its_maximum_duration_even_when_busy() {
+    let mut sim = tcp_sim(1, Some(10), Some(30));
+    sim.run();
+    for _ in 0..5 {
+        sim.advance(Duration::from_secs(5));
+        sim.client(b"busy");
+    }
+    assert!(sim.closed.is_none());
+    // Its age survives a handover: the deadline is the connection's, not the process's.
+    assert!(sim.hand_over(Some(super::sim::TestEnv::new())));
+    sim.advance(Duration::from_secs(6));
+    assert_eq!(sim.closed, Some(super::Close::Graceful));
+    assert!(sim.env.flags[0].has(crate::access_log::Flags::DT));
+    assert_eq!(sim.env.tcp_stats, [super::TcpStat::MaxDuration]);
+}
+
+#[test]
+fn a_tcp_proxy_counts_when_backpressure_stops_and_restarts_reading_the_client() {
+    use super::TcpStat::{FlowPaused, FlowResumed};
+    let mut sim = tcp_sim(1, Some(3600), None);
+    sim.run();
+    sim.up_reads = false;
+    let block = vec![b'x'; 16 * 1024];
+    for _ in 0..10 {
+        sim.client(&block);
+    }
+    assert!(!sim.client_pending.is_empty(), "reading stopped");
+    assert_eq!(sim.env.tcp_stats, [FlowPaused]);
+    sim.up_reads = true;
+    sim.run();
+    assert!(sim.client_pending.is_empty());
+    assert_eq!(sim.up_got.len(), 10 * block.len());
+    // Each stop is followed by its restart (the backlog can fill the buffers again on the
+    // way: each time counts).
+    let s = &sim.env.tcp_stats;
+    assert!(!s.is_empty() && s.len() % 2 == 0, "{s:?}");
+    for pair in s.chunks(2) {
+        assert_eq!(pair, [FlowPaused, FlowResumed]);
+    }
+}
+
+#[test]
+fn random_scripts_on_tcp_proxy_connections_keep_the_invariants() {
+    // Client and upstream bytes, closes, resets, refused connects, time and handovers in
+    // random order, on every combination of settings: memory stays bounded, every record
+    // ends exactly once, nothing leaks (`check_invariants`).
+    let mut rng = crate::util::Rng::with_seed(0x7c15_9e37);
+    for _ in 0..20_000 {
+        let len = rng.below(300) as usize;
+        let script: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
+        super::sim::fuzz_tcp(&script);
+    }
+}

@@ -54,7 +54,12 @@ impl Tunnel {
     }
 
     pub fn deadline(&self) -> Option<Instant> {
-        self.ex.idle.map(|t| self.ex.last_activity + t)
+        let idle = self.ex.idle.map(|t| self.ex.last_activity + t);
+        let until = self.ex.tcp.and_then(|m| m.until);
+        match (idle, until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Moves what each side sent to the other; ends the tunnel once both directions are shut.
@@ -77,14 +82,28 @@ impl Tunnel {
         Step::Running(moved)
     }
 
-    pub fn on_timeout(&mut self, cx: &mut Cx<'_>, now: Instant) -> Step {
-        if self.deadline().is_some_and(|d| d <= now) {
-            log::debug!("tunnel idle timeout");
-            self.ex.flag(Flags::SI);
+    pub fn on_timeout(&mut self, env: &mut dyn Env, cx: &mut Cx<'_>, now: Instant) -> Step {
+        if self.ex.tcp_duration_due(now) {
             cx.drop_up();
-            return Step::End(Then::Reset);
+            return super::tcp::duration_reached(&mut self.ex, env);
         }
-        Step::Running(false)
+        let idle_due = self
+            .ex
+            .idle
+            .is_some_and(|t| self.ex.last_activity + t <= now);
+        if !idle_due {
+            return Step::Running(false);
+        }
+        cx.drop_up();
+        if self.ex.tcp.is_some() {
+            // Envoy's TCP proxy closes both connections (no flag; `idle_timeout` counts it).
+            log::debug!("tcp proxy idle timeout");
+            env.tcp_stat(super::TcpStat::IdleTimeout);
+            return Step::End(Then::Drop);
+        }
+        log::debug!("tunnel idle timeout");
+        self.ex.flag(Flags::SI);
+        Step::End(Then::Reset)
     }
 
     /// The upstream's FIN can be passed on: all it sent has been written to the client.
@@ -205,7 +224,11 @@ impl Conn {
         env: &mut dyn Env,
         now: Instant,
     ) -> Conn {
+        let tcp = lim
+            .tcp
+            .map(|t| super::tcp::TcpMode::new(t, rq.start, s.idle));
         let mut c = Conn::new(lim, now);
+        c.tcp_started = tcp.is_some();
         let pool = env.pool();
         c.cout.extend(pool, &s.to_client);
         let mut up = UpSide {
@@ -229,6 +252,7 @@ impl Conn {
         // An open tunnel is an active request here now, whatever `max_requests` says: it
         // already runs.
         ex.hold(env, super::Resource::Request, true);
+        ex.tcp = tcp;
         c.state = State::Tunnel(Tunnel {
             ex: Box::new(ex),
             up_shut: s.up_shut,
