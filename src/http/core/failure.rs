@@ -175,7 +175,6 @@ impl Exchange {
         body: &str,
         overloaded: bool,
     ) -> Step {
-        self.replied(status, body);
         let keep = self.client_keep_alive && self.req.is_done() && !env.closing();
         let r = Reply {
             edits: &self.resp_edits,
@@ -183,7 +182,7 @@ impl Exchange {
             overloaded,
             ..plain_reply(status, body, !keep)
         };
-        queue_reply(env, cx.cout, &r);
+        queue_reply(env, cx.cout, &r, &mut self.rq);
         Step::End(if keep { Then::Next } else { Then::Close })
     }
 
@@ -259,8 +258,8 @@ impl Exchange {
             env,
             cx.cout,
             &plain_reply(408, local::REQUEST_TIMEOUT, true),
+            &mut self.rq,
         );
-        self.replied(408, local::REQUEST_TIMEOUT);
         Step::End(Then::Close)
     }
 
@@ -288,8 +287,8 @@ impl Exchange {
             env,
             cx.cout,
             &plain_reply(status, local::STREAM_TIMEOUT, !keep),
+            &mut self.rq,
         );
-        self.replied(status, local::STREAM_TIMEOUT);
         Step::End(if keep { Then::Next } else { Then::Close })
     }
 
