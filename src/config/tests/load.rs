@@ -75,6 +75,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 skip_xff_append: false,
                 preserve_external_request_id: false,
                 via: None,
+                local_reply: None,
             })),
             per_connection_buffer_limit_bytes: 1 << 20,
             connection_limit: None,
