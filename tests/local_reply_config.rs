@@ -218,7 +218,7 @@ fn mappers_rewrite_status_body_headers_and_format() {
     let lines = log_lines(&s.log, 7);
     let want = [
         "410 route_not_found NR 31".to_string(),
-        "404 route_not_found NR 108".into(),
+        "404 route_not_found NR 109".into(),
         "503 ".into(),
         "504 upstream_response_timeout UT 14".into(),
         "403 direct_response - 13".into(),
@@ -386,12 +386,12 @@ fn what_baton_does_not_implement_is_refused_by_path() {
         (
             "body_format:\n  text_format: \"%RESP(x-a)%\"\n",
             "body_format.text_format",
-            "not supported by baton in local reply formats",
+            "\"%RESP(...)%\" is not supported by baton in local reply formats",
         ),
         (
             "body_format:\n  json_format: {a: \"%REQUEST_HEADERS_BYTES%\"}\n",
             "body_format.json_format.a",
-            "not supported by baton",
+            "\"%REQUEST_HEADERS_BYTES%\" is not supported by baton",
         ),
         (
             "body_format:\n  json_format: {a: b}\n  omit_empty_values: true\n",

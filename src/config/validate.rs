@@ -202,7 +202,7 @@ pub fn data_source(ds: &raw::DataSource, path: &str) -> Result<String, ConfigErr
         return Ok(s.clone());
     }
     if let Some(b) = &ds.inline_bytes {
-        let bytes = crate::util::base64_decode(b).ok_or_else(|| {
+        let bytes = super::tls::base64(b).ok_or_else(|| {
             err(
                 join_key(path, "inline_bytes"),
                 "not valid base64 (protobuf's JSON form of bytes)",
