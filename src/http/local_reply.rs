@@ -169,6 +169,7 @@ impl LocalReply {
     /// record: its status becomes the reply's (what status filters and `%RESPONSE_CODE%`
     /// see, and what the stats and access log count), its local body the mapper's body.
     /// A matching mapper's headers are applied to `headers` (the reply's other headers).
+    #[allow(clippy::too_many_arguments)]
     pub fn rewrite<'h>(
         &'h self,
         status: u16,
