@@ -420,3 +420,34 @@ fn what_baton_does_not_implement_is_refused_by_path() {
         assert!(err.contains(&want), "{lrc}\nwant: {want}\ngot: {err}");
     }
 }
+
+#[test]
+fn a_content_type_from_the_route_edits_wins_over_text_plain() {
+    // Envoy: a direct response's body is sent with the content type the route's response
+    // edits set (the local reply path only adds `text/plain` when none is set), and with
+    // exactly one content-type header. No local_reply_config is involved.
+    let mut y = listener_head("127.0.0.1", free_port());
+    y.push_str(
+        r#"          route_config:
+            virtual_hosts:
+            - name: vh
+              domains: ["*"]
+              routes:
+              - match: {prefix: "/json"}
+                direct_response: {status: 200, body: {inline_string: "{}"}}
+                response_headers_to_add:
+                - header: {key: content-type, value: application/json}
+              - match: {prefix: "/"}
+                direct_response: {status: 200, body: {inline_bytes: "cGxhaW4="}}
+          http_filters:
+          - name: envoy.filters.http.router
+"#,
+    );
+    let b = Baton::start(&y);
+    let r = get_with(b.port, "/json", "");
+    assert_eq!(r.body_str(), "{}");
+    assert_eq!(r.head.header_all("content-type"), ["application/json"]);
+    let r = get_with(b.port, "/", "");
+    assert_eq!(r.body_str(), "plain");
+    assert_eq!(r.head.header_all("content-type"), ["text/plain"]);
+}
