@@ -88,6 +88,8 @@ pub enum JsonKind {
     String,
     /// Always a string (`%LOCAL_REPLY_BODY%`, empty or not).
     AlwaysString,
+    /// A string, `-` without a value (`%RESPONSE_FLAGS%`: Envoy writes `"-"` for no flags).
+    DashString,
 }
 
 /// The header names formats of one listener capture: request names (lower-case, with the
@@ -229,6 +231,7 @@ impl Format {
             | Op::ConnectionId
             | Op::DownstreamLocalPort => JsonKind::Number,
             Op::LocalReplyBody => JsonKind::AlwaysString,
+            Op::ResponseFlags => JsonKind::DashString,
             _ => JsonKind::String,
         })
     }

@@ -1,6 +1,6 @@
 //! Envoy's JSON formats (`json_format`): the configured object compiled once into JSON text
 //! with holes, Envoy's way. Keys are sorted; a string value that is one command operator alone
-//! keeps its type (a status or a duration is a number, a missing value is `null`); any other
+//! keeps its type (a status or a duration is a number, a missing value is `null`, no response flags `"-"`); any other
 //! string with operators is a JSON string with `-` for a missing value; numbers, booleans,
 //! null, lists and nested objects are written as configured. A line ends with a newline.
 
@@ -51,7 +51,8 @@ impl JsonFormat {
                     tmp.clear();
                     f.render_value(&mut tmp, rq, names);
                     match kind {
-                        _ if tmp.is_empty() && *kind != JsonKind::AlwaysString => {
+                        JsonKind::DashString if tmp.is_empty() => quote(out, b"-"),
+                        JsonKind::Number | JsonKind::String if tmp.is_empty() => {
                             out.extend_from_slice(b"null")
                         }
                         JsonKind::Number => out.extend_from_slice(&tmp),

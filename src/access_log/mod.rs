@@ -92,12 +92,19 @@ fn open(path: &str) -> std::io::Result<File> {
         .open(path)
 }
 
+/// How a logger writes its lines.
+#[derive(Debug)]
+enum LineFormat {
+    Text(Format),
+    Json(json::JsonFormat),
+}
+
 /// One listener's loggers, its local reply formats, and the headers they need.
 #[derive(Debug, Default)]
 struct ListenerLogs {
     slots: Slots,
     /// (file index, format)
-    loggers: Vec<(usize, Format)>,
+    loggers: Vec<(usize, LineFormat)>,
     /// The connection manager's `local_reply_config`, compiled with these slots.
     local_reply: Option<crate::http::local_reply::LocalReply>,
     /// Requests are recorded with their captured headers: something logs or formats them.
@@ -146,7 +153,10 @@ impl AccessLogs {
                         a.files.len() - 1
                     }
                 };
-                let f = Format::compile(&cfg.format, &mut l.slots);
+                let f = match &cfg.json {
+                    Some(j) => LineFormat::Json(json::JsonFormat::compile(j, &mut l.slots)),
+                    None => LineFormat::Text(Format::compile(&cfg.format, &mut l.slots)),
+                };
                 l.loggers.push((fi, f));
             }
             l.local_reply =
@@ -203,7 +213,10 @@ impl AccessLogs {
             let Some(file) = self.files.get_mut(*fi) else {
                 continue;
             };
-            f.render(&mut file.buf, rq, names);
+            match f {
+                LineFormat::Text(f) => f.render(&mut file.buf, rq, names),
+                LineFormat::Json(j) => j.render(&mut file.buf, rq, names),
+            }
             if file.buf.len() >= FLUSH_AT {
                 self.dropped += file.flush();
             }

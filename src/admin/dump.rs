@@ -377,10 +377,13 @@ fn access_logs(logs: &[AccessLog]) -> Vec<Value> {
                         ("path", s(&a.path)),
                         (
                             "log_format",
-                            Some(map(vec![(
-                                "text_format_source",
-                                Some(map(vec![("inline_string", s(&a.format))])),
-                            )])),
+                            Some(match &a.json {
+                                Some(j) => map(vec![("json_format", Some(json_format(j)))]),
+                                None => map(vec![(
+                                    "text_format_source",
+                                    Some(map(vec![("inline_string", s(&a.format))])),
+                                )]),
+                            }),
                         ),
                     ])),
                 ),

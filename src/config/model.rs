@@ -355,12 +355,15 @@ impl Comparison {
 }
 
 /// One `envoy.access_loggers.file` logger.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AccessLog {
     pub path: String,
     /// The format string exactly as configured (command operators unexpanded); Envoy's default
     /// format (ending in a newline) when none is given. Custom formats get no implicit newline.
+    /// Empty when `json` is set.
     pub format: String,
+    /// `log_format.json_format`: each line is this JSON object (and a newline) instead.
+    pub json: Option<JsonFormat>,
 }
 
 /// Envoy's default access-log format, used when a file logger names none.

@@ -445,6 +445,8 @@ pub struct StreamAccessLog {
 pub struct SubstitutionFormatString {
     pub text_format: Option<String>,
     pub text_format_source: Option<DataSource>,
+    pub json_format: Option<Value>,
+    pub json_format_options: Option<JsonFormatOptions>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1453,6 +1453,39 @@ fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, Con
     if f.path.is_empty() {
         return Err(err(format!("{tpath}.path"), "must not be empty"));
     }
+    if let Some(lf) = &f.log_format {
+        let lpath = format!("{tpath}.log_format");
+        if lf.json_format_options.is_some() && lf.json_format.is_none() {
+            return Err(err(
+                format!("{lpath}.json_format_options"),
+                "applies to json_format only",
+            ));
+        }
+        if let Some(j) = &lf.json_format {
+            if f.format.is_some() {
+                return Err(err(tpath, "only one of format, log_format may be set"));
+            }
+            if lf.text_format.is_some() || lf.text_format_source.is_some() {
+                return Err(err(
+                    lpath,
+                    "only one of text_format, text_format_source, json_format may be set",
+                ));
+            }
+            let jpath = format!("{lpath}.json_format");
+            if !matches!(j, Value::Mapping(_)) {
+                return Err(err(jpath, "expected a map (a JSON object)"));
+            }
+            let json = validate_local_reply::json(j, &jpath, format::check_access_log)?;
+            if f.path.is_empty() {
+                return Err(err(format!("{tpath}.path"), "must not be empty"));
+            }
+            return Ok(AccessLog {
+                path: f.path,
+                format: String::new(),
+                json: Some(json),
+            });
+        }
+    }
     let (format, fpath) = match (f.format, f.log_format) {
         (None, None) => (DEFAULT_ACCESS_LOG_FORMAT.to_string(), tpath.clone()),
         (Some(s), None) => (s, format!("{tpath}.format")),
@@ -1479,6 +1512,7 @@ fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, Con
     Ok(AccessLog {
         path: f.path,
         format,
+        json: None,
     })
 }
 

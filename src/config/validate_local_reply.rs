@@ -271,7 +271,7 @@ pub fn body_format(f: raw::BodyFormatString, path: &str) -> Result<BodyFormat, C
             ));
         }
         match j {
-            Value::Mapping(_) => BodyFormatKind::Json(json(j, &jp)?),
+            Value::Mapping(_) => BodyFormatKind::Json(json(j, &jp, format::check_local_reply)?),
             _ => return Err(err(jp, "expected a map (a JSON object)")),
         }
     } else {
@@ -302,16 +302,20 @@ fn check(s: &str, path: &str) -> Result<(), ConfigError> {
     format::check_local_reply(s).map_err(|m| err(path, m))
 }
 
-/// A `json_format` value: objects (string keys), lists, strings (operators checked), numbers,
-/// booleans and null, as Envoy's JSON formatter takes them.
-fn json(v: &Value, path: &str) -> Result<JsonFormat, ConfigError> {
+/// A `json_format` value: objects (string keys), lists, strings (operators checked by
+/// `check`), numbers, booleans and null, as Envoy's JSON formatter takes them.
+pub fn json(
+    v: &Value,
+    path: &str,
+    check: fn(&str) -> Result<(), String>,
+) -> Result<JsonFormat, ConfigError> {
     Ok(match v {
         Value::Null => JsonFormat::Null,
         Value::Bool(b) => JsonFormat::Bool(*b),
         Value::Number(n) => JsonFormat::Number(json_number(n)),
         Value::String(s) => {
             if s.contains('%') {
-                check(s, path)?;
+                check(s).map_err(|m| err(path, m))?;
             }
             JsonFormat::String(s.clone())
         }
@@ -319,7 +323,7 @@ fn json(v: &Value, path: &str) -> Result<JsonFormat, ConfigError> {
             items
                 .iter()
                 .enumerate()
-                .map(|(i, x)| json(x, &format!("{path}[{i}]")))
+                .map(|(i, x)| json(x, &format!("{path}[{i}]"), check))
                 .collect::<Result<_, _>>()?,
         ),
         Value::Mapping(m) => {
@@ -328,7 +332,7 @@ fn json(v: &Value, path: &str) -> Result<JsonFormat, ConfigError> {
                 let Value::String(k) = k else {
                     return Err(err(path, "JSON object keys must be strings"));
                 };
-                fields.push((k.clone(), json(x, &join_key(path, k))?));
+                fields.push((k.clone(), json(x, &join_key(path, k), check)?));
             }
             JsonFormat::Object(fields)
         }

@@ -63,6 +63,10 @@ static_resources:
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
               path: /dev/null
+          - name: envoy.access_loggers.stderr
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog
+              log_format: { json_format: { code: "%RESPONSE_CODE%", ua: "%REQ(user-agent)%", k: [1, true] } }
           local_reply_config:
             mappers:
             - filter:

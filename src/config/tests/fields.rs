@@ -494,6 +494,10 @@ const PROOFS: &[(&str, &str)] = &[
         "Comparison.value",
         "tests/local_reply_config.rs::mappers_rewrite_status_body_headers_and_format",
     ),
+    (
+        "AccessLog.json",
+        "tests/access_log_operators.rs::a_json_format_writes_one_typed_object_per_request",
+    ),
 ];
 
 /// `Struct.field` for every field of every struct in `model.rs`.

@@ -265,7 +265,8 @@ fn access_log_formats_kept_raw() {
         logs(""),
         vec![AccessLog {
             path: "/tmp/access.log".into(),
-            format: DEFAULT_ACCESS_LOG_FORMAT.into()
+            format: DEFAULT_ACCESS_LOG_FORMAT.into(),
+            json: None,
         }]
     );
     let custom = "%START_TIME% %REQ(:METHOD)% %RESPONSE_CODE% %RESPONSE_FLAGS%\n";
