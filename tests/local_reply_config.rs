@@ -451,3 +451,25 @@ fn a_content_type_from_the_route_edits_wins_over_text_plain() {
     assert_eq!(r.body_str(), "plain");
     assert_eq!(r.head.header_all("content-type"), ["text/plain"]);
 }
+
+#[test]
+fn a_head_request_gets_the_reply_head_without_its_body() {
+    // Envoy answers a HEAD locally with the reply's head (its content-length and type) and no
+    // body; the connection stays usable.
+    let s = setup(MAPPERS);
+    let mut c = RawConn::connect(s.b.port);
+    c.send(b"HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.expect_response(true);
+    assert_eq!(r.status(), 410);
+    assert_eq!(r.header("content-length"), Some("31"));
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert!(r.body.is_empty());
+    c.send(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.expect_response(false);
+    assert_eq!(r.body_str(), "[410] nothing here (100% sure)\n");
+    let lines = log_lines(&s.log, 2);
+    assert!(
+        lines[0].starts_with("410 route_not_found NR 0"),
+        "{lines:?}"
+    );
+}

@@ -292,7 +292,7 @@ impl Exchange {
                 // Expect: 100-continue with a body we will not read: the client may never
                 // send it, so the connection cannot be reused.
                 let keep = s.keep_alive && !closing && !(has_body && s.expect_continue);
-                reply_local(env, cx.cout, &d, !keep, &mut rq);
+                reply_local(env, cx.cout, &d, (!keep, s.is_head), &mut rq);
                 if keep && has_body {
                     let ex = Exchange::new(&s, None, None, rq, now);
                     return Step::Started(env.spares().boxed(ex), None);
@@ -812,7 +812,10 @@ impl Exchange {
         queue_reply(
             env,
             cx.cout,
-            &plain_reply(400, "Bad Request", true),
+            &Reply {
+                head: self.is_head,
+                ..plain_reply(400, "Bad Request", true)
+            },
             &mut self.rq,
         );
         Step::End(Then::Close)
@@ -1165,7 +1168,13 @@ fn put_chunk_line(buf: &mut Buf, pool: &mut BufPool, len: u64) {
     buf.extend(pool, line.get(n..).unwrap_or_default());
 }
 
-fn reply_local(env: &mut dyn Env, cout: &mut Buf, d: &LocalDecision, close: bool, rq: &mut Rq) {
+fn reply_local(
+    env: &mut dyn Env,
+    cout: &mut Buf,
+    d: &LocalDecision,
+    (close, head): (bool, bool),
+    rq: &mut Rq,
+) {
     let r = Reply {
         status: d.status,
         body: &d.body,
@@ -1174,6 +1183,7 @@ fn reply_local(env: &mut dyn Env, cout: &mut Buf, d: &LocalDecision, close: bool
         upstream: d.upstream,
         close,
         overloaded: false,
+        head,
     };
     queue_reply(env, cout, &r, rq);
 }
@@ -1187,7 +1197,11 @@ pub(super) fn queue_reply(env: &mut dyn Env, cout: &mut Buf, r: &Reply<'_>, rq: 
         rq.local_body = Some(r.body.into());
     }
     let mut out = Vec::with_capacity(256 + r.body.len());
-    let sent = env.local_reply(&mut out, r, rq);
+    let mut sent = env.local_reply(&mut out, r, rq);
+    if r.head {
+        out.truncate(out.len().saturating_sub(sent));
+        sent = 0;
+    }
     rq.bytes_tx = sent as u64;
     cout.extend(env.pool(), &out);
 }
@@ -1202,5 +1216,6 @@ pub(super) fn plain_reply(status: u16, body: &str, close: bool) -> Reply<'_> {
         upstream: None,
         close,
         overloaded: false,
+        head: false,
     }
 }

@@ -180,6 +180,7 @@ impl Exchange {
             edits: &self.resp_edits,
             upstream: self.target.map(|t| t.1),
             overloaded,
+            head: self.is_head,
             ..plain_reply(status, body, !keep)
         };
         queue_reply(env, cx.cout, &r, &mut self.rq);
@@ -257,7 +258,10 @@ impl Exchange {
         queue_reply(
             env,
             cx.cout,
-            &plain_reply(408, local::REQUEST_TIMEOUT, true),
+            &Reply {
+                head: self.is_head,
+                ..plain_reply(408, local::REQUEST_TIMEOUT, true)
+            },
             &mut self.rq,
         );
         Step::End(Then::Close)
@@ -286,7 +290,10 @@ impl Exchange {
         queue_reply(
             env,
             cx.cout,
-            &plain_reply(status, local::STREAM_TIMEOUT, !keep),
+            &Reply {
+                head: self.is_head,
+                ..plain_reply(status, local::STREAM_TIMEOUT, !keep)
+            },
             &mut self.rq,
         );
         Step::End(if keep { Then::Next } else { Then::Close })

@@ -249,6 +249,9 @@ pub struct Reply<'a> {
     pub close: bool,
     /// A circuit breaker refused the request: `x-envoy-overloaded: true`.
     pub overloaded: bool,
+    /// The request was HEAD: the head is sent (its content-length the body's) without the
+    /// body, as Envoy answers a HEAD locally.
+    pub head: bool,
 }
 
 /// What the driver must do for the core.
