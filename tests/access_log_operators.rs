@@ -193,3 +193,33 @@ fn the_log_sees_the_headers_as_the_connection_manager_changed_them() {
         "203.0.113.7, 127.0.0.2|-|127.0.0.2|-|-|http|127.0.0.2"
     );
 }
+
+#[test]
+fn a_json_format_writes_one_typed_object_per_request() {
+    // `log_format.json_format`, Envoy's JSON access log: keys sorted, a status or a byte count
+    // alone is a number, a missing value alone is null, a string with several operators is a
+    // string with `-` for what is missing, constants as written, one object per line.
+    let log = tmp_file("json");
+    let json = r#"json_format: {code: "%RESPONSE_CODE%", sent: "%BYTES_SENT%", method: "%REQ(:METHOD)%", missing: "%REQ(x-none)%", line: "%REQ(:METHOD)% %REQ(x-none)% %RESPONSE_FLAGS%", resp: "%RESP(content-length)%", flags: "%RESPONSE_FLAGS%", kind: access, n: 2, nested: {details: "%RESPONSE_CODE_DETAILS%"}}"#;
+    let (b, _up, _s) = start_edited(
+        vec![(log.display().to_string(), Some("JSONMARK".to_string()))],
+        |y| {
+            y.replacen(
+                "text_format_source:\n                  inline_string: \"JSONMARK\"",
+                json,
+                1,
+            )
+        },
+    );
+    let p = b.port;
+    assert_eq!(request(p, "GET", "/status/200", "", ""), 200);
+    assert_eq!(request(p, "POST", "/nothing", "", ""), 404);
+    let got = wait_file_lines(&log, 2);
+    assert_eq!(
+        got,
+        [
+            "{\"code\":200,\"flags\":\"-\",\"kind\":\"access\",\"line\":\"GET - -\",\"method\":\"GET\",\"missing\":null,\"n\":2,\"nested\":{\"details\":\"via_upstream\"},\"resp\":\"11\",\"sent\":11}",
+            "{\"code\":404,\"flags\":\"NR\",\"kind\":\"access\",\"line\":\"POST - NR\",\"method\":\"POST\",\"missing\":null,\"n\":2,\"nested\":{\"details\":\"route_not_found\"},\"resp\":null,\"sent\":0}",
+        ]
+    );
+}

@@ -72,6 +72,24 @@ enum Piece {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Format {
     pieces: Vec<Piece>,
+    /// An operator with no value is left out instead of written `-` (`omit_empty_values`).
+    omit_empty: bool,
+    /// A local reply's body format: `%LOCAL_REPLY_BODY%` is the body however short (Envoy's
+    /// formatter always has that value, so an empty body is never `-`).
+    local_reply: bool,
+}
+
+/// How Envoy's JSON formatter types a value that is one command operator alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKind {
+    /// A number (status, byte counts, durations, ids); `null` without a value.
+    Number,
+    /// A string; `null` without a value.
+    String,
+    /// Always a string (`%LOCAL_REPLY_BODY%`, empty or not).
+    AlwaysString,
+    /// A string, `-` without a value (`%RESPONSE_FLAGS%`: Envoy writes `"-"` for no flags).
+    DashString,
 }
 
 /// The header names formats of one listener capture: request names (lower-case, with the
@@ -82,6 +100,20 @@ pub struct Slots {
     pub resp: Vec<String>,
     /// Some format prints the connection's local address.
     pub local: bool,
+}
+
+impl Slots {
+    /// The capture slot of request header `name` (lower-cased; pseudo-headers included),
+    /// registering it if it is new.
+    pub fn req_slot(&mut self, name: &str) -> usize {
+        slot(&mut self.req, name)
+    }
+
+    /// The slot of request header `name` if one is registered.
+    pub fn find_req(&self, name: &str) -> Option<usize> {
+        let n = name.to_ascii_lowercase();
+        self.req.iter().position(|x| *x == n)
+    }
 }
 
 fn slot(list: &mut Vec<String>, name: &str) -> usize {
@@ -165,7 +197,53 @@ impl Format {
             };
             pieces.push(Piece::Op(op, max));
         }
-        Format { pieces }
+        Format {
+            pieces,
+            omit_empty: false,
+            local_reply: false,
+        }
+    }
+
+    /// Compiles a local reply's body format (checked at load by `check_local_reply`).
+    pub fn compile_local_reply(s: &str, slots: &mut Slots, omit_empty: bool) -> Format {
+        Format {
+            omit_empty,
+            local_reply: true,
+            ..Format::compile(s, slots)
+        }
+    }
+
+    /// For a format that is exactly one command operator: how Envoy's JSON formatter types
+    /// its value. `None` for anything else (literals, several operators): a JSON string.
+    pub fn json_kind(&self) -> Option<JsonKind> {
+        let [Piece::Op(op, _)] = self.pieces.as_slice() else {
+            return None;
+        };
+        Some(match op {
+            Op::ResponseCode
+            | Op::BytesReceived
+            | Op::BytesSent
+            | Op::Duration
+            | Op::RequestDuration
+            | Op::ResponseDuration
+            | Op::ResponseTxDuration
+            | Op::AttemptCount
+            | Op::ConnectionId
+            | Op::DownstreamLocalPort => JsonKind::Number,
+            Op::LocalReplyBody => JsonKind::AlwaysString,
+            Op::ResponseFlags => JsonKind::DashString,
+            _ => JsonKind::String,
+        })
+    }
+
+    /// Appends the value of a one-operator format, nothing when it has none (`json_kind`).
+    pub fn render_value(&self, out: &mut Vec<u8>, rq: &Rq, names: &Names<'_>) {
+        if let [Piece::Op(op, max)] = self.pieces.as_slice() {
+            let start = out.len();
+            let mut v = String::new();
+            value(out, &mut v, op, rq, names);
+            truncate(out, start, *max);
+        }
     }
 
     /// Appends one rendered line (the format supplies its own newline, as Envoy's does).
@@ -189,20 +267,25 @@ impl Format {
                     // rare operators that are built as text first.
                     let start = out.len();
                     value(out, v, op, rq, names);
-                    if out.len() == start {
+                    let always = self.local_reply && *op == Op::LocalReplyBody;
+                    if out.len() == start && !self.omit_empty && !always {
                         out.push(b'-');
                     }
-                    if let Some(m) = *max {
-                        let mut end = (start + m).min(out.len());
-                        // Back off to a UTF-8 character boundary.
-                        while end > start && end < out.len() && out[end] & 0xC0 == 0x80 {
-                            end -= 1;
-                        }
-                        out.truncate(end);
-                    }
+                    truncate(out, start, *max);
                 }
             }
         }
+    }
+}
+
+/// Cuts what was appended after `start` to `max` bytes, on a UTF-8 character boundary.
+fn truncate(out: &mut Vec<u8>, start: usize, max: Option<usize>) {
+    if let Some(m) = max {
+        let mut end = (start + m).min(out.len());
+        while end > start && end < out.len() && out[end] & 0xC0 == 0x80 {
+            end -= 1;
+        }
+        out.truncate(end);
     }
 }
 

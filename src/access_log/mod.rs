@@ -8,6 +8,7 @@
 //! files for logrotate; buffers are flushed on exit (drop).
 
 pub mod format;
+pub mod json;
 pub mod record;
 
 use std::fs::{File, OpenOptions};
@@ -15,7 +16,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
-use crate::config::AccessLog;
+use crate::config::{AccessLog, LocalReplyConfig};
 pub use format::{Format, Names, Slots};
 pub use record::{Captured, Flags, Rq, TlsInfo};
 
@@ -91,12 +92,23 @@ fn open(path: &str) -> std::io::Result<File> {
         .open(path)
 }
 
-/// One listener's loggers and the headers their formats need.
+/// How a logger writes its lines.
+#[derive(Debug)]
+enum LineFormat {
+    Text(Format),
+    Json(json::JsonFormat),
+}
+
+/// One listener's loggers, its local reply formats, and the headers they need.
 #[derive(Debug, Default)]
 struct ListenerLogs {
     slots: Slots,
     /// (file index, format)
-    loggers: Vec<(usize, Format)>,
+    loggers: Vec<(usize, LineFormat)>,
+    /// The connection manager's `local_reply_config`, compiled with these slots.
+    local_reply: Option<crate::http::local_reply::LocalReply>,
+    /// Requests are recorded with their captured headers: something logs or formats them.
+    captures: bool,
 }
 
 #[derive(Debug, Default)]
@@ -118,10 +130,13 @@ const SPARE_MAX: usize = 256;
 
 impl AccessLogs {
     /// Opens every configured file (one handle per distinct path); a file that cannot be
-    /// opened is a start-up error naming it, as in Envoy.
-    pub fn open(per_listener: &[&[AccessLog]]) -> Result<AccessLogs, String> {
+    /// opened is a start-up error naming it, as in Envoy. Each listener's local reply config
+    /// is compiled here too: its formats share the listener's capture slots.
+    pub fn open(
+        per_listener: &[(&[AccessLog], Option<&LocalReplyConfig>)],
+    ) -> Result<AccessLogs, String> {
         let mut a = AccessLogs::default();
-        for logs in per_listener {
+        for (logs, local_reply) in per_listener {
             let mut l = ListenerLogs::default();
             for cfg in logs.iter() {
                 let fi = match a.files.iter().position(|f| f.path == cfg.path) {
@@ -138,30 +153,39 @@ impl AccessLogs {
                         a.files.len() - 1
                     }
                 };
-                let f = Format::compile(&cfg.format, &mut l.slots);
+                let f = match &cfg.json {
+                    Some(j) => LineFormat::Json(json::JsonFormat::compile(j, &mut l.slots)),
+                    None => LineFormat::Text(Format::compile(&cfg.format, &mut l.slots)),
+                };
                 l.loggers.push((fi, f));
             }
+            l.local_reply =
+                local_reply.map(|c| crate::http::local_reply::LocalReply::compile(c, &mut l.slots));
+            l.captures = !l.loggers.is_empty() || l.local_reply.is_some();
             a.listeners.push(l);
         }
         Ok(a)
     }
 
-    /// The capture slots of listener `l` when it logs; None means "capture nothing".
+    /// The capture slots of listener `l` when it logs or formats local replies; None means
+    /// "capture nothing".
     #[inline]
     pub fn slots(&self, l: usize) -> Option<&Slots> {
         self.listeners
             .get(l)
-            .filter(|x| !x.loggers.is_empty())
+            .filter(|x| x.captures)
             .map(|x| &x.slots)
+    }
+
+    /// Listener `l`'s local reply config and its capture slots, when it has one.
+    pub fn local_reply(&self, l: usize) -> Option<(&crate::http::local_reply::LocalReply, &Slots)> {
+        let x = self.listeners.get(l)?;
+        Some((x.local_reply.as_ref()?, &x.slots))
     }
 
     /// An empty record for a request on listener `l` (None when it does not log).
     pub fn captured(&mut self, l: usize) -> Option<Box<Captured>> {
-        let slots = &self
-            .listeners
-            .get(l)
-            .filter(|x| !x.loggers.is_empty())?
-            .slots;
+        let slots = &self.listeners.get(l).filter(|x| x.captures)?.slots;
         Some(match self.spare.pop() {
             Some(mut c) => {
                 c.reset(slots);
@@ -189,7 +213,10 @@ impl AccessLogs {
             let Some(file) = self.files.get_mut(*fi) else {
                 continue;
             };
-            f.render(&mut file.buf, rq, names);
+            match f {
+                LineFormat::Text(f) => f.render(&mut file.buf, rq, names),
+                LineFormat::Json(j) => j.render(&mut file.buf, rq, names),
+            }
             if file.buf.len() >= FLUSH_AT {
                 self.dropped += file.flush();
             }

@@ -42,7 +42,7 @@ impl Flags {
     pub const DT: u16 = 1 << 13;
 
     /// Envoy's order of the short codes in %RESPONSE_FLAGS%.
-    const NAMES: [(u16, &'static str); 14] = [
+    pub const NAMES: [(u16, &'static str); 14] = [
         (Self::LH, "LH"),
         (Self::LR, "LR"),
         (Self::UH, "UH"),

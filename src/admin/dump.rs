@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde_yaml::{Mapping, Value};
 
 use crate::config::{
-    AccessLog, Bootstrap, Cluster, ClusterSpec, ForwardAction, HeaderMatchRule, HeaderMatcher,
-    HeaderMutations, HeaderValueOption, HostRewrite, HttpConnectionManager, Listener, PathMatch,
+    AccessLog, BodyFormat, BodyFormatKind, Bootstrap, Cluster, ClusterSpec, CompareOp, Comparison,
+    ForwardAction, HeaderMatchRule, HeaderMatcher, HeaderMutations, HeaderValueOption, HostRewrite,
+    HttpConnectionManager, JsonFormat, Listener, LocalReplyConfig, LogFilter, PathMatch,
     PathRedirect, QueryParameterRule, RedirectAction, RegexRewrite, Route, RouteAction,
     RouteConfig, RouteMatch, StringMatch, StringMatchKind, StripPort, TcpProxy, Terminal,
 };
@@ -376,10 +377,13 @@ fn access_logs(logs: &[AccessLog]) -> Vec<Value> {
                         ("path", s(&a.path)),
                         (
                             "log_format",
-                            Some(map(vec![(
-                                "text_format_source",
-                                Some(map(vec![("inline_string", s(&a.format))])),
-                            )])),
+                            Some(match &a.json {
+                                Some(j) => map(vec![("json_format", Some(json_format(j)))]),
+                                None => map(vec![(
+                                    "text_format_source",
+                                    Some(map(vec![("inline_string", s(&a.format))])),
+                                )]),
+                            }),
                         ),
                     ])),
                 ),
@@ -461,27 +465,31 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
         ),
         ("via", h.via.as_deref().and_then(s)),
         ("access_log", list(logs)),
+        ("local_reply_config", h.local_reply.as_ref().map(local_reply)),
     ])
+}
+
+/// A list of `HeaderValueOption`s.
+fn header_options(list: &[HeaderValueOption]) -> Option<Value> {
+    Some(Value::Sequence(
+        list.iter()
+            .map(|o| {
+                map(vec![
+                    (
+                        "header",
+                        Some(map(vec![("key", s(&o.name)), ("value", s(&o.value))])),
+                    ),
+                    ("append_action", shout(o.append_action)),
+                    ("keep_empty_value", n(o.keep_empty_value)),
+                ])
+            })
+            .collect(),
+    ))
 }
 
 /// The four header-edit lists of one level, appended to `pairs`.
 fn edits(pairs: &mut Vec<(&str, Option<Value>)>, h: &HeaderMutations) {
-    let add = |list: &[HeaderValueOption]| {
-        Some(Value::Sequence(
-            list.iter()
-                .map(|o| {
-                    map(vec![
-                        (
-                            "header",
-                            Some(map(vec![("key", s(&o.name)), ("value", s(&o.value))])),
-                        ),
-                        ("append_action", shout(o.append_action)),
-                        ("keep_empty_value", n(o.keep_empty_value)),
-                    ])
-                })
-                .collect(),
-        ))
-    };
+    let add = header_options;
     let remove = |names: &[String]| list(names.iter().map(|x| Value::from(x.as_str())).collect());
     pairs.push(("request_headers_to_add", add(&h.request_headers_to_add)));
     pairs.push((
@@ -557,23 +565,7 @@ fn regex(pattern: &str) -> Option<Value> {
 
 /// Header matchers as a route's `match.headers` (and the health check filter's `headers`).
 fn header_matchers(hs: &[HeaderMatcher]) -> Vec<Value> {
-    hs.iter()
-        .map(|h| {
-            let rule = match &h.rule {
-                HeaderMatchRule::Value(sm) => ("string_match", Some(string_match(sm))),
-                HeaderMatchRule::Present(p) => ("present_match", n(*p)),
-                HeaderMatchRule::Range { start, end } => (
-                    "range_match",
-                    Some(map(vec![("start", n(*start)), ("end", n(*end))])),
-                ),
-            };
-            map(vec![
-                ("name", s(&h.name)),
-                rule,
-                ("invert_match", n(h.invert)),
-            ])
-        })
-        .collect()
+    hs.iter().map(header_matcher).collect()
 }
 
 pub(super) fn string_match(m: &StringMatch) -> Value {
@@ -585,6 +577,129 @@ pub(super) fn string_match(m: &StringMatch) -> Value {
         StringMatchKind::SafeRegex(re) => ("safe_regex", regex(re.pattern())),
     };
     map(vec![(key, value), ("ignore_case", n(m.ignore_case))])
+}
+
+fn header_matcher(h: &HeaderMatcher) -> Value {
+    let rule = match &h.rule {
+        HeaderMatchRule::Value(sm) => ("string_match", Some(string_match(sm))),
+        HeaderMatchRule::Present(p) => ("present_match", n(*p)),
+        HeaderMatchRule::Range { start, end } => (
+            "range_match",
+            Some(map(vec![("start", n(*start)), ("end", n(*end))])),
+        ),
+    };
+    map(vec![
+        ("name", s(&h.name)),
+        rule,
+        ("invert_match", n(h.invert)),
+    ])
+}
+
+/// `local_reply_config` as configured (bodies and text formats read from files are shown
+/// inline).
+fn local_reply(c: &LocalReplyConfig) -> Value {
+    let mappers = c
+        .mappers
+        .iter()
+        .map(|m| {
+            map(vec![
+                ("filter", Some(log_filter(&m.filter))),
+                ("status_code", m.status_code.and_then(n)),
+                (
+                    "body",
+                    m.body
+                        .as_deref()
+                        .map(|b| map(vec![("inline_string", s(b))])),
+                ),
+                (
+                    "body_format_override",
+                    m.body_format_override.as_ref().map(body_format),
+                ),
+                ("headers_to_add", header_options(&m.headers_to_add)),
+            ])
+        })
+        .collect();
+    map(vec![
+        ("mappers", list(mappers)),
+        ("body_format", c.body_format.as_ref().map(body_format)),
+    ])
+}
+
+fn log_filter(f: &LogFilter) -> Value {
+    let cmp = |c: &Comparison| {
+        let op = match c.op {
+            CompareOp::Eq => "EQ",
+            CompareOp::Ge => "GE",
+            CompareOp::Le => "LE",
+            CompareOp::Ne => "NE",
+        };
+        Some(map(vec![(
+            "comparison",
+            Some(map(vec![
+                ("op", s(op)),
+                (
+                    "value",
+                    Some(map(vec![
+                        ("default_value", n(c.value)),
+                        // The key is required; no runtime layer can set it (docs/config.md).
+                        ("runtime_key", s("baton.unset")),
+                    ])),
+                ),
+            ])),
+        )]))
+    };
+    let many = |l: &[LogFilter]| {
+        Some(map(vec![(
+            "filters",
+            list(l.iter().map(log_filter).collect()),
+        )]))
+    };
+    match f {
+        LogFilter::Status(c) => map(vec![("status_code_filter", cmp(c))]),
+        LogFilter::Duration(c) => map(vec![("duration_filter", cmp(c))]),
+        LogFilter::Header(h) => map(vec![(
+            "header_filter",
+            Some(map(vec![("header", Some(header_matcher(h)))])),
+        )]),
+        LogFilter::ResponseFlags(names) => map(vec![(
+            "response_flag_filter",
+            Some(map(vec![(
+                "flags",
+                list(names.iter().map(|x| Value::from(x.as_str())).collect()),
+            )])),
+        )]),
+        LogFilter::And(l) => map(vec![("and_filter", many(l))]),
+        LogFilter::Or(l) => map(vec![("or_filter", many(l))]),
+    }
+}
+
+fn body_format(f: &BodyFormat) -> Value {
+    let kind = match &f.kind {
+        BodyFormatKind::Text(t) => ("text_format", s(t)),
+        BodyFormatKind::Json(j) => ("json_format", Some(json_format(j))),
+    };
+    map(vec![
+        kind,
+        ("omit_empty_values", n(f.omit_empty_values)),
+        ("content_type", s(&f.content_type)),
+    ])
+}
+
+fn json_format(j: &JsonFormat) -> Value {
+    match j {
+        JsonFormat::Null => Value::Null,
+        JsonFormat::Bool(b) => Value::Bool(*b),
+        JsonFormat::Number(t) => serde_yaml::from_str(t).unwrap_or(Value::Null),
+        JsonFormat::String(t) => Value::from(t.as_str()),
+        JsonFormat::List(l) => Value::Sequence(l.iter().map(json_format).collect()),
+        JsonFormat::Object(fields) => {
+            let mut m = Mapping::new();
+            for (k, v) in fields {
+                m.insert(Value::from(k.as_str()), json_format(v));
+            }
+            Value::Mapping(m)
+        }
+    }
 }
 
 fn route_match(m: &RouteMatch) -> Value {

@@ -50,7 +50,6 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("hash_policy", "hash policies"),
     ("request_mirror_policies", "request mirroring"),
     ("cluster_header", "cluster_header"),
-    ("json_format", "JSON access-log formats"),
     ("typed_json_format", "JSON access-log formats"),
     ("metadata", "metadata"),
     ("pipe", "Unix socket addresses"),

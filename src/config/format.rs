@@ -170,6 +170,18 @@ pub fn check_access_log(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `check_access_log`, plus what a local reply's body format may not use: `%RESP(...)%` (the
+/// reply's own headers are not captured for it).
+pub fn check_local_reply(s: &str) -> Result<(), String> {
+    check_access_log(s)?;
+    for t in tokenize(s)? {
+        if let Token::Op { name: "RESP", .. } = t {
+            return Err("\"%RESP(...)%\" is not supported by baton in local reply formats".into());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::check;

@@ -239,6 +239,9 @@ pub struct HttpConnectionManager {
     pub via: Option<String>,
     /// The `envoy.filters.http.health_check` filter before the router, if any.
     pub health_check: Option<HealthCheckFilter>,
+    /// `local_reply_config`: how replies baton makes itself are rewritten; `None` when absent
+    /// (replies go out as made, `text/plain`).
+    pub local_reply: Option<LocalReplyConfig>,
 }
 
 /// Envoy's health check HTTP filter: requests whose headers all match are health checks,
@@ -256,13 +259,111 @@ pub struct HealthCheckFilter {
     pub cluster_min_healthy_percentages: Vec<(String, f64)>,
 }
 
+/// The connection manager's `local_reply_config`: the first mapper whose filter matches a
+/// local reply rewrites it, then a body format (the mapper's, else this one) renders its body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalReplyConfig {
+    pub mappers: Vec<ResponseMapper>,
+    /// `body_format`; `None` keeps the body as it is (Envoy's `%LOCAL_REPLY_BODY%`, text/plain).
+    pub body_format: Option<BodyFormat>,
+}
+
+/// One `local_reply_config.mappers[]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseMapper {
+    pub filter: LogFilter,
+    /// The status the reply is given instead (200..=599).
+    pub status_code: Option<u16>,
+    /// The body the reply is given instead (before formatting: `%LOCAL_REPLY_BODY%`).
+    pub body: Option<String>,
+    pub body_format_override: Option<BodyFormat>,
+    pub headers_to_add: Vec<HeaderValueOption>,
+}
+
+/// A `SubstitutionFormatString` for a local reply's body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BodyFormat {
+    pub kind: BodyFormatKind,
+    /// `omit_empty_values`: an operator with no value is left out instead of written `-`.
+    pub omit_empty_values: bool,
+    /// The reply's content type: `content_type`, else `application/json` for JSON formats and
+    /// `text/plain` for text ones.
+    pub content_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BodyFormatKind {
+    /// `text_format` (or `text_format_source` read at load), operators unexpanded.
+    Text(String),
+    /// `json_format`, as configured.
+    Json(JsonFormat),
+}
+
+/// A `json_format` struct as configured: string values may hold command operators.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonFormat {
+    Null,
+    Bool(bool),
+    /// The number as JSON text.
+    Number(String),
+    String(String),
+    List(Vec<JsonFormat>),
+    /// Fields in configured order (the writer sorts them, as Envoy does).
+    Object(Vec<(String, JsonFormat)>),
+}
+
+/// An access-log filter (`AccessLogFilter`), as far as baton implements them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogFilter {
+    /// `status_code_filter`: the response code compared with a value.
+    Status(Comparison),
+    /// `duration_filter`: milliseconds since the request began compared with a value.
+    Duration(Comparison),
+    /// `header_filter`: a request header matcher (the route matcher's rules).
+    Header(HeaderMatcher),
+    /// `response_flag_filter`: any of these flags (Envoy short names); empty: any flag at all.
+    ResponseFlags(Vec<String>),
+    And(Vec<LogFilter>),
+    Or(Vec<LogFilter>),
+}
+
+/// `ComparisonFilter`: `op` against a value fixed at load (`RuntimeUInt32.default_value`:
+/// baton's runtime cannot set the key, see docs/config.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Comparison {
+    pub op: CompareOp,
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Eq,
+    Ge,
+    Le,
+    Ne,
+}
+
+impl Comparison {
+    pub fn holds(&self, v: u64) -> bool {
+        match self.op {
+            CompareOp::Eq => v == self.value,
+            CompareOp::Ge => v >= self.value,
+            CompareOp::Le => v <= self.value,
+            CompareOp::Ne => v != self.value,
+        }
+    }
+}
+
 /// One `envoy.access_loggers.file` logger.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AccessLog {
     pub path: String,
     /// The format string exactly as configured (command operators unexpanded); Envoy's default
     /// format (ending in a newline) when none is given. Custom formats get no implicit newline.
+    /// Empty when `json` is set.
     pub format: String,
+    /// `log_format.json_format`: each line is this JSON object (and a newline) instead.
+    pub json: Option<JsonFormat>,
 }
 
 /// Envoy's default access-log format, used when a file logger names none.

@@ -105,6 +105,17 @@ impl Template {
         }
     }
 
+    /// The request header names the value reads (`%REQ(a?b)%`), lower-cased.
+    pub fn req_names(&self) -> impl Iterator<Item = &str> {
+        self.parts
+            .iter()
+            .flat_map(|p| match p {
+                Part::Var(Var::Req { names, .. }) => names.as_slice(),
+                _ => &[],
+            })
+            .map(String::as_str)
+    }
+
     /// True when the value names the upstream host (evaluated only once one is chosen).
     pub fn uses_upstream(&self) -> bool {
         self.parts

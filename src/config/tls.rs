@@ -559,7 +559,7 @@ fn data_source(d: &RawDataSource, path: &str) -> Result<Vec<u8>, ConfigError> {
 }
 
 /// Standard base64 (padding optional, whitespace ignored), as protobuf JSON writes bytes.
-fn base64(s: &str) -> Option<Vec<u8>> {
+pub(super) fn base64(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let (mut acc, mut bits) = (0u32, 0u32);
     for c in s.bytes().filter(|c| !c.is_ascii_whitespace()) {

@@ -11,7 +11,7 @@ use serde_yaml::Value;
 use super::de::{from_value, join_key, report};
 use super::model::*;
 use super::raw::{self, EnumValue};
-use super::{format, runtime, validate_action, validate_route, ConfigError};
+use super::{format, runtime, validate_action, validate_local_reply, validate_route, ConfigError};
 
 pub fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError {
@@ -168,15 +168,60 @@ pub fn keep<T>(r: Result<T, ConfigError>, first: &mut Option<ConfigError>) -> Op
     }
 }
 
-/// Reads a `DataSource` (inline_string or filename) as text.
+/// Reads a `DataSource` (inline_string, inline_bytes, filename or environment_variable) as
+/// text, at load as Envoy does.
 pub fn data_source(ds: &raw::DataSource, path: &str) -> Result<String, ConfigError> {
-    match (&ds.inline_string, &ds.filename) {
-        (Some(s), None) => Ok(s.clone()),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .map_err(|e| err(join_key(path, "filename"), format!("cannot read {f}: {e}"))),
-        (Some(_), Some(_)) => Err(err(path, "only one of inline_string, filename may be set")),
-        (None, None) => Err(err(path, "one of inline_string, filename is required")),
+    let set = [
+        ds.inline_string.is_some(),
+        ds.inline_bytes.is_some(),
+        ds.filename.is_some(),
+        ds.environment_variable.is_some(),
+    ];
+    match set.iter().filter(|s| **s).count() {
+        0 => {
+            return Err(err(
+                path,
+                "one of inline_string, inline_bytes, filename, environment_variable is required",
+            ))
+        }
+        1 => {}
+        _ => return Err(err(
+            path,
+            "only one of inline_string, inline_bytes, filename, environment_variable may be set",
+        )),
     }
+    let text = |bytes: Vec<u8>, field: &str| {
+        String::from_utf8(bytes).map_err(|_| {
+            err(
+                join_key(path, field),
+                "must be UTF-8 text (baton keeps these bodies and formats as text)",
+            )
+        })
+    };
+    if let Some(s) = &ds.inline_string {
+        return Ok(s.clone());
+    }
+    if let Some(b) = &ds.inline_bytes {
+        let bytes = super::tls::base64(b).ok_or_else(|| {
+            err(
+                join_key(path, "inline_bytes"),
+                "not valid base64 (protobuf's JSON form of bytes)",
+            )
+        })?;
+        return text(bytes, "inline_bytes");
+    }
+    if let Some(v) = &ds.environment_variable {
+        return std::env::var(v).map_err(|_| {
+            err(
+                join_key(path, "environment_variable"),
+                format!("environment variable {v} is not set (or not UTF-8)"),
+            )
+        });
+    }
+    let f = ds.filename.as_deref().unwrap_or_default();
+    let bytes = std::fs::read(f)
+        .map_err(|e| err(join_key(path, "filename"), format!("cannot read {f}: {e}")))?;
+    text(bytes, "filename")
 }
 
 const HCM_TYPE: &str =
@@ -1156,6 +1201,10 @@ fn hcm(
         let t = validate_action::upgrade_type(&u.upgrade_type, &join_key(&upath, "upgrade_type"))?;
         upgrades.push((t, u.enabled.unwrap_or(true)));
     }
+    let local_reply = h
+        .local_reply_config
+        .map(|c| validate_local_reply::local_reply_config(c, &p("local_reply_config")))
+        .transpose()?;
     let internal_addresses = match h.internal_address_config {
         None => None,
         Some(c) => cidr_ranges(&c.cidr_ranges, &p("internal_address_config.cidr_ranges"))?,
@@ -1231,6 +1280,7 @@ fn hcm(
         skip_xff_append: h.skip_xff_append.unwrap_or(false),
         preserve_external_request_id: h.preserve_external_request_id.unwrap_or(false),
         via,
+        local_reply,
     })
 }
 
@@ -1403,6 +1453,39 @@ fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, Con
     if f.path.is_empty() {
         return Err(err(format!("{tpath}.path"), "must not be empty"));
     }
+    if let Some(lf) = &f.log_format {
+        let lpath = format!("{tpath}.log_format");
+        if lf.json_format_options.is_some() && lf.json_format.is_none() {
+            return Err(err(
+                format!("{lpath}.json_format_options"),
+                "applies to json_format only",
+            ));
+        }
+        if let Some(j) = &lf.json_format {
+            if f.format.is_some() {
+                return Err(err(tpath, "only one of format, log_format may be set"));
+            }
+            if lf.text_format.is_some() || lf.text_format_source.is_some() {
+                return Err(err(
+                    lpath,
+                    "only one of text_format, text_format_source, json_format may be set",
+                ));
+            }
+            let jpath = format!("{lpath}.json_format");
+            if !matches!(j, Value::Mapping(_)) {
+                return Err(err(jpath, "expected a map (a JSON object)"));
+            }
+            let json = validate_local_reply::json(j, &jpath, format::check_access_log)?;
+            if f.path.is_empty() {
+                return Err(err(format!("{tpath}.path"), "must not be empty"));
+            }
+            return Ok(AccessLog {
+                path: f.path,
+                format: String::new(),
+                json: Some(json),
+            });
+        }
+    }
     let (format, fpath) = match (f.format, f.log_format) {
         (None, None) => (DEFAULT_ACCESS_LOG_FORMAT.to_string(), tpath.clone()),
         (Some(s), None) => (s, format!("{tpath}.format")),
@@ -1429,6 +1512,7 @@ fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, Con
     Ok(AccessLog {
         path: f.path,
         format,
+        json: None,
     })
 }
 

@@ -470,7 +470,7 @@ pub(super) fn plain_header_value(value: &str, path: &str) -> Result<(), ConfigEr
     Ok(())
 }
 
-fn header_value_option(
+pub(super) fn header_value_option(
     h: &raw::HeaderValueOption,
     path: &str,
 ) -> Result<HeaderValueOption, ConfigError> {

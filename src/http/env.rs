@@ -165,7 +165,12 @@ impl Env for CtxEnv<'_> {
         d
     }
 
-    fn local_reply(&mut self, out: &mut Vec<u8>, r: &Reply<'_>) {
+    /// Envoy's `sendLocalReply`: the reply's headers start with a redirect's Location and the
+    /// route's response edits; the connection manager's `local_reply_config` (if any) then
+    /// rewrites status, body and headers; the content type follows Envoy's rule (a body the
+    /// rewrite changed gets its format's type unless a mapper set `content-type`; otherwise
+    /// a type already set by the edits stays; an empty body has none).
+    fn local_reply(&mut self, out: &mut Vec<u8>, r: &Reply<'_>, rq: &mut Rq) -> usize {
         let mut extra: HeaderList<'_> = Vec::new();
         if let Some(l) = r.location {
             extra.push((Cow::Borrowed("location"), Cow::Borrowed(l.as_bytes())));
@@ -176,14 +181,64 @@ impl Env for CtxEnv<'_> {
         if r.overloaded {
             extra.push((Cow::Borrowed("x-envoy-overloaded"), Cow::Borrowed(b"true")));
         }
-        // Everything in `extra` was rendered from UTF-8 text (config values, our Location).
+        let date = self.ctx.date().to_string();
+        let ctx = &*self.ctx;
+        let http = ctx.listeners.get(self.listener).and_then(|l| l.http());
+        let server = http.map_or("baton", |h| h.hcm.server_name.as_str());
+        let (status, body, ct, custom) = match ctx.access_logs.local_reply(self.listener) {
+            None => (r.status, Cow::Borrowed(r.body), "text/plain", false),
+            Some((lr, slots)) => {
+                let cluster = rq
+                    .cluster
+                    .and_then(|c| ctx.clusters.get(c))
+                    .map(|c| c.cfg.name.as_str());
+                let route = rq
+                    .route
+                    .and_then(|(vh, i)| http?.router.get(vh, i))
+                    .map(|m| m.route.name.as_str());
+                let names = crate::access_log::Names {
+                    cluster,
+                    route,
+                    tcp: false,
+                };
+                let w = lr.rewrite(r.status, r.body, rq, ctx.now(), slots, &names, &mut extra);
+                (
+                    w.status,
+                    Cow::Owned(w.body),
+                    w.content_type,
+                    w.custom_content_type,
+                )
+            }
+        };
+        let has_ct = extra
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+        let content_type = if body.is_empty() {
+            None
+        } else if !has_ct || (body != r.body && !custom) {
+            Some(ct)
+        } else {
+            None
+        };
+        if body.is_empty() || content_type.is_some() {
+            extra.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+        }
+        // Everything in `extra` was rendered from UTF-8 text (config values, our Location,
+        // captured request values).
         let extra: Vec<(&str, &str)> = extra
             .iter()
             .filter_map(|(n, v)| Some((n.as_ref(), std::str::from_utf8(v).ok()?)))
             .collect();
-        let date = self.ctx.date().to_string();
-        let server = self.http().map_or("baton", |h| h.hcm.server_name.as_str());
-        write_local_reply(out, r.status, r.body, r.close, server, &date, &extra);
+        write_local_reply(
+            out,
+            status,
+            &body,
+            r.close,
+            server,
+            &date,
+            content_type,
+            &extra,
+        )
     }
 
     fn response_head(&mut self, rq: &mut Rq, status: u16, headers: &[httparse::Header<'_>]) {

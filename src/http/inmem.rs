@@ -43,7 +43,10 @@ impl InMem {
         }
         let logs: Vec<_> = listeners
             .iter()
-            .map(crate::context::ListenerRt::access_log)
+            .map(|l| {
+                let lr = l.http().and_then(|h| h.hcm.local_reply.as_ref());
+                (l.access_log(), lr)
+            })
             .collect();
         let access_logs = crate::access_log::AccessLogs::open(&logs)?;
         let now = Instant::now();

@@ -29,9 +29,11 @@ pub const REQUEST_TIMEOUT: &str = "request timeout";
 /// Envoy's body for the route timeout.
 pub const UPSTREAM_TIMEOUT: &str = "upstream request timeout";
 
-/// Serialises a complete local reply (head and body) into `out`. `extra` headers (a
-/// redirect's Location, a route's response edits) go after the content headers and before
-/// date/server, which baton always sets itself.
+/// Serialises a complete local reply (head and body) into `out`; returns the body bytes
+/// written. `content_type` is written when the body is not empty; `extra` headers (a
+/// redirect's Location, a route's response edits, a local reply mapper's headers) go after
+/// the content headers and before date/server, which baton always sets itself.
+#[allow(clippy::too_many_arguments)]
 pub fn write_local_reply(
     out: &mut Vec<u8>,
     status: u16,
@@ -39,8 +41,9 @@ pub fn write_local_reply(
     close: bool,
     server_name: &str,
     date: &str,
+    content_type: Option<&str>,
     extra: &[(&str, &str)],
-) {
+) -> usize {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.to_string().as_bytes());
     out.push(b' ');
@@ -51,8 +54,8 @@ pub fn write_local_reply(
     if status != 204 {
         put_header(out, "content-length", body.len().to_string().as_bytes());
     }
-    if !body.is_empty() {
-        put_header(out, "content-type", b"text/plain");
+    if let (false, Some(ct)) = (body.is_empty(), content_type) {
+        put_header(out, "content-type", ct.as_bytes());
     }
     for (n, v) in extra {
         put_header(out, n, v.as_bytes());
@@ -64,6 +67,7 @@ pub fn write_local_reply(
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body.as_bytes());
+    body.len()
 }
 
 #[cfg(test)]
@@ -73,7 +77,16 @@ mod tests {
     #[test]
     fn local_reply_is_complete_http() {
         let mut v = Vec::new();
-        write_local_reply(&mut v, 503, NO_HEALTHY_UPSTREAM, true, "baton", "D", &[]);
+        write_local_reply(
+            &mut v,
+            503,
+            NO_HEALTHY_UPSTREAM,
+            true,
+            "baton",
+            "D",
+            Some("text/plain"),
+            &[],
+        );
         let s = String::from_utf8(v).unwrap();
         assert!(s.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
         assert!(s.contains("content-length: 19\r\n"));

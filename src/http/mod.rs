@@ -9,6 +9,7 @@ pub mod env;
 #[doc(hidden)]
 pub mod inmem;
 pub mod local;
+pub mod local_reply;
 pub mod request;
 pub mod session;
 pub mod splice;

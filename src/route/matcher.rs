@@ -114,12 +114,18 @@ pub fn header_value(req: &RequestHead<'_>, name: &str) -> Option<String> {
 /// Envoy's header matching: an absent header matches only `present_match: false` (or an
 /// inverted `present_match: true`); value rules never match an absent header, inverted or not.
 pub fn header_matches(m: &HeaderMatcher, req: &RequestHead<'_>) -> bool {
-    let Some(v) = header_value(req, &m.name) else {
+    value_matches(m, header_value(req, &m.name).as_deref())
+}
+
+/// `header_matches` on a header's value (`None`: the request has no such header); also what
+/// an access-log `header_filter` checks.
+pub fn value_matches(m: &HeaderMatcher, v: Option<&str>) -> bool {
+    let Some(v) = v else {
         return matches!(m.rule, HeaderMatchRule::Present(p) if p == m.invert);
     };
     let hit = match &m.rule {
         HeaderMatchRule::Present(p) => *p,
-        HeaderMatchRule::Value(s) => string_matches(s, &v),
+        HeaderMatchRule::Value(s) => string_matches(s, v),
         HeaderMatchRule::Range { start, end } => v
             .trim()
             .parse::<i64>()

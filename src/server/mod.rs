@@ -241,7 +241,13 @@ impl Proxy {
         let n = rts.len();
         let opts_argv = opts.argv.clone();
         let pid_file = opts.pid_file.as_deref().map(PidFile::new);
-        let logs: Vec<_> = rts.iter().map(ListenerRt::access_log).collect();
+        let logs: Vec<_> = rts
+            .iter()
+            .map(|l| {
+                let lr = l.http().and_then(|h| h.hcm.local_reply.as_ref());
+                (l.access_log(), lr)
+            })
+            .collect();
         let access_logs = crate::access_log::AccessLogs::open(&logs)?;
         let mut p = Proxy {
             poll,

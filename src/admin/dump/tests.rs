@@ -63,6 +63,33 @@ static_resources:
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
               path: /dev/null
+          - name: envoy.access_loggers.stderr
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog
+              log_format: { json_format: { code: "%RESPONSE_CODE%", ua: "%REQ(user-agent)%", k: [1, true] } }
+          local_reply_config:
+            mappers:
+            - filter:
+                and_filter:
+                  filters:
+                  - status_code_filter: { comparison: { op: GE, value: { default_value: 500, runtime_key: k } } }
+                  - or_filter:
+                      filters:
+                      - duration_filter: { comparison: { op: LE, value: { default_value: 10, runtime_key: k } } }
+                      - response_flag_filter: { flags: [UF, URX] }
+                      - response_flag_filter: {}
+                      - header_filter: { header: { name: ":method", string_match: { exact: GET } } }
+              status_code: 502
+              body: { inline_string: "down %not an operator" }
+              headers_to_add:
+              - header: { key: x-lr, value: "%REQ(x-a)%" }
+                append_action: OVERWRITE_IF_EXISTS_OR_ADD
+              body_format_override:
+                json_format: { s: "%RESPONSE_CODE%", n: 1.5, i: 7, b: false, z: null, l: [a, { x: "%LOCAL_REPLY_BODY%" }] }
+            body_format:
+              text_format: "%LOCAL_REPLY_BODY% (%RESPONSE_CODE%)"
+              omit_empty_values: true
+              content_type: "text/x-y"
           http_filters:
           - name: envoy.filters.http.health_check
             typed_config:

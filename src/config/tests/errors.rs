@@ -590,13 +590,20 @@ fn access_log_errors() {
         err_with(&[(&al, &format!("[{stdout}]"))]),
         format!("{al}[0].typed_config.path: required field is missing")
     );
-    let file = "{name: envoy.access_loggers.file, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /tmp/a.log, log_format: {json_format: {a: b}}}}";
+    let file = "{name: envoy.access_loggers.file, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /tmp/a.log, log_format: {typed_json_format: {a: b}}}}";
     assert_eq!(
         err_with(&[(&al, &format!("[{file}]"))]),
-        format!("{al}[0].typed_config.log_format.json_format: not supported by baton (JSON access-log formats)")
+        format!("{al}[0].typed_config.log_format.typed_json_format: not supported by baton (JSON access-log formats)")
+    );
+    let json = file.replace("typed_json_format: {a: b}", "json_format: {a: \"%NOPE%\"}");
+    assert_eq!(
+        err_with(&[(&al, &format!("[{json}]"))]),
+        format!(
+            "{al}[0].typed_config.log_format.json_format.a: unknown command operator \"%NOPE%\""
+        )
     );
     let bad = file.replace(
-        "json_format: {a: b}",
+        "typed_json_format: {a: b}",
         "text_format_source: {inline_string: \"%DURATION\"}",
     );
     assert_eq!(

@@ -75,6 +75,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 skip_xff_append: false,
                 preserve_external_request_id: false,
                 via: None,
+                local_reply: None,
             })),
             per_connection_buffer_limit_bytes: 1 << 20,
             connection_limit: None,
@@ -264,7 +265,8 @@ fn access_log_formats_kept_raw() {
         logs(""),
         vec![AccessLog {
             path: "/tmp/access.log".into(),
-            format: DEFAULT_ACCESS_LOG_FORMAT.into()
+            format: DEFAULT_ACCESS_LOG_FORMAT.into(),
+            json: None,
         }]
     );
     let custom = "%START_TIME% %REQ(:METHOD)% %RESPONSE_CODE% %RESPONSE_FLAGS%\n";

@@ -285,19 +285,14 @@ impl Exchange {
                     _ => "direct_response",
                 });
                 rq.route = d.route;
-                if rq.cap.is_some() {
-                    rq.local_body = Some(d.body.as_ref().into());
-                }
                 if !has_body {
                     rq.req_done = Some(now);
                 }
-                rq.status = d.status;
                 rq.flags.set(d.flag);
-                rq.bytes_tx = d.body.len() as u64;
                 // Expect: 100-continue with a body we will not read: the client may never
                 // send it, so the connection cannot be reused.
                 let keep = s.keep_alive && !closing && !(has_body && s.expect_continue);
-                reply_local(env, cx.cout, &d, !keep);
+                reply_local(env, cx.cout, &d, (!keep, s.is_head), &mut rq);
                 if keep && has_body {
                     let ex = Exchange::new(&s, None, None, rq, now);
                     return Step::Started(env.spares().boxed(ex), None);
@@ -628,15 +623,6 @@ impl Exchange {
         self.rq.flags.set(f);
     }
 
-    /// A local reply ends the exchange: its status and body size, for stats and the log.
-    pub(super) fn replied(&mut self, status: u16, body: &str) {
-        self.rq.status = status;
-        self.rq.bytes_tx = body.len() as u64;
-        if self.rq.cap.is_some() {
-            self.rq.local_body = Some(body.into());
-        }
-    }
-
     /// The request body has been sent in full: the route and per-try timers start.
     pub(super) fn request_done(&mut self, now: Instant) {
         self.req = BodyIn::Done;
@@ -823,8 +809,15 @@ impl Exchange {
             // A reply already went out: one final response per request, so just close.
             return Step::End(Then::Close);
         }
-        queue_reply(env, cx.cout, &plain_reply(400, "Bad Request", true));
-        self.replied(400, "Bad Request");
+        queue_reply(
+            env,
+            cx.cout,
+            &Reply {
+                head: self.is_head,
+                ..plain_reply(400, "Bad Request", true)
+            },
+            &mut self.rq,
+        );
         Step::End(Then::Close)
     }
 
@@ -1175,7 +1168,13 @@ fn put_chunk_line(buf: &mut Buf, pool: &mut BufPool, len: u64) {
     buf.extend(pool, line.get(n..).unwrap_or_default());
 }
 
-fn reply_local(env: &mut dyn Env, cout: &mut Buf, d: &LocalDecision, close: bool) {
+fn reply_local(
+    env: &mut dyn Env,
+    cout: &mut Buf,
+    d: &LocalDecision,
+    (close, head): (bool, bool),
+    rq: &mut Rq,
+) {
     let r = Reply {
         status: d.status,
         body: &d.body,
@@ -1184,14 +1183,26 @@ fn reply_local(env: &mut dyn Env, cout: &mut Buf, d: &LocalDecision, close: bool
         upstream: d.upstream,
         close,
         overloaded: false,
+        head,
     };
-    queue_reply(env, cout, &r);
+    queue_reply(env, cout, &r, rq);
 }
 
-/// Renders a local reply into the client's output.
-pub(super) fn queue_reply(env: &mut dyn Env, cout: &mut Buf, r: &Reply<'_>) {
+/// Renders a local reply into the client's output; it ends the request, so its record gets
+/// the status and body size sent (for stats and the log). Set the record's flags and details
+/// first: the connection manager's local reply mappers match on them.
+pub(super) fn queue_reply(env: &mut dyn Env, cout: &mut Buf, r: &Reply<'_>, rq: &mut Rq) {
+    rq.status = r.status;
+    if rq.cap.is_some() {
+        rq.local_body = Some(r.body.into());
+    }
     let mut out = Vec::with_capacity(256 + r.body.len());
-    env.local_reply(&mut out, r);
+    let mut sent = env.local_reply(&mut out, r, rq);
+    if r.head {
+        out.truncate(out.len().saturating_sub(sent));
+        sent = 0;
+    }
+    rq.bytes_tx = sent as u64;
     cout.extend(env.pool(), &out);
 }
 
@@ -1205,5 +1216,6 @@ pub(super) fn plain_reply(status: u16, body: &str, close: bool) -> Reply<'_> {
         upstream: None,
         close,
         overloaded: false,
+        head: false,
     }
 }

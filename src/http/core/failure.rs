@@ -175,15 +175,15 @@ impl Exchange {
         body: &str,
         overloaded: bool,
     ) -> Step {
-        self.replied(status, body);
         let keep = self.client_keep_alive && self.req.is_done() && !env.closing();
         let r = Reply {
             edits: &self.resp_edits,
             upstream: self.target.map(|t| t.1),
             overloaded,
+            head: self.is_head,
             ..plain_reply(status, body, !keep)
         };
-        queue_reply(env, cx.cout, &r);
+        queue_reply(env, cx.cout, &r, &mut self.rq);
         Step::End(if keep { Then::Next } else { Then::Close })
     }
 
@@ -258,9 +258,12 @@ impl Exchange {
         queue_reply(
             env,
             cx.cout,
-            &plain_reply(408, local::REQUEST_TIMEOUT, true),
+            &Reply {
+                head: self.is_head,
+                ..plain_reply(408, local::REQUEST_TIMEOUT, true)
+            },
+            &mut self.rq,
         );
-        self.replied(408, local::REQUEST_TIMEOUT);
         Step::End(Then::Close)
     }
 
@@ -287,9 +290,12 @@ impl Exchange {
         queue_reply(
             env,
             cx.cout,
-            &plain_reply(status, local::STREAM_TIMEOUT, !keep),
+            &Reply {
+                head: self.is_head,
+                ..plain_reply(status, local::STREAM_TIMEOUT, !keep)
+            },
+            &mut self.rq,
         );
-        self.replied(status, local::STREAM_TIMEOUT);
         Step::End(if keep { Then::Next } else { Then::Close })
     }
 

@@ -181,8 +181,11 @@ pub trait Env {
     fn begin(&mut self, req: Option<&RequestHead<'_>>, minor: u8, now: Instant) -> Rq;
     /// Routes a request: a local reply, or an upstream with the serialised head.
     fn route(&mut self, req: &RequestHead<'_>, rq: &mut Rq) -> Decision;
-    /// Appends a complete local reply (head and body) to `out`.
-    fn local_reply(&mut self, out: &mut Vec<u8>, reply: &Reply<'_>);
+    /// Appends a complete local reply (head and body) to `out`, as the connection manager's
+    /// `local_reply_config` rewrites it; returns the body bytes written. `rq` is the
+    /// request's record with the reply's status and body already in it; the rewrite may
+    /// change them (a mapper's status and body).
+    fn local_reply(&mut self, out: &mut Vec<u8>, reply: &Reply<'_>, rq: &mut Rq) -> usize;
     /// The upstream's response head arrived.
     fn response_head(&mut self, rq: &mut Rq, status: u16, headers: &[httparse::Header<'_>]);
     /// The request ended; its record is final.
@@ -246,6 +249,9 @@ pub struct Reply<'a> {
     pub close: bool,
     /// A circuit breaker refused the request: `x-envoy-overloaded: true`.
     pub overloaded: bool,
+    /// The request was HEAD: the head is sent (its content-length the body's) without the
+    /// body, as Envoy answers a HEAD locally.
+    pub head: bool,
 }
 
 /// What the driver must do for the core.
@@ -1152,12 +1158,6 @@ impl Conn {
         now: Instant,
     ) {
         self.cin.consume(self.cin.len());
-        exchange::queue_reply(
-            env,
-            &mut self.cout,
-            &exchange::plain_reply(status, body, true),
-        );
-        rq.status = status;
         rq.flags.set(flag);
         rq.detail(match status {
             431 => "http1.headers_too_large",
@@ -1165,10 +1165,12 @@ impl Conn {
             426 => "low_version",
             _ => "http1.codec_error",
         });
-        if rq.cap.is_some() {
-            rq.local_body = Some(body.into());
-        }
-        rq.bytes_tx = body.len() as u64;
+        exchange::queue_reply(
+            env,
+            &mut self.cout,
+            &exchange::plain_reply(status, body, true),
+            &mut rq,
+        );
         env.end(rq, now);
         self.close_after(now);
     }

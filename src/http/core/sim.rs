@@ -187,14 +187,15 @@ impl Env for TestEnv {
         })
     }
 
-    fn local_reply(&mut self, out: &mut Vec<u8>, r: &Reply<'_>) {
+    fn local_reply(&mut self, out: &mut Vec<u8>, r: &Reply<'_>, _rq: &mut Rq) -> usize {
         let date = "Mon, 30 Nov 2026 00:00:00 GMT";
         let extra: &[(&str, &str)] = if r.overloaded {
             &[("x-envoy-overloaded", "true")]
         } else {
             &[]
         };
-        write_local_reply(out, r.status, r.body, r.close, "baton", date, extra);
+        let ct = Some("text/plain");
+        write_local_reply(out, r.status, r.body, r.close, "baton", date, ct, extra)
     }
 
     fn response_head(&mut self, rq: &mut Rq, status: u16, _headers: &[httparse::Header<'_>]) {
