@@ -104,6 +104,9 @@ impl Ctx {
             if c.cfg.tls.is_some() {
                 stats.add_cluster_ssl(i, &c.cfg.name);
             }
+            if c.cfg.health_check.is_some() {
+                stats.add_health_check(i, &c.cfg.name);
+            }
         }
         Ctx {
             stats,

@@ -10,9 +10,9 @@ use serde_yaml::{Mapping, Value};
 
 use crate::config::{
     Bootstrap, Cluster, ClusterSpec, ForwardAction, HeaderMatchRule, HeaderMatcher,
-    HeaderMutations, HeaderValueOption, HostRewrite, HttpConnectionManager, Listener, PathMatch,
-    PathRedirect, QueryParameterRule, RedirectAction, RegexRewrite, Route, RouteAction,
-    RouteConfig, RouteMatch, StringMatch, StringMatchKind,
+    HeaderMutations, HeaderValueOption, HealthCheck, HealthCheckKind, HostRewrite,
+    HttpConnectionManager, Listener, PathMatch, PathRedirect, QueryParameterRule, RedirectAction,
+    RegexRewrite, Route, RouteAction, RouteConfig, RouteMatch, StringMatch, StringMatchKind,
 };
 use crate::stats::json_str;
 
@@ -710,6 +710,76 @@ fn cluster(c: &Cluster) -> Value {
         ),
         ("load_assignment", load_assignment),
         ("transport_socket", c.tls.as_ref().map(tls::upstream)),
+        (
+            "health_checks",
+            c.health_check
+                .as_ref()
+                .and_then(|h| list(vec![health_check(h)])),
+        ),
+        (
+            "common_lb_config",
+            Some(map(vec![(
+                "healthy_panic_threshold",
+                Some(map(vec![("value", n(c.healthy_panic_threshold))])),
+            )])),
+        ),
+    ])
+}
+
+/// A cluster's active health check, every default written out.
+fn health_check(h: &HealthCheck) -> Value {
+    let hex = |b: &[u8]| {
+        let text: String = b.iter().map(|x| format!("{x:02X}")).collect();
+        map(vec![("text", s(&text))])
+    };
+    let kind = match &h.kind {
+        HealthCheckKind::Http {
+            host,
+            path,
+            expected_statuses,
+        } => {
+            let ranges = expected_statuses
+                .iter()
+                .map(|&(a, b)| map(vec![("start", n(a)), ("end", n(b))]))
+                .collect();
+            (
+                "http_health_check",
+                Some(map(vec![
+                    (
+                        "host",
+                        (!host.is_empty()).then(|| Value::from(host.as_str())),
+                    ),
+                    ("path", s(path)),
+                    ("expected_statuses", list(ranges)),
+                ])),
+            )
+        }
+        HealthCheckKind::Tcp { send, receive } => (
+            "tcp_health_check",
+            Some(map(vec![
+                ("send", (!send.is_empty()).then(|| hex(send))),
+                ("receive", list(receive.iter().map(|r| hex(r)).collect())),
+            ])),
+        ),
+    };
+    map(vec![
+        ("timeout", dur(h.timeout)),
+        ("interval", dur(h.interval)),
+        ("initial_jitter", dur(h.initial_jitter)),
+        ("interval_jitter", dur(h.interval_jitter)),
+        ("interval_jitter_percent", n(h.interval_jitter_percent)),
+        ("unhealthy_threshold", n(h.unhealthy_threshold)),
+        ("healthy_threshold", n(h.healthy_threshold)),
+        ("reuse_connection", n(h.reuse_connection)),
+        ("no_traffic_interval", dur(h.no_traffic_interval)),
+        (
+            "no_traffic_healthy_interval",
+            dur(h.no_traffic_healthy_interval),
+        ),
+        ("unhealthy_interval", dur(h.unhealthy_interval)),
+        ("unhealthy_edge_interval", dur(h.unhealthy_edge_interval)),
+        ("healthy_edge_interval", dur(h.healthy_edge_interval)),
+        kind,
     ])
 }
 

@@ -29,8 +29,10 @@ impl Host for Proxy {
         self.ctx.timers.arm(at, TimerKey::Restart);
     }
 
+    /// Start-up is done once the first DNS answers are in and every health-checked host had
+    /// its first check (bounded: a check ends by its timeout at the latest).
     fn dns_ready(&self) -> bool {
-        self.dns_ready
+        self.dns_ready && crate::cluster::checker::first_round_done(&self.ctx)
     }
 
     fn connections(&self) -> usize {

@@ -103,6 +103,8 @@ pub struct Proxy {
     main: bool,
     /// The start-up line was logged (once per process).
     announced: bool,
+    /// Active health checks (none without `health_checks`).
+    checkers: crate::cluster::checker::Checkers,
 }
 
 /// "Address already in use (os error 98)" → "Address already in use".
@@ -265,12 +267,14 @@ impl Proxy {
             stop_requested: false,
             main: false,
             announced: false,
+            checkers: Default::default(),
         };
         let mut waiting = false;
         for c in 0..p.ctx.clusters.len() {
             observe::membership(&mut p.ctx, c);
             waiting |= p.refresh_dns(c);
         }
+        p.checkers.sync(&mut p.ctx);
         if waiting {
             let at = Instant::now() + INIT_DNS_WAIT;
             p.init_until = Some(at);
@@ -324,6 +328,7 @@ impl Proxy {
     }
 
     fn on_dns_answers(&mut self) {
+        let mut changed = false;
         for a in self.resolver.drain() {
             let Some(cl) = self.ctx.clusters.get_mut(a.cluster) else {
                 continue;
@@ -352,6 +357,7 @@ impl Proxy {
                 None => {}
             }
             if cl.apply_dns(a.endpoint, &a.result) {
+                changed = true;
                 let hosts: Vec<SocketAddr> = cl.hosts.iter().map(|h| h.addr).collect();
                 log::info!("cluster {}: hosts now {hosts:?}", cl.cfg.name);
             }
@@ -362,6 +368,10 @@ impl Proxy {
             if settled {
                 self.ctx.timers.arm(at, TimerKey::Dns(a.cluster));
             }
+        }
+        if changed {
+            // New hosts get a checker (and start unhealthy), removed ones lose theirs.
+            self.checkers.sync(&mut self.ctx);
         }
         if self.init_until.is_some()
             && self
@@ -1000,6 +1010,7 @@ impl Proxy {
                 }
             }
             TimerKey::AcceptRetry => self.retry_accept(),
+            TimerKey::Health(i, gen) => self.checkers.on_timer(&mut self.ctx, i, gen, at),
             TimerKey::PoolTrim => {
                 self.trim_armed = false;
                 self.trimmed += self.ctx.pool.trim();
@@ -1144,6 +1155,7 @@ impl Proxy {
                     }),
                     Tok::Restart(k) => self.restart(|hr, host| hr.ready(host, k as u64)),
                     Tok::Admin(i) => self.on_admin(i),
+                    Tok::Health(i) => self.checkers.on_event(&mut self.ctx, i),
                 }
             }
             while let Some((at, key)) = self.ctx.timers.pop_due(self.ctx.now()) {

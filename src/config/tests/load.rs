@@ -91,6 +91,8 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             per_connection_buffer_limit_bytes: 1 << 20,
             load_assignment_cluster_name: cluster.into(),
             tls: None,
+            health_check: None,
+            healthy_panic_threshold: 50,
         }],
         admin: None,
         node: None,
