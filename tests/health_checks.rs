@@ -404,3 +404,20 @@ fn health_checking_at_rest_uses_no_cpu() {
     );
     assert!(a.hc_requests.load(Ordering::SeqCst) >= 3);
 }
+
+#[test]
+fn a_first_check_that_never_ends_holds_start_up_for_5_s_at_most() {
+    let a = Host::start("A");
+    a.set(HANG);
+    let check = "    health_checks:\n    - timeout: 600s\n      interval: 1s\n      unhealthy_threshold: 2\n      healthy_threshold: 2\n      http_health_check: {path: /healthz}\n";
+    let p = start(&[a.port], check);
+    assert!(
+        p._b.log().contains("first health checks not all done"),
+        "{}",
+        p._b.log()
+    );
+    assert_eq!(p.flags(a.port), "/failed_active_hc");
+    // The only host, unhealthy: panic mode serves through it (its check still hangs).
+    assert_eq!(p.bodies(1), vec!["200 A".to_string()]);
+    a.released.store(true, Ordering::SeqCst);
+}

@@ -85,16 +85,19 @@ impl Checkers {
     /// Makes the checkers match the clusters' hosts: a new host gets a checker whose first
     /// check starts after `initial_jitter`; a removed host's checker and connection go.
     pub fn sync(&mut self, ctx: &mut Ctx) {
+        let mut known = std::collections::HashSet::new();
         for i in self.slots.keys() {
-            let gone = self.slots.get(i).is_some_and(|k| {
-                ctx.clusters
-                    .get(k.cluster)
-                    .is_none_or(|c| c.hosts.iter().all(|h| h.addr != k.addr))
-            });
-            if gone {
-                if let Some(mut k) = self.slots.remove(i) {
-                    close(ctx, &mut k.conn);
-                }
+            let Some(k) = self.slots.get(i) else {
+                continue;
+            };
+            let present = ctx
+                .clusters
+                .get(k.cluster)
+                .is_some_and(|c| c.hosts.iter().any(|h| h.addr == k.addr));
+            if present {
+                known.insert((k.cluster, k.addr));
+            } else if let Some(mut k) = self.slots.remove(i) {
+                close(ctx, &mut k.conn);
             }
         }
         for c in 0..ctx.clusters.len() {
@@ -103,12 +106,7 @@ impl Checkers {
             };
             let addrs: Vec<SocketAddr> = ctx.clusters[c].hosts.iter().map(|h| h.addr).collect();
             for addr in addrs {
-                let known = self.slots.keys().into_iter().any(|i| {
-                    self.slots
-                        .get(i)
-                        .is_some_and(|k| k.cluster == c && k.addr == addr)
-                });
-                if known {
+                if !known.insert((c, addr)) {
                     continue;
                 }
                 self.next_gen += 1;

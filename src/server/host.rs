@@ -30,9 +30,11 @@ impl Host for Proxy {
     }
 
     /// Start-up is done once the first DNS answers are in and every health-checked host had
-    /// its first check (bounded: a check ends by its timeout at the latest).
+    /// its first check (or 5 s passed since the start).
     fn dns_ready(&self) -> bool {
-        self.dns_ready && crate::cluster::checker::first_round_done(&self.ctx)
+        self.dns_ready
+            && (self.hc_init_until.is_none()
+                || crate::cluster::checker::first_round_done(&self.ctx))
     }
 
     fn connections(&self) -> usize {

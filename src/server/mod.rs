@@ -105,6 +105,8 @@ pub struct Proxy {
     announced: bool,
     /// Active health checks (none without `health_checks`).
     checkers: crate::cluster::checker::Checkers,
+    /// Set while start-up waits for the first round of health checks: until then, at most.
+    hc_init_until: Option<Instant>,
 }
 
 /// "Address already in use (os error 98)" → "Address already in use".
@@ -268,6 +270,7 @@ impl Proxy {
             main: false,
             announced: false,
             checkers: Default::default(),
+            hc_init_until: None,
         };
         let mut waiting = false;
         for c in 0..p.ctx.clusters.len() {
@@ -275,6 +278,13 @@ impl Proxy {
             waiting |= p.refresh_dns(c);
         }
         p.checkers.sync(&mut p.ctx);
+        if p.ctx.clusters.iter().any(|c| c.cfg.health_check.is_some()) {
+            // Bounded like the DNS wait, from the start: a hot-restart parent gives its child
+            // 10 s of silence during the handover.
+            let at = Instant::now() + INIT_DNS_WAIT;
+            p.hc_init_until = Some(at);
+            p.ctx.timers.arm(at, TimerKey::Tick);
+        }
         if waiting {
             let at = Instant::now() + INIT_DNS_WAIT;
             p.init_until = Some(at);
@@ -1007,6 +1017,14 @@ impl Proxy {
                     );
                     self.init_until = None;
                     self.set_dns_ready();
+                }
+                if self.hc_init_until.is_some_and(|t| t <= at) {
+                    self.hc_init_until = None;
+                    if !crate::cluster::checker::first_round_done(&self.ctx) {
+                        log::warn!(
+                            "first health checks not all done after {INIT_DNS_WAIT:?}; accepting anyway"
+                        );
+                    }
                 }
             }
             TimerKey::AcceptRetry => self.retry_accept(),
