@@ -32,6 +32,8 @@ struct Host {
     hc_connections: Arc<AtomicUsize>,
     hc_requests: Arc<AtomicUsize>,
     released: Arc<AtomicBool>,
+    /// The head of the last `/healthz` request.
+    last_check: Arc<std::sync::Mutex<String>>,
 }
 
 impl Host {
@@ -44,6 +46,7 @@ impl Host {
             hc_connections: Arc::new(AtomicUsize::new(0)),
             hc_requests: Arc::new(AtomicUsize::new(0)),
             released: Arc::new(AtomicBool::new(false)),
+            last_check: Default::default(),
         };
         let me = h.clone();
         thread::spawn(move || {
@@ -85,6 +88,9 @@ impl Host {
                 first = false;
                 let path = head.split(' ').nth(1).unwrap_or("");
                 let reply = if path == "/healthz" {
+                    if let Ok(mut l) = self.last_check.lock() {
+                        *l = head.clone();
+                    }
                     self.hc_requests.fetch_add(1, Ordering::SeqCst);
                     let mut st = self.health.load(Ordering::SeqCst);
                     while st == HANG && !self.released.load(Ordering::SeqCst) {
@@ -227,6 +233,12 @@ fn a_host_failing_its_check_leaves_the_balancer_and_comes_back() {
     assert!(p.stat("cluster.svc.health_check.failure") >= 1);
     assert_eq!(p.bodies(6), vec!["200 B".to_string(); 6]);
     assert_eq!(p.stat("cluster.svc.lb_healthy_panic"), 0);
+    // Envoy's request: the cluster's name as the host by default.
+    let head = b.last_check.lock().map(|h| h.clone()).unwrap_or_default();
+    assert_eq!(
+        head,
+        "GET /healthz HTTP/1.1\r\nhost: svc\r\nuser-agent: Envoy/HC"
+    );
 
     // Passing again (healthy_threshold checks), A is back.
     a.set(200);
@@ -420,4 +432,21 @@ fn a_first_check_that_never_ends_holds_start_up_for_5_s_at_most() {
     // The only host, unhealthy: panic mode serves through it (its check still hangs).
     assert_eq!(p.bodies(1), vec!["200 A".to_string()]);
     a.released.store(true, Ordering::SeqCst);
+}
+
+#[test]
+fn http_checks_send_the_configured_host_and_header_edits() {
+    let a = Host::start("A");
+    let edits = "      http_health_check:\n        path: /healthz\n        host: svc.test\n        request_headers_to_remove: [user-agent]\n        request_headers_to_add:\n        - header: {key: x-check, value: \"%UPSTREAM_HOST% %REQ(:PATH)%\"}\n";
+    let check = format!("    health_checks:\n    - timeout: 1s\n      interval: 60s\n      unhealthy_threshold: 2\n      healthy_threshold: 2\n{edits}");
+    let p = start(&[a.port], &check);
+    assert_eq!(p.flags(a.port), "healthy");
+    let head = a.last_check.lock().map(|h| h.clone()).unwrap_or_default();
+    assert_eq!(
+        head,
+        format!(
+            "GET /healthz HTTP/1.1\r\nhost: svc.test\r\nx-check: 127.0.0.1:{} /healthz",
+            a.port
+        )
+    );
 }

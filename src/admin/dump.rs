@@ -381,33 +381,57 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
 
 /// The four header-edit lists of one level, appended to `pairs`.
 fn edits(pairs: &mut Vec<(&str, Option<Value>)>, h: &HeaderMutations) {
-    let add = |list: &[HeaderValueOption]| {
-        Some(Value::Sequence(
-            list.iter()
-                .map(|o| {
-                    map(vec![
-                        (
-                            "header",
-                            Some(map(vec![("key", s(&o.name)), ("value", s(&o.value))])),
-                        ),
-                        ("append_action", shout(o.append_action)),
-                        ("keep_empty_value", n(o.keep_empty_value)),
-                    ])
-                })
-                .collect(),
-        ))
-    };
-    let remove = |names: &[String]| list(names.iter().map(|x| Value::from(x.as_str())).collect());
-    pairs.push(("request_headers_to_add", add(&h.request_headers_to_add)));
-    pairs.push((
-        "request_headers_to_remove",
-        remove(&h.request_headers_to_remove),
-    ));
-    pairs.push(("response_headers_to_add", add(&h.response_headers_to_add)));
-    pairs.push((
-        "response_headers_to_remove",
-        remove(&h.response_headers_to_remove),
-    ));
+    request_edits(pairs, h);
+    let keys = ["response_headers_to_add", "response_headers_to_remove"];
+    edit_pair(
+        pairs,
+        keys,
+        &h.response_headers_to_add,
+        &h.response_headers_to_remove,
+    );
+}
+
+/// The request side of `edits` (all a health check has).
+fn request_edits(pairs: &mut Vec<(&str, Option<Value>)>, h: &HeaderMutations) {
+    let keys = ["request_headers_to_add", "request_headers_to_remove"];
+    edit_pair(
+        pairs,
+        keys,
+        &h.request_headers_to_add,
+        &h.request_headers_to_remove,
+    );
+}
+
+/// One side's additions and removals under `keys`.
+fn edit_pair(
+    pairs: &mut Vec<(&str, Option<Value>)>,
+    [add_key, remove_key]: [&'static str; 2],
+    add: &[HeaderValueOption],
+    remove: &[String],
+) {
+    pairs.push((add_key, header_options(add)));
+    pairs.push((remove_key, names(remove)));
+}
+
+fn names(names: &[String]) -> Option<Value> {
+    list(names.iter().map(|x| Value::from(x.as_str())).collect())
+}
+
+fn header_options(list: &[HeaderValueOption]) -> Option<Value> {
+    Some(Value::Sequence(
+        list.iter()
+            .map(|o| {
+                map(vec![
+                    (
+                        "header",
+                        Some(map(vec![("key", s(&o.name)), ("value", s(&o.value))])),
+                    ),
+                    ("append_action", shout(o.append_action)),
+                    ("keep_empty_value", n(o.keep_empty_value)),
+                ])
+            })
+            .collect(),
+    ))
 }
 
 fn route_config(rc: &RouteConfig, b: &Bootstrap) -> Value {
@@ -737,22 +761,22 @@ fn health_check(h: &HealthCheck) -> Value {
             host,
             path,
             expected_statuses,
+            headers,
         } => {
             let ranges = expected_statuses
                 .iter()
                 .map(|&(a, b)| map(vec![("start", n(a)), ("end", n(b))]))
                 .collect();
-            (
-                "http_health_check",
-                Some(map(vec![
-                    (
-                        "host",
-                        (!host.is_empty()).then(|| Value::from(host.as_str())),
-                    ),
-                    ("path", s(path)),
-                    ("expected_statuses", list(ranges)),
-                ])),
-            )
+            let mut pairs = vec![
+                (
+                    "host",
+                    (!host.is_empty()).then(|| Value::from(host.as_str())),
+                ),
+                ("path", s(path)),
+                ("expected_statuses", list(ranges)),
+            ];
+            request_edits(&mut pairs, headers);
+            ("http_health_check", Some(map(pairs)))
         }
         HealthCheckKind::Tcp { send, receive } => (
             "tcp_health_check",

@@ -13,10 +13,12 @@ use mio::net::TcpStream;
 use mio::Interest;
 
 use super::health::{self, Failure};
-use crate::config::HealthCheckKind;
+use crate::config::template::Vars;
+use crate::config::{HeaderMutations, HealthCheckKind};
 use crate::context::Ctx;
 use crate::http::codec::{self, ChunkedDecoder, Framing};
 use crate::reactor::{TimerKey, Tok};
+use crate::route::edits::{self, HeaderList};
 use crate::util::Slab;
 
 /// Most bytes of an answer kept: an HTTP response head, or what a TCP check searches. A
@@ -184,10 +186,14 @@ impl Checkers {
             return;
         };
         let request = match &hc.kind {
-            HealthCheckKind::Http { host, path, .. } => {
+            HealthCheckKind::Http {
+                host,
+                path,
+                headers,
+                ..
+            } => {
                 let host = if host.is_empty() { &cl.cfg.name } else { host };
-                format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nuser-agent: Envoy/HC\r\n\r\n")
-                    .into_bytes()
+                http_request(addr, host, path, headers)
             }
             HealthCheckKind::Tcp { send, .. } => send.clone(),
         };
@@ -346,6 +352,43 @@ pub fn first_round_done(ctx: &Ctx) -> bool {
         .iter()
         .filter(|c| c.cfg.health_check.is_some())
         .all(|c| c.hosts.iter().all(|h| !h.health.pending()))
+}
+
+/// Envoy's check request: `GET path` with `host` and `user-agent: Envoy/HC`, then the
+/// configured edits, evaluated as Envoy does for a check (downstream address 127.0.0.1,
+/// upstream host `addr`, `%REQ(..)%` from the request before the edits).
+fn http_request(addr: SocketAddr, host: &str, path: &str, headers: &HeaderMutations) -> Vec<u8> {
+    let ops = edits::request_ops(headers);
+    let mut list: HeaderList<'_> = vec![
+        ("host".into(), host.as_bytes().into()),
+        ("user-agent".into(), b"Envoy/HC"[..].into()),
+    ];
+    if !ops.is_empty() {
+        let before = list.clone();
+        let req = |name: &str| match name {
+            ":path" => Some(path.to_string()),
+            ":method" => Some("GET".to_string()),
+            ":authority" => Some(host.to_string()),
+            _ => before
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned()),
+        };
+        let vars = Vars {
+            peer: SocketAddr::from(([127, 0, 0, 1], 0)),
+            start: std::time::SystemTime::now(),
+            minor: 1,
+            upstream: Some(addr),
+            req: &req,
+        };
+        edits::apply(&mut list, &ops, &|t| t.render(&vars));
+    }
+    let mut out = format!("GET {path} HTTP/1.1\r\n").into_bytes();
+    for (name, value) in &list {
+        codec::put_header(&mut out, name, value);
+    }
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// A new connection to `addr` for checker `idx`. Out of descriptors, idle pooled connections

@@ -594,6 +594,8 @@ pub enum HealthCheckKind {
         path: String,
         /// Half-open `[start, end)` ranges; `[200, 201)` when none is configured.
         expected_statuses: Vec<(u16, u16)>,
+        /// `request_headers_to_add` / `_remove`, as a route's (the response lists stay empty).
+        headers: HeaderMutations,
     },
     /// `tcp_health_check`: connect, send `send`, find each `receive` block in order.
     Tcp {

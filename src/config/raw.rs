@@ -617,8 +617,10 @@ pub struct HttpHealthCheck {
     pub send: Option<Value>,
     pub receive: Option<Value>,
     pub response_buffer_size: Option<Value>,
-    pub request_headers_to_add: Option<Value>,
-    pub request_headers_to_remove: Option<Value>,
+    #[serde(default)]
+    pub request_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(default)]
+    pub request_headers_to_remove: Vec<String>,
     pub retriable_statuses: Option<Value>,
     pub service_name_matcher: Option<Value>,
     pub method: Option<Value>,
@@ -631,6 +633,18 @@ pub struct TcpHealthCheck {
     #[serde(default)]
     pub receive: Vec<Payload>,
     pub proxy_protocol_config: Option<Value>,
+}
+
+/// A health check's request edits are a route's request edits (Envoy's header parser).
+impl HeaderEdits for HttpHealthCheck {
+    fn edits(&self) -> HeaderEditLists<'_> {
+        HeaderEditLists {
+            request_add: &self.request_headers_to_add,
+            request_remove: &self.request_headers_to_remove,
+            response_add: &[],
+            response_remove: &[],
+        }
+    }
 }
 
 /// `HealthCheck.Payload`: hex `text` (Envoy's `binary` is not implemented there either).

@@ -212,18 +212,6 @@ fn http(x: raw::HttpHealthCheck, path: &str) -> Result<HealthCheckKind, ConfigEr
         "HTTP health check payloads",
     )?;
     refuse(
-        &x.request_headers_to_add,
-        path,
-        "request_headers_to_add",
-        "health check request headers",
-    )?;
-    refuse(
-        &x.request_headers_to_remove,
-        path,
-        "request_headers_to_remove",
-        "health check request headers",
-    )?;
-    refuse(
         &x.retriable_statuses,
         path,
         "retriable_statuses",
@@ -241,6 +229,7 @@ fn http(x: raw::HttpHealthCheck, path: &str) -> Result<HealthCheckKind, ConfigEr
         "method",
         "health check methods other than GET",
     )?;
+    let headers = super::validate_route::mutations(&x, path)?;
     if let Some(c) = &x.codec_client_type {
         proto_enum(c, &p("codec_client_type"), CODECS)?;
     }
@@ -268,6 +257,7 @@ fn http(x: raw::HttpHealthCheck, path: &str) -> Result<HealthCheckKind, ConfigEr
         host: x.host,
         path: x.path,
         expected_statuses,
+        headers,
     })
 }
 

@@ -366,12 +366,8 @@ fn health_check_errors_name_their_field() {
             refused("http_health_check.retriable_statuses", "retriable health check statuses"),
         ),
         (
-            "http_health_check: {path: /hc, request_headers_to_add: []}".into(),
-            refused("http_health_check.request_headers_to_add", "health check request headers"),
-        ),
-        (
-            "http_health_check: {path: /hc, request_headers_to_remove: []}".into(),
-            refused("http_health_check.request_headers_to_remove", "health check request headers"),
+            "http_health_check: {path: /hc, request_headers_to_remove: [\":path\"]}".into(),
+            format!("{HC}[0].http_health_check.request_headers_to_remove[0]: pseudo-header \":path\" may not be modified"),
         ),
         (
             "http_health_check: {path: /hc, method: POST}".into(),
@@ -455,6 +451,7 @@ fn health_check_errors_name_their_field() {
             host: String::new(),
             path: "/hc".into(),
             expected_statuses: vec![(200, 201)],
+            headers: Default::default(),
         }
     );
 }
