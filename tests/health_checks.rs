@@ -450,3 +450,34 @@ fn http_checks_send_the_configured_host_and_header_edits() {
         )
     );
 }
+
+/// Health state is per process: a hot-restart successor runs its own first round before it
+/// takes over, so it serves with the same view of the hosts.
+#[test]
+fn a_hot_restart_successor_checks_the_hosts_before_it_takes_over() {
+    use common::hot::{hot_start, hot_takeover, HotDir};
+    let (a, b) = (Host::start("A"), Host::start("B"));
+    b.set(503);
+    let dir = HotDir::new("hc");
+    let (listen, admin1, admin2) = (free_port(), free_port(), free_port());
+    let old = hot_start(
+        &yaml(listen, admin1, &[a.port, b.port], &http_check("")),
+        &dir,
+        &[],
+    );
+    wait_live(admin1);
+    let checks_before = b.hc_requests.load(Ordering::SeqCst);
+    let (new, _) = hot_takeover(
+        &yaml(listen, admin2, &[a.port, b.port], &http_check("")),
+        &dir,
+        &[],
+        &old,
+    );
+    let p = live(new, listen, admin2);
+    assert!(b.hc_requests.load(Ordering::SeqCst) > checks_before);
+    assert_eq!(p.flags(b.port), "/failed_active_hc");
+    assert_eq!(p.flags(a.port), "healthy");
+    assert_eq!(p.bodies(4), vec!["200 A".to_string(); 4]);
+    assert!(!p._b.log().contains("first health checks not all done"));
+    old.sigterm();
+}
