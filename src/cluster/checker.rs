@@ -288,14 +288,15 @@ fn record(
         .get(cluster)
         .is_some_and(|cs| ctx.stats.store.counter_value(cs.upstream_cx_total) > 0);
     let cl = ctx.clusters.get_mut(cluster)?;
-    let hc = cl.cfg.health_check.clone()?;
+    let hc = cl.cfg.health_check.as_ref()?;
+    let (healthy_threshold, unhealthy_threshold) = (hc.healthy_threshold, hc.unhealthy_threshold);
     let name = cl.cfg.name.clone();
     let h = cl.host_mut(addr)?;
     let was_failed = h.health.failed;
     let t = match result {
-        Ok(()) => h.health.success(hc.healthy_threshold),
+        Ok(()) => h.health.success(healthy_threshold),
         Err((why, exclude)) => {
-            let t = h.health.failure(why, hc.unhealthy_threshold);
+            let t = h.health.failure(why, unhealthy_threshold);
             if exclude {
                 h.health.excluded = true;
             }
@@ -323,8 +324,9 @@ fn record(
         }
     }
     crate::observe::membership(ctx, cluster);
+    let hc = ctx.clusters.get(cluster)?.cfg.health_check.as_ref()?;
     Some(health::interval(
-        &hc,
+        hc,
         result.is_ok(),
         t,
         traffic,

@@ -435,6 +435,16 @@ fn health_check_errors_name_their_field() {
         )]),
         "static_resources.clusters[0].common_lb_config.healthy_panic_threshold.value: 101 out of range (0..=100)"
     );
+    if cfg!(feature = "tls") {
+        let tls = (
+            "static_resources.clusters[0].transport_socket",
+            "{name: envoy.transport_sockets.tls}",
+        );
+        assert_eq!(
+            err_with(&[tls, (HC, &format!("[{one}]"))]),
+            format!("{HC}: not supported by baton on a cluster with a TLS transport_socket (health checks are plain TCP)")
+        );
+    }
     // Defaults: Envoy's.
     let c = &ok_with(&[(HC, &format!("[{one}]"))]).clusters[0];
     assert_eq!(c.healthy_panic_threshold, 50);
