@@ -481,3 +481,18 @@ fn a_hot_restart_successor_checks_the_hosts_before_it_takes_over() {
     assert!(!p._b.log().contains("first health checks not all done"));
     old.sigterm();
 }
+
+#[test]
+fn a_retriable_status_counts_towards_the_threshold_instead_of_ejecting() {
+    let a = Host::start("A");
+    let check = "    health_checks:\n    - timeout: 1s\n      interval: 0.2s\n      no_traffic_interval: 0.2s\n      unhealthy_threshold: 1000\n      healthy_threshold: 1\n      http_health_check: {path: /healthz, retriable_statuses: [{start: 503, end: 504}]}\n";
+    let p = start(&[a.port], check);
+    a.set(503);
+    wait("three failed checks", || {
+        p.stat("cluster.svc.health_check.failure") >= 3
+    });
+    // Far from 1000 failures in a row: still healthy (a 503 outside retriable_statuses
+    // would have ejected it at once).
+    assert_eq!(p.flags(a.port), "healthy");
+    assert_eq!(p.stat("cluster.svc.health_check.network_failure"), 0);
+}

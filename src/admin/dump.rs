@@ -761,19 +761,23 @@ fn health_check(h: &HealthCheck) -> Value {
             host,
             path,
             expected_statuses,
+            retriable_statuses,
             headers,
         } => {
-            let ranges = expected_statuses
-                .iter()
-                .map(|&(a, b)| map(vec![("start", n(a)), ("end", n(b))]))
-                .collect();
+            let ranges = |r: &[(u16, u16)]| {
+                let r = r
+                    .iter()
+                    .map(|&(a, b)| map(vec![("start", n(a)), ("end", n(b))]));
+                list(r.collect())
+            };
             let mut pairs = vec![
                 (
                     "host",
                     (!host.is_empty()).then(|| Value::from(host.as_str())),
                 ),
                 ("path", s(path)),
-                ("expected_statuses", list(ranges)),
+                ("expected_statuses", ranges(expected_statuses)),
+                ("retriable_statuses", ranges(retriable_statuses)),
             ];
             request_edits(&mut pairs, headers);
             ("http_health_check", Some(map(pairs)))

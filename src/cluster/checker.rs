@@ -53,10 +53,26 @@ struct Conn {
     connected: bool,
     /// The request (or TCP payload) still to write.
     tx: Vec<u8>,
+    reply: Reply,
+}
+
+/// The running check's answer, as far as it came.
+#[derive(Debug)]
+struct Reply {
     rx: Vec<u8>,
     resp: Resp,
-    /// The last answer lets the connection serve the next check (HTTP keep-alive).
+    /// The answer lets the connection serve the next check (HTTP keep-alive).
     reusable: bool,
+}
+
+impl Default for Reply {
+    fn default() -> Reply {
+        Reply {
+            rx: Vec::new(),
+            resp: Resp::Head,
+            reusable: true,
+        }
+    }
 }
 
 /// Where the HTTP answer of the running check is.
@@ -78,9 +94,9 @@ enum Resp {
 enum Outcome {
     Pass,
     Fail(Failure),
-    /// An HTTP answer outside `expected_statuses`, and whether it asked for an immediate
-    /// exclusion.
-    Status(bool),
+    /// An HTTP answer outside `expected_statuses`: whether it asked for an immediate
+    /// exclusion, and whether its status is in `retriable_statuses`.
+    Status(bool, bool),
 }
 
 impl Checkers {
@@ -214,9 +230,7 @@ impl Checkers {
         }
         if let Some(conn) = k.conn.as_mut() {
             conn.tx = request;
-            conn.rx.clear();
-            conn.resp = Resp::Head;
-            conn.reusable = true;
+            conn.reply = Reply::default();
             if let Some(o) = drive(ctx, cluster, conn) {
                 self.finish(ctx, idx, o);
             }
@@ -242,14 +256,15 @@ impl Checkers {
             .is_some_and(
                 |hc| matches!(&hc.kind, HealthCheckKind::Tcp { receive, .. } if receive.is_empty()),
             );
-        let reusable = k.conn.as_ref().is_some_and(|c| c.reusable);
+        let reusable = k.conn.as_ref().is_some_and(|c| c.reply.reusable);
         if !matches!(outcome, Outcome::Pass) || !reuse || connect_only || !reusable {
             close(ctx, &mut k.conn);
         }
         let result = match outcome {
             Outcome::Pass => Ok(()),
             Outcome::Fail(f) => Err((f, false)),
-            Outcome::Status(immediate) => Err((Failure::Active, immediate)),
+            Outcome::Status(immediate, false) => Err((Failure::Active, immediate)),
+            Outcome::Status(immediate, true) => Err((Failure::Retriable, immediate)),
         };
         let next = record(ctx, cluster, addr, result);
         if let (Some(k), Some(d)) = (self.slots.get_mut(idx), next) {
@@ -318,7 +333,7 @@ fn record(
                 match why {
                     Failure::Network | Failure::Timeout => s.inc(st.network_failure),
                     Failure::Passive => s.inc(st.passive_failure),
-                    Failure::Active => {}
+                    Failure::Active | Failure::Retriable => {}
                 }
             }
         }
@@ -413,9 +428,7 @@ fn open(ctx: &mut Ctx, addr: SocketAddr, idx: usize) -> io::Result<Conn> {
         sock,
         connected: false,
         tx: Vec::new(),
-        rx: Vec::new(),
-        resp: Resp::Head,
-        reusable: true,
+        reply: Reply::default(),
     })
 }
 
@@ -463,8 +476,8 @@ fn drive(ctx: &Ctx, cluster: usize, c: &mut Conn) -> Option<Outcome> {
                 break;
             }
             Ok(n) => {
-                c.rx.extend_from_slice(&b[..n]);
-                if let Some(o) = answer(hc, c, false) {
+                c.reply.rx.extend_from_slice(&b[..n]);
+                if let Some(o) = answer(hc, &mut c.reply, false) {
                     return Some(o);
                 }
             }
@@ -474,13 +487,13 @@ fn drive(ctx: &Ctx, cluster: usize, c: &mut Conn) -> Option<Outcome> {
         }
     }
     if eof {
-        return Some(answer(hc, c, true).unwrap_or(Outcome::Fail(Failure::Network)));
+        return Some(answer(hc, &mut c.reply, true).unwrap_or(Outcome::Fail(Failure::Network)));
     }
     None
 }
 
 /// Reads the answer in `c.rx`; `Some` once it decides the check. `eof`: the host closed.
-fn answer(hc: &crate::config::HealthCheck, c: &mut Conn, eof: bool) -> Option<Outcome> {
+fn answer(hc: &crate::config::HealthCheck, c: &mut Reply, eof: bool) -> Option<Outcome> {
     match &hc.kind {
         HealthCheckKind::Tcp { receive, .. } => {
             if health::blocks_found(receive, &c.rx) {
@@ -494,7 +507,9 @@ fn answer(hc: &crate::config::HealthCheck, c: &mut Conn, eof: bool) -> Option<Ou
             None
         }
         HealthCheckKind::Http {
-            expected_statuses, ..
+            expected_statuses,
+            retriable_statuses,
+            ..
         } => {
             let done = http_answer(c, eof)?;
             Some(match done {
@@ -504,7 +519,8 @@ fn answer(hc: &crate::config::HealthCheck, c: &mut Conn, eof: bool) -> Option<Ou
                     if health::status_expected(expected_statuses, status) {
                         Outcome::Pass
                     } else {
-                        Outcome::Status(immediate)
+                        let retriable = health::status_expected(retriable_statuses, status);
+                        Outcome::Status(immediate, retriable)
                     }
                 }
             })
@@ -512,10 +528,14 @@ fn answer(hc: &crate::config::HealthCheck, c: &mut Conn, eof: bool) -> Option<Ou
     }
 }
 
+/// A whole HTTP answer: (status, immediate-fail header, connection reusable); `Err` for a
+/// malformed one.
+type HttpAnswer = Result<(u16, bool, bool), ()>;
+
 /// Parses the HTTP response in `c.rx` as far as it goes: `Some(Ok((status, immediate,
 /// reusable)))` once the whole response is read, `Some(Err(()))` for a malformed one (a
 /// protocol error, which Envoy counts as a network failure).
-fn http_answer(c: &mut Conn, eof: bool) -> Option<Result<(u16, bool, bool), ()>> {
+fn http_answer(c: &mut Reply, eof: bool) -> Option<HttpAnswer> {
     loop {
         match &mut c.resp {
             Resp::Head => {
@@ -589,5 +609,86 @@ fn http_answer(c: &mut Conn, eof: bool) -> Option<Result<(u16, bool, bool), ()>>
                 return None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `parts` one by one; the result once decided, with what stayed unread.
+    fn feed(parts: &[&[u8]], eof: bool) -> (Option<HttpAnswer>, usize) {
+        let mut r = Reply::default();
+        for p in parts {
+            r.rx.extend_from_slice(p);
+            if let Some(done) = http_answer(&mut r, false) {
+                return (Some(done), r.rx.len());
+            }
+        }
+        (
+            if eof { http_answer(&mut r, true) } else { None },
+            r.rx.len(),
+        )
+    }
+
+    #[test]
+    fn http_answers_are_read_whole_in_any_framing() {
+        // Content-Length, split anywhere.
+        let (d, _) = feed(
+            &[
+                b"HTTP/1.1 200 OK\r\ncontent-le",
+                b"ngth: 4\r\n\r\nok",
+                b"ok",
+            ],
+            false,
+        );
+        assert_eq!(d, Some(Ok((200, false, true))));
+        assert_eq!(
+            feed(&[b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nok"], false).0,
+            None
+        );
+        // Chunked, with an interim response first.
+        let d = feed(
+            &[
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 X\r\ntransfer-encoding: chunked\r\n",
+                b"x-envoy-immediate-health-check-fail: true\r\n\r\n2\r\nno\r\n0\r\n\r\n",
+            ],
+            false,
+        );
+        assert_eq!(d.0, Some(Ok((503, true, true))));
+        // To the close: never reusable.
+        assert_eq!(
+            feed(&[b"HTTP/1.0 200 OK\r\n\r\nbody"], true).0,
+            Some(Ok((200, false, false)))
+        );
+        // Connection: close, and bytes after the answer, end the connection.
+        let close = feed(
+            &[b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"],
+            false,
+        );
+        assert_eq!(close.0, Some(Ok((200, false, false))));
+        let extra = feed(&[b"HTTP/1.1 204 No\r\n\r\nHTTP/1.1"], false);
+        assert_eq!(extra, (Some(Ok((204, false, false))), 8));
+    }
+
+    #[test]
+    fn broken_http_answers_fail_the_check() {
+        assert_eq!(feed(&[b"HTTP/1.1 2000 OK\r\n\r\n"], false).0, Some(Err(())));
+        assert_eq!(feed(&[b"garbage\r\n\r\n"], false).0, Some(Err(())));
+        // Cut short by the close: inside the head, inside the body.
+        assert_eq!(feed(&[b"HTTP/1.1 200 OK\r\n"], true).0, Some(Err(())));
+        assert_eq!(
+            feed(&[b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nab"], true).0,
+            Some(Err(()))
+        );
+        let bad_chunk = feed(
+            &[b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"],
+            false,
+        );
+        assert_eq!(bad_chunk.0, Some(Err(())));
+        // A head that never ends is bounded.
+        let long = vec![b'a'; MAX_KEPT + 10];
+        let d = feed(&[b"HTTP/1.1 200 OK\r\nx-long: ", &long], false);
+        assert_eq!(d.0, Some(Err(())));
     }
 }

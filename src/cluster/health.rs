@@ -12,6 +12,8 @@ use crate::util::Rng;
 pub enum Failure {
     /// The host answered, wrongly (an HTTP status outside `expected_statuses`).
     Active,
+    /// The same with a status in `retriable_statuses`: it counts like a network failure.
+    Retriable,
     /// Connect refused or reset, or the connection closed before the answer.
     Network,
     /// No answer within `timeout`.
@@ -93,14 +95,18 @@ impl HostHealth {
     }
 
     /// A check failed. A wrong answer (or an immediate-fail request) makes a healthy host
-    /// unhealthy at once; network failures and timeouts count towards `unhealthy_threshold`.
+    /// unhealthy at once; network failures, timeouts and retriable statuses count towards
+    /// `unhealthy_threshold`.
     pub fn failure(&mut self, why: Failure, unhealthy_threshold: u32) -> Transition {
         self.num_healthy = 0;
         let mut t = Transition::Unchanged;
         if !self.failed {
-            let network = matches!(why, Failure::Network | Failure::Timeout);
+            let counts = matches!(
+                why,
+                Failure::Network | Failure::Timeout | Failure::Retriable
+            );
             self.num_unhealthy = self.num_unhealthy.wrapping_add(1);
-            if !network || self.num_unhealthy == unhealthy_threshold {
+            if !counts || self.num_unhealthy == unhealthy_threshold {
                 self.failed = true;
                 t = Transition::Changed;
             } else {
@@ -284,6 +290,15 @@ mod tests {
         assert_eq!(h.success(2), Transition::ChangePending);
         assert_eq!(h.success(2), Transition::Changed);
         assert!(!h.failed);
+    }
+
+    #[test]
+    fn retriable_statuses_count_towards_the_threshold() {
+        let mut h = HostHealth::unchecked();
+        h.success(1);
+        assert_eq!(h.failure(Failure::Retriable, 2), Transition::ChangePending);
+        assert_eq!(h.failure(Failure::Retriable, 2), Transition::Changed);
+        assert_eq!(h.flags(), "/failed_active_hc");
     }
 
     #[test]

@@ -594,6 +594,9 @@ pub enum HealthCheckKind {
         path: String,
         /// Half-open `[start, end)` ranges; `[200, 201)` when none is configured.
         expected_statuses: Vec<(u16, u16)>,
+        /// Statuses that fail the check but count towards `unhealthy_threshold` instead of
+        /// ejecting at once (`expected_statuses` wins an overlap).
+        retriable_statuses: Vec<(u16, u16)>,
         /// `request_headers_to_add` / `_remove`, as a route's (the response lists stay empty).
         headers: HeaderMutations,
     },

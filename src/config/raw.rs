@@ -621,7 +621,8 @@ pub struct HttpHealthCheck {
     pub request_headers_to_add: Vec<HeaderValueOption>,
     #[serde(default)]
     pub request_headers_to_remove: Vec<String>,
-    pub retriable_statuses: Option<Value>,
+    #[serde(default)]
+    pub retriable_statuses: Vec<Int64Range>,
     pub service_name_matcher: Option<Value>,
     pub method: Option<Value>,
 }

@@ -212,12 +212,6 @@ fn http(x: raw::HttpHealthCheck, path: &str) -> Result<HealthCheckKind, ConfigEr
         "HTTP health check payloads",
     )?;
     refuse(
-        &x.retriable_statuses,
-        path,
-        "retriable_statuses",
-        "retriable health check statuses",
-    )?;
-    refuse(
         &x.service_name_matcher,
         path,
         "service_name_matcher",
@@ -243,13 +237,7 @@ fn http(x: raw::HttpHealthCheck, path: &str) -> Result<HealthCheckKind, ConfigEr
     if !value_ok(&x.host) {
         return Err(err(p("host"), "not a valid header value"));
     }
-    let mut expected_statuses = Vec::new();
-    for (i, r) in x.expected_statuses.iter().enumerate() {
-        expected_statuses.push(status_range(
-            r,
-            &format!("{}[{i}]", p("expected_statuses")),
-        )?);
-    }
+    let mut expected_statuses = status_ranges(&x.expected_statuses, &p("expected_statuses"))?;
     if expected_statuses.is_empty() {
         expected_statuses.push((200, 201));
     }
@@ -257,8 +245,16 @@ fn http(x: raw::HttpHealthCheck, path: &str) -> Result<HealthCheckKind, ConfigEr
         host: x.host,
         path: x.path,
         expected_statuses,
+        retriable_statuses: status_ranges(&x.retriable_statuses, &p("retriable_statuses"))?,
         headers,
     })
+}
+
+fn status_ranges(list: &[raw::Int64Range], path: &str) -> Result<Vec<(u16, u16)>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, r)| status_range(r, &format!("{path}[{i}]")))
+        .collect()
 }
 
 /// An `Int64Range` of statuses: Envoy's rules (start < end, start ≥ 100, end ≤ 600).

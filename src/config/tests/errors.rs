@@ -362,8 +362,8 @@ fn health_check_errors_name_their_field() {
         ),
         (format!("{http}, alt_port: 1"), refused("alt_port", "health checks on another port")),
         (
-            "http_health_check: {path: /hc, retriable_statuses: []}".into(),
-            refused("http_health_check.retriable_statuses", "retriable health check statuses"),
+            "http_health_check: {path: /hc, retriable_statuses: [{start: 99, end: 200}]}".into(),
+            format!("{HC}[0].http_health_check.retriable_statuses[0]: expecting start >= 100, but found start=99"),
         ),
         (
             "http_health_check: {path: /hc, request_headers_to_remove: [\":path\"]}".into(),
@@ -461,6 +461,7 @@ fn health_check_errors_name_their_field() {
             host: String::new(),
             path: "/hc".into(),
             expected_statuses: vec![(200, 201)],
+            retriable_statuses: vec![],
             headers: Default::default(),
         }
     );
