@@ -437,7 +437,7 @@ fn a_first_check_that_never_ends_holds_start_up_for_5_s_at_most() {
 #[test]
 fn http_checks_send_the_configured_host_and_header_edits() {
     let a = Host::start("A");
-    let edits = "      http_health_check:\n        path: /healthz\n        host: svc.test\n        request_headers_to_remove: [user-agent]\n        request_headers_to_add:\n        - header: {key: x-check, value: \"%UPSTREAM_HOST% %REQ(:PATH)%\"}\n";
+    let edits = "      http_health_check:\n        path: /healthz\n        method: OPTIONS\n        host: svc.test\n        request_headers_to_remove: [user-agent]\n        request_headers_to_add:\n        - header: {key: x-check, value: \"%UPSTREAM_HOST% %REQ(:PATH)% %REQ(:METHOD)%\"}\n";
     let check = format!("    health_checks:\n    - timeout: 1s\n      interval: 60s\n      unhealthy_threshold: 2\n      healthy_threshold: 2\n{edits}");
     let p = start(&[a.port], &check);
     assert_eq!(p.flags(a.port), "healthy");
@@ -445,7 +445,7 @@ fn http_checks_send_the_configured_host_and_header_edits() {
     assert_eq!(
         head,
         format!(
-            "GET /healthz HTTP/1.1\r\nhost: svc.test\r\nx-check: 127.0.0.1:{} /healthz",
+            "OPTIONS /healthz HTTP/1.1\r\nhost: svc.test\r\nx-check: 127.0.0.1:{} /healthz OPTIONS",
             a.port
         )
     );

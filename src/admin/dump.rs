@@ -758,6 +758,7 @@ fn health_check(h: &HealthCheck) -> Value {
     };
     let kind = match &h.kind {
         HealthCheckKind::Http {
+            method,
             host,
             path,
             expected_statuses,
@@ -776,6 +777,7 @@ fn health_check(h: &HealthCheck) -> Value {
                     (!host.is_empty()).then(|| Value::from(host.as_str())),
                 ),
                 ("path", s(path)),
+                ("method", s(method)),
                 ("expected_statuses", ranges(expected_statuses)),
                 ("retriable_statuses", ranges(retriable_statuses)),
             ];

@@ -63,6 +63,8 @@ struct Reply {
     resp: Resp,
     /// The answer lets the connection serve the next check (HTTP keep-alive).
     reusable: bool,
+    /// The request was a HEAD: the answer has no body.
+    head: bool,
 }
 
 impl Default for Reply {
@@ -71,6 +73,7 @@ impl Default for Reply {
             rx: Vec::new(),
             resp: Resp::Head,
             reusable: true,
+            head: false,
         }
     }
 }
@@ -203,16 +206,18 @@ impl Checkers {
         };
         let request = match &hc.kind {
             HealthCheckKind::Http {
+                method,
                 host,
                 path,
                 headers,
                 ..
             } => {
                 let host = if host.is_empty() { &cl.cfg.name } else { host };
-                http_request(addr, host, path, headers)
+                http_request(addr, method, host, path, headers)
             }
             HealthCheckKind::Tcp { send, .. } => send.clone(),
         };
+        let head = matches!(&hc.kind, HealthCheckKind::Http { method, .. } if method == "HEAD");
         k.next_at = None;
         k.timeout_at = Some(ctx.now() + hc.timeout);
         if let Some(Some(h)) = ctx.stats.health.get(cluster).copied() {
@@ -230,7 +235,10 @@ impl Checkers {
         }
         if let Some(conn) = k.conn.as_mut() {
             conn.tx = request;
-            conn.reply = Reply::default();
+            conn.reply = Reply {
+                head,
+                ..Reply::default()
+            };
             if let Some(o) = drive(ctx, cluster, conn) {
                 self.finish(ctx, idx, o);
             }
@@ -374,7 +382,13 @@ pub fn first_round_done(ctx: &Ctx) -> bool {
 /// Envoy's check request: `GET path` with `host` and `user-agent: Envoy/HC`, then the
 /// configured edits, evaluated as Envoy does for a check (downstream address 127.0.0.1,
 /// upstream host `addr`, `%REQ(..)%` from the request before the edits).
-fn http_request(addr: SocketAddr, host: &str, path: &str, headers: &HeaderMutations) -> Vec<u8> {
+fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &HeaderMutations,
+) -> Vec<u8> {
     let ops = edits::request_ops(headers);
     let mut list: HeaderList<'_> = vec![
         ("host".into(), host.as_bytes().into()),
@@ -384,7 +398,7 @@ fn http_request(addr: SocketAddr, host: &str, path: &str, headers: &HeaderMutati
         let before = list.clone();
         let req = |name: &str| match name {
             ":path" => Some(path.to_string()),
-            ":method" => Some("GET".to_string()),
+            ":method" => Some(method.to_string()),
             ":authority" => Some(host.to_string()),
             _ => before
                 .iter()
@@ -400,7 +414,7 @@ fn http_request(addr: SocketAddr, host: &str, path: &str, headers: &HeaderMutati
         };
         edits::apply(&mut list, &ops, &|t| t.render(&vars));
     }
-    let mut out = format!("GET {path} HTTP/1.1\r\n").into_bytes();
+    let mut out = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
     for (name, value) in &list {
         codec::put_header(&mut out, name, value);
     }
@@ -540,7 +554,7 @@ fn http_answer(c: &mut Reply, eof: bool) -> Option<HttpAnswer> {
         match &mut c.resp {
             Resp::Head => {
                 let mut slots = codec::header_slots();
-                let head = match codec::parse_response(&c.rx, &mut slots, false) {
+                let head = match codec::parse_response(&c.rx, &mut slots, c.head) {
                     Ok(Some(h)) => h,
                     Ok(None) if c.rx.len() > MAX_KEPT => return Some(Err(())),
                     Ok(None) if eof => return Some(Err(())),
@@ -669,6 +683,16 @@ mod tests {
         assert_eq!(close.0, Some(Ok((200, false, false))));
         let extra = feed(&[b"HTTP/1.1 204 No\r\n\r\nHTTP/1.1"], false);
         assert_eq!(extra, (Some(Ok((204, false, false))), 8));
+    }
+
+    #[test]
+    fn the_answer_to_a_head_check_has_no_body() {
+        let mut r = Reply {
+            head: true,
+            ..Reply::default()
+        };
+        r.rx.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n");
+        assert_eq!(http_answer(&mut r, false), Some(Ok((200, false, true))));
     }
 
     #[test]

@@ -587,8 +587,10 @@ pub struct HealthCheck {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealthCheckKind {
-    /// `http_health_check`: `GET path` with `Host: host` over HTTP/1.1.
+    /// `http_health_check`: `METHOD path` with `Host: host` over HTTP/1.1.
     Http {
+        /// Default `GET`.
+        method: String,
         /// Empty: the cluster's name (Envoy's default).
         host: String,
         path: String,

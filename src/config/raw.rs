@@ -624,7 +624,7 @@ pub struct HttpHealthCheck {
     #[serde(default)]
     pub retriable_statuses: Vec<Int64Range>,
     pub service_name_matcher: Option<Value>,
-    pub method: Option<Value>,
+    pub method: Option<EnumValue>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,6 +9,20 @@ use super::raw;
 use super::validate::{err, proto_enum, EnumEntry};
 use super::ConfigError;
 
+/// `config.core.v3.RequestMethod` (Envoy refuses CONNECT for health checks; unspecified is GET).
+const METHODS: &[EnumEntry<&str>] = &[
+    ("METHOD_UNSPECIFIED", 0, Some("GET")),
+    ("GET", 1, Some("GET")),
+    ("HEAD", 2, Some("HEAD")),
+    ("POST", 3, Some("POST")),
+    ("PUT", 4, Some("PUT")),
+    ("DELETE", 5, Some("DELETE")),
+    ("CONNECT", 6, None),
+    ("OPTIONS", 7, Some("OPTIONS")),
+    ("TRACE", 8, Some("TRACE")),
+    ("PATCH", 9, Some("PATCH")),
+];
+
 /// `type.v3.CodecClientType`: baton speaks HTTP/1.1 to upstreams only.
 const CODECS: &[EnumEntry<()>] = &[
     ("HTTP1", 0, Some(())),
@@ -217,12 +231,6 @@ fn http(x: raw::HttpHealthCheck, path: &str) -> Result<HealthCheckKind, ConfigEr
         "service_name_matcher",
         "health check service name verification",
     )?;
-    refuse(
-        &x.method,
-        path,
-        "method",
-        "health check methods other than GET",
-    )?;
     let headers = super::validate_route::mutations(&x, path)?;
     if let Some(c) = &x.codec_client_type {
         proto_enum(c, &p("codec_client_type"), CODECS)?;
@@ -241,7 +249,12 @@ fn http(x: raw::HttpHealthCheck, path: &str) -> Result<HealthCheckKind, ConfigEr
     if expected_statuses.is_empty() {
         expected_statuses.push((200, 201));
     }
+    let method = match &x.method {
+        Some(m) => proto_enum(m, &p("method"), METHODS)?,
+        None => "GET",
+    };
     Ok(HealthCheckKind::Http {
+        method: method.to_string(),
         host: x.host,
         path: x.path,
         expected_statuses,

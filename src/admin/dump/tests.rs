@@ -182,7 +182,7 @@ static_resources:
       reuse_connection: false
       no_traffic_interval: 30s
       unhealthy_edge_interval: 4s
-      http_health_check: { host: svc.local, path: /healthz, expected_statuses: [{ start: 200, end: 300 }], retriable_statuses: [{ start: 503, end: 504 }], request_headers_to_remove: [x-a], request_headers_to_add: [{ header: { key: x-b, value: "%UPSTREAM_HOST%" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }] }
+      http_health_check: { host: svc.local, path: /healthz, method: HEAD, expected_statuses: [{ start: 200, end: 300 }], retriable_statuses: [{ start: 503, end: 504 }], request_headers_to_remove: [x-a], request_headers_to_add: [{ header: { key: x-b, value: "%UPSTREAM_HOST%" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }] }
     load_assignment:
       cluster_name: b-endpoints
       endpoints:

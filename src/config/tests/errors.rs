@@ -370,8 +370,8 @@ fn health_check_errors_name_their_field() {
             format!("{HC}[0].http_health_check.request_headers_to_remove[0]: pseudo-header \":path\" may not be modified"),
         ),
         (
-            "http_health_check: {path: /hc, method: POST}".into(),
-            refused("http_health_check.method", "health check methods other than GET"),
+            "http_health_check: {path: /hc, method: CONNECT}".into(),
+            format!("{HC}[0].http_health_check.method: value \"CONNECT\" is not supported by baton (supported: METHOD_UNSPECIFIED, GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH)"),
         ),
         (
             "http_health_check: {path: /hc, service_name_matcher: {exact: x}}".into(),
@@ -458,6 +458,7 @@ fn health_check_errors_name_their_field() {
     assert_eq!(
         hc.kind,
         crate::config::HealthCheckKind::Http {
+            method: "GET".into(),
             host: String::new(),
             path: "/hc".into(),
             expected_statuses: vec![(200, 201)],
