@@ -496,3 +496,28 @@ fn a_retriable_status_counts_towards_the_threshold_instead_of_ejecting() {
     assert_eq!(p.flags(a.port), "healthy");
     assert_eq!(p.stat("cluster.svc.health_check.network_failure"), 0);
 }
+
+/// The health check filter's `cluster_min_healthy_percentages` counts the hosts passing
+/// their active health checks.
+#[test]
+fn the_health_check_filter_sees_hosts_failing_their_checks() {
+    let (a, b) = (Host::start("A"), Host::start("B"));
+    let (listen, admin_port) = (free_port(), free_port());
+    let filter = "          http_filters:\n          - name: envoy.filters.http.health_check\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck\n              pass_through_mode: false\n              headers: [{name: \":path\", string_match: {exact: /hc}}]\n              cluster_min_healthy_percentages: {svc: {value: 60}}\n";
+    let y = yaml(listen, admin_port, &[a.port, b.port], &http_check("")).replacen(
+        "          http_filters:\n",
+        filter,
+        1,
+    );
+    let p = live(Baton::start(&y), listen, admin_port);
+    let hc = || {
+        let mut c = RawConn::connect(listen);
+        c.send(b"GET /hc HTTP/1.1\r\nHost: x\r\n\r\n");
+        c.expect_response(false).status()
+    };
+    assert_eq!(hc(), 200);
+    b.set(503);
+    wait("B marked failed", || p.flags(b.port) == "/failed_active_hc");
+    // 1 of 2 healthy is under 60 %.
+    assert_eq!(hc(), 503);
+}
