@@ -153,6 +153,9 @@ impl Ctx {
                 }
                 stats.breakers(i, p, b);
             }
+            if c.cfg.health_check.is_some() {
+                stats.add_health_check(i, &c.cfg.name);
+            }
         }
         Ctx {
             stats,

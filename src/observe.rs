@@ -468,12 +468,17 @@ pub fn dns_result(ctx: &mut Ctx, c: usize, ok: bool) {
     membership(ctx, c);
 }
 
-/// Sets cluster `c`'s membership gauges from its hosts (all healthy: no health checking).
+/// Sets cluster `c`'s membership gauges (and `health_check.healthy`) from its hosts.
 pub fn membership(ctx: &mut Ctx, c: usize) {
-    let n = ctx.clusters.get(c).map_or(0, |cl| cl.hosts.len() as i64);
+    let (n, healthy) = ctx.clusters.get(c).map_or((0, 0), |cl| {
+        (cl.hosts.len() as i64, cl.healthy_count() as i64)
+    });
     if let Some(cs) = ctx.stats.clusters.get(c).copied() {
         ctx.stats.store.set(cs.membership_total, n);
-        ctx.stats.store.set(cs.membership_healthy, n);
+        ctx.stats.store.set(cs.membership_healthy, healthy);
+    }
+    if let Some(Some(h)) = ctx.stats.health.get(c).copied() {
+        ctx.stats.store.set(h.healthy, healthy);
     }
 }
 

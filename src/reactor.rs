@@ -24,6 +24,8 @@ pub enum Tok {
     Admin(usize),
     /// The hot-restart channel (listener or peer).
     Restart(usize),
+    /// An active health check connection (index in `cluster::checker::Checkers`).
+    Health(usize),
 }
 
 impl Tok {
@@ -36,6 +38,7 @@ impl Tok {
             Tok::Up(i) => (5, i),
             Tok::Admin(i) => (7, i & INDEX_MASK),
             Tok::Restart(i) => (8, i & INDEX_MASK),
+            Tok::Health(i) => (9, i),
         };
         Token((kind << KIND_SHIFT) | (idx & INDEX_MASK))
     }
@@ -50,6 +53,7 @@ impl Tok {
             5 => Tok::Up(idx),
             7 => Tok::Admin(if idx == INDEX_MASK { usize::MAX } else { idx }),
             8 => Tok::Restart(if idx == INDEX_MASK { usize::MAX } else { idx }),
+            9 => Tok::Health(idx),
             _ => return None,
         })
     }
@@ -73,6 +77,8 @@ pub enum TimerKey {
     AdminSweep,
     /// Buffers the pool kept through a quiet period are freed.
     PoolTrim,
+    /// (checker index, checker generation): a health check is due or timed out.
+    Health(usize, u64),
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +135,7 @@ mod tests {
             Tok::Admin(usize::MAX),
             Tok::Admin(2),
             Tok::Restart(usize::MAX),
+            Tok::Health(4),
         ] {
             assert_eq!(Tok::from_token(t.token()), Some(t));
         }

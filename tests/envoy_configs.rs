@@ -230,8 +230,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--locality-load-balancing-envoy.yaml",
         &[
-            "static_resources.clusters[0].common_lb_config",
-            "static_resources.clusters[0].health_checks",
+            "static_resources.clusters[0].common_lb_config.locality_weighted_lb_config",
             "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.health_check_config",
             "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.hostname",
             "static_resources.clusters[0].load_assignment.endpoints[0].load_balancing_weight",

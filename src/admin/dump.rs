@@ -10,10 +10,11 @@ use serde_yaml::{Mapping, Value};
 
 use crate::config::{
     AccessLog, BodyFormat, BodyFormatKind, Bootstrap, Cluster, ClusterSpec, CompareOp, Comparison,
-    ForwardAction, HeaderMatchRule, HeaderMatcher, HeaderMutations, HeaderValueOption, HostRewrite,
-    HttpConnectionManager, JsonFormat, Listener, LocalReplyConfig, LogFilter, PathMatch,
-    PathRedirect, QueryParameterRule, RedirectAction, RegexRewrite, Route, RouteAction,
-    RouteConfig, RouteMatch, StringMatch, StringMatchKind, StripPort, TcpProxy, Terminal,
+    ForwardAction, HeaderMatchRule, HeaderMatcher, HeaderMutations, HeaderValueOption, HealthCheck,
+    HealthCheckKind, HostRewrite, HttpConnectionManager, JsonFormat, Listener, LocalReplyConfig,
+    LogFilter, PathMatch, PathRedirect, QueryParameterRule, RedirectAction, RegexRewrite, Route,
+    RouteAction, RouteConfig, RouteMatch, StringMatch, StringMatchKind, StripPort, TcpProxy,
+    Terminal,
 };
 use crate::stats::json_str;
 
@@ -489,18 +490,40 @@ fn header_options(list: &[HeaderValueOption]) -> Option<Value> {
 
 /// The four header-edit lists of one level, appended to `pairs`.
 fn edits(pairs: &mut Vec<(&str, Option<Value>)>, h: &HeaderMutations) {
-    let add = header_options;
-    let remove = |names: &[String]| list(names.iter().map(|x| Value::from(x.as_str())).collect());
-    pairs.push(("request_headers_to_add", add(&h.request_headers_to_add)));
-    pairs.push((
-        "request_headers_to_remove",
-        remove(&h.request_headers_to_remove),
-    ));
-    pairs.push(("response_headers_to_add", add(&h.response_headers_to_add)));
-    pairs.push((
-        "response_headers_to_remove",
-        remove(&h.response_headers_to_remove),
-    ));
+    request_edits(pairs, h);
+    let keys = ["response_headers_to_add", "response_headers_to_remove"];
+    edit_pair(
+        pairs,
+        keys,
+        &h.response_headers_to_add,
+        &h.response_headers_to_remove,
+    );
+}
+
+/// The request side of `edits` (all a health check has).
+fn request_edits(pairs: &mut Vec<(&str, Option<Value>)>, h: &HeaderMutations) {
+    let keys = ["request_headers_to_add", "request_headers_to_remove"];
+    edit_pair(
+        pairs,
+        keys,
+        &h.request_headers_to_add,
+        &h.request_headers_to_remove,
+    );
+}
+
+/// One side's additions and removals under `keys`.
+fn edit_pair(
+    pairs: &mut Vec<(&str, Option<Value>)>,
+    [add_key, remove_key]: [&'static str; 2],
+    add: &[HeaderValueOption],
+    remove: &[String],
+) {
+    pairs.push((add_key, header_options(add)));
+    pairs.push((remove_key, names(remove)));
+}
+
+fn names(names: &[String]) -> Option<Value> {
+    list(names.iter().map(|x| Value::from(x.as_str())).collect())
 }
 
 fn route_config(rc: &RouteConfig, b: &Bootstrap) -> Value {
@@ -895,6 +918,82 @@ fn cluster(c: &Cluster) -> Value {
         ),
         ("load_assignment", load_assignment),
         ("transport_socket", c.tls.as_ref().map(tls::upstream)),
+        (
+            "health_checks",
+            c.health_check
+                .as_ref()
+                .and_then(|h| list(vec![health_check(h)])),
+        ),
+        (
+            "common_lb_config",
+            Some(map(vec![(
+                "healthy_panic_threshold",
+                Some(map(vec![("value", n(c.healthy_panic_threshold))])),
+            )])),
+        ),
+    ])
+}
+
+/// A cluster's active health check, every default written out.
+fn health_check(h: &HealthCheck) -> Value {
+    let hex = |b: &[u8]| {
+        let text: String = b.iter().map(|x| format!("{x:02X}")).collect();
+        map(vec![("text", s(&text))])
+    };
+    let kind = match &h.kind {
+        HealthCheckKind::Http {
+            method,
+            host,
+            path,
+            expected_statuses,
+            retriable_statuses,
+            headers,
+        } => {
+            let ranges = |r: &[(u16, u16)]| {
+                let r = r
+                    .iter()
+                    .map(|&(a, b)| map(vec![("start", n(a)), ("end", n(b))]));
+                list(r.collect())
+            };
+            let mut pairs = vec![
+                (
+                    "host",
+                    (!host.is_empty()).then(|| Value::from(host.as_str())),
+                ),
+                ("path", s(path)),
+                ("method", s(method)),
+                ("expected_statuses", ranges(expected_statuses)),
+                ("retriable_statuses", ranges(retriable_statuses)),
+            ];
+            request_edits(&mut pairs, headers);
+            ("http_health_check", Some(map(pairs)))
+        }
+        HealthCheckKind::Tcp { send, receive } => (
+            "tcp_health_check",
+            Some(map(vec![
+                ("send", (!send.is_empty()).then(|| hex(send))),
+                ("receive", list(receive.iter().map(|r| hex(r)).collect())),
+            ])),
+        ),
+    };
+    map(vec![
+        ("timeout", dur(h.timeout)),
+        ("interval", dur(h.interval)),
+        ("initial_jitter", dur(h.initial_jitter)),
+        ("interval_jitter", dur(h.interval_jitter)),
+        ("interval_jitter_percent", n(h.interval_jitter_percent)),
+        ("unhealthy_threshold", n(h.unhealthy_threshold)),
+        ("healthy_threshold", n(h.healthy_threshold)),
+        ("reuse_connection", n(h.reuse_connection)),
+        ("no_traffic_interval", dur(h.no_traffic_interval)),
+        (
+            "no_traffic_healthy_interval",
+            dur(h.no_traffic_healthy_interval),
+        ),
+        ("unhealthy_interval", dur(h.unhealthy_interval)),
+        ("unhealthy_edge_interval", dur(h.unhealthy_edge_interval)),
+        ("healthy_edge_interval", dur(h.healthy_edge_interval)),
+        kind,
     ])
 }
 

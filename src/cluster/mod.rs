@@ -2,7 +2,9 @@
 //! them. Resolution itself happens off the reactor (`dns`); this module only applies answers.
 
 pub mod breakers;
+pub mod checker;
 pub mod dns;
+pub mod health;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -22,6 +24,8 @@ pub struct HostRt {
     current: i64,
     /// The last connect to this host failed (logged once until one succeeds).
     connect_failing: bool,
+    /// Active health state (always healthy without `health_checks`).
+    pub health: health::HostHealth,
 }
 
 impl HostRt {
@@ -52,6 +56,10 @@ pub struct ClusterRt {
     /// The circuit breakers of priority DEFAULT (every request's) and HIGH (configured,
     /// shown in the stats, never used: routes have no `priority`).
     pub breakers: [breakers::Breakers; 2],
+    /// Which hosts the load balancer uses (`refresh_lb`).
+    lb_set: health::LbSet,
+    /// The healthy hosts' indexes, when `lb_set` is `Healthy`.
+    eligible: Vec<usize>,
 }
 
 /// Keeps the addresses `family` allows, in the order it prefers.
@@ -95,6 +103,8 @@ impl ClusterRt {
                 breakers::Breakers::new(cfg.circuit_breakers.default.clone()),
                 breakers::Breakers::new(cfg.circuit_breakers.high.clone()),
             ],
+            lb_set: health::LbSet::All,
+            eligible: Vec::new(),
             cfg,
         };
         for (i, ep) in c.cfg.endpoints.iter().enumerate() {
@@ -206,54 +216,110 @@ impl ClusterRt {
                     weight: weight.max(1),
                     current: 0,
                     connect_failing: prev.is_some_and(|h| h.connect_failing),
+                    // A host DNS brings in (or back) starts fresh.
+                    health: match prev {
+                        Some(h) => h.health.clone(),
+                        None if self.cfg.health_check.is_some() => health::HostHealth::unchecked(),
+                        None => health::HostHealth::healthy(),
+                    },
                 }
             })
             .collect();
         self.weighted = self.hosts.windows(2).any(|w| w[0].weight != w[1].weight);
+        self.refresh_lb();
     }
 
-    /// Picks a host by the cluster's policy; `None` when the cluster has no host.
+    /// Hosts not failing their health check.
+    pub fn healthy_count(&self) -> usize {
+        self.hosts.iter().filter(|h| !h.health.failed).count()
+    }
+
+    /// Recomputes which hosts the load balancer uses; call after any health change.
+    pub fn refresh_lb(&mut self) {
+        let healthy = self.healthy_count();
+        let total = self.hosts.iter().filter(|h| !h.health.excluded).count();
+        self.lb_set = if healthy == self.hosts.len() && healthy > 0 {
+            health::LbSet::All
+        } else {
+            health::lb_set(healthy, total, self.cfg.healthy_panic_threshold)
+        };
+        self.eligible.clear();
+        if self.lb_set == health::LbSet::Healthy {
+            let ok = self
+                .hosts
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| !h.health.failed);
+            self.eligible.extend(ok.map(|(i, _)| i));
+        }
+    }
+
+    /// The load balancer is in panic mode (Envoy's `lb_healthy_panic`).
+    pub fn in_panic(&self) -> bool {
+        self.lb_set == health::LbSet::Panic
+    }
+
+    /// Picks a host by the cluster's policy among the hosts health checking lets it use;
+    /// `None` when there is none.
     pub fn pick(&mut self, rng: &mut Rng) -> Option<usize> {
-        let n = self.hosts.len();
+        match self.lb_set {
+            health::LbSet::All | health::LbSet::Panic => self.pick_in(None, rng),
+            health::LbSet::Empty => None,
+            health::LbSet::Healthy => {
+                let set = std::mem::take(&mut self.eligible);
+                let r = self.pick_in(Some(&set), rng);
+                self.eligible = set;
+                r
+            }
+        }
+    }
+
+    /// Picks among `set` (host indexes; `None`: every host).
+    fn pick_in(&mut self, set: Option<&[usize]>, rng: &mut Rng) -> Option<usize> {
+        let n = set.map_or(self.hosts.len(), <[usize]>::len);
         if n == 0 {
             return None;
         }
+        let at = |i: usize| set.map_or(i, |s| s[i]);
         Some(match (self.cfg.lb_policy, self.weighted) {
             (LbPolicy::RoundRobin, false) => {
                 self.rr = self.rr.wrapping_add(1);
-                self.rr % n
+                at(self.rr % n)
             }
             // Smooth weighted round robin: spreads each host's share evenly over the cycle.
             (LbPolicy::RoundRobin, true) => {
-                let total: i64 = self.hosts.iter().map(|h| i64::from(h.weight)).sum();
-                for h in self.hosts.iter_mut() {
+                let total: i64 = (0..n).map(|i| i64::from(self.hosts[at(i)].weight)).sum();
+                for i in 0..n {
+                    let h = &mut self.hosts[at(i)];
                     h.current += i64::from(h.weight);
                 }
                 let best = (0..n)
+                    .map(at)
                     .max_by_key(|&i| (self.hosts[i].current, std::cmp::Reverse(i)))
-                    .unwrap_or(0);
+                    .unwrap_or(at(0));
                 self.hosts[best].current -= total;
                 best
             }
-            (LbPolicy::Random, false) => rng.below(n as u64) as usize,
+            (LbPolicy::Random, false) => at(rng.below(n as u64) as usize),
             (LbPolicy::Random, true) => {
-                let total: u64 = self.hosts.iter().map(|h| u64::from(h.weight)).sum();
+                let total: u64 = (0..n).map(|i| u64::from(self.hosts[at(i)].weight)).sum();
                 let mut r = rng.below(total);
-                let mut pick = n - 1;
-                for (i, h) in self.hosts.iter().enumerate() {
-                    if r < u64::from(h.weight) {
+                let mut pick = at(n - 1);
+                for i in (0..n).map(at) {
+                    let w = u64::from(self.hosts[i].weight);
+                    if r < w {
                         pick = i;
                         break;
                     }
-                    r -= u64::from(h.weight);
+                    r -= w;
                 }
                 pick
             }
             // Power of two choices, Envoy's default for LEAST_REQUEST; with weights the host
             // with the larger weight / (active + 1) wins, as Envoy's weighted variant does.
             (LbPolicy::LeastRequest, _) => {
-                let a = rng.below(n as u64) as usize;
-                let b = rng.below(n as u64) as usize;
+                let a = at(rng.below(n as u64) as usize);
+                let b = at(rng.below(n as u64) as usize);
                 let (ha, hb) = (&self.hosts[a], &self.hosts[b]);
                 let score = |h: &HostRt, other: &HostRt| {
                     u64::from(h.weight) * (u64::from(other.active_rq) + 1)
@@ -317,6 +383,8 @@ mod tests {
             load_assignment_cluster_name: "c".into(),
             tls: None,
             circuit_breakers: Default::default(),
+            health_check: None,
+            healthy_panic_threshold: 50,
         })
     }
 
@@ -416,6 +484,47 @@ mod tests {
             (2700..3300).contains(&n0),
             "random 3:1 gave {n0} of 4000 to host 1"
         );
+    }
+
+    #[test]
+    fn load_balancing_skips_failed_hosts_unless_in_panic() {
+        for lb in [
+            LbPolicy::RoundRobin,
+            LbPolicy::Random,
+            LbPolicy::LeastRequest,
+        ] {
+            let mut c = cluster(
+                DiscoveryType::Static,
+                lb,
+                &[
+                    ("127.0.0.1", 1),
+                    ("127.0.0.1", 2),
+                    ("127.0.0.1", 3),
+                    ("127.0.0.1", 4),
+                ],
+            );
+            c.cfg.endpoints[1].weight = 2;
+            c.rebuild();
+            let mut rng = Rng::from_entropy();
+            c.hosts[0].health = health::HostHealth::unchecked();
+            c.refresh_lb();
+            assert!(!c.in_panic());
+            assert!((0..200).all(|_| c.pick(&mut rng) != Some(0)), "{lb:?}");
+            // 1 of 4 healthy is under the 50 % threshold: every host again.
+            for h in &mut c.hosts[1..3] {
+                h.health = health::HostHealth::unchecked();
+            }
+            c.refresh_lb();
+            assert!(c.in_panic());
+            assert!((0..400).any(|_| c.pick(&mut rng) == Some(0)), "{lb:?}");
+            // Without panic mode (threshold 0) only the healthy host.
+            c.cfg.healthy_panic_threshold = 0;
+            c.refresh_lb();
+            assert!((0..100).all(|_| c.pick(&mut rng) == Some(3)), "{lb:?}");
+            c.hosts[3].health = health::HostHealth::unchecked();
+            c.refresh_lb();
+            assert_eq!(c.pick(&mut rng), None);
+        }
     }
 
     #[test]

@@ -22,7 +22,6 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("watchdog", "the watchdog"),
     ("watchdogs", "the watchdog"),
     ("secrets", "TLS secrets"),
-    ("health_checks", "active health checking"),
     ("per_host_thresholds", "per-host circuit breakers"),
     (
         "max_connection_pools",
@@ -44,7 +43,6 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ),
     ("dns_resolvers", "custom DNS resolvers"),
     ("typed_dns_resolver_config", "custom DNS resolvers"),
-    ("common_lb_config", "common_lb_config"),
     ("cors", "CORS"),
     ("rate_limits", "rate limits"),
     ("hash_policy", "hash policies"),

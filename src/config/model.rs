@@ -773,6 +773,11 @@ pub struct Cluster {
     pub tls: Option<UpstreamTls>,
     /// `circuit_breakers` (Envoy's defaults when absent).
     pub circuit_breakers: CircuitBreakers,
+    /// `health_checks` (Envoy takes at most one): active health checking of every host.
+    pub health_check: Option<HealthCheck>,
+    /// `common_lb_config.healthy_panic_threshold`, rounded to a whole percent (Envoy's
+    /// default 50): below it the load balancer uses every host, healthy or not.
+    pub healthy_panic_threshold: u32,
 }
 
 /// A cluster's `circuit_breakers.thresholds`, one set per routing priority. Every request
@@ -821,6 +826,55 @@ pub struct RetryBudget {
     pub budget_percent: f64,
     /// The floor of the limit; default 3.
     pub min_retry_concurrency: u32,
+}
+
+/// A cluster's active health check (`envoy.config.core.v3.HealthCheck`), defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub timeout: Duration,
+    pub interval: Duration,
+    pub initial_jitter: Duration,
+    pub interval_jitter: Duration,
+    pub interval_jitter_percent: u32,
+    pub unhealthy_threshold: u32,
+    pub healthy_threshold: u32,
+    /// Default true: one connection per host kept between checks.
+    pub reuse_connection: bool,
+    /// Default 60 s: the interval while the cluster has had no upstream connection.
+    pub no_traffic_interval: Duration,
+    /// Default `no_traffic_interval`: the same, for a host that passes.
+    pub no_traffic_healthy_interval: Duration,
+    /// Default `interval`.
+    pub unhealthy_interval: Duration,
+    /// Default `unhealthy_interval`.
+    pub unhealthy_edge_interval: Duration,
+    /// Default `interval`.
+    pub healthy_edge_interval: Duration,
+    pub kind: HealthCheckKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthCheckKind {
+    /// `http_health_check`: `METHOD path` with `Host: host` over HTTP/1.1.
+    Http {
+        /// Default `GET`.
+        method: String,
+        /// Empty: the cluster's name (Envoy's default).
+        host: String,
+        path: String,
+        /// Half-open `[start, end)` ranges; `[200, 201)` when none is configured.
+        expected_statuses: Vec<(u16, u16)>,
+        /// Statuses that fail the check but count towards `unhealthy_threshold` instead of
+        /// ejecting at once (`expected_statuses` wins an overlap).
+        retriable_statuses: Vec<(u16, u16)>,
+        /// `request_headers_to_add` / `_remove`, as a route's (the response lists stay empty).
+        headers: HeaderMutations,
+    },
+    /// `tcp_health_check`: connect, send `send`, find each `receive` block in order.
+    Tcp {
+        send: Vec<u8>,
+        receive: Vec<Vec<u8>>,
+    },
 }
 
 // TLS (`config/tls.rs` reads these from Envoy's TLS contexts).

@@ -714,6 +714,9 @@ pub struct Cluster {
     pub per_connection_buffer_limit_bytes: Option<u32>,
     pub transport_socket: Option<TypedExtension>,
     pub circuit_breakers: Option<CircuitBreakers>,
+    #[serde(default)]
+    pub health_checks: Vec<ActiveHealthCheck>,
+    pub common_lb_config: Option<CommonLbConfig>,
 }
 
 /// `circuit_breakers` (`per_host_thresholds` is refused: see `UNSUPPORTED_FIELDS`).
@@ -751,6 +754,104 @@ pub struct RetryBudget {
 pub struct Percent {
     #[serde(default)]
     pub value: f64,
+}
+
+/// `Cluster.CommonLbConfig`: only the panic threshold.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommonLbConfig {
+    pub healthy_panic_threshold: Option<Percent>,
+    pub zone_aware_lb_config: Option<Value>,
+    pub locality_weighted_lb_config: Option<Value>,
+    pub update_merge_window: Option<Value>,
+    pub ignore_new_hosts_until_first_hc: Option<Value>,
+    pub close_connections_on_host_set_change: Option<Value>,
+    pub consistent_hashing_lb_config: Option<Value>,
+    pub override_host_status: Option<Value>,
+}
+
+/// `envoy.config.core.v3.HealthCheck` (a cluster's active health check). The fields baton
+/// refuses are read as plain values so the refusal can name them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveHealthCheck {
+    pub timeout: Option<Dur>,
+    pub interval: Option<Dur>,
+    pub initial_jitter: Option<Dur>,
+    pub interval_jitter: Option<Dur>,
+    pub interval_jitter_percent: Option<u32>,
+    pub unhealthy_threshold: Option<u32>,
+    pub healthy_threshold: Option<u32>,
+    pub reuse_connection: Option<bool>,
+    pub no_traffic_interval: Option<Dur>,
+    pub no_traffic_healthy_interval: Option<Dur>,
+    pub unhealthy_interval: Option<Dur>,
+    pub unhealthy_edge_interval: Option<Dur>,
+    pub healthy_edge_interval: Option<Dur>,
+    pub http_health_check: Option<HttpHealthCheck>,
+    pub tcp_health_check: Option<TcpHealthCheck>,
+    pub grpc_health_check: Option<Value>,
+    pub custom_health_check: Option<Value>,
+    pub alt_port: Option<Value>,
+    pub event_log_path: Option<Value>,
+    pub event_logger: Option<Value>,
+    pub event_service: Option<Value>,
+    pub always_log_health_check_failures: Option<Value>,
+    pub always_log_health_check_success: Option<Value>,
+    pub tls_options: Option<Value>,
+    pub transport_socket_match_criteria: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpHealthCheck {
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub expected_statuses: Vec<Int64Range>,
+    pub codec_client_type: Option<EnumValue>,
+    pub send: Option<Value>,
+    pub receive: Option<Value>,
+    pub response_buffer_size: Option<Value>,
+    #[serde(default)]
+    pub request_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(default)]
+    pub request_headers_to_remove: Vec<String>,
+    #[serde(default)]
+    pub retriable_statuses: Vec<Int64Range>,
+    pub service_name_matcher: Option<Value>,
+    pub method: Option<EnumValue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpHealthCheck {
+    pub send: Option<Payload>,
+    #[serde(default)]
+    pub receive: Vec<Payload>,
+    pub proxy_protocol_config: Option<Value>,
+}
+
+/// A health check's request edits are a route's request edits (Envoy's header parser).
+impl HeaderEdits for HttpHealthCheck {
+    fn edits(&self) -> HeaderEditLists<'_> {
+        HeaderEditLists {
+            request_add: &self.request_headers_to_add,
+            request_remove: &self.request_headers_to_remove,
+            response_add: &[],
+            response_remove: &[],
+        }
+    }
+}
+
+/// `HealthCheck.Payload`: hex `text` (Envoy's `binary` is not implemented there either).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Payload {
+    pub text: Option<String>,
+    pub binary: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]

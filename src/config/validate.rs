@@ -1596,7 +1596,16 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
             "a LOGICAL_DNS cluster needs exactly one endpoint",
         ));
     }
+    let tls = match &c.transport_socket {
+        Some(ts) => super::tls::upstream_socket(ts, &p("transport_socket"))?,
+        None => None,
+    };
+    let health_check = super::validate_health::health_checks(c.health_checks, tls.is_some(), path)?;
+    let healthy_panic_threshold =
+        super::validate_health::panic_threshold(c.common_lb_config, path)?;
     Ok(Cluster {
+        health_check,
+        healthy_panic_threshold,
         connect_timeout,
         discovery,
         lb_policy: enum_or(
@@ -1618,10 +1627,7 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
             &p("per_connection_buffer_limit_bytes"),
         )?,
         load_assignment_cluster_name,
-        tls: match &c.transport_socket {
-            Some(ts) => super::tls::upstream_socket(ts, &p("transport_socket"))?,
-            None => None,
-        },
+        tls,
         circuit_breakers: match &c.circuit_breakers {
             Some(cb) => circuit_breakers(cb, &p("circuit_breakers"))?,
             None => CircuitBreakers::default(),

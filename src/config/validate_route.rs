@@ -505,7 +505,10 @@ pub(super) fn header_value_option(
 }
 
 /// The four header-edit lists of one level (route_config, virtual host or route).
-fn mutations(level: &impl raw::HeaderEdits, path: &str) -> Result<HeaderMutations, ConfigError> {
+pub(super) fn mutations(
+    level: &impl raw::HeaderEdits,
+    path: &str,
+) -> Result<HeaderMutations, ConfigError> {
     let e = level.edits();
     let add = |list: &[raw::HeaderValueOption], field: &str| {
         list.iter()

@@ -243,6 +243,13 @@ impl Env for CtxEnv<'_> {
 
     fn response_head(&mut self, rq: &mut Rq, status: u16, headers: &[httparse::Header<'_>]) {
         observe::response_head(self.ctx, rq, status, headers);
+        let fail = |h: &httparse::Header<'_>| {
+            h.name
+                .eq_ignore_ascii_case("x-envoy-immediate-health-check-fail")
+        };
+        if let (Some(c), Some(addr), true) = (rq.cluster, rq.upstream, headers.iter().any(fail)) {
+            crate::cluster::checker::immediate_fail(self.ctx, c, addr);
+        }
     }
 
     fn end(&mut self, mut rq: Rq, _now: Instant) {
@@ -271,6 +278,9 @@ impl Env for CtxEnv<'_> {
             let Some(i) = cl.pick(&mut self.ctx.rng) else {
                 break;
             };
+            if cl.in_panic() {
+                self.ctx.stats.lb_healthy_panic(cluster);
+            }
             next = cl.hosts.get(i).map(|h| h.addr);
             if next != Some(old) {
                 break;

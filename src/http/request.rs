@@ -505,8 +505,8 @@ fn health_check(
     if hc.pass_through_mode {
         return None;
     }
-    // Without active health checking every host of a cluster is healthy: a cluster is short
-    // only when it does not exist, or has no hosts and a minimum above 0.
+    // Envoy's rule: a cluster that does not exist is short; one without hosts is short unless
+    // its minimum is 0; else its healthy hosts must reach the minimum share.
     let healthy = hc
         .cluster_min_healthy_percentages
         .iter()
@@ -514,7 +514,12 @@ fn health_check(
             ctx.clusters
                 .iter()
                 .find(|c| c.cfg.name == *name)
-                .is_some_and(|c| !c.hosts.is_empty() || *min == 0.0)
+                .is_some_and(|c| {
+                    if c.hosts.is_empty() {
+                        return *min == 0.0;
+                    }
+                    c.healthy_count() as f64 >= c.hosts.len() as f64 * *min / 100.0
+                })
         });
     Some(if healthy { 200 } else { 503 })
 }
@@ -654,10 +659,13 @@ fn route(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx
             pick_weighted(list, ctx.rng.below(total.max(1)))
         }
     };
-    let picked = ctx
-        .clusters
-        .get_mut(cluster)
-        .and_then(|cl| cl.pick(&mut ctx.rng).map(|hi| cl.hosts[hi].addr));
+    let (picked, panic) = ctx.clusters.get_mut(cluster).map_or((None, false), |cl| {
+        let addr = cl.pick(&mut ctx.rng).map(|hi| cl.hosts[hi].addr);
+        (addr, cl.in_panic())
+    });
+    if panic {
+        ctx.stats.lb_healthy_panic(cluster);
+    }
     let Some(addr) = picked else {
         ctx.stats.none_healthy(cluster);
         return Decision::Local(LocalDecision {

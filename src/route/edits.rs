@@ -52,6 +52,17 @@ fn ops(remove: &[String], add: &[HeaderValueOption], out: &mut Vec<Op>) {
     }));
 }
 
+/// The request edits of one level alone, in Envoy's order (a health check's).
+pub fn request_ops(h: &HeaderMutations) -> Vec<Op> {
+    let mut out = Vec::new();
+    ops(
+        &h.request_headers_to_remove,
+        &h.request_headers_to_add,
+        &mut out,
+    );
+    out
+}
+
 impl RouteEdits {
     pub fn merge(rc: &RouteConfig, vh: &VirtualHost, r: &Route) -> RouteEdits {
         let mut levels: [&HeaderMutations; 3] = [&r.headers, &vh.headers, &rc.headers];

@@ -29,8 +29,12 @@ impl Host for Proxy {
         self.ctx.timers.arm(at, TimerKey::Restart);
     }
 
+    /// Start-up is done once the first DNS answers are in and every health-checked host had
+    /// its first check (or 5 s passed since the start).
     fn dns_ready(&self) -> bool {
         self.dns_ready
+            && (self.hc_init_until.is_none()
+                || crate::cluster::checker::first_round_done(&self.ctx))
     }
 
     fn connections(&self) -> usize {

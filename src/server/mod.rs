@@ -104,6 +104,10 @@ pub struct Proxy {
     main: bool,
     /// The start-up line was logged (once per process).
     announced: bool,
+    /// Active health checks (none without `health_checks`).
+    checkers: crate::cluster::checker::Checkers,
+    /// Set while start-up waits for the first round of health checks: until then, at most.
+    hc_init_until: Option<Instant>,
 }
 
 /// "Address already in use (os error 98)" → "Address already in use".
@@ -281,11 +285,21 @@ impl Proxy {
             stop_requested: false,
             main: false,
             announced: false,
+            checkers: Default::default(),
+            hc_init_until: None,
         };
         let mut waiting = false;
         for c in 0..p.ctx.clusters.len() {
             observe::membership(&mut p.ctx, c);
             waiting |= p.refresh_dns(c);
+        }
+        p.checkers.sync(&mut p.ctx);
+        if p.ctx.clusters.iter().any(|c| c.cfg.health_check.is_some()) {
+            // Bounded like the DNS wait, from the start: a hot-restart parent gives its child
+            // 10 s of silence during the handover.
+            let at = Instant::now() + INIT_DNS_WAIT;
+            p.hc_init_until = Some(at);
+            p.ctx.timers.arm(at, TimerKey::Tick);
         }
         if waiting {
             let at = Instant::now() + INIT_DNS_WAIT;
@@ -340,6 +354,7 @@ impl Proxy {
     }
 
     fn on_dns_answers(&mut self) {
+        let mut changed = false;
         for a in self.resolver.drain() {
             let Some(cl) = self.ctx.clusters.get_mut(a.cluster) else {
                 continue;
@@ -368,6 +383,7 @@ impl Proxy {
                 None => {}
             }
             if cl.apply_dns(a.endpoint, &a.result) {
+                changed = true;
                 let hosts: Vec<SocketAddr> = cl.hosts.iter().map(|h| h.addr).collect();
                 log::info!("cluster {}: hosts now {hosts:?}", cl.cfg.name);
             }
@@ -378,6 +394,10 @@ impl Proxy {
             if settled {
                 self.ctx.timers.arm(at, TimerKey::Dns(a.cluster));
             }
+        }
+        if changed {
+            // New hosts get a checker (and start unhealthy), removed ones lose theirs.
+            self.checkers.sync(&mut self.ctx);
         }
         if self.init_until.is_some()
             && self
@@ -1027,8 +1047,17 @@ impl Proxy {
                     self.init_until = None;
                     self.set_dns_ready();
                 }
+                if self.hc_init_until.is_some_and(|t| t <= at) {
+                    self.hc_init_until = None;
+                    if !crate::cluster::checker::first_round_done(&self.ctx) {
+                        log::warn!(
+                            "first health checks not all done after {INIT_DNS_WAIT:?}; accepting anyway"
+                        );
+                    }
+                }
             }
             TimerKey::AcceptRetry => self.retry_accept(),
+            TimerKey::Health(i, gen) => self.checkers.on_timer(&mut self.ctx, i, gen, at),
             TimerKey::PoolTrim => {
                 self.trim_armed = false;
                 self.trimmed += self.ctx.pool.trim();
@@ -1173,6 +1202,7 @@ impl Proxy {
                     }),
                     Tok::Restart(k) => self.restart(|hr, host| hr.ready(host, k as u64)),
                     Tok::Admin(i) => self.on_admin(i),
+                    Tok::Health(i) => self.checkers.on_event(&mut self.ctx, i),
                 }
             }
             while let Some((at, key)) = self.ctx.timers.pop_due(self.ctx.now()) {

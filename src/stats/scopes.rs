@@ -260,6 +260,21 @@ impl BreakerGauges {
     }
 }
 
+/// `cluster.<name>.health_check.*` (Envoy's health checker stats).
+#[derive(Debug, Clone, Copy)]
+pub struct HealthStats {
+    pub attempt: Counter,
+    pub success: Counter,
+    pub failure: Counter,
+    pub network_failure: Counter,
+    pub passive_failure: Counter,
+    /// Never counted: baton has no `service_name_matcher` (Envoy counts it only with one).
+    pub verify_cluster: Counter,
+    pub healthy: Gauge,
+    /// Always 0: baton does not read `x-envoy-degraded`.
+    pub degraded: Gauge,
+}
+
 /// Per-host counters shown by /clusters (Envoy keeps these outside /stats too). Kept on the
 /// host, so they follow it through DNS rebuilds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -292,6 +307,8 @@ pub struct Stats {
     pub tls: Vec<Option<TlsStats>>,
     /// Indexed like `Ctx::clusters`: `cluster.<name>.ssl.*` of clusters with TLS.
     pub cluster_ssl: Vec<Option<SslStats>>,
+    /// Indexed like `Ctx::clusters`: `cluster.<name>.health_check.*` of health-checked ones.
+    pub health: Vec<Option<HealthStats>>,
     state: ServerState,
     started: Instant,
     /// When epoch 0 started, for uptime_all_epochs.
@@ -445,6 +462,7 @@ impl Stats {
             limits: listeners.iter().map(|_| None).collect(),
             tls: listeners.iter().map(|_| None).collect(),
             cluster_ssl: clusters.iter().map(|_| None).collect(),
+            health: clusters.iter().map(|_| None).collect(),
             state: ServerState::PreInitializing,
             started: Instant::now(),
             first_started: SystemTime::now(),
@@ -578,6 +596,36 @@ impl Stats {
         };
         if let Some(slot) = self.tls.get_mut(l) {
             *slot = Some(t);
+        }
+    }
+
+    /// A request of cluster `c` was load balanced in panic mode.
+    pub fn lb_healthy_panic(&mut self, c: usize) {
+        if let Some(cs) = self.clusters.get(c).copied() {
+            self.store.inc(cs.lb_healthy_panic);
+        }
+    }
+
+    /// Registers `cluster.<name>.health_check.*` for cluster `c` (Envoy creates them only for
+    /// a cluster with a health checker). The gauges are this process's view: never imported.
+    pub fn add_health_check(&mut self, c: usize, name: &str) {
+        let p = format!("cluster.{name}.health_check");
+        let mut ctr = |n: &str| self.store.counter(&format!("{p}.{n}"));
+        let (attempt, success, failure) = (ctr("attempt"), ctr("success"), ctr("failure"));
+        let (network_failure, passive_failure) = (ctr("network_failure"), ctr("passive_failure"));
+        let verify_cluster = ctr("verify_cluster");
+        let st = HealthStats {
+            attempt,
+            success,
+            failure,
+            network_failure,
+            passive_failure,
+            verify_cluster,
+            healthy: self.store.gauge(&format!("{p}.healthy"), Import::Never),
+            degraded: self.store.gauge(&format!("{p}.degraded"), Import::Never),
+        };
+        if let Some(slot) = self.health.get_mut(c) {
+            *slot = Some(st);
         }
     }
 

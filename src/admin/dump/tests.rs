@@ -227,6 +227,19 @@ static_resources:
     lb_policy: RANDOM
     dns_lookup_family: V4_PREFERRED
     dns_refresh_rate: 30s
+    common_lb_config: { healthy_panic_threshold: { value: 30.4 } }
+    health_checks:
+    - timeout: 1.5s
+      interval: 10s
+      initial_jitter: 0.1s
+      interval_jitter: 1s
+      interval_jitter_percent: 5
+      unhealthy_threshold: 3
+      healthy_threshold: 2
+      reuse_connection: false
+      no_traffic_interval: 30s
+      unhealthy_edge_interval: 4s
+      http_health_check: { host: svc.local, path: /healthz, method: HEAD, expected_statuses: [{ start: 200, end: 300 }], retriable_statuses: [{ start: 503, end: 504 }], request_headers_to_remove: [x-a], request_headers_to_add: [{ header: { key: x-b, value: "%UPSTREAM_HOST%" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }] }
     load_assignment:
       cluster_name: b-endpoints
       endpoints:
@@ -234,6 +247,8 @@ static_resources:
         - endpoint: { address: { socket_address: { address: localhost, port_value: 8081 } } }
   - name: c
     type: LOGICAL_DNS
+    health_checks:
+    - { timeout: 1s, interval: 5s, unhealthy_threshold: 1, healthy_threshold: 1, tcp_health_check: { send: { text: "50494e47" }, receive: [{ text: 504F4E47 }] } }
     dns_lookup_family: V4_ONLY
     load_assignment:
       cluster_name: c

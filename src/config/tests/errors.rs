@@ -220,7 +220,7 @@ fn unknown_fields_are_named() {
         "static_resources.clusters[0].lb_polcy: unknown or unsupported field \"lb_polcy\" \
          (accepted here: name, connect_timeout, type, lb_policy, dns_lookup_family, \
          dns_refresh_rate, load_assignment, per_connection_buffer_limit_bytes, \
-         transport_socket, circuit_breakers)"
+         transport_socket, circuit_breakers, health_checks, common_lb_config)"
     );
     assert_eq!(
         err_with(&[(&hcm("http_filters[0].typed_config.dynamic_stats"), "false")]),
@@ -306,9 +306,9 @@ fn unsupported_envoy_features_say_so() {
     let cases: &[(&str, &str, &str)] = &[
         ("stats_sinks", "[]", "stats sinks; scrape /stats instead"),
         (
-            "static_resources.clusters[0].health_checks",
-            "[]",
-            "active health checking",
+            "static_resources.clusters[0].outlier_detection",
+            "{}",
+            "outlier detection",
         ),
         (
             "static_resources.clusters[0].circuit_breakers.per_host_thresholds",
@@ -329,6 +329,142 @@ fn unsupported_envoy_features_say_so() {
             format!("{path}: not supported by baton ({what})")
         );
     }
+}
+
+/// Active health checks: Envoy's required fields and ranges, and every field baton does not
+/// implement refused by its path.
+#[test]
+fn health_check_errors_name_their_field() {
+    const HC: &str = "static_resources.clusters[0].health_checks";
+    let with = |fields: &str| {
+        err_with(&[(
+            HC,
+            &format!("[{{timeout: 1s, interval: 2s, unhealthy_threshold: 2, healthy_threshold: 2, {fields}}}]"),
+        )])
+    };
+    let http = "http_health_check: {path: /hc}";
+    let refused =
+        |field: &str, what: &str| format!("{HC}[0].{field}: not supported by baton ({what})");
+    for (fields, want) in [
+        ("grpc_health_check: {}".to_string(), refused("grpc_health_check", "gRPC health checks")),
+        ("custom_health_check: {name: x}".into(), refused("custom_health_check", "custom health checkers")),
+        (format!("{http}, event_log_path: /tmp/x"), refused("event_log_path", "health check event logs")),
+        (format!("{http}, event_logger: []"), refused("event_logger", "health check event logs")),
+        (format!("{http}, tls_options: {{}}"), refused("tls_options", "TLS health checks")),
+        (
+            format!("{http}, transport_socket_match_criteria: {{}}"),
+            refused("transport_socket_match_criteria", "transport socket matches"),
+        ),
+        (
+            format!("{http}, always_log_health_check_failures: true"),
+            refused("always_log_health_check_failures", "health check event logs"),
+        ),
+        (format!("{http}, alt_port: 1"), refused("alt_port", "health checks on another port")),
+        (
+            "http_health_check: {path: /hc, retriable_statuses: [{start: 99, end: 200}]}".into(),
+            format!("{HC}[0].http_health_check.retriable_statuses[0]: expecting start >= 100, but found start=99"),
+        ),
+        (
+            "http_health_check: {path: /hc, request_headers_to_remove: [\":path\"]}".into(),
+            format!("{HC}[0].http_health_check.request_headers_to_remove[0]: pseudo-header \":path\" may not be modified"),
+        ),
+        (
+            "http_health_check: {path: /hc, method: CONNECT}".into(),
+            format!("{HC}[0].http_health_check.method: value \"CONNECT\" is not supported by baton (supported: METHOD_UNSPECIFIED, GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH)"),
+        ),
+        (
+            "http_health_check: {path: /hc, service_name_matcher: {exact: x}}".into(),
+            refused("http_health_check.service_name_matcher", "health check service name verification"),
+        ),
+        (
+            "http_health_check: {path: /hc, codec_client_type: HTTP2}".into(),
+            format!("{HC}[0].http_health_check.codec_client_type: value \"HTTP2\" is not supported by baton (supported: HTTP1)"),
+        ),
+        (
+            "http_health_check: {path: /hc, expected_statuses: [{start: 200, end: 200}]}".into(),
+            format!("{HC}[0].http_health_check.expected_statuses[0]: expecting start < end, but found start=200 and end=200"),
+        ),
+        (
+            "http_health_check: {path: /hc, expected_statuses: [{start: 200, end: 601}]}".into(),
+            format!("{HC}[0].http_health_check.expected_statuses[0]: expecting end <= 600, but found end=601"),
+        ),
+        ("http_health_check: {}".into(), format!("{HC}[0].http_health_check.path: required field is missing")),
+        (
+            "tcp_health_check: {send: {text: \"0G\"}}".into(),
+            format!("{HC}[0].tcp_health_check.send.text: invalid hex string '0G'"),
+        ),
+        (
+            "tcp_health_check: {receive: [{binary: AA==}]}".into(),
+            refused("tcp_health_check.receive[0].binary", "binary payloads; use text (hex)"),
+        ),
+        (
+            format!("{http}, tcp_health_check: {{}}"),
+            format!("{HC}[0]: only one of http_health_check, tcp_health_check may be set"),
+        ),
+        ("reuse_connection: true".into(), format!("{HC}[0]: one of http_health_check, tcp_health_check is required")),
+        (format!("{http}, no_traffic_interval: 0s"), format!("{HC}[0].no_traffic_interval: must be greater than 0s")),
+    ] {
+        assert_eq!(with(&fields), want, "{fields}");
+    }
+    assert_eq!(
+        err_with(&[(
+            HC,
+            &format!("[{{interval: 2s, unhealthy_threshold: 2, healthy_threshold: 2, {http}}}]")
+        )]),
+        format!("{HC}[0].timeout: required field is missing")
+    );
+    assert_eq!(
+        err_with(&[(
+            HC,
+            &format!("[{{timeout: 1s, interval: 2s, unhealthy_threshold: 2, {http}}}]")
+        )]),
+        format!("{HC}[0].healthy_threshold: required field is missing")
+    );
+    let one = format!(
+        "{{timeout: 1s, interval: 2s, unhealthy_threshold: 2, healthy_threshold: 2, {http}}}"
+    );
+    assert_eq!(
+        err_with(&[(HC, &format!("[{one}, {one}]"))]),
+        format!("{HC}: multiple health checks are not supported (Envoy takes one)")
+    );
+    assert_eq!(
+        err_with(&[(
+            "static_resources.clusters[0].common_lb_config",
+            "{healthy_panic_threshold: {value: 101}}"
+        )]),
+        "static_resources.clusters[0].common_lb_config.healthy_panic_threshold.value: 101 out of range (0..=100)"
+    );
+    if cfg!(feature = "tls") {
+        let tls = (
+            "static_resources.clusters[0].transport_socket",
+            "{name: envoy.transport_sockets.tls}",
+        );
+        assert_eq!(
+            err_with(&[tls, (HC, &format!("[{one}]"))]),
+            format!("{HC}: not supported by baton on a cluster with a TLS transport_socket (health checks are plain TCP)")
+        );
+    }
+    // Defaults: Envoy's.
+    let c = &ok_with(&[(HC, &format!("[{one}]"))]).clusters[0];
+    assert_eq!(c.healthy_panic_threshold, 50);
+    let hc = c.health_check.clone().expect("health check");
+    assert!(hc.reuse_connection);
+    assert_eq!(hc.no_traffic_interval, std::time::Duration::from_secs(60));
+    assert_eq!(
+        hc.unhealthy_edge_interval,
+        std::time::Duration::from_secs(2)
+    );
+    assert_eq!(
+        hc.kind,
+        crate::config::HealthCheckKind::Http {
+            method: "GET".into(),
+            host: String::new(),
+            path: "/hc".into(),
+            expected_statuses: vec![(200, 201)],
+            retriable_statuses: vec![],
+            headers: Default::default(),
+        }
+    );
 }
 
 #[test]

@@ -104,6 +104,8 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             load_assignment_cluster_name: cluster.into(),
             tls: None,
             circuit_breakers: Default::default(),
+            health_check: None,
+            healthy_panic_threshold: 50,
         }],
         admin: None,
         node: None,
