@@ -148,6 +148,10 @@ impl Exchange {
         self.connect_at = None;
         self.per_try_at = None;
         self.flag(Flags::UO);
+        if self.tcp.is_some() {
+            // A TCP proxy connection has no HTTP to answer with: Envoy closes it unanswered.
+            return Step::End(Then::Drop);
+        }
         self.rq.details =
             std::borrow::Cow::Borrowed("upstream_reset_before_response_started{overflow}");
         let body = local::upstream_failure(self.attempts > 1, "overflow", None);

@@ -1719,3 +1719,28 @@ fn random_scripts_on_tcp_proxy_connections_keep_the_invariants() {
         super::sim::fuzz_tcp(&script);
     }
 }
+
+#[test]
+fn a_tcp_proxy_connection_a_circuit_breaker_refuses_is_closed_unanswered() {
+    for r in [super::Resource::Pending, super::Resource::Request] {
+        let mut sim = tcp_sim(1, None, None);
+        sim.auto_attach = false;
+        sim.env.max[r as usize] = Some(0);
+        sim.client(b"hello");
+        sim.attach();
+        assert!(
+            sim.client_got.is_empty(),
+            "{r:?}: {:?}",
+            String::from_utf8_lossy(&sim.client_got)
+        );
+        assert!(sim.closed.is_some(), "{r:?}");
+        assert_eq!(sim.env.held, [0; 4], "{r:?}");
+        assert!(
+            sim.env
+                .flags
+                .last()
+                .is_some_and(|f| f.has(crate::access_log::Flags::UO)),
+            "{r:?}"
+        );
+    }
+}
