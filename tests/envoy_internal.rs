@@ -344,6 +344,16 @@ fn skip_xff_append_preserve_external_request_id_and_via() {
             .contains("\r\nvia: edge-proxy\r\n"),
         "{head}"
     );
+    // The connection manager's own replies too (here: a refused path, and a 431).
+    let mut c = RawConn::connect(b.port);
+    c.send(b"GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.expect_response(false);
+    assert_eq!((r.status(), r.header("via")), (400, Some("edge-proxy")));
+    let many: String = (0..120).map(|i| format!("h{i}: v\r\n")).collect();
+    let mut c = RawConn::connect(b.port);
+    c.send(format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes());
+    let r = c.expect_response(false);
+    assert_eq!((r.status(), r.header("via")), (431, Some("edge-proxy")));
 }
 
 #[test]

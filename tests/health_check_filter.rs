@@ -26,7 +26,7 @@ fn with_filter(yaml: String, fields: &str) -> String {
 fn start(fields: &str, log: &std::path::Path) -> (Baton, Upstream, Setup) {
     let logs = vec![(
         log.display().to_string(),
-        Some("%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS%\n".to_string()),
+        Some("%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\n".to_string()),
     )];
     admin_util::start_edited_args(
         logs,
@@ -107,12 +107,12 @@ fn health_checks_are_answered_here_and_fail_with_healthcheck_fail() {
     assert_eq!(
         log_lines(&log, 6),
         [
-            "/healthz 200 -",
-            "/status/201 201 -",
-            "/healthz 503 LH",
-            "/status/202 202 -",
-            "/nowhere 404 NR",
-            "/healthz 200 -",
+            "/healthz 200 - health_check_ok",
+            "/status/201 201 - via_upstream",
+            "/healthz 503 LH health_check_failed",
+            "/status/202 202 - via_upstream",
+            "/nowhere 404 NR route_not_found",
+            "/healthz 200 - health_check_ok",
         ]
     );
 }
@@ -147,18 +147,23 @@ fn pass_through_health_checks_reach_the_upstream_unless_failed() {
     assert_eq!(up.requests(), 2, "not forwarded while failed");
     assert_eq!(
         log_lines(&log, 3).last().map(String::as_str),
-        Some("/status/204 503 LH")
+        Some("/status/204 503 LH health_check_failed")
     );
 }
 
 #[test]
 fn cluster_min_healthy_percentages_answer_503_for_a_cluster_without_hosts() {
     // `svc` has its host; `empty` has none; `nope` does not exist (Envoy: unhealthy).
-    for (mins, want) in [
-        ("{svc: {value: 100}}", 200),
-        ("{svc: {value: 100}, empty: {value: 50}}", 503),
-        ("{empty: {value: 0}}", 200),
-        ("{nope: {value: 0}}", 503),
+    // A minimum is taken as a whole percent, as Envoy takes it: 0.9 is 0.
+    for (mins, want, details) in [
+        ("{svc: {value: 100}}", 200, "health_check_ok"),
+        (
+            "{svc: {value: 100}, empty: {value: 50}}",
+            503,
+            "health_check_failed_cluster_empty",
+        ),
+        ("{empty: {value: 0.9}}", 200, "health_check_ok"),
+        ("{nope: {value: 0}}", 503, "health_check_no_cluster_found"),
     ] {
         let log = log_path("hc-min");
         let fields = format!("{HEALTHZ}              cluster_min_healthy_percentages: {mins}\n");
@@ -169,7 +174,7 @@ fn cluster_min_healthy_percentages_answer_503_for_a_cluster_without_hosts() {
         let flag = if want == 200 { "-" } else { "LH" };
         assert_eq!(
             log_lines(&log, 1),
-            [format!("/healthz {want} {flag}")],
+            [format!("/healthz {want} {flag} {details}")],
             "{mins}"
         );
     }

@@ -428,9 +428,8 @@ pub fn parse_request<'b>(
     if minor == 1 && host_hdr.is_none() {
         return Err(HeadError::Bad("missing host header"));
     }
-    if target.contains('#') {
-        return Err(HeadError::Bad("fragment in request target"));
-    }
+    // A fragment (`#`) is the connection manager's to refuse (`request::hcm_path`: 400,
+    // `path_normalization_failed`), as in Envoy.
     let framing = match body_framing(headers)? {
         // A CONNECT request's content has no meaning (RFC 9110 §9.3.6): what follows the head
         // is tunnel data, so a body length would only invite smuggling.

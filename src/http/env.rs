@@ -181,6 +181,14 @@ impl Env for CtxEnv<'_> {
         if r.overloaded {
             extra.push((Cow::Borrowed("x-envoy-overloaded"), Cow::Borrowed(b"true")));
         }
+        // The connection manager's `via` goes on every response, its own replies included.
+        if let Some(v) = self
+            .http()
+            .and_then(|h| h.hcm.via.as_deref())
+            .map(|v| v.as_bytes().to_vec())
+        {
+            extra.push((Cow::Borrowed("via"), Cow::Owned(v)));
+        }
         let date = self.ctx.date().to_string();
         let ctx = &*self.ctx;
         let http = ctx.listeners.get(self.listener).and_then(|l| l.http());

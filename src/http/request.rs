@@ -431,57 +431,58 @@ pub(super) fn decide(
     ctx: &mut Ctx,
     early: Option<LocalDecision>,
 ) -> Decision {
+    // The connection manager's own answer (a path it refuses or redirects) comes before the
+    // filters. Local replies get `via` where they are written (`CtxEnv::local_reply`).
+    if let Some(l) = early {
+        return Decision::Local(l);
+    }
     let Some(http) = ctx.listeners[listener].http() else {
         return route(req, peer, listener, ctx);
     };
     let hcm = &http.hcm;
-    // The connection manager's own answer (a path it refuses or redirects) comes before the
-    // filters.
-    if let Some(mut l) = early {
-        if let Some(v) = &hcm.via {
-            l.edits
-                .push(header_op("via", v, AppendAction::AppendIfExistsOrAdd));
-        }
-        return Decision::Local(l);
-    }
     if hcm.health_check.is_none() && hcm.via.is_none() {
         return route(req, peer, listener, ctx);
     }
+    let via = hcm
+        .via
+        .as_ref()
+        .map(|v| header_op("via", v, AppendAction::AppendIfExistsOrAdd));
     let mut edits = Vec::new();
-    if let Some(v) = &hcm.via {
-        edits.push(header_op("via", v, AppendAction::AppendIfExistsOrAdd));
-    }
     let answer = hcm.health_check.as_ref().and_then(|hc| {
         let l = &ctx.listeners[listener];
         health_check(hc, req, &l.service_cluster, ctx, &mut edits)
     });
     let mut d = match answer {
-        Some(status) => Decision::Local(LocalDecision {
+        Some((status, details)) => Decision::Local(LocalDecision {
             flag: if status == 200 { 0 } else { Flags::LH },
+            details,
             ..local_reply(status)
         }),
         None => route(req, peer, listener, ctx),
     };
-    let list = match &mut d {
-        Decision::Local(l) => &mut l.edits,
-        Decision::Forward(f) => &mut f.resp_edits,
-    };
-    list.extend(edits);
+    match &mut d {
+        Decision::Local(l) => l.edits.extend(edits),
+        Decision::Forward(f) => {
+            f.resp_edits.extend(edits);
+            f.resp_edits.extend(via);
+        }
+    }
     d
 }
 
 /// Envoy's health check filter: a request whose headers all match is a health check. It is
 /// answered here (200, or 503 with LH while `/healthcheck/fail` is in force or a cluster is
-/// short of healthy hosts) unless in pass-through mode — the status is returned — and its
-/// answer names the service cluster. While failed, every other answer carries
-/// `x-envoy-immediate-health-check-fail` so that a downstream Envoy drops this host at once.
+/// short of healthy hosts) unless in pass-through mode — the status and Envoy's details are
+/// returned — and its answer names the service cluster. While failed, every other answer
+/// carries `x-envoy-immediate-health-check-fail` so that a downstream Envoy drops this host
+/// at once.
 fn health_check(
     hc: &HealthCheckFilter,
     req: &RequestHead<'_>,
     service_cluster: &str,
     ctx: &Ctx,
     edits: &mut Vec<Op>,
-) -> Option<u16> {
+) -> Option<(u16, &'static str)> {
     let failed = ctx.stats.healthcheck_failed();
     let set = AppendAction::OverwriteIfExistsOrAdd;
     if !hc.headers.iter().all(|m| header_matches(m, req)) {
@@ -500,28 +501,30 @@ fn health_check(
         set,
     ));
     if failed {
-        return Some(503);
+        return Some((503, "health_check_failed"));
     }
     if hc.pass_through_mode {
         return None;
     }
-    // Envoy's rule: a cluster that does not exist is short; one without hosts is short unless
-    // its minimum is 0; else its healthy hosts must reach the minimum share.
-    let healthy = hc
-        .cluster_min_healthy_percentages
-        .iter()
-        .all(|(name, min)| {
-            ctx.clusters
-                .iter()
-                .find(|c| c.cfg.name == *name)
-                .is_some_and(|c| {
-                    if c.hosts.is_empty() {
-                        return *min == 0.0;
-                    }
-                    c.healthy_count() as f64 >= c.hosts.len() as f64 * *min / 100.0
-                })
-        });
-    Some(if healthy { 200 } else { 503 })
+    // Envoy's rule (the minimum taken as a whole percent): a cluster that does not exist is
+    // short; one without hosts is short unless its minimum is 0; else its healthy hosts must
+    // reach the minimum share.
+    for (name, min) in &hc.cluster_min_healthy_percentages {
+        let min = min.trunc();
+        let Some(c) = ctx.clusters.iter().find(|c| c.cfg.name == *name) else {
+            return Some((503, "health_check_no_cluster_found"));
+        };
+        if c.hosts.is_empty() {
+            if min == 0.0 {
+                continue;
+            }
+            return Some((503, "health_check_failed_cluster_empty"));
+        }
+        if (c.healthy_count() as f64) < c.hosts.len() as f64 * min / 100.0 {
+            return Some((503, "health_check_failed_cluster_unhealthy"));
+        }
+    }
+    Some((200, "health_check_ok"))
 }
 
 /// What the connection manager makes of a request's path before routing (Envoy's order:

@@ -540,8 +540,10 @@ impl Exchange {
     /// `request_timeout`, while it applies: the request is still arriving and nothing has
     /// been answered (Envoy disarms it when the response starts).
     pub(super) fn request_deadline(&self) -> Option<Instant> {
+        // While the upstream is not attached the body is not read (it waits in the socket),
+        // so what has not arrived may well be there: Envoy would have buffered it.
         self.request_until.filter(|_| {
-            !self.req.is_done() && self.resp.is_none() && self.upstream != Upstream::Local
+            !self.req.is_done() && self.resp.is_none() && self.upstream == Upstream::Attached
         })
     }
 

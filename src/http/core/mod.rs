@@ -61,6 +61,16 @@ fn underscored(headers: &[httparse::Header<'_>]) -> bool {
     headers.iter().any(|h| h.name.contains('_'))
 }
 
+/// The request headers that count towards `max_headers_count`: under `DROP_HEADER` those
+/// with an underscore are gone before anything counts them.
+fn kept_headers(headers: &[httparse::Header<'_>], u: Underscores) -> usize {
+    if u == Underscores::DropHeader {
+        headers.iter().filter(|h| !h.name.contains('_')).count()
+    } else {
+        headers.len()
+    }
+}
+
 /// The listener's settings a connection needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -686,8 +696,14 @@ impl Conn {
         }
         match self.parts() {
             (State::Head, _) => {
-                if self.cin.is_empty() {
-                    log::debug!("idle timeout or max connection duration");
+                if self.cin.is_empty() && self.expires().is_some_and(|at| at <= now) {
+                    // max_connection_duration: shut down, then read what may still come, so
+                    // that a request crossing the close cannot turn it into a reset that
+                    // discards the last answer.
+                    log::debug!("max connection duration");
+                    self.close_after(now);
+                } else if self.cin.is_empty() {
+                    log::debug!("idle timeout");
                     self.state = State::Closed(Close::Graceful);
                 } else {
                     // Part of a head, too slowly: Envoy's request_headers_timeout answer.
@@ -965,9 +981,7 @@ impl Conn {
                 self.reject(env, &e, now);
                 return true;
             }
-            Ok(Some(req))
-                if req.head_len > self.lim.max_head || req.headers.len() > self.lim.max_headers =>
-            {
+            Ok(Some(req)) if req.head_len > self.lim.max_head => {
                 self.reject(env, &HeadError::TooLarge, now);
                 return true;
             }
@@ -975,10 +989,17 @@ impl Conn {
                 if self.lim.underscores == Underscores::RejectRequest
                     && underscored(req.headers) =>
             {
-                // Envoy's HTTP/1 codec: 400 and close.
+                // Envoy's HTTP/1 codec: 400 and close (before the header count).
                 let mut rq = env.begin(Some(&req), req.minor, now);
                 rq.detail("http1.unexpected_underscore");
                 self.refuse_rq(env, rq, 400, "Bad Request", Flags::DPE, now);
+                return true;
+            }
+            Ok(Some(req))
+                if kept_headers(req.headers, self.lim.underscores) > self.lim.max_headers =>
+            {
+                // Counted as Envoy's header map holds them: dropped names are not there.
+                self.reject(env, &HeadError::TooLarge, now);
                 return true;
             }
             Ok(Some(req)) if req.minor == 0 && !self.lim.accept_http_10 => {
