@@ -152,5 +152,5 @@ fn a_fragment_in_the_path_is_refused_and_a_trailing_host_dot_stripped() {
         .iter()
         .map(|r| r.header("host").unwrap_or_default().to_string())
         .collect();
-    assert_eq!(hosts, ["example.com", "example.com:81"]);
+    assert_eq!(hosts, ["h", "example.com", "example.com:81"]);
 }
