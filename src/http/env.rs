@@ -19,6 +19,7 @@ use crate::config::{
 use crate::context::{Ctx, HttpRt};
 use crate::observe;
 use crate::route::edits::{apply, HeaderList};
+use crate::route::rewrite::split_port;
 use crate::tls::Stream;
 use std::rc::Rc;
 
@@ -427,15 +428,19 @@ fn tcp_target(ctx: &mut Ctx, listener: usize, rq: &mut Rq) -> Option<TcpTarget> 
 /// The Host as the connection manager leaves it (`strip_trailing_host_dot`, then the port);
 /// `None`: unchanged. Only a dot before a port costs a copy.
 fn hcm_host<'h>(host: &'h str, hcm: &HttpConnectionManager, port: u16) -> Option<Cow<'h, str>> {
+    let mode = hcm.strip_host_port;
     let undotted = if hcm.strip_trailing_host_dot {
         strip_trailing_dot(host)
     } else {
         None
     };
-    let h = undotted.as_deref().unwrap_or(host);
-    match strip_port(h, hcm.strip_host_port, port) {
-        Some(name) => Some(Cow::Owned(name.to_string())),
-        None => undotted,
+    match undotted {
+        None => strip_port(host, mode, port).map(Cow::Borrowed),
+        Some(Cow::Borrowed(h)) => Some(Cow::Borrowed(strip_port(h, mode, port).unwrap_or(h))),
+        Some(Cow::Owned(h)) => {
+            let name = strip_port(&h, mode, port).map(str::to_string);
+            Some(Cow::Owned(name.unwrap_or(h)))
+        }
     }
 }
 
@@ -445,10 +450,9 @@ fn strip_trailing_dot(host: &str) -> Option<Cow<'_, str>> {
     if let Some(name) = host.strip_suffix('.') {
         return (!name.is_empty()).then_some(Cow::Borrowed(name));
     }
-    let (name, port) = host.rsplit_once(':')?;
-    if name.contains(':') || port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+    let (name, Some(port)) = split_port(host) else {
         return None;
-    }
+    };
     let name = name.strip_suffix('.').filter(|n| !n.is_empty())?;
     Some(Cow::Owned(format!("{name}:{port}")))
 }
@@ -459,12 +463,10 @@ fn strip_port(host: &str, mode: StripPort, port: u16) -> Option<&str> {
     if mode == StripPort::Keep {
         return None;
     }
-    let (name, p) = host.rsplit_once(':')?;
-    if name.is_empty() || p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+    let (name, Some(p)) = split_port(host) else {
         return None;
-    }
-    // `[::1]` has colons but no port; `[::1]:80` has one after the bracket.
-    if name.contains(':') && !name.ends_with(']') {
+    };
+    if name.is_empty() {
         return None;
     }
     match mode {

@@ -44,7 +44,7 @@ fn default_port(scheme: &str) -> Option<&'static str> {
 }
 
 /// `host:port` → (host, Some(port)); IPv6 literals keep their brackets.
-fn split_port(h: &str) -> (&str, Option<&str>) {
+pub fn split_port(h: &str) -> (&str, Option<&str>) {
     match h.rsplit_once(':') {
         Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
             if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
