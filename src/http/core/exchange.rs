@@ -163,6 +163,23 @@ struct Meta {
     client_limit: usize,
 }
 
+impl Meta {
+    /// An exchange with no request to read: a tunnel resumed here, or a TCP proxy connection.
+    fn tunnel(minor: u8, stream_idle: Option<Duration>, client_limit: usize) -> Meta {
+        Meta {
+            framing: Framing::None,
+            keep_alive: false,
+            minor,
+            is_head: false,
+            idempotent: false,
+            expect_continue: false,
+            stream_idle,
+            request_until: None,
+            client_limit,
+        }
+    }
+}
+
 impl Start {
     pub fn new(
         req: &RequestHead<'_>,
@@ -389,17 +406,7 @@ impl Exchange {
         client_limit: usize,
         now: Instant,
     ) -> Exchange {
-        let meta = Meta {
-            framing: Framing::None,
-            keep_alive: false,
-            minor: rq.minor,
-            is_head: false,
-            idempotent: false,
-            expect_continue: false,
-            stream_idle: None,
-            request_until: None,
-            client_limit,
-        };
+        let meta = Meta::tunnel(rq.minor, None, client_limit);
         rq.cluster = Some(t.cluster);
         let limits = Some((t.connect_timeout, t.buffer_limit));
         let mut ex = Exchange::new(&meta, None, limits, rq, now);
@@ -418,17 +425,7 @@ impl Exchange {
         (client_limit, buffer_limit): (usize, usize),
         now: Instant,
     ) -> Exchange {
-        let meta = Meta {
-            framing: Framing::None,
-            keep_alive: false,
-            minor: rq.minor,
-            is_head: false,
-            idempotent: false,
-            expect_continue: false,
-            stream_idle: idle,
-            request_until: None,
-            client_limit,
-        };
+        let meta = Meta::tunnel(rq.minor, idle, client_limit);
         let mut ex = Exchange::new(&meta, None, Some((Duration::ZERO, buffer_limit)), rq, now);
         ex.target = Some(target);
         ex.upstream = Upstream::Attached;
