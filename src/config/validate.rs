@@ -903,16 +903,7 @@ fn tcp_weighted(
     path: &str,
     lookup: &dyn Fn(&str, String) -> Result<usize, ConfigError>,
 ) -> Result<ClusterSpec, ConfigError> {
-    if w.clusters.is_empty() {
-        return Err(err(
-            join_key(path, "clusters"),
-            "at least one cluster is required",
-        ));
-    }
-    let mut out = Vec::new();
-    let mut sum: u64 = 0;
-    for (i, c) in w.clusters.iter().enumerate() {
-        let cp = format!("{path}.clusters[{i}]");
+    let (out, _) = validate_action::weighted_list(&w.clusters, path, |c, cp| {
         if c.metadata_match.is_some() {
             return Err(err(
                 format!("{cp}.metadata_match"),
@@ -930,15 +921,8 @@ fn tcp_weighted(
             }
             None => return Err(err(format!("{cp}.weight"), "must be at least 1 (got 0)")),
         };
-        sum += u64::from(weight);
-        out.push((idx, weight));
-    }
-    if sum > u64::from(u32::MAX) {
-        return Err(err(
-            path,
-            format!("the weights add up to {sum}, more than 2^32-1"),
-        ));
-    }
+        Ok((idx, weight))
+    })?;
     Ok(ClusterSpec::Weighted(out))
 }
 

@@ -133,28 +133,14 @@ fn weighted(
     path: &str,
     lookup: &dyn Fn(&str, String) -> Result<usize, ConfigError>,
 ) -> Result<ClusterSpec, ConfigError> {
-    if w.clusters.is_empty() {
-        return Err(err(
-            join_key(path, "clusters"),
-            "at least one cluster is required",
-        ));
-    }
-    let mut out = Vec::new();
-    let mut sum: u64 = 0;
-    for (i, c) in w.clusters.iter().enumerate() {
-        let idx = lookup(&c.name, format!("{path}.clusters[{i}].name"))?;
-        let weight = c.weight.unwrap_or(0);
-        sum += u64::from(weight);
-        out.push((idx, weight));
-    }
+    let (out, sum) = weighted_list(&w.clusters, path, |c, cp| {
+        Ok((
+            lookup(&c.name, format!("{cp}.name"))?,
+            c.weight.unwrap_or(0),
+        ))
+    })?;
     if sum == 0 {
         return Err(err(path, "the weights must add up to more than 0"));
-    }
-    if sum > u64::from(u32::MAX) {
-        return Err(err(
-            path,
-            format!("the weights add up to {sum}, more than 2^32-1"),
-        ));
     }
     // Deprecated in Envoy but still honoured: when given, it must equal the sum.
     if let Some(total) = w.total_weight {
@@ -166,6 +152,36 @@ fn weighted(
         }
     }
     Ok(ClusterSpec::Weighted(out))
+}
+
+/// A `weighted_clusters` list as a route and the TCP proxy read it: at least one entry, each
+/// made a (cluster, weight) by `entry` (given the entry's path), the weights' sum within
+/// 2^32-1; returns the list and the sum.
+pub(super) fn weighted_list<T>(
+    clusters: &[T],
+    path: &str,
+    mut entry: impl FnMut(&T, &str) -> Result<(usize, u32), ConfigError>,
+) -> Result<(Vec<(usize, u32)>, u64), ConfigError> {
+    if clusters.is_empty() {
+        return Err(err(
+            join_key(path, "clusters"),
+            "at least one cluster is required",
+        ));
+    }
+    let mut out = Vec::new();
+    let mut sum: u64 = 0;
+    for (i, c) in clusters.iter().enumerate() {
+        let (idx, weight) = entry(c, &format!("{path}.clusters[{i}]"))?;
+        sum += u64::from(weight);
+        out.push((idx, weight));
+    }
+    if sum > u64::from(u32::MAX) {
+        return Err(err(
+            path,
+            format!("the weights add up to {sum}, more than 2^32-1"),
+        ));
+    }
+    Ok((out, sum))
 }
 
 /// Converts an RE2 substitution (`\1`, literal `$`) into the regex crate's syntax (`${1}`, `$$`).
