@@ -552,18 +552,15 @@ pub fn hcm_path(
     if unescaped.is_some() && hcm.escaped_slashes == EscapedSlashes::RejectRequest {
         return Err(refused());
     }
+    let redirect =
+        unescaped.is_some() && hcm.escaped_slashes == EscapedSlashes::UnescapeAndRedirect;
     let base = unescaped.as_deref().unwrap_or(path);
-    let normalized = normalize(base, hcm.normalize_path, hcm.merge_slashes).or(unescaped.clone());
-    match normalized {
-        Some(p)
-            if unescaped.is_some()
-                && hcm.escaped_slashes == EscapedSlashes::UnescapeAndRedirect =>
-        {
-            Err(Box::new(LocalDecision {
-                location: Some(p),
-                ..local_reply(307)
-            }))
-        }
+    let normalized = normalize(base, hcm.normalize_path, hcm.merge_slashes);
+    match normalized.or(unescaped) {
+        Some(p) if redirect => Err(Box::new(LocalDecision {
+            location: Some(p),
+            ..local_reply(307)
+        })),
         n => Ok(n),
     }
 }
