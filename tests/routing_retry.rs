@@ -108,6 +108,33 @@ fn five_xx_is_not_retried_for_codes_outside_the_policy() {
     assert_eq!(bad.hits(), 1);
 }
 
+/// A virtual host's `retry_policy` serves its routes that have none; a route with its own policy
+/// keeps it whole (Envoy merges nothing between the two).
+#[test]
+fn a_virtual_hosts_retry_policy_serves_routes_without_their_own() {
+    let bad = Fixed::start(503);
+    let rc = "name: rc
+virtual_hosts:
+- name: vh
+  domains: ['*']
+  retry_policy: {retry_on: 5xx, num_retries: 2}
+  routes:
+  - match: {prefix: /own}
+    route:
+      cluster: svc
+      retry_policy: {retry_on: connect-failure, num_retries: 1}
+  - match: {prefix: /}
+    route: {cluster: svc}
+";
+    let b = Baton::start(&config(free_port(), rc, &[cluster("svc", &[bad.port])]));
+    let r = fetch(b.port, "x", "/inherits", "");
+    assert_eq!(r.status(), 503);
+    assert_eq!(bad.hits(), 3, "one try and the virtual host's two retries");
+    let r = fetch(b.port, "x", "/own", "");
+    assert_eq!(r.status(), 503);
+    assert_eq!(bad.hits(), 4, "the route's own policy does not retry a 503");
+}
+
 #[test]
 fn per_try_timeout_retries_on_another_endpoint() {
     let up = Upstream::start("live");

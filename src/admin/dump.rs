@@ -12,9 +12,9 @@ use crate::config::{
     AccessLog, BodyFormat, BodyFormatKind, Bootstrap, Cluster, ClusterSpec, CompareOp, Comparison,
     ForwardAction, HeaderMatchRule, HeaderMatcher, HeaderMutations, HeaderValueOption, HealthCheck,
     HealthCheckKind, HostRewrite, HttpConnectionManager, JsonFormat, Listener, LocalReplyConfig,
-    LogFilter, PathMatch, PathRedirect, QueryParameterRule, RedirectAction, RegexRewrite, Route,
-    RouteAction, RouteConfig, RouteMatch, StringMatch, StringMatchKind, StripPort, TcpProxy,
-    Terminal,
+    LogFilter, PathMatch, PathRedirect, QueryParameterRule, RedirectAction, RegexRewrite,
+    RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch, StringMatch, StringMatchKind,
+    StripPort, TcpProxy, Terminal,
 };
 use crate::stats::json_str;
 
@@ -539,7 +539,16 @@ fn route_config(rc: &RouteConfig, b: &Bootstrap) -> Value {
                 ),
                 (
                     "routes",
-                    list(vh.routes.iter().map(|r| route(r, b)).collect()),
+                    list(
+                        vh.routes
+                            .iter()
+                            .map(|r| route(r, b, vh.retry_policy.as_ref()))
+                            .collect(),
+                    ),
+                ),
+                (
+                    "retry_policy",
+                    vh.retry_policy.as_ref().and_then(retry_policy),
                 ),
             ];
             edits(&mut pairs, &vh.headers);
@@ -558,13 +567,13 @@ fn route_config(rc: &RouteConfig, b: &Bootstrap) -> Value {
     map(pairs)
 }
 
-fn route(r: &Route, b: &Bootstrap) -> Value {
+fn route(r: &Route, b: &Bootstrap, inherited: Option<&RetryPolicy>) -> Value {
     let mut pairs = vec![
         ("name", s(&r.name)),
         ("match", Some(route_match(&r.matcher))),
     ];
     match &r.action {
-        RouteAction::Forward(f) => pairs.push(("route", Some(forward(f, b)))),
+        RouteAction::Forward(f) => pairs.push(("route", Some(forward(f, b, inherited)))),
         RouteAction::DirectResponse { status, body } => pairs.push((
             "direct_response",
             Some(map(vec![
@@ -787,7 +796,8 @@ fn regex_rewrite(r: &RegexRewrite) -> Option<Value> {
     ]))
 }
 
-fn forward(f: &ForwardAction, b: &Bootstrap) -> Value {
+/// `inherited`: the virtual host's retry policy, which this route may carry as its own.
+fn forward(f: &ForwardAction, b: &Bootstrap, inherited: Option<&RetryPolicy>) -> Value {
     let mut pairs = cluster_spec(&f.cluster, b);
     pairs.push(("prefix_rewrite", f.prefix_rewrite.as_deref().and_then(s)));
     pairs.push((
@@ -815,46 +825,49 @@ fn forward(f: &ForwardAction, b: &Bootstrap) -> Value {
     if !upgrades.is_empty() {
         pairs.push(("upgrade_configs", list(upgrades)));
     }
-    if let Some(rp) = &f.retry_policy {
-        let on = &rp.retry_on;
-        let conditions: Vec<&str> = [
-            (on.five_xx, "5xx"),
-            (on.gateway_error, "gateway-error"),
-            (on.reset, "reset"),
-            (on.connect_failure, "connect-failure"),
-            (on.retriable_4xx, "retriable-4xx"),
-            (on.retriable_status_codes, "retriable-status-codes"),
-        ]
-        .iter()
-        .filter(|(set, _)| *set)
-        .map(|(_, name)| *name)
-        .collect();
-        pairs.push((
-            "retry_policy",
-            Some(map(vec![
-                ("retry_on", s(&conditions.join(","))),
-                ("num_retries", n(rp.num_retries)),
-                ("per_try_timeout", rp.per_try_timeout.and_then(dur)),
-                (
-                    "retriable_status_codes",
-                    list(
-                        rp.retriable_status_codes
-                            .iter()
-                            .map(|c| Value::from(*c))
-                            .collect(),
-                    ),
-                ),
-                (
-                    "retry_back_off",
-                    Some(map(vec![
-                        ("base_interval", dur(rp.back_off_base)),
-                        ("max_interval", dur(rp.back_off_max)),
-                    ])),
-                ),
-            ])),
-        ));
+    // A policy the virtual host gave this route is shown there, not repeated here.
+    if let Some(rp) = f.retry_policy.as_ref().filter(|rp| Some(*rp) != inherited) {
+        pairs.push(("retry_policy", retry_policy(rp)));
     }
     map(pairs)
+}
+
+/// A retry policy as Envoy writes it (`retry_on` as its comma-separated conditions).
+fn retry_policy(rp: &RetryPolicy) -> Option<Value> {
+    let on = &rp.retry_on;
+    let conditions: Vec<&str> = [
+        (on.five_xx, "5xx"),
+        (on.gateway_error, "gateway-error"),
+        (on.reset, "reset"),
+        (on.connect_failure, "connect-failure"),
+        (on.retriable_4xx, "retriable-4xx"),
+        (on.retriable_status_codes, "retriable-status-codes"),
+    ]
+    .iter()
+    .filter(|(set, _)| *set)
+    .map(|(_, name)| *name)
+    .collect();
+    Some(map(vec![
+        ("retry_on", s(&conditions.join(","))),
+        ("num_retries", n(rp.num_retries)),
+        ("per_try_timeout", rp.per_try_timeout.and_then(dur)),
+        (
+            "retriable_status_codes",
+            list(
+                rp.retriable_status_codes
+                    .iter()
+                    .map(|c| Value::from(*c))
+                    .collect(),
+            ),
+        ),
+        (
+            "retry_back_off",
+            Some(map(vec![
+                ("base_interval", dur(rp.back_off_base)),
+                ("max_interval", dur(rp.back_off_max)),
+            ])),
+        ),
+    ]))
 }
 
 fn redirect(rd: &RedirectAction) -> Value {

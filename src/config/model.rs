@@ -429,6 +429,10 @@ pub struct VirtualHost {
     pub domains: Vec<String>,
     pub routes: Vec<Route>,
     pub headers: HeaderMutations,
+    /// Envoy's virtual-host `retry_policy`: the policy of every route of this host that has
+    /// none of its own (not merged field by field: a route's own policy replaces it whole).
+    /// Validation copies it into those routes, so requests never look here.
+    pub retry_policy: Option<RetryPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

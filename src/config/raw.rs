@@ -519,6 +519,7 @@ with_header_edits! {
         pub domains: Option<Vec<String>>,
         #[serde(default)]
         pub routes: Vec<Route>,
+        pub retry_policy: Option<RetryPolicy>,
     }
 }
 

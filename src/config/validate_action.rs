@@ -253,7 +253,7 @@ pub fn add_retry_on(on: &mut RetryOn, cond: &str) -> Option<bool> {
     }
 }
 
-fn retry_policy(r: raw::RetryPolicy, path: &str) -> Result<RetryPolicy, ConfigError> {
+pub fn retry_policy(r: raw::RetryPolicy, path: &str) -> Result<RetryPolicy, ConfigError> {
     let p = |f: &str| join_key(path, f);
     let mut retry_on = RetryOn::default();
     for cond in r.retry_on.as_deref().unwrap_or("").split(',') {

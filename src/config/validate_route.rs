@@ -80,16 +80,34 @@ fn virtual_host(
     for (i, d) in given.iter().enumerate() {
         domains.push(domain(d).map_err(|m| err(format!("{path}.domains[{i}]"), m))?);
     }
+    let retry_policy = match vh.retry_policy {
+        Some(r) => Some(validate_action::retry_policy(
+            r,
+            &join_key(path, "retry_policy"),
+        )?),
+        None => None,
+    };
     let mut routes = Each::new();
     for (i, r) in vh.routes.into_iter().enumerate() {
         routes.add(route(r, &format!("{path}.routes[{i}]"), clusters));
     }
-    let routes = routes.finish()?;
+    let mut routes = routes.finish()?;
+    // Envoy: a route's own retry policy wins whole; the virtual host's serves the others.
+    if let Some(rp) = &retry_policy {
+        for r in &mut routes {
+            if let RouteAction::Forward(f) = &mut r.action {
+                if f.retry_policy.is_none() {
+                    f.retry_policy = Some(rp.clone());
+                }
+            }
+        }
+    }
     Ok(VirtualHost {
         name: vh.name,
         domains,
         routes,
         headers,
+        retry_policy,
     })
 }
 

@@ -190,6 +190,7 @@ mod tests {
             name: "v".into(),
             domains: vec!["*".into()],
             routes: vec![],
+            retry_policy: None,
             headers: level(
                 vec![
                     add("x-o", "vh", OverwriteIfExistsOrAdd),

@@ -208,6 +208,7 @@ mod tests {
             name: name.into(),
             domains: domains.iter().map(|d| d.to_string()).collect(),
             routes: vec![route("/", cluster)],
+            retry_policy: None,
             headers: HeaderMutations::default(),
         }
     }

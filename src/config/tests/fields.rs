@@ -297,6 +297,10 @@ const PROOFS: &[(&str, &str)] = &[
         "tests/routing_actions.rs::route_idle_timeout_is_504_stream_timeout_before_the_response",
     ),
     (
+        "VirtualHost.retry_policy",
+        "tests/routing_retry.rs::a_virtual_hosts_retry_policy_serves_routes_without_their_own",
+    ),
+    (
         "ForwardAction.retry_policy",
         "tests/routing_retry.rs::connect_failure_on_one_endpoint_becomes_a_200_from_the_other",
     ),

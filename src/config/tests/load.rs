@@ -42,6 +42,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                             headers: HeaderMutations::default(),
                         }],
                         headers: HeaderMutations::default(),
+                        retry_policy: None,
                     }],
                     headers: HeaderMutations::default(),
                     most_specific_header_mutations_wins: false,
