@@ -404,3 +404,45 @@ fn strip_matching_host_port_and_strip_any_host_port() {
     );
     assert_eq!(up.seen()[0].header("host"), Some("example.com"));
 }
+
+/// `forward_client_cert_details` over plaintext: by default (SANITIZE) and with FORWARD_ONLY
+/// (no client certificate here) a client's `x-forwarded-client-cert` never reaches the
+/// upstream; ALWAYS_FORWARD_ONLY passes it on as sent.
+#[test]
+fn a_clients_forwarded_client_cert_is_dropped_unless_configured_otherwise() {
+    let xfcc = "x-forwarded-client-cert: By=spiffe://spoof;Hash=00;Subject=\"CN=admin\"";
+    for (line, kept) in [
+        ("", false),
+        ("forward_client_cert_details: FORWARD_ONLY", false),
+        ("forward_client_cert_details: ALWAYS_FORWARD_ONLY", true),
+    ] {
+        let up = Upstream::start("up");
+        let hcm: Vec<&str> = [line].into_iter().filter(|l| !l.is_empty()).collect();
+        let (b, _) = start(&[up.port()], ROUTE, &hcm);
+        assert_eq!(get_from("127.0.0.1", b.port, "/", &[xfcc]), 200);
+        let seen = up.seen();
+        let got = seen[0].header("x-forwarded-client-cert");
+        assert_eq!(got.is_some(), kept, "{line:?}: {got:?}");
+        if kept {
+            assert_eq!(got, xfcc.split_once(": ").map(|(_, v)| v));
+        }
+    }
+}
+
+#[test]
+fn forward_client_cert_details_that_write_certificate_details_are_refused() {
+    for mode in ["APPEND_FORWARD", "SANITIZE_SET"] {
+        let yaml = with_hcm(
+            config(free_port(), &single_vhost(ROUTE), &[cluster("svc", &[1])]),
+            &[&format!("forward_client_cert_details: {mode}")],
+            free_port(),
+        );
+        let (status, _, err) =
+            run_baton(&["--mode", "validate", "--config-yaml", &yaml], IO_TIMEOUT);
+        assert!(!status.success(), "{mode} must be refused");
+        assert!(
+            err.contains("typed_config.forward_client_cert_details"),
+            "{mode}: {err}"
+        );
+    }
+}

@@ -20,6 +20,11 @@ fn log_file(tag: &str) -> String {
 }
 
 /// curl over HTTPS to `name` (resolved to 127.0.0.1) with the test CA and `extra` args.
+/// baton with `chain` as listener_0's filter chains, cluster `backend` on `up`, and admin.
+fn serve(chain: &str, up: u16) -> Baton {
+    Baton::start(&bootstrap(free_port(), free_port(), "", chain, up, ""))
+}
+
 fn https(port: u16, name: &str, ca: &str, extra: &[&str]) -> std::process::Output {
     let url = format!("https://{name}:{port}/");
     let resolve = format!("{name}:{port}:127.0.0.1");
@@ -405,14 +410,7 @@ fn tls_minimum_version_refuses_older_clients() {
     let h = hcm(&log_file("tls-min"), "backend");
     let ctx = ["  tls_params: {tls_minimum_protocol_version: TLSv1_3}"];
     let chain = tls_chain(&h, &[], &cert, &ctx);
-    let b = Baton::start(&bootstrap(
-        free_port(),
-        free_port(),
-        "",
-        &chain,
-        up.port(),
-        "",
-    ));
+    let b = serve(&chain, up.port());
     let o = https(b.port, "s.test", &ca, &["--tlsv1.2", "--tls-max", "1.2"]);
     assert!(
         !o.status.success(),
@@ -796,4 +794,40 @@ fn envoy_quick_start_upstream_tls_validates() {
     );
     let (ok, out) = validate(&yaml);
     assert!(ok, "{out}");
+}
+
+/// FORWARD_ONLY: a client's `x-forwarded-client-cert` goes upstream only over mutual TLS
+/// (a client certificate was presented and verified); without one it is dropped.
+#[test]
+fn forward_only_passes_the_client_cert_header_only_over_mutual_tls() {
+    let pki = Pki::new("xfcc");
+    let up = Upstream::start("up1");
+    let log = log_file("tls-xfcc");
+    let cert = pki.leaf("s", "/CN=s.test", "DNS:s.test");
+    let client = pki.leaf("c1", "/CN=client1", "URI:spiffe://test/client1");
+    let ca = pki.ca();
+    let h = hcm(&log, "backend").replace(
+        "stat_prefix: ingress_https\n",
+        "stat_prefix: ingress_https\n          forward_client_cert_details: FORWARD_ONLY\n",
+    );
+    let validation =
+        format!("  validation_context:\n              trusted_ca: {{filename: \"{ca}\"}}");
+    let chain = tls_chain(&h, &[], &cert, &[&validation]);
+    let b = serve(&chain, up.port());
+    let xfcc = "x-forwarded-client-cert: Hash=1234";
+    https_ok(b.port, "s.test", &ca, &["-H", xfcc]);
+    https_ok(
+        b.port,
+        "s.test",
+        &ca,
+        &["-H", xfcc, "--cert", &client.0, "--key", &client.1],
+    );
+    let seen = up.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[0].header("x-forwarded-client-cert"),
+        None,
+        "no client certificate"
+    );
+    assert_eq!(seen[1].header("x-forwarded-client-cert"), Some("Hash=1234"));
 }

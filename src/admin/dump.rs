@@ -461,6 +461,10 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
         ),
         ("skip_xff_append", n(h.skip_xff_append)),
         (
+            "forward_client_cert_details",
+            shout(h.forward_client_cert_details),
+        ),
+        (
             "preserve_external_request_id",
             n(h.preserve_external_request_id),
         ),

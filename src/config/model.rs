@@ -164,6 +164,19 @@ pub enum Underscores {
     DropHeader,
 }
 
+/// What reaches the upstream of a client's `x-forwarded-client-cert` (Envoy's
+/// `forward_client_cert_details`). Dropping it by default keeps a client from claiming a
+/// certificate it never presented to an upstream that trusts the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardClientCert {
+    /// Default: never forwarded.
+    Sanitize,
+    /// Forwarded when the client presented a certificate over TLS; dropped otherwise.
+    ForwardOnly,
+    /// Always forwarded as the client sent it.
+    AlwaysForwardOnly,
+}
+
 /// What to do with the `server` response header (Envoy's `server_header_transformation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerHeader {
@@ -233,6 +246,7 @@ pub struct HttpConnectionManager {
     pub escaped_slashes: EscapedSlashes,
     /// Do not append the peer to `x-forwarded-for` at the edge; default false.
     pub skip_xff_append: bool,
+    pub forward_client_cert_details: ForwardClientCert,
     /// Keep an external client's `x-request-id` at the edge; default false (replaced).
     pub preserve_external_request_id: bool,
     /// Appended to the `via` header of requests and responses; `None` (or empty): no `via`.

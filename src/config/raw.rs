@@ -220,6 +220,7 @@ pub struct HttpConnectionManager {
     pub internal_address_config: Option<InternalAddressConfig>,
     pub http_protocol_options: Option<Http1ProtocolOptions>,
     pub skip_xff_append: Option<bool>,
+    pub forward_client_cert_details: Option<EnumValue>,
     pub strip_matching_host_port: Option<bool>,
     pub strip_any_host_port: Option<bool>,
     pub strip_trailing_host_dot: Option<bool>,

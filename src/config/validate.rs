@@ -1076,6 +1076,20 @@ const SERVER_HEADER: &[EnumEntry<ServerHeader>] = &[
     ("PASS_THROUGH", 2, Some(ServerHeader::PassThrough)),
 ];
 
+const FORWARD_CLIENT_CERT: &[EnumEntry<ForwardClientCert>] = &[
+    ("SANITIZE", 0, Some(ForwardClientCert::Sanitize)),
+    ("FORWARD_ONLY", 1, Some(ForwardClientCert::ForwardOnly)),
+    // These two write the client certificate's details (its SHA-256 hash first) into the
+    // header; not implemented.
+    ("APPEND_FORWARD", 2, None),
+    ("SANITIZE_SET", 3, None),
+    (
+        "ALWAYS_FORWARD_ONLY",
+        4,
+        Some(ForwardClientCert::AlwaysForwardOnly),
+    ),
+];
+
 fn hcm(
     h: raw::HttpConnectionManager,
     path: &str,
@@ -1262,6 +1276,12 @@ fn hcm(
             EscapedSlashes::KeepUnchanged,
         )?,
         skip_xff_append: h.skip_xff_append.unwrap_or(false),
+        forward_client_cert_details: enum_or(
+            &h.forward_client_cert_details,
+            &p("forward_client_cert_details"),
+            FORWARD_CLIENT_CERT,
+            ForwardClientCert::Sanitize,
+        )?,
         preserve_external_request_id: h.preserve_external_request_id.unwrap_or(false),
         via,
         local_reply,

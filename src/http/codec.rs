@@ -78,6 +78,9 @@ pub struct RequestHead<'b> {
     /// It came over TLS (scheme `https`). The parser cannot know: false until the proxy's
     /// environment, which knows the connection, says otherwise.
     pub secure: bool,
+    /// It came over TLS from a client that presented a certificate (mutual TLS); set by the
+    /// environment like `secure`.
+    pub peer_cert: bool,
 }
 
 /// Comma-separated tokens of a header value, trimmed and non-empty.
@@ -463,6 +466,7 @@ pub fn parse_request<'b>(
         expect_continue,
         head_len,
         secure: false,
+        peer_cert: false,
     }))
 }
 

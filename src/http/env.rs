@@ -141,11 +141,13 @@ impl Env for CtxEnv<'_> {
         // The request's scheme is the connection's: `https` over TLS (x-forwarded-proto,
         // `:scheme` matching, the scheme a redirect keeps).
         let changed;
+        let peer_cert = self.tls.is_some_and(|t| t.peer_subject.is_some());
         let req = if self.secure || normalized.is_some() || host.is_some() {
             changed = RequestHead {
                 path: normalized.as_deref().unwrap_or(req.path),
                 host: host.or(req.host),
                 secure: req.secure || self.secure,
+                peer_cert,
                 ..req.clone()
             };
             &changed

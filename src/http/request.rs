@@ -12,7 +12,7 @@ use super::upgrade::Upgrade;
 use crate::access_log::Flags;
 use crate::config::template::{Template, Vars};
 use crate::config::{
-    AppendAction, ClusterSpec, EscapedSlashes, HealthCheckFilter, HostRewrite,
+    AppendAction, ClusterSpec, EscapedSlashes, ForwardClientCert, HealthCheckFilter, HostRewrite,
     HttpConnectionManager, RetryPolicy, RouteAction,
 };
 use crate::context::Ctx;
@@ -777,6 +777,15 @@ fn host_or_addr<'a>(host: Option<&'a str>, addr: SocketAddr) -> Cow<'a, str> {
     }
 }
 
+/// Whether a client's `x-forwarded-client-cert` goes on upstream (`forward_client_cert_details`).
+fn forward_client_cert(hcm: &HttpConnectionManager, req: &RequestHead<'_>) -> bool {
+    match hcm.forward_client_cert_details {
+        ForwardClientCert::Sanitize => false,
+        ForwardClientCert::ForwardOnly => req.peer_cert,
+        ForwardClientCert::AlwaysForwardOnly => true,
+    }
+}
+
 /// Writes the upstream request head; returns it with the byte range of the Host value.
 #[allow(clippy::too_many_arguments)]
 fn serialise<'r>(
@@ -837,6 +846,9 @@ fn serialise<'r>(
             && n.as_bytes()[..8].eq_ignore_ascii_case(b"x-envoy-")
             && (named(CONSUMED, n) || (!from.internal && stripped(n, from.edge)))
         {
+            continue;
+        }
+        if n.eq_ignore_ascii_case("x-forwarded-client-cert") && !forward_client_cert(hcm, req) {
             continue;
         }
         if original_path.is_some() && n.eq_ignore_ascii_case("x-envoy-original-path") {

@@ -91,6 +91,7 @@ const PROOFS: &[(&str, &str)] = &[
         "HttpConnectionManager.strip_host_port",
         "tests/envoy_internal.rs::strip_matching_host_port_and_strip_any_host_port",
     ),
+    ("HttpConnectionManager.forward_client_cert_details", "tests/envoy_internal.rs::a_clients_forwarded_client_cert_is_dropped_unless_configured_otherwise"),
     ("HttpConnectionManager.skip_xff_append", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
     ("HttpConnectionManager.preserve_external_request_id", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
     ("HttpConnectionManager.via", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),

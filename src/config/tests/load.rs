@@ -74,6 +74,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 strip_trailing_host_dot: false,
                 escaped_slashes: EscapedSlashes::KeepUnchanged,
                 skip_xff_append: false,
+                forward_client_cert_details: ForwardClientCert::Sanitize,
                 preserve_external_request_id: false,
                 via: None,
                 local_reply: None,
