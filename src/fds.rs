@@ -72,3 +72,22 @@ pub fn accept_with_reserve<T>(
         r => r,
     }
 }
+
+/// Turns TCP keep-alive on for `s`, with the probe settings given (the system's for the rest).
+pub fn tcp_keepalive(
+    s: &impl std::os::fd::AsFd,
+    k: &crate::config::TcpKeepalive,
+) -> nix::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    setsockopt(s, sockopt::KeepAlive, &true)?;
+    if let Some(t) = k.time {
+        setsockopt(s, sockopt::TcpKeepIdle, &t)?;
+    }
+    if let Some(i) = k.interval {
+        setsockopt(s, sockopt::TcpKeepInterval, &i)?;
+    }
+    if let Some(n) = k.probes {
+        setsockopt(s, sockopt::TcpKeepCount, &n)?;
+    }
+    Ok(())
+}

@@ -307,3 +307,73 @@ fn node_is_shown_in_server_info_and_the_command_line_overrides_it() {
         "{info}"
     );
 }
+
+/// The kernel's view (`/proc/net/tcp`) of baton's established connections to `port`: the
+/// timer kind (2: keep-alive) and when it fires, in clock ticks.
+fn timers_to(port: u16) -> Vec<(u32, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let remote = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // rem_address, state 01 (established), "tr:when".
+            if f.get(2) != Some(&remote.as_str()) || f.get(3) != Some(&"01") {
+                return None;
+            }
+            let (tr, when) = f.get(5)?.split_once(':')?;
+            Some((
+                u32::from_str_radix(tr, 16).ok()?,
+                u64::from_str_radix(when, 16).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// `upstream_connection_options.tcp_keepalive`: baton's pooled connection to the upstream
+/// carries a keep-alive timer set to `keepalive_time` (the kernel's table shows it); without
+/// the option it has none. Out-of-range values are refused with their path.
+#[test]
+fn tcp_keepalive_arms_the_kernels_keepalive_timer_on_upstream_connections() {
+    for (extra, armed) in [
+        ("  upstream_connection_options: {tcp_keepalive: {keepalive_time: 77, keepalive_interval: 5, keepalive_probes: 3}}\n", true),
+        ("", false),
+    ] {
+        let up = Upstream::start("up");
+        let b = Baton::start(&config(
+            free_port(),
+            &single_vhost("  - match: {prefix: /}\n    route: {cluster: svc}\n"),
+            &[cluster_at("svc", "127.0.0.1", "STATIC", &[up.port()], extra)],
+        ));
+        assert_eq!(fetch(b.port, "x", "/", "").status(), 200);
+        // The exchange is over; its upstream connection waits in the pool.
+        let timers = timers_to(up.port());
+        assert_eq!(timers.len(), 1, "{timers:?}");
+        let (kind, when) = timers[0];
+        if armed {
+            assert_eq!(kind, 2, "a keep-alive timer: {timers:?}");
+            // At most keepalive_time (77 s) ahead, in ticks of at most 1 ms.
+            assert!(when > 0 && when <= 77_000, "{timers:?}");
+        } else {
+            assert_eq!(kind, 0, "no timer without the option: {timers:?}");
+        }
+    }
+    let yaml = config(
+        free_port(),
+        &single_vhost("  - match: {prefix: /}\n    route: {cluster: svc}\n"),
+        &[cluster_at(
+            "svc",
+            "127.0.0.1",
+            "STATIC",
+            &[1],
+            "  upstream_connection_options: {tcp_keepalive: {keepalive_probes: 0}}\n",
+        )],
+    );
+    let (status, _, err) = run_baton(&["--mode", "validate", "--config-yaml", &yaml], IO_TIMEOUT);
+    assert!(!status.success());
+    assert!(
+        err.contains("clusters[0].upstream_connection_options.tcp_keepalive.keepalive_probes: must be between 1 and 127"),
+        "{err}"
+    );
+}

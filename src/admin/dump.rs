@@ -948,6 +948,19 @@ fn cluster(c: &Cluster) -> Value {
                 Some(map(vec![("value", n(c.healthy_panic_threshold))])),
             )])),
         ),
+        (
+            "upstream_connection_options",
+            c.tcp_keepalive.map(|k| {
+                map(vec![(
+                    "tcp_keepalive",
+                    Some(map(vec![
+                        ("keepalive_probes", k.probes.and_then(n)),
+                        ("keepalive_time", k.time.and_then(n)),
+                        ("keepalive_interval", k.interval.and_then(n)),
+                    ])),
+                )])
+            }),
+        ),
     ])
 }
 

@@ -224,7 +224,7 @@ impl Checkers {
             ctx.stats.store.inc(h.attempt);
         }
         if k.conn.is_none() {
-            match open(ctx, addr, idx) {
+            match open(ctx, cluster, addr, idx) {
                 Ok(c) => k.conn = Some(c),
                 Err(e) => {
                     log::debug!("health check of {addr}: {e}");
@@ -424,15 +424,8 @@ fn http_request(
 
 /// A new connection to `addr` for checker `idx`. Out of descriptors, idle pooled connections
 /// and pipes are given up first; if that does not help the check fails (a network failure).
-fn open(ctx: &mut Ctx, addr: SocketAddr, idx: usize) -> io::Result<Conn> {
-    let mut sock = TcpStream::connect(addr);
-    if let Err(e) = &sock {
-        if crate::fds::exhausted(e) && crate::http::upstream::shed_idle(ctx) > 0 {
-            sock = TcpStream::connect(addr);
-        }
-    }
-    let mut sock = sock?;
-    let _ = sock.set_nodelay(true);
+fn open(ctx: &mut Ctx, cluster: usize, addr: SocketAddr, idx: usize) -> io::Result<Conn> {
+    let mut sock = crate::http::upstream::open_socket(ctx, cluster, addr)?;
     ctx.registry.register(
         &mut sock,
         Tok::Health(idx).token(),

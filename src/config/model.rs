@@ -796,6 +796,19 @@ pub struct Cluster {
     /// `common_lb_config.healthy_panic_threshold`, rounded to a whole percent (Envoy's
     /// default 50): below it the load balancer uses every host, healthy or not.
     pub healthy_panic_threshold: u32,
+    pub tcp_keepalive: Option<TcpKeepalive>,
+}
+
+/// `upstream_connection_options.tcp_keepalive`: TCP keep-alive on every connection to the
+/// cluster's hosts; a field left out keeps the system's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    /// `keepalive_probes` (TCP_KEEPCNT).
+    pub probes: Option<u32>,
+    /// `keepalive_time`, seconds idle before the first probe (TCP_KEEPIDLE).
+    pub time: Option<u32>,
+    /// `keepalive_interval`, seconds between probes (TCP_KEEPINTVL).
+    pub interval: Option<u32>,
 }
 
 /// A cluster's `circuit_breakers.thresholds`, one set per routing priority. Every request

@@ -719,6 +719,22 @@ pub struct Cluster {
     #[serde(default)]
     pub health_checks: Vec<ActiveHealthCheck>,
     pub common_lb_config: Option<CommonLbConfig>,
+    pub upstream_connection_options: Option<UpstreamConnectionOptions>,
+}
+
+/// A cluster's `upstream_connection_options` (only `tcp_keepalive`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConnectionOptions {
+    pub tcp_keepalive: Option<TcpKeepalive>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpKeepalive {
+    pub keepalive_probes: Option<u32>,
+    pub keepalive_time: Option<u32>,
+    pub keepalive_interval: Option<u32>,
 }
 
 /// `circuit_breakers` (`per_host_thresholds` is refused: see `UNSUPPORTED_FIELDS`).

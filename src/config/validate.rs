@@ -1076,6 +1076,23 @@ const SERVER_HEADER: &[EnumEntry<ServerHeader>] = &[
     ("PASS_THROUGH", 2, Some(ServerHeader::PassThrough)),
 ];
 
+/// `tcp_keepalive`, each value within what Linux accepts for its socket option (a value it
+/// would refuse at connect time is refused here instead).
+fn tcp_keepalive(k: raw::TcpKeepalive, path: &str) -> Result<TcpKeepalive, ConfigError> {
+    let check = |v: Option<u32>, name: &str, max: u32| match v {
+        Some(n) if n == 0 || n > max => Err(err(
+            join_key(path, name),
+            format!("must be between 1 and {max}"),
+        )),
+        _ => Ok(v),
+    };
+    Ok(TcpKeepalive {
+        probes: check(k.keepalive_probes, "keepalive_probes", 127)?,
+        time: check(k.keepalive_time, "keepalive_time", 32767)?,
+        interval: check(k.keepalive_interval, "keepalive_interval", 32767)?,
+    })
+}
+
 const FORWARD_CLIENT_CERT: &[EnumEntry<ForwardClientCert>] = &[
     ("SANITIZE", 0, Some(ForwardClientCert::Sanitize)),
     ("FORWARD_ONLY", 1, Some(ForwardClientCert::ForwardOnly)),
@@ -1607,9 +1624,20 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
     let health_check = super::validate_health::health_checks(c.health_checks, tls.is_some(), path)?;
     let healthy_panic_threshold =
         super::validate_health::panic_threshold(c.common_lb_config, path)?;
+    let tcp_keepalive = match c.upstream_connection_options {
+        Some(o) => match o.tcp_keepalive {
+            Some(k) => Some(tcp_keepalive(
+                k,
+                &p("upstream_connection_options.tcp_keepalive"),
+            )?),
+            None => None,
+        },
+        None => None,
+    };
     Ok(Cluster {
         health_check,
         healthy_panic_threshold,
+        tcp_keepalive,
         connect_timeout,
         discovery,
         lb_policy: enum_or(

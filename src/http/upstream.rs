@@ -162,15 +162,7 @@ impl UpConn {
         addr: SocketAddr,
         owner: usize,
     ) -> io::Result<Box<UpConn>> {
-        let mut socket = TcpStream::connect(addr);
-        if let Err(e) = &socket {
-            // Out of descriptors: idle pipes and idle upstream connections are the ones we can
-            // give up; close them and try once more.
-            if crate::fds::exhausted(e) && shed_idle(ctx) > 0 {
-                socket = TcpStream::connect(addr);
-            }
-        }
-        let started = socket.and_then(|s| wrap(ctx, cluster, addr, s));
+        let started = open_socket(ctx, cluster, addr).and_then(|s| wrap(ctx, cluster, addr, s));
         let mut stream = match started {
             Ok(s) => s,
             Err(e) => {
@@ -178,7 +170,6 @@ impl UpConn {
                 return Err(e);
             }
         };
-        let _ = stream.set_nodelay(true);
         let slot = match register(ctx, &mut stream, owner) {
             Ok(slot) => slot,
             Err(e) => {
@@ -348,6 +339,28 @@ pub fn reset_on_close(s: &impl std::os::fd::AsFd) {
 }
 
 /// The stream for a new connection to `addr`: TLS when `cluster` has a TLS context.
+/// Starts a non-blocking connect to `addr`, a host of `cluster`, with the cluster's socket
+/// options (no Nagle delay; `tcp_keepalive`). Out of descriptors, idle pipes and idle upstream
+/// connections are the ones we can give up: they are closed and the connect tried once more.
+pub fn open_socket(ctx: &mut Ctx, cluster: usize, addr: SocketAddr) -> io::Result<TcpStream> {
+    let mut socket = TcpStream::connect(addr);
+    if let Err(e) = &socket {
+        if crate::fds::exhausted(e) && shed_idle(ctx) > 0 {
+            socket = TcpStream::connect(addr);
+        }
+    }
+    let socket = socket?;
+    let _ = socket.set_nodelay(true);
+    if let Some(k) = ctx.clusters.get(cluster).and_then(|c| c.cfg.tcp_keepalive) {
+        // The values were checked at load; a kernel that still refuses one leaves the
+        // connection usable without it.
+        if let Err(e) = crate::fds::tcp_keepalive(&socket, &k) {
+            log::debug!("tcp_keepalive on the connection to {addr}: {e}");
+        }
+    }
+    Ok(socket)
+}
+
 fn wrap(ctx: &Ctx, cluster: usize, addr: SocketAddr, s: TcpStream) -> io::Result<Stream> {
     let c = ctx.clusters.get(cluster);
     #[cfg(feature = "tls")]

@@ -108,6 +108,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             circuit_breakers: Default::default(),
             health_check: None,
             healthy_panic_threshold: 50,
+            tcp_keepalive: None,
         }],
         admin: None,
         node: None,
