@@ -311,15 +311,11 @@ fn node_is_shown_in_server_info_and_the_command_line_overrides_it() {
 /// The kernel's view (`/proc/net/tcp`) of baton's established connections to `port`: the
 /// timer kind (2: keep-alive) and when it fires, in clock ticks.
 fn timers_to(port: u16) -> Vec<(u32, u64)> {
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
-    let remote = format!("0100007F:{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            // rem_address, state 01 (established), "tr:when".
-            if f.get(2) != Some(&remote.as_str()) || f.get(3) != Some(&"01") {
+    let remote = proc_addr(port);
+    proc_tcp()
+        .into_iter()
+        .filter_map(|f| {
+            if f.get(2) != Some(&remote) || f.get(3).map(String::as_str) != Some("01") {
                 return None;
             }
             let (tr, when) = f.get(5)?.split_once(':')?;

@@ -93,3 +93,63 @@ fn the_fin_rides_on_the_last_bytes_of_the_answer() {
         );
     }
 }
+
+/// Whether the kernel still ties baton's end of the connection from `client_port` to
+/// `port` to a descriptor (`/proc/net/tcp` inode not 0): baton has not closed it yet. `None`
+/// when the socket is gone altogether.
+fn held_open(port: u16, client_port: u16) -> Option<bool> {
+    let (local, remote) = (proc_addr(port), proc_addr(client_port));
+    proc_tcp().into_iter().find_map(|f| {
+        (f.get(1) == Some(&local) && f.get(2) == Some(&remote))
+            .then(|| f.get(9).is_some_and(|inode| inode != "0"))
+    })
+}
+
+/// A closing connection whose client still has a request in flight: baton writes the last
+/// answer, shuts down its side and waits `delayed_close_timeout` for the client's FIN,
+/// discarding what the client sends meanwhile (no reset); with `0s` it closes the socket as
+/// soon as the answer is out, as Envoy does.
+#[test]
+fn delayed_close_timeout_is_how_long_a_closing_connection_waits_for_the_clients_fin() {
+    let send_last = |port: u16| {
+        let mut c = RawConn::connect(port);
+        c.send(
+            b"GET /bytes/10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n\
+              GET /bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n",
+        );
+        let r = c.expect_response(false);
+        assert_eq!(r.status(), 200);
+        assert_clean_end(&mut c);
+        let client_port = c.stream.local_addr().expect("addr").port();
+        (c, client_port)
+    };
+    // Longer than Envoy's default (1 s) and baton's former fixed wait (2 s).
+    let extra = Extra {
+        hcm: vec!["delayed_close_timeout: 30s".into()],
+        ..Extra::default()
+    };
+    let (b, _up) = proxy_with_upstream_and(&extra, "STATIC");
+    let (mut c, client_port) = send_last(b.port);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(held_open(b.port, client_port), Some(true));
+    // Bytes now are read and dropped: the connection is not reset.
+    c.send(b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(held_open(b.port, client_port), Some(true));
+    drop(c);
+
+    let extra = Extra {
+        hcm: vec!["delayed_close_timeout: 0s".into()],
+        ..Extra::default()
+    };
+    let (b, _up) = proxy_with_upstream_and(&extra, "STATIC");
+    let (_c, client_port) = send_last(b.port);
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    while held_open(b.port, client_port) == Some(true) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "baton kept the socket although delayed_close_timeout is 0s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

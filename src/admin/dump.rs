@@ -461,6 +461,10 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
         ),
         ("skip_xff_append", n(h.skip_xff_append)),
         (
+            "delayed_close_timeout",
+            timeout(h.delayed_close_timeout),
+        ),
+        (
             "forward_client_cert_details",
             shout(h.forward_client_cert_details),
         ),

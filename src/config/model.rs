@@ -247,6 +247,9 @@ pub struct HttpConnectionManager {
     /// Do not append the peer to `x-forwarded-for` at the edge; default false.
     pub skip_xff_append: bool,
     pub forward_client_cert_details: ForwardClientCert,
+    /// Default 1 s (Envoy's); `None` when configured 0s: the socket is closed as soon as the
+    /// last response is written.
+    pub delayed_close_timeout: Option<Duration>,
     /// Keep an external client's `x-request-id` at the edge; default false (replaced).
     pub preserve_external_request_id: bool,
     /// Appended to the `via` header of requests and responses; `None` (or empty): no `via`.

@@ -34,6 +34,7 @@ pub fn limits(hcm: &HttpConnectionManager, per_connection_buffer_limit_bytes: u3
         max_connection_duration: hcm.max_connection_duration,
         max_requests: hcm.max_requests_per_connection,
         underscores: hcm.headers_with_underscores,
+        linger: hcm.delayed_close_timeout,
         tcp: None,
     }
 }
@@ -53,6 +54,7 @@ pub fn tcp_limits(t: &TcpProxy, per_connection_buffer_limit_bytes: u32) -> Limit
         max_connection_duration: None,
         max_requests: None,
         underscores: crate::config::Underscores::Allow,
+        linger: None,
         request_timeout: None,
         tcp: Some(TcpLimits {
             max_connect_attempts: t.max_connect_attempts,

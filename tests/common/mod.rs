@@ -366,3 +366,20 @@ pub fn spliced_burst(port: u16, pid: u32, n: usize, len: u64) -> Vec<RawConn> {
     }
     conns
 }
+
+/// The kernel's table of IPv4 TCP sockets (`/proc/net/tcp`), one row of fields per socket:
+/// [1] local and [2] remote address (as `proc_addr` writes them), [3] state (`01`:
+/// established), [5] `timer:when`, [9] inode (`0`: no descriptor holds it).
+pub fn proc_tcp() -> Vec<Vec<String>> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// 127.0.0.1:`port` as `/proc/net/tcp` writes it.
+pub fn proc_addr(port: u16) -> String {
+    format!("0100007F:{port:04X}")
+}

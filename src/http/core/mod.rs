@@ -39,8 +39,9 @@ pub use failure::{Failure, RetryStat};
 pub use tcp::{TcpStat, TcpTarget};
 pub use tunnel::TunnelState;
 
-/// How long a closing connection keeps reading (and discarding) before the final close.
-pub const LINGER: Duration = Duration::from_secs(2);
+/// How long a connection closing after its last response has to write that response before
+/// the final close.
+const FLUSH_LIMIT: Duration = Duration::from_secs(4);
 /// Most bytes discarded while lingering.
 const LINGER_MAX: usize = 256 * 1024;
 /// Responses queued for a client that does not read: past this, no further pipelined request
@@ -101,6 +102,11 @@ pub struct Limits {
     pub max_requests: Option<u32>,
     /// `headers_with_underscores_action`.
     pub underscores: Underscores,
+    /// `delayed_close_timeout`: after the last response and the write shutdown, how long the
+    /// connection keeps reading (and discarding) while it waits for the client's FIN, so that
+    /// bytes the client sent meanwhile do not turn the close into a reset. `None`: close at
+    /// once.
+    pub linger: Option<Duration>,
     /// A TCP proxy listener: no HTTP at all; the connection connects to the cluster at once
     /// and becomes a tunnel (`tcp.rs`). The HTTP settings above are then unused.
     pub tcp: Option<TcpLimits>,
@@ -776,9 +782,12 @@ impl Conn {
             return;
         }
         if matches!(self.state, State::Closing { .. }) {
-            self.state = State::Lingering {
-                until: now + LINGER,
-                discarded: 0,
+            self.state = match self.lim.linger {
+                Some(l) => State::Lingering {
+                    until: now + l,
+                    discarded: 0,
+                },
+                None => State::Closed(Close::Graceful),
             };
             self.discard();
         }
@@ -933,7 +942,7 @@ impl Conn {
 
     fn close_after(&mut self, now: Instant) {
         self.state = State::Closing {
-            until: now + LINGER + LINGER,
+            until: now + FLUSH_LIMIT,
             quiet: false,
         };
     }

@@ -430,6 +430,7 @@ impl Sim {
             max_connection_duration: None,
             max_requests: None,
             underscores: crate::config::Underscores::Allow,
+            linger: Some(Duration::from_secs(1)),
             tcp: None,
         }
     }
