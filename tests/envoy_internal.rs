@@ -446,3 +446,84 @@ fn forward_client_cert_details_that_write_certificate_details_are_refused() {
         );
     }
 }
+
+/// The status, `location` and body of a GET from `src` with extra header lines.
+fn answer_from(src: &str, port: u16, host: &str, path: &str, headers: &[&str]) -> String {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let host = format!("host: {host}");
+    let mut args = vec!["--interface", src, "-s", "-H", &host];
+    for h in headers {
+        args.push("-H");
+        args.push(h);
+    }
+    args.extend_from_slice(&["-w", " %{http_code} %{redirect_url}", &url]);
+    curl_ok(&args).trim().to_string()
+}
+
+/// A virtual host's `require_tls`: a request that did not come over TLS — by its
+/// `x-forwarded-proto` as the connection manager leaves it — is redirected (301, empty body)
+/// to `https://` + Host + path before routing; EXTERNAL_ONLY spares internal requests.
+#[test]
+fn require_tls_redirects_plaintext_requests_to_https() {
+    let up = Upstream::start("up");
+    let vhost = |need: &str| {
+        format!(
+            "name: rc\nvirtual_hosts:\n- name: vh\n  domains: ['*']\n  require_tls: {need}\n  routes:\n{ROUTE}"
+        )
+    };
+    let serve = |need: &str, hcm: &[&str]| {
+        let admin = free_port();
+        let yaml = with_hcm(
+            config(free_port(), &vhost(need), &[cluster("svc", &[up.port()])]),
+            hcm,
+            admin,
+        );
+        let b = Baton::start(&yaml);
+        admin_util::wait_live(admin);
+        b
+    };
+    let greeting = up.greeting();
+    // ALL, the client's x-forwarded-proto trusted (no use_remote_address).
+    let b = serve("ALL", &[]);
+    assert_eq!(
+        answer_from("127.0.0.1", b.port, "shop.test:8080", "/a/b?c=1", &[]),
+        "301 https://shop.test:8080/a/b?c=1"
+    );
+    assert_eq!(
+        answer_from(
+            "127.0.0.1",
+            b.port,
+            "shop.test",
+            "/",
+            &["x-forwarded-proto: https"]
+        ),
+        format!("{greeting} 200")
+    );
+    // At the edge the client's claim is replaced by the connection's scheme.
+    let b = serve("ALL", &["use_remote_address: true"]);
+    assert_eq!(
+        answer_from(
+            "127.0.0.1",
+            b.port,
+            "shop.test",
+            "/x",
+            &["x-forwarded-proto: https"]
+        ),
+        "301 https://shop.test/x"
+    );
+    // EXTERNAL_ONLY: 127.0.0.1 is internal, 127.0.0.2 is not.
+    let b = serve("EXTERNAL_ONLY", &["use_remote_address: true"]);
+    assert_eq!(
+        answer_from("127.0.0.1", b.port, "shop.test", "/", &[]),
+        format!("{greeting} 200")
+    );
+    assert_eq!(
+        answer_from("127.0.0.2", b.port, "shop.test", "/", &[]),
+        "301 https://shop.test/"
+    );
+    assert_eq!(
+        up.requests(),
+        2,
+        "redirected requests never reach the upstream"
+    );
+}

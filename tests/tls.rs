@@ -831,3 +831,20 @@ fn forward_only_passes_the_client_cert_header_only_over_mutual_tls() {
     );
     assert_eq!(seen[1].header("x-forwarded-client-cert"), Some("Hash=1234"));
 }
+
+/// `require_tls: ALL` serves requests that came over TLS (no redirect loop).
+#[test]
+fn require_tls_serves_requests_that_came_over_tls() {
+    let pki = Pki::new("reqtls");
+    let up = Upstream::start("up1");
+    let cert = pki.leaf("s", "/CN=s.test", "DNS:s.test");
+    let ca = pki.ca();
+    let h = hcm(&log_file("tls-reqtls"), "backend").replace(
+        "              domains: [\"*\"]\n",
+        "              domains: [\"*\"]\n              require_tls: ALL\n",
+    );
+    assert!(h.contains("require_tls"));
+    let chain = tls_chain(&h, &[], &cert, &[]);
+    let b = serve(&chain, up.port());
+    assert_eq!(https_ok(b.port, "s.test", &ca, &[]), up.greeting());
+}

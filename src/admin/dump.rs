@@ -558,6 +558,7 @@ fn route_config(rc: &RouteConfig, b: &Bootstrap) -> Value {
                     "retry_policy",
                     vh.retry_policy.as_ref().and_then(retry_policy),
                 ),
+                ("require_tls", shout(vh.require_tls)),
             ];
             edits(&mut pairs, &vh.headers);
             map(pairs)

@@ -35,7 +35,6 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("http2_protocol_options", "HTTP/2"),
     ("http_protocol_options", "HTTP/1 protocol options"),
     ("rds", "RDS; use route_config"),
-    ("require_tls", "require_tls (HTTPS redirects)"),
     ("typed_per_filter_config", "per-route filter config"),
     (
         "respect_dns_ttl",

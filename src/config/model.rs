@@ -450,6 +450,18 @@ pub struct VirtualHost {
     /// none of its own (not merged field by field: a route's own policy replaces it whole).
     /// Validation copies it into those routes, so requests never look here.
     pub retry_policy: Option<RetryPolicy>,
+    pub require_tls: RequireTls,
+}
+
+/// A virtual host's `require_tls`: which requests are redirected to `https://` (301) instead
+/// of routed. Whether a request used TLS is read from its `x-forwarded-proto` as the connection
+/// manager leaves it (so a TLS-terminating hop in front counts), as Envoy does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequireTls {
+    None,
+    /// External requests only (not those marked `x-envoy-internal`).
+    ExternalOnly,
+    All,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -522,6 +522,7 @@ with_header_edits! {
         #[serde(default)]
         pub routes: Vec<Route>,
         pub retry_policy: Option<RetryPolicy>,
+        pub require_tls: Option<EnumValue>,
     }
 }
 

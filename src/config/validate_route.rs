@@ -58,6 +58,12 @@ pub fn route_config(
     })
 }
 
+const REQUIRE_TLS: &[EnumEntry<RequireTls>] = &[
+    ("NONE", 0, Some(RequireTls::None)),
+    ("EXTERNAL_ONLY", 1, Some(RequireTls::ExternalOnly)),
+    ("ALL", 2, Some(RequireTls::All)),
+];
+
 fn virtual_host(
     vh: raw::VirtualHost,
     path: &str,
@@ -108,6 +114,12 @@ fn virtual_host(
         routes,
         headers,
         retry_policy,
+        require_tls: enum_or(
+            &vh.require_tls,
+            &join_key(path, "require_tls"),
+            REQUIRE_TLS,
+            RequireTls::None,
+        )?,
     })
 }
 

@@ -13,9 +13,9 @@ use crate::access_log::Flags;
 use crate::config::template::{Template, Vars};
 use crate::config::{
     AppendAction, ClusterSpec, EscapedSlashes, ForwardClientCert, HealthCheckFilter, HostRewrite,
-    HttpConnectionManager, RetryPolicy, RouteAction,
+    HttpConnectionManager, RequireTls, RetryPolicy, RouteAction,
 };
-use crate::context::Ctx;
+use crate::context::{Ctx, HttpRt};
 use crate::route::edits::{apply, bind, HeaderList, Op};
 use crate::route::matcher::{header_matches, header_value};
 use crate::route::normalize::normalize;
@@ -576,10 +576,46 @@ fn header_op(name: &str, value: &str, action: AppendAction) -> Op {
 }
 
 /// The route's decision for the request.
+/// Envoy's `require_tls`: a request to a virtual host that requires TLS and did not come over
+/// it (its `x-forwarded-proto`, as the connection manager leaves it, is not `https`) is
+/// redirected with 301 to `https://` + Host + path, before any route is matched.
+fn tls_redirect(req: &RequestHead<'_>, peer: SocketAddr, l: &HttpRt) -> Option<Decision> {
+    let need = l.router.virtual_host(req.host)?.require_tls;
+    if need == RequireTls::None {
+        return None;
+    }
+    let claimed = (!replace_proto(&l.hcm))
+        .then(|| header_value(req, "x-forwarded-proto"))
+        .flatten();
+    let https = match claimed {
+        Some(v) => v == "https",
+        None => req.secure,
+    };
+    if https || (need == RequireTls::ExternalOnly && origin(req.headers, peer, &l.hcm).internal) {
+        return None;
+    }
+    Some(Decision::Local(LocalDecision {
+        status: 301,
+        body: Cow::Borrowed(""),
+        location: Some(format!("https://{}{}", req.host.unwrap_or(""), req.path)),
+        edits: Vec::new(),
+        upstream: None,
+        flag: 0,
+        direct: true,
+        route: None,
+        details: "",
+    }))
+}
+
 fn route(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx) -> Decision {
     let Some(l) = ctx.listeners[listener].http() else {
         return local(404, "", crate::access_log::Flags::NR);
     };
+    if l.router.tls_required {
+        if let Some(d) = tls_redirect(req, peer, l) {
+            return d;
+        }
+    }
     let Some(m) = l.router.route(req) else {
         return local(404, "", crate::access_log::Flags::NR);
     };

@@ -191,6 +191,7 @@ mod tests {
             domains: vec!["*".into()],
             routes: vec![],
             retry_policy: None,
+            require_tls: crate::config::RequireTls::None,
             headers: level(
                 vec![
                     add("x-o", "vh", OverwriteIfExistsOrAdd),

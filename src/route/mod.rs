@@ -29,6 +29,8 @@ pub struct Router {
     wildcard: Option<usize>,
     /// Header edits per (virtual host, route), all levels merged in Envoy's order.
     edits: Vec<Vec<RouteEdits>>,
+    /// Some virtual host has `require_tls`: only then is the check paid for.
+    pub tls_required: bool,
 }
 
 /// A matched route: indices into the route config, the route, and its merged header edits.
@@ -72,7 +74,12 @@ impl Router {
                     .collect()
             })
             .collect();
+        let tls_required = config
+            .virtual_hosts
+            .iter()
+            .any(|v| v.require_tls != crate::config::RequireTls::None);
         Router {
+            tls_required,
             edits,
             config,
             exact,
@@ -209,6 +216,7 @@ mod tests {
             domains: domains.iter().map(|d| d.to_string()).collect(),
             routes: vec![route("/", cluster)],
             retry_policy: None,
+            require_tls: crate::config::RequireTls::None,
             headers: HeaderMutations::default(),
         }
     }

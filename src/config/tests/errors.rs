@@ -321,7 +321,7 @@ fn unsupported_envoy_features_say_so() {
             "respect_dns_ttl; dns_refresh_rate is used",
         ),
         (&hcm("tracing"), "{}", "tracing"),
-        (&vh("require_tls"), "ALL", "require_tls (HTTPS redirects)"),
+        (&vh("rate_limits"), "[]", "rate limits"),
     ];
     for (path, value, what) in cases {
         assert_eq!(

@@ -303,6 +303,10 @@ const PROOFS: &[(&str, &str)] = &[
         "tests/routing_actions.rs::route_idle_timeout_is_504_stream_timeout_before_the_response",
     ),
     (
+        "VirtualHost.require_tls",
+        "tests/envoy_internal.rs::require_tls_redirects_plaintext_requests_to_https",
+    ),
+    (
         "VirtualHost.retry_policy",
         "tests/routing_retry.rs::a_virtual_hosts_retry_policy_serves_routes_without_their_own",
     ),

@@ -43,6 +43,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                         }],
                         headers: HeaderMutations::default(),
                         retry_policy: None,
+                        require_tls: crate::config::RequireTls::None,
                     }],
                     headers: HeaderMutations::default(),
                     most_specific_header_mutations_wins: false,
