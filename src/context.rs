@@ -49,6 +49,9 @@ pub enum Serve {
 pub struct HttpRt {
     pub hcm: HttpConnectionManager,
     pub router: Router,
+    /// With `add_user_agent`: this proxy's service cluster and node (`--service-cluster`,
+    /// `--service-node`, else the bootstrap's `node`), named to upstreams.
+    pub user_agent: Option<(String, String)>,
 }
 
 impl ListenerRt {

@@ -156,7 +156,6 @@ const CORPUS: &[(&str, &[&str])] = &[
         "examples--grpc-bridge-client-envoy-proxy.yaml",
         &[
             "static_resources.clusters[0].typed_extension_protocol_options",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.add_user_agent",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
         ],
     ),

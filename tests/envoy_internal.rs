@@ -527,3 +527,61 @@ fn require_tls_redirects_plaintext_requests_to_https() {
         "redirected requests never reach the upstream"
     );
 }
+
+/// `add_user_agent`: the upstream learns this proxy's service cluster and node
+/// (`--service-cluster`, `--service-node`); a client's user-agent is kept, a missing one is
+/// the service cluster; a caller's own cluster header is replaced. Off by default.
+#[test]
+fn add_user_agent_names_the_service_cluster_and_node_upstream() {
+    for on in [true, false] {
+        let up = Upstream::start("up");
+        let admin = free_port();
+        let hcm: &[&str] = if on { &["add_user_agent: true"] } else { &[] };
+        let yaml = with_hcm(
+            config(
+                free_port(),
+                &single_vhost(ROUTE),
+                &[cluster("svc", &[up.port()])],
+            ),
+            hcm,
+            admin,
+        );
+        let b = Baton::start_args(
+            &yaml,
+            &["--service-cluster", "front", "--service-node", "n1"],
+        );
+        admin_util::wait_live(admin);
+        assert_eq!(get_from("127.0.0.1", b.port, "/", &["User-Agent:"]), 200);
+        let client = [
+            "User-Agent: mine",
+            "x-envoy-downstream-service-cluster: spoof",
+        ];
+        assert_eq!(get_from("127.0.0.1", b.port, "/", &client), 200);
+        let seen = up.seen();
+        let (bare, named) = (&seen[0], &seen[1]);
+        let header =
+            |r: &baton_bench::origin::SeenRequest, n: &str| r.header(n).map(str::to_string);
+        if on {
+            assert_eq!(header(bare, "user-agent").as_deref(), Some("front"));
+            assert_eq!(header(named, "user-agent").as_deref(), Some("mine"));
+            for r in [bare, named] {
+                assert_eq!(
+                    header(r, "x-envoy-downstream-service-cluster").as_deref(),
+                    Some("front")
+                );
+                assert_eq!(
+                    header(r, "x-envoy-downstream-service-node").as_deref(),
+                    Some("n1")
+                );
+            }
+        } else {
+            assert_eq!(header(bare, "user-agent"), None);
+            assert_eq!(header(bare, "x-envoy-downstream-service-node"), None);
+            // An internal caller's header passes as sent.
+            assert_eq!(
+                header(named, "x-envoy-downstream-service-cluster").as_deref(),
+                Some("spoof")
+            );
+        }
+    }
+}

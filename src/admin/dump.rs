@@ -460,6 +460,7 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
             shout(h.escaped_slashes),
         ),
         ("skip_xff_append", n(h.skip_xff_append)),
+        ("add_user_agent", n(h.add_user_agent)),
         (
             "delayed_close_timeout",
             timeout(h.delayed_close_timeout),

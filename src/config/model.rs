@@ -250,6 +250,10 @@ pub struct HttpConnectionManager {
     /// Default 1 s (Envoy's); `None` when configured 0s: the socket is closed as soon as the
     /// last response is written.
     pub delayed_close_timeout: Option<Duration>,
+    /// `add_user_agent`: requests name this proxy's service cluster and node to the upstream
+    /// (`x-envoy-downstream-service-cluster`/`-node`, and `user-agent` when the client sent
+    /// none); default false.
+    pub add_user_agent: bool,
     /// Keep an external client's `x-request-id` at the edge; default false (replaced).
     pub preserve_external_request_id: bool,
     /// Appended to the `via` header of requests and responses; `None` (or empty): no `via`.

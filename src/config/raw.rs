@@ -222,6 +222,7 @@ pub struct HttpConnectionManager {
     pub skip_xff_append: Option<bool>,
     pub forward_client_cert_details: Option<EnumValue>,
     pub delayed_close_timeout: Option<Dur>,
+    pub add_user_agent: Option<bool>,
     pub strip_matching_host_port: Option<bool>,
     pub strip_any_host_port: Option<bool>,
     pub strip_trailing_host_dot: Option<bool>,

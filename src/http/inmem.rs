@@ -36,7 +36,7 @@ impl InMem {
             .registry()
             .try_clone()
             .map_err(|e| format!("epoll: {e}"))?;
-        let listeners = crate::server::listener_rts(b.listeners, "")?;
+        let listeners = crate::server::listener_rts(b.listeners, "", "")?;
         let clusters = crate::server::cluster_rts(b.clusters)?;
         if listeners.is_empty() {
             return Err("the config has no listener".into());

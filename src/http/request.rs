@@ -755,7 +755,7 @@ fn route(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx
         peer,
         from,
         &m,
-        &l.hcm,
+        l,
         &mut ctx.request_ids,
         &v,
         expected,
@@ -831,7 +831,7 @@ fn serialise<'r>(
     peer: SocketAddr,
     from: Origin,
     m: &Matched<'_>,
-    hcm: &HttpConnectionManager,
+    l: &HttpRt,
     ids: &mut RequestIds,
     vars: &Vars<'_>,
     expected_timeout: Option<Duration>,
@@ -839,8 +839,10 @@ fn serialise<'r>(
     original_path: Option<&'r str>,
     mut h: Vec<u8>,
 ) -> (Vec<u8>, (usize, usize), Option<[u8; 36]>) {
+    let hcm = &l.hcm;
     let edge = hcm.use_remote_address;
     let generate_request_id = hcm.generate_request_id;
+    let mut have_user_agent = false;
     h.clear();
     h.extend_from_slice(req.method.as_bytes());
     h.push(b' ');
@@ -886,6 +888,21 @@ fn serialise<'r>(
         }
         if n.eq_ignore_ascii_case("x-forwarded-client-cert") && !forward_client_cert(hcm, req) {
             continue;
+        }
+        if let Some((_, node)) = &l.user_agent {
+            // Set below: the cluster always, the node when there is one.
+            if n.eq_ignore_ascii_case("x-envoy-downstream-service-cluster")
+                || (!node.is_empty() && n.eq_ignore_ascii_case("x-envoy-downstream-service-node"))
+            {
+                continue;
+            }
+            if n.eq_ignore_ascii_case("user-agent") {
+                // An empty one is replaced, as a missing one is.
+                if hd.value.is_empty() {
+                    continue;
+                }
+                have_user_agent = true;
+            }
         }
         if original_path.is_some() && n.eq_ignore_ascii_case("x-envoy-original-path") {
             continue;
@@ -955,6 +972,23 @@ fn serialise<'r>(
         let mut a = Vec::with_capacity(40);
         crate::util::push_ip(&mut a, from.client.ip());
         out(&mut h, "x-envoy-external-address".into(), a.into());
+    }
+    // Envoy's `add_user_agent`.
+    if let Some((cluster, node)) = &l.user_agent {
+        let mut name_it = |name: &'static str, v: &str| {
+            if direct {
+                put_header(&mut h, name, v.as_bytes());
+            } else {
+                out(&mut h, name.into(), v.as_bytes().to_vec().into());
+            }
+        };
+        name_it("x-envoy-downstream-service-cluster", cluster);
+        if !have_user_agent {
+            name_it("user-agent", cluster);
+        }
+        if !node.is_empty() {
+            name_it("x-envoy-downstream-service-node", node);
+        }
     }
     // After the client's own `via` lines: the list keeps its order.
     if let Some(via) = &hcm.via {

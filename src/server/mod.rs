@@ -160,6 +160,7 @@ pub fn run(opts: Options, b: Bootstrap) -> Result<(), String> {
 pub fn listener_rts(
     ls: Vec<crate::config::Listener>,
     service_cluster: &str,
+    service_node: &str,
 ) -> Result<Vec<ListenerRt>, String> {
     let mut rts = Vec::new();
     for l in ls {
@@ -171,6 +172,9 @@ pub fn listener_rts(
                 crate::http::session::limits(&hcm, buffer),
                 Serve::Http(Box::new(HttpRt {
                     router: Router::new(hcm.route_config.clone()),
+                    user_agent: hcm
+                        .add_user_agent
+                        .then(|| (service_cluster.to_string(), service_node.to_string())),
                     hcm: *hcm,
                 })),
             ),
@@ -219,7 +223,7 @@ impl Proxy {
             .try_clone()
             .map_err(|e| format!("epoll: {e}"))?;
         let admin = Admin::new(&b, &opts)?;
-        let rts = listener_rts(b.listeners, &opts.service_cluster)?;
+        let rts = listener_rts(b.listeners, &opts.service_cluster, &opts.service_node)?;
         let clusters = cluster_rts(b.clusters)?;
         let waker = Arc::new(
             Waker::new(poll.registry(), Tok::Waker.token()).map_err(|e| format!("waker: {e}"))?,

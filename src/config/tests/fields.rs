@@ -97,6 +97,7 @@ const PROOFS: &[(&str, &str)] = &[
     ("TcpKeepalive.time", "tests/config_fields.rs::tcp_keepalive_arms_the_kernels_keepalive_timer_on_upstream_connections"),
     ("TcpKeepalive.interval", "tests/config_fields.rs::tcp_keepalive_arms_the_kernels_keepalive_timer_on_upstream_connections"),
     ("HttpConnectionManager.delayed_close_timeout", "tests/connection_close.rs::delayed_close_timeout_is_how_long_a_closing_connection_waits_for_the_clients_fin"),
+    ("HttpConnectionManager.add_user_agent", "tests/envoy_internal.rs::add_user_agent_names_the_service_cluster_and_node_upstream"),
     ("HttpConnectionManager.skip_xff_append", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
     ("HttpConnectionManager.preserve_external_request_id", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
     ("HttpConnectionManager.via", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
