@@ -33,6 +33,8 @@ pub struct ListenerRt {
     pub tls: Option<std::rc::Rc<crate::tls::ListenerTls>>,
     /// `per_connection_buffer_limit_bytes`: the bound of a connection's client-side buffers.
     pub per_connection_buffer_limit_bytes: u32,
+    /// How the listening socket is made (its options).
+    pub socket: crate::config::ListenerSocket,
     /// What each connection's core needs of the above, built once and shared.
     pub limits: std::rc::Rc<crate::http::core::Limits>,
 }

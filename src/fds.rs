@@ -91,3 +91,27 @@ pub fn tcp_keepalive(
     }
     Ok(())
 }
+
+/// `setsockopt(level, name)` with a C int, for options nix has no type for (a listener's
+/// `socket_options`, TCP_FASTOPEN on a listening socket).
+pub fn set_int_option(
+    s: &impl std::os::fd::AsFd,
+    level: i32,
+    name: i32,
+    value: i32,
+) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = std::mem::size_of::<i32>() as nix::libc::socklen_t;
+    // SAFETY: the descriptor is borrowed for the call, and the value pointer and length
+    // describe one live, initialised C int.
+    let rc = unsafe {
+        nix::libc::setsockopt(
+            s.as_fd().as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_ref(&value).cast(),
+            len,
+        )
+    };
+    nix::errno::Errno::result(rc).map(drop)
+}

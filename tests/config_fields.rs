@@ -373,3 +373,113 @@ fn tcp_keepalive_arms_the_kernels_keepalive_timer_on_upstream_connections() {
         "{err}"
     );
 }
+
+/// A duplicate of baton's listening socket on 127.0.0.1:`port`, taken with pidfd_getfd(2)
+/// (the test runs as the same user), to read the options the kernel holds for it.
+fn listening_socket_of(pid: u32, port: u16) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    let inode = proc_tcp()
+        .into_iter()
+        .find(|f| f.get(1) == Some(&proc_addr(port)) && f.get(3).map(String::as_str) == Some("0A"))
+        .and_then(|f| f.get(9).cloned())
+        .expect("the listening socket in /proc/net/tcp");
+    let target = format!("socket:[{inode}]");
+    let fd = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc/pid/fd")
+        .filter_map(Result::ok)
+        .find(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy() == target))
+        .and_then(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .expect("baton holds the listening socket");
+    // SAFETY: plain syscalls with integer arguments; each result is checked before use.
+    unsafe {
+        let pidfd = nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0);
+        assert!(
+            pidfd >= 0,
+            "pidfd_open: {}",
+            std::io::Error::last_os_error()
+        );
+        let dup = nix::libc::syscall(nix::libc::SYS_pidfd_getfd, pidfd, fd, 0);
+        let err = std::io::Error::last_os_error();
+        nix::libc::close(pidfd as i32);
+        assert!(dup >= 0, "pidfd_getfd: {err}");
+        std::os::fd::OwnedFd::from_raw_fd(dup as i32)
+    }
+}
+
+fn int_option(fd: &std::os::fd::OwnedFd, level: i32, name: i32) -> i32 {
+    use std::os::fd::AsRawFd;
+    let mut v: i32 = -1;
+    let mut len = std::mem::size_of::<i32>() as nix::libc::socklen_t;
+    // SAFETY: `v` and `len` describe one writable C int.
+    let rc = unsafe {
+        nix::libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_mut(&mut v).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "getsockopt: {}", std::io::Error::last_os_error());
+    v
+}
+
+/// A listener's `enable_reuse_port`, `tcp_fast_open_queue_length` and `socket_options` (at
+/// each stage) are on its socket, as the kernel reports them; an option the kernel refuses
+/// stops the start with the listener and the option named.
+#[test]
+fn listener_socket_options_are_set_on_the_listening_socket() {
+    use nix::libc::{
+        IPPROTO_TCP, SOL_SOCKET, SO_KEEPALIVE, SO_REUSEPORT, TCP_FASTOPEN, TCP_KEEPIDLE,
+    };
+    let up = Upstream::start("up");
+    let with_socket = |port: u16, lines: &str| {
+        config(
+            port,
+            &single_vhost("  - match: {prefix: /}\n    route: {cluster: svc}\n"),
+            &[cluster("svc", &[up.port()])],
+        )
+        .replacen(
+            "    filter_chains:\n",
+            &format!("{lines}    filter_chains:\n"),
+            1,
+        )
+    };
+    let lines = "    enable_reuse_port: true\n    tcp_fast_open_queue_length: 17\n    socket_options:\n    - {level: 1, name: 9, int_value: 1}\n    - {description: keepidle, level: 6, name: 4, int_value: 123, state: STATE_LISTENING}\n";
+    let b = Baton::start(&with_socket(free_port(), lines));
+    assert_eq!(fetch(b.port, "x", "/", "").status(), 200);
+    let fd = listening_socket_of(b.pid(), b.port);
+    assert_eq!(int_option(&fd, SOL_SOCKET, SO_REUSEPORT), 1);
+    assert_eq!(int_option(&fd, IPPROTO_TCP, TCP_FASTOPEN), 17);
+    assert_eq!(int_option(&fd, SOL_SOCKET, SO_KEEPALIVE), 1);
+    assert_eq!(int_option(&fd, IPPROTO_TCP, TCP_KEEPIDLE), 123);
+    drop(fd);
+
+    // Without them: none of these is set.
+    let b = Baton::start(&with_socket(free_port(), ""));
+    let fd = listening_socket_of(b.pid(), b.port);
+    assert_eq!(int_option(&fd, SOL_SOCKET, SO_REUSEPORT), 0);
+    assert_eq!(int_option(&fd, IPPROTO_TCP, TCP_FASTOPEN), 0);
+    assert_eq!(int_option(&fd, SOL_SOCKET, SO_KEEPALIVE), 0);
+    drop(fd);
+
+    // An option the kernel refuses (no such SOL_SOCKET option) fails the start.
+    let yaml = with_socket(
+        free_port(),
+        "    socket_options:\n    - {description: bogus, level: 1, name: 9999, int_value: 1}\n",
+    );
+    let (status, _, err) = run_baton(&["--config-yaml", &yaml], IO_TIMEOUT);
+    assert!(!status.success());
+    assert!(err.contains("socket option \"bogus\""), "{err}");
+    // Byte-string options are refused at load, by path.
+    let yaml = with_socket(
+        free_port(),
+        "    socket_options:\n    - {level: 1, name: 25, buf_value: ZXRoMA==}\n",
+    );
+    let (status, _, err) = run_baton(&["--mode", "validate", "--config-yaml", &yaml], IO_TIMEOUT);
+    assert!(!status.success());
+    assert!(
+        err.contains("listeners[0].socket_options[0].buf_value: not supported"),
+        "{err}"
+    );
+}

@@ -13,8 +13,8 @@ use crate::config::{
     ForwardAction, HeaderMatchRule, HeaderMatcher, HeaderMutations, HeaderValueOption, HealthCheck,
     HealthCheckKind, HostRewrite, HttpConnectionManager, JsonFormat, Listener, LocalReplyConfig,
     LogFilter, PathMatch, PathRedirect, QueryParameterRule, RedirectAction, RegexRewrite,
-    RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch, StringMatch, StringMatchKind,
-    StripPort, TcpProxy, Terminal,
+    RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch, SocketState, StringMatch,
+    StringMatchKind, StripPort, TcpProxy, Terminal,
 };
 use crate::stats::json_str;
 
@@ -273,6 +273,36 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
             any_tls.then(|| Value::Sequence(vec![inspector])),
         ),
         ("listener_filters_timeout", dur(l.inspect_timeout)),
+        ("enable_reuse_port", n(l.socket.reuse_port)),
+        (
+            "tcp_fast_open_queue_length",
+            l.socket.fast_open_queue.and_then(n),
+        ),
+        (
+            "socket_options",
+            list(
+                l.socket
+                    .options
+                    .iter()
+                    .map(|o| {
+                        map(vec![
+                            ("description", s(&o.description)),
+                            ("level", n(o.level)),
+                            ("name", n(o.name)),
+                            ("int_value", n(o.value)),
+                            (
+                                "state",
+                                s(match o.state {
+                                    SocketState::Prebind => "STATE_PREBIND",
+                                    SocketState::Bound => "STATE_BOUND",
+                                    SocketState::Listening => "STATE_LISTENING",
+                                }),
+                            ),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
         ("filter_chains", list(chains)),
     ])
 }

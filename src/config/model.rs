@@ -54,6 +54,40 @@ pub struct Listener {
     pub filter_chains: Vec<FilterChainTls>,
     /// How long a connection may take to send its ClientHello (`listener_filters_timeout`).
     pub inspect_timeout: Duration,
+    /// Options of the listening socket itself.
+    pub socket: ListenerSocket,
+}
+
+/// How a listener's socket is made: Envoy's `enable_reuse_port`, `tcp_fast_open_queue_length`
+/// and `socket_options`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListenerSocket {
+    /// SO_REUSEPORT (baton's default: off; see docs/config.md).
+    pub reuse_port: bool,
+    /// TCP_FASTOPEN's queue length; `None`: the system's default (off).
+    pub fast_open_queue: Option<u32>,
+    pub options: Vec<SocketOpt>,
+}
+
+/// One `socket_options` entry: an integer `setsockopt` at a stage of the socket's setup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SocketOpt {
+    pub description: String,
+    pub level: i32,
+    pub name: i32,
+    pub value: i32,
+    pub state: SocketState,
+}
+
+/// When a socket option is set (`SocketOption.SocketState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketState {
+    /// Before bind (the default).
+    Prebind,
+    /// After bind, before listen.
+    Bound,
+    /// Once listening; also set again on a socket taken over from a hot-restart parent.
+    Listening,
 }
 
 /// What a listener does with its connections: HTTP requests routed by a connection manager,

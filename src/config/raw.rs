@@ -168,6 +168,22 @@ pub struct Listener {
     pub listener_filters: Vec<TypedExtension>,
     /// How long listener filters (the TLS inspector) may wait for the ClientHello.
     pub listener_filters_timeout: Option<Dur>,
+    pub enable_reuse_port: Option<bool>,
+    pub tcp_fast_open_queue_length: Option<u32>,
+    #[serde(default)]
+    pub socket_options: Vec<SocketOption>,
+}
+
+/// `envoy.config.core.v3.SocketOption` (`buf_value` is refused at validation).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketOption {
+    pub description: Option<String>,
+    pub level: Option<i64>,
+    pub name: Option<i64>,
+    pub int_value: Option<i64>,
+    pub buf_value: Option<Value>,
+    pub state: Option<EnumValue>,
 }
 
 #[derive(Debug, Deserialize)]

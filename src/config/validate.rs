@@ -659,12 +659,57 @@ fn listener(
         connection_limit,
         runtime_connection_limit,
         filter_chains,
+        socket: ListenerSocket {
+            reuse_port: l.enable_reuse_port.unwrap_or(false),
+            fast_open_queue: l.tcp_fast_open_queue_length,
+            options: socket_options(l.socket_options, &format!("{path}.socket_options"))?,
+        },
         inspect_timeout: match l.listener_filters_timeout {
             Some(raw::Dur(d)) if !d.is_zero() => d,
             // Envoy's 0 means no limit; a stalled client must still not hold a connection.
             _ => super::tls::DEFAULT_INSPECT_TIMEOUT,
         },
     })
+}
+
+const SOCKET_STATES: &[EnumEntry<SocketState>] = &[
+    ("STATE_PREBIND", 0, Some(SocketState::Prebind)),
+    ("STATE_BOUND", 1, Some(SocketState::Bound)),
+    ("STATE_LISTENING", 2, Some(SocketState::Listening)),
+];
+
+/// `socket_options`: integer options only (`int_value`, within a C int), as `setsockopt`
+/// takes them; `buf_value` is refused.
+fn socket_options(list: Vec<raw::SocketOption>, path: &str) -> Result<Vec<SocketOpt>, ConfigError> {
+    let int = |v: Option<i64>, p: String| -> Result<i32, ConfigError> {
+        i32::try_from(v.unwrap_or(0)).map_err(|_| err(p, "must fit a C int"))
+    };
+    let mut out = Vec::new();
+    for (i, o) in list.into_iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        if o.buf_value.is_some() {
+            return Err(err(
+                join_key(&p, "buf_value"),
+                "not supported by baton (byte-string socket options); use int_value",
+            ));
+        }
+        let Some(value) = o.int_value else {
+            return Err(err(join_key(&p, "int_value"), "required field is missing"));
+        };
+        out.push(SocketOpt {
+            description: o.description.unwrap_or_default(),
+            level: int(o.level, join_key(&p, "level"))?,
+            name: int(o.name, join_key(&p, "name"))?,
+            value: int(Some(value), join_key(&p, "int_value"))?,
+            state: enum_or(
+                &o.state,
+                &join_key(&p, "state"),
+                SOCKET_STATES,
+                SocketState::Prebind,
+            )?,
+        });
+    }
+    Ok(out)
 }
 
 /// On a TCP proxy listener, a chain without a TLS context passes its bytes through

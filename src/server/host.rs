@@ -70,7 +70,10 @@ impl Host for Proxy {
             return;
         }
         if let (Some(slot), Some(rt)) = (self.listeners.get_mut(i), self.ctx.listeners.get(i)) {
-            super::tune_listener(&rt.name, &l);
+            // The socket works without an option the new config added; it is said loudly.
+            if let Err(e) = super::tune_listener(&rt.name, &l, &rt.socket) {
+                log::warn!("listener taken over from the parent: {e}");
+            }
             *slot = Some(l);
             log::info!(
                 "listener {}: took over {} from the parent",
@@ -87,7 +90,7 @@ impl Host for Proxy {
         let (Some(slot), Some(rt)) = (self.listeners.get_mut(i), self.ctx.listeners.get(i)) else {
             return Ok(());
         };
-        *slot = Some(bind_listener(&rt.name, rt.address)?);
+        *slot = Some(bind_listener(&rt.name, rt.address, &rt.socket)?);
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,8 +18,8 @@ use crate::admin::{self, Admin};
 use crate::cli::Options;
 use crate::cluster::dns::{Query, Resolver};
 use crate::cluster::ClusterRt;
-use crate::config::Bootstrap;
 use crate::config::Terminal;
+use crate::config::{Bootstrap, ListenerSocket, SocketState};
 use crate::context::{Ctx, HttpRt, ListenerRt, Serve};
 use crate::hot_restart::driver::{machine_listeners, Leaving};
 use crate::hot_restart::{tcp_address, HotRestart};
@@ -119,11 +120,59 @@ pub fn io_cause(e: &io::Error) -> String {
     }
 }
 
-/// Binds one listener socket, naming the listener and address on failure.
-pub fn bind_listener(name: &str, addr: SocketAddr) -> Result<TcpListener, String> {
-    let l = TcpListener::bind(addr).map_err(|e| format!("{name}: {addr}: {}", io_cause(&e)))?;
-    tune_listener(name, &l);
+/// Binds one listener socket, naming the listener and address on failure. The socket is made
+/// here rather than by mio so that the listener's own options (`enable_reuse_port`,
+/// `socket_options` before bind and before listen) are set where Envoy sets them; a failed
+/// option fails the bind, as it fails Envoy's listener.
+pub fn bind_listener(
+    name: &str,
+    addr: SocketAddr,
+    sock: &ListenerSocket,
+) -> Result<TcpListener, String> {
+    use nix::sys::socket::{
+        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
+        SockaddrStorage,
+    };
+    let fail = |what: &str, e: nix::Error| {
+        format!("{name}: {addr}: {what}{}", io_cause(&io::Error::from(e)))
+    };
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket(family, SockType::Stream, flags, None).map_err(|e| fail("", e))?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| fail("SO_REUSEADDR: ", e))?;
+    if sock.reuse_port {
+        setsockopt(&fd, sockopt::ReusePort, &true).map_err(|e| fail("SO_REUSEPORT: ", e))?;
+    }
+    set_options(&fd, sock, SocketState::Prebind).map_err(|(d, e)| fail(&d, e))?;
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr)).map_err(|e| fail("", e))?;
+    set_options(&fd, sock, SocketState::Bound).map_err(|(d, e)| fail(&d, e))?;
+    listen(&fd, Backlog::MAXALLOWABLE).map_err(|e| fail("", e))?;
+    let l = TcpListener::from_std(std::net::TcpListener::from(fd));
+    tune_listener(name, &l, sock)?;
     Ok(l)
+}
+
+/// Sets `sock`'s options of stage `state` on `fd`; an error names the option.
+fn set_options(
+    fd: &impl AsFd,
+    sock: &ListenerSocket,
+    state: SocketState,
+) -> Result<(), (String, nix::Error)> {
+    for o in sock.options.iter().filter(|o| o.state == state) {
+        crate::fds::set_int_option(fd, o.level, o.name, o.value).map_err(|e| {
+            let label = if o.description.is_empty() {
+                format!("socket option {}/{}", o.level, o.name)
+            } else {
+                format!("socket option \"{}\"", o.description)
+            };
+            (format!("{label}: "), e)
+        })?;
+    }
+    Ok(())
 }
 
 /// Socket options of a listener (bound here or taken over from a parent), set once instead
@@ -131,7 +180,7 @@ pub fn bind_listener(name: &str, addr: SocketAddr) -> Result<TcpListener, String
 /// with 128, which a burst of new clients overflows: each dropped SYN costs the client a 1 s
 /// retransmit). TCP_NODELAY is inherited by every accepted socket (Linux copies it from the
 /// listener), so accepting costs no setsockopt.
-pub fn tune_listener(name: &str, l: &TcpListener) {
+pub fn tune_listener(name: &str, l: &TcpListener, sock: &ListenerSocket) -> Result<(), String> {
     use nix::sys::socket::{listen, setsockopt, sockopt, Backlog};
     // On a listening socket, listen() only changes the queue's length; the kernel caps the
     // largest value (-1) at net.core.somaxconn.
@@ -141,6 +190,13 @@ pub fn tune_listener(name: &str, l: &TcpListener) {
     if let Err(e) = setsockopt(l, sockopt::TcpNoDelay, &true) {
         log::warn!("listener {name}: cannot set TCP_NODELAY: {e}");
     }
+    if let Some(q) = sock.fast_open_queue {
+        let q = i32::try_from(q).unwrap_or(i32::MAX);
+        crate::fds::set_int_option(l, nix::libc::IPPROTO_TCP, nix::libc::TCP_FASTOPEN, q)
+            .map_err(|e| format!("{name}: TCP_FASTOPEN: {}", io_cause(&io::Error::from(e))))?;
+    }
+    set_options(l, sock, SocketState::Listening)
+        .map_err(|(d, e)| format!("{name}: {d}{}", io_cause(&io::Error::from(e))))
 }
 
 /// Runs the proxy until it exits.
@@ -190,6 +246,7 @@ pub fn listener_rts(
             service_cluster: service_cluster.to_string(),
             tls,
             per_connection_buffer_limit_bytes: l.per_connection_buffer_limit_bytes,
+            socket: l.socket,
         });
     }
     Ok(rts)
@@ -1246,7 +1303,7 @@ mod tests {
     #[test]
     fn accepted_sockets_inherit_nodelay_from_the_listener() {
         let addr: SocketAddr = "127.0.0.1:0".parse().expect("address");
-        let l = bind_listener("test", addr).expect("bind");
+        let l = bind_listener("test", addr, &ListenerSocket::default()).expect("bind");
         let to = l.local_addr().expect("local address");
         let _client = std::net::TcpStream::connect(to).expect("connect");
         let mut accepted = None;

@@ -92,6 +92,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 handshake_timeout: crate::config::tls::DEFAULT_HANDSHAKE_TIMEOUT,
             }],
             inspect_timeout: crate::config::tls::DEFAULT_INSPECT_TIMEOUT,
+            socket: Default::default(),
         }],
         clusters: vec![Cluster {
             name: cluster.into(),
