@@ -136,6 +136,19 @@ impl Ctx {
             if let Some(t) = l.tcp() {
                 stats.add_tcp(i, &t.stat_prefix);
             }
+            if let Some(h) = l.http() {
+                for f in &h.hcm.http_filters {
+                    match f.kind {
+                        crate::config::HttpFilterKind::Cors => {
+                            stats.add_cors(i, &h.hcm.stat_prefix)
+                        }
+                        crate::config::HttpFilterKind::Csrf(_) => {
+                            stats.add_csrf(i, &h.hcm.stat_prefix)
+                        }
+                        crate::config::HttpFilterKind::HealthCheck(_) => {}
+                    }
+                }
+            }
             if let Some(cl) = &l.connection_limit {
                 stats.add_connection_limit(i, &cl.stat_prefix);
             }

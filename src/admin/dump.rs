@@ -277,33 +277,9 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
     ])
 }
 
-/// The health check filter, if any, then the router.
+/// The filters before the router, in order, then the router.
 fn http_filters(h: &HttpConnectionManager) -> Vec<Value> {
-    let mut out = Vec::new();
-    if let Some(hc) = &h.health_check {
-        let mins = hc
-            .cluster_min_healthy_percentages
-            .iter()
-            .map(|(c, pct)| (c.as_str(), Some(map(vec![("value", n(*pct))]))))
-            .collect();
-        out.push(map(vec![
-            ("name", s("envoy.filters.http.health_check")),
-            (
-                "typed_config",
-                Some(map(vec![
-                    (
-                        "@type",
-                        s(&format!(
-                            "{T}envoy.extensions.filters.http.health_check.v3.HealthCheck"
-                        )),
-                    ),
-                    ("pass_through_mode", n(hc.pass_through_mode)),
-                    ("headers", list(header_matchers(&hc.headers))),
-                    ("cluster_min_healthy_percentages", Some(map(mins))),
-                ])),
-            ),
-        ]));
-    }
+    let mut out: Vec<Value> = h.http_filters.iter().map(filters::http_filter).collect();
     out.push(map(vec![
         ("name", s("envoy.filters.http.router")),
         (
@@ -541,6 +517,10 @@ fn route_config(rc: &RouteConfig, b: &Bootstrap) -> Value {
                     "routes",
                     list(vh.routes.iter().map(|r| route(r, b)).collect()),
                 ),
+                (
+                    "typed_per_filter_config",
+                    filters::per_filter(&vh.filter_configs),
+                ),
             ];
             edits(&mut pairs, &vh.headers);
             map(pairs)
@@ -578,6 +558,10 @@ fn route(r: &Route, b: &Bootstrap) -> Value {
         )),
         RouteAction::Redirect(rd) => pairs.push(("redirect", Some(redirect(rd)))),
     }
+    pairs.push((
+        "typed_per_filter_config",
+        filters::per_filter(&r.filter_configs),
+    ));
     edits(&mut pairs, &r.headers);
     map(pairs)
 }
@@ -997,6 +981,7 @@ fn health_check(h: &HealthCheck) -> Value {
     ])
 }
 
+mod filters;
 mod tls;
 
 #[cfg(test)]

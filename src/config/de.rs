@@ -36,7 +36,10 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("http_protocol_options", "HTTP/1 protocol options"),
     ("rds", "RDS; use route_config"),
     ("require_tls", "require_tls (HTTPS redirects)"),
-    ("typed_per_filter_config", "per-route filter config"),
+    (
+        "typed_per_filter_config",
+        "per-route filter config here; it is taken on virtual hosts and routes",
+    ),
     (
         "respect_dns_ttl",
         "respect_dns_ttl; dns_refresh_rate is used",

@@ -193,6 +193,73 @@ pub struct TypedExtension {
     pub filter: Option<Value>,
 }
 
+/// An entry of `http_filters`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFilter {
+    pub name: String,
+    pub typed_config: Option<Value>,
+    pub is_optional: Option<bool>,
+    pub disabled: Option<bool>,
+}
+
+/// `envoy.config.route.v3.FilterConfig`, a per-route config's wrapper.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    pub config: Option<Value>,
+    pub is_optional: Option<bool>,
+    pub disabled: Option<bool>,
+}
+
+/// `envoy.config.core.v3.RuntimeFractionalPercent`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeFractionalPercent {
+    pub default_value: Option<FractionalPercent>,
+    /// Accepted; no runtime layer can set it (see `validate_filters::fraction`).
+    #[serde(rename = "runtime_key")]
+    pub _runtime_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FractionalPercent {
+    pub numerator: Option<u32>,
+    pub denominator: Option<EnumValue>,
+}
+
+/// `envoy.extensions.filters.http.cors.v3.CorsPolicy` (also the route's legacy `cors`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsPolicy {
+    #[serde(default)]
+    pub allow_origin_string_match: Vec<StringMatcher>,
+    #[serde(default)]
+    pub allow_methods: String,
+    #[serde(default)]
+    pub allow_headers: String,
+    #[serde(default)]
+    pub expose_headers: String,
+    #[serde(default)]
+    pub max_age: String,
+    pub allow_credentials: Option<bool>,
+    pub allow_private_network_access: Option<bool>,
+    pub forward_not_matching_preflights: Option<bool>,
+    pub filter_enabled: Option<RuntimeFractionalPercent>,
+    pub shadow_enabled: Option<RuntimeFractionalPercent>,
+}
+
+/// `envoy.extensions.filters.http.csrf.v3.CsrfPolicy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsrfPolicy {
+    pub filter_enabled: Option<RuntimeFractionalPercent>,
+    pub shadow_enabled: Option<RuntimeFractionalPercent>,
+    #[serde(default)]
+    pub additional_origins: Vec<StringMatcher>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConnectionManager {
@@ -200,7 +267,7 @@ pub struct HttpConnectionManager {
     pub codec_type: Option<EnumValue>,
     pub route_config: Option<RouteConfiguration>,
     #[serde(default)]
-    pub http_filters: Vec<TypedExtension>,
+    pub http_filters: Vec<HttpFilter>,
     pub common_http_protocol_options: Option<HttpProtocolOptions>,
     pub request_headers_timeout: Option<Dur>,
     pub request_timeout: Option<Dur>,
@@ -407,6 +474,11 @@ pub struct HttpProtocolOptions {
 #[serde(deny_unknown_fields)]
 pub struct Router {}
 
+/// `envoy.filters.http.cors`'s `typed_config`: no fields (its policies are per route).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cors {}
+
 /// `envoy.filters.http.health_check`'s `typed_config`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -519,6 +591,7 @@ with_header_edits! {
         pub domains: Option<Vec<String>>,
         #[serde(default)]
         pub routes: Vec<Route>,
+        pub typed_per_filter_config: Option<Value>,
     }
 }
 
@@ -531,6 +604,7 @@ with_header_edits! {
         pub route: Option<RouteAction>,
         pub redirect: Option<RedirectAction>,
         pub direct_response: Option<DirectResponse>,
+        pub typed_per_filter_config: Option<Value>,
     }
 }
 

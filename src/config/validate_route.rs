@@ -9,7 +9,7 @@ use super::de::join_key;
 use super::model::*;
 use super::raw;
 use super::validate::{data_source, enum_or, err, keep, timeout, Each, EnumEntry};
-use super::{format, validate_action, ConfigError};
+use super::{format, validate_action, validate_filters, ConfigError};
 
 pub type Clusters = HashMap<String, usize>;
 
@@ -85,11 +85,16 @@ fn virtual_host(
         routes.add(route(r, &format!("{path}.routes[{i}]"), clusters));
     }
     let routes = routes.finish()?;
+    let filter_configs = validate_filters::per_filter_configs(
+        vh.typed_per_filter_config,
+        &join_key(path, "typed_per_filter_config"),
+    )?;
     Ok(VirtualHost {
         name: vh.name,
         domains,
         routes,
         headers,
+        filter_configs,
     })
 }
 
@@ -144,11 +149,16 @@ fn route(r: raw::Route, path: &str, clusters: &Clusters) -> Result<Route, Config
             ))
         }
     };
+    let filter_configs = validate_filters::per_filter_configs(
+        r.typed_per_filter_config,
+        &join_key(path, "typed_per_filter_config"),
+    )?;
     Ok(Route {
         name: r.name,
         matcher,
         action,
         headers,
+        filter_configs,
     })
 }
 

@@ -7,17 +7,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use super::codec::{is_hop_by_hop, put_header, Framing, RequestHead};
+use super::filters;
 use super::local;
 use super::upgrade::Upgrade;
-use crate::access_log::Flags;
 use crate::config::template::{Template, Vars};
 use crate::config::{
-    AppendAction, ClusterSpec, EscapedSlashes, HealthCheckFilter, HostRewrite,
-    HttpConnectionManager, RetryPolicy, RouteAction,
+    AppendAction, ClusterSpec, EscapedSlashes, HostRewrite, HttpConnectionManager, RetryPolicy,
+    RouteAction,
 };
 use crate::context::Ctx;
 use crate::route::edits::{apply, bind, HeaderList, Op};
-use crate::route::matcher::{header_matches, header_value};
+use crate::route::matcher::header_value;
 use crate::route::normalize::normalize;
 use crate::route::{redirect_location, rewrite_prefix, rewrite_regex, Matched};
 use crate::util::RequestIds;
@@ -422,8 +422,8 @@ pub fn pick_weighted(list: &[(usize, u32)], r: u64) -> usize {
 }
 
 /// The HTTP filters, then the router: `req` is the request as the connection manager left
-/// it, its path already normalised (`CtxEnv::route`). Only the health check filter may come
-/// before the router; the connection manager's `via` is added to every answer.
+/// it, its path already normalised (`CtxEnv::route`). The filters (`filters::run`) see the
+/// route the request matched; the connection manager's `via` is added to every answer.
 pub(super) fn decide(
     req: &RequestHead<'_>,
     peer: SocketAddr,
@@ -437,94 +437,62 @@ pub(super) fn decide(
         return Decision::Local(l);
     }
     let Some(http) = ctx.listeners[listener].http() else {
-        return route(req, peer, listener, ctx);
+        return route(req, peer, listener, ctx, None);
     };
     let hcm = &http.hcm;
-    if hcm.health_check.is_none() && hcm.via.is_none() {
-        return route(req, peer, listener, ctx);
+    if hcm.http_filters.is_empty() && hcm.via.is_none() {
+        return route(req, peer, listener, ctx, None);
     }
     let via = hcm
         .via
         .as_ref()
-        .map(|v| header_op("via", v, AppendAction::AppendIfExistsOrAdd));
-    let mut edits = Vec::new();
-    let answer = hcm.health_check.as_ref().and_then(|hc| {
+        .map(|v| Op::fixed("via", v, AppendAction::AppendIfExistsOrAdd));
+    let (found, outcome) = if hcm.http_filters.is_empty() {
+        (None, filters::Outcome::default())
+    } else {
+        let m = http.router.route(req);
+        let view = m.as_ref().and_then(|m| {
+            let vh = http.router.config.virtual_hosts.get(m.vh)?;
+            Some(filters::RouteView {
+                levels: [&m.route.filter_configs, &vh.filter_configs],
+                forwards: matches!(m.route.action, RouteAction::Forward(_)),
+            })
+        });
+        let found = Some(m.map(|m| (m.vh, m.index)));
+        let mut rng = crate::util::Rng::with_seed(ctx.rng.next_u64());
         let l = &ctx.listeners[listener];
-        health_check(hc, req, &l.service_cluster, ctx, &mut edits)
-    });
-    let mut d = match answer {
-        Some((status, details)) => Decision::Local(LocalDecision {
-            flag: if status == 200 { 0 } else { Flags::LH },
-            details,
-            ..local_reply(status)
+        let out = filters::run(
+            &hcm.http_filters,
+            req,
+            view.as_ref(),
+            &l.service_cluster,
+            ctx,
+            &mut rng,
+        );
+        (found, out)
+    };
+    if outcome.counts != crate::stats::FilterCounts::default() {
+        ctx.stats.filter_counts(listener, &outcome.counts);
+    }
+    let mut d = match outcome.answer {
+        Some(a) => Decision::Local(LocalDecision {
+            body: Cow::Borrowed(a.body),
+            edits: a.edits,
+            flag: a.flag,
+            route: found.flatten(),
+            details: a.details,
+            ..local_reply(a.status)
         }),
-        None => route(req, peer, listener, ctx),
+        None => route(req, peer, listener, ctx, found),
     };
     match &mut d {
-        Decision::Local(l) => l.edits.extend(edits),
+        Decision::Local(l) => l.edits.extend(outcome.edits),
         Decision::Forward(f) => {
-            f.resp_edits.extend(edits);
+            f.resp_edits.extend(outcome.edits);
             f.resp_edits.extend(via);
         }
     }
     d
-}
-
-/// Envoy's health check filter: a request whose headers all match is a health check. It is
-/// answered here (200, or 503 with LH while `/healthcheck/fail` is in force or a cluster is
-/// short of healthy hosts) unless in pass-through mode — the status and Envoy's details are
-/// returned — and its answer names the service cluster. While failed, every other answer
-/// carries `x-envoy-immediate-health-check-fail` so that a downstream Envoy drops this host
-/// at once.
-fn health_check(
-    hc: &HealthCheckFilter,
-    req: &RequestHead<'_>,
-    service_cluster: &str,
-    ctx: &Ctx,
-    edits: &mut Vec<Op>,
-) -> Option<(u16, &'static str)> {
-    let failed = ctx.stats.healthcheck_failed();
-    let set = AppendAction::OverwriteIfExistsOrAdd;
-    if !hc.headers.iter().all(|m| header_matches(m, req)) {
-        if failed {
-            edits.push(header_op(
-                "x-envoy-immediate-health-check-fail",
-                "true",
-                set,
-            ));
-        }
-        return None;
-    }
-    edits.push(header_op(
-        "x-envoy-upstream-healthchecked-cluster",
-        service_cluster,
-        set,
-    ));
-    if failed {
-        return Some((503, "health_check_failed"));
-    }
-    if hc.pass_through_mode {
-        return None;
-    }
-    // Envoy's rule (the minimum taken as a whole percent): a cluster that does not exist is
-    // short; one without hosts is short unless its minimum is 0; else its healthy hosts must
-    // reach the minimum share.
-    for (name, min) in &hc.cluster_min_healthy_percentages {
-        let min = min.trunc();
-        let Some(c) = ctx.clusters.iter().find(|c| c.cfg.name == *name) else {
-            return Some((503, "health_check_no_cluster_found"));
-        };
-        if c.hosts.is_empty() {
-            if min == 0.0 {
-                continue;
-            }
-            return Some((503, "health_check_failed_cluster_empty"));
-        }
-        if (c.healthy_count() as f64) < c.hosts.len() as f64 * min / 100.0 {
-            return Some((503, "health_check_failed_cluster_unhealthy"));
-        }
-    }
-    Some((200, "health_check_ok"))
 }
 
 /// What the connection manager makes of a request's path before routing (Envoy's order:
@@ -565,22 +533,23 @@ pub fn hcm_path(
     }
 }
 
-/// A response header edit with a fixed value.
-fn header_op(name: &str, value: &str, action: AppendAction) -> Op {
-    Op::Add(crate::route::edits::AddOp {
-        name: name.to_string(),
-        value: Template::text(value),
-        action,
-        keep_empty: true,
-    })
-}
-
-/// The route's decision for the request.
-fn route(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx) -> Decision {
+/// The route's decision for the request. `found` is the match the filters already looked
+/// up (`Some(None)`: none), so a request is matched once.
+fn route(
+    req: &RequestHead<'_>,
+    peer: SocketAddr,
+    listener: usize,
+    ctx: &mut Ctx,
+    found: Option<Option<(usize, usize)>>,
+) -> Decision {
     let Some(l) = ctx.listeners[listener].http() else {
         return local(404, "", crate::access_log::Flags::NR);
     };
-    let Some(m) = l.router.route(req) else {
+    let m = match found {
+        None => l.router.route(req),
+        Some(at) => at.and_then(|(vh, i)| l.router.get(vh, i)),
+    };
+    let Some(m) = m else {
         return local(404, "", crate::access_log::Flags::NR);
     };
     let upgrade = match super::upgrade::requested(req) {

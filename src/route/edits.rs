@@ -29,6 +29,19 @@ pub struct AddOp {
     pub keep_empty: bool,
 }
 
+impl Op {
+    /// Sets (or appends to, per `action`) header `name` to a fixed `value`, even when empty:
+    /// what the HTTP filters and `via` add to a response.
+    pub fn fixed(name: &str, value: &str, action: AppendAction) -> Op {
+        Op::Add(AddOp {
+            name: name.to_string(),
+            value: Template::text(value),
+            action,
+            keep_empty: true,
+        })
+    }
+}
+
 /// The merged, ordered edits of one route.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RouteEdits {
@@ -190,6 +203,7 @@ mod tests {
             name: "v".into(),
             domains: vec!["*".into()],
             routes: vec![],
+            filter_configs: vec![],
             headers: level(
                 vec![
                     add("x-o", "vh", OverwriteIfExistsOrAdd),

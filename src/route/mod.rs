@@ -200,6 +200,7 @@ mod tests {
                 upgrades: Vec::new(),
             }),
             headers: HeaderMutations::default(),
+            filter_configs: Vec::new(),
         }
     }
 
@@ -209,6 +210,7 @@ mod tests {
             domains: domains.iter().map(|d| d.to_string()).collect(),
             routes: vec![route("/", cluster)],
             headers: HeaderMutations::default(),
+            filter_configs: Vec::new(),
         }
     }
 

@@ -99,6 +99,15 @@ static_resources:
               - { name: ":path", string_match: { exact: /healthz } }
               - { name: user-agent, present_match: true }
               cluster_min_healthy_percentages: { gone: { value: 12.5 } }
+          - name: my-cors
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors }
+          - name: csrf
+            disabled: true
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy
+              filter_enabled: { default_value: { numerator: 5, denominator: TEN_THOUSAND }, runtime_key: k }
+              shadow_enabled: { default_value: { numerator: 1, denominator: MILLION } }
+              additional_origins: [{ suffix: .partner.test, ignore_case: true }]
           - name: envoy.filters.http.router
           route_config:
             name: rc
@@ -110,6 +119,20 @@ static_resources:
             virtual_hosts:
             - name: vh
               domains: ["example.com", "*.example.org", "api.*"]
+              typed_per_filter_config:
+                my-cors:
+                  "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy
+                  allow_origin_string_match: [{ exact: "https://a.test" }, { safe_regex: { regex: "https://.*" } }]
+                  allow_methods: GET
+                  allow_headers: x-h
+                  expose_headers: x-e
+                  max_age: "60"
+                  allow_credentials: false
+                  allow_private_network_access: true
+                  forward_not_matching_preflights: false
+                  filter_enabled: { default_value: { numerator: 50 } }
+                  shadow_enabled: { default_value: { numerator: 10, denominator: HUNDRED } }
+                csrf: { "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig }
               response_headers_to_add:
               - header: { key: x-vh, value: "" }
                 keep_empty_value: true
@@ -143,6 +166,14 @@ static_resources:
                     retriable_status_codes: [418]
                     retry_back_off: { base_interval: 0.01s, max_interval: 0.2s }
                 request_headers_to_remove: [x-drop]
+                typed_per_filter_config:
+                  my-cors: { "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig, disabled: true }
+                  csrf:
+                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
+                    disabled: true
+                    config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy
+                      filter_enabled: { default_value: { numerator: 100 } }
               - match: { path: /exact }
                 route:
                   cluster: b

@@ -155,14 +155,15 @@ fn type_urls_and_filter_names() {
             "{HCM}.http_filters[0].typed_config.@type: \"envoy.filters.http.router\" \
              (envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager) \
              is not a supported HTTP filter (supported: envoy.extensions.filters.http.health_check.v3.HealthCheck, \
+             envoy.extensions.filters.http.cors.v3.Cors, envoy.extensions.filters.http.csrf.v3.CsrfPolicy, \
              envoy.extensions.filters.http.router.v3.Router)"
         )
     );
     assert_eq!(
-        err_with(&[(&hcm("http_filters[0]"), "{name: envoy.filters.http.cors}")]),
+        err_with(&[(&hcm("http_filters[0]"), "{name: envoy.filters.http.lua}")]),
         format!(
             "{HCM}.http_filters[0].name: unknown or unsupported extension \
-             \"envoy.filters.http.cors\" (no typed_config \"@type\" says what it is)"
+             \"envoy.filters.http.lua\" (no typed_config \"@type\" says what it is)"
         )
     );
     assert_eq!(
@@ -190,7 +191,10 @@ fn a_health_check_filter_may_come_before_the_router_only() {
     let b = ok_with(&[(&hcm("http_filters"), &format!("[{HC}, {ROUTER}]"))]);
     let h = b.listeners[0]
         .hcm()
-        .and_then(|h| h.health_check.clone())
+        .and_then(|h| match h.http_filters.first().map(|f| &f.kind) {
+            Some(HttpFilterKind::HealthCheck(hc)) => Some(hc.clone()),
+            _ => None,
+        })
         .expect("health check filter");
     assert!(!h.pass_through_mode);
     assert_eq!(h.headers.len(), 1);
@@ -831,5 +835,84 @@ fn upgrade_config_errors() {
             "{prefix: /, connect_matcher: {}}"
         )]),
         format!("{VH}.routes[0].match: only one of prefix, path, safe_regex, connect_matcher may be set")
+    );
+}
+
+/// The filter chain and `typed_per_filter_config`: each refusal names its field.
+#[test]
+fn http_filters_and_per_route_configs_name_their_field() {
+    const CORS: &str = "{name: cors, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}}";
+    const ROUTER: &str = "{name: envoy.filters.http.router}";
+    const POLICY: &str =
+        "\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy";
+    let chain = format!("[{CORS}, {ROUTER}]");
+    let with = |at: &str, v: &str| err_with(&[(&hcm("http_filters"), &chain), (at, v)]);
+    let tpf = vh("routes[0].typed_per_filter_config");
+    assert_eq!(
+        with(&tpf, &format!("{{other: {{{POLICY}}}}}")),
+        format!(
+            "{tpf}.other: no HTTP filter of this connection manager is named \"other\" \
+             (filters before the router: cors)"
+        )
+    );
+    assert_eq!(
+        with(&tpf, "{cors: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute}}"),
+        format!(
+            "{tpf}.cors.@type: per-route config type \"envoy.extensions.filters.http.lua.v3.LuaPerRoute\" \
+             is not supported by baton (supported: envoy.extensions.filters.http.cors.v3.CorsPolicy, \
+             envoy.extensions.filters.http.csrf.v3.CsrfPolicy, envoy.config.route.v3.FilterConfig)"
+        )
+    );
+    assert_eq!(
+        with(
+            &tpf,
+            &format!("{{cors: {{{POLICY}, filter_enabled: {{runtime_key: k}}}}}}")
+        ),
+        format!("{tpf}.cors.filter_enabled.default_value: required field is missing")
+    );
+    assert_eq!(
+        with(&tpf, &format!("{{cors: {{{POLICY}, allow_origin: [x]}}}}")),
+        format!(
+            "{tpf}.cors.allow_origin: unknown or unsupported field \"allow_origin\" (accepted here: \
+             allow_origin_string_match, allow_methods, allow_headers, expose_headers, max_age, \
+             allow_credentials, allow_private_network_access, forward_not_matching_preflights, \
+             filter_enabled, shadow_enabled)"
+        )
+    );
+    assert_eq!(
+        with(&tpf, "{cors: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy, filter_enabled: {default_value: {numerator: 1}}}}"),
+        format!(
+            "{tpf}.cors: this config's type does not belong to filter \"cors\" \
+             (envoy.extensions.filters.http.cors.v3.Cors)"
+        )
+    );
+    // An optional per-route config of a type baton lacks is left out, as in Envoy.
+    let b = ok_with(&[
+        (&hcm("http_filters"), &chain),
+        (&tpf, "{cors: {\"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig, is_optional: true, config: {\"@type\": type.googleapis.com/x.Unknown}}}"),
+    ]);
+    let rc = &b.listeners[0].hcm().unwrap().route_config;
+    assert!(rc.virtual_hosts[0].routes[0].filter_configs.is_empty());
+    // So is an optional HTTP filter.
+    let b = ok_with(&[(
+        &hcm("http_filters"),
+        &format!("[{{name: lua, is_optional: true, typed_config: {{\"@type\": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua}}}}, {ROUTER}]"),
+    )]);
+    assert!(b.listeners[0].hcm().unwrap().http_filters.is_empty());
+    assert_eq!(
+        err_with(&[(&hcm("http_filters"), &format!("[{CORS}, {CORS}, {ROUTER}]"))]),
+        format!("{HCM}.http_filters[1].name: duplicate HTTP filter name \"cors\"")
+    );
+    // Weighted cluster entries take no per-route config.
+    let at = vh("routes[0].route");
+    assert_eq!(
+        err_with(&[
+            (&hcm("http_filters"), &chain),
+            (&at, "{weighted_clusters: {clusters: [{name: a, weight: 1, typed_per_filter_config: {}}]}}"),
+        ]),
+        format!(
+            "{at}.weighted_clusters.clusters[0].typed_per_filter_config: not supported by baton \
+             (per-route filter config here; it is taken on virtual hosts and routes)"
+        )
     );
 }
