@@ -13,8 +13,27 @@ const POLICY: &str = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.
 const CSRF: &str = "type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy";
 const FILTER_CONFIG: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
 
+/// The cluster `backend` at `upstream`, and the admin listener.
+fn tail(upstream: u16, admin: u16) -> String {
+    format!(
+        r#"  clusters:
+  - name: backend
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: backend
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream}}}}}}}
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+"#
+    )
+}
+
 fn yaml(listen: u16, admin: u16, upstream: u16) -> String {
     let head = common::yaml::listener_head("127.0.0.1", listen);
+    let tail = tail(upstream, admin);
     format!(
         r#"{head}          route_config:
             virtual_hosts:
@@ -96,18 +115,7 @@ fn yaml(listen: u16, admin: u16, upstream: u16) -> String {
               "@type": {CSRF}
               filter_enabled: {{default_value: {{numerator: 10000, denominator: TEN_THOUSAND}}}}
           - name: envoy.filters.http.router
-  clusters:
-  - name: backend
-    connect_timeout: 1s
-    type: STATIC
-    load_assignment:
-      cluster_name: backend
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream}}}}}}}
-admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
-"#
+{tail}"#
     )
 }
 
@@ -442,4 +450,76 @@ fn csrf_refuses_a_foreign_origin_on_mutating_methods_where_enabled() {
         a.header("access-control-allow-origin"),
         Some("https://app.test")
     );
+}
+
+/// The legacy `cors` fields of a virtual host and a route (Envoy reads them when no
+/// `typed_per_filter_config` policy applies).
+#[test]
+fn legacy_cors_fields_apply_when_no_per_filter_policy_does() {
+    let up = Upstream::start("up1");
+    let (listen, admin) = (free_port(), free_port());
+    let head = common::yaml::listener_head("127.0.0.1", listen);
+    let tail = tail(up.port(), admin);
+    let yaml = format!(
+        r#"{head}          route_config:
+            virtual_hosts:
+            - name: typed
+              domains: ["typed.test"]
+              cors: {{allow_origin_string_match: [{{exact: "https://legacy.test"}}]}}
+              typed_per_filter_config:
+                envoy.filters.http.cors: {{"@type": {POLICY}, allow_origin_string_match: [{{exact: "https://typed.test"}}]}}
+              routes:
+              - {{match: {{prefix: "/"}}, route: {{cluster: backend}}}}
+            - name: legacy
+              domains: ["*"]
+              cors:
+                allow_origin_string_match: [{{exact: "https://legacy.test"}}]
+                allow_methods: GET
+              routes:
+              - match: {{prefix: "/put"}}
+                route: {{cluster: backend, cors: {{allow_methods: PUT}}}}
+              - {{match: {{prefix: "/"}}, route: {{cluster: backend}}}}
+          http_filters:
+          - name: envoy.filters.http.cors
+            typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}}
+          - name: envoy.filters.http.router
+{tail}"#
+    );
+    let _b = Baton::start(&yaml);
+    wait_live(admin);
+    let pre = |path: &str, host: &str, origin: &str| {
+        send(
+            listen,
+            "OPTIONS",
+            path,
+            &[
+                &format!("Host: {host}"),
+                &format!("Origin: {origin}"),
+                "Access-Control-Request-Method: GET",
+            ],
+        )
+    };
+    let a = pre("/", "x.test", "https://legacy.test");
+    assert_eq!(
+        a.header("access-control-allow-origin"),
+        Some("https://legacy.test")
+    );
+    assert_eq!(a.header("access-control-allow-methods"), Some("GET"));
+    // The route's own legacy policy over its virtual host's, field by field.
+    let a = pre("/put", "x.test", "https://legacy.test");
+    assert_eq!(
+        a.header("access-control-allow-origin"),
+        Some("https://legacy.test")
+    );
+    assert_eq!(a.header("access-control-allow-methods"), Some("PUT"));
+    assert_eq!(up.requests(), 0);
+    // A typed policy hides the legacy one.
+    let a = pre("/", "typed.test", "https://typed.test");
+    assert_eq!(
+        a.header("access-control-allow-origin"),
+        Some("https://typed.test")
+    );
+    let a = pre("/", "typed.test", "https://legacy.test");
+    assert_eq!(a.cors(), vec![]);
+    assert_eq!(a.body, up.greeting());
 }

@@ -521,6 +521,7 @@ fn route_config(rc: &RouteConfig, b: &Bootstrap) -> Value {
                     "typed_per_filter_config",
                     filters::per_filter(&vh.filter_configs),
                 ),
+                ("cors", filters::legacy_cors(vh.cors.as_ref())),
             ];
             edits(&mut pairs, &vh.headers);
             map(pairs)
@@ -796,6 +797,7 @@ fn forward(f: &ForwardAction, b: &Bootstrap) -> Value {
             ])
         })
         .collect();
+    pairs.push(("cors", filters::legacy_cors(f.cors.as_deref())));
     if !upgrades.is_empty() {
         pairs.push(("upgrade_configs", list(upgrades)));
     }

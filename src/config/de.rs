@@ -46,7 +46,6 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ),
     ("dns_resolvers", "custom DNS resolvers"),
     ("typed_dns_resolver_config", "custom DNS resolvers"),
-    ("cors", "CORS"),
     ("rate_limits", "rate limits"),
     ("hash_policy", "hash policies"),
     ("request_mirror_policies", "request mirroring"),

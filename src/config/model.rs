@@ -506,6 +506,8 @@ pub struct VirtualHost {
     pub headers: HeaderMutations,
     /// `typed_per_filter_config`, by filter name.
     pub filter_configs: Vec<PerFilterConfig>,
+    /// The legacy `cors` policy (see `ForwardAction::cors`).
+    pub cors: Option<CorsPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -708,6 +710,9 @@ pub struct ForwardAction {
     pub retry_policy: Option<RetryPolicy>,
     /// `upgrade_configs[]`: overrides the connection manager's per upgrade type.
     pub upgrades: Vec<RouteUpgrade>,
+    /// The legacy `cors` policy, used by the CORS filter when no `typed_per_filter_config`
+    /// policy applies. Boxed: rare, and large beside the other route actions.
+    pub cors: Option<Box<CorsPolicy>>,
 }
 
 /// A route's `upgrade_configs[]` entry.

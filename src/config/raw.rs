@@ -592,6 +592,7 @@ with_header_edits! {
         #[serde(default)]
         pub routes: Vec<Route>,
         pub typed_per_filter_config: Option<Value>,
+        pub cors: Option<CorsPolicy>,
     }
 }
 
@@ -710,6 +711,7 @@ pub struct RouteAction {
     pub retry_policy: Option<RetryPolicy>,
     #[serde(default)]
     pub upgrade_configs: Vec<RouteUpgradeConfig>,
+    pub cors: Option<CorsPolicy>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -396,11 +396,27 @@ pub fn check_per_filter(
         }
         Ok(())
     };
+    // The legacy `cors` field only means something to a CORS filter.
+    let has_cors = filters.iter().any(|f| f.kind == HttpFilterKind::Cors);
+    let legacy = |set: bool, path: String| {
+        if set && !has_cors {
+            return Err(err(
+                path,
+                "no CORS filter (envoy.filters.http.cors) in http_filters reads this policy",
+            ));
+        }
+        Ok(())
+    };
     for (i, vh) in rc.virtual_hosts.iter().enumerate() {
         let vpath = format!("{rc_path}.virtual_hosts[{i}]");
         check(&vh.filter_configs, &vpath)?;
+        legacy(vh.cors.is_some(), join_key(&vpath, "cors"))?;
         for (j, r) in vh.routes.iter().enumerate() {
-            check(&r.filter_configs, &format!("{vpath}.routes[{j}]"))?;
+            let rpath = format!("{vpath}.routes[{j}]");
+            check(&r.filter_configs, &rpath)?;
+            if let RouteAction::Forward(f) = &r.action {
+                legacy(f.cors.is_some(), format!("{rpath}.route.cors"))?;
+            }
         }
     }
     Ok(())

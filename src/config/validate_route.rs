@@ -89,12 +89,17 @@ fn virtual_host(
         vh.typed_per_filter_config,
         &join_key(path, "typed_per_filter_config"),
     )?;
+    let cors = vh
+        .cors
+        .map(|c| validate_filters::cors_policy(c, &join_key(path, "cors")))
+        .transpose()?;
     Ok(VirtualHost {
         name: vh.name,
         domains,
         routes,
         headers,
         filter_configs,
+        cors,
     })
 }
 

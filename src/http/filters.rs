@@ -21,6 +21,8 @@ pub(super) struct RouteView<'a> {
     pub levels: [&'a [PerFilterConfig]; 2],
     /// The route forwards (Envoy's route entry; a redirect or direct response has none).
     pub forwards: bool,
+    /// The route's, then its virtual host's legacy `cors` policy.
+    pub legacy_cors: [Option<&'a CorsPolicy>; 2],
 }
 
 /// A filter's own answer.
@@ -200,6 +202,10 @@ fn cors(
             Some(FilterPolicy::Cors(p)) if c.name == name => Some(p),
             _ => None,
         });
+    }
+    // Envoy reads the legacy `cors` fields only when no per-filter policy applies.
+    if pols.iter().all(Option::is_none) {
+        pols = route.legacy_cors;
     }
     let first = pols.iter().flatten().next()?;
     let enabled = first.filter_enabled.is_none_or(|f| sample(f, rng));

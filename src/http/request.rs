@@ -453,9 +453,14 @@ pub(super) fn decide(
         let m = http.router.route(req);
         let view = m.as_ref().and_then(|m| {
             let vh = http.router.config.virtual_hosts.get(m.vh)?;
+            let own = match &m.route.action {
+                RouteAction::Forward(f) => Some(f),
+                _ => None,
+            };
             Some(filters::RouteView {
                 levels: [&m.route.filter_configs, &vh.filter_configs],
-                forwards: matches!(m.route.action, RouteAction::Forward(_)),
+                forwards: own.is_some(),
+                legacy_cors: [own.and_then(|f| f.cors.as_deref()), vh.cors.as_ref()],
             })
         });
         let found = Some(m.map(|m| (m.vh, m.index)));

@@ -204,6 +204,7 @@ mod tests {
             domains: vec!["*".into()],
             routes: vec![],
             filter_configs: vec![],
+            cors: None,
             headers: level(
                 vec![
                     add("x-o", "vh", OverwriteIfExistsOrAdd),

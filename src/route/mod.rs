@@ -198,6 +198,7 @@ mod tests {
                 idle_timeout: None,
                 retry_policy: None,
                 upgrades: Vec::new(),
+                cors: None,
             }),
             headers: HeaderMutations::default(),
             filter_configs: Vec::new(),
@@ -211,6 +212,7 @@ mod tests {
             routes: vec![route("/", cluster)],
             headers: HeaderMutations::default(),
             filter_configs: Vec::new(),
+            cors: None,
         }
     }
 

@@ -69,13 +69,23 @@ fn text(v: &str) -> Option<Value> {
 }
 
 fn cors(p: &CorsPolicy) -> Value {
-    map(vec![
-        (
-            "@type",
-            s(&format!(
-                "{T}envoy.extensions.filters.http.cors.v3.CorsPolicy"
-            )),
-        ),
+    let mut pairs = vec![(
+        "@type",
+        s(&format!(
+            "{T}envoy.extensions.filters.http.cors.v3.CorsPolicy"
+        )),
+    )];
+    pairs.extend(cors_fields(p));
+    map(pairs)
+}
+
+/// A virtual host's or route's legacy `cors` (the same fields, no type).
+pub(super) fn legacy_cors(p: Option<&CorsPolicy>) -> Option<Value> {
+    p.map(|p| map(cors_fields(p)))
+}
+
+fn cors_fields(p: &CorsPolicy) -> Vec<(&'static str, Option<Value>)> {
+    vec![
         ("allow_origin_string_match", matchers(&p.allow_origin)),
         ("allow_methods", text(&p.allow_methods)),
         ("allow_headers", text(&p.allow_headers)),
@@ -92,7 +102,7 @@ fn cors(p: &CorsPolicy) -> Value {
         ),
         ("filter_enabled", p.filter_enabled.as_ref().map(fraction)),
         ("shadow_enabled", p.shadow_enabled.as_ref().map(fraction)),
-    ])
+    ]
 }
 
 fn csrf(p: &CsrfPolicy) -> Value {

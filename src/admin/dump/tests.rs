@@ -133,6 +133,7 @@ static_resources:
                   filter_enabled: { default_value: { numerator: 50 } }
                   shadow_enabled: { default_value: { numerator: 10, denominator: HUNDRED } }
                 csrf: { "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig }
+              cors: { allow_origin_string_match: [{ prefix: "http://" }], allow_methods: PUT, filter_enabled: { default_value: { numerator: 1, denominator: MILLION } } }
               response_headers_to_add:
               - header: { key: x-vh, value: "" }
                 keep_empty_value: true
@@ -158,6 +159,7 @@ static_resources:
                   prefix_rewrite: /v2
                   host_rewrite_literal: upstream.example
                   timeout: 1.25s
+                  cors: { expose_headers: x-x, allow_credentials: true }
                   idle_timeout: 0s
                   retry_policy:
                     retry_on: 5xx,gateway-error,reset,connect-failure,retriable-4xx,retriable-status-codes

@@ -903,6 +903,21 @@ fn http_filters_and_per_route_configs_name_their_field() {
         err_with(&[(&hcm("http_filters"), &format!("[{CORS}, {CORS}, {ROUTER}]"))]),
         format!("{HCM}.http_filters[1].name: duplicate HTTP filter name \"cors\"")
     );
+    // The legacy `cors` field needs a CORS filter to read it.
+    assert_eq!(
+        err_with(&[(&vh("cors"), "{allow_methods: GET}")]),
+        format!(
+            "{VH}.cors: no CORS filter (envoy.filters.http.cors) in http_filters reads this policy"
+        )
+    );
+    // Envoy v2's `allow_origin` is gone in v3.
+    let e = err_with(&[(&vh("routes[0].route.cors"), "{allow_origin: [x]}")]);
+    assert!(
+        e.contains(&format!(
+            "{VH}.routes[0].route.cors.allow_origin: unknown or unsupported field \"allow_origin\""
+        )),
+        "{e}"
+    );
     // Weighted cluster entries take no per-route config.
     let at = vh("routes[0].route");
     assert_eq!(

@@ -117,6 +117,8 @@ const PROOFS: &[(&str, &str)] = &[
     ("CsrfPolicy.shadow_enabled", "tests/http_filters.rs::csrf_refuses_a_foreign_origin_on_mutating_methods_where_enabled"),
     ("CsrfPolicy.additional_origins", "tests/http_filters.rs::csrf_refuses_a_foreign_origin_on_mutating_methods_where_enabled"),
     ("VirtualHost.filter_configs", "tests/http_filters.rs::a_cors_filter_without_a_policy_passes_requests_through"),
+    ("VirtualHost.cors", "tests/http_filters.rs::legacy_cors_fields_apply_when_no_per_filter_policy_does"),
+    ("ForwardAction.cors", "tests/http_filters.rs::legacy_cors_fields_apply_when_no_per_filter_policy_does"),
     ("Route.filter_configs", "tests/http_filters.rs::cors_route_policies_override_the_virtual_host_and_regex_origins_match"),
     (
         "HealthCheckFilter.pass_through_mode",
