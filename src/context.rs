@@ -93,6 +93,8 @@ pub struct Ctx {
     pub clusters: Vec<ClusterRt>,
     /// Read-only after start-up.
     pub listeners: Vec<ListenerRt>,
+    /// The local rate limits' token buckets (written by `http::filters` only).
+    pub(crate) limits: crate::http::filters::RateLimits,
     /// Upstream connections: idle pool, slot owners, connect throttling and waiters.
     pub upstreams: UpPool,
     pub timers: Timers,
@@ -145,7 +147,8 @@ impl Ctx {
                         crate::config::HttpFilterKind::Csrf(_) => {
                             stats.add_csrf(i, &h.hcm.stat_prefix)
                         }
-                        crate::config::HttpFilterKind::HealthCheck(_) => {}
+                        crate::config::HttpFilterKind::HealthCheck(_)
+                        | crate::config::HttpFilterKind::LocalRateLimit(_) => {}
                     }
                 }
             }
@@ -170,7 +173,9 @@ impl Ctx {
                 stats.add_health_check(i, &c.cfg.name);
             }
         }
+        let limits = crate::http::filters::RateLimits::new(&listeners, &mut stats, Instant::now());
         Ctx {
+            limits,
             stats,
             access_logs,
             registry,

@@ -523,3 +523,132 @@ fn legacy_cors_fields_apply_when_no_per_filter_policy_does() {
     assert_eq!(a.cors(), vec![]);
     assert_eq!(a.body, up.greeting());
 }
+
+const RL: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
+
+fn rate_limited_yaml(listen: u16, admin: u16, upstream: u16) -> String {
+    let head = common::yaml::listener_head("127.0.0.1", listen);
+    let tail = tail(upstream, admin);
+    format!(
+        r#"{head}          route_config:
+            virtual_hosts:
+            - name: www
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/report"}}
+                route: {{cluster: backend}}
+                typed_per_filter_config:
+                  rl:
+                    "@type": {RL}
+                    stat_prefix: rl_report
+                    token_bucket: {{max_tokens: 1, fill_interval: 3600s}}
+                    filter_enabled: {{default_value: {{numerator: 100}}}}
+                    request_headers_to_add_when_not_enforced:
+                    - header: {{key: x-rl-not-enforced, value: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"}}
+              - match: {{prefix: "/unavailable"}}
+                route: {{cluster: backend}}
+                typed_per_filter_config:
+                  rl:
+                    "@type": {RL}
+                    stat_prefix: rl_route
+                    status: {{code: ServiceUnavailable}}
+                    token_bucket: {{max_tokens: 1, fill_interval: 3600s}}
+                    filter_enabled: {{default_value: {{numerator: 100}}}}
+                    filter_enforced: {{default_value: {{numerator: 100}}}}
+              - match: {{prefix: "/refill"}}
+                route: {{cluster: backend}}
+                typed_per_filter_config:
+                  rl:
+                    "@type": {RL}
+                    stat_prefix: rl_refill
+                    token_bucket: {{max_tokens: 2, tokens_per_fill: 2, fill_interval: 1s}}
+                    filter_enabled: {{default_value: {{numerator: 100}}}}
+                    filter_enforced: {{default_value: {{numerator: 100}}}}
+              - match: {{prefix: "/off"}}
+                route: {{cluster: backend}}
+                typed_per_filter_config:
+                  rl: {{"@type": {FILTER_CONFIG}, disabled: true}}
+              - {{match: {{prefix: "/"}}, route: {{cluster: backend}}}}
+          http_filters:
+          - name: rl
+            typed_config:
+              "@type": {RL}
+              stat_prefix: rl_filter
+              token_bucket: {{max_tokens: 2, tokens_per_fill: 2, fill_interval: 3600s}}
+              filter_enabled: {{default_value: {{numerator: 100}}}}
+              filter_enforced: {{default_value: {{numerator: 100}}}}
+              response_headers_to_add:
+              - append_action: OVERWRITE_IF_EXISTS_OR_ADD
+                header: {{key: x-local-rate-limit, value: "true"}}
+              local_rate_limit_per_downstream_connection: false
+          - name: envoy.filters.http.router
+{tail}"#
+    )
+}
+
+#[test]
+fn local_rate_limits_refuse_past_the_bucket_with_429_and_count() {
+    let up = Upstream::start("up1");
+    let (listen, admin) = (free_port(), free_port());
+    let _b = Baton::start(&rate_limited_yaml(listen, admin, up.port()));
+    wait_live(admin);
+    // The filter's own bucket: two tokens, then 429 with Envoy's body and the configured
+    // header (no x-envoy-ratelimited: Envoy's local filter does not set it).
+    for _ in 0..2 {
+        assert_eq!(send(listen, "GET", "/", &[]).status, 200);
+    }
+    let a = send(listen, "GET", "/", &[]);
+    assert_eq!(a.status, 429);
+    assert_eq!(a.body, "local_rate_limited");
+    assert_eq!(a.header("x-local-rate-limit"), Some("true"));
+    assert_eq!(a.header("x-envoy-ratelimited"), None);
+    assert_eq!(up.requests(), 2);
+    let s = |n: &str| stat(admin, &format!("rl_filter.http_local_rate_limit.{n}"));
+    assert_eq!(
+        (s("enabled"), s("ok"), s("rate_limited"), s("enforced")),
+        (3, 2, 1, 1)
+    );
+    // A route's own bucket and status.
+    assert_eq!(send(listen, "GET", "/unavailable", &[]).status, 200);
+    let a = send(listen, "GET", "/unavailable", &[]);
+    assert_eq!(a.status, 503);
+    assert_eq!(a.body, "local_rate_limited");
+    assert_eq!(a.header("x-local-rate-limit"), None);
+    // Not enforced: let through, marked for the upstream, counted.
+    assert_eq!(send(listen, "GET", "/report", &[]).status, 200);
+    assert_eq!(send(listen, "GET", "/report", &[]).status, 200);
+    let seen = up.seen();
+    let marked: Vec<_> = seen
+        .iter()
+        .filter(|r| r.target == "/report")
+        .map(|r| {
+            r.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("x-rl-not-enforced"))
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    assert_eq!(marked, [None, Some("127.0.0.1".to_string())]);
+    let r = |n: &str| stat(admin, &format!("rl_report.http_local_rate_limit.{n}"));
+    assert_eq!((r("rate_limited"), r("enforced")), (1, 0));
+    // A FilterConfig disabling the filter on its route.
+    for _ in 0..5 {
+        assert_eq!(send(listen, "GET", "/off", &[]).status, 200);
+    }
+}
+
+#[test]
+fn a_local_rate_limit_bucket_refills_by_tokens_per_fill_each_interval() {
+    let up = Upstream::start("up1");
+    let (listen, admin) = (free_port(), free_port());
+    let _b = Baton::start(&rate_limited_yaml(listen, admin, up.port()));
+    wait_live(admin);
+    let get = || send(listen, "GET", "/refill", &[]).status;
+    // Two tokens: a 429 comes within a few requests (a fill in between only delays it).
+    assert!((0..20).any(|_| get() == 429), "never limited");
+    // At least one whole interval later the bucket holds tokens_per_fill (2) again.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!([get(), get()], [200, 200]);
+    assert!(stat(admin, "rl_refill.http_local_rate_limit.rate_limited") >= 1);
+}

@@ -44,7 +44,7 @@ pub(super) fn list(items: Vec<Value>) -> Option<Value> {
 }
 
 /// Envoy's duration text: seconds with up to nine fraction digits.
-fn dur(d: Duration) -> Option<Value> {
+pub(super) fn dur(d: Duration) -> Option<Value> {
     let mut out = d.as_secs().to_string();
     if d.subsec_nanos() != 0 {
         let frac = format!("{:09}", d.subsec_nanos());
@@ -447,7 +447,7 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
 }
 
 /// A list of `HeaderValueOption`s.
-fn header_options(list: &[HeaderValueOption]) -> Option<Value> {
+pub(super) fn header_options(list: &[HeaderValueOption]) -> Option<Value> {
     Some(Value::Sequence(
         list.iter()
             .map(|o| {

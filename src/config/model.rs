@@ -262,6 +262,8 @@ pub enum HttpFilterKind {
     Cors,
     /// `envoy.filters.http.csrf` with its own policy (a per-route policy replaces it).
     Csrf(CsrfPolicy),
+    /// `envoy.filters.http.local_ratelimit` with its own config (a per-route one replaces it).
+    LocalRateLimit(LocalRateLimit),
 }
 
 /// A `typed_per_filter_config` entry of a virtual host or route.
@@ -279,6 +281,36 @@ pub struct PerFilterConfig {
 pub enum FilterPolicy {
     Cors(CorsPolicy),
     Csrf(CsrfPolicy),
+    LocalRateLimit(LocalRateLimit),
+}
+
+/// Envoy's local rate limit (`…local_ratelimit.v3.LocalRateLimit`): a token bucket per config
+/// (the filter's, and each virtual host's or route's), shared by the requests it applies to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalRateLimit {
+    /// Stats are `<stat_prefix>.http_local_rate_limit.*`.
+    pub stat_prefix: String,
+    /// The status of a refused request: 429 unless `status.code` names one of at least 400.
+    pub status: u16,
+    /// `None`: nothing is limited (allowed for the filter's own config only).
+    pub token_bucket: Option<TokenBucket>,
+    /// `None`: the filter does not run (Envoy's default).
+    pub filter_enabled: Option<Fraction>,
+    /// `None`: a request over the limit is only counted.
+    pub filter_enforced: Option<Fraction>,
+    /// Added to a request over the limit that is let through (not enforced).
+    pub request_headers_to_add_when_not_enforced: Vec<HeaderValueOption>,
+    /// Added to the answer of a refused request.
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+}
+
+/// `envoy.type.v3.TokenBucket`: starts full; `tokens_per_fill` come back every
+/// `fill_interval`, up to `max_tokens`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenBucket {
+    pub max_tokens: u32,
+    pub tokens_per_fill: u32,
+    pub fill_interval: Duration,
 }
 
 /// Envoy's `RuntimeFractionalPercent`: `default_value` as numerator and denominator (100,

@@ -250,6 +250,49 @@ pub struct CorsPolicy {
     pub shadow_enabled: Option<RuntimeFractionalPercent>,
 }
 
+/// `envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit` (also per route).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalRateLimit {
+    pub stat_prefix: Option<String>,
+    pub status: Option<HttpStatus>,
+    pub token_bucket: Option<TokenBucket>,
+    pub filter_enabled: Option<RuntimeFractionalPercent>,
+    pub filter_enforced: Option<RuntimeFractionalPercent>,
+    #[serde(default)]
+    pub request_headers_to_add_when_not_enforced: Vec<HeaderValueOption>,
+    #[serde(default)]
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(default)]
+    pub descriptors: Vec<Value>,
+    pub stage: Option<u32>,
+    pub local_rate_limit_per_downstream_connection: Option<bool>,
+    pub enable_x_ratelimit_headers: Option<EnumValue>,
+    pub vh_rate_limits: Option<EnumValue>,
+    pub always_consume_default_token_bucket: Option<bool>,
+    pub rate_limited_as_resource_exhausted: Option<bool>,
+    #[serde(default)]
+    pub rate_limits: Vec<Value>,
+    pub local_cluster_rate_limit: Option<Value>,
+    pub max_dynamic_descriptors: Option<Value>,
+}
+
+/// `envoy.type.v3.TokenBucket`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBucket {
+    pub max_tokens: Option<u32>,
+    pub tokens_per_fill: Option<u32>,
+    pub fill_interval: Option<Dur>,
+}
+
+/// `envoy.type.v3.HttpStatus`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpStatus {
+    pub code: Option<EnumValue>,
+}
+
 /// `envoy.extensions.filters.http.csrf.v3.CsrfPolicy`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -160,6 +160,20 @@ impl<T> Each<T> {
 
 /// `Ok` of a result whose error was reported (the load goes on); `None` on error, with the
 /// first such error kept in `first` to fail the whole.
+/// `(field, set, what)` rows: an error for each field that is set, naming what baton does not
+/// implement.
+pub(super) fn refused_fields<'a>(
+    rows: &'a [(&'a str, bool, &'a str)],
+    path: &'a str,
+) -> impl Iterator<Item = ConfigError> + 'a {
+    rows.iter().filter(|r| r.1).map(move |(field, _, what)| {
+        err(
+            join_key(path, field),
+            format!("not supported by baton ({what})"),
+        )
+    })
+}
+
 pub fn keep<T>(r: Result<T, ConfigError>, first: &mut Option<ConfigError>) -> Option<T> {
     match r {
         Ok(v) => Some(v),
@@ -229,7 +243,9 @@ pub fn data_source(ds: &raw::DataSource, path: &str) -> Result<String, ConfigErr
 
 const HCM_TYPE: &str =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
-use super::validate_filters::{CORS_TYPE, CSRF_TYPE, HEALTH_CHECK_TYPE, ROUTER_TYPE};
+use super::validate_filters::{
+    CORS_TYPE, CSRF_TYPE, HEALTH_CHECK_TYPE, LOCAL_RATE_LIMIT_TYPE, ROUTER_TYPE,
+};
 const FILE_LOG_TYPE: &str = "envoy.extensions.access_loggers.file.v3.FileAccessLog";
 const STDOUT_LOG_TYPE: &str = "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog";
 const STDERR_LOG_TYPE: &str = "envoy.extensions.access_loggers.stream.v3.StderrAccessLog";
@@ -257,6 +273,7 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
     ("envoy.cors", CORS_TYPE),
     ("envoy.filters.http.csrf", CSRF_TYPE),
     ("envoy.csrf", CSRF_TYPE),
+    ("envoy.filters.http.local_ratelimit", LOCAL_RATE_LIMIT_TYPE),
     ("envoy.access_loggers.file", FILE_LOG_TYPE),
     ("envoy.file_access_log", FILE_LOG_TYPE),
     ("envoy.access_loggers.stdout", STDOUT_LOG_TYPE),
@@ -814,13 +831,8 @@ fn tcp_proxy(
             "the PROXY protocol",
         ),
     ];
-    for (field, set, why) in refused {
-        if set {
-            keep::<()>(
-                Err(err(p(field), format!("not supported by baton ({why})"))),
-                &mut first,
-            );
-        }
+    for e in refused_fields(&refused, path) {
+        keep::<()>(Err(e), &mut first);
     }
     let stat_prefix = match t.stat_prefix {
         Some(s) if !s.is_empty() => Some(s),

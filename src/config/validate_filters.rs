@@ -14,11 +14,19 @@ pub const HEALTH_CHECK_TYPE: &str = "envoy.extensions.filters.http.health_check.
 pub const CORS_TYPE: &str = "envoy.extensions.filters.http.cors.v3.Cors";
 pub const CORS_POLICY_TYPE: &str = "envoy.extensions.filters.http.cors.v3.CorsPolicy";
 pub const CSRF_TYPE: &str = "envoy.extensions.filters.http.csrf.v3.CsrfPolicy";
+pub const LOCAL_RATE_LIMIT_TYPE: &str =
+    "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
 const FILTER_CONFIG_TYPE: &str = "envoy.config.route.v3.FilterConfig";
 /// The HTTP filters baton has.
-pub const HTTP_FILTERS: &[&str] = &[HEALTH_CHECK_TYPE, CORS_TYPE, CSRF_TYPE, ROUTER_TYPE];
+pub const HTTP_FILTERS: &[&str] = &[
+    HEALTH_CHECK_TYPE,
+    CORS_TYPE,
+    CSRF_TYPE,
+    LOCAL_RATE_LIMIT_TYPE,
+    ROUTER_TYPE,
+];
 /// The per-route config types baton reads (besides the `FilterConfig` wrapper).
-const PER_ROUTE_TYPES: &[&str] = &[CORS_POLICY_TYPE, CSRF_TYPE];
+const PER_ROUTE_TYPES: &[&str] = &[CORS_POLICY_TYPE, CSRF_TYPE, LOCAL_RATE_LIMIT_TYPE];
 
 /// The HTTP filters: the router last, and before it the others in order.
 pub fn http_filters(
@@ -66,6 +74,19 @@ pub fn http_filters(
                     let _: raw::Cors = from_value(&v, &tpath)?;
                 }
                 HttpFilterKind::Cors
+            }
+            LOCAL_RATE_LIMIT_TYPE => {
+                let Some(v) = typed_payload(&f.typed_config, &tpath, LOCAL_RATE_LIMIT_TYPE)? else {
+                    return Err(err(
+                        join_key(&tpath, "stat_prefix"),
+                        "required field is missing",
+                    ));
+                };
+                HttpFilterKind::LocalRateLimit(local_rate_limit(
+                    from_value(&v, &tpath)?,
+                    &tpath,
+                    false,
+                )?)
             }
             _ => {
                 let Some(v) = typed_payload(&f.typed_config, &tpath, CSRF_TYPE)? else {
@@ -292,6 +313,15 @@ fn policy(v: &Value, path: &str, optional: bool) -> Result<Option<FilterPolicy>,
                 path,
             )?)))
         }
+        LOCAL_RATE_LIMIT_TYPE => {
+            let c = typed_payload(&Some(v.clone()), path, LOCAL_RATE_LIMIT_TYPE)?
+                .unwrap_or_else(empty_map);
+            Ok(Some(FilterPolicy::LocalRateLimit(local_rate_limit(
+                from_value(&c, path)?,
+                path,
+                true,
+            )?)))
+        }
         _ if optional => Ok(None),
         _ => Err(err(
             join_key(path, "@type"),
@@ -382,6 +412,10 @@ pub fn check_per_filter(
                 (None, _)
                     | (Some(FilterPolicy::Cors(_)), HttpFilterKind::Cors)
                     | (Some(FilterPolicy::Csrf(_)), HttpFilterKind::Csrf(_))
+                    | (
+                        Some(FilterPolicy::LocalRateLimit(_)),
+                        HttpFilterKind::LocalRateLimit(_)
+                    )
             );
             if !fits {
                 return Err(err(
@@ -427,9 +461,168 @@ fn kind_name(k: &HttpFilterKind) -> &'static str {
         HttpFilterKind::HealthCheck(_) => HEALTH_CHECK_TYPE,
         HttpFilterKind::Cors => CORS_TYPE,
         HttpFilterKind::Csrf(_) => CSRF_TYPE,
+        HttpFilterKind::LocalRateLimit(_) => LOCAL_RATE_LIMIT_TYPE,
     }
 }
 
 fn empty_map() -> Value {
     Value::Mapping(Default::default())
+}
+
+/// Envoy's status names for `HttpStatus.code` that a refusal is likely to use.
+const STATUS_NAMES: &[EnumEntry<u16>] = &[
+    ("BadRequest", 400, Some(400)),
+    ("Unauthorized", 401, Some(401)),
+    ("Forbidden", 403, Some(403)),
+    ("NotFound", 404, Some(404)),
+    ("TooManyRequests", 429, Some(429)),
+    ("InternalServerError", 500, Some(500)),
+    ("ServiceUnavailable", 503, Some(503)),
+];
+
+/// `LocalRateLimit` (`per_route`: a virtual host's or route's, which needs its token bucket).
+/// What baton does not implement is refused by path: descriptors and the fields that only
+/// matter with them, per-connection buckets, the `x-ratelimit-*` headers, gRPC statuses.
+fn local_rate_limit(
+    c: raw::LocalRateLimit,
+    path: &str,
+    per_route: bool,
+) -> Result<LocalRateLimit, ConfigError> {
+    let p = |k: &str| join_key(path, k);
+    let refused: [(&str, bool, &str); 9] = [
+        (
+            "descriptors",
+            !c.descriptors.is_empty(),
+            "rate limit descriptors",
+        ),
+        (
+            "rate_limits",
+            !c.rate_limits.is_empty(),
+            "rate limit descriptors",
+        ),
+        (
+            "stage",
+            c.stage.is_some_and(|s| s != 0),
+            "rate limit descriptors",
+        ),
+        (
+            "vh_rate_limits",
+            c.vh_rate_limits.is_some(),
+            "rate limit descriptors",
+        ),
+        (
+            "always_consume_default_token_bucket",
+            c.always_consume_default_token_bucket.is_some(),
+            "rate limit descriptors",
+        ),
+        (
+            "max_dynamic_descriptors",
+            c.max_dynamic_descriptors.is_some(),
+            "rate limit descriptors",
+        ),
+        (
+            "local_rate_limit_per_downstream_connection",
+            c.local_rate_limit_per_downstream_connection == Some(true),
+            "a token bucket per downstream connection",
+        ),
+        (
+            "rate_limited_as_resource_exhausted",
+            c.rate_limited_as_resource_exhausted == Some(true),
+            "gRPC",
+        ),
+        (
+            "local_cluster_rate_limit",
+            c.local_cluster_rate_limit.is_some(),
+            "sharing the limit across a local cluster",
+        ),
+    ];
+    if let Some(e) = super::validate::refused_fields(&refused, path).next() {
+        return Err(e);
+    }
+    if let Some(x) = &c.enable_x_ratelimit_headers {
+        const X: &[EnumEntry<()>] = &[("OFF", 0, Some(())), ("DRAFT_VERSION_03", 1, None)];
+        super::validate::proto_enum(x, &p("enable_x_ratelimit_headers"), X)?;
+    }
+    let stat_prefix = c.stat_prefix.unwrap_or_default();
+    if stat_prefix.is_empty() {
+        return Err(err(p("stat_prefix"), "required field is missing"));
+    }
+    let status = match c.status.and_then(|s| s.code) {
+        None => 429,
+        Some(code) => {
+            let cpath = join_key(&p("status"), "code");
+            let n = match &code {
+                raw::EnumValue::Number(n) => *n,
+                raw::EnumValue::Name(_) => {
+                    i64::from(super::validate::proto_enum(&code, &cpath, STATUS_NAMES)?)
+                }
+            };
+            if !(100..=599).contains(&n) {
+                return Err(err(cpath, format!("{n} is not an HTTP status")));
+            }
+            // Envoy answers 429 for a status below 400.
+            if n < 400 {
+                429
+            } else {
+                n as u16
+            }
+        }
+    };
+    let token_bucket = match c.token_bucket {
+        None if per_route => {
+            return Err(err(
+                p("token_bucket"),
+                "required field is missing (a per-route local rate limit needs its bucket)",
+            ))
+        }
+        None => None,
+        Some(tb) => {
+            let tp = |k: &str| join_key(&p("token_bucket"), k);
+            let max_tokens = match tb.max_tokens {
+                None => return Err(err(tp("max_tokens"), "required field is missing")),
+                Some(0) => return Err(err(tp("max_tokens"), "must be greater than 0")),
+                Some(n) => n,
+            };
+            let tokens_per_fill = match tb.tokens_per_fill {
+                Some(0) => return Err(err(tp("tokens_per_fill"), "must be greater than 0")),
+                n => n.unwrap_or(1),
+            };
+            let fill_interval = match tb.fill_interval.map(|d| d.0) {
+                None => return Err(err(tp("fill_interval"), "required field is missing")),
+                Some(d) if d.is_zero() => {
+                    return Err(err(tp("fill_interval"), "must be greater than 0"))
+                }
+                Some(d) => d,
+            };
+            Some(TokenBucket {
+                max_tokens,
+                tokens_per_fill,
+                fill_interval,
+            })
+        }
+    };
+    let headers = |list: &[raw::HeaderValueOption], field: &str| {
+        list.iter()
+            .enumerate()
+            .map(|(i, h)| validate_route::header_value_option(h, &format!("{}[{i}]", p(field))))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(LocalRateLimit {
+        stat_prefix,
+        status,
+        token_bucket,
+        filter_enabled: c
+            .filter_enabled
+            .map(|f| fraction(f, &p("filter_enabled")))
+            .transpose()?,
+        filter_enforced: c
+            .filter_enforced
+            .map(|f| fraction(f, &p("filter_enforced")))
+            .transpose()?,
+        request_headers_to_add_when_not_enforced: headers(
+            &c.request_headers_to_add_when_not_enforced,
+            "request_headers_to_add_when_not_enforced",
+        )?,
+        response_headers_to_add: headers(&c.response_headers_to_add, "response_headers_to_add")?,
+    })
 }

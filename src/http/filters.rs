@@ -1,22 +1,29 @@
 //! The HTTP filters before the router, run on a request head in config order (Envoy's
-//! decoder chain): the health check, CORS and CSRF filters. A filter that answers stops the
-//! chain; the response headers the filters add (their encoder side) go on whatever answers
-//! — the router's upstream response, a later filter's reply, or the filter's own.
+//! decoder chain): the health check, CORS, CSRF and local rate limit filters. A filter that
+//! answers stops the chain; the response headers the filters add (their encoder side) go on
+//! whatever answers — the router's upstream response, a later filter's reply, or the
+//! filter's own. The local rate limit's token buckets (`RateLimits`) live on the context and
+//! are written here only.
+
+use std::collections::HashMap;
+use std::time::Instant;
 
 use super::codec::RequestHead;
 use crate::access_log::Flags;
+use crate::cluster::ClusterRt;
 use crate::config::{
     AppendAction, CorsPolicy, CsrfPolicy, FilterPolicy, Fraction, HealthCheckFilter, HttpFilter,
-    HttpFilterKind, PerFilterConfig, StringMatch,
+    HttpFilterKind, LocalRateLimit, PerFilterConfig, StringMatch, TokenBucket,
 };
-use crate::context::Ctx;
-use crate::route::edits::Op;
+use crate::route::edits::{add_ops, Op};
 use crate::route::matcher::{header_matches, string_matches};
-use crate::stats::FilterCounts;
+use crate::stats::{Counter, FilterCounts, Stats};
 use crate::util::Rng;
 
 /// The route the request matched, as the filters see it.
 pub(super) struct RouteView<'a> {
+    /// (virtual host, route) indices.
+    pub at: (usize, usize),
     /// The route's, then its virtual host's `typed_per_filter_config`.
     pub levels: [&'a [PerFilterConfig]; 2],
     /// The route forwards (Envoy's route entry; a redirect or direct response has none).
@@ -56,36 +63,50 @@ pub(super) struct Outcome {
     pub answer: Option<Answer>,
     /// Response headers the filters set, applied after the route's.
     pub edits: Vec<Op>,
+    /// Request headers the filters add, before the route's request edits.
+    pub request_edits: Vec<Op>,
     pub counts: FilterCounts,
 }
 
-/// Runs `filters` on `req`. `rng` draws the filters' runtime fractions.
+/// What the filters read from the process besides the request.
+pub(super) struct Env<'a> {
+    pub listener: usize,
+    pub service_cluster: &'a str,
+    /// `/healthcheck/fail` is in force.
+    pub healthcheck_failed: bool,
+    pub clusters: &'a [ClusterRt],
+    pub now: Instant,
+}
+
+/// Runs `filters` on `req`. `rng` draws the filters' runtime fractions; `limits` and
+/// `stats` take the local rate limits' tokens and counts.
 pub(super) fn run(
     filters: &[HttpFilter],
     req: &RequestHead<'_>,
     route: Option<&RouteView<'_>>,
-    service_cluster: &str,
-    ctx: &Ctx,
+    env: &Env<'_>,
+    limits: &mut RateLimits,
+    stats: &mut Stats,
     rng: &mut Rng,
 ) -> Outcome {
     let mut out = Outcome::default();
-    for f in filters {
+    for (fi, f) in filters.iter().enumerate() {
         // The most specific per-route config of this filter decides whether it runs.
-        let own = route.and_then(|r| {
+        let found = route.and_then(|r| {
             r.levels
                 .iter()
-                .find_map(|l| l.iter().find(|c| c.name == f.name))
+                .enumerate()
+                .find_map(|(lvl, l)| Some((lvl, l.iter().find(|c| c.name == f.name)?)))
         });
+        let own = found.map(|(_, c)| c);
         if own.map_or(f.disabled, |c| c.disabled) {
             continue;
         }
         let answer = match &f.kind {
             HttpFilterKind::HealthCheck(hc) => {
-                health_check(hc, req, service_cluster, ctx, &mut out.edits).map(|(status, d)| {
-                    Answer {
-                        flag: if status == 200 { 0 } else { Flags::LH },
-                        ..Answer::new(status, "", d)
-                    }
+                health_check(hc, req, env, &mut out.edits).map(|(status, d)| Answer {
+                    flag: if status == 200 { 0 } else { Flags::LH },
+                    ..Answer::new(status, "", d)
                 })
             }
             HttpFilterKind::Cors => match route {
@@ -98,6 +119,17 @@ pub(super) fn run(
                     _ => None,
                 });
                 csrf(per_route.unwrap_or(own_policy), req, rng, &mut out.counts)
+            }
+            HttpFilterKind::LocalRateLimit(own_config) => {
+                let mut key = LimitKey::filter(env.listener, fi);
+                let mut config = own_config;
+                if let (Some(r), Some((lvl, c))) = (route, found) {
+                    if let Some(FilterPolicy::LocalRateLimit(p)) = &c.policy {
+                        key = key.at(r.at, lvl == 0);
+                        config = p;
+                    }
+                }
+                local_rate_limit(config, key, env.now, limits, stats, rng, &mut out)
             }
         };
         if answer.is_some() {
@@ -117,11 +149,11 @@ pub(super) fn run(
 fn health_check(
     hc: &HealthCheckFilter,
     req: &RequestHead<'_>,
-    service_cluster: &str,
-    ctx: &Ctx,
+    env: &Env<'_>,
     edits: &mut Vec<Op>,
 ) -> Option<(u16, &'static str)> {
-    let failed = ctx.stats.healthcheck_failed();
+    let failed = env.healthcheck_failed;
+    let service_cluster = env.service_cluster;
     let set = AppendAction::OverwriteIfExistsOrAdd;
     if !hc.headers.iter().all(|m| header_matches(m, req)) {
         if failed {
@@ -149,7 +181,7 @@ fn health_check(
     // reach the minimum share.
     for (name, min) in &hc.cluster_min_healthy_percentages {
         let min = min.trunc();
-        let Some(c) = ctx.clusters.iter().find(|c| c.cfg.name == *name) else {
+        let Some(c) = env.clusters.iter().find(|c| c.cfg.name == *name) else {
             return Some((503, "health_check_no_cluster_found"));
         };
         if c.hosts.is_empty() {
@@ -345,6 +377,181 @@ fn csrf(
     Some(Answer::new(403, "Invalid origin", "csrf_origin_mismatch"))
 }
 
+/// Where a local rate limit config sits: a filter of a listener's chain, or a virtual host's
+/// or route's per-route config for it (`NONE` where not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct LimitKey {
+    listener: usize,
+    filter: usize,
+    vh: usize,
+    route: usize,
+}
+
+const NONE: usize = usize::MAX;
+
+impl LimitKey {
+    fn filter(listener: usize, filter: usize) -> LimitKey {
+        LimitKey {
+            listener,
+            filter,
+            vh: NONE,
+            route: NONE,
+        }
+    }
+
+    /// The virtual host's config, or (`route`) the route's.
+    fn at(self, (vh, r): (usize, usize), route: bool) -> LimitKey {
+        LimitKey {
+            vh,
+            route: if route { r } else { NONE },
+            ..self
+        }
+    }
+}
+
+/// One config's bucket (none: nothing is limited) and its counters (enabled, enforced,
+/// rate_limited, ok).
+#[derive(Debug)]
+struct Limiter {
+    bucket: Option<(TokenBucket, Tokens)>,
+    counters: [Counter; 4],
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Tokens {
+    left: u32,
+    /// The last fill (or the start): whole intervals after it add `tokens_per_fill` each.
+    filled_at: Instant,
+}
+
+/// Takes a token, first adding what the elapsed whole fill intervals brought (computed from
+/// the clock when a request comes, so an idle bucket needs no timer).
+fn take(tb: &TokenBucket, t: &mut Tokens, now: Instant) -> bool {
+    let elapsed = now.saturating_duration_since(t.filled_at);
+    let fills = elapsed.as_nanos() / tb.fill_interval.as_nanos().max(1);
+    if fills > 0 {
+        let added = fills.saturating_mul(u128::from(tb.tokens_per_fill));
+        let left = (u128::from(t.left) + added).min(u128::from(tb.max_tokens));
+        t.left = u32::try_from(left).unwrap_or(tb.max_tokens);
+        // Keep the fill phase; past any representable count, start again from now.
+        t.filled_at = u32::try_from(fills)
+            .ok()
+            .and_then(|n| tb.fill_interval.checked_mul(n))
+            .and_then(|d| t.filled_at.checked_add(d))
+            .unwrap_or(now);
+    }
+    if t.left == 0 {
+        return false;
+    }
+    t.left -= 1;
+    true
+}
+
+/// Every local rate limit config's bucket, made full at start.
+#[derive(Debug, Default)]
+pub(crate) struct RateLimits {
+    limiters: HashMap<LimitKey, Limiter>,
+}
+
+impl RateLimits {
+    /// One limiter per local rate limit config of every listener (the filter's own, each
+    /// virtual host's and route's), its counters registered in `stats`.
+    pub(crate) fn new(
+        listeners: &[crate::context::ListenerRt],
+        stats: &mut Stats,
+        now: Instant,
+    ) -> RateLimits {
+        let mut limiters = HashMap::new();
+        let mut add = |key: LimitKey, c: &LocalRateLimit| {
+            let limiter = Limiter {
+                bucket: c.token_bucket.map(|tb| {
+                    (
+                        tb,
+                        Tokens {
+                            left: tb.max_tokens,
+                            filled_at: now,
+                        },
+                    )
+                }),
+                counters: stats.local_rate_limit(&c.stat_prefix),
+            };
+            limiters.insert(key, limiter);
+        };
+        for (l, listener) in listeners.iter().enumerate() {
+            let Some(http) = listener.http() else {
+                continue;
+            };
+            for (fi, f) in http.hcm.http_filters.iter().enumerate() {
+                let HttpFilterKind::LocalRateLimit(own) = &f.kind else {
+                    continue;
+                };
+                let key = LimitKey::filter(l, fi);
+                add(key, own);
+                for (vi, vh) in http.router.config.virtual_hosts.iter().enumerate() {
+                    if let Some(p) = per_route_limit(&vh.filter_configs, &f.name) {
+                        add(key.at((vi, 0), false), p);
+                    }
+                    for (ri, r) in vh.routes.iter().enumerate() {
+                        if let Some(p) = per_route_limit(&r.filter_configs, &f.name) {
+                            add(key.at((vi, ri), true), p);
+                        }
+                    }
+                }
+            }
+        }
+        RateLimits { limiters }
+    }
+}
+
+/// The local rate limit config of filter `name` among a level's per-route configs.
+fn per_route_limit<'a>(list: &'a [PerFilterConfig], name: &str) -> Option<&'a LocalRateLimit> {
+    list.iter().find_map(|c| match &c.policy {
+        Some(FilterPolicy::LocalRateLimit(p)) if c.name == name => Some(p),
+        _ => None,
+    })
+}
+
+/// Envoy's local rate limit filter: when enabled (`filter_enabled`, default off) a request
+/// takes a token of its config's bucket; without one it is refused — `status` (429), body
+/// `local_rate_limited`, flag RL, `response_headers_to_add` — when `filter_enforced` says so,
+/// else let through with `request_headers_to_add_when_not_enforced`.
+fn local_rate_limit(
+    config: &LocalRateLimit,
+    key: LimitKey,
+    now: Instant,
+    limits: &mut RateLimits,
+    stats: &mut Stats,
+    rng: &mut Rng,
+    out: &mut Outcome,
+) -> Option<Answer> {
+    if !config.filter_enabled.is_some_and(|f| sample(f, rng)) {
+        return None;
+    }
+    let limiter = limits.limiters.get_mut(&key)?;
+    let [enabled, enforced, limited, ok] = limiter.counters;
+    stats.store.inc(enabled);
+    let allowed = match &mut limiter.bucket {
+        None => true,
+        Some((tb, tokens)) => take(tb, tokens, now),
+    };
+    if allowed {
+        stats.store.inc(ok);
+        return None;
+    }
+    stats.store.inc(limited);
+    if !config.filter_enforced.is_some_and(|f| sample(f, rng)) {
+        out.request_edits
+            .extend(add_ops(&config.request_headers_to_add_when_not_enforced));
+        return None;
+    }
+    stats.store.inc(enforced);
+    Some(Answer {
+        edits: add_ops(&config.response_headers_to_add),
+        flag: Flags::RL,
+        ..Answer::new(config.status, "local_rate_limited", "local_rate_limited")
+    })
+}
+
 /// The authority (host and port) of an absolute URL such as `https://a.example:8443/x`;
 /// a value that is not one is taken whole, as Envoy does.
 fn host_and_port(v: &str) -> &str {
@@ -379,6 +586,31 @@ mod tests {
         assert_eq!(host_and_port("a.example"), "a.example");
         assert_eq!(host_and_port("null"), "null");
         assert_eq!(host_and_port("http:///x"), "http:///x");
+    }
+
+    #[test]
+    fn a_bucket_refills_by_whole_intervals_up_to_its_maximum() {
+        let tb = TokenBucket {
+            max_tokens: 3,
+            tokens_per_fill: 2,
+            fill_interval: std::time::Duration::from_secs(10),
+        };
+        let t0 = Instant::now();
+        let mut t = Tokens {
+            left: 3,
+            filled_at: t0,
+        };
+        let at = |s: u64| t0 + std::time::Duration::from_secs(s);
+        assert!((0..3).all(|_| take(&tb, &mut t, at(1))));
+        assert!(!take(&tb, &mut t, at(9)));
+        // One interval: two tokens; the fill keeps its phase (t0 + 10 s).
+        assert!(take(&tb, &mut t, at(15)));
+        assert!(take(&tb, &mut t, at(19)));
+        assert!(!take(&tb, &mut t, at(19)));
+        assert_eq!(t.filled_at, at(10));
+        // Long idle: full, never past the maximum.
+        assert!((0..3).all(|_| take(&tb, &mut t, at(1000))));
+        assert!(!take(&tb, &mut t, at(1000)));
     }
 
     #[test]

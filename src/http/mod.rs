@@ -6,7 +6,7 @@ pub mod buf;
 pub mod codec;
 pub mod core;
 pub mod env;
-mod filters;
+pub(crate) mod filters;
 #[doc(hidden)]
 pub mod inmem;
 pub mod local;

@@ -437,11 +437,11 @@ pub(super) fn decide(
         return Decision::Local(l);
     }
     let Some(http) = ctx.listeners[listener].http() else {
-        return route(req, peer, listener, ctx, None);
+        return route(req, peer, listener, ctx, None, &[]);
     };
     let hcm = &http.hcm;
     if hcm.http_filters.is_empty() && hcm.via.is_none() {
-        return route(req, peer, listener, ctx, None);
+        return route(req, peer, listener, ctx, None, &[]);
     }
     let via = hcm
         .via
@@ -458,6 +458,7 @@ pub(super) fn decide(
                 _ => None,
             };
             Some(filters::RouteView {
+                at: (m.vh, m.index),
                 levels: [&m.route.filter_configs, &vh.filter_configs],
                 forwards: own.is_some(),
                 legacy_cors: [own.and_then(|f| f.cors.as_deref()), vh.cors.as_ref()],
@@ -465,13 +466,20 @@ pub(super) fn decide(
         });
         let found = Some(m.map(|m| (m.vh, m.index)));
         let mut rng = crate::util::Rng::with_seed(ctx.rng.next_u64());
-        let l = &ctx.listeners[listener];
+        let env = filters::Env {
+            listener,
+            service_cluster: &ctx.listeners[listener].service_cluster,
+            healthcheck_failed: ctx.stats.healthcheck_failed(),
+            clusters: &ctx.clusters,
+            now: ctx.now(),
+        };
         let out = filters::run(
             &hcm.http_filters,
             req,
             view.as_ref(),
-            &l.service_cluster,
-            ctx,
+            &env,
+            &mut ctx.limits,
+            &mut ctx.stats,
             &mut rng,
         );
         (found, out)
@@ -482,13 +490,26 @@ pub(super) fn decide(
     let mut d = match outcome.answer {
         Some(a) => Decision::Local(LocalDecision {
             body: Cow::Borrowed(a.body),
-            edits: a.edits,
+            // A filter's configured headers may use request variables.
+            edits: if a.edits.is_empty() {
+                a.edits
+            } else {
+                let getter = |n: &str| header_value(req, n);
+                let vars = Vars {
+                    peer,
+                    start: SystemTime::now(),
+                    minor: req.minor,
+                    upstream: None,
+                    req: &getter,
+                };
+                bind(&a.edits, &vars)
+            },
             flag: a.flag,
             route: found.flatten(),
             details: a.details,
             ..local_reply(a.status)
         }),
-        None => route(req, peer, listener, ctx, found),
+        None => route(req, peer, listener, ctx, found, &outcome.request_edits),
     };
     match &mut d {
         Decision::Local(l) => l.edits.extend(outcome.edits),
@@ -539,13 +560,15 @@ pub fn hcm_path(
 }
 
 /// The route's decision for the request. `found` is the match the filters already looked
-/// up (`Some(None)`: none), so a request is matched once.
+/// up (`Some(None)`: none), so a request is matched once; `filter_edits` are the filters'
+/// request headers, applied before the route's.
 fn route(
     req: &RequestHead<'_>,
     peer: SocketAddr,
     listener: usize,
     ctx: &mut Ctx,
     found: Option<Option<(usize, usize)>>,
+    filter_edits: &[Op],
 ) -> Decision {
     let Some(l) = ctx.listeners[listener].http() else {
         return local(404, "", crate::access_log::Flags::NR);
@@ -699,6 +722,7 @@ fn route(
         expected,
         upgrade == Some(Upgrade::Upgrade),
         path_rewrite.then_some(req.path),
+        filter_edits,
         ctx.spares.head(),
     );
     let rewritten = (ctx.access_logs.slots(listener).is_some()
@@ -766,6 +790,7 @@ fn serialise<'r>(
     expected_timeout: Option<Duration>,
     upgrade: bool,
     original_path: Option<&'r str>,
+    filter_edits: &[Op],
     mut h: Vec<u8>,
 ) -> (Vec<u8>, (usize, usize), Option<[u8; 36]>) {
     let edge = hcm.use_remote_address;
@@ -779,7 +804,7 @@ fn serialise<'r>(
     h.extend_from_slice(host.as_bytes());
     h.extend_from_slice(b"\r\n");
     // Only a route with request edits pays for an intermediate header list.
-    let direct = m.edits.request.is_empty();
+    let direct = m.edits.request.is_empty() && filter_edits.is_empty();
     // The list borrows the request's names and values; only values made here are owned.
     let mut list: Option<HeaderList<'r>> =
         (!direct).then(|| Vec::with_capacity(req.headers.len() + 8));
@@ -930,6 +955,7 @@ fn serialise<'r>(
         request_id = Some(id);
     }
     if let Some(mut l) = list {
+        apply(&mut l, filter_edits, &|t: &Template| t.render(vars));
         apply(&mut l, &m.edits.request, &|t: &Template| t.render(vars));
         for (n, v) in &l {
             put_header(&mut h, n, v);

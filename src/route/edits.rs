@@ -65,6 +65,13 @@ fn ops(remove: &[String], add: &[HeaderValueOption], out: &mut Vec<Op>) {
     }));
 }
 
+/// Additions alone (a filter's `request_headers_to_add_when_not_enforced`, ...).
+pub fn add_ops(add: &[HeaderValueOption]) -> Vec<Op> {
+    let mut out = Vec::new();
+    ops(&[], add, &mut out);
+    out
+}
+
 /// The request edits of one level alone, in Envoy's order (a health check's).
 pub fn request_ops(h: &HeaderMutations) -> Vec<Op> {
     let mut out = Vec::new();

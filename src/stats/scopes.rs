@@ -548,6 +548,16 @@ impl Stats {
         }
     }
 
+    /// Registers `<prefix>.http_local_rate_limit.{enabled,enforced,rate_limited,ok}` (one set
+    /// per stat prefix, shared by the configs that name it).
+    pub fn local_rate_limit(&mut self, prefix: &str) -> [Counter; 4] {
+        let mut c = |n: &str| {
+            self.store
+                .counter(&format!("{prefix}.http_local_rate_limit.{n}"))
+        };
+        [c("enabled"), c("enforced"), c("rate_limited"), c("ok")]
+    }
+
     /// Counts what the HTTP filters of listener `l` saw in one request.
     pub fn filter_counts(&mut self, l: usize, n: &FilterCounts) {
         let Some(f) = self.filters.get(l).copied() else {

@@ -3,10 +3,10 @@
 
 use serde_yaml::Value;
 
-use super::{header_matchers, list, map, n, s, string_match, T};
+use super::{dur, header_matchers, header_options, list, map, n, s, string_match, T};
 use crate::config::{
     CorsPolicy, CsrfPolicy, FilterPolicy, Fraction, HealthCheckFilter, HttpFilter, HttpFilterKind,
-    PerFilterConfig, StringMatch,
+    LocalRateLimit, PerFilterConfig, StringMatch,
 };
 
 /// One filter of the chain: its name, `disabled` when set, and its typed config.
@@ -18,6 +18,7 @@ pub(super) fn http_filter(f: &HttpFilter) -> Value {
             s(&format!("{T}envoy.extensions.filters.http.cors.v3.Cors")),
         )]),
         HttpFilterKind::Csrf(p) => csrf(p),
+        HttpFilterKind::LocalRateLimit(l) => local_rate_limit(l),
     };
     map(vec![
         ("name", s(&f.name)),
@@ -119,6 +120,37 @@ fn csrf(p: &CsrfPolicy) -> Value {
     ])
 }
 
+fn local_rate_limit(l: &LocalRateLimit) -> Value {
+    let bucket = l.token_bucket.map(|b| {
+        map(vec![
+            ("max_tokens", n(b.max_tokens)),
+            ("tokens_per_fill", n(b.tokens_per_fill)),
+            ("fill_interval", dur(b.fill_interval)),
+        ])
+    });
+    map(vec![
+        (
+            "@type",
+            s(&format!(
+                "{T}envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+            )),
+        ),
+        ("stat_prefix", s(&l.stat_prefix)),
+        ("status", Some(map(vec![("code", n(l.status))]))),
+        ("token_bucket", bucket),
+        ("filter_enabled", l.filter_enabled.as_ref().map(fraction)),
+        ("filter_enforced", l.filter_enforced.as_ref().map(fraction)),
+        (
+            "request_headers_to_add_when_not_enforced",
+            header_options(&l.request_headers_to_add_when_not_enforced),
+        ),
+        (
+            "response_headers_to_add",
+            header_options(&l.response_headers_to_add),
+        ),
+    ])
+}
+
 /// `typed_per_filter_config` (left out when empty): a bare policy, or a `FilterConfig` when
 /// the entry disables its filter or carries no policy.
 pub(super) fn per_filter(list_of: &[PerFilterConfig]) -> Option<Value> {
@@ -131,6 +163,7 @@ pub(super) fn per_filter(list_of: &[PerFilterConfig]) -> Option<Value> {
             let policy = c.policy.as_ref().map(|p| match p {
                 FilterPolicy::Cors(p) => cors(p),
                 FilterPolicy::Csrf(p) => csrf(p),
+                FilterPolicy::LocalRateLimit(l) => local_rate_limit(l),
             });
             let v = match policy {
                 Some(p) if !c.disabled => p,

@@ -108,6 +108,19 @@ static_resources:
               filter_enabled: { default_value: { numerator: 5, denominator: TEN_THOUSAND }, runtime_key: k }
               shadow_enabled: { default_value: { numerator: 1, denominator: MILLION } }
               additional_origins: [{ suffix: .partner.test, ignore_case: true }]
+          - name: rl
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+              stat_prefix: rl
+              status: { code: 503 }
+              token_bucket: { max_tokens: 5, tokens_per_fill: 2, fill_interval: 1.5s }
+              filter_enabled: { default_value: { numerator: 100 } }
+              filter_enforced: { default_value: { numerator: 50 } }
+              request_headers_to_add_when_not_enforced:
+              - header: { key: x-rl, value: "%REQ(x-a)%" }
+              response_headers_to_add:
+              - header: { key: x-limited, value: "yes" }
+                append_action: OVERWRITE_IF_EXISTS_OR_ADD
           - name: envoy.filters.http.router
           route_config:
             name: rc
@@ -170,6 +183,10 @@ static_resources:
                 request_headers_to_remove: [x-drop]
                 typed_per_filter_config:
                   my-cors: { "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig, disabled: true }
+                  rl:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+                    stat_prefix: rl_route
+                    token_bucket: { max_tokens: 1, fill_interval: 60s }
                   csrf:
                     "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
                     disabled: true

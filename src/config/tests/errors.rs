@@ -156,6 +156,7 @@ fn type_urls_and_filter_names() {
              (envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager) \
              is not a supported HTTP filter (supported: envoy.extensions.filters.http.health_check.v3.HealthCheck, \
              envoy.extensions.filters.http.cors.v3.Cors, envoy.extensions.filters.http.csrf.v3.CsrfPolicy, \
+             envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, \
              envoy.extensions.filters.http.router.v3.Router)"
         )
     );
@@ -860,7 +861,9 @@ fn http_filters_and_per_route_configs_name_their_field() {
         format!(
             "{tpf}.cors.@type: per-route config type \"envoy.extensions.filters.http.lua.v3.LuaPerRoute\" \
              is not supported by baton (supported: envoy.extensions.filters.http.cors.v3.CorsPolicy, \
-             envoy.extensions.filters.http.csrf.v3.CsrfPolicy, envoy.config.route.v3.FilterConfig)"
+             envoy.extensions.filters.http.csrf.v3.CsrfPolicy, \
+             envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, \
+             envoy.config.route.v3.FilterConfig)"
         )
     );
     assert_eq!(
@@ -917,6 +920,50 @@ fn http_filters_and_per_route_configs_name_their_field() {
             "{VH}.routes[0].route.cors.allow_origin: unknown or unsupported field \"allow_origin\""
         )),
         "{e}"
+    );
+    // Local rate limits: what baton does not implement is refused by path.
+    const RLT: &str = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
+    let rl = |fields: &str| {
+        err_with(&[(
+            &hcm("http_filters"),
+            &format!("[{{name: rl, typed_config: {{{RLT}, {fields}}}}}, {ROUTER}]"),
+        )])
+    };
+    let at = format!("{HCM}.http_filters[0].typed_config");
+    assert_eq!(
+        rl("stat_prefix: x, descriptors: [{entries: [{key: k, value: v}], token_bucket: {max_tokens: 1, fill_interval: 1s}}]"),
+        format!("{at}.descriptors: not supported by baton (rate limit descriptors)")
+    );
+    assert_eq!(
+        rl("stat_prefix: x, local_rate_limit_per_downstream_connection: true"),
+        format!("{at}.local_rate_limit_per_downstream_connection: not supported by baton (a token bucket per downstream connection)")
+    );
+    assert_eq!(
+        rl("stat_prefix: x, enable_x_ratelimit_headers: DRAFT_VERSION_03")
+            .split(" (supported")
+            .next(),
+        Some(
+            format!(
+                "{at}.enable_x_ratelimit_headers: value \"DRAFT_VERSION_03\" is not supported by baton"
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        rl("stat_prefix: x, token_bucket: {max_tokens: 0, fill_interval: 1s}"),
+        format!("{at}.token_bucket.max_tokens: must be greater than 0")
+    );
+    assert_eq!(
+        rl("token_bucket: {max_tokens: 1, fill_interval: 1s}"),
+        format!("{at}.stat_prefix: required field is missing")
+    );
+    // A per-route config needs its own bucket.
+    assert_eq!(
+        err_with(&[
+            (&hcm("http_filters"), &format!("[{{name: rl, typed_config: {{{RLT}, stat_prefix: x}}}}, {ROUTER}]")),
+            (&tpf, &format!("{{rl: {{{RLT}, stat_prefix: y}}}}")),
+        ]),
+        format!("{tpf}.rl.token_bucket: required field is missing (a per-route local rate limit needs its bucket)")
     );
     // Weighted cluster entries take no per-route config.
     let at = vh("routes[0].route");
