@@ -41,6 +41,18 @@ fn yaml(listen: u16, admin: u16, upstream: u16) -> String {
               domains: ["plain.test"]
               routes:
               - {{match: {{prefix: "/"}}, route: {{cluster: backend}}}}
+            - name: shop
+              domains: ["shop.partner.test"]
+              typed_per_filter_config:
+                csrf:
+                  "@type": {CSRF}
+                  filter_enabled: {{default_value: {{numerator: 100}}}}
+                  additional_origins: [{{exact: "partner.test"}}]
+              routes:
+              - match: {{prefix: "/"}}
+                route: {{cluster: backend}}
+                typed_per_filter_config:
+                  csrf: {{"@type": {FILTER_CONFIG}}}
             - name: www
               domains: ["*"]
               typed_per_filter_config:
@@ -443,6 +455,19 @@ fn csrf_refuses_a_foreign_origin_on_mutating_methods_where_enabled() {
     );
     assert_eq!(stat(s.admin, "http.ingress_http.csrf.request_invalid"), 4);
     assert_eq!(stat(s.admin, "http.ingress_http.csrf.request_valid"), 3);
+    // A route's FilterConfig without a config enables the filter; the policy is its virtual
+    // host's, the most specific one there is.
+    let shop = |origin: &str| {
+        send(
+            s.listen,
+            "POST",
+            "/x",
+            &["Host: shop.partner.test", &format!("Origin: {origin}")],
+        )
+        .status
+    };
+    assert_eq!(shop("https://partner.test"), 200);
+    assert_eq!(shop("https://evil.test"), 403);
     // The CORS filter before it still marks the refusal of an allowed origin.
     let a = send(s.listen, "POST", "/csrf-on", &["Origin: https://app.test"]);
     assert_eq!(a.status, 403);

@@ -91,17 +91,23 @@ pub(super) fn run(
 ) -> Outcome {
     let mut out = Outcome::default();
     for (fi, f) in filters.iter().enumerate() {
-        // The most specific per-route config of this filter decides whether it runs.
-        let found = route.and_then(|r| {
-            r.levels
-                .iter()
-                .enumerate()
-                .find_map(|(lvl, l)| Some((lvl, l.iter().find(|c| c.name == f.name)?)))
-        });
-        let own = found.map(|(_, c)| c);
-        if own.map_or(f.disabled, |c| c.disabled) {
+        // The most specific per-route entry of this filter decides whether it runs; the most
+        // specific one with a policy gives the policy (a FilterConfig may carry none).
+        let most_specific = |with_policy: bool| {
+            route.and_then(|r| {
+                r.levels.iter().enumerate().find_map(|(lvl, l)| {
+                    let c = l
+                        .iter()
+                        .find(|c| c.name == f.name && (!with_policy || c.policy.is_some()))?;
+                    Some((lvl, c))
+                })
+            })
+        };
+        if most_specific(false).map_or(f.disabled, |(_, c)| c.disabled) {
             continue;
         }
+        let found = most_specific(true);
+        let own = found.map(|(_, c)| c);
         let answer = match &f.kind {
             HttpFilterKind::HealthCheck(hc) => {
                 health_check(hc, req, env, &mut out.edits).map(|(status, d)| Answer {
