@@ -98,6 +98,8 @@ pub struct Ctx {
     pub clusters: Vec<ClusterRt>,
     /// Read-only after start-up.
     pub listeners: Vec<ListenerRt>,
+    /// The local rate limits' token buckets (written by `http::filters` only).
+    pub(crate) limits: crate::http::filters::RateLimits,
     /// Upstream connections: idle pool, slot owners, connect throttling and waiters.
     pub upstreams: UpPool,
     pub timers: Timers,
@@ -141,6 +143,20 @@ impl Ctx {
             if let Some(t) = l.tcp() {
                 stats.add_tcp(i, &t.stat_prefix);
             }
+            if let Some(h) = l.http() {
+                for f in &h.hcm.http_filters {
+                    match f.kind {
+                        crate::config::HttpFilterKind::Cors => {
+                            stats.add_cors(i, &h.hcm.stat_prefix)
+                        }
+                        crate::config::HttpFilterKind::Csrf(_) => {
+                            stats.add_csrf(i, &h.hcm.stat_prefix)
+                        }
+                        crate::config::HttpFilterKind::HealthCheck(_)
+                        | crate::config::HttpFilterKind::LocalRateLimit(_) => {}
+                    }
+                }
+            }
             if let Some(cl) = &l.connection_limit {
                 stats.add_connection_limit(i, &cl.stat_prefix);
             }
@@ -162,7 +178,9 @@ impl Ctx {
                 stats.add_health_check(i, &c.cfg.name);
             }
         }
+        let limits = crate::http::filters::RateLimits::new(&listeners, &mut stats, Instant::now());
         Ctx {
+            limits,
             stats,
             access_logs,
             registry,

@@ -40,9 +40,11 @@ impl Flags {
     pub const LH: u16 = 1 << 12;
     /// Duration timeout: a TCP proxy connection reached `max_downstream_connection_duration`.
     pub const DT: u16 = 1 << 13;
+    /// Rate limited: the local rate limit filter answered (429).
+    pub const RL: u16 = 1 << 14;
 
     /// Envoy's order of the short codes in %RESPONSE_FLAGS%.
-    pub const NAMES: [(u16, &'static str); 14] = [
+    pub const NAMES: [(u16, &'static str); 15] = [
         (Self::LH, "LH"),
         (Self::LR, "LR"),
         (Self::UH, "UH"),
@@ -51,6 +53,7 @@ impl Flags {
         (Self::UO, "UO"),
         (Self::UT, "UT"),
         (Self::NR, "NR"),
+        (Self::RL, "RL"),
         (Self::URX, "URX"),
         (Self::DC, "DC"),
         (Self::DPE, "DPE"),

@@ -44,7 +44,7 @@ pub(super) fn list(items: Vec<Value>) -> Option<Value> {
 }
 
 /// Envoy's duration text: seconds with up to nine fraction digits.
-fn dur(d: Duration) -> Option<Value> {
+pub(super) fn dur(d: Duration) -> Option<Value> {
     let mut out = d.as_secs().to_string();
     if d.subsec_nanos() != 0 {
         let frac = format!("{:09}", d.subsec_nanos());
@@ -307,33 +307,9 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
     ])
 }
 
-/// The health check filter, if any, then the router.
+/// The filters before the router, in order, then the router.
 fn http_filters(h: &HttpConnectionManager) -> Vec<Value> {
-    let mut out = Vec::new();
-    if let Some(hc) = &h.health_check {
-        let mins = hc
-            .cluster_min_healthy_percentages
-            .iter()
-            .map(|(c, pct)| (c.as_str(), Some(map(vec![("value", n(*pct))]))))
-            .collect();
-        out.push(map(vec![
-            ("name", s("envoy.filters.http.health_check")),
-            (
-                "typed_config",
-                Some(map(vec![
-                    (
-                        "@type",
-                        s(&format!(
-                            "{T}envoy.extensions.filters.http.health_check.v3.HealthCheck"
-                        )),
-                    ),
-                    ("pass_through_mode", n(hc.pass_through_mode)),
-                    ("headers", list(header_matchers(&hc.headers))),
-                    ("cluster_min_healthy_percentages", Some(map(mins))),
-                ])),
-            ),
-        ]));
-    }
+    let mut out: Vec<Value> = h.http_filters.iter().map(filters::http_filter).collect();
     out.push(map(vec![
         ("name", s("envoy.filters.http.router")),
         (
@@ -510,7 +486,7 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
 }
 
 /// A list of `HeaderValueOption`s.
-fn header_options(list: &[HeaderValueOption]) -> Option<Value> {
+pub(super) fn header_options(list: &[HeaderValueOption]) -> Option<Value> {
     Some(Value::Sequence(
         list.iter()
             .map(|o| {
@@ -590,6 +566,11 @@ fn route_config(rc: &RouteConfig, b: &Bootstrap) -> Value {
                     vh.retry_policy.as_ref().and_then(retry_policy),
                 ),
                 ("require_tls", shout(vh.require_tls)),
+                (
+                    "typed_per_filter_config",
+                    filters::per_filter(&vh.filter_configs),
+                ),
+                ("cors", filters::legacy_cors(vh.cors.as_ref())),
             ];
             edits(&mut pairs, &vh.headers);
             map(pairs)
@@ -627,6 +608,10 @@ fn route(r: &Route, b: &Bootstrap, inherited: Option<&RetryPolicy>) -> Value {
         )),
         RouteAction::Redirect(rd) => pairs.push(("redirect", Some(redirect(rd)))),
     }
+    pairs.push((
+        "typed_per_filter_config",
+        filters::per_filter(&r.filter_configs),
+    ));
     edits(&mut pairs, &r.headers);
     map(pairs)
 }
@@ -862,6 +847,7 @@ fn forward(f: &ForwardAction, b: &Bootstrap, inherited: Option<&RetryPolicy>) ->
             ])
         })
         .collect();
+    pairs.push(("cors", filters::legacy_cors(f.cors.as_deref())));
     if !upgrades.is_empty() {
         pairs.push(("upgrade_configs", list(upgrades)));
     }
@@ -1063,6 +1049,7 @@ fn health_check(h: &HealthCheck) -> Value {
     ])
 }
 
+mod filters;
 mod tls;
 
 #[cfg(test)]

@@ -35,14 +35,16 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("http2_protocol_options", "HTTP/2"),
     ("http_protocol_options", "HTTP/1 protocol options"),
     ("rds", "RDS; use route_config"),
-    ("typed_per_filter_config", "per-route filter config"),
+    (
+        "typed_per_filter_config",
+        "per-route filter config here; it is taken on virtual hosts and routes",
+    ),
     (
         "respect_dns_ttl",
         "respect_dns_ttl; dns_refresh_rate is used",
     ),
     ("dns_resolvers", "custom DNS resolvers"),
     ("typed_dns_resolver_config", "custom DNS resolvers"),
-    ("cors", "CORS"),
     ("rate_limits", "rate limits"),
     ("hash_policy", "hash policies"),
     ("request_mirror_policies", "request mirroring"),

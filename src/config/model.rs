@@ -292,11 +292,118 @@ pub struct HttpConnectionManager {
     pub preserve_external_request_id: bool,
     /// Appended to the `via` header of requests and responses; `None` (or empty): no `via`.
     pub via: Option<String>,
-    /// The `envoy.filters.http.health_check` filter before the router, if any.
-    pub health_check: Option<HealthCheckFilter>,
+    /// The HTTP filters before the router, in config order (each runs on the request in that
+    /// order; one that answers stops the chain).
+    pub http_filters: Vec<HttpFilter>,
     /// `local_reply_config`: how replies baton makes itself are rewritten; `None` when absent
     /// (replies go out as made, `text/plain`).
     pub local_reply: Option<LocalReplyConfig>,
+}
+
+/// One HTTP filter before the router.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpFilter {
+    /// The filter's `name`: a virtual host's or route's `typed_per_filter_config` names it.
+    pub name: String,
+    /// `disabled`: the filter runs only where a per-route config enables it.
+    pub disabled: bool,
+    pub kind: HttpFilterKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpFilterKind {
+    HealthCheck(HealthCheckFilter),
+    /// `envoy.filters.http.cors`: its policies come from the route and virtual host.
+    Cors,
+    /// `envoy.filters.http.csrf` with its own policy (a per-route policy replaces it).
+    Csrf(CsrfPolicy),
+    /// `envoy.filters.http.local_ratelimit` with its own config (a per-route one replaces it).
+    LocalRateLimit(LocalRateLimit),
+}
+
+/// A `typed_per_filter_config` entry of a virtual host or route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerFilterConfig {
+    /// The key: the `name` of the filter it configures.
+    pub name: String,
+    /// `FilterConfig.disabled`: the filter does not run here.
+    pub disabled: bool,
+    /// `None`: a `FilterConfig` without a `config` (it only enables or disables the filter).
+    pub policy: Option<FilterPolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FilterPolicy {
+    Cors(CorsPolicy),
+    Csrf(CsrfPolicy),
+    LocalRateLimit(LocalRateLimit),
+}
+
+/// Envoy's local rate limit (`…local_ratelimit.v3.LocalRateLimit`): a token bucket per config
+/// (the filter's, and each virtual host's or route's), shared by the requests it applies to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalRateLimit {
+    /// Stats are `<stat_prefix>.http_local_rate_limit.*`.
+    pub stat_prefix: String,
+    /// The status of a refused request: 429 unless `status.code` names one of at least 400.
+    pub status: u16,
+    /// `None`: nothing is limited (allowed for the filter's own config only).
+    pub token_bucket: Option<TokenBucket>,
+    /// `None`: the filter does not run (Envoy's default).
+    pub filter_enabled: Option<Fraction>,
+    /// `None`: a request over the limit is only counted.
+    pub filter_enforced: Option<Fraction>,
+    /// Added to a request over the limit that is let through (not enforced).
+    pub request_headers_to_add_when_not_enforced: Vec<HeaderValueOption>,
+    /// Added to the answer of a refused request.
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+}
+
+/// `envoy.type.v3.TokenBucket`: starts full; `tokens_per_fill` come back every
+/// `fill_interval`, up to `max_tokens`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenBucket {
+    pub max_tokens: u32,
+    pub tokens_per_fill: u32,
+    pub fill_interval: Duration,
+}
+
+/// Envoy's `RuntimeFractionalPercent`: `default_value` as numerator and denominator (100,
+/// 10000 or 1000000). baton's runtime cannot set the key, so the default always applies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fraction {
+    pub numerator: u32,
+    pub denominator: u32,
+}
+
+/// A CORS policy (`envoy.extensions.filters.http.cors.v3.CorsPolicy`); each field not set here
+/// is taken from the less specific policy (a route's from its virtual host's).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CorsPolicy {
+    pub allow_origin: Vec<StringMatch>,
+    /// Header values, empty when not set.
+    pub allow_methods: String,
+    pub allow_headers: String,
+    pub expose_headers: String,
+    pub max_age: String,
+    pub allow_credentials: Option<bool>,
+    pub allow_private_network_access: Option<bool>,
+    pub forward_not_matching_preflights: Option<bool>,
+    /// `filter_enabled`; `None` is 100 %.
+    pub filter_enabled: Option<Fraction>,
+    /// `shadow_enabled`; `None` is 0 %.
+    pub shadow_enabled: Option<Fraction>,
+}
+
+/// A CSRF policy (`envoy.extensions.filters.http.csrf.v3.CsrfPolicy`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsrfPolicy {
+    /// `filter_enabled` (required).
+    pub filter_enabled: Fraction,
+    /// `shadow_enabled`; `None` is 0 %.
+    pub shadow_enabled: Option<Fraction>,
+    /// Origins accepted besides the request's own host.
+    pub additional_origins: Vec<StringMatch>,
 }
 
 /// Envoy's health check HTTP filter: requests whose headers all match are health checks,
@@ -489,6 +596,10 @@ pub struct VirtualHost {
     /// Validation copies it into those routes, so requests never look here.
     pub retry_policy: Option<RetryPolicy>,
     pub require_tls: RequireTls,
+    /// `typed_per_filter_config`, by filter name.
+    pub filter_configs: Vec<PerFilterConfig>,
+    /// The legacy `cors` policy (see `ForwardAction::cors`).
+    pub cors: Option<CorsPolicy>,
 }
 
 /// A virtual host's `require_tls`: which requests are redirected to `https://` (301) instead
@@ -508,6 +619,8 @@ pub struct Route {
     pub matcher: RouteMatch,
     pub action: RouteAction,
     pub headers: HeaderMutations,
+    /// `typed_per_filter_config`, by filter name (over the virtual host's).
+    pub filter_configs: Vec<PerFilterConfig>,
 }
 
 /// A compiled regular expression that compares by its source pattern (so the model can keep
@@ -700,6 +813,9 @@ pub struct ForwardAction {
     pub retry_policy: Option<RetryPolicy>,
     /// `upgrade_configs[]`: overrides the connection manager's per upgrade type.
     pub upgrades: Vec<RouteUpgrade>,
+    /// The legacy `cors` policy, used by the CORS filter when no `typed_per_filter_config`
+    /// policy applies. Boxed: rare, and large beside the other route actions.
+    pub cors: Option<Box<CorsPolicy>>,
 }
 
 /// A route's `upgrade_configs[]` entry.

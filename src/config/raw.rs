@@ -209,6 +209,116 @@ pub struct TypedExtension {
     pub filter: Option<Value>,
 }
 
+/// An entry of `http_filters`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFilter {
+    pub name: String,
+    pub typed_config: Option<Value>,
+    pub is_optional: Option<bool>,
+    pub disabled: Option<bool>,
+}
+
+/// `envoy.config.route.v3.FilterConfig`, a per-route config's wrapper.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    pub config: Option<Value>,
+    pub is_optional: Option<bool>,
+    pub disabled: Option<bool>,
+}
+
+/// `envoy.config.core.v3.RuntimeFractionalPercent`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeFractionalPercent {
+    pub default_value: Option<FractionalPercent>,
+    /// Accepted; no runtime layer can set it (see `validate_filters::fraction`).
+    #[serde(rename = "runtime_key")]
+    pub _runtime_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FractionalPercent {
+    pub numerator: Option<u32>,
+    pub denominator: Option<EnumValue>,
+}
+
+/// `envoy.extensions.filters.http.cors.v3.CorsPolicy` (also the route's legacy `cors`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsPolicy {
+    #[serde(default)]
+    pub allow_origin_string_match: Vec<StringMatcher>,
+    #[serde(default)]
+    pub allow_methods: String,
+    #[serde(default)]
+    pub allow_headers: String,
+    #[serde(default)]
+    pub expose_headers: String,
+    #[serde(default)]
+    pub max_age: String,
+    pub allow_credentials: Option<bool>,
+    pub allow_private_network_access: Option<bool>,
+    pub forward_not_matching_preflights: Option<bool>,
+    pub filter_enabled: Option<RuntimeFractionalPercent>,
+    pub shadow_enabled: Option<RuntimeFractionalPercent>,
+}
+
+/// `envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit` (also per route).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalRateLimit {
+    pub stat_prefix: Option<String>,
+    pub status: Option<HttpStatus>,
+    pub token_bucket: Option<TokenBucket>,
+    pub filter_enabled: Option<RuntimeFractionalPercent>,
+    pub filter_enforced: Option<RuntimeFractionalPercent>,
+    #[serde(default)]
+    pub request_headers_to_add_when_not_enforced: Vec<HeaderValueOption>,
+    #[serde(default)]
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(default)]
+    pub descriptors: Vec<Value>,
+    pub stage: Option<u32>,
+    pub local_rate_limit_per_downstream_connection: Option<bool>,
+    pub enable_x_ratelimit_headers: Option<EnumValue>,
+    pub vh_rate_limits: Option<EnumValue>,
+    pub always_consume_default_token_bucket: Option<bool>,
+    pub rate_limited_as_resource_exhausted: Option<bool>,
+    #[serde(default)]
+    pub rate_limits: Vec<Value>,
+    pub local_cluster_rate_limit: Option<Value>,
+    pub max_dynamic_descriptors: Option<Value>,
+}
+
+/// `envoy.type.v3.TokenBucket`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBucket {
+    pub max_tokens: Option<u32>,
+    pub tokens_per_fill: Option<u32>,
+    pub fill_interval: Option<Dur>,
+}
+
+/// `envoy.type.v3.HttpStatus`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpStatus {
+    pub code: Option<EnumValue>,
+}
+
+/// `envoy.extensions.filters.http.csrf.v3.CsrfPolicy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsrfPolicy {
+    pub filter_enabled: Option<RuntimeFractionalPercent>,
+    pub shadow_enabled: Option<RuntimeFractionalPercent>,
+    #[serde(default)]
+    pub additional_origins: Vec<StringMatcher>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConnectionManager {
@@ -216,7 +326,7 @@ pub struct HttpConnectionManager {
     pub codec_type: Option<EnumValue>,
     pub route_config: Option<RouteConfiguration>,
     #[serde(default)]
-    pub http_filters: Vec<TypedExtension>,
+    pub http_filters: Vec<HttpFilter>,
     pub common_http_protocol_options: Option<HttpProtocolOptions>,
     pub request_headers_timeout: Option<Dur>,
     pub request_timeout: Option<Dur>,
@@ -426,6 +536,11 @@ pub struct HttpProtocolOptions {
 #[serde(deny_unknown_fields)]
 pub struct Router {}
 
+/// `envoy.filters.http.cors`'s `typed_config`: no fields (its policies are per route).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cors {}
+
 /// `envoy.filters.http.health_check`'s `typed_config`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -540,6 +655,8 @@ with_header_edits! {
         pub routes: Vec<Route>,
         pub retry_policy: Option<RetryPolicy>,
         pub require_tls: Option<EnumValue>,
+        pub typed_per_filter_config: Option<Value>,
+        pub cors: Option<CorsPolicy>,
     }
 }
 
@@ -552,6 +669,7 @@ with_header_edits! {
         pub route: Option<RouteAction>,
         pub redirect: Option<RedirectAction>,
         pub direct_response: Option<DirectResponse>,
+        pub typed_per_filter_config: Option<Value>,
     }
 }
 
@@ -657,6 +775,7 @@ pub struct RouteAction {
     pub retry_policy: Option<RetryPolicy>,
     #[serde(default)]
     pub upgrade_configs: Vec<RouteUpgradeConfig>,
+    pub cors: Option<CorsPolicy>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,10 @@ use serde_yaml::Value;
 use super::de::{from_value, join_key, report};
 use super::model::*;
 use super::raw::{self, EnumValue};
-use super::{format, runtime, validate_action, validate_local_reply, validate_route, ConfigError};
+use super::{
+    format, runtime, validate_action, validate_filters, validate_local_reply, validate_route,
+    ConfigError,
+};
 
 pub fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError {
@@ -157,6 +160,20 @@ impl<T> Each<T> {
 
 /// `Ok` of a result whose error was reported (the load goes on); `None` on error, with the
 /// first such error kept in `first` to fail the whole.
+/// `(field, set, what)` rows: an error for each field that is set, naming what baton does not
+/// implement.
+pub(super) fn refused_fields<'a>(
+    rows: &'a [(&'a str, bool, &'a str)],
+    path: &'a str,
+) -> impl Iterator<Item = ConfigError> + 'a {
+    rows.iter().filter(|r| r.1).map(move |(field, _, what)| {
+        err(
+            join_key(path, field),
+            format!("not supported by baton ({what})"),
+        )
+    })
+}
+
 pub fn keep<T>(r: Result<T, ConfigError>, first: &mut Option<ConfigError>) -> Option<T> {
     match r {
         Ok(v) => Some(v),
@@ -226,10 +243,9 @@ pub fn data_source(ds: &raw::DataSource, path: &str) -> Result<String, ConfigErr
 
 const HCM_TYPE: &str =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
-const ROUTER_TYPE: &str = "envoy.extensions.filters.http.router.v3.Router";
-const HEALTH_CHECK_TYPE: &str = "envoy.extensions.filters.http.health_check.v3.HealthCheck";
-/// The HTTP filters baton has.
-const HTTP_FILTERS: &[&str] = &[HEALTH_CHECK_TYPE, ROUTER_TYPE];
+use super::validate_filters::{
+    CORS_TYPE, CSRF_TYPE, HEALTH_CHECK_TYPE, LOCAL_RATE_LIMIT_TYPE, ROUTER_TYPE,
+};
 const FILE_LOG_TYPE: &str = "envoy.extensions.access_loggers.file.v3.FileAccessLog";
 const STDOUT_LOG_TYPE: &str = "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog";
 const STDERR_LOG_TYPE: &str = "envoy.extensions.access_loggers.stream.v3.StderrAccessLog";
@@ -253,6 +269,11 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
     ("envoy.router", ROUTER_TYPE),
     ("envoy.filters.http.health_check", HEALTH_CHECK_TYPE),
     ("envoy.health_check", HEALTH_CHECK_TYPE),
+    ("envoy.filters.http.cors", CORS_TYPE),
+    ("envoy.cors", CORS_TYPE),
+    ("envoy.filters.http.csrf", CSRF_TYPE),
+    ("envoy.csrf", CSRF_TYPE),
+    ("envoy.filters.http.local_ratelimit", LOCAL_RATE_LIMIT_TYPE),
     ("envoy.access_loggers.file", FILE_LOG_TYPE),
     ("envoy.file_access_log", FILE_LOG_TYPE),
     ("envoy.access_loggers.stdout", STDOUT_LOG_TYPE),
@@ -855,13 +876,8 @@ fn tcp_proxy(
             "the PROXY protocol",
         ),
     ];
-    for (field, set, why) in refused {
-        if set {
-            keep::<()>(
-                Err(err(p(field), format!("not supported by baton ({why})"))),
-                &mut first,
-            );
-        }
+    for e in refused_fields(&refused, path) {
+        keep::<()>(Err(e), &mut first);
     }
     let stat_prefix = match t.stat_prefix {
         Some(s) if !s.is_empty() => Some(s),
@@ -1171,11 +1187,17 @@ fn hcm(
         .ok_or_else(|| err(p("route_config"), "required field is missing"))
         .and_then(|rc| validate_route::route_config(rc, &p("route_config"), clusters));
     let route_config = keep(route_config, &mut first);
-    let health_check = keep(
-        http_filters(&h.http_filters, &p("http_filters")),
+    let http_filters = keep(
+        validate_filters::http_filters(&h.http_filters, &p("http_filters")),
         &mut first,
-    )
-    .flatten();
+    );
+    if let (Some(rc), Some(filters)) = (&route_config, &http_filters) {
+        keep(
+            validate_filters::check_per_filter(rc, filters, &p("route_config")),
+            &mut first,
+        );
+    }
+    let http_filters = http_filters.unwrap_or_default();
     let max_kb = h.max_request_headers_kb.unwrap_or(60);
     if !(1..=8192).contains(&max_kb) {
         keep::<()>(
@@ -1324,7 +1346,7 @@ fn hcm(
         internal_addresses,
         accept_http_10,
         default_host_for_http_10,
-        health_check,
+        http_filters,
         max_connection_duration: timeout(cp.max_connection_duration, None),
         max_headers_count,
         max_requests_per_connection,
@@ -1382,109 +1404,6 @@ fn cidr_ranges(
         out.push((ip, len as u8));
     }
     Ok(Some(out))
-}
-
-/// The HTTP filters: the router last, and before it at most one health check filter.
-fn http_filters(
-    filters: &[raw::TypedExtension],
-    path: &str,
-) -> Result<Option<HealthCheckFilter>, ConfigError> {
-    let Some((router, before)) = filters.split_last() else {
-        return Err(err(
-            path,
-            "the router filter (envoy.filters.http.router) is required",
-        ));
-    };
-    let mut health_check = None;
-    for (i, f) in before.iter().enumerate() {
-        let fpath = format!("{path}[{i}]");
-        let ty = extension_kind(f, &fpath, "HTTP filter", HTTP_FILTERS)?;
-        if ty == ROUTER_TYPE {
-            return Err(err(
-                fpath,
-                "the router filter must be the last HTTP filter, and only once",
-            ));
-        }
-        if health_check.is_some() {
-            return Err(err(
-                fpath,
-                "only one health check filter per connection manager",
-            ));
-        }
-        no_filter(f, &fpath)?;
-        health_check = Some(health_check_filter(f, &fpath)?);
-    }
-    let fpath = format!("{path}[{}]", before.len());
-    if extension_kind(router, &fpath, "HTTP filter", HTTP_FILTERS)? != ROUTER_TYPE {
-        return Err(err(
-            fpath,
-            "the last HTTP filter must be the router (envoy.filters.http.router)",
-        ));
-    }
-    no_filter(router, &fpath)?;
-    let tpath = format!("{fpath}.typed_config");
-    if let Some(v) = typed_payload(&router.typed_config, &tpath, ROUTER_TYPE)? {
-        let _: raw::Router = from_value(&v, &tpath)?;
-    }
-    Ok(health_check)
-}
-
-/// `envoy.filters.http.health_check`: `pass_through_mode` (required), `headers`,
-/// `cluster_min_healthy_percentages`; `cache_time` is refused.
-fn health_check_filter(
-    f: &raw::TypedExtension,
-    path: &str,
-) -> Result<HealthCheckFilter, ConfigError> {
-    let tpath = format!("{path}.typed_config");
-    let Some(v) = typed_payload(&f.typed_config, &tpath, HEALTH_CHECK_TYPE)? else {
-        return Err(err(
-            join_key(&tpath, "pass_through_mode"),
-            "required field is missing",
-        ));
-    };
-    let h: raw::HealthCheck = from_value(&v, &tpath)?;
-    let p = |k: &str| join_key(&tpath, k);
-    let Some(pass_through_mode) = h.pass_through_mode else {
-        return Err(err(p("pass_through_mode"), "required field is missing"));
-    };
-    if h.cache_time.is_some() {
-        return Err(err(
-            p("cache_time"),
-            "not supported by baton (caching pass-through health check answers)",
-        ));
-    }
-    if pass_through_mode && !h.cluster_min_healthy_percentages.is_empty() {
-        // Envoy reads them only when it answers itself.
-        return Err(err(
-            p("cluster_min_healthy_percentages"),
-            "applies only without pass_through_mode",
-        ));
-    }
-    let mut headers = Vec::new();
-    for (i, m) in h.headers.into_iter().enumerate() {
-        headers.push(validate_route::header_matcher(
-            m,
-            &format!("{}[{i}]", p("headers")),
-        )?);
-    }
-    let mut mins = Vec::new();
-    for (name, pct) in h.cluster_min_healthy_percentages {
-        if !(0.0..=100.0).contains(&pct.value) {
-            return Err(err(
-                join_key(
-                    &join_key(&p("cluster_min_healthy_percentages"), &name),
-                    "value",
-                ),
-                format!("{} out of range (0..=100)", pct.value),
-            ));
-        }
-        mins.push((name, pct.value));
-    }
-    Ok(HealthCheckFilter {
-        pass_through_mode,
-        headers,
-        cluster_min_healthy_percentages: mins,
-    })
 }
 
 fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, ConfigError> {

@@ -81,6 +81,10 @@ pub fn forward(
         host_rewrite,
         idle_timeout: a.idle_timeout.map(|d| timeout(Some(d), None)),
         retry_policy,
+        cors: a
+            .cors
+            .map(|c| super::validate_filters::cors_policy(c, &p("cors")).map(Box::new))
+            .transpose()?,
     })
 }
 

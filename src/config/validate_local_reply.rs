@@ -70,8 +70,8 @@ fn mapper(m: raw::ResponseMapper, path: &str) -> Result<ResponseMapper, ConfigEr
 }
 
 /// Envoy's response flag short names (`ResponseFlagFilter.flags` accepts these only). Flags
-/// baton never sets (it has no rate limiter, fault injection, ...) are accepted and simply
-/// never match, as in an Envoy without those filters.
+/// baton never sets (it has no fault injection, external authorization, ...) are accepted and
+/// simply never match, as in an Envoy without those filters.
 const FLAG_NAMES: &[&str] = &[
     "LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "RL", "UAEX", "RLSE", "DC",
     "URX", "SI", "IH", "DPE", "UMSDR", "RFCF", "NFCF", "DT", "UPE", "NC", "OM", "DF", "DO", "DR",

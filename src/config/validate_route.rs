@@ -9,7 +9,7 @@ use super::de::join_key;
 use super::model::*;
 use super::raw;
 use super::validate::{data_source, enum_or, err, keep, timeout, Each, EnumEntry};
-use super::{format, validate_action, ConfigError};
+use super::{format, validate_action, validate_filters, ConfigError};
 
 pub type Clusters = HashMap<String, usize>;
 
@@ -108,6 +108,14 @@ fn virtual_host(
             }
         }
     }
+    let filter_configs = validate_filters::per_filter_configs(
+        vh.typed_per_filter_config,
+        &join_key(path, "typed_per_filter_config"),
+    )?;
+    let cors = vh
+        .cors
+        .map(|c| validate_filters::cors_policy(c, &join_key(path, "cors")))
+        .transpose()?;
     Ok(VirtualHost {
         name: vh.name,
         domains,
@@ -120,6 +128,8 @@ fn virtual_host(
             REQUIRE_TLS,
             RequireTls::None,
         )?,
+        filter_configs,
+        cors,
     })
 }
 
@@ -174,11 +184,16 @@ fn route(r: raw::Route, path: &str, clusters: &Clusters) -> Result<Route, Config
             ))
         }
     };
+    let filter_configs = validate_filters::per_filter_configs(
+        r.typed_per_filter_config,
+        &join_key(path, "typed_per_filter_config"),
+    )?;
     Ok(Route {
         name: r.name,
         matcher,
         action,
         headers,
+        filter_configs,
     })
 }
 

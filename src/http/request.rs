@@ -7,17 +7,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use super::codec::{is_hop_by_hop, put_header, Framing, RequestHead};
+use super::filters;
 use super::local;
 use super::upgrade::Upgrade;
-use crate::access_log::Flags;
 use crate::config::template::{Template, Vars};
 use crate::config::{
-    AppendAction, ClusterSpec, EscapedSlashes, ForwardClientCert, HealthCheckFilter, HostRewrite,
+    AppendAction, ClusterSpec, EscapedSlashes, ForwardClientCert, HostRewrite,
     HttpConnectionManager, RequireTls, RetryPolicy, RouteAction,
 };
 use crate::context::{Ctx, HttpRt};
 use crate::route::edits::{apply, bind, HeaderList, Op};
-use crate::route::matcher::{header_matches, header_value};
+use crate::route::matcher::header_value;
 use crate::route::normalize::normalize;
 use crate::route::{redirect_location, rewrite_prefix, rewrite_regex, Matched};
 use crate::util::RequestIds;
@@ -422,8 +422,8 @@ pub fn pick_weighted(list: &[(usize, u32)], r: u64) -> usize {
 }
 
 /// The HTTP filters, then the router: `req` is the request as the connection manager left
-/// it, its path already normalised (`CtxEnv::route`). Only the health check filter may come
-/// before the router; the connection manager's `via` is added to every answer.
+/// it, its path already normalised (`CtxEnv::route`). The filters (`filters::run`) see the
+/// route the request matched; the connection manager's `via` is added to every answer.
 pub(super) fn decide(
     req: &RequestHead<'_>,
     peer: SocketAddr,
@@ -437,94 +437,88 @@ pub(super) fn decide(
         return Decision::Local(l);
     }
     let Some(http) = ctx.listeners[listener].http() else {
-        return route(req, peer, listener, ctx);
+        return route(req, peer, listener, ctx, None, &[]);
     };
     let hcm = &http.hcm;
-    if hcm.health_check.is_none() && hcm.via.is_none() {
-        return route(req, peer, listener, ctx);
+    if hcm.http_filters.is_empty() && hcm.via.is_none() {
+        return route(req, peer, listener, ctx, None, &[]);
     }
     let via = hcm
         .via
         .as_ref()
-        .map(|v| header_op("via", v, AppendAction::AppendIfExistsOrAdd));
-    let mut edits = Vec::new();
-    let answer = hcm.health_check.as_ref().and_then(|hc| {
-        let l = &ctx.listeners[listener];
-        health_check(hc, req, &l.service_cluster, ctx, &mut edits)
-    });
-    let mut d = match answer {
-        Some((status, details)) => Decision::Local(LocalDecision {
-            flag: if status == 200 { 0 } else { Flags::LH },
-            details,
-            ..local_reply(status)
+        .map(|v| Op::fixed("via", v, AppendAction::AppendIfExistsOrAdd));
+    let (found, outcome) = if hcm.http_filters.is_empty() {
+        (None, filters::Outcome::default())
+    } else {
+        let m = http.router.route(req);
+        let view = m.as_ref().and_then(|m| {
+            let vh = http.router.config.virtual_hosts.get(m.vh)?;
+            let own = match &m.route.action {
+                RouteAction::Forward(f) => Some(f),
+                _ => None,
+            };
+            Some(filters::RouteView {
+                at: (m.vh, m.index),
+                levels: [&m.route.filter_configs, &vh.filter_configs],
+                forwards: own.is_some(),
+                legacy_cors: [own.and_then(|f| f.cors.as_deref()), vh.cors.as_ref()],
+            })
+        });
+        let found = Some(m.map(|m| (m.vh, m.index)));
+        let mut rng = crate::util::Rng::with_seed(ctx.rng.next_u64());
+        let env = filters::Env {
+            listener,
+            service_cluster: &ctx.listeners[listener].service_cluster,
+            healthcheck_failed: ctx.stats.healthcheck_failed(),
+            clusters: &ctx.clusters,
+            now: ctx.now(),
+        };
+        let out = filters::run(
+            &hcm.http_filters,
+            req,
+            view.as_ref(),
+            &env,
+            &mut ctx.limits,
+            &mut ctx.stats,
+            &mut rng,
+        );
+        (found, out)
+    };
+    if outcome.counts != crate::stats::FilterCounts::default() {
+        ctx.stats.filter_counts(listener, &outcome.counts);
+    }
+    let mut d = match outcome.answer {
+        Some(a) => Decision::Local(LocalDecision {
+            body: Cow::Borrowed(a.body),
+            // A filter's configured headers may use request variables.
+            edits: if a.edits.is_empty() {
+                a.edits
+            } else {
+                let getter = |n: &str| header_value(req, n);
+                let vars = Vars {
+                    peer,
+                    start: SystemTime::now(),
+                    minor: req.minor,
+                    upstream: None,
+                    req: &getter,
+                };
+                bind(&a.edits, &vars)
+            },
+            flag: a.flag,
+            route: found.flatten(),
+            details: a.details,
+            ..local_reply(a.status)
         }),
-        None => route(req, peer, listener, ctx),
+        None => route(req, peer, listener, ctx, found, &outcome.request_edits),
     };
     match &mut d {
-        Decision::Local(l) => l.edits.extend(edits),
+        Decision::Local(l) => l.edits.extend(outcome.edits),
         Decision::Forward(f) => {
-            f.resp_edits.extend(edits);
+            f.resp_edits.extend(outcome.edits);
             f.resp_edits.extend(via);
         }
     }
     d
-}
-
-/// Envoy's health check filter: a request whose headers all match is a health check. It is
-/// answered here (200, or 503 with LH while `/healthcheck/fail` is in force or a cluster is
-/// short of healthy hosts) unless in pass-through mode — the status and Envoy's details are
-/// returned — and its answer names the service cluster. While failed, every other answer
-/// carries `x-envoy-immediate-health-check-fail` so that a downstream Envoy drops this host
-/// at once.
-fn health_check(
-    hc: &HealthCheckFilter,
-    req: &RequestHead<'_>,
-    service_cluster: &str,
-    ctx: &Ctx,
-    edits: &mut Vec<Op>,
-) -> Option<(u16, &'static str)> {
-    let failed = ctx.stats.healthcheck_failed();
-    let set = AppendAction::OverwriteIfExistsOrAdd;
-    if !hc.headers.iter().all(|m| header_matches(m, req)) {
-        if failed {
-            edits.push(header_op(
-                "x-envoy-immediate-health-check-fail",
-                "true",
-                set,
-            ));
-        }
-        return None;
-    }
-    edits.push(header_op(
-        "x-envoy-upstream-healthchecked-cluster",
-        service_cluster,
-        set,
-    ));
-    if failed {
-        return Some((503, "health_check_failed"));
-    }
-    if hc.pass_through_mode {
-        return None;
-    }
-    // Envoy's rule (the minimum taken as a whole percent): a cluster that does not exist is
-    // short; one without hosts is short unless its minimum is 0; else its healthy hosts must
-    // reach the minimum share.
-    for (name, min) in &hc.cluster_min_healthy_percentages {
-        let min = min.trunc();
-        let Some(c) = ctx.clusters.iter().find(|c| c.cfg.name == *name) else {
-            return Some((503, "health_check_no_cluster_found"));
-        };
-        if c.hosts.is_empty() {
-            if min == 0.0 {
-                continue;
-            }
-            return Some((503, "health_check_failed_cluster_empty"));
-        }
-        if (c.healthy_count() as f64) < c.hosts.len() as f64 * min / 100.0 {
-            return Some((503, "health_check_failed_cluster_unhealthy"));
-        }
-    }
-    Some((200, "health_check_ok"))
 }
 
 /// What the connection manager makes of a request's path before routing (Envoy's order:
@@ -565,17 +559,6 @@ pub fn hcm_path(
     }
 }
 
-/// A response header edit with a fixed value.
-fn header_op(name: &str, value: &str, action: AppendAction) -> Op {
-    Op::Add(crate::route::edits::AddOp {
-        name: name.to_string(),
-        value: Template::text(value),
-        action,
-        keep_empty: true,
-    })
-}
-
-/// The route's decision for the request.
 /// Envoy's `require_tls`: a request to a virtual host that requires TLS and did not come over
 /// it (its `x-forwarded-proto`, as the connection manager leaves it, is not `https`) is
 /// redirected with 301 to `https://` + Host + path, before any route is matched.
@@ -607,7 +590,17 @@ fn tls_redirect(req: &RequestHead<'_>, peer: SocketAddr, l: &HttpRt) -> Option<D
     }))
 }
 
-fn route(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx) -> Decision {
+/// The route's decision for the request. `found` is the match the filters already looked
+/// up (`Some(None)`: none), so a request is matched once; `filter_edits` are the filters'
+/// request headers, applied before the route's.
+fn route(
+    req: &RequestHead<'_>,
+    peer: SocketAddr,
+    listener: usize,
+    ctx: &mut Ctx,
+    found: Option<Option<(usize, usize)>>,
+    filter_edits: &[Op],
+) -> Decision {
     let Some(l) = ctx.listeners[listener].http() else {
         return local(404, "", crate::access_log::Flags::NR);
     };
@@ -616,7 +609,11 @@ fn route(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx
             return d;
         }
     }
-    let Some(m) = l.router.route(req) else {
+    let m = match found {
+        None => l.router.route(req),
+        Some(at) => at.and_then(|(vh, i)| l.router.get(vh, i)),
+    };
+    let Some(m) = m else {
         return local(404, "", crate::access_log::Flags::NR);
     };
     let upgrade = match super::upgrade::requested(req) {
@@ -761,6 +758,7 @@ fn route(req: &RequestHead<'_>, peer: SocketAddr, listener: usize, ctx: &mut Ctx
         expected,
         upgrade == Some(Upgrade::Upgrade),
         path_rewrite.then_some(req.path),
+        filter_edits,
         ctx.spares.head(),
     );
     let rewritten = (ctx.access_logs.slots(listener).is_some()
@@ -837,6 +835,7 @@ fn serialise<'r>(
     expected_timeout: Option<Duration>,
     upgrade: bool,
     original_path: Option<&'r str>,
+    filter_edits: &[Op],
     mut h: Vec<u8>,
 ) -> (Vec<u8>, (usize, usize), Option<[u8; 36]>) {
     let hcm = &l.hcm;
@@ -852,7 +851,7 @@ fn serialise<'r>(
     h.extend_from_slice(host.as_bytes());
     h.extend_from_slice(b"\r\n");
     // Only a route with request edits pays for an intermediate header list.
-    let direct = m.edits.request.is_empty();
+    let direct = m.edits.request.is_empty() && filter_edits.is_empty();
     // The list borrows the request's names and values; only values made here are owned.
     let mut list: Option<HeaderList<'r>> =
         (!direct).then(|| Vec::with_capacity(req.headers.len() + 8));
@@ -1038,6 +1037,7 @@ fn serialise<'r>(
         request_id = Some(id);
     }
     if let Some(mut l) = list {
+        apply(&mut l, filter_edits, &|t: &Template| t.render(vars));
         apply(&mut l, &m.edits.request, &|t: &Template| t.render(vars));
         for (n, v) in &l {
             put_header(&mut h, n, v);

@@ -29,6 +29,19 @@ pub struct AddOp {
     pub keep_empty: bool,
 }
 
+impl Op {
+    /// Sets (or appends to, per `action`) header `name` to a fixed `value`, even when empty:
+    /// what the HTTP filters and `via` add to a response.
+    pub fn fixed(name: &str, value: &str, action: AppendAction) -> Op {
+        Op::Add(AddOp {
+            name: name.to_string(),
+            value: Template::text(value),
+            action,
+            keep_empty: true,
+        })
+    }
+}
+
 /// The merged, ordered edits of one route.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RouteEdits {
@@ -50,6 +63,13 @@ fn ops(remove: &[String], add: &[HeaderValueOption], out: &mut Vec<Op>) {
             keep_empty: h.keep_empty_value,
         })
     }));
+}
+
+/// Additions alone (a filter's `request_headers_to_add_when_not_enforced`, ...).
+pub fn add_ops(add: &[HeaderValueOption]) -> Vec<Op> {
+    let mut out = Vec::new();
+    ops(&[], add, &mut out);
+    out
 }
 
 /// The request edits of one level alone, in Envoy's order (a health check's).
@@ -192,6 +212,8 @@ mod tests {
             routes: vec![],
             retry_policy: None,
             require_tls: crate::config::RequireTls::None,
+            filter_configs: vec![],
+            cors: None,
             headers: level(
                 vec![
                     add("x-o", "vh", OverwriteIfExistsOrAdd),

@@ -205,8 +205,10 @@ mod tests {
                 idle_timeout: None,
                 retry_policy: None,
                 upgrades: Vec::new(),
+                cors: None,
             }),
             headers: HeaderMutations::default(),
+            filter_configs: Vec::new(),
         }
     }
 
@@ -218,6 +220,8 @@ mod tests {
             retry_policy: None,
             require_tls: crate::config::RequireTls::None,
             headers: HeaderMutations::default(),
+            filter_configs: Vec::new(),
+            cors: None,
         }
     }
 

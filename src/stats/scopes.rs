@@ -173,6 +173,23 @@ pub struct HttpStats {
     pub downstream_cx_splice_bytes: Counter,
 }
 
+/// The HTTP filters' counters of one connection manager (Envoy registers them only for a
+/// chain with that filter).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FilterStats {
+    /// `cors.origin_valid`, `cors.origin_invalid`.
+    pub cors: Option<[Counter; 2]>,
+    /// `csrf.missing_source_origin`, `csrf.request_invalid`, `csrf.request_valid`.
+    pub csrf: Option<[Counter; 3]>,
+}
+
+/// What one request added to `FilterStats`, in the same order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FilterCounts {
+    pub cors: [u8; 2],
+    pub csrf: [u8; 3],
+}
+
 /// `tcp.<stat_prefix>.*` of a TCP proxy listener.
 #[derive(Debug, Clone, Copy)]
 pub struct TcpStats {
@@ -309,6 +326,8 @@ pub struct Stats {
     pub cluster_ssl: Vec<Option<SslStats>>,
     /// Indexed like `Ctx::clusters`: `cluster.<name>.health_check.*` of health-checked ones.
     pub health: Vec<Option<HealthStats>>,
+    /// Indexed like `Ctx::listeners`: the HTTP filters' stats of its connection manager.
+    pub filters: Vec<FilterStats>,
     state: ServerState,
     started: Instant,
     /// When epoch 0 started, for uptime_all_epochs.
@@ -463,6 +482,7 @@ impl Stats {
             tls: listeners.iter().map(|_| None).collect(),
             cluster_ssl: clusters.iter().map(|_| None).collect(),
             health: clusters.iter().map(|_| None).collect(),
+            filters: listeners.iter().map(|_| FilterStats::default()).collect(),
             state: ServerState::PreInitializing,
             started: Instant::now(),
             first_started: SystemTime::now(),
@@ -504,6 +524,55 @@ impl Stats {
     /// When epoch 0 started (to hand to the next generation).
     pub fn first_started(&self) -> SystemTime {
         self.first_started
+    }
+
+    /// Registers `http.<prefix>.cors.*` for listener `l`, whose chain has a CORS filter.
+    pub fn add_cors(&mut self, l: usize, prefix: &str) {
+        let mut c = |n: &str| self.store.counter(&format!("http.{prefix}.cors.{n}"));
+        let st = [c("origin_valid"), c("origin_invalid")];
+        if let Some(slot) = self.filters.get_mut(l) {
+            slot.cors = Some(st);
+        }
+    }
+
+    /// Registers `http.<prefix>.csrf.*` for listener `l`, whose chain has a CSRF filter.
+    pub fn add_csrf(&mut self, l: usize, prefix: &str) {
+        let mut c = |n: &str| self.store.counter(&format!("http.{prefix}.csrf.{n}"));
+        let st = [
+            c("missing_source_origin"),
+            c("request_invalid"),
+            c("request_valid"),
+        ];
+        if let Some(slot) = self.filters.get_mut(l) {
+            slot.csrf = Some(st);
+        }
+    }
+
+    /// Registers `<prefix>.http_local_rate_limit.{enabled,enforced,rate_limited,ok}` (one set
+    /// per stat prefix, shared by the configs that name it).
+    pub fn local_rate_limit(&mut self, prefix: &str) -> [Counter; 4] {
+        let mut c = |n: &str| {
+            self.store
+                .counter(&format!("{prefix}.http_local_rate_limit.{n}"))
+        };
+        [c("enabled"), c("enforced"), c("rate_limited"), c("ok")]
+    }
+
+    /// Counts what the HTTP filters of listener `l` saw in one request.
+    pub fn filter_counts(&mut self, l: usize, n: &FilterCounts) {
+        let Some(f) = self.filters.get(l).copied() else {
+            return;
+        };
+        let pairs = f
+            .cors
+            .iter()
+            .flat_map(|c| c.iter().zip(n.cors))
+            .chain(f.csrf.iter().flat_map(|c| c.iter().zip(n.csrf)));
+        for (c, k) in pairs {
+            if k > 0 {
+                self.store.add(*c, u64::from(k));
+            }
+        }
     }
 
     /// Registers `connection_limit.<prefix>.*` for listener `l`.

@@ -99,6 +99,28 @@ static_resources:
               - { name: ":path", string_match: { exact: /healthz } }
               - { name: user-agent, present_match: true }
               cluster_min_healthy_percentages: { gone: { value: 12.5 } }
+          - name: my-cors
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors }
+          - name: csrf
+            disabled: true
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy
+              filter_enabled: { default_value: { numerator: 5, denominator: TEN_THOUSAND }, runtime_key: k }
+              shadow_enabled: { default_value: { numerator: 1, denominator: MILLION } }
+              additional_origins: [{ suffix: .partner.test, ignore_case: true }]
+          - name: rl
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+              stat_prefix: rl
+              status: { code: 503 }
+              token_bucket: { max_tokens: 5, tokens_per_fill: 2, fill_interval: 1.5s }
+              filter_enabled: { default_value: { numerator: 100 } }
+              filter_enforced: { default_value: { numerator: 50 } }
+              request_headers_to_add_when_not_enforced:
+              - header: { key: x-rl, value: "%REQ(x-a)%" }
+              response_headers_to_add:
+              - header: { key: x-limited, value: "yes" }
+                append_action: OVERWRITE_IF_EXISTS_OR_ADD
           - name: envoy.filters.http.router
           route_config:
             name: rc
@@ -110,6 +132,21 @@ static_resources:
             virtual_hosts:
             - name: vh
               domains: ["example.com", "*.example.org", "api.*"]
+              typed_per_filter_config:
+                my-cors:
+                  "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy
+                  allow_origin_string_match: [{ exact: "https://a.test" }, { safe_regex: { regex: "https://.*" } }]
+                  allow_methods: GET
+                  allow_headers: x-h
+                  expose_headers: x-e
+                  max_age: "60"
+                  allow_credentials: false
+                  allow_private_network_access: true
+                  forward_not_matching_preflights: false
+                  filter_enabled: { default_value: { numerator: 50 } }
+                  shadow_enabled: { default_value: { numerator: 10, denominator: HUNDRED } }
+                csrf: { "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig }
+              cors: { allow_origin_string_match: [{ prefix: "http://" }], allow_methods: PUT, filter_enabled: { default_value: { numerator: 1, denominator: MILLION } } }
               response_headers_to_add:
               - header: { key: x-vh, value: "" }
                 keep_empty_value: true
@@ -135,6 +172,7 @@ static_resources:
                   prefix_rewrite: /v2
                   host_rewrite_literal: upstream.example
                   timeout: 1.25s
+                  cors: { expose_headers: x-x, allow_credentials: true }
                   idle_timeout: 0s
                   retry_policy:
                     retry_on: 5xx,gateway-error,reset,connect-failure,retriable-4xx,retriable-status-codes
@@ -143,6 +181,18 @@ static_resources:
                     retriable_status_codes: [418]
                     retry_back_off: { base_interval: 0.01s, max_interval: 0.2s }
                 request_headers_to_remove: [x-drop]
+                typed_per_filter_config:
+                  my-cors: { "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig, disabled: true }
+                  rl:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+                    stat_prefix: rl_route
+                    token_bucket: { max_tokens: 1, fill_interval: 60s }
+                  csrf:
+                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
+                    disabled: true
+                    config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy
+                      filter_enabled: { default_value: { numerator: 100 } }
               - match: { path: /exact }
                 route:
                   cluster: b

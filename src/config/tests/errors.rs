@@ -155,14 +155,16 @@ fn type_urls_and_filter_names() {
             "{HCM}.http_filters[0].typed_config.@type: \"envoy.filters.http.router\" \
              (envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager) \
              is not a supported HTTP filter (supported: envoy.extensions.filters.http.health_check.v3.HealthCheck, \
+             envoy.extensions.filters.http.cors.v3.Cors, envoy.extensions.filters.http.csrf.v3.CsrfPolicy, \
+             envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, \
              envoy.extensions.filters.http.router.v3.Router)"
         )
     );
     assert_eq!(
-        err_with(&[(&hcm("http_filters[0]"), "{name: envoy.filters.http.cors}")]),
+        err_with(&[(&hcm("http_filters[0]"), "{name: envoy.filters.http.lua}")]),
         format!(
             "{HCM}.http_filters[0].name: unknown or unsupported extension \
-             \"envoy.filters.http.cors\" (no typed_config \"@type\" says what it is)"
+             \"envoy.filters.http.lua\" (no typed_config \"@type\" says what it is)"
         )
     );
     assert_eq!(
@@ -190,7 +192,10 @@ fn a_health_check_filter_may_come_before_the_router_only() {
     let b = ok_with(&[(&hcm("http_filters"), &format!("[{HC}, {ROUTER}]"))]);
     let h = b.listeners[0]
         .hcm()
-        .and_then(|h| h.health_check.clone())
+        .and_then(|h| match h.http_filters.first().map(|f| &f.kind) {
+            Some(HttpFilterKind::HealthCheck(hc)) => Some(hc.clone()),
+            _ => None,
+        })
         .expect("health check filter");
     assert!(!h.pass_through_mode);
     assert_eq!(h.headers.len(), 1);
@@ -831,5 +836,145 @@ fn upgrade_config_errors() {
             "{prefix: /, connect_matcher: {}}"
         )]),
         format!("{VH}.routes[0].match: only one of prefix, path, safe_regex, connect_matcher may be set")
+    );
+}
+
+/// The filter chain and `typed_per_filter_config`: each refusal names its field.
+#[test]
+fn http_filters_and_per_route_configs_name_their_field() {
+    const CORS: &str = "{name: cors, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}}";
+    const ROUTER: &str = "{name: envoy.filters.http.router}";
+    const POLICY: &str =
+        "\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy";
+    let chain = format!("[{CORS}, {ROUTER}]");
+    let with = |at: &str, v: &str| err_with(&[(&hcm("http_filters"), &chain), (at, v)]);
+    let tpf = vh("routes[0].typed_per_filter_config");
+    assert_eq!(
+        with(&tpf, &format!("{{other: {{{POLICY}}}}}")),
+        format!(
+            "{tpf}.other: no HTTP filter of this connection manager is named \"other\" \
+             (filters before the router: cors)"
+        )
+    );
+    assert_eq!(
+        with(&tpf, "{cors: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute}}"),
+        format!(
+            "{tpf}.cors.@type: per-route config type \"envoy.extensions.filters.http.lua.v3.LuaPerRoute\" \
+             is not supported by baton (supported: envoy.extensions.filters.http.cors.v3.CorsPolicy, \
+             envoy.extensions.filters.http.csrf.v3.CsrfPolicy, \
+             envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, \
+             envoy.config.route.v3.FilterConfig)"
+        )
+    );
+    assert_eq!(
+        with(
+            &tpf,
+            &format!("{{cors: {{{POLICY}, filter_enabled: {{runtime_key: k}}}}}}")
+        ),
+        format!("{tpf}.cors.filter_enabled.default_value: required field is missing")
+    );
+    assert_eq!(
+        with(&tpf, &format!("{{cors: {{{POLICY}, allow_origin: [x]}}}}")),
+        format!(
+            "{tpf}.cors.allow_origin: unknown or unsupported field \"allow_origin\" (accepted here: \
+             allow_origin_string_match, allow_methods, allow_headers, expose_headers, max_age, \
+             allow_credentials, allow_private_network_access, forward_not_matching_preflights, \
+             filter_enabled, shadow_enabled)"
+        )
+    );
+    assert_eq!(
+        with(&tpf, "{cors: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy, filter_enabled: {default_value: {numerator: 1}}}}"),
+        format!(
+            "{tpf}.cors: this config's type does not belong to filter \"cors\" \
+             (envoy.extensions.filters.http.cors.v3.Cors)"
+        )
+    );
+    // An optional per-route config of a type baton lacks is left out, as in Envoy.
+    let b = ok_with(&[
+        (&hcm("http_filters"), &chain),
+        (&tpf, "{cors: {\"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig, is_optional: true, config: {\"@type\": type.googleapis.com/x.Unknown}}}"),
+    ]);
+    let rc = &b.listeners[0].hcm().unwrap().route_config;
+    assert!(rc.virtual_hosts[0].routes[0].filter_configs.is_empty());
+    // So is an optional HTTP filter.
+    let b = ok_with(&[(
+        &hcm("http_filters"),
+        &format!("[{{name: lua, is_optional: true, typed_config: {{\"@type\": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua}}}}, {ROUTER}]"),
+    )]);
+    assert!(b.listeners[0].hcm().unwrap().http_filters.is_empty());
+    assert_eq!(
+        err_with(&[(&hcm("http_filters"), &format!("[{CORS}, {CORS}, {ROUTER}]"))]),
+        format!("{HCM}.http_filters[1].name: duplicate HTTP filter name \"cors\"")
+    );
+    // The legacy `cors` field needs a CORS filter to read it.
+    assert_eq!(
+        err_with(&[(&vh("cors"), "{allow_methods: GET}")]),
+        format!(
+            "{VH}.cors: no CORS filter (envoy.filters.http.cors) in http_filters reads this policy"
+        )
+    );
+    // Envoy v2's `allow_origin` is gone in v3.
+    let e = err_with(&[(&vh("routes[0].route.cors"), "{allow_origin: [x]}")]);
+    assert!(
+        e.contains(&format!(
+            "{VH}.routes[0].route.cors.allow_origin: unknown or unsupported field \"allow_origin\""
+        )),
+        "{e}"
+    );
+    // Local rate limits: what baton does not implement is refused by path.
+    const RLT: &str = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
+    let rl = |fields: &str| {
+        err_with(&[(
+            &hcm("http_filters"),
+            &format!("[{{name: rl, typed_config: {{{RLT}, {fields}}}}}, {ROUTER}]"),
+        )])
+    };
+    let at = format!("{HCM}.http_filters[0].typed_config");
+    assert_eq!(
+        rl("stat_prefix: x, descriptors: [{entries: [{key: k, value: v}], token_bucket: {max_tokens: 1, fill_interval: 1s}}]"),
+        format!("{at}.descriptors: not supported by baton (rate limit descriptors)")
+    );
+    assert_eq!(
+        rl("stat_prefix: x, local_rate_limit_per_downstream_connection: true"),
+        format!("{at}.local_rate_limit_per_downstream_connection: not supported by baton (a token bucket per downstream connection)")
+    );
+    assert_eq!(
+        rl("stat_prefix: x, enable_x_ratelimit_headers: DRAFT_VERSION_03")
+            .split(" (supported")
+            .next(),
+        Some(
+            format!(
+                "{at}.enable_x_ratelimit_headers: value \"DRAFT_VERSION_03\" is not supported by baton"
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        rl("stat_prefix: x, token_bucket: {max_tokens: 0, fill_interval: 1s}"),
+        format!("{at}.token_bucket.max_tokens: must be greater than 0")
+    );
+    assert_eq!(
+        rl("token_bucket: {max_tokens: 1, fill_interval: 1s}"),
+        format!("{at}.stat_prefix: required field is missing")
+    );
+    // A per-route config needs its own bucket.
+    assert_eq!(
+        err_with(&[
+            (&hcm("http_filters"), &format!("[{{name: rl, typed_config: {{{RLT}, stat_prefix: x}}}}, {ROUTER}]")),
+            (&tpf, &format!("{{rl: {{{RLT}, stat_prefix: y}}}}")),
+        ]),
+        format!("{tpf}.rl.token_bucket: required field is missing (a per-route local rate limit needs its bucket)")
+    );
+    // Weighted cluster entries take no per-route config.
+    let at = vh("routes[0].route");
+    assert_eq!(
+        err_with(&[
+            (&hcm("http_filters"), &chain),
+            (&at, "{weighted_clusters: {clusters: [{name: a, weight: 1, typed_per_filter_config: {}}]}}"),
+        ]),
+        format!(
+            "{at}.weighted_clusters.clusters[0].typed_per_filter_config: not supported by baton \
+             (per-route filter config here; it is taken on virtual hosts and routes)"
+        )
     );
 }

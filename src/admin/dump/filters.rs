@@ -1,0 +1,183 @@
+//! The HTTP filters before the router and the per-route configs of virtual hosts and routes,
+//! as Envoy writes them.
+
+use serde_yaml::Value;
+
+use super::{dur, header_matchers, header_options, list, map, n, s, string_match, T};
+use crate::config::{
+    CorsPolicy, CsrfPolicy, FilterPolicy, Fraction, HealthCheckFilter, HttpFilter, HttpFilterKind,
+    LocalRateLimit, PerFilterConfig, StringMatch,
+};
+
+/// One filter of the chain: its name, `disabled` when set, and its typed config.
+pub(super) fn http_filter(f: &HttpFilter) -> Value {
+    let config = match &f.kind {
+        HttpFilterKind::HealthCheck(hc) => health_check(hc),
+        HttpFilterKind::Cors => map(vec![(
+            "@type",
+            s(&format!("{T}envoy.extensions.filters.http.cors.v3.Cors")),
+        )]),
+        HttpFilterKind::Csrf(p) => csrf(p),
+        HttpFilterKind::LocalRateLimit(l) => local_rate_limit(l),
+    };
+    map(vec![
+        ("name", s(&f.name)),
+        ("typed_config", Some(config)),
+        ("disabled", f.disabled.then(|| Value::from(true))),
+    ])
+}
+
+fn health_check(hc: &HealthCheckFilter) -> Value {
+    let mins = hc
+        .cluster_min_healthy_percentages
+        .iter()
+        .map(|(c, pct)| (c.as_str(), Some(map(vec![("value", n(*pct))]))))
+        .collect();
+    map(vec![
+        (
+            "@type",
+            s(&format!(
+                "{T}envoy.extensions.filters.http.health_check.v3.HealthCheck"
+            )),
+        ),
+        ("pass_through_mode", n(hc.pass_through_mode)),
+        ("headers", list(header_matchers(&hc.headers))),
+        ("cluster_min_healthy_percentages", Some(map(mins))),
+    ])
+}
+
+fn fraction(f: &Fraction) -> Value {
+    let denominator = match f.denominator {
+        10_000 => "TEN_THOUSAND",
+        1_000_000 => "MILLION",
+        _ => "HUNDRED",
+    };
+    map(vec![(
+        "default_value",
+        Some(map(vec![
+            ("numerator", n(f.numerator)),
+            ("denominator", s(denominator)),
+        ])),
+    )])
+}
+
+fn matchers(list_of: &[StringMatch]) -> Option<Value> {
+    list(list_of.iter().map(string_match).collect())
+}
+
+fn text(v: &str) -> Option<Value> {
+    (!v.is_empty()).then(|| Value::from(v))
+}
+
+fn cors(p: &CorsPolicy) -> Value {
+    let mut pairs = vec![(
+        "@type",
+        s(&format!(
+            "{T}envoy.extensions.filters.http.cors.v3.CorsPolicy"
+        )),
+    )];
+    pairs.extend(cors_fields(p));
+    map(pairs)
+}
+
+/// A virtual host's or route's legacy `cors` (the same fields, no type).
+pub(super) fn legacy_cors(p: Option<&CorsPolicy>) -> Option<Value> {
+    p.map(|p| map(cors_fields(p)))
+}
+
+fn cors_fields(p: &CorsPolicy) -> Vec<(&'static str, Option<Value>)> {
+    vec![
+        ("allow_origin_string_match", matchers(&p.allow_origin)),
+        ("allow_methods", text(&p.allow_methods)),
+        ("allow_headers", text(&p.allow_headers)),
+        ("expose_headers", text(&p.expose_headers)),
+        ("max_age", text(&p.max_age)),
+        ("allow_credentials", p.allow_credentials.map(Value::from)),
+        (
+            "allow_private_network_access",
+            p.allow_private_network_access.map(Value::from),
+        ),
+        (
+            "forward_not_matching_preflights",
+            p.forward_not_matching_preflights.map(Value::from),
+        ),
+        ("filter_enabled", p.filter_enabled.as_ref().map(fraction)),
+        ("shadow_enabled", p.shadow_enabled.as_ref().map(fraction)),
+    ]
+}
+
+fn csrf(p: &CsrfPolicy) -> Value {
+    map(vec![
+        (
+            "@type",
+            s(&format!(
+                "{T}envoy.extensions.filters.http.csrf.v3.CsrfPolicy"
+            )),
+        ),
+        ("filter_enabled", Some(fraction(&p.filter_enabled))),
+        ("shadow_enabled", p.shadow_enabled.as_ref().map(fraction)),
+        ("additional_origins", matchers(&p.additional_origins)),
+    ])
+}
+
+fn local_rate_limit(l: &LocalRateLimit) -> Value {
+    let bucket = l.token_bucket.map(|b| {
+        map(vec![
+            ("max_tokens", n(b.max_tokens)),
+            ("tokens_per_fill", n(b.tokens_per_fill)),
+            ("fill_interval", dur(b.fill_interval)),
+        ])
+    });
+    map(vec![
+        (
+            "@type",
+            s(&format!(
+                "{T}envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+            )),
+        ),
+        ("stat_prefix", s(&l.stat_prefix)),
+        ("status", Some(map(vec![("code", n(l.status))]))),
+        ("token_bucket", bucket),
+        ("filter_enabled", l.filter_enabled.as_ref().map(fraction)),
+        ("filter_enforced", l.filter_enforced.as_ref().map(fraction)),
+        (
+            "request_headers_to_add_when_not_enforced",
+            header_options(&l.request_headers_to_add_when_not_enforced),
+        ),
+        (
+            "response_headers_to_add",
+            header_options(&l.response_headers_to_add),
+        ),
+    ])
+}
+
+/// `typed_per_filter_config` (left out when empty): a bare policy, or a `FilterConfig` when
+/// the entry disables its filter or carries no policy.
+pub(super) fn per_filter(list_of: &[PerFilterConfig]) -> Option<Value> {
+    if list_of.is_empty() {
+        return None;
+    }
+    let entries = list_of
+        .iter()
+        .map(|c| {
+            let policy = c.policy.as_ref().map(|p| match p {
+                FilterPolicy::Cors(p) => cors(p),
+                FilterPolicy::Csrf(p) => csrf(p),
+                FilterPolicy::LocalRateLimit(l) => local_rate_limit(l),
+            });
+            let v = match policy {
+                Some(p) if !c.disabled => p,
+                p => map(vec![
+                    (
+                        "@type",
+                        s(&format!("{T}envoy.config.route.v3.FilterConfig")),
+                    ),
+                    ("config", p),
+                    ("disabled", c.disabled.then(|| Value::from(true))),
+                ]),
+            };
+            (c.name.as_str(), Some(v))
+        })
+        .collect();
+    Some(map(entries))
+}
