@@ -117,6 +117,8 @@ pub struct Ctx {
     epoch: u32,
     date: String,
     date_secs: u64,
+    /// The Zipkin reporters; `None` when no connection manager traces.
+    pub tracer: Option<Box<crate::tracing::collector::Tracer>>,
 }
 
 impl Ctx {
@@ -177,6 +179,7 @@ impl Ctx {
             epoch: 0,
             date: String::new(),
             date_secs: u64::MAX,
+            tracer: None,
         }
     }
 

@@ -269,6 +269,9 @@ pub fn response_head(ctx: &Ctx, rq: &mut Rq, status: u16, hdrs: &[httparse::Head
 /// per-host outcome, and the access-log line.
 pub fn end(ctx: &mut Ctx, mut rq: Rq) {
     rq.end = Some(ctx.now());
+    if rq.span.is_some() {
+        crate::tracing::http::end(ctx, &mut rq);
+    }
     let class = Stats::class(rq.status);
     // A TCP proxy connection is no request: it counts in neither the request classes nor a
     // host's request outcomes.

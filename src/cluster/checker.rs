@@ -56,10 +56,10 @@ struct Conn {
     reply: Reply,
 }
 
-/// The running check's answer, as far as it came.
+/// The running check's answer, as far as it came (also a Zipkin report's answer).
 #[derive(Debug)]
-struct Reply {
-    rx: Vec<u8>,
+pub(crate) struct Reply {
+    pub(crate) rx: Vec<u8>,
     resp: Resp,
     /// The answer lets the connection serve the next check (HTTP keep-alive).
     reusable: bool,
@@ -425,6 +425,18 @@ fn http_request(
 /// A new connection to `addr` for checker `idx`. Out of descriptors, idle pooled connections
 /// and pipes are given up first; if that does not help the check fails (a network failure).
 fn open(ctx: &mut Ctx, addr: SocketAddr, idx: usize) -> io::Result<Conn> {
+    let sock = connect(ctx, addr, Tok::Health(idx))?;
+    Ok(Conn {
+        sock,
+        connected: false,
+        tx: Vec::new(),
+        reply: Reply::default(),
+    })
+}
+
+/// A connection of the proxy's own (not a request's) to `addr`, registered as `tok`. Out of
+/// descriptors, idle pooled connections and pipes are given up first.
+pub(crate) fn connect(ctx: &mut Ctx, addr: SocketAddr, tok: Tok) -> io::Result<TcpStream> {
     let mut sock = TcpStream::connect(addr);
     if let Err(e) = &sock {
         if crate::fds::exhausted(e) && crate::http::upstream::shed_idle(ctx) > 0 {
@@ -435,15 +447,10 @@ fn open(ctx: &mut Ctx, addr: SocketAddr, idx: usize) -> io::Result<Conn> {
     let _ = sock.set_nodelay(true);
     ctx.registry.register(
         &mut sock,
-        Tok::Health(idx).token(),
+        tok.token(),
         Interest::READABLE | Interest::WRITABLE,
     )?;
-    Ok(Conn {
-        sock,
-        connected: false,
-        tx: Vec::new(),
-        reply: Reply::default(),
-    })
+    Ok(sock)
 }
 
 fn close(ctx: &mut Ctx, conn: &mut Option<Conn>) {
@@ -544,12 +551,12 @@ fn answer(hc: &crate::config::HealthCheck, c: &mut Reply, eof: bool) -> Option<O
 
 /// A whole HTTP answer: (status, immediate-fail header, connection reusable); `Err` for a
 /// malformed one.
-type HttpAnswer = Result<(u16, bool, bool), ()>;
+pub(crate) type HttpAnswer = Result<(u16, bool, bool), ()>;
 
 /// Parses the HTTP response in `c.rx` as far as it goes: `Some(Ok((status, immediate,
 /// reusable)))` once the whole response is read, `Some(Err(()))` for a malformed one (a
 /// protocol error, which Envoy counts as a network failure).
-fn http_answer(c: &mut Reply, eof: bool) -> Option<HttpAnswer> {
+pub(crate) fn http_answer(c: &mut Reply, eof: bool) -> Option<HttpAnswer> {
     loop {
         match &mut c.resp {
             Resp::Head => {

@@ -18,7 +18,10 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("stats_config", "stats tag configuration"),
     ("dynamic_resources", "xDS; only static_resources"),
     ("cluster_manager", "cluster manager settings"),
-    ("tracing", "tracing"),
+    (
+        "tracing",
+        "bootstrap-level tracing; configure the connection manager's tracing.provider",
+    ),
     ("watchdog", "the watchdog"),
     ("watchdogs", "the watchdog"),
     ("secrets", "TLS secrets"),

@@ -275,6 +275,7 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
     ),
     ("envoy.transport_sockets.tls", super::tls::DOWNSTREAM_TYPE),
     ("envoy.transport_sockets.tls", super::tls::UPSTREAM_TYPE),
+    ("envoy.tracers.zipkin", super::validate_tracing::ZIPKIN_TYPE),
 ];
 
 /// Envoy v2 type names with their v3 successors, for the refusal message.
@@ -646,11 +647,28 @@ fn listener(
     if let (Some(chains), Some((_, Terminal::Tcp(_)))) = (&filter_chains, &filters) {
         keep(passthrough_matches(chains, &chains_path), &mut first);
     }
-    let (Some(filter_chains), Some((connection_limit, terminal)), Some(buffer), None) =
-        (filter_chains, filters, buffer, &first)
+    let traffic_direction = keep(
+        super::validate_tracing::traffic_direction(
+            &l.traffic_direction,
+            &format!("{path}.traffic_direction"),
+        ),
+        &mut first,
+    );
+    let (
+        Some(filter_chains),
+        Some((connection_limit, mut terminal)),
+        Some(buffer),
+        Some(traffic_direction),
+        None,
+    ) = (filter_chains, filters, buffer, traffic_direction, &first)
     else {
         return Err(first.unwrap_or_else(|| err(path, "invalid")));
     };
+    if let Terminal::Http(h) = &mut terminal {
+        if let Some(t) = h.tracing.as_mut() {
+            t.egress = traffic_direction == TrafficDirection::Outbound;
+        }
+    }
     Ok(Listener {
         name,
         address,
@@ -664,6 +682,7 @@ fn listener(
             // Envoy's 0 means no limit; a stalled client must still not hold a connection.
             _ => super::tls::DEFAULT_INSPECT_TIMEOUT,
         },
+        traffic_direction,
     })
 }
 
@@ -1209,6 +1228,11 @@ fn hcm(
             (accept, host)
         }
     };
+    let tracing = h
+        .tracing
+        .map(|t| super::validate_tracing::tracing(t, &p("tracing"), clusters))
+        .transpose()?
+        .map(Box::new);
     let via = h.via.filter(|v| !v.is_empty());
     let strip_host_port = match (
         h.strip_matching_host_port.unwrap_or(false),
@@ -1265,6 +1289,7 @@ fn hcm(
         preserve_external_request_id: h.preserve_external_request_id.unwrap_or(false),
         via,
         local_reply,
+        tracing,
     })
 }
 

@@ -144,11 +144,16 @@ fn route(r: raw::Route, path: &str, clusters: &Clusters) -> Result<Route, Config
             ))
         }
     };
+    let decorator = r
+        .decorator
+        .map(|d| super::validate_tracing::decorator(d, &join_key(path, "decorator")))
+        .transpose()?;
     Ok(Route {
         name: r.name,
         matcher,
         action,
         headers,
+        decorator,
     })
 }
 

@@ -200,6 +200,7 @@ mod tests {
                 upgrades: Vec::new(),
             }),
             headers: HeaderMutations::default(),
+            decorator: None,
         }
     }
 

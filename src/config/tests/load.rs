@@ -40,6 +40,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                                 upgrades: vec![],
                             }),
                             headers: HeaderMutations::default(),
+                            decorator: None,
                         }],
                         headers: HeaderMutations::default(),
                     }],
@@ -76,6 +77,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 preserve_external_request_id: false,
                 via: None,
                 local_reply: None,
+                tracing: None,
             })),
             per_connection_buffer_limit_bytes: 1 << 20,
             connection_limit: None,
@@ -87,6 +89,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 handshake_timeout: crate::config::tls::DEFAULT_HANDSHAKE_TIMEOUT,
             }],
             inspect_timeout: crate::config::tls::DEFAULT_INSPECT_TIMEOUT,
+            traffic_direction: TrafficDirection::Unspecified,
         }],
         clusters: vec![Cluster {
             name: cluster.into(),
