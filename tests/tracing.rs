@@ -1,4 +1,5 @@
-//! Zipkin tracing end to end: a Python collector on 127.0.0.1 receives `POST /api/v2/spans`
+//! Zipkin tracing end to end (both listeners have a pass-through health check filter for
+//! requests with `x-health`): a Python collector on 127.0.0.1 receives `POST /api/v2/spans`
 //! (it checks the body is a JSON array and writes one sorted JSON span per line), a recording
 //! upstream shows the headers baton injected, and the two are compared.
 
@@ -132,6 +133,13 @@ fn yaml(inbound: u16, outbound: u16, admin: u16, up: u16, collector: u16, zipkin
                 collector_endpoint_version: HTTP_JSON
 {zipkin}
           http_filters:
+          - name: envoy.filters.http.health_check
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck
+              pass_through_mode: true
+              headers:
+              - name: x-health
+                present_match: true
           - name: envoy.filters.http.router
           route_config:
             virtual_hosts:
@@ -399,4 +407,42 @@ fn five_spans_are_sent_at_once_and_a_dead_collector_is_counted() {
     // The proxy goes on serving.
     assert_eq!(fetch(inbound, "h", "/i", "").status(), 200);
     drop((b, up));
+}
+
+#[test]
+fn the_trace_reason_follows_envoys_rules_and_is_counted() {
+    let s = setup("");
+    let rid_of = |extra: &str| {
+        assert_eq!(fetch(s.inbound, "h", "/r", extra).status(), 200);
+        let seen = last_seen(&s.up);
+        (
+            seen.header("x-request-id").unwrap_or_default().to_string(),
+            seen.header("x-b3-sampled").unwrap_or_default().to_string(),
+        )
+    };
+    // Not a UUID (kept: not an edge request): no reason can be packed, not sampled.
+    assert_eq!(
+        rid_of("x-request-id: not-a-uuid\r\n"),
+        ("not-a-uuid".to_string(), "0".to_string())
+    );
+    // x-client-trace-id: the client's reason.
+    let (rid, sampled) = rid_of("x-client-trace-id: c-1\r\n");
+    assert_eq!((rid.as_bytes()[14], sampled.as_str()), (b'b', "1"), "{rid}");
+    // x-envoy-force-trace counts from an internal request only.
+    let internal = "x-forwarded-for: 10.0.0.1\r\nx-envoy-force-trace: 1\r\n";
+    let (rid, _) = rid_of(internal);
+    assert_eq!(rid.as_bytes()[14], b'a', "{rid}");
+    let (rid, _) = rid_of("x-envoy-force-trace: 1\r\n");
+    assert_eq!(rid.as_bytes()[14], b'9', "external: only sampled, {rid}");
+    assert_eq!(last_seen(&s.up).header("x-envoy-force-trace"), None);
+    // A health check (here passed through to the upstream) is never sampled by the decision.
+    let (rid, sampled) = rid_of("x-health: 1\r\n");
+    assert_eq!(sampled, "0", "{rid}");
+    let st = |n: &str| stat(s.admin, &format!("http.inbound.tracing.{n}"));
+    assert_eq!(st("not_traceable"), 1);
+    assert_eq!(st("client_enabled"), 1);
+    assert_eq!(st("service_forced"), 1);
+    assert_eq!(st("random_sampling"), 1);
+    assert_eq!(st("health_check"), 1);
+    drop(s.b);
 }

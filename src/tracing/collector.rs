@@ -40,6 +40,10 @@ pub struct Tracer {
     pub endpoint: Endpoint,
     pub node_id: String,
     stats: Stats,
+    /// By listener: its connection manager's `http.<stat_prefix>.tracing.*` counters
+    /// (`client_enabled`, `health_check`, `not_traceable`, `random_sampling`,
+    /// `service_forced`), when it traces.
+    hcm_stats: Vec<Option<[Counter; 5]>>,
 }
 
 #[derive(Debug)]
@@ -73,8 +77,11 @@ impl Tracer {
     /// The tracer of the listeners' connection managers; `None` when none traces.
     pub fn build(ctx: &mut Ctx, service_cluster: &str, node_id: &str) -> Option<Box<Tracer>> {
         let mut reporters: Vec<Reporter> = Vec::new();
+        let mut prefixes = Vec::new();
         for l in &ctx.listeners {
-            let Some(t) = l.http().and_then(|h| h.hcm.tracing.as_ref()) else {
+            let h = l.http().filter(|h| h.hcm.tracing.is_some());
+            prefixes.push(h.map(|h| h.hcm.stat_prefix.clone()));
+            let Some(t) = h.and_then(|h| h.hcm.tracing.as_ref()) else {
                 continue;
             };
             if !reporters.iter().any(|r| r.cfg == t.zipkin) {
@@ -97,6 +104,20 @@ impl Tracer {
             reports_dropped: c("reports_dropped"),
             reports_failed: c("reports_failed"),
         };
+        let hcm_stats = prefixes
+            .iter()
+            .map(|p| {
+                let p = p.as_ref()?;
+                let names = [
+                    "client_enabled",
+                    "health_check",
+                    "not_traceable",
+                    "random_sampling",
+                    "service_forced",
+                ];
+                Some(names.map(|n| st.counter(&format!("http.{p}.tracing.{n}"))))
+            })
+            .collect();
         let now = ctx.now();
         for i in 0..reporters.len() {
             ctx.timers
@@ -112,7 +133,27 @@ impl Tracer {
             },
             node_id: node_id.to_string(),
             stats,
+            hcm_stats,
         }))
+    }
+
+    /// The counter of a request's tracing decision on `listener` (Envoy's
+    /// `chargeTracingStats`); a health check wins over the request id's reason.
+    pub fn decision_counter(
+        &self,
+        listener: usize,
+        reason: super::Reason,
+        health_check: bool,
+    ) -> Option<Counter> {
+        let c = self.hcm_stats.get(listener)?.as_ref()?;
+        let i = match (health_check, reason) {
+            (true, _) => 1,
+            (false, super::Reason::ClientForced) => 0,
+            (false, super::Reason::NotTraceable) => 2,
+            (false, super::Reason::Sampling) => 3,
+            (false, super::Reason::ServiceForced) => 4,
+        };
+        c.get(i).copied()
     }
 
     /// The reporter for connection manager config `z`.

@@ -13,7 +13,7 @@ use crate::config::AppendAction;
 use crate::context::Ctx;
 use crate::http::codec::RequestHead;
 use crate::http::request::{header_op, origin, replace_proto, Decision};
-use crate::route::matcher::header_value;
+use crate::route::matcher::{header_matches, header_value};
 
 /// A span started for a routed request, with what the upstream request must carry.
 pub struct Begun {
@@ -65,12 +65,21 @@ pub fn begin(
     let forced = from.internal && first(req, "x-envoy-force-trace").is_some();
     let roll = ctx.rng.next_u64();
     let reason = decide(rid.as_deref_mut(), client_trace_id, forced, t, roll);
+    // A request the health check filter recognises is never sampled by the decision.
+    let health_check = hcm
+        .health_check
+        .as_ref()
+        .is_some_and(|hc| hc.headers.iter().all(|m| header_matches(m, req)));
+    let traced = reason.traced() && !health_check;
     let rid_out = match &rid {
         Some(r) if generated || before.as_ref() != Some(r) => <[u8; 36]>::try_from(&r[..]).ok(),
         _ => None,
     };
     let ingress = !t.egress;
-    let sampled = extract_sampled(req.headers).unwrap_or(reason.traced());
+    if let Some(c) = tracer.decision_counter(listener, reason, health_check) {
+        ctx.stats.store.inc(c);
+    }
+    let sampled = extract_sampled(req.headers).unwrap_or(traced);
     let context = match extract(req.headers) {
         Extracted::Invalid => {
             return Some(Begun {
