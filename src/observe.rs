@@ -197,6 +197,12 @@ pub fn generated_request_id(ctx: &Ctx, l: usize, rq: &mut Rq, id: &[u8]) {
     }
 }
 
+/// Tracing set the request's id and B3 headers: the access log sees them as the upstream
+/// did (Envoy's tracer writes them into the request's header map).
+pub fn traced(ctx: &Ctx, l: usize, rq: &mut Rq, t: &crate::tracing::Inject) {
+    replace_req(ctx, l, rq, |name| t.value(name));
+}
+
 /// The connection manager normalised the path (`normalize_path`, `merge_slashes`): the log's
 /// `:path` is the new one, as Envoy's access log reads the header map the manager changed.
 pub fn request_changed(ctx: &Ctx, l: usize, rq: &mut Rq, path: Option<&str>, host: Option<&str>) {

@@ -103,7 +103,8 @@ impl Drop for Collector {
 
 /// Two listeners tracing to the collector: `inbound` (ingress, decorator `inOp`) and
 /// `outbound` (egress, decorator `outOp`; `/nodeco` has none).
-fn yaml(inbound: u16, outbound: u16, admin: u16, up: u16, collector: u16, zipkin: &str) -> String {
+fn yaml(ports: [u16; 5], zipkin: &str, access_log: &str) -> String {
+    let [inbound, outbound, admin, up, collector] = ports;
     let listener = |name: &str, port: u16, dir: &str, op: &str| {
         format!(
             r#"  - name: {name}
@@ -118,6 +119,12 @@ fn yaml(inbound: u16, outbound: u16, admin: u16, up: u16, collector: u16, zipkin
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: {name}
+          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: "{access_log}"
+              log_format: {{text_format_source: {{inline_string: "{name} %REQ(X-B3-TRACEID)% %REQ(X-B3-SPANID)% %REQ(X-REQUEST-ID)%\n"}}}}
           tracing:
             custom_tags:
             - tag: team
@@ -186,6 +193,7 @@ struct Setup {
     up: Upstream,
     col: Collector,
     b: Baton,
+    access_log: PathBuf,
     inbound: u16,
     outbound: u16,
     admin: u16,
@@ -195,11 +203,18 @@ fn setup(zipkin: &str) -> Setup {
     let up = Upstream::start("up");
     let col = Collector::start();
     let (inbound, outbound, admin) = (free_port(), free_port(), free_port());
-    let b = Baton::start(&yaml(inbound, outbound, admin, up.port(), col.port, zipkin));
+    let access_log = common::baton::log_path("trace-access");
+    let ports = [inbound, outbound, admin, up.port(), col.port];
+    let b = Baton::start(&yaml(
+        ports,
+        zipkin,
+        access_log.to_str().expect("utf-8 path"),
+    ));
     Setup {
         up,
         col,
         b,
+        access_log,
         inbound,
         outbound,
         admin,
@@ -270,6 +285,15 @@ fn a_root_ingress_span_is_reported_and_its_context_sent_upstream() {
         "{j}"
     );
     assert!(!j.contains("parentId"), "{j}");
+    // The access log sees the request as the upstream did.
+    let line = format!("inbound {trace} {span} {rid}");
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            std::fs::read_to_string(&s.access_log).is_ok_and(|l| l.contains(&line))
+        }),
+        "{line} not in {:?}",
+        std::fs::read_to_string(&s.access_log)
+    );
     assert!(!j.contains("\"error\""), "{j}");
     assert!(eventually(Duration::from_secs(10), || {
         stat(s.admin, "tracing.zipkin.reports_sent") >= 1

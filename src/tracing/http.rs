@@ -169,6 +169,9 @@ pub fn begin(
 /// on an ingress span with `propagate`, goes back in the response's
 /// `x-envoy-decorator-operation`. The span goes into the request's record.
 pub fn routed(ctx: &Ctx, listener: usize, b: Begun, d: &mut Decision, rq: &mut Rq) {
+    if matches!(d, Decision::Forward(_)) {
+        crate::observe::traced(ctx, listener, rq, &b.inject);
+    }
     let Some(mut span) = b.span else {
         return;
     };

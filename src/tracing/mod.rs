@@ -339,15 +339,20 @@ impl Inject {
 
     /// The value this request's header `n` has once tracing changed it, if it did.
     pub fn header(&self, n: &str) -> Option<String> {
+        self.value(n).map(str::to_string)
+    }
+
+    /// `header`, borrowed.
+    pub fn value(&self, n: &str) -> Option<&str> {
         if n.eq_ignore_ascii_case("x-request-id") {
             if let Some(r) = &self.rid {
-                return Some(String::from_utf8_lossy(r).into_owned());
+                return std::str::from_utf8(r).ok();
             }
         }
         self.headers
             .iter()
             .find(|(h, _)| h.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.as_str())
     }
 }
 
