@@ -34,7 +34,8 @@ const CORPUS: &[(&str, &[&str])] = &[
             "layered_runtime.layers[0].static_layer.envoy.deprecated_features:envoy.config.trace.v2.ZipkinConfig.HTTP_JSON_V1",
             "static_resources.clusters[0].transport_socket.typed_config.@type",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type",
-            "tracing",
+            "tracing.http.config",
+            "tracing.http.typed_config",
         ],
     ),
     (

@@ -17,6 +17,15 @@ pub struct Bootstrap {
     pub admin: Option<Admin>,
     pub overload_manager: Option<OverloadManager>,
     pub layered_runtime: Option<LayeredRuntime>,
+    pub tracing: Option<BootstrapTracing>,
+}
+
+/// The bootstrap's `tracing` (deprecated in v3, still read): the provider of connection
+/// managers whose `tracing` names none.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapTracing {
+    pub http: Option<TypedExtension>,
 }
 
 #[derive(Debug, Deserialize)]

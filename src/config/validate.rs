@@ -467,6 +467,11 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
             clusters.add(c);
         }
     }
+    // The bootstrap's tracing provider, for connection managers whose `tracing` names none.
+    let _provider = keep(
+        super::validate_tracing::BootstrapProvider::set(raw.tracing, &cluster_index),
+        &mut first,
+    );
     let mut listeners: Each<Listener> = Each::new();
     for (i, l) in sr.listeners.iter().enumerate() {
         let path = format!("static_resources.listeners[{i}]");

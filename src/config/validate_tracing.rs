@@ -82,20 +82,17 @@ pub fn tracing(
     for (i, c) in t.custom_tags.into_iter().enumerate() {
         custom_tags.push(custom_tag(c, &format!("{}[{i}]", p("custom_tags")))?);
     }
-    let Some(provider) = t.provider else {
-        return Err(err(
-            p("provider"),
-            "required by baton (bootstrap-level tracing is not supported): \
-             envoy.tracers.zipkin",
-        ));
+    let zipkin = match t.provider {
+        Some(provider) => provider_of(&provider, &p("provider"), clusters)?,
+        None => BOOTSTRAP_PROVIDER
+            .with(|b| b.borrow().clone())
+            .ok_or_else(|| {
+                err(
+                    p("provider"),
+                    "required (here or as the bootstrap's tracing.http): envoy.tracers.zipkin",
+                )
+            })?,
     };
-    let ppath = p("provider");
-    let ty = extension_kind(&provider, &ppath, "tracing provider", &[ZIPKIN_TYPE])?;
-    no_filter(&provider, &ppath)?;
-    let tpath = join_key(&ppath, "typed_config");
-    let payload = typed_payload(&provider.typed_config, &tpath, ty)?
-        .ok_or_else(|| err(&tpath, "required field is missing"))?;
-    let z: raw::ZipkinConfig = from_value(&payload, &tpath)?;
     Ok(Tracing {
         egress: false,
         client_sampling: percent(&t.client_sampling, &p("client_sampling"))?,
@@ -103,8 +100,54 @@ pub fn tracing(
         overall_sampling: percent(&t.overall_sampling, &p("overall_sampling"))?,
         max_path_tag_length,
         custom_tags,
-        zipkin: zipkin(z, &tpath, clusters)?,
+        zipkin,
     })
+}
+
+/// A tracing provider: `envoy.tracers.zipkin` with its `ZipkinConfig`.
+fn provider_of(
+    provider: &raw::TypedExtension,
+    path: &str,
+    clusters: &HashMap<String, usize>,
+) -> Result<Zipkin, ConfigError> {
+    let ty = extension_kind(provider, path, "tracing provider", &[ZIPKIN_TYPE])?;
+    no_filter(provider, path)?;
+    let tpath = join_key(path, "typed_config");
+    let payload = typed_payload(&provider.typed_config, &tpath, ty)?
+        .ok_or_else(|| err(&tpath, "required field is missing"))?;
+    let z: raw::ZipkinConfig = from_value(&payload, &tpath)?;
+    zipkin(z, &tpath, clusters)
+}
+
+thread_local! {
+    /// The bootstrap's `tracing.http` provider while a bootstrap's listeners are read.
+    static BOOTSTRAP_PROVIDER: std::cell::RefCell<Option<Zipkin>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The bootstrap's `tracing` for the load in progress: its provider serves connection
+/// managers whose `tracing` has none (as in Envoy, where it is deprecated). Cleared when the
+/// guard is dropped.
+pub struct BootstrapProvider;
+
+impl BootstrapProvider {
+    pub fn set(
+        t: Option<raw::BootstrapTracing>,
+        clusters: &HashMap<String, usize>,
+    ) -> Result<BootstrapProvider, ConfigError> {
+        let z = match t.and_then(|t| t.http) {
+            Some(http) => Some(provider_of(&http, "tracing.http", clusters)?),
+            None => None,
+        };
+        BOOTSTRAP_PROVIDER.with(|b| *b.borrow_mut() = z);
+        Ok(BootstrapProvider)
+    }
+}
+
+impl Drop for BootstrapProvider {
+    fn drop(&mut self) {
+        BOOTSTRAP_PROVIDER.with(|b| *b.borrow_mut() = None);
+    }
 }
 
 fn zipkin(

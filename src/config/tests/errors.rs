@@ -321,9 +321,9 @@ fn unsupported_envoy_features_say_so() {
             "respect_dns_ttl; dns_refresh_rate is used",
         ),
         (
-            "tracing",
+            &vh("routes[0].tracing"),
             "{}",
-            "bootstrap-level tracing; configure the connection manager's tracing.provider",
+            "per-route tracing overrides",
         ),
         (&vh("require_tls"), "ALL", "require_tls (HTTPS redirects)"),
     ];
@@ -350,7 +350,7 @@ fn tracing_errors_name_their_field() {
     for (value, want) in [
         (
             "{}".to_string(),
-            format!("{t}.provider: required by baton (bootstrap-level tracing is not supported): envoy.tracers.zipkin"),
+            format!("{t}.provider: required (here or as the bootstrap's tracing.http): envoy.tracers.zipkin"),
         ),
         (
             zipkin(", collector_endpoint_version: HTTP_PROTO"),
@@ -391,6 +391,22 @@ fn tracing_errors_name_their_field() {
     ] {
         assert_eq!(err_with(&[(&t, &value)]), want, "{value}");
     }
+    // The bootstrap's provider serves a connection manager that names none; its own errors
+    // name the bootstrap's path.
+    let http = zipkin("").replacen("{provider: ", "{http: ", 1);
+    let b = ok_with(&[("tracing", &http), (&t, "{random_sampling: {value: 50}}")]);
+    let Terminal::Http(h) = &b.listeners[0].terminal else {
+        panic!("an HTTP listener")
+    };
+    let tr = h.tracing.as_deref().expect("tracing");
+    assert_eq!(
+        (tr.zipkin.cluster_name.as_str(), tr.random_sampling),
+        ("a", 5000)
+    );
+    assert_eq!(
+        err_with(&[("tracing", &http.replace("cluster: a,", "cluster: nope,"))]),
+        "tracing.http.typed_config.collector_cluster: unknown cluster \"nope\""
+    );
     assert_eq!(
         err_with(&[(
             "static_resources.listeners[0].traffic_direction",
