@@ -124,6 +124,8 @@ pub struct Ctx {
     epoch: u32,
     date: String,
     date_secs: u64,
+    /// The Zipkin reporters; `None` when no connection manager traces.
+    pub tracer: Option<Box<crate::tracing::collector::Tracer>>,
 }
 
 impl Ctx {
@@ -200,6 +202,7 @@ impl Ctx {
             epoch: 0,
             date: String::new(),
             date_secs: u64::MAX,
+            tracer: None,
         }
     }
 

@@ -20,6 +20,7 @@ pub mod server;
 pub mod service;
 pub mod stats;
 pub mod tls;
+pub mod tracing;
 pub mod util;
 
 /// The binary's version, exchanged in the hot-restart handshake.

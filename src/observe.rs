@@ -197,6 +197,12 @@ pub fn generated_request_id(ctx: &Ctx, l: usize, rq: &mut Rq, id: &[u8]) {
     }
 }
 
+/// Tracing set the request's id and B3 headers: the access log sees them as the upstream
+/// did (Envoy's tracer writes them into the request's header map).
+pub fn traced(ctx: &Ctx, l: usize, rq: &mut Rq, t: &crate::tracing::Inject) {
+    replace_req(ctx, l, rq, |name| t.value(name));
+}
+
 /// The connection manager normalised the path (`normalize_path`, `merge_slashes`): the log's
 /// `:path` is the new one, as Envoy's access log reads the header map the manager changed.
 pub fn request_changed(ctx: &Ctx, l: usize, rq: &mut Rq, path: Option<&str>, host: Option<&str>) {
@@ -269,6 +275,9 @@ pub fn response_head(ctx: &Ctx, rq: &mut Rq, status: u16, hdrs: &[httparse::Head
 /// per-host outcome, and the access-log line.
 pub fn end(ctx: &mut Ctx, mut rq: Rq) {
     rq.end = Some(ctx.now());
+    if rq.span.is_some() {
+        crate::tracing::http::end(ctx, &mut rq);
+    }
     let class = Stats::class(rq.status);
     // A TCP proxy connection is no request: it counts in neither the request classes nor a
     // host's request outcomes.

@@ -26,6 +26,8 @@ pub enum Tok {
     Restart(usize),
     /// An active health check connection (index in `cluster::checker::Checkers`).
     Health(usize),
+    /// A Zipkin report's connection (index in `tracing::collector::Tracer`).
+    Trace(usize),
 }
 
 impl Tok {
@@ -39,6 +41,7 @@ impl Tok {
             Tok::Admin(i) => (7, i & INDEX_MASK),
             Tok::Restart(i) => (8, i & INDEX_MASK),
             Tok::Health(i) => (9, i),
+            Tok::Trace(i) => (10, i),
         };
         Token((kind << KIND_SHIFT) | (idx & INDEX_MASK))
     }
@@ -54,6 +57,7 @@ impl Tok {
             7 => Tok::Admin(if idx == INDEX_MASK { usize::MAX } else { idx }),
             8 => Tok::Restart(if idx == INDEX_MASK { usize::MAX } else { idx }),
             9 => Tok::Health(idx),
+            10 => Tok::Trace(idx),
             _ => return None,
         })
     }
@@ -79,6 +83,10 @@ pub enum TimerKey {
     PoolTrim,
     /// (checker index, checker generation): a health check is due or timed out.
     Health(usize, u64),
+    /// A Zipkin reporter's flush interval ended (reporter index).
+    TraceFlush(usize),
+    /// (report index, generation): a Zipkin report timed out.
+    TraceReport(usize, u64),
 }
 
 #[derive(Debug, Default)]
@@ -136,6 +144,7 @@ mod tests {
             Tok::Admin(2),
             Tok::Restart(usize::MAX),
             Tok::Health(4),
+            Tok::Trace(5),
         ] {
             assert_eq!(Tok::from_token(t.token()), Some(t));
         }

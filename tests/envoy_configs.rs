@@ -34,7 +34,8 @@ const CORPUS: &[(&str, &[&str])] = &[
             "layered_runtime.layers[0].static_layer.envoy.deprecated_features:envoy.config.trace.v2.ZipkinConfig.HTTP_JSON_V1",
             "static_resources.clusters[0].transport_socket.typed_config.@type",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type",
-            "tracing",
+            "tracing.http.config",
+            "tracing.http.typed_config",
         ],
     ),
     (
@@ -57,8 +58,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--datadog-tracing-envoy.yaml",
         &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[0].traffic_direction",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
     ),
     (
@@ -153,30 +153,15 @@ const CORPUS: &[(&str, &[&str])] = &[
     ),
     (
         "examples--jaeger-tracing-envoy.yaml",
-        &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[0].traffic_direction",
-        ],
+        &[],
     ),
     (
         "examples--jaeger-tracing-service1-envoy-jaeger.yaml",
-        &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[0].traffic_direction",
-            "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[1].traffic_direction",
-        ],
+        &[],
     ),
     (
         "examples--jaeger-tracing-service2-envoy-jaeger.yaml",
-        &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[0].traffic_direction",
-        ],
+        &[],
     ),
     (
         "examples--kafka-envoy.yaml",
@@ -248,31 +233,22 @@ const CORPUS: &[(&str, &[&str])] = &[
         "examples--opentelemetry-envoy-1.yaml",
         &[
             "static_resources.clusters[2].typed_extension_protocol_options",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[0].traffic_direction",
-            "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[1].traffic_direction",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
+            "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
     ),
     (
         "examples--opentelemetry-envoy-2.yaml",
         &[
             "static_resources.clusters[1].typed_extension_protocol_options",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[0].traffic_direction",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
     ),
     (
         "examples--opentelemetry-envoy-front-proxy.yaml",
         &[
             "static_resources.clusters[2].typed_extension_protocol_options",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[1].decorator",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[0].traffic_direction",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
     ),
     (
@@ -315,13 +291,9 @@ const CORPUS: &[(&str, &[&str])] = &[
         &[
             "static_resources.clusters[2].typed_extension_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[0].traffic_direction",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
-            "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[1].traffic_direction",
+            "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
     ),
     (
@@ -329,9 +301,7 @@ const CORPUS: &[(&str, &[&str])] = &[
         &[
             "static_resources.clusters[1].typed_extension_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[0].traffic_direction",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
     ),
     (
@@ -339,10 +309,7 @@ const CORPUS: &[(&str, &[&str])] = &[
         &[
             "static_resources.clusters[2].typed_extension_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[1].decorator",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[0].traffic_direction",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
     ),
     (
@@ -414,31 +381,15 @@ const CORPUS: &[(&str, &[&str])] = &[
     ),
     (
         "examples--zipkin-envoy-1.yaml",
-        &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[0].traffic_direction",
-            "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[1].traffic_direction",
-        ],
+        &[],
     ),
     (
         "examples--zipkin-envoy-2.yaml",
-        &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[0].traffic_direction",
-        ],
+        &[],
     ),
     (
         "examples--zipkin-envoy-front-proxy.yaml",
-        &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[1].decorator",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
-            "static_resources.listeners[0].traffic_direction",
-        ],
+        &[],
     ),
     (
         "examples--zstd-envoy.yaml",
@@ -615,6 +566,108 @@ fn serve(file: &str, name: &str) -> (Baton, Upstream) {
 
 fn loads(file: &str) -> bool {
     CORPUS.iter().any(|(f, e)| *f == file && e.is_empty())
+}
+
+/// The zipkin and jaeger-tracing examples: every request gets a sampled span whose B3
+/// context reaches the upstream; an inbound (ingress) listener answers with the route
+/// decorator's operation, an outbound (egress) one sends it upstream; five spans make a
+/// report, POSTed as JSON to the collector cluster (here the test upstream).
+#[test]
+fn tracing_examples_propagate_b3_and_report_spans_to_the_collector() {
+    // Per listener: (path, operation, outbound).
+    type Listeners = &'static [(&'static str, &'static str, bool)];
+    let cases: &[(&str, Listeners)] = &[
+        (
+            "examples--zipkin-envoy-1.yaml",
+            &[
+                ("/", "routeToService1", false),
+                ("/", "routeToEnvoy2", true),
+            ],
+        ),
+        (
+            "examples--zipkin-envoy-2.yaml",
+            &[("/", "routeToService2", false)],
+        ),
+        (
+            "examples--zipkin-envoy-front-proxy.yaml",
+            &[("/trace/1", "routeToEnvoy1", true)],
+        ),
+        (
+            "examples--jaeger-tracing-envoy.yaml",
+            &[("/", "checkAvailability", true)],
+        ),
+        (
+            "examples--jaeger-tracing-service1-envoy-jaeger.yaml",
+            &[
+                ("/", "checkAvailability", false),
+                ("/trace/2", "checkStock", true),
+            ],
+        ),
+        (
+            "examples--jaeger-tracing-service2-envoy-jaeger.yaml",
+            &[("/", "checkStock", false)],
+        ),
+    ];
+    for (file, listeners) in cases {
+        assert!(loads(file), "{file}");
+        let up = Upstream::start("service");
+        let (yaml, ports) = on_loopback(file, up.port());
+        let b = Baton::start(&yaml);
+        let proxied = || {
+            up.seen()
+                .into_iter()
+                .filter(|s| s.target != "/api/v2/spans")
+                .collect::<Vec<_>>()
+        };
+        for i in 0..5 {
+            let (path, op, outbound) = listeners[i % listeners.len()];
+            let port = ports[i % listeners.len()];
+            let r = request(
+                port,
+                &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            );
+            assert_eq!(r.status(), 200, "{file} {path}");
+            let seen = proxied().pop().expect("proxied");
+            let trace = seen.header("x-b3-traceid").expect("x-b3-traceid");
+            assert_eq!(trace.len(), 16, "{file}");
+            assert!(seen.header("x-b3-spanid").is_some(), "{file}");
+            assert_eq!(seen.header("x-b3-sampled"), Some("1"), "{file}");
+            let rid = seen.header("x-request-id").expect("x-request-id");
+            assert_eq!(rid.as_bytes()[14], b'9', "{file}: sampled");
+            if outbound {
+                assert_eq!(
+                    seen.header("x-envoy-decorator-operation"),
+                    Some(op),
+                    "{file}"
+                );
+                assert_eq!(r.header("x-envoy-decorator-operation"), None, "{file}");
+            } else {
+                assert_eq!(seen.header("x-envoy-decorator-operation"), None, "{file}");
+                assert_eq!(r.header("x-envoy-decorator-operation"), Some(op), "{file}");
+            }
+            if file.contains("front-proxy") {
+                // Its response_headers_to_add read the request as the tracer left it.
+                assert_eq!(r.header("x-b3-traceid"), Some(trace), "{file}");
+                assert_eq!(r.header("x-request-id"), Some(rid), "{file}");
+            }
+        }
+        let report = || {
+            up.seen()
+                .into_iter()
+                .find(|s| s.target == "/api/v2/spans" && s.method == "POST")
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while report().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let report = report().unwrap_or_else(|| panic!("{file}: no report\n{}", b.log()));
+        assert_eq!(
+            report.header("content-type"),
+            Some("application/json"),
+            "{file}"
+        );
+        assert!(report.body_len > 2, "{file}");
+    }
 }
 
 #[test]

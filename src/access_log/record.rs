@@ -225,6 +225,8 @@ pub struct Rq {
     pub cap: Option<Box<Captured>>,
     /// The client connection's TLS session; `None` for plain connections.
     pub tls: Option<std::rc::Rc<TlsInfo>>,
+    /// The request's span, when its connection manager traces.
+    pub span: Option<Box<crate::tracing::Span>>,
 }
 
 /// A downstream TLS session as the access log prints it; shared by its connection's requests.
@@ -265,6 +267,7 @@ impl Rq {
             upstream: None,
             cap: None,
             tls: None,
+            span: None,
         }
     }
 

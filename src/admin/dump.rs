@@ -10,11 +10,11 @@ use serde_yaml::{Mapping, Value};
 
 use crate::config::{
     AccessLog, BodyFormat, BodyFormatKind, Bootstrap, Cluster, ClusterSpec, CompareOp, Comparison,
-    ForwardAction, HeaderMatchRule, HeaderMatcher, HeaderMutations, HeaderValueOption, HealthCheck,
-    HealthCheckKind, HostRewrite, HttpConnectionManager, JsonFormat, Listener, LocalReplyConfig,
-    LogFilter, PathMatch, PathRedirect, QueryParameterRule, RedirectAction, RegexRewrite,
-    RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch, SocketState, StringMatch,
-    StringMatchKind, StripPort, TcpProxy, Terminal,
+    CustomTagValue, ForwardAction, HeaderMatchRule, HeaderMatcher, HeaderMutations,
+    HeaderValueOption, HealthCheck, HealthCheckKind, HostRewrite, HttpConnectionManager,
+    JsonFormat, Listener, LocalReplyConfig, LogFilter, PathMatch, PathRedirect, QueryParameterRule,
+    RedirectAction, RegexRewrite, RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch,
+    SocketState, StringMatch, StringMatchKind, StripPort, TcpProxy, Terminal, Tracing,
 };
 use crate::stats::json_str;
 
@@ -303,6 +303,7 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
                     .collect(),
             ),
         ),
+        ("traffic_direction", shout(l.traffic_direction)),
         ("filter_chains", list(chains)),
     ])
 }
@@ -482,6 +483,55 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
         ("via", h.via.as_deref().and_then(s)),
         ("access_log", list(logs)),
         ("local_reply_config", h.local_reply.as_ref().map(local_reply)),
+        ("tracing", h.tracing.as_deref().map(tracing)),
+    ])
+}
+
+/// The connection manager's `tracing` (an `environment` tag as the value it was read as).
+fn tracing(t: &Tracing) -> Value {
+    let pct = |v: u32| Some(map(vec![("value", n(f64::from(v) / 100.0))]));
+    let tags = t
+        .custom_tags
+        .iter()
+        .map(|c| {
+            let value = match &c.value {
+                CustomTagValue::Literal(v) => ("literal", Some(map(vec![("value", s(v))]))),
+                CustomTagValue::Header { name, default } => (
+                    "request_header",
+                    Some(map(vec![("name", s(name)), ("default_value", s(default))])),
+                ),
+            };
+            map(vec![("tag", s(&c.tag)), value])
+        })
+        .collect();
+    let z = &t.zipkin;
+    map(vec![
+        ("client_sampling", pct(t.client_sampling)),
+        ("random_sampling", pct(t.random_sampling)),
+        ("overall_sampling", pct(t.overall_sampling)),
+        ("max_path_tag_length", n(t.max_path_tag_length as u64)),
+        ("custom_tags", list(tags)),
+        (
+            "provider",
+            Some(map(vec![
+                ("name", s("envoy.tracers.zipkin")),
+                (
+                    "typed_config",
+                    Some(map(vec![
+                        (
+                            "@type",
+                            s(&format!("{T}envoy.config.trace.v3.ZipkinConfig")),
+                        ),
+                        ("collector_cluster", s(&z.cluster_name)),
+                        ("collector_endpoint", s(&z.endpoint)),
+                        ("collector_endpoint_version", s("HTTP_JSON")),
+                        ("collector_hostname", s(&z.hostname)),
+                        ("trace_id_128bit", n(z.trace_id_128bit)),
+                        ("shared_span_context", n(z.shared_span_context)),
+                    ])),
+                ),
+            ])),
+        ),
     ])
 }
 
@@ -612,6 +662,15 @@ fn route(r: &Route, b: &Bootstrap, inherited: Option<&RetryPolicy>) -> Value {
         "typed_per_filter_config",
         filters::per_filter(&r.filter_configs),
     ));
+    if let Some(d) = &r.decorator {
+        pairs.push((
+            "decorator",
+            Some(map(vec![
+                ("operation", s(&d.operation)),
+                ("propagate", n(d.propagate)),
+            ])),
+        ));
+    }
     edits(&mut pairs, &r.headers);
     map(pairs)
 }

@@ -56,10 +56,10 @@ struct Conn {
     reply: Reply,
 }
 
-/// The running check's answer, as far as it came.
+/// The running check's answer, as far as it came (also a Zipkin report's answer).
 #[derive(Debug)]
-struct Reply {
-    rx: Vec<u8>,
+pub(crate) struct Reply {
+    pub(crate) rx: Vec<u8>,
     resp: Resp,
     /// The answer lets the connection serve the next check (HTTP keep-alive).
     reusable: bool,
@@ -425,18 +425,30 @@ fn http_request(
 /// A new connection to `addr` for checker `idx`. Out of descriptors, idle pooled connections
 /// and pipes are given up first; if that does not help the check fails (a network failure).
 fn open(ctx: &mut Ctx, cluster: usize, addr: SocketAddr, idx: usize) -> io::Result<Conn> {
-    let mut sock = crate::http::upstream::open_socket(ctx, cluster, addr)?;
-    ctx.registry.register(
-        &mut sock,
-        Tok::Health(idx).token(),
-        Interest::READABLE | Interest::WRITABLE,
-    )?;
+    let sock = connect(ctx, cluster, addr, Tok::Health(idx))?;
     Ok(Conn {
         sock,
         connected: false,
         tx: Vec::new(),
         reply: Reply::default(),
     })
+}
+
+/// A connection of the proxy's own (not a request's) to `addr`, a host of `cluster`, with the
+/// cluster's socket options, registered as `tok`.
+pub(crate) fn connect(
+    ctx: &mut Ctx,
+    cluster: usize,
+    addr: SocketAddr,
+    tok: Tok,
+) -> io::Result<TcpStream> {
+    let mut sock = crate::http::upstream::open_socket(ctx, cluster, addr)?;
+    ctx.registry.register(
+        &mut sock,
+        tok.token(),
+        Interest::READABLE | Interest::WRITABLE,
+    )?;
+    Ok(sock)
 }
 
 fn close(ctx: &mut Ctx, conn: &mut Option<Conn>) {
@@ -537,12 +549,12 @@ fn answer(hc: &crate::config::HealthCheck, c: &mut Reply, eof: bool) -> Option<O
 
 /// A whole HTTP answer: (status, immediate-fail header, connection reusable); `Err` for a
 /// malformed one.
-type HttpAnswer = Result<(u16, bool, bool), ()>;
+pub(crate) type HttpAnswer = Result<(u16, bool, bool), ()>;
 
 /// Parses the HTTP response in `c.rx` as far as it goes: `Some(Ok((status, immediate,
 /// reusable)))` once the whole response is read, `Some(Err(()))` for a malformed one (a
 /// protocol error, which Envoy counts as a network failure).
-fn http_answer(c: &mut Reply, eof: bool) -> Option<HttpAnswer> {
+pub(crate) fn http_answer(c: &mut Reply, eof: bool) -> Option<HttpAnswer> {
     loop {
         match &mut c.resp {
             Resp::Head => {

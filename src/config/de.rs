@@ -18,7 +18,7 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("stats_config", "stats tag configuration"),
     ("dynamic_resources", "xDS; only static_resources"),
     ("cluster_manager", "cluster manager settings"),
-    ("tracing", "tracing"),
+    ("tracing", "per-route tracing overrides"),
     ("watchdog", "the watchdog"),
     ("watchdogs", "the watchdog"),
     ("secrets", "TLS secrets"),

@@ -56,6 +56,9 @@ pub struct Listener {
     pub inspect_timeout: Duration,
     /// Options of the listening socket itself.
     pub socket: ListenerSocket,
+    /// `traffic_direction`: `OUTBOUND` makes the connection manager's spans egress (client)
+    /// spans; anything else ingress (server) spans.
+    pub traffic_direction: TrafficDirection,
 }
 
 /// How a listener's socket is made: Envoy's `enable_reuse_port`, `tcp_fast_open_queue_length`
@@ -88,6 +91,14 @@ pub enum SocketState {
     Bound,
     /// Once listening; also set again on a socket taken over from a hot-restart parent.
     Listening,
+}
+
+/// A listener's `traffic_direction`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrafficDirection {
+    Unspecified,
+    Inbound,
+    Outbound,
 }
 
 /// What a listener does with its connections: HTTP requests routed by a connection manager,
@@ -298,6 +309,62 @@ pub struct HttpConnectionManager {
     /// `local_reply_config`: how replies baton makes itself are rewritten; `None` when absent
     /// (replies go out as made, `text/plain`).
     pub local_reply: Option<LocalReplyConfig>,
+    /// `tracing` with the Zipkin provider; `None`: no tracing (nothing is done per request).
+    pub tracing: Option<Box<Tracing>>,
+}
+
+/// The connection manager's `tracing` with its Zipkin provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tracing {
+    /// The listener's `traffic_direction` is `OUTBOUND`: client spans named by the egress
+    /// rules (Envoy's operation name `egress`); otherwise server spans (`ingress`).
+    pub egress: bool,
+    /// `client_sampling`, `random_sampling`, `overall_sampling` in ten-thousandths
+    /// (Envoy rounds the percentage so); default 10000 each.
+    pub client_sampling: u32,
+    pub random_sampling: u32,
+    pub overall_sampling: u32,
+    /// `max_path_tag_length`: the `http.url` tag's path is cut there; default 256.
+    pub max_path_tag_length: usize,
+    pub custom_tags: Vec<CustomTag>,
+    pub zipkin: Zipkin,
+}
+
+/// `envoy.config.trace.v3.ZipkinConfig` (HTTP_JSON only).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Zipkin {
+    /// Index of `collector_cluster` in the bootstrap's clusters, and its name.
+    pub cluster: usize,
+    pub cluster_name: String,
+    pub endpoint: String,
+    /// `collector_hostname`, else the cluster's name: the reports' Host.
+    pub hostname: String,
+    pub trace_id_128bit: bool,
+    /// Default true: an ingress span continuing a client's context shares its span id.
+    pub shared_span_context: bool,
+}
+
+/// A `custom_tags` entry: the tag's name and where its value comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomTag {
+    pub tag: String,
+    pub value: CustomTagValue,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CustomTagValue {
+    /// `literal`, and `environment` (read once at load, as Envoy does).
+    Literal(String),
+    /// `request_header`: the header's first value, else the default (no tag when empty).
+    Header { name: String, default: String },
+}
+
+/// A route's `decorator`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decorator {
+    pub operation: String,
+    /// Default true: the operation goes on as `x-envoy-decorator-operation`.
+    pub propagate: bool,
 }
 
 /// One HTTP filter before the router.
@@ -621,6 +688,8 @@ pub struct Route {
     pub headers: HeaderMutations,
     /// `typed_per_filter_config`, by filter name (over the virtual host's).
     pub filter_configs: Vec<PerFilterConfig>,
+    /// `decorator`: the span's operation when tracing.
+    pub decorator: Option<Decorator>,
 }
 
 /// A compiled regular expression that compares by its source pattern (so the model can keep

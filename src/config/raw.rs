@@ -17,6 +17,15 @@ pub struct Bootstrap {
     pub admin: Option<Admin>,
     pub overload_manager: Option<OverloadManager>,
     pub layered_runtime: Option<LayeredRuntime>,
+    pub tracing: Option<BootstrapTracing>,
+}
+
+/// The bootstrap's `tracing` (deprecated in v3, still read): the provider of connection
+/// managers whose `tracing` names none.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapTracing {
+    pub http: Option<TypedExtension>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +181,7 @@ pub struct Listener {
     pub tcp_fast_open_queue_length: Option<u32>,
     #[serde(default)]
     pub socket_options: Vec<SocketOption>,
+    pub traffic_direction: Option<EnumValue>,
 }
 
 /// `envoy.config.core.v3.SocketOption` (`buf_value` is refused at validation).
@@ -356,6 +366,78 @@ pub struct HttpConnectionManager {
     pub preserve_external_request_id: Option<bool>,
     pub via: Option<String>,
     pub local_reply_config: Option<LocalReplyConfig>,
+    pub tracing: Option<Tracing>,
+}
+
+/// The connection manager's `tracing` (v3: the provider is configured here).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tracing {
+    pub client_sampling: Option<Percent>,
+    pub random_sampling: Option<Percent>,
+    pub overall_sampling: Option<Percent>,
+    pub verbose: Option<bool>,
+    pub max_path_tag_length: Option<u32>,
+    #[serde(default)]
+    pub custom_tags: Vec<CustomTag>,
+    pub provider: Option<TypedExtension>,
+    pub spawn_upstream_span: Option<bool>,
+}
+
+/// `envoy.type.tracing.v3.CustomTag`: a oneof; `metadata` is kept as a `Value` to be
+/// refused by name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomTag {
+    #[serde(default)]
+    pub tag: String,
+    pub literal: Option<LiteralTag>,
+    pub environment: Option<NamedTag>,
+    pub request_header: Option<NamedTag>,
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiteralTag {
+    #[serde(default)]
+    pub value: String,
+}
+
+/// `CustomTag.Environment` and `CustomTag.Header`: a name and a default value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedTag {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub default_value: String,
+}
+
+/// `envoy.config.trace.v3.ZipkinConfig`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZipkinConfig {
+    #[serde(default)]
+    pub collector_cluster: String,
+    #[serde(default)]
+    pub collector_endpoint: String,
+    pub trace_id_128bit: Option<bool>,
+    pub shared_span_context: Option<bool>,
+    pub collector_endpoint_version: Option<EnumValue>,
+    pub collector_hostname: Option<String>,
+    pub split_spans_for_request: Option<bool>,
+    pub trace_context_option: Option<EnumValue>,
+    pub collector_service: Option<Value>,
+}
+
+/// A route's `decorator`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decorator {
+    #[serde(default)]
+    pub operation: String,
+    pub propagate: Option<bool>,
 }
 
 /// The connection manager's `local_reply_config`.
@@ -670,6 +752,7 @@ with_header_edits! {
         pub redirect: Option<RedirectAction>,
         pub direct_response: Option<DirectResponse>,
         pub typed_per_filter_config: Option<Value>,
+        pub decorator: Option<Decorator>,
     }
 }
 

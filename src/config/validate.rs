@@ -296,6 +296,7 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
     ),
     ("envoy.transport_sockets.tls", super::tls::DOWNSTREAM_TYPE),
     ("envoy.transport_sockets.tls", super::tls::UPSTREAM_TYPE),
+    ("envoy.tracers.zipkin", super::validate_tracing::ZIPKIN_TYPE),
 ];
 
 /// Envoy v2 type names with their v3 successors, for the refusal message.
@@ -487,6 +488,11 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
             clusters.add(c);
         }
     }
+    // The bootstrap's tracing provider, for connection managers whose `tracing` names none.
+    let _provider = keep(
+        super::validate_tracing::BootstrapProvider::set(raw.tracing, &cluster_index),
+        &mut first,
+    );
     let mut listeners: Each<Listener> = Each::new();
     for (i, l) in sr.listeners.iter().enumerate() {
         let path = format!("static_resources.listeners[{i}]");
@@ -667,11 +673,28 @@ fn listener(
     if let (Some(chains), Some((_, Terminal::Tcp(_)))) = (&filter_chains, &filters) {
         keep(passthrough_matches(chains, &chains_path), &mut first);
     }
-    let (Some(filter_chains), Some((connection_limit, terminal)), Some(buffer), None) =
-        (filter_chains, filters, buffer, &first)
+    let traffic_direction = keep(
+        super::validate_tracing::traffic_direction(
+            &l.traffic_direction,
+            &format!("{path}.traffic_direction"),
+        ),
+        &mut first,
+    );
+    let (
+        Some(filter_chains),
+        Some((connection_limit, mut terminal)),
+        Some(buffer),
+        Some(traffic_direction),
+        None,
+    ) = (filter_chains, filters, buffer, traffic_direction, &first)
     else {
         return Err(first.unwrap_or_else(|| err(path, "invalid")));
     };
+    if let Terminal::Http(h) = &mut terminal {
+        if let Some(t) = h.tracing.as_mut() {
+            t.egress = traffic_direction == TrafficDirection::Outbound;
+        }
+    }
     Ok(Listener {
         name,
         address,
@@ -690,6 +713,7 @@ fn listener(
             // Envoy's 0 means no limit; a stalled client must still not hold a connection.
             _ => super::tls::DEFAULT_INSPECT_TIMEOUT,
         },
+        traffic_direction,
     })
 }
 
@@ -1307,6 +1331,11 @@ fn hcm(
             (accept, host)
         }
     };
+    let tracing = h
+        .tracing
+        .map(|t| super::validate_tracing::tracing(t, &p("tracing"), clusters))
+        .transpose()?
+        .map(Box::new);
     let via = h.via.filter(|v| !v.is_empty());
     let strip_host_port = match (
         h.strip_matching_host_port.unwrap_or(false),
@@ -1371,6 +1400,7 @@ fn hcm(
         preserve_external_request_id: h.preserve_external_request_id.unwrap_or(false),
         via,
         local_reply,
+        tracing,
     })
 }
 

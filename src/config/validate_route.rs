@@ -188,12 +188,17 @@ fn route(r: raw::Route, path: &str, clusters: &Clusters) -> Result<Route, Config
         r.typed_per_filter_config,
         &join_key(path, "typed_per_filter_config"),
     )?;
+    let decorator = r
+        .decorator
+        .map(|d| super::validate_tracing::decorator(d, &join_key(path, "decorator")))
+        .transpose()?;
     Ok(Route {
         name: r.name,
         matcher,
         action,
         headers,
         filter_configs,
+        decorator,
     })
 }
 

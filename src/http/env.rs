@@ -154,7 +154,15 @@ impl Env for CtxEnv<'_> {
         } else {
             req
         };
-        let mut d = decide(req, self.peer, self.listener, self.ctx, early);
+        let begun = match &early {
+            None => crate::tracing::http::begin(self.ctx, self.listener, self.peer, req, rq.start),
+            Some(_) => None,
+        };
+        let inject = begun.as_ref().map(|b| &b.inject);
+        let mut d = decide(req, self.peer, self.listener, self.ctx, early, inject);
+        if let Some(b) = begun {
+            crate::tracing::http::routed(self.ctx, self.listener, b, &mut d, rq);
+        }
         observe::routing_decision(self.ctx, self.listener, self.peer, req, &d);
         if let Decision::Forward(f) = &mut d {
             if let Some(id) = f.request_id.take() {

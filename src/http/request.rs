@@ -20,6 +20,7 @@ use crate::route::edits::{apply, bind, HeaderList, Op};
 use crate::route::matcher::header_value;
 use crate::route::normalize::normalize;
 use crate::route::{redirect_location, rewrite_prefix, rewrite_regex, Matched};
+use crate::tracing::Inject;
 use crate::util::RequestIds;
 
 /// A reply made here, with the matched route's response edits when there was a route.
@@ -430,6 +431,7 @@ pub(super) fn decide(
     listener: usize,
     ctx: &mut Ctx,
     early: Option<LocalDecision>,
+    trace: Option<&Inject>,
 ) -> Decision {
     // The connection manager's own answer (a path it refuses or redirects) comes before the
     // filters. Local replies get `via` where they are written (`CtxEnv::local_reply`).
@@ -437,11 +439,11 @@ pub(super) fn decide(
         return Decision::Local(l);
     }
     let Some(http) = ctx.listeners[listener].http() else {
-        return route(req, peer, listener, ctx, None, &[]);
+        return route(req, peer, listener, ctx, None, &[], trace);
     };
     let hcm = &http.hcm;
     if hcm.http_filters.is_empty() && hcm.via.is_none() {
-        return route(req, peer, listener, ctx, None, &[]);
+        return route(req, peer, listener, ctx, None, &[], trace);
     }
     let via = hcm
         .via
@@ -509,7 +511,15 @@ pub(super) fn decide(
             details: a.details,
             ..local_reply(a.status)
         }),
-        None => route(req, peer, listener, ctx, found, &outcome.request_edits),
+        None => route(
+            req,
+            peer,
+            listener,
+            ctx,
+            found,
+            &outcome.request_edits,
+            trace,
+        ),
     };
     match &mut d {
         Decision::Local(l) => l.edits.extend(outcome.edits),
@@ -600,6 +610,7 @@ fn route(
     ctx: &mut Ctx,
     found: Option<Option<(usize, usize)>>,
     filter_edits: &[Op],
+    trace: Option<&Inject>,
 ) -> Decision {
     let Some(l) = ctx.listeners[listener].http() else {
         return local(404, "", crate::access_log::Flags::NR);
@@ -635,7 +646,12 @@ fn route(
         }
     };
     let stream_idle = l.hcm.stream_idle_timeout;
-    let getter = |n: &str| header_value(req, n);
+    // Templates see the request headers as tracing changed them (Envoy's router injects the
+    // span's headers into the request itself).
+    let getter = |n: &str| match trace.and_then(|t| t.header(n)) {
+        Some(v) => Some(v),
+        None => header_value(req, n),
+    };
     let vars = |upstream| Vars {
         peer,
         start: SystemTime::now(),
@@ -759,6 +775,7 @@ fn route(
         upgrade == Some(Upgrade::Upgrade),
         path_rewrite.then_some(req.path),
         filter_edits,
+        trace,
         ctx.spares.head(),
     );
     let rewritten = (ctx.access_logs.slots(listener).is_some()
@@ -836,6 +853,7 @@ fn serialise<'r>(
     upgrade: bool,
     original_path: Option<&'r str>,
     filter_edits: &[Op],
+    trace: Option<&Inject>,
     mut h: Vec<u8>,
 ) -> (Vec<u8>, (usize, usize), Option<[u8; 36]>) {
     let hcm = &l.hcm;
@@ -904,6 +922,12 @@ fn serialise<'r>(
             }
         }
         if original_path.is_some() && n.eq_ignore_ascii_case("x-envoy-original-path") {
+            continue;
+        }
+        if trace.is_some_and(|t| t.replaces(n))
+            || (n.eq_ignore_ascii_case("x-envoy-decorator-operation")
+                && egress_operation(trace, m).is_some())
+        {
             continue;
         }
         if n.eq_ignore_ascii_case("x-forwarded-for") {
@@ -1027,6 +1051,23 @@ fn serialise<'r>(
         }
     }
     let mut request_id = None;
+    if let Some(t) = trace {
+        for (n, v) in &t.headers {
+            out(&mut h, Cow::Borrowed(n), Cow::Owned(v.clone().into_bytes()));
+        }
+        if let Some(op) = egress_operation(trace, m) {
+            out(
+                &mut h,
+                "x-envoy-decorator-operation".into(),
+                op.as_bytes().to_vec().into(),
+            );
+        }
+        if let Some(id) = t.rid {
+            out(&mut h, "x-request-id".into(), id.to_vec().into());
+            request_id = Some(id);
+            have_request_id = true;
+        }
+    }
     if !have_request_id && generate_request_id {
         let id = ids.uuid4_bytes();
         if direct {
@@ -1059,6 +1100,13 @@ fn serialise<'r>(
     }
     h.extend_from_slice(b"\r\n");
     (h, host_at, request_id)
+}
+
+/// An egress span's route decorator with `propagate`: its operation goes upstream as
+/// `x-envoy-decorator-operation` (replacing the client's).
+fn egress_operation<'a>(trace: Option<&Inject>, m: &'a Matched<'_>) -> Option<&'a str> {
+    let d = m.route.decorator.as_ref()?;
+    (trace.is_some_and(|t| !t.ingress) && d.propagate).then_some(d.operation.as_str())
 }
 
 /// Replaces the Host value of a serialised head (a retry under `auto_host_rewrite` that moved

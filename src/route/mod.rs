@@ -209,6 +209,7 @@ mod tests {
             }),
             headers: HeaderMutations::default(),
             filter_configs: Vec::new(),
+            decorator: None,
         }
     }
 

@@ -355,6 +355,11 @@ impl Proxy {
             waiting |= p.refresh_dns(c);
         }
         p.checkers.sync(&mut p.ctx);
+        p.ctx.tracer = crate::tracing::collector::Tracer::build(
+            &mut p.ctx,
+            &p.opts.service_cluster,
+            &p.opts.service_node,
+        );
         if p.ctx.clusters.iter().any(|c| c.cfg.health_check.is_some()) {
             // Bounded like the DNS wait, from the start: a hot-restart parent gives its child
             // 10 s of silence during the handover.
@@ -1119,6 +1124,10 @@ impl Proxy {
             }
             TimerKey::AcceptRetry => self.retry_accept(),
             TimerKey::Health(i, gen) => self.checkers.on_timer(&mut self.ctx, i, gen, at),
+            TimerKey::TraceFlush(i) => crate::tracing::collector::on_flush_timer(&mut self.ctx, i),
+            TimerKey::TraceReport(i, gen) => {
+                crate::tracing::collector::on_report_timer(&mut self.ctx, i, gen)
+            }
             TimerKey::PoolTrim => {
                 self.trim_armed = false;
                 self.trimmed += self.ctx.pool.trim();
@@ -1264,6 +1273,7 @@ impl Proxy {
                     Tok::Restart(k) => self.restart(|hr, host| hr.ready(host, k as u64)),
                     Tok::Admin(i) => self.on_admin(i),
                     Tok::Health(i) => self.checkers.on_event(&mut self.ctx, i),
+                    Tok::Trace(i) => crate::tracing::collector::on_event(&mut self.ctx, i),
                 }
             }
             while let Some((at, key)) = self.ctx.timers.pop_due(self.ctx.now()) {

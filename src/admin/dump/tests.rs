@@ -224,7 +224,24 @@ static_resources:
                 redirect: { scheme_redirect: http, response_code: TEMPORARY_REDIRECT }
               - match: { prefix: / }
                 route: { cluster: a }
+                decorator: { operation: toA, propagate: false }
+          tracing:
+            random_sampling: { value: 12.5 }
+            max_path_tag_length: 64
+            custom_tags:
+            - { tag: t1, literal: { value: v1 } }
+            - { tag: t2, request_header: { name: X-A, default_value: d } }
+            provider:
+              name: envoy.tracers.zipkin
+              typed_config:
+                "@type": type.googleapis.com/envoy.config.trace.v3.ZipkinConfig
+                collector_cluster: b
+                collector_endpoint: /api/v2/spans
+                collector_hostname: zipkin.local
+                trace_id_128bit: true
+                shared_span_context: false
   - address: { socket_address: { address: "::1", port_value: 0 } }
+    traffic_direction: OUTBOUND
     filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager

@@ -325,8 +325,12 @@ fn unsupported_envoy_features_say_so() {
             "true",
             "respect_dns_ttl; dns_refresh_rate is used",
         ),
-        (&hcm("tracing"), "{}", "tracing"),
         (&vh("rate_limits"), "[]", "rate limits"),
+        (
+            &vh("routes[0].tracing"),
+            "{}",
+            "per-route tracing overrides",
+        ),
     ];
     for (path, value, what) in cases {
         assert_eq!(
@@ -334,6 +338,92 @@ fn unsupported_envoy_features_say_so() {
             format!("{path}: not supported by baton ({what})")
         );
     }
+}
+
+/// Tracing: only the Zipkin provider with HTTP_JSON; everything else refused by its path.
+#[test]
+fn tracing_errors_name_their_field() {
+    let t = hcm("tracing");
+    let zipkin = |extra: &str| {
+        format!(
+            "{{provider: {{name: envoy.tracers.zipkin, typed_config: {{\"@type\": \
+             type.googleapis.com/envoy.config.trace.v3.ZipkinConfig, \
+             collector_cluster: a, collector_endpoint: /api/v2/spans{extra}}}}}}}"
+        )
+    };
+    let tc = format!("{t}.provider.typed_config");
+    for (value, want) in [
+        (
+            "{}".to_string(),
+            format!("{t}.provider: required (here or as the bootstrap's tracing.http): envoy.tracers.zipkin"),
+        ),
+        (
+            zipkin(", collector_endpoint_version: HTTP_PROTO"),
+            format!("{tc}.collector_endpoint_version: value \"HTTP_PROTO\" is not supported by baton (supported: HTTP_JSON)"),
+        ),
+        (
+            zipkin(", collector_endpoint_version: GRPC"),
+            format!("{tc}.collector_endpoint_version: value \"GRPC\" is not supported by baton (supported: HTTP_JSON)"),
+        ),
+        (
+            zipkin("").replace("cluster: a,", "cluster: nope,"),
+            format!("{tc}.collector_cluster: unknown cluster \"nope\""),
+        ),
+        (
+            zipkin(", split_spans_for_request: true"),
+            format!("{tc}.split_spans_for_request: not supported by baton (separate client and server spans per request)"),
+        ),
+        (
+            zipkin("").replacen('{', "{verbose: true, ", 1),
+            format!("{t}.verbose: not supported by baton (timing annotations on spans)"),
+        ),
+        (
+            zipkin("").replacen('{', "{spawn_upstream_span: true, ", 1),
+            format!("{t}.spawn_upstream_span: not supported by baton (a separate upstream span)"),
+        ),
+        (
+            zipkin("").replacen('{', "{custom_tags: [{tag: a, metadata: {}}], ", 1),
+            format!("{t}.custom_tags[0].metadata: not supported by baton (metadata tags)"),
+        ),
+        (
+            zipkin("").replacen('{', "{random_sampling: {value: 101}, ", 1),
+            format!("{t}.random_sampling.value: 101 is out of range (0..=100)"),
+        ),
+        (
+            "{provider: {name: envoy.tracers.opentelemetry, typed_config: {\"@type\": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig}}}".to_string(),
+            format!("{t}.provider.typed_config.@type: extension type \"type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig\" is not supported by baton"),
+        ),
+    ] {
+        assert_eq!(err_with(&[(&t, &value)]), want, "{value}");
+    }
+    // The bootstrap's provider serves a connection manager that names none; its own errors
+    // name the bootstrap's path.
+    let http = zipkin("").replacen("{provider: ", "{http: ", 1);
+    let b = ok_with(&[("tracing", &http), (&t, "{random_sampling: {value: 50}}")]);
+    let Terminal::Http(h) = &b.listeners[0].terminal else {
+        panic!("an HTTP listener")
+    };
+    let tr = h.tracing.as_deref().expect("tracing");
+    assert_eq!(
+        (tr.zipkin.cluster_name.as_str(), tr.random_sampling),
+        ("a", 5000)
+    );
+    assert_eq!(
+        err_with(&[("tracing", &http.replace("cluster: a,", "cluster: nope,"))]),
+        "tracing.http.typed_config.collector_cluster: unknown cluster \"nope\""
+    );
+    assert_eq!(
+        err_with(&[(
+            "static_resources.listeners[0].traffic_direction",
+            "SIDEWAYS"
+        )]),
+        "static_resources.listeners[0].traffic_direction: unknown value \"SIDEWAYS\" \
+         (supported: UNSPECIFIED, INBOUND, OUTBOUND)"
+    );
+    assert_eq!(
+        err_with(&[(&format!("{VH}.routes[0].decorator"), "{operation: \"\"}")]),
+        format!("{VH}.routes[0].decorator.operation: must not be empty")
+    );
 }
 
 /// Active health checks: Envoy's required fields and ranges, and every field baton does not

@@ -42,6 +42,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                             }),
                             headers: HeaderMutations::default(),
                             filter_configs: vec![],
+                            decorator: None,
                         }],
                         headers: HeaderMutations::default(),
                         retry_policy: None,
@@ -85,6 +86,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 preserve_external_request_id: false,
                 via: None,
                 local_reply: None,
+                tracing: None,
             })),
             per_connection_buffer_limit_bytes: 1 << 20,
             connection_limit: None,
@@ -97,6 +99,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             }],
             inspect_timeout: crate::config::tls::DEFAULT_INSPECT_TIMEOUT,
             socket: Default::default(),
+            traffic_direction: TrafficDirection::Unspecified,
         }],
         clusters: vec![Cluster {
             name: cluster.into(),
