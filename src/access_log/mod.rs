@@ -7,6 +7,7 @@
 //! oldest lines are dropped and counted (`access_logs.dropped_lines`). SIGUSR1 reopens the
 //! files for logrotate; buffers are flushed on exit (drop).
 
+pub mod filter;
 pub mod format;
 pub mod json;
 pub mod record;
@@ -99,12 +100,19 @@ enum LineFormat {
     Json(json::JsonFormat),
 }
 
+/// One configured logger: its file, its format, and the filter a request must pass.
+#[derive(Debug)]
+struct Logger {
+    file: usize,
+    format: LineFormat,
+    filter: Option<filter::Filter>,
+}
+
 /// One listener's loggers, its local reply formats, and the headers they need.
 #[derive(Debug, Default)]
 struct ListenerLogs {
     slots: Slots,
-    /// (file index, format)
-    loggers: Vec<(usize, LineFormat)>,
+    loggers: Vec<Logger>,
     /// The connection manager's `local_reply_config`, compiled with these slots.
     local_reply: Option<crate::http::local_reply::LocalReply>,
     /// Requests are recorded with their captured headers: something logs or formats them.
@@ -157,7 +165,15 @@ impl AccessLogs {
                     Some(j) => LineFormat::Json(json::JsonFormat::compile(j, &mut l.slots)),
                     None => LineFormat::Text(Format::compile(&cfg.format, &mut l.slots)),
                 };
-                l.loggers.push((fi, f));
+                let filter = cfg
+                    .filter
+                    .as_ref()
+                    .map(|f| filter::Filter::compile(f, &mut l.slots));
+                l.loggers.push(Logger {
+                    file: fi,
+                    format: f,
+                    filter,
+                });
             }
             l.local_reply =
                 local_reply.map(|c| crate::http::local_reply::LocalReply::compile(c, &mut l.slots));
@@ -202,18 +218,22 @@ impl AccessLogs {
         }
     }
 
-    /// Renders `rq` into every logger of its listener. Returns true when lines are waiting
-    /// for the next flush tick.
-    pub fn log(&mut self, rq: &Rq, names: &Names<'_>) -> bool {
+    /// Renders `rq` into every logger of its listener whose filter it passes (`rq` has
+    /// ended: `now` is not read for a duration). Returns true when lines are waiting for the
+    /// next flush tick.
+    pub fn log(&mut self, rq: &Rq, names: &Names<'_>, now: std::time::Instant) -> bool {
         let Some(l) = self.listeners.get(rq.listener) else {
             return false;
         };
         let mut waiting = false;
-        for (fi, f) in &l.loggers {
-            let Some(file) = self.files.get_mut(*fi) else {
+        for lg in &l.loggers {
+            if lg.filter.as_ref().is_some_and(|f| !f.matches(rq, now)) {
+                continue;
+            }
+            let Some(file) = self.files.get_mut(lg.file) else {
                 continue;
             };
-            match f {
+            match &lg.format {
                 LineFormat::Text(f) => f.render(&mut file.buf, rq, names),
                 LineFormat::Json(j) => j.render(&mut file.buf, rq, names),
             }

@@ -222,6 +222,9 @@ pub struct Rq {
     pub cap: Option<Box<Captured>>,
     /// The client connection's TLS session; `None` for plain connections.
     pub tls: Option<std::rc::Rc<TlsInfo>>,
+    /// The health check filter took the request as a health check (Envoy's
+    /// `StreamInfo::healthCheck`), answered here or passed through.
+    pub health_check: bool,
 }
 
 /// A downstream TLS session as the access log prints it; shared by its connection's requests.
@@ -262,6 +265,7 @@ impl Rq {
             upstream: None,
             cap: None,
             tls: None,
+            health_check: false,
         }
     }
 

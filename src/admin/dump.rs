@@ -388,6 +388,7 @@ fn access_logs(logs: &[AccessLog]) -> Vec<Value> {
                         ),
                     ])),
                 ),
+                ("filter", a.filter.as_ref().map(log_filter)),
             ])
         })
         .collect()
@@ -690,6 +691,39 @@ fn log_filter(f: &LogFilter) -> Value {
                 "flags",
                 list(names.iter().map(|x| Value::from(x.as_str())).collect()),
             )])),
+        )]),
+        LogFilter::NotHealthCheck => map(vec![("not_health_check_filter", Some(map(vec![])))]),
+        LogFilter::Traceable => map(vec![("traceable_filter", Some(map(vec![])))]),
+        LogFilter::Runtime(r) => {
+            let denominator = match r.denominator {
+                10_000 => "TEN_THOUSAND",
+                1_000_000 => "MILLION",
+                _ => "HUNDRED",
+            };
+            map(vec![(
+                "runtime_filter",
+                Some(map(vec![
+                    ("runtime_key", s(&r.runtime_key)),
+                    (
+                        "percent_sampled",
+                        Some(map(vec![
+                            ("numerator", n(r.numerator)),
+                            ("denominator", s(denominator)),
+                        ])),
+                    ),
+                    ("use_independent_randomness", n(r.independent)),
+                ])),
+            )])
+        }
+        LogFilter::GrpcStatus { statuses, exclude } => map(vec![(
+            "grpc_status_filter",
+            Some(map(vec![
+                (
+                    "statuses",
+                    list(statuses.iter().map(|&c| Value::from(c)).collect()),
+                ),
+                ("exclude", n(*exclude)),
+            ])),
         )]),
         LogFilter::And(l) => map(vec![("and_filter", many(l))]),
         LogFilter::Or(l) => map(vec![("or_filter", many(l))]),

@@ -323,8 +323,31 @@ pub enum LogFilter {
     Header(HeaderMatcher),
     /// `response_flag_filter`: any of these flags (Envoy short names); empty: any flag at all.
     ResponseFlags(Vec<String>),
+    /// `not_health_check_filter`: requests the health check filter did not take as a check.
+    NotHealthCheck,
+    /// `traceable_filter`: never true, since baton has no tracing (Envoy without `tracing`).
+    Traceable,
+    /// `runtime_filter`: a sample of `percent_sampled` (the runtime cannot set the key).
+    Runtime(RuntimeSample),
+    /// `grpc_status_filter`: the gRPC status (`grpc-status`, else one implied by the HTTP
+    /// status) is among `statuses` (0..=16), or with `exclude` is not.
+    GrpcStatus {
+        statuses: Vec<u8>,
+        exclude: bool,
+    },
     And(Vec<LogFilter>),
     Or(Vec<LogFilter>),
+}
+
+/// `RuntimeFilter`: `numerator` out of `denominator` requests pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeSample {
+    pub runtime_key: String,
+    pub numerator: u32,
+    /// 100, 10000 or 1000000 (`FractionalPercent.denominator`).
+    pub denominator: u32,
+    /// `use_independent_randomness`: a fresh random number instead of the request id's.
+    pub independent: bool,
 }
 
 /// `ComparisonFilter`: `op` against a value fixed at load (`RuntimeUInt32.default_value`:
@@ -364,6 +387,8 @@ pub struct AccessLog {
     pub format: String,
     /// `log_format.json_format`: each line is this JSON object (and a newline) instead.
     pub json: Option<JsonFormat>,
+    /// `access_log[].filter`: only requests it matches are logged.
+    pub filter: Option<LogFilter>,
 }
 
 /// Envoy's default access-log format, used when a file logger names none.

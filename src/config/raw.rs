@@ -189,7 +189,7 @@ pub struct FilterChain {
 pub struct TypedExtension {
     pub name: String,
     pub typed_config: Option<Value>,
-    /// Access-log filters (`access_log[].filter`) are refused by `validate`.
+    /// `access_log[].filter` (an `AccessLogFilter`); on any other extension it is refused.
     pub filter: Option<Value>,
 }
 
@@ -284,13 +284,42 @@ pub struct AccessLogFilter {
     pub response_flag_filter: Option<ResponseFlagFilter>,
     pub and_filter: Option<FilterList>,
     pub or_filter: Option<FilterList>,
-    pub not_health_check_filter: Option<Value>,
-    pub traceable_filter: Option<Value>,
-    pub runtime_filter: Option<Value>,
-    pub grpc_status_filter: Option<Value>,
+    pub not_health_check_filter: Option<EmptyMessage>,
+    pub traceable_filter: Option<EmptyMessage>,
+    pub runtime_filter: Option<RuntimeFilter>,
+    pub grpc_status_filter: Option<GrpcStatusFilter>,
     pub extension_filter: Option<Value>,
     pub metadata_filter: Option<Value>,
     pub log_type_filter: Option<Value>,
+}
+
+/// A message without fields (`NotHealthCheckFilter`, `TraceableFilter`): any field is refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyMessage {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeFilter {
+    pub runtime_key: Option<String>,
+    pub percent_sampled: Option<FractionalPercent>,
+    pub use_independent_randomness: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FractionalPercent {
+    /// Wider than Envoy's uint32 so an out-of-range value gets our message.
+    pub numerator: Option<i64>,
+    pub denominator: Option<EnumValue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcStatusFilter {
+    #[serde(default)]
+    pub statuses: Vec<EnumValue>,
+    pub exclude: Option<bool>,
 }
 
 /// `StatusCodeFilter` and `DurationFilter`: one required comparison.

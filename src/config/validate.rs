@@ -1416,7 +1416,14 @@ fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, Con
         STDERR_LOG_TYPE => Some("/dev/stderr"),
         _ => None,
     };
-    no_filter(a, path)?;
+    let filter = match &a.filter {
+        None => None,
+        Some(v) => {
+            let fpath = format!("{path}.filter");
+            let raw: raw::AccessLogFilter = from_value(v, &fpath)?;
+            Some(validate_local_reply::log_filter(raw, &fpath)?)
+        }
+    };
     let tpath = format!("{path}.typed_config");
     let payload = typed_payload(&a.typed_config, &tpath, type_name)?;
     let f: raw::FileAccessLog = match (stream, payload) {
@@ -1467,6 +1474,7 @@ fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, Con
                 path: f.path,
                 format: String::new(),
                 json: Some(json),
+                filter,
             });
         }
     }
@@ -1497,6 +1505,7 @@ fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, Con
         path: f.path,
         format,
         json: None,
+        filter,
     })
 }
 

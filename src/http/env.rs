@@ -152,7 +152,14 @@ impl Env for CtxEnv<'_> {
         } else {
             req
         };
-        let mut d = decide(req, self.peer, self.listener, self.ctx, early);
+        let mut d = decide(
+            req,
+            self.peer,
+            self.listener,
+            self.ctx,
+            early,
+            &mut rq.health_check,
+        );
         observe::routing_decision(self.ctx, self.listener, self.peer, req, &d);
         if let Decision::Forward(f) = &mut d {
             if let Some(id) = f.request_id.take() {

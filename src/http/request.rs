@@ -430,6 +430,7 @@ pub(super) fn decide(
     listener: usize,
     ctx: &mut Ctx,
     early: Option<LocalDecision>,
+    is_health_check: &mut bool,
 ) -> Decision {
     // The connection manager's own answer (a path it refuses or redirects) comes before the
     // filters. Local replies get `via` where they are written (`CtxEnv::local_reply`).
@@ -450,7 +451,14 @@ pub(super) fn decide(
     let mut edits = Vec::new();
     let answer = hcm.health_check.as_ref().and_then(|hc| {
         let l = &ctx.listeners[listener];
-        health_check(hc, req, &l.service_cluster, ctx, &mut edits)
+        health_check(
+            hc,
+            req,
+            &l.service_cluster,
+            ctx,
+            &mut edits,
+            is_health_check,
+        )
     });
     let mut d = match answer {
         Some((status, details)) => Decision::Local(LocalDecision {
@@ -475,13 +483,15 @@ pub(super) fn decide(
 /// short of healthy hosts) unless in pass-through mode — the status and Envoy's details are
 /// returned — and its answer names the service cluster. While failed, every other answer
 /// carries `x-envoy-immediate-health-check-fail` so that a downstream Envoy drops this host
-/// at once.
+/// at once. `matched` is set when the request is a health check (what an access log's
+/// `not_health_check_filter` reads), whether answered here or passed through.
 fn health_check(
     hc: &HealthCheckFilter,
     req: &RequestHead<'_>,
     service_cluster: &str,
     ctx: &Ctx,
     edits: &mut Vec<Op>,
+    matched: &mut bool,
 ) -> Option<(u16, &'static str)> {
     let failed = ctx.stats.healthcheck_failed();
     let set = AppendAction::OverwriteIfExistsOrAdd;
@@ -495,6 +505,7 @@ fn health_check(
         }
         return None;
     }
+    *matched = true;
     edits.push(header_op(
         "x-envoy-upstream-healthchecked-cluster",
         service_cluster,

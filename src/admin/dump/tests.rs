@@ -60,6 +60,14 @@ static_resources:
               "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog
               log_format: { text_format: "%RESPONSE_CODE%\n" }
           - name: envoy.access_loggers.file
+            filter:
+              or_filter:
+                filters:
+                - not_health_check_filter: {}
+                - traceable_filter: {}
+                - runtime_filter: { runtime_key: logs.sampled, percent_sampled: { numerator: 25, denominator: TEN_THOUSAND }, use_independent_randomness: true }
+                - runtime_filter: { runtime_key: logs.default }
+                - grpc_status_filter: { statuses: [OK, UNAVAILABLE], exclude: true }
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
               path: /dev/null

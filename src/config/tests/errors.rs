@@ -746,12 +746,97 @@ fn access_log_errors() {
         err_with(&[(&al, &format!("[{bad}]"))]),
         format!("{al}[0].typed_config.log_format.text_format_source: unterminated command operator \"%DURATION\" at offset 0")
     );
-    assert_eq!(
+    const KINDS: &str = "status_code_filter, duration_filter, not_health_check_filter, \
+         traceable_filter, runtime_filter, and_filter, or_filter, header_filter, \
+         response_flag_filter, grpc_status_filter";
+    let with_filter = |f: &str| {
         err_with(&[(
             &al,
-            "[{name: envoy.access_loggers.file, filter: {}, typed_config: {}}]"
-        )]),
-        format!("{al}[0].filter: not supported by baton (access-log filters)")
+            &format!("[{{name: envoy.access_loggers.stdout, filter: {f}}}]"),
+        )])
+    };
+    assert_eq!(
+        with_filter("{}"),
+        format!("{al}[0].filter: one filter kind is required ({KINDS})")
+    );
+    for (kind, what) in [
+        ("metadata_filter", "metadata"),
+        ("log_type_filter", "log types"),
+        ("extension_filter", "filter extensions"),
+    ] {
+        assert_eq!(
+            with_filter(&format!("{{{kind}: {{}}}}")),
+            format!(
+                "{al}[0].filter.{kind}: not supported by baton ({what}); supported filters: {KINDS}"
+            )
+        );
+    }
+    assert_eq!(
+        with_filter(
+            "{and_filter: {filters: [{not_health_check_filter: {}}, {metadata_filter: {}}]}}"
+        ),
+        format!(
+            "{al}[0].filter.and_filter.filters[1].metadata_filter: not supported by baton \
+             (metadata); supported filters: {KINDS}"
+        )
+    );
+    assert_eq!(
+        with_filter("{runtime_filter: {percent_sampled: {numerator: 5}}}"),
+        format!(
+            "{al}[0].filter.runtime_filter.runtime_key: required field is missing (Envoy \
+             requires a runtime key; percent_sampled applies while no runtime layer sets the key)"
+        )
+    );
+    assert_eq!(
+        with_filter("{runtime_filter: {runtime_key: k, percent_sampled: {numerator: 5, denominator: THOUSAND}}}"),
+        format!(
+            "{al}[0].filter.runtime_filter.percent_sampled.denominator: unknown value \
+             \"THOUSAND\" (supported: HUNDRED, TEN_THOUSAND, MILLION)"
+        )
+    );
+    assert_eq!(
+        with_filter("{grpc_status_filter: {statuses: [OK, NOPE]}}"),
+        format!(
+            "{al}[0].filter.grpc_status_filter.statuses[1]: unknown value \"NOPE\" \
+             (supported: OK, CANCELED, UNKNOWN, INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND, \
+             ALREADY_EXISTS, PERMISSION_DENIED, RESOURCE_EXHAUSTED, FAILED_PRECONDITION, \
+             ABORTED, OUT_OF_RANGE, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS, \
+             UNAUTHENTICATED)"
+        )
+    );
+    assert!(
+        with_filter("{not_health_check_filter: {x: 1}}").starts_with(&format!(
+            "{al}[0].filter.not_health_check_filter.x: unknown"
+        ))
+    );
+    // Every implemented kind loads, nested or not.
+    let b = ok_with(&[(
+        &al,
+        "[{name: envoy.access_loggers.stdout, filter: {or_filter: {filters: [\
+         {traceable_filter: {}}, {grpc_status_filter: {statuses: [UNAVAILABLE], exclude: true}}, \
+         {and_filter: {filters: [{not_health_check_filter: {}}, {runtime_filter: \
+         {runtime_key: k, percent_sampled: {numerator: 1, denominator: MILLION}, \
+         use_independent_randomness: true}}]}}]}}}]",
+    )]);
+    let got = b.listeners[0].access_log()[0].filter.clone();
+    assert_eq!(
+        got,
+        Some(LogFilter::Or(vec![
+            LogFilter::Traceable,
+            LogFilter::GrpcStatus {
+                statuses: vec![14],
+                exclude: true
+            },
+            LogFilter::And(vec![
+                LogFilter::NotHealthCheck,
+                LogFilter::Runtime(RuntimeSample {
+                    runtime_key: "k".into(),
+                    numerator: 1,
+                    denominator: 1_000_000,
+                    independent: true,
+                }),
+            ]),
+        ]))
     );
 }
 

@@ -514,6 +514,27 @@ const PROOFS: &[(&str, &str)] = &[
         "tests/local_reply_config.rs::mappers_rewrite_status_body_headers_and_format",
     ),
     (
+        "AccessLog.filter",
+        "tests/access_log_filters.rs::each_logger_writes_only_what_its_filter_lets_through",
+    ),
+    (
+        "RuntimeSample.numerator",
+        "tests/access_log_filters.rs::each_logger_writes_only_what_its_filter_lets_through",
+    ),
+    (
+        "RuntimeSample.denominator",
+        "tests/access_log_filters.rs::independent_randomness_samples_requests_that_share_a_request_id",
+    ),
+    (
+        "RuntimeSample.independent",
+        "tests/access_log_filters.rs::independent_randomness_samples_requests_that_share_a_request_id",
+    ),
+    // A label: shown in config_dump (no runtime layer can set the key).
+    (
+        "RuntimeSample.runtime_key",
+        "src/admin/dump/tests.rs::dump_loads_back_into_the_same_model",
+    ),
+    (
         "AccessLog.json",
         "tests/access_log_operators.rs::a_json_format_writes_one_typed_object_per_request",
     ),

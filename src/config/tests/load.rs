@@ -269,6 +269,7 @@ fn access_log_formats_kept_raw() {
             path: "/tmp/access.log".into(),
             format: DEFAULT_ACCESS_LOG_FORMAT.into(),
             json: None,
+            filter: None,
         }]
     );
     let custom = "%START_TIME% %REQ(:METHOD)% %RESPONSE_CODE% %RESPONSE_FLAGS%\n";
