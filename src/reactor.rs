@@ -79,6 +79,8 @@ pub enum TimerKey {
     PoolTrim,
     /// (checker index, checker generation): a health check is due or timed out.
     Health(usize, u64),
+    /// The stats sinks' flush (`stats_flush_interval`).
+    StatsFlush,
 }
 
 #[derive(Debug, Default)]

@@ -126,6 +126,31 @@ pub fn config_dump(b: &Bootstrap, node: &(String, String)) -> String {
                 )])
             }),
         ),
+        (
+            "stats_sinks",
+            list(
+                b.stats_sinks
+                    .iter()
+                    .map(|k| {
+                        map(vec![
+                            ("name", s("envoy.stat_sinks.statsd")),
+                            (
+                                "typed_config",
+                                Some(map(vec![
+                                    ("@type", s(&format!("{T}envoy.config.metrics.v3.StatsdSink"))),
+                                    (
+                                        "address",
+                                        Some(address(&k.address.ip().to_string(), k.address.port())),
+                                    ),
+                                    ("prefix", s(&k.prefix)),
+                                ])),
+                            ),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        ("stats_flush_interval", dur(b.stats_flush_interval)),
     ]);
     let dump = map(vec![(
         "configs",

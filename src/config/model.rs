@@ -16,6 +16,18 @@ pub struct Bootstrap {
     pub max_downstream_connections: Option<u64>,
     /// `node {id, cluster}`; the CLI's `--service-node`/`--service-cluster` override it.
     pub node: Option<Node>,
+    /// `stats_sinks`: where the stats are sent every `stats_flush_interval`.
+    pub stats_sinks: Vec<StatsdSink>,
+    /// `stats_flush_interval` (default 5 s).
+    pub stats_flush_interval: Duration,
+}
+
+/// One `envoy.stat_sinks.statsd` sink: statsd lines over UDP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsdSink {
+    pub address: SocketAddr,
+    /// Put before every stat name with a dot (`envoy` when not configured, as in Envoy).
+    pub prefix: String,
 }
 
 /// Who this proxy is (Envoy's `node`), shown in logs and /server_info.

@@ -17,6 +17,19 @@ pub struct Bootstrap {
     pub admin: Option<Admin>,
     pub overload_manager: Option<OverloadManager>,
     pub layered_runtime: Option<LayeredRuntime>,
+    #[serde(default)]
+    pub stats_sinks: Vec<TypedExtension>,
+    pub stats_flush_interval: Option<Dur>,
+    pub stats_flush_on_admin: Option<bool>,
+}
+
+/// `envoy.config.metrics.v3.StatsdSink`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsdSink {
+    pub address: Option<Address>,
+    pub tcp_cluster_name: Option<String>,
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,10 @@ use serde_yaml::Value;
 use super::de::{from_value, join_key, report};
 use super::model::*;
 use super::raw::{self, EnumValue};
-use super::{format, runtime, validate_action, validate_local_reply, validate_route, ConfigError};
+use super::{
+    format, runtime, validate_action, validate_local_reply, validate_route, validate_stats,
+    ConfigError,
+};
 
 pub fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError {
@@ -236,6 +239,7 @@ const STDERR_LOG_TYPE: &str = "envoy.extensions.access_loggers.stream.v3.StderrA
 const CONNECTION_LIMIT_TYPE: &str =
     "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit";
 const TCP_PROXY_TYPE: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+pub(super) const STATSD_SINK_TYPE: &str = "envoy.config.metrics.v3.StatsdSink";
 const GLOBAL_CX_TYPE: &str =
     "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig";
 
@@ -273,6 +277,8 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
         "envoy.transport_sockets.raw_buffer",
         super::tls::RAW_BUFFER_TYPE,
     ),
+    ("envoy.stat_sinks.statsd", STATSD_SINK_TYPE),
+    ("envoy.statsd", STATSD_SINK_TYPE),
     ("envoy.transport_sockets.tls", super::tls::DOWNSTREAM_TYPE),
     ("envoy.transport_sockets.tls", super::tls::UPSTREAM_TYPE),
 ];
@@ -385,14 +391,15 @@ fn extension_type(
     }
 }
 
-const PROTOCOLS: &[EnumEntry<()>] = &[("TCP", 0, Some(())), ("UDP", 1, None)];
+pub(super) const PROTOCOLS: &[EnumEntry<()>] = &[("TCP", 0, Some(())), ("UDP", 1, None)];
 
 /// `socket_address` → (host, port). `listen` additionally requires an IP literal and allows
-/// port 0 (an ephemeral port, handy in tests).
-fn socket_address(
+/// port 0 (an ephemeral port, handy in tests). `protocols` says which `protocol`s are taken.
+pub(super) fn socket_address(
     a: Option<&raw::Address>,
     path: &str,
     listen: bool,
+    protocols: &[EnumEntry<()>],
 ) -> Result<(String, u16), ConfigError> {
     let Some(a) = a else {
         return Err(err(path, "required field is missing"));
@@ -401,7 +408,7 @@ fn socket_address(
     let Some(sa) = &a.socket_address else {
         return Err(err(path, "required field is missing"));
     };
-    enum_or(&sa.protocol, &join_key(&path, "protocol"), PROTOCOLS, ())?;
+    enum_or(&sa.protocol, &join_key(&path, "protocol"), protocols, ())?;
     let host = sa.address.trim();
     if host.is_empty() {
         return Err(err(join_key(&path, "address"), "must not be empty"));
@@ -424,7 +431,7 @@ fn socket_address(
 }
 
 fn listen_address(a: Option<&raw::Address>, path: &str) -> Result<SocketAddr, ConfigError> {
-    let (host, port) = socket_address(a, path, true)?;
+    let (host, port) = socket_address(a, path, true, PROTOCOLS)?;
     let ip: IpAddr = host
         .parse()
         .map_err(|_| err(path, format!("not an IP address: \"{host}\"")))?;
@@ -525,6 +532,12 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         (Some(n), None) | (None, Some((n, _))) => Some(n),
         (None, None) => None,
     };
+    let stats_sinks = keep(validate_stats::sinks(&raw.stats_sinks), &mut first).unwrap_or_default();
+    let stats_flush_interval = keep(
+        validate_stats::flush_interval(raw.stats_flush_interval, raw.stats_flush_on_admin),
+        &mut first,
+    )
+    .unwrap_or_default();
     let clusters = clusters.finish();
     let listeners = listeners.finish();
     if let Some(e) = first {
@@ -536,6 +549,8 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         admin,
         node,
         max_downstream_connections,
+        stats_sinks,
+        stats_flush_interval,
     })
 }
 
@@ -1561,7 +1576,8 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
                 for (j, lb) in loc.lb_endpoints.iter().enumerate() {
                     let epath =
                         format!("{lpath}.endpoints[{i}].lb_endpoints[{j}].endpoint.address");
-                    let (host, port) = socket_address(Some(&lb.endpoint.address), &epath, false)?;
+                    let (host, port) =
+                        socket_address(Some(&lb.endpoint.address), &epath, false, PROTOCOLS)?;
                     if discovery == DiscoveryType::Static && host.parse::<IpAddr>().is_err() {
                         return Err(err(
                             format!("{epath}.socket_address.address"),

@@ -9,6 +9,7 @@
 
 mod render;
 mod scopes;
+pub mod sink;
 
 /// What travels on the restart channel (the state machine's wire type).
 pub use baton_statemachine::StatsSnapshot as Snapshot;
@@ -42,6 +43,8 @@ struct GaugeSlot {
     own: i64,
     parent: i64,
     import: Import,
+    /// Set or changed at least once (Envoy's "used" flag: what a stats sink sends).
+    used: bool,
 }
 
 #[derive(Debug)]
@@ -94,6 +97,7 @@ impl Store {
             own: 0,
             parent: 0,
             import,
+            used: false,
         });
         self.by_name.insert(name.to_string(), (Kind::Gauge, i));
         Gauge(i)
@@ -115,6 +119,7 @@ impl Store {
     pub fn gauge_add(&mut self, g: Gauge, d: i64) {
         if let Some(s) = self.gauges.get_mut(g.0 as usize) {
             s.own = s.own.wrapping_add(d);
+            s.used = true;
         }
     }
 
@@ -122,7 +127,27 @@ impl Store {
     pub fn set(&mut self, g: Gauge, v: i64) {
         if let Some(s) = self.gauges.get_mut(g.0 as usize) {
             s.own = v;
+            s.used = true;
         }
+    }
+
+    /// Every counter by index: its name and this process's own count (without what a
+    /// hot-restart parent counted, which the parent reports itself).
+    pub fn own_counters(&self) -> impl Iterator<Item = (usize, &str, u64)> {
+        self.counters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c.name.as_str(), c.own))
+    }
+
+    /// Every gauge that was ever set or changed (here or in a hot-restart parent), with the
+    /// value shown.
+    pub fn used_gauges(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.gauges
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.used)
+            .map(|(i, g)| (g.name.as_str(), self.gauge_value(Gauge(i as u32))))
     }
 
     /// The value shown: own plus the parent's contribution.
@@ -210,6 +235,7 @@ impl Store {
             };
             if let Some(s) = self.gauges.get_mut(g.0 as usize) {
                 s.parent = *v;
+                s.used |= *v != 0;
             }
         }
     }

@@ -13,6 +13,17 @@ node: { id: n1, cluster: c1 }
 admin:
   address: { socket_address: { address: 127.0.0.1, port_value: 9901 } }
   access_log_path: /dev/null
+stats_flush_interval: 2.5s
+stats_sinks:
+- name: envoy.stat_sinks.statsd
+  typed_config:
+    "@type": type.googleapis.com/envoy.config.metrics.v3.StatsdSink
+    address: { socket_address: { address: 127.0.0.1, port_value: 8125, protocol: UDP } }
+    prefix: edge
+- name: envoy.statsd
+  typed_config:
+    "@type": type.googleapis.com/envoy.config.metrics.v3.StatsdSink
+    address: { socket_address: { address: "::1", port_value: 8126 } }
 overload_manager:
   resource_monitors:
   - name: envoy.resource_monitors.global_downstream_max_connections

@@ -302,9 +302,87 @@ fn tls_socket_by_name_alone_is_the_context_of_its_place() {
 }
 
 #[test]
+fn stats_sink_errors() {
+    const T: &str = "type.googleapis.com/envoy.config.metrics.v3.StatsdSink";
+    let sink = |fields: &str| {
+        err_with(&[(
+            "stats_sinks",
+            &format!(
+                "[{{name: envoy.stat_sinks.statsd, typed_config: {{\"@type\": {T}{fields}}}}}]"
+            ),
+        )])
+    };
+    assert_eq!(
+        sink(""),
+        "stats_sinks[0].typed_config.address: required field is missing"
+    );
+    assert_eq!(
+        sink(", tcp_cluster_name: statsd"),
+        "stats_sinks[0].typed_config.tcp_cluster_name: not supported by baton (statsd over TCP \
+         through a cluster; use address, UDP)"
+    );
+    assert_eq!(
+        sink(", address: {socket_address: {address: statsd.local, port_value: 8125}}"),
+        "stats_sinks[0].typed_config.address.socket_address.address: not an IP address: \
+         \"statsd.local\""
+    );
+    assert_eq!(
+        sink(", address: {socket_address: {address: 127.0.0.1, port_value: 0}}"),
+        "stats_sinks[0].typed_config.address.socket_address.port_value: 0 out of range"
+    );
+    assert!(
+        sink(", address: {socket_address: {address: 127.0.0.1, port_value: 1}}, buffer: 1")
+            .starts_with("stats_sinks[0].typed_config.buffer: unknown or unsupported field")
+    );
+    assert_eq!(
+        err_with(&[(
+            "stats_sinks",
+            "[{name: envoy.stat_sinks.dog_statsd, typed_config: {\"@type\": type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink}}]"
+        )]),
+        "stats_sinks[0].typed_config.@type: extension type \
+         \"type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink\" is not supported by baton"
+    );
+    assert_eq!(
+        err_with(&[("stats_sinks", "[{name: envoy.stat_sinks.hystrix}]")]),
+        "stats_sinks[0].name: unknown or unsupported extension \"envoy.stat_sinks.hystrix\" \
+         (no typed_config \"@type\" says what it is)"
+    );
+    assert_eq!(
+        err_with(&[("stats_flush_interval", "300s")]),
+        "stats_flush_interval: 300s out of range (at least 1ms, less than 300s)"
+    );
+    assert_eq!(
+        err_with(&[("stats_flush_on_admin", "true")]),
+        "stats_flush_on_admin: not supported by baton (flushing only when the admin reads the \
+         stats; use stats_flush_interval)"
+    );
+    // Loads: the default prefix and interval, a UDP or TCP protocol (always sent over UDP).
+    let b = ok_with(&[(
+        "stats_sinks",
+        &format!("[{{name: envoy.statsd, typed_config: {{\"@type\": {T}, address: {{socket_address: {{address: 127.0.0.1, port_value: 8125, protocol: UDP}}}}}}}}]"),
+    )]);
+    assert_eq!(
+        b.stats_sinks,
+        vec![StatsdSink {
+            address: "127.0.0.1:8125".parse().unwrap(),
+            prefix: "envoy".into()
+        }]
+    );
+    assert_eq!(b.stats_flush_interval, std::time::Duration::from_secs(5));
+    let b = ok_with(&[
+        ("stats_flush_interval", "0.25s"),
+        ("stats_flush_on_admin", "false"),
+    ]);
+    assert_eq!(
+        b.stats_flush_interval,
+        std::time::Duration::from_millis(250)
+    );
+}
+
+#[test]
 fn unsupported_envoy_features_say_so() {
     let cases: &[(&str, &str, &str)] = &[
-        ("stats_sinks", "[]", "stats sinks; scrape /stats instead"),
+        ("stats_config", "{}", "stats tag configuration"),
         (
             "static_resources.clusters[0].outlier_detection",
             "{}",

@@ -19,6 +19,22 @@ const PROOFS: &[(&str, &str)] = &[
     ),
     ("Node.id", "tests/config_fields.rs::node_is_shown_in_server_info_and_the_command_line_overrides_it"),
     ("Node.cluster", "tests/config_fields.rs::node_is_shown_in_server_info_and_the_command_line_overrides_it"),
+    (
+        "Bootstrap.stats_sinks",
+        "tests/stats_sink.rs::statsd_lines_arrive_over_udp_with_counter_deltas",
+    ),
+    (
+        "Bootstrap.stats_flush_interval",
+        "tests/stats_sink.rs::statsd_lines_arrive_over_udp_with_counter_deltas",
+    ),
+    (
+        "StatsdSink.address",
+        "tests/stats_sink.rs::statsd_lines_arrive_over_udp_with_counter_deltas",
+    ),
+    (
+        "StatsdSink.prefix",
+        "tests/stats_sink.rs::statsd_lines_arrive_over_udp_with_counter_deltas",
+    ),
     ("Admin.address", "tests/admin_endpoints.rs::info_endpoints_and_errors"),
     (
         "Admin.access_log_path",

@@ -110,6 +110,8 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
         admin: None,
         node: None,
         max_downstream_connections: None,
+        stats_sinks: vec![],
+        stats_flush_interval: Duration::from_secs(5),
     }
 }
 
