@@ -150,3 +150,44 @@ fn the_last_counts_are_flushed_at_exit_and_a_missing_collector_costs_nothing() {
         4,
     );
 }
+
+#[test]
+fn the_stats_matcher_leaves_stats_out_of_every_read_out_and_the_sink() {
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let extra = format!(
+        "stats_flush_interval: 0.2s\nstats_config:\n  stats_matcher:\n    inclusion_list:\n      patterns:\n      - prefix: http.ingress_http.\n      - exact: server.live\n\
+         stats_sinks:\n- name: envoy.stat_sinks.statsd\n  typed_config:\n    \"@type\": type.googleapis.com/envoy.config.metrics.v3.StatsdSink\n    address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}\n",
+        sink.local_addr().expect("addr").port(),
+    );
+    let (_b, _up, s) = start_edited(vec![], |y| format!("{y}{extra}"));
+    get(s.listen, "/status/200");
+    let mut seen = Vec::new();
+    until_sum(
+        &sink,
+        &mut seen,
+        "envoy.http.ingress_http.downstream_rq_total",
+        1,
+    );
+    assert!(
+        seen.iter()
+            .all(|l| l.starts_with("envoy.http.ingress_http.")
+                || l.starts_with("envoy.server.live:")),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter().any(|l| l == "envoy.server.live:1|g"),
+        "{seen:#?}"
+    );
+    // The admin's read-outs leave the same stats out (they are still counted inside).
+    let text = admin_get(s.admin, "/stats");
+    assert!(
+        text.contains("http.ingress_http.downstream_rq_total: 1"),
+        "{text}"
+    );
+    assert!(text.contains("server.live: 1"), "{text}");
+    assert!(!text.contains("cluster.svc."), "{text}");
+    assert!(!text.contains("server.uptime"), "{text}");
+    let prom = admin_get(s.admin, "/stats/prometheus");
+    assert!(prom.contains("envoy_http_downstream_rq_total"), "{prom}");
+    assert!(!prom.contains("envoy_cluster_"), "{prom}");
+}

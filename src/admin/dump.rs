@@ -13,8 +13,8 @@ use crate::config::{
     ForwardAction, HeaderMatchRule, HeaderMatcher, HeaderMutations, HeaderValueOption, HealthCheck,
     HealthCheckKind, HostRewrite, HttpConnectionManager, JsonFormat, Listener, LocalReplyConfig,
     LogFilter, PathMatch, PathRedirect, QueryParameterRule, RedirectAction, RegexRewrite, Route,
-    RouteAction, RouteConfig, RouteMatch, StringMatch, StringMatchKind, StripPort, TcpProxy,
-    Terminal,
+    RouteAction, RouteConfig, RouteMatch, StatsMatcher, StringMatch, StringMatchKind, StripPort,
+    TcpProxy, Terminal,
 };
 use crate::stats::json_str;
 
@@ -151,6 +151,7 @@ pub fn config_dump(b: &Bootstrap, node: &(String, String)) -> String {
             ),
         ),
         ("stats_flush_interval", dur(b.stats_flush_interval)),
+        ("stats_config", stats_config(&b.stats_matcher)),
     ]);
     let dump = map(vec![(
         "configs",
@@ -613,6 +614,23 @@ fn regex(pattern: &str) -> Option<Value> {
 }
 
 /// Header matchers as a route's `match.headers` (and the health check filter's `headers`).
+/// `stats_config` with its matcher; nothing without one.
+fn stats_config(m: &StatsMatcher) -> Option<Value> {
+    let patterns = |l: &[StringMatch]| {
+        Some(map(vec![(
+            "patterns",
+            list(l.iter().map(string_match).collect()),
+        )]))
+    };
+    let matcher = match m {
+        StatsMatcher::All => return None,
+        StatsMatcher::Nothing => map(vec![("reject_all", n(true))]),
+        StatsMatcher::Except(l) => map(vec![("exclusion_list", patterns(l))]),
+        StatsMatcher::Only(l) => map(vec![("inclusion_list", patterns(l))]),
+    };
+    Some(map(vec![("stats_matcher", Some(matcher))]))
+}
+
 fn header_matchers(hs: &[HeaderMatcher]) -> Vec<Value> {
     hs.iter().map(header_matcher).collect()
 }

@@ -20,6 +20,23 @@ pub struct Bootstrap {
     pub stats_sinks: Vec<StatsdSink>,
     /// `stats_flush_interval` (default 5 s).
     pub stats_flush_interval: Duration,
+    /// `stats_config.stats_matcher`: which stats are shown and sent.
+    pub stats_matcher: StatsMatcher,
+}
+
+/// `StatsMatcher`: the stats (by full name) that exist for the admin's read-outs and the
+/// sinks; the others are left out of both.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum StatsMatcher {
+    /// No matcher, or `reject_all: false`.
+    #[default]
+    All,
+    /// `reject_all: true`.
+    Nothing,
+    /// `exclusion_list`: every stat except those any pattern matches.
+    Except(Vec<StringMatch>),
+    /// `inclusion_list`: only the stats some pattern matches.
+    Only(Vec<StringMatch>),
 }
 
 /// One `envoy.stat_sinks.statsd` sink: statsd lines over UDP.

@@ -21,6 +21,35 @@ pub struct Bootstrap {
     pub stats_sinks: Vec<TypedExtension>,
     pub stats_flush_interval: Option<Dur>,
     pub stats_flush_on_admin: Option<bool>,
+    pub stats_config: Option<StatsConfig>,
+}
+
+/// `envoy.config.metrics.v3.StatsConfig`: only `stats_matcher` (and the default tags) are
+/// implemented; `validate_stats` refuses the rest by path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsConfig {
+    #[serde(default)]
+    pub stats_tags: Vec<Value>,
+    pub use_all_default_tags: Option<bool>,
+    pub stats_matcher: Option<StatsMatcher>,
+    #[serde(default)]
+    pub histogram_bucket_settings: Vec<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsMatcher {
+    pub reject_all: Option<bool>,
+    pub exclusion_list: Option<ListStringMatcher>,
+    pub inclusion_list: Option<ListStringMatcher>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListStringMatcher {
+    #[serde(default)]
+    pub patterns: Vec<StringMatcher>,
 }
 
 /// `envoy.config.metrics.v3.StatsdSink`.

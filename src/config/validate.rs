@@ -538,6 +538,10 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         &mut first,
     )
     .unwrap_or_default();
+    let stats_matcher = match raw.stats_config {
+        Some(c) => keep(validate_stats::stats_config(c), &mut first).unwrap_or_default(),
+        None => StatsMatcher::All,
+    };
     let clusters = clusters.finish();
     let listeners = listeners.finish();
     if let Some(e) = first {
@@ -551,6 +555,7 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         max_downstream_connections,
         stats_sinks,
         stats_flush_interval,
+        stats_matcher,
     })
 }
 

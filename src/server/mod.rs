@@ -297,6 +297,7 @@ impl Proxy {
             waiting |= p.refresh_dns(c);
         }
         p.checkers.sync(&mut p.ctx);
+        p.ctx.stats.store.set_matcher(b.stats_matcher.clone());
         if let Some(every) = p.stats_sinks.interval() {
             p.ctx
                 .timers

@@ -14,6 +14,13 @@ admin:
   address: { socket_address: { address: 127.0.0.1, port_value: 9901 } }
   access_log_path: /dev/null
 stats_flush_interval: 2.5s
+stats_config:
+  use_all_default_tags: true
+  stats_matcher:
+    exclusion_list:
+      patterns:
+      - prefix: "cluster.dead."
+      - safe_regex: { regex: ".*_bucket$" }
 stats_sinks:
 - name: envoy.stat_sinks.statsd
   typed_config:

@@ -380,9 +380,61 @@ fn stats_sink_errors() {
 }
 
 #[test]
+fn stats_config_errors() {
+    let sc = |v: &str| err_with(&[("stats_config", v)]);
+    assert_eq!(
+        sc("{stats_tags: [{tag_name: a, regex: b}]}"),
+        "stats_config.stats_tags: not supported by baton (custom tag extraction; the default \
+         tags are applied)"
+    );
+    assert_eq!(
+        sc("{use_all_default_tags: false}"),
+        "stats_config.use_all_default_tags: not supported by baton with false (the default \
+         tags are always applied)"
+    );
+    assert_eq!(
+        sc("{histogram_bucket_settings: [{match: {prefix: a}, buckets: [1]}]}"),
+        "stats_config.histogram_bucket_settings: not supported by baton (baton keeps no \
+         histograms)"
+    );
+    assert_eq!(
+        sc("{stats_matcher: {}}"),
+        "stats_config.stats_matcher: one of reject_all, exclusion_list, inclusion_list is \
+         required"
+    );
+    assert_eq!(
+        sc("{stats_matcher: {reject_all: true, inclusion_list: {patterns: [{prefix: a}]}}}"),
+        "stats_config.stats_matcher: only one of reject_all, exclusion_list, inclusion_list \
+         may be set"
+    );
+    assert_eq!(
+        sc("{stats_matcher: {inclusion_list: {patterns: []}}}"),
+        "stats_config.stats_matcher.inclusion_list.patterns: at least 1 pattern is required"
+    );
+    assert_eq!(
+        sc("{stats_matcher: {exclusion_list: {patterns: [{prefix: \"\"}]}}}"),
+        "stats_config.stats_matcher.exclusion_list.patterns[0].prefix: must not be empty"
+    );
+    let m = |v: &str| ok_with(&[("stats_config", v)]).stats_matcher;
+    assert_eq!(m("{}"), StatsMatcher::All);
+    assert_eq!(
+        m("{use_all_default_tags: true, stats_matcher: {reject_all: false}}"),
+        StatsMatcher::All
+    );
+    assert_eq!(
+        m("{stats_matcher: {reject_all: true}}"),
+        StatsMatcher::Nothing
+    );
+    assert!(matches!(
+        m("{stats_matcher: {inclusion_list: {patterns: [{prefix: http.}, {exact: server.live}]}}}"),
+        StatsMatcher::Only(l) if l.len() == 2
+    ));
+}
+
+#[test]
 fn unsupported_envoy_features_say_so() {
     let cases: &[(&str, &str, &str)] = &[
-        ("stats_config", "{}", "stats tag configuration"),
+        ("cluster_manager", "{}", "cluster manager settings"),
         (
             "static_resources.clusters[0].outlier_detection",
             "{}",

@@ -28,6 +28,10 @@ const PROOFS: &[(&str, &str)] = &[
         "tests/stats_sink.rs::statsd_lines_arrive_over_udp_with_counter_deltas",
     ),
     (
+        "Bootstrap.stats_matcher",
+        "tests/stats_sink.rs::the_stats_matcher_leaves_stats_out_of_every_read_out_and_the_sink",
+    ),
+    (
         "StatsdSink.address",
         "tests/stats_sink.rs::statsd_lines_arrive_over_udp_with_counter_deltas",
     ),
