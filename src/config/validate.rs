@@ -1037,14 +1037,14 @@ fn resource_monitors(monitors: &[raw::TypedExtension]) -> Result<Option<u64>, Co
     Ok(max)
 }
 
-/// `filter` is only meaningful on access loggers, and there it is unsupported; beside any other
-/// extension's `name` and `typed_config` it is refused the same way.
+/// `filter` is only meaningful on access loggers (where `file_access_log` reads it); beside
+/// any other extension's `name` and `typed_config` it is refused.
 pub(super) fn no_filter(ext: &raw::TypedExtension, path: &str) -> Result<(), ConfigError> {
     match ext.filter {
         None => Ok(()),
         Some(_) => Err(err(
             format!("{path}.filter"),
-            "not supported by baton (access-log filters)",
+            "not supported by baton (only access loggers take a filter)",
         )),
     }
 }

@@ -257,7 +257,7 @@ fn raw_buffer_transport_sockets_refuse_unknown_fields() {
             "3 errors:\n  \
              {cluster}.typed_config.bogus_field: unknown or unsupported field \"bogus_field\" \
              (no fields are accepted here)\n  \
-             {cluster}.filter: not supported by baton (access-log filters)\n  \
+             {cluster}.filter: not supported by baton (only access loggers take a filter)\n  \
              {chain}.typed_config.also_bogus: unknown or unsupported field \"also_bogus\" \
              (no fields are accepted here)"
         )
