@@ -85,7 +85,8 @@ impl LogFile {
     }
 }
 
-fn open(path: &str) -> std::io::Result<File> {
+/// Opens (creates) a log file for appending without blocking (the admin's logs too).
+pub fn open(path: &str) -> std::io::Result<File> {
     OpenOptions::new()
         .append(true)
         .create(true)
@@ -95,9 +96,27 @@ fn open(path: &str) -> std::io::Result<File> {
 
 /// How a logger writes its lines.
 #[derive(Debug)]
-enum LineFormat {
+pub enum LineFormat {
     Text(Format),
     Json(json::JsonFormat),
+}
+
+impl LineFormat {
+    /// Compiles a logger's format (text or JSON), registering the headers it prints.
+    pub fn compile(cfg: &AccessLog, slots: &mut Slots) -> LineFormat {
+        match &cfg.json {
+            Some(j) => LineFormat::Json(json::JsonFormat::compile(j, slots)),
+            None => LineFormat::Text(Format::compile(&cfg.format, slots)),
+        }
+    }
+
+    /// Appends the line of `rq`.
+    pub fn render(&self, out: &mut Vec<u8>, rq: &Rq, names: &Names<'_>) {
+        match self {
+            LineFormat::Text(f) => f.render(out, rq, names),
+            LineFormat::Json(j) => j.render(out, rq, names),
+        }
+    }
 }
 
 /// One configured logger: its file, its format, and the filter a request must pass.
@@ -161,10 +180,7 @@ impl AccessLogs {
                         a.files.len() - 1
                     }
                 };
-                let f = match &cfg.json {
-                    Some(j) => LineFormat::Json(json::JsonFormat::compile(j, &mut l.slots)),
-                    None => LineFormat::Text(Format::compile(&cfg.format, &mut l.slots)),
-                };
+                let f = LineFormat::compile(cfg, &mut l.slots);
                 let filter = cfg
                     .filter
                     .as_ref()
@@ -233,10 +249,7 @@ impl AccessLogs {
             let Some(file) = self.files.get_mut(lg.file) else {
                 continue;
             };
-            match &lg.format {
-                LineFormat::Text(f) => f.render(&mut file.buf, rq, names),
-                LineFormat::Json(j) => j.render(&mut file.buf, rq, names),
-            }
+            lg.format.render(&mut file.buf, rq, names);
             if file.buf.len() >= FLUSH_AT {
                 self.dropped += file.flush();
             }

@@ -92,6 +92,10 @@ pub fn config_dump(b: &Bootstrap, node: &(String, String)) -> String {
                         a.address.map(|ad| address(&ad.ip().to_string(), ad.port())),
                     ),
                     ("access_log_path", a.access_log_path.as_deref().and_then(s)),
+                    (
+                        "access_log",
+                        (!a.access_log.is_empty()).then(|| Value::Sequence(access_logs(&a.access_log))),
+                    ),
                 ])
             }),
         ),

@@ -63,6 +63,8 @@ pub struct Admin {
     /// Deprecated-but-common `admin.access_log_path`; `None` when absent or empty (Envoy's
     /// "no log").
     pub access_log_path: Option<String>,
+    /// `admin.access_log[]`: loggers of admin requests, as a connection manager's.
+    pub access_log: Vec<AccessLog>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -170,6 +170,8 @@ pub struct Node {
 pub struct Admin {
     pub address: Option<Address>,
     pub access_log_path: Option<String>,
+    #[serde(default)]
+    pub access_log: Vec<TypedExtension>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -559,9 +559,13 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
     })
 }
 
-/// `admin`; `None` when it has neither an address nor an access log path.
+/// `admin`; `None` when it has neither an address nor an access log.
 fn admin(a: raw::Admin, listeners: &[Listener]) -> Result<Option<Admin>, ConfigError> {
     let access_log_path = a.access_log_path.filter(|p| !p.is_empty());
+    let mut access_log = Vec::new();
+    for (i, l) in a.access_log.iter().enumerate() {
+        access_log.push(file_access_log(l, &format!("admin.access_log[{i}]"))?);
+    }
     let address = match a.address {
         None => None,
         Some(addr) => {
@@ -578,12 +582,12 @@ fn admin(a: raw::Admin, listeners: &[Listener]) -> Result<Option<Admin>, ConfigE
             Some(address)
         }
     };
-    Ok(
-        (address.is_some() || access_log_path.is_some()).then_some(Admin {
-            address,
-            access_log_path,
-        }),
-    )
+    let any = address.is_some() || access_log_path.is_some() || !access_log.is_empty();
+    Ok(any.then_some(Admin {
+        address,
+        access_log_path,
+        access_log,
+    }))
 }
 
 fn listener(

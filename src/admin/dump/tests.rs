@@ -13,6 +13,12 @@ node: { id: n1, cluster: c1 }
 admin:
   address: { socket_address: { address: 127.0.0.1, port_value: 9901 } }
   access_log_path: /dev/null
+  access_log:
+  - name: envoy.access_loggers.stdout
+    filter: { status_code_filter: { comparison: { op: GE, value: { default_value: 400, runtime_key: admin.min } } } }
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog
+      log_format: { text_format: "admin %RESPONSE_CODE% %REQ(:PATH)%\n" }
 stats_flush_interval: 2.5s
 stats_config:
   use_all_default_tags: true

@@ -39,6 +39,10 @@ const PROOFS: &[(&str, &str)] = &[
         "StatsdSink.prefix",
         "tests/stats_sink.rs::statsd_lines_arrive_over_udp_with_counter_deltas",
     ),
+    (
+        "Admin.access_log",
+        "tests/admin_hardening.rs::admin_access_log_loggers_have_their_format_and_filter",
+    ),
     ("Admin.address", "tests/admin_endpoints.rs::info_endpoints_and_errors"),
     (
         "Admin.access_log_path",
