@@ -323,7 +323,7 @@ pub fn end(ctx: &mut Ctx, mut rq: Rq) {
             route,
             tcp,
         };
-        if ctx.access_logs.log(&rq, &names) && ctx.access_logs.want_flush_tick() {
+        if ctx.access_logs.log(&rq, &names, ctx.now()) && ctx.access_logs.want_flush_tick() {
             ctx.timers.arm(ctx.now() + FLUSH_EVERY, TimerKey::Tick);
         }
         if let Some(c) = rq.cap.take() {

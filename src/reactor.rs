@@ -87,6 +87,8 @@ pub enum TimerKey {
     TraceFlush(usize),
     /// (report index, generation): a Zipkin report timed out.
     TraceReport(usize, u64),
+    /// The stats sinks' flush (`stats_flush_interval`).
+    StatsFlush,
 }
 
 #[derive(Debug, Default)]

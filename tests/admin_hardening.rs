@@ -153,6 +153,54 @@ fn admin_access_log_path_is_opened_without_an_admin_address() {
 }
 
 #[test]
+fn admin_access_log_loggers_have_their_format_and_filter() {
+    // `admin.access_log[]` (Envoy's replacement of access_log_path): a file logger with its
+    // own format, and one filtered to errors.
+    let all = std::env::temp_dir().join(format!("baton-admin-all-{}.log", std::process::id()));
+    let errors = std::env::temp_dir().join(format!("baton-admin-err-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&all);
+    let _ = std::fs::remove_file(&errors);
+    let logger = |path: &std::path::Path, filter: &str| {
+        format!(
+            "  - name: envoy.access_loggers.file\n{filter}    typed_config:\n      \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n      path: {}\n      log_format: {{text_format: \"admin %RESPONSE_CODE% %REQ(:METHOD)% %REQ(:PATH)%\\n\"}}\n",
+            path.display()
+        )
+    };
+    let block = format!(
+        "admin:\n  access_log:\n{}{}",
+        logger(&all, ""),
+        logger(
+            &errors,
+            "    filter: {status_code_filter: {comparison: {op: GE, value: {default_value: 400, runtime_key: admin.errors}}}}\n"
+        )
+    );
+    let (_b, _up, s) = admin_util::start_edited(Vec::new(), |y| y.replacen("admin:\n", &block, 1));
+    assert!(admin_get(s.admin, "/ready").contains("LIVE"));
+    let (st, _) = admin_util::admin(s.admin, "GET", "/no-such-page");
+    assert_eq!(st, 404);
+    let lines = |p: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    assert!(admin_util::eventually(Duration::from_secs(5), || lines(
+        &all
+    )
+    .iter()
+    .any(|l| l == "admin 404 GET /no-such-page")));
+    assert!(
+        lines(&all).iter().any(|l| l == "admin 200 GET /ready"),
+        "{:?}",
+        lines(&all)
+    );
+    assert_eq!(lines(&errors), vec!["admin 404 GET /no-such-page"]);
+    let _ = std::fs::remove_file(&all);
+    let _ = std::fs::remove_file(&errors);
+}
+
+#[test]
 fn admin_access_log_path_gets_a_line_per_request() {
     let path = std::env::temp_dir().join(format!("baton-admin-log-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&path);

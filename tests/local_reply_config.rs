@@ -339,19 +339,19 @@ fn what_baton_does_not_implement_is_refused_by_path() {
         "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.local_reply_config";
     let cases: &[(&str, &str, &str)] = &[
         (
-            "mappers:\n- filter: {runtime_filter: {runtime_key: x}}\n",
-            "mappers[0].filter.runtime_filter",
-            "not supported by baton (runtime sampling)",
+            "mappers:\n- filter: {metadata_filter: {matcher: {}}}\n",
+            "mappers[0].filter.metadata_filter",
+            "not supported by baton (metadata)",
         ),
         (
-            "mappers:\n- filter: {grpc_status_filter: {statuses: [OK]}}\n",
-            "mappers[0].filter.grpc_status_filter",
-            "not supported by baton (gRPC)",
+            "mappers:\n- filter: {log_type_filter: {types: [DownstreamEnd]}}\n",
+            "mappers[0].filter.log_type_filter",
+            "not supported by baton (log types)",
         ),
         (
-            "mappers:\n- filter:\n    or_filter:\n      filters:\n      - not_health_check_filter: {}\n      - traceable_filter: {}\n",
-            "mappers[0].filter.or_filter.filters[0].not_health_check_filter",
-            "not supported by baton (health checking)",
+            "mappers:\n- filter:\n    or_filter:\n      filters:\n      - not_health_check_filter: {}\n      - extension_filter: {name: x}\n",
+            "mappers[0].filter.or_filter.filters[1].extension_filter",
+            "not supported by baton (filter extensions)",
         ),
         (
             "mappers:\n- status_code: 200\n",

@@ -317,6 +317,22 @@ fn a_refused_upstream_closes_the_client_unanswered_and_is_counted() {
     assert_eq!(stat(p.admin, "cluster.up.upstream_cx_total"), 0);
 }
 
+/// Opens `n` connections one after the other, each sending a line an echo upstream would
+/// return; returns how many were closed instead of echoed (they met a dead host).
+fn echo_or_closed(port: u16, n: usize) -> usize {
+    let mut closed = 0;
+    for i in 0..n {
+        let mut c = connect(port);
+        let msg = format!("connection {i}");
+        c.write_all(msg.as_bytes()).unwrap();
+        let mut b = vec![0u8; msg.len()];
+        if c.read_exact(&mut b).is_err() {
+            closed += 1;
+        }
+    }
+    closed
+}
+
 #[test]
 fn max_connect_attempts_moves_a_failed_connect_to_the_next_endpoint() {
     let (dead, _hold) = refused_port();
@@ -336,20 +352,11 @@ fn max_connect_attempts_moves_a_failed_connect_to_the_next_endpoint() {
     );
     // With one attempt (Envoy's default) a connection that meets the dead host is closed.
     let p = start(&[], &[dead, up]);
-    let mut closed = 0;
-    for i in 0..4 {
-        let mut c = connect(p.port);
-        let msg = format!("connection {i}");
-        c.write_all(msg.as_bytes()).unwrap();
-        let mut b = vec![0u8; msg.len()];
-        if c.read_exact(&mut b).is_err() {
-            closed += 1;
-        }
-    }
+    let closed = echo_or_closed(p.port, 4);
     assert!(closed >= 1, "no connection met the dead host");
     assert_eq!(
         stat(p.admin, "cluster.up.upstream_cx_connect_attempts_exceeded"),
-        closed
+        closed as i64
     );
 }
 
@@ -588,6 +595,59 @@ fn the_access_log_writes_one_line_per_connection_when_it_ends() {
             .ends_with(&format!("\"-\" \"-\" \"-\" \"-\" \"127.0.0.1:{up}\"")),
         "{line}"
     );
+}
+
+#[test]
+fn an_access_log_filter_picks_the_connections_logged() {
+    // Round robin over [dead, up] with one attempt: of 4 connections, those that meet the
+    // dead host end with UF. The unfiltered log gets every connection, the one filtered on
+    // UF only those, and a status filter (a TCP connection has status 0) all of them.
+    let (dead, _hold) = refused_port();
+    let up = echo_upstream(b"", b"");
+    let (all, uf, zero) = (
+        log_path("tcp_f_all"),
+        log_path("tcp_f_uf"),
+        log_path("tcp_f_zero"),
+    );
+    let logger = |path: &std::path::Path, filter: &str| {
+        format!(
+            "- {{name: envoy.access_loggers.file, {filter}typed_config: {{\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: \"{}\", log_format: {{text_format_source: {{inline_string: \"%RESPONSE_FLAGS% %UPSTREAM_HOST%\\n\"}}}}}}}}",
+            path.display()
+        )
+    };
+    let lines = [
+        "access_log:".to_string(),
+        logger(&all, ""),
+        logger(&uf, "filter: {response_flag_filter: {flags: [UF]}}, "),
+        logger(
+            &zero,
+            "filter: {status_code_filter: {comparison: {op: EQ, value: {default_value: 0, runtime_key: k}}}}, ",
+        ),
+    ];
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let p = start(&refs, &[dead, up]);
+    let closed = echo_or_closed(p.port, 4);
+    assert!((1..4).contains(&closed), "{closed} of 4 met the dead host");
+    let read = |p: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    assert!(
+        eventually(IO_TIMEOUT, || read(&all).len() == 4),
+        "{:?}",
+        read(&all)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let failed = read(&uf);
+    assert_eq!(failed.len(), closed, "{failed:?}");
+    for l in &failed {
+        // URX too: the one attempt allowed was used up, as Envoy flags it.
+        assert_eq!(l, &format!("UF,URX 127.0.0.1:{dead}"));
+    }
+    assert_eq!(read(&zero), read(&all));
 }
 
 #[test]

@@ -109,6 +109,11 @@ impl Slots {
         slot(&mut self.req, name)
     }
 
+    /// The capture slot of response header `name` (lower-cased), registering it if new.
+    pub fn resp_slot(&mut self, name: &str) -> usize {
+        slot(&mut self.resp, name)
+    }
+
     /// The slot of request header `name` if one is registered.
     pub fn find_req(&self, name: &str) -> Option<usize> {
         let n = name.to_ascii_lowercase();

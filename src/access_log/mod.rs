@@ -7,6 +7,7 @@
 //! oldest lines are dropped and counted (`access_logs.dropped_lines`). SIGUSR1 reopens the
 //! files for logrotate; buffers are flushed on exit (drop).
 
+pub mod filter;
 pub mod format;
 pub mod json;
 pub mod record;
@@ -84,7 +85,8 @@ impl LogFile {
     }
 }
 
-fn open(path: &str) -> std::io::Result<File> {
+/// Opens (creates) a log file for appending without blocking (the admin's logs too).
+pub fn open(path: &str) -> std::io::Result<File> {
     OpenOptions::new()
         .append(true)
         .create(true)
@@ -94,17 +96,42 @@ fn open(path: &str) -> std::io::Result<File> {
 
 /// How a logger writes its lines.
 #[derive(Debug)]
-enum LineFormat {
+pub enum LineFormat {
     Text(Format),
     Json(json::JsonFormat),
+}
+
+impl LineFormat {
+    /// Compiles a logger's format (text or JSON), registering the headers it prints.
+    pub fn compile(cfg: &AccessLog, slots: &mut Slots) -> LineFormat {
+        match &cfg.json {
+            Some(j) => LineFormat::Json(json::JsonFormat::compile(j, slots)),
+            None => LineFormat::Text(Format::compile(&cfg.format, slots)),
+        }
+    }
+
+    /// Appends the line of `rq`.
+    pub fn render(&self, out: &mut Vec<u8>, rq: &Rq, names: &Names<'_>) {
+        match self {
+            LineFormat::Text(f) => f.render(out, rq, names),
+            LineFormat::Json(j) => j.render(out, rq, names),
+        }
+    }
+}
+
+/// One configured logger: its file, its format, and the filter a request must pass.
+#[derive(Debug)]
+struct Logger {
+    file: usize,
+    format: LineFormat,
+    filter: Option<filter::Filter>,
 }
 
 /// One listener's loggers, its local reply formats, and the headers they need.
 #[derive(Debug, Default)]
 struct ListenerLogs {
     slots: Slots,
-    /// (file index, format)
-    loggers: Vec<(usize, LineFormat)>,
+    loggers: Vec<Logger>,
     /// The connection manager's `local_reply_config`, compiled with these slots.
     local_reply: Option<crate::http::local_reply::LocalReply>,
     /// Requests are recorded with their captured headers: something logs or formats them.
@@ -153,11 +180,16 @@ impl AccessLogs {
                         a.files.len() - 1
                     }
                 };
-                let f = match &cfg.json {
-                    Some(j) => LineFormat::Json(json::JsonFormat::compile(j, &mut l.slots)),
-                    None => LineFormat::Text(Format::compile(&cfg.format, &mut l.slots)),
-                };
-                l.loggers.push((fi, f));
+                let f = LineFormat::compile(cfg, &mut l.slots);
+                let filter = cfg
+                    .filter
+                    .as_ref()
+                    .map(|f| filter::Filter::compile(f, &mut l.slots));
+                l.loggers.push(Logger {
+                    file: fi,
+                    format: f,
+                    filter,
+                });
             }
             l.local_reply =
                 local_reply.map(|c| crate::http::local_reply::LocalReply::compile(c, &mut l.slots));
@@ -202,21 +234,22 @@ impl AccessLogs {
         }
     }
 
-    /// Renders `rq` into every logger of its listener. Returns true when lines are waiting
-    /// for the next flush tick.
-    pub fn log(&mut self, rq: &Rq, names: &Names<'_>) -> bool {
+    /// Renders `rq` into every logger of its listener whose filter it passes (`rq` has
+    /// ended: `now` is not read for a duration). Returns true when lines are waiting for the
+    /// next flush tick.
+    pub fn log(&mut self, rq: &Rq, names: &Names<'_>, now: std::time::Instant) -> bool {
         let Some(l) = self.listeners.get(rq.listener) else {
             return false;
         };
         let mut waiting = false;
-        for (fi, f) in &l.loggers {
-            let Some(file) = self.files.get_mut(*fi) else {
+        for lg in &l.loggers {
+            if lg.filter.as_ref().is_some_and(|f| !f.matches(rq, now)) {
+                continue;
+            }
+            let Some(file) = self.files.get_mut(lg.file) else {
                 continue;
             };
-            match f {
-                LineFormat::Text(f) => f.render(&mut file.buf, rq, names),
-                LineFormat::Json(j) => j.render(&mut file.buf, rq, names),
-            }
+            lg.format.render(&mut file.buf, rq, names);
             if file.buf.len() >= FLUSH_AT {
                 self.dropped += file.flush();
             }

@@ -227,6 +227,9 @@ pub struct Rq {
     pub tls: Option<std::rc::Rc<TlsInfo>>,
     /// The request's span, when its connection manager traces.
     pub span: Option<Box<crate::tracing::Span>>,
+    /// The health check filter took the request as a health check (Envoy's
+    /// `StreamInfo::healthCheck`), answered here or passed through.
+    pub health_check: bool,
 }
 
 /// A downstream TLS session as the access log prints it; shared by its connection's requests.
@@ -268,6 +271,7 @@ impl Rq {
             cap: None,
             tls: None,
             span: None,
+            health_check: false,
         }
     }
 

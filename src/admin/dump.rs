@@ -14,7 +14,8 @@ use crate::config::{
     HeaderValueOption, HealthCheck, HealthCheckKind, HostRewrite, HttpConnectionManager,
     JsonFormat, Listener, LocalReplyConfig, LogFilter, PathMatch, PathRedirect, QueryParameterRule,
     RedirectAction, RegexRewrite, RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch,
-    SocketState, StringMatch, StringMatchKind, StripPort, TcpProxy, Terminal, Tracing,
+    SocketState, StatsMatcher, StringMatch, StringMatchKind, StripPort, TcpProxy, Terminal,
+    Tracing,
 };
 use crate::stats::json_str;
 
@@ -92,6 +93,10 @@ pub fn config_dump(b: &Bootstrap, node: &(String, String)) -> String {
                         a.address.map(|ad| address(&ad.ip().to_string(), ad.port())),
                     ),
                     ("access_log_path", a.access_log_path.as_deref().and_then(s)),
+                    (
+                        "access_log",
+                        (!a.access_log.is_empty()).then(|| Value::Sequence(access_logs(&a.access_log))),
+                    ),
                 ])
             }),
         ),
@@ -126,6 +131,32 @@ pub fn config_dump(b: &Bootstrap, node: &(String, String)) -> String {
                 )])
             }),
         ),
+        (
+            "stats_sinks",
+            list(
+                b.stats_sinks
+                    .iter()
+                    .map(|k| {
+                        map(vec![
+                            ("name", s("envoy.stat_sinks.statsd")),
+                            (
+                                "typed_config",
+                                Some(map(vec![
+                                    ("@type", s(&format!("{T}envoy.config.metrics.v3.StatsdSink"))),
+                                    (
+                                        "address",
+                                        Some(address(&k.address.ip().to_string(), k.address.port())),
+                                    ),
+                                    ("prefix", s(&k.prefix)),
+                                ])),
+                            ),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        ("stats_flush_interval", dur(b.stats_flush_interval)),
+        ("stats_config", stats_config(&b.stats_matcher)),
     ]);
     let dump = map(vec![(
         "configs",
@@ -395,6 +426,7 @@ fn access_logs(logs: &[AccessLog]) -> Vec<Value> {
                         ),
                     ])),
                 ),
+                ("filter", a.filter.as_ref().map(log_filter)),
             ])
         })
         .collect()
@@ -680,6 +712,23 @@ fn regex(pattern: &str) -> Option<Value> {
 }
 
 /// Header matchers as a route's `match.headers` (and the health check filter's `headers`).
+/// `stats_config` with its matcher; nothing without one.
+fn stats_config(m: &StatsMatcher) -> Option<Value> {
+    let patterns = |l: &[StringMatch]| {
+        Some(map(vec![(
+            "patterns",
+            list(l.iter().map(string_match).collect()),
+        )]))
+    };
+    let matcher = match m {
+        StatsMatcher::All => return None,
+        StatsMatcher::Nothing => map(vec![("reject_all", n(true))]),
+        StatsMatcher::Except(l) => map(vec![("exclusion_list", patterns(l))]),
+        StatsMatcher::Only(l) => map(vec![("inclusion_list", patterns(l))]),
+    };
+    Some(map(vec![("stats_matcher", Some(matcher))]))
+}
+
 fn header_matchers(hs: &[HeaderMatcher]) -> Vec<Value> {
     hs.iter().map(header_matcher).collect()
 }
@@ -783,6 +832,39 @@ fn log_filter(f: &LogFilter) -> Value {
                 "flags",
                 list(names.iter().map(|x| Value::from(x.as_str())).collect()),
             )])),
+        )]),
+        LogFilter::NotHealthCheck => map(vec![("not_health_check_filter", Some(map(vec![])))]),
+        LogFilter::Traceable => map(vec![("traceable_filter", Some(map(vec![])))]),
+        LogFilter::Runtime(r) => {
+            let denominator = match r.denominator {
+                10_000 => "TEN_THOUSAND",
+                1_000_000 => "MILLION",
+                _ => "HUNDRED",
+            };
+            map(vec![(
+                "runtime_filter",
+                Some(map(vec![
+                    ("runtime_key", s(&r.runtime_key)),
+                    (
+                        "percent_sampled",
+                        Some(map(vec![
+                            ("numerator", n(r.numerator)),
+                            ("denominator", s(denominator)),
+                        ])),
+                    ),
+                    ("use_independent_randomness", n(r.independent)),
+                ])),
+            )])
+        }
+        LogFilter::GrpcStatus { statuses, exclude } => map(vec![(
+            "grpc_status_filter",
+            Some(map(vec![
+                (
+                    "statuses",
+                    list(statuses.iter().map(|&c| Value::from(c)).collect()),
+                ),
+                ("exclude", n(*exclude)),
+            ])),
         )]),
         LogFilter::And(l) => map(vec![("and_filter", many(l))]),
         LogFilter::Or(l) => map(vec![("or_filter", many(l))]),

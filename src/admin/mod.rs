@@ -83,7 +83,7 @@ pub struct Admin {
     /// Envoy's `node` as shown by /server_info: CLI flags over the bootstrap's `node`.
     node: (String, String),
     config_dump: String,
-    /// `admin.access_log_path`.
+    /// `admin.access_log_path` and `admin.access_log[]`.
     log: Option<access::AdminLog>,
 }
 
@@ -95,10 +95,7 @@ impl Admin {
         };
         // Envoy opens the admin access log at start whether or not the admin listens, so a
         // path that cannot be opened fails the start either way.
-        let log = match &cfg.access_log_path {
-            Some(p) => Some(access::AdminLog::open(p)?),
-            None => None,
-        };
+        let log = access::AdminLog::open(cfg.access_log_path.as_deref(), &cfg.access_log)?;
         let Some(address) = cfg.address else {
             return Ok(None);
         };

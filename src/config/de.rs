@@ -14,8 +14,6 @@ use super::ConfigError;
 /// they are rejected with the reason instead of the generic "unknown field" message.
 pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("overload_manager", "the overload manager"),
-    ("stats_sinks", "stats sinks; scrape /stats instead"),
-    ("stats_config", "stats tag configuration"),
     ("dynamic_resources", "xDS; only static_resources"),
     ("cluster_manager", "cluster manager settings"),
     ("tracing", "per-route tracing overrides"),

@@ -16,6 +16,7 @@ mod validate_filters;
 mod validate_health;
 mod validate_local_reply;
 mod validate_route;
+mod validate_stats;
 mod validate_tracing;
 
 pub use model::*;

@@ -16,6 +16,35 @@ pub struct Bootstrap {
     pub max_downstream_connections: Option<u64>,
     /// `node {id, cluster}`; the CLI's `--service-node`/`--service-cluster` override it.
     pub node: Option<Node>,
+    /// `stats_sinks`: where the stats are sent every `stats_flush_interval`.
+    pub stats_sinks: Vec<StatsdSink>,
+    /// `stats_flush_interval` (default 5 s).
+    pub stats_flush_interval: Duration,
+    /// `stats_config.stats_matcher`: which stats are shown and sent.
+    pub stats_matcher: StatsMatcher,
+}
+
+/// `StatsMatcher`: the stats (by full name) that exist for the admin's read-outs and the
+/// sinks; the others are left out of both.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum StatsMatcher {
+    /// No matcher, or `reject_all: false`.
+    #[default]
+    All,
+    /// `reject_all: true`.
+    Nothing,
+    /// `exclusion_list`: every stat except those any pattern matches.
+    Except(Vec<StringMatch>),
+    /// `inclusion_list`: only the stats some pattern matches.
+    Only(Vec<StringMatch>),
+}
+
+/// One `envoy.stat_sinks.statsd` sink: statsd lines over UDP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsdSink {
+    pub address: SocketAddr,
+    /// Put before every stat name with a dot (`envoy` when not configured, as in Envoy).
+    pub prefix: String,
 }
 
 /// Who this proxy is (Envoy's `node`), shown in logs and /server_info.
@@ -34,6 +63,8 @@ pub struct Admin {
     /// Deprecated-but-common `admin.access_log_path`; `None` when absent or empty (Envoy's
     /// "no log").
     pub access_log_path: Option<String>,
+    /// `admin.access_log[]`: loggers of admin requests, as a connection manager's.
+    pub access_log: Vec<AccessLog>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -552,8 +583,31 @@ pub enum LogFilter {
     Header(HeaderMatcher),
     /// `response_flag_filter`: any of these flags (Envoy short names); empty: any flag at all.
     ResponseFlags(Vec<String>),
+    /// `not_health_check_filter`: requests the health check filter did not take as a check.
+    NotHealthCheck,
+    /// `traceable_filter`: never true, since baton has no tracing (Envoy without `tracing`).
+    Traceable,
+    /// `runtime_filter`: a sample of `percent_sampled` (the runtime cannot set the key).
+    Runtime(RuntimeSample),
+    /// `grpc_status_filter`: the gRPC status (`grpc-status`, else one implied by the HTTP
+    /// status) is among `statuses` (0..=16), or with `exclude` is not.
+    GrpcStatus {
+        statuses: Vec<u8>,
+        exclude: bool,
+    },
     And(Vec<LogFilter>),
     Or(Vec<LogFilter>),
+}
+
+/// `RuntimeFilter`: `numerator` out of `denominator` requests pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeSample {
+    pub runtime_key: String,
+    pub numerator: u32,
+    /// 100, 10000 or 1000000 (`FractionalPercent.denominator`).
+    pub denominator: u32,
+    /// `use_independent_randomness`: a fresh random number instead of the request id's.
+    pub independent: bool,
 }
 
 /// `ComparisonFilter`: `op` against a value fixed at load (`RuntimeUInt32.default_value`:
@@ -593,6 +647,8 @@ pub struct AccessLog {
     pub format: String,
     /// `log_format.json_format`: each line is this JSON object (and a newline) instead.
     pub json: Option<JsonFormat>,
+    /// `access_log[].filter`: only requests it matches are logged.
+    pub filter: Option<LogFilter>,
 }
 
 /// Envoy's default access-log format, used when a file logger names none.

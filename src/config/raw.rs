@@ -18,6 +18,11 @@ pub struct Bootstrap {
     pub overload_manager: Option<OverloadManager>,
     pub layered_runtime: Option<LayeredRuntime>,
     pub tracing: Option<BootstrapTracing>,
+    #[serde(default)]
+    pub stats_sinks: Vec<TypedExtension>,
+    pub stats_flush_interval: Option<Dur>,
+    pub stats_flush_on_admin: Option<bool>,
+    pub stats_config: Option<StatsConfig>,
 }
 
 /// The bootstrap's `tracing` (deprecated in v3, still read): the provider of connection
@@ -26,6 +31,43 @@ pub struct Bootstrap {
 #[serde(deny_unknown_fields)]
 pub struct BootstrapTracing {
     pub http: Option<TypedExtension>,
+}
+
+/// `envoy.config.metrics.v3.StatsConfig`: only `stats_matcher` (and the default tags) are
+/// implemented; `validate_stats` refuses the rest by path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsConfig {
+    #[serde(default)]
+    pub stats_tags: Vec<Value>,
+    pub use_all_default_tags: Option<bool>,
+    pub stats_matcher: Option<StatsMatcher>,
+    #[serde(default)]
+    pub histogram_bucket_settings: Vec<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsMatcher {
+    pub reject_all: Option<bool>,
+    pub exclusion_list: Option<ListStringMatcher>,
+    pub inclusion_list: Option<ListStringMatcher>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListStringMatcher {
+    #[serde(default)]
+    pub patterns: Vec<StringMatcher>,
+}
+
+/// `envoy.config.metrics.v3.StatsdSink`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsdSink {
+    pub address: Option<Address>,
+    pub tcp_cluster_name: Option<String>,
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,6 +179,8 @@ pub struct Node {
 pub struct Admin {
     pub address: Option<Address>,
     pub access_log_path: Option<String>,
+    #[serde(default)]
+    pub access_log: Vec<TypedExtension>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,7 +259,7 @@ pub struct FilterChain {
 pub struct TypedExtension {
     pub name: String,
     pub typed_config: Option<Value>,
-    /// Access-log filters (`access_log[].filter`) are refused by `validate`.
+    /// `access_log[].filter` (an `AccessLogFilter`); on any other extension it is refused.
     pub filter: Option<Value>,
 }
 
@@ -246,13 +290,6 @@ pub struct RuntimeFractionalPercent {
     /// Accepted; no runtime layer can set it (see `validate_filters::fraction`).
     #[serde(rename = "runtime_key")]
     pub _runtime_key: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FractionalPercent {
-    pub numerator: Option<u32>,
-    pub denominator: Option<EnumValue>,
 }
 
 /// `envoy.extensions.filters.http.cors.v3.CorsPolicy` (also the route's legacy `cors`).
@@ -495,13 +532,42 @@ pub struct AccessLogFilter {
     pub response_flag_filter: Option<ResponseFlagFilter>,
     pub and_filter: Option<FilterList>,
     pub or_filter: Option<FilterList>,
-    pub not_health_check_filter: Option<Value>,
-    pub traceable_filter: Option<Value>,
-    pub runtime_filter: Option<Value>,
-    pub grpc_status_filter: Option<Value>,
+    pub not_health_check_filter: Option<EmptyMessage>,
+    pub traceable_filter: Option<EmptyMessage>,
+    pub runtime_filter: Option<RuntimeFilter>,
+    pub grpc_status_filter: Option<GrpcStatusFilter>,
     pub extension_filter: Option<Value>,
     pub metadata_filter: Option<Value>,
     pub log_type_filter: Option<Value>,
+}
+
+/// A message without fields (`NotHealthCheckFilter`, `TraceableFilter`): any field is refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyMessage {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeFilter {
+    pub runtime_key: Option<String>,
+    pub percent_sampled: Option<FractionalPercent>,
+    pub use_independent_randomness: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FractionalPercent {
+    /// Wider than Envoy's uint32 so an out-of-range value gets our message.
+    pub numerator: Option<i64>,
+    pub denominator: Option<EnumValue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcStatusFilter {
+    #[serde(default)]
+    pub statuses: Vec<EnumValue>,
+    pub exclude: Option<bool>,
 }
 
 /// `StatusCodeFilter` and `DurationFilter`: one required comparison.

@@ -13,7 +13,7 @@ use super::model::*;
 use super::raw::{self, EnumValue};
 use super::{
     format, runtime, validate_action, validate_filters, validate_local_reply, validate_route,
-    ConfigError,
+    validate_stats, ConfigError,
 };
 
 pub fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -252,6 +252,7 @@ const STDERR_LOG_TYPE: &str = "envoy.extensions.access_loggers.stream.v3.StderrA
 const CONNECTION_LIMIT_TYPE: &str =
     "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit";
 const TCP_PROXY_TYPE: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+pub(super) const STATSD_SINK_TYPE: &str = "envoy.config.metrics.v3.StatsdSink";
 const GLOBAL_CX_TYPE: &str =
     "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig";
 
@@ -294,6 +295,8 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
         "envoy.transport_sockets.raw_buffer",
         super::tls::RAW_BUFFER_TYPE,
     ),
+    ("envoy.stat_sinks.statsd", STATSD_SINK_TYPE),
+    ("envoy.statsd", STATSD_SINK_TYPE),
     ("envoy.transport_sockets.tls", super::tls::DOWNSTREAM_TYPE),
     ("envoy.transport_sockets.tls", super::tls::UPSTREAM_TYPE),
     ("envoy.tracers.zipkin", super::validate_tracing::ZIPKIN_TYPE),
@@ -407,14 +410,15 @@ fn extension_type(
     }
 }
 
-const PROTOCOLS: &[EnumEntry<()>] = &[("TCP", 0, Some(())), ("UDP", 1, None)];
+pub(super) const PROTOCOLS: &[EnumEntry<()>] = &[("TCP", 0, Some(())), ("UDP", 1, None)];
 
 /// `socket_address` → (host, port). `listen` additionally requires an IP literal and allows
-/// port 0 (an ephemeral port, handy in tests).
-fn socket_address(
+/// port 0 (an ephemeral port, handy in tests). `protocols` says which `protocol`s are taken.
+pub(super) fn socket_address(
     a: Option<&raw::Address>,
     path: &str,
     listen: bool,
+    protocols: &[EnumEntry<()>],
 ) -> Result<(String, u16), ConfigError> {
     let Some(a) = a else {
         return Err(err(path, "required field is missing"));
@@ -423,7 +427,7 @@ fn socket_address(
     let Some(sa) = &a.socket_address else {
         return Err(err(path, "required field is missing"));
     };
-    enum_or(&sa.protocol, &join_key(&path, "protocol"), PROTOCOLS, ())?;
+    enum_or(&sa.protocol, &join_key(&path, "protocol"), protocols, ())?;
     let host = sa.address.trim();
     if host.is_empty() {
         return Err(err(join_key(&path, "address"), "must not be empty"));
@@ -446,7 +450,7 @@ fn socket_address(
 }
 
 fn listen_address(a: Option<&raw::Address>, path: &str) -> Result<SocketAddr, ConfigError> {
-    let (host, port) = socket_address(a, path, true)?;
+    let (host, port) = socket_address(a, path, true, PROTOCOLS)?;
     let ip: IpAddr = host
         .parse()
         .map_err(|_| err(path, format!("not an IP address: \"{host}\"")))?;
@@ -552,6 +556,16 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         (Some(n), None) | (None, Some((n, _))) => Some(n),
         (None, None) => None,
     };
+    let stats_sinks = keep(validate_stats::sinks(&raw.stats_sinks), &mut first).unwrap_or_default();
+    let stats_flush_interval = keep(
+        validate_stats::flush_interval(raw.stats_flush_interval, raw.stats_flush_on_admin),
+        &mut first,
+    )
+    .unwrap_or_default();
+    let stats_matcher = match raw.stats_config {
+        Some(c) => keep(validate_stats::stats_config(c), &mut first).unwrap_or_default(),
+        None => StatsMatcher::All,
+    };
     let clusters = clusters.finish();
     let listeners = listeners.finish();
     if let Some(e) = first {
@@ -563,12 +577,19 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         admin,
         node,
         max_downstream_connections,
+        stats_sinks,
+        stats_flush_interval,
+        stats_matcher,
     })
 }
 
-/// `admin`; `None` when it has neither an address nor an access log path.
+/// `admin`; `None` when it has neither an address nor an access log.
 fn admin(a: raw::Admin, listeners: &[Listener]) -> Result<Option<Admin>, ConfigError> {
     let access_log_path = a.access_log_path.filter(|p| !p.is_empty());
+    let mut access_log = Vec::new();
+    for (i, l) in a.access_log.iter().enumerate() {
+        access_log.push(file_access_log(l, &format!("admin.access_log[{i}]"))?);
+    }
     let address = match a.address {
         None => None,
         Some(addr) => {
@@ -585,12 +606,12 @@ fn admin(a: raw::Admin, listeners: &[Listener]) -> Result<Option<Admin>, ConfigE
             Some(address)
         }
     };
-    Ok(
-        (address.is_some() || access_log_path.is_some()).then_some(Admin {
-            address,
-            access_log_path,
-        }),
-    )
+    let any = address.is_some() || access_log_path.is_some() || !access_log.is_empty();
+    Ok(any.then_some(Admin {
+        address,
+        access_log_path,
+        access_log,
+    }))
 }
 
 fn listener(
@@ -1102,14 +1123,14 @@ fn resource_monitors(monitors: &[raw::TypedExtension]) -> Result<Option<u64>, Co
     Ok(max)
 }
 
-/// `filter` is only meaningful on access loggers, and there it is unsupported; beside any other
-/// extension's `name` and `typed_config` it is refused the same way.
+/// `filter` is only meaningful on access loggers (where `file_access_log` reads it); beside
+/// any other extension's `name` and `typed_config` it is refused.
 pub(super) fn no_filter(ext: &raw::TypedExtension, path: &str) -> Result<(), ConfigError> {
     match ext.filter {
         None => Ok(()),
         Some(_) => Err(err(
             format!("{path}.filter"),
-            "not supported by baton (access-log filters)",
+            "not supported by baton (only access loggers take a filter)",
         )),
     }
 }
@@ -1449,7 +1470,14 @@ fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, Con
         STDERR_LOG_TYPE => Some("/dev/stderr"),
         _ => None,
     };
-    no_filter(a, path)?;
+    let filter = match &a.filter {
+        None => None,
+        Some(v) => {
+            let fpath = format!("{path}.filter");
+            let raw: raw::AccessLogFilter = from_value(v, &fpath)?;
+            Some(validate_local_reply::log_filter(raw, &fpath)?)
+        }
+    };
     let tpath = format!("{path}.typed_config");
     let payload = typed_payload(&a.typed_config, &tpath, type_name)?;
     let f: raw::FileAccessLog = match (stream, payload) {
@@ -1500,6 +1528,7 @@ fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, Con
                 path: f.path,
                 format: String::new(),
                 json: Some(json),
+                filter,
             });
         }
     }
@@ -1530,6 +1559,7 @@ fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, Con
         path: f.path,
         format,
         json: None,
+        filter,
     })
 }
 
@@ -1585,7 +1615,8 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
                 for (j, lb) in loc.lb_endpoints.iter().enumerate() {
                     let epath =
                         format!("{lpath}.endpoints[{i}].lb_endpoints[{j}].endpoint.address");
-                    let (host, port) = socket_address(Some(&lb.endpoint.address), &epath, false)?;
+                    let (host, port) =
+                        socket_address(Some(&lb.endpoint.address), &epath, false, PROTOCOLS)?;
                     if discovery == DiscoveryType::Static && host.parse::<IpAddr>().is_err() {
                         return Err(err(
                             format!("{epath}.socket_address.address"),

@@ -7,6 +7,7 @@ use super::de::{from_value, join_key};
 use super::model::*;
 use super::raw;
 use super::validate::{enum_or, err, extension_kind, typed_payload, EnumEntry};
+use super::validate_local_reply::{uint32, DENOMINATORS};
 use super::{validate_route, ConfigError};
 
 pub const ROUTER_TYPE: &str = "envoy.extensions.filters.http.router.v3.Router";
@@ -203,12 +204,6 @@ fn health_check_filter(f: &raw::HttpFilter, path: &str) -> Result<HealthCheckFil
     })
 }
 
-const DENOMINATORS: &[EnumEntry<u32>] = &[
-    ("HUNDRED", 0, Some(100)),
-    ("TEN_THOUSAND", 1, Some(10_000)),
-    ("MILLION", 2, Some(1_000_000)),
-];
-
 /// A `RuntimeFractionalPercent`: its `default_value` (required, as in Envoy). The
 /// `runtime_key` is accepted: baton's runtime refuses every key it does not implement, so no
 /// layer can set it and the default is the value, as it is in Envoy for a key nothing sets.
@@ -218,7 +213,7 @@ fn fraction(f: raw::RuntimeFractionalPercent, path: &str) -> Result<Fraction, Co
         return Err(err(dpath, "required field is missing"));
     };
     Ok(Fraction {
-        numerator: d.numerator.unwrap_or(0),
+        numerator: uint32(d.numerator, &join_key(&dpath, "numerator"))?,
         denominator: enum_or(
             &d.denominator,
             &join_key(&dpath, "denominator"),

@@ -84,22 +84,44 @@ const OPS: &[EnumEntry<CompareOp>] = &[
     ("NE", 3, Some(CompareOp::Ne)),
 ];
 
+/// The filter kinds baton implements, for the messages that list them.
+const SUPPORTED_FILTERS: &str = "status_code_filter, duration_filter, not_health_check_filter, \
+     traceable_filter, runtime_filter, and_filter, or_filter, header_filter, \
+     response_flag_filter, grpc_status_filter";
+
+/// `FractionalPercent.denominator`.
+pub(super) const DENOMINATORS: &[EnumEntry<u32>] = &[
+    ("HUNDRED", 0, Some(100)),
+    ("TEN_THOUSAND", 1, Some(10_000)),
+    ("MILLION", 2, Some(1_000_000)),
+];
+
+/// `GrpcStatusFilter.Status`: the 17 well-known gRPC codes.
+const GRPC_STATUSES: &[EnumEntry<u8>] = &[
+    ("OK", 0, Some(0)),
+    ("CANCELED", 1, Some(1)),
+    ("UNKNOWN", 2, Some(2)),
+    ("INVALID_ARGUMENT", 3, Some(3)),
+    ("DEADLINE_EXCEEDED", 4, Some(4)),
+    ("NOT_FOUND", 5, Some(5)),
+    ("ALREADY_EXISTS", 6, Some(6)),
+    ("PERMISSION_DENIED", 7, Some(7)),
+    ("RESOURCE_EXHAUSTED", 8, Some(8)),
+    ("FAILED_PRECONDITION", 9, Some(9)),
+    ("ABORTED", 10, Some(10)),
+    ("OUT_OF_RANGE", 11, Some(11)),
+    ("UNIMPLEMENTED", 12, Some(12)),
+    ("INTERNAL", 13, Some(13)),
+    ("UNAVAILABLE", 14, Some(14)),
+    ("DATA_LOSS", 15, Some(15)),
+    ("UNAUTHENTICATED", 16, Some(16)),
+];
+
 /// One `AccessLogFilter` (a oneof): the kinds baton implements, every other refused by path.
+/// Used by access logs and by `local_reply_config` mappers alike, as in Envoy.
 pub fn log_filter(f: raw::AccessLogFilter, path: &str) -> Result<LogFilter, ConfigError> {
     let p = |k: &str| join_key(path, k);
-    let unsupported: [(&str, bool, &str); 7] = [
-        (
-            "not_health_check_filter",
-            f.not_health_check_filter.is_some(),
-            "health checking",
-        ),
-        ("traceable_filter", f.traceable_filter.is_some(), "tracing"),
-        (
-            "runtime_filter",
-            f.runtime_filter.is_some(),
-            "runtime sampling",
-        ),
-        ("grpc_status_filter", f.grpc_status_filter.is_some(), "gRPC"),
+    let unsupported: [(&str, bool, &str); 3] = [
         (
             "extension_filter",
             f.extension_filter.is_some(),
@@ -113,6 +135,10 @@ pub fn log_filter(f: raw::AccessLogFilter, path: &str) -> Result<LogFilter, Conf
         f.duration_filter.is_some(),
         f.header_filter.is_some(),
         f.response_flag_filter.is_some(),
+        f.not_health_check_filter.is_some(),
+        f.traceable_filter.is_some(),
+        f.runtime_filter.is_some(),
+        f.grpc_status_filter.is_some(),
         f.and_filter.is_some(),
         f.or_filter.is_some(),
     ]
@@ -121,7 +147,10 @@ pub fn log_filter(f: raw::AccessLogFilter, path: &str) -> Result<LogFilter, Conf
     .count()
         + unsupported.iter().filter(|u| u.1).count();
     if set == 0 {
-        return Err(err(path, "one filter kind is required (status_code_filter, duration_filter, header_filter, response_flag_filter, and_filter, or_filter)"));
+        return Err(err(
+            path,
+            format!("one filter kind is required ({SUPPORTED_FILTERS})"),
+        ));
     }
     if set > 1 {
         return Err(err(path, "only one filter kind may be set"));
@@ -129,10 +158,7 @@ pub fn log_filter(f: raw::AccessLogFilter, path: &str) -> Result<LogFilter, Conf
     if let Some((k, _, what)) = unsupported.iter().find(|u| u.1) {
         return Err(err(
             p(k),
-            format!(
-                "not supported by baton ({what}); supported filters: status_code_filter, \
-                 duration_filter, header_filter, response_flag_filter, and_filter, or_filter"
-            ),
+            format!("not supported by baton ({what}); supported filters: {SUPPORTED_FILTERS}"),
         ));
     }
     if let Some(c) = f.status_code_filter {
@@ -140,6 +166,26 @@ pub fn log_filter(f: raw::AccessLogFilter, path: &str) -> Result<LogFilter, Conf
     }
     if let Some(c) = f.duration_filter {
         return Ok(LogFilter::Duration(comparison(c, &p("duration_filter"))?));
+    }
+    if f.not_health_check_filter.is_some() {
+        return Ok(LogFilter::NotHealthCheck);
+    }
+    if f.traceable_filter.is_some() {
+        return Ok(LogFilter::Traceable);
+    }
+    if let Some(r) = f.runtime_filter {
+        return Ok(LogFilter::Runtime(runtime_filter(r, &p("runtime_filter"))?));
+    }
+    if let Some(g) = f.grpc_status_filter {
+        let sp = join_key(&p("grpc_status_filter"), "statuses");
+        let mut statuses = Vec::new();
+        for (i, v) in g.statuses.iter().enumerate() {
+            statuses.push(proto_enum(v, &format!("{sp}[{i}]"), GRPC_STATUSES)?);
+        }
+        return Ok(LogFilter::GrpcStatus {
+            statuses,
+            exclude: g.exclude.unwrap_or(false),
+        });
     }
     if let Some(h) = f.header_filter {
         let hp = join_key(&p("header_filter"), "header");
@@ -184,6 +230,39 @@ pub fn log_filter(f: raw::AccessLogFilter, path: &str) -> Result<LogFilter, Conf
     })
 }
 
+/// `RuntimeFilter`: `runtime_key` is required (Envoy's `min_len: 1`); as for comparisons,
+/// no runtime layer can set it, so `percent_sampled` (default 0/100) is the share logged.
+fn runtime_filter(r: raw::RuntimeFilter, path: &str) -> Result<RuntimeSample, ConfigError> {
+    let runtime_key = match r.runtime_key {
+        Some(k) if !k.is_empty() => k,
+        _ => {
+            return Err(err(
+                join_key(path, "runtime_key"),
+                "required field is missing (Envoy requires a runtime key; percent_sampled \
+                 applies while no runtime layer sets the key)",
+            ))
+        }
+    };
+    let pp = join_key(path, "percent_sampled");
+    let (numerator, denominator) = match r.percent_sampled {
+        None => (0, 100),
+        Some(f) => {
+            let denominator = match &f.denominator {
+                None => 100,
+                Some(v) => proto_enum(v, &join_key(&pp, "denominator"), DENOMINATORS)?,
+            };
+            let numerator = uint32(f.numerator, &join_key(&pp, "numerator"))?;
+            (numerator, denominator)
+        }
+    };
+    Ok(RuntimeSample {
+        runtime_key,
+        numerator,
+        denominator,
+        independent: r.use_independent_randomness.unwrap_or(false),
+    })
+}
+
 /// `{comparison: {op, value: {default_value, runtime_key}}}`. Envoy compares with the runtime
 /// value of `runtime_key` when the runtime has one, else `default_value`. baton's runtime
 /// refuses every key it does not implement, so no layer can set this one: the value is
@@ -212,16 +291,14 @@ fn comparison(c: raw::ComparisonHolder, path: &str) -> Result<Comparison, Config
             ))
         }
     }
-    let value = match v.default_value.unwrap_or(0) {
-        n @ 0..=0xFFFF_FFFF => n as u64,
-        n => {
-            return Err(err(
-                join_key(&vp, "default_value"),
-                format!("{n} out of range (a uint32)"),
-            ))
-        }
-    };
+    let value = u64::from(uint32(v.default_value, &join_key(&vp, "default_value"))?);
     Ok(Comparison { op, value })
+}
+
+/// A proto `uint32` read wider (0 when unset), so that a value out of range gets a message.
+pub(super) fn uint32(v: Option<i64>, path: &str) -> Result<u32, ConfigError> {
+    let n = v.unwrap_or(0);
+    u32::try_from(n).map_err(|_| err(path, format!("{n} out of range (a uint32)")))
 }
 
 /// A local reply body's `SubstitutionFormatString`.

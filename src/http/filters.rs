@@ -66,6 +66,10 @@ pub(super) struct Outcome {
     /// Request headers the filters add, before the route's request edits.
     pub request_edits: Vec<Op>,
     pub counts: FilterCounts,
+    /// A health check filter took the request as a health check (Envoy's
+    /// `StreamInfo::healthCheck`), answered here or passed through: what an access log's
+    /// `not_health_check_filter` reads.
+    pub health_check: bool,
 }
 
 /// What the filters read from the process besides the request.
@@ -110,10 +114,12 @@ pub(super) fn run(
         let own = found.map(|(_, c)| c);
         let answer = match &f.kind {
             HttpFilterKind::HealthCheck(hc) => {
-                health_check(hc, req, env, &mut out.edits).map(|(status, d)| Answer {
-                    flag: if status == 200 { 0 } else { Flags::LH },
-                    ..Answer::new(status, "", d)
-                })
+                health_check(hc, req, env, &mut out.edits, &mut out.health_check).map(
+                    |(status, d)| Answer {
+                        flag: if status == 200 { 0 } else { Flags::LH },
+                        ..Answer::new(status, "", d)
+                    },
+                )
             }
             HttpFilterKind::Cors => match route {
                 Some(r) if r.forwards => cors(&f.name, r, req, rng, &mut out),
@@ -157,6 +163,7 @@ fn health_check(
     req: &RequestHead<'_>,
     env: &Env<'_>,
     edits: &mut Vec<Op>,
+    matched: &mut bool,
 ) -> Option<(u16, &'static str)> {
     let failed = env.healthcheck_failed;
     let service_cluster = env.service_cluster;
@@ -171,6 +178,7 @@ fn health_check(
         }
         return None;
     }
+    *matched = true;
     edits.push(Op::fixed(
         "x-envoy-upstream-healthchecked-cluster",
         service_cluster,

@@ -8,11 +8,12 @@
 
 use std::time::Instant;
 
+use crate::access_log::filter::Filter;
 use crate::access_log::format::{Format, Names, Slots};
 use crate::access_log::json::JsonFormat;
-use crate::access_log::{Flags, Rq};
+use crate::access_log::Rq;
 use crate::config::template::{Template, Vars};
-use crate::config::{BodyFormat, BodyFormatKind, Comparison, HeaderMatcher, LocalReplyConfig};
+use crate::config::{BodyFormat, BodyFormatKind, LocalReplyConfig};
 use crate::route::edits::{apply, AddOp, HeaderList, Op};
 
 /// One listener's compiled `local_reply_config`.
@@ -29,21 +30,6 @@ struct Mapper {
     body: Option<String>,
     format: Option<Body>,
     headers: Vec<Op>,
-}
-
-#[derive(Debug)]
-enum Filter {
-    Status(Comparison),
-    Duration(Comparison),
-    /// The matcher and the capture slot of its header.
-    Header(HeaderMatcher, usize),
-    /// Any of these flags; 0 with `any`: any flag at all (an empty `flags` list).
-    Flags {
-        mask: u16,
-        any: bool,
-    },
-    And(Vec<Filter>),
-    Or(Vec<Filter>),
 }
 
 #[derive(Debug)]
@@ -70,25 +56,6 @@ pub struct Rewritten<'a> {
     pub custom_content_type: bool,
 }
 
-fn filter(f: &crate::config::LogFilter, slots: &mut Slots) -> Filter {
-    use crate::config::LogFilter as L;
-    match f {
-        L::Status(c) => Filter::Status(*c),
-        L::Duration(c) => Filter::Duration(*c),
-        L::Header(h) => Filter::Header(h.clone(), slots.req_slot(&h.name)),
-        L::ResponseFlags(names) => Filter::Flags {
-            mask: names
-                .iter()
-                // Envoy's names baton never sets (`RL`, `FI`, ...) have no bit: they never match.
-                .filter_map(|n| Flags::NAMES.iter().find(|(_, f)| f == n).map(|(b, _)| *b))
-                .fold(0, |a, b| a | b),
-            any: names.is_empty(),
-        },
-        L::And(list) => Filter::And(list.iter().map(|f| filter(f, slots)).collect()),
-        L::Or(list) => Filter::Or(list.iter().map(|f| filter(f, slots)).collect()),
-    }
-}
-
 fn body(b: &BodyFormat, slots: &mut Slots) -> Body {
     Body {
         render: match &b.kind {
@@ -98,31 +65,6 @@ fn body(b: &BodyFormat, slots: &mut Slots) -> Body {
             BodyFormatKind::Json(j) => Render::Json(JsonFormat::compile(j, slots)),
         },
         content_type: b.content_type.clone(),
-    }
-}
-
-impl Filter {
-    fn matches(&self, rq: &Rq, now: Instant) -> bool {
-        match self {
-            Filter::Status(c) => c.holds(u64::from(rq.status)),
-            Filter::Duration(c) => {
-                let ms = now.saturating_duration_since(rq.start).as_millis();
-                c.holds(u64::try_from(ms).unwrap_or(u64::MAX))
-            }
-            Filter::Header(m, slot) => {
-                let v = rq.cap.as_deref().and_then(|c| c.req(*slot));
-                crate::route::matcher::value_matches(m, v)
-            }
-            Filter::Flags { mask, any } => {
-                if *any {
-                    !rq.flags.is_empty()
-                } else {
-                    rq.flags.bits() & mask != 0
-                }
-            }
-            Filter::And(l) => l.iter().all(|f| f.matches(rq, now)),
-            Filter::Or(l) => l.iter().any(|f| f.matches(rq, now)),
-        }
     }
 }
 
@@ -151,7 +93,7 @@ impl LocalReply {
                     })
                     .collect();
                 Mapper {
-                    filter: filter(&m.filter, slots),
+                    filter: Filter::compile(&m.filter, slots),
                     status: m.status_code,
                     body: m.body.clone(),
                     format: m.body_format_override.as_ref().map(|b| body(b, slots)),

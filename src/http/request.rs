@@ -432,6 +432,7 @@ pub(super) fn decide(
     ctx: &mut Ctx,
     early: Option<LocalDecision>,
     trace: Option<&Inject>,
+    is_health_check: &mut bool,
 ) -> Decision {
     // The connection manager's own answer (a path it refuses or redirects) comes before the
     // filters. Local replies get `via` where they are written (`CtxEnv::local_reply`).
@@ -489,6 +490,7 @@ pub(super) fn decide(
     if outcome.counts != crate::stats::FilterCounts::default() {
         ctx.stats.filter_counts(listener, &outcome.counts);
     }
+    *is_health_check = outcome.health_check;
     let mut d = match outcome.answer {
         Some(a) => Decision::Local(LocalDecision {
             body: Cow::Borrowed(a.body),

@@ -93,6 +93,8 @@ pub struct Proxy {
     moving: Vec<Session>,
     /// The admin interface, when the bootstrap has `admin.address`.
     admin: Option<Admin>,
+    /// `stats_sinks`, flushed on the `StatsFlush` timer and once more at exit.
+    stats_sinks: crate::stats::sink::Sinks,
     /// The systemd notify socket (a no-op without `$NOTIFY_SOCKET`).
     notifier: Notifier,
     /// `--pid-file`, written once we serve.
@@ -340,6 +342,7 @@ impl Proxy {
             exit_reason: None,
             moving: Vec::new(),
             admin,
+            stats_sinks: crate::stats::sink::Sinks::new(&b.stats_sinks, b.stats_flush_interval),
             notifier: Notifier::from_env(),
             pid_file,
             successors: Successors::new(&opts_argv),
@@ -360,6 +363,12 @@ impl Proxy {
             &p.opts.service_cluster,
             &p.opts.service_node,
         );
+        p.ctx.stats.store.set_matcher(b.stats_matcher.clone());
+        if let Some(every) = p.stats_sinks.interval() {
+            p.ctx
+                .timers
+                .arm(Instant::now() + every, TimerKey::StatsFlush);
+        }
         if p.ctx.clusters.iter().any(|c| c.cfg.health_check.is_some()) {
             // Bounded like the DNS wait, from the start: a hot-restart parent gives its child
             // 10 s of silence during the handover.
@@ -1147,6 +1156,14 @@ impl Proxy {
             TimerKey::Restart => {
                 self.restart(|hr, host| hr.tick(host));
             }
+            TimerKey::StatsFlush => {
+                self.stats_sinks.flush(&self.ctx.stats.store);
+                if let Some(every) = self.stats_sinks.interval() {
+                    // From the due time, so flushes keep their rhythm; never in the past.
+                    let next = (at + every).max(self.ctx.now());
+                    self.ctx.timers.arm(next, TimerKey::StatsFlush);
+                }
+            }
         }
     }
 
@@ -1294,6 +1311,8 @@ impl Proxy {
             }
             self.restart(|hr, host| hr.check_progress(host));
             if self.exit_code.is_some() {
+                // What was counted since the last flush is sent before the process goes.
+                self.stats_sinks.flush(&self.ctx.stats.store);
                 self.send_moving();
                 if let Some(hr) = self.restart.as_mut() {
                     hr.flush_before_exit();

@@ -9,6 +9,7 @@
 
 mod render;
 mod scopes;
+pub mod sink;
 
 /// What travels on the restart channel (the state machine's wire type).
 pub use baton_statemachine::StatsSnapshot as Snapshot;
@@ -19,6 +20,8 @@ pub use scopes::{
 };
 
 use std::collections::HashMap;
+
+use crate::config::StatsMatcher;
 
 /// Index of a counter in a `Store`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +45,9 @@ struct GaugeSlot {
     own: i64,
     parent: i64,
     import: Import,
+    /// Set or changed at least once (Envoy's "used" flag: what a stats sink sends).
+    used: bool,
+    hidden: bool,
 }
 
 #[derive(Debug)]
@@ -49,6 +55,8 @@ struct CounterSlot {
     name: String,
     own: u64,
     parent: u64,
+    /// Left out of the read-outs and the sinks by `stats_config.stats_matcher`.
+    hidden: bool,
 }
 
 /// Whether a stat is a counter or a gauge, for the renderers.
@@ -64,9 +72,37 @@ pub struct Store {
     counters: Vec<CounterSlot>,
     gauges: Vec<GaugeSlot>,
     by_name: HashMap<String, (Kind, u32)>,
+    matcher: StatsMatcher,
+}
+
+/// Whether `name` is left out by `m` (Envoy's `StatsMatcher`, on the full name).
+fn rejects(m: &StatsMatcher, name: &str) -> bool {
+    let any = |l: &[crate::config::StringMatch]| {
+        l.iter()
+            .any(|p| crate::route::matcher::string_matches(p, name))
+    };
+    match m {
+        StatsMatcher::All => false,
+        StatsMatcher::Nothing => true,
+        StatsMatcher::Except(l) => any(l),
+        StatsMatcher::Only(l) => !any(l),
+    }
 }
 
 impl Store {
+    /// `stats_config.stats_matcher`: the stats it rejects (registered or still to come) are
+    /// counted as before (the proxy may read them) but left out of every read-out and sink, as
+    /// Envoy does not instantiate them.
+    pub fn set_matcher(&mut self, m: StatsMatcher) {
+        for c in &mut self.counters {
+            c.hidden = rejects(&m, &c.name);
+        }
+        for g in &mut self.gauges {
+            g.hidden = rejects(&m, &g.name);
+        }
+        self.matcher = m;
+    }
+
     /// Registers (or finds) the counter `name`. Two scopes with the same name (two listeners
     /// sharing a stat_prefix) share one counter, as in Envoy.
     pub fn counter(&mut self, name: &str) -> Counter {
@@ -78,6 +114,7 @@ impl Store {
             name: name.to_string(),
             own: 0,
             parent: 0,
+            hidden: rejects(&self.matcher, name),
         });
         self.by_name.insert(name.to_string(), (Kind::Counter, i));
         Counter(i)
@@ -94,6 +131,8 @@ impl Store {
             own: 0,
             parent: 0,
             import,
+            used: false,
+            hidden: rejects(&self.matcher, name),
         });
         self.by_name.insert(name.to_string(), (Kind::Gauge, i));
         Gauge(i)
@@ -115,6 +154,7 @@ impl Store {
     pub fn gauge_add(&mut self, g: Gauge, d: i64) {
         if let Some(s) = self.gauges.get_mut(g.0 as usize) {
             s.own = s.own.wrapping_add(d);
+            s.used = true;
         }
     }
 
@@ -122,7 +162,28 @@ impl Store {
     pub fn set(&mut self, g: Gauge, v: i64) {
         if let Some(s) = self.gauges.get_mut(g.0 as usize) {
             s.own = v;
+            s.used = true;
         }
+    }
+
+    /// Every counter by index: its name and this process's own count (without what a
+    /// hot-restart parent counted, which the parent reports itself).
+    pub fn own_counters(&self) -> impl Iterator<Item = (usize, &str, u64)> {
+        self.counters
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.hidden)
+            .map(|(i, c)| (i, c.name.as_str(), c.own))
+    }
+
+    /// Every gauge that was ever set or changed (here or in a hot-restart parent), with the
+    /// value shown.
+    pub fn used_gauges(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.gauges
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.used && !g.hidden)
+            .map(|(i, g)| (g.name.as_str(), self.gauge_value(Gauge(i as u32))))
     }
 
     /// The value shown: own plus the parent's contribution.
@@ -147,11 +208,14 @@ impl Store {
         }
     }
 
-    /// Every stat as (name, kind, value), sorted by name.
+    /// Every stat the matcher keeps as (name, kind, value), sorted by name.
     pub fn entries(&self) -> Vec<(&str, Kind, i128)> {
         let mut v: Vec<(&str, Kind, i128)> =
             Vec::with_capacity(self.counters.len() + self.gauges.len());
         for (i, c) in self.counters.iter().enumerate() {
+            if c.hidden {
+                continue;
+            }
             v.push((
                 &c.name,
                 Kind::Counter,
@@ -159,6 +223,9 @@ impl Store {
             ));
         }
         for (i, g) in self.gauges.iter().enumerate() {
+            if g.hidden {
+                continue;
+            }
             v.push((
                 &g.name,
                 Kind::Gauge,
@@ -210,6 +277,7 @@ impl Store {
             };
             if let Some(s) = self.gauges.get_mut(g.0 as usize) {
                 s.parent = *v;
+                s.used |= *v != 0;
             }
         }
     }

@@ -13,6 +13,30 @@ node: { id: n1, cluster: c1 }
 admin:
   address: { socket_address: { address: 127.0.0.1, port_value: 9901 } }
   access_log_path: /dev/null
+  access_log:
+  - name: envoy.access_loggers.stdout
+    filter: { status_code_filter: { comparison: { op: GE, value: { default_value: 400, runtime_key: admin.min } } } }
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog
+      log_format: { text_format: "admin %RESPONSE_CODE% %REQ(:PATH)%\n" }
+stats_flush_interval: 2.5s
+stats_config:
+  use_all_default_tags: true
+  stats_matcher:
+    exclusion_list:
+      patterns:
+      - prefix: "cluster.dead."
+      - safe_regex: { regex: ".*_bucket$" }
+stats_sinks:
+- name: envoy.stat_sinks.statsd
+  typed_config:
+    "@type": type.googleapis.com/envoy.config.metrics.v3.StatsdSink
+    address: { socket_address: { address: 127.0.0.1, port_value: 8125, protocol: UDP } }
+    prefix: edge
+- name: envoy.statsd
+  typed_config:
+    "@type": type.googleapis.com/envoy.config.metrics.v3.StatsdSink
+    address: { socket_address: { address: "::1", port_value: 8126 } }
 overload_manager:
   resource_monitors:
   - name: envoy.resource_monitors.global_downstream_max_connections
@@ -60,6 +84,14 @@ static_resources:
               "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog
               log_format: { text_format: "%RESPONSE_CODE%\n" }
           - name: envoy.access_loggers.file
+            filter:
+              or_filter:
+                filters:
+                - not_health_check_filter: {}
+                - traceable_filter: {}
+                - runtime_filter: { runtime_key: logs.sampled, percent_sampled: { numerator: 25, denominator: TEN_THOUSAND }, use_independent_randomness: true }
+                - runtime_filter: { runtime_key: logs.default }
+                - grpc_status_filter: { statuses: [OK, UNAVAILABLE], exclude: true }
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
               path: /dev/null

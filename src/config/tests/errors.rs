@@ -262,7 +262,7 @@ fn raw_buffer_transport_sockets_refuse_unknown_fields() {
             "3 errors:\n  \
              {cluster}.typed_config.bogus_field: unknown or unsupported field \"bogus_field\" \
              (no fields are accepted here)\n  \
-             {cluster}.filter: not supported by baton (access-log filters)\n  \
+             {cluster}.filter: not supported by baton (only access loggers take a filter)\n  \
              {chain}.typed_config.also_bogus: unknown or unsupported field \"also_bogus\" \
              (no fields are accepted here)"
         )
@@ -307,9 +307,139 @@ fn tls_socket_by_name_alone_is_the_context_of_its_place() {
 }
 
 #[test]
+fn stats_sink_errors() {
+    const T: &str = "type.googleapis.com/envoy.config.metrics.v3.StatsdSink";
+    let sink = |fields: &str| {
+        err_with(&[(
+            "stats_sinks",
+            &format!(
+                "[{{name: envoy.stat_sinks.statsd, typed_config: {{\"@type\": {T}{fields}}}}}]"
+            ),
+        )])
+    };
+    assert_eq!(
+        sink(""),
+        "stats_sinks[0].typed_config.address: required field is missing"
+    );
+    assert_eq!(
+        sink(", tcp_cluster_name: statsd"),
+        "stats_sinks[0].typed_config.tcp_cluster_name: not supported by baton (statsd over TCP \
+         through a cluster; use address, UDP)"
+    );
+    assert_eq!(
+        sink(", address: {socket_address: {address: statsd.local, port_value: 8125}}"),
+        "stats_sinks[0].typed_config.address.socket_address.address: not an IP address: \
+         \"statsd.local\""
+    );
+    assert_eq!(
+        sink(", address: {socket_address: {address: 127.0.0.1, port_value: 0}}"),
+        "stats_sinks[0].typed_config.address.socket_address.port_value: 0 out of range"
+    );
+    assert!(
+        sink(", address: {socket_address: {address: 127.0.0.1, port_value: 1}}, buffer: 1")
+            .starts_with("stats_sinks[0].typed_config.buffer: unknown or unsupported field")
+    );
+    assert_eq!(
+        err_with(&[(
+            "stats_sinks",
+            "[{name: envoy.stat_sinks.dog_statsd, typed_config: {\"@type\": type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink}}]"
+        )]),
+        "stats_sinks[0].typed_config.@type: extension type \
+         \"type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink\" is not supported by baton"
+    );
+    assert_eq!(
+        err_with(&[("stats_sinks", "[{name: envoy.stat_sinks.hystrix}]")]),
+        "stats_sinks[0].name: unknown or unsupported extension \"envoy.stat_sinks.hystrix\" \
+         (no typed_config \"@type\" says what it is)"
+    );
+    assert_eq!(
+        err_with(&[("stats_flush_interval", "300s")]),
+        "stats_flush_interval: 300s out of range (at least 1ms, less than 300s)"
+    );
+    assert_eq!(
+        err_with(&[("stats_flush_on_admin", "true")]),
+        "stats_flush_on_admin: not supported by baton (flushing only when the admin reads the \
+         stats; use stats_flush_interval)"
+    );
+    // Loads: the default prefix and interval, a UDP or TCP protocol (always sent over UDP).
+    let b = ok_with(&[(
+        "stats_sinks",
+        &format!("[{{name: envoy.statsd, typed_config: {{\"@type\": {T}, address: {{socket_address: {{address: 127.0.0.1, port_value: 8125, protocol: UDP}}}}}}}}]"),
+    )]);
+    assert_eq!(
+        b.stats_sinks,
+        vec![StatsdSink {
+            address: "127.0.0.1:8125".parse().unwrap(),
+            prefix: "envoy".into()
+        }]
+    );
+    assert_eq!(b.stats_flush_interval, std::time::Duration::from_secs(5));
+    let b = ok_with(&[
+        ("stats_flush_interval", "0.25s"),
+        ("stats_flush_on_admin", "false"),
+    ]);
+    assert_eq!(
+        b.stats_flush_interval,
+        std::time::Duration::from_millis(250)
+    );
+}
+
+#[test]
+fn stats_config_errors() {
+    let sc = |v: &str| err_with(&[("stats_config", v)]);
+    assert_eq!(
+        sc("{stats_tags: [{tag_name: a, regex: b}]}"),
+        "stats_config.stats_tags: not supported by baton (custom tag extraction; the default \
+         tags are applied)"
+    );
+    assert_eq!(
+        sc("{use_all_default_tags: false}"),
+        "stats_config.use_all_default_tags: not supported by baton with false (the default \
+         tags are always applied)"
+    );
+    assert_eq!(
+        sc("{histogram_bucket_settings: [{match: {prefix: a}, buckets: [1]}]}"),
+        "stats_config.histogram_bucket_settings: not supported by baton (baton keeps no \
+         histograms)"
+    );
+    assert_eq!(
+        sc("{stats_matcher: {}}"),
+        "stats_config.stats_matcher: one of reject_all, exclusion_list, inclusion_list is \
+         required"
+    );
+    assert_eq!(
+        sc("{stats_matcher: {reject_all: true, inclusion_list: {patterns: [{prefix: a}]}}}"),
+        "stats_config.stats_matcher: only one of reject_all, exclusion_list, inclusion_list \
+         may be set"
+    );
+    assert_eq!(
+        sc("{stats_matcher: {inclusion_list: {patterns: []}}}"),
+        "stats_config.stats_matcher.inclusion_list.patterns: at least 1 pattern is required"
+    );
+    assert_eq!(
+        sc("{stats_matcher: {exclusion_list: {patterns: [{prefix: \"\"}]}}}"),
+        "stats_config.stats_matcher.exclusion_list.patterns[0].prefix: must not be empty"
+    );
+    let m = |v: &str| ok_with(&[("stats_config", v)]).stats_matcher;
+    assert_eq!(m("{}"), StatsMatcher::All);
+    assert_eq!(
+        m("{use_all_default_tags: true, stats_matcher: {reject_all: false}}"),
+        StatsMatcher::All
+    );
+    assert_eq!(
+        m("{stats_matcher: {reject_all: true}}"),
+        StatsMatcher::Nothing
+    );
+    assert!(matches!(
+        m("{stats_matcher: {inclusion_list: {patterns: [{prefix: http.}, {exact: server.live}]}}}"),
+        StatsMatcher::Only(l) if l.len() == 2
+    ));
+}
+
+#[test]
 fn unsupported_envoy_features_say_so() {
     let cases: &[(&str, &str, &str)] = &[
-        ("stats_sinks", "[]", "stats sinks; scrape /stats instead"),
+        ("cluster_manager", "{}", "cluster manager settings"),
         (
             "static_resources.clusters[0].outlier_detection",
             "{}",
@@ -841,12 +971,97 @@ fn access_log_errors() {
         err_with(&[(&al, &format!("[{bad}]"))]),
         format!("{al}[0].typed_config.log_format.text_format_source: unterminated command operator \"%DURATION\" at offset 0")
     );
-    assert_eq!(
+    const KINDS: &str = "status_code_filter, duration_filter, not_health_check_filter, \
+         traceable_filter, runtime_filter, and_filter, or_filter, header_filter, \
+         response_flag_filter, grpc_status_filter";
+    let with_filter = |f: &str| {
         err_with(&[(
             &al,
-            "[{name: envoy.access_loggers.file, filter: {}, typed_config: {}}]"
-        )]),
-        format!("{al}[0].filter: not supported by baton (access-log filters)")
+            &format!("[{{name: envoy.access_loggers.stdout, filter: {f}}}]"),
+        )])
+    };
+    assert_eq!(
+        with_filter("{}"),
+        format!("{al}[0].filter: one filter kind is required ({KINDS})")
+    );
+    for (kind, what) in [
+        ("metadata_filter", "metadata"),
+        ("log_type_filter", "log types"),
+        ("extension_filter", "filter extensions"),
+    ] {
+        assert_eq!(
+            with_filter(&format!("{{{kind}: {{}}}}")),
+            format!(
+                "{al}[0].filter.{kind}: not supported by baton ({what}); supported filters: {KINDS}"
+            )
+        );
+    }
+    assert_eq!(
+        with_filter(
+            "{and_filter: {filters: [{not_health_check_filter: {}}, {metadata_filter: {}}]}}"
+        ),
+        format!(
+            "{al}[0].filter.and_filter.filters[1].metadata_filter: not supported by baton \
+             (metadata); supported filters: {KINDS}"
+        )
+    );
+    assert_eq!(
+        with_filter("{runtime_filter: {percent_sampled: {numerator: 5}}}"),
+        format!(
+            "{al}[0].filter.runtime_filter.runtime_key: required field is missing (Envoy \
+             requires a runtime key; percent_sampled applies while no runtime layer sets the key)"
+        )
+    );
+    assert_eq!(
+        with_filter("{runtime_filter: {runtime_key: k, percent_sampled: {numerator: 5, denominator: THOUSAND}}}"),
+        format!(
+            "{al}[0].filter.runtime_filter.percent_sampled.denominator: unknown value \
+             \"THOUSAND\" (supported: HUNDRED, TEN_THOUSAND, MILLION)"
+        )
+    );
+    assert_eq!(
+        with_filter("{grpc_status_filter: {statuses: [OK, NOPE]}}"),
+        format!(
+            "{al}[0].filter.grpc_status_filter.statuses[1]: unknown value \"NOPE\" \
+             (supported: OK, CANCELED, UNKNOWN, INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND, \
+             ALREADY_EXISTS, PERMISSION_DENIED, RESOURCE_EXHAUSTED, FAILED_PRECONDITION, \
+             ABORTED, OUT_OF_RANGE, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS, \
+             UNAUTHENTICATED)"
+        )
+    );
+    assert!(
+        with_filter("{not_health_check_filter: {x: 1}}").starts_with(&format!(
+            "{al}[0].filter.not_health_check_filter.x: unknown"
+        ))
+    );
+    // Every implemented kind loads, nested or not.
+    let b = ok_with(&[(
+        &al,
+        "[{name: envoy.access_loggers.stdout, filter: {or_filter: {filters: [\
+         {traceable_filter: {}}, {grpc_status_filter: {statuses: [UNAVAILABLE], exclude: true}}, \
+         {and_filter: {filters: [{not_health_check_filter: {}}, {runtime_filter: \
+         {runtime_key: k, percent_sampled: {numerator: 1, denominator: MILLION}, \
+         use_independent_randomness: true}}]}}]}}}]",
+    )]);
+    let got = b.listeners[0].access_log()[0].filter.clone();
+    assert_eq!(
+        got,
+        Some(LogFilter::Or(vec![
+            LogFilter::Traceable,
+            LogFilter::GrpcStatus {
+                statuses: vec![14],
+                exclude: true
+            },
+            LogFilter::And(vec![
+                LogFilter::NotHealthCheck,
+                LogFilter::Runtime(RuntimeSample {
+                    runtime_key: "k".into(),
+                    numerator: 1,
+                    denominator: 1_000_000,
+                    independent: true,
+                }),
+            ]),
+        ]))
     );
 }
 

@@ -39,6 +39,30 @@ const PROOFS: &[(&str, &str)] = &[
     ),
     ("Node.id", "tests/config_fields.rs::node_is_shown_in_server_info_and_the_command_line_overrides_it"),
     ("Node.cluster", "tests/config_fields.rs::node_is_shown_in_server_info_and_the_command_line_overrides_it"),
+    (
+        "Bootstrap.stats_sinks",
+        "tests/stats_sink.rs::statsd_lines_arrive_over_udp_with_counter_deltas",
+    ),
+    (
+        "Bootstrap.stats_flush_interval",
+        "tests/stats_sink.rs::statsd_lines_arrive_over_udp_with_counter_deltas",
+    ),
+    (
+        "Bootstrap.stats_matcher",
+        "tests/stats_sink.rs::the_stats_matcher_leaves_stats_out_of_every_read_out_and_the_sink",
+    ),
+    (
+        "StatsdSink.address",
+        "tests/stats_sink.rs::statsd_lines_arrive_over_udp_with_counter_deltas",
+    ),
+    (
+        "StatsdSink.prefix",
+        "tests/stats_sink.rs::statsd_lines_arrive_over_udp_with_counter_deltas",
+    ),
+    (
+        "Admin.access_log",
+        "tests/admin_hardening.rs::admin_access_log_loggers_have_their_format_and_filter",
+    ),
     ("Admin.address", "tests/admin_endpoints.rs::info_endpoints_and_errors"),
     (
         "Admin.access_log_path",
@@ -588,6 +612,27 @@ const PROOFS: &[(&str, &str)] = &[
     (
         "Comparison.value",
         "tests/local_reply_config.rs::mappers_rewrite_status_body_headers_and_format",
+    ),
+    (
+        "AccessLog.filter",
+        "tests/access_log_filters.rs::each_logger_writes_only_what_its_filter_lets_through",
+    ),
+    (
+        "RuntimeSample.numerator",
+        "tests/access_log_filters.rs::each_logger_writes_only_what_its_filter_lets_through",
+    ),
+    (
+        "RuntimeSample.denominator",
+        "tests/access_log_filters.rs::independent_randomness_samples_requests_that_share_a_request_id",
+    ),
+    (
+        "RuntimeSample.independent",
+        "tests/access_log_filters.rs::independent_randomness_samples_requests_that_share_a_request_id",
+    ),
+    // A label: shown in config_dump (no runtime layer can set the key).
+    (
+        "RuntimeSample.runtime_key",
+        "src/admin/dump/tests.rs::dump_loads_back_into_the_same_model",
     ),
     (
         "AccessLog.json",

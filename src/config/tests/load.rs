@@ -124,6 +124,9 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
         admin: None,
         node: None,
         max_downstream_connections: None,
+        stats_sinks: vec![],
+        stats_flush_interval: Duration::from_secs(5),
+        stats_matcher: StatsMatcher::All,
     }
 }
 
@@ -246,10 +249,34 @@ fn hcm_node_and_admin_fields() {
         admin,
         Some(Admin {
             address: None,
-            access_log_path: Some("/tmp/a.log".into())
+            access_log_path: Some("/tmp/a.log".into()),
+            access_log: vec![],
         })
     );
     assert_eq!(ok_with(&[("admin", "{access_log_path: \"\"}")]).admin, None);
+    // `admin.access_log[]`: loggers as a connection manager's, errors at their path.
+    let admin = ok_with(&[(
+        "admin",
+        "{access_log: [{name: envoy.access_loggers.stderr}]}",
+    )])
+    .admin;
+    assert_eq!(
+        admin.map(|a| a
+            .access_log
+            .iter()
+            .map(|l| l.path.clone())
+            .collect::<Vec<_>>()),
+        Some(vec!["/dev/stderr".to_string()])
+    );
+    assert_eq!(
+        err_with(&[(
+            "admin",
+            "{access_log: [{name: envoy.access_loggers.stdout, filter: {metadata_filter: {}}}]}"
+        )])
+        .split(';')
+        .next(),
+        Some("admin.access_log[0].filter.metadata_filter: not supported by baton (metadata)")
+    );
     assert_eq!(ok_with(&[("admin", "{}")]).admin, None);
     let l = &b.listeners[0];
     assert_eq!(l.address.port(), 0);
@@ -283,6 +310,7 @@ fn access_log_formats_kept_raw() {
             path: "/tmp/access.log".into(),
             format: DEFAULT_ACCESS_LOG_FORMAT.into(),
             json: None,
+            filter: None,
         }]
     );
     let custom = "%START_TIME% %REQ(:METHOD)% %RESPONSE_CODE% %RESPONSE_FLAGS%\n";
