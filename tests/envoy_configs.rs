@@ -100,7 +100,7 @@ const CORPUS: &[(&str, &[&str])] = &[
         "examples--dynamic-config-cp-envoy.yaml",
         &[
             "dynamic_resources",
-            "static_resources.clusters[0].typed_extension_protocol_options",
+            "static_resources.clusters[0].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
         ],
     ),
     (
@@ -112,7 +112,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--ext_authz-config-grpc-service-v3.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options",
+            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
         ],
     ),
@@ -125,7 +125,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--ext_authz-config-opa-service-v3.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options",
+            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
         ],
     ),
@@ -155,7 +155,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--grpc-bridge-client-envoy-proxy.yaml",
         &[
-            "static_resources.clusters[0].typed_extension_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.add_user_agent",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
         ],
@@ -163,7 +162,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--grpc-bridge-server-envoy-proxy.yaml",
         &[
-            "static_resources.clusters[0].typed_extension_protocol_options",
+            "static_resources.clusters[0].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].match.grpc",
         ],
     ),
@@ -217,7 +216,7 @@ const CORPUS: &[(&str, &[&str])] = &[
         "examples--load-reporting-service-envoy.yaml",
         &[
             "cluster_manager",
-            "static_resources.clusters[1].typed_extension_protocol_options",
+            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
         ],
     ),
     (
@@ -276,7 +275,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--opentelemetry-envoy-1.yaml",
         &[
-            "static_resources.clusters[2].typed_extension_protocol_options",
+            "static_resources.clusters[2].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
             "static_resources.listeners[0].traffic_direction",
@@ -288,7 +287,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--opentelemetry-envoy-2.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options",
+            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
             "static_resources.listeners[0].traffic_direction",
@@ -297,7 +296,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--opentelemetry-envoy-front-proxy.yaml",
         &[
-            "static_resources.clusters[2].typed_extension_protocol_options",
+            "static_resources.clusters[2].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[1].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
@@ -342,7 +341,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--skywalking-envoy-1.yaml",
         &[
-            "static_resources.clusters[2].typed_extension_protocol_options",
+            "static_resources.clusters[2].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
@@ -356,7 +355,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--skywalking-envoy-2.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options",
+            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing",
@@ -366,7 +365,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--skywalking-envoy-front-proxy.yaml",
         &[
-            "static_resources.clusters[2].typed_extension_protocol_options",
+            "static_resources.clusters[2].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].decorator",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[1].decorator",
@@ -421,7 +420,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--wasm-cc-envoy.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options",
+            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.http_filters",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
         ],
     ),

@@ -931,7 +931,55 @@ fn cluster(c: &Cluster) -> Value {
                 Some(map(vec![("value", n(c.healthy_panic_threshold))])),
             )])),
         ),
+        (
+            "typed_extension_protocol_options",
+            Some(upstream_http(&c.http)),
+        ),
     ])
+}
+
+/// A cluster's upstream HTTP protocol options, as the typed extension.
+fn upstream_http(h: &crate::config::UpstreamHttp) -> Value {
+    let http1 = h.proper_case_headers.then(|| {
+        map(vec![(
+            "header_key_format",
+            Some(map(vec![("proper_case_words", Some(map(vec![])))])),
+        )])
+    });
+    let options = map(vec![
+        (
+            "@type",
+            s(&format!(
+                "{T}envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+            )),
+        ),
+        (
+            "common_http_protocol_options",
+            Some(map(vec![
+                ("idle_timeout", timeout(h.idle_timeout)),
+                (
+                    "max_connection_duration",
+                    h.max_connection_duration.and_then(dur),
+                ),
+                ("max_headers_count", n(h.max_headers_count as u64)),
+                (
+                    "max_requests_per_connection",
+                    h.max_requests_per_connection.and_then(n),
+                ),
+            ])),
+        ),
+        (
+            "explicit_http_config",
+            Some(map(vec![(
+                "http_protocol_options",
+                Some(http1.unwrap_or_else(|| map(vec![]))),
+            )])),
+        ),
+    ]);
+    map(vec![(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        Some(options),
+    )])
 }
 
 /// A cluster's active health check, every default written out.

@@ -385,6 +385,7 @@ mod tests {
             circuit_breakers: Default::default(),
             health_check: None,
             healthy_panic_threshold: 50,
+            http: Default::default(),
         })
     }
 

@@ -15,6 +15,7 @@ mod validate_action;
 mod validate_health;
 mod validate_local_reply;
 mod validate_route;
+mod validate_upstream;
 
 pub use model::*;
 pub use validate_action::add_retry_on;

@@ -778,6 +778,42 @@ pub struct Cluster {
     /// `common_lb_config.healthy_panic_threshold`, rounded to a whole percent (Envoy's
     /// default 50): below it the load balancer uses every host, healthy or not.
     pub healthy_panic_threshold: u32,
+    /// Upstream HTTP/1 connection options (`typed_extension_protocol_options`).
+    pub http: UpstreamHttp,
+}
+
+/// A cluster's `envoy.extensions.upstreams.http.v3.HttpProtocolOptions` (or the deprecated
+/// cluster fields it replaced): what baton's HTTP/1 connection pool honours.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamHttp {
+    /// `common_http_protocol_options.idle_timeout`: a pooled connection idle this long is
+    /// closed; Envoy's default 1 h; `None` when configured 0s.
+    pub idle_timeout: Option<Duration>,
+    /// `common_http_protocol_options.max_requests_per_connection`: a connection that carried
+    /// this many requests is closed instead of pooled; `None`: no limit (0 or unset).
+    pub max_requests_per_connection: Option<u32>,
+    /// `common_http_protocol_options.max_connection_duration`: a connection this old is not
+    /// reused (closed when idle, or after its exchange); `None`: no limit.
+    pub max_connection_duration: Option<Duration>,
+    /// `common_http_protocol_options.max_headers_count`: an upstream response head with more
+    /// headers is a protocol error; default 100.
+    pub max_headers_count: usize,
+    /// `http_protocol_options.header_key_format.proper_case_words`: request header names
+    /// sent upstream are written in Proper-Case.
+    pub proper_case_headers: bool,
+}
+
+/// Envoy's defaults: a 1 h idle timeout, no other limit, lower-case names as received.
+impl Default for UpstreamHttp {
+    fn default() -> UpstreamHttp {
+        UpstreamHttp {
+            idle_timeout: Some(Duration::from_secs(3600)),
+            max_requests_per_connection: None,
+            max_connection_duration: None,
+            max_headers_count: crate::http::codec::MAX_HEADERS,
+            proper_case_headers: false,
+        }
+    }
 }
 
 /// A cluster's `circuit_breakers.thresholds`, one set per routing priority. Every request

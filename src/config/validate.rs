@@ -1064,7 +1064,7 @@ const ESCAPED_SLASHES: &[EnumEntry<EscapedSlashes>] = &[
     ),
 ];
 
-const UNDERSCORES: &[EnumEntry<Underscores>] = &[
+pub(super) const UNDERSCORES: &[EnumEntry<Underscores>] = &[
     ("ALLOW", 0, Some(Underscores::Allow)),
     ("REJECT_REQUEST", 1, Some(Underscores::RejectRequest)),
     ("DROP_HEADER", 2, Some(Underscores::DropHeader)),
@@ -1587,7 +1587,17 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
     let health_check = super::validate_health::health_checks(c.health_checks, tls.is_some(), path)?;
     let healthy_panic_threshold =
         super::validate_health::panic_threshold(c.common_lb_config, path)?;
+    let http = super::validate_upstream::options(
+        super::validate_upstream::ClusterFields {
+            typed: &c.typed_extension_protocol_options,
+            common: c.common_http_protocol_options.as_ref(),
+            http1: c.http_protocol_options.as_ref(),
+            upstream: c.upstream_http_protocol_options.as_ref(),
+        },
+        path,
+    )?;
     Ok(Cluster {
+        http,
         health_check,
         healthy_panic_threshold,
         connect_timeout,

@@ -1057,6 +1057,7 @@ impl Proxy {
                 }
             }
             TimerKey::AcceptRetry => self.retry_accept(),
+            TimerKey::UpIdle(addr) => crate::http::upstream::idle_timer(&mut self.ctx, addr, at),
             TimerKey::Health(i, gen) => self.checkers.on_timer(&mut self.ctx, i, gen, at),
             TimerKey::PoolTrim => {
                 self.trim_armed = false;

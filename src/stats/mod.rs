@@ -14,8 +14,8 @@ mod scopes;
 pub use baton_statemachine::StatsSnapshot as Snapshot;
 pub use render::{json_str, render_json, render_prometheus, render_text};
 pub use scopes::{
-    listener_scope, ClusterStats, HostStats, HttpStats, ListenerStats, Refused, ServerState,
-    ServerStats, Stats,
+    listener_scope, ClusterStats, HostStats, HttpStats, ListenerStats, PoolLimit, Refused,
+    ServerState, ServerStats, Stats,
 };
 
 use std::collections::HashMap;

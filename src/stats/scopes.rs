@@ -209,6 +209,11 @@ pub struct ClusterStats {
     pub upstream_rq_retry_overflow: Counter,
     /// A connection the cluster needed was not opened: `max_connections` reached.
     pub upstream_cx_overflow: Counter,
+    /// Pooled connections closed by the cluster's `idle_timeout`, `max_requests_per_connection`
+    /// and `max_connection_duration` (Envoy's names).
+    pub upstream_cx_idle_timeout: Counter,
+    pub upstream_cx_max_requests: Counter,
+    pub upstream_cx_max_duration_reached: Counter,
     /// Requests answered 503 `UO` by `max_pending_requests` or `max_requests`.
     pub upstream_rq_pending_overflow: Counter,
     pub upstream_rq_active: Gauge,
@@ -221,6 +226,14 @@ pub struct ClusterStats {
     pub update_success: Counter,
     pub update_failure: Counter,
     pub lb_healthy_panic: Counter,
+}
+
+/// Why the upstream pool closed a connection (a cluster's protocol options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolLimit {
+    IdleTimeout,
+    MaxRequests,
+    MaxDuration,
 }
 
 /// `cluster.<name>.circuit_breakers.<priority>.*`: the breakers' state in this process
@@ -411,6 +424,9 @@ impl Stats {
                 let upstream_rq_retry_limit_exceeded = ctr("upstream_rq_retry_limit_exceeded");
                 let upstream_rq_retry_overflow = ctr("upstream_rq_retry_overflow");
                 let upstream_cx_overflow = ctr("upstream_cx_overflow");
+                let upstream_cx_idle_timeout = ctr("upstream_cx_idle_timeout");
+                let upstream_cx_max_requests = ctr("upstream_cx_max_requests");
+                let upstream_cx_max_duration_reached = ctr("upstream_cx_max_duration_reached");
                 let upstream_rq_pending_overflow = ctr("upstream_rq_pending_overflow");
                 let update_attempt = ctr("update_attempt");
                 let update_success = ctr("update_success");
@@ -434,6 +450,9 @@ impl Stats {
                     upstream_rq_retry_limit_exceeded,
                     upstream_rq_retry_overflow,
                     upstream_cx_overflow,
+                    upstream_cx_idle_timeout,
+                    upstream_cx_max_requests,
+                    upstream_cx_max_duration_reached,
                     upstream_rq_pending_overflow,
                     upstream_rq_active: s
                         .gauge(&format!("{c}.upstream_rq_active"), Import::Accumulate),
@@ -695,6 +714,17 @@ impl Stats {
                 cs.upstream_cx_overflow
             } else {
                 cs.upstream_rq_pending_overflow
+            });
+        }
+    }
+
+    /// Cluster `c`'s pool closed a connection for one of its limits.
+    pub fn pool_limit(&mut self, c: usize, why: PoolLimit) {
+        if let Some(cs) = self.clusters.get(c).copied() {
+            self.store.inc(match why {
+                PoolLimit::IdleTimeout => cs.upstream_cx_idle_timeout,
+                PoolLimit::MaxRequests => cs.upstream_cx_max_requests,
+                PoolLimit::MaxDuration => cs.upstream_cx_max_duration_reached,
             });
         }
     }

@@ -220,7 +220,9 @@ fn unknown_fields_are_named() {
         "static_resources.clusters[0].lb_polcy: unknown or unsupported field \"lb_polcy\" \
          (accepted here: name, connect_timeout, type, lb_policy, dns_lookup_family, \
          dns_refresh_rate, load_assignment, per_connection_buffer_limit_bytes, \
-         transport_socket, circuit_breakers, health_checks, common_lb_config)"
+         transport_socket, circuit_breakers, health_checks, common_lb_config, \
+         typed_extension_protocol_options, common_http_protocol_options, \
+         http_protocol_options, upstream_http_protocol_options)"
     );
     assert_eq!(
         err_with(&[(&hcm("http_filters[0].typed_config.dynamic_stats"), "false")]),

@@ -372,6 +372,30 @@ const PROOFS: &[(&str, &str)] = &[
     ),
     ("Listener.filter_chains", "tests/tls.rs::https_tls12_tls13_and_sni_choose_the_certificate"),
     ("Listener.inspect_timeout", "tests/tls.rs::bad_handshakes_cost_only_their_connection"),
+    (
+        "Cluster.http",
+        "tests/upstream_protocol_options.rs::max_requests_per_connection_two_makes_three_requests_use_two_connections",
+    ),
+    (
+        "UpstreamHttp.idle_timeout",
+        "tests/upstream_protocol_options.rs::idle_timeout_closes_a_pooled_connection_and_the_next_request_opens_another",
+    ),
+    (
+        "UpstreamHttp.max_requests_per_connection",
+        "tests/upstream_protocol_options.rs::max_requests_per_connection_two_makes_three_requests_use_two_connections",
+    ),
+    (
+        "UpstreamHttp.max_connection_duration",
+        "tests/upstream_protocol_options.rs::max_connection_duration_closes_an_idle_connection_and_one_in_use_after_its_exchange",
+    ),
+    (
+        "UpstreamHttp.max_headers_count",
+        "tests/upstream_protocol_options.rs::max_headers_count_refuses_a_response_with_more_headers",
+    ),
+    (
+        "UpstreamHttp.proper_case_headers",
+        "tests/upstream_protocol_options.rs::proper_case_words_writes_upstream_header_names_in_proper_case",
+    ),
     ("Cluster.health_check", "tests/health_checks.rs::a_host_failing_its_check_leaves_the_balancer_and_comes_back"),
     (
         "Cluster.healthy_panic_threshold",

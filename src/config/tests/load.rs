@@ -106,6 +106,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             circuit_breakers: Default::default(),
             health_check: None,
             healthy_panic_threshold: 50,
+            http: Default::default(),
         }],
         admin: None,
         node: None,
