@@ -79,6 +79,8 @@ pub enum TimerKey {
     PoolTrim,
     /// (checker index, checker generation): a health check is due or timed out.
     Health(usize, u64),
+    /// Outlier detection interval of one cluster.
+    Outlier(usize),
     /// Idle pooled upstream connections to this address may be past their idle deadline.
     UpIdle(std::net::SocketAddr),
 }

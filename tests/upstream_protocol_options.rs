@@ -7,93 +7,12 @@
 mod admin_util;
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use admin_util::{stat, wait_live};
+use common::counting::Origin;
 use common::*;
-
-/// An HTTP/1.1 keep-alive origin on 127.0.0.1 that counts accepted connections and the
-/// connections its peer closed (EOF), and keeps every request head as received. `/slow/N`
-/// answers after N ms; `/headers/N` answers with N extra headers.
-struct Origin {
-    port: u16,
-    accepted: Arc<AtomicU64>,
-    eofs: Arc<AtomicU64>,
-    heads: Arc<Mutex<Vec<String>>>,
-}
-
-impl Origin {
-    fn start() -> Origin {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind origin");
-        let port = l.local_addr().expect("origin address").port();
-        let o = Origin {
-            port,
-            accepted: Arc::default(),
-            eofs: Arc::default(),
-            heads: Arc::default(),
-        };
-        let (accepted, eofs, heads) = (o.accepted.clone(), o.eofs.clone(), o.heads.clone());
-        thread::spawn(move || {
-            for s in l.incoming() {
-                let Ok(s) = s else { return };
-                accepted.fetch_add(1, Ordering::SeqCst);
-                let (eofs, heads) = (eofs.clone(), heads.clone());
-                thread::spawn(move || serve(s, &eofs, &heads));
-            }
-        });
-        o
-    }
-
-    fn accepted(&self) -> u64 {
-        self.accepted.load(Ordering::SeqCst)
-    }
-
-    fn eofs(&self) -> u64 {
-        self.eofs.load(Ordering::SeqCst)
-    }
-}
-
-fn serve(mut s: TcpStream, eofs: &AtomicU64, heads: &Mutex<Vec<String>>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            match s.read(&mut chunk) {
-                Ok(0) => {
-                    eofs.fetch_add(1, Ordering::SeqCst);
-                    return;
-                }
-                Ok(n) => {
-                    buf.extend_from_slice(&chunk[..n]);
-                    continue;
-                }
-                Err(_) => return,
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
-        buf.drain(..end + 4);
-        let path = head.split(' ').nth(1).unwrap_or("/").to_string();
-        heads.lock().expect("heads").push(head);
-        let mut extra = String::new();
-        if let Some(ms) = path.strip_prefix("/slow/") {
-            thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
-        }
-        if let Some(n) = path.strip_prefix("/headers/") {
-            for i in 0..n.parse().unwrap_or(0) {
-                extra.push_str(&format!("x-h{i}: {i}\r\n"));
-            }
-        }
-        let resp = format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n{extra}\r\nok");
-        if s.write_all(resp.as_bytes()).is_err() {
-            return;
-        }
-    }
-}
 
 /// Baton in front of `o`, its cluster with these `HttpProtocolOptions` fields (flow YAML),
 /// and the admin port.
@@ -149,7 +68,7 @@ fn eventually(cond: impl Fn() -> bool) -> bool {
 
 #[test]
 fn idle_timeout_closes_a_pooled_connection_and_the_next_request_opens_another() {
-    let o = Origin::start();
+    let o = Origin::start(200);
     let (b, admin) = start(&o, "common_http_protocol_options: {idle_timeout: 0.5s}");
     let mut c = RawConn::connect(b.addr().port());
     assert_eq!(get(&mut c, "/", "").status(), 200);
@@ -163,7 +82,7 @@ fn idle_timeout_closes_a_pooled_connection_and_the_next_request_opens_another() 
 
 #[test]
 fn without_options_a_pooled_connection_is_reused() {
-    let o = Origin::start();
+    let o = Origin::start(200);
     let (b, admin) = start(&o, "common_http_protocol_options: {}");
     let mut c = RawConn::connect(b.addr().port());
     for _ in 0..3 {
@@ -176,7 +95,7 @@ fn without_options_a_pooled_connection_is_reused() {
 
 #[test]
 fn max_requests_per_connection_two_makes_three_requests_use_two_connections() {
-    let o = Origin::start();
+    let o = Origin::start(200);
     let (b, admin) = start(
         &o,
         "common_http_protocol_options: {max_requests_per_connection: 2}",
@@ -195,7 +114,7 @@ fn max_requests_per_connection_two_makes_three_requests_use_two_connections() {
 
 #[test]
 fn max_connection_duration_closes_an_idle_connection_and_one_in_use_after_its_exchange() {
-    let o = Origin::start();
+    let o = Origin::start(200);
     let (b, admin) = start(
         &o,
         "common_http_protocol_options: {max_connection_duration: 1s}",
@@ -222,7 +141,7 @@ fn max_connection_duration_closes_an_idle_connection_and_one_in_use_after_its_ex
 
 #[test]
 fn max_headers_count_refuses_a_response_with_more_headers() {
-    let o = Origin::start();
+    let o = Origin::start(200);
     let (b, _admin) = start(&o, "common_http_protocol_options: {max_headers_count: 4}");
     let mut c = RawConn::connect(b.addr().port());
     // content-length and 3 more: within the limit.
@@ -235,7 +154,7 @@ fn max_headers_count_refuses_a_response_with_more_headers() {
 
 #[test]
 fn proper_case_words_writes_upstream_header_names_in_proper_case() {
-    let o = Origin::start();
+    let o = Origin::start(200);
     let (b, _admin) = start(&o,
         "explicit_http_config: {http_protocol_options: {header_key_format: {proper_case_words: {}}}}",
     );
@@ -244,7 +163,7 @@ fn proper_case_words_writes_upstream_header_names_in_proper_case() {
         get(&mut c, "/", "x-custom-thing: v\r\nACCEPT: */*\r\n").status(),
         200
     );
-    let heads = o.heads.lock().expect("heads").clone();
+    let heads = o.heads();
     let head = heads.first().expect("a request");
     assert!(head.contains("\r\nHost: x\r\n"), "{head}");
     assert!(head.contains("\r\nX-Custom-Thing: v\r\n"), "{head}");

@@ -935,6 +935,61 @@ fn cluster(c: &Cluster) -> Value {
             "typed_extension_protocol_options",
             Some(upstream_http(&c.http)),
         ),
+        (
+            "outlier_detection",
+            c.outlier_detection.as_ref().map(outlier_detection),
+        ),
+    ])
+}
+
+/// A cluster's outlier detection, every default written out.
+fn outlier_detection(o: &crate::config::OutlierDetection) -> Value {
+    map(vec![
+        ("consecutive_5xx", n(o.consecutive_5xx)),
+        (
+            "consecutive_gateway_failure",
+            n(o.consecutive_gateway_failure),
+        ),
+        (
+            "consecutive_local_origin_failure",
+            n(o.consecutive_local_origin_failure),
+        ),
+        (
+            "split_external_local_origin_errors",
+            n(o.split_external_local_origin_errors),
+        ),
+        ("interval", dur(o.interval)),
+        ("base_ejection_time", dur(o.base_ejection_time)),
+        ("max_ejection_time", dur(o.max_ejection_time)),
+        ("max_ejection_percent", n(o.max_ejection_percent)),
+        ("always_eject_one_host", n(o.always_eject_one_host)),
+        ("enforcing_consecutive_5xx", n(o.enforcing_consecutive_5xx)),
+        (
+            "enforcing_consecutive_gateway_failure",
+            n(o.enforcing_consecutive_gateway_failure),
+        ),
+        (
+            "enforcing_consecutive_local_origin_failure",
+            n(o.enforcing_consecutive_local_origin_failure),
+        ),
+        ("enforcing_success_rate", n(o.enforcing_success_rate)),
+        (
+            "enforcing_local_origin_success_rate",
+            n(o.enforcing_local_origin_success_rate),
+        ),
+        (
+            "success_rate_minimum_hosts",
+            n(o.success_rate_minimum_hosts),
+        ),
+        (
+            "success_rate_request_volume",
+            n(o.success_rate_request_volume),
+        ),
+        ("success_rate_stdev_factor", n(o.success_rate_stdev_factor)),
+        (
+            "successful_active_health_check_uneject_host",
+            n(o.successful_active_health_check_uneject_host),
+        ),
     ])
 }
 

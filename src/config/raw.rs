@@ -724,6 +724,39 @@ pub struct Cluster {
     pub common_http_protocol_options: Option<HttpProtocolOptions>,
     pub http_protocol_options: Option<UpstreamHttp1Options>,
     pub upstream_http_protocol_options: Option<UpstreamHttpOptions>,
+    pub outlier_detection: Option<OutlierDetection>,
+}
+
+/// `outlier_detection`. The fields baton refuses are read as plain values so the refusal can
+/// name them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierDetection {
+    pub consecutive_5xx: Option<u32>,
+    pub consecutive_gateway_failure: Option<u32>,
+    pub consecutive_local_origin_failure: Option<u32>,
+    pub split_external_local_origin_errors: Option<bool>,
+    pub interval: Option<Dur>,
+    pub base_ejection_time: Option<Dur>,
+    pub max_ejection_time: Option<Dur>,
+    pub max_ejection_time_jitter: Option<Dur>,
+    pub max_ejection_percent: Option<u32>,
+    pub always_eject_one_host: Option<bool>,
+    pub enforcing_consecutive_5xx: Option<u32>,
+    pub enforcing_consecutive_gateway_failure: Option<u32>,
+    pub enforcing_consecutive_local_origin_failure: Option<u32>,
+    pub enforcing_success_rate: Option<u32>,
+    pub enforcing_local_origin_success_rate: Option<u32>,
+    pub success_rate_minimum_hosts: Option<u32>,
+    pub success_rate_request_volume: Option<u32>,
+    pub success_rate_stdev_factor: Option<u32>,
+    pub successful_active_health_check_uneject_host: Option<bool>,
+    pub enforcing_failure_percentage: Option<u32>,
+    pub enforcing_failure_percentage_local_origin: Option<u32>,
+    pub failure_percentage_threshold: Option<Value>,
+    pub failure_percentage_minimum_hosts: Option<Value>,
+    pub failure_percentage_request_volume: Option<Value>,
+    pub monitors: Option<Value>,
 }
 
 /// `envoy.extensions.upstreams.http.v3.HttpProtocolOptions`. The fields baton refuses are

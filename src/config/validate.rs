@@ -1596,8 +1596,14 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
         },
         path,
     )?;
+    let outlier_detection = c
+        .outlier_detection
+        .as_ref()
+        .map(|o| super::validate_health::outlier_detection(o, &p("outlier_detection")))
+        .transpose()?;
     Ok(Cluster {
         http,
+        outlier_detection,
         health_check,
         healthy_panic_threshold,
         connect_timeout,

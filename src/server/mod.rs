@@ -292,6 +292,15 @@ impl Proxy {
         for c in 0..p.ctx.clusters.len() {
             observe::membership(&mut p.ctx, c);
             waiting |= p.refresh_dns(c);
+            let outlier = p
+                .ctx
+                .clusters
+                .get(c)
+                .and_then(|c| c.cfg.outlier_detection.as_ref());
+            if let Some(o) = outlier {
+                let at = Instant::now() + o.interval;
+                p.ctx.timers.arm(at, TimerKey::Outlier(c));
+            }
         }
         p.checkers.sync(&mut p.ctx);
         if p.ctx.clusters.iter().any(|c| c.cfg.health_check.is_some()) {
@@ -1057,6 +1066,11 @@ impl Proxy {
                 }
             }
             TimerKey::AcceptRetry => self.retry_accept(),
+            TimerKey::Outlier(c) => {
+                if let Some(at) = observe::outlier_interval(&mut self.ctx, c) {
+                    self.ctx.timers.arm(at, TimerKey::Outlier(c));
+                }
+            }
             TimerKey::UpIdle(addr) => crate::http::upstream::idle_timer(&mut self.ctx, addr, at),
             TimerKey::Health(i, gen) => self.checkers.on_timer(&mut self.ctx, i, gen, at),
             TimerKey::PoolTrim => {

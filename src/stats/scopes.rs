@@ -273,6 +273,17 @@ impl BreakerGauges {
     }
 }
 
+/// `cluster.<name>.outlier_detection.*` (Envoy's outlier detector stats), for a cluster with
+/// `outlier_detection`. Per-kind arrays follow `cluster::outlier::KINDS`.
+#[derive(Debug, Clone, Copy)]
+pub struct OutlierStats {
+    pub ejections_active: Gauge,
+    pub ejections_overflow: Counter,
+    pub ejections_enforced_total: Counter,
+    pub ejections_detected: [Counter; 5],
+    pub ejections_enforced: [Counter; 5],
+}
+
 /// `cluster.<name>.health_check.*` (Envoy's health checker stats).
 #[derive(Debug, Clone, Copy)]
 pub struct HealthStats {
@@ -322,6 +333,7 @@ pub struct Stats {
     pub cluster_ssl: Vec<Option<SslStats>>,
     /// Indexed like `Ctx::clusters`: `cluster.<name>.health_check.*` of health-checked ones.
     pub health: Vec<Option<HealthStats>>,
+    pub outlier: Vec<Option<OutlierStats>>,
     state: ServerState,
     started: Instant,
     /// When epoch 0 started, for uptime_all_epochs.
@@ -482,6 +494,7 @@ impl Stats {
             tls: listeners.iter().map(|_| None).collect(),
             cluster_ssl: clusters.iter().map(|_| None).collect(),
             health: clusters.iter().map(|_| None).collect(),
+            outlier: clusters.iter().map(|_| None).collect(),
             state: ServerState::PreInitializing,
             started: Instant::now(),
             first_started: SystemTime::now(),
@@ -644,6 +657,30 @@ impl Stats {
             degraded: self.store.gauge(&format!("{p}.degraded"), Import::Never),
         };
         if let Some(slot) = self.health.get_mut(c) {
+            *slot = Some(st);
+        }
+    }
+
+    /// Registers `cluster.<name>.outlier_detection.*` for cluster `c`. The active gauge is
+    /// this process's view: never imported.
+    pub fn add_outlier_detection(&mut self, c: usize, name: &str) {
+        let p = format!("cluster.{name}.outlier_detection");
+        let kinds = crate::cluster::outlier::KINDS;
+        let mut ctr = |n: &str| self.store.counter(&format!("{p}.{n}"));
+        let ejections_overflow = ctr("ejections_overflow");
+        let ejections_enforced_total = ctr("ejections_enforced_total");
+        let ejections_detected = kinds.map(|k| ctr(&format!("ejections_detected_{}", k.name())));
+        let ejections_enforced = kinds.map(|k| ctr(&format!("ejections_enforced_{}", k.name())));
+        let st = OutlierStats {
+            ejections_active: self
+                .store
+                .gauge(&format!("{p}.ejections_active"), Import::Never),
+            ejections_overflow,
+            ejections_enforced_total,
+            ejections_detected,
+            ejections_enforced,
+        };
+        if let Some(slot) = self.outlier.get_mut(c) {
             *slot = Some(st);
         }
     }

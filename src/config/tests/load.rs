@@ -107,6 +107,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             health_check: None,
             healthy_panic_threshold: 50,
             http: Default::default(),
+            outlier_detection: None,
         }],
         admin: None,
         node: None,

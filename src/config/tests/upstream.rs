@@ -191,3 +191,58 @@ fn every_refusal_names_its_path() {
     )]);
     assert!(e.contains(&format!("{p}.@type: unknown type")), "{e}");
 }
+
+#[test]
+fn outlier_detection_loads_with_envoys_defaults_and_refuses_by_path() {
+    let b = ok_with(&[(&format!("{C}.outlier_detection"), "{}")]);
+    assert_eq!(
+        b.clusters[0].outlier_detection,
+        Some(OutlierDetection::default())
+    );
+    let d = OutlierDetection::default();
+    assert_eq!((d.consecutive_5xx, d.max_ejection_percent), (5, 10));
+    assert_eq!(d.interval, Duration::from_secs(10));
+    assert_eq!(d.base_ejection_time, Duration::from_secs(30));
+    assert_eq!(d.max_ejection_time, Duration::from_secs(300));
+    assert_eq!(d.enforcing_consecutive_gateway_failure, 0);
+    let b = ok_with(&[(
+        &format!("{C}.outlier_detection"),
+        "{consecutive_5xx: 3, interval: 1s, enforcing_failure_percentage: 0, \
+         max_ejection_time_jitter: 0s, split_external_local_origin_errors: true}",
+    )]);
+    let o = b.clusters[0].outlier_detection.clone().unwrap();
+    assert_eq!(o.consecutive_5xx, 3);
+    assert_eq!(o.interval, Duration::from_secs(1));
+    assert!(o.split_external_local_origin_errors);
+    let p = format!("{C}.outlier_detection");
+    for (fields, want) in [
+        (
+            "{enforcing_failure_percentage: 10}",
+            "enforcing_failure_percentage: not supported by baton (failure-percentage ejection)",
+        ),
+        (
+            "{failure_percentage_threshold: 90}",
+            "failure_percentage_threshold: not supported by baton",
+        ),
+        (
+            "{max_ejection_time_jitter: 1s}",
+            "max_ejection_time_jitter: not supported by baton",
+        ),
+        (
+            "{max_ejection_percent: 101}",
+            "max_ejection_percent: 101 out of range",
+        ),
+        (
+            "{enforcing_success_rate: 200}",
+            "enforcing_success_rate: 200 out of range",
+        ),
+        ("{interval: 0s}", "interval: must be greater than 0s"),
+        (
+            "{consecutive_50x: 1}",
+            "consecutive_50x: unknown or unsupported field",
+        ),
+    ] {
+        let e = err_with(&[(&p, fields)]);
+        assert!(e.contains(&format!("{p}.{want}")), "{fields}: {e}");
+    }
+}

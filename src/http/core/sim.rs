@@ -238,6 +238,7 @@ impl Env for TestEnv {
     fn upstream_rq_timeout(&mut self, _cluster: usize, _addr: SocketAddr) {}
 
     fn upstream_connect_fail(&mut self, _cluster: usize, _addr: SocketAddr, _timeout: bool) {}
+    fn upstream_reset(&mut self, _cluster: usize, _addr: SocketAddr) {}
 
     fn direct_response(&mut self) {}
 
