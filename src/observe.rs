@@ -491,10 +491,11 @@ pub fn outlier_interval(ctx: &mut Ctx, c: usize) -> Option<std::time::Instant> {
 /// An active health check of `addr` passed: an ejected host comes back (Envoy's
 /// `successful_active_health_check_uneject_host`).
 pub fn outlier_check_passed(ctx: &mut Ctx, c: usize, addr: SocketAddr) {
+    let now = ctx.now();
     let Some(cl) = ctx.clusters.get_mut(c) else {
         return;
     };
-    if cl.outlier_check_passed(addr) {
+    if cl.outlier_check_passed(addr, now) {
         log::info!(
             "cluster {}: host {addr} back from outlier ejection (active health check passed)",
             cl.cfg.name

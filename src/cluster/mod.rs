@@ -408,8 +408,8 @@ impl ClusterRt {
         let Some(i) = self.hosts.iter().position(|h| h.addr == addr) else {
             return out;
         };
-        let found = self.hosts[i].outlier.record(&cfg, o);
-        for (slot, kind) in out.iter_mut().zip(found) {
+        let found = self.hosts.get_mut(i).map(|h| h.outlier.record(&cfg, o));
+        for (slot, kind) in out.iter_mut().zip(found.unwrap_or_default()) {
             if let Some(k) = kind {
                 *slot = self.detected(i, k, &cfg, now, rng).map(|e| (k, e));
             }
@@ -431,14 +431,16 @@ impl ClusterRt {
             return None;
         }
         let active = self.hosts.iter().filter(|h| h.outlier.ejected).count();
-        if !outlier::may_eject(cfg, active, self.hosts.len()) {
+        let allowed = outlier::may_eject(cfg, active, self.hosts.len());
+        let h = self.hosts.get_mut(i)?;
+        h.outlier.detected(k);
+        if !allowed {
             return Some(Ejection::Overflow);
         }
         if rng.below(100) >= u64::from(k.enforcing(cfg)) {
             return Some(Ejection::NotEnforced);
         }
-        let h = self.hosts.get_mut(i)?;
-        h.outlier.eject(now);
+        h.outlier.eject(cfg, now);
         let time = h.outlier.ejection_time(cfg);
         self.refresh_lb();
         Some(Ejection::Ejected(time))
@@ -474,28 +476,34 @@ impl ClusterRt {
             &[(false, outlier::Kind::SuccessRate)]
         };
         for &(local, kind) in kinds {
+            // Every host's interval ends; an ejected host's is not judged.
             let counts: Vec<(usize, u64, u64)> = self
                 .hosts
                 .iter_mut()
                 .enumerate()
-                .filter(|(_, h)| !h.outlier.ejected)
                 .map(|(i, h)| {
                     let (ok, total) = h.outlier.take_counts(local);
-                    (i, ok, total)
+                    (i, ok, total, h.outlier.ejected)
                 })
+                .filter(|c| !c.3)
+                .map(|(i, ok, total, _)| (i, ok, total))
                 .collect();
             for i in outlier::success_rate_outliers(&cfg, &counts) {
-                if let Some(e) = self.detected(i, kind, &cfg, now, rng) {
-                    found.push((self.hosts[i].addr, kind, e));
+                let addr = self.hosts.get(i).map(|h| h.addr);
+                if let (Some(e), Some(addr)) = (self.detected(i, kind, &cfg, now, rng), addr) {
+                    found.push((addr, kind, e));
                 }
             }
+        }
+        for h in &mut self.hosts {
+            h.outlier.decay(&cfg, now);
         }
         (back, found)
     }
 
     /// An active health check of `addr` passed: an ejected host comes back when
     /// `successful_active_health_check_uneject_host` (Envoy's default). True when it did.
-    pub fn outlier_check_passed(&mut self, addr: SocketAddr) -> bool {
+    pub fn outlier_check_passed(&mut self, addr: SocketAddr, now: std::time::Instant) -> bool {
         let uneject = self
             .cfg
             .outlier_detection
@@ -504,10 +512,11 @@ impl ClusterRt {
         let Some(h) = self.hosts.iter_mut().find(|h| h.addr == addr) else {
             return false;
         };
-        if !uneject || !h.outlier.ejected {
+        // Envoy: only once the check made the host healthy (not failing active checks).
+        if !uneject || !h.outlier.ejected || h.health.failed {
             return false;
         }
-        h.outlier.uneject();
+        h.outlier.uneject(now);
         self.refresh_lb();
         true
     }
@@ -604,7 +613,7 @@ mod tests {
             [None, None]
         );
         // An active health check puts it back (Envoy's default), unless told not to.
-        assert!(c.outlier_check_passed(addr(1)));
+        assert!(c.outlier_check_passed(addr(1), now));
         assert_eq!(c.healthy_count(), 2);
         let mut keep = outlier_cluster(
             2,
@@ -614,7 +623,7 @@ mod tests {
             },
         );
         keep.outlier_record(addr(1), Outcome::Status(500), now, &mut rng);
-        assert!(!keep.outlier_check_passed(addr(1)));
+        assert!(!keep.outlier_check_passed(addr(1), now));
         assert_eq!(keep.ejected_count(), 1);
         // enforcing 0: detected, not ejected.
         let mut off = outlier_cluster(

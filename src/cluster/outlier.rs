@@ -73,8 +73,10 @@ pub struct HostOutlier {
     /// Envoy's `FAILED_OUTLIER_CHECK`: the load balancer skips the host (outside panic mode).
     pub ejected: bool,
     ejected_at: Option<Instant>,
-    /// Ejections so far, less one per interval spent not ejected: the ejection time's
-    /// multiplier.
+    /// When it last came back (the multiplier decays only from an interval after that).
+    unejected_at: Option<Instant>,
+    /// The ejection time's multiplier: one more per ejection (up to just past
+    /// `max_ejection_time`), one less per interval spent not ejected.
     num_ejections: u32,
     c5xx: u32,
     gateway: u32,
@@ -108,9 +110,8 @@ impl HostOutlier {
             (Outcome::ConnectFailed | Outcome::Timeout, true) => {
                 self.local_total += 1;
                 self.local = self.local.saturating_add(1);
-                let found = (self.local == cfg.consecutive_local_origin_failure)
-                    .then_some(Kind::ConsecutiveLocalOriginFailure);
-                return [found, None];
+                let found = self.local == cfg.consecutive_local_origin_failure;
+                return [found.then_some(Kind::ConsecutiveLocalOriginFailure), None];
             }
         };
         self.ext_total += 1;
@@ -137,45 +138,69 @@ impl HostOutlier {
         found
     }
 
-    /// Takes the host out of the load balancer.
-    pub fn eject(&mut self, now: Instant) {
+    /// A detection of kind `k` was acted on (an ejection, or one the limit or the roll
+    /// refused): its count starts again, so another run of errors is detected again
+    /// without a success in between (Envoy's rule).
+    pub fn detected(&mut self, k: Kind) {
+        match k {
+            Kind::Consecutive5xx => self.c5xx = 0,
+            Kind::ConsecutiveGatewayFailure => self.gateway = 0,
+            Kind::ConsecutiveLocalOriginFailure => self.local = 0,
+            Kind::SuccessRate | Kind::LocalOriginSuccessRate => {}
+        }
+    }
+
+    /// Takes the host out of the load balancer. The multiplier grows while base ×
+    /// multiplier is below `max_ejection_time` + base, as Envoy's does.
+    pub fn eject(&mut self, cfg: &OutlierDetection, now: Instant) {
         self.ejected = true;
         self.ejected_at = Some(now);
-        self.num_ejections = self.num_ejections.saturating_add(1);
+        let next = cfg.base_ejection_time.saturating_mul(self.num_ejections);
+        if next < cfg.max_ejection_time.saturating_add(cfg.base_ejection_time) {
+            self.num_ejections = self.num_ejections.saturating_add(1);
+        }
     }
 
     /// Puts the host back (its time is up, or an active health check passed); its counters
     /// start again.
-    pub fn uneject(&mut self) {
+    pub fn uneject(&mut self, now: Instant) {
         self.ejected = false;
         self.ejected_at = None;
+        self.unejected_at = Some(now);
         self.c5xx = 0;
         self.gateway = 0;
         self.local = 0;
     }
 
-    /// How long this ejection lasts: `base_ejection_time` × ejections, at most
-    /// `max_ejection_time` (or the base, when that is larger).
+    /// How long this ejection lasts: `base_ejection_time` × the multiplier, at most
+    /// `max_ejection_time` (which the config keeps at least the base).
     pub fn ejection_time(&self, cfg: &OutlierDetection) -> Duration {
-        let max = cfg.max_ejection_time.max(cfg.base_ejection_time);
         cfg.base_ejection_time
             .saturating_mul(self.num_ejections.max(1))
-            .min(max)
+            .min(cfg.max_ejection_time)
     }
 
-    /// The interval timer: an ejected host whose time is up comes back (true); a host not
-    /// ejected lowers its ejection multiplier by one.
+    /// The interval timer, first step: an ejected host whose time is up comes back (true).
     pub fn interval(&mut self, cfg: &OutlierDetection, now: Instant) -> bool {
-        match self.ejected_at {
-            Some(at) if self.ejected => {
-                if now.saturating_duration_since(at) >= self.ejection_time(cfg) {
-                    self.uneject();
-                    return true;
-                }
-            }
-            _ => self.num_ejections = self.num_ejections.saturating_sub(1),
+        let due = self.ejected
+            && self
+                .ejected_at
+                .is_some_and(|at| now.saturating_duration_since(at) >= self.ejection_time(cfg));
+        if due {
+            self.uneject(now);
         }
-        false
+        due
+    }
+
+    /// The interval timer, last step: a host not ejected, back for at least an interval,
+    /// lowers its multiplier by one.
+    pub fn decay(&mut self, cfg: &OutlierDetection, now: Instant) {
+        let back_long = self
+            .unejected_at
+            .is_some_and(|t| now.saturating_duration_since(t) >= cfg.interval);
+        if !self.ejected && back_long {
+            self.num_ejections = self.num_ejections.saturating_sub(1);
+        }
     }
 
     /// This interval's (successes, requests), external or local origin; the counts restart.
@@ -257,8 +282,15 @@ mod tests {
             h.record(&c, Outcome::Status(500)),
             [None, Some(Kind::Consecutive5xx)]
         );
-        // Only at the threshold, not past it.
+        // Past the threshold nothing more, until the detection is acted on: then a new run.
         assert_eq!(h.record(&c, Outcome::Status(500)), [None, None]);
+        h.detected(Kind::Consecutive5xx);
+        assert_eq!(h.record(&c, Outcome::Status(500)), [None, None]);
+        assert_eq!(h.record(&c, Outcome::Status(500)), [None, None]);
+        assert_eq!(
+            h.record(&c, Outcome::Status(500)),
+            [None, Some(Kind::Consecutive5xx)]
+        );
     }
 
     #[test]
@@ -321,21 +353,32 @@ mod tests {
         };
         let t0 = Instant::now();
         let mut h = HostOutlier::default();
-        h.eject(t0);
+        h.eject(&c, t0);
         assert_eq!(h.ejection_time(&c), Duration::from_secs(30));
         assert!(!h.interval(&c, t0 + Duration::from_secs(29)));
         assert!(h.interval(&c, t0 + Duration::from_secs(30)));
         assert!(!h.ejected);
-        h.eject(t0);
+        h.eject(&c, t0);
         assert_eq!(h.ejection_time(&c), Duration::from_secs(60));
-        h.uneject();
-        h.eject(t0);
+        h.uneject(t0);
+        h.eject(&c, t0);
         assert_eq!(h.ejection_time(&c), Duration::from_secs(70));
-        h.uneject();
-        // Intervals spent healthy lower the multiplier.
-        assert!(!h.interval(&c, t0));
-        assert!(!h.interval(&c, t0));
-        h.eject(t0);
+        // The multiplier stops once base × it reaches max + base (4 here).
+        for _ in 0..5 {
+            h.uneject(t0);
+            h.eject(&c, t0);
+        }
+        assert_eq!(h.num_ejections, 4);
+        h.uneject(t0);
+        // Intervals spent back (each at least an interval after the return) lower it.
+        h.decay(&c, t0);
+        assert_eq!(h.num_ejections, 4);
+        let later = t0 + c.interval;
+        h.decay(&c, later);
+        h.decay(&c, later);
+        h.decay(&c, later);
+        assert_eq!(h.num_ejections, 1);
+        h.eject(&c, t0);
         assert_eq!(h.ejection_time(&c), Duration::from_secs(60));
         assert_eq!(h.flag(), Some("/failed_outlier_check"));
     }

@@ -465,7 +465,25 @@ pub fn outlier_detection(
         Some(raw::Dur(d)) => Ok(d),
         None => Ok(default),
     };
+    let base_ejection_time = positive(
+        o.base_ejection_time,
+        "base_ejection_time",
+        d.base_ejection_time,
+    )?;
+    let max_ejection_time = positive(
+        o.max_ejection_time,
+        "max_ejection_time",
+        d.max_ejection_time,
+    )?;
+    if max_ejection_time < base_ejection_time {
+        return Err(err(
+            p("max_ejection_time"),
+            "must not be smaller than base_ejection_time (as in Envoy)",
+        ));
+    }
     Ok(super::model::OutlierDetection {
+        base_ejection_time,
+        max_ejection_time,
         consecutive_5xx: o.consecutive_5xx.unwrap_or(d.consecutive_5xx),
         consecutive_gateway_failure: o
             .consecutive_gateway_failure
@@ -475,16 +493,6 @@ pub fn outlier_detection(
             .unwrap_or(d.consecutive_local_origin_failure),
         split_external_local_origin_errors: o.split_external_local_origin_errors.unwrap_or(false),
         interval: positive(o.interval, "interval", d.interval)?,
-        base_ejection_time: positive(
-            o.base_ejection_time,
-            "base_ejection_time",
-            d.base_ejection_time,
-        )?,
-        max_ejection_time: positive(
-            o.max_ejection_time,
-            "max_ejection_time",
-            d.max_ejection_time,
-        )?,
         max_ejection_percent: percent(
             o.max_ejection_percent,
             "max_ejection_percent",

@@ -238,6 +238,10 @@ fn outlier_detection_loads_with_envoys_defaults_and_refuses_by_path() {
         ),
         ("{interval: 0s}", "interval: must be greater than 0s"),
         (
+            "{base_ejection_time: 400s}",
+            "max_ejection_time: must not be smaller than base_ejection_time",
+        ),
+        (
             "{consecutive_50x: 1}",
             "consecutive_50x: unknown or unsupported field",
         ),
