@@ -603,6 +603,13 @@ mod tests {
         );
         assert_eq!(c.healthy_count(), 1);
         assert_eq!(c.hosts[0].flags(), "/failed_outlier_check");
+        c.hosts[0].health.failed = true;
+        c.hosts[0].health.excluded = true;
+        assert_eq!(
+            c.hosts[0].flags(),
+            "/failed_active_hc/failed_outlier_check/excluded_via_immediate_hc_fail"
+        );
+        c.hosts[0].health = health::HostHealth::healthy();
         for _ in 0..10 {
             let i = c.pick(&mut rng).unwrap();
             assert_eq!(c.hosts[i].addr, addr(2));
