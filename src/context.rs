@@ -179,6 +179,9 @@ impl Ctx {
             if c.cfg.health_check.is_some() {
                 stats.add_health_check(i, &c.cfg.name);
             }
+            if c.cfg.outlier_detection.is_some() {
+                stats.add_outlier_detection(i, &c.cfg.name);
+            }
         }
         let limits = crate::http::filters::RateLimits::new(&listeners, &mut stats, Instant::now());
         Ctx {

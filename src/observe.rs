@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 
 use crate::access_log::{Captured, Flags, Rq, Slots, FLUSH_EVERY};
 use crate::cluster::breakers::Resource;
+use crate::cluster::outlier::Outcome;
+use crate::cluster::Ejection;
 use crate::context::Ctx;
 use crate::http::codec::RequestHead;
 use crate::reactor::TimerKey;
@@ -365,6 +367,7 @@ pub fn upstream_rq_timeout(ctx: &mut Ctx, c: usize, addr: SocketAddr) {
     if let Some(h) = ctx.clusters.get_mut(c).and_then(|cl| cl.host_mut(addr)) {
         h.stats.rq_timeout += 1;
     }
+    outlier(ctx, c, addr, Outcome::Timeout);
 }
 
 /// A new upstream connection to `addr` for cluster `c` was started.
@@ -398,6 +401,7 @@ pub fn upstream_connect_fail(ctx: &mut Ctx, c: usize, addr: SocketAddr, timeout:
             ctx.stats.store.inc(cs.upstream_cx_connect_timeout);
         }
     }
+    outlier(ctx, c, addr, Outcome::ConnectFailed);
     let Some(cl) = ctx.clusters.get_mut(c) else {
         return;
     };
@@ -410,6 +414,102 @@ pub fn upstream_connect_fail(ctx: &mut Ctx, c: usize, addr: SocketAddr, timeout:
                 "cluster {name}: connecting to {addr} {how} (logged again when it recovers)"
             );
         }
+    }
+}
+
+/// Outlier detection hears an attempt's outcome on host `addr` of cluster `c`: counters,
+/// and an ejection with its stats and log line when one is due. Nothing without
+/// `outlier_detection`.
+pub fn outlier(ctx: &mut Ctx, c: usize, addr: SocketAddr, o: Outcome) {
+    let now = ctx.now();
+    let Some(cl) = ctx.clusters.get_mut(c) else {
+        return;
+    };
+    if cl.cfg.outlier_detection.is_none() {
+        return;
+    }
+    let found = cl.outlier_record(addr, o, now, &mut ctx.rng);
+    for (kind, e) in found.into_iter().flatten() {
+        outlier_detected(ctx, c, addr, kind, e);
+    }
+}
+
+/// A detection's stats (`ejections_detected_*`, `_enforced_*`, `_overflow`), the active
+/// gauge, membership, and a log line for an ejection.
+fn outlier_detected(
+    ctx: &mut Ctx,
+    c: usize,
+    addr: SocketAddr,
+    kind: crate::cluster::outlier::Kind,
+    e: Ejection,
+) {
+    if let Some(Some(st)) = ctx.stats.outlier.get(c).copied() {
+        let s = &mut ctx.stats.store;
+        s.inc(st.ejections_detected[kind.index()]);
+        match e {
+            Ejection::Ejected(_) => {
+                s.inc(st.ejections_enforced[kind.index()]);
+                s.inc(st.ejections_enforced_total);
+            }
+            Ejection::Overflow => s.inc(st.ejections_overflow),
+            Ejection::NotEnforced => {}
+        }
+    }
+    if let (Ejection::Ejected(t), Some(cl)) = (e, ctx.clusters.get(c)) {
+        log::info!(
+            "cluster {}: host {addr} ejected by outlier detection ({}) for {t:?}",
+            cl.cfg.name,
+            kind.name()
+        );
+    }
+    outlier_gauge(ctx, c);
+}
+
+/// `outlier_detection.ejections_active` and the membership gauges after a change.
+fn outlier_gauge(ctx: &mut Ctx, c: usize) {
+    let n = ctx
+        .clusters
+        .get(c)
+        .map_or(0, |cl| cl.ejected_count() as i64);
+    if let Some(Some(st)) = ctx.stats.outlier.get(c).copied() {
+        ctx.stats.store.set(st.ejections_active, n);
+    }
+    membership(ctx, c);
+}
+
+/// Cluster `c`'s outlier detection interval: ejections whose time is up end, success rates
+/// are judged. Returns when the next interval is due (None without `outlier_detection`).
+pub fn outlier_interval(ctx: &mut Ctx, c: usize) -> Option<std::time::Instant> {
+    let now = ctx.now();
+    let cl = ctx.clusters.get_mut(c)?;
+    let every = cl.cfg.outlier_detection.as_ref()?.interval;
+    let name = cl.cfg.name.clone();
+    let (back, found) = cl.outlier_interval(now, &mut ctx.rng);
+    for addr in &back {
+        log::info!("cluster {name}: host {addr} back from outlier ejection");
+    }
+    for (addr, kind, e) in found {
+        outlier_detected(ctx, c, addr, kind, e);
+    }
+    if !back.is_empty() {
+        outlier_gauge(ctx, c);
+    }
+    Some(now + every)
+}
+
+/// An active health check of `addr` passed: an ejected host comes back (Envoy's
+/// `successful_active_health_check_uneject_host`).
+pub fn outlier_check_passed(ctx: &mut Ctx, c: usize, addr: SocketAddr) {
+    let now = ctx.now();
+    let Some(cl) = ctx.clusters.get_mut(c) else {
+        return;
+    };
+    if cl.outlier_check_passed(addr, now) {
+        log::info!(
+            "cluster {}: host {addr} back from outlier ejection (active health check passed)",
+            cl.cfg.name
+        );
+        outlier_gauge(ctx, c);
     }
 }
 

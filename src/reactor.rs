@@ -89,6 +89,10 @@ pub enum TimerKey {
     TraceReport(usize, u64),
     /// The stats sinks' flush (`stats_flush_interval`).
     StatsFlush,
+    /// Outlier detection interval of one cluster.
+    Outlier(usize),
+    /// Idle pooled upstream connections to this address may be past their idle deadline.
+    UpIdle(std::net::SocketAddr),
 }
 
 #[derive(Debug, Default)]

@@ -84,8 +84,8 @@ fn config_errors_exit_1_naming_the_field() {
         (
             "field",
             "    connect_timeout: 0.25s\n",
-            "    connect_timeout: 0.25s\n    outlier_detection: {}\n",
-            "static_resources.clusters[0].outlier_detection: not supported by baton (outlier detection)".into(),
+            "    connect_timeout: 0.25s\n    outlier_detection: {monitors: []}\n",
+            "static_resources.clusters[0].outlier_detection.monitors: not supported by baton (outlier detection monitors)".into(),
         ),
         (
             "type",

@@ -78,7 +78,7 @@ const CORPUS: &[(&str, &[&str])] = &[
         "examples--dynamic-config-cp-envoy.yaml",
         &[
             "dynamic_resources",
-            "static_resources.clusters[0].typed_extension_protocol_options",
+            "static_resources.clusters[0].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
         ],
     ),
     (
@@ -90,7 +90,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--ext_authz-config-grpc-service-v3.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options",
+            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
         ],
     ),
@@ -103,7 +103,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--ext_authz-config-opa-service-v3.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options",
+            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
         ],
     ),
@@ -133,14 +133,13 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--grpc-bridge-client-envoy-proxy.yaml",
         &[
-            "static_resources.clusters[0].typed_extension_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
         ],
     ),
     (
         "examples--grpc-bridge-server-envoy-proxy.yaml",
         &[
-            "static_resources.clusters[0].typed_extension_protocol_options",
+            "static_resources.clusters[0].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].match.grpc",
         ],
     ),
@@ -179,7 +178,7 @@ const CORPUS: &[(&str, &[&str])] = &[
         "examples--load-reporting-service-envoy.yaml",
         &[
             "cluster_manager",
-            "static_resources.clusters[1].typed_extension_protocol_options",
+            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
         ],
     ),
     ("examples--local_ratelimit-envoy.yaml", &[]),
@@ -232,7 +231,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--opentelemetry-envoy-1.yaml",
         &[
-            "static_resources.clusters[2].typed_extension_protocol_options",
+            "static_resources.clusters[2].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
@@ -240,14 +239,14 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--opentelemetry-envoy-2.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options",
+            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
     ),
     (
         "examples--opentelemetry-envoy-front-proxy.yaml",
         &[
-            "static_resources.clusters[2].typed_extension_protocol_options",
+            "static_resources.clusters[2].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
     ),
@@ -289,7 +288,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--skywalking-envoy-1.yaml",
         &[
-            "static_resources.clusters[2].typed_extension_protocol_options",
+            "static_resources.clusters[2].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
@@ -299,7 +298,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--skywalking-envoy-2.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options",
+            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
@@ -307,7 +306,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--skywalking-envoy-front-proxy.yaml",
         &[
-            "static_resources.clusters[2].typed_extension_protocol_options",
+            "static_resources.clusters[2].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
@@ -359,7 +358,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--wasm-cc-envoy.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options",
+            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.http_filters",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
         ],
     ),

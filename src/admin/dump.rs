@@ -1124,7 +1124,110 @@ fn cluster(c: &Cluster) -> Value {
                 )])
             }),
         ),
+        (
+            "typed_extension_protocol_options",
+            Some(upstream_http(&c.http)),
+        ),
+        (
+            "outlier_detection",
+            c.outlier_detection.as_ref().map(outlier_detection),
+        ),
     ])
+}
+
+/// A cluster's outlier detection, every default written out.
+fn outlier_detection(o: &crate::config::OutlierDetection) -> Value {
+    map(vec![
+        ("consecutive_5xx", n(o.consecutive_5xx)),
+        (
+            "consecutive_gateway_failure",
+            n(o.consecutive_gateway_failure),
+        ),
+        (
+            "consecutive_local_origin_failure",
+            n(o.consecutive_local_origin_failure),
+        ),
+        (
+            "split_external_local_origin_errors",
+            n(o.split_external_local_origin_errors),
+        ),
+        ("interval", dur(o.interval)),
+        ("base_ejection_time", dur(o.base_ejection_time)),
+        ("max_ejection_time", dur(o.max_ejection_time)),
+        ("max_ejection_percent", n(o.max_ejection_percent)),
+        ("always_eject_one_host", n(o.always_eject_one_host)),
+        ("enforcing_consecutive_5xx", n(o.enforcing_consecutive_5xx)),
+        (
+            "enforcing_consecutive_gateway_failure",
+            n(o.enforcing_consecutive_gateway_failure),
+        ),
+        (
+            "enforcing_consecutive_local_origin_failure",
+            n(o.enforcing_consecutive_local_origin_failure),
+        ),
+        ("enforcing_success_rate", n(o.enforcing_success_rate)),
+        (
+            "enforcing_local_origin_success_rate",
+            n(o.enforcing_local_origin_success_rate),
+        ),
+        (
+            "success_rate_minimum_hosts",
+            n(o.success_rate_minimum_hosts),
+        ),
+        (
+            "success_rate_request_volume",
+            n(o.success_rate_request_volume),
+        ),
+        ("success_rate_stdev_factor", n(o.success_rate_stdev_factor)),
+        (
+            "successful_active_health_check_uneject_host",
+            n(o.successful_active_health_check_uneject_host),
+        ),
+    ])
+}
+
+/// A cluster's upstream HTTP protocol options, as the typed extension.
+fn upstream_http(h: &crate::config::UpstreamHttp) -> Value {
+    let http1 = h.proper_case_headers.then(|| {
+        map(vec![(
+            "header_key_format",
+            Some(map(vec![("proper_case_words", Some(map(vec![])))])),
+        )])
+    });
+    let options = map(vec![
+        (
+            "@type",
+            s(&format!(
+                "{T}envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+            )),
+        ),
+        (
+            "common_http_protocol_options",
+            Some(map(vec![
+                ("idle_timeout", timeout(h.idle_timeout)),
+                (
+                    "max_connection_duration",
+                    h.max_connection_duration.and_then(dur),
+                ),
+                ("max_headers_count", n(h.max_headers_count as u64)),
+                (
+                    "max_requests_per_connection",
+                    h.max_requests_per_connection.and_then(n),
+                ),
+            ])),
+        ),
+        (
+            "explicit_http_config",
+            Some(map(vec![(
+                "http_protocol_options",
+                Some(http1.unwrap_or_else(|| map(vec![]))),
+            )])),
+        ),
+    ]);
+    map(vec![(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        Some(options),
+    )])
 }
 
 /// A cluster's active health check, every default written out.

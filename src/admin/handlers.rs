@@ -469,7 +469,7 @@ fn clusters(ctx: &Ctx) -> String {
                 ("rq_timeout", s.rq_timeout.to_string()),
                 ("rq_total", s.rq_total.to_string()),
                 ("hostname", host.to_string()),
-                ("health_flags", h.health.flags()),
+                ("health_flags", h.flags()),
                 ("weight", "1".to_string()),
             ] {
                 let _ = writeln!(b, "{n}::{a}::{k}::{v}");

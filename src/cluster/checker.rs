@@ -346,6 +346,9 @@ fn record(
             }
         }
     }
+    if result.is_ok() {
+        crate::observe::outlier_check_passed(ctx, cluster, addr);
+    }
     crate::observe::membership(ctx, cluster);
     let hc = ctx.clusters.get(cluster)?.cfg.health_check.as_ref()?;
     Some(health::interval(

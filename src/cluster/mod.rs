@@ -5,6 +5,7 @@ pub mod breakers;
 pub mod checker;
 pub mod dns;
 pub mod health;
+pub mod outlier;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -26,9 +27,39 @@ pub struct HostRt {
     connect_failing: bool,
     /// Active health state (always healthy without `health_checks`).
     pub health: health::HostHealth,
+    /// Outlier detection state (never ejected without `outlier_detection`).
+    pub outlier: outlier::HostOutlier,
 }
 
 impl HostRt {
+    /// The load balancer skips the host (outside panic mode): it fails its active health
+    /// check or is ejected by outlier detection (Envoy's healthy excludes both).
+    pub fn unhealthy(&self) -> bool {
+        self.health.failed || self.outlier.ejected
+    }
+
+    /// Envoy's `health_flags` in /clusters: `healthy`, or each flag as `/name` in Envoy's
+    /// order.
+    pub fn flags(&self) -> String {
+        if !self.unhealthy() {
+            return "healthy".to_string();
+        }
+        let mut s = String::new();
+        if self.health.failed {
+            s.push_str(&self.health.flags());
+        }
+        if let Some(f) = self.outlier.flag() {
+            // After /failed_active_hc, before the flags that follow it.
+            let at = if self.health.failed {
+                "/failed_active_hc".len()
+            } else {
+                0
+            };
+            s.insert_str(at, f);
+        }
+        s
+    }
+
     /// Records a connect outcome; true when it differs from the last one (worth a log line).
     pub fn connect_outcome(&mut self, ok: bool) -> bool {
         let changed = self.connect_failing == ok;
@@ -60,6 +91,17 @@ pub struct ClusterRt {
     lb_set: health::LbSet,
     /// The healthy hosts' indexes, when `lb_set` is `Healthy`.
     eligible: Vec<usize>,
+}
+
+/// What an outlier detection did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ejection {
+    /// The host is out for this long.
+    Ejected(std::time::Duration),
+    /// The `enforcing_*` roll said no.
+    NotEnforced,
+    /// `max_ejection_percent` was reached.
+    Overflow,
 }
 
 /// Keeps the addresses `family` allows, in the order it prefers.
@@ -222,6 +264,7 @@ impl ClusterRt {
                         None if self.cfg.health_check.is_some() => health::HostHealth::unchecked(),
                         None => health::HostHealth::healthy(),
                     },
+                    outlier: prev.map(|h| h.outlier.clone()).unwrap_or_default(),
                 }
             })
             .collect();
@@ -231,7 +274,7 @@ impl ClusterRt {
 
     /// Hosts not failing their health check.
     pub fn healthy_count(&self) -> usize {
-        self.hosts.iter().filter(|h| !h.health.failed).count()
+        self.hosts.iter().filter(|h| !h.unhealthy()).count()
     }
 
     /// Recomputes which hosts the load balancer uses; call after any health change.
@@ -249,7 +292,7 @@ impl ClusterRt {
                 .hosts
                 .iter()
                 .enumerate()
-                .filter(|(_, h)| !h.health.failed);
+                .filter(|(_, h)| !h.unhealthy());
             self.eligible.extend(ok.map(|(i, _)| i));
         }
     }
@@ -349,6 +392,140 @@ impl ClusterRt {
         self.hosts.iter_mut().find(|h| h.addr == addr)
     }
 
+    /// Outlier detection hears what an attempt on `addr` told about it; returns the
+    /// detections it made and what each did. Nothing without `outlier_detection`.
+    pub fn outlier_record(
+        &mut self,
+        addr: SocketAddr,
+        o: outlier::Outcome,
+        now: std::time::Instant,
+        rng: &mut Rng,
+    ) -> [Option<(outlier::Kind, Ejection)>; 2] {
+        let mut out = [None, None];
+        let Some(cfg) = self.cfg.outlier_detection.clone() else {
+            return out;
+        };
+        let Some(i) = self.hosts.iter().position(|h| h.addr == addr) else {
+            return out;
+        };
+        let found = self.hosts.get_mut(i).map(|h| h.outlier.record(&cfg, o));
+        for (slot, kind) in out.iter_mut().zip(found.unwrap_or_default()) {
+            if let Some(k) = kind {
+                *slot = self.detected(i, k, &cfg, now, rng).map(|e| (k, e));
+            }
+        }
+        out
+    }
+
+    /// Host `i` was found an outlier of kind `k`: ejects it when the `enforcing_*` roll and
+    /// `max_ejection_percent` allow. `None` when it is ejected already (Envoy ignores it).
+    fn detected(
+        &mut self,
+        i: usize,
+        k: outlier::Kind,
+        cfg: &crate::config::OutlierDetection,
+        now: std::time::Instant,
+        rng: &mut Rng,
+    ) -> Option<Ejection> {
+        if self.hosts.get(i)?.outlier.ejected {
+            return None;
+        }
+        let active = self.hosts.iter().filter(|h| h.outlier.ejected).count();
+        let allowed = outlier::may_eject(cfg, active, self.hosts.len());
+        let h = self.hosts.get_mut(i)?;
+        h.outlier.detected(k);
+        if !allowed {
+            return Some(Ejection::Overflow);
+        }
+        if rng.below(100) >= u64::from(k.enforcing(cfg)) {
+            return Some(Ejection::NotEnforced);
+        }
+        h.outlier.eject(cfg, now);
+        let time = h.outlier.ejection_time(cfg);
+        self.refresh_lb();
+        Some(Ejection::Ejected(time))
+    }
+
+    /// The outlier detection interval: ejected hosts whose time is up come back, and the
+    /// interval's success rates eject their outliers. Returns the hosts put back and the
+    /// success-rate detections.
+    pub fn outlier_interval(
+        &mut self,
+        now: std::time::Instant,
+        rng: &mut Rng,
+    ) -> (Vec<SocketAddr>, Vec<(SocketAddr, outlier::Kind, Ejection)>) {
+        let Some(cfg) = self.cfg.outlier_detection.clone() else {
+            return (Vec::new(), Vec::new());
+        };
+        let mut back = Vec::new();
+        for h in &mut self.hosts {
+            if h.outlier.interval(&cfg, now) {
+                back.push(h.addr);
+            }
+        }
+        if !back.is_empty() {
+            self.refresh_lb();
+        }
+        let mut found = Vec::new();
+        let kinds: &[(bool, outlier::Kind)] = if cfg.split_external_local_origin_errors {
+            &[
+                (false, outlier::Kind::SuccessRate),
+                (true, outlier::Kind::LocalOriginSuccessRate),
+            ]
+        } else {
+            &[(false, outlier::Kind::SuccessRate)]
+        };
+        for &(local, kind) in kinds {
+            // Every host's interval ends; an ejected host's is not judged.
+            let counts: Vec<(usize, u64, u64)> = self
+                .hosts
+                .iter_mut()
+                .enumerate()
+                .map(|(i, h)| {
+                    let (ok, total) = h.outlier.take_counts(local);
+                    (i, ok, total, h.outlier.ejected)
+                })
+                .filter(|c| !c.3)
+                .map(|(i, ok, total, _)| (i, ok, total))
+                .collect();
+            for i in outlier::success_rate_outliers(&cfg, &counts) {
+                let addr = self.hosts.get(i).map(|h| h.addr);
+                if let (Some(e), Some(addr)) = (self.detected(i, kind, &cfg, now, rng), addr) {
+                    found.push((addr, kind, e));
+                }
+            }
+        }
+        for h in &mut self.hosts {
+            h.outlier.decay(&cfg, now);
+        }
+        (back, found)
+    }
+
+    /// An active health check of `addr` passed: an ejected host comes back when
+    /// `successful_active_health_check_uneject_host` (Envoy's default). True when it did.
+    pub fn outlier_check_passed(&mut self, addr: SocketAddr, now: std::time::Instant) -> bool {
+        let uneject = self
+            .cfg
+            .outlier_detection
+            .as_ref()
+            .is_some_and(|c| c.successful_active_health_check_uneject_host);
+        let Some(h) = self.hosts.iter_mut().find(|h| h.addr == addr) else {
+            return false;
+        };
+        // Envoy: only once the check made the host healthy (not failing active checks).
+        if !uneject || !h.outlier.ejected || h.health.failed {
+            return false;
+        }
+        h.outlier.uneject(now);
+        self.refresh_lb();
+        true
+    }
+
+    /// Hosts ejected now (`outlier_detection.ejections_active`).
+    pub fn ejected_count(&self) -> usize {
+        self.hosts.iter().filter(|h| h.outlier.ejected).count()
+    }
+
     /// Adjusts the active-request count of the host at `addr` (it may have gone away).
     pub fn track(&mut self, addr: SocketAddr, delta: i32) {
         if let Some(h) = self.hosts.iter_mut().find(|h| h.addr == addr) {
@@ -386,7 +563,211 @@ mod tests {
             health_check: None,
             healthy_panic_threshold: 50,
             tcp_keepalive: None,
+            http: Default::default(),
+            outlier_detection: None,
         })
+    }
+
+    /// A STATIC round-robin cluster of `n` hosts with this outlier detection.
+    fn outlier_cluster(n: u16, od: crate::config::OutlierDetection) -> ClusterRt {
+        let eps: Vec<(&str, u16)> = (1..=n).map(|p| ("127.0.0.1", p)).collect();
+        let mut c = cluster(DiscoveryType::Static, LbPolicy::RoundRobin, &eps);
+        c.cfg.outlier_detection = Some(od);
+        c
+    }
+
+    fn addr(p: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], p))
+    }
+
+    #[test]
+    fn an_ejected_host_leaves_the_balancer_and_enforcing_decides() {
+        use crate::cluster::outlier::{Kind, Outcome};
+        let od = crate::config::OutlierDetection {
+            consecutive_5xx: 1,
+            max_ejection_percent: 100,
+            ..Default::default()
+        };
+        let mut c = outlier_cluster(2, od.clone());
+        let mut rng = Rng::with_seed(7);
+        let now = std::time::Instant::now();
+        let r = c.outlier_record(addr(1), Outcome::Status(500), now, &mut rng);
+        assert_eq!(
+            r,
+            [
+                None,
+                Some((
+                    Kind::Consecutive5xx,
+                    Ejection::Ejected(Duration::from_secs(30))
+                ))
+            ]
+        );
+        assert_eq!(c.healthy_count(), 1);
+        assert_eq!(c.hosts[0].flags(), "/failed_outlier_check");
+        c.hosts[0].health.failed = true;
+        c.hosts[0].health.excluded = true;
+        assert_eq!(
+            c.hosts[0].flags(),
+            "/failed_active_hc/failed_outlier_check/excluded_via_immediate_hc_fail"
+        );
+        c.hosts[0].health = health::HostHealth::healthy();
+        for _ in 0..10 {
+            let i = c.pick(&mut rng).unwrap();
+            assert_eq!(c.hosts[i].addr, addr(2));
+        }
+        // Already ejected: a further detection does nothing.
+        assert_eq!(
+            c.outlier_record(addr(1), Outcome::Status(500), now, &mut rng),
+            [None, None]
+        );
+        // An active health check puts it back (Envoy's default), unless told not to.
+        assert!(c.outlier_check_passed(addr(1), now));
+        assert_eq!(c.healthy_count(), 2);
+        let mut keep = outlier_cluster(
+            2,
+            crate::config::OutlierDetection {
+                successful_active_health_check_uneject_host: false,
+                ..od.clone()
+            },
+        );
+        keep.outlier_record(addr(1), Outcome::Status(500), now, &mut rng);
+        assert!(!keep.outlier_check_passed(addr(1), now));
+        assert_eq!(keep.ejected_count(), 1);
+        // enforcing 0: detected, not ejected.
+        let mut off = outlier_cluster(
+            2,
+            crate::config::OutlierDetection {
+                enforcing_consecutive_5xx: 0,
+                ..od
+            },
+        );
+        let r = off.outlier_record(addr(1), Outcome::Status(500), now, &mut rng);
+        assert_eq!(
+            r,
+            [None, Some((Kind::Consecutive5xx, Ejection::NotEnforced))]
+        );
+        assert_eq!(off.ejected_count(), 0);
+    }
+
+    #[test]
+    fn gateway_and_local_origin_detections_follow_their_settings() {
+        use crate::cluster::outlier::{Kind, Outcome};
+        let mut rng = Rng::with_seed(3);
+        let now = std::time::Instant::now();
+        let od = crate::config::OutlierDetection {
+            consecutive_gateway_failure: 1,
+            enforcing_consecutive_gateway_failure: 100,
+            max_ejection_percent: 100,
+            ..Default::default()
+        };
+        let mut c = outlier_cluster(2, od.clone());
+        let r = c.outlier_record(addr(1), Outcome::ConnectFailed, now, &mut rng);
+        assert_eq!(
+            r[0],
+            Some((
+                Kind::ConsecutiveGatewayFailure,
+                Ejection::Ejected(Duration::from_secs(30))
+            ))
+        );
+        let mut split = outlier_cluster(
+            2,
+            crate::config::OutlierDetection {
+                split_external_local_origin_errors: true,
+                consecutive_local_origin_failure: 2,
+                enforcing_consecutive_local_origin_failure: 100,
+                ..od
+            },
+        );
+        assert_eq!(
+            split.outlier_record(addr(1), Outcome::Timeout, now, &mut rng),
+            [None, None]
+        );
+        let r = split.outlier_record(addr(1), Outcome::ConnectFailed, now, &mut rng);
+        assert_eq!(r[0].map(|x| x.0), Some(Kind::ConsecutiveLocalOriginFailure));
+    }
+
+    #[test]
+    fn the_interval_ejects_success_rate_outliers_and_ends_ejections() {
+        use crate::cluster::outlier::{Kind, Outcome};
+        let od = crate::config::OutlierDetection {
+            consecutive_5xx: 1000,
+            max_ejection_percent: 100,
+            success_rate_request_volume: 10,
+            base_ejection_time: Duration::from_secs(5),
+            ..Default::default()
+        };
+        let mut rng = Rng::with_seed(5);
+        let t0 = std::time::Instant::now();
+        let mut c = outlier_cluster(6, od.clone());
+        for p in 1..=6u16 {
+            for i in 0..10 {
+                let status = if p == 6 && i % 2 == 0 { 500 } else { 200 };
+                c.outlier_record(addr(p), Outcome::Status(status), t0, &mut rng);
+            }
+        }
+        let (back, found) = c.outlier_interval(t0, &mut rng);
+        assert!(back.is_empty());
+        assert_eq!(
+            found,
+            vec![(
+                addr(6),
+                Kind::SuccessRate,
+                Ejection::Ejected(Duration::from_secs(5))
+            )]
+        );
+        // Counts restart each interval: nothing more to judge.
+        assert!(c.outlier_interval(t0, &mut rng).1.is_empty());
+        let (back, _) = c.outlier_interval(t0 + Duration::from_secs(5), &mut rng);
+        assert_eq!(back, vec![addr(6)]);
+        assert_eq!(c.ejected_count(), 0);
+        // enforcing_success_rate 0: detected only.
+        let mut off = outlier_cluster(
+            6,
+            crate::config::OutlierDetection {
+                enforcing_success_rate: 0,
+                ..od.clone()
+            },
+        );
+        for p in 1..=6u16 {
+            for i in 0..10 {
+                let status = if p == 6 && i % 2 == 0 { 500 } else { 200 };
+                off.outlier_record(addr(p), Outcome::Status(status), t0, &mut rng);
+            }
+        }
+        let (_, found) = off.outlier_interval(t0, &mut rng);
+        assert_eq!(
+            found,
+            vec![(addr(6), Kind::SuccessRate, Ejection::NotEnforced)]
+        );
+        // Split mode judges local-origin success rates too.
+        let mut split = outlier_cluster(
+            6,
+            crate::config::OutlierDetection {
+                split_external_local_origin_errors: true,
+                consecutive_local_origin_failure: 1000,
+                enforcing_local_origin_success_rate: 100,
+                ..od
+            },
+        );
+        for p in 1..=6u16 {
+            for i in 0..10 {
+                let o = if p == 3 && i % 2 == 0 {
+                    Outcome::ConnectFailed
+                } else {
+                    Outcome::Status(200)
+                };
+                split.outlier_record(addr(p), o, t0, &mut rng);
+            }
+        }
+        let (_, found) = split.outlier_interval(t0, &mut rng);
+        assert_eq!(
+            found,
+            vec![(
+                addr(3),
+                Kind::LocalOriginSuccessRate,
+                Ejection::Ejected(Duration::from_secs(5))
+            )]
+        );
     }
 
     #[test]

@@ -25,11 +25,6 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
         "max_connection_pools",
         "a limit on connection pools; baton keeps one pool per upstream address",
     ),
-    ("outlier_detection", "outlier detection"),
-    (
-        "typed_extension_protocol_options",
-        "upstream protocol options",
-    ),
     ("http2_protocol_options", "HTTP/2"),
     ("http_protocol_options", "HTTP/1 protocol options"),
     ("rds", "RDS; use route_config"),

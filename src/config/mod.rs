@@ -18,6 +18,7 @@ mod validate_local_reply;
 mod validate_route;
 mod validate_stats;
 mod validate_tracing;
+mod validate_upstream;
 
 pub use model::*;
 pub use validate_action::add_retry_on;

@@ -1091,6 +1091,10 @@ pub struct Cluster {
     /// default 50): below it the load balancer uses every host, healthy or not.
     pub healthy_panic_threshold: u32,
     pub tcp_keepalive: Option<TcpKeepalive>,
+    /// Upstream HTTP/1 connection options (`typed_extension_protocol_options`).
+    pub http: UpstreamHttp,
+    /// `outlier_detection`: hosts that fail are ejected from the load balancer for a while.
+    pub outlier_detection: Option<OutlierDetection>,
 }
 
 /// `upstream_connection_options.tcp_keepalive`: TCP keep-alive on every connection to the
@@ -1103,6 +1107,95 @@ pub struct TcpKeepalive {
     pub time: Option<u32>,
     /// `keepalive_interval`, seconds between probes (TCP_KEEPINTVL).
     pub interval: Option<u32>,
+}
+
+/// A cluster's `outlier_detection` (`envoy.config.cluster.v3.OutlierDetection`), Envoy's
+/// defaults where unset. Failure-percentage ejection is refused at load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutlierDetection {
+    pub consecutive_5xx: u32,
+    pub consecutive_gateway_failure: u32,
+    pub consecutive_local_origin_failure: u32,
+    /// Connect failures and timeouts count apart from the upstream's 5xx answers.
+    pub split_external_local_origin_errors: bool,
+    /// How often ejections end and success rates are computed.
+    pub interval: Duration,
+    pub base_ejection_time: Duration,
+    pub max_ejection_time: Duration,
+    pub max_ejection_percent: u32,
+    /// Eject even past `max_ejection_percent` when no host is ejected.
+    pub always_eject_one_host: bool,
+    /// `enforcing_*`: the chance (percent) that a detection ejects.
+    pub enforcing_consecutive_5xx: u32,
+    pub enforcing_consecutive_gateway_failure: u32,
+    pub enforcing_consecutive_local_origin_failure: u32,
+    pub enforcing_success_rate: u32,
+    pub enforcing_local_origin_success_rate: u32,
+    pub success_rate_minimum_hosts: u32,
+    pub success_rate_request_volume: u32,
+    pub success_rate_stdev_factor: u32,
+    /// A passing active health check puts an ejected host back.
+    pub successful_active_health_check_uneject_host: bool,
+}
+
+/// Envoy's defaults (outlier_detection.proto).
+impl Default for OutlierDetection {
+    fn default() -> OutlierDetection {
+        OutlierDetection {
+            consecutive_5xx: 5,
+            consecutive_gateway_failure: 5,
+            consecutive_local_origin_failure: 5,
+            split_external_local_origin_errors: false,
+            interval: Duration::from_secs(10),
+            base_ejection_time: Duration::from_secs(30),
+            max_ejection_time: Duration::from_secs(300),
+            max_ejection_percent: 10,
+            always_eject_one_host: false,
+            enforcing_consecutive_5xx: 100,
+            enforcing_consecutive_gateway_failure: 0,
+            enforcing_consecutive_local_origin_failure: 100,
+            enforcing_success_rate: 100,
+            enforcing_local_origin_success_rate: 100,
+            success_rate_minimum_hosts: 5,
+            success_rate_request_volume: 100,
+            success_rate_stdev_factor: 1900,
+            successful_active_health_check_uneject_host: true,
+        }
+    }
+}
+
+/// A cluster's `envoy.extensions.upstreams.http.v3.HttpProtocolOptions` (or the deprecated
+/// cluster fields it replaced): what baton's HTTP/1 connection pool honours.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamHttp {
+    /// `common_http_protocol_options.idle_timeout`: a pooled connection idle this long is
+    /// closed; Envoy's default 1 h; `None` when configured 0s.
+    pub idle_timeout: Option<Duration>,
+    /// `common_http_protocol_options.max_requests_per_connection`: a connection that carried
+    /// this many requests is closed instead of pooled; `None`: no limit (0 or unset).
+    pub max_requests_per_connection: Option<u32>,
+    /// `common_http_protocol_options.max_connection_duration`: a connection this old is not
+    /// reused (closed when idle, or after its exchange); `None`: no limit.
+    pub max_connection_duration: Option<Duration>,
+    /// `common_http_protocol_options.max_headers_count`: an upstream response head with more
+    /// headers is a protocol error; default 100.
+    pub max_headers_count: usize,
+    /// `http_protocol_options.header_key_format.proper_case_words`: request header names
+    /// sent upstream are written in Proper-Case.
+    pub proper_case_headers: bool,
+}
+
+/// Envoy's defaults: a 1 h idle timeout, no other limit, lower-case names as received.
+impl Default for UpstreamHttp {
+    fn default() -> UpstreamHttp {
+        UpstreamHttp {
+            idle_timeout: Some(Duration::from_secs(3600)),
+            max_requests_per_connection: None,
+            max_connection_duration: None,
+            max_headers_count: crate::http::codec::MAX_HEADERS,
+            proper_case_headers: false,
+        }
+    }
 }
 
 /// A cluster's `circuit_breakers.thresholds`, one set per routing priority. Every request

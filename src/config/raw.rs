@@ -1007,6 +1007,14 @@ pub struct Cluster {
     pub health_checks: Vec<ActiveHealthCheck>,
     pub common_lb_config: Option<CommonLbConfig>,
     pub upstream_connection_options: Option<UpstreamConnectionOptions>,
+    /// A map of extension name to `Any`; only the upstream HTTP protocol options are read
+    /// (`validate_upstream`).
+    pub typed_extension_protocol_options: Option<Value>,
+    /// Deprecated in v3 (still accepted by Envoy): the same options as the typed extension's.
+    pub common_http_protocol_options: Option<HttpProtocolOptions>,
+    pub http_protocol_options: Option<UpstreamHttp1Options>,
+    pub upstream_http_protocol_options: Option<UpstreamHttpOptions>,
+    pub outlier_detection: Option<OutlierDetection>,
 }
 
 /// A cluster's `upstream_connection_options` (only `tcp_keepalive`).
@@ -1022,6 +1030,94 @@ pub struct TcpKeepalive {
     pub keepalive_probes: Option<u32>,
     pub keepalive_time: Option<u32>,
     pub keepalive_interval: Option<u32>,
+}
+
+/// `outlier_detection`. The fields baton refuses are read as plain values so the refusal can
+/// name them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierDetection {
+    pub consecutive_5xx: Option<u32>,
+    pub consecutive_gateway_failure: Option<u32>,
+    pub consecutive_local_origin_failure: Option<u32>,
+    pub split_external_local_origin_errors: Option<bool>,
+    pub interval: Option<Dur>,
+    pub base_ejection_time: Option<Dur>,
+    pub max_ejection_time: Option<Dur>,
+    pub max_ejection_time_jitter: Option<Dur>,
+    pub max_ejection_percent: Option<u32>,
+    pub always_eject_one_host: Option<bool>,
+    pub enforcing_consecutive_5xx: Option<u32>,
+    pub enforcing_consecutive_gateway_failure: Option<u32>,
+    pub enforcing_consecutive_local_origin_failure: Option<u32>,
+    pub enforcing_success_rate: Option<u32>,
+    pub enforcing_local_origin_success_rate: Option<u32>,
+    pub success_rate_minimum_hosts: Option<u32>,
+    pub success_rate_request_volume: Option<u32>,
+    pub success_rate_stdev_factor: Option<u32>,
+    pub successful_active_health_check_uneject_host: Option<bool>,
+    pub enforcing_failure_percentage: Option<u32>,
+    pub enforcing_failure_percentage_local_origin: Option<u32>,
+    pub failure_percentage_threshold: Option<Value>,
+    pub failure_percentage_minimum_hosts: Option<Value>,
+    pub failure_percentage_request_volume: Option<Value>,
+    pub monitors: Option<Value>,
+}
+
+/// `envoy.extensions.upstreams.http.v3.HttpProtocolOptions`. The fields baton refuses are
+/// read as plain values so the refusal can name them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamProtocolOptions {
+    pub common_http_protocol_options: Option<HttpProtocolOptions>,
+    pub upstream_http_protocol_options: Option<UpstreamHttpOptions>,
+    pub explicit_http_config: Option<ExplicitHttpConfig>,
+    pub use_downstream_protocol_config: Option<ExplicitHttpConfig>,
+    pub auto_config: Option<Value>,
+    pub http_filters: Option<Value>,
+    pub header_validation_config: Option<Value>,
+}
+
+/// `explicit_http_config` and `use_downstream_protocol_config` (same fields).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplicitHttpConfig {
+    pub http_protocol_options: Option<UpstreamHttp1Options>,
+    pub http2_protocol_options: Option<Value>,
+    pub http3_protocol_options: Option<Value>,
+}
+
+/// `Http1ProtocolOptions` on a cluster: the fields Envoy's HTTP/1 client codec uses, and the
+/// server-side ones it does not (accepted, as Envoy accepts them there).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamHttp1Options {
+    pub accept_http_10: Option<bool>,
+    pub default_host_for_http_10: Option<String>,
+    pub allow_absolute_url: Option<bool>,
+    pub header_key_format: Option<HeaderKeyFormat>,
+}
+
+/// `Http1ProtocolOptions.header_key_format`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderKeyFormat {
+    pub proper_case_words: Option<Empty>,
+    pub stateful_formatter: Option<Value>,
+}
+
+/// A message with no fields (`proper_case_words: {}`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// `UpstreamHttpProtocolOptions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamHttpOptions {
+    pub auto_sni: Option<bool>,
+    pub auto_san_validation: Option<bool>,
+    pub override_auto_sni_header: Option<String>,
 }
 
 /// `circuit_breakers` (`per_host_thresholds` is refused: see `UNSUPPORTED_FIELDS`).

@@ -1170,7 +1170,7 @@ const ESCAPED_SLASHES: &[EnumEntry<EscapedSlashes>] = &[
     ),
 ];
 
-const UNDERSCORES: &[EnumEntry<Underscores>] = &[
+pub(super) const UNDERSCORES: &[EnumEntry<Underscores>] = &[
     ("ALLOW", 0, Some(Underscores::Allow)),
     ("REJECT_REQUEST", 1, Some(Underscores::RejectRequest)),
     ("DROP_HEADER", 2, Some(Underscores::DropHeader)),
@@ -1661,7 +1661,23 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
         },
         None => None,
     };
+    let http = super::validate_upstream::options(
+        super::validate_upstream::ClusterFields {
+            typed: &c.typed_extension_protocol_options,
+            common: c.common_http_protocol_options.as_ref(),
+            http1: c.http_protocol_options.as_ref(),
+            upstream: c.upstream_http_protocol_options.as_ref(),
+        },
+        path,
+    )?;
+    let outlier_detection = c
+        .outlier_detection
+        .as_ref()
+        .map(|o| super::validate_health::outlier_detection(o, &p("outlier_detection")))
+        .transpose()?;
     Ok(Cluster {
+        http,
+        outlier_detection,
         health_check,
         healthy_panic_threshold,
         tcp_keepalive,

@@ -403,3 +403,138 @@ pub fn panic_threshold(c: Option<raw::CommonLbConfig>, path: &str) -> Result<u32
     }
     Ok(pct.value.round() as u32)
 }
+
+/// A cluster's `outlier_detection`, Envoy's defaults where unset. Failure-percentage
+/// ejection, jitter and monitor extensions are refused naming the field.
+pub fn outlier_detection(
+    o: &raw::OutlierDetection,
+    path: &str,
+) -> Result<super::model::OutlierDetection, ConfigError> {
+    let p = |k: &str| join_key(path, k);
+    let refused: [(bool, &str, &str); 7] = [
+        (
+            o.enforcing_failure_percentage.is_some_and(|v| v > 0),
+            "enforcing_failure_percentage",
+            "failure-percentage ejection",
+        ),
+        (
+            o.enforcing_failure_percentage_local_origin
+                .is_some_and(|v| v > 0),
+            "enforcing_failure_percentage_local_origin",
+            "failure-percentage ejection",
+        ),
+        (
+            o.failure_percentage_threshold.is_some(),
+            "failure_percentage_threshold",
+            "failure-percentage ejection",
+        ),
+        (
+            o.failure_percentage_minimum_hosts.is_some(),
+            "failure_percentage_minimum_hosts",
+            "failure-percentage ejection",
+        ),
+        (
+            o.failure_percentage_request_volume.is_some(),
+            "failure_percentage_request_volume",
+            "failure-percentage ejection",
+        ),
+        (
+            o.max_ejection_time_jitter
+                .as_ref()
+                .is_some_and(|d| !d.0.is_zero()),
+            "max_ejection_time_jitter",
+            "ejection time jitter",
+        ),
+        (
+            o.monitors.is_some(),
+            "monitors",
+            "outlier detection monitors",
+        ),
+    ];
+    if let Some((_, field, what)) = refused.iter().find(|r| r.0) {
+        return Err(err(p(field), format!("not supported by baton ({what})")));
+    }
+    let d = super::model::OutlierDetection::default();
+    let percent = |v: Option<u32>, field: &str, default: u32| match v {
+        Some(v) if v > 100 => Err(err(p(field), format!("{v} out of range (0..=100)"))),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    let positive = |v: Option<raw::Dur>, field: &str, default: Duration| match v {
+        Some(raw::Dur(d)) if d.is_zero() => Err(err(p(field), "must be greater than 0s")),
+        Some(raw::Dur(d)) => Ok(d),
+        None => Ok(default),
+    };
+    let base_ejection_time = positive(
+        o.base_ejection_time,
+        "base_ejection_time",
+        d.base_ejection_time,
+    )?;
+    let max_ejection_time = positive(
+        o.max_ejection_time,
+        "max_ejection_time",
+        d.max_ejection_time,
+    )?;
+    if max_ejection_time < base_ejection_time {
+        return Err(err(
+            p("max_ejection_time"),
+            "must not be smaller than base_ejection_time (as in Envoy)",
+        ));
+    }
+    Ok(super::model::OutlierDetection {
+        base_ejection_time,
+        max_ejection_time,
+        consecutive_5xx: o.consecutive_5xx.unwrap_or(d.consecutive_5xx),
+        consecutive_gateway_failure: o
+            .consecutive_gateway_failure
+            .unwrap_or(d.consecutive_gateway_failure),
+        consecutive_local_origin_failure: o
+            .consecutive_local_origin_failure
+            .unwrap_or(d.consecutive_local_origin_failure),
+        split_external_local_origin_errors: o.split_external_local_origin_errors.unwrap_or(false),
+        interval: positive(o.interval, "interval", d.interval)?,
+        max_ejection_percent: percent(
+            o.max_ejection_percent,
+            "max_ejection_percent",
+            d.max_ejection_percent,
+        )?,
+        always_eject_one_host: o.always_eject_one_host.unwrap_or(false),
+        enforcing_consecutive_5xx: percent(
+            o.enforcing_consecutive_5xx,
+            "enforcing_consecutive_5xx",
+            d.enforcing_consecutive_5xx,
+        )?,
+        enforcing_consecutive_gateway_failure: percent(
+            o.enforcing_consecutive_gateway_failure,
+            "enforcing_consecutive_gateway_failure",
+            d.enforcing_consecutive_gateway_failure,
+        )?,
+        enforcing_consecutive_local_origin_failure: percent(
+            o.enforcing_consecutive_local_origin_failure,
+            "enforcing_consecutive_local_origin_failure",
+            d.enforcing_consecutive_local_origin_failure,
+        )?,
+        enforcing_success_rate: percent(
+            o.enforcing_success_rate,
+            "enforcing_success_rate",
+            d.enforcing_success_rate,
+        )?,
+        enforcing_local_origin_success_rate: percent(
+            o.enforcing_local_origin_success_rate,
+            "enforcing_local_origin_success_rate",
+            d.enforcing_local_origin_success_rate,
+        )?,
+        success_rate_minimum_hosts: o
+            .success_rate_minimum_hosts
+            .unwrap_or(d.success_rate_minimum_hosts),
+        success_rate_request_volume: o
+            .success_rate_request_volume
+            .unwrap_or(d.success_rate_request_volume),
+        success_rate_stdev_factor: o
+            .success_rate_stdev_factor
+            .unwrap_or(d.success_rate_stdev_factor),
+        successful_active_health_check_uneject_host: o
+            .successful_active_health_check_uneject_host
+            .unwrap_or(true),
+    })
+}

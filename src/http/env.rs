@@ -13,6 +13,7 @@ use super::local::write_local_reply;
 use super::request::{decide, hcm_path, Decision};
 use crate::access_log::{Rq, TlsInfo};
 use crate::cluster::breakers::Resource;
+use crate::cluster::outlier::Outcome;
 use crate::config::{
     ClusterSpec, HttpConnectionManager, RetryPolicy, RouteAction, ServerHeader, StripPort,
 };
@@ -270,6 +271,9 @@ impl Env for CtxEnv<'_> {
 
     fn response_head(&mut self, rq: &mut Rq, status: u16, headers: &[httparse::Header<'_>]) {
         observe::response_head(self.ctx, rq, status, headers);
+        if let (Some(c), Some(addr), true) = (rq.cluster, rq.upstream, status >= 200) {
+            observe::outlier(self.ctx, c, addr, Outcome::Status(status));
+        }
         let fail = |h: &httparse::Header<'_>| {
             h.name
                 .eq_ignore_ascii_case("x-envoy-immediate-health-check-fail")
@@ -344,6 +348,10 @@ impl Env for CtxEnv<'_> {
 
     fn upstream_connect_fail(&mut self, cluster: usize, addr: SocketAddr, timeout: bool) {
         observe::upstream_connect_fail(self.ctx, cluster, addr, timeout);
+    }
+
+    fn upstream_reset(&mut self, cluster: usize, addr: SocketAddr) {
+        observe::outlier(self.ctx, cluster, addr, Outcome::ConnectFailed);
     }
 
     fn direct_response(&mut self) {

@@ -55,6 +55,9 @@ pub struct Forward {
     /// The cluster's `connect_timeout` and `per_connection_buffer_limit_bytes`.
     pub connect_timeout: Duration,
     pub buffer_limit: usize,
+    /// The cluster's `max_headers_count`: an upstream response head with more headers is a
+    /// protocol error.
+    pub resp_headers: usize,
     /// How many retries the exchange may make, when a retry policy applies.
     pub retries: Option<u32>,
     /// The per-try timeout (route policy or `x-envoy-upstream-rq-per-try-timeout-ms`).
@@ -763,7 +766,7 @@ fn route(
         over.per_try
             .unwrap_or_else(|| policy.and_then(|p| p.per_try_timeout)),
     );
-    let (head, host_at, request_id) = serialise(
+    let (mut head, host_at, request_id) = serialise(
         req,
         &path,
         &host,
@@ -780,6 +783,13 @@ fn route(
         trace,
         ctx.spares.head(),
     );
+    if ctx
+        .clusters
+        .get(cluster)
+        .is_some_and(|c| c.cfg.http.proper_case_headers)
+    {
+        proper_case_names(&mut head);
+    }
     let rewritten = (ctx.access_logs.slots(listener).is_some()
         && (path_rewrite || fwd.host_rewrite.is_some()))
     .then(|| {
@@ -793,20 +803,26 @@ fn route(
         Some(route_idle) => route_idle,
         None => stream_idle,
     };
-    let (connect_timeout, buffer_limit) =
-        ctx.clusters
-            .get(cluster)
-            .map_or((Duration::from_secs(5), 1 << 20), |c| {
-                (
-                    c.cfg.connect_timeout,
-                    c.cfg.per_connection_buffer_limit_bytes as usize,
-                )
-            });
+    let (connect_timeout, buffer_limit, resp_headers) = ctx.clusters.get(cluster).map_or(
+        (
+            Duration::from_secs(5),
+            1 << 20,
+            crate::http::codec::MAX_HEADERS,
+        ),
+        |c| {
+            (
+                c.cfg.connect_timeout,
+                c.cfg.per_connection_buffer_limit_bytes as usize,
+                c.cfg.http.max_headers_count,
+            )
+        },
+    );
     Decision::Forward(Forward {
         cluster,
         addr,
         connect_timeout,
         buffer_limit,
+        resp_headers,
         auto_host: matches!(fwd.host_rewrite, Some(HostRewrite::Auto)).then_some(host_at),
         head,
         timeout,
@@ -821,6 +837,35 @@ fn route(
         rewritten,
         timeout_status: if over.alt_response { 204 } else { 504 },
     })
+}
+
+/// The cluster's `header_key_format.proper_case_words`, as Envoy's HTTP/1 codec writes
+/// names: lower case, with the first character and every letter after a character that is
+/// not a letter or digit in upper case (`content-type` → `Content-Type`, `te` → `Te`). Only
+/// names change, in place (same length, so the Host value's range stays valid).
+pub fn proper_case_names(head: &mut [u8]) {
+    let Some(first) = head.windows(2).position(|w| w == b"\r\n") else {
+        return;
+    };
+    let mut i = first + 2;
+    while i < head.len() && head[i] != b'\r' {
+        let mut up = true;
+        while i < head.len() && head[i] != b':' && head[i] != b'\r' {
+            let b = head[i];
+            head[i] = if up {
+                b.to_ascii_uppercase()
+            } else {
+                b.to_ascii_lowercase()
+            };
+            up = !b.is_ascii_alphanumeric();
+            i += 1;
+        }
+        // The value, to the end of its line.
+        while i < head.len() && head[i] != b'\n' {
+            i += 1;
+        }
+        i += 1;
+    }
 }
 
 fn host_or_addr<'a>(host: Option<&'a str>, addr: SocketAddr) -> Cow<'a, str> {
@@ -1123,6 +1168,16 @@ pub fn replace_host(head: &mut Vec<u8>, at: (usize, usize), host: &str) -> (usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proper_case_changes_names_only_as_envoy_does() {
+        let mut h = b"GET /a-b HTTP/1.1\r\nhost: x.test\r\ncontent-type: text/x-y\r\nTE: trailers\r\nfoo$b#$are: 1\r\nx-2b_c: v:w\r\n\r\n".to_vec();
+        proper_case_names(&mut h);
+        assert_eq!(
+            String::from_utf8_lossy(&h),
+            "GET /a-b HTTP/1.1\r\nHost: x.test\r\nContent-Type: text/x-y\r\nTe: trailers\r\nFoo$B#$Are: 1\r\nX-2b_C: v:w\r\n\r\n"
+        );
+    }
 
     #[test]
     fn trusted_client_follows_envoys_rules() {

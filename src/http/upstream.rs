@@ -6,6 +6,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use std::collections::VecDeque;
 
@@ -15,7 +16,8 @@ use mio::Interest;
 use crate::cluster::breakers::Resource;
 use crate::context::Ctx;
 use crate::observe;
-use crate::reactor::Tok;
+use crate::reactor::{TimerKey, Tok};
+use crate::stats::PoolLimit;
 use crate::tls::Stream;
 use crate::util::{FastMap, Slab};
 
@@ -47,6 +49,10 @@ pub struct UpPool {
     /// Connections open per (cluster that opened them, address): a host's first connection
     /// is opened even past the cluster's `max_connections`.
     open: FastMap<(usize, SocketAddr), usize>,
+    /// Per address, the instant of the one deadline-heap entry that closes its idle
+    /// connections past their `idle_until`. Not re-armed while an earlier one stands, so a
+    /// busy address costs one heap entry per expiry, not one per request.
+    idle_armed: FastMap<SocketAddr, Instant>,
 }
 
 impl UpPool {
@@ -143,6 +149,12 @@ pub struct UpConn {
     pub slot: usize,
     /// Our end of the connection (%UPSTREAM_LOCAL_ADDRESS%), bound by `connect()`.
     pub local: Option<SocketAddr>,
+    /// When the connection was opened (or adopted): `max_connection_duration` counts from it.
+    opened: Instant,
+    /// Exchanges it completed (`max_requests_per_connection`).
+    served: u32,
+    /// While pooled: when it is closed (its cluster's idle timeout, or its maximum duration).
+    idle_until: Option<Instant>,
 }
 
 /// Who an upstream connection's readiness events are for.
@@ -181,6 +193,9 @@ impl UpConn {
         *ctx.upstreams.connecting.entry(addr).or_insert(0) += 1;
         let local = stream.local_addr().ok();
         Ok(Box::new(UpConn {
+            opened: ctx.now(),
+            served: 0,
+            idle_until: None,
             local,
             stream,
             addr,
@@ -245,6 +260,9 @@ impl UpConn {
         let slot = register(ctx, &mut stream, owner)?;
         opened(ctx, cluster, addr);
         Ok(Box::new(UpConn {
+            opened: ctx.now(),
+            served: 0,
+            idle_until: None,
             local: stream.local_addr().ok(),
             stream,
             addr,
@@ -375,31 +393,34 @@ fn wrap(ctx: &Ctx, cluster: usize, addr: SocketAddr, s: TcpStream) -> io::Result
 }
 
 /// Takes an idle connection to `addr` from the pool for session `owner`, forwarding for
-/// `cluster`. A TLS connection (or a plain one, for a TLS cluster) is only reused for the
-/// cluster that opened it: two clusters may reach one address with different TLS settings.
+/// `cluster`. A connection is only reused for the cluster that opened it, as Envoy keeps a
+/// pool per cluster: two clusters may reach one address with different TLS settings and
+/// different protocol options (idle timeout, request and age limits). One past its idle
+/// deadline (whose timer has not run yet this round) is closed, not used.
 pub fn take_idle(
     ctx: &mut Ctx,
     cluster: usize,
     addr: SocketAddr,
     owner: usize,
 ) -> Option<Box<UpConn>> {
-    let wants_tls = ctx
-        .clusters
-        .get(cluster)
-        .is_some_and(|c| c.cfg.tls.is_some());
+    let now = ctx.now();
     loop {
         let (idle, list) = (
             &ctx.upstreams.idle,
             ctx.upstreams.idle_by_addr.get_mut(&addr)?,
         );
-        let pos = list.iter().rposition(|&i| {
-            idle.get(i)
-                .is_none_or(|c| (!wants_tls && !c.stream.is_tls()) || c.cluster == cluster)
-        })?;
+        let pos = list
+            .iter()
+            .rposition(|&i| idle.get(i).is_none_or(|c| c.cluster == cluster))?;
         let idx = list.remove(pos);
         let Some(mut c) = ctx.upstreams.idle.remove(idx) else {
             continue;
         };
+        if c.idle_until.is_some_and(|t| t <= now) {
+            limit_reached(ctx, *c, now);
+            continue;
+        }
+        c.idle_until = None;
         if let Some(o) = ctx.upstreams.owner.get_mut(c.slot) {
             *o = UpOwner::Session(owner);
         }
@@ -409,8 +430,9 @@ pub fn take_idle(
     }
 }
 
-/// Returns a connection whose exchange completed cleanly to the pool.
-pub fn put_idle(ctx: &mut Ctx, c: Box<UpConn>) {
+/// Returns a connection whose exchange completed cleanly to the pool, unless its cluster's
+/// `max_requests_per_connection` or `max_connection_duration` says it is done.
+pub fn put_idle(ctx: &mut Ctx, mut c: Box<UpConn>) {
     let count = ctx.upstreams.idle_by_addr.get(&c.addr).map_or(0, Vec::len);
     // Readiness not used up (a spliced body ends exactly at its length): bytes or a FIN may
     // already be there, and an idle connection's next event would never come for them.
@@ -418,6 +440,30 @@ pub fn put_idle(ctx: &mut Ctx, c: Box<UpConn>) {
     if ctx.draining() || count >= MAX_IDLE_PER_ADDR || stale {
         c.close(ctx);
         return;
+    }
+    let now = ctx.now();
+    c.served = c.served.saturating_add(1);
+    let Some(o) = ctx.clusters.get(c.cluster).map(|cl| &cl.cfg.http) else {
+        c.close(ctx);
+        return;
+    };
+    if o.max_requests_per_connection.is_some_and(|n| c.served >= n) {
+        ctx.stats.pool_limit(c.cluster, PoolLimit::MaxRequests);
+        c.close(ctx);
+        return;
+    }
+    let aged = o.max_connection_duration.map(|d| c.opened + d);
+    if aged.is_some_and(|t| t <= now) {
+        ctx.stats.pool_limit(c.cluster, PoolLimit::MaxDuration);
+        c.close(ctx);
+        return;
+    }
+    c.idle_until = match (o.idle_timeout.map(|d| now + d), aged) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if let Some(at) = c.idle_until {
+        arm_idle(ctx, c.addr, at);
     }
     let (addr, slot) = (c.addr, c.slot);
     let idx = ctx.upstreams.idle.insert(c);
@@ -430,6 +476,70 @@ pub fn put_idle(ctx: &mut Ctx, c: Box<UpConn>) {
         .or_default()
         .push(idx);
     ctx.upstreams.note_freed(addr);
+}
+
+/// Makes sure the idle connections to `addr` are looked at by `at`.
+fn arm_idle(ctx: &mut Ctx, addr: SocketAddr, at: Instant) {
+    if ctx
+        .upstreams
+        .idle_armed
+        .get(&addr)
+        .is_some_and(|&t| t <= at)
+    {
+        return;
+    }
+    ctx.upstreams.idle_armed.insert(addr, at);
+    ctx.timers.arm(at, TimerKey::UpIdle(addr));
+}
+
+/// A pooled connection past its idle deadline is closed, counted under the limit that set
+/// the deadline (its maximum duration, else its idle timeout).
+fn limit_reached(ctx: &mut Ctx, c: UpConn, now: Instant) {
+    let aged = ctx
+        .clusters
+        .get(c.cluster)
+        .and_then(|cl| cl.cfg.http.max_connection_duration)
+        .is_some_and(|d| c.opened + d <= now);
+    let why = if aged {
+        PoolLimit::MaxDuration
+    } else {
+        PoolLimit::IdleTimeout
+    };
+    ctx.stats.pool_limit(c.cluster, why);
+    c.close(ctx);
+}
+
+/// The idle deadline armed for `addr` at `at` is due: closes the connections to it whose
+/// idle time is over and arms the next deadline (an entry `arm_idle` superseded, or one
+/// left after `close_all_idle`, does nothing). Bounded by `MAX_IDLE_PER_ADDR`.
+pub fn idle_timer(ctx: &mut Ctx, addr: SocketAddr, at: Instant) {
+    if ctx.upstreams.idle_armed.get(&addr) != Some(&at) {
+        return;
+    }
+    ctx.upstreams.idle_armed.remove(&addr);
+    let now = ctx.now();
+    let mut next: Option<Instant> = None;
+    let mut due = Vec::new();
+    if let Some(list) = ctx.upstreams.idle_by_addr.get(&addr) {
+        for &i in list {
+            match ctx.upstreams.idle.get(i).and_then(|c| c.idle_until) {
+                Some(t) if t <= now => due.push(i),
+                Some(t) => next = Some(next.map_or(t, |n| n.min(t))),
+                None => {}
+            }
+        }
+    }
+    for idx in due {
+        if let Some(list) = ctx.upstreams.idle_by_addr.get_mut(&addr) {
+            list.retain(|&i| i != idx);
+        }
+        if let Some(c) = ctx.upstreams.idle.remove(idx) {
+            limit_reached(ctx, *c, now);
+        }
+    }
+    if let Some(t) = next {
+        arm_idle(ctx, addr, t);
+    }
 }
 
 /// An idle connection saw an event. If the upstream closed it or sent junk it is no longer safe
@@ -464,6 +574,7 @@ pub fn close_all_idle(ctx: &mut Ctx) -> usize {
         n += 1;
     }
     ctx.upstreams.idle_by_addr.clear();
+    ctx.upstreams.idle_armed.clear();
     n
 }
 

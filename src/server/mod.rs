@@ -356,6 +356,15 @@ impl Proxy {
         for c in 0..p.ctx.clusters.len() {
             observe::membership(&mut p.ctx, c);
             waiting |= p.refresh_dns(c);
+            let outlier = p
+                .ctx
+                .clusters
+                .get(c)
+                .and_then(|c| c.cfg.outlier_detection.as_ref());
+            if let Some(o) = outlier {
+                let at = Instant::now() + o.interval;
+                p.ctx.timers.arm(at, TimerKey::Outlier(c));
+            }
         }
         p.checkers.sync(&mut p.ctx);
         p.ctx.tracer = crate::tracing::collector::Tracer::build(
@@ -1132,6 +1141,12 @@ impl Proxy {
                 }
             }
             TimerKey::AcceptRetry => self.retry_accept(),
+            TimerKey::Outlier(c) => {
+                if let Some(at) = observe::outlier_interval(&mut self.ctx, c) {
+                    self.ctx.timers.arm(at, TimerKey::Outlier(c));
+                }
+            }
+            TimerKey::UpIdle(addr) => crate::http::upstream::idle_timer(&mut self.ctx, addr, at),
             TimerKey::Health(i, gen) => self.checkers.on_timer(&mut self.ctx, i, gen, at),
             TimerKey::TraceFlush(i) => crate::tracing::collector::on_flush_timer(&mut self.ctx, i),
             TimerKey::TraceReport(i, gen) => {

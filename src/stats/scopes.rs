@@ -226,6 +226,11 @@ pub struct ClusterStats {
     pub upstream_rq_retry_overflow: Counter,
     /// A connection the cluster needed was not opened: `max_connections` reached.
     pub upstream_cx_overflow: Counter,
+    /// Pooled connections closed by the cluster's `idle_timeout`, `max_requests_per_connection`
+    /// and `max_connection_duration` (Envoy's names).
+    pub upstream_cx_idle_timeout: Counter,
+    pub upstream_cx_max_requests: Counter,
+    pub upstream_cx_max_duration_reached: Counter,
     /// Requests answered 503 `UO` by `max_pending_requests` or `max_requests`.
     pub upstream_rq_pending_overflow: Counter,
     pub upstream_rq_active: Gauge,
@@ -238,6 +243,14 @@ pub struct ClusterStats {
     pub update_success: Counter,
     pub update_failure: Counter,
     pub lb_healthy_panic: Counter,
+}
+
+/// Why the upstream pool closed a connection (a cluster's protocol options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolLimit {
+    IdleTimeout,
+    MaxRequests,
+    MaxDuration,
 }
 
 /// `cluster.<name>.circuit_breakers.<priority>.*`: the breakers' state in this process
@@ -275,6 +288,17 @@ impl BreakerGauges {
             remaining: None,
         }
     }
+}
+
+/// `cluster.<name>.outlier_detection.*` (Envoy's outlier detector stats), for a cluster with
+/// `outlier_detection`. Per-kind arrays follow `cluster::outlier::KINDS`.
+#[derive(Debug, Clone, Copy)]
+pub struct OutlierStats {
+    pub ejections_active: Gauge,
+    pub ejections_overflow: Counter,
+    pub ejections_enforced_total: Counter,
+    pub ejections_detected: [Counter; 5],
+    pub ejections_enforced: [Counter; 5],
 }
 
 /// `cluster.<name>.health_check.*` (Envoy's health checker stats).
@@ -328,6 +352,7 @@ pub struct Stats {
     pub health: Vec<Option<HealthStats>>,
     /// Indexed like `Ctx::listeners`: the HTTP filters' stats of its connection manager.
     pub filters: Vec<FilterStats>,
+    pub outlier: Vec<Option<OutlierStats>>,
     state: ServerState,
     started: Instant,
     /// When epoch 0 started, for uptime_all_epochs.
@@ -430,6 +455,9 @@ impl Stats {
                 let upstream_rq_retry_limit_exceeded = ctr("upstream_rq_retry_limit_exceeded");
                 let upstream_rq_retry_overflow = ctr("upstream_rq_retry_overflow");
                 let upstream_cx_overflow = ctr("upstream_cx_overflow");
+                let upstream_cx_idle_timeout = ctr("upstream_cx_idle_timeout");
+                let upstream_cx_max_requests = ctr("upstream_cx_max_requests");
+                let upstream_cx_max_duration_reached = ctr("upstream_cx_max_duration_reached");
                 let upstream_rq_pending_overflow = ctr("upstream_rq_pending_overflow");
                 let update_attempt = ctr("update_attempt");
                 let update_success = ctr("update_success");
@@ -453,6 +481,9 @@ impl Stats {
                     upstream_rq_retry_limit_exceeded,
                     upstream_rq_retry_overflow,
                     upstream_cx_overflow,
+                    upstream_cx_idle_timeout,
+                    upstream_cx_max_requests,
+                    upstream_cx_max_duration_reached,
                     upstream_rq_pending_overflow,
                     upstream_rq_active: s
                         .gauge(&format!("{c}.upstream_rq_active"), Import::Accumulate),
@@ -483,6 +514,7 @@ impl Stats {
             cluster_ssl: clusters.iter().map(|_| None).collect(),
             health: clusters.iter().map(|_| None).collect(),
             filters: listeners.iter().map(|_| FilterStats::default()).collect(),
+            outlier: clusters.iter().map(|_| None).collect(),
             state: ServerState::PreInitializing,
             started: Instant::now(),
             first_started: SystemTime::now(),
@@ -698,6 +730,30 @@ impl Stats {
         }
     }
 
+    /// Registers `cluster.<name>.outlier_detection.*` for cluster `c`. The active gauge is
+    /// this process's view: never imported.
+    pub fn add_outlier_detection(&mut self, c: usize, name: &str) {
+        let p = format!("cluster.{name}.outlier_detection");
+        let kinds = crate::cluster::outlier::KINDS;
+        let mut ctr = |n: &str| self.store.counter(&format!("{p}.{n}"));
+        let ejections_overflow = ctr("ejections_overflow");
+        let ejections_enforced_total = ctr("ejections_enforced_total");
+        let ejections_detected = kinds.map(|k| ctr(&format!("ejections_detected_{}", k.name())));
+        let ejections_enforced = kinds.map(|k| ctr(&format!("ejections_enforced_{}", k.name())));
+        let st = OutlierStats {
+            ejections_active: self
+                .store
+                .gauge(&format!("{p}.ejections_active"), Import::Never),
+            ejections_overflow,
+            ejections_enforced_total,
+            ejections_detected,
+            ejections_enforced,
+        };
+        if let Some(slot) = self.outlier.get_mut(c) {
+            *slot = Some(st);
+        }
+    }
+
     /// Registers `cluster.<name>.ssl.*` for cluster `c`.
     pub fn add_cluster_ssl(&mut self, c: usize, name: &str) {
         let st = SslStats::new(&mut self.store, &format!("cluster.{name}"));
@@ -764,6 +820,17 @@ impl Stats {
                 cs.upstream_cx_overflow
             } else {
                 cs.upstream_rq_pending_overflow
+            });
+        }
+    }
+
+    /// Cluster `c`'s pool closed a connection for one of its limits.
+    pub fn pool_limit(&mut self, c: usize, why: PoolLimit) {
+        if let Some(cs) = self.clusters.get(c).copied() {
+            self.store.inc(match why {
+                PoolLimit::IdleTimeout => cs.upstream_cx_idle_timeout,
+                PoolLimit::MaxRequests => cs.upstream_cx_max_requests,
+                PoolLimit::MaxDuration => cs.upstream_cx_max_duration_reached,
             });
         }
     }

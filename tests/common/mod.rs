@@ -4,6 +4,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod baton;
+pub mod counting;
 pub mod hot;
 pub mod yaml;
 

@@ -327,6 +327,12 @@ static_resources:
     dns_lookup_family: V4_PREFERRED
     dns_refresh_rate: 30s
     common_lb_config: { healthy_panic_threshold: { value: 30.4 } }
+    outlier_detection: { consecutive_5xx: 3, interval: 2s, split_external_local_origin_errors: true, max_ejection_percent: 40 }
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        common_http_protocol_options: { idle_timeout: 30s, max_requests_per_connection: 9, max_connection_duration: 60s, max_headers_count: 50 }
+        explicit_http_config: { http_protocol_options: { header_key_format: { proper_case_words: {} } } }
     health_checks:
     - timeout: 1.5s
       interval: 10s

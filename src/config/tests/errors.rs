@@ -225,7 +225,9 @@ fn unknown_fields_are_named() {
         "static_resources.clusters[0].lb_polcy: unknown or unsupported field \"lb_polcy\" \
          (accepted here: name, connect_timeout, type, lb_policy, dns_lookup_family, \
          dns_refresh_rate, load_assignment, per_connection_buffer_limit_bytes, \
-         transport_socket, circuit_breakers, health_checks, common_lb_config, upstream_connection_options)"
+         transport_socket, circuit_breakers, health_checks, common_lb_config, upstream_connection_options, \
+         typed_extension_protocol_options, common_http_protocol_options, \
+         http_protocol_options, upstream_http_protocol_options, outlier_detection)"
     );
     assert_eq!(
         err_with(&[(&hcm("http_filters[0].typed_config.dynamic_stats"), "false")]),
@@ -441,9 +443,9 @@ fn unsupported_envoy_features_say_so() {
     let cases: &[(&str, &str, &str)] = &[
         ("cluster_manager", "{}", "cluster manager settings"),
         (
-            "static_resources.clusters[0].outlier_detection",
-            "{}",
-            "outlier detection",
+            "static_resources.clusters[0].outlier_detection.monitors",
+            "[]",
+            "outlier detection monitors",
         ),
         (
             "static_resources.clusters[0].circuit_breakers.per_host_thresholds",

@@ -120,6 +120,8 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             health_check: None,
             healthy_panic_threshold: 50,
             tcp_keepalive: None,
+            http: Default::default(),
+            outlier_detection: None,
         }],
         admin: None,
         node: None,

@@ -7,6 +7,7 @@ mod fields;
 mod lenient;
 mod load;
 mod tcp;
+mod upstream;
 
 use super::*;
 use serde_yaml::Value;

@@ -234,6 +234,8 @@ pub struct Exchange {
     /// Bound of the request bytes queued to the upstream: the cluster's
     /// `per_connection_buffer_limit_bytes`.
     pub(super) up_limit: usize,
+    /// Most headers an upstream response head may have (the cluster's `max_headers_count`).
+    pub(super) max_resp_headers: usize,
     /// The one transparent retry after a stale pooled connection was used.
     pub(super) retried: bool,
     /// Whether the client connection stays open after this exchange (decided at response head).
@@ -372,6 +374,7 @@ impl Exchange {
             connect_timeout,
             client_limit: s.client_limit.max(CHUNK),
             up_limit: up_limit.max(CHUNK),
+            max_resp_headers: f.map_or(crate::http::codec::MAX_HEADERS, |f| f.resp_headers),
             retried: false,
             keep: s.keep_alive,
             route: f.map(|f| f.route),
@@ -856,7 +859,7 @@ impl Exchange {
                 Err(_) => return Err(Failure::Protocol),
                 Ok(Some(r)) => r,
             };
-            if r.head_len > MAX_RESPONSE_HEAD {
+            if r.head_len > MAX_RESPONSE_HEAD || r.headers.len() > self.max_resp_headers {
                 return Err(Failure::Protocol);
             }
             env.response_head(&mut self.rq, r.status, r.headers);

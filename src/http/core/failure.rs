@@ -67,6 +67,11 @@ impl Exchange {
         if let (true, Some((c, addr))) = (had_up, self.target) {
             if matches!(f, Failure::ConnectFailed | Failure::ConnectTimeout) {
                 env.upstream_connect_fail(c, addr, f == Failure::ConnectTimeout);
+            } else if matches!(f, Failure::Reset | Failure::Protocol)
+                && !stale
+                && self.resp.is_none()
+            {
+                env.upstream_reset(c, addr);
             }
         }
         // The attempt is over: it neither waits for a connection nor runs on one.

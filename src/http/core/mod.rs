@@ -222,6 +222,9 @@ pub trait Env {
     fn upstream_rq_timeout(&mut self, cluster: usize, addr: SocketAddr);
     /// Connecting to `addr` failed or timed out.
     fn upstream_connect_fail(&mut self, cluster: usize, addr: SocketAddr, timeout: bool);
+    /// An attempt on `addr` failed after connecting, before a response head (a reset, a
+    /// close, a malformed head): outlier detection counts it.
+    fn upstream_reset(&mut self, cluster: usize, addr: SocketAddr);
     /// A route answered with `direct_response`.
     fn direct_response(&mut self);
     /// A request was not received in full within `request_timeout`.

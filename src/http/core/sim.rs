@@ -169,6 +169,7 @@ impl Env for TestEnv {
             cluster: 0,
             addr: UPSTREAM,
             connect_timeout: Duration::from_millis(250),
+            resp_headers: crate::http::codec::MAX_HEADERS,
             buffer_limit: 64 * 1024,
             head: upstream_head(req, upgrade == Some(Upgrade::Upgrade)),
             auto_host: None,
@@ -237,6 +238,7 @@ impl Env for TestEnv {
     fn upstream_rq_timeout(&mut self, _cluster: usize, _addr: SocketAddr) {}
 
     fn upstream_connect_fail(&mut self, _cluster: usize, _addr: SocketAddr, _timeout: bool) {}
+    fn upstream_reset(&mut self, _cluster: usize, _addr: SocketAddr) {}
 
     fn direct_response(&mut self) {}
 

@@ -1,0 +1,241 @@
+//! A cluster's upstream HTTP protocol options: the typed extension
+//! `envoy.extensions.upstreams.http.v3.HttpProtocolOptions` under
+//! `typed_extension_protocol_options`, or the deprecated cluster fields it replaced. baton's
+//! upstreams speak HTTP/1.1 only, so every HTTP/2 and HTTP/3 option is refused with its path.
+
+use serde_yaml::Value;
+use std::time::Duration;
+
+use super::de::{from_value, join_key};
+use super::model::UpstreamHttp;
+use super::raw;
+use super::validate::{enum_or, err, timeout, typed_payload};
+use super::ConfigError;
+
+/// The one extension baton reads under `typed_extension_protocol_options`.
+pub const HTTP_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+const NO_HTTP2: &str = "not supported by baton (HTTP/2 upstreams are not supported)";
+const NO_HTTP3: &str = "not supported by baton (HTTP/3 upstreams are not supported)";
+
+/// The raw fields a cluster may carry its HTTP protocol options in (the deprecated
+/// `http2_protocol_options` is refused as an unsupported field: `de::UNSUPPORTED_FIELDS`).
+pub struct ClusterFields<'a> {
+    pub typed: &'a Option<Value>,
+    pub common: Option<&'a raw::HttpProtocolOptions>,
+    pub http1: Option<&'a raw::UpstreamHttp1Options>,
+    pub upstream: Option<&'a raw::UpstreamHttpOptions>,
+}
+
+/// The cluster's options (Envoy's defaults when none are given). As in Envoy, the typed
+/// extension and the deprecated fields may not both be used.
+pub fn options(f: ClusterFields<'_>, path: &str) -> Result<UpstreamHttp, ConfigError> {
+    let p = |k: &str| join_key(path, k);
+    let legacy = f.common.is_some() || f.http1.is_some() || f.upstream.is_some();
+    let typed = match f.typed {
+        None | Some(Value::Null) => None,
+        Some(Value::Mapping(m)) if m.is_empty() => None,
+        Some(v) => Some(typed_options(v, &p("typed_extension_protocol_options"))?),
+    };
+    if legacy {
+        log::warn!(
+            "{path}: common_http_protocol_options, http_protocol_options and \
+             upstream_http_protocol_options on a cluster are deprecated in Envoy v3; use \
+             typed_extension_protocol_options ({HTTP_OPTIONS})"
+        );
+    }
+    match typed {
+        Some(_) if legacy => Err(err(
+            p("typed_extension_protocol_options"),
+            "must not be set with the deprecated common_http_protocol_options, \
+             http_protocol_options or upstream_http_protocol_options (as in Envoy)",
+        )),
+        Some(o) => Ok(o),
+        None => build(
+            f.common,
+            f.http1.map(|h| (h, p("http_protocol_options"))),
+            f.upstream,
+            path,
+        ),
+    }
+}
+
+/// `typed_extension_protocol_options`: a map from extension name to an `Any`.
+fn typed_options(v: &Value, path: &str) -> Result<UpstreamHttp, ConfigError> {
+    let Value::Mapping(m) = v else {
+        return Err(err(path, "expected a map of extension names"));
+    };
+    let mut out = None;
+    for (k, v) in m {
+        let Some(name) = k.as_str() else {
+            return Err(err(path, "expected extension names as keys"));
+        };
+        let kpath = join_key(path, name);
+        if name != HTTP_OPTIONS {
+            return Err(err(
+                kpath,
+                format!("unknown or unsupported extension \"{name}\" (supported: {HTTP_OPTIONS})"),
+            ));
+        }
+        let payload = typed_payload(&Some(v.clone()), &kpath, HTTP_OPTIONS)?
+            .unwrap_or(Value::Mapping(Default::default()));
+        let o: raw::UpstreamProtocolOptions = from_value(&payload, &kpath)?;
+        out = Some(extension(&o, &kpath)?);
+    }
+    Ok(out.unwrap_or_default())
+}
+
+/// One `HttpProtocolOptions` extension.
+fn extension(o: &raw::UpstreamProtocolOptions, path: &str) -> Result<UpstreamHttp, ConfigError> {
+    let p = |k: &str| join_key(path, k);
+    if o.auto_config.is_some() {
+        // Envoy's auto_config picks HTTP/2 when ALPN offers it and refuses a transport
+        // without ALPN (plain TCP): neither has an HTTP/1-only meaning.
+        return Err(err(
+            p("auto_config"),
+            "not supported by baton (protocol selection by ALPN; baton's upstreams are HTTP/1.1 only: use explicit_http_config.http_protocol_options)",
+        ));
+    }
+    if o.http_filters.is_some() {
+        return Err(err(
+            p("http_filters"),
+            "not supported by baton (upstream HTTP filters)",
+        ));
+    }
+    if o.header_validation_config.is_some() {
+        return Err(err(
+            p("header_validation_config"),
+            "not supported by baton (header validators)",
+        ));
+    }
+    let mut http1 = None;
+    for (field, cfg) in [
+        ("explicit_http_config", &o.explicit_http_config),
+        (
+            "use_downstream_protocol_config",
+            &o.use_downstream_protocol_config,
+        ),
+    ] {
+        let Some(c) = cfg else { continue };
+        let cpath = p(field);
+        if c.http2_protocol_options.is_some() {
+            return Err(err(join_key(&cpath, "http2_protocol_options"), NO_HTTP2));
+        }
+        if c.http3_protocol_options.is_some() {
+            return Err(err(join_key(&cpath, "http3_protocol_options"), NO_HTTP3));
+        }
+        if http1.is_some() && c.http_protocol_options.is_some() {
+            return Err(err(
+                cpath,
+                "only one of explicit_http_config and use_downstream_protocol_config may be set",
+            ));
+        }
+        if let Some(h) = &c.http_protocol_options {
+            http1 = Some((h, join_key(&cpath, "http_protocol_options")));
+        }
+    }
+    build(
+        o.common_http_protocol_options.as_ref(),
+        http1,
+        o.upstream_http_protocol_options.as_ref(),
+        path,
+    )
+}
+
+/// The options from their three parts, wherever they were written (the extension, or the
+/// deprecated cluster fields): `common_http_protocol_options` and
+/// `upstream_http_protocol_options` under `path`, the HTTP/1 options at their own path.
+fn build(
+    common_o: Option<&raw::HttpProtocolOptions>,
+    http1: Option<(&raw::UpstreamHttp1Options, String)>,
+    upstream: Option<&raw::UpstreamHttpOptions>,
+    path: &str,
+) -> Result<UpstreamHttp, ConfigError> {
+    let p = |k: &str| join_key(path, k);
+    let mut out = common(common_o, &p("common_http_protocol_options"))?;
+    if let Some((h, hpath)) = http1 {
+        out.proper_case_headers = http1_options(h, &hpath)?;
+    }
+    if let Some(u) = upstream {
+        upstream_options(u, &p("upstream_http_protocol_options"))?;
+    }
+    Ok(out)
+}
+
+/// `common_http_protocol_options` of a cluster.
+fn common(c: Option<&raw::HttpProtocolOptions>, path: &str) -> Result<UpstreamHttp, ConfigError> {
+    let mut out = UpstreamHttp::default();
+    let Some(c) = c else {
+        return Ok(out);
+    };
+    let p = |k: &str| join_key(path, k);
+    out.idle_timeout = timeout(c.idle_timeout, Some(Duration::from_secs(3600)));
+    out.max_connection_duration = timeout(c.max_connection_duration, None);
+    out.max_requests_per_connection = c.max_requests_per_connection.filter(|&n| n > 0);
+    if let Some(n) = c.max_headers_count {
+        let max = crate::http::codec::MAX_HEADERS;
+        if n == 0 || n as usize > max {
+            return Err(err(
+                p("max_headers_count"),
+                format!("{n} out of range (1..={max}: baton parses at most {max} headers)"),
+            ));
+        }
+        out.max_headers_count = n as usize;
+    }
+    // Envoy: "does not have any impact if added to cluster config" (it applies to client
+    // requests only); the value is checked and, as there, changes nothing.
+    enum_or(
+        &c.headers_with_underscores_action,
+        &p("headers_with_underscores_action"),
+        super::validate::UNDERSCORES,
+        super::model::Underscores::Allow,
+    )?;
+    Ok(out)
+}
+
+/// An upstream `http_protocol_options`: whether header names are proper-cased. The
+/// server-side fields (`accept_http_10`, `default_host_for_http_10`, `allow_absolute_url`)
+/// are, as in Envoy's HTTP/1 client codec, not used on an upstream connection.
+fn http1_options(h: &raw::UpstreamHttp1Options, path: &str) -> Result<bool, ConfigError> {
+    let _server_side_only = (
+        h.accept_http_10,
+        &h.default_host_for_http_10,
+        h.allow_absolute_url,
+    );
+    let Some(f) = &h.header_key_format else {
+        return Ok(false);
+    };
+    let fpath = join_key(path, "header_key_format");
+    if f.stateful_formatter.is_some() {
+        return Err(err(
+            join_key(&fpath, "stateful_formatter"),
+            "not supported by baton (stateful header formatters)",
+        ));
+    }
+    Ok(f.proper_case_words.is_some())
+}
+
+/// `upstream_http_protocol_options`: SNI from the request's Host is not implemented (the
+/// pool is keyed by cluster and address, not by server name), so only `false` is accepted.
+fn upstream_options(u: &raw::UpstreamHttpOptions, path: &str) -> Result<(), ConfigError> {
+    let p = |k: &str| join_key(path, k);
+    if u.auto_sni == Some(true) {
+        return Err(err(
+            p("auto_sni"),
+            "not supported by baton (SNI from the request's Host; set the TLS context's sni)",
+        ));
+    }
+    if u.auto_san_validation == Some(true) {
+        return Err(err(
+            p("auto_san_validation"),
+            "not supported by baton (needs auto_sni; use match_typed_subject_alt_names)",
+        ));
+    }
+    if u.override_auto_sni_header.is_some() {
+        return Err(err(
+            p("override_auto_sni_header"),
+            "not supported by baton (needs auto_sni)",
+        ));
+    }
+    Ok(())
+}
