@@ -324,6 +324,192 @@ pub fn exchange(data: &[u8]) {
     crate::http::core::sim::fuzz_exchange(data);
 }
 
+/// The `proxy` target's config: every request-path feature a peer's bytes reach is on (the
+/// HTTP filters, tracing with B3 parsing, client certificate and internal-header rules, path
+/// and Host normalisation, header edits with request variables, access-log filters and
+/// formats, local reply mappers, retries, outlier detection). Its clusters are never
+/// connected to: the in-memory driver answers for the upstream.
+const PROXY_YAML: &str = r#"
+static_resources:
+  listeners:
+  - name: fuzz
+    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: fuzz
+          use_remote_address: true
+          add_user_agent: true
+          forward_client_cert_details: FORWARD_ONLY
+          via: fuzz-proxy
+          normalize_path: true
+          merge_slashes: true
+          path_with_escaped_slashes_action: UNESCAPE_AND_FORWARD
+          strip_any_host_port: true
+          strip_trailing_host_dot: true
+          request_timeout: 5s
+          common_http_protocol_options: {max_requests_per_connection: 40, headers_with_underscores_action: DROP_HEADER}
+          upgrade_configs: [{upgrade_type: websocket}, {upgrade_type: CONNECT}]
+          tracing:
+            random_sampling: {value: 50}
+            custom_tags:
+            - {tag: ua, request_header: {name: user-agent, default_value: none}}
+            - {tag: lit, literal: {value: fuzz}}
+            provider:
+              name: envoy.tracers.zipkin
+              typed_config:
+                "@type": type.googleapis.com/envoy.config.trace.v3.ZipkinConfig
+                collector_cluster: zipkin
+                collector_endpoint: "/api/v2/spans"
+                collector_endpoint_version: HTTP_JSON
+          access_log:
+          - name: envoy.access_loggers.file
+            filter:
+              or_filter:
+                filters:
+                - status_code_filter: {comparison: {op: GE, value: {default_value: 400, runtime_key: k}}}
+                - header_filter: {header: {name: x-log, present_match: true}}
+                - runtime_filter: {runtime_key: r, percent_sampled: {numerator: 10, denominator: HUNDRED}}
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: /dev/null
+              log_format:
+                json_format: {m: "%REQ(:METHOD)%", p: "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", s: "%RESPONSE_CODE%", f: "%RESPONSE_FLAGS%", t: "%REQ(X-B3-TRACEID)%", ua: "%REQ(USER-AGENT):10%", d: "%DURATION%"}
+          local_reply_config:
+            mappers:
+            - filter: {status_code_filter: {comparison: {op: EQ, value: {default_value: 404, runtime_key: k}}}}
+              status_code: 404
+              body: {inline_string: "nope %REQ(:PATH)%"}
+              headers_to_add: [{header: {key: x-mapped, value: "%PROTOCOL%"}}]
+          route_config:
+            request_headers_to_add: [{header: {key: x-fwd, value: "%DOWNSTREAM_REMOTE_ADDRESS% %REQ(host)%"}}]
+            response_headers_to_add: [{header: {key: x-rid, value: "%REQ(x-request-id)%"}}]
+            virtual_hosts:
+            - name: secure
+              domains: ["secure.test"]
+              require_tls: EXTERNAL_ONLY
+              routes:
+              - match: {prefix: "/"}
+                route: {cluster: up}
+            - name: any
+              domains: ["*"]
+              retry_policy: {retry_on: "5xx,reset,connect-failure", num_retries: 1}
+              typed_per_filter_config:
+                envoy.filters.http.cors:
+                  "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy
+                  allow_origin_string_match: [{prefix: "https://"}, {safe_regex: {regex: "^http://[a-z]+\\.test$"}}]
+                  allow_methods: "GET, POST, PUT"
+                  allow_headers: "x-a, content-type"
+                  expose_headers: "x-b"
+                  max_age: "60"
+                  allow_credentials: true
+              routes:
+              - match: {prefix: "/direct"}
+                direct_response: {status: 200, body: {inline_string: "direct"}}
+              - match: {prefix: "/redir"}
+                redirect: {path_redirect: "/x", response_code: FOUND}
+              - match: {safe_regex: {regex: "^/re/[a-z]+/\\d+$"}}
+                route: {cluster: up, regex_rewrite: {pattern: {regex: "^/re/(.*)$"}, substitution: "/bytes/\\1"}}
+              - match: {prefix: "/h", headers: [{name: x-a, string_match: {prefix: "b"}}]}
+                route: {cluster: up, prefix_rewrite: "/bytes/10"}
+              - match: {prefix: "/limited"}
+                route: {cluster: up}
+                decorator: {operation: limited}
+                typed_per_filter_config:
+                  envoy.filters.http.local_ratelimit:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+                    stat_prefix: per_route
+                    token_bucket: {max_tokens: 2, tokens_per_fill: 1, fill_interval: 1s}
+                    filter_enabled: {runtime_key: e, default_value: {numerator: 100, denominator: HUNDRED}}
+                    filter_enforced: {runtime_key: f, default_value: {numerator: 100, denominator: HUNDRED}}
+              - match: {connect_matcher: {}}
+                route: {cluster: up, upgrade_configs: [{upgrade_type: CONNECT, connect_config: {}}]}
+              - match: {prefix: "/"}
+                route: {cluster: up, timeout: 2s, host_rewrite_literal: origin}
+                decorator: {operation: everything}
+          http_filters:
+          - name: envoy.filters.http.health_check
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck
+              pass_through_mode: false
+              headers: [{name: ":path", string_match: {exact: "/hc"}}]
+          - name: envoy.filters.http.cors
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}
+          - name: envoy.filters.http.csrf
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy
+              filter_enabled: {runtime_key: c, default_value: {numerator: 100, denominator: HUNDRED}}
+              additional_origins: [{exact: "trusted.test"}]
+          - name: envoy.filters.http.local_ratelimit
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+              stat_prefix: fuzz_rl
+              token_bucket: {max_tokens: 50, tokens_per_fill: 50, fill_interval: 1s}
+              filter_enabled: {runtime_key: e, default_value: {numerator: 100, denominator: HUNDRED}}
+              filter_enforced: {runtime_key: f, default_value: {numerator: 100, denominator: HUNDRED}}
+              response_headers_to_add: [{append_action: OVERWRITE_IF_EXISTS_OR_ADD, header: {key: x-rl, value: "true"}}]
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  clusters:
+  - name: up
+    connect_timeout: 1s
+    type: STATIC
+    outlier_detection: {consecutive_5xx: 3, max_ejection_percent: 50}
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        common_http_protocol_options: {idle_timeout: 30s, max_requests_per_connection: 10}
+        explicit_http_config: {http_protocol_options: {header_key_format: {proper_case_words: {}}}}
+    load_assignment: {cluster_name: up, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9}}}}, {endpoint: {address: {socket_address: {address: 127.0.0.2, port_value: 9}}}}]}]}
+  - name: zipkin
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment: {cluster_name: zipkin, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9}}}}]}]}
+"#;
+
+/// Requests and upstream answers through the core with the proxy's own environment
+/// (`http::inmem`): routing, the filter chain, tracing, header building and the access log run
+/// as in the proxy. The input is a list of exchanges, each `[len: u16 BE][request]
+/// [len: u16 BE][response]`; the first byte picks the client's address (internal or
+/// external). A closed connection ends the input.
+pub fn proxy(data: &[u8]) {
+    static BOOT: OnceLock<Option<crate::config::Bootstrap>> = OnceLock::new();
+    let Some(boot) = BOOT.get_or_init(|| crate::config::load_str(PROXY_YAML).ok()) else {
+        panic!("the proxy target's config must load");
+    };
+    let Some((&first, mut rest)) = data.split_first() else {
+        return;
+    };
+    let peer = if first & 1 == 0 {
+        "127.0.0.1:40000"
+    } else {
+        "127.0.0.2:40000"
+    };
+    let Ok(peer) = peer.parse() else { return };
+    let Ok(mut m) = crate::http::inmem::InMem::from_bootstrap(boot.clone(), peer) else {
+        return;
+    };
+    for _ in 0..8 {
+        let (Some(request), Some(response)) = (piece(&mut rest), piece(&mut rest)) else {
+            return;
+        };
+        if m.exchange(request, response).is_err() {
+            return;
+        }
+    }
+}
+
+/// The next `[len: u16 BE][bytes]` piece of `rest` (shorter when the input ends early).
+fn piece<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (len, tail) = rest.split_first_chunk::<2>()?;
+    let n = usize::from(u16::from_be_bytes(*len)).min(tail.len());
+    let (piece, tail) = tail.split_at(n);
+    *rest = tail;
+    Some(piece)
+}
+
 /// The same scripts on a TCP proxy connection (see `http::core::sim::fuzz_tcp`).
 pub fn tcp(data: &[u8]) {
     crate::http::core::sim::fuzz_tcp(data);

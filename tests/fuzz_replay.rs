@@ -16,6 +16,7 @@ const TARGETS: &[(&str, Harness)] = &[
     ("config", baton::fuzz_harness::config),
     ("exchange", baton::fuzz_harness::exchange),
     ("tcp", baton::fuzz_harness::tcp),
+    ("proxy", baton::fuzz_harness::proxy),
 ];
 
 /// Targets that also replay another target's inputs (the same script format).

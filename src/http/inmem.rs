@@ -31,6 +31,11 @@ impl InMem {
     /// connection from `peer`.
     pub fn new(yaml: &str, peer: SocketAddr) -> Result<InMem, String> {
         let b = crate::config::load_str(yaml).map_err(|e| e.to_string())?;
+        InMem::from_bootstrap(b, peer)
+    }
+
+    /// The same from a loaded config (a fuzzer loads its config once).
+    pub fn from_bootstrap(b: crate::config::Bootstrap, peer: SocketAddr) -> Result<InMem, String> {
         let poll = mio::Poll::new().map_err(|e| format!("epoll: {e}"))?;
         let registry = poll
             .registry()
@@ -52,6 +57,7 @@ impl InMem {
         let now = Instant::now();
         let mut ctx = Ctx::new(registry, clusters, listeners, access_logs);
         ctx.set_now(now);
+        ctx.tracer = crate::tracing::collector::Tracer::build(&mut ctx, "front", "node-1");
         let lim = ctx.listeners[0].limits.clone();
         Ok(InMem {
             ctx,

@@ -135,8 +135,10 @@ pub fn start_edited_args(
 /// Waits (bounded) until the proxy reports LIVE: the listener socket accepts at TCP level as
 /// soon as it is bound, but baton is PRE_INITIALIZING until its first DNS answers.
 pub fn wait_live(admin_port: u16) {
+    // The admin socket may be bound a moment after the listener: a refused connect is "not yet".
     let live = eventually(Duration::from_secs(20), || {
-        admin(admin_port, "GET", "/ready").0 == 200
+        TcpStream::connect_timeout(&local(admin_port), IO_TIMEOUT).is_ok()
+            && admin(admin_port, "GET", "/ready").0 == 200
     });
     assert!(live, "baton never became LIVE");
 }
