@@ -4,7 +4,7 @@
 //! semantics): a status code comparison, a request header, a response flag, and/or
 //! combinations, a duration threshold against the upstream's `/delay/MS`, the health check
 //! filter's requests left out, runtime sampling by request id, gRPC statuses, and the
-//! traceable filter (nothing is traced, so nothing is logged).
+//! traceable filter (no tracing here, so nothing is logged; tests/tracing.rs checks a forced trace).
 
 mod admin_util;
 mod common;
@@ -103,7 +103,10 @@ fn each_logger_writes_only_what_its_filter_lets_through() {
             le(503)
         ),
     ));
-    block.push_str(&logger(&slow, &format!("{{duration_filter: {}}}", ge(150))));
+    block.push_str(&logger(
+        &slow,
+        &format!("{{duration_filter: {}}}", ge(1000)),
+    ));
     block.push_str(&logger(&not_hc, "{not_health_check_filter: {}}"));
     block.push_str(&logger(&traced, "{traceable_filter: {}}"));
     block.push_str(&logger(
@@ -145,7 +148,7 @@ fn each_logger_writes_only_what_its_filter_lets_through() {
     assert_eq!(get(p, "/empty", &[id_out]), 503);
     assert_eq!(get(p, "/nope", &[id_out]), 404);
     assert_eq!(get(p, "/healthz", &[id_out]), 200);
-    assert_eq!(get(p, "/delay/300", &[id_out]), 200);
+    assert_eq!(get(p, "/delay/2000", &[id_out]), 200);
     assert_eq!(get(p, "/delay/0", &[id_out]), 200);
     // All loggers are written by the same flush: once the unfiltered one has every line,
     // the others have theirs.
@@ -167,7 +170,7 @@ fn each_logger_writes_only_what_its_filter_lets_through() {
     assert_eq!(paths(&nr), vec!["/nothing", "/nope"]);
     assert!(file_lines(&nr).iter().all(|l| l.ends_with(" NR")));
     assert_eq!(paths(&combo), vec!["/status/502", "/status/504", "/empty"]);
-    assert_eq!(paths(&slow), vec!["/delay/300"]);
+    assert_eq!(paths(&slow), vec!["/delay/2000"]);
     let mut want_not_hc: Vec<String> = entries(&all).into_iter().map(|(_, p)| p).collect();
     want_not_hc.retain(|p| p != "/healthz");
     assert_eq!(paths(&not_hc), want_not_hc);

@@ -585,3 +585,42 @@ fn add_user_agent_names_the_service_cluster_and_node_upstream() {
         }
     }
 }
+
+/// A request `require_tls` redirects never reaches its route's filter configs (Envoy's
+/// SSL-redirect route has none): a plaintext CORS preflight gets the 301, not a CORS answer.
+#[test]
+fn require_tls_redirects_a_cors_preflight_before_the_filters_see_the_route() {
+    let up = Upstream::start("up");
+    let rc = format!(
+        "name: rc\nvirtual_hosts:\n- name: vh\n  domains: ['*']\n  require_tls: ALL\n  typed_per_filter_config:\n    envoy.filters.http.cors:\n      \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy\n      allow_origin_string_match: [{{exact: \"https://app.test\"}}]\n      allow_methods: POST\n  routes:\n{ROUTE}"
+    );
+    let yaml = config(free_port(), &rc, &[cluster("svc", &[up.port()])]).replacen(
+        "          - name: envoy.filters.http.router\n",
+        "          - name: envoy.filters.http.cors\n            typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}\n          - name: envoy.filters.http.router\n",
+        1,
+    );
+    assert!(yaml.contains("envoy.filters.http.cors\n"));
+    let b = Baton::start(&yaml);
+    let url = format!("http://127.0.0.1:{}/x", b.port);
+    let out = curl_ok(&[
+        "-s",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-X",
+        "OPTIONS",
+        "-H",
+        "Host: shop.test",
+        "-H",
+        "Origin: https://app.test",
+        "-H",
+        "Access-Control-Request-Method: POST",
+        &url,
+    ])
+    .to_ascii_lowercase();
+    assert!(out.starts_with("http/1.1 301"), "{out}");
+    assert!(out.contains("location: https://shop.test/x\r\n"), "{out}");
+    assert!(!out.contains("access-control-allow-origin"), "{out}");
+    assert_eq!(up.requests(), 0);
+}

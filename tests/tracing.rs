@@ -125,6 +125,12 @@ fn yaml(ports: [u16; 5], zipkin: &str, access_log: &str) -> String {
               "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
               path: "{access_log}"
               log_format: {{text_format_source: {{inline_string: "{name} %REQ(X-B3-TRACEID)% %REQ(X-B3-SPANID)% %REQ(X-REQUEST-ID)%\n"}}}}
+          - name: envoy.access_loggers.file
+            filter: {{traceable_filter: {{}}}}
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: "{access_log}.forced"
+              log_format: {{text_format_source: {{inline_string: "{name} %REQ(X-REQUEST-ID)%\n"}}}}
           tracing:
             custom_tags:
             - tag: team
@@ -463,6 +469,20 @@ fn the_trace_reason_follows_envoys_rules_and_is_counted() {
     let (rid, sampled) = rid_of("x-health: 1\r\n");
     assert_eq!(sampled, "0", "{rid}");
     let st = |n: &str| stat(s.admin, &format!("http.inbound.tracing.{n}"));
+    // traceable_filter logs the one request an internal caller forced, and nothing else.
+    // Log lines are written in the background: wait for all five requests' lines.
+    let forced_log = format!("{}.forced", s.access_log.display());
+    let lines = |p: &str| std::fs::read_to_string(p).map_or(0, |t| t.lines().count());
+    assert!(eventually(Duration::from_secs(10), || {
+        lines(&s.access_log.display().to_string()) >= 5 && lines(&forced_log) >= 1
+    }));
+    let forced = std::fs::read_to_string(&forced_log).unwrap_or_default();
+    let forced: Vec<&str> = forced.lines().collect();
+    assert_eq!(forced.len(), 1, "{forced:?}");
+    assert!(
+        forced[0].starts_with("inbound ") && forced[0].as_bytes().get(8 + 14) == Some(&b'a'),
+        "{forced:?}"
+    );
     assert_eq!(st("not_traceable"), 1);
     assert_eq!(st("client_enabled"), 1);
     assert_eq!(st("service_forced"), 1);

@@ -184,7 +184,7 @@ impl Filter {
                 }
             }
             Filter::NotHealthCheck => !rq.health_check,
-            Filter::Traceable => false,
+            Filter::Traceable => rq.trace_forced,
             Filter::Runtime(s) => s.passes(rq),
             Filter::Grpc {
                 listed,

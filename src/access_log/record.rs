@@ -227,6 +227,8 @@ pub struct Rq {
     pub tls: Option<std::rc::Rc<TlsInfo>>,
     /// The request's span, when its connection manager traces.
     pub span: Option<Box<crate::tracing::Span>>,
+    /// Traced because an internal caller forced it (Envoy's trace reason `ServiceForced`).
+    pub trace_forced: bool,
     /// The health check filter took the request as a health check (Envoy's
     /// `StreamInfo::healthCheck`), answered here or passed through.
     pub health_check: bool,
@@ -271,6 +273,7 @@ impl Rq {
             cap: None,
             tls: None,
             span: None,
+            trace_forced: false,
             health_check: false,
         }
     }

@@ -585,7 +585,8 @@ pub enum LogFilter {
     ResponseFlags(Vec<String>),
     /// `not_health_check_filter`: requests the health check filter did not take as a check.
     NotHealthCheck,
-    /// `traceable_filter`: never true, since baton has no tracing (Envoy without `tracing`).
+    /// `traceable_filter`: a request traced because an internal caller forced it
+    /// (`x-envoy-force-trace`; Envoy's trace reason `ServiceForced`).
     Traceable,
     /// `runtime_filter`: a sample of `percent_sampled` (the runtime cannot set the key).
     Runtime(RuntimeSample),

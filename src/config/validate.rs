@@ -568,6 +568,9 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
     };
     let clusters = clusters.finish();
     let listeners = listeners.finish();
+    if let (Ok(cs), Ok(ls)) = (&clusters, &listeners) {
+        keep(tls_collectors(cs, ls), &mut first);
+    }
     if let Some(e) = first {
         return Err(e);
     }
@@ -1181,6 +1184,33 @@ const SERVER_HEADER: &[EnumEntry<ServerHeader>] = &[
     ("APPEND_IF_ABSENT", 1, Some(ServerHeader::AppendIfAbsent)),
     ("PASS_THROUGH", 2, Some(ServerHeader::PassThrough)),
 ];
+
+/// A Zipkin collector cluster must be plain: the reporter speaks plain HTTP/1.1, and a TLS
+/// cluster's spans would otherwise leave in the clear.
+fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), ConfigError> {
+    for l in listeners {
+        let Some(t) = l.hcm().and_then(|h| h.tracing.as_ref()) else {
+            continue;
+        };
+        if clusters
+            .get(t.zipkin.cluster)
+            .is_some_and(|c| c.tls.is_some())
+        {
+            return Err(err(
+                format!(
+                    "static_resources.clusters[{}].transport_socket",
+                    t.zipkin.cluster
+                ),
+                format!(
+                    "cluster \"{}\" is a Zipkin collector_cluster (of listener \"{}\"): baton \
+                     reports spans over plain HTTP, so the collector cluster cannot use TLS",
+                    t.zipkin.cluster_name, l.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// `tcp_keepalive`, each value within what Linux accepts for its socket option (a value it
 /// would refuse at connect time is refused here instead).

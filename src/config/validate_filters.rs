@@ -46,8 +46,14 @@ pub fn http_filters(
         let ext = as_extension(f);
         let ty = match extension_kind(&ext, &fpath, "HTTP filter", HTTP_FILTERS) {
             Ok(t) => t,
-            // Envoy leaves out an optional filter it does not have.
-            Err(_) if f.is_optional == Some(true) && names_a_type(f) => continue,
+            // Envoy leaves out an optional filter it does not have; said loudly, as the filter
+            // may be one the operator relies on (an authorization filter).
+            Err(e) if f.is_optional == Some(true) && names_a_type(f) => {
+                log::warn!(
+                    "{fpath}: an optional HTTP filter baton does not have is left out ({e})"
+                );
+                continue;
+            }
             Err(e) => return Err(e),
         };
         if ty == ROUTER_TYPE {
@@ -365,7 +371,12 @@ pub fn per_filter_configs(
             Some(c) => match policy(c, &join_key(&epath, "config"), optional)? {
                 Some(p) => Some(p),
                 // An optional config of a type baton does not have: left out, as in Envoy.
-                None => continue,
+                None => {
+                    log::warn!(
+                        "{epath}: an optional per-route config baton does not have is left out"
+                    );
+                    continue;
+                }
             },
         };
         out.push(PerFilterConfig {
@@ -584,8 +595,9 @@ fn local_rate_limit(
             };
             let fill_interval = match tb.fill_interval.map(|d| d.0) {
                 None => return Err(err(tp("fill_interval"), "required field is missing")),
-                Some(d) if d.is_zero() => {
-                    return Err(err(tp("fill_interval"), "must be greater than 0"))
+                // Envoy: "local rate limit token bucket fill timer must be >= 50ms".
+                Some(d) if d < std::time::Duration::from_millis(50) => {
+                    return Err(err(tp("fill_interval"), "must be at least 50ms"))
                 }
                 Some(d) => d,
             };

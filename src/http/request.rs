@@ -456,7 +456,14 @@ pub(super) fn decide(
     let (found, outcome) = if hcm.http_filters.is_empty() {
         (None, filters::Outcome::default())
     } else {
-        let m = http.router.route(req);
+        // A request `require_tls` redirects has Envoy's SSL-redirect route: no route entry, so
+        // no per-route filter config and nothing for CORS; the router then answers 301.
+        let redirected = http.router.tls_required && tls_redirect(req, peer, http).is_some();
+        let m = if redirected {
+            None
+        } else {
+            http.router.route(req)
+        };
         let view = m.as_ref().and_then(|m| {
             let vh = http.router.config.virtual_hosts.get(m.vh)?;
             let own = match &m.route.action {

@@ -71,7 +71,7 @@ impl Host for Proxy {
         }
         if let (Some(slot), Some(rt)) = (self.listeners.get_mut(i), self.ctx.listeners.get(i)) {
             // The socket works without an option the new config added; it is said loudly.
-            if let Err(e) = super::tune_listener(&rt.name, &l, &rt.socket) {
+            if let Err(e) = super::adopt_listener(&rt.name, &l, &rt.socket) {
                 log::warn!("listener taken over from the parent: {e}");
             }
             *slot = Some(l);

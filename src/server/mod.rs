@@ -158,6 +158,20 @@ pub fn bind_listener(
     Ok(l)
 }
 
+/// A listening socket taken over from a hot-restart parent, with this config's options: the
+/// ones meant for before bind or listen (and `enable_reuse_port`) are set on it too, since
+/// most take effect whenever they are set; what the kernel refuses is returned, named.
+pub fn adopt_listener(name: &str, l: &TcpListener, sock: &ListenerSocket) -> Result<(), String> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    setsockopt(l, sockopt::ReusePort, &sock.reuse_port)
+        .map_err(|e| format!("{name}: SO_REUSEPORT: {}", io_cause(&io::Error::from(e))))?;
+    for state in [SocketState::Prebind, SocketState::Bound] {
+        set_options(l, sock, state)
+            .map_err(|(d, e)| format!("{name}: {d}{}", io_cause(&io::Error::from(e))))?;
+    }
+    tune_listener(name, l, sock)
+}
+
 /// Sets `sock`'s options of stage `state` on `fd`; an error names the option.
 fn set_options(
     fd: &impl AsFd,

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::{
-    custom_tags, decide, extract, extract_sampled, start, url, End, Extracted, Inject, Span,
+    custom_tags, decide, extract, extract_sampled, start, url, End, Extracted, Inject, Reason, Span,
 };
 use crate::access_log::Rq;
 use crate::config::{AppendAction, HttpFilterKind};
@@ -22,6 +22,9 @@ pub struct Begun {
     pub span: Option<Span>,
     /// The client's `x-envoy-decorator-operation` named the (ingress) span.
     overridden: bool,
+    /// Traced because an internal caller forced it (`x-envoy-force-trace`): what an access
+    /// log's `traceable_filter` matches, as Envoy's.
+    forced: bool,
 }
 
 fn first<'a>(req: &'a RequestHead<'_>, name: &str) -> Option<&'a [u8]> {
@@ -73,6 +76,7 @@ pub fn begin(
         _ => false,
     });
     let traced = reason.traced() && !health_check;
+    let forced = traced && reason == Reason::ServiceForced;
     let rid_out = match &rid {
         Some(r) if generated || before.as_ref() != Some(r) => <[u8; 36]>::try_from(&r[..]).ok(),
         _ => None,
@@ -92,6 +96,7 @@ pub fn begin(
                 },
                 span: None,
                 overridden: false,
+                forced,
             })
         }
         Extracted::None => None,
@@ -164,6 +169,7 @@ pub fn begin(
             reporter,
         }),
         overridden,
+        forced,
     })
 }
 
@@ -171,6 +177,7 @@ pub fn begin(
 /// on an ingress span with `propagate`, goes back in the response's
 /// `x-envoy-decorator-operation`. The span goes into the request's record.
 pub fn routed(ctx: &Ctx, listener: usize, b: Begun, d: &mut Decision, rq: &mut Rq) {
+    rq.trace_forced = b.forced;
     if matches!(d, Decision::Forward(_)) {
         crate::observe::traced(ctx, listener, rq, &b.inject);
     }

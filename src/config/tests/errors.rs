@@ -556,6 +556,20 @@ fn tracing_errors_name_their_field() {
         err_with(&[(&format!("{VH}.routes[0].decorator"), "{operation: \"\"}")]),
         format!("{VH}.routes[0].decorator.operation: must not be empty")
     );
+    // Spans go out over plain HTTP: a TLS collector cluster is refused, not sent in the clear.
+    #[cfg(feature = "tls")]
+    {
+        let tls = "{name: envoy.transport_sockets.tls, typed_config: {\"@type\": \
+                   type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext}}";
+        let e = err_with(&[
+            (&t, &zipkin("")),
+            ("static_resources.clusters[0].transport_socket", tls),
+        ]);
+        assert!(
+            e.starts_with("static_resources.clusters[0].transport_socket: cluster \"a\" is a Zipkin collector_cluster"),
+            "{e}"
+        );
+    }
 }
 
 /// Active health checks: Envoy's required fields and ranges, and every field baton does not
@@ -1255,6 +1269,10 @@ fn http_filters_and_per_route_configs_name_their_field() {
             )
             .as_str()
         )
+    );
+    assert_eq!(
+        rl("stat_prefix: x, token_bucket: {max_tokens: 1, fill_interval: 0.049s}"),
+        format!("{at}.token_bucket.fill_interval: must be at least 50ms")
     );
     assert_eq!(
         rl("stat_prefix: x, token_bucket: {max_tokens: 0, fill_interval: 1s}"),
