@@ -703,9 +703,13 @@ pub fn fuzz_exchange(data: &[u8]) {
     // The first byte picks the set-up: its top bit the splicing driver's way of moving
     // bodies; the next three close circuit breakers (a limit of 0): active requests, pending
     // requests, retries; then a connection that ends after 2 requests or 3 s (with a 2 s
-    // request timeout); the two after it what happens to header names with underscores.
+    // request timeout); the two after it what happens to header names with underscores; the
+    // lowest a connection that closes without lingering (`delayed_close_timeout: 0s`).
     let first = data.first().copied().unwrap_or(0);
     let mut lim = Sim::limits(4096, 1 << 20);
+    if first & 0x01 != 0 {
+        lim.linger = None;
+    }
     if first & 0x08 != 0 {
         lim.max_requests = Some(2);
         lim.max_connection_duration = Some(Duration::from_secs(3));
