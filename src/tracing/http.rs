@@ -112,36 +112,43 @@ pub fn begin(
         z.trace_id_128bit,
         &mut || rng.next_u64(),
     );
-    let mut tags: Vec<(String, String)> = Vec::with_capacity(12);
-    let mut tag = |k: &str, v: String| tags.push((k.to_string(), v));
-    if let Some(r) = &rid {
-        tag("guid:x-request-id", text(r));
-    }
-    let scheme = match first(req, "x-forwarded-proto") {
-        Some(p) if !replace_proto(hcm) => text(p),
-        _ if req.secure => "https".into(),
-        _ => "http".into(),
-    };
     let host = req.host.unwrap_or_default();
-    tag(
-        "http.url",
-        url(&scheme, host, req.path, t.max_path_tag_length),
-    );
-    tag("http.method", req.method.to_string());
-    let downstream = first(req, "x-envoy-downstream-service-cluster").filter(|_| !from.edge);
-    tag("downstream_cluster", downstream.map_or("-".into(), text));
-    tag(
-        "user_agent",
-        first(req, "user-agent").map_or("-".into(), text),
-    );
-    tag("http.protocol", format!("HTTP/1.{}", req.minor));
-    tag("peer.address", peer.ip().to_string());
-    if let Some(c) = first(req, "x-client-trace-id") {
-        tag("guid:x-client-trace-id", text(c));
-    }
-    tag("node_id", node_id);
-    let getter = |n: &str| header_value(req, n);
-    let custom = custom_tags(t, &getter);
+    // Tags are only read when the span is reported: an unsampled span (still needed for the
+    // decorator's header rules) skips them.
+    let (tags, custom) = if ids.sampled {
+        let mut tags: Vec<(String, String)> = Vec::with_capacity(12);
+        let mut tag = |k: &str, v: String| tags.push((k.to_string(), v));
+        if let Some(r) = &rid {
+            tag("guid:x-request-id", text(r));
+        }
+        let scheme = match first(req, "x-forwarded-proto") {
+            Some(p) if !replace_proto(hcm) => text(p),
+            _ if req.secure => "https".into(),
+            _ => "http".into(),
+        };
+        tag(
+            "http.url",
+            url(&scheme, host, req.path, t.max_path_tag_length),
+        );
+        tag("http.method", req.method.to_string());
+        let downstream = first(req, "x-envoy-downstream-service-cluster").filter(|_| !from.edge);
+        tag("downstream_cluster", downstream.map_or("-".into(), text));
+        tag(
+            "user_agent",
+            first(req, "user-agent").map_or("-".into(), text),
+        );
+        tag("http.protocol", format!("HTTP/1.{}", req.minor));
+        tag("peer.address", peer.ip().to_string());
+        if let Some(c) = first(req, "x-client-trace-id") {
+            tag("guid:x-client-trace-id", text(c));
+        }
+        tag("node_id", node_id);
+        let getter = |n: &str| header_value(req, n);
+        let custom = custom_tags(t, &getter);
+        (tags, custom)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     // Ingress: the client's operation names the span (and is not sent on).
     let op = first(req, "x-envoy-decorator-operation")
         .filter(|v| ingress && !v.is_empty())
