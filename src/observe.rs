@@ -312,25 +312,37 @@ pub fn end(ctx: &mut Ctx, mut rq: Rq) {
         }
     }
     if ctx.access_logs.slots(rq.listener).is_some() {
-        let cluster = rq
-            .cluster
-            .and_then(|c| ctx.clusters.get(c))
-            .map(|c| c.cfg.name.as_str());
-        let route = rq
-            .route
-            .and_then(|(vh, r)| ctx.listeners.get(rq.listener)?.http()?.router.get(vh, r))
-            .map(|m| m.route.name.as_str());
-        let names = crate::access_log::Names {
-            cluster,
-            route,
-            tcp,
-        };
+        let names = log_names(&ctx.clusters, &ctx.listeners, &rq, tcp);
         if ctx.access_logs.log(&rq, &names, ctx.now()) && ctx.access_logs.want_flush_tick() {
             ctx.timers.arm(ctx.now() + FLUSH_EVERY, TimerKey::Tick);
         }
         if let Some(c) = rq.cap.take() {
             ctx.access_logs.put_captured(c);
         }
+    }
+}
+
+/// The names a request's access-log line (or local reply format) reads: its cluster's and
+/// route's, and whether it is a TCP proxy connection's. It borrows only the context's clusters
+/// and listeners, so the access logs can be written while it is held.
+pub fn log_names<'a>(
+    clusters: &'a [crate::cluster::ClusterRt],
+    listeners: &'a [crate::context::ListenerRt],
+    rq: &Rq,
+    tcp: bool,
+) -> crate::access_log::Names<'a> {
+    let cluster = rq
+        .cluster
+        .and_then(|c| clusters.get(c))
+        .map(|c| c.cfg.name.as_str());
+    let route = rq
+        .route
+        .and_then(|(vh, r)| listeners.get(rq.listener)?.http()?.router.get(vh, r))
+        .map(|m| m.route.name.as_str());
+    crate::access_log::Names {
+        cluster,
+        route,
+        tcp,
     }
 }
 

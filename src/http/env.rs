@@ -216,19 +216,7 @@ impl Env for CtxEnv<'_> {
         let (status, body, ct, custom) = match ctx.access_logs.local_reply(self.listener) {
             None => (r.status, Cow::Borrowed(r.body), "text/plain", false),
             Some((lr, slots)) => {
-                let cluster = rq
-                    .cluster
-                    .and_then(|c| ctx.clusters.get(c))
-                    .map(|c| c.cfg.name.as_str());
-                let route = rq
-                    .route
-                    .and_then(|(vh, i)| http?.router.get(vh, i))
-                    .map(|m| m.route.name.as_str());
-                let names = crate::access_log::Names {
-                    cluster,
-                    route,
-                    tcp: false,
-                };
+                let names = observe::log_names(&ctx.clusters, &ctx.listeners, rq, false);
                 let w = lr.rewrite(r.status, r.body, rq, ctx.now(), slots, &names, &mut extra);
                 (
                     w.status,
