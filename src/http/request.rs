@@ -453,13 +453,18 @@ pub(super) fn decide(
         .via
         .as_ref()
         .map(|v| Op::fixed("via", v, AppendAction::AppendIfExistsOrAdd));
+    let mut redirect = None;
     let (found, outcome) = if hcm.http_filters.is_empty() {
         (None, filters::Outcome::default())
     } else {
         // A request `require_tls` redirects has Envoy's SSL-redirect route: no route entry, so
         // no per-route filter config and nothing for CORS; the router then answers 301.
-        let redirected = http.router.tls_required && tls_redirect(req, peer, http).is_some();
-        let m = if redirected {
+        redirect = if http.router.tls_required {
+            tls_redirect(req, peer, http)
+        } else {
+            None
+        };
+        let m = if redirect.is_some() {
             None
         } else {
             http.router.route(req)
@@ -523,15 +528,19 @@ pub(super) fn decide(
             details: a.details,
             ..local_reply(a.status)
         }),
-        None => route(
-            req,
-            peer,
-            listener,
-            ctx,
-            found,
-            &outcome.request_edits,
-            trace,
-        ),
+        // The router's answer to a request `require_tls` redirects, decided above.
+        None => match redirect {
+            Some(r) => r,
+            None => route(
+                req,
+                peer,
+                listener,
+                ctx,
+                found,
+                &outcome.request_edits,
+                trace,
+            ),
+        },
     };
     match &mut d {
         Decision::Local(l) => l.edits.extend(outcome.edits),
