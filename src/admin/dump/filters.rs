@@ -46,7 +46,7 @@ fn health_check(hc: &HealthCheckFilter) -> Value {
     ])
 }
 
-fn fraction(f: &Fraction) -> Value {
+pub(super) fn fraction(f: &Fraction) -> Value {
     let denominator = match f.denominator {
         10_000 => "TEN_THOUSAND",
         1_000_000 => "MILLION",
