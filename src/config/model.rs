@@ -913,6 +913,9 @@ pub struct QueryParameterMatcher {
     pub rule: QueryParameterRule,
 }
 
+/// Not boxed: forwarding is the common action and is read on every request; the others
+/// are rare, so the space they waste in a route table costs less than a pointer chase.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum RouteAction {
     Forward(ForwardAction),
@@ -944,6 +947,19 @@ pub struct ForwardAction {
     pub cors: Option<Box<CorsPolicy>>,
     /// `request_mirror_policies[]`: shadow copies of each request (`http/mirror.rs`).
     pub mirrors: Vec<MirrorPolicy>,
+    /// `per_request_buffer_limit_bytes` of the route, else of its virtual host: most request
+    /// body bytes kept for retries and shadows (never more than the listener's buffer limit).
+    pub body_limit: Option<u32>,
+    /// The virtual host's `include_request_attempt_count` / `include_attempt_count_in_response`:
+    /// `x-envoy-attempt-count` on the upstream request / the response.
+    pub attempt_count: AttemptCount,
+}
+
+/// Where `x-envoy-attempt-count` is set (a virtual host's choice, kept on its routes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttemptCount {
+    pub request: bool,
+    pub response: bool,
 }
 
 /// A route's `request_mirror_policies[]` entry: a copy of every request it samples goes to

@@ -805,6 +805,9 @@ with_header_edits! {
         pub require_tls: Option<EnumValue>,
         pub typed_per_filter_config: Option<Value>,
         pub cors: Option<CorsPolicy>,
+        pub per_request_buffer_limit_bytes: Option<u32>,
+        pub include_request_attempt_count: Option<bool>,
+        pub include_attempt_count_in_response: Option<bool>,
     }
 }
 
@@ -819,6 +822,7 @@ with_header_edits! {
         pub direct_response: Option<DirectResponse>,
         pub typed_per_filter_config: Option<Value>,
         pub decorator: Option<Decorator>,
+        pub per_request_buffer_limit_bytes: Option<u32>,
     }
 }
 

@@ -91,6 +91,8 @@ pub fn forward(
             .map(|c| super::validate_filters::cors_policy(c, &p("cors")).map(Box::new))
             .transpose()?,
         mirrors,
+        body_limit: None,
+        attempt_count: AttemptCount::default(),
     })
 }
 

@@ -94,7 +94,7 @@ pub fn shadows(
         }
         let mut h = head.to_vec();
         if p.host_suffix {
-            crate::http::request::replace_host(&mut h, host_at, &shadow_host(host));
+            crate::http::request::replace_value(&mut h, host_at, &shadow_host(host));
         }
         if cl.cfg.http.proper_case_headers {
             crate::http::request::proper_case_names(&mut h);

@@ -78,6 +78,12 @@ pub struct Forward {
     pub timeout_status: u16,
     /// The route's shadows of this request (`request_mirror_policies`), sent once it is read.
     pub shadows: Vec<super::mirror::Shadow>,
+    /// Most request body bytes kept for retries and shadows (`per_request_buffer_limit_bytes`).
+    pub body_limit: Option<usize>,
+    /// Byte range of the `x-envoy-attempt-count` value in `head` (`include_request_attempt_count`).
+    pub attempt_at: Option<(usize, usize)>,
+    /// `include_attempt_count_in_response`.
+    pub attempts_in_response: bool,
 }
 
 /// Request values a route rewrote (`None`: unchanged).
@@ -801,6 +807,10 @@ fn route(
         trace,
         ctx.spares.head(),
     );
+    let attempt_at = fwd
+        .attempt_count
+        .request
+        .then(|| set_attempt_count(&mut head));
     // Envoy shadows neither CONNECT nor upgrades (their payload is not HTTP).
     let shadows = if fwd.mirrors.is_empty() || upgrade.is_some() {
         Vec::new()
@@ -869,6 +879,9 @@ fn route(
         rewritten,
         timeout_status: if over.alt_response { 204 } else { 504 },
         shadows,
+        body_limit: fwd.body_limit.map(|b| b as usize),
+        attempt_at,
+        attempts_in_response: fwd.attempt_count.response,
     })
 }
 
@@ -1189,9 +1202,41 @@ fn egress_operation<'a>(trace: Option<&Inject>, m: &'a Matched<'_>) -> Option<&'
     (trace.is_some_and(|t| !t.ingress) && d.propagate).then_some(d.operation.as_str())
 }
 
-/// Replaces the Host value of a serialised head (a retry under `auto_host_rewrite` that moved
-/// to a host with another name); returns the new range.
-pub fn replace_host(head: &mut Vec<u8>, at: (usize, usize), host: &str) -> (usize, usize) {
+/// Makes `x-envoy-attempt-count: 1` the last header of a serialised head, in place of any the
+/// client sent (Envoy overrides it); returns the value's range, which a retry rewrites.
+pub fn set_attempt_count(head: &mut Vec<u8>) -> (usize, usize) {
+    const NAME: &[u8] = b"x-envoy-attempt-count:";
+    // Past the request line; the head ends with its blank line.
+    let mut at = head
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(head.len(), |i| i + 1);
+    while let Some(len) = head
+        .get(at..)
+        .and_then(|r| r.iter().position(|&b| b == b'\n'))
+    {
+        let line = head.get(at..at + len + 1).unwrap_or_default();
+        if line.len() > NAME.len()
+            && line
+                .get(..NAME.len())
+                .is_some_and(|n| n.eq_ignore_ascii_case(NAME))
+        {
+            head.drain(at..at + len + 1);
+        } else {
+            at += len + 1;
+        }
+    }
+    let end = head.len().saturating_sub(2);
+    let line = b"x-envoy-attempt-count: 1\r\n";
+    head.splice(end..end, line.iter().copied());
+    let value = end + line.len() - 3;
+    (value, value + 1)
+}
+
+/// Replaces a header value of a serialised head (the Host when a retry under
+/// `auto_host_rewrite` moved to a host with another name, the attempt count, a shadow's
+/// Host); returns the new range.
+pub fn replace_value(head: &mut Vec<u8>, at: (usize, usize), host: &str) -> (usize, usize) {
     if head.get(at.0..at.1).is_some() {
         head.splice(at.0..at.1, host.bytes());
     }
@@ -1201,6 +1246,21 @@ pub fn replace_host(head: &mut Vec<u8>, at: (usize, usize), host: &str) -> (usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_attempt_count_replaces_the_clients_and_is_rewritten_per_attempt() {
+        let mut head = b"GET / HTTP/1.1\r\nhost: a\r\nX-Envoy-Attempt-Count: 9\r\nx: y\r\n\
+                         x-envoy-attempt-count: 8\r\n\r\n"
+            .to_vec();
+        let at = set_attempt_count(&mut head);
+        assert_eq!(
+            String::from_utf8_lossy(&head),
+            "GET / HTTP/1.1\r\nhost: a\r\nx: y\r\nx-envoy-attempt-count: 1\r\n\r\n"
+        );
+        let at = replace_value(&mut head, at, "12");
+        assert_eq!(head.get(at.0..at.1), Some(&b"12"[..]));
+        assert!(head.ends_with(b"x-envoy-attempt-count: 12\r\n\r\n"));
+    }
 
     #[test]
     fn proper_case_changes_names_only_as_envoy_does() {
@@ -1356,7 +1416,7 @@ mod tests {
         assert_eq!(pick_weighted(&l, 80), 9);
         assert_eq!(pick_weighted(&l, 99), 9);
         let mut h = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n".to_vec();
-        let at = replace_host(&mut h, (22, 23), "bbb");
+        let at = replace_value(&mut h, (22, 23), "bbb");
         assert_eq!(at, (22, 25));
         assert_eq!(h, b"GET / HTTP/1.1\r\nhost: bbb\r\n\r\n");
     }

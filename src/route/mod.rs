@@ -207,6 +207,8 @@ mod tests {
                 upgrades: Vec::new(),
                 cors: None,
                 mirrors: Vec::new(),
+                body_limit: None,
+                attempt_count: Default::default(),
             }),
             headers: HeaderMutations::default(),
             filter_configs: Vec::new(),

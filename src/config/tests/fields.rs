@@ -193,6 +193,10 @@ const PROOFS: &[(&str, &str)] = &[
     ("MirrorPolicy.target", "tests/routing_mirror.rs::cluster_header_fraction_and_suffix_are_honoured"),
     ("MirrorPolicy.fraction", "tests/routing_mirror.rs::cluster_header_fraction_and_suffix_are_honoured"),
     ("MirrorPolicy.host_suffix", "tests/routing_mirror.rs::cluster_header_fraction_and_suffix_are_honoured"),
+    ("ForwardAction.body_limit", "tests/routing_retry.rs::a_route_buffer_limit_below_the_listener_s_bounds_what_is_replayed"),
+    ("ForwardAction.attempt_count", "tests/routing_retry.rs::the_attempt_count_goes_upstream_and_back_when_the_virtual_host_asks"),
+    ("AttemptCount.request", "tests/routing_retry.rs::the_attempt_count_goes_upstream_and_back_when_the_virtual_host_asks"),
+    ("AttemptCount.response", "tests/routing_retry.rs::the_attempt_count_goes_upstream_and_back_when_the_virtual_host_asks"),
     ("Route.filter_configs", "tests/http_filters.rs::cors_route_policies_override_the_virtual_host_and_regex_origins_match"),
     (
         "HealthCheckFilter.pass_through_mode",

@@ -40,6 +40,8 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                                 upgrades: vec![],
                                 cors: None,
                                 mirrors: vec![],
+                                body_limit: None,
+                                attempt_count: Default::default(),
                             }),
                             headers: HeaderMutations::default(),
                             filter_configs: vec![],

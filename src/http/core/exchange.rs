@@ -253,6 +253,13 @@ pub struct Exchange {
     pub(super) abandoned: bool,
     /// Shadows of the request, sent when it is read in full (`request_mirror_policies`).
     pub(super) shadows: Vec<crate::http::mirror::Shadow>,
+    /// Most body bytes `replay` keeps: the listener's limit, or the route's if lower.
+    pub(super) replay_limit: usize,
+    /// The `x-envoy-attempt-count` value's range in `head`, rewritten per attempt.
+    pub(super) attempt_at: Option<(usize, usize)>,
+    /// `x-envoy-attempt-count` goes on the response (as a response edit, so on the route's
+    /// local replies too).
+    pub(super) attempts_in_response: bool,
     pub(super) per_try: Option<Duration>,
     pub(super) per_try_at: Option<Instant>,
     pub(super) attempts: u32,
@@ -334,6 +341,9 @@ impl Exchange {
                 }
                 ex.resp_edits = std::mem::take(&mut f.resp_edits);
                 ex.shadows = std::mem::take(&mut f.shadows);
+                if ex.attempts_in_response {
+                    ex.stamp_attempts();
+                }
                 ex.policy = f.retry_policy.take();
                 env.track(f.cluster, f.addr, 1);
                 if ex.req.is_done() {
@@ -390,6 +400,13 @@ impl Exchange {
             replay: (retries.is_some() || f.is_some_and(|f| !f.shadows.is_empty())).then(Vec::new),
             abandoned: false,
             shadows: Vec::new(),
+            replay_limit: f
+                .and_then(|f| f.body_limit)
+                .map_or(s.client_limit.max(CHUNK), |b| {
+                    b.min(s.client_limit.max(CHUNK))
+                }),
+            attempt_at: f.and_then(|f| f.attempt_at),
+            attempts_in_response: f.is_some_and(|f| f.attempts_in_response),
             per_try: f.and_then(|f| f.per_try),
             per_try_at: None,
             attempts: 1,
@@ -628,6 +645,20 @@ impl Exchange {
         self.hold(env, Resource::Request, false)
     }
 
+    /// The response edit that says how many attempts the request took (Envoy's router sets
+    /// it on the response, overriding the upstream's).
+    pub(super) fn stamp_attempts(&mut self) {
+        const NAME: &str = "x-envoy-attempt-count";
+        self.resp_edits
+            .retain(|op| !matches!(op, Op::Add(a) if a.name == NAME));
+        let n = self.attempts.to_string();
+        self.resp_edits.push(Op::fixed(
+            NAME,
+            &n,
+            crate::config::AppendAction::OverwriteIfExistsOrAdd,
+        ));
+    }
+
     pub(super) fn flag(&mut self, f: u16) {
         self.rq.flags.set(f);
     }
@@ -812,7 +843,7 @@ impl Exchange {
             return;
         };
         let new = sink.data().get(from..).unwrap_or_default();
-        if r.len() + new.len() > self.client_limit {
+        if r.len() + new.len() > self.replay_limit {
             self.replay = None;
             self.retries_left = 0;
             self.abandoned = true;

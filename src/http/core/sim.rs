@@ -201,6 +201,9 @@ impl Env for TestEnv {
             rewritten: None,
             timeout_status: 504,
             shadows,
+            body_limit: None,
+            attempt_at: None,
+            attempts_in_response: false,
         })
     }
 
