@@ -100,6 +100,8 @@ pub struct Ctx {
     pub listeners: Vec<ListenerRt>,
     /// The local rate limits' token buckets (written by `http::filters` only).
     pub(crate) limits: crate::http::filters::RateLimits,
+    /// The RBAC filters' counters (read by `http::rbac` only).
+    pub(crate) rbac: crate::http::rbac::RbacStats,
     /// Upstream connections: idle pool, slot owners, connect throttling and waiters.
     pub upstreams: UpPool,
     pub timers: Timers,
@@ -155,7 +157,8 @@ impl Ctx {
                             stats.add_csrf(i, &h.hcm.stat_prefix)
                         }
                         crate::config::HttpFilterKind::HealthCheck(_)
-                        | crate::config::HttpFilterKind::LocalRateLimit(_) => {}
+                        | crate::config::HttpFilterKind::LocalRateLimit(_)
+                        | crate::config::HttpFilterKind::Rbac(_) => {}
                     }
                 }
             }
@@ -184,8 +187,10 @@ impl Ctx {
             }
         }
         let limits = crate::http::filters::RateLimits::new(&listeners, &mut stats, Instant::now());
+        let rbac = crate::http::rbac::RbacStats::new(&listeners, &mut stats);
         Ctx {
             limits,
+            rbac,
             stats,
             access_logs,
             registry,

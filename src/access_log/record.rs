@@ -243,6 +243,10 @@ pub struct TlsInfo {
     pub sni: Option<String>,
     /// The client certificate's subject (RFC 2253), when it sent one.
     pub peer_subject: Option<String>,
+    /// The client certificate's URI and DNS subject alternative names (an RBAC principal's
+    /// `authenticated` reads them).
+    pub peer_uri_sans: Vec<String>,
+    pub peer_dns_sans: Vec<String>,
 }
 
 impl Rq {
@@ -279,9 +283,9 @@ impl Rq {
     }
 
     /// Sets %RESPONSE_CODE_DETAILS% unless something already explained the response.
-    pub fn detail(&mut self, d: &'static str) {
+    pub fn detail(&mut self, d: impl Into<Cow<'static, str>>) {
         if self.details.is_empty() {
-            self.details = Cow::Borrowed(d);
+            self.details = d.into();
         }
     }
 

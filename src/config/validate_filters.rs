@@ -8,6 +8,7 @@ use super::model::*;
 use super::raw;
 use super::validate::{enum_or, err, extension_kind, typed_payload, EnumEntry};
 use super::validate_local_reply::{uint32, DENOMINATORS};
+use super::validate_rbac::{rbac, rbac_per_route, RBAC_PER_ROUTE_TYPE, RBAC_TYPE};
 use super::{validate_route, ConfigError};
 
 pub const ROUTER_TYPE: &str = "envoy.extensions.filters.http.router.v3.Router";
@@ -24,10 +25,16 @@ pub const HTTP_FILTERS: &[&str] = &[
     CORS_TYPE,
     CSRF_TYPE,
     LOCAL_RATE_LIMIT_TYPE,
+    RBAC_TYPE,
     ROUTER_TYPE,
 ];
 /// The per-route config types baton reads (besides the `FilterConfig` wrapper).
-const PER_ROUTE_TYPES: &[&str] = &[CORS_POLICY_TYPE, CSRF_TYPE, LOCAL_RATE_LIMIT_TYPE];
+const PER_ROUTE_TYPES: &[&str] = &[
+    CORS_POLICY_TYPE,
+    CSRF_TYPE,
+    LOCAL_RATE_LIMIT_TYPE,
+    RBAC_PER_ROUTE_TYPE,
+];
 
 /// The HTTP filters: the router last, and before it the others in order.
 pub fn http_filters(
@@ -94,6 +101,11 @@ pub fn http_filters(
                     &tpath,
                     false,
                 )?)
+            }
+            RBAC_TYPE => {
+                let v = typed_payload(&f.typed_config, &tpath, RBAC_TYPE)?;
+                let v = v.unwrap_or_else(empty_map);
+                HttpFilterKind::Rbac(rbac(from_value(&v, &tpath)?, &tpath, false)?)
             }
             _ => {
                 let Some(v) = typed_payload(&f.typed_config, &tpath, CSRF_TYPE)? else {
@@ -323,6 +335,11 @@ fn policy(v: &Value, path: &str, optional: bool) -> Result<Option<FilterPolicy>,
                 true,
             )?)))
         }
+        RBAC_PER_ROUTE_TYPE => {
+            let c = typed_payload(&Some(v.clone()), path, RBAC_PER_ROUTE_TYPE)?
+                .unwrap_or_else(empty_map);
+            Ok(Some(FilterPolicy::Rbac(rbac_per_route(&c, path)?)))
+        }
         _ if optional => Ok(None),
         _ => Err(err(
             join_key(path, "@type"),
@@ -422,6 +439,7 @@ pub fn check_per_filter(
                         Some(FilterPolicy::LocalRateLimit(_)),
                         HttpFilterKind::LocalRateLimit(_)
                     )
+                    | (Some(FilterPolicy::Rbac(_)), HttpFilterKind::Rbac(_))
             );
             if !fits {
                 return Err(err(
@@ -468,6 +486,7 @@ fn kind_name(k: &HttpFilterKind) -> &'static str {
         HttpFilterKind::Cors => CORS_TYPE,
         HttpFilterKind::Csrf(_) => CSRF_TYPE,
         HttpFilterKind::LocalRateLimit(_) => LOCAL_RATE_LIMIT_TYPE,
+        HttpFilterKind::Rbac(_) => RBAC_TYPE,
     }
 }
 

@@ -1,14 +1,16 @@
 //! The HTTP filters before the router, run on a request head in config order (Envoy's
-//! decoder chain): the health check, CORS, CSRF and local rate limit filters. A filter that
+//! decoder chain): the health check, CORS, CSRF, local rate limit and RBAC filters. A filter that
 //! answers stops the chain; the response headers the filters add (their encoder side) go on
 //! whatever answers — the router's upstream response, a later filter's reply, or the
 //! filter's own. The local rate limit's token buckets (`RateLimits`) live on the context and
 //! are written here only.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Instant;
 
 use super::codec::RequestHead;
+use super::rbac::{self, RbacStats};
 use crate::access_log::Flags;
 use crate::cluster::ClusterRt;
 use crate::config::{
@@ -41,7 +43,7 @@ pub(super) struct Answer {
     /// The %RESPONSE_FLAGS% bit, or 0.
     pub flag: u16,
     /// `%RESPONSE_CODE_DETAILS%`.
-    pub details: &'static str,
+    pub details: Cow<'static, str>,
 }
 
 impl Answer {
@@ -51,7 +53,7 @@ impl Answer {
             body,
             edits: Vec::new(),
             flag: 0,
-            details,
+            details: Cow::Borrowed(details),
         }
     }
 }
@@ -80,6 +82,10 @@ pub(super) struct Env<'a> {
     pub healthcheck_failed: bool,
     pub clusters: &'a [ClusterRt],
     pub now: Instant,
+    /// The connection, as RBAC rules read it.
+    pub conn: rbac::Conn<'a>,
+    /// The RBAC filters' counters.
+    pub rbac: &'a RbacStats,
 }
 
 /// Runs `filters` on `req`. `rng` draws the filters' runtime fractions; `limits` and
@@ -142,6 +148,17 @@ pub(super) fn run(
                     }
                 }
                 local_rate_limit(config, key, env.now, limits, stats, rng, &mut out)
+            }
+            HttpFilterKind::Rbac(own_config) => {
+                let config = match own.and_then(|c| c.policy.as_ref()) {
+                    Some(FilterPolicy::Rbac(p)) => p,
+                    _ => own_config,
+                };
+                let at = (env.listener, fi);
+                rbac::check(config, at, req, &env.conn, env.rbac, stats).map(|details| Answer {
+                    details,
+                    ..Answer::new(403, "RBAC: access denied", "")
+                })
             }
         };
         if answer.is_some() {

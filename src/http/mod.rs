@@ -11,6 +11,7 @@ pub(crate) mod filters;
 pub mod inmem;
 pub mod local;
 pub mod local_reply;
+pub(crate) mod rbac;
 pub mod request;
 pub mod session;
 pub mod splice;

@@ -19,6 +19,7 @@ pub(super) fn http_filter(f: &HttpFilter) -> Value {
         )]),
         HttpFilterKind::Csrf(p) => csrf(p),
         HttpFilterKind::LocalRateLimit(l) => local_rate_limit(l),
+        HttpFilterKind::Rbac(c) => super::rbac::rbac(c),
     };
     map(vec![
         ("name", s(&f.name)),
@@ -164,6 +165,7 @@ pub(super) fn per_filter(list_of: &[PerFilterConfig]) -> Option<Value> {
                 FilterPolicy::Cors(p) => cors(p),
                 FilterPolicy::Csrf(p) => csrf(p),
                 FilterPolicy::LocalRateLimit(l) => local_rate_limit(l),
+                FilterPolicy::Rbac(c) => super::rbac::per_route(c),
             });
             let v = match policy {
                 Some(p) if !c.disabled => p,
