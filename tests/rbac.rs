@@ -191,6 +191,122 @@ fn rbac_denies_by_policy_with_envoys_answer_details_and_stats() {
     assert_eq!((s("shadow_allowed"), s("shadow_denied")), (8, 2));
 }
 
+/// A matcher tree: an input's predicate, nested matchers, actions; no `on_no_match`.
+fn matcher_yaml(listen: u16, admin: u16, upstream: u16, log: &str) -> String {
+    let head = common::yaml::listener_head("127.0.0.1", listen);
+    let access_log =
+        common::yaml::file_access_log(log, "%RESPONSE_CODE% %RESPONSE_CODE_DETAILS%\\n");
+    let input = |ty: &str, extra: &str| {
+        format!("{{name: i, typed_config: {{\"@type\": \"type.googleapis.com/{ty}\"{extra}}}}}")
+    };
+    let net = |n: &str| {
+        input(
+            &format!("envoy.extensions.matching.common_inputs.network.v3.{n}"),
+            "",
+        )
+    };
+    let header = |h: &str| {
+        input(
+            "envoy.type.matcher.v3.HttpRequestHeaderMatchInput",
+            &format!(", header_name: {h}"),
+        )
+    };
+    let action = |name: &str, a: &str| {
+        format!("{{action: {{name: a, typed_config: {{\"@type\": type.googleapis.com/envoy.config.rbac.v3.Action, name: {name}, action: {a}}}}}}}")
+    };
+    let (dport, user, src, direct) = (
+        net("DestinationPortInput"),
+        header("x-user"),
+        net("SourceIPInput"),
+        net("DirectSourceIPInput"),
+    );
+    let (local_ok, boss, evil) = (
+        action("local-ok", "ALLOW"),
+        action("boss", "ALLOW"),
+        action("evil", "DENY"),
+    );
+    format!(
+        r#"{head}{access_log}          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes: [{{match: {{prefix: "/"}}, route: {{cluster: backend}}}}]
+          http_filters:
+          - name: authz
+            typed_config:
+              "@type": {RBAC}
+              matcher:
+                matcher_list:
+                  matchers:
+                  - predicate:
+                      and_matcher:
+                        predicate:
+                        - single_predicate: {{input: {dport}, value_match: {{exact: "{listen}"}}}}
+                        - single_predicate: {{input: {user}, value_match: {{prefix: "ok-"}}}}
+                    on_match:
+                      matcher:
+                        matcher_list:
+                          matchers:
+                          - predicate: {{single_predicate: {{input: {src}, value_match: {{exact: 127.0.0.1}}}}}}
+                            on_match: {local_ok}
+                  - predicate:
+                      or_matcher:
+                        predicate:
+                        - single_predicate: {{input: {user}, value_match: {{exact: boss}}}}
+                        - single_predicate: {{input: {direct}, value_match: {{exact: 10.0.0.1}}}}
+                    on_match: {boss}
+                  - predicate: {{single_predicate: {{input: {user}, value_match: {{exact: evil}}}}}}
+                    on_match: {evil}
+          - name: envoy.filters.http.router
+  clusters:
+  - name: backend
+    type: STATIC
+    load_assignment:
+      cluster_name: backend
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream}}}}}}}
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+"#
+    )
+}
+
+#[test]
+fn an_rbac_matcher_tree_decides_by_its_first_matching_action() {
+    let up = Upstream::start("up1");
+    let (listen, admin) = (free_port(), free_port());
+    let log = common::baton::log_path("rbac-matcher")
+        .to_string_lossy()
+        .into_owned();
+    let _b = Baton::start(&matcher_yaml(listen, admin, up.port(), &log));
+    wait_live(admin);
+    let cases: &[(&str, &str)] = &[
+        ("X-User: ok-1\r\n", "200 via_upstream"),
+        // The nested matcher finds no action (the client is the XFF address): the list goes
+        // on, and with nothing else matching and no on_no_match the request is denied.
+        (
+            "X-User: ok-1\r\nX-Forwarded-For: 10.1.1.1\r\n",
+            "403 rbac_access_denied_matched_policy[none]",
+        ),
+        ("X-User: boss\r\n", "200 via_upstream"),
+        (
+            "X-User: evil\r\n",
+            "403 rbac_access_denied_matched_policy[evil]",
+        ),
+        ("", "403 rbac_access_denied_matched_policy[none]"),
+    ];
+    for (headers, _) in cases {
+        send(listen, "GET", "/", headers);
+    }
+    let lines = log_lines(&log, cases.len());
+    let want: Vec<&str> = cases.iter().map(|c| c.1).collect();
+    assert_eq!(lines, want);
+    assert_eq!(up.requests(), 2);
+    let s = |n: &str| stat(admin, &format!("http.ingress_http.rbac.{n}"));
+    assert_eq!((s("allowed"), s("denied")), (2, 3));
+}
+
 #[test]
 fn unsupported_rbac_rules_are_refused_naming_their_path() {
     let rules = |policy: &str| {
