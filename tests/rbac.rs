@@ -53,6 +53,7 @@ fn yaml(listen: u16, admin: u16, upstream: u16, log: &str) -> String {
             typed_config:
               "@type": {RBAC}
               rules_stat_prefix: main
+              shadow_rules_stat_prefix: dry.
               rules:
                 action: DENY
                 policies:
@@ -188,7 +189,7 @@ fn rbac_denies_by_policy_with_envoys_answer_details_and_stats() {
     // the filter's config applied: 10 requests, 2 of them neither GET nor HEAD.
     let s = |n: &str| stat(admin, &format!("http.ingress_http.rbac.main.{n}"));
     assert_eq!((s("allowed"), s("denied")), (5, 7));
-    assert_eq!((s("shadow_allowed"), s("shadow_denied")), (8, 2));
+    assert_eq!((s("dry.shadow_allowed"), s("dry.shadow_denied")), (8, 2));
 }
 
 /// A matcher tree: an input's predicate, nested matchers, actions; no `on_no_match`.
