@@ -337,9 +337,6 @@ fn principal(r: raw::RbacPrincipal, path: &str) -> Result<RbacRule, ConfigError>
             let name = m
                 .map(|m| string_match(m, &join_key(&p(kind), "principal_name")))
                 .transpose()?;
-            if !cfg!(feature = "tls") {
-                return Err(err(p(kind), refused("built without TLS")));
-            }
             RbacRule::Authenticated(name)
         }
         "and_ids" => RbacRule::And(set(r.and_ids, kind)?),
