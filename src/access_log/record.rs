@@ -42,9 +42,11 @@ impl Flags {
     pub const DT: u16 = 1 << 13;
     /// Rate limited: the local rate limit filter answered (429).
     pub const RL: u16 = 1 << 14;
+    /// Fault injected: the fault filter answered with its abort status.
+    pub const FI: u16 = 1 << 15;
 
     /// Envoy's order of the short codes in %RESPONSE_FLAGS%.
-    pub const NAMES: [(u16, &'static str); 15] = [
+    pub const NAMES: [(u16, &'static str); 16] = [
         (Self::LH, "LH"),
         (Self::LR, "LR"),
         (Self::UH, "UH"),
@@ -53,6 +55,7 @@ impl Flags {
         (Self::UO, "UO"),
         (Self::UT, "UT"),
         (Self::NR, "NR"),
+        (Self::FI, "FI"),
         (Self::RL, "RL"),
         (Self::URX, "URX"),
         (Self::DC, "DC"),

@@ -419,6 +419,8 @@ pub enum HttpFilterKind {
     LocalRateLimit(LocalRateLimit),
     /// `envoy.filters.http.rbac` with its own config (a per-route `RBACPerRoute` replaces it).
     Rbac(Rbac),
+    /// `envoy.filters.http.fault` with its own config (a per-route `HTTPFault` replaces it).
+    Fault(Fault),
 }
 
 /// A `typed_per_filter_config` entry of a virtual host or route.
@@ -439,6 +441,34 @@ pub enum FilterPolicy {
     LocalRateLimit(LocalRateLimit),
     /// An `RBACPerRoute`: its `rbac` (an empty one lets every request through).
     Rbac(Rbac),
+    Fault(Fault),
+}
+
+/// Envoy's fault injection filter (`…fault.v3.HTTPFault`), aborts only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// `None`: nothing is injected.
+    pub abort: Option<FaultAbort>,
+    /// `headers`: a fault applies only to requests matching them all.
+    pub headers: Vec<HeaderMatcher>,
+    /// `downstream_nodes`: when set, only requests whose `x-envoy-downstream-service-node`
+    /// is one of them.
+    pub downstream_nodes: Vec<String>,
+    /// `max_active_faults`: `None` is no limit.
+    pub max_active_faults: Option<u32>,
+    /// Not `disable_downstream_cluster_stats`: an abort is also counted under the request's
+    /// `x-envoy-downstream-service-cluster`.
+    pub downstream_cluster_stats: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultAbort {
+    /// `http_status`; `None` (`header_abort`): the status comes from the request's
+    /// `x-envoy-fault-abort-request`.
+    pub status: Option<u16>,
+    /// `percentage` (default 0): with `header_abort`, a request's
+    /// `x-envoy-fault-abort-request-percentage` may lower its numerator.
+    pub percentage: Fraction,
 }
 
 /// Envoy's RBAC filter config (`…rbac.v3.RBAC`): the enforced engine and the shadow engine,

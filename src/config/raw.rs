@@ -689,6 +689,40 @@ pub struct Router {}
 #[serde(deny_unknown_fields)]
 pub struct Cors {}
 
+/// `envoy.extensions.filters.http.fault.v3.HTTPFault` (also per route).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFault {
+    pub abort: Option<FaultAbort>,
+    pub delay: Option<Value>,
+    pub upstream_cluster: Option<String>,
+    #[serde(default)]
+    pub headers: Vec<HeaderMatcher>,
+    #[serde(default)]
+    pub downstream_nodes: Vec<String>,
+    pub max_active_faults: Option<u32>,
+    pub response_rate_limit: Option<Value>,
+    pub delay_percent_runtime: Option<String>,
+    pub abort_percent_runtime: Option<String>,
+    pub delay_duration_runtime: Option<String>,
+    pub abort_http_status_runtime: Option<String>,
+    pub max_active_faults_runtime: Option<String>,
+    pub response_rate_limit_percent_runtime: Option<String>,
+    pub abort_grpc_status_runtime: Option<String>,
+    pub disable_downstream_cluster_stats: Option<bool>,
+    pub filter_metadata: Option<Value>,
+}
+
+/// `envoy.extensions.filters.http.fault.v3.FaultAbort`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultAbort {
+    pub http_status: Option<u32>,
+    pub grpc_status: Option<u32>,
+    pub header_abort: Option<EmptyInput>,
+    pub percentage: Option<FractionalPercent>,
+}
+
 /// `envoy.extensions.filters.http.rbac.v3.RBAC` (also the `rbac` of a per-route
 /// `RBACPerRoute`).
 #[derive(Debug, Deserialize)]

@@ -276,6 +276,11 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
     ("envoy.csrf", CSRF_TYPE),
     ("envoy.filters.http.local_ratelimit", LOCAL_RATE_LIMIT_TYPE),
     ("envoy.filters.http.rbac", super::validate_rbac::RBAC_TYPE),
+    (
+        "envoy.filters.http.fault",
+        super::validate_fault::FAULT_TYPE,
+    ),
+    ("envoy.fault", super::validate_fault::FAULT_TYPE),
     ("envoy.access_loggers.file", FILE_LOG_TYPE),
     ("envoy.file_access_log", FILE_LOG_TYPE),
     ("envoy.access_loggers.stdout", STDOUT_LOG_TYPE),

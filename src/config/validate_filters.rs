@@ -7,6 +7,7 @@ use super::de::{from_value, join_key};
 use super::model::*;
 use super::raw;
 use super::validate::{enum_or, err, extension_kind, typed_payload, EnumEntry};
+use super::validate_fault::{fault, FAULT_TYPE};
 use super::validate_local_reply::{uint32, DENOMINATORS};
 use super::validate_rbac::{rbac, rbac_per_route, RBAC_PER_ROUTE_TYPE, RBAC_TYPE};
 use super::{validate_route, ConfigError};
@@ -26,6 +27,7 @@ pub const HTTP_FILTERS: &[&str] = &[
     CSRF_TYPE,
     LOCAL_RATE_LIMIT_TYPE,
     RBAC_TYPE,
+    FAULT_TYPE,
     ROUTER_TYPE,
 ];
 /// The per-route config types baton reads (besides the `FilterConfig` wrapper).
@@ -34,6 +36,7 @@ const PER_ROUTE_TYPES: &[&str] = &[
     CSRF_TYPE,
     LOCAL_RATE_LIMIT_TYPE,
     RBAC_PER_ROUTE_TYPE,
+    FAULT_TYPE,
 ];
 
 /// The HTTP filters: the router last, and before it the others in order.
@@ -101,6 +104,11 @@ pub fn http_filters(
                     &tpath,
                     false,
                 )?)
+            }
+            FAULT_TYPE => {
+                let v = typed_payload(&f.typed_config, &tpath, FAULT_TYPE)?;
+                let v = v.unwrap_or_else(empty_map);
+                HttpFilterKind::Fault(fault(from_value(&v, &tpath)?, &tpath)?)
             }
             RBAC_TYPE => {
                 let v = typed_payload(&f.typed_config, &tpath, RBAC_TYPE)?;
@@ -230,11 +238,19 @@ fn fraction(f: raw::RuntimeFractionalPercent, path: &str) -> Result<Fraction, Co
     let Some(d) = f.default_value else {
         return Err(err(dpath, "required field is missing"));
     };
+    fractional_percent(d, &dpath)
+}
+
+/// A `FractionalPercent`: `numerator` (default 0) out of `denominator` (default `HUNDRED`).
+pub(super) fn fractional_percent(
+    d: raw::FractionalPercent,
+    path: &str,
+) -> Result<Fraction, ConfigError> {
     Ok(Fraction {
-        numerator: uint32(d.numerator, &join_key(&dpath, "numerator"))?,
+        numerator: uint32(d.numerator, &join_key(path, "numerator"))?,
         denominator: enum_or(
             &d.denominator,
-            &join_key(&dpath, "denominator"),
+            &join_key(path, "denominator"),
             DENOMINATORS,
             100,
         )?,
@@ -340,6 +356,13 @@ fn policy(v: &Value, path: &str, optional: bool) -> Result<Option<FilterPolicy>,
                 .unwrap_or_else(empty_map);
             Ok(Some(FilterPolicy::Rbac(rbac_per_route(&c, path)?)))
         }
+        FAULT_TYPE => {
+            let c = typed_payload(&Some(v.clone()), path, FAULT_TYPE)?.unwrap_or_else(empty_map);
+            Ok(Some(FilterPolicy::Fault(fault(
+                from_value(&c, path)?,
+                path,
+            )?)))
+        }
         _ if optional => Ok(None),
         _ => Err(err(
             join_key(path, "@type"),
@@ -440,6 +463,7 @@ pub fn check_per_filter(
                         HttpFilterKind::LocalRateLimit(_)
                     )
                     | (Some(FilterPolicy::Rbac(_)), HttpFilterKind::Rbac(_))
+                    | (Some(FilterPolicy::Fault(_)), HttpFilterKind::Fault(_))
             );
             if !fits {
                 return Err(err(
@@ -487,6 +511,7 @@ fn kind_name(k: &HttpFilterKind) -> &'static str {
         HttpFilterKind::Csrf(_) => CSRF_TYPE,
         HttpFilterKind::LocalRateLimit(_) => LOCAL_RATE_LIMIT_TYPE,
         HttpFilterKind::Rbac(_) => RBAC_TYPE,
+        HttpFilterKind::Fault(_) => FAULT_TYPE,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The HTTP filters before the router, run on a request head in config order (Envoy's
-//! decoder chain): the health check, CORS, CSRF, local rate limit and RBAC filters. A filter that
+//! decoder chain): the health check, CORS, CSRF, local rate limit, RBAC and fault filters. A filter that
 //! answers stops the chain; the response headers the filters add (their encoder side) go on
 //! whatever answers — the router's upstream response, a later filter's reply, or the
 //! filter's own. The local rate limit's token buckets (`RateLimits`) live on the context and
@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::codec::RequestHead;
+use super::fault::{self, FaultStats};
 use super::rbac::{self, RbacStats};
 use crate::access_log::Flags;
 use crate::cluster::ClusterRt;
@@ -86,6 +87,8 @@ pub(super) struct Env<'a> {
     pub conn: rbac::Conn<'a>,
     /// The RBAC filters' counters.
     pub rbac: &'a RbacStats,
+    /// The fault filters' counters.
+    pub faults: &'a FaultStats,
 }
 
 /// Runs `filters` on `req`. `rng` draws the filters' runtime fractions; `limits` and
@@ -160,6 +163,17 @@ pub(super) fn run(
                     ..Answer::new(403, "RBAC: access denied", "")
                 })
             }
+            HttpFilterKind::Fault(own_config) => {
+                let config = match own.and_then(|c| c.policy.as_ref()) {
+                    Some(FilterPolicy::Fault(p)) => p,
+                    _ => own_config,
+                };
+                let at = (env.listener, fi);
+                fault::abort(config, at, req, env.faults, stats, rng).map(|status| Answer {
+                    flag: Flags::FI,
+                    ..Answer::new(status, "fault filter abort", "fault_filter_abort")
+                })
+            }
         };
         if answer.is_some() {
             out.answer = answer;
@@ -230,12 +244,12 @@ fn health_check(
 
 /// A runtime fraction drawn for one request (Envoy: a random number modulo the denominator
 /// below the numerator).
-fn sample(f: Fraction, rng: &mut Rng) -> bool {
+pub(super) fn sample(f: Fraction, rng: &mut Rng) -> bool {
     f.numerator >= f.denominator || rng.below(u64::from(f.denominator)) < u64::from(f.numerator)
 }
 
 /// The first value of request header `name` (lower case), when not empty.
-fn header<'a>(req: &RequestHead<'a>, name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(req: &RequestHead<'a>, name: &str) -> Option<&'a str> {
     req.headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case(name))

@@ -498,6 +498,7 @@ pub(super) fn decide(
                 tls: rq.tls.as_deref(),
             },
             rbac: &ctx.rbac,
+            faults: &ctx.faults,
         };
         let out = filters::run(
             &hcm.http_filters,
