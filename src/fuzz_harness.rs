@@ -464,6 +464,11 @@ static_resources:
                   matchers:
                   - predicate: {single_predicate: {input: {name: h, typed_config: {"@type": type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput, header_name: referer}}, value_match: {safe_regex: {regex: "https?://a\\.test/.*"}}}}
                     on_match: {action: {name: a, typed_config: {"@type": type.googleapis.com/envoy.config.rbac.v3.Action, name: ok, action: ALLOW}}}
+          - name: envoy.filters.http.fault
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+              headers: [{name: x-fault, present_match: true}]
+              abort: {header_abort: {}, percentage: {numerator: 50}}
           - name: envoy.filters.http.router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
   clusters:

@@ -191,6 +191,14 @@ static_resources:
                           action: { name: a, typed_config: { "@type": type.googleapis.com/envoy.config.rbac.v3.Action, name: inner, action: LOG } }
                 on_no_match:
                   action: { name: a, typed_config: { "@type": type.googleapis.com/envoy.config.rbac.v3.Action, name: rest, action: DENY } }
+          - name: faults
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+              abort: { http_status: 503, percentage: { numerator: 5, denominator: TEN_THOUSAND } }
+              headers: [{ name: x-f, present_match: true }]
+              downstream_nodes: [a, b]
+              max_active_faults: 3
+              disable_downstream_cluster_stats: true
           - name: envoy.filters.http.router
           route_config:
             name: rc
@@ -258,6 +266,7 @@ static_resources:
                     stat_prefix: rl_route
                     token_bucket: { max_tokens: 1, fill_interval: 60s }
                   authz: { "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute }
+                  faults: { "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault, abort: { header_abort: {} } }
                   csrf:
                     "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
                     disabled: true

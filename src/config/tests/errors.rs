@@ -158,6 +158,7 @@ fn type_urls_and_filter_names() {
              envoy.extensions.filters.http.cors.v3.Cors, envoy.extensions.filters.http.csrf.v3.CsrfPolicy, \
              envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, \
              envoy.extensions.filters.http.rbac.v3.RBAC, \
+             envoy.extensions.filters.http.fault.v3.HTTPFault, \
              envoy.extensions.filters.http.router.v3.Router)"
         )
     );
@@ -1186,6 +1187,7 @@ fn http_filters_and_per_route_configs_name_their_field() {
              envoy.extensions.filters.http.csrf.v3.CsrfPolicy, \
              envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, \
              envoy.extensions.filters.http.rbac.v3.RBACPerRoute, \
+             envoy.extensions.filters.http.fault.v3.HTTPFault, \
              envoy.config.route.v3.FilterConfig)"
         )
     );
