@@ -9,8 +9,6 @@ mod common;
 #[cfg(feature = "tls")]
 mod tls_support;
 
-use std::time::{Duration, Instant};
-
 use admin_util::{stat, wait_live};
 use common::*;
 
@@ -19,6 +17,7 @@ const PER_ROUTE: &str = "type.googleapis.com/envoy.extensions.filters.http.rbac.
 
 fn yaml(listen: u16, admin: u16, upstream: u16, log: &str) -> String {
     let head = common::yaml::listener_head("127.0.0.1", listen);
+    let tail = common::yaml::router_backend_admin(upstream, admin);
     let access_log = common::yaml::file_access_log(
         log,
         "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_CODE_DETAILS%\\n",
@@ -85,58 +84,19 @@ fn yaml(listen: u16, admin: u16, upstream: u16, log: &str) -> String {
                         - header: {{name: ":method", string_match: {{exact: GET}}}}
                         - header: {{name: ":method", string_match: {{exact: HEAD}}}}
                     principals: [{{any: true}}]
-          - name: envoy.filters.http.router
-  clusters:
-  - name: backend
-    connect_timeout: 1s
-    type: STATIC
-    load_assignment:
-      cluster_name: backend
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream}}}}}}}
-admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
-"#
+{tail}"#
     )
-}
-
-/// One request on a fresh connection: (status, body).
-fn send(port: u16, method: &str, path: &str, headers: &str) -> (u16, String) {
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: rbac.test\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    let out = raw_exchange(port, req.as_bytes(), Duration::from_secs(10));
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// Waits (bounded) until the log has `n` lines; returns them.
-fn log_lines(path: &str, n: usize) -> Vec<String> {
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<String> = text.lines().map(String::from).collect();
-        if lines.len() >= n || Instant::now() > end {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
 fn rbac_denies_by_policy_with_envoys_answer_details_and_stats() {
-    let up = Upstream::start("up1");
-    let (listen, admin) = (free_port(), free_port());
-    let log = common::baton::log_path("rbac-policies")
-        .to_string_lossy()
-        .into_owned();
-    let _b = Baton::start(&yaml(listen, admin, up.port(), &log));
+    let Logged {
+        up,
+        baton: _b,
+        listen,
+        admin,
+        log,
+    } = logged_proxy("rbac-policies", yaml);
     wait_live(admin);
     let denied = (403, "RBAC: access denied".to_string());
     // (method, path, headers, denied?, details)
@@ -167,7 +127,7 @@ fn rbac_denies_by_policy_with_envoys_answer_details_and_stats() {
         ("GET", "/admin-only", "X-Role: user\r\n", true, "[none]"),
     ];
     for (method, path, headers, deny, _) in cases {
-        let got = send(listen, method, path, headers);
+        let got = send_raw(listen, method, path, headers);
         if *deny {
             assert_eq!(got, denied, "{method} {path} {headers:?}");
         } else {
@@ -195,6 +155,7 @@ fn rbac_denies_by_policy_with_envoys_answer_details_and_stats() {
 /// A matcher tree: an input's predicate, nested matchers, actions; no `on_no_match`.
 fn matcher_yaml(listen: u16, admin: u16, upstream: u16, log: &str) -> String {
     let head = common::yaml::listener_head("127.0.0.1", listen);
+    let tail = common::yaml::router_backend_admin(upstream, admin);
     let access_log =
         common::yaml::file_access_log(log, "%RESPONSE_CODE% %RESPONSE_CODE_DETAILS%\\n");
     let input = |ty: &str, extra: &str| {
@@ -258,29 +219,19 @@ fn matcher_yaml(listen: u16, admin: u16, upstream: u16, log: &str) -> String {
                     on_match: {boss}
                   - predicate: {{single_predicate: {{input: {user}, value_match: {{exact: evil}}}}}}
                     on_match: {evil}
-          - name: envoy.filters.http.router
-  clusters:
-  - name: backend
-    type: STATIC
-    load_assignment:
-      cluster_name: backend
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream}}}}}}}
-admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
-"#
+{tail}"#
     )
 }
 
 #[test]
 fn an_rbac_matcher_tree_decides_by_its_first_matching_action() {
-    let up = Upstream::start("up1");
-    let (listen, admin) = (free_port(), free_port());
-    let log = common::baton::log_path("rbac-matcher")
-        .to_string_lossy()
-        .into_owned();
-    let _b = Baton::start(&matcher_yaml(listen, admin, up.port(), &log));
+    let Logged {
+        up,
+        baton: _b,
+        listen,
+        admin,
+        log,
+    } = logged_proxy("rbac-matcher", matcher_yaml);
     wait_live(admin);
     let cases: &[(&str, &str)] = &[
         ("X-User: ok-1\r\n", "200 via_upstream"),
@@ -298,7 +249,7 @@ fn an_rbac_matcher_tree_decides_by_its_first_matching_action() {
         ("", "403 rbac_access_denied_matched_policy[none]"),
     ];
     for (headers, _) in cases {
-        send(listen, "GET", "/", headers);
+        send_raw(listen, "GET", "/", headers);
     }
     let lines = log_lines(&log, cases.len());
     let want: Vec<&str> = cases.iter().map(|c| c.1).collect();
@@ -325,15 +276,9 @@ fn unsupported_rbac_rules_are_refused_naming_their_path() {
                 policies:
                   p:
 {policy}
-          - name: envoy.filters.http.router
-  clusters:
-  - name: backend
-    type: STATIC
-    load_assignment:
-      cluster_name: backend
-      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 1}}}}}}}}]}}]
-"#,
-            head = common::yaml::listener_head("127.0.0.1", 1)
+{tail}"#,
+            head = common::yaml::listener_head("127.0.0.1", 1),
+            tail = common::yaml::router_backend_admin(1, 1),
         )
     };
     let base = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.rules.policies.p";
@@ -356,16 +301,12 @@ fn unsupported_rbac_rules_are_refused_naming_their_path() {
         ),
     ];
     for (policy, want) in cases {
-        let dir = std::env::temp_dir().join(format!("baton-rbac-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let file = dir.join("c.yaml");
-        std::fs::write(&file, rules(policy)).expect("write config");
-        let (status, _, err) = run_baton(
-            &["--mode", "validate", "-c", file.to_str().expect("utf-8")],
-            Duration::from_secs(30),
+        let err = refusal(&rules(policy));
+        assert!(
+            err.contains(&want),
+            "{want}
+{err}"
         );
-        assert!(!status.success());
-        assert!(err.contains(&want), "{want}\n{err}");
     }
 }
 
