@@ -130,6 +130,8 @@ pub struct Ctx {
     date_secs: u64,
     /// The Zipkin reporters; `None` when no connection manager traces.
     pub tracer: Option<Box<crate::tracing::collector::Tracer>>,
+    /// Shadow requests in flight (`request_mirror_policies`).
+    pub mirrors: crate::http::mirror::Mirrors,
 }
 
 impl Ctx {
@@ -216,6 +218,7 @@ impl Ctx {
             date: String::new(),
             date_secs: u64::MAX,
             tracer: None,
+            mirrors: Default::default(),
         }
     }
 

@@ -992,6 +992,31 @@ fn forward(f: &ForwardAction, b: &Bootstrap, inherited: Option<&RetryPolicy>) ->
     if !upgrades.is_empty() {
         pairs.push(("upgrade_configs", list(upgrades)));
     }
+    if !f.mirrors.is_empty() {
+        let name = |i: usize| b.clusters.get(i).map_or("", |c| c.name.as_str());
+        let policies = f
+            .mirrors
+            .iter()
+            .map(|m| {
+                let target = match &m.target {
+                    crate::config::MirrorTarget::Cluster(c) => ("cluster", s(name(*c))),
+                    crate::config::MirrorTarget::Header(h) => ("cluster_header", s(h)),
+                };
+                map(vec![
+                    target,
+                    (
+                        "runtime_fraction",
+                        m.fraction.as_ref().map(filters::fraction),
+                    ),
+                    (
+                        "disable_shadow_host_suffix_append",
+                        (!m.host_suffix).then(|| n(true)).flatten(),
+                    ),
+                ])
+            })
+            .collect();
+        pairs.push(("request_mirror_policies", list(policies)));
+    }
     // A policy the virtual host gave this route is shown there, not repeated here.
     if let Some(rp) = f.retry_policy.as_ref().filter(|rp| Some(*rp) != inherited) {
         pairs.push(("retry_policy", retry_policy(rp)));

@@ -1080,6 +1080,28 @@ pub struct ForwardAction {
     /// The legacy `cors` policy, used by the CORS filter when no `typed_per_filter_config`
     /// policy applies. Boxed: rare, and large beside the other route actions.
     pub cors: Option<Box<CorsPolicy>>,
+    /// `request_mirror_policies[]`: shadow copies of each request (`http/mirror.rs`).
+    pub mirrors: Vec<MirrorPolicy>,
+}
+
+/// A route's `request_mirror_policies[]` entry: a copy of every request it samples goes to
+/// another cluster, its answer discarded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirrorPolicy {
+    pub target: MirrorTarget,
+    /// `runtime_fraction.default_value`; `None`: every request.
+    pub fraction: Option<Fraction>,
+    /// `-shadow` is appended to the shadow's Host (unless `disable_shadow_host_suffix_append`).
+    pub host_suffix: bool,
+}
+
+/// Where a shadow goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MirrorTarget {
+    /// `cluster`: a cluster index.
+    Cluster(usize),
+    /// `cluster_header`: the cluster named by this request header (lower case).
+    Header(String),
 }
 
 /// A route's `upgrade_configs[]` entry.

@@ -1157,6 +1157,19 @@ pub struct RouteAction {
     #[serde(default)]
     pub upgrade_configs: Vec<RouteUpgradeConfig>,
     pub cors: Option<CorsPolicy>,
+    #[serde(default)]
+    pub request_mirror_policies: Vec<RequestMirrorPolicy>,
+}
+
+/// `envoy.config.route.v3.RouteAction.RequestMirrorPolicy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestMirrorPolicy {
+    pub cluster: Option<String>,
+    pub cluster_header: Option<String>,
+    pub runtime_fraction: Option<RuntimeFractionalPercent>,
+    pub trace_sampled: Option<bool>,
+    pub disable_shadow_host_suffix_append: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

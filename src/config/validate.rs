@@ -576,6 +576,7 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
     let listeners = listeners.finish();
     if let (Ok(cs), Ok(ls)) = (&clusters, &listeners) {
         keep(tls_collectors(cs, ls), &mut first);
+        keep(tls_mirrors(cs, ls), &mut first);
     }
     if let Some(e) = first {
         return Err(e);
@@ -1213,6 +1214,37 @@ fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), Co
                     t.zipkin.cluster_name, l.name
                 ),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// A mirror cluster named in a route must be plain: shadows are sent over plain HTTP/1.1
+/// (`http/mirror.rs`).
+fn tls_mirrors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), ConfigError> {
+    for l in listeners {
+        let Some(h) = l.hcm() else { continue };
+        let routes = h.route_config.virtual_hosts.iter().flat_map(|v| &v.routes);
+        for r in routes {
+            let RouteAction::Forward(f) = &r.action else {
+                continue;
+            };
+            for m in &f.mirrors {
+                let MirrorTarget::Cluster(c) = m.target else {
+                    continue;
+                };
+                if let Some(cl) = clusters.get(c).filter(|cl| cl.tls.is_some()) {
+                    return Err(err(
+                        format!("static_resources.clusters[{c}].transport_socket"),
+                        format!(
+                            "cluster \"{}\" is a request mirror cluster (of listener \"{}\"): \
+                             baton sends shadow requests over plain HTTP, so a mirror cluster \
+                             cannot use TLS",
+                            cl.name, l.name
+                        ),
+                    ));
+                }
+            }
         }
     }
     Ok(())

@@ -233,7 +233,7 @@ fn health_check_filter(f: &raw::HttpFilter, path: &str) -> Result<HealthCheckFil
 /// A `RuntimeFractionalPercent`: its `default_value` (required, as in Envoy). The
 /// `runtime_key` is accepted: baton's runtime refuses every key it does not implement, so no
 /// layer can set it and the default is the value, as it is in Envoy for a key nothing sets.
-fn fraction(f: raw::RuntimeFractionalPercent, path: &str) -> Result<Fraction, ConfigError> {
+pub fn fraction(f: raw::RuntimeFractionalPercent, path: &str) -> Result<Fraction, ConfigError> {
     let dpath = join_key(path, "default_value");
     let Some(d) = f.default_value else {
         return Err(err(dpath, "required field is missing"));

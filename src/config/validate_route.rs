@@ -449,7 +449,7 @@ pub(super) fn header_matcher(
 
 /// Checks and lower-cases a header name. Pseudo-headers (`:method`) are fine for matching
 /// but, like `host`, may not be added or removed (Envoy's rule).
-fn header_name(n: &str, path: &str, matching: bool) -> Result<String, ConfigError> {
+pub fn header_name(n: &str, path: &str, matching: bool) -> Result<String, ConfigError> {
     if !matching && n.starts_with(':') {
         return Err(err(
             path,

@@ -350,6 +350,19 @@ impl Env for CtxEnv<'_> {
         self.ctx.stats.tunnel_moved(rq.listener, out);
     }
 
+    fn mirror(
+        &mut self,
+        shadow: crate::http::mirror::Shadow,
+        body: &[u8],
+        t: Option<std::time::Duration>,
+    ) {
+        crate::http::mirror::send(self.ctx, shadow, body, t);
+    }
+
+    fn retry_or_shadow_abandoned(&mut self, cluster: usize) {
+        self.ctx.stats.retry_or_shadow_abandoned(cluster);
+    }
+
     fn retry_stat(&mut self, cluster: usize, s: RetryStat) {
         self.ctx.stats.retry(cluster, s);
     }

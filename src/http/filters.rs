@@ -244,7 +244,7 @@ fn health_check(
 
 /// A runtime fraction drawn for one request (Envoy: a random number modulo the denominator
 /// below the numerator).
-pub(super) fn sample(f: Fraction, rng: &mut Rng) -> bool {
+pub(crate) fn sample(f: Fraction, rng: &mut Rng) -> bool {
     f.numerator >= f.denominator || rng.below(u64::from(f.denominator)) < u64::from(f.numerator)
 }
 

@@ -12,6 +12,7 @@ pub(crate) mod filters;
 pub mod inmem;
 pub mod local;
 pub mod local_reply;
+pub mod mirror;
 pub(crate) mod rbac;
 pub mod request;
 pub mod session;

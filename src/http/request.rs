@@ -76,6 +76,8 @@ pub struct Forward {
     /// The status of a route timeout: 504, or 204 for an internal request that asked with
     /// `x-envoy-upstream-rq-timeout-alt-response`.
     pub timeout_status: u16,
+    /// The route's shadows of this request (`request_mirror_policies`), sent once it is read.
+    pub shadows: Vec<super::mirror::Shadow>,
 }
 
 /// Request values a route rewrote (`None`: unchanged).
@@ -808,6 +810,20 @@ fn route(
         trace,
         ctx.spares.head(),
     );
+    // Envoy shadows neither CONNECT nor upgrades (their payload is not HTTP).
+    let shadows = if fwd.mirrors.is_empty() || upgrade.is_some() {
+        Vec::new()
+    } else {
+        super::mirror::shadows(
+            &ctx.clusters,
+            &mut ctx.rng,
+            &fwd.mirrors,
+            req,
+            &head,
+            host_at,
+            &host,
+        )
+    };
     if ctx
         .clusters
         .get(cluster)
@@ -861,6 +877,7 @@ fn route(
         upgrade,
         rewritten,
         timeout_status: if over.alt_response { 204 } else { 504 },
+        shadows,
     })
 }
 

@@ -56,7 +56,7 @@ fn denominator(d: u32) -> Option<Value> {
     })
 }
 
-fn fraction(f: &Fraction) -> Value {
+pub(super) fn fraction(f: &Fraction) -> Value {
     map(vec![(
         "default_value",
         Some(map(vec![

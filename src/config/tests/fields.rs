@@ -204,6 +204,10 @@ const PROOFS: &[(&str, &str)] = &[
     ("RbacMatcher.on_no_match", "tests/envoy_configs.rs::rbac_example_denies_requests_without_an_envoy_docs_referer"),
     ("VirtualHost.cors", "tests/http_filters.rs::legacy_cors_fields_apply_when_no_per_filter_policy_does"),
     ("ForwardAction.cors", "tests/http_filters.rs::legacy_cors_fields_apply_when_no_per_filter_policy_does"),
+    ("ForwardAction.mirrors", "tests/routing_mirror.rs::a_shadow_with_its_body_reaches_the_mirror_and_the_client_gets_the_main_answer"),
+    ("MirrorPolicy.target", "tests/routing_mirror.rs::cluster_header_fraction_and_suffix_are_honoured"),
+    ("MirrorPolicy.fraction", "tests/routing_mirror.rs::cluster_header_fraction_and_suffix_are_honoured"),
+    ("MirrorPolicy.host_suffix", "tests/routing_mirror.rs::cluster_header_fraction_and_suffix_are_honoured"),
     ("Route.filter_configs", "tests/http_filters.rs::cors_route_policies_override_the_virtual_host_and_regex_origins_match"),
     (
         "HealthCheckFilter.pass_through_mode",

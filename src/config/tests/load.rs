@@ -39,6 +39,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                                 retry_policy: None,
                                 upgrades: vec![],
                                 cors: None,
+                                mirrors: vec![],
                             }),
                             headers: HeaderMutations::default(),
                             filter_configs: vec![],

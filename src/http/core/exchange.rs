@@ -246,9 +246,13 @@ pub struct Exchange {
     pub(super) resp_edits: Vec<Op>,
     pub(super) auto_host: Option<(usize, usize)>,
     pub(super) retries_left: u32,
-    /// Request body bytes sent so far, kept while a retry may replay them; `None` once the
-    /// body outgrew the buffer limit (retries are then off).
+    /// Request body bytes sent so far, kept while a retry may replay them or a shadow needs
+    /// them; `None` once the body outgrew the buffer limit (retries and shadows are then off).
     pub(super) replay: Option<Vec<u8>>,
+    /// The body outgrew the buffer limit while kept (`retry_or_shadow_abandoned`).
+    pub(super) abandoned: bool,
+    /// Shadows of the request, sent when it is read in full (`request_mirror_policies`).
+    pub(super) shadows: Vec<crate::http::mirror::Shadow>,
     pub(super) per_try: Option<Duration>,
     pub(super) per_try_at: Option<Instant>,
     pub(super) attempts: u32,
@@ -329,10 +333,11 @@ impl Exchange {
                     ex.head = std::mem::take(&mut f.head);
                 }
                 ex.resp_edits = std::mem::take(&mut f.resp_edits);
+                ex.shadows = std::mem::take(&mut f.shadows);
                 ex.policy = f.retry_policy.take();
                 env.track(f.cluster, f.addr, 1);
                 if ex.req.is_done() {
-                    ex.request_done(now);
+                    ex.request_done(env, now);
                 }
                 if s.expect_continue && has_body {
                     cx.cout.extend(env.pool(), b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -382,7 +387,9 @@ impl Exchange {
             resp_edits: Vec::new(),
             auto_host: f.and_then(|f| f.auto_host),
             retries_left: retries.unwrap_or(0),
-            replay: retries.map(|_| Vec::new()),
+            replay: (retries.is_some() || f.is_some_and(|f| !f.shadows.is_empty())).then(Vec::new),
+            abandoned: false,
+            shadows: Vec::new(),
             per_try: f.and_then(|f| f.per_try),
             per_try_at: None,
             attempts: 1,
@@ -625,13 +632,26 @@ impl Exchange {
         self.rq.flags.set(f);
     }
 
-    /// The request body has been sent in full: the route and per-try timers start.
-    pub(super) fn request_done(&mut self, now: Instant) {
+    /// The request body has been sent in full: the route and per-try timers start, and the
+    /// request's shadows go out (or are given up with a body too large to keep).
+    pub(super) fn request_done(&mut self, env: &mut dyn Env, now: Instant) {
         self.req = BodyIn::Done;
         self.rq.req_done = Some(now);
         self.timeout_at = self.timeout.map(|t| now + t);
         if self.upstream == Upstream::Attached {
             self.per_try_at = self.per_try.map(|t| now + t);
+        }
+        if let (true, Some((cluster, _))) = (self.abandoned, self.target) {
+            env.retry_or_shadow_abandoned(cluster);
+        }
+        // A request answered here (its upstream failed) discards its body: no shadow is sent
+        // with only part of it.
+        let whole = !self.abandoned && self.upstream != Upstream::Local;
+        let body = self.replay.as_deref().unwrap_or_default();
+        for shadow in std::mem::take(&mut self.shadows) {
+            if whole {
+                env.mirror(shadow, body, self.timeout);
+            }
         }
     }
 
@@ -780,7 +800,7 @@ impl Exchange {
             self.record_body(b, sink_before);
         }
         if finished {
-            self.request_done(now);
+            self.request_done(env, now);
         }
         Ok(true)
     }
@@ -795,6 +815,7 @@ impl Exchange {
         if r.len() + new.len() > self.client_limit {
             self.replay = None;
             self.retries_left = 0;
+            self.abandoned = true;
             return;
         }
         r.extend_from_slice(new);
