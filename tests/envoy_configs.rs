@@ -111,7 +111,7 @@ const CORPUS: &[(&str, &[&str])] = &[
         "examples--fault-injection-envoy.yaml",
         &[
             "layered_runtime.layers[0].disk_layer",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.delay",
         ],
     ),
     ("examples--front-proxy-envoy.yaml", &[]),
@@ -256,12 +256,7 @@ const CORPUS: &[(&str, &[&str])] = &[
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type",
         ],
     ),
-    (
-        "examples--rbac-envoy.yaml",
-        &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
-        ],
-    ),
+    ("examples--rbac-envoy.yaml", &[]),
     (
         "examples--redis-envoy.yaml",
         &[
@@ -891,6 +886,31 @@ fn csrf_samesite_example_refuses_foreign_origins_where_enabled() {
         200
     );
     assert_eq!(up.requests(), 4);
+}
+
+#[test]
+fn rbac_example_denies_requests_without_an_envoy_docs_referer() {
+    // envoyproxy/examples rbac/envoy.yaml: a matcher tree denies (`illegal-referer`) any
+    // request whose Referer is not an envoyproxy.io docs page, an absent one included; the
+    // rest fall to `all-pass`.
+    let (b, up) = serve("examples--rbac-envoy.yaml", "service");
+    let get = |referer: &str| {
+        request(
+            b.port,
+            &format!("GET / HTTP/1.1\r\nHost: x\r\n{referer}Connection: close\r\n\r\n"),
+        )
+    };
+    let r = get("");
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.body_str(), "RBAC: access denied");
+    assert_eq!(get("Referer: https://example.com/\r\n").status(), 403);
+    let ok = get("Referer: https://www.envoyproxy.io/docs/envoy/latest/\r\n");
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        get("Referer: http://envoyproxy.io/docs/envoy\r\n").status(),
+        200
+    );
+    assert_eq!(up.requests(), 2);
 }
 
 #[test]

@@ -744,7 +744,7 @@ pub(super) fn string_match(m: &StringMatch) -> Value {
     map(vec![(key, value), ("ignore_case", n(m.ignore_case))])
 }
 
-fn header_matcher(h: &HeaderMatcher) -> Value {
+pub(super) fn header_matcher(h: &HeaderMatcher) -> Value {
     let rule = match &h.rule {
         HeaderMatchRule::Value(sm) => ("string_match", Some(string_match(sm))),
         HeaderMatchRule::Present(p) => ("present_match", n(*p)),
@@ -1319,6 +1319,7 @@ fn health_check(h: &HealthCheck) -> Value {
 }
 
 mod filters;
+mod rbac;
 mod tls;
 
 #[cfg(test)]

@@ -275,6 +275,12 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
     ("envoy.filters.http.csrf", CSRF_TYPE),
     ("envoy.csrf", CSRF_TYPE),
     ("envoy.filters.http.local_ratelimit", LOCAL_RATE_LIMIT_TYPE),
+    ("envoy.filters.http.rbac", super::validate_rbac::RBAC_TYPE),
+    (
+        "envoy.filters.http.fault",
+        super::validate_fault::FAULT_TYPE,
+    ),
+    ("envoy.fault", super::validate_fault::FAULT_TYPE),
     ("envoy.access_loggers.file", FILE_LOG_TYPE),
     ("envoy.file_access_log", FILE_LOG_TYPE),
     ("envoy.access_loggers.stdout", STDOUT_LOG_TYPE),
@@ -1499,24 +1505,28 @@ fn cidr_ranges(
     }
     let mut out = Vec::new();
     for (i, r) in ranges.iter().enumerate() {
-        let rp = format!("{path}[{i}]");
-        let ip: std::net::IpAddr = r.address_prefix.parse().map_err(|_| {
-            err(
-                format!("{rp}.address_prefix"),
-                format!("\"{}\" is not an IP address", r.address_prefix),
-            )
-        })?;
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        let len = r.prefix_len.unwrap_or(0);
-        if len > max {
-            return Err(err(
-                format!("{rp}.prefix_len"),
-                format!("{len} out of range (0..={max})"),
-            ));
-        }
-        out.push((ip, len as u8));
+        out.push(cidr(r, &format!("{path}[{i}]"))?);
     }
     Ok(Some(out))
+}
+
+/// A `CidrRange`: an address and a prefix length that fits it.
+pub(super) fn cidr(r: &raw::CidrRange, rp: &str) -> Result<(std::net::IpAddr, u8), ConfigError> {
+    let ip: std::net::IpAddr = r.address_prefix.parse().map_err(|_| {
+        err(
+            format!("{rp}.address_prefix"),
+            format!("\"{}\" is not an IP address", r.address_prefix),
+        )
+    })?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = r.prefix_len.unwrap_or(0);
+    if len > max {
+        return Err(err(
+            format!("{rp}.prefix_len"),
+            format!("{len} out of range (0..={max})"),
+        ));
+    }
+    Ok((ip, len as u8))
 }
 
 fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, ConfigError> {

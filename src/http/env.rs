@@ -160,15 +160,7 @@ impl Env for CtxEnv<'_> {
             Some(_) => None,
         };
         let inject = begun.as_ref().map(|b| &b.inject);
-        let mut d = decide(
-            req,
-            self.peer,
-            self.listener,
-            self.ctx,
-            early,
-            inject,
-            &mut rq.health_check,
-        );
+        let mut d = decide(req, self.peer, self.listener, self.ctx, early, inject, rq);
         if let Some(b) = begun {
             crate::tracing::http::routed(self.ctx, self.listener, b, &mut d, rq);
         }

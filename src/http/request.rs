@@ -37,7 +37,7 @@ pub struct LocalDecision {
     /// (virtual host, route) indices when a route matched.
     pub route: Option<(usize, usize)>,
     /// `%RESPONSE_CODE_DETAILS%` when not implied by `flag` or `direct` ("" then).
-    pub details: &'static str,
+    pub details: Cow<'static, str>,
 }
 
 /// Everything an exchange needs to forward a request.
@@ -121,7 +121,7 @@ fn local_reply(status: u16) -> LocalDecision {
         flag: 0,
         direct: false,
         route: None,
-        details: "",
+        details: Cow::Borrowed(""),
     }
 }
 
@@ -232,7 +232,8 @@ pub fn is_internal(ip: IpAddr, ranges: Option<&[(IpAddr, u8)]>) -> bool {
     }
 }
 
-fn in_range(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+/// Whether `ip` is in the CIDR range `net`/`len` (of the same family).
+pub(crate) fn in_range(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     match (ip, net.to_canonical()) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let mask = u32::MAX
@@ -443,7 +444,7 @@ pub(super) fn decide(
     ctx: &mut Ctx,
     early: Option<LocalDecision>,
     trace: Option<&Inject>,
-    is_health_check: &mut bool,
+    rq: &mut crate::access_log::Rq,
 ) -> Decision {
     // The connection manager's own answer (a path it refuses or redirects) comes before the
     // filters. Local replies get `via` where they are written (`CtxEnv::local_reply`).
@@ -498,6 +499,14 @@ pub(super) fn decide(
             healthcheck_failed: ctx.stats.healthcheck_failed(),
             clusters: &ctx.clusters,
             now: ctx.now(),
+            conn: super::rbac::Conn {
+                local: rq.local.unwrap_or(ctx.listeners[listener].address),
+                direct: rq.direct_peer,
+                client: rq.peer,
+                tls: rq.tls.as_deref(),
+            },
+            rbac: &ctx.rbac,
+            faults: &ctx.faults,
         };
         let out = filters::run(
             &hcm.http_filters,
@@ -513,7 +522,7 @@ pub(super) fn decide(
     if outcome.counts != crate::stats::FilterCounts::default() {
         ctx.stats.filter_counts(listener, &outcome.counts);
     }
-    *is_health_check = outcome.health_check;
+    rq.health_check = outcome.health_check;
     let mut d = match outcome.answer {
         Some(a) => Decision::Local(LocalDecision {
             body: Cow::Borrowed(a.body),
@@ -570,7 +579,7 @@ pub fn hcm_path(
 ) -> Result<Option<String>, Box<LocalDecision>> {
     let refused = || {
         Box::new(LocalDecision {
-            details: "path_normalization_failed",
+            details: Cow::Borrowed("path_normalization_failed"),
             ..local_reply(400)
         })
     };
@@ -625,7 +634,7 @@ fn tls_redirect(req: &RequestHead<'_>, peer: SocketAddr, l: &HttpRt) -> Option<D
         flag: 0,
         direct: true,
         route: None,
-        details: "",
+        details: Cow::Borrowed(""),
     }))
 }
 
@@ -706,7 +715,7 @@ fn route(
                 flag: 0,
                 direct: true,
                 route: Some((m.vh, m.index)),
-                details: "",
+                details: Cow::Borrowed(""),
             })
         }
         RouteAction::Redirect(r) => {
@@ -725,7 +734,7 @@ fn route(
                 flag: 0,
                 direct: false,
                 route: Some((m.vh, m.index)),
-                details: "",
+                details: Cow::Borrowed(""),
             })
         }
         RouteAction::Forward(f) => f,
@@ -755,7 +764,7 @@ fn route(
             flag: crate::access_log::Flags::UH,
             direct: false,
             route: Some((m.vh, m.index)),
-            details: "",
+            details: Cow::Borrowed(""),
         });
     };
     let path_rewrite = fwd.prefix_rewrite.is_some() || fwd.regex_rewrite.is_some();

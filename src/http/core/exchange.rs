@@ -309,10 +309,10 @@ impl Exchange {
                     env.direct_response();
                 }
                 rq.detail(match d.flag {
-                    _ if !d.details.is_empty() => d.details,
-                    Flags::NR => "route_not_found",
-                    Flags::UH => "no_healthy_upstream",
-                    _ => "direct_response",
+                    _ if !d.details.is_empty() => d.details.clone(),
+                    Flags::NR => "route_not_found".into(),
+                    Flags::UH => "no_healthy_upstream".into(),
+                    _ => "direct_response".into(),
                 });
                 rq.route = d.route;
                 if !has_body {

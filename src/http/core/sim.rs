@@ -154,7 +154,7 @@ impl Env for TestEnv {
                 flag: 0,
                 direct: status == 200,
                 route: None,
-                details: "",
+                details: std::borrow::Cow::Borrowed(""),
             })
         };
         if req.path.starts_with("/local") {
