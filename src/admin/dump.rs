@@ -1243,6 +1243,15 @@ fn upstream_http(h: &crate::config::UpstreamHttp) -> Value {
             ])),
         ),
         (
+            "upstream_http_protocol_options",
+            (h.auto_sni || h.auto_san_validation).then(|| {
+                map(vec![
+                    ("auto_sni", n(h.auto_sni)),
+                    ("auto_san_validation", n(h.auto_san_validation)),
+                ])
+            }),
+        ),
+        (
             "explicit_http_config",
             Some(map(vec![(
                 "http_protocol_options",

@@ -1363,6 +1363,13 @@ pub struct UpstreamHttp {
     /// `http_protocol_options.header_key_format.proper_case_words`: request header names
     /// sent upstream are written in Proper-Case.
     pub proper_case_headers: bool,
+    /// `upstream_http_protocol_options.auto_sni`: a TLS connection's server name is the
+    /// request's Host (without its port; not an IP address), and pooled connections are
+    /// reused only for the same name.
+    pub auto_sni: bool,
+    /// `upstream_http_protocol_options.auto_san_validation`: the server's certificate must be
+    /// valid for that name (and for a configured `sni`, when the Host gives none).
+    pub auto_san_validation: bool,
 }
 
 /// Envoy's defaults: a 1 h idle timeout, no other limit, lower-case names as received.
@@ -1374,6 +1381,8 @@ impl Default for UpstreamHttp {
             max_connection_duration: None,
             max_headers_count: crate::http::codec::MAX_HEADERS,
             proper_case_headers: false,
+            auto_sni: false,
+            auto_san_validation: false,
         }
     }
 }
@@ -1544,6 +1553,9 @@ pub struct UpstreamTls {
     pub validation: Option<Validation>,
     /// TLS session tickets/ids remembered (Envoy's `max_session_keys`, default 1).
     pub max_session_keys: usize,
+    /// The certificate must be valid for the server name too (the cluster's
+    /// `auto_san_validation`); otherwise only the SAN matchers judge names, as in Envoy.
+    pub verify_name: bool,
 }
 
 /// One of a listener's filter chains as far as choosing it and its transport go.

@@ -1717,7 +1717,7 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
             "a LOGICAL_DNS cluster needs exactly one endpoint",
         ));
     }
-    let tls = match &c.transport_socket {
+    let mut tls = match &c.transport_socket {
         Some(ts) => super::tls::upstream_socket(ts, &p("transport_socket"))?,
         None => None,
     };
@@ -1743,6 +1743,27 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
         },
         path,
     )?;
+    if (http.auto_sni || http.auto_san_validation) && tls.is_none() {
+        let field = if http.auto_sni {
+            "auto_sni"
+        } else {
+            "auto_san_validation"
+        };
+        return Err(err(
+            p("transport_socket"),
+            format!("{field} needs a TLS transport_socket (it names the TLS server)"),
+        ));
+    }
+    if let Some(t) = tls.as_mut().filter(|_| http.auto_san_validation) {
+        if t.validation.is_none() {
+            return Err(err(
+                p("transport_socket"),
+                "auto_san_validation needs a validation_context with a trusted_ca (names are \
+                 only checked on a verified certificate)",
+            ));
+        }
+        t.verify_name = true;
+    }
     let outlier_detection = c
         .outlier_detection
         .as_ref()

@@ -674,10 +674,12 @@ impl Session {
         if let Some(old) = self.up.take() {
             old.close(ctx);
         }
+        // Only an `auto_sni` cluster's requests name their server: one allocation per connect.
+        let sni: Option<Box<str>> = self.core.upstream_sni().map(Box::from);
         let pooled = if fresh {
             None
         } else {
-            take_idle(ctx, cluster, addr, self.id)
+            take_idle(ctx, cluster, addr, sni.as_deref(), self.id)
         };
         let got = match pooled {
             Some(c) => Ok((c, true)),
@@ -695,7 +697,7 @@ impl Session {
                     }
                     return;
                 }
-                UpConn::connect(ctx, cluster, addr, self.id).map(|c| (c, false))
+                UpConn::connect(ctx, cluster, addr, sni, self.id).map(|c| (c, false))
             }
         };
         match got {
