@@ -37,12 +37,10 @@ pub fn needs_port(chains: &[FilterChainTls]) -> bool {
 
 /// The index of the chain (in `items`, each one's match given by `m`) that serves a
 /// connection with `f`; `None`: no chain matches and there is no default chain.
-pub fn select<T>(
-    items: &[T],
-    m: impl Fn(&T) -> &FilterChainTls,
-    f: &Facts<'_>,
-) -> Option<usize> {
-    let all: Vec<usize> = (0..items.len()).filter(|&i| !m(&items[i]).fallback).collect();
+pub fn select<T>(items: &[T], m: impl Fn(&T) -> &FilterChainTls, f: &Facts<'_>) -> Option<usize> {
+    let all: Vec<usize> = (0..items.len())
+        .filter(|&i| !m(&items[i]).fallback)
+        .collect();
     let c = |i: usize| m(&items[i]);
     let mut group = narrow(
         all,
@@ -176,7 +174,11 @@ mod tests {
             };
             select(&l, |c| c, &f)
         };
-        assert_eq!(with(&[b"h2", b"http/1.1"], "tls"), Some(0), "any offered one");
+        assert_eq!(
+            with(&[b"h2", b"http/1.1"], "tls"),
+            Some(0),
+            "any offered one"
+        );
         assert_eq!(with(&[b"http/1.1"], "tls"), Some(1));
         // A TLS client without ALPN: the tls chains need a protocol; the catch-all has no
         // transport, but the tls group (exact) won the transport step: nothing matches.
@@ -199,6 +201,10 @@ mod tests {
         };
         assert_eq!(at(80, Some("a.test")), Some(0), "the port comes first");
         assert_eq!(at(81, Some("a.test")), Some(1));
-        assert_eq!(at(81, Some("b.test")), Some(2), "nothing matches: the default");
+        assert_eq!(
+            at(81, Some("b.test")),
+            Some(2),
+            "nothing matches: the default"
+        );
     }
 }

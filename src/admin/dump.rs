@@ -262,7 +262,10 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
     };
     let chain = |c: &crate::config::FilterChainTls| {
         let names = c.server_names.iter().map(|n| Value::from(n.as_str()));
-        let alpn = c.application_protocols.iter().map(|n| Value::from(n.as_str()));
+        let alpn = c
+            .application_protocols
+            .iter()
+            .map(|n| Value::from(n.as_str()));
         let m = map(vec![
             ("destination_port", c.destination_port.and_then(n)),
             ("server_names", list(names.collect())),
@@ -284,7 +287,12 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
             ("transport_socket_connect_timeout", dur(c.handshake_timeout)),
         ])
     };
-    let chains = l.filter_chains.iter().filter(|c| !c.fallback).map(chain).collect();
+    let chains = l
+        .filter_chains
+        .iter()
+        .filter(|c| !c.fallback)
+        .map(chain)
+        .collect();
     let default_chain = l.filter_chains.iter().find(|c| c.fallback).map(chain);
     let inspector = map(vec![
         ("name", s("envoy.filters.listener.tls_inspector")),

@@ -189,7 +189,11 @@ fn same_match(a: &FilterChainTls, b: &FilterChainTls) -> bool {
 }
 
 /// A filter chain's match, `transport_socket` (`None`: plain) and handshake timeout.
-fn filter_chain(c: &raw::FilterChain, path: &str, fallback: bool) -> Result<FilterChainTls, ConfigError> {
+fn filter_chain(
+    c: &raw::FilterChain,
+    path: &str,
+    fallback: bool,
+) -> Result<FilterChainTls, ConfigError> {
     let mpath = format!("{path}.filter_chain_match");
     let mut f = FilterChainTls {
         name: c.name.clone().filter(|n| !n.is_empty()),
@@ -204,12 +208,10 @@ fn filter_chain(c: &raw::FilterChain, path: &str, fallback: bool) -> Result<Filt
     };
     if let Some(m) = &c.filter_chain_match {
         if let Some(p) = m.destination_port {
-            f.destination_port = Some(
-                u16::try_from(p)
-                    .ok()
-                    .filter(|&p| p > 0)
-                    .ok_or_else(|| err(format!("{mpath}.destination_port"), "must be 1 to 65535"))?,
-            );
+            f.destination_port =
+                Some(u16::try_from(p).ok().filter(|&p| p > 0).ok_or_else(|| {
+                    err(format!("{mpath}.destination_port"), "must be 1 to 65535")
+                })?);
         }
         for (i, n) in m.server_names.iter().enumerate() {
             server_name(n, &format!("{mpath}.server_names[{i}]"))?;
@@ -233,7 +235,11 @@ fn filter_chain(c: &raw::FilterChain, path: &str, fallback: bool) -> Result<Filt
             }
         }
         f.application_protocols = m.application_protocols.clone();
-        f.server_names = m.server_names.iter().map(|n| n.to_ascii_lowercase()).collect();
+        f.server_names = m
+            .server_names
+            .iter()
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
         // These are read from the ClientHello, which a build without TLS cannot parse.
         if !cfg!(feature = "tls") {
             let field = if !f.server_names.is_empty() {

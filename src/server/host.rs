@@ -251,7 +251,10 @@ pub fn wire_name(ctx: &crate::context::Ctx, unit: usize) -> String {
         return String::new();
     };
     let address = tcp_address(l.address);
-    let single = ctx.listeners.get(l.first_unit + 1).is_none_or(|n| n.first_unit != l.first_unit);
+    let single = ctx
+        .listeners
+        .get(l.first_unit + 1)
+        .is_none_or(|n| n.first_unit != l.first_unit);
     let chain = l.chain_index(unit);
     match (single, chain) {
         (false, Some(i)) => match l.chains.get(i).and_then(|c| c.name.as_deref()) {

@@ -240,7 +240,11 @@ pub fn listener_rts(
         let tcp: Vec<bool> = l
             .filter_chains
             .iter()
-            .map(|c| l.terminals.get(c.terminal).is_some_and(|t| t.tcp().is_some()))
+            .map(|c| {
+                l.terminals
+                    .get(c.terminal)
+                    .is_some_and(|t| t.tcp().is_some())
+            })
             .collect();
         let tls = crate::tls::ListenerTls::new(&l.filter_chains, &tcp, l.inspect_timeout)
             .map_err(|e| format!("listener \"{}\": transport_socket: {e}", l.name))?;

@@ -212,8 +212,11 @@ impl Stream {
     /// `Ok(None)` while more bytes are needed. EOF before is an error (nothing to serve).
     pub fn choose(&mut self) -> io::Result<Option<usize>> {
         while self.choosing() {
-            if !self.accept_step()? {
-                return Ok(None);
+            match self.accept_step() {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
             }
         }
         Ok(Some(self.chosen.unwrap_or(0)))

@@ -83,7 +83,11 @@ fn filter_chains_compare_what_their_filters_configure() {
     ])
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(b.listeners[0].filter_chains.len(), 2);
-    assert_eq!(b.listeners[0].terminals.len(), 1, "one connection manager, shared");
+    assert_eq!(
+        b.listeners[0].terminals.len(),
+        1,
+        "one connection manager, shared"
+    );
     // What the connection manager does differs: each chain has its own.
     for (p, y) in [
         ("typed_config.stat_prefix", "other"),

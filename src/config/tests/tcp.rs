@@ -298,8 +298,16 @@ fn passed_through_tls_is_matched_by_its_client_hello() {
         }
     }
     for (m, field, why) in [
-        ("{destination_port: 0}", "destination_port", "must be 1 to 65535"),
-        ("{application_protocols: [\"\"]}", "application_protocols[0]", "an ALPN"),
+        (
+            "{destination_port: 0}",
+            "destination_port",
+            "must be 1 to 65535",
+        ),
+        (
+            "{application_protocols: [\"\"]}",
+            "application_protocols[0]",
+            "an ALPN",
+        ),
         ("{source_prefix_ranges: []}", "source_prefix_ranges", ""),
     ] {
         let mut d = tcp_doc("stat_prefix: p, cluster: a");
