@@ -658,7 +658,7 @@ const PROOFS: &[(&str, &str)] = &[
     ("UpstreamTls.max_session_keys", "tests/tls.rs::upstream_tls_verifies_and_reuses_connections"),
     ("FilterChainTls.name", "tests/filter_chains.rs::hot_restart_keeps_each_connections_chain"),
     ("FilterChainTls.destination_port", "tests/filter_chains.rs::destination_port_and_the_default_chain"),
-    ("FilterChainTls.application_protocols", "tests/filter_chains.rs::alpn_passes_tls_through_to_each_chains_upstream"),
+    ("FilterChainTls.application_protocols", "tests/envoy_configs.rs::tls_inspector_example_passes_tls_through_by_alpn"),
     ("FilterChainTls.fallback", "tests/filter_chains.rs::destination_port_and_the_default_chain"),
     ("FilterChainTls.terminal", "tests/filter_chains.rs::two_connection_managers_chosen_by_sni"),
     ("FilterChainTls.server_names", "tests/tls.rs::https_tls12_tls13_and_sni_choose_the_certificate"),
