@@ -18,24 +18,7 @@ use tls_support::*;
 
 /// An HTTP connection manager (stat prefix `prefix`) routing everything to `cluster`.
 fn hcm(prefix: &str, cluster: &str) -> String {
-    format!(
-        r#"      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: {prefix}
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                route: {{cluster: {cluster}}}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-"#
-    )
+    prefixed_hcm(prefix, "", cluster)
 }
 
 /// A TCP proxy (stat prefix `prefix`) to `cluster`.
@@ -50,40 +33,10 @@ fn tcp(prefix: &str, cluster: &str) -> String {
     )
 }
 
-/// A bootstrap: listener_0 on `port` with `chains` (and `extra` listener lines after them),
-/// clusters `one` and `two` on the given upstream ports, admin on `admin`.
+/// A bootstrap: listener_0 on `port` with `chains` (and `extra` listener lines), clusters
+/// `backend` and `two` on the given upstream ports, admin on `admin`.
 fn config(port: u16, admin: u16, chains: &str, extra: &str, one: u16, two: u16) -> String {
-    let cluster = |name: &str, p: u16| {
-        format!(
-            r#"  - name: {name}
-    connect_timeout: 2s
-    type: STATIC
-    load_assignment:
-      cluster_name: {name}
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address:
-              socket_address: {{address: 127.0.0.1, port_value: {p}}}
-"#
-        )
-    };
-    format!(
-        r#"static_resources:
-  listeners:
-  - name: listener_0
-    address:
-      socket_address:
-        port_value: {port}
-        address: 127.0.0.1
-    filter_chains:
-{chains}{extra}  clusters:
-{}{}admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
-"#,
-        cluster("one", one),
-        cluster("two", two)
-    )
+    bootstrap(admin, port, extra, chains, one, &static_cluster("two", two))
 }
 
 fn https(port: u16, name: &str, ca: &str) -> String {
@@ -104,7 +57,7 @@ fn two_connection_managers_chosen_by_sni() {
     let b = pki.leaf("b", "/CN=b.test", "DNS:b.test");
     let chains = [
         tls_chain(
-            &hcm("ingress_a", "one"),
+            &hcm("ingress_a", "backend"),
             &["server_names: [a.test]"],
             &a,
             &[],
@@ -141,7 +94,7 @@ fn an_http_chain_and_a_tcp_chain_share_a_listener() {
     let (up1, up2) = (Upstream::start("one"), Upstream::start("two"));
     let a = pki.leaf("a", "/CN=a.test", "DNS:a.test");
     let mut chains = tls_chain(
-        &hcm("ingress_a", "one"),
+        &hcm("ingress_a", "backend"),
         &["transport_protocol: tls"],
         &a,
         &[],
@@ -173,7 +126,7 @@ fn destination_port_and_the_default_chain() {
         let dport = if matched { port } else { port ^ 1 };
         let mut chains =
             format!("    - filter_chain_match: {{destination_port: {dport}}}\n      filters:\n");
-        chains.push_str(&hcm("by_port", "one"));
+        chains.push_str(&hcm("by_port", "backend"));
         let mut default = String::from("    default_filter_chain:\n      filters:\n");
         default.push_str(&hcm("fallback", "two"));
         let admin = free_port();
@@ -194,7 +147,7 @@ fn destination_port_and_the_default_chain() {
         "    - filter_chain_match: {{destination_port: {}}}\n      filters:\n",
         port ^ 1
     );
-    chains.push_str(&hcm("by_port", "one"));
+    chains.push_str(&hcm("by_port", "backend"));
     let admin = free_port();
     let p = Baton::start(&config(port, admin, &chains, "", up1.port(), up2.port()));
     let mut c = RawConn::connect(p.port);
@@ -240,7 +193,7 @@ fn hot_restart_keeps_each_connections_chain() {
     );
     chains.push_str(&tcp("passthrough", "two"));
     chains.push_str("    - name: web\n      filters:\n");
-    chains.push_str(&hcm("web", "one"));
+    chains.push_str(&hcm("web", "backend"));
     let (port, admin) = (free_port(), free_port());
     let cfg = config(port, admin, &chains, "", up1.port(), origin.port);
     let dir = HotDir::new("chains_hr");
