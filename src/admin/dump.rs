@@ -306,7 +306,7 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
             )])),
         ),
     ]);
-    let any_tls = l.filter_chains.iter().any(|c| c.tls.is_some());
+    let any_tls = crate::chains::needs_hello(&l.filter_chains);
     map(vec![
         ("name", s(&l.name)),
         (

@@ -45,7 +45,8 @@ fn a_single_value_stands_for_a_list_of_one() {
     );
 }
 
-/// Chains must configure the same connection manager; how their YAML spells it does not count.
+/// Chains that configure the same connection manager share it, however their YAML spells it;
+/// chains that configure different ones each have their own.
 #[test]
 fn filter_chains_compare_what_their_filters_configure() {
     let chains = "static_resources.listeners[0].filter_chains";
@@ -56,12 +57,12 @@ fn filter_chains_compare_what_their_filters_configure() {
         set(
             &mut d,
             &format!("{chains}[0].filter_chain_match"),
-            "{server_names: [a.example]}",
+            "{destination_port: 80}",
         );
         set(
             &mut d,
             &format!("{chains}[1].filter_chain_match"),
-            "{server_names: [b.example]}",
+            "{destination_port: 81}",
         );
         for (p, y) in edits {
             set(&mut d, &format!("{chains}[1].filters[0].{p}"), y);
