@@ -93,6 +93,25 @@ pub fn select<T>(items: &[T], m: impl Fn(&T) -> &FilterChainTls, f: &Facts<'_>) 
         .or_else(|| items.iter().position(|x| m(x).fallback))
 }
 
+/// How a hot-restart handover names chain `chain` to the successor: `name=` its name, or
+/// `index=` its index when it has none.
+pub fn wire_key(chains: &[FilterChainTls], chain: usize) -> String {
+    match chains.get(chain).and_then(|c| c.name.as_deref()) {
+        Some(name) => format!("name={name}"),
+        None => format!("index={chain}"),
+    }
+}
+
+/// The chain `wire_key` named, in this config: by name; by index only when the chain there
+/// has no name either. `None`: it is gone.
+pub fn by_wire_key(chains: &[FilterChainTls], key: &str) -> Option<usize> {
+    if let Some(n) = key.strip_prefix("name=") {
+        return chains.iter().position(|c| c.name.as_deref() == Some(n));
+    }
+    let i: usize = key.strip_prefix("index=")?.parse().ok()?;
+    chains.get(i).filter(|c| c.name.is_none()).map(|_| i)
+}
+
 /// The chains of `group` that match exactly, or, when none does, those that match anything.
 fn narrow(
     group: Vec<usize>,
@@ -155,6 +174,27 @@ mod tests {
         assert_eq!(pick(&l, None, "tls"), Some(4));
         assert_eq!(pick(&l, None, "raw_buffer"), Some(3));
         assert_eq!(pick(&l, Some("other.test"), "raw_buffer"), Some(3));
+    }
+
+    #[test]
+    fn handed_over_connections_find_their_chain_by_name_or_index() {
+        let mut named = chain(&["a.test"], None);
+        named.name = Some("web".into());
+        let old = vec![named.clone(), chain(&[], None)];
+        assert_eq!(wire_key(&old, 0), "name=web");
+        assert_eq!(wire_key(&old, 1), "index=1");
+        // The new config moved the named chain: found by name; the unnamed one by index.
+        let new = vec![chain(&[], None), chain(&["b.test"], None), named];
+        assert_eq!(by_wire_key(&new, "name=web"), Some(2));
+        assert_eq!(by_wire_key(&new, "index=1"), Some(1));
+        assert_eq!(
+            by_wire_key(&new, "index=2"),
+            None,
+            "named now: not by index"
+        );
+        assert_eq!(by_wire_key(&new, "index=7"), None);
+        assert_eq!(by_wire_key(&new, "name=gone"), None);
+        assert_eq!(by_wire_key(&new, "other"), None);
     }
 
     #[test]

@@ -255,6 +255,11 @@ impl Session {
 
     fn run(&mut self, ctx: &mut Ctx, now: Instant) -> io::Result<Fate> {
         if self.choosing && !self.choose_chain(ctx, now)? {
+            // Nothing is served yet: a drain without a successor ends it, as an idle
+            // connection's.
+            if ctx.closing() {
+                return Ok(Fate::Closed);
+            }
             return Ok(Fate::Alive);
         }
         // Every round moves bytes or changes state; with edge-triggered readiness the

@@ -257,10 +257,7 @@ pub fn wire_name(ctx: &crate::context::Ctx, unit: usize) -> String {
         .is_none_or(|n| n.first_unit != l.first_unit);
     let chain = l.chain_index(unit);
     match (single, chain) {
-        (false, Some(i)) => match l.chains.get(i).and_then(|c| c.name.as_deref()) {
-            Some(name) => format!("{address}#name={name}"),
-            None => format!("{address}#index={i}"),
-        },
+        (false, Some(i)) => format!("{address}#{}", crate::chains::wire_key(&l.chains, i)),
         _ => address,
     }
 }
@@ -279,16 +276,7 @@ pub fn unit_by_wire_name(ctx: &crate::context::Ctx, name: &str) -> Option<usize>
     let l = ctx.listeners.get(first)?;
     let index = match chain {
         None => 0,
-        Some(c) => match (c.strip_prefix("name="), c.strip_prefix("index=")) {
-            (Some(n), _) => l.chains.iter().position(|c| c.name.as_deref() == Some(n))?,
-            (None, Some(i)) => {
-                let i: usize = i.parse().ok()?;
-                // By index only when the chain there has no name either (the same config).
-                l.chains.get(i).filter(|c| c.name.is_none())?;
-                i
-            }
-            _ => return None,
-        },
+        Some(key) => crate::chains::by_wire_key(&l.chains, key)?,
     };
     Some(l.unit_of(index))
 }
