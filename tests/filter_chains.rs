@@ -161,6 +161,44 @@ fn destination_port_and_the_default_chain() {
     assert!(n >= 1, "{n}");
 }
 
+/// A passed-through TLS chain `tunnel` (by SNI `t.test`) to cluster `two`, and a plain HTTP
+/// chain named `web` to `backend`.
+fn tunnel_and_web(port: u16, admin: u16, web: &str, one: u16, two: u16) -> String {
+    let mut chains = String::from(
+        "    - name: tunnel\n      filter_chain_match: {server_names: [t.test]}\n      filters:\n",
+    );
+    chains.push_str(&tcp("passthrough", "two"));
+    chains.push_str(&format!("    - name: {web}\n      filters:\n"));
+    chains.push_str(&hcm("web", "backend"));
+    config(port, admin, &chains, "", one, two)
+}
+
+#[test]
+fn a_handed_over_connection_whose_chain_is_gone_is_closed() {
+    let (up1, up2) = (Upstream::start("one"), Upstream::start("two"));
+    let (port, admin) = (free_port(), free_port());
+    let old_cfg = tunnel_and_web(port, admin, "web", up1.port(), up2.port());
+    let dir = HotDir::new("chains_gone");
+    let mut old = hot_start(&old_cfg, &dir, &[]);
+    let mut web = RawConn::connect(port);
+    web.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(web.expect_response(false).body, up1.greeting().as_bytes());
+    // The new config names the HTTP chain differently: the idle connection, handed over as
+    // `web`'s, finds no such chain and is closed, as one of a removed listener.
+    let new_cfg = tunnel_and_web(port, admin, "site", up1.port(), up2.port());
+    let (mut new, _) = hot_takeover(&new_cfg, &dir, &[], &old);
+    old.sigterm();
+    expect_exit_code(&mut old, 0, EXIT_WAIT);
+    assert!(web.closed_within(IO_TIMEOUT));
+    assert!(
+        new.wait_log("that this config lacks", IO_TIMEOUT),
+        "{}",
+        new.log()
+    );
+    // New connections are served by the renamed chain.
+    assert_eq!(get_body(port), up1.greeting());
+}
+
 /// A python TLS client through the listener to `t.test` (passed through to the TLS origin):
 /// one request, then one more on the same connection after a line on stdin.
 const TUNNEL_CLIENT: &str = r#"
@@ -187,15 +225,8 @@ fn hot_restart_keeps_each_connections_chain() {
     let origin_cert = pki.leaf("t", "/CN=t.test", "DNS:t.test");
     let origin = PyTls::start(&origin_cert, None);
     let up1 = Upstream::start("one");
-    // A passed-through TLS chain (by SNI) to the TLS origin, and a plain HTTP chain.
-    let mut chains = String::from(
-        "    - name: tunnel\n      filter_chain_match: {server_names: [t.test]}\n      filters:\n",
-    );
-    chains.push_str(&tcp("passthrough", "two"));
-    chains.push_str("    - name: web\n      filters:\n");
-    chains.push_str(&hcm("web", "backend"));
     let (port, admin) = (free_port(), free_port());
-    let cfg = config(port, admin, &chains, "", up1.port(), origin.port);
+    let cfg = tunnel_and_web(port, admin, "web", up1.port(), origin.port);
     let dir = HotDir::new("chains_hr");
     let mut old = hot_start(&cfg, &dir, &[]);
 
