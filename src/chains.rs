@@ -1,16 +1,21 @@
 //! Choosing a listener's filter chain for a connection, in Envoy's order: destination port,
-//! server name (SNI), transport protocol, application protocols (ALPN). At each step the
-//! chains that name the connection's value win; only if none does, the chains that leave
-//! the criterion unset stay in the running. There is no going back to a less specific group
-//! at a later step. When nothing is left, the `default_filter_chain` serves, if any.
+//! destination address, server name (SNI), transport protocol, application protocols (ALPN),
+//! source address, source port. At each step the chains that name the connection's value win
+//! (for address ranges and names, the most specific ones); only if none does, the chains that
+//! leave the criterion unset stay in the running. There is no going back to a less specific
+//! group at a later step. When nothing is left, the `default_filter_chain` serves, if any.
+
+use std::net::{IpAddr, SocketAddr};
 
 use crate::config::FilterChainTls;
 
 /// What is known of a connection when its chain is chosen.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {
-    /// The port the client connected to (`None`: not looked up, as no chain names one).
-    pub dest_port: Option<u16>,
+    /// The address the client connected to (`None`: not looked up, as no chain names one).
+    pub local: Option<SocketAddr>,
+    /// The client's address (`None`: not looked up, as no chain names one).
+    pub peer: Option<SocketAddr>,
     /// The ClientHello's server name.
     pub sni: Option<&'a str>,
     /// `tls` (a ClientHello came first) or `raw_buffer`.
@@ -30,9 +35,55 @@ pub fn needs_hello(chains: &[FilterChainTls]) -> bool {
     })
 }
 
-/// Whether choosing among `chains` needs the connection's local port.
-pub fn needs_port(chains: &[FilterChainTls]) -> bool {
-    chains.iter().any(|c| c.destination_port.is_some())
+/// Whether choosing among `chains` needs the connection's local address.
+pub fn needs_local(chains: &[FilterChainTls]) -> bool {
+    chains
+        .iter()
+        .any(|c| c.destination_port.is_some() || !c.prefix_ranges.is_empty())
+}
+
+/// Whether choosing among `chains` needs the client's address.
+pub fn needs_peer(chains: &[FilterChainTls]) -> bool {
+    chains
+        .iter()
+        .any(|c| !c.source_prefix_ranges.is_empty() || !c.source_ports.is_empty())
+}
+
+/// Whether the chain of every connection is the first one: a single chain matching
+/// everything (the common case, chosen without a look at the socket).
+pub fn trivial(chains: &[FilterChainTls]) -> bool {
+    chains.len() == 1
+        && !needs_local(chains)
+        && !needs_peer(chains)
+        && chains.first().is_some_and(|c| !c.fallback)
+}
+
+/// Which of a connection's addresses choosing among a listener's chains needs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs {
+    local: bool,
+    peer: bool,
+}
+
+impl Needs {
+    pub fn of(chains: &[FilterChainTls]) -> Needs {
+        Needs {
+            local: needs_local(chains),
+            peer: needs_peer(chains),
+        }
+    }
+
+    /// The facts of a connection on `sock` (no system call for an address no chain matches
+    /// on).
+    pub fn facts<'a>(self, sock: &mio::net::TcpStream, transport: &'a str) -> Facts<'a> {
+        Facts {
+            local: self.local.then(|| sock.local_addr().ok()).flatten(),
+            peer: self.peer.then(|| sock.peer_addr().ok()).flatten(),
+            sni: None,
+            transport,
+            alpn: &[],
+        }
+    }
 }
 
 /// The index of the chain (in `items`, each one's match given by `m`) that serves a
@@ -42,11 +93,13 @@ pub fn select<T>(items: &[T], m: impl Fn(&T) -> &FilterChainTls, f: &Facts<'_>) 
         .filter(|&i| !m(&items[i]).fallback)
         .collect();
     let c = |i: usize| m(&items[i]);
+    let dest_port = f.local.map(|a| a.port());
     let mut group = narrow(
         all,
-        |i| c(i).destination_port.is_some() && c(i).destination_port == f.dest_port,
+        |i| c(i).destination_port.is_some() && c(i).destination_port == dest_port,
         |i| c(i).destination_port.is_none(),
     );
+    group = by_range(group, f.local.map(|a| a.ip()), |i| &c(i).prefix_ranges);
     // The server name: exact, then the longest `*.` wildcard, then chains without names.
     let named = |g: &[usize], name: &str| -> Vec<usize> {
         g.iter()
@@ -87,6 +140,15 @@ pub fn select<T>(items: &[T], m: impl Fn(&T) -> &FilterChainTls, f: &Facts<'_>) 
         },
         |i| c(i).application_protocols.is_empty(),
     );
+    group = by_range(group, f.peer.map(|a| a.ip()), |i| {
+        &c(i).source_prefix_ranges
+    });
+    let source_port = f.peer.map(|a| a.port());
+    group = narrow(
+        group,
+        |i| source_port.is_some_and(|p| c(i).source_ports.contains(&p)),
+        |i| c(i).source_ports.is_empty(),
+    );
     group
         .first()
         .copied()
@@ -112,6 +174,30 @@ pub fn by_wire_key(chains: &[FilterChainTls], key: &str) -> Option<usize> {
     chains.get(i).filter(|c| c.name.is_none()).map(|_| i)
 }
 
+/// The chains of `group` with the longest range holding `ip` (`ranges` gives a chain's), or,
+/// when none holds it, those without ranges.
+fn by_range<'c>(
+    group: Vec<usize>,
+    ip: Option<IpAddr>,
+    ranges: impl Fn(usize) -> &'c Vec<(IpAddr, u8)>,
+) -> Vec<usize> {
+    let best = |i: usize| -> Option<u8> {
+        let ip = ip?.to_canonical();
+        let fits = ranges(i)
+            .iter()
+            .filter(|&&(net, len)| crate::http::request::in_range(ip, net, len));
+        fits.map(|&(_, len)| len).max()
+    };
+    let longest = group.iter().filter_map(|&i| best(i)).max();
+    match longest {
+        Some(l) => group.into_iter().filter(|&i| best(i) == Some(l)).collect(),
+        None => group
+            .into_iter()
+            .filter(|&i| ranges(i).is_empty())
+            .collect(),
+    }
+}
+
 /// The chains of `group` that match exactly, or, when none does, those that match anything.
 fn narrow(
     group: Vec<usize>,
@@ -134,9 +220,12 @@ mod tests {
         FilterChainTls {
             name: None,
             destination_port: None,
+            prefix_ranges: Vec::new(),
             server_names: names.iter().map(|n| n.to_string()).collect(),
             transport_protocol: proto.map(String::from),
             application_protocols: Vec::new(),
+            source_prefix_ranges: Vec::new(),
+            source_ports: Vec::new(),
             fallback: false,
             terminal: 0,
             tls: None,
@@ -146,7 +235,8 @@ mod tests {
 
     fn pick(chains: &[FilterChainTls], sni: Option<&str>, proto: &str) -> Option<usize> {
         let f = Facts {
-            dest_port: None,
+            local: None,
+            peer: None,
             sni,
             transport: proto,
             alpn: &[],
@@ -174,6 +264,57 @@ mod tests {
         assert_eq!(pick(&l, None, "tls"), Some(4));
         assert_eq!(pick(&l, None, "raw_buffer"), Some(3));
         assert_eq!(pick(&l, Some("other.test"), "raw_buffer"), Some(3));
+    }
+
+    #[test]
+    fn address_ranges_choose_the_most_specific_then_source_ports() {
+        let net = |s: &str, l: u8| (s.parse::<IpAddr>().unwrap(), l);
+        let mut wide = chain(&[], None);
+        wide.prefix_ranges = vec![net("127.0.0.0", 8)];
+        let mut narrow = chain(&[], None);
+        narrow.prefix_ranges = vec![net("10.0.0.0", 8), net("127.0.0.1", 32)];
+        let mut from = chain(&[], None);
+        from.source_prefix_ranges = vec![net("127.0.0.2", 32)];
+        from.prefix_ranges = vec![net("127.0.0.0", 16)];
+        let mut port = chain(&[], None);
+        port.source_ports = vec![4000];
+        port.prefix_ranges = vec![net("127.0.0.0", 16)];
+        let l = vec![wide, narrow, from, port, chain(&[], None)];
+        let at = |local: &str, peer: &str| {
+            let f = Facts {
+                local: Some(local.parse().unwrap()),
+                peer: Some(peer.parse().unwrap()),
+                sni: None,
+                transport: "raw_buffer",
+                alpn: &[],
+            };
+            select(&l, |c| c, &f)
+        };
+        assert_eq!(at("127.0.0.1:80", "127.0.0.9:1"), Some(1), "the /32");
+        assert_eq!(
+            at("127.1.0.1:80", "127.0.0.9:1"),
+            Some(0),
+            "only the /8 holds it"
+        );
+        assert_eq!(at("10.1.2.3:80", "127.0.0.9:1"), Some(1));
+        assert_eq!(
+            at("192.0.2.1:80", "127.0.0.9:1"),
+            Some(4),
+            "no range: the catch-all"
+        );
+        // The /16 group: the source address, then the source port.
+        assert_eq!(at("127.0.5.5:80", "127.0.0.2:1"), Some(2));
+        assert_eq!(at("127.0.5.5:80", "127.0.0.9:4000"), Some(3));
+        assert_eq!(
+            at("127.0.5.5:80", "127.0.0.9:4001"),
+            None,
+            "no fallback to the /8"
+        );
+        assert_eq!(
+            at("[::ffff:127.0.5.5]:80", "[::ffff:127.0.0.2]:1"),
+            Some(2),
+            "IPv4-mapped addresses are IPv4"
+        );
     }
 
     #[test]
@@ -207,7 +348,8 @@ mod tests {
         let l = vec![h2, h1, any];
         let with = |alpn: &[&[u8]], transport: &str| {
             let f = Facts {
-                dest_port: None,
+                local: None,
+                peer: None,
                 sni: None,
                 transport,
                 alpn,
@@ -232,7 +374,8 @@ mod tests {
         let l = vec![p80, chain(&["a.test"], None), fallback];
         let at = |port: u16, sni: Option<&str>| {
             let f = Facts {
-                dest_port: Some(port),
+                local: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+                peer: None,
                 sni,
                 transport: "tls",
                 alpn: &[],

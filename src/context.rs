@@ -188,7 +188,7 @@ impl Ctx {
             }
             if l.tls.is_some() {
                 stats.add_tls(i, l.address);
-            } else if l.chains.len() > 1 || crate::chains::needs_port(&l.chains) {
+            } else if !crate::chains::trivial(&l.chains) {
                 stats.add_no_chain(i, l.address);
             }
         }

@@ -161,6 +161,42 @@ fn destination_port_and_the_default_chain() {
     assert!(n >= 1, "{n}");
 }
 
+#[test]
+fn source_and_destination_addresses_choose_the_chain() {
+    let (up1, up2) = (Upstream::start("one"), Upstream::start("two"));
+    let (port, admin) = (free_port(), free_port());
+    // Every chain holds the listener's address by the same /8; the client's address, then its
+    // port, decide; a client matching neither gets the chain without source criteria.
+    let local_port = free_port();
+    let mut chains = String::from(
+        "    - filter_chain_match:\n        prefix_ranges: [{address_prefix: 127.0.0.0, prefix_len: 8}]\n        source_prefix_ranges: [{address_prefix: 127.0.0.2, prefix_len: 32}]\n      filters:\n",
+    );
+    chains.push_str(&hcm("from_two", "two"));
+    chains.push_str(&format!(
+        "    - filter_chain_match:\n        prefix_ranges: [{{address_prefix: 127.0.0.0, prefix_len: 8}}]\n        source_ports: [{local_port}]\n      filters:\n"
+    ));
+    chains.push_str(&hcm("from_port", "two"));
+    chains.push_str(
+        "    - filter_chain_match:\n        prefix_ranges: [{address_prefix: 127.0.0.0, prefix_len: 8}]\n      filters:\n",
+    );
+    chains.push_str(&hcm("others", "backend"));
+    let _p = Baton::start(&config(port, admin, &chains, "", up1.port(), up2.port()));
+    let url = format!("http://127.0.0.1:{port}/");
+    assert_eq!(curl_ok(&[&url]), up1.greeting(), "from 127.0.0.1");
+    assert_eq!(
+        curl_ok(&["--interface", "127.0.0.2", &url]),
+        up2.greeting(),
+        "from 127.0.0.2"
+    );
+    assert_eq!(
+        curl_ok(&["--local-port", &local_port.to_string(), &url]),
+        up2.greeting(),
+        "from port {local_port}"
+    );
+    assert_eq!(stat(admin, "http.from_two.downstream_rq_total"), 1);
+    assert_eq!(stat(admin, "http.from_port.downstream_rq_total"), 1);
+}
+
 /// A passed-through TLS chain `tunnel` (by SNI `t.test`) to cluster `two`, and a plain HTTP
 /// chain named `web` to `backend`.
 fn tunnel_and_web(port: u16, admin: u16, web: &str, one: u16, two: u16) -> String {

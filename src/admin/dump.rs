@@ -266,8 +266,24 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
             .application_protocols
             .iter()
             .map(|n| Value::from(n.as_str()));
+        let cidrs = |r: &[(std::net::IpAddr, u8)]| {
+            let each = r.iter().map(|(ip, len)| {
+                map(vec![
+                    ("address_prefix", s(&ip.to_string())),
+                    ("prefix_len", n(*len)),
+                ])
+            });
+            (!r.is_empty()).then(|| Value::Sequence(each.collect()))
+        };
+        let ports = c.source_ports.iter().map(|&p| Value::from(p));
         let m = map(vec![
             ("destination_port", c.destination_port.and_then(n)),
+            ("prefix_ranges", cidrs(&c.prefix_ranges)),
+            ("source_prefix_ranges", cidrs(&c.source_prefix_ranges)),
+            (
+                "source_ports",
+                (!c.source_ports.is_empty()).then(|| Value::Sequence(ports.collect())),
+            ),
             ("server_names", list(names.collect())),
             (
                 "transport_protocol",

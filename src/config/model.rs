@@ -1391,12 +1391,19 @@ pub struct FilterChainTls {
     pub name: Option<String>,
     /// `destination_port`: the port the client connected to; `None` matches any.
     pub destination_port: Option<u16>,
+    /// `prefix_ranges`: the address the client connected to (network, prefix length);
+    /// empty matches any.
+    pub prefix_ranges: Vec<(std::net::IpAddr, u8)>,
     /// Exact names and `*.suffix` wildcards; empty matches any name.
     pub server_names: Vec<String>,
     /// `tls`, `raw_buffer`, or `None` (any).
     pub transport_protocol: Option<String>,
     /// ALPN protocols of which the ClientHello must offer one; empty matches any.
     pub application_protocols: Vec<String>,
+    /// `source_prefix_ranges`: the client's address; empty matches any.
+    pub source_prefix_ranges: Vec<(std::net::IpAddr, u8)>,
+    /// `source_ports`: the client's port; empty matches any.
+    pub source_ports: Vec<u16>,
     /// The listener's `default_filter_chain`: never matched, used when no chain matches.
     pub fallback: bool,
     /// Index into `Listener::terminals`.

@@ -40,6 +40,12 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct RawFilterChainMatch {
     pub destination_port: Option<u32>,
     #[serde(default)]
+    pub prefix_ranges: Vec<raw::CidrRange>,
+    #[serde(default)]
+    pub source_prefix_ranges: Vec<raw::CidrRange>,
+    #[serde(default)]
+    pub source_ports: Vec<u32>,
+    #[serde(default)]
     pub server_names: Vec<String>,
     pub transport_protocol: Option<String>,
     #[serde(default)]
@@ -183,6 +189,9 @@ fn same_match(a: &FilterChainTls, b: &FilterChainTls) -> bool {
         x.iter().any(|n| y.contains(n)) || (x.is_empty() && y.is_empty())
     };
     a.destination_port == b.destination_port
+        && a.prefix_ranges == b.prefix_ranges
+        && a.source_prefix_ranges == b.source_prefix_ranges
+        && a.source_ports == b.source_ports
         && a.transport_protocol == b.transport_protocol
         && overlap(&a.server_names, &b.server_names)
         && overlap(&a.application_protocols, &b.application_protocols)
@@ -198,9 +207,12 @@ fn filter_chain(
     let mut f = FilterChainTls {
         name: c.name.clone().filter(|n| !n.is_empty()),
         destination_port: None,
+        prefix_ranges: Vec::new(),
         server_names: Vec::new(),
         transport_protocol: None,
         application_protocols: Vec::new(),
+        source_prefix_ranges: Vec::new(),
+        source_ports: Vec::new(),
         fallback,
         terminal: 0,
         tls: None,
@@ -212,6 +224,19 @@ fn filter_chain(
                 Some(u16::try_from(p).ok().filter(|&p| p > 0).ok_or_else(|| {
                     err(format!("{mpath}.destination_port"), "must be 1 to 65535")
                 })?);
+        }
+        let ranges = |r: &[raw::CidrRange], field: &str| {
+            super::validate::cidr_ranges(r, &format!("{mpath}.{field}"))
+                .map(|r| r.unwrap_or_default())
+        };
+        f.prefix_ranges = ranges(&m.prefix_ranges, "prefix_ranges")?;
+        f.source_prefix_ranges = ranges(&m.source_prefix_ranges, "source_prefix_ranges")?;
+        for (i, &p) in m.source_ports.iter().enumerate() {
+            let port = u16::try_from(p)
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| err(format!("{mpath}.source_ports[{i}]"), "must be 1 to 65535"))?;
+            f.source_ports.push(port);
         }
         for (i, n) in m.server_names.iter().enumerate() {
             server_name(n, &format!("{mpath}.server_names[{i}]"))?;

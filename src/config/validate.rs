@@ -1455,7 +1455,7 @@ fn hcm(
 /// `cidr_ranges`: an address and a prefix length that fits it. An empty list is `None`
 /// (Envoy then uses its default internal ranges).
 #[allow(clippy::type_complexity)]
-fn cidr_ranges(
+pub(super) fn cidr_ranges(
     ranges: &[raw::CidrRange],
     path: &str,
 ) -> Result<Option<Vec<(std::net::IpAddr, u8)>>, ConfigError> {

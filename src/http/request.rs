@@ -224,7 +224,8 @@ pub fn is_internal(ip: IpAddr, ranges: Option<&[(IpAddr, u8)]>) -> bool {
     }
 }
 
-fn in_range(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+/// Whether `ip` is in the network `net`/`len` (IPv4-mapped IPv6 networks as IPv4).
+pub(crate) fn in_range(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     match (ip, net.to_canonical()) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let mask = u32::MAX

@@ -286,24 +286,12 @@ pub fn listener_rts(
 }
 
 /// The unit serving a plain connection on `l`'s listener (no ClientHello is read): chosen
-/// by its local port and the `raw_buffer` transport. `None`: no chain matches.
+/// by its addresses and the `raw_buffer` transport. `None`: no chain matches.
 fn choose_plain(l: &ListenerRt, stream: &TcpStream) -> Option<usize> {
-    let by_port = crate::chains::needs_port(&l.chains);
-    // One chain that matches everything: the common case, without a look at the socket.
-    if l.chains.len() == 1 && !by_port && l.chains.first().is_some_and(|c| !c.fallback) {
+    if crate::chains::trivial(&l.chains) {
         return Some(l.unit_of(0));
     }
-    let dest_port = if by_port {
-        stream.local_addr().ok().map(|a| a.port())
-    } else {
-        None
-    };
-    let facts = crate::chains::Facts {
-        dest_port,
-        sni: None,
-        transport: "raw_buffer",
-        alpn: &[],
-    };
+    let facts = crate::chains::Needs::of(&l.chains).facts(stream, "raw_buffer");
     crate::chains::select(&l.chains, |c| c, &facts).map(|c| l.unit_of(c))
 }
 

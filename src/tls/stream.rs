@@ -28,8 +28,8 @@ use crate::config::FilterChainTls;
 pub struct ListenerTls {
     chains: Vec<Chain>,
     inspect_timeout: Duration,
-    /// Some chain matches on the local port.
-    by_port: bool,
+    /// The addresses choosing a chain needs.
+    needs: crate::chains::Needs,
 }
 
 #[derive(Debug)]
@@ -71,7 +71,7 @@ impl ListenerTls {
         Ok(Some(Rc::new(ListenerTls {
             chains: out,
             inspect_timeout,
-            by_port: crate::chains::needs_port(chains),
+            needs: crate::chains::Needs::of(chains),
         })))
     }
 
@@ -83,17 +83,9 @@ impl ListenerTls {
         transport: &str,
         alpn: &[&[u8]],
     ) -> Option<(usize, &Chain)> {
-        let dest_port = if self.by_port {
-            sock.local_addr().ok().map(|a| a.port())
-        } else {
-            None
-        };
-        let facts = crate::chains::Facts {
-            dest_port,
-            sni,
-            transport,
-            alpn,
-        };
+        let mut facts = self.needs.facts(sock, transport);
+        facts.sni = sni;
+        facts.alpn = alpn;
         let i = crate::chains::select(&self.chains, |c| &c.m, &facts)?;
         Some((i, self.chains.get(i)?))
     }

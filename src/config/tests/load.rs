@@ -94,6 +94,9 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             filter_chains: vec![crate::config::FilterChainTls {
                 name: None,
                 destination_port: None,
+                prefix_ranges: vec![],
+                source_prefix_ranges: vec![],
+                source_ports: vec![],
                 server_names: vec![],
                 transport_protocol: None,
                 application_protocols: vec![],

@@ -308,7 +308,27 @@ fn passed_through_tls_is_matched_by_its_client_hello() {
             "application_protocols[0]",
             "an ALPN",
         ),
-        ("{source_prefix_ranges: []}", "source_prefix_ranges", ""),
+        (
+            "{prefix_ranges: [{address_prefix: 127.0.0.1, prefix_len: 33}]}",
+            "prefix_ranges[0].prefix_len",
+            "out of range",
+        ),
+        (
+            "{source_prefix_ranges: [{address_prefix: nope}]}",
+            "source_prefix_ranges[0].address_prefix",
+            "not an IP address",
+        ),
+        (
+            "{source_ports: [0]}",
+            "source_ports[0]",
+            "must be 1 to 65535",
+        ),
+        ("{source_type: LOCAL}", "source_type", ""),
+        (
+            "{direct_source_prefix_ranges: []}",
+            "direct_source_prefix_ranges",
+            "",
+        ),
     ] {
         let mut d = tcp_doc("stat_prefix: p, cluster: a");
         set(&mut d, &format!("{chains}[0].filter_chain_match"), m);
