@@ -124,6 +124,10 @@ pub struct Ctx {
     pub homes: Vec<usize>,
     /// The local rate limits' token buckets (written by `http::filters` only).
     pub(crate) limits: crate::http::filters::RateLimits,
+    /// The RBAC filters' counters (read by `http::rbac` only).
+    pub(crate) rbac: crate::http::rbac::RbacStats,
+    /// The fault filters' counters (read by `http::fault` only).
+    pub(crate) faults: crate::http::fault::FaultStats,
     /// Upstream connections: idle pool, slot owners, connect throttling and waiters.
     pub upstreams: UpPool,
     pub timers: Timers,
@@ -150,6 +154,8 @@ pub struct Ctx {
     date_secs: u64,
     /// The Zipkin reporters; `None` when no connection manager traces.
     pub tracer: Option<Box<crate::tracing::collector::Tracer>>,
+    /// Shadow requests in flight (`request_mirror_policies`).
+    pub mirrors: crate::http::mirror::Mirrors,
 }
 
 impl Ctx {
@@ -179,7 +185,9 @@ impl Ctx {
                             stats.add_csrf(i, &h.hcm.stat_prefix)
                         }
                         crate::config::HttpFilterKind::HealthCheck(_)
-                        | crate::config::HttpFilterKind::LocalRateLimit(_) => {}
+                        | crate::config::HttpFilterKind::LocalRateLimit(_)
+                        | crate::config::HttpFilterKind::Rbac(_)
+                        | crate::config::HttpFilterKind::Fault(_) => {}
                     }
                 }
             }
@@ -213,9 +221,13 @@ impl Ctx {
         let homes = (0..listeners.len())
             .filter(|&u| listeners[u].first_unit == u)
             .collect();
+        let rbac = crate::http::rbac::RbacStats::new(&listeners, &mut stats);
+        let faults = crate::http::fault::FaultStats::new(&listeners, &mut stats);
         Ctx {
             homes,
             limits,
+            rbac,
+            faults,
             stats,
             access_logs,
             registry,
@@ -236,6 +248,7 @@ impl Ctx {
             date: String::new(),
             date_secs: u64::MAX,
             tracer: None,
+            mirrors: Default::default(),
         }
     }
 
