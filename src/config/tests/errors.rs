@@ -534,7 +534,7 @@ fn tracing_errors_name_their_field() {
     // name the bootstrap's path.
     let http = zipkin("").replacen("{provider: ", "{http: ", 1);
     let b = ok_with(&[("tracing", &http), (&t, "{random_sampling: {value: 50}}")]);
-    let Terminal::Http(h) = &b.listeners[0].terminal else {
+    let Terminal::Http(h) = &b.listeners[0].terminals[0] else {
         panic!("an HTTP listener")
     };
     let tr = h.tracing.as_deref().expect("tracing");
