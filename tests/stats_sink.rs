@@ -14,6 +14,22 @@ use std::time::{Duration, Instant};
 
 use admin_util::*;
 
+const STATSD: &str = "StatsdSink";
+const DOG: &str = "DogStatsdSink";
+
+/// One `stats_sinks` entry: `name`, `@type` `…metrics.v3.<ty>`, sending to 127.0.0.1 at
+/// `port` (what follows `port_value:`), then `more` lines of its `typed_config`.
+fn sink(name: &str, ty: &str, port: impl std::fmt::Display, more: &str) -> String {
+    format!(
+        "- name: {name}\n  typed_config:\n    \"@type\": type.googleapis.com/envoy.config.metrics.v3.{ty}\n    \
+         address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}\n{more}"
+    )
+}
+
+fn port(sock: &UdpSocket) -> u16 {
+    sock.local_addr().expect("addr").port()
+}
+
 /// Every datagram received before `until` (each one statsd line).
 fn receive(sock: &UdpSocket, until: Instant) -> Vec<String> {
     let mut out = Vec::new();
@@ -86,11 +102,19 @@ fn statsd_lines_arrive_over_udp_with_counter_deltas() {
     let edge = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let plain = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let sinks = format!(
-        "stats_flush_interval: 0.2s\nstats_sinks:\n\
-         - name: envoy.stat_sinks.statsd\n  typed_config:\n    \"@type\": type.googleapis.com/envoy.config.metrics.v3.StatsdSink\n    address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}\n    prefix: edge\n\
-         - name: envoy.statsd\n  typed_config:\n    \"@type\": type.googleapis.com/envoy.config.metrics.v3.StatsdSink\n    address: {{socket_address: {{address: 127.0.0.1, port_value: {}, protocol: UDP}}}}\n",
-        edge.local_addr().expect("addr").port(),
-        plain.local_addr().expect("addr").port(),
+        "stats_flush_interval: 0.2s\nstats_sinks:\n{}{}",
+        sink(
+            "envoy.stat_sinks.statsd",
+            STATSD,
+            port(&edge),
+            "    prefix: edge\n"
+        ),
+        sink(
+            "envoy.statsd",
+            STATSD,
+            format!("{}, protocol: UDP", port(&plain)),
+            ""
+        ),
     );
     let (_b, _up, s) = start_edited(vec![], |y| format!("{y}{sinks}"));
     for _ in 0..3 {
@@ -143,12 +167,11 @@ fn the_last_counts_are_flushed_at_exit_and_a_missing_collector_costs_nothing() {
     let gone = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let gone_port = gone.local_addr().expect("addr").port();
     drop(gone);
-    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let collector = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let sinks = format!(
-        "stats_flush_interval: 60s\nstats_sinks:\n\
-         - name: envoy.stat_sinks.statsd\n  typed_config:\n    \"@type\": type.googleapis.com/envoy.config.metrics.v3.StatsdSink\n    address: {{socket_address: {{address: 127.0.0.1, port_value: {gone_port}}}}}\n\
-         - name: envoy.stat_sinks.statsd\n  typed_config:\n    \"@type\": type.googleapis.com/envoy.config.metrics.v3.StatsdSink\n    address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}\n",
-        sink.local_addr().expect("addr").port(),
+        "stats_flush_interval: 60s\nstats_sinks:\n{}{}",
+        sink("envoy.stat_sinks.statsd", STATSD, gone_port, ""),
+        sink("envoy.stat_sinks.statsd", STATSD, port(&collector), ""),
     );
     let (mut b, _up, s) = start_edited(vec![], |y| format!("{y}{sinks}"));
     for _ in 0..4 {
@@ -159,7 +182,7 @@ fn the_last_counts_are_flushed_at_exit_and_a_missing_collector_costs_nothing() {
     assert!(b.wait_exit(Duration::from_secs(20)).is_some(), "no exit");
     let mut seen = Vec::new();
     until_sum(
-        &sink,
+        &collector,
         &mut seen,
         "envoy.http.ingress_http.downstream_rq_total",
         4,
@@ -168,17 +191,17 @@ fn the_last_counts_are_flushed_at_exit_and_a_missing_collector_costs_nothing() {
 
 #[test]
 fn the_stats_matcher_leaves_stats_out_of_every_read_out_and_the_sink() {
-    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let collector = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let extra = format!(
         "stats_flush_interval: 0.2s\nstats_config:\n  stats_matcher:\n    inclusion_list:\n      patterns:\n      - prefix: http.ingress_http.\n      - exact: server.live\n\
-         stats_sinks:\n- name: envoy.stat_sinks.statsd\n  typed_config:\n    \"@type\": type.googleapis.com/envoy.config.metrics.v3.StatsdSink\n    address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}\n",
-        sink.local_addr().expect("addr").port(),
+         stats_sinks:\n{}",
+        sink("envoy.stat_sinks.statsd", STATSD, port(&collector), ""),
     );
     let (_b, _up, s) = start_edited(vec![], |y| format!("{y}{extra}"));
     get(s.listen, "/status/200");
     let mut seen = Vec::new();
     until_sum(
-        &sink,
+        &collector,
         &mut seen,
         "envoy.http.ingress_http.downstream_rq_total",
         1,
@@ -212,11 +235,14 @@ fn dogstatsd_lines_arrive_tagged_and_packed_into_datagrams() {
     let single = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let packed = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let sinks = format!(
-        "stats_flush_interval: 0.2s\nstats_sinks:\n\
-         - name: envoy.stat_sinks.dog_statsd\n  typed_config:\n    \"@type\": type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink\n    address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}\n\
-         - name: envoy.dog_statsd\n  typed_config:\n    \"@type\": type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink\n    address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}\n    prefix: dd\n    max_bytes_per_datagram: 512\n",
-        single.local_addr().expect("addr").port(),
-        packed.local_addr().expect("addr").port(),
+        "stats_flush_interval: 0.2s\nstats_sinks:\n{}{}",
+        sink("envoy.stat_sinks.dog_statsd", DOG, port(&single), ""),
+        sink(
+            "envoy.dog_statsd",
+            DOG,
+            port(&packed),
+            "    prefix: dd\n    max_bytes_per_datagram: 512\n"
+        ),
     );
     let (_b, _up, s) = start_edited(vec![], |y| format!("{y}{sinks}"));
     for _ in 0..3 {
