@@ -370,6 +370,15 @@ fn stats_sink_errors() {
         &dog(", address: {socket_address: {address: 127.0.0.1, port_value: 1}}, max_bytes_per_datagram: -1")
     )])
     .starts_with("stats_sinks[0].typed_config.max_bytes_per_datagram"));
+    // A Unix datagram socket (Envoy's `pipe` address) is not implemented.
+    let e = err_with(&[(
+        "stats_sinks",
+        &dog(", address: {pipe: {path: /tmp/dd.sock}}"),
+    )]);
+    assert!(
+        e.contains("stats_sinks[0].typed_config.address.pipe: not supported by baton"),
+        "{e}"
+    );
     let at = ", address: {socket_address: {address: 127.0.0.1, port_value: 8125}}";
     let b = ok_with(&[(
         "stats_sinks",
