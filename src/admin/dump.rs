@@ -137,17 +137,27 @@ pub fn config_dump(b: &Bootstrap, node: &(String, String)) -> String {
                 b.stats_sinks
                     .iter()
                     .map(|k| {
+                        let (name, ty) = if k.tagged {
+                            ("envoy.stat_sinks.dog_statsd", "DogStatsdSink")
+                        } else {
+                            ("envoy.stat_sinks.statsd", "StatsdSink")
+                        };
                         map(vec![
-                            ("name", s("envoy.stat_sinks.statsd")),
+                            ("name", s(name)),
                             (
                                 "typed_config",
                                 Some(map(vec![
-                                    ("@type", s(&format!("{T}envoy.config.metrics.v3.StatsdSink"))),
+                                    ("@type", s(&format!("{T}envoy.config.metrics.v3.{ty}"))),
                                     (
                                         "address",
                                         Some(address(&k.address.ip().to_string(), k.address.port())),
                                     ),
                                     ("prefix", s(&k.prefix)),
+                                    (
+                                        "max_bytes_per_datagram",
+                                        (k.max_bytes_per_datagram > 0)
+                                            .then(|| Value::from(k.max_bytes_per_datagram)),
+                                    ),
                                 ])),
                             ),
                         ])

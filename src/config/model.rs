@@ -39,12 +39,19 @@ pub enum StatsMatcher {
     Only(Vec<StringMatch>),
 }
 
-/// One `envoy.stat_sinks.statsd` sink: statsd lines over UDP.
+/// One `envoy.stat_sinks.statsd` sink (statsd lines over UDP) or `envoy.stat_sinks.dog_statsd`
+/// sink (DogStatsD lines, tagged, over UDP).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatsdSink {
     pub address: SocketAddr,
     /// Put before every stat name with a dot (`envoy` when not configured, as in Envoy).
     pub prefix: String,
+    /// DogStatsD: each line has the tag-extracted name and `|#tag:value` (Envoy's default
+    /// tags); plain statsd sends the full name, untagged.
+    pub tagged: bool,
+    /// DogStatsD's `max_bytes_per_datagram`: lines are packed, newline-separated, into
+    /// datagrams of up to this many bytes; 0 (unset): one line per datagram, as in Envoy.
+    pub max_bytes_per_datagram: u64,
 }
 
 /// Who this proxy is (Envoy's `node`), shown in logs and /server_info.

@@ -70,6 +70,15 @@ pub struct StatsdSink {
     pub prefix: Option<String>,
 }
 
+/// `envoy.config.metrics.v3.DogStatsdSink`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DogStatsdSink {
+    pub address: Option<Address>,
+    pub prefix: Option<String>,
+    pub max_bytes_per_datagram: Option<u64>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LayeredRuntime {

@@ -253,6 +253,7 @@ const CONNECTION_LIMIT_TYPE: &str =
     "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit";
 const TCP_PROXY_TYPE: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 pub(super) const STATSD_SINK_TYPE: &str = "envoy.config.metrics.v3.StatsdSink";
+pub(super) const DOG_STATSD_SINK_TYPE: &str = "envoy.config.metrics.v3.DogStatsdSink";
 const GLOBAL_CX_TYPE: &str =
     "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig";
 
@@ -303,6 +304,8 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
     ),
     ("envoy.stat_sinks.statsd", STATSD_SINK_TYPE),
     ("envoy.statsd", STATSD_SINK_TYPE),
+    ("envoy.stat_sinks.dog_statsd", DOG_STATSD_SINK_TYPE),
+    ("envoy.dog_statsd", DOG_STATSD_SINK_TYPE),
     ("envoy.transport_sockets.tls", super::tls::DOWNSTREAM_TYPE),
     ("envoy.transport_sockets.tls", super::tls::UPSTREAM_TYPE),
     ("envoy.tracers.zipkin", super::validate_tracing::ZIPKIN_TYPE),

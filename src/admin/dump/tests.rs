@@ -37,6 +37,16 @@ stats_sinks:
   typed_config:
     "@type": type.googleapis.com/envoy.config.metrics.v3.StatsdSink
     address: { socket_address: { address: "::1", port_value: 8126 } }
+- name: envoy.stat_sinks.dog_statsd
+  typed_config:
+    "@type": type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink
+    address: { socket_address: { address: 127.0.0.1, port_value: 8127 } }
+    prefix: dd
+    max_bytes_per_datagram: 1400
+- name: envoy.dog_statsd
+  typed_config:
+    "@type": type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink
+    address: { socket_address: { address: 127.0.0.1, port_value: 8128 } }
 overload_manager:
   resource_monitors:
   - name: envoy.resource_monitors.global_downstream_max_connections

@@ -60,6 +60,14 @@ const PROOFS: &[(&str, &str)] = &[
         "tests/stats_sink.rs::statsd_lines_arrive_over_udp_with_counter_deltas",
     ),
     (
+        "StatsdSink.tagged",
+        "tests/stats_sink.rs::dogstatsd_lines_arrive_tagged_and_packed_into_datagrams",
+    ),
+    (
+        "StatsdSink.max_bytes_per_datagram",
+        "tests/stats_sink.rs::dogstatsd_lines_arrive_tagged_and_packed_into_datagrams",
+    ),
+    (
         "Admin.access_log",
         "tests/admin_hardening.rs::admin_access_log_loggers_have_their_format_and_filter",
     ),
