@@ -1307,14 +1307,20 @@ impl Proxy {
     /// Drops timer entries nobody will act on (closed sessions, superseded deadlines) once
     /// they outnumber the live ones; amortised O(1) per entry.
     fn compact_timers(&mut self) {
-        if self.ctx.timers.len() <= 2 * self.sessions.len() + 1024 {
+        let live = 2 * self.sessions.len() + self.ctx.mirrors.len() + 1024;
+        if self.ctx.timers.len() <= live {
             return;
         }
         let sessions = &self.sessions;
+        let mirrors = &self.ctx.mirrors;
+        let tracer = self.ctx.tracer.as_deref();
         self.ctx.timers.retain(|at, key| match key {
             TimerKey::Session(id, gen) => sessions
                 .get(id)
                 .is_some_and(|s| s.gen() == gen && s.armed() == Some(at)),
+            // A shadow's or a report's timer outlives it when it ends first.
+            TimerKey::Mirror(i, gen) => mirrors.is_live(i, gen),
+            TimerKey::TraceReport(i, gen) => tracer.is_some_and(|t| t.is_live(i, gen)),
             _ => true,
         });
     }
