@@ -149,7 +149,9 @@ fn rbac_denies_by_policy_with_envoys_answer_details_and_stats() {
     // the filter's config applied: 10 requests, 2 of them neither GET nor HEAD.
     let s = |n: &str| stat(admin, &format!("http.ingress_http.rbac.main.{n}"));
     assert_eq!((s("allowed"), s("denied")), (5, 7));
-    assert_eq!((s("dry.shadow_allowed"), s("dry.shadow_denied")), (8, 2));
+    // The shadow prefix follows `rbac.` itself, not the rules prefix (Envoy's `generateStats`).
+    let d = |n: &str| stat(admin, &format!("http.ingress_http.rbac.dry.{n}"));
+    assert_eq!((d("shadow_allowed"), d("shadow_denied")), (8, 2));
 }
 
 /// A matcher tree: an input's predicate, nested matchers, actions; no `on_no_match`.
