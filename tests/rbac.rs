@@ -378,3 +378,51 @@ fn rbac_principals_read_the_client_certificate_and_policies_the_sni() {
     let s = |n: &str| stat(admin, &format!("http.tls_rbac.rbac.{n}"));
     assert_eq!((s("allowed"), s("denied")), (2, 2));
 }
+
+/// A wildcard listener: `destination_ip` is the address the client reached (the socket's
+/// local address), not the configured `0.0.0.0`, with no access log asking for it.
+fn wildcard_yaml(listen: u16, admin: u16, upstream: u16) -> String {
+    let head = common::yaml::listener_head("0.0.0.0", listen);
+    let tail = common::yaml::router_backend_admin(upstream, admin);
+    format!(
+        r#"{head}          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                route: {{cluster: backend}}
+          http_filters:
+          - name: authz
+            typed_config:
+              "@type": {RBAC}
+              rules:
+                action: DENY
+                policies:
+                  second-address:
+                    permissions:
+                    - destination_ip: {{address_prefix: 127.0.0.2, prefix_len: 32}}
+                    principals: [{{any: true}}]
+{tail}"#
+    )
+}
+
+#[test]
+fn rbac_destination_ip_is_the_address_the_client_reached_on_a_wildcard_listener() {
+    let up = Upstream::start("up1");
+    let (listen, admin) = (free_port(), free_port());
+    let _b = Baton::start(&wildcard_yaml(listen, admin, up.port()));
+    wait_live(admin);
+    let code = |host: &str| {
+        curl_ok(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{host}:{listen}/"),
+        ])
+    };
+    assert_eq!(code("127.0.0.1"), "200");
+    assert_eq!(code("127.0.0.2"), "403");
+    assert_eq!(up.requests(), 1);
+}

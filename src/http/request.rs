@@ -502,6 +502,8 @@ pub(super) fn decide(
             clusters: &ctx.clusters,
             now: ctx.now(),
             conn: super::rbac::Conn {
+                // Looked up per connection when RBAC is configured (`session::wants_local`);
+                // the configured address only if `getsockname` failed.
                 local: rq.local.unwrap_or(ctx.listeners[listener].address),
                 direct: rq.direct_peer,
                 client: rq.peer,
