@@ -426,3 +426,62 @@ fn rbac_destination_ip_is_the_address_the_client_reached_on_a_wildcard_listener(
     assert_eq!(code("127.0.0.2"), "403");
     assert_eq!(up.requests(), 1);
 }
+
+/// At the edge (`use_remote_address`, no trusted hops) the filter reads the headers as the
+/// connection manager edited them, as Envoy's `mutateRequestHeaders` runs before the chain.
+fn edge_yaml(listen: u16, admin: u16, upstream: u16) -> String {
+    let head = common::yaml::listener_head("127.0.0.1", listen);
+    let tail = common::yaml::router_backend_admin(upstream, admin);
+    format!(
+        r#"{head}          use_remote_address: true
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                route: {{cluster: backend}}
+          http_filters:
+          - name: authz
+            typed_config:
+              "@type": {RBAC}
+              rules:
+                action: ALLOW
+                policies:
+                  https-only:
+                    permissions:
+                    - header: {{name: x-forwarded-proto, string_match: {{exact: https}}}}
+                    principals: [{{any: true}}]
+                  peer-appended:
+                    permissions:
+                    - and_rules:
+                        rules:
+                        - header: {{name: x-forwarded-for, string_match: {{prefix: "10.1.1.1"}}}}
+                        - header: {{name: x-forwarded-for, string_match: {{suffix: "127.0.0.1"}}}}
+                    principals: [{{any: true}}]
+{tail}"#
+    )
+}
+
+#[test]
+fn rbac_at_the_edge_reads_the_headers_the_connection_manager_edited() {
+    let up = Upstream::start("up1");
+    let (listen, admin) = (free_port(), free_port());
+    let _b = Baton::start(&edge_yaml(listen, admin, up.port()));
+    wait_live(admin);
+    let code = |headers: &[&str]| {
+        let mut args = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        for h in headers {
+            args.extend(["-H", h]);
+        }
+        let url = format!("http://127.0.0.1:{listen}/");
+        args.push(&url);
+        curl_ok(&args)
+    };
+    // The client's claim is replaced by the connection's scheme (plain HTTP).
+    assert_eq!(code(&["x-forwarded-proto: https"]), "403");
+    // The peer is appended to the client's x-forwarded-for.
+    assert_eq!(code(&["x-forwarded-for: 10.1.1.1"]), "200");
+    assert_eq!(code(&[]), "403");
+    assert_eq!(up.requests(), 1);
+}
