@@ -139,24 +139,22 @@ fn fault_aborts_answer_their_status_where_configured() {
 fn an_edge_clients_forged_downstream_node_injects_no_fault() {
     let up = Upstream::start("up1");
     let (listen, admin) = (free_port(), free_port());
-    let head = common::yaml::listener_head("127.0.0.1", listen);
-    let tail = common::yaml::router_backend_admin(up.port(), admin);
-    let _b = Baton::start(&format!(
-        r#"{head}          use_remote_address: true
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                route: {{cluster: backend}}
-          http_filters:
-          - name: faults
+    let filter = format!(
+        r#"          - name: faults
             typed_config:
               "@type": {FAULT}
               downstream_nodes: [node-a]
               abort: {{http_status: 418, percentage: {{numerator: 100}}}}
-{tail}"#
+"#
+    );
+    let hcm = "          use_remote_address: true\n";
+    let _b = Baton::start(&common::yaml::filter_yaml(
+        "127.0.0.1",
+        listen,
+        hcm,
+        &filter,
+        up.port(),
+        admin,
     ));
     wait_live(admin);
     let node = "x-envoy-downstream-service-node: node-a\r\n";

@@ -382,18 +382,8 @@ fn rbac_principals_read_the_client_certificate_and_policies_the_sni() {
 /// A wildcard listener: `destination_ip` is the address the client reached (the socket's
 /// local address), not the configured `0.0.0.0`, with no access log asking for it.
 fn wildcard_yaml(listen: u16, admin: u16, upstream: u16) -> String {
-    let head = common::yaml::listener_head("0.0.0.0", listen);
-    let tail = common::yaml::router_backend_admin(upstream, admin);
-    format!(
-        r#"{head}          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                route: {{cluster: backend}}
-          http_filters:
-          - name: authz
+    let filter = format!(
+        r#"          - name: authz
             typed_config:
               "@type": {RBAC}
               rules:
@@ -403,8 +393,9 @@ fn wildcard_yaml(listen: u16, admin: u16, upstream: u16) -> String {
                     permissions:
                     - destination_ip: {{address_prefix: 127.0.0.2, prefix_len: 32}}
                     principals: [{{any: true}}]
-{tail}"#
-    )
+"#
+    );
+    common::yaml::filter_yaml("0.0.0.0", listen, "", &filter, upstream, admin)
 }
 
 #[test]
@@ -430,19 +421,8 @@ fn rbac_destination_ip_is_the_address_the_client_reached_on_a_wildcard_listener(
 /// At the edge (`use_remote_address`, no trusted hops) the filter reads the headers as the
 /// connection manager edited them, as Envoy's `mutateRequestHeaders` runs before the chain.
 fn edge_yaml(listen: u16, admin: u16, upstream: u16) -> String {
-    let head = common::yaml::listener_head("127.0.0.1", listen);
-    let tail = common::yaml::router_backend_admin(upstream, admin);
-    format!(
-        r#"{head}          use_remote_address: true
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                route: {{cluster: backend}}
-          http_filters:
-          - name: authz
+    let filter = format!(
+        r#"          - name: authz
             typed_config:
               "@type": {RBAC}
               rules:
@@ -459,8 +439,10 @@ fn edge_yaml(listen: u16, admin: u16, upstream: u16) -> String {
                         - header: {{name: x-forwarded-for, string_match: {{prefix: "10.1.1.1"}}}}
                         - header: {{name: x-forwarded-for, string_match: {{suffix: "127.0.0.1"}}}}
                     principals: [{{any: true}}]
-{tail}"#
-    )
+"#
+    );
+    let hcm = "          use_remote_address: true\n";
+    common::yaml::filter_yaml("127.0.0.1", listen, hcm, &filter, upstream, admin)
 }
 
 #[test]

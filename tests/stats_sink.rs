@@ -316,25 +316,15 @@ fn a_client_made_stat_name_cannot_forge_a_statsd_line() {
     let collector = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let up = common::Upstream::start("up1");
     let (listen, admin) = (common::free_port(), common::free_port());
-    let head = common::yaml::listener_head("127.0.0.1", listen);
-    let tail = common::yaml::router_backend_admin(up.port(), admin);
-    let sinks = sink("envoy.stat_sinks.statsd", STATSD, port(&collector), "");
-    let _b = common::Baton::start(&format!(
-        r#"{head}          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                route: {{cluster: backend}}
-          http_filters:
-          - name: faults
+    let filter = r#"          - name: faults
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
-              abort: {{http_status: 418, percentage: {{numerator: 100}}}}
-{tail}stats_flush_interval: 0.2s
-stats_sinks:
-{sinks}"#
+              abort: {http_status: 418, percentage: {numerator: 100}}
+"#;
+    let sinks = sink("envoy.stat_sinks.statsd", STATSD, port(&collector), "");
+    let config = common::yaml::filter_yaml("127.0.0.1", listen, "", filter, up.port(), admin);
+    let _b = common::Baton::start(&format!(
+        "{config}stats_flush_interval: 0.2s\nstats_sinks:\n{sinks}"
     ));
     wait_live(admin);
     let (status, _) = common::send_raw(

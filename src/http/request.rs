@@ -465,6 +465,28 @@ fn filters_read_headers(hcm: &HttpConnectionManager) -> bool {
         .any(|f| matches!(f.kind, HttpFilterKind::Rbac(_) | HttpFilterKind::Fault(_)))
 }
 
+/// Whether `n` is one of Envoy's `x-envoy-` headers.
+fn is_envoy(n: &str) -> bool {
+    n.len() > 8 && n.as_bytes()[..8].eq_ignore_ascii_case(b"x-envoy-")
+}
+
+/// Whether the connection manager drops the client's header `n` (value `v`) before both its
+/// filters and the upstream: an external request's control headers, `x-envoy-internal`
+/// (replaced by our verdict), a client certificate it does not forward, and what
+/// `add_user_agent` sets (the cluster always, the node when there is one, an empty
+/// user-agent as a missing one).
+fn hcm_drops(n: &str, v: &[u8], from: Origin, l: &HttpRt, req: &RequestHead<'_>) -> bool {
+    (is_envoy(n)
+        && (n.eq_ignore_ascii_case("x-envoy-internal")
+            || (!from.internal && stripped(n, from.edge))))
+        || (n.eq_ignore_ascii_case("x-forwarded-client-cert") && !forward_client_cert(&l.hcm, req))
+        || l.user_agent.as_ref().is_some_and(|(_, node)| {
+            n.eq_ignore_ascii_case("x-envoy-downstream-service-cluster")
+                || (!node.is_empty() && n.eq_ignore_ascii_case("x-envoy-downstream-service-node"))
+                || (n.eq_ignore_ascii_case("user-agent") && v.is_empty())
+        })
+}
+
 /// The request headers as Envoy's connection manager leaves them before its filter chain
 /// (`mutateRequestHeaders`), so filters cannot be fooled by headers the upstream would never
 /// see: `x-forwarded-for` with the peer appended at the edge; `x-forwarded-proto` replaced
@@ -487,23 +509,8 @@ fn mutated<'v>(
     let mut have = (false, false, false);
     for hd in req.headers {
         let n = hd.name;
-        let envoy = n.len() > 8 && n.as_bytes()[..8].eq_ignore_ascii_case(b"x-envoy-");
-        if envoy
-            && (n.eq_ignore_ascii_case("x-envoy-internal")
-                || (!from.internal && stripped(n, from.edge)))
-        {
+        if hcm_drops(n, hd.value, from, l, req) {
             continue;
-        }
-        if n.eq_ignore_ascii_case("x-forwarded-client-cert") && !forward_client_cert(hcm, req) {
-            continue;
-        }
-        if let Some((_, node)) = &l.user_agent {
-            if n.eq_ignore_ascii_case("x-envoy-downstream-service-cluster")
-                || (!node.is_empty() && n.eq_ignore_ascii_case("x-envoy-downstream-service-node"))
-                || (n.eq_ignore_ascii_case("user-agent") && hd.value.is_empty())
-            {
-                continue;
-            }
         }
         if n.eq_ignore_ascii_case("x-forwarded-for") {
             have.0 = true;
@@ -1147,30 +1154,12 @@ fn serialise<'r>(
         {
             continue;
         }
-        if n.len() > 8
-            && n.as_bytes()[..8].eq_ignore_ascii_case(b"x-envoy-")
-            && (named(CONSUMED, n) || (!from.internal && stripped(n, from.edge)))
-        {
+        // The router's own controls are consumed; what the connection manager replaces is set
+        // below (`add_user_agent`'s names, `x-envoy-internal`).
+        if (is_envoy(n) && named(CONSUMED, n)) || hcm_drops(n, hd.value, from, l, req) {
             continue;
         }
-        if n.eq_ignore_ascii_case("x-forwarded-client-cert") && !forward_client_cert(hcm, req) {
-            continue;
-        }
-        if let Some((_, node)) = &l.user_agent {
-            // Set below: the cluster always, the node when there is one.
-            if n.eq_ignore_ascii_case("x-envoy-downstream-service-cluster")
-                || (!node.is_empty() && n.eq_ignore_ascii_case("x-envoy-downstream-service-node"))
-            {
-                continue;
-            }
-            if n.eq_ignore_ascii_case("user-agent") {
-                // An empty one is replaced, as a missing one is.
-                if hd.value.is_empty() {
-                    continue;
-                }
-                have_user_agent = true;
-            }
-        }
+        have_user_agent |= n.eq_ignore_ascii_case("user-agent");
         if original_path.is_some() && n.eq_ignore_ascii_case("x-envoy-original-path") {
             continue;
         }
