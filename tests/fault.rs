@@ -132,6 +132,40 @@ fn fault_aborts_answer_their_status_where_configured() {
     assert_eq!(s("web.aborts_injected"), 1);
 }
 
+/// `downstream_nodes` at the edge: the client's `x-envoy-downstream-service-node` is stripped
+/// from an edge request before the filters run (Envoy's `mutateRequestHeaders`), so a forged
+/// one injects nothing; an internal request's is honoured.
+#[test]
+fn an_edge_clients_forged_downstream_node_injects_no_fault() {
+    let up = Upstream::start("up1");
+    let (listen, admin) = (free_port(), free_port());
+    let filter = format!(
+        r#"          - name: faults
+            typed_config:
+              "@type": {FAULT}
+              downstream_nodes: [node-a]
+              abort: {{http_status: 418, percentage: {{numerator: 100}}}}
+"#
+    );
+    let hcm = "          use_remote_address: true\n";
+    let _b = Baton::start(&common::yaml::filter_yaml(
+        "127.0.0.1",
+        listen,
+        hcm,
+        &filter,
+        up.port(),
+        admin,
+    ));
+    wait_live(admin);
+    let node = "x-envoy-downstream-service-node: node-a\r\n";
+    // No x-forwarded-for from 127.0.0.1: internal, its node honoured.
+    assert_eq!(send_raw(listen, "GET", "/", node).0, 418);
+    // With one the request is external, at the edge: the node is stripped.
+    let edge = format!("{node}x-forwarded-for: 10.1.1.1\r\n");
+    assert_eq!(send_raw(listen, "GET", "/", &edge).0, 200);
+    assert_eq!(up.requests(), 1);
+}
+
 #[test]
 fn fault_delays_and_other_runtime_keys_are_refused_by_path() {
     let config = |fields: &str| {

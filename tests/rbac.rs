@@ -149,7 +149,9 @@ fn rbac_denies_by_policy_with_envoys_answer_details_and_stats() {
     // the filter's config applied: 10 requests, 2 of them neither GET nor HEAD.
     let s = |n: &str| stat(admin, &format!("http.ingress_http.rbac.main.{n}"));
     assert_eq!((s("allowed"), s("denied")), (5, 7));
-    assert_eq!((s("dry.shadow_allowed"), s("dry.shadow_denied")), (8, 2));
+    // The shadow prefix follows `rbac.` itself, not the rules prefix (Envoy's `generateStats`).
+    let d = |n: &str| stat(admin, &format!("http.ingress_http.rbac.dry.{n}"));
+    assert_eq!((d("shadow_allowed"), d("shadow_denied")), (8, 2));
 }
 
 /// A matcher tree: an input's predicate, nested matchers, actions; no `on_no_match`.
@@ -375,4 +377,93 @@ fn rbac_principals_read_the_client_certificate_and_policies_the_sni() {
     assert_eq!(up.requests(), 2);
     let s = |n: &str| stat(admin, &format!("http.tls_rbac.rbac.{n}"));
     assert_eq!((s("allowed"), s("denied")), (2, 2));
+}
+
+/// A wildcard listener: `destination_ip` is the address the client reached (the socket's
+/// local address), not the configured `0.0.0.0`, with no access log asking for it.
+fn wildcard_yaml(listen: u16, admin: u16, upstream: u16) -> String {
+    let filter = format!(
+        r#"          - name: authz
+            typed_config:
+              "@type": {RBAC}
+              rules:
+                action: DENY
+                policies:
+                  second-address:
+                    permissions:
+                    - destination_ip: {{address_prefix: 127.0.0.2, prefix_len: 32}}
+                    principals: [{{any: true}}]
+"#
+    );
+    common::yaml::filter_yaml("0.0.0.0", listen, "", &filter, upstream, admin)
+}
+
+#[test]
+fn rbac_destination_ip_is_the_address_the_client_reached_on_a_wildcard_listener() {
+    let up = Upstream::start("up1");
+    let (listen, admin) = (free_port(), free_port());
+    let _b = Baton::start(&wildcard_yaml(listen, admin, up.port()));
+    wait_live(admin);
+    let code = |host: &str| {
+        curl_ok(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{host}:{listen}/"),
+        ])
+    };
+    assert_eq!(code("127.0.0.1"), "200");
+    assert_eq!(code("127.0.0.2"), "403");
+    assert_eq!(up.requests(), 1);
+}
+
+/// At the edge (`use_remote_address`, no trusted hops) the filter reads the headers as the
+/// connection manager edited them, as Envoy's `mutateRequestHeaders` runs before the chain.
+fn edge_yaml(listen: u16, admin: u16, upstream: u16) -> String {
+    let filter = format!(
+        r#"          - name: authz
+            typed_config:
+              "@type": {RBAC}
+              rules:
+                action: ALLOW
+                policies:
+                  https-only:
+                    permissions:
+                    - header: {{name: x-forwarded-proto, string_match: {{exact: https}}}}
+                    principals: [{{any: true}}]
+                  peer-appended:
+                    permissions:
+                    - and_rules:
+                        rules:
+                        - header: {{name: x-forwarded-for, string_match: {{prefix: "10.1.1.1"}}}}
+                        - header: {{name: x-forwarded-for, string_match: {{suffix: "127.0.0.1"}}}}
+                    principals: [{{any: true}}]
+"#
+    );
+    let hcm = "          use_remote_address: true\n";
+    common::yaml::filter_yaml("127.0.0.1", listen, hcm, &filter, upstream, admin)
+}
+
+#[test]
+fn rbac_at_the_edge_reads_the_headers_the_connection_manager_edited() {
+    let up = Upstream::start("up1");
+    let (listen, admin) = (free_port(), free_port());
+    let _b = Baton::start(&edge_yaml(listen, admin, up.port()));
+    wait_live(admin);
+    let code = |headers: &[&str]| {
+        let mut args = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        for h in headers {
+            args.extend(["-H", h]);
+        }
+        let url = format!("http://127.0.0.1:{listen}/");
+        args.push(&url);
+        curl_ok(&args)
+    };
+    // The client's claim is replaced by the connection's scheme (plain HTTP).
+    assert_eq!(code(&["x-forwarded-proto: https"]), "403");
+    // The peer is appended to the client's x-forwarded-for.
+    assert_eq!(code(&["x-forwarded-for: 10.1.1.1"]), "200");
+    assert_eq!(code(&[]), "403");
+    assert_eq!(up.requests(), 1);
 }

@@ -308,3 +308,38 @@ fn dogstatsd_lines_arrive_tagged_and_packed_into_datagrams() {
     );
     assert!(lines.iter().all(|l| l.starts_with("dd.")), "{lines:#?}");
 }
+
+/// A stat named from a request header (the fault filter's per-downstream-cluster counter)
+/// reaches the collector with statsd's delimiters as `_`: the client cannot forge a line.
+#[test]
+fn a_client_made_stat_name_cannot_forge_a_statsd_line() {
+    let collector = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let up = common::Upstream::start("up1");
+    let (listen, admin) = (common::free_port(), common::free_port());
+    let filter = r#"          - name: faults
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+              abort: {http_status: 418, percentage: {numerator: 100}}
+"#;
+    let sinks = sink("envoy.stat_sinks.statsd", STATSD, port(&collector), "");
+    let config = common::yaml::filter_yaml("127.0.0.1", listen, "", filter, up.port(), admin);
+    let _b = common::Baton::start(&format!(
+        "{config}stats_flush_interval: 0.2s\nstats_sinks:\n{sinks}"
+    ));
+    wait_live(admin);
+    let (status, _) = common::send_raw(
+        listen,
+        "GET",
+        "/",
+        "x-envoy-downstream-service-cluster: x:99999|c #t,u@1\r\n",
+    );
+    assert_eq!(status, 418);
+    let name = "envoy.http.ingress_http.fault.x_99999_c__t_u_1.aborts_injected";
+    let mut seen = Vec::new();
+    until_sum(&collector, &mut seen, name, 1);
+    assert!(
+        seen.iter()
+            .all(|l| l.matches(':').count() == 1 && l.matches('|').count() == 1),
+        "{seen:#?}"
+    );
+}

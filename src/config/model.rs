@@ -507,7 +507,7 @@ pub struct Rbac {
     pub shadow_rules: Option<RbacEngine>,
     /// Stats are `http.<stat_prefix>.rbac.<rules_stat_prefix>allowed` (and `denied`).
     pub rules_stat_prefix: String,
-    /// ... and `….rbac.<rules_stat_prefix><shadow_rules_stat_prefix>shadow_allowed`.
+    /// ... and `….rbac.<shadow_rules_stat_prefix>shadow_allowed` (not after the rules prefix).
     pub shadow_rules_stat_prefix: String,
 }
 

@@ -45,10 +45,12 @@ fn join(prefix: &str, token: &str) -> String {
 }
 
 /// Envoy's names: `http.<stat_prefix>.rbac.<rules_stat_prefix>allowed` and `denied`, and
-/// `….rbac.<rules_stat_prefix><shadow_rules_stat_prefix>shadow_allowed` and `shadow_denied`.
+/// `….rbac.<shadow_rules_stat_prefix>shadow_allowed` and `shadow_denied` (Envoy's
+/// `generateStats` puts each prefix straight after `rbac.`, the shadow one not after the rules').
 fn names(hcm_prefix: &str, c: &Rbac) -> [String; 4] {
-    let rules = join(&format!("http.{hcm_prefix}.rbac."), &c.rules_stat_prefix);
-    let shadow = join(&rules, &c.shadow_rules_stat_prefix);
+    let base = format!("http.{hcm_prefix}.rbac.");
+    let rules = join(&base, &c.rules_stat_prefix);
+    let shadow = join(&base, &c.shadow_rules_stat_prefix);
     [
         join(&rules, "allowed"),
         join(&rules, "denied"),
@@ -251,8 +253,8 @@ mod tests {
             [
                 "http.ing.rbac.r.allowed",
                 "http.ing.rbac.r.denied",
-                "http.ing.rbac.r.s.shadow_allowed",
-                "http.ing.rbac.r.s.shadow_denied"
+                "http.ing.rbac.s.shadow_allowed",
+                "http.ing.rbac.s.shadow_denied"
             ]
         );
     }

@@ -13,7 +13,7 @@ use super::upgrade::Upgrade;
 use crate::config::template::{Template, Vars};
 use crate::config::{
     AppendAction, ClusterSpec, EscapedSlashes, ForwardClientCert, HostRewrite,
-    HttpConnectionManager, RequireTls, RetryPolicy, RouteAction,
+    HttpConnectionManager, HttpFilterKind, RequireTls, RetryPolicy, RouteAction,
 };
 use crate::context::{Ctx, HttpRt};
 use crate::route::edits::{apply, bind, HeaderList, Op};
@@ -436,6 +436,141 @@ pub fn pick_weighted(list: &[(usize, u32)], r: u64) -> usize {
     list.last().map_or(0, |&(c, _)| c)
 }
 
+/// Appends the request's `x-forwarded-for` values to `v` as one list (`, `-joined), then
+/// `append` (the peer, at the edge).
+fn join_xff(headers: &[httparse::Header<'_>], append: Option<IpAddr>, v: &mut Vec<u8>) {
+    let start = v.len();
+    for x in headers
+        .iter()
+        .filter(|x| x.name.eq_ignore_ascii_case("x-forwarded-for"))
+    {
+        if v.len() > start {
+            v.extend_from_slice(b", ");
+        }
+        v.extend_from_slice(x.value);
+    }
+    if let Some(ip) = append {
+        if v.len() > start {
+            v.extend_from_slice(b", ");
+        }
+        crate::util::push_ip(v, ip);
+    }
+}
+
+/// Whether the chain has a filter that reads request headers the connection manager edits
+/// first (RBAC, fault): only then is `mutated` built, so other chains pay nothing.
+fn filters_read_headers(hcm: &HttpConnectionManager) -> bool {
+    hcm.http_filters
+        .iter()
+        .any(|f| matches!(f.kind, HttpFilterKind::Rbac(_) | HttpFilterKind::Fault(_)))
+}
+
+/// Whether `n` is one of Envoy's `x-envoy-` headers.
+fn is_envoy(n: &str) -> bool {
+    n.len() > 8 && n.as_bytes()[..8].eq_ignore_ascii_case(b"x-envoy-")
+}
+
+/// Whether the connection manager drops the client's header `n` (value `v`) before both its
+/// filters and the upstream: an external request's control headers, `x-envoy-internal`
+/// (replaced by our verdict), a client certificate it does not forward, and what
+/// `add_user_agent` sets (the cluster always, the node when there is one, an empty
+/// user-agent as a missing one).
+fn hcm_drops(n: &str, v: &[u8], from: Origin, l: &HttpRt, req: &RequestHead<'_>) -> bool {
+    (is_envoy(n)
+        && (n.eq_ignore_ascii_case("x-envoy-internal")
+            || (!from.internal && stripped(n, from.edge))))
+        || (n.eq_ignore_ascii_case("x-forwarded-client-cert") && !forward_client_cert(&l.hcm, req))
+        || l.user_agent.as_ref().is_some_and(|(_, node)| {
+            n.eq_ignore_ascii_case("x-envoy-downstream-service-cluster")
+                || (!node.is_empty() && n.eq_ignore_ascii_case("x-envoy-downstream-service-node"))
+                || (n.eq_ignore_ascii_case("user-agent") && v.is_empty())
+        })
+}
+
+/// The request headers as Envoy's connection manager leaves them before its filter chain
+/// (`mutateRequestHeaders`), so filters cannot be fooled by headers the upstream would never
+/// see: `x-forwarded-for` with the peer appended at the edge; `x-forwarded-proto` replaced
+/// (`replace_proto`) or added; an external request's control headers stripped (`stripped`,
+/// `cleanInternalHeaders`), `x-envoy-internal` by our verdict, `x-envoy-external-address` at
+/// the edge, `x-forwarded-client-cert` as `forward_client_cert_details` says, and
+/// `add_user_agent`'s names — as `serialise` writes them upstream (the request id is not
+/// regenerated here). `xff` and `ext` hold the values made here.
+fn mutated<'v>(
+    req: &RequestHead<'v>,
+    peer: SocketAddr,
+    l: &'v HttpRt,
+    xff: &'v mut Vec<u8>,
+    ext: &'v mut Vec<u8>,
+) -> Vec<httparse::Header<'v>> {
+    let hcm = &l.hcm;
+    let from = origin(req.headers, peer, hcm);
+    let append = hcm.use_remote_address && !hcm.skip_xff_append;
+    let mut out = Vec::with_capacity(req.headers.len() + 4);
+    let mut have = (false, false, false);
+    for hd in req.headers {
+        let n = hd.name;
+        if hcm_drops(n, hd.value, from, l, req) {
+            continue;
+        }
+        if n.eq_ignore_ascii_case("x-forwarded-for") {
+            have.0 = true;
+            continue;
+        }
+        if n.eq_ignore_ascii_case("x-forwarded-proto") {
+            if replace_proto(hcm) {
+                continue;
+            }
+            have.1 = true;
+        }
+        have.2 |= n.eq_ignore_ascii_case("user-agent");
+        out.push(*hd);
+    }
+    let (have_xff, have_proto, have_user_agent) = have;
+    if append || have_xff {
+        join_xff(req.headers, append.then_some(peer.ip()), xff);
+        out.push(httparse::Header {
+            name: "x-forwarded-for",
+            value: xff,
+        });
+    }
+    if !have_proto {
+        let value: &[u8] = if req.secure { b"https" } else { b"http" };
+        out.push(httparse::Header {
+            name: "x-forwarded-proto",
+            value,
+        });
+    }
+    if from.internal {
+        out.push(httparse::Header {
+            name: "x-envoy-internal",
+            value: b"true",
+        });
+    }
+    if hcm.use_remote_address && from.edge {
+        crate::util::push_ip(ext, from.client.ip());
+        out.push(httparse::Header {
+            name: "x-envoy-external-address",
+            value: ext,
+        });
+    }
+    if let Some((cluster, node)) = &l.user_agent {
+        let mut name = |name: &'static str, v: &'v str| {
+            out.push(httparse::Header {
+                name,
+                value: v.as_bytes(),
+            })
+        };
+        name("x-envoy-downstream-service-cluster", cluster);
+        if !have_user_agent {
+            name("user-agent", cluster);
+        }
+        if !node.is_empty() {
+            name("x-envoy-downstream-service-node", node);
+        }
+    }
+    out
+}
+
 /// The HTTP filters, then the router: `req` is the request as the connection manager left
 /// it, its path already normalised (`CtxEnv::route`). The filters (`filters::run`) see the
 /// route the request matched; the connection manager's `via` is added to every answer.
@@ -495,6 +630,15 @@ pub(super) fn decide(
         });
         let found = Some(m.map(|m| (m.vh, m.index)));
         let mut rng = crate::util::Rng::with_seed(ctx.rng.next_u64());
+        // RBAC and fault read the headers as the connection manager edited them.
+        let (mut xff, mut ext) = (Vec::new(), Vec::new());
+        let edited =
+            filters_read_headers(hcm).then(|| mutated(req, peer, http, &mut xff, &mut ext));
+        let edited_head = edited.as_deref().map(|headers| RequestHead {
+            headers,
+            ..req.clone()
+        });
+        let filter_req = edited_head.as_ref().unwrap_or(req);
         let env = filters::Env {
             listener,
             service_cluster: &ctx.listeners[listener].service_cluster,
@@ -502,6 +646,8 @@ pub(super) fn decide(
             clusters: &ctx.clusters,
             now: ctx.now(),
             conn: super::rbac::Conn {
+                // Looked up per connection when RBAC is configured (`session::wants_local`);
+                // the configured address only if `getsockname` failed.
                 local: rq.local.unwrap_or(ctx.listeners[listener].address),
                 direct: rq.direct_peer,
                 client: rq.peer,
@@ -512,7 +658,7 @@ pub(super) fn decide(
         };
         let out = filters::run(
             &hcm.http_filters,
-            req,
+            filter_req,
             view.as_ref(),
             &env,
             &mut ctx.limits,
@@ -1008,30 +1154,12 @@ fn serialise<'r>(
         {
             continue;
         }
-        if n.len() > 8
-            && n.as_bytes()[..8].eq_ignore_ascii_case(b"x-envoy-")
-            && (named(CONSUMED, n) || (!from.internal && stripped(n, from.edge)))
-        {
+        // The router's own controls are consumed; what the connection manager replaces is set
+        // below (`add_user_agent`'s names, `x-envoy-internal`).
+        if (is_envoy(n) && named(CONSUMED, n)) || hcm_drops(n, hd.value, from, l, req) {
             continue;
         }
-        if n.eq_ignore_ascii_case("x-forwarded-client-cert") && !forward_client_cert(hcm, req) {
-            continue;
-        }
-        if let Some((_, node)) = &l.user_agent {
-            // Set below: the cluster always, the node when there is one.
-            if n.eq_ignore_ascii_case("x-envoy-downstream-service-cluster")
-                || (!node.is_empty() && n.eq_ignore_ascii_case("x-envoy-downstream-service-node"))
-            {
-                continue;
-            }
-            if n.eq_ignore_ascii_case("user-agent") {
-                // An empty one is replaced, as a missing one is.
-                if hd.value.is_empty() {
-                    continue;
-                }
-                have_user_agent = true;
-            }
-        }
+        have_user_agent |= n.eq_ignore_ascii_case("user-agent");
         if original_path.is_some() && n.eq_ignore_ascii_case("x-envoy-original-path") {
             continue;
         }
@@ -1075,23 +1203,7 @@ fn serialise<'r>(
         } else {
             &mut tmp
         };
-        let start = v.len();
-        for x in req
-            .headers
-            .iter()
-            .filter(|x| x.name.eq_ignore_ascii_case("x-forwarded-for"))
-        {
-            if v.len() > start {
-                v.extend_from_slice(b", ");
-            }
-            v.extend_from_slice(x.value);
-        }
-        if append {
-            if v.len() > start {
-                v.extend_from_slice(b", ");
-            }
-            crate::util::push_ip(v, peer.ip());
-        }
+        join_xff(req.headers, append.then_some(peer.ip()), v);
         if direct {
             h.extend_from_slice(b"\r\n");
         } else {

@@ -82,7 +82,8 @@ pub struct Session {
     client: Stream,
     peer: SocketAddr,
     listener: usize,
-    /// The socket's local address, looked up only when an access log prints it.
+    /// The socket's local address, looked up only when an access log prints it or an RBAC
+    /// filter may match on it (`wants_local`).
     local: Option<SocketAddr>,
     ready: Ready,
     core: Conn,
@@ -112,6 +113,24 @@ pub enum Fate {
     Move,
 }
 
+/// Whether unit `unit`'s connections look up their local address (one `getsockname` each):
+/// only when an access log prints it or an RBAC filter may match on it (a wildcard listener's
+/// configured address is not the one the client reached), so other configs pay nothing.
+fn wants_local(ctx: &Ctx, unit: usize) -> bool {
+    let logs = ctx.access_logs.slots(unit).is_some_and(|s| s.local);
+    let rbac = ctx
+        .listeners
+        .get(unit)
+        .and_then(|l| l.http())
+        .is_some_and(|h| {
+            h.hcm
+                .http_filters
+                .iter()
+                .any(|f| matches!(f.kind, crate::config::HttpFilterKind::Rbac(_)))
+        });
+    logs || rbac
+}
+
 impl Session {
     pub fn new(
         id: usize,
@@ -122,11 +141,9 @@ impl Session {
         ctx: &Ctx,
     ) -> Session {
         let lim = ctx.listeners[listener].limits.clone();
-        let local = ctx
-            .access_logs
-            .slots(listener)
-            .filter(|s| s.local)
-            .and_then(|_| client.local_addr().ok());
+        let local = wants_local(ctx, listener)
+            .then(|| client.local_addr().ok())
+            .flatten();
         let can_splice = !client.is_tls();
         let choosing = client.choosing();
         Session {
@@ -355,11 +372,9 @@ impl Session {
         self.listener = unit;
         self.core = Conn::new(l.limits.clone(), now);
         self.can_splice = !self.client.is_tls();
-        self.local = ctx
-            .access_logs
-            .slots(unit)
-            .filter(|s| s.local)
-            .and_then(|_| self.client.local_addr().ok());
+        self.local = wants_local(ctx, unit)
+            .then(|| self.client.local_addr().ok())
+            .flatten();
         crate::observe::chain_chosen(ctx, unit);
         Ok(true)
     }

@@ -63,7 +63,9 @@ fn open(addr: SocketAddr) -> io::Result<UdpSocket> {
 }
 
 /// Appends one line: `<prefix>.<name>:<value>|<kind>`, DogStatsD's with the tag-extracted
-/// name and `|#<tag>:<value>` after the kind (Envoy's default tag format).
+/// name and `|#<tag>:<value>` after the kind (Envoy's default tag format). Names and tag
+/// values may hold client input (a fault's `x-envoy-downstream-service-cluster`), so they are
+/// written through `push_safe`: a peer cannot end the line or add fields.
 fn line(
     text: &mut String,
     prefix: &str,
@@ -72,14 +74,29 @@ fn line(
     kind: char,
     tagged: bool,
 ) {
-    if !tagged {
-        let _ = write!(text, "{prefix}.{name}:{value}|{kind}");
-        return;
-    }
-    let (stat, tag) = tag_extracted(name);
-    let _ = write!(text, "{prefix}.{stat}:{value}|{kind}");
+    let (stat, tag) = if tagged {
+        tag_extracted(name)
+    } else {
+        (std::borrow::Cow::Borrowed(name), None)
+    };
+    push_safe(text, prefix);
+    text.push('.');
+    push_safe(text, &stat);
+    let _ = write!(text, ":{value}|{kind}");
     if let Some((t, v)) = tag {
-        let _ = write!(text, "|#{}:{v}", t.name);
+        let _ = write!(text, "|#{}:", t.name);
+        push_safe(text, v);
+    }
+}
+
+/// Appends `s` with the bytes that delimit statsd / DogStatsD fields and lines (`:`, `|`,
+/// `@`, `#`, `,`, whitespace, control characters) as `_`, as the Prometheus renderer
+/// sanitises its names.
+fn push_safe(text: &mut String, s: &str) {
+    for c in s.chars() {
+        let unsafe_ =
+            matches!(c, ':' | '|' | '@' | '#' | ',') || c.is_whitespace() || c.is_control();
+        text.push(if unsafe_ { '_' } else { c });
     }
 }
 
@@ -293,6 +310,30 @@ mod tests {
         assert_eq!(
             collect(&s, "p", &mut last)[0],
             "p.http.in.downstream_rq_total:0|c"
+        );
+    }
+
+    #[test]
+    fn client_made_names_cannot_forge_fields_or_lines() {
+        let mut s = Store::default();
+        let c = s.counter("http.in.fault.x:99999|c\nevil.stat #a,b@0.5\t.aborts_injected");
+        s.add(c, 1);
+        let mut last = Vec::new();
+        assert_eq!(
+            collect(&s, "envoy", &mut last),
+            vec!["envoy.http.in.fault.x_99999_c_evil.stat__a_b_0.5_.aborts_injected:1|c"]
+        );
+        let mut last = Vec::new();
+        let c = s.counter("cluster.a|b:c.upstream_rq_total");
+        s.add(c, 2);
+        let got = collect_as(&s, "envoy", true, &mut last);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got
+            .iter()
+            .all(|l| l.matches('|').count() <= 2 && l.matches(':').count() <= 2));
+        assert!(
+            got.contains(&"envoy.cluster.upstream_rq_total:2|c|#envoy.cluster_name:a_b_c".into()),
+            "{got:?}"
         );
     }
 

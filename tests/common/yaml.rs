@@ -186,3 +186,29 @@ admin:
 "#
     )
 }
+
+/// A listener on `host:listen` whose connection manager (with the extra `hcm` lines, ten
+/// spaces deep) sends every request to `backend` through the HTTP filters `filters` (list
+/// items ten spaces deep) and the router; `router_backend_admin` after.
+pub fn filter_yaml(
+    host: &str,
+    listen: u16,
+    hcm: &str,
+    filters: &str,
+    upstream: u16,
+    admin: u16,
+) -> String {
+    let head = listener_head(host, listen);
+    let tail = router_backend_admin(upstream, admin);
+    format!(
+        r#"{head}{hcm}          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                route: {{cluster: backend}}
+          http_filters:
+{filters}{tail}"#
+    )
+}
