@@ -1063,25 +1063,69 @@ fn redirect(rd: &RedirectAction) -> Value {
 }
 
 fn cluster(c: &Cluster) -> Value {
-    let endpoints = c
-        .endpoints
-        .iter()
-        .map(|e| {
-            map(vec![
-                (
-                    "endpoint",
-                    Some(map(vec![("address", Some(address(&e.host, e.port)))])),
-                ),
-                ("load_balancing_weight", n(e.weight)),
-            ])
-        })
-        .collect();
+    let endpoint = |e: &crate::config::EndpointAddr| {
+        let hc = e.health_check_port.map(|p| map(vec![("port_value", n(p))]));
+        map(vec![
+            (
+                "endpoint",
+                Some(map(vec![
+                    ("address", Some(address(&e.host, e.port))),
+                    (
+                        "hostname",
+                        (!e.hostname.is_empty()).then(|| e.hostname.clone().into()),
+                    ),
+                    ("health_check_config", hc),
+                ])),
+            ),
+            ("load_balancing_weight", n(e.weight)),
+        ])
+    };
+    let b = &c.balancing;
+    // One entry per configured locality (one without localities when there are none).
+    let groups: Vec<Value> = if b.localities.is_empty() {
+        vec![map(vec![(
+            "lb_endpoints",
+            list(c.endpoints.iter().map(endpoint).collect()),
+        )])]
+    } else {
+        b.localities
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let eps = c.endpoints.iter().filter(|e| e.locality == i);
+                let locality = map(vec![
+                    (
+                        "region",
+                        (!l.region.is_empty()).then(|| l.region.clone().into()),
+                    ),
+                    ("zone", (!l.zone.is_empty()).then(|| l.zone.clone().into())),
+                    (
+                        "sub_zone",
+                        (!l.sub_zone.is_empty()).then(|| l.sub_zone.clone().into()),
+                    ),
+                ]);
+                map(vec![
+                    ("locality", Some(locality)),
+                    ("lb_endpoints", list(eps.map(endpoint).collect())),
+                    (
+                        "load_balancing_weight",
+                        (l.weight > 0).then(|| l.weight.into()),
+                    ),
+                    ("priority", (l.priority > 0).then(|| l.priority.into())),
+                ])
+            })
+            .collect()
+    };
     let load_assignment = (!c.load_assignment_cluster_name.is_empty()).then(|| {
         map(vec![
             ("cluster_name", s(&c.load_assignment_cluster_name)),
+            ("endpoints", list(groups)),
             (
-                "endpoints",
-                list(vec![map(vec![("lb_endpoints", list(endpoints))])]),
+                "policy",
+                Some(map(vec![(
+                    "overprovisioning_factor",
+                    n(b.overprovisioning_factor),
+                )])),
             ),
         ])
     });
@@ -1106,10 +1150,28 @@ fn cluster(c: &Cluster) -> Value {
         ),
         (
             "common_lb_config",
-            Some(map(vec![(
-                "healthy_panic_threshold",
-                Some(map(vec![("value", n(c.healthy_panic_threshold))])),
-            )])),
+            Some(map(vec![
+                (
+                    "healthy_panic_threshold",
+                    Some(map(vec![("value", n(c.healthy_panic_threshold))])),
+                ),
+                (
+                    "locality_weighted_lb_config",
+                    b.locality_weighted.then(|| map(vec![])),
+                ),
+            ])),
+        ),
+        (
+            "least_request_lb_config",
+            (c.lb_policy == crate::config::LbPolicy::LeastRequest).then(|| {
+                map(vec![
+                    ("choice_count", n(b.choice_count)),
+                    (
+                        "active_request_bias",
+                        Some(map(vec![("default_value", n(b.active_request_bias))])),
+                    ),
+                ])
+            }),
         ),
         (
             "upstream_connection_options",

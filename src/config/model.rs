@@ -1065,6 +1065,58 @@ pub struct EndpointAddr {
     pub port: u16,
     /// `load_balancing_weight`, default 1; every address the endpoint resolves to gets it.
     pub weight: u32,
+    /// Index in `Balancing::localities` of the `load_assignment.endpoints[]` entry it is in.
+    pub locality: usize,
+    /// `endpoint.hostname` (empty when unset): the Host `auto_host_rewrite` sends and the
+    /// `hostname` of `/clusters`, as Envoy uses it.
+    pub hostname: String,
+    /// `endpoint.health_check_config.port_value`: active health checks go to this port.
+    pub health_check_port: Option<u16>,
+}
+
+/// How a cluster spreads load beyond its `lb_policy`: Envoy's priorities, localities and the
+/// policy's own settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Balancing {
+    /// `load_assignment.endpoints[]`, in order (one per `LocalityLbEndpoints`).
+    pub localities: Vec<Locality>,
+    /// `common_lb_config.locality_weighted_lb_config` is set: a locality is picked by weight
+    /// first, then a host in it.
+    pub locality_weighted: bool,
+    /// `load_assignment.policy.overprovisioning_factor`, in percent (Envoy's default 140).
+    pub overprovisioning_factor: u32,
+    /// `least_request_lb_config.choice_count` (default 2): hosts compared per pick when the
+    /// weights are equal.
+    pub choice_count: u32,
+    /// `least_request_lb_config.active_request_bias.default_value` (default 1.0): with unequal
+    /// weights a host's weight is divided by (active requests + 1) to this power.
+    pub active_request_bias: f64,
+}
+
+impl Default for Balancing {
+    fn default() -> Balancing {
+        Balancing {
+            localities: Vec::new(),
+            locality_weighted: false,
+            overprovisioning_factor: 140,
+            choice_count: 2,
+            active_request_bias: 1.0,
+        }
+    }
+}
+
+/// One `load_assignment.endpoints[]` entry (`LocalityLbEndpoints`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Locality {
+    /// `locality.region`, `.zone`, `.sub_zone`: shown in `/clusters`.
+    pub region: String,
+    pub zone: String,
+    pub sub_zone: String,
+    /// `load_balancing_weight` (0 when unset: no traffic under locality-weighted balancing,
+    /// as in Envoy).
+    pub weight: u32,
+    /// `priority` (0 is the highest): lower priorities get traffic as higher ones lose health.
+    pub priority: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -1096,6 +1148,8 @@ pub struct Cluster {
     pub http: UpstreamHttp,
     /// `outlier_detection`: hosts that fail are ejected from the load balancer for a while.
     pub outlier_detection: Option<OutlierDetection>,
+    /// Priorities, localities and policy settings.
+    pub balancing: Balancing,
 }
 
 /// `upstream_connection_options.tcp_keepalive`: TCP keep-alive on every connection to the

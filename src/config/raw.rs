@@ -1015,6 +1015,24 @@ pub struct Cluster {
     pub http_protocol_options: Option<UpstreamHttp1Options>,
     pub upstream_http_protocol_options: Option<UpstreamHttpOptions>,
     pub outlier_detection: Option<OutlierDetection>,
+    pub least_request_lb_config: Option<LeastRequestLbConfig>,
+}
+
+/// `Cluster.LeastRequestLbConfig` (`slow_start_config` is refused as unknown).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeastRequestLbConfig {
+    pub choice_count: Option<u32>,
+    pub active_request_bias: Option<RuntimeDouble>,
+}
+
+/// `envoy.config.core.v3.RuntimeDouble`. The runtime key names a key no layer can set
+/// (`layered_runtime` refuses keys baton does not implement), so the default always applies.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeDouble {
+    pub default_value: Option<f64>,
+    pub runtime_key: Option<String>,
 }
 
 /// A cluster's `upstream_connection_options` (only `tcp_keepalive`).
@@ -1163,7 +1181,7 @@ pub struct Percent {
 pub struct CommonLbConfig {
     pub healthy_panic_threshold: Option<Percent>,
     pub zone_aware_lb_config: Option<Value>,
-    pub locality_weighted_lb_config: Option<Value>,
+    pub locality_weighted_lb_config: Option<Empty>,
     pub update_merge_window: Option<Value>,
     pub ignore_new_hosts_until_first_hc: Option<Value>,
     pub close_connections_on_host_set_change: Option<Value>,
@@ -1261,13 +1279,38 @@ pub struct ClusterLoadAssignment {
     pub cluster_name: String,
     #[serde(default)]
     pub endpoints: Vec<LocalityLbEndpoints>,
+    pub policy: Option<LoadAssignmentPolicy>,
+}
+
+/// `ClusterLoadAssignment.Policy`: only the overprovisioning factor (the rest is refused as
+/// unknown).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadAssignmentPolicy {
+    pub overprovisioning_factor: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalityLbEndpoints {
+    pub locality: Option<Locality>,
     #[serde(default)]
     pub lb_endpoints: Vec<LbEndpoint>,
+    /// The locality's share within its priority (locality-weighted balancing only).
+    pub load_balancing_weight: Option<u32>,
+    pub priority: Option<u32>,
+}
+
+/// `envoy.config.core.v3.Locality`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Locality {
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub zone: String,
+    #[serde(default)]
+    pub sub_zone: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1282,6 +1325,18 @@ pub struct LbEndpoint {
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
     pub address: Address,
+    /// The host's name: the Host of `auto_host_rewrite`, shown in `/clusters`.
+    #[serde(default)]
+    pub hostname: String,
+    pub health_check_config: Option<EndpointHealthCheck>,
+}
+
+/// `Endpoint.HealthCheckConfig`: only `port_value` (`address`, `hostname` and
+/// `disable_active_health_check` are refused as unknown).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointHealthCheck {
+    pub port_value: Option<u32>,
 }
 
 /// A protobuf enum as YAML gives it: its name (usual) or its number (allowed by proto JSON).

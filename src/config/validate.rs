@@ -1633,18 +1633,43 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
     if dns_refresh_rate <= Duration::from_millis(1) {
         return Err(err(p("dns_refresh_rate"), "must be greater than 1ms"));
     }
-    let (load_assignment_cluster_name, endpoints) = match c.load_assignment {
-        None => (String::new(), Vec::new()),
+    let (load_assignment_cluster_name, endpoints, mut balancing) = match c.load_assignment {
+        None => (String::new(), Vec::new(), Balancing::default()),
         Some(la) => {
             let lpath = p("load_assignment");
             if la.cluster_name.is_empty() {
                 return Err(err(format!("{lpath}.cluster_name"), "must not be empty"));
             }
+            let mut balancing = Balancing::default();
+            if let Some(f) = la.policy.and_then(|p| p.overprovisioning_factor) {
+                if f == 0 {
+                    return Err(err(
+                        format!("{lpath}.policy.overprovisioning_factor"),
+                        "must be at least 1",
+                    ));
+                }
+                balancing.overprovisioning_factor = f;
+            }
             let mut eps = Vec::new();
             for (i, loc) in la.endpoints.iter().enumerate() {
+                let locpath = format!("{lpath}.endpoints[{i}]");
+                if loc.load_balancing_weight == Some(0) {
+                    return Err(err(
+                        format!("{locpath}.load_balancing_weight"),
+                        "must be at least 1",
+                    ));
+                }
+                let l = loc.locality.as_ref();
+                balancing.localities.push(Locality {
+                    region: l.map(|l| l.region.clone()).unwrap_or_default(),
+                    zone: l.map(|l| l.zone.clone()).unwrap_or_default(),
+                    sub_zone: l.map(|l| l.sub_zone.clone()).unwrap_or_default(),
+                    weight: loc.load_balancing_weight.unwrap_or(0),
+                    priority: loc.priority.unwrap_or(0),
+                });
                 for (j, lb) in loc.lb_endpoints.iter().enumerate() {
-                    let epath =
-                        format!("{lpath}.endpoints[{i}].lb_endpoints[{j}].endpoint.address");
+                    let eppath = format!("{locpath}.lb_endpoints[{j}]");
+                    let epath = format!("{eppath}.endpoint.address");
                     let (host, port) =
                         socket_address(Some(&lb.endpoint.address), &epath, false, PROTOCOLS)?;
                     if discovery == DiscoveryType::Static && host.parse::<IpAddr>().is_err() {
@@ -1656,16 +1681,33 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
                     let weight = lb.load_balancing_weight.unwrap_or(1);
                     if weight == 0 {
                         return Err(err(
-                            format!(
-                                "{lpath}.endpoints[{i}].lb_endpoints[{j}].load_balancing_weight"
-                            ),
+                            format!("{eppath}.load_balancing_weight"),
                             "must be at least 1",
                         ));
                     }
-                    eps.push(EndpointAddr { host, port, weight });
+                    let health_check_port = match &lb.endpoint.health_check_config {
+                        Some(h) => match h.port_value {
+                            None | Some(0) => None,
+                            Some(v) => Some(u16::try_from(v).map_err(|_| {
+                                err(
+                                    format!("{eppath}.endpoint.health_check_config.port_value"),
+                                    format!("{v} is not a port (0..=65535)"),
+                                )
+                            })?),
+                        },
+                        None => None,
+                    };
+                    eps.push(EndpointAddr {
+                        host,
+                        port,
+                        weight,
+                        locality: i,
+                        hostname: lb.endpoint.hostname.clone(),
+                        health_check_port,
+                    });
                 }
             }
-            (la.cluster_name, eps)
+            (la.cluster_name, eps, balancing)
         }
     };
     if discovery == DiscoveryType::LogicalDns && endpoints.len() != 1 {
@@ -1679,6 +1721,38 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
         None => None,
     };
     let health_check = super::validate_health::health_checks(c.health_checks, tls.is_some(), path)?;
+    balancing.locality_weighted = c
+        .common_lb_config
+        .as_ref()
+        .is_some_and(|c| c.locality_weighted_lb_config.is_some());
+    if let Some(lr) = &c.least_request_lb_config {
+        let lrpath = p("least_request_lb_config");
+        if let Some(n) = lr.choice_count {
+            if n < 2 {
+                return Err(err(
+                    format!("{lrpath}.choice_count"),
+                    format!("must be at least 2 (got {n})"),
+                ));
+            }
+            balancing.choice_count = n;
+        }
+        if let Some(b) = &lr.active_request_bias {
+            if b.runtime_key.as_deref() == Some("") {
+                return Err(err(
+                    format!("{lrpath}.active_request_bias.runtime_key"),
+                    "must not be empty",
+                ));
+            }
+            let bias = b.default_value.unwrap_or(0.0);
+            if !(0.0..=1e9).contains(&bias) {
+                return Err(err(
+                    format!("{lrpath}.active_request_bias.default_value"),
+                    format!("must be at least 0 (got {bias})"),
+                ));
+            }
+            balancing.active_request_bias = bias;
+        }
+    }
     let healthy_panic_threshold =
         super::validate_health::panic_threshold(c.common_lb_config, path)?;
     let tcp_keepalive = match c.upstream_connection_options {
@@ -1707,6 +1781,7 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
         .transpose()?;
     Ok(Cluster {
         http,
+        balancing,
         outlier_detection,
         health_check,
         healthy_panic_threshold,

@@ -359,11 +359,6 @@ pub fn panic_threshold(c: Option<raw::CommonLbConfig>, path: &str) -> Result<u32
                 "zone-aware load balancing",
             ),
             (
-                &c.locality_weighted_lb_config,
-                "locality_weighted_lb_config",
-                "locality-weighted load balancing",
-            ),
-            (
                 &c.update_merge_window,
                 "update_merge_window",
                 "host update merging",

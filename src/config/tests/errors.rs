@@ -227,7 +227,7 @@ fn unknown_fields_are_named() {
          dns_refresh_rate, load_assignment, per_connection_buffer_limit_bytes, \
          transport_socket, circuit_breakers, health_checks, common_lb_config, upstream_connection_options, \
          typed_extension_protocol_options, common_http_protocol_options, \
-         http_protocol_options, upstream_http_protocol_options, outlier_detection)"
+         http_protocol_options, upstream_http_protocol_options, outlier_detection, least_request_lb_config)"
     );
     assert_eq!(
         err_with(&[(&hcm("http_filters[0].typed_config.dynamic_stats"), "false")]),
@@ -817,6 +817,82 @@ fn cluster_endpoint_rules() {
         )]),
         "static_resources.clusters[0].load_assignment.cluster_name: must not be empty"
     );
+}
+
+#[test]
+fn load_balancing_fields_are_checked_or_refused_by_path() {
+    const C: &str = "static_resources.clusters[0]";
+    let la = format!("{C}.load_assignment");
+    let ep = format!("{la}.endpoints[0].lb_endpoints[0].endpoint");
+    let cases: &[(String, &str, String)] = &[
+        (
+            format!("{la}.endpoints[0].load_balancing_weight"),
+            "0",
+            "must be at least 1".into(),
+        ),
+        (
+            format!("{la}.policy"),
+            "{overprovisioning_factor: 0}",
+            "must be at least 1".into(),
+        ),
+        (
+            format!("{ep}.health_check_config"),
+            "{port_value: 70000}",
+            "70000 is not a port (0..=65535)".into(),
+        ),
+        (
+            format!("{C}.least_request_lb_config"),
+            "{choice_count: 1}",
+            "must be at least 2 (got 1)".into(),
+        ),
+        (
+            format!("{C}.least_request_lb_config"),
+            "{active_request_bias: {default_value: -1, runtime_key: k}}",
+            "must be at least 0 (got -1)".into(),
+        ),
+    ];
+    for (at, v, why) in cases {
+        let got = err_with(&[(at.as_str(), v)]);
+        assert!(got.ends_with(why.as_str()), "{at}: {v}: {got}");
+        assert!(got.starts_with(at.as_str()), "{at}: {v}: {got}");
+    }
+    // What baton does not implement is refused naming the field.
+    for (at, v, field) in [
+        (
+            format!("{ep}.health_check_config"),
+            "{address: {socket_address: {address: 127.0.0.2, port_value: 1}}}",
+            "address",
+        ),
+        (
+            format!("{ep}.health_check_config"),
+            "{hostname: h}",
+            "hostname",
+        ),
+        (
+            format!("{la}.policy"),
+            "{weighted_priority_health: true}",
+            "weighted_priority_health",
+        ),
+        (
+            format!("{C}.least_request_lb_config"),
+            "{slow_start_config: {}}",
+            "slow_start_config",
+        ),
+        (
+            format!("{C}.common_lb_config.locality_weighted_lb_config"),
+            "{x: 1}",
+            "x",
+        ),
+        (format!("{la}.endpoints[0].proximity"), "1", "proximity"),
+    ] {
+        let got = err_with(&[(at.as_str(), v)]);
+        let path = if at.ends_with(field) {
+            at.clone()
+        } else {
+            format!("{at}.{field}")
+        };
+        assert!(got.starts_with(&format!("{path}: ")), "{got}");
+    }
 }
 
 #[test]

@@ -112,6 +112,9 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 host: "127.0.0.1".into(),
                 port,
                 weight: 1,
+                locality: 0,
+                hostname: String::new(),
+                health_check_port: None,
             }],
             per_connection_buffer_limit_bytes: 1 << 20,
             load_assignment_cluster_name: cluster.into(),
@@ -122,6 +125,10 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             tcp_keepalive: None,
             http: Default::default(),
             outlier_detection: None,
+            balancing: crate::config::Balancing {
+                localities: vec![Default::default()],
+                ..Default::default()
+            },
         }],
         admin: None,
         node: None,
@@ -210,6 +217,9 @@ fn cluster_defaults_and_enum_numbers() {
             host: "localhost".into(),
             port: 8081,
             weight: 1,
+            locality: 0,
+            hostname: String::new(),
+            health_check_port: None,
         }]
     );
 }

@@ -1,0 +1,206 @@
+//! Load balancing with the real binary and real upstreams: endpoint weights (Envoy's EDF
+//! schedule), `endpoint.hostname` (the Host of `auto_host_rewrite`, shown in `/clusters`),
+//! `health_check_config.port_value` (checks go to that port), priorities that fail over as
+//! the higher ones lose health, and locality-weighted balancing within a priority.
+
+mod admin_util;
+mod common;
+
+use std::time::Duration;
+
+use admin_util::{admin_get, eventually, wait_live};
+use common::yaml::listener_head;
+use common::*;
+
+/// One GET on a fresh connection; the name of the upstream that answered.
+fn who(port: u16) -> String {
+    let mut c = RawConn::connect(port);
+    c.send(b"GET / HTTP/1.1\r\nHost: client.test\r\nConnection: close\r\n\r\n");
+    let r = c.expect_response(false);
+    assert_eq!(r.status(), 200, "{}", r.body_str());
+    let body = r.body_str();
+    body.strip_prefix("hello from ")
+        .and_then(|b| b.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected body {body:?}"))
+        .to_string()
+}
+
+/// `n` requests; how many each upstream name answered, in the order of `names`.
+fn spread(port: u16, n: usize, names: &[&str]) -> Vec<usize> {
+    let got: Vec<String> = (0..n).map(|_| who(port)).collect();
+    names
+        .iter()
+        .map(|name| got.iter().filter(|g| g == name).count())
+        .collect()
+}
+
+/// A listener on `port` routing everything to cluster `svc` (`route` lines added to the
+/// route), the admin on `admin`, and `cluster` (the cluster's YAML, indented as a list item of
+/// `clusters`).
+fn yaml(port: u16, admin: u16, route: &str, cluster: &str) -> String {
+    format!(
+        r#"{head}          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                route: {{cluster: svc{route}}}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+{cluster}admin:
+  address:
+    socket_address: {{address: 127.0.0.1, port_value: {admin}}}
+"#,
+        head = listener_head("127.0.0.1", port),
+    )
+}
+
+/// One `lb_endpoints` entry at 127.0.0.1:`port` with extra endpoint lines.
+fn endpoint(port: u16, extra: &str, weight: u32) -> String {
+    format!(
+        r#"        - endpoint:
+            address:
+              socket_address: {{address: 127.0.0.1, port_value: {port}}}
+{extra}          load_balancing_weight: {weight}
+"#
+    )
+}
+
+#[test]
+fn endpoint_weights_spread_requests_and_hostname_is_the_rewritten_host() {
+    let (a, b) = (Upstream::start("A"), Upstream::start("B"));
+    let (port, admin) = (free_port(), free_port());
+    let cluster = format!(
+        r#"  - name: svc
+    type: STATIC
+    lb_policy: ROUND_ROBIN
+    load_assignment:
+      cluster_name: svc
+      endpoints:
+      - lb_endpoints:
+{}{}"#,
+        endpoint(a.port(), "            hostname: alpha.internal\n", 3),
+        endpoint(b.port(), "", 1),
+    );
+    let _p = Baton::start(&yaml(port, admin, ", auto_host_rewrite: true", &cluster));
+    wait_live(admin);
+    // Envoy's weighted round robin: 3 of every 4 requests to A, spread by the schedule.
+    assert_eq!(spread(port, 16, &["A", "B"]), vec![12, 4]);
+    // auto_host_rewrite sends the endpoint's hostname; a STATIC host without one keeps the
+    // client's Host, as Envoy does.
+    let host = |u: &Upstream| {
+        u.seen()
+            .last()
+            .and_then(|s| s.header("host").map(str::to_string))
+    };
+    assert_eq!(host(&a).as_deref(), Some("alpha.internal"));
+    assert_eq!(host(&b).as_deref(), Some("client.test"));
+    let cl = admin_get(admin, "/clusters");
+    let line = |u: &Upstream, k: &str, v: &str| format!("svc::127.0.0.1:{}::{k}::{v}\n", u.port());
+    for want in [
+        line(&a, "hostname", "alpha.internal"),
+        line(&a, "weight", "3"),
+        line(&b, "hostname", ""),
+        line(&b, "weight", "1"),
+        line(&b, "priority", "0"),
+    ] {
+        assert!(cl.contains(&want), "{want} not in {cl}");
+    }
+}
+
+/// A STATIC cluster checked every 0.2 s (one failure makes a host unhealthy), with
+/// locality-weighted balancing over `localities` (its `endpoints` entries).
+fn checked_cluster(localities: &str) -> String {
+    format!(
+        r#"  - name: svc
+    type: STATIC
+    lb_policy: ROUND_ROBIN
+    common_lb_config:
+      locality_weighted_lb_config: {{}}
+    health_checks:
+    - timeout: 1s
+      interval: 0.2s
+      no_traffic_interval: 0.2s
+      unhealthy_threshold: 1
+      healthy_threshold: 1
+      http_health_check: {{path: "/"}}
+    load_assignment:
+      cluster_name: svc
+      endpoints:
+{localities}"#
+    )
+}
+
+/// One `endpoints` entry: a locality in `zone` of `weight` at `priority` over these hosts.
+fn locality(zone: &str, weight: u32, priority: u32, hosts: &[String]) -> String {
+    format!(
+        "      - locality: {{region: r1, zone: {zone}}}\n        load_balancing_weight: {weight}\n        priority: {priority}\n        lb_endpoints:\n{}",
+        hosts.concat()
+    )
+}
+
+/// Waits (bounded) until `/clusters` shows the host at `port` with these health flags.
+fn wait_flags(admin: u16, port: u16, flags: &str) {
+    let want = format!("svc::127.0.0.1:{port}::health_flags::{flags}\n");
+    assert!(
+        eventually(Duration::from_secs(20), || admin_get(admin, "/clusters")
+            .contains(&want)),
+        "never {want}"
+    );
+}
+
+#[test]
+fn priorities_fail_over_and_localities_share_by_weight() {
+    let names = ["A", "B", "C", "D"];
+    let mut ups: Vec<Upstream> = names.iter().map(|n| Upstream::start(n)).collect();
+    // A is checked on a port of its own (health_check_config.port_value).
+    let a_check = Upstream::start("A-check");
+    let ep = |i: usize, extra: &str| endpoint(ups[i].port(), extra, 1);
+    let a_hc = format!(
+        "            health_check_config: {{port_value: {}}}\n",
+        a_check.port()
+    );
+    let localities = [
+        locality("z0", 1, 0, &[ep(0, &a_hc)]),
+        locality("z1", 3, 1, &[ep(1, "")]),
+        locality("z2", 1, 1, &[ep(2, "")]),
+        locality("z3", 1, 2, &[ep(3, "")]),
+    ]
+    .concat();
+    let (port, admin) = (free_port(), free_port());
+    let _p = Baton::start(&yaml(port, admin, "", &checked_cluster(&localities)));
+    wait_live(admin);
+    // Priority 0 is healthy: it takes everything.
+    assert_eq!(spread(port, 12, &names), vec![12, 0, 0, 0]);
+    let cl = admin_get(admin, "/clusters");
+    let p = |u: &Upstream| format!("svc::127.0.0.1:{}::", u.port());
+    for want in [
+        format!("{}zone::z1\n", p(&ups[1])),
+        format!("{}region::r1\n", p(&ups[1])),
+        format!("{}sub_zone::\n", p(&ups[1])),
+        format!("{}priority::1\n", p(&ups[2])),
+        format!("{}priority::2\n", p(&ups[3])),
+    ] {
+        assert!(cl.contains(&want), "{want} not in {cl}");
+    }
+
+    // A's check port goes away (A itself still serves): A fails its check and priority 1
+    // takes the load, its localities sharing it 3:1 by weight.
+    drop(a_check);
+    wait_flags(admin, ups[0].port(), "/failed_active_hc");
+    let got = spread(port, 40, &names);
+    assert_eq!(got[0] + got[3], 0, "{got:?}");
+    assert!((28..=32).contains(&got[1]), "{got:?}");
+
+    // Priority 1 down too: priority 2 takes everything.
+    let (b, c) = (ups.remove(1), ups.remove(1));
+    let (b_port, c_port) = (b.port(), c.port());
+    drop((b, c));
+    wait_flags(admin, b_port, "/failed_active_hc");
+    wait_flags(admin, c_port, "/failed_active_hc");
+    assert_eq!(spread(port, 8, &["A", "D"]), vec![0, 8]);
+}
