@@ -1081,41 +1081,35 @@ fn cluster(c: &Cluster) -> Value {
         ])
     };
     let b = &c.balancing;
-    // One entry per configured locality (one without localities when there are none).
-    let groups: Vec<Value> = if b.localities.is_empty() {
-        vec![map(vec![(
-            "lb_endpoints",
-            list(c.endpoints.iter().map(endpoint).collect()),
-        )])]
-    } else {
-        b.localities
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let eps = c.endpoints.iter().filter(|e| e.locality == i);
-                let locality = map(vec![
-                    (
-                        "region",
-                        (!l.region.is_empty()).then(|| l.region.clone().into()),
-                    ),
-                    ("zone", (!l.zone.is_empty()).then(|| l.zone.clone().into())),
-                    (
-                        "sub_zone",
-                        (!l.sub_zone.is_empty()).then(|| l.sub_zone.clone().into()),
-                    ),
-                ]);
-                map(vec![
-                    ("locality", Some(locality)),
-                    ("lb_endpoints", list(eps.map(endpoint).collect())),
-                    (
-                        "load_balancing_weight",
-                        (l.weight > 0).then(|| l.weight.into()),
-                    ),
-                    ("priority", (l.priority > 0).then(|| l.priority.into())),
-                ])
-            })
-            .collect()
-    };
+    // One entry per configured `endpoints[]` entry (locality).
+    let groups: Vec<Value> = b
+        .localities
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let eps = c.endpoints.iter().filter(|e| e.locality == i);
+            let locality = map(vec![
+                (
+                    "region",
+                    (!l.region.is_empty()).then(|| l.region.clone().into()),
+                ),
+                ("zone", (!l.zone.is_empty()).then(|| l.zone.clone().into())),
+                (
+                    "sub_zone",
+                    (!l.sub_zone.is_empty()).then(|| l.sub_zone.clone().into()),
+                ),
+            ]);
+            map(vec![
+                ("locality", Some(locality)),
+                ("lb_endpoints", list(eps.map(endpoint).collect())),
+                (
+                    "load_balancing_weight",
+                    (l.weight > 0).then(|| l.weight.into()),
+                ),
+                ("priority", (l.priority > 0).then(|| l.priority.into())),
+            ])
+        })
+        .collect();
     let load_assignment = (!c.load_assignment_cluster_name.is_empty()).then(|| {
         map(vec![
             ("cluster_name", s(&c.load_assignment_cluster_name)),

@@ -313,14 +313,22 @@ static_resources:
   - name: a
     connect_timeout: 0.25s
     lb_policy: LEAST_REQUEST
+    least_request_lb_config: { choice_count: 3, active_request_bias: { default_value: 0.5, runtime_key: a.bias } }
+    common_lb_config: { locality_weighted_lb_config: {} }
     per_connection_buffer_limit_bytes: 32768
     load_assignment:
       cluster_name: a
+      policy: { overprovisioning_factor: 120 }
       endpoints:
       - lb_endpoints:
-        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } } }
+        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } }, hostname: a1.local, health_check_config: { port_value: 9090 } }
           load_balancing_weight: 5
         - endpoint: { address: { socket_address: { address: 127.0.0.2, port_value: 8080 } } }
+      - locality: { region: r, zone: z, sub_zone: s }
+        load_balancing_weight: 2
+        priority: 1
+        lb_endpoints:
+        - endpoint: { address: { socket_address: { address: 127.0.0.3, port_value: 8080 } } }
   - name: b
     type: STRICT_DNS
     lb_policy: RANDOM
