@@ -462,7 +462,12 @@ static_resources:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
         common_http_protocol_options: {idle_timeout: 30s, max_requests_per_connection: 10}
         explicit_http_config: {http_protocol_options: {header_key_format: {proper_case_words: {}}}}
-    load_assignment: {cluster_name: up, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9}}}}, {endpoint: {address: {socket_address: {address: 127.0.0.2, port_value: 9}}}}]}]}
+    common_lb_config: {locality_weighted_lb_config: {}}
+    load_assignment:
+      cluster_name: up
+      endpoints:
+      - {locality: {zone: a}, load_balancing_weight: 2, lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9}}, hostname: up1}, load_balancing_weight: 3}, {endpoint: {address: {socket_address: {address: 127.0.0.3, port_value: 9}}}}]}
+      - {locality: {zone: b}, priority: 1, load_balancing_weight: 1, lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.2, port_value: 9}}}}]}
   - name: zipkin
     connect_timeout: 1s
     type: STATIC
