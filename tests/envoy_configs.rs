@@ -243,7 +243,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--redis-envoy.yaml",
         &[
-            "static_resources.clusters[0].lb_policy",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type",
         ],
     ),

@@ -14,8 +14,16 @@ use common::*;
 
 /// One GET on a fresh connection; the name of the upstream that answered.
 fn who(port: u16) -> String {
+    who_with(port, "")
+}
+
+/// `who` with extra header lines (each ending in CRLF).
+fn who_with(port: u16, headers: &str) -> String {
     let mut c = RawConn::connect(port);
-    c.send(b"GET / HTTP/1.1\r\nHost: client.test\r\nConnection: close\r\n\r\n");
+    c.send(
+        format!("GET / HTTP/1.1\r\nHost: client.test\r\n{headers}Connection: close\r\n\r\n")
+            .as_bytes(),
+    );
     let r = c.expect_response(false);
     assert_eq!(r.status(), 200, "{}", r.body_str());
     let body = r.body_str();
@@ -203,4 +211,65 @@ fn priorities_fail_over_and_localities_share_by_weight() {
     wait_flags(admin, b_port, "/failed_active_hc");
     wait_flags(admin, c_port, "/failed_active_hc");
     assert_eq!(spread(port, 8, &["A", "D"]), vec![0, 8]);
+}
+
+/// A STATIC cluster `svc` of `policy` over these upstreams.
+fn hashed_cluster(policy: &str, ups: &[Upstream]) -> String {
+    let eps: String = ups.iter().map(|u| endpoint(u.port(), "", 1)).collect();
+    format!(
+        "  - name: svc\n    type: STATIC\n    lb_policy: {policy}\n    load_assignment:\n      cluster_name: svc\n      endpoints:\n      - lb_endpoints:\n{eps}"
+    )
+}
+
+#[test]
+fn ring_hash_and_maglev_send_a_key_to_one_host_in_every_process() {
+    let ups: Vec<Upstream> = ["A", "B", "C"].iter().map(|n| Upstream::start(n)).collect();
+    let route =
+        ", hash_policy: [{header: {header_name: x-user}, terminal: true}, {cookie: {name: sid}}]";
+    for policy in ["RING_HASH", "MAGLEV"] {
+        // Each key's host, twice per key, in a new process each time.
+        let run = || {
+            let (port, admin) = (free_port(), free_port());
+            let _p = Baton::start(&yaml(port, admin, route, &hashed_cluster(policy, &ups)));
+            wait_live(admin);
+            let mut seen = Vec::new();
+            for k in 0..12 {
+                let by_header = who_with(port, &format!("X-User: user-{k}\r\n"));
+                assert_eq!(by_header, who_with(port, &format!("x-user: user-{k}\r\n")));
+                // The header is terminal: a cookie beside it changes nothing.
+                let with_cookie = format!("X-User: user-{k}\r\nCookie: sid=zz\r\n");
+                assert_eq!(by_header, who_with(port, &with_cookie), "{policy}");
+                let by_cookie = who_with(port, &format!("Cookie: a=b; sid=s-{k}\r\n"));
+                assert_eq!(by_cookie, who_with(port, &format!("Cookie: sid=s-{k}\r\n")));
+                seen.push((by_header, by_cookie));
+            }
+            seen
+        };
+        let first = run();
+        let hosts: std::collections::BTreeSet<&String> = first.iter().map(|p| &p.0).collect();
+        assert!(hosts.len() >= 2, "{policy}: 12 keys all on {hosts:?}");
+        assert_eq!(
+            first,
+            run(),
+            "{policy}: another process maps the keys the same way"
+        );
+    }
+    // The client's address as the key: every request from 127.0.0.1 to one host; without
+    // a key, a random host each time.
+    let (port, admin) = (free_port(), free_port());
+    let by_ip = ", hash_policy: [{connection_properties: {source_ip: true}}]";
+    let _p = Baton::start(&yaml(
+        port,
+        admin,
+        by_ip,
+        &hashed_cluster("RING_HASH", &ups),
+    ));
+    wait_live(admin);
+    let got = spread(port, 12, &["A", "B", "C"]);
+    assert!(got.contains(&12), "{got:?}");
+    let (port2, admin2) = (free_port(), free_port());
+    let _q = Baton::start(&yaml(port2, admin2, "", &hashed_cluster("MAGLEV", &ups)));
+    wait_live(admin2);
+    let got = spread(port2, 30, &["A", "B", "C"]);
+    assert!(!got.contains(&30), "{got:?}");
 }

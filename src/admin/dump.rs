@@ -992,11 +992,32 @@ fn forward(f: &ForwardAction, b: &Bootstrap, inherited: Option<&RetryPolicy>) ->
     if !upgrades.is_empty() {
         pairs.push(("upgrade_configs", list(upgrades)));
     }
+    if !f.hash_policy.is_empty() {
+        pairs.push((
+            "hash_policy",
+            list(f.hash_policy.iter().map(hash_entry).collect()),
+        ));
+    }
     // A policy the virtual host gave this route is shown there, not repeated here.
     if let Some(rp) = f.retry_policy.as_ref().filter(|rp| Some(*rp) != inherited) {
         pairs.push(("retry_policy", retry_policy(rp)));
     }
     map(pairs)
+}
+
+/// A route's `hash_policy[]` entry.
+fn hash_entry(h: &crate::config::HashPolicy) -> Value {
+    use crate::config::HashKey;
+    let key = match &h.key {
+        HashKey::Header(n) => ("header", map(vec![("header_name", s(n))])),
+        HashKey::Cookie(n) => ("cookie", map(vec![("name", s(n))])),
+        HashKey::SourceIp => ("connection_properties", map(vec![("source_ip", n(true))])),
+        HashKey::QueryParameter(q) => ("query_parameter", map(vec![("name", s(q))])),
+    };
+    map(vec![
+        (key.0, Some(key.1)),
+        ("terminal", h.terminal.then(|| true.into())),
+    ])
 }
 
 /// A retry policy as Envoy writes it (`retry_on` as its comma-separated conditions).
@@ -1154,6 +1175,20 @@ fn cluster(c: &Cluster) -> Value {
                     b.locality_weighted.then(|| map(vec![])),
                 ),
             ])),
+        ),
+        (
+            "ring_hash_lb_config",
+            (c.lb_policy == crate::config::LbPolicy::RingHash).then(|| {
+                map(vec![
+                    ("minimum_ring_size", n(b.ring_min)),
+                    ("maximum_ring_size", n(b.ring_max)),
+                ])
+            }),
+        ),
+        (
+            "maglev_lb_config",
+            (c.lb_policy == crate::config::LbPolicy::Maglev)
+                .then(|| map(vec![("table_size", n(b.maglev_size))])),
         ),
         (
             "least_request_lb_config",

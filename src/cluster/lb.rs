@@ -3,9 +3,12 @@
 //! (load_balancer_impl, round_robin_lb, least_request_lb, random_lb). Built again whenever a
 //! host's health changes (`ClusterRt::refresh_lb`), as Envoy rebuilds its schedulers then.
 
+use std::net::SocketAddr;
+
 use crate::config::{Balancing, LbPolicy};
 use crate::util::Rng;
 
+use super::hash::{Entry, Maglev, Ring};
 use super::health::{self, LevelHealth};
 
 /// What the balancer needs to know of one host when it is built.
@@ -19,6 +22,8 @@ pub struct Member {
     pub priority: u32,
     /// Index in `Balancing::localities` (0 when the cluster lists none).
     pub locality: usize,
+    /// What RING_HASH and MAGLEV hash the host by.
+    pub addr: SocketAddr,
 }
 
 /// An earliest-deadline-first schedule (Envoy's `EdfScheduler`): each entry is due again
@@ -95,6 +100,17 @@ struct Level {
     /// Locality-weighted balancing: the schedule over `localities` by effective weight; None
     /// when no locality has one (the healthy hosts are used then, as in Envoy).
     locality_edf: Option<Edf>,
+    /// RING_HASH and MAGLEV: the level's table over its healthy hosts (every host in panic).
+    table: Table,
+}
+
+/// A consistent-hashing table.
+#[derive(Debug, Clone, Default)]
+enum Table {
+    #[default]
+    None,
+    Ring(Ring),
+    Maglev(Maglev),
 }
 
 /// The cluster's balancer.
@@ -154,6 +170,7 @@ impl Balancer {
                 localities: Vec::new(),
                 locality_weights: Vec::new(),
                 locality_edf: None,
+                table: Table::None,
             };
             if b.locality_weighted {
                 for (li, loc) in b.localities.iter().enumerate() {
@@ -185,6 +202,18 @@ impl Balancer {
         let pl = health::priority_load(&health, b.overprovisioning_factor, panic_threshold);
         for (level, panic) in levels.iter_mut().zip(&pl.panic) {
             level.panic = *panic;
+            if matches!(policy, LbPolicy::RingHash | LbPolicy::Maglev) {
+                let set = if level.panic {
+                    &level.all
+                } else {
+                    &level.healthy
+                };
+                let entries = table_entries(&set.hosts, hosts, b);
+                level.table = match policy {
+                    LbPolicy::Maglev => Table::Maglev(Maglev::new(&entries, b.maglev_size)),
+                    _ => Table::Ring(Ring::new(&entries, b.ring_min, b.ring_max)),
+                };
+            }
         }
         Balancer {
             policy,
@@ -198,20 +227,28 @@ impl Balancer {
 
     /// Picks a host (an index into the hosts it was built with); `active(i)` is host `i`'s
     /// active request count. None when the chosen set is empty.
-    pub fn pick(&mut self, active: &dyn Fn(usize) -> u32, rng: &mut Rng) -> Option<(usize, From)> {
+    pub fn pick(
+        &mut self,
+        hash: Option<u64>,
+        active: &dyn Fn(usize) -> u32,
+        rng: &mut Rng,
+    ) -> Option<(usize, From)> {
+        if matches!(self.policy, LbPolicy::RingHash | LbPolicy::Maglev) {
+            // Envoy: the request's hash (a random one without) picks the level and the host.
+            let h = hash.unwrap_or_else(|| rng.next_u64());
+            let lv = self.levels.get(self.level_for(h % 100))?;
+            let from = if lv.panic { From::Panic } else { From::Healthy };
+            let host = match &lv.table {
+                Table::Ring(r) => r.pick(h),
+                Table::Maglev(m) => m.pick(h),
+                Table::None => None,
+            }?;
+            return Some((host, from));
+        }
         let level = if self.levels.len() == 1 {
             0
         } else {
-            // Envoy: a number in 1..=100 against the cumulative load.
-            let r = rng.below(100) as u32 + 1;
-            let mut sum = 0;
-            self.load
-                .iter()
-                .position(|&l| {
-                    sum += l;
-                    r <= sum
-                })
-                .unwrap_or(0)
+            self.level_for(rng.below(100))
         };
         let (policy, choice_count, bias) = (self.policy, self.choice_count, self.bias);
         let weights = &self.weights;
@@ -232,6 +269,62 @@ impl Balancer {
         let host = choose(src, policy, choice_count, bias, weights, active, rng)?;
         Some((host, from))
     }
+}
+
+impl Balancer {
+    /// The level a draw `r` in 0..100 falls in, against the cumulative load (Envoy compares
+    /// 1..=100).
+    fn level_for(&self, r: u64) -> usize {
+        let r = r as u32 + 1;
+        let mut sum = 0;
+        self.load
+            .iter()
+            .position(|&l| {
+                sum += l;
+                r <= sum
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// The hosts of a hash table with their normalized weights (Envoy's `normalizeHostWeights`,
+/// and `normalizeLocalityWeights` under locality-weighted balancing: each locality's share is
+/// its configured weight over the level's, split among its hosts by their weights).
+fn table_entries(set: &[usize], hosts: &[Member], b: &Balancing) -> Vec<Entry> {
+    let entry = |i: usize, share: f64, sum: f64| {
+        hosts.get(i).map(|h| Entry {
+            host: i,
+            addr: h.addr,
+            weight: f64::from(h.weight.max(1)) * share / sum,
+        })
+    };
+    let weight_sum = |of: &mut dyn Iterator<Item = &usize>| -> f64 {
+        of.filter_map(|&i| hosts.get(i))
+            .map(|h| f64::from(h.weight.max(1)))
+            .sum()
+    };
+    if !b.locality_weighted {
+        let sum = weight_sum(&mut set.iter());
+        return set.iter().filter_map(|&i| entry(i, 1.0, sum)).collect();
+    }
+    let loc_of = |i: &usize| hosts.get(*i).map_or(0, |h| h.locality);
+    let mut locs: Vec<usize> = set.iter().map(loc_of).collect();
+    locs.sort_unstable();
+    locs.dedup();
+    let lw = |l: usize| f64::from(b.localities.get(l).map_or(0, |x| x.weight));
+    let total: f64 = locs.iter().map(|&l| lw(l)).sum();
+    if total == 0.0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for l in locs {
+        let members: Vec<usize> = set.iter().copied().filter(|i| loc_of(i) == l).collect();
+        let sum = weight_sum(&mut members.iter());
+        if lw(l) > 0.0 {
+            out.extend(members.iter().filter_map(|&i| entry(i, lw(l) / total, sum)));
+        }
+    }
+    out
 }
 
 /// Envoy's effective locality weight: the configured weight scaled by the locality's
@@ -301,8 +394,11 @@ fn choose(
             }
             best
         }
-        // Envoy's random balancer ignores weights.
-        (LbPolicy::Random, _) => at(rng.below(n as u64) as usize),
+        // Envoy's random balancer ignores weights; the hashing policies never get here
+        // (`Balancer::pick`), random is their fallback.
+        (LbPolicy::Random | LbPolicy::RingHash | LbPolicy::Maglev, _) => {
+            at(rng.below(n as u64) as usize)
+        }
     }
 }
 
@@ -318,13 +414,14 @@ mod tests {
             excluded: false,
             priority,
             locality,
+            addr: SocketAddr::from(([127, 0, 0, 1], 1000 + locality as u16)),
         }
     }
 
     fn picks(b: &mut Balancer, n: usize) -> Vec<usize> {
         let mut rng = Rng::with_seed(11);
         (0..n)
-            .filter_map(|_| b.pick(&|_| 0, &mut rng))
+            .filter_map(|_| b.pick(None, &|_| 0, &mut rng))
             .map(|p| p.0)
             .collect()
     }
@@ -372,7 +469,7 @@ mod tests {
         let mut lr = Balancer::new(LbPolicy::LeastRequest, &lr_cfg, 50, &hosts);
         let mut rng = Rng::with_seed(3);
         let busy = |i: usize| if i == 1 { 0 } else { 9 };
-        assert!((0..20).all(|_| lr.pick(&busy, &mut rng).map(|p| p.0) == Some(1)));
+        assert!((0..20).all(|_| lr.pick(None, &busy, &mut rng).map(|p| p.0) == Some(1)));
         // Unequal weights with bias 0: plain weighted round robin.
         let mut weighted = hosts.clone();
         weighted[2].weight = 2;
@@ -382,7 +479,7 @@ mod tests {
         };
         let mut lr = Balancer::new(LbPolicy::LeastRequest, &flat, 50, &weighted);
         let v: Vec<usize> = (0..8)
-            .filter_map(|_| lr.pick(&busy, &mut rng))
+            .filter_map(|_| lr.pick(None, &busy, &mut rng))
             .map(|p| p.0)
             .collect();
         assert_eq!(count(&v, 2), 4, "{v:?}");
@@ -414,7 +511,9 @@ mod tests {
         hosts[3].healthy = false;
         let mut lb = Balancer::new(LbPolicy::RoundRobin, &b, 50, &hosts);
         let mut rng = Rng::with_seed(5);
-        let v: Vec<(usize, From)> = (0..400).filter_map(|_| lb.pick(&|_| 0, &mut rng)).collect();
+        let v: Vec<(usize, From)> = (0..400)
+            .filter_map(|_| lb.pick(None, &|_| 0, &mut rng))
+            .collect();
         assert!(v.iter().all(|p| p.1 == From::Panic));
         for h in 0..4 {
             let n = v.iter().filter(|p| p.0 == h).count();
@@ -474,5 +573,123 @@ mod tests {
         let mut lb = Balancer::new(LbPolicy::RoundRobin, &plain, 50, &hosts);
         let v = picks(&mut lb, 150);
         assert_eq!(v.iter().filter(|&&h| h < 10).count(), 50);
+    }
+
+    fn hashed(n: usize, priority: impl Fn(usize) -> u32) -> Vec<Member> {
+        (0..n)
+            .map(|i| Member {
+                priority: priority(i),
+                addr: SocketAddr::from(([127, 0, 0, 1], 2000 + i as u16)),
+                ..member(0, 0)
+            })
+            .collect()
+    }
+
+    /// Which host each of 200 keys goes to.
+    fn keyed(b: &mut Balancer) -> Vec<Option<usize>> {
+        let mut rng = Rng::with_seed(1);
+        (0..200u64)
+            .map(|k| {
+                let h = crate::cluster::hash::xxh64(&k.to_le_bytes(), 0);
+                b.pick(Some(h), &|_| 0, &mut rng).map(|p| p.0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hashing_policies_keep_a_key_on_its_host_within_the_level() {
+        for policy in [LbPolicy::RingHash, LbPolicy::Maglev] {
+            let cfg = Balancing::default();
+            let mut hosts = hashed(4, |_| 0);
+            let mut b = Balancer::new(policy, &cfg, 50, &hosts);
+            let first = keyed(&mut b);
+            assert_eq!(
+                first,
+                keyed(&mut b),
+                "{policy:?}: the same key, the same host"
+            );
+            assert_eq!(
+                first,
+                keyed(&mut Balancer::new(policy, &cfg, 50, &hosts)),
+                "{policy:?}: a rebuilt balancer (a new process) agrees"
+            );
+            for h in 0..4 {
+                assert!(first.contains(&Some(h)), "{policy:?}: host {h} unused");
+            }
+            // Host 2 fails its check: its keys move, most of the others' stay (the table is
+            // rebuilt over three hosts, so a few move as in Envoy).
+            hosts[2].healthy = false;
+            let mut b = Balancer::new(policy, &cfg, 50, &hosts);
+            let after = keyed(&mut b);
+            assert!(!after.contains(&Some(2)));
+            let others = first.iter().filter(|h| **h != Some(2)).count();
+            let kept = first
+                .iter()
+                .zip(&after)
+                .filter(|(b, a)| **b != Some(2) && a == b)
+                .count();
+            assert!(
+                kept * 10 >= others * 8,
+                "{policy:?}: {kept} of {others} kept"
+            );
+            // No key: a random host.
+            let mut rng = Rng::with_seed(9);
+            let picks: Vec<_> = (0..100)
+                .filter_map(|_| b.pick(None, &|_| 0, &mut rng))
+                .collect();
+            assert!(picks.iter().any(|p| p.0 != picks[0].0));
+            // Priorities: the hash picks the level as well; P0 down sends every key to P1.
+            let mut levels = hashed(4, |i| (i / 2) as u32);
+            let lb_cfg = Balancing {
+                localities: (0..4)
+                    .map(|i| Locality {
+                        priority: (i / 2) as u32,
+                        ..Locality::default()
+                    })
+                    .collect(),
+                ..Balancing::default()
+            };
+            let mut b = Balancer::new(policy, &lb_cfg, 50, &levels);
+            assert!(keyed(&mut b).iter().all(|h| matches!(h, Some(0 | 1))));
+            levels[0].healthy = false;
+            levels[1].healthy = false;
+            let mut b = Balancer::new(policy, &lb_cfg, 50, &levels);
+            assert!(keyed(&mut b).iter().all(|h| matches!(h, Some(2 | 3))));
+        }
+        // The ring and table sizes are the configured ones: too small to hold every host.
+        let hosts = hashed(3, |_| 0);
+        let tiny_ring = Balancing {
+            ring_min: 1,
+            ring_max: 2,
+            ..Balancing::default()
+        };
+        let used = |b: &mut Balancer| {
+            let mut v: Vec<_> = keyed(b).into_iter().flatten().collect();
+            v.sort_unstable();
+            v.dedup();
+            v.len()
+        };
+        assert_eq!(
+            used(&mut Balancer::new(
+                LbPolicy::RingHash,
+                &tiny_ring,
+                50,
+                &hosts
+            )),
+            2
+        );
+        let tiny_table = Balancing {
+            maglev_size: 2,
+            ..Balancing::default()
+        };
+        assert_eq!(
+            used(&mut Balancer::new(
+                LbPolicy::Maglev,
+                &tiny_table,
+                50,
+                &hosts
+            )),
+            2
+        );
     }
 }

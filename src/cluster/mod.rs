@@ -4,6 +4,7 @@
 pub mod breakers;
 pub mod checker;
 pub mod dns;
+pub mod hash;
 pub mod health;
 pub mod lb;
 pub mod outlier;
@@ -295,6 +296,7 @@ impl ClusterRt {
                     excluded: h.health.excluded,
                     priority: self.locality_of(h).map_or(0, |l| l.priority),
                     locality,
+                    addr: h.addr,
                 }
             })
             .collect();
@@ -314,9 +316,23 @@ impl ClusterRt {
     /// Picks a host by Envoy's priority, locality and policy rules among the hosts health
     /// checking and outlier detection let it use; `None` when there is none.
     pub fn pick(&mut self, rng: &mut Rng) -> Option<usize> {
+        self.pick_hashed(None, rng)
+    }
+
+    /// The policy picks by the request's hash (RING_HASH, MAGLEV).
+    pub fn hashes(&self) -> bool {
+        matches!(
+            self.cfg.lb_policy,
+            crate::config::LbPolicy::RingHash | crate::config::LbPolicy::Maglev
+        )
+    }
+
+    /// `pick` with the request's hash (its route's `hash_policy`), which RING_HASH and MAGLEV
+    /// pick by (a random one without); the other policies ignore it.
+    pub fn pick_hashed(&mut self, hash: Option<u64>, rng: &mut Rng) -> Option<usize> {
         let hosts = &self.hosts;
         let active = |i: usize| hosts.get(i).map_or(0, |h| h.active_rq);
-        let r = self.lb.pick(&active, rng);
+        let r = self.lb.pick(hash, &active, rng);
         self.last_panic = matches!(r, Some((_, lb::From::Panic)));
         r.map(|(i, _)| i).filter(|&i| i < self.hosts.len())
     }

@@ -942,6 +942,29 @@ pub struct ForwardAction {
     /// The legacy `cors` policy, used by the CORS filter when no `typed_per_filter_config`
     /// policy applies. Boxed: rare, and large beside the other route actions.
     pub cors: Option<Box<CorsPolicy>>,
+    /// `hash_policy[]`: the request's hash for a RING_HASH or MAGLEV cluster.
+    pub hash_policy: Vec<HashPolicy>,
+}
+
+/// One `hash_policy[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashPolicy {
+    pub key: HashKey,
+    /// A key found here ends the hash (the entries after it are not read).
+    pub terminal: bool,
+}
+
+/// What a hash policy entry hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    /// A request header's value (lower-case name; every value, sorted, when repeated).
+    Header(String),
+    /// A cookie's value (no hash when the request has no such cookie).
+    Cookie(String),
+    /// The client's IP address.
+    SourceIp,
+    /// A query parameter's value (the first one).
+    QueryParameter(String),
 }
 
 /// A route's `upgrade_configs[]` entry.
@@ -1046,6 +1069,11 @@ pub enum LbPolicy {
     RoundRobin,
     Random,
     LeastRequest,
+    /// Consistent hashing on a ring (`ring_hash_lb_config`), keyed by the route's
+    /// `hash_policy`.
+    RingHash,
+    /// Consistent hashing with a Maglev table (`maglev_lb_config`).
+    Maglev,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1091,6 +1119,11 @@ pub struct Balancing {
     /// `least_request_lb_config.active_request_bias.default_value` (default 1.0): with unequal
     /// weights a host's weight is divided by (active requests + 1) to this power.
     pub active_request_bias: f64,
+    /// `ring_hash_lb_config.minimum_ring_size` (1024) and `maximum_ring_size` (8M).
+    pub ring_min: u64,
+    pub ring_max: u64,
+    /// `maglev_lb_config.table_size` (65537, a prime).
+    pub maglev_size: u64,
 }
 
 impl Default for Balancing {
@@ -1101,6 +1134,9 @@ impl Default for Balancing {
             overprovisioning_factor: 140,
             choice_count: 2,
             active_request_bias: 1.0,
+            ring_min: 1024,
+            ring_max: 8 << 20,
+            maglev_size: 65537,
         }
     }
 }

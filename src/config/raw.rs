@@ -925,6 +925,50 @@ pub struct RouteAction {
     #[serde(default)]
     pub upgrade_configs: Vec<RouteUpgradeConfig>,
     pub cors: Option<CorsPolicy>,
+    #[serde(default)]
+    pub hash_policy: Vec<HashPolicy>,
+}
+
+/// `RouteAction.HashPolicy`: one key of the request's hash (`filter_state` and a header's
+/// `regex_rewrite` are refused as unknown).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashPolicy {
+    pub header: Option<HashHeader>,
+    pub cookie: Option<HashCookie>,
+    pub connection_properties: Option<HashConnection>,
+    pub query_parameter: Option<HashQuery>,
+    #[serde(default)]
+    pub terminal: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashHeader {
+    pub header_name: String,
+}
+
+/// A cookie key (`ttl`, which makes Envoy set the cookie, and `attributes` are refused).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashCookie {
+    pub name: String,
+    pub ttl: Option<Value>,
+    pub path: Option<Value>,
+    pub attributes: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashConnection {
+    #[serde(default)]
+    pub source_ip: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashQuery {
+    pub name: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1016,6 +1060,24 @@ pub struct Cluster {
     pub upstream_http_protocol_options: Option<UpstreamHttpOptions>,
     pub outlier_detection: Option<OutlierDetection>,
     pub least_request_lb_config: Option<LeastRequestLbConfig>,
+    pub ring_hash_lb_config: Option<RingHashLbConfig>,
+    pub maglev_lb_config: Option<MaglevLbConfig>,
+}
+
+/// `Cluster.RingHashLbConfig`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RingHashLbConfig {
+    pub minimum_ring_size: Option<u64>,
+    pub maximum_ring_size: Option<u64>,
+    pub hash_function: Option<EnumValue>,
+}
+
+/// `Cluster.MaglevLbConfig`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaglevLbConfig {
+    pub table_size: Option<u64>,
 }
 
 /// `Cluster.LeastRequestLbConfig` (`slow_start_config` is refused as unknown).

@@ -1604,9 +1604,9 @@ const DISCOVERY: &[EnumEntry<DiscoveryType>] = &[
 const LB_POLICIES: &[EnumEntry<LbPolicy>] = &[
     ("ROUND_ROBIN", 0, Some(LbPolicy::RoundRobin)),
     ("LEAST_REQUEST", 1, Some(LbPolicy::LeastRequest)),
-    ("RING_HASH", 2, None),
+    ("RING_HASH", 2, Some(LbPolicy::RingHash)),
     ("RANDOM", 3, Some(LbPolicy::Random)),
-    ("MAGLEV", 5, None),
+    ("MAGLEV", 5, Some(LbPolicy::Maglev)),
     ("CLUSTER_PROVIDED", 6, None),
     ("LOAD_BALANCING_POLICY_CONFIG", 7, None),
 ];
@@ -1753,6 +1753,12 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
             balancing.active_request_bias = bias;
         }
     }
+    hashing(
+        c.ring_hash_lb_config.as_ref(),
+        c.maglev_lb_config.as_ref(),
+        &mut balancing,
+        path,
+    )?;
     let healthy_panic_threshold =
         super::validate_health::panic_threshold(c.common_lb_config, path)?;
     let tcp_keepalive = match c.upstream_connection_options {
@@ -1814,6 +1820,60 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
         },
         name: c.name,
     })
+}
+
+/// `ring_hash_lb_config` and `maglev_lb_config`, with Envoy's limits.
+fn hashing(
+    ring: Option<&raw::RingHashLbConfig>,
+    maglev: Option<&raw::MaglevLbConfig>,
+    b: &mut Balancing,
+    path: &str,
+) -> Result<(), ConfigError> {
+    const MAX_RING: u64 = 8 << 20;
+    if let Some(r) = ring {
+        let rp = join_key(path, "ring_hash_lb_config");
+        for (v, f) in [
+            (r.minimum_ring_size, "minimum_ring_size"),
+            (r.maximum_ring_size, "maximum_ring_size"),
+        ] {
+            if v.is_some_and(|v| v == 0 || v > MAX_RING) {
+                return Err(err(join_key(&rp, f), format!("must be 1..={MAX_RING}")));
+            }
+        }
+        b.ring_min = r.minimum_ring_size.unwrap_or(b.ring_min);
+        b.ring_max = r.maximum_ring_size.unwrap_or(b.ring_max);
+        if b.ring_min > b.ring_max {
+            return Err(err(
+                rp,
+                format!(
+                    "minimum_ring_size ({}) > maximum_ring_size ({})",
+                    b.ring_min, b.ring_max
+                ),
+            ));
+        }
+        if let Some(h) = &r.hash_function {
+            if !matches!(h, EnumValue::Number(0))
+                && !matches!(h, EnumValue::Name(n) if n.eq_ignore_ascii_case("XX_HASH"))
+            {
+                return Err(err(
+                    join_key(&rp, "hash_function"),
+                    "only XX_HASH is supported",
+                ));
+            }
+        }
+    }
+    if let Some(size) = maglev.and_then(|m| m.table_size) {
+        let at = join_key(path, "maglev_lb_config.table_size");
+        let prime = size >= 2
+            && (2..)
+                .take_while(|d: &u64| d * d <= size)
+                .all(|d| size % d != 0);
+        if !prime || size > 5_000_011 {
+            return Err(err(at, format!("{size} is not a prime up to 5000011")));
+        }
+        b.maglev_size = size;
+    }
+    Ok(())
 }
 
 /// Envoy's `RoutingPriority`.

@@ -206,6 +206,7 @@ mod tests {
                 retry_policy: None,
                 upgrades: Vec::new(),
                 cors: None,
+                hash_policy: Vec::new(),
             }),
             headers: HeaderMutations::default(),
             filter_configs: Vec::new(),

@@ -255,7 +255,7 @@ static_resources:
               - match: { prefix: /r4 }
                 redirect: { scheme_redirect: http, response_code: TEMPORARY_REDIRECT }
               - match: { prefix: / }
-                route: { cluster: a }
+                route: { cluster: a, hash_policy: [{ header: { header_name: X-User } }, { cookie: { name: sid }, terminal: true }, { connection_properties: { source_ip: true } }, { query_parameter: { name: q } }] }
                 decorator: { operation: toA, propagate: false }
           tracing:
             random_sampling: { value: 12.5 }
@@ -369,6 +369,12 @@ static_resources:
       - lb_endpoints:
         - endpoint: { address: { socket_address: { address: localhost, port_value: 8082 } } }
   - name: empty
+  - name: ring
+    lb_policy: RING_HASH
+    ring_hash_lb_config: { minimum_ring_size: 64, maximum_ring_size: 4096, hash_function: XX_HASH }
+  - name: maglev
+    lb_policy: MAGLEV
+    maglev_lb_config: { table_size: 251 }
 "#;
 
 /// The `bootstrap` of a dump, as YAML text baton can load.

@@ -15,18 +15,18 @@ fn unknown_enum_value_names_the_field() {
     assert_eq!(
         err_with(&[("static_resources.clusters[0].lb_policy", "MAGLEV_X")]),
         "static_resources.clusters[0].lb_policy: unknown value \"MAGLEV_X\" \
-         (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"
+         (supported: ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV)"
     );
     // Envoy v3 removed ORIGINAL_DST_LB (4 is reserved): unknown, with the values to pick from.
     assert_eq!(
         err_with(&[("static_resources.clusters[0].lb_policy", "ORIGINAL_DST_LB")]),
         "static_resources.clusters[0].lb_policy: unknown value \"ORIGINAL_DST_LB\" \
-         (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"
+         (supported: ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV)"
     );
     assert_eq!(
-        err_with(&[("static_resources.clusters[0].lb_policy", "MAGLEV")]),
-        "static_resources.clusters[0].lb_policy: value \"MAGLEV\" is not supported by baton \
-         (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"
+        err_with(&[("static_resources.clusters[0].lb_policy", "CLUSTER_PROVIDED")]),
+        "static_resources.clusters[0].lb_policy: value \"CLUSTER_PROVIDED\" is not supported by baton \
+         (supported: ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV)"
     );
     assert_eq!(
         err_with(&[("static_resources.clusters[1].type", "EDS")]),
@@ -227,7 +227,7 @@ fn unknown_fields_are_named() {
          dns_refresh_rate, load_assignment, per_connection_buffer_limit_bytes, \
          transport_socket, circuit_breakers, health_checks, common_lb_config, upstream_connection_options, \
          typed_extension_protocol_options, common_http_protocol_options, \
-         http_protocol_options, upstream_http_protocol_options, outlier_detection, least_request_lb_config)"
+         http_protocol_options, upstream_http_protocol_options, outlier_detection, least_request_lb_config, ring_hash_lb_config, maglev_lb_config)"
     );
     assert_eq!(
         err_with(&[(&hcm("http_filters[0].typed_config.dynamic_stats"), "false")]),
@@ -850,6 +850,26 @@ fn load_balancing_fields_are_checked_or_refused_by_path() {
             "{active_request_bias: {default_value: -1, runtime_key: k}}",
             "must be at least 0 (got -1)".into(),
         ),
+        (
+            format!("{C}.ring_hash_lb_config"),
+            "{minimum_ring_size: 9000000}",
+            "must be 1..=8388608".into(),
+        ),
+        (
+            format!("{C}.ring_hash_lb_config"),
+            "{minimum_ring_size: 100, maximum_ring_size: 10}",
+            "minimum_ring_size (100) > maximum_ring_size (10)".into(),
+        ),
+        (
+            format!("{C}.ring_hash_lb_config"),
+            "{hash_function: MURMUR_HASH_2}",
+            "only XX_HASH is supported".into(),
+        ),
+        (
+            format!("{C}.maglev_lb_config"),
+            "{table_size: 65536}",
+            "65536 is not a prime up to 5000011".into(),
+        ),
     ];
     for (at, v, why) in cases {
         let got = err_with(&[(at.as_str(), v)]);
@@ -893,6 +913,42 @@ fn load_balancing_fields_are_checked_or_refused_by_path() {
         };
         assert!(got.starts_with(&format!("{path}: ")), "{got}");
     }
+}
+
+#[test]
+fn route_hash_policies_are_checked_by_path() {
+    let hp = vh("routes[0].route.hash_policy");
+    for (v, at, why) in [
+        (
+            "[{}]",
+            "[0]",
+            "one of header, cookie, connection_properties, query_parameter is required",
+        ),
+        (
+            "[{header: {header_name: a}, query_parameter: {name: b}}]",
+            "[0]",
+            "only one of header, cookie, connection_properties, query_parameter may be set",
+        ),
+        (
+            "[{cookie: {name: c, ttl: 1s}}]",
+            "[0].cookie.ttl",
+            "not supported by baton (a generated hash cookie)",
+        ),
+        (
+            "[{header: {header_name: \"\"}}]",
+            "[0].header.header_name",
+            "must not be empty",
+        ),
+        (
+            "[{connection_properties: {source_ip: false}}]",
+            "[0].connection_properties.source_ip",
+            "must be true (the only connection property)",
+        ),
+    ] {
+        assert_eq!(err_with(&[(&hp, v)]), format!("{hp}{at}: {why}"), "{v}");
+    }
+    let e = err_with(&[(&hp, "[{filter_state: {key: k}}]")]);
+    assert!(e.contains(&format!("{hp}[0].filter_state: unknown")), "{e}");
 }
 
 #[test]

@@ -39,6 +39,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                                 retry_policy: None,
                                 upgrades: vec![],
                                 cors: None,
+                                hash_policy: Vec::new(),
                             }),
                             headers: HeaderMutations::default(),
                             filter_configs: vec![],
@@ -391,7 +392,7 @@ fn config_yaml_merges_over_file() {
     assert_eq!(
         e.to_string(),
         "static_resources.clusters[0].lb_policy: unknown value \"X\" \
-         (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"
+         (supported: ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV)"
     );
     let e = load(Some(&file), Some("[")).unwrap_err();
     assert!(
