@@ -273,3 +273,39 @@ fn ring_hash_and_maglev_send_a_key_to_one_host_in_every_process() {
     let got = spread(port2, 30, &["A", "B", "C"]);
     assert!(!got.contains(&30), "{got:?}");
 }
+
+/// A hot restart with the same config: the successor maps every key to the host its
+/// predecessor did (the ring depends on the hosts only, not on the process).
+#[test]
+fn a_hot_restart_successor_keeps_each_key_on_its_host() {
+    use common::hot::{expect_exit_code, hot_start, hot_takeover, HotDir};
+    let ups: Vec<Upstream> = ["A", "B", "C", "D"]
+        .iter()
+        .map(|n| Upstream::start(n))
+        .collect();
+    let (port, admin) = (free_port(), free_port());
+    let route = ", hash_policy: [{query_parameter: {name: user}}]";
+    let config = yaml(port, admin, route, &hashed_cluster("RING_HASH", &ups));
+    let keys = || -> Vec<String> {
+        (0..16)
+            .map(|k| {
+                let mut c = RawConn::connect(port);
+                let req =
+                    format!("GET /?user=u{k} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                c.send(req.as_bytes());
+                c.expect_response(false).body_str()
+            })
+            .collect()
+    };
+    let dir = HotDir::new("lb_ring");
+    let mut v1 = hot_start(&config, &dir, &[]);
+    let before = keys();
+    let names: std::collections::BTreeSet<&str> =
+        before.iter().filter_map(|b| b.get(..12)).collect();
+    assert!(names.len() >= 2, "{names:?}");
+    let (_v2, _) = hot_takeover(&config, &dir, &[], &v1);
+    // The parent gone, only the successor answers.
+    v1.sigterm();
+    expect_exit_code(&mut v1, 0, Duration::from_secs(30));
+    assert_eq!(keys(), before);
+}

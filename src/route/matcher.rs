@@ -357,7 +357,10 @@ mod tests {
             let h = |p: &[HashPolicy]| request_hash(p, r, peer);
             let header = pol(HashKey::Header("x-u".into()), false);
             // Repeated header: the sorted values chained through the seed.
-            assert_eq!(h(std::slice::from_ref(&header)), Some(xxh64(b"b", xxh64(b"a", 0))));
+            assert_eq!(
+                h(std::slice::from_ref(&header)),
+                Some(xxh64(b"b", xxh64(b"a", 0)))
+            );
             assert_eq!(
                 h(&[pol(HashKey::Header("host".into()), false)]),
                 Some(xxh64(b"h.test", 0))
