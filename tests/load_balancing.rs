@@ -1,7 +1,8 @@
 //! Load balancing with the real binary and real upstreams: endpoint weights (Envoy's EDF
 //! schedule), `endpoint.hostname` (the Host of `auto_host_rewrite`, shown in `/clusters`),
 //! `health_check_config.port_value` (checks go to that port), priorities that fail over as
-//! the higher ones lose health, and locality-weighted balancing within a priority.
+//! the higher ones lose health, locality-weighted balancing within a priority, and RING_HASH /
+//! MAGLEV keyed by a route's `hash_policy`, stable across processes and hot restarts.
 
 mod admin_util;
 mod common;

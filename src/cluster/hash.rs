@@ -200,7 +200,8 @@ impl Maglev {
                     continue;
                 }
                 e.target += max_w;
-                loop {
+                // A prime size makes the permutation visit every slot within `size` steps.
+                for _ in 0..size {
                     let c = (e.offset.wrapping_add(e.skip.wrapping_mul(e.next)) % size) as usize;
                     e.next += 1;
                     if let Some(slot @ None) = table.get_mut(c) {
