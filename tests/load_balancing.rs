@@ -170,7 +170,7 @@ fn priorities_fail_over_and_localities_share_by_weight() {
     let a_check = Upstream::start("A-check");
     let ep = |i: usize, extra: &str| endpoint(ups[i].port(), extra, 1);
     let a_hc = format!(
-        "            health_check_config: {{port_value: {}}}\n",
+        "            health_check_config: {{port_value: {}, hostname: a.check.internal}}\n",
         a_check.port()
     );
     let localities = [
@@ -196,6 +196,20 @@ fn priorities_fail_over_and_localities_share_by_weight() {
     ] {
         assert!(cl.contains(&want), "{want} not in {cl}");
     }
+
+    // A's checks went to its check port, with its health check hostname as the Host; the
+    // others' with the cluster's name (the check sets no host).
+    let host_of = |u: &Upstream| {
+        u.seen()
+            .first()
+            .and_then(|s| s.header("host").map(str::to_string))
+    };
+    assert_eq!(host_of(&a_check).as_deref(), Some("a.check.internal"));
+    assert!(ups[0]
+        .seen()
+        .iter()
+        .all(|s| s.header("host") == Some("client.test")));
+    assert_eq!(host_of(&ups[1]).as_deref(), Some("svc"));
 
     // A's check port goes away (A itself still serves): A fails its check and priority 1
     // takes the load, its localities sharing it 3:1 by weight.

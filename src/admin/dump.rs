@@ -1085,7 +1085,17 @@ fn redirect(rd: &RedirectAction) -> Value {
 
 fn cluster(c: &Cluster) -> Value {
     let endpoint = |e: &crate::config::EndpointAddr| {
-        let hc = e.health_check_port.map(|p| map(vec![("port_value", n(p))]));
+        let hc =
+            (e.health_check_port.is_some() || !e.health_check_hostname.is_empty()).then(|| {
+                map(vec![
+                    ("port_value", e.health_check_port.and_then(n)),
+                    (
+                        "hostname",
+                        (!e.health_check_hostname.is_empty())
+                            .then(|| e.health_check_hostname.clone().into()),
+                    ),
+                ])
+            });
         map(vec![
             (
                 "endpoint",

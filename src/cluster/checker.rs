@@ -212,7 +212,13 @@ impl Checkers {
                 headers,
                 ..
             } => {
-                let host = if host.is_empty() { &cl.cfg.name } else { host };
+                // Envoy: the endpoint's health check hostname, else the check's, else the
+                // cluster's name.
+                let host = match cl.check_host(addr) {
+                    Some(h) => h,
+                    None if host.is_empty() => &cl.cfg.name,
+                    None => host,
+                };
                 http_request(addr, method, host, path, headers)
             }
             HealthCheckKind::Tcp { send, .. } => send.clone(),

@@ -349,6 +349,14 @@ impl ClusterRt {
         port.map_or(addr, |p| SocketAddr::new(addr.ip(), p))
     }
 
+    /// The Host of HTTP health checks of the host at `addr` set by its endpoint
+    /// (`health_check_config.hostname`), if any.
+    pub fn check_host(&self, addr: SocketAddr) -> Option<&str> {
+        let h = self.hosts.iter().find(|h| h.addr == addr)?;
+        let ep = self.cfg.endpoints.get(h.ep)?;
+        (!ep.health_check_hostname.is_empty()).then_some(ep.health_check_hostname.as_str())
+    }
+
     /// The name of the host at `addr`, as Envoy gives it: the endpoint's `hostname`, else for
     /// DNS-discovered hosts the name resolved; `None` for a STATIC host without `hostname`
     /// (Envoy then leaves Host alone under `auto_host_rewrite`).
@@ -532,6 +540,7 @@ mod tests {
                     locality: 0,
                     hostname: String::new(),
                     health_check_port: None,
+                    health_check_hostname: String::new(),
                 })
                 .collect(),
             per_connection_buffer_limit_bytes: 1 << 20,

@@ -1100,6 +1100,9 @@ pub struct EndpointAddr {
     pub hostname: String,
     /// `endpoint.health_check_config.port_value`: active health checks go to this port.
     pub health_check_port: Option<u16>,
+    /// `endpoint.health_check_config.hostname` (empty when unset): the Host of this host's
+    /// HTTP health checks, before the check's own `host`.
+    pub health_check_hostname: String,
 }
 
 /// How a cluster spreads load beyond its `lb_policy`: Envoy's priorities, localities and the

@@ -1393,12 +1393,14 @@ pub struct Endpoint {
     pub health_check_config: Option<EndpointHealthCheck>,
 }
 
-/// `Endpoint.HealthCheckConfig`: only `port_value` (`address`, `hostname` and
-/// `disable_active_health_check` are refused as unknown).
+/// `Endpoint.HealthCheckConfig` (`address` and `disable_active_health_check` are refused as
+/// unknown).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointHealthCheck {
     pub port_value: Option<u32>,
+    #[serde(default)]
+    pub hostname: String,
 }
 
 /// A protobuf enum as YAML gives it: its name (usual) or its number (allowed by proto JSON).

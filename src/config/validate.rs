@@ -1704,6 +1704,12 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
                         locality: i,
                         hostname: lb.endpoint.hostname.clone(),
                         health_check_port,
+                        health_check_hostname: lb
+                            .endpoint
+                            .health_check_config
+                            .as_ref()
+                            .map(|h| h.hostname.clone())
+                            .unwrap_or_default(),
                     });
                 }
             }

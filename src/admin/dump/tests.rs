@@ -321,7 +321,7 @@ static_resources:
       policy: { overprovisioning_factor: 120 }
       endpoints:
       - lb_endpoints:
-        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } }, hostname: a1.local, health_check_config: { port_value: 9090 } }
+        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } }, hostname: a1.local, health_check_config: { port_value: 9090, hostname: a1.check } }
           load_balancing_weight: 5
         - endpoint: { address: { socket_address: { address: 127.0.0.2, port_value: 8080 } } }
       - locality: { region: r, zone: z, sub_zone: s }

@@ -885,8 +885,8 @@ fn load_balancing_fields_are_checked_or_refused_by_path() {
         ),
         (
             format!("{ep}.health_check_config"),
-            "{hostname: h}",
-            "hostname",
+            "{disable_active_health_check: true}",
+            "disable_active_health_check",
         ),
         (
             format!("{la}.policy"),

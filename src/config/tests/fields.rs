@@ -452,6 +452,7 @@ const PROOFS: &[(&str, &str)] = &[
     ("EndpointAddr.weight", "tests/load_balancing.rs::endpoint_weights_spread_requests_and_hostname_is_the_rewritten_host"),
     ("EndpointAddr.hostname", "tests/load_balancing.rs::endpoint_weights_spread_requests_and_hostname_is_the_rewritten_host"),
     ("EndpointAddr.locality", "tests/load_balancing.rs::priorities_fail_over_and_localities_share_by_weight"),
+    ("EndpointAddr.health_check_hostname", "tests/load_balancing.rs::priorities_fail_over_and_localities_share_by_weight"),
     ("EndpointAddr.health_check_port", "tests/load_balancing.rs::priorities_fail_over_and_localities_share_by_weight"),
     ("Cluster.balancing", "tests/load_balancing.rs::priorities_fail_over_and_localities_share_by_weight"),
     ("Balancing.localities", "tests/load_balancing.rs::priorities_fail_over_and_localities_share_by_weight"),

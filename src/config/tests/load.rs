@@ -116,6 +116,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 locality: 0,
                 hostname: String::new(),
                 health_check_port: None,
+                health_check_hostname: String::new(),
             }],
             per_connection_buffer_limit_bytes: 1 << 20,
             load_assignment_cluster_name: cluster.into(),
@@ -221,6 +222,7 @@ fn cluster_defaults_and_enum_numbers() {
             locality: 0,
             hostname: String::new(),
             health_check_port: None,
+            health_check_hostname: String::new(),
         }]
     );
 }
