@@ -1659,6 +1659,10 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
                         "must be at least 1",
                     ));
                 }
+                if loc.priority.is_some_and(|p| p > 128) {
+                    // Envoy's limit (endpoint_components.proto: lte 128).
+                    return Err(err(format!("{locpath}.priority"), "must be at most 128"));
+                }
                 let l = loc.locality.as_ref();
                 balancing.localities.push(Locality {
                     region: l.map(|l| l.region.clone()).unwrap_or_default(),

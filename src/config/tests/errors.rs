@@ -831,6 +831,11 @@ fn load_balancing_fields_are_checked_or_refused_by_path() {
             "must be at least 1".into(),
         ),
         (
+            format!("{la}.endpoints[0].priority"),
+            "129",
+            "must be at most 128".into(),
+        ),
+        (
             format!("{la}.policy"),
             "{overprovisioning_factor: 0}",
             "must be at least 1".into(),
