@@ -744,7 +744,7 @@ pub(super) fn string_match(m: &StringMatch) -> Value {
     map(vec![(key, value), ("ignore_case", n(m.ignore_case))])
 }
 
-fn header_matcher(h: &HeaderMatcher) -> Value {
+pub(super) fn header_matcher(h: &HeaderMatcher) -> Value {
     let rule = match &h.rule {
         HeaderMatchRule::Value(sm) => ("string_match", Some(string_match(sm))),
         HeaderMatchRule::Present(p) => ("present_match", n(*p)),
@@ -997,6 +997,31 @@ fn forward(f: &ForwardAction, b: &Bootstrap, inherited: Option<&RetryPolicy>) ->
             "hash_policy",
             list(f.hash_policy.iter().map(hash_entry).collect()),
         ));
+    }
+    if !f.mirrors.is_empty() {
+        let name = |i: usize| b.clusters.get(i).map_or("", |c| c.name.as_str());
+        let policies = f
+            .mirrors
+            .iter()
+            .map(|m| {
+                let target = match &m.target {
+                    crate::config::MirrorTarget::Cluster(c) => ("cluster", s(name(*c))),
+                    crate::config::MirrorTarget::Header(h) => ("cluster_header", s(h)),
+                };
+                map(vec![
+                    target,
+                    (
+                        "runtime_fraction",
+                        m.fraction.as_ref().map(filters::fraction),
+                    ),
+                    (
+                        "disable_shadow_host_suffix_append",
+                        (!m.host_suffix).then(|| n(true)).flatten(),
+                    ),
+                ])
+            })
+            .collect();
+        pairs.push(("request_mirror_policies", list(policies)));
     }
     // A policy the virtual host gave this route is shown there, not repeated here.
     if let Some(rp) = f.retry_policy.as_ref().filter(|rp| Some(*rp) != inherited) {
@@ -1395,6 +1420,7 @@ fn health_check(h: &HealthCheck) -> Value {
 }
 
 mod filters;
+mod rbac;
 mod tls;
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod dns;
 pub mod hash;
 pub mod health;
 pub mod lb;
+pub mod oneshot;
 pub mod outlier;
 
 use std::net::{IpAddr, SocketAddr};

@@ -246,9 +246,20 @@ pub struct Exchange {
     pub(super) resp_edits: Vec<Op>,
     pub(super) auto_host: Option<(usize, usize)>,
     pub(super) retries_left: u32,
-    /// Request body bytes sent so far, kept while a retry may replay them; `None` once the
-    /// body outgrew the buffer limit (retries are then off).
+    /// Request body bytes sent so far, kept while a retry may replay them or a shadow needs
+    /// them; `None` once the body outgrew the buffer limit (retries and shadows are then off).
     pub(super) replay: Option<Vec<u8>>,
+    /// The body outgrew the buffer limit while kept (`retry_or_shadow_abandoned`).
+    pub(super) abandoned: bool,
+    /// Shadows of the request, sent when it is read in full (`request_mirror_policies`).
+    pub(super) shadows: Vec<crate::http::mirror::Shadow>,
+    /// Most body bytes `replay` keeps: the listener's limit, or the route's if lower.
+    pub(super) replay_limit: usize,
+    /// The `x-envoy-attempt-count` value's range in `head`, rewritten per attempt.
+    pub(super) attempt_at: Option<(usize, usize)>,
+    /// `x-envoy-attempt-count` goes on the response (as a response edit, so on the route's
+    /// local replies too).
+    pub(super) attempts_in_response: bool,
     pub(super) per_try: Option<Duration>,
     pub(super) per_try_at: Option<Instant>,
     pub(super) attempts: u32,
@@ -298,10 +309,10 @@ impl Exchange {
                     env.direct_response();
                 }
                 rq.detail(match d.flag {
-                    _ if !d.details.is_empty() => d.details,
-                    Flags::NR => "route_not_found",
-                    Flags::UH => "no_healthy_upstream",
-                    _ => "direct_response",
+                    _ if !d.details.is_empty() => d.details.clone(),
+                    Flags::NR => "route_not_found".into(),
+                    Flags::UH => "no_healthy_upstream".into(),
+                    _ => "direct_response".into(),
                 });
                 rq.route = d.route;
                 if !has_body {
@@ -329,10 +340,14 @@ impl Exchange {
                     ex.head = std::mem::take(&mut f.head);
                 }
                 ex.resp_edits = std::mem::take(&mut f.resp_edits);
+                ex.shadows = std::mem::take(&mut f.shadows);
+                if ex.attempts_in_response {
+                    ex.stamp_attempts();
+                }
                 ex.policy = f.retry_policy.take();
                 env.track(f.cluster, f.addr, 1);
                 if ex.req.is_done() {
-                    ex.request_done(now);
+                    ex.request_done(env, now);
                 }
                 if s.expect_continue && has_body {
                     cx.cout.extend(env.pool(), b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -382,7 +397,16 @@ impl Exchange {
             resp_edits: Vec::new(),
             auto_host: f.and_then(|f| f.auto_host),
             retries_left: retries.unwrap_or(0),
-            replay: retries.map(|_| Vec::new()),
+            replay: (retries.is_some() || f.is_some_and(|f| !f.shadows.is_empty())).then(Vec::new),
+            abandoned: false,
+            shadows: Vec::new(),
+            replay_limit: f
+                .and_then(|f| f.body_limit)
+                .map_or(s.client_limit.max(CHUNK), |b| {
+                    b.min(s.client_limit.max(CHUNK))
+                }),
+            attempt_at: f.and_then(|f| f.attempt_at),
+            attempts_in_response: f.is_some_and(|f| f.attempts_in_response),
             per_try: f.and_then(|f| f.per_try),
             per_try_at: None,
             attempts: 1,
@@ -621,17 +645,44 @@ impl Exchange {
         self.hold(env, Resource::Request, false)
     }
 
+    /// The response edit that says how many attempts the request took (Envoy's router sets
+    /// it on the response, overriding the upstream's).
+    pub(super) fn stamp_attempts(&mut self) {
+        const NAME: &str = "x-envoy-attempt-count";
+        self.resp_edits
+            .retain(|op| !matches!(op, Op::Add(a) if a.name == NAME));
+        let n = self.attempts.to_string();
+        self.resp_edits.push(Op::fixed(
+            NAME,
+            &n,
+            crate::config::AppendAction::OverwriteIfExistsOrAdd,
+        ));
+    }
+
     pub(super) fn flag(&mut self, f: u16) {
         self.rq.flags.set(f);
     }
 
-    /// The request body has been sent in full: the route and per-try timers start.
-    pub(super) fn request_done(&mut self, now: Instant) {
+    /// The request body has been sent in full: the route and per-try timers start, and the
+    /// request's shadows go out (or are given up with a body too large to keep).
+    pub(super) fn request_done(&mut self, env: &mut dyn Env, now: Instant) {
         self.req = BodyIn::Done;
         self.rq.req_done = Some(now);
         self.timeout_at = self.timeout.map(|t| now + t);
         if self.upstream == Upstream::Attached {
             self.per_try_at = self.per_try.map(|t| now + t);
+        }
+        if let (true, Some((cluster, _))) = (self.abandoned, self.target) {
+            env.retry_or_shadow_abandoned(cluster);
+        }
+        // A request answered here (its upstream failed) discards its body: no shadow is sent
+        // with only part of it.
+        let whole = !self.abandoned && self.upstream != Upstream::Local;
+        let body = self.replay.as_deref().unwrap_or_default();
+        for shadow in std::mem::take(&mut self.shadows) {
+            if whole {
+                env.mirror(shadow, body, self.timeout);
+            }
         }
     }
 
@@ -780,7 +831,7 @@ impl Exchange {
             self.record_body(b, sink_before);
         }
         if finished {
-            self.request_done(now);
+            self.request_done(env, now);
         }
         Ok(true)
     }
@@ -792,9 +843,10 @@ impl Exchange {
             return;
         };
         let new = sink.data().get(from..).unwrap_or_default();
-        if r.len() + new.len() > self.client_limit {
+        if r.len() + new.len() > self.replay_limit {
             self.replay = None;
             self.retries_left = 0;
+            self.abandoned = true;
             return;
         }
         r.extend_from_slice(new);

@@ -236,6 +236,16 @@ pub trait Env {
     fn tunnel_moved(&mut self, rq: &Rq, out: bool);
     /// A retry counter of `cluster`.
     fn retry_stat(&mut self, cluster: usize, s: RetryStat);
+    /// A request is read in full: its shadow (`request_mirror_policies`) goes out with
+    /// `body`, the request body as sent upstream; its answer is not the exchange's concern.
+    fn mirror(
+        &mut self,
+        shadow: crate::http::mirror::Shadow,
+        body: &[u8],
+        timeout: Option<Duration>,
+    );
+    /// A request to `cluster` outgrew the body kept for its retries and shadows.
+    fn retry_or_shadow_abandoned(&mut self, cluster: usize);
     /// Takes one `r` of `cluster`'s circuit breakers (past the limit when `over`: a tunnel
     /// that arrived from another process); false when the breaker refuses.
     fn acquire(&mut self, cluster: usize, r: Resource, over: bool) -> bool;
