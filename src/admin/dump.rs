@@ -500,6 +500,7 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
         ),
         ("skip_xff_append", n(h.skip_xff_append)),
         ("add_user_agent", n(h.add_user_agent)),
+        ("proxy_100_continue", n(h.proxy_100_continue)),
         (
             "delayed_close_timeout",
             timeout(h.delayed_close_timeout),

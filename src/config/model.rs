@@ -330,6 +330,9 @@ pub struct HttpConnectionManager {
     /// (`x-envoy-downstream-service-cluster`/`-node`, and `user-agent` when the client sent
     /// none); default false.
     pub add_user_agent: bool,
+    /// `proxy_100_continue`: a client's `Expect: 100-continue` goes upstream and the
+    /// upstream's `100 Continue` comes back, instead of baton answering it; default false.
+    pub proxy_100_continue: bool,
     /// Keep an external client's `x-request-id` at the edge; default false (replaced).
     pub preserve_external_request_id: bool,
     /// Appended to the `via` header of requests and responses; `None` (or empty): no `via`.

@@ -396,6 +396,7 @@ pub struct HttpConnectionManager {
     pub forward_client_cert_details: Option<EnumValue>,
     pub delayed_close_timeout: Option<Dur>,
     pub add_user_agent: Option<bool>,
+    pub proxy_100_continue: Option<bool>,
     pub strip_matching_host_port: Option<bool>,
     pub strip_any_host_port: Option<bool>,
     pub strip_trailing_host_dot: Option<bool>,

@@ -1479,6 +1479,7 @@ fn hcm(
         )?,
         skip_xff_append: h.skip_xff_append.unwrap_or(false),
         add_user_agent: h.add_user_agent.unwrap_or(false),
+        proxy_100_continue: h.proxy_100_continue.unwrap_or(false),
         delayed_close_timeout: timeout(h.delayed_close_timeout, Some(Duration::from_secs(1))),
         forward_client_cert_details: enum_or(
             &h.forward_client_cert_details,

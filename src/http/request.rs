@@ -1001,7 +1001,8 @@ fn serialise<'r>(
         }
         if is_hop_by_hop(n)
             || n.eq_ignore_ascii_case("host")
-            || n.eq_ignore_ascii_case("expect")
+            || (n.eq_ignore_ascii_case("expect")
+                && !(hcm.proxy_100_continue && req.expect_continue))
             || nominated.as_ref().is_some_and(|c| c.names(n))
         {
             continue;

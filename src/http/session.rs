@@ -35,6 +35,7 @@ pub fn limits(hcm: &HttpConnectionManager, per_connection_buffer_limit_bytes: u3
         max_requests: hcm.max_requests_per_connection,
         underscores: hcm.headers_with_underscores,
         linger: hcm.delayed_close_timeout,
+        proxy_100_continue: hcm.proxy_100_continue,
         tcp: None,
     }
 }
@@ -55,6 +56,7 @@ pub fn tcp_limits(t: &TcpProxy, per_connection_buffer_limit_bytes: u32) -> Limit
         max_requests: None,
         underscores: crate::config::Underscores::Allow,
         linger: None,
+        proxy_100_continue: false,
         request_timeout: None,
         tcp: Some(TcpLimits {
             max_connect_attempts: t.max_connect_attempts,

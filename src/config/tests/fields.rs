@@ -142,6 +142,7 @@ const PROOFS: &[(&str, &str)] = &[
     ("TcpKeepalive.interval", "tests/config_fields.rs::tcp_keepalive_arms_the_kernels_keepalive_timer_on_upstream_connections"),
     ("HttpConnectionManager.delayed_close_timeout", "tests/connection_close.rs::delayed_close_timeout_is_how_long_a_closing_connection_waits_for_the_clients_fin"),
     ("HttpConnectionManager.add_user_agent", "tests/envoy_internal.rs::add_user_agent_names_the_service_cluster_and_node_upstream"),
+    ("HttpConnectionManager.proxy_100_continue", "tests/hcm_protocol_options.rs::proxy_100_continue_sends_expect_upstream_and_relays_its_100"),
     ("Listener.socket", "tests/config_fields.rs::listener_socket_options_are_set_on_the_listening_socket"),
     ("ListenerSocket.reuse_port", "tests/config_fields.rs::listener_socket_options_are_set_on_the_listening_socket"),
     ("ListenerSocket.fast_open_queue", "tests/config_fields.rs::listener_socket_options_are_set_on_the_listening_socket"),

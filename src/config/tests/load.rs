@@ -87,6 +87,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 forward_client_cert_details: ForwardClientCert::Sanitize,
                 delayed_close_timeout: Some(Duration::from_secs(1)),
                 add_user_agent: false,
+                proxy_100_continue: false,
                 preserve_external_request_id: false,
                 via: None,
                 local_reply: None,

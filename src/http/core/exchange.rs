@@ -19,6 +19,9 @@ thread_local! {
     pub(super) static HEAD_PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
+/// The interim answer to `Expect: 100-continue`.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 /// The connection's buffers, lent to the exchange for one step.
 pub(super) struct Cx<'a> {
     pub cin: &'a mut Buf,
@@ -156,6 +159,8 @@ struct Meta {
     is_head: bool,
     idempotent: bool,
     expect_continue: bool,
+    /// `proxy_100_continue` and the request expects a 100: the upstream's answers it.
+    relay_continue: bool,
     stream_idle: Option<Duration>,
     /// `request_timeout`'s end for this request.
     request_until: Option<Instant>,
@@ -173,6 +178,7 @@ impl Meta {
             is_head: false,
             idempotent: false,
             expect_continue: false,
+            relay_continue: false,
             stream_idle,
             request_until: None,
             client_limit,
@@ -199,6 +205,7 @@ impl Start {
                 "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
             ),
             expect_continue: req.expect_continue,
+            relay_continue: req.expect_continue && lim.proxy_100_continue,
             stream_idle: lim.stream_idle_timeout,
             request_until: lim.request_timeout.map(|t| began + t),
             client_limit: lim.buffer_limit,
@@ -249,6 +256,9 @@ pub struct Exchange {
     /// Request body bytes sent so far, kept while a retry may replay them or a shadow needs
     /// them; `None` once the body outgrew the buffer limit (retries and shadows are then off).
     pub(super) replay: Option<Vec<u8>>,
+    /// The upstream's first `100 Continue` goes to the client (`proxy_100_continue`); false
+    /// once it has.
+    pub(super) relay_continue: bool,
     /// The body outgrew the buffer limit while kept (`retry_or_shadow_abandoned`).
     pub(super) abandoned: bool,
     /// Shadows of the request, sent when it is read in full (`request_mirror_policies`).
@@ -349,9 +359,10 @@ impl Exchange {
                 if ex.req.is_done() {
                     ex.request_done(env, now);
                 }
-                if s.expect_continue && has_body {
-                    cx.cout.extend(env.pool(), b"HTTP/1.1 100 Continue\r\n\r\n");
+                if s.expect_continue && has_body && !s.relay_continue {
+                    cx.cout.extend(env.pool(), CONTINUE);
                 }
+                ex.relay_continue = s.relay_continue;
                 let a = ex.launch();
                 Step::Started(env.spares().boxed(ex), Some(a))
             }
@@ -399,6 +410,7 @@ impl Exchange {
             retries_left: retries.unwrap_or(0),
             replay: (retries.is_some() || f.is_some_and(|f| !f.shadows.is_empty())).then(Vec::new),
             abandoned: false,
+            relay_continue: false,
             shadows: Vec::new(),
             replay_limit: f
                 .and_then(|f| f.body_limit)
@@ -921,10 +933,15 @@ impl Exchange {
                 Some(Upgrade::Terminate) | None => false,
             };
             if (100..200).contains(&r.status) && !self.tunnel_ready {
-                // We answered Expect ourselves and asked for no upgrade: interim responses
-                // stop; a 101 we did not ask for is a protocol error.
+                // Interim responses stop here (we answered Expect ourselves, or relay only
+                // the first 100 the client waits for); a 101 we did not ask for is a protocol
+                // error.
                 if r.status == 101 {
                     return Err(Failure::Protocol);
+                }
+                if r.status == 100 && self.relay_continue {
+                    cout.extend(env.pool(), CONTINUE);
+                    self.relay_continue = false;
                 }
                 let n = r.head_len;
                 up.rx.consume(n);

@@ -107,6 +107,9 @@ pub struct Limits {
     /// bytes the client sent meanwhile do not turn the close into a reset. `None`: close at
     /// once.
     pub linger: Option<Duration>,
+    /// `proxy_100_continue`: `Expect: 100-continue` is the upstream's to answer; its first
+    /// `100 Continue` is relayed (else baton answers it and the upstream's are dropped).
+    pub proxy_100_continue: bool,
     /// A TCP proxy listener: no HTTP at all; the connection connects to the cluster at once
     /// and becomes a tunnel (`tcp.rs`). The HTTP settings above are then unused.
     pub tcp: Option<TcpLimits>,

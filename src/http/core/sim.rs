@@ -460,6 +460,7 @@ impl Sim {
             max_requests: None,
             underscores: crate::config::Underscores::Allow,
             linger: Some(Duration::from_secs(1)),
+            proxy_100_continue: false,
             tcp: None,
         }
     }

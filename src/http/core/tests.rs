@@ -1803,3 +1803,26 @@ fn a_shadow_carries_the_whole_request_however_it_arrives() {
     );
     assert_eq!(sim.env.abandoned, 1);
 }
+
+/// `proxy_100_continue`: no 100 of our own; the upstream's first 100 is relayed, a second is
+/// not; without it, ours at once and the upstream's dropped.
+#[test]
+fn proxy_100_continue_relays_the_upstreams_first_100() {
+    let req: &[u8] =
+        b"PUT /d HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
+    for proxy in [true, false] {
+        let mut sim = Sim::with_limits(crate::http::core::Limits {
+            proxy_100_continue: proxy,
+            ..Sim::limits(8192, 1 << 20)
+        });
+        sim.client(req);
+        let own = sim.client_got.starts_with(b"HTTP/1.1 100 Continue\r\n\r\n");
+        assert_eq!(own, !proxy, "proxy {proxy}");
+        sim.upstream(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n");
+        sim.client(b"body");
+        sim.upstream(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+        let text = String::from_utf8_lossy(&sim.client_got).into_owned();
+        assert_eq!(text.matches("100 Continue").count(), 1, "{text}");
+        assert!(text.contains("201 Created"), "{text}");
+    }
+}
