@@ -24,6 +24,8 @@ pub struct Member {
     pub locality: usize,
     /// What RING_HASH and MAGLEV hash the host by.
     pub addr: SocketAddr,
+    /// Active requests now (least request's schedule starts from them, as Envoy's does).
+    pub active: u32,
 }
 
 /// An earliest-deadline-first schedule (Envoy's `EdfScheduler`): each entry is due again
@@ -78,11 +80,13 @@ struct Source {
 }
 
 impl Source {
-    fn new(hosts: Vec<usize>, weights: &[u32]) -> Source {
+    /// `weights` are the configured ones (a schedule only when they differ); the schedule
+    /// starts from `initial` (least request's weights scaled by the active requests).
+    fn new(hosts: Vec<usize>, weights: &[u32], initial: &[f64]) -> Source {
         let w = |i: &usize| weights.get(*i).copied().unwrap_or(1);
         let differ = hosts.windows(2).any(|p| w(&p[0]) != w(&p[1]));
-        let edf =
-            differ.then(|| Edf::new(&hosts.iter().map(|i| f64::from(w(i))).collect::<Vec<_>>()));
+        let start = |i: &usize| initial.get(*i).copied().unwrap_or(1.0);
+        let edf = differ.then(|| Edf::new(&hosts.iter().map(start).collect::<Vec<_>>()));
         Source { hosts, rr: 0, edf }
     }
 }
@@ -143,6 +147,13 @@ impl Balancer {
         hosts: &[Member],
     ) -> Balancer {
         let weights: Vec<u32> = hosts.iter().map(|h| h.weight.max(1)).collect();
+        let initial: Vec<f64> = hosts
+            .iter()
+            .map(|h| match policy {
+                LbPolicy::LeastRequest => lr_weight(h.weight, h.active, b.active_request_bias),
+                _ => f64::from(h.weight.max(1)),
+            })
+            .collect();
         let n_levels = hosts
             .iter()
             .map(|h| h.priority as usize + 1)
@@ -165,8 +176,8 @@ impl Balancer {
             };
             let mut level = Level {
                 panic: false,
-                all: Source::new(all, &weights),
-                healthy: Source::new(healthy, &weights),
+                all: Source::new(all, &weights, &initial),
+                healthy: Source::new(healthy, &weights, &initial),
                 localities: Vec::new(),
                 locality_weights: Vec::new(),
                 locality_edf: None,
@@ -191,7 +202,7 @@ impl Balancer {
                     );
                     if w > 0.0 {
                         level.locality_weights.push(w);
-                        level.localities.push(Source::new(up, &weights));
+                        level.localities.push(Source::new(up, &weights, &initial));
                     }
                 }
                 let eff = &level.locality_weights;
@@ -327,6 +338,19 @@ fn table_entries(set: &[usize], hosts: &[Member], b: &Balancing) -> Vec<Entry> {
     out
 }
 
+/// Least request's dynamic weight (Envoy's `hostWeight`): weight / (active + 1)^bias.
+fn lr_weight(weight: u32, active: u32, bias: f64) -> f64 {
+    let w = f64::from(weight.max(1));
+    let a = f64::from(active) + 1.0;
+    if bias == 0.0 {
+        w
+    } else if bias == 1.0 {
+        w / a
+    } else {
+        w / a.powf(bias)
+    }
+}
+
 /// Envoy's effective locality weight: the configured weight scaled by the locality's
 /// availability, `min(1, factor/100 × healthy/total)`. Weightless localities get no traffic.
 pub fn effective_weight(weight: u32, healthy: usize, total: usize, factor: u32) -> f64 {
@@ -366,14 +390,7 @@ fn choose(
             let hosts = &src.hosts;
             let i = edf.pick(|i| {
                 hosts.get(i).map_or(1.0, |&h| {
-                    let a = f64::from(active(h)) + 1.0;
-                    if bias == 0.0 {
-                        w(h)
-                    } else if bias == 1.0 {
-                        w(h) / a
-                    } else {
-                        w(h) / a.powf(bias)
-                    }
+                    lr_weight(weights.get(h).copied().unwrap_or(1), active(h), bias)
                 })
             })?;
             at(i)
@@ -415,6 +432,7 @@ mod tests {
             priority,
             locality,
             addr: SocketAddr::from(([127, 0, 0, 1], 1000 + locality as u16)),
+            active: 0,
         }
     }
 

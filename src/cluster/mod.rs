@@ -298,6 +298,7 @@ impl ClusterRt {
                     priority: self.locality_of(h).map_or(0, |l| l.priority),
                     locality,
                     addr: h.addr,
+                    active: h.active_rq,
                 }
             })
             .collect();
