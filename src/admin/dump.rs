@@ -1210,6 +1210,11 @@ fn cluster(c: &Cluster) -> Value {
                     "locality_weighted_lb_config",
                     b.locality_weighted.then(|| map(vec![])),
                 ),
+                (
+                    "consistent_hashing_lb_config",
+                    b.hash_by_hostname
+                        .then(|| map(vec![("use_hostname_for_hashing", n(true))])),
+                ),
             ])),
         ),
         (

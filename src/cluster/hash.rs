@@ -4,8 +4,6 @@
 //! addresses and weights only, so the same config gives the same host per key in every
 //! process, including a hot-restart successor.
 
-use std::net::SocketAddr;
-
 const P1: u64 = 0x9E37_79B1_85EB_CA87;
 const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
 const P3: u64 = 0x1656_67B1_9E37_79F9;
@@ -85,10 +83,11 @@ pub fn xxh64(data: &[u8], seed: u64) -> u64 {
 
 /// A host of a table: its index (in the cluster's hosts), address and normalized weight
 /// (the weights of a table sum to 1).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Entry {
     pub host: usize,
-    pub addr: SocketAddr,
+    /// What the host is hashed by: its address (`ip:port`), or its name.
+    pub key: String,
     pub weight: f64,
 }
 
@@ -115,7 +114,7 @@ impl Ring {
         let mut points = Vec::with_capacity(scale.ceil().min(max_size as f64) as usize);
         let (mut current, mut target) = (0.0f64, 0.0f64);
         for e in hosts {
-            let addr = e.addr.to_string();
+            let addr = &e.key;
             target += scale * e.weight;
             let mut i = 0u64;
             while current < target {
@@ -173,7 +172,7 @@ impl Maglev {
             .iter()
             .filter(|e| e.weight > 0.0)
             .map(|e| {
-                let a = e.addr.to_string();
+                let a = &e.key;
                 Build {
                     host: e.host,
                     offset: xxh64(a.as_bytes(), 0) % size,
@@ -228,6 +227,7 @@ impl Maglev {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     #[test]
     fn xxh64_matches_the_reference_vectors() {
@@ -253,7 +253,7 @@ mod tests {
         (0..n)
             .map(|i| Entry {
                 host: i,
-                addr: SocketAddr::from(([127, 0, 0, 1], 8000 + i as u16)),
+                key: SocketAddr::from(([127, 0, 0, 1], 8000 + i as u16)).to_string(),
                 weight: 1.0 / n as f64,
             })
             .collect()

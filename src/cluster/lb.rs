@@ -12,7 +12,7 @@ use super::hash::{Entry, Maglev, Ring};
 use super::health::{self, LevelHealth};
 
 /// What the balancer needs to know of one host when it is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub weight: u32,
     /// Neither failing its health check nor ejected.
@@ -22,8 +22,10 @@ pub struct Member {
     pub priority: u32,
     /// Index in `Balancing::localities` (0 when the cluster lists none).
     pub locality: usize,
-    /// What RING_HASH and MAGLEV hash the host by.
+    /// What RING_HASH and MAGLEV hash the host by (its address).
     pub addr: SocketAddr,
+    /// Its name, hashed instead under `use_hostname_for_hashing`.
+    pub name: Option<String>,
     /// Active requests now (least request's schedule starts from them, as Envoy's does).
     pub active: u32,
 }
@@ -305,7 +307,10 @@ fn table_entries(set: &[usize], hosts: &[Member], b: &Balancing) -> Vec<Entry> {
     let entry = |i: usize, share: f64, sum: f64| {
         hosts.get(i).map(|h| Entry {
             host: i,
-            addr: h.addr,
+            key: match (&h.name, b.hash_by_hostname) {
+                (Some(n), true) => n.clone(),
+                _ => h.addr.to_string(),
+            },
             weight: f64::from(h.weight.max(1)) * share / sum,
         })
     };
@@ -432,6 +437,7 @@ mod tests {
             priority,
             locality,
             addr: SocketAddr::from(([127, 0, 0, 1], 1000 + locality as u16)),
+            name: None,
             active: 0,
         }
     }
@@ -709,5 +715,33 @@ mod tests {
             )),
             2
         );
+    }
+
+    #[test]
+    fn use_hostname_for_hashing_keys_hosts_by_name_not_address() {
+        let named = |port_base: u16| -> Vec<Member> {
+            (0..4)
+                .map(|i| Member {
+                    addr: SocketAddr::from(([127, 0, 0, 1], port_base + i as u16)),
+                    name: Some(format!("backend-{i}")),
+                    ..member(0, 0)
+                })
+                .collect()
+        };
+        for policy in [LbPolicy::RingHash, LbPolicy::Maglev] {
+            let by_name = Balancing {
+                hash_by_hostname: true,
+                ..Balancing::default()
+            };
+            let a = keyed(&mut Balancer::new(policy, &by_name, 50, &named(3000)));
+            // The same names at other addresses (DNS moved them): every key stays.
+            let b = keyed(&mut Balancer::new(policy, &by_name, 50, &named(4000)));
+            assert_eq!(a, b, "{policy:?}");
+            // By address, they move.
+            let plain = Balancing::default();
+            let c = keyed(&mut Balancer::new(policy, &plain, 50, &named(3000)));
+            let d = keyed(&mut Balancer::new(policy, &plain, 50, &named(4000)));
+            assert_ne!(c, d, "{policy:?}");
+        }
     }
 }

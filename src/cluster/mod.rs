@@ -286,6 +286,7 @@ impl ClusterRt {
 
     /// Rebuilds the load balancer; call after any health change.
     pub fn refresh_lb(&mut self) {
+        let by_name = self.cfg.balancing.hash_by_hostname && self.hashes();
         let members: Vec<lb::Member> = self
             .hosts
             .iter()
@@ -298,6 +299,9 @@ impl ClusterRt {
                     priority: self.locality_of(h).map_or(0, |l| l.priority),
                     locality,
                     addr: h.addr,
+                    name: by_name
+                        .then(|| self.hostname_of(h.addr).map(str::to_string))
+                        .flatten(),
                     active: h.active_rq,
                 }
             })

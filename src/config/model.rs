@@ -1306,6 +1306,9 @@ pub struct Balancing {
     pub ring_max: u64,
     /// `maglev_lb_config.table_size` (65537, a prime).
     pub maglev_size: u64,
+    /// `common_lb_config.consistent_hashing_lb_config.use_hostname_for_hashing`: rings and
+    /// tables hash a host's name instead of its address.
+    pub hash_by_hostname: bool,
 }
 
 impl Default for Balancing {
@@ -1319,6 +1322,7 @@ impl Default for Balancing {
             ring_min: 1024,
             ring_max: 8 << 20,
             maglev_size: 65537,
+            hash_by_hostname: false,
         }
     }
 }

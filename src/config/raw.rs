@@ -1497,8 +1497,16 @@ pub struct CommonLbConfig {
     pub update_merge_window: Option<Value>,
     pub ignore_new_hosts_until_first_hc: Option<Value>,
     pub close_connections_on_host_set_change: Option<Value>,
-    pub consistent_hashing_lb_config: Option<Value>,
+    pub consistent_hashing_lb_config: Option<ConsistentHashing>,
     pub override_host_status: Option<Value>,
+}
+
+/// `CommonLbConfig.ConsistentHashingLbConfig` (bounded loads are refused).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistentHashing {
+    pub use_hostname_for_hashing: Option<bool>,
+    pub hash_balance_factor: Option<Value>,
 }
 
 /// `envoy.config.core.v3.HealthCheck` (a cluster's active health check). The fields baton

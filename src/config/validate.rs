@@ -1778,6 +1778,30 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
         .common_lb_config
         .as_ref()
         .is_some_and(|c| c.locality_weighted_lb_config.is_some());
+    if let Some(ch) = c
+        .common_lb_config
+        .as_ref()
+        .and_then(|c| c.consistent_hashing_lb_config.as_ref())
+    {
+        let chp = p("common_lb_config.consistent_hashing_lb_config");
+        if ch.hash_balance_factor.is_some() {
+            return Err(err(
+                join_key(&chp, "hash_balance_factor"),
+                "not supported by baton (bounded-load consistent hashing)",
+            ));
+        }
+        balancing.hash_by_hostname = ch.use_hostname_for_hashing.unwrap_or(false);
+        // Envoy hashes a host's name: a STATIC host without `hostname` has none.
+        if balancing.hash_by_hostname
+            && discovery == DiscoveryType::Static
+            && endpoints.iter().any(|e| e.hostname.is_empty())
+        {
+            return Err(err(
+                join_key(&chp, "use_hostname_for_hashing"),
+                "every endpoint of a STATIC cluster needs a hostname to hash by",
+            ));
+        }
+    }
     if let Some(lr) = &c.least_request_lb_config {
         let lrpath = p("least_request_lb_config");
         if let Some(n) = lr.choice_count {

@@ -374,11 +374,6 @@ pub fn panic_threshold(c: Option<raw::CommonLbConfig>, path: &str) -> Result<u32
                 "close_connections_on_host_set_change",
             ),
             (
-                &c.consistent_hashing_lb_config,
-                "consistent_hashing_lb_config",
-                "consistent hashing",
-            ),
-            (
                 &c.override_host_status,
                 "override_host_status",
                 "host overrides",

@@ -425,6 +425,8 @@ static_resources:
         - endpoint: { address: { socket_address: { address: localhost, port_value: 8082 } } }
   - name: empty
   - name: ring
+    type: STRICT_DNS
+    common_lb_config: { consistent_hashing_lb_config: { use_hostname_for_hashing: true } }
     lb_policy: RING_HASH
     ring_hash_lb_config: { minimum_ring_size: 64, maximum_ring_size: 4096, hash_function: XX_HASH }
   - name: maglev

@@ -873,6 +873,16 @@ fn load_balancing_fields_are_checked_or_refused_by_path() {
             "only XX_HASH is supported".into(),
         ),
         (
+            format!("{C}.common_lb_config.consistent_hashing_lb_config"),
+            "{hash_balance_factor: 150}",
+            "not supported by baton (bounded-load consistent hashing)".into(),
+        ),
+        (
+            format!("{C}.common_lb_config.consistent_hashing_lb_config"),
+            "{use_hostname_for_hashing: true}",
+            "every endpoint of a STATIC cluster needs a hostname to hash by".into(),
+        ),
+        (
             format!("{C}.maglev_lb_config"),
             "{table_size: 65536}",
             "65536 is not a prime up to 5000011".into(),

@@ -493,6 +493,7 @@ const PROOFS: &[(&str, &str)] = &[
     ("HashPolicy.terminal", "tests/load_balancing.rs::ring_hash_and_maglev_send_a_key_to_one_host_in_every_process"),
     ("Balancing.ring_min", "src/cluster/lb.rs::hashing_policies_keep_a_key_on_its_host_within_the_level"),
     ("Balancing.ring_max", "src/cluster/lb.rs::hashing_policies_keep_a_key_on_its_host_within_the_level"),
+    ("Balancing.hash_by_hostname", "src/cluster/lb.rs::use_hostname_for_hashing_keys_hosts_by_name_not_address"),
     ("Balancing.maglev_size", "src/cluster/lb.rs::hashing_policies_keep_a_key_on_its_host_within_the_level"),
     ("Locality.priority", "tests/load_balancing.rs::priorities_fail_over_and_localities_share_by_weight"),
     ("Cluster.name", "tests/admin_endpoints.rs::stats_count_every_request_by_class_and_failure"),
