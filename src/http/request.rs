@@ -84,6 +84,8 @@ pub struct Forward {
     pub attempt_at: Option<(usize, usize)>,
     /// `include_attempt_count_in_response`.
     pub attempts_in_response: bool,
+    /// The TLS server name of a cluster with `auto_sni`: the upstream Host without its port.
+    pub sni: Option<Box<str>>,
 }
 
 /// Request values a route rewrote (`None`: unchanged).
@@ -823,6 +825,11 @@ fn route(
         trace,
         ctx.spares.head(),
     );
+    let sni = ctx
+        .clusters
+        .get(cluster)
+        .filter(|c| c.cfg.http.auto_sni)
+        .and_then(|_| auto_sni(&host));
     let attempt_at = fwd
         .attempt_count
         .request
@@ -898,6 +905,7 @@ fn route(
         body_limit: fwd.body_limit.map(|b| b as usize),
         attempt_at,
         attempts_in_response: fwd.attempt_count.response,
+        sni,
     })
 }
 
@@ -1219,6 +1227,19 @@ fn egress_operation<'a>(trace: Option<&Inject>, m: &'a Matched<'_>) -> Option<&'
     (trace.is_some_and(|t| !t.ingress) && d.propagate).then_some(d.operation.as_str())
 }
 
+/// `auto_sni`'s server name for an upstream Host: the name without its port; none for an IP
+/// address or an empty name (Envoy then keeps the cluster's own `sni`).
+pub fn auto_sni(host: &str) -> Option<Box<str>> {
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if !n.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => host,
+    };
+    let ip = name.parse::<std::net::IpAddr>().is_ok()
+        || (name.starts_with('[') && name.ends_with(']'))
+        || name.contains(':');
+    (!name.is_empty() && !ip).then(|| name.into())
+}
+
 /// Makes `x-envoy-attempt-count: 1` the last header of a serialised head, in place of any the
 /// client sent (Envoy overrides it); returns the value's range, which a retry rewrites.
 pub fn set_attempt_count(head: &mut Vec<u8>) -> (usize, usize) {
@@ -1263,6 +1284,15 @@ pub fn replace_value(head: &mut Vec<u8>, at: (usize, usize), host: &str) -> (usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_sni_is_the_host_without_port_and_never_an_address() {
+        assert_eq!(auto_sni("a.test:8443").as_deref(), Some("a.test"));
+        assert_eq!(auto_sni("a.test").as_deref(), Some("a.test"));
+        for none in ["127.0.0.1", "127.0.0.1:80", "[::1]:443", "::1", ""] {
+            assert_eq!(auto_sni(none), None, "{none}");
+        }
+    }
 
     #[test]
     fn the_attempt_count_replaces_the_clients_and_is_rewritten_per_attempt() {
@@ -1327,7 +1357,7 @@ mod tests {
 ",
         )
         .expect("config");
-        let crate::config::Terminal::Http(h) = b.listeners.remove(0).terminal else {
+        let crate::config::Terminal::Http(h) = b.listeners.remove(0).terminals.remove(0) else {
             panic!("an HTTP listener");
         };
         let mut h = *h;

@@ -270,6 +270,8 @@ pub struct Exchange {
     /// `x-envoy-attempt-count` goes on the response (as a response edit, so on the route's
     /// local replies too).
     pub(super) attempts_in_response: bool,
+    /// The TLS server name of the upstream connection (`auto_sni`).
+    pub(super) sni: Option<Box<str>>,
     pub(super) per_try: Option<Duration>,
     pub(super) per_try_at: Option<Instant>,
     pub(super) attempts: u32,
@@ -351,6 +353,7 @@ impl Exchange {
                 }
                 ex.resp_edits = std::mem::take(&mut f.resp_edits);
                 ex.shadows = std::mem::take(&mut f.shadows);
+                ex.sni = f.sni.take();
                 if ex.attempts_in_response {
                     ex.stamp_attempts();
                 }
@@ -419,6 +422,7 @@ impl Exchange {
                 }),
             attempt_at: f.and_then(|f| f.attempt_at),
             attempts_in_response: f.is_some_and(|f| f.attempts_in_response),
+            sni: None,
             per_try: f.and_then(|f| f.per_try),
             per_try_at: None,
             attempts: 1,

@@ -396,6 +396,10 @@ impl Exchange {
                     *a = (shift(a.0), shift(a.1));
                 }
                 self.auto_host = Some(new);
+                // `auto_sni` names the server by the Host it now gets.
+                if self.sni.is_some() {
+                    self.sni = crate::http::request::auto_sni(&name);
+                }
             }
         }
         self.target = Some((cluster, addr));

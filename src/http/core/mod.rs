@@ -824,6 +824,15 @@ impl Conn {
             && self.cin.is_empty()
     }
 
+    /// The TLS server name the upstream connection must have (`auto_sni`): a pooled one is
+    /// reused only if it was opened with this name.
+    pub fn upstream_sni(&self) -> Option<&str> {
+        match &self.state {
+            State::Exchange(ex) => ex.sni.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Idle with a successor: the driver moves the socket with `take_pending()`.
     pub fn ready_to_move(&self) -> bool {
         matches!(self.state, State::Handoff)

@@ -204,6 +204,7 @@ impl Env for TestEnv {
             body_limit: None,
             attempt_at: None,
             attempts_in_response: false,
+            sni: None,
         })
     }
 
