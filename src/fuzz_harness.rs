@@ -414,6 +414,8 @@ static_resources:
                 route: {cluster: up, regex_rewrite: {pattern: {regex: "^/re/(.*)$"}, substitution: "/bytes/\\1"}}
               - match: {prefix: "/h", headers: [{name: x-a, string_match: {prefix: "b"}}]}
                 route: {cluster: up, prefix_rewrite: "/bytes/10"}
+              - match: {prefix: "/k"}
+                route: {cluster: ring, hash_policy: [{header: {header_name: x-k}, terminal: true}, {cookie: {name: k}}, {query_parameter: {name: k}}, {connection_properties: {source_ip: true}}]}
               - match: {prefix: "/limited"}
                 route: {cluster: up}
                 decorator: {operation: limited}
@@ -481,7 +483,18 @@ static_resources:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
         common_http_protocol_options: {idle_timeout: 30s, max_requests_per_connection: 10}
         explicit_http_config: {http_protocol_options: {header_key_format: {proper_case_words: {}}}}
-    load_assignment: {cluster_name: up, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9}}}}, {endpoint: {address: {socket_address: {address: 127.0.0.2, port_value: 9}}}}]}]}
+    common_lb_config: {locality_weighted_lb_config: {}}
+    load_assignment:
+      cluster_name: up
+      endpoints:
+      - {locality: {zone: a}, load_balancing_weight: 2, lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9}}, hostname: up1}, load_balancing_weight: 3}, {endpoint: {address: {socket_address: {address: 127.0.0.3, port_value: 9}}}}]}
+      - {locality: {zone: b}, priority: 1, load_balancing_weight: 1, lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.2, port_value: 9}}}}]}
+  - name: ring
+    connect_timeout: 1s
+    type: STATIC
+    lb_policy: RING_HASH
+    ring_hash_lb_config: {minimum_ring_size: 64}
+    load_assignment: {cluster_name: ring, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9}}}}, {endpoint: {address: {socket_address: {address: 127.0.0.4, port_value: 9}}}}]}]}
   - name: zipkin
     connect_timeout: 1s
     type: STATIC

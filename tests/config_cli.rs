@@ -61,7 +61,7 @@ fn config_errors_exit_1_naming_the_field() {
             "lb",
             "lb_policy: ROUND_ROBIN",
             "lb_policy: MAGLEV_X",
-            "static_resources.clusters[0].lb_policy: unknown value \"MAGLEV_X\" (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)".into(),
+            "static_resources.clusters[0].lb_policy: unknown value \"MAGLEV_X\" (supported: ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV)".into(),
         ),
         (
             "port",
@@ -116,7 +116,7 @@ fn every_error_of_a_file_is_printed_one_per_line() {
     let path = variant(
         "several",
         "lb_policy: ROUND_ROBIN",
-        "lb_policy: maglev\n    hosts: []",
+        "lb_policy: cluster_provided\n    hosts: []",
     );
     let out = baton(&["--mode", "validate", "-c", path.to_str().unwrap()]);
     let _ = std::fs::remove_file(&path);
@@ -126,8 +126,8 @@ fn every_error_of_a_file_is_printed_one_per_line() {
         format!(
             "baton: configuration '{}': 2 errors:\n  \
              static_resources.clusters[0].hosts: \"hosts\" is Envoy v2 (removed in v3): use load_assignment\n  \
-             static_resources.clusters[0].lb_policy: value \"MAGLEV\" is not supported by baton \
-             (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)\n",
+             static_resources.clusters[0].lb_policy: value \"CLUSTER_PROVIDED\" is not supported by baton \
+             (supported: ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV)\n",
             path.display()
         )
     );

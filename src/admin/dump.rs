@@ -1038,6 +1038,12 @@ fn forward(f: &ForwardAction, b: &Bootstrap, inherited: Option<&RetryPolicy>) ->
     if !upgrades.is_empty() {
         pairs.push(("upgrade_configs", list(upgrades)));
     }
+    if !f.hash_policy.is_empty() {
+        pairs.push((
+            "hash_policy",
+            list(f.hash_policy.iter().map(hash_entry).collect()),
+        ));
+    }
     if !f.mirrors.is_empty() {
         let name = |i: usize| b.clusters.get(i).map_or("", |c| c.name.as_str());
         let policies = f
@@ -1068,6 +1074,21 @@ fn forward(f: &ForwardAction, b: &Bootstrap, inherited: Option<&RetryPolicy>) ->
         pairs.push(("retry_policy", retry_policy(rp)));
     }
     map(pairs)
+}
+
+/// A route's `hash_policy[]` entry.
+fn hash_entry(h: &crate::config::HashPolicy) -> Value {
+    use crate::config::HashKey;
+    let key = match &h.key {
+        HashKey::Header(n) => ("header", map(vec![("header_name", s(n))])),
+        HashKey::Cookie(n) => ("cookie", map(vec![("name", s(n))])),
+        HashKey::SourceIp => ("connection_properties", map(vec![("source_ip", n(true))])),
+        HashKey::QueryParameter(q) => ("query_parameter", map(vec![("name", s(q))])),
+    };
+    map(vec![
+        (key.0, Some(key.1)),
+        ("terminal", h.terminal.then(|| true.into())),
+    ])
 }
 
 /// A retry policy as Envoy writes it (`retry_on` as its comma-separated conditions).
@@ -1134,25 +1155,73 @@ fn redirect(rd: &RedirectAction) -> Value {
 }
 
 fn cluster(c: &Cluster) -> Value {
-    let endpoints = c
-        .endpoints
+    let endpoint = |e: &crate::config::EndpointAddr| {
+        let hc =
+            (e.health_check_port.is_some() || !e.health_check_hostname.is_empty()).then(|| {
+                map(vec![
+                    ("port_value", e.health_check_port.and_then(n)),
+                    (
+                        "hostname",
+                        (!e.health_check_hostname.is_empty())
+                            .then(|| e.health_check_hostname.clone().into()),
+                    ),
+                ])
+            });
+        map(vec![
+            (
+                "endpoint",
+                Some(map(vec![
+                    ("address", Some(address(&e.host, e.port))),
+                    (
+                        "hostname",
+                        (!e.hostname.is_empty()).then(|| e.hostname.clone().into()),
+                    ),
+                    ("health_check_config", hc),
+                ])),
+            ),
+            ("load_balancing_weight", n(e.weight)),
+        ])
+    };
+    let b = &c.balancing;
+    // One entry per configured `endpoints[]` entry (locality).
+    let groups: Vec<Value> = b
+        .localities
         .iter()
-        .map(|e| {
-            map(vec![
+        .enumerate()
+        .map(|(i, l)| {
+            let eps = c.endpoints.iter().filter(|e| e.locality == i);
+            let locality = map(vec![
                 (
-                    "endpoint",
-                    Some(map(vec![("address", Some(address(&e.host, e.port)))])),
+                    "region",
+                    (!l.region.is_empty()).then(|| l.region.clone().into()),
                 ),
-                ("load_balancing_weight", n(e.weight)),
+                ("zone", (!l.zone.is_empty()).then(|| l.zone.clone().into())),
+                (
+                    "sub_zone",
+                    (!l.sub_zone.is_empty()).then(|| l.sub_zone.clone().into()),
+                ),
+            ]);
+            map(vec![
+                ("locality", Some(locality)),
+                ("lb_endpoints", list(eps.map(endpoint).collect())),
+                (
+                    "load_balancing_weight",
+                    (l.weight > 0).then(|| l.weight.into()),
+                ),
+                ("priority", (l.priority > 0).then(|| l.priority.into())),
             ])
         })
         .collect();
     let load_assignment = (!c.load_assignment_cluster_name.is_empty()).then(|| {
         map(vec![
             ("cluster_name", s(&c.load_assignment_cluster_name)),
+            ("endpoints", list(groups)),
             (
-                "endpoints",
-                list(vec![map(vec![("lb_endpoints", list(endpoints))])]),
+                "policy",
+                Some(map(vec![(
+                    "overprovisioning_factor",
+                    n(b.overprovisioning_factor),
+                )])),
             ),
         ])
     });
@@ -1177,10 +1246,47 @@ fn cluster(c: &Cluster) -> Value {
         ),
         (
             "common_lb_config",
-            Some(map(vec![(
-                "healthy_panic_threshold",
-                Some(map(vec![("value", n(c.healthy_panic_threshold))])),
-            )])),
+            Some(map(vec![
+                (
+                    "healthy_panic_threshold",
+                    Some(map(vec![("value", n(c.healthy_panic_threshold))])),
+                ),
+                (
+                    "locality_weighted_lb_config",
+                    b.locality_weighted.then(|| map(vec![])),
+                ),
+                (
+                    "consistent_hashing_lb_config",
+                    b.hash_by_hostname
+                        .then(|| map(vec![("use_hostname_for_hashing", n(true))])),
+                ),
+            ])),
+        ),
+        (
+            "ring_hash_lb_config",
+            (c.lb_policy == crate::config::LbPolicy::RingHash).then(|| {
+                map(vec![
+                    ("minimum_ring_size", n(b.ring_min)),
+                    ("maximum_ring_size", n(b.ring_max)),
+                ])
+            }),
+        ),
+        (
+            "maglev_lb_config",
+            (c.lb_policy == crate::config::LbPolicy::Maglev)
+                .then(|| map(vec![("table_size", n(b.maglev_size))])),
+        ),
+        (
+            "least_request_lb_config",
+            (c.lb_policy == crate::config::LbPolicy::LeastRequest).then(|| {
+                map(vec![
+                    ("choice_count", n(b.choice_count)),
+                    (
+                        "active_request_bias",
+                        Some(map(vec![("default_value", n(b.active_request_bias))])),
+                    ),
+                ])
+            }),
         ),
         (
             "upstream_connection_options",

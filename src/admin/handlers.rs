@@ -454,11 +454,9 @@ fn clusters(ctx: &Ctx) -> String {
         for h in &cl.hosts {
             let a = h.addr;
             let s = &h.stats;
-            // The configured name is only unambiguous for a single-endpoint cluster.
-            let host = match cl.cfg.endpoints.as_slice() {
-                [e] => e.host.as_str(),
-                _ => "",
-            };
+            let host = cl.hostname_of(a).unwrap_or_default();
+            let loc = cl.locality_of(h);
+            let l = |f: fn(&crate::config::Locality) -> &str| loc.map_or("", f).to_string();
             for (k, v) in [
                 ("cx_active", s.cx_active.to_string()),
                 ("cx_connect_fail", s.cx_connect_fail.to_string()),
@@ -470,7 +468,12 @@ fn clusters(ctx: &Ctx) -> String {
                 ("rq_total", s.rq_total.to_string()),
                 ("hostname", host.to_string()),
                 ("health_flags", h.flags()),
-                ("weight", "1".to_string()),
+                ("weight", h.weight.to_string()),
+                ("region", l(|l| &l.region)),
+                ("zone", l(|l| &l.zone)),
+                ("sub_zone", l(|l| &l.sub_zone)),
+                ("canary", "false".to_string()),
+                ("priority", loc.map_or(0, |l| l.priority).to_string()),
             ] {
                 let _ = writeln!(b, "{n}::{a}::{k}::{v}");
             }

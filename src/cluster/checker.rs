@@ -222,7 +222,13 @@ impl Checkers {
                 headers,
                 ..
             } => {
-                let host = if host.is_empty() { &cl.cfg.name } else { host };
+                // Envoy: the endpoint's health check hostname, else the check's, else the
+                // cluster's name.
+                let host = match cl.check_host(addr) {
+                    Some(h) => h,
+                    None if host.is_empty() => &cl.cfg.name,
+                    None => host,
+                };
                 http_request(addr, method, host, path, headers)
             }
             HealthCheckKind::Tcp { send, .. } => send.clone(),
@@ -435,10 +441,15 @@ fn http_request(
     out
 }
 
-/// A new connection to `addr` for checker `idx`. Out of descriptors, idle pooled connections
+/// A new connection to `addr` (or its endpoint's `health_check_config.port_value`) for
+/// checker `idx`. Out of descriptors, idle pooled connections
 /// and pipes are given up first; if that does not help the check fails (a network failure).
 fn open(ctx: &mut Ctx, cluster: usize, addr: SocketAddr, idx: usize) -> io::Result<Conn> {
-    let sock = connect(ctx, cluster, addr, Tok::Health(idx))?;
+    let to = ctx
+        .clusters
+        .get(cluster)
+        .map_or(addr, |c| c.check_addr(addr));
+    let sock = connect(ctx, cluster, to, Tok::Health(idx))?;
     Ok(Conn {
         sock,
         connected: false,

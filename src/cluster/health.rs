@@ -181,40 +181,88 @@ fn with_jitter(base: Duration, jitter: Duration, percent: u32, rng: &mut Rng) ->
     Duration::from_millis(ms.max(1))
 }
 
-/// Which hosts the load balancer chooses from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LbSet {
-    /// Every host is healthy.
-    All,
-    /// Too few healthy hosts: every host, healthy or not (counted in `lb_healthy_panic`).
-    Panic,
-    /// Only the healthy hosts.
-    Healthy,
-    /// None (no healthy host and a panic threshold of 0).
-    Empty,
+/// The health of one priority level's hosts, as the panic rule reads it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LevelHealth {
+    /// Hosts neither failing a health check nor ejected.
+    pub healthy: usize,
+    /// Hosts, not counting those excluded by an immediate-fail answer.
+    pub counted: usize,
+    /// Every host of the level.
+    pub total: usize,
 }
 
-/// Envoy's panic rule for one priority: with `healthy` of `total` hosts (hosts excluded by an
-/// immediate-fail request not counted), availability is `min(100, 140 × healthy / total)` (the
-/// default overprovisioning factor 1.4); below 100 the cluster is in panic when the healthy
-/// share is below `threshold` percent. A threshold of 0 turns panic mode off.
-pub fn lb_set(healthy: usize, total: usize, threshold: u32) -> LbSet {
-    if total > 0 && healthy >= total {
-        return LbSet::All;
-    }
-    let availability = (140 * healthy).checked_div(total).unwrap_or(0).min(100);
-    let healthy_pct = if total == 0 {
-        0.0
-    } else {
-        100.0 * healthy as f64 / total as f64
+/// How traffic splits over the priority levels, and which levels are in panic mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorityLoad {
+    /// Percent of requests per level (summing to 100 when there is a level).
+    pub load: Vec<u32>,
+    /// The level uses every host, healthy or not (counted in `lb_healthy_panic`).
+    pub panic: Vec<bool>,
+}
+
+/// Envoy's priority load and panic rule (load_balancer_impl `recalculatePerPriorityState`,
+/// `recalculatePerPriorityPanic`). A level's availability is `min(100, factor × healthy /
+/// counted)` (`factor` the overprovisioning factor in percent, default 140). Levels take load in
+/// order, each as much as its availability allows out of the total availability (capped at
+/// 100), the rounding rest going to the first available level. When the total is 100 no level
+/// panics; below it a level panics when its healthy share is under `threshold` percent. When
+/// every level panics the load follows the host counts instead. A threshold of 0 turns panic
+/// mode off: with no healthy host anywhere level 0 takes the load and finds no host.
+pub fn priority_load(levels: &[LevelHealth], factor: u32, threshold: u32) -> PriorityLoad {
+    let n = levels.len();
+    let mut out = PriorityLoad {
+        load: vec![0; n],
+        panic: vec![false; n],
     };
-    if availability < 100 && healthy_pct < f64::from(threshold) {
-        LbSet::Panic
-    } else if healthy == 0 {
-        LbSet::Empty
-    } else {
-        LbSet::Healthy
+    if n == 0 {
+        return out;
     }
+    let factor = factor as usize;
+    let health: Vec<u32> = levels
+        .iter()
+        .map(|l| {
+            (factor * l.healthy)
+                .checked_div(l.counted)
+                .unwrap_or(0)
+                .min(100) as u32
+        })
+        .collect();
+    let total: u32 = health.iter().sum::<u32>().min(100);
+    if total > 0 {
+        let mut left = 100u32;
+        for (load, &h) in out.load.iter_mut().zip(&health) {
+            *load = (h * 100).checked_div(total).unwrap_or(0).min(left);
+            left -= *load;
+        }
+        if let Some(first) = health.iter().position(|&h| h > 0) {
+            out.load[first] += left;
+        }
+    }
+    if threshold == 0 && total == 0 {
+        out.load[0] = 100;
+        return out;
+    }
+    for (p, l) in out.panic.iter_mut().zip(levels) {
+        let healthy_pct = if l.counted == 0 {
+            0.0
+        } else {
+            100.0 * l.healthy as f64 / l.counted as f64
+        };
+        *p = total < 100 && healthy_pct < f64::from(threshold);
+    }
+    if out.panic.iter().all(|&p| p) {
+        let hosts: usize = levels.iter().map(|l| l.total).sum();
+        out.load.iter_mut().for_each(|l| *l = 0);
+        let mut left = 100u32;
+        for (load, l) in out.load.iter_mut().zip(levels) {
+            *load = (100 * l.total).checked_div(hosts).unwrap_or(0) as u32;
+            left -= *load;
+        }
+        let first = levels.iter().position(|l| l.total > 0).unwrap_or(0);
+        out.load[first] += left;
+    }
+    out
 }
 
 /// Whether `status` is in one of the half-open `[start, end)` ranges.
@@ -353,21 +401,79 @@ mod tests {
         assert!(initial(&j, &mut rng) <= Duration::from_millis(3));
     }
 
+    /// One level: (load, panic) as the single-priority panic rule gives it.
+    fn one(healthy: usize, total: usize, threshold: u32) -> (u32, bool) {
+        let l = LevelHealth {
+            healthy,
+            counted: total,
+            total,
+        };
+        let r = priority_load(&[l], 140, threshold);
+        (r.load[0], r.panic[0])
+    }
+
     #[test]
     fn panic_mode_follows_envoys_threshold_and_overprovisioning() {
-        assert_eq!(lb_set(2, 2, 50), LbSet::All);
-        assert_eq!(lb_set(1, 2, 50), LbSet::Healthy);
-        assert_eq!(lb_set(0, 2, 50), LbSet::Panic);
-        assert_eq!(lb_set(0, 1, 50), LbSet::Panic);
-        assert_eq!(lb_set(1, 4, 50), LbSet::Panic);
-        assert_eq!(lb_set(2, 4, 50), LbSet::Healthy);
+        assert_eq!(one(2, 2, 50), (100, false));
+        assert_eq!(one(1, 2, 50), (100, false));
+        assert_eq!(one(0, 2, 50), (100, true));
+        assert_eq!(one(0, 1, 50), (100, true));
+        assert_eq!(one(1, 4, 50), (100, true));
+        assert_eq!(one(2, 4, 50), (100, false));
         // 75 % healthy is 105 % available: no panic even under an 80 % threshold.
-        assert_eq!(lb_set(3, 4, 80), LbSet::Healthy);
-        assert_eq!(lb_set(2, 4, 80), LbSet::Panic);
-        // Threshold 0: never panic; no healthy host means no host.
-        assert_eq!(lb_set(0, 2, 0), LbSet::Empty);
-        assert_eq!(lb_set(1, 3, 0), LbSet::Healthy);
-        assert_eq!(lb_set(0, 0, 50), LbSet::Panic);
+        assert_eq!(one(3, 4, 80), (100, false));
+        assert_eq!(one(2, 4, 80), (100, true));
+        // Threshold 0: never panic; no healthy host means level 0 and no host there.
+        assert_eq!(one(0, 2, 0), (100, false));
+        assert_eq!(one(1, 3, 0), (100, false));
+        assert_eq!(one(0, 0, 50), (100, true));
+    }
+
+    fn lv(healthy: usize, total: usize) -> LevelHealth {
+        LevelHealth {
+            healthy,
+            counted: total,
+            total,
+        }
+    }
+
+    #[test]
+    fn priorities_fail_over_as_envoy_spreads_the_load() {
+        // Envoy's documented examples (arch_overview priority levels, factor 1.4).
+        let load = |ls: &[LevelHealth]| priority_load(ls, 140, 50).load;
+        assert_eq!(load(&[lv(10, 10), lv(10, 10)]), vec![100, 0]);
+        assert_eq!(load(&[lv(8, 10), lv(10, 10)]), vec![100, 0]);
+        assert_eq!(load(&[lv(7, 10), lv(10, 10)]), vec![98, 2]);
+        assert_eq!(load(&[lv(5, 10), lv(10, 10)]), vec![70, 30]);
+        assert_eq!(load(&[lv(2, 10), lv(10, 10)]), vec![28, 72]);
+        assert_eq!(load(&[lv(0, 10), lv(10, 10)]), vec![0, 100]);
+        assert_eq!(
+            load(&[lv(0, 1), lv(0, 2), lv(1, 1)]),
+            vec![0, 0, 100],
+            "the corpus example with P0 and P1 down"
+        );
+        // Three levels, each partly up: 20/20/20 % healthy → 28/28/28 available of 84.
+        assert_eq!(load(&[lv(2, 10), lv(2, 10), lv(2, 10)]), vec![34, 33, 33]);
+        // Total availability under 100: P0 at 10 % healthy panics, P1 at 50 % does not.
+        let r = priority_load(&[lv(1, 10), lv(5, 10)], 140, 50);
+        assert_eq!(r.load, vec![17, 83]);
+        assert_eq!(r.panic, vec![true, false]);
+        // Every level in panic: the load follows the host counts.
+        let r = priority_load(&[lv(0, 1), lv(1, 3)], 140, 50);
+        assert_eq!(r.panic, vec![true, true]);
+        assert_eq!(r.load, vec![25, 75]);
+        // A higher overprovisioning factor keeps load on a degraded level.
+        assert_eq!(
+            priority_load(&[lv(5, 10), lv(10, 10)], 200, 50).load,
+            vec![100, 0]
+        );
+        // Hosts excluded by an immediate-fail answer do not count.
+        let ex = LevelHealth {
+            healthy: 1,
+            counted: 1,
+            total: 3,
+        };
+        assert_eq!(priority_load(&[ex, lv(1, 1)], 140, 50).load, vec![100, 0]);
     }
 
     #[test]

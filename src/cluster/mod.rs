@@ -4,13 +4,15 @@
 pub mod breakers;
 pub mod checker;
 pub mod dns;
+pub mod hash;
 pub mod health;
+pub mod lb;
 pub mod oneshot;
 pub mod outlier;
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::config::{Cluster, DiscoveryType, DnsLookupFamily, LbPolicy};
+use crate::config::{Cluster, DiscoveryType, DnsLookupFamily};
 use crate::stats::HostStats;
 use crate::util::Rng;
 
@@ -22,8 +24,8 @@ pub struct HostRt {
     pub stats: HostStats,
     /// `load_balancing_weight` of the endpoint this address came from.
     pub weight: u32,
-    /// Smooth weighted round robin state (only used when weights differ).
-    current: i64,
+    /// Index in `cfg.endpoints` of the (first) endpoint this address came from.
+    pub ep: usize,
     /// The last connect to this host failed (logged once until one succeeds).
     connect_failing: bool,
     /// Active health state (always healthy without `health_checks`).
@@ -80,18 +82,15 @@ pub struct ClusterRt {
     /// The last DNS error per endpoint (None: its last query resolved), so a name that stays
     /// unresolvable is logged once, not on every refresh.
     dns_error: Vec<Option<String>>,
-    rr: usize,
-    /// Hosts have different weights: use the weighted variants of the policies.
-    weighted: bool,
     /// The client TLS configuration of `cfg.tls` (`set_up_tls`).
     pub tls: Option<crate::tls::ClientTls>,
     /// The circuit breakers of priority DEFAULT (every request's) and HIGH (configured,
     /// shown in the stats, never used: routes have no `priority`).
     pub breakers: [breakers::Breakers; 2],
-    /// Which hosts the load balancer uses (`refresh_lb`).
-    lb_set: health::LbSet,
-    /// The healthy hosts' indexes, when `lb_set` is `Healthy`.
-    eligible: Vec<usize>,
+    /// The load balancer over `hosts` (`refresh_lb`).
+    lb: lb::Balancer,
+    /// The last pick used every host of a level in panic mode.
+    last_panic: bool,
 }
 
 /// What an outlier detection did.
@@ -139,15 +138,18 @@ impl ClusterRt {
             pending: vec![false; n],
             dns_error: vec![None; n],
             hosts: Vec::new(),
-            rr: 0,
-            weighted: false,
             tls: None,
             breakers: [
                 breakers::Breakers::new(cfg.circuit_breakers.default.clone()),
                 breakers::Breakers::new(cfg.circuit_breakers.high.clone()),
             ],
-            lb_set: health::LbSet::All,
-            eligible: Vec::new(),
+            lb: lb::Balancer::new(
+                cfg.lb_policy,
+                &cfg.balancing,
+                cfg.healthy_panic_threshold,
+                &[],
+            ),
+            last_panic: false,
             cfg,
         };
         for (i, ep) in c.cfg.endpoints.iter().enumerate() {
@@ -228,13 +230,13 @@ impl ClusterRt {
 
     fn rebuild(&mut self) {
         let weight_of = |ep: usize| self.cfg.endpoints.get(ep).map_or(1, |e| e.weight);
-        let mut addrs: Vec<(SocketAddr, u32)> = match self.cfg.discovery {
+        let mut addrs: Vec<(SocketAddr, usize)> = match self.cfg.discovery {
             // One logical host: the first address of the (single) endpoint's answer.
             DiscoveryType::LogicalDns => self
                 .resolved
                 .first()
                 .and_then(|a| a.first())
-                .map(|&a| (a, weight_of(0)))
+                .map(|&a| (a, 0))
                 .into_iter()
                 .collect(),
             DiscoveryType::StrictDns | DiscoveryType::Static => self
@@ -242,7 +244,6 @@ impl ClusterRt {
                 .iter()
                 .enumerate()
                 .flat_map(|(ep, list)| list.iter().map(move |&a| (a, ep)))
-                .map(|(a, ep)| (a, weight_of(ep)))
                 .collect(),
         };
         let mut seen = std::collections::HashSet::new();
@@ -250,14 +251,14 @@ impl ClusterRt {
         let old = std::mem::take(&mut self.hosts);
         self.hosts = addrs
             .into_iter()
-            .map(|(addr, weight)| {
+            .map(|(addr, ep)| {
                 let prev = old.iter().find(|h| h.addr == addr);
                 HostRt {
                     addr,
                     active_rq: prev.map_or(0, |h| h.active_rq),
                     stats: prev.map(|h| h.stats).unwrap_or_default(),
-                    weight: weight.max(1),
-                    current: 0,
+                    weight: weight_of(ep).max(1),
+                    ep,
                     connect_failing: prev.is_some_and(|h| h.connect_failing),
                     // A host DNS brings in (or back) starts fresh.
                     health: match prev {
@@ -269,7 +270,6 @@ impl ClusterRt {
                 }
             })
             .collect();
-        self.weighted = self.hosts.windows(2).any(|w| w[0].weight != w[1].weight);
         self.refresh_lb();
     }
 
@@ -278,113 +278,101 @@ impl ClusterRt {
         self.hosts.iter().filter(|h| !h.unhealthy()).count()
     }
 
-    /// Recomputes which hosts the load balancer uses; call after any health change.
+    /// The `load_assignment.endpoints[]` entry (locality) a host is in.
+    pub fn locality_of(&self, h: &HostRt) -> Option<&crate::config::Locality> {
+        let ep = self.cfg.endpoints.get(h.ep)?;
+        self.cfg.balancing.localities.get(ep.locality)
+    }
+
+    /// Rebuilds the load balancer; call after any health change.
     pub fn refresh_lb(&mut self) {
-        let healthy = self.healthy_count();
-        let total = self.hosts.iter().filter(|h| !h.health.excluded).count();
-        self.lb_set = if healthy == self.hosts.len() && healthy > 0 {
-            health::LbSet::All
-        } else {
-            health::lb_set(healthy, total, self.cfg.healthy_panic_threshold)
-        };
-        self.eligible.clear();
-        if self.lb_set == health::LbSet::Healthy {
-            let ok = self
-                .hosts
-                .iter()
-                .enumerate()
-                .filter(|(_, h)| !h.unhealthy());
-            self.eligible.extend(ok.map(|(i, _)| i));
-        }
+        let by_name = self.cfg.balancing.hash_by_hostname && self.hashes();
+        let members: Vec<lb::Member> = self
+            .hosts
+            .iter()
+            .map(|h| {
+                let locality = self.cfg.endpoints.get(h.ep).map_or(0, |e| e.locality);
+                lb::Member {
+                    weight: h.weight,
+                    healthy: !h.unhealthy(),
+                    excluded: h.health.excluded,
+                    priority: self.locality_of(h).map_or(0, |l| l.priority),
+                    locality,
+                    addr: h.addr,
+                    name: by_name
+                        .then(|| self.hostname_of(h.addr).map(str::to_string))
+                        .flatten(),
+                    active: h.active_rq,
+                }
+            })
+            .collect();
+        self.lb = lb::Balancer::new(
+            self.cfg.lb_policy,
+            &self.cfg.balancing,
+            self.cfg.healthy_panic_threshold,
+            &members,
+        );
     }
 
-    /// The load balancer is in panic mode (Envoy's `lb_healthy_panic`).
+    /// The last pick was made in panic mode (Envoy's `lb_healthy_panic`).
     pub fn in_panic(&self) -> bool {
-        self.lb_set == health::LbSet::Panic
+        self.last_panic
     }
 
-    /// Picks a host by the cluster's policy among the hosts health checking lets it use;
-    /// `None` when there is none.
+    /// Picks a host by Envoy's priority, locality and policy rules among the hosts health
+    /// checking and outlier detection let it use; `None` when there is none.
     pub fn pick(&mut self, rng: &mut Rng) -> Option<usize> {
-        match self.lb_set {
-            health::LbSet::All | health::LbSet::Panic => self.pick_in(None, rng),
-            health::LbSet::Empty => None,
-            health::LbSet::Healthy => {
-                let set = std::mem::take(&mut self.eligible);
-                let r = self.pick_in(Some(&set), rng);
-                self.eligible = set;
-                r
-            }
-        }
+        self.pick_hashed(None, rng)
     }
 
-    /// Picks among `set` (host indexes; `None`: every host).
-    fn pick_in(&mut self, set: Option<&[usize]>, rng: &mut Rng) -> Option<usize> {
-        let n = set.map_or(self.hosts.len(), <[usize]>::len);
-        if n == 0 {
-            return None;
-        }
-        let at = |i: usize| set.map_or(i, |s| s[i]);
-        Some(match (self.cfg.lb_policy, self.weighted) {
-            (LbPolicy::RoundRobin, false) => {
-                self.rr = self.rr.wrapping_add(1);
-                at(self.rr % n)
-            }
-            // Smooth weighted round robin: spreads each host's share evenly over the cycle.
-            (LbPolicy::RoundRobin, true) => {
-                let total: i64 = (0..n).map(|i| i64::from(self.hosts[at(i)].weight)).sum();
-                for i in 0..n {
-                    let h = &mut self.hosts[at(i)];
-                    h.current += i64::from(h.weight);
-                }
-                let best = (0..n)
-                    .map(at)
-                    .max_by_key(|&i| (self.hosts[i].current, std::cmp::Reverse(i)))
-                    .unwrap_or(at(0));
-                self.hosts[best].current -= total;
-                best
-            }
-            (LbPolicy::Random, false) => at(rng.below(n as u64) as usize),
-            (LbPolicy::Random, true) => {
-                let total: u64 = (0..n).map(|i| u64::from(self.hosts[at(i)].weight)).sum();
-                let mut r = rng.below(total);
-                let mut pick = at(n - 1);
-                for i in (0..n).map(at) {
-                    let w = u64::from(self.hosts[i].weight);
-                    if r < w {
-                        pick = i;
-                        break;
-                    }
-                    r -= w;
-                }
-                pick
-            }
-            // Power of two choices, Envoy's default for LEAST_REQUEST; with weights the host
-            // with the larger weight / (active + 1) wins, as Envoy's weighted variant does.
-            (LbPolicy::LeastRequest, _) => {
-                let a = at(rng.below(n as u64) as usize);
-                let b = at(rng.below(n as u64) as usize);
-                let (ha, hb) = (&self.hosts[a], &self.hosts[b]);
-                let score = |h: &HostRt, other: &HostRt| {
-                    u64::from(h.weight) * (u64::from(other.active_rq) + 1)
-                };
-                if score(hb, ha) > score(ha, hb) {
-                    b
-                } else {
-                    a
-                }
-            }
-        })
+    /// The policy picks by the request's hash (RING_HASH, MAGLEV).
+    pub fn hashes(&self) -> bool {
+        matches!(
+            self.cfg.lb_policy,
+            crate::config::LbPolicy::RingHash | crate::config::LbPolicy::Maglev
+        )
     }
 
-    /// The configured name behind a DNS-discovered host (for `auto_host_rewrite`); `None` for
-    /// STATIC clusters, whose hosts have no name (Envoy then leaves Host alone).
+    /// `pick` with the request's hash (its route's `hash_policy`), which RING_HASH and MAGLEV
+    /// pick by (a random one without); the other policies ignore it.
+    pub fn pick_hashed(&mut self, hash: Option<u64>, rng: &mut Rng) -> Option<usize> {
+        let hosts = &self.hosts;
+        let active = |i: usize| hosts.get(i).map_or(0, |h| h.active_rq);
+        let r = self.lb.pick(hash, &active, rng);
+        self.last_panic = matches!(r, Some((_, lb::From::Panic)));
+        r.map(|(i, _)| i).filter(|&i| i < self.hosts.len())
+    }
+
+    /// Where active health checks of the host at `addr` go: its address, or the endpoint's
+    /// `health_check_config.port_value`.
+    pub fn check_addr(&self, addr: SocketAddr) -> SocketAddr {
+        let port = self
+            .hosts
+            .iter()
+            .find(|h| h.addr == addr)
+            .and_then(|h| self.cfg.endpoints.get(h.ep))
+            .and_then(|e| e.health_check_port);
+        port.map_or(addr, |p| SocketAddr::new(addr.ip(), p))
+    }
+
+    /// The Host of HTTP health checks of the host at `addr` set by its endpoint
+    /// (`health_check_config.hostname`), if any.
+    pub fn check_host(&self, addr: SocketAddr) -> Option<&str> {
+        let h = self.hosts.iter().find(|h| h.addr == addr)?;
+        let ep = self.cfg.endpoints.get(h.ep)?;
+        (!ep.health_check_hostname.is_empty()).then_some(ep.health_check_hostname.as_str())
+    }
+
+    /// The name of the host at `addr`, as Envoy gives it: the endpoint's `hostname`, else for
+    /// DNS-discovered hosts the name resolved; `None` for a STATIC host without `hostname`
+    /// (Envoy then leaves Host alone under `auto_host_rewrite`).
     pub fn hostname_of(&self, addr: SocketAddr) -> Option<&str> {
-        if self.cfg.discovery == DiscoveryType::Static {
-            return None;
+        let h = self.hosts.iter().find(|h| h.addr == addr)?;
+        let ep = self.cfg.endpoints.get(h.ep)?;
+        if !ep.hostname.is_empty() {
+            return Some(&ep.hostname);
         }
-        let i = self.resolved.iter().position(|a| a.contains(&addr))?;
-        self.cfg.endpoints.get(i).map(|e| e.host.as_str())
+        (self.cfg.discovery != DiscoveryType::Static).then_some(ep.host.as_str())
     }
 
     /// The host at `addr`, if it is still in the cluster (linear: clusters are small, and this
@@ -538,7 +526,7 @@ impl ClusterRt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::EndpointAddr;
+    use crate::config::{EndpointAddr, LbPolicy};
     use std::time::Duration;
 
     fn cluster(d: DiscoveryType, lb: LbPolicy, eps: &[(&str, u16)]) -> ClusterRt {
@@ -555,6 +543,10 @@ mod tests {
                     host: h.to_string(),
                     port: *p,
                     weight: 1,
+                    locality: 0,
+                    hostname: String::new(),
+                    health_check_port: None,
+                    health_check_hostname: String::new(),
                 })
                 .collect(),
             per_connection_buffer_limit_bytes: 1 << 20,
@@ -566,6 +558,7 @@ mod tests {
             tcp_keepalive: None,
             http: Default::default(),
             outlier_detection: None,
+            balancing: Default::default(),
         })
     }
 
@@ -858,14 +851,26 @@ mod tests {
         c.cfg.endpoints[0].weight = 3;
         c.rebuild();
         let mut rng = Rng::from_entropy();
-        let picks: Vec<usize> = (0..8).filter_map(|_| c.pick(&mut rng)).collect();
-        // Smooth WRR over weights 3:1 gives 6 and 2 of every 8, never 3 of host 2 in a row.
-        assert_eq!(picks.iter().filter(|&&i| i == 0).count(), 6);
+        let picks: Vec<usize> = (0..80).filter_map(|_| c.pick(&mut rng)).collect();
+        // Envoy's EDF schedule over weights 3:1: 6 and 2 of every 8, in a fixed order.
+        assert_eq!(&picks[..8], &[0, 0, 1, 0, 0, 0, 0, 1]);
+        for w in picks.chunks(8) {
+            assert_eq!(w.iter().filter(|&&i| i == 0).count(), 6, "{picks:?}");
+        }
+        // Weighted least request: with host 1 (weight 3) busy, its weight / (active + 1)
+        // falls under host 2's.
+        c.cfg.lb_policy = LbPolicy::LeastRequest;
+        c.rebuild();
+        c.track(addr(1), 5);
+        let n0 = (0..40).filter(|_| c.pick(&mut rng) == Some(0)).count();
+        assert!((8..=16).contains(&n0), "{n0} of 40 to the busy host");
+        // Envoy's RANDOM ignores weights.
         c.cfg.lb_policy = LbPolicy::Random;
+        c.rebuild();
         let n0 = (0..4000).filter(|_| c.pick(&mut rng) == Some(0)).count();
         assert!(
-            (2700..3300).contains(&n0),
-            "random 3:1 gave {n0} of 4000 to host 1"
+            (1700..2300).contains(&n0),
+            "random gave {n0} of 4000 to host 1"
         );
     }
 
@@ -891,15 +896,15 @@ mod tests {
             let mut rng = Rng::from_entropy();
             c.hosts[0].health = health::HostHealth::unchecked();
             c.refresh_lb();
-            assert!(!c.in_panic());
             assert!((0..200).all(|_| c.pick(&mut rng) != Some(0)), "{lb:?}");
+            assert!(!c.in_panic());
             // 1 of 4 healthy is under the 50 % threshold: every host again.
             for h in &mut c.hosts[1..3] {
                 h.health = health::HostHealth::unchecked();
             }
             c.refresh_lb();
-            assert!(c.in_panic());
             assert!((0..400).any(|_| c.pick(&mut rng) == Some(0)), "{lb:?}");
+            assert!(c.in_panic());
             // Without panic mode (threshold 0) only the healthy host.
             c.cfg.healthy_panic_threshold = 0;
             c.refresh_lb();

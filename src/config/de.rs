@@ -39,7 +39,6 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("dns_resolvers", "custom DNS resolvers"),
     ("typed_dns_resolver_config", "custom DNS resolvers"),
     ("rate_limits", "rate limits"),
-    ("hash_policy", "hash policies"),
     ("cluster_header", "cluster_header"),
     ("typed_json_format", "JSON access-log formats"),
     ("metadata", "metadata"),

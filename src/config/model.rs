@@ -1109,6 +1109,8 @@ pub struct ForwardAction {
     /// The legacy `cors` policy, used by the CORS filter when no `typed_per_filter_config`
     /// policy applies. Boxed: rare, and large beside the other route actions.
     pub cors: Option<Box<CorsPolicy>>,
+    /// `hash_policy[]`: the request's hash for a RING_HASH or MAGLEV cluster.
+    pub hash_policy: Vec<HashPolicy>,
     /// `request_mirror_policies[]`: shadow copies of each request (`http/mirror.rs`).
     pub mirrors: Vec<MirrorPolicy>,
     /// `per_request_buffer_limit_bytes` of the route, else of its virtual host: most request
@@ -1144,6 +1146,27 @@ pub enum MirrorTarget {
     Cluster(usize),
     /// `cluster_header`: the cluster named by this request header (lower case).
     Header(String),
+}
+
+/// One `hash_policy[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashPolicy {
+    pub key: HashKey,
+    /// A key found here ends the hash (the entries after it are not read).
+    pub terminal: bool,
+}
+
+/// What a hash policy entry hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    /// A request header's value (lower-case name; every value, sorted, when repeated).
+    Header(String),
+    /// A cookie's value (no hash when the request has no such cookie).
+    Cookie(String),
+    /// The client's IP address.
+    SourceIp,
+    /// A query parameter's value (the first one).
+    QueryParameter(String),
 }
 
 /// A route's `upgrade_configs[]` entry.
@@ -1248,6 +1271,11 @@ pub enum LbPolicy {
     RoundRobin,
     Random,
     LeastRequest,
+    /// Consistent hashing on a ring (`ring_hash_lb_config`), keyed by the route's
+    /// `hash_policy`.
+    RingHash,
+    /// Consistent hashing with a Maglev table (`maglev_lb_config`).
+    Maglev,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1267,6 +1295,73 @@ pub struct EndpointAddr {
     pub port: u16,
     /// `load_balancing_weight`, default 1; every address the endpoint resolves to gets it.
     pub weight: u32,
+    /// Index in `Balancing::localities` of the `load_assignment.endpoints[]` entry it is in.
+    pub locality: usize,
+    /// `endpoint.hostname` (empty when unset): the Host `auto_host_rewrite` sends and the
+    /// `hostname` of `/clusters`, as Envoy uses it.
+    pub hostname: String,
+    /// `endpoint.health_check_config.port_value`: active health checks go to this port.
+    pub health_check_port: Option<u16>,
+    /// `endpoint.health_check_config.hostname` (empty when unset): the Host of this host's
+    /// HTTP health checks, before the check's own `host`.
+    pub health_check_hostname: String,
+}
+
+/// How a cluster spreads load beyond its `lb_policy`: Envoy's priorities, localities and the
+/// policy's own settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Balancing {
+    /// `load_assignment.endpoints[]`, in order (one per `LocalityLbEndpoints`).
+    pub localities: Vec<Locality>,
+    /// `common_lb_config.locality_weighted_lb_config` is set: a locality is picked by weight
+    /// first, then a host in it.
+    pub locality_weighted: bool,
+    /// `load_assignment.policy.overprovisioning_factor`, in percent (Envoy's default 140).
+    pub overprovisioning_factor: u32,
+    /// `least_request_lb_config.choice_count` (default 2): hosts compared per pick when the
+    /// weights are equal.
+    pub choice_count: u32,
+    /// `least_request_lb_config.active_request_bias.default_value` (default 1.0): with unequal
+    /// weights a host's weight is divided by (active requests + 1) to this power.
+    pub active_request_bias: f64,
+    /// `ring_hash_lb_config.minimum_ring_size` (1024) and `maximum_ring_size` (8M).
+    pub ring_min: u64,
+    pub ring_max: u64,
+    /// `maglev_lb_config.table_size` (65537, a prime).
+    pub maglev_size: u64,
+    /// `common_lb_config.consistent_hashing_lb_config.use_hostname_for_hashing`: rings and
+    /// tables hash a host's name instead of its address.
+    pub hash_by_hostname: bool,
+}
+
+impl Default for Balancing {
+    fn default() -> Balancing {
+        Balancing {
+            localities: Vec::new(),
+            locality_weighted: false,
+            overprovisioning_factor: 140,
+            choice_count: 2,
+            active_request_bias: 1.0,
+            ring_min: 1024,
+            ring_max: 8 << 20,
+            maglev_size: 65537,
+            hash_by_hostname: false,
+        }
+    }
+}
+
+/// One `load_assignment.endpoints[]` entry (`LocalityLbEndpoints`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Locality {
+    /// `locality.region`, `.zone`, `.sub_zone`: shown in `/clusters`.
+    pub region: String,
+    pub zone: String,
+    pub sub_zone: String,
+    /// `load_balancing_weight` (0 when unset: no traffic under locality-weighted balancing,
+    /// as in Envoy).
+    pub weight: u32,
+    /// `priority` (0 is the highest): lower priorities get traffic as higher ones lose health.
+    pub priority: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -1298,6 +1393,8 @@ pub struct Cluster {
     pub http: UpstreamHttp,
     /// `outlier_detection`: hosts that fail are ejected from the load balancer for a while.
     pub outlier_detection: Option<OutlierDetection>,
+    /// Priorities, localities and policy settings.
+    pub balancing: Balancing,
 }
 
 /// `upstream_connection_options.tcp_keepalive`: TCP keep-alive on every connection to the

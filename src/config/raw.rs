@@ -1172,6 +1172,8 @@ pub struct RouteAction {
     pub upgrade_configs: Vec<RouteUpgradeConfig>,
     pub cors: Option<CorsPolicy>,
     #[serde(default)]
+    pub hash_policy: Vec<HashPolicy>,
+    #[serde(default)]
     pub request_mirror_policies: Vec<RequestMirrorPolicy>,
 }
 
@@ -1184,6 +1186,48 @@ pub struct RequestMirrorPolicy {
     pub runtime_fraction: Option<RuntimeFractionalPercent>,
     pub trace_sampled: Option<bool>,
     pub disable_shadow_host_suffix_append: Option<bool>,
+}
+
+/// `RouteAction.HashPolicy`: one key of the request's hash (`filter_state` and a header's
+/// `regex_rewrite` are refused as unknown).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashPolicy {
+    pub header: Option<HashHeader>,
+    pub cookie: Option<HashCookie>,
+    pub connection_properties: Option<HashConnection>,
+    pub query_parameter: Option<HashQuery>,
+    #[serde(default)]
+    pub terminal: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashHeader {
+    pub header_name: String,
+}
+
+/// A cookie key (`ttl`, which makes Envoy set the cookie, and `attributes` are refused).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashCookie {
+    pub name: String,
+    pub ttl: Option<Value>,
+    pub path: Option<Value>,
+    pub attributes: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashConnection {
+    #[serde(default)]
+    pub source_ip: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashQuery {
+    pub name: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1274,6 +1318,42 @@ pub struct Cluster {
     pub http_protocol_options: Option<UpstreamHttp1Options>,
     pub upstream_http_protocol_options: Option<UpstreamHttpOptions>,
     pub outlier_detection: Option<OutlierDetection>,
+    pub least_request_lb_config: Option<LeastRequestLbConfig>,
+    pub ring_hash_lb_config: Option<RingHashLbConfig>,
+    pub maglev_lb_config: Option<MaglevLbConfig>,
+}
+
+/// `Cluster.RingHashLbConfig`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RingHashLbConfig {
+    pub minimum_ring_size: Option<u64>,
+    pub maximum_ring_size: Option<u64>,
+    pub hash_function: Option<EnumValue>,
+}
+
+/// `Cluster.MaglevLbConfig`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaglevLbConfig {
+    pub table_size: Option<u64>,
+}
+
+/// `Cluster.LeastRequestLbConfig` (`slow_start_config` is refused as unknown).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeastRequestLbConfig {
+    pub choice_count: Option<u32>,
+    pub active_request_bias: Option<RuntimeDouble>,
+}
+
+/// `envoy.config.core.v3.RuntimeDouble`. The runtime key names a key no layer can set
+/// (`layered_runtime` refuses keys baton does not implement), so the default always applies.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeDouble {
+    pub default_value: Option<f64>,
+    pub runtime_key: Option<String>,
 }
 
 /// A cluster's `upstream_connection_options` (only `tcp_keepalive`).
@@ -1422,12 +1502,20 @@ pub struct Percent {
 pub struct CommonLbConfig {
     pub healthy_panic_threshold: Option<Percent>,
     pub zone_aware_lb_config: Option<Value>,
-    pub locality_weighted_lb_config: Option<Value>,
+    pub locality_weighted_lb_config: Option<Empty>,
     pub update_merge_window: Option<Value>,
     pub ignore_new_hosts_until_first_hc: Option<Value>,
     pub close_connections_on_host_set_change: Option<Value>,
-    pub consistent_hashing_lb_config: Option<Value>,
+    pub consistent_hashing_lb_config: Option<ConsistentHashing>,
     pub override_host_status: Option<Value>,
+}
+
+/// `CommonLbConfig.ConsistentHashingLbConfig` (bounded loads are refused).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistentHashing {
+    pub use_hostname_for_hashing: Option<bool>,
+    pub hash_balance_factor: Option<Value>,
 }
 
 /// `envoy.config.core.v3.HealthCheck` (a cluster's active health check). The fields baton
@@ -1520,13 +1608,38 @@ pub struct ClusterLoadAssignment {
     pub cluster_name: String,
     #[serde(default)]
     pub endpoints: Vec<LocalityLbEndpoints>,
+    pub policy: Option<LoadAssignmentPolicy>,
+}
+
+/// `ClusterLoadAssignment.Policy`: only the overprovisioning factor (the rest is refused as
+/// unknown).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadAssignmentPolicy {
+    pub overprovisioning_factor: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalityLbEndpoints {
+    pub locality: Option<Locality>,
     #[serde(default)]
     pub lb_endpoints: Vec<LbEndpoint>,
+    /// The locality's share within its priority (locality-weighted balancing only).
+    pub load_balancing_weight: Option<u32>,
+    pub priority: Option<u32>,
+}
+
+/// `envoy.config.core.v3.Locality`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Locality {
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub zone: String,
+    #[serde(default)]
+    pub sub_zone: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1541,6 +1654,20 @@ pub struct LbEndpoint {
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
     pub address: Address,
+    /// The host's name: the Host of `auto_host_rewrite`, shown in `/clusters`.
+    #[serde(default)]
+    pub hostname: String,
+    pub health_check_config: Option<EndpointHealthCheck>,
+}
+
+/// `Endpoint.HealthCheckConfig` (`address` and `disable_active_health_check` are refused as
+/// unknown).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointHealthCheck {
+    pub port_value: Option<u32>,
+    #[serde(default)]
+    pub hostname: String,
 }
 
 /// A protobuf enum as YAML gives it: its name (usual) or its number (allowed by proto JSON).

@@ -1652,9 +1652,9 @@ const DISCOVERY: &[EnumEntry<DiscoveryType>] = &[
 const LB_POLICIES: &[EnumEntry<LbPolicy>] = &[
     ("ROUND_ROBIN", 0, Some(LbPolicy::RoundRobin)),
     ("LEAST_REQUEST", 1, Some(LbPolicy::LeastRequest)),
-    ("RING_HASH", 2, None),
+    ("RING_HASH", 2, Some(LbPolicy::RingHash)),
     ("RANDOM", 3, Some(LbPolicy::Random)),
-    ("MAGLEV", 5, None),
+    ("MAGLEV", 5, Some(LbPolicy::Maglev)),
     ("CLUSTER_PROVIDED", 6, None),
     ("LOAD_BALANCING_POLICY_CONFIG", 7, None),
 ];
@@ -1681,18 +1681,47 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
     if dns_refresh_rate <= Duration::from_millis(1) {
         return Err(err(p("dns_refresh_rate"), "must be greater than 1ms"));
     }
-    let (load_assignment_cluster_name, endpoints) = match c.load_assignment {
-        None => (String::new(), Vec::new()),
+    let (load_assignment_cluster_name, endpoints, mut balancing) = match c.load_assignment {
+        None => (String::new(), Vec::new(), Balancing::default()),
         Some(la) => {
             let lpath = p("load_assignment");
             if la.cluster_name.is_empty() {
                 return Err(err(format!("{lpath}.cluster_name"), "must not be empty"));
             }
+            let mut balancing = Balancing::default();
+            if let Some(f) = la.policy.and_then(|p| p.overprovisioning_factor) {
+                if f == 0 {
+                    return Err(err(
+                        format!("{lpath}.policy.overprovisioning_factor"),
+                        "must be at least 1",
+                    ));
+                }
+                balancing.overprovisioning_factor = f;
+            }
             let mut eps = Vec::new();
             for (i, loc) in la.endpoints.iter().enumerate() {
+                let locpath = format!("{lpath}.endpoints[{i}]");
+                if loc.load_balancing_weight == Some(0) {
+                    return Err(err(
+                        format!("{locpath}.load_balancing_weight"),
+                        "must be at least 1",
+                    ));
+                }
+                if loc.priority.is_some_and(|p| p > 128) {
+                    // Envoy's limit (endpoint_components.proto: lte 128).
+                    return Err(err(format!("{locpath}.priority"), "must be at most 128"));
+                }
+                let l = loc.locality.as_ref();
+                balancing.localities.push(Locality {
+                    region: l.map(|l| l.region.clone()).unwrap_or_default(),
+                    zone: l.map(|l| l.zone.clone()).unwrap_or_default(),
+                    sub_zone: l.map(|l| l.sub_zone.clone()).unwrap_or_default(),
+                    weight: loc.load_balancing_weight.unwrap_or(0),
+                    priority: loc.priority.unwrap_or(0),
+                });
                 for (j, lb) in loc.lb_endpoints.iter().enumerate() {
-                    let epath =
-                        format!("{lpath}.endpoints[{i}].lb_endpoints[{j}].endpoint.address");
+                    let eppath = format!("{locpath}.lb_endpoints[{j}]");
+                    let epath = format!("{eppath}.endpoint.address");
                     let (host, port) =
                         socket_address(Some(&lb.endpoint.address), &epath, false, PROTOCOLS)?;
                     if discovery == DiscoveryType::Static && host.parse::<IpAddr>().is_err() {
@@ -1704,16 +1733,39 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
                     let weight = lb.load_balancing_weight.unwrap_or(1);
                     if weight == 0 {
                         return Err(err(
-                            format!(
-                                "{lpath}.endpoints[{i}].lb_endpoints[{j}].load_balancing_weight"
-                            ),
+                            format!("{eppath}.load_balancing_weight"),
                             "must be at least 1",
                         ));
                     }
-                    eps.push(EndpointAddr { host, port, weight });
+                    let health_check_port = match &lb.endpoint.health_check_config {
+                        Some(h) => match h.port_value {
+                            None | Some(0) => None,
+                            Some(v) => Some(u16::try_from(v).map_err(|_| {
+                                err(
+                                    format!("{eppath}.endpoint.health_check_config.port_value"),
+                                    format!("{v} is not a port (0..=65535)"),
+                                )
+                            })?),
+                        },
+                        None => None,
+                    };
+                    eps.push(EndpointAddr {
+                        host,
+                        port,
+                        weight,
+                        locality: i,
+                        hostname: lb.endpoint.hostname.clone(),
+                        health_check_port,
+                        health_check_hostname: lb
+                            .endpoint
+                            .health_check_config
+                            .as_ref()
+                            .map(|h| h.hostname.clone())
+                            .unwrap_or_default(),
+                    });
                 }
             }
-            (la.cluster_name, eps)
+            (la.cluster_name, eps, balancing)
         }
     };
     if discovery == DiscoveryType::LogicalDns && endpoints.len() != 1 {
@@ -1727,6 +1779,68 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
         None => None,
     };
     let health_check = super::validate_health::health_checks(c.health_checks, tls.is_some(), path)?;
+    balancing.locality_weighted = c
+        .common_lb_config
+        .as_ref()
+        .is_some_and(|c| c.locality_weighted_lb_config.is_some());
+    if let Some(ch) = c
+        .common_lb_config
+        .as_ref()
+        .and_then(|c| c.consistent_hashing_lb_config.as_ref())
+    {
+        let chp = p("common_lb_config.consistent_hashing_lb_config");
+        if ch.hash_balance_factor.is_some() {
+            return Err(err(
+                join_key(&chp, "hash_balance_factor"),
+                "not supported by baton (bounded-load consistent hashing)",
+            ));
+        }
+        balancing.hash_by_hostname = ch.use_hostname_for_hashing.unwrap_or(false);
+        // Envoy hashes a host's name: a STATIC host without `hostname` has none.
+        if balancing.hash_by_hostname
+            && discovery == DiscoveryType::Static
+            && endpoints.iter().any(|e| e.hostname.is_empty())
+        {
+            return Err(err(
+                join_key(&chp, "use_hostname_for_hashing"),
+                "every endpoint of a STATIC cluster needs a hostname to hash by",
+            ));
+        }
+    }
+    if let Some(lr) = &c.least_request_lb_config {
+        let lrpath = p("least_request_lb_config");
+        if let Some(n) = lr.choice_count {
+            if n < 2 {
+                return Err(err(
+                    format!("{lrpath}.choice_count"),
+                    format!("must be at least 2 (got {n})"),
+                ));
+            }
+            balancing.choice_count = n;
+        }
+        if let Some(b) = &lr.active_request_bias {
+            if b.runtime_key.as_deref() == Some("") {
+                return Err(err(
+                    format!("{lrpath}.active_request_bias.runtime_key"),
+                    "must not be empty",
+                ));
+            }
+            let bias = b.default_value.unwrap_or(0.0);
+            if !(0.0..=1e9).contains(&bias) {
+                return Err(err(
+                    format!("{lrpath}.active_request_bias.default_value"),
+                    format!("must be at least 0 (got {bias})"),
+                ));
+            }
+            balancing.active_request_bias = bias;
+        }
+    }
+    hashing(
+        c.ring_hash_lb_config.as_ref(),
+        c.maglev_lb_config.as_ref(),
+        &mut balancing,
+        path,
+    )?;
     let healthy_panic_threshold =
         super::validate_health::panic_threshold(c.common_lb_config, path)?;
     let tcp_keepalive = match c.upstream_connection_options {
@@ -1776,6 +1890,7 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
         .transpose()?;
     Ok(Cluster {
         http,
+        balancing,
         outlier_detection,
         health_check,
         healthy_panic_threshold,
@@ -1808,6 +1923,60 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
         },
         name: c.name,
     })
+}
+
+/// `ring_hash_lb_config` and `maglev_lb_config`, with Envoy's limits.
+fn hashing(
+    ring: Option<&raw::RingHashLbConfig>,
+    maglev: Option<&raw::MaglevLbConfig>,
+    b: &mut Balancing,
+    path: &str,
+) -> Result<(), ConfigError> {
+    const MAX_RING: u64 = 8 << 20;
+    if let Some(r) = ring {
+        let rp = join_key(path, "ring_hash_lb_config");
+        for (v, f) in [
+            (r.minimum_ring_size, "minimum_ring_size"),
+            (r.maximum_ring_size, "maximum_ring_size"),
+        ] {
+            if v.is_some_and(|v| v == 0 || v > MAX_RING) {
+                return Err(err(join_key(&rp, f), format!("must be 1..={MAX_RING}")));
+            }
+        }
+        b.ring_min = r.minimum_ring_size.unwrap_or(b.ring_min);
+        b.ring_max = r.maximum_ring_size.unwrap_or(b.ring_max);
+        if b.ring_min > b.ring_max {
+            return Err(err(
+                rp,
+                format!(
+                    "minimum_ring_size ({}) > maximum_ring_size ({})",
+                    b.ring_min, b.ring_max
+                ),
+            ));
+        }
+        if let Some(h) = &r.hash_function {
+            if !matches!(h, EnumValue::Number(0))
+                && !matches!(h, EnumValue::Name(n) if n.eq_ignore_ascii_case("XX_HASH"))
+            {
+                return Err(err(
+                    join_key(&rp, "hash_function"),
+                    "only XX_HASH is supported",
+                ));
+            }
+        }
+    }
+    if let Some(size) = maglev.and_then(|m| m.table_size) {
+        let at = join_key(path, "maglev_lb_config.table_size");
+        let prime = size >= 2
+            && (2..)
+                .take_while(|d: &u64| d * d <= size)
+                .all(|d| size % d != 0);
+        if !prime || size > 5_000_011 {
+            return Err(err(at, format!("{size} is not a prime up to 5000011")));
+        }
+        b.maglev_size = size;
+    }
+    Ok(())
 }
 
 /// Envoy's `RoutingPriority`.

@@ -77,7 +77,12 @@ pub fn forward(
     for (i, u) in a.upgrade_configs.into_iter().enumerate() {
         upgrades.push(route_upgrade(u, &format!("{}[{i}]", p("upgrade_configs")))?);
     }
+    let mut hash_policy = Vec::new();
+    for (i, h) in a.hash_policy.into_iter().enumerate() {
+        hash_policy.push(hash_entry(h, &format!("{}[{i}]", p("hash_policy")))?);
+    }
     Ok(ForwardAction {
+        hash_policy,
         upgrades,
         cluster,
         prefix_rewrite,
@@ -132,6 +137,66 @@ fn mirror_policy(
         fraction,
         host_suffix: !m.disable_shadow_host_suffix_append.unwrap_or(false),
     })
+}
+
+/// One `hash_policy[]` entry: exactly one key.
+fn hash_entry(h: raw::HashPolicy, path: &str) -> Result<HashPolicy, ConfigError> {
+    let p = |f: &str| join_key(path, f);
+    let mut keys = Vec::new();
+    if let Some(hd) = h.header {
+        if hd.header_name.is_empty() {
+            return Err(err(p("header.header_name"), "must not be empty"));
+        }
+        keys.push(HashKey::Header(hd.header_name.to_ascii_lowercase()));
+    }
+    if let Some(c) = h.cookie {
+        for (v, f) in [
+            (&c.ttl, "ttl"),
+            (&c.path, "path"),
+            (&c.attributes, "attributes"),
+        ] {
+            if v.is_some() {
+                return Err(err(
+                    p(&format!("cookie.{f}")),
+                    "not supported by baton (a generated hash cookie)",
+                ));
+            }
+        }
+        if c.name.is_empty() {
+            return Err(err(p("cookie.name"), "must not be empty"));
+        }
+        keys.push(HashKey::Cookie(c.name));
+    }
+    if let Some(c) = h.connection_properties {
+        if c.source_ip {
+            keys.push(HashKey::SourceIp);
+        } else {
+            return Err(err(
+                p("connection_properties.source_ip"),
+                "must be true (the only connection property)",
+            ));
+        }
+    }
+    if let Some(q) = h.query_parameter {
+        if q.name.is_empty() {
+            return Err(err(p("query_parameter.name"), "must not be empty"));
+        }
+        keys.push(HashKey::QueryParameter(q.name));
+    }
+    match keys.len() {
+        1 => Ok(HashPolicy {
+            key: keys.remove(0),
+            terminal: h.terminal,
+        }),
+        0 => Err(err(
+            path,
+            "one of header, cookie, connection_properties, query_parameter is required",
+        )),
+        _ => Err(err(
+            path,
+            "only one of header, cookie, connection_properties, query_parameter may be set",
+        )),
+    }
 }
 
 /// One route `upgrade_configs[]` entry. `connect_config` (terminate CONNECT) is only meaningful

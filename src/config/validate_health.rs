@@ -359,11 +359,6 @@ pub fn panic_threshold(c: Option<raw::CommonLbConfig>, path: &str) -> Result<u32
                 "zone-aware load balancing",
             ),
             (
-                &c.locality_weighted_lb_config,
-                "locality_weighted_lb_config",
-                "locality-weighted load balancing",
-            ),
-            (
                 &c.update_merge_window,
                 "update_merge_window",
                 "host update merging",
@@ -377,11 +372,6 @@ pub fn panic_threshold(c: Option<raw::CommonLbConfig>, path: &str) -> Result<u32
                 &c.close_connections_on_host_set_change,
                 "close_connections_on_host_set_change",
                 "close_connections_on_host_set_change",
-            ),
-            (
-                &c.consistent_hashing_lb_config,
-                "consistent_hashing_lb_config",
-                "consistent hashing",
             ),
             (
                 &c.override_host_status,

@@ -895,7 +895,14 @@ fn route(
         }
     };
     let (picked, panic) = ctx.clusters.get_mut(cluster).map_or((None, false), |cl| {
-        let addr = cl.pick(&mut ctx.rng).map(|hi| cl.hosts[hi].addr);
+        let hash = if fwd.hash_policy.is_empty() || !cl.hashes() {
+            None
+        } else {
+            crate::route::matcher::request_hash(&fwd.hash_policy, req, peer)
+        };
+        let addr = cl
+            .pick_hashed(hash, &mut ctx.rng)
+            .map(|hi| cl.hosts[hi].addr);
         (addr, cl.in_panic())
     });
     if panic {

@@ -134,18 +134,82 @@ pub fn value_matches(m: &HeaderMatcher, v: Option<&str>) -> bool {
     hit != m.invert
 }
 
+/// The first value of query parameter `name` in `path`, as sent (not percent-decoded).
+pub fn query_value<'a>(path: &'a str, name: &str) -> Option<&'a str> {
+    let query = path.split_once('?').map_or("", |(_, q)| q);
+    query
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The value of cookie `name` in the request's Cookie headers (surrounding quotes removed, as
+/// Envoy's cookie parser does).
+pub fn cookie_value<'a>(req: &RequestHead<'a>, name: &str) -> Option<&'a str> {
+    req.headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("cookie"))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| {
+            v.strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v)
+        })
+}
+
+/// The request's hash under a route's `hash_policy` (Envoy's HashPolicyImpl): each key found
+/// is xxHash64'd and folded in as `rotl(hash, 1) ^ key`; a terminal entry that has a hash ends
+/// it. None when no key is found (the balancer then draws a random one).
+pub fn request_hash(
+    policy: &[crate::config::HashPolicy],
+    req: &RequestHead<'_>,
+    peer: std::net::SocketAddr,
+) -> Option<u64> {
+    use crate::cluster::hash::xxh64;
+    use crate::config::HashKey;
+    let mut hash: Option<u64> = None;
+    for p in policy {
+        let key = match &p.key {
+            HashKey::Header(n) if n == "host" || n == ":authority" => {
+                req.host.map(|h| xxh64(h.as_bytes(), 0))
+            }
+            HashKey::Header(n) if n.starts_with(':') => {
+                header_value(req, n).map(|v| xxh64(v.as_bytes(), 0))
+            }
+            HashKey::Header(n) => {
+                // Every value, sorted, each hashed with the previous hash as the seed.
+                let mut values: Vec<&[u8]> = req
+                    .headers
+                    .iter()
+                    .filter(|h| h.name.eq_ignore_ascii_case(n))
+                    .map(|h| h.value)
+                    .collect();
+                values.sort_unstable();
+                (!values.is_empty()).then(|| values.iter().fold(0, |s, v| xxh64(v, s)))
+            }
+            HashKey::Cookie(n) => cookie_value(req, n).map(|v| xxh64(v.as_bytes(), 0)),
+            HashKey::SourceIp => Some(xxh64(peer.ip().to_string().as_bytes(), 0)),
+            HashKey::QueryParameter(n) => query_value(req.path, n).map(|v| xxh64(v.as_bytes(), 0)),
+        };
+        if let Some(k) = key {
+            hash = Some(hash.map_or(0, |h| h.rotate_left(1)) ^ k);
+        }
+        if p.terminal && hash.is_some() {
+            break;
+        }
+    }
+    hash
+}
+
 /// Query parameters as sent (not percent-decoded, as Envoy's route matcher sees them); for a
 /// repeated name the first value counts.
 fn query_matches(ms: &[QueryParameterMatcher], path: &str) -> bool {
-    let query = path.split_once('?').map_or("", |(_, q)| q);
-    let first = |name: &str| {
-        query
-            .split('&')
-            .filter(|kv| !kv.is_empty())
-            .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
-    };
+    let first = |name: &str| query_value(path, name);
     ms.iter().all(|m| match (first(&m.name), &m.rule) {
         (None, _) => false,
         (Some(_), QueryParameterRule::Present) => true,
@@ -279,6 +343,57 @@ mod tests {
                 &[q("c", QueryParameterRule::Present)],
                 r.path
             ));
+        });
+    }
+
+    #[test]
+    fn the_request_hash_folds_the_keys_found_as_envoy_does() {
+        use crate::cluster::hash::xxh64;
+        use crate::config::{HashKey, HashPolicy};
+        let pol = |key, terminal| HashPolicy { key, terminal };
+        let peer: std::net::SocketAddr = "10.1.2.3:5555".parse().unwrap();
+        let raw = "GET /p?a=1&q=v2&q=v3 HTTP/1.1\r\nHost: h.test\r\nX-U: b\r\nx-u: a\r\nCookie: x=1; sid=\"s1\"\r\n\r\n";
+        with_req(raw, |r| {
+            let h = |p: &[HashPolicy]| request_hash(p, r, peer);
+            let header = pol(HashKey::Header("x-u".into()), false);
+            // Repeated header: the sorted values chained through the seed.
+            assert_eq!(
+                h(std::slice::from_ref(&header)),
+                Some(xxh64(b"b", xxh64(b"a", 0)))
+            );
+            assert_eq!(
+                h(&[pol(HashKey::Header("host".into()), false)]),
+                Some(xxh64(b"h.test", 0))
+            );
+            assert_eq!(
+                h(&[pol(HashKey::Cookie("sid".into()), false)]),
+                Some(xxh64(b"s1", 0))
+            );
+            assert_eq!(
+                h(&[pol(HashKey::SourceIp, false)]),
+                Some(xxh64(b"10.1.2.3", 0))
+            );
+            assert_eq!(
+                h(&[pol(HashKey::QueryParameter("q".into()), false)]),
+                Some(xxh64(b"v2", 0))
+            );
+            // Keys not found add nothing; none found is no hash.
+            let missing = pol(HashKey::Cookie("nope".into()), false);
+            assert_eq!(h(std::slice::from_ref(&missing)), None);
+            let ip = xxh64(b"10.1.2.3", 0);
+            let q = xxh64(b"v2", 0);
+            let both = [
+                missing,
+                pol(HashKey::SourceIp, false),
+                pol(HashKey::QueryParameter("q".into()), false),
+            ];
+            assert_eq!(h(&both), Some(ip.rotate_left(1) ^ q));
+            // A terminal entry that found its key ends the hash.
+            let term = [
+                pol(HashKey::SourceIp, true),
+                pol(HashKey::QueryParameter("q".into()), false),
+            ];
+            assert_eq!(h(&term), Some(ip));
         });
     }
 }

@@ -206,6 +206,7 @@ mod tests {
                 retry_policy: None,
                 upgrades: Vec::new(),
                 cors: None,
+                hash_policy: Vec::new(),
                 mirrors: Vec::new(),
                 body_limit: None,
                 attempt_count: Default::default(),

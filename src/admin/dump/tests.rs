@@ -320,7 +320,7 @@ static_resources:
               - match: { prefix: /r4 }
                 redirect: { scheme_redirect: http, response_code: TEMPORARY_REDIRECT }
               - match: { prefix: / }
-                route: { cluster: a }
+                route: { cluster: a, hash_policy: [{ header: { header_name: X-User } }, { cookie: { name: sid }, terminal: true }, { connection_properties: { source_ip: true } }, { query_parameter: { name: q } }] }
                 decorator: { operation: toA, propagate: false }
           tracing:
             random_sampling: { value: 12.5 }
@@ -378,14 +378,22 @@ static_resources:
   - name: a
     connect_timeout: 0.25s
     lb_policy: LEAST_REQUEST
+    least_request_lb_config: { choice_count: 3, active_request_bias: { default_value: 0.5, runtime_key: a.bias } }
+    common_lb_config: { locality_weighted_lb_config: {} }
     per_connection_buffer_limit_bytes: 32768
     load_assignment:
       cluster_name: a
+      policy: { overprovisioning_factor: 120 }
       endpoints:
       - lb_endpoints:
-        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } } }
+        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } }, hostname: a1.local, health_check_config: { port_value: 9090, hostname: a1.check } }
           load_balancing_weight: 5
         - endpoint: { address: { socket_address: { address: 127.0.0.2, port_value: 8080 } } }
+      - locality: { region: r, zone: z, sub_zone: s }
+        load_balancing_weight: 2
+        priority: 1
+        lb_endpoints:
+        - endpoint: { address: { socket_address: { address: 127.0.0.3, port_value: 8080 } } }
   - name: b
     type: STRICT_DNS
     lb_policy: RANDOM
@@ -426,6 +434,14 @@ static_resources:
       - lb_endpoints:
         - endpoint: { address: { socket_address: { address: localhost, port_value: 8082 } } }
   - name: empty
+  - name: ring
+    type: STRICT_DNS
+    common_lb_config: { consistent_hashing_lb_config: { use_hostname_for_hashing: true } }
+    lb_policy: RING_HASH
+    ring_hash_lb_config: { minimum_ring_size: 64, maximum_ring_size: 4096, hash_function: XX_HASH }
+  - name: maglev
+    lb_policy: MAGLEV
+    maglev_lb_config: { table_size: 251 }
 "#;
 
 /// The `bootstrap` of a dump, as YAML text baton can load.

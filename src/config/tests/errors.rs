@@ -15,18 +15,18 @@ fn unknown_enum_value_names_the_field() {
     assert_eq!(
         err_with(&[("static_resources.clusters[0].lb_policy", "MAGLEV_X")]),
         "static_resources.clusters[0].lb_policy: unknown value \"MAGLEV_X\" \
-         (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"
+         (supported: ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV)"
     );
     // Envoy v3 removed ORIGINAL_DST_LB (4 is reserved): unknown, with the values to pick from.
     assert_eq!(
         err_with(&[("static_resources.clusters[0].lb_policy", "ORIGINAL_DST_LB")]),
         "static_resources.clusters[0].lb_policy: unknown value \"ORIGINAL_DST_LB\" \
-         (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"
+         (supported: ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV)"
     );
     assert_eq!(
-        err_with(&[("static_resources.clusters[0].lb_policy", "MAGLEV")]),
-        "static_resources.clusters[0].lb_policy: value \"MAGLEV\" is not supported by baton \
-         (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"
+        err_with(&[("static_resources.clusters[0].lb_policy", "CLUSTER_PROVIDED")]),
+        "static_resources.clusters[0].lb_policy: value \"CLUSTER_PROVIDED\" is not supported by baton \
+         (supported: ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV)"
     );
     assert_eq!(
         err_with(&[("static_resources.clusters[1].type", "EDS")]),
@@ -229,7 +229,7 @@ fn unknown_fields_are_named() {
          dns_refresh_rate, load_assignment, per_connection_buffer_limit_bytes, \
          transport_socket, circuit_breakers, health_checks, common_lb_config, upstream_connection_options, \
          typed_extension_protocol_options, common_http_protocol_options, \
-         http_protocol_options, upstream_http_protocol_options, outlier_detection)"
+         http_protocol_options, upstream_http_protocol_options, outlier_detection, least_request_lb_config, ring_hash_lb_config, maglev_lb_config)"
     );
     assert_eq!(
         err_with(&[(&hcm("http_filters[0].typed_config.dynamic_stats"), "false")]),
@@ -875,6 +875,153 @@ fn cluster_endpoint_rules() {
         )]),
         "static_resources.clusters[0].load_assignment.cluster_name: must not be empty"
     );
+}
+
+#[test]
+fn load_balancing_fields_are_checked_or_refused_by_path() {
+    const C: &str = "static_resources.clusters[0]";
+    let la = format!("{C}.load_assignment");
+    let ep = format!("{la}.endpoints[0].lb_endpoints[0].endpoint");
+    let cases: &[(String, &str, String)] = &[
+        (
+            format!("{la}.endpoints[0].load_balancing_weight"),
+            "0",
+            "must be at least 1".into(),
+        ),
+        (
+            format!("{la}.endpoints[0].priority"),
+            "129",
+            "must be at most 128".into(),
+        ),
+        (
+            format!("{la}.policy"),
+            "{overprovisioning_factor: 0}",
+            "must be at least 1".into(),
+        ),
+        (
+            format!("{ep}.health_check_config"),
+            "{port_value: 70000}",
+            "70000 is not a port (0..=65535)".into(),
+        ),
+        (
+            format!("{C}.least_request_lb_config"),
+            "{choice_count: 1}",
+            "must be at least 2 (got 1)".into(),
+        ),
+        (
+            format!("{C}.least_request_lb_config"),
+            "{active_request_bias: {default_value: -1, runtime_key: k}}",
+            "must be at least 0 (got -1)".into(),
+        ),
+        (
+            format!("{C}.ring_hash_lb_config"),
+            "{minimum_ring_size: 9000000}",
+            "must be 1..=8388608".into(),
+        ),
+        (
+            format!("{C}.ring_hash_lb_config"),
+            "{minimum_ring_size: 100, maximum_ring_size: 10}",
+            "minimum_ring_size (100) > maximum_ring_size (10)".into(),
+        ),
+        (
+            format!("{C}.ring_hash_lb_config"),
+            "{hash_function: MURMUR_HASH_2}",
+            "only XX_HASH is supported".into(),
+        ),
+        (
+            format!("{C}.common_lb_config.consistent_hashing_lb_config"),
+            "{hash_balance_factor: 150}",
+            "not supported by baton (bounded-load consistent hashing)".into(),
+        ),
+        (
+            format!("{C}.common_lb_config.consistent_hashing_lb_config"),
+            "{use_hostname_for_hashing: true}",
+            "every endpoint of a STATIC cluster needs a hostname to hash by".into(),
+        ),
+        (
+            format!("{C}.maglev_lb_config"),
+            "{table_size: 65536}",
+            "65536 is not a prime up to 5000011".into(),
+        ),
+    ];
+    for (at, v, why) in cases {
+        let got = err_with(&[(at.as_str(), v)]);
+        assert!(got.ends_with(why.as_str()), "{at}: {v}: {got}");
+        assert!(got.starts_with(at.as_str()), "{at}: {v}: {got}");
+    }
+    // What baton does not implement is refused naming the field.
+    for (at, v, field) in [
+        (
+            format!("{ep}.health_check_config"),
+            "{address: {socket_address: {address: 127.0.0.2, port_value: 1}}}",
+            "address",
+        ),
+        (
+            format!("{ep}.health_check_config"),
+            "{disable_active_health_check: true}",
+            "disable_active_health_check",
+        ),
+        (
+            format!("{la}.policy"),
+            "{weighted_priority_health: true}",
+            "weighted_priority_health",
+        ),
+        (
+            format!("{C}.least_request_lb_config"),
+            "{slow_start_config: {}}",
+            "slow_start_config",
+        ),
+        (
+            format!("{C}.common_lb_config.locality_weighted_lb_config"),
+            "{x: 1}",
+            "x",
+        ),
+        (format!("{la}.endpoints[0].proximity"), "1", "proximity"),
+    ] {
+        let got = err_with(&[(at.as_str(), v)]);
+        let path = if at.ends_with(field) {
+            at.clone()
+        } else {
+            format!("{at}.{field}")
+        };
+        assert!(got.starts_with(&format!("{path}: ")), "{got}");
+    }
+}
+
+#[test]
+fn route_hash_policies_are_checked_by_path() {
+    let hp = vh("routes[0].route.hash_policy");
+    for (v, at, why) in [
+        (
+            "[{}]",
+            "[0]",
+            "one of header, cookie, connection_properties, query_parameter is required",
+        ),
+        (
+            "[{header: {header_name: a}, query_parameter: {name: b}}]",
+            "[0]",
+            "only one of header, cookie, connection_properties, query_parameter may be set",
+        ),
+        (
+            "[{cookie: {name: c, ttl: 1s}}]",
+            "[0].cookie.ttl",
+            "not supported by baton (a generated hash cookie)",
+        ),
+        (
+            "[{header: {header_name: \"\"}}]",
+            "[0].header.header_name",
+            "must not be empty",
+        ),
+        (
+            "[{connection_properties: {source_ip: false}}]",
+            "[0].connection_properties.source_ip",
+            "must be true (the only connection property)",
+        ),
+    ] {
+        assert_eq!(err_with(&[(&hp, v)]), format!("{hp}{at}: {why}"), "{v}");
+    }
+    let e = err_with(&[(&hp, "[{filter_state: {key: k}}]")]);
+    assert!(e.contains(&format!("{hp}[0].filter_state: unknown")), "{e}");
 }
 
 #[test]

@@ -19,9 +19,9 @@ fn enum_names_are_case_insensitive() {
     assert_eq!(b.clusters[0].dns_lookup_family, DnsLookupFamily::V4Only);
     assert_eq!(b.listeners[0].hcm().unwrap().codec_type, CodecType::Auto);
     assert_eq!(
-        err_with(&[(&cl("lb_policy"), "maglev")]),
-        "static_resources.clusters[0].lb_policy: value \"MAGLEV\" is not supported by baton \
-         (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"
+        err_with(&[(&cl("lb_policy"), "cluster_provided")]),
+        "static_resources.clusters[0].lb_policy: value \"CLUSTER_PROVIDED\" is not supported by baton \
+         (supported: ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV)"
     );
 }
 

@@ -39,6 +39,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                                 retry_policy: None,
                                 upgrades: vec![],
                                 cors: None,
+                                hash_policy: Vec::new(),
                                 mirrors: vec![],
                                 body_limit: None,
                                 attempt_count: Default::default(),
@@ -124,6 +125,10 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 host: "127.0.0.1".into(),
                 port,
                 weight: 1,
+                locality: 0,
+                hostname: String::new(),
+                health_check_port: None,
+                health_check_hostname: String::new(),
             }],
             per_connection_buffer_limit_bytes: 1 << 20,
             load_assignment_cluster_name: cluster.into(),
@@ -134,6 +139,10 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             tcp_keepalive: None,
             http: Default::default(),
             outlier_detection: None,
+            balancing: crate::config::Balancing {
+                localities: vec![Default::default()],
+                ..Default::default()
+            },
         }],
         admin: None,
         node: None,
@@ -222,6 +231,10 @@ fn cluster_defaults_and_enum_numbers() {
             host: "localhost".into(),
             port: 8081,
             weight: 1,
+            locality: 0,
+            hostname: String::new(),
+            health_check_port: None,
+            health_check_hostname: String::new(),
         }]
     );
 }
@@ -393,7 +406,7 @@ fn config_yaml_merges_over_file() {
     assert_eq!(
         e.to_string(),
         "static_resources.clusters[0].lb_policy: unknown value \"X\" \
-         (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"
+         (supported: ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV)"
     );
     let e = load(Some(&file), Some("[")).unwrap_err();
     assert!(
