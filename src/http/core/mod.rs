@@ -950,6 +950,10 @@ impl Conn {
         };
     }
 
+    /// Not inlined into `process`: its frame (header slots, the routing decision) and the
+    /// `Env` calls it makes would otherwise be set up on every `process` call, most of which
+    /// parse no head.
+    #[inline(never)]
     fn head(&mut self, env: &mut dyn Env, now: Instant) -> bool {
         if env.handoff() && !self.client_eof && self.cin.len() <= HANDOFF_MAX {
             if self.out_pending() > 0 {
