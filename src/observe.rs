@@ -274,11 +274,12 @@ pub fn response_head(ctx: &Ctx, rq: &mut Rq, status: u16, hdrs: &[httparse::Head
 }
 
 /// A request ends (response complete, failed, or the client left): stats by status class,
-/// per-host outcome, and the access-log line.
-pub fn end(ctx: &mut Ctx, mut rq: Rq) {
+/// per-host outcome, and the access-log line. The record is left where it is (its caller's
+/// exchange is reused) without what it owns on the heap.
+pub fn end(ctx: &mut Ctx, rq: &mut Rq) {
     rq.end = Some(ctx.now());
     if rq.span.is_some() {
-        crate::tracing::http::end(ctx, &mut rq);
+        crate::tracing::http::end(ctx, rq);
     }
     let class = Stats::class(rq.status);
     // A TCP proxy connection is no request: it counts in neither the request classes nor a
@@ -312,14 +313,17 @@ pub fn end(ctx: &mut Ctx, mut rq: Rq) {
         }
     }
     if ctx.access_logs.slots(rq.listener).is_some() {
-        let names = log_names(&ctx.clusters, &ctx.listeners, &rq, tcp);
-        if ctx.access_logs.log(&rq, &names, ctx.now()) && ctx.access_logs.want_flush_tick() {
+        let names = log_names(&ctx.clusters, &ctx.listeners, rq, tcp);
+        if ctx.access_logs.log(rq, &names, ctx.now()) && ctx.access_logs.want_flush_tick() {
             ctx.timers.arm(ctx.now() + FLUSH_EVERY, TimerKey::Tick);
         }
         if let Some(c) = rq.cap.take() {
             ctx.access_logs.put_captured(c);
         }
     }
+    // What the record owns goes now, as if it had been dropped here.
+    rq.tls = None;
+    rq.local_body = None;
 }
 
 /// The names a request's access-log line (or local reply format) reads: its cluster's and

@@ -271,7 +271,7 @@ impl Env for CtxEnv<'_> {
         }
     }
 
-    fn end(&mut self, mut rq: Rq, _now: Instant) {
+    fn end(&mut self, rq: &mut Rq, _now: Instant) {
         // A TCP proxy's record began before its TLS handshake (if any): the session's facts
         // are known by its end.
         if rq.tls.is_none() {

@@ -316,7 +316,7 @@ impl Exchange {
                     let ex = Exchange::new(&s, None, None, rq, now);
                     return Step::Started(env.spares().boxed(ex), None);
                 }
-                env.end(rq, now);
+                env.end(&mut rq, now);
                 Step::End(if keep { Then::Next } else { Then::Close })
             }
             Decision::Forward(mut f) => {
@@ -574,8 +574,7 @@ impl Exchange {
         if let Some((c, addr)) = self.target.take() {
             env.track(c, addr, -1);
         }
-        let spent = Rq::new(self.rq.start, self.rq.listener, self.rq.peer, self.rq.minor);
-        env.end(std::mem::replace(&mut self.rq, spent), now);
+        env.end(&mut self.rq, now);
     }
 
     /// Takes one `r` of the target cluster's circuit breakers for this exchange (nothing

@@ -204,8 +204,10 @@ pub trait Env {
     fn local_reply(&mut self, out: &mut Vec<u8>, reply: &Reply<'_>, rq: &mut Rq) -> usize;
     /// The upstream's response head arrived.
     fn response_head(&mut self, rq: &mut Rq, status: u16, headers: &[httparse::Header<'_>]);
-    /// The request ended; its record is final.
-    fn end(&mut self, rq: Rq, now: Instant);
+    /// The request ended; its record is final. Taken by reference, not by value: the record
+    /// stays where it is (an exchange's box) instead of being copied out per request; what
+    /// it owns is given up here.
+    fn end(&mut self, rq: &mut Rq, now: Instant);
     /// The retry policy of a route, by (virtual host, route) index.
     fn retry_policy(&self, route: (usize, usize)) -> Option<&RetryPolicy>;
     /// Another host of `cluster` for a retry (not `old` when there is a choice).
@@ -1208,7 +1210,7 @@ impl Conn {
             &exchange::plain_reply(status, body, true),
             &mut rq,
         );
-        env.end(rq, now);
+        env.end(&mut rq, now);
         self.close_after(now);
     }
 }
