@@ -993,7 +993,7 @@ impl Conn {
         // `request_timeout` runs from the head's first byte.
         let began = self.head_started.unwrap_or(now);
         let mut slots = super::codec::header_slots();
-        let (head_len, start) = match super::codec::parse_request(self.cin.data(), &mut slots) {
+        let (head_len, next) = match super::codec::parse_request(self.cin.data(), &mut slots) {
             Ok(None) => return self.partial_head(env, now),
             Err(e) => {
                 self.reject(env, &e, now);
@@ -1058,19 +1058,19 @@ impl Conn {
                 };
                 let mut rq = env.begin(Some(&req), req.minor, now);
                 let decision = env.route(&req, &mut rq);
-                (
-                    req.head_len,
-                    exchange::Start::new(&req, decision, rq, &self.lim, began),
-                )
+                let meta = exchange::Meta::new(&req, &self.lim, began);
+                // Begun here, while the head is still borrowed from the input buffer: the
+                // decision and the record go to the exchange without being moved out of
+                // this arm first. It writes only to the client output.
+                self.requests = self.requests.saturating_add(1);
+                let closing = env.closing() || self.spent(now);
+                let next = Exchange::start(env, meta, decision, rq, &mut self.cout, closing, now);
+                (req.head_len, next)
             }
         };
         self.cin.consume(head_len);
         self.scanned = 0;
         self.head_started = None;
-        self.requests = self.requests.saturating_add(1);
-        let closing = env.closing() || self.spent(now);
-        let (_, cx) = self.parts();
-        let next = Exchange::start(env, start, cx, closing, now);
         self.apply_step(env, next, now);
         true
     }
