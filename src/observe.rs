@@ -621,7 +621,7 @@ pub fn breaker_acquire(ctx: &mut Ctx, c: usize, r: Resource, over: bool) -> bool
         b.acquire(r)
     };
     if ok {
-        ctx.stats.breakers(c, 0, b);
+        ctx.stats.breaker(c, 0, b, r);
     }
     ok
 }
@@ -631,6 +631,6 @@ pub fn breaker_release(ctx: &mut Ctx, c: usize, r: Resource) {
     if let Some(cl) = ctx.clusters.get_mut(c) {
         let b = &mut cl.breakers[0];
         b.release(r);
-        ctx.stats.breakers(c, 0, b);
+        ctx.stats.breaker(c, 0, b, r);
     }
 }
