@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use crate::access_log::{Captured, Flags, Rq, Slots, FLUSH_EVERY};
+use crate::access_log::{Captured, Flags, Rq, Slots, TlsInfo, FLUSH_EVERY};
 use crate::cluster::breakers::Resource;
 use crate::cluster::outlier::Outcome;
 use crate::cluster::Ejection;
@@ -58,12 +58,16 @@ pub fn tls_timeout(ctx: &mut Ctx, l: usize) {
 }
 
 /// A request head was parsed (or rejected: `req` None): counts it and starts its record.
+/// `conn` is what the record takes from its connection: its number, local address and TLS
+/// session. The record is built in one expression, straight into the caller's place (built
+/// first and then changed, it was copied out whole).
 pub fn begin(
     ctx: &mut Ctx,
     l: usize,
     peer: SocketAddr,
     minor: u8,
     req: Option<&RequestHead<'_>>,
+    conn: (u64, Option<SocketAddr>, Option<std::rc::Rc<TlsInfo>>),
 ) -> Rq {
     if let Some(Some(h)) = ctx.stats.http.get(l).copied() {
         ctx.stats.store.inc(h.downstream_rq_total);
@@ -76,8 +80,7 @@ pub fn begin(
         (Some(req), Some(h)) => Some(crate::http::request::origin(req.headers, peer, &h.hcm)),
         _ => None,
     };
-    let mut rq = Rq::new(ctx.now(), l, from.map_or(peer, |o| o.client), minor);
-    rq.direct_peer = direct;
+    let mut cap = None;
     if let Some(mut c) = ctx.access_logs.captured(l) {
         if let (Some(req), Some(from), Some(h), Some(slots)) = (
             req,
@@ -88,9 +91,17 @@ pub fn begin(
             fill_request(&mut c, slots, req.method, req.path, req.host, req.headers);
             as_mutated(slots, &mut c, req.headers, direct, from, &h.hcm);
         }
-        rq.cap = Some(c);
+        cap = Some(c);
     }
-    rq
+    let (conn_id, local, tls) = conn;
+    Rq {
+        direct_peer: direct,
+        conn_id,
+        local,
+        tls,
+        cap,
+        ..Rq::new(ctx.now(), l, from.map_or(peer, |o| o.client), minor)
+    }
 }
 
 /// A TCP proxy connection on listener `l` begins: counted (`tcp.<stat_prefix>.
