@@ -342,7 +342,9 @@ impl Exchange {
 
     /// A new exchange in a box, a spare one when there is one. A spare box is filled in
     /// place (`init`): building the record (~850 bytes) on the stack and copying it into
-    /// the box cost more than the fields themselves.
+    /// the box cost more than the fields themselves. Inlined, so that the record is moved
+    /// once, from the caller's argument into the box.
+    #[inline(always)]
     fn boxed(
         spares: &mut super::Spares,
         s: &Meta,
