@@ -100,6 +100,10 @@ pub struct Ctx {
     pub listeners: Vec<ListenerRt>,
     /// The local rate limits' token buckets (written by `http::filters` only).
     pub(crate) limits: crate::http::filters::RateLimits,
+    /// The RBAC filters' counters (read by `http::rbac` only).
+    pub(crate) rbac: crate::http::rbac::RbacStats,
+    /// The fault filters' counters (read by `http::fault` only).
+    pub(crate) faults: crate::http::fault::FaultStats,
     /// Upstream connections: idle pool, slot owners, connect throttling and waiters.
     pub upstreams: UpPool,
     pub timers: Timers,
@@ -126,6 +130,8 @@ pub struct Ctx {
     date_secs: u64,
     /// The Zipkin reporters; `None` when no connection manager traces.
     pub tracer: Option<Box<crate::tracing::collector::Tracer>>,
+    /// Shadow requests in flight (`request_mirror_policies`).
+    pub mirrors: crate::http::mirror::Mirrors,
 }
 
 impl Ctx {
@@ -155,7 +161,9 @@ impl Ctx {
                             stats.add_csrf(i, &h.hcm.stat_prefix)
                         }
                         crate::config::HttpFilterKind::HealthCheck(_)
-                        | crate::config::HttpFilterKind::LocalRateLimit(_) => {}
+                        | crate::config::HttpFilterKind::LocalRateLimit(_)
+                        | crate::config::HttpFilterKind::Rbac(_)
+                        | crate::config::HttpFilterKind::Fault(_) => {}
                     }
                 }
             }
@@ -184,8 +192,12 @@ impl Ctx {
             }
         }
         let limits = crate::http::filters::RateLimits::new(&listeners, &mut stats, Instant::now());
+        let rbac = crate::http::rbac::RbacStats::new(&listeners, &mut stats);
+        let faults = crate::http::fault::FaultStats::new(&listeners, &mut stats);
         Ctx {
             limits,
+            rbac,
+            faults,
             stats,
             access_logs,
             registry,
@@ -206,6 +218,7 @@ impl Ctx {
             date: String::new(),
             date_secs: u64::MAX,
             tracer: None,
+            mirrors: Default::default(),
         }
     }
 

@@ -450,6 +450,25 @@ static_resources:
               filter_enabled: {runtime_key: e, default_value: {numerator: 100, denominator: HUNDRED}}
               filter_enforced: {runtime_key: f, default_value: {numerator: 100, denominator: HUNDRED}}
               response_headers_to_add: [{append_action: OVERWRITE_IF_EXISTS_OR_ADD, header: {key: x-rl, value: "true"}}]
+          - name: envoy.filters.http.rbac
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+              rules:
+                action: DENY
+                policies:
+                  deny-x:
+                    permissions: [{or_rules: {rules: [{header: {name: x-deny, present_match: true}}, {url_path: {path: {prefix: "/deny"}}}]}}]
+                    principals: [{not_id: {remote_ip: {address_prefix: 10.0.0.0, prefix_len: 8}}}]
+              shadow_matcher:
+                matcher_list:
+                  matchers:
+                  - predicate: {single_predicate: {input: {name: h, typed_config: {"@type": type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput, header_name: referer}}, value_match: {safe_regex: {regex: "https?://a\\.test/.*"}}}}
+                    on_match: {action: {name: a, typed_config: {"@type": type.googleapis.com/envoy.config.rbac.v3.Action, name: ok, action: ALLOW}}}
+          - name: envoy.filters.http.fault
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+              headers: [{name: x-fault, present_match: true}]
+              abort: {header_abort: {}, percentage: {numerator: 50}}
           - name: envoy.filters.http.router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
   clusters:

@@ -310,18 +310,7 @@ pub fn end(ctx: &mut Ctx, rq: &mut Rq) {
         }
     }
     if let (Some(c), Some(addr), false) = (rq.cluster, rq.upstream, tcp) {
-        if let (Some(cs), Some(k)) = (ctx.stats.clusters.get(c).copied(), class) {
-            if let Some(ctr) = k.checked_sub(1).and_then(|i| cs.upstream_rq_class.get(i)) {
-                ctx.stats.store.inc(*ctr);
-            }
-        }
-        if let Some(h) = ctx.clusters.get_mut(c).and_then(|cl| cl.host_mut(addr)) {
-            if rq.status >= 500 || rq.status == 0 {
-                h.stats.rq_error += 1;
-            } else {
-                h.stats.rq_success += 1;
-            }
-        }
+        upstream_status(ctx, c, addr, rq.status);
     }
     if ctx.access_logs.slots(rq.listener).is_some() {
         let names = log_names(&ctx.clusters, &ctx.listeners, rq, tcp);
@@ -383,6 +372,23 @@ pub fn upstream_rq(ctx: &mut Ctx, c: usize, addr: SocketAddr, fresh: bool) {
     }
     if let Some(h) = ctx.clusters.get_mut(c).and_then(|cl| cl.host_mut(addr)) {
         h.stats.rq_total += 1;
+    }
+}
+
+/// A request to host `addr` of cluster `c` ended with `status` (0: no response): its class
+/// counter and the host's success or error count.
+pub fn upstream_status(ctx: &mut Ctx, c: usize, addr: SocketAddr, status: u16) {
+    if let (Some(cs), Some(k)) = (ctx.stats.clusters.get(c).copied(), Stats::class(status)) {
+        if let Some(ctr) = k.checked_sub(1).and_then(|i| cs.upstream_rq_class.get(i)) {
+            ctx.stats.store.inc(*ctr);
+        }
+    }
+    if let Some(h) = ctx.clusters.get_mut(c).and_then(|cl| cl.host_mut(addr)) {
+        if status >= 500 || status == 0 {
+            h.stats.rq_error += 1;
+        } else {
+            h.stats.rq_success += 1;
+        }
     }
 }
 

@@ -28,6 +28,8 @@ pub enum Tok {
     Health(usize),
     /// A Zipkin report's connection (index in `tracing::collector::Tracer`).
     Trace(usize),
+    /// A shadow request's connection (index in `http::mirror::Mirrors`).
+    Mirror(usize),
 }
 
 impl Tok {
@@ -42,6 +44,7 @@ impl Tok {
             Tok::Restart(i) => (8, i & INDEX_MASK),
             Tok::Health(i) => (9, i),
             Tok::Trace(i) => (10, i),
+            Tok::Mirror(i) => (11, i),
         };
         Token((kind << KIND_SHIFT) | (idx & INDEX_MASK))
     }
@@ -58,6 +61,7 @@ impl Tok {
             8 => Tok::Restart(if idx == INDEX_MASK { usize::MAX } else { idx }),
             9 => Tok::Health(idx),
             10 => Tok::Trace(idx),
+            11 => Tok::Mirror(idx),
             _ => return None,
         })
     }
@@ -87,6 +91,8 @@ pub enum TimerKey {
     TraceFlush(usize),
     /// (report index, generation): a Zipkin report timed out.
     TraceReport(usize, u64),
+    /// (shadow index, generation): a shadow request timed out.
+    Mirror(usize, u64),
     /// The stats sinks' flush (`stats_flush_interval`).
     StatsFlush,
     /// Outlier detection interval of one cluster.
@@ -151,6 +157,7 @@ mod tests {
             Tok::Restart(usize::MAX),
             Tok::Health(4),
             Tok::Trace(5),
+            Tok::Mirror(6),
         ] {
             assert_eq!(Tok::from_token(t.token()), Some(t));
         }

@@ -129,3 +129,57 @@ fn a_request_not_received_within_request_timeout_gets_408() {
     assert_eq!(send(&mut c, "").status(), 200);
     assert_eq!(up.seen().last().map(|r| r.method.as_str()), Some("GET"));
 }
+
+/// Reads from `s` until `want` has arrived (bounded by the socket's read timeout).
+fn read_until(s: &mut std::net::TcpStream, got: &mut Vec<u8>, want: &str) {
+    use std::io::Read;
+    let mut b = [0u8; 4096];
+    while !String::from_utf8_lossy(got).contains(want) {
+        let n = s.read(&mut b).expect("read");
+        assert!(
+            n > 0,
+            "closed before {want:?}: {}",
+            String::from_utf8_lossy(got)
+        );
+        got.extend_from_slice(&b[..n]);
+    }
+}
+
+#[test]
+fn proxy_100_continue_sends_expect_upstream_and_relays_its_100() {
+    use std::io::Write;
+    for proxy in [true, false] {
+        let (_b, up, s) = admin_util::start_edited(Vec::new(), |y| {
+            y.replacen(
+                "stat_prefix: ingress_http\n",
+                &format!("stat_prefix: ingress_http\n          proxy_100_continue: {proxy}\n"),
+                1,
+            )
+        });
+        let mut c = std::net::TcpStream::connect(local(s.listen)).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(b"POST /status/200 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+            .unwrap();
+        // The body waits for the 100: relayed from the upstream (which answers Expect
+        // itself), or baton's own.
+        let mut got = Vec::new();
+        read_until(&mut c, &mut got, "\r\n\r\n");
+        assert!(
+            got.starts_with(b"HTTP/1.1 100 Continue\r\n\r\n"),
+            "proxy {proxy}"
+        );
+        c.write_all(b"body").unwrap();
+        read_until(&mut c, &mut got, "HTTP/1.1 200");
+        let seen = up.seen();
+        let expect = seen
+            .last()
+            .and_then(|r| r.header("expect").map(str::to_string));
+        let want = proxy.then(|| "100-continue".to_string());
+        assert_eq!(expect, want, "proxy_100_continue: {proxy}");
+        c.write_all(b"GET /status/204 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        read_until(&mut c, &mut got, "HTTP/1.1 204");
+        let text = String::from_utf8_lossy(&got);
+        assert_eq!(text.matches("100 Continue").count(), 1, "{text}");
+    }
+}

@@ -232,3 +232,92 @@ fn a_body_beyond_the_buffer_limit_is_never_retried() {
     }
     assert_eq!(up.requests(), 3);
 }
+
+/// A virtual host with `include_request_attempt_count` and `include_attempt_count_in_response`
+/// and the given routes.
+fn counted_vhost(routes: &str) -> String {
+    format!(
+        "name: rc
+virtual_hosts:
+- name: vh
+  domains: ['*']
+  include_request_attempt_count: true
+  include_attempt_count_in_response: true
+  routes:
+{routes}"
+    )
+}
+
+#[test]
+fn the_attempt_count_goes_upstream_and_back_when_the_virtual_host_asks() {
+    let up = Upstream::start("live");
+    let (dead, _hold) = refused_port();
+    let routes = "  - match: {prefix: /all-dead}\n    route:\n      cluster: dead\n      \
+                  retry_policy: {retry_on: connect-failure, num_retries: 1}\n  \
+                  - match: {prefix: /}\n    route:\n      cluster: svc\n      \
+                  retry_policy: {retry_on: connect-failure, num_retries: 1}\n";
+    let b = Baton::start(&config(
+        free_port(),
+        &counted_vhost(routes),
+        &[cluster("svc", &[dead, up.port()]), cluster("dead", &[dead])],
+    ));
+    let mut counts = Vec::new();
+    for _ in 0..4 {
+        let r = fetch(b.port, "x", "/", "x-envoy-attempt-count: 7\r\n");
+        assert_eq!(r.status(), 200, "{}", r.body_str());
+        let c = r.header("x-envoy-attempt-count").unwrap_or("none");
+        counts.push(c.to_string());
+    }
+    let seen: Vec<String> = up
+        .seen()
+        .iter()
+        .map(|r| {
+            r.header("x-envoy-attempt-count")
+                .unwrap_or("none")
+                .to_string()
+        })
+        .collect();
+    // Each answer carries the count its upstream request carried (the client's 7 replaced);
+    // retries move the round robin on, so which requests meet the dead endpoint first varies.
+    assert_eq!(counts, seen);
+    assert!(counts.iter().all(|c| c == "1" || c == "2"), "{counts:?}");
+    assert!(counts.iter().any(|c| c == "2"), "{counts:?}");
+    assert!(up.seen().iter().all(|r| r
+        .headers
+        .iter()
+        .filter(|h| h.0 == "x-envoy-attempt-count")
+        .count()
+        == 1));
+    // The router's own answer after the last attempt says how many there were.
+    let r = fetch(b.port, "x", "/all-dead", "");
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.header("x-envoy-attempt-count"), Some("2"));
+}
+
+#[test]
+fn a_route_buffer_limit_below_the_listener_s_bounds_what_is_replayed() {
+    let up = Upstream::start("live");
+    let bad = Fixed::start(503);
+    let routes =
+        "  - match: {prefix: /}\n    per_request_buffer_limit_bytes: 4096\n    route:\n      \
+                  cluster: svc\n      retry_policy: {retry_on: 5xx, num_retries: 3}\n";
+    let b = Baton::start(&config(
+        free_port(),
+        &single_vhost(routes),
+        &[cluster("svc", &[bad.port, up.port()])],
+    ));
+    let big = vec![b'q'; 8 * 1024];
+    let statuses: Vec<u16> = (0..2).map(|_| post(b.port, &big).status()).collect();
+    let mut sorted = statuses.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [200, 503],
+        "8 KiB is past the route's 4 KiB: {statuses:?}"
+    );
+    let small = vec![b'q'; 2 * 1024];
+    for _ in 0..2 {
+        assert_eq!(post(b.port, &small).status(), 200, "2 KiB is replayed");
+    }
+    assert_eq!(up.requests(), 3);
+}

@@ -490,14 +490,19 @@ fn get_status(port: u16) -> (u16, String) {
 }
 
 fn get_path(port: u16, path: &str) -> (u16, String) {
-    let o = curl(&[
-        "-s",
-        "-o",
-        "-",
-        "-w",
-        "\n%{http_code}",
-        &format!("http://127.0.0.1:{port}{path}"),
-    ]);
+    get_as(port, path, None)
+}
+
+/// GET `path` (with `Host: host` when given): (status, body).
+fn get_as(port: u16, path: &str, host: Option<&str>) -> (u16, String) {
+    let host_header = host.map(|h| format!("Host: {h}"));
+    let mut args = vec!["-s", "-o", "-", "-w", "\n%{http_code}"];
+    if let Some(h) = &host_header {
+        args.extend(["-H", h.as_str()]);
+    }
+    let url = format!("http://127.0.0.1:{port}{path}");
+    args.push(&url);
+    let o = curl(&args);
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.parse().unwrap_or(0), body.to_string() + "\n")
@@ -847,4 +852,82 @@ fn require_tls_serves_requests_that_came_over_tls() {
     let chain = tls_chain(&h, &[], &cert, &[]);
     let b = serve(&chain, up.port());
     assert_eq!(https_ok(b.port, "s.test", &ca, &[]), up.greeting());
+}
+
+/// GET `/` with `Host: host`: (status, body).
+fn get_host(port: u16, host: &str) -> (u16, String) {
+    get_as(port, "/", Some(host))
+}
+
+#[test]
+fn auto_sni_names_the_server_by_the_host_and_pools_by_name() {
+    let pki = Pki::new("autosni");
+    let server = pki.leaf(
+        "autosni",
+        "/CN=a.test",
+        "DNS:a.test,DNS:b.test,IP:127.0.0.1",
+    );
+    let origin = PyTls::start(&server, None);
+    let mut extra = trusting(&pki.ca());
+    extra.push_str(
+        "    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        explicit_http_config: {http_protocol_options: {}}\n        upstream_http_protocol_options: {auto_sni: true, auto_san_validation: true}\n",
+    );
+    let (b, _admin) = plain_proxy(origin.port, &extra);
+    let (s, a1) = get_host(b.port, "a.test:8443");
+    assert_eq!(s, 200, "{a1}");
+    assert_eq!(fields(&a1)[1], "a.test", "the Host without its port: {a1}");
+    let (_, b1) = get_host(b.port, "b.test");
+    assert_eq!(fields(&b1)[1], "b.test", "{b1}");
+    assert_ne!(
+        fields(&a1)[0],
+        fields(&b1)[0],
+        "another name, another connection"
+    );
+    let (_, a2) = get_host(b.port, "a.test");
+    assert_eq!(
+        fields(&a2)[..2],
+        fields(&a1)[..2],
+        "a.test's pooled connection is reused"
+    );
+    // An address names no server: no SNI, and no name to check.
+    let (s, ip) = get_host(b.port, &format!("127.0.0.1:{}", origin.port));
+    assert_eq!((s, fields(&ip)[1].as_str()), (200, "-"), "{ip}");
+    // auto_san_validation: the certificate is not valid for c.test.
+    assert_eq!(get_host(b.port, "c.test").0, 503);
+}
+
+#[test]
+fn auto_sni_is_refused_without_tls_and_san_validation_without_a_ca() {
+    let opts = |o: &str| {
+        format!(
+            "    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        explicit_http_config: {{http_protocol_options: {{}}}}\n        upstream_http_protocol_options: {o}\n"
+        )
+    };
+    let cases = [
+        (
+            opts("{auto_sni: true}"),
+            "auto_sni needs a TLS transport_socket",
+        ),
+        (
+            upstream_tls(&["sni: x.test"]) + &opts("{auto_san_validation: true}"),
+            "auto_san_validation needs a validation_context",
+        ),
+        (
+            upstream_tls(&["sni: x.test"]) + &opts("{override_auto_sni_header: x-sni}"),
+            "override_auto_sni_header",
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut chain = String::from("    - filters:\n");
+        chain.push_str(&hcm(&log_file("autosni-refused"), "backend"));
+        let yaml = bootstrap(free_port(), free_port(), "", &chain, 1, &extra);
+        let path = std::env::temp_dir().join(format!("baton-autosni-{}.yaml", free_port()));
+        std::fs::write(&path, yaml).unwrap();
+        let p = path.display().to_string();
+        let (status, _, err) =
+            run_baton(&["--mode", "validate", "-c", &p], Duration::from_secs(20));
+        let _ = std::fs::remove_file(&path);
+        assert!(!status.success(), "{want}: accepted");
+        assert!(err.contains(want), "{want}: {err}");
+    }
 }

@@ -185,8 +185,8 @@ fn http2_and_unsupported_options_are_refused_naming_their_path() {
         ),
         ("auto_config: {}", "auto_config: not supported by baton"),
         (
-            "upstream_http_protocol_options: {auto_sni: true}",
-            "upstream_http_protocol_options.auto_sni: not supported by baton",
+            "upstream_http_protocol_options: {override_auto_sni_header: x-sni}",
+            "upstream_http_protocol_options.override_auto_sni_header: not supported by baton",
         ),
         (
             "common_http_protocol_options: {max_stream_duration: 1s}",

@@ -42,9 +42,11 @@ impl Flags {
     pub const DT: u16 = 1 << 13;
     /// Rate limited: the local rate limit filter answered (429).
     pub const RL: u16 = 1 << 14;
+    /// Fault injected: the fault filter answered with its abort status.
+    pub const FI: u16 = 1 << 15;
 
     /// Envoy's order of the short codes in %RESPONSE_FLAGS%.
-    pub const NAMES: [(u16, &'static str); 15] = [
+    pub const NAMES: [(u16, &'static str); 16] = [
         (Self::LH, "LH"),
         (Self::LR, "LR"),
         (Self::UH, "UH"),
@@ -53,6 +55,7 @@ impl Flags {
         (Self::UO, "UO"),
         (Self::UT, "UT"),
         (Self::NR, "NR"),
+        (Self::FI, "FI"),
         (Self::RL, "RL"),
         (Self::URX, "URX"),
         (Self::DC, "DC"),
@@ -243,6 +246,10 @@ pub struct TlsInfo {
     pub sni: Option<String>,
     /// The client certificate's subject (RFC 2253), when it sent one.
     pub peer_subject: Option<String>,
+    /// The client certificate's URI and DNS subject alternative names (an RBAC principal's
+    /// `authenticated` reads them).
+    pub peer_uri_sans: Vec<String>,
+    pub peer_dns_sans: Vec<String>,
 }
 
 impl Rq {
@@ -279,9 +286,9 @@ impl Rq {
     }
 
     /// Sets %RESPONSE_CODE_DETAILS% unless something already explained the response.
-    pub fn detail(&mut self, d: &'static str) {
+    pub fn detail(&mut self, d: impl Into<Cow<'static, str>>) {
         if self.details.is_empty() {
-            self.details = Cow::Borrowed(d);
+            self.details = d.into();
         }
     }
 

@@ -500,6 +500,7 @@ fn hcm(h: &HttpConnectionManager, b: &Bootstrap) -> Value {
         ),
         ("skip_xff_append", n(h.skip_xff_append)),
         ("add_user_agent", n(h.add_user_agent)),
+        ("proxy_100_continue", n(h.proxy_100_continue)),
         (
             "delayed_close_timeout",
             timeout(h.delayed_close_timeout),
@@ -744,7 +745,7 @@ pub(super) fn string_match(m: &StringMatch) -> Value {
     map(vec![(key, value), ("ignore_case", n(m.ignore_case))])
 }
 
-fn header_matcher(h: &HeaderMatcher) -> Value {
+pub(super) fn header_matcher(h: &HeaderMatcher) -> Value {
     let rule = match &h.rule {
         HeaderMatchRule::Value(sm) => ("string_match", Some(string_match(sm))),
         HeaderMatchRule::Present(p) => ("present_match", n(*p)),
@@ -992,6 +993,31 @@ fn forward(f: &ForwardAction, b: &Bootstrap, inherited: Option<&RetryPolicy>) ->
     if !upgrades.is_empty() {
         pairs.push(("upgrade_configs", list(upgrades)));
     }
+    if !f.mirrors.is_empty() {
+        let name = |i: usize| b.clusters.get(i).map_or("", |c| c.name.as_str());
+        let policies = f
+            .mirrors
+            .iter()
+            .map(|m| {
+                let target = match &m.target {
+                    crate::config::MirrorTarget::Cluster(c) => ("cluster", s(name(*c))),
+                    crate::config::MirrorTarget::Header(h) => ("cluster_header", s(h)),
+                };
+                map(vec![
+                    target,
+                    (
+                        "runtime_fraction",
+                        m.fraction.as_ref().map(filters::fraction),
+                    ),
+                    (
+                        "disable_shadow_host_suffix_append",
+                        (!m.host_suffix).then(|| n(true)).flatten(),
+                    ),
+                ])
+            })
+            .collect();
+        pairs.push(("request_mirror_policies", list(policies)));
+    }
     // A policy the virtual host gave this route is shown there, not repeated here.
     if let Some(rp) = f.retry_policy.as_ref().filter(|rp| Some(*rp) != inherited) {
         pairs.push(("retry_policy", retry_policy(rp)));
@@ -1217,6 +1243,15 @@ fn upstream_http(h: &crate::config::UpstreamHttp) -> Value {
             ])),
         ),
         (
+            "upstream_http_protocol_options",
+            (h.auto_sni || h.auto_san_validation).then(|| {
+                map(vec![
+                    ("auto_sni", n(h.auto_sni)),
+                    ("auto_san_validation", n(h.auto_san_validation)),
+                ])
+            }),
+        ),
+        (
             "explicit_http_config",
             Some(map(vec![(
                 "http_protocol_options",
@@ -1294,6 +1329,7 @@ fn health_check(h: &HealthCheck) -> Value {
 }
 
 mod filters;
+mod rbac;
 mod tls;
 
 #[cfg(test)]

@@ -78,6 +78,16 @@ impl Default for Reply {
     }
 }
 
+impl Reply {
+    /// The answer to a request, a HEAD (`head`) or not.
+    pub(crate) fn for_request(head: bool) -> Reply {
+        Reply {
+            head,
+            ..Reply::default()
+        }
+    }
+}
+
 /// Where the HTTP answer of the running check is.
 #[derive(Debug)]
 enum Resp {

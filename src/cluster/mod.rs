@@ -5,6 +5,7 @@ pub mod breakers;
 pub mod checker;
 pub mod dns;
 pub mod health;
+pub mod oneshot;
 pub mod outlier;
 
 use std::net::{IpAddr, SocketAddr};

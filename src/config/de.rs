@@ -40,7 +40,6 @@ pub const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("typed_dns_resolver_config", "custom DNS resolvers"),
     ("rate_limits", "rate limits"),
     ("hash_policy", "hash policies"),
-    ("request_mirror_policies", "request mirroring"),
     ("cluster_header", "cluster_header"),
     ("typed_json_format", "JSON access-log formats"),
     ("metadata", "metadata"),

@@ -330,6 +330,9 @@ pub struct HttpConnectionManager {
     /// (`x-envoy-downstream-service-cluster`/`-node`, and `user-agent` when the client sent
     /// none); default false.
     pub add_user_agent: bool,
+    /// `proxy_100_continue`: a client's `Expect: 100-continue` goes upstream and the
+    /// upstream's `100 Continue` comes back, instead of baton answering it; default false.
+    pub proxy_100_continue: bool,
     /// Keep an external client's `x-request-id` at the edge; default false (replaced).
     pub preserve_external_request_id: bool,
     /// Appended to the `via` header of requests and responses; `None` (or empty): no `via`.
@@ -417,6 +420,10 @@ pub enum HttpFilterKind {
     Csrf(CsrfPolicy),
     /// `envoy.filters.http.local_ratelimit` with its own config (a per-route one replaces it).
     LocalRateLimit(LocalRateLimit),
+    /// `envoy.filters.http.rbac` with its own config (a per-route `RBACPerRoute` replaces it).
+    Rbac(Rbac),
+    /// `envoy.filters.http.fault` with its own config (a per-route `HTTPFault` replaces it).
+    Fault(Fault),
 }
 
 /// A `typed_per_filter_config` entry of a virtual host or route.
@@ -435,6 +442,140 @@ pub enum FilterPolicy {
     Cors(CorsPolicy),
     Csrf(CsrfPolicy),
     LocalRateLimit(LocalRateLimit),
+    /// An `RBACPerRoute`: its `rbac` (an empty one lets every request through).
+    Rbac(Rbac),
+    Fault(Fault),
+}
+
+/// Envoy's fault injection filter (`…fault.v3.HTTPFault`), aborts only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// `None`: nothing is injected.
+    pub abort: Option<FaultAbort>,
+    /// `headers`: a fault applies only to requests matching them all.
+    pub headers: Vec<HeaderMatcher>,
+    /// `downstream_nodes`: when set, only requests whose `x-envoy-downstream-service-node`
+    /// is one of them.
+    pub downstream_nodes: Vec<String>,
+    /// `max_active_faults`: `None` is no limit.
+    pub max_active_faults: Option<u32>,
+    /// Not `disable_downstream_cluster_stats`: an abort is also counted under the request's
+    /// `x-envoy-downstream-service-cluster`.
+    pub downstream_cluster_stats: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultAbort {
+    /// `http_status`; `None` (`header_abort`): the status comes from the request's
+    /// `x-envoy-fault-abort-request`.
+    pub status: Option<u16>,
+    /// `percentage` (default 0): with `header_abort`, a request's
+    /// `x-envoy-fault-abort-request-percentage` may lower its numerator.
+    pub percentage: Fraction,
+}
+
+/// Envoy's RBAC filter config (`…rbac.v3.RBAC`): the enforced engine and the shadow engine,
+/// each absent, a policy set or a matcher tree.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Rbac {
+    /// `rules` or `matcher`: `None` lets every request through, uncounted.
+    pub rules: Option<RbacEngine>,
+    /// `shadow_rules` or `shadow_matcher`: evaluated and counted, never enforced.
+    pub shadow_rules: Option<RbacEngine>,
+    /// Stats are `http.<stat_prefix>.rbac.<rules_stat_prefix>allowed` (and `denied`).
+    pub rules_stat_prefix: String,
+    /// ... and `….rbac.<rules_stat_prefix><shadow_rules_stat_prefix>shadow_allowed`.
+    pub shadow_rules_stat_prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RbacEngine {
+    /// `envoy.config.rbac.v3.RBAC`: its policies sorted by name (Envoy keeps them in an
+    /// ordered map, so the first match by name is the one reported).
+    Policies {
+        action: RbacAction,
+        policies: Vec<(String, RbacPolicy)>,
+    },
+    /// The unified matcher API, whose actions are `envoy.config.rbac.v3.Action`s.
+    Matcher(RbacMatcher),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RbacAction {
+    Allow,
+    Deny,
+    /// Every request is allowed (Envoy only marks matches for its access logs).
+    Log,
+}
+
+/// A policy matches when one of its permissions and one of its principals match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RbacPolicy {
+    pub permissions: Vec<RbacRule>,
+    pub principals: Vec<RbacRule>,
+}
+
+/// A permission or principal rule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RbacRule {
+    Any,
+    Header(HeaderMatcher),
+    /// The path without its query string.
+    UrlPath(StringMatch),
+    /// The connection's local address.
+    DestinationIp(std::net::IpAddr, u8),
+    /// The connection's local port, in `start..end`.
+    DestinationPort(u32, u32),
+    /// The client's TLS SNI (empty without one).
+    ServerName(StringMatch),
+    /// The connection's peer (`direct_remote_ip`, and `source_ip`: baton reads no PROXY
+    /// protocol).
+    DirectRemoteIp(std::net::IpAddr, u8),
+    /// The client address after the connection manager's XFF rules.
+    RemoteIp(std::net::IpAddr, u8),
+    /// A TLS connection whose peer certificate's URI SANs, DNS SANs, or subject match (any
+    /// TLS connection with no matcher).
+    Authenticated(Option<StringMatch>),
+    And(Vec<RbacRule>),
+    Or(Vec<RbacRule>),
+    Not(Box<RbacRule>),
+}
+
+/// An `xds.type.matcher.v3.Matcher` with RBAC actions: the first entry of the list whose
+/// predicate matches decides, else `on_no_match`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RbacMatcher {
+    pub list: Vec<(RbacPredicate, RbacOnMatch)>,
+    pub on_no_match: Option<Box<RbacOnMatch>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RbacOnMatch {
+    /// The action's `name` (reported as the matched policy) and what it does.
+    Action(String, RbacAction),
+    Matcher(Box<RbacMatcher>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RbacPredicate {
+    /// An input's value against a string matcher; an input without a value does not match.
+    Single(RbacInput, StringMatch),
+    Or(Vec<RbacPredicate>),
+    And(Vec<RbacPredicate>),
+    Not(Box<RbacPredicate>),
+}
+
+/// The matching inputs baton reads (as text, as Envoy gives them to a string matcher).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RbacInput {
+    /// A request header (lower case), several values joined with `,`.
+    Header(String),
+    SourceIp,
+    SourcePort,
+    DirectSourceIp,
+    DestinationIp,
+    DestinationPort,
+    ServerName,
 }
 
 /// Envoy's local rate limit (`…local_ratelimit.v3.LocalRateLimit`): a token bucket per config
@@ -913,6 +1054,9 @@ pub struct QueryParameterMatcher {
     pub rule: QueryParameterRule,
 }
 
+/// Not boxed: forwarding is the common action and is read on every request; the others
+/// are rare, so the space they waste in a route table costs less than a pointer chase.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum RouteAction {
     Forward(ForwardAction),
@@ -942,6 +1086,41 @@ pub struct ForwardAction {
     /// The legacy `cors` policy, used by the CORS filter when no `typed_per_filter_config`
     /// policy applies. Boxed: rare, and large beside the other route actions.
     pub cors: Option<Box<CorsPolicy>>,
+    /// `request_mirror_policies[]`: shadow copies of each request (`http/mirror.rs`).
+    pub mirrors: Vec<MirrorPolicy>,
+    /// `per_request_buffer_limit_bytes` of the route, else of its virtual host: most request
+    /// body bytes kept for retries and shadows (never more than the listener's buffer limit).
+    pub body_limit: Option<u32>,
+    /// The virtual host's `include_request_attempt_count` / `include_attempt_count_in_response`:
+    /// `x-envoy-attempt-count` on the upstream request / the response.
+    pub attempt_count: AttemptCount,
+}
+
+/// Where `x-envoy-attempt-count` is set (a virtual host's choice, kept on its routes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttemptCount {
+    pub request: bool,
+    pub response: bool,
+}
+
+/// A route's `request_mirror_policies[]` entry: a copy of every request it samples goes to
+/// another cluster, its answer discarded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirrorPolicy {
+    pub target: MirrorTarget,
+    /// `runtime_fraction.default_value`; `None`: every request.
+    pub fraction: Option<Fraction>,
+    /// `-shadow` is appended to the shadow's Host (unless `disable_shadow_host_suffix_append`).
+    pub host_suffix: bool,
+}
+
+/// Where a shadow goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MirrorTarget {
+    /// `cluster`: a cluster index.
+    Cluster(usize),
+    /// `cluster_header`: the cluster named by this request header (lower case).
+    Header(String),
 }
 
 /// A route's `upgrade_configs[]` entry.
@@ -1184,6 +1363,13 @@ pub struct UpstreamHttp {
     /// `http_protocol_options.header_key_format.proper_case_words`: request header names
     /// sent upstream are written in Proper-Case.
     pub proper_case_headers: bool,
+    /// `upstream_http_protocol_options.auto_sni`: a TLS connection's server name is the
+    /// request's Host (without its port; not an IP address), and pooled connections are
+    /// reused only for the same name.
+    pub auto_sni: bool,
+    /// `upstream_http_protocol_options.auto_san_validation`: the server's certificate must be
+    /// valid for that name (and for a configured `sni`, when the Host gives none).
+    pub auto_san_validation: bool,
 }
 
 /// Envoy's defaults: a 1 h idle timeout, no other limit, lower-case names as received.
@@ -1195,6 +1381,8 @@ impl Default for UpstreamHttp {
             max_connection_duration: None,
             max_headers_count: crate::http::codec::MAX_HEADERS,
             proper_case_headers: false,
+            auto_sni: false,
+            auto_san_validation: false,
         }
     }
 }
@@ -1365,6 +1553,9 @@ pub struct UpstreamTls {
     pub validation: Option<Validation>,
     /// TLS session tickets/ids remembered (Envoy's `max_session_keys`, default 1).
     pub max_session_keys: usize,
+    /// The certificate must be valid for the server name too (the cluster's
+    /// `auto_san_validation`); otherwise only the SAN matchers judge names, as in Envoy.
+    pub verify_name: bool,
 }
 
 /// One of a listener's filter chains as far as choosing it and its transport go.

@@ -396,6 +396,7 @@ pub struct HttpConnectionManager {
     pub forward_client_cert_details: Option<EnumValue>,
     pub delayed_close_timeout: Option<Dur>,
     pub add_user_agent: Option<bool>,
+    pub proxy_100_continue: Option<bool>,
     pub strip_matching_host_port: Option<bool>,
     pub strip_any_host_port: Option<bool>,
     pub strip_trailing_host_dot: Option<bool>,
@@ -689,6 +690,238 @@ pub struct Router {}
 #[serde(deny_unknown_fields)]
 pub struct Cors {}
 
+/// `envoy.extensions.filters.http.fault.v3.HTTPFault` (also per route).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFault {
+    pub abort: Option<FaultAbort>,
+    pub delay: Option<Value>,
+    pub upstream_cluster: Option<String>,
+    #[serde(default)]
+    pub headers: Vec<HeaderMatcher>,
+    #[serde(default)]
+    pub downstream_nodes: Vec<String>,
+    pub max_active_faults: Option<u32>,
+    pub response_rate_limit: Option<Value>,
+    pub delay_percent_runtime: Option<String>,
+    pub abort_percent_runtime: Option<String>,
+    pub delay_duration_runtime: Option<String>,
+    pub abort_http_status_runtime: Option<String>,
+    pub max_active_faults_runtime: Option<String>,
+    pub response_rate_limit_percent_runtime: Option<String>,
+    pub abort_grpc_status_runtime: Option<String>,
+    pub disable_downstream_cluster_stats: Option<bool>,
+    pub filter_metadata: Option<Value>,
+}
+
+/// `envoy.extensions.filters.http.fault.v3.FaultAbort`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultAbort {
+    pub http_status: Option<u32>,
+    pub grpc_status: Option<u32>,
+    pub header_abort: Option<EmptyInput>,
+    pub percentage: Option<FractionalPercent>,
+}
+
+/// `envoy.extensions.filters.http.rbac.v3.RBAC` (also the `rbac` of a per-route
+/// `RBACPerRoute`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rbac {
+    pub rules: Option<RbacRules>,
+    pub matcher: Option<XdsMatcher>,
+    pub shadow_rules: Option<RbacRules>,
+    pub shadow_matcher: Option<XdsMatcher>,
+    pub rules_stat_prefix: Option<String>,
+    pub shadow_rules_stat_prefix: Option<String>,
+    pub track_per_rule_stats: Option<bool>,
+}
+
+/// `envoy.extensions.filters.http.rbac.v3.RBACPerRoute`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RbacPerRoute {
+    pub rbac: Option<Rbac>,
+}
+
+/// `envoy.config.rbac.v3.RBAC`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RbacRules {
+    pub action: Option<EnumValue>,
+    #[serde(default)]
+    pub policies: std::collections::BTreeMap<String, RbacPolicy>,
+    pub audit_logging_options: Option<Value>,
+}
+
+/// `envoy.config.rbac.v3.Policy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RbacPolicy {
+    #[serde(default)]
+    pub permissions: Vec<RbacPermission>,
+    #[serde(default)]
+    pub principals: Vec<RbacPrincipal>,
+    pub condition: Option<Value>,
+    pub checked_condition: Option<Value>,
+}
+
+/// `envoy.config.rbac.v3.Permission` (a oneof: exactly one field).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RbacPermission {
+    pub any: Option<bool>,
+    pub header: Option<HeaderMatcher>,
+    pub url_path: Option<PathMatcherMsg>,
+    pub destination_ip: Option<CidrRange>,
+    pub destination_port: Option<u32>,
+    pub destination_port_range: Option<Int64Range>,
+    pub and_rules: Option<PermissionSet>,
+    pub or_rules: Option<PermissionSet>,
+    pub not_rule: Option<Box<RbacPermission>>,
+    pub requested_server_name: Option<StringMatcher>,
+    pub metadata: Option<Value>,
+    pub uri_template: Option<Value>,
+    pub matcher: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionSet {
+    #[serde(default)]
+    pub rules: Vec<RbacPermission>,
+}
+
+/// `envoy.config.rbac.v3.Principal` (a oneof: exactly one field).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RbacPrincipal {
+    pub any: Option<bool>,
+    pub header: Option<HeaderMatcher>,
+    pub url_path: Option<PathMatcherMsg>,
+    pub direct_remote_ip: Option<CidrRange>,
+    pub remote_ip: Option<CidrRange>,
+    pub source_ip: Option<CidrRange>,
+    pub authenticated: Option<Authenticated>,
+    pub and_ids: Option<PrincipalSet>,
+    pub or_ids: Option<PrincipalSet>,
+    pub not_id: Option<Box<RbacPrincipal>>,
+    pub metadata: Option<Value>,
+    pub filter_state: Option<Value>,
+    pub custom: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalSet {
+    #[serde(default)]
+    pub ids: Vec<RbacPrincipal>,
+}
+
+/// `envoy.config.rbac.v3.Principal.Authenticated`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authenticated {
+    pub principal_name: Option<StringMatcher>,
+}
+
+/// `envoy.type.matcher.v3.PathMatcher`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathMatcherMsg {
+    pub path: Option<StringMatcher>,
+}
+
+/// `xds.type.matcher.v3.Matcher` (the unified matcher API).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XdsMatcher {
+    pub matcher_list: Option<XdsMatcherList>,
+    pub matcher_tree: Option<Value>,
+    pub on_no_match: Option<XdsOnMatch>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XdsMatcherList {
+    #[serde(default)]
+    pub matchers: Vec<XdsFieldMatcher>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XdsFieldMatcher {
+    pub predicate: Option<XdsPredicate>,
+    pub on_match: Option<XdsOnMatch>,
+}
+
+/// `Matcher.MatcherList.Predicate` (a oneof).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XdsPredicate {
+    pub single_predicate: Option<XdsSinglePredicate>,
+    pub or_matcher: Option<XdsPredicateList>,
+    pub and_matcher: Option<XdsPredicateList>,
+    pub not_matcher: Option<Box<XdsPredicate>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XdsPredicateList {
+    #[serde(default)]
+    pub predicate: Vec<XdsPredicate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XdsSinglePredicate {
+    pub input: Option<NamedTyped>,
+    pub value_match: Option<StringMatcher>,
+    pub custom_match: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XdsOnMatch {
+    pub matcher: Option<Box<XdsMatcher>>,
+    pub action: Option<NamedTyped>,
+    pub keep_matching: Option<bool>,
+}
+
+/// A `TypedExtensionConfig` (`name`, `typed_config`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedTyped {
+    /// A label; the type decides.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub name: String,
+    pub typed_config: Option<Value>,
+}
+
+/// `envoy.config.rbac.v3.Action`, a matcher's action for the RBAC filter.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RbacMatchAction {
+    #[serde(default)]
+    pub name: String,
+    pub action: Option<EnumValue>,
+}
+
+/// `…matcher.v3.HttpRequestHeaderMatchInput`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatchInput {
+    #[serde(default)]
+    pub header_name: String,
+}
+
+/// A matching input without fields (`…common_inputs.network.v3.SourceIPInput`, ...).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyInput {}
+
 /// `envoy.filters.http.health_check`'s `typed_config`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -805,6 +1038,9 @@ with_header_edits! {
         pub require_tls: Option<EnumValue>,
         pub typed_per_filter_config: Option<Value>,
         pub cors: Option<CorsPolicy>,
+        pub per_request_buffer_limit_bytes: Option<u32>,
+        pub include_request_attempt_count: Option<bool>,
+        pub include_attempt_count_in_response: Option<bool>,
     }
 }
 
@@ -819,6 +1055,7 @@ with_header_edits! {
         pub direct_response: Option<DirectResponse>,
         pub typed_per_filter_config: Option<Value>,
         pub decorator: Option<Decorator>,
+        pub per_request_buffer_limit_bytes: Option<u32>,
     }
 }
 
@@ -925,6 +1162,19 @@ pub struct RouteAction {
     #[serde(default)]
     pub upgrade_configs: Vec<RouteUpgradeConfig>,
     pub cors: Option<CorsPolicy>,
+    #[serde(default)]
+    pub request_mirror_policies: Vec<RequestMirrorPolicy>,
+}
+
+/// `envoy.config.route.v3.RouteAction.RequestMirrorPolicy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestMirrorPolicy {
+    pub cluster: Option<String>,
+    pub cluster_header: Option<String>,
+    pub runtime_fraction: Option<RuntimeFractionalPercent>,
+    pub trace_sampled: Option<bool>,
+    pub disable_shadow_host_suffix_append: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -393,6 +393,7 @@ pub fn upstream_socket(
         alpn_http11,
         validation,
         max_session_keys: r.max_session_keys.unwrap_or(1) as usize,
+        verify_name: false,
     };
     #[cfg(feature = "tls")]
     crate::tls::client_config(&u).map_err(|e| err(&tpath, e))?;

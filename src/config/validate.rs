@@ -275,6 +275,12 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
     ("envoy.filters.http.csrf", CSRF_TYPE),
     ("envoy.csrf", CSRF_TYPE),
     ("envoy.filters.http.local_ratelimit", LOCAL_RATE_LIMIT_TYPE),
+    ("envoy.filters.http.rbac", super::validate_rbac::RBAC_TYPE),
+    (
+        "envoy.filters.http.fault",
+        super::validate_fault::FAULT_TYPE,
+    ),
+    ("envoy.fault", super::validate_fault::FAULT_TYPE),
     ("envoy.access_loggers.file", FILE_LOG_TYPE),
     ("envoy.file_access_log", FILE_LOG_TYPE),
     ("envoy.access_loggers.stdout", STDOUT_LOG_TYPE),
@@ -570,6 +576,7 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
     let listeners = listeners.finish();
     if let (Ok(cs), Ok(ls)) = (&clusters, &listeners) {
         keep(tls_collectors(cs, ls), &mut first);
+        keep(tls_mirrors(cs, ls), &mut first);
     }
     if let Some(e) = first {
         return Err(e);
@@ -1212,6 +1219,37 @@ fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), Co
     Ok(())
 }
 
+/// A mirror cluster named in a route must be plain: shadows are sent over plain HTTP/1.1
+/// (`http/mirror.rs`).
+fn tls_mirrors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), ConfigError> {
+    for l in listeners {
+        let Some(h) = l.hcm() else { continue };
+        let routes = h.route_config.virtual_hosts.iter().flat_map(|v| &v.routes);
+        for r in routes {
+            let RouteAction::Forward(f) = &r.action else {
+                continue;
+            };
+            for m in &f.mirrors {
+                let MirrorTarget::Cluster(c) = m.target else {
+                    continue;
+                };
+                if let Some(cl) = clusters.get(c).filter(|cl| cl.tls.is_some()) {
+                    return Err(err(
+                        format!("static_resources.clusters[{c}].transport_socket"),
+                        format!(
+                            "cluster \"{}\" is a request mirror cluster (of listener \"{}\"): \
+                             baton sends shadow requests over plain HTTP, so a mirror cluster \
+                             cannot use TLS",
+                            cl.name, l.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `tcp_keepalive`, each value within what Linux accepts for its socket option (a value it
 /// would refuse at connect time is refused here instead).
 fn tcp_keepalive(k: raw::TcpKeepalive, path: &str) -> Result<TcpKeepalive, ConfigError> {
@@ -1441,6 +1479,7 @@ fn hcm(
         )?,
         skip_xff_append: h.skip_xff_append.unwrap_or(false),
         add_user_agent: h.add_user_agent.unwrap_or(false),
+        proxy_100_continue: h.proxy_100_continue.unwrap_or(false),
         delayed_close_timeout: timeout(h.delayed_close_timeout, Some(Duration::from_secs(1))),
         forward_client_cert_details: enum_or(
             &h.forward_client_cert_details,
@@ -1467,24 +1506,28 @@ fn cidr_ranges(
     }
     let mut out = Vec::new();
     for (i, r) in ranges.iter().enumerate() {
-        let rp = format!("{path}[{i}]");
-        let ip: std::net::IpAddr = r.address_prefix.parse().map_err(|_| {
-            err(
-                format!("{rp}.address_prefix"),
-                format!("\"{}\" is not an IP address", r.address_prefix),
-            )
-        })?;
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        let len = r.prefix_len.unwrap_or(0);
-        if len > max {
-            return Err(err(
-                format!("{rp}.prefix_len"),
-                format!("{len} out of range (0..={max})"),
-            ));
-        }
-        out.push((ip, len as u8));
+        out.push(cidr(r, &format!("{path}[{i}]"))?);
     }
     Ok(Some(out))
+}
+
+/// A `CidrRange`: an address and a prefix length that fits it.
+pub(super) fn cidr(r: &raw::CidrRange, rp: &str) -> Result<(std::net::IpAddr, u8), ConfigError> {
+    let ip: std::net::IpAddr = r.address_prefix.parse().map_err(|_| {
+        err(
+            format!("{rp}.address_prefix"),
+            format!("\"{}\" is not an IP address", r.address_prefix),
+        )
+    })?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = r.prefix_len.unwrap_or(0);
+    if len > max {
+        return Err(err(
+            format!("{rp}.prefix_len"),
+            format!("{len} out of range (0..={max})"),
+        ));
+    }
+    Ok((ip, len as u8))
 }
 
 fn file_access_log(a: &raw::TypedExtension, path: &str) -> Result<AccessLog, ConfigError> {
@@ -1674,7 +1717,7 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
             "a LOGICAL_DNS cluster needs exactly one endpoint",
         ));
     }
-    let tls = match &c.transport_socket {
+    let mut tls = match &c.transport_socket {
         Some(ts) => super::tls::upstream_socket(ts, &p("transport_socket"))?,
         None => None,
     };
@@ -1700,6 +1743,27 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
         },
         path,
     )?;
+    if (http.auto_sni || http.auto_san_validation) && tls.is_none() {
+        let field = if http.auto_sni {
+            "auto_sni"
+        } else {
+            "auto_san_validation"
+        };
+        return Err(err(
+            p("transport_socket"),
+            format!("{field} needs a TLS transport_socket (it names the TLS server)"),
+        ));
+    }
+    if let Some(t) = tls.as_mut().filter(|_| http.auto_san_validation) {
+        if t.validation.is_none() {
+            return Err(err(
+                p("transport_socket"),
+                "auto_san_validation needs a validation_context with a trusted_ca (names are \
+                 only checked on a verified certificate)",
+            ));
+        }
+        t.verify_name = true;
+    }
     let outlier_detection = c
         .outlier_detection
         .as_ref()

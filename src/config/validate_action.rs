@@ -68,6 +68,11 @@ pub fn forward(
         Some(r) => Some(retry_policy(r, &p("retry_policy"))?),
         None => None,
     };
+    let mut mirrors = Vec::new();
+    for (i, m) in a.request_mirror_policies.into_iter().enumerate() {
+        let at = format!("{}[{i}]", p("request_mirror_policies"));
+        mirrors.push(mirror_policy(m, &at, &lookup)?);
+    }
     let mut upgrades = Vec::new();
     for (i, u) in a.upgrade_configs.into_iter().enumerate() {
         upgrades.push(route_upgrade(u, &format!("{}[{i}]", p("upgrade_configs")))?);
@@ -85,6 +90,47 @@ pub fn forward(
             .cors
             .map(|c| super::validate_filters::cors_policy(c, &p("cors")).map(Box::new))
             .transpose()?,
+        mirrors,
+        body_limit: None,
+        attempt_count: AttemptCount::default(),
+    })
+}
+
+/// One `request_mirror_policies[]` entry. `trace_sampled: false` is refused: a shadow carries
+/// the request's own trace context (baton makes no child span for it), so its sampling
+/// cannot differ from the request's.
+fn mirror_policy(
+    m: raw::RequestMirrorPolicy,
+    path: &str,
+    lookup: &dyn Fn(&str, String) -> Result<usize, ConfigError>,
+) -> Result<MirrorPolicy, ConfigError> {
+    let p = |f: &str| join_key(path, f);
+    let target = match (m.cluster, m.cluster_header) {
+        (Some(c), None) => MirrorTarget::Cluster(lookup(&c, p("cluster"))?),
+        (None, Some(h)) => MirrorTarget::Header(super::validate_route::header_name(
+            &h,
+            &p("cluster_header"),
+            false,
+        )?),
+        (None, None) => return Err(err(path, "one of cluster, cluster_header is required")),
+        (Some(_), Some(_)) => {
+            return Err(err(path, "only one of cluster, cluster_header may be set"))
+        }
+    };
+    if m.trace_sampled == Some(false) {
+        return Err(err(
+            p("trace_sampled"),
+            "false is not supported: a shadow carries the request's own trace context",
+        ));
+    }
+    let fraction = m
+        .runtime_fraction
+        .map(|f| super::validate_filters::fraction(f, &p("runtime_fraction")))
+        .transpose()?;
+    Ok(MirrorPolicy {
+        target,
+        fraction,
+        host_suffix: !m.disable_shadow_host_suffix_append.unwrap_or(false),
     })
 }
 

@@ -7,7 +7,9 @@ use super::de::{from_value, join_key};
 use super::model::*;
 use super::raw;
 use super::validate::{enum_or, err, extension_kind, typed_payload, EnumEntry};
+use super::validate_fault::{fault, FAULT_TYPE};
 use super::validate_local_reply::{uint32, DENOMINATORS};
+use super::validate_rbac::{rbac, rbac_per_route, RBAC_PER_ROUTE_TYPE, RBAC_TYPE};
 use super::{validate_route, ConfigError};
 
 pub const ROUTER_TYPE: &str = "envoy.extensions.filters.http.router.v3.Router";
@@ -24,10 +26,18 @@ pub const HTTP_FILTERS: &[&str] = &[
     CORS_TYPE,
     CSRF_TYPE,
     LOCAL_RATE_LIMIT_TYPE,
+    RBAC_TYPE,
+    FAULT_TYPE,
     ROUTER_TYPE,
 ];
 /// The per-route config types baton reads (besides the `FilterConfig` wrapper).
-const PER_ROUTE_TYPES: &[&str] = &[CORS_POLICY_TYPE, CSRF_TYPE, LOCAL_RATE_LIMIT_TYPE];
+const PER_ROUTE_TYPES: &[&str] = &[
+    CORS_POLICY_TYPE,
+    CSRF_TYPE,
+    LOCAL_RATE_LIMIT_TYPE,
+    RBAC_PER_ROUTE_TYPE,
+    FAULT_TYPE,
+];
 
 /// The HTTP filters: the router last, and before it the others in order.
 pub fn http_filters(
@@ -94,6 +104,16 @@ pub fn http_filters(
                     &tpath,
                     false,
                 )?)
+            }
+            FAULT_TYPE => {
+                let v = typed_payload(&f.typed_config, &tpath, FAULT_TYPE)?;
+                let v = v.unwrap_or_else(empty_map);
+                HttpFilterKind::Fault(fault(from_value(&v, &tpath)?, &tpath)?)
+            }
+            RBAC_TYPE => {
+                let v = typed_payload(&f.typed_config, &tpath, RBAC_TYPE)?;
+                let v = v.unwrap_or_else(empty_map);
+                HttpFilterKind::Rbac(rbac(from_value(&v, &tpath)?, &tpath, false)?)
             }
             _ => {
                 let Some(v) = typed_payload(&f.typed_config, &tpath, CSRF_TYPE)? else {
@@ -213,16 +233,24 @@ fn health_check_filter(f: &raw::HttpFilter, path: &str) -> Result<HealthCheckFil
 /// A `RuntimeFractionalPercent`: its `default_value` (required, as in Envoy). The
 /// `runtime_key` is accepted: baton's runtime refuses every key it does not implement, so no
 /// layer can set it and the default is the value, as it is in Envoy for a key nothing sets.
-fn fraction(f: raw::RuntimeFractionalPercent, path: &str) -> Result<Fraction, ConfigError> {
+pub fn fraction(f: raw::RuntimeFractionalPercent, path: &str) -> Result<Fraction, ConfigError> {
     let dpath = join_key(path, "default_value");
     let Some(d) = f.default_value else {
         return Err(err(dpath, "required field is missing"));
     };
+    fractional_percent(d, &dpath)
+}
+
+/// A `FractionalPercent`: `numerator` (default 0) out of `denominator` (default `HUNDRED`).
+pub(super) fn fractional_percent(
+    d: raw::FractionalPercent,
+    path: &str,
+) -> Result<Fraction, ConfigError> {
     Ok(Fraction {
-        numerator: uint32(d.numerator, &join_key(&dpath, "numerator"))?,
+        numerator: uint32(d.numerator, &join_key(path, "numerator"))?,
         denominator: enum_or(
             &d.denominator,
-            &join_key(&dpath, "denominator"),
+            &join_key(path, "denominator"),
             DENOMINATORS,
             100,
         )?,
@@ -321,6 +349,18 @@ fn policy(v: &Value, path: &str, optional: bool) -> Result<Option<FilterPolicy>,
                 from_value(&c, path)?,
                 path,
                 true,
+            )?)))
+        }
+        RBAC_PER_ROUTE_TYPE => {
+            let c = typed_payload(&Some(v.clone()), path, RBAC_PER_ROUTE_TYPE)?
+                .unwrap_or_else(empty_map);
+            Ok(Some(FilterPolicy::Rbac(rbac_per_route(&c, path)?)))
+        }
+        FAULT_TYPE => {
+            let c = typed_payload(&Some(v.clone()), path, FAULT_TYPE)?.unwrap_or_else(empty_map);
+            Ok(Some(FilterPolicy::Fault(fault(
+                from_value(&c, path)?,
+                path,
             )?)))
         }
         _ if optional => Ok(None),
@@ -422,6 +462,8 @@ pub fn check_per_filter(
                         Some(FilterPolicy::LocalRateLimit(_)),
                         HttpFilterKind::LocalRateLimit(_)
                     )
+                    | (Some(FilterPolicy::Rbac(_)), HttpFilterKind::Rbac(_))
+                    | (Some(FilterPolicy::Fault(_)), HttpFilterKind::Fault(_))
             );
             if !fits {
                 return Err(err(
@@ -468,6 +510,8 @@ fn kind_name(k: &HttpFilterKind) -> &'static str {
         HttpFilterKind::Cors => CORS_TYPE,
         HttpFilterKind::Csrf(_) => CSRF_TYPE,
         HttpFilterKind::LocalRateLimit(_) => LOCAL_RATE_LIMIT_TYPE,
+        HttpFilterKind::Rbac(_) => RBAC_TYPE,
+        HttpFilterKind::Fault(_) => FAULT_TYPE,
     }
 }
 

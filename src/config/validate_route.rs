@@ -98,14 +98,19 @@ fn virtual_host(
         routes.add(route(r, &format!("{path}.routes[{i}]"), clusters));
     }
     let mut routes = routes.finish()?;
-    // Envoy: a route's own retry policy wins whole; the virtual host's serves the others.
-    if let Some(rp) = &retry_policy {
-        for r in &mut routes {
-            if let RouteAction::Forward(f) = &mut r.action {
-                if f.retry_policy.is_none() {
-                    f.retry_policy = Some(rp.clone());
-                }
+    // Envoy: a route's own retry policy and buffer limit win; the virtual host's serve the
+    // others. The attempt count headers are the virtual host's alone.
+    let attempt_count = AttemptCount {
+        request: vh.include_request_attempt_count.unwrap_or(false),
+        response: vh.include_attempt_count_in_response.unwrap_or(false),
+    };
+    for r in &mut routes {
+        if let RouteAction::Forward(f) = &mut r.action {
+            if f.retry_policy.is_none() {
+                f.retry_policy = retry_policy.clone();
             }
+            f.body_limit = f.body_limit.or(vh.per_request_buffer_limit_bytes);
+            f.attempt_count = attempt_count;
         }
     }
     let filter_configs = validate_filters::per_filter_configs(
@@ -161,7 +166,7 @@ fn route(r: raw::Route, path: &str, clusters: &Clusters) -> Result<Route, Config
         .matcher
         .ok_or_else(|| err(&mpath, "required field is missing"))?;
     let matcher = route_match(matcher, &mpath)?;
-    let action = match (r.route, r.redirect, r.direct_response) {
+    let mut action = match (r.route, r.redirect, r.direct_response) {
         (Some(a), None, None) => RouteAction::Forward(validate_action::forward(
             a,
             &join_key(path, "route"),
@@ -188,6 +193,9 @@ fn route(r: raw::Route, path: &str, clusters: &Clusters) -> Result<Route, Config
         r.typed_per_filter_config,
         &join_key(path, "typed_per_filter_config"),
     )?;
+    if let RouteAction::Forward(f) = &mut action {
+        f.body_limit = r.per_request_buffer_limit_bytes;
+    }
     let decorator = r
         .decorator
         .map(|d| super::validate_tracing::decorator(d, &join_key(path, "decorator")))
@@ -449,7 +457,7 @@ pub(super) fn header_matcher(
 
 /// Checks and lower-cases a header name. Pseudo-headers (`:method`) are fine for matching
 /// but, like `host`, may not be added or removed (Envoy's rule).
-fn header_name(n: &str, path: &str, matching: bool) -> Result<String, ConfigError> {
+pub fn header_name(n: &str, path: &str, matching: bool) -> Result<String, ConfigError> {
     if !matching && n.starts_with(':') {
         return Err(err(
             path,

@@ -157,7 +157,8 @@ fn build(
         out.proper_case_headers = http1_options(h, &hpath)?;
     }
     if let Some(u) = upstream {
-        upstream_options(u, &p("upstream_http_protocol_options"))?;
+        (out.auto_sni, out.auto_san_validation) =
+            upstream_options(u, &p("upstream_http_protocol_options"))?;
     }
     Ok(out)
 }
@@ -215,27 +216,17 @@ fn http1_options(h: &raw::UpstreamHttp1Options, path: &str) -> Result<bool, Conf
     Ok(f.proper_case_words.is_some())
 }
 
-/// `upstream_http_protocol_options`: SNI from the request's Host is not implemented (the
-/// pool is keyed by cluster and address, not by server name), so only `false` is accepted.
-fn upstream_options(u: &raw::UpstreamHttpOptions, path: &str) -> Result<(), ConfigError> {
-    let p = |k: &str| join_key(path, k);
-    if u.auto_sni == Some(true) {
-        return Err(err(
-            p("auto_sni"),
-            "not supported by baton (SNI from the request's Host; set the TLS context's sni)",
-        ));
-    }
-    if u.auto_san_validation == Some(true) {
-        return Err(err(
-            p("auto_san_validation"),
-            "not supported by baton (needs auto_sni; use match_typed_subject_alt_names)",
-        ));
-    }
+/// `upstream_http_protocol_options`: (`auto_sni`, `auto_san_validation`). A header other than
+/// the Host for the name (`override_auto_sni_header`) is not implemented.
+fn upstream_options(u: &raw::UpstreamHttpOptions, path: &str) -> Result<(bool, bool), ConfigError> {
     if u.override_auto_sni_header.is_some() {
         return Err(err(
-            p("override_auto_sni_header"),
-            "not supported by baton (needs auto_sni)",
+            join_key(path, "override_auto_sni_header"),
+            "not supported by baton (the server name is the request's Host)",
         ));
     }
-    Ok(())
+    Ok((
+        u.auto_sni.unwrap_or(false),
+        u.auto_san_validation.unwrap_or(false),
+    ))
 }

@@ -157,15 +157,7 @@ impl Env for CtxEnv<'_> {
             Some(_) => None,
         };
         let inject = begun.as_ref().map(|b| &b.inject);
-        let mut d = decide(
-            req,
-            self.peer,
-            self.listener,
-            self.ctx,
-            early,
-            inject,
-            &mut rq.health_check,
-        );
+        let mut d = decide(req, self.peer, self.listener, self.ctx, early, inject, rq);
         if let Some(b) = begun {
             crate::tracing::http::routed(self.ctx, self.listener, b, &mut d, rq);
         }
@@ -353,6 +345,19 @@ impl Env for CtxEnv<'_> {
 
     fn tunnel_moved(&mut self, rq: &Rq, out: bool) {
         self.ctx.stats.tunnel_moved(rq.listener, out);
+    }
+
+    fn mirror(
+        &mut self,
+        shadow: crate::http::mirror::Shadow,
+        body: &[u8],
+        t: Option<std::time::Duration>,
+    ) {
+        crate::http::mirror::send(self.ctx, shadow, body, t);
+    }
+
+    fn retry_or_shadow_abandoned(&mut self, cluster: usize) {
+        self.ctx.stats.retry_or_shadow_abandoned(cluster);
     }
 
     fn retry_stat(&mut self, cluster: usize, s: RetryStat) {

@@ -1,14 +1,17 @@
 //! The HTTP filters before the router, run on a request head in config order (Envoy's
-//! decoder chain): the health check, CORS, CSRF and local rate limit filters. A filter that
+//! decoder chain): the health check, CORS, CSRF, local rate limit, RBAC and fault filters. A filter that
 //! answers stops the chain; the response headers the filters add (their encoder side) go on
 //! whatever answers — the router's upstream response, a later filter's reply, or the
 //! filter's own. The local rate limit's token buckets (`RateLimits`) live on the context and
 //! are written here only.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Instant;
 
 use super::codec::RequestHead;
+use super::fault::{self, FaultStats};
+use super::rbac::{self, RbacStats};
 use crate::access_log::Flags;
 use crate::cluster::ClusterRt;
 use crate::config::{
@@ -41,7 +44,7 @@ pub(super) struct Answer {
     /// The %RESPONSE_FLAGS% bit, or 0.
     pub flag: u16,
     /// `%RESPONSE_CODE_DETAILS%`.
-    pub details: &'static str,
+    pub details: Cow<'static, str>,
 }
 
 impl Answer {
@@ -51,7 +54,7 @@ impl Answer {
             body,
             edits: Vec::new(),
             flag: 0,
-            details,
+            details: Cow::Borrowed(details),
         }
     }
 }
@@ -80,6 +83,12 @@ pub(super) struct Env<'a> {
     pub healthcheck_failed: bool,
     pub clusters: &'a [ClusterRt],
     pub now: Instant,
+    /// The connection, as RBAC rules read it.
+    pub conn: rbac::Conn<'a>,
+    /// The RBAC filters' counters.
+    pub rbac: &'a RbacStats,
+    /// The fault filters' counters.
+    pub faults: &'a FaultStats,
 }
 
 /// Runs `filters` on `req`. `rng` draws the filters' runtime fractions; `limits` and
@@ -142,6 +151,28 @@ pub(super) fn run(
                     }
                 }
                 local_rate_limit(config, key, env.now, limits, stats, rng, &mut out)
+            }
+            HttpFilterKind::Rbac(own_config) => {
+                let config = match own.and_then(|c| c.policy.as_ref()) {
+                    Some(FilterPolicy::Rbac(p)) => p,
+                    _ => own_config,
+                };
+                let at = (env.listener, fi);
+                rbac::check(config, at, req, &env.conn, env.rbac, stats).map(|details| Answer {
+                    details,
+                    ..Answer::new(403, "RBAC: access denied", "")
+                })
+            }
+            HttpFilterKind::Fault(own_config) => {
+                let config = match own.and_then(|c| c.policy.as_ref()) {
+                    Some(FilterPolicy::Fault(p)) => p,
+                    _ => own_config,
+                };
+                let at = (env.listener, fi);
+                fault::abort(config, at, req, env.faults, stats, rng).map(|status| Answer {
+                    flag: Flags::FI,
+                    ..Answer::new(status, "fault filter abort", "fault_filter_abort")
+                })
             }
         };
         if answer.is_some() {
@@ -213,12 +244,12 @@ fn health_check(
 
 /// A runtime fraction drawn for one request (Envoy: a random number modulo the denominator
 /// below the numerator).
-fn sample(f: Fraction, rng: &mut Rng) -> bool {
+pub(crate) fn sample(f: Fraction, rng: &mut Rng) -> bool {
     f.numerator >= f.denominator || rng.below(u64::from(f.denominator)) < u64::from(f.numerator)
 }
 
 /// The first value of request header `name` (lower case), when not empty.
-fn header<'a>(req: &RequestHead<'a>, name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(req: &RequestHead<'a>, name: &str) -> Option<&'a str> {
     req.headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case(name))

@@ -6,11 +6,14 @@ pub mod buf;
 pub mod codec;
 pub mod core;
 pub mod env;
+pub(crate) mod fault;
 pub(crate) mod filters;
 #[doc(hidden)]
 pub mod inmem;
 pub mod local;
 pub mod local_reply;
+pub mod mirror;
+pub(crate) mod rbac;
 pub mod request;
 pub mod session;
 pub mod splice;

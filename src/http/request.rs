@@ -37,7 +37,7 @@ pub struct LocalDecision {
     /// (virtual host, route) indices when a route matched.
     pub route: Option<(usize, usize)>,
     /// `%RESPONSE_CODE_DETAILS%` when not implied by `flag` or `direct` ("" then).
-    pub details: &'static str,
+    pub details: Cow<'static, str>,
 }
 
 /// Everything an exchange needs to forward a request.
@@ -76,6 +76,16 @@ pub struct Forward {
     /// The status of a route timeout: 504, or 204 for an internal request that asked with
     /// `x-envoy-upstream-rq-timeout-alt-response`.
     pub timeout_status: u16,
+    /// The route's shadows of this request (`request_mirror_policies`), sent once it is read.
+    pub shadows: Vec<super::mirror::Shadow>,
+    /// Most request body bytes kept for retries and shadows (`per_request_buffer_limit_bytes`).
+    pub body_limit: Option<usize>,
+    /// Byte range of the `x-envoy-attempt-count` value in `head` (`include_request_attempt_count`).
+    pub attempt_at: Option<(usize, usize)>,
+    /// `include_attempt_count_in_response`.
+    pub attempts_in_response: bool,
+    /// The TLS server name of a cluster with `auto_sni`: the upstream Host without its port.
+    pub sni: Option<Box<str>>,
 }
 
 /// Request values a route rewrote (`None`: unchanged).
@@ -113,7 +123,7 @@ fn local_reply(status: u16) -> LocalDecision {
         flag: 0,
         direct: false,
         route: None,
-        details: "",
+        details: Cow::Borrowed(""),
     }
 }
 
@@ -224,7 +234,8 @@ pub fn is_internal(ip: IpAddr, ranges: Option<&[(IpAddr, u8)]>) -> bool {
     }
 }
 
-fn in_range(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+/// Whether `ip` is in the CIDR range `net`/`len` (of the same family).
+pub(crate) fn in_range(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     match (ip, net.to_canonical()) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let mask = u32::MAX
@@ -435,7 +446,7 @@ pub(super) fn decide(
     ctx: &mut Ctx,
     early: Option<LocalDecision>,
     trace: Option<&Inject>,
-    is_health_check: &mut bool,
+    rq: &mut crate::access_log::Rq,
 ) -> Decision {
     // The connection manager's own answer (a path it refuses or redirects) comes before the
     // filters. Local replies get `via` where they are written (`CtxEnv::local_reply`).
@@ -490,6 +501,14 @@ pub(super) fn decide(
             healthcheck_failed: ctx.stats.healthcheck_failed(),
             clusters: &ctx.clusters,
             now: ctx.now(),
+            conn: super::rbac::Conn {
+                local: rq.local.unwrap_or(ctx.listeners[listener].address),
+                direct: rq.direct_peer,
+                client: rq.peer,
+                tls: rq.tls.as_deref(),
+            },
+            rbac: &ctx.rbac,
+            faults: &ctx.faults,
         };
         let out = filters::run(
             &hcm.http_filters,
@@ -505,7 +524,7 @@ pub(super) fn decide(
     if outcome.counts != crate::stats::FilterCounts::default() {
         ctx.stats.filter_counts(listener, &outcome.counts);
     }
-    *is_health_check = outcome.health_check;
+    rq.health_check = outcome.health_check;
     let mut d = match outcome.answer {
         Some(a) => Decision::Local(LocalDecision {
             body: Cow::Borrowed(a.body),
@@ -562,7 +581,7 @@ pub fn hcm_path(
 ) -> Result<Option<String>, Box<LocalDecision>> {
     let refused = || {
         Box::new(LocalDecision {
-            details: "path_normalization_failed",
+            details: Cow::Borrowed("path_normalization_failed"),
             ..local_reply(400)
         })
     };
@@ -617,7 +636,7 @@ fn tls_redirect(req: &RequestHead<'_>, peer: SocketAddr, l: &HttpRt) -> Option<D
         flag: 0,
         direct: true,
         route: None,
-        details: "",
+        details: Cow::Borrowed(""),
     }))
 }
 
@@ -698,7 +717,7 @@ fn route(
                 flag: 0,
                 direct: true,
                 route: Some((m.vh, m.index)),
-                details: "",
+                details: Cow::Borrowed(""),
             })
         }
         RouteAction::Redirect(r) => {
@@ -717,7 +736,7 @@ fn route(
                 flag: 0,
                 direct: false,
                 route: Some((m.vh, m.index)),
-                details: "",
+                details: Cow::Borrowed(""),
             })
         }
         RouteAction::Forward(f) => f,
@@ -747,7 +766,7 @@ fn route(
             flag: crate::access_log::Flags::UH,
             direct: false,
             route: Some((m.vh, m.index)),
-            details: "",
+            details: Cow::Borrowed(""),
         });
     };
     let path_rewrite = fwd.prefix_rewrite.is_some() || fwd.regex_rewrite.is_some();
@@ -799,6 +818,29 @@ fn route(
         trace,
         ctx.spares.head(),
     );
+    let sni = ctx
+        .clusters
+        .get(cluster)
+        .filter(|c| c.cfg.http.auto_sni)
+        .and_then(|_| auto_sni(&host));
+    let attempt_at = fwd
+        .attempt_count
+        .request
+        .then(|| set_attempt_count(&mut head));
+    // Envoy shadows neither CONNECT nor upgrades (their payload is not HTTP).
+    let shadows = if fwd.mirrors.is_empty() || upgrade.is_some() {
+        Vec::new()
+    } else {
+        super::mirror::shadows(
+            &ctx.clusters,
+            &mut ctx.rng,
+            &fwd.mirrors,
+            req,
+            &head,
+            host_at,
+            &host,
+        )
+    };
     if ctx
         .clusters
         .get(cluster)
@@ -852,6 +894,11 @@ fn route(
         upgrade,
         rewritten,
         timeout_status: if over.alt_response { 204 } else { 504 },
+        shadows,
+        body_limit: fwd.body_limit.map(|b| b as usize),
+        attempt_at,
+        attempts_in_response: fwd.attempt_count.response,
+        sni,
     })
 }
 
@@ -955,7 +1002,8 @@ fn serialise<'r>(
         }
         if is_hop_by_hop(n)
             || n.eq_ignore_ascii_case("host")
-            || n.eq_ignore_ascii_case("expect")
+            || (n.eq_ignore_ascii_case("expect")
+                && !(hcm.proxy_100_continue && req.expect_continue))
             || nominated.as_ref().is_some_and(|c| c.names(n))
         {
             continue;
@@ -1172,9 +1220,54 @@ fn egress_operation<'a>(trace: Option<&Inject>, m: &'a Matched<'_>) -> Option<&'
     (trace.is_some_and(|t| !t.ingress) && d.propagate).then_some(d.operation.as_str())
 }
 
-/// Replaces the Host value of a serialised head (a retry under `auto_host_rewrite` that moved
-/// to a host with another name); returns the new range.
-pub fn replace_host(head: &mut Vec<u8>, at: (usize, usize), host: &str) -> (usize, usize) {
+/// `auto_sni`'s server name for an upstream Host: the name without its port; none for an IP
+/// address or an empty name (Envoy then keeps the cluster's own `sni`).
+pub fn auto_sni(host: &str) -> Option<Box<str>> {
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if !n.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => host,
+    };
+    let ip = name.parse::<std::net::IpAddr>().is_ok()
+        || (name.starts_with('[') && name.ends_with(']'))
+        || name.contains(':');
+    (!name.is_empty() && !ip).then(|| name.into())
+}
+
+/// Makes `x-envoy-attempt-count: 1` the last header of a serialised head, in place of any the
+/// client sent (Envoy overrides it); returns the value's range, which a retry rewrites.
+pub fn set_attempt_count(head: &mut Vec<u8>) -> (usize, usize) {
+    const NAME: &[u8] = b"x-envoy-attempt-count:";
+    // Past the request line; the head ends with its blank line.
+    let mut at = head
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(head.len(), |i| i + 1);
+    while let Some(len) = head
+        .get(at..)
+        .and_then(|r| r.iter().position(|&b| b == b'\n'))
+    {
+        let line = head.get(at..at + len + 1).unwrap_or_default();
+        if line.len() > NAME.len()
+            && line
+                .get(..NAME.len())
+                .is_some_and(|n| n.eq_ignore_ascii_case(NAME))
+        {
+            head.drain(at..at + len + 1);
+        } else {
+            at += len + 1;
+        }
+    }
+    let end = head.len().saturating_sub(2);
+    let line = b"x-envoy-attempt-count: 1\r\n";
+    head.splice(end..end, line.iter().copied());
+    let value = end + line.len() - 3;
+    (value, value + 1)
+}
+
+/// Replaces a header value of a serialised head (the Host when a retry under
+/// `auto_host_rewrite` moved to a host with another name, the attempt count, a shadow's
+/// Host); returns the new range.
+pub fn replace_value(head: &mut Vec<u8>, at: (usize, usize), host: &str) -> (usize, usize) {
     if head.get(at.0..at.1).is_some() {
         head.splice(at.0..at.1, host.bytes());
     }
@@ -1184,6 +1277,30 @@ pub fn replace_host(head: &mut Vec<u8>, at: (usize, usize), host: &str) -> (usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_sni_is_the_host_without_port_and_never_an_address() {
+        assert_eq!(auto_sni("a.test:8443").as_deref(), Some("a.test"));
+        assert_eq!(auto_sni("a.test").as_deref(), Some("a.test"));
+        for none in ["127.0.0.1", "127.0.0.1:80", "[::1]:443", "::1", ""] {
+            assert_eq!(auto_sni(none), None, "{none}");
+        }
+    }
+
+    #[test]
+    fn the_attempt_count_replaces_the_clients_and_is_rewritten_per_attempt() {
+        let mut head = b"GET / HTTP/1.1\r\nhost: a\r\nX-Envoy-Attempt-Count: 9\r\nx: y\r\n\
+                         x-envoy-attempt-count: 8\r\n\r\n"
+            .to_vec();
+        let at = set_attempt_count(&mut head);
+        assert_eq!(
+            String::from_utf8_lossy(&head),
+            "GET / HTTP/1.1\r\nhost: a\r\nx: y\r\nx-envoy-attempt-count: 1\r\n\r\n"
+        );
+        let at = replace_value(&mut head, at, "12");
+        assert_eq!(head.get(at.0..at.1), Some(&b"12"[..]));
+        assert!(head.ends_with(b"x-envoy-attempt-count: 12\r\n\r\n"));
+    }
 
     #[test]
     fn proper_case_changes_names_only_as_envoy_does() {
@@ -1339,7 +1456,7 @@ mod tests {
         assert_eq!(pick_weighted(&l, 80), 9);
         assert_eq!(pick_weighted(&l, 99), 9);
         let mut h = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n".to_vec();
-        let at = replace_host(&mut h, (22, 23), "bbb");
+        let at = replace_value(&mut h, (22, 23), "bbb");
         assert_eq!(at, (22, 25));
         assert_eq!(h, b"GET / HTTP/1.1\r\nhost: bbb\r\n\r\n");
     }

@@ -35,6 +35,7 @@ pub fn limits(hcm: &HttpConnectionManager, per_connection_buffer_limit_bytes: u3
         max_requests: hcm.max_requests_per_connection,
         underscores: hcm.headers_with_underscores,
         linger: hcm.delayed_close_timeout,
+        proxy_100_continue: hcm.proxy_100_continue,
         tcp: None,
     }
 }
@@ -55,6 +56,7 @@ pub fn tcp_limits(t: &TcpProxy, per_connection_buffer_limit_bytes: u32) -> Limit
         max_requests: None,
         underscores: crate::config::Underscores::Allow,
         linger: None,
+        proxy_100_continue: false,
         request_timeout: None,
         tcp: Some(TcpLimits {
             max_connect_attempts: t.max_connect_attempts,
@@ -672,10 +674,12 @@ impl Session {
         if let Some(old) = self.up.take() {
             old.close(ctx);
         }
+        // Only an `auto_sni` cluster's requests name their server: one allocation per connect.
+        let sni: Option<Box<str>> = self.core.upstream_sni().map(Box::from);
         let pooled = if fresh {
             None
         } else {
-            take_idle(ctx, cluster, addr, self.id)
+            take_idle(ctx, cluster, addr, sni.as_deref(), self.id)
         };
         let got = match pooled {
             Some(c) => Ok((c, true)),
@@ -693,7 +697,7 @@ impl Session {
                     }
                     return;
                 }
-                UpConn::connect(ctx, cluster, addr, self.id).map(|c| (c, false))
+                UpConn::connect(ctx, cluster, addr, sni, self.id).map(|c| (c, false))
             }
         };
         match got {

@@ -151,6 +151,8 @@ pub struct UpConn {
     pub local: Option<SocketAddr>,
     /// When the connection was opened (or adopted): `max_connection_duration` counts from it.
     opened: Instant,
+    /// The TLS server name it was opened with under `auto_sni` (reused only for that name).
+    sni: Option<Box<str>>,
     /// Exchanges it completed (`max_requests_per_connection`).
     served: u32,
     /// While pooled: when it is closed (its cluster's idle timeout, or its maximum duration).
@@ -167,14 +169,17 @@ pub enum UpOwner {
 }
 
 impl UpConn {
-    /// Starts a non-blocking connect to `addr` (a host of `cluster`) for session `owner`.
+    /// Starts a non-blocking connect to `addr` (a host of `cluster`) for session `owner`;
+    /// `sni`: the TLS server name under `auto_sni` (else the cluster's).
     pub fn connect(
         ctx: &mut Ctx,
         cluster: usize,
         addr: SocketAddr,
+        sni: Option<Box<str>>,
         owner: usize,
     ) -> io::Result<Box<UpConn>> {
-        let started = open_socket(ctx, cluster, addr).and_then(|s| wrap(ctx, cluster, addr, s));
+        let started = open_socket(ctx, cluster, addr)
+            .and_then(|s| wrap(ctx, cluster, addr, sni.as_deref(), s));
         let mut stream = match started {
             Ok(s) => s,
             Err(e) => {
@@ -193,6 +198,7 @@ impl UpConn {
         *ctx.upstreams.connecting.entry(addr).or_insert(0) += 1;
         let local = stream.local_addr().ok();
         Ok(Box::new(UpConn {
+            sni,
             opened: ctx.now(),
             served: 0,
             idle_until: None,
@@ -259,7 +265,9 @@ impl UpConn {
         let mut stream = Stream::plain(stream);
         let slot = register(ctx, &mut stream, owner)?;
         opened(ctx, cluster, addr);
+        // A tunnel's connection: never pooled again, so its server name does not matter.
         Ok(Box::new(UpConn {
+            sni: None,
             opened: ctx.now(),
             served: 0,
             idle_until: None,
@@ -379,16 +387,22 @@ pub fn open_socket(ctx: &mut Ctx, cluster: usize, addr: SocketAddr) -> io::Resul
     Ok(socket)
 }
 
-fn wrap(ctx: &Ctx, cluster: usize, addr: SocketAddr, s: TcpStream) -> io::Result<Stream> {
+fn wrap(
+    ctx: &Ctx,
+    cluster: usize,
+    addr: SocketAddr,
+    sni: Option<&str>,
+    s: TcpStream,
+) -> io::Result<Stream> {
     let c = ctx.clusters.get(cluster);
     #[cfg(feature = "tls")]
     if let (Some(cfg), Some(u)) = (
         c.and_then(|c| c.tls.clone()),
         c.and_then(|c| c.cfg.tls.as_ref()),
     ) {
-        return Stream::client(s, cfg, crate::tls::server_name(u, addr));
+        return Stream::client(s, cfg, crate::tls::server_name(u, sni, addr));
     }
-    let _ = (c, addr);
+    let _ = (c, addr, sni);
     Ok(Stream::plain(s))
 }
 
@@ -401,6 +415,7 @@ pub fn take_idle(
     ctx: &mut Ctx,
     cluster: usize,
     addr: SocketAddr,
+    sni: Option<&str>,
     owner: usize,
 ) -> Option<Box<UpConn>> {
     let now = ctx.now();
@@ -409,9 +424,10 @@ pub fn take_idle(
             &ctx.upstreams.idle,
             ctx.upstreams.idle_by_addr.get_mut(&addr)?,
         );
-        let pos = list
-            .iter()
-            .rposition(|&i| idle.get(i).is_none_or(|c| c.cluster == cluster))?;
+        let pos = list.iter().rposition(|&i| {
+            idle.get(i)
+                .is_none_or(|c| c.cluster == cluster && c.sni.as_deref() == sni)
+        })?;
         let idx = list.remove(pos);
         let Some(mut c) = ctx.upstreams.idle.remove(idx) else {
             continue;

@@ -1166,6 +1166,7 @@ impl Proxy {
             TimerKey::TraceReport(i, gen) => {
                 crate::tracing::collector::on_report_timer(&mut self.ctx, i, gen)
             }
+            TimerKey::Mirror(i, gen) => crate::http::mirror::on_timer(&mut self.ctx, i, gen),
             TimerKey::PoolTrim => {
                 self.trim_armed = false;
                 self.trimmed += self.ctx.pool.trim();
@@ -1320,6 +1321,7 @@ impl Proxy {
                     Tok::Admin(i) => self.on_admin(i),
                     Tok::Health(i) => self.checkers.on_event(&mut self.ctx, i),
                     Tok::Trace(i) => crate::tracing::collector::on_event(&mut self.ctx, i),
+                    Tok::Mirror(i) => crate::http::mirror::on_event(&mut self.ctx, i),
                 }
             }
             while let Some((at, key)) = self.ctx.timers.pop_due(self.ctx.now()) {

@@ -103,6 +103,14 @@ impl Store {
         self.matcher = m;
     }
 
+    /// The counter `name`, if registered.
+    pub fn find_counter(&self, name: &str) -> Option<Counter> {
+        match self.by_name.get(name) {
+            Some(&(Kind::Counter, i)) => Some(Counter(i)),
+            _ => None,
+        }
+    }
+
     /// Registers (or finds) the counter `name`. Two scopes with the same name (two listeners
     /// sharing a stat_prefix) share one counter, as in Envoy.
     pub fn counter(&mut self, name: &str) -> Counter {

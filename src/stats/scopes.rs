@@ -243,6 +243,8 @@ pub struct ClusterStats {
     pub update_success: Counter,
     pub update_failure: Counter,
     pub lb_healthy_panic: Counter,
+    /// A request body outgrew the buffer limit: its retries and shadows were given up.
+    pub retry_or_shadow_abandoned: Counter,
 }
 
 /// Why the upstream pool closed a connection (a cluster's protocol options).
@@ -463,6 +465,7 @@ impl Stats {
                 let update_success = ctr("update_success");
                 let update_failure = ctr("update_failure");
                 let lb_healthy_panic = ctr("lb_healthy_panic");
+                let retry_or_shadow_abandoned = ctr("retry_or_shadow_abandoned");
                 ClusterStats {
                     upstream_cx_total,
                     upstream_cx_active: s
@@ -498,6 +501,7 @@ impl Stats {
                     update_attempt,
                     update_success,
                     update_failure,
+                    retry_or_shadow_abandoned,
                     lb_healthy_panic,
                 }
             })
@@ -653,6 +657,13 @@ impl Stats {
     pub fn none_healthy(&mut self, c: usize) {
         if let Some(cs) = self.clusters.get(c).copied() {
             self.store.inc(cs.upstream_cx_none_healthy);
+        }
+    }
+
+    /// Cluster `c`'s request gave up its retries and shadows (its body outgrew the buffer).
+    pub fn retry_or_shadow_abandoned(&mut self, c: usize) {
+        if let Some(cs) = self.clusters.get(c).copied() {
+            self.store.inc(cs.retry_or_shadow_abandoned);
         }
     }
 

@@ -168,6 +168,7 @@ pub fn client_config(u: &UpstreamTls) -> Result<Arc<ClientConfig>, String> {
                 .build()
                 .map_err(|e| format!("validation_context: {e}"))?,
             matchers: v.san_matchers.clone(),
+            verify_name: u.verify_name,
         }),
         None => Arc::new(Unverified(prov.clone())),
     };
@@ -190,12 +191,20 @@ pub fn client_config(u: &UpstreamTls) -> Result<Arc<ClientConfig>, String> {
     Ok(Arc::new(cfg))
 }
 
-/// The name a client connection verifies and sends: the configured SNI, else the address
-/// (rustls sends no SNI for an address, as Envoy sends none without `sni`).
-pub fn server_name(u: &UpstreamTls, addr: std::net::SocketAddr) -> ServerName<'static> {
-    u.sni
-        .as_ref()
-        .and_then(|s| ServerName::try_from(s.clone()).ok())
+/// The name a client connection verifies and sends: the request's under `auto_sni`, else
+/// the configured SNI, else the address (rustls sends no SNI for an address, as Envoy sends
+/// none without `sni`).
+pub fn server_name(
+    u: &UpstreamTls,
+    auto: Option<&str>,
+    addr: std::net::SocketAddr,
+) -> ServerName<'static> {
+    auto.and_then(|s| ServerName::try_from(s.to_string()).ok())
+        .or_else(|| {
+            u.sni
+                .as_ref()
+                .and_then(|s| ServerName::try_from(s.clone()).ok())
+        })
         .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()))
 }
 
@@ -268,11 +277,13 @@ impl ClientCertVerifier for ClientSan {
 
 /// Server-certificate verification as Envoy does it: the chain must reach the trusted CA;
 /// the host name is not compared with `sni` — `match_typed_subject_alt_names` says which
-/// names are acceptable.
+/// names are acceptable — unless `verify_name` (`auto_san_validation`) asks for the server
+/// name (a DNS name) to be one of the certificate's.
 #[derive(Debug)]
 struct ServerSan {
     inner: Arc<WebPkiServerVerifier>,
     matchers: Vec<SanMatcher>,
+    verify_name: bool,
 }
 
 impl ServerCertVerifier for ServerSan {
@@ -285,14 +296,15 @@ impl ServerCertVerifier for ServerSan {
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
         // webpki checks the chain before the name, so a name error means the chain is good.
+        let name_checked = self.verify_name && matches!(server_name, ServerName::DnsName(_));
         match self
             .inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
         {
-            Ok(_)
-            | Err(Error::InvalidCertificate(
+            Ok(_) => {}
+            Err(Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => {}
+            )) if !name_checked => {}
             Err(e) => return Err(e),
         }
         if san_ok(&self.matchers, end_entity) {
@@ -496,6 +508,7 @@ ljCGF7Ea1LjlH05sK8RKRp8NXMec/EQExL6/gl4Hfaqxz/GFguKnBsc+
             alpn_http11: false,
             validation: None,
             max_session_keys: 0,
+            verify_name: false,
         })
         .map_err(Error::General)?;
         let name = ServerName::try_from("x.test").map_err(|e| Error::General(e.to_string()))?;

@@ -21,7 +21,7 @@ use rustls::Connection;
 use super::names::openssl_cipher_name;
 use super::x509;
 use crate::access_log::TlsInfo;
-use crate::config::FilterChainTls;
+use crate::config::{FilterChainTls, SanType};
 
 /// A listener's filter chains with their rustls configurations, built once at start-up.
 #[derive(Debug)]
@@ -456,10 +456,19 @@ fn handshake_done(t: &mut Tls) {
         cipher,
         peer_cert: peer.is_some(),
     });
+    let sans = peer.map(|p| x509::sans(p.as_ref())).unwrap_or_default();
+    let of = |ty: SanType| {
+        sans.iter()
+            .filter(|(t, _)| *t == ty)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
     t.info = Some(Rc::new(TlsInfo {
         version: super::names::VERSION_NAMES[version],
         sni: t.sni.take(),
         peer_subject: peer.and_then(|p| x509::subject(p.as_ref())),
+        peer_uri_sans: of(SanType::Uri),
+        peer_dns_sans: of(SanType::Dns),
     }));
 }
 

@@ -6,13 +6,11 @@
 //! counted as failed, so a slow or absent collector never holds more than that many
 //! batches. A proxy without tracing has no `Tracer`: no timer, no work.
 
-use std::io::{self, Read, Write};
 use std::time::Duration;
 
-use mio::net::TcpStream;
-
 use super::{End, Endpoint, Span};
-use crate::cluster::checker::{self, Reply};
+use crate::cluster::checker;
+use crate::cluster::oneshot::OneShot;
 use crate::config::Zipkin;
 use crate::context::Ctx;
 use crate::reactor::{TimerKey, Tok};
@@ -26,8 +24,6 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reports in flight at once, all reporters together.
 pub const MAX_IN_FLIGHT: usize = 8;
-/// Most bytes of a collector's answer read.
-const MAX_ANSWER: usize = 64 * 1024;
 
 /// Every reporter (one per distinct Zipkin config, as Envoy shares a driver between
 /// connection managers with the same config) and the reports in flight.
@@ -56,10 +52,7 @@ struct Reporter {
 
 #[derive(Debug)]
 struct Report {
-    sock: TcpStream,
-    connected: bool,
-    tx: Vec<u8>,
-    reply: Reply,
+    req: OneShot,
     gen: u64,
 }
 
@@ -268,10 +261,7 @@ fn flush(t: &mut Tracer, ctx: &mut Ctx, i: usize) {
     t.next_gen += 1;
     let gen = t.next_gen;
     let idx = t.reports.insert(Report {
-        sock,
-        connected: false,
-        tx: request(&cfg, &body),
-        reply: Reply::default(),
+        req: OneShot::new(sock, request(&cfg, &body), false),
         gen,
     });
     ctx.timers
@@ -314,54 +304,8 @@ fn drive_report(t: &mut Tracer, ctx: &mut Ctx, idx: usize) {
     let Some(r) = t.reports.get_mut(idx) else {
         return;
     };
-    match pump(r) {
-        None => {}
-        Some(outcome) => end_report(t, ctx, idx, outcome),
-    }
-}
-
-/// `Some(Ok(status))` once answered, `Some(Err(()))` on failure, `None` to wait.
-fn pump(r: &mut Report) -> Option<Result<u16, ()>> {
-    if !r.connected {
-        match r.sock.take_error() {
-            Ok(Some(_)) | Err(_) => return Some(Err(())),
-            Ok(None) => {}
-        }
-        match r.sock.peer_addr() {
-            Ok(_) => r.connected = true,
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => return None,
-            Err(_) => return Some(Err(())),
-        }
-    }
-    while !r.tx.is_empty() {
-        match r.sock.write(&r.tx) {
-            Ok(0) => return Some(Err(())),
-            Ok(n) => {
-                r.tx.drain(..n.min(r.tx.len()));
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Some(Err(())),
-        }
-    }
-    let mut b = [0u8; 4096];
-    loop {
-        let eof = match r.sock.read(&mut b) {
-            Ok(0) => true,
-            Ok(n) => {
-                r.reply.rx.extend_from_slice(b.get(..n).unwrap_or_default());
-                false
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return Some(Err(())),
-        };
-        match checker::http_answer(&mut r.reply, eof) {
-            Some(Ok((status, _, _))) => return Some(Ok(status)),
-            Some(Err(())) => return Some(Err(())),
-            None if eof || r.reply.rx.len() > MAX_ANSWER => return Some(Err(())),
-            None => {}
-        }
+    if let Some(outcome) = r.req.pump() {
+        end_report(t, ctx, idx, outcome);
     }
 }
 
@@ -371,7 +315,7 @@ fn end_report(t: &mut Tracer, ctx: &mut Ctx, idx: usize, outcome: Result<u16, ()
     let Some(mut r) = t.reports.remove(idx) else {
         return;
     };
-    let _ = ctx.registry.deregister(&mut r.sock);
+    let _ = ctx.registry.deregister(&mut r.req.sock);
     let c = match outcome {
         Ok(202) => t.stats.reports_sent,
         Ok(s) => {

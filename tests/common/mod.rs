@@ -243,6 +243,67 @@ pub fn raw_exchange_ex(port: u16, bytes: &[u8], timeout: Duration) -> (Vec<u8>, 
     }
 }
 
+/// One `GET`-style request (`method`, `path`, extra header lines ending in CRLF) on a fresh
+/// connection to 127.0.0.1:`port`: the status (0 when none came) and the body.
+pub fn send_raw(port: u16, method: &str, path: &str, headers: &str) -> (u16, String) {
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test.local\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let out = raw_exchange(port, req.as_bytes(), IO_TIMEOUT);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Waits (bounded) until the file at `path` has at least `n` lines; returns them.
+pub fn log_lines(path: &str, n: usize) -> Vec<String> {
+    let end = Instant::now() + IO_TIMEOUT;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(String::from).collect();
+        if lines.len() >= n || Instant::now() > end {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A baton in front of a fresh upstream, logging to a file of its own.
+pub struct Logged {
+    pub up: Upstream,
+    pub baton: Baton,
+    pub listen: u16,
+    pub admin: u16,
+    /// The access-log path the config was given (`tag` names it).
+    pub log: String,
+}
+
+/// Starts `yaml(listen, admin, upstream, log)` on free ports against a new upstream.
+pub fn logged_proxy(tag: &str, yaml: impl Fn(u16, u16, u16, &str) -> String) -> Logged {
+    let up = Upstream::start("up1");
+    let (listen, admin) = (free_port(), free_port());
+    let log = baton::log_path(tag).to_string_lossy().into_owned();
+    let baton = Baton::start(&yaml(listen, admin, up.port(), &log));
+    Logged {
+        up,
+        baton,
+        listen,
+        admin,
+        log,
+    }
+}
+
+/// `baton --mode validate` on `yaml`: its stderr, asserting that the config was refused.
+pub fn refusal(yaml: &str) -> String {
+    let (status, _, err) = run_baton(&["--mode", "validate", "--config-yaml", yaml], IO_TIMEOUT);
+    assert!(!status.success(), "the config loaded");
+    err
+}
+
 /// Runs curl with `-sS --max-time 60` and `args`.
 pub fn curl(args: &[&str]) -> Output {
     Command::new("curl")

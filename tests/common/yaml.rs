@@ -166,3 +166,23 @@ pub fn listener_port(yaml: &str) -> Option<u16> {
         .find_map(|l| l.trim().strip_prefix("port_value:"))
         .and_then(|v| v.trim().parse().ok())
 }
+
+/// What follows a connection manager's filters (six spaces deep, as `listener_head` leaves
+/// them): the router as the last HTTP filter, the STATIC cluster `backend` at 127.0.0.1:
+/// `upstream`, and the admin listener on `admin`.
+pub fn router_backend_admin(upstream: u16, admin: u16) -> String {
+    format!(
+        r#"          - name: envoy.filters.http.router
+  clusters:
+  - name: backend
+    type: STATIC
+    load_assignment:
+      cluster_name: backend
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream}}}}}}}
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+"#
+    )
+}

@@ -278,19 +278,6 @@ pub fn stat(admin: u16, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits (bounded) until `path` has at least `n` lines; returns them.
-pub fn log_lines(path: &str, n: usize) -> Vec<String> {
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<String> = text.lines().map(String::from).collect();
-        if lines.len() >= n || Instant::now() > end {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A Python HTTPS origin on 127.0.0.1:`port`: HTTP/1.1 keep-alive (a path ending in `close`
 /// closes), answering `secure <client port> <SNI> <version> <ALPN> <new|reused session>` so a
 /// test sees what the proxy's TLS client did. With `client_ca`, it requires a

@@ -5,8 +5,8 @@ use serde_yaml::Value;
 
 use super::{dur, header_matchers, header_options, list, map, n, s, string_match, T};
 use crate::config::{
-    CorsPolicy, CsrfPolicy, FilterPolicy, Fraction, HealthCheckFilter, HttpFilter, HttpFilterKind,
-    LocalRateLimit, PerFilterConfig, StringMatch,
+    CorsPolicy, CsrfPolicy, Fault, FilterPolicy, Fraction, HealthCheckFilter, HttpFilter,
+    HttpFilterKind, LocalRateLimit, PerFilterConfig, StringMatch,
 };
 
 /// One filter of the chain: its name, `disabled` when set, and its typed config.
@@ -19,6 +19,8 @@ pub(super) fn http_filter(f: &HttpFilter) -> Value {
         )]),
         HttpFilterKind::Csrf(p) => csrf(p),
         HttpFilterKind::LocalRateLimit(l) => local_rate_limit(l),
+        HttpFilterKind::Rbac(c) => super::rbac::rbac(c),
+        HttpFilterKind::Fault(c) => fault(c),
     };
     map(vec![
         ("name", s(&f.name)),
@@ -46,17 +48,20 @@ fn health_check(hc: &HealthCheckFilter) -> Value {
     ])
 }
 
-fn fraction(f: &Fraction) -> Value {
-    let denominator = match f.denominator {
+fn denominator(d: u32) -> Option<Value> {
+    s(match d {
         10_000 => "TEN_THOUSAND",
         1_000_000 => "MILLION",
         _ => "HUNDRED",
-    };
+    })
+}
+
+pub(super) fn fraction(f: &Fraction) -> Value {
     map(vec![(
         "default_value",
         Some(map(vec![
             ("numerator", n(f.numerator)),
-            ("denominator", s(denominator)),
+            ("denominator", denominator(f.denominator)),
         ])),
     )])
 }
@@ -120,6 +125,37 @@ fn csrf(p: &CsrfPolicy) -> Value {
     ])
 }
 
+fn fault(c: &Fault) -> Value {
+    let abort = c.abort.as_ref().map(|a| {
+        let fraction = map(vec![
+            ("numerator", n(a.percentage.numerator)),
+            ("denominator", denominator(a.percentage.denominator)),
+        ]);
+        map(vec![
+            ("http_status", a.status.and_then(n)),
+            ("header_abort", a.status.is_none().then(|| map(Vec::new()))),
+            ("percentage", Some(fraction)),
+        ])
+    });
+    let nodes = c.downstream_nodes.iter().map(|v| Value::from(v.as_str()));
+    map(vec![
+        (
+            "@type",
+            s(&format!(
+                "{T}envoy.extensions.filters.http.fault.v3.HTTPFault"
+            )),
+        ),
+        ("abort", abort),
+        ("headers", list(header_matchers(&c.headers))),
+        ("downstream_nodes", list(nodes.collect())),
+        ("max_active_faults", c.max_active_faults.and_then(n)),
+        (
+            "disable_downstream_cluster_stats",
+            (!c.downstream_cluster_stats).then(|| Value::from(true)),
+        ),
+    ])
+}
+
 fn local_rate_limit(l: &LocalRateLimit) -> Value {
     let bucket = l.token_bucket.map(|b| {
         map(vec![
@@ -164,6 +200,8 @@ pub(super) fn per_filter(list_of: &[PerFilterConfig]) -> Option<Value> {
                 FilterPolicy::Cors(p) => cors(p),
                 FilterPolicy::Csrf(p) => csrf(p),
                 FilterPolicy::LocalRateLimit(l) => local_rate_limit(l),
+                FilterPolicy::Rbac(c) => super::rbac::per_route(c),
+                FilterPolicy::Fault(c) => fault(c),
             });
             let v = match policy {
                 Some(p) if !c.disabled => p,

@@ -153,6 +153,52 @@ static_resources:
               response_headers_to_add:
               - header: { key: x-limited, value: "yes" }
                 append_action: OVERWRITE_IF_EXISTS_OR_ADD
+          - name: authz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+              rules_stat_prefix: main
+              shadow_rules_stat_prefix: dry.
+              rules:
+                action: DENY
+                policies:
+                  p1:
+                    permissions:
+                    - url_path: { path: { prefix: /x } }
+                    - and_rules: { rules: [{ destination_port: 80 }, { destination_port_range: { start: 1, end: 9 } }] }
+                    - or_rules: { rules: [{ destination_ip: { address_prefix: 10.0.0.0, prefix_len: 8 } }, { any: true }] }
+                    - not_rule: { requested_server_name: { suffix: .test } }
+                    principals:
+                    - remote_ip: { address_prefix: "::1", prefix_len: 128 }
+                    - and_ids: { ids: [{ direct_remote_ip: { address_prefix: 1.2.3.4, prefix_len: 32 } }, { header: { name: x-a, present_match: true } }] }
+                    - or_ids: { ids: [{ authenticated: { principal_name: { exact: "spiffe://a" } } }, { authenticated: {} }] }
+                    - not_id: { url_path: { path: { exact: /y } } }
+              shadow_matcher:
+                matcher_list:
+                  matchers:
+                  - predicate:
+                      or_matcher:
+                        predicate:
+                        - single_predicate:
+                            input: { name: h, typed_config: { "@type": type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput, header_name: x-u } }
+                            value_match: { exact: u }
+                        - not_matcher:
+                            single_predicate:
+                              input: { name: s, typed_config: { "@type": type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.ServerNameInput } }
+                              value_match: { prefix: a }
+                    on_match:
+                      matcher:
+                        on_no_match:
+                          action: { name: a, typed_config: { "@type": type.googleapis.com/envoy.config.rbac.v3.Action, name: inner, action: LOG } }
+                on_no_match:
+                  action: { name: a, typed_config: { "@type": type.googleapis.com/envoy.config.rbac.v3.Action, name: rest, action: DENY } }
+          - name: faults
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+              abort: { http_status: 503, percentage: { numerator: 5, denominator: TEN_THOUSAND } }
+              headers: [{ name: x-f, present_match: true }]
+              downstream_nodes: [a, b]
+              max_active_faults: 3
+              disable_downstream_cluster_stats: true
           - name: envoy.filters.http.router
           route_config:
             name: rc
@@ -219,6 +265,8 @@ static_resources:
                     "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
                     stat_prefix: rl_route
                     token_bucket: { max_tokens: 1, fill_interval: 60s }
+                  authz: { "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute }
+                  faults: { "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault, abort: { header_abort: {} } }
                   csrf:
                     "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
                     disabled: true
@@ -226,6 +274,13 @@ static_resources:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy
                       filter_enabled: { default_value: { numerator: 100 } }
               - match: { path: /exact }
+                typed_per_filter_config:
+                  authz:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute
+                    rbac:
+                      rules:
+                        action: ALLOW
+                        policies: { any: { permissions: [{ any: true }], principals: [{ any: true }] } }
                 route:
                   cluster: b
                   auto_host_rewrite: true

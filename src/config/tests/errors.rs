@@ -157,6 +157,8 @@ fn type_urls_and_filter_names() {
              is not a supported HTTP filter (supported: envoy.extensions.filters.http.health_check.v3.HealthCheck, \
              envoy.extensions.filters.http.cors.v3.Cors, envoy.extensions.filters.http.csrf.v3.CsrfPolicy, \
              envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, \
+             envoy.extensions.filters.http.rbac.v3.RBAC, \
+             envoy.extensions.filters.http.fault.v3.HTTPFault, \
              envoy.extensions.filters.http.router.v3.Router)"
         )
     );
@@ -1184,6 +1186,8 @@ fn http_filters_and_per_route_configs_name_their_field() {
              is not supported by baton (supported: envoy.extensions.filters.http.cors.v3.CorsPolicy, \
              envoy.extensions.filters.http.csrf.v3.CsrfPolicy, \
              envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, \
+             envoy.extensions.filters.http.rbac.v3.RBACPerRoute, \
+             envoy.extensions.filters.http.fault.v3.HTTPFault, \
              envoy.config.route.v3.FilterConfig)"
         )
     );

@@ -129,14 +129,6 @@ fn every_refusal_names_its_path() {
         ("http_filters: []", "http_filters: not supported by baton"),
         ("header_validation_config: {}", "header_validation_config: not supported by baton"),
         (
-            "upstream_http_protocol_options: {auto_sni: true}",
-            "upstream_http_protocol_options.auto_sni: not supported by baton",
-        ),
-        (
-            "upstream_http_protocol_options: {auto_san_validation: true}",
-            "upstream_http_protocol_options.auto_san_validation: not supported by baton",
-        ),
-        (
             "upstream_http_protocol_options: {override_auto_sni_header: x}",
             "upstream_http_protocol_options.override_auto_sni_header: not supported by baton",
         ),

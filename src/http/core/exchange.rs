@@ -19,6 +19,9 @@ thread_local! {
     pub(super) static HEAD_PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
+/// The interim answer to `Expect: 100-continue`.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 /// The connection's buffers, lent to the exchange for one step.
 pub(super) struct Cx<'a> {
     pub cin: &'a mut Buf,
@@ -149,6 +152,8 @@ pub(super) struct Meta {
     is_head: bool,
     idempotent: bool,
     expect_continue: bool,
+    /// `proxy_100_continue` and the request expects a 100: the upstream's answers it.
+    relay_continue: bool,
     stream_idle: Option<Duration>,
     /// `request_timeout`'s end for this request.
     request_until: Option<Instant>,
@@ -166,6 +171,7 @@ impl Meta {
             is_head: false,
             idempotent: false,
             expect_continue: false,
+            relay_continue: false,
             stream_idle,
             request_until: None,
             client_limit,
@@ -186,6 +192,7 @@ impl Meta {
                 "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
             ),
             expect_continue: req.expect_continue,
+            relay_continue: req.expect_continue && lim.proxy_100_continue,
             stream_idle: lim.stream_idle_timeout,
             request_until: lim.request_timeout.map(|t| began + t),
             client_limit: lim.buffer_limit,
@@ -232,9 +239,25 @@ pub struct Exchange {
     pub(super) resp_edits: Vec<Op>,
     pub(super) auto_host: Option<(usize, usize)>,
     pub(super) retries_left: u32,
-    /// Request body bytes sent so far, kept while a retry may replay them; `None` once the
-    /// body outgrew the buffer limit (retries are then off).
+    /// Request body bytes sent so far, kept while a retry may replay them or a shadow needs
+    /// them; `None` once the body outgrew the buffer limit (retries and shadows are then off).
     pub(super) replay: Option<Vec<u8>>,
+    /// The upstream's first `100 Continue` goes to the client (`proxy_100_continue`); false
+    /// once it has.
+    pub(super) relay_continue: bool,
+    /// The body outgrew the buffer limit while kept (`retry_or_shadow_abandoned`).
+    pub(super) abandoned: bool,
+    /// Shadows of the request, sent when it is read in full (`request_mirror_policies`).
+    pub(super) shadows: Vec<crate::http::mirror::Shadow>,
+    /// Most body bytes `replay` keeps: the listener's limit, or the route's if lower.
+    pub(super) replay_limit: usize,
+    /// The `x-envoy-attempt-count` value's range in `head`, rewritten per attempt.
+    pub(super) attempt_at: Option<(usize, usize)>,
+    /// `x-envoy-attempt-count` goes on the response (as a response edit, so on the route's
+    /// local replies too).
+    pub(super) attempts_in_response: bool,
+    /// The TLS server name of the upstream connection (`auto_sni`).
+    pub(super) sni: Option<Box<str>>,
     pub(super) per_try: Option<Duration>,
     pub(super) per_try_at: Option<Instant>,
     pub(super) attempts: u32,
@@ -283,10 +306,10 @@ impl Exchange {
                     env.direct_response();
                 }
                 rq.detail(match d.flag {
-                    _ if !d.details.is_empty() => d.details,
-                    Flags::NR => "route_not_found",
-                    Flags::UH => "no_healthy_upstream",
-                    _ => "direct_response",
+                    _ if !d.details.is_empty() => d.details.clone(),
+                    Flags::NR => "route_not_found".into(),
+                    Flags::UH => "no_healthy_upstream".into(),
+                    _ => "direct_response".into(),
                 });
                 rq.route = d.route;
                 if !has_body {
@@ -314,14 +337,20 @@ impl Exchange {
                     ex.head = std::mem::take(&mut f.head);
                 }
                 ex.resp_edits = std::mem::take(&mut f.resp_edits);
+                ex.shadows = std::mem::take(&mut f.shadows);
+                ex.sni = f.sni.take();
+                if ex.attempts_in_response {
+                    ex.stamp_attempts();
+                }
                 ex.policy = f.retry_policy.take();
                 env.track(f.cluster, f.addr, 1);
                 if ex.req.is_done() {
-                    ex.request_done(now);
+                    ex.request_done(env, now);
                 }
-                if s.expect_continue && has_body {
-                    cout.extend(env.pool(), b"HTTP/1.1 100 Continue\r\n\r\n");
+                if s.expect_continue && has_body && !s.relay_continue {
+                    cout.extend(env.pool(), CONTINUE);
                 }
+                ex.relay_continue = s.relay_continue;
                 let a = ex.launch();
                 Step::Started(ex, Some(a))
             }
@@ -392,6 +421,13 @@ impl Exchange {
             auto_host: None,
             retries_left: 0,
             replay: None,
+            abandoned: false,
+            relay_continue: false,
+            shadows: Vec::new(),
+            replay_limit: CHUNK,
+            attempt_at: None,
+            attempts_in_response: false,
+            sni: None,
             per_try: None,
             per_try_at: None,
             attempts: 1,
@@ -447,6 +483,13 @@ impl Exchange {
             auto_host,
             retries_left,
             replay,
+            abandoned,
+            relay_continue,
+            shadows,
+            replay_limit,
+            attempt_at,
+            attempts_in_response,
+            sni,
             per_try,
             per_try_at,
             attempts,
@@ -491,7 +534,18 @@ impl Exchange {
         *resp_edits = Vec::new();
         *auto_host = f.and_then(|f| f.auto_host);
         *retries_left = retries.unwrap_or(0);
-        *replay = retries.map(|_| Vec::new());
+        *replay = (retries.is_some() || f.is_some_and(|f| !f.shadows.is_empty())).then(Vec::new);
+        *abandoned = false;
+        *relay_continue = false;
+        *shadows = Vec::new();
+        *replay_limit = f
+            .and_then(|f| f.body_limit)
+            .map_or(s.client_limit.max(CHUNK), |b| {
+                b.min(s.client_limit.max(CHUNK))
+            });
+        *attempt_at = f.and_then(|f| f.attempt_at);
+        *attempts_in_response = f.is_some_and(|f| f.attempts_in_response);
+        *sni = None;
         *per_try = f.and_then(|f| f.per_try);
         *per_try_at = None;
         *attempts = 1;
@@ -727,17 +781,44 @@ impl Exchange {
         self.hold(env, Resource::Request, false)
     }
 
+    /// The response edit that says how many attempts the request took (Envoy's router sets
+    /// it on the response, overriding the upstream's).
+    pub(super) fn stamp_attempts(&mut self) {
+        const NAME: &str = "x-envoy-attempt-count";
+        self.resp_edits
+            .retain(|op| !matches!(op, Op::Add(a) if a.name == NAME));
+        let n = self.attempts.to_string();
+        self.resp_edits.push(Op::fixed(
+            NAME,
+            &n,
+            crate::config::AppendAction::OverwriteIfExistsOrAdd,
+        ));
+    }
+
     pub(super) fn flag(&mut self, f: u16) {
         self.rq.flags.set(f);
     }
 
-    /// The request body has been sent in full: the route and per-try timers start.
-    pub(super) fn request_done(&mut self, now: Instant) {
+    /// The request body has been sent in full: the route and per-try timers start, and the
+    /// request's shadows go out (or are given up with a body too large to keep).
+    pub(super) fn request_done(&mut self, env: &mut dyn Env, now: Instant) {
         self.req = BodyIn::Done;
         self.rq.req_done = Some(now);
         self.timeout_at = self.timeout.map(|t| now + t);
         if self.upstream == Upstream::Attached {
             self.per_try_at = self.per_try.map(|t| now + t);
+        }
+        if let (true, Some((cluster, _))) = (self.abandoned, self.target) {
+            env.retry_or_shadow_abandoned(cluster);
+        }
+        // A request answered here (its upstream failed) discards its body: no shadow is sent
+        // with only part of it.
+        let whole = !self.abandoned && self.upstream != Upstream::Local;
+        let body = self.replay.as_deref().unwrap_or_default();
+        for shadow in std::mem::take(&mut self.shadows) {
+            if whole {
+                env.mirror(shadow, body, self.timeout);
+            }
         }
     }
 
@@ -886,7 +967,7 @@ impl Exchange {
             self.record_body(b, sink_before);
         }
         if finished {
-            self.request_done(now);
+            self.request_done(env, now);
         }
         Ok(true)
     }
@@ -898,9 +979,10 @@ impl Exchange {
             return;
         };
         let new = sink.data().get(from..).unwrap_or_default();
-        if r.len() + new.len() > self.client_limit {
+        if r.len() + new.len() > self.replay_limit {
             self.replay = None;
             self.retries_left = 0;
+            self.abandoned = true;
             return;
         }
         r.extend_from_slice(new);
@@ -975,10 +1057,15 @@ impl Exchange {
                 Some(Upgrade::Terminate) | None => false,
             };
             if (100..200).contains(&r.status) && !self.tunnel_ready {
-                // We answered Expect ourselves and asked for no upgrade: interim responses
-                // stop; a 101 we did not ask for is a protocol error.
+                // Interim responses stop here (we answered Expect ourselves, or relay only
+                // the first 100 the client waits for); a 101 we did not ask for is a protocol
+                // error.
                 if r.status == 101 {
                     return Err(Failure::Protocol);
+                }
+                if r.status == 100 && self.relay_continue {
+                    cout.extend(env.pool(), CONTINUE);
+                    self.relay_continue = false;
                 }
                 let n = r.head_len;
                 up.rx.consume(n);

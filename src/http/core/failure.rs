@@ -389,17 +389,30 @@ impl Exchange {
         env.track(cluster, addr, 1);
         if let Some(at) = self.auto_host {
             if let Some(name) = env.hostname_of(cluster, addr) {
-                self.auto_host = Some(crate::http::request::replace_host(
-                    &mut self.head,
-                    at,
-                    &name,
-                ));
+                let new = crate::http::request::replace_value(&mut self.head, at, &name);
+                // The attempt count comes after the Host: it moves with it.
+                if let Some(a) = self.attempt_at.as_mut() {
+                    let shift = |i: usize| (i + new.1).saturating_sub(at.1);
+                    *a = (shift(a.0), shift(a.1));
+                }
+                self.auto_host = Some(new);
+                // `auto_sni` names the server by the Host it now gets.
+                if self.sni.is_some() {
+                    self.sni = crate::http::request::auto_sni(&name);
+                }
             }
         }
         self.target = Some((cluster, addr));
         env.retry_stat(cluster, RetryStat::Retry);
         self.retries_left = self.retries_left.saturating_sub(1);
         self.attempts += 1;
+        if let Some(at) = self.attempt_at {
+            let n = self.attempts.to_string();
+            self.attempt_at = Some(crate::http::request::replace_value(&mut self.head, at, &n));
+        }
+        if self.attempts_in_response {
+            self.stamp_attempts();
+        }
         let ceiling = base
             .saturating_mul(1u32 << self.attempts.saturating_sub(2).min(16))
             .min(max);

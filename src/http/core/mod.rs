@@ -107,6 +107,9 @@ pub struct Limits {
     /// bytes the client sent meanwhile do not turn the close into a reset. `None`: close at
     /// once.
     pub linger: Option<Duration>,
+    /// `proxy_100_continue`: `Expect: 100-continue` is the upstream's to answer; its first
+    /// `100 Continue` is relayed (else baton answers it and the upstream's are dropped).
+    pub proxy_100_continue: bool,
     /// A TCP proxy listener: no HTTP at all; the connection connects to the cluster at once
     /// and becomes a tunnel (`tcp.rs`). The HTTP settings above are then unused.
     pub tcp: Option<TcpLimits>,
@@ -238,6 +241,16 @@ pub trait Env {
     fn tunnel_moved(&mut self, rq: &Rq, out: bool);
     /// A retry counter of `cluster`.
     fn retry_stat(&mut self, cluster: usize, s: RetryStat);
+    /// A request is read in full: its shadow (`request_mirror_policies`) goes out with
+    /// `body`, the request body as sent upstream; its answer is not the exchange's concern.
+    fn mirror(
+        &mut self,
+        shadow: crate::http::mirror::Shadow,
+        body: &[u8],
+        timeout: Option<Duration>,
+    );
+    /// A request to `cluster` outgrew the body kept for its retries and shadows.
+    fn retry_or_shadow_abandoned(&mut self, cluster: usize);
     /// Takes one `r` of `cluster`'s circuit breakers (past the limit when `over`: a tunnel
     /// that arrived from another process); false when the breaker refuses.
     fn acquire(&mut self, cluster: usize, r: Resource, over: bool) -> bool;
@@ -811,6 +824,15 @@ impl Conn {
         matches!(self.state, State::Closing { quiet: true, .. })
             && self.out_pending() == 0
             && self.cin.is_empty()
+    }
+
+    /// The TLS server name the upstream connection must have (`auto_sni`): a pooled one is
+    /// reused only if it was opened with this name.
+    pub fn upstream_sni(&self) -> Option<&str> {
+        match &self.state {
+            State::Exchange(ex) => ex.sni.as_deref(),
+            _ => None,
+        }
     }
 
     /// Idle with a successor: the driver moves the socket with `take_pending()`.

@@ -19,7 +19,8 @@ pub const UPSTREAM: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);
 
 /// Routing for the simulation: `/local…` → a direct response, `/missing…` → 404, `/retry…`
-/// → upstream with a retry policy, anything else → upstream. Upgrade requests are allowed
+/// → upstream with a retry policy, `/mirror…` → upstream and a shadow, anything else →
+/// upstream. Upgrade requests are allowed
 /// (forwarded), except to `/noupgrade…` (403); CONNECT is terminated. A fixed Date keeps output
 /// byte-for-byte comparable.
 #[derive(Debug, Default)]
@@ -53,6 +54,10 @@ pub struct TestEnv {
     pub tcp_stats: Vec<super::TcpStat>,
     /// The flags of the ended records, in order.
     pub flags: Vec<crate::access_log::Flags>,
+    /// Shadows sent (`/mirror…` requests): their head and body.
+    pub shadows: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Requests whose body outgrew what is kept for retries and shadows.
+    pub abandoned: u64,
     retry: Option<RetryPolicy>,
     rng: Option<crate::util::Rng>,
 }
@@ -149,7 +154,7 @@ impl Env for TestEnv {
                 flag: 0,
                 direct: status == 200,
                 route: None,
-                details: "",
+                details: std::borrow::Cow::Borrowed(""),
             })
         };
         if req.path.starts_with("/local") {
@@ -165,13 +170,23 @@ impl Env for TestEnv {
             Some(_) => Some(Upgrade::Upgrade),
         };
         let retry = req.path.starts_with("/retry");
+        let head = upstream_head(req, upgrade == Some(Upgrade::Upgrade));
+        let shadows = if req.path.starts_with("/mirror") && upgrade.is_none() {
+            vec![crate::http::mirror::Shadow {
+                cluster: 1,
+                head: head.clone(),
+                is_head: req.method == "HEAD",
+            }]
+        } else {
+            Vec::new()
+        };
         Decision::Forward(Forward {
             cluster: 0,
             addr: UPSTREAM,
             connect_timeout: Duration::from_millis(250),
             resp_headers: crate::http::codec::MAX_HEADERS,
             buffer_limit: 64 * 1024,
-            head: upstream_head(req, upgrade == Some(Upgrade::Upgrade)),
+            head,
             auto_host: None,
             timeout: Some(Duration::from_secs(15)),
             // Tunnels get the stream idle timeout (plain exchanges here run without one).
@@ -185,6 +200,11 @@ impl Env for TestEnv {
             upgrade,
             rewritten: None,
             timeout_status: 504,
+            shadows,
+            body_limit: None,
+            attempt_at: None,
+            attempts_in_response: false,
+            sni: None,
         })
     }
 
@@ -263,6 +283,14 @@ impl Env for TestEnv {
     }
 
     fn retry_stat(&mut self, _cluster: usize, _s: super::RetryStat) {}
+
+    fn mirror(&mut self, shadow: crate::http::mirror::Shadow, body: &[u8], _t: Option<Duration>) {
+        self.shadows.push((shadow.head, body.to_vec()));
+    }
+
+    fn retry_or_shadow_abandoned(&mut self, _cluster: usize) {
+        self.abandoned += 1;
+    }
 
     fn acquire(&mut self, _cluster: usize, r: super::Resource, over: bool) -> bool {
         let i = r as usize;
@@ -433,6 +461,7 @@ impl Sim {
             max_requests: None,
             underscores: crate::config::Underscores::Allow,
             linger: Some(Duration::from_secs(1)),
+            proxy_100_continue: false,
             tcp: None,
         }
     }

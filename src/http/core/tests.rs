@@ -1761,3 +1761,68 @@ fn a_tcp_proxy_connection_a_circuit_breaker_refuses_is_closed_unanswered() {
         );
     }
 }
+
+/// A shadow (`request_mirror_policies`) is the upstream request itself, head and body, however
+/// the request arrives; one per request; none for a body past the buffer limit (counted).
+#[test]
+fn a_shadow_carries_the_whole_request_however_it_arrives() {
+    let reqs: [&[u8]; 3] = [
+        b"POST /mirror HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789",
+        b"POST /mirror HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        b"GET /mirror HTTP/1.1\r\nHost: x\r\n\r\n",
+    ];
+    for req in reqs {
+        for cut in 0..=req.len() {
+            let mut sim = Sim::new(8192);
+            let mut answered = (0, 0);
+            let (a, b) = req.split_at(cut);
+            sim.client(a);
+            serve(&mut sim, &echo, &mut answered);
+            sim.client(b);
+            serve(&mut sim, &echo, &mut answered);
+            let what = format!("split at {cut} of {:?}", String::from_utf8_lossy(req));
+            assert_eq!(responses(&sim.client_got).len(), 1, "{what}");
+            assert_eq!(sim.env.shadows.len(), 1, "{what}");
+            let (head, body) = &sim.env.shadows[0];
+            let mut shadow = head.clone();
+            shadow.extend_from_slice(body);
+            assert_eq!(shadow, sim.up_all, "{what}");
+        }
+    }
+    let mut sim = Sim::with_buffer_limit(8192, 16 * 1024);
+    let mut answered = (0, 0);
+    sim.client(b"POST /mirror HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+    for _ in 0..100 {
+        sim.client(&[b'z'; 1000]);
+        serve(&mut sim, &echo, &mut answered);
+    }
+    assert_eq!(responses(&sim.client_got).len(), 1);
+    assert!(
+        sim.env.shadows.is_empty(),
+        "a body past the limit has no shadow"
+    );
+    assert_eq!(sim.env.abandoned, 1);
+}
+
+/// `proxy_100_continue`: no 100 of our own; the upstream's first 100 is relayed, a second is
+/// not; without it, ours at once and the upstream's dropped.
+#[test]
+fn proxy_100_continue_relays_the_upstreams_first_100() {
+    let req: &[u8] =
+        b"PUT /d HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
+    for proxy in [true, false] {
+        let mut sim = Sim::with_limits(crate::http::core::Limits {
+            proxy_100_continue: proxy,
+            ..Sim::limits(8192, 1 << 20)
+        });
+        sim.client(req);
+        let own = sim.client_got.starts_with(b"HTTP/1.1 100 Continue\r\n\r\n");
+        assert_eq!(own, !proxy, "proxy {proxy}");
+        sim.upstream(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n");
+        sim.client(b"body");
+        sim.upstream(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+        let text = String::from_utf8_lossy(&sim.client_got).into_owned();
+        assert_eq!(text.matches("100 Continue").count(), 1, "{text}");
+        assert!(text.contains("201 Created"), "{text}");
+    }
+}

@@ -1,0 +1,148 @@
+//! `envoy.filters.http.fault`: the filter's `HTTPFault` and a route's. Aborts are honoured;
+//! delays and response rate limits (which hold a request or response back on a timer) and
+//! every field baton cannot honour are refused by path.
+
+use super::de::join_key;
+use super::model::*;
+use super::raw;
+use super::validate::err;
+use super::validate_filters::fractional_percent;
+use super::validate_route::header_matcher;
+use super::ConfigError;
+
+pub const FAULT_TYPE: &str = "envoy.extensions.filters.http.fault.v3.HTTPFault";
+
+/// `HTTPFault` (the filter's or a route's: Envoy reads the same message for both).
+pub fn fault(f: raw::HttpFault, path: &str) -> Result<Fault, ConfigError> {
+    let p = |k: &str| join_key(path, k);
+    let refused: [(&str, bool, &str); 5] = [
+        (
+            "delay",
+            f.delay.is_some(),
+            "fault delays; aborts are supported",
+        ),
+        (
+            "response_rate_limit",
+            f.response_rate_limit.is_some(),
+            "response rate limits",
+        ),
+        (
+            "upstream_cluster",
+            f.upstream_cluster.as_deref().is_some_and(|c| !c.is_empty()),
+            "faults restricted to an upstream cluster",
+        ),
+        (
+            "filter_metadata",
+            f.filter_metadata.is_some(),
+            "dynamic metadata",
+        ),
+        (
+            "abort.grpc_status",
+            f.abort.as_ref().is_some_and(|a| a.grpc_status.is_some()),
+            "gRPC",
+        ),
+    ];
+    if let Some(e) = super::validate::refused_fields(&refused, path).next() {
+        return Err(e);
+    }
+    // Envoy reads these runtime keys; baton's runtime refuses every key it does not
+    // implement, so no layer can set them and the configured values hold, as in Envoy for
+    // keys nothing sets. Another key name would be a key baton cannot honour.
+    let keys = [
+        (
+            "delay_percent_runtime",
+            &f.delay_percent_runtime,
+            "fault.http.delay.fixed_delay_percent",
+        ),
+        (
+            "abort_percent_runtime",
+            &f.abort_percent_runtime,
+            "fault.http.abort.abort_percent",
+        ),
+        (
+            "delay_duration_runtime",
+            &f.delay_duration_runtime,
+            "fault.http.delay.fixed_duration_ms",
+        ),
+        (
+            "abort_http_status_runtime",
+            &f.abort_http_status_runtime,
+            "fault.http.abort.http_status",
+        ),
+        (
+            "max_active_faults_runtime",
+            &f.max_active_faults_runtime,
+            "fault.http.max_active_faults",
+        ),
+        (
+            "response_rate_limit_percent_runtime",
+            &f.response_rate_limit_percent_runtime,
+            "fault.http.rate_limit.response_percent",
+        ),
+        (
+            "abort_grpc_status_runtime",
+            &f.abort_grpc_status_runtime,
+            "fault.http.abort.grpc_status",
+        ),
+    ];
+    for (field, v, default) in keys {
+        if let Some(k) = v.as_deref().filter(|k| !k.is_empty() && k != &default) {
+            return Err(err(
+                p(field),
+                format!(
+                    "runtime key \"{k}\" is not supported by baton (only Envoy's default, \
+                     \"{default}\", which no runtime layer sets)"
+                ),
+            ));
+        }
+    }
+    let abort = match f.abort {
+        None => None,
+        Some(a) => {
+            let ap = p("abort");
+            let status = match (a.http_status, a.header_abort) {
+                (Some(_), Some(_)) => {
+                    return Err(err(
+                        join_key(&ap, "header_abort"),
+                        "only one field may be set (also http_status)",
+                    ))
+                }
+                (None, None) => {
+                    return Err(err(
+                        ap,
+                        "exactly one of http_status, grpc_status, header_abort must be set",
+                    ))
+                }
+                (Some(s), None) if (200..600).contains(&s) => Some(s as u16),
+                (Some(s), None) => {
+                    return Err(err(
+                        join_key(&ap, "http_status"),
+                        format!("{s} out of range (200..=599)"),
+                    ))
+                }
+                (None, Some(_)) => None,
+            };
+            let percentage = match a.percentage {
+                None => Fraction {
+                    numerator: 0,
+                    denominator: 100,
+                },
+                Some(d) => fractional_percent(d, &join_key(&ap, "percentage"))?,
+            };
+            Some(FaultAbort { status, percentage })
+        }
+    };
+    let headers = f
+        .headers
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| header_matcher(h, &format!("{}[{i}]", p("headers"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Fault {
+        abort,
+        headers,
+        downstream_nodes: f.downstream_nodes,
+        max_active_faults: f.max_active_faults,
+        downstream_cluster_stats: f.disable_downstream_cluster_stats != Some(true),
+    })
+}
