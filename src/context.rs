@@ -15,13 +15,24 @@ use crate::route::Router;
 use crate::stats::Stats;
 use crate::util::{http_date, RequestIds, Rng};
 
-/// A listener's configuration as the data path needs it.
+/// A listener's configuration as the data path needs it, one per different terminal filter
+/// of its filter chains (a "unit"): `Ctx::listeners` holds the units of every listener, those
+/// of one listener next to each other. Everything but `serve` and `limits` is the listener's.
 #[derive(Debug)]
 pub struct ListenerRt {
     pub name: String,
     pub address: SocketAddr,
-    /// What the listener serves: HTTP (connection manager and router) or a TCP proxy.
+    /// What this unit serves: HTTP (connection manager and router) or a TCP proxy.
     pub serve: Serve,
+    /// The listener's index among the configured listeners (its socket's, in the proxy and the
+    /// hot-restart machine).
+    pub home: usize,
+    /// The index of the listener's first unit in `Ctx::listeners`: a chain's unit is this plus
+    /// its `terminal`.
+    pub first_unit: usize,
+    /// The listener's filter chains (for choosing one without a ClientHello, and to name the
+    /// chain of a connection handed over in a hot restart).
+    pub chains: std::rc::Rc<[crate::config::FilterChainTls]>,
     /// Most connections open at once (the connection limit network filter).
     pub connection_limit: Option<ConnectionLimit>,
     /// `--service-cluster` (or the bootstrap's `node.cluster`): the health check filter's
@@ -29,7 +40,7 @@ pub struct ListenerRt {
     pub service_cluster: String,
     /// Most connections open at once (the runtime's per-listener connection limit).
     pub runtime_connection_limit: Option<u64>,
-    /// Filter chains with TLS; `None` for a plain listener.
+    /// Filter chains chosen by the ClientHello (or with TLS); `None`: chosen at accept.
     pub tls: Option<std::rc::Rc<crate::tls::ListenerTls>>,
     /// `per_connection_buffer_limit_bytes`: the bound of a connection's client-side buffers.
     pub per_connection_buffer_limit_bytes: u32,
@@ -57,6 +68,17 @@ pub struct HttpRt {
 }
 
 impl ListenerRt {
+    /// The unit that serves filter chain `chain` of this unit's listener.
+    pub fn unit_of(&self, chain: usize) -> usize {
+        self.first_unit + self.chains.get(chain).map_or(0, |c| c.terminal)
+    }
+
+    /// The first chain this unit serves (hot restart names it to a successor).
+    pub fn chain_index(&self, unit: usize) -> Option<usize> {
+        let t = unit.checked_sub(self.first_unit)?;
+        self.chains.iter().position(|c| c.terminal == t)
+    }
+
     /// The connection manager and router of an HTTP listener.
     pub fn http(&self) -> Option<&HttpRt> {
         match &self.serve {
@@ -96,8 +118,10 @@ pub struct Ctx {
     /// Exchange records and head buffers kept for the next request.
     pub spares: crate::http::core::Spares,
     pub clusters: Vec<ClusterRt>,
-    /// Read-only after start-up.
+    /// Read-only after start-up: every listener's units (see `ListenerRt`).
     pub listeners: Vec<ListenerRt>,
+    /// Each configured listener's first unit in `listeners`, by the listener's index.
+    pub homes: Vec<usize>,
     /// The local rate limits' token buckets (written by `http::filters` only).
     pub(crate) limits: crate::http::filters::RateLimits,
     /// The RBAC filters' counters (read by `http::rbac` only).
@@ -172,6 +196,8 @@ impl Ctx {
             }
             if l.tls.is_some() {
                 stats.add_tls(i, l.address);
+            } else if !crate::chains::trivial(&l.chains) {
+                stats.add_no_chain(i, l.address);
             }
         }
         for (i, c) in clusters.iter().enumerate() {
@@ -192,9 +218,13 @@ impl Ctx {
             }
         }
         let limits = crate::http::filters::RateLimits::new(&listeners, &mut stats, Instant::now());
+        let homes = (0..listeners.len())
+            .filter(|&u| listeners[u].first_unit == u)
+            .collect();
         let rbac = crate::http::rbac::RbacStats::new(&listeners, &mut stats);
         let faults = crate::http::fault::FaultStats::new(&listeners, &mut stats);
         Ctx {
+            homes,
             limits,
             rbac,
             faults,
@@ -230,6 +260,12 @@ impl Ctx {
     /// A new event batch starts.
     pub fn set_now(&mut self, now: Instant) {
         self.now = now;
+    }
+
+    /// The first unit of configured listener `k` (its name, address and limits are every
+    /// unit's).
+    pub fn home(&self, k: usize) -> Option<&ListenerRt> {
+        self.listeners.get(*self.homes.get(k)?)
     }
 
     pub fn draining(&self) -> bool {

@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod chains;
 pub mod cli;
 pub mod cluster;
 pub mod config;

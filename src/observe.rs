@@ -14,16 +14,23 @@ use crate::http::codec::RequestHead;
 use crate::reactor::TimerKey;
 use crate::stats::Stats;
 
-/// A client connection was accepted on listener `l`.
+/// A client connection was accepted on unit `l` (`http`: it counts for the unit's
+/// connection manager too; else that waits for `chain_chosen`).
 #[inline]
-pub fn cx_open(ctx: &mut Ctx, l: usize) {
-    ctx.stats.cx_open(l);
+pub fn cx_open(ctx: &mut Ctx, l: usize, http: bool) {
+    ctx.stats.cx_open(l, http);
 }
 
-/// A client connection on listener `l` closed.
+/// The ClientHello chose a connection's filter chain, served by unit `l`.
 #[inline]
-pub fn cx_close(ctx: &mut Ctx, l: usize) {
-    ctx.stats.cx_close(l);
+pub fn chain_chosen(ctx: &mut Ctx, l: usize) {
+    ctx.stats.cx_open_http(l);
+}
+
+/// A client connection on unit `l` closed (`http`: it counted for its connection manager).
+#[inline]
+pub fn cx_close(ctx: &mut Ctx, l: usize, http: bool) {
+    ctx.stats.cx_close(l, http);
 }
 
 /// A client connection on listener `l` was handed to the new process: no longer active

@@ -156,8 +156,10 @@ fn a_mirror_that_fails_or_hangs_changes_nothing_for_the_client() {
     let (dead, _hold) = refused_port();
     let bad = Fixed::start(500);
     let hole = BlackHole::start();
+    let (slow, _listener, _held) = full_backlog_listener();
     let routes = "  - match: {prefix: /}\n    route:\n      cluster: svc\n      timeout: 1s\n      \
-                  request_mirror_policies:\n      - cluster: dead\n      - cluster: bad\n      - cluster: hole\n";
+                  request_mirror_policies:\n      - cluster: dead\n      - cluster: bad\n      - cluster: hole\n      \
+                  - cluster: slow\n";
     let (b, admin) = start(
         routes,
         &[
@@ -165,6 +167,7 @@ fn a_mirror_that_fails_or_hangs_changes_nothing_for_the_client() {
             cluster("dead", &[dead]),
             cluster("bad", &[bad.port]),
             cluster("hole", &[hole.port]),
+            cluster("slow", &[slow]),
         ],
         "",
     );
@@ -176,7 +179,9 @@ fn a_mirror_that_fails_or_hangs_changes_nothing_for_the_client() {
         stat(admin, "cluster.dead.upstream_cx_connect_fail") == 3
             && stat(admin, "cluster.bad.upstream_rq_5xx") == 3
             && stat(admin, "cluster.hole.upstream_rq_timeout") == 3
+            && stat(admin, "cluster.slow.upstream_cx_connect_timeout") == 3
     }));
+    assert_eq!(stat(admin, "cluster.slow.upstream_rq_timeout"), 0);
     assert_eq!(bad.hits(), 3);
     assert_eq!(main.requests(), 3);
     assert_eq!(stat(admin, "cluster.hole.upstream_cx_active"), 0);
@@ -223,20 +228,30 @@ fn mirror_policies_are_checked_at_load() {
             "  - match: {{prefix: /}}\n    route:\n      cluster: svc\n      \
              request_mirror_policies:\n{policy}"
         );
-        let yaml = config(free_port(), &single_vhost(&routes), &[cluster("svc", &[1])]);
-        let (status, _out, err) = validate(&yaml);
-        assert!(!status.success(), "{policy} accepted");
+        let err = refusal(&config(
+            free_port(),
+            &single_vhost(&routes),
+            &[cluster("svc", &[1])],
+        ));
         assert!(err.contains(want), "{policy}: {err}");
         assert!(err.contains("request_mirror_policies"), "{policy}: {err}");
     }
-}
-
-/// `baton --mode validate` on `yaml`.
-fn validate(yaml: &str) -> (std::process::ExitStatus, String, String) {
-    let path = std::env::temp_dir().join(format!("baton-mirror-{}.yaml", free_port()));
-    std::fs::write(&path, yaml).expect("write config");
-    let p = path.display().to_string();
-    let out = run_baton(&["--mode", "validate", "-c", &p], Duration::from_secs(20));
-    let _ = std::fs::remove_file(&path);
-    out
+    // Shadows go over plain HTTP: a TLS mirror cluster is refused.
+    let routes = "  - match: {prefix: /}\n    route:\n      cluster: svc\n      \
+                  request_mirror_policies:\n      - cluster: tls\n";
+    let tls = cluster_at(
+        "tls",
+        "127.0.0.1",
+        "STATIC",
+        &[1],
+        "  transport_socket:\n    name: envoy.transport_sockets.tls\n    typed_config:\n      \
+         \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n",
+    );
+    let err = refusal(&config(
+        free_port(),
+        &single_vhost(routes),
+        &[cluster("svc", &[1]), tls],
+    ));
+    assert!(err.contains("clusters[1].transport_socket"), "{err}");
+    assert!(err.contains("request mirror cluster"), "{err}");
 }

@@ -296,28 +296,38 @@ fn the_attempt_count_goes_upstream_and_back_when_the_virtual_host_asks() {
 
 #[test]
 fn a_route_buffer_limit_below_the_listener_s_bounds_what_is_replayed() {
-    let up = Upstream::start("live");
-    let bad = Fixed::start(503);
-    let routes =
+    // On the route, or on its virtual host (which routes without their own inherit).
+    let on_route =
         "  - match: {prefix: /}\n    per_request_buffer_limit_bytes: 4096\n    route:\n      \
-                  cluster: svc\n      retry_policy: {retry_on: 5xx, num_retries: 3}\n";
-    let b = Baton::start(&config(
-        free_port(),
-        &single_vhost(routes),
-        &[cluster("svc", &[bad.port, up.port()])],
-    ));
-    let big = vec![b'q'; 8 * 1024];
-    let statuses: Vec<u16> = (0..2).map(|_| post(b.port, &big).status()).collect();
-    let mut sorted = statuses.clone();
-    sorted.sort();
-    assert_eq!(
-        sorted,
-        [200, 503],
-        "8 KiB is past the route's 4 KiB: {statuses:?}"
-    );
-    let small = vec![b'q'; 2 * 1024];
-    for _ in 0..2 {
-        assert_eq!(post(b.port, &small).status(), 200, "2 KiB is replayed");
+                    cluster: svc\n      retry_policy: {retry_on: 5xx, num_retries: 3}\n";
+    let on_vhost = "name: rc\nvirtual_hosts:\n- name: vh\n  domains: ['*']\n  \
+                    per_request_buffer_limit_bytes: 4096\n  routes:\n  - match: {prefix: /}\n    \
+                    route:\n      cluster: svc\n      retry_policy: {retry_on: 5xx, num_retries: 3}\n";
+    for rc in [single_vhost(on_route), on_vhost.to_string()] {
+        let up = Upstream::start("live");
+        let bad = Fixed::start(503);
+        let b = Baton::start(&config(
+            free_port(),
+            &rc,
+            &[cluster("svc", &[bad.port, up.port()])],
+        ));
+        let big = vec![b'q'; 8 * 1024];
+        let statuses: Vec<u16> = (0..2).map(|_| post(b.port, &big).status()).collect();
+        let mut sorted = statuses.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            [200, 503],
+            "8 KiB is past 4 KiB: {statuses:?}\n{rc}"
+        );
+        let small = vec![b'q'; 2 * 1024];
+        for _ in 0..2 {
+            assert_eq!(
+                post(b.port, &small).status(),
+                200,
+                "2 KiB is replayed\n{rc}"
+            );
+        }
+        assert_eq!(up.requests(), 3);
     }
-    assert_eq!(up.requests(), 3);
 }

@@ -706,17 +706,15 @@ fn unsupported_tls_settings_are_refused_by_name() {
             "{out}"
         );
     }
-    // Two chains with different HTTP connection managers (their access logs differ).
+    // Two chains with different HTTP connection managers (their access logs differ): each
+    // chain has its own (tests/filter_chains.rs).
     let chains = [
         tls_chain(&h, &["server_names: [a.test]"], &cert, &[]),
         tls_chain(&hcm("/dev/stderr", "backend"), &[], &cert, &[]),
     ]
     .concat();
     let (ok, out) = validate(&bootstrap(free_port(), free_port(), "", &chains, 1, ""));
-    assert!(
-        !ok && out.contains("filter_chains[1].filters: must equal"),
-        "{out}"
-    );
+    assert!(ok, "{out}");
     // Two chains matching the same connections.
     let chains = [
         tls_chain(&h, &["server_names: [a.test]"], &cert, &[]),

@@ -137,17 +137,27 @@ pub fn config_dump(b: &Bootstrap, node: &(String, String)) -> String {
                 b.stats_sinks
                     .iter()
                     .map(|k| {
+                        let (name, ty) = if k.tagged {
+                            ("envoy.stat_sinks.dog_statsd", "DogStatsdSink")
+                        } else {
+                            ("envoy.stat_sinks.statsd", "StatsdSink")
+                        };
                         map(vec![
-                            ("name", s("envoy.stat_sinks.statsd")),
+                            ("name", s(name)),
                             (
                                 "typed_config",
                                 Some(map(vec![
-                                    ("@type", s(&format!("{T}envoy.config.metrics.v3.StatsdSink"))),
+                                    ("@type", s(&format!("{T}envoy.config.metrics.v3.{ty}"))),
                                     (
                                         "address",
                                         Some(address(&k.address.ip().to_string(), k.address.port())),
                                     ),
                                     ("prefix", s(&k.prefix)),
+                                    (
+                                        "max_bytes_per_datagram",
+                                        (k.max_bytes_per_datagram > 0)
+                                            .then(|| Value::from(k.max_bytes_per_datagram)),
+                                    ),
                                 ])),
                             ),
                         ])
@@ -227,9 +237,9 @@ fn address(host: &str, port: u16) -> Value {
 }
 
 fn listener(l: &Listener, b: &Bootstrap) -> Value {
-    let mut filters = Vec::new();
+    let mut limit = Vec::new();
     if let Some(cl) = &l.connection_limit {
-        filters.push(map(vec![
+        limit.push(map(vec![
             ("name", s("envoy.filters.network.connection_limit")),
             (
                 "typed_config",
@@ -246,36 +256,70 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
             ),
         ]));
     }
-    filters.push(match &l.terminal {
-        Terminal::Http(h) => map(vec![
-            ("name", s("envoy.filters.network.http_connection_manager")),
-            ("typed_config", Some(hcm(h, b))),
-        ]),
-        Terminal::Tcp(t) => map(vec![
-            ("name", s("envoy.filters.network.tcp_proxy")),
-            ("typed_config", Some(tcp_proxy(t, b))),
-        ]),
-    });
+    let filters = |t: &Terminal| {
+        let mut f = limit.clone();
+        f.push(match t {
+            Terminal::Http(h) => map(vec![
+                ("name", s("envoy.filters.network.http_connection_manager")),
+                ("typed_config", Some(hcm(h, b))),
+            ]),
+            Terminal::Tcp(t) => map(vec![
+                ("name", s("envoy.filters.network.tcp_proxy")),
+                ("typed_config", Some(tcp_proxy(t, b))),
+            ]),
+        });
+        f
+    };
+    let chain = |c: &crate::config::FilterChainTls| {
+        let names = c.server_names.iter().map(|n| Value::from(n.as_str()));
+        let alpn = c
+            .application_protocols
+            .iter()
+            .map(|n| Value::from(n.as_str()));
+        let cidrs = |r: &[(std::net::IpAddr, u8)]| {
+            let each = r.iter().map(|(ip, len)| {
+                map(vec![
+                    ("address_prefix", s(&ip.to_string())),
+                    ("prefix_len", n(*len)),
+                ])
+            });
+            (!r.is_empty()).then(|| Value::Sequence(each.collect()))
+        };
+        let ports = c.source_ports.iter().map(|&p| Value::from(p));
+        let m = map(vec![
+            ("destination_port", c.destination_port.and_then(n)),
+            ("prefix_ranges", cidrs(&c.prefix_ranges)),
+            ("source_prefix_ranges", cidrs(&c.source_prefix_ranges)),
+            (
+                "source_ports",
+                (!c.source_ports.is_empty()).then(|| Value::Sequence(ports.collect())),
+            ),
+            ("server_names", list(names.collect())),
+            (
+                "transport_protocol",
+                c.transport_protocol.as_deref().and_then(s),
+            ),
+            (
+                "application_protocols",
+                (!c.application_protocols.is_empty()).then(|| Value::Sequence(alpn.collect())),
+            ),
+        ]);
+        let terminal = l.terminals.get(c.terminal);
+        map(vec![
+            ("name", c.name.as_deref().and_then(s)),
+            ("filters", terminal.and_then(|t| list(filters(t)))),
+            ("filter_chain_match", (!c.fallback).then_some(m)),
+            ("transport_socket", c.tls.as_ref().map(tls::downstream)),
+            ("transport_socket_connect_timeout", dur(c.handshake_timeout)),
+        ])
+    };
     let chains = l
         .filter_chains
         .iter()
-        .map(|c| {
-            let names = c.server_names.iter().map(|n| Value::from(n.as_str()));
-            let m = map(vec![
-                ("server_names", list(names.collect())),
-                (
-                    "transport_protocol",
-                    c.transport_protocol.as_deref().and_then(s),
-                ),
-            ]);
-            map(vec![
-                ("filters", list(filters.clone())),
-                ("filter_chain_match", Some(m)),
-                ("transport_socket", c.tls.as_ref().map(tls::downstream)),
-                ("transport_socket_connect_timeout", dur(c.handshake_timeout)),
-            ])
-        })
+        .filter(|c| !c.fallback)
+        .map(chain)
         .collect();
+    let default_chain = l.filter_chains.iter().find(|c| c.fallback).map(chain);
     let inspector = map(vec![
         ("name", s("envoy.filters.listener.tls_inspector")),
         (
@@ -288,7 +332,7 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
             )])),
         ),
     ]);
-    let any_tls = l.filter_chains.iter().any(|c| c.tls.is_some());
+    let any_tls = crate::chains::needs_hello(&l.filter_chains);
     map(vec![
         ("name", s(&l.name)),
         (
@@ -336,6 +380,7 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
         ),
         ("traffic_direction", shout(l.traffic_direction)),
         ("filter_chains", list(chains)),
+        ("default_filter_chain", default_chain),
     ])
 }
 

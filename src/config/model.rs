@@ -39,12 +39,19 @@ pub enum StatsMatcher {
     Only(Vec<StringMatch>),
 }
 
-/// One `envoy.stat_sinks.statsd` sink: statsd lines over UDP.
+/// One `envoy.stat_sinks.statsd` sink (statsd lines over UDP) or `envoy.stat_sinks.dog_statsd`
+/// sink (DogStatsD lines, tagged, over UDP).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatsdSink {
     pub address: SocketAddr,
     /// Put before every stat name with a dot (`envoy` when not configured, as in Envoy).
     pub prefix: String,
+    /// DogStatsD: each line has the tag-extracted name and `|#tag:value` (Envoy's default
+    /// tags); plain statsd sends the full name, untagged.
+    pub tagged: bool,
+    /// DogStatsD's `max_bytes_per_datagram`: lines are packed, newline-separated, into
+    /// datagrams of up to this many bytes; 0 (unset): one line per datagram, as in Envoy.
+    pub max_bytes_per_datagram: u64,
 }
 
 /// Who this proxy is (Envoy's `node`), shown in logs and /server_info.
@@ -71,8 +78,10 @@ pub struct Admin {
 pub struct Listener {
     pub name: String,
     pub address: SocketAddr,
-    /// The chains' last network filter: the HTTP connection manager or the TCP proxy.
-    pub terminal: Terminal,
+    /// The chains' last network filters (the HTTP connection manager or the TCP proxy), each
+    /// different one once, in the order of the first chain that has it: never empty. A chain
+    /// names its own by `FilterChainTls::terminal`.
+    pub terminals: Vec<Terminal>,
     /// Listener-level read/write buffer bound per connection; default 1 MiB.
     pub per_connection_buffer_limit_bytes: u32,
     /// The `envoy.filters.network.connection_limit` filter in front of the terminal filter.
@@ -80,8 +89,8 @@ pub struct Listener {
     /// The runtime's `envoy.resource_limits.listener.<name>.connection_limit`: past that many
     /// open connections a new one is closed at once (`listener.<address>.downstream_cx_overflow`).
     pub runtime_connection_limit: Option<u64>,
-    /// Every filter chain's match and transport (plain or TLS), in config order. They share
-    /// the network filters above: baton serves one terminal filter per listener.
+    /// Every filter chain's match, transport (plain or TLS) and terminal filter, in config
+    /// order; `default_filter_chain`, if any, last (`FilterChainTls::fallback`).
     pub filter_chains: Vec<FilterChainTls>,
     /// How long a connection may take to send its ClientHello (`listener_filters_timeout`).
     pub inspect_timeout: Duration,
@@ -141,25 +150,39 @@ pub enum Terminal {
 }
 
 impl Listener {
-    /// The HTTP connection manager, for an HTTP listener.
+    /// The first chain's HTTP connection manager (the only one of most listeners).
     pub fn hcm(&self) -> Option<&HttpConnectionManager> {
-        match &self.terminal {
+        self.terminals.first()?.hcm()
+    }
+
+    /// The first chain's TCP proxy (the only one of most listeners).
+    pub fn tcp(&self) -> Option<&TcpProxy> {
+        self.terminals.first()?.tcp()
+    }
+
+    /// The first chain's terminal filter's access loggers.
+    pub fn access_log(&self) -> &[AccessLog] {
+        self.terminals.first().map_or(&[], Terminal::access_log)
+    }
+}
+
+impl Terminal {
+    pub fn hcm(&self) -> Option<&HttpConnectionManager> {
+        match self {
             Terminal::Http(h) => Some(h),
             Terminal::Tcp(_) => None,
         }
     }
 
-    /// The TCP proxy, for a tcp_proxy listener.
     pub fn tcp(&self) -> Option<&TcpProxy> {
-        match &self.terminal {
+        match self {
             Terminal::Tcp(t) => Some(t),
             Terminal::Http(_) => None,
         }
     }
 
-    /// The terminal filter's access loggers.
     pub fn access_log(&self) -> &[AccessLog] {
-        match &self.terminal {
+        match self {
             Terminal::Http(h) => &h.access_log,
             Terminal::Tcp(t) => &t.access_log,
         }
@@ -1558,13 +1581,31 @@ pub struct UpstreamTls {
     pub verify_name: bool,
 }
 
-/// One of a listener's filter chains as far as choosing it and its transport go.
+/// One of a listener's filter chains: how it is chosen, its transport, and which of the
+/// listener's terminal filters serves it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilterChainTls {
+    /// `name`: a hot-restart handover finds the chain by it (else by its index).
+    pub name: Option<String>,
+    /// `destination_port`: the port the client connected to; `None` matches any.
+    pub destination_port: Option<u16>,
+    /// `prefix_ranges`: the address the client connected to (network, prefix length);
+    /// empty matches any.
+    pub prefix_ranges: Vec<(std::net::IpAddr, u8)>,
     /// Exact names and `*.suffix` wildcards; empty matches any name.
     pub server_names: Vec<String>,
     /// `tls`, `raw_buffer`, or `None` (any).
     pub transport_protocol: Option<String>,
+    /// ALPN protocols of which the ClientHello must offer one; empty matches any.
+    pub application_protocols: Vec<String>,
+    /// `source_prefix_ranges`: the client's address; empty matches any.
+    pub source_prefix_ranges: Vec<(std::net::IpAddr, u8)>,
+    /// `source_ports`: the client's port; empty matches any.
+    pub source_ports: Vec<u16>,
+    /// The listener's `default_filter_chain`: never matched, used when no chain matches.
+    pub fallback: bool,
+    /// Index into `Listener::terminals`.
+    pub terminal: usize,
     /// `None`: plain TCP.
     pub tls: Option<DownstreamTls>,
     pub handshake_timeout: Duration,

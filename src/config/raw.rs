@@ -70,6 +70,15 @@ pub struct StatsdSink {
     pub prefix: Option<String>,
 }
 
+/// `envoy.config.metrics.v3.DogStatsdSink`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DogStatsdSink {
+    pub address: Option<Address>,
+    pub prefix: Option<String>,
+    pub max_bytes_per_datagram: Option<u64>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LayeredRuntime {
@@ -216,6 +225,7 @@ pub struct Listener {
     pub address: Option<Address>,
     #[serde(default)]
     pub filter_chains: Vec<FilterChain>,
+    pub default_filter_chain: Option<FilterChain>,
     pub per_connection_buffer_limit_bytes: Option<u32>,
     #[serde(default)]
     pub listener_filters: Vec<TypedExtension>,
@@ -243,9 +253,8 @@ pub struct SocketOption {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterChain {
-    /// A label only; nothing depends on it.
-    #[serde(rename = "name")]
-    pub _name: Option<String>,
+    /// Names the chain to a hot-restart successor (a handed-over connection keeps its chain).
+    pub name: Option<String>,
     #[serde(default)]
     pub filters: Vec<TypedExtension>,
     pub filter_chain_match: Option<super::tls::RawFilterChainMatch>,

@@ -38,9 +38,18 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFilterChainMatch {
+    pub destination_port: Option<u32>,
+    #[serde(default)]
+    pub prefix_ranges: Vec<raw::CidrRange>,
+    #[serde(default)]
+    pub source_prefix_ranges: Vec<raw::CidrRange>,
+    #[serde(default)]
+    pub source_ports: Vec<u32>,
     #[serde(default)]
     pub server_names: Vec<String>,
     pub transport_protocol: Option<String>,
+    #[serde(default)]
+    pub application_protocols: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,27 +150,20 @@ const TRUST_CHAIN: &[EnumEntry<()>] = &[
 /// TLS 1.3 ones come first in `CIPHER_NAMES` and are not configurable, as in Envoy).
 const TLS12_SUITES: &[&str] = crate::tls::names::TLS12_NAMES;
 
-/// A listener's filter chains: each one's match and transport (their network filters are
-/// `validate`'s). No two may match alike.
+/// A listener's filter chains, then its `default_filter_chain` (at `default_path`): each
+/// one's match and transport (their network filters are `validate`'s; `terminal` is left 0
+/// for it to set). No two chains may match alike.
 pub fn filter_chains(
     chains: &[raw::FilterChain],
+    default: Option<&raw::FilterChain>,
     path: &str,
+    default_path: &str,
 ) -> Result<Vec<FilterChainTls>, ConfigError> {
-    let mut out: Vec<FilterChainTls> = Vec::with_capacity(chains.len());
+    let mut out: Vec<FilterChainTls> = Vec::with_capacity(chains.len() + 1);
     for (i, c) in chains.iter().enumerate() {
         let cp = format!("{path}[{i}]");
-        let f = filter_chain(
-            c.filter_chain_match.as_ref(),
-            c.transport_socket.as_ref(),
-            c.transport_socket_connect_timeout,
-            &cp,
-        )?;
-        let same = |o: &FilterChainTls| {
-            o.transport_protocol == f.transport_protocol
-                && (o.server_names.iter().any(|n| f.server_names.contains(n))
-                    || (o.server_names.is_empty() && f.server_names.is_empty()))
-        };
-        if let Some(j) = out.iter().position(same) {
+        let f = filter_chain(c, &cp, false)?;
+        if let Some(j) = out.iter().position(|o| same_match(o, &f)) {
             return Err(err(
                 format!("{cp}.filter_chain_match"),
                 format!("matches the same connections as filter_chains[{j}]"),
@@ -169,59 +171,134 @@ pub fn filter_chains(
         }
         out.push(f);
     }
+    if let Some(d) = default {
+        if d.filter_chain_match.is_some() {
+            return Err(err(
+                format!("{default_path}.filter_chain_match"),
+                "not used by Envoy on the default filter chain; remove it",
+            ));
+        }
+        out.push(filter_chain(d, default_path, true)?);
+    }
     Ok(out)
 }
 
-/// `transport_socket` of a filter chain (`None`: plain) plus its match and timeout.
+/// Whether two chains match the same connections (Envoy refuses such a listener).
+fn same_match(a: &FilterChainTls, b: &FilterChainTls) -> bool {
+    let overlap = |x: &[String], y: &[String]| {
+        x.iter().any(|n| y.contains(n)) || (x.is_empty() && y.is_empty())
+    };
+    a.destination_port == b.destination_port
+        && a.prefix_ranges == b.prefix_ranges
+        && a.source_prefix_ranges == b.source_prefix_ranges
+        && a.source_ports == b.source_ports
+        && a.transport_protocol == b.transport_protocol
+        && overlap(&a.server_names, &b.server_names)
+        && overlap(&a.application_protocols, &b.application_protocols)
+}
+
+/// A filter chain's match, `transport_socket` (`None`: plain) and handshake timeout.
 fn filter_chain(
-    chain_match: Option<&RawFilterChainMatch>,
-    transport_socket: Option<&raw::TypedExtension>,
-    connect_timeout: Option<Dur>,
+    c: &raw::FilterChain,
     path: &str,
+    fallback: bool,
 ) -> Result<FilterChainTls, ConfigError> {
     let mpath = format!("{path}.filter_chain_match");
-    let (server_names, transport_protocol) = match chain_match {
-        None => (Vec::new(), None),
-        Some(m) => {
-            for (i, n) in m.server_names.iter().enumerate() {
-                server_name(n, &format!("{mpath}.server_names[{i}]"))?;
-            }
-            let tp = match m.transport_protocol.as_deref() {
-                None | Some("") => None,
-                Some(p @ ("tls" | "raw_buffer")) => Some(p.to_string()),
-                Some(other) => {
-                    return Err(err(
-                        format!("{mpath}.transport_protocol"),
-                        format!(
-                            "unknown transport protocol \"{other}\" (supported: tls, raw_buffer)"
-                        ),
-                    ))
-                }
-            };
-            let names = m.server_names.iter().map(|n| n.to_ascii_lowercase());
-            (names.collect(), tp)
+    let mut f = FilterChainTls {
+        name: c.name.clone().filter(|n| !n.is_empty()),
+        destination_port: None,
+        prefix_ranges: Vec::new(),
+        server_names: Vec::new(),
+        transport_protocol: None,
+        application_protocols: Vec::new(),
+        source_prefix_ranges: Vec::new(),
+        source_ports: Vec::new(),
+        fallback,
+        terminal: 0,
+        tls: None,
+        handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+    };
+    if let Some(m) = &c.filter_chain_match {
+        if let Some(p) = m.destination_port {
+            f.destination_port =
+                Some(u16::try_from(p).ok().filter(|&p| p > 0).ok_or_else(|| {
+                    err(format!("{mpath}.destination_port"), "must be 1 to 65535")
+                })?);
         }
-    };
-    let tls = match transport_socket {
-        None => None,
-        Some(ts) => downstream_socket(ts, &format!("{path}.transport_socket"))?,
-    };
-    let handshake_timeout = match connect_timeout {
-        Some(Dur(d)) if !d.is_zero() => d,
+        let ranges = |r: &[raw::CidrRange], field: &str| {
+            super::validate::cidr_ranges(r, &format!("{mpath}.{field}"))
+                .map(|r| r.unwrap_or_default())
+        };
+        f.prefix_ranges = ranges(&m.prefix_ranges, "prefix_ranges")?;
+        f.source_prefix_ranges = ranges(&m.source_prefix_ranges, "source_prefix_ranges")?;
+        for (i, &p) in m.source_ports.iter().enumerate() {
+            let port = u16::try_from(p)
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| err(format!("{mpath}.source_ports[{i}]"), "must be 1 to 65535"))?;
+            f.source_ports.push(port);
+        }
+        for (i, n) in m.server_names.iter().enumerate() {
+            server_name(n, &format!("{mpath}.server_names[{i}]"))?;
+        }
+        f.transport_protocol = match m.transport_protocol.as_deref() {
+            None | Some("") => None,
+            Some(p @ ("tls" | "raw_buffer")) => Some(p.to_string()),
+            Some(other) => {
+                return Err(err(
+                    format!("{mpath}.transport_protocol"),
+                    format!("unknown transport protocol \"{other}\" (supported: tls, raw_buffer)"),
+                ))
+            }
+        };
+        for (i, p) in m.application_protocols.iter().enumerate() {
+            if p.is_empty() || p.len() > 255 {
+                return Err(err(
+                    format!("{mpath}.application_protocols[{i}]"),
+                    "an ALPN protocol name is 1 to 255 bytes",
+                ));
+            }
+        }
+        f.application_protocols = m.application_protocols.clone();
+        f.server_names = m
+            .server_names
+            .iter()
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        // These are read from the ClientHello, which a build without TLS cannot parse.
+        if !cfg!(feature = "tls") {
+            let field = if !f.server_names.is_empty() {
+                Some("server_names")
+            } else if !f.application_protocols.is_empty() {
+                Some("application_protocols")
+            } else if f.transport_protocol.as_deref() == Some("tls") {
+                Some("transport_protocol")
+            } else {
+                None
+            };
+            if let Some(field) = field {
+                return Err(err(
+                    format!("{mpath}.{field}"),
+                    "TLS is not compiled into this build of baton (cargo feature \"tls\"): \
+                     the ClientHello is not read",
+                ));
+            }
+        }
+    }
+    if let Some(ts) = &c.transport_socket {
+        f.tls = downstream_socket(ts, &format!("{path}.transport_socket"))?;
+    }
+    match c.transport_socket_connect_timeout {
+        Some(Dur(d)) if !d.is_zero() => f.handshake_timeout = d,
         Some(_) => {
             return Err(err(
                 format!("{path}.transport_socket_connect_timeout"),
                 "must be greater than 0",
             ))
         }
-        None => DEFAULT_HANDSHAKE_TIMEOUT,
-    };
-    Ok(FilterChainTls {
-        server_names,
-        transport_protocol,
-        tls,
-        handshake_timeout,
-    })
+        None => {}
+    }
+    Ok(f)
 }
 
 /// An SNI name of `server_names`: a host name, or `*.` and one.

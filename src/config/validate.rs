@@ -253,6 +253,7 @@ const CONNECTION_LIMIT_TYPE: &str =
     "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit";
 const TCP_PROXY_TYPE: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 pub(super) const STATSD_SINK_TYPE: &str = "envoy.config.metrics.v3.StatsdSink";
+pub(super) const DOG_STATSD_SINK_TYPE: &str = "envoy.config.metrics.v3.DogStatsdSink";
 const GLOBAL_CX_TYPE: &str =
     "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig";
 
@@ -303,6 +304,8 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
     ),
     ("envoy.stat_sinks.statsd", STATSD_SINK_TYPE),
     ("envoy.statsd", STATSD_SINK_TYPE),
+    ("envoy.stat_sinks.dog_statsd", DOG_STATSD_SINK_TYPE),
+    ("envoy.dog_statsd", DOG_STATSD_SINK_TYPE),
     ("envoy.transport_sockets.tls", super::tls::DOWNSTREAM_TYPE),
     ("envoy.transport_sockets.tls", super::tls::UPSTREAM_TYPE),
     ("envoy.tracers.zipkin", super::validate_tracing::ZIPKIN_TYPE),
@@ -644,55 +647,80 @@ fn listener(
         _ => address.to_string(),
     };
     let chains_path = format!("{path}.filter_chains");
-    let Some(chain) = l.filter_chains.first() else {
+    let default_path = format!("{path}.default_filter_chain");
+    if l.filter_chains.is_empty() && l.default_filter_chain.is_none() {
         return Err(err(
             &chains_path,
             "one filter chain with envoy.filters.network.http_connection_manager or \
              envoy.filters.network.tcp_proxy is required",
         ));
-    };
+    }
     // The chains' matches and transports, the listener filters and the network filters are
     // read apart, so that an error in one (a certificate file that cannot be read) does not
     // hide the others'.
     let mut first = None;
     let filter_chains = keep(
-        super::tls::filter_chains(&l.filter_chains, &chains_path),
+        super::tls::filter_chains(
+            &l.filter_chains,
+            l.default_filter_chain.as_ref(),
+            &chains_path,
+            &default_path,
+        ),
         &mut first,
     );
     keep(
         super::tls::listener_filters(&l.listener_filters, &format!("{path}.listener_filters")),
         &mut first,
     );
-    let filters = keep(
-        network_filters(
-            &chain.filters,
-            &format!("{chains_path}[0].filters"),
-            clusters,
-        ),
-        &mut first,
-    );
-    // Every chain serves the one connection manager, so what each chain's filters configure
-    // must be the same; their text may differ (a filter's name is a label, a lone value is a
-    // list of one, a type URL's prefix does not count). The same text is not read again.
-    for (i, c) in l.filter_chains.iter().enumerate().skip(1) {
-        let Some(filters) = &filters else { break };
-        if c.filters == chain.filters {
+    // Each chain has its own terminal filter; chains whose filters configure the same one
+    // (their text may differ: a filter's name is a label, a lone value is a list of one)
+    // share it. The connection limit is counted at accept, before a chain is chosen, so it
+    // must be the same on every chain.
+    let raw_chains: Vec<(&raw::FilterChain, String)> = l
+        .filter_chains
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c, format!("{chains_path}[{i}].filters")))
+        .chain(
+            l.default_filter_chain
+                .iter()
+                .map(|c| (c, format!("{default_path}.filters"))),
+        )
+        .collect();
+    let mut terminals: Vec<Terminal> = Vec::new();
+    let mut chain_terminal: Vec<usize> = Vec::new();
+    let mut connection_limit = None;
+    let mut read: Vec<(&[raw::TypedExtension], usize)> = Vec::new();
+    for (i, (c, fp)) in raw_chains.iter().enumerate() {
+        if let Some(&(_, t)) = read.iter().find(|(f, _)| *f == c.filters.as_slice()) {
+            chain_terminal.push(t);
             continue;
         }
-        let fp = format!("{chains_path}[{i}].filters");
-        let same = network_filters(&c.filters, &fp, clusters).and_then(|other| {
-            if other == *filters {
-                Ok(())
-            } else {
+        let Some((limit, terminal)) = keep(network_filters(&c.filters, fp, clusters), &mut first)
+        else {
+            continue;
+        };
+        if i == 0 {
+            connection_limit = limit;
+        } else if limit != connection_limit {
+            keep::<()>(
                 Err(err(
-                    &fp,
-                    "must equal filter_chains[0].filters: baton serves one HTTP connection \
-                     manager or TCP proxy per listener (chains may differ in \
-                     filter_chain_match and transport_socket)",
-                ))
+                    fp,
+                    "its envoy.filters.network.connection_limit must equal the first chain's: \
+                     baton counts connections at accept, before a chain is chosen",
+                )),
+                &mut first,
+            );
+        }
+        let t = match terminals.iter().position(|t| *t == terminal) {
+            Some(t) => t,
+            None => {
+                terminals.push(terminal);
+                terminals.len() - 1
             }
-        });
-        keep(same, &mut first);
+        };
+        read.push((&c.filters, t));
+        chain_terminal.push(t);
     }
     let buffer = keep(
         buffer_limit(
@@ -701,9 +729,6 @@ fn listener(
         ),
         &mut first,
     );
-    if let (Some(chains), Some((_, Terminal::Tcp(_)))) = (&filter_chains, &filters) {
-        keep(passthrough_matches(chains, &chains_path), &mut first);
-    }
     let traffic_direction = keep(
         super::validate_tracing::traffic_direction(
             &l.traffic_direction,
@@ -711,25 +736,25 @@ fn listener(
         ),
         &mut first,
     );
-    let (
-        Some(filter_chains),
-        Some((connection_limit, mut terminal)),
-        Some(buffer),
-        Some(traffic_direction),
-        None,
-    ) = (filter_chains, filters, buffer, traffic_direction, &first)
+    let (Some(mut filter_chains), Some(buffer), Some(traffic_direction), None) =
+        (filter_chains, buffer, traffic_direction, &first)
     else {
         return Err(first.unwrap_or_else(|| err(path, "invalid")));
     };
-    if let Terminal::Http(h) = &mut terminal {
-        if let Some(t) = h.tracing.as_mut() {
-            t.egress = traffic_direction == TrafficDirection::Outbound;
+    for (c, t) in filter_chains.iter_mut().zip(chain_terminal) {
+        c.terminal = t;
+    }
+    for terminal in &mut terminals {
+        if let Terminal::Http(h) = terminal {
+            if let Some(t) = h.tracing.as_mut() {
+                t.egress = traffic_direction == TrafficDirection::Outbound;
+            }
         }
     }
     Ok(Listener {
         name,
         address,
-        terminal,
+        terminals,
         per_connection_buffer_limit_bytes: buffer,
         connection_limit,
         runtime_connection_limit,
@@ -786,32 +811,6 @@ fn socket_options(list: Vec<raw::SocketOption>, path: &str) -> Result<Vec<Socket
         });
     }
     Ok(out)
-}
-
-/// On a TCP proxy listener, a chain without a TLS context passes its bytes through
-/// unread: baton cannot hand a ClientHello it has read to the upstream, so a chain that only
-/// TLS clients can select (by SNI, or `transport_protocol: tls`) would close every connection
-/// it gets. Such a match is refused rather than served that way. (`raw_buffer` works: plain
-/// clients are recognised by their first byte.)
-fn passthrough_matches(chains: &[FilterChainTls], path: &str) -> Result<(), ConfigError> {
-    for (i, c) in chains.iter().enumerate() {
-        let tls_only = c.transport_protocol.as_deref() == Some("tls");
-        if c.tls.is_some() || (c.server_names.is_empty() && !tls_only) {
-            continue;
-        }
-        let field = if c.server_names.is_empty() {
-            "transport_protocol"
-        } else {
-            "server_names"
-        };
-        return Err(err(
-            format!("{path}[{i}].filter_chain_match.{field}"),
-            "not supported by baton on a tcp_proxy chain without a DownstreamTlsContext \
-             (passed-through bytes are not inspected, so SNI and protocol matching of \
-             passthrough is not implemented)",
-        ));
-    }
-    Ok(())
 }
 
 /// A filter chain's network filters: an optional connection limit, then the terminal filter
@@ -1195,10 +1194,11 @@ const SERVER_HEADER: &[EnumEntry<ServerHeader>] = &[
 /// A Zipkin collector cluster must be plain: the reporter speaks plain HTTP/1.1, and a TLS
 /// cluster's spans would otherwise leave in the clear.
 fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), ConfigError> {
-    for l in listeners {
-        let Some(t) = l.hcm().and_then(|h| h.tracing.as_ref()) else {
-            continue;
-        };
+    let tracing = listeners.iter().flat_map(|l| {
+        let t = l.terminals.iter().filter_map(|t| t.hcm()?.tracing.as_ref());
+        t.map(move |t| (l, t))
+    });
+    for (l, t) in tracing {
         if clusters
             .get(t.zipkin.cluster)
             .is_some_and(|c| c.tls.is_some())
@@ -1222,8 +1222,13 @@ fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), Co
 /// A mirror cluster named in a route must be plain: shadows are sent over plain HTTP/1.1
 /// (`http/mirror.rs`).
 fn tls_mirrors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), ConfigError> {
-    for l in listeners {
-        let Some(h) = l.hcm() else { continue };
+    let hcms = listeners.iter().flat_map(|l| {
+        l.terminals
+            .iter()
+            .filter_map(|t| t.hcm())
+            .map(move |h| (l, h))
+    });
+    for (l, h) in hcms {
         let routes = h.route_config.virtual_hosts.iter().flat_map(|v| &v.routes);
         for r in routes {
             let RouteAction::Forward(f) = &r.action else {
@@ -1497,7 +1502,7 @@ fn hcm(
 /// `cidr_ranges`: an address and a prefix length that fits it. An empty list is `None`
 /// (Envoy then uses its default internal ranges).
 #[allow(clippy::type_complexity)]
-fn cidr_ranges(
+pub(super) fn cidr_ranges(
     ranges: &[raw::CidrRange],
     path: &str,
 ) -> Result<Option<Vec<(std::net::IpAddr, u8)>>, ConfigError> {

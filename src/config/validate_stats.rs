@@ -1,6 +1,6 @@
 //! The bootstrap's `stats_sinks`, `stats_flush_interval` and `stats_config` → the checked
-//! model. Only the statsd sink over UDP and the stats matcher are implemented; every other
-//! sink and field is refused with its path.
+//! model. Only the statsd and DogStatsD sinks over UDP and the stats matcher are implemented;
+//! every other sink and field is refused with its path.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -9,7 +9,8 @@ use super::de::{from_value, join_key};
 use super::model::{StatsMatcher, StatsdSink};
 use super::raw;
 use super::validate::{
-    err, extension_kind, no_filter, socket_address, typed_payload, EnumEntry, STATSD_SINK_TYPE,
+    err, extension_kind, no_filter, socket_address, typed_payload, EnumEntry, DOG_STATSD_SINK_TYPE,
+    STATSD_SINK_TYPE,
 };
 use super::validate_route::string_match;
 use super::ConfigError;
@@ -24,20 +25,31 @@ pub fn sinks(list: &[raw::TypedExtension]) -> Result<Vec<StatsdSink>, ConfigErro
     let mut out = Vec::new();
     for (i, s) in list.iter().enumerate() {
         let path = format!("stats_sinks[{i}]");
-        extension_kind(s, &path, "stats sink", &[STATSD_SINK_TYPE])?;
+        let ty = extension_kind(
+            s,
+            &path,
+            "stats sink",
+            &[STATSD_SINK_TYPE, DOG_STATSD_SINK_TYPE],
+        )?;
         no_filter(s, &path)?;
         let tpath = join_key(&path, "typed_config");
-        let payload = typed_payload(&s.typed_config, &tpath, STATSD_SINK_TYPE)?
+        let payload = typed_payload(&s.typed_config, &tpath, ty)?
             .ok_or_else(|| err(join_key(&tpath, "address"), "required field is missing"))?;
-        let c: raw::StatsdSink = from_value(&payload, &tpath)?;
-        if c.tcp_cluster_name.is_some() {
-            return Err(err(
-                join_key(&tpath, "tcp_cluster_name"),
-                "not supported by baton (statsd over TCP through a cluster; use address, UDP)",
-            ));
-        }
+        let (address, prefix, tagged, max_bytes) = if ty == DOG_STATSD_SINK_TYPE {
+            let c: raw::DogStatsdSink = from_value(&payload, &tpath)?;
+            (c.address, c.prefix, true, c.max_bytes_per_datagram)
+        } else {
+            let c: raw::StatsdSink = from_value(&payload, &tpath)?;
+            if c.tcp_cluster_name.is_some() {
+                return Err(err(
+                    join_key(&tpath, "tcp_cluster_name"),
+                    "not supported by baton (statsd over TCP through a cluster; use address, UDP)",
+                ));
+            }
+            (c.address, c.prefix, false, None)
+        };
         let apath = join_key(&tpath, "address");
-        let (host, port) = socket_address(c.address.as_ref(), &apath, false, ANY_PROTOCOL)?;
+        let (host, port) = socket_address(address.as_ref(), &apath, false, ANY_PROTOCOL)?;
         let ip: IpAddr = host.parse().map_err(|_| {
             err(
                 join_key(&join_key(&apath, "socket_address"), "address"),
@@ -46,10 +58,13 @@ pub fn sinks(list: &[raw::TypedExtension]) -> Result<Vec<StatsdSink>, ConfigErro
         })?;
         out.push(StatsdSink {
             address: SocketAddr::new(ip, port),
-            prefix: match c.prefix {
+            prefix: match prefix {
                 Some(p) if !p.is_empty() => p,
                 _ => "envoy".to_string(),
             },
+            tagged,
+            // Envoy's `UInt64Value` has no bounds; unset and 0 both mean one line a datagram.
+            max_bytes_per_datagram: max_bytes.unwrap_or(0),
         });
     }
     Ok(out)

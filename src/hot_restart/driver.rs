@@ -659,11 +659,13 @@ pub fn machine_listeners(
     admin: Option<SocketAddr>,
     restart_file: Option<&std::path::Path>,
 ) -> Vec<baton_statemachine::Listener> {
+    // One per configured listener (its first unit), not per unit.
     let mut v: Vec<baton_statemachine::Listener> = listeners
         .iter()
         .enumerate()
-        .map(|(i, l)| baton_statemachine::Listener {
-            id: ListenerId(i as u32),
+        .filter(|(u, l)| l.first_unit == *u)
+        .map(|(_, l)| baton_statemachine::Listener {
+            id: ListenerId(l.home as u32),
             address: tcp_address(l.address),
         })
         .collect();

@@ -12,7 +12,7 @@
 //! Shadows still in flight when the process exits are dropped.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cluster::oneshot::OneShot;
 use crate::cluster::{checker, ClusterRt};
@@ -52,6 +52,8 @@ struct InFlight {
     cluster: usize,
     addr: SocketAddr,
     gen: u64,
+    /// The route's timeout: the shadow ends then at the latest.
+    until: Instant,
 }
 
 /// The shadows `policies` make of a request routed with upstream head `head` (its Host value
@@ -120,6 +122,22 @@ fn shadow_host(host: &str) -> String {
     }
 }
 
+impl Mirrors {
+    /// Shadows in flight.
+    pub fn len(&self) -> usize {
+        self.shadows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shadows.len() == 0
+    }
+
+    /// Shadow `idx` of generation `gen` is still in flight (its timer is not stale).
+    pub fn is_live(&self, idx: usize, gen: u64) -> bool {
+        self.shadows.get(idx).is_some_and(|s| s.gen == gen)
+    }
+}
+
 /// Runs `f` with the mirrors taken out of the context (they need its registry and stats).
 fn with(ctx: &mut Ctx, f: impl FnOnce(&mut Mirrors, &mut Ctx)) {
     let mut m = std::mem::take(&mut ctx.mirrors);
@@ -163,14 +181,22 @@ pub fn send(ctx: &mut Ctx, shadow: Shadow, body: &[u8], timeout: Option<Duration
         tx.extend_from_slice(body);
         m.next_gen += 1;
         let gen = m.next_gen;
+        let now = ctx.now();
+        let until = now + timeout.unwrap_or(MAX_TIME);
+        let connect_by = ctx
+            .clusters
+            .get(c)
+            .map_or(until, |cl| now + cl.cfg.connect_timeout);
         let idx = m.shadows.insert(InFlight {
             req: OneShot::new(sock, tx, shadow.is_head),
             cluster: c,
             addr,
             gen,
+            until,
         });
-        let until = ctx.now() + timeout.unwrap_or(MAX_TIME);
-        ctx.timers.arm(until, TimerKey::Mirror(idx, gen));
+        // First the cluster's connect timeout; once connected, the route's.
+        ctx.timers
+            .arm(connect_by.min(until), TimerKey::Mirror(idx, gen));
         drive(m, ctx, idx);
     });
 }
@@ -180,12 +206,20 @@ pub fn on_event(ctx: &mut Ctx, idx: usize) {
     with(ctx, |m, ctx| drive(m, ctx, idx));
 }
 
-/// `TimerKey::Mirror(idx, gen)` fired: a shadow still in flight timed out.
+/// `TimerKey::Mirror(idx, gen)` fired: a shadow still connecting is past the cluster's
+/// `connect_timeout`, or one connected past the route's timeout; a connected one before then
+/// waits for the latter.
 pub fn on_timer(ctx: &mut Ctx, idx: usize, gen: u64) {
     with(ctx, |m, ctx| {
-        if m.shadows.get(idx).is_some_and(|s| s.gen == gen) {
-            end(m, ctx, idx, End::Timeout);
+        let Some(s) = m.shadows.get(idx).filter(|s| s.gen == gen) else {
+            return;
+        };
+        let now = ctx.now();
+        if s.req.is_connected() && now < s.until {
+            ctx.timers.arm(s.until, TimerKey::Mirror(idx, gen));
+            return;
         }
+        end(m, ctx, idx, End::Timeout);
     });
 }
 

@@ -1350,7 +1350,7 @@ mod tests {
 ",
         )
         .expect("config");
-        let crate::config::Terminal::Http(h) = b.listeners.remove(0).terminal else {
+        let crate::config::Terminal::Http(h) = b.listeners.remove(0).terminals.remove(0) else {
             panic!("an HTTP listener");
         };
         let mut h = *h;

@@ -98,6 +98,9 @@ pub struct Session {
     can_splice: bool,
     /// The client socket came from our parent, which may still hold it (see `close`).
     handed_over: bool,
+    /// The filter chain, and so the unit that serves the connection, is still to be chosen
+    /// from the ClientHello: `listener` is the listener's first unit and `core` a stand-in.
+    choosing: bool,
 }
 
 /// How a session ended, for the reactor.
@@ -125,7 +128,9 @@ impl Session {
             .filter(|s| s.local)
             .and_then(|_| client.local_addr().ok());
         let can_splice = !client.is_tls();
+        let choosing = client.choosing();
         Session {
+            choosing,
             id,
             gen,
             client,
@@ -181,6 +186,7 @@ impl Session {
         self.core.in_tunnel()
             && self.pipe_empty()
             && !self.client.is_tls()
+            && self.client.replay_done()
             && self.up.as_ref().is_some_and(|u| !u.stream.is_tls())
     }
 
@@ -250,6 +256,14 @@ impl Session {
     }
 
     fn run(&mut self, ctx: &mut Ctx, now: Instant) -> io::Result<Fate> {
+        if self.choosing && !self.choose_chain(ctx, now)? {
+            // Nothing is served yet: a drain without a successor ends it, as an idle
+            // connection's.
+            if ctx.closing() {
+                return Ok(Fate::Closed);
+            }
+            return Ok(Fate::Alive);
+        }
         // Every round moves bytes or changes state; with edge-triggered readiness the
         // connection must run until nothing moves, or bytes already queued would wait for an
         // edge that never comes.
@@ -321,6 +335,33 @@ impl Session {
                 return Ok(Fate::Alive);
             }
         }
+    }
+
+    /// Reads the ClientHello until the filter chain is chosen, then serves the connection with
+    /// the chain's unit: its terminal filter's settings, access logs and stats. Ok(false)
+    /// while more bytes are needed.
+    fn choose_chain(&mut self, ctx: &mut Ctx, now: Instant) -> io::Result<bool> {
+        let Some(chain) = self.client.choose()? else {
+            return Ok(false);
+        };
+        self.choosing = false;
+        let unit = ctx
+            .listeners
+            .get(self.listener)
+            .map_or(self.listener, |l| l.unit_of(chain));
+        let Some(l) = ctx.listeners.get(unit) else {
+            return Err(io::ErrorKind::NotFound.into());
+        };
+        self.listener = unit;
+        self.core = Conn::new(l.limits.clone(), now);
+        self.can_splice = !self.client.is_tls();
+        self.local = ctx
+            .access_logs
+            .slots(unit)
+            .filter(|s| s.local)
+            .and_then(|_| self.client.local_addr().ok());
+        crate::observe::chain_chosen(ctx, unit);
+        Ok(true)
     }
 
     /// Reads what the core has room for. A client that resets while its request waits for
@@ -743,6 +784,10 @@ impl Session {
 
     /// The core's next deadline, or the TLS handshake's if that is earlier.
     fn next_deadline(&self) -> Option<Instant> {
+        if self.choosing {
+            // The stand-in core's timers are not the chain's.
+            return self.client.deadline();
+        }
         match (self.core.deadline(), self.client.deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -774,7 +819,7 @@ impl Session {
             crate::observe::tls_timeout(ctx, self.listener);
             return Fate::Closed;
         }
-        if self.core.deadline().is_some_and(|d| d <= now) {
+        if !self.choosing && self.core.deadline().is_some_and(|d| d <= now) {
             let mut env = CtxEnv::new(ctx, self.listener, self.peer)
                 .conn(self.gen, self.local)
                 .tls(&self.client);
@@ -793,7 +838,7 @@ impl Session {
             .conn(self.gen, self.local)
             .tls(&self.client);
         self.core.abort(&mut env, now);
-        crate::observe::cx_close(ctx, self.listener);
+        crate::observe::cx_close(ctx, self.listener, !self.choosing);
         if let Some(up) = self.up.take() {
             if tunnel {
                 up.reset(ctx);
@@ -820,7 +865,7 @@ impl Session {
     /// come back down; if that panics too, they stay one too high and nothing else is lost.
     pub fn close_after_panic(mut self, ctx: &mut Ctx) {
         self.reset_client();
-        crate::observe::cx_close(ctx, self.listener);
+        crate::observe::cx_close(ctx, self.listener, !self.choosing);
         if let Some(up) = self.up.take() {
             up.close(ctx);
         }

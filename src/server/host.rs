@@ -69,7 +69,7 @@ impl Host for Proxy {
             }
             return;
         }
-        if let (Some(slot), Some(rt)) = (self.listeners.get_mut(i), self.ctx.listeners.get(i)) {
+        if let (Some(slot), Some(rt)) = (self.listeners.get_mut(i), self.ctx.home(i)) {
             // The socket works without an option the new config added; it is said loudly.
             if let Err(e) = super::adopt_listener(&rt.name, &l, &rt.socket) {
                 log::warn!("listener taken over from the parent: {e}");
@@ -87,7 +87,7 @@ impl Host for Proxy {
         if i == self.listeners.len() {
             return self.admin.as_mut().map_or(Ok(()), |a| a.bind_fresh());
         }
-        let (Some(slot), Some(rt)) = (self.listeners.get_mut(i), self.ctx.listeners.get(i)) else {
+        let (Some(slot), Some(rt)) = (self.listeners.get_mut(i), self.ctx.home(i)) else {
             return Ok(());
         };
         *slot = Some(bind_listener(&rt.name, rt.address, &rt.socket)?);
@@ -124,7 +124,7 @@ impl Host for Proxy {
                     *a = on;
                 }
             }
-            Err(e) => log::error!("listener {}: {e}", self.ctx.listeners[i].name),
+            Err(e) => log::error!("listener {}: {e}", self.name(i)),
         }
         if on {
             self.accept(i);
@@ -141,7 +141,7 @@ impl Host for Proxy {
         let had = self.listeners.get(i).is_some_and(Option::is_some);
         Proxy::close_listener(self, i);
         if had {
-            log::info!("listener {} closed", self.ctx.listeners[i].name);
+            log::info!("listener {} closed", self.name(i));
         }
     }
 
@@ -149,7 +149,8 @@ impl Host for Proxy {
         if !self.ctx.draining() {
             self.ctx.stats.set_state(ServerState::Live);
         }
-        for (i, l) in self.ctx.listeners.iter().enumerate() {
+        for i in 0..self.listeners.len() {
+            let Some(l) = self.ctx.home(i) else { continue };
             if self.accepting.get(i) == Some(&true) {
                 let bound = self.listeners[i].as_ref().and_then(|x| x.local_addr().ok());
                 // The start-up line (or the machine's "resuming accepting") says this at info.
@@ -229,11 +230,7 @@ impl Host for Proxy {
     }
 
     fn listener_address(&self, i: usize) -> String {
-        self.ctx
-            .listeners
-            .get(i)
-            .map(|l| tcp_address(l.address))
-            .unwrap_or_default()
+        wire_name(&self.ctx, i)
     }
 
     fn resume_tunnel(&mut self, t: crate::hot_restart::tunnels::TunnelMove) {
@@ -241,9 +238,45 @@ impl Host for Proxy {
     }
 
     fn listener_by_address(&self, address: &str) -> Option<usize> {
-        self.ctx
-            .listeners
-            .iter()
-            .position(|l| tcp_address(l.address) == address)
+        unit_by_wire_name(&self.ctx, address)
     }
+}
+
+/// How a connection's listener and filter chain are named to a hot-restart successor: the
+/// listener's address, and, when its chains have more than one terminal filter, `#` and the
+/// connection's chain: `name=` its name, or `index=` its index when it has none. (A
+/// predecessor without chains sends the address alone: the listener's first chain.)
+pub fn wire_name(ctx: &crate::context::Ctx, unit: usize) -> String {
+    let Some(l) = ctx.listeners.get(unit) else {
+        return String::new();
+    };
+    let address = tcp_address(l.address);
+    let single = ctx
+        .listeners
+        .get(l.first_unit + 1)
+        .is_none_or(|n| n.first_unit != l.first_unit);
+    let chain = l.chain_index(unit);
+    match (single, chain) {
+        (false, Some(i)) => format!("{address}#{}", crate::chains::wire_key(&l.chains, i)),
+        _ => address,
+    }
+}
+
+/// The unit `wire_name` names in this config: `None` when the listener or its chain is gone
+/// (the connection is then closed, as for a listener this config lacks).
+pub fn unit_by_wire_name(ctx: &crate::context::Ctx, name: &str) -> Option<usize> {
+    let (address, chain) = match name.split_once('#') {
+        Some((a, c)) => (a, Some(c)),
+        None => (name, None),
+    };
+    let first = ctx
+        .listeners
+        .iter()
+        .position(|l| tcp_address(l.address) == address)?;
+    let l = ctx.listeners.get(first)?;
+    let index = match chain {
+        None => 0,
+        Some(key) => crate::chains::by_wire_key(&l.chains, key)?,
+    };
+    Some(l.unit_of(index))
 }

@@ -22,7 +22,7 @@ use crate::config::Terminal;
 use crate::config::{Bootstrap, ListenerSocket, SocketState};
 use crate::context::{Ctx, HttpRt, ListenerRt, Serve};
 use crate::hot_restart::driver::{machine_listeners, Leaving};
-use crate::hot_restart::{tcp_address, HotRestart};
+use crate::hot_restart::HotRestart;
 use crate::http::session::{Fate, Ready, Session};
 use crate::http::upstream::{close_all_idle, idle_event, UpConn, UpOwner};
 use crate::observe;
@@ -228,44 +228,71 @@ pub fn run(opts: Options, b: Bootstrap) -> Result<(), String> {
     }
 }
 
-/// The listeners' data-path runtime (routers, TLS contexts) from their config.
+/// The listeners' data-path runtime (routers, TLS contexts) from their config: one unit per
+/// different terminal filter of each listener (`ListenerRt`).
 pub fn listener_rts(
     ls: Vec<crate::config::Listener>,
     service_cluster: &str,
     service_node: &str,
 ) -> Result<Vec<ListenerRt>, String> {
     let mut rts = Vec::new();
-    for l in ls {
-        let tls = crate::tls::ListenerTls::new(&l.filter_chains, l.inspect_timeout)
+    for (home, l) in ls.into_iter().enumerate() {
+        let tcp: Vec<bool> = l
+            .filter_chains
+            .iter()
+            .map(|c| {
+                l.terminals
+                    .get(c.terminal)
+                    .is_some_and(|t| t.tcp().is_some())
+            })
+            .collect();
+        let tls = crate::tls::ListenerTls::new(&l.filter_chains, &tcp, l.inspect_timeout)
             .map_err(|e| format!("listener \"{}\": transport_socket: {e}", l.name))?;
         let buffer = l.per_connection_buffer_limit_bytes;
-        let (limits, serve) = match l.terminal {
-            Terminal::Http(hcm) => (
-                crate::http::session::limits(&hcm, buffer),
-                Serve::Http(Box::new(HttpRt {
-                    router: Router::new(hcm.route_config.clone()),
-                    user_agent: hcm
-                        .add_user_agent
-                        .then(|| (service_cluster.to_string(), service_node.to_string())),
-                    hcm: *hcm,
-                })),
-            ),
-            Terminal::Tcp(t) => (crate::http::session::tcp_limits(&t, buffer), Serve::Tcp(t)),
-        };
-        rts.push(ListenerRt {
-            limits: Rc::new(limits),
-            name: l.name,
-            address: l.address,
-            serve,
-            connection_limit: l.connection_limit,
-            runtime_connection_limit: l.runtime_connection_limit,
-            service_cluster: service_cluster.to_string(),
-            tls,
-            per_connection_buffer_limit_bytes: l.per_connection_buffer_limit_bytes,
-            socket: l.socket,
-        });
+        let chains: Rc<[crate::config::FilterChainTls]> = l.filter_chains.into();
+        let first_unit = rts.len();
+        for terminal in l.terminals {
+            let (limits, serve) = match terminal {
+                Terminal::Http(hcm) => (
+                    crate::http::session::limits(&hcm, buffer),
+                    Serve::Http(Box::new(HttpRt {
+                        router: Router::new(hcm.route_config.clone()),
+                        user_agent: hcm
+                            .add_user_agent
+                            .then(|| (service_cluster.to_string(), service_node.to_string())),
+                        hcm: *hcm,
+                    })),
+                ),
+                Terminal::Tcp(t) => (crate::http::session::tcp_limits(&t, buffer), Serve::Tcp(t)),
+            };
+            rts.push(ListenerRt {
+                limits: Rc::new(limits),
+                name: l.name.clone(),
+                address: l.address,
+                serve,
+                home,
+                first_unit,
+                chains: chains.clone(),
+                connection_limit: l.connection_limit.clone(),
+                runtime_connection_limit: l.runtime_connection_limit,
+                service_cluster: service_cluster.to_string(),
+                tls: tls.clone(),
+                per_connection_buffer_limit_bytes: l.per_connection_buffer_limit_bytes,
+                socket: l.socket.clone(),
+            });
+        }
     }
     Ok(rts)
+}
+
+/// The unit serving a plain connection on `l`'s listener (no ClientHello is read): chosen
+/// by its addresses and the `raw_buffer` transport. `None`: no chain matches.
+fn choose_plain(l: &ListenerRt, stream: &TcpStream) -> Option<usize> {
+    if crate::chains::trivial(&l.chains) {
+        return Some(l.unit_of(0));
+    }
+    let facts = crate::chains::Needs::of(&l.chains).facts(stream, "raw_buffer");
+    crate::chains::select(&l.chains, |c| c, &facts).map(|c| l.unit_of(c))
 }
 
 /// The clusters' runtime (hosts, load balancers, TLS contexts) from their config.
@@ -319,7 +346,8 @@ impl Proxy {
         );
         mcfg.drain_time_ms = opts.drain_time.as_millis() as u64;
         mcfg.parent_shutdown_ms = opts.parent_shutdown_time.map(|d| d.as_millis() as u64);
-        let n = rts.len();
+        // Sockets are the configured listeners', not the units'.
+        let n = rts.last().map_or(0, |l| l.home + 1);
         let opts_argv = opts.argv.clone();
         let pid_file = opts.pid_file.as_deref().map(PidFile::new);
         let logs: Vec<_> = rts
@@ -548,7 +576,8 @@ impl Proxy {
                         log::info!("file descriptors available again: accepting");
                     }
                     if self.admit(i) {
-                        self.adopt(stream, peer, i, None);
+                        let unit = self.ctx.homes.get(i).copied().unwrap_or(0);
+                        self.adopt(stream, peer, unit, None);
                     } else {
                         drop(stream); // over a connection limit: closed at once
                     }
@@ -563,7 +592,7 @@ impl Proxy {
                         Some(nix::libc::ECONNABORTED | nix::libc::EPROTO | nix::libc::EPERM)
                     ) =>
                 {
-                    log::debug!("accept on {}: {e}", self.ctx.listeners[i].name);
+                    log::debug!("accept on {}: {e}", self.name(i));
                 }
                 Err(e) if crate::fds::exhausted(&e) => {
                     // Idle pipes and idle upstream connections are descriptors a client can
@@ -581,7 +610,7 @@ impl Proxy {
                     return;
                 }
                 Err(e) => {
-                    log::warn!("accept on {}: {e}", self.ctx.listeners[i].name);
+                    log::warn!("accept on {}: {e}", self.name(i));
                     return;
                 }
             }
@@ -606,15 +635,16 @@ impl Proxy {
     /// (the overload manager's global one, then the listener's filter); counted when not.
     /// Connections handed over by a parent are always adopted.
     fn admit(&mut self, i: usize) -> bool {
+        let unit = self.ctx.homes.get(i).copied().unwrap_or(0);
         if self
             .max_connections
             .is_some_and(|max| self.sessions.len() as u64 >= max)
         {
-            self.ctx.stats.cx_refused(i, Refused::Global);
+            self.ctx.stats.cx_refused(unit, Refused::Global);
             return false;
         }
         let open = self.open.get(i).copied().unwrap_or(0) as u64;
-        let Some(l) = self.ctx.listeners.get(i) else {
+        let Some(l) = self.ctx.home(i) else {
             return true;
         };
         // Envoy's order: the global limit, the listener's runtime limit, then the filter.
@@ -629,13 +659,19 @@ impl Proxy {
         } else {
             return true;
         };
-        self.ctx.stats.cx_refused(i, refused);
+        self.ctx.stats.cx_refused(unit, refused);
         false
     }
 
-    /// A session of listener `l` opened (`+1`) or left (`-1`).
+    /// Configured listener `k`'s name (for the logs).
+    fn name(&self, k: usize) -> &str {
+        self.ctx.home(k).map_or("?", |l| l.name.as_str())
+    }
+
+    /// A session of unit `l` opened (`+1`) or left (`-1`): counted for its listener.
     fn count_open(&mut self, l: usize, delta: isize) {
-        if let Some(n) = self.open.get_mut(l) {
+        let k = self.ctx.listeners.get(l).map_or(usize::MAX, |u| u.home);
+        if let Some(n) = self.open.get_mut(k) {
             *n = n.saturating_add_signed(delta);
             let n = *n;
             self.ctx.stats.limit_active(l, n);
@@ -650,7 +686,7 @@ impl Proxy {
             self.ctx.stats.fd_exhausted();
             log::warn!(
                 "accept on {}: {e}; retrying every {:?} until descriptors free up",
-                self.ctx.listeners[i].name,
+                self.name(i),
                 crate::fds::ACCEPT_RETRY
             );
         }
@@ -677,14 +713,15 @@ impl Proxy {
         }
     }
 
-    /// Starts serving a client connection: freshly accepted (`pending` None; a listener with
-    /// TLS filter chains inspects it), or handed over by our parent with the bytes it had
-    /// already read (always plain: TLS connections are never handed over).
+    /// Starts serving a client connection: freshly accepted on unit `listener`, its
+    /// listener's first (`pending` None: its filter chain is chosen here, or from the
+    /// ClientHello by the session), or handed over by our parent on the unit of its chain with
+    /// the bytes it had already read (always plain: TLS connections are never handed over).
     fn adopt(
         &mut self,
         mut stream: TcpStream,
         peer: SocketAddr,
-        listener: usize,
+        mut listener: usize,
         pending: Option<&[u8]>,
     ) {
         if pending.is_some() {
@@ -694,25 +731,40 @@ impl Proxy {
                 .get(listener)
                 .is_some_and(|l| l.tcp().is_some())
             {
-                // An idle HTTP keep-alive connection whose listener is a TCP proxy in this
+                // An idle HTTP keep-alive connection whose chain is a TCP proxy in this
                 // config: its client speaks HTTP, so it is closed rather than forwarded.
                 log::info!(
-                    "moved connection from {peer}: its listener is a tcp_proxy in this config; closing it"
+                    "moved connection from {peer}: its filter chain is a tcp_proxy in this config; closing it"
                 );
                 return;
             }
             // Accepted by a parent (which may not have set it on its listener).
             let _ = stream.set_nodelay(true);
         }
+        let mut tls = None;
+        if pending.is_none() {
+            let Some(l) = self.ctx.listeners.get(listener) else {
+                return;
+            };
+            tls = l.tls.clone();
+            if tls.is_none() {
+                match choose_plain(l, &stream) {
+                    Some(u) => listener = u,
+                    None => {
+                        log::debug!("connection from {peer}: no filter chain matches; closed");
+                        self.ctx.stats.no_chain(listener);
+                        return;
+                    }
+                }
+            }
+        }
         let Some(id) = self.register_client(&mut stream, peer) else {
             return;
         };
         self.next_gen += 1;
+        let choosing = tls.is_some();
         let client = match pending {
-            None => {
-                let tls = self.ctx.listeners.get(listener).and_then(|l| l.tls.clone());
-                crate::tls::Stream::accepted(stream, tls, self.ctx.now())
-            }
+            None => crate::tls::Stream::accepted(stream, tls, self.ctx.now()),
             Some(_) => crate::tls::Stream::plain(stream),
         };
         let mut s = Session::new(id, self.next_gen, client, peer, listener, &self.ctx);
@@ -721,7 +773,9 @@ impl Proxy {
         }
         self.sessions.insert(s);
         self.count_open(listener, 1);
-        observe::cx_open(&mut self.ctx, listener);
+        // A connection whose chain the ClientHello chooses counts for its connection manager
+        // once chosen (`Session::choose_chain`).
+        observe::cx_open(&mut self.ctx, listener, !choosing);
         self.drive(id);
     }
 
@@ -786,7 +840,7 @@ impl Proxy {
         );
         self.sessions.insert(s);
         self.count_open(listener, 1);
-        observe::cx_open(&mut self.ctx, listener);
+        observe::cx_open(&mut self.ctx, listener, true);
         self.drive(id);
     }
 
@@ -1021,10 +1075,8 @@ impl Proxy {
             (Some(p), None) => p.display().to_string(),
             _ => "--config-yaml".to_string(),
         };
-        let listeners: Vec<String> = self
-            .ctx
-            .listeners
-            .iter()
+        let listeners: Vec<String> = (0..self.listeners.len())
+            .filter_map(|k| self.ctx.home(k))
             .zip(&self.listeners)
             .map(|(rt, l)| {
                 let a = l
@@ -1077,10 +1129,8 @@ impl Proxy {
         {
             self.ctx.stats.set_state(ServerState::Live);
         }
-        let bound = self
-            .ctx
-            .listeners
-            .iter()
+        let bound = (0..self.listeners.len())
+            .filter_map(|k| self.ctx.home(k))
             .zip(&self.listeners)
             .map(|(rt, l)| {
                 (
@@ -1238,7 +1288,7 @@ impl Proxy {
         let leaving: Vec<Leaving> = moving
             .into_iter()
             .map(|s| {
-                let listener = tcp_address(self.ctx.listeners[s.listener()].address);
+                let listener = host::wire_name(&self.ctx, s.listener());
                 let peer = s.peer();
                 let (stream, pending) = s.into_moved(&mut self.ctx);
                 Leaving {
@@ -1257,14 +1307,20 @@ impl Proxy {
     /// Drops timer entries nobody will act on (closed sessions, superseded deadlines) once
     /// they outnumber the live ones; amortised O(1) per entry.
     fn compact_timers(&mut self) {
-        if self.ctx.timers.len() <= 2 * self.sessions.len() + 1024 {
+        let live = 2 * self.sessions.len() + self.ctx.mirrors.len() + 1024;
+        if self.ctx.timers.len() <= live {
             return;
         }
         let sessions = &self.sessions;
+        let mirrors = &self.ctx.mirrors;
+        let tracer = self.ctx.tracer.as_deref();
         self.ctx.timers.retain(|at, key| match key {
             TimerKey::Session(id, gen) => sessions
                 .get(id)
                 .is_some_and(|s| s.gen() == gen && s.armed() == Some(at)),
+            // A shadow's or a report's timer outlives it when it ends first.
+            TimerKey::Mirror(i, gen) => mirrors.is_live(i, gen),
+            TimerKey::TraceReport(i, gen) => tracer.is_some_and(|t| t.is_live(i, gen)),
             _ => true,
         });
     }

@@ -1,6 +1,7 @@
 //! Read-outs of a `Store` in the formats Envoy's admin serves: `name: value` text, JSON, and
 //! Prometheus text exposition.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use super::{Kind, Store};
@@ -59,35 +60,69 @@ pub fn render_json(s: &Store, filter: Option<&regex::Regex>) -> String {
     out
 }
 
-/// Splits a stat name as Envoy's default tag extraction does for the scopes baton has:
-/// `cluster.<name>.x` → (`envoy_cluster_x`, `envoy_cluster_name`, name),
-/// `http.<prefix>.x` → (`envoy_http_x`, `envoy_http_conn_manager_prefix`, prefix),
-/// `listener.<address>.x` → (`envoy_listener_x`, `envoy_listener_address`, address),
-/// anything else → (`envoy_` + the name with every non-alphanumeric as `_`, no label).
-pub fn prometheus_name(name: &str) -> (String, Option<(&'static str, &str)>) {
-    let tag = match name.split_once('.') {
-        Some(("cluster", rest)) => Some(("envoy_cluster_name", "cluster", rest)),
-        Some(("http", rest)) => Some(("envoy_http_conn_manager_prefix", "http", rest)),
-        Some(("listener", rest)) => Some(("envoy_listener_address", "listener", rest)),
-        _ => None,
+/// One of Envoy's default tags that baton's stat names carry: the scope it is cut from, its
+/// name (what DogStatsD lines show) and its Prometheus label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Tag {
+    pub scope: &'static str,
+    pub name: &'static str,
+    pub label: &'static str,
+}
+
+/// Envoy's default tags for the scopes baton has.
+const TAGS: [Tag; 3] = [
+    Tag {
+        scope: "cluster",
+        name: "envoy.cluster_name",
+        label: "envoy_cluster_name",
+    },
+    Tag {
+        scope: "http",
+        name: "envoy.http_conn_manager_prefix",
+        label: "envoy_http_conn_manager_prefix",
+    },
+    Tag {
+        scope: "listener",
+        name: "envoy.listener_address",
+        label: "envoy_listener_address",
+    },
+];
+
+/// Envoy's default tag extraction for the scopes baton has, shared by the Prometheus output
+/// and the DogStatsD sink so both name a stat alike: the tag-extracted name and the tag.
+/// `cluster.<name>.x` → (`cluster.x`, `envoy.cluster_name`, name),
+/// `http.<prefix>.x` → (`http.x`, `envoy.http_conn_manager_prefix`, prefix),
+/// `listener.<address>.x` → (`listener.x`, `envoy.listener_address`, address),
+/// anything else → (the name, no tag).
+pub fn tag_extracted(name: &str) -> (Cow<'_, str>, Option<(Tag, &str)>) {
+    let Some((scope, rest)) = name.split_once('.') else {
+        return (Cow::Borrowed(name), None);
     };
-    if let Some((label, scope, rest)) = tag {
-        // A stat of a scope inside the tagged one (`cluster.<name>.circuit_breakers.default.
-        // cx_open`, `….ssl.handshake`) keeps that scope in its metric name, as Envoy's does;
-        // the tag value is what comes before it (names may have dots: `cluster.a.b.x`).
-        let inner = INNER_SCOPES
-            .iter()
-            .filter_map(|s| rest.find(s))
-            .min()
-            .map(|at| (&rest[..at], &rest[at + 1..]));
-        if let Some((value, stat)) = inner.or_else(|| rest.rsplit_once('.')) {
-            return (
-                sanitize(&format!("envoy_{scope}_{stat}")),
-                Some((label, value)),
-            );
-        }
+    let Some(tag) = TAGS.iter().find(|t| t.scope == scope) else {
+        return (Cow::Borrowed(name), None);
+    };
+    // A stat of a scope inside the tagged one (`cluster.<name>.circuit_breakers.default.
+    // cx_open`, `….ssl.handshake`) keeps that scope in its name, as Envoy's does; the tag
+    // value is what comes before it (names may have dots: `cluster.a.b.x`).
+    let inner = INNER_SCOPES
+        .iter()
+        .filter_map(|s| rest.find(s))
+        .min()
+        .and_then(|at| Some((rest.get(..at)?, rest.get(at + 1..)?)));
+    match inner.or_else(|| rest.rsplit_once('.')) {
+        Some((value, stat)) => (Cow::Owned(format!("{scope}.{stat}")), Some((*tag, value))),
+        None => (Cow::Borrowed(name), None),
     }
-    (sanitize(&format!("envoy_{name}")), None)
+}
+
+/// A stat's Prometheus metric name and label: `envoy_` + its tag-extracted name with every
+/// character Prometheus does not allow as `_` (`envoy_cluster_upstream_rq_total`).
+pub fn prometheus_name(name: &str) -> (String, Option<(&'static str, &str)>) {
+    let (stat, tag) = tag_extracted(name);
+    (
+        sanitize(&format!("envoy_{stat}")),
+        tag.map(|(t, v)| (t.label, v)),
+    )
 }
 
 /// Scopes that stats of a tagged scope may sit in, with their dots.

@@ -348,6 +348,9 @@ pub struct Stats {
     pub limits: Vec<Option<LimitStats>>,
     /// Indexed like `Ctx::listeners`: TLS stats of listeners with TLS filter chains.
     pub tls: Vec<Option<TlsStats>>,
+    /// Indexed like `Ctx::listeners`: `listener.<address>.no_filter_chain_match` of plain
+    /// listeners whose chains may match no connection.
+    pub no_chain: Vec<Option<Counter>>,
     /// Indexed like `Ctx::clusters`: `cluster.<name>.ssl.*` of clusters with TLS.
     pub cluster_ssl: Vec<Option<SslStats>>,
     /// Indexed like `Ctx::clusters`: `cluster.<name>.health_check.*` of health-checked ones.
@@ -515,6 +518,7 @@ impl Stats {
             clusters: cs,
             limits: listeners.iter().map(|_| None).collect(),
             tls: listeners.iter().map(|_| None).collect(),
+            no_chain: listeners.iter().map(|_| None).collect(),
             cluster_ssl: clusters.iter().map(|_| None).collect(),
             health: clusters.iter().map(|_| None).collect(),
             filters: listeners.iter().map(|_| FilterStats::default()).collect(),
@@ -692,6 +696,23 @@ impl Stats {
             }
         };
         if let Some(c) = ctr {
+            self.store.inc(c);
+        }
+    }
+
+    /// Registers `listener.<address>.no_filter_chain_match` for plain listener `l`.
+    pub fn add_no_chain(&mut self, l: usize, addr: SocketAddr) {
+        let c = self
+            .store
+            .counter(&format!("{}.no_filter_chain_match", listener_scope(addr)));
+        if let Some(slot) = self.no_chain.get_mut(l) {
+            *slot = Some(c);
+        }
+    }
+
+    /// No filter chain of plain listener `l` matched a connection.
+    pub fn no_chain(&mut self, l: usize) {
+        if let Some(Some(c)) = self.no_chain.get(l).copied() {
             self.store.inc(c);
         }
     }
@@ -984,12 +1005,21 @@ impl Stats {
 
     /// A client connection was accepted on listener `l`.
     #[inline]
-    pub fn cx_open(&mut self, l: usize) {
+    pub fn cx_open(&mut self, l: usize, http: bool) {
         let st = &mut self.store;
         if let Some(ls) = self.listeners.get(l).copied() {
             st.inc(ls.downstream_cx_total);
             st.gauge_add(ls.downstream_cx_active, 1);
         }
+        if http {
+            self.cx_open_http(l);
+        }
+    }
+
+    /// A client connection on unit `l` counts for its connection manager (once its chain is
+    /// chosen).
+    pub fn cx_open_http(&mut self, l: usize) {
+        let st = &mut self.store;
         if let Some(Some(hs)) = self.http.get(l).copied() {
             st.inc(hs.downstream_cx_total);
             st.inc(hs.downstream_cx_http1_total);
@@ -999,13 +1029,13 @@ impl Stats {
 
     /// A client connection on listener `l` closed.
     #[inline]
-    pub fn cx_close(&mut self, l: usize) {
+    pub fn cx_close(&mut self, l: usize, http: bool) {
         let st = &mut self.store;
         if let Some(ls) = self.listeners.get(l).copied() {
             st.inc(ls.downstream_cx_destroy);
             st.gauge_add(ls.downstream_cx_active, -1);
         }
-        if let Some(Some(hs)) = self.http.get(l).copied() {
+        if let (Some(Some(hs)), true) = (self.http.get(l).copied(), http) {
             st.gauge_add(hs.downstream_cx_active, -1);
         }
     }
@@ -1129,9 +1159,9 @@ mod tests {
             &[(a, Some("ingress_http")), (b, Some("ingress_http"))],
             &["some_service"],
         );
-        s.cx_open(0);
-        s.cx_open(1);
-        s.cx_close(1);
+        s.cx_open(0, true);
+        s.cx_open(1, true);
+        s.cx_close(1, true);
         s.set_state(ServerState::Live);
         s.refresh(Instant::now(), 0);
         let g = |n: &str| s.store.get(n).unwrap_or_else(|| panic!("{n} missing"));

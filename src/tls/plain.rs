@@ -20,6 +20,7 @@ pub enum ListenerTls {}
 impl ListenerTls {
     pub fn new(
         _chains: &[FilterChainTls],
+        _tcp: &[bool],
         _inspect_timeout: Duration,
     ) -> Result<Option<Rc<ListenerTls>>, String> {
         Ok(None)
@@ -51,6 +52,20 @@ impl Stream {
 
     pub fn is_tls(&self) -> bool {
         false
+    }
+
+    /// Chains are chosen at accept in this build (the config refuses matching on the
+    /// ClientHello).
+    pub fn choosing(&self) -> bool {
+        false
+    }
+
+    pub fn choose(&mut self) -> io::Result<Option<usize>> {
+        Ok(Some(0))
+    }
+
+    pub fn replay_done(&self) -> bool {
+        true
     }
 
     /// See the TLS build's `Stream::write_before_fin`.

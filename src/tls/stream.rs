@@ -28,75 +28,66 @@ use crate::config::{FilterChainTls, SanType};
 pub struct ListenerTls {
     chains: Vec<Chain>,
     inspect_timeout: Duration,
+    /// The addresses choosing a chain needs.
+    needs: crate::chains::Needs,
 }
 
 #[derive(Debug)]
 struct Chain {
     m: FilterChainTls,
     config: Option<Arc<rustls::ServerConfig>>,
+    /// A plain chain whose terminal filter is a TCP proxy: a TLS client's bytes, the
+    /// ClientHello read to choose the chain first, go to the upstream as they are.
+    passthrough: bool,
 }
 
+/// Most bytes read while waiting for a whole ClientHello (rustls refuses a larger one first).
+const MAX_HELLO: usize = 64 * 1024;
+
 impl ListenerTls {
-    /// `None` when no chain has TLS: the listener serves plain TCP without inspecting.
+    /// `None` when no chain needs the ClientHello (no TLS, no match on what it carries): the
+    /// listener's chain is chosen at accept. `tcp` says, per chain, whether its terminal
+    /// filter is a TCP proxy.
     pub fn new(
         chains: &[FilterChainTls],
+        tcp: &[bool],
         inspect_timeout: Duration,
     ) -> Result<Option<Rc<ListenerTls>>, String> {
-        if chains.iter().all(|c| c.tls.is_none()) {
+        if !crate::chains::needs_hello(chains) {
             return Ok(None);
         }
         let mut out = Vec::with_capacity(chains.len());
-        for c in chains {
+        for (i, c) in chains.iter().enumerate() {
             let config = match &c.tls {
                 Some(t) => Some(super::server_config(t)?),
                 None => None,
             };
             out.push(Chain {
                 m: c.clone(),
+                passthrough: config.is_none() && tcp.get(i) == Some(&true),
                 config,
             });
         }
         Ok(Some(Rc::new(ListenerTls {
             chains: out,
             inspect_timeout,
+            needs: crate::chains::Needs::of(chains),
         })))
     }
 
-    /// Envoy's filter chain choice: the server name first (exact, then the longest `*.`
-    /// wildcard, then chains without names), then, among those, the transport protocol
-    /// (exact, then chains without one). No fallback to a less specific name group.
-    fn select(&self, sni: Option<&str>, transport: &str) -> Option<&Chain> {
-        let by_name = |name: &str| -> Vec<&Chain> {
-            self.chains
-                .iter()
-                .filter(|c| c.m.server_names.iter().any(|n| n == name))
-                .collect()
-        };
-        let mut group: Vec<&Chain> = Vec::new();
-        if let Some(sni) = sni.map(str::to_ascii_lowercase) {
-            group = by_name(&sni);
-            let mut rest = sni.as_str();
-            while group.is_empty() {
-                let Some((_, tail)) = rest.split_once('.') else {
-                    break;
-                };
-                group = by_name(&format!("*.{tail}"));
-                rest = tail;
-            }
-        }
-        if group.is_empty() {
-            group = self
-                .chains
-                .iter()
-                .filter(|c| c.m.server_names.is_empty())
-                .collect();
-        }
-        let exact = group
-            .iter()
-            .find(|c| c.m.transport_protocol.as_deref() == Some(transport));
-        exact
-            .or_else(|| group.iter().find(|c| c.m.transport_protocol.is_none()))
-            .copied()
+    /// The chain (its index) for a connection on `sock`: see `crate::chains`.
+    fn select(
+        &self,
+        sock: &TcpStream,
+        sni: Option<&str>,
+        transport: &str,
+        alpn: &[&[u8]],
+    ) -> Option<(usize, &Chain)> {
+        let mut facts = self.needs.facts(sock, transport);
+        facts.sni = sni;
+        facts.alpn = alpn;
+        let i = crate::chains::select(&self.chains, |c| &c.m, &facts)?;
+        Some((i, self.chains.get(i)?))
     }
 }
 
@@ -118,8 +109,8 @@ pub enum News {
 enum Phase {
     /// Waiting for the first byte: a TLS handshake record or plain bytes.
     Inspect(Rc<ListenerTls>),
-    /// Reading the ClientHello to choose a filter chain.
-    Accept(Rc<ListenerTls>, Box<Acceptor>),
+    /// Reading the ClientHello to choose a filter chain; the bytes read so far.
+    Accept(Rc<ListenerTls>, Box<Acceptor>, Vec<u8>),
     Live(Box<Connection>),
     Failed,
 }
@@ -137,6 +128,10 @@ struct Tls {
 pub struct Stream {
     sock: TcpStream,
     tls: Option<Box<Tls>>,
+    /// The filter chain chosen (once chosen, on a listener that inspects).
+    chosen: Option<usize>,
+    /// A passed-through ClientHello (and what came with it), read before the socket's bytes.
+    replay: Option<Box<(Vec<u8>, usize)>>,
 }
 
 fn failed(msg: &str) -> io::Error {
@@ -145,7 +140,12 @@ fn failed(msg: &str) -> io::Error {
 
 impl Stream {
     pub fn plain(sock: TcpStream) -> Stream {
-        Stream { sock, tls: None }
+        Stream {
+            sock,
+            tls: None,
+            chosen: None,
+            replay: None,
+        }
     }
 
     /// An accepted connection on a listener with TLS filter chains (`None`: plain).
@@ -159,7 +159,12 @@ impl Stream {
                 sni: None,
             })
         });
-        Stream { sock, tls }
+        Stream {
+            sock,
+            tls,
+            chosen: None,
+            replay: None,
+        }
     }
 
     /// A client connection to an upstream; the handshake starts with the first flush.
@@ -171,6 +176,8 @@ impl Stream {
         let conn = rustls::ClientConnection::new(cfg, name).map_err(|e| failed(&e.to_string()))?;
         Ok(Stream {
             sock,
+            chosen: None,
+            replay: None,
             tls: Some(Box::new(Tls {
                 phase: Phase::Live(Box::new(Connection::Client(conn))),
                 deadline: None,
@@ -183,6 +190,33 @@ impl Stream {
 
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// The filter chain is still to be chosen from the first bytes (the ClientHello).
+    pub fn choosing(&self) -> bool {
+        matches!(
+            self.tls.as_deref().map(|t| &t.phase),
+            Some(Phase::Inspect(_) | Phase::Accept(..))
+        )
+    }
+
+    /// Reads the first bytes until the filter chain is chosen: `Ok(Some(index))` then,
+    /// `Ok(None)` while more bytes are needed. EOF before is an error (nothing to serve).
+    pub fn choose(&mut self) -> io::Result<Option<usize>> {
+        while self.choosing() {
+            match self.accept_step() {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(self.chosen.unwrap_or(0)))
+    }
+
+    /// No passed-through ClientHello waits to be read (the socket holds all the stream).
+    pub fn replay_done(&self) -> bool {
+        self.replay.is_none()
     }
 
     /// Whether a read shorter than asked means the socket is empty (plain TCP). With TLS,
@@ -306,11 +340,12 @@ impl Stream {
                 match self.sock.peek(&mut b) {
                     Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
                     Ok(_) if b[0] == 0x16 => {
-                        t.phase = Phase::Accept(l.clone(), Box::default());
+                        t.phase = Phase::Accept(l.clone(), Box::default(), Vec::new());
                         Ok(true)
                     }
-                    Ok(_) => match l.select(None, "raw_buffer") {
-                        Some(c) if c.config.is_none() => {
+                    Ok(_) => match l.select(&self.sock, None, "raw_buffer", &[]) {
+                        Some((i, c)) if c.config.is_none() => {
+                            self.chosen = Some(i);
                             self.tls = None;
                             Ok(true)
                         }
@@ -327,12 +362,33 @@ impl Stream {
                     Err(e) => Err(e),
                 }
             }
-            Phase::Accept(l, acc) => {
-                match acc.read_tls(&mut self.sock) {
+            Phase::Accept(l, acc, hello) => {
+                // The bytes are kept: a passed-through chain sends them on as they came.
+                let mut chunk = [0u8; 4096];
+                let n = match self.sock.read(&mut chunk) {
                     Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                    Ok(_) => {}
+                    Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                     Err(e) => return Err(e),
+                };
+                let got = chunk.get(..n).unwrap_or_default();
+                if hello.len() + n > MAX_HELLO {
+                    t.news = Some(News::Failed { no_cert: false });
+                    t.phase = Phase::Failed;
+                    return Err(failed("ClientHello too large"));
+                }
+                hello.extend_from_slice(got);
+                let mut rd = got;
+                while !rd.is_empty() {
+                    match acc.read_tls(&mut rd) {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(e) => {
+                            t.news = Some(News::Failed { no_cert: false });
+                            t.phase = Phase::Failed;
+                            return Err(failed(&format!("TLS: {e}")));
+                        }
+                    }
                 }
                 let accepted = match acc.accept() {
                     Ok(None) => return Ok(true),
@@ -344,14 +400,23 @@ impl Stream {
                         return Err(failed(&format!("TLS: {e}")));
                     }
                 };
-                let sni = accepted.client_hello().server_name().map(str::to_string);
-                let Some(chain) = l.select(sni.as_deref(), "tls") else {
+                let hello_msg = accepted.client_hello();
+                let sni = hello_msg.server_name().map(str::to_string);
+                let alpn: Vec<&[u8]> = hello_msg.alpn().map(Iterator::collect).unwrap_or_default();
+                let Some((i, chain)) = l.select(&self.sock, sni.as_deref(), "tls", &alpn) else {
                     t.news = Some(News::NoChain);
                     t.phase = Phase::Failed;
                     return Err(failed("no filter chain matches"));
                 };
+                self.chosen = Some(i);
                 let Some(cfg) = chain.config.clone() else {
-                    // A plain chain won for a TLS client: it could not speak HTTP to it.
+                    if chain.passthrough {
+                        // Plain TCP from here; the ClientHello is read again, by the proxy.
+                        self.replay = Some(Box::new((std::mem::take(hello), 0)));
+                        self.tls = None;
+                        return Ok(true);
+                    }
+                    // A plain HTTP chain won for a TLS client: it could not speak HTTP to it.
                     t.news = Some(News::Failed { no_cert: false });
                     t.phase = Phase::Failed;
                     return Err(failed("a plain filter chain matched a TLS client"));
@@ -474,6 +539,30 @@ fn handshake_done(t: &mut Tls) {
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(r) = self.replay.as_deref_mut() {
+            let (bytes, at) = r;
+            let rest = bytes.get(*at..).unwrap_or_default();
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            *at += n;
+            if *at >= bytes.len() {
+                self.replay = None;
+            }
+            // The socket's bytes follow in the same read, so that a short read still means
+            // the socket is empty.
+            let more = match buf.get_mut(n..) {
+                Some(room) if !room.is_empty() && self.replay.is_none() => {
+                    match self.sock.read(room) {
+                        Ok(m) => m,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                        Err(e) if n == 0 => return Err(e),
+                        Err(_) => 0,
+                    }
+                }
+                _ => 0,
+            };
+            return Ok(n + more);
+        }
         loop {
             let Some(t) = self.tls.as_deref_mut() else {
                 return self.sock.read(buf);
@@ -553,69 +642,5 @@ impl std::fmt::Debug for Stream {
             .field("sock", &self.sock)
             .field("tls", &self.tls.is_some())
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn chain(names: &[&str], proto: Option<&str>) -> Chain {
-        Chain {
-            m: FilterChainTls {
-                server_names: names.iter().map(|n| n.to_string()).collect(),
-                transport_protocol: proto.map(String::from),
-                tls: None,
-                handshake_timeout: Duration::from_secs(1),
-            },
-            config: None,
-        }
-    }
-
-    /// Which chain (by index) `select` picks.
-    fn pick(l: &ListenerTls, sni: Option<&str>, proto: &str) -> Option<usize> {
-        let c = l.select(sni, proto)?;
-        l.chains.iter().position(|x| std::ptr::eq(x, c))
-    }
-
-    #[test]
-    fn chains_are_chosen_as_envoy_does() {
-        let l = ListenerTls {
-            chains: vec![
-                chain(&["a.test"], None),
-                chain(&["*.b.test"], None),
-                chain(&["*.x.b.test"], Some("tls")),
-                chain(&[], Some("raw_buffer")),
-                chain(&[], Some("tls")),
-            ],
-            inspect_timeout: Duration::from_secs(1),
-        };
-        assert_eq!(pick(&l, Some("a.test"), "tls"), Some(0));
-        assert_eq!(
-            pick(&l, Some("A.Test"), "tls"),
-            Some(0),
-            "names are case-insensitive"
-        );
-        assert_eq!(pick(&l, Some("y.b.test"), "tls"), Some(1));
-        assert_eq!(
-            pick(&l, Some("z.y.b.test"), "tls"),
-            Some(1),
-            "a wildcard spans labels"
-        );
-        assert_eq!(
-            pick(&l, Some("y.x.b.test"), "tls"),
-            Some(2),
-            "the longest wildcard wins"
-        );
-        // The longest wildcard's group has no chain for raw_buffer: no fallback to a shorter one.
-        assert_eq!(pick(&l, Some("y.x.b.test"), "raw_buffer"), None);
-        assert_eq!(
-            pick(&l, Some("b.test"), "tls"),
-            Some(4),
-            "a wildcard never matches its apex"
-        );
-        assert_eq!(pick(&l, None, "tls"), Some(4));
-        assert_eq!(pick(&l, None, "raw_buffer"), Some(3));
-        assert_eq!(pick(&l, Some("other.test"), "raw_buffer"), Some(3));
     }
 }

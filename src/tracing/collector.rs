@@ -149,6 +149,11 @@ impl Tracer {
         c.get(i).copied()
     }
 
+    /// Report `idx` of generation `gen` is still in flight (its timer is not stale).
+    pub fn is_live(&self, idx: usize, gen: u64) -> bool {
+        self.reports.get(idx).is_some_and(|r| r.gen == gen)
+    }
+
     /// The reporter for connection manager config `z`.
     pub fn reporter_of(&self, z: &Zipkin) -> Option<usize> {
         self.reporters.iter().position(|r| r.cfg == *z)

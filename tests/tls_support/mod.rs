@@ -184,11 +184,17 @@ pub fn hcm(log: &str, cluster: &str) -> String {
         log,
         "%RESPONSE_CODE% %DOWNSTREAM_TLS_VERSION% %REQUESTED_SERVER_NAME% [%DOWNSTREAM_PEER_SUBJECT%]\\n",
     );
+    prefixed_hcm("ingress_https", &access_log, cluster)
+}
+
+/// An HTTP connection manager (stat prefix `prefix`, then the `access_log` lines) routing
+/// everything to `cluster`.
+pub fn prefixed_hcm(prefix: &str, access_log: &str, cluster: &str) -> String {
     format!(
         r#"      - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress_https
+          stat_prefix: {prefix}
 {access_log}          route_config:
             virtual_hosts:
             - name: all
@@ -224,18 +230,26 @@ pub fn bootstrap(
         address: 127.0.0.1
 {listener_extra}    filter_chains:
 {chains}  clusters:
-  - name: backend
+{}{cluster_extra}admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+"#,
+        static_cluster("backend", up)
+    )
+}
+
+/// A STATIC cluster `name` with one endpoint, 127.0.0.1:`port` (an item of `clusters:`).
+pub fn static_cluster(name: &str, port: u16) -> String {
+    format!(
+        r#"  - name: {name}
     connect_timeout: 2s
     type: STATIC
     load_assignment:
-      cluster_name: backend
+      cluster_name: {name}
       endpoints:
       - lb_endpoints:
         - endpoint:
             address:
-              socket_address: {{address: 127.0.0.1, port_value: {up}}}
-{cluster_extra}admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+              socket_address: {{address: 127.0.0.1, port_value: {port}}}
 "#
     )
 }

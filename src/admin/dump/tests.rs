@@ -37,6 +37,16 @@ stats_sinks:
   typed_config:
     "@type": type.googleapis.com/envoy.config.metrics.v3.StatsdSink
     address: { socket_address: { address: "::1", port_value: 8126 } }
+- name: envoy.stat_sinks.dog_statsd
+  typed_config:
+    "@type": type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink
+    address: { socket_address: { address: 127.0.0.1, port_value: 8127 } }
+    prefix: dd
+    max_bytes_per_datagram: 1400
+- name: envoy.dog_statsd
+  typed_config:
+    "@type": type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink
+    address: { socket_address: { address: 127.0.0.1, port_value: 8128 } }
 overload_manager:
   resource_monitors:
   - name: envoy.resource_monitors.global_downstream_max_connections
@@ -446,6 +456,61 @@ fn dump_loads_back_into_the_same_model() {
     assert_eq!(again, b);
     // And the dump of the reloaded model is the same text.
     assert_eq!(config_dump(&again, &node(&again)), dump);
+}
+
+/// Filter chains with their own terminal filters, names, address and port matches and a
+/// default chain dump as such and load back the same.
+#[test]
+fn filter_chains_with_their_own_terminals_round_trip() {
+    let hcm = |prefix: &str| {
+        format!(
+            r#"      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: {prefix}
+          route_config:
+            virtual_hosts: [{{ name: all, domains: ["*"], routes: [{{ match: {{ prefix: / }}, route: {{ cluster: up }} }}] }}]
+          http_filters: [{{ name: envoy.filters.http.router }}]
+"#
+        )
+    };
+    let yaml = format!(
+        r#"static_resources:
+  listeners:
+  - address: {{ socket_address: {{ address: 127.0.0.1, port_value: 8080 }} }}
+    filter_chains:
+    - name: a
+      filter_chain_match:
+        destination_port: 8080
+        prefix_ranges: [{{ address_prefix: 127.0.0.0, prefix_len: 8 }}]
+        source_prefix_ranges: [{{ address_prefix: "::1", prefix_len: 128 }}]
+        source_ports: [4000, 4001]
+      filters:
+{}    - filter_chain_match: {{ transport_protocol: raw_buffer }}
+      filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: t
+          cluster: up
+    default_filter_chain:
+      name: d
+      filters:
+{}  clusters:
+  - name: up
+    load_assignment:
+      cluster_name: up
+      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: 80 }} }} }} }}] }}]
+"#,
+        hcm("a"),
+        hcm("d")
+    );
+    let b = load_str(&yaml).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(b.listeners[0].terminals.len(), 3);
+    let dump = config_dump(&b, &node(&b));
+    let again = load_str(&bootstrap_of(&dump)).unwrap_or_else(|e| panic!("{e}\n{dump}"));
+    assert_eq!(again, b);
+    assert!(dump.contains("default_filter_chain"), "{dump}");
 }
 
 /// An admin with an access log and no address dumps as such and loads back the same.

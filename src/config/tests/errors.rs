@@ -343,13 +343,67 @@ fn stats_sink_errors() {
         sink(", address: {socket_address: {address: 127.0.0.1, port_value: 1}}, buffer: 1")
             .starts_with("stats_sinks[0].typed_config.buffer: unknown or unsupported field")
     );
+    // DogStatsD: the same address checks; its own fields (no tcp_cluster_name in its proto).
+    const D: &str = "type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink";
+    let dog = |fields: &str| {
+        format!("[{{name: envoy.stat_sinks.dog_statsd, typed_config: {{\"@type\": {D}{fields}}}}}]")
+    };
+    assert_eq!(
+        err_with(&[("stats_sinks", &dog(""))]),
+        "stats_sinks[0].typed_config.address: required field is missing"
+    );
+    let e = err_with(&[("stats_sinks", &dog(", tcp_cluster_name: statsd"))]);
+    assert!(
+        e.contains("stats_sinks[0].typed_config.tcp_cluster_name: unknown or unsupported field"),
+        "{e}"
+    );
     assert_eq!(
         err_with(&[(
             "stats_sinks",
-            "[{name: envoy.stat_sinks.dog_statsd, typed_config: {\"@type\": type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink}}]"
+            &dog(", address: {socket_address: {address: dd.local, port_value: 8125}}")
         )]),
-        "stats_sinks[0].typed_config.@type: extension type \
-         \"type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink\" is not supported by baton"
+        "stats_sinks[0].typed_config.address.socket_address.address: not an IP address: \
+         \"dd.local\""
+    );
+    assert!(err_with(&[(
+        "stats_sinks",
+        &dog(", address: {socket_address: {address: 127.0.0.1, port_value: 1}}, max_bytes_per_datagram: -1")
+    )])
+    .starts_with("stats_sinks[0].typed_config.max_bytes_per_datagram"));
+    // A Unix datagram socket (Envoy's `pipe` address) is not implemented.
+    let e = err_with(&[(
+        "stats_sinks",
+        &dog(", address: {pipe: {path: /tmp/dd.sock}}"),
+    )]);
+    assert!(
+        e.contains("stats_sinks[0].typed_config.address.pipe: not supported by baton"),
+        "{e}"
+    );
+    let at = ", address: {socket_address: {address: 127.0.0.1, port_value: 8125}}";
+    let b = ok_with(&[(
+        "stats_sinks",
+        &format!(
+            "{}, {}",
+            dog(at).trim_end_matches(']'),
+            "{name: envoy.dog_statsd, typed_config: {\"@type\": type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink, address: {socket_address: {address: \"::1\", port_value: 9}}, prefix: dd, max_bytes_per_datagram: 1432}}]"
+        ),
+    )]);
+    assert_eq!(
+        b.stats_sinks,
+        vec![
+            StatsdSink {
+                address: "127.0.0.1:8125".parse().unwrap(),
+                prefix: "envoy".into(),
+                tagged: true,
+                max_bytes_per_datagram: 0,
+            },
+            StatsdSink {
+                address: "[::1]:9".parse().unwrap(),
+                prefix: "dd".into(),
+                tagged: true,
+                max_bytes_per_datagram: 1432,
+            }
+        ]
     );
     assert_eq!(
         err_with(&[("stats_sinks", "[{name: envoy.stat_sinks.hystrix}]")]),
@@ -374,7 +428,9 @@ fn stats_sink_errors() {
         b.stats_sinks,
         vec![StatsdSink {
             address: "127.0.0.1:8125".parse().unwrap(),
-            prefix: "envoy".into()
+            prefix: "envoy".into(),
+            tagged: false,
+            max_bytes_per_datagram: 0,
         }]
     );
     assert_eq!(b.stats_flush_interval, std::time::Duration::from_secs(5));
@@ -534,7 +590,7 @@ fn tracing_errors_name_their_field() {
     // name the bootstrap's path.
     let http = zipkin("").replacen("{provider: ", "{http: ", 1);
     let b = ok_with(&[("tracing", &http), (&t, "{random_sampling: {value: 50}}")]);
-    let Terminal::Http(h) = &b.listeners[0].terminal else {
+    let Terminal::Http(h) = &b.listeners[0].terminals[0] else {
         panic!("an HTTP listener")
     };
     let tr = h.tracing.as_deref().expect("tracing");

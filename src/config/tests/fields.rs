@@ -60,6 +60,14 @@ const PROOFS: &[(&str, &str)] = &[
         "tests/stats_sink.rs::statsd_lines_arrive_over_udp_with_counter_deltas",
     ),
     (
+        "StatsdSink.tagged",
+        "tests/stats_sink.rs::dogstatsd_lines_arrive_tagged_and_packed_into_datagrams",
+    ),
+    (
+        "StatsdSink.max_bytes_per_datagram",
+        "tests/stats_sink.rs::dogstatsd_lines_arrive_tagged_and_packed_into_datagrams",
+    ),
+    (
         "Admin.access_log",
         "tests/admin_hardening.rs::admin_access_log_loggers_have_their_format_and_filter",
     ),
@@ -70,7 +78,7 @@ const PROOFS: &[(&str, &str)] = &[
     ),
     ("Listener.name", "tests/hot_restart_handover.rs::a_listener_the_new_config_drops_is_closed_and_a_new_one_is_bound_fresh"),
     ("Listener.address", "tests/proxy_basic.rs::get_and_post_with_curl"),
-    ("Listener.terminal", "tests/proxy_basic.rs::get_and_post_with_curl"),
+    ("Listener.terminals", "tests/filter_chains.rs::an_http_chain_and_a_tcp_chain_share_a_listener"),
     (
         "TcpProxy.stat_prefix",
         "tests/tcp_proxy.rs::mebibytes_cross_both_ways_at_once_byte_exact",
@@ -683,6 +691,14 @@ const PROOFS: &[(&str, &str)] = &[
     ("UpstreamTls.verify_name", "tests/tls.rs::auto_sni_names_the_server_by_the_host_and_pools_by_name"),
     ("UpstreamHttp.auto_sni", "tests/tls.rs::auto_sni_names_the_server_by_the_host_and_pools_by_name"),
     ("UpstreamHttp.auto_san_validation", "tests/tls.rs::auto_sni_names_the_server_by_the_host_and_pools_by_name"),
+    ("FilterChainTls.name", "tests/filter_chains.rs::hot_restart_keeps_each_connections_chain"),
+    ("FilterChainTls.destination_port", "tests/filter_chains.rs::destination_port_and_the_default_chain"),
+    ("FilterChainTls.application_protocols", "tests/envoy_configs.rs::tls_inspector_example_passes_tls_through_by_alpn"),
+    ("FilterChainTls.prefix_ranges", "tests/filter_chains.rs::source_and_destination_addresses_choose_the_chain"),
+    ("FilterChainTls.source_prefix_ranges", "tests/filter_chains.rs::source_and_destination_addresses_choose_the_chain"),
+    ("FilterChainTls.source_ports", "tests/filter_chains.rs::source_and_destination_addresses_choose_the_chain"),
+    ("FilterChainTls.fallback", "tests/filter_chains.rs::destination_port_and_the_default_chain"),
+    ("FilterChainTls.terminal", "tests/filter_chains.rs::two_connection_managers_chosen_by_sni"),
     ("FilterChainTls.server_names", "tests/tls.rs::https_tls12_tls13_and_sni_choose_the_certificate"),
     ("FilterChainTls.transport_protocol", "tests/tls.rs::plain_and_tls_chains_share_a_listener"),
     ("FilterChainTls.tls", "tests/tls.rs::https_tls12_tls13_and_sni_choose_the_certificate"),

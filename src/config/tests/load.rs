@@ -14,7 +14,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
         listeners: vec![Listener {
             name: "listener_0".into(),
             address: "0.0.0.0:10000".parse().unwrap(),
-            terminal: Terminal::Http(Box::new(HttpConnectionManager {
+            terminals: vec![Terminal::Http(Box::new(HttpConnectionManager {
                 stat_prefix: "ingress_http".into(),
                 route_config: RouteConfig {
                     name: "local_route".into(),
@@ -91,13 +91,21 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 via: None,
                 local_reply: None,
                 tracing: None,
-            })),
+            }))],
             per_connection_buffer_limit_bytes: 1 << 20,
             connection_limit: None,
             runtime_connection_limit: None,
             filter_chains: vec![crate::config::FilterChainTls {
+                name: None,
+                destination_port: None,
+                prefix_ranges: vec![],
+                source_prefix_ranges: vec![],
+                source_ports: vec![],
                 server_names: vec![],
                 transport_protocol: None,
+                application_protocols: vec![],
+                fallback: false,
+                terminal: 0,
                 tls: None,
                 handshake_timeout: crate::config::tls::DEFAULT_HANDSHAKE_TIMEOUT,
             }],

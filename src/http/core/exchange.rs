@@ -648,6 +648,10 @@ impl Exchange {
         }
         if self.req.is_done() {
             self.per_try_at = self.per_try.map(|t| now + t);
+            // A pooled connection: the breakers took the request already.
+            if reused {
+                self.send_shadows(env);
+            }
         }
     }
 
@@ -811,14 +815,25 @@ impl Exchange {
         if let (true, Some((cluster, _))) = (self.abandoned, self.target) {
             env.retry_or_shadow_abandoned(cluster);
         }
-        // A request answered here (its upstream failed) discards its body: no shadow is sent
-        // with only part of it.
-        let whole = !self.abandoned && self.upstream != Upstream::Local;
+        if self.upstream == Upstream::Attached && self.held & (1 << Resource::Request as u8) != 0 {
+            self.send_shadows(env);
+        }
+    }
+
+    /// The request is complete and its cluster took it (a connection is attached, past the
+    /// circuit breakers): its shadows go out. A request answered here (its upstream failed,
+    /// a breaker refused it) sends none; nor does one whose body was too large to keep.
+    pub(super) fn send_shadows(&mut self, env: &mut dyn Env) {
+        if self.shadows.is_empty() {
+            return;
+        }
+        let shadows = std::mem::take(&mut self.shadows);
+        if self.abandoned {
+            return;
+        }
         let body = self.replay.as_deref().unwrap_or_default();
-        for shadow in std::mem::take(&mut self.shadows) {
-            if whole {
-                env.mirror(shadow, body, self.timeout);
-            }
+        for shadow in shadows {
+            env.mirror(shadow, body, self.timeout);
         }
     }
 

@@ -591,6 +591,9 @@ impl Conn {
         up.connected = true;
         ex.connected(now);
         if ex.take_request(env) {
+            if ex.req.is_done() {
+                ex.send_shadows(env);
+            }
             return;
         }
         // A terminated CONNECT's connection is never pooled.

@@ -1826,3 +1826,28 @@ fn proxy_100_continue_relays_the_upstreams_first_100() {
         assert!(text.contains("201 Created"), "{text}");
     }
 }
+
+/// A request a circuit breaker refuses (503 overflow) sends no shadow, with or without a body.
+#[test]
+fn a_request_the_breakers_refuse_is_not_shadowed() {
+    let reqs: [&[u8]; 2] = [
+        b"GET /mirror HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /mirror HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab",
+    ];
+    for r in [super::Resource::Pending, super::Resource::Request] {
+        for req in reqs {
+            let mut sim = Sim::new(8192);
+            sim.env.max[r as usize] = Some(0);
+            let mut answered = (0, 0);
+            sim.client(req);
+            serve(&mut sim, &echo, &mut answered);
+            let codes: Vec<u16> = responses(&sim.client_got).iter().map(|x| x.0).collect();
+            assert_eq!(codes, [503], "{r:?} {}", String::from_utf8_lossy(req));
+            assert!(
+                sim.env.shadows.is_empty(),
+                "{r:?} {}",
+                String::from_utf8_lossy(req)
+            );
+        }
+    }
+}
