@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use crate::access_log::{Captured, Flags, Rq, Slots, FLUSH_EVERY};
+use crate::access_log::{Captured, Flags, Rq, Slots, TlsInfo, FLUSH_EVERY};
 use crate::cluster::breakers::Resource;
 use crate::cluster::outlier::Outcome;
 use crate::cluster::Ejection;
@@ -65,12 +65,16 @@ pub fn tls_timeout(ctx: &mut Ctx, l: usize) {
 }
 
 /// A request head was parsed (or rejected: `req` None): counts it and starts its record.
+/// `conn` is what the record takes from its connection: its number, local address and TLS
+/// session. The record is built in one expression, straight into the caller's place (built
+/// first and then changed, it was copied out whole).
 pub fn begin(
     ctx: &mut Ctx,
     l: usize,
     peer: SocketAddr,
     minor: u8,
     req: Option<&RequestHead<'_>>,
+    conn: (u64, Option<SocketAddr>, Option<std::rc::Rc<TlsInfo>>),
 ) -> Rq {
     if let Some(Some(h)) = ctx.stats.http.get(l).copied() {
         ctx.stats.store.inc(h.downstream_rq_total);
@@ -83,8 +87,7 @@ pub fn begin(
         (Some(req), Some(h)) => Some(crate::http::request::origin(req.headers, peer, &h.hcm)),
         _ => None,
     };
-    let mut rq = Rq::new(ctx.now(), l, from.map_or(peer, |o| o.client), minor);
-    rq.direct_peer = direct;
+    let mut cap = None;
     if let Some(mut c) = ctx.access_logs.captured(l) {
         if let (Some(req), Some(from), Some(h), Some(slots)) = (
             req,
@@ -95,9 +98,17 @@ pub fn begin(
             fill_request(&mut c, slots, req.method, req.path, req.host, req.headers);
             as_mutated(slots, &mut c, req.headers, direct, from, &h.hcm);
         }
-        rq.cap = Some(c);
+        cap = Some(c);
     }
-    rq
+    let (conn_id, local, tls) = conn;
+    Rq {
+        direct_peer: direct,
+        conn_id,
+        local,
+        tls,
+        cap,
+        ..Rq::new(ctx.now(), l, from.map_or(peer, |o| o.client), minor)
+    }
 }
 
 /// A TCP proxy connection on listener `l` begins: counted (`tcp.<stat_prefix>.
@@ -281,11 +292,12 @@ pub fn response_head(ctx: &Ctx, rq: &mut Rq, status: u16, hdrs: &[httparse::Head
 }
 
 /// A request ends (response complete, failed, or the client left): stats by status class,
-/// per-host outcome, and the access-log line.
-pub fn end(ctx: &mut Ctx, mut rq: Rq) {
+/// per-host outcome, and the access-log line. The record is left where it is (its caller's
+/// exchange is reused) without what it owns on the heap.
+pub fn end(ctx: &mut Ctx, rq: &mut Rq) {
     rq.end = Some(ctx.now());
     if rq.span.is_some() {
-        crate::tracing::http::end(ctx, &mut rq);
+        crate::tracing::http::end(ctx, rq);
     }
     let class = Stats::class(rq.status);
     // A TCP proxy connection is no request: it counts in neither the request classes nor a
@@ -308,14 +320,17 @@ pub fn end(ctx: &mut Ctx, mut rq: Rq) {
         upstream_status(ctx, c, addr, rq.status);
     }
     if ctx.access_logs.slots(rq.listener).is_some() {
-        let names = log_names(&ctx.clusters, &ctx.listeners, &rq, tcp);
-        if ctx.access_logs.log(&rq, &names, ctx.now()) && ctx.access_logs.want_flush_tick() {
+        let names = log_names(&ctx.clusters, &ctx.listeners, rq, tcp);
+        if ctx.access_logs.log(rq, &names, ctx.now()) && ctx.access_logs.want_flush_tick() {
             ctx.timers.arm(ctx.now() + FLUSH_EVERY, TimerKey::Tick);
         }
         if let Some(c) = rq.cap.take() {
             ctx.access_logs.put_captured(c);
         }
     }
+    // What the record owns goes now, as if it had been dropped here.
+    rq.tls = None;
+    rq.local_body = None;
 }
 
 /// The names a request's access-log line (or local reply format) reads: its cluster's and
@@ -630,7 +645,7 @@ pub fn breaker_acquire(ctx: &mut Ctx, c: usize, r: Resource, over: bool) -> bool
         b.acquire(r)
     };
     if ok {
-        ctx.stats.breakers(c, 0, b);
+        ctx.stats.breaker(c, 0, b, r);
     }
     ok
 }
@@ -640,6 +655,6 @@ pub fn breaker_release(ctx: &mut Ctx, c: usize, r: Resource) {
     if let Some(cl) = ctx.clusters.get_mut(c) {
         let b = &mut cl.breakers[0];
         b.release(r);
-        ctx.stats.breakers(c, 0, b);
+        ctx.stats.breaker(c, 0, b, r);
     }
 }

@@ -106,11 +106,8 @@ impl Env for CtxEnv<'_> {
     }
 
     fn begin(&mut self, req: Option<&RequestHead<'_>>, minor: u8, _now: Instant) -> Rq {
-        let mut rq = observe::begin(self.ctx, self.listener, self.peer, minor, req);
-        rq.tls = self.tls.cloned();
-        rq.conn_id = self.conn_id;
-        rq.local = self.local;
-        rq
+        let conn = (self.conn_id, self.local, self.tls.cloned());
+        observe::begin(self.ctx, self.listener, self.peer, minor, req, conn)
     }
 
     fn route(&mut self, req: &RequestHead<'_>, rq: &mut Rq) -> Decision {
@@ -263,7 +260,7 @@ impl Env for CtxEnv<'_> {
         }
     }
 
-    fn end(&mut self, mut rq: Rq, _now: Instant) {
+    fn end(&mut self, rq: &mut Rq, _now: Instant) {
         // A TCP proxy's record began before its TLS handshake (if any): the session's facts
         // are known by its end.
         if rq.tls.is_none() {

@@ -115,6 +115,11 @@ impl Router {
     }
 
     fn vhost_index(&self, host: Option<&str>) -> Option<usize> {
+        // Only `*` (the common single virtual host): no Host can match anything else, so
+        // it is neither lowercased nor hashed.
+        if self.exact.is_empty() && self.suffixes.is_empty() && self.prefixes.is_empty() {
+            return self.wildcard;
+        }
         let i = host.and_then(|h| {
             // Clients send lower case; only a Host with capitals pays for a copy.
             let h: std::borrow::Cow<'_, str> = if h.bytes().any(|b| b.is_ascii_uppercase()) {

@@ -844,6 +844,38 @@ impl Stats {
         }
     }
 
+    /// `breakers` after a change of resource `r` only: the gauges of `r` (the others keep
+    /// what the last full update gave them). Once or twice per request, so the cluster's ids
+    /// are read in place, not copied.
+    pub fn breaker(
+        &mut self,
+        c: usize,
+        prio: usize,
+        b: &crate::cluster::breakers::Breakers,
+        r: crate::cluster::breakers::Resource,
+    ) {
+        use crate::cluster::breakers::Resource;
+        let Some(cs) = self.clusters.get(c) else {
+            return;
+        };
+        let Some(g) = cs.breakers.get(prio) else {
+            return;
+        };
+        let st = &mut self.store;
+        st.set(g.open[r as usize], i64::from(b.open(r)));
+        if let Some(rem) = g.remaining {
+            let n = i64::try_from(b.remaining(r)).unwrap_or(i64::MAX);
+            st.set(rem[r as usize], n);
+        }
+        if prio == 0 {
+            match r {
+                Resource::Request => st.set(cs.upstream_rq_active, i64::from(b.count(r))),
+                Resource::Pending => st.set(cs.upstream_rq_pending_active, i64::from(b.count(r))),
+                _ => {}
+            }
+        }
+    }
+
     /// Cluster `c` counted an overflow: `upstream_cx_overflow` (`connection`) or
     /// `upstream_rq_pending_overflow`.
     pub fn overflow(&mut self, c: usize, connection: bool) {

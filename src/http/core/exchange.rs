@@ -144,15 +144,8 @@ pub(super) enum Step {
     Tunnel,
 }
 
-/// A parsed request head, reduced to what the exchange keeps, with the routing decision.
-pub(super) struct Start {
-    meta: Meta,
-    decision: Decision,
-    rq: Rq,
-}
-
 /// What an exchange keeps of its request head.
-struct Meta {
+pub(super) struct Meta {
     framing: Framing,
     keep_alive: bool,
     minor: u8,
@@ -186,15 +179,9 @@ impl Meta {
     }
 }
 
-impl Start {
-    pub fn new(
-        req: &RequestHead<'_>,
-        decision: Decision,
-        rq: Rq,
-        lim: &super::Limits,
-        began: Instant,
-    ) -> Start {
-        let meta = Meta {
+impl Meta {
+    pub fn new(req: &RequestHead<'_>, lim: &super::Limits, began: Instant) -> Meta {
+        Meta {
             framing: req.framing,
             keep_alive: req.keep_alive,
             minor: req.minor,
@@ -209,8 +196,7 @@ impl Start {
             stream_idle: lim.stream_idle_timeout,
             request_until: lim.request_timeout.map(|t| began + t),
             client_limit: lim.buffer_limit,
-        };
-        Start { meta, decision, rq }
+        }
     }
 }
 
@@ -301,21 +287,20 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// Begins the exchange for a routed request head.
+    /// Begins the exchange for a routed request head. The decision and the record come by
+    /// value straight from the head's parse (no intermediate struct: each move of them was
+    /// a copy of several hundred bytes); only the client output is touched.
     pub(super) fn start(
         env: &mut dyn Env,
-        s: Start,
-        cx: Cx<'_>,
+        s: Meta,
+        mut decision: Decision,
+        mut rq: Rq,
+        cout: &mut Buf,
         closing: bool,
         now: Instant,
     ) -> Step {
-        let Start {
-            meta: s,
-            decision,
-            mut rq,
-        } = s;
         let has_body = s.framing != Framing::None;
-        match decision {
+        match &mut decision {
             Decision::Local(d) => {
                 if d.direct {
                     env.direct_response();
@@ -334,19 +319,19 @@ impl Exchange {
                 // Expect: 100-continue with a body we will not read: the client may never
                 // send it, so the connection cannot be reused.
                 let keep = s.keep_alive && !closing && !(has_body && s.expect_continue);
-                reply_local(env, cx.cout, &d, (!keep, s.is_head), &mut rq);
+                reply_local(env, cout, d, (!keep, s.is_head), &mut rq);
                 if keep && has_body {
-                    let ex = Exchange::new(&s, None, None, rq, now);
-                    return Step::Started(env.spares().boxed(ex), None);
+                    let ex = Exchange::boxed(env.spares(), &s, None, None, rq, now);
+                    return Step::Started(ex, None);
                 }
-                env.end(rq, now);
+                env.end(&mut rq, now);
                 Step::End(if keep { Then::Next } else { Then::Close })
             }
-            Decision::Forward(mut f) => {
+            Decision::Forward(f) => {
                 rq.cluster = Some(f.cluster);
                 rq.route = Some(f.route);
                 let limits = Some((f.connect_timeout, f.buffer_limit));
-                let mut ex = Exchange::new(&s, Some(&f), limits, rq, now);
+                let mut ex = Exchange::boxed(env.spares(), &s, Some(&*f), limits, rq, now);
                 // A terminated CONNECT sends nothing of the request upstream.
                 if !ex.fresh_connection() {
                     ex.head = std::mem::take(&mut f.head);
@@ -363,11 +348,11 @@ impl Exchange {
                     ex.request_done(env, now);
                 }
                 if s.expect_continue && has_body && !s.relay_continue {
-                    cx.cout.extend(env.pool(), CONTINUE);
+                    cout.extend(env.pool(), CONTINUE);
                 }
                 ex.relay_continue = s.relay_continue;
                 let a = ex.launch();
-                Step::Started(env.spares().boxed(ex), Some(a))
+                Step::Started(ex, Some(a))
             }
         }
     }
@@ -379,65 +364,201 @@ impl Exchange {
         rq: Rq,
         now: Instant,
     ) -> Exchange {
-        let (connect_timeout, up_limit) = limits.unwrap_or((Duration::from_secs(5), 1 << 20));
-        let retries = f.and_then(|f| f.retries);
+        let mut ex = Exchange::blank(rq, now);
+        ex.init(s, f, limits, now);
+        ex
+    }
+
+    /// A new exchange in a box, a spare one when there is one. A spare box is filled in
+    /// place (`init`): building the record (~850 bytes) on the stack and copying it into
+    /// the box cost more than the fields themselves. Inlined, so that the record is moved
+    /// once, from the caller's argument into the box.
+    #[inline(always)]
+    fn boxed(
+        spares: &mut super::Spares,
+        s: &Meta,
+        f: Option<&Forward>,
+        limits: Option<(Duration, usize)>,
+        rq: Rq,
+        now: Instant,
+    ) -> Box<Exchange> {
+        match spares.exchanges.pop() {
+            Some(mut b) => {
+                b.rq = rq;
+                b.init(s, f, limits, now);
+                b
+            }
+            None => Box::new(Exchange::new(s, f, limits, rq, now)),
+        }
+    }
+
+    /// A record whose every field `init` sets again (only `rq` is kept).
+    fn blank(rq: Rq, now: Instant) -> Exchange {
         Exchange {
-            target: f.map(|f| (f.cluster, f.addr)),
-            upstream: if f.is_some() {
-                Upstream::Waiting
-            } else {
-                Upstream::Local
-            },
+            target: None,
+            upstream: Upstream::Local,
             head: Vec::new(),
-            req: BodyIn::from_framing(s.framing),
+            req: BodyIn::Done,
             req_body_started: false,
-            client_minor: s.minor,
-            client_keep_alive: s.keep_alive,
-            is_head: s.is_head,
-            idempotent: s.idempotent,
+            client_minor: 1,
+            client_keep_alive: false,
+            is_head: false,
+            idempotent: false,
             resp: None,
-            timeout: f.and_then(|f| f.timeout),
+            timeout: None,
             timeout_at: None,
-            timeout_status: f.map_or(504, |f| f.timeout_status),
+            timeout_status: 504,
             connect_at: None,
-            connect_timeout,
-            client_limit: s.client_limit.max(CHUNK),
-            up_limit: up_limit.max(CHUNK),
-            max_resp_headers: f.map_or(crate::http::codec::MAX_HEADERS, |f| f.resp_headers),
+            connect_timeout: Duration::ZERO,
+            client_limit: CHUNK,
+            up_limit: CHUNK,
+            max_resp_headers: 0,
             retried: false,
-            keep: s.keep_alive,
-            route: f.map(|f| f.route),
+            keep: false,
+            route: None,
             policy: None,
             resp_edits: Vec::new(),
-            auto_host: f.and_then(|f| f.auto_host),
-            retries_left: retries.unwrap_or(0),
-            replay: (retries.is_some() || f.is_some_and(|f| !f.shadows.is_empty())).then(Vec::new),
+            auto_host: None,
+            retries_left: 0,
+            replay: None,
             abandoned: false,
             relay_continue: false,
             shadows: Vec::new(),
-            replay_limit: f
-                .and_then(|f| f.body_limit)
-                .map_or(s.client_limit.max(CHUNK), |b| {
-                    b.min(s.client_limit.max(CHUNK))
-                }),
-            attempt_at: f.and_then(|f| f.attempt_at),
-            attempts_in_response: f.is_some_and(|f| f.attempts_in_response),
+            replay_limit: CHUNK,
+            attempt_at: None,
+            attempts_in_response: false,
             sni: None,
-            per_try: f.and_then(|f| f.per_try),
+            per_try: None,
             per_try_at: None,
             attempts: 1,
             retry_counted: false,
             held: 0,
-            idle: f.map_or(s.stream_idle, |f| f.idle),
+            idle: None,
             last_activity: now,
             attached_at: now,
             head_partial: false,
             rq,
-            upgrade: f.and_then(|f| f.upgrade),
+            upgrade: None,
             tunnel_ready: false,
-            request_until: s.request_until,
+            request_until: None,
             tcp: None,
         }
+    }
+
+    /// Sets every field but `rq` for a new request (the pattern names them all, so a field
+    /// added later cannot keep a previous exchange's value).
+    fn init(
+        &mut self,
+        s: &Meta,
+        f: Option<&Forward>,
+        limits: Option<(Duration, usize)>,
+        now: Instant,
+    ) {
+        let (connect_timeout, up_limit) = limits.unwrap_or((Duration::from_secs(5), 1 << 20));
+        let retries = f.and_then(|f| f.retries);
+        let Exchange {
+            target,
+            upstream,
+            head,
+            req,
+            req_body_started,
+            client_minor,
+            client_keep_alive,
+            is_head,
+            idempotent,
+            resp,
+            timeout,
+            timeout_at,
+            timeout_status,
+            connect_at,
+            connect_timeout: connect_timeout_field,
+            client_limit,
+            up_limit: up_limit_field,
+            max_resp_headers,
+            retried,
+            keep,
+            route,
+            policy,
+            resp_edits,
+            auto_host,
+            retries_left,
+            replay,
+            abandoned,
+            relay_continue,
+            shadows,
+            replay_limit,
+            attempt_at,
+            attempts_in_response,
+            sni,
+            per_try,
+            per_try_at,
+            attempts,
+            retry_counted,
+            held,
+            idle,
+            last_activity,
+            attached_at,
+            head_partial,
+            rq: _,
+            upgrade,
+            tunnel_ready,
+            request_until,
+            tcp,
+        } = self;
+        *target = f.map(|f| (f.cluster, f.addr));
+        *upstream = if f.is_some() {
+            Upstream::Waiting
+        } else {
+            Upstream::Local
+        };
+        *head = Vec::new();
+        *req = BodyIn::from_framing(s.framing);
+        *req_body_started = false;
+        *client_minor = s.minor;
+        *client_keep_alive = s.keep_alive;
+        *is_head = s.is_head;
+        *idempotent = s.idempotent;
+        *resp = None;
+        *timeout = f.and_then(|f| f.timeout);
+        *timeout_at = None;
+        *timeout_status = f.map_or(504, |f| f.timeout_status);
+        *connect_at = None;
+        *connect_timeout_field = connect_timeout;
+        *client_limit = s.client_limit.max(CHUNK);
+        *up_limit_field = up_limit.max(CHUNK);
+        *max_resp_headers = f.map_or(crate::http::codec::MAX_HEADERS, |f| f.resp_headers);
+        *retried = false;
+        *keep = s.keep_alive;
+        *route = f.map(|f| f.route);
+        *policy = None;
+        *resp_edits = Vec::new();
+        *auto_host = f.and_then(|f| f.auto_host);
+        *retries_left = retries.unwrap_or(0);
+        *replay = (retries.is_some() || f.is_some_and(|f| !f.shadows.is_empty())).then(Vec::new);
+        *abandoned = false;
+        *relay_continue = false;
+        *shadows = Vec::new();
+        *replay_limit = f
+            .and_then(|f| f.body_limit)
+            .map_or(s.client_limit.max(CHUNK), |b| {
+                b.min(s.client_limit.max(CHUNK))
+            });
+        *attempt_at = f.and_then(|f| f.attempt_at);
+        *attempts_in_response = f.is_some_and(|f| f.attempts_in_response);
+        *sni = None;
+        *per_try = f.and_then(|f| f.per_try);
+        *per_try_at = None;
+        *attempts = 1;
+        *retry_counted = false;
+        *held = 0;
+        *idle = f.map_or(s.stream_idle, |f| f.idle);
+        *last_activity = now;
+        *attached_at = now;
+        *head_partial = false;
+        *upgrade = f.and_then(|f| f.upgrade);
+        *tunnel_ready = false;
+        *request_until = s.request_until;
+        *tcp = None;
     }
 
     /// The exchange behind a TCP proxy connection: nothing to send first, a fresh connection
@@ -618,8 +739,7 @@ impl Exchange {
         if let Some((c, addr)) = self.target.take() {
             env.track(c, addr, -1);
         }
-        let spent = Rq::new(self.rq.start, self.rq.listener, self.rq.peer, self.rq.minor);
-        env.end(std::mem::replace(&mut self.rq, spent), now);
+        env.end(&mut self.rq, now);
     }
 
     /// Takes one `r` of the target cluster's circuit breakers for this exchange (nothing

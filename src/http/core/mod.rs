@@ -207,8 +207,10 @@ pub trait Env {
     fn local_reply(&mut self, out: &mut Vec<u8>, reply: &Reply<'_>, rq: &mut Rq) -> usize;
     /// The upstream's response head arrived.
     fn response_head(&mut self, rq: &mut Rq, status: u16, headers: &[httparse::Header<'_>]);
-    /// The request ended; its record is final.
-    fn end(&mut self, rq: Rq, now: Instant);
+    /// The request ended; its record is final. Taken by reference, not by value: the record
+    /// stays where it is (an exchange's box) instead of being copied out per request; what
+    /// it owns is given up here.
+    fn end(&mut self, rq: &mut Rq, now: Instant);
     /// The retry policy of a route, by (virtual host, route) index.
     fn retry_policy(&self, route: (usize, usize)) -> Option<&RetryPolicy>;
     /// Another host of `cluster` for a retry (not `old` when there is a choice).
@@ -975,6 +977,10 @@ impl Conn {
         };
     }
 
+    /// Not inlined into `process`: its frame (header slots, the routing decision) and the
+    /// `Env` calls it makes would otherwise be set up on every `process` call, most of which
+    /// parse no head.
+    #[inline(never)]
     fn head(&mut self, env: &mut dyn Env, now: Instant) -> bool {
         if env.handoff() && !self.client_eof && self.cin.len() <= HANDOFF_MAX {
             if self.out_pending() > 0 {
@@ -1012,7 +1018,7 @@ impl Conn {
         // `request_timeout` runs from the head's first byte.
         let began = self.head_started.unwrap_or(now);
         let mut slots = super::codec::header_slots();
-        let (head_len, start) = match super::codec::parse_request(self.cin.data(), &mut slots) {
+        let (head_len, next) = match super::codec::parse_request(self.cin.data(), &mut slots) {
             Ok(None) => return self.partial_head(env, now),
             Err(e) => {
                 self.reject(env, &e, now);
@@ -1077,19 +1083,19 @@ impl Conn {
                 };
                 let mut rq = env.begin(Some(&req), req.minor, now);
                 let decision = env.route(&req, &mut rq);
-                (
-                    req.head_len,
-                    exchange::Start::new(&req, decision, rq, &self.lim, began),
-                )
+                let meta = exchange::Meta::new(&req, &self.lim, began);
+                // Begun here, while the head is still borrowed from the input buffer: the
+                // decision and the record go to the exchange without being moved out of
+                // this arm first. It writes only to the client output.
+                self.requests = self.requests.saturating_add(1);
+                let closing = env.closing() || self.spent(now);
+                let next = Exchange::start(env, meta, decision, rq, &mut self.cout, closing, now);
+                (req.head_len, next)
             }
         };
         self.cin.consume(head_len);
         self.scanned = 0;
         self.head_started = None;
-        self.requests = self.requests.saturating_add(1);
-        let closing = env.closing() || self.spent(now);
-        let (_, cx) = self.parts();
-        let next = Exchange::start(env, start, cx, closing, now);
         self.apply_step(env, next, now);
         true
     }
@@ -1229,7 +1235,7 @@ impl Conn {
             &exchange::plain_reply(status, body, true),
             &mut rq,
         );
-        env.end(rq, now);
+        env.end(&mut rq, now);
         self.close_after(now);
     }
 }

@@ -223,7 +223,7 @@ impl Env for TestEnv {
         rq.status = status;
     }
 
-    fn end(&mut self, rq: Rq, _now: Instant) {
+    fn end(&mut self, rq: &mut Rq, _now: Instant) {
         self.ended += 1;
         self.statuses.push(rq.status);
         self.bytes_tx += rq.bytes_tx;

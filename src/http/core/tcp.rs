@@ -76,10 +76,10 @@ impl Conn {
             return false;
         }
         self.tcp_started = true;
-        let (rq, target) = env.tcp_begin(now);
+        let (mut rq, target) = env.tcp_begin(now);
         let Some(target) = target else {
             log::debug!("tcp proxy: no upstream host; closing the client");
-            env.end(rq, now);
+            env.end(&mut rq, now);
             self.state = State::Closed(Close::Graceful);
             return true;
         };
