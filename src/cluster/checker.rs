@@ -332,6 +332,7 @@ fn record(
     let name = cl.cfg.name.clone();
     let h = cl.host_mut(addr)?;
     let was_failed = h.health.failed;
+    let was = (h.unhealthy(), h.health.excluded);
     let t = match result {
         Ok(()) => h.health.success(healthy_threshold),
         Err((why, exclude)) => {
@@ -344,7 +345,11 @@ fn record(
     };
     let now_failed = h.health.failed;
     let flags = h.health.flags();
-    cl.refresh_lb();
+    // The balancer is rebuilt only when what it reads changed: a rebuild starts its
+    // schedules (round robin, EDF) and hash tables over.
+    if was != (h.unhealthy(), h.health.excluded) {
+        cl.refresh_lb();
+    }
     if was_failed != now_failed {
         log::info!("cluster {name}: host {addr} is now {flags} (active health check)");
     }

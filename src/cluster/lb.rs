@@ -140,7 +140,37 @@ pub enum From {
     Panic,
 }
 
+impl Source {
+    /// Takes `old`'s place in its rotation and schedule when it rotates over the same hosts.
+    fn resume(&mut self, old: &Source) {
+        if self.hosts == old.hosts {
+            self.rr = old.rr;
+            if self.edf.is_some() && old.edf.is_some() {
+                self.edf.clone_from(&old.edf);
+            }
+        }
+    }
+}
+
 impl Balancer {
+    /// Carries the round-robin positions and weighted schedules of `old` (the balancer this
+    /// one replaces) over to the sets that are unchanged, so a rebuild (a DNS answer, a host's
+    /// health) does not send the next requests back to the first host.
+    pub fn resume(&mut self, old: &Balancer) {
+        for (new, old) in self.levels.iter_mut().zip(&old.levels) {
+            new.all.resume(&old.all);
+            new.healthy.resume(&old.healthy);
+            if new.localities.len() == old.localities.len() {
+                for (n, o) in new.localities.iter_mut().zip(&old.localities) {
+                    n.resume(o);
+                }
+                if new.locality_weights == old.locality_weights {
+                    new.locality_edf.clone_from(&old.locality_edf);
+                }
+            }
+        }
+    }
+
     /// Builds the balancer for `hosts` (in the cluster's host order).
     pub fn new(
         policy: LbPolicy,

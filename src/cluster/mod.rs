@@ -306,12 +306,14 @@ impl ClusterRt {
                 }
             })
             .collect();
-        self.lb = lb::Balancer::new(
+        let fresh = lb::Balancer::new(
             self.cfg.lb_policy,
             &self.cfg.balancing,
             self.cfg.healthy_panic_threshold,
             &members,
         );
+        let old = std::mem::replace(&mut self.lb, fresh);
+        self.lb.resume(&old);
     }
 
     /// The last pick was made in panic mode (Envoy's `lb_healthy_panic`).
@@ -871,6 +873,30 @@ mod tests {
         assert!(
             (1700..2300).contains(&n0),
             "random gave {n0} of 4000 to host 1"
+        );
+    }
+
+    /// A rebuild (health check result, DNS answer) keeps the round robin's place: with one
+    /// request between rebuilds, requests still rotate.
+    #[test]
+    fn round_robin_keeps_its_place_across_a_rebuild() {
+        let mut c = cluster(
+            DiscoveryType::Static,
+            LbPolicy::RoundRobin,
+            &[("127.0.0.1", 1), ("127.0.0.1", 2), ("127.0.0.1", 3)],
+        );
+        c.rebuild();
+        let mut rng = Rng::with_seed(1);
+        let picks: Vec<_> = (0..6)
+            .map(|_| {
+                let p = c.pick(&mut rng);
+                c.refresh_lb();
+                p
+            })
+            .collect();
+        assert_eq!(
+            picks,
+            [Some(0), Some(1), Some(2), Some(0), Some(1), Some(2)]
         );
     }
 
