@@ -896,6 +896,7 @@ fn auto_sni_names_the_server_by_the_host_and_pools_by_name() {
 
 #[test]
 fn auto_sni_is_refused_without_tls_and_san_validation_without_a_ca() {
+    let pki = Pki::new("autosni-ca");
     let opts = |o: &str| {
         format!(
             "    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        explicit_http_config: {{http_protocol_options: {{}}}}\n        upstream_http_protocol_options: {o}\n"
@@ -907,8 +908,12 @@ fn auto_sni_is_refused_without_tls_and_san_validation_without_a_ca() {
             "auto_sni needs a TLS transport_socket",
         ),
         (
-            upstream_tls(&["sni: x.test"]) + &opts("{auto_san_validation: true}"),
+            upstream_tls(&["sni: x.test"]) + &opts("{auto_sni: true, auto_san_validation: true}"),
             "auto_san_validation needs a validation_context",
+        ),
+        (
+            trusting(&pki.ca()) + &opts("{auto_san_validation: true}"),
+            "auto_san_validation without auto_sni",
         ),
         (
             upstream_tls(&["sni: x.test"]) + &opts("{override_auto_sni_header: x-sni}"),

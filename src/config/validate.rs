@@ -1873,6 +1873,13 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
             format!("{field} needs a TLS transport_socket (it names the TLS server)"),
         ));
     }
+    if http.auto_san_validation && !http.auto_sni {
+        return Err(err(
+            p("typed_extension_protocol_options"),
+            "auto_san_validation without auto_sni is not supported by baton (the name checked \
+             is the one auto_sni sends)",
+        ));
+    }
     if let Some(t) = tls.as_mut().filter(|_| http.auto_san_validation) {
         if t.validation.is_none() {
             return Err(err(
