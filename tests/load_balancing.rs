@@ -324,3 +324,25 @@ fn a_hot_restart_successor_keeps_each_key_on_its_host() {
     expect_exit_code(&mut v1, 0, Duration::from_secs(30));
     assert_eq!(keys(), before);
 }
+
+/// `connection_properties.source_ip` hashes the downstream remote address (after the
+/// x-forwarded-for rules), as Envoy does: clients behind one proxy spread over the hosts.
+#[test]
+fn source_ip_hashing_uses_the_client_address_not_the_peer() {
+    let ups: Vec<Upstream> = ["A", "B", "C"].iter().map(|n| Upstream::start(n)).collect();
+    let (port, admin) = (free_port(), free_port());
+    let by_ip = ", hash_policy: [{connection_properties: {source_ip: true}}]";
+    let _p = Baton::start(&yaml(
+        port,
+        admin,
+        by_ip,
+        &hashed_cluster("RING_HASH", &ups),
+    ));
+    wait_live(admin);
+    let host_of = |k: u32| who_with(port, &format!("X-Forwarded-For: 10.0.{k}.{k}\r\n"));
+    let got: std::collections::BTreeSet<String> = (0..24).map(host_of).collect();
+    assert!(got.len() >= 2, "every client hashed to {got:?}");
+    for k in 0..4 {
+        assert_eq!(host_of(k), host_of(k), "one client, one host");
+    }
+}

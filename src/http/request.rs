@@ -894,11 +894,13 @@ fn route(
             pick_weighted(list, ctx.rng.below(total.max(1)))
         }
     };
+    let from = origin(req.headers, peer, &l.hcm);
     let (picked, panic) = ctx.clusters.get_mut(cluster).map_or((None, false), |cl| {
+        // `source_ip` is the downstream remote address (Envoy's), after the XFF rules.
         let hash = if fwd.hash_policy.is_empty() || !cl.hashes() {
             None
         } else {
-            crate::route::matcher::request_hash(&fwd.hash_policy, req, peer)
+            crate::route::matcher::request_hash(&fwd.hash_policy, req, from.client)
         };
         let addr = cl
             .pick_hashed(hash, &mut ctx.rng)
@@ -937,7 +939,6 @@ fn route(
         None => host_or_addr(req.host, addr),
     };
     let v = vars(Some(addr));
-    let from = origin(req.headers, peer, &l.hcm);
     let over = if from.internal {
         Overrides::read(req.headers)
     } else {
