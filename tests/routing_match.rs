@@ -97,3 +97,20 @@ fn query_parameters() {
     assert_eq!(which(&b, "/?v=2", ""), "fallback");
     assert_eq!(which(&b, "/x?debugger=1", ""), "fallback");
 }
+
+/// Routes match the headers as the connection manager edited them (Envoy routes after
+/// `mutateRequestHeaders`): an external client's `x-envoy-internal: true` is dropped first,
+/// so it cannot reach a route meant for internal requests; an internal one (its one
+/// `x-forwarded-for` address private) is marked internal and reaches it.
+#[test]
+fn routes_match_the_headers_the_connection_manager_edited() {
+    let internal =
+        "{prefix: /, headers: [{name: x-envoy-internal, string_match: {exact: 'true'}}]}";
+    let b = start(&[named("internal-only", internal)]);
+    let spoof = "x-forwarded-for: 8.8.8.8\r\nx-envoy-internal: true\r\n";
+    assert_eq!(which(&b, "/", spoof), "fallback");
+    assert_eq!(
+        which(&b, "/", "x-forwarded-for: 10.0.0.1\r\n"),
+        "internal-only"
+    );
+}

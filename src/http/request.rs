@@ -610,10 +610,20 @@ pub(super) fn decide(
         } else {
             None
         };
+        // RBAC and fault, and routes that match headers the connection manager edits, read
+        // the headers as it edited them.
+        let (mut xff, mut ext) = (Vec::new(), Vec::new());
+        let edited = (filters_read_headers(hcm) || http.router.reads_edited_headers)
+            .then(|| mutated(req, peer, http, &mut xff, &mut ext));
+        let edited_head = edited.as_deref().map(|headers| RequestHead {
+            headers,
+            ..req.clone()
+        });
+        let filter_req = edited_head.as_ref().unwrap_or(req);
         let m = if redirect.is_some() {
             None
         } else {
-            http.router.route(req)
+            http.router.route(filter_req)
         };
         let view = m.as_ref().and_then(|m| {
             let vh = http.router.config.virtual_hosts.get(m.vh)?;
@@ -630,15 +640,6 @@ pub(super) fn decide(
         });
         let found = Some(m.map(|m| (m.vh, m.index)));
         let mut rng = crate::util::Rng::with_seed(ctx.rng.next_u64());
-        // RBAC and fault read the headers as the connection manager edited them.
-        let (mut xff, mut ext) = (Vec::new(), Vec::new());
-        let edited =
-            filters_read_headers(hcm).then(|| mutated(req, peer, http, &mut xff, &mut ext));
-        let edited_head = edited.as_deref().map(|headers| RequestHead {
-            headers,
-            ..req.clone()
-        });
-        let filter_req = edited_head.as_ref().unwrap_or(req);
         let env = filters::Env {
             listener,
             service_cluster: &ctx.listeners[listener].service_cluster,
@@ -806,8 +807,19 @@ fn route(
             return d;
         }
     }
+    // Routes that match (or hash) headers the connection manager edits read them edited.
+    let (mut xff, mut ext) = (Vec::new(), Vec::new());
+    let edited = l
+        .router
+        .reads_edited_headers
+        .then(|| mutated(req, peer, l, &mut xff, &mut ext));
+    let edited_head = edited.as_deref().map(|headers| RequestHead {
+        headers,
+        ..req.clone()
+    });
+    let route_req = edited_head.as_ref().unwrap_or(req);
     let m = match found {
-        None => l.router.route(req),
+        None => l.router.route(route_req),
         Some(at) => at.and_then(|(vh, i)| l.router.get(vh, i)),
     };
     let Some(m) = m else {
@@ -900,7 +912,7 @@ fn route(
         let hash = if fwd.hash_policy.is_empty() || !cl.hashes() {
             None
         } else {
-            crate::route::matcher::request_hash(&fwd.hash_policy, req, from.client)
+            crate::route::matcher::request_hash(&fwd.hash_policy, route_req, from.client)
         };
         let addr = cl
             .pick_hashed(hash, &mut ctx.rng)

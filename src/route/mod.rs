@@ -31,6 +31,15 @@ pub struct Router {
     edits: Vec<Vec<RouteEdits>>,
     /// Some virtual host has `require_tls`: only then is the check paid for.
     pub tls_required: bool,
+    /// Some route matches, or hashes, a header the connection manager edits or drops
+    /// before routing (`x-envoy-*`, `x-forwarded-*`, `user-agent`): routing then reads the
+    /// edited headers, as Envoy's does; other configs pay nothing.
+    pub reads_edited_headers: bool,
+}
+
+/// Whether the connection manager may change header `n` (lower case) before routing.
+fn edited_by_hcm(n: &str) -> bool {
+    n.starts_with("x-envoy-") || n.starts_with("x-forwarded-") || n == "user-agent"
 }
 
 /// A matched route: indices into the route config, the route, and its merged header edits.
@@ -78,7 +87,16 @@ impl Router {
             .virtual_hosts
             .iter()
             .any(|v| v.require_tls != crate::config::RequireTls::None);
+        let reads_edited_headers = config.virtual_hosts.iter().any(|v| {
+            v.routes.iter().any(|r| {
+                r.matcher.headers.iter().any(|h| edited_by_hcm(&h.name))
+                    || matches!(&r.action, crate::config::RouteAction::Forward(f)
+                        if f.hash_policy.iter().any(|p| matches!(&p.key,
+                            crate::config::HashKey::Header(n) if edited_by_hcm(n))))
+            })
+        });
         Router {
+            reads_edited_headers,
             tls_required,
             edits,
             config,
