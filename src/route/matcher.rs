@@ -192,7 +192,10 @@ pub fn request_hash(
                 values.sort_unstable();
                 (!values.is_empty()).then(|| values.iter().fold(0, |s, v| xxh64(v, s)))
             }
-            HashKey::Cookie(n) => cookie_value(req, n).map(|v| xxh64(v.as_bytes(), 0)),
+            // An empty cookie gives no key (Envoy's CookieHashMethod).
+            HashKey::Cookie(n) => cookie_value(req, n)
+                .filter(|v| !v.is_empty())
+                .map(|v| xxh64(v.as_bytes(), 0)),
             HashKey::SourceIp => Some(xxh64(peer.ip().to_string().as_bytes(), 0)),
             HashKey::QueryParameter(n) => query_value(req.path, n).map(|v| xxh64(v.as_bytes(), 0)),
         };
@@ -352,7 +355,7 @@ mod tests {
         use crate::config::{HashKey, HashPolicy};
         let pol = |key, terminal| HashPolicy { key, terminal };
         let peer: std::net::SocketAddr = "10.1.2.3:5555".parse().unwrap();
-        let raw = "GET /p?a=1&q=v2&q=v3 HTTP/1.1\r\nHost: h.test\r\nX-U: b\r\nx-u: a\r\nCookie: x=1; sid=\"s1\"\r\n\r\n";
+        let raw = "GET /p?a=1&q=v2&q=v3 HTTP/1.1\r\nHost: h.test\r\nX-U: b\r\nx-u: a\r\nCookie: x=1; sid=\"s1\"; none=\r\n\r\n";
         with_req(raw, |r| {
             let h = |p: &[HashPolicy]| request_hash(p, r, peer);
             let header = pol(HashKey::Header("x-u".into()), false);
@@ -369,6 +372,7 @@ mod tests {
                 h(&[pol(HashKey::Cookie("sid".into()), false)]),
                 Some(xxh64(b"s1", 0))
             );
+            assert_eq!(h(&[pol(HashKey::Cookie("none".into()), false)]), None);
             assert_eq!(
                 h(&[pol(HashKey::SourceIp, false)]),
                 Some(xxh64(b"10.1.2.3", 0))
