@@ -311,3 +311,70 @@ fn hot_restart_keeps_each_connections_chain() {
     );
     std::thread::sleep(Duration::from_millis(50));
 }
+
+/// A keep-alive client bound to 127.0.0.2: one request, then (after a line on stdin) another
+/// on the same connection; prints `status body` for each.
+const FROM_127_0_0_2: &str = r#"
+import http.client, sys
+port = int(sys.argv[1])
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=20, source_address=("127.0.0.2", 0))
+for i in range(2):
+    if i == 1:
+        sys.stdin.readline()
+    c.request("GET", "/")
+    r = c.getresponse()
+    print("%d %s" % (r.status, r.read().decode().strip()), flush=True)
+"#;
+
+/// Chains `b` (any client) and `a` (clients from 127.0.0.2), `a` forwarding to `a_cluster`:
+/// with `backend` both have the same terminal filter.
+fn same_terminal_chains(port: u16, admin: u16, a_cluster: &str, one: u16, two: u16) -> String {
+    let mut chains = String::from("    - name: b\n      filters:\n");
+    chains.push_str(&hcm("b", "backend"));
+    chains.push_str(
+        "    - name: a\n      filter_chain_match:\n        source_prefix_ranges: \
+         [{address_prefix: 127.0.0.2, prefix_len: 32}]\n      filters:\n",
+    );
+    chains.push_str(&hcm("b", a_cluster));
+    config(port, admin, &chains, "", one, two)
+}
+
+/// Two chains with identical terminal filters share one in the old process; a connection
+/// handed over from the second is named by its own chain, so when the new config gives that
+/// chain another cluster, the connection is served by it.
+#[test]
+fn a_handed_over_connection_keeps_its_chain_when_chains_shared_a_terminal() {
+    let (up1, up2) = (Upstream::start("one"), Upstream::start("two"));
+    let (port, admin) = (free_port(), free_port());
+    let dir = HotDir::new("same_terminal");
+    let v1 = same_terminal_chains(port, admin, "backend", up1.port(), up2.port());
+    let mut old = hot_start(&v1, &dir, &[]);
+    let mut client = Command::new("python3")
+        .args(["-c", FROM_127_0_0_2, &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut out = BufReader::new(client.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("first answer");
+    assert!(line.contains(up1.greeting().trim()), "{line}");
+    let v2 = same_terminal_chains(port, admin, "two", up1.port(), up2.port());
+    let (new, _) = hot_takeover(&v2, &dir, &[], &old);
+    old.sigterm();
+    expect_exit_code(&mut old, 0, EXIT_WAIT);
+    client
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(b"go\n")
+        .expect("write");
+    line.clear();
+    out.read_line(&mut line).expect("second answer");
+    let _ = client.wait();
+    new.sigterm();
+    assert!(
+        line.contains(up2.greeting().trim()),
+        "served by another chain: {line}"
+    );
+}

@@ -66,8 +66,8 @@ pub trait Host {
     );
     /// The index of the listener with this wire address.
     fn listener_by_address(&self, address: &str) -> Option<usize>;
-    /// The wire address of listener `i`.
-    fn listener_address(&self, i: usize) -> String;
+    /// The wire address of listener `i` (of `client`'s filter chain, when given).
+    fn listener_address(&self, i: usize, client: Option<&mio::net::TcpStream>) -> String;
     /// Serves a tunnel: one our parent handed over, or one of ours whose handover was rolled
     /// back (or found no successor).
     fn resume_tunnel(&mut self, t: super::tunnels::TunnelMove);

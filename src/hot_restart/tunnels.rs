@@ -73,7 +73,11 @@ impl HotRestart {
         for t in &batch {
             fds.push(t.client.as_raw_fd());
             fds.push(t.upstream.as_raw_fd());
-            wire.push(moved(t, host.listener_address(t.listener), now));
+            wire.push(moved(
+                t,
+                host.listener_address(t.listener, Some(&t.client)),
+                now,
+            ));
         }
         log::info!(
             "hot restart: handing {} tunnel(s) to the new process (batch {id})",
@@ -284,7 +288,10 @@ mod test_hooks {
         let Ok(port) = std::env::var("BATON_TEST_DIE_ON_TUNNELS") else {
             return;
         };
-        if host.listener_address(0).ends_with(&format!(":{port}")) {
+        if host
+            .listener_address(0, None)
+            .ends_with(&format!(":{port}"))
+        {
             log::error!("test hook: dying before acknowledging tunnels");
             std::process::exit(3);
         }

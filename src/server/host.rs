@@ -229,8 +229,8 @@ impl Host for Proxy {
         &mut self.ctx.fd_reserve
     }
 
-    fn listener_address(&self, i: usize) -> String {
-        wire_name(&self.ctx, i)
+    fn listener_address(&self, i: usize, client: Option<&mio::net::TcpStream>) -> String {
+        wire_name(&self.ctx, i, client)
     }
 
     fn resume_tunnel(&mut self, t: crate::hot_restart::tunnels::TunnelMove) {
@@ -243,10 +243,17 @@ impl Host for Proxy {
 }
 
 /// How a connection's listener and filter chain are named to a hot-restart successor: the
-/// listener's address, and, when its chains have more than one terminal filter, `#` and the
-/// connection's chain: `name=` its name, or `index=` its index when it has none. (A
-/// predecessor without chains sends the address alone: the listener's first chain.)
-pub fn wire_name(ctx: &crate::context::Ctx, unit: usize) -> String {
+/// listener's address, and, when its chains have more than one terminal filter or the
+/// connection is not on the first chain its terminal filter serves, `#` and the connection's
+/// chain: `name=` its name, or `index=` its index when it has none. (A predecessor without
+/// chains sends the address alone: the listener's first chain.) The chain is found again from
+/// `client`'s addresses (plain connections are chosen by them; one chosen by its ClientHello
+/// is named by the first chain of its terminal filter).
+pub fn wire_name(
+    ctx: &crate::context::Ctx,
+    unit: usize,
+    client: Option<&mio::net::TcpStream>,
+) -> String {
     let Some(l) = ctx.listeners.get(unit) else {
         return String::new();
     };
@@ -255,9 +262,19 @@ pub fn wire_name(ctx: &crate::context::Ctx, unit: usize) -> String {
         .listeners
         .get(l.first_unit + 1)
         .is_none_or(|n| n.first_unit != l.first_unit);
-    let chain = l.chain_index(unit);
-    match (single, chain) {
+    let first = l.chain_index(unit);
+    let own = client
+        .filter(|_| l.chains.len() > 1 && !crate::chains::trivial(&l.chains))
+        .and_then(|s| {
+            let facts = crate::chains::Needs::of(&l.chains).facts(s, "raw_buffer");
+            crate::chains::select(&l.chains, |c| c, &facts)
+        })
+        .filter(|&c| l.unit_of(c) == unit);
+    match (single, own.or(first)) {
         (false, Some(i)) => format!("{address}#{}", crate::chains::wire_key(&l.chains, i)),
+        (true, Some(i)) if Some(i) != first => {
+            format!("{address}#{}", crate::chains::wire_key(&l.chains, i))
+        }
         _ => address,
     }
 }

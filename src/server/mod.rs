@@ -1288,9 +1288,10 @@ impl Proxy {
         let leaving: Vec<Leaving> = moving
             .into_iter()
             .map(|s| {
-                let listener = host::wire_name(&self.ctx, s.listener());
+                let unit = s.listener();
                 let peer = s.peer();
                 let (stream, pending) = s.into_moved(&mut self.ctx);
+                let listener = host::wire_name(&self.ctx, unit, Some(&stream));
                 Leaving {
                     listener,
                     peer,
