@@ -1355,10 +1355,7 @@ fn egress_operation<'a>(trace: Option<&Inject>, m: &'a Matched<'_>) -> Option<&'
 /// `auto_sni`'s server name for an upstream Host: the name without its port; none for an IP
 /// address or an empty name (Envoy then keeps the cluster's own `sni`).
 pub fn auto_sni(host: &str) -> Option<Box<str>> {
-    let name = match host.rsplit_once(':') {
-        Some((n, port)) if !n.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => n,
-        _ => host,
-    };
+    let (name, _port) = crate::route::rewrite::split_port(host);
     let ip = name.parse::<std::net::IpAddr>().is_ok()
         || (name.starts_with('[') && name.ends_with(']'))
         || name.contains(':');
