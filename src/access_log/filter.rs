@@ -20,7 +20,7 @@ pub enum Filter {
     Header(HeaderMatcher, usize),
     /// Any of these flags; with `any`: any flag at all (an empty `flags` list).
     Flags {
-        mask: u16,
+        mask: u32,
         any: bool,
     },
     NotHealthCheck,

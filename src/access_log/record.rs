@@ -9,44 +9,48 @@ use super::format::Slots;
 
 /// Envoy's %RESPONSE_FLAGS%: why a request ended the way it did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Flags(u16);
+pub struct Flags(u32);
 
 impl Flags {
     /// No route configured for the request (404).
-    pub const NR: u16 = 1;
+    pub const NR: u32 = 1;
     /// Upstream connection failure (connect refused, connect timeout).
-    pub const UF: u16 = 1 << 1;
+    pub const UF: u32 = 1 << 1;
     /// No healthy upstream host in the cluster.
-    pub const UH: u16 = 1 << 2;
+    pub const UH: u32 = 1 << 2;
     /// Upstream request timeout (route timeout, 504).
-    pub const UT: u16 = 1 << 3;
+    pub const UT: u32 = 1 << 3;
     /// The retry limit was exceeded.
-    pub const URX: u16 = 1 << 4;
+    pub const URX: u32 = 1 << 4;
     /// Upstream connection termination (closed or reset before the response was complete).
-    pub const UC: u16 = 1 << 5;
+    pub const UC: u32 = 1 << 5;
     /// Downstream connection termination (the client went away first).
-    pub const DC: u16 = 1 << 6;
+    pub const DC: u32 = 1 << 6;
     /// Connection local reset.
-    pub const LR: u16 = 1 << 7;
+    pub const LR: u32 = 1 << 7;
     /// Downstream protocol error (bad request head or body).
-    pub const DPE: u16 = 1 << 8;
+    pub const DPE: u32 = 1 << 8;
     /// Upstream protocol error (the response was not HTTP/1).
-    pub const UPE: u16 = 1 << 9;
+    pub const UPE: u32 = 1 << 9;
     /// Stream idle timeout.
-    pub const SI: u16 = 1 << 10;
+    pub const SI: u32 = 1 << 10;
     /// Upstream overflow: a retry refused by the cluster's retry limit.
-    pub const UO: u16 = 1 << 11;
+    pub const UO: u32 = 1 << 11;
     /// Failed local health check: the health check filter answered 503.
-    pub const LH: u16 = 1 << 12;
+    pub const LH: u32 = 1 << 12;
     /// Duration timeout: a TCP proxy connection reached `max_downstream_connection_duration`.
-    pub const DT: u16 = 1 << 13;
+    pub const DT: u32 = 1 << 13;
     /// Rate limited: the local rate limit filter answered (429).
-    pub const RL: u16 = 1 << 14;
+    pub const RL: u32 = 1 << 14;
     /// Fault injected: the fault filter answered with its abort status.
-    pub const FI: u16 = 1 << 15;
+    pub const FI: u32 = 1 << 15;
+    /// Delay injected: the fault filter held the request before forwarding it.
+    pub const DI: u32 = 1 << 16;
+    /// Unauthorized by an external service: the ext_authz filter denied the request.
+    pub const UAEX: u32 = 1 << 17;
 
     /// Envoy's order of the short codes in %RESPONSE_FLAGS%.
-    pub const NAMES: [(u16, &'static str); 16] = [
+    pub const NAMES: [(u32, &'static str); 18] = [
         (Self::LH, "LH"),
         (Self::LR, "LR"),
         (Self::UH, "UH"),
@@ -55,8 +59,10 @@ impl Flags {
         (Self::UO, "UO"),
         (Self::UT, "UT"),
         (Self::NR, "NR"),
+        (Self::DI, "DI"),
         (Self::FI, "FI"),
         (Self::RL, "RL"),
+        (Self::UAEX, "UAEX"),
         (Self::URX, "URX"),
         (Self::DC, "DC"),
         (Self::DPE, "DPE"),
@@ -65,20 +71,27 @@ impl Flags {
         (Self::SI, "SI"),
     ];
 
-    pub fn set(&mut self, f: u16) {
+    pub fn set(&mut self, f: u32) {
         self.0 |= f;
     }
 
-    /// All bits, for a record that moves to another process.
-    pub fn bits(self) -> u16 {
+    pub fn bits(self) -> u32 {
         self.0
     }
 
-    pub fn from_bits(b: u16) -> Flags {
-        Flags(b)
+    /// The bits a tunnel carries to the next process: the hot-restart wire format has 16
+    /// (`Tunnels.flags: u16`, frozen so that any two releases can hand over). The bits above
+    /// them are DI, lost on a moved tunnel's log line, and UAEX, which never reaches a tunnel
+    /// (a denied request is never upgraded).
+    pub fn wire_bits(self) -> u16 {
+        (self.0 & 0xffff) as u16
     }
 
-    pub fn has(self, f: u16) -> bool {
+    pub fn from_wire_bits(b: u16) -> Flags {
+        Flags(u32::from(b))
+    }
+
+    pub fn has(self, f: u32) -> bool {
         self.0 & f != 0
     }
 

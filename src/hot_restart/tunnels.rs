@@ -231,7 +231,7 @@ fn moved(t: &TunnelMove, listener: String, now: Instant) -> MovedTunnel {
         bytes_rx: t.rq.bytes_rx,
         bytes_tx: t.rq.bytes_tx,
         status: t.rq.status,
-        flags: t.rq.flags.bits(),
+        flags: t.rq.flags.wire_bits(),
         minor: t.rq.minor,
         age_ms: now.saturating_duration_since(t.rq.start).as_millis() as u64,
     }
@@ -252,7 +252,7 @@ fn arrived(
         .unwrap_or(now);
     let mut rq = Rq::new(start, listener, peer, t.minor);
     rq.status = t.status;
-    rq.flags = Flags::from_bits(t.flags);
+    rq.flags = Flags::from_wire_bits(t.flags);
     rq.bytes_rx = t.bytes_rx;
     rq.bytes_tx = t.bytes_tx;
     rq.upstream = Some(upstream_addr);

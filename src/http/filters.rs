@@ -42,7 +42,7 @@ pub(super) struct Answer {
     /// Headers of this answer alone (the chain's `edits` go on it too).
     pub edits: Vec<Op>,
     /// The %RESPONSE_FLAGS% bit, or 0.
-    pub flag: u16,
+    pub flag: u32,
     /// `%RESPONSE_CODE_DETAILS%`.
     pub details: Cow<'static, str>,
 }

@@ -31,7 +31,7 @@ pub struct LocalDecision {
     pub edits: Vec<Op>,
     pub upstream: Option<SocketAddr>,
     /// The %RESPONSE_FLAGS% bit explaining the reply (NR, UH), or 0.
-    pub flag: u16,
+    pub flag: u32,
     /// A route's `direct_response` (counted as `rq_direct_response`).
     pub direct: bool,
     /// (virtual host, route) indices when a route matched.
@@ -104,7 +104,7 @@ pub enum Decision {
     Forward(Forward),
 }
 
-fn local(status: u16, body: &'static str, flag: u16) -> Decision {
+fn local(status: u16, body: &'static str, flag: u32) -> Decision {
     Decision::Local(LocalDecision {
         body: Cow::Borrowed(body),
         flag,

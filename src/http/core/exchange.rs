@@ -799,7 +799,7 @@ impl Exchange {
         ));
     }
 
-    pub(super) fn flag(&mut self, f: u16) {
+    pub(super) fn flag(&mut self, f: u32) {
         self.rq.flags.set(f);
     }
 

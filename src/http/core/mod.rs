@@ -1206,7 +1206,7 @@ impl Conn {
 
     /// Answers a request head that will not be served (malformed, too large, too slow) and
     /// closes the connection after the answer.
-    fn refuse(&mut self, env: &mut dyn Env, status: u16, body: &str, flag: u16, now: Instant) {
+    fn refuse(&mut self, env: &mut dyn Env, status: u16, body: &str, flag: u32, now: Instant) {
         let rq = env.begin(None, 1, now);
         self.refuse_rq(env, rq, status, body, flag, now);
     }
@@ -1218,7 +1218,7 @@ impl Conn {
         mut rq: Rq,
         status: u16,
         body: &str,
-        flag: u16,
+        flag: u32,
         now: Instant,
     ) {
         self.cin.consume(self.cin.len());
