@@ -67,16 +67,13 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--dynamic-config-cp-envoy.yaml",
         &[
-            "dynamic_resources",
+            "dynamic_resources.ads_config",
+            "dynamic_resources.cds_config.ads",
+            "dynamic_resources.lds_config.ads",
             "static_resources.clusters[0].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
         ],
     ),
-    (
-        "examples--dynamic-config-fs-envoy.yaml",
-        &[
-            "dynamic_resources",
-        ],
-    ),
+    ("examples--dynamic-config-fs-envoy.yaml", &[]),
     (
         "examples--ext_authz-config-grpc-service-v3.yaml",
         &[
@@ -235,7 +232,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--single-page-app-envoy.yaml",
         &[
-            "dynamic_resources",
+            "dynamic_resources.lds_config.path_config_source.path",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
             "static_resources.listeners[1].access_log",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
@@ -446,17 +443,78 @@ impl ExampleCerts {
     }
 }
 
+const DYNAMIC_FS: &str = "examples--dynamic-config-fs-envoy.yaml";
+
+/// The dynamic-config-fs example's LDS and CDS files (kept beside the corpus, in
+/// `tests/envoy-resources/`), where its bootstrap names them: `/var/lib/envoy/`. The test
+/// cannot write there, so baton runs in a mount namespace of the test's own with this
+/// directory mounted on `/var/lib` (nothing else there is read).
+struct VarLib {
+    dir: PathBuf,
+    arg: String,
+}
+
+impl VarLib {
+    /// The files, each passed through `edit(text, name)` first.
+    fn new(tag: &str, edit: impl Fn(&str, &str) -> String) -> VarLib {
+        let dir = std::env::temp_dir().join(format!("baton-varlib-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("envoy")).expect("var lib dir");
+        let from =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/envoy-resources/dynamic-config-fs");
+        for name in ["lds.yaml", "cds.yaml"] {
+            let text = std::fs::read_to_string(from.join(name)).expect("resource file");
+            std::fs::write(dir.join("envoy").join(name), edit(&text, name)).expect("write");
+        }
+        let arg = dir.to_str().expect("utf-8 path").to_string();
+        VarLib { dir, arg }
+    }
+
+    /// `/var/lib/envoy/NAME` as the test sees it.
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join("envoy").join(name)
+    }
+
+    /// A command prefix running baton in the namespace, in working directory `cwd`.
+    fn wrapper<'a>(&'a self, cwd: &'a str) -> Vec<&'a str> {
+        vec![
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount --bind \"$0\" /var/lib && cd \"$1\" && shift && exec \"$@\"",
+            &self.arg,
+            cwd,
+        ]
+    }
+}
+
+impl Drop for VarLib {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[test]
 fn every_corpus_config_loads_or_is_refused_naming_the_field() {
     let certs = ExampleCerts::new("corpus_validate");
     let root = certs.root().to_str().expect("utf-8 path").to_string();
+    let var_lib = VarLib::new("corpus_validate", |text, _| text.to_string());
     let mut changed = Vec::new();
     for (f, expected) in CORPUS {
         let rel = format!("tests/envoy-configs/{f}");
         let path = dir().join(f);
-        // Run where the examples' certificate files are, as in their containers.
+        // Run where the examples' certificate files are, as in their containers, and the
+        // dynamic-config-fs example with its resource files where it reads them.
+        let wrapper: Vec<&str> = if *f == DYNAMIC_FS {
+            var_lib.wrapper(&root)
+        } else {
+            vec!["env", "-C", &root]
+        };
         let (status, out, err) = run_baton_cmd(
-            &["env", "-C", &root],
+            &wrapper,
             &[
                 "--mode",
                 "validate",
@@ -1319,6 +1377,82 @@ fn tls_sni_example_terminates_two_names_with_their_certificates_and_passes_the_t
         let (_, out) = tls_support::s_client(b.port, &["-servername", name]);
         assert_eq!(tls_support::served_subject(&out), format!("CN={name}"));
     }
+}
+
+/// The socket addresses of an LDS or CDS file's resources (listeners and cluster
+/// endpoints) moved to 127.0.0.1:`port`; nothing else changes.
+fn resources_on_loopback(text: &str, port: u16) -> String {
+    let mut doc: Value = serde_yaml::from_str(text).expect("resource file");
+    for r in doc["resources"].as_sequence_mut().expect("resources") {
+        if r.get("address").is_some() {
+            set_address(&mut r["address"], port);
+        }
+        if let Some(eps) = r
+            .get_mut("load_assignment")
+            .and_then(|la| la.get_mut("endpoints"))
+            .and_then(Value::as_sequence_mut)
+        {
+            for locality in eps {
+                for ep in locality["lb_endpoints"]
+                    .as_sequence_mut()
+                    .expect("lb_endpoints")
+                {
+                    set_address(&mut ep["endpoint"]["address"], port);
+                }
+            }
+        }
+    }
+    serde_yaml::to_string(&doc).expect("YAML")
+}
+
+#[test]
+fn dynamic_config_fs_example_serves_its_files_and_applies_its_cds_file_edited_with_sed() {
+    // envoyproxy/examples dynamic-config-fs: the listener comes from /var/lib/envoy/lds.yaml,
+    // the cluster from /var/lib/envoy/cds.yaml; the example then edits cds.yaml with
+    // `sed -i` (which moves a new file into place) to point the cluster at service2, and
+    // Envoy applies it. baton applies it by a hot restart of its own.
+    assert!(loads(DYNAMIC_FS));
+    let (s1, s2) = (Upstream::start("service1"), Upstream::start("service2"));
+    let port = free_port();
+    let var_lib = VarLib::new("serve", |text, name| match name {
+        "lds.yaml" => resources_on_loopback(text, port),
+        _ => resources_on_loopback(text, s1.port()),
+    });
+    let text = std::fs::read_to_string(dir().join(DYNAMIC_FS)).expect("corpus file");
+    let mut doc: Value = serde_yaml::from_str(&text).expect("YAML");
+    set_address(&mut doc["admin"]["address"], free_port());
+    let yaml = serde_yaml::to_string(&doc).expect("YAML");
+    let hot = common::hot::HotDir::new("dynamic_fs");
+    let pid_file = hot.path.join("baton.pid");
+    let (sock, pid_arg) = (hot.sock_arg(), pid_file.display().to_string());
+    let cwd = hot.path.to_str().expect("utf-8 path").to_string();
+    let mut b = Baton::spawn_wrapped(
+        &var_lib.wrapper(&cwd),
+        port,
+        &[
+            "--config-yaml",
+            &yaml,
+            "--hot-restart-file",
+            &sock,
+            "--pid-file",
+            &pid_arg,
+        ],
+    );
+    b.wait_listening();
+    assert_eq!(common::hot::get_body(port), s1.greeting());
+    let edit = format!("s/port_value: {}/port_value: {}/", s1.port(), s2.port());
+    let cds = var_lib.file("cds.yaml");
+    let o = std::process::Command::new("sed")
+        .args(["-i", &edit, cds.to_str().expect("utf-8 path")])
+        .output()
+        .expect("sed");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        common::hot::wait_body(port, &s2.greeting(), Duration::from_secs(30)),
+        "{}",
+        b.log()
+    );
+    common::hot::stop_in_charge(&mut b, &pid_file);
 }
 
 /// A WebSocket echo server over TLS (python `websockets`): port, certificate, key.
