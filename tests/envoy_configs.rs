@@ -97,7 +97,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--fault-injection-envoy.yaml",
         &[
-            "layered_runtime.layers[0].disk_layer",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.delay",
         ],
     ),

@@ -200,7 +200,7 @@ fn from_document(doc: &Value) -> Result<Bootstrap, ConfigErrors> {
     });
     match loaded {
         Ok(mut b) if errors.is_empty() => {
-            b.watched = files.watched;
+            b.watched.extend(files.watched);
             Ok(b)
         }
         Ok(_) => Err(ConfigErrors(errors)),

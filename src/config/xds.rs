@@ -22,6 +22,8 @@ use super::ConfigError;
 pub enum Kind {
     Listeners,
     Clusters,
+    /// A runtime disk layer: its `symlink_root`.
+    Runtime,
 }
 
 impl Kind {
@@ -30,6 +32,7 @@ impl Kind {
         match self {
             Kind::Listeners => "lds",
             Kind::Clusters => "cds",
+            Kind::Runtime => "runtime",
         }
     }
 
@@ -37,6 +40,7 @@ impl Kind {
         match self {
             Kind::Listeners => "type.googleapis.com/envoy.config.listener.v3.Listener",
             Kind::Clusters => "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+            Kind::Runtime => "",
         }
     }
 
@@ -45,6 +49,7 @@ impl Kind {
         match self {
             Kind::Listeners => "listeners",
             Kind::Clusters => "clusters",
+            Kind::Runtime => "",
         }
     }
 }
@@ -80,8 +85,10 @@ pub struct WatchedFile {
     pub any_entry: bool,
     /// The file as it was read.
     pub read: Option<FileId>,
-    /// A digest of the text that was read.
+    /// A digest of the text that was read (a runtime layer: of its keys and values).
     pub digest: u64,
+    /// A runtime layer's directory (`symlink_root/subdirectory`), read again to compare.
+    pub tree: Option<PathBuf>,
 }
 
 impl WatchedFile {
@@ -94,7 +101,24 @@ impl WatchedFile {
     /// announced version with the same text (a pid file moved into a watched directory, say)
     /// must not start one: only a changed file does.
     pub fn differs(&self) -> bool {
-        std::fs::read_to_string(&self.path).map_or(true, |t| digest(&t) != self.digest)
+        match &self.tree {
+            Some(dir) => super::runtime::tree(dir)
+                .map_or(true, |t| super::runtime::digest_tree(&t) != self.digest),
+            None => std::fs::read_to_string(&self.path).map_or(true, |t| digest(&t) != self.digest),
+        }
+    }
+
+    /// A runtime disk layer: a new tree is a symlink moved onto `root` (in `parent`).
+    pub fn tree(root: PathBuf, parent: PathBuf, dir: PathBuf, digest: u64) -> WatchedFile {
+        WatchedFile {
+            kind: Kind::Runtime,
+            read: FileId::of(&root),
+            path: root,
+            dir: parent,
+            any_entry: false,
+            digest,
+            tree: Some(dir),
+        }
     }
 
     /// Another file was moved into place (a new inode) since it was read, with other text.
@@ -328,6 +352,7 @@ fn read_source(
             any_entry,
             read,
             digest: digest(&text),
+            tree: None,
         },
         resources,
     ))

@@ -330,8 +330,8 @@ impl Proxy {
         let admin = Admin::new(&b, &opts)?;
         if !b.watched.is_empty() && opts.hot_restart_file.is_none() {
             return Err(
-                "dynamic_resources: a new version of an LDS or CDS file is applied by a hot \
-                 restart; start baton with --hot-restart-file PATH"
+                "a new version of a dynamic_resources file or a runtime disk_layer is \
+                 applied by a hot restart; start baton with --hot-restart-file PATH"
                     .into(),
             );
         }

@@ -1,4 +1,4 @@
-//! The `dynamic_resources` files (LDS, CDS) under watch: one inotify instance on the reactor,
+//! The `dynamic_resources` files (LDS, CDS) and runtime disk layers under watch: one inotify instance on the reactor,
 //! watching each file's directory for moves, as Envoy watches them (only a file moved into
 //! place is a new version: a file written in place may be read half-written). A new version
 //! is applied by a reload, the same hot restart SIGHUP starts.
@@ -40,7 +40,7 @@ impl FileWatch {
                         .add_watch(&f.dir, AddWatchFlags::IN_MOVED_TO)
                         .map_err(|e| {
                             format!(
-                                "dynamic_resources: cannot watch {} for new versions of {}: {e}",
+                                "cannot watch {} for new versions of {}: {e}",
                                 f.dir.display(),
                                 f.path.display()
                             )
