@@ -86,6 +86,25 @@ fn parse_secs(flag: &str, v: &str) -> Result<Duration, CliError> {
         .map_err(|_| CliError(format!("{flag}: expected whole seconds, got {v:?}")))
 }
 
+/// The process's arguments as text. `std::env::args` panics on an argument that is not
+/// UTF-8 (a path with a Latin-1 byte, a stray byte in a wrapper script); this refuses it with
+/// an error naming the argument instead, so a bad command line exits 1 rather than panicking.
+pub fn utf8_args(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<Vec<String>, CliError> {
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.into_string().map_err(|a| {
+                CliError(format!(
+                    "argument {i} is not valid UTF-8: {:?}",
+                    a.to_string_lossy()
+                ))
+            })
+        })
+        .collect()
+}
+
 /// Parses `argv` (including the program name at index 0).
 pub fn parse(argv: &[String]) -> Result<Command, CliError> {
     let mut o = Options {
@@ -251,6 +270,22 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn non_utf8_arguments_are_refused_by_position() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let ok = utf8_args([OsString::from("baton"), OsString::from("-c")]);
+        assert_eq!(ok, Ok(vec!["baton".to_string(), "-c".to_string()]));
+        let bad = utf8_args([
+            OsString::from("baton"),
+            OsString::from_vec(b"a\xffb".to_vec()),
+        ]);
+        let Err(CliError(e)) = bad else {
+            panic!("accepted a non-UTF-8 argument")
+        };
+        assert!(e.starts_with("argument 1 is not valid UTF-8"), "{e}");
     }
 
     #[test]
