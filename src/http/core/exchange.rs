@@ -538,11 +538,11 @@ impl Exchange {
         *abandoned = false;
         *relay_continue = false;
         *shadows = Vec::new();
+        // The configured limits as they are: the body is kept whole or not at all, so unlike
+        // the socket buffers it needs no floor of one read chunk.
         *replay_limit = f
             .and_then(|f| f.body_limit)
-            .map_or(s.client_limit.max(CHUNK), |b| {
-                b.min(s.client_limit.max(CHUNK))
-            });
+            .map_or(s.client_limit, |b| b.min(s.client_limit));
         *attempt_at = f.and_then(|f| f.attempt_at);
         *attempts_in_response = f.is_some_and(|f| f.attempts_in_response);
         *sni = None;
