@@ -3,7 +3,7 @@
 //! client that never reads, large upstream response heads, a request head dribbled in small
 //! pieces, non-idempotent requests on a stale pooled connection, a broken body after a local
 //! reply, a client reset while the upstream is slow, timer entries left by closed sessions,
-//! and an upstream's malformed chunked body.
+//! an upstream's malformed chunked body, and a response in a transfer coding baton cannot relay.
 //! Every wait is bounded; sizes and times measured along the way are printed, never asserted
 //! tightly.
 
@@ -788,5 +788,38 @@ fn a_malformed_chunked_response_body_is_logged_as_a_protocol_error() {
     assert_eq!(
         line.trim(),
         "200 UPE upstream_reset_after_response_started{protocol_error}"
+    );
+}
+
+// --- 10 --------------------------------------------------------------------------------------
+
+#[test]
+fn a_response_with_a_coding_other_than_chunked_is_a_502() {
+    // `Transfer-Encoding: gzip` used to be read until close and relayed without the header
+    // (it is hop-by-hop), so the client got gzip bytes as if they were the content. Envoy
+    // refuses such a response as a protocol error; so does baton.
+    let up = RawUpstream::start(|mut s, _| {
+        if read_head(&mut s).is_some() {
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n\x1f\x8b\x08\x00",
+            );
+        }
+    });
+    let b = Baton::start(&config(
+        free_port(),
+        &[],
+        &["- {match: {prefix: /}, route: {cluster: backend}}"],
+        up.port,
+    ));
+    let (bytes, _) = raw_exchange_ex(
+        b.port,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(8),
+    );
+    assert_eq!(
+        status_of(&bytes),
+        Some(502),
+        "{:?}",
+        String::from_utf8_lossy(&bytes)
     );
 }
