@@ -80,10 +80,18 @@ const LOG_LEVELS: &[&str] = &[
     "trace", "debug", "info", "warn", "warning", "error", "critical", "off",
 ];
 
+/// Whole seconds up to `u32::MAX`, the range of Envoy's flags: a larger value used to reach the
+/// restart state machine as milliseconds cut to 64 bits (`--parent-shutdown-time-s
+/// 18446744073709552` became 384 ms).
 fn parse_secs(flag: &str, v: &str) -> Result<Duration, CliError> {
-    v.parse::<u64>()
-        .map(Duration::from_secs)
-        .map_err(|_| CliError(format!("{flag}: expected whole seconds, got {v:?}")))
+    v.parse::<u32>()
+        .map(|s| Duration::from_secs(u64::from(s)))
+        .map_err(|_| {
+            CliError(format!(
+                "{flag}: expected whole seconds (0 to {}), got {v:?}",
+                u32::MAX
+            ))
+        })
 }
 
 /// The process's arguments as text. `std::env::args` panics on an argument that is not
@@ -270,6 +278,20 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn second_counts_past_u32_are_refused() {
+        for flag in ["--drain-time-s", "--parent-shutdown-time-s"] {
+            let ok = parse(&args(&format!("baton -c x {flag} 4294967295")));
+            assert!(ok.is_ok(), "{flag}: {ok:?}");
+            for v in ["4294967296", "18446744073709552", "-1"] {
+                let Err(CliError(e)) = parse(&args(&format!("baton -c x {flag} {v}"))) else {
+                    panic!("{flag} {v} accepted")
+                };
+                assert!(e.contains("expected whole seconds"), "{e}");
+            }
+        }
     }
 
     #[test]
