@@ -80,10 +80,37 @@ const LOG_LEVELS: &[&str] = &[
     "trace", "debug", "info", "warn", "warning", "error", "critical", "off",
 ];
 
+/// Whole seconds up to `u32::MAX`, the range of Envoy's flags: a larger value used to reach the
+/// restart state machine as milliseconds cut to 64 bits (`--parent-shutdown-time-s
+/// 18446744073709552` became 384 ms).
 fn parse_secs(flag: &str, v: &str) -> Result<Duration, CliError> {
-    v.parse::<u64>()
-        .map(Duration::from_secs)
-        .map_err(|_| CliError(format!("{flag}: expected whole seconds, got {v:?}")))
+    v.parse::<u32>()
+        .map(|s| Duration::from_secs(u64::from(s)))
+        .map_err(|_| {
+            CliError(format!(
+                "{flag}: expected whole seconds (0 to {}), got {v:?}",
+                u32::MAX
+            ))
+        })
+}
+
+/// The process's arguments as text. `std::env::args` panics on an argument that is not
+/// UTF-8 (a path with a Latin-1 byte, a stray byte in a wrapper script); this refuses it with
+/// an error naming the argument instead, so a bad command line exits 1 rather than panicking.
+pub fn utf8_args(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<Vec<String>, CliError> {
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.into_string().map_err(|a| {
+                CliError(format!(
+                    "argument {i} is not valid UTF-8: {:?}",
+                    a.to_string_lossy()
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Parses `argv` (including the program name at index 0).
@@ -251,6 +278,36 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn second_counts_past_u32_are_refused() {
+        for flag in ["--drain-time-s", "--parent-shutdown-time-s"] {
+            let ok = parse(&args(&format!("baton -c x {flag} 4294967295")));
+            assert!(ok.is_ok(), "{flag}: {ok:?}");
+            for v in ["4294967296", "18446744073709552", "-1"] {
+                let Err(CliError(e)) = parse(&args(&format!("baton -c x {flag} {v}"))) else {
+                    panic!("{flag} {v} accepted")
+                };
+                assert!(e.contains("expected whole seconds"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn non_utf8_arguments_are_refused_by_position() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let ok = utf8_args([OsString::from("baton"), OsString::from("-c")]);
+        assert_eq!(ok, Ok(vec!["baton".to_string(), "-c".to_string()]));
+        let bad = utf8_args([
+            OsString::from("baton"),
+            OsString::from_vec(b"a\xffb".to_vec()),
+        ]);
+        let Err(CliError(e)) = bad else {
+            panic!("accepted a non-UTF-8 argument")
+        };
+        assert!(e.starts_with("argument 1 is not valid UTF-8"), "{e}");
     }
 
     #[test]

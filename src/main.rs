@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    let opts = match baton::cli::parse(&argv) {
+    let opts = match baton::cli::utf8_args(std::env::args_os()).and_then(|a| baton::cli::parse(&a))
+    {
         Ok(baton::cli::Command::Help) => {
             print!("{}", baton::cli::USAGE);
             return ExitCode::SUCCESS;

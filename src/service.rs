@@ -232,9 +232,30 @@ pub fn signal_name(sig: i32) -> String {
         .unwrap_or_else(|_| format!("signal {sig}"))
 }
 
+/// The signals that came since the last look, in the order to handle them: the stop signals
+/// (SIGTERM, SIGINT, SIGQUIT) first. They are collected as a set in ascending number, so a
+/// SIGTERM arriving with a SIGHUP used to start a successor (SIGHUP is 1) before the stop was
+/// seen: the process stopped and the successor went on serving. Handled first, the stop makes
+/// the reload in the same batch refused, as it is when the two come apart.
+pub fn stop_signals_first(mut sigs: Vec<i32>) -> Vec<i32> {
+    use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
+    sigs.sort_by_key(|s| !matches!(*s, SIGTERM | SIGINT | SIGQUIT));
+    sigs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_signals_are_handled_before_a_reload_that_came_with_them() {
+        use signal_hook::consts::{SIGCHLD, SIGHUP, SIGTERM, SIGUSR1, SIGUSR2};
+        assert_eq!(
+            stop_signals_first(vec![SIGHUP, SIGUSR1, SIGUSR2, SIGTERM, SIGCHLD]),
+            vec![SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD]
+        );
+        assert_eq!(stop_signals_first(vec![SIGHUP]), vec![SIGHUP]);
+    }
 
     fn v(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()

@@ -162,3 +162,30 @@ fn inline_yaml_merges_over_file() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+/// A command-line argument that is not UTF-8 (here a config path with a Latin-1 byte) is
+/// refused with exit 1 and a message naming it; `std::env::args` used to panic on it (exit
+/// 101 and a backtrace).
+#[test]
+fn a_non_utf8_argument_exits_1_without_a_panic() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    for args in [
+        vec![
+            OsStr::new("--mode"),
+            OsStr::new("validate"),
+            OsStr::new("-c"),
+            OsStr::from_bytes(b"/tmp/caf\xe9.yaml"),
+        ],
+        vec![OsStr::from_bytes(b"--\xff")],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(&args)
+            .output()
+            .expect("run baton");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("is not valid UTF-8"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

@@ -2,7 +2,8 @@
 //! binary on real loopback sockets: a non-ASCII request target, pipelined local replies to a
 //! client that never reads, large upstream response heads, a request head dribbled in small
 //! pieces, non-idempotent requests on a stale pooled connection, a broken body after a local
-//! reply, a client reset while the upstream is slow, and timer entries left by closed sessions.
+//! reply, a client reset while the upstream is slow, timer entries left by closed sessions,
+//! an upstream's malformed chunked body, and a response in a transfer coding baton cannot relay.
 //! Every wait is bounded; sizes and times measured along the way are printed, never asserted
 //! tightly.
 
@@ -732,5 +733,93 @@ fn closed_sessions_leave_no_timer_entries_behind() {
         rss2.saturating_sub(rss1) < GROWTH_LIMIT_KIB,
         "baton's RSS grew {:.2} MiB over {n2} closed keep-alive connections (idle_timeout 1 h)",
         mib(rss2 - rss1)
+    );
+}
+
+// --- 9 ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_malformed_chunked_response_body_is_logged_as_a_protocol_error() {
+    // The body goes wrong after the head went out: the client's response is cut off, and the
+    // access log says why as Envoy does (`UPE`, `{protocol_error}`), not as if the upstream
+    // had merely closed (`UC`, `{connection_termination}`).
+    let up = RawUpstream::start(|mut s, _| {
+        if read_head(&mut s).is_some() {
+            // The chunk's data is followed by `XX` where its CRLF belongs.
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+            );
+            thread::sleep(Duration::from_secs(2));
+        }
+    });
+    let log = std::env::temp_dir().join(format!("baton-dpd-{}-badchunk.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let mut hcm = access_log_lines(
+        &log,
+        "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\n",
+    );
+    hcm.push("stream_idle_timeout: 10s".into());
+    let hcm: Vec<&str> = hcm.iter().map(String::as_str).collect();
+    let b = Baton::start(&config(
+        free_port(),
+        &hcm,
+        &["- {match: {prefix: /}, route: {cluster: backend}}"],
+        up.port,
+    ));
+    let (bytes, closed) = raw_exchange_ex(
+        b.port,
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        Duration::from_secs(8),
+    );
+    assert_eq!(
+        status_of(&bytes),
+        Some(200),
+        "{:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+    assert!(closed, "the cut-off response must end the connection");
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut line = String::new();
+    while Instant::now() < deadline && line.is_empty() {
+        thread::sleep(Duration::from_millis(50));
+        line = std::fs::read_to_string(&log).unwrap_or_default();
+    }
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(
+        line.trim(),
+        "200 UPE upstream_reset_after_response_started{protocol_error}"
+    );
+}
+
+// --- 10 --------------------------------------------------------------------------------------
+
+#[test]
+fn a_response_with_a_coding_other_than_chunked_is_a_502() {
+    // `Transfer-Encoding: gzip` used to be read until close and relayed without the header
+    // (it is hop-by-hop), so the client got gzip bytes as if they were the content. Envoy
+    // refuses such a response as a protocol error; so does baton.
+    let up = RawUpstream::start(|mut s, _| {
+        if read_head(&mut s).is_some() {
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n\x1f\x8b\x08\x00",
+            );
+        }
+    });
+    let b = Baton::start(&config(
+        free_port(),
+        &[],
+        &["- {match: {prefix: /}, route: {cluster: backend}}"],
+        up.port,
+    ));
+    let (bytes, _) = raw_exchange_ex(
+        b.port,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(8),
+    );
+    assert_eq!(
+        status_of(&bytes),
+        Some(502),
+        "{:?}",
+        String::from_utf8_lossy(&bytes)
     );
 }

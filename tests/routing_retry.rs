@@ -331,3 +331,32 @@ fn a_route_buffer_limit_below_the_listener_s_bounds_what_is_replayed() {
         assert_eq!(up.requests(), 3);
     }
 }
+
+#[test]
+fn a_listener_buffer_limit_below_one_read_chunk_bounds_what_is_replayed() {
+    // The listener's limit is honoured below the 16 KiB read chunk too: an 8 KiB body past a
+    // 4 KiB limit used to be kept and retried (the limit was raised to one chunk).
+    let up = Upstream::start("live");
+    let bad = Fixed::start(503);
+    let yaml = config(
+        free_port(),
+        &route("      retry_policy: {retry_on: 5xx, num_retries: 3}\n"),
+        &[cluster("svc", &[bad.port, up.port()])],
+    )
+    .replacen(
+        "  - name: listener_0\n",
+        "  - name: listener_0\n    per_connection_buffer_limit_bytes: 4096\n",
+        1,
+    );
+    let b = Baton::start(&yaml);
+    let big = vec![b'q'; 8 * 1024];
+    let statuses: Vec<u16> = (0..2).map(|_| post(b.port, &big).status()).collect();
+    let mut sorted = statuses.clone();
+    sorted.sort();
+    assert_eq!(sorted, [200, 503], "8 KiB is past 4 KiB: {statuses:?}");
+    let small = vec![b'q'; 2 * 1024];
+    for _ in 0..2 {
+        assert_eq!(post(b.port, &small).status(), 200, "2 KiB is replayed");
+    }
+    assert_eq!(up.requests(), 3);
+}

@@ -240,3 +240,36 @@ fn a_child_that_cannot_bind_a_listener_never_takes_over() {
     v1.sigterm();
     expect_exit_code(&mut v1, 0, EXIT_WAIT);
 }
+
+#[test]
+fn a_reload_that_comes_with_a_stop_signal_is_refused() {
+    // SIGTERM then SIGHUP at once: both pending when the loop looks were handled in
+    // signal-number order, so the reload (SIGHUP is 1) started a successor that went on
+    // serving while this process stopped. The stop is handled first now.
+    let up = Upstream::start("v1");
+    let port = free_port();
+    let dir = HotDir::new("termhup");
+    let mut v1 = hot_start(&simple_yaml(port, up.port()), &dir, &[]);
+    // A request in flight keeps v1 draining, so its log shows what became of the SIGHUP.
+    let in_flight = hang(port, &up);
+    // Stopped, the process takes both signals in and sees them in one look once it goes on.
+    v1.signal(Signal::SIGSTOP);
+    v1.signal(Signal::SIGTERM);
+    v1.signal(Signal::SIGHUP);
+    v1.signal(Signal::SIGCONT);
+    assert!(v1.wait_log("SIGHUP: ", IO_TIMEOUT), "{}", v1.log());
+    let log = v1.log();
+    let successor: Option<i32> = log
+        .split("started successor pid ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .and_then(|p| p.parse().ok());
+    if let Some(pid) = successor {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    assert_eq!(successor, None, "a successor outlived the stop:\n{log}");
+    let line = log.lines().find(|l| l.contains("SIGHUP: ")).unwrap_or("");
+    assert!(line.contains("draining; reload refused"), "{log}");
+    drop(in_flight);
+    expect_exit_code(&mut v1, 0, EXIT_WAIT);
+}

@@ -562,12 +562,14 @@ pub fn parse_response<'b>(
     let headers: &'b [httparse::Header<'b>] = resp.headers;
     let no_body =
         request_was_head || (100..200).contains(&status) || status == 204 || status == 304;
+    // A transfer coding other than chunked alone is refused, as Envoy does (a protocol error:
+    // 502). RFC 9112 §6.3 would read such a body until close, but Transfer-Encoding is
+    // hop-by-hop: relaying the still-encoded bytes without it hands the client content it
+    // cannot decode.
     let framing = match body_framing(headers) {
         _ if no_body => Framing::None,
         Ok(Some(f)) => f,
         Ok(None) => Framing::UntilClose,
-        // A non-chunked final coding on a response means "read until close" (RFC 9112 §6.3).
-        Err(HeadError::Bad("transfer-encoding does not end in chunked")) => Framing::UntilClose,
         Err(e) => return Err(e),
     };
     let connection = ConnectionTokens::checked(headers)?;

@@ -96,6 +96,24 @@ fn too_many_headers_is_431() {
 }
 
 #[test]
+fn responses_with_a_coding_other_than_chunked_are_refused() {
+    for te in ["gzip", "chunked, gzip", "gzip, chunked", "identity", ""] {
+        let head = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {te}\r\n\r\n");
+        let mut h = crate::http::codec::header_slots();
+        assert!(
+            parse_response(head.as_bytes(), &mut h, false).is_err(),
+            "{te:?} accepted"
+        );
+        // Without a body the coding has nothing to apply to.
+        let mut h = crate::http::codec::header_slots();
+        assert!(
+            parse_response(head.as_bytes(), &mut h, true).is_ok(),
+            "{te:?}"
+        );
+    }
+}
+
+#[test]
 fn response_framing() {
     let mut h = crate::http::codec::header_slots();
     let r = parse_response(

@@ -946,7 +946,7 @@ impl Proxy {
     }
 
     fn on_signal(&mut self) {
-        let sigs: Vec<i32> = self.signals.pending().collect();
+        let sigs = service::stop_signals_first(self.signals.pending().collect());
         for sig in sigs {
             let name = service::signal_name(sig);
             match sig {

@@ -89,6 +89,9 @@ pub(super) struct Response {
     chunk_owed: u64,
     /// The announced chunk's payload went out by splice: its CRLF is due before anything else.
     crlf_due: bool,
+    /// The upstream's chunked body could not be decoded: the response ends there as a protocol
+    /// error (Envoy's `UPE`, `{protocol_error}`), not as a connection the upstream closed.
+    bad_body: bool,
 }
 
 impl Response {
@@ -99,6 +102,7 @@ impl Response {
             upstream_keep_alive,
             chunk_owed: 0,
             crlf_due: false,
+            bad_body: false,
         }
     }
 }
@@ -538,11 +542,11 @@ impl Exchange {
         *abandoned = false;
         *relay_continue = false;
         *shadows = Vec::new();
+        // The configured limits as they are: the body is kept whole or not at all, so unlike
+        // the socket buffers it needs no floor of one read chunk.
         *replay_limit = f
             .and_then(|f| f.body_limit)
-            .map_or(s.client_limit.max(CHUNK), |b| {
-                b.min(s.client_limit.max(CHUNK))
-            });
+            .map_or(s.client_limit, |b| b.min(s.client_limit));
         *attempt_at = f.and_then(|f| f.attempt_at);
         *attempts_in_response = f.is_some_and(|f| f.attempts_in_response);
         *sni = None;
@@ -920,10 +924,15 @@ impl Exchange {
             return self.complete(cx);
         }
         if up.eof && up.rx.is_empty() {
-            // Closed before the response was complete.
+            // Closed before the response was complete, or its body could not be read.
             let stale = up.reused && !up.got_bytes;
+            let f = if self.resp.as_ref().is_some_and(|r| r.bad_body) {
+                super::Failure::Protocol
+            } else {
+                super::Failure::Reset
+            };
             cx.drop_up();
-            return self.failed(env, cx, super::Failure::Reset, stale, true, now);
+            return self.failed(env, cx, f, stale, true, now);
         }
         Step::Running(progress)
     }
@@ -1188,6 +1197,7 @@ impl Exchange {
                 let Response {
                     body: BodyIn::Chunked(dec),
                     chunk_owed,
+                    bad_body,
                     ..
                 } = resp
                 else {
@@ -1227,6 +1237,7 @@ impl Exchange {
                         Err(e) => {
                             log::debug!("upstream: bad chunked body: {}", e.0);
                             // Truncate visibly: never finish a body we could not read.
+                            *bad_body = true;
                             up.eof = true;
                             up.rx.consume(up.rx.len());
                         }

@@ -84,7 +84,11 @@ impl Exchange {
         }
         if self.resp.is_some() {
             log::debug!("upstream failed mid-response");
-            self.flag(Flags::UC);
+            self.flag(if f == Failure::Protocol {
+                Flags::UPE
+            } else {
+                Flags::UC
+            });
             self.rq.details = std::borrow::Cow::Borrowed(if f == Failure::Protocol {
                 "upstream_reset_after_response_started{protocol_error}"
             } else {
