@@ -65,7 +65,13 @@ pub(crate) struct Reply {
     reusable: bool,
     /// The request was a HEAD: the answer has no body.
     head: bool,
+    /// `Some`: the body is kept here, up to `MAX_BODY_KEPT` bytes (the rest is dropped), for
+    /// an owner that reads it (the Datadog agent's sampling rates).
+    pub(crate) body: Option<Vec<u8>>,
 }
+
+/// Most bytes of a kept body.
+const MAX_BODY_KEPT: usize = 64 * 1024;
 
 impl Default for Reply {
     fn default() -> Reply {
@@ -74,7 +80,16 @@ impl Default for Reply {
             resp: Resp::Head,
             reusable: true,
             head: false,
+            body: None,
         }
+    }
+}
+
+/// Adds `data` to a kept body, up to its bound.
+fn keep(body: &mut Option<Vec<u8>>, data: &[u8]) {
+    if let Some(b) = body {
+        let room = MAX_BODY_KEPT.saturating_sub(b.len());
+        b.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
     }
 }
 
@@ -630,11 +645,14 @@ pub(crate) fn http_answer(c: &mut Reply, eof: bool) -> Option<HttpAnswer> {
                     Framing::None => true,
                     Framing::Length(_) => {
                         let n = (*left).min(c.rx.len() as u64);
+                        keep(&mut c.body, c.rx.get(..n as usize).unwrap_or_default());
                         c.rx.drain(..n as usize);
                         *left -= n;
                         *left == 0
                     }
-                    Framing::Chunked => match chunks.decode(&c.rx, usize::MAX, |_| {}) {
+                    Framing::Chunked => match chunks.decode(&c.rx, usize::MAX, |d| {
+                        keep(&mut c.body, d)
+                    }) {
                         Ok(n) => {
                             c.rx.drain(..n);
                             chunks.is_done()
@@ -642,6 +660,7 @@ pub(crate) fn http_answer(c: &mut Reply, eof: bool) -> Option<HttpAnswer> {
                         Err(_) => return Some(Err(())),
                     },
                     Framing::UntilClose => {
+                        keep(&mut c.body, &c.rx);
                         c.rx.clear();
                         eof
                     }

@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::{
-    custom_tags, decide, extract, extract_sampled, start, url, End, Extracted, Inject, Reason, Span,
+    custom_tags, datadog, decide, extract, extract_sampled, start, url, End, Extracted, Inject,
+    Reason, Span,
 };
 use crate::access_log::Rq;
-use crate::config::{AppendAction, HttpFilterKind};
+use crate::config::{AppendAction, HttpFilterKind, Provider};
 use crate::context::Ctx;
 use crate::http::codec::RequestHead;
 use crate::http::request::{origin, replace_proto, Decision};
@@ -50,7 +51,7 @@ pub fn begin(
     let h = ctx.listeners.get(listener)?.http()?;
     let t = h.hcm.tracing.as_deref()?;
     let tracer = ctx.tracer.as_ref()?;
-    let reporter = tracer.reporter_of(&t.zipkin)?;
+    let reporter = tracer.reporter_of(&t.provider)?;
     let node_id = tracer.node_id.clone();
     let hcm = &h.hcm;
     let from = origin(req.headers, peer, hcm);
@@ -85,33 +86,52 @@ pub fn begin(
     if let Some(c) = tracer.decision_counter(listener, reason, health_check) {
         ctx.stats.store.inc(c);
     }
-    let sampled = extract_sampled(req.headers).unwrap_or(traced);
-    let context = match extract(req.headers) {
-        Extracted::Invalid => {
-            return Some(Begun {
-                inject: Inject {
-                    rid: rid_out,
-                    headers: Vec::new(),
-                    ingress,
-                },
-                span: None,
-                overridden: false,
-                forced,
-            })
-        }
-        Extracted::None => None,
-        Extracted::Context(c) => Some(c),
-    };
-    let z = &t.zipkin;
     let rng = &mut ctx.rng;
-    let ids = start(
-        context,
-        sampled,
-        t.egress,
-        z.shared_span_context,
-        z.trace_id_128bit,
-        &mut || rng.next_u64(),
-    );
+    let (ids, dd) = match &t.provider {
+        Provider::Zipkin(z) => {
+            let sampled = extract_sampled(req.headers).unwrap_or(traced);
+            let context = match extract(req.headers) {
+                Extracted::Invalid => {
+                    return Some(Begun {
+                        inject: Inject {
+                            rid: rid_out,
+                            headers: Vec::new(),
+                            ingress,
+                        },
+                        span: None,
+                        overridden: false,
+                        forced,
+                    })
+                }
+                Extracted::None => None,
+                Extracted::Context(c) => Some(c),
+            };
+            let ids = start(
+                context,
+                sampled,
+                t.egress,
+                z.shared_span_context,
+                z.trace_id_128bit,
+                &mut || rng.next_u64(),
+            );
+            (ids, None)
+        }
+        Provider::Datadog(d) => {
+            let rates = tracer.rates(reporter)?;
+            let now_s = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let (ids, trace) = datadog::start(
+                datadog::extract(req.headers),
+                traced,
+                rates,
+                &d.service,
+                now_s,
+                &mut || rng.next_u64(),
+            );
+            (ids, Some(Box::new(trace)))
+        }
+    };
     let host = req.host.unwrap_or_default();
     // Tags are only read when the span is reported: an unsampled span (still needed for the
     // decorator's header rules) skips them.
@@ -159,9 +179,13 @@ pub fn begin(
         .checked_sub(age)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_micros() as u64);
+    let headers = match &dd {
+        Some(trace) => datadog::headers(&ids, trace),
+        None => ids.b3_headers(),
+    };
     let inject = Inject {
         rid: rid_out,
-        headers: ids.b3_headers(),
+        headers,
         ingress,
     };
     Some(Begun {
@@ -174,6 +198,7 @@ pub fn begin(
             tags,
             custom,
             reporter,
+            dd,
         }),
         overridden,
         forced,

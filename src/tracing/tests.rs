@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::{CustomTag, Zipkin};
+use crate::config::{CustomTag, Provider, Zipkin};
 
 fn cfg(random: u32, overall: u32, client: u32) -> Tracing {
     Tracing {
@@ -9,14 +9,14 @@ fn cfg(random: u32, overall: u32, client: u32) -> Tracing {
         overall_sampling: overall,
         max_path_tag_length: 256,
         custom_tags: Vec::new(),
-        zipkin: Zipkin {
+        provider: Provider::Zipkin(Zipkin {
             cluster: 0,
             cluster_name: "zipkin".into(),
             endpoint: "/api/v2/spans".into(),
             hostname: "zipkin".into(),
             trace_id_128bit: false,
             shared_span_context: true,
-        },
+        }),
     }
 }
 
@@ -241,6 +241,7 @@ fn a_span_is_zipkin_v2_json() {
         ],
         custom: vec![("http.method".into(), "custom".into())],
         reporter: 0,
+        dd: None,
     };
     let end = End {
         duration_us: 1234,
