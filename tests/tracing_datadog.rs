@@ -1,139 +1,18 @@
-//! Datadog tracing end to end: a Python agent on 127.0.0.1 receives `POST /v0.4/traces`
-//! (it decodes the msgpack itself, checks the headers and the trace count, writes one JSON
-//! span per line and answers with the `rate_by_service` it was started with), a recording
-//! upstream shows the headers baton injected, and the two are compared.
+//! Datadog tracing end to end: a Python agent on 127.0.0.1 (`datadog_support`) receives the
+//! reports, a recording upstream shows the headers baton injected, and the two are
+//! compared.
 
 mod admin_util;
 mod common;
+mod datadog_support;
 mod routing_support;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use admin_util::{eventually, stat};
 use common::*;
+use datadog_support::Agent;
 use routing_support::fetch;
-
-const AGENT: &str = r#"
-import http.server, json, struct, sys
-out, rates = sys.argv[1], sys.argv[2]
-
-def decode(b, i):
-    t = b[i]; i += 1
-    def n(k, fmt):
-        return struct.unpack('>' + fmt, b[i:i + k])[0], i + k
-    if t <= 0x7f: return t, i
-    if t >= 0xe0: return t - 256, i
-    if 0x80 <= t <= 0x8f: return dmap(b, i, t & 15)
-    if 0x90 <= t <= 0x9f: return darr(b, i, t & 15)
-    if 0xa0 <= t <= 0xbf: return b[i:i + (t & 31)].decode(), i + (t & 31)
-    if t == 0xd9: k, i = n(1, 'B'); return b[i:i + k].decode(), i + k
-    if t == 0xda: k, i = n(2, 'H'); return b[i:i + k].decode(), i + k
-    if t == 0xdb: k, i = n(4, 'I'); return b[i:i + k].decode(), i + k
-    if t == 0xdc: k, i = n(2, 'H'); return darr(b, i, k)
-    if t == 0xdd: k, i = n(4, 'I'); return darr(b, i, k)
-    if t == 0xde: k, i = n(2, 'H'); return dmap(b, i, k)
-    if t == 0xdf: k, i = n(4, 'I'); return dmap(b, i, k)
-    fmts = {0xcc: (1, 'B'), 0xcd: (2, 'H'), 0xce: (4, 'I'), 0xcf: (8, 'Q'),
-            0xd0: (1, 'b'), 0xd1: (2, 'h'), 0xd2: (4, 'i'), 0xd3: (8, 'q'), 0xcb: (8, 'd')}
-    if t in fmts: return n(*fmts[t])
-    raise ValueError('type %x' % t)
-
-def darr(b, i, k):
-    r = []
-    for _ in range(k):
-        v, i = decode(b, i); r.append(v)
-    return r, i
-
-def dmap(b, i, k):
-    r = {}
-    for _ in range(k):
-        key, i = decode(b, i); v, i = decode(b, i); r[key] = v
-    return r, i
-
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get('content-length', '0')))
-        ok = self.path == '/v0.4/traces'
-        ok = ok and self.headers.get('content-type') == 'application/msgpack'
-        ok = ok and self.headers.get('host') == 'dd-agent.local'
-        try:
-            chunks, end = decode(body, 0)
-            ok = ok and end == len(body) and isinstance(chunks, list)
-            ok = ok and int(self.headers.get('x-datadog-trace-count')) == len(chunks)
-        except Exception as e:
-            ok = False
-        with open(out, 'a') as f:
-            if ok:
-                for c in chunks:
-                    for s in c:
-                        f.write(json.dumps(s, sort_keys=True) + '\n')
-            else:
-                f.write('BAD ' + self.path + ' ' + repr(body) + '\n')
-        answer = ('{"rate_by_service": %s}' % rates).encode()
-        self.send_response(200 if ok else 400)
-        self.send_header('content-length', str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-    def log_message(self, *a):
-        pass
-s = http.server.HTTPServer(('127.0.0.1', 0), H)
-print(s.server_port, flush=True)
-s.serve_forever()
-"#;
-
-/// The Python agent; killed (by its PID) when dropped.
-struct Agent {
-    child: Child,
-    port: u16,
-    out: PathBuf,
-}
-
-impl Agent {
-    /// An agent answering every report with `rates` (a JSON object).
-    fn start(rates: &str) -> Agent {
-        let out = common::baton::log_path("datadog-spans");
-        let _ = std::fs::remove_file(&out);
-        let mut child = Command::new("python3")
-            .args(["-c", AGENT, out.to_str().expect("utf-8 path"), rates])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout).read_line(&mut line).expect("port");
-        let port = line.trim().parse().expect("agent port");
-        Agent { child, port, out }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// The span with id `id`, waiting (bounded) for it to be reported.
-    fn span(&self, id: &str) -> String {
-        let want = format!("\"span_id\": {id},");
-        let mut found = None;
-        eventually(Duration::from_secs(20), || {
-            found = self.lines().into_iter().find(|s| s.contains(&want));
-            found.is_some()
-        });
-        found.unwrap_or_else(|| panic!("no span {id} in {:?}", self.lines()))
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One inbound listener tracing to the agent (decorator `inOp`; `/nodeco` has none), with
 /// a pass-through health check for requests with `x-health`.
@@ -213,7 +92,7 @@ struct Setup {
 
 fn setup(rates: &str) -> Setup {
     let up = Upstream::start("up");
-    let agent = Agent::start(rates);
+    let agent = Agent::start(rates, "dd-agent.local");
     let (inbound, admin) = (free_port(), free_port());
     let b = Baton::start(&yaml(inbound, admin, up.port(), agent.port));
     Setup {
@@ -377,8 +256,7 @@ fn a_dead_agent_is_counted_and_the_proxy_goes_on() {
         admin,
         up,
     } = s;
-    let _ = agent.child.kill();
-    let _ = agent.child.wait();
+    agent.stop();
     for i in 0..5 {
         assert_eq!(fetch(inbound, "h", &format!("/h{i}"), "").status(), 200);
     }
