@@ -637,7 +637,7 @@ fn datadog_example_sends_the_context_upstream_and_the_spans_to_the_agent() {
         .expect("clusters");
     let dd = clusters
         .iter_mut()
-        .find(|c| c["name"] == Value::from("datadog_agent"))
+        .find(|c| c["name"] == "datadog_agent")
         .expect("datadog_agent");
     set_address(
         &mut dd["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"],
@@ -650,12 +650,19 @@ fn datadog_example_sends_the_context_upstream_and_the_spans_to_the_agent() {
     );
     assert_eq!(r.status(), 200);
     let seen = up.seen().pop().expect("proxied");
-    let trace = seen.header("x-datadog-trace-id").expect("x-datadog-trace-id");
-    let span = seen.header("x-datadog-parent-id").expect("x-datadog-parent-id");
+    let trace = seen
+        .header("x-datadog-trace-id")
+        .expect("x-datadog-trace-id");
+    let span = seen
+        .header("x-datadog-parent-id")
+        .expect("x-datadog-parent-id");
     assert_eq!(seen.header("x-datadog-sampling-priority"), Some("1"));
     let low: u64 = trace.parse().expect("decimal");
     let tp = seen.header("traceparent").expect("traceparent");
-    assert!(tp.starts_with("00-") && tp.ends_with(&format!("{low:016x}-{low:016x}-01")), "{tp}");
+    assert!(
+        tp.starts_with("00-") && tp.ends_with(&format!("{low:016x}-{low:016x}-01")),
+        "{tp}"
+    );
     assert!(seen.header("x-request-id").is_some());
     let j = agent.span(span);
     for want in [

@@ -174,12 +174,18 @@ fn a_root_span_is_reported_to_the_agent_and_its_context_sent_upstream() {
     let seen = last_seen(&s.up);
     assert_eq!(seen.header("x-datadog-sampling-priority"), Some("0"));
     let tags = header(&seen, "x-datadog-tags");
-    assert!(tags.contains("_dd.p.ksr=0") && !tags.contains("_dd.p.dm"), "{tags}");
+    assert!(
+        tags.contains("_dd.p.ksr=0") && !tags.contains("_dd.p.dm"),
+        "{tags}"
+    );
     assert!(header(&seen, "traceparent").ends_with("-00"));
     let j = s.agent.span(&header(&seen, "x-datadog-parent-id"));
     assert!(j.contains("\"_sampling_priority_v1\": 0.0"), "{j}");
     assert!(j.contains("\"_dd.agent_psr\": 0.0"), "{j}");
-    assert!(j.contains("\"resource\": \"h\""), "the host names an undecorated span: {j}");
+    assert!(
+        j.contains("\"resource\": \"h\""),
+        "the host names an undecorated span: {j}"
+    );
     drop(s.b);
 }
 

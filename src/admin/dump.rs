@@ -12,10 +12,10 @@ use crate::config::{
     AccessLog, BodyFormat, BodyFormatKind, Bootstrap, Cluster, ClusterSpec, CompareOp, Comparison,
     CustomTagValue, ForwardAction, HeaderMatchRule, HeaderMatcher, HeaderMutations,
     HeaderValueOption, HealthCheck, HealthCheckKind, HostRewrite, HttpConnectionManager,
-    JsonFormat, Listener, LocalReplyConfig, LogFilter, PathMatch, PathRedirect, QueryParameterRule,
-    RedirectAction, RegexRewrite, RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch,
-    SocketState, StatsMatcher, StringMatch, StringMatchKind, StripPort, TcpProxy, Terminal,
-    Provider, Tracing,
+    JsonFormat, Listener, LocalReplyConfig, LogFilter, PathMatch, PathRedirect, Provider,
+    QueryParameterRule, RedirectAction, RegexRewrite, RetryPolicy, Route, RouteAction, RouteConfig,
+    RouteMatch, SocketState, StatsMatcher, StringMatch, StringMatchKind, StripPort, TcpProxy,
+    Terminal, Tracing,
 };
 use crate::stats::json_str;
 

@@ -650,15 +650,15 @@ pub(crate) fn http_answer(c: &mut Reply, eof: bool) -> Option<HttpAnswer> {
                         *left -= n;
                         *left == 0
                     }
-                    Framing::Chunked => match chunks.decode(&c.rx, usize::MAX, |d| {
-                        keep(&mut c.body, d)
-                    }) {
-                        Ok(n) => {
-                            c.rx.drain(..n);
-                            chunks.is_done()
+                    Framing::Chunked => {
+                        match chunks.decode(&c.rx, usize::MAX, |d| keep(&mut c.body, d)) {
+                            Ok(n) => {
+                                c.rx.drain(..n);
+                                chunks.is_done()
+                            }
+                            Err(_) => return Some(Err(())),
                         }
-                        Err(_) => return Some(Err(())),
-                    },
+                    }
                     Framing::UntilClose => {
                         keep(&mut c.body, &c.rx);
                         c.rx.clear();

@@ -309,7 +309,10 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
     ("envoy.transport_sockets.tls", super::tls::DOWNSTREAM_TYPE),
     ("envoy.transport_sockets.tls", super::tls::UPSTREAM_TYPE),
     ("envoy.tracers.zipkin", super::validate_tracing::ZIPKIN_TYPE),
-    ("envoy.tracers.datadog", super::validate_tracing::DATADOG_TYPE),
+    (
+        "envoy.tracers.datadog",
+        super::validate_tracing::DATADOG_TYPE,
+    ),
 ];
 
 /// Envoy v2 type names with their v3 successors, for the refusal message.

@@ -237,11 +237,7 @@ fn collector_cluster(
 }
 
 /// `collector_hostname`: the reports' Host; absent or empty: the cluster's name.
-fn collector_hostname(
-    h: Option<String>,
-    cluster: &str,
-    path: &str,
-) -> Result<String, ConfigError> {
+fn collector_hostname(h: Option<String>, cluster: &str, path: &str) -> Result<String, ConfigError> {
     match h {
         Some(h) if !h.is_empty() => {
             if !crate::http::codec::valid_authority(&h) {

@@ -250,7 +250,13 @@ pub fn report(ctx: &mut Ctx, span: &Span, end: &End<'_>) {
         let full = match &r.cfg {
             Provider::Zipkin(z) => {
                 t.scratch.clear();
-                super::json(&mut t.scratch, span, end, &t.endpoint, z.shared_span_context);
+                super::json(
+                    &mut t.scratch,
+                    span,
+                    end,
+                    &t.endpoint,
+                    z.shared_span_context,
+                );
                 if r.count > 0 {
                     r.pending.push(b',');
                 }
@@ -423,9 +429,7 @@ fn end_report(t: &mut Tracer, ctx: &mut Ctx, idx: usize, outcome: Result<u16, ()
     let ok = timing(&rep.cfg).2;
     let c = match outcome {
         Ok(s) if s == ok => {
-            if let (Provider::Datadog(_), Some(rates)) =
-                (&rep.cfg, Rates::parse(r.req.body()))
-            {
+            if let (Provider::Datadog(_), Some(rates)) = (&rep.cfg, Rates::parse(r.req.body())) {
                 rep.rates = rates;
             }
             rep.stats.reports_sent

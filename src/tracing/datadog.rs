@@ -156,14 +156,18 @@ fn decode_tags(v: &[u8]) -> Vec<(String, String)> {
 /// `traceparent` (`00-<trace>-<parent>-<flags>`) and the `dd` entry of `tracestate`; a
 /// malformed `traceparent` is no context (dd-trace-cpp only tags the error).
 fn extract_w3c(headers: &[httparse::Header<'_>]) -> Option<Extracted> {
-    let tp = std::str::from_utf8(first(headers, "traceparent")?).ok()?.trim();
+    let tp = std::str::from_utf8(first(headers, "traceparent")?)
+        .ok()?
+        .trim();
     let mut parts = tp.split('-');
     let version = parts.next()?;
     let trace = parts.next()?;
     let parent = parts.next()?;
     let flags = parts.next()?;
     let lower_hex = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
     let ok = lower_hex(version, 2)
         && version != "ff"
@@ -201,8 +205,7 @@ fn extract_w3c(headers: &[httparse::Header<'_>]) -> Option<Extracted> {
                     "o" => c.origin = Some(v.replace('~', "=")),
                     _ => {
                         if let Some(name) = k.strip_prefix("t.") {
-                            c.tags
-                                .push((format!("_dd.p.{name}"), v.replace('~', "=")));
+                            c.tags.push((format!("_dd.p.{name}"), v.replace('~', "=")));
                         }
                     }
                 }
@@ -492,7 +495,10 @@ pub fn encode(out: &mut Vec<u8>, s: &Span, end: &End<'_>, service: &str, p: &Pro
     }
     meta.push(("language", "rust".into()));
     meta.push(("runtime-id", p.runtime_id.clone()));
-    meta.push(("version", concat!("baton ", env!("CARGO_PKG_VERSION")).into()));
+    meta.push((
+        "version",
+        concat!("baton ", env!("CARGO_PKG_VERSION")).into(),
+    ));
     let mut seen = super::last_per_key(&meta, true);
     let error = seen.iter().any(|(k, v)| *k == "error" && *v == "true");
     seen.retain(|(k, _)| *k != "error");

@@ -80,7 +80,10 @@ fn w3c_headers_are_extracted_when_datadog_has_none() {
     let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let c = extract(&h(&[
         ("traceparent", tp),
-        ("tracestate", "rojo=00f067aa0ba902b7,dd=s:2;o:rum;t.dm:-4;p:0123,congo=t61"),
+        (
+            "tracestate",
+            "rojo=00f067aa0ba902b7,dd=s:2;o:rum;t.dm:-4;p:0123,congo=t61",
+        ),
     ]))
     .expect("w3c");
     assert_eq!(c.trace_hi, 0x0af7_6519_16cd_43dd);
@@ -88,9 +91,14 @@ fn w3c_headers_are_extracted_when_datadog_has_none() {
     assert_eq!(c.parent, 0xb7ad_6b71_6920_3331);
     assert_eq!(c.priority, Some(2));
     assert_eq!(c.origin.as_deref(), Some("rum"));
-    assert_eq!(c.other_state.as_deref(), Some("rojo=00f067aa0ba902b7,congo=t61"));
+    assert_eq!(
+        c.other_state.as_deref(),
+        Some("rojo=00f067aa0ba902b7,congo=t61")
+    );
     assert!(c.tags.contains(&("_dd.p.dm".into(), "-4".into())));
-    assert!(c.tags.contains(&("_dd.p.tid".into(), "0af7651916cd43dd".into())));
+    assert!(c
+        .tags
+        .contains(&("_dd.p.tid".into(), "0af7651916cd43dd".into())));
     // The flag wins over a disagreeing dd priority.
     let c = extract(&h(&[
         ("traceparent", &tp.replace("-01", "-00")),
@@ -126,7 +134,10 @@ fn the_priority_is_the_clients_else_envoys_drop_else_the_agents_rate() {
     let rates = Rates::default();
     // A root span, traced: 128-bit id starting with the time, kept by the default rate.
     let (ids, t) = start(None, true, &rates, "svc", 0x1234, &mut seq(&[42]));
-    assert_eq!((ids.trace_hi, ids.trace, ids.id, ids.parent), (0x1234 << 32, 42, 42, 0));
+    assert_eq!(
+        (ids.trace_hi, ids.trace, ids.id, ids.parent),
+        (0x1234 << 32, 42, 42, 0)
+    );
     assert_eq!((t.priority, t.agent_rate), (AUTO_KEEP, Some(1.0)));
     assert_eq!(
         t.tags,
@@ -175,7 +186,10 @@ fn agent_rates_are_read_and_bad_answers_ignored() {
             ("service:,env:".to_string(), 0.1),
         ]
     );
-    assert_eq!(Rates::parse(br#"{"rate_by_service":{}}"#), Some(Rates(vec![])));
+    assert_eq!(
+        Rates::parse(br#"{"rate_by_service":{}}"#),
+        Some(Rates(vec![]))
+    );
     for bad in [
         &b"OK"[..],
         br#"{}"#,
@@ -216,7 +230,10 @@ fn both_styles_are_injected() {
         ("x-datadog-parent-id", 0x00f0_67aa_0ba9_02b7_u64.to_string()),
         ("x-datadog-sampling-priority", "1".into()),
         ("x-datadog-origin", "a=b;c".into()),
-        ("x-datadog-tags", "_dd.p.tid=0af7651916cd43dd,_dd.p.dm=-0".into()),
+        (
+            "x-datadog-tags",
+            "_dd.p.tid=0af7651916cd43dd,_dd.p.dm=-0".into(),
+        ),
         (
             "traceparent",
             "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01".into(),
@@ -230,7 +247,9 @@ fn both_styles_are_injected() {
     // A dropped trace: flag 00; the dd entry is cut at whole fields to 256 bytes.
     let t = Trace {
         priority: -1,
-        tags: (0..40).map(|i| (format!("_dd.p.k{i}"), "v".into())).collect(),
+        tags: (0..40)
+            .map(|i| (format!("_dd.p.k{i}"), "v".into()))
+            .collect(),
         ..Trace::default()
     };
     let got = headers(&ids, &t);

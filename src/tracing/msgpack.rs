@@ -131,9 +131,6 @@ mod tests {
         assert_eq!(enc(|o| array(o, 70_000))[0], 0xdd);
         assert_eq!(enc(|o| map(o, 12)), [0x8c]);
         assert_eq!(enc(|o| map(o, 16)), [0xde, 0, 16]);
-        assert_eq!(
-            enc(|o| f64(o, 1.0)),
-            [0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]
-        );
+        assert_eq!(enc(|o| f64(o, 1.0)), [0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]);
     }
 }
