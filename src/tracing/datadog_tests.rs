@@ -1,13 +1,5 @@
 use super::*;
-
-fn h<'a>(list: &'a [(&'a str, &'a str)]) -> Vec<httparse::Header<'a>> {
-    list.iter()
-        .map(|(n, v)| httparse::Header {
-            name: n,
-            value: v.as_bytes(),
-        })
-        .collect()
-}
+use crate::tracing::tests::h;
 
 fn seq(vals: &[u64]) -> impl FnMut() -> u64 + '_ {
     let mut i = 0;

@@ -20,7 +20,8 @@ fn cfg(random: u32, overall: u32, client: u32) -> Tracing {
     }
 }
 
-fn h<'a>(list: &'a [(&'a str, &'a str)]) -> Vec<httparse::Header<'a>> {
+/// Request headers from name/value pairs.
+pub(super) fn h<'a>(list: &'a [(&'a str, &'a str)]) -> Vec<httparse::Header<'a>> {
     list.iter()
         .map(|(n, v)| httparse::Header {
             name: n,

@@ -4,9 +4,8 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use super::common;
@@ -90,17 +89,7 @@ impl Agent {
     /// An agent answering every report with `rates` (a JSON object), expecting the reports'
     /// Host to be `host`.
     pub fn start(rates: &str, host: &str) -> Agent {
-        let out = common::baton::log_path("datadog-spans");
-        let _ = std::fs::remove_file(&out);
-        let mut child = Command::new("python3")
-            .args(["-c", AGENT, out.to_str().expect("utf-8 path"), rates, host])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout).read_line(&mut line).expect("port");
-        let port = line.trim().parse().expect("agent port");
+        let (child, port, out) = common::python_recorder(AGENT, "datadog-spans", &[rates, host]);
         Agent { child, port, out }
     }
 
