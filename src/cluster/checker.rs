@@ -699,6 +699,42 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_body_is_gathered_in_any_framing_and_bounded() {
+        let body = |parts: &[&[u8]], eof: bool| {
+            let mut r = Reply {
+                body: Some(Vec::new()),
+                ..Reply::default()
+            };
+            let mut done = None;
+            for p in parts {
+                r.rx.extend_from_slice(p);
+                done = done.or(http_answer(&mut r, false));
+            }
+            if eof {
+                done = done.or(http_answer(&mut r, true));
+            }
+            (done.map(|d| d.map(|a| a.0)), r.body.unwrap_or_default())
+        };
+        let (d, b) = body(
+            &[b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nab", b"cd"],
+            false,
+        );
+        assert_eq!((d, &b[..]), (Some(Ok(200)), &b"abcd"[..]));
+        let (d, b) = body(
+            &[b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n"],
+            false,
+        );
+        assert_eq!((d, &b[..]), (Some(Ok(200)), &b"abc"[..]));
+        let (d, b) = body(&[b"HTTP/1.1 200 OK\r\n\r\nxyz"], true);
+        assert_eq!((d, &b[..]), (Some(Ok(200)), &b"xyz"[..]));
+        // Past the bound the rest is read and dropped.
+        let big = vec![b'a'; MAX_BODY_KEPT + 100];
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", big.len());
+        let (d, b) = body(&[head.as_bytes(), &big], false);
+        assert_eq!((d, b.len()), (Some(Ok(200)), MAX_BODY_KEPT));
+    }
+
+    #[test]
     fn http_answers_are_read_whole_in_any_framing() {
         // Content-Length, split anywhere.
         let (d, _) = feed(
