@@ -669,7 +669,8 @@ fn datadog_example_sends_the_context_upstream_and_the_spans_to_the_agent() {
         format!("\"trace_id\": {trace},"),
         "\"service\": \"envoy-demo\"".into(),
         "\"name\": \"envoy.proxy\"".into(),
-        "\"resource\": \"x\"".into(),
+        // Outbound, no decorator: Envoy's operation `egress <host>`.
+        "\"resource\": \"egress x\"".into(),
         "\"http.url\": \"http://x/hello\"".into(),
     ] {
         assert!(j.contains(&want), "{want} not in {j}\n{}", b.log());

@@ -183,8 +183,8 @@ fn a_root_span_is_reported_to_the_agent_and_its_context_sent_upstream() {
     assert!(j.contains("\"_sampling_priority_v1\": 0.0"), "{j}");
     assert!(j.contains("\"_dd.agent_psr\": 0.0"), "{j}");
     assert!(
-        j.contains("\"resource\": \"h\""),
-        "the host names an undecorated span: {j}"
+        j.contains("\"resource\": \"ingress\"") && j.contains("\"zone\": \"\""),
+        "Envoy's operation names an undecorated ingress span; the zone is empty: {j}"
     );
     drop(s.b);
 }

@@ -163,6 +163,8 @@ pub fn begin(
             tag("guid:x-client-trace-id", text(c));
         }
         tag("node_id", node_id);
+        // Envoy's `zone`: baton has no locality, so it is empty (Zipkin leaves it out).
+        tag("zone", String::new());
         let getter = |n: &str| header_value(req, n);
         let custom = custom_tags(t, &getter);
         (tags, custom)
@@ -193,7 +195,7 @@ pub fn begin(
         span: Some(Span {
             ids,
             server: ingress,
-            name: op.unwrap_or_else(|| host.to_string()),
+            name: op.unwrap_or_else(|| default_name(&t.provider, t.egress, host)),
             start_us,
             tags,
             custom,
@@ -203,6 +205,16 @@ pub fn begin(
         overridden,
         forced,
     })
+}
+
+/// A span's name before a decorator or the client renames it. Zipkin's driver names it by
+/// the Host; others get Envoy's operation, `ingress` or `egress <host>`.
+fn default_name(p: &Provider, egress: bool, host: &str) -> String {
+    match p {
+        Provider::Zipkin(_) => host.to_string(),
+        Provider::Datadog(_) if egress => format!("egress {host}"),
+        Provider::Datadog(_) => "ingress".into(),
+    }
 }
 
 /// The route is known: its decorator names the span (unless the client's operation did) and,
