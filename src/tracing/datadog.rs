@@ -367,32 +367,31 @@ pub fn start(
             (ids, trace, c.priority)
         }
     };
-    let mechanism = match priority {
-        Some(p) => {
-            trace.priority = p;
-            return (ids, trace);
-        }
-        None if !traced => None,
-        None => {
-            let (rate, mechanism) = rates.of(service);
-            trace.priority = if keeps(ids.trace, rate) {
-                AUTO_KEEP
-            } else {
-                AUTO_DROP
-            };
-            trace.agent_rate = Some(rate);
-            if mechanism != DEFAULT {
-                set_tag(&mut trace.tags, "_dd.p.ksr", format_rate(rate));
-            }
-            Some(mechanism)
-        }
-    };
-    if mechanism.is_none() {
+    if let Some(p) = priority {
+        trace.priority = p;
+        return (ids, trace);
+    }
+    // Envoy's drop is a manual one (no decision maker); a keep is the agent rate's call.
+    let decided = traced.then(|| {
+        let (rate, mechanism) = rates.of(service);
+        trace.priority = if keeps(ids.trace, rate) {
+            AUTO_KEEP
+        } else {
+            AUTO_DROP
+        };
+        trace.agent_rate = Some(rate);
+        (rate, mechanism)
+    });
+    if decided.is_none() {
         trace.priority = USER_DROP;
     }
-    match mechanism {
-        Some(m) if trace.priority > 0 => set_tag(&mut trace.tags, "_dd.p.dm", format!("-{m}")),
+    match decided {
+        Some((_, m)) if trace.priority > 0 => set_tag(&mut trace.tags, "_dd.p.dm", format!("-{m}")),
         _ => trace.tags.retain(|(k, _)| k != "_dd.p.dm"),
+    }
+    // dd-trace-cpp records an agent's rate after the decision maker.
+    if let Some((rate, _)) = decided.filter(|d| d.1 != DEFAULT) {
+        set_tag(&mut trace.tags, "_dd.p.ksr", format_rate(rate));
     }
     (ids, trace)
 }

@@ -161,6 +161,8 @@ fn the_priority_is_the_clients_else_envoys_drop_else_the_agents_rate() {
     assert!(t.tags.iter().all(|(k, _)| k != "_dd.p.dm"));
     let (_, t) = start(None, true, &rates, "other", 0, &mut seq(&[42]));
     assert_eq!(t.priority, AUTO_KEEP);
+    let keys: Vec<&str> = t.tags.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["_dd.p.tid", "_dd.p.dm", "_dd.p.ksr"]);
     assert!(t.tags.contains(&("_dd.p.dm".into(), "-1".into())));
     assert!(t.tags.contains(&("_dd.p.ksr".into(), "1".into())));
 }
