@@ -273,3 +273,27 @@ fn a_dead_agent_is_counted_and_the_proxy_goes_on() {
     assert_eq!(fetch(inbound, "h", "/i", "").status(), 200);
     drop((b, up));
 }
+
+#[test]
+fn a_silent_agent_times_out_and_the_proxy_goes_on() {
+    // An agent that takes connections (the kernel completes them) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let agent_port = silent.local_addr().expect("addr").port();
+    let up = Upstream::start("up");
+    let (inbound, admin) = (free_port(), free_port());
+    let b = Baton::start(&yaml(inbound, admin, up.port(), agent_port));
+    // Reports go out every 2 s; each has 2 s to be answered.
+    for round in 0..3 {
+        for i in 0..5 {
+            let path = format!("/s{round}-{i}");
+            assert_eq!(fetch(inbound, "h", &path, "").status(), 200);
+        }
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    assert!(eventually(Duration::from_secs(15), || {
+        stat(admin, "tracing.datadog.reports_failed") >= 1
+    }));
+    assert_eq!(stat(admin, "tracing.datadog.reports_sent"), 0);
+    assert_eq!(fetch(inbound, "h", "/after", "").status(), 200);
+    drop((b, up, silent));
+}
