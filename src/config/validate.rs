@@ -597,6 +597,7 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         stats_sinks,
         stats_flush_interval,
         stats_matcher,
+        watched: Vec::new(),
     })
 }
 
