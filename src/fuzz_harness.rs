@@ -505,14 +505,21 @@ static_resources:
 /// (`http::inmem`): routing, the filter chain, tracing, header building and the access log run
 /// as in the proxy. The input is a list of exchanges, each `[len: u16 BE][request]
 /// [len: u16 BE][response]`; the first byte picks the client's address (internal or
-/// external). A closed connection ends the input.
+/// external) and the tracer (bit 1: Datadog's instead of Zipkin's). A closed connection ends
+/// the input.
 pub fn proxy(data: &[u8]) {
     static BOOT: OnceLock<Option<crate::config::Bootstrap>> = OnceLock::new();
-    let Some(boot) = BOOT.get_or_init(|| crate::config::load_str(PROXY_YAML).ok()) else {
-        panic!("the proxy target's config must load");
-    };
+    static BOOT_DD: OnceLock<Option<crate::config::Bootstrap>> = OnceLock::new();
     let Some((&first, mut rest)) = data.split_first() else {
         return;
+    };
+    let boot = if first & 2 == 0 {
+        BOOT.get_or_init(|| crate::config::load_str(PROXY_YAML).ok())
+    } else {
+        BOOT_DD.get_or_init(|| crate::config::load_str(&datadog_yaml()).ok())
+    };
+    let Some(boot) = boot else {
+        panic!("the proxy target's config must load");
     };
     let peer = if first & 1 == 0 {
         "127.0.0.1:40000"
@@ -533,6 +540,23 @@ pub fn proxy(data: &[u8]) {
     }
 }
 
+/// `PROXY_YAML` with the Datadog tracer in place of Zipkin's (the same cluster).
+fn datadog_yaml() -> String {
+    PROXY_YAML.replace(
+        r#"              name: envoy.tracers.zipkin
+              typed_config:
+                "@type": type.googleapis.com/envoy.config.trace.v3.ZipkinConfig
+                collector_cluster: zipkin
+                collector_endpoint: "/api/v2/spans"
+                collector_endpoint_version: HTTP_JSON"#,
+        r#"              name: envoy.tracers.datadog
+              typed_config:
+                "@type": type.googleapis.com/envoy.config.trace.v3.DatadogConfig
+                collector_cluster: zipkin
+                service_name: fuzz"#,
+    )
+}
+
 /// The next `[len: u16 BE][bytes]` piece of `rest` (shorter when the input ends early).
 fn piece<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     let (len, tail) = rest.split_first_chunk::<2>()?;
@@ -545,4 +569,35 @@ fn piece<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
 /// The same scripts on a TCP proxy connection (see `http::core::sim::fuzz_tcp`).
 pub fn tcp(data: &[u8]) {
     crate::http::core::sim::fuzz_tcp(data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proxy_target_reaches_the_datadog_tracer() {
+        let yaml = datadog_yaml();
+        assert!(yaml.contains("envoy.tracers.datadog") && !yaml.contains("tracers.zipkin"));
+        let boot = crate::config::load_str(&yaml).expect("loads");
+        let traced = boot.listeners.iter().any(|l| {
+            l.terminals.iter().any(|t| {
+                t.hcm()
+                    .and_then(|h| h.tracing.as_deref())
+                    .is_some_and(|t| matches!(t.provider, crate::config::Provider::Datadog(_)))
+            })
+        });
+        assert!(traced);
+        // A Datadog and a W3C context through the target (bit 1 of the first byte).
+        let req =
+            b"GET / HTTP/1.1\r\nHost: a\r\nx-datadog-trace-id: 1\r\nx-datadog-parent-id: 2\r\n\
+                    traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n";
+        let resp = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+        let mut input = vec![2u8];
+        for p in [&req[..], &resp[..]] {
+            input.extend_from_slice(&(p.len() as u16).to_be_bytes());
+            input.extend_from_slice(p);
+        }
+        proxy(&input);
+    }
 }

@@ -7,9 +7,8 @@ mod admin_util;
 mod common;
 mod routing_support;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use admin_util::{eventually, stat};
@@ -54,17 +53,7 @@ struct Collector {
 
 impl Collector {
     fn start() -> Collector {
-        let out = common::baton::log_path("zipkin-spans");
-        let _ = std::fs::remove_file(&out);
-        let mut child = Command::new("python3")
-            .args(["-c", COLLECTOR, out.to_str().expect("utf-8 path")])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout).read_line(&mut line).expect("port");
-        let port = line.trim().parse().expect("collector port");
+        let (child, port, out) = common::python_recorder(COLLECTOR, "zipkin-spans", &[]);
         Collector { child, port, out }
     }
 

@@ -12,10 +12,10 @@ use crate::config::{
     AccessLog, BodyFormat, BodyFormatKind, Bootstrap, Cluster, ClusterSpec, CompareOp, Comparison,
     CustomTagValue, ForwardAction, HeaderMatchRule, HeaderMatcher, HeaderMutations,
     HeaderValueOption, HealthCheck, HealthCheckKind, HostRewrite, HttpConnectionManager,
-    JsonFormat, Listener, LocalReplyConfig, LogFilter, PathMatch, PathRedirect, QueryParameterRule,
-    RedirectAction, RegexRewrite, RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch,
-    SocketState, StatsMatcher, StringMatch, StringMatchKind, StripPort, TcpProxy, Terminal,
-    Tracing,
+    JsonFormat, Listener, LocalReplyConfig, LogFilter, PathMatch, PathRedirect, Provider,
+    QueryParameterRule, RedirectAction, RegexRewrite, RetryPolicy, Route, RouteAction, RouteConfig,
+    RouteMatch, SocketState, StatsMatcher, StringMatch, StringMatchKind, StripPort, TcpProxy,
+    Terminal, Tracing,
 };
 use crate::stats::json_str;
 
@@ -582,34 +582,48 @@ fn tracing(t: &Tracing) -> Value {
             map(vec![("tag", s(&c.tag)), value])
         })
         .collect();
-    let z = &t.zipkin;
+    let provider = match &t.provider {
+        Provider::Zipkin(z) => map(vec![
+            ("name", s("envoy.tracers.zipkin")),
+            (
+                "typed_config",
+                Some(map(vec![
+                    (
+                        "@type",
+                        s(&format!("{T}envoy.config.trace.v3.ZipkinConfig")),
+                    ),
+                    ("collector_cluster", s(&z.cluster_name)),
+                    ("collector_endpoint", s(&z.endpoint)),
+                    ("collector_endpoint_version", s("HTTP_JSON")),
+                    ("collector_hostname", s(&z.hostname)),
+                    ("trace_id_128bit", n(z.trace_id_128bit)),
+                    ("shared_span_context", n(z.shared_span_context)),
+                ])),
+            ),
+        ]),
+        Provider::Datadog(d) => map(vec![
+            ("name", s("envoy.tracers.datadog")),
+            (
+                "typed_config",
+                Some(map(vec![
+                    (
+                        "@type",
+                        s(&format!("{T}envoy.config.trace.v3.DatadogConfig")),
+                    ),
+                    ("collector_cluster", s(&d.cluster_name)),
+                    ("service_name", s(&d.service)),
+                    ("collector_hostname", s(&d.hostname)),
+                ])),
+            ),
+        ]),
+    };
     map(vec![
         ("client_sampling", pct(t.client_sampling)),
         ("random_sampling", pct(t.random_sampling)),
         ("overall_sampling", pct(t.overall_sampling)),
         ("max_path_tag_length", n(t.max_path_tag_length as u64)),
         ("custom_tags", list(tags)),
-        (
-            "provider",
-            Some(map(vec![
-                ("name", s("envoy.tracers.zipkin")),
-                (
-                    "typed_config",
-                    Some(map(vec![
-                        (
-                            "@type",
-                            s(&format!("{T}envoy.config.trace.v3.ZipkinConfig")),
-                        ),
-                        ("collector_cluster", s(&z.cluster_name)),
-                        ("collector_endpoint", s(&z.endpoint)),
-                        ("collector_endpoint_version", s("HTTP_JSON")),
-                        ("collector_hostname", s(&z.hostname)),
-                        ("trace_id_128bit", n(z.trace_id_128bit)),
-                        ("shared_span_context", n(z.shared_span_context)),
-                    ])),
-                ),
-            ])),
-        ),
+        ("provider", Some(provider)),
     ])
 }
 

@@ -65,7 +65,13 @@ pub(crate) struct Reply {
     reusable: bool,
     /// The request was a HEAD: the answer has no body.
     head: bool,
+    /// `Some`: the body is kept here, up to `MAX_BODY_KEPT` bytes (the rest is dropped), for
+    /// an owner that reads it (the Datadog agent's sampling rates).
+    pub(crate) body: Option<Vec<u8>>,
 }
+
+/// Most bytes of a kept body.
+const MAX_BODY_KEPT: usize = 64 * 1024;
 
 impl Default for Reply {
     fn default() -> Reply {
@@ -74,7 +80,16 @@ impl Default for Reply {
             resp: Resp::Head,
             reusable: true,
             head: false,
+            body: None,
         }
+    }
+}
+
+/// Adds `data` to a kept body, up to its bound.
+fn keep(body: &mut Option<Vec<u8>>, data: &[u8]) {
+    if let Some(b) = body {
+        let room = MAX_BODY_KEPT.saturating_sub(b.len());
+        b.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
     }
 }
 
@@ -630,18 +645,22 @@ pub(crate) fn http_answer(c: &mut Reply, eof: bool) -> Option<HttpAnswer> {
                     Framing::None => true,
                     Framing::Length(_) => {
                         let n = (*left).min(c.rx.len() as u64);
+                        keep(&mut c.body, c.rx.get(..n as usize).unwrap_or_default());
                         c.rx.drain(..n as usize);
                         *left -= n;
                         *left == 0
                     }
-                    Framing::Chunked => match chunks.decode(&c.rx, usize::MAX, |_| {}) {
-                        Ok(n) => {
-                            c.rx.drain(..n);
-                            chunks.is_done()
+                    Framing::Chunked => {
+                        match chunks.decode(&c.rx, usize::MAX, |d| keep(&mut c.body, d)) {
+                            Ok(n) => {
+                                c.rx.drain(..n);
+                                chunks.is_done()
+                            }
+                            Err(_) => return Some(Err(())),
                         }
-                        Err(_) => return Some(Err(())),
-                    },
+                    }
                     Framing::UntilClose => {
+                        keep(&mut c.body, &c.rx);
                         c.rx.clear();
                         eof
                     }
@@ -677,6 +696,42 @@ mod tests {
             if eof { http_answer(&mut r, true) } else { None },
             r.rx.len(),
         )
+    }
+
+    #[test]
+    fn a_kept_body_is_gathered_in_any_framing_and_bounded() {
+        let body = |parts: &[&[u8]], eof: bool| {
+            let mut r = Reply {
+                body: Some(Vec::new()),
+                ..Reply::default()
+            };
+            let mut done = None;
+            for p in parts {
+                r.rx.extend_from_slice(p);
+                done = done.or(http_answer(&mut r, false));
+            }
+            if eof {
+                done = done.or(http_answer(&mut r, true));
+            }
+            (done.map(|d| d.map(|a| a.0)), r.body.unwrap_or_default())
+        };
+        let (d, b) = body(
+            &[b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nab", b"cd"],
+            false,
+        );
+        assert_eq!((d, &b[..]), (Some(Ok(200)), &b"abcd"[..]));
+        let (d, b) = body(
+            &[b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n"],
+            false,
+        );
+        assert_eq!((d, &b[..]), (Some(Ok(200)), &b"abc"[..]));
+        let (d, b) = body(&[b"HTTP/1.1 200 OK\r\n\r\nxyz"], true);
+        assert_eq!((d, &b[..]), (Some(Ok(200)), &b"xyz"[..]));
+        // Past the bound the rest is read and dropped.
+        let big = vec![b'a'; MAX_BODY_KEPT + 100];
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", big.len());
+        let (d, b) = body(&[head.as_bytes(), &big], false);
+        assert_eq!((d, b.len()), (Some(Ok(200)), MAX_BODY_KEPT));
     }
 
     #[test]

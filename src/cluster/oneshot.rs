@@ -1,5 +1,5 @@
 //! One HTTP/1.1 request on a connection of the proxy's own, its answer read whole (any
-//! framing) and discarded but for the status: a Zipkin report (`tracing::collector`) or a
+//! framing) and discarded but for the status (and, when asked, a bounded body): a tracing report (`tracing::collector`) or a
 //! shadow request (`http::mirror`). The owner registers the socket, arms the timeout and
 //! closes it; this only moves bytes.
 
@@ -31,6 +31,17 @@ impl OneShot {
             tx: request,
             reply: Reply::for_request(head),
         }
+    }
+
+    /// Keeps the answer's body (bounded) for `body`.
+    pub(crate) fn keep_body(mut self) -> OneShot {
+        self.reply.body = Some(Vec::new());
+        self
+    }
+
+    /// The answer's body, when kept (`keep_body`): what arrived of it, at most 64 KiB.
+    pub(crate) fn body(&self) -> &[u8] {
+        self.reply.body.as_deref().unwrap_or_default()
     }
 
     /// The connect completed (a failure before then is a connect failure).

@@ -369,11 +369,11 @@ pub struct HttpConnectionManager {
     /// `local_reply_config`: how replies baton makes itself are rewritten; `None` when absent
     /// (replies go out as made, `text/plain`).
     pub local_reply: Option<LocalReplyConfig>,
-    /// `tracing` with the Zipkin provider; `None`: no tracing (nothing is done per request).
+    /// `tracing` with its provider; `None`: no tracing (nothing is done per request).
     pub tracing: Option<Box<Tracing>>,
 }
 
-/// The connection manager's `tracing` with its Zipkin provider.
+/// The connection manager's `tracing` with its provider.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tracing {
     /// The listener's `traffic_direction` is `OUTBOUND`: client spans named by the egress
@@ -387,7 +387,44 @@ pub struct Tracing {
     /// `max_path_tag_length`: the `http.url` tag's path is cut there; default 256.
     pub max_path_tag_length: usize,
     pub custom_tags: Vec<CustomTag>,
-    pub zipkin: Zipkin,
+    pub provider: Provider,
+}
+
+/// A tracing provider: who gets the spans, in which format, with which propagation headers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Provider {
+    Zipkin(Zipkin),
+    Datadog(Datadog),
+}
+
+impl Provider {
+    /// Index of the collector cluster in the bootstrap's clusters.
+    pub fn cluster(&self) -> usize {
+        match self {
+            Provider::Zipkin(z) => z.cluster,
+            Provider::Datadog(d) => d.cluster,
+        }
+    }
+
+    pub fn cluster_name(&self) -> &str {
+        match self {
+            Provider::Zipkin(z) => &z.cluster_name,
+            Provider::Datadog(d) => &d.cluster_name,
+        }
+    }
+}
+
+/// `envoy.config.trace.v3.DatadogConfig` (no `remote_config`): spans go to the agent's
+/// `/v0.4/traces` as msgpack.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Datadog {
+    /// Index of `collector_cluster` in the bootstrap's clusters, and its name.
+    pub cluster: usize,
+    pub cluster_name: String,
+    /// `service_name`: every span's `service`.
+    pub service: String,
+    /// `collector_hostname`, else the cluster's name: the reports' Host.
+    pub hostname: String,
 }
 
 /// `envoy.config.trace.v3.ZipkinConfig` (HTTP_JSON only).

@@ -461,6 +461,19 @@ pub struct NamedTag {
     pub default_value: String,
 }
 
+/// `envoy.config.trace.v3.DatadogConfig`; `remote_config` is kept as a `Value` to be refused
+/// by name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatadogConfig {
+    #[serde(default)]
+    pub collector_cluster: String,
+    #[serde(default)]
+    pub service_name: String,
+    pub collector_hostname: Option<String>,
+    pub remote_config: Option<Value>,
+}
+
 /// `envoy.config.trace.v3.ZipkinConfig`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -309,6 +309,10 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
     ("envoy.transport_sockets.tls", super::tls::DOWNSTREAM_TYPE),
     ("envoy.transport_sockets.tls", super::tls::UPSTREAM_TYPE),
     ("envoy.tracers.zipkin", super::validate_tracing::ZIPKIN_TYPE),
+    (
+        "envoy.tracers.datadog",
+        super::validate_tracing::DATADOG_TYPE,
+    ),
 ];
 
 /// Envoy v2 type names with their v3 successors, for the refusal message.
@@ -1194,7 +1198,7 @@ const SERVER_HEADER: &[EnumEntry<ServerHeader>] = &[
     ("PASS_THROUGH", 2, Some(ServerHeader::PassThrough)),
 ];
 
-/// A Zipkin collector cluster must be plain: the reporter speaks plain HTTP/1.1, and a TLS
+/// A tracing collector cluster (Zipkin's or the Datadog agent's) must be plain: the reporter speaks plain HTTP/1.1, and a TLS
 /// cluster's spans would otherwise leave in the clear.
 fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), ConfigError> {
     let tracing = listeners.iter().flat_map(|l| {
@@ -1203,18 +1207,23 @@ fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), Co
     });
     for (l, t) in tracing {
         if clusters
-            .get(t.zipkin.cluster)
+            .get(t.provider.cluster())
             .is_some_and(|c| c.tls.is_some())
         {
             return Err(err(
                 format!(
                     "static_resources.clusters[{}].transport_socket",
-                    t.zipkin.cluster
+                    t.provider.cluster()
                 ),
                 format!(
-                    "cluster \"{}\" is a Zipkin collector_cluster (of listener \"{}\"): baton \
+                    "cluster \"{}\" is a {} collector_cluster (of listener \"{}\"): baton \
                      reports spans over plain HTTP, so the collector cluster cannot use TLS",
-                    t.zipkin.cluster_name, l.name
+                    t.provider.cluster_name(),
+                    match t.provider {
+                        Provider::Zipkin(_) => "Zipkin",
+                        Provider::Datadog(_) => "Datadog",
+                    },
+                    l.name
                 ),
             ));
         }

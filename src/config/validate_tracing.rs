@@ -1,4 +1,4 @@
-//! Tracing: the connection manager's `tracing` with the Zipkin provider, a route's
+//! Tracing: the connection manager's `tracing` with the Zipkin or Datadog provider, a route's
 //! `decorator`, a listener's `traffic_direction`. What baton does not implement is refused
 //! with its field path.
 
@@ -11,6 +11,7 @@ use super::validate::{enum_or, err, extension_kind, no_filter, typed_payload, En
 use super::ConfigError;
 
 pub(super) const ZIPKIN_TYPE: &str = "envoy.config.trace.v3.ZipkinConfig";
+pub(super) const DATADOG_TYPE: &str = "envoy.config.trace.v3.DatadogConfig";
 
 const DIRECTIONS: &[EnumEntry<TrafficDirection>] = &[
     ("UNSPECIFIED", 0, Some(TrafficDirection::Unspecified)),
@@ -82,14 +83,15 @@ pub fn tracing(
     for (i, c) in t.custom_tags.into_iter().enumerate() {
         custom_tags.push(custom_tag(c, &format!("{}[{i}]", p("custom_tags")))?);
     }
-    let zipkin = match t.provider {
+    let provider = match t.provider {
         Some(provider) => provider_of(&provider, &p("provider"), clusters)?,
         None => BOOTSTRAP_PROVIDER
             .with(|b| b.borrow().clone())
             .ok_or_else(|| {
                 err(
                     p("provider"),
-                    "required (here or as the bootstrap's tracing.http): envoy.tracers.zipkin",
+                    "required (here or as the bootstrap's tracing.http): envoy.tracers.zipkin \
+                     or envoy.tracers.datadog",
                 )
             })?,
     };
@@ -100,28 +102,38 @@ pub fn tracing(
         overall_sampling: percent(&t.overall_sampling, &p("overall_sampling"))?,
         max_path_tag_length,
         custom_tags,
-        zipkin,
+        provider,
     })
 }
 
-/// A tracing provider: `envoy.tracers.zipkin` with its `ZipkinConfig`.
+/// A tracing provider: `envoy.tracers.zipkin` with its `ZipkinConfig` or
+/// `envoy.tracers.datadog` with its `DatadogConfig`.
 fn provider_of(
     provider: &raw::TypedExtension,
     path: &str,
     clusters: &HashMap<String, usize>,
-) -> Result<Zipkin, ConfigError> {
-    let ty = extension_kind(provider, path, "tracing provider", &[ZIPKIN_TYPE])?;
+) -> Result<Provider, ConfigError> {
+    let ty = extension_kind(
+        provider,
+        path,
+        "tracing provider",
+        &[ZIPKIN_TYPE, DATADOG_TYPE],
+    )?;
     no_filter(provider, path)?;
     let tpath = join_key(path, "typed_config");
     let payload = typed_payload(&provider.typed_config, &tpath, ty)?
         .ok_or_else(|| err(&tpath, "required field is missing"))?;
+    if ty == DATADOG_TYPE {
+        let d: raw::DatadogConfig = from_value(&payload, &tpath)?;
+        return datadog(d, &tpath, clusters).map(Provider::Datadog);
+    }
     let z: raw::ZipkinConfig = from_value(&payload, &tpath)?;
-    zipkin(z, &tpath, clusters)
+    zipkin(z, &tpath, clusters).map(Provider::Zipkin)
 }
 
 thread_local! {
     /// The bootstrap's `tracing.http` provider while a bootstrap's listeners are read.
-    static BOOTSTRAP_PROVIDER: std::cell::RefCell<Option<Zipkin>> =
+    static BOOTSTRAP_PROVIDER: std::cell::RefCell<Option<Provider>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -179,15 +191,7 @@ fn zipkin(
     if let Some((f, _, what)) = refused.iter().find(|r| r.1) {
         return Err(err(p(f), format!("not supported by baton ({what})")));
     }
-    if z.collector_cluster.is_empty() {
-        return Err(err(p("collector_cluster"), "required field is missing"));
-    }
-    let Some(&cluster) = clusters.get(&z.collector_cluster) else {
-        return Err(err(
-            p("collector_cluster"),
-            format!("unknown cluster \"{}\"", z.collector_cluster),
-        ));
-    };
+    let cluster = collector_cluster(&z.collector_cluster, path, clusters)?;
     if z.collector_endpoint.is_empty() {
         return Err(err(p("collector_endpoint"), "required field is missing"));
     }
@@ -205,18 +209,7 @@ fn zipkin(
         None => {}
         Some(v) => super::validate::proto_enum(v, &vpath, VERSIONS)?,
     }
-    let hostname = match z.collector_hostname {
-        Some(h) if !h.is_empty() => {
-            if !crate::http::codec::valid_authority(&h) {
-                return Err(err(
-                    p("collector_hostname"),
-                    format!("\"{h}\" is not a valid host"),
-                ));
-            }
-            h
-        }
-        _ => z.collector_cluster.clone(),
-    };
+    let hostname = collector_hostname(z.collector_hostname, &z.collector_cluster, path)?;
     Ok(Zipkin {
         cluster,
         cluster_name: z.collector_cluster,
@@ -224,6 +217,67 @@ fn zipkin(
         hostname,
         trace_id_128bit: z.trace_id_128bit.unwrap_or(false),
         shared_span_context: z.shared_span_context.unwrap_or(true),
+    })
+}
+
+/// `collector_cluster`: required, a bootstrap cluster.
+fn collector_cluster(
+    name: &str,
+    path: &str,
+    clusters: &HashMap<String, usize>,
+) -> Result<usize, ConfigError> {
+    let p = join_key(path, "collector_cluster");
+    if name.is_empty() {
+        return Err(err(p, "required field is missing"));
+    }
+    clusters
+        .get(name)
+        .copied()
+        .ok_or_else(|| err(p, format!("unknown cluster \"{name}\"")))
+}
+
+/// `collector_hostname`: the reports' Host; absent or empty: the cluster's name.
+fn collector_hostname(h: Option<String>, cluster: &str, path: &str) -> Result<String, ConfigError> {
+    match h {
+        Some(h) if !h.is_empty() => {
+            if !crate::http::codec::valid_authority(&h) {
+                return Err(err(
+                    join_key(path, "collector_hostname"),
+                    format!("\"{h}\" is not a valid host"),
+                ));
+            }
+            Ok(h)
+        }
+        _ => Ok(cluster.to_string()),
+    }
+}
+
+/// Envoy's Datadog tracer (dd-trace-cpp). `remote_config` turns on polling the agent for
+/// sampling rules, which baton does not do: refused.
+fn datadog(
+    d: raw::DatadogConfig,
+    path: &str,
+    clusters: &HashMap<String, usize>,
+) -> Result<Datadog, ConfigError> {
+    if d.remote_config.is_some() {
+        return Err(err(
+            join_key(path, "remote_config"),
+            "not supported by baton (polling the agent's remote configuration)",
+        ));
+    }
+    let cluster = collector_cluster(&d.collector_cluster, path, clusters)?;
+    if d.service_name.is_empty() {
+        return Err(err(
+            join_key(path, "service_name"),
+            "required field is missing",
+        ));
+    }
+    let hostname = collector_hostname(d.collector_hostname, &d.collector_cluster, path)?;
+    Ok(Datadog {
+        cluster,
+        cluster_name: d.collector_cluster,
+        service: d.service_name,
+        hostname,
     })
 }
 

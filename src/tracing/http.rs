@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::{
-    custom_tags, decide, extract, extract_sampled, start, url, End, Extracted, Inject, Reason, Span,
+    custom_tags, datadog, decide, extract, extract_sampled, start, url, End, Extracted, Inject,
+    Reason, Span,
 };
 use crate::access_log::Rq;
-use crate::config::{AppendAction, HttpFilterKind};
+use crate::config::{AppendAction, HttpFilterKind, Provider};
 use crate::context::Ctx;
 use crate::http::codec::RequestHead;
 use crate::http::request::{origin, replace_proto, Decision};
@@ -50,7 +51,7 @@ pub fn begin(
     let h = ctx.listeners.get(listener)?.http()?;
     let t = h.hcm.tracing.as_deref()?;
     let tracer = ctx.tracer.as_ref()?;
-    let reporter = tracer.reporter_of(&t.zipkin)?;
+    let reporter = tracer.reporter_of(&t.provider)?;
     let node_id = tracer.node_id.clone();
     let hcm = &h.hcm;
     let from = origin(req.headers, peer, hcm);
@@ -85,33 +86,52 @@ pub fn begin(
     if let Some(c) = tracer.decision_counter(listener, reason, health_check) {
         ctx.stats.store.inc(c);
     }
-    let sampled = extract_sampled(req.headers).unwrap_or(traced);
-    let context = match extract(req.headers) {
-        Extracted::Invalid => {
-            return Some(Begun {
-                inject: Inject {
-                    rid: rid_out,
-                    headers: Vec::new(),
-                    ingress,
-                },
-                span: None,
-                overridden: false,
-                forced,
-            })
-        }
-        Extracted::None => None,
-        Extracted::Context(c) => Some(c),
-    };
-    let z = &t.zipkin;
     let rng = &mut ctx.rng;
-    let ids = start(
-        context,
-        sampled,
-        t.egress,
-        z.shared_span_context,
-        z.trace_id_128bit,
-        &mut || rng.next_u64(),
-    );
+    let (ids, dd) = match &t.provider {
+        Provider::Zipkin(z) => {
+            let sampled = extract_sampled(req.headers).unwrap_or(traced);
+            let context = match extract(req.headers) {
+                Extracted::Invalid => {
+                    return Some(Begun {
+                        inject: Inject {
+                            rid: rid_out,
+                            headers: Vec::new(),
+                            ingress,
+                        },
+                        span: None,
+                        overridden: false,
+                        forced,
+                    })
+                }
+                Extracted::None => None,
+                Extracted::Context(c) => Some(c),
+            };
+            let ids = start(
+                context,
+                sampled,
+                t.egress,
+                z.shared_span_context,
+                z.trace_id_128bit,
+                &mut || rng.next_u64(),
+            );
+            (ids, None)
+        }
+        Provider::Datadog(d) => {
+            let rates = tracer.rates(reporter)?;
+            let now_s = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let (ids, trace) = datadog::start(
+                datadog::extract(req.headers),
+                traced,
+                rates,
+                &d.service,
+                now_s,
+                &mut || rng.next_u64(),
+            );
+            (ids, Some(Box::new(trace)))
+        }
+    };
     let host = req.host.unwrap_or_default();
     // Tags are only read when the span is reported: an unsampled span (still needed for the
     // decorator's header rules) skips them.
@@ -143,6 +163,8 @@ pub fn begin(
             tag("guid:x-client-trace-id", text(c));
         }
         tag("node_id", node_id);
+        // Envoy's `zone`: baton has no locality, so it is empty (Zipkin leaves it out).
+        tag("zone", String::new());
         let getter = |n: &str| header_value(req, n);
         let custom = custom_tags(t, &getter);
         (tags, custom)
@@ -159,9 +181,13 @@ pub fn begin(
         .checked_sub(age)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_micros() as u64);
+    let headers = match &dd {
+        Some(trace) => datadog::headers(&ids, trace),
+        None => ids.b3_headers(),
+    };
     let inject = Inject {
         rid: rid_out,
-        headers: ids.b3_headers(),
+        headers,
         ingress,
     };
     Some(Begun {
@@ -169,15 +195,26 @@ pub fn begin(
         span: Some(Span {
             ids,
             server: ingress,
-            name: op.unwrap_or_else(|| host.to_string()),
+            name: op.unwrap_or_else(|| default_name(&t.provider, t.egress, host)),
             start_us,
             tags,
             custom,
             reporter,
+            dd,
         }),
         overridden,
         forced,
     })
+}
+
+/// A span's name before a decorator or the client renames it. Zipkin's driver names it by
+/// the Host; others get Envoy's operation, `ingress` or `egress <host>`.
+fn default_name(p: &Provider, egress: bool, host: &str) -> String {
+    match p {
+        Provider::Zipkin(_) => host.to_string(),
+        Provider::Datadog(_) if egress => format!("egress {host}"),
+        Provider::Datadog(_) => "ingress".into(),
+    }
 }
 
 /// The route is known: its decorator names the span (unless the client's operation did) and,

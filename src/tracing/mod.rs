@@ -5,7 +5,9 @@
 //! reporter that sends the spans is `collector`.
 
 pub mod collector;
+pub mod datadog;
 pub mod http;
+pub mod msgpack;
 
 use std::fmt::Write as _;
 
@@ -372,6 +374,8 @@ pub struct Span {
     pub custom: Vec<(String, String)>,
     /// Which reporter sends it (`collector::Tracer`).
     pub reporter: usize,
+    /// A Datadog span's sampling and propagation state; `None` for Zipkin.
+    pub dd: Option<Box<datadog::Trace>>,
 }
 
 /// What the end of the request adds to the span.
@@ -415,30 +419,10 @@ pub fn json(
         .iter()
         .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
-    tags.push(("request_size", end.bytes_rx.to_string()));
-    tags.push(("response_size", end.bytes_tx.to_string()));
-    tags.push(("component", "proxy".into()));
-    if let Some(c) = end.cluster {
-        tags.push(("upstream_cluster", c.to_string()));
-        tags.push(("upstream_cluster.name", c.to_string()));
-    }
-    tags.push(("http.status_code", end.status.to_string()));
-    tags.push((
-        "response_flags",
-        if end.flags.is_empty() { "-" } else { end.flags }.to_string(),
-    ));
-    if end.status == 0 || end.status >= 500 {
-        tags.push(("error", "true".into()));
-    }
+    end_tags(&mut tags, end);
     tags.extend(s.custom.iter().map(|(k, v)| (k.as_str(), v.clone())));
-    // One value per key, the last set winning, in key order.
-    let mut seen: Vec<(&str, &str)> = Vec::with_capacity(tags.len());
-    for (k, v) in tags.iter().rev() {
-        if !k.is_empty() && !v.is_empty() && !seen.iter().any(|(s, _)| s == k) {
-            seen.push((k, v));
-        }
-    }
-    seen.sort_by(|a, b| a.0.cmp(b.0));
+    // Envoy's Zipkin span drops empty values.
+    let seen = last_per_key(&tags, false);
     let js = crate::stats::json_str;
     out.push_str("{\"traceId\":\"");
     out.push_str(&s.ids.trace_hex());
@@ -492,6 +476,38 @@ pub fn json(
         out.push_str(",\"shared\":true");
     }
     out.push('}');
+}
+
+/// The tags Envoy's connection manager sets on a span when its request ends.
+fn end_tags(tags: &mut Vec<(&str, String)>, end: &End<'_>) {
+    tags.push(("request_size", end.bytes_rx.to_string()));
+    tags.push(("response_size", end.bytes_tx.to_string()));
+    tags.push(("component", "proxy".into()));
+    if let Some(c) = end.cluster {
+        tags.push(("upstream_cluster", c.to_string()));
+        tags.push(("upstream_cluster.name", c.to_string()));
+    }
+    tags.push(("http.status_code", end.status.to_string()));
+    tags.push((
+        "response_flags",
+        if end.flags.is_empty() { "-" } else { end.flags }.to_string(),
+    ));
+    if end.status == 0 || end.status >= 500 {
+        tags.push(("error", "true".into()));
+    }
+}
+
+/// One value per key, the last set winning, in key order; empty keys (and empty values
+/// unless `keep_empty`) left out.
+fn last_per_key<'a>(tags: &'a [(&'a str, String)], keep_empty: bool) -> Vec<(&'a str, &'a str)> {
+    let mut seen: Vec<(&str, &str)> = Vec::with_capacity(tags.len());
+    for (k, v) in tags.iter().rev() {
+        if !k.is_empty() && (keep_empty || !v.is_empty()) && !seen.iter().any(|(s, _)| s == k) {
+            seen.push((k, v));
+        }
+    }
+    seen.sort_by(|a, b| a.0.cmp(b.0));
+    seen
 }
 
 /// The proxy as Zipkin's `localEndpoint` names it: the service cluster and the host's

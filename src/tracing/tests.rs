@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::{CustomTag, Zipkin};
+use crate::config::{CustomTag, Provider, Zipkin};
 
 fn cfg(random: u32, overall: u32, client: u32) -> Tracing {
     Tracing {
@@ -9,18 +9,19 @@ fn cfg(random: u32, overall: u32, client: u32) -> Tracing {
         overall_sampling: overall,
         max_path_tag_length: 256,
         custom_tags: Vec::new(),
-        zipkin: Zipkin {
+        provider: Provider::Zipkin(Zipkin {
             cluster: 0,
             cluster_name: "zipkin".into(),
             endpoint: "/api/v2/spans".into(),
             hostname: "zipkin".into(),
             trace_id_128bit: false,
             shared_span_context: true,
-        },
+        }),
     }
 }
 
-fn h<'a>(list: &'a [(&'a str, &'a str)]) -> Vec<httparse::Header<'a>> {
+/// Request headers from name/value pairs.
+pub(super) fn h<'a>(list: &'a [(&'a str, &'a str)]) -> Vec<httparse::Header<'a>> {
     list.iter()
         .map(|(n, v)| httparse::Header {
             name: n,
@@ -241,6 +242,7 @@ fn a_span_is_zipkin_v2_json() {
         ],
         custom: vec![("http.method".into(), "custom".into())],
         reporter: 0,
+        dd: None,
     };
     let end = End {
         duration_us: 1234,

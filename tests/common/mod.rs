@@ -445,3 +445,30 @@ pub fn proc_tcp() -> Vec<Vec<String>> {
 pub fn proc_addr(port: u16) -> String {
     format!("0100007F:{port:04X}")
 }
+
+/// A Python server (`script`, run with `python3 -c`) that prints its port on its first line
+/// and records what it receives in a fresh file named after `name`, which it gets as its
+/// first argument before `args`. Returns the child (the caller kills it by its PID), its port
+/// and the file.
+pub fn python_recorder(
+    script: &str,
+    name: &str,
+    args: &[&str],
+) -> (std::process::Child, u16, std::path::PathBuf) {
+    use std::io::BufRead;
+    let out = baton::log_path(name);
+    let _ = std::fs::remove_file(&out);
+    let mut child = Command::new("python3")
+        .args(["-c", script, out.to_str().expect("utf-8 path")])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("port");
+    let port = line.trim().parse().expect("the server's port");
+    (child, port, out)
+}

@@ -345,6 +345,14 @@ static_resources:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: second
+          tracing:
+            provider:
+              name: envoy.tracers.datadog
+              typed_config:
+                "@type": type.googleapis.com/envoy.config.trace.v3.DatadogConfig
+                collector_cluster: c
+                service_name: second-svc
+                collector_hostname: agent.local
           route_config:
             virtual_hosts:
             - name: all

@@ -530,7 +530,8 @@ fn unsupported_envoy_features_say_so() {
     }
 }
 
-/// Tracing: only the Zipkin provider with HTTP_JSON; everything else refused by its path.
+/// Tracing: the Zipkin provider with HTTP_JSON and the Datadog one without remote_config;
+/// everything else refused by its path.
 #[test]
 fn tracing_errors_name_their_field() {
     let t = hcm("tracing");
@@ -541,11 +542,41 @@ fn tracing_errors_name_their_field() {
              collector_cluster: a, collector_endpoint: /api/v2/spans{extra}}}}}}}"
         )
     };
+    let datadog = |fields: &str| {
+        format!(
+            "{{provider: {{name: envoy.tracers.datadog, typed_config: {{\"@type\": \
+             type.googleapis.com/envoy.config.trace.v3.DatadogConfig{fields}}}}}}}"
+        )
+    };
     let tc = format!("{t}.provider.typed_config");
     for (value, want) in [
         (
             "{}".to_string(),
-            format!("{t}.provider: required (here or as the bootstrap's tracing.http): envoy.tracers.zipkin"),
+            format!("{t}.provider: required (here or as the bootstrap's tracing.http): envoy.tracers.zipkin or envoy.tracers.datadog"),
+        ),
+        (
+            datadog(", service_name: s"),
+            format!("{tc}.collector_cluster: required field is missing"),
+        ),
+        (
+            datadog(", collector_cluster: nope, service_name: s"),
+            format!("{tc}.collector_cluster: unknown cluster \"nope\""),
+        ),
+        (
+            datadog(", collector_cluster: a"),
+            format!("{tc}.service_name: required field is missing"),
+        ),
+        (
+            datadog(", collector_cluster: a, service_name: s, collector_hostname: \"a b\""),
+            format!("{tc}.collector_hostname: \"a b\" is not a valid host"),
+        ),
+        (
+            datadog(", collector_cluster: a, service_name: s, remote_config: {}"),
+            format!("{tc}.remote_config: not supported by baton (polling the agent's remote configuration)"),
+        ),
+        (
+            datadog(", collector_cluster: a, service_name: s, nope: 1"),
+            format!("{tc}.nope: unknown or unsupported field \"nope\" (accepted here: collector_cluster, service_name, collector_hostname, remote_config)"),
         ),
         (
             zipkin(", collector_endpoint_version: HTTP_PROTO"),
@@ -595,7 +626,7 @@ fn tracing_errors_name_their_field() {
     };
     let tr = h.tracing.as_deref().expect("tracing");
     assert_eq!(
-        (tr.zipkin.cluster_name.as_str(), tr.random_sampling),
+        (tr.provider.cluster_name(), tr.random_sampling),
         ("a", 5000)
     );
     assert_eq!(
