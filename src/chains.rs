@@ -24,6 +24,20 @@ pub struct Facts<'a> {
     pub alpn: &'a [&'a [u8]],
 }
 
+impl Facts<'_> {
+    /// The addresses a PROXY protocol header gave the connection replace the socket's (only
+    /// those looked up: the ones some chain matches on).
+    pub fn with_origin(mut self, o: Option<&crate::proxy_protocol::Origin>) -> Self {
+        if let Some(o) = o {
+            self.peer = self.peer.map(|_| o.peer);
+            if let Some(l) = o.local {
+                self.local = self.local.map(|_| l);
+            }
+        }
+        self
+    }
+}
+
 /// Whether choosing among `chains` needs the ClientHello (a TLS context to pick, or a match
 /// on what only a ClientHello carries).
 pub fn needs_hello(chains: &[FilterChainTls]) -> bool {

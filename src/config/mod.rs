@@ -15,6 +15,7 @@ mod validate_action;
 mod validate_fault;
 mod validate_filters;
 mod validate_health;
+mod validate_listener_filters;
 mod validate_local_reply;
 mod validate_rbac;
 mod validate_route;

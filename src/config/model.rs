@@ -99,6 +99,22 @@ pub struct Listener {
     /// `traffic_direction`: `OUTBOUND` makes the connection manager's spans egress (client)
     /// spans; anything else ingress (server) spans.
     pub traffic_direction: TrafficDirection,
+    /// The `envoy.filters.listener.proxy_protocol` listener filter: each connection starts
+    /// with a PROXY protocol header naming the client.
+    pub proxy_protocol: Option<ProxyProtocol>,
+}
+
+/// Envoy's PROXY protocol listener filter (`…listener.proxy_protocol.v3.ProxyProtocol`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyProtocol {
+    /// Not named by `disallowed_versions`.
+    pub accept_v1: bool,
+    pub accept_v2: bool,
+    /// `allow_requests_without_proxy_protocol`: a connection that does not start like a
+    /// header is served as it is.
+    pub allow_without: bool,
+    /// `stat_prefix`: the stats are `proxy_proto.[<stat_prefix>.]…`.
+    pub stat_prefix: String,
 }
 
 /// How a listener's socket is made: Envoy's `enable_reuse_port`, `tcp_fast_open_queue_length`

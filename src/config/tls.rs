@@ -319,24 +319,6 @@ fn server_name(n: &str, path: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// `listener_filters`: the TLS inspector is accepted (baton always inspects the first bytes
-/// of a connection on a listener that has a TLS filter chain); others are refused.
-pub fn listener_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(), ConfigError> {
-    for (i, f) in filters.iter().enumerate() {
-        let fp = format!("{path}[{i}]");
-        extension_kind(f, &fp, "listener filter", &[TLS_INSPECTOR_TYPE])?;
-        no_filter(f, &fp)?;
-        let tpath = format!("{fp}.typed_config");
-        if let Some(v) = typed_payload(&f.typed_config, &tpath, TLS_INSPECTOR_TYPE)? {
-            // Only the JA3/JA4 fingerprint switches exist; baton computes no fingerprints.
-            if v.as_mapping().is_some_and(|m| !m.is_empty()) {
-                return Err(err(tpath, "no fields are supported (JA3/JA4 fingerprints)"));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// The transport socket's payload, chosen by `@type` as Envoy does (or by name: the TLS socket's
 /// is `type_name` here); `None` for the explicit raw buffer. The TLS socket without a
 /// `typed_config` is a context with every field unset, as Envoy reads it.

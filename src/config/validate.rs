@@ -299,6 +299,10 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
         super::tls::TLS_INSPECTOR_TYPE,
     ),
     (
+        "envoy.filters.listener.proxy_protocol",
+        super::validate_listener_filters::PROXY_PROTOCOL_TYPE,
+    ),
+    (
         "envoy.transport_sockets.raw_buffer",
         super::tls::RAW_BUFFER_TYPE,
     ),
@@ -668,8 +672,11 @@ fn listener(
         ),
         &mut first,
     );
-    keep(
-        super::tls::listener_filters(&l.listener_filters, &format!("{path}.listener_filters")),
+    let proxy_protocol = keep(
+        super::validate_listener_filters::listener_filters(
+            &l.listener_filters,
+            &format!("{path}.listener_filters"),
+        ),
         &mut first,
     );
     // Each chain has its own terminal filter; chains whose filters configure the same one
@@ -736,8 +743,19 @@ fn listener(
         ),
         &mut first,
     );
-    let (Some(mut filter_chains), Some(buffer), Some(traffic_direction), None) =
-        (filter_chains, buffer, traffic_direction, &first)
+    let (
+        Some(mut filter_chains),
+        Some(buffer),
+        Some(traffic_direction),
+        Some(proxy_protocol),
+        None,
+    ) = (
+        filter_chains,
+        buffer,
+        traffic_direction,
+        proxy_protocol,
+        &first,
+    )
     else {
         return Err(first.unwrap_or_else(|| err(path, "invalid")));
     };
@@ -770,6 +788,7 @@ fn listener(
             _ => super::tls::DEFAULT_INSPECT_TIMEOUT,
         },
         traffic_direction,
+        proxy_protocol,
     })
 }
 

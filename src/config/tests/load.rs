@@ -113,6 +113,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             inspect_timeout: crate::config::tls::DEFAULT_INSPECT_TIMEOUT,
             socket: Default::default(),
             traffic_direction: TrafficDirection::Unspecified,
+            proxy_protocol: None,
         }],
         clusters: vec![Cluster {
             name: cluster.into(),
