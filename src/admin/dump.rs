@@ -291,6 +291,10 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
             ("prefix_ranges", cidrs(&c.prefix_ranges)),
             ("source_prefix_ranges", cidrs(&c.source_prefix_ranges)),
             (
+                "direct_source_prefix_ranges",
+                cidrs(&c.direct_source_prefix_ranges),
+            ),
+            (
                 "source_ports",
                 (!c.source_ports.is_empty()).then(|| Value::Sequence(ports.collect())),
             ),

@@ -567,9 +567,11 @@ pub enum RbacRule {
     DestinationPort(u32, u32),
     /// The client's TLS SNI (empty without one).
     ServerName(StringMatch),
-    /// The connection's peer (`direct_remote_ip`, and `source_ip`: baton reads no PROXY
-    /// protocol).
+    /// The connection's socket peer (`direct_remote_ip`: no PROXY protocol header, no XFF).
     DirectRemoteIp(std::net::IpAddr, u8),
+    /// The connection's remote address (`source_ip`: a PROXY protocol header's client, not
+    /// XFF's).
+    SourceIp(std::net::IpAddr, u8),
     /// The client address after the connection manager's XFF rules.
     RemoteIp(std::net::IpAddr, u8),
     /// A TLS connection whose peer certificate's URI SANs, DNS SANs, or subject match (any
@@ -1711,8 +1713,12 @@ pub struct FilterChainTls {
     pub transport_protocol: Option<String>,
     /// ALPN protocols of which the ClientHello must offer one; empty matches any.
     pub application_protocols: Vec<String>,
-    /// `source_prefix_ranges`: the client's address; empty matches any.
+    /// `source_prefix_ranges`: the client's address (a PROXY protocol header's, when the
+    /// listener reads one); empty matches any.
     pub source_prefix_ranges: Vec<(std::net::IpAddr, u8)>,
+    /// `direct_source_prefix_ranges`: the socket's peer (never a PROXY header's client);
+    /// empty matches any.
+    pub direct_source_prefix_ranges: Vec<(std::net::IpAddr, u8)>,
     /// `source_ports`: the client's port; empty matches any.
     pub source_ports: Vec<u16>,
     /// The listener's `default_filter_chain`: never matched, used when no chain matches.

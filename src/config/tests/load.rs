@@ -101,6 +101,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 destination_port: None,
                 prefix_ranges: vec![],
                 source_prefix_ranges: vec![],
+                direct_source_prefix_ranges: vec![],
                 source_ports: vec![],
                 server_names: vec![],
                 transport_protocol: None,
