@@ -1,0 +1,411 @@
+//! Envoy's PROXY protocol listener filter (`envoy.filters.listener.proxy_protocol`): baton
+//! behind a load balancer that starts each connection with a v1 or v2 header. Raw TCP clients
+//! (and curl's `--haproxy-protocol`) against the real binary on loopback: the header's client
+//! address is the one XFF, the access log, RBAC and filter chain matching see; a bad or
+//! missing header closes the connection and is counted; a hot restart hands a connection over
+//! with the address of its header.
+
+mod common;
+mod tls_support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::baton::log_path;
+use common::*;
+use tls_support::{bootstrap, stat, static_cluster};
+
+const PP: &str =
+    "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol";
+const RBAC: &str = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC";
+const LOG_FORMAT: &str = "%DOWNSTREAM_REMOTE_ADDRESS% %DOWNSTREAM_DIRECT_REMOTE_ADDRESS% \
+                          %DOWNSTREAM_LOCAL_ADDRESS% %RESPONSE_CODE%\\n";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The listener's `listener_filters` with the PROXY protocol filter (`fields`: lines of its
+/// config, eight spaces deep) and any lines of the listener after it.
+fn pp_listener(fields: &str, more: &str) -> String {
+    format!(
+        "    listener_filters:\n    - name: envoy.filters.listener.proxy_protocol\n      \
+         typed_config:\n        \"@type\": {PP}\n{fields}{more}"
+    )
+}
+
+/// A chain's connection manager (stat prefix `prefix`, `use_remote_address`) routing to
+/// `cluster`, with an access log to `log` and `filters` before the router.
+fn hcm(prefix: &str, log: &str, cluster: &str, filters: &str) -> String {
+    format!(
+        r#"      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: {prefix}
+          use_remote_address: true
+          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: "{log}"
+              log_format: {{text_format_source: {{inline_string: "{LOG_FORMAT}"}}}}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                route: {{cluster: {cluster}}}
+          http_filters:
+{filters}          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"#
+    )
+}
+
+/// A v2 header: PROXY over TCP from `src` to `dst` (both IPv4 or both IPv6), with `tlvs`.
+fn v2(src: &str, dst: &str, tlvs: &[u8]) -> Vec<u8> {
+    let (s, d): (std::net::SocketAddr, std::net::SocketAddr) =
+        (src.parse().unwrap(), dst.parse().unwrap());
+    let mut body = Vec::new();
+    let fam = match (s.ip(), d.ip()) {
+        (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => {
+            body.extend_from_slice(&a.octets());
+            body.extend_from_slice(&b.octets());
+            0x11
+        }
+        (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => {
+            body.extend_from_slice(&a.octets());
+            body.extend_from_slice(&b.octets());
+            0x21
+        }
+        _ => panic!("mixed families"),
+    };
+    body.extend_from_slice(&s.port().to_be_bytes());
+    body.extend_from_slice(&d.port().to_be_bytes());
+    body.extend_from_slice(tlvs);
+    v2_raw(0x21, fam, &body)
+}
+
+fn v2_raw(ver_cmd: u8, fam: u8, body: &[u8]) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.push(ver_cmd);
+    h.push(fam);
+    h.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    h.extend_from_slice(body);
+    h
+}
+
+fn get() -> &'static [u8] {
+    b"GET / HTTP/1.1\r\nHost: pp.test\r\nConnection: close\r\n\r\n"
+}
+
+/// `header` then a GET on one write: the response status (0: closed without one).
+fn status_after(port: u16, header: &[u8]) -> u16 {
+    let mut bytes = header.to_vec();
+    bytes.extend_from_slice(get());
+    status_of(&raw_exchange(port, &bytes, WAIT))
+}
+
+fn status_of(resp: &[u8]) -> u16 {
+    let text = String::from_utf8_lossy(resp);
+    text.strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sends `bytes` one at a time (each its own segment), then reads the response to the end.
+fn trickle(port: u16, bytes: &[u8]) -> u16 {
+    let mut s = TcpStream::connect(local(port)).expect("connect");
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    for b in bytes {
+        s.write_all(&[*b]).expect("write");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    status_of(&out)
+}
+
+fn last_xff(up: &Upstream) -> String {
+    let seen = up.seen();
+    let last = seen.last().expect("the upstream saw a request");
+    last.header("x-forwarded-for").unwrap_or("-").to_string()
+}
+
+#[test]
+fn the_header_names_the_client_for_xff_the_access_log_and_rbac() {
+    let up = Upstream::start("one");
+    let log = log_path("pp_access");
+    let log = log.to_str().unwrap();
+    let rbac = format!(
+        r#"          - name: envoy.filters.http.rbac
+            typed_config:
+              "@type": {RBAC}
+              rules:
+                action: ALLOW
+                policies:
+                  balanced:
+                    permissions: [{{any: true}}]
+                    principals:
+                    - and_ids:
+                        ids:
+                        - source_ip: {{address_prefix: 192.0.2.0, prefix_len: 24}}
+                        - direct_remote_ip: {{address_prefix: 127.0.0.1, prefix_len: 32}}
+                    - remote_ip: {{address_prefix: "2001:db8::", prefix_len: 32}}
+                    - source_ip: {{address_prefix: 127.0.0.0, prefix_len: 8}}
+"#
+    );
+    let chains = format!("    - filters:\n{}", hcm("pp", log, "backend", &rbac));
+    let (port, admin) = (free_port(), free_port());
+    let yaml = bootstrap(
+        admin,
+        port,
+        &pp_listener("        stat_prefix: lb\n", ""),
+        &chains,
+        up.port(),
+        "",
+    );
+    let _p = Baton::start(&yaml);
+
+    // v1, header and request in one write: nothing after the header is lost.
+    let v1 = b"PROXY TCP4 192.0.2.7 198.51.100.1 5555 8443\r\n";
+    assert_eq!(status_after(port, v1), 200);
+    assert_eq!(last_xff(&up), "192.0.2.7");
+    // v2 over IPv6 with TLVs, one byte per segment: the header is put together.
+    let mut v2h = v2(
+        "[2001:db8::7]:1234",
+        "[2001:db8::1]:80",
+        &[0x05, 0, 2, 1, 2],
+    );
+    v2h.extend_from_slice(get());
+    assert_eq!(trickle(port, &v2h), 200);
+    assert_eq!(last_xff(&up), "2001:db8::7");
+    // A client RBAC does not allow (by the header's address).
+    let other = b"PROXY TCP4 198.51.100.9 198.51.100.1 6000 443\r\n";
+    assert_eq!(status_after(port, other), 403);
+    // v2 LOCAL (the balancer's own health check): the socket's addresses stand.
+    assert_eq!(status_after(port, &v2_raw(0x20, 0, &[])), 200);
+    assert_eq!(last_xff(&up), "127.0.0.1");
+    // curl sends a v1 header with its own addresses.
+    let body = curl_ok(&["--haproxy-protocol", &format!("http://127.0.0.1:{port}/")]);
+    assert_eq!(body, up.greeting());
+
+    let lines = log_lines(log, 5);
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    let f: Vec<Vec<&str>> = lines.iter().map(|l| l.split(' ').collect()).collect();
+    // Remote: the header's client; direct: the socket's peer; local: the header's target.
+    assert_eq!(
+        (f[0][0], f[0][2], f[0][3]),
+        ("192.0.2.7:5555", "198.51.100.1:8443", "200")
+    );
+    assert!(f[0][1].starts_with("127.0.0.1:"), "{:?}", f[0]);
+    assert_eq!(
+        (f[1][0], f[1][2], f[1][3]),
+        ("[2001:db8::7]:1234", "[2001:db8::1]:80", "200")
+    );
+    assert!(f[1][1].starts_with("127.0.0.1:"));
+    assert_eq!((f[2][0], f[2][3]), ("198.51.100.9:6000", "403"));
+    assert!(
+        f[3][0].starts_with("127.0.0.1:") && f[3][0] == f[3][1],
+        "{:?}",
+        f[3]
+    );
+    assert_eq!(f[3][2], format!("127.0.0.1:{port}"));
+    assert_eq!(f[4][3], "200");
+
+    assert_eq!(stat(admin, "proxy_proto.lb.versions.v1.found"), 3);
+    assert_eq!(stat(admin, "proxy_proto.lb.versions.v2.found"), 2);
+    assert_eq!(stat(admin, "downstream_cx_proxy_proto_error"), 0);
+}
+
+#[test]
+fn bad_missing_and_disallowed_headers_close_the_connection_and_are_counted() {
+    let up = Upstream::start("one");
+    let log = log_path("pp_bad");
+    let log = log.to_str().unwrap();
+    let chains = format!("    - filters:\n{}", hcm("pp", log, "backend", ""));
+    let (port, admin) = (free_port(), free_port());
+    let listener = pp_listener(
+        "        disallowed_versions: [V2]\n",
+        "    listener_filters_timeout: 1s\n",
+    );
+    let yaml = bootstrap(admin, port, &listener, &chains, up.port(), "");
+    let _p = Baton::start(&yaml);
+
+    // No header: closed, no response.
+    assert_eq!(raw_exchange(port, get(), WAIT), b"");
+    assert_eq!(stat(admin, "proxy_proto.not_found_disallowed"), 1);
+    // A v1 line without its ports.
+    assert_eq!(
+        status_after(port, b"PROXY TCP4 192.0.2.7 198.51.100.1\r\n"),
+        0
+    );
+    assert_eq!(stat(admin, "proxy_proto.versions.v1.error"), 1);
+    assert_eq!(stat(admin, "downstream_cx_proxy_proto_error"), 2);
+    // v2 is disallowed here: found, refused, not an error.
+    assert_eq!(
+        status_after(port, &v2("192.0.2.7:1", "192.0.2.8:2", &[])),
+        0
+    );
+    assert_eq!(stat(admin, "proxy_proto.versions.v2.found"), 1);
+    assert_eq!(stat(admin, "proxy_proto.versions.v2.disallowed"), 1);
+    assert_eq!(stat(admin, "downstream_cx_proxy_proto_error"), 2);
+    // A v1 line past 107 bytes without its CRLF.
+    let mut long = b"PROXY TCP4 ".to_vec();
+    long.resize(200, b'9');
+    assert_eq!(raw_exchange(port, &long, WAIT), b"");
+    assert_eq!(stat(admin, "proxy_proto.versions.v1.error"), 2);
+    // A client that sends nothing is closed once listener_filters_timeout passes.
+    let mut silent = RawConn::connect(port);
+    assert!(silent.closed_within(WAIT));
+    let scope = format!("listener.127.0.0.1_{port}");
+    assert_eq!(
+        stat(admin, &format!("{scope}.downstream_pre_cx_timeout")),
+        1
+    );
+    // A valid v1 header still works.
+    assert_eq!(status_after(port, b"PROXY UNKNOWN\r\n"), 200);
+    assert_eq!(up.requests(), 1);
+}
+
+#[test]
+fn without_a_header_a_client_is_served_when_the_filter_allows_it() {
+    let up = Upstream::start("one");
+    let log = log_path("pp_optional");
+    let log = log.to_str().unwrap();
+    let chains = format!("    - filters:\n{}", hcm("pp", log, "backend", ""));
+    let (port, admin) = (free_port(), free_port());
+    let listener = pp_listener("        allow_requests_without_proxy_protocol: true\n", "");
+    let yaml = bootstrap(admin, port, &listener, &chains, up.port(), "");
+    let _p = Baton::start(&yaml);
+    let body = curl_ok(&[&format!("http://127.0.0.1:{port}/")]);
+    assert_eq!(body, up.greeting());
+    assert_eq!(last_xff(&up), "127.0.0.1");
+    assert_eq!(
+        status_after(port, b"PROXY TCP4 192.0.2.7 192.0.2.1 1 80\r\n"),
+        200
+    );
+    assert_eq!(last_xff(&up), "192.0.2.7");
+    assert_eq!(stat(admin, "proxy_proto.not_found_allowed"), 1);
+    assert_eq!(stat(admin, "proxy_proto.versions.v1.found"), 1);
+}
+
+#[test]
+fn the_header_addresses_choose_the_filter_chain() {
+    let (one, two) = (Upstream::start("one"), Upstream::start("two"));
+    let log = log_path("pp_chains");
+    let log = log.to_str().unwrap();
+    let chains = [
+        format!(
+            "    - filter_chain_match: {{destination_port: 8443}}\n      filters:\n{}",
+            hcm("by_port", log, "two", "")
+        ),
+        format!(
+            "    - filter_chain_match: {{source_prefix_ranges: [{{address_prefix: 192.0.2.0, prefix_len: 24}}]}}\n      filters:\n{}",
+            hcm("by_source", log, "backend", "")
+        ),
+        // The direct source is the socket's peer (127.0.0.1), never the header's client.
+        format!(
+            "    - filter_chain_match:\n        destination_port: 81\n        direct_source_prefix_ranges: [{{address_prefix: 203.0.113.0, prefix_len: 24}}]\n      filters:\n{}",
+            hcm("direct_wrong", log, "two", "")
+        ),
+        format!(
+            "    - filter_chain_match: {{destination_port: 81}}\n      filters:\n{}",
+            hcm("by_direct", log, "backend", "")
+        ),
+        r#"    - filter_chain_match: {destination_port: 9000}
+      filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: pp_tcp
+          cluster: two
+"#
+        .to_string(),
+    ]
+    .concat();
+    let (port, admin) = (free_port(), free_port());
+    let yaml = bootstrap(
+        admin,
+        port,
+        &pp_listener("", ""),
+        &chains,
+        one.port(),
+        &static_cluster("two", two.port()),
+    );
+    let _p = Baton::start(&yaml);
+    let ask = |h: &str| -> String {
+        let mut bytes = h.as_bytes().to_vec();
+        bytes.extend_from_slice(get());
+        let r = raw_exchange(port, &bytes, WAIT);
+        let text = String::from_utf8_lossy(&r).into_owned();
+        text.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+    };
+    assert_eq!(
+        ask("PROXY TCP4 192.0.2.7 10.0.0.1 5555 80\r\n"),
+        one.greeting()
+    );
+    assert_eq!(
+        ask("PROXY TCP4 198.51.100.9 10.0.0.1 5555 8443\r\n"),
+        two.greeting()
+    );
+    assert_eq!(
+        ask("PROXY TCP4 203.0.113.5 10.0.0.1 5555 81\r\n"),
+        one.greeting()
+    );
+    // The TCP proxy forwards what follows the header, without it.
+    assert_eq!(
+        ask("PROXY TCP4 198.51.100.9 10.0.0.1 5555 9000\r\n"),
+        two.greeting()
+    );
+    // No chain for this client and port.
+    assert_eq!(ask("PROXY TCP4 198.51.100.9 10.0.0.1 5555 80\r\n"), "");
+    assert_eq!(stat(admin, "http.by_source.downstream_rq_total"), 1);
+    assert_eq!(stat(admin, "http.by_port.downstream_rq_total"), 1);
+    assert_eq!(stat(admin, "http.by_direct.downstream_rq_total"), 1);
+    assert_eq!(stat(admin, "tcp.pp_tcp.downstream_cx_total"), 1);
+    let scope = format!("listener.127.0.0.1_{port}");
+    assert_eq!(stat(admin, &format!("{scope}.no_filter_chain_match")), 1);
+    assert_eq!(stat(admin, "proxy_proto.versions.v1.found"), 5);
+}
+
+#[test]
+fn listener_filter_config_errors_name_their_field() {
+    let chains = format!("    - filters:\n{}", hcm("pp", "/dev/null", "backend", ""));
+    let cases = [
+        ("        rules: [{tlv_type: 1}]\n", "", "rules"),
+        (
+            "        pass_through_tlvs: {match_type: INCLUDE_ALL}\n",
+            "",
+            "pass_through_tlvs",
+        ),
+        (
+            "        disallowed_versions: [V1, V2]\n",
+            "",
+            "disallowed_versions",
+        ),
+        ("        nope: 1\n", "", "nope"),
+        (
+            "",
+            "    - name: envoy.filters.listener.tls_inspector\n",
+            "listener_filters[1]",
+        ),
+    ];
+    for (fields, more, path) in cases {
+        let listener = pp_listener(fields, more);
+        // The inspector after the reader is fine; before it, refused.
+        let listener = if more.is_empty() {
+            listener
+        } else {
+            format!(
+                "    listener_filters:\n{more}{}",
+                &pp_listener(fields, "")[22..]
+            )
+        };
+        let yaml = bootstrap(free_port(), free_port(), &listener, &chains, 1, "");
+        let out = refusal(&yaml);
+        assert!(out.contains(path), "{path}: {out}");
+    }
+}
