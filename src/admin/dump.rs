@@ -337,6 +337,46 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
         ),
     ]);
     let any_tls = crate::chains::needs_hello(&l.filter_chains);
+    // The PROXY protocol reader first: baton reads the header before anything else.
+    let proxy = l.proxy_protocol.as_ref().map(|p| {
+        let mut disallowed = Vec::new();
+        if !p.accept_v1 {
+            disallowed.push(Value::from("V1"));
+        }
+        if !p.accept_v2 {
+            disallowed.push(Value::from("V2"));
+        }
+        map(vec![
+            ("name", s("envoy.filters.listener.proxy_protocol")),
+            (
+                "typed_config",
+                Some(map(vec![
+                    (
+                        "@type",
+                        s(&format!(
+                            "{T}envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol"
+                        )),
+                    ),
+                    (
+                        "allow_requests_without_proxy_protocol",
+                        p.allow_without.then_some(Value::Bool(true)),
+                    ),
+                    (
+                        "disallowed_versions",
+                        (!disallowed.is_empty()).then(|| Value::Sequence(disallowed)),
+                    ),
+                    (
+                        "stat_prefix",
+                        (!p.stat_prefix.is_empty()).then(|| Value::from(p.stat_prefix.as_str())),
+                    ),
+                ])),
+            ),
+        ])
+    });
+    let listener_filters: Vec<Value> = proxy
+        .into_iter()
+        .chain(any_tls.then_some(inspector))
+        .collect();
     map(vec![
         ("name", s(&l.name)),
         (
@@ -349,7 +389,7 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
         ),
         (
             "listener_filters",
-            any_tls.then(|| Value::Sequence(vec![inspector])),
+            (!listener_filters.is_empty()).then(|| Value::Sequence(listener_filters)),
         ),
         ("listener_filters_timeout", dur(l.inspect_timeout)),
         ("enable_reuse_port", n(l.socket.reuse_port)),

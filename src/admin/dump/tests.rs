@@ -494,12 +494,20 @@ fn filter_chains_with_their_own_terminals_round_trip() {
         r#"static_resources:
   listeners:
   - address: {{ socket_address: {{ address: 127.0.0.1, port_value: 8080 }} }}
+    listener_filters:
+    - name: envoy.filters.listener.proxy_protocol
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol
+        allow_requests_without_proxy_protocol: true
+        disallowed_versions: [V1]
+        stat_prefix: lb
     filter_chains:
     - name: a
       filter_chain_match:
         destination_port: 8080
         prefix_ranges: [{{ address_prefix: 127.0.0.0, prefix_len: 8 }}]
         source_prefix_ranges: [{{ address_prefix: "::1", prefix_len: 128 }}]
+        direct_source_prefix_ranges: [{{ address_prefix: 10.0.0.0, prefix_len: 8 }}]
         source_ports: [4000, 4001]
       filters:
 {}    - filter_chain_match: {{ transport_protocol: raw_buffer }}
@@ -527,6 +535,12 @@ fn filter_chains_with_their_own_terminals_round_trip() {
     let again = load_str(&bootstrap_of(&dump)).unwrap_or_else(|e| panic!("{e}\n{dump}"));
     assert_eq!(again, b);
     assert!(dump.contains("default_filter_chain"), "{dump}");
+    assert!(dump.contains("direct_source_prefix_ranges"), "{dump}");
+    let pp = b.listeners[0]
+        .proxy_protocol
+        .as_ref()
+        .expect("the PROXY protocol filter");
+    assert!(pp.allow_without && !pp.accept_v1 && pp.accept_v2 && pp.stat_prefix == "lb");
 }
 
 /// An admin with an access log and no address dumps as such and loads back the same.
