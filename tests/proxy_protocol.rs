@@ -409,3 +409,62 @@ fn listener_filter_config_errors_name_their_field() {
         assert!(out.contains(path), "{path}: {out}");
     }
 }
+
+#[test]
+fn a_handed_over_connection_keeps_the_address_of_its_header() {
+    use common::hot::*;
+    let (one, two) = (Upstream::start("one"), Upstream::start("two"));
+    let log = log_path("pp_hot");
+    let log = log.to_str().unwrap();
+    // The header's client picks chain `a`, the socket's (127.0.0.1) would pick `b`. They
+    // share a connection manager in the first config; in the second, `b` routes to `two`:
+    // the connection must be named to the new process by its header's address.
+    let (port, admin) = (free_port(), free_port());
+    let cfg = |b_cluster: &str| {
+        let chains = [
+            format!(
+                "    - name: a\n      filter_chain_match: {{source_prefix_ranges: [{{address_prefix: 192.0.2.0, prefix_len: 24}}]}}\n      filters:\n{}",
+                hcm("web", log, "backend", "")
+            ),
+            format!("    - name: b\n      filters:\n{}", hcm("web", log, b_cluster, "")),
+        ]
+        .concat();
+        bootstrap(
+            admin,
+            port,
+            &pp_listener("", ""),
+            &chains,
+            one.port(),
+            &static_cluster("two", two.port()),
+        )
+    };
+    let dir = HotDir::new("pp_hot");
+    let mut old = hot_start(&cfg("backend"), &dir, &[]);
+    let mut c = RawConn::connect(port);
+    c.send(b"PROXY TCP4 192.0.2.7 10.0.0.1 5555 80\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(c.expect_response(false).body, one.greeting().as_bytes());
+    // A connection whose header is still coming when the new process takes over.
+    let mut waiting = RawConn::connect(port);
+    waiting.send(b"PROXY TCP4 192.0.2.");
+
+    let (_new, _) = hot_takeover(&cfg("two"), &dir, &[], &old);
+    waiting.send(b"8 10.0.0.1 6666 80\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(
+        waiting.expect_response(false).body,
+        one.greeting().as_bytes()
+    );
+    assert_eq!(last_xff(&one), "192.0.2.8");
+    old.sigterm();
+    expect_exit_code(&mut old, 0, EXIT_WAIT);
+    assert!(handed_connections(&old) >= 1, "{}", old.log());
+
+    // The idle connection goes on in the new process: same chain, same client address.
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(c.expect_response(false).body, one.greeting().as_bytes());
+    assert_eq!(last_xff(&one), "192.0.2.7");
+    let lines = log_lines(log, 3);
+    let last: Vec<&str> = lines.last().expect("a line").split(' ').collect();
+    assert_eq!(last[0], "192.0.2.7:5555", "{lines:?}");
+    assert!(last[1].starts_with("127.0.0.1:"), "{lines:?}");
+    assert_eq!(two.requests(), 0);
+}
