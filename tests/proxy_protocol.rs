@@ -468,3 +468,83 @@ fn a_handed_over_connection_keeps_the_address_of_its_header() {
     assert!(last[1].starts_with("127.0.0.1:"), "{lines:?}");
     assert_eq!(two.requests(), 0);
 }
+
+/// A python client: the PROXY line `sys.argv[3]`, then TLS to `a.test` and one GET; prints
+/// the status line and the body.
+#[cfg(feature = "tls")]
+const TLS_AFTER_HEADER: &str = r#"
+import socket, ssl, sys
+port, ca, line = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+raw.sendall(line.encode() + b"\r\n")
+ctx = ssl.create_default_context(cafile=ca)
+s = ctx.wrap_socket(raw, server_hostname="a.test")
+s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+out = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    out += b
+head, _, body = out.partition(b"\r\n\r\n")
+print(head.split(b"\r\n")[0].decode(), body.decode(), end="")
+"#;
+
+#[cfg(feature = "tls")]
+#[test]
+fn the_header_comes_before_the_tls_handshake_and_its_client_chooses_the_chain() {
+    use tls_support::{tls_chain, Pki};
+    let pki = Pki::new("pp_tls");
+    let (one, two) = (Upstream::start("one"), Upstream::start("two"));
+    let cert = pki.leaf("a", "/CN=a.test", "DNS:a.test");
+    let log = log_path("pp_tls");
+    let log = log.to_str().unwrap();
+    let chains = [
+        tls_chain(
+            &hcm("lb_tls", log, "backend", ""),
+            &[
+                "server_names: [a.test]",
+                "source_prefix_ranges: [{address_prefix: 192.0.2.0, prefix_len: 24}]",
+            ],
+            &cert,
+            &[],
+        ),
+        tls_chain(
+            &hcm("other_tls", log, "two", ""),
+            &["server_names: [a.test]"],
+            &cert,
+            &[],
+        ),
+    ]
+    .concat();
+    let (port, admin) = (free_port(), free_port());
+    // The inspector after the PROXY reader, as Envoy's docs order them.
+    let listener = pp_listener(
+        "",
+        "    - name: envoy.filters.listener.tls_inspector\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector\n",
+    );
+    let yaml = bootstrap(
+        admin,
+        port,
+        &listener,
+        &chains,
+        one.port(),
+        &static_cluster("two", two.port()),
+    );
+    let _p = Baton::start(&yaml);
+    let run = |line: &str| -> String {
+        let o = std::process::Command::new("python3")
+            .args(["-c", TLS_AFTER_HEADER, &port.to_string(), &pki.ca(), line])
+            .output()
+            .expect("python3");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let want = |up: &Upstream| format!("HTTP/1.1 200 OK {}", up.greeting());
+    assert_eq!(run("PROXY TCP4 192.0.2.7 10.0.0.1 5555 443"), want(&one));
+    assert_eq!(last_xff(&one), "192.0.2.7");
+    assert_eq!(run("PROXY TCP4 198.51.100.9 10.0.0.1 5555 443"), want(&two));
+    assert_eq!(last_xff(&two), "198.51.100.9");
+    assert_eq!(stat(admin, "http.lb_tls.downstream_rq_total"), 1);
+    assert_eq!(stat(admin, "proxy_proto.versions.v1.found"), 2);
+}
