@@ -395,6 +395,37 @@ mod tests {
         assert_eq!(parse(&v2_header(1, 0x11, &body), ALL), bad);
     }
 
+    /// The fuzz harness's properties over deterministic mutations of valid headers (the
+    /// libFuzzer target explores further; this keeps a stable-toolchain check).
+    #[test]
+    fn mutated_headers_keep_the_fuzz_properties() {
+        let mut rng = crate::util::Rng::with_seed(0x5eed);
+        let mut seeds = vec![
+            b"PROXY TCP4 192.0.2.7 10.1.2.3 5555 443\r\nGET /".to_vec(),
+            b"PROXY TCP6 2001:db8::1 2001:db8::2 1 65535\r\n".to_vec(),
+            b"PROXY UNKNOWN\r\n".to_vec(),
+        ];
+        let mut body = v4_body();
+        body.extend_from_slice(&[0x01, 0, 2, b'h', b'2']);
+        seeds.push(v2_header(1, 0x11, &body));
+        seeds.push(v2_header(0, 0x00, &[]));
+        for i in 0..20_000u64 {
+            let mut d = seeds[(i % seeds.len() as u64) as usize].clone();
+            for _ in 0..=rng.below(3) {
+                let at = rng.below(d.len() as u64 + 1) as usize;
+                match rng.below(4) {
+                    0 if at < d.len() => d[at] = rng.next_u64() as u8,
+                    1 => d.insert(at, rng.next_u64() as u8),
+                    2 => d.truncate(at),
+                    _ if at < d.len() => d[at] ^= 1 << rng.below(8),
+                    _ => {}
+                }
+            }
+            d.insert(0, rng.below(8) as u8);
+            crate::fuzz_harness::proxy_protocol(&d);
+        }
+    }
+
     #[test]
     fn optional_and_disallowed_versions() {
         let opt = Accept {
