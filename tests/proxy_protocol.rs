@@ -95,6 +95,14 @@ fn v2_raw(ver_cmd: u8, fam: u8, body: &[u8]) -> Vec<u8> {
     h
 }
 
+/// Starts baton: `listener_0` with `listener` lines and `chains`, the cluster `backend` at
+/// `backend` and `clusters` lines. Returns it, its port and the admin port.
+fn serve(listener: &str, chains: &str, backend: u16, clusters: &str) -> (Baton, u16, u16) {
+    let (port, admin) = (free_port(), free_port());
+    let yaml = bootstrap(admin, port, listener, chains, backend, clusters);
+    (Baton::start(&yaml), port, admin)
+}
+
 fn get() -> &'static [u8] {
     b"GET / HTTP/1.1\r\nHost: pp.test\r\nConnection: close\r\n\r\n"
 }
@@ -158,16 +166,12 @@ fn the_header_names_the_client_for_xff_the_access_log_and_rbac() {
 "#
     );
     let chains = format!("    - filters:\n{}", hcm("pp", log, "backend", &rbac));
-    let (port, admin) = (free_port(), free_port());
-    let yaml = bootstrap(
-        admin,
-        port,
+    let (_p, port, admin) = serve(
         &pp_listener("        stat_prefix: lb\n", ""),
         &chains,
         up.port(),
         "",
     );
-    let _p = Baton::start(&yaml);
 
     // v1, header and request in one write: nothing after the header is lost.
     let v1 = b"PROXY TCP4 192.0.2.7 198.51.100.1 5555 8443\r\n";
@@ -226,13 +230,11 @@ fn bad_missing_and_disallowed_headers_close_the_connection_and_are_counted() {
     let log = log_path("pp_bad");
     let log = log.to_str().unwrap();
     let chains = format!("    - filters:\n{}", hcm("pp", log, "backend", ""));
-    let (port, admin) = (free_port(), free_port());
     let listener = pp_listener(
         "        disallowed_versions: [V2]\n",
         "    listener_filters_timeout: 1s\n",
     );
-    let yaml = bootstrap(admin, port, &listener, &chains, up.port(), "");
-    let _p = Baton::start(&yaml);
+    let (_p, port, admin) = serve(&listener, &chains, up.port(), "");
 
     // No header: closed, no response.
     assert_eq!(raw_exchange(port, get(), WAIT), b"");
@@ -276,10 +278,8 @@ fn without_a_header_a_client_is_served_when_the_filter_allows_it() {
     let log = log_path("pp_optional");
     let log = log.to_str().unwrap();
     let chains = format!("    - filters:\n{}", hcm("pp", log, "backend", ""));
-    let (port, admin) = (free_port(), free_port());
     let listener = pp_listener("        allow_requests_without_proxy_protocol: true\n", "");
-    let yaml = bootstrap(admin, port, &listener, &chains, up.port(), "");
-    let _p = Baton::start(&yaml);
+    let (_p, port, admin) = serve(&listener, &chains, up.port(), "");
     let body = curl_ok(&[&format!("http://127.0.0.1:{port}/")]);
     assert_eq!(body, up.greeting());
     assert_eq!(last_xff(&up), "127.0.0.1");
@@ -326,16 +326,12 @@ fn the_header_addresses_choose_the_filter_chain() {
         .to_string(),
     ]
     .concat();
-    let (port, admin) = (free_port(), free_port());
-    let yaml = bootstrap(
-        admin,
-        port,
+    let (_p, port, admin) = serve(
         &pp_listener("", ""),
         &chains,
         one.port(),
         &static_cluster("two", two.port()),
     );
-    let _p = Baton::start(&yaml);
     let ask = |h: &str| -> String {
         let mut bytes = h.as_bytes().to_vec();
         bytes.extend_from_slice(get());
