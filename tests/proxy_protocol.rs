@@ -290,6 +290,13 @@ fn without_a_header_a_client_is_served_when_the_filter_allows_it() {
     assert_eq!(last_xff(&up), "192.0.2.7");
     assert_eq!(stat(admin, "proxy_proto.not_found_allowed"), 1);
     assert_eq!(stat(admin, "proxy_proto.versions.v1.found"), 1);
+    // Half a header, then the client's FIN: closed then, not at the 15 s timeout.
+    let mut half = RawConn::connect(port);
+    half.send(b"PROXY TCP4 192.0.2.7 ");
+    half.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let t0 = std::time::Instant::now();
+    assert!(half.closed_within(WAIT));
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
 }
 
 #[test]

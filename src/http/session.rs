@@ -423,6 +423,10 @@ impl Session {
             return Err(io::ErrorKind::NotFound.into());
         };
         let Some(outcome) = w.poll(self.client.tcp(), accept)? else {
+            // A peer that closed (or reset) with half a header will send no more.
+            if self.ready.hup {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
             return Ok(false);
         };
         self.proxy = None;
