@@ -551,3 +551,170 @@ fn the_header_comes_before_the_tls_handshake_and_its_client_chooses_the_chain() 
     assert_eq!(stat(admin, "http.lb_tls.downstream_rq_total"), 1);
     assert_eq!(stat(admin, "proxy_proto.versions.v1.found"), 2);
 }
+
+/// An upstream that records, per connection, what came before its first request (the PROXY
+/// header) and the path of each request; it answers `200 ok`, keep-alive.
+struct Recorder {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+/// One upstream connection: its bytes before the first request, and its request paths.
+type Seen = (Vec<u8>, Vec<String>);
+
+impl Recorder {
+    fn start() -> Recorder {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let all = seen.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { return };
+                let all = all.clone();
+                std::thread::spawn(move || {
+                    s.set_read_timeout(Some(WAIT)).unwrap();
+                    let me = {
+                        let mut v = all.lock().unwrap();
+                        v.push((Vec::new(), Vec::new()));
+                        v.len() - 1
+                    };
+                    let mut buf = Vec::new();
+                    let mut first = true;
+                    let mut chunk = [0u8; 4096];
+                    while let Ok(n) = s.read(&mut chunk) {
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        // (A v2 header holds a CRLF CRLF of its own: look past the GET.)
+                        let find = |b: &[u8], w: &[u8]| b.windows(w.len()).position(|x| x == w);
+                        while let Some((at, end)) = find(&buf, b"GET ")
+                            .and_then(|at| Some((at, at + find(buf.get(at..)?, b"\r\n\r\n")?)))
+                        {
+                            let head = String::from_utf8_lossy(&buf[at..end]).to_string();
+                            let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                            {
+                                let mut v = all.lock().unwrap();
+                                if first {
+                                    v[me].0 = buf[..at].to_vec();
+                                    first = false;
+                                }
+                                v[me].1.push(path);
+                            }
+                            buf.drain(..end + 4);
+                            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                        }
+                    }
+                });
+            }
+        });
+        Recorder { port, seen }
+    }
+
+    /// (header, paths) of each connection so far whose requests match `path`.
+    fn conns(&self, path: &str) -> Vec<Seen> {
+        let v = self.seen.lock().unwrap().clone();
+        v.into_iter()
+            .filter(|(_, p)| p.iter().any(|x| x == path))
+            .collect()
+    }
+}
+
+/// A STATIC cluster `name` to `port` whose transport socket is the upstream PROXY protocol
+/// socket of `version` over raw_buffer; `more`: lines of the cluster after it.
+fn pp_cluster(name: &str, port: u16, version: &str, more: &str) -> String {
+    format!(
+        "{}    transport_socket:\n      name: envoy.transport_sockets.upstream_proxy_protocol\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport\n        config: {{version: {version}}}\n        transport_socket: {{name: envoy.transport_sockets.raw_buffer}}\n{more}",
+        static_cluster(name, port)
+    )
+}
+
+#[test]
+fn an_upstream_proxy_protocol_cluster_sends_each_client_in_a_header_of_its_own() {
+    let rec = Recorder::start();
+    let log = log_path("pp_up");
+    let log = log.to_str().unwrap();
+    let chains = format!("    - filters:\n{}", hcm("pp", log, "pp1", ""));
+    let listener = pp_listener("        allow_requests_without_proxy_protocol: true\n", "");
+    let (_p, port, _admin) = serve(
+        &listener,
+        &chains,
+        1,
+        &pp_cluster("pp1", rec.port, "V1", ""),
+    );
+    let req = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes();
+
+    // Client A: two requests on one connection, one upstream connection with A's header.
+    let mut a = RawConn::connect(port);
+    let mut first = b"PROXY TCP4 192.0.2.7 10.0.0.1 5555 80\r\n".to_vec();
+    first.extend_from_slice(&req("/a1"));
+    a.send(&first);
+    assert_eq!(a.expect_response(false).status(), 200);
+    // Client B, while A's upstream connection is idle in the pool: one of its own.
+    let mut b = RawConn::connect(port);
+    let mut bb = b"PROXY TCP4 192.0.2.8 10.0.0.1 6666 80\r\n".to_vec();
+    bb.extend_from_slice(&req("/b"));
+    b.send(&bb);
+    assert_eq!(b.expect_response(false).status(), 200);
+    a.send(&req("/a2"));
+    assert_eq!(a.expect_response(false).status(), 200);
+    // A client without a header: baton's own connection is named.
+    let mut c = RawConn::connect(port);
+    c.send(&req("/c"));
+    assert_eq!(c.expect_response(false).status(), 200);
+
+    let conn_a = rec.conns("/a1");
+    assert_eq!(conn_a.len(), 1);
+    assert_eq!(conn_a[0].0, b"PROXY TCP4 192.0.2.7 10.0.0.1 5555 80\r\n");
+    assert_eq!(
+        conn_a[0].1,
+        ["/a1", "/a2"],
+        "A's connection is reused for A only"
+    );
+    let conn_b = rec.conns("/b");
+    assert_eq!(conn_b[0].0, b"PROXY TCP4 192.0.2.8 10.0.0.1 6666 80\r\n");
+    assert_eq!(conn_b[0].1, ["/b"]);
+    let own = String::from_utf8(rec.conns("/c")[0].0.clone()).unwrap();
+    let f: Vec<&str> = own.trim_end().split(' ').collect();
+    assert_eq!(
+        &f[..4],
+        ["PROXY", "TCP4", "127.0.0.1", "127.0.0.1"],
+        "{own:?}"
+    );
+    assert_eq!(f[5], rec.port.to_string());
+}
+
+#[test]
+fn a_tcp_proxy_names_its_client_in_v2_and_health_checks_send_local() {
+    let rec = Recorder::start();
+    let checks = "    health_checks:\n    - timeout: 1s\n      interval: 0.2s\n      no_traffic_interval: 0.2s\n      unhealthy_threshold: 2\n      healthy_threshold: 1\n      http_health_check: {path: /hc}\n";
+    let chains = r#"    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: pp_tcp
+          cluster: pp2
+"#;
+    let (_p, port, _admin) = serve("", chains, 1, &pp_cluster("pp2", rec.port, "V2", checks));
+    let mut s = TcpStream::connect(local(port)).expect("connect");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let client = s.local_addr().unwrap();
+    s.write_all(b"GET /t HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = [0u8; 64];
+    let n = s.read(&mut got).expect("response");
+    assert!(got[..n].starts_with(b"HTTP/1.1 200"));
+    let want = v2(&client.to_string(), &format!("127.0.0.1:{port}"), &[]);
+    assert_eq!(rec.conns("/t")[0].0, want);
+    // Health checks name no client: the LOCAL command.
+    let mut hc = Vec::new();
+    for _ in 0..100 {
+        hc = rec.conns("/hc");
+        if !hc.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!hc.is_empty(), "no health check arrived");
+    assert_eq!(hc[0].0, v2_raw(0x20, 0, &[]));
+}

@@ -1281,7 +1281,7 @@ fn cluster(c: &Cluster) -> Value {
             n(c.per_connection_buffer_limit_bytes),
         ),
         ("load_assignment", load_assignment),
-        ("transport_socket", c.tls.as_ref().map(tls::upstream)),
+        ("transport_socket", cluster_socket(c)),
         (
             "health_checks",
             c.health_check
@@ -1408,6 +1408,49 @@ fn outlier_detection(o: &crate::config::OutlierDetection) -> Value {
 }
 
 /// A cluster's upstream HTTP protocol options, as the typed extension.
+/// A cluster's transport socket: TLS or none, wrapped in the upstream PROXY protocol socket
+/// when it has one (the inner socket then spelled out, raw_buffer if plain).
+fn cluster_socket(c: &crate::config::Cluster) -> Option<Value> {
+    let inner = c.tls.as_ref().map(tls::upstream);
+    let Some(v) = c.proxy_protocol else {
+        return inner;
+    };
+    let raw = || {
+        map(vec![
+            ("name", s("envoy.transport_sockets.raw_buffer")),
+            (
+                "typed_config",
+                Some(map(vec![(
+                    "@type",
+                    s(&format!(
+                        "{T}envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
+                    )),
+                )])),
+            ),
+        ])
+    };
+    let version = match v {
+        crate::proxy_protocol::Version::V1 => "V1",
+        crate::proxy_protocol::Version::V2 => "V2",
+    };
+    Some(map(vec![
+        ("name", s("envoy.transport_sockets.upstream_proxy_protocol")),
+        (
+            "typed_config",
+            Some(map(vec![
+                (
+                    "@type",
+                    s(&format!(
+                        "{T}envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport"
+                    )),
+                ),
+                ("config", Some(map(vec![("version", s(version))]))),
+                ("transport_socket", Some(inner.unwrap_or_else(raw))),
+            ])),
+        ),
+    ]))
+}
+
 fn upstream_http(h: &crate::config::UpstreamHttp) -> Value {
     let http1 = h.proper_case_headers.then(|| {
         map(vec![(

@@ -1399,6 +1399,9 @@ pub struct Cluster {
     pub load_assignment_cluster_name: String,
     /// `transport_socket`: TLS to the upstream hosts.
     pub tls: Option<UpstreamTls>,
+    /// `transport_socket` `envoy.transport_sockets.upstream_proxy_protocol`: each new
+    /// connection starts with a PROXY protocol header of this version (before TLS, if any).
+    pub proxy_protocol: Option<crate::proxy_protocol::Version>,
     /// `circuit_breakers` (Envoy's defaults when absent).
     pub circuit_breakers: CircuitBreakers,
     /// `health_checks` (Envoy takes at most one): active health checking of every host.

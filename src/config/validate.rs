@@ -300,7 +300,11 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
     ),
     (
         "envoy.filters.listener.proxy_protocol",
-        super::validate_listener_filters::PROXY_PROTOCOL_TYPE,
+        super::validate_proxy_protocol::PROXY_PROTOCOL_TYPE,
+    ),
+    (
+        "envoy.transport_sockets.upstream_proxy_protocol",
+        super::validate_proxy_protocol::UPSTREAM_PROXY_PROTOCOL_TYPE,
     ),
     (
         "envoy.transport_sockets.raw_buffer",
@@ -673,7 +677,7 @@ fn listener(
         &mut first,
     );
     let proxy_protocol = keep(
-        super::validate_listener_filters::listener_filters(
+        super::validate_proxy_protocol::listener_filters(
             &l.listener_filters,
             &format!("{path}.listener_filters"),
         ),
@@ -1220,7 +1224,7 @@ fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), Co
     for (l, t) in tracing {
         if clusters
             .get(t.zipkin.cluster)
-            .is_some_and(|c| c.tls.is_some())
+            .is_some_and(|c| c.tls.is_some() || c.proxy_protocol.is_some())
         {
             return Err(err(
                 format!(
@@ -1229,7 +1233,8 @@ fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), Co
                 ),
                 format!(
                     "cluster \"{}\" is a Zipkin collector_cluster (of listener \"{}\"): baton \
-                     reports spans over plain HTTP, so the collector cluster cannot use TLS",
+                     reports spans over plain HTTP, so the collector cluster cannot use TLS \
+                     or the upstream PROXY protocol",
                     t.zipkin.cluster_name, l.name
                 ),
             ));
@@ -1257,13 +1262,14 @@ fn tls_mirrors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), Confi
                 let MirrorTarget::Cluster(c) = m.target else {
                     continue;
                 };
-                if let Some(cl) = clusters.get(c).filter(|cl| cl.tls.is_some()) {
+                let plain = |cl: &&Cluster| cl.tls.is_some() || cl.proxy_protocol.is_some();
+                if let Some(cl) = clusters.get(c).filter(plain) {
                     return Err(err(
                         format!("static_resources.clusters[{c}].transport_socket"),
                         format!(
                             "cluster \"{}\" is a request mirror cluster (of listener \"{}\"): \
                              baton sends shadow requests over plain HTTP, so a mirror cluster \
-                             cannot use TLS",
+                             cannot use TLS or the upstream PROXY protocol",
                             cl.name, l.name
                         ),
                     ));
@@ -1793,9 +1799,17 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
             "a LOGICAL_DNS cluster needs exactly one endpoint",
         ));
     }
-    let mut tls = match &c.transport_socket {
-        Some(ts) => super::tls::upstream_socket(ts, &p("transport_socket"))?,
-        None => None,
+    // The upstream PROXY protocol socket wraps the one that carries the bytes.
+    let (proxy_protocol, inner) = match &c.transport_socket {
+        Some(ts) => super::validate_proxy_protocol::upstream_socket(ts, &p("transport_socket"))?,
+        None => (None, None),
+    };
+    let mut tls = match (&inner, &c.transport_socket) {
+        (Some(ts), _) => {
+            super::tls::upstream_socket(ts, &p("transport_socket.typed_config.transport_socket"))?
+        }
+        (None, Some(ts)) => super::tls::upstream_socket(ts, &p("transport_socket"))?,
+        (None, None) => None,
     };
     let health_check = super::validate_health::health_checks(c.health_checks, tls.is_some(), path)?;
     balancing.locality_weighted = c
@@ -1943,6 +1957,7 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
         )?,
         load_assignment_cluster_name,
         tls,
+        proxy_protocol,
         circuit_breakers: match &c.circuit_breakers {
             Some(cb) => circuit_breakers(cb, &p("circuit_breakers"))?,
             None => CircuitBreakers::default(),

@@ -248,6 +248,21 @@ impl Session {
         self.peer
     }
 
+    /// The client and target an upstream PROXY protocol header names for this connection:
+    /// those of its own PROXY header; on a TCP proxy, the connection's own otherwise (Envoy's
+    /// TCP proxy names its downstream connection; its connection manager does not).
+    fn proxied(&self, ctx: &Ctx) -> Option<(SocketAddr, SocketAddr)> {
+        let local = || self.local.or_else(|| self.client.local_addr().ok());
+        if let Some(o) = self.client.origin() {
+            return Some((o.peer, o.local.or_else(local)?));
+        }
+        let tcp = ctx
+            .listeners
+            .get(self.listener)
+            .is_some_and(|l| l.tcp().is_some());
+        tcp.then(|| Some((self.peer, local()?))).flatten()
+    }
+
     /// The addresses a PROXY protocol header gave the connection, if one did.
     pub fn origin(&self) -> Option<crate::proxy_protocol::Origin> {
         self.client.origin().copied()
@@ -854,10 +869,11 @@ impl Session {
         }
         // Only an `auto_sni` cluster's requests name their server: one allocation per connect.
         let sni: Option<Box<str>> = self.core.upstream_sni().map(Box::from);
+        let proxied = crate::http::upstream::pool_key(ctx, cluster, || self.proxied(ctx));
         let pooled = if fresh {
             None
         } else {
-            take_idle(ctx, cluster, addr, sni.as_deref(), self.id)
+            take_idle(ctx, cluster, addr, sni.as_deref(), proxied, self.id)
         };
         let got = match pooled {
             Some(c) => Ok((c, true)),
@@ -875,7 +891,7 @@ impl Session {
                     }
                     return;
                 }
-                UpConn::connect(ctx, cluster, addr, sni, self.id).map(|c| (c, false))
+                UpConn::connect(ctx, cluster, addr, sni, proxied, self.id).map(|c| (c, false))
             }
         };
         match got {

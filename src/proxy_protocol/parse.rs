@@ -248,6 +248,64 @@ fn tlvs_ok(mut t: &[u8]) -> bool {
     true
 }
 
+/// The header baton writes first on an upstream connection (Envoy's upstream PROXY protocol
+/// transport socket): the client `from` connected to `to`. v1 names both families as one
+/// (`TCP6`, with IPv4 addresses mapped, when they differ); v2 without addresses is the `LOCAL`
+/// command (Envoy's header when no downstream connection names a client).
+pub fn header(version: Version, addrs: Option<(SocketAddr, SocketAddr)>) -> Vec<u8> {
+    match (version, addrs) {
+        (Version::V1, None) => b"PROXY UNKNOWN\r\n".to_vec(),
+        (Version::V1, Some((from, to))) => {
+            let (a, b) = match (from.ip(), to.ip()) {
+                (IpAddr::V4(a), IpAddr::V4(b)) => return v1_text("TCP4", a, b, from, to),
+                (a, b) => (v6(a), v6(b)),
+            };
+            v1_text("TCP6", a, b, from, to)
+        }
+        (Version::V2, None) => {
+            let mut h = V2_SIGNATURE.to_vec();
+            h.extend_from_slice(&[0x20, 0x00, 0, 0]);
+            h
+        }
+        (Version::V2, Some((from, to))) => {
+            let mut h = V2_SIGNATURE.to_vec();
+            h.push(0x21);
+            match (from.ip(), to.ip()) {
+                (IpAddr::V4(a), IpAddr::V4(b)) => {
+                    h.extend_from_slice(&[0x11, 0, 12]);
+                    h.extend_from_slice(&a.octets());
+                    h.extend_from_slice(&b.octets());
+                }
+                (a, b) => {
+                    h.extend_from_slice(&[0x21, 0, 36]);
+                    h.extend_from_slice(&v6(a).octets());
+                    h.extend_from_slice(&v6(b).octets());
+                }
+            }
+            h.extend_from_slice(&from.port().to_be_bytes());
+            h.extend_from_slice(&to.port().to_be_bytes());
+            h
+        }
+    }
+}
+
+fn v6(ip: IpAddr) -> Ipv6Addr {
+    match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
+        IpAddr::V6(a) => a,
+    }
+}
+
+fn v1_text(
+    family: &str,
+    a: impl std::fmt::Display,
+    b: impl std::fmt::Display,
+    from: SocketAddr,
+    to: SocketAddr,
+) -> Vec<u8> {
+    format!("PROXY {family} {a} {b} {} {}\r\n", from.port(), to.port()).into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,6 +482,30 @@ mod tests {
             d.insert(0, rng.below(8) as u8);
             crate::fuzz_harness::proxy_protocol(&d);
         }
+    }
+
+    #[test]
+    fn written_headers_read_back() {
+        let pairs = [
+            (addr("192.0.2.7:5555"), addr("10.1.2.3:443")),
+            (addr("[2001:db8::1]:1"), addr("[2001:db8::2]:2")),
+        ];
+        for v in [Version::V1, Version::V2] {
+            for p in pairs {
+                let h = header(v, Some(p));
+                assert_eq!(found(&h).addrs, Some(p), "{v:?} {p:?}");
+                assert_eq!(found(&h).len, h.len());
+            }
+            assert_eq!(found(&header(v, None)).addrs, None);
+        }
+        assert_eq!(
+            header(Version::V1, Some(pairs[0])),
+            b"PROXY TCP4 192.0.2.7 10.1.2.3 5555 443\r\n"
+        );
+        // Mixed families: both as IPv6.
+        let mixed = (addr("192.0.2.7:1"), addr("[2001:db8::2]:2"));
+        let back = found(&header(Version::V1, Some(mixed))).addrs;
+        assert_eq!(back, Some((addr("[::ffff:192.0.2.7]:1"), mixed.1)));
     }
 
     #[test]

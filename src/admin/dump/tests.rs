@@ -522,6 +522,12 @@ fn filter_chains_with_their_own_terminals_round_trip() {
       filters:
 {}  clusters:
   - name: up
+    transport_socket:
+      name: envoy.transport_sockets.upstream_proxy_protocol
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport
+        config: {{ version: V2 }}
+        transport_socket: {{ name: envoy.transport_sockets.raw_buffer }}
     load_assignment:
       cluster_name: up
       endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: 80 }} }} }} }}] }}]
@@ -541,6 +547,8 @@ fn filter_chains_with_their_own_terminals_round_trip() {
         .as_ref()
         .expect("the PROXY protocol filter");
     assert!(pp.allow_without && !pp.accept_v1 && pp.accept_v2 && pp.stat_prefix == "lb");
+    let up = b.clusters[0].proxy_protocol;
+    assert_eq!(up, Some(crate::proxy_protocol::Version::V2));
 }
 
 /// An admin with an access log and no address dumps as such and loads back the same.

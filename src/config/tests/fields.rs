@@ -824,6 +824,10 @@ const PROOFS: &[(&str, &str)] = &[
         "tests/proxy_protocol.rs::the_header_names_the_client_for_xff_the_access_log_and_rbac",
     ),
     (
+        "Cluster.proxy_protocol",
+        "tests/proxy_protocol.rs::an_upstream_proxy_protocol_cluster_sends_each_client_in_a_header_of_its_own",
+    ),
+    (
         "FilterChainTls.direct_source_prefix_ranges",
         "tests/proxy_protocol.rs::the_header_addresses_choose_the_filter_chain",
     ),

@@ -135,6 +135,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             per_connection_buffer_limit_bytes: 1 << 20,
             load_assignment_cluster_name: cluster.into(),
             tls: None,
+            proxy_protocol: None,
             circuit_breakers: Default::default(),
             health_check: None,
             healthy_panic_threshold: 50,
