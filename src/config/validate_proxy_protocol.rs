@@ -174,7 +174,7 @@ fn proxy_protocol(v: Option<Value>, path: &str) -> Result<ProxyProtocol, ConfigE
     if r.pass_through_tlvs.is_some() {
         return Err(err(
             format!("{path}.pass_through_tlvs"),
-            "not supported by baton (no upstream PROXY protocol uses them)",
+            "not supported by baton (its upstream PROXY protocol socket passes no TLVs)",
         ));
     }
     let (mut v1, mut v2) = (true, true);
