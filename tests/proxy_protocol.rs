@@ -718,3 +718,72 @@ fn a_tcp_proxy_names_its_client_in_v2_and_health_checks_send_local() {
     assert!(!hc.is_empty(), "no health check arrived");
     assert_eq!(hc[0].0, v2_raw(0x20, 0, &[]));
 }
+
+#[test]
+fn upstream_socket_config_errors_name_their_field() {
+    let ts = |config: &str, rest: &str| {
+        format!(
+            "  - name: pp\n    type: STATIC\n    load_assignment: {{cluster_name: pp, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 1}}}}}}}}]}}]}}\n    transport_socket:\n      name: envoy.transport_sockets.upstream_proxy_protocol\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport\n        config: {{{config}}}\n{rest}"
+        )
+    };
+    let raw = "        transport_socket: {name: envoy.transport_sockets.raw_buffer}\n";
+    let cases = [
+        (
+            ts("pass_through_tlvs: {match_type: INCLUDE_ALL}", raw),
+            "config.pass_through_tlvs",
+        ),
+        (
+            ts("added_tlvs: [{type: 224, value: YQ==}]", raw),
+            "config.added_tlvs",
+        ),
+        (ts("version: V3", raw), "config.version"),
+        (
+            ts("", &format!("{raw}        tlv_as_pool_key: true\n")),
+            "tlv_as_pool_key",
+        ),
+        (ts("", ""), "typed_config.transport_socket"),
+        (
+            ts(
+                "",
+                "        transport_socket: {name: envoy.transport_sockets.alts}\n",
+            ),
+            "typed_config.transport_socket",
+        ),
+    ];
+    let chains = format!("    - filters:\n{}", hcm("pp", "/dev/null", "backend", ""));
+    for (cluster, path) in cases {
+        let yaml = bootstrap(free_port(), free_port(), "", &chains, 1, &cluster);
+        let out = refusal(&yaml);
+        assert!(out.contains(path), "{path}: {out}");
+    }
+    // A request mirror cluster sends no header: refused.
+    let mirrored = hcm("pp", "/dev/null", "backend", "").replace(
+        "route: {cluster: backend}",
+        "route: {cluster: backend, request_mirror_policies: [{cluster: pp}]}",
+    );
+    let yaml = bootstrap(
+        free_port(),
+        free_port(),
+        "",
+        &format!("    - filters:\n{mirrored}"),
+        1,
+        &ts("", raw),
+    );
+    let out = refusal(&yaml);
+    assert!(out.contains("mirror") && out.contains("PROXY"), "{out}");
+    // V2 over TLS loads (in a build with TLS).
+    if !cfg!(feature = "tls") {
+        return;
+    }
+    let tls = "        transport_socket:\n          name: envoy.transport_sockets.tls\n          typed_config:\n            \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n            sni: up.test\n";
+    let yaml = bootstrap(
+        free_port(),
+        free_port(),
+        "",
+        &chains,
+        1,
+        &ts("version: V2", tls),
+    );
+    let (status, _, err) = run_baton(&["--mode", "validate", "--config-yaml", &yaml], WAIT);
+    assert!(status.success(), "{err}");
+}
