@@ -787,3 +787,74 @@ fn upstream_socket_config_errors_name_their_field() {
     let (status, _, err) = run_baton(&["--mode", "validate", "--config-yaml", &yaml], WAIT);
     assert!(status.success(), "{err}");
 }
+
+/// A python TLS origin that first reads a v1 PROXY line in the clear, then the handshake and
+/// one request; it answers with the line it read. Prints its port first.
+#[cfg(feature = "tls")]
+const PP_TLS_ORIGIN: &str = r#"
+import socket, ssl, sys
+cert, key = sys.argv[1], sys.argv[2]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(8)
+print(l.getsockname()[1], flush=True)
+l.settimeout(30)
+while True:
+    c, _ = l.accept()
+    c.settimeout(20)
+    line = b""
+    while not line.endswith(b"\r\n") and len(line) < 108:
+        b = c.recv(1)
+        if not b:
+            break
+        line += b
+    t = ctx.wrap_socket(c, server_side=True)
+    req = b""
+    while b"\r\n\r\n" not in req:
+        b = t.recv(4096)
+        if not b:
+            break
+        req += b
+    body = line.strip()
+    t.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+    t.close()
+"#;
+
+#[cfg(feature = "tls")]
+#[test]
+fn the_upstream_header_goes_before_the_tls_handshake() {
+    use std::io::BufRead;
+    use tls_support::Pki;
+    let pki = Pki::new("pp_up_tls");
+    let (cert, key) = pki.leaf("up", "/CN=up.test", "DNS:up.test");
+    let mut origin = std::process::Command::new("python3")
+        .args(["-c", PP_TLS_ORIGIN, &cert, &key])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufReader::new(origin.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("origin port");
+    let up: u16 = line.trim().parse().expect("a port");
+    let tls = "        transport_socket:\n          name: envoy.transport_sockets.tls\n          typed_config:\n            \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n            sni: up.test\n";
+    let cluster = format!(
+        "{}    transport_socket:\n      name: envoy.transport_sockets.upstream_proxy_protocol\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport\n{tls}",
+        static_cluster("pp_tls", up)
+    );
+    let chains = format!("    - filters:\n{}", hcm("pp", "/dev/null", "pp_tls", ""));
+    let (_p, port, _admin) = serve(&pp_listener("", ""), &chains, 1, &cluster);
+    let mut bytes = b"PROXY TCP4 192.0.2.7 10.0.0.1 5555 80\r\n".to_vec();
+    bytes.extend_from_slice(get());
+    let r = raw_exchange(port, &bytes, WAIT);
+    let text = String::from_utf8_lossy(&r);
+    let _ = origin.kill();
+    let _ = origin.wait();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.ends_with("\r\n\r\nPROXY TCP4 192.0.2.7 10.0.0.1 5555 80"),
+        "{text}"
+    );
+}
