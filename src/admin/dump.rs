@@ -324,18 +324,11 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
         .map(chain)
         .collect();
     let default_chain = l.filter_chains.iter().find(|c| c.fallback).map(chain);
-    let inspector = map(vec![
-        ("name", s("envoy.filters.listener.tls_inspector")),
-        (
-            "typed_config",
-            Some(map(vec![(
-                "@type",
-                s(&format!(
-                    "{T}envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
-                )),
-            )])),
-        ),
-    ]);
+    let inspector = extension(
+        "envoy.filters.listener.tls_inspector",
+        "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+        Vec::new(),
+    );
     let any_tls = crate::chains::needs_hello(&l.filter_chains);
     // The PROXY protocol reader first: baton reads the header before anything else.
     let proxy = l.proxy_protocol.as_ref().map(|p| {
@@ -346,32 +339,24 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
         if !p.accept_v2 {
             disallowed.push(Value::from("V2"));
         }
-        map(vec![
-            ("name", s("envoy.filters.listener.proxy_protocol")),
-            (
-                "typed_config",
-                Some(map(vec![
-                    (
-                        "@type",
-                        s(&format!(
-                            "{T}envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol"
-                        )),
-                    ),
-                    (
-                        "allow_requests_without_proxy_protocol",
-                        p.allow_without.then_some(Value::Bool(true)),
-                    ),
-                    (
-                        "disallowed_versions",
-                        (!disallowed.is_empty()).then(|| Value::Sequence(disallowed)),
-                    ),
-                    (
-                        "stat_prefix",
-                        (!p.stat_prefix.is_empty()).then(|| Value::from(p.stat_prefix.as_str())),
-                    ),
-                ])),
-            ),
-        ])
+        extension(
+            "envoy.filters.listener.proxy_protocol",
+            "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol",
+            vec![
+                (
+                    "allow_requests_without_proxy_protocol",
+                    p.allow_without.then_some(Value::Bool(true)),
+                ),
+                (
+                    "disallowed_versions",
+                    (!disallowed.is_empty()).then(|| Value::Sequence(disallowed)),
+                ),
+                (
+                    "stat_prefix",
+                    (!p.stat_prefix.is_empty()).then(|| Value::from(p.stat_prefix.as_str())),
+                ),
+            ],
+        )
     });
     let listener_filters: Vec<Value> = proxy
         .into_iter()
@@ -1416,39 +1401,31 @@ fn cluster_socket(c: &crate::config::Cluster) -> Option<Value> {
         return inner;
     };
     let raw = || {
-        map(vec![
-            ("name", s("envoy.transport_sockets.raw_buffer")),
-            (
-                "typed_config",
-                Some(map(vec![(
-                    "@type",
-                    s(&format!(
-                        "{T}envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
-                    )),
-                )])),
-            ),
-        ])
+        extension(
+            "envoy.transport_sockets.raw_buffer",
+            "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
+            Vec::new(),
+        )
     };
     let version = match v {
         crate::proxy_protocol::Version::V1 => "V1",
         crate::proxy_protocol::Version::V2 => "V2",
     };
-    Some(map(vec![
-        ("name", s("envoy.transport_sockets.upstream_proxy_protocol")),
-        (
-            "typed_config",
-            Some(map(vec![
-                (
-                    "@type",
-                    s(&format!(
-                        "{T}envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport"
-                    )),
-                ),
-                ("config", Some(map(vec![("version", s(version))]))),
-                ("transport_socket", Some(inner.unwrap_or_else(raw))),
-            ])),
-        ),
-    ]))
+    Some(extension(
+        "envoy.transport_sockets.upstream_proxy_protocol",
+        "envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport",
+        vec![
+            ("config", Some(map(vec![("version", s(version))]))),
+            ("transport_socket", Some(inner.unwrap_or_else(raw))),
+        ],
+    ))
+}
+
+/// An extension: its `name`, and a `typed_config` of type `ty` with `fields`.
+fn extension(name: &str, ty: &str, fields: Vec<(&str, Option<Value>)>) -> Value {
+    let mut config = vec![("@type", s(&format!("{T}{ty}")))];
+    config.extend(fields);
+    map(vec![("name", s(name)), ("typed_config", Some(map(config)))])
 }
 
 fn upstream_http(h: &crate::config::UpstreamHttp) -> Value {
