@@ -1,6 +1,6 @@
 //! Choosing a listener's filter chain for a connection, in Envoy's order: destination port,
 //! destination address, server name (SNI), transport protocol, application protocols (ALPN),
-//! source address, source port. At each step the chains that name the connection's value win
+//! direct source address (the socket's peer), source address, source port. At each step the chains that name the connection's value win
 //! (for address ranges and names, the most specific ones); only if none does, the chains that
 //! leave the criterion unset stay in the running. There is no going back to a less specific
 //! group at a later step. When nothing is left, the `default_filter_chain` serves, if any.
@@ -14,14 +14,31 @@ use crate::config::FilterChainTls;
 pub struct Facts<'a> {
     /// The address the client connected to (`None`: not looked up, as no chain names one).
     pub local: Option<SocketAddr>,
-    /// The client's address (`None`: not looked up, as no chain names one).
+    /// The client's address (`None`: not looked up, as no chain names one); a PROXY
+    /// protocol header's when the listener reads one.
     pub peer: Option<SocketAddr>,
+    /// The socket's peer (`None`: not looked up, as no chain names one).
+    pub direct: Option<SocketAddr>,
     /// The ClientHello's server name.
     pub sni: Option<&'a str>,
     /// `tls` (a ClientHello came first) or `raw_buffer`.
     pub transport: &'a str,
     /// The ClientHello's ALPN protocols.
     pub alpn: &'a [&'a [u8]],
+}
+
+impl Facts<'_> {
+    /// The addresses a PROXY protocol header gave the connection replace the socket's (only
+    /// those looked up: the ones some chain matches on).
+    pub fn with_origin(mut self, o: Option<&crate::proxy_protocol::Origin>) -> Self {
+        if let Some(o) = o {
+            self.peer = self.peer.map(|_| o.peer);
+            if let Some(l) = o.local {
+                self.local = self.local.map(|_| l);
+            }
+        }
+        self
+    }
 }
 
 /// Whether choosing among `chains` needs the ClientHello (a TLS context to pick, or a match
@@ -42,11 +59,13 @@ pub fn needs_local(chains: &[FilterChainTls]) -> bool {
         .any(|c| c.destination_port.is_some() || !c.prefix_ranges.is_empty())
 }
 
-/// Whether choosing among `chains` needs the client's address.
+/// Whether choosing among `chains` needs the client's address (or the socket's peer).
 pub fn needs_peer(chains: &[FilterChainTls]) -> bool {
-    chains
-        .iter()
-        .any(|c| !c.source_prefix_ranges.is_empty() || !c.source_ports.is_empty())
+    chains.iter().any(|c| {
+        !c.source_prefix_ranges.is_empty()
+            || !c.source_ports.is_empty()
+            || !c.direct_source_prefix_ranges.is_empty()
+    })
 }
 
 /// Whether the chain of every connection is the first one: a single chain matching
@@ -76,9 +95,11 @@ impl Needs {
     /// The facts of a connection on `sock` (no system call for an address no chain matches
     /// on).
     pub fn facts<'a>(self, sock: &mio::net::TcpStream, transport: &'a str) -> Facts<'a> {
+        let peer = self.peer.then(|| sock.peer_addr().ok()).flatten();
         Facts {
             local: self.local.then(|| sock.local_addr().ok()).flatten(),
-            peer: self.peer.then(|| sock.peer_addr().ok()).flatten(),
+            peer,
+            direct: peer,
             sni: None,
             transport,
             alpn: &[],
@@ -140,6 +161,9 @@ pub fn select<T>(items: &[T], m: impl Fn(&T) -> &FilterChainTls, f: &Facts<'_>) 
         },
         |i| c(i).application_protocols.is_empty(),
     );
+    group = by_range(group, f.direct.map(|a| a.ip()), |i| {
+        &c(i).direct_source_prefix_ranges
+    });
     group = by_range(group, f.peer.map(|a| a.ip()), |i| {
         &c(i).source_prefix_ranges
     });
@@ -225,6 +249,7 @@ mod tests {
             transport_protocol: proto.map(String::from),
             application_protocols: Vec::new(),
             source_prefix_ranges: Vec::new(),
+            direct_source_prefix_ranges: Vec::new(),
             source_ports: Vec::new(),
             fallback: false,
             terminal: 0,
@@ -237,6 +262,7 @@ mod tests {
         let f = Facts {
             local: None,
             peer: None,
+            direct: None,
             sni,
             transport: proto,
             alpn: &[],
@@ -284,6 +310,7 @@ mod tests {
             let f = Facts {
                 local: Some(local.parse().unwrap()),
                 peer: Some(peer.parse().unwrap()),
+                direct: Some(peer.parse().unwrap()),
                 sni: None,
                 transport: "raw_buffer",
                 alpn: &[],
@@ -350,6 +377,7 @@ mod tests {
             let f = Facts {
                 local: None,
                 peer: None,
+                direct: None,
                 sni: None,
                 transport,
                 alpn,
@@ -376,6 +404,7 @@ mod tests {
             let f = Facts {
                 local: Some(SocketAddr::from(([127, 0, 0, 1], port))),
                 peer: None,
+                direct: None,
                 sni,
                 transport: "tls",
                 alpn: &[],

@@ -48,6 +48,10 @@ pub struct ListenerRt {
     pub socket: crate::config::ListenerSocket,
     /// What each connection's core needs of the above, built once and shared.
     pub limits: std::rc::Rc<crate::http::core::Limits>,
+    /// The PROXY protocol listener filter: each connection's header is read first.
+    pub proxy_protocol: Option<crate::config::ProxyProtocol>,
+    /// `listener_filters_timeout`: how long the listener filters may wait for their bytes.
+    pub inspect_timeout: std::time::Duration,
 }
 
 /// A listener's terminal filter at run time.
@@ -193,6 +197,9 @@ impl Ctx {
             }
             if let Some(cl) = &l.connection_limit {
                 stats.add_connection_limit(i, &cl.stat_prefix);
+            }
+            if let Some(p) = &l.proxy_protocol {
+                stats.add_proxy_proto(i, l.address, &p.stat_prefix);
             }
             if l.tls.is_some() {
                 stats.add_tls(i, l.address);

@@ -571,6 +571,37 @@ pub fn tcp(data: &[u8]) {
     crate::http::core::sim::fuzz_tcp(data);
 }
 
+/// The PROXY protocol header parser (`proxy_protocol::parse`). The first byte picks the
+/// accepted versions and whether a header is optional; the rest is the connection's first
+/// bytes. Whatever a shorter peek decided (anything but "more") the whole input decides too,
+/// "more" always asks for more than it had, and a header never claims bytes it was not given.
+pub fn proxy_protocol(data: &[u8]) {
+    use crate::proxy_protocol::parse::{parse, Accept, Step, MAX_LEN};
+    let [flags, rest @ ..] = data else {
+        return;
+    };
+    let accept = Accept {
+        v1: flags & 1 == 0,
+        v2: flags & 2 == 0,
+        optional: flags & 4 != 0,
+    };
+    let whole = parse(rest, accept);
+    match &whole {
+        Step::Found(h) => {
+            assert!(h.len > 0 && h.len <= rest.len());
+            assert_eq!(parse(&rest[..h.len], accept), whole);
+        }
+        Step::More(n) => assert!(*n > rest.len() && *n <= MAX_LEN),
+        _ => {}
+    }
+    for k in 0..rest.len().min(300) {
+        match parse(&rest[..k], accept) {
+            Step::More(n) => assert!(n > k, "asked for {n} with {k}"),
+            early => assert_eq!(early, whole, "decided at {k}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,13 +65,14 @@ pub fn tls_timeout(ctx: &mut Ctx, l: usize) {
 }
 
 /// A request head was parsed (or rejected: `req` None): counts it and starts its record.
+/// `peer` is the client (a PROXY header's) and the socket's peer (the direct one).
 /// `conn` is what the record takes from its connection: its number, local address and TLS
 /// session. The record is built in one expression, straight into the caller's place (built
 /// first and then changed, it was copied out whole).
 pub fn begin(
     ctx: &mut Ctx,
     l: usize,
-    peer: SocketAddr,
+    (peer, direct): (SocketAddr, SocketAddr),
     minor: u8,
     req: Option<&RequestHead<'_>>,
     conn: (u64, Option<SocketAddr>, Option<std::rc::Rc<TlsInfo>>),
@@ -80,7 +81,6 @@ pub fn begin(
         ctx.stats.store.inc(h.downstream_rq_total);
         ctx.stats.store.gauge_add(h.downstream_rq_active, 1);
     }
-    let direct = peer;
     // The access log's downstream address is the trusted client address (Envoy's rules).
     let http = ctx.listeners.get(l).and_then(|lr| lr.http());
     let from = match (req, http) {

@@ -17,6 +17,7 @@ const TARGETS: &[(&str, Harness)] = &[
     ("exchange", baton::fuzz_harness::exchange),
     ("tcp", baton::fuzz_harness::tcp),
     ("proxy", baton::fuzz_harness::proxy),
+    ("proxy_protocol", baton::fuzz_harness::proxy_protocol),
 ];
 
 /// Targets that also replay another target's inputs (the same script format).

@@ -291,6 +291,10 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
             ("prefix_ranges", cidrs(&c.prefix_ranges)),
             ("source_prefix_ranges", cidrs(&c.source_prefix_ranges)),
             (
+                "direct_source_prefix_ranges",
+                cidrs(&c.direct_source_prefix_ranges),
+            ),
+            (
                 "source_ports",
                 (!c.source_ports.is_empty()).then(|| Value::Sequence(ports.collect())),
             ),
@@ -320,19 +324,44 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
         .map(chain)
         .collect();
     let default_chain = l.filter_chains.iter().find(|c| c.fallback).map(chain);
-    let inspector = map(vec![
-        ("name", s("envoy.filters.listener.tls_inspector")),
-        (
-            "typed_config",
-            Some(map(vec![(
-                "@type",
-                s(&format!(
-                    "{T}envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
-                )),
-            )])),
-        ),
-    ]);
+    let inspector = extension(
+        "envoy.filters.listener.tls_inspector",
+        "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+        Vec::new(),
+    );
     let any_tls = crate::chains::needs_hello(&l.filter_chains);
+    // The PROXY protocol reader first: baton reads the header before anything else.
+    let proxy = l.proxy_protocol.as_ref().map(|p| {
+        let mut disallowed = Vec::new();
+        if !p.accept_v1 {
+            disallowed.push(Value::from("V1"));
+        }
+        if !p.accept_v2 {
+            disallowed.push(Value::from("V2"));
+        }
+        extension(
+            "envoy.filters.listener.proxy_protocol",
+            "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol",
+            vec![
+                (
+                    "allow_requests_without_proxy_protocol",
+                    p.allow_without.then_some(Value::Bool(true)),
+                ),
+                (
+                    "disallowed_versions",
+                    (!disallowed.is_empty()).then(|| Value::Sequence(disallowed)),
+                ),
+                (
+                    "stat_prefix",
+                    (!p.stat_prefix.is_empty()).then(|| Value::from(p.stat_prefix.as_str())),
+                ),
+            ],
+        )
+    });
+    let listener_filters: Vec<Value> = proxy
+        .into_iter()
+        .chain(any_tls.then_some(inspector))
+        .collect();
     map(vec![
         ("name", s(&l.name)),
         (
@@ -345,7 +374,7 @@ fn listener(l: &Listener, b: &Bootstrap) -> Value {
         ),
         (
             "listener_filters",
-            any_tls.then(|| Value::Sequence(vec![inspector])),
+            (!listener_filters.is_empty()).then(|| Value::Sequence(listener_filters)),
         ),
         ("listener_filters_timeout", dur(l.inspect_timeout)),
         ("enable_reuse_port", n(l.socket.reuse_port)),
@@ -1251,7 +1280,7 @@ fn cluster(c: &Cluster) -> Value {
             n(c.per_connection_buffer_limit_bytes),
         ),
         ("load_assignment", load_assignment),
-        ("transport_socket", c.tls.as_ref().map(tls::upstream)),
+        ("transport_socket", cluster_socket(c)),
         (
             "health_checks",
             c.health_check
@@ -1378,6 +1407,41 @@ fn outlier_detection(o: &crate::config::OutlierDetection) -> Value {
 }
 
 /// A cluster's upstream HTTP protocol options, as the typed extension.
+/// A cluster's transport socket: TLS or none, wrapped in the upstream PROXY protocol socket
+/// when it has one (the inner socket then spelled out, raw_buffer if plain).
+fn cluster_socket(c: &crate::config::Cluster) -> Option<Value> {
+    let inner = c.tls.as_ref().map(tls::upstream);
+    let Some(v) = c.proxy_protocol else {
+        return inner;
+    };
+    let raw = || {
+        extension(
+            "envoy.transport_sockets.raw_buffer",
+            "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
+            Vec::new(),
+        )
+    };
+    let version = match v {
+        crate::proxy_protocol::Version::V1 => "V1",
+        crate::proxy_protocol::Version::V2 => "V2",
+    };
+    Some(extension(
+        "envoy.transport_sockets.upstream_proxy_protocol",
+        "envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport",
+        vec![
+            ("config", Some(map(vec![("version", s(version))]))),
+            ("transport_socket", Some(inner.unwrap_or_else(raw))),
+        ],
+    ))
+}
+
+/// An extension: its `name`, and a `typed_config` of type `ty` with `fields`.
+fn extension(name: &str, ty: &str, fields: Vec<(&str, Option<Value>)>) -> Value {
+    let mut config = vec![("@type", s(&format!("{T}{ty}")))];
+    config.extend(fields);
+    map(vec![("name", s(name)), ("typed_config", Some(map(config)))])
+}
+
 fn upstream_http(h: &crate::config::UpstreamHttp) -> Value {
     let http1 = h.proper_case_headers.then(|| {
         map(vec![(

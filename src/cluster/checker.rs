@@ -229,7 +229,7 @@ impl Checkers {
         let Some(hc) = cl.cfg.health_check.as_ref() else {
             return;
         };
-        let request = match &hc.kind {
+        let mut request = match &hc.kind {
             HealthCheckKind::Http {
                 method,
                 host,
@@ -256,7 +256,22 @@ impl Checkers {
         }
         if k.conn.is_none() {
             match open(ctx, cluster, addr, idx) {
-                Ok(c) => k.conn = Some(c),
+                Ok(c) => {
+                    // A new connection of a cluster with the upstream PROXY protocol socket
+                    // starts with its header: no client to name, so v1 names the check's
+                    // own connection and v2 is LOCAL (as Envoy's health checks send).
+                    let version = ctx.clusters.get(cluster).and_then(|c| c.cfg.proxy_protocol);
+                    if let Some(v) = version {
+                        let to = ctx
+                            .clusters
+                            .get(cluster)
+                            .map_or(addr, |cl| cl.check_addr(addr));
+                        let local = c.sock.local_addr().ok();
+                        let h = crate::http::upstream::proxy_header(v, None, local, to);
+                        request.splice(0..0, h.iter().copied());
+                    }
+                    k.conn = Some(c);
+                }
                 Err(e) => {
                     log::debug!("health check of {addr}: {e}");
                     self.finish(ctx, idx, Outcome::Fail(Failure::Network));

@@ -554,6 +554,7 @@ mod tests {
             per_connection_buffer_limit_bytes: 1 << 20,
             load_assignment_cluster_name: "c".into(),
             tls: None,
+            proxy_protocol: None,
             circuit_breakers: Default::default(),
             health_check: None,
             healthy_panic_threshold: 50,

@@ -16,6 +16,7 @@ mod validate_fault;
 mod validate_filters;
 mod validate_health;
 mod validate_local_reply;
+mod validate_proxy_protocol;
 mod validate_rbac;
 mod validate_route;
 mod validate_stats;

@@ -102,6 +102,22 @@ pub struct Listener {
     /// `traffic_direction`: `OUTBOUND` makes the connection manager's spans egress (client)
     /// spans; anything else ingress (server) spans.
     pub traffic_direction: TrafficDirection,
+    /// The `envoy.filters.listener.proxy_protocol` listener filter: each connection starts
+    /// with a PROXY protocol header naming the client.
+    pub proxy_protocol: Option<ProxyProtocol>,
+}
+
+/// Envoy's PROXY protocol listener filter (`…listener.proxy_protocol.v3.ProxyProtocol`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyProtocol {
+    /// Not named by `disallowed_versions`.
+    pub accept_v1: bool,
+    pub accept_v2: bool,
+    /// `allow_requests_without_proxy_protocol`: a connection that does not start like a
+    /// header is served as it is.
+    pub allow_without: bool,
+    /// `stat_prefix`: the stats are `proxy_proto.[<stat_prefix>.]…`.
+    pub stat_prefix: String,
 }
 
 /// How a listener's socket is made: Envoy's `enable_reuse_port`, `tcp_fast_open_queue_length`
@@ -591,9 +607,11 @@ pub enum RbacRule {
     DestinationPort(u32, u32),
     /// The client's TLS SNI (empty without one).
     ServerName(StringMatch),
-    /// The connection's peer (`direct_remote_ip`, and `source_ip`: baton reads no PROXY
-    /// protocol).
+    /// The connection's socket peer (`direct_remote_ip`: no PROXY protocol header, no XFF).
     DirectRemoteIp(std::net::IpAddr, u8),
+    /// The connection's remote address (`source_ip`: a PROXY protocol header's client, not
+    /// XFF's).
+    SourceIp(std::net::IpAddr, u8),
     /// The client address after the connection manager's XFF rules.
     RemoteIp(std::net::IpAddr, u8),
     /// A TLS connection whose peer certificate's URI SANs, DNS SANs, or subject match (any
@@ -1421,6 +1439,9 @@ pub struct Cluster {
     pub load_assignment_cluster_name: String,
     /// `transport_socket`: TLS to the upstream hosts.
     pub tls: Option<UpstreamTls>,
+    /// `transport_socket` `envoy.transport_sockets.upstream_proxy_protocol`: each new
+    /// connection starts with a PROXY protocol header of this version (before TLS, if any).
+    pub proxy_protocol: Option<crate::proxy_protocol::Version>,
     /// `circuit_breakers` (Envoy's defaults when absent).
     pub circuit_breakers: CircuitBreakers,
     /// `health_checks` (Envoy takes at most one): active health checking of every host.
@@ -1735,8 +1756,12 @@ pub struct FilterChainTls {
     pub transport_protocol: Option<String>,
     /// ALPN protocols of which the ClientHello must offer one; empty matches any.
     pub application_protocols: Vec<String>,
-    /// `source_prefix_ranges`: the client's address; empty matches any.
+    /// `source_prefix_ranges`: the client's address (a PROXY protocol header's, when the
+    /// listener reads one); empty matches any.
     pub source_prefix_ranges: Vec<(std::net::IpAddr, u8)>,
+    /// `direct_source_prefix_ranges`: the socket's peer (never a PROXY header's client);
+    /// empty matches any.
+    pub direct_source_prefix_ranges: Vec<(std::net::IpAddr, u8)>,
     /// `source_ports`: the client's port; empty matches any.
     pub source_ports: Vec<u16>,
     /// The listener's `default_filter_chain`: never matched, used when no chain matches.

@@ -44,6 +44,8 @@ pub struct RawFilterChainMatch {
     #[serde(default)]
     pub source_prefix_ranges: Vec<raw::CidrRange>,
     #[serde(default)]
+    pub direct_source_prefix_ranges: Vec<raw::CidrRange>,
+    #[serde(default)]
     pub source_ports: Vec<u32>,
     #[serde(default)]
     pub server_names: Vec<String>,
@@ -191,6 +193,7 @@ fn same_match(a: &FilterChainTls, b: &FilterChainTls) -> bool {
     a.destination_port == b.destination_port
         && a.prefix_ranges == b.prefix_ranges
         && a.source_prefix_ranges == b.source_prefix_ranges
+        && a.direct_source_prefix_ranges == b.direct_source_prefix_ranges
         && a.source_ports == b.source_ports
         && a.transport_protocol == b.transport_protocol
         && overlap(&a.server_names, &b.server_names)
@@ -212,6 +215,7 @@ fn filter_chain(
         transport_protocol: None,
         application_protocols: Vec::new(),
         source_prefix_ranges: Vec::new(),
+        direct_source_prefix_ranges: Vec::new(),
         source_ports: Vec::new(),
         fallback,
         terminal: 0,
@@ -231,6 +235,10 @@ fn filter_chain(
         };
         f.prefix_ranges = ranges(&m.prefix_ranges, "prefix_ranges")?;
         f.source_prefix_ranges = ranges(&m.source_prefix_ranges, "source_prefix_ranges")?;
+        f.direct_source_prefix_ranges = ranges(
+            &m.direct_source_prefix_ranges,
+            "direct_source_prefix_ranges",
+        )?;
         for (i, &p) in m.source_ports.iter().enumerate() {
             let port = u16::try_from(p)
                 .ok()
@@ -317,24 +325,6 @@ fn server_name(n: &str, path: &str) -> Result<(), ConfigError> {
             format!("\"{n}\" is not a host name or a \"*.\" wildcard"),
         ))
     }
-}
-
-/// `listener_filters`: the TLS inspector is accepted (baton always inspects the first bytes
-/// of a connection on a listener that has a TLS filter chain); others are refused.
-pub fn listener_filters(filters: &[raw::TypedExtension], path: &str) -> Result<(), ConfigError> {
-    for (i, f) in filters.iter().enumerate() {
-        let fp = format!("{path}[{i}]");
-        extension_kind(f, &fp, "listener filter", &[TLS_INSPECTOR_TYPE])?;
-        no_filter(f, &fp)?;
-        let tpath = format!("{fp}.typed_config");
-        if let Some(v) = typed_payload(&f.typed_config, &tpath, TLS_INSPECTOR_TYPE)? {
-            // Only the JA3/JA4 fingerprint switches exist; baton computes no fingerprints.
-            if v.as_mapping().is_some_and(|m| !m.is_empty()) {
-                return Err(err(tpath, "no fields are supported (JA3/JA4 fingerprints)"));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The transport socket's payload, chosen by `@type` as Envoy does (or by name: the TLS socket's

@@ -299,6 +299,14 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
         super::tls::TLS_INSPECTOR_TYPE,
     ),
     (
+        "envoy.filters.listener.proxy_protocol",
+        super::validate_proxy_protocol::PROXY_PROTOCOL_TYPE,
+    ),
+    (
+        "envoy.transport_sockets.upstream_proxy_protocol",
+        super::validate_proxy_protocol::UPSTREAM_PROXY_PROTOCOL_TYPE,
+    ),
+    (
         "envoy.transport_sockets.raw_buffer",
         super::tls::RAW_BUFFER_TYPE,
     ),
@@ -675,8 +683,11 @@ fn listener(
         ),
         &mut first,
     );
-    keep(
-        super::tls::listener_filters(&l.listener_filters, &format!("{path}.listener_filters")),
+    let proxy_protocol = keep(
+        super::validate_proxy_protocol::listener_filters(
+            &l.listener_filters,
+            &format!("{path}.listener_filters"),
+        ),
         &mut first,
     );
     // Each chain has its own terminal filter; chains whose filters configure the same one
@@ -743,8 +754,19 @@ fn listener(
         ),
         &mut first,
     );
-    let (Some(mut filter_chains), Some(buffer), Some(traffic_direction), None) =
-        (filter_chains, buffer, traffic_direction, &first)
+    let (
+        Some(mut filter_chains),
+        Some(buffer),
+        Some(traffic_direction),
+        Some(proxy_protocol),
+        None,
+    ) = (
+        filter_chains,
+        buffer,
+        traffic_direction,
+        proxy_protocol,
+        &first,
+    )
     else {
         return Err(first.unwrap_or_else(|| err(path, "invalid")));
     };
@@ -777,6 +799,7 @@ fn listener(
             _ => super::tls::DEFAULT_INSPECT_TIMEOUT,
         },
         traffic_direction,
+        proxy_protocol,
     })
 }
 
@@ -1208,7 +1231,7 @@ fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), Co
     for (l, t) in tracing {
         if clusters
             .get(t.provider.cluster())
-            .is_some_and(|c| c.tls.is_some())
+            .is_some_and(|c| c.tls.is_some() || c.proxy_protocol.is_some())
         {
             return Err(err(
                 format!(
@@ -1217,7 +1240,8 @@ fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), Co
                 ),
                 format!(
                     "cluster \"{}\" is a {} collector_cluster (of listener \"{}\"): baton \
-                     reports spans over plain HTTP, so the collector cluster cannot use TLS",
+                     reports spans over plain HTTP, so the collector cluster cannot use TLS \
+                     or the upstream PROXY protocol",
                     t.provider.cluster_name(),
                     match t.provider {
                         Provider::Zipkin(_) => "Zipkin",
@@ -1250,13 +1274,14 @@ fn tls_mirrors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), Confi
                 let MirrorTarget::Cluster(c) = m.target else {
                     continue;
                 };
-                if let Some(cl) = clusters.get(c).filter(|cl| cl.tls.is_some()) {
+                let plain = |cl: &&Cluster| cl.tls.is_some() || cl.proxy_protocol.is_some();
+                if let Some(cl) = clusters.get(c).filter(plain) {
                     return Err(err(
                         format!("static_resources.clusters[{c}].transport_socket"),
                         format!(
                             "cluster \"{}\" is a request mirror cluster (of listener \"{}\"): \
                              baton sends shadow requests over plain HTTP, so a mirror cluster \
-                             cannot use TLS",
+                             cannot use TLS or the upstream PROXY protocol",
                             cl.name, l.name
                         ),
                     ));
@@ -1786,9 +1811,17 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
             "a LOGICAL_DNS cluster needs exactly one endpoint",
         ));
     }
-    let mut tls = match &c.transport_socket {
-        Some(ts) => super::tls::upstream_socket(ts, &p("transport_socket"))?,
-        None => None,
+    // The upstream PROXY protocol socket wraps the one that carries the bytes.
+    let (proxy_protocol, inner) = match &c.transport_socket {
+        Some(ts) => super::validate_proxy_protocol::upstream_socket(ts, &p("transport_socket"))?,
+        None => (None, None),
+    };
+    let mut tls = match (&inner, &c.transport_socket) {
+        (Some(ts), _) => {
+            super::tls::upstream_socket(ts, &p("transport_socket.typed_config.transport_socket"))?
+        }
+        (None, Some(ts)) => super::tls::upstream_socket(ts, &p("transport_socket"))?,
+        (None, None) => None,
     };
     let health_check = super::validate_health::health_checks(c.health_checks, tls.is_some(), path)?;
     balancing.locality_weighted = c
@@ -1936,6 +1969,7 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
         )?,
         load_assignment_cluster_name,
         tls,
+        proxy_protocol,
         circuit_breakers: match &c.circuit_breakers {
             Some(cb) => circuit_breakers(cb, &p("circuit_breakers"))?,
             None => CircuitBreakers::default(),

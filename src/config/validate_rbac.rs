@@ -323,10 +323,14 @@ fn principal(r: raw::RbacPrincipal, path: &str) -> Result<RbacRule, ConfigError>
         "any" => any(r.any, path)?,
         "header" => header(r.header, path)?,
         "url_path" => url_path(r.url_path, path)?,
-        // Without the PROXY protocol the connection's peer is the direct remote address.
-        "direct_remote_ip" | "source_ip" => {
-            let (ip, len) = range(r.direct_remote_ip.or(r.source_ip), path, kind)?;
+        "direct_remote_ip" => {
+            let (ip, len) = range(r.direct_remote_ip, path, kind)?;
             RbacRule::DirectRemoteIp(ip, len)
+        }
+        // The connection's remote address: a PROXY protocol header's client, not XFF's.
+        "source_ip" => {
+            let (ip, len) = range(r.source_ip, path, kind)?;
+            RbacRule::SourceIp(ip, len)
         }
         "remote_ip" => {
             let (ip, len) = range(r.remote_ip, path, kind)?;

@@ -66,8 +66,14 @@ pub trait Host {
     );
     /// The index of the listener with this wire address.
     fn listener_by_address(&self, address: &str) -> Option<usize>;
-    /// The wire address of listener `i` (of `client`'s filter chain, when given).
-    fn listener_address(&self, i: usize, client: Option<&mio::net::TcpStream>) -> String;
+    /// The wire address of listener `i` (of `client`'s filter chain, when given; chosen by
+    /// the addresses of its PROXY protocol header, `origin`, when it had one).
+    fn listener_address(
+        &self,
+        i: usize,
+        client: Option<&mio::net::TcpStream>,
+        origin: Option<&crate::proxy_protocol::Origin>,
+    ) -> String;
     /// Serves a tunnel: one our parent handed over, or one of ours whose handover was rolled
     /// back (or found no successor).
     fn resume_tunnel(&mut self, t: super::tunnels::TunnelMove);

@@ -31,6 +31,9 @@ pub struct TunnelMove {
     pub upstream_addr: SocketAddr,
     pub state: TunnelState,
     pub rq: Rq,
+    /// The client's addresses from its PROXY protocol header (not sent: the wire carries
+    /// `peer`, and the successor finds the socket's own peer itself).
+    pub origin: Option<crate::proxy_protocol::Origin>,
 }
 
 /// Bytes of buffered tunnel data per `Tunnels` frame (well under the 1 MiB frame limit).
@@ -75,7 +78,7 @@ impl HotRestart {
             fds.push(t.upstream.as_raw_fd());
             wire.push(moved(
                 t,
-                host.listener_address(t.listener, Some(&t.client)),
+                host.listener_address(t.listener, Some(&t.client), t.origin.as_ref()),
                 now,
             ));
         }
@@ -274,6 +277,7 @@ fn arrived(
         upstream_addr,
         state,
         rq,
+        origin: None,
     }
 }
 
@@ -289,7 +293,7 @@ mod test_hooks {
             return;
         };
         if host
-            .listener_address(0, None)
+            .listener_address(0, None, None)
             .ends_with(&format!(":{port}"))
         {
             log::error!("test hook: dying before acknowledging tunnels");

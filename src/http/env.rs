@@ -35,6 +35,8 @@ pub struct CtxEnv<'a> {
     /// The connection's number and local address, for the access log.
     conn_id: u64,
     local: Option<SocketAddr>,
+    /// The socket's peer when a PROXY protocol header named another client (`peer`).
+    direct: Option<SocketAddr>,
 }
 
 impl<'a> CtxEnv<'a> {
@@ -47,6 +49,7 @@ impl<'a> CtxEnv<'a> {
             tls: None,
             conn_id: 0,
             local: None,
+            direct: None,
         }
     }
 
@@ -54,6 +57,7 @@ impl<'a> CtxEnv<'a> {
     pub fn tls(mut self, s: &'a Stream) -> CtxEnv<'a> {
         self.secure = s.is_tls();
         self.tls = s.info();
+        self.direct = s.origin().map(|o| o.direct);
         self
     }
 
@@ -107,7 +111,15 @@ impl Env for CtxEnv<'_> {
 
     fn begin(&mut self, req: Option<&RequestHead<'_>>, minor: u8, _now: Instant) -> Rq {
         let conn = (self.conn_id, self.local, self.tls.cloned());
-        observe::begin(self.ctx, self.listener, self.peer, minor, req, conn)
+        let direct = self.direct.unwrap_or(self.peer);
+        observe::begin(
+            self.ctx,
+            self.listener,
+            (self.peer, direct),
+            minor,
+            req,
+            conn,
+        )
     }
 
     fn route(&mut self, req: &RequestHead<'_>, rq: &mut Rq) -> Decision {
@@ -398,6 +410,7 @@ impl Env for CtxEnv<'_> {
 
     fn tcp_begin(&mut self, _now: Instant) -> (Rq, Option<TcpTarget>) {
         let mut rq = observe::tcp_begin(self.ctx, self.listener, self.peer);
+        rq.direct_peer = self.direct.unwrap_or(self.peer);
         rq.tls = self.tls.cloned();
         rq.conn_id = self.conn_id;
         rq.local = self.local;

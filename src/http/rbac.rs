@@ -20,8 +20,10 @@ use crate::stats::{Counter, Stats};
 pub(super) struct Conn<'a> {
     /// The connection's local address.
     pub local: SocketAddr,
-    /// The connection's peer.
+    /// The connection's socket peer.
     pub direct: SocketAddr,
+    /// The connection's remote address: a PROXY protocol header's client, else `direct`.
+    pub source: SocketAddr,
     /// The client address after the connection manager's XFF rules.
     pub client: SocketAddr,
     /// The TLS session (SNI, peer certificate), when the connection is TLS.
@@ -213,6 +215,7 @@ fn rule(r: &RbacRule, req: &RequestHead<'_>, conn: &Conn<'_>) -> bool {
         }
         RbacRule::ServerName(m) => string_matches(m, sni(conn).unwrap_or("")),
         RbacRule::DirectRemoteIp(net, len) => in_range(conn.direct.ip(), *net, *len),
+        RbacRule::SourceIp(net, len) => in_range(conn.source.ip(), *net, *len),
         RbacRule::RemoteIp(net, len) => in_range(conn.client.ip(), *net, *len),
         RbacRule::Authenticated(m) => match (conn.tls, m) {
             (None, _) => false,

@@ -651,6 +651,7 @@ pub(super) fn decide(
                 // the configured address only if `getsockname` failed.
                 local: rq.local.unwrap_or(ctx.listeners[listener].address),
                 direct: rq.direct_peer,
+                source: peer,
                 client: rq.peer,
                 tls: rq.tls.as_deref(),
             },

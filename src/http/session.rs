@@ -102,6 +102,8 @@ pub struct Session {
     /// The filter chain, and so the unit that serves the connection, is still to be chosen
     /// from the ClientHello: `listener` is the listener's first unit and `core` a stand-in.
     choosing: bool,
+    /// The PROXY protocol header is still to be read (before the chain is chosen).
+    proxy: Option<Box<crate::proxy_protocol::Wait>>,
 }
 
 /// How a session ended, for the reactor.
@@ -165,6 +167,28 @@ impl Session {
             handed_over: false,
             pipe: None,
             can_splice,
+            proxy: None,
+        }
+    }
+
+    /// The listener reads a PROXY protocol header first (due by `deadline`); the filter
+    /// chain is chosen after it, from the addresses it gives.
+    pub fn expect_proxy_header(&mut self, deadline: Instant) {
+        self.proxy = Some(Box::new(crate::proxy_protocol::Wait::new(deadline)));
+        self.choosing = true;
+    }
+
+    /// A connection handed over by our parent whose client address came from a PROXY header
+    /// there (`peer` is not the socket's): the socket's peer stays the direct one.
+    pub fn keep_origin(&mut self) {
+        if let Ok(direct) = self.client.peer_addr() {
+            if direct != self.peer {
+                self.client.set_origin(crate::proxy_protocol::Origin {
+                    peer: self.peer,
+                    local: None,
+                    direct,
+                });
+            }
         }
     }
 
@@ -190,6 +214,11 @@ impl Session {
         let target = (up.cluster, up.addr);
         let mut s = Session::new(id, gen, Stream::plain(client), peer, listener, ctx);
         s.handed_over = true;
+        s.keep_origin();
+        let mut rq = rq;
+        if let Some(o) = s.client.origin() {
+            rq.direct_peer = o.direct;
+        }
         let mut env = CtxEnv::new(ctx, listener, peer);
         s.core = Conn::resume_tunnel(lim, state, rq, target, buffer_limit, &mut env, now);
         s.up = Some(up);
@@ -217,6 +246,26 @@ impl Session {
 
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// The client and target an upstream PROXY protocol header names for this connection:
+    /// those of its own PROXY header; on a TCP proxy, the connection's own otherwise (Envoy's
+    /// TCP proxy names its downstream connection; its connection manager does not).
+    fn proxied(&self, ctx: &Ctx) -> Option<(SocketAddr, SocketAddr)> {
+        let local = || self.local.or_else(|| self.client.local_addr().ok());
+        if let Some(o) = self.client.origin() {
+            return Some((o.peer, o.local.or_else(local)?));
+        }
+        let tcp = ctx
+            .listeners
+            .get(self.listener)
+            .is_some_and(|l| l.tcp().is_some());
+        tcp.then(|| Some((self.peer, local()?))).flatten()
+    }
+
+    /// The addresses a PROXY protocol header gave the connection, if one did.
+    pub fn origin(&self) -> Option<crate::proxy_protocol::Origin> {
+        self.client.origin().copied()
     }
 
     /// The timer entry this session has in the heap.
@@ -273,6 +322,12 @@ impl Session {
     }
 
     fn run(&mut self, ctx: &mut Ctx, now: Instant) -> io::Result<Fate> {
+        if self.proxy.is_some() && !self.read_proxy_header(ctx, now)? {
+            if ctx.closing() {
+                return Ok(Fate::Closed);
+            }
+            return Ok(Fate::Alive);
+        }
         if self.choosing && !self.choose_chain(ctx, now)? {
             // Nothing is served yet: a drain without a successor ends it, as an idle
             // connection's.
@@ -361,6 +416,85 @@ impl Session {
         let Some(chain) = self.client.choose()? else {
             return Ok(false);
         };
+        self.serve_chain(ctx, chain, now)?;
+        Ok(true)
+    }
+
+    /// Reads the PROXY protocol header (Envoy's listener filter): its addresses become the
+    /// connection's. On a listener without TLS chains the chain is chosen here, from them.
+    /// Ok(false) while more bytes are needed; a bad header (or a disallowed version, or none
+    /// where one is required) is an error: the connection is closed.
+    fn read_proxy_header(&mut self, ctx: &mut Ctx, now: Instant) -> io::Result<bool> {
+        use crate::proxy_protocol::{Origin, Outcome};
+        let Some(w) = self.proxy.as_deref_mut() else {
+            return Ok(true);
+        };
+        let Some(accept) = ctx
+            .listeners
+            .get(self.listener)
+            .and_then(|l| l.proxy_protocol.as_ref())
+            .map(crate::proxy_protocol::accept)
+        else {
+            return Err(io::ErrorKind::NotFound.into());
+        };
+        let Some(outcome) = w.poll(self.client.tcp(), accept)? else {
+            // A peer that closed (or reset) with half a header will send no more.
+            if self.ready.hup {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            return Ok(false);
+        };
+        self.proxy = None;
+        ctx.stats.proxy_proto(self.listener, &outcome);
+        match outcome {
+            Outcome::Found(h) => {
+                if let Some((from, to)) = h.addrs {
+                    let direct = self.peer;
+                    self.peer = from;
+                    self.local = Some(to);
+                    self.client.set_origin(Origin {
+                        peer: from,
+                        local: Some(to),
+                        direct,
+                    });
+                }
+            }
+            Outcome::Absent => {}
+            Outcome::Denied(v) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("PROXY protocol {v:?} header: version disallowed"),
+                ))
+            }
+            Outcome::Bad(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "bad or missing PROXY protocol header",
+                ))
+            }
+        }
+        if self.client.choosing() {
+            return Ok(true); // the ClientHello chooses, with these addresses
+        }
+        let Some(l) = ctx.listeners.get(self.listener) else {
+            return Err(io::ErrorKind::NotFound.into());
+        };
+        let facts = crate::chains::Needs::of(&l.chains)
+            .facts(self.client.tcp(), "raw_buffer")
+            .with_origin(self.client.origin());
+        let Some(chain) = crate::chains::select(&l.chains, |c| c, &facts) else {
+            ctx.stats.no_chain(self.listener);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "no filter chain matches",
+            ));
+        };
+        self.serve_chain(ctx, chain, now)?;
+        Ok(true)
+    }
+
+    /// Serves the connection with chain `chain`'s unit, once chosen.
+    fn serve_chain(&mut self, ctx: &mut Ctx, chain: usize, now: Instant) -> io::Result<()> {
         self.choosing = false;
         let unit = ctx
             .listeners
@@ -372,11 +506,14 @@ impl Session {
         self.listener = unit;
         self.core = Conn::new(l.limits.clone(), now);
         self.can_splice = !self.client.is_tls();
-        self.local = wants_local(ctx, unit)
-            .then(|| self.client.local_addr().ok())
-            .flatten();
+        self.local = match self.client.origin().and_then(|o| o.local) {
+            Some(to) => Some(to),
+            None => wants_local(ctx, unit)
+                .then(|| self.client.local_addr().ok())
+                .flatten(),
+        };
         crate::observe::chain_chosen(ctx, unit);
-        Ok(true)
+        Ok(())
     }
 
     /// Reads what the core has room for. A client that resets while its request waits for
@@ -732,10 +869,11 @@ impl Session {
         }
         // Only an `auto_sni` cluster's requests name their server: one allocation per connect.
         let sni: Option<Box<str>> = self.core.upstream_sni().map(Box::from);
+        let proxied = crate::http::upstream::pool_key(ctx, cluster, || self.proxied(ctx));
         let pooled = if fresh {
             None
         } else {
-            take_idle(ctx, cluster, addr, sni.as_deref(), self.id)
+            take_idle(ctx, cluster, addr, sni.as_deref(), proxied, self.id)
         };
         let got = match pooled {
             Some(c) => Ok((c, true)),
@@ -753,7 +891,7 @@ impl Session {
                     }
                     return;
                 }
-                UpConn::connect(ctx, cluster, addr, sni, self.id).map(|c| (c, false))
+                UpConn::connect(ctx, cluster, addr, sni, proxied, self.id).map(|c| (c, false))
             }
         };
         match got {
@@ -799,6 +937,9 @@ impl Session {
 
     /// The core's next deadline, or the TLS handshake's if that is earlier.
     fn next_deadline(&self) -> Option<Instant> {
+        if let Some(w) = &self.proxy {
+            return Some(w.deadline);
+        }
         if self.choosing {
             // The stand-in core's timers are not the chain's.
             return self.client.deadline();
@@ -825,6 +966,15 @@ impl Session {
         }
         self.armed = None;
         let now = ctx.now();
+        if self.proxy.as_ref().is_some_and(|w| w.deadline <= now) {
+            log::debug!(
+                "session {} ({}): no PROXY protocol header in time",
+                self.id,
+                self.peer
+            );
+            ctx.stats.pre_cx_timeout(self.listener);
+            return Fate::Closed;
+        }
         if self.client.deadline().is_some_and(|d| d <= now) {
             log::debug!(
                 "session {} ({}): TLS handshake timed out",
@@ -940,6 +1090,7 @@ impl Session {
             .unwrap_or_default();
         let upstream_addr = up.addr;
         let upstream = up.detach(ctx);
+        let origin = self.client.origin().copied();
         Some(crate::hot_restart::tunnels::TunnelMove {
             listener: self.listener,
             peer: self.peer,
@@ -949,6 +1100,7 @@ impl Session {
             upstream_addr,
             state,
             rq,
+            origin,
         })
     }
 

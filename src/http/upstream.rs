@@ -155,6 +155,12 @@ pub struct UpConn {
     sni: Option<Box<str>>,
     /// Exchanges it completed (`max_requests_per_connection`).
     served: u32,
+    /// The PROXY protocol header still to write once connected (a cluster with the upstream
+    /// PROXY protocol socket), before anything else, TLS included.
+    header: Option<Box<[u8]>>,
+    /// The client and target its header named: it is reused only for the same ones (Envoy
+    /// keys its pools by them), never for another client.
+    proxied: Option<(SocketAddr, SocketAddr)>,
     /// While pooled: when it is closed (its cluster's idle timeout, or its maximum duration).
     idle_until: Option<Instant>,
 }
@@ -170,12 +176,14 @@ pub enum UpOwner {
 
 impl UpConn {
     /// Starts a non-blocking connect to `addr` (a host of `cluster`) for session `owner`;
-    /// `sni`: the TLS server name under `auto_sni` (else the cluster's).
+    /// `sni`: the TLS server name under `auto_sni` (else the cluster's); `proxied`: the
+    /// client and target a PROXY protocol header names (`pool_key`).
     pub fn connect(
         ctx: &mut Ctx,
         cluster: usize,
         addr: SocketAddr,
         sni: Option<Box<str>>,
+        proxied: Option<(SocketAddr, SocketAddr)>,
         owner: usize,
     ) -> io::Result<Box<UpConn>> {
         let started = open_socket(ctx, cluster, addr)
@@ -197,8 +205,15 @@ impl UpConn {
         opened(ctx, cluster, addr);
         *ctx.upstreams.connecting.entry(addr).or_insert(0) += 1;
         let local = stream.local_addr().ok();
+        let header = ctx
+            .clusters
+            .get(cluster)
+            .and_then(|c| c.cfg.proxy_protocol)
+            .map(|v| proxy_header(v, proxied, local, addr));
         Ok(Box::new(UpConn {
             sni,
+            header,
+            proxied,
             opened: ctx.now(),
             served: 0,
             idle_until: None,
@@ -225,6 +240,13 @@ impl UpConn {
         match self.stream.peer_addr() {
             Ok(_) => {
                 self.connected = true;
+                if let Some(h) = self.header.take() {
+                    // The first bytes on a fresh socket: its send buffer takes them whole.
+                    let mut sock = self.stream.tcp();
+                    if io::Write::write(&mut sock, &h)? != h.len() {
+                        return Err(io::Error::other("PROXY protocol header not sent whole"));
+                    }
+                }
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
@@ -268,6 +290,8 @@ impl UpConn {
         // A tunnel's connection: never pooled again, so its server name does not matter.
         Ok(Box::new(UpConn {
             sni: None,
+            header: None,
+            proxied: None,
             opened: ctx.now(),
             served: 0,
             idle_until: None,
@@ -406,6 +430,34 @@ fn wrap(
     Ok(Stream::plain(s))
 }
 
+/// The header a new connection to `to` of a cluster with the upstream PROXY protocol socket
+/// starts with (Envoy's `UpstreamProxyProtocolSocket`): the client and target `proxied`
+/// names; without them, v1 names the connection itself (`local` to `to`) and v2 is `LOCAL`.
+pub fn proxy_header(
+    v: crate::proxy_protocol::Version,
+    proxied: Option<(SocketAddr, SocketAddr)>,
+    local: Option<SocketAddr>,
+    to: SocketAddr,
+) -> Box<[u8]> {
+    use crate::proxy_protocol::{parse, Version};
+    let addrs = match v {
+        Version::V1 => proxied.or_else(|| local.map(|l| (l, to))),
+        Version::V2 => proxied,
+    };
+    parse::header(v, addrs).into_boxed_slice()
+}
+
+/// The client and target a connection of `cluster`'s pool is keyed by: `proxied` when the
+/// cluster sends PROXY protocol headers, else none (every client shares the pool).
+pub fn pool_key(
+    ctx: &Ctx,
+    cluster: usize,
+    proxied: impl FnOnce() -> Option<(SocketAddr, SocketAddr)>,
+) -> Option<(SocketAddr, SocketAddr)> {
+    ctx.clusters.get(cluster)?.cfg.proxy_protocol?;
+    proxied()
+}
+
 /// Takes an idle connection to `addr` from the pool for session `owner`, forwarding for
 /// `cluster`. A connection is only reused for the cluster that opened it, as Envoy keeps a
 /// pool per cluster: two clusters may reach one address with different TLS settings and
@@ -416,6 +468,7 @@ pub fn take_idle(
     cluster: usize,
     addr: SocketAddr,
     sni: Option<&str>,
+    proxied: Option<(SocketAddr, SocketAddr)>,
     owner: usize,
 ) -> Option<Box<UpConn>> {
     let now = ctx.now();
@@ -425,8 +478,9 @@ pub fn take_idle(
             ctx.upstreams.idle_by_addr.get_mut(&addr)?,
         );
         let pos = list.iter().rposition(|&i| {
-            idle.get(i)
-                .is_none_or(|c| c.cluster == cluster && c.sni.as_deref() == sni)
+            idle.get(i).is_none_or(|c| {
+                c.cluster == cluster && c.sni.as_deref() == sni && c.proxied == proxied
+            })
         })?;
         let idx = list.remove(pos);
         let Some(mut c) = ctx.upstreams.idle.remove(idx) else {

@@ -229,8 +229,13 @@ impl Host for Proxy {
         &mut self.ctx.fd_reserve
     }
 
-    fn listener_address(&self, i: usize, client: Option<&mio::net::TcpStream>) -> String {
-        wire_name(&self.ctx, i, client)
+    fn listener_address(
+        &self,
+        i: usize,
+        client: Option<&mio::net::TcpStream>,
+        origin: Option<&crate::proxy_protocol::Origin>,
+    ) -> String {
+        wire_name(&self.ctx, i, client, origin)
     }
 
     fn resume_tunnel(&mut self, t: crate::hot_restart::tunnels::TunnelMove) {
@@ -247,12 +252,14 @@ impl Host for Proxy {
 /// connection is not on the first chain its terminal filter serves, `#` and the connection's
 /// chain: `name=` its name, or `index=` its index when it has none. (A predecessor without
 /// chains sends the address alone: the listener's first chain.) The chain is found again from
-/// `client`'s addresses (plain connections are chosen by them; one chosen by its ClientHello
-/// is named by the first chain of its terminal filter).
+/// `client`'s addresses, or those of its PROXY protocol header, `origin` (plain connections
+/// are chosen by them; one chosen by its ClientHello is named by the first chain of its
+/// terminal filter).
 pub fn wire_name(
     ctx: &crate::context::Ctx,
     unit: usize,
     client: Option<&mio::net::TcpStream>,
+    origin: Option<&crate::proxy_protocol::Origin>,
 ) -> String {
     let Some(l) = ctx.listeners.get(unit) else {
         return String::new();
@@ -266,7 +273,9 @@ pub fn wire_name(
     let own = client
         .filter(|_| l.chains.len() > 1 && !crate::chains::trivial(&l.chains))
         .and_then(|s| {
-            let facts = crate::chains::Needs::of(&l.chains).facts(s, "raw_buffer");
+            let facts = crate::chains::Needs::of(&l.chains)
+                .facts(s, "raw_buffer")
+                .with_origin(origin);
             crate::chains::select(&l.chains, |c| c, &facts)
         })
         .filter(|&c| l.unit_of(c) == unit);

@@ -284,6 +284,8 @@ pub fn listener_rts(
                 tls: tls.clone(),
                 per_connection_buffer_limit_bytes: l.per_connection_buffer_limit_bytes,
                 socket: l.socket.clone(),
+                proxy_protocol: l.proxy_protocol.clone(),
+                inspect_timeout: l.inspect_timeout,
             });
         }
     }
@@ -759,12 +761,16 @@ impl Proxy {
             let _ = stream.set_nodelay(true);
         }
         let mut tls = None;
+        // The PROXY protocol header comes first: the chain is chosen after it.
+        let mut proxy_due = None;
         if pending.is_none() {
             let Some(l) = self.ctx.listeners.get(listener) else {
                 return;
             };
             tls = l.tls.clone();
-            if tls.is_none() {
+            if l.proxy_protocol.is_some() {
+                proxy_due = Some(self.ctx.now() + l.inspect_timeout);
+            } else if tls.is_none() {
                 match choose_plain(l, &stream) {
                     Some(u) => listener = u,
                     None => {
@@ -779,14 +785,18 @@ impl Proxy {
             return;
         };
         self.next_gen += 1;
-        let choosing = tls.is_some();
+        let choosing = tls.is_some() || proxy_due.is_some();
         let client = match pending {
             None => crate::tls::Stream::accepted(stream, tls, self.ctx.now()),
             Some(_) => crate::tls::Stream::plain(stream),
         };
         let mut s = Session::new(id, self.next_gen, client, peer, listener, &self.ctx);
+        if let Some(due) = proxy_due {
+            s.expect_proxy_header(due);
+        }
         if let Some(bytes) = pending {
             s.preload(&mut self.ctx.pool, bytes);
+            s.keep_origin();
         }
         self.sessions.insert(s);
         self.count_open(listener, 1);
@@ -824,6 +834,7 @@ impl Proxy {
             upstream_addr,
             state,
             mut rq,
+            origin: _,
         } = t;
         let Some(ci) = self.ctx.clusters.iter().position(|c| c.cfg.name == cluster) else {
             log::warn!(
@@ -1321,8 +1332,9 @@ impl Proxy {
             .map(|s| {
                 let unit = s.listener();
                 let peer = s.peer();
+                let origin = s.origin();
                 let (stream, pending) = s.into_moved(&mut self.ctx);
-                let listener = host::wire_name(&self.ctx, unit, Some(&stream));
+                let listener = host::wire_name(&self.ctx, unit, Some(&stream), origin.as_ref());
                 Leaving {
                     listener,
                     peer,

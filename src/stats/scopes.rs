@@ -139,6 +139,19 @@ pub struct TlsStats {
     pub connect_timeout: Counter,
 }
 
+/// The PROXY protocol listener filter's counters: `downstream_cx_proxy_proto_error` and
+/// `proxy_proto.[<stat_prefix>.]…` (in the root scope, as Envoy's listener filters count),
+/// and the listener's `downstream_pre_cx_timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyProtoStats {
+    pub error: Counter,
+    pub not_found_allowed: Counter,
+    pub not_found_disallowed: Counter,
+    /// `versions.v1.` and `versions.v2.`: found, disallowed, error.
+    pub versions: [[Counter; 3]; 2],
+    pub pre_cx_timeout: Counter,
+}
+
 /// `connection_limit.<stat_prefix>.*` of a listener's connection limit filter.
 #[derive(Debug, Clone, Copy)]
 pub struct LimitStats {
@@ -351,6 +364,8 @@ pub struct Stats {
     /// Indexed like `Ctx::listeners`: `listener.<address>.no_filter_chain_match` of plain
     /// listeners whose chains may match no connection.
     pub no_chain: Vec<Option<Counter>>,
+    /// Indexed like `Ctx::listeners`: the PROXY protocol filter's counters.
+    pub proxy_proto: Vec<Option<ProxyProtoStats>>,
     /// Indexed like `Ctx::clusters`: `cluster.<name>.ssl.*` of clusters with TLS.
     pub cluster_ssl: Vec<Option<SslStats>>,
     /// Indexed like `Ctx::clusters`: `cluster.<name>.health_check.*` of health-checked ones.
@@ -519,6 +534,7 @@ impl Stats {
             limits: listeners.iter().map(|_| None).collect(),
             tls: listeners.iter().map(|_| None).collect(),
             no_chain: listeners.iter().map(|_| None).collect(),
+            proxy_proto: listeners.iter().map(|_| None).collect(),
             cluster_ssl: clusters.iter().map(|_| None).collect(),
             health: clusters.iter().map(|_| None).collect(),
             filters: listeners.iter().map(|_| FilterStats::default()).collect(),
@@ -707,6 +723,63 @@ impl Stats {
             .counter(&format!("{}.no_filter_chain_match", listener_scope(addr)));
         if let Some(slot) = self.no_chain.get_mut(l) {
             *slot = Some(c);
+        }
+    }
+
+    /// Registers the PROXY protocol filter's counters for listener `l`.
+    pub fn add_proxy_proto(&mut self, l: usize, addr: SocketAddr, stat_prefix: &str) {
+        let p = if stat_prefix.is_empty() {
+            "proxy_proto".to_string()
+        } else {
+            format!("proxy_proto.{stat_prefix}")
+        };
+        let mut version = |v: &str| {
+            ["found", "disallowed", "error"]
+                .map(|n| self.store.counter(&format!("{p}.versions.{v}.{n}")))
+        };
+        let versions = [version("v1"), version("v2")];
+        let st = ProxyProtoStats {
+            error: self.store.counter("downstream_cx_proxy_proto_error"),
+            not_found_allowed: self.store.counter(&format!("{p}.not_found_allowed")),
+            not_found_disallowed: self.store.counter(&format!("{p}.not_found_disallowed")),
+            versions,
+            pre_cx_timeout: self.store.counter(&format!(
+                "{}.downstream_pre_cx_timeout",
+                listener_scope(addr)
+            )),
+        };
+        if let Some(slot) = self.proxy_proto.get_mut(l) {
+            *slot = Some(st);
+        }
+    }
+
+    /// How the PROXY header of a connection on listener `l` turned out.
+    pub fn proxy_proto(&mut self, l: usize, outcome: &crate::proxy_protocol::Outcome) {
+        use crate::proxy_protocol::{Outcome, Version};
+        let Some(Some(st)) = self.proxy_proto.get(l).copied() else {
+            return;
+        };
+        let v = |v: &Version| match v {
+            Version::V1 => st.versions[0],
+            Version::V2 => st.versions[1],
+        };
+        let (first, second) = match outcome {
+            Outcome::Found(h) => (v(&h.version)[0], None),
+            Outcome::Absent => (st.not_found_allowed, None),
+            Outcome::Denied(ver) => (v(ver)[0], Some(v(ver)[1])),
+            Outcome::Bad(Some(ver)) => (v(ver)[2], Some(st.error)),
+            Outcome::Bad(None) => (st.not_found_disallowed, Some(st.error)),
+        };
+        self.store.inc(first);
+        if let Some(c) = second {
+            self.store.inc(c);
+        }
+    }
+
+    /// A connection of listener `l` sent no PROXY header within `listener_filters_timeout`.
+    pub fn pre_cx_timeout(&mut self, l: usize) {
+        if let Some(Some(st)) = self.proxy_proto.get(l).copied() {
+            self.store.inc(st.pre_cx_timeout);
         }
     }
 

@@ -12,6 +12,7 @@ use mio::{event::Source, Interest, Registry, Token};
 
 use crate::access_log::TlsInfo;
 use crate::config::FilterChainTls;
+use crate::proxy_protocol::Origin;
 
 /// Never built: the config loader refuses TLS in this build.
 #[derive(Debug)]
@@ -34,15 +35,17 @@ pub enum News {}
 #[derive(Debug)]
 pub struct Stream {
     sock: TcpStream,
+    /// See the TLS build's `Stream::set_origin`.
+    origin: Option<Box<Origin>>,
 }
 
 impl Stream {
     pub fn plain(sock: TcpStream) -> Stream {
-        Stream { sock }
+        Stream { sock, origin: None }
     }
 
     pub fn accepted(sock: TcpStream, _tls: Option<Rc<ListenerTls>>, _now: Instant) -> Stream {
-        Stream { sock }
+        Stream { sock, origin: None }
     }
 
     /// See the TLS build's `Stream::quiet`: nothing waits on the socket (no bytes, no FIN).
@@ -52,6 +55,18 @@ impl Stream {
 
     pub fn is_tls(&self) -> bool {
         false
+    }
+
+    pub fn tcp(&self) -> &TcpStream {
+        &self.sock
+    }
+
+    pub fn set_origin(&mut self, o: Origin) {
+        self.origin = Some(Box::new(o));
+    }
+
+    pub fn origin(&self) -> Option<&Origin> {
+        self.origin.as_deref()
     }
 
     /// Chains are chosen at accept in this build (the config refuses matching on the

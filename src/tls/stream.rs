@@ -22,6 +22,7 @@ use super::names::openssl_cipher_name;
 use super::x509;
 use crate::access_log::TlsInfo;
 use crate::config::{FilterChainTls, SanType};
+use crate::proxy_protocol::Origin;
 
 /// A listener's filter chains with their rustls configurations, built once at start-up.
 #[derive(Debug)]
@@ -75,15 +76,17 @@ impl ListenerTls {
         })))
     }
 
-    /// The chain (its index) for a connection on `sock`: see `crate::chains`.
+    /// The chain (its index) for a connection on `sock` (whose addresses a PROXY header may
+    /// have replaced: `origin`): see `crate::chains`.
     fn select(
         &self,
         sock: &TcpStream,
+        origin: Option<&Origin>,
         sni: Option<&str>,
         transport: &str,
         alpn: &[&[u8]],
     ) -> Option<(usize, &Chain)> {
-        let mut facts = self.needs.facts(sock, transport);
+        let mut facts = self.needs.facts(sock, transport).with_origin(origin);
         facts.sni = sni;
         facts.alpn = alpn;
         let i = crate::chains::select(&self.chains, |c| &c.m, &facts)?;
@@ -132,6 +135,8 @@ pub struct Stream {
     chosen: Option<usize>,
     /// A passed-through ClientHello (and what came with it), read before the socket's bytes.
     replay: Option<Box<(Vec<u8>, usize)>>,
+    /// The addresses a PROXY protocol header gave the connection.
+    origin: Option<Box<Origin>>,
 }
 
 fn failed(msg: &str) -> io::Error {
@@ -145,6 +150,7 @@ impl Stream {
             tls: None,
             chosen: None,
             replay: None,
+            origin: None,
         }
     }
 
@@ -164,6 +170,7 @@ impl Stream {
             tls,
             chosen: None,
             replay: None,
+            origin: None,
         }
     }
 
@@ -178,6 +185,7 @@ impl Stream {
             sock,
             chosen: None,
             replay: None,
+            origin: None,
             tls: Some(Box::new(Tls {
                 phase: Phase::Live(Box::new(Connection::Client(conn))),
                 deadline: None,
@@ -190,6 +198,20 @@ impl Stream {
 
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// The TCP socket under the stream (a listener filter peeks at it).
+    pub fn tcp(&self) -> &TcpStream {
+        &self.sock
+    }
+
+    /// The addresses a PROXY protocol header gave the connection (before the chain is chosen).
+    pub fn set_origin(&mut self, o: Origin) {
+        self.origin = Some(Box::new(o));
+    }
+
+    pub fn origin(&self) -> Option<&Origin> {
+        self.origin.as_deref()
     }
 
     /// The filter chain is still to be chosen from the first bytes (the ClientHello).
@@ -343,22 +365,25 @@ impl Stream {
                         t.phase = Phase::Accept(l.clone(), Box::default(), Vec::new());
                         Ok(true)
                     }
-                    Ok(_) => match l.select(&self.sock, None, "raw_buffer", &[]) {
-                        Some((i, c)) if c.config.is_none() => {
-                            self.chosen = Some(i);
-                            self.tls = None;
-                            Ok(true)
+                    Ok(_) => {
+                        match l.select(&self.sock, self.origin.as_deref(), None, "raw_buffer", &[])
+                        {
+                            Some((i, c)) if c.config.is_none() => {
+                                self.chosen = Some(i);
+                                self.tls = None;
+                                Ok(true)
+                            }
+                            chosen => {
+                                t.news = Some(if chosen.is_none() {
+                                    News::NoChain
+                                } else {
+                                    News::Failed { no_cert: false }
+                                });
+                                t.phase = Phase::Failed;
+                                Err(failed("plain bytes where a TLS handshake was expected"))
+                            }
                         }
-                        chosen => {
-                            t.news = Some(if chosen.is_none() {
-                                News::NoChain
-                            } else {
-                                News::Failed { no_cert: false }
-                            });
-                            t.phase = Phase::Failed;
-                            Err(failed("plain bytes where a TLS handshake was expected"))
-                        }
-                    },
+                    }
                     Err(e) => Err(e),
                 }
             }
@@ -403,7 +428,13 @@ impl Stream {
                 let hello_msg = accepted.client_hello();
                 let sni = hello_msg.server_name().map(str::to_string);
                 let alpn: Vec<&[u8]> = hello_msg.alpn().map(Iterator::collect).unwrap_or_default();
-                let Some((i, chain)) = l.select(&self.sock, sni.as_deref(), "tls", &alpn) else {
+                let Some((i, chain)) = l.select(
+                    &self.sock,
+                    self.origin.as_deref(),
+                    sni.as_deref(),
+                    "tls",
+                    &alpn,
+                ) else {
                     t.news = Some(News::NoChain);
                     t.phase = Phase::Failed;
                     return Err(failed("no filter chain matches"));

@@ -117,6 +117,7 @@ fn rule(r: &RbacRule, permission: bool) -> Value {
         ),
         RbacRule::ServerName(m) => ("requested_server_name", Some(string_match(m))),
         RbacRule::DirectRemoteIp(ip, len) => ("direct_remote_ip", cidr(ip, *len)),
+        RbacRule::SourceIp(ip, len) => ("source_ip", cidr(ip, *len)),
         RbacRule::RemoteIp(ip, len) => ("remote_ip", cidr(ip, *len)),
         RbacRule::Authenticated(m) => (
             "authenticated",

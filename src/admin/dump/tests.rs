@@ -502,12 +502,20 @@ fn filter_chains_with_their_own_terminals_round_trip() {
         r#"static_resources:
   listeners:
   - address: {{ socket_address: {{ address: 127.0.0.1, port_value: 8080 }} }}
+    listener_filters:
+    - name: envoy.filters.listener.proxy_protocol
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol
+        allow_requests_without_proxy_protocol: true
+        disallowed_versions: [V1]
+        stat_prefix: lb
     filter_chains:
     - name: a
       filter_chain_match:
         destination_port: 8080
         prefix_ranges: [{{ address_prefix: 127.0.0.0, prefix_len: 8 }}]
         source_prefix_ranges: [{{ address_prefix: "::1", prefix_len: 128 }}]
+        direct_source_prefix_ranges: [{{ address_prefix: 10.0.0.0, prefix_len: 8 }}]
         source_ports: [4000, 4001]
       filters:
 {}    - filter_chain_match: {{ transport_protocol: raw_buffer }}
@@ -522,6 +530,12 @@ fn filter_chains_with_their_own_terminals_round_trip() {
       filters:
 {}  clusters:
   - name: up
+    transport_socket:
+      name: envoy.transport_sockets.upstream_proxy_protocol
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport
+        config: {{ version: V2 }}
+        transport_socket: {{ name: envoy.transport_sockets.raw_buffer }}
     load_assignment:
       cluster_name: up
       endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: 80 }} }} }} }}] }}]
@@ -535,6 +549,14 @@ fn filter_chains_with_their_own_terminals_round_trip() {
     let again = load_str(&bootstrap_of(&dump)).unwrap_or_else(|e| panic!("{e}\n{dump}"));
     assert_eq!(again, b);
     assert!(dump.contains("default_filter_chain"), "{dump}");
+    assert!(dump.contains("direct_source_prefix_ranges"), "{dump}");
+    let pp = b.listeners[0]
+        .proxy_protocol
+        .as_ref()
+        .expect("the PROXY protocol filter");
+    assert!(pp.allow_without && !pp.accept_v1 && pp.accept_v2 && pp.stat_prefix == "lb");
+    let up = b.clusters[0].proxy_protocol;
+    assert_eq!(up, Some(crate::proxy_protocol::Version::V2));
 }
 
 /// An admin with an access log and no address dumps as such and loads back the same.

@@ -808,6 +808,34 @@ const PROOFS: &[(&str, &str)] = &[
         "AccessLog.json",
         "tests/access_log_operators.rs::a_json_format_writes_one_typed_object_per_request",
     ),
+    (
+        "Listener.proxy_protocol",
+        "tests/proxy_protocol.rs::the_header_names_the_client_for_xff_the_access_log_and_rbac",
+    ),
+    (
+        "ProxyProtocol.accept_v1",
+        "tests/proxy_protocol.rs::bad_missing_and_disallowed_headers_close_the_connection_and_are_counted",
+    ),
+    (
+        "ProxyProtocol.accept_v2",
+        "tests/proxy_protocol.rs::bad_missing_and_disallowed_headers_close_the_connection_and_are_counted",
+    ),
+    (
+        "ProxyProtocol.allow_without",
+        "tests/proxy_protocol.rs::without_a_header_a_client_is_served_when_the_filter_allows_it",
+    ),
+    (
+        "ProxyProtocol.stat_prefix",
+        "tests/proxy_protocol.rs::the_header_names_the_client_for_xff_the_access_log_and_rbac",
+    ),
+    (
+        "Cluster.proxy_protocol",
+        "tests/proxy_protocol.rs::an_upstream_proxy_protocol_cluster_sends_each_client_in_a_header_of_its_own",
+    ),
+    (
+        "FilterChainTls.direct_source_prefix_ranges",
+        "tests/proxy_protocol.rs::the_header_addresses_choose_the_filter_chain",
+    ),
 ];
 
 /// `Struct.field` for every field of every struct in `model.rs`.

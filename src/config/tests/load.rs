@@ -101,6 +101,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 destination_port: None,
                 prefix_ranges: vec![],
                 source_prefix_ranges: vec![],
+                direct_source_prefix_ranges: vec![],
                 source_ports: vec![],
                 server_names: vec![],
                 transport_protocol: None,
@@ -113,6 +114,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             inspect_timeout: crate::config::tls::DEFAULT_INSPECT_TIMEOUT,
             socket: Default::default(),
             traffic_direction: TrafficDirection::Unspecified,
+            proxy_protocol: None,
         }],
         clusters: vec![Cluster {
             name: cluster.into(),
@@ -133,6 +135,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
             per_connection_buffer_limit_bytes: 1 << 20,
             load_assignment_cluster_name: cluster.into(),
             tls: None,
+            proxy_protocol: None,
             circuit_breakers: Default::default(),
             health_check: None,
             healthy_panic_threshold: 50,

@@ -324,11 +324,6 @@ fn passed_through_tls_is_matched_by_its_client_hello() {
             "must be 1 to 65535",
         ),
         ("{source_type: LOCAL}", "source_type", ""),
-        (
-            "{direct_source_prefix_ranges: []}",
-            "direct_source_prefix_ranges",
-            "",
-        ),
     ] {
         let mut d = tcp_doc("stat_prefix: p, cluster: a");
         set(&mut d, &format!("{chains}[0].filter_chain_match"), m);

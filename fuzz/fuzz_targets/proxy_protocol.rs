@@ -1,0 +1,5 @@
+//! Fuzz target: see `baton::fuzz_harness::proxy_protocol` (the stable replay test runs the
+//! same body).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| baton::fuzz_harness::proxy_protocol(data));
