@@ -10,6 +10,7 @@ use crate::http::buf::{Buf, BufPool, CHUNK};
 use crate::http::codec::{ChunkedDecoder, Framing, RequestHead, LAST_CHUNK};
 use crate::http::request::{Decision, Forward, LocalDecision};
 use crate::http::upgrade::Upgrade;
+use crate::http::compress::{Deflater, Inflater, Plan};
 use crate::route::edits::Op;
 
 #[cfg(test)]
@@ -89,6 +90,8 @@ pub(super) struct Response {
     chunk_owed: u64,
     /// The announced chunk's payload went out by splice: its CRLF is due before anything else.
     crlf_due: bool,
+    /// The compressor filter compresses this body (never spliced; framed by us).
+    pub gzip: Option<Box<Deflater>>,
 }
 
 impl Response {
@@ -99,6 +102,7 @@ impl Response {
             upstream_keep_alive,
             chunk_owed: 0,
             crlf_due: false,
+            gzip: None,
         }
     }
 }
@@ -284,6 +288,10 @@ pub struct Exchange {
     /// A TCP proxy connection's exchange (`tcp.rs`): no request, no response, a tunnel once
     /// connected.
     pub(super) tcp: Option<super::tcp::TcpMode>,
+    /// The compressor filter saw the request: the response head decides.
+    pub(super) compress: Option<Box<Plan>>,
+    /// The decompressor filter inflates the request body on its way upstream.
+    pub(super) inflate: Option<Box<Inflater>>,
 }
 
 impl Exchange {
@@ -339,6 +347,8 @@ impl Exchange {
                 ex.resp_edits = std::mem::take(&mut f.resp_edits);
                 ex.shadows = std::mem::take(&mut f.shadows);
                 ex.sni = f.sni.take();
+                ex.compress = f.compress.take();
+                ex.inflate = f.inflate.take().map(|p| Inflater::new(p.rt));
                 if ex.attempts_in_response {
                     ex.stamp_attempts();
                 }
@@ -442,6 +452,8 @@ impl Exchange {
             tunnel_ready: false,
             request_until: None,
             tcp: None,
+            compress: None,
+            inflate: None,
         }
     }
 
@@ -504,6 +516,8 @@ impl Exchange {
             tunnel_ready,
             request_until,
             tcp,
+            compress,
+            inflate,
         } = self;
         *target = f.map(|f| (f.cluster, f.addr));
         *upstream = if f.is_some() {
@@ -559,6 +573,8 @@ impl Exchange {
         *tunnel_ready = false;
         *request_until = s.request_until;
         *tcp = None;
+        *compress = None;
+        *inflate = None;
     }
 
     /// The exchange behind a TCP proxy connection: nothing to send first, a fresh connection
@@ -943,6 +959,19 @@ impl Exchange {
         let sink_before = sink.as_ref().map_or(0, |b| b.len());
         if cx.cin.is_empty() || room == 0 {
             return Ok(false);
+        }
+        if let Some(inf) = self.inflate.as_deref_mut() {
+            let (finished, taken) =
+                inflate_body(inf, &mut self.req, cx.cin, sink.as_deref_mut(), room, env)?;
+            self.rq.bytes_rx += taken;
+            self.req_body_started = true;
+            if let Some(b) = sink.as_deref() {
+                self.record_body(b, sink_before);
+            }
+            if finished {
+                self.request_done(env, now);
+            }
+            return Ok(true);
         }
         let pool = env.pool();
         let finished = match &mut self.req {
@@ -1331,6 +1360,71 @@ impl Exchange {
             Step::End(Then::Next)
         }
     }
+}
+
+/// Moves a gzip request body from the client buffer through the inflater to the upstream
+/// buffer (`None`: discarded), as chunks. At most `room / max_inflate_ratio` compressed bytes
+/// (at least one) are taken per call, and the inflater fails a stream that would inflate
+/// past that ratio, so what one call makes stays within `room` and one output chunk: a gzip
+/// bomb costs bounded memory and CPU per turn of the reactor. Returns whether the body is
+/// finished, and the compressed body bytes taken.
+fn inflate_body(
+    inf: &mut Inflater,
+    req: &mut BodyIn,
+    cin: &mut Buf,
+    mut sink: Option<&mut Buf>,
+    room: usize,
+    env: &mut dyn Env,
+) -> Result<(bool, u64), &'static str> {
+    let ratio = inf.rt.cfg.max_inflate_ratio as usize;
+    let budget = (room / ratio.max(1)).max(1);
+    let pool = env.pool();
+    let mut piece = |inf: &mut Inflater, mut d: &[u8]| loop {
+        let (used, out) = inf.inflate(d);
+        let made = out.len();
+        let full = made == inf.chunk_size();
+        if let Some(b) = sink.as_deref_mut() {
+            put_chunk(b, pool, inf.output(made));
+        }
+        d = d.get(used..).unwrap_or_default();
+        if (d.is_empty() && !full) || (used == 0 && made == 0) {
+            break;
+        }
+    };
+    let (finished, taken) = match req {
+        BodyIn::Done | BodyIn::UntilClose => return Ok((false, 0)),
+        BodyIn::Length(rem) => {
+            let n = (*rem).min(cin.len() as u64).min(budget as u64) as usize;
+            piece(inf, cin.data().get(..n).unwrap_or_default());
+            cin.consume(n);
+            *rem -= n as u64;
+            (*rem == 0, n as u64)
+        }
+        BodyIn::Chunked(dec) => {
+            let mut taken = 0u64;
+            let used = dec
+                .decode(cin.data(), budget, |d| {
+                    taken += d.len() as u64;
+                    piece(inf, d);
+                })
+                .map_err(|e| e.0)?;
+            cin.consume(used);
+            (dec.is_done(), taken)
+        }
+    };
+    if finished {
+        if let Some(b) = sink {
+            b.extend(env.pool(), LAST_CHUNK);
+        }
+    }
+    let (i, o) = std::mem::take(&mut inf.pending);
+    env.count(inf.rt.compressed_bytes, i);
+    env.count(inf.rt.uncompressed_bytes, o);
+    if inf.failed && !inf.reported {
+        inf.reported = true;
+        env.count(inf.rt.data_error, 1);
+    }
+    Ok((finished, taken))
 }
 
 /// Appends one chunk to a buffer.

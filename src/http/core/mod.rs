@@ -269,6 +269,10 @@ pub trait Env {
     fn tcp_begin(&mut self, now: Instant) -> (Rq, Option<TcpTarget>);
     /// A TCP proxy event for the stats.
     fn tcp_stat(&mut self, s: TcpStat);
+    /// Adds `n` to counter `c` (the compression filters' counters).
+    fn count(&mut self, c: crate::stats::Counter, n: u64) {
+        let _ = (c, n);
+    }
 }
 
 /// A reply made here.
