@@ -931,6 +931,7 @@ impl Exchange {
         }
         if self.resp.is_some() {
             progress |= self.move_response_body(env.pool(), up, cx.cout);
+            self.count_compressed(env);
         }
         if self.resp.as_ref().is_some_and(|r| r.body.is_done()) {
             return self.complete(cx);
@@ -1165,6 +1166,7 @@ impl Exchange {
     ) -> bool {
         let k = rx.len();
         let raw = match (&resp.body, resp.out) {
+            _ if resp.gzip.is_some() => false,
             (BodyIn::Length(rem), OutMode::Length) => k as u64 <= *rem,
             (BodyIn::UntilClose, OutMode::Close) => true,
             _ => false,
@@ -1192,6 +1194,9 @@ impl Exchange {
             return false;
         };
         let room = self.client_limit.saturating_sub(cout.len());
+        if resp.gzip.is_some() {
+            return move_compressed(resp, up, cout, pool, room, &mut self.rq.bytes_tx);
+        }
         let out = resp.out;
         let mut moved = false;
         match &mut resp.body {
@@ -1285,6 +1290,25 @@ impl Exchange {
         moved
     }
 
+    /// Tells the compressor's counters what its deflater took and made, and drops the
+    /// deflater (its window and tables) as soon as the body is done.
+    fn count_compressed(&mut self, env: &mut dyn Env) {
+        let Some(resp) = self.resp.as_mut() else {
+            return;
+        };
+        let Some(g) = resp.gzip.as_mut() else {
+            return;
+        };
+        let (i, o) = std::mem::take(&mut g.pending);
+        if let Some(rt) = &g.rt {
+            env.count(rt.uncompressed_bytes, i);
+            env.count(rt.compressed_bytes, o);
+        }
+        if resp.body.is_done() {
+            resp.gzip = None;
+        }
+    }
+
     /// How many response-body bytes may go from the upstream socket to the client socket
     /// without passing through our buffers: the rest of a Content-Length body relayed with
     /// its length, or of a chunk payload whose size is already said, once it is long enough
@@ -1295,6 +1319,8 @@ impl Exchange {
             return 0;
         };
         let rest = match (&resp.body, resp.out) {
+            // A compressed body passes through the deflater.
+            _ if resp.gzip.is_some() => 0,
             (BodyIn::Length(rem), OutMode::Length) => *rem,
             // An announced chunk's payload (its size line is out, its CRLF follows; nothing
             // is owed while that CRLF is due).
@@ -1360,6 +1386,92 @@ impl Exchange {
             Step::End(Then::Next)
         }
     }
+}
+
+/// Moves response body bytes through the deflater to the client buffer, framed as chunks
+/// (HTTP/1.1) or raw up to the close (HTTP/1.0). What one call takes is flushed (zlib's sync
+/// flush, as Envoy's compressor flushes each data frame), so a slow stream is not held
+/// back; the end of the body finishes the gzip stream.
+fn move_compressed(
+    resp: &mut Response,
+    up: &mut UpSide,
+    cout: &mut Buf,
+    pool: &mut BufPool,
+    room: usize,
+    bytes_tx: &mut u64,
+) -> bool {
+    let Response {
+        body,
+        out,
+        gzip: Some(gz),
+        ..
+    } = resp
+    else {
+        return false;
+    };
+    let chunked = *out == OutMode::Chunked;
+    let mut sent = 0u64;
+    let mut sink = |p: &[u8]| {
+        sent += p.len() as u64;
+        if chunked {
+            put_chunk(cout, pool, p);
+        } else {
+            cout.extend(pool, p);
+        }
+    };
+    let mut fed = false;
+    let end = match body {
+        BodyIn::Done => false,
+        BodyIn::Length(rem) => {
+            let n = (*rem).min(up.rx.len() as u64).min(room as u64) as usize;
+            if n > 0 {
+                gz.feed(up.rx.data().get(..n).unwrap_or_default(), &mut sink);
+                up.rx.consume(n);
+                *rem -= n as u64;
+                fed = true;
+            }
+            *rem == 0
+        }
+        BodyIn::Chunked(dec) => {
+            if room > 0 && !up.rx.is_empty() {
+                match dec.decode(up.rx.data(), room, |d| {
+                    fed = true;
+                    gz.feed(d, &mut sink);
+                }) {
+                    Ok(used) => up.rx.consume(used),
+                    Err(e) => {
+                        log::debug!("upstream: bad chunked body: {}", e.0);
+                        // Truncate visibly: never finish a body we could not read.
+                        up.eof = true;
+                        up.rx.consume(up.rx.len());
+                    }
+                }
+            }
+            dec.is_done()
+        }
+        BodyIn::UntilClose => {
+            let n = up.rx.len().min(room);
+            if n > 0 {
+                gz.feed(up.rx.data().get(..n).unwrap_or_default(), &mut sink);
+                up.rx.consume(n);
+                fed = true;
+            }
+            up.eof && up.rx.is_empty()
+        }
+    };
+    if end {
+        gz.finish(&mut sink);
+    } else if fed {
+        gz.flush(&mut sink);
+    }
+    *bytes_tx += sent;
+    if end {
+        *body = BodyIn::Done;
+        if chunked {
+            cout.extend(pool, LAST_CHUNK);
+        }
+    }
+    fed || end
 }
 
 /// Moves a gzip request body from the client buffer through the inflater to the upstream

@@ -172,6 +172,10 @@ impl Spares {
     /// A finished exchange's box (and its head buffer) back for the next one.
     fn put_exchange(&mut self, mut ex: Box<Exchange>) {
         self.put_head(std::mem::take(&mut ex.head));
+        // A spare keeps no compression state (a deflater's window and tables).
+        ex.resp = None;
+        ex.inflate = None;
+        ex.compress = None;
         if self.exchanges.len() < SPARES_MAX {
             self.exchanges.push(ex);
         }
