@@ -5,7 +5,8 @@
 //! | path | answer |
 //! |---|---|
 //! | `/json/N?…` | N bytes of JSON text, `Content-Type: application/json`, Content-Length; the query adds: `te=chunked` (chunked instead), `etag=V`, `cc=V` (Cache-Control), `ce=V` (Content-Encoding), `ct=V` (Content-Type), `vary=V` |
-//! | `/echo` | the request body back; `x-seen-ce`, `x-seen-cl`, `x-seen-te` say what the request had |
+//! | `/stats/prometheus` | 2,880 bytes of Prometheus text, `Content-Type: text/plain; charset=UTF-8` |
+//! | anything else (`/echo`) | the request body back; `x-seen-ce`, `x-seen-cl`, `x-seen-te` say what the request had |
 
 #![allow(dead_code)]
 
@@ -59,7 +60,13 @@ fn serve(s: TcpStream) {
         };
         let mut headers: Vec<(String, String)> = Vec::new();
         let payload;
-        if let Some(n) = path.strip_prefix("/json/") {
+        if path == "/stats/prometheus" {
+            // What an admin's Prometheus page looks like, as the gzip example's second
+            // listener fronts one.
+            payload = b"# TYPE envoy_cluster_upstream_rq counter\nenvoy_cluster_upstream_rq{} 1\n"
+                .repeat(40);
+            headers.push(("Content-Type".into(), "text/plain; charset=UTF-8".into()));
+        } else if let Some(n) = path.strip_prefix("/json/") {
             payload = json_body(n.parse().unwrap_or(0));
             headers.push((
                 "Content-Type".into(),
