@@ -377,3 +377,231 @@ fn refused_settings_name_their_field() {
     let e = refusal(&yaml);
     assert!(e.contains(&format!("{p}.response_direction_config.common_config.enabled")), "{e}");
 }
+
+/// One baton with a listener per filter variant (`stat_prefix` `l<i>`), all to `upstream`.
+fn variants(filters: &[String], upstream: u16, admin: u16) -> (Baton, Vec<u16>) {
+    let ports: Vec<u16> = filters.iter().map(|_| free_port()).collect();
+    let mut y = String::from("static_resources:\n  listeners:\n");
+    for (i, (f, port)) in filters.iter().zip(&ports).enumerate() {
+        y.push_str(&format!(
+            r#"  - name: l{i}
+    address:
+      socket_address:
+        address: 127.0.0.1
+        port_value: {port}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: l{i}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                route: {{cluster: backend}}
+          http_filters:
+{f}          - name: envoy.filters.http.router
+"#
+        ));
+    }
+    y.push_str(&format!(
+        r#"  clusters:
+  - name: backend
+    type: STATIC
+    load_assignment:
+      cluster_name: backend
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream}}}}}}}
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+"#
+    ));
+    let b = Baton::start(&y);
+    wait_live(admin);
+    (b, ports)
+}
+
+fn compressor(common: &str, gzip: &str, extra: &str) -> String {
+    format!(
+        r#"          - name: envoy.filters.http.compressor
+            typed_config:
+              "@type": {COMPRESSOR}
+              response_direction_config:
+                common_config: {{{common}}}
+{extra}              compressor_library:
+                name: lib
+                typed_config: {{"@type": {GZIP_C}{gzip}}}
+"#
+    )
+}
+
+/// The raw response to a GET with `Accept-Encoding` on a fresh connection: the chunk sizes
+/// and the (still compressed) body.
+fn gzipped(port: u16, path: &str, ae: &str) -> (Vec<usize>, Vec<u8>) {
+    let raw = raw_exchange(
+        port,
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {ae}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+        Duration::from_secs(10),
+    );
+    let head = String::from_utf8_lossy(&raw[..raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0)])
+        .to_ascii_lowercase();
+    if !head.contains("content-encoding: gzip") {
+        return (Vec::new(), Vec::new());
+    }
+    compress_support::raw_chunks(&raw)
+}
+
+/// Each gzip library setting reaches zlib: a window of 2^9 bytes cannot see a 2,000-byte
+/// period that 2^15 can; level 1 and 9, memory level 1 and 9, and Huffman-only coding give
+/// streams of different sizes; chunk_size bounds each chunk. Then `enabled`, `choose_first`,
+/// `remove_accept_encoding_header` and `min_content_length`'s default of 30.
+#[test]
+fn gzip_settings_reach_zlib_and_the_filter_options_hold() {
+    let origin = JsonOrigin::start();
+    let admin = free_port();
+    let v = [
+        compressor("", ", window_bits: 9", ""),
+        compressor("", ", window_bits: 15", ""),
+        compressor("", ", compression_level: BEST_SPEED", ""),
+        compressor("", ", compression_level: COMPRESSION_LEVEL_9", ""),
+        compressor("", ", memory_level: 1", ""),
+        compressor("", ", memory_level: 9", ""),
+        compressor("", ", compression_strategy: HUFFMAN_ONLY", ""),
+        compressor("", ", window_bits: 9, chunk_size: 65536", ""),
+        compressor(
+            "enabled: {default_value: false, runtime_key: k}",
+            "",
+            "",
+        ),
+        compressor("", "", "              choose_first: true\n"),
+        compressor(
+            "",
+            "",
+            "                remove_accept_encoding_header: true\n",
+        ),
+    ];
+    let (_b, ports) = variants(&v, origin.port, admin);
+    let size = |i: usize, path: &str| {
+        let (chunks, body) = gzipped(ports[i], path, "gzip");
+        let n: usize = path
+            .trim_start_matches("/rep/")
+            .split('?')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert_eq!(python_gunzip(&body).len(), n, "listener {i} {path}");
+        (body.len(), chunks.into_iter().max().unwrap_or(0))
+    };
+    let rep = "/rep/64000?period=2000";
+    let (w9, w9_chunk) = size(0, rep);
+    let (w15, _) = size(1, rep);
+    assert!(w9 > 4 * w15, "window 9: {w9} bytes, window 15: {w15}");
+    assert!(w9_chunk <= 4096, "{w9_chunk}");
+    let (_, big_chunk) = size(7, rep);
+    assert!(big_chunk > 4096, "{big_chunk}");
+    let text = "/rep/64000?period=60000";
+    let (l1, _) = size(2, text);
+    let (l9, _) = size(3, text);
+    assert_ne!(l1, l9);
+    let (m1, _) = size(4, text);
+    let (m9, _) = size(5, text);
+    assert!(m1 > m9, "memory level 1: {m1}, 9: {m9}");
+    let (huff, _) = size(6, rep);
+    let (default, _) = size(1, rep);
+    assert!(huff > 4 * default, "huffman only: {huff}, default: {default}");
+    // enabled: false: never compressed (nor Vary).
+    let r = get(ports[8], "/json/5000", "Accept-Encoding: gzip\r\n", 1);
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(r.header("vary"), None);
+    // choose_first lets gzip take a tie with identity.
+    let tie = "Accept-Encoding: identity, gzip\r\n";
+    assert_eq!(get(ports[9], "/json/5000", tie, 1).header("content-encoding"), Some("gzip"));
+    assert_eq!(get(ports[1], "/json/5000", tie, 1).header("content-encoding"), None);
+    // The default min_content_length is 30.
+    assert_eq!(get(ports[1], "/json/29", "Accept-Encoding: gzip\r\n", 1).header("content-encoding"), None);
+    assert_eq!(get(ports[1], "/json/30", "Accept-Encoding: gzip\r\n", 1).header("content-encoding"), Some("gzip"));
+    // remove_accept_encoding_header: the upstream does not see it; the response is still
+    // compressed.
+    let r = get(ports[10], "/echo", "Accept-Encoding: gzip\r\n", 1);
+    assert_eq!(r.header("x-seen-ae"), Some("none"));
+    let r = get(ports[1], "/echo", "Accept-Encoding: gzip\r\n", 1);
+    assert_eq!(r.header("x-seen-ae"), Some("gzip"));
+    // The library's name is in the counters.
+    assert_eq!(stat(admin, "http.l8.compressor.lib.gzip.response.not_compressed"), 1);
+}
+
+fn decompressor(lib: &str, request: &str) -> String {
+    format!(
+        r#"          - name: envoy.filters.http.decompressor
+            typed_config:
+              "@type": {DECOMPRESSOR}
+              decompressor_library:
+                name: up
+                typed_config: {{"@type": {GZIP_D}, max_inflate_ratio: 1000{lib}}}
+              request_direction_config: {{common_config: {{{request}}}}}
+              response_direction_config:
+                common_config: {{enabled: {{default_value: false, runtime_key: k}}}}
+"#
+    )
+}
+
+fn post_gzip(port: u16, gz: &[u8], extra: &str) -> Response {
+    let mut c = RawConn::connect(port);
+    c.send(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n{extra}Content-Length: {}\r\n\r\n",
+            gz.len()
+        )
+        .as_bytes(),
+    );
+    c.send(gz);
+    c.expect_response(false)
+}
+
+/// chunk_size bounds each upstream chunk; `enabled: false` and
+/// `Cache-Control: no-transform` leave the body alone, unless `ignore_no_transform_header`.
+#[test]
+fn decompressor_settings_hold() {
+    let origin = JsonOrigin::start();
+    let admin = free_port();
+    let v = [
+        decompressor(", window_bits: 9", ""),
+        decompressor("", ""),
+        decompressor(", chunk_size: 65536", ""),
+        decompressor("", "enabled: {default_value: false, runtime_key: k}"),
+        decompressor("", "ignore_no_transform_header: true"),
+    ];
+    let (_b, ports) = variants(&v, origin.port, admin);
+    let body = compress_support::json_body(200_000);
+    let rep = {
+        // Long-distance repeats: python's gzip uses a 32 KiB window.
+        let block: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+        block.repeat(10)
+    };
+    let gz = python_gzip(&rep);
+    // zlib-rs keeps a 32 KiB window for every inflate stream, so a stream made with a larger
+    // window than window_bits still inflates (Envoy's zlib would cut it): see docs/config.md.
+    let r = post_gzip(ports[0], &gz, "");
+    same(&r.body, &rep);
+    let r = post_gzip(ports[1], &gz, "");
+    same(&r.body, &rep);
+    assert!(r.header("x-seen-max-chunk").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) <= 4096);
+    let gz = python_gzip(&body);
+    let r = post_gzip(ports[2], &gz, "");
+    same(&r.body, &body);
+    let max: u64 = r.header("x-seen-max-chunk").and_then(|v| v.parse().ok()).unwrap_or(0);
+    assert!(max > 4096, "{max}");
+    let r = post_gzip(ports[3], &gz, "");
+    assert_eq!(r.header("x-seen-ce"), Some("gzip"));
+    same(&r.body, &gz);
+    let nt = "Cache-Control: no-transform\r\n";
+    let r = post_gzip(ports[1], &gz, nt);
+    same(&r.body, &gz);
+    let r = post_gzip(ports[4], &gz, nt);
+    same(&r.body, &body);
+}

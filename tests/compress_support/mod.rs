@@ -47,7 +47,13 @@ fn serve(s: TcpStream) {
     while let Ok(Some(head)) = r.read_request_head() {
         let Ok(framing) = request_framing(&head) else { return };
         let mut body = Vec::new();
-        if r.read_body(framing, &mut |b| body.extend_from_slice(b)).is_err() {
+        let mut max_chunk = 0u64;
+        if framing == baton_bench::wire::Framing::Chunked {
+            match read_chunked(&mut r, &mut body) {
+                Some(m) => max_chunk = m,
+                None => return,
+            }
+        } else if r.read_body(framing, &mut |b| body.extend_from_slice(b)).is_err() {
             return;
         }
         let target = head.target.clone();
@@ -66,6 +72,21 @@ fn serve(s: TcpStream) {
             payload = b"# TYPE envoy_cluster_upstream_rq counter\nenvoy_cluster_upstream_rq{} 1\n"
                 .repeat(40);
             headers.push(("Content-Type".into(), "text/plain; charset=UTF-8".into()));
+        } else if let Some(n) = path.strip_prefix("/rep/") {
+            // A pseudo-random block of `period` bytes, repeated: compressible only by a
+            // window that reaches back `period` bytes.
+            let period: usize = q("period").and_then(|p| p.parse().ok()).unwrap_or(2000);
+            let mut x = 0x2545_f491_u32;
+            let block: Vec<u8> = (0..period)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    b"abcdefghijklmnopqrstuvwxyz ,.:"[(x % 30) as usize]
+                })
+                .collect();
+            payload = block.iter().copied().cycle().take(n.parse().unwrap_or(0)).collect();
+            headers.push(("Content-Type".into(), "application/json".into()));
         } else if let Some(n) = path.strip_prefix("/json/") {
             payload = json_body(n.parse().unwrap_or(0));
             headers.push((
@@ -85,7 +106,9 @@ fn serve(s: TcpStream) {
         } else {
             payload = body;
             headers.push(("Content-Type".into(), "application/octet-stream".into()));
+            headers.push(("x-seen-max-chunk".into(), max_chunk.to_string()));
             for (k, name) in [
+                ("x-seen-ae", "accept-encoding"),
                 ("x-seen-ce", "content-encoding"),
                 ("x-seen-cl", "content-length"),
                 ("x-seen-te", "transfer-encoding"),
@@ -116,6 +139,56 @@ fn serve(s: TcpStream) {
         if w.write_all(&out).is_err() {
             return;
         }
+    }
+}
+
+/// Reads a chunked body into `body`; the largest chunk's size, `None` on a broken body.
+fn read_chunked(r: &mut Reader<TcpStream>, body: &mut Vec<u8>) -> Option<u64> {
+    let mut sizes = Vec::new();
+    loop {
+        let size = u64::from_str_radix(read_line(r)?.split(';').next()?, 16).ok()?;
+        if size == 0 {
+            while !read_line(r)?.is_empty() {}
+            return Some(sizes.into_iter().max().unwrap_or(0));
+        }
+        sizes.push(size);
+        r.read_exact_to(size, &mut |b| body.extend_from_slice(b)).ok()?;
+        // The CRLF after the data.
+        r.read_exact_to(2, &mut |_| {}).ok()?;
+    }
+}
+
+/// One line, trimmed.
+fn read_line(r: &mut Reader<TcpStream>) -> Option<String> {
+    let mut l = Vec::new();
+    loop {
+        let mut b = 0u8;
+        r.read_exact_to(1, &mut |x| b = x[0]).ok()?;
+        if b == b'\n' {
+            return Some(String::from_utf8_lossy(&l).trim().to_string());
+        }
+        l.push(b);
+    }
+}
+
+/// The sizes of the chunks of a raw chunked HTTP response (its head skipped), and its body.
+pub fn raw_chunks(raw: &[u8]) -> (Vec<usize>, Vec<u8>) {
+    let mut at = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    let (mut sizes, mut body) = (Vec::new(), Vec::new());
+    loop {
+        let eol = at + raw[at..].windows(2).position(|w| w == b"\r\n").expect("size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[at..eol]).expect("ascii"), 16)
+            .expect("hex");
+        if size == 0 {
+            return (sizes, body);
+        }
+        sizes.push(size);
+        body.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
+        at = eol + 2 + size + 2;
     }
 }
 
