@@ -501,6 +501,36 @@ static_resources:
     load_assignment: {cluster_name: zipkin, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9}}}}]}]}
 "#;
 
+/// The compressor and decompressor filters, in a build that has them (a build without the
+/// `compression` feature refuses them).
+const COMPRESSION_FILTERS: &str = r#"          - name: envoy.filters.http.compressor
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor
+              response_direction_config:
+                common_config: {min_content_length: 10, content_type: [text/plain, application/json]}
+                disable_on_etag_header: false
+              compressor_library:
+                name: fuzz
+                typed_config: {"@type": type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip, window_bits: 9, memory_level: 1}
+          - name: envoy.filters.http.decompressor
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.decompressor.v3.Decompressor
+              decompressor_library:
+                name: fuzz
+                typed_config: {"@type": type.googleapis.com/envoy.extensions.compression.gzip.decompressor.v3.Gzip, max_inflate_ratio: 20}
+              response_direction_config: {common_config: {enabled: {default_value: false, runtime_key: d}}}
+"#;
+
+/// `PROXY_YAML` with the compression filters before the router when they are built in.
+fn proxy_yaml() -> String {
+    const ROUTER: &str = "          - name: envoy.filters.http.router\n            typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}\n  clusters:";
+    if cfg!(feature = "compression") {
+        PROXY_YAML.replacen(ROUTER, &format!("{COMPRESSION_FILTERS}{ROUTER}"), 1)
+    } else {
+        PROXY_YAML.to_string()
+    }
+}
+
 /// Requests and upstream answers through the core with the proxy's own environment
 /// (`http::inmem`): routing, the filter chain, tracing, header building and the access log run
 /// as in the proxy. The input is a list of exchanges, each `[len: u16 BE][request]
@@ -508,7 +538,7 @@ static_resources:
 /// external). A closed connection ends the input.
 pub fn proxy(data: &[u8]) {
     static BOOT: OnceLock<Option<crate::config::Bootstrap>> = OnceLock::new();
-    let Some(boot) = BOOT.get_or_init(|| crate::config::load_str(PROXY_YAML).ok()) else {
+    let Some(boot) = BOOT.get_or_init(|| crate::config::load_str(&proxy_yaml()).ok()) else {
         panic!("the proxy target's config must load");
     };
     let Some((&first, mut rest)) = data.split_first() else {

@@ -111,7 +111,12 @@ fn json_responses_are_gzipped_for_clients_that_accept_it() {
     let s = setup(1000);
     let want = json_body(5000);
     // Content-Length upstream, HTTP/1.1 client: chunked, gzip, Vary, no length.
-    let r = get(s.listen, "/json/5000", "Accept-Encoding: gzip, deflate\r\n", 1);
+    let r = get(
+        s.listen,
+        "/json/5000",
+        "Accept-Encoding: gzip, deflate\r\n",
+        1,
+    );
     assert_eq!(r.status(), 200);
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
@@ -146,7 +151,10 @@ fn json_responses_are_gzipped_for_clients_that_accept_it() {
     assert_eq!(stat(s.admin, &format!("{PREFIX}response.compressed")), 5);
     assert_eq!(stat(s.admin, &format!("{PREFIX}header_compressor_used")), 4);
     assert_eq!(stat(s.admin, &format!("{PREFIX}header_wildcard")), 1);
-    let raw_in = stat(s.admin, &format!("{PREFIX}response.total_uncompressed_bytes"));
+    let raw_in = stat(
+        s.admin,
+        &format!("{PREFIX}response.total_uncompressed_bytes"),
+    );
     assert_eq!(raw_in, 5000 + 70000 + 3000 + 2 * 20000);
     let out_bytes = stat(s.admin, &format!("{PREFIX}response.total_compressed_bytes"));
     assert!(out_bytes > 0 && out_bytes < raw_in / 4, "{out_bytes}");
@@ -171,12 +179,20 @@ fn responses_envoy_would_not_compress_pass_unchanged() {
         ("/json/5000", "", true),
         ("/json/5000", "Accept-Encoding: br\r\n", true),
         ("/json/5000", "Accept-Encoding: gzip;q=0\r\n", true),
-        ("/json/5000", "Accept-Encoding: gzip;q=0.5, identity\r\n", true),
+        (
+            "/json/5000",
+            "Accept-Encoding: gzip;q=0.5, identity\r\n",
+            true,
+        ),
     ];
     for (path, headers, vary) in cases {
         let r = get(s.listen, path, headers, 1);
         assert_eq!(r.status(), 200, "{path} {headers}");
-        assert_eq!(r.header("content-encoding").filter(|v| *v == "gzip"), None, "{path} {headers}");
+        assert_eq!(
+            r.header("content-encoding").filter(|v| *v == "gzip"),
+            None,
+            "{path} {headers}"
+        );
         let n: usize = path
             .trim_start_matches("/json/")
             .split('?')
@@ -194,13 +210,25 @@ fn responses_envoy_would_not_compress_pass_unchanged() {
     assert_eq!(r.header("content-encoding"), None);
     assert_eq!(r.header("content-length"), Some("5000"));
     assert_eq!(stat(s.admin, &format!("{PREFIX}response.compressed")), 0);
-    assert_eq!(stat(s.admin, &format!("{PREFIX}response.not_compressed")), 10);
-    assert_eq!(stat(s.admin, &format!("{PREFIX}response.content_length_too_small")), 1);
+    assert_eq!(
+        stat(s.admin, &format!("{PREFIX}response.not_compressed")),
+        10
+    );
+    assert_eq!(
+        stat(
+            s.admin,
+            &format!("{PREFIX}response.content_length_too_small")
+        ),
+        1
+    );
     assert_eq!(stat(s.admin, &format!("{PREFIX}not_compressed_etag")), 1);
     assert_eq!(stat(s.admin, &format!("{PREFIX}no_accept_header")), 1);
     assert_eq!(stat(s.admin, &format!("{PREFIX}header_identity")), 1);
     // Every request passes the request direction uncompressed.
-    assert_eq!(stat(s.admin, &format!("{PREFIX}request.not_compressed")), 10);
+    assert_eq!(
+        stat(s.admin, &format!("{PREFIX}request.not_compressed")),
+        10
+    );
     drop(s.baton);
 }
 
@@ -220,15 +248,28 @@ fn a_strong_etag_is_dropped_and_a_weak_one_kept_when_compressing() {
     let yaml = common::yaml::filter_yaml("127.0.0.1", listen, "", &f, origin.port, admin);
     let _b = Baton::start(&yaml);
     wait_live(admin);
-    let r = get(listen, "/json/500?etag=%22v1%22", "Accept-Encoding: gzip\r\n", 1);
+    let r = get(
+        listen,
+        "/json/500?etag=%22v1%22",
+        "Accept-Encoding: gzip\r\n",
+        1,
+    );
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert_eq!(r.header("etag"), None);
-    let r = get(listen, "/json/500?etag=W/%22v1%22", "Accept-Encoding: gzip\r\n", 1);
+    let r = get(
+        listen,
+        "/json/500?etag=W/%22v1%22",
+        "Accept-Encoding: gzip\r\n",
+        1,
+    );
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert_eq!(r.header("etag"), Some("W/\"v1\""));
     same(&python_gunzip(&r.body), &json_body(500));
     // Without response_direction_config, the counters have no `response.`.
-    assert_eq!(stat(admin, "http.ingress_http.compressor.lib.gzip.compressed"), 2);
+    assert_eq!(
+        stat(admin, "http.ingress_http.compressor.lib.gzip.compressed"),
+        2
+    );
 }
 
 /// A gzip request body reaches the upstream inflated and chunked, without its
@@ -265,7 +306,9 @@ fn gzip_request_bodies_are_inflated_on_their_way_upstream() {
     same(&r.body, &body);
     // Not gzip: untouched.
     let mut c = RawConn::connect(s.listen);
-    c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Encoding: br\r\nContent-Length: 5\r\n\r\nhello");
+    c.send(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Encoding: br\r\nContent-Length: 5\r\n\r\nhello",
+    );
     let r = c.expect_response(false);
     assert_eq!(r.header("x-seen-ce"), Some("br"));
     assert_eq!(r.header("x-seen-cl"), Some("5"));
@@ -273,8 +316,14 @@ fn gzip_request_bodies_are_inflated_on_their_way_upstream() {
     let p = "http.ingress_http.decompressor.upload.gzip.request.";
     assert_eq!(stat(s.admin, &format!("{p}decompressed")), 2);
     assert_eq!(stat(s.admin, &format!("{p}not_decompressed")), 1);
-    assert_eq!(stat(s.admin, &format!("{p}total_uncompressed_bytes")), 100_000);
-    assert_eq!(stat(s.admin, &format!("{p}total_compressed_bytes")), 2 * gz.len() as i64);
+    assert_eq!(
+        stat(s.admin, &format!("{p}total_uncompressed_bytes")),
+        100_000
+    );
+    assert_eq!(
+        stat(s.admin, &format!("{p}total_compressed_bytes")),
+        2 * gz.len() as i64
+    );
     drop(s.baton);
 }
 
@@ -297,7 +346,11 @@ fn a_gzip_bomb_and_a_corrupt_body_are_cut_short() {
     c.send(&gz);
     let r = c.expect_response(false);
     assert_eq!(r.status(), 200);
-    assert!(r.body.len() < 20 * gz.len() + 65536, "{} bytes", r.body.len());
+    assert!(
+        r.body.len() < 20 * gz.len() + 65536,
+        "{} bytes",
+        r.body.len()
+    );
     assert!(r.body.iter().all(|b| *b == 0));
     let grew = s.baton.rss_kib().saturating_sub(rss_before);
     assert!(grew < 32 * 1024, "rss grew {grew} KiB");
@@ -348,14 +401,20 @@ fn refused_settings_name_their_field() {
         "",
         "type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli",
     ));
-    assert!(e.contains(&format!("{p}.compressor_library.typed_config.@type")), "{e}");
+    assert!(
+        e.contains(&format!("{p}.compressor_library.typed_config.@type")),
+        "{e}"
+    );
     assert!(e.contains("brotli"), "{e}");
     let e = refusal(&base(
         "",
         "type.googleapis.com/envoy.extensions.compression.zstd.compressor.v3.Zstd",
     ));
     assert!(e.contains("zstd"), "{e}");
-    let e = refusal(&base("              request_direction_config: {common_config: {min_content_length: 10}}\n", GZIP_C));
+    let e = refusal(&base(
+        "              request_direction_config: {common_config: {min_content_length: 10}}\n",
+        GZIP_C,
+    ));
     assert!(e.contains(&format!("{p}.request_direction_config")), "{e}");
     // Response decompression (on by Envoy's default) is refused.
     let yaml = common::yaml::filter_yaml(
@@ -375,7 +434,12 @@ fn refused_settings_name_their_field() {
         free_port(),
     );
     let e = refusal(&yaml);
-    assert!(e.contains(&format!("{p}.response_direction_config.common_config.enabled")), "{e}");
+    assert!(
+        e.contains(&format!(
+            "{p}.response_direction_config.common_config.enabled"
+        )),
+        "{e}"
+    );
 }
 
 /// One baton with a listener per filter variant (`stat_prefix` `l<i>`), all to `upstream`.
@@ -444,12 +508,15 @@ fn compressor(common: &str, gzip: &str, extra: &str) -> String {
 fn gzipped(port: u16, path: &str, ae: &str) -> (Vec<usize>, Vec<u8>) {
     let raw = raw_exchange(
         port,
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {ae}\r\nConnection: close\r\n\r\n")
-            .as_bytes(),
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {ae}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
         Duration::from_secs(10),
     );
-    let head = String::from_utf8_lossy(&raw[..raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0)])
-        .to_ascii_lowercase();
+    let head =
+        String::from_utf8_lossy(&raw[..raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0)])
+            .to_ascii_lowercase();
     if !head.contains("content-encoding: gzip") {
         return (Vec::new(), Vec::new());
     }
@@ -473,11 +540,7 @@ fn gzip_settings_reach_zlib_and_the_filter_options_hold() {
         compressor("", ", memory_level: 9", ""),
         compressor("", ", compression_strategy: HUFFMAN_ONLY", ""),
         compressor("", ", window_bits: 9, chunk_size: 65536", ""),
-        compressor(
-            "enabled: {default_value: false, runtime_key: k}",
-            "",
-            "",
-        ),
+        compressor("enabled: {default_value: false, runtime_key: k}", "", ""),
         compressor("", "", "              choose_first: true\n"),
         compressor(
             "",
@@ -513,18 +576,33 @@ fn gzip_settings_reach_zlib_and_the_filter_options_hold() {
     assert!(m1 > m9, "memory level 1: {m1}, 9: {m9}");
     let (huff, _) = size(6, rep);
     let (default, _) = size(1, rep);
-    assert!(huff > 4 * default, "huffman only: {huff}, default: {default}");
+    assert!(
+        huff > 4 * default,
+        "huffman only: {huff}, default: {default}"
+    );
     // enabled: false: never compressed (nor Vary).
     let r = get(ports[8], "/json/5000", "Accept-Encoding: gzip\r\n", 1);
     assert_eq!(r.header("content-encoding"), None);
     assert_eq!(r.header("vary"), None);
     // choose_first lets gzip take a tie with identity.
     let tie = "Accept-Encoding: identity, gzip\r\n";
-    assert_eq!(get(ports[9], "/json/5000", tie, 1).header("content-encoding"), Some("gzip"));
-    assert_eq!(get(ports[1], "/json/5000", tie, 1).header("content-encoding"), None);
+    assert_eq!(
+        get(ports[9], "/json/5000", tie, 1).header("content-encoding"),
+        Some("gzip")
+    );
+    assert_eq!(
+        get(ports[1], "/json/5000", tie, 1).header("content-encoding"),
+        None
+    );
     // The default min_content_length is 30.
-    assert_eq!(get(ports[1], "/json/29", "Accept-Encoding: gzip\r\n", 1).header("content-encoding"), None);
-    assert_eq!(get(ports[1], "/json/30", "Accept-Encoding: gzip\r\n", 1).header("content-encoding"), Some("gzip"));
+    assert_eq!(
+        get(ports[1], "/json/29", "Accept-Encoding: gzip\r\n", 1).header("content-encoding"),
+        None
+    );
+    assert_eq!(
+        get(ports[1], "/json/30", "Accept-Encoding: gzip\r\n", 1).header("content-encoding"),
+        Some("gzip")
+    );
     // remove_accept_encoding_header: the upstream does not see it; the response is still
     // compressed.
     let r = get(ports[10], "/echo", "Accept-Encoding: gzip\r\n", 1);
@@ -532,7 +610,10 @@ fn gzip_settings_reach_zlib_and_the_filter_options_hold() {
     let r = get(ports[1], "/echo", "Accept-Encoding: gzip\r\n", 1);
     assert_eq!(r.header("x-seen-ae"), Some("gzip"));
     // The library's name is in the counters.
-    assert_eq!(stat(admin, "http.l8.compressor.lib.gzip.response.not_compressed"), 1);
+    assert_eq!(
+        stat(admin, "http.l8.compressor.lib.gzip.response.not_compressed"),
+        1
+    );
 }
 
 fn decompressor(lib: &str, request: &str) -> String {
@@ -580,7 +661,9 @@ fn decompressor_settings_hold() {
     let body = compress_support::json_body(200_000);
     let rep = {
         // Long-distance repeats: python's gzip uses a 32 KiB window.
-        let block: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+        let block: Vec<u8> = (0..20_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+            .collect();
         block.repeat(10)
     };
     let gz = python_gzip(&rep);
@@ -590,11 +673,19 @@ fn decompressor_settings_hold() {
     same(&r.body, &rep);
     let r = post_gzip(ports[1], &gz, "");
     same(&r.body, &rep);
-    assert!(r.header("x-seen-max-chunk").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) <= 4096);
+    assert!(
+        r.header("x-seen-max-chunk")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            <= 4096
+    );
     let gz = python_gzip(&body);
     let r = post_gzip(ports[2], &gz, "");
     same(&r.body, &body);
-    let max: u64 = r.header("x-seen-max-chunk").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let max: u64 = r
+        .header("x-seen-max-chunk")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     assert!(max > 4096, "{max}");
     let r = post_gzip(ports[3], &gz, "");
     assert_eq!(r.header("x-seen-ce"), Some("gzip"));

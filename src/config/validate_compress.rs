@@ -69,10 +69,22 @@ const STRATEGIES: &[EnumEntry<u8>] = &[
 
 /// The compression libraries Envoy has; only gzip is in baton.
 const OTHER_LIBRARIES: &[(&str, &str)] = &[
-    ("envoy.extensions.compression.brotli.compressor.v3.Brotli", "brotli"),
-    ("envoy.extensions.compression.brotli.decompressor.v3.Brotli", "brotli"),
-    ("envoy.extensions.compression.zstd.compressor.v3.Zstd", "zstd"),
-    ("envoy.extensions.compression.zstd.decompressor.v3.Zstd", "zstd"),
+    (
+        "envoy.extensions.compression.brotli.compressor.v3.Brotli",
+        "brotli",
+    ),
+    (
+        "envoy.extensions.compression.brotli.decompressor.v3.Brotli",
+        "brotli",
+    ),
+    (
+        "envoy.extensions.compression.zstd.compressor.v3.Zstd",
+        "zstd",
+    ),
+    (
+        "envoy.extensions.compression.zstd.decompressor.v3.Zstd",
+        "zstd",
+    ),
 ];
 
 /// Refuses the filter in a build without the `compression` feature.
@@ -146,10 +158,16 @@ fn feature_flag(f: Option<raw::RuntimeFeatureFlag>, path: &str) -> Result<bool, 
         return Ok(true);
     };
     let Some(on) = f.default_value else {
-        return Err(err(join_key(path, "default_value"), "required field is missing"));
+        return Err(err(
+            join_key(path, "default_value"),
+            "required field is missing",
+        ));
     };
     if f.runtime_key.as_deref().is_none_or(str::is_empty) {
-        return Err(err(join_key(path, "runtime_key"), "required field is missing"));
+        return Err(err(
+            join_key(path, "runtime_key"),
+            "required field is missing",
+        ));
     }
     Ok(on)
 }
@@ -236,7 +254,10 @@ pub fn compressor(c: raw::Compressor, path: &str) -> Result<Compressor, ConfigEr
     // Envoy: 0 (or unset) is its default of 30.
     let min = uint32(common.min_content_length, &ep(length_key))?;
     let content_types = if common.content_type.is_empty() {
-        DEFAULT_CONTENT_TYPES.iter().map(|t| t.to_string()).collect()
+        DEFAULT_CONTENT_TYPES
+            .iter()
+            .map(|t| t.to_string())
+            .collect()
     } else {
         common
             .content_type

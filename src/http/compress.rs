@@ -209,10 +209,9 @@ pub fn accept(value: Option<&str>, choose_first: bool) -> Accept {
         return Accept::NotValid;
     }
     for (name, q) in pairs {
-        if name == "gzip" || name == "identity" || name == "*" {
-            if q > choice.1 || (q == choice.1 && name == "gzip" && choose_first) {
-                choice = (name, q);
-            }
+        let candidate = name == "gzip" || name == "identity" || name == "*";
+        if candidate && (q > choice.1 || (q == choice.1 && name == "gzip" && choose_first)) {
+            choice = (name, q);
         }
     }
     match choice {
@@ -575,7 +574,9 @@ mod zlib {
                 return (input.len(), &[]);
             }
             let (in0, out0) = (self.z.total_in(), self.z.total_out());
-            let st = self.z.decompress(input, &mut self.out, InflateFlush::NoFlush);
+            let st = self
+                .z
+                .decompress(input, &mut self.out, InflateFlush::NoFlush);
             let used = (self.z.total_in() - in0) as usize;
             let made = (self.z.total_out() - out0) as usize;
             self.total.0 += used as u64;
@@ -624,9 +625,7 @@ mod zlib {
     #[derive(Debug)]
     pub struct Inflater {
         pub(crate) rt: Rc<DecompressorRt>,
-        pub(crate) total: (u64, u64),
         pub(crate) pending: (u64, u64),
-        pub(crate) done: bool,
         pub(crate) failed: bool,
         pub(crate) reported: bool,
     }
@@ -635,9 +634,7 @@ mod zlib {
         pub fn new(rt: Rc<DecompressorRt>) -> Box<Inflater> {
             Box::new(Inflater {
                 rt,
-                total: (0, 0),
                 pending: (0, 0),
-                done: false,
                 failed: true,
                 reported: true,
             })
@@ -667,7 +664,10 @@ mod tests {
         assert_eq!(accept(Some("br"), false), Accept::NotValid);
         assert_eq!(accept(Some("*"), false), Accept::Wildcard);
         assert_eq!(accept(Some("gzip;q=0, *"), false), Accept::NotValid);
-        assert_eq!(accept(Some("gzip;q=0.5, identity"), false), Accept::Identity);
+        assert_eq!(
+            accept(Some("gzip;q=0.5, identity"), false),
+            Accept::Identity
+        );
         assert_eq!(accept(Some("identity, gzip"), false), Accept::Identity);
         assert_eq!(accept(Some("identity, gzip"), true), Accept::Gzip);
         assert_eq!(accept(Some("gzip;q=abc"), false), Accept::NotValid);

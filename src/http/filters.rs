@@ -193,14 +193,14 @@ pub(super) fn run(
             }
             HttpFilterKind::Decompressor(_) => {
                 let rt = env.compress.decompressor((env.listener, fi));
-                if let Some((plan, rest)) = rt.and_then(|rt| compress::on_request_inflate(rt, req, stats)) {
+                if let Some((plan, rest)) =
+                    rt.and_then(|rt| compress::on_request_inflate(rt, req, stats))
+                {
                     // gzip comes off the front of the codings; the rest stays.
                     out.request_edits.push(match rest {
-                        Some(v) => Op::fixed(
-                            "content-encoding",
-                            &v,
-                            AppendAction::OverwriteIfExistsOrAdd,
-                        ),
+                        Some(v) => {
+                            Op::fixed("content-encoding", &v, AppendAction::OverwriteIfExistsOrAdd)
+                        }
                         None => Op::Remove("content-encoding".into()),
                     });
                     out.inflate = Some(plan);

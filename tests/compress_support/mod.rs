@@ -45,7 +45,9 @@ fn serve(s: TcpStream) {
     let mut w = w;
     let mut r = Reader::new(s);
     while let Ok(Some(head)) = r.read_request_head() {
-        let Ok(framing) = request_framing(&head) else { return };
+        let Ok(framing) = request_framing(&head) else {
+            return;
+        };
         let mut body = Vec::new();
         let mut max_chunk = 0u64;
         if framing == baton_bench::wire::Framing::Chunked {
@@ -53,7 +55,10 @@ fn serve(s: TcpStream) {
                 Some(m) => max_chunk = m,
                 None => return,
             }
-        } else if r.read_body(framing, &mut |b| body.extend_from_slice(b)).is_err() {
+        } else if r
+            .read_body(framing, &mut |b| body.extend_from_slice(b))
+            .is_err()
+        {
             return;
         }
         let target = head.target.clone();
@@ -62,7 +67,11 @@ fn serve(s: TcpStream) {
             query
                 .split('&')
                 .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
-                .map(|v| v.replace("%20", " ").replace("%2C", ",").replace("%22", "\""))
+                .map(|v| {
+                    v.replace("%20", " ")
+                        .replace("%2C", ",")
+                        .replace("%22", "\"")
+                })
         };
         let mut headers: Vec<(String, String)> = Vec::new();
         let payload;
@@ -85,7 +94,12 @@ fn serve(s: TcpStream) {
                     b"abcdefghijklmnopqrstuvwxyz ,.:"[(x % 30) as usize]
                 })
                 .collect();
-            payload = block.iter().copied().cycle().take(n.parse().unwrap_or(0)).collect();
+            payload = block
+                .iter()
+                .copied()
+                .cycle()
+                .take(n.parse().unwrap_or(0))
+                .collect();
             headers.push(("Content-Type".into(), "application/json".into()));
         } else if let Some(n) = path.strip_prefix("/json/") {
             payload = json_body(n.parse().unwrap_or(0));
@@ -152,7 +166,8 @@ fn read_chunked(r: &mut Reader<TcpStream>, body: &mut Vec<u8>) -> Option<u64> {
             return Some(sizes.into_iter().max().unwrap_or(0));
         }
         sizes.push(size);
-        r.read_exact_to(size, &mut |b| body.extend_from_slice(b)).ok()?;
+        r.read_exact_to(size, &mut |b| body.extend_from_slice(b))
+            .ok()?;
         // The CRLF after the data.
         r.read_exact_to(2, &mut |_| {}).ok()?;
     }
@@ -180,7 +195,11 @@ pub fn raw_chunks(raw: &[u8]) -> (Vec<usize>, Vec<u8>) {
         + 4;
     let (mut sizes, mut body) = (Vec::new(), Vec::new());
     loop {
-        let eol = at + raw[at..].windows(2).position(|w| w == b"\r\n").expect("size line");
+        let eol = at
+            + raw[at..]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .expect("size line");
         let size = usize::from_str_radix(std::str::from_utf8(&raw[at..eol]).expect("ascii"), 16)
             .expect("hex");
         if size == 0 {
@@ -194,12 +213,18 @@ pub fn raw_chunks(raw: &[u8]) -> (Vec<usize>, Vec<u8>) {
 
 /// gzip-compresses `data` with python's gzip module (an independent implementation).
 pub fn python_gzip(data: &[u8]) -> Vec<u8> {
-    python_pipe("import gzip,sys; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read()))", data)
+    python_pipe(
+        "import gzip,sys; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read()))",
+        data,
+    )
 }
 
 /// gunzips `data` with python's gzip module; panics when it is not a complete gzip stream.
 pub fn python_gunzip(data: &[u8]) -> Vec<u8> {
-    python_pipe("import gzip,sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))", data)
+    python_pipe(
+        "import gzip,sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))",
+        data,
+    )
 }
 
 fn python_pipe(script: &str, data: &[u8]) -> Vec<u8> {

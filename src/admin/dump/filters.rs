@@ -5,8 +5,8 @@ use serde_yaml::Value;
 
 use super::{dur, header_matchers, header_options, list, map, n, s, string_match, T};
 use crate::config::{
-    Compressor, CorsPolicy, Decompressor, CsrfPolicy, Fault, FilterPolicy, Fraction, HealthCheckFilter, HttpFilter,
-    HttpFilterKind, LocalRateLimit, PerFilterConfig, StringMatch,
+    Compressor, CorsPolicy, CsrfPolicy, Decompressor, Fault, FilterPolicy, Fraction,
+    HealthCheckFilter, HttpFilter, HttpFilterKind, LocalRateLimit, PerFilterConfig, StringMatch,
 };
 
 /// One filter of the chain: its name, `disabled` when set, and its typed config.
@@ -40,10 +40,16 @@ fn compressor(c: &Compressor) -> Value {
     } else {
         format!("COMPRESSION_LEVEL_{}", g.level)
     };
-    let strategy = ["DEFAULT_STRATEGY", "FILTERED", "HUFFMAN_ONLY", "RLE", "FIXED"]
-        .get(usize::from(g.strategy))
-        .copied()
-        .unwrap_or("DEFAULT_STRATEGY");
+    let strategy = [
+        "DEFAULT_STRATEGY",
+        "FILTERED",
+        "HUFFMAN_ONLY",
+        "RLE",
+        "FIXED",
+    ]
+    .get(usize::from(g.strategy))
+    .copied()
+    .unwrap_or("DEFAULT_STRATEGY");
     let types = c.content_types.iter().filter_map(|t| s(t)).collect();
     map(vec![
         (

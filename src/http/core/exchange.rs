@@ -8,9 +8,9 @@ use super::{Action, Env, Reply, Resource, UpSide, MAX_RESPONSE_HEAD};
 use crate::access_log::{Flags, Rq};
 use crate::http::buf::{Buf, BufPool, CHUNK};
 use crate::http::codec::{ChunkedDecoder, Framing, RequestHead, LAST_CHUNK};
+use crate::http::compress::{Deflater, Inflater, Plan};
 use crate::http::request::{Decision, Forward, LocalDecision};
 use crate::http::upgrade::Upgrade;
-use crate::http::compress::{Deflater, Inflater, Plan};
 use crate::route::edits::Op;
 
 #[cfg(test)]

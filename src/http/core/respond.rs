@@ -4,8 +4,8 @@
 use super::exchange::{BodyIn, Exchange, OutMode, Response};
 use super::Env;
 use crate::config::ServerHeader;
-use crate::http::compress::{self, ResponseFacts};
 use crate::http::codec::{is_hop_by_hop, name_is, put_header, Framing, ResponseHead};
+use crate::http::compress::{self, ResponseFacts};
 use crate::route::edits::{apply, HeaderList};
 
 /// Serialises the head we send the client, and decides the framing towards it.
