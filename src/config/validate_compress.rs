@@ -329,3 +329,23 @@ pub fn decompressor(d: raw::Decompressor, path: &str) -> Result<Decompressor, Co
         ignore_no_transform: rc.ignore_no_transform_header.unwrap_or(false),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    /// A build without the `compression` feature refuses both filters, saying why.
+    #[cfg(not(feature = "compression"))]
+    #[test]
+    fn without_the_feature_the_filters_are_refused() {
+        let e = super::compiled_in("p")
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(e.contains("cargo feature \"compression\""), "{e}");
+    }
+
+    #[cfg(feature = "compression")]
+    #[test]
+    fn with_the_feature_the_filters_are_built_in() {
+        assert!(super::compiled_in("p").is_ok());
+    }
+}

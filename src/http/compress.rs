@@ -273,19 +273,19 @@ pub struct ResponseFacts<'a> {
 /// the decision and edits the headers — `Vary: Accept-Encoding` whenever the response could
 /// be compressed, and for one that is, `Content-Encoding: gzip` with a strong ETag removed.
 /// `Some` (the deflate state) when the body is to be compressed; the caller then drops
-/// Content-Length and frames the body itself. `count` adds to a counter.
+/// Content-Length and frames the body itself. `count` adds one to a counter.
 pub fn respond(
     plan: &Plan,
     list: &mut HeaderList<'_>,
     facts: &ResponseFacts<'_>,
-    count: &mut dyn FnMut(Counter, u64),
+    count: &mut dyn FnMut(Counter),
 ) -> Option<Box<Deflater>> {
     let rt = &plan.rt;
     let c = &rt.cfg;
     let big_enough = c.enabled
         && match facts.content_length {
             Some(n) if n < c.min_content_length => {
-                count(rt.too_small, 1);
+                count(rt.too_small);
                 false
             }
             _ => true,
@@ -307,7 +307,7 @@ pub fn respond(
         && !no_transform
         && {
             if !etag_allowed {
-                count(rt.not_compressed_etag, 1);
+                count(rt.not_compressed_etag);
             }
             etag_allowed
         }
@@ -319,23 +319,23 @@ pub fn respond(
         && big_enough
         && match (plan.accept, type_allowed) {
             (Accept::Absent, _) => {
-                count(rt.no_accept_header, 1);
+                count(rt.no_accept_header);
                 false
             }
             (_, false) | (Accept::NotValid, _) => {
-                count(rt.header_not_valid, 1);
+                count(rt.header_not_valid);
                 false
             }
             (Accept::Identity, _) => {
-                count(rt.header_identity, 1);
+                count(rt.header_identity);
                 false
             }
             (Accept::Wildcard, _) => {
-                count(rt.header_wildcard, 1);
+                count(rt.header_wildcard);
                 true
             }
             (Accept::Gzip, _) => {
-                count(rt.header_compressor_used, 1);
+                count(rt.header_compressor_used);
                 true
             }
         };
@@ -357,9 +357,9 @@ pub fn respond(
                 && !matches!(v.as_ref(), [b'w' | b'W', b'/', ..]))
         });
         list.push((Cow::Borrowed("content-encoding"), Cow::Borrowed(b"gzip")));
-        count(rt.compressed, 1);
+        count(rt.compressed);
     } else {
-        count(rt.not_compressed, 1);
+        count(rt.not_compressed);
     }
     if compressible {
         match list
@@ -698,14 +698,14 @@ mod tests {
         let Some(mut d) = Deflater::new(&c) else {
             panic!("no deflater");
         };
-        let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i % 97) as u8).collect();
         let mut gz = Vec::new();
         for part in body.chunks(7000) {
             d.feed(part, &mut |p| gz.extend_from_slice(p));
             d.flush(&mut |p| gz.extend_from_slice(p));
         }
         d.finish(&mut |p| gz.extend_from_slice(p));
-        assert!(gz.len() < body.len() / 2);
+        assert!(gz.len() < body.len() / 2, "{} bytes", gz.len());
         assert_eq!(gz.get(..2), Some(&[0x1f, 0x8b][..]));
         let mut stats = Stats::new(&[], &[]);
         let rt = Rc::new(DecompressorRt {

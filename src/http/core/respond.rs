@@ -108,7 +108,7 @@ pub(super) fn client_head(
                 tunnel,
             };
             // Counted once the Server header (borrowed from `env`) is out.
-            gzip = compress::respond(plan, &mut l, &facts, &mut |c, _| {
+            gzip = compress::respond(plan, &mut l, &facts, &mut |c| {
                 if let Some(slot) = counted.iter_mut().find(|s| s.is_none()) {
                     *slot = Some(c);
                 }
