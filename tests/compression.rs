@@ -696,3 +696,31 @@ fn decompressor_settings_hold() {
     let r = post_gzip(ports[4], &gz, nt);
     same(&r.body, &body);
 }
+
+/// The deflate state (here window_bits 15, memory_level 9: about 400 KiB) lives only while its
+/// response is compressed: 150 keep-alive connections that each received a compressed
+/// response and stay open hold none of it.
+#[test]
+fn idle_connections_keep_no_compressor_state() {
+    let origin = JsonOrigin::start();
+    let admin = free_port();
+    let v = [compressor("", ", window_bits: 15, memory_level: 9", "")];
+    let (b, ports) = variants(&v, origin.port, admin);
+    // Warm up: buffers and pools reach their working size.
+    for _ in 0..5 {
+        get(ports[0], "/json/20000", "Accept-Encoding: gzip\r\n", 1);
+    }
+    let before = b.rss_kib();
+    let mut open = Vec::new();
+    for _ in 0..150 {
+        let mut c = RawConn::connect(ports[0]);
+        c.send(b"GET /json/20000 HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n");
+        let r = c.expect_response(false);
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        open.push(c);
+    }
+    let grew = b.rss_kib().saturating_sub(before);
+    // 150 deflaters kept would be about 60 MiB.
+    assert!(grew < 20 * 1024, "RSS grew {grew} KiB for 150 idle connections");
+    drop(open);
+}
