@@ -280,13 +280,7 @@ fn gzip_request_bodies_are_inflated_on_their_way_upstream() {
     let body = json_body(50_000);
     let gz = python_gzip(&body);
     let mut c = RawConn::connect(s.listen);
-    let head = format!(
-        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
-        gz.len()
-    );
-    c.send(head.as_bytes());
-    c.send(&gz);
-    let r = c.expect_response(false);
+    let r = send_gzip(&mut c, &gz, "");
     assert_eq!(r.status(), 200);
     assert_eq!(r.header("x-seen-ce"), Some("none"));
     assert_eq!(r.header("x-seen-cl"), Some("none"));
@@ -361,13 +355,7 @@ fn a_gzip_bomb_and_a_corrupt_body_are_cut_short() {
     for b in bad.iter_mut().skip(half) {
         *b ^= 0x5a;
     }
-    let head = format!(
-        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
-        bad.len()
-    );
-    c.send(head.as_bytes());
-    c.send(&bad);
-    let r = c.expect_response(false);
+    let r = send_gzip(&mut c, &bad, "");
     assert_eq!(r.status(), 200);
     assert!(r.body.len() < body.len());
     assert!(body.starts_with(&r.body));
@@ -446,6 +434,7 @@ fn refused_settings_name_their_field() {
 fn variants(filters: &[String], upstream: u16, admin: u16) -> (Baton, Vec<u16>) {
     let ports: Vec<u16> = filters.iter().map(|_| free_port()).collect();
     let mut y = String::from("static_resources:\n  listeners:\n");
+    let last = filters.len().saturating_sub(1);
     for (i, (f, port)) in filters.iter().zip(&ports).enumerate() {
         y.push_str(&format!(
             r#"  - name: l{i}
@@ -467,23 +456,14 @@ fn variants(filters: &[String], upstream: u16, admin: u16) -> (Baton, Vec<u16>) 
               - match: {{prefix: "/"}}
                 route: {{cluster: backend}}
           http_filters:
-{f}          - name: envoy.filters.http.router
-"#
+{f}"#
         ));
+        if i < last {
+            y.push_str("          - name: envoy.filters.http.router\n");
+        }
     }
-    y.push_str(&format!(
-        r#"  clusters:
-  - name: backend
-    type: STATIC
-    load_assignment:
-      cluster_name: backend
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream}}}}}}}
-admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
-"#
-    ));
+    // The last listener's router, the cluster and the admin.
+    y.push_str(&common::yaml::router_backend_admin(upstream, admin));
     let b = Baton::start(&y);
     wait_live(admin);
     (b, ports)
@@ -632,7 +612,11 @@ fn decompressor(lib: &str, request: &str) -> String {
 }
 
 fn post_gzip(port: u16, gz: &[u8], extra: &str) -> Response {
-    let mut c = RawConn::connect(port);
+    send_gzip(&mut RawConn::connect(port), gz, extra)
+}
+
+/// POSTs `gz` to `/echo` with `Content-Encoding: gzip` and a Content-Length on `c`.
+fn send_gzip(c: &mut RawConn, gz: &[u8], extra: &str) -> Response {
     c.send(
         format!(
             "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n{extra}Content-Length: {}\r\n\r\n",
@@ -721,6 +705,9 @@ fn idle_connections_keep_no_compressor_state() {
     }
     let grew = b.rss_kib().saturating_sub(before);
     // 150 deflaters kept would be about 60 MiB.
-    assert!(grew < 20 * 1024, "RSS grew {grew} KiB for 150 idle connections");
+    assert!(
+        grew < 20 * 1024,
+        "RSS grew {grew} KiB for 150 idle connections"
+    );
     drop(open);
 }

@@ -8,7 +8,7 @@ use serde_yaml::Value;
 use super::de::{from_value, join_key};
 use super::model::{Compressor, Decompressor, GzipParams};
 use super::raw;
-use super::validate::{enum_or, err, EnumEntry};
+use super::validate::{enum_or, err, typed_payload, EnumEntry};
 use super::validate_local_reply::uint32;
 use super::ConfigError;
 
@@ -99,8 +99,7 @@ fn compiled_in(path: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// The library's name and its gzip settings (a map, maybe empty); another library is
-/// refused naming it.
+/// The library's name and its gzip settings; brotli and zstd are refused naming them.
 fn library(
     lib: Option<raw::TypedExtension>,
     path: &str,
@@ -113,29 +112,24 @@ fn library(
         return Err(err(join_key(path, "filter"), "unknown field"));
     }
     let tpath = join_key(path, "typed_config");
-    let type_path = join_key(&tpath, "@type");
-    let Some(Value::Mapping(mut m)) = lib.typed_config else {
-        return Err(err(tpath, "required field is missing"));
+    let url = match &lib.typed_config {
+        Some(Value::Mapping(m)) => m.get("@type").and_then(Value::as_str),
+        _ => None,
     };
-    let url = match m.remove("@type") {
-        Some(Value::String(s)) => s,
-        Some(_) => return Err(err(type_path, "expected a type URL string")),
-        None => return Err(err(type_path, "required field is missing")),
-    };
-    let ty = url.rsplit('/').next().unwrap_or_default();
-    if ty != gzip_type {
-        let msg = match OTHER_LIBRARIES.iter().find(|(t, _)| *t == ty) {
-            Some((_, name)) => format!(
+    let ty = url.and_then(|u| u.rsplit('/').next()).unwrap_or_default();
+    if let Some((_, name)) = OTHER_LIBRARIES.iter().find(|(t, _)| *t == ty) {
+        return Err(err(
+            join_key(&tpath, "@type"),
+            format!(
                 "the {name} library is not supported by baton (it has gzip: \
                  type.googleapis.com/{gzip_type})"
             ),
-            None => format!(
-                "unknown compression library \"{url}\" (supported: type.googleapis.com/{gzip_type})"
-            ),
-        };
-        return Err(err(type_path, msg));
+        ));
     }
-    Ok((lib.name, Value::Mapping(m)))
+    let Some(v) = typed_payload(&lib.typed_config, &tpath, gzip_type)? else {
+        return Err(err(tpath, "required field is missing"));
+    };
+    Ok((lib.name, v))
 }
 
 /// An optional uint32 within `lo..=hi`, else `default`.

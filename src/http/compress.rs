@@ -655,6 +655,46 @@ mod zlib {
 mod tests {
     use super::*;
 
+    fn gzip(window_bits: u8, memory_level: u8, level: i32, chunk_size: u32) -> Compressor {
+        Compressor {
+            library: "l".into(),
+            gzip: crate::config::GzipParams {
+                level,
+                strategy: 0,
+                window_bits,
+                memory_level,
+                chunk_size,
+            },
+            enabled: true,
+            min_content_length: 30,
+            content_types: Vec::new(),
+            disable_on_etag_header: false,
+            remove_accept_encoding_header: false,
+            choose_first: false,
+            response_scope: true,
+        }
+    }
+
+    #[cfg(feature = "compression")]
+    fn inflater(max_inflate_ratio: u32) -> Box<Inflater> {
+        let mut stats = Stats::new(&[], &[]);
+        Inflater::new(Rc::new(DecompressorRt {
+            cfg: crate::config::Decompressor {
+                library: "l".into(),
+                window_bits: 15,
+                chunk_size: 4096,
+                max_inflate_ratio,
+                request_enabled: true,
+                ignore_no_transform: false,
+            },
+            decompressed: stats.store.counter("a"),
+            not_decompressed: stats.store.counter("b"),
+            compressed_bytes: stats.store.counter("c"),
+            uncompressed_bytes: stats.store.counter("d"),
+            data_error: stats.store.counter("e"),
+        }))
+    }
+
     #[test]
     fn accept_encoding_follows_envoys_choice() {
         assert_eq!(accept(None, false), Accept::Absent);
@@ -678,24 +718,7 @@ mod tests {
     #[cfg(feature = "compression")]
     #[test]
     fn deflate_then_inflate_gives_the_bytes_back() {
-        let c = crate::config::Compressor {
-            library: "l".into(),
-            gzip: crate::config::GzipParams {
-                level: -1,
-                strategy: 0,
-                window_bits: 9,
-                memory_level: 1,
-                chunk_size: 4096,
-            },
-            enabled: true,
-            min_content_length: 30,
-            content_types: Vec::new(),
-            disable_on_etag_header: false,
-            remove_accept_encoding_header: false,
-            choose_first: false,
-            response_scope: true,
-        };
-        let Some(mut d) = Deflater::new(&c) else {
+        let Some(mut d) = Deflater::new(&gzip(9, 1, -1, 4096)) else {
             panic!("no deflater");
         };
         let body: Vec<u8> = (0..100_000u32).map(|i| (i % 97) as u8).collect();
@@ -707,23 +730,7 @@ mod tests {
         d.finish(&mut |p| gz.extend_from_slice(p));
         assert!(gz.len() < body.len() / 2, "{} bytes", gz.len());
         assert_eq!(gz.get(..2), Some(&[0x1f, 0x8b][..]));
-        let mut stats = Stats::new(&[], &[]);
-        let rt = Rc::new(DecompressorRt {
-            cfg: crate::config::Decompressor {
-                library: "l".into(),
-                window_bits: 15,
-                chunk_size: 4096,
-                max_inflate_ratio: 100,
-                request_enabled: true,
-                ignore_no_transform: false,
-            },
-            decompressed: stats.store.counter("a"),
-            not_decompressed: stats.store.counter("b"),
-            compressed_bytes: stats.store.counter("c"),
-            uncompressed_bytes: stats.store.counter("d"),
-            data_error: stats.store.counter("e"),
-        });
-        let mut inf = Inflater::new(rt);
+        let mut inf = inflater(100);
         let mut back = Vec::new();
         let mut input = &gz[..];
         while !inf.done && !inf.failed {
@@ -738,47 +745,14 @@ mod tests {
     #[cfg(feature = "compression")]
     #[test]
     fn an_inflate_ratio_past_the_limit_fails() {
-        let mut stats = Stats::new(&[], &[]);
-        let rt = Rc::new(DecompressorRt {
-            cfg: crate::config::Decompressor {
-                library: "l".into(),
-                window_bits: 15,
-                chunk_size: 4096,
-                max_inflate_ratio: 10,
-                request_enabled: true,
-                ignore_no_transform: false,
-            },
-            decompressed: stats.store.counter("a"),
-            not_decompressed: stats.store.counter("b"),
-            compressed_bytes: stats.store.counter("c"),
-            uncompressed_bytes: stats.store.counter("d"),
-            data_error: stats.store.counter("e"),
-        });
         // A megabyte of zeros deflates to about a kilobyte: a ratio near 1000.
-        let c = crate::config::Compressor {
-            library: "l".into(),
-            gzip: crate::config::GzipParams {
-                level: 9,
-                strategy: 0,
-                window_bits: 15,
-                memory_level: 9,
-                chunk_size: 65536,
-            },
-            enabled: true,
-            min_content_length: 30,
-            content_types: Vec::new(),
-            disable_on_etag_header: false,
-            remove_accept_encoding_header: false,
-            choose_first: false,
-            response_scope: true,
-        };
-        let Some(mut d) = Deflater::new(&c) else {
+        let Some(mut d) = Deflater::new(&gzip(15, 9, 9, 65536)) else {
             panic!("no deflater");
         };
         let mut gz = Vec::new();
         d.feed(&vec![0u8; 1 << 20], &mut |p| gz.extend_from_slice(p));
         d.finish(&mut |p| gz.extend_from_slice(p));
-        let mut inf = Inflater::new(rt);
+        let mut inf = inflater(10);
         let mut input = &gz[..];
         let mut made_all = 0;
         for _ in 0..1000 {
