@@ -655,6 +655,7 @@ mod zlib {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "compression")]
     fn gzip(window_bits: u8, memory_level: u8, level: i32, chunk_size: u32) -> Compressor {
         Compressor {
             library: "l".into(),
