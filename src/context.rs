@@ -132,6 +132,8 @@ pub struct Ctx {
     pub(crate) rbac: crate::http::rbac::RbacStats,
     /// The fault filters' counters (read by `http::fault` only).
     pub(crate) faults: crate::http::fault::FaultStats,
+    /// The compressor and decompressor filters' configs and counters.
+    pub(crate) compress: crate::http::compress::CompressStats,
     /// Upstream connections: idle pool, slot owners, connect throttling and waiters.
     pub upstreams: UpPool,
     pub timers: Timers,
@@ -191,7 +193,9 @@ impl Ctx {
                         crate::config::HttpFilterKind::HealthCheck(_)
                         | crate::config::HttpFilterKind::LocalRateLimit(_)
                         | crate::config::HttpFilterKind::Rbac(_)
-                        | crate::config::HttpFilterKind::Fault(_) => {}
+                        | crate::config::HttpFilterKind::Fault(_)
+                        | crate::config::HttpFilterKind::Compressor(_)
+                        | crate::config::HttpFilterKind::Decompressor(_) => {}
                     }
                 }
             }
@@ -230,11 +234,13 @@ impl Ctx {
             .collect();
         let rbac = crate::http::rbac::RbacStats::new(&listeners, &mut stats);
         let faults = crate::http::fault::FaultStats::new(&listeners, &mut stats);
+        let compress = crate::http::compress::CompressStats::new(&listeners, &mut stats);
         Ctx {
             homes,
             limits,
             rbac,
             faults,
+            compress,
             stats,
             access_logs,
             registry,

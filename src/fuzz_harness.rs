@@ -501,6 +501,36 @@ static_resources:
     load_assignment: {cluster_name: zipkin, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9}}}}]}]}
 "#;
 
+/// The compressor and decompressor filters, in a build that has them (a build without the
+/// `compression` feature refuses them).
+const COMPRESSION_FILTERS: &str = r#"          - name: envoy.filters.http.compressor
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor
+              response_direction_config:
+                common_config: {min_content_length: 10, content_type: [text/plain, application/json]}
+                disable_on_etag_header: false
+              compressor_library:
+                name: fuzz
+                typed_config: {"@type": type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip, window_bits: 9, memory_level: 1}
+          - name: envoy.filters.http.decompressor
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.decompressor.v3.Decompressor
+              decompressor_library:
+                name: fuzz
+                typed_config: {"@type": type.googleapis.com/envoy.extensions.compression.gzip.decompressor.v3.Gzip, max_inflate_ratio: 20}
+              response_direction_config: {common_config: {enabled: {default_value: false, runtime_key: d}}}
+"#;
+
+/// `PROXY_YAML` with the compression filters before the router when they are built in.
+fn proxy_yaml() -> String {
+    const ROUTER: &str = "          - name: envoy.filters.http.router\n            typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}\n  clusters:";
+    if cfg!(feature = "compression") {
+        PROXY_YAML.replacen(ROUTER, &format!("{COMPRESSION_FILTERS}{ROUTER}"), 1)
+    } else {
+        PROXY_YAML.to_string()
+    }
+}
+
 /// Requests and upstream answers through the core with the proxy's own environment
 /// (`http::inmem`): routing, the filter chain, tracing, header building and the access log run
 /// as in the proxy. The input is a list of exchanges, each `[len: u16 BE][request]
@@ -514,7 +544,7 @@ pub fn proxy(data: &[u8]) {
         return;
     };
     let boot = if first & 2 == 0 {
-        BOOT.get_or_init(|| crate::config::load_str(PROXY_YAML).ok())
+        BOOT.get_or_init(|| crate::config::load_str(&proxy_yaml()).ok())
     } else {
         BOOT_DD.get_or_init(|| crate::config::load_str(&datadog_yaml()).ok())
     };
@@ -542,7 +572,7 @@ pub fn proxy(data: &[u8]) {
 
 /// `PROXY_YAML` with the Datadog tracer in place of Zipkin's (the same cluster).
 fn datadog_yaml() -> String {
-    PROXY_YAML.replace(
+    proxy_yaml().replace(
         r#"              name: envoy.tracers.zipkin
               typed_config:
                 "@type": type.googleapis.com/envoy.config.trace.v3.ZipkinConfig

@@ -503,6 +503,64 @@ pub enum HttpFilterKind {
     Rbac(Rbac),
     /// `envoy.filters.http.fault` with its own config (a per-route `HTTPFault` replaces it).
     Fault(Fault),
+    /// `envoy.filters.http.compressor` with the gzip library (responses).
+    Compressor(Compressor),
+    /// `envoy.filters.http.decompressor` with the gzip library (requests).
+    Decompressor(Decompressor),
+}
+
+/// `envoy.filters.http.compressor`: response compression with gzip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compressor {
+    /// `compressor_library.name`: part of the counters' names.
+    pub library: String,
+    pub gzip: GzipParams,
+    /// The response direction's `enabled` (a `RuntimeFeatureFlag`'s `default_value`; no
+    /// runtime layer can set its key, see `config::runtime`).
+    pub enabled: bool,
+    /// `min_content_length` (default 30): a response with a shorter `Content-Length` is
+    /// sent as it is.
+    pub min_content_length: u64,
+    /// `content_type`, lower-cased; Envoy's default list when none is given.
+    pub content_types: Vec<String>,
+    pub disable_on_etag_header: bool,
+    pub remove_accept_encoding_header: bool,
+    pub choose_first: bool,
+    /// `response_direction_config` is set: Envoy then counts the direction's counters under
+    /// `…gzip.response.` (the deprecated top-level fields count under `…gzip.`).
+    pub response_scope: bool,
+}
+
+/// `envoy.extensions.compression.gzip.compressor.v3.Gzip`, as zlib takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GzipParams {
+    /// zlib's level: -1 (its default, 6) or 1..=9.
+    pub level: i32,
+    /// zlib's strategy number: 0 default, 1 filtered, 2 Huffman only, 3 RLE, 4 fixed.
+    pub strategy: u8,
+    /// 9..=15 (default 12).
+    pub window_bits: u8,
+    /// zlib's `memLevel`, 1..=9 (default 5).
+    pub memory_level: u8,
+    /// Most bytes of compressed output produced at a time (default 4096).
+    pub chunk_size: u32,
+}
+
+/// `envoy.filters.http.decompressor`: gzip request bodies inflated on their way upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decompressor {
+    /// `decompressor_library.name`: part of the counters' names.
+    pub library: String,
+    /// 9..=15 (default 15).
+    pub window_bits: u8,
+    /// Most inflated bytes produced at a time (default 4096).
+    pub chunk_size: u32,
+    /// Inflated bytes may be at most this many times the compressed ones (default 100).
+    pub max_inflate_ratio: u32,
+    /// The request direction's `enabled`.
+    pub request_enabled: bool,
+    /// `request_direction_config.common_config.ignore_no_transform_header`.
+    pub ignore_no_transform: bool,
 }
 
 /// A `typed_per_filter_config` entry of a virtual host or route.

@@ -1799,3 +1799,103 @@ struct SecondsNanos {
     #[serde(default)]
     nanos: i64,
 }
+
+/// `envoy.config.core.v3.RuntimeFeatureFlag`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeFeatureFlag {
+    pub default_value: Option<bool>,
+    pub runtime_key: Option<String>,
+}
+
+/// `envoy.extensions.filters.http.compressor.v3.Compressor`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compressor {
+    /// Deprecated forms of `response_direction_config`'s fields, read when it is absent.
+    pub content_length: Option<i64>,
+    #[serde(default)]
+    pub content_type: Vec<String>,
+    pub disable_on_etag_header: Option<bool>,
+    pub remove_accept_encoding_header: Option<bool>,
+    pub runtime_enabled: Option<RuntimeFeatureFlag>,
+    pub compressor_library: Option<TypedExtension>,
+    pub request_direction_config: Option<Value>,
+    pub response_direction_config: Option<CompressorResponseDirection>,
+    pub choose_first: Option<bool>,
+}
+
+/// `Compressor.CommonDirectionConfig`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompressorCommon {
+    pub enabled: Option<RuntimeFeatureFlag>,
+    pub min_content_length: Option<i64>,
+    #[serde(default)]
+    pub content_type: Vec<String>,
+}
+
+/// `Compressor.ResponseDirectionConfig`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompressorResponseDirection {
+    pub common_config: Option<CompressorCommon>,
+    pub disable_on_etag_header: Option<bool>,
+    pub remove_accept_encoding_header: Option<bool>,
+    pub uncompressible_response_codes: Option<Value>,
+}
+
+/// `envoy.extensions.compression.gzip.compressor.v3.Gzip`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GzipCompressor {
+    pub memory_level: Option<i64>,
+    pub compression_level: Option<EnumValue>,
+    pub compression_strategy: Option<EnumValue>,
+    pub window_bits: Option<i64>,
+    pub chunk_size: Option<i64>,
+}
+
+/// `envoy.extensions.filters.http.decompressor.v3.Decompressor`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decompressor {
+    pub decompressor_library: Option<TypedExtension>,
+    pub request_direction_config: Option<DecompressorRequestDirection>,
+    pub response_direction_config: Option<DecompressorResponseDirection>,
+}
+
+/// `Decompressor.CommonDirectionConfig`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecompressorCommon {
+    pub enabled: Option<RuntimeFeatureFlag>,
+    pub ignore_no_transform_header: Option<bool>,
+    pub max_buffered_bytes: Option<i64>,
+}
+
+/// `Decompressor.RequestDirectionConfig`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecompressorRequestDirection {
+    pub common_config: Option<DecompressorCommon>,
+    /// Accepted: it acts only with response decompression on, which baton refuses.
+    #[serde(rename = "advertise_accept_encoding")]
+    pub _advertise_accept_encoding: Option<bool>,
+}
+
+/// `Decompressor.ResponseDirectionConfig`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecompressorResponseDirection {
+    pub common_config: Option<DecompressorCommon>,
+}
+
+/// `envoy.extensions.compression.gzip.decompressor.v3.Gzip`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GzipDecompressor {
+    pub window_bits: Option<i64>,
+    pub chunk_size: Option<i64>,
+    pub max_inflate_ratio: Option<i64>,
+}

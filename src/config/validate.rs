@@ -282,6 +282,14 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
         super::validate_fault::FAULT_TYPE,
     ),
     ("envoy.fault", super::validate_fault::FAULT_TYPE),
+    (
+        "envoy.filters.http.compressor",
+        super::validate_compress::COMPRESSOR_TYPE,
+    ),
+    (
+        "envoy.filters.http.decompressor",
+        super::validate_compress::DECOMPRESSOR_TYPE,
+    ),
     ("envoy.access_loggers.file", FILE_LOG_TYPE),
     ("envoy.file_access_log", FILE_LOG_TYPE),
     ("envoy.access_loggers.stdout", STDOUT_LOG_TYPE),

@@ -7,6 +7,7 @@ use super::de::{from_value, join_key};
 use super::model::*;
 use super::raw;
 use super::validate::{enum_or, err, extension_kind, typed_payload, EnumEntry};
+use super::validate_compress::{compressor, decompressor, COMPRESSOR_TYPE, DECOMPRESSOR_TYPE};
 use super::validate_fault::{fault, FAULT_TYPE};
 use super::validate_local_reply::{uint32, DENOMINATORS};
 use super::validate_rbac::{rbac, rbac_per_route, RBAC_PER_ROUTE_TYPE, RBAC_TYPE};
@@ -28,6 +29,8 @@ pub const HTTP_FILTERS: &[&str] = &[
     LOCAL_RATE_LIMIT_TYPE,
     RBAC_TYPE,
     FAULT_TYPE,
+    COMPRESSOR_TYPE,
+    DECOMPRESSOR_TYPE,
     ROUTER_TYPE,
 ];
 /// The per-route config types baton reads (besides the `FilterConfig` wrapper).
@@ -109,6 +112,36 @@ pub fn http_filters(
                 let v = typed_payload(&f.typed_config, &tpath, FAULT_TYPE)?;
                 let v = v.unwrap_or_else(empty_map);
                 HttpFilterKind::Fault(fault(from_value(&v, &tpath)?, &tpath)?)
+            }
+            COMPRESSOR_TYPE | DECOMPRESSOR_TYPE => {
+                // Envoy registers every compressor of a chain and lets the first that the
+                // client's Accept-Encoding picks compress; baton has one library (gzip), so a
+                // second filter of a kind could only compete with the first: one of each.
+                let compress = ty == COMPRESSOR_TYPE;
+                let same = |o: &HttpFilter| match o.kind {
+                    HttpFilterKind::Compressor(_) => compress,
+                    HttpFilterKind::Decompressor(_) => !compress,
+                    _ => false,
+                };
+                if out.iter().any(same) {
+                    return Err(err(
+                        fpath,
+                        "only one compressor and one decompressor filter per connection manager",
+                    ));
+                }
+                let Some(v) = typed_payload(&f.typed_config, &tpath, ty)? else {
+                    let field = if compress {
+                        "compressor_library"
+                    } else {
+                        "decompressor_library"
+                    };
+                    return Err(err(join_key(&tpath, field), "required field is missing"));
+                };
+                if compress {
+                    HttpFilterKind::Compressor(compressor(from_value(&v, &tpath)?, &tpath)?)
+                } else {
+                    HttpFilterKind::Decompressor(decompressor(from_value(&v, &tpath)?, &tpath)?)
+                }
             }
             RBAC_TYPE => {
                 let v = typed_payload(&f.typed_config, &tpath, RBAC_TYPE)?;
@@ -512,6 +545,8 @@ fn kind_name(k: &HttpFilterKind) -> &'static str {
         HttpFilterKind::LocalRateLimit(_) => LOCAL_RATE_LIMIT_TYPE,
         HttpFilterKind::Rbac(_) => RBAC_TYPE,
         HttpFilterKind::Fault(_) => FAULT_TYPE,
+        HttpFilterKind::Compressor(_) => COMPRESSOR_TYPE,
+        HttpFilterKind::Decompressor(_) => DECOMPRESSOR_TYPE,
     }
 }
 

@@ -88,7 +88,7 @@ pub fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|&c| c == b',').map(trim).filter(|t| !t.is_empty())
 }
 
-fn trim(mut s: &[u8]) -> &[u8] {
+pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;
     }

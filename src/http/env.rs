@@ -421,6 +421,10 @@ impl Env for CtxEnv<'_> {
     fn tcp_stat(&mut self, s: TcpStat) {
         self.ctx.stats.tcp_stat(self.listener, s);
     }
+
+    fn count(&mut self, c: crate::stats::Counter, n: u64) {
+        self.ctx.stats.store.add(c, n);
+    }
 }
 
 /// A TCP proxy connection's upstream: a cluster (by weight, for `weighted_clusters`), then a

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::codec::RequestHead;
+use super::compress;
 use super::fault::{self, FaultStats};
 use super::rbac::{self, RbacStats};
 use crate::access_log::Flags;
@@ -73,6 +74,10 @@ pub(super) struct Outcome {
     /// `StreamInfo::healthCheck`), answered here or passed through: what an access log's
     /// `not_health_check_filter` reads.
     pub health_check: bool,
+    /// The compressor filter saw the request: its response may be compressed.
+    pub compress: Option<super::compress::Plan>,
+    /// The decompressor filter inflates the request body on its way upstream.
+    pub inflate: Option<super::compress::InflatePlan>,
 }
 
 /// What the filters read from the process besides the request.
@@ -89,6 +94,8 @@ pub(super) struct Env<'a> {
     pub rbac: &'a RbacStats,
     /// The fault filters' counters.
     pub faults: &'a FaultStats,
+    /// The compression filters' configs and counters.
+    pub compress: &'a super::compress::CompressStats,
 }
 
 /// Runs `filters` on `req`. `rng` draws the filters' runtime fractions; `limits` and
@@ -173,6 +180,32 @@ pub(super) fn run(
                     flag: Flags::FI,
                     ..Answer::new(status, "fault filter abort", "fault_filter_abort")
                 })
+            }
+            HttpFilterKind::Compressor(_) => {
+                if let Some(rt) = env.compress.compressor((env.listener, fi)) {
+                    let (plan, remove) = compress::on_request(rt, req, stats);
+                    if remove {
+                        out.request_edits.push(Op::Remove("accept-encoding".into()));
+                    }
+                    out.compress = Some(plan);
+                }
+                None
+            }
+            HttpFilterKind::Decompressor(_) => {
+                let rt = env.compress.decompressor((env.listener, fi));
+                if let Some((plan, rest)) =
+                    rt.and_then(|rt| compress::on_request_inflate(rt, req, stats))
+                {
+                    // gzip comes off the front of the codings; the rest stays.
+                    out.request_edits.push(match rest {
+                        Some(v) => {
+                            Op::fixed("content-encoding", &v, AppendAction::OverwriteIfExistsOrAdd)
+                        }
+                        None => Op::Remove("content-encoding".into()),
+                    });
+                    out.inflate = Some(plan);
+                }
+                None
             }
         };
         if answer.is_some() {

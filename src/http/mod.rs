@@ -4,6 +4,7 @@
 
 pub mod buf;
 pub mod codec;
+pub mod compress;
 pub mod core;
 pub mod env;
 pub(crate) mod fault;

@@ -86,6 +86,10 @@ pub struct Forward {
     pub attempts_in_response: bool,
     /// The TLS server name of a cluster with `auto_sni`: the upstream Host without its port.
     pub sni: Option<Box<str>>,
+    /// The compressor filter saw the request (boxed: most requests have none).
+    pub compress: Option<Box<super::compress::Plan>>,
+    /// The decompressor filter inflates the request body.
+    pub inflate: Option<Box<super::compress::InflatePlan>>,
 }
 
 /// Request values a route rewrote (`None`: unchanged).
@@ -657,6 +661,7 @@ pub(super) fn decide(
             },
             rbac: &ctx.rbac,
             faults: &ctx.faults,
+            compress: &ctx.compress,
         };
         let out = filters::run(
             &hcm.http_filters,
@@ -673,6 +678,11 @@ pub(super) fn decide(
         ctx.stats.filter_counts(listener, &outcome.counts);
     }
     rq.health_check = outcome.health_check;
+    // An inflated body goes upstream chunked, its length unknown.
+    let inflated = outcome.inflate.is_some().then(|| RequestHead {
+        framing: crate::http::codec::Framing::Chunked,
+        ..req.clone()
+    });
     let mut d = match outcome.answer {
         Some(a) => Decision::Local(LocalDecision {
             body: Cow::Borrowed(a.body),
@@ -699,7 +709,10 @@ pub(super) fn decide(
         None => match redirect {
             Some(r) => r,
             None => route(
-                req,
+                match &inflated {
+                    Some(r) => r,
+                    None => req,
+                },
                 peer,
                 listener,
                 ctx,
@@ -714,6 +727,8 @@ pub(super) fn decide(
         Decision::Forward(f) => {
             f.resp_edits.extend(outcome.edits);
             f.resp_edits.extend(via);
+            f.compress = outcome.compress.map(Box::new);
+            f.inflate = outcome.inflate.map(Box::new);
         }
     }
     d
@@ -1066,6 +1081,8 @@ fn route(
         attempt_at,
         attempts_in_response: fwd.attempt_count.response,
         sni,
+        compress: None,
+        inflate: None,
     })
 }
 

@@ -5,8 +5,8 @@ use serde_yaml::Value;
 
 use super::{dur, header_matchers, header_options, list, map, n, s, string_match, T};
 use crate::config::{
-    CorsPolicy, CsrfPolicy, Fault, FilterPolicy, Fraction, HealthCheckFilter, HttpFilter,
-    HttpFilterKind, LocalRateLimit, PerFilterConfig, StringMatch,
+    Compressor, CorsPolicy, CsrfPolicy, Decompressor, Fault, FilterPolicy, Fraction,
+    HealthCheckFilter, HttpFilter, HttpFilterKind, LocalRateLimit, PerFilterConfig, StringMatch,
 };
 
 /// One filter of the chain: its name, `disabled` when set, and its typed config.
@@ -21,11 +21,144 @@ pub(super) fn http_filter(f: &HttpFilter) -> Value {
         HttpFilterKind::LocalRateLimit(l) => local_rate_limit(l),
         HttpFilterKind::Rbac(c) => super::rbac::rbac(c),
         HttpFilterKind::Fault(c) => fault(c),
+        HttpFilterKind::Compressor(c) => compressor(c),
+        HttpFilterKind::Decompressor(d) => decompressor(d),
     };
     map(vec![
         ("name", s(&f.name)),
         ("typed_config", Some(config)),
         ("disabled", f.disabled.then(|| Value::from(true))),
+    ])
+}
+
+/// Every setting in the response direction's form (the deprecated top-level fields mean the
+/// same).
+fn compressor(c: &Compressor) -> Value {
+    let g = &c.gzip;
+    let level = if g.level < 0 {
+        "DEFAULT_COMPRESSION".to_string()
+    } else {
+        format!("COMPRESSION_LEVEL_{}", g.level)
+    };
+    let strategy = [
+        "DEFAULT_STRATEGY",
+        "FILTERED",
+        "HUFFMAN_ONLY",
+        "RLE",
+        "FIXED",
+    ]
+    .get(usize::from(g.strategy))
+    .copied()
+    .unwrap_or("DEFAULT_STRATEGY");
+    let types = c.content_types.iter().filter_map(|t| s(t)).collect();
+    map(vec![
+        (
+            "@type",
+            s(&format!(
+                "{T}envoy.extensions.filters.http.compressor.v3.Compressor"
+            )),
+        ),
+        (
+            "compressor_library",
+            Some(map(vec![
+                ("name", s(&c.library)),
+                (
+                    "typed_config",
+                    Some(map(vec![
+                        (
+                            "@type",
+                            s(&format!(
+                                "{T}envoy.extensions.compression.gzip.compressor.v3.Gzip"
+                            )),
+                        ),
+                        ("compression_level", s(&level)),
+                        ("compression_strategy", s(strategy)),
+                        ("window_bits", n(g.window_bits)),
+                        ("memory_level", n(g.memory_level)),
+                        ("chunk_size", n(g.chunk_size)),
+                    ])),
+                ),
+            ])),
+        ),
+        (
+            "response_direction_config",
+            Some(map(vec![
+                (
+                    "common_config",
+                    Some(map(vec![
+                        (
+                            "enabled",
+                            Some(map(vec![
+                                ("default_value", n(c.enabled)),
+                                ("runtime_key", s("compressor_enabled")),
+                            ])),
+                        ),
+                        ("min_content_length", n(c.min_content_length)),
+                        ("content_type", list(types)),
+                    ])),
+                ),
+                ("disable_on_etag_header", n(c.disable_on_etag_header)),
+                (
+                    "remove_accept_encoding_header",
+                    n(c.remove_accept_encoding_header),
+                ),
+            ])),
+        ),
+        ("choose_first", n(c.choose_first)),
+    ])
+}
+
+fn decompressor(d: &Decompressor) -> Value {
+    let flag = |on: bool| {
+        Some(map(vec![
+            ("default_value", n(on)),
+            ("runtime_key", s("decompressor_enabled")),
+        ]))
+    };
+    map(vec![
+        (
+            "@type",
+            s(&format!(
+                "{T}envoy.extensions.filters.http.decompressor.v3.Decompressor"
+            )),
+        ),
+        (
+            "decompressor_library",
+            Some(map(vec![
+                ("name", s(&d.library)),
+                (
+                    "typed_config",
+                    Some(map(vec![
+                        (
+                            "@type",
+                            s(&format!(
+                                "{T}envoy.extensions.compression.gzip.decompressor.v3.Gzip"
+                            )),
+                        ),
+                        ("window_bits", n(d.window_bits)),
+                        ("chunk_size", n(d.chunk_size)),
+                        ("max_inflate_ratio", n(d.max_inflate_ratio)),
+                    ])),
+                ),
+            ])),
+        ),
+        (
+            "request_direction_config",
+            Some(map(vec![(
+                "common_config",
+                Some(map(vec![
+                    ("enabled", flag(d.request_enabled)),
+                    ("ignore_no_transform_header", n(d.ignore_no_transform)),
+                ])),
+            )])),
+        ),
+        (
+            "response_direction_config",
+            Some(map(vec![(
+                "common_config",
+                Some(map(vec![("enabled", flag(false))])),
+            )])),
+        ),
     ])
 }
 

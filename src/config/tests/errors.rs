@@ -159,6 +159,8 @@ fn type_urls_and_filter_names() {
              envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, \
              envoy.extensions.filters.http.rbac.v3.RBAC, \
              envoy.extensions.filters.http.fault.v3.HTTPFault, \
+             envoy.extensions.filters.http.compressor.v3.Compressor, \
+             envoy.extensions.filters.http.decompressor.v3.Decompressor, \
              envoy.extensions.filters.http.router.v3.Router)"
         )
     );

@@ -8,6 +8,7 @@ use super::{Action, Env, Reply, Resource, UpSide, MAX_RESPONSE_HEAD};
 use crate::access_log::{Flags, Rq};
 use crate::http::buf::{Buf, BufPool, CHUNK};
 use crate::http::codec::{ChunkedDecoder, Framing, RequestHead, LAST_CHUNK};
+use crate::http::compress::{Deflater, Inflater, Plan};
 use crate::http::request::{Decision, Forward, LocalDecision};
 use crate::http::upgrade::Upgrade;
 use crate::route::edits::Op;
@@ -92,6 +93,8 @@ pub(super) struct Response {
     /// The upstream's chunked body could not be decoded: the response ends there as a protocol
     /// error (Envoy's `UPE`, `{protocol_error}`), not as a connection the upstream closed.
     bad_body: bool,
+    /// The compressor filter compresses this body (never spliced; framed by us).
+    pub gzip: Option<Box<Deflater>>,
 }
 
 impl Response {
@@ -103,6 +106,7 @@ impl Response {
             chunk_owed: 0,
             crlf_due: false,
             bad_body: false,
+            gzip: None,
         }
     }
 }
@@ -288,6 +292,10 @@ pub struct Exchange {
     /// A TCP proxy connection's exchange (`tcp.rs`): no request, no response, a tunnel once
     /// connected.
     pub(super) tcp: Option<super::tcp::TcpMode>,
+    /// The compressor filter saw the request: the response head decides.
+    pub(super) compress: Option<Box<Plan>>,
+    /// The decompressor filter inflates the request body on its way upstream.
+    pub(super) inflate: Option<Box<Inflater>>,
 }
 
 impl Exchange {
@@ -343,6 +351,8 @@ impl Exchange {
                 ex.resp_edits = std::mem::take(&mut f.resp_edits);
                 ex.shadows = std::mem::take(&mut f.shadows);
                 ex.sni = f.sni.take();
+                ex.compress = f.compress.take();
+                ex.inflate = f.inflate.take().map(|p| Inflater::new(p.rt));
                 if ex.attempts_in_response {
                     ex.stamp_attempts();
                 }
@@ -446,6 +456,8 @@ impl Exchange {
             tunnel_ready: false,
             request_until: None,
             tcp: None,
+            compress: None,
+            inflate: None,
         }
     }
 
@@ -508,6 +520,8 @@ impl Exchange {
             tunnel_ready,
             request_until,
             tcp,
+            compress,
+            inflate,
         } = self;
         *target = f.map(|f| (f.cluster, f.addr));
         *upstream = if f.is_some() {
@@ -563,6 +577,8 @@ impl Exchange {
         *tunnel_ready = false;
         *request_until = s.request_until;
         *tcp = None;
+        *compress = None;
+        *inflate = None;
     }
 
     /// The exchange behind a TCP proxy connection: nothing to send first, a fresh connection
@@ -919,6 +935,7 @@ impl Exchange {
         }
         if self.resp.is_some() {
             progress |= self.move_response_body(env.pool(), up, cx.cout);
+            self.count_compressed(env);
         }
         if self.resp.as_ref().is_some_and(|r| r.body.is_done()) {
             return self.complete(cx);
@@ -952,6 +969,19 @@ impl Exchange {
         let sink_before = sink.as_ref().map_or(0, |b| b.len());
         if cx.cin.is_empty() || room == 0 {
             return Ok(false);
+        }
+        if let Some(inf) = self.inflate.as_deref_mut() {
+            let (finished, taken) =
+                inflate_body(inf, &mut self.req, cx.cin, sink.as_deref_mut(), room, env)?;
+            self.rq.bytes_rx += taken;
+            self.req_body_started = true;
+            if let Some(b) = sink.as_deref() {
+                self.record_body(b, sink_before);
+            }
+            if finished {
+                self.request_done(env, now);
+            }
+            return Ok(true);
         }
         let pool = env.pool();
         let finished = match &mut self.req {
@@ -1145,6 +1175,7 @@ impl Exchange {
     ) -> bool {
         let k = rx.len();
         let raw = match (&resp.body, resp.out) {
+            _ if resp.gzip.is_some() => false,
             (BodyIn::Length(rem), OutMode::Length) => k as u64 <= *rem,
             (BodyIn::UntilClose, OutMode::Close) => true,
             _ => false,
@@ -1172,6 +1203,9 @@ impl Exchange {
             return false;
         };
         let room = self.client_limit.saturating_sub(cout.len());
+        if resp.gzip.is_some() {
+            return move_compressed(resp, up, cout, pool, room, &mut self.rq.bytes_tx);
+        }
         let out = resp.out;
         let mut moved = false;
         match &mut resp.body {
@@ -1267,6 +1301,25 @@ impl Exchange {
         moved
     }
 
+    /// Tells the compressor's counters what its deflater took and made, and drops the
+    /// deflater (its window and tables) as soon as the body is done.
+    fn count_compressed(&mut self, env: &mut dyn Env) {
+        let Some(resp) = self.resp.as_mut() else {
+            return;
+        };
+        let Some(g) = resp.gzip.as_mut() else {
+            return;
+        };
+        let (i, o) = std::mem::take(&mut g.pending);
+        if let Some(rt) = &g.rt {
+            env.count(rt.uncompressed_bytes, i);
+            env.count(rt.compressed_bytes, o);
+        }
+        if resp.body.is_done() {
+            resp.gzip = None;
+        }
+    }
+
     /// How many response-body bytes may go from the upstream socket to the client socket
     /// without passing through our buffers: the rest of a Content-Length body relayed with
     /// its length, or of a chunk payload whose size is already said, once it is long enough
@@ -1277,6 +1330,8 @@ impl Exchange {
             return 0;
         };
         let rest = match (&resp.body, resp.out) {
+            // A compressed body passes through the deflater.
+            _ if resp.gzip.is_some() => 0,
             (BodyIn::Length(rem), OutMode::Length) => *rem,
             // An announced chunk's payload (its size line is out, its CRLF follows; nothing
             // is owed while that CRLF is due).
@@ -1342,6 +1397,157 @@ impl Exchange {
             Step::End(Then::Next)
         }
     }
+}
+
+/// Moves response body bytes through the deflater to the client buffer, framed as chunks
+/// (HTTP/1.1) or raw up to the close (HTTP/1.0). What one call takes is flushed (zlib's sync
+/// flush, as Envoy's compressor flushes each data frame), so a slow stream is not held
+/// back; the end of the body finishes the gzip stream.
+fn move_compressed(
+    resp: &mut Response,
+    up: &mut UpSide,
+    cout: &mut Buf,
+    pool: &mut BufPool,
+    room: usize,
+    bytes_tx: &mut u64,
+) -> bool {
+    let Response {
+        body,
+        out,
+        gzip: Some(gz),
+        ..
+    } = resp
+    else {
+        return false;
+    };
+    let chunked = *out == OutMode::Chunked;
+    let mut sent = 0u64;
+    let mut sink = |p: &[u8]| {
+        sent += p.len() as u64;
+        if chunked {
+            put_chunk(cout, pool, p);
+        } else {
+            cout.extend(pool, p);
+        }
+    };
+    let mut fed = false;
+    let end = match body {
+        BodyIn::Done => false,
+        BodyIn::Length(rem) => {
+            let n = (*rem).min(up.rx.len() as u64).min(room as u64) as usize;
+            if n > 0 {
+                gz.feed(up.rx.data().get(..n).unwrap_or_default(), &mut sink);
+                up.rx.consume(n);
+                *rem -= n as u64;
+                fed = true;
+            }
+            *rem == 0
+        }
+        BodyIn::Chunked(dec) => {
+            if room > 0 && !up.rx.is_empty() {
+                match dec.decode(up.rx.data(), room, |d| {
+                    fed = true;
+                    gz.feed(d, &mut sink);
+                }) {
+                    Ok(used) => up.rx.consume(used),
+                    Err(e) => {
+                        log::debug!("upstream: bad chunked body: {}", e.0);
+                        // Truncate visibly: never finish a body we could not read.
+                        up.eof = true;
+                        up.rx.consume(up.rx.len());
+                    }
+                }
+            }
+            dec.is_done()
+        }
+        BodyIn::UntilClose => {
+            let n = up.rx.len().min(room);
+            if n > 0 {
+                gz.feed(up.rx.data().get(..n).unwrap_or_default(), &mut sink);
+                up.rx.consume(n);
+                fed = true;
+            }
+            up.eof && up.rx.is_empty()
+        }
+    };
+    if end {
+        gz.finish(&mut sink);
+    } else if fed {
+        gz.flush(&mut sink);
+    }
+    *bytes_tx += sent;
+    if end {
+        *body = BodyIn::Done;
+        if chunked {
+            cout.extend(pool, LAST_CHUNK);
+        }
+    }
+    fed || end
+}
+
+/// Moves a gzip request body from the client buffer through the inflater to the upstream
+/// buffer (`None`: discarded), as chunks. At most `room / max_inflate_ratio` compressed bytes
+/// (at least one) are taken per call, and the inflater fails a stream that would inflate
+/// past that ratio, so what one call makes stays within `room` and one output chunk: a gzip
+/// bomb costs bounded memory and CPU per turn of the reactor. Returns whether the body is
+/// finished, and the compressed body bytes taken.
+fn inflate_body(
+    inf: &mut Inflater,
+    req: &mut BodyIn,
+    cin: &mut Buf,
+    mut sink: Option<&mut Buf>,
+    room: usize,
+    env: &mut dyn Env,
+) -> Result<(bool, u64), &'static str> {
+    let ratio = inf.rt.cfg.max_inflate_ratio as usize;
+    let budget = (room / ratio.max(1)).max(1);
+    let pool = env.pool();
+    let mut piece = |inf: &mut Inflater, mut d: &[u8]| loop {
+        let (used, out) = inf.inflate(d);
+        let made = out.len();
+        let full = made == inf.chunk_size();
+        if let Some(b) = sink.as_deref_mut() {
+            put_chunk(b, pool, inf.output(made));
+        }
+        d = d.get(used..).unwrap_or_default();
+        if (d.is_empty() && !full) || (used == 0 && made == 0) {
+            break;
+        }
+    };
+    let (finished, taken) = match req {
+        BodyIn::Done | BodyIn::UntilClose => return Ok((false, 0)),
+        BodyIn::Length(rem) => {
+            let n = (*rem).min(cin.len() as u64).min(budget as u64) as usize;
+            piece(inf, cin.data().get(..n).unwrap_or_default());
+            cin.consume(n);
+            *rem -= n as u64;
+            (*rem == 0, n as u64)
+        }
+        BodyIn::Chunked(dec) => {
+            let mut taken = 0u64;
+            let used = dec
+                .decode(cin.data(), budget, |d| {
+                    taken += d.len() as u64;
+                    piece(inf, d);
+                })
+                .map_err(|e| e.0)?;
+            cin.consume(used);
+            (dec.is_done(), taken)
+        }
+    };
+    if finished {
+        if let Some(b) = sink {
+            b.extend(env.pool(), LAST_CHUNK);
+        }
+    }
+    let (i, o) = std::mem::take(&mut inf.pending);
+    env.count(inf.rt.compressed_bytes, i);
+    env.count(inf.rt.uncompressed_bytes, o);
+    if inf.failed && !inf.reported {
+        inf.reported = true;
+        env.count(inf.rt.data_error, 1);
+    }
+    Ok((finished, taken))
 }
 
 /// Appends one chunk to a buffer.

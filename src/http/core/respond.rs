@@ -5,6 +5,7 @@ use super::exchange::{BodyIn, Exchange, OutMode, Response};
 use super::Env;
 use crate::config::ServerHeader;
 use crate::http::codec::{is_hop_by_hop, name_is, put_header, Framing, ResponseHead};
+use crate::http::compress::{self, ResponseFacts};
 use crate::route::edits::{apply, HeaderList};
 
 /// Serialises the head we send the client, and decides the framing towards it.
@@ -12,7 +13,7 @@ pub(super) fn client_head(
     r: &ResponseHead<'_>,
     ex: &mut Exchange,
     draining: bool,
-    env: &dyn Env,
+    env: &mut dyn Env,
     service_time: std::time::Duration,
     mut h: Vec<u8>,
 ) -> (Vec<u8>, Response) {
@@ -20,7 +21,7 @@ pub(super) fn client_head(
     // A 101 (or a 2xx to CONNECT) that opens a tunnel: no body and no framing follow, the
     // bytes after the head belong to the tunnel.
     let tunnel = ex.tunnel_ready;
-    let out = match r.framing {
+    let mut out = match r.framing {
         _ if tunnel => OutMode::NoBody,
         Framing::None => OutMode::NoBody,
         Framing::Length(_) => OutMode::Length,
@@ -38,17 +39,19 @@ pub(super) fn client_head(
         BodyIn::from_framing(r.framing)
     };
     // A response that starts before the request was read in full ends the connection.
-    let keep = ex.client_keep_alive && !draining && out != OutMode::Close && ex.req.is_done();
-    ex.keep = keep;
+    let mut keep = ex.client_keep_alive && !draining && out != OutMode::Close && ex.req.is_done();
     h.extend_from_slice(b"HTTP/1.1 ");
     crate::util::push_dec(&mut h, u64::from(r.status));
     h.push(b' ');
     h.extend_from_slice(r.reason.as_bytes());
     h.extend_from_slice(b"\r\n");
     let mut has_server = false;
-    // Only a route with response edits pays for an intermediate header list.
-    let mut list: Option<HeaderList<'_>> =
-        (!ex.resp_edits.is_empty()).then(|| Vec::with_capacity(r.headers.len() + 4));
+    let mut gzip = None;
+    let mut counted = [None; 8];
+    // Only a route with response edits, or a compressor, pays for an intermediate header list.
+    let plan = ex.compress.take();
+    let mut list: Option<HeaderList<'_>> = (!ex.resp_edits.is_empty() || plan.is_some())
+        .then(|| Vec::with_capacity(r.headers.len() + 4));
     // Asked once (by the parser), not per header.
     let nominated = r
         .connection_names_others
@@ -88,6 +91,38 @@ pub(super) fn client_head(
             l.retain(|(n, _)| !n.eq_ignore_ascii_case("server"));
         }
         has_server = l.iter().any(|(n, _)| n.eq_ignore_ascii_case("server"));
+        if let Some(plan) = &plan {
+            // The compressor filter sees the head as the router left it (route edits
+            // included), as in Envoy's encoder chain.
+            let facts = ResponseFacts {
+                content_length: match r.framing {
+                    Framing::Length(n) => Some(n),
+                    _ => None,
+                },
+                has_body: !body.is_done(),
+                transfer_encoding: r
+                    .headers
+                    .iter()
+                    .find(|h| name_is(h.name, "transfer-encoding"))
+                    .map(|h| h.value),
+                tunnel,
+            };
+            // Counted once the Server header (borrowed from `env`) is out.
+            gzip = compress::respond(plan, &mut l, &facts, &mut |c| {
+                if let Some(slot) = counted.iter_mut().find(|s| s.is_none()) {
+                    *slot = Some(c);
+                }
+            });
+            if gzip.is_some() {
+                // Its length unknown: chunked to HTTP/1.1, to the close for HTTP/1.0.
+                out = if ex.client_minor == 1 {
+                    OutMode::Chunked
+                } else {
+                    OutMode::Close
+                };
+                keep &= out != OutMode::Close;
+            }
+        }
         for (n, v) in &l {
             put_header(&mut h, n, v);
         }
@@ -96,6 +131,9 @@ pub(super) fn client_head(
         || (server_mode == ServerHeader::AppendIfAbsent && !has_server)
     {
         put_header(&mut h, "server", server_name.as_bytes());
+    }
+    for c in counted.into_iter().flatten() {
+        env.count(c, 1);
     }
     // Envoy's router: how long the upstream took, from sending the request to its head.
     h.extend_from_slice(b"x-envoy-upstream-service-time: ");
@@ -120,6 +158,8 @@ pub(super) fn client_head(
         put_header(&mut h, "connection", b"keep-alive");
     }
     h.extend_from_slice(b"\r\n");
-    let resp = Response::new(body, out, r.keep_alive);
+    ex.keep = keep;
+    let mut resp = Response::new(body, out, r.keep_alive);
+    resp.gzip = gzip;
     (h, resp)
 }

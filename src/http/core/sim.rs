@@ -205,6 +205,8 @@ impl Env for TestEnv {
             attempt_at: None,
             attempts_in_response: false,
             sni: None,
+            compress: None,
+            inflate: None,
         })
     }
 
