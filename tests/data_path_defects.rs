@@ -738,20 +738,36 @@ fn closed_sessions_leave_no_timer_entries_behind() {
 
 // --- 9 ---------------------------------------------------------------------------------------
 
+/// A raw upstream that answers each connection's first request head with `answer`, then
+/// holds the connection open for 2 s (so an answer that is cut short is not mistaken for
+/// a close).
+fn answering(answer: &'static [u8]) -> RawUpstream {
+    RawUpstream::start(move |mut s, _| {
+        if read_head(&mut s).is_some() {
+            let _ = s.write_all(answer);
+            thread::sleep(Duration::from_secs(2));
+        }
+    })
+}
+
+/// baton with the HCM lines `hcm`, every request routed to `up`.
+fn proxy_to(up: &RawUpstream, hcm: &[&str]) -> Baton {
+    Baton::start(&config(
+        free_port(),
+        hcm,
+        &["- {match: {prefix: /}, route: {cluster: backend}}"],
+        up.port,
+    ))
+}
+
 #[test]
 fn a_malformed_chunked_response_body_is_logged_as_a_protocol_error() {
     // The body goes wrong after the head went out: the client's response is cut off, and the
     // access log says why as Envoy does (`UPE`, `{protocol_error}`), not as if the upstream
     // had merely closed (`UC`, `{connection_termination}`).
-    let up = RawUpstream::start(|mut s, _| {
-        if read_head(&mut s).is_some() {
-            // The chunk's data is followed by `XX` where its CRLF belongs.
-            let _ = s.write_all(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
-            );
-            thread::sleep(Duration::from_secs(2));
-        }
-    });
+    // The chunk's data is followed by `XX` where its CRLF belongs.
+    let up =
+        answering(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n");
     let log = std::env::temp_dir().join(format!("baton-dpd-{}-badchunk.log", std::process::id()));
     let _ = std::fs::remove_file(&log);
     let mut hcm = access_log_lines(
@@ -760,12 +776,7 @@ fn a_malformed_chunked_response_body_is_logged_as_a_protocol_error() {
     );
     hcm.push("stream_idle_timeout: 10s".into());
     let hcm: Vec<&str> = hcm.iter().map(String::as_str).collect();
-    let b = Baton::start(&config(
-        free_port(),
-        &hcm,
-        &["- {match: {prefix: /}, route: {cluster: backend}}"],
-        up.port,
-    ));
+    let b = proxy_to(&up, &hcm);
     let (bytes, closed) = raw_exchange_ex(
         b.port,
         b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -798,19 +809,10 @@ fn a_response_with_a_coding_other_than_chunked_is_a_502() {
     // `Transfer-Encoding: gzip` used to be read until close and relayed without the header
     // (it is hop-by-hop), so the client got gzip bytes as if they were the content. Envoy
     // refuses such a response as a protocol error; so does baton.
-    let up = RawUpstream::start(|mut s, _| {
-        if read_head(&mut s).is_some() {
-            let _ = s.write_all(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n\x1f\x8b\x08\x00",
-            );
-        }
-    });
-    let b = Baton::start(&config(
-        free_port(),
-        &[],
-        &["- {match: {prefix: /}, route: {cluster: backend}}"],
-        up.port,
-    ));
+    let up = answering(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n\x1f\x8b\x08\x00",
+    );
+    let b = proxy_to(&up, &[]);
     let (bytes, _) = raw_exchange_ex(
         b.port,
         b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
