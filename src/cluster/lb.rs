@@ -438,6 +438,19 @@ fn choose(
         // Equal weights: the fewest active requests of `choice_count` random hosts.
         (LbPolicy::LeastRequest, None) => {
             let mut best: Option<usize> = None;
+            if choice_count as usize >= n {
+                // At least as many draws as hosts: every host is compared once, from a random
+                // start so that ties spread. (Drawing `choice_count` times, as Envoy does,
+                // would let a `choice_count` of 4294967295 stall every pick for seconds.)
+                let start = rng.below(n as u64) as usize;
+                for k in 0..n {
+                    let h = at((start + k) % n)?;
+                    if best.is_none_or(|b| active(h) < active(b)) {
+                        best = Some(h);
+                    }
+                }
+                return best;
+            }
             for _ in 0..choice_count {
                 let h = at(rng.below(n as u64) as usize)?;
                 if best.is_none_or(|b| active(h) < active(b)) {
@@ -524,6 +537,24 @@ mod tests {
         let mut rng = Rng::with_seed(3);
         let busy = |i: usize| if i == 1 { 0 } else { 9 };
         assert!((0..20).all(|_| lr.pick(None, &busy, &mut rng).map(|p| p.0) == Some(1)));
+        // The largest choice count Envoy takes compares each host once: the pick is at once.
+        let huge = Balancing {
+            choice_count: u32::MAX,
+            ..Balancing::default()
+        };
+        let mut lr = Balancer::new(LbPolicy::LeastRequest, &huge, 50, &hosts);
+        assert!((0..20).all(|_| lr.pick(None, &busy, &mut rng).map(|p| p.0) == Some(1)));
+        // Two draws of three hosts: the busy ones sometimes win (only draws are compared).
+        let two = Balancing {
+            choice_count: 2,
+            ..Balancing::default()
+        };
+        let mut lr = Balancer::new(LbPolicy::LeastRequest, &two, 50, &hosts);
+        let v: Vec<usize> = (0..200)
+            .filter_map(|_| lr.pick(None, &busy, &mut rng))
+            .map(|p| p.0)
+            .collect();
+        assert!(count(&v, 1) < 200 && count(&v, 1) > 100, "{v:?}");
         // Unequal weights with bias 0: plain weighted round robin.
         let mut weighted = hosts.clone();
         weighted[2].weight = 2;
