@@ -128,6 +128,8 @@ pub struct Ctx {
     pub(crate) rbac: crate::http::rbac::RbacStats,
     /// The fault filters' counters (read by `http::fault` only).
     pub(crate) faults: crate::http::fault::FaultStats,
+    /// The ext_authz filters' counters.
+    pub(crate) ext_authz: crate::http::ext_authz::ExtAuthzStats,
     /// Upstream connections: idle pool, slot owners, connect throttling and waiters.
     pub upstreams: UpPool,
     pub timers: Timers,
@@ -187,7 +189,8 @@ impl Ctx {
                         crate::config::HttpFilterKind::HealthCheck(_)
                         | crate::config::HttpFilterKind::LocalRateLimit(_)
                         | crate::config::HttpFilterKind::Rbac(_)
-                        | crate::config::HttpFilterKind::Fault(_) => {}
+                        | crate::config::HttpFilterKind::Fault(_)
+                        | crate::config::HttpFilterKind::ExtAuthz(_) => {}
                     }
                 }
             }
@@ -223,11 +226,13 @@ impl Ctx {
             .collect();
         let rbac = crate::http::rbac::RbacStats::new(&listeners, &mut stats);
         let faults = crate::http::fault::FaultStats::new(&listeners, &mut stats);
+        let ext_authz = crate::http::ext_authz::ExtAuthzStats::new(&listeners, &mut stats);
         Ctx {
             homes,
             limits,
             rbac,
             faults,
+            ext_authz,
             stats,
             access_logs,
             registry,

@@ -12,6 +12,7 @@ mod tests;
 pub mod tls;
 mod validate;
 mod validate_action;
+mod validate_ext_authz;
 mod validate_fault;
 mod validate_filters;
 mod validate_health;

@@ -6,6 +6,7 @@ pub mod buf;
 pub mod codec;
 pub mod core;
 pub mod env;
+pub mod ext_authz;
 pub(crate) mod fault;
 pub(crate) mod filters;
 #[doc(hidden)]
