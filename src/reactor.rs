@@ -30,6 +30,8 @@ pub enum Tok {
     Trace(usize),
     /// A shadow request's connection (index in `http::mirror::Mirrors`).
     Mirror(usize),
+    /// An ext_authz check's connection (the index of the session whose request waits).
+    Check(usize),
 }
 
 impl Tok {
@@ -45,6 +47,7 @@ impl Tok {
             Tok::Health(i) => (9, i),
             Tok::Trace(i) => (10, i),
             Tok::Mirror(i) => (11, i),
+            Tok::Check(i) => (12, i),
         };
         Token((kind << KIND_SHIFT) | (idx & INDEX_MASK))
     }
@@ -62,6 +65,7 @@ impl Tok {
             9 => Tok::Health(idx),
             10 => Tok::Trace(idx),
             11 => Tok::Mirror(idx),
+            12 => Tok::Check(idx),
             _ => return None,
         })
     }

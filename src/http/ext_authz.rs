@@ -492,3 +492,81 @@ mod tests {
         );
     }
 }
+
+/// A check on its way to the authorization service: a connection of its own, registered for
+/// the waiting session (`Tok::Check`), and the answer read so far. The session owns it and
+/// closes it when the answer is in, or when the request no longer waits (timeout, the
+/// client left).
+#[derive(Debug)]
+pub struct InFlight {
+    shot: crate::cluster::oneshot::OneShot,
+    reader: Reader,
+    cluster: usize,
+    addr: std::net::SocketAddr,
+}
+
+/// How a check's connection ended, for the authorization cluster's stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Answered(u16),
+    Failed,
+    /// Its request stopped waiting (the check's timeout, or the client went away).
+    Abandoned,
+}
+
+impl InFlight {
+    /// Sends `c` for session `session`: to a host of its cluster on a new connection. `None`
+    /// when it cannot go (no such cluster, no host, the connect failed): the check failed.
+    pub fn send(ctx: &mut crate::context::Ctx, c: Check, session: usize) -> Option<InFlight> {
+        let Some(cluster) = ctx.clusters.iter().position(|cl| cl.cfg.name == c.cluster) else {
+            log::debug!("ext_authz: no cluster {:?}", c.cluster);
+            return None;
+        };
+        let addr = ctx.clusters.get_mut(cluster).and_then(|cl| {
+            let i = cl.pick(&mut ctx.rng)?;
+            cl.hosts.get(i).map(|h| h.addr)
+        });
+        let Some(addr) = addr else {
+            ctx.stats.none_healthy(cluster);
+            return None;
+        };
+        let tok = crate::reactor::Tok::Check(session);
+        let sock = match crate::cluster::checker::connect(ctx, cluster, addr, tok) {
+            Ok(s) => s,
+            Err(e) => {
+                log::debug!("ext_authz: connect to {addr}: {e}");
+                crate::observe::upstream_connect_fail(ctx, cluster, addr, false);
+                return None;
+            }
+        };
+        crate::observe::upstream_cx_open(ctx, cluster, addr);
+        crate::observe::upstream_rq(ctx, cluster, addr, true);
+        Some(InFlight {
+            shot: crate::cluster::oneshot::OneShot::new(sock, c.request, c.is_head),
+            reader: Reader::new(c.is_head),
+            cluster,
+            addr,
+        })
+    }
+
+    /// Moves the check's bytes; `Some` once it is over (then `close` it).
+    pub fn drive(&mut self) -> Option<Result<Reply, ()>> {
+        let reader = &mut self.reader;
+        self.shot.pump_with(|got, eof| reader.feed(got, eof))
+    }
+
+    /// Closes the connection and counts how the check ended on its cluster.
+    pub fn close(mut self, ctx: &mut crate::context::Ctx, how: End) {
+        let _ = ctx.registry.deregister(&mut self.shot.sock);
+        let (c, addr) = (self.cluster, self.addr);
+        match how {
+            End::Answered(status) => crate::observe::upstream_status(ctx, c, addr, status),
+            End::Failed if !self.shot.is_connected() => {
+                crate::observe::upstream_connect_fail(ctx, c, addr, false);
+            }
+            End::Failed => log::debug!("ext_authz: check to {addr} failed before its answer"),
+            End::Abandoned => {}
+        }
+        crate::observe::upstream_cx_close(ctx, c, addr);
+    }
+}

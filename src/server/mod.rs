@@ -1379,6 +1379,10 @@ impl Proxy {
                     Tok::Health(i) => self.checkers.on_event(&mut self.ctx, i),
                     Tok::Trace(i) => crate::tracing::collector::on_event(&mut self.ctx, i),
                     Tok::Mirror(i) => crate::http::mirror::on_event(&mut self.ctx, i),
+                    Tok::Check(id) => self.with_session(id, |s, ctx| {
+                        s.check_event();
+                        s.drive(ctx)
+                    }),
                 }
             }
             while let Some((at, key)) = self.ctx.timers.pop_due(self.ctx.now()) {

@@ -431,6 +431,8 @@ pub struct Sim {
     pub splice: bool,
     /// Bytes moved that way.
     pub spliced: usize,
+    /// ext_authz checks the core asked to send.
+    pub checks: Vec<Check>,
 }
 
 impl Sim {
@@ -487,6 +489,7 @@ impl Sim {
             client_reads: true,
             splice: false,
             spliced: 0,
+            checks: Vec::new(),
         }
     }
 
@@ -580,6 +583,18 @@ impl Sim {
         self.run();
     }
 
+    /// The authorization service answers the paused request's check (`None`: the check
+    /// failed).
+    pub fn answer_check(&mut self, status: Option<u16>) {
+        let verdict = status.map(|status| crate::http::ext_authz::Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        });
+        self.conn.check_answered(&mut self.env, verdict, self.now);
+        self.run();
+    }
+
     /// Gives the core the connection it asked for.
     pub fn attach(&mut self) {
         if self.up == UpConn::Wanted {
@@ -667,6 +682,10 @@ impl Sim {
                 }
             }
             moved |= self.conn.process(&mut self.env, self.now);
+            if let Some(c) = self.conn.take_check() {
+                self.checks.push(c);
+                moved = true;
+            }
             while let Some(a) = self.conn.poll_action() {
                 moved = true;
                 match a {
@@ -837,6 +856,11 @@ fn run_script(mut sim: Sim, data: &[u8]) {
         match op % 12 {
             0 | 1 => sim.client(payload),
             2 | 3 => sim.upstream(payload),
+            // While a request waits for its ext_authz check, these answer it: allowed,
+            // denied, failed.
+            4 if sim.conn.checking() => sim.answer_check(Some(200)),
+            6 if sim.conn.checking() => sim.answer_check(Some(403)),
+            8 if sim.conn.checking() => sim.answer_check(None),
             4 => sim.attach(),
             5 => sim.upstream_fin(),
             6 => sim.upstream_reset(),
