@@ -282,6 +282,11 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
         super::validate_fault::FAULT_TYPE,
     ),
     ("envoy.fault", super::validate_fault::FAULT_TYPE),
+    (
+        "envoy.filters.http.ext_authz",
+        super::validate_ext_authz::EXT_AUTHZ_TYPE,
+    ),
+    ("envoy.ext_authz", super::validate_ext_authz::EXT_AUTHZ_TYPE),
     ("envoy.access_loggers.file", FILE_LOG_TYPE),
     ("envoy.file_access_log", FILE_LOG_TYPE),
     ("envoy.access_loggers.stdout", STDOUT_LOG_TYPE),
