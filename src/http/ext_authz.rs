@@ -463,6 +463,24 @@ mod tests {
             }
             Outcome::Allowed { .. } => panic!("allowed"),
         }
+        // With a list: it, and Envoy's fixed few.
+        let listed = ExtAuthz {
+            client_headers: vec![exact("x-why")],
+            ..c.clone()
+        };
+        let no = Reply {
+            status: 302,
+            headers: vec![
+                ("x-why".into(), "w".into()),
+                ("x-other".into(), "o".into()),
+                ("location".into(), "/login".into()),
+            ],
+            body: Vec::new(),
+        };
+        match outcome(&listed, &Some(no), &mut Vec::new()) {
+            Outcome::Denied { edits, .. } => assert_eq!(edits.len(), 2),
+            Outcome::Allowed { .. } => panic!("allowed"),
+        }
         let err = Reply {
             status: 503,
             headers: Vec::new(),
