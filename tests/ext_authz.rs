@@ -328,3 +328,58 @@ fn a_request_paused_on_its_check_finishes_through_a_drain() {
     assert_eq!(status(&r), 403, "{r}");
     assert!(b.wait_exit(Duration::from_secs(30)).is_some());
 }
+
+#[test]
+fn what_baton_cannot_honour_is_refused_by_path() {
+    let f = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config";
+    let uri = "              http_service: {server_uri: {uri: x, cluster: backend, timeout: 1s}}\n";
+    let cases: &[(String, String)] = &[
+        (
+            "              grpc_service: {envoy_grpc: {cluster_name: backend}}".into(),
+            format!("{f}.grpc_service"),
+        ),
+        (
+            format!("{uri}              with_request_body: {{max_request_bytes: 10}}"),
+            format!("{f}.with_request_body"),
+        ),
+        (
+            format!("{uri}              clear_route_cache: true"),
+            format!("{f}.clear_route_cache"),
+        ),
+        (
+            "              http_service: {server_uri: {uri: x, cluster: backend}}".into(),
+            format!("{f}.http_service.server_uri.timeout"),
+        ),
+        (
+            "              http_service:\n                server_uri: {uri: x, cluster: backend, timeout: 1s}\n                authorization_request: {headers_to_add: [{key: content-length, value: '9'}]}".into(),
+            format!("{f}.http_service.authorization_request.headers_to_add[0].key"),
+        ),
+        (
+            format!("{uri}              filter_enabled: {{default_value: {{numerator: 50}}}}"),
+            format!("{f}.filter_enabled"),
+        ),
+    ];
+    for (filter, path) in cases {
+        let yaml = format!(
+            "static_resources:\n  listeners:\n{}  clusters:\n{}",
+            listener("l", free_port(), filter.trim_end(), "/dev/null"),
+            cluster("backend", 9)
+        );
+        let err = refusal(&yaml);
+        assert!(err.contains(&format!("{path}:")), "{path}\n{err}");
+    }
+    // A route's check_settings carry gRPC context extensions only.
+    let yaml = format!(
+        "static_resources:\n  listeners:\n{}  clusters:\n{}",
+        listener("l", free_port(), uri.trim_end(), "/dev/null").replace(
+            "disabled: true}",
+            "check_settings: {context_extensions: {a: b}}}"
+        ),
+        cluster("backend", 9)
+    );
+    let err = refusal(&yaml);
+    assert!(
+        err.contains("typed_per_filter_config.authz.check_settings:"),
+        "{err}"
+    );
+}

@@ -197,6 +197,13 @@ pub fn ext_authz(c: raw::ExtAuthz, path: &str) -> Result<ExtAuthz, ConfigError> 
             for (i, hv) in r.headers_to_add.into_iter().enumerate() {
                 let at = format!("{}[{i}]", join_key(&rp, "headers_to_add"));
                 let name = header_name(&hv.key, &join_key(&at, "key"), false)?;
+                // The check request's own framing and Host.
+                if crate::http::codec::is_hop_by_hop(&name) || name == "host" {
+                    return Err(err(
+                        join_key(&at, "key"),
+                        format!("\"{name}\" belongs to the check request itself"),
+                    ));
+                }
                 if hv.value.contains(['\r', '\n', '\0']) {
                     return Err(err(
                         join_key(&at, "value"),
