@@ -27,27 +27,16 @@ const PER_ROUTE: &str =
 /// A listener on `port` whose ext_authz filter (`filter`: the typed config's fields, 14
 /// spaces deep) checks with `cluster`; `/open` has the filter off.
 fn listener(name: &str, port: u16, filter: &str, log: &str) -> String {
+    let head = common::yaml::listener_head("127.0.0.1", port)
+        .replacen("static_resources:\n  listeners:\n", "", 1)
+        .replace("listener_0", name)
+        .replace("stat_prefix: ingress_http", &format!("stat_prefix: {name}"));
+    let access_log = common::yaml::file_access_log(
+        log,
+        "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\\n",
+    );
     format!(
-        r#"  - name: {name}
-    address:
-      socket_address:
-        address: 127.0.0.1
-        port_value: {port}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: {name}
-          access_log:
-          - name: envoy.access_loggers.file
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-              path: "{log}"
-              log_format:
-                text_format_source:
-                  inline_string: "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\n"
-          route_config:
+        r#"{head}{access_log}          route_config:
             virtual_hosts:
             - name: all
               domains: ["*"]
