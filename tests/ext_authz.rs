@@ -69,19 +69,25 @@ struct Setup {
     up: Upstream,
     authz: Authz,
     baton: Baton,
-    /// main, failure-mode-allow, error listeners.
-    ports: [u16; 3],
+    /// main, failure-mode-allow, error, off-and-deny, off listeners.
+    ports: [u16; 5],
     admin: u16,
-    logs: [String; 3],
+    logs: [String; 5],
 }
 
 fn setup(tag: &str) -> Setup {
     let up = Upstream::start("up1");
     let authz = Authz::start();
     let dead = free_port(); // nothing listens there
-    let ports = [free_port(), free_port(), free_port()];
+    let ports = [
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    ];
     let admin = free_port();
-    let logs = ["main", "fma", "err"].map(|n| {
+    let logs = ["main", "fma", "err", "off", "skip"].map(|n| {
         baton::log_path(&format!("{tag}-{n}"))
             .to_string_lossy()
             .into_owned()
@@ -105,12 +111,21 @@ fn setup(tag: &str) -> Setup {
     let err = r#"              status_on_error: {code: ServiceUnavailable}
               http_service:
                 server_uri: {uri: "http://dead", cluster: dead, timeout: 1s}"#;
+    let off = r#"              filter_enabled: {runtime_key: k, default_value: {numerator: 0}}
+              deny_at_disable: {runtime_key: d, default_value: true}
+              http_service:
+                server_uri: {uri: "http://authz", cluster: authz, timeout: 1s}"#;
+    let skip = r#"              filter_enabled: {runtime_key: k, default_value: {numerator: 0}}
+              http_service:
+                server_uri: {uri: "http://authz", cluster: authz, timeout: 1s}"#;
     let yaml = format!(
-        "static_resources:\n  listeners:\n{}{}{}  clusters:\n{}{}{}admin:\n  address: \
+        "static_resources:\n  listeners:\n{}{}{}{}{}  clusters:\n{}{}{}admin:\n  address: \
          {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}\n",
         listener("main", ports[0], main, &logs[0]),
         listener("fma", ports[1], fma, &logs[1]),
         listener("err", ports[2], err, &logs[2]),
+        listener("off", ports[3], off, &logs[3]),
+        listener("skip", ports[4], skip, &logs[4]),
         cluster("backend", up.port()),
         cluster("authz", authz.port),
         cluster("dead", dead),
@@ -239,7 +254,7 @@ fn an_allowed_request_goes_up_with_the_services_headers_and_a_denied_one_gets_it
 }
 
 #[test]
-fn a_failed_check_is_status_on_error_or_let_on_under_failure_mode_allow() {
+fn a_failed_or_disabled_check_is_status_on_error_or_let_on() {
     let s = setup("ext-authz-fail");
     // failure_mode_allow: on, with the header that says so.
     let r = get(s.ports[1], "/x", "");
@@ -256,12 +271,22 @@ fn a_failed_check_is_status_on_error_or_let_on_under_failure_mode_allow() {
     assert_eq!(s.up.requests(), 1);
     assert_eq!(log_lines(&s.logs[2], 1), ["/x 503 UAEX ext_authz_error"]);
     assert_eq!(log_lines(&s.logs[1], 1), ["/x 200 - via_upstream"]);
+    // filter_enabled leaves every request out: with deny_at_disable it is refused with
+    // status_on_error (no check is sent), without it goes on unchecked.
+    let r = get(s.ports[3], "/x", "Authorization: Bearer eve\r\n");
+    assert_eq!(status(&r), 403, "{r}");
+    assert_eq!(log_lines(&s.logs[3], 1), ["/x 403 UAEX ext_authz_error"]);
+    let r = get(s.ports[4], "/x", "");
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(s.up.requests(), 2);
+    assert!(s.authz.seen().is_empty());
     let n = |l: &str, c: &str| stat(s.admin, &format!("http.{l}.ext_authz.{c}"));
     assert_eq!(
         (n("fma", "error"), n("fma", "failure_mode_allowed")),
         (1, 1)
     );
     assert_eq!((n("err", "error"), n("err", "ok")), (1, 0));
+    assert_eq!((n("off", "disabled"), n("skip", "disabled")), (1, 1));
     drop(s.baton);
 }
 
@@ -344,8 +369,12 @@ fn what_baton_cannot_honour_is_refused_by_path() {
             format!("{f}.http_service.authorization_request.headers_to_add[0].key"),
         ),
         (
-            format!("{uri}              filter_enabled: {{default_value: {{numerator: 50}}}}"),
-            format!("{f}.filter_enabled"),
+            format!("{uri}              filter_enabled_metadata: {{filter: f}}"),
+            format!("{f}.filter_enabled_metadata"),
+        ),
+        (
+            format!("{uri}              deny_at_disable: {{runtime_key: k}}"),
+            format!("{f}.deny_at_disable.default_value"),
         ),
     ];
     for (filter, path) in cases {

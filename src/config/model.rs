@@ -515,8 +515,13 @@ pub struct ExtAuthz {
     pub failure_mode_allow_header_add: bool,
     /// `status_on_error.code` (default 403): the answer to a failed check.
     pub status_on_error: u16,
-    /// `stat_prefix`: counters are `http.<hcm prefix>.<stat_prefix>.ext_authz.*` when set.
+    /// `stat_prefix`: counters are `http.<hcm prefix>.ext_authz.<stat_prefix>.*` when set.
     pub stat_prefix: String,
+    /// `filter_enabled` (default: always): the share of requests checked.
+    pub filter_enabled: Option<Fraction>,
+    /// `deny_at_disable.default_value`: a request `filter_enabled` leaves out is answered
+    /// `status_on_error` instead of going on.
+    pub deny_at_disable: bool,
 }
 
 /// Envoy's fault injection filter (`…fault.v3.HTTPFault`), aborts only.

@@ -713,9 +713,9 @@ pub struct ExtAuthz {
     pub stat_prefix: Option<String>,
     pub with_request_body: Option<Value>,
     pub clear_route_cache: Option<bool>,
-    pub filter_enabled: Option<Value>,
+    pub filter_enabled: Option<RuntimeFractionalPercent>,
     pub filter_enabled_metadata: Option<Value>,
-    pub deny_at_disable: Option<Value>,
+    pub deny_at_disable: Option<RuntimeFeatureFlag>,
     pub metadata_context_namespaces: Option<Vec<String>>,
     pub typed_metadata_context_namespaces: Option<Vec<String>>,
     pub route_metadata_context_namespaces: Option<Vec<String>>,
@@ -732,6 +732,16 @@ pub struct ExtAuthz {
     pub enable_dynamic_metadata_ingestion: Option<Value>,
     pub filter_metadata: Option<Value>,
     pub emit_filter_state_stats: Option<bool>,
+}
+
+/// `envoy.config.core.v3.RuntimeFeatureFlag`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeFeatureFlag {
+    pub default_value: Option<bool>,
+    /// Accepted; no runtime layer can set it (as for `RuntimeFractionalPercent`).
+    #[serde(rename = "runtime_key")]
+    pub _runtime_key: Option<String>,
 }
 
 /// `envoy.extensions.filters.http.ext_authz.v3.HttpService`.

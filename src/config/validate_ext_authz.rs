@@ -18,7 +18,7 @@ pub const EXT_AUTHZ_PER_ROUTE_TYPE: &str =
 pub fn ext_authz(c: raw::ExtAuthz, path: &str) -> Result<ExtAuthz, ConfigError> {
     let p = |k: &str| join_key(path, k);
     let nonempty_list = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|l| !l.is_empty());
-    let refused: [(&str, bool, &str); 21] = [
+    let refused: [(&str, bool, &str); 19] = [
         (
             "grpc_service",
             c.grpc_service.is_some(),
@@ -35,19 +35,9 @@ pub fn ext_authz(c: raw::ExtAuthz, path: &str) -> Result<ExtAuthz, ConfigError> 
             "routing again after the authorization service added headers",
         ),
         (
-            "filter_enabled",
-            c.filter_enabled.is_some(),
-            "runtime switches",
-        ),
-        (
             "filter_enabled_metadata",
             c.filter_enabled_metadata.is_some(),
             "dynamic metadata",
-        ),
-        (
-            "deny_at_disable",
-            c.deny_at_disable.is_some(),
-            "runtime switches",
         ),
         (
             "metadata_context_namespaces",
@@ -239,6 +229,22 @@ pub fn ext_authz(c: raw::ExtAuthz, path: &str) -> Result<ExtAuthz, ConfigError> 
             a("allowed_client_headers_on_success"),
         )?;
     }
+    let filter_enabled = c
+        .filter_enabled
+        .map(|f| super::validate_filters::fraction(f, &p("filter_enabled")))
+        .transpose()?;
+    let deny_at_disable = match c.deny_at_disable {
+        None => false,
+        Some(f) => match f.default_value {
+            Some(v) => v,
+            None => {
+                return Err(err(
+                    join_key(&p("deny_at_disable"), "default_value"),
+                    "required field is missing",
+                ))
+            }
+        },
+    };
     let status_on_error = match c.status_on_error.and_then(|s| s.code) {
         None => 403,
         Some(code) => http_status(&code, &join_key(&p("status_on_error"), "code"))?,
@@ -258,6 +264,8 @@ pub fn ext_authz(c: raw::ExtAuthz, path: &str) -> Result<ExtAuthz, ConfigError> 
         failure_mode_allow_header_add: c.failure_mode_allow_header_add.unwrap_or(false),
         status_on_error,
         stat_prefix: c.stat_prefix.unwrap_or_default(),
+        filter_enabled,
+        deny_at_disable,
     })
 }
 

@@ -115,6 +115,8 @@ pub(super) enum Count {
     Denied,
     Error,
     FailureModeAllowed,
+    /// `filter_enabled` left the request out.
+    Disabled,
 }
 
 /// Headers of an answer a list lets through, as edits with `action`. Framing and connection
@@ -196,10 +198,10 @@ pub(super) fn outcome(c: &ExtAuthz, v: &Verdict, counts: &mut Vec<Count>) -> Out
 pub(super) const FLAG: u32 = Flags::UAEX;
 
 /// The filters' counters by (listener, filter index): ok, denied, error,
-/// failure_mode_allowed under `http.<prefix>.ext_authz.[<stat_prefix>.]`.
+/// failure_mode_allowed, disabled under `http.<prefix>.ext_authz.[<stat_prefix>.]`.
 #[derive(Debug, Default)]
 pub(crate) struct ExtAuthzStats {
-    by_filter: HashMap<(usize, usize), [Counter; 4]>,
+    by_filter: HashMap<(usize, usize), [Counter; 5]>,
 }
 
 impl ExtAuthzStats {
@@ -222,7 +224,13 @@ impl ExtAuthzStats {
                     prefix.push('.');
                 }
                 let mut n = |s: &str| stats.store.counter(&format!("{prefix}{s}"));
-                let counters = [n("ok"), n("denied"), n("error"), n("failure_mode_allowed")];
+                let counters = [
+                    n("ok"),
+                    n("denied"),
+                    n("error"),
+                    n("failure_mode_allowed"),
+                    n("disabled"),
+                ];
                 by_filter.insert((l, fi), counters);
             }
         }
@@ -239,6 +247,7 @@ impl ExtAuthzStats {
                 Count::Denied => 1,
                 Count::Error => 2,
                 Count::FailureModeAllowed => 3,
+                Count::Disabled => 4,
             };
             if let Some(&counter) = c.get(i) {
                 stats.store.inc(counter);
@@ -385,6 +394,8 @@ mod tests {
             failure_mode_allow_header_add: false,
             status_on_error: 403,
             stat_prefix: String::new(),
+            filter_enabled: None,
+            deny_at_disable: false,
         }
     }
 

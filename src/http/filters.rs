@@ -193,6 +193,19 @@ pub(super) fn run(
                     ..Answer::new(status, "fault filter abort", "fault_filter_abort")
                 })
             }
+            HttpFilterKind::ExtAuthz(c)
+                if !(fi == start && verdict.is_some())
+                    && !c.filter_enabled.is_none_or(|f| sample(f, rng)) =>
+            {
+                // Envoy's `filter_enabled`: left out, or (`deny_at_disable`) refused.
+                let at = (env.listener, fi);
+                env.ext_authz
+                    .count(at, &[super::ext_authz::Count::Disabled], stats);
+                c.deny_at_disable.then(|| Answer {
+                    flag: super::ext_authz::FLAG,
+                    ..Answer::new(c.status_on_error, "", "ext_authz_error")
+                })
+            }
             HttpFilterKind::ExtAuthz(c) => {
                 let Some(v) = verdict.take().filter(|_| fi == start) else {
                     out.check = Some((fi, super::ext_authz::check(c, req)));

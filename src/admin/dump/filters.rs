@@ -181,6 +181,12 @@ fn ext_authz(c: &ExtAuthz) -> Value {
             Some(map(vec![("code", n(c.status_on_error))])),
         ),
         ("stat_prefix", text(&c.stat_prefix)),
+        ("filter_enabled", c.filter_enabled.as_ref().map(fraction)),
+        (
+            "deny_at_disable",
+            c.deny_at_disable
+                .then(|| map(vec![("default_value", n(true))])),
+        ),
     ])
 }
 
