@@ -140,6 +140,8 @@ pub(super) fn run(
         {
             continue;
         }
+        // This filter's check is answered: it only reads the verdict now.
+        let resumed = fi == start && verdict.is_some();
         let answer = match &f.kind {
             HttpFilterKind::HealthCheck(hc) => {
                 health_check(hc, req, env, &mut out.edits, &mut out.health_check).map(
@@ -194,8 +196,7 @@ pub(super) fn run(
                 })
             }
             HttpFilterKind::ExtAuthz(c)
-                if !(fi == start && verdict.is_some())
-                    && !c.filter_enabled.is_none_or(|f| sample(f, rng)) =>
+                if !resumed && c.filter_enabled.is_some_and(|f| !sample(f, rng)) =>
             {
                 // Envoy's `filter_enabled`: left out, or (`deny_at_disable`) refused.
                 let at = (env.listener, fi);
