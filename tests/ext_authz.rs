@@ -250,6 +250,9 @@ fn an_allowed_request_goes_up_with_the_services_headers_and_a_denied_one_gets_it
         (n("ok"), n("denied"), n("error"), n("failure_mode_allowed")),
         (1, 1, 2, 0)
     );
+    // The checks are requests of the authorization cluster: one timed out.
+    let c = |n: &str| stat(s.admin, &format!("cluster.authz.{n}"));
+    assert_eq!((c("upstream_rq_timeout"), c("upstream_rq_4xx")), (1, 1));
     drop(s.baton);
 }
 

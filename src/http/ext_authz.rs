@@ -539,7 +539,9 @@ pub struct InFlight {
 pub enum End {
     Answered(u16),
     Failed,
-    /// Its request stopped waiting (the check's timeout, or the client went away).
+    /// The check's timeout ended it.
+    TimedOut,
+    /// Its request stopped waiting (the client went away).
     Abandoned,
 }
 
@@ -594,6 +596,10 @@ impl InFlight {
                 crate::observe::upstream_connect_fail(ctx, c, addr, false);
             }
             End::Failed => log::debug!("ext_authz: check to {addr} failed before its answer"),
+            End::TimedOut if !self.shot.is_connected() => {
+                crate::observe::upstream_connect_fail(ctx, c, addr, true);
+            }
+            End::TimedOut => crate::observe::upstream_rq_timeout(ctx, c, addr),
             End::Abandoned => {}
         }
         crate::observe::upstream_cx_close(ctx, c, addr);

@@ -721,8 +721,9 @@ impl Session {
             }
         }
         if !self.core.checking() {
+            // The request went on without its answer: the check's timeout ended it.
             if let Some(old) = self.check.take() {
-                old.close(ctx, End::Abandoned);
+                old.close(ctx, End::TimedOut);
             }
             return false;
         }
