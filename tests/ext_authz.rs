@@ -404,3 +404,46 @@ fn what_baton_cannot_honour_is_refused_by_path() {
         "{err}"
     );
 }
+
+#[test]
+fn a_request_paused_on_its_check_is_answered_across_a_hot_restart() {
+    use common::hot::{exit_status, hot_start, hot_takeover, HotDir};
+    let up = Upstream::start("up1");
+    let authz = Authz::start();
+    let (port, admin) = (free_port(), free_port());
+    let filter = r#"              http_service:
+                server_uri: {uri: "http://authz", cluster: authz, timeout: 20s}
+                authorization_response:
+                  allowed_upstream_headers: {patterns: [{exact: x-current-user}]}"#;
+    let yaml = format!(
+        "static_resources:\n  listeners:\n{}  clusters:\n{}{}admin:\n  address: \
+         {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}\n",
+        listener("main", port, filter, "/dev/null"),
+        cluster("backend", up.port()),
+        cluster("authz", authz.port),
+    );
+    let dir = HotDir::new("ext-authz-hot");
+    let mut v1 = hot_start(&yaml, &dir, &[]);
+    let mut c = RawConn::connect(port);
+    c.send(b"GET /gate HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer frank\r\n\r\n");
+    // The check is held by the service while a new generation takes over.
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    while authz.seen().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(authz.seen().len(), 1);
+    let (v2, _) = hot_takeover(&yaml, &dir, &[], &v1);
+    authz.release();
+    // The paused request is answered by the old generation, on its connection.
+    let r = c.expect_response(false);
+    assert_eq!(r.status(), 200);
+    assert_eq!(up.seen()[0].header("x-current-user"), Some("frank"));
+    // The connection goes on (handed over once idle), its next request checked again.
+    c.send(b"GET /next HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer gina\r\n\r\n");
+    assert_eq!(c.expect_response(false).status(), 200);
+    assert_eq!(up.seen()[1].header("x-current-user"), Some("gina"));
+    drop(c);
+    v1.sigterm();
+    assert!(exit_status(&mut v1, Duration::from_secs(60)).success());
+    drop(v2);
+}

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `Authorization: Bearer NAME` | 200 with `x-current-user: NAME` (and `x-extra`, `x-client-note`) |
 //! | path containing `/slow` | 200 after 3 s (past any check timeout in the tests) |
+//! | path containing `/gate` | held until the test calls `release` (at most 15 s), then as the rest |
 //! | path containing `/boom` | 503 |
 //! | anything else | 401, body `denied by authz`, `x-authz-reason: no token`, `www-authenticate` |
 
@@ -19,6 +20,7 @@ pub struct Authz {
     pub port: u16,
     seen: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
+    gate: Arc<AtomicBool>,
 }
 
 impl Authz {
@@ -27,18 +29,29 @@ impl Authz {
         let port = l.local_addr().expect("addr").port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (s2, st2) = (seen.clone(), stop.clone());
+        let gate = Arc::new(AtomicBool::new(false));
+        let (s2, st2, g2) = (seen.clone(), stop.clone(), gate.clone());
         std::thread::spawn(move || {
             for c in l.incoming() {
                 if st2.load(Ordering::SeqCst) {
                     return;
                 }
                 let Ok(c) = c else { continue };
-                let s3 = s2.clone();
-                std::thread::spawn(move || answer(c, &s3));
+                let (s3, g3) = (s2.clone(), g2.clone());
+                std::thread::spawn(move || answer(c, &s3, &g3));
             }
         });
-        Authz { port, seen, stop }
+        Authz {
+            port,
+            seen,
+            stop,
+            gate,
+        }
+    }
+
+    /// Lets the `/gate` checks held so far (and later ones) be answered.
+    pub fn release(&self) {
+        self.gate.store(true, Ordering::SeqCst);
     }
 
     /// The check request heads received so far.
@@ -54,7 +67,7 @@ impl Drop for Authz {
     }
 }
 
-fn answer(mut c: TcpStream, seen: &Mutex<Vec<String>>) {
+fn answer(mut c: TcpStream, seen: &Mutex<Vec<String>>, gate: &AtomicBool) {
     let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
     let mut head = Vec::new();
     let mut b = [0u8; 4096];
@@ -77,6 +90,14 @@ fn answer(mut c: TcpStream, seen: &Mutex<Vec<String>>) {
                 .then(|| v.trim().to_string())
         })
         .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string));
+    if path.contains("/gate") {
+        for _ in 0..750 {
+            if gate.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     let reply = if path.contains("/slow") {
         std::thread::sleep(Duration::from_secs(3));
         "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
