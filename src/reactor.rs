@@ -30,6 +30,8 @@ pub enum Tok {
     Trace(usize),
     /// A shadow request's connection (index in `http::mirror::Mirrors`).
     Mirror(usize),
+    /// The inotify instance watching `dynamic_resources` files (`server::watch`).
+    Files,
     /// An ext_authz check's connection (the index of the session whose request waits).
     Check(usize),
 }
@@ -47,7 +49,8 @@ impl Tok {
             Tok::Health(i) => (9, i),
             Tok::Trace(i) => (10, i),
             Tok::Mirror(i) => (11, i),
-            Tok::Check(i) => (12, i),
+            Tok::Files => (12, 0),
+            Tok::Check(i) => (13, i),
         };
         Token((kind << KIND_SHIFT) | (idx & INDEX_MASK))
     }
@@ -65,7 +68,8 @@ impl Tok {
             9 => Tok::Health(idx),
             10 => Tok::Trace(idx),
             11 => Tok::Mirror(idx),
-            12 => Tok::Check(idx),
+            12 => Tok::Files,
+            13 => Tok::Check(idx),
             _ => return None,
         })
     }
@@ -161,6 +165,7 @@ mod tests {
             Tok::Restart(usize::MAX),
             Tok::Health(4),
             Tok::Trace(5),
+            Tok::Files,
             Tok::Mirror(6),
         ] {
             assert_eq!(Tok::from_token(t.token()), Some(t));
