@@ -134,6 +134,8 @@ pub struct Ctx {
     pub(crate) faults: crate::http::fault::FaultStats,
     /// The compressor and decompressor filters' configs and counters.
     pub(crate) compress: crate::http::compress::CompressStats,
+    /// The ext_authz filters' counters.
+    pub(crate) ext_authz: crate::http::ext_authz::ExtAuthzStats,
     /// Upstream connections: idle pool, slot owners, connect throttling and waiters.
     pub upstreams: UpPool,
     pub timers: Timers,
@@ -196,6 +198,7 @@ impl Ctx {
                         | crate::config::HttpFilterKind::Fault(_)
                         | crate::config::HttpFilterKind::Compressor(_)
                         | crate::config::HttpFilterKind::Decompressor(_) => {}
+                        crate::config::HttpFilterKind::ExtAuthz(_) => {}
                     }
                 }
             }
@@ -235,12 +238,14 @@ impl Ctx {
         let rbac = crate::http::rbac::RbacStats::new(&listeners, &mut stats);
         let faults = crate::http::fault::FaultStats::new(&listeners, &mut stats);
         let compress = crate::http::compress::CompressStats::new(&listeners, &mut stats);
+        let ext_authz = crate::http::ext_authz::ExtAuthzStats::new(&listeners, &mut stats);
         Ctx {
             homes,
             limits,
             rbac,
             faults,
             compress,
+            ext_authz,
             stats,
             access_logs,
             registry,

@@ -325,7 +325,8 @@ pub fn exchange(data: &[u8]) {
 }
 
 /// The `proxy` target's config: every request-path feature a peer's bytes reach is on (the
-/// HTTP filters, tracing with B3 parsing, client certificate and internal-header rules, path
+/// HTTP filters — ext_authz on `/authz…`, its check answered with the exchange's response
+/// bytes — tracing with B3 parsing, client certificate and internal-header rules, path
 /// and Host normalisation, header edits with request variables, access-log filters and
 /// formats, local reply mappers, retries, outlier detection). Its clusters are never
 /// connected to: the in-memory driver answers for the upstream.
@@ -397,6 +398,7 @@ static_resources:
               domains: ["*"]
               retry_policy: {retry_on: "5xx,reset,connect-failure", num_retries: 1}
               typed_per_filter_config:
+                envoy.filters.http.ext_authz: {"@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, disabled: true}
                 envoy.filters.http.cors:
                   "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy
                   allow_origin_string_match: [{prefix: "https://"}, {safe_regex: {regex: "^http://[a-z]+\\.test$"}}]
@@ -426,6 +428,10 @@ static_resources:
                     token_bucket: {max_tokens: 2, tokens_per_fill: 1, fill_interval: 1s}
                     filter_enabled: {runtime_key: e, default_value: {numerator: 100, denominator: HUNDRED}}
                     filter_enforced: {runtime_key: f, default_value: {numerator: 100, denominator: HUNDRED}}
+              - match: {prefix: "/authz"}
+                route: {cluster: up}
+                typed_per_filter_config:
+                  envoy.filters.http.ext_authz: {"@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, check_settings: {}}
               - match: {connect_matcher: {}}
                 route: {cluster: up, upgrade_configs: [{upgrade_type: CONNECT, connect_config: {}}]}
               - match: {prefix: "/"}
@@ -471,6 +477,20 @@ static_resources:
               "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
               headers: [{name: x-fault, present_match: true}]
               abort: {header_abort: {}, percentage: {numerator: 50}}
+          - name: envoy.filters.http.ext_authz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+              failure_mode_allow: true
+              failure_mode_allow_header_add: true
+              http_service:
+                server_uri: {uri: "http://authz", cluster: authz, timeout: 0.2s}
+                path_prefix: /check
+                authorization_request: {allowed_headers: {patterns: [{prefix: x-}]}, headers_to_add: [{key: x-from, value: fuzz}]}
+                authorization_response:
+                  allowed_upstream_headers: {patterns: [{exact: x-user}]}
+                  allowed_upstream_headers_to_append: {patterns: [{safe_regex: {regex: "x-a.*"}}]}
+                  allowed_client_headers: {patterns: [{suffix: -reason}]}
+                  allowed_client_headers_on_success: {patterns: [{exact: x-note}]}
           - name: envoy.filters.http.router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
   clusters:
@@ -495,6 +515,10 @@ static_resources:
     lb_policy: RING_HASH
     ring_hash_lb_config: {minimum_ring_size: 64}
     load_assignment: {cluster_name: ring, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9}}}}, {endpoint: {address: {socket_address: {address: 127.0.0.4, port_value: 9}}}}]}]}
+  - name: authz
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment: {cluster_name: authz, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9}}}}]}]}
   - name: zipkin
     connect_timeout: 1s
     type: STATIC
@@ -635,6 +659,7 @@ pub fn proxy_protocol(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::inmem::InMem;
 
     #[test]
     fn the_proxy_target_reaches_the_datadog_tracer() {
@@ -660,5 +685,27 @@ mod tests {
             input.extend_from_slice(p);
         }
         proxy(&input);
+    }
+
+    /// The proxy target reaches ext_authz: `/authz…` is checked (its answer is the exchange's
+    /// response bytes), other paths are not.
+    #[test]
+    fn the_proxy_target_reaches_ext_authz_on_its_route() {
+        let Ok(peer) = "127.0.0.1:40000".parse() else {
+            panic!("address");
+        };
+        let mut m = InMem::new(PROXY_YAML, peer).expect("config loads");
+        let ok = b"HTTP/1.1 200 OK\r\nx-user: u\r\ncontent-length: 0\r\n\r\n";
+        let deny = b"HTTP/1.1 403 F\r\ncontent-length: 2\r\n\r\nno";
+        let get = |p: &str| format!("GET {p} HTTP/1.1\r\nHost: a\r\n\r\n").into_bytes();
+        m.exchange(&get("/authz/a"), ok).expect("allowed");
+        m.exchange(&get("/authz/b"), deny).expect("denied");
+        m.exchange(&get("/other"), ok).expect("not checked");
+        let stats = &m.ctx().stats.store;
+        let n = |c: &str| stats.get(&format!("http.fuzz.ext_authz.{c}"));
+        assert_eq!(
+            (n("ok"), n("denied"), n("error")),
+            (Some(1), Some(1), Some(0))
+        );
     }
 }

@@ -589,6 +589,7 @@ pub fn routing_decision(
             )
         }
         Decision::Local(r) => format!("local reply {}", r.status),
+        Decision::Check(p) => format!("paused on an ext_authz check to {}", p.check.cluster),
     };
     log::debug!(
         "{listener} {peer}: {} {} host {:?} -> {what}",

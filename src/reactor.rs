@@ -32,6 +32,8 @@ pub enum Tok {
     Mirror(usize),
     /// The inotify instance watching `dynamic_resources` files (`server::watch`).
     Files,
+    /// An ext_authz check's connection (the index of the session whose request waits).
+    Check(usize),
 }
 
 impl Tok {
@@ -48,6 +50,7 @@ impl Tok {
             Tok::Trace(i) => (10, i),
             Tok::Mirror(i) => (11, i),
             Tok::Files => (12, 0),
+            Tok::Check(i) => (13, i),
         };
         Token((kind << KIND_SHIFT) | (idx & INDEX_MASK))
     }
@@ -66,6 +69,7 @@ impl Tok {
             10 => Tok::Trace(idx),
             11 => Tok::Mirror(idx),
             12 => Tok::Files,
+            13 => Tok::Check(idx),
             _ => return None,
         })
     }

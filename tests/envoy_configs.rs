@@ -12,6 +12,8 @@ mod compress_support;
 mod datadog_support;
 mod tls_support;
 
+use common::authz::Authz;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -75,20 +77,15 @@ const CORPUS: &[(&str, &[&str])] = &[
         "examples--ext_authz-config-grpc-service-v3.yaml",
         &[
             "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.grpc_service",
         ],
     ),
-    (
-        "examples--ext_authz-config-http-service.yaml",
-        &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
-        ],
-    ),
+    ("examples--ext_authz-config-http-service.yaml", &[]),
     (
         "examples--ext_authz-config-opa-service-v3.yaml",
         &[
             "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.grpc_service",
         ],
     ),
     (
@@ -1733,4 +1730,48 @@ fn locality_load_balancing_example_fails_over_by_priority_and_locality() {
     ups[2] = None;
     wait_for(&[3]);
     assert_eq!(count(8), [0, 0, 0, 8]);
+}
+
+/// envoyproxy/examples ext_authz/config/http-service.yaml: every request is checked with the
+/// `ext_authz-http-service` cluster (here the test's authorization service) first; an allowed
+/// one reaches the upstream with the service's `x-current-user`, a denied one gets the
+/// service's answer and never reaches the upstream.
+#[test]
+fn ext_authz_http_service_checks_each_request_with_the_authorization_service() {
+    let file = "examples--ext_authz-config-http-service.yaml";
+    assert!(loads(file));
+    let up = Upstream::start("upstream-service");
+    let authz = Authz::start();
+    let (yaml, ports) = on_loopback(file, up.port());
+    // The second cluster is the authorization service's.
+    let mut doc: Value = serde_yaml::from_str(&yaml).expect("YAML");
+    let authz_cluster = &mut doc["static_resources"]["clusters"][1];
+    assert_eq!(authz_cluster["name"], Value::from("ext_authz-http-service"));
+    let ep = &mut authz_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0];
+    set_address(&mut ep["endpoint"]["address"], authz.port);
+    let _b = Baton::start(&serde_yaml::to_string(&doc).expect("YAML"));
+    let r = request(
+        ports[0],
+        "GET /service HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer user1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status(), 200);
+    let seen = up.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].header("x-current-user"), Some("user1"));
+    // Only the allowed upstream header: not the service's others.
+    assert_eq!(seen[0].header("x-extra"), None);
+    let checks = authz.seen();
+    assert_eq!(checks.len(), 1);
+    assert!(
+        checks[0].starts_with("GET /service HTTP/1.1\r\n"),
+        "{}",
+        checks[0]
+    );
+    let r = request(
+        ports[0],
+        "GET /service HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.header("x-authz-reason"), Some("no token"));
+    assert_eq!(up.requests(), 1);
 }

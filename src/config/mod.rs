@@ -13,6 +13,7 @@ pub mod tls;
 mod validate;
 mod validate_action;
 mod validate_compress;
+mod validate_ext_authz;
 mod validate_fault;
 mod validate_filters;
 mod validate_health;

@@ -507,6 +507,8 @@ pub enum HttpFilterKind {
     Compressor(Compressor),
     /// `envoy.filters.http.decompressor` with the gzip library (requests).
     Decompressor(Decompressor),
+    /// `envoy.filters.http.ext_authz` with an HTTP authorization service (boxed: large).
+    ExtAuthz(Box<ExtAuthz>),
 }
 
 /// `envoy.filters.http.compressor`: response compression with gzip.
@@ -582,6 +584,58 @@ pub enum FilterPolicy {
     /// An `RBACPerRoute`: its `rbac` (an empty one lets every request through).
     Rbac(Rbac),
     Fault(Fault),
+    /// An `ExtAuthzPerRoute`: `disabled` (its `check_settings` must be empty: they only mean
+    /// something to a gRPC service).
+    ExtAuthz {
+        disabled: bool,
+    },
+}
+
+/// Envoy's external authorization filter (`…ext_authz.v3.ExtAuthz`) with an `http_service`:
+/// each request is paused while a check request goes to the authorization service; 200
+/// lets it on, another status answers the client, a failure is `status_on_error`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtAuthz {
+    /// `http_service.server_uri.uri`: required, and not used (as in Envoy, the request goes to
+    /// `cluster` with the original path).
+    pub uri: String,
+    /// `http_service.server_uri.cluster`: found by name per check (a cluster that is not
+    /// there is a check error, as in Envoy).
+    pub cluster: String,
+    /// `http_service.server_uri.timeout` (required).
+    pub timeout: std::time::Duration,
+    /// `http_service.path_prefix`: put before the request's path in the check request.
+    pub path_prefix: String,
+    /// `authorization_request.allowed_headers`: request headers the check request carries,
+    /// besides Envoy's fixed ones (`Authorization`, method, path, `Host`).
+    pub allowed_headers: Vec<StringMatch>,
+    /// `authorization_request.headers_to_add`: set on the check request.
+    pub headers_to_add: Vec<(String, String)>,
+    /// `authorization_response.allowed_upstream_headers`: set on the upstream request from a
+    /// 200 answer.
+    pub upstream_headers: Vec<StringMatch>,
+    /// `authorization_response.allowed_upstream_headers_to_append`: appended likewise.
+    pub upstream_headers_to_append: Vec<StringMatch>,
+    /// `authorization_response.allowed_client_headers`: headers of a denial that go to the
+    /// client; empty: all but `Host`.
+    pub client_headers: Vec<StringMatch>,
+    /// `authorization_response.allowed_client_headers_on_success`: headers of a 200 answer
+    /// set on the client's response.
+    pub client_headers_on_success: Vec<StringMatch>,
+    /// `failure_mode_allow`: a failed check lets the request on.
+    pub failure_mode_allow: bool,
+    /// `failure_mode_allow_header_add`: such a request carries
+    /// `x-envoy-auth-failure-mode-allowed: true`.
+    pub failure_mode_allow_header_add: bool,
+    /// `status_on_error.code` (default 403): the answer to a failed check.
+    pub status_on_error: u16,
+    /// `stat_prefix`: counters are `http.<hcm prefix>.ext_authz.<stat_prefix>.*` when set.
+    pub stat_prefix: String,
+    /// `filter_enabled` (default: always): the share of requests checked.
+    pub filter_enabled: Option<Fraction>,
+    /// `deny_at_disable.default_value`: a request `filter_enabled` leaves out is answered
+    /// `status_on_error` instead of going on.
+    pub deny_at_disable: bool,
 }
 
 /// Envoy's fault injection filter (`…fault.v3.HTTPFault`), aborts only.

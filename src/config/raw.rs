@@ -712,6 +712,89 @@ pub struct Router {}
 #[serde(deny_unknown_fields)]
 pub struct Cors {}
 
+/// `envoy.extensions.filters.http.ext_authz.v3.ExtAuthz`: the fields baton reads, and
+/// those it refuses by path when set (the rest are unknown fields, refused by serde).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtAuthz {
+    pub http_service: Option<ExtAuthzHttpService>,
+    pub grpc_service: Option<Value>,
+    pub transport_api_version: Option<EnumValue>,
+    pub failure_mode_allow: Option<bool>,
+    pub failure_mode_allow_header_add: Option<bool>,
+    pub status_on_error: Option<HttpStatus>,
+    pub stat_prefix: Option<String>,
+    pub with_request_body: Option<Value>,
+    pub clear_route_cache: Option<bool>,
+    pub filter_enabled: Option<RuntimeFractionalPercent>,
+    pub filter_enabled_metadata: Option<Value>,
+    pub deny_at_disable: Option<RuntimeFeatureFlag>,
+    pub metadata_context_namespaces: Option<Vec<String>>,
+    pub typed_metadata_context_namespaces: Option<Vec<String>>,
+    pub route_metadata_context_namespaces: Option<Vec<String>>,
+    pub route_typed_metadata_context_namespaces: Option<Vec<String>>,
+    pub include_peer_certificate: Option<bool>,
+    pub include_tls_session: Option<bool>,
+    pub validate_mutations: Option<bool>,
+    pub bootstrap_metadata_labels_key: Option<String>,
+    pub allowed_headers: Option<Value>,
+    pub disallowed_headers: Option<Value>,
+    pub charge_cluster_response_stats: Option<Value>,
+    pub encode_raw_headers: Option<bool>,
+    pub decoder_header_mutation_rules: Option<Value>,
+    pub enable_dynamic_metadata_ingestion: Option<Value>,
+    pub filter_metadata: Option<Value>,
+    pub emit_filter_state_stats: Option<bool>,
+}
+
+/// `envoy.extensions.filters.http.ext_authz.v3.HttpService`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtAuthzHttpService {
+    pub server_uri: Option<HttpUri>,
+    pub path_prefix: Option<String>,
+    pub authorization_request: Option<AuthorizationRequest>,
+    pub authorization_response: Option<AuthorizationResponse>,
+    pub retry_policy: Option<Value>,
+}
+
+/// `envoy.config.core.v3.HttpUri`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpUri {
+    pub uri: Option<String>,
+    pub cluster: Option<String>,
+    pub timeout: Option<Dur>,
+}
+
+/// `envoy.extensions.filters.http.ext_authz.v3.AuthorizationRequest`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationRequest {
+    pub allowed_headers: Option<ListStringMatcher>,
+    #[serde(default)]
+    pub headers_to_add: Vec<HeaderValue>,
+}
+
+/// `envoy.extensions.filters.http.ext_authz.v3.AuthorizationResponse`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationResponse {
+    pub allowed_upstream_headers: Option<ListStringMatcher>,
+    pub allowed_upstream_headers_to_append: Option<ListStringMatcher>,
+    pub allowed_client_headers: Option<ListStringMatcher>,
+    pub allowed_client_headers_on_success: Option<ListStringMatcher>,
+    pub dynamic_metadata_from_headers: Option<ListStringMatcher>,
+}
+
+/// `envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtAuthzPerRoute {
+    pub disabled: Option<bool>,
+    pub check_settings: Option<Value>,
+}
+
 /// `envoy.extensions.filters.http.fault.v3.HTTPFault` (also per route).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -290,6 +290,11 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
         "envoy.filters.http.decompressor",
         super::validate_compress::DECOMPRESSOR_TYPE,
     ),
+    (
+        "envoy.filters.http.ext_authz",
+        super::validate_ext_authz::EXT_AUTHZ_TYPE,
+    ),
+    ("envoy.ext_authz", super::validate_ext_authz::EXT_AUTHZ_TYPE),
     ("envoy.access_loggers.file", FILE_LOG_TYPE),
     ("envoy.file_access_log", FILE_LOG_TYPE),
     ("envoy.access_loggers.stdout", STDOUT_LOG_TYPE),
@@ -602,6 +607,7 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
     if let (Ok(cs), Ok(ls)) = (&clusters, &listeners) {
         keep(tls_collectors(cs, ls), &mut first);
         keep(tls_mirrors(cs, ls), &mut first);
+        keep(tls_authz(cs, ls), &mut first);
     }
     if let Some(e) = first {
         return Err(e);
@@ -1256,6 +1262,38 @@ fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), Co
                         Provider::Datadog(_) => "Datadog",
                     },
                     l.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An ext_authz filter's cluster must be plain: checks are sent over plain HTTP/1.1
+/// (`http/ext_authz.rs`).
+fn tls_authz(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), ConfigError> {
+    let filters = listeners.iter().flat_map(|l| {
+        l.terminals
+            .iter()
+            .filter_map(|t| t.hcm())
+            .flat_map(|h| &h.http_filters)
+            .map(move |f| (l, f))
+    });
+    for (l, f) in filters {
+        let HttpFilterKind::ExtAuthz(a) = &f.kind else {
+            continue;
+        };
+        let found = clusters
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.name == a.cluster);
+        if let Some((i, cl)) = found.filter(|(_, c)| c.tls.is_some()) {
+            return Err(err(
+                format!("static_resources.clusters[{i}].transport_socket"),
+                format!(
+                    "cluster \"{}\" is an ext_authz service (filter \"{}\" of listener \"{}\"): \
+                     baton sends checks over plain HTTP, so it cannot use TLS",
+                    cl.name, f.name, l.name
                 ),
             ));
         }

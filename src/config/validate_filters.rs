@@ -8,6 +8,9 @@ use super::model::*;
 use super::raw;
 use super::validate::{enum_or, err, extension_kind, typed_payload, EnumEntry};
 use super::validate_compress::{compressor, decompressor, COMPRESSOR_TYPE, DECOMPRESSOR_TYPE};
+use super::validate_ext_authz::{
+    ext_authz, ext_authz_per_route, EXT_AUTHZ_PER_ROUTE_TYPE, EXT_AUTHZ_TYPE,
+};
 use super::validate_fault::{fault, FAULT_TYPE};
 use super::validate_local_reply::{uint32, DENOMINATORS};
 use super::validate_rbac::{rbac, rbac_per_route, RBAC_PER_ROUTE_TYPE, RBAC_TYPE};
@@ -31,6 +34,7 @@ pub const HTTP_FILTERS: &[&str] = &[
     FAULT_TYPE,
     COMPRESSOR_TYPE,
     DECOMPRESSOR_TYPE,
+    EXT_AUTHZ_TYPE,
     ROUTER_TYPE,
 ];
 /// The per-route config types baton reads (besides the `FilterConfig` wrapper).
@@ -40,6 +44,7 @@ const PER_ROUTE_TYPES: &[&str] = &[
     LOCAL_RATE_LIMIT_TYPE,
     RBAC_PER_ROUTE_TYPE,
     FAULT_TYPE,
+    EXT_AUTHZ_PER_ROUTE_TYPE,
 ];
 
 /// The HTTP filters: the router last, and before it the others in order.
@@ -142,6 +147,11 @@ pub fn http_filters(
                 } else {
                     HttpFilterKind::Decompressor(decompressor(from_value(&v, &tpath)?, &tpath)?)
                 }
+            }
+            EXT_AUTHZ_TYPE => {
+                let v = typed_payload(&f.typed_config, &tpath, EXT_AUTHZ_TYPE)?;
+                let v = v.unwrap_or_else(empty_map);
+                HttpFilterKind::ExtAuthz(Box::new(ext_authz(from_value(&v, &tpath)?, &tpath)?))
             }
             RBAC_TYPE => {
                 let v = typed_payload(&f.typed_config, &tpath, RBAC_TYPE)?;
@@ -396,6 +406,11 @@ fn policy(v: &Value, path: &str, optional: bool) -> Result<Option<FilterPolicy>,
                 path,
             )?)))
         }
+        EXT_AUTHZ_PER_ROUTE_TYPE => {
+            let c = typed_payload(&Some(v.clone()), path, EXT_AUTHZ_PER_ROUTE_TYPE)?
+                .unwrap_or_else(empty_map);
+            Ok(Some(ext_authz_per_route(from_value(&c, path)?, path)?))
+        }
         _ if optional => Ok(None),
         _ => Err(err(
             join_key(path, "@type"),
@@ -497,6 +512,10 @@ pub fn check_per_filter(
                     )
                     | (Some(FilterPolicy::Rbac(_)), HttpFilterKind::Rbac(_))
                     | (Some(FilterPolicy::Fault(_)), HttpFilterKind::Fault(_))
+                    | (
+                        Some(FilterPolicy::ExtAuthz { .. }),
+                        HttpFilterKind::ExtAuthz(_)
+                    )
             );
             if !fits {
                 return Err(err(
@@ -547,6 +566,7 @@ fn kind_name(k: &HttpFilterKind) -> &'static str {
         HttpFilterKind::Fault(_) => FAULT_TYPE,
         HttpFilterKind::Compressor(_) => COMPRESSOR_TYPE,
         HttpFilterKind::Decompressor(_) => DECOMPRESSOR_TYPE,
+        HttpFilterKind::ExtAuthz(_) => EXT_AUTHZ_TYPE,
     }
 }
 
@@ -564,6 +584,20 @@ const STATUS_NAMES: &[EnumEntry<u16>] = &[
     ("InternalServerError", 500, Some(500)),
     ("ServiceUnavailable", 503, Some(503)),
 ];
+
+/// An `HttpStatus.code`: a number or one of Envoy's names, an HTTP status (100..=599).
+pub(super) fn http_status(code: &raw::EnumValue, cpath: &str) -> Result<u16, ConfigError> {
+    let n = match code {
+        raw::EnumValue::Number(n) => *n,
+        raw::EnumValue::Name(_) => {
+            i64::from(super::validate::proto_enum(code, cpath, STATUS_NAMES)?)
+        }
+    };
+    match u16::try_from(n) {
+        Ok(s) if (100..=599).contains(&s) => Ok(s),
+        _ => Err(err(cpath, format!("{n} is not an HTTP status"))),
+    }
+}
 
 /// `LocalRateLimit` (`per_route`: a virtual host's or route's, which needs its token bucket).
 /// What baton does not implement is refused by path: descriptors and the fields that only
@@ -635,21 +669,12 @@ fn local_rate_limit(
     let status = match c.status.and_then(|s| s.code) {
         None => 429,
         Some(code) => {
-            let cpath = join_key(&p("status"), "code");
-            let n = match &code {
-                raw::EnumValue::Number(n) => *n,
-                raw::EnumValue::Name(_) => {
-                    i64::from(super::validate::proto_enum(&code, &cpath, STATUS_NAMES)?)
-                }
-            };
-            if !(100..=599).contains(&n) {
-                return Err(err(cpath, format!("{n} is not an HTTP status")));
-            }
+            let n = http_status(&code, &join_key(&p("status"), "code"))?;
             // Envoy answers 429 for a status below 400.
             if n < 400 {
                 429
             } else {
-                n as u16
+                n
             }
         }
     };

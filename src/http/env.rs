@@ -9,8 +9,9 @@ use std::time::Instant;
 use super::buf::BufPool;
 use super::codec::RequestHead;
 use super::core::{Env, Reply, RetryStat, Spares, TcpStat, TcpTarget};
+use super::ext_authz::Verdict;
 use super::local::write_local_reply;
-use super::request::{decide, hcm_path, Decision};
+use super::request::{decide, hcm_path, Decision, Pending};
 use crate::access_log::{Rq, TlsInfo};
 use crate::cluster::breakers::Resource;
 use crate::cluster::outlier::Outcome;
@@ -70,6 +71,95 @@ impl<'a> CtxEnv<'a> {
 }
 
 impl CtxEnv<'_> {
+    /// Routes a request, or (`resume`) goes on with one paused on an ext_authz check: the
+    /// connection manager's changes are made again (they depend on the head alone), the
+    /// span begun before the pause is kept.
+    fn route_or_resume(
+        &mut self,
+        req: &RequestHead<'_>,
+        rq: &mut Rq,
+        mut resume: Option<(Box<Pending>, Verdict)>,
+    ) -> Decision {
+        // normalize_path / merge_slashes change the path before routing: the route, the
+        // upstream and the access log's `:path` all see the new one, as Envoy's connection
+        // manager rewrites the header itself. An unchanged path allocates nothing.
+        // strip_*_host_port likewise change the Host. A path it refuses or redirects is the
+        // connection manager's own answer.
+        let l = &self.ctx.listeners[self.listener];
+        let port = self.local.map_or(l.address.port(), |a| a.port());
+        let (normalized, early, host) = match l.http() {
+            Some(h) => {
+                let (normalized, early) = match hcm_path(req.path, &h.hcm) {
+                    Ok(n) => (n, None),
+                    Err(answer) => (None, Some(*answer)),
+                };
+                let host = req.host.and_then(|host| hcm_host(host, &h.hcm, port));
+                (normalized, early, host)
+            }
+            None => (None, None, None),
+        };
+        let host = host.as_deref();
+        if let Some(a) = &early {
+            self.ctx.stats.path_answered(self.listener, a.status);
+        }
+        if resume.is_none() && (normalized.is_some() || host.is_some()) {
+            observe::request_changed(self.ctx, self.listener, rq, normalized.as_deref(), host);
+        }
+        // The request's scheme is the connection's: `https` over TLS (x-forwarded-proto,
+        // `:scheme` matching, the scheme a redirect keeps).
+        let changed;
+        let peer_cert = self.tls.is_some_and(|t| t.peer_subject.is_some());
+        let req = if self.secure || normalized.is_some() || host.is_some() {
+            changed = RequestHead {
+                path: normalized.as_deref().unwrap_or(req.path),
+                host: host.or(req.host),
+                secure: req.secure || self.secure,
+                peer_cert,
+                ..req.clone()
+            };
+            &changed
+        } else {
+            req
+        };
+        let begun = match (&early, &mut resume) {
+            (_, Some((p, _))) => p.begun.take(),
+            (None, None) => {
+                crate::tracing::http::begin(self.ctx, self.listener, self.peer, req, rq.start)
+            }
+            (Some(_), None) => None,
+        };
+        let inject = begun.as_ref().map(|b| &b.inject);
+        let mut d = decide(
+            req,
+            self.peer,
+            self.listener,
+            self.ctx,
+            early,
+            inject,
+            rq,
+            resume,
+        );
+        if let Decision::Check(p) = &mut d {
+            // Routed once the check is answered.
+            p.begun = begun;
+            return d;
+        }
+        if let Some(b) = begun {
+            crate::tracing::http::routed(self.ctx, self.listener, b, &mut d, rq);
+        }
+        observe::routing_decision(self.ctx, self.listener, self.peer, req, &d);
+        if let Decision::Forward(f) = &mut d {
+            if let Some(id) = f.request_id.take() {
+                observe::generated_request_id(self.ctx, self.listener, rq, &id);
+            }
+            if let Some(r) = f.rewritten.take() {
+                observe::rewritten(self.ctx, self.listener, rq, &r);
+            }
+            observe::routed(self.ctx, self.listener, rq);
+        }
+        d
+    }
+
     /// The connection manager and router of the connection's listener (an HTTP one).
     fn http(&self) -> Option<&HttpRt> {
         self.ctx.listeners.get(self.listener)?.http()
@@ -123,67 +213,17 @@ impl Env for CtxEnv<'_> {
     }
 
     fn route(&mut self, req: &RequestHead<'_>, rq: &mut Rq) -> Decision {
-        // normalize_path / merge_slashes change the path before routing: the route, the
-        // upstream and the access log's `:path` all see the new one, as Envoy's connection
-        // manager rewrites the header itself. An unchanged path allocates nothing.
-        // strip_*_host_port likewise change the Host. A path it refuses or redirects is the
-        // connection manager's own answer.
-        let l = &self.ctx.listeners[self.listener];
-        let port = self.local.map_or(l.address.port(), |a| a.port());
-        let (normalized, early, host) = match l.http() {
-            Some(h) => {
-                let (normalized, early) = match hcm_path(req.path, &h.hcm) {
-                    Ok(n) => (n, None),
-                    Err(answer) => (None, Some(*answer)),
-                };
-                let host = req.host.and_then(|host| hcm_host(host, &h.hcm, port));
-                (normalized, early, host)
-            }
-            None => (None, None, None),
-        };
-        let host = host.as_deref();
-        if let Some(a) = &early {
-            self.ctx.stats.path_answered(self.listener, a.status);
-        }
-        if normalized.is_some() || host.is_some() {
-            observe::request_changed(self.ctx, self.listener, rq, normalized.as_deref(), host);
-        }
-        // The request's scheme is the connection's: `https` over TLS (x-forwarded-proto,
-        // `:scheme` matching, the scheme a redirect keeps).
-        let changed;
-        let peer_cert = self.tls.is_some_and(|t| t.peer_subject.is_some());
-        let req = if self.secure || normalized.is_some() || host.is_some() {
-            changed = RequestHead {
-                path: normalized.as_deref().unwrap_or(req.path),
-                host: host.or(req.host),
-                secure: req.secure || self.secure,
-                peer_cert,
-                ..req.clone()
-            };
-            &changed
-        } else {
-            req
-        };
-        let begun = match &early {
-            None => crate::tracing::http::begin(self.ctx, self.listener, self.peer, req, rq.start),
-            Some(_) => None,
-        };
-        let inject = begun.as_ref().map(|b| &b.inject);
-        let mut d = decide(req, self.peer, self.listener, self.ctx, early, inject, rq);
-        if let Some(b) = begun {
-            crate::tracing::http::routed(self.ctx, self.listener, b, &mut d, rq);
-        }
-        observe::routing_decision(self.ctx, self.listener, self.peer, req, &d);
-        if let Decision::Forward(f) = &mut d {
-            if let Some(id) = f.request_id.take() {
-                observe::generated_request_id(self.ctx, self.listener, rq, &id);
-            }
-            if let Some(r) = f.rewritten.take() {
-                observe::rewritten(self.ctx, self.listener, rq, &r);
-            }
-            observe::routed(self.ctx, self.listener, rq);
-        }
-        d
+        self.route_or_resume(req, rq, None)
+    }
+
+    fn resume(
+        &mut self,
+        req: &RequestHead<'_>,
+        rq: &mut Rq,
+        pending: Box<Pending>,
+        verdict: Verdict,
+    ) -> Decision {
+        self.route_or_resume(req, rq, Some((pending, verdict)))
     }
 
     /// Envoy's `sendLocalReply`: the reply's headers start with a redirect's Location and the

@@ -39,7 +39,7 @@ pub(super) struct RouteView<'a> {
 /// A filter's own answer.
 pub(super) struct Answer {
     pub status: u16,
-    pub body: &'static str,
+    pub body: Cow<'static, str>,
     /// Headers of this answer alone (the chain's `edits` go on it too).
     pub edits: Vec<Op>,
     /// The %RESPONSE_FLAGS% bit, or 0.
@@ -52,7 +52,7 @@ impl Answer {
     fn new(status: u16, body: &'static str, details: &'static str) -> Answer {
         Answer {
             status,
-            body,
+            body: Cow::Borrowed(body),
             edits: Vec::new(),
             flag: 0,
             details: Cow::Borrowed(details),
@@ -78,6 +78,10 @@ pub(super) struct Outcome {
     pub compress: Option<super::compress::Plan>,
     /// The decompressor filter inflates the request body on its way upstream.
     pub inflate: Option<super::compress::InflatePlan>,
+    /// An ext_authz filter (its index) must hear from its authorization service before the
+    /// chain goes on: the request pauses, and the chain resumes at that filter (`run`'s
+    /// `resume`) with what the filters before it made.
+    pub check: Option<(usize, super::ext_authz::Check)>,
 }
 
 /// What the filters read from the process besides the request.
@@ -96,10 +100,15 @@ pub(super) struct Env<'a> {
     pub faults: &'a FaultStats,
     /// The compression filters' configs and counters.
     pub compress: &'a super::compress::CompressStats,
+    /// The ext_authz filters' counters.
+    pub ext_authz: &'a super::ext_authz::ExtAuthzStats,
 }
 
 /// Runs `filters` on `req`. `rng` draws the filters' runtime fractions; `limits` and
-/// `stats` take the local rate limits' tokens and counts.
+/// `stats` take the local rate limits' tokens and counts. `resume`: the chain goes on at an
+/// ext_authz filter whose check was answered (`Outcome::check`), with `out` as the filters
+/// before it left it.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     filters: &[HttpFilter],
     req: &RequestHead<'_>,
@@ -108,9 +117,14 @@ pub(super) fn run(
     limits: &mut RateLimits,
     stats: &mut Stats,
     rng: &mut Rng,
+    resume: Option<(usize, super::ext_authz::Verdict)>,
+    mut out: Outcome,
 ) -> Outcome {
-    let mut out = Outcome::default();
-    for (fi, f) in filters.iter().enumerate() {
+    let (start, mut verdict) = match resume {
+        Some((at, v)) => (at, Some(v)),
+        None => (0, None),
+    };
+    for (fi, f) in filters.iter().enumerate().skip(start) {
         // The most specific per-route entry of this filter decides whether it runs; the most
         // specific one with a policy gives the policy (a FilterConfig may carry none).
         let most_specific = |with_policy: bool| {
@@ -123,11 +137,18 @@ pub(super) fn run(
                 })
             })
         };
-        if most_specific(false).map_or(f.disabled, |(_, c)| c.disabled) {
-            continue;
-        }
         let found = most_specific(true);
         let own = found.map(|(_, c)| c);
+        if most_specific(false).map_or(f.disabled, |(_, c)| c.disabled)
+            || matches!(
+                own.and_then(|c| c.policy.as_ref()),
+                Some(FilterPolicy::ExtAuthz { disabled: true })
+            )
+        {
+            continue;
+        }
+        // This filter's check is answered: it only reads the verdict now.
+        let resumed = fi == start && verdict.is_some();
         let answer = match &f.kind {
             HttpFilterKind::HealthCheck(hc) => {
                 health_check(hc, req, env, &mut out.edits, &mut out.health_check).map(
@@ -206,6 +227,46 @@ pub(super) fn run(
                     out.inflate = Some(plan);
                 }
                 None
+            }
+            HttpFilterKind::ExtAuthz(c)
+                if !resumed && c.filter_enabled.is_some_and(|f| !sample(f, rng)) =>
+            {
+                // Envoy's `filter_enabled`: left out, or (`deny_at_disable`) refused.
+                let at = (env.listener, fi);
+                env.ext_authz
+                    .count(at, &[super::ext_authz::Count::Disabled], stats);
+                c.deny_at_disable.then(|| Answer {
+                    flag: super::ext_authz::FLAG,
+                    ..Answer::new(c.status_on_error, "", "ext_authz_error")
+                })
+            }
+            HttpFilterKind::ExtAuthz(c) => {
+                let Some(v) = verdict.take().filter(|_| fi == start) else {
+                    out.check = Some((fi, super::ext_authz::check(c, req)));
+                    break;
+                };
+                let mut counts = Vec::new();
+                let o = super::ext_authz::outcome(c, &v, &mut counts);
+                env.ext_authz.count((env.listener, fi), &counts, stats);
+                match o {
+                    super::ext_authz::Outcome::Allowed { request, response } => {
+                        out.request_edits.extend(request);
+                        out.edits.extend(response);
+                        None
+                    }
+                    super::ext_authz::Outcome::Denied {
+                        status,
+                        body,
+                        edits,
+                        details,
+                    } => Some(Answer {
+                        status,
+                        body,
+                        edits,
+                        flag: super::ext_authz::FLAG,
+                        details: Cow::Borrowed(details),
+                    }),
+                }
             }
         };
         if answer.is_some() {

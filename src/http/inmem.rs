@@ -11,8 +11,8 @@ use super::core::{Action, Conn};
 use super::env::CtxEnv;
 use crate::context::Ctx;
 
-/// One client connection of a proxy built from a config, with an upstream that answers
-/// whatever the test gives it.
+/// One client connection of a proxy built from a config, with an upstream (and an ext_authz
+/// service) that answers whatever the test gives it.
 pub struct InMem {
     ctx: Ctx,
     conn: Conn,
@@ -106,6 +106,14 @@ impl InMem {
                         self.pooled = reuse;
                     }
                 }
+            }
+            // An ext_authz check is answered with the same bytes as the upstream's response.
+            if let Some(c) = self.conn.take_check() {
+                let mut reader = super::ext_authz::Reader::new(c.is_head);
+                let verdict = reader.feed(response, true).and_then(Result::ok);
+                let mut env = CtxEnv::new(&mut self.ctx, 0, self.peer).conn(1, None);
+                self.conn.check_answered(&mut env, verdict, self.now);
+                moved = true;
             }
             if let Some(up) = self.conn.up() {
                 if !up.tx.is_empty() {

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod compress;
 pub mod core;
 pub mod env;
+pub mod ext_authz;
 pub(crate) mod fault;
 pub(crate) mod filters;
 #[doc(hidden)]

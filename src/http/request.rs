@@ -106,6 +106,51 @@ pub struct Rewritten {
 pub enum Decision {
     Local(LocalDecision),
     Forward(Forward),
+    /// An ext_authz filter waits for its authorization service: the exchange pauses the
+    /// request and, once answered, asks again (`core::Env::resume`).
+    Check(Box<Pending>),
+}
+
+/// A request paused on an ext_authz check: the check to send, and where the filter chain
+/// resumes with what the filters before it made.
+pub struct Pending {
+    pub check: super::ext_authz::Check,
+    /// The ext_authz filter's index.
+    filter: usize,
+    /// The route the filters saw.
+    found: Option<(usize, usize)>,
+    outcome: filters::Outcome,
+    /// The request's span, begun before the pause.
+    pub(super) begun: Option<crate::tracing::http::Begun>,
+}
+
+impl Pending {
+    /// A check with nothing before it (the core's simulation and tests).
+    pub fn new(check: super::ext_authz::Check) -> Pending {
+        Pending {
+            check,
+            filter: 0,
+            found: None,
+            outcome: filters::Outcome::default(),
+            begun: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("check", &self.check)
+            .field("filter", &self.filter)
+            .field("found", &self.found)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A 500 with no body: what an exchange makes of a decision it cannot start (a check
+/// decision reaches it only through a bug).
+pub fn internal_error() -> Decision {
+    local(500, "", 0)
 }
 
 fn local(status: u16, body: &'static str, flag: u32) -> Decision {
@@ -464,9 +509,12 @@ fn join_xff(headers: &[httparse::Header<'_>], append: Option<IpAddr>, v: &mut Ve
 /// Whether the chain has a filter that reads request headers the connection manager edits
 /// first (RBAC, fault): only then is `mutated` built, so other chains pay nothing.
 fn filters_read_headers(hcm: &HttpConnectionManager) -> bool {
-    hcm.http_filters
-        .iter()
-        .any(|f| matches!(f.kind, HttpFilterKind::Rbac(_) | HttpFilterKind::Fault(_)))
+    hcm.http_filters.iter().any(|f| {
+        matches!(
+            f.kind,
+            HttpFilterKind::Rbac(_) | HttpFilterKind::Fault(_) | HttpFilterKind::ExtAuthz(_)
+        )
+    })
 }
 
 /// Whether `n` is one of Envoy's `x-envoy-` headers.
@@ -578,6 +626,8 @@ fn mutated<'v>(
 /// The HTTP filters, then the router: `req` is the request as the connection manager left
 /// it, its path already normalised (`CtxEnv::route`). The filters (`filters::run`) see the
 /// route the request matched; the connection manager's `via` is added to every answer.
+/// `resume`: a request paused on an ext_authz check goes on with the check's verdict.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn decide(
     req: &RequestHead<'_>,
     peer: SocketAddr,
@@ -586,6 +636,7 @@ pub(super) fn decide(
     early: Option<LocalDecision>,
     trace: Option<&Inject>,
     rq: &mut crate::access_log::Rq,
+    resume: Option<(Box<Pending>, super::ext_authz::Verdict)>,
 ) -> Decision {
     // The connection manager's own answer (a path it refuses or redirects) comes before the
     // filters. Local replies get `via` where they are written (`CtxEnv::local_reply`).
@@ -624,10 +675,18 @@ pub(super) fn decide(
             ..req.clone()
         });
         let filter_req = edited_head.as_ref().unwrap_or(req);
-        let m = if redirect.is_some() {
-            None
-        } else {
-            http.router.route(filter_req)
+        // A resumed request keeps the route its filters saw.
+        let (m, resume) = match resume {
+            Some((p, verdict)) => {
+                let m = p.found.and_then(|(vh, i)| http.router.get(vh, i));
+                (m, Some(((p.filter, verdict), p.outcome)))
+            }
+            None if redirect.is_some() => (None, None),
+            None => (http.router.route(filter_req), None),
+        };
+        let (resume, base) = match resume {
+            Some((at, o)) => (Some(at), o),
+            None => (None, filters::Outcome::default()),
         };
         let view = m.as_ref().and_then(|m| {
             let vh = http.router.config.virtual_hosts.get(m.vh)?;
@@ -662,6 +721,7 @@ pub(super) fn decide(
             rbac: &ctx.rbac,
             faults: &ctx.faults,
             compress: &ctx.compress,
+            ext_authz: &ctx.ext_authz,
         };
         let out = filters::run(
             &hcm.http_filters,
@@ -671,13 +731,26 @@ pub(super) fn decide(
             &mut ctx.limits,
             &mut ctx.stats,
             &mut rng,
+            resume,
+            base,
         );
         (found, out)
     };
+    let mut outcome = outcome;
     if outcome.counts != crate::stats::FilterCounts::default() {
         ctx.stats.filter_counts(listener, &outcome.counts);
+        outcome.counts = crate::stats::FilterCounts::default();
     }
     rq.health_check = outcome.health_check;
+    if let Some((filter, check)) = outcome.check.take() {
+        return Decision::Check(Box::new(Pending {
+            check,
+            filter,
+            found: found.flatten(),
+            outcome,
+            begun: None,
+        }));
+    }
     // An inflated body goes upstream chunked, its length unknown.
     let inflated = outcome.inflate.is_some().then(|| RequestHead {
         framing: crate::http::codec::Framing::Chunked,
@@ -685,7 +758,7 @@ pub(super) fn decide(
     });
     let mut d = match outcome.answer {
         Some(a) => Decision::Local(LocalDecision {
-            body: Cow::Borrowed(a.body),
+            body: a.body,
             // A filter's configured headers may use request variables.
             edits: if a.edits.is_empty() {
                 a.edits
@@ -730,6 +803,7 @@ pub(super) fn decide(
             f.compress = outcome.compress.map(Box::new);
             f.inflate = outcome.inflate.map(Box::new);
         }
+        Decision::Check(_) => {}
     }
     d
 }

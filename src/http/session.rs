@@ -104,6 +104,10 @@ pub struct Session {
     choosing: bool,
     /// The PROXY protocol header is still to be read (before the chain is chosen).
     proxy: Option<Box<crate::proxy_protocol::Wait>>,
+    /// The ext_authz check of the request the core holds paused.
+    check: Option<Box<crate::http::ext_authz::InFlight>>,
+    /// A readiness event arrived for the check's connection.
+    check_ready: bool,
 }
 
 /// How a session ended, for the reactor.
@@ -168,6 +172,8 @@ impl Session {
             pipe: None,
             can_splice,
             proxy: None,
+            check: None,
+            check_ready: false,
         }
     }
 
@@ -297,6 +303,11 @@ impl Session {
         }
     }
 
+    /// A readiness event for the ext_authz check's connection.
+    pub fn check_event(&mut self) {
+        self.check_ready = true;
+    }
+
     /// Waiting for a connect slot or a pooled connection.
     pub fn is_queued(&self) -> bool {
         self.core.pending_connect().is_some() && self.up.is_none()
@@ -348,6 +359,7 @@ impl Session {
                 .tls(&self.client);
             progress |= self.core.process(&mut env, now);
             progress |= self.actions(ctx, now);
+            progress |= self.check_io(ctx, now);
             if let Some(c) = self.core.closed() {
                 // What was answered goes out first (a response head the upstream then broke
                 // still reaches the client before the reset, as Envoy streams it).
@@ -823,6 +835,58 @@ impl Session {
     }
 
     /// Carries out what the core asked for.
+    /// Sends the paused request's ext_authz check, moves its bytes, and gives the core its
+    /// answer; a check whose request stopped waiting is closed.
+    fn check_io(&mut self, ctx: &mut Ctx, now: Instant) -> bool {
+        use crate::http::ext_authz::{End, InFlight};
+        if let Some(c) = self.core.take_check() {
+            if let Some(old) = self.check.take() {
+                old.close(ctx, End::Abandoned);
+            }
+            match InFlight::send(ctx, c, self.id) {
+                Some(f) => {
+                    self.check = Some(Box::new(f));
+                    self.check_ready = true;
+                }
+                None => {
+                    let mut env = CtxEnv::new(ctx, self.listener, self.peer)
+                        .conn(self.gen, self.local)
+                        .tls(&self.client);
+                    self.core.check_answered(&mut env, None, now);
+                    return true;
+                }
+            }
+        }
+        if !self.core.checking() {
+            // The request went on without its answer: the check's timeout ended it.
+            if let Some(old) = self.check.take() {
+                old.close(ctx, End::TimedOut);
+            }
+            return false;
+        }
+        if !std::mem::take(&mut self.check_ready) {
+            return false;
+        }
+        let Some(f) = self.check.as_mut() else {
+            return false;
+        };
+        let Some(answer) = f.drive() else {
+            return false;
+        };
+        if let Some(f) = self.check.take() {
+            let how = match &answer {
+                Ok(r) => End::Answered(r.status),
+                Err(()) => End::Failed,
+            };
+            f.close(ctx, how);
+        }
+        let mut env = CtxEnv::new(ctx, self.listener, self.peer)
+            .conn(self.gen, self.local)
+            .tls(&self.client);
+        self.core.check_answered(&mut env, answer.ok(), now);
+        true
+    }
+
     fn actions(&mut self, ctx: &mut Ctx, now: Instant) -> bool {
         let mut any = false;
         while let Some(a) = self.core.poll_action() {
@@ -1004,6 +1068,9 @@ impl Session {
             .tls(&self.client);
         self.core.abort(&mut env, now);
         crate::observe::cx_close(ctx, self.listener, !self.choosing);
+        if let Some(c) = self.check.take() {
+            c.close(ctx, crate::http::ext_authz::End::Abandoned);
+        }
         if let Some(up) = self.up.take() {
             if tunnel {
                 up.reset(ctx);
@@ -1033,6 +1100,9 @@ impl Session {
         crate::observe::cx_close(ctx, self.listener, !self.choosing);
         if let Some(up) = self.up.take() {
             up.close(ctx);
+        }
+        if let Some(c) = self.check.take() {
+            c.close(ctx, crate::http::ext_authz::End::Abandoned);
         }
         let _ = ctx.registry.deregister(&mut self.client);
         let (listener, peer, now) = (self.listener, self.peer, ctx.now());

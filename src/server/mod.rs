@@ -1423,6 +1423,10 @@ impl Proxy {
                     Tok::Trace(i) => crate::tracing::collector::on_event(&mut self.ctx, i),
                     Tok::Mirror(i) => crate::http::mirror::on_event(&mut self.ctx, i),
                     Tok::Files => self.on_files(),
+                    Tok::Check(id) => self.with_session(id, |s, ctx| {
+                        s.check_event();
+                        s.drive(ctx)
+                    }),
                 }
             }
             while let Some((at, key)) = self.ctx.timers.pop_due(self.ctx.now()) {

@@ -3,6 +3,7 @@
 //! Each test file uses a subset, hence the dead-code allowance.
 #![allow(dead_code, unused_imports)]
 
+pub mod authz;
 pub mod baton;
 pub mod counting;
 pub mod hot;

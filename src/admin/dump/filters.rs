@@ -5,7 +5,7 @@ use serde_yaml::Value;
 
 use super::{dur, header_matchers, header_options, list, map, n, s, string_match, T};
 use crate::config::{
-    Compressor, CorsPolicy, CsrfPolicy, Decompressor, Fault, FilterPolicy, Fraction,
+    Compressor, CorsPolicy, CsrfPolicy, Decompressor, ExtAuthz, Fault, FilterPolicy, Fraction,
     HealthCheckFilter, HttpFilter, HttpFilterKind, LocalRateLimit, PerFilterConfig, StringMatch,
 };
 
@@ -23,6 +23,7 @@ pub(super) fn http_filter(f: &HttpFilter) -> Value {
         HttpFilterKind::Fault(c) => fault(c),
         HttpFilterKind::Compressor(c) => compressor(c),
         HttpFilterKind::Decompressor(d) => decompressor(d),
+        HttpFilterKind::ExtAuthz(c) => ext_authz(c),
     };
     map(vec![
         ("name", s(&f.name)),
@@ -258,6 +259,70 @@ fn csrf(p: &CsrfPolicy) -> Value {
     ])
 }
 
+fn ext_authz(c: &ExtAuthz) -> Value {
+    let patterns =
+        |l: &[StringMatch]| (!l.is_empty()).then(|| map(vec![("patterns", matchers(l))]));
+    let add = c
+        .headers_to_add
+        .iter()
+        .map(|(k, v)| map(vec![("key", s(k)), ("value", s(v))]))
+        .collect();
+    let request = map(vec![
+        ("allowed_headers", patterns(&c.allowed_headers)),
+        ("headers_to_add", list(add)),
+    ]);
+    let response = map(vec![
+        ("allowed_upstream_headers", patterns(&c.upstream_headers)),
+        (
+            "allowed_upstream_headers_to_append",
+            patterns(&c.upstream_headers_to_append),
+        ),
+        ("allowed_client_headers", patterns(&c.client_headers)),
+        (
+            "allowed_client_headers_on_success",
+            patterns(&c.client_headers_on_success),
+        ),
+    ]);
+    let service = map(vec![
+        (
+            "server_uri",
+            Some(map(vec![
+                ("uri", s(&c.uri)),
+                ("cluster", s(&c.cluster)),
+                ("timeout", super::dur(c.timeout)),
+            ])),
+        ),
+        ("path_prefix", text(&c.path_prefix)),
+        ("authorization_request", Some(request)),
+        ("authorization_response", Some(response)),
+    ]);
+    map(vec![
+        (
+            "@type",
+            s(&format!(
+                "{T}envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"
+            )),
+        ),
+        ("http_service", Some(service)),
+        ("failure_mode_allow", n(c.failure_mode_allow)),
+        (
+            "failure_mode_allow_header_add",
+            c.failure_mode_allow_header_add.then(|| Value::from(true)),
+        ),
+        (
+            "status_on_error",
+            Some(map(vec![("code", n(c.status_on_error))])),
+        ),
+        ("stat_prefix", text(&c.stat_prefix)),
+        ("filter_enabled", c.filter_enabled.as_ref().map(fraction)),
+        (
+            "deny_at_disable",
+            c.deny_at_disable
+                .then(|| map(vec![("default_value", n(true))])),
+        ),
+    ])
+}
+
 fn fault(c: &Fault) -> Value {
     let abort = c.abort.as_ref().map(|a| {
         let fraction = map(vec![
@@ -335,6 +400,15 @@ pub(super) fn per_filter(list_of: &[PerFilterConfig]) -> Option<Value> {
                 FilterPolicy::LocalRateLimit(l) => local_rate_limit(l),
                 FilterPolicy::Rbac(c) => super::rbac::per_route(c),
                 FilterPolicy::Fault(c) => fault(c),
+                FilterPolicy::ExtAuthz { disabled } => map(vec![
+                    (
+                        "@type",
+                        s(&format!(
+                            "{T}envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute"
+                        )),
+                    ),
+                    ("disabled", disabled.then(|| Value::from(true))),
+                ]),
             });
             let v = match policy {
                 Some(p) if !c.disabled => p,

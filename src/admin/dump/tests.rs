@@ -209,6 +209,26 @@ static_resources:
               downstream_nodes: [a, b]
               max_active_faults: 3
               disable_downstream_cluster_stats: true
+          - name: checks
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+              stat_prefix: sp
+              failure_mode_allow: true
+              failure_mode_allow_header_add: true
+              status_on_error: { code: 503 }
+              filter_enabled: { runtime_key: k, default_value: { numerator: 50, denominator: TEN_THOUSAND } }
+              deny_at_disable: { runtime_key: d, default_value: true }
+              http_service:
+                server_uri: { uri: "http://authz/", cluster: a, timeout: 0.3s }
+                path_prefix: /check
+                authorization_request:
+                  allowed_headers: { patterns: [{ exact: x-a }, { safe_regex: { regex: "x-b.*" } }] }
+                  headers_to_add: [{ key: x-from, value: baton }]
+                authorization_response:
+                  allowed_upstream_headers: { patterns: [{ prefix: x-u }] }
+                  allowed_upstream_headers_to_append: { patterns: [{ suffix: -add }] }
+                  allowed_client_headers: { patterns: [{ contains: why }] }
+                  allowed_client_headers_on_success: { patterns: [{ exact: x-note }] }
           - name: envoy.filters.http.router
           route_config:
             name: rc
@@ -277,6 +297,7 @@ static_resources:
                     token_bucket: { max_tokens: 1, fill_interval: 60s }
                   authz: { "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute }
                   faults: { "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault, abort: { header_abort: {} } }
+                  checks: { "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, disabled: true }
                   csrf:
                     "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
                     disabled: true

@@ -161,6 +161,7 @@ fn type_urls_and_filter_names() {
              envoy.extensions.filters.http.fault.v3.HTTPFault, \
              envoy.extensions.filters.http.compressor.v3.Compressor, \
              envoy.extensions.filters.http.decompressor.v3.Decompressor, \
+             envoy.extensions.filters.http.ext_authz.v3.ExtAuthz, \
              envoy.extensions.filters.http.router.v3.Router)"
         )
     );
@@ -1424,6 +1425,7 @@ fn http_filters_and_per_route_configs_name_their_field() {
              envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, \
              envoy.extensions.filters.http.rbac.v3.RBACPerRoute, \
              envoy.extensions.filters.http.fault.v3.HTTPFault, \
+             envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, \
              envoy.config.route.v3.FilterConfig)"
         )
     );

@@ -312,6 +312,11 @@ impl Exchange {
         now: Instant,
     ) -> Step {
         let has_body = s.framing != Framing::None;
+        if let Decision::Check(_) = decision {
+            // The connection pauses a request on its check before it starts an exchange.
+            log::error!("an exchange began with an unanswered ext_authz check");
+            decision = crate::http::request::internal_error();
+        }
         match &mut decision {
             Decision::Local(d) => {
                 if d.direct {
@@ -368,6 +373,8 @@ impl Exchange {
                 let a = ex.launch();
                 Step::Started(ex, Some(a))
             }
+            // Replaced above.
+            Decision::Check(_) => Step::End(Then::Reset),
         }
     }
 

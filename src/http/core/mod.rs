@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use super::buf::{Buf, BufPool, CHUNK};
 use super::codec::{HeadError, RequestHead};
-use super::request::Decision;
+use super::ext_authz::{Check, Verdict};
+use super::request::{Decision, Pending};
 use crate::access_log::{Flags, Rq};
 pub use crate::cluster::breakers::Resource;
 use crate::config::{CodecType, RetryPolicy, Underscores};
@@ -202,8 +203,18 @@ pub trait Env {
     }
     /// A request head was parsed (`None`: rejected) — counts it and starts its record.
     fn begin(&mut self, req: Option<&RequestHead<'_>>, minor: u8, now: Instant) -> Rq;
-    /// Routes a request: a local reply, or an upstream with the serialised head.
+    /// Routes a request: a local reply, or an upstream with the serialised head, or a pause
+    /// for an ext_authz check.
     fn route(&mut self, req: &RequestHead<'_>, rq: &mut Rq) -> Decision;
+    /// Goes on routing a request paused on its ext_authz check (`Decision::Check`), now
+    /// answered (`None`: the check failed or timed out).
+    fn resume(
+        &mut self,
+        req: &RequestHead<'_>,
+        rq: &mut Rq,
+        pending: Box<Pending>,
+        verdict: Verdict,
+    ) -> Decision;
     /// Appends a complete local reply (head and body) to `out`, as the connection manager's
     /// `local_reply_config` rewrites it; returns the body bytes written. `rq` is the
     /// request's record with the reply's status and body already in it; the rewrite may
@@ -340,6 +351,24 @@ enum State {
     Handoff,
     /// A byte pipe between the client and the upstream connection.
     Tunnel(tunnel::Tunnel),
+    /// A request head waits for its ext_authz check: the head stays in the input (parsed
+    /// again once answered), nothing more is read, no upstream is chosen.
+    Checking(Box<Checking>),
+}
+
+/// A request paused on its ext_authz check.
+#[derive(Debug)]
+pub struct Checking {
+    rq: Rq,
+    pending: Box<Pending>,
+    /// When its head began (`request_timeout`).
+    began: Instant,
+    /// The check's timeout: past it the check has failed.
+    until: Instant,
+    /// The driver has taken the check to send.
+    sent: bool,
+    /// The answer, once there.
+    verdict: Option<Verdict>,
 }
 
 /// The upstream side of the running attempt: its buffers and what the driver reported.
@@ -454,6 +483,8 @@ impl Conn {
             }
             State::Exchange(ex) => ex.client_read_room(self.cin.len(), self.up.as_ref()),
             State::Tunnel(t) => t.client_read_room(self.cin.len(), self.up.as_ref()),
+            // Paused: the body waits in the client's socket (backpressure).
+            State::Checking(_) => 0,
             State::Lingering { .. } => CHUNK,
             State::Closing { .. } | State::Closed(_) | State::Handoff => 0,
         }
@@ -719,6 +750,7 @@ impl Conn {
             }
             State::Exchange(ex) => ex.deadline(),
             State::Tunnel(t) => t.deadline(),
+            State::Checking(c) => c.verdict.is_none().then_some(c.until),
             State::Closing { until, .. } | State::Lingering { until, .. } => Some(*until),
             State::Closed(_) | State::Handoff => None,
         }
@@ -756,6 +788,10 @@ impl Conn {
             }
             (State::Closing { .. } | State::Lingering { .. }, _) => {
                 self.state = State::Closed(Close::Graceful);
+            }
+            (State::Checking(c), _) => {
+                log::debug!("ext_authz check timed out");
+                c.verdict = Some(None);
             }
             (State::Closed(_) | State::Handoff, _) => {}
         }
@@ -907,6 +943,11 @@ impl Conn {
                 t.ex.rq.detail("downstream_remote_disconnect");
                 t.finish(env, now);
             }
+            State::Checking(mut c) => {
+                c.rq.flags.set(Flags::DC);
+                c.rq.detail("downstream_remote_disconnect");
+                env.end(&mut c.rq, now);
+            }
             _ => {}
         }
         if let Some(u) = self.up.take() {
@@ -946,6 +987,7 @@ impl Conn {
             State::Head if self.lim.tcp.is_some() => self.tcp_start(env, now),
             State::Head => self.head(env, now),
             State::Exchange(_) | State::Tunnel(_) => self.exchange(env, now),
+            State::Checking(c) => c.verdict.is_some() && self.resume_check(env, now),
             State::Closing { .. } => false,
             State::Lingering { .. } => {
                 self.discard();
@@ -1063,42 +1105,23 @@ impl Conn {
             Ok(Some(req)) => {
                 #[cfg(debug_assertions)]
                 test_hooks::maybe_panic(req.path);
-                let default_host = match (req.minor, req.host) {
-                    (0, None) => env.default_host_for_http_10(),
-                    _ => None,
-                };
-                // DROP_HEADER: the request as if those headers had not been sent (routing,
-                // the access log and the upstream do not see them). Only such a request pays
-                // for the copy.
-                let kept: Vec<httparse::Header<'_>>;
-                let headers = if self.lim.underscores == Underscores::DropHeader
-                    && underscored(req.headers)
-                {
-                    kept = req
-                        .headers
-                        .iter()
-                        .filter(|h| !h.name.contains('_'))
-                        .copied()
-                        .collect();
-                    &kept[..]
-                } else {
-                    req.headers
-                };
-                let req = RequestHead {
-                    host: default_host.as_deref().or(req.host),
-                    headers,
-                    ..req
-                };
-                let mut rq = env.begin(Some(&req), req.minor, now);
-                let decision = env.route(&req, &mut rq);
-                let meta = exchange::Meta::new(&req, &self.lim, began);
-                // Begun here, while the head is still borrowed from the input buffer: the
-                // decision and the record go to the exchange without being moved out of
-                // this arm first. It writes only to the client output.
+                let head_len = req.head_len;
                 self.requests = self.requests.saturating_add(1);
-                let closing = env.closing() || self.spent(now);
-                let next = Exchange::start(env, meta, decision, rq, &mut self.cout, closing, now);
-                (req.head_len, next)
+                let spent = self.spent(now);
+                let (lim, cout) = (&self.lim, &mut self.cout);
+                let started = as_served(lim, env, req, |env, req| {
+                    let mut rq = env.begin(Some(req), req.minor, now);
+                    let decision = env.route(req, &mut rq);
+                    start_or_pause(env, req, lim, decision, rq, cout, (began, spent), now)
+                });
+                match started {
+                    Ok(next) => (head_len, next),
+                    Err(c) => {
+                        // The head stays where it is until the check is answered.
+                        self.state = State::Checking(c);
+                        return true;
+                    }
+                }
             }
         };
         self.cin.consume(head_len);
@@ -1106,6 +1129,73 @@ impl Conn {
         self.head_started = None;
         self.apply_step(env, next, now);
         true
+    }
+
+    /// The check of the paused request is answered: its head, parsed again from the input,
+    /// goes on through the filters after the check, then starts its exchange (or pauses
+    /// again, on a later ext_authz filter).
+    fn resume_check(&mut self, env: &mut dyn Env, now: Instant) -> bool {
+        let State::Checking(c) = std::mem::replace(&mut self.state, State::Head) else {
+            return false;
+        };
+        let Checking {
+            rq,
+            pending,
+            began,
+            verdict,
+            ..
+        } = *c;
+        let spent = self.spent(now);
+        let mut slots = super::codec::header_slots();
+        let parsed = super::codec::parse_request(self.cin.data(), &mut slots);
+        let Ok(Some(req)) = parsed else {
+            // The same bytes parsed before the pause; never here.
+            self.refuse_rq(env, rq, 400, "Bad Request", Flags::DPE, now);
+            return true;
+        };
+        let head_len = req.head_len;
+        let (lim, cout) = (&self.lim, &mut self.cout);
+        let started = as_served(lim, env, req, |env, req| {
+            let mut rq = rq;
+            let decision = env.resume(req, &mut rq, pending, verdict.flatten());
+            start_or_pause(env, req, lim, decision, rq, cout, (began, spent), now)
+        });
+        match started {
+            Ok(next) => {
+                self.cin.consume(head_len);
+                self.scanned = 0;
+                self.head_started = None;
+                self.apply_step(env, next, now);
+            }
+            Err(c) => self.state = State::Checking(c),
+        }
+        true
+    }
+
+    /// The paused request's check, for the driver to send (once).
+    pub fn take_check(&mut self) -> Option<Check> {
+        match &mut self.state {
+            State::Checking(c) if !c.sent => {
+                c.sent = true;
+                Some(c.pending.check.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// The paused request's check is answered (`None`: it failed); the request goes on.
+    pub fn check_answered(&mut self, env: &mut dyn Env, verdict: Verdict, now: Instant) {
+        if let State::Checking(c) = &mut self.state {
+            if c.verdict.is_none() {
+                c.verdict = Some(verdict);
+                self.process(env, now);
+            }
+        }
+    }
+
+    /// A request is paused on its ext_authz check.
+    pub fn checking(&self) -> bool {
+        matches!(self.state, State::Checking(_))
     }
 
     fn exchange(&mut self, env: &mut dyn Env, now: Instant) -> bool {
@@ -1246,6 +1336,71 @@ impl Conn {
         env.end(&mut rq, now);
         self.close_after(now);
     }
+}
+
+/// Runs `f` on a parsed head as the connection serves it: under `DROP_HEADER` without the
+/// headers with an underscore (routing, the access log and the upstream do not see them;
+/// only such a request pays for the copy), and an HTTP/1.0 request without Host with
+/// `default_host_for_http_10`.
+fn as_served<R>(
+    lim: &Limits,
+    env: &mut dyn Env,
+    req: RequestHead<'_>,
+    f: impl FnOnce(&mut dyn Env, &RequestHead<'_>) -> R,
+) -> R {
+    let default_host = match (req.minor, req.host) {
+        (0, None) => env.default_host_for_http_10(),
+        _ => None,
+    };
+    let kept: Vec<httparse::Header<'_>>;
+    let headers = if lim.underscores == Underscores::DropHeader && underscored(req.headers) {
+        kept = req
+            .headers
+            .iter()
+            .filter(|h| !h.name.contains('_'))
+            .copied()
+            .collect();
+        &kept[..]
+    } else {
+        req.headers
+    };
+    let req = RequestHead {
+        host: default_host.as_deref().or(req.host),
+        headers,
+        ..req
+    };
+    f(env, &req)
+}
+
+/// Starts the exchange a routing decision asks for, begun while the head is still borrowed
+/// from the input buffer (the decision and the record go to it without being moved out
+/// first; it writes only to the client output) — or, for an ext_authz check, the pause.
+/// `(began, spent)`: when the head began, and whether the connection has served its last.
+#[allow(clippy::too_many_arguments)]
+fn start_or_pause(
+    env: &mut dyn Env,
+    req: &RequestHead<'_>,
+    lim: &Limits,
+    decision: Decision,
+    rq: Rq,
+    cout: &mut Buf,
+    (began, spent): (Instant, bool),
+    now: Instant,
+) -> Result<exchange::Step, Box<Checking>> {
+    if let Decision::Check(pending) = decision {
+        let until = now + pending.check.timeout;
+        return Err(Box::new(Checking {
+            rq,
+            pending,
+            began,
+            until,
+            sent: false,
+            verdict: None,
+        }));
+    }
+    let meta = exchange::Meta::new(req, lim, began);
+    let closing = env.closing() || spent;
+    Ok(Exchange::start(env, meta, decision, rq, cout, closing, now))
 }
 
 /// The first line of the HTTP/2 connection preface (RFC 9113 §3.4).

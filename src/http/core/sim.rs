@@ -10,8 +10,9 @@ use crate::access_log::Rq;
 use crate::config::{CodecType, RetryOn, RetryPolicy, ServerHeader};
 use crate::http::buf::BufPool;
 use crate::http::codec::RequestHead;
+use crate::http::ext_authz::{Check, Verdict};
 use crate::http::local::write_local_reply;
-use crate::http::request::{Decision, Forward, LocalDecision};
+use crate::http::request::{Decision, Forward, LocalDecision, Pending};
 use crate::http::upgrade::Upgrade;
 
 /// The upstream address the simulated cluster resolves to.
@@ -19,8 +20,9 @@ pub const UPSTREAM: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);
 
 /// Routing for the simulation: `/local…` → a direct response, `/missing…` → 404, `/retry…`
-/// → upstream with a retry policy, `/mirror…` → upstream and a shadow, anything else →
-/// upstream. Upgrade requests are allowed
+/// → upstream with a retry policy, `/mirror…` → upstream and a shadow, `/authz…` → an
+/// ext_authz check first (200 lets it route as usual; anything else is 403), anything else
+/// → upstream. Upgrade requests are allowed
 /// (forwarded), except to `/noupgrade…` (403); CONNECT is terminated. A fixed Date keeps output
 /// byte-for-byte comparable.
 #[derive(Debug, Default)]
@@ -58,6 +60,8 @@ pub struct TestEnv {
     pub shadows: Vec<(Vec<u8>, Vec<u8>)>,
     /// Requests whose body outgrew what is kept for retries and shadows.
     pub abandoned: u64,
+    /// ext_authz verdicts the paused requests resumed with, in order.
+    pub verdicts: Vec<Verdict>,
     retry: Option<RetryPolicy>,
     rng: Option<crate::util::Rng>,
 }
@@ -117,33 +121,9 @@ fn upstream_head(req: &RequestHead<'_>, upgrade: bool) -> Vec<u8> {
     h
 }
 
-impl Env for TestEnv {
-    fn pool(&mut self) -> &mut BufPool {
-        &mut self.pool
-    }
-
-    fn spares(&mut self) -> &mut super::Spares {
-        &mut self.spares
-    }
-
-    fn server(&self) -> (&str, ServerHeader) {
-        ("baton", ServerHeader::Overwrite)
-    }
-
-    fn closing(&self) -> bool {
-        self.closing
-    }
-
-    fn handoff(&self) -> bool {
-        self.handoff
-    }
-
-    fn begin(&mut self, _req: Option<&RequestHead<'_>>, minor: u8, now: Instant) -> Rq {
-        self.begun += 1;
-        Rq::new(now, 0, UPSTREAM, minor)
-    }
-
-    fn route(&mut self, req: &RequestHead<'_>, _rq: &mut Rq) -> Decision {
+impl TestEnv {
+    /// The routing itself (after any check).
+    fn routed(&mut self, req: &RequestHead<'_>, _rq: &mut Rq) -> Decision {
         let local = |status: u16, body: &str| {
             Decision::Local(LocalDecision {
                 status,
@@ -207,6 +187,70 @@ impl Env for TestEnv {
             sni: None,
             compress: None,
             inflate: None,
+        })
+    }
+}
+
+impl Env for TestEnv {
+    fn pool(&mut self) -> &mut BufPool {
+        &mut self.pool
+    }
+
+    fn spares(&mut self) -> &mut super::Spares {
+        &mut self.spares
+    }
+
+    fn server(&self) -> (&str, ServerHeader) {
+        ("baton", ServerHeader::Overwrite)
+    }
+
+    fn closing(&self) -> bool {
+        self.closing
+    }
+
+    fn handoff(&self) -> bool {
+        self.handoff
+    }
+
+    fn begin(&mut self, _req: Option<&RequestHead<'_>>, minor: u8, now: Instant) -> Rq {
+        self.begun += 1;
+        Rq::new(now, 0, UPSTREAM, minor)
+    }
+
+    fn route(&mut self, req: &RequestHead<'_>, rq: &mut Rq) -> Decision {
+        if req.path.starts_with("/authz") {
+            return Decision::Check(Box::new(Pending::new(Check {
+                cluster: "authz".into(),
+                request: b"GET /authz HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n".to_vec(),
+                is_head: false,
+                timeout: Duration::from_millis(200),
+            })));
+        }
+        self.routed(req, rq)
+    }
+
+    fn resume(
+        &mut self,
+        req: &RequestHead<'_>,
+        rq: &mut Rq,
+        _pending: Box<Pending>,
+        verdict: Verdict,
+    ) -> Decision {
+        let allowed = verdict.as_ref().is_some_and(|r| r.status == 200);
+        self.verdicts.push(verdict);
+        if allowed {
+            return self.routed(req, rq);
+        }
+        Decision::Local(LocalDecision {
+            status: 403,
+            body: "".into(),
+            location: None,
+            edits: Vec::new(),
+            upstream: None,
+            flag: crate::access_log::Flags::UAEX,
+            direct: false,
+            route: None,
+            details: std::borrow::Cow::Borrowed("ext_authz_denied"),
         })
     }
 
@@ -389,6 +433,8 @@ pub struct Sim {
     pub splice: bool,
     /// Bytes moved that way.
     pub spliced: usize,
+    /// ext_authz checks the core asked to send.
+    pub checks: Vec<Check>,
 }
 
 impl Sim {
@@ -445,6 +491,7 @@ impl Sim {
             client_reads: true,
             splice: false,
             spliced: 0,
+            checks: Vec::new(),
         }
     }
 
@@ -538,6 +585,18 @@ impl Sim {
         self.run();
     }
 
+    /// The authorization service answers the paused request's check (`None`: the check
+    /// failed).
+    pub fn answer_check(&mut self, status: Option<u16>) {
+        let verdict = status.map(|status| crate::http::ext_authz::Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        });
+        self.conn.check_answered(&mut self.env, verdict, self.now);
+        self.run();
+    }
+
     /// Gives the core the connection it asked for.
     pub fn attach(&mut self) {
         if self.up == UpConn::Wanted {
@@ -625,6 +684,10 @@ impl Sim {
                 }
             }
             moved |= self.conn.process(&mut self.env, self.now);
+            if let Some(c) = self.conn.take_check() {
+                self.checks.push(c);
+                moved = true;
+            }
             while let Some(a) = self.conn.poll_action() {
                 moved = true;
                 match a {
@@ -795,6 +858,11 @@ fn run_script(mut sim: Sim, data: &[u8]) {
         match op % 12 {
             0 | 1 => sim.client(payload),
             2 | 3 => sim.upstream(payload),
+            // While a request waits for its ext_authz check, these answer it: allowed,
+            // denied, failed.
+            4 if sim.conn.checking() => sim.answer_check(Some(200)),
+            6 if sim.conn.checking() => sim.answer_check(Some(403)),
+            8 if sim.conn.checking() => sim.answer_check(None),
             4 => sim.attach(),
             5 => sim.upstream_fin(),
             6 => sim.upstream_reset(),

@@ -1851,3 +1851,59 @@ fn a_request_the_breakers_refuse_is_not_shadowed() {
         }
     }
 }
+
+#[test]
+fn a_request_paused_on_its_check_reads_no_body_and_chooses_no_upstream() {
+    let mut sim = Sim::new(8192);
+    sim.auto_attach = false;
+    let body = vec![b'x'; 200_000];
+    let mut req = b"POST /authz/a HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\n".to_vec();
+    req.extend_from_slice(&body);
+    sim.client(&req);
+    assert!(sim.conn.checking());
+    assert_eq!(sim.checks.len(), 1, "one check is sent");
+    assert_eq!(sim.connects, 0, "no upstream while paused");
+    // Nothing past what came with the head is read: the body waits in the client's socket.
+    assert!(sim.conn.cin.len() <= 64 * 1024, "{}", sim.conn.cin.len());
+    assert!(!sim.client_pending.is_empty());
+    sim.answer_check(Some(200));
+    assert!(!sim.conn.checking());
+    assert_eq!(sim.connects, 1, "allowed: the request goes upstream");
+    sim.attach();
+    let got = upstream_requests(&sim.up_all);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].2, body, "the whole body goes up once allowed");
+    sim.upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    assert_eq!(responses(&sim.client_got), vec![(200, b"ok".to_vec())]);
+}
+
+#[test]
+fn a_denied_or_timed_out_check_is_answered_without_an_upstream() {
+    for denied in [true, false] {
+        let mut sim = Sim::new(8192);
+        sim.client(b"GET /authz HTTP/1.1\r\nHost: h\r\n\r\nGET /local HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(sim.conn.checking());
+        if denied {
+            sim.answer_check(Some(403));
+        } else {
+            sim.advance(Duration::from_millis(199));
+            assert!(sim.conn.checking());
+            sim.advance(Duration::from_millis(2));
+        }
+        assert_eq!(sim.connects, 0);
+        let got: Vec<u16> = responses(&sim.client_got).iter().map(|r| r.0).collect();
+        assert_eq!(got, [403, 200], "the pipelined request follows");
+        assert_eq!(sim.env.verdicts.len(), 1);
+        assert_eq!(sim.env.verdicts[0].is_none(), !denied);
+        assert!(sim.env.flags[0].has(crate::access_log::Flags::UAEX));
+    }
+}
+
+#[test]
+fn a_client_leaving_a_paused_request_ends_its_record() {
+    let mut sim = Sim::new(8192);
+    sim.client(b"GET /authz HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(sim.conn.checking());
+    sim.conn.abort(&mut sim.env, sim.now);
+    assert_eq!((sim.env.begun, sim.env.ended), (1, 1));
+}

@@ -1,0 +1,119 @@
+//! A tiny HTTP authorization service for the ext_authz tests, on 127.0.0.1: one thread per
+//! check, each answered and closed. It records every check request's head and decides by
+//! the request:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `Authorization: Bearer NAME` | 200 with `x-current-user: NAME` (and `x-extra`, `x-client-note`) |
+//! | path containing `/slow` | 200 after 3 s (past any check timeout in the tests) |
+//! | path containing `/gate` | held until the test calls `release` (at most 15 s), then as the rest |
+//! | path containing `/boom` | 503 |
+//! | anything else | 401, body `denied by authz`, `x-authz-reason: no token`, `www-authenticate` |
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct Authz {
+    pub port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    gate: Arc<AtomicBool>,
+}
+
+impl Authz {
+    pub fn start() -> Authz {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind authz");
+        let port = l.local_addr().expect("addr").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let gate = Arc::new(AtomicBool::new(false));
+        let (s2, st2, g2) = (seen.clone(), stop.clone(), gate.clone());
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                if st2.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(c) = c else { continue };
+                let (s3, g3) = (s2.clone(), g2.clone());
+                std::thread::spawn(move || answer(c, &s3, &g3));
+            }
+        });
+        Authz {
+            port,
+            seen,
+            stop,
+            gate,
+        }
+    }
+
+    /// Lets the `/gate` checks held so far (and later ones) be answered.
+    pub fn release(&self) {
+        self.gate.store(true, Ordering::SeqCst);
+    }
+
+    /// The check request heads received so far.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Authz {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn answer(mut c: TcpStream, seen: &Mutex<Vec<String>>, gate: &AtomicBool) {
+    let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut head = Vec::new();
+    let mut b = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+        match c.read(&mut b) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&b[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    if let Ok(mut v) = seen.lock() {
+        v.push(text.clone());
+    }
+    let path = text.split(' ').nth(1).unwrap_or("").to_string();
+    let user = text
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("authorization")
+                .then(|| v.trim().to_string())
+        })
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string));
+    if path.contains("/gate") {
+        for _ in 0..750 {
+            if gate.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let reply = if path.contains("/slow") {
+        std::thread::sleep(Duration::from_secs(3));
+        "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
+    } else if path.contains("/boom") {
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\nboom"
+            .to_string()
+    } else if let Some(u) = user {
+        format!(
+            "HTTP/1.1 200 OK\r\nx-current-user: {u}\r\nx-extra: e\r\nx-client-note: hi\r\n\
+             content-length: 0\r\nconnection: close\r\n\r\n"
+        )
+    } else {
+        "HTTP/1.1 401 Unauthorized\r\nx-authz-reason: no token\r\nwww-authenticate: Bearer\r\n\
+         host: authz.example\r\ncontent-type: text/plain\r\ncontent-length: 15\r\n\
+         connection: close\r\n\r\ndenied by authz"
+            .to_string()
+    };
+    let _ = c.write_all(reply.as_bytes());
+}
