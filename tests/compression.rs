@@ -428,6 +428,16 @@ fn refused_settings_name_their_field() {
         )),
         "{e}"
     );
+    // An `enabled` flag's runtime key cannot be set: baton's runtime refuses keys it does not
+    // implement, so the flag's default_value is what holds.
+    let flag = "enabled: {default_value: true, runtime_key: compressor_on}";
+    let mut yaml = base(
+        &format!("              response_direction_config: {{common_config: {{{flag}}}}}\n"),
+        GZIP_C,
+    );
+    yaml.push_str("layered_runtime: {layers: [{name: s, static_layer: {compressor_on: false}}]}\n");
+    let e = refusal(&yaml);
+    assert!(e.contains("compressor_on"), "{e}");
 }
 
 /// One baton with a listener per filter variant (`stat_prefix` `l<i>`), all to `upstream`.

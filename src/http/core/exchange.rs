@@ -977,7 +977,8 @@ impl Exchange {
         if cx.cin.is_empty() || room == 0 {
             return Ok(false);
         }
-        if let Some(inf) = self.inflate.as_deref_mut() {
+        // A body going nowhere (answered here) is discarded as it came, not inflated.
+        if let (Some(inf), true) = (self.inflate.as_deref_mut(), sink.is_some()) {
             let (finished, taken) =
                 inflate_body(inf, &mut self.req, cx.cin, sink.as_deref_mut(), room, env)?;
             self.rq.bytes_rx += taken;
