@@ -30,6 +30,8 @@ pub enum Tok {
     Trace(usize),
     /// A shadow request's connection (index in `http::mirror::Mirrors`).
     Mirror(usize),
+    /// The inotify instance watching `dynamic_resources` files (`server::watch`).
+    Files,
 }
 
 impl Tok {
@@ -45,6 +47,7 @@ impl Tok {
             Tok::Health(i) => (9, i),
             Tok::Trace(i) => (10, i),
             Tok::Mirror(i) => (11, i),
+            Tok::Files => (12, 0),
         };
         Token((kind << KIND_SHIFT) | (idx & INDEX_MASK))
     }
@@ -62,6 +65,7 @@ impl Tok {
             9 => Tok::Health(idx),
             10 => Tok::Trace(idx),
             11 => Tok::Mirror(idx),
+            12 => Tok::Files,
             _ => return None,
         })
     }
@@ -157,6 +161,7 @@ mod tests {
             Tok::Restart(usize::MAX),
             Tok::Health(4),
             Tok::Trace(5),
+            Tok::Files,
             Tok::Mirror(6),
         ] {
             assert_eq!(Tok::from_token(t.token()), Some(t));

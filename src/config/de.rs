@@ -302,7 +302,7 @@ struct Entries<'a, 'de> {
     known: Option<(&'static str, &'static [&'static str])>,
 }
 
-fn key_text(k: &Value) -> String {
+pub fn key_text(k: &Value) -> String {
     match k {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),

@@ -22,6 +22,7 @@ mod validate_route;
 mod validate_stats;
 mod validate_tracing;
 mod validate_upstream;
+pub mod xds;
 
 pub use model::*;
 pub use validate_action::add_retry_on;
@@ -184,9 +185,29 @@ fn from_document(doc: &Value) -> Result<Bootstrap, ConfigErrors> {
         }
         .into());
     }
-    de::collect_errors(|| {
+    // Resources from `dynamic_resources` files join the static ones (only such a config pays
+    // for the copy).
+    let mut expanded_doc;
+    let (doc, files, mut errors) = if doc.get("dynamic_resources").is_some() {
+        expanded_doc = doc.clone();
+        let (files, errors) = xds::expand(&mut expanded_doc);
+        (&expanded_doc, files, errors)
+    } else {
+        (doc, xds::Expanded::default(), Vec::new())
+    };
+    let loaded = de::collect_errors(|| {
         let raw: raw::Bootstrap = de::from_value(doc, "")?;
         validate::bootstrap(raw)
-    })
-    .map_err(ConfigErrors)
+    });
+    match loaded {
+        Ok(mut b) if errors.is_empty() => {
+            b.watched.extend(files.watched);
+            Ok(b)
+        }
+        Ok(_) => Err(ConfigErrors(errors)),
+        Err(es) => {
+            errors.extend(es.into_iter().map(|e| files.relocate(e)));
+            Err(ConfigErrors(errors))
+        }
+    }
 }

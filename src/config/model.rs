@@ -22,6 +22,9 @@ pub struct Bootstrap {
     pub stats_flush_interval: Duration,
     /// `stats_config.stats_matcher`: which stats are shown and sent.
     pub stats_matcher: StatsMatcher,
+    /// `dynamic_resources` files (LDS, CDS) whose resources are in `listeners` and
+    /// `clusters`: a new version moved into place is applied by a reload (hot restart).
+    pub watched: Vec<super::xds::WatchedFile>,
 }
 
 /// `StatsMatcher`: the stats (by full name) that exist for the admin's read-outs and the

@@ -12,8 +12,8 @@ use super::de::{from_value, join_key, report};
 use super::model::*;
 use super::raw::{self, EnumValue};
 use super::{
-    format, runtime, validate_action, validate_filters, validate_local_reply, validate_route,
-    validate_stats, ConfigError,
+    format, runtime, validate_action, validate_fault, validate_filters, validate_local_reply,
+    validate_route, validate_stats, ConfigError,
 };
 
 pub fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -480,11 +480,13 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         cluster: n.cluster,
     });
     let mut first = None;
-    let rt = match raw.layered_runtime {
+    let mut rt = match raw.layered_runtime {
         Some(lr) => keep(runtime::layered(lr, "layered_runtime"), &mut first).unwrap_or_default(),
         None => runtime::Runtime::default(),
     };
     let _re2 = validate_route::Re2Limit::set(rt.re2_error_level);
+    let _fault = validate_fault::RuntimeFault::set(rt.fault);
+    let watched = std::mem::take(&mut rt.watched);
     let sr = raw.static_resources.unwrap_or(raw::StaticResources {
         listeners: Vec::new(),
         clusters: Vec::new(),
@@ -601,6 +603,7 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         stats_sinks,
         stats_flush_interval,
         stats_matcher,
+        watched,
     })
 }
 

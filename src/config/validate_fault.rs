@@ -5,12 +5,40 @@
 use super::de::join_key;
 use super::model::*;
 use super::raw;
+use super::runtime::FaultKeys;
 use super::validate::err;
 use super::validate_filters::fractional_percent;
 use super::validate_route::header_matcher;
 use super::ConfigError;
 
 pub const FAULT_TYPE: &str = "envoy.extensions.filters.http.fault.v3.HTTPFault";
+
+thread_local! {
+    /// The runtime's fault keys while a bootstrap is validated (`RuntimeFault::set`).
+    static RUNTIME: std::cell::Cell<FaultKeys> = const { std::cell::Cell::new(FaultKeys {
+        abort_percent: None,
+        abort_http_status: None,
+        max_active_faults: None,
+    }) };
+}
+
+/// Makes the runtime's fault keys apply to every fault filter validated until it is dropped:
+/// a runtime value replaces the configured one, as Envoy reads these keys (a process serves
+/// one runtime snapshot; a new disk layer is applied by a reload).
+pub struct RuntimeFault;
+
+impl RuntimeFault {
+    pub fn set(keys: FaultKeys) -> RuntimeFault {
+        RUNTIME.with(|r| r.set(keys));
+        RuntimeFault
+    }
+}
+
+impl Drop for RuntimeFault {
+    fn drop(&mut self) {
+        RUNTIME.with(|r| r.set(FaultKeys::default()));
+    }
+}
 
 /// `HTTPFault` (the filter's or a route's: Envoy reads the same message for both).
 pub fn fault(f: raw::HttpFault, path: &str) -> Result<Fault, ConfigError> {
@@ -45,9 +73,9 @@ pub fn fault(f: raw::HttpFault, path: &str) -> Result<Fault, ConfigError> {
     if let Some(e) = super::validate::refused_fields(&refused, path).next() {
         return Err(e);
     }
-    // Envoy reads these runtime keys; baton's runtime refuses every key it does not
-    // implement, so no layer can set them and the configured values hold, as in Envoy for
-    // keys nothing sets. Another key name would be a key baton cannot honour.
+    // Envoy reads these runtime keys. The abort's and `max_active_faults`' keys are applied
+    // below (`RuntimeFault`); the runtime refuses the others (delays, rate limits, gRPC), so
+    // no layer can set them. Another key name would be a key baton cannot honour.
     let keys = [
         (
             "delay_percent_runtime",
@@ -122,12 +150,22 @@ pub fn fault(f: raw::HttpFault, path: &str) -> Result<Fault, ConfigError> {
                 }
                 (None, Some(_)) => None,
             };
-            let percentage = match a.percentage {
+            let mut percentage = match a.percentage {
                 None => Fraction {
                     numerator: 0,
                     denominator: 100,
                 },
                 Some(d) => fractional_percent(d, &join_key(&ap, "percentage"))?,
+            };
+            let rt = RUNTIME.with(|r| r.get());
+            // Envoy: `fault.http.abort.abort_percent` is a numerator over the configured
+            // denominator; `fault.http.abort.http_status` replaces a configured status.
+            if let Some(n) = rt.abort_percent {
+                percentage.numerator = n;
+            }
+            let status = match (status, rt.abort_http_status) {
+                (Some(_), Some(s)) => u16::try_from(s).ok(),
+                (s, _) => s,
             };
             Some(FaultAbort { status, percentage })
         }
@@ -142,7 +180,9 @@ pub fn fault(f: raw::HttpFault, path: &str) -> Result<Fault, ConfigError> {
         abort,
         headers,
         downstream_nodes: f.downstream_nodes,
-        max_active_faults: f.max_active_faults,
+        max_active_faults: RUNTIME
+            .with(|r| r.get().max_active_faults)
+            .or(f.max_active_faults),
         downstream_cluster_stats: f.disable_downstream_cluster_stats != Some(true),
     })
 }

@@ -49,6 +49,7 @@ const POOL_TRIM_EVERY: Duration = Duration::from_millis(250);
 const HEAP_TRIM_BUFFERS: usize = 64;
 
 mod host;
+mod watch;
 
 /// The running proxy. Its fields are private to this module; the hot-restart driver reaches
 /// it only through `hot_restart::driver::Host` (implemented in `host`).
@@ -101,6 +102,10 @@ pub struct Proxy {
     pid_file: Option<PidFile>,
     /// The successor a reload (SIGHUP, SIGUSR2) started.
     successors: Successors,
+    /// The `dynamic_resources` files, watched for new versions (a reload applies them).
+    files: Option<watch::FileWatch>,
+    /// Look for a file that changed while this process started, once it serves.
+    check_files: bool,
     /// A SIGTERM, SIGINT or SIGQUIT came: the next SIGTERM or SIGINT stops at once.
     stop_requested: bool,
     /// We are the service's main process: no successor has taken over from us.
@@ -309,7 +314,7 @@ pub fn cluster_rts(cs: Vec<crate::config::Cluster>) -> Result<Vec<ClusterRt>, St
 }
 
 impl Proxy {
-    pub fn new(mut opts: Options, b: Bootstrap) -> Result<Proxy, String> {
+    pub fn new(mut opts: Options, mut b: Bootstrap) -> Result<Proxy, String> {
         // Envoy: --service-cluster/--service-node override the bootstrap's node.
         if let Some(node) = &b.node {
             if opts.service_cluster.is_empty() {
@@ -325,6 +330,16 @@ impl Proxy {
             .try_clone()
             .map_err(|e| format!("epoll: {e}"))?;
         let admin = Admin::new(&b, &opts)?;
+        if !b.watched.is_empty() && opts.hot_restart_file.is_none() {
+            return Err(
+                "a new version of a dynamic_resources file or a runtime disk_layer is \
+                 applied by a hot restart; start baton with --hot-restart-file PATH"
+                    .into(),
+            );
+        }
+        // Watched before anything is served; a file moved into place since it was read is
+        // found by `stale` once this process serves.
+        let files = watch::FileWatch::new(std::mem::take(&mut b.watched), poll.registry())?;
         let rts = listener_rts(b.listeners, &opts.service_cluster, &opts.service_node)?;
         let clusters = cluster_rts(b.clusters)?;
         let waker = Arc::new(
@@ -390,6 +405,8 @@ impl Proxy {
             notifier: Notifier::from_env(),
             pid_file,
             successors: Successors::new(&opts_argv),
+            files,
+            check_files: false,
             stop_requested: false,
             main: false,
             announced: false,
@@ -1023,6 +1040,19 @@ impl Proxy {
         }
     }
 
+    /// A `dynamic_resources` file was moved into place: reload (a hot restart reads every
+    /// file again; a bad new version leaves this process serving).
+    fn on_files(&mut self) {
+        let Some(f) = self.files.as_mut().and_then(watch::FileWatch::moved) else {
+            return;
+        };
+        // A process that handed over (draining) or has not taken over yet leaves new versions
+        // to the one in charge (a successor checks the files once it serves).
+        if self.main {
+            self.reload(&format!("new {f}"));
+        }
+    }
+
     /// SIGCHLD: reaps a successor that exited (no zombie) and logs how it ended; one that
     /// never took over leaves us serving, and the service manager is told so.
     fn reap_successor(&mut self) {
@@ -1053,6 +1083,7 @@ impl Proxy {
             // or a rollback after our successor died.
             (_, S::Serving) => {
                 self.main = true;
+                self.check_files = self.files.is_some();
                 self.announce();
                 if let Some(p) = self.pid_file.as_mut() {
                     if let Err(e) = p.write() {
@@ -1391,6 +1422,7 @@ impl Proxy {
                     Tok::Health(i) => self.checkers.on_event(&mut self.ctx, i),
                     Tok::Trace(i) => crate::tracing::collector::on_event(&mut self.ctx, i),
                     Tok::Mirror(i) => crate::http::mirror::on_event(&mut self.ctx, i),
+                    Tok::Files => self.on_files(),
                 }
             }
             while let Some((at, key)) = self.ctx.timers.pop_due(self.ctx.now()) {
@@ -1410,6 +1442,12 @@ impl Proxy {
                 self.send_moving();
             }
             self.restart(|hr, host| hr.check_progress(host));
+            if self.check_files {
+                self.check_files = false;
+                if let Some(f) = self.files.as_ref().and_then(watch::FileWatch::stale) {
+                    self.reload(&format!("{f} changed while starting"));
+                }
+            }
             if self.exit_code.is_some() {
                 // What was counted since the last flush is sent before the process goes.
                 self.stats_sinks.flush(&self.ctx.stats.store);

@@ -122,9 +122,38 @@ impl Baton {
     /// `env`, serving on `port`; nothing is waited for. For tests that need a config file or
     /// a service manager's variables (`NOTIFY_SOCKET`).
     pub fn spawn_with(port: u16, args: &[&str], env: &[(&str, &str)]) -> Baton {
+        Baton::spawn_in(None, &[], port, args, env)
+    }
+
+    /// As `start`, run in working directory `dir`: a config's relative file names (e.g. an
+    /// example's `certs/…`) are found there, as in the example's own container.
+    pub fn start_in(dir: &std::path::Path, yaml: &str) -> Baton {
+        let port = listener_port(yaml).expect("config has a listener port_value");
+        let mut b = Baton::spawn_in(Some(dir), &[], port, &["--config-yaml", yaml], &[]);
+        b.wait_listening();
+        b
+    }
+
+    /// As `spawn_with`, run through `wrapper` (a program that ends by exec'ing baton, so
+    /// the pid is baton's), e.g. a mount namespace of the test's own.
+    pub fn spawn_wrapped(wrapper: &[&str], port: u16, args: &[&str]) -> Baton {
+        Baton::spawn_in(None, wrapper, port, args, &[])
+    }
+
+    fn spawn_in(
+        dir: Option<&std::path::Path>,
+        wrapper: &[&str],
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Baton {
         let log = log_path("baton");
         let f = File::create(&log).expect("log file");
-        let child = baton_command(&[])
+        let mut cmd = baton_command(wrapper);
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
+        let child = cmd
             .args(args)
             .args(["-l", "debug"])
             .envs(env.iter().copied())

@@ -539,3 +539,39 @@ pub fn next_served_by(c: &mut RawConn, name: &str, by: Option<&Baton>) {
         by.map(Baton::log).unwrap_or_default()
     );
 }
+
+/// How long a reload or an exit may take in `in_log` and `stop_in_charge`.
+const RELOAD_WAIT: Duration = Duration::from_secs(30);
+
+/// Waits (bounded) until the log every generation writes to holds `needle` (the first
+/// generation's process may be gone by then).
+pub fn in_log(b: &Baton, needle: &str) -> bool {
+    let deadline = Instant::now() + RELOAD_WAIT;
+    while !b.log().contains(needle) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// Stops whoever is in charge now, by the pid file it wrote when it took over (the first
+/// generation `b` has handed over and exited).
+pub fn stop_in_charge(b: &mut Baton, pid_file: &Path) {
+    assert!(b.wait_exit(RELOAD_WAIT).is_some(), "{}", b.log());
+    let pid: i32 = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .expect("pid file");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("stop the process in charge");
+    let deadline = Instant::now() + RELOAD_WAIT;
+    while pid_file.exists() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!pid_file.exists(), "{}", b.log());
+}

@@ -28,6 +28,7 @@ const PROOFS: &[(&str, &str)] = &[
     ("Decorator.propagate", "tests/tracing.rs::a_client_context_is_continued_and_the_decorator_names_the_span"),
     ("Bootstrap.listeners", "tests/proxy_basic.rs::get_and_post_with_curl"),
     ("Bootstrap.clusters", "tests/lifecycle.rs::round_robin_spreads_over_static_endpoints"),
+    ("Bootstrap.watched", "tests/xds_files.rs::a_cds_file_moved_into_place_is_applied_by_a_hot_restart_and_a_bad_one_changes_nothing"),
     ("Bootstrap.admin", "tests/admin_endpoints.rs::info_endpoints_and_errors"),
     (
         "Bootstrap.max_downstream_connections",

@@ -277,19 +277,24 @@ fn runtime_keys_baton_does_not_implement_are_refused_by_path() {
     let e = err_with(&[(
         "layered_runtime",
         "{layers: [{name: s, static_layer: {envoy: {reloadable_features: {x: true}}, \
-         re2.max_program_size.warn_level: 10}}, {name: d, disk_layer: {symlink_root: /srv}}]}",
+         re2.max_program_size.warn_level: 10}}, {name: d, disk_layer: {symlink_root: /srv, \
+         append_service_cluster: true}}]}",
     )]);
     assert_eq!(
         e,
         "3 errors:\n  \
-         layered_runtime.layers[1].disk_layer: not supported by baton (disk runtime layers; use a static_layer)\n  \
+         layered_runtime.layers[1].disk_layer.append_service_cluster: not supported by baton (a per-service-cluster subdirectory)\n  \
          layered_runtime.layers[0].static_layer.envoy.reloadable_features.x: runtime key \
          \"envoy.reloadable_features.x\" is not implemented by baton (implemented: \
          envoy.resource_limits.listener.<name>.connection_limit, \
+         fault.http.abort.abort_percent, fault.http.abort.http_status, \
+         fault.http.max_active_faults, \
          overload.global_downstream_max_connections, re2.max_program_size.error_level)\n  \
          layered_runtime.layers[0].static_layer.re2.max_program_size.warn_level: runtime key \
          \"re2.max_program_size.warn_level\" is not implemented by baton (implemented: \
          envoy.resource_limits.listener.<name>.connection_limit, \
+         fault.http.abort.abort_percent, fault.http.abort.http_status, \
+         fault.http.max_active_faults, \
          overload.global_downstream_max_connections, re2.max_program_size.error_level)"
     );
     let both = err_with(&[

@@ -153,6 +153,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
         stats_sinks: vec![],
         stats_flush_interval: Duration::from_secs(5),
         stats_matcher: StatsMatcher::All,
+        watched: vec![],
     }
 }
 
