@@ -57,6 +57,23 @@ fn accepted_http10_without_host_uses_the_default_host() {
     assert_eq!(rs.len(), 1, "{}", String::from_utf8_lossy(&bytes));
     assert_eq!(rs[0].status(), 200);
     assert!(closed);
+    // Envoy answers an HTTP/1.0 request it serves in HTTP/1.0: the upstream's answer and a
+    // local reply (no route for this path: 404).
+    assert!(
+        bytes.starts_with(b"HTTP/1.0 200 "),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let (bytes, _) = raw_exchange_ex(
+        b.port,
+        b"GET /no-route-here HTTP/1.0\r\nHost: given.example\r\n\r\n",
+        IO_TIMEOUT,
+    );
+    assert!(
+        bytes.starts_with(b"HTTP/1.0 "),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
     // A Host the client sent wins over the default.
     let (bytes, _) = raw_exchange_ex(
         b.port,

@@ -286,7 +286,8 @@ impl Env for CtxEnv<'_> {
             .iter()
             .filter_map(|(n, v)| Some((n.as_ref(), std::str::from_utf8(v).ok()?)))
             .collect();
-        write_local_reply(
+        let start = out.len();
+        let n = write_local_reply(
             out,
             status,
             &body,
@@ -295,7 +296,12 @@ impl Env for CtxEnv<'_> {
             &date,
             content_type,
             &extra,
-        )
+        );
+        // Envoy answers an HTTP/1.0 request it serves (`accept_http_10`) in HTTP/1.0.
+        if rq.minor == 0 && http.is_some_and(|h| h.hcm.accept_http_10) {
+            crate::http::local::as_http_10(out, start);
+        }
+        n
     }
 
     fn response_head(&mut self, rq: &mut Rq, status: u16, headers: &[httparse::Header<'_>]) {

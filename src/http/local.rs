@@ -29,6 +29,16 @@ pub const REQUEST_TIMEOUT: &str = "request timeout";
 /// Envoy's body for the route timeout.
 pub const UPSTREAM_TIMEOUT: &str = "upstream request timeout";
 
+/// Makes the status line written at `start` of `out` say `HTTP/1.0` (it says `HTTP/1.1`):
+/// what Envoy answers an HTTP/1.0 request it serves.
+pub fn as_http_10(out: &mut [u8], start: usize) {
+    if let Some(v) = out.get_mut(start..start + 8) {
+        if v == b"HTTP/1.1" {
+            v[7] = b'0';
+        }
+    }
+}
+
 /// Serialises a complete local reply (head and body) into `out`; returns the body bytes
 /// written. `content_type` is written when the body is not empty; `extra` headers (a
 /// redirect's Location, a route's response edits, a local reply mapper's headers) go after

@@ -40,7 +40,12 @@ pub(super) fn client_head(
     };
     // A response that starts before the request was read in full ends the connection.
     let mut keep = ex.client_keep_alive && !draining && out != OutMode::Close && ex.req.is_done();
-    h.extend_from_slice(b"HTTP/1.1 ");
+    // To an HTTP/1.0 client (served only with `accept_http_10`), HTTP/1.0, as Envoy.
+    h.extend_from_slice(if ex.client_minor == 0 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    });
     crate::util::push_dec(&mut h, u64::from(r.status));
     h.push(b' ');
     h.extend_from_slice(r.reason.as_bytes());
