@@ -36,6 +36,13 @@ impl Resolver {
         std::thread::Builder::new()
             .name("baton-dns".into())
             .spawn(move || {
+                // Signals are the reactor's: delivered to this thread, a SIGHUP could reach
+                // the reactor's signal pipe while a SIGTERM sent with it waits for the other
+                // thread, and the reload would be handled as if it came first.
+                let all = nix::sys::signal::SigSet::all();
+                if let Err(e) = all.thread_block() {
+                    log::warn!("dns: cannot block signals in the resolver thread: {e}");
+                }
                 while let Ok(q) = qrx.recv() {
                     let result = (q.host.as_str(), q.port)
                         .to_socket_addrs()
