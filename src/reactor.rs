@@ -166,6 +166,7 @@ mod tests {
             Tok::Health(4),
             Tok::Trace(5),
             Tok::Files,
+            Tok::Check(9),
             Tok::Mirror(6),
         ] {
             assert_eq!(Tok::from_token(t.token()), Some(t));

@@ -364,6 +364,34 @@ fn a_gzip_bomb_and_a_corrupt_body_are_cut_short() {
     drop(s.baton);
 }
 
+/// Ratio allowance saved up on incompressible bytes does not let one turn inflate a run of
+/// zeros into many times the upstream buffer: each turn makes at most the buffer's room.
+#[test]
+fn inflating_is_bounded_per_turn_whatever_the_allowance() {
+    let s = setup(2);
+    // 12 MiB that do not compress (xorshift), then 11 MiB of zeros: within a ratio of 2 in
+    // all, so the whole body is inflated, and the zeros come in a few compressed bytes.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut plain: Vec<u8> = (0..12 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    plain.extend(std::iter::repeat_n(0u8, 11 << 20));
+    let gz = python_gzip(&plain);
+    let before = s.baton.hwm_kib();
+    let mut c = RawConn::connect(s.listen);
+    let r = send_gzip(&mut c, &gz, "");
+    assert_eq!(r.status(), 200);
+    assert!(r.body == plain, "{} of {} bytes", r.body.len(), plain.len());
+    let grew = s.baton.hwm_kib().saturating_sub(before);
+    assert!(grew < 10 * 1024, "peak memory grew {grew} KiB");
+    drop(s.baton);
+}
+
 #[test]
 fn refused_settings_name_their_field() {
     let base = |extra: &str, lib: &str| {

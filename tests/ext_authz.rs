@@ -403,6 +403,24 @@ fn what_baton_cannot_honour_is_refused_by_path() {
         err.contains("typed_per_filter_config.authz.check_settings:"),
         "{err}"
     );
+    // Checks go out as plain HTTP: an authorization cluster that would send a PROXY protocol
+    // header first is refused, naming it.
+    let pp = "    transport_socket:\n      name: envoy.transport_sockets.upstream_proxy_protocol\n      \
+              typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.\
+              proxy_protocol.v3.ProxyProtocolUpstreamTransport\n        config: {version: V2}\n        \
+              transport_socket: {name: envoy.transport_sockets.raw_buffer, typed_config: \
+              {\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer}}\n";
+    let yaml = format!(
+        "static_resources:\n  listeners:\n{}  clusters:\n{}{pp}",
+        listener("l", free_port(), uri.trim_end(), "/dev/null"),
+        cluster("backend", 9)
+    );
+    let err = refusal(&yaml);
+    assert!(
+        err.contains("static_resources.clusters[0].transport_socket:")
+            && err.contains("PROXY protocol"),
+        "{err}"
+    );
 }
 
 #[test]

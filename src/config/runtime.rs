@@ -51,8 +51,10 @@ pub const KEYS: &[&str] = &[
 
 /// Most files a disk layer may hold, and most bytes one file may hold: a runtime tree is a
 /// few keys, and a symlink pointed at the wrong directory must not make a load read it all.
-const DISK_MAX_FILES: usize = 10_000;
-const DISK_MAX_FILE: u64 = 64 * 1024;
+const DISK_MAX_FILES: usize = 1_000;
+const DISK_MAX_FILE: u64 = 4 * 1024;
+/// Most directory levels below the layer's directory (a runtime key has a few).
+const DISK_MAX_DEPTH: usize = 16;
 
 /// `disk_layer`.
 #[derive(Debug, serde::Deserialize)]
@@ -302,13 +304,14 @@ pub fn tree(dir: &Path) -> Result<BTreeMap<String, (String, String)>, String> {
     if !dir.is_dir() {
         return Ok(out);
     }
-    walk(dir, "", &mut out)?;
+    walk(dir, "", 0, &mut out)?;
     Ok(out)
 }
 
 fn walk(
     dir: &Path,
     prefix: &str,
+    depth: usize,
     out: &mut BTreeMap<String, (String, String)>,
 ) -> Result<(), String> {
     let entries =
@@ -328,9 +331,22 @@ fn walk(
             format!("{prefix}.{name}")
         };
         let path = entry.path();
+        // A directory is walked only when it is one (a symlink to a directory could loop:
+        // `a -> .`); a symlink to a file is read (a Kubernetes volume's keys are symlinks).
+        let own =
+            std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if own.is_dir() {
+            if depth >= DISK_MAX_DEPTH {
+                return Err(format!(
+                    "{}: nested deeper than {DISK_MAX_DEPTH}",
+                    path.display()
+                ));
+            }
+            walk(&path, &key, depth + 1, out)?;
+            continue;
+        }
         let meta = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         if meta.is_dir() {
-            walk(&path, &key, out)?;
             continue;
         }
         if out.len() >= DISK_MAX_FILES {

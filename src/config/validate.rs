@@ -1287,12 +1287,14 @@ fn tls_authz(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), ConfigE
             .iter()
             .enumerate()
             .find(|(_, c)| c.name == a.cluster);
-        if let Some((i, cl)) = found.filter(|(_, c)| c.tls.is_some()) {
+        if let Some((i, cl)) = found.filter(|(_, c)| c.tls.is_some() || c.proxy_protocol.is_some())
+        {
             return Err(err(
                 format!("static_resources.clusters[{i}].transport_socket"),
                 format!(
                     "cluster \"{}\" is an ext_authz service (filter \"{}\" of listener \"{}\"): \
-                     baton sends checks over plain HTTP, so it cannot use TLS",
+                     baton sends checks over plain HTTP, so it cannot use TLS or the upstream \
+                     PROXY protocol",
                     cl.name, f.name, l.name
                 ),
             ));

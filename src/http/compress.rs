@@ -533,6 +533,9 @@ mod zlib {
         pub(crate) failed: bool,
         /// The failure was counted.
         pub(crate) reported: bool,
+        /// Decoded request-body bytes not inflated yet: a turn stops inflating once it made
+        /// as much as the upstream buffer has room for (at most one turn's input budget).
+        pub(crate) carry: Vec<u8>,
     }
 
     impl std::fmt::Debug for Inflater {
@@ -552,6 +555,7 @@ mod zlib {
                 done: false,
                 failed: false,
                 reported: false,
+                carry: Vec::new(),
             })
         }
 
@@ -628,6 +632,7 @@ mod zlib {
         pub(crate) pending: (u64, u64),
         pub(crate) failed: bool,
         pub(crate) reported: bool,
+        pub(crate) carry: Vec<u8>,
     }
 
     impl Inflater {
@@ -637,6 +642,7 @@ mod zlib {
                 pending: (0, 0),
                 failed: true,
                 reported: true,
+                carry: Vec::new(),
             })
         }
         pub fn chunk_size(&self) -> usize {

@@ -1083,7 +1083,11 @@ impl Proxy {
             // or a rollback after our successor died.
             (_, S::Serving) => {
                 self.main = true;
-                self.check_files = self.files.is_some();
+                // A file that changed while this process started is looked at once it serves;
+                // after a rollback (our successor failed) it is the version that just failed,
+                // and trying it again would start the next successor, and the next.
+                self.check_files =
+                    self.files.is_some() && matches!(from, S::FdsReceived | S::Listening);
                 self.announce();
                 if let Some(p) = self.pid_file.as_mut() {
                     if let Err(e) = p.write() {

@@ -974,7 +974,8 @@ impl Exchange {
             None => usize::MAX,
         };
         let sink_before = sink.as_ref().map_or(0, |b| b.len());
-        if cx.cin.is_empty() || room == 0 {
+        let carried = self.inflate.as_ref().is_some_and(|i| !i.carry.is_empty());
+        if (cx.cin.is_empty() && !carried) || room == 0 {
             return Ok(false);
         }
         // A body going nowhere (answered here) is discarded as it came, not inflated.
@@ -1423,6 +1424,7 @@ fn move_compressed(
         body,
         out,
         gzip: Some(gz),
+        bad_body,
         ..
     } = resp
     else {
@@ -1460,7 +1462,9 @@ fn move_compressed(
                     Ok(used) => up.rx.consume(used),
                     Err(e) => {
                         log::debug!("upstream: bad chunked body: {}", e.0);
-                        // Truncate visibly: never finish a body we could not read.
+                        // Truncate visibly: never finish a body we could not read; a
+                        // protocol error, as on the uncompressed path.
+                        *bad_body = true;
                         up.eof = true;
                         up.rx.consume(up.rx.len());
                     }
@@ -1510,37 +1514,56 @@ fn inflate_body(
     let ratio = inf.rt.cfg.max_inflate_ratio as usize;
     let budget = (room / ratio.max(1)).max(1);
     let pool = env.pool();
-    let mut piece = |inf: &mut Inflater, mut d: &[u8]| loop {
-        let (used, out) = inf.inflate(d);
-        let made = out.len();
-        let full = made == inf.chunk_size();
-        if let Some(b) = sink.as_deref_mut() {
-            put_chunk(b, pool, inf.output(made));
+    // Inflates `d` until it is used up or this turn made `room` bytes (the upstream buffer's
+    // room: however well the input compresses, a turn adds no more than that plus one
+    // chunk); returns the bytes of `d` used.
+    let mut made_total = 0usize;
+    let mut piece = |inf: &mut Inflater, d: &[u8]| -> usize {
+        let mut off = 0;
+        while made_total < room {
+            let (used, out) = inf.inflate(d.get(off..).unwrap_or_default());
+            let made = out.len();
+            let full = made == inf.chunk_size();
+            if let Some(b) = sink.as_deref_mut() {
+                put_chunk(b, pool, inf.output(made));
+            }
+            made_total += made;
+            off += used;
+            if (off >= d.len() && !full) || (used == 0 && made == 0) {
+                break;
+            }
         }
-        d = d.get(used..).unwrap_or_default();
-        if (d.is_empty() && !full) || (used == 0 && made == 0) {
-            break;
-        }
+        off
     };
+    // What an earlier turn decoded and could not inflate goes first.
+    if !inf.carry.is_empty() {
+        let carry = std::mem::take(&mut inf.carry);
+        let used = piece(inf, &carry);
+        inf.carry = carry.get(used..).unwrap_or_default().to_vec();
+    }
     let (finished, taken) = match req {
         BodyIn::Done | BodyIn::UntilClose => return Ok((false, 0)),
+        _ if !inf.carry.is_empty() => (false, 0),
         BodyIn::Length(rem) => {
             let n = (*rem).min(cin.len() as u64).min(budget as u64) as usize;
-            piece(inf, cin.data().get(..n).unwrap_or_default());
-            cin.consume(n);
-            *rem -= n as u64;
-            (*rem == 0, n as u64)
+            let used = piece(inf, cin.data().get(..n).unwrap_or_default());
+            cin.consume(used);
+            *rem -= used as u64;
+            (*rem == 0, used as u64)
         }
         BodyIn::Chunked(dec) => {
             let mut taken = 0u64;
+            let mut rest = Vec::new();
             let used = dec
                 .decode(cin.data(), budget, |d| {
                     taken += d.len() as u64;
-                    piece(inf, d);
+                    let n = if rest.is_empty() { piece(inf, d) } else { 0 };
+                    rest.extend_from_slice(d.get(n..).unwrap_or_default());
                 })
                 .map_err(|e| e.0)?;
             cin.consume(used);
-            (dec.is_done(), taken)
+            inf.carry = rest;
+            (dec.is_done() && inf.carry.is_empty(), taken)
         }
     };
     if finished {
