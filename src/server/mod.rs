@@ -1043,7 +1043,11 @@ impl Proxy {
     /// A `dynamic_resources` file was moved into place: reload (a hot restart reads every
     /// file again; a bad new version leaves this process serving).
     fn on_files(&mut self) {
-        let Some(f) = self.files.as_mut().and_then(watch::FileWatch::moved) else {
+        let found = self.files.as_mut().and_then(watch::FileWatch::moved);
+        if let Some(w) = self.files.take_if(|w| w.broken) {
+            w.deregister(self.poll.registry());
+        }
+        let Some(f) = found else {
             return;
         };
         // A process that handed over (draining) or has not taken over yet leaves new versions

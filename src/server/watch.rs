@@ -19,6 +19,8 @@ pub struct FileWatch {
     files: Vec<WatchedFile>,
     /// Each watched directory's descriptor, and the files in it.
     dirs: HashMap<WatchDescriptor, Vec<usize>>,
+    /// Reading the events failed: the owner drops the watch.
+    pub broken: bool,
 }
 
 impl FileWatch {
@@ -62,6 +64,7 @@ impl FileWatch {
             inotify,
             files,
             dirs,
+            broken: false,
         }))
     }
 
@@ -71,10 +74,20 @@ impl FileWatch {
     pub fn moved(&mut self) -> Option<String> {
         let mut found = None;
         // The descriptor is non-blocking: this ends with EAGAIN once the queue is empty.
-        while let Ok(events) = self.inotify.read_events() {
-            if events.is_empty() {
-                break;
-            }
+        loop {
+            let events = match self.inotify.read_events() {
+                Ok(events) if !events.is_empty() => events,
+                Ok(_) | Err(nix::errno::Errno::EAGAIN) => break,
+                Err(e) => {
+                    // Left readable, the level-triggered descriptor would wake the loop for
+                    // ever: stop watching, say so.
+                    log::error!(
+                        "inotify: {e}; new versions of the watched files are no longer seen"
+                    );
+                    self.broken = true;
+                    break;
+                }
+            };
             for ev in events {
                 if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
                     // Events were lost: look at every file.
@@ -108,6 +121,11 @@ impl FileWatch {
             }
         }
         found
+    }
+
+    /// Takes the descriptor off the reactor (before the watch is dropped).
+    pub fn deregister(&self, registry: &Registry) {
+        let _ = registry.deregister(&mut SourceFd(&self.inotify.as_fd().as_raw_fd()));
     }
 
     /// A file that is not the version the configuration was read from (one moved into place
