@@ -7,8 +7,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::hot::{in_log, stop_in_charge, HotDir};
-use common::{free_port, run_baton, Baton, RawConn, Upstream};
+use common::hot::{in_log, start_with_pid_file, stop_in_charge, HotDir};
+use common::{free_port, run_baton, RawConn, Upstream};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -109,22 +109,8 @@ fn a_runtime_tree_sets_the_fault_filter_and_a_swapped_tree_is_applied_by_a_hot_r
     tree(&v2, &[("fault.http.abort.abort_percent", "0")]);
     std::os::unix::fs::symlink(&v1, &root).expect("symlink");
     let port = free_port();
-    let pid_file = dir.path.join("baton.pid");
-    let (sock, pid_arg) = (dir.sock_arg(), pid_file.display().to_string());
     let config = yaml(port, up.port(), &root);
-    let mut b = Baton::spawn_with(
-        port,
-        &[
-            "--config-yaml",
-            &config,
-            "--hot-restart-file",
-            &sock,
-            "--pid-file",
-            &pid_arg,
-        ],
-        &[],
-    );
-    b.wait_listening();
+    let (mut b, pid_file) = start_with_pid_file(&config, port, &dir);
     // The runtime's percent (100) and status (418) replace the configured 0 % and 503.
     assert_eq!(status(port), 418, "{}", b.log());
     swap(&root, &v2);

@@ -9,7 +9,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::hot::{get_body, in_log, stop_in_charge, wait_body, HotDir};
+use common::hot::{
+    get_body, in_log, start_with_pid_file as start, stop_in_charge, wait_body, HotDir,
+};
 use common::{free_port, run_baton, Baton, RawConn, Upstream};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -85,26 +87,6 @@ dynamic_resources:
         cds.display(),
         lds.display()
     )
-}
-
-/// Starts baton on `yaml` (listener `port`) with a restart socket and a pid file in `dir`.
-fn start(yaml: &str, port: u16, dir: &HotDir) -> (Baton, std::path::PathBuf) {
-    let pid_file = dir.path.join("baton.pid");
-    let (pid_arg, sock) = (pid_file.display().to_string(), dir.sock_arg());
-    let mut b = Baton::spawn_with(
-        port,
-        &[
-            "--config-yaml",
-            yaml,
-            "--hot-restart-file",
-            &sock,
-            "--pid-file",
-            &pid_arg,
-        ],
-        &[],
-    );
-    b.wait_listening();
-    (b, pid_file)
 }
 
 /// Writes `text` beside `path` and moves it into place (how Envoy wants a new version).

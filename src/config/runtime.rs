@@ -286,11 +286,7 @@ fn disk(d: &DiskLayer) -> Result<(Vec<(String, (Value, String))>, WatchedFile), 
     let dir = disk_dir(d);
     let tree = tree(&dir)?;
     let root = PathBuf::from(&d.symlink_root);
-    let parent = match root.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let watched = WatchedFile::tree(root, parent, dir, digest_tree(&tree));
+    let watched = WatchedFile::tree(root, dir, digest_tree(&tree));
     let keys = tree
         .into_iter()
         .map(|(k, (v, file))| (k, (Value::String(v), file)))

@@ -108,13 +108,13 @@ impl WatchedFile {
         }
     }
 
-    /// A runtime disk layer: a new tree is a symlink moved onto `root` (in `parent`).
-    pub fn tree(root: PathBuf, parent: PathBuf, dir: PathBuf, digest: u64) -> WatchedFile {
+    /// A runtime disk layer: a new tree is a symlink moved onto `root` (in its directory).
+    pub fn tree(root: PathBuf, dir: PathBuf, digest: u64) -> WatchedFile {
         WatchedFile {
             kind: Kind::Runtime,
             read: FileId::of(&root),
+            dir: dir_of(&root),
             path: root,
-            dir: parent,
             any_entry: false,
             digest,
             tree: Some(dir),
@@ -124,6 +124,14 @@ impl WatchedFile {
     /// Another file was moved into place (a new inode) since it was read, with other text.
     pub fn replaced(&self) -> bool {
         FileId::of(&self.path) != self.read && self.differs()
+    }
+}
+
+/// The directory whose moves replace `path` (`.` for a bare name).
+fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 
@@ -337,10 +345,7 @@ fn read_source(
         .map_err(|e| err(&fpath, format!("cannot read {}: {e}", path.display())))?;
     let dir = match dir {
         Some(d) => PathBuf::from(d),
-        None => match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        },
+        None => dir_of(&path),
     };
     let file = path.display().to_string();
     let resources = resources(&text, kind, &file)?;

@@ -575,3 +575,24 @@ pub fn stop_in_charge(b: &mut Baton, pid_file: &Path) {
     }
     assert!(!pid_file.exists(), "{}", b.log());
 }
+
+/// Starts baton on `yaml` (listener `port`) with a restart socket and a pid file in `dir`
+/// (the pid file names whoever is in charge after reloads: `stop_in_charge`).
+pub fn start_with_pid_file(yaml: &str, port: u16, dir: &HotDir) -> (Baton, PathBuf) {
+    let pid_file = dir.path.join("baton.pid");
+    let (pid_arg, sock) = (pid_file.display().to_string(), dir.sock_arg());
+    let mut b = Baton::spawn_with(
+        port,
+        &[
+            "--config-yaml",
+            yaml,
+            "--hot-restart-file",
+            &sock,
+            "--pid-file",
+            &pid_arg,
+        ],
+        &[],
+    );
+    b.wait_listening();
+    (b, pid_file)
+}
