@@ -641,8 +641,10 @@ pub struct ExtAuthz {
 /// Envoy's fault injection filter (`…fault.v3.HTTPFault`), aborts only.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fault {
-    /// `None`: nothing is injected.
+    /// `None`: nothing is aborted.
     pub abort: Option<FaultAbort>,
+    /// `None`: nothing is delayed.
+    pub delay: Option<FaultDelay>,
     /// `headers`: a fault applies only to requests matching them all.
     pub headers: Vec<HeaderMatcher>,
     /// `downstream_nodes`: when set, only requests whose `x-envoy-downstream-service-node`
@@ -653,6 +655,21 @@ pub struct Fault {
     /// Not `disable_downstream_cluster_stats`: an abort is also counted under the request's
     /// `x-envoy-downstream-service-cluster`.
     pub downstream_cluster_stats: bool,
+}
+
+/// A fault's `delay`: the request is held back this long before the filters after it (and
+/// the router) see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultDelay {
+    /// `header_delay`: the duration is the request's `x-envoy-fault-delay-request` (ms); a
+    /// request without one (or with one that is not a number) is not delayed.
+    pub from_header: bool,
+    /// `fixed_delay`, or the runtime's `fault.http.delay.fixed_duration_ms`, which Envoy lets
+    /// replace a header's duration too. `None` only with `from_header`.
+    pub duration: Option<std::time::Duration>,
+    /// `percentage` (default 0): with `header_delay`, a request's
+    /// `x-envoy-fault-delay-request-percentage` may lower its numerator.
+    pub percentage: Fraction,
 }
 
 #[derive(Debug, Clone, PartialEq)]

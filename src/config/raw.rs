@@ -800,7 +800,7 @@ pub struct ExtAuthzPerRoute {
 #[serde(deny_unknown_fields)]
 pub struct HttpFault {
     pub abort: Option<FaultAbort>,
-    pub delay: Option<Value>,
+    pub delay: Option<FaultDelay>,
     pub upstream_cluster: Option<String>,
     #[serde(default)]
     pub headers: Vec<HeaderMatcher>,
@@ -817,6 +817,15 @@ pub struct HttpFault {
     pub abort_grpc_status_runtime: Option<String>,
     pub disable_downstream_cluster_stats: Option<bool>,
     pub filter_metadata: Option<Value>,
+}
+
+/// `envoy.extensions.filters.common.fault.v3.FaultDelay`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultDelay {
+    pub fixed_delay: Option<Dur>,
+    pub header_delay: Option<EmptyInput>,
+    pub percentage: Option<FractionalPercent>,
 }
 
 /// `envoy.extensions.filters.http.fault.v3.FaultAbort`.

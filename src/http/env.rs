@@ -139,7 +139,7 @@ impl CtxEnv<'_> {
             rq,
             resume,
         );
-        if let Decision::Check(p) = &mut d {
+        if let Decision::Pause(p) = &mut d {
             // Routed once the check is answered.
             p.begun = begun;
             return d;

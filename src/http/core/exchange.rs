@@ -312,7 +312,7 @@ impl Exchange {
         now: Instant,
     ) -> Step {
         let has_body = s.framing != Framing::None;
-        if let Decision::Check(_) = decision {
+        if let Decision::Pause(_) = decision {
             // The connection pauses a request on its check before it starts an exchange.
             log::error!("an exchange began with an unanswered ext_authz check");
             decision = crate::http::request::internal_error();
@@ -374,7 +374,7 @@ impl Exchange {
                 Step::Started(ex, Some(a))
             }
             // Replaced above.
-            Decision::Check(_) => Step::End(Then::Reset),
+            Decision::Pause(_) => Step::End(Then::Reset),
         }
     }
 

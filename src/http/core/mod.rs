@@ -12,6 +12,8 @@
 //! `Lingering` (discard what the client still sends) → `Closed`. `Handoff`: idle while a
 //! successor process exists; the driver moves the socket and the unread bytes there.
 //! `Tunnel`: an upgrade or CONNECT was answered; bytes flow both ways until both sides are shut.
+//! `Paused`: a request head waits for a filter (an ext_authz check, a fault delay) before it
+//! is routed.
 
 mod exchange;
 mod failure;
@@ -204,10 +206,11 @@ pub trait Env {
     /// A request head was parsed (`None`: rejected) — counts it and starts its record.
     fn begin(&mut self, req: Option<&RequestHead<'_>>, minor: u8, now: Instant) -> Rq;
     /// Routes a request: a local reply, or an upstream with the serialised head, or a pause
-    /// for an ext_authz check.
+    /// for a filter (an ext_authz check, a fault delay).
     fn route(&mut self, req: &RequestHead<'_>, rq: &mut Rq) -> Decision;
-    /// Goes on routing a request paused on its ext_authz check (`Decision::Check`), now
-    /// answered (`None`: the check failed or timed out).
+    /// Goes on routing a paused request (`Decision::Pause`) once its wait is over: with its
+    /// ext_authz check's answer (`None`: the check failed or timed out), or after its fault
+    /// delay (`verdict` unused).
     fn resume(
         &mut self,
         req: &RequestHead<'_>,
@@ -351,23 +354,25 @@ enum State {
     Handoff,
     /// A byte pipe between the client and the upstream connection.
     Tunnel(tunnel::Tunnel),
-    /// A request head waits for its ext_authz check: the head stays in the input (parsed
-    /// again once answered), nothing more is read, no upstream is chosen.
-    Checking(Box<Checking>),
+    /// A request head waits for a filter — its ext_authz check, or a fault filter's delay:
+    /// the head stays in the input (parsed again when the wait is over), nothing more is
+    /// read, no upstream is chosen.
+    Paused(Box<Paused>),
 }
 
-/// A request paused on its ext_authz check.
+/// A request paused by a filter (`Pending::wait`).
 #[derive(Debug)]
-pub struct Checking {
+pub struct Paused {
     rq: Rq,
     pending: Box<Pending>,
     /// When its head began (`request_timeout`).
     began: Instant,
-    /// The check's timeout: past it the check has failed.
+    /// When the wait ends by itself: a check's timeout (the check has failed), a delay's end.
     until: Instant,
-    /// The driver has taken the check to send.
+    /// The driver has taken the check to send (a delay has none).
     sent: bool,
-    /// The answer, once there.
+    /// Set once the wait is over: a check's answer (`None`: it failed or timed out); `None`
+    /// after a delay.
     verdict: Option<Verdict>,
 }
 
@@ -484,7 +489,7 @@ impl Conn {
             State::Exchange(ex) => ex.client_read_room(self.cin.len(), self.up.as_ref()),
             State::Tunnel(t) => t.client_read_room(self.cin.len(), self.up.as_ref()),
             // Paused: the body waits in the client's socket (backpressure).
-            State::Checking(_) => 0,
+            State::Paused(_) => 0,
             State::Lingering { .. } => CHUNK,
             State::Closing { .. } | State::Closed(_) | State::Handoff => 0,
         }
@@ -750,7 +755,7 @@ impl Conn {
             }
             State::Exchange(ex) => ex.deadline(),
             State::Tunnel(t) => t.deadline(),
-            State::Checking(c) => c.verdict.is_none().then_some(c.until),
+            State::Paused(c) => c.verdict.is_none().then_some(c.until),
             State::Closing { until, .. } | State::Lingering { until, .. } => Some(*until),
             State::Closed(_) | State::Handoff => None,
         }
@@ -789,8 +794,10 @@ impl Conn {
             (State::Closing { .. } | State::Lingering { .. }, _) => {
                 self.state = State::Closed(Close::Graceful);
             }
-            (State::Checking(c), _) => {
-                log::debug!("ext_authz check timed out");
+            (State::Paused(c), _) => {
+                if c.pending.check().is_some() {
+                    log::debug!("ext_authz check timed out");
+                }
                 c.verdict = Some(None);
             }
             (State::Closed(_) | State::Handoff, _) => {}
@@ -943,7 +950,7 @@ impl Conn {
                 t.ex.rq.detail("downstream_remote_disconnect");
                 t.finish(env, now);
             }
-            State::Checking(mut c) => {
+            State::Paused(mut c) => {
                 c.rq.flags.set(Flags::DC);
                 c.rq.detail("downstream_remote_disconnect");
                 env.end(&mut c.rq, now);
@@ -987,7 +994,7 @@ impl Conn {
             State::Head if self.lim.tcp.is_some() => self.tcp_start(env, now),
             State::Head => self.head(env, now),
             State::Exchange(_) | State::Tunnel(_) => self.exchange(env, now),
-            State::Checking(c) => c.verdict.is_some() && self.resume_check(env, now),
+            State::Paused(c) => c.verdict.is_some() && self.resume(env, now),
             State::Closing { .. } => false,
             State::Lingering { .. } => {
                 self.discard();
@@ -1117,8 +1124,8 @@ impl Conn {
                 match started {
                     Ok(next) => (head_len, next),
                     Err(c) => {
-                        // The head stays where it is until the check is answered.
-                        self.state = State::Checking(c);
+                        // The head stays where it is until the wait is over.
+                        self.state = State::Paused(c);
                         return true;
                     }
                 }
@@ -1131,14 +1138,14 @@ impl Conn {
         true
     }
 
-    /// The check of the paused request is answered: its head, parsed again from the input,
-    /// goes on through the filters after the check, then starts its exchange (or pauses
-    /// again, on a later ext_authz filter).
-    fn resume_check(&mut self, env: &mut dyn Env, now: Instant) -> bool {
-        let State::Checking(c) = std::mem::replace(&mut self.state, State::Head) else {
+    /// The paused request's wait is over: its head, parsed again from the input, goes on
+    /// through the filters after the one that paused it, then starts its exchange (or pauses
+    /// again, on a later filter).
+    fn resume(&mut self, env: &mut dyn Env, now: Instant) -> bool {
+        let State::Paused(c) = std::mem::replace(&mut self.state, State::Head) else {
             return false;
         };
-        let Checking {
+        let Paused {
             rq,
             pending,
             began,
@@ -1167,7 +1174,7 @@ impl Conn {
                 self.head_started = None;
                 self.apply_step(env, next, now);
             }
-            Err(c) => self.state = State::Checking(c),
+            Err(c) => self.state = State::Paused(c),
         }
         true
     }
@@ -1175,9 +1182,9 @@ impl Conn {
     /// The paused request's check, for the driver to send (once).
     pub fn take_check(&mut self) -> Option<Check> {
         match &mut self.state {
-            State::Checking(c) if !c.sent => {
+            State::Paused(c) if !c.sent => {
                 c.sent = true;
-                Some(c.pending.check.clone())
+                c.pending.check().cloned()
             }
             _ => None,
         }
@@ -1185,8 +1192,8 @@ impl Conn {
 
     /// The paused request's check is answered (`None`: it failed); the request goes on.
     pub fn check_answered(&mut self, env: &mut dyn Env, verdict: Verdict, now: Instant) {
-        if let State::Checking(c) = &mut self.state {
-            if c.verdict.is_none() {
+        if let State::Paused(c) = &mut self.state {
+            if c.verdict.is_none() && c.pending.check().is_some() {
                 c.verdict = Some(verdict);
                 self.process(env, now);
             }
@@ -1195,7 +1202,12 @@ impl Conn {
 
     /// A request is paused on its ext_authz check.
     pub fn checking(&self) -> bool {
-        matches!(self.state, State::Checking(_))
+        matches!(&self.state, State::Paused(c) if c.pending.check().is_some())
+    }
+
+    /// A request is paused (on a check or a delay).
+    pub fn paused(&self) -> bool {
+        matches!(self.state, State::Paused(_))
     }
 
     fn exchange(&mut self, env: &mut dyn Env, now: Instant) -> bool {
@@ -1374,7 +1386,7 @@ fn as_served<R>(
 
 /// Starts the exchange a routing decision asks for, begun while the head is still borrowed
 /// from the input buffer (the decision and the record go to it without being moved out
-/// first; it writes only to the client output) — or, for an ext_authz check, the pause.
+/// first; it writes only to the client output) — or, for a filter's wait, the pause.
 /// `(began, spent)`: when the head began, and whether the connection has served its last.
 #[allow(clippy::too_many_arguments)]
 fn start_or_pause(
@@ -1386,10 +1398,14 @@ fn start_or_pause(
     cout: &mut Buf,
     (began, spent): (Instant, bool),
     now: Instant,
-) -> Result<exchange::Step, Box<Checking>> {
-    if let Decision::Check(pending) = decision {
-        let until = now + pending.check.timeout;
-        return Err(Box::new(Checking {
+) -> Result<exchange::Step, Box<Paused>> {
+    if let Decision::Pause(pending) = decision {
+        // A client's header can ask for any delay: past what the clock holds, a century.
+        let until = now
+            .checked_add(pending.limit())
+            .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+            .unwrap_or(now);
+        return Err(Box::new(Paused {
             rq,
             pending,
             began,

@@ -12,7 +12,7 @@ use crate::http::buf::BufPool;
 use crate::http::codec::RequestHead;
 use crate::http::ext_authz::{Check, Verdict};
 use crate::http::local::write_local_reply;
-use crate::http::request::{Decision, Forward, LocalDecision, Pending};
+use crate::http::request::{Decision, Forward, LocalDecision, Pending, Wait};
 use crate::http::upgrade::Upgrade;
 
 /// The upstream address the simulated cluster resolves to.
@@ -219,12 +219,12 @@ impl Env for TestEnv {
 
     fn route(&mut self, req: &RequestHead<'_>, rq: &mut Rq) -> Decision {
         if req.path.starts_with("/authz") {
-            return Decision::Check(Box::new(Pending::new(Check {
+            return Decision::Pause(Box::new(Pending::new(Wait::Check(Check {
                 cluster: "authz".into(),
                 request: b"GET /authz HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n".to_vec(),
                 is_head: false,
                 timeout: Duration::from_millis(200),
-            })));
+            }))));
         }
         self.routed(req, rq)
     }
