@@ -266,3 +266,227 @@ fn first_number(req: &RequestHead<'_>, name: &str) -> Option<u64> {
         .find(|h| h.name.eq_ignore_ascii_case(name))?;
     std::str::from_utf8(h.value).ok()?.trim().parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{FaultAbort, FaultDelay, Fraction};
+
+    const ALL: Fraction = Fraction {
+        numerator: 100,
+        denominator: 100,
+    };
+
+    fn setup() -> (FaultStats, Stats) {
+        let mut stats = Stats::new(&[], &[]);
+        let prefix = "http.t.fault.".to_string();
+        let mut c = |n: &str| stats.store.counter(&format!("{prefix}{n}"));
+        let (aborts_injected, delays_injected, faults_overflow) = (
+            c("aborts_injected"),
+            c("delays_injected"),
+            c("faults_overflow"),
+        );
+        let active_faults = stats
+            .store
+            .gauge("http.t.fault.active_faults", crate::stats::Import::Never);
+        let counters = Counters {
+            prefix,
+            aborts_injected,
+            delays_injected,
+            faults_overflow,
+            active_faults,
+        };
+        let faults = FaultStats {
+            by_filter: HashMap::from([((0, 0), counters)]),
+            downstream: Cell::new(0),
+        };
+        (faults, stats)
+    }
+
+    fn fault(delay: Option<FaultDelay>, abort: Option<u16>) -> Fault {
+        Fault {
+            abort: abort.map(|s| FaultAbort {
+                status: Some(s),
+                percentage: ALL,
+            }),
+            delay,
+            headers: Vec::new(),
+            downstream_nodes: Vec::new(),
+            max_active_faults: None,
+            downstream_cluster_stats: true,
+        }
+    }
+
+    fn fixed(ms: u64, percentage: Fraction) -> Option<FaultDelay> {
+        Some(FaultDelay {
+            from_header: false,
+            duration: Some(Duration::from_millis(ms)),
+            percentage,
+        })
+    }
+
+    /// `f` on a GET with `headers` (raw header lines).
+    fn with_req<R>(headers: &str, f: impl FnOnce(&RequestHead<'_>) -> R) -> R {
+        let raw = format!("GET / HTTP/1.1\r\nHost: h\r\n{headers}\r\n");
+        let mut slots = crate::http::codec::header_slots();
+        let Ok(Some(req)) = crate::http::codec::parse_request(raw.as_bytes(), &mut slots) else {
+            panic!("parse");
+        };
+        f(&req)
+    }
+
+    fn stat(stats: &Stats, n: &str) -> i128 {
+        stats.store.get(&format!("http.t.fault.{n}")).unwrap_or(-1)
+    }
+
+    #[test]
+    fn a_delay_comes_first_and_its_abort_is_drawn_after_it() {
+        let (faults, mut stats) = setup();
+        let mut rng = Rng::with_seed(1);
+        let c = fault(fixed(300, ALL), Some(503));
+        let got = with_req("", |r| {
+            on_request(&c, (0, 0), r, &faults, &mut stats, &mut rng)
+        });
+        let Some(Injected::Delay(d, g)) = got else {
+            panic!("{got:?}");
+        };
+        assert_eq!(d, Duration::from_millis(300));
+        assert_eq!(stat(&stats, "active_faults"), 1);
+        let after = with_req("", |r| {
+            after_delay(&c, (0, 0), r, &faults, &mut stats, &mut rng)
+        });
+        assert_eq!(after, Some(503));
+        release(g, &mut stats);
+        assert_eq!(stat(&stats, "active_faults"), 0);
+        assert_eq!(stat(&stats, "delays_injected"), 1);
+        assert_eq!(stat(&stats, "aborts_injected"), 1);
+        // No abort configured: the request goes on after its delay.
+        let c = fault(fixed(300, ALL), None);
+        let after = with_req("", |r| {
+            after_delay(&c, (0, 0), r, &faults, &mut stats, &mut rng)
+        });
+        assert_eq!(after, None);
+    }
+
+    #[test]
+    fn a_zero_percentage_never_delays() {
+        let (faults, mut stats) = setup();
+        let mut rng = Rng::with_seed(2);
+        let never = Fraction {
+            numerator: 0,
+            denominator: 100,
+        };
+        let c = fault(fixed(300, never), None);
+        for _ in 0..1000 {
+            let got = with_req("", |r| {
+                on_request(&c, (0, 0), r, &faults, &mut stats, &mut rng)
+            });
+            assert_eq!(got, None);
+        }
+        assert_eq!(stat(&stats, "delays_injected"), 0);
+    }
+
+    #[test]
+    fn a_header_delay_reads_the_requests_milliseconds_and_percentage() {
+        let (faults, mut stats) = setup();
+        let mut rng = Rng::with_seed(3);
+        let header = |duration: Option<u64>| {
+            fault(
+                Some(FaultDelay {
+                    from_header: true,
+                    duration: duration.map(Duration::from_millis),
+                    percentage: ALL,
+                }),
+                None,
+            )
+        };
+        let mut delay_of = |c: &Fault, h: &str| {
+            let got = with_req(h, |r| {
+                on_request(c, (0, 0), r, &faults, &mut stats, &mut rng)
+            });
+            match got {
+                Some(Injected::Delay(d, g)) => {
+                    release(g, &mut stats);
+                    Some(d.as_millis())
+                }
+                None => None,
+                Some(other) => panic!("{other:?}"),
+            }
+        };
+        let c = header(None);
+        assert_eq!(
+            delay_of(&c, "x-envoy-fault-delay-request: 250\r\n"),
+            Some(250)
+        );
+        assert_eq!(delay_of(&c, ""), None);
+        assert_eq!(delay_of(&c, "x-envoy-fault-delay-request: soon\r\n"), None);
+        assert_eq!(delay_of(&c, "x-envoy-fault-delay-request: 0\r\n"), None);
+        // Only the first value counts.
+        let two = "x-envoy-fault-delay-request: 40\r\nx-envoy-fault-delay-request: 90\r\n";
+        assert_eq!(delay_of(&c, two), Some(40));
+        // The percentage header may lower the configured share, not raise it.
+        let none =
+            "x-envoy-fault-delay-request: 250\r\nx-envoy-fault-delay-request-percentage: 0\r\n";
+        assert_eq!(delay_of(&c, none), None);
+        // The runtime's duration replaces the header's, which must still be there.
+        let c = header(Some(70));
+        assert_eq!(
+            delay_of(&c, "x-envoy-fault-delay-request: 250\r\n"),
+            Some(70)
+        );
+        assert_eq!(delay_of(&c, ""), None);
+        // A fixed delay ignores the headers.
+        let c = fault(fixed(30, ALL), None);
+        assert_eq!(delay_of(&c, none), Some(30));
+        // An enormous header is a delay, not a failure (the core bounds it in time).
+        let huge = format!("x-envoy-fault-delay-request: {}\r\n", u64::MAX);
+        let c = header(None);
+        assert_eq!(delay_of(&c, &huge), Some(u128::from(u64::MAX)));
+    }
+
+    #[test]
+    fn max_active_faults_counts_requests_in_their_delay() {
+        let (faults, mut stats) = setup();
+        let mut rng = Rng::with_seed(4);
+        let c = Fault {
+            max_active_faults: Some(1),
+            ..fault(fixed(300, ALL), Some(503))
+        };
+        let go = |stats: &mut Stats, rng: &mut Rng| {
+            with_req("", |r| on_request(&c, (0, 0), r, &faults, stats, rng))
+        };
+        let Some(Injected::Delay(_, g)) = go(&mut stats, &mut rng) else {
+            panic!("first delay");
+        };
+        // Full: neither the delay nor the abort starts, each counted as an overflow.
+        assert_eq!(go(&mut stats, &mut rng), None);
+        release(g, &mut stats);
+        assert!(matches!(
+            go(&mut stats, &mut rng),
+            Some(Injected::Delay(..))
+        ));
+        assert_eq!(stat(&stats, "faults_overflow"), 2);
+        assert_eq!(stat(&stats, "delays_injected"), 2);
+        assert_eq!(stat(&stats, "aborts_injected"), 0);
+    }
+
+    #[test]
+    fn a_delay_applies_only_to_matching_downstream_nodes() {
+        let (faults, mut stats) = setup();
+        let mut rng = Rng::with_seed(5);
+        let c = Fault {
+            downstream_nodes: vec!["node-a".into()],
+            ..fault(fixed(300, ALL), None)
+        };
+        let mut go = |h: &str| {
+            with_req(h, |r| {
+                on_request(&c, (0, 0), r, &faults, &mut stats, &mut rng)
+            })
+        };
+        assert_eq!(go(""), None);
+        assert_eq!(go("x-envoy-downstream-service-node: node-b\r\n"), None);
+        let a = "x-envoy-downstream-service-node: node-a\r\nx-envoy-downstream-service-cluster: web\r\n";
+        assert!(matches!(go(a), Some(Injected::Delay(..))));
+        assert_eq!(stats.store.get("http.t.fault.web.delays_injected"), Some(1));
+    }
+}

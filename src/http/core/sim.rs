@@ -226,6 +226,12 @@ impl Env for TestEnv {
                 timeout: Duration::from_millis(200),
             }))));
         }
+        if req.path.starts_with("/delay") {
+            // A fault filter's delay: routed as the rest once it is over.
+            return Decision::Pause(Box::new(Pending::new(Wait::Delay(Duration::from_millis(
+                300,
+            )))));
+        }
         self.routed(req, rq)
     }
 
@@ -233,9 +239,12 @@ impl Env for TestEnv {
         &mut self,
         req: &RequestHead<'_>,
         rq: &mut Rq,
-        _pending: Box<Pending>,
+        pending: Box<Pending>,
         verdict: Verdict,
     ) -> Decision {
+        if let Wait::Delay(_) = pending.wait {
+            return self.routed(req, rq);
+        }
         let allowed = verdict.as_ref().is_some_and(|r| r.status == 200);
         self.verdicts.push(verdict);
         if allowed {

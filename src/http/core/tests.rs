@@ -1907,3 +1907,41 @@ fn a_client_leaving_a_paused_request_ends_its_record() {
     sim.conn.abort(&mut sim.env, sim.now);
     assert_eq!((sim.env.begun, sim.env.ended), (1, 1));
 }
+
+#[test]
+fn a_delayed_request_waits_on_the_clock_then_goes_upstream() {
+    let mut sim = Sim::new(8192);
+    sim.auto_attach = false;
+    sim.client(b"GET /delay HTTP/1.1\r\nHost: h\r\n\r\nGET /local HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(sim.conn.paused());
+    assert!(!sim.conn.checking(), "a delay is no check");
+    assert!(sim.checks.is_empty(), "nothing is sent for a delay");
+    assert_eq!(
+        sim.conn.deadline(),
+        Some(sim.now + Duration::from_millis(300))
+    );
+    sim.advance(Duration::from_millis(299));
+    assert!(sim.conn.paused());
+    assert_eq!(sim.connects, 0, "no upstream while delayed");
+    sim.advance(Duration::from_millis(2));
+    assert!(!sim.conn.paused());
+    assert_eq!(
+        sim.connects, 1,
+        "the delay is over: the request goes upstream"
+    );
+    sim.attach();
+    sim.upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let got: Vec<u16> = responses(&sim.client_got).iter().map(|r| r.0).collect();
+    assert_eq!(got, [200, 200], "the pipelined request follows");
+}
+
+#[test]
+fn a_client_leaving_a_delayed_request_ends_its_record_without_an_upstream() {
+    let mut sim = Sim::new(8192);
+    sim.client(b"GET /delay HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(sim.conn.paused());
+    sim.conn.abort(&mut sim.env, sim.now);
+    assert_eq!((sim.env.begun, sim.env.ended), (1, 1));
+    assert!(sim.env.flags[0].has(crate::access_log::Flags::DC));
+    assert_eq!(sim.connects, 0);
+}
