@@ -477,6 +477,7 @@ static_resources:
               "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
               headers: [{name: x-fault, present_match: true}]
               abort: {header_abort: {}, percentage: {numerator: 50}}
+              delay: {header_delay: {}, percentage: {numerator: 100}}
           - name: envoy.filters.http.ext_authz
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
@@ -685,6 +686,24 @@ mod tests {
             input.extend_from_slice(p);
         }
         proxy(&input);
+    }
+
+    /// The proxy target reaches the fault filter's delay: a request with `x-fault` and
+    /// `x-envoy-fault-delay-request` is held (time jumps past it), then served.
+    #[test]
+    fn the_proxy_target_reaches_a_fault_delay() {
+        let Ok(peer) = "127.0.0.1:40000".parse() else {
+            panic!("address");
+        };
+        let mut m = InMem::new(PROXY_YAML, peer).expect("config loads");
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+        let req =
+            b"GET /d HTTP/1.1\r\nHost: a\r\nx-fault: 1\r\nx-envoy-fault-delay-request: 250\r\n\r\n";
+        let (up, client) = m.exchange(req, ok).expect("delayed, then served");
+        assert!(up > 0 && client > 0, "{up} {client}");
+        let stats = &m.ctx().stats.store;
+        assert_eq!(stats.get("http.fuzz.fault.delays_injected"), Some(1));
+        assert_eq!(stats.get("http.fuzz.fault.active_faults"), Some(0));
     }
 
     /// The proxy target reaches ext_authz: `/authz…` is checked (its answer is the exchange's
