@@ -390,3 +390,44 @@ fn a_delayed_request_holds_its_fault_until_it_ends_and_a_client_leaving_sends_no
     assert_eq!(s("active_faults"), 0);
     assert_eq!(s("delays_injected"), 1);
 }
+
+#[test]
+fn a_delayed_request_is_answered_across_a_hot_restart() {
+    use common::hot::{exit_status, hot_start, hot_takeover, HotDir};
+    let up = Upstream::start("up1");
+    let (listen, admin) = (free_port(), free_port());
+    let filter = format!(
+        r#"          - name: faults
+            typed_config:
+              "@type": {FAULT}
+              delay: {{fixed_delay: 3s, percentage: {{numerator: 100}}}}
+"#
+    );
+    let yaml = common::yaml::filter_yaml("127.0.0.1", listen, "", &filter, up.port(), admin);
+    let dir = HotDir::new("fault-delay-hot");
+    let mut v1 = hot_start(&yaml, &dir, &[]);
+    wait_live(admin);
+    let t0 = Instant::now();
+    let mut c = RawConn::connect(listen);
+    c.send(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n");
+    let s = |n: &str| stat(admin, &format!("http.ingress_http.fault.{n}"));
+    assert!(eventually(IO_TIMEOUT, || s("active_faults") == 1));
+    // A new generation takes over while the request is in its delay.
+    let (v2, _) = hot_takeover(&yaml, &dir, &[], &v1);
+    let taken_over = t0.elapsed();
+    // The delayed request is answered by the old generation, on its connection, once its
+    // delay is over.
+    assert_eq!(c.expect_response(false).status(), 200);
+    let answered = t0.elapsed();
+    assert!(answered >= Duration::from_millis(2900), "{answered:?}");
+    assert!(taken_over < answered, "{taken_over:?} {answered:?}");
+    assert_eq!(up.requests(), 1);
+    // The connection goes on (handed over once idle), its next request delayed again.
+    c.send(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(c.expect_response(false).status(), 200);
+    assert_eq!(up.requests(), 2);
+    drop(c);
+    v1.sigterm();
+    assert!(exit_status(&mut v1, Duration::from_secs(60)).success());
+    drop(v2);
+}
