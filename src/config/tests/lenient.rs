@@ -288,12 +288,14 @@ fn runtime_keys_baton_does_not_implement_are_refused_by_path() {
          \"envoy.reloadable_features.x\" is not implemented by baton (implemented: \
          envoy.resource_limits.listener.<name>.connection_limit, \
          fault.http.abort.abort_percent, fault.http.abort.http_status, \
+         fault.http.delay.fixed_delay_percent, fault.http.delay.fixed_duration_ms, \
          fault.http.max_active_faults, \
          overload.global_downstream_max_connections, re2.max_program_size.error_level)\n  \
          layered_runtime.layers[0].static_layer.re2.max_program_size.warn_level: runtime key \
          \"re2.max_program_size.warn_level\" is not implemented by baton (implemented: \
          envoy.resource_limits.listener.<name>.connection_limit, \
          fault.http.abort.abort_percent, fault.http.abort.http_status, \
+         fault.http.delay.fixed_delay_percent, fault.http.delay.fixed_duration_ms, \
          fault.http.max_active_faults, \
          overload.global_downstream_max_connections, re2.max_program_size.error_level)"
     );
