@@ -431,3 +431,42 @@ fn a_delayed_request_is_answered_across_a_hot_restart() {
     assert!(exit_status(&mut v1, Duration::from_secs(60)).success());
     drop(v2);
 }
+
+/// Envoy's stream idle timer runs through a delay: a delay longer than `stream_idle_timeout`
+/// ends with the connection manager's `504 stream timeout` (flag SI), nothing upstream.
+#[test]
+fn a_delay_longer_than_the_stream_idle_timeout_is_answered_stream_timeout() {
+    let up = Upstream::start("up1");
+    let (listen, admin) = (free_port(), free_port());
+    let log = common::baton::log_path("fault-delay-idle")
+        .to_string_lossy()
+        .into_owned();
+    let access_log = common::yaml::file_access_log(
+        &log,
+        "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\\n",
+    );
+    let hcm = format!("          stream_idle_timeout: 0.3s\n{access_log}");
+    let filter = format!(
+        r#"          - name: faults
+            typed_config:
+              "@type": {FAULT}
+              delay: {{fixed_delay: 20s, percentage: {{numerator: 100}}}}
+"#
+    );
+    let _b = Baton::start(&common::yaml::filter_yaml(
+        "127.0.0.1",
+        listen,
+        &hcm,
+        &filter,
+        up.port(),
+        admin,
+    ));
+    wait_live(admin);
+    let (status, body, took) = timed(listen, "/idle", "");
+    assert_eq!((status, body.as_str()), (504, "stream timeout"));
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    assert_eq!(log_lines(&log, 1), ["/idle 504 DI,SI stream_idle_timeout"]);
+    assert_eq!(up.requests(), 0);
+    let s = |n: &str| stat(admin, &format!("http.ingress_http.fault.{n}"));
+    assert_eq!(s("active_faults"), 0);
+}

@@ -131,6 +131,10 @@ pub struct Pending {
     outcome: filters::Outcome,
     /// The request's span, begun before the pause.
     pub(super) begun: Option<crate::tracing::http::Begun>,
+    /// The stream idle timeout in force (the route's `idle_timeout`, else the connection
+    /// manager's): Envoy's idle timer runs through a filter's pause, so a wait longer than it
+    /// ends with the connection manager's `stream timeout` answer.
+    pub stream_idle: Option<Duration>,
 }
 
 impl Pending {
@@ -142,6 +146,7 @@ impl Pending {
             found: None,
             outcome: filters::Outcome::default(),
             begun: None,
+            stream_idle: None,
         }
     }
 
@@ -783,12 +788,20 @@ pub(super) fn decide(
         rq.active_fault = Some(g);
     }
     if let Some((filter, wait)) = outcome.pause.take() {
+        let found = found.flatten();
+        let route_idle = found
+            .and_then(|(vh, i)| http.router.get(vh, i))
+            .and_then(|m| match &m.route.action {
+                RouteAction::Forward(f) => f.idle_timeout,
+                _ => None,
+            });
         return Decision::Pause(Box::new(Pending {
             wait,
             filter,
-            found: found.flatten(),
+            found,
             outcome,
             begun: None,
+            stream_idle: route_idle.unwrap_or(hcm.stream_idle_timeout),
         }));
     }
     // An inflated body goes upstream chunked, its length unknown.

@@ -369,6 +369,11 @@ pub struct Paused {
     began: Instant,
     /// When the wait ends by itself: a check's timeout (the check has failed), a delay's end.
     until: Instant,
+    /// When the stream idle timeout ends the request instead, if sooner (`Pending::
+    /// stream_idle`).
+    idle_at: Option<Instant>,
+    /// The request has a body (a stream idle answer is then 408, else 504).
+    body: bool,
     /// The driver has taken the check to send (a delay has none).
     sent: bool,
     /// Set once the wait is over: a check's answer (`None`: it failed or timed out); `None`
@@ -755,7 +760,10 @@ impl Conn {
             }
             State::Exchange(ex) => ex.deadline(),
             State::Tunnel(t) => t.deadline(),
-            State::Paused(c) => c.verdict.is_none().then_some(c.until),
+            State::Paused(c) => c
+                .verdict
+                .is_none()
+                .then(|| c.idle_at.map_or(c.until, |i| i.min(c.until))),
             State::Closing { until, .. } | State::Lingering { until, .. } => Some(*until),
             State::Closed(_) | State::Handoff => None,
         }
@@ -793,6 +801,11 @@ impl Conn {
             }
             (State::Closing { .. } | State::Lingering { .. }, _) => {
                 self.state = State::Closed(Close::Graceful);
+            }
+            (State::Paused(c), _) if c.until > now => {
+                // The stream idle timeout came first.
+                let _ = c;
+                self.paused_idle(env, now);
             }
             (State::Paused(c), _) => {
                 if c.pending.check().is_some() {
@@ -1179,6 +1192,30 @@ impl Conn {
         true
     }
 
+    /// A paused request outlived the stream idle timeout: the connection manager's answer, as
+    /// the exchange gives it (`Exchange::stream_idle`) — 504 `stream timeout` for a request
+    /// without a body, 408 while one is still to come — with flag SI; then the connection
+    /// closes (the head and any body are not read on).
+    fn paused_idle(&mut self, env: &mut dyn Env, now: Instant) {
+        let State::Paused(c) = std::mem::replace(&mut self.state, State::Head) else {
+            return;
+        };
+        log::debug!("stream idle timeout while paused");
+        let Paused { mut rq, body, .. } = *c;
+        self.cin.consume(self.cin.len());
+        rq.flags.set(Flags::SI);
+        rq.detail("stream_idle_timeout");
+        let status = if body { 408 } else { 504 };
+        exchange::queue_reply(
+            env,
+            &mut self.cout,
+            &exchange::plain_reply(status, super::local::STREAM_TIMEOUT, true),
+            &mut rq,
+        );
+        env.end(&mut rq, now);
+        self.close_after(now);
+    }
+
     /// The paused request's check, for the driver to send (once).
     pub fn take_check(&mut self) -> Option<Check> {
         match &mut self.state {
@@ -1405,11 +1442,16 @@ fn start_or_pause(
             .checked_add(pending.limit())
             .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
             .unwrap_or(now);
+        let idle_at = pending.stream_idle.and_then(|d| now.checked_add(d));
+        use super::codec::Framing;
+        let body = !matches!(req.framing, Framing::None | Framing::Length(0));
         return Err(Box::new(Paused {
             rq,
             pending,
             began,
             until,
+            idle_at,
+            body,
             sent: false,
             verdict: None,
         }));
