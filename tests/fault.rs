@@ -18,13 +18,25 @@ use std::time::{Duration, Instant};
 const FAULT: &str = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault";
 const FILTER_CONFIG: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
 
+/// The access log every test here writes: path, status, flags, details.
+fn access_log(log: &str) -> String {
+    common::yaml::file_access_log(
+        log,
+        "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\\n",
+    )
+}
+
+/// The chain's fault filter, `faults`, with `fields` (YAML lines at its config's indent).
+fn fault_filter(fields: &str) -> String {
+    format!(
+        "          - name: faults\n            typed_config:\n              \"@type\": {FAULT}\n{fields}"
+    )
+}
+
 fn yaml(listen: u16, admin: u16, upstream: u16, log: &str) -> String {
     let head = common::yaml::listener_head("127.0.0.1", listen);
     let tail = common::yaml::router_backend_admin(upstream, admin);
-    let access_log = common::yaml::file_access_log(
-        log,
-        "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\\n",
-    );
+    let access_log = access_log(log);
     format!(
         r#"{head}{access_log}          route_config:
             virtual_hosts:
@@ -144,13 +156,8 @@ fn fault_aborts_answer_their_status_where_configured() {
 fn an_edge_clients_forged_downstream_node_injects_no_fault() {
     let up = Upstream::start("up1");
     let (listen, admin) = (free_port(), free_port());
-    let filter = format!(
-        r#"          - name: faults
-            typed_config:
-              "@type": {FAULT}
-              downstream_nodes: [node-a]
-              abort: {{http_status: 418, percentage: {{numerator: 100}}}}
-"#
+    let filter = fault_filter(
+        "              downstream_nodes: [node-a]\n              abort: {http_status: 418, percentage: {numerator: 100}}\n",
     );
     let hcm = "          use_remote_address: true\n";
     let _b = Baton::start(&common::yaml::filter_yaml(
@@ -238,10 +245,7 @@ fn rate_limits_bad_delays_and_other_runtime_keys_are_refused_by_path() {
 fn delay_yaml(listen: u16, admin: u16, upstream: u16, log: &str) -> String {
     let head = common::yaml::listener_head("127.0.0.1", listen);
     let tail = common::yaml::router_backend_admin(upstream, admin);
-    let access_log = common::yaml::file_access_log(
-        log,
-        "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\\n",
-    );
+    let access_log = access_log(log);
     let route = |prefix: &str, extra: &str, fault: &str| {
         format!(
             r#"              - match: {{prefix: "{prefix}"}}
@@ -396,13 +400,8 @@ fn a_delayed_request_is_answered_across_a_hot_restart() {
     use common::hot::{exit_status, hot_start, hot_takeover, HotDir};
     let up = Upstream::start("up1");
     let (listen, admin) = (free_port(), free_port());
-    let filter = format!(
-        r#"          - name: faults
-            typed_config:
-              "@type": {FAULT}
-              delay: {{fixed_delay: 3s, percentage: {{numerator: 100}}}}
-"#
-    );
+    let filter =
+        fault_filter("              delay: {fixed_delay: 3s, percentage: {numerator: 100}}\n");
     let yaml = common::yaml::filter_yaml("127.0.0.1", listen, "", &filter, up.port(), admin);
     let dir = HotDir::new("fault-delay-hot");
     let mut v1 = hot_start(&yaml, &dir, &[]);
@@ -441,18 +440,10 @@ fn a_delay_longer_than_the_stream_idle_timeout_is_answered_stream_timeout() {
     let log = common::baton::log_path("fault-delay-idle")
         .to_string_lossy()
         .into_owned();
-    let access_log = common::yaml::file_access_log(
-        &log,
-        "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\\n",
-    );
+    let access_log = access_log(&log);
     let hcm = format!("          stream_idle_timeout: 0.3s\n{access_log}");
-    let filter = format!(
-        r#"          - name: faults
-            typed_config:
-              "@type": {FAULT}
-              delay: {{fixed_delay: 20s, percentage: {{numerator: 100}}}}
-"#
-    );
+    let filter =
+        fault_filter("              delay: {fixed_delay: 20s, percentage: {numerator: 100}}\n");
     let _b = Baton::start(&common::yaml::filter_yaml(
         "127.0.0.1",
         listen,
