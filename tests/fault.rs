@@ -26,6 +26,11 @@ fn access_log(log: &str) -> String {
     )
 }
 
+/// The fault filters' stat `n` (`http.ingress_http.fault.<n>`).
+fn fault_stat(admin: u16, n: &str) -> i64 {
+    stat(admin, &format!("http.ingress_http.fault.{n}"))
+}
+
 /// The chain's fault filter, `faults`, with `fields` (YAML lines at its config's indent).
 fn fault_filter(fields: &str) -> String {
     format!(
@@ -142,7 +147,7 @@ fn fault_aborts_answer_their_status_where_configured() {
         };
         assert_eq!(line, &expected);
     }
-    let s = |n: &str| stat(admin, &format!("http.ingress_http.fault.{n}"));
+    let s = |n: &str| fault_stat(admin, n);
     assert_eq!(s("aborts_injected"), 3);
     assert_eq!(s("faults_overflow"), 1);
     assert_eq!(s("delays_injected"), 0);
@@ -357,7 +362,7 @@ fn fault_delays_hold_requests_before_the_router_sees_them() {
         "/both 503 DI,FI fault_filter_abort",
     ];
     assert_eq!(log_lines(&log, want.len()), want);
-    let s = |n: &str| stat(admin, &format!("http.ingress_http.fault.{n}"));
+    let s = |n: &str| fault_stat(admin, n);
     assert_eq!(s("delays_injected"), 3);
     assert_eq!(s("aborts_injected"), 1);
     assert_eq!(s("active_faults"), 0);
@@ -374,7 +379,7 @@ fn a_delayed_request_holds_its_fault_until_it_ends_and_a_client_leaving_sends_no
         log,
     } = logged_proxy("fault-delay-leave", delay_yaml);
     wait_live(admin);
-    let s = |n: &str| stat(admin, &format!("http.ingress_http.fault.{n}"));
+    let s = |n: &str| fault_stat(admin, n);
     let mut held = std::net::TcpStream::connect(local(listen)).expect("connect");
     std::io::Write::write_all(&mut held, b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n").expect("send");
     assert!(eventually(IO_TIMEOUT, || s("active_faults") == 1));
@@ -409,7 +414,7 @@ fn a_delayed_request_is_answered_across_a_hot_restart() {
     let t0 = Instant::now();
     let mut c = RawConn::connect(listen);
     c.send(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n");
-    let s = |n: &str| stat(admin, &format!("http.ingress_http.fault.{n}"));
+    let s = |n: &str| fault_stat(admin, n);
     assert!(eventually(IO_TIMEOUT, || s("active_faults") == 1));
     // A new generation takes over while the request is in its delay.
     let (v2, _) = hot_takeover(&yaml, &dir, &[], &v1);
@@ -458,6 +463,6 @@ fn a_delay_longer_than_the_stream_idle_timeout_is_answered_stream_timeout() {
     assert!(took >= Duration::from_millis(250), "{took:?}");
     assert_eq!(log_lines(&log, 1), ["/idle 504 DI,SI stream_idle_timeout"]);
     assert_eq!(up.requests(), 0);
-    let s = |n: &str| stat(admin, &format!("http.ingress_http.fault.{n}"));
+    let s = |n: &str| fault_stat(admin, n);
     assert_eq!(s("active_faults"), 0);
 }
