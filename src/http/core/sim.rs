@@ -227,10 +227,13 @@ impl Env for TestEnv {
             }))));
         }
         if req.path.starts_with("/delay") {
-            // A fault filter's delay: routed as the rest once it is over.
-            return Decision::Pause(Box::new(Pending::new(Wait::Delay(Duration::from_millis(
-                300,
-            )))));
+            // A fault filter's delay: routed as the rest once it is over; `/delay-idle` under
+            // a stream idle timeout shorter than the delay.
+            let mut p = Pending::new(Wait::Delay(Duration::from_millis(300)));
+            if req.path.starts_with("/delay-idle") {
+                p.stream_idle = Some(Duration::from_millis(100));
+            }
+            return Decision::Pause(Box::new(p));
         }
         self.routed(req, rq)
     }

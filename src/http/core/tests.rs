@@ -1945,3 +1945,29 @@ fn a_client_leaving_a_delayed_request_ends_its_record_without_an_upstream() {
     assert!(sim.env.flags[0].has(crate::access_log::Flags::DC));
     assert_eq!(sim.connects, 0);
 }
+
+#[test]
+fn a_delay_outlasting_the_stream_idle_timeout_is_answered_stream_timeout() {
+    for (req, status) in [
+        (&b"GET /delay-idle HTTP/1.1\r\nHost: h\r\n\r\n"[..], 504),
+        (
+            &b"POST /delay-idle HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nabcde"[..],
+            408,
+        ),
+    ] {
+        let mut sim = Sim::new(8192);
+        sim.client(req);
+        assert!(sim.conn.paused());
+        assert_eq!(
+            sim.conn.deadline(),
+            Some(sim.now + Duration::from_millis(100))
+        );
+        sim.advance(Duration::from_millis(101));
+        assert!(!sim.conn.paused());
+        assert_eq!(sim.connects, 0);
+        let got: Vec<u16> = responses(&sim.client_got).iter().map(|r| r.0).collect();
+        assert_eq!(got, [status]);
+        assert!(sim.env.flags[0].has(crate::access_log::Flags::SI));
+        assert_eq!((sim.env.begun, sim.env.ended), (1, 1));
+    }
+}
