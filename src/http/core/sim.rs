@@ -21,8 +21,9 @@ pub const UPSTREAM: SocketAddr =
 
 /// Routing for the simulation: `/local…` → a direct response, `/missing…` → 404, `/retry…`
 /// → upstream with a retry policy, `/mirror…` → upstream and a shadow, `/authz…` → an
-/// ext_authz check first (200 lets it route as usual; anything else is 403), anything else
-/// → upstream. Upgrade requests are allowed
+/// ext_authz check first (200 lets it route as usual; anything else is 403), `/delay…` → a
+/// fault delay of 300 ms first (`/delay-idle…` under a 100 ms stream idle timeout), anything
+/// else → upstream. Upgrade requests are allowed
 /// (forwarded), except to `/noupgrade…` (403); CONNECT is terminated. A fixed Date keeps output
 /// byte-for-byte comparable.
 #[derive(Debug, Default)]
