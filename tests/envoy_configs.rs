@@ -1532,7 +1532,7 @@ fn dynamic_config_fs_example_serves_its_files_and_applies_its_cds_file_edited_wi
     set_address(&mut doc["admin"]["address"], free_port());
     let yaml = serde_yaml::to_string(&doc).expect("YAML");
     let hot = common::hot::HotDir::new("dynamic_fs");
-    let pid_file = hot.path.join("baton.pid");
+    let pid_file = common::hot::InCharge::new(hot.path.join("baton.pid"));
     let (sock, pid_arg) = (hot.sock_arg(), pid_file.display().to_string());
     let cwd = hot.path.to_str().expect("utf-8 path").to_string();
     let mut b = Baton::spawn_wrapped(
@@ -1817,7 +1817,7 @@ fn fault_injection_example_delays_and_aborts_as_its_runtime_scripts_say() {
     let srv = hot.path.join("srv");
     std::fs::create_dir_all(srv.join("runtime/v1")).expect("mkdir");
     std::os::unix::fs::symlink("/srv/runtime/v1", srv.join("runtime/current")).expect("ln -s");
-    let pid_file = hot.path.join("baton.pid");
+    let pid_file = common::hot::InCharge::new(hot.path.join("baton.pid"));
     let (sock, pid_arg) = (hot.sock_arg(), pid_file.display().to_string());
     let (srv_arg, cwd) = (
         srv.to_str().expect("utf-8 path").to_string(),

@@ -18,6 +18,7 @@ mod validate_fault;
 mod validate_filters;
 mod validate_health;
 mod validate_local_reply;
+mod validate_overload;
 mod validate_proxy_protocol;
 mod validate_rbac;
 mod validate_route;

@@ -25,6 +25,56 @@ pub struct Bootstrap {
     /// `dynamic_resources` files (LDS, CDS) whose resources are in `listeners` and
     /// `clusters`: a new version moved into place is applied by a reload (hot restart).
     pub watched: Vec<super::xds::WatchedFile>,
+    /// The overload manager's polled monitor and the actions it drives.
+    pub overload: Overload,
+}
+
+/// The overload manager's fixed-heap monitor and its actions (Envoy's `OverloadManager`):
+/// every `refresh` the heap's pressure (bytes in use over `max_heap`) sets each action's
+/// state from its triggers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Overload {
+    /// `refresh_interval` (Envoy's default 1 s).
+    pub refresh: Duration,
+    /// `envoy.resource_monitors.fixed_heap`'s `max_heap_size_bytes`; `None`: no polled
+    /// monitor (then no action can be configured either).
+    pub max_heap: Option<u64>,
+    /// The monitor's name as configured (`overload.<name>.pressure`).
+    pub monitor_name: String,
+    pub actions: Vec<OverloadAction>,
+}
+
+/// One overload action: its state is the largest of its triggers' (0 to 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverloadAction {
+    /// As configured (`overload.<name>.active`, `.scale_percent`).
+    pub name: String,
+    pub kind: OverloadKind,
+    pub triggers: Vec<OverloadTrigger>,
+}
+
+/// The actions baton takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverloadKind {
+    /// New requests are answered 503 `envoy overloaded` (with the state as probability).
+    StopAcceptingRequests,
+    /// Responses close their connection (with the state as probability).
+    DisableHttpKeepalive,
+    /// Listeners stop accepting connections while saturated.
+    StopAcceptingConnections,
+    /// Accepted connections are closed at once (with the state as probability).
+    RejectIncomingConnections,
+    /// Free memory is given back to the system (every 10 s while saturated).
+    ShrinkHeap,
+}
+
+/// A trigger on the fixed-heap monitor's pressure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OverloadTrigger {
+    /// Saturated (1) at or above `value`, else 0.
+    Threshold(f64),
+    /// 0 below `scaling`, 1 at or above `saturation`, linear between.
+    Scaled { scaling: f64, saturation: f64 },
 }
 
 /// `StatsMatcher`: the stats (by full name) that exist for the admin's read-outs and the

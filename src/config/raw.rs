@@ -99,17 +99,60 @@ pub struct RuntimeLayer {
     pub rtds_layer: Option<Value>,
 }
 
-/// Only the global downstream connection limit is supported (`validate` says which).
+/// `overload_manager`: the fixed-heap and connection monitors, and the actions baton can take
+/// (`validate_overload` says which).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverloadManager {
-    /// For polled monitors; the connection monitor is checked at every accept.
-    #[serde(rename = "refresh_interval")]
-    pub _refresh_interval: Option<Dur>,
+    pub refresh_interval: Option<Dur>,
     #[serde(default)]
     pub resource_monitors: Vec<TypedExtension>,
     #[serde(default)]
-    pub actions: Vec<Value>,
+    pub actions: Vec<OverloadAction>,
+    pub loadshed_points: Option<Value>,
+    pub buffer_factory_config: Option<Value>,
+}
+
+/// `overload_manager.actions[]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverloadAction {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub triggers: Vec<OverloadTrigger>,
+    pub typed_config: Option<Value>,
+}
+
+/// `overload_manager.actions[].triggers[]`: one of `threshold`, `scaled`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverloadTrigger {
+    pub name: Option<String>,
+    pub threshold: Option<ThresholdTrigger>,
+    pub scaled: Option<ScaledTrigger>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdTrigger {
+    #[serde(default)]
+    pub value: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaledTrigger {
+    #[serde(default)]
+    pub scaling_threshold: f64,
+    #[serde(default)]
+    pub saturation_threshold: f64,
+}
+
+/// `envoy.resource_monitors.fixed_heap`'s `typed_config`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixedHeapConfig {
+    pub max_heap_size_bytes: Option<i64>,
 }
 
 /// `envoy.resource_monitors.global_downstream_max_connections`'s `typed_config`.

@@ -80,6 +80,19 @@ impl CtxEnv<'_> {
         rq: &mut Rq,
         mut resume: Option<(Box<Pending>, Verdict)>,
     ) -> Decision {
+        if resume.is_none()
+            && self.ctx.overload.roll(
+                crate::config::OverloadKind::StopAcceptingRequests,
+                &mut self.ctx.rng,
+            )
+        {
+            self.ctx
+                .stats
+                .overloaded(self.listener, crate::stats::Overloaded::Request);
+            let d = crate::http::request::overloaded();
+            observe::routing_decision(self.ctx, self.listener, self.peer, req, &d);
+            return d;
+        }
         // normalize_path / merge_slashes change the path before routing: the route, the
         // upstream and the access log's `:path` all see the new one, as Envoy's connection
         // manager rewrites the header itself. An unchanged path allocates nothing.
@@ -448,6 +461,19 @@ impl Env for CtxEnv<'_> {
         } else {
             log::debug!("{}: HTTP/2 client refused (counted)", self.peer);
         }
+    }
+
+    fn overload_close(&mut self) -> bool {
+        let close = self.ctx.overload.roll(
+            crate::config::OverloadKind::DisableHttpKeepalive,
+            &mut self.ctx.rng,
+        );
+        if close {
+            self.ctx
+                .stats
+                .overloaded(self.listener, crate::stats::Overloaded::KeepAlive);
+        }
+        close
     }
 
     fn default_host_for_http_10(&self) -> Option<String> {

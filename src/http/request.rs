@@ -183,6 +183,16 @@ pub fn internal_error() -> Decision {
     local(500, "", 0)
 }
 
+/// The connection manager's answer while the overload manager's `stop_accepting_requests`
+/// applies: Envoy's 503 `envoy overloaded` (details `overload`), before any filter or route.
+pub fn overloaded() -> Decision {
+    Decision::Local(LocalDecision {
+        body: Cow::Borrowed("envoy overloaded"),
+        details: Cow::Borrowed("overload"),
+        ..local_reply(503)
+    })
+}
+
 fn local(status: u16, body: &'static str, flag: u32) -> Decision {
     Decision::Local(LocalDecision {
         body: Cow::Borrowed(body),

@@ -6,6 +6,14 @@
 
 /// `Struct.field` → `file::test` (a test function in that file, under the repository root).
 const PROOFS: &[(&str, &str)] = &[
+    ("Bootstrap.overload", "tests/overload.rs::heap_pressure_stops_requests_closes_connections_and_shrinking_ends_it"),
+    ("Overload.refresh", "tests/overload.rs::heap_pressure_stops_requests_closes_connections_and_shrinking_ends_it"),
+    ("Overload.max_heap", "tests/overload.rs::heap_pressure_stops_requests_closes_connections_and_shrinking_ends_it"),
+    ("Overload.monitor_name", "tests/overload.rs::heap_pressure_stops_requests_closes_connections_and_shrinking_ends_it"),
+    ("Overload.actions", "tests/overload.rs::heap_pressure_stops_requests_closes_connections_and_shrinking_ends_it"),
+    ("OverloadAction.name", "tests/overload.rs::heap_pressure_stops_requests_closes_connections_and_shrinking_ends_it"),
+    ("OverloadAction.kind", "tests/overload.rs::stop_accepting_connections_holds_new_clients_in_the_backlog_until_the_pressure_falls"),
+    ("OverloadAction.triggers", "tests/overload.rs::heap_pressure_stops_requests_closes_connections_and_shrinking_ends_it"),
     ("Listener.traffic_direction", "tests/tracing.rs::a_client_context_is_continued_and_the_decorator_names_the_span"),
     ("HttpConnectionManager.tracing", "tests/tracing.rs::a_root_ingress_span_is_reported_and_its_context_sent_upstream"),
     ("Route.decorator", "tests/tracing.rs::a_client_context_is_continued_and_the_decorator_names_the_span"),

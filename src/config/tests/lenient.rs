@@ -212,8 +212,8 @@ fn tls_and_overload_action_errors_hide_no_others() {
         [
             tls,
             &format!("{HCM}.drain_timeout"),
-            "overload_manager.actions[0]",
-            "overload_manager.resource_monitors[0].typed_config.@type",
+            "overload_manager.resource_monitors[0].typed_config.max_heap_size_bytes",
+            "overload_manager.actions[0].triggers",
         ],
         "{e}"
     );

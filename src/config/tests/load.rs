@@ -154,6 +154,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
         stats_flush_interval: Duration::from_secs(5),
         stats_matcher: StatsMatcher::All,
         watched: vec![],
+        overload: Overload::default(),
     }
 }
 

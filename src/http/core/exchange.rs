@@ -335,7 +335,10 @@ impl Exchange {
                 rq.flags.set(d.flag);
                 // Expect: 100-continue with a body we will not read: the client may never
                 // send it, so the connection cannot be reused.
-                let keep = s.keep_alive && !closing && !(has_body && s.expect_continue);
+                let mut keep = s.keep_alive && !closing && !(has_body && s.expect_continue);
+                if keep && env.overload_close() {
+                    keep = false;
+                }
                 reply_local(env, cout, d, (!keep, s.is_head), &mut rq);
                 if keep && has_body {
                     let ex = Exchange::boxed(env.spares(), &s, None, None, rq, now);

@@ -279,6 +279,11 @@ pub trait Env {
     fn pending_overflow(&mut self, cluster: usize);
     /// A client sent the HTTP/2 connection preface (baton speaks HTTP/1 only).
     fn http2_preface(&mut self);
+    /// Whether this response, which would keep its connection open, closes it instead: the
+    /// overload manager's `disable_http_keepalive` (drawn once per response, and counted).
+    fn overload_close(&mut self) -> bool {
+        false
+    }
     /// `http_protocol_options.default_host_for_http_10`, when configured.
     fn default_host_for_http_10(&self) -> Option<String>;
     /// A TCP proxy connection begins: counts it, starts its record and picks the upstream
