@@ -2,3 +2,5 @@
 //! (frames, HPACK) here, the client and server transcoders beside it.
 
 pub mod frame;
+pub mod hpack;
+pub mod huffman;
