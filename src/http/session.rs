@@ -150,7 +150,7 @@ impl Session {
         let local = wants_local(ctx, listener)
             .then(|| client.local_addr().ok())
             .flatten();
-        let can_splice = !client.is_tls();
+        let can_splice = !client.bridged();
         let choosing = client.choosing();
         Session {
             choosing,
@@ -237,9 +237,9 @@ impl Session {
     pub fn in_tunnel(&self) -> bool {
         self.core.in_tunnel()
             && self.pipe_empty()
-            && !self.client.is_tls()
+            && !self.client.bridged()
             && self.client.replay_done()
-            && self.up.as_ref().is_some_and(|u| !u.stream.is_tls())
+            && self.up.as_ref().is_some_and(|u| !u.stream.bridged())
     }
 
     pub fn gen(&self) -> u64 {
@@ -388,7 +388,7 @@ impl Session {
             if moveable
                 && self.core.closes_without_linger()
                 && !self.ready.readable
-                && !self.client.is_tls()
+                && !self.client.bridged()
             {
                 self.client.shutdown_write();
                 return Ok(Fate::Closed);
@@ -517,7 +517,7 @@ impl Session {
         };
         self.listener = unit;
         self.core = Conn::new(l.limits.clone(), now);
-        self.can_splice = !self.client.is_tls();
+        self.can_splice = !self.client.bridged();
         self.local = match self.client.origin().and_then(|o| o.local) {
             Some(to) => Some(to),
             None => wants_local(ctx, unit)
@@ -721,6 +721,14 @@ impl Session {
             }
             progress = true;
         }
+        // An HTTP/2 WINDOW_UPDATE read just now opened the window a refused write waits for:
+        // write again this round (the socket raises no edge for it).
+        if let Some(up) = self.up.as_mut() {
+            if up.stream.take_unblocked() {
+                up.writable = true;
+                progress = true;
+            }
+        }
         progress
     }
 
@@ -728,7 +736,7 @@ impl Session {
     /// plain TCP on both sides and the core allows it.
     fn splice_next(&self) -> bool {
         self.can_splice
-            && self.up.as_ref().is_some_and(|u| !u.stream.is_tls())
+            && self.up.as_ref().is_some_and(|u| !u.stream.bridged())
             && self.core.splice_after_flush() > 0
     }
 
