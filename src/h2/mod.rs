@@ -5,6 +5,9 @@
 //! TCP or TLS bytes; `client` is the upstream (client) role, `server` the downstream one.
 
 pub mod frame;
+pub mod frame;
+pub mod hpack;
+pub mod huffman;
 pub mod layer;
 
 use std::io;
