@@ -380,7 +380,8 @@ fn downstream_socket(
         .common_tls_context
         .ok_or_else(|| err(&cpath, format!("required field is missing: {no_cert}")))?;
     let params = params(c.tls_params.as_ref(), &join_key(&cpath, "tls_params"))?;
-    let alpn_http11 = alpn(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"))?;
+    let (alpn_http11, alpn_h2) =
+        downstream_alpn(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"))?;
     let cert = certificates(&c.tls_certificates, &join_key(&cpath, "tls_certificates"))?
         .ok_or_else(|| {
             err(
@@ -403,6 +404,7 @@ fn downstream_socket(
         cert,
         params,
         alpn_http11,
+        alpn_h2,
         require_client_certificate,
         validation,
     };
@@ -548,6 +550,32 @@ fn alpn(list: &[String], path: &str) -> Result<bool, ConfigError> {
         }
     }
     Ok(!list.is_empty())
+}
+
+/// A server's `alpn_protocols`: `h2` and `http/1.1`, `h2` first when both (the list is the
+/// server's preference, and baton prefers HTTP/2 when the client offers it). Returns
+/// (`http/1.1` offered, `h2` offered).
+fn downstream_alpn(list: &[String], path: &str) -> Result<(bool, bool), ConfigError> {
+    let (mut http11, mut h2) = (false, false);
+    for (i, p) in list.iter().enumerate() {
+        match p.as_str() {
+            "http/1.1" => http11 = true,
+            "h2" if http11 => {
+                return Err(err(
+                    format!("{path}[{i}]"),
+                    "h2 after http/1.1 is not supported by baton (it prefers h2: list it first)",
+                ))
+            }
+            "h2" => h2 = true,
+            _ => {
+                return Err(err(
+                    format!("{path}[{i}]"),
+                    format!("protocol \"{p}\" is not supported by baton (supported: h2, http/1.1)"),
+                ))
+            }
+        }
+    }
+    Ok((http11, h2))
 }
 
 fn certificates(list: &[RawCertificate], path: &str) -> Result<Option<CertKey>, ConfigError> {

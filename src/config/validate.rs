@@ -1199,7 +1199,7 @@ fn buffer_limit(v: Option<u32>, path: &str) -> Result<u32, ConfigError> {
 const CODECS: &[EnumEntry<CodecType>] = &[
     ("AUTO", 0, Some(CodecType::Auto)),
     ("HTTP1", 1, Some(CodecType::Http1)),
-    ("HTTP2", 2, None),
+    ("HTTP2", 2, Some(CodecType::Http2)),
     ("HTTP3", 3, None),
 ];
 
@@ -1510,6 +1510,10 @@ fn hcm(
             (accept, host)
         }
     };
+    let http2 = match &h.http2_protocol_options {
+        Some(o) => super::validate_http2::downstream(o, &p("http2_protocol_options"))?,
+        None => Http2Options::default(),
+    };
     let tracing = h
         .tracing
         .map(|t| super::validate_tracing::tracing(t, &p("tracing"), clusters))
@@ -1545,6 +1549,7 @@ fn hcm(
         server_name: h.server_name.unwrap_or_else(|| "baton".to_string()),
         server_header_transformation,
         codec_type,
+        http2,
         use_remote_address: h.use_remote_address.unwrap_or(false),
         xff_num_trusted_hops: h.xff_num_trusted_hops.unwrap_or(0),
         generate_request_id: h.generate_request_id.unwrap_or(true),

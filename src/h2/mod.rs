@@ -5,10 +5,10 @@
 //! TCP or TLS bytes; `client` is the upstream (client) role, `server` the downstream one.
 
 pub mod frame;
-pub mod frame;
 pub mod hpack;
 pub mod huffman;
 pub mod layer;
+pub mod server;
 
 use std::io;
 

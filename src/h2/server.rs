@@ -545,17 +545,15 @@ impl Server {
         // Decoded always: the HPACK table must follow every block, refused ones too.
         let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut too_many = false;
-        let decoded = self.decoder.decode(
-            &b.bytes,
-            self.opts.max_header_list as usize,
-            &mut |n, v| {
-                if fields.len() < codec::MAX_HEADERS + 8 {
-                    fields.push((n.to_vec(), v.to_vec()));
-                } else {
-                    too_many = true;
-                }
-            },
-        );
+        let decoded =
+            self.decoder
+                .decode(&b.bytes, self.opts.max_header_list as usize, &mut |n, v| {
+                    if fields.len() < codec::MAX_HEADERS + 8 {
+                        fields.push((n.to_vec(), v.to_vec()));
+                    } else {
+                        too_many = true;
+                    }
+                });
         if let Err(e) = decoded {
             log::debug!("h2 client: header block: {e}");
             return Err(ConnError {
@@ -809,21 +807,19 @@ impl Server {
                 let close = !r.keep_alive;
                 let status = r.status.to_string();
                 let mut fields: Vec<(&[u8], &[u8])> = vec![(b":status", status.as_bytes())];
-                let mut lower: Vec<Vec<u8>> = Vec::new();
-                for h in r.headers.iter() {
-                    if codec::is_hop_by_hop(h.name) || nominated.names(h.name) {
-                        continue;
-                    }
-                    lower.push(h.name.to_ascii_lowercase().into_bytes());
-                }
-                let mut li = lower.iter();
-                for h in r.headers.iter() {
-                    if codec::is_hop_by_hop(h.name) || nominated.names(h.name) {
-                        continue;
-                    }
-                    if let Some(n) = li.next() {
-                        fields.push((n.as_slice(), h.value));
-                    }
+                // Connection-specific fields stay behind (RFC 9113 §8.2.2); names go lower case.
+                let kept = |h: &&httparse::Header<'_>| {
+                    let n = h.name.to_ascii_lowercase();
+                    !connection_specific(n.as_bytes()) && n != "te" && !nominated.names(h.name)
+                };
+                let lower: Vec<Vec<u8>> = r
+                    .headers
+                    .iter()
+                    .filter(kept)
+                    .map(|h| h.name.to_ascii_lowercase().into_bytes())
+                    .collect();
+                for (n, h) in lower.iter().zip(r.headers.iter().filter(kept)) {
+                    fields.push((n.as_slice(), h.value));
                 }
                 let end = !interim && r.framing == Framing::None;
                 let mut block = Vec::new();
@@ -978,7 +974,6 @@ impl Server {
         }
         self.dead = true;
         self.h1_eof = true;
-
     }
 
     /// A response we cannot translate: the stream is reset and the connection ends.

@@ -152,7 +152,13 @@ fn headers(stream: u32, fields: &[(&str, &str)], end_stream: bool) -> Vec<u8> {
     let mut it = fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
     Encoder::new().encode(&mut it, &mut block);
     let mut out = Vec::new();
-    frame::write_headers(&mut out, stream, &block, end_stream, frame::DEFAULT_MAX_FRAME);
+    frame::write_headers(
+        &mut out,
+        stream,
+        &block,
+        end_stream,
+        frame::DEFAULT_MAX_FRAME,
+    );
     out
 }
 
@@ -180,7 +186,9 @@ fn started(opts: Options) -> (T, Decoder) {
     let mut dec = Decoder::new(4096);
     s.recv(&hello());
     let out = sent(&mut s, &mut dec);
-    assert!(matches!(out.first(), Some(Out::Settings(p)) if p.contains(&Setting::MaxConcurrentStreams(1))));
+    assert!(
+        matches!(out.first(), Some(Out::Settings(p)) if p.contains(&Setting::MaxConcurrentStreams(1)))
+    );
     assert_eq!(out.last(), Some(&Out::SettingsAck));
     (s, dec)
 }
@@ -193,7 +201,8 @@ fn a_get_becomes_an_http1_request_and_its_response_frames() {
         read_all(&mut s),
         "GET /a?b HTTP/1.1\r\nhost: example.com\r\naccept: */*\r\n\r\n"
     );
-    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\nX-A: b\r\n\r\nhello";
+    let resp =
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\nX-A: b\r\n\r\nhello";
     assert_eq!(s.write(resp), resp.len());
     let out = sent(&mut s, &mut dec);
     assert_eq!(
@@ -222,7 +231,8 @@ fn a_chunked_response_becomes_data_frames_ending_the_stream() {
     let (mut s, mut dec) = started(Options::default());
     s.recv(&headers(1, GET, true));
     read_all(&mut s);
-    let resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+    let resp =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
     assert_eq!(s.write(resp), resp.len());
     let out = sent(&mut s, &mut dec);
     let data: Vec<u8> = out
@@ -235,7 +245,9 @@ fn a_chunked_response_becomes_data_frames_ending_the_stream() {
         .collect();
     assert_eq!(data, b"abcde");
     assert!(matches!(out.last(), Some(Out::Data(1, _, true))));
-    assert!(matches!(&out[0], Out::Headers(1, f, false) if !f.iter().any(|(n, _)| n == "transfer-encoding")));
+    assert!(
+        matches!(&out[0], Out::Headers(1, f, false) if !f.iter().any(|(n, _)| n == "transfer-encoding"))
+    );
 }
 
 #[test]
@@ -310,14 +322,49 @@ fn a_second_stream_while_one_runs_is_refused() {
 fn malformed_requests_end_the_connection_or_the_stream_as_configured() {
     let cases: &[&[(&str, &str)]] = &[
         &[(":method", "GET"), (":scheme", "http"), (":authority", "h")],
-        &[(":method", "GET"), (":scheme", "http"), (":path", "/"), ("Upper", "x")],
-        &[(":method", "GET"), (":scheme", "http"), (":path", "/"), ("connection", "close")],
-        &[(":method", "GET"), (":scheme", "http"), (":path", "/"), ("te", "gzip")],
-        &[(":method", "GET"), (":scheme", "http"), (":path", "/"), ("x", "a\r\nb: c")],
+        &[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/"),
+            ("Upper", "x"),
+        ],
+        &[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/"),
+            ("connection", "close"),
+        ],
+        &[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/"),
+            ("te", "gzip"),
+        ],
+        &[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/"),
+            ("x", "a\r\nb: c"),
+        ],
         &[(":method", "GET"), (":scheme", "http"), (":path", "/a b")],
-        &[(":method", "GET"), (":scheme", "http"), (":path", "/"), (":status", "200")],
-        &[(":method", "GET"), ("x", "y"), (":scheme", "http"), (":path", "/")],
-        &[(":method", "GET"), (":method", "GET"), (":scheme", "http"), (":path", "/")],
+        &[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/"),
+            (":status", "200"),
+        ],
+        &[
+            (":method", "GET"),
+            ("x", "y"),
+            (":scheme", "http"),
+            (":path", "/"),
+        ],
+        &[
+            (":method", "GET"),
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/"),
+        ],
     ];
     for fields in cases {
         let (mut s, mut dec) = started(Options::default());
@@ -335,7 +382,10 @@ fn malformed_requests_end_the_connection_or_the_stream_as_configured() {
         };
         let (mut s, mut dec) = started(opts);
         s.recv(&headers(1, fields, true));
-        assert_eq!(sent(&mut s, &mut dec), vec![Out::Rst(1, ErrorCode::Protocol)]);
+        assert_eq!(
+            sent(&mut s, &mut dec),
+            vec![Out::Rst(1, ErrorCode::Protocol)]
+        );
         s.recv(&headers(3, GET, true));
         assert!(read_all(&mut s).starts_with("GET"), "{fields:?}");
     }
@@ -388,7 +438,10 @@ fn the_clients_window_bounds_what_is_taken_from_the_core() {
     s.recv(&w);
     assert_eq!(s.write(&resp[n..]), 15);
     let out = sent(&mut s, &mut dec);
-    assert_eq!(out.last(), Some(&Out::Data(1, b"012345678901234".to_vec(), true)));
+    assert_eq!(
+        out.last(),
+        Some(&Out::Data(1, b"012345678901234".to_vec(), true))
+    );
 }
 
 #[test]
@@ -409,7 +462,10 @@ fn a_drain_sends_goaway_and_lets_the_running_stream_finish() {
     s.recv(&headers(1, GET, true));
     read_all(&mut s);
     s.drain();
-    assert_eq!(sent(&mut s, &mut dec), vec![Out::GoAway(1, ErrorCode::NoError)]);
+    assert_eq!(
+        sent(&mut s, &mut dec),
+        vec![Out::GoAway(1, ErrorCode::NoError)]
+    );
     assert!(!s.finished());
     s.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
     let out = sent(&mut s, &mut dec);
@@ -453,7 +509,10 @@ fn continuation_floods_and_window_violations_are_connection_errors() {
     }
     s.recv(&b);
     let out = sent(&mut s, &mut dec);
-    assert_eq!(out.last(), Some(&Out::GoAway(0, ErrorCode::EnhanceYourCalm)));
+    assert_eq!(
+        out.last(),
+        Some(&Out::GoAway(0, ErrorCode::EnhanceYourCalm))
+    );
 
     // DATA past the stream window.
     let (mut s, mut dec) = started(Options::default());
@@ -494,18 +553,42 @@ fn request_bytes_the_core_does_not_read_stop_the_reading_and_windows_follow_read
         frame::write_data(&mut d, 1, &[b'x'; 16_000], false);
     }
     s.recv(&d);
-    assert!(!s.inbuf.is_empty(), "frames wait while the core has enough to read");
-    assert!(sent(&mut s, &mut dec).is_empty(), "no window given back yet");
+    assert!(
+        !s.inbuf.is_empty(),
+        "frames wait while the core has enough to read"
+    );
+    assert!(
+        sent(&mut s, &mut dec).is_empty(),
+        "no window given back yet"
+    );
     let mut total = 0;
     let mut buf = vec![0u8; 1 << 20];
     while let Ok(n) = s.read(&mut buf) {
         total += n;
     }
-    assert!(total > 160_000, "{total}");
+    assert_eq!(
+        total,
+        160_000 + "POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 200000\r\n\r\n".len()
+    );
     assert!(s.inbuf.is_empty());
+    // Under half of the large windows used: nothing to give back yet.
+    assert!(sent(&mut s, &mut dec).is_empty());
+
+    // With the default windows, what the core read is given back once half a window is.
+    let (mut s, mut dec) = started(Options::default());
+    s.recv(&headers(1, &post, false));
+    let mut d = Vec::new();
+    for _ in 0..4 {
+        frame::write_data(&mut d, 1, &[b'x'; 16_000], false);
+    }
+    s.recv(&d);
+    assert!(
+        sent(&mut s, &mut dec).is_empty(),
+        "nothing read yet: no window given back"
+    );
+    while s.read(&mut buf).is_ok() {}
     let out = sent(&mut s, &mut dec);
-    assert!(out.iter().any(|o| matches!(o, Out::Window(0, _))), "{out:?}");
-    assert!(out.iter().any(|o| matches!(o, Out::Window(1, _))), "{out:?}");
+    assert_eq!(out, vec![Out::Window(0, 64_000), Out::Window(1, 64_000)]);
 }
 
 #[test]

@@ -180,8 +180,8 @@ pub struct HttpStats {
     pub downstream_cx_upgrades_total: Counter,
     pub downstream_cx_upgrades_active: Gauge,
     pub downstream_rq_ws_on_non_ws_route: Counter,
-    /// Connections that opened with the HTTP/2 preface (answered with GOAWAY, closed).
-    pub downstream_cx_http2_refused: Counter,
+    /// Client connections that speak HTTP/2 (Envoy's `downstream_cx_http2_total`).
+    pub downstream_cx_http2_total: Counter,
     /// Response-body bytes moved to clients with `splice(2)`, past our buffers (baton's own).
     pub downstream_cx_splice_bytes: Counter,
 }
@@ -379,8 +379,6 @@ pub struct Stats {
     first_started: SystemTime,
     /// Set by `POST /healthcheck/fail`: /ready answers 503 until `/healthcheck/ok`.
     healthcheck_failed: bool,
-    /// When an HTTP/2 preface was last logged at info (one line a minute at most).
-    http2_logged_at: Option<Instant>,
 }
 
 /// Envoy writes a listener's address into its stat names with `:` as `_`:
@@ -451,7 +449,7 @@ impl Stats {
                 ),
                 downstream_rq_ws_on_non_ws_route: s
                     .counter(&format!("{h}.downstream_rq_ws_on_non_ws_route")),
-                downstream_cx_http2_refused: s.counter(&format!("{h}.downstream_cx_http2_refused")),
+                downstream_cx_http2_total: s.counter(&format!("{h}.downstream_cx_http2_total")),
                 downstream_cx_splice_bytes: s.counter(&format!("{h}.downstream_cx_splice_bytes")),
             }));
         }
@@ -543,7 +541,6 @@ impl Stats {
             started: Instant::now(),
             first_started: SystemTime::now(),
             healthcheck_failed: false,
-            http2_logged_at: None,
         }
     }
 
@@ -1113,20 +1110,11 @@ impl Stats {
         }
     }
 
-    /// A direct_response route answered on listener `l`.
-    /// A client on listener `l` sent the HTTP/2 preface. Returns true when this one should be
-    /// logged at info: the first, then at most one a minute (the counter has the rest).
-    pub fn http2_refused(&mut self, l: usize, now: Instant) -> bool {
+    /// A client connection on listener `l` speaks HTTP/2.
+    pub fn http2_started(&mut self, l: usize) {
         if let Some(Some(h)) = self.http.get(l).copied() {
-            self.store.inc(h.downstream_cx_http2_refused);
+            self.store.inc(h.downstream_cx_http2_total);
         }
-        let due = self
-            .http2_logged_at
-            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(60));
-        if due {
-            self.http2_logged_at = Some(now);
-        }
-        due
     }
 
     /// A retry counter of cluster `c`.

@@ -505,6 +505,7 @@ impl Sim {
             buffer_limit,
             accept_http_10: true,
             codec_type: CodecType::Auto,
+            http2: crate::h2::server::Options::default(),
             max_headers: crate::http::codec::MAX_HEADERS,
             max_connection_duration: None,
             max_requests: None,
