@@ -156,3 +156,198 @@ fn goaway_code(f: &[(u8, u8, u32, Vec<u8>)]) -> Option<u32> {
         .and_then(|f| f.3.get(4..8))
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
 }
+
+// ---- raw HTTP/2 peers: frames written by hand, so that they can be wrong ----
+
+fn frame(ty: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = len.to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[ty, flags]);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An HPACK integer with an `n`-bit prefix (RFC 7541 §5.1), first octet's high bits `high`.
+fn hpack_int(out: &mut Vec<u8>, high: u8, n: u32, mut v: usize) {
+    let max = (1usize << n) - 1;
+    if v < max {
+        out.push(high | v as u8);
+        return;
+    }
+    out.push(high | max as u8);
+    v -= max;
+    while v >= 128 {
+        out.push((v % 128) as u8 | 0x80);
+        v /= 128;
+    }
+    out.push(v as u8);
+}
+
+/// A header block of literals without indexing (no Huffman): any name, any bytes.
+fn block(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (n, v) in fields {
+        b.push(0);
+        hpack_int(&mut b, 0, 7, n.len());
+        b.extend_from_slice(n.as_bytes());
+        hpack_int(&mut b, 0, 7, v.len());
+        b.extend_from_slice(v.as_bytes());
+    }
+    b
+}
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The preface and an empty SETTINGS frame.
+fn hello() -> Vec<u8> {
+    let mut b = PREFACE.to_vec();
+    b.extend(frame(4, 0, 0, &[]));
+    b
+}
+
+fn get_block(path: &str) -> Vec<u8> {
+    block(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "test"),
+        (":path", path),
+    ])
+}
+
+type Frames = Vec<(u8, u8, u32, Vec<u8>)>;
+
+/// A raw client connection: writes `bytes`, then reads frames until `done` says so, the
+/// server closes, or (a cap, not an assertion) ten seconds pass. The frames and whether the
+/// server closed.
+fn talk(s: &mut std::net::TcpStream, bytes: &[u8], done: impl Fn(&Frames) -> bool) -> (Frames, bool) {
+    use std::io::Read;
+    s.write_all(bytes).expect("write frames");
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let end = std::time::Instant::now() + IO_TIMEOUT;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let f = frames(&got);
+        if done(&f) {
+            return (f, false);
+        }
+        if std::time::Instant::now() > end {
+            return (f, false);
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return (frames(&got), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return (frames(&got), true),
+        }
+    }
+}
+
+fn connect(port: u16) -> std::net::TcpStream {
+    std::net::TcpStream::connect(local(port)).expect("connect")
+}
+
+/// What a client gets for `bytes` sent after its preface: the GOAWAY's code, once closed.
+fn goaway_for(port: u16, bytes: &[u8]) -> Option<u32> {
+    let mut s = connect(port);
+    let mut all = hello();
+    all.extend_from_slice(bytes);
+    let (f, closed) = talk(&mut s, &all, |f| goaway_code(f).is_some());
+    let code = goaway_code(&f);
+    let (_, closed_after) = talk(&mut s, &[], |_| false);
+    assert!(closed || closed_after, "the connection stays open after GOAWAY {code:?}");
+    code
+}
+
+fn has_rst(f: &Frames, stream: u32, code: u32) -> bool {
+    f.iter()
+        .any(|f| f.0 == 3 && f.2 == stream && f.3 == code.to_be_bytes())
+}
+
+/// A response HEADERS with `:status: 200` (static table index 8) on `stream`.
+fn ok_on(f: &Frames, stream: u32) -> bool {
+    f.iter().any(|f| f.0 == 1 && f.2 == stream && f.3.contains(&0x88))
+}
+
+#[test]
+fn protocol_errors_get_the_rfcs_error_and_baton_serves_on() {
+    let (b, _up, _s) = start_edited(vec![], with_routes);
+    let p = b.port;
+    // A bad preface (its first line is what AUTO recognises).
+    let mut s = connect(p);
+    let (f, _) = talk(&mut s, b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", |f| goaway_code(f).is_some());
+    assert_eq!(goaway_code(&f), Some(1), "{f:?}");
+    // DATA on stream 0.
+    assert_eq!(goaway_for(p, &frame(0, 0, 0, b"x")), Some(1));
+    // A request without :path.
+    let no_path = block(&[(":method", "GET"), (":scheme", "http"), (":authority", "t")]);
+    assert_eq!(goaway_for(p, &frame(1, 5, 1, &no_path)), Some(1));
+    // A header list past max_request_headers_kb (60 KiB), over HEADERS and CONTINUATIONs.
+    let big = "v".repeat(70 * 1024);
+    let b2 = block(&[(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", "/"), ("x-big", &big)]);
+    let mut frames_big = Vec::new();
+    let mut chunks = b2.chunks(16_384).peekable();
+    let first = chunks.next().unwrap();
+    frames_big.extend(frame(1, 1, 1, first));
+    while let Some(c) = chunks.next() {
+        let last = chunks.peek().is_none();
+        frames_big.extend(frame(9, if last { 4 } else { 0 }, 1, c));
+    }
+    let code = goaway_for(p, &frames_big);
+    assert!(matches!(code, Some(1) | Some(0xb)), "{code:?}");
+    // A CONTINUATION flood.
+    let mut flood = frame(1, 1, 1, &get_block("/")[..3]);
+    for _ in 0..200 {
+        flood.extend(frame(9, 0, 1, &[]));
+    }
+    assert_eq!(goaway_for(p, &flood), Some(0xb));
+    // SETTINGS with bad values.
+    let setting = |id: u16, v: u32| {
+        let mut b = id.to_be_bytes().to_vec();
+        b.extend_from_slice(&v.to_be_bytes());
+        frame(4, 0, 0, &b)
+    };
+    assert_eq!(goaway_for(p, &setting(4, 1 << 31)), Some(3));
+    assert_eq!(goaway_for(p, &setting(5, 100)), Some(1));
+    assert_eq!(goaway_for(p, &setting(2, 2)), Some(1));
+    // PING is answered with the same data, and the connection serves on.
+    let mut s = connect(p);
+    let mut bytes = hello();
+    bytes.extend(frame(6, 0, 0, b"pingpong"));
+    let (f, _) = talk(&mut s, &bytes, |f| f.iter().any(|f| f.0 == 6));
+    assert!(f.iter().any(|f| f.0 == 6 && f.1 == 1 && f.3 == b"pingpong"), "{f:?}");
+    let (f, _) = talk(&mut s, &frame(1, 5, 1, &get_block("/status/200")), |f| ok_on(f, 1));
+    assert!(ok_on(&f, 1), "{f:?}");
+    // Others are served throughout.
+    let out = h2c(&["-w", "%{http_version} %{response_code}", "-o", "/dev/null", &url(p, "/status/200")]);
+    assert_eq!(out, "2 200");
+    assert_eq!(request(p, "GET", "/status/200", "", ""), 200);
+}
+
+#[test]
+fn malformed_requests_end_the_connection_or_only_the_stream() {
+    let no_path = block(&[(":method", "GET"), (":scheme", "http"), (":authority", "t")]);
+    let upper = block(&[(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", "/"), ("X-Upper", "1")]);
+    let conn = block(&[(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", "/"), ("connection", "close")]);
+    // Envoy's default: the connection ends.
+    let (b, _up, _s) = start_edited(vec![], with_routes);
+    for bad in [&no_path, &upper, &conn] {
+        assert_eq!(goaway_for(b.port, &frame(1, 5, 1, bad)), Some(1));
+    }
+    // stream_error_on_invalid_http_messaging: only the stream is reset; the next is served.
+    let (b, _up, _s) = start_edited(
+        vec![],
+        |y| with_hcm(&["http2_protocol_options: {stream_error_on_invalid_http_messaging: true}"])(with_routes(y)),
+    );
+    let mut s = connect(b.port);
+    let (f, _) = talk(&mut s, &hello(), |f| f.iter().any(|f| f.0 == 4 && f.1 == 1));
+    assert!(goaway_code(&f).is_none());
+    for (i, bad) in [&no_path, &upper, &conn].into_iter().enumerate() {
+        let id = 1 + 2 * i as u32;
+        let (f, closed) = talk(&mut s, &frame(1, 5, id, bad), |f| has_rst(f, id, 1));
+        assert!(has_rst(&f, id, 1) && !closed, "{f:?}");
+    }
+    let (f, _) = talk(&mut s, &frame(1, 5, 7, &get_block("/status/200")), |f| ok_on(f, 7));
+    assert!(ok_on(&f, 7), "{f:?}");
+}

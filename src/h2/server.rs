@@ -12,7 +12,7 @@
 use std::io;
 
 use super::frame::{self, ConnError, ErrorCode, Frame, Setting};
-use super::hpack::{Decoder, Encoder};
+use super::hpack::{Decoder, Encoder, HpackError};
 use super::Transcode;
 use crate::http::codec::{self, ChunkedDecoder, Framing};
 
@@ -554,13 +554,18 @@ impl Server {
                         too_many = true;
                     }
                 });
-        if let Err(e) = decoded {
-            log::debug!("h2 client: header block: {e}");
-            return Err(ConnError {
-                code: ErrorCode::Compression,
-                why: "header block does not decode (or is too large)",
-            });
-        }
+        let too_large = match decoded {
+            Ok(()) => false,
+            // Decoded to its end all the same: the table is in step; only the stream fails.
+            Err(HpackError::ListTooLarge) => true,
+            Err(e) => {
+                log::debug!("h2 client: header block: {e}");
+                return Err(ConnError {
+                    code: ErrorCode::Compression,
+                    why: "header block does not decode",
+                });
+            }
+        };
         if let Some(a) = self.active.as_mut().filter(|a| a.id == b.stream) {
             // Trailers: they end the request (RFC 9113 §8.1).
             if a.req_done || !b.end_stream {
@@ -584,6 +589,9 @@ impl Server {
         if self.active.is_some() {
             frame::write_rst(&mut self.wire, b.stream, ErrorCode::RefusedStream);
             return Ok(());
+        }
+        if too_large {
+            return self.malformed(b.stream, "header list too large");
         }
         let start = self.h1.len();
         match request_head(&fields, b.end_stream, &mut self.h1) {
