@@ -22,6 +22,11 @@ const H1_HIGH: usize = 64 * 1024;
 const MAX_RESPONSE_HEAD: usize = crate::http::core::MAX_RESPONSE_HEAD + 1024;
 /// CONTINUATION frames one header block may have (a flood of tiny ones costs a parse each).
 const MAX_CONTINUATIONS: usize = 64;
+/// Streams without a body opened while another runs that wait for their turn (a client opens
+/// several before our SETTINGS reach it), and the request-head bytes they may hold; past
+/// either, a stream is refused (REFUSED_STREAM: the client retries it).
+const MAX_QUEUED: usize = 32;
+const MAX_QUEUED_BYTES: usize = 128 * 1024;
 
 /// What the connection manager configures for its HTTP/2 clients (`http2_protocol_options`
 /// and the header limits).
@@ -84,6 +89,16 @@ enum Resp {
     Done,
 }
 
+/// A stream waiting for the running one to end: its whole request (a head, no body).
+#[derive(Debug)]
+struct Queued {
+    id: u32,
+    head: Vec<u8>,
+    head_request: bool,
+    /// WINDOW_UPDATE increments the client sent for it meanwhile.
+    window_credit: i64,
+}
+
 /// A header block being collected (HEADERS + CONTINUATION).
 #[derive(Debug)]
 struct Block {
@@ -110,7 +125,10 @@ pub struct Server {
     block: Option<Block>,
     /// Highest stream id the client opened.
     last_stream: u32,
+    /// The last stream handed to the core (what a GOAWAY says was or may be processed).
+    last_served: u32,
     active: Option<Active>,
+    queue: std::collections::VecDeque<Queued>,
     /// The client's settings that bind what we send.
     peer_max_frame: u32,
     peer_initial_window: i64,
@@ -314,7 +332,9 @@ impl Server {
             encoder: Encoder::new(),
             block: None,
             last_stream: 0,
+            last_served: 0,
             active: None,
+            queue: std::collections::VecDeque::new(),
             peer_max_frame: frame::DEFAULT_MAX_FRAME,
             peer_initial_window: i64::from(frame::DEFAULT_WINDOW),
             peer_conn_window: i64::from(frame::DEFAULT_WINDOW),
@@ -453,6 +473,8 @@ impl Server {
                             why: "stream window above 2^31-1",
                         });
                     }
+                } else if let Some(q) = self.queue.iter_mut().find(|q| q.id == stream) {
+                    q.window_credit += i64::from(increment);
                 } else if stream > self.last_stream {
                     return Err(proto("WINDOW_UPDATE on an idle stream"));
                 }
@@ -462,6 +484,7 @@ impl Server {
                 if stream > self.last_stream {
                     return Err(proto("RST_STREAM on an idle stream"));
                 }
+                self.queue.retain(|q| q.id != stream);
                 if self.active.as_ref().is_some_and(|a| a.id == stream) {
                     // The core abandons the request (its upstream too); the connection ends.
                     self.aborted = true;
@@ -586,38 +609,63 @@ impl Server {
         if self.goaway_sent || self.goaway_got {
             return Ok(()); // past our GOAWAY's last stream: ignored (§6.8)
         }
-        if self.active.is_some() {
+        let busy = self.active.is_some() || !self.queue.is_empty();
+        let queued_bytes: usize = self.queue.iter().map(|q| q.head.len()).sum();
+        if busy && (!b.end_stream || self.queue.len() >= MAX_QUEUED) {
+            // A body would have to wait in memory too: the client sends it again later.
             frame::write_rst(&mut self.wire, b.stream, ErrorCode::RefusedStream);
             return Ok(());
         }
         if too_large {
             return self.malformed(b.stream, "header list too large");
         }
-        let start = self.h1.len();
-        match request_head(&fields, b.end_stream, &mut self.h1) {
-            Ok(_) if too_many => {
-                self.h1.truncate(start);
-                self.malformed(b.stream, "too many header fields")
+        let mut head = Vec::new();
+        match request_head(&fields, b.end_stream, &mut head) {
+            Ok(_) if too_many => self.malformed(b.stream, "too many header fields"),
+            Ok(_) if busy && queued_bytes + head.len() > MAX_QUEUED_BYTES => {
+                frame::write_rst(&mut self.wire, b.stream, ErrorCode::RefusedStream);
+                Ok(())
             }
-            Ok((length, chunked, head_request)) => {
-                self.active = Some(Active {
+            Ok((_, _, head_request)) if busy => {
+                self.queue.push_back(Queued {
                     id: b.stream,
-                    req_done: b.end_stream,
-                    chunked,
-                    length,
-                    received: 0,
-                    send_window: self.peer_initial_window,
-                    resp: Resp::Head(Vec::new()),
+                    head,
                     head_request,
-                    resp_done: false,
+                    window_credit: 0,
                 });
                 Ok(())
             }
-            Err(why) => {
-                self.h1.truncate(start);
-                self.malformed(b.stream, why)
+            Ok((length, chunked, head_request)) => {
+                self.h1.extend_from_slice(&head);
+                self.start(b.stream, b.end_stream, length, chunked, head_request, 0);
+                Ok(())
             }
+            Err(why) => self.malformed(b.stream, why),
         }
+    }
+
+    /// Hands stream `id` to the core (its request head is in `h1` already).
+    fn start(
+        &mut self,
+        id: u32,
+        req_done: bool,
+        length: Option<u64>,
+        chunked: bool,
+        head_request: bool,
+        window_credit: i64,
+    ) {
+        self.last_served = id;
+        self.active = Some(Active {
+            id,
+            req_done,
+            chunked,
+            length,
+            received: 0,
+            send_window: self.peer_initial_window + window_credit,
+            resp: Resp::Head(Vec::new()),
+            head_request,
+            resp_done: false,
+        });
     }
 
     /// A malformed request (RFC 9113 §8.1.1): a stream error, or with Envoy's default
@@ -955,18 +1003,30 @@ impl Server {
         }
         self.active = None;
         self.unacked_stream = 0;
-        if self.close_after || self.goaway_got {
+        if self.close_after || self.h1_eof {
+            // The core closes after this response: the waiting streams are refused (the
+            // client retries them elsewhere), the connection ends.
+            self.goaway(ErrorCode::NoError);
+            self.h1_eof = true;
+        } else if let Some(q) = self.queue.pop_front() {
+            self.h1.extend_from_slice(&q.head);
+            self.start(q.id, true, None, false, q.head_request, q.window_credit);
+        } else if self.goaway_got {
             self.goaway(ErrorCode::NoError);
             self.h1_eof = true;
         }
         self.give_back();
     }
 
-    /// Queues GOAWAY once: no stream past the last one opened is served.
+    /// Queues GOAWAY once, naming the last stream handed to the core: streams past it
+    /// (waiting ones too, refused here) were not processed, and the client retries them.
     fn goaway(&mut self, code: ErrorCode) {
         if !self.goaway_sent {
             self.goaway_sent = true;
-            frame::write_goaway(&mut self.wire, self.last_stream, code);
+            for q in std::mem::take(&mut self.queue) {
+                frame::write_rst(&mut self.wire, q.id, ErrorCode::RefusedStream);
+            }
+            frame::write_goaway(&mut self.wire, self.last_served, code);
         }
     }
 
@@ -976,10 +1036,7 @@ impl Server {
         if self.active.as_ref().is_some_and(|a| !a.resp_done) {
             self.aborted = true;
         }
-        if !self.goaway_sent {
-            self.goaway_sent = true;
-            frame::write_goaway(&mut self.wire, self.last_stream, e.code);
-        }
+        self.goaway(e.code);
         self.dead = true;
         self.h1_eof = true;
     }

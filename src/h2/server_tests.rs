@@ -13,7 +13,7 @@ impl T {
     fn new(opts: Options) -> T {
         let mut s = Server::new(opts);
         let mut out = Vec::new();
-        s.start(&mut out);
+        Transcode::start(&mut s, &mut out);
         T {
             s,
             inbuf: Vec::new(),
@@ -303,19 +303,33 @@ fn a_body_with_content_length_goes_as_it_is_and_must_match() {
 }
 
 #[test]
-fn a_second_stream_while_one_runs_is_refused() {
+fn streams_opened_while_one_runs_wait_their_turn_or_are_refused() {
     let (mut s, mut dec) = started(Options::default());
     s.recv(&headers(1, GET, true));
-    s.recv(&headers(3, GET, true));
+    // Without a body: it waits. With one: refused (the client retries it).
+    s.recv(&headers(3, &[(":method", "GET"), (":scheme", "http"), (":path", "/three")], true));
+    s.recv(&headers(5, GET, false));
     let out = sent(&mut s, &mut dec);
-    assert_eq!(out, vec![Out::Rst(3, ErrorCode::RefusedStream)]);
-    assert!(read_all(&mut s).starts_with("GET"));
+    assert_eq!(out, vec![Out::Rst(5, ErrorCode::RefusedStream)]);
+    assert!(read_all(&mut s).starts_with("GET /a?b"));
     assert_eq!(read_all(&mut s), "");
-    // Its header block was decoded all the same: the next one still decodes.
     s.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
     sent(&mut s, &mut dec);
-    s.recv(&headers(5, GET, true));
+    assert_eq!(read_all(&mut s), "GET /three HTTP/1.1\r\n\r\n");
+    s.write(b"HTTP/1.1 204 No Content\r\n\r\n");
+    let out = sent(&mut s, &mut dec);
+    assert!(matches!(&out[0], Out::Headers(3, f, true) if f[0].1 == "204"), "{out:?}");
+    // The header blocks were all decoded: the next one still decodes.
+    s.recv(&headers(7, GET, true));
     assert!(read_all(&mut s).starts_with("GET /a?b"));
+    // A response that closes the connection refuses the waiting ones.
+    s.recv(&headers(9, GET, true));
+    s.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let out = sent(&mut s, &mut dec);
+    assert_eq!(
+        out[1..],
+        [Out::Rst(9, ErrorCode::RefusedStream), Out::GoAway(7, ErrorCode::NoError)]
+    );
 }
 
 #[test]
@@ -371,7 +385,7 @@ fn malformed_requests_end_the_connection_or_the_stream_as_configured() {
         s.recv(&headers(1, fields, true));
         assert_eq!(
             sent(&mut s, &mut dec),
-            vec![Out::GoAway(1, ErrorCode::Protocol)],
+            vec![Out::GoAway(0, ErrorCode::Protocol)],
             "{fields:?}"
         );
         assert!(s.finished());

@@ -392,7 +392,14 @@ impl Session {
             // Client writes wait until nothing else moves, so a response read in several
             // pieces goes out in one write (the buffer limit stops reading before then).
             if !progress {
-                progress |= self.flush_client()?;
+                let wrote = self.flush_client()?;
+                if wrote && self.client.is_h2() {
+                    // A response written to the HTTP/2 transcoder may start the next waiting
+                    // stream's request, or end the request side: bytes (or EOF) to read that
+                    // no socket edge announces.
+                    self.ready.readable = true;
+                }
+                progress |= wrote;
             }
             // Spliced bytes still in the pipe stay with this process until they are out.
             let moveable = self.pipe_empty();
