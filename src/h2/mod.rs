@@ -4,7 +4,9 @@
 //! HTTP/1.1, one stream at a time. `layer` puts a transcoder between a `tls::Stream` and its
 //! TCP or TLS bytes; `client` is the upstream (client) role, `server` the downstream one.
 
+pub mod client;
 pub mod frame;
+pub mod hpack;
 pub mod layer;
 
 use std::io;
