@@ -441,11 +441,11 @@ pub fn upstream_socket(
         _ => None,
     };
     let cpath = join_key(&tpath, "common_tls_context");
-    let (params, alpn_http11, cert, validation) = match &r.common_tls_context {
-        None => (params(None, "")?, false, None, None),
+    let (params, (alpn_http11, alpn_h2), cert, validation) = match &r.common_tls_context {
+        None => (params(None, "")?, (false, false), None, None),
         Some(c) => (
             params(c.tls_params.as_ref(), &join_key(&cpath, "tls_params"))?,
-            alpn(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"))?,
+            upstream_alpn(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"))?,
             certificates(&c.tls_certificates, &join_key(&cpath, "tls_certificates"))?,
             match &c.validation_context {
                 Some(vc) => validation(vc, &join_key(&cpath, "validation_context"))?,
@@ -458,6 +458,7 @@ pub fn upstream_socket(
         cert,
         params,
         alpn_http11,
+        alpn_h2,
         validation,
         max_session_keys: r.max_session_keys.unwrap_or(1) as usize,
         verify_name: false,
@@ -548,6 +549,25 @@ fn alpn(list: &[String], path: &str) -> Result<bool, ConfigError> {
         }
     }
     Ok(!list.is_empty())
+}
+
+/// A client's `alpn_protocols`: `h2` and `http/1.1` (h2 is offered first; the cluster's
+/// protocol must match, checked with the cluster). Returns (`http/1.1`, `h2`) offered.
+fn upstream_alpn(list: &[String], path: &str) -> Result<(bool, bool), ConfigError> {
+    let (mut http11, mut h2) = (false, false);
+    for (i, p) in list.iter().enumerate() {
+        match p.as_str() {
+            "http/1.1" => http11 = true,
+            "h2" => h2 = true,
+            _ => {
+                return Err(err(
+                    format!("{path}[{i}]"),
+                    format!("protocol \"{p}\" is not supported by baton (supported: h2, http/1.1)"),
+                ))
+            }
+        }
+    }
+    Ok((http11, h2))
 }
 
 fn certificates(list: &[RawCertificate], path: &str) -> Result<Option<CertKey>, ConfigError> {
