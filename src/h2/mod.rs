@@ -7,6 +7,7 @@
 pub mod client;
 pub mod frame;
 pub mod hpack;
+pub mod huffman;
 pub mod layer;
 
 use std::io;
