@@ -304,7 +304,10 @@ fn http2_options(
     );
     for (k, v) in [
         ("max_outbound_frames", &h.max_outbound_frames),
-        ("max_outbound_control_frames", &h.max_outbound_control_frames),
+        (
+            "max_outbound_control_frames",
+            &h.max_outbound_control_frames,
+        ),
         (
             "max_consecutive_inbound_frames_with_empty_payload",
             &h.max_consecutive_inbound_frames_with_empty_payload,
@@ -336,8 +339,16 @@ fn http2_options(
             &h.connection_keepalive,
             "HTTP/2 PING keepalive",
         ),
-        ("use_oghttp2_codec", &h.use_oghttp2_codec, "a choice of HTTP/2 codec"),
-        ("max_metadata_size", &h.max_metadata_size, "HTTP/2 METADATA frames"),
+        (
+            "use_oghttp2_codec",
+            &h.use_oghttp2_codec,
+            "a choice of HTTP/2 codec",
+        ),
+        (
+            "max_metadata_size",
+            &h.max_metadata_size,
+            "HTTP/2 METADATA frames",
+        ),
         (
             "enable_huffman_encoding",
             &h.enable_huffman_encoding,
@@ -350,7 +361,10 @@ fn http2_options(
     }
     Ok(super::model::UpstreamHttp2 {
         hpack_table_size: h.hpack_table_size.unwrap_or(4096),
-        initial_stream_window_size: window(h.initial_stream_window_size, "initial_stream_window_size")?,
+        initial_stream_window_size: window(
+            h.initial_stream_window_size,
+            "initial_stream_window_size",
+        )?,
         initial_connection_window_size: window(
             h.initial_connection_window_size,
             "initial_connection_window_size",

@@ -14,7 +14,7 @@ use std::io;
 
 use super::frame::{self, ErrorCode, Frame, Setting};
 use super::hpack::{Decoder, Encoder};
-use super::Transcode;
+use super::{Fault, Transcode};
 use crate::http::codec::{self, Framing};
 
 /// What a cluster's `Http2ProtocolOptions` set for the connection.
@@ -81,8 +81,8 @@ enum Resp {
 /// Why HTTP/1 reads fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Broken {
-    /// Our stream was reset (by the server, or by us for a malformed response).
-    Stream(&'static str),
+    /// Our stream was reset: by the server, or by us (`why`) for a malformed response.
+    Stream(Fault, &'static str),
     /// A connection error: our GOAWAY is queued.
     Conn(&'static str),
 }
@@ -193,7 +193,7 @@ impl Client {
     /// fails as for a reset.
     fn stream_error(&mut self, out: &mut Vec<u8>, why: &'static str) {
         frame::write_rst(out, self.stream, ErrorCode::Protocol);
-        self.broken = Some(Broken::Stream(why));
+        self.broken = Some(Broken::Stream(Fault::Protocol, why));
     }
 
     /// The exchange on the current stream is over both ways.
@@ -462,7 +462,7 @@ impl Client {
         self.stream_recv -= i64::from(flow);
         if self.stream_recv < 0 {
             frame::write_rst(out, stream, ErrorCode::FlowControl);
-            self.broken = Some(Broken::Stream("stream window exceeded"));
+            self.broken = Some(Broken::Stream(Fault::Protocol, "stream window exceeded"));
             return Ok(());
         }
         match self.resp {
@@ -596,7 +596,7 @@ impl Client {
                         // The response is whole; the server wants no more of the request.
                         self.req = Req::Idle;
                     } else {
-                        self.broken = Some(Broken::Stream("remote reset"));
+                        self.broken = Some(Broken::Stream(Fault::RemoteReset, "remote reset"));
                     }
                 }
                 Ok(())
@@ -656,7 +656,10 @@ impl Client {
                     self.stream_send += i64::from(increment);
                     if self.stream_send > i64::from(frame::MAX_WINDOW) {
                         frame::write_rst(out, stream, ErrorCode::FlowControl);
-                        self.broken = Some(Broken::Stream("stream window above 2^31-1"));
+                        self.broken = Some(Broken::Stream(
+                            Fault::Protocol,
+                            "stream window above 2^31-1",
+                        ));
                     }
                 }
                 Ok(())
@@ -753,8 +756,9 @@ impl Transcode for Client {
             return Ok(Some(n));
         }
         match self.broken {
-            Some(Broken::Stream(why)) => {
-                return Err(io::Error::new(io::ErrorKind::ConnectionReset, why))
+            Some(Broken::Stream(fault, why)) => {
+                log::debug!("HTTP/2 upstream stream {}: {why}", self.stream);
+                return Err(fault.error());
             }
             Some(Broken::Conn(why)) => return Err(bad(why)),
             None => {}
@@ -772,7 +776,7 @@ impl Transcode for Client {
     }
 
     fn write_h1(&mut self, h1: &[u8], out: &mut Vec<u8>) -> io::Result<usize> {
-        if let Some(Broken::Conn(why) | Broken::Stream(why)) = self.broken {
+        if let Some(Broken::Conn(why) | Broken::Stream(_, why)) = self.broken {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, why));
         }
         if matches!(self.req, Req::Idle) {
