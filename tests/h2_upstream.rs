@@ -104,6 +104,10 @@ fn requests_go_over_one_h2c_connection_and_come_back_as_http11() {
     let mut c = RawConn::connect(b.addr().port());
     let r = get(&mut c, "/count");
     assert_eq!((r.status(), r.body_str().as_str()), (200, "conns=1"));
+    // Envoy's default windows (256 MiB) and HPACK table (4 KiB) were advertised.
+    assert_eq!(r.header("x-client-window"), Some("268435456"));
+    assert_eq!(r.header("x-conn-window"), Some("268435456"));
+    assert_eq!(r.header("x-client-table"), Some("4096"));
     // A Content-Length body, and a chunked one: the origin sees the bytes.
     let body = b"0123456789".repeat(100);
     let r = req(
@@ -225,8 +229,12 @@ fn small_windows_both_ways() {
          max_concurrent_streams: 7\n",
     );
     let mut c = RawConn::connect(b.addr().port());
-    // The first exchange brings the origin's SETTINGS in.
-    assert_eq!(get(&mut c, "/count").status(), 200);
+    // The first exchange brings the origin's SETTINGS in; it saw ours.
+    let r = get(&mut c, "/count");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.header("x-client-window"), Some("65535"));
+    assert_eq!(r.header("x-conn-window"), Some("65535"));
+    assert_eq!(r.header("x-client-table"), Some("0"));
     let r = get(&mut c, "/big");
     assert_eq!(r.status(), 200);
     let want: Vec<u8> = (0..1usize << 20).map(|i| (i % 251) as u8).collect();

@@ -119,10 +119,16 @@ class Peer:
         else:
             n = conns[0]
             text = ("conns=%d" % n).encode()
+            # What the client advertised: its stream window, connection window (before this
+            # response's body) and HPACK table.
+            head = [(":status", "200"), ("content-length", str(len(text))),
+                    ("x-client-window", str(c.remote_settings.initial_window_size)),
+                    ("x-conn-window", str(c.outbound_flow_control_window)),
+                    ("x-client-table", str(c.remote_settings.header_table_size))]
             if method == "HEAD":
-                c.send_headers(sid, [(":status", "200"), ("content-length", str(len(text)))], end_stream=True)
+                c.send_headers(sid, head, end_stream=True)
             else:
-                c.send_headers(sid, [(":status", "200"), ("content-length", str(len(text)))])
+                c.send_headers(sid, head)
                 c.send_data(sid, text, end_stream=True)
         self.flush()
 
