@@ -656,6 +656,208 @@ pub fn proxy_protocol(data: &[u8]) {
     }
 }
 
+/// The HTTP/2 wire layer (`h2::frame`, `h2::hpack`). The first byte picks the limits and the
+/// mode; the rest is either a stream of frames (bit 7 clear) or HPACK blocks, each
+/// `[u16 length][block]`, through one decoder (bit 7 set). Checked besides "no panic": a frame
+/// never claims bytes it was not given, and a shorter cut of it asks for more; what the writers
+/// write parses back to the same frame; a header block (HEADERS + CONTINUATION) the decoder
+/// accepts stays within the list limit, re-splits by `write_headers` into the same block, and
+/// encodes and decodes back to the same fields.
+pub fn h2_wire(data: &[u8]) {
+    use crate::h2::frame::{self, Frame};
+    use crate::h2::hpack::Decoder;
+    let [mode, rest @ ..] = data else {
+        return;
+    };
+    let max_frame = if mode & 1 == 0 {
+        frame::DEFAULT_MAX_FRAME
+    } else {
+        frame::DEFAULT_MAX_FRAME + 1000
+    };
+    let table = [4096, 256, 0, 64][usize::from(mode >> 1 & 3)];
+    let max_list = if mode & 8 == 0 { 16_384 } else { 200 };
+    let mut decoder = Decoder::new(table);
+    if mode & 0x80 != 0 {
+        let mut rest = rest;
+        while let [a, b, tail @ ..] = rest {
+            let len = usize::from(u16::from_be_bytes([*a, *b])).min(tail.len());
+            let (block, tail) = tail.split_at(len);
+            if !h2_block(&mut decoder, block, max_list, max_frame) {
+                return;
+            }
+            rest = tail;
+        }
+        return;
+    }
+    let mut buf = rest;
+    let mut block: Vec<u8> = Vec::new();
+    let mut in_block = false;
+    loop {
+        let (f, used) = match frame::parse(buf, max_frame) {
+            Ok(Some(found)) => found,
+            Ok(None) | Err(_) => return,
+        };
+        assert!(used >= frame::HEAD_LEN && used <= buf.len(), "used {used}");
+        for cut in [0, frame::HEAD_LEN - 1, frame::HEAD_LEN, used - 1] {
+            if cut < used {
+                assert_eq!(frame::parse(&buf[..cut], max_frame), Ok(None), "cut {cut}");
+            }
+        }
+        h2_rewrite(&f);
+        match f {
+            Frame::Headers {
+                block: b,
+                end_headers,
+                ..
+            } => {
+                block.clear();
+                block.extend_from_slice(b);
+                in_block = !end_headers;
+                if end_headers && !h2_block(&mut decoder, &block, max_list, max_frame) {
+                    return;
+                }
+            }
+            Frame::Continuation {
+                block: b,
+                end_headers,
+                ..
+            } if in_block => {
+                // Bounded as a transcoder bounds it.
+                if block.len() + b.len() > 65_536 {
+                    return;
+                }
+                block.extend_from_slice(b);
+                in_block = !end_headers;
+                if end_headers && !h2_block(&mut decoder, &block, max_list, max_frame) {
+                    return;
+                }
+            }
+            _ => {}
+        }
+        buf = &buf[used..];
+    }
+}
+
+/// What the frame writers make of `f` parses back to `f` (for the frames they can write).
+fn h2_rewrite(f: &crate::h2::frame::Frame<'_>) {
+    use crate::h2::frame::{self, Frame};
+    let mut out = Vec::new();
+    match *f {
+        Frame::Data {
+            stream,
+            end_stream,
+            data,
+            ..
+        } => frame::write_data(&mut out, stream, data, end_stream),
+        Frame::Settings { ack: true, .. } => frame::write_settings_ack(&mut out),
+        Frame::Settings { ack: false, params } => {
+            let list: Vec<_> = frame::settings(params).collect();
+            frame::write_settings(&mut out, &list);
+        }
+        Frame::Ping { ack, data } => frame::write_ping(&mut out, data, ack),
+        Frame::RstStream { stream, code } => frame::write_rst(&mut out, stream, code),
+        Frame::GoAway {
+            last_stream, code, ..
+        } => frame::write_goaway(&mut out, last_stream, code),
+        Frame::WindowUpdate { stream, increment } => {
+            frame::write_window_update(&mut out, stream, increment)
+        }
+        _ => return,
+    }
+    let Ok(Some((back, used))) = frame::parse(&out, frame::MAX_FRAME_LIMIT) else {
+        panic!("written frame does not parse: {f:?}");
+    };
+    assert_eq!(used, out.len());
+    let same = match (*f, back) {
+        (
+            Frame::Data {
+                stream,
+                end_stream,
+                data,
+                ..
+            },
+            Frame::Data {
+                stream: s,
+                end_stream: e,
+                data: d,
+                flow_len,
+            },
+        ) => stream == s && end_stream == e && data == d && flow_len as usize == d.len(),
+        (
+            Frame::GoAway {
+                last_stream, code, ..
+            },
+            Frame::GoAway {
+                last_stream: l,
+                code: c,
+                debug,
+            },
+        ) => last_stream == l && code == c && debug.is_empty(),
+        (a, b) => a == b,
+    };
+    assert!(same, "{f:?} was written back as {back:?}");
+}
+
+/// Decodes one header block; on success checks the list bound, the re-split and the round
+/// trip. Returns false when the block was refused as a connection error.
+fn h2_block(
+    decoder: &mut crate::h2::hpack::Decoder,
+    block: &[u8],
+    max_list: usize,
+    max_frame: u32,
+) -> bool {
+    use crate::h2::frame::{self, Frame};
+    use crate::h2::hpack::{Decoder, Encoder, HpackError};
+    let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut size = 0;
+    let r = decoder.decode(block, max_list, &mut |n, v| {
+        size += n.len() + v.len() + 32;
+        fields.push((n.to_vec(), v.to_vec()));
+    });
+    assert!(size <= max_list, "emitted {size} > {max_list}");
+    match r {
+        Ok(()) => {}
+        Err(HpackError::ListTooLarge) => return true,
+        Err(_) => return false,
+    }
+    // HEADERS + CONTINUATION carry the block unchanged.
+    let mut out = Vec::new();
+    frame::write_headers(&mut out, 1, block, true, max_frame);
+    let mut again = Vec::new();
+    let mut at = &out[..];
+    while let Ok(Some((f, used))) = frame::parse(at, max_frame) {
+        match f {
+            Frame::Headers { block, .. } | Frame::Continuation { block, .. } => {
+                again.extend_from_slice(block)
+            }
+            other => panic!("write_headers wrote {other:?}"),
+        }
+        at = &at[used..];
+    }
+    assert!(
+        at.is_empty() && again == block,
+        "write_headers changed the block"
+    );
+    // Encode what was decoded (lowercase names, as the transcoders give); a fresh decoder
+    // gives the same fields back.
+    let lower: Vec<(Vec<u8>, Vec<u8>)> = fields
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+        .collect();
+    let mut encoded = Vec::new();
+    Encoder::new().encode(
+        &mut lower.iter().map(|(n, v)| (&n[..], &v[..])),
+        &mut encoded,
+    );
+    let mut back = Vec::new();
+    let r = Decoder::new(0).decode(&encoded, usize::MAX, &mut |n, v| {
+        back.push((n.to_vec(), v.to_vec()))
+    });
+    assert_eq!(r, Ok(()), "our own block refused");
+    assert_eq!(back, lower, "encode/decode round trip");
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

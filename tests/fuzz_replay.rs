@@ -18,6 +18,7 @@ const TARGETS: &[(&str, Harness)] = &[
     ("tcp", baton::fuzz_harness::tcp),
     ("proxy", baton::fuzz_harness::proxy),
     ("proxy_protocol", baton::fuzz_harness::proxy_protocol),
+    ("h2_wire", baton::fuzz_harness::h2_wire),
 ];
 
 /// Targets that also replay another target's inputs (the same script format).

@@ -1697,6 +1697,23 @@ pub struct UpstreamHttp {
     /// `upstream_http_protocol_options.auto_san_validation`: the server's certificate must be
     /// valid for that name (and for a configured `sni`, when the Host gives none).
     pub auto_san_validation: bool,
+    /// `http2_protocol_options` (the deprecated cluster field or the extension's
+    /// `explicit_http_config`): the cluster's connections speak HTTP/2 (`crate::h2::client`),
+    /// h2c with prior knowledge on plain TCP, ALPN `h2` over TLS. `None`: HTTP/1.1.
+    pub http2: Option<UpstreamHttp2>,
+}
+
+/// What a cluster's `http2_protocol_options` set that baton uses: the SETTINGS and window we
+/// advertise. One stream at a time per connection, so `max_concurrent_streams` (at least 1)
+/// never binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamHttp2 {
+    /// `hpack_table_size`: SETTINGS_HEADER_TABLE_SIZE (our decoder's table); default 4096.
+    pub hpack_table_size: u32,
+    /// `initial_stream_window_size`: SETTINGS_INITIAL_WINDOW_SIZE; default 268435456.
+    pub initial_stream_window_size: u32,
+    /// `initial_connection_window_size`: our connection window; default 268435456.
+    pub initial_connection_window_size: u32,
 }
 
 /// Envoy's defaults: a 1 h idle timeout, no other limit, lower-case names as received.
@@ -1710,6 +1727,7 @@ impl Default for UpstreamHttp {
             proper_case_headers: false,
             auto_sni: false,
             auto_san_validation: false,
+            http2: None,
         }
     }
 }
@@ -1879,6 +1897,9 @@ pub struct UpstreamTls {
     pub cert: Option<CertKey>,
     pub params: TlsParams,
     pub alpn_http11: bool,
+    /// `h2` offered by ALPN: listed in `alpn_protocols`, or (as Envoy's connection pool
+    /// falls back to) an HTTP/2 cluster's TLS without `alpn_protocols`.
+    pub alpn_h2: bool,
     /// `None`: the server's certificate is not verified (Envoy's behaviour without a CA).
     pub validation: Option<Validation>,
     /// TLS session tickets/ids remembered (Envoy's `max_session_keys`, default 1).

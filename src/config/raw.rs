@@ -1438,6 +1438,8 @@ pub struct Cluster {
     /// Deprecated in v3 (still accepted by Envoy): the same options as the typed extension's.
     pub common_http_protocol_options: Option<HttpProtocolOptions>,
     pub http_protocol_options: Option<UpstreamHttp1Options>,
+    /// Deprecated in v3 (still common): the cluster speaks HTTP/2 (`validate_upstream`).
+    pub http2_protocol_options: Option<Http2ProtocolOptions>,
     pub upstream_http_protocol_options: Option<UpstreamHttpOptions>,
     pub outlier_detection: Option<OutlierDetection>,
     pub least_request_lb_config: Option<LeastRequestLbConfig>,
@@ -1544,7 +1546,7 @@ pub struct UpstreamProtocolOptions {
 #[serde(deny_unknown_fields)]
 pub struct ExplicitHttpConfig {
     pub http_protocol_options: Option<UpstreamHttp1Options>,
-    pub http2_protocol_options: Option<Value>,
+    pub http2_protocol_options: Option<Http2ProtocolOptions>,
     pub http3_protocol_options: Option<Value>,
 }
 

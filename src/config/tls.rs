@@ -381,7 +381,7 @@ fn downstream_socket(
         .ok_or_else(|| err(&cpath, format!("required field is missing: {no_cert}")))?;
     let params = params(c.tls_params.as_ref(), &join_key(&cpath, "tls_params"))?;
     let (alpn_http11, alpn_h2) =
-        downstream_alpn(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"))?;
+        alpn_protocols(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"), true)?;
     let cert = certificates(&c.tls_certificates, &join_key(&cpath, "tls_certificates"))?
         .ok_or_else(|| {
             err(
@@ -443,11 +443,11 @@ pub fn upstream_socket(
         _ => None,
     };
     let cpath = join_key(&tpath, "common_tls_context");
-    let (params, alpn_http11, cert, validation) = match &r.common_tls_context {
-        None => (params(None, "")?, false, None, None),
+    let (params, (alpn_http11, alpn_h2), cert, validation) = match &r.common_tls_context {
+        None => (params(None, "")?, (false, false), None, None),
         Some(c) => (
             params(c.tls_params.as_ref(), &join_key(&cpath, "tls_params"))?,
-            alpn(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"))?,
+            alpn_protocols(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"), false)?,
             certificates(&c.tls_certificates, &join_key(&cpath, "tls_certificates"))?,
             match &c.validation_context {
                 Some(vc) => validation(vc, &join_key(&cpath, "validation_context"))?,
@@ -460,6 +460,7 @@ pub fn upstream_socket(
         cert,
         params,
         alpn_http11,
+        alpn_h2,
         validation,
         max_session_keys: r.max_session_keys.unwrap_or(1) as usize,
         verify_name: false,
@@ -539,28 +540,16 @@ fn params(p: Option<&RawParams>, path: &str) -> Result<TlsParams, ConfigError> {
     Ok(out)
 }
 
-/// `alpn_protocols`: only `http/1.1` (baton speaks HTTP/1 only).
-fn alpn(list: &[String], path: &str) -> Result<bool, ConfigError> {
-    for (i, p) in list.iter().enumerate() {
-        if p != "http/1.1" {
-            return Err(err(
-                format!("{path}[{i}]"),
-                format!("protocol \"{p}\" is not supported by baton (supported: http/1.1)"),
-            ));
-        }
-    }
-    Ok(!list.is_empty())
-}
-
-/// A server's `alpn_protocols`: `h2` and `http/1.1`, `h2` first when both (the list is the
-/// server's preference, and baton prefers HTTP/2 when the client offers it). Returns
-/// (`http/1.1` offered, `h2` offered).
-fn downstream_alpn(list: &[String], path: &str) -> Result<(bool, bool), ConfigError> {
+/// `alpn_protocols`: `h2` and `http/1.1`. Returns (`http/1.1` offered, `h2` offered). A
+/// server's list is its preference and baton prefers HTTP/2 when the client offers it, so
+/// there `h2` comes first (`server`). A client's: h2 is offered first; the cluster's protocol
+/// must match, checked with the cluster.
+fn alpn_protocols(list: &[String], path: &str, server: bool) -> Result<(bool, bool), ConfigError> {
     let (mut http11, mut h2) = (false, false);
     for (i, p) in list.iter().enumerate() {
         match p.as_str() {
             "http/1.1" => http11 = true,
-            "h2" if http11 => {
+            "h2" if http11 && server => {
                 return Err(err(
                     format!("{path}[{i}]"),
                     "h2 after http/1.1 is not supported by baton (it prefers h2: list it first)",

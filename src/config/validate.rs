@@ -1235,6 +1235,18 @@ const SERVER_HEADER: &[EnumEntry<ServerHeader>] = &[
     ("PASS_THROUGH", 2, Some(ServerHeader::PassThrough)),
 ];
 
+/// A cluster the proxy sends its own plain HTTP/1.1 requests to (spans, checks, shadows):
+/// the field of `c` that forbids it (TLS, the upstream PROXY protocol, HTTP/2), if any.
+fn not_plain(c: &Cluster) -> Option<&'static str> {
+    if c.tls.is_some() || c.proxy_protocol.is_some() {
+        Some("transport_socket")
+    } else if c.http.http2.is_some() {
+        Some("http2_protocol_options")
+    } else {
+        None
+    }
+}
+
 /// A tracing collector cluster (Zipkin's or the Datadog agent's) must be plain: the reporter speaks plain HTTP/1.1, and a TLS
 /// cluster's spans would otherwise leave in the clear.
 fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), ConfigError> {
@@ -1243,19 +1255,16 @@ fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), Co
         t.map(move |t| (l, t))
     });
     for (l, t) in tracing {
-        if clusters
-            .get(t.provider.cluster())
-            .is_some_and(|c| c.tls.is_some() || c.proxy_protocol.is_some())
-        {
+        if let Some(field) = clusters.get(t.provider.cluster()).and_then(not_plain) {
             return Err(err(
                 format!(
-                    "static_resources.clusters[{}].transport_socket",
+                    "static_resources.clusters[{}].{field}",
                     t.provider.cluster()
                 ),
                 format!(
                     "cluster \"{}\" is a {} collector_cluster (of listener \"{}\"): baton \
-                     reports spans over plain HTTP, so the collector cluster cannot use TLS \
-                     or the upstream PROXY protocol",
+                     reports spans over plain HTTP/1.1, so the collector cluster cannot use \
+                     TLS, HTTP/2 or the upstream PROXY protocol",
                     t.provider.cluster_name(),
                     match t.provider {
                         Provider::Zipkin(_) => "Zipkin",
@@ -1287,14 +1296,13 @@ fn tls_authz(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), ConfigE
             .iter()
             .enumerate()
             .find(|(_, c)| c.name == a.cluster);
-        if let Some((i, cl)) = found.filter(|(_, c)| c.tls.is_some() || c.proxy_protocol.is_some())
-        {
+        if let Some((i, cl, field)) = found.and_then(|(i, c)| Some((i, c, not_plain(c)?))) {
             return Err(err(
-                format!("static_resources.clusters[{i}].transport_socket"),
+                format!("static_resources.clusters[{i}].{field}"),
                 format!(
                     "cluster \"{}\" is an ext_authz service (filter \"{}\" of listener \"{}\"): \
-                     baton sends checks over plain HTTP, so it cannot use TLS or the upstream \
-                     PROXY protocol",
+                     baton sends checks over plain HTTP/1.1, so it cannot use TLS, HTTP/2 or \
+                     the upstream PROXY protocol",
                     cl.name, f.name, l.name
                 ),
             ));
@@ -1322,14 +1330,14 @@ fn tls_mirrors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), Confi
                 let MirrorTarget::Cluster(c) = m.target else {
                     continue;
                 };
-                let plain = |cl: &&Cluster| cl.tls.is_some() || cl.proxy_protocol.is_some();
-                if let Some(cl) = clusters.get(c).filter(plain) {
+                let found = clusters.get(c).and_then(|cl| Some((cl, not_plain(cl)?)));
+                if let Some((cl, field)) = found {
                     return Err(err(
-                        format!("static_resources.clusters[{c}].transport_socket"),
+                        format!("static_resources.clusters[{c}].{field}"),
                         format!(
                             "cluster \"{}\" is a request mirror cluster (of listener \"{}\"): \
-                             baton sends shadow requests over plain HTTP, so a mirror cluster \
-                             cannot use TLS or the upstream PROXY protocol",
+                             baton sends shadow requests over plain HTTP/1.1, so a mirror \
+                             cluster cannot use TLS, HTTP/2 or the upstream PROXY protocol",
                             cl.name, l.name
                         ),
                     ));
@@ -1956,6 +1964,7 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
             typed: &c.typed_extension_protocol_options,
             common: c.common_http_protocol_options.as_ref(),
             http1: c.http_protocol_options.as_ref(),
+            http2: c.http2_protocol_options.as_ref(),
             upstream: c.upstream_http_protocol_options.as_ref(),
         },
         path,
@@ -1977,6 +1986,19 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
             "auto_san_validation without auto_sni is not supported by baton (the name checked \
              is the one auto_sni sends)",
         ));
+    }
+    if let Some(t) = tls.as_mut() {
+        if http.http2.is_some() && !t.alpn_http11 && !t.alpn_h2 {
+            // Envoy's HTTP/2 connection pool offers `h2` when the TLS context lists no ALPN.
+            t.alpn_h2 = true;
+        }
+        if http.http2.is_none() && t.alpn_h2 {
+            return Err(err(
+                p("transport_socket"),
+                "alpn_protocols offers h2 but the cluster speaks HTTP/1.1 (set \
+                 http2_protocol_options to speak HTTP/2 to it)",
+            ));
+        }
     }
     if let Some(t) = tls.as_mut().filter(|_| http.auto_san_validation) {
         if t.validation.is_none() {

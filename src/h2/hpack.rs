@@ -211,9 +211,10 @@ pub struct Decoder {
     table: VecDeque<Entry>,
     /// The table's size as RFC 7541 §4.1 counts it.
     size: usize,
-    /// The current maximum, set by the peer's size updates (at most `max_table`).
+    /// The current maximum: 4096 at first, then what the peer's size updates set.
     capacity: usize,
-    /// The SETTINGS_HEADER_TABLE_SIZE this side advertised.
+    /// The largest size update accepted: the SETTINGS_HEADER_TABLE_SIZE this side advertised,
+    /// or 4096 if that is larger (a peer may use the initial size before it sees ours).
     max_table: usize,
     /// Huffman-decoded names and values land here, reused from block to block.
     name_buf: Vec<u8>,
@@ -221,14 +222,16 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// A decoder for a side that advertised SETTINGS_HEADER_TABLE_SIZE `max_table` (4096 when
-    /// it advertises nothing); the table starts at that size.
+    /// A decoder for a side that advertises SETTINGS_HEADER_TABLE_SIZE `max_table`. The table
+    /// starts at the protocol's initial 4096 octets whatever is advertised: the peer's encoder
+    /// uses that size until it sends a size update (RFC 7541 §4.2), and a decoder that evicted
+    /// on a different size would read the wrong entries.
     pub fn new(max_table: usize) -> Decoder {
         Decoder {
             table: VecDeque::new(),
             size: 0,
-            capacity: max_table,
-            max_table,
+            capacity: DEFAULT_TABLE,
+            max_table: max_table.max(DEFAULT_TABLE),
             name_buf: Vec::new(),
             value_buf: Vec::new(),
         }
@@ -293,8 +296,10 @@ impl Decoder {
             let value = read_string(block, &mut pos, &mut self.value_buf)?;
             add(name, value);
             if indexing {
-                let entry = (Box::from(name), Box::from(value));
-                self.insert(entry);
+                // Copied only when it fits: `name` may borrow the table the insert changes.
+                let size = name.len() + value.len() + ENTRY_OVERHEAD;
+                let entry = (size <= self.capacity).then(|| (Box::from(name), Box::from(value)));
+                self.insert(size, entry);
             }
         }
         if too_large {
@@ -313,14 +318,14 @@ impl Decoder {
         }
     }
 
-    /// Adds an entry (§4.4): one larger than the capacity empties the table and is not added.
-    fn insert(&mut self, entry: Entry) {
-        let size = entry.0.len() + entry.1.len() + ENTRY_OVERHEAD;
-        if size > self.capacity {
+    /// Adds an entry of `size` octets (§4.4); `None` (larger than the capacity) empties the
+    /// table and adds nothing.
+    fn insert(&mut self, size: usize, entry: Option<Entry>) {
+        let Some(entry) = entry else {
             self.table.clear();
             self.size = 0;
             return;
-        }
+        };
         self.evict_for(size);
         self.size += size;
         self.table.push_front(entry);

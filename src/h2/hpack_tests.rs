@@ -51,8 +51,15 @@ struct Step<'a> {
     table: &'a [(&'a str, &'a str)],
 }
 
-fn run(max_table: usize, steps: &[Step<'_>]) {
-    let mut d = Decoder::new(max_table);
+/// `table_size` other than 4096 is set with a block holding only a size update, as a peer's
+/// encoder would (the RFC's examples assume both sides agreed on it).
+fn run(table_size: usize, steps: &[Step<'_>]) {
+    let mut d = Decoder::new(4096);
+    if table_size != DEFAULT_TABLE {
+        let mut update = Vec::new();
+        write_int(&mut update, 0x20, 5, table_size);
+        decode(&mut d, &update).unwrap();
+    }
     for (i, s) in steps.iter().enumerate() {
         assert_eq!(
             decode(&mut d, &hex(s.block)).unwrap(),
@@ -458,4 +465,33 @@ fn arbitrary_blocks_do_not_panic() {
             .collect();
         let _ = d.decode(&block[..(seed % 17) as usize], 4096, &mut |_, _| ());
     }
+}
+
+/// The table starts at the protocol's 4096 octets whatever this side advertises: an entry the
+/// peer's encoder (still at 4096) keeps must be kept here too, or indices would shift.
+#[test]
+fn table_starts_at_4096_and_updates_are_bounded_by_the_advertised_size() {
+    let mut big = Decoder::new(65_536);
+    // A 4,100-octet entry: larger than 4096, so not added, and the table is emptied.
+    let mut block = vec![0x40, 0x01, b'n'];
+    write_int(&mut block, 0, 7, 4067); // 1 + 4067 + 32 = 4100
+    block.extend_from_slice(&vec![b'v'; 4067]);
+    decode(&mut big, &block).unwrap();
+    assert_eq!(table(&big).0, 0);
+    // After a size update to 65536 the same entry fits.
+    let mut up = Vec::new();
+    write_int(&mut up, 0x20, 5, 65_536);
+    up.extend_from_slice(&block);
+    decode(&mut big, &up).unwrap();
+    assert_eq!(table(&big).0, 4100);
+    let mut over = Vec::new();
+    write_int(&mut over, 0x20, 5, 65_537);
+    assert_eq!(
+        decode(&mut big, &over),
+        Err(HpackError::SizeUpdateTooLarge(65_537))
+    );
+    // Advertising less than 4096 still accepts the initial size (a peer may not have seen
+    // our SETTINGS yet).
+    let mut small = Decoder::new(0);
+    assert!(decode(&mut small, &[0x3f, 0xe1, 0x1f]).is_ok());
 }

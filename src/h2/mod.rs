@@ -4,6 +4,7 @@
 //! HTTP/1.1, one stream at a time. `layer` puts a transcoder between a `tls::Stream` and its
 //! TCP or TLS bytes; `client` is the upstream (client) role, `server` the downstream one.
 
+pub mod client;
 pub mod frame;
 pub mod hpack;
 pub mod huffman;
@@ -11,6 +12,39 @@ pub mod layer;
 pub mod server;
 
 use std::io;
+
+/// What an HTTP/2 transcoder's failed read means for the exchange, carried as the payload of
+/// the `io::Error` (`fault_of`): Envoy tells a stream the server reset (`UR`) and a malformed
+/// response (`UPE`, 502) from a connection that just ended (`UC`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The server reset our stream (RST_STREAM).
+    RemoteReset,
+    /// The response broke HTTP/2's rules for a message: we reset the stream.
+    Protocol,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Fault::RemoteReset => "HTTP/2 stream reset by the peer",
+            Fault::Protocol => "HTTP/2 protocol error on the stream",
+        })
+    }
+}
+
+impl std::error::Error for Fault {}
+
+impl Fault {
+    pub fn error(self) -> io::Error {
+        io::Error::new(io::ErrorKind::ConnectionReset, self)
+    }
+}
+
+/// The `Fault` an I/O error carries, if it came from a transcoder.
+pub fn fault_of(e: &io::Error) -> Option<Fault> {
+    e.get_ref()?.downcast_ref::<Fault>().copied()
+}
 
 /// One HTTP/2 connection's transcoder, either role. Sans-IO: it sees byte slices only; the
 /// layer moves them to and from the socket. Wire bytes it has to send (its preface, SETTINGS

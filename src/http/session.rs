@@ -742,7 +742,12 @@ impl Session {
                 }
                 Err(e) => {
                     log::debug!("read from upstream failed: {e}");
-                    self.fail_up(ctx, Failure::Reset, now);
+                    let f = match crate::h2::fault_of(&e) {
+                        Some(crate::h2::Fault::RemoteReset) => Failure::RemoteReset,
+                        Some(crate::h2::Fault::Protocol) => Failure::Protocol,
+                        None => Failure::Reset,
+                    };
+                    self.fail_up(ctx, f, now);
                     return true;
                 }
             }

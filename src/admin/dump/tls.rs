@@ -61,6 +61,14 @@ fn validation(v: &Validation) -> Value {
     ])
 }
 
+/// The ALPN protocols a context offers, in the order offered.
+fn alpn(h2: bool, http11: bool) -> Vec<&'static str> {
+    [("h2", h2), ("http/1.1", http11)]
+        .iter()
+        .filter_map(|(a, on)| on.then_some(*a))
+        .collect()
+}
+
 fn common(
     p: &TlsParams,
     c: Option<&CertKey>,
@@ -103,10 +111,7 @@ pub fn downstream(d: &DownstreamTls) -> Value {
                     &d.params,
                     Some(&d.cert),
                     d.validation.as_ref(),
-                    &[("h2", d.alpn_h2), ("http/1.1", d.alpn_http11)]
-                        .iter()
-                        .filter_map(|(a, on)| on.then_some(*a))
-                        .collect::<Vec<_>>(),
+                    &alpn(d.alpn_h2, d.alpn_http11),
                 ),
             ),
             (
@@ -128,7 +133,7 @@ pub fn upstream(u: &UpstreamTls) -> Value {
                     &u.params,
                     u.cert.as_ref(),
                     u.validation.as_ref(),
-                    if u.alpn_http11 { &["http/1.1"] } else { &[] },
+                    &alpn(u.alpn_h2, u.alpn_http11),
                 ),
             ),
             ("max_session_keys", n(u.max_session_keys as u64)),

@@ -232,7 +232,7 @@ fn unknown_fields_are_named() {
          dns_refresh_rate, load_assignment, per_connection_buffer_limit_bytes, \
          transport_socket, circuit_breakers, health_checks, common_lb_config, upstream_connection_options, \
          typed_extension_protocol_options, common_http_protocol_options, \
-         http_protocol_options, upstream_http_protocol_options, outlier_detection, least_request_lb_config, ring_hash_lb_config, maglev_lb_config)"
+         http_protocol_options, http2_protocol_options, upstream_http_protocol_options, outlier_detection, least_request_lb_config, ring_hash_lb_config, maglev_lb_config)"
     );
     assert_eq!(
         err_with(&[(&hcm("http_filters[0].typed_config.dynamic_stats"), "false")]),
