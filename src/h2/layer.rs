@@ -142,6 +142,57 @@ impl Layer {
         }
     }
 
+    /// Reads and consumes what the peer sent while the driver takes no HTTP/1 bytes (a server
+    /// sending its response reads no more of the request): WINDOW_UPDATE, PING, SETTINGS and
+    /// RST_STREAM must still be seen, or a response larger than the window would wait for
+    /// ever. HTTP/1 bytes stay in the transcoder for the next `read`; once it takes no more,
+    /// neither does this (TCP backpressure). Returns (anything consumed, the socket would
+    /// block); an error is the transcoder's connection error or the socket's.
+    pub fn pump<W: Wire + ?Sized>(&mut self, io: &mut W) -> io::Result<(bool, bool)> {
+        let mut any = false;
+        loop {
+            if !self.inbuf.is_empty() {
+                let fed = self.codec.feed(&self.inbuf, &mut self.out);
+                self.note_window();
+                match fed {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        self.inbuf.drain(..n.min(self.inbuf.len()));
+                        any = true;
+                        continue;
+                    }
+                    Err(e) => {
+                        self.flush_quietly(io);
+                        return Err(e);
+                    }
+                }
+            }
+            if self.eof || self.inbuf.len() >= MAX_IN {
+                self.flush_quietly(io);
+                return Ok((any, false));
+            }
+            let start = self.inbuf.len();
+            self.inbuf.resize(start + READ_CHUNK, 0);
+            let r = io.read(self.inbuf.get_mut(start..).unwrap_or_default());
+            let n = *r.as_ref().unwrap_or(&0);
+            self.inbuf.truncate(start + n);
+            match r {
+                Ok(0) => {
+                    // The driver's next read reports the end.
+                    self.eof = true;
+                    return Ok((true, false));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.flush_quietly(io);
+                    return Ok((any, true));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Takes HTTP/1 bytes of the driver's message; `WouldBlock` when the socket or the peer's
     /// flow-control window takes no more now.
     pub fn write<W: Wire + ?Sized>(&mut self, io: &mut W, buf: &[u8]) -> io::Result<usize> {

@@ -366,6 +366,12 @@ impl Session {
                 .conn(self.gen, self.local)
                 .tls(&self.client);
             progress |= self.core.process(&mut env, now);
+            if self.client.take_unblocked() {
+                // A WINDOW_UPDATE from the HTTP/2 client opened the window a response write
+                // waits for: write again (no socket edge says so).
+                self.ready.writable = true;
+                progress = true;
+            }
             if let Some((preread, opts)) = self.core.take_h2() {
                 // The client speaks HTTP/2: the server transcoder goes under the connection,
                 // with the bytes already read (the preface); the core reads HTTP/1 from now on.
@@ -583,6 +589,15 @@ impl Session {
                     progress = true;
                 }
                 ReadOutcome::WouldBlock => self.ready.readable = false,
+            }
+        }
+        if self.client.is_h2() && self.ready.readable && self.core.client_read_room() == 0 {
+            // The core reads no request bytes now (its request is in, the response is going
+            // out): the HTTP/2 peer's WINDOW_UPDATE, PING and RST_STREAM are read all the same.
+            let (consumed, drained) = self.client.pump_h2()?;
+            progress |= consumed;
+            if drained {
+                self.ready.readable = false;
             }
         }
         if self.ready.hup && self.ready.readable && self.core.client_read_room() == 0 {
