@@ -186,7 +186,10 @@ impl Layer {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.flush_quietly(io);
-                    return Ok((any, true));
+                    // Drained only when nothing waits for the driver's next read either
+                    // (a read into an empty buffer asks without taking anything).
+                    let waiting = !matches!(self.codec.read_h1(&mut [], &mut self.out), Ok(None));
+                    return Ok((any, !waiting));
                 }
                 Err(e) => return Err(e),
             }

@@ -794,7 +794,8 @@ impl Server {
 
     // ---- the core's side ----
 
-    /// Request bytes for the core (see `Transcode::read_h1`).
+    /// Request bytes for the core (see `Transcode::read_h1`); an empty `buf` asks whether
+    /// anything waits (`Some(0)`: bytes or EOF) without taking it.
     fn read_into(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let waiting = self.h1.get(self.h1_at..).unwrap_or_default();
         if waiting.is_empty() {
