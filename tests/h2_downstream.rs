@@ -351,3 +351,85 @@ fn malformed_requests_end_the_connection_or_only_the_stream() {
     let (f, _) = talk(&mut s, &frame(1, 5, 7, &get_block("/status/200")), |f| ok_on(f, 7));
     assert!(ok_on(&f, 7), "{f:?}");
 }
+
+/// Runs an nghttp2 tool (`nghttp`, `h2load`) with `args`, bounded; its stdout.
+fn nghttp2_tool(tool: &str, args: &[&str]) -> String {
+    let o = Command::new("timeout")
+        .arg("120")
+        .arg(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool} (is nghttp2-client installed?): {e}"));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{tool} {args:?}: {out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+#[test]
+fn nghttp_streams_small_windows_large_bodies_and_h2load() {
+    let (b, _up, _s) = start_edited(vec![], with_routes);
+    let u = |p: &str| url(b.port, p);
+    // Several streams opened at once on one connection (before our SETTINGS reach nghttp):
+    // those without a body wait their turn; all complete.
+    let out = nghttp2_tool(
+        "nghttp",
+        &["-ns", &u("/bytes/1000"), &u("/bytes/2000"), &u("/bytes/3000"), &u("/status/204"), &u("/bytes/5000")],
+    );
+    for want in ["200 1000 /bytes/1000", "200   1K /bytes/2000", "204    0 /status/204"] {
+        assert!(out.contains(want), "{want:?} in {out}");
+    }
+    assert_eq!(out.matches(" /bytes/").count() + out.matches(" /status/").count(), 5, "{out}");
+    // 1 MiB to a client with a 1 KiB stream window and 64 KiB connection window: our
+    // DATA frames wait for its WINDOW_UPDATEs.
+    let out = nghttp2_tool("nghttp", &["-ns", "-w", "10", "-W", "16", &u("/bytes/1048576")]);
+    assert!(out.contains("200   1M /bytes/1048576"), "{out}");
+    // A large upload, with a content-length, through our windows.
+    let big = tmp_file("h2-big-up");
+    std::fs::write(&big, pattern::block(3 << 20)).expect("write upload");
+    let out = nghttp2_tool("nghttp", &["-d", &big.display().to_string(), &u("/sink")]);
+    assert!(out.starts_with(&format!("len={} ", 3 << 20)), "{out}");
+    // Load: 2000 requests over 10 connections, 0 failures.
+    let out = nghttp2_tool("h2load", &["-n", "2000", "-c", "10", "-m", "4", &u("/bytes/100")]);
+    assert!(
+        out.contains("2000 succeeded, 0 failed, 0 errored, 0 timeout"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_client_reset_mid_response_abandons_the_upstream_request() {
+    let log = tmp_file("h2-rst");
+    let (b, _up, _s) = start_edited(
+        vec![(
+            log.display().to_string(),
+            Some("%PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_SENT%\n".into()),
+        )],
+        with_routes,
+    );
+    let mut s = connect(b.port);
+    // A 100-byte window: the 10 MB response stops after 100 bytes until we reset it.
+    let mut open = PREFACE.to_vec();
+    open.extend(frame(4, 0, 0, &[0, 4, 0, 0, 0, 100]));
+    open.extend(frame(1, 5, 1, &get_block("/bytes/10000000")));
+    let (f, _) = talk(&mut s, &open, |f| f.iter().any(|f| f.0 == 0 && f.2 == 1));
+    assert!(ok_on(&f, 1), "{f:?}");
+    let (f, closed) = talk(&mut s, &frame(3, 0, 1, &8u32.to_be_bytes()), |f| goaway_code(f).is_some());
+    assert_eq!(goaway_code(&f), Some(0), "{f:?}");
+    let (_, closed_after) = talk(&mut s, &[], |_| false);
+    assert!(closed || closed_after);
+    // The request ended as a downstream disconnect, its upstream closed; baton serves on.
+    let lines = wait_file_lines(&log, 1);
+    assert!(lines[0].starts_with("HTTP/2 200 DC "), "{lines:?}");
+    let sent: u64 = lines[0].rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(sent < 10_000_000, "{lines:?}");
+    let out = h2c(&["-w", "%{http_version} %{response_code}", "-o", "/dev/null", &u_path(b.port, "/status/200")]);
+    assert_eq!(out, "2 200");
+}
+
+fn u_path(port: u16, p: &str) -> String {
+    url(port, p)
+}
