@@ -6,6 +6,8 @@
 
 mod admin_util;
 mod common;
+#[cfg(feature = "tls")]
+mod tls_support;
 
 use std::io::Write;
 use std::process::Command;
@@ -432,4 +434,101 @@ fn a_client_reset_mid_response_abandons_the_upstream_request() {
 
 fn u_path(port: u16, p: &str) -> String {
     url(port, p)
+}
+
+#[test]
+fn a_hot_restart_finishes_the_running_stream_then_goaway() {
+    let up = Upstream::start("up1");
+    let port = free_port();
+    let yaml = proxy_yaml(port, &[("backend", &[up.port()], "STATIC")], &Extra::default());
+    let dir = common::hot::HotDir::new("h2-hot");
+    let mut v1 = common::hot::hot_start(&yaml, &dir, &["--drain-time-s", "20"]);
+    // An idle HTTP/2 connection (one request served), and one whose stream is running.
+    let mut idle = connect(port);
+    let mut open = hello();
+    open.extend(frame(1, 5, 1, &get_block("/status/200")));
+    let (f, _) = talk(&mut idle, &open, |f| ok_on(f, 1));
+    assert!(ok_on(&f, 1), "{f:?}");
+    let mut busy = connect(port);
+    let mut open = hello();
+    open.extend(frame(1, 5, 1, &get_block("/delay/1500")));
+    let (f, _) = talk(&mut busy, &open, |f| f.iter().any(|f| f.0 == 4 && f.1 == 1));
+    assert!(!ok_on(&f, 1));
+    let (v2, _) = common::hot::hot_takeover(&yaml, &dir, &["--drain-time-s", "20"], &v1);
+    // The old generation drains on SIGTERM (idle HTTP/1 connections would move to the new).
+    v1.sigterm();
+    // The idle one gets GOAWAY (nothing was processed past stream 1) and is closed.
+    let (f, closed) = talk(&mut idle, &[], |f| goaway_code(f).is_some());
+    assert_eq!(goaway_code(&f), Some(0), "{f:?}");
+    let (_, closed_after) = talk(&mut idle, &[], |_| false);
+    assert!(closed || closed_after, "the idle connection stays open");
+    // The running stream completes, then GOAWAY(NO_ERROR, last stream 1) and the close.
+    let (f, _) = talk(&mut busy, &[], |f| goaway_code(f).is_some());
+    assert!(ok_on(&f, 1), "{f:?}");
+    assert!(f.iter().any(|f| f.0 == 0 && f.2 == 1 && f.1 & 1 == 1), "{f:?}");
+    let g = f.iter().find(|f| f.0 == 7).expect("GOAWAY");
+    assert_eq!(g.3[..8], [0, 0, 0, 1, 0, 0, 0, 0], "{f:?}");
+    let (_, closed) = talk(&mut busy, &[], |_| false);
+    assert!(closed, "the connection stays open after its last stream");
+    // New HTTP/2 clients are served by the new generation.
+    let out = h2c(&["-w", "%{http_version} %{response_code}", "-o", "/dev/null", &url(port, "/status/200")]);
+    assert_eq!(out, "2 200");
+    assert!(v1.wait_exit(Duration::from_secs(30)).is_some(), "the old generation stays");
+    drop(v2);
+}
+
+#[test]
+fn http2_protocol_options_are_what_clients_are_told() {
+    let (b, _up, _s) = start_edited(
+        vec![],
+        with_hcm(&[
+            "http2_protocol_options: {hpack_table_size: 8192, max_concurrent_streams: 100, initial_stream_window_size: 131072, initial_connection_window_size: 1048576}",
+        ]),
+    );
+    let out = nghttp2_tool("nghttp", &["-nv", &url(b.port, "/status/200")]);
+    for want in [
+        "[SETTINGS_MAX_CONCURRENT_STREAMS(0x03):1]",
+        "[SETTINGS_HEADER_TABLE_SIZE(0x01):8192]",
+        "[SETTINGS_INITIAL_WINDOW_SIZE(0x04):131072]",
+        "(window_size_increment=983041)",
+    ] {
+        assert!(out.contains(want), "{want} in {out}");
+    }
+    // Without them: the protocol's defaults.
+    let (b, _up, _s) = start_edited(vec![], |y| y);
+    let out = nghttp2_tool("nghttp", &["-nv", &url(b.port, "/status/200")]);
+    assert!(out.contains("[SETTINGS_INITIAL_WINDOW_SIZE(0x04):65535]"), "{out}");
+    assert!(out.contains("[SETTINGS_HEADER_TABLE_SIZE(0x01):4096]"), "{out}");
+    assert!(!out.contains("recv WINDOW_UPDATE frame <length=4, flags=0x00, stream_id=0>\n          (window_size_increment=983041)"));
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_alpn_h2_and_http11_clients() {
+    use tls_support::*;
+    let pki = Pki::new("h2-alpn");
+    let up = Upstream::start("up1");
+    let cert = pki.leaf("s", "/CN=s.test", "DNS:s.test");
+    let log = tmp_file("h2-alpn");
+    let h = prefixed_hcm(
+        "ingress_https",
+        &common::yaml::file_access_log(&log.display().to_string(), "%PROTOCOL% %RESPONSE_CODE% %REQ(X-FORWARDED-PROTO)%\\n"),
+        "backend",
+    );
+    let chain = tls_chain(&h, &[], &cert, &["  alpn_protocols: [h2, http/1.1]"]);
+    let b = Baton::start(&bootstrap(free_port(), free_port(), "", &chain, up.port(), ""));
+    let ca = pki.ca();
+    let resolve = format!("s.test:{}:127.0.0.1", b.port);
+    let url = format!("https://s.test:{}/bytes/70000", b.port);
+    let base = ["--cacert", &ca, "--resolve", &resolve, "-o", "/dev/null", "-w", "%{http_version} %{size_download}"];
+    // curl's default over TLS offers h2: HTTP/2.
+    let out = curl_ok(&[&base[..], &["--http2", &url]].concat());
+    assert_eq!(out, "2 70000");
+    // A client offering only http/1.1 is still served, in HTTP/1.1.
+    let out = curl_ok(&[&base[..], &["--http1.1", &url]].concat());
+    assert_eq!(out, "1.1 70000");
+    // The request is the same for the upstream either way (x-forwarded-proto included).
+    let lines = wait_file_lines(&log, 2);
+    assert!(lines[0].starts_with("HTTP/2 200 "), "{lines:?}");
+    assert_eq!(lines[0].replace("HTTP/2", "HTTP/1.1"), lines[1], "{lines:?}");
 }
