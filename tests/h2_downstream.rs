@@ -46,31 +46,6 @@ fn h2c(args: &[&str]) -> String {
     curl_ok(&a)
 }
 
-/// Runs a python script (stdin) with `args`; its stdout, asserting success.
-fn python(script: &str, args: &[&str]) -> String {
-    let mut child = Command::new("python3")
-        .arg("-")
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("write script");
-    let o = child.wait_with_output().expect("python3 output");
-    assert!(
-        o.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn log_fmt() -> Option<String> {
     Some("%PROTOCOL% %REQ(:METHOD)% %RESPONSE_CODE% %BYTES_RECEIVED% %BYTES_SENT%\n".into())
 }
@@ -80,7 +55,13 @@ fn h2c_prior_knowledge_with_auto_and_http2_codecs() {
     let log = tmp_file("h2c-auto");
     let (b, up, s) = start_edited(vec![(log.display().to_string(), log_fmt())], with_routes);
     // AUTO: HTTP/2 with prior knowledge...
-    let out = h2c(&["-w", "%{http_version} %{response_code}", "-o", "/dev/null", &url(b.port, "/bytes/100000")]);
+    let out = h2c(&[
+        "-w",
+        "%{http_version} %{response_code}",
+        "-o",
+        "/dev/null",
+        &url(b.port, "/bytes/100000"),
+    ]);
     assert_eq!(out, "2 200");
     let body = h2c(&[&url(b.port, "/bytes/100000")]);
     assert_eq!(body.len(), 100_000);
@@ -95,7 +76,14 @@ fn h2c_prior_knowledge_with_auto_and_http2_codecs() {
     let sunk = h2c(&["--data-binary", &at, &url(b.port, "/sink")]);
     assert!(sunk.starts_with("len=70000 "), "{sunk}");
     let mut child = Command::new("curl")
-        .args(["-sS", "--max-time", "60", "--http2-prior-knowledge", "-T", "-"])
+        .args([
+            "-sS",
+            "--max-time",
+            "60",
+            "--http2-prior-knowledge",
+            "-T",
+            "-",
+        ])
         .arg(url(b.port, "/sink"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -119,13 +107,28 @@ fn h2c_prior_knowledge_with_auto_and_http2_codecs() {
     assert_eq!(chunked, 1, "{seen:?}");
     let lines = wait_file_lines(&log, 5);
     assert!(lines[0].starts_with("HTTP/2 GET 200 0 100000"), "{lines:?}");
-    assert!(lines.iter().any(|l| l.starts_with("HTTP/1.1 GET 200")), "{lines:?}");
-    assert!(lines.iter().any(|l| l.starts_with("HTTP/2 POST 200 70000")), "{lines:?}");
-    assert_eq!(stat(s.admin, "http.ingress_http.downstream_cx_http2_total"), 4);
+    assert!(
+        lines.iter().any(|l| l.starts_with("HTTP/1.1 GET 200")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("HTTP/2 POST 200 70000")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        stat(s.admin, "http.ingress_http.downstream_cx_http2_total"),
+        4
+    );
 
     // HTTP2: HTTP/2 only; an HTTP/1.1 request is a connection error (GOAWAY, close).
     let (b, _up, _s) = start_edited(vec![], with_hcm(&["codec_type: HTTP2"]));
-    let out = h2c(&["-w", "%{http_version} %{response_code}", "-o", "/dev/null", &url(b.port, "/status/200")]);
+    let out = h2c(&[
+        "-w",
+        "%{http_version} %{response_code}",
+        "-o",
+        "/dev/null",
+        &url(b.port, "/status/200"),
+    ]);
     assert_eq!(out, "2 200");
     let (bytes, closed) = raw_exchange_ex(b.port, &get("/"), IO_TIMEOUT);
     assert!(closed);
@@ -222,10 +225,15 @@ type Frames = Vec<(u8, u8, u32, Vec<u8>)>;
 /// A raw client connection: writes `bytes`, then reads frames until `done` says so, the
 /// server closes, or (a cap, not an assertion) ten seconds pass. The frames and whether the
 /// server closed.
-fn talk(s: &mut std::net::TcpStream, bytes: &[u8], done: impl Fn(&Frames) -> bool) -> (Frames, bool) {
+fn talk(
+    s: &mut std::net::TcpStream,
+    bytes: &[u8],
+    done: impl Fn(&Frames) -> bool,
+) -> (Frames, bool) {
     use std::io::Read;
     s.write_all(bytes).expect("write frames");
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let end = std::time::Instant::now() + IO_TIMEOUT;
     let mut got = Vec::new();
     let mut buf = [0u8; 65536];
@@ -240,7 +248,9 @@ fn talk(s: &mut std::net::TcpStream, bytes: &[u8], done: impl Fn(&Frames) -> boo
         match s.read(&mut buf) {
             Ok(0) => return (frames(&got), true),
             Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(_) => return (frames(&got), true),
         }
     }
@@ -258,7 +268,10 @@ fn goaway_for(port: u16, bytes: &[u8]) -> Option<u32> {
     let (f, closed) = talk(&mut s, &all, |f| goaway_code(f).is_some());
     let code = goaway_code(&f);
     let (_, closed_after) = talk(&mut s, &[], |_| false);
-    assert!(closed || closed_after, "the connection stays open after GOAWAY {code:?}");
+    assert!(
+        closed || closed_after,
+        "the connection stays open after GOAWAY {code:?}"
+    );
     code
 }
 
@@ -269,7 +282,8 @@ fn has_rst(f: &Frames, stream: u32, code: u32) -> bool {
 
 /// A response HEADERS with `:status: 200` (static table index 8) on `stream`.
 fn ok_on(f: &Frames, stream: u32) -> bool {
-    f.iter().any(|f| f.0 == 1 && f.2 == stream && f.3.contains(&0x88))
+    f.iter()
+        .any(|f| f.0 == 1 && f.2 == stream && f.3.contains(&0x88))
 }
 
 #[test]
@@ -278,7 +292,9 @@ fn protocol_errors_get_the_rfcs_error_and_baton_serves_on() {
     let p = b.port;
     // A bad preface (its first line is what AUTO recognises).
     let mut s = connect(p);
-    let (f, _) = talk(&mut s, b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", |f| goaway_code(f).is_some());
+    let (f, _) = talk(&mut s, b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", |f| {
+        goaway_code(f).is_some()
+    });
     assert_eq!(goaway_code(&f), Some(1), "{f:?}");
     // DATA on stream 0.
     assert_eq!(goaway_for(p, &frame(0, 0, 0, b"x")), Some(1));
@@ -287,7 +303,13 @@ fn protocol_errors_get_the_rfcs_error_and_baton_serves_on() {
     assert_eq!(goaway_for(p, &frame(1, 5, 1, &no_path)), Some(1));
     // A header list past max_request_headers_kb (60 KiB), over HEADERS and CONTINUATIONs.
     let big = "v".repeat(70 * 1024);
-    let b2 = block(&[(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", "/"), ("x-big", &big)]);
+    let b2 = block(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "t"),
+        (":path", "/"),
+        ("x-big", &big),
+    ]);
     let mut frames_big = Vec::new();
     let mut chunks = b2.chunks(16_384).peekable();
     let first = chunks.next().unwrap();
@@ -318,11 +340,22 @@ fn protocol_errors_get_the_rfcs_error_and_baton_serves_on() {
     let mut bytes = hello();
     bytes.extend(frame(6, 0, 0, b"pingpong"));
     let (f, _) = talk(&mut s, &bytes, |f| f.iter().any(|f| f.0 == 6));
-    assert!(f.iter().any(|f| f.0 == 6 && f.1 == 1 && f.3 == b"pingpong"), "{f:?}");
-    let (f, _) = talk(&mut s, &frame(1, 5, 1, &get_block("/status/200")), |f| ok_on(f, 1));
+    assert!(
+        f.iter().any(|f| f.0 == 6 && f.1 == 1 && f.3 == b"pingpong"),
+        "{f:?}"
+    );
+    let (f, _) = talk(&mut s, &frame(1, 5, 1, &get_block("/status/200")), |f| {
+        ok_on(f, 1)
+    });
     assert!(ok_on(&f, 1), "{f:?}");
     // Others are served throughout.
-    let out = h2c(&["-w", "%{http_version} %{response_code}", "-o", "/dev/null", &url(p, "/status/200")]);
+    let out = h2c(&[
+        "-w",
+        "%{http_version} %{response_code}",
+        "-o",
+        "/dev/null",
+        &url(p, "/status/200"),
+    ]);
     assert_eq!(out, "2 200");
     assert_eq!(request(p, "GET", "/status/200", "", ""), 200);
 }
@@ -330,18 +363,31 @@ fn protocol_errors_get_the_rfcs_error_and_baton_serves_on() {
 #[test]
 fn malformed_requests_end_the_connection_or_only_the_stream() {
     let no_path = block(&[(":method", "GET"), (":scheme", "http"), (":authority", "t")]);
-    let upper = block(&[(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", "/"), ("X-Upper", "1")]);
-    let conn = block(&[(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", "/"), ("connection", "close")]);
+    let upper = block(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "t"),
+        (":path", "/"),
+        ("X-Upper", "1"),
+    ]);
+    let conn = block(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "t"),
+        (":path", "/"),
+        ("connection", "close"),
+    ]);
     // Envoy's default: the connection ends.
     let (b, _up, _s) = start_edited(vec![], with_routes);
     for bad in [&no_path, &upper, &conn] {
         assert_eq!(goaway_for(b.port, &frame(1, 5, 1, bad)), Some(1));
     }
     // stream_error_on_invalid_http_messaging: only the stream is reset; the next is served.
-    let (b, _up, _s) = start_edited(
-        vec![],
-        |y| with_hcm(&["http2_protocol_options: {stream_error_on_invalid_http_messaging: true}"])(with_routes(y)),
-    );
+    let (b, _up, _s) = start_edited(vec![], |y| {
+        with_hcm(&["http2_protocol_options: {stream_error_on_invalid_http_messaging: true}"])(
+            with_routes(y),
+        )
+    });
     let mut s = connect(b.port);
     let (f, _) = talk(&mut s, &hello(), |f| f.iter().any(|f| f.0 == 4 && f.1 == 1));
     assert!(goaway_code(&f).is_none());
@@ -350,7 +396,9 @@ fn malformed_requests_end_the_connection_or_only_the_stream() {
         let (f, closed) = talk(&mut s, &frame(1, 5, id, bad), |f| has_rst(f, id, 1));
         assert!(has_rst(&f, id, 1) && !closed, "{f:?}");
     }
-    let (f, _) = talk(&mut s, &frame(1, 5, 7, &get_block("/status/200")), |f| ok_on(f, 7));
+    let (f, _) = talk(&mut s, &frame(1, 5, 7, &get_block("/status/200")), |f| {
+        ok_on(f, 7)
+    });
     assert!(ok_on(&f, 7), "{f:?}");
 }
 
@@ -379,15 +427,33 @@ fn nghttp_streams_small_windows_large_bodies_and_h2load() {
     // those without a body wait their turn; all complete.
     let out = nghttp2_tool(
         "nghttp",
-        &["-ns", &u("/bytes/1000"), &u("/bytes/2000"), &u("/bytes/3000"), &u("/status/204"), &u("/bytes/5000")],
+        &[
+            "-ns",
+            &u("/bytes/1000"),
+            &u("/bytes/2000"),
+            &u("/bytes/3000"),
+            &u("/status/204"),
+            &u("/bytes/5000"),
+        ],
     );
-    for want in ["200 1000 /bytes/1000", "200   1K /bytes/2000", "204    0 /status/204"] {
+    for want in [
+        "200 1000 /bytes/1000",
+        "200   1K /bytes/2000",
+        "204    0 /status/204",
+    ] {
         assert!(out.contains(want), "{want:?} in {out}");
     }
-    assert_eq!(out.matches(" /bytes/").count() + out.matches(" /status/").count(), 5, "{out}");
+    assert_eq!(
+        out.matches(" /bytes/").count() + out.matches(" /status/").count(),
+        5,
+        "{out}"
+    );
     // 1 MiB to a client with a 1 KiB stream window and 64 KiB connection window: our
     // DATA frames wait for its WINDOW_UPDATEs.
-    let out = nghttp2_tool("nghttp", &["-ns", "-w", "10", "-W", "16", &u("/bytes/1048576")]);
+    let out = nghttp2_tool(
+        "nghttp",
+        &["-ns", "-w", "10", "-W", "16", &u("/bytes/1048576")],
+    );
     assert!(out.contains("200   1M /bytes/1048576"), "{out}");
     // A large upload, with a content-length, through our windows.
     let big = tmp_file("h2-big-up");
@@ -395,7 +461,10 @@ fn nghttp_streams_small_windows_large_bodies_and_h2load() {
     let out = nghttp2_tool("nghttp", &["-d", &big.display().to_string(), &u("/sink")]);
     assert!(out.starts_with(&format!("len={} ", 3 << 20)), "{out}");
     // Load: 2000 requests over 10 connections, 0 failures.
-    let out = nghttp2_tool("h2load", &["-n", "2000", "-c", "10", "-m", "4", &u("/bytes/100")]);
+    let out = nghttp2_tool(
+        "h2load",
+        &["-n", "2000", "-c", "10", "-m", "4", &u("/bytes/100")],
+    );
     assert!(
         out.contains("2000 succeeded, 0 failed, 0 errored, 0 timeout"),
         "{out}"
@@ -419,7 +488,9 @@ fn a_client_reset_mid_response_abandons_the_upstream_request() {
     open.extend(frame(1, 5, 1, &get_block("/bytes/10000000")));
     let (f, _) = talk(&mut s, &open, |f| f.iter().any(|f| f.0 == 0 && f.2 == 1));
     assert!(ok_on(&f, 1), "{f:?}");
-    let (f, closed) = talk(&mut s, &frame(3, 0, 1, &8u32.to_be_bytes()), |f| goaway_code(f).is_some());
+    let (f, closed) = talk(&mut s, &frame(3, 0, 1, &8u32.to_be_bytes()), |f| {
+        goaway_code(f).is_some()
+    });
     assert_eq!(goaway_code(&f), Some(0), "{f:?}");
     let (_, closed_after) = talk(&mut s, &[], |_| false);
     assert!(closed || closed_after);
@@ -428,19 +499,25 @@ fn a_client_reset_mid_response_abandons_the_upstream_request() {
     assert!(lines[0].starts_with("HTTP/2 200 DC "), "{lines:?}");
     let sent: u64 = lines[0].rsplit(' ').next().unwrap().parse().unwrap();
     assert!(sent < 10_000_000, "{lines:?}");
-    let out = h2c(&["-w", "%{http_version} %{response_code}", "-o", "/dev/null", &u_path(b.port, "/status/200")]);
+    let out = h2c(&[
+        "-w",
+        "%{http_version} %{response_code}",
+        "-o",
+        "/dev/null",
+        &url(b.port, "/status/200"),
+    ]);
     assert_eq!(out, "2 200");
-}
-
-fn u_path(port: u16, p: &str) -> String {
-    url(port, p)
 }
 
 #[test]
 fn a_hot_restart_finishes_the_running_stream_then_goaway() {
     let up = Upstream::start("up1");
     let port = free_port();
-    let yaml = proxy_yaml(port, &[("backend", &[up.port()], "STATIC")], &Extra::default());
+    let yaml = proxy_yaml(
+        port,
+        &[("backend", &[up.port()], "STATIC")],
+        &Extra::default(),
+    );
     let dir = common::hot::HotDir::new("h2-hot");
     let mut v1 = common::hot::hot_start(&yaml, &dir, &["--drain-time-s", "20"]);
     // An idle HTTP/2 connection (one request served), and one whose stream is running.
@@ -465,15 +542,27 @@ fn a_hot_restart_finishes_the_running_stream_then_goaway() {
     // The running stream completes, then GOAWAY(NO_ERROR, last stream 1) and the close.
     let (f, _) = talk(&mut busy, &[], |f| goaway_code(f).is_some());
     assert!(ok_on(&f, 1), "{f:?}");
-    assert!(f.iter().any(|f| f.0 == 0 && f.2 == 1 && f.1 & 1 == 1), "{f:?}");
+    assert!(
+        f.iter().any(|f| f.0 == 0 && f.2 == 1 && f.1 & 1 == 1),
+        "{f:?}"
+    );
     let g = f.iter().find(|f| f.0 == 7).expect("GOAWAY");
     assert_eq!(g.3[..8], [0, 0, 0, 1, 0, 0, 0, 0], "{f:?}");
     let (_, closed) = talk(&mut busy, &[], |_| false);
     assert!(closed, "the connection stays open after its last stream");
     // New HTTP/2 clients are served by the new generation.
-    let out = h2c(&["-w", "%{http_version} %{response_code}", "-o", "/dev/null", &url(port, "/status/200")]);
+    let out = h2c(&[
+        "-w",
+        "%{http_version} %{response_code}",
+        "-o",
+        "/dev/null",
+        &url(port, "/status/200"),
+    ]);
     assert_eq!(out, "2 200");
-    assert!(v1.wait_exit(Duration::from_secs(30)).is_some(), "the old generation stays");
+    assert!(
+        v1.wait_exit(Duration::from_secs(30)).is_some(),
+        "the old generation stays"
+    );
     drop(v2);
 }
 
@@ -497,8 +586,14 @@ fn http2_protocol_options_are_what_clients_are_told() {
     // Without them: the protocol's defaults.
     let (b, _up, _s) = start_edited(vec![], |y| y);
     let out = nghttp2_tool("nghttp", &["-nv", &url(b.port, "/status/200")]);
-    assert!(out.contains("[SETTINGS_INITIAL_WINDOW_SIZE(0x04):65535]"), "{out}");
-    assert!(out.contains("[SETTINGS_HEADER_TABLE_SIZE(0x01):4096]"), "{out}");
+    assert!(
+        out.contains("[SETTINGS_INITIAL_WINDOW_SIZE(0x04):65535]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[SETTINGS_HEADER_TABLE_SIZE(0x01):4096]"),
+        "{out}"
+    );
     assert!(!out.contains("recv WINDOW_UPDATE frame <length=4, flags=0x00, stream_id=0>\n          (window_size_increment=983041)"));
 }
 
@@ -512,15 +607,34 @@ fn tls_alpn_h2_and_http11_clients() {
     let log = tmp_file("h2-alpn");
     let h = prefixed_hcm(
         "ingress_https",
-        &common::yaml::file_access_log(&log.display().to_string(), "%PROTOCOL% %RESPONSE_CODE% %REQ(X-FORWARDED-PROTO)%\\n"),
+        &common::yaml::file_access_log(
+            &log.display().to_string(),
+            "%PROTOCOL% %RESPONSE_CODE% %REQ(X-FORWARDED-PROTO)%\\n",
+        ),
         "backend",
     );
     let chain = tls_chain(&h, &[], &cert, &["  alpn_protocols: [h2, http/1.1]"]);
-    let b = Baton::start(&bootstrap(free_port(), free_port(), "", &chain, up.port(), ""));
+    let b = Baton::start(&bootstrap(
+        free_port(),
+        free_port(),
+        "",
+        &chain,
+        up.port(),
+        "",
+    ));
     let ca = pki.ca();
     let resolve = format!("s.test:{}:127.0.0.1", b.port);
     let url = format!("https://s.test:{}/bytes/70000", b.port);
-    let base = ["--cacert", &ca, "--resolve", &resolve, "-o", "/dev/null", "-w", "%{http_version} %{size_download}"];
+    let base = [
+        "--cacert",
+        &ca,
+        "--resolve",
+        &resolve,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_version} %{size_download}",
+    ];
     // curl's default over TLS offers h2: HTTP/2.
     let out = curl_ok(&[&base[..], &["--http2", &url]].concat());
     assert_eq!(out, "2 70000");
@@ -530,5 +644,9 @@ fn tls_alpn_h2_and_http11_clients() {
     // The request is the same for the upstream either way (x-forwarded-proto included).
     let lines = wait_file_lines(&log, 2);
     assert!(lines[0].starts_with("HTTP/2 200 "), "{lines:?}");
-    assert_eq!(lines[0].replace("HTTP/2", "HTTP/1.1"), lines[1], "{lines:?}");
+    assert_eq!(
+        lines[0].replace("HTTP/2", "HTTP/1.1"),
+        lines[1],
+        "{lines:?}"
+    );
 }

@@ -447,7 +447,11 @@ pub fn upstream_socket(
         None => (params(None, "")?, (false, false), None, None),
         Some(c) => (
             params(c.tls_params.as_ref(), &join_key(&cpath, "tls_params"))?,
-            alpn_protocols(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"), false)?,
+            alpn_protocols(
+                &c.alpn_protocols,
+                &join_key(&cpath, "alpn_protocols"),
+                false,
+            )?,
             certificates(&c.tls_certificates, &join_key(&cpath, "tls_certificates"))?,
             match &c.validation_context {
                 Some(vc) => validation(vc, &join_key(&cpath, "validation_context"))?,

@@ -485,7 +485,11 @@ impl Server {
                     return Err(proto("RST_STREAM on an idle stream"));
                 }
                 self.queue.retain(|q| q.id != stream);
-                if self.active.as_ref().is_some_and(|a| a.id == stream && !a.resp_done) {
+                if self
+                    .active
+                    .as_ref()
+                    .is_some_and(|a| a.id == stream && !a.resp_done)
+                {
                     // The core abandons the request (its upstream too), as when an HTTP/1
                     // client resets: the connection ends (GOAWAY NO_ERROR), the driver reads
                     // the error even while it reads no request bytes.

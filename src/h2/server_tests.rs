@@ -307,7 +307,11 @@ fn streams_opened_while_one_runs_wait_their_turn_or_are_refused() {
     let (mut s, mut dec) = started(Options::default());
     s.recv(&headers(1, GET, true));
     // Without a body: it waits. With one: refused (the client retries it).
-    s.recv(&headers(3, &[(":method", "GET"), (":scheme", "http"), (":path", "/three")], true));
+    s.recv(&headers(
+        3,
+        &[(":method", "GET"), (":scheme", "http"), (":path", "/three")],
+        true,
+    ));
     s.recv(&headers(5, GET, false));
     let out = sent(&mut s, &mut dec);
     assert_eq!(out, vec![Out::Rst(5, ErrorCode::RefusedStream)]);
@@ -318,7 +322,10 @@ fn streams_opened_while_one_runs_wait_their_turn_or_are_refused() {
     assert_eq!(read_all(&mut s), "GET /three HTTP/1.1\r\n\r\n");
     s.write(b"HTTP/1.1 204 No Content\r\n\r\n");
     let out = sent(&mut s, &mut dec);
-    assert!(matches!(&out[0], Out::Headers(3, f, true) if f[0].1 == "204"), "{out:?}");
+    assert!(
+        matches!(&out[0], Out::Headers(3, f, true) if f[0].1 == "204"),
+        "{out:?}"
+    );
     // The header blocks were all decoded: the next one still decodes.
     s.recv(&headers(7, GET, true));
     assert!(read_all(&mut s).starts_with("GET /a?b"));
@@ -328,7 +335,10 @@ fn streams_opened_while_one_runs_wait_their_turn_or_are_refused() {
     let out = sent(&mut s, &mut dec);
     assert_eq!(
         out[1..],
-        [Out::Rst(9, ErrorCode::RefusedStream), Out::GoAway(7, ErrorCode::NoError)]
+        [
+            Out::Rst(9, ErrorCode::RefusedStream),
+            Out::GoAway(7, ErrorCode::NoError)
+        ]
     );
 }
 
