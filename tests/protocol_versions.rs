@@ -1,9 +1,8 @@
 //! Protocol versions other than HTTP/1.1, as Envoy's HTTP/1 connection manager treats them:
 //! HTTP/1.0 is answered 426 unless `http_protocol_options.accept_http_10` (then
 //! `default_host_for_http_10` fills a missing Host), and a client that opens with the HTTP/2
-//! connection preface gets an HTTP/2 GOAWAY (HTTP_1_1_REQUIRED), a close, one log line and a
-//! counter — unless `codec_type: HTTP1`, whose HTTP/1 parser refuses it as any malformed
-//! request (400, close), as Envoy's does.
+//! connection preface is served HTTP/2 (tests/h2_downstream.rs) — unless `codec_type: HTTP1`,
+//! whose HTTP/1 parser refuses it as any malformed request (400, close), as Envoy's does.
 
 mod admin_util;
 mod common;
