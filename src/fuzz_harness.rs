@@ -858,60 +858,6 @@ fn h2_block(
     true
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::http::inmem::InMem;
-
-    #[test]
-    fn the_proxy_target_reaches_the_datadog_tracer() {
-        let yaml = datadog_yaml();
-        assert!(yaml.contains("envoy.tracers.datadog") && !yaml.contains("tracers.zipkin"));
-        let boot = crate::config::load_str(&yaml).expect("loads");
-        let traced = boot.listeners.iter().any(|l| {
-            l.terminals.iter().any(|t| {
-                t.hcm()
-                    .and_then(|h| h.tracing.as_deref())
-                    .is_some_and(|t| matches!(t.provider, crate::config::Provider::Datadog(_)))
-            })
-        });
-        assert!(traced);
-        // A Datadog and a W3C context through the target (bit 1 of the first byte).
-        let req =
-            b"GET / HTTP/1.1\r\nHost: a\r\nx-datadog-trace-id: 1\r\nx-datadog-parent-id: 2\r\n\
-                    traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n";
-        let resp = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
-        let mut input = vec![2u8];
-        for p in [&req[..], &resp[..]] {
-            input.extend_from_slice(&(p.len() as u16).to_be_bytes());
-            input.extend_from_slice(p);
-        }
-        proxy(&input);
-    }
-
-    /// The proxy target reaches ext_authz: `/authz…` is checked (its answer is the exchange's
-    /// response bytes), other paths are not.
-    #[test]
-    fn the_proxy_target_reaches_ext_authz_on_its_route() {
-        let Ok(peer) = "127.0.0.1:40000".parse() else {
-            panic!("address");
-        };
-        let mut m = InMem::new(PROXY_YAML, peer).expect("config loads");
-        let ok = b"HTTP/1.1 200 OK\r\nx-user: u\r\ncontent-length: 0\r\n\r\n";
-        let deny = b"HTTP/1.1 403 F\r\ncontent-length: 2\r\n\r\nno";
-        let get = |p: &str| format!("GET {p} HTTP/1.1\r\nHost: a\r\n\r\n").into_bytes();
-        m.exchange(&get("/authz/a"), ok).expect("allowed");
-        m.exchange(&get("/authz/b"), deny).expect("denied");
-        m.exchange(&get("/other"), ok).expect("not checked");
-        let stats = &m.ctx().stats.store;
-        let n = |c: &str| stats.get(&format!("http.fuzz.ext_authz.{c}"));
-        assert_eq!(
-            (n("ok"), n("denied"), n("error")),
-            (Some(1), Some(1), Some(0))
-        );
-    }
-}
-
 /// The HTTP/2 server transcoder (`h2::server`) as the byte-stream layer drives it, with a
 /// core that answers every request head it reads. The first byte picks the options (bit 0:
 /// `stream_error_on_invalid_http_messaging`; bits 1-2: the canned answer: a length body, a
@@ -978,5 +924,59 @@ pub fn h2_server(data: &[u8]) {
             }
         }
         out.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::inmem::InMem;
+
+    #[test]
+    fn the_proxy_target_reaches_the_datadog_tracer() {
+        let yaml = datadog_yaml();
+        assert!(yaml.contains("envoy.tracers.datadog") && !yaml.contains("tracers.zipkin"));
+        let boot = crate::config::load_str(&yaml).expect("loads");
+        let traced = boot.listeners.iter().any(|l| {
+            l.terminals.iter().any(|t| {
+                t.hcm()
+                    .and_then(|h| h.tracing.as_deref())
+                    .is_some_and(|t| matches!(t.provider, crate::config::Provider::Datadog(_)))
+            })
+        });
+        assert!(traced);
+        // A Datadog and a W3C context through the target (bit 1 of the first byte).
+        let req =
+            b"GET / HTTP/1.1\r\nHost: a\r\nx-datadog-trace-id: 1\r\nx-datadog-parent-id: 2\r\n\
+                    traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n";
+        let resp = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+        let mut input = vec![2u8];
+        for p in [&req[..], &resp[..]] {
+            input.extend_from_slice(&(p.len() as u16).to_be_bytes());
+            input.extend_from_slice(p);
+        }
+        proxy(&input);
+    }
+
+    /// The proxy target reaches ext_authz: `/authz…` is checked (its answer is the exchange's
+    /// response bytes), other paths are not.
+    #[test]
+    fn the_proxy_target_reaches_ext_authz_on_its_route() {
+        let Ok(peer) = "127.0.0.1:40000".parse() else {
+            panic!("address");
+        };
+        let mut m = InMem::new(PROXY_YAML, peer).expect("config loads");
+        let ok = b"HTTP/1.1 200 OK\r\nx-user: u\r\ncontent-length: 0\r\n\r\n";
+        let deny = b"HTTP/1.1 403 F\r\ncontent-length: 2\r\n\r\nno";
+        let get = |p: &str| format!("GET {p} HTTP/1.1\r\nHost: a\r\n\r\n").into_bytes();
+        m.exchange(&get("/authz/a"), ok).expect("allowed");
+        m.exchange(&get("/authz/b"), deny).expect("denied");
+        m.exchange(&get("/other"), ok).expect("not checked");
+        let stats = &m.ctx().stats.store;
+        let n = |c: &str| stats.get(&format!("http.fuzz.ext_authz.{c}"));
+        assert_eq!(
+            (n("ok"), n("denied"), n("error")),
+            (Some(1), Some(1), Some(0))
+        );
     }
 }

@@ -46,6 +46,17 @@ fn h2c(args: &[&str]) -> String {
     curl_ok(&a)
 }
 
+/// `HTTP-version status` of a prior-knowledge HTTP/2 GET of `path`.
+fn h2c_status(port: u16, path: &str) -> String {
+    h2c(&[
+        "-w",
+        "%{http_version} %{response_code}",
+        "-o",
+        "/dev/null",
+        &url(port, path),
+    ])
+}
+
 fn log_fmt() -> Option<String> {
     Some("%PROTOCOL% %REQ(:METHOD)% %RESPONSE_CODE% %BYTES_RECEIVED% %BYTES_SENT%\n".into())
 }
@@ -55,13 +66,7 @@ fn h2c_prior_knowledge_with_auto_and_http2_codecs() {
     let log = tmp_file("h2c-auto");
     let (b, up, s) = start_edited(vec![(log.display().to_string(), log_fmt())], with_routes);
     // AUTO: HTTP/2 with prior knowledge...
-    let out = h2c(&[
-        "-w",
-        "%{http_version} %{response_code}",
-        "-o",
-        "/dev/null",
-        &url(b.port, "/bytes/100000"),
-    ]);
+    let out = h2c_status(b.port, "/bytes/100000");
     assert_eq!(out, "2 200");
     let body = h2c(&[&url(b.port, "/bytes/100000")]);
     assert_eq!(body.len(), 100_000);
@@ -122,13 +127,7 @@ fn h2c_prior_knowledge_with_auto_and_http2_codecs() {
 
     // HTTP2: HTTP/2 only; an HTTP/1.1 request is a connection error (GOAWAY, close).
     let (b, _up, _s) = start_edited(vec![], with_hcm(&["codec_type: HTTP2"]));
-    let out = h2c(&[
-        "-w",
-        "%{http_version} %{response_code}",
-        "-o",
-        "/dev/null",
-        &url(b.port, "/status/200"),
-    ]);
+    let out = h2c_status(b.port, "/status/200");
     assert_eq!(out, "2 200");
     let (bytes, closed) = raw_exchange_ex(b.port, &get("/"), IO_TIMEOUT);
     assert!(closed);
@@ -349,13 +348,7 @@ fn protocol_errors_get_the_rfcs_error_and_baton_serves_on() {
     });
     assert!(ok_on(&f, 1), "{f:?}");
     // Others are served throughout.
-    let out = h2c(&[
-        "-w",
-        "%{http_version} %{response_code}",
-        "-o",
-        "/dev/null",
-        &url(p, "/status/200"),
-    ]);
+    let out = h2c_status(p, "/status/200");
     assert_eq!(out, "2 200");
     assert_eq!(request(p, "GET", "/status/200", "", ""), 200);
 }
@@ -499,13 +492,7 @@ fn a_client_reset_mid_response_abandons_the_upstream_request() {
     assert!(lines[0].starts_with("HTTP/2 200 DC "), "{lines:?}");
     let sent: u64 = lines[0].rsplit(' ').next().unwrap().parse().unwrap();
     assert!(sent < 10_000_000, "{lines:?}");
-    let out = h2c(&[
-        "-w",
-        "%{http_version} %{response_code}",
-        "-o",
-        "/dev/null",
-        &url(b.port, "/status/200"),
-    ]);
+    let out = h2c_status(b.port, "/status/200");
     assert_eq!(out, "2 200");
 }
 
@@ -551,13 +538,7 @@ fn a_hot_restart_finishes_the_running_stream_then_goaway() {
     let (_, closed) = talk(&mut busy, &[], |_| false);
     assert!(closed, "the connection stays open after its last stream");
     // New HTTP/2 clients are served by the new generation.
-    let out = h2c(&[
-        "-w",
-        "%{http_version} %{response_code}",
-        "-o",
-        "/dev/null",
-        &url(port, "/status/200"),
-    ]);
+    let out = h2c_status(port, "/status/200");
     assert_eq!(out, "2 200");
     assert!(
         v1.wait_exit(Duration::from_secs(30)).is_some(),

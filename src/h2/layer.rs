@@ -94,19 +94,12 @@ impl Layer {
                     return Err(e);
                 }
             }
-            if !self.inbuf.is_empty() {
-                let fed = self.codec.feed(&self.inbuf, &mut self.out);
-                self.note_window();
-                match fed {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        self.inbuf.drain(..n.min(self.inbuf.len()));
-                        continue;
-                    }
-                    Err(e) => {
-                        self.flush_quietly(io);
-                        return Err(e);
-                    }
+            match self.feed_once() {
+                Ok(0) => {}
+                Ok(_) => continue,
+                Err(e) => {
+                    self.flush_quietly(io);
+                    return Err(e);
                 }
             }
             if self.eof {
@@ -142,6 +135,18 @@ impl Layer {
         }
     }
 
+    /// Gives the transcoder the wire bytes read so far; returns how many it consumed.
+    fn feed_once(&mut self) -> io::Result<usize> {
+        if self.inbuf.is_empty() {
+            return Ok(0);
+        }
+        let fed = self.codec.feed(&self.inbuf, &mut self.out);
+        self.note_window();
+        let n = fed?;
+        self.inbuf.drain(..n.min(self.inbuf.len()));
+        Ok(n)
+    }
+
     /// Reads and consumes what the peer sent while the driver takes no HTTP/1 bytes (a server
     /// sending its response reads no more of the request): WINDOW_UPDATE, PING, SETTINGS and
     /// RST_STREAM must still be seen, or a response larger than the window would wait for
@@ -151,20 +156,15 @@ impl Layer {
     pub fn pump<W: Wire + ?Sized>(&mut self, io: &mut W) -> io::Result<(bool, bool)> {
         let mut any = false;
         loop {
-            if !self.inbuf.is_empty() {
-                let fed = self.codec.feed(&self.inbuf, &mut self.out);
-                self.note_window();
-                match fed {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        self.inbuf.drain(..n.min(self.inbuf.len()));
-                        any = true;
-                        continue;
-                    }
-                    Err(e) => {
-                        self.flush_quietly(io);
-                        return Err(e);
-                    }
+            match self.feed_once() {
+                Ok(0) => {}
+                Ok(_) => {
+                    any = true;
+                    continue;
+                }
+                Err(e) => {
+                    self.flush_quietly(io);
+                    return Err(e);
                 }
             }
             if self.eof || self.inbuf.len() >= MAX_IN {
