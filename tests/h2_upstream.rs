@@ -4,7 +4,6 @@
 //! connections) and nghttpd; HTTP/1.1 clients see HTTP/1.1 answers.
 
 mod common;
-#[allow(dead_code)]
 mod tls_support;
 
 use std::io::Read;

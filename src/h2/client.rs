@@ -250,7 +250,7 @@ impl Client {
                 "HTTP/2 upstream: upgrade or CONNECT",
             ));
         }
-        let used = head.head_len - before;
+        let used = head.head_len.saturating_sub(before);
         let scheme: &[u8] = if self.https { b"https" } else { b"http" };
         let authority = head.host.unwrap_or_default();
         let nominated = codec::Nominated::of(head.headers);
@@ -686,9 +686,10 @@ fn check_response_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<(), &'static s
             }
         } else {
             regular = true;
-            let ok = n
-                .iter()
-                .all(|&c| c.is_ascii_graphic() && !c.is_ascii_uppercase() && c != b':');
+            // RFC 9110's token characters, lower case: what an HTTP/1 head may carry.
+            let ok = n.iter().all(|&c| {
+                c.is_ascii_digit() || c.is_ascii_lowercase() || b"!#$%&'*+-.^_`|~".contains(&c)
+            });
             if !ok {
                 return Err("invalid header name");
             }
