@@ -745,6 +745,9 @@ impl Transcode for Client {
     }
 
     fn read_h1(&mut self, buf: &mut [u8], _out: &mut Vec<u8>) -> io::Result<Option<usize>> {
+        if buf.is_empty() {
+            return Ok(None); // `Some(0)` would say EOF
+        }
         let rest = self.h1.get(self.h1_at..).unwrap_or_default();
         if !rest.is_empty() {
             let n = rest.len().min(buf.len());
