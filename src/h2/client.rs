@@ -244,7 +244,8 @@ impl Client {
                 .iter()
                 .any(|h| h.name.eq_ignore_ascii_case("upgrade"))
         {
-            // Envoy sends neither over HTTP/2 without `allow_connect`: docs/config.md.
+            // Envoy sends an upgrade as an extended CONNECT (RFC 8441): not implemented, so
+            // the core answers 503 locally (docs/config.md).
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "HTTP/2 upstream: upgrade or CONNECT",
