@@ -122,6 +122,8 @@ pub struct Client {
     /// The last stream id of the server's GOAWAY.
     goaway: Option<u32>,
     goaway_sent: bool,
+    /// The server refused our stream unprocessed (REFUSED_STREAM).
+    refused: bool,
     broken: Option<Broken>,
     eof: bool,
 }
@@ -174,6 +176,7 @@ impl Client {
             block_of: None,
             goaway: None,
             goaway_sent: false,
+            refused: false,
             broken: None,
             eof: false,
         }
@@ -591,11 +594,16 @@ impl Client {
             Frame::Continuation { .. } => {
                 Err(self.conn_error(out, ErrorCode::Protocol, "CONTINUATION without HEADERS"))
             }
-            Frame::RstStream { stream, .. } => {
+            Frame::RstStream { stream, code } => {
                 if stream == self.stream && self.broken.is_none() && !self.exchange_done() {
                     if matches!(self.resp, Resp::Done) {
                         // The response is whole; the server wants no more of the request.
                         self.req = Req::Idle;
+                    } else if code == ErrorCode::RefusedStream && matches!(self.resp, Resp::Head) {
+                        // Not processed (RFC 9113 §8.7), e.g. past a server's stream limit
+                        // while its last stream was closing: EOF, so the core retries it on a
+                        // new connection as it does a stale pooled one.
+                        self.refused = true;
                     } else {
                         self.broken = Some(Broken::Stream(Fault::RemoteReset, "remote reset"));
                     }
@@ -774,7 +782,7 @@ impl Transcode for Client {
             .goaway
             .is_some_and(|last| self.stream > last && !self.exchange_done());
         let idle_gone = self.goaway.is_some() && self.exchange_done();
-        if self.eof || unprocessed || idle_gone {
+        if self.eof || unprocessed || idle_gone || self.refused {
             return Ok(Some(0));
         }
         Ok(None)
@@ -841,7 +849,11 @@ impl Transcode for Client {
     }
 
     fn reusable(&self) -> bool {
-        !self.eof && self.broken.is_none() && self.goaway.is_none() && self.next_id < LAST_STREAM_ID
+        !self.eof
+            && !self.refused
+            && self.broken.is_none()
+            && self.goaway.is_none()
+            && self.next_id < LAST_STREAM_ID
     }
 
     fn close(&mut self, out: &mut Vec<u8>) {
