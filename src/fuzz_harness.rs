@@ -620,6 +620,85 @@ fn piece<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(piece)
 }
 
+/// The HTTP/2 client transcoder (`h2::client`) between a fixed request (chosen by the first
+/// byte, with the window, table and scheme options) and a server that sends the rest as
+/// `[u16 length][bytes]` pieces of wire. Checked besides "no panic": the transcoder never
+/// claims wire bytes it was not given, and the first HTTP/1 head it makes for the core
+/// parses as a response head (names and values it passes on are safe in an HTTP/1 head).
+pub fn h2_client(data: &[u8]) {
+    use crate::h2::client::{Client, Options};
+    use crate::h2::Transcode;
+    let [mode, rest @ ..] = data else {
+        return;
+    };
+    let mut rest = rest;
+    const REQUESTS: [&[u8]; 4] = [
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"HEAD /h HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 40000\r\n\r\n",
+        b"PUT /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n9c40\r\n",
+    ];
+    let req = REQUESTS[usize::from(mode & 3)];
+    let opts = Options {
+        stream_window: if mode & 4 == 0 { 65_535 } else { 1 << 20 },
+        conn_window: 65_535,
+        table_size: if mode & 8 == 0 { 4096 } else { 0 },
+    };
+    let mut c = Client::new(opts, mode & 16 != 0);
+    let mut out = Vec::new();
+    c.start(&mut out);
+    let body = [b'b'; 40_000];
+    let mut sent_head = false;
+    let mut body_left = if mode & 2 != 0 { body.len() } else { 0 };
+    let mut h1 = Vec::new();
+    let mut wire: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Bounded: every round consumes a piece of the input.
+    while let Some(p) = piece(&mut rest) {
+        if !sent_head {
+            match c.write_h1(req, &mut out) {
+                Ok(n) if n == req.len() => sent_head = true,
+                Ok(_) | Err(_) => return,
+            }
+        }
+        if body_left > 0 {
+            match c.write_h1(&body[..body_left], &mut out) {
+                Ok(n) => body_left -= n.min(body_left),
+                Err(_) => return,
+            }
+        }
+        out.clear();
+        wire.extend_from_slice(p);
+        loop {
+            match c.read_h1(&mut buf, &mut out) {
+                Ok(Some(n)) if n > 0 => {
+                    if h1.len() < 1 << 16 {
+                        h1.extend_from_slice(buf.get(..n).unwrap_or_default());
+                    }
+                    continue;
+                }
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) => {}
+            }
+            match c.feed(&wire, &mut out) {
+                Ok(0) => break,
+                Ok(n) => {
+                    assert!(n <= wire.len(), "consumed more than given");
+                    wire.drain(..n);
+                }
+                Err(_) => return,
+            }
+        }
+    }
+    let mut slots = crate::http::codec::header_slots();
+    if let Err(e) = crate::http::codec::parse_response(&h1, &mut slots, mode & 3 == 1) {
+        panic!(
+            "the transcoder made an unparsable head ({e:?}): {:?}",
+            String::from_utf8_lossy(&h1)
+        );
+    }
+}
+
 /// The same scripts on a TCP proxy connection (see `http::core::sim::fuzz_tcp`).
 pub fn tcp(data: &[u8]) {
     crate::http::core::sim::fuzz_tcp(data);

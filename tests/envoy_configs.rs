@@ -69,14 +69,12 @@ const CORPUS: &[(&str, &[&str])] = &[
             "dynamic_resources.ads_config",
             "dynamic_resources.cds_config.ads",
             "dynamic_resources.lds_config.ads",
-            "static_resources.clusters[0].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
         ],
     ),
     ("examples--dynamic-config-fs-envoy.yaml", &[]),
     (
         "examples--ext_authz-config-grpc-service-v3.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.grpc_service",
         ],
     ),
@@ -84,7 +82,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--ext_authz-config-opa-service-v3.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.grpc_service",
         ],
     ),
@@ -119,7 +116,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--grpc-bridge-server-envoy-proxy.yaml",
         &[
-            "static_resources.clusters[0].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].match.grpc",
         ],
     ),
@@ -152,7 +148,6 @@ const CORPUS: &[(&str, &[&str])] = &[
         "examples--load-reporting-service-envoy.yaml",
         &[
             "cluster_manager",
-            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
         ],
     ),
     ("examples--local_ratelimit-envoy.yaml", &[]),
@@ -183,7 +178,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--opentelemetry-envoy-1.yaml",
         &[
-            "static_resources.clusters[2].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
@@ -191,14 +185,12 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--opentelemetry-envoy-2.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
     ),
     (
         "examples--opentelemetry-envoy-front-proxy.yaml",
         &[
-            "static_resources.clusters[2].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
     ),
@@ -228,7 +220,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--skywalking-envoy-1.yaml",
         &[
-            "static_resources.clusters[2].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
@@ -238,7 +229,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--skywalking-envoy-2.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
@@ -246,7 +236,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--skywalking-envoy-front-proxy.yaml",
         &[
-            "static_resources.clusters[2].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],

@@ -19,6 +19,7 @@ const TARGETS: &[(&str, Harness)] = &[
     ("proxy", baton::fuzz_harness::proxy),
     ("proxy_protocol", baton::fuzz_harness::proxy_protocol),
     ("h2_wire", baton::fuzz_harness::h2_wire),
+    ("h2_client", baton::fuzz_harness::h2_client),
     ("h2_server", baton::fuzz_harness::h2_server),
 ];
 

@@ -3,8 +3,8 @@
 //! (tests/h2_support/server.py: echoes, resets, GOAWAY, trailers, small windows, counts its
 //! connections) and nghttpd; HTTP/1.1 clients see HTTP/1.1 answers.
 
+mod admin_util;
 mod common;
-#[allow(dead_code)]
 mod tls_support;
 
 use std::io::Read;
@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use admin_util::eventually;
 use common::hot::{hot_start, hot_takeover, HotDir};
 use common::*;
 
@@ -83,18 +84,6 @@ fn get(c: &mut RawConn, path: &str) -> Response {
         b"",
         false,
     )
-}
-
-/// Waits (at most 10 s) for `cond`.
-fn eventually(cond: impl Fn() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    cond()
 }
 
 #[test]
@@ -209,7 +198,7 @@ fn a_reset_stream_is_a_503_remote_reset_and_goaway_retires_a_pooled_connection()
     assert_eq!((r.status(), r.body_str().as_str()), (200, "ok"));
     let before = o.lines("conn").len();
     assert!(
-        eventually(|| o.lines("end").len() >= before),
+        eventually(Duration::from_secs(10), || o.lines("end").len() >= before),
         "baton never closed it"
     );
     let r = get(&mut c, "/count");

@@ -122,6 +122,8 @@ pub struct Client {
     /// The last stream id of the server's GOAWAY.
     goaway: Option<u32>,
     goaway_sent: bool,
+    /// The server refused our stream unprocessed (REFUSED_STREAM).
+    refused: bool,
     broken: Option<Broken>,
     eof: bool,
 }
@@ -174,6 +176,7 @@ impl Client {
             block_of: None,
             goaway: None,
             goaway_sent: false,
+            refused: false,
             broken: None,
             eof: false,
         }
@@ -244,13 +247,14 @@ impl Client {
                 .iter()
                 .any(|h| h.name.eq_ignore_ascii_case("upgrade"))
         {
-            // Envoy sends neither over HTTP/2 without `allow_connect`: docs/config.md.
+            // Envoy sends an upgrade as an extended CONNECT (RFC 8441): not implemented, so
+            // the core answers 503 locally (docs/config.md).
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "HTTP/2 upstream: upgrade or CONNECT",
             ));
         }
-        let used = head.head_len - before;
+        let used = head.head_len.saturating_sub(before);
         let scheme: &[u8] = if self.https { b"https" } else { b"http" };
         let authority = head.host.unwrap_or_default();
         let nominated = codec::Nominated::of(head.headers);
@@ -590,11 +594,16 @@ impl Client {
             Frame::Continuation { .. } => {
                 Err(self.conn_error(out, ErrorCode::Protocol, "CONTINUATION without HEADERS"))
             }
-            Frame::RstStream { stream, .. } => {
+            Frame::RstStream { stream, code } => {
                 if stream == self.stream && self.broken.is_none() && !self.exchange_done() {
                     if matches!(self.resp, Resp::Done) {
                         // The response is whole; the server wants no more of the request.
                         self.req = Req::Idle;
+                    } else if code == ErrorCode::RefusedStream && matches!(self.resp, Resp::Head) {
+                        // Not processed (RFC 9113 §8.7), e.g. past a server's stream limit
+                        // while its last stream was closing: EOF, so the core retries it on a
+                        // new connection as it does a stale pooled one.
+                        self.refused = true;
                     } else {
                         self.broken = Some(Broken::Stream(Fault::RemoteReset, "remote reset"));
                     }
@@ -686,9 +695,10 @@ fn check_response_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<(), &'static s
             }
         } else {
             regular = true;
-            let ok = n
-                .iter()
-                .all(|&c| c.is_ascii_graphic() && !c.is_ascii_uppercase() && c != b':');
+            // RFC 9110's token characters, lower case: what an HTTP/1 head may carry.
+            let ok = n.iter().all(|&c| {
+                c.is_ascii_digit() || c.is_ascii_lowercase() || b"!#$%&'*+-.^_`|~".contains(&c)
+            });
             if !ok {
                 return Err("invalid header name");
             }
@@ -744,6 +754,9 @@ impl Transcode for Client {
     }
 
     fn read_h1(&mut self, buf: &mut [u8], _out: &mut Vec<u8>) -> io::Result<Option<usize>> {
+        if buf.is_empty() {
+            return Ok(None); // `Some(0)` would say EOF
+        }
         let rest = self.h1.get(self.h1_at..).unwrap_or_default();
         if !rest.is_empty() {
             let n = rest.len().min(buf.len());
@@ -769,7 +782,7 @@ impl Transcode for Client {
             .goaway
             .is_some_and(|last| self.stream > last && !self.exchange_done());
         let idle_gone = self.goaway.is_some() && self.exchange_done();
-        if self.eof || unprocessed || idle_gone {
+        if self.eof || unprocessed || idle_gone || self.refused {
             return Ok(Some(0));
         }
         Ok(None)
@@ -836,7 +849,11 @@ impl Transcode for Client {
     }
 
     fn reusable(&self) -> bool {
-        !self.eof && self.broken.is_none() && self.goaway.is_none() && self.next_id < LAST_STREAM_ID
+        !self.eof
+            && !self.refused
+            && self.broken.is_none()
+            && self.goaway.is_none()
+            && self.next_id < LAST_STREAM_ID
     }
 
     fn close(&mut self, out: &mut Vec<u8>) {

@@ -369,6 +369,14 @@ fn a_reset_stream_fails_the_read_and_goaway_ends_reuse() {
         end.err().map(|e| e.kind()),
         Some(io::ErrorKind::ConnectionReset)
     );
+    // REFUSED_STREAM: not processed, EOF (the core retries it elsewhere).
+    let mut t = T::plain();
+    t.write(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    let mut rst = Vec::new();
+    frame::write_rst(&mut rst, 1, ErrorCode::RefusedStream);
+    let (_, end) = t.feed(&rst);
+    assert_eq!(end.ok(), Some(Some(0)));
+    assert!(!t.c.reusable());
     // GOAWAY that leaves the stream unprocessed: EOF before the response.
     let mut t = T::plain();
     t.write(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");

@@ -347,18 +347,22 @@ fn lookup(table: &VecDeque<Entry>, index: usize) -> Result<(&[u8], &[u8]), Hpack
 /// The HPACK encoder: static-table references and literals without indexing, so the peer's
 /// decoder table is never used.
 #[derive(Debug, Default)]
-pub struct Encoder {}
+pub struct Encoder {
+    /// A name with uppercase letters is lowercased here (reused from field to field).
+    lower: Vec<u8>,
+}
 
 impl Encoder {
     pub fn new() -> Encoder {
-        Encoder {}
+        Encoder::default()
     }
 
     /// Appends one header block: static-table indices where name and value or the name match,
     /// literals without indexing otherwise. Each block opens with a dynamic table size update to
     /// 0: nothing to keep in sync, and it is always valid, even right after the peer lowers
     /// its SETTINGS_HEADER_TABLE_SIZE (when decoders such as nghttp2 require an update). Names
-    /// must already be lowercase (RFC 9113 §8.2.1).
+    /// are written lowercase whatever the caller passes: an uppercase one makes the message
+    /// malformed (RFC 9113 §8.2.1).
     pub fn encode<'a>(
         &mut self,
         fields: &mut dyn Iterator<Item = (&'a [u8], &'a [u8])>,
@@ -366,6 +370,13 @@ impl Encoder {
     ) {
         out.push(0x20);
         for (name, value) in fields {
+            let name = if name.iter().any(u8::is_ascii_uppercase) {
+                self.lower.clear();
+                self.lower.extend(name.iter().map(u8::to_ascii_lowercase));
+                &self.lower[..]
+            } else {
+                name
+            };
             let mut name_index = 0;
             let mut full = None;
             for (i, &(n, v)) in STATIC.iter().enumerate() {

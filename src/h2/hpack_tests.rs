@@ -405,7 +405,28 @@ fn encoder_uses_the_static_table_and_no_dynamic_table() {
     assert_eq!(table(&d), (0, vec![]));
 }
 
-/// Encode → decode gives the same fields, over many pseudo-random lists (names from the static
+#[test]
+fn encoder_lowercases_names() {
+    let mut out = Vec::new();
+    let list: [(&[u8], &[u8]); 3] = [
+        (b"Content-Type", b"text/plain"),
+        (b"X-Mixed-Case", b"Value Kept"),
+        (b"Location", b"/"),
+    ];
+    Encoder::new().encode(&mut list.iter().copied(), &mut out);
+    // Content-Type found the static name (index 31 = 0x0f 0x10 with a 4-bit prefix).
+    assert_eq!(out[1..3], [0x0f, 0x10]);
+    assert_eq!(
+        decode(&mut Decoder::new(4096), &out).unwrap(),
+        fields(&[
+            ("content-type", "text/plain"),
+            ("x-mixed-case", "Value Kept"),
+            ("location", "/")
+        ])
+    );
+}
+
+/// Encode → decode gives the same fields (names lowercased), over many pseudo-random lists (names from the static
 /// table and random bytes, values of every length class, long enough for multi-octet integers).
 #[test]
 fn round_trip_property() {
@@ -444,7 +465,11 @@ fn round_trip_property() {
             got.push((n.to_vec(), v.to_vec()))
         })
         .unwrap();
-        assert_eq!(got, list);
+        let lowered: Vec<_> = list
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .collect();
+        assert_eq!(got, lowered);
     }
 }
 

@@ -344,14 +344,9 @@ fn streams_opened_while_one_runs_wait_their_turn_or_are_refused() {
 
 #[test]
 fn malformed_requests_end_the_connection_or_the_stream_as_configured() {
+    // (Upper-case names are the e2e test's: the encoder writes names lower case.)
     let cases: &[&[(&str, &str)]] = &[
         &[(":method", "GET"), (":scheme", "http"), (":authority", "h")],
-        &[
-            (":method", "GET"),
-            (":scheme", "http"),
-            (":path", "/"),
-            ("Upper", "x"),
-        ],
         &[
             (":method", "GET"),
             (":scheme", "http"),

@@ -567,11 +567,16 @@ impl Sim {
 
     /// The upstream connection fails (reset).
     pub fn upstream_reset(&mut self) {
+        self.upstream_fails(Failure::Reset);
+    }
+
+    /// The upstream connection fails as `f` says (an HTTP/2 stream reset, a protocol error…).
+    pub fn upstream_fails(&mut self, f: Failure) {
         if self.up == UpConn::Open {
             self.up = UpConn::None;
             self.up_pending.clear();
             self.up_fin = false;
-            self.conn.up_failed(&mut self.env, Failure::Reset, self.now);
+            self.conn.up_failed(&mut self.env, f, self.now);
         }
         self.run();
     }

@@ -1916,3 +1916,29 @@ fn a_client_leaving_a_paused_request_ends_its_record() {
     sim.conn.abort(&mut sim.env, sim.now);
     assert_eq!((sim.env.begun, sim.env.ended), (1, 1));
 }
+
+#[test]
+fn an_http2_stream_reset_is_503_remote_reset_with_ur() {
+    let mut sim = Sim::new(8192);
+    sim.client(b"GET /s HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(sim.up, UpConn::Open);
+    sim.upstream_fails(super::Failure::RemoteReset);
+    let rs = responses(&sim.client_got);
+    assert_eq!(rs.first().map(|r| r.0), Some(503));
+    assert_eq!(
+        rs.first()
+            .map(|r| String::from_utf8_lossy(&r.1).into_owned()),
+        Some(
+            "upstream connect error or disconnect/reset before headers. reset reason: remote reset"
+                .to_string()
+        )
+    );
+    assert!(sim.env.flags[0].has(crate::access_log::Flags::UR));
+    assert!(!sim.env.flags[0].has(crate::access_log::Flags::UC));
+    // A malformed HTTP/2 response is the protocol error: 502 UPE.
+    let mut sim = Sim::new(8192);
+    sim.client(b"GET /s HTTP/1.1\r\nHost: x\r\n\r\n");
+    sim.upstream_fails(super::Failure::Protocol);
+    assert_eq!(responses(&sim.client_got).first().map(|r| r.0), Some(502));
+    assert!(sim.env.flags[0].has(crate::access_log::Flags::UPE));
+}
