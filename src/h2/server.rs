@@ -18,6 +18,9 @@ use crate::http::codec::{self, ChunkedDecoder, Framing};
 
 /// Request bytes for the core past which no more peer bytes are taken.
 const H1_HIGH: usize = 64 * 1024;
+/// Frames waiting for the socket past which no more peer frames are taken: a client that
+/// floods PINGs (or SETTINGS) without reading the answers meets TCP backpressure.
+const OUT_HIGH: usize = 256 * 1024;
 /// Largest response head the core writes (its own limit for upstream heads).
 const MAX_RESPONSE_HEAD: usize = crate::http::core::MAX_RESPONSE_HEAD + 1024;
 /// CONTINUATION frames one header block may have (a flood of tiny ones costs a parse each).
@@ -372,7 +375,7 @@ impl Server {
 
     /// Consumes the preface and whole frames from the front of `wire` while the core has
     /// room; returns the bytes used.
-    fn take_frames(&mut self, wire: &[u8]) -> Result<usize, ConnError> {
+    fn take_frames(&mut self, wire: &[u8], queued: usize) -> Result<usize, ConnError> {
         let mut at = 0;
         if self.preface < frame::PREFACE.len() {
             let want = frame::PREFACE.get(self.preface..).unwrap_or_default();
@@ -389,7 +392,10 @@ impl Server {
                 return Ok(at);
             }
         }
-        while !self.dead && self.h1.len() - self.h1_at < H1_HIGH {
+        while !self.dead
+            && self.h1.len() - self.h1_at < H1_HIGH
+            && queued + self.wire.len() < OUT_HIGH
+        {
             let rest = wire.get(at..).unwrap_or_default();
             let Some((f, used)) = frame::parse(rest, frame::DEFAULT_MAX_FRAME)? else {
                 break;
@@ -1087,7 +1093,7 @@ impl Transcode for Server {
         if self.dead {
             return Err(io::ErrorKind::ConnectionAborted.into());
         }
-        let r = self.take_frames(wire);
+        let r = self.take_frames(wire, out.len());
         let r = match r {
             Ok(n) => Ok(n),
             Err(e) => {

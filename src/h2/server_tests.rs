@@ -440,6 +440,19 @@ fn ping_settings_and_preface_errors() {
 }
 
 #[test]
+fn a_ping_flood_not_read_stops_being_taken() {
+    let (mut s, _) = started(Options::default());
+    let mut p = Vec::new();
+    for _ in 0..20_000 {
+        frame::write_ping(&mut p, [1; 8], false);
+    }
+    // The layer keeps what is not taken; the answers are not read (`out` grows).
+    s.recv(&p);
+    assert!(s.out.len() < 300 * 1024, "{}", s.out.len());
+    assert!(!s.inbuf.is_empty());
+}
+
+#[test]
 fn the_clients_window_bounds_what_is_taken_from_the_core() {
     let (mut s, mut dec) = started(Options::default());
     let mut set = Vec::new();
