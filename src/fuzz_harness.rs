@@ -621,6 +621,85 @@ fn piece<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(piece)
 }
 
+/// The HTTP/2 client transcoder (`h2::client`) between a fixed request (chosen by the first
+/// byte, with the window, table and scheme options) and a server that sends the rest as
+/// `[u16 length][bytes]` pieces of wire. Checked besides "no panic": the transcoder never
+/// claims wire bytes it was not given, and the first HTTP/1 head it makes for the core
+/// parses as a response head (names and values it passes on are safe in an HTTP/1 head).
+pub fn h2_client(data: &[u8]) {
+    use crate::h2::client::{Client, Options};
+    use crate::h2::Transcode;
+    let [mode, rest @ ..] = data else {
+        return;
+    };
+    let mut rest = rest;
+    const REQUESTS: [&[u8]; 4] = [
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"HEAD /h HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 40000\r\n\r\n",
+        b"PUT /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n9c40\r\n",
+    ];
+    let req = REQUESTS[usize::from(mode & 3)];
+    let opts = Options {
+        stream_window: if mode & 4 == 0 { 65_535 } else { 1 << 20 },
+        conn_window: 65_535,
+        table_size: if mode & 8 == 0 { 4096 } else { 0 },
+    };
+    let mut c = Client::new(opts, mode & 16 != 0);
+    let mut out = Vec::new();
+    c.start(&mut out);
+    let body = [b'b'; 40_000];
+    let mut sent_head = false;
+    let mut body_left = if mode & 2 != 0 { body.len() } else { 0 };
+    let mut h1 = Vec::new();
+    let mut wire: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Bounded: every round consumes a piece of the input.
+    while let Some(p) = piece(&mut rest) {
+        if !sent_head {
+            match c.write_h1(req, &mut out) {
+                Ok(n) if n == req.len() => sent_head = true,
+                Ok(_) | Err(_) => return,
+            }
+        }
+        if body_left > 0 {
+            match c.write_h1(&body[..body_left], &mut out) {
+                Ok(n) => body_left -= n.min(body_left),
+                Err(_) => return,
+            }
+        }
+        out.clear();
+        wire.extend_from_slice(p);
+        loop {
+            match c.read_h1(&mut buf, &mut out) {
+                Ok(Some(n)) if n > 0 => {
+                    if h1.len() < 1 << 16 {
+                        h1.extend_from_slice(buf.get(..n).unwrap_or_default());
+                    }
+                    continue;
+                }
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) => {}
+            }
+            match c.feed(&wire, &mut out) {
+                Ok(0) => break,
+                Ok(n) => {
+                    assert!(n <= wire.len(), "consumed more than given");
+                    wire.drain(..n);
+                }
+                Err(_) => return,
+            }
+        }
+    }
+    let mut slots = crate::http::codec::header_slots();
+    if let Err(e) = crate::http::codec::parse_response(&h1, &mut slots, mode & 3 == 1) {
+        panic!(
+            "the transcoder made an unparsable head ({e:?}): {:?}",
+            String::from_utf8_lossy(&h1)
+        );
+    }
+}
+
 /// The same scripts on a TCP proxy connection (see `http::core::sim::fuzz_tcp`).
 pub fn tcp(data: &[u8]) {
     crate::http::core::sim::fuzz_tcp(data);
@@ -857,6 +936,75 @@ fn h2_block(
     assert_eq!(r, Ok(()), "our own block refused");
     assert_eq!(back, lower, "encode/decode round trip");
     true
+}
+
+/// The HTTP/2 server transcoder (`h2::server`) as the byte-stream layer drives it, with a
+/// core that answers every request head it reads. The first byte picks the options (bit 0:
+/// `stream_error_on_invalid_http_messaging`; bits 1-2: the canned answer: a length body, a
+/// chunked one, none, or `Connection: close`); the rest is client bytes, fed in pieces whose
+/// sizes come from the input. Checked besides "no panic": the HTTP/1 bytes it makes start
+/// with a request head the core's own parser accepts, and what it buffers stays bounded.
+pub fn h2_server(data: &[u8]) {
+    use crate::h2::server::{Options, Server};
+    use crate::h2::Transcode;
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let opts = Options {
+        stream_error_on_invalid: first & 1 == 1,
+        ..Options::default()
+    };
+    let answer: &[u8] = match (first >> 1) & 3 {
+        0 => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
+        1 => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        2 => b"HTTP/1.1 204 No Content\r\n\r\n",
+        _ => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+    };
+    let mut s = Server::new(opts);
+    let mut out = Vec::new();
+    s.start(&mut out);
+    let mut wire = crate::h2::frame::PREFACE.to_vec();
+    crate::h2::frame::write_settings(&mut wire, &[]);
+    wire.extend_from_slice(rest);
+    let mut inbuf: Vec<u8> = Vec::new();
+    let mut h1: Vec<u8> = Vec::new();
+    let mut at = 0;
+    let mut step = 1;
+    while at < wire.len() {
+        let n = (usize::from(wire[at]) % 64 + 1) * step;
+        step = if step > 64 { 1 } else { step * 2 };
+        let end = (at + n).min(wire.len());
+        inbuf.extend_from_slice(&wire[at..end]);
+        at = end;
+        match s.feed(&inbuf, &mut out) {
+            Ok(used) => {
+                inbuf.drain(..used.min(inbuf.len()));
+            }
+            Err(_) => return,
+        }
+        assert!(inbuf.len() <= 64 * 1024 + 16_393, "wire bytes pile up");
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read_h1(&mut buf, &mut out) {
+                Ok(Some(0)) | Ok(None) | Err(_) => break,
+                Ok(Some(k)) => h1.extend_from_slice(&buf[..k]),
+            }
+        }
+        // Every head it makes is one the core parses; each gets the canned answer.
+        while !h1.is_empty() {
+            let mut slots = crate::http::codec::header_slots();
+            match crate::http::codec::parse_request(&h1, &mut slots) {
+                Ok(Some(_)) => {
+                    // The body (if any) goes with the head: the answer does not wait for it.
+                    h1.clear();
+                    let _ = s.write_h1(answer, &mut out);
+                }
+                Ok(None) => break,
+                Err(e) => panic!("the transcoder made a head the core refuses: {e:?}"),
+            }
+        }
+        out.clear();
+    }
 }
 
 #[cfg(test)]

@@ -69,14 +69,12 @@ const CORPUS: &[(&str, &[&str])] = &[
             "dynamic_resources.ads_config",
             "dynamic_resources.cds_config.ads",
             "dynamic_resources.lds_config.ads",
-            "static_resources.clusters[0].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
         ],
     ),
     ("examples--dynamic-config-fs-envoy.yaml", &[]),
     (
         "examples--ext_authz-config-grpc-service-v3.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.grpc_service",
         ],
     ),
@@ -84,7 +82,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--ext_authz-config-opa-service-v3.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.grpc_service",
         ],
     ),
@@ -114,7 +111,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--grpc-bridge-server-envoy-proxy.yaml",
         &[
-            "static_resources.clusters[0].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].match.grpc",
         ],
     ),
@@ -147,7 +143,6 @@ const CORPUS: &[(&str, &[&str])] = &[
         "examples--load-reporting-service-envoy.yaml",
         &[
             "cluster_manager",
-            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
         ],
     ),
     ("examples--local_ratelimit-envoy.yaml", &[]),
@@ -178,7 +173,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--opentelemetry-envoy-1.yaml",
         &[
-            "static_resources.clusters[2].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
@@ -186,14 +180,12 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--opentelemetry-envoy-2.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
     ),
     (
         "examples--opentelemetry-envoy-front-proxy.yaml",
         &[
-            "static_resources.clusters[2].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
     ),
@@ -223,7 +215,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--skywalking-envoy-1.yaml",
         &[
-            "static_resources.clusters[2].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
             "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
@@ -233,7 +224,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--skywalking-envoy-2.yaml",
         &[
-            "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],
@@ -241,7 +231,6 @@ const CORPUS: &[(&str, &[&str])] = &[
     (
         "examples--skywalking-envoy-front-proxy.yaml",
         &[
-            "static_resources.clusters[2].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.start_child_span",
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config.@type",
         ],

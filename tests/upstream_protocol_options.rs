@@ -2,15 +2,14 @@
 //! (`envoy.extensions.upstreams.http.v3.HttpProtocolOptions`) against the real binary: the
 //! pool's idle timeout, request and age limits seen from an origin that counts its
 //! connections and the EOFs it reads, the response header limit, proper-cased header names,
-//! and the refusal of HTTP/2 options by path.
+//! and the refusal of unsupported options (HTTP/2 ones included) by path.
 
 mod admin_util;
 mod common;
 
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use admin_util::{stat, wait_live};
+use admin_util::{eventually, stat, wait_live};
 use common::counting::Origin;
 use common::*;
 
@@ -54,18 +53,6 @@ fn get(c: &mut RawConn, path: &str, extra: &str) -> common::Response {
     c.expect_response(false)
 }
 
-/// Waits (at most 10 s) for `cond`; false if it never held.
-fn eventually(cond: impl Fn() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    cond()
-}
-
 #[test]
 fn idle_timeout_closes_a_pooled_connection_and_the_next_request_opens_another() {
     let o = Origin::start(200);
@@ -74,7 +61,10 @@ fn idle_timeout_closes_a_pooled_connection_and_the_next_request_opens_another() 
     assert_eq!(get(&mut c, "/", "").status(), 200);
     assert_eq!(o.accepted(), 1);
     // The pooled connection is closed by baton: the origin reads EOF.
-    assert!(eventually(|| o.eofs() == 1), "no EOF at the origin");
+    assert!(
+        eventually(Duration::from_secs(10), || o.eofs() == 1),
+        "no EOF at the origin"
+    );
     assert_eq!(get(&mut c, "/", "").status(), 200);
     assert_eq!(o.accepted(), 2);
     assert_eq!(counter(admin, "upstream_cx_idle_timeout"), 1);
@@ -106,7 +96,7 @@ fn max_requests_per_connection_two_makes_three_requests_use_two_connections() {
     }
     assert_eq!(o.accepted(), 2);
     assert!(
-        eventually(|| o.eofs() == 1),
+        eventually(Duration::from_secs(10), || o.eofs() == 1),
         "the first connection was not closed"
     );
     assert_eq!(counter(admin, "upstream_cx_max_requests"), 1);
@@ -123,14 +113,14 @@ fn max_connection_duration_closes_an_idle_connection_and_one_in_use_after_its_ex
     // Idle in the pool past its duration (the idle timeout is the default hour): closed.
     assert_eq!(get(&mut c, "/", "").status(), 200);
     assert!(
-        eventually(|| o.eofs() == 1),
+        eventually(Duration::from_secs(10), || o.eofs() == 1),
         "the aged idle connection stayed open"
     );
     // In use when its duration ends: the exchange completes, then it is closed, not pooled.
     assert_eq!(get(&mut c, "/slow/1500", "").status(), 200);
     assert_eq!(o.accepted(), 2);
     assert!(
-        eventually(|| o.eofs() == 2),
+        eventually(Duration::from_secs(10), || o.eofs() == 2),
         "the aged busy connection was pooled"
     );
     assert_eq!(get(&mut c, "/", "").status(), 200);
@@ -176,8 +166,12 @@ fn http2_and_unsupported_options_are_refused_naming_their_path() {
     let key = "static_resources.clusters[0].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
     let cases = [
         (
-            "explicit_http_config: {http2_protocol_options: {}}",
-            "explicit_http_config.http2_protocol_options: not supported by baton (HTTP/2 upstreams are not supported)",
+            "explicit_http_config: {http2_protocol_options: {allow_connect: true}}",
+            "explicit_http_config.http2_protocol_options.allow_connect: not supported by baton",
+        ),
+        (
+            "use_downstream_protocol_config: {http2_protocol_options: {}}",
+            "use_downstream_protocol_config.http2_protocol_options: not supported by baton",
         ),
         (
             "use_downstream_protocol_config: {http3_protocol_options: {}}",

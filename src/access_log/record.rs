@@ -48,11 +48,14 @@ impl Flags {
     pub const DI: u32 = 1 << 16;
     /// Unauthorized by an external service: the ext_authz filter denied the request.
     pub const UAEX: u32 = 1 << 17;
+    /// Upstream remote reset: an HTTP/2 upstream reset the request's stream.
+    pub const UR: u32 = 1 << 18;
 
     /// Envoy's order of the short codes in %RESPONSE_FLAGS%.
-    pub const NAMES: [(u32, &'static str); 18] = [
+    pub const NAMES: [(u32, &'static str); 19] = [
         (Self::LH, "LH"),
         (Self::LR, "LR"),
+        (Self::UR, "UR"),
         (Self::UH, "UH"),
         (Self::UF, "UF"),
         (Self::UC, "UC"),
@@ -81,8 +84,8 @@ impl Flags {
 
     /// The bits a tunnel carries to the next process: the hot-restart wire format has 16
     /// (`Tunnels.flags: u16`, frozen so that any two releases can hand over). The bits above
-    /// them are DI, lost on a moved tunnel's log line, and UAEX, which never reaches a tunnel
-    /// (a denied request is never upgraded).
+    /// them are DI, lost on a moved tunnel's log line, and UAEX and UR, which never reach a
+    /// tunnel (a denied request is never upgraded; nothing is upgraded over HTTP/2).
     pub fn wire_bits(self) -> u16 {
         (self.0 & 0xffff) as u16
     }

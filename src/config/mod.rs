@@ -17,6 +17,7 @@ mod validate_ext_authz;
 mod validate_fault;
 mod validate_filters;
 mod validate_health;
+mod validate_http2;
 mod validate_local_reply;
 mod validate_overload;
 mod validate_proxy_protocol;

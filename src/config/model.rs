@@ -285,14 +285,46 @@ pub struct ConnectionLimit {
     pub max_connections: u64,
 }
 
-/// HCM `codec_type`; HTTP2/HTTP3 are rejected at load, so only these reach the data path.
+/// HCM `codec_type`; HTTP3 is rejected at load, so only these reach the data path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodecType {
-    /// Default. With no TLS/ALPN and no h2c support this means HTTP/1.x; an HTTP/2 preface is
-    /// answered with an HTTP/2 GOAWAY.
+    /// Default: HTTP/1.x, or HTTP/2 when the connection starts with the HTTP/2 preface (h2c
+    /// with prior knowledge, or TLS that negotiated `h2` by ALPN), as Envoy's AUTO.
     Auto,
     /// HTTP/1.x only: an HTTP/2 preface is a malformed HTTP/1 request (400), as in Envoy.
     Http1,
+    /// HTTP/2 only: a connection not starting with the preface is a connection error.
+    Http2,
+}
+
+/// `http2_protocol_options` (the connection manager's, for its HTTP/2 clients): what baton
+/// advertises and how it treats malformed requests. One stream at a time: the
+/// SETTINGS_MAX_CONCURRENT_STREAMS we advertise is always 1 (within any configured
+/// `max_concurrent_streams`, which is at least 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2Options {
+    /// `hpack_table_size`: SETTINGS_HEADER_TABLE_SIZE (the decoder's table); default 4096.
+    pub hpack_table_size: u32,
+    /// `initial_stream_window_size`: SETTINGS_INITIAL_WINDOW_SIZE; default 65535 here
+    /// (Envoy's 256 MiB default would only matter for concurrent streams; with one, reading
+    /// stops at a bounded buffer anyway).
+    pub initial_stream_window_size: u32,
+    /// `initial_connection_window_size`: the connection window opened at the start.
+    pub initial_connection_window_size: u32,
+    /// `stream_error_on_invalid_http_messaging` (or its override): a malformed request resets
+    /// only its stream; default false: the connection ends with GOAWAY(PROTOCOL_ERROR).
+    pub stream_error_on_invalid_http_messaging: bool,
+}
+
+impl Default for Http2Options {
+    fn default() -> Http2Options {
+        Http2Options {
+            hpack_table_size: 4096,
+            initial_stream_window_size: 65_535,
+            initial_connection_window_size: 65_535,
+            stream_error_on_invalid_http_messaging: false,
+        }
+    }
 }
 
 /// What the connection manager does with `%2F` / `%5C` in a path (Envoy's
@@ -372,6 +404,8 @@ pub struct HttpConnectionManager {
     pub server_name: String,
     pub server_header_transformation: ServerHeader,
     pub codec_type: CodecType,
+    /// `http2_protocol_options`, for clients that speak HTTP/2 (`codec_type` AUTO or HTTP2).
+    pub http2: Http2Options,
     /// Trust the peer address (not XFF) as the client address; default false.
     pub use_remote_address: bool,
     /// Default 0.
@@ -1730,6 +1764,23 @@ pub struct UpstreamHttp {
     /// `upstream_http_protocol_options.auto_san_validation`: the server's certificate must be
     /// valid for that name (and for a configured `sni`, when the Host gives none).
     pub auto_san_validation: bool,
+    /// `http2_protocol_options` (the deprecated cluster field or the extension's
+    /// `explicit_http_config`): the cluster's connections speak HTTP/2 (`crate::h2::client`),
+    /// h2c with prior knowledge on plain TCP, ALPN `h2` over TLS. `None`: HTTP/1.1.
+    pub http2: Option<UpstreamHttp2>,
+}
+
+/// What a cluster's `http2_protocol_options` set that baton uses: the SETTINGS and window we
+/// advertise. One stream at a time per connection, so `max_concurrent_streams` (at least 1)
+/// never binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamHttp2 {
+    /// `hpack_table_size`: SETTINGS_HEADER_TABLE_SIZE (our decoder's table); default 4096.
+    pub hpack_table_size: u32,
+    /// `initial_stream_window_size`: SETTINGS_INITIAL_WINDOW_SIZE; default 268435456.
+    pub initial_stream_window_size: u32,
+    /// `initial_connection_window_size`: our connection window; default 268435456.
+    pub initial_connection_window_size: u32,
 }
 
 /// Envoy's defaults: a 1 h idle timeout, no other limit, lower-case names as received.
@@ -1743,6 +1794,7 @@ impl Default for UpstreamHttp {
             proper_case_headers: false,
             auto_sni: false,
             auto_san_validation: false,
+            http2: None,
         }
     }
 }
@@ -1896,8 +1948,11 @@ pub struct CertKey {
 pub struct DownstreamTls {
     pub cert: CertKey,
     pub params: TlsParams,
-    /// `http/1.1` or nothing (no ALPN).
+    /// `http/1.1` offered by ALPN.
     pub alpn_http11: bool,
+    /// `h2` offered by ALPN (before `http/1.1`: the server's preference): the client's HTTP/2
+    /// preface then comes as the first bytes, served as `codec_type` AUTO or HTTP2 says.
+    pub alpn_h2: bool,
     pub require_client_certificate: bool,
     pub validation: Option<Validation>,
 }
@@ -1909,6 +1964,9 @@ pub struct UpstreamTls {
     pub cert: Option<CertKey>,
     pub params: TlsParams,
     pub alpn_http11: bool,
+    /// `h2` offered by ALPN: listed in `alpn_protocols`, or (as Envoy's connection pool
+    /// falls back to) an HTTP/2 cluster's TLS without `alpn_protocols`.
+    pub alpn_h2: bool,
     /// `None`: the server's certificate is not verified (Envoy's behaviour without a CA).
     pub validation: Option<Validation>,
     /// TLS session tickets/ids remembered (Envoy's `max_session_keys`, default 1).

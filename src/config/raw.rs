@@ -444,6 +444,7 @@ pub struct HttpConnectionManager {
     pub upgrade_configs: Vec<UpgradeConfig>,
     pub internal_address_config: Option<InternalAddressConfig>,
     pub http_protocol_options: Option<Http1ProtocolOptions>,
+    pub http2_protocol_options: Option<Http2ProtocolOptions>,
     pub skip_xff_append: Option<bool>,
     pub forward_client_cert_details: Option<EnumValue>,
     pub delayed_close_timeout: Option<Dur>,
@@ -701,6 +702,31 @@ pub struct CidrRange {
 pub struct Http1ProtocolOptions {
     pub accept_http_10: Option<bool>,
     pub default_host_for_http_10: Option<String>,
+}
+
+/// `envoy.config.core.v3.Http2ProtocolOptions`. Fields baton does not honour are kept as
+/// `Value`s, to be refused by path (`validate_http2`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http2ProtocolOptions {
+    pub hpack_table_size: Option<u32>,
+    pub max_concurrent_streams: Option<u32>,
+    pub initial_stream_window_size: Option<u32>,
+    pub initial_connection_window_size: Option<u32>,
+    pub allow_connect: Option<bool>,
+    pub allow_metadata: Option<bool>,
+    pub stream_error_on_invalid_http_messaging: Option<bool>,
+    pub override_stream_error_on_invalid_http_message: Option<bool>,
+    pub max_outbound_frames: Option<Value>,
+    pub max_outbound_control_frames: Option<Value>,
+    pub max_consecutive_inbound_frames_with_empty_payload: Option<Value>,
+    pub max_inbound_priority_frames_per_stream: Option<Value>,
+    pub max_inbound_window_update_frames_per_data_frame_sent: Option<Value>,
+    pub custom_settings_parameters: Option<Value>,
+    pub connection_keepalive: Option<Value>,
+    pub use_oghttp2_codec: Option<Value>,
+    pub max_metadata_size: Option<Value>,
+    pub enable_huffman_encoding: Option<Value>,
 }
 
 /// The connection manager's `upgrade_configs[]` entry.
@@ -1464,6 +1490,8 @@ pub struct Cluster {
     /// Deprecated in v3 (still accepted by Envoy): the same options as the typed extension's.
     pub common_http_protocol_options: Option<HttpProtocolOptions>,
     pub http_protocol_options: Option<UpstreamHttp1Options>,
+    /// Deprecated in v3 (still common): the cluster speaks HTTP/2 (`validate_upstream`).
+    pub http2_protocol_options: Option<Http2ProtocolOptions>,
     pub upstream_http_protocol_options: Option<UpstreamHttpOptions>,
     pub outlier_detection: Option<OutlierDetection>,
     pub least_request_lb_config: Option<LeastRequestLbConfig>,
@@ -1570,7 +1598,7 @@ pub struct UpstreamProtocolOptions {
 #[serde(deny_unknown_fields)]
 pub struct ExplicitHttpConfig {
     pub http_protocol_options: Option<UpstreamHttp1Options>,
-    pub http2_protocol_options: Option<Value>,
+    pub http2_protocol_options: Option<Http2ProtocolOptions>,
     pub http3_protocol_options: Option<Value>,
 }
 

@@ -380,7 +380,8 @@ fn downstream_socket(
         .common_tls_context
         .ok_or_else(|| err(&cpath, format!("required field is missing: {no_cert}")))?;
     let params = params(c.tls_params.as_ref(), &join_key(&cpath, "tls_params"))?;
-    let alpn_http11 = alpn(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"))?;
+    let (alpn_http11, alpn_h2) =
+        alpn_protocols(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"), true)?;
     let cert = certificates(&c.tls_certificates, &join_key(&cpath, "tls_certificates"))?
         .ok_or_else(|| {
             err(
@@ -403,6 +404,7 @@ fn downstream_socket(
         cert,
         params,
         alpn_http11,
+        alpn_h2,
         require_client_certificate,
         validation,
     };
@@ -441,11 +443,15 @@ pub fn upstream_socket(
         _ => None,
     };
     let cpath = join_key(&tpath, "common_tls_context");
-    let (params, alpn_http11, cert, validation) = match &r.common_tls_context {
-        None => (params(None, "")?, false, None, None),
+    let (params, (alpn_http11, alpn_h2), cert, validation) = match &r.common_tls_context {
+        None => (params(None, "")?, (false, false), None, None),
         Some(c) => (
             params(c.tls_params.as_ref(), &join_key(&cpath, "tls_params"))?,
-            alpn(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"))?,
+            alpn_protocols(
+                &c.alpn_protocols,
+                &join_key(&cpath, "alpn_protocols"),
+                false,
+            )?,
             certificates(&c.tls_certificates, &join_key(&cpath, "tls_certificates"))?,
             match &c.validation_context {
                 Some(vc) => validation(vc, &join_key(&cpath, "validation_context"))?,
@@ -458,6 +464,7 @@ pub fn upstream_socket(
         cert,
         params,
         alpn_http11,
+        alpn_h2,
         validation,
         max_session_keys: r.max_session_keys.unwrap_or(1) as usize,
         verify_name: false,
@@ -537,17 +544,31 @@ fn params(p: Option<&RawParams>, path: &str) -> Result<TlsParams, ConfigError> {
     Ok(out)
 }
 
-/// `alpn_protocols`: only `http/1.1` (baton speaks HTTP/1 only).
-fn alpn(list: &[String], path: &str) -> Result<bool, ConfigError> {
+/// `alpn_protocols`: `h2` and `http/1.1`. Returns (`http/1.1` offered, `h2` offered). A
+/// server's list is its preference and baton prefers HTTP/2 when the client offers it, so
+/// there `h2` comes first (`server`). A client's: h2 is offered first; the cluster's protocol
+/// must match, checked with the cluster.
+fn alpn_protocols(list: &[String], path: &str, server: bool) -> Result<(bool, bool), ConfigError> {
+    let (mut http11, mut h2) = (false, false);
     for (i, p) in list.iter().enumerate() {
-        if p != "http/1.1" {
-            return Err(err(
-                format!("{path}[{i}]"),
-                format!("protocol \"{p}\" is not supported by baton (supported: http/1.1)"),
-            ));
+        match p.as_str() {
+            "http/1.1" => http11 = true,
+            "h2" if http11 && server => {
+                return Err(err(
+                    format!("{path}[{i}]"),
+                    "h2 after http/1.1 is not supported by baton (it prefers h2: list it first)",
+                ))
+            }
+            "h2" => h2 = true,
+            _ => {
+                return Err(err(
+                    format!("{path}[{i}]"),
+                    format!("protocol \"{p}\" is not supported by baton (supported: h2, http/1.1)"),
+                ))
+            }
         }
     }
-    Ok(!list.is_empty())
+    Ok((http11, h2))
 }
 
 fn certificates(list: &[RawCertificate], path: &str) -> Result<Option<CertKey>, ConfigError> {

@@ -1158,7 +1158,7 @@ fn buffer_limit(v: Option<u32>, path: &str) -> Result<u32, ConfigError> {
 const CODECS: &[EnumEntry<CodecType>] = &[
     ("AUTO", 0, Some(CodecType::Auto)),
     ("HTTP1", 1, Some(CodecType::Http1)),
-    ("HTTP2", 2, None),
+    ("HTTP2", 2, Some(CodecType::Http2)),
     ("HTTP3", 3, None),
 ];
 
@@ -1194,6 +1194,18 @@ const SERVER_HEADER: &[EnumEntry<ServerHeader>] = &[
     ("PASS_THROUGH", 2, Some(ServerHeader::PassThrough)),
 ];
 
+/// A cluster the proxy sends its own plain HTTP/1.1 requests to (spans, checks, shadows):
+/// the field of `c` that forbids it (TLS, the upstream PROXY protocol, HTTP/2), if any.
+fn not_plain(c: &Cluster) -> Option<&'static str> {
+    if c.tls.is_some() || c.proxy_protocol.is_some() {
+        Some("transport_socket")
+    } else if c.http.http2.is_some() {
+        Some("http2_protocol_options")
+    } else {
+        None
+    }
+}
+
 /// A tracing collector cluster (Zipkin's or the Datadog agent's) must be plain: the reporter speaks plain HTTP/1.1, and a TLS
 /// cluster's spans would otherwise leave in the clear.
 fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), ConfigError> {
@@ -1202,19 +1214,16 @@ fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), Co
         t.map(move |t| (l, t))
     });
     for (l, t) in tracing {
-        if clusters
-            .get(t.provider.cluster())
-            .is_some_and(|c| c.tls.is_some() || c.proxy_protocol.is_some())
-        {
+        if let Some(field) = clusters.get(t.provider.cluster()).and_then(not_plain) {
             return Err(err(
                 format!(
-                    "static_resources.clusters[{}].transport_socket",
+                    "static_resources.clusters[{}].{field}",
                     t.provider.cluster()
                 ),
                 format!(
                     "cluster \"{}\" is a {} collector_cluster (of listener \"{}\"): baton \
-                     reports spans over plain HTTP, so the collector cluster cannot use TLS \
-                     or the upstream PROXY protocol",
+                     reports spans over plain HTTP/1.1, so the collector cluster cannot use \
+                     TLS, HTTP/2 or the upstream PROXY protocol",
                     t.provider.cluster_name(),
                     match t.provider {
                         Provider::Zipkin(_) => "Zipkin",
@@ -1246,14 +1255,13 @@ fn tls_authz(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), ConfigE
             .iter()
             .enumerate()
             .find(|(_, c)| c.name == a.cluster);
-        if let Some((i, cl)) = found.filter(|(_, c)| c.tls.is_some() || c.proxy_protocol.is_some())
-        {
+        if let Some((i, cl, field)) = found.and_then(|(i, c)| Some((i, c, not_plain(c)?))) {
             return Err(err(
-                format!("static_resources.clusters[{i}].transport_socket"),
+                format!("static_resources.clusters[{i}].{field}"),
                 format!(
                     "cluster \"{}\" is an ext_authz service (filter \"{}\" of listener \"{}\"): \
-                     baton sends checks over plain HTTP, so it cannot use TLS or the upstream \
-                     PROXY protocol",
+                     baton sends checks over plain HTTP/1.1, so it cannot use TLS, HTTP/2 or \
+                     the upstream PROXY protocol",
                     cl.name, f.name, l.name
                 ),
             ));
@@ -1281,14 +1289,14 @@ fn tls_mirrors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), Confi
                 let MirrorTarget::Cluster(c) = m.target else {
                     continue;
                 };
-                let plain = |cl: &&Cluster| cl.tls.is_some() || cl.proxy_protocol.is_some();
-                if let Some(cl) = clusters.get(c).filter(plain) {
+                let found = clusters.get(c).and_then(|cl| Some((cl, not_plain(cl)?)));
+                if let Some((cl, field)) = found {
                     return Err(err(
-                        format!("static_resources.clusters[{c}].transport_socket"),
+                        format!("static_resources.clusters[{c}].{field}"),
                         format!(
                             "cluster \"{}\" is a request mirror cluster (of listener \"{}\"): \
-                             baton sends shadow requests over plain HTTP, so a mirror cluster \
-                             cannot use TLS or the upstream PROXY protocol",
+                             baton sends shadow requests over plain HTTP/1.1, so a mirror \
+                             cluster cannot use TLS, HTTP/2 or the upstream PROXY protocol",
                             cl.name, l.name
                         ),
                     ));
@@ -1469,6 +1477,10 @@ fn hcm(
             (accept, host)
         }
     };
+    let http2 = match &h.http2_protocol_options {
+        Some(o) => super::validate_http2::downstream(o, &p("http2_protocol_options"))?,
+        None => Http2Options::default(),
+    };
     let tracing = h
         .tracing
         .map(|t| super::validate_tracing::tracing(t, &p("tracing"), clusters))
@@ -1504,6 +1516,7 @@ fn hcm(
         server_name: h.server_name.unwrap_or_else(|| "baton".to_string()),
         server_header_transformation,
         codec_type,
+        http2,
         use_remote_address: h.use_remote_address.unwrap_or(false),
         xff_num_trusted_hops: h.xff_num_trusted_hops.unwrap_or(0),
         generate_request_id: h.generate_request_id.unwrap_or(true),
@@ -1910,6 +1923,7 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
             typed: &c.typed_extension_protocol_options,
             common: c.common_http_protocol_options.as_ref(),
             http1: c.http_protocol_options.as_ref(),
+            http2: c.http2_protocol_options.as_ref(),
             upstream: c.upstream_http_protocol_options.as_ref(),
         },
         path,
@@ -1931,6 +1945,19 @@ fn cluster(c: raw::Cluster, path: &str) -> Result<Cluster, ConfigError> {
             "auto_san_validation without auto_sni is not supported by baton (the name checked \
              is the one auto_sni sends)",
         ));
+    }
+    if let Some(t) = tls.as_mut() {
+        if http.http2.is_some() && !t.alpn_http11 && !t.alpn_h2 {
+            // Envoy's HTTP/2 connection pool offers `h2` when the TLS context lists no ALPN.
+            t.alpn_h2 = true;
+        }
+        if http.http2.is_none() && t.alpn_h2 {
+            return Err(err(
+                p("transport_socket"),
+                "alpn_protocols offers h2 but the cluster speaks HTTP/1.1 (set \
+                 http2_protocol_options to speak HTTP/2 to it)",
+            ));
+        }
     }
     if let Some(t) = tls.as_mut().filter(|_| http.auto_san_validation) {
         if t.validation.is_none() {

@@ -1,7 +1,8 @@
 //! A cluster's upstream HTTP protocol options: the typed extension
 //! `envoy.extensions.upstreams.http.v3.HttpProtocolOptions` under
-//! `typed_extension_protocol_options`, or the deprecated cluster fields it replaced. baton's
-//! upstreams speak HTTP/1.1 only, so every HTTP/2 and HTTP/3 option is refused with its path.
+//! `typed_extension_protocol_options`, or the deprecated cluster fields it replaced. An
+//! upstream speaks HTTP/1.1, or HTTP/2 when `http2_protocol_options` is set (explicitly: the
+//! protocol chosen by ALPN or by the downstream's is refused); HTTP/3 is refused.
 
 use serde_yaml::Value;
 use std::time::Duration;
@@ -15,15 +16,16 @@ use super::ConfigError;
 /// The one extension baton reads under `typed_extension_protocol_options`.
 pub const HTTP_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 
-const NO_HTTP2: &str = "not supported by baton (HTTP/2 upstreams are not supported)";
+const NO_HTTP2_DOWNSTREAM: &str =
+    "not supported by baton (an upstream protocol following the downstream's: use explicit_http_config)";
 const NO_HTTP3: &str = "not supported by baton (HTTP/3 upstreams are not supported)";
 
-/// The raw fields a cluster may carry its HTTP protocol options in (the deprecated
-/// `http2_protocol_options` is refused as an unsupported field: `de::UNSUPPORTED_FIELDS`).
+/// The raw fields a cluster may carry its HTTP protocol options in.
 pub struct ClusterFields<'a> {
     pub typed: &'a Option<Value>,
     pub common: Option<&'a raw::HttpProtocolOptions>,
     pub http1: Option<&'a raw::UpstreamHttp1Options>,
+    pub http2: Option<&'a raw::Http2ProtocolOptions>,
     pub upstream: Option<&'a raw::UpstreamHttpOptions>,
 }
 
@@ -31,7 +33,14 @@ pub struct ClusterFields<'a> {
 /// extension and the deprecated fields may not both be used.
 pub fn options(f: ClusterFields<'_>, path: &str) -> Result<UpstreamHttp, ConfigError> {
     let p = |k: &str| join_key(path, k);
-    let legacy = f.common.is_some() || f.http1.is_some() || f.upstream.is_some();
+    let legacy =
+        f.common.is_some() || f.http1.is_some() || f.http2.is_some() || f.upstream.is_some();
+    if let (Some(_), Some(_)) = (f.http1, f.http2) {
+        return Err(err(
+            p("http2_protocol_options"),
+            "must not be set with http_protocol_options (one protocol per cluster)",
+        ));
+    }
     let typed = match f.typed {
         None | Some(Value::Null) => None,
         Some(Value::Mapping(m)) if m.is_empty() => None,
@@ -39,21 +48,23 @@ pub fn options(f: ClusterFields<'_>, path: &str) -> Result<UpstreamHttp, ConfigE
     };
     if legacy {
         log::warn!(
-            "{path}: common_http_protocol_options, http_protocol_options and \
-             upstream_http_protocol_options on a cluster are deprecated in Envoy v3; use \
-             typed_extension_protocol_options ({HTTP_OPTIONS})"
+            "{path}: common_http_protocol_options, http_protocol_options, \
+             http2_protocol_options and upstream_http_protocol_options on a cluster are \
+             deprecated in Envoy v3; use typed_extension_protocol_options ({HTTP_OPTIONS})"
         );
     }
     match typed {
         Some(_) if legacy => Err(err(
             p("typed_extension_protocol_options"),
             "must not be set with the deprecated common_http_protocol_options, \
-             http_protocol_options or upstream_http_protocol_options (as in Envoy)",
+             http_protocol_options, http2_protocol_options or upstream_http_protocol_options \
+             (as in Envoy)",
         )),
         Some(o) => Ok(o),
         None => build(
             f.common,
             f.http1.map(|h| (h, p("http_protocol_options"))),
+            f.http2.map(|h| (h, p("http2_protocol_options"))),
             f.upstream,
             path,
         ),
@@ -109,6 +120,7 @@ fn extension(o: &raw::UpstreamProtocolOptions, path: &str) -> Result<UpstreamHtt
         ));
     }
     let mut http1 = None;
+    let mut http2 = None;
     for (field, cfg) in [
         ("explicit_http_config", &o.explicit_http_config),
         (
@@ -118,13 +130,24 @@ fn extension(o: &raw::UpstreamProtocolOptions, path: &str) -> Result<UpstreamHtt
     ] {
         let Some(c) = cfg else { continue };
         let cpath = p(field);
-        if c.http2_protocol_options.is_some() {
-            return Err(err(join_key(&cpath, "http2_protocol_options"), NO_HTTP2));
-        }
         if c.http3_protocol_options.is_some() {
             return Err(err(join_key(&cpath, "http3_protocol_options"), NO_HTTP3));
         }
-        if http1.is_some() && c.http_protocol_options.is_some() {
+        if c.http2_protocol_options.is_some() && field == "use_downstream_protocol_config" {
+            return Err(err(
+                join_key(&cpath, "http2_protocol_options"),
+                NO_HTTP2_DOWNSTREAM,
+            ));
+        }
+        if c.http_protocol_options.is_some() && c.http2_protocol_options.is_some() {
+            return Err(err(
+                cpath,
+                "only one of http_protocol_options and http2_protocol_options may be set",
+            ));
+        }
+        if (http1.is_some() || http2.is_some())
+            && (c.http_protocol_options.is_some() || c.http2_protocol_options.is_some())
+        {
             return Err(err(
                 cpath,
                 "only one of explicit_http_config and use_downstream_protocol_config may be set",
@@ -133,10 +156,14 @@ fn extension(o: &raw::UpstreamProtocolOptions, path: &str) -> Result<UpstreamHtt
         if let Some(h) = &c.http_protocol_options {
             http1 = Some((h, join_key(&cpath, "http_protocol_options")));
         }
+        if let Some(h) = &c.http2_protocol_options {
+            http2 = Some((h, join_key(&cpath, "http2_protocol_options")));
+        }
     }
     build(
         o.common_http_protocol_options.as_ref(),
         http1,
+        http2,
         o.upstream_http_protocol_options.as_ref(),
         path,
     )
@@ -148,6 +175,7 @@ fn extension(o: &raw::UpstreamProtocolOptions, path: &str) -> Result<UpstreamHtt
 fn build(
     common_o: Option<&raw::HttpProtocolOptions>,
     http1: Option<(&raw::UpstreamHttp1Options, String)>,
+    http2: Option<(&raw::Http2ProtocolOptions, String)>,
     upstream: Option<&raw::UpstreamHttpOptions>,
     path: &str,
 ) -> Result<UpstreamHttp, ConfigError> {
@@ -155,6 +183,9 @@ fn build(
     let mut out = common(common_o, &p("common_http_protocol_options"))?;
     if let Some((h, hpath)) = http1 {
         out.proper_case_headers = http1_options(h, &hpath)?;
+    }
+    if let Some((h, hpath)) = http2 {
+        out.http2 = Some(http2_options(h, &hpath)?);
     }
     if let Some(u) = upstream {
         (out.auto_sni, out.auto_san_validation) =
@@ -229,4 +260,114 @@ fn upstream_options(u: &raw::UpstreamHttpOptions, path: &str) -> Result<(bool, b
         u.auto_sni.unwrap_or(false),
         u.auto_san_validation.unwrap_or(false),
     ))
+}
+
+/// A cluster's `Http2ProtocolOptions`: what we advertise is honoured; what one stream at a
+/// time makes moot is checked; the rest is refused by path.
+fn http2_options(
+    h: &raw::Http2ProtocolOptions,
+    path: &str,
+) -> Result<super::model::UpstreamHttp2, ConfigError> {
+    let p = |k: &str| join_key(path, k);
+    let window = |v: Option<u32>, k: &str| match v {
+        None => Ok(268_435_456),
+        Some(n) if (65_535..=0x7fff_ffff).contains(&n) => Ok(n),
+        Some(n) => Err(err(p(k), format!("{n} out of range (65535..=2147483647)"))),
+    };
+    if let Some(n) = h.max_concurrent_streams {
+        // Honoured trivially: baton opens one stream at a time per connection.
+        if !(1..=0x7fff_ffff).contains(&n) {
+            return Err(err(
+                p("max_concurrent_streams"),
+                format!("{n} out of range (1..=2147483647)"),
+            ));
+        }
+    }
+    for (k, on) in [
+        ("allow_connect", h.allow_connect),
+        ("allow_metadata", h.allow_metadata),
+    ] {
+        if on == Some(true) {
+            let what = if k == "allow_connect" {
+                "not supported by baton (upgrades and CONNECT over HTTP/2 upstreams)"
+            } else {
+                "not supported by baton (HTTP/2 METADATA frames)"
+            };
+            return Err(err(p(k), what));
+        }
+    }
+    // Both values are honoured alike: a malformed response resets its stream, and the
+    // connection, whose one stream that was, is closed with the failed exchange.
+    let _either_way = (
+        h.stream_error_on_invalid_http_messaging,
+        h.override_stream_error_on_invalid_http_message,
+    );
+    for (k, v) in [
+        ("max_outbound_frames", &h.max_outbound_frames),
+        (
+            "max_outbound_control_frames",
+            &h.max_outbound_control_frames,
+        ),
+        (
+            "max_consecutive_inbound_frames_with_empty_payload",
+            &h.max_consecutive_inbound_frames_with_empty_payload,
+        ),
+        (
+            "max_inbound_priority_frames_per_stream",
+            &h.max_inbound_priority_frames_per_stream,
+        ),
+        (
+            "max_inbound_window_update_frames_per_data_frame_sent",
+            &h.max_inbound_window_update_frames_per_data_frame_sent,
+        ),
+    ] {
+        if v.is_some() {
+            return Err(err(
+                p(k),
+                "not supported by baton (HTTP/2 flood limits by frame count; the transcoder bounds its buffers by bytes)",
+            ));
+        }
+    }
+    for (k, v, what) in [
+        (
+            "custom_settings_parameters",
+            &h.custom_settings_parameters,
+            "custom SETTINGS parameters",
+        ),
+        (
+            "connection_keepalive",
+            &h.connection_keepalive,
+            "HTTP/2 PING keepalive",
+        ),
+        (
+            "use_oghttp2_codec",
+            &h.use_oghttp2_codec,
+            "a choice of HTTP/2 codec",
+        ),
+        (
+            "max_metadata_size",
+            &h.max_metadata_size,
+            "HTTP/2 METADATA frames",
+        ),
+        (
+            "enable_huffman_encoding",
+            &h.enable_huffman_encoding,
+            "a choice of Huffman encoding",
+        ),
+    ] {
+        if v.is_some() {
+            return Err(err(p(k), format!("not supported by baton ({what})")));
+        }
+    }
+    Ok(super::model::UpstreamHttp2 {
+        hpack_table_size: h.hpack_table_size.unwrap_or(4096),
+        initial_stream_window_size: window(
+            h.initial_stream_window_size,
+            "initial_stream_window_size",
+        )?,
+        initial_connection_window_size: window(
+            h.initial_connection_window_size,
+            "initial_connection_window_size",
+        )?,
+    })
 }

@@ -30,6 +30,13 @@ pub fn limits(hcm: &HttpConnectionManager, per_connection_buffer_limit_bytes: u3
         buffer_limit: per_connection_buffer_limit_bytes as usize,
         accept_http_10: hcm.accept_http_10,
         codec_type: hcm.codec_type,
+        http2: crate::h2::server::Options {
+            max_header_list: hcm.max_request_headers_kb.saturating_mul(1024),
+            stream_window: hcm.http2.initial_stream_window_size,
+            conn_window: hcm.http2.initial_connection_window_size,
+            header_table: hcm.http2.hpack_table_size,
+            stream_error_on_invalid: hcm.http2.stream_error_on_invalid_http_messaging,
+        },
         max_headers: hcm.max_headers_count as usize,
         max_connection_duration: hcm.max_connection_duration,
         max_requests: hcm.max_requests_per_connection,
@@ -51,6 +58,7 @@ pub fn tcp_limits(t: &TcpProxy, per_connection_buffer_limit_bytes: u32) -> Limit
         buffer_limit: per_connection_buffer_limit_bytes as usize,
         accept_http_10: false,
         codec_type: crate::config::CodecType::Auto,
+        http2: crate::h2::server::Options::default(),
         max_headers: 0,
         max_connection_duration: None,
         max_requests: None,
@@ -150,7 +158,7 @@ impl Session {
         let local = wants_local(ctx, listener)
             .then(|| client.local_addr().ok())
             .flatten();
-        let can_splice = !client.is_tls();
+        let can_splice = !client.bridged();
         let choosing = client.choosing();
         Session {
             choosing,
@@ -237,9 +245,9 @@ impl Session {
     pub fn in_tunnel(&self) -> bool {
         self.core.in_tunnel()
             && self.pipe_empty()
-            && !self.client.is_tls()
+            && !self.client.bridged()
             && self.client.replay_done()
-            && self.up.as_ref().is_some_and(|u| !u.stream.is_tls())
+            && self.up.as_ref().is_some_and(|u| !u.stream.bridged())
     }
 
     pub fn gen(&self) -> u64 {
@@ -358,6 +366,21 @@ impl Session {
                 .conn(self.gen, self.local)
                 .tls(&self.client);
             progress |= self.core.process(&mut env, now);
+            if self.client.take_unblocked() {
+                // A WINDOW_UPDATE from the HTTP/2 client opened the window a response write
+                // waits for: write again (no socket edge says so).
+                self.ready.writable = true;
+                progress = true;
+            }
+            if let Some((preread, opts)) = self.core.take_h2() {
+                // The client speaks HTTP/2: the server transcoder goes under the connection,
+                // with the bytes already read (the preface); the core reads HTTP/1 from now on.
+                let server = crate::h2::server::Server::new(opts);
+                self.client.set_h2(Box::new(server), &preread);
+                self.can_splice = false;
+                self.ready.readable = true;
+                progress = true;
+            }
             progress |= self.actions(ctx, now);
             progress |= self.check_io(ctx, now);
             if let Some(c) = self.core.closed() {
@@ -366,13 +389,23 @@ impl Session {
                 self.flush_client()?;
                 if c == Close::Reset {
                     self.reset_client();
+                } else if self.client.is_h2() {
+                    // An HTTP/2 client learns of the close from GOAWAY (idle timeout, drain).
+                    self.client.shutdown_write();
                 }
                 return Ok(Fate::Closed);
             }
             // Client writes wait until nothing else moves, so a response read in several
             // pieces goes out in one write (the buffer limit stops reading before then).
             if !progress {
-                progress |= self.flush_client()?;
+                let wrote = self.flush_client()?;
+                if wrote && self.client.is_h2() {
+                    // A response written to the HTTP/2 transcoder may start the next waiting
+                    // stream's request, or end the request side: bytes (or EOF) to read that
+                    // no socket edge announces.
+                    self.ready.readable = true;
+                }
+                progress |= wrote;
             }
             // Spliced bytes still in the pipe stay with this process until they are out.
             let moveable = self.pipe_empty();
@@ -388,7 +421,7 @@ impl Session {
             if moveable
                 && self.core.closes_without_linger()
                 && !self.ready.readable
-                && !self.client.is_tls()
+                && !self.client.bridged()
             {
                 self.client.shutdown_write();
                 return Ok(Fate::Closed);
@@ -517,7 +550,7 @@ impl Session {
         };
         self.listener = unit;
         self.core = Conn::new(l.limits.clone(), now);
-        self.can_splice = !self.client.is_tls();
+        self.can_splice = !self.client.bridged();
         self.local = match self.client.origin().and_then(|o| o.local) {
             Some(to) => Some(to),
             None => wants_local(ctx, unit)
@@ -556,6 +589,15 @@ impl Session {
                     progress = true;
                 }
                 ReadOutcome::WouldBlock => self.ready.readable = false,
+            }
+        }
+        if self.client.is_h2() && self.ready.readable && self.core.client_read_room() == 0 {
+            // The core reads no request bytes now (its request is in, the response is going
+            // out): the HTTP/2 peer's WINDOW_UPDATE, PING and RST_STREAM are read all the same.
+            let (consumed, drained) = self.client.pump_h2()?;
+            progress |= consumed;
+            if drained {
+                self.ready.readable = false;
             }
         }
         if self.ready.hup && self.ready.readable && self.core.client_read_room() == 0 {
@@ -715,11 +757,24 @@ impl Session {
                 }
                 Err(e) => {
                     log::debug!("read from upstream failed: {e}");
-                    self.fail_up(ctx, Failure::Reset, now);
+                    let f = match crate::h2::fault_of(&e) {
+                        Some(crate::h2::Fault::RemoteReset) => Failure::RemoteReset,
+                        Some(crate::h2::Fault::Protocol) => Failure::Protocol,
+                        None => Failure::Reset,
+                    };
+                    self.fail_up(ctx, f, now);
                     return true;
                 }
             }
             progress = true;
+        }
+        // An HTTP/2 WINDOW_UPDATE read just now opened the window a refused write waits for:
+        // write again this round (the socket raises no edge for it).
+        if let Some(up) = self.up.as_mut() {
+            if up.stream.take_unblocked() {
+                up.writable = true;
+                progress = true;
+            }
         }
         progress
     }
@@ -728,7 +783,7 @@ impl Session {
     /// plain TCP on both sides and the core allows it.
     fn splice_next(&self) -> bool {
         self.can_splice
-            && self.up.as_ref().is_some_and(|u| !u.stream.is_tls())
+            && self.up.as_ref().is_some_and(|u| !u.stream.bridged())
             && self.core.splice_after_flush() > 0
     }
 

@@ -419,6 +419,28 @@ fn wrap(
     s: TcpStream,
 ) -> io::Result<Stream> {
     let c = ctx.clusters.get(cluster);
+    let mut stream = plain_or_tls(c, addr, sni, s)?;
+    // An HTTP/2 cluster: the client transcoder under the core, on every new connection (h2c
+    // with prior knowledge on plain TCP, as Envoy; over TLS whatever ALPN chose).
+    if let Some(h) = c.and_then(|c| c.cfg.http.http2) {
+        let opts = crate::h2::client::Options {
+            stream_window: h.initial_stream_window_size,
+            conn_window: h.initial_connection_window_size,
+            table_size: h.hpack_table_size,
+        };
+        let https = stream.is_tls();
+        stream.set_h2(Box::new(crate::h2::client::Client::new(opts, https)), &[]);
+    }
+    Ok(stream)
+}
+
+/// The stream for a new connection of cluster `c` to `addr`: TLS when it has a TLS context.
+fn plain_or_tls(
+    c: Option<&crate::cluster::ClusterRt>,
+    addr: SocketAddr,
+    sni: Option<&str>,
+    s: TcpStream,
+) -> io::Result<Stream> {
     #[cfg(feature = "tls")]
     if let (Some(cfg), Some(u)) = (
         c.and_then(|c| c.tls.clone()),

@@ -191,8 +191,8 @@ pub struct HttpStats {
     pub downstream_cx_upgrades_total: Counter,
     pub downstream_cx_upgrades_active: Gauge,
     pub downstream_rq_ws_on_non_ws_route: Counter,
-    /// Connections that opened with the HTTP/2 preface (answered with GOAWAY, closed).
-    pub downstream_cx_http2_refused: Counter,
+    /// Client connections that speak HTTP/2 (Envoy's `downstream_cx_http2_total`).
+    pub downstream_cx_http2_total: Counter,
     /// Response-body bytes moved to clients with `splice(2)`, past our buffers (baton's own).
     pub downstream_cx_splice_bytes: Counter,
     /// Requests answered 503 by the overload manager's `stop_accepting_requests`.
@@ -394,8 +394,6 @@ pub struct Stats {
     first_started: SystemTime,
     /// Set by `POST /healthcheck/fail`: /ready answers 503 until `/healthcheck/ok`.
     healthcheck_failed: bool,
-    /// When an HTTP/2 preface was last logged at info (one line a minute at most).
-    http2_logged_at: Option<Instant>,
 }
 
 /// Envoy writes a listener's address into its stat names with `:` as `_`:
@@ -468,7 +466,7 @@ impl Stats {
                 ),
                 downstream_rq_ws_on_non_ws_route: s
                     .counter(&format!("{h}.downstream_rq_ws_on_non_ws_route")),
-                downstream_cx_http2_refused: s.counter(&format!("{h}.downstream_cx_http2_refused")),
+                downstream_cx_http2_total: s.counter(&format!("{h}.downstream_cx_http2_total")),
                 downstream_rq_overload_close: s
                     .counter(&format!("{h}.downstream_rq_overload_close")),
                 downstream_cx_overload_disable_keepalive: s
@@ -564,7 +562,6 @@ impl Stats {
             started: Instant::now(),
             first_started: SystemTime::now(),
             healthcheck_failed: false,
-            http2_logged_at: None,
         }
     }
 
@@ -1138,7 +1135,6 @@ impl Stats {
         }
     }
 
-    /// A direct_response route answered on listener `l`.
     /// The overload manager acted on a request of listener `l`: answered it 503
     /// (`Overloaded::Request`) or closed its connection after the response.
     pub fn overloaded(&mut self, l: usize, what: Overloaded) {
@@ -1150,19 +1146,11 @@ impl Stats {
         }
     }
 
-    /// A client on listener `l` sent the HTTP/2 preface. Returns true when this one should be
-    /// logged at info: the first, then at most one a minute (the counter has the rest).
-    pub fn http2_refused(&mut self, l: usize, now: Instant) -> bool {
+    /// A client connection on listener `l` speaks HTTP/2.
+    pub fn http2_started(&mut self, l: usize) {
         if let Some(Some(h)) = self.http.get(l).copied() {
-            self.store.inc(h.downstream_cx_http2_refused);
+            self.store.inc(h.downstream_cx_http2_total);
         }
-        let due = self
-            .http2_logged_at
-            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(60));
-        if due {
-            self.http2_logged_at = Some(now);
-        }
-        due
     }
 
     /// A retry counter of cluster `c`.

@@ -152,8 +152,11 @@ pub fn server_config(d: &DownstreamTls) -> Result<Arc<ServerConfig>, String> {
         }
     };
     let mut cfg = b.with_cert_resolver(cert_key(&d.cert, &prov)?);
+    if d.alpn_h2 {
+        cfg.alpn_protocols.push(b"h2".to_vec());
+    }
     if d.alpn_http11 {
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        cfg.alpn_protocols.push(b"http/1.1".to_vec());
     }
     Ok(Arc::new(cfg))
 }
@@ -181,8 +184,11 @@ pub fn client_config(u: &UpstreamTls) -> Result<Arc<ClientConfig>, String> {
         None => b.with_no_client_auth(),
         Some(c) => b.with_client_cert_resolver(cert_key(c, &key_prov)?),
     };
+    if u.alpn_h2 {
+        cfg.alpn_protocols.push(b"h2".to_vec());
+    }
     if u.alpn_http11 {
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        cfg.alpn_protocols.push(b"http/1.1".to_vec());
     }
     cfg.resumption = match u.max_session_keys {
         0 => Resumption::disabled(),
@@ -506,6 +512,7 @@ ljCGF7Ea1LjlH05sK8RKRp8NXMec/EQExL6/gl4Hfaqxz/GFguKnBsc+
             cert: None,
             params: params(max),
             alpn_http11: false,
+            alpn_h2: false,
             validation: None,
             max_session_keys: 0,
             verify_name: false,

@@ -22,6 +22,8 @@ use super::names::openssl_cipher_name;
 use super::x509;
 use crate::access_log::TlsInfo;
 use crate::config::{FilterChainTls, SanType};
+use crate::h2::layer::{Layer, Wire};
+use crate::h2::Transcode;
 use crate::proxy_protocol::Origin;
 
 /// A listener's filter chains with their rustls configurations, built once at start-up.
@@ -137,6 +139,10 @@ pub struct Stream {
     replay: Option<Box<(Vec<u8>, usize)>>,
     /// The addresses a PROXY protocol header gave the connection.
     origin: Option<Box<Origin>>,
+    /// An HTTP/2 transcoder between the driver's HTTP/1 bytes and the TCP or TLS bytes
+    /// (either role: `crate::h2::Transcode`). Taken out while it runs, so that its reads and
+    /// writes of this stream go to the bytes below it.
+    h2: Option<Box<Layer>>,
 }
 
 fn failed(msg: &str) -> io::Error {
@@ -151,6 +157,7 @@ impl Stream {
             chosen: None,
             replay: None,
             origin: None,
+            h2: None,
         }
     }
 
@@ -171,6 +178,7 @@ impl Stream {
             chosen: None,
             replay: None,
             origin: None,
+            h2: None,
         }
     }
 
@@ -186,6 +194,7 @@ impl Stream {
             chosen: None,
             replay: None,
             origin: None,
+            h2: None,
             tls: Some(Box::new(Tls {
                 phase: Phase::Live(Box::new(Connection::Client(conn))),
                 deadline: None,
@@ -198,6 +207,43 @@ impl Stream {
 
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// Puts an HTTP/2 transcoder (either role) under the driver: from now on `read` and
+    /// `write` carry HTTP/1 bytes and the transcoder the wire's. `preread`: wire bytes read
+    /// already (a client preface the HTTP/1 reader saw first).
+    pub fn set_h2(&mut self, codec: Box<dyn Transcode>, preread: &[u8]) {
+        self.h2 = Some(Box::new(Layer::new(codec, preread)));
+    }
+
+    pub fn is_h2(&self) -> bool {
+        self.h2.is_some()
+    }
+
+    /// The bytes on the socket are not the driver's bytes (TLS records or HTTP/2 frames):
+    /// no splicing, no handover of the bare socket, no shortcuts that read the socket.
+    pub fn bridged(&self) -> bool {
+        self.tls.is_some() || self.h2.is_some()
+    }
+
+    /// HTTP/2: consumes the peer's frames while the driver reads no HTTP/1 bytes (see
+    /// `Layer::pump`): (anything consumed, the socket would block). Plain streams: nothing.
+    pub fn pump_h2(&mut self) -> io::Result<(bool, bool)> {
+        self.with_h2(|l, s| l.pump(s)).unwrap_or(Ok((false, true)))
+    }
+
+    /// A read opened the HTTP/2 flow-control window a refused write waits for: the driver
+    /// writes again (no socket edge says so). Once.
+    pub fn take_unblocked(&mut self) -> bool {
+        self.h2.as_mut().is_some_and(|l| l.take_unblocked())
+    }
+
+    /// Runs `f` with the layer taken out, so its I/O on the stream reaches the bytes below.
+    fn with_h2<R>(&mut self, f: impl FnOnce(&mut Layer, &mut Stream) -> R) -> Option<R> {
+        let mut l = self.h2.take()?;
+        let r = f(&mut l, self);
+        self.h2 = Some(l);
+        Some(r)
     }
 
     /// The TCP socket under the stream (a listener filter peeks at it).
@@ -244,7 +290,7 @@ impl Stream {
     /// Whether a read shorter than asked means the socket is empty (plain TCP). With TLS,
     /// rustls may hold more plaintext, so the driver keeps reading until `WouldBlock`.
     pub fn short_read_drains(&self) -> bool {
-        self.tls.is_none()
+        !self.bridged()
     }
 
     /// A handshake is still under way (or has not started).
@@ -270,16 +316,31 @@ impl Stream {
         self.tls.as_mut().and_then(|t| t.news.take())
     }
 
-    /// TLS records rustls holds that the socket did not take yet.
+    /// TLS records rustls holds (or HTTP/2 frames the layer holds) that the socket did not
+    /// take yet.
     pub fn pending_out(&self) -> bool {
+        match &self.h2 {
+            Some(l) => l.pending_out(self),
+            None => self.raw_pending_out(),
+        }
+    }
+
+    fn raw_pending_out(&self) -> bool {
         match self.tls.as_deref().map(|t| &t.phase) {
             Some(Phase::Live(c)) => c.wants_write(),
             _ => false,
         }
     }
 
-    /// Writes pending TLS records. Ok(true) when none are left.
+    /// Writes pending TLS records (and HTTP/2 frames). Ok(true) when none are left.
     pub fn flush_pending(&mut self) -> io::Result<bool> {
+        match self.with_h2(|l, s| l.flush(s)) {
+            Some(r) => r,
+            None => self.raw_flush_pending(),
+        }
+    }
+
+    fn raw_flush_pending(&mut self) -> io::Result<bool> {
         match self.flush_tls() {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
@@ -305,7 +366,7 @@ impl Stream {
     /// Drives a client handshake: Ok(true) once it is complete.
     pub fn handshake(&mut self) -> io::Result<bool> {
         loop {
-            self.flush_pending()?;
+            self.raw_flush_pending()?;
             if !self.handshaking() {
                 return Ok(true);
             }
@@ -346,7 +407,7 @@ impl Stream {
             t.deadline = None;
             handshake_done(t);
         }
-        self.flush_pending()?;
+        self.raw_flush_pending()?;
         Ok(Some(n))
     }
 
@@ -472,8 +533,9 @@ impl Stream {
         }
     }
 
-    /// Sends close_notify (TLS) and shuts down the write side.
+    /// Sends GOAWAY (HTTP/2), close_notify (TLS) and shuts down the write side.
     pub fn shutdown_write(&mut self) {
+        self.with_h2(|l, s| l.close(s));
         if let Some(Phase::Live(c)) = self.tls.as_deref_mut().map(|t| &mut t.phase) {
             c.send_close_notify();
             let _ = self.flush_tls();
@@ -497,7 +559,8 @@ impl Stream {
         self.sock.set_nodelay(on)
     }
 
-    /// The TCP socket of a plain stream (a hot-restart handover). TLS streams never move.
+    /// The TCP socket of a plain stream (a hot-restart handover). TLS and HTTP/2 streams
+    /// never move (their session state stays in this process).
     pub fn into_tcp(self) -> TcpStream {
         self.sock
     }
@@ -506,7 +569,12 @@ impl Stream {
     /// to its exact length leaves the edge unread): whether nothing waits on it. Bytes past
     /// the response, or a FIN, mean it must not be reused; its edge is gone, so no idle event
     /// would report them. TLS: bytes were read into the session already; nothing to peek.
-    pub fn quiet(&self) -> bool {
+    /// HTTP/2: what arrived is consumed (frames that carry no HTTP/1 bytes are fine) and the
+    /// connection must still carry exchanges.
+    pub fn quiet(&mut self) -> bool {
+        if self.h2.is_some() {
+            return self.usable_after_idle_event();
+        }
         self.tls.is_some() || super::socket_quiet(&self.sock)
     }
 
@@ -514,7 +582,7 @@ impl Stream {
     /// shuts down or closes next). Plain TCP holds a short tail for the FIN to join it; TLS
     /// writes as usual (its close_notify comes after).
     pub fn write_before_fin(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.tls.is_some() {
+        if self.bridged() {
             return self.write(buf);
         }
         super::send_before_fin(&self.sock, buf)
@@ -525,8 +593,12 @@ impl Stream {
     /// after the poll that reported its first, both read at once), so an event alone proves
     /// nothing. Plain: usable while nothing waits (no
     /// bytes, no FIN); TLS: when it was only a post-handshake message (a TLS 1.3 session
-    /// ticket) and no plaintext or EOF.
+    /// ticket) and no plaintext or EOF. HTTP/2: PING, SETTINGS and WINDOW_UPDATE are fine;
+    /// GOAWAY, EOF, errors or response bytes nobody asked for are not.
     pub fn usable_after_idle_event(&mut self) -> bool {
+        if let Some(usable) = self.with_h2(|l, s| l.usable_when_idle(s)) {
+            return usable;
+        }
         if self.tls.is_none() {
             return super::socket_quiet(&self.sock);
         }
@@ -568,8 +640,21 @@ fn handshake_done(t: &mut Tls) {
     }));
 }
 
+impl Wire for Stream {
+    fn raw_pending(&self) -> bool {
+        self.raw_pending_out()
+    }
+
+    fn raw_flush(&mut self) -> io::Result<bool> {
+        self.raw_flush_pending()
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(r) = self.with_h2(|l, s| l.read(s, buf)) {
+            return r;
+        }
         if let Some(r) = self.replay.as_deref_mut() {
             let (bytes, at) = r;
             let rest = bytes.get(*at..).unwrap_or_default();
@@ -623,6 +708,9 @@ impl Read for Stream {
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(r) = self.with_h2(|l, s| l.write(s, buf)) {
+            return r;
+        }
         let Some(t) = self.tls.as_deref_mut() else {
             return self.sock.write(buf);
         };
@@ -643,6 +731,9 @@ impl Write for Stream {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if let Some(r) = self.with_h2(|l, s| l.flush(s)) {
+            return r.map(|_| ());
+        }
         self.flush_tls()
     }
 }
@@ -672,6 +763,7 @@ impl std::fmt::Debug for Stream {
         f.debug_struct("Stream")
             .field("sock", &self.sock)
             .field("tls", &self.tls.is_some())
+            .field("h2", &self.h2.is_some())
             .finish()
     }
 }

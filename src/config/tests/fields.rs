@@ -344,12 +344,32 @@ const PROOFS: &[(&str, &str)] = &[
         "HttpConnectionManager.server_header_transformation",
         "tests/config_fields.rs::server_name_and_server_header_transformation",
     ),
-    // AUTO and HTTP1 are both HTTP/1.x (HTTP2/HTTP3 are refused at load); the front-proxy
-    // corpus config serves with AUTO.
+    // AUTO serves HTTP/1.x and h2c prior knowledge, HTTP2 only HTTP/2.
     (
         "HttpConnectionManager.codec_type",
-        "tests/envoy_configs.rs::front_proxy_service_envoy_routes_its_prefix_and_404s_the_rest",
+        "tests/h2_downstream.rs::h2c_prior_knowledge_with_auto_and_http2_codecs",
     ),
+    (
+        "HttpConnectionManager.http2",
+        "tests/h2_downstream.rs::http2_protocol_options_are_what_clients_are_told",
+    ),
+    (
+        "Http2Options.hpack_table_size",
+        "tests/h2_downstream.rs::http2_protocol_options_are_what_clients_are_told",
+    ),
+    (
+        "Http2Options.initial_stream_window_size",
+        "tests/h2_downstream.rs::http2_protocol_options_are_what_clients_are_told",
+    ),
+    (
+        "Http2Options.initial_connection_window_size",
+        "tests/h2_downstream.rs::http2_protocol_options_are_what_clients_are_told",
+    ),
+    (
+        "Http2Options.stream_error_on_invalid_http_messaging",
+        "tests/h2_downstream.rs::malformed_requests_end_the_connection_or_only_the_stream",
+    ),
+    ("DownstreamTls.alpn_h2", "tests/h2_downstream.rs::tls_alpn_h2_and_http11_clients"),
     ("HttpConnectionManager.use_remote_address", "tests/proxy_basic.rs::forwarding_headers_are_set"),
     (
         "HttpConnectionManager.xff_num_trusted_hops",
@@ -761,6 +781,11 @@ const PROOFS: &[(&str, &str)] = &[
     ("UpstreamTls.cert", "tests/tls.rs::upstream_client_certificates"),
     ("UpstreamTls.params", "tests/tls.rs::upstream_tls_verifies_and_reuses_connections"),
     ("UpstreamTls.alpn_http11", "tests/tls.rs::upstream_tls_verifies_and_reuses_connections"),
+    ("UpstreamTls.alpn_h2", "tests/h2_upstream.rs::tls_with_alpn_h2"),
+    ("UpstreamHttp.http2", "tests/h2_upstream.rs::requests_go_over_one_h2c_connection_and_come_back_as_http11"),
+    ("UpstreamHttp2.hpack_table_size", "tests/h2_upstream.rs::small_windows_both_ways"),
+    ("UpstreamHttp2.initial_stream_window_size", "tests/h2_upstream.rs::small_windows_both_ways"),
+    ("UpstreamHttp2.initial_connection_window_size", "tests/h2_upstream.rs::small_windows_both_ways"),
     ("UpstreamTls.validation", "tests/tls.rs::upstream_tls_verifies_and_reuses_connections"),
     ("UpstreamTls.max_session_keys", "tests/tls.rs::upstream_tls_verifies_and_reuses_connections"),
     ("UpstreamTls.verify_name", "tests/tls.rs::auto_sni_names_the_server_by_the_host_and_pools_by_name"),

@@ -159,7 +159,7 @@ fn every_error_of_a_file_is_reported_at_once() {
         &format!("{VH}.routes[1]"),
         "{match: {prefix: /x}, direct_response: {status: 99}}",
     );
-    set(&mut d, &format!("{HCM}.codec_type"), "HTTP2");
+    set(&mut d, &format!("{HCM}.codec_type"), "HTTP3");
     set(&mut d, "stats_sinks", "[{name: envoy.stat_sinks.hystrix}]");
     let e = check(&d).unwrap_err();
     let found: Vec<String> = e.0.iter().map(|e| e.to_string()).collect();
@@ -168,7 +168,7 @@ fn every_error_of_a_file_is_reported_at_once() {
         "static_resources.clusters[0].connect_timeout: invalid duration 5",
         "stats_sinks[0].name: unknown or unsupported extension",
         "static_resources.clusters[1].type: value \"EDS\" is not supported",
-        &format!("{HCM}.codec_type: value \"HTTP2\" is not supported"),
+        &format!("{HCM}.codec_type: value \"HTTP3\" is not supported"),
         &format!("{VH}.routes[0].route.cluster: unknown cluster \"nope\""),
         &format!("{VH}.routes[1].direct_response.status: 99 out of range"),
     ];

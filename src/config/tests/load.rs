@@ -64,6 +64,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 server_name: "baton".into(),
                 server_header_transformation: ServerHeader::Overwrite,
                 codec_type: CodecType::Auto,
+                http2: Http2Options::default(),
                 use_remote_address: false,
                 xff_num_trusted_hops: 0,
                 generate_request_id: true,

@@ -100,10 +100,108 @@ fn the_deprecated_cluster_fields_load_as_the_extension_and_not_with_it() {
         )),
         "{e}"
     );
-    let e = err_with(&[(&format!("{C}.http2_protocol_options"), "{}")]);
+    // The deprecated http2_protocol_options makes an HTTP/2 cluster, with Envoy's defaults.
+    let b = ok_with(&[(&format!("{C}.http2_protocol_options"), "{}")]);
+    assert_eq!(
+        b.clusters[0].http.http2,
+        Some(UpstreamHttp2 {
+            hpack_table_size: 4096,
+            initial_stream_window_size: 268_435_456,
+            initial_connection_window_size: 268_435_456,
+        })
+    );
+    let e = err_with(&[
+        (&format!("{C}.http2_protocol_options"), "{}"),
+        (&format!("{C}.http_protocol_options"), "{}"),
+    ]);
     assert!(
         e.contains(&format!(
-            "{C}.http2_protocol_options: not supported by baton (HTTP/2)"
+            "{C}.http2_protocol_options: must not be set with http_protocol_options"
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn http2_options_load_or_are_refused_by_path() {
+    let o = typed(
+        "explicit_http_config: {http2_protocol_options: {hpack_table_size: 0, \
+         max_concurrent_streams: 100, initial_stream_window_size: 65535, \
+         initial_connection_window_size: 1048576, allow_connect: false, allow_metadata: false, \
+         stream_error_on_invalid_http_messaging: true, \
+         override_stream_error_on_invalid_http_message: false}}",
+    )
+    .unwrap();
+    assert_eq!(
+        o.http2,
+        Some(UpstreamHttp2 {
+            hpack_table_size: 0,
+            initial_stream_window_size: 65_535,
+            initial_connection_window_size: 1_048_576,
+        })
+    );
+    let h = "explicit_http_config.http2_protocol_options";
+    for (field, want) in [
+        (
+            "allow_connect: true",
+            "allow_connect: not supported by baton (upgrades and CONNECT",
+        ),
+        (
+            "allow_metadata: true",
+            "allow_metadata: not supported by baton",
+        ),
+        (
+            "max_concurrent_streams: 0",
+            "max_concurrent_streams: 0 out of range",
+        ),
+        (
+            "initial_stream_window_size: 65534",
+            "initial_stream_window_size: 65534 out of range",
+        ),
+        (
+            "initial_connection_window_size: 2147483648",
+            "initial_connection_window_size: 2147483648 out of range",
+        ),
+        (
+            "max_outbound_frames: 10",
+            "max_outbound_frames: not supported by baton (HTTP/2 flood",
+        ),
+        (
+            "max_inbound_priority_frames_per_stream: 10",
+            "max_inbound_priority_frames_per_stream: not supported by baton",
+        ),
+        (
+            "connection_keepalive: {interval: 1s}",
+            "connection_keepalive: not supported by baton",
+        ),
+        (
+            "custom_settings_parameters: []",
+            "custom_settings_parameters: not supported by baton",
+        ),
+        (
+            "hpack_tablesize: 1",
+            "hpack_tablesize: unknown or unsupported field",
+        ),
+    ] {
+        let e = refused(&format!(
+            "explicit_http_config: {{http2_protocol_options: {{{field}}}}}"
+        ));
+        assert!(e.contains(&format!("{KEY}.{h}.{want}")), "{field}: {e}");
+    }
+    let e =
+        refused("explicit_http_config: {http_protocol_options: {}, http2_protocol_options: {}}");
+    assert!(
+        e.contains("only one of http_protocol_options and http2_protocol_options"),
+        "{e}"
+    );
+    // The deprecated field is checked the same way, at its own path.
+    let e = err_with(&[(
+        &format!("{C}.http2_protocol_options"),
+        "{allow_connect: true}",
+    )]);
+    assert!(
+        e.contains(&format!(
+            "{C}.http2_protocol_options.allow_connect: not supported"
         )),
         "{e}"
     );
@@ -114,16 +212,12 @@ fn every_refusal_names_its_path() {
     let p = format!("{C}.typed_extension_protocol_options.{KEY}");
     for (fields, want) in [
         (
-            "explicit_http_config: {http2_protocol_options: {}}",
-            "explicit_http_config.http2_protocol_options: not supported by baton (HTTP/2 upstreams are not supported)",
-        ),
-        (
             "explicit_http_config: {http3_protocol_options: {}}",
             "explicit_http_config.http3_protocol_options: not supported by baton (HTTP/3 upstreams are not supported)",
         ),
         (
             "use_downstream_protocol_config: {http2_protocol_options: {}}",
-            "use_downstream_protocol_config.http2_protocol_options: not supported by baton (HTTP/2",
+            "use_downstream_protocol_config.http2_protocol_options: not supported by baton (an upstream protocol following the downstream's",
         ),
         ("auto_config: {}", "auto_config: not supported by baton"),
         ("http_filters: []", "http_filters: not supported by baton"),

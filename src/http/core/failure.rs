@@ -16,6 +16,8 @@ pub enum Failure {
     ConnectTimeout,
     /// Reset or closed while we were sending or waiting.
     Reset,
+    /// An HTTP/2 upstream reset the request's stream (RST_STREAM): Envoy's remote reset.
+    RemoteReset,
     Protocol,
     /// A response whose status the retry policy retries (and a retry is allowed).
     RetriableStatus,
@@ -47,7 +49,10 @@ impl Failure {
     fn outcome(self) -> Outcome {
         match self {
             Failure::ConnectFailed | Failure::ConnectTimeout => Outcome::ConnectFailure,
-            Failure::Reset | Failure::Protocol | Failure::RetriableStatus => Outcome::Reset,
+            Failure::Reset
+            | Failure::RemoteReset
+            | Failure::Protocol
+            | Failure::RetriableStatus => Outcome::Reset,
         }
     }
 }
@@ -67,7 +72,7 @@ impl Exchange {
         if let (true, Some((c, addr))) = (had_up, self.target) {
             if matches!(f, Failure::ConnectFailed | Failure::ConnectTimeout) {
                 env.upstream_connect_fail(c, addr, f == Failure::ConnectTimeout);
-            } else if matches!(f, Failure::Reset | Failure::Protocol)
+            } else if matches!(f, Failure::Reset | Failure::RemoteReset | Failure::Protocol)
                 && !stale
                 && self.resp.is_none()
             {
@@ -84,16 +89,22 @@ impl Exchange {
         }
         if self.resp.is_some() {
             log::debug!("upstream failed mid-response");
-            self.flag(if f == Failure::Protocol {
-                Flags::UPE
-            } else {
-                Flags::UC
-            });
-            self.rq.details = std::borrow::Cow::Borrowed(if f == Failure::Protocol {
-                "upstream_reset_after_response_started{protocol_error}"
-            } else {
-                "upstream_reset_after_response_started{connection_termination}"
-            });
+            let (flag, details) = match f {
+                Failure::Protocol => (
+                    Flags::UPE,
+                    "upstream_reset_after_response_started{protocol_error}",
+                ),
+                Failure::RemoteReset => (
+                    Flags::UR,
+                    "upstream_reset_after_response_started{remote_reset}",
+                ),
+                _ => (
+                    Flags::UC,
+                    "upstream_reset_after_response_started{connection_termination}",
+                ),
+            };
+            self.flag(flag);
+            self.rq.details = std::borrow::Cow::Borrowed(details);
             return Step::End(Then::Reset);
         }
         let replayable = !self.req_body_started || self.replay.is_some();
@@ -119,12 +130,14 @@ impl Exchange {
         self.flag(match f {
             Failure::ConnectFailed | Failure::ConnectTimeout => Flags::UF,
             Failure::Reset | Failure::RetriableStatus => Flags::UC,
+            Failure::RemoteReset => Flags::UR,
             Failure::Protocol => Flags::UPE,
         });
         let reason = match f {
             Failure::ConnectFailed => "remote connection failure",
             Failure::ConnectTimeout => "connection timeout",
             Failure::Reset | Failure::RetriableStatus => "connection termination",
+            Failure::RemoteReset => "remote reset",
             Failure::Protocol => "protocol error",
         };
         let why = match f {

@@ -92,10 +92,13 @@ pub struct Limits {
     pub buffer_limit: usize,
     /// `http_protocol_options.accept_http_10`: serve HTTP/1.0 (else 426).
     pub accept_http_10: bool,
-    /// The connection manager's `codec_type`. `Auto` answers the HTTP/2 preface with GOAWAY
-    /// (Envoy's AUTO would speak HTTP/2); `Http1` has no HTTP/2 path, as Envoy's HTTP1 codec
-    /// has none: the preface is a malformed HTTP/1 request (400, close).
+    /// The connection manager's `codec_type`. `Auto` hands a connection that starts with the
+    /// HTTP/2 preface to the HTTP/2 server transcoder (`take_h2`); `Http2` hands every
+    /// connection there; `Http1` has no HTTP/2 path, as Envoy's HTTP1 codec has none: the
+    /// preface is a malformed HTTP/1 request (400, close).
     pub codec_type: CodecType,
+    /// What the HTTP/2 server transcoder advertises (`http2_protocol_options`).
+    pub http2: crate::h2::server::Options,
     /// `max_headers_count`: more request headers is 431.
     pub max_headers: usize,
     /// `max_connection_duration`: past it the connection closes once idle, and the response
@@ -277,7 +280,7 @@ pub trait Env {
     /// A request of `cluster` was refused by `max_pending_requests` or `max_requests`
     /// (`upstream_rq_pending_overflow`).
     fn pending_overflow(&mut self, cluster: usize);
-    /// A client sent the HTTP/2 connection preface (baton speaks HTTP/1 only).
+    /// A client connection turned out to speak HTTP/2 (`downstream_cx_http2_total`).
     fn http2_preface(&mut self);
     /// Whether this response, which would keep its connection open, closes it instead: the
     /// overload manager's `disable_http_keepalive` (drawn once per response, and counted).
@@ -453,6 +456,11 @@ pub struct Conn {
     /// A TCP proxy tunnel has stopped reading the client because the upstream is not taking
     /// its bytes (for the flow-control counters).
     tcp_paused: bool,
+    /// The client speaks HTTP/2: the driver is to put the server transcoder under the
+    /// connection with the bytes read so far (`take_h2`). Nothing is parsed until then.
+    h2_switch: bool,
+    /// The connection speaks HTTP/2 (switched once, for good).
+    h2: bool,
 }
 
 impl Conn {
@@ -475,7 +483,22 @@ impl Conn {
             requests: 0,
             tcp_started: false,
             tcp_paused: false,
+            h2_switch: false,
+            h2: false,
         }
+    }
+
+    /// The client speaks HTTP/2 (its preface came, or the codec is HTTP2): the bytes read so
+    /// far, for the driver to hand to the HTTP/2 server transcoder it puts under the
+    /// connection, with the transcoder's options. From then on the core reads the HTTP/1.1
+    /// requests the transcoder makes of the client's streams, one at a time.
+    pub fn take_h2(&mut self) -> Option<(Vec<u8>, crate::h2::server::Options)> {
+        if !std::mem::take(&mut self.h2_switch) {
+            return None;
+        }
+        self.scanned = 0;
+        self.head_started = None;
+        Some((self.cin.take_bytes(), self.lim.http2))
     }
 
     // ---- bytes in and out ----
@@ -1065,12 +1088,20 @@ impl Conn {
             self.state = State::Handoff;
             return true;
         }
+        if self.h2_switch {
+            return false; // the driver switches the connection to HTTP/2 first
+        }
         if self.cin.is_empty() {
             if self.client_eof || (env.close_idle() && self.out_pending() == 0) {
                 self.finish_connection(now);
                 return true;
             }
             return false;
+        }
+        if self.lim.codec_type == CodecType::Http2 && !self.h2 && self.requests == 0 {
+            // Whatever the first bytes are, the HTTP/2 transcoder judges them (not the
+            // preface: a connection error, as Envoy's HTTP/2 codec answers).
+            return self.switch_to_h2(env);
         }
         if self.out_pending() >= OUT_HIGH {
             return false; // the client is not reading our answers: stop parsing more requests
@@ -1086,9 +1117,12 @@ impl Conn {
         } else if !head_complete(self.cin.data(), &mut self.scanned) {
             return self.partial_head(env, now);
         }
-        if self.lim.codec_type == CodecType::Auto && self.cin.data().starts_with(H2_PREFACE_LINE) {
-            self.refuse_http2(env, now);
-            return true;
+        if self.lim.codec_type == CodecType::Auto
+            && !self.h2
+            && self.requests == 0
+            && self.cin.data().starts_with(H2_PREFACE_LINE)
+        {
+            return self.switch_to_h2(env);
         }
         // `request_timeout` runs from the head's first byte.
         let began = self.head_started.unwrap_or(now);
@@ -1469,20 +1503,15 @@ fn start_or_pause(
 /// The first line of the HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
-/// What an HTTP/2 client gets: the server preface (an empty SETTINGS frame), then GOAWAY
-/// with HTTP_1_1_REQUIRED (0xd) and a short reason, so the client reports a clear HTTP/2
-/// error instead of reading an HTTP/1 400 as a broken frame.
-const H2_GOAWAY: &[u8] = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00\
-\x00\x00\x2d\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x0dHTTP/2 is not supported; use HTTP/1.1";
-
 impl Conn {
-    /// An HTTP/2 client on this HTTP/1 listener (`codec_type: AUTO`): counted, answered with
-    /// GOAWAY, closed.
-    fn refuse_http2(&mut self, env: &mut dyn Env, now: Instant) {
+    /// The connection turns out to speak HTTP/2: counted; the driver puts the transcoder
+    /// under it (`take_h2`). Only before the first request: a connection that spoke HTTP/1
+    /// stays HTTP/1 (a preface later is a malformed request).
+    fn switch_to_h2(&mut self, env: &mut dyn Env) -> bool {
         env.http2_preface();
-        self.cin.consume(self.cin.len());
-        self.cout.extend(env.pool(), H2_GOAWAY);
-        self.close_after(now);
+        self.h2_switch = true;
+        self.h2 = true;
+        true
     }
 }
 

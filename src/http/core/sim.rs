@@ -518,6 +518,7 @@ impl Sim {
             buffer_limit,
             accept_http_10: true,
             codec_type: CodecType::Auto,
+            http2: crate::h2::server::Options::default(),
             max_headers: crate::http::codec::MAX_HEADERS,
             max_connection_duration: None,
             max_requests: None,
@@ -579,11 +580,16 @@ impl Sim {
 
     /// The upstream connection fails (reset).
     pub fn upstream_reset(&mut self) {
+        self.upstream_fails(Failure::Reset);
+    }
+
+    /// The upstream connection fails as `f` says (an HTTP/2 stream reset, a protocol error…).
+    pub fn upstream_fails(&mut self, f: Failure) {
         if self.up == UpConn::Open {
             self.up = UpConn::None;
             self.up_pending.clear();
             self.up_fin = false;
-            self.conn.up_failed(&mut self.env, Failure::Reset, self.now);
+            self.conn.up_failed(&mut self.env, f, self.now);
         }
         self.run();
     }

@@ -432,17 +432,26 @@ fn the_http2_preface_is_answered_as_the_codec_type_says() {
     use crate::config::CodecType;
     // The client preface and an empty SETTINGS frame, as an h2c prior-knowledge client opens.
     const H2: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
-    // AUTO: an HTTP/2 server preface (SETTINGS) and GOAWAY; not a request.
+    // AUTO: the connection goes to the HTTP/2 transcoder with the preface; not a request.
     let mut sim = Sim::new(8192);
     sim.client(H2);
-    assert!(
-        sim.client_got.starts_with(b"\x00\x00\x00\x04"),
-        "{:?}",
-        sim.client_got
-    );
+    assert!(sim.client_got.is_empty(), "{:?}", sim.client_got);
     assert_eq!(sim.env.http2_prefaces, 1);
     assert_eq!((sim.env.begun, sim.env.ended), (0, 0));
-    assert!(sim.shut_down);
+    assert!(!sim.shut_down);
+    let (pre, _) = sim.conn.take_h2().expect("switch to HTTP/2");
+    assert_eq!(pre, H2);
+    assert!(sim.conn.take_h2().is_none(), "once");
+    // The transcoder's HTTP/1 requests are served as any.
+    sim.client(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+    assert_eq!(sim.connects, 1);
+    // HTTP2: whatever comes first goes to the transcoder (it judges the preface).
+    let mut sim = Sim::with_codec(8192, CodecType::Http2);
+    sim.client(b"GET / HTTP/1.1\r\n");
+    assert_eq!(
+        sim.conn.take_h2().map(|(p, _)| p),
+        Some(b"GET / HTTP/1.1\r\n".to_vec())
+    );
     // HTTP1: no HTTP/2 path, as in Envoy's HTTP/1 codec: `PRI * HTTP/2.0` is a malformed
     // request line, answered 400 and closed, whole or a byte at a time.
     for split in [H2.len(), 1] {
@@ -1970,4 +1979,30 @@ fn a_delay_outlasting_the_stream_idle_timeout_is_answered_stream_timeout() {
         assert!(sim.env.flags[0].has(crate::access_log::Flags::SI));
         assert_eq!((sim.env.begun, sim.env.ended), (1, 1));
     }
+}
+
+#[test]
+fn an_http2_stream_reset_is_503_remote_reset_with_ur() {
+    let mut sim = Sim::new(8192);
+    sim.client(b"GET /s HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(sim.up, UpConn::Open);
+    sim.upstream_fails(super::Failure::RemoteReset);
+    let rs = responses(&sim.client_got);
+    assert_eq!(rs.first().map(|r| r.0), Some(503));
+    assert_eq!(
+        rs.first()
+            .map(|r| String::from_utf8_lossy(&r.1).into_owned()),
+        Some(
+            "upstream connect error or disconnect/reset before headers. reset reason: remote reset"
+                .to_string()
+        )
+    );
+    assert!(sim.env.flags[0].has(crate::access_log::Flags::UR));
+    assert!(!sim.env.flags[0].has(crate::access_log::Flags::UC));
+    // A malformed HTTP/2 response is the protocol error: 502 UPE.
+    let mut sim = Sim::new(8192);
+    sim.client(b"GET /s HTTP/1.1\r\nHost: x\r\n\r\n");
+    sim.upstream_fails(super::Failure::Protocol);
+    assert_eq!(responses(&sim.client_got).first().map(|r| r.0), Some(502));
+    assert!(sim.env.flags[0].has(crate::access_log::Flags::UPE));
 }
