@@ -550,8 +550,14 @@ fn params(p: Option<&RawParams>, path: &str) -> Result<TlsParams, ConfigError> {
 /// must match, checked with the cluster.
 fn alpn_protocols(list: &[String], path: &str, server: bool) -> Result<(bool, bool), ConfigError> {
     let (mut http11, mut h2) = (false, false);
-    for (i, p) in list.iter().enumerate() {
-        match p.as_str() {
+    // Envoy joins the list with commas and splits it again, so one entry may name several
+    // protocols (`["h2,http/1.1"]`, as Envoy's own edge example writes it).
+    let names = list
+        .iter()
+        .enumerate()
+        .flat_map(|(i, entry)| entry.split(',').map(move |p| (i, p.trim())));
+    for (i, p) in names {
+        match p {
             "http/1.1" => http11 = true,
             "h2" if http11 && server => {
                 return Err(err(
@@ -682,6 +688,22 @@ mod tests {
         assert_eq!(base64("aGVsbG8").as_deref(), Some(&b"hello"[..]));
         assert_eq!(base64("aGVs\nbG8h").as_deref(), Some(&b"hello!"[..]));
         assert!(base64("a*b").is_none());
+    }
+
+    #[test]
+    fn alpn_entries_split_on_commas_as_envoy_does() {
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            alpn_protocols(&l(&["h2,http/1.1"]), "p", true).ok(),
+            Some((true, true))
+        );
+        assert_eq!(
+            alpn_protocols(&l(&["h2", "http/1.1"]), "p", true).ok(),
+            Some((true, true))
+        );
+        let e = alpn_protocols(&l(&["http/1.1,h3"]), "p", true).unwrap_err();
+        assert_eq!(e.path, "p[0]");
+        assert!(alpn_protocols(&l(&["http/1.1,h2"]), "p", true).is_err());
     }
 
     #[test]
