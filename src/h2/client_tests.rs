@@ -467,6 +467,7 @@ fn malformed_responses_reset_the_stream() {
         vec![("x-a", "1"), (":status", "200")],
         vec![(":status", "200"), ("connection", "close")],
         vec![(":status", "200"), ("x-a", "a\r\nb")],
+        vec![(":status", "200"), ("x-a", "bell\u{7}")],
         vec![(":status", "2000")],
         vec![(":status", "200"), ("content-length", "x")],
         vec![("x-a", "1")],
