@@ -164,6 +164,8 @@ pub struct Ctx {
     pub tracer: Option<Box<crate::tracing::collector::Tracer>>,
     /// Shadow requests in flight (`request_mirror_policies`).
     pub mirrors: crate::http::mirror::Mirrors,
+    /// The overload manager's action states (`overload`).
+    pub overload: crate::overload::OverloadRt,
 }
 
 impl Ctx {
@@ -267,6 +269,7 @@ impl Ctx {
             date_secs: u64::MAX,
             tracer: None,
             mirrors: Default::default(),
+            overload: Default::default(),
         }
     }
 

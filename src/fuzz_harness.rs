@@ -477,6 +477,7 @@ static_resources:
               "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
               headers: [{name: x-fault, present_match: true}]
               abort: {header_abort: {}, percentage: {numerator: 50}}
+              delay: {header_delay: {}, percentage: {numerator: 100}}
           - name: envoy.filters.http.ext_authz
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
@@ -937,6 +938,75 @@ fn h2_block(
     true
 }
 
+/// The HTTP/2 server transcoder (`h2::server`) as the byte-stream layer drives it, with a
+/// core that answers every request head it reads. The first byte picks the options (bit 0:
+/// `stream_error_on_invalid_http_messaging`; bits 1-2: the canned answer: a length body, a
+/// chunked one, none, or `Connection: close`); the rest is client bytes, fed in pieces whose
+/// sizes come from the input. Checked besides "no panic": the HTTP/1 bytes it makes start
+/// with a request head the core's own parser accepts, and what it buffers stays bounded.
+pub fn h2_server(data: &[u8]) {
+    use crate::h2::server::{Options, Server};
+    use crate::h2::Transcode;
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let opts = Options {
+        stream_error_on_invalid: first & 1 == 1,
+        ..Options::default()
+    };
+    let answer: &[u8] = match (first >> 1) & 3 {
+        0 => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
+        1 => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        2 => b"HTTP/1.1 204 No Content\r\n\r\n",
+        _ => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+    };
+    let mut s = Server::new(opts);
+    let mut out = Vec::new();
+    s.start(&mut out);
+    let mut wire = crate::h2::frame::PREFACE.to_vec();
+    crate::h2::frame::write_settings(&mut wire, &[]);
+    wire.extend_from_slice(rest);
+    let mut inbuf: Vec<u8> = Vec::new();
+    let mut h1: Vec<u8> = Vec::new();
+    let mut at = 0;
+    let mut step = 1;
+    while at < wire.len() {
+        let n = (usize::from(wire[at]) % 64 + 1) * step;
+        step = if step > 64 { 1 } else { step * 2 };
+        let end = (at + n).min(wire.len());
+        inbuf.extend_from_slice(&wire[at..end]);
+        at = end;
+        match s.feed(&inbuf, &mut out) {
+            Ok(used) => {
+                inbuf.drain(..used.min(inbuf.len()));
+            }
+            Err(_) => return,
+        }
+        assert!(inbuf.len() <= 64 * 1024 + 16_393, "wire bytes pile up");
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read_h1(&mut buf, &mut out) {
+                Ok(Some(0)) | Ok(None) | Err(_) => break,
+                Ok(Some(k)) => h1.extend_from_slice(&buf[..k]),
+            }
+        }
+        // Every head it makes is one the core parses; each gets the canned answer.
+        while !h1.is_empty() {
+            let mut slots = crate::http::codec::header_slots();
+            match crate::http::codec::parse_request(&h1, &mut slots) {
+                Ok(Some(_)) => {
+                    // The body (if any) goes with the head: the answer does not wait for it.
+                    h1.clear();
+                    let _ = s.write_h1(answer, &mut out);
+                }
+                Ok(None) => break,
+                Err(e) => panic!("the transcoder made a head the core refuses: {e:?}"),
+            }
+        }
+        out.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -966,6 +1036,24 @@ mod tests {
             input.extend_from_slice(p);
         }
         proxy(&input);
+    }
+
+    /// The proxy target reaches the fault filter's delay: a request with `x-fault` and
+    /// `x-envoy-fault-delay-request` is held (time jumps past it), then served.
+    #[test]
+    fn the_proxy_target_reaches_a_fault_delay() {
+        let Ok(peer) = "127.0.0.1:40000".parse() else {
+            panic!("address");
+        };
+        let mut m = InMem::new(PROXY_YAML, peer).expect("config loads");
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+        let req =
+            b"GET /d HTTP/1.1\r\nHost: a\r\nx-fault: 1\r\nx-envoy-fault-delay-request: 250\r\n\r\n";
+        let (up, client) = m.exchange(req, ok).expect("delayed, then served");
+        assert!(up > 0 && client > 0, "{up} {client}");
+        let stats = &m.ctx().stats.store;
+        assert_eq!(stats.get("http.fuzz.fault.delays_injected"), Some(1));
+        assert_eq!(stats.get("http.fuzz.fault.active_faults"), Some(0));
     }
 
     /// The proxy target reaches ext_authz: `/authz…` is checked (its answer is the exchange's

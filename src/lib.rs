@@ -16,6 +16,7 @@ pub mod hot_restart;
 pub mod http;
 pub mod logging;
 pub mod observe;
+pub mod overload;
 pub mod proxy_protocol;
 pub mod reactor;
 pub mod route;

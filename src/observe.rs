@@ -296,6 +296,10 @@ pub fn response_head(ctx: &Ctx, rq: &mut Rq, status: u16, hdrs: &[httparse::Head
 /// exchange is reused) without what it owns on the heap.
 pub fn end(ctx: &mut Ctx, rq: &mut Rq) {
     rq.end = Some(ctx.now());
+    // A request that ends in its fault delay (the client left) gives its active fault back.
+    if let Some(g) = rq.active_fault.take() {
+        crate::http::fault::release(g, &mut ctx.stats);
+    }
     if rq.span.is_some() {
         crate::tracing::http::end(ctx, rq);
     }
@@ -575,7 +579,7 @@ pub fn routing_decision(
     if !log::log_enabled!(log::Level::Debug) {
         return;
     }
-    use crate::http::request::Decision;
+    use crate::http::request::{Decision, Wait};
     let listener = ctx.listeners.get(l).map_or("?", |x| x.name.as_str());
     let what = match d {
         Decision::Forward(f) => {
@@ -589,7 +593,10 @@ pub fn routing_decision(
             )
         }
         Decision::Local(r) => format!("local reply {}", r.status),
-        Decision::Check(p) => format!("paused on an ext_authz check to {}", p.check.cluster),
+        Decision::Pause(p) => match &p.wait {
+            Wait::Check(c) => format!("paused on an ext_authz check to {}", c.cluster),
+            Wait::Delay(d) => format!("delayed {} ms by a fault filter", d.as_millis()),
+        },
     };
     log::debug!(
         "{listener} {peer}: {} {} host {:?} -> {what}",

@@ -107,6 +107,8 @@ pub enum TimerKey {
     Outlier(usize),
     /// Idle pooled upstream connections to this address may be past their idle deadline.
     UpIdle(std::net::SocketAddr),
+    /// The overload manager samples its monitor (`refresh_interval`).
+    Overload,
 }
 
 #[derive(Debug, Default)]

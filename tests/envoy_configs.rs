@@ -85,12 +85,7 @@ const CORPUS: &[(&str, &[&str])] = &[
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.grpc_service",
         ],
     ),
-    (
-        "examples--fault-injection-envoy.yaml",
-        &[
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.delay",
-        ],
-    ),
+    ("examples--fault-injection-envoy.yaml", &[]),
     ("examples--front-proxy-envoy.yaml", &[]),
     ("examples--front-proxy-service-envoy-2.yaml", &[]),
     ("examples--front-proxy-service-envoy.yaml", &[]),
@@ -453,18 +448,26 @@ impl VarLib {
 
     /// A command prefix running baton in the namespace, in working directory `cwd`.
     fn wrapper<'a>(&'a self, cwd: &'a str) -> Vec<&'a str> {
-        vec![
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            "mount --bind \"$0\" /var/lib && cd \"$1\" && shift && exec \"$@\"",
-            &self.arg,
-            cwd,
-        ]
+        bind_mounted(&self.arg, "/var/lib", cwd)
     }
+}
+
+/// A command prefix running baton in a mount namespace of the test's own with directory
+/// `dir` mounted on `at` (a path an example names that the test cannot write), in working
+/// directory `cwd`.
+fn bind_mounted<'a>(dir: &'a str, at: &'a str, cwd: &'a str) -> Vec<&'a str> {
+    vec![
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "mount --bind \"$0\" \"$1\" && cd \"$2\" && shift 2 && exec \"$@\"",
+        dir,
+        at,
+        cwd,
+    ]
 }
 
 impl Drop for VarLib {
@@ -1518,7 +1521,7 @@ fn dynamic_config_fs_example_serves_its_files_and_applies_its_cds_file_edited_wi
     set_address(&mut doc["admin"]["address"], free_port());
     let yaml = serde_yaml::to_string(&doc).expect("YAML");
     let hot = common::hot::HotDir::new("dynamic_fs");
-    let pid_file = hot.path.join("baton.pid");
+    let pid_file = common::hot::InCharge::new(hot.path.join("baton.pid"));
     let (sock, pid_arg) = (hot.sock_arg(), pid_file.display().to_string());
     let cwd = hot.path.to_str().expect("utf-8 path").to_string();
     let mut b = Baton::spawn_wrapped(
@@ -1763,4 +1766,118 @@ fn ext_authz_http_service_checks_each_request_with_the_authorization_service() {
     assert_eq!(r.status(), 401);
     assert_eq!(r.header("x-authz-reason"), Some("no token"));
     assert_eq!(up.requests(), 1);
+}
+
+/// The fault-injection example's runtime scripts, on `srv` (mounted on /srv for baton): each
+/// writes keys under `/srv/runtime/v1/envoy/` (or removes them: an empty value), then moves a
+/// new symlink to `/srv/runtime/v1` onto `/srv/runtime/current`, which Envoy (and baton, by a
+/// hot restart of its own) applies.
+fn fault_runtime_script(srv: &Path, keys: &[(&str, &str)]) {
+    for (k, v) in keys {
+        let p = srv.join("runtime/v1/envoy").join(k);
+        if v.is_empty() {
+            let _ = std::fs::remove_file(&p);
+            continue;
+        }
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, format!("{v}\n")).expect("write key");
+    }
+    let new = srv.join("runtime/new");
+    let _ = std::fs::remove_file(&new);
+    std::os::unix::fs::symlink("/srv/runtime/v1", &new).expect("ln -s");
+    std::fs::rename(&new, srv.join("runtime/current")).expect("mv -Tf new current");
+}
+
+#[test]
+fn fault_injection_example_delays_and_aborts_as_its_runtime_scripts_say() {
+    // envoyproxy/examples fault-injection: a fault filter whose abort and delay are 0 % until
+    // the runtime (a disk layer at /srv/runtime/current, subdirectory envoy) says otherwise;
+    // its container starts with /srv/runtime/current -> /srv/runtime/v1, empty. Its scripts
+    // then set `fault.http.delay.fixed_delay_percent` and `fixed_duration_ms` (50 % and 3 s:
+    // here 100 % and 0.3 s, so that every request is delayed, and briefly) or
+    // `fault.http.abort.abort_percent` and `http_status` (100 %, 503), and its client sends
+    // `GET /status/200` again and again.
+    let file = "examples--fault-injection-envoy.yaml";
+    assert!(loads(file));
+    let up = Upstream::start("backend");
+    let (yaml, ports) = on_loopback(file, up.port());
+    let port = ports[0];
+    let hot = common::hot::HotDir::new("fault_injection");
+    let srv = hot.path.join("srv");
+    std::fs::create_dir_all(srv.join("runtime/v1")).expect("mkdir");
+    std::os::unix::fs::symlink("/srv/runtime/v1", srv.join("runtime/current")).expect("ln -s");
+    let pid_file = common::hot::InCharge::new(hot.path.join("baton.pid"));
+    let (sock, pid_arg) = (hot.sock_arg(), pid_file.display().to_string());
+    let (srv_arg, cwd) = (
+        srv.to_str().expect("utf-8 path").to_string(),
+        hot.path.to_str().expect("utf-8 path").to_string(),
+    );
+    let mut b = Baton::spawn_wrapped(
+        &bind_mounted(&srv_arg, "/srv", &cwd),
+        port,
+        &[
+            "--config-yaml",
+            &yaml,
+            "--hot-restart-file",
+            &sock,
+            "--pid-file",
+            &pid_arg,
+        ],
+    );
+    b.wait_listening();
+    let send = || {
+        let t = std::time::Instant::now();
+        let r = request(
+            port,
+            "GET /status/200 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        );
+        (r.status(), t.elapsed())
+    };
+    assert_eq!(send().0, 200);
+    // enable_delay_fault_injection.sh: every request waits its 0.3 s (a lower bound only).
+    fault_runtime_script(
+        &srv,
+        &[
+            ("fault/http/delay/fixed_delay_percent", "100"),
+            ("fault/http/delay/fixed_duration_ms", "300"),
+        ],
+    );
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while send().1 < Duration::from_millis(250) && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, took) = send();
+    assert_eq!(status, 200);
+    assert!(took >= Duration::from_millis(250), "{took:?}\n{}", b.log());
+    // enable_abort_fault_injection.sh: 503 after the delay.
+    fault_runtime_script(
+        &srv,
+        &[
+            ("fault/http/abort/abort_percent", "100"),
+            ("fault/http/abort/http_status", "503"),
+        ],
+    );
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while send().0 != 503 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, took) = send();
+    assert_eq!(status, 503, "{}", b.log());
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    // disable_delay_fault_injection.sh and disable_abort_fault_injection.sh: back to 200.
+    fault_runtime_script(
+        &srv,
+        &[
+            ("fault/http/delay/fixed_delay_percent", ""),
+            ("fault/http/delay/fixed_duration_ms", ""),
+            ("fault/http/abort/abort_percent", ""),
+            ("fault/http/abort/http_status", ""),
+        ],
+    );
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while send().0 != 200 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(send().0, 200, "{}", b.log());
+    common::hot::stop_in_charge(&mut b, &pid_file);
 }

@@ -20,6 +20,7 @@ const TARGETS: &[(&str, Harness)] = &[
     ("proxy_protocol", baton::fuzz_harness::proxy_protocol),
     ("h2_wire", baton::fuzz_harness::h2_wire),
     ("h2_client", baton::fuzz_harness::h2_client),
+    ("h2_server", baton::fuzz_harness::h2_server),
 ];
 
 /// Targets that also replay another target's inputs (the same script format).

@@ -1,9 +1,8 @@
 //! Protocol versions other than HTTP/1.1, as Envoy's HTTP/1 connection manager treats them:
 //! HTTP/1.0 is answered 426 unless `http_protocol_options.accept_http_10` (then
 //! `default_host_for_http_10` fills a missing Host), and a client that opens with the HTTP/2
-//! connection preface gets an HTTP/2 GOAWAY (HTTP_1_1_REQUIRED), a close, one log line and a
-//! counter — unless `codec_type: HTTP1`, whose HTTP/1 parser refuses it as any malformed
-//! request (400, close), as Envoy's does.
+//! connection preface is served HTTP/2 (tests/h2_downstream.rs) — unless `codec_type: HTTP1`,
+//! whose HTTP/1 parser refuses it as any malformed request (400, close), as Envoy's does.
 
 mod admin_util;
 mod common;
@@ -111,38 +110,6 @@ fn a_bad_default_host_is_refused_at_load() {
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
 #[test]
-fn an_http2_preface_gets_goaway_a_counter_and_one_log_line() {
-    let (mut b, _up, s) = start_edited(vec![], |y| y);
-    for _ in 0..3 {
-        let (bytes, closed) = raw_exchange_ex(b.port, PREFACE, IO_TIMEOUT);
-        assert!(closed, "connection left open");
-        // An empty SETTINGS frame, then GOAWAY (type 7) with last stream 0 and
-        // HTTP_1_1_REQUIRED (0xd), then its reason text.
-        assert_eq!(
-            &bytes[..9],
-            b"\x00\x00\x00\x04\x00\x00\x00\x00\x00",
-            "{bytes:?}"
-        );
-        assert_eq!(&bytes[12..13], b"\x07");
-        assert_eq!(&bytes[18..26], b"\x00\x00\x00\x00\x00\x00\x00\x0d");
-        let len = usize::from(bytes[11]) | usize::from(bytes[10]) << 8;
-        assert_eq!(bytes.len(), 9 + 9 + len, "{bytes:?}");
-        assert!(String::from_utf8_lossy(&bytes[26..]).contains("HTTP/1.1"));
-    }
-    assert_eq!(
-        stat(s.admin, "http.ingress_http.downstream_cx_http2_refused"),
-        3
-    );
-    assert!(b.wait_log("HTTP/2 connection preface", Duration::from_secs(10)));
-    let n = b.log().matches("HTTP/2 connection preface").count();
-    assert_eq!(n, 1, "a flood of prefaces logs one line a minute");
-    // Nothing else was counted as a request.
-    assert_eq!(stat(s.admin, "http.ingress_http.downstream_rq_total"), 0);
-    // HTTP/1.1 on the same listener still works.
-    assert_eq!(request(b.port, "GET", "/status/200", "", ""), 200);
-}
-
-#[test]
 fn with_codec_type_http1_the_preface_is_a_malformed_http1_request() {
     // Envoy's HTTP1 codec has no HTTP/2 path: `PRI * HTTP/2.0` fails its HTTP/1 parser and is
     // answered as any codec error (400, connection: close; DPE, http1.codec_error).
@@ -165,7 +132,7 @@ fn with_codec_type_http1_the_preface_is_a_malformed_http1_request() {
         "{text}"
     );
     assert_eq!(
-        stat(s.admin, "http.ingress_http.downstream_cx_http2_refused"),
+        stat(s.admin, "http.ingress_http.downstream_cx_http2_total"),
         0
     );
     assert!(up.seen().is_empty(), "the preface reached the upstream");

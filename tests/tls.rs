@@ -677,8 +677,12 @@ fn unsupported_tls_settings_are_refused_by_name() {
     let h = hcm("/dev/null", "backend");
     let cases: &[(&[&str], &str)] = &[
         (
-            &["  alpn_protocols: [h2, http/1.1]"],
-            "alpn_protocols[0]: protocol \"h2\" is not supported",
+            &["  alpn_protocols: [http/1.1, h2]"],
+            "alpn_protocols[1]: h2 after http/1.1 is not supported by baton",
+        ),
+        (
+            &["  alpn_protocols: [h3]"],
+            "alpn_protocols[0]: protocol \"h3\" is not supported",
         ),
         (
             &["  tls_params: {cipher_suites: [AES128-SHA]}"],

@@ -329,10 +329,10 @@ fn value(out: &mut Vec<u8>, v: &mut String, op: &Op, rq: &Rq, names: &Names<'_>)
         Op::Req(s) => out.extend_from_slice(header(cap, false, s).unwrap_or("").as_bytes()),
         Op::Resp(s) => out.extend_from_slice(header(cap, true, s).unwrap_or("").as_bytes()),
         Op::Protocol if names.tcp => {}
-        Op::Protocol => out.extend_from_slice(if rq.minor == 0 {
-            b"HTTP/1.0"
-        } else {
-            b"HTTP/1.1"
+        Op::Protocol => out.extend_from_slice(match rq.minor {
+            0 => b"HTTP/1.0",
+            2 => b"HTTP/2",
+            _ => b"HTTP/1.1",
         }),
         Op::ResponseCode => push_dec(out, u64::from(rq.status)),
         Op::ResponseFlags => {

@@ -251,6 +251,9 @@ pub struct Rq {
     /// The health check filter took the request as a health check (Envoy's
     /// `StreamInfo::healthCheck`), answered here or passed through.
     pub health_check: bool,
+    /// A fault filter's delay holds the request: the filter's `active_faults` gauge, given
+    /// back (by the fault filter) when the delay or the request ends.
+    pub active_fault: Option<crate::stats::Gauge>,
 }
 
 /// A downstream TLS session as the access log prints it; shared by its connection's requests.
@@ -298,6 +301,7 @@ impl Rq {
             span: None,
             trace_forced: false,
             health_check: false,
+            active_fault: None,
         }
     }
 

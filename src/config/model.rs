@@ -25,6 +25,56 @@ pub struct Bootstrap {
     /// `dynamic_resources` files (LDS, CDS) whose resources are in `listeners` and
     /// `clusters`: a new version moved into place is applied by a reload (hot restart).
     pub watched: Vec<super::xds::WatchedFile>,
+    /// The overload manager's polled monitor and the actions it drives.
+    pub overload: Overload,
+}
+
+/// The overload manager's fixed-heap monitor and its actions (Envoy's `OverloadManager`):
+/// every `refresh` the heap's pressure (bytes in use over `max_heap`) sets each action's
+/// state from its triggers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Overload {
+    /// `refresh_interval` (Envoy's default 1 s).
+    pub refresh: Duration,
+    /// `envoy.resource_monitors.fixed_heap`'s `max_heap_size_bytes`; `None`: no polled
+    /// monitor (then no action can be configured either).
+    pub max_heap: Option<u64>,
+    /// The monitor's name as configured (`overload.<name>.pressure`).
+    pub monitor_name: String,
+    pub actions: Vec<OverloadAction>,
+}
+
+/// One overload action: its state is the largest of its triggers' (0 to 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverloadAction {
+    /// As configured (`overload.<name>.active`, `.scale_percent`).
+    pub name: String,
+    pub kind: OverloadKind,
+    pub triggers: Vec<OverloadTrigger>,
+}
+
+/// The actions baton takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverloadKind {
+    /// New requests are answered 503 `envoy overloaded` (with the state as probability).
+    StopAcceptingRequests,
+    /// Responses close their connection (with the state as probability).
+    DisableHttpKeepalive,
+    /// Listeners stop accepting connections while saturated.
+    StopAcceptingConnections,
+    /// Accepted connections are closed at once (with the state as probability).
+    RejectIncomingConnections,
+    /// Free memory is given back to the system (every 10 s while saturated).
+    ShrinkHeap,
+}
+
+/// A trigger on the fixed-heap monitor's pressure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OverloadTrigger {
+    /// Saturated (1) at or above `value`, else 0.
+    Threshold(f64),
+    /// 0 below `scaling`, 1 at or above `saturation`, linear between.
+    Scaled { scaling: f64, saturation: f64 },
 }
 
 /// `StatsMatcher`: the stats (by full name) that exist for the admin's read-outs and the
@@ -235,14 +285,46 @@ pub struct ConnectionLimit {
     pub max_connections: u64,
 }
 
-/// HCM `codec_type`; HTTP2/HTTP3 are rejected at load, so only these reach the data path.
+/// HCM `codec_type`; HTTP3 is rejected at load, so only these reach the data path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodecType {
-    /// Default. With no TLS/ALPN and no h2c support this means HTTP/1.x; an HTTP/2 preface is
-    /// answered with an HTTP/2 GOAWAY.
+    /// Default: HTTP/1.x, or HTTP/2 when the connection starts with the HTTP/2 preface (h2c
+    /// with prior knowledge, or TLS that negotiated `h2` by ALPN), as Envoy's AUTO.
     Auto,
     /// HTTP/1.x only: an HTTP/2 preface is a malformed HTTP/1 request (400), as in Envoy.
     Http1,
+    /// HTTP/2 only: a connection not starting with the preface is a connection error.
+    Http2,
+}
+
+/// `http2_protocol_options` (the connection manager's, for its HTTP/2 clients): what baton
+/// advertises and how it treats malformed requests. One stream at a time: the
+/// SETTINGS_MAX_CONCURRENT_STREAMS we advertise is always 1 (within any configured
+/// `max_concurrent_streams`, which is at least 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2Options {
+    /// `hpack_table_size`: SETTINGS_HEADER_TABLE_SIZE (the decoder's table); default 4096.
+    pub hpack_table_size: u32,
+    /// `initial_stream_window_size`: SETTINGS_INITIAL_WINDOW_SIZE; default 65535 here
+    /// (Envoy's 256 MiB default would only matter for concurrent streams; with one, reading
+    /// stops at a bounded buffer anyway).
+    pub initial_stream_window_size: u32,
+    /// `initial_connection_window_size`: the connection window opened at the start.
+    pub initial_connection_window_size: u32,
+    /// `stream_error_on_invalid_http_messaging` (or its override): a malformed request resets
+    /// only its stream; default false: the connection ends with GOAWAY(PROTOCOL_ERROR).
+    pub stream_error_on_invalid_http_messaging: bool,
+}
+
+impl Default for Http2Options {
+    fn default() -> Http2Options {
+        Http2Options {
+            hpack_table_size: 4096,
+            initial_stream_window_size: 65_535,
+            initial_connection_window_size: 65_535,
+            stream_error_on_invalid_http_messaging: false,
+        }
+    }
 }
 
 /// What the connection manager does with `%2F` / `%5C` in a path (Envoy's
@@ -322,6 +404,8 @@ pub struct HttpConnectionManager {
     pub server_name: String,
     pub server_header_transformation: ServerHeader,
     pub codec_type: CodecType,
+    /// `http2_protocol_options`, for clients that speak HTTP/2 (`codec_type` AUTO or HTTP2).
+    pub http2: Http2Options,
     /// Trust the peer address (not XFF) as the client address; default false.
     pub use_remote_address: bool,
     /// Default 0.
@@ -641,8 +725,10 @@ pub struct ExtAuthz {
 /// Envoy's fault injection filter (`…fault.v3.HTTPFault`), aborts only.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fault {
-    /// `None`: nothing is injected.
+    /// `None`: nothing is aborted.
     pub abort: Option<FaultAbort>,
+    /// `None`: nothing is delayed.
+    pub delay: Option<FaultDelay>,
     /// `headers`: a fault applies only to requests matching them all.
     pub headers: Vec<HeaderMatcher>,
     /// `downstream_nodes`: when set, only requests whose `x-envoy-downstream-service-node`
@@ -653,6 +739,21 @@ pub struct Fault {
     /// Not `disable_downstream_cluster_stats`: an abort is also counted under the request's
     /// `x-envoy-downstream-service-cluster`.
     pub downstream_cluster_stats: bool,
+}
+
+/// A fault's `delay`: the request is held back this long before the filters after it (and
+/// the router) see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultDelay {
+    /// `header_delay`: the duration is the request's `x-envoy-fault-delay-request` (ms); a
+    /// request without one (or with one that is not a number) is not delayed.
+    pub from_header: bool,
+    /// `fixed_delay`, or the runtime's `fault.http.delay.fixed_duration_ms`, which Envoy lets
+    /// replace a header's duration too. `None` only with `from_header`.
+    pub duration: Option<std::time::Duration>,
+    /// `percentage` (default 0): with `header_delay`, a request's
+    /// `x-envoy-fault-delay-request-percentage` may lower its numerator.
+    pub percentage: Fraction,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -1847,8 +1948,11 @@ pub struct CertKey {
 pub struct DownstreamTls {
     pub cert: CertKey,
     pub params: TlsParams,
-    /// `http/1.1` or nothing (no ALPN).
+    /// `http/1.1` offered by ALPN.
     pub alpn_http11: bool,
+    /// `h2` offered by ALPN (before `http/1.1`: the server's preference): the client's HTTP/2
+    /// preface then comes as the first bytes, served as `codec_type` AUTO or HTTP2 says.
+    pub alpn_h2: bool,
     pub require_client_certificate: bool,
     pub validation: Option<Validation>,
 }

@@ -99,17 +99,60 @@ pub struct RuntimeLayer {
     pub rtds_layer: Option<Value>,
 }
 
-/// Only the global downstream connection limit is supported (`validate` says which).
+/// `overload_manager`: the fixed-heap and connection monitors, and the actions baton can take
+/// (`validate_overload` says which).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverloadManager {
-    /// For polled monitors; the connection monitor is checked at every accept.
-    #[serde(rename = "refresh_interval")]
-    pub _refresh_interval: Option<Dur>,
+    pub refresh_interval: Option<Dur>,
     #[serde(default)]
     pub resource_monitors: Vec<TypedExtension>,
     #[serde(default)]
-    pub actions: Vec<Value>,
+    pub actions: Vec<OverloadAction>,
+    pub loadshed_points: Option<Value>,
+    pub buffer_factory_config: Option<Value>,
+}
+
+/// `overload_manager.actions[]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverloadAction {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub triggers: Vec<OverloadTrigger>,
+    pub typed_config: Option<Value>,
+}
+
+/// `overload_manager.actions[].triggers[]`: one of `threshold`, `scaled`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverloadTrigger {
+    pub name: Option<String>,
+    pub threshold: Option<ThresholdTrigger>,
+    pub scaled: Option<ScaledTrigger>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdTrigger {
+    #[serde(default)]
+    pub value: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaledTrigger {
+    #[serde(default)]
+    pub scaling_threshold: f64,
+    #[serde(default)]
+    pub saturation_threshold: f64,
+}
+
+/// `envoy.resource_monitors.fixed_heap`'s `typed_config`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixedHeapConfig {
+    pub max_heap_size_bytes: Option<i64>,
 }
 
 /// `envoy.resource_monitors.global_downstream_max_connections`'s `typed_config`.
@@ -401,6 +444,7 @@ pub struct HttpConnectionManager {
     pub upgrade_configs: Vec<UpgradeConfig>,
     pub internal_address_config: Option<InternalAddressConfig>,
     pub http_protocol_options: Option<Http1ProtocolOptions>,
+    pub http2_protocol_options: Option<Http2ProtocolOptions>,
     pub skip_xff_append: Option<bool>,
     pub forward_client_cert_details: Option<EnumValue>,
     pub delayed_close_timeout: Option<Dur>,
@@ -825,7 +869,7 @@ pub struct ExtAuthzPerRoute {
 #[serde(deny_unknown_fields)]
 pub struct HttpFault {
     pub abort: Option<FaultAbort>,
-    pub delay: Option<Value>,
+    pub delay: Option<FaultDelay>,
     pub upstream_cluster: Option<String>,
     #[serde(default)]
     pub headers: Vec<HeaderMatcher>,
@@ -842,6 +886,15 @@ pub struct HttpFault {
     pub abort_grpc_status_runtime: Option<String>,
     pub disable_downstream_cluster_stats: Option<bool>,
     pub filter_metadata: Option<Value>,
+}
+
+/// `envoy.extensions.filters.common.fault.v3.FaultDelay`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultDelay {
+    pub fixed_delay: Option<Dur>,
+    pub header_delay: Option<EmptyInput>,
+    pub percentage: Option<FractionalPercent>,
 }
 
 /// `envoy.extensions.filters.http.fault.v3.FaultAbort`.

@@ -18,7 +18,8 @@ use super::ConfigError;
 #[derive(Debug, Default)]
 pub struct Runtime {
     /// The fault filter's keys (Envoy's default names): `fault.http.abort.abort_percent`,
-    /// `fault.http.abort.http_status`, `fault.http.max_active_faults`.
+    /// `fault.http.abort.http_status`, `fault.http.delay.fixed_delay_percent`,
+    /// `fault.http.delay.fixed_duration_ms`, `fault.http.max_active_faults`.
     pub fault: FaultKeys,
     /// Disk layers, watched for a new tree (a reload applies it).
     pub watched: Vec<WatchedFile>,
@@ -36,6 +37,8 @@ pub struct Runtime {
 pub struct FaultKeys {
     pub abort_percent: Option<u32>,
     pub abort_http_status: Option<u32>,
+    pub delay_percent: Option<u32>,
+    pub delay_duration_ms: Option<u32>,
     pub max_active_faults: Option<u32>,
 }
 
@@ -44,6 +47,8 @@ pub const KEYS: &[&str] = &[
     "envoy.resource_limits.listener.<name>.connection_limit",
     "fault.http.abort.abort_percent",
     "fault.http.abort.http_status",
+    "fault.http.delay.fixed_delay_percent",
+    "fault.http.delay.fixed_duration_ms",
     "fault.http.max_active_faults",
     "overload.global_downstream_max_connections",
     "re2.max_program_size.error_level",
@@ -163,6 +168,8 @@ pub fn layered(lr: raw::LayeredRuntime, path: &str) -> Result<Runtime, ConfigErr
             }
             "fault.http.abort.abort_percent"
             | "fault.http.abort.http_status"
+            | "fault.http.delay.fixed_delay_percent"
+            | "fault.http.delay.fixed_duration_ms"
             | "fault.http.max_active_faults" => {
                 let range = if key == "fault.http.abort.http_status" {
                     200..=599
@@ -178,6 +185,8 @@ pub fn layered(lr: raw::LayeredRuntime, path: &str) -> Result<Runtime, ConfigErr
                         match key.as_str() {
                             "fault.http.abort.abort_percent" => f.abort_percent = Some(n),
                             "fault.http.abort.http_status" => f.abort_http_status = Some(n),
+                            "fault.http.delay.fixed_delay_percent" => f.delay_percent = Some(n),
+                            "fault.http.delay.fixed_duration_ms" => f.delay_duration_ms = Some(n),
                             _ => f.max_active_faults = Some(n),
                         }
                     }

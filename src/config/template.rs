@@ -177,6 +177,7 @@ fn eval(var: &Var, v: &Vars<'_>) -> String {
         Var::Hostname => hostname().to_string(),
         Var::StartTime(f) => start_time(v.start, f.as_deref()),
         Var::UpstreamHost => v.upstream.map(|a| a.to_string()).unwrap_or_default(),
+        Var::Protocol if v.minor == 2 => "HTTP/2".to_string(),
         Var::Protocol => format!("HTTP/1.{}", v.minor),
         Var::Req { names, max } => {
             let mut s = names.iter().find_map(|n| (v.req)(n)).unwrap_or_default();

@@ -380,7 +380,8 @@ fn downstream_socket(
         .common_tls_context
         .ok_or_else(|| err(&cpath, format!("required field is missing: {no_cert}")))?;
     let params = params(c.tls_params.as_ref(), &join_key(&cpath, "tls_params"))?;
-    let alpn_http11 = alpn(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"))?;
+    let (alpn_http11, alpn_h2) =
+        alpn_protocols(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"), true)?;
     let cert = certificates(&c.tls_certificates, &join_key(&cpath, "tls_certificates"))?
         .ok_or_else(|| {
             err(
@@ -403,6 +404,7 @@ fn downstream_socket(
         cert,
         params,
         alpn_http11,
+        alpn_h2,
         require_client_certificate,
         validation,
     };
@@ -445,7 +447,11 @@ pub fn upstream_socket(
         None => (params(None, "")?, (false, false), None, None),
         Some(c) => (
             params(c.tls_params.as_ref(), &join_key(&cpath, "tls_params"))?,
-            upstream_alpn(&c.alpn_protocols, &join_key(&cpath, "alpn_protocols"))?,
+            alpn_protocols(
+                &c.alpn_protocols,
+                &join_key(&cpath, "alpn_protocols"),
+                false,
+            )?,
             certificates(&c.tls_certificates, &join_key(&cpath, "tls_certificates"))?,
             match &c.validation_context {
                 Some(vc) => validation(vc, &join_key(&cpath, "validation_context"))?,
@@ -538,26 +544,27 @@ fn params(p: Option<&RawParams>, path: &str) -> Result<TlsParams, ConfigError> {
     Ok(out)
 }
 
-/// `alpn_protocols`: only `http/1.1` (baton speaks HTTP/1 only).
-fn alpn(list: &[String], path: &str) -> Result<bool, ConfigError> {
-    for (i, p) in list.iter().enumerate() {
-        if p != "http/1.1" {
-            return Err(err(
-                format!("{path}[{i}]"),
-                format!("protocol \"{p}\" is not supported by baton (supported: http/1.1)"),
-            ));
-        }
-    }
-    Ok(!list.is_empty())
-}
-
-/// A client's `alpn_protocols`: `h2` and `http/1.1` (h2 is offered first; the cluster's
-/// protocol must match, checked with the cluster). Returns (`http/1.1`, `h2`) offered.
-fn upstream_alpn(list: &[String], path: &str) -> Result<(bool, bool), ConfigError> {
+/// `alpn_protocols`: `h2` and `http/1.1`. Returns (`http/1.1` offered, `h2` offered). A
+/// server's list is its preference and baton prefers HTTP/2 when the client offers it, so
+/// there `h2` comes first (`server`). A client's: h2 is offered first; the cluster's protocol
+/// must match, checked with the cluster.
+fn alpn_protocols(list: &[String], path: &str, server: bool) -> Result<(bool, bool), ConfigError> {
     let (mut http11, mut h2) = (false, false);
-    for (i, p) in list.iter().enumerate() {
-        match p.as_str() {
+    // Envoy joins the list with commas and splits it again, so one entry may name several
+    // protocols (`["h2,http/1.1"]`, as Envoy's own edge example writes it).
+    let names = list
+        .iter()
+        .enumerate()
+        .flat_map(|(i, entry)| entry.split(',').map(move |p| (i, p.trim())));
+    for (i, p) in names {
+        match p {
             "http/1.1" => http11 = true,
+            "h2" if http11 && server => {
+                return Err(err(
+                    format!("{path}[{i}]"),
+                    "h2 after http/1.1 is not supported by baton (it prefers h2: list it first)",
+                ))
+            }
             "h2" => h2 = true,
             _ => {
                 return Err(err(
@@ -681,6 +688,22 @@ mod tests {
         assert_eq!(base64("aGVsbG8").as_deref(), Some(&b"hello"[..]));
         assert_eq!(base64("aGVs\nbG8h").as_deref(), Some(&b"hello!"[..]));
         assert!(base64("a*b").is_none());
+    }
+
+    #[test]
+    fn alpn_entries_split_on_commas_as_envoy_does() {
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            alpn_protocols(&l(&["h2,http/1.1"]), "p", true).ok(),
+            Some((true, true))
+        );
+        assert_eq!(
+            alpn_protocols(&l(&["h2", "http/1.1"]), "p", true).ok(),
+            Some((true, true))
+        );
+        let e = alpn_protocols(&l(&["http/1.1,h3"]), "p", true).unwrap_err();
+        assert_eq!(e.path, "p[0]");
+        assert!(alpn_protocols(&l(&["http/1.1,h2"]), "p", true).is_err());
     }
 
     #[test]

@@ -254,8 +254,7 @@ const CONNECTION_LIMIT_TYPE: &str =
 const TCP_PROXY_TYPE: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 pub(super) const STATSD_SINK_TYPE: &str = "envoy.config.metrics.v3.StatsdSink";
 pub(super) const DOG_STATSD_SINK_TYPE: &str = "envoy.config.metrics.v3.DogStatsdSink";
-const GLOBAL_CX_TYPE: &str =
-    "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig";
+use super::validate_overload::{FIXED_HEAP_TYPE, GLOBAL_CX_TYPE};
 
 /// Envoy's names for the extensions baton has, and the type each stands for. Envoy picks an
 /// extension by its `typed_config`'s `@type` (the `name` is only a label); a well-known name
@@ -307,6 +306,7 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
         "envoy.resource_monitors.global_downstream_max_connections",
         GLOBAL_CX_TYPE,
     ),
+    ("envoy.resource_monitors.fixed_heap", FIXED_HEAP_TYPE),
     (
         "envoy.filters.listener.tls_inspector",
         super::tls::TLS_INSPECTOR_TYPE,
@@ -573,9 +573,11 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         Some(a) => keep(admin(a, listeners.items()), &mut first).flatten(),
         None => None,
     };
-    let monitor = match raw.overload_manager {
-        Some(om) => keep(overload_manager(om), &mut first).flatten(),
-        None => None,
+    let (monitor, overload) = match raw.overload_manager {
+        Some(om) => {
+            keep(super::validate_overload::overload_manager(om), &mut first).unwrap_or_default()
+        }
+        None => (None, Overload::default()),
     };
     let max_downstream_connections = match (monitor, rt.global_downstream_max_connections) {
         (Some(_), Some((_, path))) => {
@@ -622,6 +624,7 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         stats_flush_interval,
         stats_matcher,
         watched,
+        overload,
     })
 }
 
@@ -1132,50 +1135,6 @@ fn connection_limit_filter(
     })
 }
 
-/// The overload manager: only the global downstream connection monitor is supported; it is
-/// checked at every accept, so `refresh_interval` (for polled monitors) changes nothing.
-fn overload_manager(om: raw::OverloadManager) -> Result<Option<u64>, ConfigError> {
-    // The actions' error must not hide the monitors'.
-    let mut first = None;
-    if !om.actions.is_empty() {
-        keep::<()>(
-            Err(err(
-                "overload_manager.actions[0]",
-                "not supported by baton (overload actions; only the \
-                 global_downstream_max_connections monitor is)",
-            )),
-            &mut first,
-        );
-    }
-    let max = keep(resource_monitors(&om.resource_monitors), &mut first);
-    match first {
-        Some(e) => Err(e),
-        None => Ok(max.flatten()),
-    }
-}
-
-/// `overload_manager.resource_monitors`: the global downstream connection limit, if set.
-fn resource_monitors(monitors: &[raw::TypedExtension]) -> Result<Option<u64>, ConfigError> {
-    let mut max = None;
-    for (i, m) in monitors.iter().enumerate() {
-        let path = format!("overload_manager.resource_monitors[{i}]");
-        extension_kind(m, &path, "resource monitor", &[GLOBAL_CX_TYPE])?;
-        if max.is_some() {
-            return Err(err(path, "the monitor is configured twice"));
-        }
-        no_filter(m, &path)?;
-        let tpath = format!("{path}.typed_config");
-        let payload = typed_payload(&m.typed_config, &tpath, GLOBAL_CX_TYPE)?
-            .ok_or_else(|| err(&tpath, "required field is missing"))?;
-        let c: raw::DownstreamConnectionsConfig = from_value(&payload, &tpath)?;
-        max = Some(positive(
-            c.max_active_downstream_connections,
-            &format!("{tpath}.max_active_downstream_connections"),
-        )?);
-    }
-    Ok(max)
-}
-
 /// `filter` is only meaningful on access loggers (where `file_access_log` reads it); beside
 /// any other extension's `name` and `typed_config` it is refused.
 pub(super) fn no_filter(ext: &raw::TypedExtension, path: &str) -> Result<(), ConfigError> {
@@ -1199,7 +1158,7 @@ fn buffer_limit(v: Option<u32>, path: &str) -> Result<u32, ConfigError> {
 const CODECS: &[EnumEntry<CodecType>] = &[
     ("AUTO", 0, Some(CodecType::Auto)),
     ("HTTP1", 1, Some(CodecType::Http1)),
-    ("HTTP2", 2, None),
+    ("HTTP2", 2, Some(CodecType::Http2)),
     ("HTTP3", 3, None),
 ];
 
@@ -1518,6 +1477,10 @@ fn hcm(
             (accept, host)
         }
     };
+    let http2 = match &h.http2_protocol_options {
+        Some(o) => super::validate_http2::downstream(o, &p("http2_protocol_options"))?,
+        None => Http2Options::default(),
+    };
     let tracing = h
         .tracing
         .map(|t| super::validate_tracing::tracing(t, &p("tracing"), clusters))
@@ -1553,6 +1516,7 @@ fn hcm(
         server_name: h.server_name.unwrap_or_else(|| "baton".to_string()),
         server_header_transformation,
         codec_type,
+        http2,
         use_remote_address: h.use_remote_address.unwrap_or(false),
         xff_num_trusted_hops: h.xff_num_trusted_hops.unwrap_or(0),
         generate_request_id: h.generate_request_id.unwrap_or(true),

@@ -1,6 +1,6 @@
-//! `envoy.filters.http.fault`: the filter's `HTTPFault` and a route's. Aborts are honoured;
-//! delays and response rate limits (which hold a request or response back on a timer) and
-//! every field baton cannot honour are refused by path.
+//! `envoy.filters.http.fault`: the filter's `HTTPFault` and a route's. Aborts and delays are
+//! honoured; response rate limits and every other field baton cannot honour are refused by
+//! path.
 
 use super::de::join_key;
 use super::model::*;
@@ -18,6 +18,8 @@ thread_local! {
     static RUNTIME: std::cell::Cell<FaultKeys> = const { std::cell::Cell::new(FaultKeys {
         abort_percent: None,
         abort_http_status: None,
+        delay_percent: None,
+        delay_duration_ms: None,
         max_active_faults: None,
     }) };
 }
@@ -43,12 +45,7 @@ impl Drop for RuntimeFault {
 /// `HTTPFault` (the filter's or a route's: Envoy reads the same message for both).
 pub fn fault(f: raw::HttpFault, path: &str) -> Result<Fault, ConfigError> {
     let p = |k: &str| join_key(path, k);
-    let refused: [(&str, bool, &str); 5] = [
-        (
-            "delay",
-            f.delay.is_some(),
-            "fault delays; aborts are supported",
-        ),
+    let refused: [(&str, bool, &str); 4] = [
         (
             "response_rate_limit",
             f.response_rate_limit.is_some(),
@@ -73,9 +70,9 @@ pub fn fault(f: raw::HttpFault, path: &str) -> Result<Fault, ConfigError> {
     if let Some(e) = super::validate::refused_fields(&refused, path).next() {
         return Err(e);
     }
-    // Envoy reads these runtime keys. The abort's and `max_active_faults`' keys are applied
-    // below (`RuntimeFault`); the runtime refuses the others (delays, rate limits, gRPC), so
-    // no layer can set them. Another key name would be a key baton cannot honour.
+    // Envoy reads these runtime keys. The abort's, the delay's and `max_active_faults`' keys
+    // are applied below (`RuntimeFault`); the runtime refuses the others (rate limits, gRPC),
+    // so no layer can set them. Another key name would be a key baton cannot honour.
     let keys = [
         (
             "delay_percent_runtime",
@@ -170,6 +167,7 @@ pub fn fault(f: raw::HttpFault, path: &str) -> Result<Fault, ConfigError> {
             Some(FaultAbort { status, percentage })
         }
     };
+    let delay = f.delay.map(|d| delay(d, &p("delay"))).transpose()?;
     let headers = f
         .headers
         .into_iter()
@@ -178,11 +176,60 @@ pub fn fault(f: raw::HttpFault, path: &str) -> Result<Fault, ConfigError> {
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Fault {
         abort,
+        delay,
         headers,
         downstream_nodes: f.downstream_nodes,
         max_active_faults: RUNTIME
             .with(|r| r.get().max_active_faults)
             .or(f.max_active_faults),
         downstream_cluster_stats: f.disable_downstream_cluster_stats != Some(true),
+    })
+}
+
+/// `FaultDelay`: exactly one of `fixed_delay` (more than 0) and `header_delay`; the runtime's
+/// `fault.http.delay.fixed_delay_percent` replaces the percentage's numerator (over the
+/// configured denominator) and `fault.http.delay.fixed_duration_ms` the duration, as Envoy
+/// reads them.
+fn delay(d: raw::FaultDelay, path: &str) -> Result<FaultDelay, ConfigError> {
+    let fixed = match (d.fixed_delay, d.header_delay) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                join_key(path, "header_delay"),
+                "only one field may be set (also fixed_delay)",
+            ))
+        }
+        (None, None) => {
+            return Err(err(
+                path,
+                "exactly one of fixed_delay, header_delay must be set",
+            ))
+        }
+        (Some(f), None) if f.0.is_zero() => {
+            return Err(err(
+                join_key(path, "fixed_delay"),
+                "must be greater than 0s",
+            ))
+        }
+        (Some(f), None) => Some(f.0),
+        (None, Some(_)) => None,
+    };
+    let mut percentage = match d.percentage {
+        None => Fraction {
+            numerator: 0,
+            denominator: 100,
+        },
+        Some(p) => fractional_percent(p, &join_key(path, "percentage"))?,
+    };
+    let rt = RUNTIME.with(|r| r.get());
+    if let Some(n) = rt.delay_percent {
+        percentage.numerator = n;
+    }
+    let runtime = rt
+        .delay_duration_ms
+        .map(|ms| std::time::Duration::from_millis(u64::from(ms)));
+    Ok(FaultDelay {
+        from_header: fixed.is_none(),
+        duration: runtime.or(fixed),
+        percentage,
     })
 }

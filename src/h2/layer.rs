@@ -94,19 +94,12 @@ impl Layer {
                     return Err(e);
                 }
             }
-            if !self.inbuf.is_empty() {
-                let fed = self.codec.feed(&self.inbuf, &mut self.out);
-                self.note_window();
-                match fed {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        self.inbuf.drain(..n.min(self.inbuf.len()));
-                        continue;
-                    }
-                    Err(e) => {
-                        self.flush_quietly(io);
-                        return Err(e);
-                    }
+            match self.feed_once() {
+                Ok(0) => {}
+                Ok(_) => continue,
+                Err(e) => {
+                    self.flush_quietly(io);
+                    return Err(e);
                 }
             }
             if self.eof {
@@ -137,6 +130,67 @@ impl Layer {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Gives the transcoder the wire bytes read so far; returns how many it consumed.
+    fn feed_once(&mut self) -> io::Result<usize> {
+        if self.inbuf.is_empty() {
+            return Ok(0);
+        }
+        let fed = self.codec.feed(&self.inbuf, &mut self.out);
+        self.note_window();
+        let n = fed?;
+        self.inbuf.drain(..n.min(self.inbuf.len()));
+        Ok(n)
+    }
+
+    /// Reads and consumes what the peer sent while the driver takes no HTTP/1 bytes (a server
+    /// sending its response reads no more of the request): WINDOW_UPDATE, PING, SETTINGS and
+    /// RST_STREAM must still be seen, or a response larger than the window would wait for
+    /// ever. HTTP/1 bytes stay in the transcoder for the next `read`; once it takes no more,
+    /// neither does this (TCP backpressure). Returns (anything consumed, the socket would
+    /// block); an error is the transcoder's connection error or the socket's.
+    pub fn pump<W: Wire + ?Sized>(&mut self, io: &mut W) -> io::Result<(bool, bool)> {
+        let mut any = false;
+        loop {
+            match self.feed_once() {
+                Ok(0) => {}
+                Ok(_) => {
+                    any = true;
+                    continue;
+                }
+                Err(e) => {
+                    self.flush_quietly(io);
+                    return Err(e);
+                }
+            }
+            if self.eof || self.inbuf.len() >= MAX_IN {
+                self.flush_quietly(io);
+                return Ok((any, false));
+            }
+            let start = self.inbuf.len();
+            self.inbuf.resize(start + READ_CHUNK, 0);
+            let r = io.read(self.inbuf.get_mut(start..).unwrap_or_default());
+            let n = *r.as_ref().unwrap_or(&0);
+            self.inbuf.truncate(start + n);
+            match r {
+                Ok(0) => {
+                    // The driver's next read reports the end.
+                    self.eof = true;
+                    return Ok((true, false));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.flush_quietly(io);
+                    // Drained only when nothing waits for the driver's next read either
+                    // (a read into an empty buffer asks without taking anything).
+                    let waiting = !matches!(self.codec.read_h1(&mut [], &mut self.out), Ok(None));
+                    return Ok((any, !waiting));
+                }
                 Err(e) => return Err(e),
             }
         }

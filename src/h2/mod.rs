@@ -9,6 +9,7 @@ pub mod frame;
 pub mod hpack;
 pub mod huffman;
 pub mod layer;
+pub mod server;
 
 use std::io;
 

@@ -70,6 +70,15 @@ impl BufPool {
         n
     }
 
+    /// Frees every free buffer at once (the overload manager's `shrink_heap`); returns how
+    /// many.
+    pub fn trim_all(&mut self) -> usize {
+        let n = self.free.len();
+        self.free = Vec::new();
+        self.low = 0;
+        n
+    }
+
     /// Free buffers held.
     pub fn free_count(&self) -> usize {
         self.free.len()

@@ -32,6 +32,8 @@ pub struct CtxEnv<'a> {
     peer: SocketAddr,
     /// The connection is TLS: its session cannot move to a new process.
     secure: bool,
+    /// The connection speaks HTTP/2: its HPACK tables and stream state cannot move either.
+    h2: bool,
     tls: Option<&'a Rc<TlsInfo>>,
     /// The connection's number and local address, for the access log.
     conn_id: u64,
@@ -47,6 +49,7 @@ impl<'a> CtxEnv<'a> {
             listener,
             peer,
             secure: false,
+            h2: false,
             tls: None,
             conn_id: 0,
             local: None,
@@ -57,6 +60,7 @@ impl<'a> CtxEnv<'a> {
     /// The client connection's transport (plain or TLS, and the TLS session's facts).
     pub fn tls(mut self, s: &'a Stream) -> CtxEnv<'a> {
         self.secure = s.is_tls();
+        self.h2 = s.is_h2();
         self.tls = s.info();
         self.direct = s.origin().map(|o| o.direct);
         self
@@ -80,6 +84,19 @@ impl CtxEnv<'_> {
         rq: &mut Rq,
         mut resume: Option<(Box<Pending>, Verdict)>,
     ) -> Decision {
+        if resume.is_none()
+            && self.ctx.overload.roll(
+                crate::config::OverloadKind::StopAcceptingRequests,
+                &mut self.ctx.rng,
+            )
+        {
+            self.ctx
+                .stats
+                .overloaded(self.listener, crate::stats::Overloaded::Request);
+            let d = crate::http::request::overloaded();
+            observe::routing_decision(self.ctx, self.listener, self.peer, req, &d);
+            return d;
+        }
         // normalize_path / merge_slashes change the path before routing: the route, the
         // upstream and the access log's `:path` all see the new one, as Envoy's connection
         // manager rewrites the header itself. An unchanged path allocates nothing.
@@ -139,7 +156,7 @@ impl CtxEnv<'_> {
             rq,
             resume,
         );
-        if let Decision::Check(p) = &mut d {
+        if let Decision::Pause(p) = &mut d {
             // Routed once the check is answered.
             p.begun = begun;
             return d;
@@ -185,18 +202,20 @@ impl Env for CtxEnv<'_> {
     /// A TLS connection is never handed over (its session keys live here): while draining,
     /// its responses say `Connection: close`, whether or not a successor exists.
     fn closing(&self) -> bool {
-        self.ctx.closing() || (self.secure && self.ctx.draining())
+        self.ctx.closing() || ((self.secure || self.h2) && self.ctx.draining())
     }
 
     fn close_idle(&self) -> bool {
         // With a successor, an idle TLS connection (which cannot move) is left to send its
         // next request, answered with `Connection: close`, rather than closed under it; the
         // drain's end closes what is left. Without one, idle connections close as plain ones.
-        self.ctx.closing()
+        // An idle HTTP/2 connection gets GOAWAY and is closed at once, as Envoy's drain does:
+        // an HTTP/2 client opens its next stream on a new connection, without a race.
+        self.ctx.closing() || (self.h2 && self.ctx.draining())
     }
 
     fn handoff(&self) -> bool {
-        self.ctx.handoff() && !self.secure
+        self.ctx.handoff() && !self.secure && !self.h2
     }
 
     fn begin(&mut self, req: Option<&RequestHead<'_>>, minor: u8, _now: Instant) -> Rq {
@@ -206,7 +225,8 @@ impl Env for CtxEnv<'_> {
             self.ctx,
             self.listener,
             (self.peer, direct),
-            minor,
+            // The access log's %PROTOCOL% says HTTP/2 (as Envoy) for a transcoded request.
+            if self.h2 { 2 } else { minor },
             req,
             conn,
         )
@@ -435,19 +455,21 @@ impl Env for CtxEnv<'_> {
     }
 
     fn http2_preface(&mut self) {
-        let now = self.ctx.now();
-        if self.ctx.stats.http2_refused(self.listener, now) {
-            log::info!(
-                "{}: HTTP/2 connection preface on an HTTP/1 listener: answered GOAWAY \
-                 (HTTP_1_1_REQUIRED) and closed; baton speaks HTTP/1.1 only \
-                 (further ones this minute are only counted in \
-                 http.{}.downstream_cx_http2_refused)",
-                self.peer,
-                self.http().map_or("", |h| h.hcm.stat_prefix.as_str())
-            );
-        } else {
-            log::debug!("{}: HTTP/2 client refused (counted)", self.peer);
+        log::debug!("{}: the client speaks HTTP/2", self.peer);
+        self.ctx.stats.http2_started(self.listener);
+    }
+
+    fn overload_close(&mut self) -> bool {
+        let close = self.ctx.overload.roll(
+            crate::config::OverloadKind::DisableHttpKeepalive,
+            &mut self.ctx.rng,
+        );
+        if close {
+            self.ctx
+                .stats
+                .overloaded(self.listener, crate::stats::Overloaded::KeepAlive);
         }
+        close
     }
 
     fn default_host_for_http_10(&self) -> Option<String> {

@@ -4,7 +4,7 @@
 //! `ext_authz_http_impl.cc`: 200 lets it on with the allowed headers, a 5xx or no answer is
 //! an error, any other status denies it with the service's status, body and allowed headers).
 //!
-//! The exchange core pauses the request while the check is out (`core::State::Checking`);
+//! The exchange core pauses the request while the check is out (`core::State::Paused`);
 //! the session sends it on a connection of its own (`cluster::oneshot`) and hands the answer
 //! back, or the core's timer ends it as an error.
 

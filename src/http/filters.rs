@@ -78,10 +78,22 @@ pub(super) struct Outcome {
     pub compress: Option<super::compress::Plan>,
     /// The decompressor filter inflates the request body on its way upstream.
     pub inflate: Option<super::compress::InflatePlan>,
-    /// An ext_authz filter (its index) must hear from its authorization service before the
-    /// chain goes on: the request pauses, and the chain resumes at that filter (`run`'s
-    /// `resume`) with what the filters before it made.
-    pub check: Option<(usize, super::ext_authz::Check)>,
+    /// A filter (its index) holds the request before the chain goes on — an ext_authz
+    /// filter's check, a fault filter's delay: the request pauses, and the chain resumes at
+    /// that filter (`run`'s `resume`) with what the filters before it made.
+    pub pause: Option<(usize, super::request::Wait)>,
+    /// A fault filter's delay holds one of its `active_faults` (the request gives it back when
+    /// the delay ends or the request does).
+    pub active_fault: Option<crate::stats::Gauge>,
+}
+
+/// How a paused chain goes on at the filter that paused it.
+#[derive(Debug)]
+pub(super) enum Resumed {
+    /// The ext_authz check's verdict.
+    Verdict(super::ext_authz::Verdict),
+    /// The fault filter's delay is over.
+    Delayed,
 }
 
 /// What the filters read from the process besides the request.
@@ -105,9 +117,8 @@ pub(super) struct Env<'a> {
 }
 
 /// Runs `filters` on `req`. `rng` draws the filters' runtime fractions; `limits` and
-/// `stats` take the local rate limits' tokens and counts. `resume`: the chain goes on at an
-/// ext_authz filter whose check was answered (`Outcome::check`), with `out` as the filters
-/// before it left it.
+/// `stats` take the local rate limits' tokens and counts. `resume`: the chain goes on at the
+/// filter that paused it (`Outcome::pause`), with `out` as the filters before it left it.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     filters: &[HttpFilter],
@@ -117,11 +128,11 @@ pub(super) fn run(
     limits: &mut RateLimits,
     stats: &mut Stats,
     rng: &mut Rng,
-    resume: Option<(usize, super::ext_authz::Verdict)>,
+    resume: Option<(usize, Resumed)>,
     mut out: Outcome,
 ) -> Outcome {
-    let (start, mut verdict) = match resume {
-        Some((at, v)) => (at, Some(v)),
+    let (start, mut resumed) = match resume {
+        Some((at, r)) => (at, Some(r)),
         None => (0, None),
     };
     for (fi, f) in filters.iter().enumerate().skip(start) {
@@ -147,8 +158,8 @@ pub(super) fn run(
         {
             continue;
         }
-        // This filter's check is answered: it only reads the verdict now.
-        let resumed = fi == start && verdict.is_some();
+        // This filter paused the request: it only finishes what it began now.
+        let resuming = fi == start && resumed.is_some();
         let answer = match &f.kind {
             HttpFilterKind::HealthCheck(hc) => {
                 health_check(hc, req, env, &mut out.edits, &mut out.health_check).map(
@@ -197,7 +208,21 @@ pub(super) fn run(
                     _ => own_config,
                 };
                 let at = (env.listener, fi);
-                fault::abort(config, at, req, env.faults, stats, rng).map(|status| Answer {
+                let status = if resuming {
+                    resumed = None;
+                    fault::after_delay(config, at, req, env.faults, stats, rng)
+                } else {
+                    match fault::on_request(config, at, req, env.faults, stats, rng) {
+                        None => None,
+                        Some(fault::Injected::Abort(s)) => Some(s),
+                        Some(fault::Injected::Delay(d, active)) => {
+                            out.pause = Some((fi, super::request::Wait::Delay(d)));
+                            out.active_fault = Some(active);
+                            break;
+                        }
+                    }
+                };
+                status.map(|status| Answer {
                     flag: Flags::FI,
                     ..Answer::new(status, "fault filter abort", "fault_filter_abort")
                 })
@@ -229,7 +254,7 @@ pub(super) fn run(
                 None
             }
             HttpFilterKind::ExtAuthz(c)
-                if !resumed && c.filter_enabled.is_some_and(|f| !sample(f, rng)) =>
+                if !resuming && c.filter_enabled.is_some_and(|f| !sample(f, rng)) =>
             {
                 // Envoy's `filter_enabled`: left out, or (`deny_at_disable`) refused.
                 let at = (env.listener, fi);
@@ -241,8 +266,9 @@ pub(super) fn run(
                 })
             }
             HttpFilterKind::ExtAuthz(c) => {
-                let Some(v) = verdict.take().filter(|_| fi == start) else {
-                    out.check = Some((fi, super::ext_authz::check(c, req)));
+                let Some(Resumed::Verdict(v)) = resumed.take().filter(|_| fi == start) else {
+                    let check = super::ext_authz::check(c, req);
+                    out.pause = Some((fi, super::request::Wait::Check(check)));
                     break;
                 };
                 let mut counts = Vec::new();

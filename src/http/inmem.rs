@@ -115,6 +115,16 @@ impl InMem {
                 self.conn.check_answered(&mut env, verdict, self.now);
                 moved = true;
             }
+            // A fault delay is over as soon as nothing else moves: time jumps to its end.
+            if !moved && self.conn.paused() && !self.conn.checking() {
+                if let Some(at) = self.conn.deadline() {
+                    self.now = self.now.max(at);
+                    self.ctx.set_now(self.now);
+                    let mut env = CtxEnv::new(&mut self.ctx, 0, self.peer).conn(1, None);
+                    self.conn.on_timeout(&mut env, self.now);
+                    moved = true;
+                }
+            }
             if let Some(up) = self.conn.up() {
                 if !up.tx.is_empty() {
                     up_got += up.tx.len();

@@ -106,33 +106,63 @@ pub struct Rewritten {
 pub enum Decision {
     Local(LocalDecision),
     Forward(Forward),
-    /// An ext_authz filter waits for its authorization service: the exchange pauses the
-    /// request and, once answered, asks again (`core::Env::resume`).
-    Check(Box<Pending>),
+    /// A filter holds the request (an ext_authz check, a fault delay): the exchange pauses it
+    /// and, once the wait is over, asks again (`core::Env::resume`).
+    Pause(Box<Pending>),
 }
 
-/// A request paused on an ext_authz check: the check to send, and where the filter chain
-/// resumes with what the filters before it made.
+/// What a paused request waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    /// An ext_authz filter's check, to send: its answer, or its timeout, ends the wait.
+    Check(super::ext_authz::Check),
+    /// A fault filter's delay: the time alone ends it.
+    Delay(Duration),
+}
+
+/// A paused request: what it waits for, and where the filter chain resumes with what the
+/// filters before it made.
 pub struct Pending {
-    pub check: super::ext_authz::Check,
-    /// The ext_authz filter's index.
+    pub wait: Wait,
+    /// The pausing filter's index.
     filter: usize,
     /// The route the filters saw.
     found: Option<(usize, usize)>,
     outcome: filters::Outcome,
     /// The request's span, begun before the pause.
     pub(super) begun: Option<crate::tracing::http::Begun>,
+    /// The stream idle timeout in force (the route's `idle_timeout`, else the connection
+    /// manager's): Envoy's idle timer runs through a filter's pause, so a wait longer than it
+    /// ends with the connection manager's `stream timeout` answer.
+    pub stream_idle: Option<Duration>,
 }
 
 impl Pending {
-    /// A check with nothing before it (the core's simulation and tests).
-    pub fn new(check: super::ext_authz::Check) -> Pending {
+    /// A wait with nothing before it (the core's simulation and tests).
+    pub fn new(wait: Wait) -> Pending {
         Pending {
-            check,
+            wait,
             filter: 0,
             found: None,
             outcome: filters::Outcome::default(),
             begun: None,
+            stream_idle: None,
+        }
+    }
+
+    /// The check to send, when the wait is one.
+    pub fn check(&self) -> Option<&super::ext_authz::Check> {
+        match &self.wait {
+            Wait::Check(c) => Some(c),
+            Wait::Delay(_) => None,
+        }
+    }
+
+    /// How long the wait may last: a check's timeout, a delay's length.
+    pub fn limit(&self) -> Duration {
+        match &self.wait {
+            Wait::Check(c) => c.timeout,
+            Wait::Delay(d) => *d,
         }
     }
 }
@@ -140,17 +170,27 @@ impl Pending {
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pending")
-            .field("check", &self.check)
+            .field("wait", &self.wait)
             .field("filter", &self.filter)
             .field("found", &self.found)
             .finish_non_exhaustive()
     }
 }
 
-/// A 500 with no body: what an exchange makes of a decision it cannot start (a check
-/// decision reaches it only through a bug).
+/// A 500 with no body: what an exchange makes of a decision it cannot start (a pause
+/// reaches it only through a bug).
 pub fn internal_error() -> Decision {
     local(500, "", 0)
+}
+
+/// The connection manager's answer while the overload manager's `stop_accepting_requests`
+/// applies: Envoy's 503 `envoy overloaded` (details `overload`), before any filter or route.
+pub fn overloaded() -> Decision {
+    Decision::Local(LocalDecision {
+        body: Cow::Borrowed("envoy overloaded"),
+        details: Cow::Borrowed("overload"),
+        ..local_reply(503)
+    })
 }
 
 fn local(status: u16, body: &'static str, flag: u32) -> Decision {
@@ -626,7 +666,8 @@ fn mutated<'v>(
 /// The HTTP filters, then the router: `req` is the request as the connection manager left
 /// it, its path already normalised (`CtxEnv::route`). The filters (`filters::run`) see the
 /// route the request matched; the connection manager's `via` is added to every answer.
-/// `resume`: a request paused on an ext_authz check goes on with the check's verdict.
+/// `resume`: a paused request goes on, with its ext_authz check's verdict (after a fault
+/// delay the verdict is unused).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn decide(
     req: &RequestHead<'_>,
@@ -679,7 +720,17 @@ pub(super) fn decide(
         let (m, resume) = match resume {
             Some((p, verdict)) => {
                 let m = p.found.and_then(|(vh, i)| http.router.get(vh, i));
-                (m, Some(((p.filter, verdict), p.outcome)))
+                let resumed = match p.wait {
+                    Wait::Check(_) => filters::Resumed::Verdict(verdict),
+                    Wait::Delay(_) => {
+                        // Its delay is over: the fault filter's active fault goes back.
+                        if let Some(g) = rq.active_fault.take() {
+                            super::fault::release(g, &mut ctx.stats);
+                        }
+                        filters::Resumed::Delayed
+                    }
+                };
+                (m, Some(((p.filter, resumed), p.outcome)))
             }
             None if redirect.is_some() => (None, None),
             None => (http.router.route(filter_req), None),
@@ -742,13 +793,25 @@ pub(super) fn decide(
         outcome.counts = crate::stats::FilterCounts::default();
     }
     rq.health_check = outcome.health_check;
-    if let Some((filter, check)) = outcome.check.take() {
-        return Decision::Check(Box::new(Pending {
-            check,
+    if let Some(g) = outcome.active_fault.take() {
+        rq.flags.set(crate::access_log::Flags::DI);
+        rq.active_fault = Some(g);
+    }
+    if let Some((filter, wait)) = outcome.pause.take() {
+        let found = found.flatten();
+        let route_idle = found
+            .and_then(|(vh, i)| http.router.get(vh, i))
+            .and_then(|m| match &m.route.action {
+                RouteAction::Forward(f) => f.idle_timeout,
+                _ => None,
+            });
+        return Decision::Pause(Box::new(Pending {
+            wait,
             filter,
-            found: found.flatten(),
+            found,
             outcome,
             begun: None,
+            stream_idle: route_idle.unwrap_or(hcm.stream_idle_timeout),
         }));
     }
     // An inflated body goes upstream chunked, its length unknown.
@@ -803,7 +866,7 @@ pub(super) fn decide(
             f.compress = outcome.compress.map(Box::new);
             f.inflate = outcome.inflate.map(Box::new);
         }
-        Decision::Check(_) => {}
+        Decision::Pause(_) => {}
     }
     d
 }

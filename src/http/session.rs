@@ -30,6 +30,13 @@ pub fn limits(hcm: &HttpConnectionManager, per_connection_buffer_limit_bytes: u3
         buffer_limit: per_connection_buffer_limit_bytes as usize,
         accept_http_10: hcm.accept_http_10,
         codec_type: hcm.codec_type,
+        http2: crate::h2::server::Options {
+            max_header_list: hcm.max_request_headers_kb.saturating_mul(1024),
+            stream_window: hcm.http2.initial_stream_window_size,
+            conn_window: hcm.http2.initial_connection_window_size,
+            header_table: hcm.http2.hpack_table_size,
+            stream_error_on_invalid: hcm.http2.stream_error_on_invalid_http_messaging,
+        },
         max_headers: hcm.max_headers_count as usize,
         max_connection_duration: hcm.max_connection_duration,
         max_requests: hcm.max_requests_per_connection,
@@ -51,6 +58,7 @@ pub fn tcp_limits(t: &TcpProxy, per_connection_buffer_limit_bytes: u32) -> Limit
         buffer_limit: per_connection_buffer_limit_bytes as usize,
         accept_http_10: false,
         codec_type: crate::config::CodecType::Auto,
+        http2: crate::h2::server::Options::default(),
         max_headers: 0,
         max_connection_duration: None,
         max_requests: None,
@@ -358,6 +366,21 @@ impl Session {
                 .conn(self.gen, self.local)
                 .tls(&self.client);
             progress |= self.core.process(&mut env, now);
+            if self.client.take_unblocked() {
+                // A WINDOW_UPDATE from the HTTP/2 client opened the window a response write
+                // waits for: write again (no socket edge says so).
+                self.ready.writable = true;
+                progress = true;
+            }
+            if let Some((preread, opts)) = self.core.take_h2() {
+                // The client speaks HTTP/2: the server transcoder goes under the connection,
+                // with the bytes already read (the preface); the core reads HTTP/1 from now on.
+                let server = crate::h2::server::Server::new(opts);
+                self.client.set_h2(Box::new(server), &preread);
+                self.can_splice = false;
+                self.ready.readable = true;
+                progress = true;
+            }
             progress |= self.actions(ctx, now);
             progress |= self.check_io(ctx, now);
             if let Some(c) = self.core.closed() {
@@ -366,13 +389,23 @@ impl Session {
                 self.flush_client()?;
                 if c == Close::Reset {
                     self.reset_client();
+                } else if self.client.is_h2() {
+                    // An HTTP/2 client learns of the close from GOAWAY (idle timeout, drain).
+                    self.client.shutdown_write();
                 }
                 return Ok(Fate::Closed);
             }
             // Client writes wait until nothing else moves, so a response read in several
             // pieces goes out in one write (the buffer limit stops reading before then).
             if !progress {
-                progress |= self.flush_client()?;
+                let wrote = self.flush_client()?;
+                if wrote && self.client.is_h2() {
+                    // A response written to the HTTP/2 transcoder may start the next waiting
+                    // stream's request, or end the request side: bytes (or EOF) to read that
+                    // no socket edge announces.
+                    self.ready.readable = true;
+                }
+                progress |= wrote;
             }
             // Spliced bytes still in the pipe stay with this process until they are out.
             let moveable = self.pipe_empty();
@@ -556,6 +589,15 @@ impl Session {
                     progress = true;
                 }
                 ReadOutcome::WouldBlock => self.ready.readable = false,
+            }
+        }
+        if self.client.is_h2() && self.ready.readable && self.core.client_read_room() == 0 {
+            // The core reads no request bytes now (its request is in, the response is going
+            // out): the HTTP/2 peer's WINDOW_UPDATE, PING and RST_STREAM are read all the same.
+            let (consumed, drained) = self.client.pump_h2()?;
+            progress |= consumed;
+            if drained {
+                self.ready.readable = false;
             }
         }
         if self.ready.hup && self.ready.readable && self.core.client_read_room() == 0 {

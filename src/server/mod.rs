@@ -428,6 +428,10 @@ impl Proxy {
             }
         }
         p.checkers.sync(&mut p.ctx);
+        p.ctx.overload = crate::overload::OverloadRt::build(&b.overload, &mut p.ctx.stats.store);
+        if let Some(every) = p.ctx.overload.refresh() {
+            p.ctx.timers.arm(Instant::now() + every, TimerKey::Overload);
+        }
         p.ctx.tracer = crate::tracing::collector::Tracer::build(
             &mut p.ctx,
             &p.opts.service_cluster,
@@ -581,9 +585,49 @@ impl Proxy {
         self.exit_code = Some(1);
     }
 
+    /// The overload manager's refresh: samples the heap, sets the actions' states, gives
+    /// memory back when `shrink_heap` says so, and accepts what waited while
+    /// `stop_accepting_connections` held the listeners.
+    fn overload_tick(&mut self, at: Instant) {
+        let now = self.ctx.now();
+        let heap = crate::overload::heap_in_use();
+        let changed = self
+            .ctx
+            .overload
+            .update(heap, &mut self.ctx.stats.store, now);
+        if changed.shrink {
+            let freed = self.ctx.pool.trim_all();
+            self.ctx.pipes.trim();
+            crate::util::release_heap();
+            log::info!("overload: shrink_heap freed {freed} pooled buffers");
+        }
+        if changed.resume_accepting {
+            for i in 0..self.listeners.len() {
+                let paused = self.accept_paused.get(i) == Some(&true);
+                if self.accepting.get(i) == Some(&true) && !paused {
+                    self.accept(i);
+                }
+            }
+        }
+        if let Some(every) = self.ctx.overload.refresh() {
+            // From the due time, so samples keep their rhythm; never in the past.
+            let next = (at + every).max(now);
+            self.ctx.timers.arm(next, TimerKey::Overload);
+        }
+    }
+
     /// Accepts up to `ACCEPT_BATCH` connections from listener `i`; if it stops there, the
-    /// listener is noted in `accept_more` for the next round.
+    /// listener is noted in `accept_more` for the next round. While the overload manager's
+    /// `stop_accepting_connections` is saturated nothing is accepted: the backlog holds the
+    /// connections and the refresh that ends the action accepts them.
     fn accept(&mut self, i: usize) {
+        if self
+            .ctx
+            .overload
+            .saturated(crate::config::OverloadKind::StopAcceptingConnections)
+        {
+            return;
+        }
         for _ in 0..ACCEPT_BATCH {
             let Some(Some(l)) = self.listeners.get(i) else {
                 return;
@@ -660,6 +704,14 @@ impl Proxy {
             .is_some_and(|max| self.sessions.len() as u64 >= max)
         {
             self.ctx.stats.cx_refused(unit, Refused::Global);
+            return false;
+        }
+        // Envoy's listener rejects by the overload action after the global limit.
+        if self.ctx.overload.roll(
+            crate::config::OverloadKind::RejectIncomingConnections,
+            &mut self.ctx.rng,
+        ) {
+            self.ctx.stats.cx_refused(unit, Refused::Overload);
             return false;
         }
         let open = self.open.get(i).copied().unwrap_or(0) as u64;
@@ -1261,6 +1313,7 @@ impl Proxy {
                 }
             }
             TimerKey::UpIdle(addr) => crate::http::upstream::idle_timer(&mut self.ctx, addr, at),
+            TimerKey::Overload => self.overload_tick(at),
             TimerKey::Health(i, gen) => self.checkers.on_timer(&mut self.ctx, i, gen, at),
             TimerKey::TraceFlush(i) => crate::tracing::collector::on_flush_timer(&mut self.ctx, i),
             TimerKey::TraceReport(i, gen) => {

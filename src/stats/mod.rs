@@ -16,7 +16,7 @@ pub use baton_statemachine::StatsSnapshot as Snapshot;
 pub use render::{json_str, render_json, render_prometheus, render_text};
 pub use scopes::{
     listener_scope, ClusterStats, FilterCounts, FilterStats, HostStats, HttpStats, ListenerStats,
-    PoolLimit, Refused, ServerState, ServerStats, Stats,
+    Overloaded, PoolLimit, Refused, ServerState, ServerStats, Stats,
 };
 
 use std::collections::HashMap;

@@ -52,6 +52,15 @@ pub struct ListenerStats {
     pub downstream_global_cx_overflow: Counter,
     /// Connections closed at accept because the listener's runtime limit was reached.
     pub downstream_cx_overflow: Counter,
+    /// Connections closed at accept by the overload manager's `reject_incoming_connections`.
+    pub downstream_cx_overload_reject: Counter,
+}
+
+/// What the overload manager did to a request (`Stats::overloaded`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overloaded {
+    Request,
+    KeepAlive,
 }
 
 /// Which connection limit closed a connection at accept.
@@ -63,6 +72,8 @@ pub enum Refused {
     Listener,
     /// The listener's connection limit network filter.
     Filter,
+    /// The overload manager's `reject_incoming_connections`.
+    Overload,
 }
 
 /// `<scope>.ssl.*`: a listener's TLS filter chains, or a cluster's TLS connections.
@@ -180,10 +191,14 @@ pub struct HttpStats {
     pub downstream_cx_upgrades_total: Counter,
     pub downstream_cx_upgrades_active: Gauge,
     pub downstream_rq_ws_on_non_ws_route: Counter,
-    /// Connections that opened with the HTTP/2 preface (answered with GOAWAY, closed).
-    pub downstream_cx_http2_refused: Counter,
+    /// Client connections that speak HTTP/2 (Envoy's `downstream_cx_http2_total`).
+    pub downstream_cx_http2_total: Counter,
     /// Response-body bytes moved to clients with `splice(2)`, past our buffers (baton's own).
     pub downstream_cx_splice_bytes: Counter,
+    /// Requests answered 503 by the overload manager's `stop_accepting_requests`.
+    pub downstream_rq_overload_close: Counter,
+    /// Responses that closed their connection by `disable_http_keepalive`.
+    pub downstream_cx_overload_disable_keepalive: Counter,
 }
 
 /// The HTTP filters' counters of one connection manager (Envoy registers them only for a
@@ -379,8 +394,6 @@ pub struct Stats {
     first_started: SystemTime,
     /// Set by `POST /healthcheck/fail`: /ready answers 503 until `/healthcheck/ok`.
     healthcheck_failed: bool,
-    /// When an HTTP/2 preface was last logged at info (one line a minute at most).
-    http2_logged_at: Option<Instant>,
 }
 
 /// Envoy writes a listener's address into its stat names with `:` as `_`:
@@ -420,6 +433,8 @@ impl Stats {
                 downstream_global_cx_overflow: s
                     .counter(&format!("{l}.downstream_global_cx_overflow")),
                 downstream_cx_overflow: s.counter(&format!("{l}.downstream_cx_overflow")),
+                downstream_cx_overload_reject: s
+                    .counter(&format!("{l}.downstream_cx_overload_reject")),
             });
             let Some(prefix) = prefix else {
                 hs.push(None);
@@ -451,7 +466,11 @@ impl Stats {
                 ),
                 downstream_rq_ws_on_non_ws_route: s
                     .counter(&format!("{h}.downstream_rq_ws_on_non_ws_route")),
-                downstream_cx_http2_refused: s.counter(&format!("{h}.downstream_cx_http2_refused")),
+                downstream_cx_http2_total: s.counter(&format!("{h}.downstream_cx_http2_total")),
+                downstream_rq_overload_close: s
+                    .counter(&format!("{h}.downstream_rq_overload_close")),
+                downstream_cx_overload_disable_keepalive: s
+                    .counter(&format!("{h}.downstream_cx_overload_disable_keepalive")),
                 downstream_cx_splice_bytes: s.counter(&format!("{h}.downstream_cx_splice_bytes")),
             }));
         }
@@ -543,7 +562,6 @@ impl Stats {
             started: Instant::now(),
             first_started: SystemTime::now(),
             healthcheck_failed: false,
-            http2_logged_at: None,
         }
     }
 
@@ -1006,6 +1024,10 @@ impl Stats {
                 .get(l)
                 .map(|ls| ls.downstream_global_cx_overflow),
             Refused::Listener => self.listeners.get(l).map(|ls| ls.downstream_cx_overflow),
+            Refused::Overload => self
+                .listeners
+                .get(l)
+                .map(|ls| ls.downstream_cx_overload_reject),
             Refused::Filter => self
                 .limits
                 .get(l)
@@ -1113,20 +1135,22 @@ impl Stats {
         }
     }
 
-    /// A direct_response route answered on listener `l`.
-    /// A client on listener `l` sent the HTTP/2 preface. Returns true when this one should be
-    /// logged at info: the first, then at most one a minute (the counter has the rest).
-    pub fn http2_refused(&mut self, l: usize, now: Instant) -> bool {
+    /// The overload manager acted on a request of listener `l`: answered it 503
+    /// (`Overloaded::Request`) or closed its connection after the response.
+    pub fn overloaded(&mut self, l: usize, what: Overloaded) {
         if let Some(Some(h)) = self.http.get(l).copied() {
-            self.store.inc(h.downstream_cx_http2_refused);
+            self.store.inc(match what {
+                Overloaded::Request => h.downstream_rq_overload_close,
+                Overloaded::KeepAlive => h.downstream_cx_overload_disable_keepalive,
+            });
         }
-        let due = self
-            .http2_logged_at
-            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(60));
-        if due {
-            self.http2_logged_at = Some(now);
+    }
+
+    /// A client connection on listener `l` speaks HTTP/2.
+    pub fn http2_started(&mut self, l: usize) {
+        if let Some(Some(h)) = self.http.get(l).copied() {
+            self.store.inc(h.downstream_cx_http2_total);
         }
-        due
     }
 
     /// A retry counter of cluster `c`.

@@ -152,8 +152,11 @@ pub fn server_config(d: &DownstreamTls) -> Result<Arc<ServerConfig>, String> {
         }
     };
     let mut cfg = b.with_cert_resolver(cert_key(&d.cert, &prov)?);
+    if d.alpn_h2 {
+        cfg.alpn_protocols.push(b"h2".to_vec());
+    }
     if d.alpn_http11 {
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        cfg.alpn_protocols.push(b"http/1.1".to_vec());
     }
     Ok(Arc::new(cfg))
 }

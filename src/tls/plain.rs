@@ -86,6 +86,12 @@ impl Stream {
         self.h2.is_some()
     }
 
+    /// HTTP/2: consumes the peer's frames while the driver reads no HTTP/1 bytes (see
+    /// `Layer::pump`): (anything consumed, the socket would block). Plain streams: nothing.
+    pub fn pump_h2(&mut self) -> io::Result<(bool, bool)> {
+        self.with_h2(|l, s| l.pump(s)).unwrap_or(Ok((false, true)))
+    }
+
     /// See the TLS build's `Stream::take_unblocked`.
     pub fn take_unblocked(&mut self) -> bool {
         self.h2.as_mut().is_some_and(|l| l.take_unblocked())

@@ -226,6 +226,12 @@ impl Stream {
         self.tls.is_some() || self.h2.is_some()
     }
 
+    /// HTTP/2: consumes the peer's frames while the driver reads no HTTP/1 bytes (see
+    /// `Layer::pump`): (anything consumed, the socket would block). Plain streams: nothing.
+    pub fn pump_h2(&mut self) -> io::Result<(bool, bool)> {
+        self.with_h2(|l, s| l.pump(s)).unwrap_or(Ok((false, true)))
+    }
+
     /// A read opened the HTTP/2 flow-control window a refused write waits for: the driver
     /// writes again (no socket edge says so). Once.
     pub fn take_unblocked(&mut self) -> bool {

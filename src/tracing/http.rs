@@ -231,7 +231,7 @@ pub fn routed(ctx: &Ctx, listener: usize, b: Begun, d: &mut Decision, rq: &mut R
     let route = match d {
         Decision::Local(l) => l.route,
         Decision::Forward(f) => Some(f.route),
-        Decision::Check(_) => None,
+        Decision::Pause(_) => None,
     };
     let decorator = route.and_then(|(vh, i)| {
         let m = ctx.listeners.get(listener)?.http()?.router.get(vh, i)?;
@@ -248,7 +248,7 @@ pub fn routed(ctx: &Ctx, listener: usize, b: Begun, d: &mut Decision, rq: &mut R
             match d {
                 Decision::Local(l) => l.edits.push(op),
                 Decision::Forward(f) => f.resp_edits.push(op),
-                Decision::Check(_) => {}
+                Decision::Pause(_) => {}
             }
         }
     }

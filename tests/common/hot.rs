@@ -556,19 +556,55 @@ pub fn in_log(b: &Baton, needle: &str) -> bool {
     true
 }
 
+/// The pid file of whoever is in charge after reloads. Dropped while the file is still
+/// there (a test failed before `stop_in_charge`), it stops that process: a successor started
+/// by a reload is not a child of the test, so nothing else would end it.
+pub struct InCharge(PathBuf);
+
+impl InCharge {
+    pub fn new(pid_file: PathBuf) -> InCharge {
+        InCharge(pid_file)
+    }
+
+    /// The pid in the file, if that process is still a baton (a pid file left by a crash
+    /// may name a pid reused since).
+    fn pid(&self) -> Option<nix::unistd::Pid> {
+        let text = std::fs::read_to_string(&self.0).ok()?;
+        let pid: i32 = text.trim().parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let baton = cmdline.windows(5).any(|w| w == b"baton");
+        baton.then(|| nix::unistd::Pid::from_raw(pid))
+    }
+}
+
+impl std::ops::Deref for InCharge {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for InCharge {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for InCharge {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+}
+
 /// Stops whoever is in charge now, by the pid file it wrote when it took over (the first
 /// generation `b` has handed over and exited).
-pub fn stop_in_charge(b: &mut Baton, pid_file: &Path) {
+pub fn stop_in_charge(b: &mut Baton, pid_file: &InCharge) {
     assert!(b.wait_exit(RELOAD_WAIT).is_some(), "{}", b.log());
-    let pid: i32 = std::fs::read_to_string(pid_file)
-        .ok()
-        .and_then(|p| p.trim().parse().ok())
-        .expect("pid file");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("stop the process in charge");
+    let pid = pid_file.pid().expect("pid file");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
+        .expect("stop the process in charge");
     let deadline = Instant::now() + RELOAD_WAIT;
     while pid_file.exists() && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
@@ -578,7 +614,7 @@ pub fn stop_in_charge(b: &mut Baton, pid_file: &Path) {
 
 /// Starts baton on `yaml` (listener `port`) with a restart socket and a pid file in `dir`
 /// (the pid file names whoever is in charge after reloads: `stop_in_charge`).
-pub fn start_with_pid_file(yaml: &str, port: u16, dir: &HotDir) -> (Baton, PathBuf) {
+pub fn start_with_pid_file(yaml: &str, port: u16, dir: &HotDir) -> (Baton, InCharge) {
     let pid_file = dir.path.join("baton.pid");
     let (pid_arg, sock) = (pid_file.display().to_string(), dir.sock_arg());
     let mut b = Baton::spawn_with(
@@ -594,5 +630,5 @@ pub fn start_with_pid_file(yaml: &str, port: u16, dir: &HotDir) -> (Baton, PathB
         &[],
     );
     b.wait_listening();
-    (b, pid_file)
+    (b, InCharge::new(pid_file))
 }

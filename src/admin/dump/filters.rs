@@ -335,6 +335,21 @@ fn fault(c: &Fault) -> Value {
             ("percentage", Some(fraction)),
         ])
     });
+    // A header delay's duration from the runtime is the runtime's to give again.
+    let delay = c.delay.as_ref().map(|d| {
+        let fraction = map(vec![
+            ("numerator", n(d.percentage.numerator)),
+            ("denominator", denominator(d.percentage.denominator)),
+        ]);
+        map(vec![
+            (
+                "fixed_delay",
+                d.duration.filter(|_| !d.from_header).and_then(dur),
+            ),
+            ("header_delay", d.from_header.then(|| map(Vec::new()))),
+            ("percentage", Some(fraction)),
+        ])
+    });
     let nodes = c.downstream_nodes.iter().map(|v| Value::from(v.as_str()));
     map(vec![
         (
@@ -344,6 +359,7 @@ fn fault(c: &Fault) -> Value {
             )),
         ),
         ("abort", abort),
+        ("delay", delay),
         ("headers", list(header_matchers(&c.headers))),
         ("downstream_nodes", list(nodes.collect())),
         ("max_active_faults", c.max_active_faults.and_then(n)),

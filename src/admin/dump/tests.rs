@@ -205,6 +205,7 @@ static_resources:
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
               abort: { http_status: 503, percentage: { numerator: 5, denominator: TEN_THOUSAND } }
+              delay: { fixed_delay: 0.25s, percentage: { numerator: 7 } }
               headers: [{ name: x-f, present_match: true }]
               downstream_nodes: [a, b]
               max_active_faults: 3
@@ -296,7 +297,7 @@ static_resources:
                     stat_prefix: rl_route
                     token_bucket: { max_tokens: 1, fill_interval: 60s }
                   authz: { "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute }
-                  faults: { "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault, abort: { header_abort: {} } }
+                  faults: { "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault, abort: { header_abort: {} }, delay: { header_delay: {} } }
                   checks: { "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, disabled: true }
                   csrf:
                     "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig

@@ -61,14 +61,28 @@ fn validation(v: &Validation) -> Value {
     ])
 }
 
-fn common(p: &TlsParams, c: Option<&CertKey>, v: Option<&Validation>, alpn: bool) -> Option<Value> {
+/// The ALPN protocols a context offers, in the order offered.
+fn alpn(h2: bool, http11: bool) -> Vec<&'static str> {
+    [("h2", h2), ("http/1.1", http11)]
+        .iter()
+        .filter_map(|(a, on)| on.then_some(*a))
+        .collect()
+}
+
+fn common(
+    p: &TlsParams,
+    c: Option<&CertKey>,
+    v: Option<&Validation>,
+    alpn: &[&str],
+) -> Option<Value> {
     Some(map(vec![
         ("tls_params", Some(params(p))),
         ("tls_certificates", list(c.map(cert).into_iter().collect())),
         ("validation_context", v.map(validation)),
         (
             "alpn_protocols",
-            alpn.then(|| Value::Sequence(vec![Value::from("http/1.1")])),
+            (!alpn.is_empty())
+                .then(|| Value::Sequence(alpn.iter().map(|a| Value::from(*a)).collect())),
         ),
     ]))
 }
@@ -97,7 +111,7 @@ pub fn downstream(d: &DownstreamTls) -> Value {
                     &d.params,
                     Some(&d.cert),
                     d.validation.as_ref(),
-                    d.alpn_http11,
+                    &alpn(d.alpn_h2, d.alpn_http11),
                 ),
             ),
             (
@@ -119,7 +133,7 @@ pub fn upstream(u: &UpstreamTls) -> Value {
                     &u.params,
                     u.cert.as_ref(),
                     u.validation.as_ref(),
-                    u.alpn_http11,
+                    &alpn(u.alpn_h2, u.alpn_http11),
                 ),
             ),
             ("max_session_keys", n(u.max_session_keys as u64)),

@@ -803,11 +803,39 @@ fn health_check_errors_name_their_field() {
 #[test]
 fn codec_protocol_and_limits() {
     assert_eq!(
-        err_with(&[(&hcm("codec_type"), "HTTP2")]),
+        err_with(&[(&hcm("codec_type"), "HTTP3")]),
         format!(
-            "{HCM}.codec_type: value \"HTTP2\" is not supported by baton (supported: AUTO, HTTP1)"
+            "{HCM}.codec_type: value \"HTTP3\" is not supported by baton (supported: AUTO, HTTP1, HTTP2)"
         )
     );
+    let h2 = hcm("http2_protocol_options");
+    for (field, value, why) in [
+        (
+            "allow_connect",
+            "true",
+            "not supported by baton (no extended CONNECT over HTTP/2)",
+        ),
+        (
+            "connection_keepalive",
+            "{interval: 1s}",
+            "not supported by baton (no HTTP/2 PING keepalive)",
+        ),
+        (
+            "initial_stream_window_size",
+            "100",
+            "100 out of range (65535..=2147483647)",
+        ),
+        (
+            "max_concurrent_streams",
+            "0",
+            "0 out of range (1..=2147483647)",
+        ),
+    ] {
+        assert_eq!(
+            err_with(&[(&format!("{h2}.{field}"), value)]),
+            format!("{HCM}.http2_protocol_options.{field}: {why}")
+        );
+    }
     let proto = "static_resources.listeners[0].address.socket_address.protocol";
     assert_eq!(
         err_with(&[(proto, "UDP")]),

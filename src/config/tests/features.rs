@@ -339,16 +339,113 @@ fn connection_limit_errors_name_the_field() {
     );
     let om = |x: &str| err_with(&[("overload_manager", x)]);
     assert_eq!(
+        om(r#"{resource_monitors: [{name: envoy.resource_monitors.global_downstream_max_connections, typed_config: {"@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig}}]}"#),
+        "overload_manager.resource_monitors[0].typed_config.max_active_downstream_connections: required field is missing"
+    );
+}
+
+const HEAP: &str = r#"{name: heap, typed_config: {"@type": type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig, max_heap_size_bytes: 1000}}"#;
+
+#[test]
+fn the_overload_manager_takes_the_heap_monitor_and_its_actions() {
+    let om = format!(
+        "{{refresh_interval: 0.25s, resource_monitors: [{HEAP}], actions: [\
+         {{name: envoy.overload_actions.stop_accepting_requests, triggers: [{{name: heap, threshold: {{value: 0.9}}}}]}}, \
+         {{name: envoy.overload_actions.disable_http_keepalive, triggers: [{{name: heap, scaled: {{scaling_threshold: 0.5, saturation_threshold: 0.8}}}}]}}]}}"
+    );
+    let b = ok_with(&[("overload_manager", &om)]);
+    assert_eq!(
+        b.overload,
+        Overload {
+            refresh: std::time::Duration::from_millis(250),
+            max_heap: Some(1000),
+            monitor_name: "heap".into(),
+            actions: vec![
+                OverloadAction {
+                    name: "envoy.overload_actions.stop_accepting_requests".into(),
+                    kind: OverloadKind::StopAcceptingRequests,
+                    triggers: vec![OverloadTrigger::Threshold(0.9)],
+                },
+                OverloadAction {
+                    name: "envoy.overload_actions.disable_http_keepalive".into(),
+                    kind: OverloadKind::DisableHttpKeepalive,
+                    triggers: vec![OverloadTrigger::Scaled {
+                        scaling: 0.5,
+                        saturation: 0.8
+                    }],
+                },
+            ],
+        }
+    );
+    assert_eq!(ok_with(&[]).overload, Overload::default());
+}
+
+#[test]
+fn overload_manager_errors_name_the_field() {
+    let om = |x: &str| err_with(&[("overload_manager", x)]);
+    let act = |name: &str, trigger: &str| {
+        om(&format!(
+            "{{resource_monitors: [{HEAP}], actions: [{{name: {name}, triggers: [{trigger}]}}]}}"
+        ))
+    };
+    let a = "overload_manager.actions[0]";
+    assert_eq!(
         om(r#"{resource_monitors: [{name: envoy.resource_monitors.fixed_heap}]}"#),
-        "overload_manager.resource_monitors[0].name: unknown or unsupported extension \"envoy.resource_monitors.fixed_heap\" (no typed_config \"@type\" says what it is)"
+        "overload_manager.resource_monitors[0].typed_config: required field is missing"
+    );
+    assert_eq!(
+        om(r#"{resource_monitors: [{name: h, typed_config: {"@type": type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig}}]}"#),
+        "overload_manager.resource_monitors[0].typed_config.max_heap_size_bytes: required field is missing"
     );
     assert_eq!(
         om(r#"{actions: [{name: envoy.overload_actions.stop_accepting_requests}]}"#),
-        "overload_manager.actions[0]: not supported by baton (overload actions; only the global_downstream_max_connections monitor is)"
+        format!("{a}.triggers: at least one trigger is required")
     );
     assert_eq!(
-        om(r#"{resource_monitors: [{name: envoy.resource_monitors.global_downstream_max_connections, typed_config: {"@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig}}]}"#),
-        "overload_manager.resource_monitors[0].typed_config.max_active_downstream_connections: required field is missing"
+        act("envoy.overload_actions.reduce_timeouts", "{name: heap, threshold: {value: 0.9}}"),
+        format!("{a}.name: overload action \"envoy.overload_actions.reduce_timeouts\" is not supported by baton (supported: envoy.overload_actions.stop_accepting_requests, envoy.overload_actions.disable_http_keepalive, envoy.overload_actions.stop_accepting_connections, envoy.overload_actions.reject_incoming_connections, envoy.overload_actions.shrink_heap)")
+    );
+    let stop = "envoy.overload_actions.stop_accepting_requests";
+    assert_eq!(
+        act(stop, "{name: nope, threshold: {value: 0.9}}"),
+        format!("{a}.triggers[0].name: unknown trigger resource \"nope\" (no resource monitor has this name)")
+    );
+    assert_eq!(
+        act(stop, "{name: heap, threshold: {value: 1.5}}"),
+        format!("{a}.triggers[0].threshold.value: must be between 0 and 1")
+    );
+    assert_eq!(
+        act(
+            stop,
+            "{name: heap, scaled: {scaling_threshold: 0.9, saturation_threshold: 0.5}}"
+        ),
+        format!("{a}.triggers[0].scaled: scaling_threshold must be less than saturation_threshold")
+    );
+    assert_eq!(
+        act(stop, "{name: heap}"),
+        format!("{a}.triggers[0]: one of threshold, scaled is required")
+    );
+    assert_eq!(
+        act(stop, "{name: heap, threshold: {value: 0.5}}, {name: heap, threshold: {value: 0.6}}"),
+        format!("{a}.triggers[1].name: duplicate trigger resource (an action has one trigger per monitor)")
+    );
+    assert_eq!(
+        om(&format!("{{resource_monitors: [{HEAP}], actions: [{{name: {stop}, triggers: [{{name: heap, threshold: {{value: 0.5}}}}]}}, {{name: {stop}, triggers: [{{name: heap, threshold: {{value: 0.6}}}}]}}]}}")),
+        "overload_manager.actions[1].name: duplicate overload action"
+    );
+    assert_eq!(
+        om(r#"{resource_monitors: [{name: cx, typed_config: {"@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig, max_active_downstream_connections: 9}}], actions: [{name: envoy.overload_actions.shrink_heap, triggers: [{name: cx, threshold: {value: 0.5}}]}]}"#),
+        format!("{a}.triggers[0].name: the downstream connections monitor is checked at each accept and cannot trigger an action (as in Envoy, a proactive monitor)")
+    );
+    assert_eq!(
+        om(&format!(
+            "{{refresh_interval: 0s, resource_monitors: [{HEAP}]}}"
+        )),
+        "overload_manager.refresh_interval: must be greater than 0"
+    );
+    assert_eq!(
+        om("{loadshed_points: []}"),
+        "overload_manager.loadshed_points: not supported by baton"
     );
 }
 

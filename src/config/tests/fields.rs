@@ -6,6 +6,14 @@
 
 /// `Struct.field` → `file::test` (a test function in that file, under the repository root).
 const PROOFS: &[(&str, &str)] = &[
+    ("Bootstrap.overload", "tests/overload.rs::heap_pressure_stops_requests_closes_connections_and_shrinking_ends_it"),
+    ("Overload.refresh", "tests/overload.rs::heap_pressure_stops_requests_closes_connections_and_shrinking_ends_it"),
+    ("Overload.max_heap", "tests/overload.rs::heap_pressure_stops_requests_closes_connections_and_shrinking_ends_it"),
+    ("Overload.monitor_name", "tests/overload.rs::heap_pressure_stops_requests_closes_connections_and_shrinking_ends_it"),
+    ("Overload.actions", "tests/overload.rs::heap_pressure_stops_requests_closes_connections_and_shrinking_ends_it"),
+    ("OverloadAction.name", "tests/overload.rs::heap_pressure_stops_requests_closes_connections_and_shrinking_ends_it"),
+    ("OverloadAction.kind", "tests/overload.rs::stop_accepting_connections_holds_new_clients_in_the_backlog_until_the_pressure_falls"),
+    ("OverloadAction.triggers", "tests/overload.rs::heap_pressure_stops_requests_closes_connections_and_shrinking_ends_it"),
     ("Listener.traffic_direction", "tests/tracing.rs::a_client_context_is_continued_and_the_decorator_names_the_span"),
     ("HttpConnectionManager.tracing", "tests/tracing.rs::a_root_ingress_span_is_reported_and_its_context_sent_upstream"),
     ("Route.decorator", "tests/tracing.rs::a_client_context_is_continued_and_the_decorator_names_the_span"),
@@ -228,6 +236,10 @@ const PROOFS: &[(&str, &str)] = &[
     ("Fault.downstream_cluster_stats", "tests/fault.rs::fault_aborts_answer_their_status_where_configured"),
     ("FaultAbort.status", "tests/fault.rs::fault_aborts_answer_their_status_where_configured"),
     ("FaultAbort.percentage", "tests/fault.rs::fault_aborts_answer_their_status_where_configured"),
+    ("Fault.delay", "tests/fault.rs::fault_delays_hold_requests_before_the_router_sees_them"),
+    ("FaultDelay.from_header", "tests/fault.rs::fault_delays_hold_requests_before_the_router_sees_them"),
+    ("FaultDelay.duration", "tests/envoy_configs.rs::fault_injection_example_delays_and_aborts_as_its_runtime_scripts_say"),
+    ("FaultDelay.percentage", "tests/fault.rs::fault_delays_hold_requests_before_the_router_sees_them"),
     ("ExtAuthz.uri", "tests/ext_authz.rs::an_allowed_request_goes_up_with_the_services_headers_and_a_denied_one_gets_its_answer"),
     ("ExtAuthz.cluster", "tests/ext_authz.rs::an_allowed_request_goes_up_with_the_services_headers_and_a_denied_one_gets_its_answer"),
     ("ExtAuthz.timeout", "tests/ext_authz.rs::an_allowed_request_goes_up_with_the_services_headers_and_a_denied_one_gets_its_answer"),
@@ -332,12 +344,32 @@ const PROOFS: &[(&str, &str)] = &[
         "HttpConnectionManager.server_header_transformation",
         "tests/config_fields.rs::server_name_and_server_header_transformation",
     ),
-    // AUTO and HTTP1 are both HTTP/1.x (HTTP2/HTTP3 are refused at load); the front-proxy
-    // corpus config serves with AUTO.
+    // AUTO serves HTTP/1.x and h2c prior knowledge, HTTP2 only HTTP/2.
     (
         "HttpConnectionManager.codec_type",
-        "tests/envoy_configs.rs::front_proxy_service_envoy_routes_its_prefix_and_404s_the_rest",
+        "tests/h2_downstream.rs::h2c_prior_knowledge_with_auto_and_http2_codecs",
     ),
+    (
+        "HttpConnectionManager.http2",
+        "tests/h2_downstream.rs::http2_protocol_options_are_what_clients_are_told",
+    ),
+    (
+        "Http2Options.hpack_table_size",
+        "tests/h2_downstream.rs::http2_protocol_options_are_what_clients_are_told",
+    ),
+    (
+        "Http2Options.initial_stream_window_size",
+        "tests/h2_downstream.rs::http2_protocol_options_are_what_clients_are_told",
+    ),
+    (
+        "Http2Options.initial_connection_window_size",
+        "tests/h2_downstream.rs::http2_protocol_options_are_what_clients_are_told",
+    ),
+    (
+        "Http2Options.stream_error_on_invalid_http_messaging",
+        "tests/h2_downstream.rs::malformed_requests_end_the_connection_or_only_the_stream",
+    ),
+    ("DownstreamTls.alpn_h2", "tests/h2_downstream.rs::tls_alpn_h2_and_http11_clients"),
     ("HttpConnectionManager.use_remote_address", "tests/proxy_basic.rs::forwarding_headers_are_set"),
     (
         "HttpConnectionManager.xff_num_trusted_hops",

@@ -159,7 +159,7 @@ fn every_error_of_a_file_is_reported_at_once() {
         &format!("{VH}.routes[1]"),
         "{match: {prefix: /x}, direct_response: {status: 99}}",
     );
-    set(&mut d, &format!("{HCM}.codec_type"), "HTTP2");
+    set(&mut d, &format!("{HCM}.codec_type"), "HTTP3");
     set(&mut d, "stats_sinks", "[{name: envoy.stat_sinks.hystrix}]");
     let e = check(&d).unwrap_err();
     let found: Vec<String> = e.0.iter().map(|e| e.to_string()).collect();
@@ -168,7 +168,7 @@ fn every_error_of_a_file_is_reported_at_once() {
         "static_resources.clusters[0].connect_timeout: invalid duration 5",
         "stats_sinks[0].name: unknown or unsupported extension",
         "static_resources.clusters[1].type: value \"EDS\" is not supported",
-        &format!("{HCM}.codec_type: value \"HTTP2\" is not supported"),
+        &format!("{HCM}.codec_type: value \"HTTP3\" is not supported"),
         &format!("{VH}.routes[0].route.cluster: unknown cluster \"nope\""),
         &format!("{VH}.routes[1].direct_response.status: 99 out of range"),
     ];
@@ -212,8 +212,8 @@ fn tls_and_overload_action_errors_hide_no_others() {
         [
             tls,
             &format!("{HCM}.drain_timeout"),
-            "overload_manager.actions[0]",
-            "overload_manager.resource_monitors[0].typed_config.@type",
+            "overload_manager.resource_monitors[0].typed_config.max_heap_size_bytes",
+            "overload_manager.actions[0].triggers",
         ],
         "{e}"
     );
@@ -288,12 +288,14 @@ fn runtime_keys_baton_does_not_implement_are_refused_by_path() {
          \"envoy.reloadable_features.x\" is not implemented by baton (implemented: \
          envoy.resource_limits.listener.<name>.connection_limit, \
          fault.http.abort.abort_percent, fault.http.abort.http_status, \
+         fault.http.delay.fixed_delay_percent, fault.http.delay.fixed_duration_ms, \
          fault.http.max_active_faults, \
          overload.global_downstream_max_connections, re2.max_program_size.error_level)\n  \
          layered_runtime.layers[0].static_layer.re2.max_program_size.warn_level: runtime key \
          \"re2.max_program_size.warn_level\" is not implemented by baton (implemented: \
          envoy.resource_limits.listener.<name>.connection_limit, \
          fault.http.abort.abort_percent, fault.http.abort.http_status, \
+         fault.http.delay.fixed_delay_percent, fault.http.delay.fixed_duration_ms, \
          fault.http.max_active_faults, \
          overload.global_downstream_max_connections, re2.max_program_size.error_level)"
     );

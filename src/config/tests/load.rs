@@ -64,6 +64,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 server_name: "baton".into(),
                 server_header_transformation: ServerHeader::Overwrite,
                 codec_type: CodecType::Auto,
+                http2: Http2Options::default(),
                 use_remote_address: false,
                 xff_num_trusted_hops: 0,
                 generate_request_id: true,
@@ -154,6 +155,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
         stats_flush_interval: Duration::from_secs(5),
         stats_matcher: StatsMatcher::All,
         watched: vec![],
+        overload: Overload::default(),
     }
 }
 

@@ -312,7 +312,7 @@ impl Exchange {
         now: Instant,
     ) -> Step {
         let has_body = s.framing != Framing::None;
-        if let Decision::Check(_) = decision {
+        if let Decision::Pause(_) = decision {
             // The connection pauses a request on its check before it starts an exchange.
             log::error!("an exchange began with an unanswered ext_authz check");
             decision = crate::http::request::internal_error();
@@ -335,7 +335,10 @@ impl Exchange {
                 rq.flags.set(d.flag);
                 // Expect: 100-continue with a body we will not read: the client may never
                 // send it, so the connection cannot be reused.
-                let keep = s.keep_alive && !closing && !(has_body && s.expect_continue);
+                let mut keep = s.keep_alive && !closing && !(has_body && s.expect_continue);
+                if keep && env.overload_close() {
+                    keep = false;
+                }
                 reply_local(env, cout, d, (!keep, s.is_head), &mut rq);
                 if keep && has_body {
                     let ex = Exchange::boxed(env.spares(), &s, None, None, rq, now);
@@ -374,7 +377,7 @@ impl Exchange {
                 Step::Started(ex, Some(a))
             }
             // Replaced above.
-            Decision::Check(_) => Step::End(Then::Reset),
+            Decision::Pause(_) => Step::End(Then::Reset),
         }
     }
 

@@ -12,6 +12,8 @@
 //! `Lingering` (discard what the client still sends) → `Closed`. `Handoff`: idle while a
 //! successor process exists; the driver moves the socket and the unread bytes there.
 //! `Tunnel`: an upgrade or CONNECT was answered; bytes flow both ways until both sides are shut.
+//! `Paused`: a request head waits for a filter (an ext_authz check, a fault delay) before it
+//! is routed.
 
 mod exchange;
 mod failure;
@@ -90,10 +92,13 @@ pub struct Limits {
     pub buffer_limit: usize,
     /// `http_protocol_options.accept_http_10`: serve HTTP/1.0 (else 426).
     pub accept_http_10: bool,
-    /// The connection manager's `codec_type`. `Auto` answers the HTTP/2 preface with GOAWAY
-    /// (Envoy's AUTO would speak HTTP/2); `Http1` has no HTTP/2 path, as Envoy's HTTP1 codec
-    /// has none: the preface is a malformed HTTP/1 request (400, close).
+    /// The connection manager's `codec_type`. `Auto` hands a connection that starts with the
+    /// HTTP/2 preface to the HTTP/2 server transcoder (`take_h2`); `Http2` hands every
+    /// connection there; `Http1` has no HTTP/2 path, as Envoy's HTTP1 codec has none: the
+    /// preface is a malformed HTTP/1 request (400, close).
     pub codec_type: CodecType,
+    /// What the HTTP/2 server transcoder advertises (`http2_protocol_options`).
+    pub http2: crate::h2::server::Options,
     /// `max_headers_count`: more request headers is 431.
     pub max_headers: usize,
     /// `max_connection_duration`: past it the connection closes once idle, and the response
@@ -204,10 +209,11 @@ pub trait Env {
     /// A request head was parsed (`None`: rejected) — counts it and starts its record.
     fn begin(&mut self, req: Option<&RequestHead<'_>>, minor: u8, now: Instant) -> Rq;
     /// Routes a request: a local reply, or an upstream with the serialised head, or a pause
-    /// for an ext_authz check.
+    /// for a filter (an ext_authz check, a fault delay).
     fn route(&mut self, req: &RequestHead<'_>, rq: &mut Rq) -> Decision;
-    /// Goes on routing a request paused on its ext_authz check (`Decision::Check`), now
-    /// answered (`None`: the check failed or timed out).
+    /// Goes on routing a paused request (`Decision::Pause`) once its wait is over: with its
+    /// ext_authz check's answer (`None`: the check failed or timed out), or after its fault
+    /// delay (`verdict` unused).
     fn resume(
         &mut self,
         req: &RequestHead<'_>,
@@ -274,8 +280,13 @@ pub trait Env {
     /// A request of `cluster` was refused by `max_pending_requests` or `max_requests`
     /// (`upstream_rq_pending_overflow`).
     fn pending_overflow(&mut self, cluster: usize);
-    /// A client sent the HTTP/2 connection preface (baton speaks HTTP/1 only).
+    /// A client connection turned out to speak HTTP/2 (`downstream_cx_http2_total`).
     fn http2_preface(&mut self);
+    /// Whether this response, which would keep its connection open, closes it instead: the
+    /// overload manager's `disable_http_keepalive` (drawn once per response, and counted).
+    fn overload_close(&mut self) -> bool {
+        false
+    }
     /// `http_protocol_options.default_host_for_http_10`, when configured.
     fn default_host_for_http_10(&self) -> Option<String>;
     /// A TCP proxy connection begins: counts it, starts its record and picks the upstream
@@ -351,23 +362,30 @@ enum State {
     Handoff,
     /// A byte pipe between the client and the upstream connection.
     Tunnel(tunnel::Tunnel),
-    /// A request head waits for its ext_authz check: the head stays in the input (parsed
-    /// again once answered), nothing more is read, no upstream is chosen.
-    Checking(Box<Checking>),
+    /// A request head waits for a filter — its ext_authz check, or a fault filter's delay:
+    /// the head stays in the input (parsed again when the wait is over), nothing more is
+    /// read, no upstream is chosen.
+    Paused(Box<Paused>),
 }
 
-/// A request paused on its ext_authz check.
+/// A request paused by a filter (`Pending::wait`).
 #[derive(Debug)]
-pub struct Checking {
+pub struct Paused {
     rq: Rq,
     pending: Box<Pending>,
     /// When its head began (`request_timeout`).
     began: Instant,
-    /// The check's timeout: past it the check has failed.
+    /// When the wait ends by itself: a check's timeout (the check has failed), a delay's end.
     until: Instant,
-    /// The driver has taken the check to send.
+    /// When the stream idle timeout ends the request instead, if sooner (`Pending::
+    /// stream_idle`).
+    idle_at: Option<Instant>,
+    /// The request has a body (a stream idle answer is then 408, else 504).
+    body: bool,
+    /// The driver has taken the check to send (a delay has none).
     sent: bool,
-    /// The answer, once there.
+    /// Set once the wait is over: a check's answer (`None`: it failed or timed out); `None`
+    /// after a delay.
     verdict: Option<Verdict>,
 }
 
@@ -438,6 +456,11 @@ pub struct Conn {
     /// A TCP proxy tunnel has stopped reading the client because the upstream is not taking
     /// its bytes (for the flow-control counters).
     tcp_paused: bool,
+    /// The client speaks HTTP/2: the driver is to put the server transcoder under the
+    /// connection with the bytes read so far (`take_h2`). Nothing is parsed until then.
+    h2_switch: bool,
+    /// The connection speaks HTTP/2 (switched once, for good).
+    h2: bool,
 }
 
 impl Conn {
@@ -460,7 +483,22 @@ impl Conn {
             requests: 0,
             tcp_started: false,
             tcp_paused: false,
+            h2_switch: false,
+            h2: false,
         }
+    }
+
+    /// The client speaks HTTP/2 (its preface came, or the codec is HTTP2): the bytes read so
+    /// far, for the driver to hand to the HTTP/2 server transcoder it puts under the
+    /// connection, with the transcoder's options. From then on the core reads the HTTP/1.1
+    /// requests the transcoder makes of the client's streams, one at a time.
+    pub fn take_h2(&mut self) -> Option<(Vec<u8>, crate::h2::server::Options)> {
+        if !std::mem::take(&mut self.h2_switch) {
+            return None;
+        }
+        self.scanned = 0;
+        self.head_started = None;
+        Some((self.cin.take_bytes(), self.lim.http2))
     }
 
     // ---- bytes in and out ----
@@ -484,7 +522,7 @@ impl Conn {
             State::Exchange(ex) => ex.client_read_room(self.cin.len(), self.up.as_ref()),
             State::Tunnel(t) => t.client_read_room(self.cin.len(), self.up.as_ref()),
             // Paused: the body waits in the client's socket (backpressure).
-            State::Checking(_) => 0,
+            State::Paused(_) => 0,
             State::Lingering { .. } => CHUNK,
             State::Closing { .. } | State::Closed(_) | State::Handoff => 0,
         }
@@ -750,7 +788,10 @@ impl Conn {
             }
             State::Exchange(ex) => ex.deadline(),
             State::Tunnel(t) => t.deadline(),
-            State::Checking(c) => c.verdict.is_none().then_some(c.until),
+            State::Paused(c) => c
+                .verdict
+                .is_none()
+                .then(|| c.idle_at.map_or(c.until, |i| i.min(c.until))),
             State::Closing { until, .. } | State::Lingering { until, .. } => Some(*until),
             State::Closed(_) | State::Handoff => None,
         }
@@ -789,8 +830,15 @@ impl Conn {
             (State::Closing { .. } | State::Lingering { .. }, _) => {
                 self.state = State::Closed(Close::Graceful);
             }
-            (State::Checking(c), _) => {
-                log::debug!("ext_authz check timed out");
+            (State::Paused(c), _) if c.until > now => {
+                // The stream idle timeout came first.
+                let _ = c;
+                self.paused_idle(env, now);
+            }
+            (State::Paused(c), _) => {
+                if c.pending.check().is_some() {
+                    log::debug!("ext_authz check timed out");
+                }
                 c.verdict = Some(None);
             }
             (State::Closed(_) | State::Handoff, _) => {}
@@ -943,7 +991,7 @@ impl Conn {
                 t.ex.rq.detail("downstream_remote_disconnect");
                 t.finish(env, now);
             }
-            State::Checking(mut c) => {
+            State::Paused(mut c) => {
                 c.rq.flags.set(Flags::DC);
                 c.rq.detail("downstream_remote_disconnect");
                 env.end(&mut c.rq, now);
@@ -987,7 +1035,7 @@ impl Conn {
             State::Head if self.lim.tcp.is_some() => self.tcp_start(env, now),
             State::Head => self.head(env, now),
             State::Exchange(_) | State::Tunnel(_) => self.exchange(env, now),
-            State::Checking(c) => c.verdict.is_some() && self.resume_check(env, now),
+            State::Paused(c) => c.verdict.is_some() && self.resume(env, now),
             State::Closing { .. } => false,
             State::Lingering { .. } => {
                 self.discard();
@@ -1040,12 +1088,20 @@ impl Conn {
             self.state = State::Handoff;
             return true;
         }
+        if self.h2_switch {
+            return false; // the driver switches the connection to HTTP/2 first
+        }
         if self.cin.is_empty() {
             if self.client_eof || (env.close_idle() && self.out_pending() == 0) {
                 self.finish_connection(now);
                 return true;
             }
             return false;
+        }
+        if self.lim.codec_type == CodecType::Http2 && !self.h2 && self.requests == 0 {
+            // Whatever the first bytes are, the HTTP/2 transcoder judges them (not the
+            // preface: a connection error, as Envoy's HTTP/2 codec answers).
+            return self.switch_to_h2(env);
         }
         if self.out_pending() >= OUT_HIGH {
             return false; // the client is not reading our answers: stop parsing more requests
@@ -1061,9 +1117,12 @@ impl Conn {
         } else if !head_complete(self.cin.data(), &mut self.scanned) {
             return self.partial_head(env, now);
         }
-        if self.lim.codec_type == CodecType::Auto && self.cin.data().starts_with(H2_PREFACE_LINE) {
-            self.refuse_http2(env, now);
-            return true;
+        if self.lim.codec_type == CodecType::Auto
+            && !self.h2
+            && self.requests == 0
+            && self.cin.data().starts_with(H2_PREFACE_LINE)
+        {
+            return self.switch_to_h2(env);
         }
         // `request_timeout` runs from the head's first byte.
         let began = self.head_started.unwrap_or(now);
@@ -1117,8 +1176,8 @@ impl Conn {
                 match started {
                     Ok(next) => (head_len, next),
                     Err(c) => {
-                        // The head stays where it is until the check is answered.
-                        self.state = State::Checking(c);
+                        // The head stays where it is until the wait is over.
+                        self.state = State::Paused(c);
                         return true;
                     }
                 }
@@ -1131,14 +1190,14 @@ impl Conn {
         true
     }
 
-    /// The check of the paused request is answered: its head, parsed again from the input,
-    /// goes on through the filters after the check, then starts its exchange (or pauses
-    /// again, on a later ext_authz filter).
-    fn resume_check(&mut self, env: &mut dyn Env, now: Instant) -> bool {
-        let State::Checking(c) = std::mem::replace(&mut self.state, State::Head) else {
+    /// The paused request's wait is over: its head, parsed again from the input, goes on
+    /// through the filters after the one that paused it, then starts its exchange (or pauses
+    /// again, on a later filter).
+    fn resume(&mut self, env: &mut dyn Env, now: Instant) -> bool {
+        let State::Paused(c) = std::mem::replace(&mut self.state, State::Head) else {
             return false;
         };
-        let Checking {
+        let Paused {
             rq,
             pending,
             began,
@@ -1167,17 +1226,41 @@ impl Conn {
                 self.head_started = None;
                 self.apply_step(env, next, now);
             }
-            Err(c) => self.state = State::Checking(c),
+            Err(c) => self.state = State::Paused(c),
         }
         true
+    }
+
+    /// A paused request outlived the stream idle timeout: the connection manager's answer, as
+    /// the exchange gives it (`Exchange::stream_idle`) — 504 `stream timeout` for a request
+    /// without a body, 408 while one is still to come — with flag SI; then the connection
+    /// closes (the head and any body are not read on).
+    fn paused_idle(&mut self, env: &mut dyn Env, now: Instant) {
+        let State::Paused(c) = std::mem::replace(&mut self.state, State::Head) else {
+            return;
+        };
+        log::debug!("stream idle timeout while paused");
+        let Paused { mut rq, body, .. } = *c;
+        self.cin.consume(self.cin.len());
+        rq.flags.set(Flags::SI);
+        rq.detail("stream_idle_timeout");
+        let status = if body { 408 } else { 504 };
+        exchange::queue_reply(
+            env,
+            &mut self.cout,
+            &exchange::plain_reply(status, super::local::STREAM_TIMEOUT, true),
+            &mut rq,
+        );
+        env.end(&mut rq, now);
+        self.close_after(now);
     }
 
     /// The paused request's check, for the driver to send (once).
     pub fn take_check(&mut self) -> Option<Check> {
         match &mut self.state {
-            State::Checking(c) if !c.sent => {
+            State::Paused(c) if !c.sent => {
                 c.sent = true;
-                Some(c.pending.check.clone())
+                c.pending.check().cloned()
             }
             _ => None,
         }
@@ -1185,8 +1268,8 @@ impl Conn {
 
     /// The paused request's check is answered (`None`: it failed); the request goes on.
     pub fn check_answered(&mut self, env: &mut dyn Env, verdict: Verdict, now: Instant) {
-        if let State::Checking(c) = &mut self.state {
-            if c.verdict.is_none() {
+        if let State::Paused(c) = &mut self.state {
+            if c.verdict.is_none() && c.pending.check().is_some() {
                 c.verdict = Some(verdict);
                 self.process(env, now);
             }
@@ -1195,7 +1278,12 @@ impl Conn {
 
     /// A request is paused on its ext_authz check.
     pub fn checking(&self) -> bool {
-        matches!(self.state, State::Checking(_))
+        matches!(&self.state, State::Paused(c) if c.pending.check().is_some())
+    }
+
+    /// A request is paused (on a check or a delay).
+    pub fn paused(&self) -> bool {
+        matches!(self.state, State::Paused(_))
     }
 
     fn exchange(&mut self, env: &mut dyn Env, now: Instant) -> bool {
@@ -1374,7 +1462,7 @@ fn as_served<R>(
 
 /// Starts the exchange a routing decision asks for, begun while the head is still borrowed
 /// from the input buffer (the decision and the record go to it without being moved out
-/// first; it writes only to the client output) — or, for an ext_authz check, the pause.
+/// first; it writes only to the client output) — or, for a filter's wait, the pause.
 /// `(began, spent)`: when the head began, and whether the connection has served its last.
 #[allow(clippy::too_many_arguments)]
 fn start_or_pause(
@@ -1386,14 +1474,23 @@ fn start_or_pause(
     cout: &mut Buf,
     (began, spent): (Instant, bool),
     now: Instant,
-) -> Result<exchange::Step, Box<Checking>> {
-    if let Decision::Check(pending) = decision {
-        let until = now + pending.check.timeout;
-        return Err(Box::new(Checking {
+) -> Result<exchange::Step, Box<Paused>> {
+    if let Decision::Pause(pending) = decision {
+        // A client's header can ask for any delay: past what the clock holds, a century.
+        let until = now
+            .checked_add(pending.limit())
+            .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+            .unwrap_or(now);
+        let idle_at = pending.stream_idle.and_then(|d| now.checked_add(d));
+        use super::codec::Framing;
+        let body = !matches!(req.framing, Framing::None | Framing::Length(0));
+        return Err(Box::new(Paused {
             rq,
             pending,
             began,
             until,
+            idle_at,
+            body,
             sent: false,
             verdict: None,
         }));
@@ -1406,20 +1503,15 @@ fn start_or_pause(
 /// The first line of the HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
-/// What an HTTP/2 client gets: the server preface (an empty SETTINGS frame), then GOAWAY
-/// with HTTP_1_1_REQUIRED (0xd) and a short reason, so the client reports a clear HTTP/2
-/// error instead of reading an HTTP/1 400 as a broken frame.
-const H2_GOAWAY: &[u8] = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00\
-\x00\x00\x2d\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x0dHTTP/2 is not supported; use HTTP/1.1";
-
 impl Conn {
-    /// An HTTP/2 client on this HTTP/1 listener (`codec_type: AUTO`): counted, answered with
-    /// GOAWAY, closed.
-    fn refuse_http2(&mut self, env: &mut dyn Env, now: Instant) {
+    /// The connection turns out to speak HTTP/2: counted; the driver puts the transcoder
+    /// under it (`take_h2`). Only before the first request: a connection that spoke HTTP/1
+    /// stays HTTP/1 (a preface later is a malformed request).
+    fn switch_to_h2(&mut self, env: &mut dyn Env) -> bool {
         env.http2_preface();
-        self.cin.consume(self.cin.len());
-        self.cout.extend(env.pool(), H2_GOAWAY);
-        self.close_after(now);
+        self.h2_switch = true;
+        self.h2 = true;
+        true
     }
 }
 

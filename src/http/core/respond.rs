@@ -17,7 +17,6 @@ pub(super) fn client_head(
     service_time: std::time::Duration,
     mut h: Vec<u8>,
 ) -> (Vec<u8>, Response) {
-    let (server_name, server_mode) = env.server();
     // A 101 (or a 2xx to CONNECT) that opens a tunnel: no body and no framing follow, the
     // bytes after the head belong to the tunnel.
     let tunnel = ex.tunnel_ready;
@@ -40,6 +39,10 @@ pub(super) fn client_head(
     };
     // A response that starts before the request was read in full ends the connection.
     let mut keep = ex.client_keep_alive && !draining && out != OutMode::Close && ex.req.is_done();
+    if keep && env.overload_close() {
+        keep = false;
+    }
+    let (server_name, server_mode) = env.server();
     // To an HTTP/1.0 client (served only with `accept_http_10`), HTTP/1.0, as Envoy.
     h.extend_from_slice(if ex.client_minor == 0 {
         b"HTTP/1.0 "

@@ -12,7 +12,7 @@ use crate::http::buf::BufPool;
 use crate::http::codec::RequestHead;
 use crate::http::ext_authz::{Check, Verdict};
 use crate::http::local::write_local_reply;
-use crate::http::request::{Decision, Forward, LocalDecision, Pending};
+use crate::http::request::{Decision, Forward, LocalDecision, Pending, Wait};
 use crate::http::upgrade::Upgrade;
 
 /// The upstream address the simulated cluster resolves to.
@@ -21,8 +21,9 @@ pub const UPSTREAM: SocketAddr =
 
 /// Routing for the simulation: `/local…` → a direct response, `/missing…` → 404, `/retry…`
 /// → upstream with a retry policy, `/mirror…` → upstream and a shadow, `/authz…` → an
-/// ext_authz check first (200 lets it route as usual; anything else is 403), anything else
-/// → upstream. Upgrade requests are allowed
+/// ext_authz check first (200 lets it route as usual; anything else is 403), `/delay…` → a
+/// fault delay of 300 ms first (`/delay-idle…` under a 100 ms stream idle timeout), anything
+/// else → upstream. Upgrade requests are allowed
 /// (forwarded), except to `/noupgrade…` (403); CONNECT is terminated. A fixed Date keeps output
 /// byte-for-byte comparable.
 #[derive(Debug, Default)]
@@ -219,12 +220,21 @@ impl Env for TestEnv {
 
     fn route(&mut self, req: &RequestHead<'_>, rq: &mut Rq) -> Decision {
         if req.path.starts_with("/authz") {
-            return Decision::Check(Box::new(Pending::new(Check {
+            return Decision::Pause(Box::new(Pending::new(Wait::Check(Check {
                 cluster: "authz".into(),
                 request: b"GET /authz HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n".to_vec(),
                 is_head: false,
                 timeout: Duration::from_millis(200),
-            })));
+            }))));
+        }
+        if req.path.starts_with("/delay") {
+            // A fault filter's delay: routed as the rest once it is over; `/delay-idle` under
+            // a stream idle timeout shorter than the delay.
+            let mut p = Pending::new(Wait::Delay(Duration::from_millis(300)));
+            if req.path.starts_with("/delay-idle") {
+                p.stream_idle = Some(Duration::from_millis(100));
+            }
+            return Decision::Pause(Box::new(p));
         }
         self.routed(req, rq)
     }
@@ -233,9 +243,12 @@ impl Env for TestEnv {
         &mut self,
         req: &RequestHead<'_>,
         rq: &mut Rq,
-        _pending: Box<Pending>,
+        pending: Box<Pending>,
         verdict: Verdict,
     ) -> Decision {
+        if let Wait::Delay(_) = pending.wait {
+            return self.routed(req, rq);
+        }
         let allowed = verdict.as_ref().is_some_and(|r| r.status == 200);
         self.verdicts.push(verdict);
         if allowed {
@@ -505,6 +518,7 @@ impl Sim {
             buffer_limit,
             accept_http_10: true,
             codec_type: CodecType::Auto,
+            http2: crate::h2::server::Options::default(),
             max_headers: crate::http::codec::MAX_HEADERS,
             max_connection_duration: None,
             max_requests: None,

@@ -432,17 +432,26 @@ fn the_http2_preface_is_answered_as_the_codec_type_says() {
     use crate::config::CodecType;
     // The client preface and an empty SETTINGS frame, as an h2c prior-knowledge client opens.
     const H2: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
-    // AUTO: an HTTP/2 server preface (SETTINGS) and GOAWAY; not a request.
+    // AUTO: the connection goes to the HTTP/2 transcoder with the preface; not a request.
     let mut sim = Sim::new(8192);
     sim.client(H2);
-    assert!(
-        sim.client_got.starts_with(b"\x00\x00\x00\x04"),
-        "{:?}",
-        sim.client_got
-    );
+    assert!(sim.client_got.is_empty(), "{:?}", sim.client_got);
     assert_eq!(sim.env.http2_prefaces, 1);
     assert_eq!((sim.env.begun, sim.env.ended), (0, 0));
-    assert!(sim.shut_down);
+    assert!(!sim.shut_down);
+    let (pre, _) = sim.conn.take_h2().expect("switch to HTTP/2");
+    assert_eq!(pre, H2);
+    assert!(sim.conn.take_h2().is_none(), "once");
+    // The transcoder's HTTP/1 requests are served as any.
+    sim.client(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+    assert_eq!(sim.connects, 1);
+    // HTTP2: whatever comes first goes to the transcoder (it judges the preface).
+    let mut sim = Sim::with_codec(8192, CodecType::Http2);
+    sim.client(b"GET / HTTP/1.1\r\n");
+    assert_eq!(
+        sim.conn.take_h2().map(|(p, _)| p),
+        Some(b"GET / HTTP/1.1\r\n".to_vec())
+    );
     // HTTP1: no HTTP/2 path, as in Envoy's HTTP/1 codec: `PRI * HTTP/2.0` is a malformed
     // request line, answered 400 and closed, whole or a byte at a time.
     for split in [H2.len(), 1] {
@@ -1906,6 +1915,70 @@ fn a_client_leaving_a_paused_request_ends_its_record() {
     assert!(sim.conn.checking());
     sim.conn.abort(&mut sim.env, sim.now);
     assert_eq!((sim.env.begun, sim.env.ended), (1, 1));
+}
+
+#[test]
+fn a_delayed_request_waits_on_the_clock_then_goes_upstream() {
+    let mut sim = Sim::new(8192);
+    sim.auto_attach = false;
+    sim.client(b"GET /delay HTTP/1.1\r\nHost: h\r\n\r\nGET /local HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(sim.conn.paused());
+    assert!(!sim.conn.checking(), "a delay is no check");
+    assert!(sim.checks.is_empty(), "nothing is sent for a delay");
+    assert_eq!(
+        sim.conn.deadline(),
+        Some(sim.now + Duration::from_millis(300))
+    );
+    sim.advance(Duration::from_millis(299));
+    assert!(sim.conn.paused());
+    assert_eq!(sim.connects, 0, "no upstream while delayed");
+    sim.advance(Duration::from_millis(2));
+    assert!(!sim.conn.paused());
+    assert_eq!(
+        sim.connects, 1,
+        "the delay is over: the request goes upstream"
+    );
+    sim.attach();
+    sim.upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let got: Vec<u16> = responses(&sim.client_got).iter().map(|r| r.0).collect();
+    assert_eq!(got, [200, 200], "the pipelined request follows");
+}
+
+#[test]
+fn a_client_leaving_a_delayed_request_ends_its_record_without_an_upstream() {
+    let mut sim = Sim::new(8192);
+    sim.client(b"GET /delay HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(sim.conn.paused());
+    sim.conn.abort(&mut sim.env, sim.now);
+    assert_eq!((sim.env.begun, sim.env.ended), (1, 1));
+    assert!(sim.env.flags[0].has(crate::access_log::Flags::DC));
+    assert_eq!(sim.connects, 0);
+}
+
+#[test]
+fn a_delay_outlasting_the_stream_idle_timeout_is_answered_stream_timeout() {
+    for (req, status) in [
+        (&b"GET /delay-idle HTTP/1.1\r\nHost: h\r\n\r\n"[..], 504),
+        (
+            &b"POST /delay-idle HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nabcde"[..],
+            408,
+        ),
+    ] {
+        let mut sim = Sim::new(8192);
+        sim.client(req);
+        assert!(sim.conn.paused());
+        assert_eq!(
+            sim.conn.deadline(),
+            Some(sim.now + Duration::from_millis(100))
+        );
+        sim.advance(Duration::from_millis(101));
+        assert!(!sim.conn.paused());
+        assert_eq!(sim.connects, 0);
+        let got: Vec<u16> = responses(&sim.client_got).iter().map(|r| r.0).collect();
+        assert_eq!(got, [status]);
+        assert!(sim.env.flags[0].has(crate::access_log::Flags::SI));
+        assert_eq!((sim.env.begun, sim.env.ended), (1, 1));
+    }
 }
 
 #[test]
