@@ -682,7 +682,7 @@ impl Client {
 
 /// RFC 9113 §8.2 and §8.3 checks on a response's fields: lowercase names, no pseudo-header
 /// after a regular one nor other than `:status`, no connection-specific header, values
-/// without CR, LF or NUL (they would split the HTTP/1 head).
+/// without control characters (CR or LF would split the HTTP/1 head).
 fn check_response_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<(), &'static str> {
     let mut regular = false;
     for (n, v) in fields {
@@ -707,7 +707,10 @@ fn check_response_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<(), &'static s
                 return Err("connection-specific header");
             }
         }
-        if v.iter().any(|&c| c == b'\r' || c == b'\n' || c == 0) {
+        // RFC 9113 §8.2.1 forbids NUL, CR and LF; the other controls (but HTAB) are not
+        // field-value characters either (RFC 9110 §5.5) and no HTTP/1 head may carry them,
+        // so they are refused as nghttp2 refuses them for Envoy.
+        if v.iter().any(|&c| (c < 0x20 && c != b'\t') || c == 0x7f) {
             return Err("invalid header value");
         }
     }
