@@ -24,6 +24,7 @@ use serde_yaml::Value;
 /// loads).
 const CORPUS: &[(&str, &[&str])] = &[
     ("envoy--configs-envoy-demo.yaml", &[]),
+    ("envoy--docs-root-configuration-best_practices-_include-edge.yaml", &[]),
     (
         "envoy--configs-google_com_proxy.v2.yaml",
         &[
@@ -392,7 +393,12 @@ impl ExampleCerts {
             ("domain2.example.com", "domain2.crt", "domain2.key"),
         ];
         for (name, crt, key) in leaves {
-            let (c, k) = pki.leaf(crt, &format!("/CN={name}"), &format!("DNS:{name}"));
+            // Envoy's edge example serves example.com and www.example.com with servercert.
+            let san = match crt {
+                "servercert" => format!("DNS:{name},DNS:example.com,DNS:www.example.com"),
+                _ => format!("DNS:{name}"),
+            };
+            let (c, k) = pki.leaf(crt, &format!("/CN={name}"), &san);
             std::fs::copy(c, certs.join(format!("{crt}.pem"))).expect("copy certificate");
             std::fs::copy(k, certs.join(format!("{key}.pem"))).expect("copy key");
         }
@@ -1425,6 +1431,65 @@ fn double_proxy_frontend_and_backend_carry_tcp_over_mutual_tls() {
     for r in refused {
         assert!(r.starts_with("ERR") || r == "GOT EOF", "{r}");
     }
+}
+
+#[test]
+fn envoys_edge_example_serves_http2_and_http11_over_tls_to_an_http2_upstream() {
+    // Envoy's "Configuring Envoy as an edge proxy" config: TLS for example.com with ALPN
+    // "h2,http/1.1" (one entry, split as Envoy splits it), HTTP/2 from clients and to the
+    // upstream (explicit http2_protocol_options, here nghttpd over h2c), the fixed-heap
+    // overload monitor, runtime connection limits, path normalisation.
+    let file = "envoy--docs-root-configuration-best_practices-_include-edge.yaml";
+    assert!(loads(file));
+    let certs = ExampleCerts::new("edge");
+    let docroot = certs.root().join("docroot");
+    std::fs::create_dir_all(&docroot).expect("docroot");
+    let page: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    std::fs::write(docroot.join("page"), &page).expect("page");
+    let origin = common::Nghttpd::start(&docroot, None);
+    let (yaml, ports) = on_loopback(file, origin.1);
+    let b = Baton::start_in(certs.root(), &yaml);
+    // The admin's port comes first in this file: the listener is ports[0].
+    let (_b, port) = (b, ports[0]);
+    let fetch = |proto: &str, path: &str| {
+        let out = common::curl(&[
+            proto,
+            "-s",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_version} %{http_code}",
+            "--cacert",
+            &certs.ca(),
+            "--resolve",
+            &format!("example.com:{}:127.0.0.1", port),
+            &format!("https://example.com:{}{path}", port),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, tail) = text.rsplit_once('\n').unwrap_or_default();
+        (body.to_string(), tail.to_string())
+    };
+    let page = String::from_utf8(page).expect("ascii");
+    assert_eq!(
+        fetch("--http2", "/page"),
+        (page.clone(), "2 200".to_string())
+    );
+    assert_eq!(fetch("--http1.1", "/page"), (page, "1.1 200".to_string()));
+    // merge_slashes and the upstream's 404 come through as well.
+    assert_eq!(fetch("--http2", "//missing").1, "2 404");
+    let doc: Value = serde_yaml::from_str(&yaml).expect("yaml");
+    let admin = doc["admin"]["address"]["socket_address"]["port_value"]
+        .as_u64()
+        .expect("admin port");
+    let stats = common::curl_ok(&[&format!("http://127.0.0.1:{admin}/stats")]);
+    assert!(
+        stats.contains("overload.envoy.resource_monitors.fixed_heap.pressure: "),
+        "{stats}"
+    );
+    assert!(
+        stats.contains("http.ingress_http.downstream_cx_http2_total: 2"),
+        "{stats}"
+    );
 }
 
 #[test]

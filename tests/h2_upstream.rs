@@ -285,43 +285,6 @@ fn tls_with_alpn_h2() {
     assert!(o.lines("req")[0].starts_with("req POST /echo https h2.test 3 "));
 }
 
-/// nghttpd serving `dir` (h2c, or TLS with `tls`), killed on drop.
-struct Nghttpd(Child, u16);
-
-impl Nghttpd {
-    fn start(dir: &std::path::Path, tls: Option<&(String, String)>) -> Nghttpd {
-        let port = free_port();
-        let mut cmd = Command::new("nghttpd");
-        cmd.arg("-d").arg(dir);
-        match tls {
-            None => {
-                cmd.arg("--no-tls").arg(port.to_string());
-            }
-            Some((crt, key)) => {
-                cmd.arg(port.to_string()).arg(key).arg(crt);
-            }
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nghttpd (nghttp2-server)");
-        let end = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(local(port)).is_err() {
-            assert!(Instant::now() < end, "nghttpd never listened");
-            thread::sleep(Duration::from_millis(20));
-        }
-        Nghttpd(child, port)
-    }
-}
-
-impl Drop for Nghttpd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn nghttpd_over_h2c_and_tls() {
     let pki = tls_support::Pki::new("h2up-ng");

@@ -473,3 +473,40 @@ pub fn python_recorder(
     let port = line.trim().parse().expect("the server's port");
     (child, port, out)
 }
+
+/// nghttpd serving `dir` (h2c, or TLS with `tls`), killed on drop.
+pub struct Nghttpd(pub std::process::Child, pub u16);
+
+impl Nghttpd {
+    pub fn start(dir: &std::path::Path, tls: Option<&(String, String)>) -> Nghttpd {
+        let port = free_port();
+        let mut cmd = std::process::Command::new("nghttpd");
+        cmd.arg("-d").arg(dir);
+        match tls {
+            None => {
+                cmd.arg("--no-tls").arg(port.to_string());
+            }
+            Some((crt, key)) => {
+                cmd.arg(port.to_string()).arg(key).arg(crt);
+            }
+        }
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nghttpd (nghttp2-server)");
+        let end = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(local(port)).is_err() {
+            assert!(Instant::now() < end, "nghttpd never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nghttpd(child, port)
+    }
+}
+
+impl Drop for Nghttpd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
