@@ -9,9 +9,9 @@ mod tls_support;
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use admin_util::eventually;
 use common::hot::{hot_start, hot_takeover, HotDir};
