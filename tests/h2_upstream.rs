@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::Child;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use admin_util::eventually;
 use common::hot::{hot_start, hot_takeover, HotDir};
@@ -391,4 +391,117 @@ fn a_hot_restart_under_requests_to_an_h2_upstream_fails_none() {
     assert!(bad.is_empty(), "failed: {bad:?}");
     drop(v2);
     drop(v1);
+}
+
+/// A hostile HTTP/2 origin on a thread: it reads the client's preface and frames until our
+/// request's stream ends, answers it with `answer`, then runs `then` on the socket.
+fn hostile_origin(
+    answer: fn(u32) -> Vec<u8>,
+    then: fn(&mut std::net::TcpStream),
+) -> (u16, thread::JoinHandle<()>) {
+    use ::baton::h2::frame;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let t = thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else { return };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut out = Vec::new();
+        frame::write_settings(&mut out, &[]);
+        let _ = std::io::Write::write_all(&mut s, &out);
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 65536];
+        let stream = 'read: loop {
+            let Ok(n) = s.read(&mut chunk) else { return };
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let Some(mut rest) = buf.get(frame::PREFACE.len()..) else {
+                continue;
+            };
+            while let Ok(Some((f, used))) = frame::parse(rest, 1 << 24) {
+                if let frame::Frame::Headers {
+                    stream,
+                    end_stream: true,
+                    ..
+                } = f
+                {
+                    break 'read stream;
+                }
+                rest = rest.get(used..).unwrap_or_default();
+            }
+        };
+        let _ = std::io::Write::write_all(&mut s, &answer(stream));
+        then(&mut s);
+    });
+    (port, t)
+}
+
+fn ok_answer(stream: u32) -> Vec<u8> {
+    let mut block = Vec::new();
+    let fields = [(&b":status"[..], &b"200"[..]), (b"content-length", b"2")];
+    ::baton::h2::hpack::Encoder::new().encode(&mut fields.into_iter(), &mut block);
+    let mut out = Vec::new();
+    ::baton::h2::frame::write_headers(&mut out, stream, &block, false, 16_384);
+    ::baton::h2::frame::write_data(&mut out, stream, b"ok", true);
+    out
+}
+
+#[test]
+fn an_http2_protocol_error_from_the_upstream_is_a_502_upe() {
+    // DATA on stream 0 is a connection error (RFC 9113 §6.1): Envoy answers 502 with UPE.
+    let (port, t) = hostile_origin(
+        |_| {
+            let mut out = Vec::new();
+            out.extend_from_slice(&[0, 0, 2, 0, 1, 0, 0, 0, 0]);
+            out.extend_from_slice(b"zz");
+            out
+        },
+        |s| {
+            let mut b = [0u8; 1024];
+            while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+        },
+    );
+    let b = start(port, H2C);
+    let mut c = RawConn::connect(b.addr().port());
+    let r = get(&mut c, "/");
+    assert_eq!(r.status(), 502, "{}", b.log());
+    drop(b);
+    let _ = t.join();
+}
+
+#[test]
+fn an_upstream_flooding_pings_it_never_reads_is_cut_off_with_bounded_memory() {
+    let (port, t) = hostile_origin(ok_answer, |s| {
+        // Once the connection is back in baton's pool, PINGs whose answers pile up on its side
+        // of a connection that is never read: baton must stop taking frames and close it,
+        // not buffer its acks. Bounded: 200 MB or 20 s.
+        thread::sleep(Duration::from_millis(300));
+        let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+        let mut ping = Vec::new();
+        for _ in 0..4000 {
+            ::baton::h2::frame::write_ping(&mut ping, *b"12345678", false);
+        }
+        let started = Instant::now();
+        let mut sent = 0usize;
+        while sent < 200_000_000 && started.elapsed() < Duration::from_secs(20) {
+            match std::io::Write::write(s, &ping) {
+                Ok(n) if n > 0 => sent += n,
+                _ => return,
+            }
+        }
+        panic!("baton took {sent} bytes of PINGs without closing the connection");
+    });
+    let b = start(port, H2C);
+    let mut c = RawConn::connect(b.addr().port());
+    assert_eq!(get(&mut c, "/").status(), 200);
+    let joined = t.join();
+    let rss_kb = std::fs::read_to_string(format!("/proc/{}/status", b.pid()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(joined.is_ok(), "the flood was never cut off\n{}", b.log());
+    assert!(rss_kb < 64 * 1024, "peak RSS {rss_kb} kB\n{}", b.log());
 }

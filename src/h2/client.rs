@@ -17,6 +17,9 @@ use super::hpack::{Decoder, Encoder};
 use super::{Fault, Transcode};
 use crate::http::codec::{self, Framing};
 
+/// Most wire bytes of our own (acks) waiting for the socket before no more frames are taken.
+const OUT_HIGH: usize = 256 * 1024;
+
 /// What a cluster's `Http2ProtocolOptions` set for the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
@@ -189,7 +192,8 @@ impl Client {
             frame::write_goaway(out, 0, code);
         }
         self.broken = Some(Broken::Conn(why));
-        bad(why)
+        log::debug!("HTTP/2 upstream connection error: {why}");
+        Fault::Protocol.error()
     }
 
     /// Our stream's response is malformed: RST_STREAM(PROTOCOL_ERROR), and the core's read
@@ -735,7 +739,10 @@ impl Transcode for Client {
 
     fn feed(&mut self, wire: &[u8], out: &mut Vec<u8>) -> io::Result<usize> {
         let mut used = 0;
-        while self.h1_at >= self.h1.len() && self.broken.is_none() {
+        // Frames are taken only while our answers to them (PING and SETTINGS acks) fit
+        // under OUT_HIGH: a server that floods them and never reads meets TCP backpressure,
+        // then the layer's bound on unconsumed bytes, instead of growing our memory.
+        while self.h1_at >= self.h1.len() && self.broken.is_none() && out.len() < OUT_HIGH {
             let rest = wire.get(used..).unwrap_or_default();
             let parsed = frame::parse(rest, frame::DEFAULT_MAX_FRAME);
             let (f, n) = match parsed {
@@ -747,7 +754,8 @@ impl Transcode for Client {
             self.on_frame(f, out)?;
         }
         if let Some(Broken::Conn(why)) = self.broken {
-            return Err(bad(why));
+            log::debug!("HTTP/2 upstream connection error: {why}");
+            return Err(Fault::Protocol.error());
         }
         Ok(used)
     }
@@ -776,7 +784,10 @@ impl Transcode for Client {
                 log::debug!("HTTP/2 upstream stream {}: {why}", self.stream);
                 return Err(fault.error());
             }
-            Some(Broken::Conn(why)) => return Err(bad(why)),
+            Some(Broken::Conn(why)) => {
+                log::debug!("HTTP/2 upstream connection error: {why}");
+                return Err(Fault::Protocol.error());
+            }
             None => {}
         }
         // A GOAWAY that leaves our stream unprocessed: EOF, as from a pooled HTTP/1

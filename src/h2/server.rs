@@ -4,8 +4,10 @@
 //!
 //! One stream at a time (we advertise SETTINGS_MAX_CONCURRENT_STREAMS 1), so the core serves
 //! an HTTP/2 connection as it serves a keep-alive HTTP/1.1 connection: request, response,
-//! next request. A stream opened while another runs is refused (RST_STREAM REFUSED_STREAM:
-//! RFC 9113 §5.1.2 lets the client retry it). Every buffer is bounded: peer bytes are taken
+//! next request. A stream without a body opened while another runs waits its turn (at most 32
+//! streams and 128 KiB of heads: clients such as nghttp open several before our SETTINGS
+//! reach them); one with a body, or past those bounds, is refused (RST_STREAM
+//! REFUSED_STREAM: RFC 9113 §5.1.2 lets the client retry it). Every buffer is bounded: peer bytes are taken
 //! only while the request bytes waiting for the core are few, the core's bytes only while the
 //! frames waiting for the socket are few, so TCP backpressure still works both ways.
 
@@ -483,6 +485,12 @@ impl Server {
                     }
                 } else if let Some(q) = self.queue.iter_mut().find(|q| q.id == stream) {
                     q.window_credit += i64::from(increment);
+                    if self.peer_initial_window + q.window_credit > max {
+                        return Err(ConnError {
+                            code: ErrorCode::FlowControl,
+                            why: "stream window above 2^31-1",
+                        });
+                    }
                 } else if stream > self.last_stream {
                     return Err(proto("WINDOW_UPDATE on an idle stream"));
                 }

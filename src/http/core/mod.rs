@@ -770,7 +770,15 @@ impl Conn {
     pub fn deadline(&self) -> Option<Instant> {
         match &self.state {
             State::Head => {
-                let idle = self.lim.idle_timeout.map(|t| self.idle_since + t);
+                // A response still being written (an HTTP/2 client's flow-control window
+                // holds it, or a slow reader) is a stream in progress: the stream idle
+                // timeout governs it, as in Envoy, not the connection's idle timeout.
+                let idle = if self.out_pending() > 0 {
+                    self.lim.stream_idle_timeout.or(self.lim.idle_timeout)
+                } else {
+                    self.lim.idle_timeout
+                };
+                let idle = idle.map(|t| self.idle_since + t);
                 if self.cin.is_empty() {
                     // Idle: the idle timeout or the connection's end of life, the sooner; the
                     // end waits for the last answer to be written.

@@ -1459,6 +1459,36 @@ fn the_last_request_a_connection_may_serve_is_answered_with_connection_close() {
 }
 
 #[test]
+fn an_answer_still_being_written_is_timed_by_the_stream_idle_timeout_not_the_idle_one() {
+    // The client reads nothing (an HTTP/2 client's closed window, or a slow reader): the
+    // response sits in our output, a stream in progress; the connection's idle timeout
+    // (shorter here) must not cut it, the stream idle timeout does.
+    let mut sim = sim_with(|l| {
+        l.idle_timeout = Some(Duration::from_secs(3));
+        l.stream_idle_timeout = Some(Duration::from_secs(8));
+    });
+    sim.client_reads = false;
+    sim.client(GET_A);
+    sim.upstream(OK_1);
+    sim.advance(Duration::from_secs(4));
+    assert_eq!(
+        sim.closed, None,
+        "cut at the idle timeout with the answer unsent"
+    );
+    sim.advance(Duration::from_secs(5));
+    assert!(sim.closed.is_some(), "the stream idle timeout ends it");
+    // With nothing left to write, the idle timeout applies as before.
+    let mut sim = sim_with(|l| {
+        l.idle_timeout = Some(Duration::from_secs(3));
+        l.stream_idle_timeout = Some(Duration::from_secs(8));
+    });
+    sim.client(GET_A);
+    sim.upstream(OK_1);
+    sim.advance(Duration::from_secs(4));
+    assert_eq!(sim.closed, Some(super::Close::Graceful));
+}
+
+#[test]
 fn a_connection_past_its_max_duration_closes_once_idle_or_after_its_response() {
     // Idle when the duration ends: closed then, not at the idle timeout.
     let mut sim = sim_with(|l| l.max_connection_duration = Some(Duration::from_secs(5)));
