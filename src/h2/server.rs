@@ -278,6 +278,16 @@ fn request_head(
         match n.as_slice() {
             b"te" if v.as_slice() != b"trailers" => return Err("te other than trailers"),
             b"host" if authority.is_some() => continue, // :authority wins (RFC 9113 §8.3.1)
+            b"host" => {
+                // Without :authority the Host goes to the core: its own rule, checked here so
+                // the request is malformed (a stream error), not a head the core refuses.
+                let ok = std::str::from_utf8(v)
+                    .ok()
+                    .is_some_and(|h| codec::valid_authority(h.trim_matches([' ', '\t'])));
+                if !ok {
+                    return Err("invalid host");
+                }
+            }
             b"cookie" => {
                 // Split crumbs go back together for HTTP/1 (RFC 9113 §8.2.3).
                 cookies.push(v);
