@@ -297,10 +297,11 @@ mod tests {
 
     #[test]
     fn the_heap_is_measured() {
+        // Other tests' threads allocate and free meanwhile: a large margin.
         let before = heap_in_use().unwrap_or(0);
-        let big = vec![1u8; 8 << 20];
+        let big = vec![1u8; 256 << 20];
         let during = heap_in_use().unwrap_or(0);
-        assert!(during >= before + (8 << 20) - 4096, "{before} {during}");
+        assert!(during >= before + (192 << 20), "{before} {during}");
         drop(big);
     }
 }

@@ -265,6 +265,7 @@ fn request_head(
     }
     let mut length: Option<u64> = None;
     let mut cookies: Vec<&[u8]> = Vec::new();
+    let mut host_seen = false;
     for (n, v) in fields.iter().filter(|(n, _)| !n.starts_with(b":")) {
         if n.is_empty() || !n.iter().all(|&c| tchar(c) && !c.is_ascii_uppercase()) {
             return Err("invalid or uppercase header name");
@@ -279,6 +280,7 @@ fn request_head(
             b"te" if v.as_slice() != b"trailers" => return Err("te other than trailers"),
             b"host" if authority.is_some() => continue, // :authority wins (RFC 9113 §8.3.1)
             b"host" => {
+                host_seen = true;
                 // Without :authority the Host goes to the core: its own rule, checked here so
                 // the request is malformed (a stream error), not a head the core refuses.
                 let ok = std::str::from_utf8(v)
@@ -313,6 +315,10 @@ fn request_head(
         out.extend_from_slice(b": ");
         out.extend_from_slice(v);
         out.extend_from_slice(b"\r\n");
+    }
+    if authority.is_none() && !host_seen {
+        // The core needs a Host, as Envoy's connection manager does (`missing_host_header`).
+        return Err("neither :authority nor host");
     }
     if !cookies.is_empty() {
         out.extend_from_slice(b"cookie: ");

@@ -309,7 +309,12 @@ fn streams_opened_while_one_runs_wait_their_turn_or_are_refused() {
     // Without a body: it waits. With one: refused (the client retries it).
     s.recv(&headers(
         3,
-        &[(":method", "GET"), (":scheme", "http"), (":path", "/three")],
+        &[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":authority", "h"),
+            (":path", "/three"),
+        ],
         true,
     ));
     s.recv(&headers(5, GET, false));
@@ -319,7 +324,7 @@ fn streams_opened_while_one_runs_wait_their_turn_or_are_refused() {
     assert_eq!(read_all(&mut s), "");
     s.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
     sent(&mut s, &mut dec);
-    assert_eq!(read_all(&mut s), "GET /three HTTP/1.1\r\n\r\n");
+    assert_eq!(read_all(&mut s), "GET /three HTTP/1.1\r\nhost: h\r\n\r\n");
     s.write(b"HTTP/1.1 204 No Content\r\n\r\n");
     let out = sent(&mut s, &mut dec);
     assert!(
