@@ -603,8 +603,7 @@ impl Proxy {
         }
         if changed.resume_accepting {
             for i in 0..self.listeners.len() {
-                let paused = self.accept_paused.get(i) == Some(&true);
-                if self.accepting.get(i) == Some(&true) && !paused {
+                if self.may_accept(i) {
                     self.accept(i);
                 }
             }
@@ -687,11 +686,15 @@ impl Proxy {
     /// accepting and not paused for lack of descriptors).
     fn accept_queued(&mut self) {
         for i in std::mem::take(&mut self.accept_more) {
-            let paused = self.accept_paused.get(i) == Some(&true);
-            if self.accepting.get(i) == Some(&true) && !paused {
+            if self.may_accept(i) {
                 self.accept(i);
             }
         }
+    }
+
+    /// Listener `i` is accepting and not paused for lack of descriptors.
+    fn may_accept(&self, i: usize) -> bool {
+        self.accepting.get(i) == Some(&true) && self.accept_paused.get(i) != Some(&true)
     }
 
     /// Whether a newly accepted connection on listener `i` is within the connection limits
