@@ -624,7 +624,8 @@ fn tls_alpn_h2_and_http11_clients() {
     assert_eq!(out, "1.1 70000");
     // The request is the same for the upstream either way (x-forwarded-proto included).
     let lines = wait_file_lines(&log, 2);
-    assert!(lines[0].starts_with("HTTP/2 200 "), "{lines:?}");
+    // Over TLS the connection manager's x-forwarded-proto (as logged) is https.
+    assert_eq!(lines[0], "HTTP/2 200 https", "{lines:?}");
     assert_eq!(
         lines[0].replace("HTTP/2", "HTTP/1.1"),
         lines[1],

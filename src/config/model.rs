@@ -463,6 +463,11 @@ pub struct HttpConnectionManager {
     pub preserve_external_request_id: bool,
     /// Appended to the `via` header of requests and responses; `None` (or empty): no `via`.
     pub via: Option<String>,
+    /// `scheme_header_transformation.scheme_to_overwrite`: every request's scheme, whatever
+    /// the connection and the client's `x-forwarded-proto` say (`Some(true)`: `https`). As in
+    /// Envoy it replaces `x-forwarded-proto` and is the `:scheme` that routes, redirects and
+    /// logs see; default `None` (the connection's scheme).
+    pub scheme_to_overwrite: Option<bool>,
     /// The HTTP filters before the router, in config order (each runs on the request in that
     /// order; one that answers stops the chain).
     pub http_filters: Vec<HttpFilter>,

@@ -458,6 +458,15 @@ pub struct HttpConnectionManager {
     pub via: Option<String>,
     pub local_reply_config: Option<LocalReplyConfig>,
     pub tracing: Option<Tracing>,
+    pub scheme_header_transformation: Option<SchemeHeaderTransformation>,
+}
+
+/// `config.core.v3.SchemeHeaderTransformation`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemeHeaderTransformation {
+    pub scheme_to_overwrite: Option<String>,
+    pub match_upstream: Option<bool>,
 }
 
 /// The connection manager's `tracing` (v3: the provider is configured here).

@@ -1487,6 +1487,10 @@ fn hcm(
         .transpose()?
         .map(Box::new);
     let via = h.via.filter(|v| !v.is_empty());
+    let scheme_to_overwrite = match &h.scheme_header_transformation {
+        Some(t) => scheme_transformation(t, &p("scheme_header_transformation"))?,
+        None => None,
+    };
     let strip_host_port = match (
         h.strip_matching_host_port.unwrap_or(false),
         h.strip_any_host_port.unwrap_or(false),
@@ -1551,6 +1555,7 @@ fn hcm(
         )?,
         preserve_external_request_id: h.preserve_external_request_id.unwrap_or(false),
         via,
+        scheme_to_overwrite,
         local_reply,
         tracing,
     })
@@ -2130,4 +2135,27 @@ fn thresholds(t: &raw::Thresholds, path: &str) -> Result<Thresholds, ConfigError
         retry_budget,
         track_remaining: t.track_remaining,
     })
+}
+
+/// `scheme_header_transformation`: `scheme_to_overwrite` (Envoy allows only `http` and
+/// `https`) is honoured. `match_upstream` would only change the `:scheme` a request carries
+/// past the router; it is refused when it would apply (Envoy ignores it beside
+/// `scheme_to_overwrite`).
+fn scheme_transformation(
+    t: &raw::SchemeHeaderTransformation,
+    path: &str,
+) -> Result<Option<bool>, ConfigError> {
+    match t.scheme_to_overwrite.as_deref() {
+        Some("https") => Ok(Some(true)),
+        Some("http") => Ok(Some(false)),
+        Some(other) => Err(err(
+            join_key(path, "scheme_to_overwrite"),
+            format!("\"{other}\" is not a valid value (must be http or https)"),
+        )),
+        None if t.match_upstream == Some(true) => Err(err(
+            join_key(path, "match_upstream"),
+            "not supported by baton (the scheme is the connection's or scheme_to_overwrite's)",
+        )),
+        None => Ok(None),
+    }
 }

@@ -282,6 +282,10 @@ fn request_head(
             b"te" if v.as_slice() != b"trailers" => return Err("te other than trailers"),
             b"host" if authority.is_some() => continue, // :authority wins (RFC 9113 §8.3.1)
             b"host" => {
+                // Two would be two Hosts to the core, which refuses them (as for HTTP/1).
+                if host_seen {
+                    return Err("multiple host headers");
+                }
                 host_seen = true;
                 // Without :authority the Host goes to the core: its own rule, checked here so
                 // the request is malformed (a stream error), not a head the core refuses.

@@ -176,6 +176,7 @@ const PROOFS: &[(&str, &str)] = &[
     ("HttpConnectionManager.skip_xff_append", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
     ("HttpConnectionManager.preserve_external_request_id", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
     ("HttpConnectionManager.via", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
+    ("HttpConnectionManager.scheme_to_overwrite", "tests/envoy_internal.rs::scheme_to_overwrite_is_every_requests_scheme"),
     ("HttpConnectionManager.http_filters", "tests/http_filters.rs::csrf_refuses_a_foreign_origin_on_mutating_methods_where_enabled"),
     ("HttpFilter.name", "tests/http_filters.rs::cors_preflights_are_answered_here_or_forwarded"),
     ("HttpFilter.disabled", "tests/http_filters.rs::csrf_refuses_a_foreign_origin_on_mutating_methods_where_enabled"),
