@@ -275,6 +275,9 @@ pub struct TcpProxy {
     pub max_downstream_connection_duration: Option<Duration>,
     /// One line per connection, when it ends.
     pub access_log: Vec<AccessLog>,
+    /// `tunneling_config.hostname`: the upstream is an HTTP/1.1 proxy; each connection first
+    /// sends it `CONNECT <hostname>` and becomes a tunnel on its 2xx answer. `None`: plain TCP.
+    pub tunnel_hostname: Option<String>,
 }
 
 /// Envoy's connection limit network filter: past `max_connections` open connections on the

@@ -495,6 +495,21 @@ impl Env for CtxEnv<'_> {
         self.ctx.stats.tcp_stat(self.listener, s);
     }
 
+    /// `CONNECT host:port HTTP/1.1` with that Host, as Envoy's HTTP/1.1 tunnel sends it.
+    fn tcp_connect_head(&mut self, out: &mut Vec<u8>) {
+        let host = self
+            .ctx
+            .listeners
+            .get(self.listener)
+            .and_then(|l| l.tcp()?.tunnel_hostname.as_deref())
+            .unwrap_or_default();
+        out.extend_from_slice(b"CONNECT ");
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        crate::http::codec::put_header(out, "host", host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+
     fn count(&mut self, c: crate::stats::Counter, n: u64) {
         self.ctx.stats.store.add(c, n);
     }

@@ -101,6 +101,10 @@ const PROOFS: &[(&str, &str)] = &[
         "tests/tcp_proxy.rs::weighted_clusters_spread_connections_by_weight",
     ),
     (
+        "TcpProxy.tunnel_hostname",
+        "tests/tcp_proxy.rs::tunneling_config_carries_the_connection_inside_an_http11_connect",
+    ),
+    (
         "TcpProxy.idle_timeout",
         "tests/tcp_proxy.rs::an_idle_connection_is_closed_after_the_idle_timeout",
     ),
