@@ -24,6 +24,12 @@ use serde_yaml::Value;
 /// loads).
 const CORPUS: &[(&str, &[&str])] = &[
     ("envoy--configs-envoy-demo.yaml", &[]),
+    ("envoy--configs-encapsulate_in_http1_connect.yaml", &[]),
+    ("envoy--configs-terminate_http1_connect.yaml", &[]),
+    (
+        "envoy--configs-proxy_connect.yaml",
+        &["static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http2_protocol_options.allow_connect"],
+    ),
     ("envoy--docs-root-configuration-best_practices-_include-edge.yaml", &[]),
     (
         "envoy--configs-google_com_proxy.v2.yaml",
@@ -1945,4 +1951,41 @@ fn fault_injection_example_delays_and_aborts_as_its_runtime_scripts_say() {
     }
     assert_eq!(send().0, 200, "{}", b.log());
     common::hot::stop_in_charge(&mut b, &pid_file);
+}
+
+/// Envoy's HTTP/1.1 CONNECT pair (configs/): `encapsulate_in_http1_connect.yaml` carries each
+/// TCP connection inside a CONNECT to `terminate_http1_connect.yaml`, which terminates it
+/// and sends the payload to its cluster (here a test HTTP service in place of
+/// www.google.com:443). curl through the terminator as a tunnelling proxy (`-p -x`, as the
+/// config's comment suggests) and raw TCP through both reach the service.
+#[test]
+fn envoys_http11_connect_pair_carries_tcp_through_a_connect_tunnel() {
+    let (enc, term) = (
+        "envoy--configs-encapsulate_in_http1_connect.yaml",
+        "envoy--configs-terminate_http1_connect.yaml",
+    );
+    assert!(loads(enc) && loads(term));
+    let up = Upstream::start("behind-the-tunnel");
+    // Both configs name their admin first: the listener's port is the one on_loopback gave.
+    let (yaml, term_ports) = on_loopback(term, up.port());
+    let _terminator = Baton::start(&yaml);
+    let proxy = format!("127.0.0.1:{}", term_ports[0]);
+    let url = format!("http://127.0.0.1:{}/direct", up.port());
+    let body = common::curl_ok(&["-s", "-p", "-x", &proxy, &url]);
+    assert_eq!(body, up.greeting());
+    let (yaml, enc_ports) = on_loopback(enc, term_ports[0]);
+    let _tunnel = Baton::start(&yaml);
+    for path in ["/one", "/two"] {
+        let r = request(
+            enc_ports[0],
+            &format!("GET {path} HTTP/1.1\r\nHost: svc\r\n\r\n"),
+        );
+        assert_eq!(r.status(), 200);
+        assert_eq!(String::from_utf8_lossy(&r.body), up.greeting());
+    }
+    let paths: Vec<String> = up.seen().iter().map(|r| r.target.clone()).collect();
+    assert!(
+        paths.ends_with(&["/one".to_string(), "/two".to_string()]),
+        "{paths:?}"
+    );
 }
