@@ -25,6 +25,7 @@ use serde_yaml::Value;
 const CORPUS: &[(&str, &[&str])] = &[
     ("envoy--configs-envoy-demo.yaml", &[]),
     ("envoy--configs-encapsulate_in_http1_connect.yaml", &[]),
+    ("envoy--configs-google-vrp-envoy-edge.yaml", &[]),
     ("envoy--configs-terminate_http1_connect.yaml", &[]),
     (
         "envoy--configs-proxy_connect.yaml",
@@ -556,11 +557,13 @@ fn on_loopback(file: &str, upstream: u16) -> (String, Vec<u16>) {
         set_address(l.get_mut("address").expect("listener address"), port);
         ports.push(port);
     }
-    for c in sr
-        .get_mut("clusters")
-        .and_then(Value::as_sequence_mut)
-        .expect("clusters")
-    {
+    // A list of clusters, or one written as a map (Envoy's Google VRP edge config).
+    let clusters = sr.get_mut("clusters").expect("clusters");
+    let clusters: Vec<&mut Value> = match clusters {
+        Value::Sequence(list) => list.iter_mut().collect(),
+        one => vec![one],
+    };
+    for c in clusters {
         let eps = c
             .get_mut("load_assignment")
             .and_then(|la| la.get_mut("endpoints"))
@@ -1987,5 +1990,69 @@ fn envoys_http11_connect_pair_carries_tcp_through_a_connect_tunnel() {
     assert!(
         paths.ends_with(&["/one".to_string(), "/two".to_string()]),
         "{paths:?}"
+    );
+}
+
+/// Envoy's Google VRP edge config (configs/google-vrp/envoy-edge.yaml, the model of its
+/// vulnerability reward programme's edge): TLS for its `certs/…` (here a test certificate for
+/// example.com), `/content` to an HTTP/2 cluster (here nghttpd over h2c) with a route idle
+/// timeout, everything else a direct `403 denied`, the fixed-heap overload monitor in its
+/// `v2alpha` type (which Envoy still loads), headers with underscores refused, and its one
+/// cluster written as a map rather than a list.
+#[test]
+fn envoys_google_vrp_edge_serves_content_over_http2_and_denies_the_rest() {
+    let file = "envoy--configs-google-vrp-envoy-edge.yaml";
+    assert!(loads(file));
+    let certs = ExampleCerts::new("vrp_edge");
+    let docroot = certs.root().join("docroot");
+    std::fs::create_dir_all(docroot.join("content")).expect("docroot");
+    let page: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    std::fs::write(docroot.join("content/page"), &page).expect("page");
+    let origin = common::Nghttpd::start(&docroot, None);
+    let (yaml, ports) = on_loopback(file, origin.1);
+    let _b = Baton::start_in(certs.root(), &yaml);
+    let port = ports[0];
+    let fetch = |args: &[&str], path: &str| {
+        let resolve = format!("example.com:{port}:127.0.0.1");
+        let url = format!("https://example.com:{port}{path}");
+        let mut all = vec![
+            "-s",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_version} %{http_code}",
+            "--cacert",
+        ];
+        let ca = certs.ca();
+        all.push(&ca);
+        all.extend_from_slice(&["--resolve", &resolve]);
+        all.extend_from_slice(args);
+        all.push(&url);
+        let out = common::curl(&all);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, tail) = text.rsplit_once('\n').unwrap_or_default();
+        (body.to_string(), tail.to_string())
+    };
+    let page = String::from_utf8(page).expect("ascii");
+    // Its TLS context lists no ALPN protocols, so (as from Envoy) a client offering h2 gets
+    // HTTP/1.1; one speaking HTTP/2 by prior knowledge gets HTTP/2 (codec AUTO).
+    let cases = [
+        ("--http2", "1.1 200"),
+        ("--http2-prior-knowledge", "2 200"),
+        ("--http1.1", "1.1 200"),
+    ];
+    for (proto, want) in cases {
+        let (body, tail) = fetch(&[proto], "/content/page");
+        assert_eq!((body.len(), tail.as_str()), (page.len(), want));
+        assert!(body == page, "{proto}: the page differs");
+    }
+    assert_eq!(
+        fetch(&["--http2-prior-knowledge"], "/elsewhere"),
+        ("denied\n".to_string(), "2 403".to_string())
+    );
+    // headers_with_underscores_action: REJECT_REQUEST.
+    assert_eq!(
+        fetch(&["--http1.1", "-H", "x_under: 1"], "/content/page").1,
+        "1.1 400"
     );
 }

@@ -110,7 +110,7 @@ pub fn typed_payload(
         Some(_) => return Err(err(type_path, "expected a type URL string")),
         None => return Err(err(type_path, "required field is missing")),
     };
-    let name = url.rsplit('/').next().unwrap_or_default();
+    let name = v3_name(url.rsplit('/').next().unwrap_or_default());
     if name != type_name {
         return Err(err(
             type_path,
@@ -419,7 +419,7 @@ fn extension_type(
                 )
             });
     };
-    let name = url.rsplit('/').next().unwrap_or_default();
+    let name = v3_name(url.rsplit('/').next().unwrap_or_default());
     if name
         .split('.')
         .any(|part| part == "v2" || part == "v2alpha")
@@ -442,6 +442,21 @@ fn extension_type(
             format!("extension type \"{url}\" is not supported by baton"),
         )),
     }
+}
+
+/// Types in a `v2alpha` package that Envoy v3 still loads (its own configs use them, e.g.
+/// the Google VRP edge config's fixed-heap monitor), read as their v3 twins.
+const V2ALPHA_KEPT: &[(&str, &str)] = &[(
+    "envoy.config.resource_monitor.fixed_heap.v2alpha.FixedHeapConfig",
+    "envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig",
+)];
+
+/// A type name as baton knows it: a `V2ALPHA_KEPT` name is its v3 twin's.
+fn v3_name(name: &str) -> &str {
+    V2ALPHA_KEPT
+        .iter()
+        .find(|(old, _)| *old == name)
+        .map_or(name, |(_, v3)| v3)
 }
 
 pub(super) const PROTOCOLS: &[EnumEntry<()>] = &[("TCP", 0, Some(())), ("UDP", 1, None)];
