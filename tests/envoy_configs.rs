@@ -1451,33 +1451,12 @@ fn envoys_edge_example_serves_http2_and_http11_over_tls_to_an_http2_upstream() {
     let file = "envoy--docs-root-configuration-best_practices-_include-edge.yaml";
     assert!(loads(file));
     let certs = ExampleCerts::new("edge");
-    let docroot = certs.root().join("docroot");
-    std::fs::create_dir_all(&docroot).expect("docroot");
-    let page: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
-    std::fs::write(docroot.join("page"), &page).expect("page");
-    let origin = common::Nghttpd::start(&docroot, None);
+    let (page, origin) = page_behind_nghttpd(&certs, "page", 200_000);
     let (yaml, ports) = on_loopback(file, origin.1);
     let b = Baton::start_in(certs.root(), &yaml);
     // The admin's port comes first in this file: the listener is ports[0].
     let (_b, port) = (b, ports[0]);
-    let fetch = |proto: &str, path: &str| {
-        let out = common::curl(&[
-            proto,
-            "-s",
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_version} %{http_code}",
-            "--cacert",
-            &certs.ca(),
-            "--resolve",
-            &format!("example.com:{}:127.0.0.1", port),
-            &format!("https://example.com:{}{path}", port),
-        ]);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, tail) = text.rsplit_once('\n').unwrap_or_default();
-        (body.to_string(), tail.to_string())
-    };
+    let fetch = |proto: &str, path: &str| example_com_fetch(&certs, port, &[proto], path);
     let page = String::from_utf8(page).expect("ascii");
     assert_eq!(
         fetch("--http2", "/page"),
@@ -2004,35 +1983,11 @@ fn envoys_google_vrp_edge_serves_content_over_http2_and_denies_the_rest() {
     let file = "envoy--configs-google-vrp-envoy-edge.yaml";
     assert!(loads(file));
     let certs = ExampleCerts::new("vrp_edge");
-    let docroot = certs.root().join("docroot");
-    std::fs::create_dir_all(docroot.join("content")).expect("docroot");
-    let page: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
-    std::fs::write(docroot.join("content/page"), &page).expect("page");
-    let origin = common::Nghttpd::start(&docroot, None);
+    let (page, origin) = page_behind_nghttpd(&certs, "content/page", 100_000);
     let (yaml, ports) = on_loopback(file, origin.1);
     let _b = Baton::start_in(certs.root(), &yaml);
     let port = ports[0];
-    let fetch = |args: &[&str], path: &str| {
-        let resolve = format!("example.com:{port}:127.0.0.1");
-        let url = format!("https://example.com:{port}{path}");
-        let mut all = vec![
-            "-s",
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_version} %{http_code}",
-            "--cacert",
-        ];
-        let ca = certs.ca();
-        all.push(&ca);
-        all.extend_from_slice(&["--resolve", &resolve]);
-        all.extend_from_slice(args);
-        all.push(&url);
-        let out = common::curl(&all);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, tail) = text.rsplit_once('\n').unwrap_or_default();
-        (body.to_string(), tail.to_string())
-    };
+    let fetch = |args: &[&str], path: &str| example_com_fetch(&certs, port, args, path);
     let page = String::from_utf8(page).expect("ascii");
     // Its TLS context lists no ALPN protocols, so (as from Envoy) a client offering h2 gets
     // HTTP/1.1; one speaking HTTP/2 by prior knowledge gets HTTP/2 (codec AUTO).
@@ -2055,4 +2010,44 @@ fn envoys_google_vrp_edge_serves_content_over_http2_and_denies_the_rest() {
         fetch(&["--http1.1", "-H", "x_under: 1"], "/content/page").1,
         "1.1 400"
     );
+}
+
+/// An HTTP/2 origin for the edge examples: nghttpd over h2c serving `len` letters at `path`
+/// (under a docroot beside the example's certificates); the page and the server.
+fn page_behind_nghttpd(certs: &ExampleCerts, path: &str, len: u32) -> (Vec<u8>, common::Nghttpd) {
+    let docroot = certs.root().join("docroot");
+    let file = docroot.join(path);
+    std::fs::create_dir_all(file.parent().expect("a directory")).expect("docroot");
+    let page: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+    std::fs::write(&file, &page).expect("page");
+    (page, common::Nghttpd::start(&docroot, None))
+}
+
+/// curl to `https://example.com:PORT/PATH` (resolved to 127.0.0.1, the examples' CA trusted)
+/// with `args`: the body, and "HTTP-VERSION STATUS".
+fn example_com_fetch(
+    certs: &ExampleCerts,
+    port: u16,
+    args: &[&str],
+    path: &str,
+) -> (String, String) {
+    let resolve = format!("example.com:{port}:127.0.0.1");
+    let url = format!("https://example.com:{port}{path}");
+    let ca = certs.ca();
+    let mut all = vec![
+        "-s",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_version} %{http_code}",
+        "--cacert",
+        &ca,
+    ];
+    all.extend_from_slice(&["--resolve", &resolve]);
+    all.extend_from_slice(args);
+    all.push(&url);
+    let out = common::curl(&all);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, tail) = text.rsplit_once('\n').unwrap_or_default();
+    (body.to_string(), tail.to_string())
 }
