@@ -25,6 +25,7 @@ use serde_yaml::Value;
 const CORPUS: &[(&str, &[&str])] = &[
     ("envoy--configs-envoy-demo.yaml", &[]),
     ("envoy--configs-encapsulate_in_http1_connect.yaml", &[]),
+    ("envoy--configs-envoy-default.yaml", &[]),
     ("envoy--configs-google-vrp-envoy-edge.yaml", &[]),
     ("envoy--configs-terminate_http1_connect.yaml", &[]),
     (
@@ -2050,4 +2051,46 @@ fn example_com_fetch(
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, tail) = text.rsplit_once('\n').unwrap_or_default();
     (body.to_string(), tail.to_string())
+}
+
+/// Envoy's default config (configs/envoy-default.yaml, what its container image runs when
+/// given none): every request to www.envoyproxy.io:443 over TLS, SNI and Host
+/// `www.envoyproxy.io`, the access log on `/dev/stdout` (file logger). Here the upstream is a
+/// local TLS server with a certificate for that name; it reports the SNI and TLS version it
+/// saw.
+#[test]
+fn envoys_default_config_proxies_over_tls_by_name_and_logs_to_stdout() {
+    let file = "envoy--configs-envoy-default.yaml";
+    assert!(loads(file));
+    let pki = tls_support::Pki::new("envoy_default");
+    let cert = pki.leaf("origin", "/CN=www.envoyproxy.io", "DNS:www.envoyproxy.io");
+    let origin = tls_support::PyTls::start(&cert, None);
+    let (yaml, ports) = on_loopback(file, origin.port);
+    let mut b = Baton::start(&yaml);
+    let url = format!("http://127.0.0.1:{}/docs", ports[0]);
+    for _ in 0..2 {
+        let body = common::curl_ok(&["-s", "-A", "t/1", &url]);
+        let f: Vec<&str> = body.split_whitespace().collect();
+        assert_eq!(
+            f.get(2..4),
+            Some(&["www.envoyproxy.io", "TLSv1.3"][..]),
+            "{body}"
+        );
+    }
+    assert!(
+        b.wait_log("\"GET /docs HTTP/1.1\" 200 - 0 ", Duration::from_secs(10)),
+        "{}",
+        b.log()
+    );
+    // Envoy's default format names the rewritten authority and the upstream host.
+    let log = b.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"GET /docs HTTP/1.1\""))
+        .expect("access log line");
+    assert!(line.contains("\"www.envoyproxy.io\""), "{line}");
+    assert!(
+        line.ends_with(&format!("\"127.0.0.1:{}\"", origin.port)),
+        "{line}"
+    );
 }
