@@ -27,6 +27,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     ("envoy--configs-encapsulate_in_http1_connect.yaml", &[]),
     ("envoy--configs-envoy-default.yaml", &[]),
     ("envoy--configs-google-vrp-envoy-edge.yaml", &[]),
+    ("envoy--configs-google-vrp-envoy-origin.yaml", &[]),
     ("envoy--configs-terminate_http1_connect.yaml", &[]),
     (
         "envoy--configs-proxy_connect.yaml",
@@ -558,11 +559,12 @@ fn on_loopback(file: &str, upstream: u16) -> (String, Vec<u16>) {
         set_address(l.get_mut("address").expect("listener address"), port);
         ports.push(port);
     }
-    // A list of clusters, or one written as a map (Envoy's Google VRP edge config).
-    let clusters = sr.get_mut("clusters").expect("clusters");
-    let clusters: Vec<&mut Value> = match clusters {
-        Value::Sequence(list) => list.iter_mut().collect(),
-        one => vec![one],
+    // A list of clusters, or one written as a map (Envoy's Google VRP edge config), or none
+    // (its origin config).
+    let clusters: Vec<&mut Value> = match sr.get_mut("clusters") {
+        Some(Value::Sequence(list)) => list.iter_mut().collect(),
+        Some(one) => vec![one],
+        None => Vec::new(),
     };
     for c in clusters {
         let eps = c
@@ -2011,6 +2013,30 @@ fn envoys_google_vrp_edge_serves_content_over_http2_and_denies_the_rest() {
         fetch(&["--http1.1", "-H", "x_under: 1"], "/content/page").1,
         "1.1 400"
     );
+
+    // With its origin config (envoy-origin.yaml) behind it, as the VRP runs them: the edge
+    // speaks HTTP/2 to the origin (codec AUTO there), which answers `normal` to all but
+    // `/blockedz`, the treasure the edge must not let through.
+    let origin_file = "envoy--configs-google-vrp-envoy-origin.yaml";
+    assert!(loads(origin_file));
+    let (yaml, origin_ports) = on_loopback(origin_file, 1);
+    let _origin = Baton::start(&yaml);
+    let (yaml, ports) = on_loopback(file, origin_ports[0]);
+    let _edge = Baton::start_in(certs.root(), &yaml);
+    let fetch = |args: &[&str], path: &str| example_com_fetch(&certs, ports[0], args, path);
+    assert_eq!(
+        fetch(&["--http1.1"], "/content"),
+        ("normal\n".to_string(), "1.1 200".to_string())
+    );
+    // Neither config normalises paths: a dot-segment reaches the origin as sent and is not
+    // its `/blockedz` either.
+    for (path, want) in [
+        ("/blockedz", ("denied\n", "1.1 403")),
+        ("/content/../blockedz", ("normal\n", "1.1 200")),
+    ] {
+        let (body, tail) = fetch(&["--http1.1", "--path-as-is"], path);
+        assert_eq!((body.as_str(), tail.as_str()), want, "{path}");
+    }
 }
 
 /// An HTTP/2 origin for the edge examples: nghttpd over h2c serving `len` letters at `path`
