@@ -471,6 +471,33 @@ fn an_http2_protocol_error_from_the_upstream_is_a_502_upe() {
 }
 
 #[test]
+fn a_head_ending_the_stream_with_a_content_length_is_a_502_at_once() {
+    // END_STREAM on HEADERS whose content-length is 5: no DATA can follow, the response is
+    // malformed (RFC 9113 §8.1.1). It used to reach the client as a 200 whose body never
+    // came, until the route's timeout reset it.
+    let (port, t) = hostile_origin(
+        |stream| {
+            let mut block = Vec::new();
+            let fields = [(&b":status"[..], &b"200"[..]), (b"content-length", b"5")];
+            ::baton::h2::hpack::Encoder::new().encode(&mut fields.into_iter(), &mut block);
+            let mut out = Vec::new();
+            ::baton::h2::frame::write_headers(&mut out, stream, &block, true, 16_384);
+            out
+        },
+        |s| {
+            let mut b = [0u8; 1024];
+            while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+        },
+    );
+    let b = start(port, H2C);
+    let mut c = RawConn::connect(b.addr().port());
+    let r = get(&mut c, "/");
+    assert_eq!(r.status(), 502, "{}", b.log());
+    drop(b);
+    let _ = t.join();
+}
+
+#[test]
 fn an_upstream_flooding_pings_it_never_reads_is_cut_off_with_bounded_memory() {
     let (port, t) = hostile_origin(ok_answer, |s| {
         // Once the connection is back in baton's pool, PINGs whose answers pile up on its side
