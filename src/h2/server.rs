@@ -639,6 +639,12 @@ impl Server {
                     why: "HEADERS on a stream whose request ended",
                 });
             }
+            if fields.iter().any(|(n, _)| n.starts_with(b":")) {
+                // Trailers carry no pseudo-header (RFC 9113 §8.1): malformed, as a body
+                // that breaks its content-length is.
+                let id = a.id;
+                return self.malformed_body(id);
+            }
             return self.end_request();
         }
         if b.stream <= self.last_stream {

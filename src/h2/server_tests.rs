@@ -303,6 +303,26 @@ fn a_body_with_content_length_goes_as_it_is_and_must_match() {
 }
 
 #[test]
+fn trailers_with_a_pseudo_header_are_malformed() {
+    let (mut s, mut dec) = started(Options::default());
+    let post = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":authority", "h"),
+        (":path", "/"),
+    ];
+    s.recv(&headers(1, &post, false));
+    let mut d = Vec::new();
+    frame::write_data(&mut d, 1, b"hello", false);
+    s.recv(&d);
+    s.recv(&headers(1, &[(":path", "/other"), ("x-t", "1")], true));
+    let out = sent(&mut s, &mut dec);
+    assert!(out.contains(&Out::Rst(1, ErrorCode::Protocol)), "{out:?}");
+    assert!(read_all(&mut s).starts_with("POST"));
+    assert_eq!(read_all(&mut s), "ERR ConnectionReset");
+}
+
+#[test]
 fn streams_opened_while_one_runs_wait_their_turn_or_are_refused() {
     let (mut s, mut dec) = started(Options::default());
     s.recv(&headers(1, GET, true));
