@@ -808,6 +808,11 @@ impl Server {
         }
         if a.chunked {
             self.h1.extend_from_slice(codec::LAST_CHUNK);
+        } else if a.length.is_none() {
+            // A CONNECT tunnel (the only request with a body and neither framing): END_STREAM
+            // is the client's half-close, which the core passes on to the upstream as for an
+            // HTTP/1 tunnel's FIN (RFC 9113 §8.5). Without it the upstream never learnt.
+            self.h1_eof = true;
         }
         self.maybe_close_stream();
         Ok(())

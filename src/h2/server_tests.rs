@@ -308,6 +308,31 @@ fn a_body_with_content_length_goes_as_it_is_and_must_match() {
 }
 
 #[test]
+fn a_connects_end_stream_is_the_cores_eof() {
+    let (mut s, mut dec) = started(Options::default());
+    let connect = [(":method", "CONNECT"), (":authority", "up:443")];
+    s.recv(&headers(1, &connect, false));
+    s.recv(&data_frame(1, b"bytes", false));
+    assert_eq!(
+        read_all(&mut s),
+        "CONNECT up:443 HTTP/1.1\r\nhost: up:443\r\n\r\nbytes"
+    );
+    assert_eq!(read_all(&mut s), "");
+    s.write(b"HTTP/1.1 200 OK\r\n\r\n");
+    sent(&mut s, &mut dec);
+    s.recv(&data_frame(1, b"more", true));
+    assert_eq!(read_all(&mut s), "more");
+    assert_eq!(read_all(&mut s), "EOF", "the client's half-close");
+    // The tunnel's answer still goes out.
+    s.write(b"answer");
+    let out = sent(&mut s, &mut dec);
+    assert!(
+        out.contains(&Out::Data(1, b"answer".to_vec(), false)),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn trailers_with_a_pseudo_header_are_malformed() {
     let (mut s, mut dec) = started(Options::default());
     s.recv(&headers(1, &POST, false));
