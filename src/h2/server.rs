@@ -343,6 +343,31 @@ fn request_head(
     Ok((length, chunked, method == b"HEAD"))
 }
 
+/// A request's trailer fields as HTTP/1 trailer lines: RFC 9113 §8.1 forbids pseudo-headers
+/// there; names and values are checked as a head's are.
+fn trailer_section(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<u8>, Malformed> {
+    let mut out = Vec::new();
+    for (n, v) in fields {
+        if n.starts_with(b":") {
+            return Err("pseudo-header in trailers");
+        }
+        if n.is_empty() || !n.iter().all(|&c| tchar(c) && !c.is_ascii_uppercase()) {
+            return Err("invalid or uppercase header name");
+        }
+        if !valid_value(v) {
+            return Err("invalid header value");
+        }
+        if connection_specific(n) || n == b"te" {
+            return Err("connection-specific header");
+        }
+        out.extend_from_slice(n);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(out)
+}
+
 impl Server {
     /// A connection whose client preface is still to come.
     pub fn new(opts: Options) -> Server {
@@ -639,7 +664,22 @@ impl Server {
                     why: "HEADERS on a stream whose request ended",
                 });
             }
-            return self.end_request();
+            let chunked = a.chunked;
+            let trailers = match trailer_section(&fields) {
+                Ok(_) if too_large || too_many => Err("trailers too large"),
+                t => t,
+            };
+            return match trailers {
+                // Carried in the chunked body's trailer section; after a content-length body
+                // they have no HTTP/1 form and are dropped.
+                Ok(t) => self.end_request(chunked.then_some(t)),
+                // With one stream at a time a malformed request's stream error ends the
+                // connection all the same.
+                Err(why) => Err(ConnError {
+                    code: ErrorCode::Protocol,
+                    why,
+                }),
+            };
         }
         if b.stream <= self.last_stream {
             return Err(ConnError {
@@ -775,7 +815,7 @@ impl Server {
             self.h1.extend_from_slice(data);
         }
         if end_stream {
-            return self.end_request();
+            return self.end_request(None);
         }
         Ok(())
     }
@@ -790,8 +830,9 @@ impl Server {
         Ok(())
     }
 
-    /// END_STREAM on the running request.
-    fn end_request(&mut self) -> Result<(), ConnError> {
+    /// END_STREAM on the running request, with its trailer lines (`None`: a last chunk
+    /// without any).
+    fn end_request(&mut self, trailers: Option<Vec<u8>>) -> Result<(), ConnError> {
         let Some(a) = self.active.as_mut() else {
             return Ok(());
         };
@@ -801,7 +842,10 @@ impl Server {
             return self.malformed_body(id);
         }
         if a.chunked {
-            self.h1.extend_from_slice(codec::LAST_CHUNK);
+            self.h1.extend_from_slice(b"0\r\n");
+            self.h1
+                .extend_from_slice(trailers.as_deref().unwrap_or_default());
+            self.h1.extend_from_slice(b"\r\n");
         }
         self.maybe_close_stream();
         Ok(())
@@ -920,20 +964,21 @@ impl Server {
                 for (n, h) in lower.iter().zip(r.headers.iter().filter(kept)) {
                     fields.push((n.as_slice(), h.value));
                 }
-                let end = !interim && r.framing == Framing::None;
+                // A response without a body ends with its HEADERS (gRPC's Trailers-Only form
+                // needs that, RFC 9113 §8.1 allows it).
+                let end = !interim && matches!(r.framing, Framing::None | Framing::Length(0));
                 let mut block = Vec::new();
                 self.encoder.encode(&mut fields.into_iter(), &mut block);
                 frame::write_headers(&mut self.wire, a.id, &block, end, max_frame);
                 if !interim {
                     self.close_after |= close;
                     a.resp = match r.framing {
-                        Framing::None => Resp::Done,
-                        Framing::Length(0) => {
-                            frame::write_data(&mut self.wire, a.id, &[], true);
-                            Resp::Done
-                        }
+                        Framing::None | Framing::Length(0) => Resp::Done,
                         Framing::Length(n) => Resp::Length(n),
-                        Framing::Chunked => Resp::Chunked(ChunkedDecoder::new()),
+                        // Trailers the core passes on (an HTTP/2 upstream's) end the stream.
+                        Framing::Chunked => {
+                            Resp::Chunked(ChunkedDecoder::keeping_trailers(MAX_RESPONSE_HEAD))
+                        }
                         Framing::UntilClose => Resp::UntilClose,
                     };
                     if matches!(a.resp, Resp::Done) {
@@ -971,10 +1016,15 @@ impl Server {
                     .decode(buf, room, |d| data.extend_from_slice(d))
                     .map_err(|e| e.0)?;
                 let end = dec.is_done();
-                if !data.is_empty() || end {
-                    frame::write_data(&mut self.wire, a.id, &data, end);
+                let trailers = end && !dec.trailers().is_empty();
+                if !data.is_empty() || (end && !trailers) {
+                    frame::write_data(&mut self.wire, a.id, &data, end && !trailers);
                     a.send_window -= data.len() as i64;
                     self.peer_conn_window -= data.len() as i64;
+                }
+                if trailers {
+                    let block = super::trailer_block(&mut self.encoder, dec.trailers());
+                    frame::write_headers(&mut self.wire, a.id, &block, true, max_frame);
                 }
                 if end {
                     a.resp = Resp::Done;

@@ -167,6 +167,9 @@ pub(super) struct Meta {
     request_until: Option<Instant>,
     /// The listener's `per_connection_buffer_limit_bytes`.
     client_limit: usize,
+    /// The client speaks HTTP/2: its request trailers may pass (bounded by
+    /// `max_request_headers_kb`), when the upstream speaks HTTP/2 too.
+    trailers: Option<usize>,
 }
 
 impl Meta {
@@ -183,12 +186,13 @@ impl Meta {
             stream_idle,
             request_until: None,
             client_limit,
+            trailers: None,
         }
     }
 }
 
 impl Meta {
-    pub fn new(req: &RequestHead<'_>, lim: &super::Limits, began: Instant) -> Meta {
+    pub fn new(req: &RequestHead<'_>, lim: &super::Limits, began: Instant, h2: bool) -> Meta {
         Meta {
             framing: req.framing,
             keep_alive: req.keep_alive,
@@ -204,6 +208,7 @@ impl Meta {
             stream_idle: lim.stream_idle_timeout,
             request_until: lim.request_timeout.map(|t| began + t),
             client_limit: lim.buffer_limit,
+            trailers: h2.then_some(lim.max_head),
         }
     }
 }
@@ -296,6 +301,9 @@ pub struct Exchange {
     pub(super) compress: Option<Box<Plan>>,
     /// The decompressor filter inflates the request body on its way upstream.
     pub(super) inflate: Option<Box<Inflater>>,
+    /// Trailers pass both ways: the client and the upstream speak HTTP/2 (docs/architecture.md
+    /// "Trailers"); otherwise they are dropped, as Envoy's HTTP/1 codec drops them.
+    pub(super) trailers: bool,
 }
 
 impl Exchange {
@@ -468,6 +476,7 @@ impl Exchange {
             tcp: None,
             compress: None,
             inflate: None,
+            trailers: false,
         }
     }
 
@@ -532,6 +541,7 @@ impl Exchange {
             tcp,
             compress,
             inflate,
+            trailers,
         } = self;
         *target = f.map(|f| (f.cluster, f.addr));
         *upstream = if f.is_some() {
@@ -589,6 +599,10 @@ impl Exchange {
         *tcp = None;
         *compress = None;
         *inflate = None;
+        *trailers = f.is_some_and(|f| f.h2) && s.trailers.is_some();
+        if let (true, BodyIn::Chunked(d), Some(limit)) = (*trailers, &mut *req, s.trailers) {
+            *d = ChunkedDecoder::keeping_trailers(limit);
+        }
     }
 
     /// The exchange behind a TCP proxy connection: nothing to send first, a fresh connection
@@ -1022,7 +1036,7 @@ impl Exchange {
                 let done = dec.is_done();
                 if done {
                     if let Some(b) = sink.as_deref_mut() {
-                        b.extend(pool, LAST_CHUNK);
+                        put_last_chunk(b, pool, dec);
                     }
                 }
                 done
@@ -1274,10 +1288,10 @@ impl Exchange {
                                 *chunk_owed = rest;
                             }
                             if dec.is_done() {
-                                resp.body = BodyIn::Done;
                                 if out == OutMode::Chunked {
-                                    cout.extend(pool, LAST_CHUNK);
+                                    put_last_chunk(cout, pool, dec);
                                 }
+                                resp.body = BodyIn::Done;
                             }
                         }
                         Err(e) => {
@@ -1582,6 +1596,18 @@ fn inflate_body(
         env.count(inf.rt.data_error, 1);
     }
     Ok((finished, taken))
+}
+
+/// Appends the end of a chunked body: the last chunk with the trailers its decoder kept (none
+/// unless trailers pass).
+fn put_last_chunk(buf: &mut Buf, pool: &mut BufPool, dec: &ChunkedDecoder) {
+    if dec.trailers().is_empty() {
+        buf.extend(pool, LAST_CHUNK);
+    } else {
+        let mut end = Vec::with_capacity(dec.trailers().len() + 5);
+        dec.last_chunk(&mut end);
+        buf.extend(pool, &end);
+    }
 }
 
 /// Appends one chunk to a buffer.

@@ -1175,11 +1175,12 @@ impl Conn {
                 let head_len = req.head_len;
                 self.requests = self.requests.saturating_add(1);
                 let spent = self.spent(now);
+                let h2 = self.h2;
                 let (lim, cout) = (&self.lim, &mut self.cout);
                 let started = as_served(lim, env, req, |env, req| {
                     let mut rq = env.begin(Some(req), req.minor, now);
                     let decision = env.route(req, &mut rq);
-                    start_or_pause(env, req, lim, decision, rq, cout, (began, spent), now)
+                    start_or_pause(env, req, lim, decision, rq, cout, (began, spent, h2), now)
                 });
                 match started {
                     Ok(next) => (head_len, next),
@@ -1213,6 +1214,7 @@ impl Conn {
             ..
         } = *c;
         let spent = self.spent(now);
+        let h2 = self.h2;
         let mut slots = super::codec::header_slots();
         let parsed = super::codec::parse_request(self.cin.data(), &mut slots);
         let Ok(Some(req)) = parsed else {
@@ -1225,7 +1227,7 @@ impl Conn {
         let started = as_served(lim, env, req, |env, req| {
             let mut rq = rq;
             let decision = env.resume(req, &mut rq, pending, verdict.flatten());
-            start_or_pause(env, req, lim, decision, rq, cout, (began, spent), now)
+            start_or_pause(env, req, lim, decision, rq, cout, (began, spent, h2), now)
         });
         match started {
             Ok(next) => {
@@ -1480,7 +1482,7 @@ fn start_or_pause(
     decision: Decision,
     rq: Rq,
     cout: &mut Buf,
-    (began, spent): (Instant, bool),
+    (began, spent, h2): (Instant, bool, bool),
     now: Instant,
 ) -> Result<exchange::Step, Box<Paused>> {
     if let Decision::Pause(pending) = decision {
@@ -1503,7 +1505,7 @@ fn start_or_pause(
             verdict: None,
         }));
     }
-    let meta = exchange::Meta::new(req, lim, began);
+    let meta = exchange::Meta::new(req, lim, began, h2);
     let closing = env.closing() || spent;
     Ok(Exchange::start(env, meta, decision, rq, cout, closing, now))
 }

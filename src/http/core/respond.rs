@@ -4,6 +4,10 @@
 use super::exchange::{BodyIn, Exchange, OutMode, Response};
 use super::Env;
 use crate::config::ServerHeader;
+/// Most bytes of a response's trailer section passed on (the upstream's HTTP/2 header list
+/// bound is larger; past this the body is a protocol error).
+const RESPONSE_TRAILERS_MAX: usize = 16 * 1024;
+
 use crate::http::codec::{is_hop_by_hop, name_is, put_header, Framing, ResponseHead};
 use crate::http::compress::{self, ResponseFacts};
 use crate::route::edits::{apply, HeaderList};
@@ -32,10 +36,13 @@ pub(super) fn client_head(
             }
         }
     };
-    let body = if tunnel {
-        BodyIn::Done
-    } else {
-        BodyIn::from_framing(r.framing)
+    let body = match BodyIn::from_framing(r.framing) {
+        _ if tunnel => BodyIn::Done,
+        // Passed on only in a chunked body of our own (an HTTP/2 client's).
+        BodyIn::Chunked(_) if ex.trailers && out == OutMode::Chunked => BodyIn::Chunked(
+            crate::http::codec::ChunkedDecoder::keeping_trailers(RESPONSE_TRAILERS_MAX),
+        ),
+        b => b,
     };
     // A response that starts before the request was read in full ends the connection.
     let mut keep = ex.client_keep_alive && !draining && out != OutMode::Close && ex.req.is_done();

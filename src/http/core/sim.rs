@@ -188,6 +188,7 @@ impl TestEnv {
             sni: None,
             compress: None,
             inflate: None,
+            h2: false,
         })
     }
 }
