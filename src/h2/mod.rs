@@ -107,4 +107,10 @@ pub trait Transcode {
 
     /// The connection is about to close on our side: queues a GOAWAY (once).
     fn close(&mut self, out: &mut Vec<u8>);
+
+    /// The client reset its running stream (server role), once: the driver ends that
+    /// exchange (`Conn::stream_reset`) before the core reads the next stream's bytes.
+    fn take_reset(&mut self) -> bool {
+        false
+    }
 }

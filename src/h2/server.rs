@@ -151,6 +151,10 @@ pub struct Server {
     h1_eof: bool,
     /// The client reset the running stream: the core must abandon it (`read` fails).
     aborted: bool,
+    /// The client reset the running stream (RST_STREAM): until the driver takes it
+    /// (`take_reset`) the core reads nothing and what it writes is dropped (it belongs to
+    /// that stream); the connection goes on with the next stream.
+    reset: bool,
     /// A connection error: the GOAWAY is queued; nothing more is read or translated.
     dead: bool,
     /// The last response write was refused for want of window.
@@ -395,6 +399,7 @@ impl Server {
             close_after: false,
             h1_eof: false,
             aborted: false,
+            reset: false,
             dead: false,
             blocked: false,
         }
@@ -543,20 +548,23 @@ impl Server {
                 if stream > self.last_stream {
                     return Err(proto("RST_STREAM on an idle stream"));
                 }
+                // A waiting stream just goes.
                 self.queue.retain(|q| q.id != stream);
-                if self
+                if let Some(a) = self
                     .active
-                    .as_ref()
-                    .is_some_and(|a| a.id == stream && !a.resp_done)
+                    .as_mut()
+                    .filter(|a| a.id == stream && !a.resp_done)
                 {
-                    // The core abandons the request (its upstream too), as when an HTTP/1
-                    // client resets: the connection ends (GOAWAY NO_ERROR), the driver reads
-                    // the error even while it reads no request bytes.
-                    self.aborted = true;
-                    return Err(ConnError {
-                        code: ErrorCode::NoError,
-                        why: "the client reset its stream",
-                    });
+                    // Only this stream ends, as in Envoy: the core abandons its exchange
+                    // (and its upstream) when the driver takes the reset; what it had not
+                    // read of the request goes, and the next stream may start.
+                    a.req_done = true;
+                    a.resp_done = true;
+                    self.h1.clear();
+                    self.h1_at = 0;
+                    self.reset = true;
+                    self.blocked = false;
+                    self.maybe_close_stream();
                 }
                 Ok(())
             }
@@ -879,6 +887,10 @@ impl Server {
     /// Request bytes for the core (see `Transcode::read_h1`); an empty `buf` asks whether
     /// anything waits (`Some(0)`: bytes or EOF) without taking it.
     fn read_into(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        if self.reset {
+            // The next stream's bytes wait until the reset stream's exchange is over.
+            return Ok(None);
+        }
         let waiting = self.h1.get(self.h1_at..).unwrap_or_default();
         if waiting.is_empty() {
             if self.aborted {
@@ -900,7 +912,7 @@ impl Server {
     /// Response bytes from the core; returns how many were taken (0: the client's window is
     /// closed).
     fn write_from(&mut self, buf: &[u8]) -> usize {
-        if self.dead || self.aborted {
+        if self.dead || self.aborted || self.reset {
             return buf.len(); // nobody to send it to: the core must not stall
         }
         let mut taken = 0;
@@ -1213,6 +1225,10 @@ impl Transcode for Server {
     fn close(&mut self, out: &mut Vec<u8>) {
         self.shut();
         self.emit(out);
+    }
+
+    fn take_reset(&mut self) -> bool {
+        std::mem::take(&mut self.reset)
     }
 }
 

@@ -1011,6 +1011,50 @@ impl Conn {
         }
     }
 
+    /// The HTTP/2 client reset the running stream (RST_STREAM; the transcoder holds the next
+    /// stream's bytes until this is done). Only that exchange ends, as Envoy ends only the
+    /// stream: recorded as a downstream remote reset (`DR`, `http2.remote_reset`, the status
+    /// of a response already begun, else 0), its upstream connection closed (a response cut
+    /// mid-way leaves it unusable), its unread request bytes and unsent response bytes
+    /// dropped; the connection waits for the next request.
+    pub fn stream_reset(&mut self, env: &mut dyn Env, now: Instant) {
+        const DETAIL: &str = "http2.remote_reset";
+        match std::mem::replace(&mut self.state, State::Head) {
+            State::Exchange(mut ex) => {
+                ex.flag(Flags::DR);
+                ex.rq.detail(DETAIL);
+                ex.finish(env, now);
+                env.spares().put_exchange(ex);
+            }
+            State::Tunnel(mut t) => {
+                t.ex.flag(Flags::DR);
+                t.ex.rq.detail(DETAIL);
+                t.finish(env, now);
+            }
+            State::Paused(mut c) => {
+                c.rq.flags.set(Flags::DR);
+                c.rq.detail(DETAIL);
+                env.end(&mut c.rq, now);
+            }
+            State::Head => {}
+            // Closing already (or gone): nothing more is served.
+            other => {
+                self.state = other;
+                return;
+            }
+        }
+        self.connect = None;
+        if let Some(u) = self.up.take() {
+            u.recycle(&mut self.spare);
+            self.release = Some(false);
+        }
+        self.cin.consume(self.cin.len());
+        self.cout.consume(self.cout.len());
+        self.scanned = 0;
+        self.head_started = None;
+        self.idle_since = now;
+    }
+
     /// Empties all buffers back to the pool.
     pub fn free(&mut self, pool: &mut BufPool) {
         self.cin.consume(self.cin.len());
