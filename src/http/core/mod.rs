@@ -1018,22 +1018,24 @@ impl Conn {
     /// mid-way leaves it unusable), its unread request bytes and unsent response bytes
     /// dropped; the connection waits for the next request.
     pub fn stream_reset(&mut self, env: &mut dyn Env, now: Instant) {
+        // Envoy's codec sets these details on the stream whatever explained the response
+        // before (`via_upstream`): they replace it.
         const DETAIL: &str = "http2.remote_reset";
         match std::mem::replace(&mut self.state, State::Head) {
             State::Exchange(mut ex) => {
                 ex.flag(Flags::DR);
-                ex.rq.detail(DETAIL);
+                ex.rq.details = DETAIL.into();
                 ex.finish(env, now);
                 env.spares().put_exchange(ex);
             }
             State::Tunnel(mut t) => {
                 t.ex.flag(Flags::DR);
-                t.ex.rq.detail(DETAIL);
+                t.ex.rq.details = DETAIL.into();
                 t.finish(env, now);
             }
             State::Paused(mut c) => {
                 c.rq.flags.set(Flags::DR);
-                c.rq.detail(DETAIL);
+                c.rq.details = DETAIL.into();
                 env.end(&mut c.rq, now);
             }
             State::Head => {}
