@@ -2,7 +2,7 @@
 # code) for tests/grpc_proxy.rs and tests/envoy_configs.rs.
 #   peers.py server PORTFILE      serves on a free loopback port, written to PORTFILE; runs
 #                                 until killed.
-#   peers.py client PORT          runs the calls below through 127.0.0.1:PORT and prints one
+#   peers.py client PORT [cancel] runs the calls below through 127.0.0.1:PORT and prints one
 #                                 line per call: `<name> <code> <details> <messages...>`.
 import sys
 from concurrent import futures
@@ -30,12 +30,24 @@ def stream(req, ctx):
         ctx.abort(grpc.StatusCode.NOT_FOUND, "stopped after three")
 
 
+def slow(req, ctx):
+    # Until the client cancels (bounded: 400 messages, 20 s).
+    import time
+
+    for i in range(400):
+        if not ctx.is_active():
+            return
+        yield b"slow-%d" % i
+        time.sleep(0.05)
+
+
 def server(portfile):
     s = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     handlers = {
         "Unary": grpc.unary_unary_rpc_method_handler(unary),
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
         "Stream": grpc.unary_stream_rpc_method_handler(stream),
+        "Slow": grpc.unary_stream_rpc_method_handler(slow),
     }
     s.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     port = s.add_insecure_port("127.0.0.1:0")
@@ -77,6 +89,14 @@ def client(port):
     show("stream3", partial)
     print("stream3-got", *got, flush=True)
     show("unary-again", unary_call)
+    if len(sys.argv) > 3 and sys.argv[3] == "cancel":
+        # A server stream cancelled after two messages (RST_STREAM CANCEL on the channel's
+        # connection), then a call on the same channel.
+        call = ch.unary_stream(m("Slow"))(b"", timeout=20)
+        got = [next(call).decode(), next(call).decode()]
+        call.cancel()
+        print("cancel-got", *got, flush=True)
+        show("after-cancel", unary_call)
 
 
 if __name__ == "__main__":
