@@ -34,6 +34,8 @@ static_resources:
               routes:
               - match: { prefix: "/API", case_sensitive: false }
                 route: { cluster: a, prefix_rewrite: "/v2" }
+              - match: { prefix: "/g", grpc: {} }
+                route: { cluster: a }
               - match: { path: "/exact" }
                 redirect: { https_redirect: true, prefix_rewrite: "/other" }
               - match: { safe_regex: { regex: "/re/[a-z]+/.*" } }
@@ -956,7 +958,7 @@ pub fn h2_server(data: &[u8]) {
     };
     let answer: &[u8] = match (first >> 1) & 3 {
         0 => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
-        1 => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        1 => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\ngrpc-status: 0\r\nte: x\r\n\r\n",
         2 => b"HTTP/1.1 204 No Content\r\n\r\n",
         _ => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
     };
@@ -983,6 +985,10 @@ pub fn h2_server(data: &[u8]) {
             Err(_) => return,
         }
         assert!(inbuf.len() <= 64 * 1024 + 16_393, "wire bytes pile up");
+        if s.take_reset() {
+            // The client reset the running stream: the driver ends that exchange.
+            h1.clear();
+        }
         let mut buf = [0u8; 4096];
         loop {
             match s.read_h1(&mut buf, &mut out) {
