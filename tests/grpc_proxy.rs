@@ -35,7 +35,7 @@ fn yaml(listen: u16, grpc: u16, origin: u16, log: &str, admin: u16) -> String {
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
               path: {log}
-              log_format: {{text_format_source: {{inline_string: "%PROTOCOL% %REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\n"}}}}
+              log_format: {{text_format_source: {{inline_string: "%PROTOCOL% %REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %TRAILER(grpc-status)%\n"}}}}
           route_config:
             virtual_hosts:
             - name: all
@@ -118,13 +118,18 @@ fn log_lines(s: &Setup, n: usize) -> Vec<String> {
 fn grpc_calls_get_their_answers_statuses_and_messages() {
     let s = setup("calls");
     assert_eq!(grpc_support::calls(s.listen), grpc_support::ANSWERS);
-    let lines = log_lines(&s, 5);
-    assert_eq!(lines.len(), 5, "{lines:?}");
-    // A status in the trailers is not an HTTP status: every call is a 200.
-    for l in &lines {
-        assert!(l.starts_with("HTTP/2 /baton.test.Echo/"), "{lines:?}");
-        assert!(l.ends_with(" 200 - via_upstream"), "{lines:?}");
-    }
+    // A status in the trailers is not an HTTP status: every call is a 200; the access log
+    // has the trailers' grpc-status (none for the Trailers-Only error: it is in the head).
+    assert_eq!(
+        log_lines(&s, 5),
+        [
+            "HTTP/2 /baton.test.Echo/Unary 200 - via_upstream 0",
+            "HTTP/2 /baton.test.Echo/Fail 200 - via_upstream -",
+            "HTTP/2 /baton.test.Echo/Stream 200 - via_upstream 0",
+            "HTTP/2 /baton.test.Echo/Stream 200 - via_upstream 5",
+            "HTTP/2 /baton.test.Echo/Unary 200 - via_upstream 0",
+        ]
+    );
     // Without an application/grpc content-type no route matches.
     let out = common::curl(&[
         "-s",
@@ -169,6 +174,14 @@ fn trailers_pass_between_http2_peers_and_te_trailers_goes_upstream() {
         s.origin.seen()[1..],
         ["te=trailers body=3 trailers=-".to_string()]
     );
+    // The upstream's trailers are in the access log either way.
+    assert_eq!(
+        log_lines(&s, 2),
+        [
+            "HTTP/2 /svc/M 200 - via_upstream 0",
+            "HTTP/1.1 /svc/M 200 - via_upstream 0"
+        ]
+    );
 }
 
 /// Reads from a connection until its bytes end with `end` (bounded: 20 s, and the socket's
@@ -203,10 +216,13 @@ fn a_cancelled_call_ends_only_its_stream() {
     // same connection: the channel's only one.
     let lines = log_lines(&s, 7);
     assert_eq!(
-        lines[5], "HTTP/2 /baton.test.Echo/Slow 200 DR http2.remote_reset",
+        lines[5], "HTTP/2 /baton.test.Echo/Slow 200 DR http2.remote_reset -",
         "{lines:?}"
     );
-    assert_eq!(lines[6], "HTTP/2 /baton.test.Echo/Unary 200 - via_upstream");
+    assert_eq!(
+        lines[6],
+        "HTTP/2 /baton.test.Echo/Unary 200 - via_upstream 0"
+    );
     let stats = common::curl_ok(&[&format!("http://127.0.0.1:{}/stats", s.admin)]);
     assert!(
         stats.contains("http.ingress.downstream_cx_http2_total: 1\n"),

@@ -95,6 +95,9 @@ pub(super) struct Response {
     bad_body: bool,
     /// The compressor filter compresses this body (never spliced; framed by us).
     pub gzip: Option<Box<Deflater>>,
+    /// The upstream's trailer lines, once its chunked body ended with some (for the access
+    /// log; taken when reported).
+    trailers: Vec<u8>,
 }
 
 impl Response {
@@ -107,6 +110,7 @@ impl Response {
             crlf_due: false,
             bad_body: false,
             gzip: None,
+            trailers: Vec::new(),
         }
     }
 }
@@ -304,6 +308,9 @@ pub struct Exchange {
     /// Trailers pass both ways: the client and the upstream speak HTTP/2 (docs/architecture.md
     /// "Trailers"); otherwise they are dropped, as Envoy's HTTP/1 codec drops them.
     pub(super) trailers: bool,
+    /// The upstream speaks HTTP/2: its response trailers are kept for the access log even
+    /// when they do not pass.
+    pub(super) up_h2: bool,
 }
 
 impl Exchange {
@@ -477,6 +484,7 @@ impl Exchange {
             compress: None,
             inflate: None,
             trailers: false,
+            up_h2: false,
         }
     }
 
@@ -542,6 +550,7 @@ impl Exchange {
             compress,
             inflate,
             trailers,
+            up_h2,
         } = self;
         *target = f.map(|f| (f.cluster, f.addr));
         *upstream = if f.is_some() {
@@ -599,7 +608,8 @@ impl Exchange {
         *tcp = None;
         *compress = None;
         *inflate = None;
-        *trailers = f.is_some_and(|f| f.h2) && s.trailers.is_some();
+        *up_h2 = f.is_some_and(|f| f.h2);
+        *trailers = *up_h2 && s.trailers.is_some();
         if let (true, BodyIn::Chunked(d), Some(limit)) = (*trailers, &mut *req, s.trailers) {
             *d = ChunkedDecoder::keeping_trailers(limit);
         }
@@ -960,6 +970,14 @@ impl Exchange {
         if self.resp.is_some() {
             progress |= self.move_response_body(env.pool(), up, cx.cout);
             self.count_compressed(env);
+            if let Some(t) = self
+                .resp
+                .as_mut()
+                .map(|r| std::mem::take(&mut r.trailers))
+                .filter(|t| !t.is_empty())
+            {
+                env.response_trailers(&mut self.rq, &t);
+            }
         }
         if self.resp.as_ref().is_some_and(|r| r.body.is_done()) {
             return self.complete(cx);
@@ -1233,6 +1251,7 @@ impl Exchange {
             return move_compressed(resp, up, cout, pool, room, &mut self.rq.bytes_tx);
         }
         let out = resp.out;
+        let pass = self.trailers;
         let mut moved = false;
         match &mut resp.body {
             BodyIn::Done => {}
@@ -1258,6 +1277,7 @@ impl Exchange {
                     body: BodyIn::Chunked(dec),
                     chunk_owed,
                     bad_body,
+                    trailers,
                     ..
                 } = resp
                 else {
@@ -1288,9 +1308,12 @@ impl Exchange {
                                 *chunk_owed = rest;
                             }
                             if dec.is_done() {
-                                if out == OutMode::Chunked {
-                                    put_last_chunk(cout, pool, dec);
+                                match out {
+                                    OutMode::Chunked if pass => put_last_chunk(cout, pool, dec),
+                                    OutMode::Chunked => cout.extend(pool, LAST_CHUNK),
+                                    _ => {}
                                 }
+                                trailers.extend_from_slice(dec.trailers());
                                 resp.body = BodyIn::Done;
                             }
                         }

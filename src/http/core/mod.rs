@@ -228,6 +228,9 @@ pub trait Env {
     fn local_reply(&mut self, out: &mut Vec<u8>, reply: &Reply<'_>, rq: &mut Rq) -> usize;
     /// The upstream's response head arrived.
     fn response_head(&mut self, rq: &mut Rq, status: u16, headers: &[httparse::Header<'_>]);
+    /// The upstream response's trailers arrived (the lines of its chunked trailer section):
+    /// the access log may print them.
+    fn response_trailers(&mut self, _rq: &mut Rq, _trailers: &[u8]) {}
     /// The request ended; its record is final. Taken by reference, not by value: the record
     /// stays where it is (an exchange's box) instead of being copied out per request; what
     /// it owns is given up here.

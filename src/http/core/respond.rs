@@ -38,8 +38,9 @@ pub(super) fn client_head(
     };
     let body = match BodyIn::from_framing(r.framing) {
         _ if tunnel => BodyIn::Done,
-        // Passed on only in a chunked body of our own (an HTTP/2 client's).
-        BodyIn::Chunked(_) if ex.trailers && out == OutMode::Chunked => BodyIn::Chunked(
+        // An HTTP/2 upstream's trailers: passed on in a chunked body of ours to an HTTP/2
+        // client, kept for the access log in any case.
+        BodyIn::Chunked(_) if ex.up_h2 => BodyIn::Chunked(
             crate::http::codec::ChunkedDecoder::keeping_trailers(RESPONSE_TRAILERS_MAX),
         ),
         b => b,
