@@ -1674,18 +1674,8 @@ asyncio.run(main())
 "#;
 
 fn python_cmd(script: &str, args: &[&str]) -> std::process::Command {
-    let mut c = std::process::Command::new("python3");
+    let mut c = common::python3();
     c.arg("-c").arg(script).args(args);
-    for v in [
-        "http_proxy",
-        "HTTP_PROXY",
-        "https_proxy",
-        "HTTPS_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-    ] {
-        c.env_remove(v);
-    }
     c
 }
 

@@ -10,20 +10,28 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grpc_support/peers.py")
 }
 
-/// python3 without proxy settings from the environment (everything here is loopback).
 fn python() -> Command {
-    let mut c = Command::new("python3");
-    for v in [
-        "http_proxy",
-        "HTTP_PROXY",
-        "https_proxy",
-        "HTTPS_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-    ] {
-        c.env_remove(v);
-    }
-    c
+    crate::common::python3()
+}
+
+/// Spawns `cmd`, which writes the port it listens on to `portfile` (renamed into place once
+/// written), and waits (bounded) for it.
+fn spawn_listening(mut cmd: Command, portfile: &Path) -> (Child, u16) {
+    let _ = std::fs::remove_file(portfile);
+    let child = cmd.arg(portfile).spawn().expect("python3 peer");
+    let end = Instant::now() + Duration::from_secs(30);
+    let port = loop {
+        if let Some(p) = std::fs::read_to_string(portfile)
+            .ok()
+            .and_then(|t| t.trim().parse::<u16>().ok())
+        {
+            break p;
+        }
+        assert!(Instant::now() < end, "{cmd:?} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = std::fs::remove_file(portfile);
+    (child, port)
 }
 
 /// The gRPC server on a free loopback port (`.1`); killed when dropped.
@@ -33,27 +41,10 @@ impl GrpcServer {
     pub fn start(tag: &str) -> GrpcServer {
         let portfile =
             std::env::temp_dir().join(format!("baton-grpc-{tag}-{}.port", std::process::id()));
-        let _ = std::fs::remove_file(&portfile);
-        let child = python()
-            .arg(script())
-            .arg("server")
-            .arg(&portfile)
-            .spawn()
-            .expect("python3 gRPC server");
-        let mut server = GrpcServer(child, 0);
-        let end = Instant::now() + Duration::from_secs(30);
-        server.1 = loop {
-            if let Some(p) = std::fs::read_to_string(&portfile)
-                .ok()
-                .and_then(|t| t.trim().parse::<u16>().ok())
-            {
-                break p;
-            }
-            assert!(Instant::now() < end, "the gRPC server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let _ = std::fs::remove_file(&portfile);
-        server
+        let mut cmd = python();
+        cmd.arg(script()).arg("server");
+        let (child, port) = spawn_listening(cmd, &portfile);
+        GrpcServer(child, port)
     }
 }
 
@@ -99,29 +90,13 @@ impl TrailerOrigin {
         let id = std::process::id();
         let portfile = dir.join(format!("baton-trailers-{tag}-{id}.port"));
         let log = dir.join(format!("baton-trailers-{tag}-{id}.log"));
-        let _ = std::fs::remove_file(&portfile);
         let _ = std::fs::remove_file(&log);
-        let child = python()
-            .arg(script().with_file_name("trailers.py"))
+        let mut cmd = python();
+        cmd.arg(script().with_file_name("trailers.py"))
             .arg("origin")
-            .arg(&portfile)
-            .arg(&log)
-            .spawn()
-            .expect("python3 h2 origin");
-        let mut o = TrailerOrigin(child, 0, log);
-        let end = Instant::now() + Duration::from_secs(30);
-        o.1 = loop {
-            if let Some(p) = std::fs::read_to_string(&portfile)
-                .ok()
-                .and_then(|t| t.trim().parse::<u16>().ok())
-            {
-                break p;
-            }
-            assert!(Instant::now() < end, "the h2 origin did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let _ = std::fs::remove_file(&portfile);
-        o
+            .arg(&log);
+        let (child, port) = spawn_listening(cmd, &portfile);
+        TrailerOrigin(child, port, log)
     }
 
     /// The requests it saw so far.

@@ -1,5 +1,5 @@
 # Trailers both ways, scripted with python h2 (tests/grpc_proxy.rs).
-#   trailers.py origin PORTFILE LOG   an h2c origin on a free port (written to PORTFILE): for
+#   trailers.py origin LOG PORTFILE   an h2c origin on a free port (written to PORTFILE): for
 #       each request it appends `te=<te> body=<bytes> trailers=<name:value,...>` to LOG and
 #       answers 200 with a body and trailers (grpc-status 0, x-resp-trailer rt).
 #   trailers.py client PORT           an h2c client: a POST with `te: trailers`, a body and a
@@ -38,7 +38,7 @@ def serve(sock, log):
         sock.sendall(conn.data_to_send())
 
 
-def origin(portfile, log):
+def origin(log, portfile):
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
     ls.listen(16)
