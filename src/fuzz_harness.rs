@@ -653,6 +653,12 @@ pub fn h2_client(data: &[u8]) {
     let body = [b'b'; 40_000];
     let mut sent_head = false;
     let mut body_left = if mode & 2 != 0 { body.len() } else { 0 };
+    // The chunked request ends with a trailer section (sent as a trailers HEADERS frame).
+    let mut tail: &[u8] = if mode & 3 == 3 {
+        b"\r\n0\r\nx-t: 1\r\nconnection: x\r\n\r\n"
+    } else {
+        b""
+    };
     let mut h1 = Vec::new();
     let mut wire: Vec<u8> = Vec::new();
     let mut buf = [0u8; 4096];
@@ -667,6 +673,12 @@ pub fn h2_client(data: &[u8]) {
         if body_left > 0 {
             match c.write_h1(&body[..body_left], &mut out) {
                 Ok(n) => body_left -= n.min(body_left),
+                Err(_) => return,
+            }
+        }
+        if body_left == 0 && !tail.is_empty() {
+            match c.write_h1(tail, &mut out) {
+                Ok(n) => tail = tail.get(n..).unwrap_or_default(),
                 Err(_) => return,
             }
         }
