@@ -34,6 +34,8 @@ static_resources:
               routes:
               - match: { prefix: "/API", case_sensitive: false }
                 route: { cluster: a, prefix_rewrite: "/v2" }
+              - match: { prefix: "/g", grpc: {} }
+                route: { cluster: a }
               - match: { path: "/exact" }
                 redirect: { https_redirect: true, prefix_rewrite: "/other" }
               - match: { safe_regex: { regex: "/re/[a-z]+/.*" } }
@@ -651,6 +653,12 @@ pub fn h2_client(data: &[u8]) {
     let body = [b'b'; 40_000];
     let mut sent_head = false;
     let mut body_left = if mode & 2 != 0 { body.len() } else { 0 };
+    // The chunked request ends with a trailer section (sent as a trailers HEADERS frame).
+    let mut tail: &[u8] = if mode & 3 == 3 {
+        b"\r\n0\r\nx-t: 1\r\nconnection: x\r\n\r\n"
+    } else {
+        b""
+    };
     let mut h1 = Vec::new();
     let mut wire: Vec<u8> = Vec::new();
     let mut buf = [0u8; 4096];
@@ -665,6 +673,12 @@ pub fn h2_client(data: &[u8]) {
         if body_left > 0 {
             match c.write_h1(&body[..body_left], &mut out) {
                 Ok(n) => body_left -= n.min(body_left),
+                Err(_) => return,
+            }
+        }
+        if body_left == 0 && !tail.is_empty() {
+            match c.write_h1(tail, &mut out) {
+                Ok(n) => tail = tail.get(n..).unwrap_or_default(),
                 Err(_) => return,
             }
         }
@@ -956,7 +970,7 @@ pub fn h2_server(data: &[u8]) {
     };
     let answer: &[u8] = match (first >> 1) & 3 {
         0 => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
-        1 => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        1 => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\ngrpc-status: 0\r\nte: x\r\n\r\n",
         2 => b"HTTP/1.1 204 No Content\r\n\r\n",
         _ => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
     };
@@ -983,6 +997,10 @@ pub fn h2_server(data: &[u8]) {
             Err(_) => return,
         }
         assert!(inbuf.len() <= 64 * 1024 + 16_393, "wire bytes pile up");
+        if s.take_reset() {
+            // The client reset the running stream: the driver ends that exchange.
+            h1.clear();
+        }
         let mut buf = [0u8; 4096];
         loop {
             match s.read_h1(&mut buf, &mut out) {

@@ -296,6 +296,25 @@ pub fn response_head(ctx: &Ctx, rq: &mut Rq, status: u16, hdrs: &[httparse::Head
     }
 }
 
+/// The upstream response's trailers (a chunked trailer section's lines): the ones a format
+/// prints (`%TRAILER(x)%`, the gRPC status filter).
+pub fn response_trailers(ctx: &Ctx, rq: &mut Rq, trailers: &[u8]) {
+    if let (Some(slots), Some(c)) = (ctx.access_logs.slots(rq.listener), rq.cap.as_mut()) {
+        for (i, name) in slots.resp.iter().enumerate() {
+            if let Some(n) = name.strip_prefix(crate::access_log::format::TRAILER_SLOT) {
+                let fields = crate::http::codec::trailer_fields(trailers);
+                c.put(
+                    true,
+                    i,
+                    fields
+                        .filter(|(k, _)| k.eq_ignore_ascii_case(n.as_bytes()))
+                        .map(|(_, v)| v),
+                );
+            }
+        }
+    }
+}
+
 /// A request ends (response complete, failed, or the client left): stats by status class,
 /// per-host outcome, and the access-log line. The record is left where it is (its caller's
 /// exchange is reused) without what it owns on the heap.

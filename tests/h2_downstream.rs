@@ -465,12 +465,15 @@ fn nghttp_streams_small_windows_large_bodies_and_h2load() {
 }
 
 #[test]
-fn a_client_reset_mid_response_abandons_the_upstream_request() {
+fn a_client_reset_ends_only_its_stream_and_the_connection_serves_the_next() {
     let log = tmp_file("h2-rst");
-    let (b, _up, _s) = start_edited(
+    let (b, _up, setup) = start_edited(
         vec![(
             log.display().to_string(),
-            Some("%PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_SENT%\n".into()),
+            Some(
+                "%PROTOCOL% %REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %BYTES_SENT%\n"
+                    .into(),
+            ),
         )],
         with_routes,
     );
@@ -481,19 +484,55 @@ fn a_client_reset_mid_response_abandons_the_upstream_request() {
     open.extend(frame(1, 5, 1, &get_block("/bytes/10000000")));
     let (f, _) = talk(&mut s, &open, |f| f.iter().any(|f| f.0 == 0 && f.2 == 1));
     assert!(ok_on(&f, 1), "{f:?}");
-    let (f, closed) = talk(&mut s, &frame(3, 0, 1, &8u32.to_be_bytes()), |f| {
-        goaway_code(f).is_some()
+    // Streams 3 and 5 wait their turn; 5 is cancelled while it waits, then 1 mid-response.
+    let mut more = frame(1, 5, 3, &get_block("/status/200"));
+    more.extend(frame(1, 5, 5, &get_block("/status/200")));
+    more.extend(frame(3, 0, 5, &8u32.to_be_bytes()));
+    more.extend(frame(3, 0, 1, &8u32.to_be_bytes()));
+    let ended = |f: &Frames, id: u32| f.iter().any(|f| f.2 == id && f.1 & 1 == 1);
+    let (f, closed) = talk(&mut s, &more, |f| ended(f, 3));
+    assert!(!closed && ok_on(&f, 3) && ended(&f, 3), "{f:?}");
+    assert!(goaway_code(&f).is_none(), "{f:?}");
+    assert!(
+        !f.iter().any(|f| f.2 == 5),
+        "the cancelled waiting stream just goes: {f:?}"
+    );
+    // The connection goes on: a new stream is served on it.
+    let (f, closed) = talk(&mut s, &frame(1, 5, 7, &get_block("/status/200")), |f| {
+        ended(f, 7)
     });
-    assert_eq!(goaway_code(&f), Some(0), "{f:?}");
-    let (_, closed_after) = talk(&mut s, &[], |_| false);
-    assert!(closed || closed_after);
-    // The request ended as a downstream disconnect, its upstream closed; baton serves on.
-    let lines = wait_file_lines(&log, 1);
-    assert!(lines[0].starts_with("HTTP/2 200 DC "), "{lines:?}");
-    let sent: u64 = lines[0].rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        !closed && ok_on(&f, 7) && goaway_code(&f).is_none(),
+        "{f:?}"
+    );
+    // The reset request ended as Envoy's downstream remote reset (the response head had
+    // gone out: its status stays); the others as usual.
+    let lines = wait_file_lines(&log, 3);
+    let first: Vec<&str> = lines[0].split(' ').collect();
+    assert_eq!(
+        first[..5],
+        [
+            "HTTP/2",
+            "/bytes/10000000",
+            "200",
+            "DR",
+            "http2.remote_reset"
+        ],
+        "{lines:?}"
+    );
+    let sent: u64 = first[5].parse().unwrap();
     assert!(sent < 10_000_000, "{lines:?}");
-    let out = h2c_status(b.port, "/status/200");
-    assert_eq!(out, "2 200");
+    assert!(
+        lines[1].starts_with("HTTP/2 /status/200 200 - via_upstream "),
+        "{lines:?}"
+    );
+    assert!(
+        lines[2].starts_with("HTTP/2 /status/200 200 - via_upstream "),
+        "{lines:?}"
+    );
+    // The upstream connection of the cut response was not reused: stream 3 needed a new one,
+    // stream 7 reused that.
+    assert_eq!(stat(setup.admin, "cluster.svc.upstream_cx_total"), 2);
 }
 
 /// A client that closes its side (FIN, no reset) while the response waits for its

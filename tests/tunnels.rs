@@ -128,19 +128,9 @@ asyncio.run(main())
 "#;
 
 fn python(script: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("python3");
-    c.arg("-c").arg(script).args(args);
     // The client must talk to baton directly, whatever proxy the environment names.
-    for v in [
-        "http_proxy",
-        "HTTP_PROXY",
-        "https_proxy",
-        "HTTPS_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-    ] {
-        c.env_remove(v);
-    }
+    let mut c = common::python3();
+    c.arg("-c").arg(script).args(args);
     c
 }
 

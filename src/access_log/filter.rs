@@ -28,12 +28,13 @@ pub enum Filter {
     /// connection manager without `tracing`).
     Traceable,
     Runtime(Sample),
-    /// Whether each gRPC status (0..=16) is listed, and `exclude`; `grpc` is the capture slot
-    /// of the response's `grpc-status` header.
+    /// Whether each gRPC status (0..=16) is listed, and `exclude`; `grpc` and `trailer` are
+    /// the capture slots of the response's `grpc-status` header and trailer.
     Grpc {
         listed: [bool; 17],
         exclude: bool,
         grpc: usize,
+        trailer: usize,
     },
     And(Vec<Filter>),
     Or(Vec<Filter>),
@@ -151,6 +152,7 @@ impl Filter {
                     listed,
                     exclude: *exclude,
                     grpc: slots.resp_slot("grpc-status"),
+                    trailer: slots.trailer_slot("grpc-status"),
                 }
             }
             LogFilter::And(list) => {
@@ -190,8 +192,14 @@ impl Filter {
                 listed,
                 exclude,
                 grpc,
+                trailer,
             } => {
-                let header = rq.cap.as_deref().and_then(|c| c.resp(*grpc));
+                // Envoy's `Grpc::Common::getGrpcStatus`: the trailers' status, else the
+                // headers' (a Trailers-Only answer).
+                let header = rq
+                    .cap
+                    .as_deref()
+                    .and_then(|c| c.resp(*trailer).or_else(|| c.resp(*grpc)));
                 let found = grpc_status(header, rq.status)
                     .and_then(|s| listed.get(usize::from(s)).copied())
                     .unwrap_or(false);

@@ -48,8 +48,7 @@ enum Op {
     LocalReplyBody,
     /// A value fixed when the format is compiled (`%HOSTNAME%`, `%ENVIRONMENT(X)%`).
     Text(String),
-    /// `%TRAILER(x)%`: Envoy's HTTP/1 codec keeps no trailers unless `enable_trailers` is set
-    /// (which baton does not accept), so Envoy's value is always `-`.
+    /// An operator config load refused (never compiled): prints nothing (`-`).
     Dash,
 }
 
@@ -114,12 +113,22 @@ impl Slots {
         slot(&mut self.resp, name)
     }
 
+    /// The capture slot of response trailer `name`: a response slot under a name no header
+    /// can have (`TRAILER_SLOT` + the name), filled when trailers come (`observe`).
+    pub fn trailer_slot(&mut self, name: &str) -> usize {
+        slot(&mut self.resp, &format!("{TRAILER_SLOT}{name}"))
+    }
+
     /// The slot of request header `name` if one is registered.
     pub fn find_req(&self, name: &str) -> Option<usize> {
         let n = name.to_ascii_lowercase();
         self.req.iter().position(|x| *x == n)
     }
 }
+
+/// What starts a response slot's name when it captures a trailer (a space: no header name
+/// has one).
+pub const TRAILER_SLOT: &str = " trailer ";
 
 fn slot(list: &mut Vec<String>, name: &str) -> usize {
     let n = name.to_ascii_lowercase();
@@ -154,6 +163,11 @@ impl Format {
                 }
                 ("RESP", Some(a)) => {
                     Op::Resp(a.split('?').map(|n| slot(&mut slots.resp, n)).collect())
+                }
+                // The upstream response's trailers (an HTTP/2 upstream's; Envoy's HTTP/1 codec
+                // keeps none without `enable_trailers`, which baton refuses).
+                ("TRAILER", Some(a)) => {
+                    Op::Resp(a.split('?').map(|n| slots.trailer_slot(n)).collect())
                 }
                 ("PROTOCOL", _) => Op::Protocol,
                 ("RESPONSE_CODE", _) => Op::ResponseCode,
@@ -197,7 +211,7 @@ impl Format {
                 ("DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", _) => Op::DownstreamRemoteNoPort,
                 ("DOWNSTREAM_DIRECT_REMOTE_ADDRESS", _) => Op::DownstreamDirect,
                 ("DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT", _) => Op::DownstreamDirectNoPort,
-                // TRAILER; anything else was refused at config load (config::format).
+                // Anything else was refused at config load (config::format).
                 _ => Op::Dash,
             };
             pieces.push(Piece::Op(op, max));

@@ -50,9 +50,11 @@ impl Flags {
     pub const UAEX: u32 = 1 << 17;
     /// Upstream remote reset: an HTTP/2 upstream reset the request's stream.
     pub const UR: u32 = 1 << 18;
+    /// Downstream remote reset: an HTTP/2 client reset the request's stream.
+    pub const DR: u32 = 1 << 19;
 
     /// Envoy's order of the short codes in %RESPONSE_FLAGS%.
-    pub const NAMES: [(u32, &'static str); 19] = [
+    pub const NAMES: [(u32, &'static str); 20] = [
         (Self::LH, "LH"),
         (Self::LR, "LR"),
         (Self::UR, "UR"),
@@ -72,6 +74,7 @@ impl Flags {
         (Self::DT, "DT"),
         (Self::UPE, "UPE"),
         (Self::SI, "SI"),
+        (Self::DR, "DR"),
     ];
 
     pub fn set(&mut self, f: u32) {

@@ -1013,6 +1013,7 @@ fn route_match(m: &RouteMatch) -> Value {
         ("case_sensitive", n(m.case_sensitive)),
         ("headers", list(headers)),
         ("query_parameters", list(query)),
+        ("grpc", m.grpc.then(|| map(vec![]))),
     ])
 }
 

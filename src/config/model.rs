@@ -1303,6 +1303,9 @@ pub struct RouteMatch {
     pub headers: Vec<HeaderMatcher>,
     /// All must match (AND).
     pub query_parameters: Vec<QueryParameterMatcher>,
+    /// `grpc: {}`: only gRPC requests (content-type `application/grpc` or
+    /// `application/grpc+…`, Envoy's `Grpc::Common::isGrpcRequestHeaders`).
+    pub grpc: bool,
 }
 
 /// Envoy's `StringMatcher`.

@@ -765,6 +765,11 @@ pub struct ConnectConfig {
     pub allow_post: Option<bool>,
 }
 
+/// `grpc: {}` (`GrpcRouteMatchOptions`) has no fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcRouteMatch {}
+
 /// `connect_matcher: {}` has no fields.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1276,6 +1281,7 @@ pub struct RouteMatch {
     pub safe_regex: Option<RegexMatcher>,
     pub connect_matcher: Option<ConnectMatcher>,
     pub case_sensitive: Option<bool>,
+    pub grpc: Option<GrpcRouteMatch>,
     #[serde(default)]
     pub headers: Vec<HeaderMatcher>,
     #[serde(default)]

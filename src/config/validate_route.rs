@@ -298,6 +298,7 @@ fn route_match(m: raw::RouteMatch, path: &str) -> Result<RouteMatch, ConfigError
         case_sensitive: m.case_sensitive.unwrap_or(true),
         headers,
         query_parameters,
+        grpc: m.grpc.is_some(),
     })
 }
 

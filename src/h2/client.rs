@@ -283,7 +283,10 @@ impl Client {
         self.head_request = head.method == "HEAD";
         self.req = match head.framing {
             Framing::Length(n) => Req::Length(n),
-            Framing::Chunked => Req::Chunked(codec::ChunkedDecoder::new()),
+            // Trailers the core passes on (an HTTP/2 client's) end the stream as HEADERS.
+            Framing::Chunked => {
+                Req::Chunked(codec::ChunkedDecoder::keeping_trailers(MAX_HEADER_LIST))
+            }
             Framing::None | Framing::UntilClose => Req::Done,
         };
         frame::write_headers(out, self.stream, &block, end, self.peer_max_frame);
@@ -861,8 +864,13 @@ impl Transcode for Client {
                     .decode(rest, room, |d| data.extend_from_slice(d))
                     .map_err(|e| bad(e.0))?;
                 let done = dec2.is_done();
+                let trailers = done && !dec2.trailers().is_empty();
+                let block = trailers.then(|| super::trailer_block(&mut self.enc, dec2.trailers()));
                 *dec = dec2;
-                self.send_data(out, &data, done);
+                self.send_data(out, &data, done && !trailers);
+                if let Some(block) = block {
+                    frame::write_headers(out, self.stream, &block, true, self.peer_max_frame);
+                }
                 if done {
                     self.req = Req::Done;
                 }

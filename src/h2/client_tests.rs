@@ -283,6 +283,34 @@ fn a_response_without_length_is_chunked_with_trailers() {
 }
 
 #[test]
+fn a_chunked_request_with_trailers_ends_with_a_trailers_headers_frame() {
+    let mut t = T::plain();
+    t.write(b"POST /rpc HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n3\r\nabc\r\n0\r\nx-sum: 7\r\nConnection: x\r\n\r\n");
+    let s = t.sent();
+    assert!(
+        matches!(&s[2], Sent::Headers(1, false, f) if f.contains(&("te".into(), "trailers".into()))),
+        "{s:?}"
+    );
+    assert_eq!(s[3], Sent::Data(1, false, b"abc".to_vec()));
+    // Connection-specific fields stay behind (RFC 9113 §8.2.2).
+    assert_eq!(
+        s[4],
+        Sent::Headers(1, true, vec![("x-sum".into(), "7".into())])
+    );
+    // Without trailers the last DATA ends the stream, as before.
+    let mut t = T::plain();
+    t.write(
+        b"POST /rpc HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
+    let s = t.sent();
+    assert_eq!(
+        s.last(),
+        Some(&Sent::Data(1, true, b"abc".to_vec())),
+        "{s:?}"
+    );
+}
+
+#[test]
 fn head_204_304_and_informational_heads_have_no_body() {
     let mut t = T::plain();
     t.write(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n");
@@ -362,7 +390,9 @@ fn a_chunked_request_body_is_decoded_into_data() {
         &s[3..],
         &[
             Sent::Data(1, false, b"abc".to_vec()),
-            Sent::Data(1, true, b"de".to_vec()),
+            Sent::Data(1, false, b"de".to_vec()),
+            // The trailer section (the core passes one only from an HTTP/2 client).
+            Sent::Headers(1, true, vec![("trailer-a".into(), "1".into())]),
         ]
     );
     // The last chunk alone ends the stream with an empty DATA.

@@ -265,6 +265,11 @@ impl Layer {
         }
     }
 
+    /// Whether the client reset its running stream (once; see `Transcode::take_reset`).
+    pub fn take_reset(&mut self) -> bool {
+        self.codec.take_reset()
+    }
+
     /// Whether a read opened the flow-control window a refused write waits for (once).
     pub fn take_unblocked(&mut self) -> bool {
         std::mem::take(&mut self.unblocked)

@@ -41,6 +41,30 @@ impl Fault {
     }
 }
 
+/// The HPACK block of a trailer section the core passed on (`ChunkedDecoder::trailers`):
+/// its fields but those HTTP/2 forbids (connection-specific ones, RFC 9113 §8.2.2; names
+/// go lower case). Both roles end a message with it (HEADERS with END_STREAM).
+pub(crate) fn trailer_block(enc: &mut hpack::Encoder, trailers: &[u8]) -> Vec<u8> {
+    let forbidden = |n: &[u8]| {
+        [
+            &b"connection"[..],
+            b"keep-alive",
+            b"proxy-connection",
+            b"transfer-encoding",
+            b"upgrade",
+            b"te",
+            b"host",
+            b"content-length",
+        ]
+        .iter()
+        .any(|f| n.eq_ignore_ascii_case(f))
+    };
+    let mut fields = crate::http::codec::trailer_fields(trailers).filter(|(n, _)| !forbidden(n));
+    let mut block = Vec::new();
+    enc.encode(&mut fields, &mut block);
+    block
+}
+
 /// The `Fault` an I/O error carries, if it came from a transcoder.
 pub fn fault_of(e: &io::Error) -> Option<Fault> {
     e.get_ref()?.downcast_ref::<Fault>().copied()
@@ -83,4 +107,10 @@ pub trait Transcode {
 
     /// The connection is about to close on our side: queues a GOAWAY (once).
     fn close(&mut self, out: &mut Vec<u8>);
+
+    /// The client reset its running stream (server role), once: the driver ends that
+    /// exchange (`Conn::stream_reset`) before the core reads the next stream's bytes.
+    fn take_reset(&mut self) -> bool {
+        false
+    }
 }

@@ -151,6 +151,10 @@ pub struct Server {
     h1_eof: bool,
     /// The client reset the running stream: the core must abandon it (`read` fails).
     aborted: bool,
+    /// The client reset the running stream (RST_STREAM): until the driver takes it
+    /// (`take_reset`) the core reads nothing and what it writes is dropped (it belongs to
+    /// that stream); the connection goes on with the next stream.
+    reset: bool,
     /// A connection error: the GOAWAY is queued; nothing more is read or translated.
     dead: bool,
     /// The last response write was refused for want of window.
@@ -347,6 +351,31 @@ fn request_head(
     Ok((length, chunked, method == b"HEAD"))
 }
 
+/// A request's trailer fields as HTTP/1 trailer lines: RFC 9113 §8.1 forbids pseudo-headers
+/// there; names and values are checked as a head's are.
+fn trailer_section(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<u8>, Malformed> {
+    let mut out = Vec::new();
+    for (n, v) in fields {
+        if n.starts_with(b":") {
+            return Err("pseudo-header in trailers");
+        }
+        if n.is_empty() || !n.iter().all(|&c| tchar(c) && !c.is_ascii_uppercase()) {
+            return Err("invalid or uppercase header name");
+        }
+        if !valid_value(v) {
+            return Err("invalid header value");
+        }
+        if connection_specific(n) || n == b"te" {
+            return Err("connection-specific header");
+        }
+        out.extend_from_slice(n);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(out)
+}
+
 impl Server {
     /// A connection whose client preface is still to come.
     pub fn new(opts: Options) -> Server {
@@ -374,6 +403,7 @@ impl Server {
             close_after: false,
             h1_eof: false,
             aborted: false,
+            reset: false,
             dead: false,
             blocked: false,
         }
@@ -522,20 +552,23 @@ impl Server {
                 if stream > self.last_stream {
                     return Err(proto("RST_STREAM on an idle stream"));
                 }
+                // A waiting stream just goes.
                 self.queue.retain(|q| q.id != stream);
-                if self
+                if let Some(a) = self
                     .active
-                    .as_ref()
-                    .is_some_and(|a| a.id == stream && !a.resp_done)
+                    .as_mut()
+                    .filter(|a| a.id == stream && !a.resp_done)
                 {
-                    // The core abandons the request (its upstream too), as when an HTTP/1
-                    // client resets: the connection ends (GOAWAY NO_ERROR), the driver reads
-                    // the error even while it reads no request bytes.
-                    self.aborted = true;
-                    return Err(ConnError {
-                        code: ErrorCode::NoError,
-                        why: "the client reset its stream",
-                    });
+                    // Only this stream ends, as in Envoy: the core abandons its exchange
+                    // (and its upstream) when the driver takes the reset; what it had not
+                    // read of the request goes, and the next stream may start.
+                    a.req_done = true;
+                    a.resp_done = true;
+                    self.h1.clear();
+                    self.h1_at = 0;
+                    self.reset = true;
+                    self.blocked = false;
+                    self.maybe_close_stream();
                 }
                 Ok(())
             }
@@ -643,13 +676,20 @@ impl Server {
                     why: "HEADERS on a stream whose request ended",
                 });
             }
-            if fields.iter().any(|(n, _)| n.starts_with(b":")) {
-                // Trailers carry no pseudo-header (RFC 9113 §8.1): malformed, as a body
-                // that breaks its content-length is.
-                let id = a.id;
-                return self.malformed_body(id);
-            }
-            return self.end_request();
+            let (id, chunked) = (a.id, a.chunked);
+            let trailers = match trailer_section(&fields) {
+                Ok(_) if too_large || too_many => Err("trailers too large"),
+                t => t,
+            };
+            return match trailers {
+                // Carried in the chunked body's trailer section; after a content-length body
+                // they have no HTTP/1 form and are dropped.
+                Ok(t) => self.end_request(chunked.then_some(t)),
+                // Malformed trailers (a pseudo-header, RFC 9113 §8.1; a forbidden or invalid
+                // field; too large) make the request malformed, as a body that breaks its
+                // content-length does.
+                Err(_) => self.malformed_body(id),
+            };
         }
         if b.stream <= self.last_stream {
             return Err(ConnError {
@@ -785,7 +825,7 @@ impl Server {
             self.h1.extend_from_slice(data);
         }
         if end_stream {
-            return self.end_request();
+            return self.end_request(None);
         }
         Ok(())
     }
@@ -800,8 +840,9 @@ impl Server {
         Ok(())
     }
 
-    /// END_STREAM on the running request.
-    fn end_request(&mut self) -> Result<(), ConnError> {
+    /// END_STREAM on the running request, with its trailer lines (`None`: a last chunk
+    /// without any).
+    fn end_request(&mut self, trailers: Option<Vec<u8>>) -> Result<(), ConnError> {
         let Some(a) = self.active.as_mut() else {
             return Ok(());
         };
@@ -811,7 +852,10 @@ impl Server {
             return self.malformed_body(id);
         }
         if a.chunked {
-            self.h1.extend_from_slice(codec::LAST_CHUNK);
+            self.h1.extend_from_slice(b"0\r\n");
+            self.h1
+                .extend_from_slice(trailers.as_deref().unwrap_or_default());
+            self.h1.extend_from_slice(b"\r\n");
         } else if a.length.is_none() {
             // A CONNECT tunnel (the only request with a body and neither framing): END_STREAM
             // is the client's half-close, which the core passes on to the upstream as for an
@@ -850,6 +894,10 @@ impl Server {
     /// Request bytes for the core (see `Transcode::read_h1`); an empty `buf` asks whether
     /// anything waits (`Some(0)`: bytes or EOF) without taking it.
     fn read_into(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        if self.reset {
+            // The next stream's bytes wait until the reset stream's exchange is over.
+            return Ok(None);
+        }
         let waiting = self.h1.get(self.h1_at..).unwrap_or_default();
         if waiting.is_empty() {
             if self.aborted {
@@ -871,7 +919,7 @@ impl Server {
     /// Response bytes from the core; returns how many were taken (0: the client's window is
     /// closed).
     fn write_from(&mut self, buf: &[u8]) -> usize {
-        if self.dead || self.aborted {
+        if self.dead || self.aborted || self.reset {
             return buf.len(); // nobody to send it to: the core must not stall
         }
         let mut taken = 0;
@@ -935,20 +983,21 @@ impl Server {
                 for (n, h) in lower.iter().zip(r.headers.iter().filter(kept)) {
                     fields.push((n.as_slice(), h.value));
                 }
-                let end = !interim && r.framing == Framing::None;
+                // A response without a body ends with its HEADERS (gRPC's Trailers-Only form
+                // needs that, RFC 9113 §8.1 allows it).
+                let end = !interim && matches!(r.framing, Framing::None | Framing::Length(0));
                 let mut block = Vec::new();
                 self.encoder.encode(&mut fields.into_iter(), &mut block);
                 frame::write_headers(&mut self.wire, a.id, &block, end, max_frame);
                 if !interim {
                     self.close_after |= close;
                     a.resp = match r.framing {
-                        Framing::None => Resp::Done,
-                        Framing::Length(0) => {
-                            frame::write_data(&mut self.wire, a.id, &[], true);
-                            Resp::Done
-                        }
+                        Framing::None | Framing::Length(0) => Resp::Done,
                         Framing::Length(n) => Resp::Length(n),
-                        Framing::Chunked => Resp::Chunked(ChunkedDecoder::new()),
+                        // Trailers the core passes on (an HTTP/2 upstream's) end the stream.
+                        Framing::Chunked => {
+                            Resp::Chunked(ChunkedDecoder::keeping_trailers(MAX_RESPONSE_HEAD))
+                        }
                         Framing::UntilClose => Resp::UntilClose,
                     };
                     if matches!(a.resp, Resp::Done) {
@@ -986,10 +1035,15 @@ impl Server {
                     .decode(buf, room, |d| data.extend_from_slice(d))
                     .map_err(|e| e.0)?;
                 let end = dec.is_done();
-                if !data.is_empty() || end {
-                    frame::write_data(&mut self.wire, a.id, &data, end);
+                let trailers = end && !dec.trailers().is_empty();
+                if !data.is_empty() || (end && !trailers) {
+                    frame::write_data(&mut self.wire, a.id, &data, end && !trailers);
                     a.send_window -= data.len() as i64;
                     self.peer_conn_window -= data.len() as i64;
+                }
+                if trailers {
+                    let block = super::trailer_block(&mut self.encoder, dec.trailers());
+                    frame::write_headers(&mut self.wire, a.id, &block, true, max_frame);
                 }
                 if end {
                     a.resp = Resp::Done;
@@ -1178,6 +1232,10 @@ impl Transcode for Server {
     fn close(&mut self, out: &mut Vec<u8>) {
         self.shut();
         self.emit(out);
+    }
+
+    fn take_reset(&mut self) -> bool {
+        std::mem::take(&mut self.reset)
     }
 }
 

@@ -556,19 +556,94 @@ fn a_drain_sends_goaway_and_lets_the_running_stream_finish() {
 }
 
 #[test]
-fn a_client_reset_mid_response_makes_the_core_abandon_the_request() {
+fn a_client_reset_mid_response_ends_only_that_stream() {
     let (mut s, mut dec) = started(Options::default());
     s.recv(&headers(1, GET, true));
     read_all(&mut s);
     s.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npart");
+    sent(&mut s, &mut dec);
+    // Stream 3 waits its turn; stream 5 is opened and cancelled before its turn: it goes.
+    s.recv(&headers(3, GET, true));
+    s.recv(&headers(5, GET, true));
     let mut r = Vec::new();
+    frame::write_rst(&mut r, 5, ErrorCode::Cancel);
     frame::write_rst(&mut r, 1, ErrorCode::Cancel);
     s.recv(&r);
-    assert_eq!(read_all(&mut s), "ERR ConnectionReset");
-    // The core's remaining bytes are taken and dropped.
+    // Until the driver takes the reset the core reads nothing, and what it still writes
+    // for stream 1 is dropped.
+    assert_eq!(read_all(&mut s), "");
     assert_eq!(s.write(b"rest"), 4);
+    assert!(s.s.take_reset());
+    assert!(!s.s.take_reset(), "once");
+    // Then stream 3 is the core's next request; nothing goes out for stream 1 or 5.
+    assert!(read_all(&mut s).starts_with("GET /a?b HTTP/1.1\r\n"));
+    s.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
     let out = sent(&mut s, &mut dec);
-    assert_eq!(out.last(), Some(&Out::GoAway(1, ErrorCode::NoError)));
+    assert_eq!(out.last(), Some(&Out::Data(3, b"ok".to_vec(), true)));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Out::GoAway(..) | Out::Data(1 | 5, ..))),
+        "{out:?}"
+    );
+    assert!(read_all(&mut s).is_empty(), "nothing for stream 5");
+}
+
+#[test]
+fn trailers_pass_both_ways_and_a_bodiless_response_ends_with_its_headers() {
+    let (mut s, mut dec) = started(Options::default());
+    let post = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":authority", "h"),
+        (":path", "/s/M"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ];
+    s.recv(&headers(1, &post, false));
+    let mut d = Vec::new();
+    frame::write_data(&mut d, 1, b"abc", false);
+    s.recv(&d);
+    s.recv(&headers(1, &[("x-req-trailer", "t1")], true));
+    let req = read_all(&mut s);
+    assert!(req.contains("te: trailers\r\n"), "{req}");
+    assert!(
+        req.ends_with("3\r\nabc\r\n0\r\nx-req-trailer: t1\r\n\r\n"),
+        "{req:?}"
+    );
+    // The core's chunked response with a trailer section: DATA, then HEADERS ending it.
+    s.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\ngrpc-status: 5\r\ngrpc-message: gone\r\n\r\n");
+    let out = sent(&mut s, &mut dec);
+    let at = out
+        .iter()
+        .position(|o| *o == Out::Data(1, b"hi".to_vec(), false))
+        .expect("DATA");
+    assert_eq!(
+        out[at + 1],
+        Out::Headers(
+            1,
+            vec![
+                ("grpc-status".into(), "5".into()),
+                ("grpc-message".into(), "gone".into())
+            ],
+            true
+        )
+    );
+    // Pseudo-headers in trailers are malformed (RFC 9113 §8.1).
+    s.recv(&headers(3, &post, false));
+    read_all(&mut s);
+    s.recv(&headers(3, &[(":path", "/x")], true));
+    let out = sent(&mut s, &mut dec);
+    assert!(out.contains(&Out::Rst(3, ErrorCode::Protocol)), "{out:?}");
+    // A response without a body (gRPC's Trailers-Only) is one HEADERS with END_STREAM.
+    let (mut s, mut dec) = started(Options::default());
+    s.recv(&headers(1, GET, true));
+    read_all(&mut s);
+    s.write(b"HTTP/1.1 200 OK\r\ngrpc-status: 3\r\ncontent-length: 0\r\n\r\n");
+    let out = sent(&mut s, &mut dec);
+    assert!(
+        matches!(out.last(), Some(Out::Headers(1, f, true)) if f.contains(&("grpc-status".into(), "3".into()))),
+        "{out:?}"
+    );
 }
 
 #[test]

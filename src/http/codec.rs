@@ -604,11 +604,17 @@ enum ChunkState {
     Done,
 }
 
-/// Incremental decoder for a chunked body; yields data pieces, drops extensions and trailers.
+/// Incremental decoder for a chunked body; yields data pieces, drops extensions, and drops
+/// trailers unless made with `keeping_trailers` (then they are kept, bounded, for
+/// `last_chunk`).
 #[derive(Debug, Clone)]
 pub struct ChunkedDecoder {
     state: ChunkState,
     remaining: u64,
+    /// Most trailer-section bytes kept (0: trailers are dropped); past it the body fails.
+    keep: usize,
+    /// The trailer lines so far, each ending CRLF.
+    trailers: Vec<u8>,
 }
 
 impl Default for ChunkedDecoder {
@@ -622,7 +628,45 @@ impl ChunkedDecoder {
         ChunkedDecoder {
             state: ChunkState::Size { digits: 0 },
             remaining: 0,
+            keep: 0,
+            trailers: Vec::new(),
         }
+    }
+
+    /// A decoder that keeps the trailer section, at most `limit` bytes of it (a longer one is
+    /// an error, as an over-long head is).
+    pub fn keeping_trailers(limit: usize) -> Self {
+        ChunkedDecoder {
+            keep: limit,
+            ..Self::new()
+        }
+    }
+
+    /// The trailer lines kept (each ending CRLF; empty when none came or none are kept).
+    pub fn trailers(&self) -> &[u8] {
+        &self.trailers
+    }
+
+    /// Appends the body's end: the last chunk, the kept trailer lines, the empty line.
+    pub fn last_chunk(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"0\r\n");
+        out.extend_from_slice(&self.trailers);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// One byte of a trailer line (`None`: its end), kept when trailers are.
+    fn keep_trailer(&mut self, c: Option<u8>) -> Result<(), ChunkError> {
+        if self.keep == 0 {
+            return Ok(());
+        }
+        match c {
+            Some(c) => self.trailers.push(c),
+            None => self.trailers.extend_from_slice(b"\r\n"),
+        }
+        if self.trailers.len() > self.keep {
+            return Err(ChunkError("trailer section too large"));
+        }
+        Ok(())
     }
 
     pub fn is_done(&self) -> bool {
@@ -736,16 +780,23 @@ impl ChunkedDecoder {
                             self.state = ChunkState::Done;
                             return Ok(i + 1);
                         }
-                        _ => self.state = ChunkState::TrailerLine,
+                        0 => return Err(ChunkError("NUL in trailer")),
+                        _ => {
+                            self.keep_trailer(Some(c))?;
+                            self.state = ChunkState::TrailerLine;
+                        }
                     }
                     i += 1;
                 }
                 ChunkState::TrailerLine => {
                     match c {
                         b'\r' => self.state = ChunkState::TrailerLf { end: false },
-                        b'\n' => self.state = ChunkState::TrailerStart,
+                        b'\n' => {
+                            self.keep_trailer(None)?;
+                            self.state = ChunkState::TrailerStart;
+                        }
                         0 => return Err(ChunkError("NUL in trailer")),
-                        _ => {}
+                        _ => self.keep_trailer(Some(c))?,
                     }
                     i += 1;
                 }
@@ -758,6 +809,7 @@ impl ChunkedDecoder {
                         self.state = ChunkState::Done;
                         return Ok(i);
                     }
+                    self.keep_trailer(None)?;
                     self.state = ChunkState::TrailerStart;
                 }
                 ChunkState::Done => return Ok(i),
@@ -773,6 +825,19 @@ impl ChunkedDecoder {
             ChunkState::Data
         };
     }
+}
+
+/// The fields of a kept trailer section (`ChunkedDecoder::trailers`): `name: value` lines
+/// with a token name, the value trimmed; a line that is not one is skipped (it cannot be
+/// carried as a field).
+pub fn trailer_fields(t: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    t.split(|&c| c == b'\n').filter_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|&c| c == b':')?;
+        let (name, value) = (line.get(..colon)?, line.get(colon + 1..)?);
+        let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+        (!name.is_empty() && name.iter().all(|&c| token(c))).then(|| (name, trim(value)))
+    })
 }
 
 /// Appends one chunk (size line, data, CRLF) to `out`.

@@ -197,6 +197,42 @@ fn chunked_decoding() {
 }
 
 #[test]
+fn trailers_are_kept_only_when_asked_and_bounded() {
+    let input = b"2\r\nhi\r\n0\r\ngrpc-status: 3\r\ngrpc-message:  bad \nbad line\r\n\r\nX";
+    let mut d = ChunkedDecoder::new();
+    assert_eq!(
+        d.decode(input, usize::MAX, |_| {}).unwrap(),
+        input.len() - 1
+    );
+    assert!(d.is_done() && d.trailers().is_empty());
+    let mut end = Vec::new();
+    d.last_chunk(&mut end);
+    assert_eq!(end, b"0\r\n\r\n");
+    // Byte at a time, kept: each line ends CRLF whatever ended it.
+    let mut d = ChunkedDecoder::keeping_trailers(64);
+    for b in &input[..input.len() - 1] {
+        d.decode(std::slice::from_ref(b), usize::MAX, |_| {})
+            .unwrap();
+    }
+    assert!(d.is_done());
+    assert_eq!(
+        d.trailers(),
+        b"grpc-status: 3\r\ngrpc-message:  bad \r\nbad line\r\n"
+    );
+    let fields: Vec<_> = trailer_fields(d.trailers()).collect();
+    assert_eq!(
+        fields,
+        [(&b"grpc-status"[..], &b"3"[..]), (b"grpc-message", b"bad")]
+    );
+    let mut end = Vec::new();
+    d.last_chunk(&mut end);
+    assert!(end.starts_with(b"0\r\ngrpc-status: 3\r\n") && end.ends_with(b"line\r\n\r\n"));
+    // Past the bound: an error, not a growing buffer.
+    let mut d = ChunkedDecoder::keeping_trailers(8);
+    assert!(d.decode(input, usize::MAX, |_| {}).is_err());
+}
+
+#[test]
 fn chunked_decoding_respects_max_data() {
     let mut d = ChunkedDecoder::new();
     let mut out = Vec::new();

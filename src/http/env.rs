@@ -343,6 +343,10 @@ impl Env for CtxEnv<'_> {
         }
     }
 
+    fn response_trailers(&mut self, rq: &mut Rq, trailers: &[u8]) {
+        observe::response_trailers(self.ctx, rq, trailers);
+    }
+
     fn end(&mut self, rq: &mut Rq, _now: Instant) {
         // A TCP proxy's record began before its TLS handshake (if any): the session's facts
         // are known by its end.

@@ -90,6 +90,8 @@ pub struct Forward {
     pub compress: Option<Box<super::compress::Plan>>,
     /// The decompressor filter inflates the request body.
     pub inflate: Option<Box<super::compress::InflatePlan>>,
+    /// The cluster speaks HTTP/2: trailers may pass (with an HTTP/2 client).
+    pub h2: bool,
 }
 
 /// Request values a route rewrote (`None`: unchanged).
@@ -1221,6 +1223,19 @@ fn route(
         sni,
         compress: None,
         inflate: None,
+        h2: ctx
+            .clusters
+            .get(cluster)
+            .is_some_and(|c| c.cfg.http.http2.is_some()),
+    })
+}
+
+/// Whether a `TE` value lists `trailers` (a transfer coding with its parameters, RFC 9110
+/// §10.1.4).
+fn te_trailers(v: &[u8]) -> bool {
+    v.split(|&c| c == b',').any(|t| {
+        let t = t.split(|&c| c == b';').next().unwrap_or_default();
+        super::codec::trim(t).eq_ignore_ascii_case(b"trailers")
     })
 }
 
@@ -1316,10 +1331,21 @@ fn serialise<'r>(
         .then(|| super::codec::Nominated::of(req.headers));
     let mut have_request_id = false;
     let mut have_proto = false;
+    let mut te_sent = false;
     for hd in req.headers {
         let n = hd.name;
         if upgrade && n.eq_ignore_ascii_case("upgrade") {
             out(&mut h, n.into(), hd.value.into());
+            continue;
+        }
+        if n.eq_ignore_ascii_case("te") {
+            // Envoy's `ConnectionManagerUtility::sanitizeTEHeader`: the one hop-by-hop header
+            // that goes on, as `trailers` when the client's list has it (gRPC needs it), else
+            // not at all.
+            if !te_sent && te_trailers(hd.value) {
+                out(&mut h, "te".into(), b"trailers"[..].into());
+                te_sent = true;
+            }
             continue;
         }
         if is_hop_by_hop(n)
@@ -1585,6 +1611,14 @@ mod tests {
         let at = replace_value(&mut head, at, "12");
         assert_eq!(head.get(at.0..at.1), Some(&b"12"[..]));
         assert!(head.ends_with(b"x-envoy-attempt-count: 12\r\n\r\n"));
+    }
+
+    #[test]
+    fn te_passes_as_trailers_only() {
+        assert!(te_trailers(b"trailers"));
+        assert!(te_trailers(b"gzip;q=0.5, Trailers"));
+        assert!(!te_trailers(b"gzip, deflate"));
+        assert!(!te_trailers(b"trailersx"));
     }
 
     #[test]

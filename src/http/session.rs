@@ -361,6 +361,19 @@ impl Session {
         // edge that never comes.
         loop {
             let mut progress = self.read_client(ctx)?;
+            if self.client.take_h2_reset() {
+                // The HTTP/2 client reset its running stream: that exchange ends, the
+                // connection goes on (the next stream's bytes are there to read).
+                if let Some(c) = self.check.take() {
+                    c.close(ctx, crate::http::ext_authz::End::Abandoned);
+                }
+                let mut env = CtxEnv::new(ctx, self.listener, self.peer)
+                    .conn(self.gen, self.local)
+                    .tls(&self.client);
+                self.core.stream_reset(&mut env, now);
+                self.ready.readable = true;
+                progress = true;
+            }
             progress |= self.upstream_io(ctx, now);
             progress |= self.splice_body(ctx, now)?;
             let mut env = CtxEnv::new(ctx, self.listener, self.peer)

@@ -14,8 +14,23 @@ pub fn matches(m: &RouteMatch, req: &RequestHead<'_>) -> bool {
         return false;
     }
     path_matches(&m.path, m.case_sensitive, req.path)
+        && (!m.grpc || is_grpc(req))
         && m.headers.iter().all(|h| header_matches(h, req))
         && (m.query_parameters.is_empty() || query_matches(&m.query_parameters, req.path))
+}
+
+/// A gRPC request, as Envoy's `Grpc::Common::hasGrpcContentType` (source/common/grpc/common.cc)
+/// says: content-type exactly `application/grpc` or starting `application/grpc+`
+/// (`application/grpc-web` is not gRPC).
+fn is_grpc(req: &RequestHead<'_>) -> bool {
+    const GRPC: &[u8] = b"application/grpc";
+    req.headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-type"))
+        .is_some_and(|h| {
+            let v = crate::http::codec::trim(h.value);
+            v.starts_with(GRPC) && matches!(v.get(GRPC.len()), None | Some(b'+'))
+        })
 }
 
 /// Compares bytes, so a multi-byte character in a peer's string cannot cause a bad cut.
@@ -293,6 +308,22 @@ mod tests {
         ));
         assert!(!m(StringMatchKind::Suffix("long".into()), true, "a"));
         assert!(!path_matches(&PathMatch::Prefix("/a".into()), false, "/"));
+    }
+
+    #[test]
+    fn grpc_is_its_content_type_as_envoy_says() {
+        let ct = |v: &str, want: bool| {
+            let raw = format!("POST /s/M HTTP/1.1\r\nHost: h\r\nContent-Type: {v}\r\n\r\n");
+            with_req(&raw, |r| assert_eq!(is_grpc(r), want, "{v}"));
+        };
+        ct("application/grpc", true);
+        ct("application/grpc+proto", true);
+        ct("application/grpc-web", false);
+        ct("application/grpcx", false);
+        ct("text/plain", false);
+        with_req("POST / HTTP/1.1\r\nHost: h\r\n\r\n", |r| {
+            assert!(!is_grpc(r))
+        });
     }
 
     #[test]

@@ -218,6 +218,7 @@ mod tests {
                 case_sensitive: true,
                 headers: Vec::new(),
                 query_parameters: Vec::new(),
+                grpc: false,
             },
             action: RouteAction::Forward(ForwardAction {
                 cluster: ClusterSpec::Single(cluster),

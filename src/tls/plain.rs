@@ -93,6 +93,10 @@ impl Stream {
     }
 
     /// See the TLS build's `Stream::take_unblocked`.
+    pub fn take_h2_reset(&mut self) -> bool {
+        self.h2.as_mut().is_some_and(|l| l.take_reset())
+    }
+
     pub fn take_unblocked(&mut self) -> bool {
         self.h2.as_mut().is_some_and(|l| l.take_unblocked())
     }

@@ -234,6 +234,10 @@ impl Stream {
 
     /// A read opened the HTTP/2 flow-control window a refused write waits for: the driver
     /// writes again (no socket edge says so). Once.
+    pub fn take_h2_reset(&mut self) -> bool {
+        self.h2.as_mut().is_some_and(|l| l.take_reset())
+    }
+
     pub fn take_unblocked(&mut self) -> bool {
         self.h2.as_mut().is_some_and(|l| l.take_unblocked())
     }

@@ -447,6 +447,22 @@ pub fn proc_addr(port: u16) -> String {
     format!("0100007F:{port:04X}")
 }
 
+/// `python3` without proxy settings from the environment (the tests' peers are on loopback).
+pub fn python3() -> std::process::Command {
+    let mut c = std::process::Command::new("python3");
+    for v in [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
 /// A Python server (`script`, run with `python3 -c`) that prints its port on its first line
 /// and records what it receives in a fresh file named after `name`, which it gets as its
 /// first argument before `args`. Returns the child (the caller kills it by its PID), its port

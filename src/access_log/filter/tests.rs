@@ -195,4 +195,12 @@ fn grpc_status_from_header_or_http_status() {
     }
     assert!(!f.matches(&r, now));
     assert!(not_ok.matches(&r, now));
+    // The trailers' status wins over the head's (Envoy's `Grpc::Common::getGrpcStatus`).
+    let trailer = slots.trailer_slot("grpc-status");
+    if let Some(c) = r.cap.as_mut() {
+        c.reset(&slots);
+        c.put(true, slot, [&b"0"[..]].into_iter());
+        c.put(true, trailer, [&b"14"[..]].into_iter());
+    }
+    assert!(f.matches(&r, now));
 }

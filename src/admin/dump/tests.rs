@@ -275,6 +275,7 @@ static_resources:
                   query_parameters:
                   - { name: q, string_match: { exact: "1" } }
                   - { name: present }
+                  grpc: {}
                 route:
                   weighted_clusters:
                     clusters: [{ name: a, weight: 3 }, { name: b, weight: 1 }]

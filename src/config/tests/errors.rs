@@ -1452,6 +1452,12 @@ fn upgrade_config_errors() {
         )]),
         format!("{VH}.routes[0].match: only one of prefix, path, safe_regex, connect_matcher may be set")
     );
+    // `grpc: {}` has no fields (GrpcRouteMatchOptions).
+    let e = err_with(&[(&vh("routes[0].match"), "{prefix: /, grpc: {x: 1}}")]);
+    assert!(
+        e.starts_with(&format!("{VH}.routes[0].match.grpc.x: ")),
+        "{e}"
+    );
 }
 
 /// The filter chain and `typed_per_filter_config`: each refusal names its field.

@@ -466,6 +466,10 @@ const PROOFS: &[(&str, &str)] = &[
     ("RouteMatch.case_sensitive", "tests/routing_match.rs::path_prefix_regex_and_case"),
     ("RouteMatch.headers", "tests/routing_match.rs::header_matchers"),
     ("RouteMatch.query_parameters", "tests/routing_match.rs::query_parameters"),
+    (
+        "RouteMatch.grpc",
+        "tests/grpc_proxy.rs::grpc_calls_get_their_answers_statuses_and_messages",
+    ),
     ("StringMatch.kind", "tests/routing_match.rs::header_matchers"),
     ("StringMatch.ignore_case", "tests/routing_match.rs::header_matchers"),
     ("HeaderMatcher.name", "tests/routing_match.rs::header_matchers"),

@@ -28,6 +28,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                                 case_sensitive: true,
                                 headers: vec![],
                                 query_parameters: vec![],
+                                grpc: false,
                             },
                             action: RouteAction::Forward(ForwardAction {
                                 cluster: ClusterSpec::Single(0),

@@ -95,6 +95,9 @@ pub(super) struct Response {
     bad_body: bool,
     /// The compressor filter compresses this body (never spliced; framed by us).
     pub gzip: Option<Box<Deflater>>,
+    /// The upstream's trailer lines, once its chunked body ended with some (for the access
+    /// log; taken when reported).
+    trailers: Vec<u8>,
 }
 
 impl Response {
@@ -107,6 +110,7 @@ impl Response {
             crlf_due: false,
             bad_body: false,
             gzip: None,
+            trailers: Vec::new(),
         }
     }
 }
@@ -167,6 +171,9 @@ pub(super) struct Meta {
     request_until: Option<Instant>,
     /// The listener's `per_connection_buffer_limit_bytes`.
     client_limit: usize,
+    /// The client speaks HTTP/2: its request trailers may pass (bounded by
+    /// `max_request_headers_kb`), when the upstream speaks HTTP/2 too.
+    trailers: Option<usize>,
 }
 
 impl Meta {
@@ -183,12 +190,13 @@ impl Meta {
             stream_idle,
             request_until: None,
             client_limit,
+            trailers: None,
         }
     }
 }
 
 impl Meta {
-    pub fn new(req: &RequestHead<'_>, lim: &super::Limits, began: Instant) -> Meta {
+    pub fn new(req: &RequestHead<'_>, lim: &super::Limits, began: Instant, h2: bool) -> Meta {
         Meta {
             framing: req.framing,
             keep_alive: req.keep_alive,
@@ -204,6 +212,7 @@ impl Meta {
             stream_idle: lim.stream_idle_timeout,
             request_until: lim.request_timeout.map(|t| began + t),
             client_limit: lim.buffer_limit,
+            trailers: h2.then_some(lim.max_head),
         }
     }
 }
@@ -296,6 +305,12 @@ pub struct Exchange {
     pub(super) compress: Option<Box<Plan>>,
     /// The decompressor filter inflates the request body on its way upstream.
     pub(super) inflate: Option<Box<Inflater>>,
+    /// Trailers pass both ways: the client and the upstream speak HTTP/2 (docs/architecture.md
+    /// "Trailers"); otherwise they are dropped, as Envoy's HTTP/1 codec drops them.
+    pub(super) trailers: bool,
+    /// The upstream speaks HTTP/2: its response trailers are kept for the access log even
+    /// when they do not pass.
+    pub(super) up_h2: bool,
 }
 
 impl Exchange {
@@ -468,6 +483,8 @@ impl Exchange {
             tcp: None,
             compress: None,
             inflate: None,
+            trailers: false,
+            up_h2: false,
         }
     }
 
@@ -532,6 +549,8 @@ impl Exchange {
             tcp,
             compress,
             inflate,
+            trailers,
+            up_h2,
         } = self;
         *target = f.map(|f| (f.cluster, f.addr));
         *upstream = if f.is_some() {
@@ -589,6 +608,11 @@ impl Exchange {
         *tcp = None;
         *compress = None;
         *inflate = None;
+        *up_h2 = f.is_some_and(|f| f.h2);
+        *trailers = *up_h2 && s.trailers.is_some();
+        if let (true, BodyIn::Chunked(d), Some(limit)) = (*trailers, &mut *req, s.trailers) {
+            *d = ChunkedDecoder::keeping_trailers(limit);
+        }
     }
 
     /// The exchange behind a TCP proxy connection: nothing to send first, a fresh connection
@@ -957,6 +981,14 @@ impl Exchange {
         if self.resp.is_some() {
             progress |= self.move_response_body(env.pool(), up, cx.cout);
             self.count_compressed(env);
+            if let Some(t) = self
+                .resp
+                .as_mut()
+                .map(|r| std::mem::take(&mut r.trailers))
+                .filter(|t| !t.is_empty())
+            {
+                env.response_trailers(&mut self.rq, &t);
+            }
         }
         if self.resp.as_ref().is_some_and(|r| r.body.is_done()) {
             return self.complete(cx);
@@ -1033,7 +1065,7 @@ impl Exchange {
                 let done = dec.is_done();
                 if done {
                     if let Some(b) = sink.as_deref_mut() {
-                        b.extend(pool, LAST_CHUNK);
+                        put_last_chunk(b, pool, dec);
                     }
                 }
                 done
@@ -1230,6 +1262,7 @@ impl Exchange {
             return move_compressed(resp, up, cout, pool, room, &mut self.rq.bytes_tx);
         }
         let out = resp.out;
+        let pass = self.trailers;
         let mut moved = false;
         match &mut resp.body {
             BodyIn::Done => {}
@@ -1255,6 +1288,7 @@ impl Exchange {
                     body: BodyIn::Chunked(dec),
                     chunk_owed,
                     bad_body,
+                    trailers,
                     ..
                 } = resp
                 else {
@@ -1285,10 +1319,13 @@ impl Exchange {
                                 *chunk_owed = rest;
                             }
                             if dec.is_done() {
-                                resp.body = BodyIn::Done;
-                                if out == OutMode::Chunked {
-                                    cout.extend(pool, LAST_CHUNK);
+                                match out {
+                                    OutMode::Chunked if pass => put_last_chunk(cout, pool, dec),
+                                    OutMode::Chunked => cout.extend(pool, LAST_CHUNK),
+                                    _ => {}
                                 }
+                                trailers.extend_from_slice(dec.trailers());
+                                resp.body = BodyIn::Done;
                             }
                         }
                         Err(e) => {
@@ -1593,6 +1630,18 @@ fn inflate_body(
         env.count(inf.rt.data_error, 1);
     }
     Ok((finished, taken))
+}
+
+/// Appends the end of a chunked body: the last chunk with the trailers its decoder kept (none
+/// unless trailers pass).
+fn put_last_chunk(buf: &mut Buf, pool: &mut BufPool, dec: &ChunkedDecoder) {
+    if dec.trailers().is_empty() {
+        buf.extend(pool, LAST_CHUNK);
+    } else {
+        let mut end = Vec::with_capacity(dec.trailers().len() + 5);
+        dec.last_chunk(&mut end);
+        buf.extend(pool, &end);
+    }
 }
 
 /// Appends one chunk to a buffer.

@@ -231,6 +231,9 @@ pub trait Env {
     fn local_reply(&mut self, out: &mut Vec<u8>, reply: &Reply<'_>, rq: &mut Rq) -> usize;
     /// The upstream's response head arrived.
     fn response_head(&mut self, rq: &mut Rq, status: u16, headers: &[httparse::Header<'_>]);
+    /// The upstream response's trailers arrived (the lines of its chunked trailer section):
+    /// the access log may print them.
+    fn response_trailers(&mut self, _rq: &mut Rq, _trailers: &[u8]) {}
     /// The request ended; its record is final. Taken by reference, not by value: the record
     /// stays where it is (an exchange's box) instead of being copied out per request; what
     /// it owns is given up here.
@@ -1018,6 +1021,52 @@ impl Conn {
         }
     }
 
+    /// The HTTP/2 client reset the running stream (RST_STREAM; the transcoder holds the next
+    /// stream's bytes until this is done). Only that exchange ends, as Envoy ends only the
+    /// stream: recorded as a downstream remote reset (`DR`, `http2.remote_reset`, the status
+    /// of a response already begun, else 0), its upstream connection closed (a response cut
+    /// mid-way leaves it unusable), its unread request bytes and unsent response bytes
+    /// dropped; the connection waits for the next request.
+    pub fn stream_reset(&mut self, env: &mut dyn Env, now: Instant) {
+        // Envoy's codec sets these details on the stream whatever explained the response
+        // before (`via_upstream`): they replace it.
+        const DETAIL: &str = "http2.remote_reset";
+        match std::mem::replace(&mut self.state, State::Head) {
+            State::Exchange(mut ex) => {
+                ex.flag(Flags::DR);
+                ex.rq.details = DETAIL.into();
+                ex.finish(env, now);
+                env.spares().put_exchange(ex);
+            }
+            State::Tunnel(mut t) => {
+                t.ex.flag(Flags::DR);
+                t.ex.rq.details = DETAIL.into();
+                t.finish(env, now);
+            }
+            State::Paused(mut c) => {
+                c.rq.flags.set(Flags::DR);
+                c.rq.details = DETAIL.into();
+                env.end(&mut c.rq, now);
+            }
+            State::Head => {}
+            // Closing already (or gone): nothing more is served.
+            other => {
+                self.state = other;
+                return;
+            }
+        }
+        self.connect = None;
+        if let Some(u) = self.up.take() {
+            u.recycle(&mut self.spare);
+            self.release = Some(false);
+        }
+        self.cin.consume(self.cin.len());
+        self.cout.consume(self.cout.len());
+        self.scanned = 0;
+        self.head_started = None;
+        self.idle_since = now;
+    }
+
     /// Empties all buffers back to the pool.
     pub fn free(&mut self, pool: &mut BufPool) {
         self.cin.consume(self.cin.len());
@@ -1182,11 +1231,12 @@ impl Conn {
                 let head_len = req.head_len;
                 self.requests = self.requests.saturating_add(1);
                 let spent = self.spent(now);
+                let h2 = self.h2;
                 let (lim, cout) = (&self.lim, &mut self.cout);
                 let started = as_served(lim, env, req, |env, req| {
                     let mut rq = env.begin(Some(req), req.minor, now);
                     let decision = env.route(req, &mut rq);
-                    start_or_pause(env, req, lim, decision, rq, cout, (began, spent), now)
+                    start_or_pause(env, req, lim, decision, rq, cout, (began, spent, h2), now)
                 });
                 match started {
                     Ok(next) => (head_len, next),
@@ -1220,6 +1270,7 @@ impl Conn {
             ..
         } = *c;
         let spent = self.spent(now);
+        let h2 = self.h2;
         let mut slots = super::codec::header_slots();
         let parsed = super::codec::parse_request(self.cin.data(), &mut slots);
         let Ok(Some(req)) = parsed else {
@@ -1232,7 +1283,7 @@ impl Conn {
         let started = as_served(lim, env, req, |env, req| {
             let mut rq = rq;
             let decision = env.resume(req, &mut rq, pending, verdict.flatten());
-            start_or_pause(env, req, lim, decision, rq, cout, (began, spent), now)
+            start_or_pause(env, req, lim, decision, rq, cout, (began, spent, h2), now)
         });
         match started {
             Ok(next) => {
@@ -1487,7 +1538,7 @@ fn start_or_pause(
     decision: Decision,
     rq: Rq,
     cout: &mut Buf,
-    (began, spent): (Instant, bool),
+    (began, spent, h2): (Instant, bool, bool),
     now: Instant,
 ) -> Result<exchange::Step, Box<Paused>> {
     if let Decision::Pause(pending) = decision {
@@ -1510,7 +1561,7 @@ fn start_or_pause(
             verdict: None,
         }));
     }
-    let meta = exchange::Meta::new(req, lim, began);
+    let meta = exchange::Meta::new(req, lim, began, h2);
     let closing = env.closing() || spent;
     Ok(Exchange::start(env, meta, decision, rq, cout, closing, now))
 }

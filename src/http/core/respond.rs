@@ -4,6 +4,10 @@
 use super::exchange::{BodyIn, Exchange, OutMode, Response};
 use super::Env;
 use crate::config::ServerHeader;
+/// Most bytes of a response's trailer section passed on (the upstream's HTTP/2 header list
+/// bound is larger; past this the body is a protocol error).
+const RESPONSE_TRAILERS_MAX: usize = 16 * 1024;
+
 use crate::http::codec::{is_hop_by_hop, name_is, put_header, Framing, ResponseHead};
 use crate::http::compress::{self, ResponseFacts};
 use crate::route::edits::{apply, HeaderList};
@@ -32,10 +36,14 @@ pub(super) fn client_head(
             }
         }
     };
-    let body = if tunnel {
-        BodyIn::Done
-    } else {
-        BodyIn::from_framing(r.framing)
+    let body = match BodyIn::from_framing(r.framing) {
+        _ if tunnel => BodyIn::Done,
+        // An HTTP/2 upstream's trailers: passed on in a chunked body of ours to an HTTP/2
+        // client, kept for the access log in any case.
+        BodyIn::Chunked(_) if ex.up_h2 => BodyIn::Chunked(
+            crate::http::codec::ChunkedDecoder::keeping_trailers(RESPONSE_TRAILERS_MAX),
+        ),
+        b => b,
     };
     // A response that starts before the request was read in full ends the connection.
     let mut keep = ex.client_keep_alive && !draining && out != OutMode::Close && ex.req.is_done();
