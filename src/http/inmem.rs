@@ -110,7 +110,10 @@ impl InMem {
             // An ext_authz check is answered with the same bytes as the upstream's response.
             if let Some(c) = self.conn.take_check() {
                 let mut reader = super::ext_authz::Reader::new(c.is_head);
-                let verdict = reader.feed(response, true).and_then(Result::ok);
+                let verdict = reader
+                    .feed(response, true)
+                    .and_then(Result::ok)
+                    .map(super::ext_authz::Answer::Http);
                 let mut env = CtxEnv::new(&mut self.ctx, 0, self.peer).conn(1, None);
                 self.conn.check_answered(&mut env, verdict, self.now);
                 moved = true;
