@@ -1,0 +1,238 @@
+//! Envoy's external authorization filter with a gRPC authorization service
+//! (`grpc_service.envoy_grpc`), through the real binary, real sockets and a real gRPC server
+//! (python grpcio, `grpc_support`): the `Authorization/Check` call's request attributes and
+//! metadata, an OK response's header edits (set, removed, on the response), a denial's status,
+//! headers and body, and as errors (`status_on_error`, or let on under `failure_mode_allow`):
+//! an unreachable service, a call past its timeout, a call that ends UNAVAILABLE and a response
+//! that is not a CheckResponse; `UAEX` and Envoy's details in the access log, the counters.
+
+mod admin_util;
+mod common;
+mod grpc_support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use admin_util::{stat, wait_live};
+use common::*;
+use grpc_support::GrpcAuthz;
+
+const EXT_AUTHZ: &str = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz";
+
+/// A listener on `port` whose ext_authz filter (`filter`: the typed config's fields, 14
+/// spaces deep) sends every request's check.
+fn listener(name: &str, port: u16, filter: &str, log: &str) -> String {
+    let head = common::yaml::listener_head("127.0.0.1", port)
+        .replacen("static_resources:\n  listeners:\n", "", 1)
+        .replace("listener_0", name)
+        .replace("stat_prefix: ingress_http", &format!("stat_prefix: {name}"));
+    let access_log = common::yaml::file_access_log(
+        log,
+        "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\\n",
+    );
+    format!(
+        r#"{head}{access_log}          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                route: {{cluster: backend}}
+          http_filters:
+          - name: authz
+            typed_config:
+              "@type": {EXT_AUTHZ}
+{filter}
+          - name: envoy.filters.http.router
+"#
+    )
+}
+
+/// A STATIC cluster; `h2`: with `http2_protocol_options`, as a gRPC service's is written.
+fn cluster(name: &str, port: u16, h2: bool) -> String {
+    let opts = if h2 {
+        "    typed_extension_protocol_options:\n      \
+         envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \
+         \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        \
+         explicit_http_config: {http2_protocol_options: {}}\n"
+    } else {
+        ""
+    };
+    format!(
+        "  - name: {name}\n    type: STATIC\n    connect_timeout: 1s\n{opts}    load_assignment:\n      \
+         cluster_name: {name}\n      endpoints:\n      - lb_endpoints:\n        - endpoint: \
+         {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}\n"
+    )
+}
+
+struct Setup {
+    up: Upstream,
+    authz: GrpcAuthz,
+    baton: Baton,
+    /// main, failure-mode-allow, unreachable listeners.
+    ports: [u16; 3],
+    admin: u16,
+    logs: [String; 3],
+}
+
+fn setup(tag: &str) -> Setup {
+    let up = Upstream::start("up1");
+    let authz = GrpcAuthz::start(&format!("{tag}-checks"));
+    let dead = free_port(); // nothing listens there
+    let ports = [free_port(), free_port(), free_port()];
+    let admin = free_port();
+    let logs = ["main", "fma", "err"].map(|n| {
+        baton::log_path(&format!("{tag}-{n}"))
+            .to_string_lossy()
+            .into_owned()
+    });
+    let main = r#"              stat_prefix: front
+              transport_api_version: V3
+              grpc_service:
+                envoy_grpc: {cluster_name: authz}
+                timeout: 0.5s
+                initial_metadata: [{key: X-Tenant, value: blue}]"#;
+    let fma = r#"              failure_mode_allow: true
+              failure_mode_allow_header_add: true
+              grpc_service:
+                envoy_grpc: {cluster_name: dead}"#;
+    let err = r#"              grpc_service:
+                envoy_grpc: {cluster_name: dead}
+                timeout: 1s"#;
+    let yaml = format!(
+        "static_resources:\n  listeners:\n{}{}{}  clusters:\n{}{}{}admin:\n  address: \
+         {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}\n",
+        listener("main", ports[0], main, &logs[0]),
+        listener("fma", ports[1], fma, &logs[1]),
+        listener("err", ports[2], err, &logs[2]),
+        cluster("backend", up.port(), false),
+        cluster("authz", authz.port, true),
+        cluster("dead", dead, true),
+    );
+    let baton = Baton::start(&yaml);
+    wait_live(admin);
+    Setup {
+        up,
+        authz,
+        baton,
+        ports,
+        admin,
+        logs,
+    }
+}
+
+/// One request on a fresh connection: the whole response (head and body) as text.
+fn get(port: u16, path: &str, headers: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    let req =
+        format!("GET {path} HTTP/1.1\r\nHost: app.local\r\n{headers}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).expect("send");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status(resp: &str) -> u16 {
+    resp.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    let head = resp.split("\r\n\r\n").next()?;
+    head.lines().skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn body(resp: &str) -> &str {
+    resp.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+#[test]
+fn a_grpc_service_allows_with_its_header_edits_and_denies_with_its_answer() {
+    let s = setup("ext-authz-grpc-main");
+    let port = s.ports[0];
+    let r = get(
+        port,
+        "/app?q=1",
+        "Authorization: Bearer alice\r\nX-Drop-Me: secret\r\nX-A: 1\r\nx-a: 2\r\n",
+    );
+    assert_eq!(status(&r), 200, "{r}");
+    // response_headers_to_add: on the client's response.
+    assert_eq!(header(&r, "x-authz-note"), Some("ok"), "{r}");
+    let seen = s.up.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].header("x-current-user"), Some("alice"));
+    assert_eq!(seen[0].header("x-drop-me"), None, "headers_to_remove");
+    assert_eq!(seen[0].header("x-authz-note"), None);
+    // The CheckRequest's attributes, and the call's initial metadata.
+    let checks = s.authz.seen();
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    let c = &checks[0];
+    let text = |v: &serde_yaml::Value| v.as_str().unwrap_or_default().to_string();
+    assert_eq!(text(&c["method"]), "GET");
+    assert_eq!(text(&c["path"]), "/app?q=1");
+    assert_eq!(text(&c["host"]), "app.local");
+    assert_eq!(text(&c["source"]), "127.0.0.1");
+    let h = &c["headers"];
+    assert_eq!(text(&h[":authority"]), "app.local");
+    assert_eq!(text(&h[":method"]), "GET");
+    assert_eq!(text(&h["authorization"]), "Bearer alice");
+    assert_eq!(text(&h["x-a"]), "1,2", "repeats joined");
+    assert_eq!(text(&c["metadata"]["x-tenant"]), "blue");
+
+    // Denied: the service's status, headers and body.
+    let r = get(port, "/app", "");
+    assert_eq!(status(&r), 401, "{r}");
+    assert_eq!(body(&r), "denied by grpc authz");
+    assert_eq!(header(&r, "x-authz-reason"), Some("no token"));
+    // Errors: status_on_error (403).
+    for path in ["/unavailable", "/garbage", "/slow"] {
+        let r = get(port, path, "Authorization: Bearer bob\r\n");
+        assert_eq!(status(&r), 403, "{path}: {r}");
+    }
+    assert_eq!(s.up.requests(), 1);
+    let lines = log_lines(&s.logs[0], 5);
+    assert_eq!(
+        lines,
+        [
+            "/app?q=1 200 - via_upstream",
+            "/app 401 UAEX ext_authz_denied",
+            "/unavailable 403 UAEX ext_authz_error",
+            "/garbage 403 UAEX ext_authz_error",
+            "/slow 403 UAEX ext_authz_error",
+        ]
+    );
+    let n = |c: &str| stat(s.admin, &format!("http.main.ext_authz.front.{c}"));
+    assert_eq!((n("ok"), n("denied"), n("error")), (1, 1, 3));
+    let c = |n: &str| stat(s.admin, &format!("cluster.authz.{n}"));
+    assert_eq!(c("upstream_rq_timeout"), 1);
+    drop(s.baton);
+}
+
+#[test]
+fn an_unreachable_grpc_service_is_status_on_error_or_let_on() {
+    let s = setup("ext-authz-grpc-fail");
+    let r = get(s.ports[1], "/x", "");
+    assert_eq!(status(&r), 200, "{r}");
+    let seen = s.up.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].header("x-envoy-auth-failure-mode-allowed"),
+        Some("true")
+    );
+    let r = get(s.ports[2], "/x", "");
+    assert_eq!(status(&r), 403, "{r}");
+    assert_eq!(s.up.requests(), 1);
+    assert_eq!(log_lines(&s.logs[2], 1), ["/x 403 UAEX ext_authz_error"]);
+    assert_eq!(log_lines(&s.logs[1], 1), ["/x 200 - via_upstream"]);
+    let n = |l: &str, c: &str| stat(s.admin, &format!("http.{l}.ext_authz.{c}"));
+    assert_eq!(
+        (n("fma", "error"), n("fma", "failure_mode_allowed")),
+        (1, 1)
+    );
+    assert_eq!(n("err", "error"), 1);
+    assert!(s.authz.seen().is_empty());
+    drop(s.baton);
+}
