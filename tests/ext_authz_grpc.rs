@@ -236,3 +236,86 @@ fn an_unreachable_grpc_service_is_status_on_error_or_let_on() {
     assert!(s.authz.seen().is_empty());
     drop(s.baton);
 }
+
+/// The call as a raw HTTP/2 server sees it: the preface, then HEADERS with Envoy's request
+/// headers, `envoy_grpc.authority` as `:authority` and `initial_metadata`. The server closes
+/// without answering: an error, so 403.
+#[test]
+fn the_call_carries_the_configured_authority_and_metadata() {
+    use ::baton::h2::{frame, hpack};
+    let raw = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let raw_port = raw.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = raw.accept().expect("accept");
+        c.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        let mut got = Vec::new();
+        let mut b = [0u8; 4096];
+        // Until the HEADERS frame is whole (bounded by the read timeout and 64 KiB).
+        while got.len() < 64 * 1024 {
+            let Some(rest) = got.strip_prefix(frame::PREFACE) else {
+                if got.len() >= frame::PREFACE.len() {
+                    return Vec::new();
+                }
+                match c.read(&mut b) {
+                    Ok(0) | Err(_) => return Vec::new(),
+                    Ok(n) => got.extend_from_slice(&b[..n]),
+                }
+                continue;
+            };
+            let mut at = 0;
+            while let Ok(Some((f, n))) = frame::parse(&rest[at..], 1 << 20) {
+                at += n;
+                if let frame::Frame::Headers { block, .. } = f {
+                    let mut fields = Vec::new();
+                    let mut d = hpack::Decoder::new(4096);
+                    let _ = d.decode(block, 1 << 16, &mut |n, v| {
+                        fields.push(format!(
+                            "{}: {}",
+                            String::from_utf8_lossy(n),
+                            String::from_utf8_lossy(v)
+                        ));
+                    });
+                    return fields;
+                }
+            }
+            match c.read(&mut b) {
+                Ok(0) | Err(_) => return Vec::new(),
+                Ok(n) => got.extend_from_slice(&b[..n]),
+            }
+        }
+        Vec::new()
+    });
+    let port = free_port();
+    let log = baton::log_path("ext-authz-grpc-raw")
+        .to_string_lossy()
+        .into_owned();
+    let filter = r#"              grpc_service:
+                envoy_grpc: {cluster_name: raw, authority: authz.example}
+                timeout: 2s
+                initial_metadata: [{key: x-tenant, value: blue}]"#;
+    let up = Upstream::start("up1");
+    let yaml = format!(
+        "static_resources:\n  listeners:\n{}  clusters:\n{}{}",
+        listener("main", port, filter, &log),
+        cluster("backend", up.port(), false),
+        cluster("raw", raw_port, false),
+    );
+    let b = Baton::start(&yaml);
+    let r = get(port, "/x", "");
+    assert_eq!(status(&r), 403, "{r}");
+    let fields = server.join().expect("server");
+    for want in [
+        ":method: POST",
+        ":scheme: http",
+        ":path: /envoy.service.auth.v3.Authorization/Check",
+        ":authority: authz.example",
+        "content-type: application/grpc",
+        "te: trailers",
+        "grpc-timeout: 2000m",
+        "x-tenant: blue",
+    ] {
+        assert!(fields.iter().any(|f| f == want), "{want} in {fields:?}");
+    }
+    assert_eq!(up.requests(), 0);
+    drop(b);
+}
