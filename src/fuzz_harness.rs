@@ -621,6 +621,61 @@ fn piece<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(piece)
 }
 
+/// The unary gRPC call (`grpc::call`) of an ext_authz check, its request message sized by the
+/// first byte (so flow control holds part of it), against a server that sends the rest as
+/// `[u16 length][bytes]` pieces of wire (the last with EOF when the first byte is odd). Each
+/// piece is also read as a `CheckResponse`, as is the call's message. Checked besides "no
+/// panic": a decision's header edits carry no CR, LF or NUL, and what the call queues to send
+/// per piece is bounded by what the piece can ask for.
+pub fn grpc_call(data: &[u8]) {
+    use crate::grpc::call::{Call, Request};
+    use crate::http::ext_authz_grpc::{decide, CHECK_PATH};
+    let [mode, rest @ ..] = data else {
+        return;
+    };
+    let mut rest = rest;
+    let message = vec![b'm'; usize::from(*mode) * 1024];
+    let metadata = [("x-tenant".to_string(), "t".to_string())];
+    let mut call = Call::new(&Request {
+        authority: "authz",
+        path: CHECK_PATH,
+        timeout: std::time::Duration::from_millis(u64::from(*mode)),
+        metadata: &metadata,
+        message: &message,
+    });
+    call.out().clear();
+    let safe = |d: &crate::http::ext_authz_grpc::Decision| {
+        let all = d
+            .headers
+            .iter()
+            .chain(&d.response_headers)
+            .chain(&d.denied_headers);
+        for m in all {
+            assert!(!m.name.is_empty() && !m.value.contains(['\r', '\n', '\0']));
+        }
+    };
+    while let Some(p) = piece(&mut rest) {
+        if let Ok(d) = decide(p) {
+            safe(&d);
+        }
+        let eof = rest.is_empty() && mode & 1 == 1;
+        let r = call.feed(p, eof);
+        // Acknowledgements (17 bytes per 9-byte frame at most) and the held message.
+        assert!(call.out().len() <= 2 * p.len() + message.len() + 64);
+        call.out().clear();
+        match r {
+            None => {}
+            Some(Ok(m)) => {
+                if let Ok(d) = decide(&m) {
+                    safe(&d);
+                }
+                return;
+            }
+            Some(Err(_)) => return,
+        }
+    }
+}
+
 /// The HTTP/2 client transcoder (`h2::client`) between a fixed request (chosen by the first
 /// byte, with the window, table and scheme options) and a server that sends the rest as
 /// `[u16 length][bytes]` pieces of wire. Checked besides "no panic": the transcoder never
