@@ -1780,6 +1780,17 @@ fn locality_load_balancing_example_fails_over_by_priority_and_locality() {
     assert_eq!(count(8), [0, 0, 0, 8]);
 }
 
+/// The ext_authz examples' config with their second cluster, the authorization service's
+/// (named `name`), sent to 127.0.0.1:`port`.
+fn authz_second(yaml: &str, name: &str, port: u16) -> String {
+    let mut doc: Value = serde_yaml::from_str(yaml).expect("YAML");
+    let authz_cluster = &mut doc["static_resources"]["clusters"][1];
+    assert_eq!(authz_cluster["name"], Value::from(name));
+    let ep = &mut authz_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0];
+    set_address(&mut ep["endpoint"]["address"], port);
+    serde_yaml::to_string(&doc).expect("YAML")
+}
+
 /// envoyproxy/examples ext_authz/config/http-service.yaml: every request is checked with the
 /// `ext_authz-http-service` cluster (here the test's authorization service) first; an allowed
 /// one reaches the upstream with the service's `x-current-user`, a denied one gets the
@@ -1791,13 +1802,7 @@ fn ext_authz_http_service_checks_each_request_with_the_authorization_service() {
     let up = Upstream::start("upstream-service");
     let authz = Authz::start();
     let (yaml, ports) = on_loopback(file, up.port());
-    // The second cluster is the authorization service's.
-    let mut doc: Value = serde_yaml::from_str(&yaml).expect("YAML");
-    let authz_cluster = &mut doc["static_resources"]["clusters"][1];
-    assert_eq!(authz_cluster["name"], Value::from("ext_authz-http-service"));
-    let ep = &mut authz_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0];
-    set_address(&mut ep["endpoint"]["address"], authz.port);
-    let _b = Baton::start(&serde_yaml::to_string(&doc).expect("YAML"));
+    let _b = Baton::start(&authz_second(&yaml, "ext_authz-http-service", authz.port));
     let r = request(
         ports[0],
         "GET /service HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer user1\r\nConnection: close\r\n\r\n",
@@ -1845,12 +1850,7 @@ fn ext_authz_grpc_service_examples_check_each_request_over_grpc() {
         let up = Upstream::start("upstream-service");
         let authz = grpc_support::GrpcAuthz::start(&format!("corpus-{name}"));
         let (yaml, ports) = on_loopback(file, up.port());
-        let mut doc: Value = serde_yaml::from_str(&yaml).expect("YAML");
-        let authz_cluster = &mut doc["static_resources"]["clusters"][1];
-        assert_eq!(authz_cluster["name"], Value::from(name));
-        let ep = &mut authz_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0];
-        set_address(&mut ep["endpoint"]["address"], authz.port);
-        let _b = Baton::start(&serde_yaml::to_string(&doc).expect("YAML"));
+        let _b = Baton::start(&authz_second(&yaml, name, authz.port));
         let r = request(
             ports[0],
             "GET /service HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer user1\r\nConnection: close\r\n\r\n",

@@ -17,7 +17,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use admin_util::{stat, wait_live};
-use common::authz::Authz;
+use common::authz::{body, get, header, status, Authz};
 use common::*;
 
 const EXT_AUTHZ: &str = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz";
@@ -140,39 +140,6 @@ fn setup(tag: &str) -> Setup {
         admin,
         logs,
     }
-}
-
-/// One request on a fresh connection: the whole response (head and body) as text.
-fn exchange(port: u16, req: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-    s.write_all(req.as_bytes()).expect("send");
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn get(port: u16, path: &str, headers: &str) -> String {
-    exchange(
-        port,
-        &format!("GET {path} HTTP/1.1\r\nHost: app.local\r\n{headers}Connection: close\r\n\r\n"),
-    )
-}
-
-fn status(resp: &str) -> u16 {
-    resp.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
-}
-
-fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
-    let head = resp.split("\r\n\r\n").next()?;
-    head.lines().skip(1).find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-fn body(resp: &str) -> &str {
-    resp.split_once("\r\n\r\n").map_or("", |(_, b)| b)
 }
 
 #[test]
@@ -352,8 +319,8 @@ fn what_baton_cannot_honour_is_refused_by_path() {
     let uri = "              http_service: {server_uri: {uri: x, cluster: backend, timeout: 1s}}\n";
     let cases: &[(String, String)] = &[
         (
-            "              grpc_service: {envoy_grpc: {cluster_name: backend}}".into(),
-            format!("{f}.grpc_service"),
+            "              grpc_service: {google_grpc: {target_uri: x, stat_prefix: s}}".into(),
+            format!("{f}.grpc_service.google_grpc"),
         ),
         (
             format!("{uri}              with_request_body: {{max_request_bytes: 10}}"),

@@ -10,10 +10,10 @@ mod admin_util;
 mod common;
 mod grpc_support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 
 use admin_util::{stat, wait_live};
+use common::authz::{body, get, header, status};
 use common::*;
 use grpc_support::GrpcAuthz;
 
@@ -119,34 +119,6 @@ fn setup(tag: &str) -> Setup {
         admin,
         logs,
     }
-}
-
-/// One request on a fresh connection: the whole response (head and body) as text.
-fn get(port: u16, path: &str, headers: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-    let req =
-        format!("GET {path} HTTP/1.1\r\nHost: app.local\r\n{headers}Connection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).expect("send");
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn status(resp: &str) -> u16 {
-    resp.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
-}
-
-fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
-    let head = resp.split("\r\n\r\n").next()?;
-    head.lines().skip(1).find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-fn body(resp: &str) -> &str {
-    resp.split_once("\r\n\r\n").map_or("", |(_, b)| b)
 }
 
 #[test]

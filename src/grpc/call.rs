@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use crate::h2::frame::{self, ErrorCode, Frame, Setting};
+use crate::h2::frame::{self, Frame, Setting};
 use crate::h2::hpack;
 
 /// Most bytes of the response's DATA (the length-prefixed message and any padding).
@@ -181,9 +181,11 @@ impl Call {
     /// response message, or why there is none. The caller stops feeding then.
     pub fn feed(&mut self, bytes: &[u8], eof: bool) -> Option<Result<Vec<u8>, Failure>> {
         self.rx.extend_from_slice(bytes);
+        // Taken out while frames borrow it, so that the handler may change the rest of `self`.
+        let rx = std::mem::take(&mut self.rx);
         let mut used = 0;
         let result = loop {
-            let rest = self.rx.get(used..).unwrap_or_default();
+            let rest = rx.get(used..).unwrap_or_default();
             let (f, n) = match frame::parse(rest, frame::DEFAULT_MAX_FRAME) {
                 Ok(Some(x)) => x,
                 Ok(None) => break None,
@@ -193,12 +195,11 @@ impl Call {
                 }
             };
             used += n;
-            // `f` borrows `rx`: take what it says before the handler touches `self`.
-            let f = Owned::from(f);
             if let Some(done) = self.on_frame(f) {
                 break Some(done);
             }
         };
+        self.rx = rx;
         self.rx.drain(..used.min(self.rx.len()));
         if result.is_some() {
             return result;
@@ -209,14 +210,14 @@ impl Call {
         )))
     }
 
-    fn on_frame(&mut self, f: Owned) -> Option<Result<Vec<u8>, Failure>> {
+    fn on_frame(&mut self, f: Frame<'_>) -> Option<Result<Vec<u8>, Failure>> {
         const PROTOCOL: Failure = Failure::Broken("HTTP/2 protocol error");
-        if self.block.is_some() && !matches!(f, Owned::Continuation { .. }) {
+        if self.block.is_some() && !matches!(f, Frame::Continuation { .. }) {
             return Some(Err(PROTOCOL)); // RFC 9113 §6.10: nothing between a block's frames
         }
         match f {
-            Owned::Settings(params) => {
-                for s in params {
+            Frame::Settings { ack: false, params } => {
+                for s in frame::settings(params) {
                     match s {
                         Setting::InitialWindowSize(v) => {
                             self.stream_window += i64::from(v) - i64::from(self.peer_initial);
@@ -231,8 +232,8 @@ impl Call {
                 }
                 frame::write_settings_ack(&mut self.out);
             }
-            Owned::Ping(data) => frame::write_ping(&mut self.out, data, true),
-            Owned::WindowUpdate { stream, increment } => {
+            Frame::Ping { ack: false, data } => frame::write_ping(&mut self.out, data, true),
+            Frame::WindowUpdate { stream, increment } => {
                 let w = match stream {
                     0 => &mut self.conn_window,
                     STREAM => &mut self.stream_window,
@@ -243,21 +244,23 @@ impl Call {
                     return Some(Err(Failure::Broken("flow-control window overflow")));
                 }
             }
-            Owned::GoAway { last_stream, code } => {
+            Frame::GoAway {
+                last_stream, code, ..
+            } => {
                 if last_stream < STREAM {
                     log::debug!("gRPC call: GOAWAY {code} before our stream");
                     return Some(Err(Failure::Broken("GOAWAY before the call was taken")));
                 }
             }
-            Owned::RstStream {
+            Frame::RstStream {
                 stream: STREAM,
                 code,
             } => {
                 log::debug!("gRPC call: stream reset ({code})");
                 return Some(Err(Failure::Broken("the stream was reset")));
             }
-            Owned::PushPromise => return Some(Err(PROTOCOL)),
-            Owned::Data {
+            Frame::PushPromise { .. } => return Some(Err(PROTOCOL)),
+            Frame::Data {
                 stream,
                 end_stream,
                 data,
@@ -270,12 +273,12 @@ impl Call {
                 if self.received > u64::from(MAX_MESSAGE) {
                     return Some(Err(Failure::Broken("flow-control window exceeded")));
                 }
-                self.body.extend_from_slice(&data);
+                self.body.extend_from_slice(data);
                 if end_stream {
                     return Some(Err(Failure::Malformed("the response had no trailers")));
                 }
             }
-            Owned::Headers {
+            Frame::Headers {
                 stream,
                 end_stream,
                 end_headers,
@@ -285,12 +288,12 @@ impl Call {
                     return Some(Err(PROTOCOL));
                 }
                 if !end_headers {
-                    self.block = Some((block, end_stream));
+                    self.block = Some((block.to_vec(), end_stream));
                     return None;
                 }
-                return self.on_block(&block, end_stream);
+                return self.on_block(block, end_stream);
             }
-            Owned::Continuation {
+            Frame::Continuation {
                 stream,
                 end_headers,
                 block,
@@ -304,14 +307,19 @@ impl Call {
                 if acc.len() + block.len() > MAX_BLOCK {
                     return Some(Err(Failure::Malformed("header block too large")));
                 }
-                acc.extend_from_slice(&block);
+                acc.extend_from_slice(block);
                 if !end_headers {
                     self.block = Some((acc, end_stream));
                     return None;
                 }
                 return self.on_block(&acc, end_stream);
             }
-            Owned::RstStream { .. } | Owned::Other => {}
+            // Acknowledgements, PRIORITY, unknown types, another stream's reset: nothing to do.
+            Frame::RstStream { .. }
+            | Frame::Settings { ack: true, .. }
+            | Frame::Ping { ack: true, .. }
+            | Frame::Priority { .. }
+            | Frame::Unknown { .. } => {}
         }
         None
     }
@@ -380,96 +388,6 @@ impl Call {
             return Err(Failure::Malformed("message length"));
         }
         Ok(rest.to_vec())
-    }
-}
-
-/// A frame with its payload copied out of the receive buffer (each is at most 16 KiB).
-enum Owned {
-    Data {
-        stream: u32,
-        end_stream: bool,
-        data: Vec<u8>,
-        flow_len: u32,
-    },
-    Headers {
-        stream: u32,
-        end_stream: bool,
-        end_headers: bool,
-        block: Vec<u8>,
-    },
-    Continuation {
-        stream: u32,
-        end_headers: bool,
-        block: Vec<u8>,
-    },
-    RstStream {
-        stream: u32,
-        code: ErrorCode,
-    },
-    Settings(Vec<Setting>),
-    PushPromise,
-    Ping([u8; 8]),
-    GoAway {
-        last_stream: u32,
-        code: ErrorCode,
-    },
-    WindowUpdate {
-        stream: u32,
-        increment: u32,
-    },
-    /// SETTINGS and PING acknowledgements, PRIORITY, unknown types: nothing to do.
-    Other,
-}
-
-impl From<Frame<'_>> for Owned {
-    fn from(f: Frame<'_>) -> Owned {
-        match f {
-            Frame::Data {
-                stream,
-                end_stream,
-                data,
-                flow_len,
-            } => Owned::Data {
-                stream,
-                end_stream,
-                data: data.to_vec(),
-                flow_len,
-            },
-            Frame::Headers {
-                stream,
-                end_stream,
-                end_headers,
-                block,
-            } => Owned::Headers {
-                stream,
-                end_stream,
-                end_headers,
-                block: block.to_vec(),
-            },
-            Frame::Continuation {
-                stream,
-                end_headers,
-                block,
-            } => Owned::Continuation {
-                stream,
-                end_headers,
-                block: block.to_vec(),
-            },
-            Frame::RstStream { stream, code } => Owned::RstStream { stream, code },
-            Frame::Settings { ack: false, params } => {
-                Owned::Settings(frame::settings(params).collect())
-            }
-            Frame::PushPromise { .. } => Owned::PushPromise,
-            Frame::Ping { ack: false, data } => Owned::Ping(data),
-            Frame::GoAway {
-                last_stream, code, ..
-            } => Owned::GoAway { last_stream, code },
-            Frame::WindowUpdate { stream, increment } => Owned::WindowUpdate { stream, increment },
-            Frame::Settings { ack: true, .. }
-            | Frame::Ping { ack: true, .. }
-            | Frame::Priority { .. }
-            | Frame::Unknown { .. } => Owned::Other,
-        }
     }
 }
 

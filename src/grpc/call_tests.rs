@@ -1,4 +1,5 @@
 use super::*;
+use crate::h2::frame::ErrorCode;
 
 fn request(message: &[u8]) -> Call {
     Call::new(&Request {

@@ -117,3 +117,43 @@ fn answer(mut c: TcpStream, seen: &Mutex<Vec<String>>, gate: &AtomicBool) {
     };
     let _ = c.write_all(reply.as_bytes());
 }
+
+// Client side of the ext_authz tests: one request, its answer as text.
+
+/// One request on a fresh connection: the whole response (head and body) as text.
+pub fn exchange(port: u16, req: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(super::IO_TIMEOUT))
+        .expect("timeout");
+    s.write_all(req.as_bytes()).expect("send");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `GET path` with Host `app.local`, `headers` and `Connection: close`.
+pub fn get(port: u16, path: &str, headers: &str) -> String {
+    exchange(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: app.local\r\n{headers}Connection: close\r\n\r\n"),
+    )
+}
+
+/// The status of a response `get` returned (0 when it has none).
+pub fn status(resp: &str) -> u16 {
+    resp.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// The value of a response's header `name`, if any.
+pub fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    let head = resp.split("\r\n\r\n").next()?;
+    head.lines().skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// A response's body.
+pub fn body(resp: &str) -> &str {
+    resp.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
