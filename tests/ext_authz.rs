@@ -17,53 +17,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use admin_util::{stat, wait_live};
-use common::authz::{body, get, header, status, Authz};
+use common::authz::{body, cluster, get, header, listener, status, Authz};
 use common::*;
-
-const EXT_AUTHZ: &str = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz";
-const PER_ROUTE: &str =
-    "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute";
-
-/// A listener on `port` whose ext_authz filter (`filter`: the typed config's fields, 14
-/// spaces deep) checks with `cluster`; `/open` has the filter off.
-fn listener(name: &str, port: u16, filter: &str, log: &str) -> String {
-    let head = common::yaml::listener_head("127.0.0.1", port)
-        .replacen("static_resources:\n  listeners:\n", "", 1)
-        .replace("listener_0", name)
-        .replace("stat_prefix: ingress_http", &format!("stat_prefix: {name}"));
-    let access_log = common::yaml::file_access_log(
-        log,
-        "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\\n",
-    );
-    format!(
-        r#"{head}{access_log}          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/open"}}
-                route: {{cluster: backend}}
-                typed_per_filter_config:
-                  authz: {{"@type": {PER_ROUTE}, disabled: true}}
-              - match: {{prefix: "/"}}
-                route: {{cluster: backend}}
-          http_filters:
-          - name: authz
-            typed_config:
-              "@type": {EXT_AUTHZ}
-{filter}
-          - name: envoy.filters.http.router
-"#
-    )
-}
-
-fn cluster(name: &str, port: u16) -> String {
-    format!(
-        "  - name: {name}\n    type: STATIC\n    connect_timeout: 1s\n    load_assignment:\n      \
-         cluster_name: {name}\n      endpoints:\n      - lb_endpoints:\n        - endpoint: \
-         {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}\n"
-    )
-}
 
 struct Setup {
     up: Upstream,
@@ -126,9 +81,9 @@ fn setup(tag: &str) -> Setup {
         listener("err", ports[2], err, &logs[2]),
         listener("off", ports[3], off, &logs[3]),
         listener("skip", ports[4], skip, &logs[4]),
-        cluster("backend", up.port()),
-        cluster("authz", authz.port),
-        cluster("dead", dead),
+        cluster("backend", up.port(), false),
+        cluster("authz", authz.port, false),
+        cluster("dead", dead, false),
     );
     let baton = Baton::start(&yaml);
     wait_live(admin);
@@ -351,7 +306,7 @@ fn what_baton_cannot_honour_is_refused_by_path() {
         let yaml = format!(
             "static_resources:\n  listeners:\n{}  clusters:\n{}",
             listener("l", free_port(), filter.trim_end(), "/dev/null"),
-            cluster("backend", 9)
+            cluster("backend", 9, false)
         );
         let err = refusal(&yaml);
         assert!(err.contains(&format!("{path}:")), "{path}\n{err}");
@@ -363,7 +318,7 @@ fn what_baton_cannot_honour_is_refused_by_path() {
             "disabled: true}",
             "check_settings: {context_extensions: {a: b}}}"
         ),
-        cluster("backend", 9)
+        cluster("backend", 9, false)
     );
     let err = refusal(&yaml);
     assert!(
@@ -380,7 +335,7 @@ fn what_baton_cannot_honour_is_refused_by_path() {
     let yaml = format!(
         "static_resources:\n  listeners:\n{}  clusters:\n{}{pp}",
         listener("l", free_port(), uri.trim_end(), "/dev/null"),
-        cluster("backend", 9)
+        cluster("backend", 9, false)
     );
     let err = refusal(&yaml);
     assert!(
@@ -404,8 +359,8 @@ fn a_request_paused_on_its_check_is_answered_across_a_hot_restart() {
         "static_resources:\n  listeners:\n{}  clusters:\n{}{}admin:\n  address: \
          {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}\n",
         listener("main", port, filter, "/dev/null"),
-        cluster("backend", up.port()),
-        cluster("authz", authz.port),
+        cluster("backend", up.port(), false),
+        cluster("authz", authz.port, false),
     );
     let dir = HotDir::new("ext-authz-hot");
     let mut v1 = hot_start(&yaml, &dir, &[]);

@@ -157,3 +157,60 @@ pub fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
 pub fn body(resp: &str) -> &str {
     resp.split_once("\r\n\r\n").map_or("", |(_, b)| b)
 }
+
+// Configs of the ext_authz tests.
+
+const EXT_AUTHZ: &str = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz";
+const PER_ROUTE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute";
+
+/// A listener on `port` whose ext_authz filter (`filter`: the typed config's fields, 14
+/// spaces deep) checks with `cluster`; `/open` has the filter off.
+pub fn listener(name: &str, port: u16, filter: &str, log: &str) -> String {
+    let head = super::yaml::listener_head("127.0.0.1", port)
+        .replacen("static_resources:\n  listeners:\n", "", 1)
+        .replace("listener_0", name)
+        .replace("stat_prefix: ingress_http", &format!("stat_prefix: {name}"));
+    let access_log = super::yaml::file_access_log(
+        log,
+        "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\\n",
+    );
+    format!(
+        r#"{head}{access_log}          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/open"}}
+                route: {{cluster: backend}}
+                typed_per_filter_config:
+                  authz: {{"@type": {PER_ROUTE}, disabled: true}}
+              - match: {{prefix: "/"}}
+                route: {{cluster: backend}}
+          http_filters:
+          - name: authz
+            typed_config:
+              "@type": {EXT_AUTHZ}
+{filter}
+          - name: envoy.filters.http.router
+"#
+    )
+}
+
+/// A STATIC cluster of one host, 127.0.0.1:`port`; `h2`: with `http2_protocol_options`, as a
+/// gRPC service's cluster is written.
+pub fn cluster(name: &str, port: u16, h2: bool) -> String {
+    let opts = if h2 {
+        "    typed_extension_protocol_options:\n      \
+         envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \
+         \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        \
+         explicit_http_config: {http2_protocol_options: {}}\n"
+    } else {
+        ""
+    };
+    format!(
+        "  - name: {name}\n    type: STATIC\n    connect_timeout: 1s\n{opts}    load_assignment:\n      \
+         cluster_name: {name}\n      endpoints:\n      - lb_endpoints:\n        - endpoint: \
+         {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}\n"
+    )
+}
