@@ -80,14 +80,24 @@ fn a_grpc_service_allows_with_its_header_edits_and_denies_with_its_answer() {
     let r = get(
         port,
         "/app?q=1",
-        "Authorization: Bearer alice\r\nX-Drop-Me: secret\r\nX-A: 1\r\nx-a: 2\r\n",
+        "Authorization: Bearer alice\r\nX-Drop-Me: secret\r\nX-A: 1\r\nx-a: 2\r\n\
+         X-Current-User: mallory\r\nX-Tag: client\r\nX-List: c\r\n",
     );
     assert_eq!(status(&r), 200, "{r}");
     // response_headers_to_add: on the client's response.
     assert_eq!(header(&r, "x-authz-note"), Some("ok"), "{r}");
     let seen = s.up.seen();
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].header("x-current-user"), Some("alice"));
+    let all = |name: &str| -> Vec<&str> {
+        let h = seen[0].headers.iter();
+        h.filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    // Set over the client's own (append false, or no append at all); appended with append.
+    assert_eq!(all("x-current-user"), ["alice"]);
+    assert_eq!(all("x-tag"), ["t"]);
+    assert_eq!(all("x-list"), ["c", "s"]);
     assert_eq!(seen[0].header("x-drop-me"), None, "headers_to_remove");
     assert_eq!(seen[0].header("x-authz-note"), None);
     // The CheckRequest's attributes, and the call's initial metadata.

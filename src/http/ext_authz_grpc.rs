@@ -134,9 +134,12 @@ fn checked(name: String, value: String) -> Result<(String, String), Malformed> {
 }
 
 /// A `HeaderValueOption` (header 1: key 1, value 2; append 2, a BoolValue; append_action 3).
-/// The deprecated `append`, when set, wins (true: append, false: overwrite); otherwise the
-/// action, whose default is APPEND_IF_EXISTS_OR_ADD; an unknown one overwrites (Envoy's
-/// `getAppendAction`).
+/// The deprecated `append`, when set, wins (true: append, false: overwrite), as in Envoy's
+/// `getAppendAction`; otherwise a non-zero `append_action`. With neither, the header
+/// overwrites: `external_auth.proto` says `append` "defaults to false when used in this
+/// message", and a client's own copy of a header the service sets (`x-current-user`) must not
+/// reach the upstream beside it. (The newest Envoy reads the zero `append_action` as
+/// APPEND_IF_EXISTS_OR_ADD, which proto3 cannot tell from unset.) An unknown action overwrites.
 fn mutation(msg: &[u8]) -> Result<Mutation, Malformed> {
     let (mut name, mut value) = (String::new(), String::new());
     let mut append = None;
@@ -167,7 +170,7 @@ fn mutation(msg: &[u8]) -> Result<Mutation, Malformed> {
         Ok(())
     })?;
     let action = match (append, action) {
-        (Some(true), _) | (None, 0) => AppendAction::AppendIfExistsOrAdd,
+        (Some(true), _) => AppendAction::AppendIfExistsOrAdd,
         (None, 1) => AppendAction::AddIfAbsent,
         (None, 3) => AppendAction::OverwriteIfExists,
         _ => AppendAction::OverwriteIfExistsOrAdd,
@@ -299,6 +302,7 @@ mod tests {
         proto::put_message(&mut m, 3, |ok| {
             hvo(ok, 2, "X-Current-User", "u1", Some(false), 0);
             hvo(ok, 2, "x-tag", "a", None, 0);
+            hvo(ok, 2, "x-more", "m", Some(true), 2);
             hvo(ok, 2, "x-once", "b", None, 1);
             proto::put_bytes(ok, 5, b"Authorization");
             hvo(ok, 6, "x-resp", "r", None, 2);
@@ -307,8 +311,9 @@ mod tests {
         assert!(d.allowed);
         assert_eq!(d.headers[0].name, "x-current-user");
         assert_eq!(d.headers[0].action, AppendAction::OverwriteIfExistsOrAdd);
-        assert_eq!(d.headers[1].action, AppendAction::AppendIfExistsOrAdd);
-        assert_eq!(d.headers[2].action, AppendAction::AddIfAbsent);
+        assert_eq!(d.headers[1].action, AppendAction::OverwriteIfExistsOrAdd);
+        assert_eq!(d.headers[2].action, AppendAction::AppendIfExistsOrAdd);
+        assert_eq!(d.headers[3].action, AppendAction::AddIfAbsent);
         assert_eq!(d.headers_to_remove, ["authorization"]);
         assert_eq!(d.response_headers.len(), 1);
         assert_eq!(

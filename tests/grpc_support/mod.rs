@@ -6,7 +6,7 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `authorization: Bearer NAME` | OK: `x-current-user: NAME` set upstream, `x-drop-me` removed, `x-authz-note: ok` on the response |
+//! | `authorization: Bearer NAME` | OK: `x-current-user: NAME` (append false) and `x-tag: t` (neither append nor action) set upstream, `x-list: s` appended, `x-drop-me` removed, `x-authz-note: ok` on the response |
 //! | path containing `/slow` | OK after 2 s (past the tests' check timeouts) |
 //! | path containing `/unavailable` | the call fails with UNAVAILABLE |
 //! | path containing `/garbage` | a response message that is not protobuf |
@@ -93,7 +93,8 @@ def check(request, context):
         return b"\xff\xff\xff"
     auth = headers.get("authorization", "")
     if auth.startswith("Bearer "):
-        ok = (ld(2, hvo("x-current-user", auth[7:], append=False)) + ld(5, b"x-drop-me")
+        ok = (ld(2, hvo("x-current-user", auth[7:], append=False)) + ld(2, hvo("x-tag", "t"))
+              + ld(2, hvo("x-list", "s", append=True)) + ld(5, b"x-drop-me")
               + ld(6, hvo("x-authz-note", "ok")))
         return ld(1, b"") + ld(3, ok)
     denied = ld(1, num(1, 401)) + ld(2, hvo("x-authz-reason", "no token")) + ld(3, b"denied by grpc authz")
