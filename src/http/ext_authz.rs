@@ -124,6 +124,33 @@ pub(super) fn check(
     }
 }
 
+impl Check {
+    /// A gRPC service's call for this check (its first bytes queued); `None` for an HTTP one.
+    pub fn grpc_call(&self) -> Option<crate::grpc::call::Call> {
+        let (authority, metadata) = self.grpc.as_ref()?;
+        Some(crate::grpc::call::Call::new(&crate::grpc::call::Request {
+            // Envoy's default `:authority` is the cluster's name.
+            authority: if authority.is_empty() {
+                &self.cluster
+            } else {
+                authority
+            },
+            path: super::ext_authz_grpc::CHECK_PATH,
+            timeout: self.timeout,
+            metadata,
+            message: &self.request,
+        }))
+    }
+}
+
+/// How a gRPC check's call ended, as the filter's answer: the `CheckResponse`, or an error.
+pub fn grpc_answer(done: Result<Vec<u8>, crate::grpc::call::Failure>) -> Result<Answer, ()> {
+    let message = done.map_err(|e| log::debug!("ext_authz: gRPC check failed: {e:?}"))?;
+    super::ext_authz_grpc::decide(&message)
+        .map(Answer::Grpc)
+        .map_err(|_| log::debug!("ext_authz: malformed CheckResponse"))
+}
+
 /// What the filter makes of a verdict.
 pub(super) enum Outcome {
     /// The request goes on with these request and response edits.
@@ -636,19 +663,8 @@ impl InFlight {
         };
         crate::observe::upstream_cx_open(ctx, cluster, addr);
         crate::observe::upstream_rq(ctx, cluster, addr, true);
-        let (link, tx) = match &c.grpc {
-            Some((authority, metadata)) => {
-                let mut call = crate::grpc::call::Call::new(&crate::grpc::call::Request {
-                    authority: if authority.is_empty() {
-                        &c.cluster
-                    } else {
-                        authority
-                    },
-                    path: super::ext_authz_grpc::CHECK_PATH,
-                    timeout: c.timeout,
-                    metadata,
-                    message: &c.request,
-                });
+        let (link, tx) = match c.grpc_call() {
+            Some(mut call) => {
                 let tx = std::mem::take(call.out());
                 (Link::Grpc(Box::new(call)), tx)
             }
@@ -672,20 +688,7 @@ impl InFlight {
             Link::Grpc(call) => self.shot.pump_duplex(|got, eof, tx| {
                 let done = call.feed(got, eof);
                 tx.append(call.out());
-                let message = match done? {
-                    Ok(m) => m,
-                    Err(e) => {
-                        log::debug!("ext_authz: gRPC check failed: {e:?}");
-                        return Some(Err(()));
-                    }
-                };
-                Some(match super::ext_authz_grpc::decide(&message) {
-                    Ok(d) => Ok(Answer::Grpc(d)),
-                    Err(_) => {
-                        log::debug!("ext_authz: malformed CheckResponse");
-                        Err(())
-                    }
-                })
+                done.map(grpc_answer)
             }),
         }
     }
