@@ -253,3 +253,53 @@ fn the_call_carries_the_configured_authority_and_metadata() {
     assert_eq!(up.requests(), 0);
     drop(b);
 }
+
+/// A hostile service that floods PINGs and never reads the acknowledgements: once a
+/// megabyte of them waits to be sent the check fails (403) — memory does not grow until the
+/// call's timeout, which never fires.
+#[test]
+fn a_service_that_floods_pings_and_never_reads_fails_the_check() {
+    use ::baton::h2::frame;
+    let raw = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let raw_port = raw.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = raw.accept().expect("accept");
+        let mut pings = Vec::new();
+        for _ in 0..4096 {
+            frame::write_ping(&mut pings, [7; 8], false);
+        }
+        let mut w = Vec::new();
+        frame::write_settings(&mut w, &[]);
+        let mut sent = 0usize;
+        // At most 64 MiB, until baton closes the connection.
+        while sent < 64 << 20 {
+            if std::io::Write::write_all(&mut c, &w).is_err() {
+                return true;
+            }
+            sent += w.len();
+            w.clone_from(&pings);
+        }
+        false
+    });
+    let port = free_port();
+    let admin = free_port();
+    let filter = r#"              grpc_service:
+                envoy_grpc: {cluster_name: raw}
+                timeout: 60s"#;
+    let up = Upstream::start("up1");
+    let yaml = format!(
+        "static_resources:\n  listeners:\n{}  clusters:\n{}{}admin:\n  address: \
+         {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}\n",
+        listener("main", port, filter, "/dev/null"),
+        cluster("backend", up.port(), false),
+        cluster("raw", raw_port, false),
+    );
+    let b = Baton::start(&yaml);
+    wait_live(admin);
+    let r = get(port, "/x", "");
+    assert_eq!(status(&r), 403, "{r}");
+    assert!(server.join().expect("server"), "baton read 64 MiB of PINGs");
+    assert_eq!(stat(admin, "cluster.raw.upstream_rq_timeout"), 0);
+    assert_eq!(stat(admin, "http.main.ext_authz.error"), 1);
+    drop(b);
+}

@@ -17,6 +17,9 @@ use crate::h2::hpack;
 pub const MAX_MESSAGE: u32 = 256 * 1024;
 /// Most bytes of one header block as sent, and of its decoded header list.
 const MAX_BLOCK: usize = 64 * 1024;
+/// Most bytes a call may have waiting to be sent (its message and our acknowledgements):
+/// a server that floods PINGs or SETTINGS and never reads would otherwise grow it.
+pub const MAX_UNSENT: usize = 1 << 20;
 /// The one stream of the call.
 const STREAM: u32 = 1;
 

@@ -688,6 +688,10 @@ impl InFlight {
             Link::Grpc(call) => self.shot.pump_duplex(|got, eof, tx| {
                 let done = call.feed(got, eof);
                 tx.append(call.out());
+                if done.is_none() && tx.len() > crate::grpc::call::MAX_UNSENT {
+                    log::debug!("ext_authz: the gRPC service does not read what it asks for");
+                    return Some(Err(()));
+                }
                 done.map(grpc_answer)
             }),
         }
