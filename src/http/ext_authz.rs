@@ -144,7 +144,7 @@ impl Check {
 }
 
 /// How a gRPC check's call ended, as the filter's answer: the `CheckResponse`, or an error.
-pub fn grpc_answer(done: Result<Vec<u8>, crate::grpc::call::Failure>) -> Result<Answer, ()> {
+pub(crate) fn grpc_answer(done: Result<Vec<u8>, crate::grpc::call::Failure>) -> Result<Answer, ()> {
     let message = done.map_err(|e| log::debug!("ext_authz: gRPC check failed: {e:?}"))?;
     super::ext_authz_grpc::decide(&message)
         .map(Answer::Grpc)
