@@ -95,8 +95,16 @@ pub fn begin(
             ctx.listeners.get(l).and_then(|lr| lr.http()),
             ctx.access_logs.slots(l),
         ) {
-            fill_request(&mut c, slots, req.method, req.path, req.host, req.headers);
-            as_mutated(slots, &mut c, req.headers, direct, from, &h.hcm);
+            // The scheme as the connection manager leaves it: overwritten, or the connection's.
+            let scheme = match h.hcm.scheme_to_overwrite {
+                Some(true) => "https",
+                Some(false) => "http",
+                None if req.secure || conn.2.is_some() => "https",
+                None => "http",
+            };
+            let parts = (req.method, req.path, req.host, req.headers);
+            fill_request(&mut c, slots, parts, scheme);
+            as_mutated(slots, &mut c, req.headers, (direct, scheme), from, &h.hcm);
         }
         cap = Some(c);
     }
@@ -129,7 +137,7 @@ fn as_mutated(
     slots: &Slots,
     c: &mut Captured,
     headers: &[httparse::Header<'_>],
-    peer: SocketAddr,
+    (peer, scheme): (SocketAddr, &str),
     from: crate::http::request::Origin,
     hcm: &crate::config::HttpConnectionManager,
 ) {
@@ -148,7 +156,7 @@ fn as_mutated(
             "x-forwarded-proto"
                 if crate::http::request::replace_proto(hcm) || c.req(i).is_none() =>
             {
-                c.put(false, i, one("http"))
+                c.put(false, i, one(scheme))
             }
             "x-envoy-internal" if from.internal => c.put(false, i, one("true")),
             "x-envoy-internal" => c.clear_req(i),
@@ -174,33 +182,30 @@ fn ip_text(a: SocketAddr, buf: &mut [u8; 48]) -> &[u8] {
 }
 
 /// The request values a log format prints (its capture slots), from a request's parts.
-pub fn capture_request(
-    slots: &Slots,
-    method: &str,
-    path: &str,
-    host: Option<&str>,
-    headers: &[httparse::Header<'_>],
-) -> Captured {
+/// `(method, path, host, headers)`, and its scheme.
+pub fn capture_request(slots: &Slots, req: Parts<'_>, scheme: &str) -> Captured {
     let mut c = Captured::new(slots);
-    fill_request(&mut c, slots, method, path, host, headers);
+    fill_request(&mut c, slots, req, scheme);
     c
 }
 
+/// A request's method, path, host and headers.
+pub type Parts<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    &'a [httparse::Header<'a>],
+);
+
 /// `capture_request` into an empty record.
-fn fill_request(
-    c: &mut Captured,
-    slots: &Slots,
-    method: &str,
-    path: &str,
-    host: Option<&str>,
-    headers: &[httparse::Header<'_>],
-) {
+fn fill_request(c: &mut Captured, slots: &Slots, req: Parts<'_>, scheme: &str) {
+    let (method, path, host, headers) = req;
     for (i, name) in slots.req.iter().enumerate() {
         match name.as_str() {
             ":method" => c.put(false, i, one(method)),
             ":path" => c.put(false, i, one(path)),
             ":authority" | "host" => c.put(false, i, host.into_iter().flat_map(one)),
-            ":scheme" => c.put(false, i, one("http")),
+            ":scheme" => c.put(false, i, one(scheme)),
             n => c.put(false, i, values(headers, n)),
         }
     }

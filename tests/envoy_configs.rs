@@ -25,6 +25,15 @@ use serde_yaml::Value;
 /// loads).
 const CORPUS: &[(&str, &[&str])] = &[
     ("envoy--configs-envoy-demo.yaml", &[]),
+    ("envoy--configs-encapsulate_in_http1_connect.yaml", &[]),
+    ("envoy--configs-envoy-default.yaml", &[]),
+    ("envoy--configs-google-vrp-envoy-edge.yaml", &[]),
+    ("envoy--configs-google-vrp-envoy-origin.yaml", &[]),
+    ("envoy--configs-terminate_http1_connect.yaml", &[]),
+    (
+        "envoy--configs-proxy_connect.yaml",
+        &["static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http2_protocol_options.allow_connect"],
+    ),
     ("envoy--docs-root-configuration-best_practices-_include-edge.yaml", &[]),
     (
         "envoy--configs-google_com_proxy.v2.yaml",
@@ -541,11 +550,14 @@ fn on_loopback(file: &str, upstream: u16) -> (String, Vec<u16>) {
         set_address(l.get_mut("address").expect("listener address"), port);
         ports.push(port);
     }
-    for c in sr
-        .get_mut("clusters")
-        .and_then(Value::as_sequence_mut)
-        .expect("clusters")
-    {
+    // A list of clusters, or one written as a map (Envoy's Google VRP edge config), or none
+    // (its origin config).
+    let clusters: Vec<&mut Value> = match sr.get_mut("clusters") {
+        Some(Value::Sequence(list)) => list.iter_mut().collect(),
+        Some(one) => vec![one],
+        None => Vec::new(),
+    };
+    for c in clusters {
         let eps = c
             .get_mut("load_assignment")
             .and_then(|la| la.get_mut("endpoints"))
@@ -1433,33 +1445,12 @@ fn envoys_edge_example_serves_http2_and_http11_over_tls_to_an_http2_upstream() {
     let file = "envoy--docs-root-configuration-best_practices-_include-edge.yaml";
     assert!(loads(file));
     let certs = ExampleCerts::new("edge");
-    let docroot = certs.root().join("docroot");
-    std::fs::create_dir_all(&docroot).expect("docroot");
-    let page: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
-    std::fs::write(docroot.join("page"), &page).expect("page");
-    let origin = common::Nghttpd::start(&docroot, None);
+    let (page, origin) = page_behind_nghttpd(&certs, "page", 200_000);
     let (yaml, ports) = on_loopback(file, origin.1);
     let b = Baton::start_in(certs.root(), &yaml);
     // The admin's port comes first in this file: the listener is ports[0].
     let (_b, port) = (b, ports[0]);
-    let fetch = |proto: &str, path: &str| {
-        let out = common::curl(&[
-            proto,
-            "-s",
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_version} %{http_code}",
-            "--cacert",
-            &certs.ca(),
-            "--resolve",
-            &format!("example.com:{}:127.0.0.1", port),
-            &format!("https://example.com:{}{path}", port),
-        ]);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, tail) = text.rsplit_once('\n').unwrap_or_default();
-        (body.to_string(), tail.to_string())
-    };
+    let fetch = |proto: &str, path: &str| example_com_fetch(&certs, port, &[proto], path);
     let page = String::from_utf8(page).expect("ascii");
     assert_eq!(
         fetch("--http2", "/page"),
@@ -1984,4 +1975,187 @@ fn fault_injection_example_delays_and_aborts_as_its_runtime_scripts_say() {
     }
     assert_eq!(send().0, 200, "{}", b.log());
     common::hot::stop_in_charge(&mut b, &pid_file);
+}
+
+/// Envoy's HTTP/1.1 CONNECT pair (configs/): `encapsulate_in_http1_connect.yaml` carries each
+/// TCP connection inside a CONNECT to `terminate_http1_connect.yaml`, which terminates it
+/// and sends the payload to its cluster (here a test HTTP service in place of
+/// www.google.com:443). curl through the terminator as a tunnelling proxy (`-p -x`, as the
+/// config's comment suggests) and raw TCP through both reach the service.
+#[test]
+fn envoys_http11_connect_pair_carries_tcp_through_a_connect_tunnel() {
+    let (enc, term) = (
+        "envoy--configs-encapsulate_in_http1_connect.yaml",
+        "envoy--configs-terminate_http1_connect.yaml",
+    );
+    assert!(loads(enc) && loads(term));
+    let up = Upstream::start("behind-the-tunnel");
+    // Both configs name their admin first: the listener's port is the one on_loopback gave.
+    let (yaml, term_ports) = on_loopback(term, up.port());
+    let _terminator = Baton::start(&yaml);
+    let proxy = format!("127.0.0.1:{}", term_ports[0]);
+    let url = format!("http://127.0.0.1:{}/direct", up.port());
+    let body = common::curl_ok(&["-s", "-p", "-x", &proxy, &url]);
+    assert_eq!(body, up.greeting());
+    let (yaml, enc_ports) = on_loopback(enc, term_ports[0]);
+    let _tunnel = Baton::start(&yaml);
+    for path in ["/one", "/two"] {
+        let r = request(
+            enc_ports[0],
+            &format!("GET {path} HTTP/1.1\r\nHost: svc\r\n\r\n"),
+        );
+        assert_eq!(r.status(), 200);
+        assert_eq!(String::from_utf8_lossy(&r.body), up.greeting());
+    }
+    let paths: Vec<String> = up.seen().iter().map(|r| r.target.clone()).collect();
+    assert!(
+        paths.ends_with(&["/one".to_string(), "/two".to_string()]),
+        "{paths:?}"
+    );
+}
+
+/// Envoy's Google VRP edge config (configs/google-vrp/envoy-edge.yaml, the model of its
+/// vulnerability reward programme's edge): TLS for its `certs/…` (here a test certificate for
+/// example.com), `/content` to an HTTP/2 cluster (here nghttpd over h2c) with a route idle
+/// timeout, everything else a direct `403 denied`, the fixed-heap overload monitor in its
+/// `v2alpha` type (which Envoy still loads), headers with underscores refused, and its one
+/// cluster written as a map rather than a list.
+#[test]
+fn envoys_google_vrp_edge_serves_content_over_http2_and_denies_the_rest() {
+    let file = "envoy--configs-google-vrp-envoy-edge.yaml";
+    assert!(loads(file));
+    let certs = ExampleCerts::new("vrp_edge");
+    let (page, origin) = page_behind_nghttpd(&certs, "content/page", 100_000);
+    let (yaml, ports) = on_loopback(file, origin.1);
+    let _b = Baton::start_in(certs.root(), &yaml);
+    let port = ports[0];
+    let fetch = |args: &[&str], path: &str| example_com_fetch(&certs, port, args, path);
+    let page = String::from_utf8(page).expect("ascii");
+    // Its TLS context lists no ALPN protocols, so (as from Envoy) a client offering h2 gets
+    // HTTP/1.1; one speaking HTTP/2 by prior knowledge gets HTTP/2 (codec AUTO).
+    let cases = [
+        ("--http2", "1.1 200"),
+        ("--http2-prior-knowledge", "2 200"),
+        ("--http1.1", "1.1 200"),
+    ];
+    for (proto, want) in cases {
+        let (body, tail) = fetch(&[proto], "/content/page");
+        assert_eq!((body.len(), tail.as_str()), (page.len(), want));
+        assert!(body == page, "{proto}: the page differs");
+    }
+    assert_eq!(
+        fetch(&["--http2-prior-knowledge"], "/elsewhere"),
+        ("denied\n".to_string(), "2 403".to_string())
+    );
+    // headers_with_underscores_action: REJECT_REQUEST.
+    assert_eq!(
+        fetch(&["--http1.1", "-H", "x_under: 1"], "/content/page").1,
+        "1.1 400"
+    );
+
+    // With its origin config (envoy-origin.yaml) behind it, as the VRP runs them: the edge
+    // speaks HTTP/2 to the origin (codec AUTO there), which answers `normal` to all but
+    // `/blockedz`, the treasure the edge must not let through.
+    let origin_file = "envoy--configs-google-vrp-envoy-origin.yaml";
+    assert!(loads(origin_file));
+    let (yaml, origin_ports) = on_loopback(origin_file, 1);
+    let _origin = Baton::start(&yaml);
+    let (yaml, ports) = on_loopback(file, origin_ports[0]);
+    let _edge = Baton::start_in(certs.root(), &yaml);
+    let fetch = |args: &[&str], path: &str| example_com_fetch(&certs, ports[0], args, path);
+    assert_eq!(
+        fetch(&["--http1.1"], "/content"),
+        ("normal\n".to_string(), "1.1 200".to_string())
+    );
+    // Neither config normalises paths: a dot-segment reaches the origin as sent and is not
+    // its `/blockedz` either.
+    for (path, want) in [
+        ("/blockedz", ("denied\n", "1.1 403")),
+        ("/content/../blockedz", ("normal\n", "1.1 200")),
+    ] {
+        let (body, tail) = fetch(&["--http1.1", "--path-as-is"], path);
+        assert_eq!((body.as_str(), tail.as_str()), want, "{path}");
+    }
+}
+
+/// An HTTP/2 origin for the edge examples: nghttpd over h2c serving `len` letters at `path`
+/// (under a docroot beside the example's certificates); the page and the server.
+fn page_behind_nghttpd(certs: &ExampleCerts, path: &str, len: u32) -> (Vec<u8>, common::Nghttpd) {
+    let docroot = certs.root().join("docroot");
+    let file = docroot.join(path);
+    std::fs::create_dir_all(file.parent().expect("a directory")).expect("docroot");
+    let page: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+    std::fs::write(&file, &page).expect("page");
+    (page, common::Nghttpd::start(&docroot, None))
+}
+
+/// curl to `https://example.com:PORT/PATH` (resolved to 127.0.0.1, the examples' CA trusted)
+/// with `args`: the body, and "HTTP-VERSION STATUS".
+fn example_com_fetch(
+    certs: &ExampleCerts,
+    port: u16,
+    args: &[&str],
+    path: &str,
+) -> (String, String) {
+    let resolve = format!("example.com:{port}:127.0.0.1");
+    let url = format!("https://example.com:{port}{path}");
+    let ca = certs.ca();
+    let mut all = vec![
+        "-s",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_version} %{http_code}",
+        "--cacert",
+        &ca,
+    ];
+    all.extend_from_slice(&["--resolve", &resolve]);
+    all.extend_from_slice(args);
+    all.push(&url);
+    let out = common::curl(&all);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, tail) = text.rsplit_once('\n').unwrap_or_default();
+    (body.to_string(), tail.to_string())
+}
+
+/// Envoy's default config (configs/envoy-default.yaml, what its container image runs when
+/// given none): every request to www.envoyproxy.io:443 over TLS, SNI and Host
+/// `www.envoyproxy.io`, the access log on `/dev/stdout` (file logger). Here the upstream is a
+/// local TLS server with a certificate for that name; it reports the SNI and TLS version it
+/// saw.
+#[test]
+fn envoys_default_config_proxies_over_tls_by_name_and_logs_to_stdout() {
+    let file = "envoy--configs-envoy-default.yaml";
+    assert!(loads(file));
+    let pki = tls_support::Pki::new("envoy_default");
+    let cert = pki.leaf("origin", "/CN=www.envoyproxy.io", "DNS:www.envoyproxy.io");
+    let origin = tls_support::PyTls::start(&cert, None);
+    let (yaml, ports) = on_loopback(file, origin.port);
+    let mut b = Baton::start(&yaml);
+    let url = format!("http://127.0.0.1:{}/docs", ports[0]);
+    for _ in 0..2 {
+        let body = common::curl_ok(&["-s", "-A", "t/1", &url]);
+        let f: Vec<&str> = body.split_whitespace().collect();
+        assert_eq!(
+            f.get(2..4),
+            Some(&["www.envoyproxy.io", "TLSv1.3"][..]),
+            "{body}"
+        );
+    }
+    assert!(
+        b.wait_log("\"GET /docs HTTP/1.1\" 200 - 0 ", Duration::from_secs(10)),
+        "{}",
+        b.log()
+    );
+    // Envoy's default format names the rewritten authority and the upstream host.
+    let log = b.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"GET /docs HTTP/1.1\""))
+        .expect("access log line");
+    assert!(line.contains("\"www.envoyproxy.io\""), "{line}");
+    assert!(
+        line.ends_with(&format!("\"127.0.0.1:{}\"", origin.port)),
+        "{line}"
+    );
 }

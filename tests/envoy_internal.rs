@@ -52,9 +52,14 @@ fn with_hcm(yaml: String, hcm: &[&str], admin: u16) -> String {
 /// Baton with one route `/` to cluster `svc` of `ports`, extra HCM lines and an admin
 /// listener, LIVE; returns it with the admin port.
 fn start(ports: &[u16], routes: &str, hcm: &[&str]) -> (Baton, u16) {
+    start_route_config(ports, &single_vhost(routes), hcm)
+}
+
+/// `start` with a whole route configuration.
+fn start_route_config(ports: &[u16], route_config: &str, hcm: &[&str]) -> (Baton, u16) {
     let admin = free_port();
     let yaml = with_hcm(
-        config(free_port(), &single_vhost(routes), &[cluster("svc", ports)]),
+        config(free_port(), route_config, &[cluster("svc", ports)]),
         hcm,
         admin,
     );
@@ -623,4 +628,96 @@ fn require_tls_redirects_a_cors_preflight_before_the_filters_see_the_route() {
     assert!(out.contains("location: https://shop.test/x\r\n"), "{out}");
     assert!(!out.contains("access-control-allow-origin"), "{out}");
     assert_eq!(up.requests(), 0);
+}
+
+/// `scheme_header_transformation.scheme_to_overwrite`: every request's scheme is the
+/// configured one, as Envoy's connection manager sets `:scheme` and `x-forwarded-proto`: the
+/// upstream sees it whatever the client claimed, `require_tls` takes a plaintext request
+/// overwritten to `https` as secure, and the access log's `:scheme` and
+/// `x-forwarded-proto` say it. Values other than http/https are refused.
+#[test]
+fn scheme_to_overwrite_is_every_requests_scheme() {
+    let up = Upstream::start("up");
+    let greeting = up.greeting();
+    let vhost = format!(
+        "name: rc\nvirtual_hosts:\n- name: vh\n  domains: ['*']\n  require_tls: ALL\n  routes:\n{ROUTE}"
+    );
+    let log = common::baton::log_path("scheme-overwrite.log");
+    let _ = std::fs::remove_file(&log);
+    let logger = common::yaml::file_access_log(
+        &log.display().to_string(),
+        "%REQ(:SCHEME)% %REQ(X-FORWARDED-PROTO)%\\n",
+    );
+    let (b, _) = start_route_config(
+        &[up.port()],
+        &vhost,
+        &[
+            "scheme_header_transformation: {scheme_to_overwrite: https}",
+            logger.trim_start(),
+        ],
+    );
+    // Plain HTTP, the client claiming http: still https, so require_tls lets it through.
+    assert_eq!(
+        answer_from(
+            "127.0.0.1",
+            b.port,
+            "shop.test",
+            "/a",
+            &["x-forwarded-proto: http"]
+        ),
+        format!("{greeting} 200")
+    );
+    assert_eq!(
+        answer_from("127.0.0.1", b.port, "shop.test", "/b", &[]),
+        format!("{greeting} 200")
+    );
+    let seen = up.seen();
+    let protos: Vec<_> = seen.iter().map(|r| r.header("x-forwarded-proto")).collect();
+    assert_eq!(protos, [Some("https"), Some("https")]);
+    let lines = log_lines(&log.display().to_string(), 2);
+    assert_eq!(lines, ["https https", "https https"]);
+    drop(b);
+
+    // `http` overwrites a client's https claim the same way (and require_tls redirects).
+    let (b, _) = start_route_config(
+        &[up.port()],
+        &vhost,
+        &["scheme_header_transformation: {scheme_to_overwrite: http}"],
+    );
+    assert_eq!(
+        answer_from(
+            "127.0.0.1",
+            b.port,
+            "shop.test",
+            "/c",
+            &["x-forwarded-proto: https"]
+        ),
+        "301 https://shop.test/c"
+    );
+    drop(b);
+
+    for (field, message) in [
+        (
+            "{scheme_to_overwrite: ftp}",
+            "scheme_header_transformation.scheme_to_overwrite: \"ftp\" is not a valid value",
+        ),
+        (
+            "{match_upstream: true}",
+            "scheme_header_transformation.match_upstream: not supported by baton",
+        ),
+    ] {
+        let yaml = with_hcm(
+            config(free_port(), &single_vhost(ROUTE), &[cluster("svc", &[1])]),
+            &[&format!("scheme_header_transformation: {field}")],
+            free_port(),
+        );
+        let file = common::baton::log_path("scheme-bad.yaml");
+        std::fs::write(&file, yaml).expect("write config");
+        let (st, _, err) = run_baton(
+            &["--mode", "validate", "-c", &file.display().to_string()],
+            std::time::Duration::from_secs(10),
+        );
+        assert!(!st.success(), "{field} accepted");
+        assert!(err.contains(message), "{err}");
+    }
 }

@@ -496,6 +496,34 @@ fn a_client_reset_mid_response_abandons_the_upstream_request() {
     assert_eq!(out, "2 200");
 }
 
+/// A client that closes its side (FIN, no reset) while the response waits for its
+/// flow-control window can never open the window again: the connection ends at once, not
+/// when a timeout fires (its descriptor was held, CLOSE-WAIT, until then; a drain waited).
+#[test]
+fn a_client_that_closes_while_its_window_is_shut_ends_the_connection() {
+    let log = tmp_file("h2-fin");
+    let (b, _up, s) = start_edited(
+        vec![(
+            log.display().to_string(),
+            Some("%PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS%\n".into()),
+        )],
+        with_routes,
+    );
+    let mut c = connect(b.port);
+    // A window of 0: the response head goes out, no body.
+    let mut open = PREFACE.to_vec();
+    open.extend(frame(4, 0, 0, &[0, 4, 0, 0, 0, 0]));
+    open.extend(frame(1, 5, 1, &get_block("/bytes/1000000")));
+    let (f, _) = talk(&mut c, &open, |f| ok_on(f, 1));
+    assert!(ok_on(&f, 1), "{f:?}");
+    c.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let (_, closed) = talk(&mut c, &[], |_| false);
+    assert!(closed, "the connection stays open after the client's FIN");
+    let lines = wait_file_lines(&log, 1);
+    assert!(lines[0].starts_with("HTTP/2 200 DC"), "{lines:?}");
+    assert_eq!(stat(s.admin, "http.ingress_http.downstream_cx_active"), 0);
+}
+
 #[test]
 fn a_hot_restart_finishes_the_running_stream_then_goaway() {
     let up = Upstream::start("up1");
@@ -624,7 +652,8 @@ fn tls_alpn_h2_and_http11_clients() {
     assert_eq!(out, "1.1 70000");
     // The request is the same for the upstream either way (x-forwarded-proto included).
     let lines = wait_file_lines(&log, 2);
-    assert!(lines[0].starts_with("HTTP/2 200 "), "{lines:?}");
+    // Over TLS the connection manager's x-forwarded-proto (as logged) is https.
+    assert_eq!(lines[0], "HTTP/2 200 https", "{lines:?}");
     assert_eq!(
         lines[0].replace("HTTP/2", "HTTP/1.1"),
         lines[1],

@@ -437,37 +437,62 @@ fn hostile_origin(
     (port, t)
 }
 
-fn ok_answer(stream: u32) -> Vec<u8> {
+/// A response head on `stream` (HEADERS, END_STREAM if `end`) with `:status` 200 and a
+/// content-length.
+fn head_frame(stream: u32, length: &[u8], end: bool) -> Vec<u8> {
     let mut block = Vec::new();
-    let fields = [(&b":status"[..], &b"200"[..]), (b"content-length", b"2")];
+    let fields = [(&b":status"[..], &b"200"[..]), (b"content-length", length)];
     ::baton::h2::hpack::Encoder::new().encode(&mut fields.into_iter(), &mut block);
     let mut out = Vec::new();
-    ::baton::h2::frame::write_headers(&mut out, stream, &block, false, 16_384);
+    ::baton::h2::frame::write_headers(&mut out, stream, &block, end, 16_384);
+    out
+}
+
+fn ok_answer(stream: u32) -> Vec<u8> {
+    let mut out = head_frame(stream, b"2", false);
     ::baton::h2::frame::write_data(&mut out, stream, b"ok", true);
     out
+}
+
+/// What a client's GET gets when the origin answers its stream with `answer` and then reads
+/// until the connection closes.
+fn status_for_answer(answer: fn(u32) -> Vec<u8>) -> u16 {
+    let (port, t) = hostile_origin(answer, |s| {
+        let mut b = [0u8; 1024];
+        while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+    });
+    let b = start(port, H2C);
+    let mut c = RawConn::connect(b.addr().port());
+    let status = get(&mut c, "/").status();
+    if status != 502 {
+        eprintln!("{}", b.log());
+    }
+    drop(b);
+    let _ = t.join();
+    status
 }
 
 #[test]
 fn an_http2_protocol_error_from_the_upstream_is_a_502_upe() {
     // DATA on stream 0 is a connection error (RFC 9113 §6.1): Envoy answers 502 with UPE.
-    let (port, t) = hostile_origin(
-        |_| {
-            let mut out = Vec::new();
-            out.extend_from_slice(&[0, 0, 2, 0, 1, 0, 0, 0, 0]);
-            out.extend_from_slice(b"zz");
-            out
-        },
-        |s| {
-            let mut b = [0u8; 1024];
-            while matches!(s.read(&mut b), Ok(n) if n > 0) {}
-        },
+    let status = status_for_answer(|_| {
+        let mut out = Vec::new();
+        out.extend_from_slice(&[0, 0, 2, 0, 1, 0, 0, 0, 0]);
+        out.extend_from_slice(b"zz");
+        out
+    });
+    assert_eq!(status, 502);
+}
+
+#[test]
+fn a_head_ending_the_stream_with_a_content_length_is_a_502_at_once() {
+    // END_STREAM on HEADERS whose content-length is 5: no DATA can follow, the response is
+    // malformed (RFC 9113 §8.1.1). It used to reach the client as a 200 whose body never
+    // came, until the route's timeout reset it.
+    assert_eq!(
+        status_for_answer(|stream| head_frame(stream, b"5", true)),
+        502
     );
-    let b = start(port, H2C);
-    let mut c = RawConn::connect(b.addr().port());
-    let r = get(&mut c, "/");
-    assert_eq!(r.status(), 502, "{}", b.log());
-    drop(b);
-    let _ = t.join();
 }
 
 #[test]

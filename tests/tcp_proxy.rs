@@ -730,7 +730,7 @@ fn unsupported_tcp_proxy_fields_are_refused_naming_their_path() {
         admin,
         &fields(&[
             "cluster: up",
-            "tunneling_config: {hostname: example.com:443}",
+            "tunneling_config: {hostname: example.com:443, use_post: true}",
             "hash_policy: [{source_ip: {}}]",
         ]),
         "",
@@ -741,7 +741,9 @@ fn unsupported_tcp_proxy_fields_are_refused_naming_their_path() {
     let t = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
     assert!(err.contains("2 errors:"), "{err}");
     assert!(
-        err.contains(&format!("{t}.tunneling_config: not supported by baton (tunneling TCP over HTTP CONNECT or POST)")),
+        err.contains(&format!(
+            "{t}.tunneling_config.use_post: not supported by baton (tunneling over POST)"
+        )),
         "{err}"
     );
     assert!(
@@ -750,4 +752,164 @@ fn unsupported_tcp_proxy_fields_are_refused_naming_their_path() {
         )),
         "{err}"
     );
+}
+
+/// baton terminating HTTP/1.1 CONNECT (Envoy's `terminate_http1_connect` shape): the CONNECT
+/// route's cluster is `up` on `up`.
+fn connect_terminator(up: u16) -> (Baton, u16) {
+    let (port, admin) = (free_port(), free_port());
+    let yaml = format!(
+        r#"static_resources:
+  listeners:
+  - name: terminate
+    address:
+      socket_address:
+        address: 127.0.0.1
+        port_value: {port}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          route_config:
+            name: local_route
+            virtual_hosts:
+            - name: local_service
+              domains: ["*"]
+              routes:
+              - match: {{connect_matcher: {{}}}}
+                route:
+                  cluster: up
+                  upgrade_configs: [{{upgrade_type: CONNECT, connect_config: {{}}}}]
+          http_filters:
+          - name: envoy.filters.http.router
+          upgrade_configs: [{{upgrade_type: CONNECT}}]
+  clusters:
+  - name: up
+    connect_timeout: 2s
+    load_assignment:
+      cluster_name: up
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {up}}}}}}}
+admin:
+  address:
+    socket_address: {{address: 127.0.0.1, port_value: {admin}}}
+"#
+    );
+    (quiet_start(&yaml, admin), port)
+}
+
+/// `tunneling_config`: each client connection is carried inside an HTTP/1.1 CONNECT to the
+/// cluster, an HTTP proxy — here a second baton terminating CONNECT in front of an echo
+/// service (Envoy's `encapsulate_in_http1_connect` and `terminate_http1_connect` pair).
+/// Bytes cross both ways byte-exact, the server's banner first; half-close passes through.
+#[test]
+fn tunneling_config_carries_the_connection_inside_an_http11_connect() {
+    let echo = echo_upstream(b"hello from the echo service\n", b"");
+    let (_term, term_port) = connect_terminator(echo);
+    let p = start(
+        &["tunneling_config: {hostname: \"host.com:443\"}"],
+        &[term_port],
+    );
+    let mut c = connect(p.port);
+    let banner = b"hello from the echo service\n";
+    assert_eq!(read_n(&mut c, banner.len()), banner);
+    let sender = send_pattern(c.try_clone().expect("clone"), 3 << 20);
+    assert_eq!(recv_pattern(&mut c), 3 << 20);
+    sender.join().expect("sender");
+    // One upstream connection per client connection, nothing retried.
+    let mut c2 = connect(p.port);
+    assert_eq!(read_n(&mut c2, banner.len()), banner);
+    c2.write_all(b"ping\n").expect("write");
+    assert_eq!(read_n(&mut c2, 5), b"ping\n");
+    drop(c2);
+    assert!(eventually(IO_TIMEOUT, || stat(
+        p.admin,
+        "cluster.up.upstream_cx_total"
+    ) == 2));
+    assert_eq!(stat(p.admin, "cluster.up.upstream_cx_connect_fail"), 0);
+}
+
+/// What goes to the proxy is exactly Envoy's CONNECT (`hostname` as target and Host); the
+/// client's bytes follow only after a 2xx; bytes after the answer's head are the tunnel's.
+/// A refusal (here 403) is a failed connect: the next attempt goes to the next endpoint,
+/// and after the last one the client is closed with nothing written.
+#[test]
+fn tunneling_config_sends_envoys_connect_and_treats_a_refusal_as_a_failed_connect() {
+    // A scripted proxy: records the request head, answers `reply`, then echoes.
+    let proxy = |reply: &'static [u8]| {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { return };
+                let tx = tx.clone();
+                thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut b = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && head.len() < 4096 {
+                        match s.read(&mut b) {
+                            Ok(1) => head.push(b[0]),
+                            _ => return,
+                        }
+                    }
+                    let _ = tx.send(head);
+                    if s.write_all(reply).is_err() {
+                        return;
+                    }
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = s.read(&mut buf) {
+                        if n == 0 || s.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (port, rx)
+    };
+    let (ok_port, ok_heads) = proxy(b"HTTP/1.1 200 Connection established\r\n\r\nready\n");
+    let (no_port, no_heads) = proxy(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n");
+    // Two endpoints, two attempts: round robin makes the refusing one first for one client.
+    let p = start(
+        &[
+            "tunneling_config: {hostname: \"db.internal:5432\"}",
+            "max_connect_attempts: 2",
+        ],
+        &[no_port, ok_port],
+    );
+    for _ in 0..2 {
+        let mut c = connect(p.port);
+        c.write_all(b"early bytes\n").expect("write");
+        assert_eq!(read_n(&mut c, 6), b"ready\n");
+        assert_eq!(read_n(&mut c, 12), b"early bytes\n");
+    }
+    let want = b"CONNECT db.internal:5432 HTTP/1.1\r\nhost: db.internal:5432\r\n\r\n".to_vec();
+    let head = ok_heads.recv_timeout(IO_TIMEOUT).expect("a CONNECT");
+    assert_eq!(
+        String::from_utf8_lossy(&head),
+        String::from_utf8_lossy(&want)
+    );
+    let refused = no_heads
+        .recv_timeout(IO_TIMEOUT)
+        .expect("a CONNECT to the other");
+    assert_eq!(refused, want);
+    drop(p);
+
+    // Only the refusing proxy: the client is closed unanswered, the attempts counted.
+    let (no_port, _no_heads) = proxy(b"HTTP/1.1 403 Forbidden\r\n\r\n");
+    let p = start(
+        &["tunneling_config: {hostname: \"db.internal:5432\"}"],
+        &[no_port],
+    );
+    let mut c = connect(p.port);
+    c.write_all(b"early bytes\n").expect("write");
+    let got = read_to_eof(&mut c).unwrap_or_default();
+    assert!(got.is_empty(), "{got:?}");
+    assert!(eventually(IO_TIMEOUT, || {
+        stat(p.admin, "cluster.up.upstream_cx_connect_attempts_exceeded") == 1
+    }));
 }

@@ -510,6 +510,75 @@ fn read_pattern(mut c: TcpStream, progress: &std::sync::atomic::AtomicU64) -> u6
     }
 }
 
+/// An HTTP/2 client's CONNECT: its END_STREAM is the half-close of its side of the tunnel
+/// (RFC 9113 §8.5), which reaches the upstream as a FIN; the upstream can still answer, and
+/// its close ends the stream. The half-close used to stop at baton (the upstream waited).
+#[test]
+fn an_http2_connects_end_stream_is_a_half_close_the_upstream_sees() {
+    use ::baton::h2::frame::{self as h2f, Frame};
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let raw = l.local_addr().expect("addr").port();
+    let h = thread::spawn(move || {
+        let (mut s, _) = l.accept().expect("accept");
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let got = read_to_eof(&mut s).expect("FIN, not a reset");
+        assert_eq!(got, b"client data");
+        s.write_all(b"answer after your FIN").expect("write");
+    });
+    let p = start(free_port(), raw, &Opts::default());
+    let mut c = TcpStream::connect(local(p.port)).expect("connect");
+    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut w = h2f::PREFACE.to_vec();
+    h2f::write_settings(&mut w, &[]);
+    let mut block = Vec::new();
+    let fields = [
+        (&b":method"[..], &b"CONNECT"[..]),
+        (b":authority", b"files.test:443"),
+    ];
+    ::baton::h2::hpack::Encoder::new().encode(&mut fields.into_iter(), &mut block);
+    h2f::write_headers(&mut w, 1, &block, false, 16_384);
+    c.write_all(&w).unwrap();
+    let mut wire = Vec::new();
+    let mut data = Vec::new();
+    let mut sent_body = false;
+    let mut b = [0u8; 4096];
+    'read: loop {
+        let n = c.read(&mut b).expect("read frames");
+        assert!(
+            n > 0,
+            "closed before the answer: {:?}",
+            String::from_utf8_lossy(&data)
+        );
+        wire.extend_from_slice(&b[..n]);
+        while let Ok(Some((f, used))) = h2f::parse(&wire, 1 << 24) {
+            match f {
+                Frame::Headers { stream: 1, .. } if !sent_body => {
+                    // The tunnel is up (200): our data, then END_STREAM.
+                    let mut d = Vec::new();
+                    h2f::write_data(&mut d, 1, b"client data", true);
+                    c.write_all(&d).unwrap();
+                    sent_body = true;
+                }
+                Frame::Data {
+                    stream: 1,
+                    data: piece,
+                    end_stream,
+                    ..
+                } => {
+                    data.extend_from_slice(piece);
+                    if end_stream {
+                        break 'read;
+                    }
+                }
+                _ => {}
+            }
+            wire.drain(..used);
+        }
+    }
+    assert_eq!(data, b"answer after your FIN");
+    h.join().expect("upstream side");
+}
+
 #[test]
 fn a_long_download_through_a_terminated_connect_is_byte_exact() {
     let (raw, h) = download_upstream(DOWNLOAD, Duration::ZERO);

@@ -79,13 +79,14 @@ impl AdminLog {
                 .iter()
                 .find(|h| h.name.eq_ignore_ascii_case("host"))
                 .and_then(|h| std::str::from_utf8(h.value).ok());
-            crate::observe::capture_request(
-                &self.slots,
+            // The admin listener is plain HTTP.
+            let parts = (
                 req.method.unwrap_or("-"),
                 req.path.unwrap_or("-"),
                 host,
-                req.headers,
-            )
+                &*req.headers,
+            );
+            crate::observe::capture_request(&self.slots, parts, "http")
         } else {
             Captured::new(&self.slots)
         };

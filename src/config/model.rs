@@ -275,6 +275,9 @@ pub struct TcpProxy {
     pub max_downstream_connection_duration: Option<Duration>,
     /// One line per connection, when it ends.
     pub access_log: Vec<AccessLog>,
+    /// `tunneling_config.hostname`: the upstream is an HTTP/1.1 proxy; each connection first
+    /// sends it `CONNECT <hostname>` and becomes a tunnel on its 2xx answer. `None`: plain TCP.
+    pub tunnel_hostname: Option<String>,
 }
 
 /// Envoy's connection limit network filter: past `max_connections` open connections on the
@@ -463,6 +466,11 @@ pub struct HttpConnectionManager {
     pub preserve_external_request_id: bool,
     /// Appended to the `via` header of requests and responses; `None` (or empty): no `via`.
     pub via: Option<String>,
+    /// `scheme_header_transformation.scheme_to_overwrite`: every request's scheme, whatever
+    /// the connection and the client's `x-forwarded-proto` say (`Some(true)`: `https`). As in
+    /// Envoy it replaces `x-forwarded-proto` and is the `:scheme` that routes, redirects and
+    /// logs see; default `None` (the connection's scheme).
+    pub scheme_to_overwrite: Option<bool>,
     /// The HTTP filters before the router, in config order (each runs on the request in that
     /// order; one that answers stops the chain).
     pub http_filters: Vec<HttpFilter>,

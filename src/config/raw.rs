@@ -194,7 +194,7 @@ pub struct TcpProxy {
     pub upstream_idle_timeout: Option<Value>,
     pub backoff_options: Option<Value>,
     pub hash_policy: Option<Value>,
-    pub tunneling_config: Option<Value>,
+    pub tunneling_config: Option<TunnelingConfig>,
     pub max_downstream_connection_duration_jitter_percentage: Option<Value>,
     pub access_log_flush_interval: Option<Value>,
     pub access_log_options: Option<Value>,
@@ -458,6 +458,15 @@ pub struct HttpConnectionManager {
     pub via: Option<String>,
     pub local_reply_config: Option<LocalReplyConfig>,
     pub tracing: Option<Tracing>,
+    pub scheme_header_transformation: Option<SchemeHeaderTransformation>,
+}
+
+/// `config.core.v3.SchemeHeaderTransformation`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemeHeaderTransformation {
+    pub scheme_to_overwrite: Option<String>,
+    pub match_upstream: Option<bool>,
 }
 
 /// The connection manager's `tracing` (v3: the provider is configured here).
@@ -2084,4 +2093,19 @@ pub struct GzipDecompressor {
     pub window_bits: Option<i64>,
     pub chunk_size: Option<i64>,
     pub max_inflate_ratio: Option<i64>,
+}
+
+/// The TCP proxy's `tunneling_config` (`TcpProxy.TunnelingConfig`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelingConfig {
+    pub hostname: Option<String>,
+    pub use_post: Option<bool>,
+    pub headers_to_add: Option<Vec<Value>>,
+    pub propagate_response_headers: Option<bool>,
+    pub post_path: Option<String>,
+    pub propagate_response_trailers: Option<bool>,
+    pub request_id_extension: Option<Value>,
+    pub request_id_header: Option<String>,
+    pub request_id_metadata_key: Option<String>,
 }

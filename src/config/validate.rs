@@ -110,7 +110,7 @@ pub fn typed_payload(
         Some(_) => return Err(err(type_path, "expected a type URL string")),
         None => return Err(err(type_path, "required field is missing")),
     };
-    let name = url.rsplit('/').next().unwrap_or_default();
+    let name = v3_name(url.rsplit('/').next().unwrap_or_default());
     if name != type_name {
         return Err(err(
             type_path,
@@ -419,7 +419,7 @@ fn extension_type(
                 )
             });
     };
-    let name = url.rsplit('/').next().unwrap_or_default();
+    let name = v3_name(url.rsplit('/').next().unwrap_or_default());
     if name
         .split('.')
         .any(|part| part == "v2" || part == "v2alpha")
@@ -442,6 +442,21 @@ fn extension_type(
             format!("extension type \"{url}\" is not supported by baton"),
         )),
     }
+}
+
+/// Types in a `v2alpha` package that Envoy v3 still loads (its own configs use them, e.g.
+/// the Google VRP edge config's fixed-heap monitor), read as their v3 twins.
+const V2ALPHA_KEPT: &[(&str, &str)] = &[(
+    "envoy.config.resource_monitor.fixed_heap.v2alpha.FixedHeapConfig",
+    "envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig",
+)];
+
+/// A type name as baton knows it: a `V2ALPHA_KEPT` name is its v3 twin's.
+fn v3_name(name: &str) -> &str {
+    V2ALPHA_KEPT
+        .iter()
+        .find(|(old, _)| *old == name)
+        .map_or(name, |(_, v3)| v3)
 }
 
 pub(super) const PROTOCOLS: &[EnumEntry<()>] = &[("TCP", 0, Some(())), ("UDP", 1, None)];
@@ -610,6 +625,7 @@ pub fn bootstrap(raw: raw::Bootstrap) -> Result<Bootstrap, ConfigError> {
         keep(tls_collectors(cs, ls), &mut first);
         keep(tls_mirrors(cs, ls), &mut first);
         keep(tls_authz(cs, ls), &mut first);
+        keep(tunnel_clusters(cs, ls), &mut first);
     }
     if let Some(e) = first {
         return Err(e);
@@ -918,7 +934,7 @@ fn tcp_proxy(
 ) -> Result<TcpProxy, ConfigError> {
     let p = |f: &str| join_key(path, f);
     let mut first = None;
-    let refused: [(&str, bool, &str); 12] = [
+    let refused: [(&str, bool, &str); 11] = [
         (
             "on_demand",
             t.on_demand.is_some(),
@@ -945,11 +961,6 @@ fn tcp_proxy(
             "connect retries are made at once, as Envoy does without backoff_options",
         ),
         ("hash_policy", t.hash_policy.is_some(), "hash policies"),
-        (
-            "tunneling_config",
-            t.tunneling_config.is_some(),
-            "tunneling TCP over HTTP CONNECT or POST",
-        ),
         (
             "max_downstream_connection_duration_jitter_percentage",
             t.max_downstream_connection_duration_jitter_percentage
@@ -1031,6 +1042,10 @@ fn tcp_proxy(
         logs.add(file_access_log(a, &format!("{}[{i}]", p("access_log"))));
     }
     let access_log = keep(logs.finish(), &mut first);
+    let tunnel_hostname = match &t.tunneling_config {
+        Some(c) => keep(tunneling(c, &p("tunneling_config")), &mut first),
+        None => None,
+    };
     let (
         Some(stat_prefix),
         Some(cluster),
@@ -1056,7 +1071,94 @@ fn tcp_proxy(
         max_connect_attempts,
         max_downstream_connection_duration,
         access_log,
+        tunnel_hostname,
     })
+}
+
+/// `tunneling_config`: HTTP/1.1 CONNECT to a fixed `hostname` (`host:port`, sent as the
+/// request target and the Host). POST tunnels, extra headers, propagated response headers and
+/// request ids, and command operators in the hostname are refused by path.
+fn tunneling(t: &raw::TunnelingConfig, path: &str) -> Result<String, ConfigError> {
+    let refused = [
+        ("use_post", t.use_post == Some(true), "tunneling over POST"),
+        (
+            "headers_to_add",
+            t.headers_to_add.as_ref().is_some_and(|h| !h.is_empty()),
+            "headers on the CONNECT request",
+        ),
+        (
+            "propagate_response_headers",
+            t.propagate_response_headers == Some(true),
+            "the CONNECT response's headers in filter state",
+        ),
+        ("post_path", t.post_path.is_some(), "tunneling over POST"),
+        (
+            "propagate_response_trailers",
+            t.propagate_response_trailers == Some(true),
+            "the CONNECT response's trailers in filter state",
+        ),
+        (
+            "request_id_extension",
+            t.request_id_extension.is_some(),
+            "a request id on the CONNECT request",
+        ),
+        (
+            "request_id_header",
+            t.request_id_header.is_some(),
+            "a request id on the CONNECT request",
+        ),
+        (
+            "request_id_metadata_key",
+            t.request_id_metadata_key.is_some(),
+            "a request id on the CONNECT request",
+        ),
+    ];
+    if let Some(e) = refused_fields(&refused, path).next() {
+        return Err(e);
+    }
+    let at = join_key(path, "hostname");
+    let host = t
+        .hostname
+        .as_deref()
+        .ok_or_else(|| err(&at, "required field is missing"))?;
+    if host.contains('%') {
+        return Err(err(
+            at,
+            "not supported by baton (command operators in the hostname)",
+        ));
+    }
+    if !crate::http::codec::valid_authority(host) {
+        return Err(err(at, format!("\"{host}\" is not a valid host:port")));
+    }
+    Ok(host.to_string())
+}
+
+/// A tunnelling TCP proxy speaks HTTP/1.1 CONNECT to its cluster: an HTTP/2 cluster (Envoy
+/// would send an HTTP/2 CONNECT) is refused.
+fn tunnel_clusters(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), ConfigError> {
+    for (li, l) in listeners.iter().enumerate() {
+        for t in l.terminals.iter().filter_map(Terminal::tcp) {
+            if t.tunnel_hostname.is_none() {
+                continue;
+            }
+            let ids: Vec<usize> = match &t.cluster {
+                ClusterSpec::Single(c) => vec![*c],
+                ClusterSpec::Weighted(w) => w.iter().map(|&(c, _)| c).collect(),
+            };
+            for (i, c) in ids.iter().filter_map(|&i| Some((i, clusters.get(i)?))) {
+                if c.http.http2.is_some() {
+                    return Err(err(
+                        format!("static_resources.clusters[{i}].http2_protocol_options"),
+                        format!(
+                            "not supported by baton for the tunnelling TCP proxy of listener {li} \
+                             (HTTP/2 CONNECT)"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The TCP proxy's `weighted_clusters`: at least one cluster, each with a weight ≥ 1.
@@ -1496,6 +1598,10 @@ fn hcm(
         .transpose()?
         .map(Box::new);
     let via = h.via.filter(|v| !v.is_empty());
+    let scheme_to_overwrite = match &h.scheme_header_transformation {
+        Some(t) => scheme_transformation(t, &p("scheme_header_transformation"))?,
+        None => None,
+    };
     let strip_host_port = match (
         h.strip_matching_host_port.unwrap_or(false),
         h.strip_any_host_port.unwrap_or(false),
@@ -1560,6 +1666,7 @@ fn hcm(
         )?,
         preserve_external_request_id: h.preserve_external_request_id.unwrap_or(false),
         via,
+        scheme_to_overwrite,
         local_reply,
         tracing,
     })
@@ -2139,4 +2246,27 @@ fn thresholds(t: &raw::Thresholds, path: &str) -> Result<Thresholds, ConfigError
         retry_budget,
         track_remaining: t.track_remaining,
     })
+}
+
+/// `scheme_header_transformation`: `scheme_to_overwrite` (Envoy allows only `http` and
+/// `https`) is honoured. `match_upstream` would only change the `:scheme` a request carries
+/// past the router; it is refused when it would apply (Envoy ignores it beside
+/// `scheme_to_overwrite`).
+fn scheme_transformation(
+    t: &raw::SchemeHeaderTransformation,
+    path: &str,
+) -> Result<Option<bool>, ConfigError> {
+    match t.scheme_to_overwrite.as_deref() {
+        Some("https") => Ok(Some(true)),
+        Some("http") => Ok(Some(false)),
+        Some(other) => Err(err(
+            join_key(path, "scheme_to_overwrite"),
+            format!("\"{other}\" is not a valid value (must be http or https)"),
+        )),
+        None if t.match_upstream == Some(true) => Err(err(
+            join_key(path, "match_upstream"),
+            "not supported by baton (the scheme is the connection's or scheme_to_overwrite's)",
+        )),
+        None => Ok(None),
+    }
 }

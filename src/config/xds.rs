@@ -365,6 +365,9 @@ fn read_source(
 
 /// The resources of a `DiscoveryResponse` file, each without its `@type`.
 fn resources(text: &str, kind: Kind, file: &str) -> Result<Vec<Value>, ConfigError> {
+    if super::flow_too_deep(text) {
+        return Err(err(file, String::from(super::FLOW_TOO_DEEP)));
+    }
     let doc: Value =
         serde_yaml::from_str(text).map_err(|e| err(file, format!("invalid YAML: {e}")))?;
     let Value::Mapping(mut m) = doc else {

@@ -342,6 +342,11 @@ impl Client {
                     self.stream_error(out, "header block inside a response body");
                     return Ok(());
                 }
+                if fields.iter().any(|(n, _)| n.starts_with(b":")) {
+                    // RFC 9113 §8.1: trailers carry no pseudo-header.
+                    self.stream_error(out, "pseudo-header in trailers");
+                    return Ok(());
+                }
                 if chunked {
                     self.h1.extend_from_slice(b"0\r\n");
                     Self::put_fields(&mut self.h1, &fields);
@@ -377,34 +382,43 @@ impl Client {
             self.stream_error(out, "invalid informational response");
             return Ok(());
         }
-        let h1 = &mut self.h1;
-        h1.extend_from_slice(
-            format!("HTTP/1.1 {status} {}\r\n", codec::reason_phrase(status)).as_bytes(),
-        );
-        Self::put_fields(h1, fields);
-        if (100..200).contains(&status) {
-            h1.extend_from_slice(b"\r\n");
-            return Ok(());
-        }
+        let informational = (100..200).contains(&status);
+        // Digits only: Rust's parse takes a leading `+`, which the core's parser refuses.
         let length = fields
             .iter()
             .find(|(n, _)| n == b"content-length")
             .map(|(_, v)| {
-                std::str::from_utf8(v)
+                std::str::from_utf8(codec::trim(v))
                     .ok()
-                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+                    .and_then(|s| s.parse::<u64>().ok())
             });
+        let no_body = self.head_request || status == 204 || status == 304;
         let length = match length {
+            _ if informational => None,
             Some(None) => {
-                self.h1.clear();
-                self.h1_at = 0;
                 self.stream_error(out, "invalid content-length");
+                return Ok(());
+            }
+            // END_STREAM on the head: no DATA follows, so a length other than 0 cannot be
+            // met (RFC 9113 §8.1.1: malformed). Else the core would relay the head and wait
+            // for a body that never comes.
+            Some(Some(n)) if end && n > 0 && !no_body => {
+                self.stream_error(out, "content-length with an empty body");
                 return Ok(());
             }
             Some(Some(n)) => Some(n),
             None => None,
         };
-        let no_body = self.head_request || status == 204 || status == 304;
+        let h1 = &mut self.h1;
+        h1.extend_from_slice(
+            format!("HTTP/1.1 {status} {}\r\n", codec::reason_phrase(status)).as_bytes(),
+        );
+        Self::put_fields(h1, fields);
+        if informational {
+            h1.extend_from_slice(b"\r\n");
+            return Ok(());
+        }
         // The core closes the connection after a response whose server said GOAWAY.
         if self.goaway.is_some() {
             self.h1.extend_from_slice(b"connection: close\r\n");
@@ -689,6 +703,7 @@ impl Client {
 /// without control characters (CR or LF would split the HTTP/1 head).
 fn check_response_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<(), &'static str> {
     let mut regular = false;
+    let mut status_seen = false;
     for (n, v) in fields {
         if n.is_empty() {
             return Err("empty header name");
@@ -697,6 +712,10 @@ fn check_response_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<(), &'static s
             if regular || n != b":status" {
                 return Err("misplaced or unknown pseudo-header");
             }
+            if status_seen {
+                return Err("duplicate :status");
+            }
+            status_seen = true;
         } else {
             regular = true;
             // RFC 9110's token characters, lower case: what an HTTP/1 head may carry.

@@ -470,6 +470,8 @@ fn malformed_responses_reset_the_stream() {
         vec![(":status", "200"), ("x-a", "bell\u{7}")],
         vec![(":status", "2000")],
         vec![(":status", "200"), ("content-length", "x")],
+        vec![(":status", "200"), ("content-length", "+2")],
+        vec![(":status", "200"), (":status", "404")],
         vec![("x-a", "1")],
     ] {
         let mut t = T::plain();
@@ -480,6 +482,38 @@ fn malformed_responses_reset_the_stream() {
         assert!(end.is_err(), "{bad:?}");
         assert_eq!(t.sent(), vec![Sent::Rst(1, ErrorCode::Protocol)], "{bad:?}");
     }
+    // END_STREAM on a head whose content-length is not 0: no body can follow (found by
+    // the hostile-input hunt: the head went to the client, which waited for the timeout).
+    let mut t = T::plain();
+    t.write(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    t.sent();
+    let (h1, end) = t.feed(&headers(
+        1,
+        &[(":status", "200"), ("content-length", "5")],
+        true,
+    ));
+    assert!(h1.is_empty(), "{:?}", String::from_utf8_lossy(&h1));
+    assert!(end.is_err());
+    assert_eq!(t.sent(), vec![Sent::Rst(1, ErrorCode::Protocol)]);
+    // ... which HEAD, 204 and 304 may do.
+    let mut t = T::plain();
+    t.write(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n");
+    let (h1, _) = t.feed(&headers(
+        1,
+        &[(":status", "200"), ("content-length", "5")],
+        true,
+    ));
+    assert!(h1.starts_with(b"HTTP/1.1 200 OK\r\n"), "{h1:?}");
+    // Trailers carry no pseudo-header (RFC 9113 §8.1).
+    let mut t = T::plain();
+    t.write(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    t.sent();
+    let mut wire = headers(1, &[(":status", "200")], false);
+    wire.extend(data(1, b"abc", false));
+    wire.extend(headers(1, &[(":status", "200"), ("x-t", "1")], true));
+    let (h1, end) = t.feed(&wire);
+    assert!(!String::from_utf8_lossy(&h1).contains("0\r\n"), "{h1:?}");
+    assert!(end.is_err());
     // A content-length the body does not match.
     let mut t = T::plain();
     t.write(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");

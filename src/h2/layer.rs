@@ -103,6 +103,7 @@ impl Layer {
                 }
             }
             if self.eof {
+                self.stranded()?;
                 self.codec.peer_eof();
                 return match self.codec.read_h1(buf, &mut self.out)? {
                     Some(n) => Ok(n),
@@ -180,6 +181,7 @@ impl Layer {
                 Ok(0) => {
                     // The driver's next read reports the end.
                     self.eof = true;
+                    self.stranded()?;
                     return Ok((true, false));
                 }
                 Ok(_) => {}
@@ -207,9 +209,24 @@ impl Layer {
         self.flush(io)?;
         if n == 0 {
             self.was_blocked = self.codec.write_blocked();
+            self.stranded()?;
             return Err(would_block());
         }
         Ok(n)
+    }
+
+    /// The peer closed its side while our write waits for flow-control window: no
+    /// WINDOW_UPDATE can come any more, so the message can never finish. An error, as a reset
+    /// would be: without it the connection would wait, its descriptor held, until a timeout
+    /// (no socket edge follows the EOF; Envoy closes a connection on the peer's close).
+    fn stranded(&self) -> io::Result<()> {
+        if self.eof && self.was_blocked && self.codec.write_blocked() {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "HTTP/2 peer closed with our flow-control window shut",
+            ));
+        }
+        Ok(())
     }
 
     /// Wire bytes (or TLS records below) still to go out.
@@ -434,6 +451,36 @@ mod tests {
         assert!(!l.take_unblocked());
         assert_eq!(l.write(&mut s, b"llo").ok(), Some(3));
         assert_eq!(s.written, b"<hi>hello");
+    }
+
+    #[test]
+    fn a_peer_that_closes_while_our_window_is_shut_is_an_error() {
+        // The EOF comes while the driver reads nothing (pump).
+        let mut l = layer(2);
+        let mut s = Sock {
+            room: 100,
+            ..Sock::default()
+        };
+        assert_eq!(l.write(&mut s, b"hello").ok(), Some(2));
+        assert!(l.write(&mut s, b"llo").is_err());
+        s.closed = true;
+        let e = l.pump(&mut s).err().map(|e| e.kind());
+        assert_eq!(e, Some(io::ErrorKind::ConnectionReset));
+        // The EOF came first; the window shuts later.
+        let mut l = layer(2);
+        let mut s = Sock {
+            room: 100,
+            closed: true,
+            ..Sock::default()
+        };
+        assert_eq!(l.pump(&mut s).ok(), Some((true, false)));
+        assert_eq!(l.write(&mut s, b"hello").ok(), Some(2));
+        let e = l.write(&mut s, b"llo").err().map(|e| e.kind());
+        assert_eq!(e, Some(io::ErrorKind::ConnectionReset));
+        // An open window: the EOF is the driver's to read, the write goes on.
+        let mut l = layer(8);
+        assert_eq!(l.pump(&mut s).ok(), Some((true, false)));
+        assert_eq!(l.write(&mut s, b"hello").ok(), Some(5));
     }
 
     #[test]

@@ -282,6 +282,10 @@ fn request_head(
             b"te" if v.as_slice() != b"trailers" => return Err("te other than trailers"),
             b"host" if authority.is_some() => continue, // :authority wins (RFC 9113 §8.3.1)
             b"host" => {
+                // Two would be two Hosts to the core, which refuses them (as for HTTP/1).
+                if host_seen {
+                    return Err("multiple host headers");
+                }
                 host_seen = true;
                 // Without :authority the Host goes to the core: its own rule, checked here so
                 // the request is malformed (a stream error), not a head the core refuses.
@@ -639,6 +643,12 @@ impl Server {
                     why: "HEADERS on a stream whose request ended",
                 });
             }
+            if fields.iter().any(|(n, _)| n.starts_with(b":")) {
+                // Trailers carry no pseudo-header (RFC 9113 §8.1): malformed, as a body
+                // that breaks its content-length is.
+                let id = a.id;
+                return self.malformed_body(id);
+            }
             return self.end_request();
         }
         if b.stream <= self.last_stream {
@@ -802,6 +812,11 @@ impl Server {
         }
         if a.chunked {
             self.h1.extend_from_slice(codec::LAST_CHUNK);
+        } else if a.length.is_none() {
+            // A CONNECT tunnel (the only request with a body and neither framing): END_STREAM
+            // is the client's half-close, which the core passes on to the upstream as for an
+            // HTTP/1 tunnel's FIN (RFC 9113 §8.5). Without it the upstream never learnt.
+            self.h1_eof = true;
         }
         self.maybe_close_stream();
         Ok(())

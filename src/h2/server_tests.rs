@@ -271,20 +271,27 @@ fn a_body_without_content_length_is_chunked_for_the_core() {
     );
 }
 
+/// A POST's pseudo-headers.
+const POST: [(&str, &str); 4] = [
+    (":method", "POST"),
+    (":scheme", "http"),
+    (":authority", "h"),
+    (":path", "/"),
+];
+
+fn data_frame(stream: u32, d: &[u8], end: bool) -> Vec<u8> {
+    let mut f = Vec::new();
+    frame::write_data(&mut f, stream, d, end);
+    f
+}
+
 #[test]
 fn a_body_with_content_length_goes_as_it_is_and_must_match() {
     let (mut s, mut dec) = started(Options::default());
-    let post = [
-        (":method", "POST"),
-        (":scheme", "http"),
-        (":authority", "h"),
-        (":path", "/"),
-        ("content-length", "5"),
-    ];
+    let mut post = POST.to_vec();
+    post.push(("content-length", "5"));
     s.recv(&headers(1, &post, false));
-    let mut d = Vec::new();
-    frame::write_data(&mut d, 1, b"hello", true);
-    s.recv(&d);
+    s.recv(&data_frame(1, b"hello", true));
     assert_eq!(
         read_all(&mut s),
         "POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 5\r\n\r\nhello"
@@ -293,11 +300,46 @@ fn a_body_with_content_length_goes_as_it_is_and_must_match() {
     sent(&mut s, &mut dec);
     // Stream 3 sends fewer bytes than it said: reset, and the core's request fails.
     s.recv(&headers(3, &post, false));
-    let mut d = Vec::new();
-    frame::write_data(&mut d, 3, b"hel", true);
-    s.recv(&d);
+    s.recv(&data_frame(3, b"hel", true));
     let out = sent(&mut s, &mut dec);
     assert!(out.contains(&Out::Rst(3, ErrorCode::Protocol)), "{out:?}");
+    assert!(read_all(&mut s).starts_with("POST"));
+    assert_eq!(read_all(&mut s), "ERR ConnectionReset");
+}
+
+#[test]
+fn a_connects_end_stream_is_the_cores_eof() {
+    let (mut s, mut dec) = started(Options::default());
+    let connect = [(":method", "CONNECT"), (":authority", "up:443")];
+    s.recv(&headers(1, &connect, false));
+    s.recv(&data_frame(1, b"bytes", false));
+    assert_eq!(
+        read_all(&mut s),
+        "CONNECT up:443 HTTP/1.1\r\nhost: up:443\r\n\r\nbytes"
+    );
+    assert_eq!(read_all(&mut s), "");
+    s.write(b"HTTP/1.1 200 OK\r\n\r\n");
+    sent(&mut s, &mut dec);
+    s.recv(&data_frame(1, b"more", true));
+    assert_eq!(read_all(&mut s), "more");
+    assert_eq!(read_all(&mut s), "EOF", "the client's half-close");
+    // The tunnel's answer still goes out.
+    s.write(b"answer");
+    let out = sent(&mut s, &mut dec);
+    assert!(
+        out.contains(&Out::Data(1, b"answer".to_vec(), false)),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn trailers_with_a_pseudo_header_are_malformed() {
+    let (mut s, mut dec) = started(Options::default());
+    s.recv(&headers(1, &POST, false));
+    s.recv(&data_frame(1, b"hello", false));
+    s.recv(&headers(1, &[(":path", "/other"), ("x-t", "1")], true));
+    let out = sent(&mut s, &mut dec);
+    assert!(out.contains(&Out::Rst(1, ErrorCode::Protocol)), "{out:?}");
     assert!(read_all(&mut s).starts_with("POST"));
     assert_eq!(read_all(&mut s), "ERR ConnectionReset");
 }

@@ -122,15 +122,20 @@ impl CtxEnv<'_> {
         if resume.is_none() && (normalized.is_some() || host.is_some()) {
             observe::request_changed(self.ctx, self.listener, rq, normalized.as_deref(), host);
         }
-        // The request's scheme is the connection's: `https` over TLS (x-forwarded-proto,
-        // `:scheme` matching, the scheme a redirect keeps).
+        // The request's scheme is the connection's, `https` over TLS, unless the connection
+        // manager overwrites it (`scheme_to_overwrite`): x-forwarded-proto, `:scheme`
+        // matching, the scheme a redirect keeps.
         let changed;
         let peer_cert = self.tls.is_some_and(|t| t.peer_subject.is_some());
-        let req = if self.secure || normalized.is_some() || host.is_some() {
+        let secure = l
+            .http()
+            .and_then(|h| h.hcm.scheme_to_overwrite)
+            .unwrap_or(req.secure || self.secure);
+        let req = if self.secure || secure != req.secure || normalized.is_some() || host.is_some() {
             changed = RequestHead {
                 path: normalized.as_deref().unwrap_or(req.path),
                 host: host.or(req.host),
-                secure: req.secure || self.secure,
+                secure,
                 peer_cert,
                 ..req.clone()
             };
@@ -488,6 +493,21 @@ impl Env for CtxEnv<'_> {
 
     fn tcp_stat(&mut self, s: TcpStat) {
         self.ctx.stats.tcp_stat(self.listener, s);
+    }
+
+    /// `CONNECT host:port HTTP/1.1` with that Host, as Envoy's HTTP/1.1 tunnel sends it.
+    fn tcp_connect_head(&mut self, out: &mut Vec<u8>) {
+        let host = self
+            .ctx
+            .listeners
+            .get(self.listener)
+            .and_then(|l| l.tcp()?.tunnel_hostname.as_deref())
+            .unwrap_or_default();
+        out.extend_from_slice(b"CONNECT ");
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        crate::http::codec::put_header(out, "host", host.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
 
     fn count(&mut self, c: crate::stats::Counter, n: u64) {

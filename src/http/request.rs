@@ -398,9 +398,10 @@ pub fn router_consumed(n: &str) -> bool {
 }
 
 /// Envoy replaces a client's `x-forwarded-proto` when it uses the remote address and trusts
-/// no hop before it.
+/// no hop before it, and always with `scheme_to_overwrite` (then with that scheme: the
+/// request's `secure` holds it, see `CtxEnv::route`).
 pub fn replace_proto(hcm: &HttpConnectionManager) -> bool {
-    hcm.use_remote_address && hcm.xff_num_trusted_hops == 0
+    (hcm.use_remote_address && hcm.xff_num_trusted_hops == 0) || hcm.scheme_to_overwrite.is_some()
 }
 
 /// Whether an external request (an edge one when `edge`) loses header `n`.

@@ -70,6 +70,7 @@ pub fn tcp_limits(t: &TcpProxy, per_connection_buffer_limit_bytes: u32) -> Limit
             max_connect_attempts: t.max_connect_attempts,
             idle_timeout: t.idle_timeout,
             max_duration: t.max_downstream_connection_duration,
+            tunnel: t.tunnel_hostname.is_some(),
         }),
     }
 }

@@ -1349,6 +1349,33 @@ fn access_log_errors() {
 }
 
 #[test]
+fn deeply_nested_flow_collections_are_refused_before_parsing() {
+    // Found by the hostile-input hunt: 100,000 `[` took libyaml about 45 s to refuse.
+    let deep = format!("a: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let t0 = std::time::Instant::now();
+    let e = load_str(&deep).unwrap_err();
+    assert_eq!(e.first().unwrap().message, crate::config::FLOW_TOO_DEEP);
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t0.elapsed()
+    );
+    let maps = format!("a: {}{}", "{a: ".repeat(1000), "}".repeat(1000));
+    assert!(crate::config::flow_too_deep(&maps));
+    // Brackets that open nothing: in quotes, comments, plain scalars; and shallow nesting.
+    for fine in [
+        format!("a: \"{}\"", "[".repeat(500)),
+        format!("a: '{}'", "{".repeat(500)),
+        format!("# {}\na: 1", "[".repeat(500)),
+        format!("a: x{}", "[".repeat(500)),
+        format!("a: {}{}", "[".repeat(100), "]".repeat(100)),
+        "regex: ^[a-z]+[0-9]{2}$\n".repeat(500),
+    ] {
+        assert!(!crate::config::flow_too_deep(&fine), "{fine:.60}");
+    }
+}
+
+#[test]
 fn document_level_errors() {
     let e = load_str("static_resources: [unclosed").unwrap_err();
     let e = e.first().unwrap();

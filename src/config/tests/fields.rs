@@ -101,6 +101,10 @@ const PROOFS: &[(&str, &str)] = &[
         "tests/tcp_proxy.rs::weighted_clusters_spread_connections_by_weight",
     ),
     (
+        "TcpProxy.tunnel_hostname",
+        "tests/tcp_proxy.rs::tunneling_config_carries_the_connection_inside_an_http11_connect",
+    ),
+    (
         "TcpProxy.idle_timeout",
         "tests/tcp_proxy.rs::an_idle_connection_is_closed_after_the_idle_timeout",
     ),
@@ -176,6 +180,7 @@ const PROOFS: &[(&str, &str)] = &[
     ("HttpConnectionManager.skip_xff_append", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
     ("HttpConnectionManager.preserve_external_request_id", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
     ("HttpConnectionManager.via", "tests/envoy_internal.rs::skip_xff_append_preserve_external_request_id_and_via"),
+    ("HttpConnectionManager.scheme_to_overwrite", "tests/envoy_internal.rs::scheme_to_overwrite_is_every_requests_scheme"),
     ("HttpConnectionManager.http_filters", "tests/http_filters.rs::csrf_refuses_a_foreign_origin_on_mutating_methods_where_enabled"),
     ("HttpFilter.name", "tests/http_filters.rs::cors_preflights_are_answered_here_or_forwarded"),
     ("HttpFilter.disabled", "tests/http_filters.rs::csrf_refuses_a_foreign_origin_on_mutating_methods_where_enabled"),

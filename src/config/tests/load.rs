@@ -91,6 +91,7 @@ fn seed_model(cluster: &str, port: u16) -> Bootstrap {
                 proxy_100_continue: false,
                 preserve_external_request_id: false,
                 via: None,
+                scheme_to_overwrite: None,
                 local_reply: None,
                 tracing: None,
             }))],

@@ -45,6 +45,7 @@ fn a_tcp_proxy_loads_with_envoys_defaults() {
             max_connect_attempts: 1,
             max_downstream_connection_duration: None,
             access_log: vec![],
+            tunnel_hostname: None,
         }
     );
     let b = check(&tcp_doc("stat_prefix: p, cluster: a")).unwrap();
@@ -107,15 +108,47 @@ fn a_connection_limit_may_come_before_a_tcp_proxy() {
     assert!(b.listeners[0].tcp().is_some());
 }
 
+/// `tunneling_config`: HTTP/1.1 CONNECT to a fixed hostname; the rest is refused by path.
+#[test]
+fn tunneling_config_takes_a_fixed_hostname_and_refuses_the_rest() {
+    let t = tcp_ok("stat_prefix: p, cluster: b, tunneling_config: {hostname: \"host.com:443\"}");
+    assert_eq!(t.tunnel_hostname.as_deref(), Some("host.com:443"));
+    let base = "stat_prefix: p, cluster: a";
+    for (value, at, why) in [
+        (
+            "{hostname: x, use_post: true}",
+            "use_post",
+            "not supported by baton (tunneling over POST)",
+        ),
+        (
+            "{hostname: \"%DOWNSTREAM_LOCAL_PORT%\"}",
+            "hostname",
+            "not supported by baton (command operators in the hostname)",
+        ),
+        (
+            "{hostname: x, headers_to_add: [{header: {key: a, value: b}}]}",
+            "headers_to_add",
+            "not supported by baton (headers on the CONNECT request)",
+        ),
+        (
+            "{hostname: \"a b\"}",
+            "hostname",
+            "\"a b\" is not a valid host:port",
+        ),
+        ("{use_post: false}", "hostname", "required field is missing"),
+    ] {
+        assert_eq!(
+            tcp_err(&format!("{base}, tunneling_config: {value}")),
+            format!("{T}.tunneling_config.{at}: {why}"),
+            "{value}"
+        );
+    }
+}
+
 #[test]
 fn unsupported_tcp_proxy_fields_are_refused_by_path() {
     let base = "stat_prefix: p, cluster: a";
     for (field, value, why) in [
-        (
-            "tunneling_config",
-            "{hostname: x}",
-            "tunneling TCP over HTTP CONNECT or POST",
-        ),
         ("hash_policy", "[{source_ip: {}}]", "hash policies"),
         (
             "metadata_match",

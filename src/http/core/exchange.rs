@@ -710,8 +710,12 @@ impl Exchange {
     }
 
     pub(super) fn up_read_room(&self, rx: usize, cout: usize) -> usize {
-        if self.tcp.is_some() {
-            // The tunnel reads, once it is open.
+        if let Some(m) = self.tcp {
+            // The tunnel reads, once it is open; before, only the proxy's answer to our
+            // CONNECT is read (up to a head's bound).
+            if m.tunnel && m.connect_sent {
+                return (MAX_RESPONSE_HEAD + 1).saturating_sub(rx);
+            }
             return 0;
         }
         if self.resp.is_none() {
@@ -927,7 +931,14 @@ impl Exchange {
             return Step::Running(progress);
         }
         if self.tcp.is_some() {
-            return self.tcp_connected();
+            return match self.tcp_tunnel_answer(env, up, now) {
+                Ok(super::tcp::TunnelAnswer::Open) => self.tcp_connected(),
+                Ok(super::tcp::TunnelAnswer::Wait(p)) => Step::Running(progress | p),
+                Err(f) => {
+                    cx.drop_up();
+                    self.failed(env, cx, f, false, true, now)
+                }
+            };
         }
         if self.upgrade == Some(Upgrade::Terminate) && self.resp.is_none() {
             return self.connect_established(env, cx.cout);

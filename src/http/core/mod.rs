@@ -130,6 +130,9 @@ pub struct TcpLimits {
     pub idle_timeout: Option<Duration>,
     /// A connection open this long is closed (`max_downstream_connection_duration`).
     pub max_duration: Option<Duration>,
+    /// `tunneling_config`: the upstream is an HTTP/1.1 proxy; the tunnel opens on its 2xx
+    /// answer to our CONNECT (`Env::tcp_connect_head`).
+    pub tunnel: bool,
 }
 
 /// Allocations a request needs, kept for the next one so the keep-alive path allocates
@@ -295,6 +298,10 @@ pub trait Env {
     fn tcp_begin(&mut self, now: Instant) -> (Rq, Option<TcpTarget>);
     /// A TCP proxy event for the stats.
     fn tcp_stat(&mut self, s: TcpStat);
+    /// A tunnelling TCP proxy's CONNECT request head, appended to `out`.
+    fn tcp_connect_head(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"CONNECT tunnel:443 HTTP/1.1\r\nHost: tunnel:443\r\n\r\n");
+    }
     /// Adds `n` to counter `c` (the compression filters' counters).
     fn count(&mut self, c: crate::stats::Counter, n: u64) {
         let _ = (c, n);

@@ -862,6 +862,7 @@ pub fn fuzz_tcp(data: &[u8]) {
             max_connect_attempts: 1 + u32::from(b & 3),
             idle_timeout: (b & 4 != 0).then(|| Duration::from_secs(2)),
             max_duration: (b & 8 != 0).then(|| Duration::from_secs(30)),
+            tunnel: b & 0x40 != 0 && b & 0xe0 != 0xe0,
         },
         if b & 16 != 0 { 4096 } else { 1 << 20 },
     );

@@ -26,6 +26,15 @@ pub struct TcpTarget {
     pub buffer_limit: usize,
 }
 
+/// Where a tunnelling TCP proxy's CONNECT stands (`Exchange::tcp_tunnel_answer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TunnelAnswer {
+    /// Not answered yet; `true`: the CONNECT was just written (progress).
+    Wait(bool),
+    /// Answered 2xx (or no tunnelling): the tunnel opens.
+    Open,
+}
+
 /// TCP proxy events the stats count (`tcp.<stat_prefix>.*`, and the cluster's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TcpStat {
@@ -53,6 +62,10 @@ pub(super) struct TcpMode {
     pub idle: Option<Duration>,
     /// When `max_downstream_connection_duration` closes the connection.
     pub until: Option<Instant>,
+    /// `tunneling_config`: a CONNECT goes first, and the tunnel waits for its 2xx.
+    pub tunnel: bool,
+    /// This attempt's CONNECT was written.
+    pub connect_sent: bool,
 }
 
 impl TcpMode {
@@ -61,6 +74,8 @@ impl TcpMode {
             max_attempts: t.max_connect_attempts.max(1),
             idle,
             until: t.max_duration.and_then(|d| start.checked_add(d)),
+            tunnel: t.tunnel,
+            connect_sent: false,
         }
     }
 }
@@ -121,6 +136,58 @@ impl Exchange {
         a
     }
 
+    /// A tunnelling TCP proxy's upstream connection is up: the first call writes the
+    /// CONNECT (the connect timeout runs again, now for the answer); later ones read the
+    /// answer. `Open` on a 2xx (its head consumed: what follows it is the tunnel's first
+    /// bytes); a refusal, a malformed or oversized head, or a close before it is a failed
+    /// connect (`UF`, the next attempt on the next host), as Envoy counts a tunnel that does
+    /// not come up.
+    pub(super) fn tcp_tunnel_answer(
+        &mut self,
+        env: &mut dyn Env,
+        up: &mut super::UpSide,
+        now: Instant,
+    ) -> Result<TunnelAnswer, Failure> {
+        let Some(mode) = self.tcp.as_mut().filter(|m| m.tunnel) else {
+            return Ok(TunnelAnswer::Open);
+        };
+        if !mode.connect_sent {
+            mode.connect_sent = true;
+            let mut head = Vec::with_capacity(96);
+            env.tcp_connect_head(&mut head);
+            up.tx.extend(env.pool(), &head);
+            self.connect_at = Some(now + self.connect_timeout);
+            return Ok(TunnelAnswer::Wait(true));
+        }
+        if !up.eof && !super::head_complete(up.rx.data(), &mut up.head_scanned) {
+            if up.rx.len() > super::MAX_RESPONSE_HEAD {
+                return Err(Failure::ConnectFailed);
+            }
+            return Ok(TunnelAnswer::Wait(false));
+        }
+        let mut hdrs = crate::http::codec::header_slots();
+        let status = match crate::http::codec::parse_response(up.rx.data(), &mut hdrs, false) {
+            Ok(Some(r)) if r.head_len <= super::MAX_RESPONSE_HEAD => Some((r.status, r.head_len)),
+            Ok(None) if !up.eof => return Ok(TunnelAnswer::Wait(false)),
+            _ => None,
+        };
+        match status {
+            Some((s, n)) if (200..300).contains(&s) => {
+                up.rx.consume(n);
+                up.head_scanned = 0;
+                self.connect_at = None;
+                Ok(TunnelAnswer::Open)
+            }
+            other => {
+                log::debug!(
+                    "tcp proxy: the upstream proxy refused the CONNECT ({:?})",
+                    other.map(|o| o.0)
+                );
+                Err(Failure::ConnectFailed)
+            }
+        }
+    }
+
     /// The upstream connection is up: the tunnel opens (nothing is answered; no byte was
     /// read from the client yet, none is sent to it).
     pub(super) fn tcp_connected(&mut self) -> Step {
@@ -157,6 +224,9 @@ impl Exchange {
             env.track(cluster, addr, 1);
             self.target = Some((cluster, addr));
             self.attempts += 1;
+            if let Some(m) = self.tcp.as_mut() {
+                m.connect_sent = false;
+            }
             log::debug!("tcp proxy: connect attempt {} to {addr}", self.attempts);
             return Step::Connect(self.launch_tcp(now));
         }

@@ -1596,6 +1596,7 @@ fn tcp_sim(max_connect_attempts: u32, idle: Option<u64>, max_duration: Option<u6
             max_connect_attempts,
             idle_timeout: idle.map(Duration::from_secs),
             max_duration: max_duration.map(Duration::from_secs),
+            tunnel: false,
         },
         1 << 20,
     )
@@ -1635,6 +1636,78 @@ fn a_tcp_proxy_connects_at_once_and_reads_the_client_only_once_connected() {
     assert_eq!((sim.env.tunnels_open, sim.pooled), (0, 0));
     assert_eq!(sim.env.statuses, [0]);
     assert!(sim.env.flags[0].is_empty());
+}
+
+/// `tunneling_config`: the CONNECT goes first, the client's bytes wait for the proxy's 2xx,
+/// and what follows the answer's head is the tunnel's; a refusal, a close or a silent proxy
+/// is a failed connect (the next attempt, then the client closed unanswered).
+#[test]
+fn a_tunnelling_tcp_proxy_opens_its_tunnel_on_the_connects_2xx() {
+    use crate::access_log::Flags;
+    let tunnel = |attempts| {
+        let t = super::TcpLimits {
+            max_connect_attempts: attempts,
+            idle_timeout: Some(Duration::from_secs(3600)),
+            max_duration: None,
+            tunnel: true,
+        };
+        let mut sim = Sim::tcp(t, 1 << 20);
+        sim.auto_attach = false;
+        sim
+    };
+    const CONNECT: &[u8] = b"CONNECT tunnel:443 HTTP/1.1\r\nHost: tunnel:443\r\n\r\n";
+    let mut sim = tunnel(1);
+    sim.client(b"client first");
+    sim.attach();
+    assert_eq!(sim.up_got, CONNECT, "only the CONNECT before the answer");
+    assert_eq!(sim.env.tunnels_open, 0);
+    sim.upstream(b"HTTP/1.1 200 Connection established\r\n");
+    assert_eq!(sim.up_got, CONNECT);
+    sim.upstream(b"\r\nbanner");
+    assert_eq!(sim.env.tunnels_open, 1);
+    assert_eq!(
+        sim.client_got, b"banner",
+        "the answer's head is not the client's"
+    );
+    assert_eq!(sim.up_got.get(CONNECT.len()..), Some(&b"client first"[..]));
+    sim.client(b" more");
+    sim.upstream(b" back");
+    assert_eq!(sim.client_got, b"banner back");
+    assert!(sim.up_got.ends_with(b"client first more"));
+    sim.client_close();
+    sim.upstream_fin();
+    assert_eq!(sim.closed, Some(super::Close::Graceful));
+    assert!(sim.env.flags[0].is_empty());
+
+    // Refused by the proxy, then a second host that accepts: the tunnel opens there.
+    let mut sim = tunnel(2);
+    sim.client(b"x");
+    sim.attach();
+    sim.upstream(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n");
+    assert_eq!(sim.connects, 2);
+    assert!(sim.client_got.is_empty());
+    sim.attach();
+    sim.upstream(b"HTTP/1.1 200 OK\r\n\r\n");
+    assert_eq!(sim.env.tunnels_open, 1);
+    assert!(sim.up_got.ends_with(b"\r\n\r\nx"));
+
+    // A refusal, a garbled answer, a close before the answer, no answer in time: the
+    // client is closed with nothing written, UF.
+    for how in 0..4 {
+        let mut sim = tunnel(1);
+        sim.client(b"x");
+        sim.attach();
+        match how {
+            0 => sim.upstream(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n"),
+            1 => sim.upstream(b"\x00\x01garbage\r\n\r\n"),
+            2 => sim.upstream_fin(),
+            _ => sim.advance(Duration::from_secs(1)),
+        }
+        assert_eq!(sim.closed, Some(super::Close::Graceful), "case {how}");
+        assert!(sim.client_got.is_empty(), "case {how}");
+        assert_eq!(sim.env.tunnels_open, 0);
+        assert!(sim.env.flags[0].has(Flags::UF), "case {how}");
+    }
 }
 
 #[test]
