@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 SECONDS_PER=${FUZZ_SECONDS:-600}
 JOBS=${FUZZ_JOBS:-1}
 LOG_DIR=${FUZZ_LOG_DIR:-/tmp}
-TARGETS=${FUZZ_TARGETS:-"request_head response_head chunked restart_frame config exchange tcp proxy proxy_protocol h2_wire h2_client h2_server"}
+TARGETS=${FUZZ_TARGETS:-"request_head response_head chunked restart_frame config exchange tcp proxy proxy_protocol h2_wire h2_client h2_server grpc_call"}
 
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     echo "installing cargo-fuzz" >&2

@@ -327,8 +327,8 @@ pub fn exchange(data: &[u8]) {
 }
 
 /// The `proxy` target's config: every request-path feature a peer's bytes reach is on (the
-/// HTTP filters — ext_authz on `/authz…`, its check answered with the exchange's response
-/// bytes — tracing with B3 parsing, client certificate and internal-header rules, path
+/// HTTP filters — ext_authz on `/authz…` and a gRPC one on `/gauthz…`, each check answered
+/// with the exchange's response bytes (HTTP/1.1, or HTTP/2 frames) — tracing with B3 parsing, client certificate and internal-header rules, path
 /// and Host normalisation, header edits with request variables, access-log filters and
 /// formats, local reply mappers, retries, outlier detection). Its clusters are never
 /// connected to: the in-memory driver answers for the upstream.
@@ -401,6 +401,7 @@ static_resources:
               retry_policy: {retry_on: "5xx,reset,connect-failure", num_retries: 1}
               typed_per_filter_config:
                 envoy.filters.http.ext_authz: {"@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, disabled: true}
+                gauthz: {"@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, disabled: true}
                 envoy.filters.http.cors:
                   "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy
                   allow_origin_string_match: [{prefix: "https://"}, {safe_regex: {regex: "^http://[a-z]+\\.test$"}}]
@@ -434,6 +435,10 @@ static_resources:
                 route: {cluster: up}
                 typed_per_filter_config:
                   envoy.filters.http.ext_authz: {"@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, check_settings: {}}
+              - match: {prefix: "/gauthz"}
+                route: {cluster: up}
+                typed_per_filter_config:
+                  gauthz: {"@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, disabled: false}
               - match: {connect_matcher: {}}
                 route: {cluster: up, upgrade_configs: [{upgrade_type: CONNECT, connect_config: {}}]}
               - match: {prefix: "/"}
@@ -494,6 +499,14 @@ static_resources:
                   allowed_upstream_headers_to_append: {patterns: [{safe_regex: {regex: "x-a.*"}}]}
                   allowed_client_headers: {patterns: [{suffix: -reason}]}
                   allowed_client_headers_on_success: {patterns: [{exact: x-note}]}
+          - name: gauthz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+              stat_prefix: g
+              grpc_service:
+                envoy_grpc: {cluster_name: authz}
+                timeout: 0.2s
+                initial_metadata: [{key: x-tenant, value: fuzz}]
           - name: envoy.filters.http.router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
   clusters:
@@ -621,6 +634,61 @@ fn piece<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     let (piece, tail) = tail.split_at(n);
     *rest = tail;
     Some(piece)
+}
+
+/// The unary gRPC call (`grpc::call`) of an ext_authz check, its request message sized by the
+/// first byte (so flow control holds part of it), against a server that sends the rest as
+/// `[u16 length][bytes]` pieces of wire (the last with EOF when the first byte is odd). Each
+/// piece is also read as a `CheckResponse`, as is the call's message. Checked besides "no
+/// panic": a decision's header edits carry no CR, LF or NUL, and what the call queues to send
+/// per piece is bounded by what the piece can ask for.
+pub fn grpc_call(data: &[u8]) {
+    use crate::grpc::call::{Call, Request};
+    use crate::http::ext_authz_grpc::{decide, CHECK_PATH};
+    let [mode, rest @ ..] = data else {
+        return;
+    };
+    let mut rest = rest;
+    let message = vec![b'm'; usize::from(*mode) * 1024];
+    let metadata = [("x-tenant".to_string(), "t".to_string())];
+    let mut call = Call::new(&Request {
+        authority: "authz",
+        path: CHECK_PATH,
+        timeout: std::time::Duration::from_millis(u64::from(*mode)),
+        metadata: &metadata,
+        message: &message,
+    });
+    call.out().clear();
+    let safe = |d: &crate::http::ext_authz_grpc::Decision| {
+        let all = d
+            .headers
+            .iter()
+            .chain(&d.response_headers)
+            .chain(&d.denied_headers);
+        for m in all {
+            assert!(!m.name.is_empty() && !m.value.contains(['\r', '\n', '\0']));
+        }
+    };
+    while let Some(p) = piece(&mut rest) {
+        if let Ok(d) = decide(p) {
+            safe(&d);
+        }
+        let eof = rest.is_empty() && mode & 1 == 1;
+        let r = call.feed(p, eof);
+        // Acknowledgements (17 bytes per 9-byte frame at most) and the held message.
+        assert!(call.out().len() <= 2 * p.len() + message.len() + 64);
+        call.out().clear();
+        match r {
+            None => {}
+            Some(Ok(m)) => {
+                if let Ok(d) = decide(&m) {
+                    safe(&d);
+                }
+                return;
+            }
+            Some(Err(_)) => return,
+        }
+    }
 }
 
 /// The HTTP/2 client transcoder (`h2::client`) between a fixed request (chosen by the first
@@ -1088,11 +1156,32 @@ mod tests {
         m.exchange(&get("/authz/a"), ok).expect("allowed");
         m.exchange(&get("/authz/b"), deny).expect("denied");
         m.exchange(&get("/other"), ok).expect("not checked");
+        // The gRPC filter: an HTTP/1.1 answer is no gRPC response (an error, 403); HTTP/2
+        // frames of an OK call are a CheckResponse.
+        m.exchange(&get("/gauthz/a"), ok).expect("refused");
+        let mut grpc = Vec::new();
+        let mut block = Vec::new();
+        let mut head = [
+            (&b":status"[..], &b"200"[..]),
+            (b"content-type", b"application/grpc"),
+        ]
+        .into_iter();
+        crate::h2::hpack::Encoder::new().encode(&mut head, &mut block);
+        crate::h2::frame::write_headers(&mut grpc, 1, &block, false, 16_384);
+        // A CheckResponse with an empty status (OK), framed.
+        crate::h2::frame::write_data(&mut grpc, 1, &[0, 0, 0, 0, 2, 0x0a, 0], false);
+        block.clear();
+        let mut trailers = [(&b"grpc-status"[..], &b"0"[..])].into_iter();
+        crate::h2::hpack::Encoder::new().encode(&mut trailers, &mut block);
+        crate::h2::frame::write_headers(&mut grpc, 1, &block, true, 16_384);
+        // Allowed, the request then goes up and gets the same bytes (no HTTP/1.1: a 502).
+        let _ = m.exchange(&get("/gauthz/b"), &grpc);
         let stats = &m.ctx().stats.store;
         let n = |c: &str| stats.get(&format!("http.fuzz.ext_authz.{c}"));
         assert_eq!(
             (n("ok"), n("denied"), n("error")),
             (Some(1), Some(1), Some(0))
         );
+        assert_eq!((n("g.ok"), n("g.error")), (Some(1), Some(1)));
     }
 }

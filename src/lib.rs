@@ -11,6 +11,7 @@ pub mod context;
 #[doc(hidden)]
 pub mod fds;
 pub mod fuzz_harness;
+pub mod grpc;
 pub mod h2;
 pub mod hot_restart;
 pub mod http;

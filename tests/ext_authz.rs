@@ -17,53 +17,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use admin_util::{stat, wait_live};
-use common::authz::Authz;
+use common::authz::{body, cluster, get, header, listener, status, Authz};
 use common::*;
-
-const EXT_AUTHZ: &str = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz";
-const PER_ROUTE: &str =
-    "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute";
-
-/// A listener on `port` whose ext_authz filter (`filter`: the typed config's fields, 14
-/// spaces deep) checks with `cluster`; `/open` has the filter off.
-fn listener(name: &str, port: u16, filter: &str, log: &str) -> String {
-    let head = common::yaml::listener_head("127.0.0.1", port)
-        .replacen("static_resources:\n  listeners:\n", "", 1)
-        .replace("listener_0", name)
-        .replace("stat_prefix: ingress_http", &format!("stat_prefix: {name}"));
-    let access_log = common::yaml::file_access_log(
-        log,
-        "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\\n",
-    );
-    format!(
-        r#"{head}{access_log}          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/open"}}
-                route: {{cluster: backend}}
-                typed_per_filter_config:
-                  authz: {{"@type": {PER_ROUTE}, disabled: true}}
-              - match: {{prefix: "/"}}
-                route: {{cluster: backend}}
-          http_filters:
-          - name: authz
-            typed_config:
-              "@type": {EXT_AUTHZ}
-{filter}
-          - name: envoy.filters.http.router
-"#
-    )
-}
-
-fn cluster(name: &str, port: u16) -> String {
-    format!(
-        "  - name: {name}\n    type: STATIC\n    connect_timeout: 1s\n    load_assignment:\n      \
-         cluster_name: {name}\n      endpoints:\n      - lb_endpoints:\n        - endpoint: \
-         {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}\n"
-    )
-}
 
 struct Setup {
     up: Upstream,
@@ -126,9 +81,9 @@ fn setup(tag: &str) -> Setup {
         listener("err", ports[2], err, &logs[2]),
         listener("off", ports[3], off, &logs[3]),
         listener("skip", ports[4], skip, &logs[4]),
-        cluster("backend", up.port()),
-        cluster("authz", authz.port),
-        cluster("dead", dead),
+        cluster("backend", up.port(), false),
+        cluster("authz", authz.port, false),
+        cluster("dead", dead, false),
     );
     let baton = Baton::start(&yaml);
     wait_live(admin);
@@ -140,39 +95,6 @@ fn setup(tag: &str) -> Setup {
         admin,
         logs,
     }
-}
-
-/// One request on a fresh connection: the whole response (head and body) as text.
-fn exchange(port: u16, req: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-    s.write_all(req.as_bytes()).expect("send");
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn get(port: u16, path: &str, headers: &str) -> String {
-    exchange(
-        port,
-        &format!("GET {path} HTTP/1.1\r\nHost: app.local\r\n{headers}Connection: close\r\n\r\n"),
-    )
-}
-
-fn status(resp: &str) -> u16 {
-    resp.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
-}
-
-fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
-    let head = resp.split("\r\n\r\n").next()?;
-    head.lines().skip(1).find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-fn body(resp: &str) -> &str {
-    resp.split_once("\r\n\r\n").map_or("", |(_, b)| b)
 }
 
 #[test]
@@ -352,8 +274,8 @@ fn what_baton_cannot_honour_is_refused_by_path() {
     let uri = "              http_service: {server_uri: {uri: x, cluster: backend, timeout: 1s}}\n";
     let cases: &[(String, String)] = &[
         (
-            "              grpc_service: {envoy_grpc: {cluster_name: backend}}".into(),
-            format!("{f}.grpc_service"),
+            "              grpc_service: {google_grpc: {target_uri: x, stat_prefix: s}}".into(),
+            format!("{f}.grpc_service.google_grpc"),
         ),
         (
             format!("{uri}              with_request_body: {{max_request_bytes: 10}}"),
@@ -384,7 +306,7 @@ fn what_baton_cannot_honour_is_refused_by_path() {
         let yaml = format!(
             "static_resources:\n  listeners:\n{}  clusters:\n{}",
             listener("l", free_port(), filter.trim_end(), "/dev/null"),
-            cluster("backend", 9)
+            cluster("backend", 9, false)
         );
         let err = refusal(&yaml);
         assert!(err.contains(&format!("{path}:")), "{path}\n{err}");
@@ -396,7 +318,7 @@ fn what_baton_cannot_honour_is_refused_by_path() {
             "disabled: true}",
             "check_settings: {context_extensions: {a: b}}}"
         ),
-        cluster("backend", 9)
+        cluster("backend", 9, false)
     );
     let err = refusal(&yaml);
     assert!(
@@ -413,7 +335,7 @@ fn what_baton_cannot_honour_is_refused_by_path() {
     let yaml = format!(
         "static_resources:\n  listeners:\n{}  clusters:\n{}{pp}",
         listener("l", free_port(), uri.trim_end(), "/dev/null"),
-        cluster("backend", 9)
+        cluster("backend", 9, false)
     );
     let err = refusal(&yaml);
     assert!(
@@ -437,8 +359,8 @@ fn a_request_paused_on_its_check_is_answered_across_a_hot_restart() {
         "static_resources:\n  listeners:\n{}  clusters:\n{}{}admin:\n  address: \
          {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}\n",
         listener("main", port, filter, "/dev/null"),
-        cluster("backend", up.port()),
-        cluster("authz", authz.port),
+        cluster("backend", up.port(), false),
+        cluster("authz", authz.port, false),
     );
     let dir = HotDir::new("ext-authz-hot");
     let mut v1 = hot_start(&yaml, &dir, &[]);

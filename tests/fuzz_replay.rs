@@ -21,6 +21,7 @@ const TARGETS: &[(&str, Harness)] = &[
     ("h2_wire", baton::fuzz_harness::h2_wire),
     ("h2_client", baton::fuzz_harness::h2_client),
     ("h2_server", baton::fuzz_harness::h2_server),
+    ("grpc_call", baton::fuzz_harness::grpc_call),
 ];
 
 /// Targets that also replay another target's inputs (the same script format).

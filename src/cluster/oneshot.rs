@@ -1,7 +1,7 @@
 //! One HTTP/1.1 request on a connection of the proxy's own, its answer read whole (any
 //! framing) and discarded but for the status (and, when asked, a bounded body): a tracing report
 //! (`tracing::collector`) or a shadow request (`http::mirror`); or kept whole, for an ext_authz
-//! check (`pump_with`). The owner registers the socket, arms the timeout and
+//! check (`pump_with`), or a gRPC call that answers as it reads (`pump_duplex`). The owner registers the socket, arms the timeout and
 //! closes it; this only moves bytes.
 
 use std::io::{self, Read, Write};
@@ -55,7 +55,7 @@ impl OneShot {
     pub(crate) fn pump(&mut self) -> Option<Result<u16, ()>> {
         let reply = &mut self.reply;
         let link = (&mut self.sock, &mut self.connected, &mut self.tx);
-        io(link, |got, eof| {
+        io(link, |got, eof, _| {
             reply.rx.extend_from_slice(got);
             match http_answer(reply, eof) {
                 Some(Ok((status, _, _))) => Some(Ok(status)),
@@ -70,16 +70,44 @@ impl OneShot {
     /// closed; `Some` once it is whole or broken).
     pub(crate) fn pump_with<T>(
         &mut self,
-        answer: impl FnMut(&[u8], bool) -> Option<Result<T, ()>>,
+        mut answer: impl FnMut(&[u8], bool) -> Option<Result<T, ()>>,
+    ) -> Option<Result<T, ()>> {
+        self.pump_duplex(|got, eof, _| answer(got, eof))
+    }
+
+    /// As `pump_with`, for a protocol that answers as it reads (HTTP/2's acknowledgements and
+    /// flow control): `answer` may append bytes to send to its third argument, and they go
+    /// out before the next read.
+    pub(crate) fn pump_duplex<T>(
+        &mut self,
+        answer: impl FnMut(&[u8], bool, &mut Vec<u8>) -> Option<Result<T, ()>>,
     ) -> Option<Result<T, ()>> {
         io((&mut self.sock, &mut self.connected, &mut self.tx), answer)
     }
 }
 
-/// Connects, writes `tx`, then reads into `answer` until it has what it needs.
+/// Writes `tx` until it is empty or the socket is full; `Err` when the socket failed.
+fn flush(sock: &mut TcpStream, tx: &mut Vec<u8>) -> Result<(), ()> {
+    while !tx.is_empty() {
+        match sock.write(tx) {
+            Ok(0) => return Err(()),
+            Ok(n) => {
+                tx.drain(..n.min(tx.len()));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(()),
+        }
+    }
+    Ok(())
+}
+
+/// Connects, writes `tx`, and reads into `answer` until it has what it needs; what `answer`
+/// adds to `tx` is written as it comes. Reading does not wait for the whole request to be
+/// written: a peer may answer early.
 fn io<T>(
     (sock, connected, tx): (&mut TcpStream, &mut bool, &mut Vec<u8>),
-    mut answer: impl FnMut(&[u8], bool) -> Option<Result<T, ()>>,
+    mut answer: impl FnMut(&[u8], bool, &mut Vec<u8>) -> Option<Result<T, ()>>,
 ) -> Option<Result<T, ()>> {
     if !*connected {
         match sock.take_error() {
@@ -92,16 +120,8 @@ fn io<T>(
             Err(_) => return Some(Err(())),
         }
     }
-    while !tx.is_empty() {
-        match sock.write(tx) {
-            Ok(0) => return Some(Err(())),
-            Ok(n) => {
-                tx.drain(..n.min(tx.len()));
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Some(Err(())),
-        }
+    if flush(sock, tx).is_err() {
+        return Some(Err(()));
     }
     let mut b = [0u8; 16 * 1024];
     loop {
@@ -112,10 +132,10 @@ fn io<T>(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return Some(Err(())),
         };
-        if let Some(done) = answer(got, eof) {
+        if let Some(done) = answer(got, eof, tx) {
             return Some(done);
         }
-        if eof {
+        if eof || flush(sock, tx).is_err() {
             return Some(Err(()));
         }
     }

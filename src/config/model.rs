@@ -599,7 +599,8 @@ pub enum HttpFilterKind {
     Compressor(Compressor),
     /// `envoy.filters.http.decompressor` with the gzip library (requests).
     Decompressor(Decompressor),
-    /// `envoy.filters.http.ext_authz` with an HTTP authorization service (boxed: large).
+    /// `envoy.filters.http.ext_authz` with an HTTP or gRPC authorization service (boxed:
+    /// large).
     ExtAuthz(Box<ExtAuthz>),
 }
 
@@ -683,18 +684,19 @@ pub enum FilterPolicy {
     },
 }
 
-/// Envoy's external authorization filter (`…ext_authz.v3.ExtAuthz`) with an `http_service`:
-/// each request is paused while a check request goes to the authorization service; 200
-/// lets it on, another status answers the client, a failure is `status_on_error`.
+/// Envoy's external authorization filter (`…ext_authz.v3.ExtAuthz`) with an `http_service`
+/// or a `grpc_service`: each request is paused while a check goes to the authorization
+/// service; an allowed one goes on, a denied one is answered, a failure is `status_on_error`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExtAuthz {
     /// `http_service.server_uri.uri`: required, and not used (as in Envoy, the request goes to
     /// `cluster` with the original path).
     pub uri: String,
-    /// `http_service.server_uri.cluster`: found by name per check (a cluster that is not
-    /// there is a check error, as in Envoy).
+    /// `http_service.server_uri.cluster` or `grpc_service.envoy_grpc.cluster_name`: found by
+    /// name per check (a cluster that is not there is a check error, as in Envoy).
     pub cluster: String,
-    /// `http_service.server_uri.timeout` (required).
+    /// `http_service.server_uri.timeout` (required), or `grpc_service.timeout` (default
+    /// 200 ms, Envoy's ext_authz `DefaultTimeout`).
     pub timeout: std::time::Duration,
     /// `http_service.path_prefix`: put before the request's path in the check request.
     pub path_prefix: String,
@@ -728,6 +730,20 @@ pub struct ExtAuthz {
     /// `deny_at_disable.default_value`: a request `filter_enabled` leaves out is answered
     /// `status_on_error` instead of going on.
     pub deny_at_disable: bool,
+    /// `grpc_service`: checks are `Authorization/Check` calls over h2c to `cluster`
+    /// (`grpc_service.envoy_grpc.cluster_name`, with `timeout` from `grpc_service.timeout`);
+    /// the HTTP service's fields are then empty. `None`: an `http_service`.
+    pub grpc: Option<GrpcService>,
+}
+
+/// An ext_authz `grpc_service.envoy_grpc`'s call settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcService {
+    /// `envoy_grpc.authority`: the calls' `:authority`; empty: the cluster's name (Envoy's
+    /// default).
+    pub authority: String,
+    /// `initial_metadata`: headers every call carries (names lower-cased).
+    pub initial_metadata: Vec<(String, String)>,
 }
 
 /// Envoy's fault injection filter (`…fault.v3.HTTPFault`), aborts only.

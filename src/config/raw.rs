@@ -801,7 +801,7 @@ pub struct Cors {}
 #[serde(deny_unknown_fields)]
 pub struct ExtAuthz {
     pub http_service: Option<ExtAuthzHttpService>,
-    pub grpc_service: Option<Value>,
+    pub grpc_service: Option<GrpcService>,
     pub transport_api_version: Option<EnumValue>,
     pub failure_mode_allow: Option<bool>,
     pub failure_mode_allow_header_add: Option<bool>,
@@ -828,6 +828,29 @@ pub struct ExtAuthz {
     pub enable_dynamic_metadata_ingestion: Option<Value>,
     pub filter_metadata: Option<Value>,
     pub emit_filter_state_stats: Option<bool>,
+}
+
+/// `envoy.config.core.v3.GrpcService`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcService {
+    pub envoy_grpc: Option<EnvoyGrpc>,
+    pub google_grpc: Option<Value>,
+    pub timeout: Option<Dur>,
+    #[serde(default)]
+    pub initial_metadata: Vec<HeaderValue>,
+    pub retry_policy: Option<Value>,
+}
+
+/// `envoy.config.core.v3.GrpcService.EnvoyGrpc`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvoyGrpc {
+    pub cluster_name: Option<String>,
+    pub authority: Option<String>,
+    pub retry_policy: Option<Value>,
+    pub max_receive_message_length: Option<Value>,
+    pub skip_envoy_headers: Option<Value>,
 }
 
 /// `envoy.extensions.filters.http.ext_authz.v3.HttpService`.

@@ -1340,7 +1340,8 @@ fn tls_collectors(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), Co
 }
 
 /// An ext_authz filter's cluster must be plain: checks are sent over plain HTTP/1.1
-/// (`http/ext_authz.rs`).
+/// (`http/ext_authz.rs`), or for a gRPC service over h2c (`grpc::call`), whatever the
+/// cluster's HTTP/2 options say.
 fn tls_authz(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), ConfigError> {
     let filters = listeners.iter().flat_map(|l| {
         l.terminals
@@ -1357,13 +1358,21 @@ fn tls_authz(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), ConfigE
             .iter()
             .enumerate()
             .find(|(_, c)| c.name == a.cluster);
-        if let Some((i, cl, field)) = found.and_then(|(i, c)| Some((i, c, not_plain(c)?))) {
+        let refused = |c: &Cluster| match not_plain(c)? {
+            "http2_protocol_options" if a.grpc.is_some() => None,
+            field => Some(field),
+        };
+        if let Some((i, cl, field)) = found.and_then(|(i, c)| Some((i, c, refused(c)?))) {
+            let how = if a.grpc.is_some() {
+                "gRPC checks over h2c, so it cannot use TLS"
+            } else {
+                "checks over plain HTTP/1.1, so it cannot use TLS, HTTP/2"
+            };
             return Err(err(
                 format!("static_resources.clusters[{i}].{field}"),
                 format!(
                     "cluster \"{}\" is an ext_authz service (filter \"{}\" of listener \"{}\"): \
-                     baton sends checks over plain HTTP/1.1, so it cannot use TLS, HTTP/2 or \
-                     the upstream PROXY protocol",
+                     baton sends {how} or the upstream PROXY protocol",
                     cl.name, f.name, l.name
                 ),
             ));

@@ -1,6 +1,7 @@
-//! `envoy.filters.http.ext_authz` with an `http_service`, and its `ExtAuthzPerRoute`. What a
-//! raw HTTP authorization service needs is honoured; the gRPC service (HTTP/2 upstreams),
-//! the request body, runtime switches, metadata and the rest are refused by path.
+//! `envoy.filters.http.ext_authz` with an `http_service` or a `grpc_service` (`envoy_grpc`),
+//! and its `ExtAuthzPerRoute`. What a raw HTTP authorization service and a gRPC one need is
+//! honoured; Google's gRPC client, the request body, runtime switches, metadata and the rest
+//! are refused by path.
 
 use super::de::join_key;
 use super::model::*;
@@ -18,12 +19,7 @@ pub const EXT_AUTHZ_PER_ROUTE_TYPE: &str =
 pub fn ext_authz(c: raw::ExtAuthz, path: &str) -> Result<ExtAuthz, ConfigError> {
     let p = |k: &str| join_key(path, k);
     let nonempty_list = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|l| !l.is_empty());
-    let refused: [(&str, bool, &str); 19] = [
-        (
-            "grpc_service",
-            c.grpc_service.is_some(),
-            "a gRPC authorization service needs HTTP/2 upstreams; http_service is supported",
-        ),
+    let refused: [(&str, bool, &str); 18] = [
         (
             "with_request_body",
             c.with_request_body.is_some(),
@@ -132,11 +128,58 @@ pub fn ext_authz(c: raw::ExtAuthz, path: &str) -> Result<ExtAuthz, ConfigError> 
             &[("AUTO", 0, Some(())), ("V2", 1, None), ("V3", 2, Some(()))];
         super::validate::proto_enum(v, &p("transport_api_version"), V)?;
     }
+    let filter_enabled = c
+        .filter_enabled
+        .map(|f| super::validate_filters::fraction(f, &p("filter_enabled")))
+        .transpose()?;
+    let deny_at_disable = match c.deny_at_disable {
+        None => false,
+        Some(f) => match f.default_value {
+            Some(v) => v,
+            None => {
+                return Err(err(
+                    join_key(&p("deny_at_disable"), "default_value"),
+                    "required field is missing",
+                ))
+            }
+        },
+    };
+    let status_on_error = match c.status_on_error.and_then(|s| s.code) {
+        None => 403,
+        Some(code) => http_status(&code, &join_key(&p("status_on_error"), "code"))?,
+    };
+    let common = ExtAuthz {
+        uri: String::new(),
+        cluster: String::new(),
+        timeout: std::time::Duration::ZERO,
+        path_prefix: String::new(),
+        allowed_headers: Vec::new(),
+        headers_to_add: Vec::new(),
+        upstream_headers: Vec::new(),
+        upstream_headers_to_append: Vec::new(),
+        client_headers: Vec::new(),
+        client_headers_on_success: Vec::new(),
+        failure_mode_allow: c.failure_mode_allow.unwrap_or(false),
+        failure_mode_allow_header_add: c.failure_mode_allow_header_add.unwrap_or(false),
+        status_on_error,
+        stat_prefix: c.stat_prefix.unwrap_or_default(),
+        filter_enabled,
+        deny_at_disable,
+        grpc: None,
+    };
+    if let Some(g) = c.grpc_service {
+        if c.http_service.is_some() {
+            return Err(err(
+                p("http_service"),
+                "only one of grpc_service, http_service may be set",
+            ));
+        }
+        return grpc_service(g, &p("grpc_service"), common);
+    }
     let Some(h) = c.http_service else {
         return Err(err(
             p("http_service"),
-            "required field is missing (one of grpc_service, http_service; baton supports \
-             http_service)",
+            "required field is missing (one of grpc_service, http_service)",
         ));
     };
     let hp = p("http_service");
@@ -229,26 +272,6 @@ pub fn ext_authz(c: raw::ExtAuthz, path: &str) -> Result<ExtAuthz, ConfigError> 
             a("allowed_client_headers_on_success"),
         )?;
     }
-    let filter_enabled = c
-        .filter_enabled
-        .map(|f| super::validate_filters::fraction(f, &p("filter_enabled")))
-        .transpose()?;
-    let deny_at_disable = match c.deny_at_disable {
-        None => false,
-        Some(f) => match f.default_value {
-            Some(v) => v,
-            None => {
-                return Err(err(
-                    join_key(&p("deny_at_disable"), "default_value"),
-                    "required field is missing",
-                ))
-            }
-        },
-    };
-    let status_on_error = match c.status_on_error.and_then(|s| s.code) {
-        None => 403,
-        Some(code) => http_status(&code, &join_key(&p("status_on_error"), "code"))?,
-    };
     Ok(ExtAuthz {
         uri: uri_text,
         cluster,
@@ -260,12 +283,88 @@ pub fn ext_authz(c: raw::ExtAuthz, path: &str) -> Result<ExtAuthz, ConfigError> 
         upstream_headers_to_append,
         client_headers,
         client_headers_on_success,
-        failure_mode_allow: c.failure_mode_allow.unwrap_or(false),
-        failure_mode_allow_header_add: c.failure_mode_allow_header_add.unwrap_or(false),
-        status_on_error,
-        stat_prefix: c.stat_prefix.unwrap_or_default(),
-        filter_enabled,
-        deny_at_disable,
+        ..common
+    })
+}
+
+/// A `grpc_service`: Envoy's own gRPC client (`envoy_grpc`) to a cluster, its `timeout` and
+/// `initial_metadata`; Google's client and retries are refused.
+fn grpc_service(g: raw::GrpcService, at: &str, common: ExtAuthz) -> Result<ExtAuthz, ConfigError> {
+    let p = |k: &str| join_key(at, k);
+    if g.google_grpc.is_some() {
+        return Err(err(
+            p("google_grpc"),
+            "not supported by baton (Google's gRPC client; use envoy_grpc)",
+        ));
+    }
+    if g.retry_policy.is_some() {
+        return Err(err(
+            p("retry_policy"),
+            "not supported by baton (retrying checks)",
+        ));
+    }
+    let Some(e) = g.envoy_grpc else {
+        return Err(err(
+            p("envoy_grpc"),
+            "required field is missing (one of envoy_grpc, google_grpc; baton supports envoy_grpc)",
+        ));
+    };
+    let ep = p("envoy_grpc");
+    let q = |k: &str| join_key(&ep, k);
+    let refused = [
+        ("retry_policy", e.retry_policy.is_some(), "retrying checks"),
+        (
+            "max_receive_message_length",
+            e.max_receive_message_length.is_some(),
+            "a configured message size limit; baton reads at most 256 KiB",
+        ),
+        (
+            "skip_envoy_headers",
+            e.skip_envoy_headers.is_some(),
+            "Envoy's x-envoy-* headers on calls",
+        ),
+    ];
+    if let Some(e) = refused_fields(&refused, &ep).next() {
+        return Err(e);
+    }
+    let cluster = match e.cluster_name {
+        Some(c) if !c.is_empty() => c,
+        _ => return Err(err(q("cluster_name"), "required field is missing")),
+    };
+    let authority = e.authority.unwrap_or_default();
+    if authority.contains(['\r', '\n', '\0']) {
+        return Err(err(q("authority"), "must not contain CR, LF or NUL"));
+    }
+    let mut initial_metadata = Vec::new();
+    for (i, hv) in g.initial_metadata.into_iter().enumerate() {
+        let at = format!("{}[{i}]", p("initial_metadata"));
+        let name = header_name(&hv.key, &join_key(&at, "key"), false)?;
+        // The call's own: content type, deadline, trailers.
+        if matches!(name.as_str(), "content-type" | "te" | "grpc-timeout") {
+            return Err(err(
+                join_key(&at, "key"),
+                format!("\"{name}\" belongs to the gRPC call itself"),
+            ));
+        }
+        if hv.value.contains(['\r', '\n', '\0']) {
+            return Err(err(
+                join_key(&at, "value"),
+                "must not contain CR, LF or NUL",
+            ));
+        }
+        initial_metadata.push((name, hv.value));
+    }
+    Ok(ExtAuthz {
+        cluster,
+        // Envoy's ext_authz `DefaultTimeout` when the service gives none.
+        timeout: g
+            .timeout
+            .map_or(std::time::Duration::from_millis(200), |t| t.0),
+        grpc: Some(GrpcService {
+            authority,
+            initial_metadata,
+        }),
+        ..common
     })
 }
 
@@ -314,8 +413,29 @@ mod tests {
         assert_eq!(c.status_on_error, 403);
         assert_eq!(c.timeout, std::time::Duration::from_millis(250));
         assert!(c.upstream_headers[0].ignore_case);
+        let g = load(
+            "grpc_service: {envoy_grpc: {cluster_name: authz}, \
+             initial_metadata: [{key: X-Tenant, value: t}]}",
+        )
+        .unwrap();
+        assert_eq!(g.timeout, std::time::Duration::from_millis(200));
+        assert_eq!(g.cluster, "authz");
+        let grpc = g.grpc.unwrap();
+        assert_eq!(grpc.initial_metadata, [("x-tenant".into(), "t".into())]);
         for (yaml, at) in [
-            ("grpc_service: {}", "f.grpc_service"),
+            (
+                "grpc_service: {google_grpc: {}}",
+                "f.grpc_service.google_grpc",
+            ),
+            ("grpc_service: {}", "f.grpc_service.envoy_grpc"),
+            (
+                "grpc_service: {envoy_grpc: {cluster_name: a}}\nhttp_service: {}",
+                "f.http_service",
+            ),
+            (
+                "grpc_service: {envoy_grpc: {cluster_name: a, retry_policy: {}}}",
+                "f.grpc_service.envoy_grpc.retry_policy",
+            ),
             (
                 "http_service: {server_uri: {uri: x, cluster: a}}",
                 "f.http_service.server_uri.timeout",

@@ -28,8 +28,11 @@ const MAX_BODY: usize = 64 * 1024;
 pub struct Check {
     /// The authorization service's cluster, by name (looked up when sent).
     pub cluster: String,
-    /// The whole check request (head; it has no body).
+    /// The whole check request (head; it has no body), or, for a gRPC service, the
+    /// serialized `CheckRequest`.
     pub request: Vec<u8>,
+    /// A gRPC service's call: `:authority` and `initial_metadata`.
+    pub grpc: Option<(String, Vec<(String, String)>)>,
     /// The request is a HEAD: its answer has no body.
     pub is_head: bool,
     pub timeout: Duration,
@@ -45,7 +48,15 @@ pub struct Reply {
     pub body: Vec<u8>,
 }
 
-pub type Verdict = Option<Reply>;
+/// What an authorization service answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Http(Reply),
+    /// A gRPC service's `CheckResponse` (the call ended with status OK).
+    Grpc(super::ext_authz_grpc::Decision),
+}
+
+pub type Verdict = Option<Answer>;
 
 /// Envoy's default `allowed_headers` of a check request, besides the configured ones.
 const ALWAYS_SENT: [&str; 1] = ["authorization"];
@@ -54,9 +65,26 @@ fn any_match(list: &[StringMatch], name: &str) -> bool {
     list.iter().any(|m| string_matches(m, name))
 }
 
-/// The check request for `req`: its method, `path_prefix` + its path, its Host, the allowed
-/// request headers, `headers_to_add`, and `Content-Length: 0` (no body is sent).
-pub(super) fn check(c: &ExtAuthz, req: &RequestHead<'_>) -> Check {
+/// The check request for `req` on `conn`: a gRPC service's `CheckRequest`
+/// (`ext_authz_grpc`, `id` for its request id), or for an HTTP service its method,
+/// `path_prefix` + its path, its Host, the allowed request headers, `headers_to_add`, and
+/// `Content-Length: 0` (no body is sent).
+pub(super) fn check(
+    c: &ExtAuthz,
+    req: &RequestHead<'_>,
+    conn: &super::rbac::Conn<'_>,
+    id: u64,
+) -> Check {
+    if let Some(g) = &c.grpc {
+        let now = std::time::SystemTime::now();
+        return Check {
+            cluster: c.cluster.clone(),
+            request: super::ext_authz_grpc::check_request(req, conn, id, now),
+            grpc: Some((g.authority.clone(), g.initial_metadata.clone())),
+            is_head: false,
+            timeout: c.timeout,
+        };
+    }
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(req.method.as_bytes());
     out.push(b' ');
@@ -90,9 +118,37 @@ pub(super) fn check(c: &ExtAuthz, req: &RequestHead<'_>) -> Check {
     Check {
         cluster: c.cluster.clone(),
         request: out,
+        grpc: None,
         is_head: req.method == "HEAD",
         timeout: c.timeout,
     }
+}
+
+impl Check {
+    /// A gRPC service's call for this check (its first bytes queued); `None` for an HTTP one.
+    pub fn grpc_call(&self) -> Option<crate::grpc::call::Call> {
+        let (authority, metadata) = self.grpc.as_ref()?;
+        Some(crate::grpc::call::Call::new(&crate::grpc::call::Request {
+            // Envoy's default `:authority` is the cluster's name.
+            authority: if authority.is_empty() {
+                &self.cluster
+            } else {
+                authority
+            },
+            path: super::ext_authz_grpc::CHECK_PATH,
+            timeout: self.timeout,
+            metadata,
+            message: &self.request,
+        }))
+    }
+}
+
+/// How a gRPC check's call ended, as the filter's answer: the `CheckResponse`, or an error.
+pub(crate) fn grpc_answer(done: Result<Vec<u8>, crate::grpc::call::Failure>) -> Result<Answer, ()> {
+    let message = done.map_err(|e| log::debug!("ext_authz: gRPC check failed: {e:?}"))?;
+    super::ext_authz_grpc::decide(&message)
+        .map(Answer::Grpc)
+        .map_err(|_| log::debug!("ext_authz: malformed CheckResponse"))
 }
 
 /// What the filter makes of a verdict.
@@ -133,7 +189,26 @@ fn pass(headers: &[(String, String)], list: &[StringMatch], action: AppendAction
 pub(super) fn outcome(c: &ExtAuthz, v: &Verdict, counts: &mut Vec<Count>) -> Outcome {
     const SET: AppendAction = AppendAction::OverwriteIfExistsOrAdd;
     match v {
-        Some(r) if r.status == 200 => {
+        Some(Answer::Grpc(d)) if d.allowed => {
+            use super::ext_authz_grpc::{edits, removals};
+            counts.push(Count::Ok);
+            let mut request = edits(&d.headers);
+            request.extend(removals(&d.headers_to_remove));
+            Outcome::Allowed {
+                request,
+                response: edits(&d.response_headers),
+            }
+        }
+        Some(Answer::Grpc(d)) => {
+            counts.push(Count::Denied);
+            Outcome::Denied {
+                status: d.status,
+                body: Cow::Owned(d.body.clone()),
+                edits: super::ext_authz_grpc::edits(&d.denied_headers),
+                details: "ext_authz_denied",
+            }
+        }
+        Some(Answer::Http(r)) if r.status == 200 => {
             counts.push(Count::Ok);
             let mut request = pass(&r.headers, &c.upstream_headers, SET);
             request.extend(pass(
@@ -146,7 +221,7 @@ pub(super) fn outcome(c: &ExtAuthz, v: &Verdict, counts: &mut Vec<Count>) -> Out
                 response: pass(&r.headers, &c.client_headers_on_success, SET),
             }
         }
-        Some(r) if !(500..600).contains(&r.status) => {
+        Some(Answer::Http(r)) if !(500..600).contains(&r.status) => {
             counts.push(Count::Denied);
             // Without a list every header but Host; with one, also Envoy's fixed few.
             let edits = r
@@ -396,6 +471,7 @@ mod tests {
             stat_prefix: String::new(),
             filter_enabled: None,
             deny_at_disable: false,
+            grpc: None,
         }
     }
 
@@ -406,7 +482,15 @@ mod tests {
         let Ok(Some(req)) = codec::parse_request(raw, &mut slots) else {
             panic!("parse");
         };
-        let c = check(&config(), &req);
+        let a: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let conn = crate::http::rbac::Conn {
+            local: a,
+            direct: a,
+            source: a,
+            client: a,
+            tls: None,
+        };
+        let c = check(&config(), &req, &conn, 1);
         let text = String::from_utf8(c.request).unwrap();
         assert!(text.starts_with("POST /auth/p?q=1 HTTP/1.1\r\nhost: h\r\ncontent-length: 0\r\n"));
         assert!(text.contains("Authorization: t\r\n"), "{text}");
@@ -454,7 +538,7 @@ mod tests {
             ],
             body: Vec::new(),
         };
-        match outcome(&c, &Some(ok), &mut n) {
+        match outcome(&c, &Some(Answer::Http(ok)), &mut n) {
             Outcome::Allowed { request, .. } => assert_eq!(request.len(), 1),
             Outcome::Denied { .. } => panic!("denied"),
         }
@@ -463,7 +547,7 @@ mod tests {
             headers: vec![("host".into(), "h".into()), ("x-why".into(), "w".into())],
             body: b"go away".to_vec(),
         };
-        match outcome(&c, &Some(no), &mut n) {
+        match outcome(&c, &Some(Answer::Http(no)), &mut n) {
             Outcome::Denied {
                 status,
                 body,
@@ -488,7 +572,7 @@ mod tests {
             ],
             body: Vec::new(),
         };
-        match outcome(&listed, &Some(no), &mut Vec::new()) {
+        match outcome(&listed, &Some(Answer::Http(no)), &mut Vec::new()) {
             Outcome::Denied { edits, .. } => assert_eq!(edits.len(), 2),
             Outcome::Allowed { .. } => panic!("allowed"),
         }
@@ -498,7 +582,7 @@ mod tests {
             body: Vec::new(),
         };
         assert!(matches!(
-            outcome(&c, &Some(err), &mut n),
+            outcome(&c, &Some(Answer::Http(err)), &mut n),
             Outcome::Denied { status: 403, .. }
         ));
         let fma = ExtAuthz {
@@ -529,9 +613,16 @@ mod tests {
 #[derive(Debug)]
 pub struct InFlight {
     shot: crate::cluster::oneshot::OneShot,
-    reader: Reader,
+    link: Link,
     cluster: usize,
     addr: std::net::SocketAddr,
+}
+
+/// What reads the service's bytes: an HTTP/1.1 answer, or a gRPC call over h2c.
+#[derive(Debug)]
+enum Link {
+    Http(Reader),
+    Grpc(Box<crate::grpc::call::Call>),
 }
 
 /// How a check's connection ended, for the authorization cluster's stats.
@@ -572,18 +663,38 @@ impl InFlight {
         };
         crate::observe::upstream_cx_open(ctx, cluster, addr);
         crate::observe::upstream_rq(ctx, cluster, addr, true);
+        let (link, tx) = match c.grpc_call() {
+            Some(mut call) => {
+                let tx = std::mem::take(call.out());
+                (Link::Grpc(Box::new(call)), tx)
+            }
+            None => (Link::Http(Reader::new(c.is_head)), c.request),
+        };
         Some(InFlight {
-            shot: crate::cluster::oneshot::OneShot::new(sock, c.request, c.is_head),
-            reader: Reader::new(c.is_head),
+            shot: crate::cluster::oneshot::OneShot::new(sock, tx, c.is_head),
+            link,
             cluster,
             addr,
         })
     }
 
     /// Moves the check's bytes; `Some` once it is over (then `close` it).
-    pub fn drive(&mut self) -> Option<Result<Reply, ()>> {
-        let reader = &mut self.reader;
-        self.shot.pump_with(|got, eof| reader.feed(got, eof))
+    pub fn drive(&mut self) -> Option<Result<Answer, ()>> {
+        match &mut self.link {
+            Link::Http(reader) => self
+                .shot
+                .pump_with(|got, eof| reader.feed(got, eof))
+                .map(|r| r.map(Answer::Http)),
+            Link::Grpc(call) => self.shot.pump_duplex(|got, eof, tx| {
+                let done = call.feed(got, eof);
+                tx.append(call.out());
+                if done.is_none() && tx.len() > crate::grpc::call::MAX_UNSENT {
+                    log::debug!("ext_authz: the gRPC service does not read what it asks for");
+                    return Some(Err(()));
+                }
+                done.map(grpc_answer)
+            }),
+        }
     }
 
     /// Closes the connection and counts how the check ended on its cluster.

@@ -267,7 +267,7 @@ pub(super) fn run(
             }
             HttpFilterKind::ExtAuthz(c) => {
                 let Some(Resumed::Verdict(v)) = resumed.take().filter(|_| fi == start) else {
-                    let check = super::ext_authz::check(c, req);
+                    let check = super::ext_authz::check(c, req, &env.conn, rng.next_u64());
                     out.pause = Some((fi, super::request::Wait::Check(check)));
                     break;
                 };

@@ -109,8 +109,17 @@ impl InMem {
             }
             // An ext_authz check is answered with the same bytes as the upstream's response.
             if let Some(c) = self.conn.take_check() {
-                let mut reader = super::ext_authz::Reader::new(c.is_head);
-                let verdict = reader.feed(response, true).and_then(Result::ok);
+                let verdict = match c.grpc_call() {
+                    // A gRPC check: the response bytes are the service's HTTP/2 frames.
+                    Some(mut call) => call
+                        .feed(response, true)
+                        .map(super::ext_authz::grpc_answer)
+                        .and_then(Result::ok),
+                    None => super::ext_authz::Reader::new(c.is_head)
+                        .feed(response, true)
+                        .and_then(Result::ok)
+                        .map(super::ext_authz::Answer::Http),
+                };
                 let mut env = CtxEnv::new(&mut self.ctx, 0, self.peer).conn(1, None);
                 self.conn.check_answered(&mut env, verdict, self.now);
                 moved = true;

@@ -8,6 +8,7 @@ pub mod compress;
 pub mod core;
 pub mod env;
 pub mod ext_authz;
+pub mod ext_authz_grpc;
 pub(crate) mod fault;
 pub(crate) mod filters;
 #[doc(hidden)]

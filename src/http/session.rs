@@ -944,7 +944,9 @@ impl Session {
         };
         if let Some(f) = self.check.take() {
             let how = match &answer {
-                Ok(r) => End::Answered(r.status),
+                Ok(crate::http::ext_authz::Answer::Http(r)) => End::Answered(r.status),
+                // A gRPC call that ended with status OK had an HTTP 200 response.
+                Ok(crate::http::ext_authz::Answer::Grpc(_)) => End::Answered(200),
                 Err(()) => End::Failed,
             };
             f.close(ctx, how);

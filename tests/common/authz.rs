@@ -117,3 +117,100 @@ fn answer(mut c: TcpStream, seen: &Mutex<Vec<String>>, gate: &AtomicBool) {
     };
     let _ = c.write_all(reply.as_bytes());
 }
+
+// Client side of the ext_authz tests: one request, its answer as text.
+
+/// One request on a fresh connection: the whole response (head and body) as text.
+pub fn exchange(port: u16, req: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(super::IO_TIMEOUT))
+        .expect("timeout");
+    s.write_all(req.as_bytes()).expect("send");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `GET path` with Host `app.local`, `headers` and `Connection: close`.
+pub fn get(port: u16, path: &str, headers: &str) -> String {
+    exchange(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: app.local\r\n{headers}Connection: close\r\n\r\n"),
+    )
+}
+
+/// The status of a response `get` returned (0 when it has none).
+pub fn status(resp: &str) -> u16 {
+    resp.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// The value of a response's header `name`, if any.
+pub fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    let head = resp.split("\r\n\r\n").next()?;
+    head.lines().skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// A response's body.
+pub fn body(resp: &str) -> &str {
+    resp.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+// Configs of the ext_authz tests.
+
+const EXT_AUTHZ: &str = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz";
+const PER_ROUTE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute";
+
+/// A listener on `port` whose ext_authz filter (`filter`: the typed config's fields, 14
+/// spaces deep) checks with `cluster`; `/open` has the filter off.
+pub fn listener(name: &str, port: u16, filter: &str, log: &str) -> String {
+    let head = super::yaml::listener_head("127.0.0.1", port)
+        .replacen("static_resources:\n  listeners:\n", "", 1)
+        .replace("listener_0", name)
+        .replace("stat_prefix: ingress_http", &format!("stat_prefix: {name}"));
+    let access_log = super::yaml::file_access_log(
+        log,
+        "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\\n",
+    );
+    format!(
+        r#"{head}{access_log}          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/open"}}
+                route: {{cluster: backend}}
+                typed_per_filter_config:
+                  authz: {{"@type": {PER_ROUTE}, disabled: true}}
+              - match: {{prefix: "/"}}
+                route: {{cluster: backend}}
+          http_filters:
+          - name: authz
+            typed_config:
+              "@type": {EXT_AUTHZ}
+{filter}
+          - name: envoy.filters.http.router
+"#
+    )
+}
+
+/// A STATIC cluster of one host, 127.0.0.1:`port`; `h2`: with `http2_protocol_options`, as a
+/// gRPC service's cluster is written.
+pub fn cluster(name: &str, port: u16, h2: bool) -> String {
+    let opts = if h2 {
+        "    typed_extension_protocol_options:\n      \
+         envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \
+         \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        \
+         explicit_http_config: {http2_protocol_options: {}}\n"
+    } else {
+        ""
+    };
+    format!(
+        "  - name: {name}\n    type: STATIC\n    connect_timeout: 1s\n{opts}    load_assignment:\n      \
+         cluster_name: {name}\n      endpoints:\n      - lb_endpoints:\n        - endpoint: \
+         {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}\n"
+    )
+}

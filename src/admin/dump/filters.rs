@@ -296,6 +296,28 @@ fn ext_authz(c: &ExtAuthz) -> Value {
         ("authorization_request", Some(request)),
         ("authorization_response", Some(response)),
     ]);
+    let grpc = c.grpc.as_ref().map(|g| {
+        let metadata = g
+            .initial_metadata
+            .iter()
+            .map(|(k, v)| map(vec![("key", s(k)), ("value", s(v))]))
+            .collect();
+        map(vec![
+            (
+                "envoy_grpc",
+                Some(map(vec![
+                    ("cluster_name", s(&c.cluster)),
+                    ("authority", text(&g.authority)),
+                ])),
+            ),
+            ("timeout", super::dur(c.timeout)),
+            ("initial_metadata", list(metadata)),
+        ])
+    });
+    let (http_service, grpc_service) = match grpc {
+        Some(g) => (None, Some(g)),
+        None => (Some(service), None),
+    };
     map(vec![
         (
             "@type",
@@ -303,7 +325,8 @@ fn ext_authz(c: &ExtAuthz) -> Value {
                 "{T}envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"
             )),
         ),
-        ("http_service", Some(service)),
+        ("http_service", http_service),
+        ("grpc_service", grpc_service),
         ("failure_mode_allow", n(c.failure_mode_allow)),
         (
             "failure_mode_allow_header_add",

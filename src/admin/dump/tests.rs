@@ -230,6 +230,13 @@ static_resources:
                   allowed_upstream_headers_to_append: { patterns: [{ suffix: -add }] }
                   allowed_client_headers: { patterns: [{ contains: why }] }
                   allowed_client_headers_on_success: { patterns: [{ exact: x-note }] }
+          - name: gchecks
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+              grpc_service:
+                envoy_grpc: { cluster_name: a, authority: authz.local }
+                timeout: 0.4s
+                initial_metadata: [{ key: x-tenant, value: t }]
           - name: envoy.filters.http.router
           route_config:
             name: rc

@@ -225,6 +225,7 @@ impl Env for TestEnv {
             return Decision::Pause(Box::new(Pending::new(Wait::Check(Check {
                 cluster: "authz".into(),
                 request: b"GET /authz HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n".to_vec(),
+                grpc: None,
                 is_head: false,
                 timeout: Duration::from_millis(200),
             }))));
@@ -251,7 +252,8 @@ impl Env for TestEnv {
         if let Wait::Delay(_) = pending.wait {
             return self.routed(req, rq);
         }
-        let allowed = verdict.as_ref().is_some_and(|r| r.status == 200);
+        let allowed =
+            matches!(&verdict, Some(crate::http::ext_authz::Answer::Http(r)) if r.status == 200);
         self.verdicts.push(verdict);
         if allowed {
             return self.routed(req, rq);
@@ -609,10 +611,12 @@ impl Sim {
     /// The authorization service answers the paused request's check (`None`: the check
     /// failed).
     pub fn answer_check(&mut self, status: Option<u16>) {
-        let verdict = status.map(|status| crate::http::ext_authz::Reply {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
+        let verdict = status.map(|status| {
+            crate::http::ext_authz::Answer::Http(crate::http::ext_authz::Reply {
+                status,
+                headers: Vec::new(),
+                body: Vec::new(),
+            })
         });
         self.conn.check_answered(&mut self.env, verdict, self.now);
         self.run();
