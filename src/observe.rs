@@ -95,12 +95,12 @@ pub fn begin(
             ctx.listeners.get(l).and_then(|lr| lr.http()),
             ctx.access_logs.slots(l),
         ) {
-            // The scheme as the connection manager leaves it: overwritten, or the connection's.
-            let scheme = match h.hcm.scheme_to_overwrite {
-                Some(true) => "https",
-                Some(false) => "http",
-                None if req.secure || conn.2.is_some() => "https",
-                None => "http",
+            // The scheme as the connection manager leaves it (`secure_scheme`).
+            let conn_secure = req.secure || conn.2.is_some();
+            let scheme = if crate::http::request::secure_scheme(req.headers, &h.hcm, conn_secure) {
+                "https"
+            } else {
+                "http"
             };
             let parts = (req.method, req.path, req.host, req.headers);
             fill_request(&mut c, slots, parts, scheme);

@@ -466,6 +466,9 @@ pub struct HttpConnectionManager {
 #[serde(deny_unknown_fields)]
 pub struct SchemeHeaderTransformation {
     pub scheme_to_overwrite: Option<String>,
+    /// Accepted either way: baton's HTTP/2 client always sends the upstream transport's
+    /// `:scheme` (validate.rs `scheme_transformation`).
+    #[allow(dead_code)]
     pub match_upstream: Option<bool>,
 }
 

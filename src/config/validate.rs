@@ -1147,11 +1147,13 @@ fn tunnel_clusters(clusters: &[Cluster], listeners: &[Listener]) -> Result<(), C
             };
             for (i, c) in ids.iter().filter_map(|&i| Some((i, clusters.get(i)?))) {
                 if c.http.http2.is_some() {
+                    // The cluster's HTTP/2 may be set in either of two places: the cluster
+                    // is named, with what it sets.
                     return Err(err(
-                        format!("static_resources.clusters[{i}].http2_protocol_options"),
+                        format!("static_resources.clusters[{i}]"),
                         format!(
-                            "not supported by baton for the tunnelling TCP proxy of listener {li} \
-                             (HTTP/2 CONNECT)"
+                            "speaks HTTP/2 (http2_protocol_options): not supported by baton for \
+                             the tunnelling TCP proxy of listener {li} (HTTP/2 CONNECT)"
                         ),
                     ));
                 }
@@ -2249,9 +2251,9 @@ fn thresholds(t: &raw::Thresholds, path: &str) -> Result<Thresholds, ConfigError
 }
 
 /// `scheme_header_transformation`: `scheme_to_overwrite` (Envoy allows only `http` and
-/// `https`) is honoured. `match_upstream` would only change the `:scheme` a request carries
-/// past the router; it is refused when it would apply (Envoy ignores it beside
-/// `scheme_to_overwrite`).
+/// `https`) is honoured. `match_upstream: true` asks for the `:scheme` sent upstream to follow
+/// the upstream's transport, which is what baton's HTTP/2 client always sends (an HTTP/1.1
+/// upstream gets no `:scheme`): accepted either way.
 fn scheme_transformation(
     t: &raw::SchemeHeaderTransformation,
     path: &str,
@@ -2262,10 +2264,6 @@ fn scheme_transformation(
         Some(other) => Err(err(
             join_key(path, "scheme_to_overwrite"),
             format!("\"{other}\" is not a valid value (must be http or https)"),
-        )),
-        None if t.match_upstream == Some(true) => Err(err(
-            join_key(path, "match_upstream"),
-            "not supported by baton (the scheme is the connection's or scheme_to_overwrite's)",
         )),
         None => Ok(None),
     }

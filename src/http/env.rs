@@ -122,15 +122,14 @@ impl CtxEnv<'_> {
         if resume.is_none() && (normalized.is_some() || host.is_some()) {
             observe::request_changed(self.ctx, self.listener, rq, normalized.as_deref(), host);
         }
-        // The request's scheme is the connection's, `https` over TLS, unless the connection
-        // manager overwrites it (`scheme_to_overwrite`): x-forwarded-proto, `:scheme`
-        // matching, the scheme a redirect keeps.
+        // The request's scheme as the connection manager sets it (`secure_scheme`):
+        // x-forwarded-proto, `:scheme` matching, the scheme a redirect keeps.
         let changed;
         let peer_cert = self.tls.is_some_and(|t| t.peer_subject.is_some());
-        let secure = l
-            .http()
-            .and_then(|h| h.hcm.scheme_to_overwrite)
-            .unwrap_or(req.secure || self.secure);
+        let conn_secure = req.secure || self.secure;
+        let secure = l.http().map_or(conn_secure, |h| {
+            crate::http::request::secure_scheme(req.headers, &h.hcm, conn_secure)
+        });
         let req = if self.secure || secure != req.secure || normalized.is_some() || host.is_some() {
             changed = RequestHead {
                 path: normalized.as_deref().unwrap_or(req.path),

@@ -406,6 +406,31 @@ pub fn replace_proto(hcm: &HttpConnectionManager) -> bool {
     (hcm.use_remote_address && hcm.xff_num_trusted_hops == 0) || hcm.scheme_to_overwrite.is_some()
 }
 
+/// The request's scheme as Envoy's connection manager sets `:scheme` (true: `https`):
+/// `scheme_to_overwrite`; else a client's `x-forwarded-proto` of `http` or `https` where it is
+/// trusted (not replaced, `replace_proto`); else the connection's (`conn_secure`: TLS).
+pub fn secure_scheme(
+    headers: &[httparse::Header<'_>],
+    hcm: &HttpConnectionManager,
+    conn_secure: bool,
+) -> bool {
+    if let Some(s) = hcm.scheme_to_overwrite {
+        return s;
+    }
+    if !replace_proto(hcm) {
+        let claimed = headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("x-forwarded-proto"))
+            .map(|h| crate::http::codec::trim(h.value));
+        match claimed {
+            Some(v) if v.eq_ignore_ascii_case(b"https") => return true,
+            Some(v) if v.eq_ignore_ascii_case(b"http") => return false,
+            _ => {}
+        }
+    }
+    conn_secure
+}
+
 /// Whether an external request (an edge one when `edge`) loses header `n`.
 pub fn stripped(n: &str, edge: bool) -> bool {
     named(EXTERNAL_STRIPPED, n) || (edge && named(EDGE_STRIPPED, n))

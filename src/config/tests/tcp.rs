@@ -143,6 +143,20 @@ fn tunneling_config_takes_a_fixed_hostname_and_refuses_the_rest() {
             "{value}"
         );
     }
+    // An HTTP/2 cluster (Envoy would send an HTTP/2 CONNECT) is refused, naming the cluster.
+    let mut d = tcp_doc("stat_prefix: p, cluster: b, tunneling_config: {hostname: \"h:1\"}");
+    set(
+        &mut d,
+        "static_resources.clusters[1].http2_protocol_options",
+        "{}",
+    );
+    let e = check(&d).map(|_| ()).expect_err("an HTTP/2 cluster");
+    assert!(
+        e.to_string().contains(
+            "static_resources.clusters[1]: speaks HTTP/2 (http2_protocol_options): not supported"
+        ),
+        "{e}"
+    );
 }
 
 #[test]

@@ -139,9 +139,9 @@ impl Exchange {
     /// A tunnelling TCP proxy's upstream connection is up: the first call writes the
     /// CONNECT (the connect timeout runs again, now for the answer); later ones read the
     /// answer. `Open` on a 2xx (its head consumed: what follows it is the tunnel's first
-    /// bytes); a refusal, a malformed or oversized head, or a close before it is a failed
-    /// connect (`UF`, the next attempt on the next host), as Envoy counts a tunnel that does
-    /// not come up.
+    /// bytes; 1xx heads before it are skipped); a refusal, a malformed or oversized head, or
+    /// a close before it is a failed connect (`UF`, the next attempt on the next host), as
+    /// Envoy counts a tunnel that does not come up.
     pub(super) fn tcp_tunnel_answer(
         &mut self,
         env: &mut dyn Env,
@@ -159,31 +159,41 @@ impl Exchange {
             self.connect_at = Some(now + self.connect_timeout);
             return Ok(TunnelAnswer::Wait(true));
         }
-        if !up.eof && !super::head_complete(up.rx.data(), &mut up.head_scanned) {
-            if up.rx.len() > super::MAX_RESPONSE_HEAD {
-                return Err(Failure::ConnectFailed);
+        loop {
+            if !up.eof && !super::head_complete(up.rx.data(), &mut up.head_scanned) {
+                if up.rx.len() > super::MAX_RESPONSE_HEAD {
+                    return Err(Failure::ConnectFailed);
+                }
+                return Ok(TunnelAnswer::Wait(false));
             }
-            return Ok(TunnelAnswer::Wait(false));
-        }
-        let mut hdrs = crate::http::codec::header_slots();
-        let status = match crate::http::codec::parse_response(up.rx.data(), &mut hdrs, false) {
-            Ok(Some(r)) if r.head_len <= super::MAX_RESPONSE_HEAD => Some((r.status, r.head_len)),
-            Ok(None) if !up.eof => return Ok(TunnelAnswer::Wait(false)),
-            _ => None,
-        };
-        match status {
-            Some((s, n)) if (200..300).contains(&s) => {
-                up.rx.consume(n);
-                up.head_scanned = 0;
-                self.connect_at = None;
-                Ok(TunnelAnswer::Open)
-            }
-            other => {
-                log::debug!(
-                    "tcp proxy: the upstream proxy refused the CONNECT ({:?})",
-                    other.map(|o| o.0)
-                );
-                Err(Failure::ConnectFailed)
+            let mut hdrs = crate::http::codec::header_slots();
+            let status = match crate::http::codec::parse_response(up.rx.data(), &mut hdrs, false) {
+                Ok(Some(r)) if r.head_len <= super::MAX_RESPONSE_HEAD => {
+                    Some((r.status, r.head_len))
+                }
+                Ok(None) if !up.eof => return Ok(TunnelAnswer::Wait(false)),
+                _ => None,
+            };
+            match status {
+                // Interim answers are skipped, as Envoy's tunnel ignores 1xx heads; the
+                // connect timeout still bounds a proxy that sends nothing else.
+                Some((s, n)) if (100..200).contains(&s) && s != 101 => {
+                    up.rx.consume(n);
+                    up.head_scanned = 0;
+                }
+                Some((s, n)) if (200..300).contains(&s) => {
+                    up.rx.consume(n);
+                    up.head_scanned = 0;
+                    self.connect_at = None;
+                    return Ok(TunnelAnswer::Open);
+                }
+                other => {
+                    log::debug!(
+                        "tcp proxy: the upstream proxy refused the CONNECT ({:?})",
+                        other.map(|o| o.0)
+                    );
+                    return Err(Failure::ConnectFailed);
+                }
             }
         }
     }

@@ -1679,6 +1679,15 @@ fn a_tunnelling_tcp_proxy_opens_its_tunnel_on_the_connects_2xx() {
     assert_eq!(sim.closed, Some(super::Close::Graceful));
     assert!(sim.env.flags[0].is_empty());
 
+    // Interim answers before the 2xx are skipped (split across reads too).
+    let mut sim = tunnel(1);
+    sim.client(b"x");
+    sim.attach();
+    sim.upstream(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n");
+    sim.upstream(b"\r\nHTTP/1.1 200 OK\r\n\r\nhi");
+    assert_eq!(sim.env.tunnels_open, 1);
+    assert_eq!(sim.client_got, b"hi");
+
     // Refused by the proxy, then a second host that accepts: the tunnel opens there.
     let mut sim = tunnel(2);
     sim.client(b"x");
