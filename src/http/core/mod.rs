@@ -302,9 +302,7 @@ pub trait Env {
     /// A TCP proxy event for the stats.
     fn tcp_stat(&mut self, s: TcpStat);
     /// A tunnelling TCP proxy's CONNECT request head, appended to `out`.
-    fn tcp_connect_head(&mut self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"CONNECT tunnel:443 HTTP/1.1\r\nHost: tunnel:443\r\n\r\n");
-    }
+    fn tcp_connect_head(&mut self, out: &mut Vec<u8>);
     /// Adds `n` to counter `c` (the compression filters' counters).
     fn count(&mut self, c: crate::stats::Counter, n: u64) {
         let _ = (c, n);

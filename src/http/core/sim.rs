@@ -399,6 +399,10 @@ impl Env for TestEnv {
     fn tcp_stat(&mut self, s: super::TcpStat) {
         self.tcp_stats.push(s);
     }
+
+    fn tcp_connect_head(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"CONNECT tunnel:443 HTTP/1.1\r\nHost: tunnel:443\r\n\r\n");
+    }
 }
 
 /// The upstream connection as the simulation sees it.
